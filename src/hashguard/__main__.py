@@ -1,0 +1,3 @@
+from hashguard.cli import main
+
+main()

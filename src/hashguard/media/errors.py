@@ -1,0 +1,40 @@
+"""Why a piece of media was refused. Every error says what was wrong in words a user can act on."""
+
+
+class MediaError(ValueError):
+    """Base class: the media could not be decoded or hashed."""
+
+
+class EmptyMedia(MediaError):
+    """The input has no bytes."""
+
+
+class UnsupportedMedia(MediaError):
+    """The bytes are not a format hashguard decodes."""
+
+
+class CorruptMedia(MediaError):
+    """The format was recognised but the data is truncated or damaged."""
+
+
+class LimitExceeded(MediaError):
+    """A declared or measured size is over a configured limit; refused before decoding pixels."""
+
+    def __init__(self, what: str, value: float, limit: float, unit: str = "") -> None:
+        self.what = what
+        self.value = value
+        self.limit = limit
+        unit = f" {unit}" if unit else ""
+        super().__init__(f"{what} {_fmt(value)}{unit} exceeds the limit of {_fmt(limit)}{unit}")
+
+
+def _fmt(number: float) -> str:
+    if float(number).is_integer():
+        return f"{int(number):,}"
+    return f"{number:,.1f}"
+
+
+def reason(exc: BaseException) -> str:
+    """A one-line, lower-case description of a decoder's exception, for an error message."""
+    text = " ".join(str(exc).split()) or type(exc).__name__
+    return text[0].lower() + text[1:]

@@ -1,0 +1,198 @@
+"""Decode untrusted image bytes to luma, in memory, within limits.
+
+Limits are checked from the header before any pixel buffer exists. JPEGs can be decoded at a
+reduced scale (libjpeg DCT scaling) when the caller says how small it may go; everything else is
+decoded at full resolution. EXIF orientation is applied, so the pixels are as a viewer shows them.
+"""
+
+import io
+import re
+import warnings
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from hashguard.media.errors import CorruptMedia, LimitExceeded, UnsupportedMedia, reason
+from hashguard.media.formats import AVIF, BMP, GIF, HEIF, JPEG, PNG, SNIFF_BYTES, TIFF, WEBP
+from hashguard.media.formats import Format, MediaKind, sniff
+from hashguard.media.limits import DEFAULT_LIMITS, Limits
+from hashguard.media.luma import luma_from_grey, luma_from_rgb
+
+_PILLOW_FORMAT: Final = {
+    JPEG: "JPEG",
+    PNG: "PNG",
+    GIF: "GIF",
+    WEBP: "WEBP",
+    BMP: "BMP",
+    TIFF: "TIFF",
+    HEIF: "HEIF",
+    AVIF: "AVIF",
+}
+
+# Above this many pixels, luma is taken in 8 bits by Pillow instead of exact float (speed, memory).
+_EXACT_LUMA_MAX_PIXELS: Final = 4_000_000
+_ORIENTATION_TAG: Final = 0x0112
+_SIXTEEN_BIT_MODES: Final = {"I;16", "I;16L", "I;16B", "I;16N"}
+
+
+@dataclass(frozen=True, slots=True)
+class LumaImage:
+    """The luma plane of an image or video frame, oriented as a viewer shows it.
+
+    ``pixels`` may be a reduced decode: ``scale`` full-resolution pixels per pixel on each axis.
+    ``width`` and ``height`` are the full-resolution size. Pixel values map black..white to
+    ``black``..``white`` (video luma is often 16..235).
+    """
+
+    pixels: np.ndarray
+    width: int
+    height: int
+    scale: int = 1
+    black: float = 0.0
+    white: float = 255.0
+
+
+def image_size(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
+    """Return (width, height) as declared by the header, checking limits; decodes no pixels."""
+    with _open(data, limits) as image:
+        return image.size
+
+
+def decode_luma(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, min_side: int | None = None
+) -> LumaImage:
+    """Decode an image (the first frame of an animation) to its luma plane.
+
+    With ``min_side`` set, a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) that
+    keeps both sides at least ``min_side`` pixels, and an image larger than ``min_side`` on
+    either side is decoded to 8-bit luma. Otherwise luma is float32 from 8-bit RGB, exactly as
+    the reference PDQ pipeline computes it.
+
+    Raises ``EmptyMedia``, ``UnsupportedMedia``, ``CorruptMedia`` or ``LimitExceeded``.
+    """
+    with _open(data, limits) as image:
+        width, height = image.size
+        approximate = min_side is not None and max(width, height) > min_side
+        scale = 1
+        if approximate and image.format == "JPEG" and image.mode in ("RGB", "L"):
+            assert min_side is not None
+            scale = _jpeg_scale(width, height, min_side)
+            image.draft("L", (-(-width // scale), -(-height // scale)))
+        orientation = _orientation(image)
+        try:
+            image.load()
+            pixels = _luma(image, exact=not approximate)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise CorruptMedia(f"cannot decode {image.format} data: {reason(exc)}") from exc
+    pixels = _orient(pixels, orientation)
+    if orientation >= 5:
+        width, height = height, width
+    return LumaImage(np.ascontiguousarray(pixels), width, height, scale)
+
+
+def _open(data: bytes, limits: Limits) -> Image.Image:
+    limits.check_image_bytes(len(data))
+    fmt = sniff(data[:SNIFF_BYTES])
+    if fmt.kind is not MediaKind.IMAGE:
+        raise UnsupportedMedia(f"{fmt.name} is a video format, not an image")
+    if fmt in (HEIF, AVIF):
+        _register_heif()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            image = Image.open(io.BytesIO(data), formats=[_PILLOW_FORMAT[fmt]])
+    except Image.DecompressionBombError as exc:
+        # Pillow's own guard (far above our default limit) fired before ours could.
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        declared = int(found.group(1)) if found else limits.max_pixels + 1
+        raise LimitExceeded("declared pixel count", declared, limits.max_pixels) from exc
+    except UnidentifiedImageError as exc:
+        raise CorruptMedia(f"cannot read the {fmt.name} header") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptMedia(f"cannot read the {fmt.name} header: {reason(exc)}") from exc
+    try:
+        _check_header(image, fmt, limits)
+    except BaseException:
+        image.close()
+        raise
+    return image
+
+
+def _check_header(image: Image.Image, fmt: Format, limits: Limits) -> None:
+    width, height = image.size
+    if width <= 0 or height <= 0:
+        raise CorruptMedia(f"{fmt.name} header declares an empty {width}x{height} image")
+    limits.check_pixels(width, height)
+    try:
+        frames = int(getattr(image, "n_frames", 1))
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise CorruptMedia(f"cannot count the frames of this {fmt.name}: {reason(exc)}") from exc
+    limits.check_frames(frames)
+
+
+def _jpeg_scale(width: int, height: int, min_side: int) -> int:
+    scale = 1
+    while scale < 8 and min(width, height) // (scale * 2) >= min_side:
+        scale *= 2
+    return scale
+
+
+def _luma(image: Image.Image, *, exact: bool) -> np.ndarray:
+    mode = image.mode
+    if mode in _SIXTEEN_BIT_MODES or mode == "I":
+        values = np.asarray(image).astype(np.float32)
+        if mode != "I" or values.max(initial=0) > 255:
+            values /= np.float32(257.0)
+        return np.clip(values, 0, 255)
+    if mode == "F":
+        return np.clip(np.asarray(image, dtype=np.float32), 0, 255)
+    if mode in ("1", "L", "LA", "La"):
+        grey = image if mode == "L" else image.convert("L")
+        if exact:
+            return luma_from_grey(np.asarray(grey))  # type: ignore[no-any-return]
+        return np.asarray(grey)
+    rgb = image if mode == "RGB" else image.convert("RGB")
+    if exact or rgb.width * rgb.height <= _EXACT_LUMA_MAX_PIXELS:
+        return luma_from_rgb(np.asarray(rgb))  # type: ignore[no-any-return]
+    return np.asarray(rgb.convert("L"))
+
+
+def _orientation(image: Image.Image) -> int:
+    try:
+        value = image.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception:  # a broken EXIF block must not make the image unreadable
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
+    """Apply an EXIF orientation (1-8) to a 2-D array, as Pillow's ``exif_transpose`` does."""
+    if orientation == 2:
+        return pixels[:, ::-1]
+    if orientation == 3:
+        return pixels[::-1, ::-1]
+    if orientation == 4:
+        return pixels[::-1, :]
+    if orientation == 5:
+        return pixels.T
+    if orientation == 6:
+        return np.rot90(pixels, -1)
+    if orientation == 7:
+        return pixels.T[::-1, ::-1]
+    if orientation == 8:
+        return np.rot90(pixels, 1)
+    return pixels
+
+
+_heif_registered = False
+
+
+def _register_heif() -> None:
+    global _heif_registered
+    if not _heif_registered:
+        import pillow_heif
+
+        pillow_heif.register_heif_opener()
+        _heif_registered = True

@@ -1,0 +1,14 @@
+"""Signal types (hash algorithms): ``pdq``, ``vpdq``, ``md5``, ``sha1``, ``sha256``."""
+
+from hashguard.signals.base import Comparison, InvalidSignalValue, SignalType
+from hashguard.signals.registry import UnknownSignal, for_media, get, names
+
+__all__ = [
+    "Comparison",
+    "InvalidSignalValue",
+    "SignalType",
+    "UnknownSignal",
+    "for_media",
+    "get",
+    "names",
+]

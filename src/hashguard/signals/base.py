@@ -1,0 +1,62 @@
+"""What every signal type provides: a hasher, a parser for its string form, a distance, a threshold.
+
+A signal type is a small class with a name; the registry finds it by that name. Values are parsed
+from their string form once, at the boundary, and trusted inside.
+"""
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import BinaryIO, ClassVar, Generic, TypeVar
+
+from hashguard.media.formats import MediaKind
+from hashguard.media.limits import DEFAULT_LIMITS, Limits
+
+Value = TypeVar("Value")
+MediaSource = bytes | BinaryIO
+
+
+class InvalidSignalValue(ValueError):
+    """A signal's string form did not parse; the message says what was expected."""
+
+
+@dataclass(frozen=True, slots=True)
+class Comparison:
+    """The outcome of comparing two values of one signal type."""
+
+    signal: str
+    distance: float
+    threshold: float
+    match: bool
+    reason: str  # one line a person can read: why this is or is not a match
+
+
+class SignalType(ABC, Generic[Value]):
+    """A kind of hash: how to compute it, parse it, print it, and compare two of them."""
+
+    name: ClassVar[str]
+    media: ClassVar[frozenset[MediaKind]]
+    default_threshold: ClassVar[float]
+
+    @abstractmethod
+    def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> Value:
+        """Hash media given as bytes or an open binary file; raises ``MediaError`` subclasses."""
+
+    @abstractmethod
+    def parse(self, text: str) -> Value:
+        """Parse the string form; raises ``InvalidSignalValue`` naming what was expected."""
+
+    @abstractmethod
+    def format(self, value: Value) -> str:
+        """The canonical string form, as lists and peers exchange it."""
+
+    @abstractmethod
+    def compare(self, a: Value, b: Value, threshold: float | None = None) -> Comparison:
+        """Compare two values; ``threshold`` defaults to ``default_threshold``."""
+
+    def applies_to(self, kind: MediaKind) -> bool:
+        return kind in self.media
+
+
+def read_all(source: MediaSource) -> bytes:
+    """The bytes of ``source``, reading an open file from its current position."""
+    return source if isinstance(source, bytes) else source.read()

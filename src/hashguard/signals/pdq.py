@@ -1,0 +1,147 @@
+"""PDQ, Meta's 256-bit perceptual image hash, with quality and the 8 dihedral variants.
+
+String form: 64 lowercase hex digits, as ThreatExchange, HMA, NCMEC and StopNCII exchange it.
+Hashing is conformant with the reference (``pdqhash``): bit-identical for images up to 512 px a
+side; larger JPEGs are decoded at reduced DCT scale and hashed through the same linear map.
+"""
+
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+import numpy as np
+
+from hashguard.media.formats import MediaKind
+from hashguard.media.image import LumaImage, decode_luma
+from hashguard.media.limits import DEFAULT_LIMITS, Limits
+from hashguard.signals import pdq_kernel
+from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType
+from hashguard.signals.base import read_all
+
+DEFAULT_THRESHOLD: Final = 31
+MIN_QUALITY: Final = 50
+# Reduced JPEG decoding keeps both sides at least this long (measured: docs/benchmarks.md).
+REDUCED_MIN_SIDE: Final = 512
+# Up to this many pixels the exact box filter is fast; above it the matrix form is faster.
+_EXACT_MAX_PIXELS: Final = 1_200_000
+_HEX: Final = re.compile(r"[0-9a-f]{64}")
+
+
+@dataclass(frozen=True, slots=True)
+class PdqHash:
+    """256 bits in hex-string order, and the quality (0-100) when the hash was computed here."""
+
+    bits: bytes
+    quality: int | None = None
+
+    def __post_init__(self) -> None:
+        if len(self.bits) != 32:
+            raise InvalidSignalValue(f"a PDQ hash has 32 bytes, got {len(self.bits)}")
+
+    @property
+    def hex(self) -> str:
+        return self.bits.hex()
+
+    def distance(self, other: "PdqHash") -> int:
+        """Hamming distance in bits (0..256)."""
+        a = int.from_bytes(self.bits, "big")
+        return (a ^ int.from_bytes(other.bits, "big")).bit_count()
+
+    @property
+    def low_quality(self) -> bool:
+        return self.quality is not None and self.quality < MIN_QUALITY
+
+
+@dataclass(frozen=True, slots=True)
+class DihedralHashes:
+    """An image's hash and the hashes of its 3 rotations and 4 flips, in ThreatExchange order."""
+
+    quality: int
+    variants: dict[str, PdqHash]
+
+    @property
+    def original(self) -> PdqHash:
+        return self.variants["original"]
+
+
+def hash_luma(luma: LumaImage) -> PdqHash:
+    """PDQ of a decoded luma plane (an image or a video frame)."""
+    buffer, quality = _buffer_64x64(luma)
+    if buffer is None:
+        return PdqHash(bytes(32), 0)
+    dct = pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64)
+    return PdqHash(pdq_kernel.hash_bits(dct).tobytes(), quality)
+
+
+def dihedral_luma(luma: LumaImage) -> DihedralHashes:
+    """The 8 dihedral hashes of a decoded luma plane, all from one DCT."""
+    buffer, quality = _buffer_64x64(luma)
+    names = [name for name, *_ in pdq_kernel.DIHEDRAL]
+    if buffer is None:
+        return DihedralHashes(0, {name: PdqHash(bytes(32), 0) for name in names})
+    dct = pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64)
+    variants = {
+        name: PdqHash(pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(), quality)
+        for name, *flips in pdq_kernel.DIHEDRAL
+    }
+    return DihedralHashes(quality, variants)
+
+
+def _buffer_64x64(luma: LumaImage) -> tuple[np.ndarray | None, int]:
+    if luma.width < pdq_kernel.MIN_SIDE or luma.height < pdq_kernel.MIN_SIDE:
+        return None, 0
+    pixels = luma.pixels
+    if luma.scale == 1 and pixels.size <= _EXACT_MAX_PIXELS:
+        buffer = pdq_kernel.exact_64x64(pixels)
+    else:
+        buffer = pdq_kernel.weighted_64x64(pixels, luma.height, luma.width, luma.scale)
+    if (luma.black, luma.white) != (0.0, 255.0):
+        # The pipeline is linear, so mapping video levels to 0..255 here equals doing it per pixel.
+        gain = np.float32(255.0 / (luma.white - luma.black))
+        buffer = (buffer - np.float32(luma.black)) * gain
+    buffer = np.ascontiguousarray(buffer, dtype=np.float32)
+    return buffer, int(pdq_kernel.quality(buffer))
+
+
+class PdqSignal(SignalType[PdqHash]):
+    name: ClassVar[str] = "pdq"
+    media: ClassVar[frozenset[MediaKind]] = frozenset({MediaKind.IMAGE})
+    default_threshold: ClassVar[float] = DEFAULT_THRESHOLD
+
+    def __init__(self, min_quality: int = MIN_QUALITY) -> None:
+        self.min_quality = min_quality
+
+    def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> PdqHash:
+        data = read_all(source)
+        return hash_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE))
+
+    def hash_dihedral(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> DihedralHashes:
+        data = read_all(source)
+        return dihedral_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE))
+
+    def parse(self, text: str) -> PdqHash:
+        value = text.strip().lower()
+        if not _HEX.fullmatch(value):
+            raise InvalidSignalValue(
+                f"expected a PDQ hash of 64 hex digits, got {_preview(text)} ({len(text)} chars)"
+            )
+        return PdqHash(bytes.fromhex(value))
+
+    def format(self, value: PdqHash) -> str:
+        return value.hex
+
+    def compare(self, a: PdqHash, b: PdqHash, threshold: float | None = None) -> Comparison:
+        limit = self.default_threshold if threshold is None else threshold
+        distance = a.distance(b)
+        low = [q for q in (a.quality, b.quality) if q is not None and q < self.min_quality]
+        if low:
+            reason = f"quality {min(low)} is below {self.min_quality}: too little detail to match"
+            return Comparison(self.name, distance, limit, False, reason)
+        match = distance <= limit
+        verb = "within" if match else "over"
+        reason = f"{distance} of 256 bits differ, {verb} the threshold of {limit:g}"
+        return Comparison(self.name, distance, limit, match, reason)
+
+
+def _preview(text: str) -> str:
+    return repr(text if len(text) <= 20 else text[:20] + "...")

@@ -1,0 +1,300 @@
+"""The PDQ transform: luma -> 64x64 -> 16x16 DCT -> 256 bits, and the quality metric.
+
+Follows Meta's PDQ specification (pdqhash-2017-10-09): two passes of a Jarosz box filter,
+decimation to 64x64, a DCT keeping frequencies 1..16 on each axis, bits = coefficient > median.
+The exact path repeats the reference's float32 arithmetic in the same order, so it gives
+bit-identical hashes. The weighted path computes the same linear map as one pair of matrix
+products, which also works on a JPEG decoded at reduced scale (see ``weighted_64x64``).
+"""
+
+import math
+from functools import lru_cache
+from typing import Final
+
+import numpy as np
+from numba import njit
+
+MIN_SIDE: Final = 5  # the reference hashes anything smaller as all-zero, quality 0
+_ROWS_PER_CHUNK: Final = 512
+
+
+def jarosz_window(old_size: int, new_size: int = 64) -> int:
+    """The reference's box-filter window for downsampling ``old_size`` to ``new_size``."""
+    return (old_size + 2 * new_size - 1) // (2 * new_size)
+
+
+def _dct_matrix() -> np.ndarray:
+    # As the reference builds it: float scale times double cosine, rounded to float32.
+    scale = float(np.float32(math.sqrt(2.0 / 64.0)))
+    step = math.pi / 2.0 / 64.0
+    matrix = np.empty((16, 64), np.float32)
+    for i in range(16):
+        for j in range(64):
+            matrix[i, j] = scale * math.cos(step * (i + 1) * (2 * j + 1))
+    return matrix
+
+
+DCT_16X64: Final = _dct_matrix()
+
+
+@njit(cache=True, nogil=True)
+def _box_along_columns(src: np.ndarray, dst: np.ndarray, window: int) -> None:  # pragma: no cover
+    # The reference's 1-D box filter run down every column at once (row-major friendly),
+    # with the same float32 running sum per column, so results are bit-identical.
+    rows, cols = src.shape
+    half = (window + 2) // 2
+    acc = np.zeros(cols, np.float32)
+    ri = 0
+    li = 0
+    oi = 0
+    count = 0
+    for _ in range(half - 1):
+        for j in range(cols):
+            acc[j] += src[ri, j]
+        count += 1
+        ri += 1
+    for _ in range(window - half + 1):
+        count += 1
+        c = np.float32(count)
+        for j in range(cols):
+            acc[j] += src[ri, j]
+            dst[oi, j] = acc[j] / c
+        ri += 1
+        oi += 1
+    c = np.float32(count)
+    for _ in range(rows - window):
+        for j in range(cols):
+            acc[j] += src[ri, j]
+            acc[j] -= src[li, j]
+            dst[oi, j] = acc[j] / c
+        li += 1
+        ri += 1
+        oi += 1
+    for _ in range(half - 1):
+        count -= 1
+        c = np.float32(count)
+        for j in range(cols):
+            acc[j] -= src[li, j]
+            dst[oi, j] = acc[j] / c
+        li += 1
+        oi += 1
+
+
+@njit(cache=True, nogil=True)
+def _box_along_rows(src: np.ndarray, dst: np.ndarray, window: int) -> None:  # pragma: no cover
+    rows, cols = src.shape
+    half = (window + 2) // 2
+    for r in range(rows):
+        acc = np.float32(0.0)
+        ri = 0
+        li = 0
+        oi = 0
+        count = 0
+        for _ in range(half - 1):
+            acc += src[r, ri]
+            count += 1
+            ri += 1
+        for _ in range(window - half + 1):
+            acc += src[r, ri]
+            count += 1
+            dst[r, oi] = acc / np.float32(count)
+            ri += 1
+            oi += 1
+        c = np.float32(count)
+        for _ in range(cols - window):
+            acc += src[r, ri]
+            acc -= src[r, li]
+            dst[r, oi] = acc / c
+            li += 1
+            ri += 1
+            oi += 1
+        for _ in range(half - 1):
+            acc -= src[r, li]
+            count -= 1
+            dst[r, oi] = acc / np.float32(count)
+            li += 1
+            oi += 1
+
+
+@njit(cache=True, nogil=True)
+def _jarosz_64x64(luma: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    rows, cols = luma.shape
+    window_along_rows = (cols + 127) // 128
+    window_along_cols = (rows + 127) // 128
+    work = luma.astype(np.float32)  # always a copy: the filter runs in place
+    spare = np.empty_like(work)
+    for _ in range(2):
+        _box_along_rows(work, spare, window_along_rows)
+        _box_along_columns(spare, work, window_along_cols)
+    out = np.empty((64, 64), np.float32)
+    for i in range(64):
+        src_i = int(((i + 0.5) * rows) / 64)
+        for j in range(64):
+            out[i, j] = work[src_i, int(((j + 0.5) * cols) / 64)]
+    return out
+
+
+def exact_64x64(luma: np.ndarray) -> np.ndarray:
+    """Blur and decimate full-resolution luma to 64x64 exactly as the reference does."""
+    if luma.shape == (64, 64):
+        return luma.astype(np.float32)
+    return _jarosz_64x64(np.ascontiguousarray(luma))  # type: ignore[no-any-return]
+
+
+@lru_cache(maxsize=512)
+def _axis_weights(full: int, reduced: int, scale: int) -> np.ndarray:
+    """Rows of the reference's blur-and-decimate map along one axis, summed per reduced pixel.
+
+    Row i holds the weight each input pixel gets in output sample i: two passes of the
+    edge-normalised box filter, read at the reference's decimation point. Summing the weights of
+    the ``scale`` full-resolution pixels that one reduced pixel averages gives the same map on
+    a reduced decode, up to the variation of the weights inside one block.
+    """
+    window = jarosz_window(full)
+    half = (window + 2) // 2
+    index = np.arange(full)
+    lo = np.maximum(index - (window - half), 0)
+    hi = np.minimum(index + (half - 1), full - 1)
+    inverse = 1.0 / (hi - lo + 1)
+    samples = np.array([int(((i + 0.5) * full) / 64) for i in range(64)])
+    # Output i = sum over o in box(p_i) of inverse[p_i] * inverse[o] * box(o): spread with a
+    # difference array, then integrate.
+    diff = np.zeros((64, full + 1))
+    for i, p in enumerate(samples):
+        inner = np.arange(lo[p], hi[p] + 1)
+        amount = inverse[p] * inverse[inner]
+        np.add.at(diff[i], lo[inner], amount)
+        np.add.at(diff[i], hi[inner] + 1, -amount)
+    weights = np.cumsum(diff[:, :full], axis=1)
+    padded = np.zeros((64, reduced * scale))
+    padded[:, : min(full, reduced * scale)] = weights[:, : reduced * scale]
+    return padded.reshape(64, reduced, scale).sum(axis=2).astype(np.float32)
+
+
+def weighted_64x64(pixels: np.ndarray, height: int, width: int, scale: int) -> np.ndarray:
+    """The reference's 64x64 downsample of an image of ``height`` x ``width``, computed from
+    ``pixels``, that image decoded at 1/``scale`` (each pixel the mean of a scale x scale block).
+    """
+    rows, cols = pixels.shape
+    row_weights = _axis_weights(height, rows, scale)
+    col_weights = _axis_weights(width, cols, scale)
+    partial = np.zeros((64, cols), np.float32)
+    for start in range(0, rows, _ROWS_PER_CHUNK):
+        stop = min(start + _ROWS_PER_CHUNK, rows)
+        block = pixels[start:stop].astype(np.float32)
+        partial += row_weights[:, start:stop] @ block
+    return partial @ col_weights.T  # type: ignore[no-any-return]
+
+
+@njit(cache=True, nogil=True)
+def quality(buffer: np.ndarray) -> int:  # pragma: no cover - compiled
+    """The reference's quality metric: quantised gradient sum of the 64x64 image, 0..100."""
+    gradients = 0
+    for i in range(63):
+        for j in range(64):
+            gradients += abs(
+                int(((buffer[i, j] - buffer[i + 1, j]) * np.float32(100.0)) / np.float32(255.0))
+            )
+    for i in range(64):
+        for j in range(63):
+            gradients += abs(
+                int(((buffer[i, j] - buffer[i, j + 1]) * np.float32(100.0)) / np.float32(255.0))
+            )
+    return min(gradients // 90, 100)
+
+
+@njit(cache=True, nogil=True)
+def dct_16x16(buffer: np.ndarray, matrix: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """D A D^T for the 16x64 DCT matrix D, summed in the reference's order."""
+    partial = np.empty((16, 64), np.float32)
+    for i in range(16):
+        for j in range(64):
+            total = np.float32(0.0)
+            for k in range(64):
+                total += matrix[i, k] * buffer[k, j]
+            partial[i, j] = total
+    out = np.empty((16, 16), np.float32)
+    for i in range(16):
+        for j in range(16):
+            total = np.float32(0.0)
+            for k in range(64):
+                total += partial[i, k] * matrix[j, k]
+            out[i, j] = total
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _torben_median(values: np.ndarray) -> np.float32:  # pragma: no cover - compiled
+    # Torben's selection, as the reference uses: the value at rank (n+1)/2 without sorting.
+    n = values.size
+    low = values[0]
+    high = values[0]
+    for i in range(1, n):
+        low = min(low, values[i])
+        high = max(high, values[i])
+    half = (n + 1) // 2
+    while True:
+        guess = (low + high) / np.float32(2.0)
+        less = 0
+        greater = 0
+        equal = 0
+        max_below = low
+        min_above = high
+        for i in range(n):
+            v = values[i]
+            if v < guess:
+                less += 1
+                max_below = max(max_below, v)
+            elif v > guess:
+                greater += 1
+                min_above = min(min_above, v)
+            else:
+                equal += 1
+        if less <= half and greater <= half:
+            break
+        if less > greater:
+            high = max_below
+        else:
+            low = min_above
+    if less >= half:
+        return max_below
+    if less + equal >= half:
+        return guess
+    return min_above
+
+
+@njit(cache=True, nogil=True)
+def hash_bits(dct: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
+    """256 bits, coefficient > median, packed in the order of the hex string (bit 255 first)."""
+    flat = dct.ravel()
+    median = _torben_median(flat)
+    out = np.zeros(32, np.uint8)
+    for k in range(256):
+        if flat[k] > median:
+            out[31 - (k >> 3)] |= np.uint8(1 << (k & 7))
+    return out
+
+
+# The 8 dihedral variants in ThreatExchange's order, as (transpose, row sign, column sign):
+# mirroring an axis negates the odd frequencies (0-based even indices) along it.
+DIHEDRAL: Final = (
+    ("original", False, False, False),
+    ("rotate90", True, False, True),
+    ("rotate180", False, True, True),
+    ("rotate270", True, True, False),
+    ("flipx", False, True, False),
+    ("flipy", False, False, True),
+    ("flipplus1", True, False, False),
+    ("flipminus1", True, True, True),
+)
+_ALTERNATING: Final = np.where(np.arange(16) % 2 == 0, -1.0, 1.0).astype(np.float32)
+
+
+def dihedral_dct(dct: np.ndarray, transpose: bool, flip_rows: bool, flip_cols: bool) -> np.ndarray:
+    """The DCT of the image rotated or flipped, from the DCT of the image."""
+    out = dct
+    if flip_rows:
+        out = out * _ALTERNATING[:, None]
+    if flip_cols:
+        out = out * _ALTERNATING[None, :]
+    return np.ascontiguousarray(out.T if transpose else out)

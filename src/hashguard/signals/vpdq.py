@@ -1,0 +1,162 @@
+"""vPDQ, Meta's video hash: the PDQ hash of sampled frames, compared as two sets of frames.
+
+String form (the vPDQ text form): one line per frame, ``frame,quality,hash,timestamp_seconds``.
+Two videos match when, counting only frames of quality >= 50, at least 80 % of the query's
+frames have a frame in the other within PDQ distance 31, and at least 80 % of the other's have
+one in the query (all four numbers configurable).
+"""
+
+import math
+import re
+from dataclasses import dataclass
+from typing import ClassVar, Final
+
+import numpy as np
+
+from hashguard.media.formats import MediaKind
+from hashguard.media.limits import DEFAULT_LIMITS, Limits
+from hashguard.media.video import iter_frames
+from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType
+from hashguard.signals.pdq import DEFAULT_THRESHOLD, MIN_QUALITY, hash_luma
+
+DEFAULT_MATCH_PERCENT: Final = 80.0
+_LINE: Final = re.compile(r"(\d+),(\d+),([0-9a-f]{64}),(\d+(?:\.\d*)?)")
+_PAIRS_PER_CHUNK: Final = 4_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class VpdqFrame:
+    number: int
+    quality: int
+    bits: bytes  # 32 bytes, PDQ hex-string order
+    timestamp: float
+
+    @property
+    def hex(self) -> str:
+        return self.bits.hex()
+
+
+@dataclass(frozen=True, slots=True)
+class VpdqHash:
+    frames: tuple[VpdqFrame, ...]
+
+    @property
+    def mean_quality(self) -> int:
+        if not self.frames:
+            return 0
+        return round(sum(f.quality for f in self.frames) / len(self.frames))
+
+
+@dataclass(frozen=True, slots=True)
+class VpdqComparison(Comparison):
+    """``query_percent``: share of the query's good frames found in the target, and vice versa.
+
+    ``distance`` is the percentage of good frames without a match on the worse side, so a match
+    is ``distance <= threshold`` as for every signal (threshold = 100 - match percent).
+    """
+
+    query_percent: float = 0.0
+    target_percent: float = 0.0
+
+
+class VpdqSignal(SignalType[VpdqHash]):
+    name: ClassVar[str] = "vpdq"
+    media: ClassVar[frozenset[MediaKind]] = frozenset({MediaKind.VIDEO})
+    default_threshold: ClassVar[float] = DEFAULT_THRESHOLD  # PDQ distance between two frames
+
+    def __init__(
+        self,
+        per_second: float = 1.0,
+        *,
+        min_quality: int = MIN_QUALITY,
+        query_percent: float = DEFAULT_MATCH_PERCENT,
+        target_percent: float = DEFAULT_MATCH_PERCENT,
+        threads: int = 1,
+    ) -> None:
+        if per_second < 0:
+            raise ValueError("per_second must be >= 0 (0 hashes every frame)")
+        self.per_second = per_second
+        self.min_quality = min_quality
+        self.query_percent = query_percent
+        self.target_percent = target_percent
+        self.threads = threads
+
+    def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> VpdqHash:
+        frames = iter_frames(source, limits, per_second=self.per_second, threads=self.threads)
+        hashed = []
+        for frame in frames:
+            pdq = hash_luma(frame.luma)
+            assert pdq.quality is not None
+            hashed.append(VpdqFrame(frame.number, pdq.quality, pdq.bits, frame.timestamp))
+        return VpdqHash(tuple(hashed))
+
+    def parse(self, text: str) -> VpdqHash:
+        frames = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            line = line.strip()
+            if not line:
+                continue
+            found = _LINE.fullmatch(line.lower())
+            if found is None:
+                raise InvalidSignalValue(
+                    f"vPDQ line {number}: expected 'frame,quality,hash,timestamp_seconds' "
+                    f"(hash = 64 hex digits), got {line[:90]!r}"
+                )
+            quality = int(found.group(2))
+            if quality > 100:
+                raise InvalidSignalValue(f"vPDQ line {number}: quality {quality} is over 100")
+            frames.append(
+                VpdqFrame(
+                    int(found.group(1)),
+                    quality,
+                    bytes.fromhex(found.group(3)),
+                    float(found.group(4)),
+                )
+            )
+        if not frames:
+            raise InvalidSignalValue("a vPDQ hash needs at least one frame line")
+        return VpdqHash(tuple(frames))
+
+    def format(self, value: VpdqHash) -> str:
+        return "\n".join(
+            f"{f.number},{f.quality},{f.hex},{f.timestamp:.3f}" for f in value.frames
+        )
+
+    def compare(self, a: VpdqHash, b: VpdqHash, threshold: float | None = None) -> VpdqComparison:
+        """Compare query ``a`` with target ``b``; ``threshold`` is the per-frame PDQ distance."""
+        frame_threshold = self.default_threshold if threshold is None else threshold
+        query = _good_frames(a, self.min_quality)
+        target = _good_frames(b, self.min_quality)
+        allowed = 100.0 - min(self.query_percent, self.target_percent)
+        if len(query) == 0 or len(target) == 0:
+            return VpdqComparison(
+                self.name, 100.0, allowed, False,
+                f"no frames of quality >= {self.min_quality} to compare", 0.0, 0.0,
+            )  # fmt: skip
+        close = _close_pairs(query, target, frame_threshold)
+        q_pct = 100.0 * float(close.any(axis=1).mean())
+        t_pct = 100.0 * float(close.any(axis=0).mean())
+        match = q_pct >= self.query_percent and t_pct >= self.target_percent
+        distance = 100.0 - min(q_pct, t_pct)
+        reason = (
+            f"{q_pct:.1f} % of the query's frames and {t_pct:.1f} % of the other's have a frame "
+            f"within {frame_threshold:g} bits; a match needs {self.query_percent:g} % and "
+            f"{self.target_percent:g} %"
+        )
+        return VpdqComparison(self.name, distance, allowed, match, reason, q_pct, t_pct)
+
+
+def _good_frames(value: VpdqHash, min_quality: int) -> np.ndarray:
+    bits = [f.bits for f in value.frames if f.quality >= min_quality]
+    return np.frombuffer(b"".join(bits), dtype=np.uint64).reshape(len(bits), 4)
+
+
+def _close_pairs(query: np.ndarray, target: np.ndarray, threshold: float) -> np.ndarray:
+    """Boolean matrix: query frame i is within ``threshold`` bits of target frame j."""
+    close = np.empty((len(query), len(target)), dtype=bool)
+    step = max(1, _PAIRS_PER_CHUNK // max(1, len(target)))
+    limit = math.floor(threshold)
+    for start in range(0, len(query), step):
+        block = query[start : start + step, None, :] ^ target[None, :, :]
+        close[start : start + step] = np.bitwise_count(block).sum(axis=2) <= limit
+    return close
