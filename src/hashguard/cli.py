@@ -1,0 +1,253 @@
+"""The ``hashguard`` command line: hash files, compare two files, run the demo."""
+
+import csv
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from hashguard import __version__
+from hashguard.media.errors import MediaError
+from hashguard.media.formats import SNIFF_BYTES, sniff
+from hashguard.signals import registry
+from hashguard.signals.base import Comparison
+from hashguard.signals.batch import FileFailure, HashRecord, HashSettings, expand, hash_paths
+from hashguard.signals.pdq import PdqSignal
+from hashguard.signals.vpdq import VpdqComparison
+
+app = typer.Typer(
+    name="hashguard",
+    help="Match media against verifiable lists of known child-abuse material, privately.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+stderr = Console(stderr=True, highlight=False)
+
+
+class OutputFormat(StrEnum):
+    jsonl = "jsonl"
+    csv = "csv"
+    text = "text"
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"hashguard {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """hashguard: hash media and match it against known-material lists."""
+
+
+def _signal_names(value: str | None) -> tuple[str, ...]:
+    if not value:
+        return ()
+    names = tuple(n.strip().lower() for n in value.split(",") if n.strip())
+    for name in names:
+        try:
+            registry.get(name)
+        except registry.UnknownSignal as exc:
+            raise typer.BadParameter(str(exc)) from None
+    return names
+
+
+@app.command("hash")
+def hash_command(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories (walked recursively).")],
+    signal: Annotated[
+        str | None,
+        typer.Option(
+            "--signal", "-s", help="Comma-separated signals (pdq,vpdq,md5,sha1,sha256); default all."
+        ),
+    ] = None,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also print the 8 rotation/flip PDQ hashes.")
+    ] = False,
+    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes to use.")] = 1,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        OutputFormat.jsonl
+    ),
+    video_rate: Annotated[
+        float,
+        typer.Option("--video-rate", min=0, help="vPDQ frames hashed per second; 0 = every frame."),
+    ] = 1.0,
+) -> None:
+    """Hash files; one output line per file and signal. Exit status 1 if any file failed."""
+    settings = HashSettings(_signal_names(signal), dihedral, video_per_second=video_rate)
+    files = list(expand(str(p) for p in paths))
+    writer = _writer(output)
+    failed = 0
+    with _progress(len(files)) as advance:
+        for result in hash_paths(files, settings, jobs):
+            if isinstance(result, FileFailure):
+                failed += 1
+                stderr.print(f"hashguard: {result.path}: {result.reason}", markup=False)
+            else:
+                sys.stdout.write("".join(writer(record) for record in result))
+                sys.stdout.flush()
+            advance()
+    if failed:
+        raise typer.Exit(1)
+
+
+def _writer(output: OutputFormat) -> Any:
+    if output is OutputFormat.jsonl:
+        return _jsonl
+    if output is OutputFormat.csv:
+        sys.stdout.write("path,signal,value,quality\n")
+        return _csv
+    return _text
+
+
+def _rows(record: HashRecord) -> Iterator[tuple[str, str, int | None]]:
+    yield record.signal, record.value, record.quality
+    for name, value in (record.dihedral or {}).items():
+        if name != "original":
+            yield f"{record.signal}:{name}", value, record.quality
+
+
+def _jsonl(record: HashRecord) -> str:
+    line: dict[str, Any] = {"path": record.path, "signal": record.signal, "value": record.value}
+    if record.quality is not None:
+        line["quality"] = record.quality
+    if record.frames is not None:
+        line["frames"] = record.frames
+    if record.dihedral is not None:
+        line["dihedral"] = record.dihedral
+    return json.dumps(line, ensure_ascii=False) + "\n"
+
+
+def _csv(record: HashRecord) -> str:
+    buffer = io.StringIO()
+    out = csv.writer(buffer, lineterminator="\n")
+    for signal, value, quality in _rows(record):
+        out.writerow([record.path, signal, value, "" if quality is None else quality])
+    return buffer.getvalue()
+
+
+def _text(record: HashRecord) -> str:
+    lines = []
+    for signal, value, quality in _rows(record):
+        shown = "-" if quality is None else str(quality)
+        for part in value.splitlines():  # vpdq: one line per frame
+            lines.append(f"{signal}\t{part}\t{shown}\t{record.path}\n")
+    return "".join(lines)
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Any]:
+    if not sys.stderr.isatty() or total < 2:
+        yield lambda: None
+        return
+    columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=stderr, transient=True) as progress:
+        task = progress.add_task("hash", total=total)
+        yield lambda: progress.advance(task)
+
+
+@app.command()
+def compare(
+    first: Annotated[Path, typer.Argument(help="An image or video file.")],
+    second: Annotated[Path, typer.Argument(help="Another file of the same kind.")],
+    threshold: Annotated[
+        float | None,
+        typer.Option(help="PDQ distance threshold (vPDQ: per frame); default the signal's."),
+    ] = None,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl or text.")] = (
+        OutputFormat.text
+    ),
+) -> None:
+    """Compare two files: per signal, the distance and whether it is a match."""
+    try:
+        kinds = [_kind(first), _kind(second)]
+        if kinds[0] is not kinds[1]:
+            raise MediaError(f"{first} is {kinds[0]} and {second} is {kinds[1]}: nothing to compare")
+        comparisons = list(_compare(first, second, kinds[0], threshold))
+    except (MediaError, OSError) as exc:
+        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        stderr.print(f"hashguard: {message}", markup=False)
+        raise typer.Exit(1) from None
+    for label, comparison in comparisons:
+        if output is OutputFormat.text:
+            verdict = "MATCH" if comparison.match else "no match"
+            typer.echo(f"{label:<16} {verdict:<9} {comparison.reason}")
+        else:
+            typer.echo(json.dumps(_comparison_json(label, comparison)))
+
+
+def _kind(path: Path) -> Any:
+    with open(path, "rb") as stream:
+        try:
+            return sniff(stream.read(SNIFF_BYTES)).kind
+        except MediaError as exc:
+            raise MediaError(f"{path}: {exc}") from None
+
+
+def _compare(
+    first: Path, second: Path, kind: Any, threshold: float | None
+) -> Iterator[tuple[str, Comparison]]:
+    data = [first.read_bytes(), second.read_bytes()]
+    for signal in registry.for_media(kind):
+        try:
+            a, b = (signal.hash(d) for d in data)
+        except MediaError as exc:
+            raise MediaError(f"{signal.name}: {exc}") from None
+        limit = None if signal.default_threshold == 0 else threshold
+        yield signal.name, signal.compare(a, b, limit)
+        if isinstance(signal, PdqSignal):
+            variants = signal.hash_dihedral(data[1]).variants.items()
+            best = min(variants, key=lambda item: item[1].distance(a))
+            result = signal.compare(a, best[1], threshold)
+            yield f"pdq ({best[0]})", result
+
+
+def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
+    line = {
+        "signal": label,
+        "match": comparison.match,
+        "distance": comparison.distance,
+        "threshold": comparison.threshold,
+        "reason": comparison.reason,
+    }
+    if isinstance(comparison, VpdqComparison):
+        line["query_percent"] = comparison.query_percent
+        line["target_percent"] = comparison.target_percent
+    return line
+
+
+@app.command()
+def demo(
+    save: Annotated[
+        Path | None, typer.Option(help="Also write the sample images to this directory.")
+    ] = None,
+) -> None:
+    """Hash benign sample images, build a small list, and show which edited copies match."""
+    from hashguard.demo import run
+
+    run(Console(highlight=False, width=None if sys.stdout.isatty() else 100), save)
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        stderr.print("hashguard: interrupted")
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.stderr.close()
+        sys.exit(1)
