@@ -105,9 +105,9 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
             image = Image.open(io.BytesIO(data), formats=[_PILLOW_FORMAT[fmt]])
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (far above our default limit) fired before ours could.
-        found = re.search(r"\((\d+) pixels\)", str(exc))
-        declared = int(found.group(1)) if found else limits.max_pixels + 1
-        raise LimitExceeded("declared pixel count", declared, limits.max_pixels) from exc
+        numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(exc))]
+        declared, pillow_limit = (numbers + [0, 0])[:2]
+        raise LimitExceeded("declared pixel count", declared, pillow_limit) from exc
     except UnidentifiedImageError as exc:
         raise CorruptMedia(f"cannot read the {fmt.name} header") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

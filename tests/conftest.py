@@ -1,0 +1,79 @@
+"""Shared fixtures. Test media is generated here, benign shapes and colours; ``../shared`` is
+optional and only read by tests marked ``shared``."""
+
+import io
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pdqhash
+import pytest
+from PIL import Image, ImageOps
+
+from hashguard.media.synthetic import encode, scene
+from hashguard.signals.pdq import PdqHash
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """``../shared/data``; the test is skipped, with this notice, when it is absent."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"conformance data absent: {SHARED_DATA} not found (optional)")
+    return SHARED_DATA
+
+
+def reference_pdq(data: bytes) -> PdqHash:
+    """Meta's C++ PDQ on a full-resolution decode, EXIF orientation applied: the reference."""
+    image = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    bits, quality = pdqhash.compute(np.asarray(image))
+    return PdqHash(np.packbits(bits).tobytes(), int(quality))
+
+
+def reference_dihedral(data: bytes) -> list[bytes]:
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    variants, _ = pdqhash.compute_dihedral(np.asarray(image))
+    return [np.packbits(v).tobytes() for v in variants]
+
+
+def jpeg(seed: int, width: int = 640, height: int = 480, **options: int) -> bytes:
+    return encode(scene(seed, width, height), "JPEG", **options)
+
+
+def png(seed: int, width: int = 640, height: int = 480) -> bytes:
+    return encode(scene(seed, width, height), "PNG")
+
+
+def make_video(
+    seed: int,
+    seconds: float = 3.0,
+    fps: int = 10,
+    size: tuple[int, int] = (320, 240),
+    *,
+    codec: str = "mpeg4",
+    container: str = "mp4",
+    bitrate: int = 2_000_000,
+) -> bytes:
+    """A short benign video: a scene panned slowly, so consecutive frames differ a little."""
+    width, height = size
+    backdrop = scene(seed, width * 2, height)
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format=container) as output:
+        stream = output.add_stream(codec, rate=fps)
+        stream.width, stream.height = width, height
+        stream.pix_fmt = "yuv420p"
+        stream.bit_rate = bitrate
+        stream.time_base = Fraction(1, fps)
+        frames = int(seconds * fps)
+        for index in range(frames):
+            left = int(index * width / max(1, frames))
+            crop = backdrop.crop((left, 0, left + width, height))
+            frame = av.VideoFrame.from_image(crop)
+            frame.pts = index
+            for packet in stream.encode(frame):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    return buffer.getvalue()
