@@ -39,6 +39,12 @@ class OutputFormat(StrEnum):
     text = "text"
 
 
+def _error(message: str) -> None:
+    """One line on stderr, never wrapped, so scripts can read it."""
+    sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
+    sys.stderr.flush()
+
+
 def _version(value: bool) -> None:
     if value:
         typer.echo(f"hashguard {__version__}")
@@ -96,7 +102,7 @@ def hash_command(
         for result in hash_paths(files, settings, jobs):
             if isinstance(result, FileFailure):
                 failed += 1
-                stderr.print(f"hashguard: {result.path}: {result.reason}", markup=False)
+                _error(f"{result.path}: {result.reason}")
             else:
                 sys.stdout.write("".join(writer(record) for record in result))
                 sys.stdout.flush()
@@ -180,7 +186,7 @@ def compare(
         comparisons = list(_compare(first, second, kinds[0], threshold))
     except (MediaError, OSError) as exc:
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        stderr.print(f"hashguard: {message}", markup=False)
+        _error(message)
         raise typer.Exit(1) from None
     for label, comparison in comparisons:
         if output is OutputFormat.text:
@@ -246,7 +252,7 @@ def main() -> None:
     try:
         app()
     except KeyboardInterrupt:
-        stderr.print("hashguard: interrupted")
+        _error("interrupted")
         sys.exit(130)
     except BrokenPipeError:
         sys.stderr.close()

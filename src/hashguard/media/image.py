@@ -107,7 +107,8 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
         # Pillow's own guard (far above our default limit) fired before ours could.
         numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(exc))]
         declared, pillow_limit = (numbers + [0, 0])[:2]
-        raise LimitExceeded("declared pixel count", declared, pillow_limit) from exc
+        limit = limits.max_pixels if declared > limits.max_pixels else pillow_limit
+        raise LimitExceeded("declared pixel count", declared, limit) from exc
     except UnidentifiedImageError as exc:
         raise CorruptMedia(f"cannot read the {fmt.name} header") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:

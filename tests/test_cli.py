@@ -1,0 +1,147 @@
+"""The ``hashguard`` command as a user runs it: real processes, real files, exit codes, stderr."""
+
+import csv
+import io
+import json
+import os
+import struct
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+import pytest
+from conftest import jpeg, make_video, png
+
+from hashguard.signals.pdq import PdqSignal
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "hashguard", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+    )
+
+
+def _huge_png() -> bytes:
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("media")
+    (root / "a.jpg").write_bytes(jpeg(1))
+    (root / "sub").mkdir()
+    (root / "sub" / "b.png").write_bytes(png(2))
+    (root / "sub" / "c.mp4").write_bytes(make_video(3, seconds=2))
+    return root
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("bad")
+    data = jpeg(4)
+    (root / "empty.jpg").write_bytes(b"")
+    (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
+    (root / "corrupt.jpg").write_bytes(data[:4] + os.urandom(3000))
+    (root / "notes.txt").write_text("not an image\n" * 20)
+    (root / "huge.png").write_bytes(_huge_png())
+    (root / "good.jpg").write_bytes(data)
+    return root
+
+
+def test_hash_jsonl_walks_directories(tree: Path) -> None:
+    result = run("hash", str(tree))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    by_file: dict[str, set[str]] = {}
+    for line in lines:
+        by_file.setdefault(Path(line["path"]).name, set()).add(line["signal"])
+    assert by_file == {
+        "a.jpg": {"pdq", "md5", "sha1", "sha256"},
+        "b.png": {"pdq", "md5", "sha1", "sha256"},
+        "c.mp4": {"vpdq", "md5", "sha1", "sha256"},
+    }
+    pdq = next(line for line in lines if line["signal"] == "pdq" and line["path"].endswith("a.jpg"))
+    assert pdq["value"] == PdqSignal().hash(jpeg(1)).hex
+    assert 50 <= pdq["quality"] <= 100
+    vpdq = next(line for line in lines if line["signal"] == "vpdq")
+    assert vpdq["frames"] == 2 and len(vpdq["value"].splitlines()) == 2
+
+
+def test_hash_formats_signals_and_dihedral(tree: Path) -> None:
+    image = str(tree / "a.jpg")
+    result = run("hash", image, "--signal", "pdq,sha256", "--format", "csv", "--dihedral")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader(io.StringIO(result.stdout)))
+    assert [r["signal"] for r in rows][:2] == ["pdq", "pdq:rotate90"]
+    assert len(rows) == 9 and rows[-1]["signal"] == "sha256" and rows[-1]["quality"] == ""
+    text = run("hash", image, "-s", "md5", "-f", "text")
+    signal, value, quality, path = text.stdout.strip().split("\t")
+    assert (signal, quality, path) == ("md5", "-", image) and len(value) == 32
+    unknown = run("hash", image, "-s", "pdq,photodna")
+    assert unknown.returncode == 2 and "unknown signal 'photodna'" in unknown.stderr
+
+
+def test_parallel_hashing_gives_the_same_output_in_order(tree: Path) -> None:
+    one = run("hash", str(tree), "-s", "pdq,vpdq,md5")
+    two = run("hash", str(tree), "-s", "pdq,vpdq,md5", "--jobs", "2")
+    assert two.returncode == 0 and two.stdout == one.stdout
+
+
+def test_bad_files_get_one_line_each_and_the_rest_is_hashed(bad: Path) -> None:
+    result = run("hash", str(bad), "-s", "pdq")
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    errors = {Path(line.split(": ")[1]).name: line for line in result.stderr.splitlines()}
+    assert set(errors) == {"empty.jpg", "truncated.jpg", "corrupt.jpg", "notes.txt", "huge.png"}
+    assert "file is empty" in errors["empty.jpg"]
+    assert "truncated" in errors["truncated.jpg"]
+    assert "not a supported image or video format" in errors["notes.txt"]
+    assert "pixel count 10,000,000,000 exceeds the limit of 64,000,000" in errors["huge.png"]
+    hashed = [json.loads(line) for line in result.stdout.splitlines()]
+    assert [Path(h["path"]).name for h in hashed] == ["good.jpg"]
+    missing = run("hash", str(bad / "absent.jpg"))
+    assert missing.returncode == 1 and "absent.jpg: cannot read: No such file" in missing.stderr
+
+
+def test_compare_prints_distance_and_verdict(tmp_path: Path) -> None:
+    from hashguard.media.synthetic import encode, scene
+
+    image = scene(5, 640, 480)
+    (tmp_path / "a.png").write_bytes(encode(image, "PNG"))
+    (tmp_path / "b.jpg").write_bytes(encode(image, "JPEG", quality=50))
+    (tmp_path / "c.jpg").write_bytes(jpeg(6))
+    same = run("compare", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"))
+    assert same.returncode == 0, same.stderr
+    first = same.stdout.splitlines()[0].split()
+    assert first[:2] == ["pdq", "MATCH"]
+    assert "sha256" in same.stdout and "the files differ" in same.stdout
+    other = run("compare", str(tmp_path / "a.png"), str(tmp_path / "c.jpg"), "-f", "jsonl")
+    results = [json.loads(line) for line in other.stdout.splitlines()]
+    assert results[0]["signal"] == "pdq" and not results[0]["match"]
+    assert results[0]["distance"] > 31 and results[0]["threshold"] == 31
+    (tmp_path / "v.mp4").write_bytes(make_video(7, seconds=1))
+    mixed = run("compare", str(tmp_path / "a.png"), str(tmp_path / "v.mp4"))
+    assert mixed.returncode == 1 and "nothing to compare" in mixed.stderr
+
+
+def test_demo_shows_matches_and_misses() -> None:
+    result = run("demo")
+    assert result.returncode == 0, result.stderr
+    assert "match" in result.stdout and "no match" in result.stdout
+    assert "rotate" in result.stdout  # the rotated copy is found through a dihedral variant
+
+
+def test_version() -> None:
+    from hashguard import __version__
+
+    assert run("--version").stdout.strip() == f"hashguard {__version__}"

@@ -1,0 +1,125 @@
+"""vPDQ: frame sampling, the text form, the comparison rules, video limits and bad input."""
+
+import io
+
+import av
+import numpy as np
+import pdqhash
+import pytest
+from conftest import make_video
+
+from hashguard.media import CorruptMedia, LimitExceeded, Limits, UnsupportedMedia
+from hashguard.media.video import iter_frames, probe
+from hashguard.signals import InvalidSignalValue
+from hashguard.signals.vpdq import VpdqFrame, VpdqHash, VpdqSignal
+
+EVERY_FRAME = VpdqSignal(per_second=0)
+
+
+@pytest.fixture(scope="module")
+def video() -> bytes:
+    return make_video(1, seconds=4, fps=10)
+
+
+def test_sampling_rate(video: bytes) -> None:
+    every = EVERY_FRAME.hash(video)
+    assert [f.number for f in every.frames] == list(range(40))
+    assert every.frames[13].timestamp == pytest.approx(1.3)
+    per_second = VpdqSignal().hash(video)
+    assert [f.number for f in per_second.frames] == [0, 10, 20, 30]
+    assert [f.bits for f in per_second.frames] == [every.frames[i].bits for i in (0, 10, 20, 30)]
+    assert [f.number for f in VpdqSignal(per_second=2.5).hash(video).frames] == list(range(0, 40, 4))
+
+
+def test_frame_hashes_conform_to_the_reference_on_rgb_frames(video: bytes) -> None:
+    ours = EVERY_FRAME.hash(video)
+    close = 0
+    with av.open(io.BytesIO(video)) as container:
+        for frame, hashed in zip(container.decode(video=0), ours.frames, strict=True):
+            bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
+            distance = int(np.unpackbits(np.packbits(bits) ^ np.frombuffer(hashed.bits, np.uint8)).sum())
+            close += distance <= 10
+            assert abs(hashed.quality - quality) <= 5
+    assert close >= 0.9 * len(ours.frames)
+
+
+def test_text_form_round_trips(video: bytes) -> None:
+    value = VpdqSignal().hash(video)
+    text = EVERY_FRAME.format(value)
+    lines = text.splitlines()
+    assert len(lines) == 4
+    number, quality, hexhash, timestamp = lines[1].split(",")
+    assert (number, timestamp) == ("10", "1.000")
+    assert len(hexhash) == 64 and 0 <= int(quality) <= 100
+    assert EVERY_FRAME.parse(text + "\n") == value
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("", "at least one frame"),
+        ("0,100,abc,0.000", "line 1"),
+        ("0,100," + "0" * 64 + ",0.000\n1,100," + "0" * 64, "line 2"),
+        ("0,101," + "0" * 64 + ",0.000", "quality 101"),
+        ("x,1," + "0" * 64 + ",0", "line 1: expected 'frame,quality,hash,timestamp_seconds'"),
+    ],
+)
+def test_malformed_text_is_refused_with_the_line(text: str, message: str) -> None:
+    with pytest.raises(InvalidSignalValue, match=message):
+        EVERY_FRAME.parse(text)
+
+
+def test_same_video_re_encoded_matches_and_another_does_not(video: bytes) -> None:
+    signal = VpdqSignal(per_second=0)
+    original = signal.hash(video)
+    smaller = signal.hash(make_video(1, seconds=4, fps=10, bitrate=200_000, container="matroska"))
+    result = signal.compare(smaller, original)
+    assert result.match
+    assert result.query_percent >= 80 and result.target_percent >= 80
+    other = signal.compare(signal.hash(make_video(2, seconds=4, fps=10)), original)
+    assert not other.match
+    assert other.query_percent < 20
+
+
+def test_match_percentages_are_per_side() -> None:
+    def frames(*patterns: int, quality: int = 90) -> VpdqHash:
+        return VpdqHash(
+            tuple(VpdqFrame(i, quality, bytes([p]) * 32, float(i)) for i, p in enumerate(patterns))
+        )
+
+    # The query is a clip: both its frames are in the target, 2 of the target's 5 are in it.
+    clip, full = frames(0x00, 0xFF), frames(0x00, 0xFF, 0x0F, 0x33, 0x55)
+    result = EVERY_FRAME.compare(clip, full)
+    assert (result.query_percent, result.target_percent) == (100.0, 40.0)
+    assert not result.match
+    assert VpdqSignal(target_percent=40).compare(clip, full).match
+    # Low-quality frames are left out of both counts.
+    assert not EVERY_FRAME.compare(frames(0x00, quality=49), full).match
+
+
+def test_video_limits_are_checked_before_decoding(video: bytes) -> None:
+    info = probe(video)
+    assert (info.width, info.height) == (320, 240)
+    assert info.fps == 10 and info.duration == pytest.approx(4.0, abs=0.2)
+    with pytest.raises(LimitExceeded, match="video duration"):
+        next(iter_frames(video, Limits(max_video_seconds=2)))
+    with pytest.raises(LimitExceeded, match="video frame count 40"):
+        next(iter_frames(video, Limits(max_video_frames=10)))
+    with pytest.raises(LimitExceeded, match="pixels"):
+        next(iter_frames(video, Limits(max_pixels=320 * 200)))
+    with pytest.raises(LimitExceeded, match="video size"):
+        next(iter_frames(video, Limits(max_video_bytes=1000)))
+
+
+def test_bad_video_input() -> None:
+    video = make_video(3, seconds=2)
+    with pytest.raises(CorruptMedia):
+        EVERY_FRAME.hash(video[:300])
+    with pytest.raises(UnsupportedMedia, match="image"):
+        EVERY_FRAME.hash(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(CorruptMedia):
+        EVERY_FRAME.hash(video[:8] + b"garbage" * 100)
+
+
+def test_hash_reads_an_open_file_without_loading_it(video: bytes) -> None:
+    assert VpdqSignal().hash(io.BytesIO(video)) == VpdqSignal().hash(video)
