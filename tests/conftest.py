@@ -2,6 +2,8 @@
 optional and only read by tests marked ``shared``."""
 
 import io
+import struct
+import zlib
 from fractions import Fraction
 from pathlib import Path
 
@@ -36,6 +38,20 @@ def reference_dihedral(data: bytes) -> list[bytes]:
     image = Image.open(io.BytesIO(data)).convert("RGB")
     variants, _ = pdqhash.compute_dihedral(np.asarray(image))
     return [np.packbits(v).tobytes() for v in variants]
+
+
+def png_declaring(width: int, height: int) -> bytes:
+    """A tiny PNG whose header declares ``width`` x ``height`` pixels (a decompression bomb)."""
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = struct.pack(">I", zlib.crc32(kind + body))
+        return struct.pack(">I", len(body)) + kind + body + crc
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    )
 
 
 def jpeg(seed: int, width: int = 640, height: int = 480, **options: int) -> bytes:
@@ -77,3 +93,33 @@ def make_video(
         for packet in stream.encode():
             output.mux(packet)
     return buffer.getvalue()
+
+
+_REPORT: list[str] = []
+
+
+class ConformanceReport:
+    """Lines for the conformance summary printed at the end of the run (also under xdist)."""
+
+    def __init__(self, node: pytest.Item) -> None:
+        self.node = node
+
+    def append(self, line: str) -> None:
+        self.node.user_properties.append(("conformance", line))
+
+
+@pytest.fixture
+def report(request: pytest.FixtureRequest) -> ConformanceReport:
+    return ConformanceReport(request.node)
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call":
+        _REPORT.extend(line for key, line in report.user_properties if key == "conformance")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if _REPORT:
+        terminalreporter.section("conformance")
+        for line in _REPORT:
+            terminalreporter.write_line(line)

@@ -4,16 +4,15 @@ import csv
 import io
 import json
 import os
-import struct
 import subprocess
 import sys
-import zlib
 from pathlib import Path
 
 import pytest
-from conftest import jpeg, make_video, png
 
 from hashguard.signals.pdq import PdqSignal
+
+from conftest import jpeg, make_video, png, png_declaring
 
 
 def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
@@ -24,15 +23,6 @@ def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
         timeout=300,
         cwd=cwd,
     )
-
-
-def _huge_png() -> bytes:
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    ihdr = struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0)
-    idat = zlib.compress(b"\x00" * 64)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +43,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "truncated.jpg").write_bytes(data[: len(data) // 2])
     (root / "corrupt.jpg").write_bytes(data[:4] + os.urandom(3000))
     (root / "notes.txt").write_text("not an image\n" * 20)
-    (root / "huge.png").write_bytes(_huge_png())
+    (root / "huge.png").write_bytes(png_declaring(100_000, 100_000))
     (root / "good.jpg").write_bytes(data)
     return root
 

@@ -1,12 +1,9 @@
 """Safe image decoding: formats, modes, EXIF orientation, limits before pixels, bad input."""
 
 import io
-import struct
-import zlib
 
 import numpy as np
 import pytest
-from conftest import jpeg, png
 from PIL import Image, ImageOps
 
 from hashguard.media import (
@@ -23,22 +20,9 @@ from hashguard.media import (
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 
+from conftest import jpeg, png, png_declaring
+
 PDQ = PdqSignal()
-
-
-def _png_declaring(width: int, height: int) -> bytes:
-    """A small, valid-looking PNG whose header declares a huge image (a decompression bomb)."""
-
-    def chunk(kind: bytes, body: bytes) -> bytes:
-        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(b"\x00" * 64))
-        + chunk(b"IEND", b"")
-    )
 
 
 @pytest.mark.parametrize(
@@ -82,7 +66,9 @@ def test_gif_uses_the_first_frame() -> None:
     assert PDQ.hash(buffer.getvalue()).distance(first) == 0
 
 
-@pytest.mark.parametrize("mode", ["1", "L", "LA", "P", "PA", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F"])
+@pytest.mark.parametrize(
+    "mode", ["1", "L", "LA", "P", "PA", "RGBA", "CMYK", "YCbCr", "I", "I;16", "F"]
+)
 def test_every_pillow_mode_gives_nearly_the_rgb_hash(mode: str) -> None:
     original = scene(5, 480, 360)
     reference = PDQ.hash(encode(original, "PNG"))
@@ -140,17 +126,20 @@ def test_large_jpeg_is_decoded_at_reduced_scale() -> None:
     assert luma.pixels.shape == (750, 1000)
     assert (luma.width, luma.height) == (4000, 3000)
     assert decode_luma(data).scale == 1  # without min_side, full resolution
+    # Sides that do not divide evenly: 1203 // 2 = 601 rows is still >= 512.
+    odd = decode_luma(jpeg(9, 1600, 1203), min_side=512)
+    assert (odd.scale, odd.pixels.shape) == (2, (602, 800))
 
 
 def test_declared_huge_png_is_refused_from_its_header() -> None:
-    big = _png_declaring(10_000, 10_000)  # 100 MP: over our 64 MP default
+    big = png_declaring(10_000, 10_000)  # 100 MP: over our 64 MP default
     assert len(big) < 200
     assert image_size(big, Limits(max_pixels=10**8)) == (10_000, 10_000)
     with pytest.raises(LimitExceeded, match="10000x10000 pixels = 100,000,000 exceeds"):
         decode_luma(big)
     # 10 gigapixels trips Pillow's own guard first; it is reported as our limit all the same,
     # or as Pillow's hard limit when ours was set above it.
-    huge = _png_declaring(100_000, 100_000)
+    huge = png_declaring(100_000, 100_000)
     with pytest.raises(LimitExceeded, match="10,000,000,000 exceeds the limit of 64,000,000"):
         decode_luma(huge)
     with pytest.raises(LimitExceeded, match="10,000,000,000 exceeds the limit of 178,956,970"):

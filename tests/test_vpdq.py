@@ -6,12 +6,13 @@ import av
 import numpy as np
 import pdqhash
 import pytest
-from conftest import make_video
 
 from hashguard.media import CorruptMedia, LimitExceeded, Limits, UnsupportedMedia
 from hashguard.media.video import iter_frames, probe
 from hashguard.signals import InvalidSignalValue
 from hashguard.signals.vpdq import VpdqFrame, VpdqHash, VpdqSignal
+
+from conftest import make_video
 
 EVERY_FRAME = VpdqSignal(per_second=0)
 
@@ -28,7 +29,9 @@ def test_sampling_rate(video: bytes) -> None:
     per_second = VpdqSignal().hash(video)
     assert [f.number for f in per_second.frames] == [0, 10, 20, 30]
     assert [f.bits for f in per_second.frames] == [every.frames[i].bits for i in (0, 10, 20, 30)]
-    assert [f.number for f in VpdqSignal(per_second=2.5).hash(video).frames] == list(range(0, 40, 4))
+    assert [f.number for f in VpdqSignal(per_second=2.5).hash(video).frames] == list(
+        range(0, 40, 4)
+    )
 
 
 def test_frame_hashes_conform_to_the_reference_on_rgb_frames(video: bytes) -> None:
@@ -37,7 +40,9 @@ def test_frame_hashes_conform_to_the_reference_on_rgb_frames(video: bytes) -> No
     with av.open(io.BytesIO(video)) as container:
         for frame, hashed in zip(container.decode(video=0), ours.frames, strict=True):
             bits, quality = pdqhash.compute(frame.to_ndarray(format="rgb24"))
-            distance = int(np.unpackbits(np.packbits(bits) ^ np.frombuffer(hashed.bits, np.uint8)).sum())
+            distance = int(
+                np.unpackbits(np.packbits(bits) ^ np.frombuffer(hashed.bits, np.uint8)).sum()
+            )
             close += distance <= 10
             assert abs(hashed.quality - quality) <= 5
     assert close >= 0.9 * len(ours.frames)

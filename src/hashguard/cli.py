@@ -74,11 +74,15 @@ def _signal_names(value: str | None) -> tuple[str, ...]:
 
 @app.command("hash")
 def hash_command(
-    paths: Annotated[list[Path], typer.Argument(help="Files and directories (walked recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files and directories (walked recursively).")
+    ],
     signal: Annotated[
         str | None,
         typer.Option(
-            "--signal", "-s", help="Comma-separated signals (pdq,vpdq,md5,sha1,sha256); default all."
+            "--signal",
+            "-s",
+            help="Comma-separated signals (pdq,vpdq,md5,sha1,sha256); default all.",
         ),
     ] = None,
     dihedral: Annotated[
@@ -182,7 +186,9 @@ def compare(
     try:
         kinds = [_kind(first), _kind(second)]
         if kinds[0] is not kinds[1]:
-            raise MediaError(f"{first} is {kinds[0]} and {second} is {kinds[1]}: nothing to compare")
+            raise MediaError(
+                f"{first} is {kinds[0]} and {second} is {kinds[1]}: nothing to compare"
+            )
         comparisons = list(_compare(first, second, kinds[0], threshold))
     except (MediaError, OSError) as exc:
         message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)

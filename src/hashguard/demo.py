@@ -53,16 +53,17 @@ def build_copies() -> tuple[dict[str, bytes], list[Copy]]:
     originals = {f"sample-{seed}": scene(seed, 800, 600) for seed in LIST_SEEDS}
     listed = {name: encode(image) for name, image in originals.items()}
     one, two, three, four = originals.values()
+    mirror = Image.Transpose.FLIP_LEFT_RIGHT
     copies = [
         Copy("copy-a", "exact copy of sample-1", listed["sample-1"]),
         Copy("copy-b", "sample-1, JPEG quality 40", encode(one, quality=40)),
         Copy("copy-c", "sample-2, half size", _edited(two, lambda i: i.reduce(2))),
         Copy("copy-d", "sample-2, PNG + caption", encode(_watermark(two), "PNG")),
-        Copy("copy-e", "sample-3, rotated 90°", _edited(three, lambda i: i.rotate(90, expand=True))),
-        Copy("copy-f", "sample-4, mirrored", _edited(four, lambda i: i.transpose(Image.Transpose.FLIP_LEFT_RIGHT))),
+        Copy("copy-e", "sample-3, rotated 90°", _edited(three, lambda i: i.rotate(90, expand=1))),
+        Copy("copy-f", "sample-4, mirrored", _edited(four, lambda i: i.transpose(mirror))),
         Copy("copy-g", "sample-3, 10 % cropped", _edited(three, lambda i: _crop(i, 0.10))),
         Copy("copy-h", "sample-4, 30 % cropped", _edited(four, lambda i: _crop(i, 0.30))),
-    ]  # fmt: skip
+    ]
     for seed in UNRELATED_SEEDS:
         copies.append(Copy(f"other-{seed}", "unrelated image", encode(scene(seed, 800, 600))))
     return listed, copies

@@ -15,8 +15,20 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from hashguard.media.errors import CorruptMedia, LimitExceeded, UnsupportedMedia, reason
-from hashguard.media.formats import AVIF, BMP, GIF, HEIF, JPEG, PNG, SNIFF_BYTES, TIFF, WEBP
-from hashguard.media.formats import Format, MediaKind, sniff
+from hashguard.media.formats import (
+    AVIF,
+    BMP,
+    GIF,
+    HEIF,
+    JPEG,
+    PNG,
+    SNIFF_BYTES,
+    TIFF,
+    WEBP,
+    Format,
+    MediaKind,
+    sniff,
+)
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.media.luma import luma_from_grey, luma_from_rgb
 
@@ -78,8 +90,9 @@ def decode_luma(
         scale = 1
         if approximate and image.format == "JPEG" and image.mode in ("RGB", "L"):
             assert min_side is not None
-            scale = _jpeg_scale(width, height, min_side)
-            image.draft("L", (-(-width // scale), -(-height // scale)))
+            wanted = _jpeg_scale(width, height, min_side)
+            image.draft("L", (width // wanted, height // wanted))
+            scale = round(width / image.size[0])  # what libjpeg actually gave
         orientation = _orientation(image)
         try:
             image.load()
@@ -106,7 +119,7 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (far above our default limit) fired before ours could.
         numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(exc))]
-        declared, pillow_limit = (numbers + [0, 0])[:2]
+        declared, pillow_limit = [*numbers, 0, 0][:2]
         limit = limits.max_pixels if declared > limits.max_pixels else pillow_limit
         raise LimitExceeded("declared pixel count", declared, limit) from exc
     except UnidentifiedImageError as exc:
@@ -152,11 +165,11 @@ def _luma(image: Image.Image, *, exact: bool) -> np.ndarray:
     if mode in ("1", "L", "LA", "La"):
         grey = image if mode == "L" else image.convert("L")
         if exact:
-            return luma_from_grey(np.asarray(grey))  # type: ignore[no-any-return]
+            return luma_from_grey(np.asarray(grey))
         return np.asarray(grey)
     rgb = image if mode == "RGB" else image.convert("RGB")
     if exact or rgb.width * rgb.height <= _EXACT_LUMA_MAX_PIXELS:
-        return luma_from_rgb(np.asarray(rgb))  # type: ignore[no-any-return]
+        return luma_from_rgb(np.asarray(rgb))
     return np.asarray(rgb.convert("L"))
 
 

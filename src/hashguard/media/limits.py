@@ -33,7 +33,9 @@ class Limits:
 
     def check_pixels(self, width: int, height: int) -> None:
         if width * height > self.max_pixels:
-            raise LimitExceeded(f"declared {width}x{height} pixels =", width * height, self.max_pixels)
+            raise LimitExceeded(
+                f"declared {width}x{height} pixels =", width * height, self.max_pixels
+            )
 
     def check_frames(self, frames: int) -> None:
         if frames > self.max_frames:

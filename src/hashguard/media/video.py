@@ -13,8 +13,18 @@ import av
 import numpy as np
 
 from hashguard.media.errors import CorruptMedia, UnsupportedMedia, reason
-from hashguard.media.formats import AVI, FLV, MATROSKA, MP4, MPEG_PS, MPEG_TS, OGG, SNIFF_BYTES
-from hashguard.media.formats import MediaKind, sniff
+from hashguard.media.formats import (
+    AVI,
+    FLV,
+    MATROSKA,
+    MP4,
+    MPEG_PS,
+    MPEG_TS,
+    OGG,
+    SNIFF_BYTES,
+    MediaKind,
+    sniff,
+)
 from hashguard.media.image import LumaImage
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 

@@ -15,8 +15,7 @@ from hashguard.media.formats import MediaKind
 from hashguard.media.image import LumaImage, decode_luma
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import pdq_kernel
-from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType
-from hashguard.signals.base import read_all
+from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType, read_all
 
 DEFAULT_THRESHOLD: Final = 31
 MIN_QUALITY: Final = 50

@@ -138,7 +138,7 @@ def exact_64x64(luma: np.ndarray) -> np.ndarray:
     """Blur and decimate full-resolution luma to 64x64 exactly as the reference does."""
     if luma.shape == (64, 64):
         return luma.astype(np.float32)
-    return _jarosz_64x64(np.ascontiguousarray(luma))  # type: ignore[no-any-return]
+    return _jarosz_64x64(np.ascontiguousarray(luma))
 
 
 @lru_cache(maxsize=512)
@@ -183,7 +183,7 @@ def weighted_64x64(pixels: np.ndarray, height: int, width: int, scale: int) -> n
         stop = min(start + _ROWS_PER_CHUNK, rows)
         block = pixels[start:stop].astype(np.float32)
         partial += row_weights[:, start:stop] @ block
-    return partial @ col_weights.T  # type: ignore[no-any-return]
+    return partial @ col_weights.T
 
 
 @njit(cache=True, nogil=True)

@@ -118,9 +118,7 @@ class VpdqSignal(SignalType[VpdqHash]):
         return VpdqHash(tuple(frames))
 
     def format(self, value: VpdqHash) -> str:
-        return "\n".join(
-            f"{f.number},{f.quality},{f.hex},{f.timestamp:.3f}" for f in value.frames
-        )
+        return "\n".join(f"{f.number},{f.quality},{f.hex},{f.timestamp:.3f}" for f in value.frames)
 
     def compare(self, a: VpdqHash, b: VpdqHash, threshold: float | None = None) -> VpdqComparison:
         """Compare query ``a`` with target ``b``; ``threshold`` is the per-frame PDQ distance."""
