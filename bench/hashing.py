@@ -36,7 +36,10 @@ from hashguard.signals import pdq_kernel
 from hashguard.signals.batch import HashSettings, hash_paths
 from hashguard.signals.pdq import REDUCED_MIN_SIDE, PdqHash, PdqSignal
 
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+SHARED_DATA = Path(
+    os.environ.get("HASHGUARD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
+PHOTOS = SHARED_DATA / "photos"
 HASHGUARD = PdqSignal()
 
 

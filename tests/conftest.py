@@ -2,6 +2,7 @@
 optional and only read by tests marked ``shared``."""
 
 import io
+import os
 import struct
 import zlib
 from fractions import Fraction
@@ -16,7 +17,10 @@ from PIL import Image, ImageOps
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash
 
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+# ../shared/data beside the repository, or wherever HASHGUARD_SHARED_DATA points.
+SHARED_DATA = Path(
+    os.environ.get("HASHGUARD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
+)
 
 
 @pytest.fixture(scope="session")

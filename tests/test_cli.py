@@ -135,3 +135,32 @@ def test_version() -> None:
     from hashguard import __version__
 
     assert run("--version").stdout.strip() == f"hashguard {__version__}"
+
+
+def test_progress_bar_only_on_a_terminal(tree: Path) -> None:
+    import pty
+
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "hashguard", "hash", str(tree), "-s", "md5"],
+        stdout=subprocess.PIPE,
+        stderr=terminal,
+        env={**os.environ, "COLUMNS": "100"},
+    ) as process:
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:  # the terminal closed: the process has exited
+                break
+            if not chunk:
+                break
+            shown += chunk
+        stdout = process.stdout.read() if process.stdout else b""
+    os.close(controller)
+    assert process.returncode == 0
+    assert b"hashing" in shown and b"3/3" in shown
+    assert len(stdout.splitlines()) == 3  # the bar never mixes into the output
+    plain = run("hash", str(tree), "-s", "md5")
+    assert plain.stderr == ""

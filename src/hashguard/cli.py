@@ -161,11 +161,14 @@ def _text(record: HashRecord) -> str:
 
 @contextmanager
 def _progress(total: int) -> Iterator[Any]:
-    if not sys.stderr.isatty() or total < 2:
+    # A bar on the terminal while the output goes elsewhere; when the output itself is on the
+    # terminal, its lines already show progress and a bar would tangle with them.
+    if not sys.stderr.isatty() or sys.stdout.isatty() or total < 2:
         yield lambda: None
         return
     columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=stderr, transient=True) as progress:
+    bar = Progress(*columns, console=stderr, transient=True, redirect_stdout=False)
+    with bar as progress:
         task = progress.add_task("hash", total=total)
         yield lambda: progress.advance(task)
 
