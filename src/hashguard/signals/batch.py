@@ -10,6 +10,8 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from threadpoolctl import threadpool_limits
+
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
@@ -136,16 +138,33 @@ def _hash_stream(
 
 
 def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> Iterator[FileResult]:
-    """Hash every file in ``paths`` over ``jobs`` processes; results come in input order."""
+    """Hash every file in ``paths`` over ``jobs`` processes; results come in input order.
+
+    Each process uses one BLAS thread: files are the unit of parallelism, and BLAS threads
+    competing with hashing processes only cost time.
+    """
     files = list(paths)
-    if jobs <= 1 or len(files) <= 1:
-        for path in files:
-            yield hash_file(path, settings)
-        return
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        yield from pool.map(_hash_one, [(path, settings) for path in files], chunksize=1)
+    with threadpool_limits(limits=1, user_api="blas"):
+        if jobs <= 1 or len(files) <= 1:
+            for path in files:
+                yield hash_file(path, settings)
+            return
+        _load_kernels()
+        methods = multiprocessing.get_all_start_methods()
+        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_blas_thread) as pool:
+            yield from pool.map(_hash_one, [(path, settings) for path in files], chunksize=1)
+
+
+def _load_kernels() -> None:
+    # Compile or load the numba kernels once, so forked workers inherit them ready to run.
+    from hashguard.media.synthetic import encode, scene
+
+    PdqSignal().hash(encode(scene(0, 64, 64), "PNG"))
+
+
+def _one_blas_thread() -> None:
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def _hash_one(task: tuple[str, HashSettings]) -> FileResult:
