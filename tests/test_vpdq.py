@@ -124,6 +124,11 @@ def test_bad_video_input() -> None:
         EVERY_FRAME.hash(b"\x89PNG\r\n\x1a\n" + bytes(100))
     with pytest.raises(CorruptMedia):
         EVERY_FRAME.hash(video[:8] + b"garbage" * 100)
+    damaged = bytearray(video)
+    for position in range(3000, len(damaged), 997):  # the sample tables, then the frames
+        damaged[position] = 0x55
+    with pytest.raises(CorruptMedia, match="no video frame could be decoded"):
+        EVERY_FRAME.hash(bytes(damaged))
 
 
 def test_hash_reads_an_open_file_without_loading_it(video: bytes) -> None:

@@ -36,5 +36,6 @@ def _fmt(number: float) -> str:
 
 def reason(exc: BaseException) -> str:
     """A one-line, lower-case description of a decoder's exception, for an error message."""
-    text = " ".join(str(exc).split()) or type(exc).__name__
+    strerror = getattr(exc, "strerror", None)  # FFmpeg errors: the message without errno or path
+    text = " ".join(str(strerror or exc).split()) or type(exc).__name__
     return text[0].lower() + text[1:]

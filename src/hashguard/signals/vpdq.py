@@ -13,6 +13,7 @@ from typing import ClassVar, Final
 
 import numpy as np
 
+from hashguard.media.errors import CorruptMedia
 from hashguard.media.formats import MediaKind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.media.video import iter_frames
@@ -88,6 +89,8 @@ class VpdqSignal(SignalType[VpdqHash]):
             pdq = hash_luma(frame.luma)
             assert pdq.quality is not None
             hashed.append(VpdqFrame(frame.number, pdq.quality, pdq.bits, frame.timestamp))
+        if not hashed:
+            raise CorruptMedia("no video frame could be decoded")
         return VpdqHash(tuple(hashed))
 
     def parse(self, text: str) -> VpdqHash:
