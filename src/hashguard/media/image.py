@@ -86,17 +86,16 @@ def decode_luma(
     """
     with _open(data, limits) as image:
         width, height = image.size
-        approximate = min_side is not None and max(width, height) > min_side
+        exact = min_side is None or max(width, height) <= min_side
         scale = 1
-        if approximate and image.format == "JPEG" and image.mode in ("RGB", "L"):
-            assert min_side is not None
+        if min_side and not exact and image.format == "JPEG" and image.mode in ("RGB", "L"):
             wanted = _jpeg_scale(width, height, min_side)
             image.draft("L", (width // wanted, height // wanted))
             scale = round(width / image.size[0])  # what libjpeg actually gave
         orientation = _orientation(image)
         try:
             image.load()
-            pixels = _luma(image, exact=not approximate)
+            pixels = _luma(image, exact=exact)
         except (OSError, SyntaxError, ValueError, EOFError) as exc:
             raise CorruptMedia(f"cannot decode {image.format} data: {reason(exc)}") from exc
     pixels = _orient(pixels, orientation)

@@ -50,6 +50,10 @@ class SignalType(ABC, Generic[Value]):
         """The canonical string form, as lists and peers exchange it."""
 
     @abstractmethod
+    def distance(self, a: Value, b: Value) -> float:
+        """How far apart two values are; 0 is identical. A match is distance <= threshold."""
+
+    @abstractmethod
     def compare(self, a: Value, b: Value, threshold: float | None = None) -> Comparison:
         """Compare two values; ``threshold`` defaults to ``default_threshold``."""
 

@@ -51,19 +51,13 @@ class HashSettings:
     resolved: tuple[SignalType[Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        chosen: list[SignalType[Any]] = []
-        for name in self.signals:  # raises UnknownSignal for a bad name, before any work
+        chosen: dict[str, SignalType[Any]] = {}
+        for name in self.signals or registry.names():  # UnknownSignal before any work
             signal = registry.get(name)
-            if signal.name == "vpdq":
+            if isinstance(signal, VpdqSignal):
                 signal = VpdqSignal(self.video_per_second)
-            if signal.name not in {s.name for s in chosen}:
-                chosen.append(signal)
-        if not self.signals:
-            chosen = [
-                VpdqSignal(self.video_per_second) if s.name == "vpdq" else s
-                for s in (registry.get(name) for name in registry.names())
-            ]
-        object.__setattr__(self, "resolved", tuple(chosen))
+            chosen.setdefault(signal.name, signal)
+        object.__setattr__(self, "resolved", tuple(chosen.values()))
 
 
 def expand(paths: Iterable[str]) -> Iterator[str]:

@@ -41,10 +41,13 @@ class DigestSignal(SignalType[bytes]):
     def format(self, value: bytes) -> str:
         return value.hex()
 
+    def distance(self, a: bytes, b: bytes) -> int:
+        return 0 if a == b else 1
+
     def compare(self, a: bytes, b: bytes, threshold: float | None = None) -> Comparison:
         same = a == b
         reason = "byte-identical files" if same else "the files differ (exact hash)"
-        return Comparison(self.name, 0 if same else 1, 0, same, reason)
+        return Comparison(self.name, self.distance(a, b), 0, same, reason)
 
 
 class Md5Signal(DigestSignal):

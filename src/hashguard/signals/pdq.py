@@ -129,6 +129,9 @@ class PdqSignal(SignalType[PdqHash]):
     def format(self, value: PdqHash) -> str:
         return value.hex
 
+    def distance(self, a: PdqHash, b: PdqHash) -> int:
+        return a.distance(b)
+
     def compare(self, a: PdqHash, b: PdqHash, threshold: float | None = None) -> Comparison:
         limit = self.default_threshold if threshold is None else threshold
         distance = a.distance(b)

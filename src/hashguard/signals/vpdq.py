@@ -123,6 +123,10 @@ class VpdqSignal(SignalType[VpdqHash]):
     def format(self, value: VpdqHash) -> str:
         return "\n".join(f"{f.number},{f.quality},{f.hex},{f.timestamp:.3f}" for f in value.frames)
 
+    def distance(self, a: VpdqHash, b: VpdqHash) -> float:
+        """Percentage of good frames without a close frame in the other video, worse side."""
+        return self.compare(a, b).distance
+
     def compare(self, a: VpdqHash, b: VpdqHash, threshold: float | None = None) -> VpdqComparison:
         """Compare query ``a`` with target ``b``; ``threshold`` is the per-frame PDQ distance."""
         frame_threshold = self.default_threshold if threshold is None else threshold
