@@ -97,7 +97,7 @@ def run(console: Console, save: Path | None = None) -> None:
             verdict = "[green]match[/green]"
             why = f"{best_entry.name}: PDQ distance {distance}"
             if best_variant != "original":
-                why += f" ({best_variant})"
+                why += f" (its {best_variant} variant)"
         else:
             verdict = "[red]no match[/red]"
             why = f"nearest entry {distance} bits away"
