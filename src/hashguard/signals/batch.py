@@ -5,8 +5,10 @@ A file either yields all its requested hashes or one failure with the reason; ne
 
 import multiprocessing
 import os
+from collections import deque
 from collections.abc import Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -19,6 +21,8 @@ from hashguard.signals import registry
 from hashguard.signals.base import SignalType
 from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqSignal
+
+_IN_FLIGHT_PER_JOB = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,7 +139,9 @@ def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> I
     """Hash every file in ``paths`` over ``jobs`` processes; results come in input order.
 
     Each process uses one BLAS thread: files are the unit of parallelism, and BLAS threads
-    competing with hashing processes only cost time.
+    competing with hashing processes only cost time. At most a few files per process are in
+    flight, so memory stays bounded however many files there are. A file that crashes its
+    worker process (a decoder fault) fails alone; the other files are still hashed.
     """
     files = list(paths)
     with threadpool_limits(limits=1, user_api="blas"):
@@ -144,10 +150,42 @@ def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> I
                 yield hash_file(path, settings)
             return
         _load_kernels()
-        methods = multiprocessing.get_all_start_methods()
-        context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+        yield from _hash_in_pool(files, settings, jobs)
+
+
+def _hash_in_pool(files: list[str], settings: HashSettings, jobs: int) -> Iterator[FileResult]:
+    methods = multiprocessing.get_all_start_methods()
+    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    position = 0
+    while position < len(files):
+        window: deque[tuple[str, Future[FileResult]]] = deque()
         with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_blas_thread) as pool:
-            yield from pool.map(_hash_one, [(path, settings) for path in files], chunksize=1)
+            try:
+                while position < len(files) or window:
+                    while position < len(files) and len(window) < _IN_FLIGHT_PER_JOB * jobs:
+                        path = files[position]
+                        window.append((path, pool.submit(hash_file, path, settings)))
+                        position += 1
+                    result = window[0][1].result()
+                    window.popleft()
+                    yield result
+            except BrokenProcessPool:
+                pass  # handled below, once this pool is shut down
+        # A worker died. Files that finished keep their results; each unfinished one is retried
+        # alone, so the file that kills its process is the only one that fails.
+        for path, future in window:
+            if future.done() and future.exception() is None:
+                yield future.result()
+            else:
+                yield _hash_alone(path, settings, context)
+
+
+def _hash_alone(path: str, settings: HashSettings, context: Any) -> FileResult:
+    with ProcessPoolExecutor(1, mp_context=context, initializer=_one_blas_thread) as pool:
+        try:
+            return pool.submit(hash_file, path, settings).result()
+        except BrokenProcessPool:
+            return FileFailure(path, "the decoder process crashed on this file")
 
 
 def _load_kernels() -> None:
@@ -159,7 +197,3 @@ def _load_kernels() -> None:
 
 def _one_blas_thread() -> None:
     threadpool_limits(limits=1, user_api="blas")
-
-
-def _hash_one(task: tuple[str, HashSettings]) -> FileResult:
-    return hash_file(*task)
