@@ -4,8 +4,9 @@ import csv
 import io
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -102,15 +103,14 @@ def hash_command(
     files = list(expand(str(p) for p in paths))
     writer = _writer(output)
     failed = 0
-    with _progress(len(files)) as advance:
+    with _output(len(files)) as out:
         for result in hash_paths(files, settings, jobs):
             if isinstance(result, FileFailure):
                 failed += 1
                 _error(f"{result.path}: {result.reason}")
             else:
-                sys.stdout.write("".join(writer(record) for record in result))
-                sys.stdout.flush()
-            advance()
+                out.write("".join(writer(record) for record in result))
+            out.advance()
     if failed:
         raise typer.Exit(1)
 
@@ -159,18 +159,35 @@ def _text(record: HashRecord) -> str:
     return "".join(lines)
 
 
+@dataclass
+class _Output:
+    """Writes result lines to stdout, and keeps a progress bar below them on a terminal."""
+
+    write: Callable[[str], None]
+    advance: Callable[[], None]
+
+
 @contextmanager
-def _progress(total: int) -> Iterator[Any]:
-    # A bar on the terminal while the output goes elsewhere; when the output itself is on the
-    # terminal, its lines already show progress and a bar would tangle with them.
-    if not sys.stderr.isatty() or sys.stdout.isatty() or total < 2:
-        yield lambda: None
+def _output(total: int) -> Iterator[_Output]:
+    def plain(text: str) -> None:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+
+    if not sys.stderr.isatty() or total < 2:
+        yield _Output(plain, lambda: None)
         return
+    # With the output on the terminal too, the bar is drawn there and the lines go above it;
+    # otherwise the bar is on stderr and the output file gets only the lines.
+    on_terminal = sys.stdout.isatty()
+    console = Console(highlight=False) if on_terminal else stderr
     columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    bar = Progress(*columns, console=stderr, transient=True, redirect_stdout=False)
-    with bar as progress:
+    with Progress(*columns, console=console, transient=True, redirect_stdout=False) as progress:
         task = progress.add_task("hash", total=total)
-        yield lambda: progress.advance(task)
+
+        def above(text: str) -> None:
+            console.print(text, end="", soft_wrap=True, markup=False)
+
+        yield _Output(above if on_terminal else plain, lambda: progress.advance(task))
 
 
 @app.command()
