@@ -17,12 +17,20 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hashguard import __version__
 from hashguard.media.errors import MediaError
-from hashguard.media.formats import SNIFF_BYTES, sniff
+from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.signals import registry
-from hashguard.signals.base import Comparison
-from hashguard.signals.batch import FileFailure, HashRecord, HashSettings, expand, hash_paths
+from hashguard.signals.base import Comparison, SignalType
+from hashguard.signals.batch import (
+    FileFailure,
+    FileSkipped,
+    HashRecord,
+    HashSettings,
+    expand,
+    hash_paths,
+    hash_values,
+)
 from hashguard.signals.pdq import PdqSignal
-from hashguard.signals.vpdq import VpdqComparison
+from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
 
 app = typer.Typer(
     name="hashguard",
@@ -40,9 +48,13 @@ class OutputFormat(StrEnum):
     text = "text"
 
 
+def _error_line(message: str) -> str:
+    return f"hashguard: {' '.join(message.split())}"
+
+
 def _error(message: str) -> None:
     """One line on stderr, never wrapped, so scripts can read it."""
-    sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
+    sys.stderr.write(_error_line(message) + "\n")
     sys.stderr.flush()
 
 
@@ -99,18 +111,25 @@ def hash_command(
     ] = 1.0,
 ) -> None:
     """Hash files; one output line per file and signal. Exit status 1 if any file failed."""
-    settings = HashSettings(_signal_names(signal), dihedral, video_per_second=video_rate)
+    names = _signal_names(signal)
+    settings = HashSettings(names, dihedral, video_per_second=video_rate, quiet_decoders=True)
     files = list(expand(str(p) for p in paths))
     writer = _writer(output)
     failed = 0
+    skipped: dict[str, int] = {}
     with _output(len(files)) as out:
         for result in hash_paths(files, settings, jobs):
             if isinstance(result, FileFailure):
                 failed += 1
-                _error(f"{result.path}: {result.reason}")
+                out.error(f"{result.path}: {result.reason}")
+            elif isinstance(result, FileSkipped):
+                skipped[result.kind] = skipped.get(result.kind, 0) + 1
             else:
                 out.write("".join(writer(record) for record in result))
             out.advance()
+    if skipped:
+        counts = ", ".join(f"{count} {kind}" for kind, count in sorted(skipped.items()))
+        _error(f"note: skipped {counts} file(s): no requested signal ({','.join(names)}) applies")
     if failed:
         raise typer.Exit(1)
 
@@ -161,9 +180,11 @@ def _text(record: HashRecord) -> str:
 
 @dataclass
 class _Output:
-    """Writes result lines to stdout, and keeps a progress bar below them on a terminal."""
+    """Result lines to stdout and error lines to stderr, with a progress bar kept below them
+    while stderr is a terminal."""
 
     write: Callable[[str], None]
+    error: Callable[[str], None]
     advance: Callable[[], None]
 
 
@@ -174,20 +195,26 @@ def _output(total: int) -> Iterator[_Output]:
         sys.stdout.flush()
 
     if not sys.stderr.isatty() or total < 2:
-        yield _Output(plain, lambda: None)
+        yield _Output(plain, _error, lambda: None)
         return
-    # With the output on the terminal too, the bar is drawn there and the lines go above it;
-    # otherwise the bar is on stderr and the output file gets only the lines.
+    # The bar is drawn on stderr's terminal and lines for that terminal go above it, never
+    # wrapped; with stdout on the same terminal, the result lines go above it too.
     on_terminal = sys.stdout.isatty()
     console = Console(highlight=False) if on_terminal else stderr
     columns = (TextColumn("hashing"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=True, redirect_stdout=False) as progress:
+    bar = Progress(
+        *columns, console=console, transient=True, redirect_stdout=False, redirect_stderr=False
+    )
+    with bar as progress:
         task = progress.add_task("hash", total=total)
 
         def above(text: str) -> None:
-            console.print(text, end="", soft_wrap=True, markup=False)
+            console.print(text, end="", soft_wrap=True, markup=False, highlight=False)
 
-        yield _Output(above if on_terminal else plain, lambda: progress.advance(task))
+        def error(message: str) -> None:
+            stderr.print(_error_line(message), soft_wrap=True, markup=False, highlight=False)
+
+        yield _Output(above if on_terminal else plain, error, lambda: progress.advance(task))
 
 
 @app.command()
@@ -204,17 +231,21 @@ def compare(
 ) -> None:
     """Compare two files: per signal, the distance and whether it is a match."""
     try:
-        kinds = [_kind(first), _kind(second)]
-        if kinds[0] is not kinds[1]:
-            raise MediaError(
-                f"{first} is {kinds[0]} and {second} is {kinds[1]}: nothing to compare"
-            )
-        comparisons = list(_compare(first, second, kinds[0], threshold))
-    except (MediaError, OSError) as exc:
-        message = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        _error(message)
+        kinds = {path: _kind(path) for path in (first, second)}
+        if kinds[first] is not kinds[second]:
+            _error(f"{first} is {kinds[first]} and {second} is {kinds[second]}: nothing to compare")
+            raise typer.Exit(1)
+        signals = [
+            VpdqSignal(frame_threshold=threshold)
+            if isinstance(s, VpdqSignal) and threshold is not None
+            else s
+            for s in registry.for_media(kinds[first])
+        ]
+        values = {path: dict(_values(path, signals)) for path in (first, second)}
+    except _FileError as exc:
+        _error(str(exc))
         raise typer.Exit(1) from None
-    for label, comparison in comparisons:
+    for label, comparison in _compare(signals, values[first], values[second], threshold):
         if output is OutputFormat.text:
             verdict = "MATCH" if comparison.match else "no match"
             typer.echo(f"{label:<16} {verdict:<9} {comparison.reason}")
@@ -222,30 +253,44 @@ def compare(
             typer.echo(json.dumps(_comparison_json(label, comparison)))
 
 
-def _kind(path: Path) -> Any:
-    with open(path, "rb") as stream:
-        try:
+class _FileError(Exception):
+    """A file could not be read or hashed; the message names it."""
+
+
+def _kind(path: Path) -> MediaKind:
+    try:
+        with open(path, "rb") as stream:
             return sniff(stream.read(SNIFF_BYTES)).kind
-        except MediaError as exc:
-            raise MediaError(f"{path}: {exc}") from None
+    except MediaError as exc:
+        raise _FileError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise _FileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+
+
+def _values(path: Path, signals: list[SignalType[Any]]) -> list[tuple[str, Any]]:
+    try:
+        pairs = hash_values(str(path), signals, dihedral=True)
+    except MediaError as exc:
+        raise _FileError(f"{path}: {exc}") from None
+    except OSError as exc:
+        raise _FileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    return [(signal.name, value) for signal, value in pairs]
 
 
 def _compare(
-    first: Path, second: Path, kind: Any, threshold: float | None
+    signals: list[SignalType[Any]],
+    first: dict[str, Any],
+    second: dict[str, Any],
+    threshold: float | None,
 ) -> Iterator[tuple[str, Comparison]]:
-    data = [first.read_bytes(), second.read_bytes()]
-    for signal in registry.for_media(kind):
-        try:
-            a, b = (signal.hash(d) for d in data)
-        except MediaError as exc:
-            raise MediaError(f"{signal.name}: {exc}") from None
-        limit = None if signal.default_threshold == 0 else threshold
-        yield signal.name, signal.compare(a, b, limit)
+    for signal in signals:
+        a, b = first[signal.name], second[signal.name]
         if isinstance(signal, PdqSignal):
-            variants = signal.hash_dihedral(data[1]).variants.items()
-            best = min(variants, key=lambda item: item[1].distance(a))
-            result = signal.compare(a, best[1], threshold)
-            yield f"pdq ({best[0]})", result
+            yield signal.name, signal.compare(a.original, b.original, threshold)
+            name, best = min(b.variants.items(), key=lambda item: item[1].distance(a.original))
+            yield f"pdq ({name})", signal.compare(a.original, best, threshold)
+        else:
+            yield signal.name, signal.compare(a, b)
 
 
 def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
@@ -259,6 +304,7 @@ def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
     if isinstance(comparison, VpdqComparison):
         line["query_percent"] = comparison.query_percent
         line["target_percent"] = comparison.target_percent
+        line["frame_threshold"] = comparison.frame_threshold
     return line
 
 

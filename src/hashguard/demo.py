@@ -87,21 +87,23 @@ def run(console: Console, save: Path | None = None) -> None:
         digest = sha256.hash(copy.data)
         variants = pdq.hash_dihedral(copy.data).variants
         exact = next((e for e in entries if e.sha256 == digest), None)
-        best_entry, best_variant, distance = min(
-            ((e, name, v.distance(e.pdq)) for e in entries for name, v in variants.items()),
-            key=lambda item: item[2],
+        best_entry, best_variant, result = min(
+            ((e, name, pdq.compare(v, e.pdq)) for e in entries for name, v in variants.items()),
+            key=lambda item: item[2].distance,
         )
         if exact is not None:
             verdict, why = "[green]match[/green]", f"{exact.name}: SHA-256 identical"
-        elif distance <= DEFAULT_THRESHOLD:
+        elif result.match:
             verdict = "[green]match[/green]"
-            why = f"{best_entry.name}: PDQ distance {distance}"
+            why = f"{best_entry.name}: PDQ distance {result.distance:g}"
             if best_variant != "original":
                 why += f" (its {best_variant} variant)"
         else:
             verdict = "[red]no match[/red]"
-            why = f"nearest entry {distance} bits away"
-        matched += exact is not None or distance <= DEFAULT_THRESHOLD
+            why = f"nearest entry {result.distance:g} bits away (> {result.threshold:g})"
+            if result.distance <= result.threshold:
+                why = result.reason  # close, but too little detail to match
+        matched += exact is not None or result.match
         table.add_row(copy.name, copy.edit, verdict, why)
     console.print(table)
     console.print(

@@ -20,12 +20,13 @@ class CorruptMedia(MediaError):
 class LimitExceeded(MediaError):
     """A declared or measured size is over a configured limit; refused before decoding pixels."""
 
-    def __init__(self, what: str, value: float, limit: float, unit: str = "") -> None:
+    def __init__(self, what: str, value: float | None, limit: float, unit: str = "") -> None:
         self.what = what
         self.value = value
         self.limit = limit
         unit = f" {unit}" if unit else ""
-        super().__init__(f"{what} {_fmt(value)}{unit} exceeds the limit of {_fmt(limit)}{unit}")
+        shown = "" if value is None else f" {_fmt(value)}{unit}"
+        super().__init__(f"{what}{shown} exceeds the limit of {_fmt(limit)}{unit}")
 
 
 def _fmt(number: float) -> str:

@@ -8,13 +8,15 @@ decoded at full resolution. EXIF orientation is applied, so the pixels are as a 
 import io
 import re
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from hashguard.media.errors import CorruptMedia, LimitExceeded, UnsupportedMedia, reason
+from hashguard.media.errors import CorruptMedia, LimitExceeded, MediaError, UnsupportedMedia, reason
 from hashguard.media.formats import (
     AVIF,
     BMP,
@@ -31,21 +33,28 @@ from hashguard.media.formats import (
 )
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.media.luma import luma_from_grey, luma_from_rgb
+from hashguard.media.structure import gif_frames, jpeg_scans, tiff_frames
 
-_PILLOW_FORMAT: Final = {
-    JPEG: "JPEG",
-    PNG: "PNG",
-    GIF: "GIF",
-    WEBP: "WEBP",
-    BMP: "BMP",
-    TIFF: "TIFF",
-    HEIF: "HEIF",
-    AVIF: "AVIF",
+_PILLOW_FORMATS: Final = {
+    JPEG: ["JPEG", "MPO"],  # MPO: multi-picture JPEGs (camera stereo, Ultra HDR gain maps)
+    PNG: ["PNG"],
+    GIF: ["GIF"],
+    WEBP: ["WEBP"],
+    BMP: ["BMP"],
+    TIFF: ["TIFF"],
+    HEIF: ["HEIF"],
+    AVIF: ["AVIF"],
 }
+_JPEG_FAMILY: Final = {"JPEG", "MPO"}
 
 # Above this many pixels, luma is taken in 8 bits by Pillow instead of exact float (speed, memory).
 _EXACT_LUMA_MAX_PIXELS: Final = 4_000_000
 _ORIENTATION_TAG: Final = 0x0112
+# Per EXIF orientation: does each oriented axis (rows, columns) run against the stored one?
+_REVERSED_AXES: Final = {
+    1: (False, False), 2: (False, True), 3: (True, True), 4: (True, False),
+    5: (False, False), 6: (False, True), 7: (True, True), 8: (True, False),
+}  # fmt: skip
 _SIXTEEN_BIT_MODES: Final = {"I;16", "I;16L", "I;16B", "I;16N"}
 
 
@@ -53,9 +62,11 @@ _SIXTEEN_BIT_MODES: Final = {"I;16", "I;16L", "I;16B", "I;16N"}
 class LumaImage:
     """The luma plane of an image or video frame, oriented as a viewer shows it.
 
-    ``pixels`` may be a reduced decode: ``scale`` full-resolution pixels per pixel on each axis.
-    ``width`` and ``height`` are the full-resolution size. Pixel values map black..white to
-    ``black``..``white`` (video luma is often 16..235).
+    ``pixels`` may be a reduced decode: ``scale`` full-resolution pixels per pixel on each axis,
+    averaged in blocks aligned with the stored image; ``reversed_axes`` says, per axis of the
+    oriented pixels, whether an EXIF flip made it run against that block grid (the partial
+    block at the far edge then comes first). ``width`` and ``height`` are the full-resolution
+    size. Pixel values map black..white to ``black``..``white`` (video luma is often 16..235).
     """
 
     pixels: np.ndarray
@@ -64,6 +75,7 @@ class LumaImage:
     scale: int = 1
     black: float = 0.0
     white: float = 255.0
+    reversed_axes: tuple[bool, bool] = (False, False)
 
 
 def image_size(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
@@ -84,11 +96,11 @@ def decode_luma(
 
     Raises ``EmptyMedia``, ``UnsupportedMedia``, ``CorruptMedia`` or ``LimitExceeded``.
     """
-    with _open(data, limits) as image:
+    with _open(data, limits) as image, _quiet():
         width, height = image.size
         exact = min_side is None or max(width, height) <= min_side
         scale = 1
-        if min_side and not exact and image.format == "JPEG" and image.mode in ("RGB", "L"):
+        if min_side and not exact and image.format in _JPEG_FAMILY and image.mode in ("RGB", "L"):
             wanted = _jpeg_scale(width, height, min_side)
             image.draft("L", (width // wanted, height // wanted))
             scale = round(width / image.size[0])  # what libjpeg actually gave
@@ -96,12 +108,23 @@ def decode_luma(
         try:
             image.load()
             pixels = _luma(image, exact=exact)
-        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        except (MediaError, MemoryError):
+            raise
+        except Exception as exc:  # decoders raise many types; all mean the data is bad
             raise CorruptMedia(f"cannot decode {image.format} data: {reason(exc)}") from exc
     pixels = _orient(pixels, orientation)
     if orientation >= 5:
         width, height = height, width
-    return LumaImage(np.ascontiguousarray(pixels), width, height, scale)
+    reversed_axes = _REVERSED_AXES[orientation]
+    return LumaImage(np.ascontiguousarray(pixels), width, height, scale, 0.0, 255.0, reversed_axes)
+
+
+@contextmanager
+def _quiet() -> Iterator[None]:
+    # Decoders warn about oddities they recover from; the outcome is what counts.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        yield
 
 
 def _open(data: bytes, limits: Limits) -> Image.Image:
@@ -109,21 +132,25 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     fmt = sniff(data[:SNIFF_BYTES])
     if fmt.kind is not MediaKind.IMAGE:
         raise UnsupportedMedia(f"{fmt.name} is a video format, not an image")
+    _check_structure(data, fmt, limits)
     if fmt in (HEIF, AVIF):
         _register_heif()
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            image = Image.open(io.BytesIO(data), formats=[_PILLOW_FORMAT[fmt]])
+        with _quiet():
+            image = Image.open(io.BytesIO(data), formats=_PILLOW_FORMATS[fmt])
     except Image.DecompressionBombError as exc:
         # Pillow's own guard (far above our default limit) fired before ours could.
         numbers = [int(n) for n in re.findall(r"(\d+) pixels", str(exc))]
-        declared, pillow_limit = [*numbers, 0, 0][:2]
-        limit = limits.max_pixels if declared > limits.max_pixels else pillow_limit
+        declared = numbers[0] if numbers else None
+        limit = limits.max_pixels
+        if declared is not None and declared <= limits.max_pixels and len(numbers) > 1:
+            limit = numbers[1]
         raise LimitExceeded("declared pixel count", declared, limit) from exc
     except UnidentifiedImageError as exc:
         raise CorruptMedia(f"cannot read the {fmt.name} header") from exc
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+    except (MediaError, MemoryError):
+        raise
+    except Exception as exc:
         raise CorruptMedia(f"cannot read the {fmt.name} header: {reason(exc)}") from exc
     try:
         _check_header(image, fmt, limits)
@@ -133,14 +160,33 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
     return image
 
 
+def _check_structure(data: bytes, fmt: Format, limits: Limits) -> None:
+    """Counts that decoders would take long to find, from the file structure, with early stop."""
+    if fmt is JPEG:
+        what, limit, count = "JPEG scan count", limits.max_jpeg_scans, jpeg_scans
+    elif fmt is GIF:
+        what, limit, count = "frame count", limits.max_frames, gif_frames
+    elif fmt is TIFF:
+        what, limit, count = "frame count", limits.max_frames, tiff_frames
+    else:
+        return
+    if count(data, limit) > limit:  # counting stopped there: the total is not known
+        raise LimitExceeded(what, None, limit)
+
+
 def _check_header(image: Image.Image, fmt: Format, limits: Limits) -> None:
     width, height = image.size
     if width <= 0 or height <= 0:
         raise CorruptMedia(f"{fmt.name} header declares an empty {width}x{height} image")
     limits.check_pixels(width, height)
+    if fmt in (GIF, TIFF):
+        return  # counted from the structure already; Pillow's count walks every frame
     try:
-        frames = int(getattr(image, "n_frames", 1))
-    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        with _quiet():
+            frames = int(getattr(image, "n_frames", 1))
+    except (MediaError, MemoryError):
+        raise
+    except Exception as exc:
         raise CorruptMedia(f"cannot count the frames of this {fmt.name}: {reason(exc)}") from exc
     limits.check_frames(frames)
 

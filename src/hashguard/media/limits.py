@@ -14,7 +14,8 @@ class Limits:
     max_image_bytes: int = 256 * MIB
     max_video_bytes: int = 8 * 1024 * MIB
     max_pixels: int = 64_000_000  # per image or video frame
-    max_frames: int = 10_000  # frames in an animated image
+    max_frames: int = 10_000  # frames (pages) in an animated or multi-page image
+    max_jpeg_scans: int = 500  # progressive JPEG scans; thousands make libjpeg crawl
     max_video_frames: int = 1_000_000
     max_video_seconds: float = 6 * 3600
 
@@ -31,10 +32,10 @@ class Limits:
         if size > self.max_video_bytes:
             raise LimitExceeded("video size", size, self.max_video_bytes, "bytes")
 
-    def check_pixels(self, width: int, height: int) -> None:
+    def check_pixels(self, width: int, height: int, what: str = "declared") -> None:
         if width * height > self.max_pixels:
             raise LimitExceeded(
-                f"declared {width}x{height} pixels =", width * height, self.max_pixels
+                f"{what} {width}x{height} pixels =", width * height, self.max_pixels
             )
 
     def check_frames(self, frames: int) -> None:

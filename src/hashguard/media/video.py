@@ -82,30 +82,32 @@ def iter_frames(
     """
     if per_second < 0:
         raise ValueError("per_second must be >= 0")
-    with _open(source, limits) as container:
+    container, info = _open(source, limits)
+    with container:
         stream = container.streams.video[0]
         stream.codec_context.thread_count = threads
-        info = _info(container, stream)
+        # FFmpeg itself refuses frames over the pixel limit, also when the size changes midway.
+        stream.codec_context.options = {"max_pixels": str(limits.max_pixels)}
         step = 1 if per_second == 0 else max(1, int(info.fps / per_second))
         number = -1
-        for frame in _decode(container, stream):
+        for frame in _decode(container, stream, limits):
             number += 1
             limits.check_video_frames(number + 1)
             timestamp = number / info.fps
             limits.check_video_seconds(timestamp)
-            if number % step:
-                continue
-            limits.check_pixels(frame.width, frame.height)
-            yield VideoFrame(number, timestamp, _luma(frame))
+            limits.check_pixels(frame.width, frame.height, "video frame of")
+            if number % step == 0:
+                yield VideoFrame(number, timestamp, _luma(frame))
 
 
 def probe(source: VideoSource, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:
     """Return what the container declares, after checking it against the limits."""
-    with _open(source, limits) as container:
-        return _info(container, container.streams.video[0])
+    container, info = _open(source, limits)
+    container.close()
+    return info
 
 
-def _open(source: VideoSource, limits: Limits) -> Any:
+def _open(source: VideoSource, limits: Limits) -> tuple[Any, VideoInfo]:
     stream = io.BytesIO(source) if isinstance(source, bytes) else source
     start = stream.tell()
     size = stream.seek(0, io.SEEK_END) - start
@@ -123,15 +125,15 @@ def _open(source: VideoSource, limits: Limits) -> Any:
     try:
         if not container.streams.video:
             raise UnsupportedMedia(f"the {fmt.name} file has no video stream")
-        _check_header(container, container.streams.video[0], limits)
+        info = _info(container, container.streams.video[0])
+        _check_header(info, limits)
     except BaseException:
         container.close()
         raise
-    return container
+    return container, info
 
 
-def _check_header(container: Any, stream: Any, limits: Limits) -> None:
-    info = _info(container, stream)
+def _check_header(info: VideoInfo, limits: Limits) -> None:
     if info.width <= 0 or info.height <= 0:
         raise CorruptMedia("the video stream declares no frame size")
     limits.check_pixels(info.width, info.height)
@@ -153,9 +155,13 @@ def _info(container: Any, stream: Any) -> VideoInfo:
     return VideoInfo(context.width, context.height, float(rate), duration, stream.frames or 0)
 
 
-def _decode(container: Any, stream: Any) -> Iterator[Any]:
+def _decode(container: Any, stream: Any, limits: Limits) -> Iterator[Any]:
     try:
         yield from container.decode(stream)
+    except av.ArgumentError as exc:  # what FFmpeg's max_pixels check raises, among others
+        raise CorruptMedia(
+            f"cannot decode the video: a frame is invalid or over {limits.max_pixels:,} pixels"
+        ) from exc
     except av.FFmpegError as exc:
         raise CorruptMedia(f"cannot decode the video: {reason(exc)}") from exc
 

@@ -61,6 +61,9 @@ class SignalType(ABC, Generic[Value]):
         return kind in self.media
 
 
-def read_all(source: MediaSource) -> bytes:
-    """The bytes of ``source``, reading an open file from its current position."""
-    return source if isinstance(source, bytes) else source.read()
+def read_image(source: MediaSource, limits: Limits) -> bytes:
+    """The bytes of an image given as bytes or an open file (read from its current position),
+    reading no more than the image size limit allows."""
+    data = source if isinstance(source, bytes) else source.read(limits.max_image_bytes + 1)
+    limits.check_image_bytes(len(data))
+    return data

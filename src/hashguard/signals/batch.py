@@ -5,12 +5,14 @@ A file either yields all its requested hashes or one failure with the reason; ne
 
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any
 
 from threadpoolctl import threadpool_limits
 
@@ -18,9 +20,9 @@ from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import registry
-from hashguard.signals.base import SignalType
-from hashguard.signals.pdq import PdqSignal
-from hashguard.signals.vpdq import VpdqSignal
+from hashguard.signals.base import SignalType, read_image
+from hashguard.signals.pdq import DihedralHashes, PdqHash, PdqSignal
+from hashguard.signals.vpdq import VpdqHash, VpdqSignal
 
 _IN_FLIGHT_PER_JOB = 4
 
@@ -41,7 +43,23 @@ class FileFailure:
     reason: str
 
 
-FileResult = list[HashRecord] | FileFailure
+@dataclass(frozen=True, slots=True)
+class FileSkipped:
+    """A readable file that none of the requested signals applies to (a video for ``pdq``)."""
+
+    path: str
+    kind: MediaKind
+
+
+FileResult = list[HashRecord] | FileFailure | FileSkipped
+
+
+class NotApplicable(Exception):
+    """None of the requested signals applies to this kind of media."""
+
+    def __init__(self, kind: MediaKind) -> None:
+        super().__init__(f"no requested signal applies to {kind} files")
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +70,9 @@ class HashSettings:
     dihedral: bool = False
     limits: Limits = DEFAULT_LIMITS
     video_per_second: float = 1.0
+    # Send what native decoders (libtiff, libjpeg) print on stderr to /dev/null while hashing;
+    # for a command line that reports each file's failure in one line of its own.
+    quiet_decoders: bool = False
     resolved: tuple[SignalType[Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -79,14 +100,10 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
 def hash_file(path: str, settings: HashSettings) -> FileResult:
     """All requested hashes of one file, or the reason it could not be hashed."""
     try:
-        with open(path, "rb") as stream:
-            kind = sniff(stream.read(SNIFF_BYTES)).kind
-            signals = [s for s in settings.resolved if s.applies_to(kind)]
-            if not signals:
-                wanted = ", ".join(s.name for s in settings.resolved)
-                return FileFailure(path, f"no requested signal ({wanted}) applies to {kind} files")
-            stream.seek(0)
-            return _hash_stream(path, stream, kind, signals, settings)
+        with _quiet_native_stderr(settings.quiet_decoders):
+            values = hash_values(path, settings.resolved, settings.limits, settings.dihedral)
+    except NotApplicable as exc:
+        return FileSkipped(path, exc.kind)
     except MediaError as exc:
         return FileFailure(path, str(exc))
     except IsADirectoryError:
@@ -95,44 +112,72 @@ def hash_file(path: str, settings: HashSettings) -> FileResult:
         return FileFailure(path, f"cannot read: {exc.strerror or exc}")
     except MemoryError:
         return FileFailure(path, "out of memory while decoding")
+    except Exception as exc:  # a bug, not bad input: still one line, and the next file goes on
+        return FileFailure(path, f"internal error ({type(exc).__name__}: {exc})")
+    return [_record(path, signal, value) for signal, value in values]
 
 
-def _hash_stream(
+def hash_values(
     path: str,
-    stream: BinaryIO,
-    kind: MediaKind,
-    signals: list[SignalType[Any]],
-    settings: HashSettings,
-) -> list[HashRecord]:
-    limits = settings.limits
-    if kind is MediaKind.IMAGE:
-        limits.check_image_bytes(os.fstat(stream.fileno()).st_size)
-        data: bytes | None = stream.read()
-    else:
-        limits.check_video_bytes(os.fstat(stream.fileno()).st_size)
-        data = None
-    records = []
-    for signal in signals:
-        if data is None:
-            stream.seek(0)
-        source = stream if data is None else data
-        if isinstance(signal, PdqSignal) and settings.dihedral:
-            hashes = signal.hash_dihedral(source, limits)
-            variants = {name: h.hex for name, h in hashes.variants.items()}
-            records.append(
-                HashRecord(path, signal.name, hashes.original.hex, hashes.quality, variants)
-            )
-        elif isinstance(signal, PdqSignal):
-            value = signal.hash(source, limits)
-            records.append(HashRecord(path, signal.name, value.hex, value.quality))
-        elif isinstance(signal, VpdqSignal):
-            video = signal.hash(source, limits)
-            text = signal.format(video)
-            frames = len(video.frames)
-            records.append(HashRecord(path, signal.name, text, video.mean_quality, frames=frames))
+    signals: Iterable[SignalType[Any]],
+    limits: Limits = DEFAULT_LIMITS,
+    dihedral: bool = False,
+) -> list[tuple[SignalType[Any], Any]]:
+    """Each signal that applies to the media in ``path``, with its value (for pdq with
+    ``dihedral``: ``DihedralHashes``). Images are read into memory within the size limit;
+    videos are read from the open file. Raises ``NotApplicable``, ``MediaError`` or ``OSError``.
+    """
+    with open(path, "rb") as stream:
+        kind = sniff(stream.read(SNIFF_BYTES)).kind
+        chosen = [s for s in signals if s.applies_to(kind)]
+        if not chosen:
+            raise NotApplicable(kind)
+        stream.seek(0)
+        size = os.fstat(stream.fileno()).st_size
+        data: bytes | None = None
+        if kind is MediaKind.IMAGE:
+            limits.check_image_bytes(size)
+            data = read_image(stream, limits)
         else:
-            records.append(HashRecord(path, signal.name, signal.format(signal.hash(source))))
-    return records
+            limits.check_video_bytes(size)
+        values: list[tuple[SignalType[Any], Any]] = []
+        for signal in chosen:
+            if data is None:
+                stream.seek(0)
+            source = stream if data is None else data
+            if dihedral and isinstance(signal, PdqSignal):
+                values.append((signal, signal.hash_dihedral(source, limits)))
+            else:
+                values.append((signal, signal.hash(source, limits)))
+        return values
+
+
+def _record(path: str, signal: SignalType[Any], value: Any) -> HashRecord:
+    if isinstance(value, DihedralHashes):
+        variants = {name: h.hex for name, h in value.variants.items()}
+        return HashRecord(path, signal.name, value.original.hex, value.quality, variants)
+    if isinstance(value, PdqHash):
+        return HashRecord(path, signal.name, value.hex, value.quality)
+    if isinstance(value, VpdqHash):
+        frames = len(value.frames)
+        return HashRecord(path, signal.name, signal.format(value), value.mean_quality, None, frames)
+    return HashRecord(path, signal.name, signal.format(value))
+
+
+@contextmanager
+def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
+    if not enabled:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as devnull:
+            os.dup2(devnull.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> Iterator[FileResult]:

@@ -15,7 +15,13 @@ from hashguard.media.formats import MediaKind
 from hashguard.media.image import LumaImage, decode_luma
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import pdq_kernel
-from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType, read_all
+from hashguard.signals.base import (
+    Comparison,
+    InvalidSignalValue,
+    MediaSource,
+    SignalType,
+    read_image,
+)
 
 DEFAULT_THRESHOLD: Final = 31
 MIN_QUALITY: Final = 50
@@ -94,7 +100,9 @@ def _buffer_64x64(luma: LumaImage) -> tuple[np.ndarray | None, int]:
     if luma.scale == 1 and pixels.size <= _EXACT_MAX_PIXELS:
         buffer = pdq_kernel.exact_64x64(pixels)
     else:
-        buffer = pdq_kernel.weighted_64x64(pixels, luma.height, luma.width, luma.scale)
+        buffer = pdq_kernel.weighted_64x64(
+            pixels, luma.height, luma.width, luma.scale, luma.reversed_axes
+        )
     if (luma.black, luma.white) != (0.0, 255.0):
         # The pipeline is linear, so mapping video levels to 0..255 here equals doing it per pixel.
         gain = np.float32(255.0 / (luma.white - luma.black))
@@ -112,11 +120,11 @@ class PdqSignal(SignalType[PdqHash]):
         self.min_quality = min_quality
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> PdqHash:
-        data = read_all(source)
+        data = read_image(source, limits)
         return hash_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE))
 
     def hash_dihedral(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> DihedralHashes:
-        data = read_all(source)
+        data = read_image(source, limits)
         return dihedral_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE))
 
     def parse(self, text: str) -> PdqHash:

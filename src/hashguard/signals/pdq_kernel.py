@@ -18,9 +18,10 @@ MIN_SIDE: Final = 5  # the reference hashes anything smaller as all-zero, qualit
 _ROWS_PER_CHUNK: Final = 512
 
 
-def jarosz_window(old_size: int, new_size: int = 64) -> int:
-    """The reference's box-filter window for downsampling ``old_size`` to ``new_size``."""
-    return (old_size + 2 * new_size - 1) // (2 * new_size)
+@njit(cache=True, nogil=True)
+def jarosz_window(old_size: int) -> int:  # pragma: no cover - compiled
+    """The reference's box-filter window for downsampling ``old_size`` pixels to 64."""
+    return (old_size + 127) // 128
 
 
 def _dct_matrix() -> np.ndarray:
@@ -119,8 +120,8 @@ def _box_along_rows(src: np.ndarray, dst: np.ndarray, window: int) -> None:  # p
 @njit(cache=True, nogil=True)
 def _jarosz_64x64(luma: np.ndarray) -> np.ndarray:  # pragma: no cover - compiled
     rows, cols = luma.shape
-    window_along_rows = (cols + 127) // 128
-    window_along_cols = (rows + 127) // 128
+    window_along_rows = jarosz_window(cols)
+    window_along_cols = jarosz_window(rows)
     work = luma.astype(np.float32)  # always a copy: the filter runs in place
     spare = np.empty_like(work)
     for _ in range(2):
@@ -141,49 +142,75 @@ def exact_64x64(luma: np.ndarray) -> np.ndarray:
     return _jarosz_64x64(np.ascontiguousarray(luma))
 
 
-@lru_cache(maxsize=512)
-def _axis_weights(full: int, reduced: int, scale: int) -> np.ndarray:
-    """Rows of the reference's blur-and-decimate map along one axis, summed per reduced pixel.
+def _axis_map(full: int, reduced: int, scale: int, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's blur-and-decimate map along one axis, as 64 short rows of weights.
 
-    Row i holds the weight each input pixel gets in output sample i: two passes of the
-    edge-normalised box filter, read at the reference's decimation point. Summing the weights of
-    the ``scale`` full-resolution pixels that one reduced pixel averages gives the same map on
-    a reduced decode, up to the variation of the weights inside one block.
+    Output sample i reads ``weights[i]`` times the reduced pixels from ``starts[i]`` on: two
+    passes of the edge-normalised box filter, read at the reference's decimation point, with
+    the weights of the ``scale`` full-resolution pixels that one reduced pixel averages summed.
+    This equals the reference's map on a reduced decode up to the variation of the weights
+    inside one block. Each row covers about 1/32 of the axis, so the map stays small however
+    long the axis is. ``reverse``: the axis runs against the decoder's block grid.
     """
-    window = jarosz_window(full)
+    window = int(jarosz_window(full))
     half = (window + 2) // 2
-    index = np.arange(full)
-    lo = np.maximum(index - (window - half), 0)
-    hi = np.minimum(index + (half - 1), full - 1)
-    inverse = 1.0 / (hi - lo + 1)
-    samples = np.array([int(((i + 0.5) * full) / 64) for i in range(64)])
-    # Output i = sum over o in box(p_i) of inverse[p_i] * inverse[o] * box(o): spread with a
-    # difference array, then integrate.
-    diff = np.zeros((64, full + 1))
-    for i, p in enumerate(samples):
-        inner = np.arange(lo[p], hi[p] + 1)
-        amount = inverse[p] * inverse[inner]
-        np.add.at(diff[i], lo[inner], amount)
-        np.add.at(diff[i], hi[inner] + 1, -amount)
-    weights = np.cumsum(diff[:, :full], axis=1)
-    padded = np.zeros((64, reduced * scale))
-    padded[:, : min(full, reduced * scale)] = weights[:, : reduced * scale]
-    return padded.reshape(64, reduced, scale).sum(axis=2).astype(np.float32)
+    shift = reduced * scale - full if reverse else 0  # the partial block comes first
+
+    def box(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return np.maximum(x - (window - half), 0), np.minimum(x + (half - 1), full - 1)
+
+    rows = []
+    for i in range(64):
+        p = np.array([int(((i + 0.5) * full) / 64)])
+        p_lo, p_hi = box(p)
+        inner = np.arange(p_lo[0], p_hi[0] + 1)
+        lo, hi = box(inner)
+        first, last = int(lo[0]), int(hi[-1])
+        # Output = mean over o in box(p) of the mean over box(o): spread with a difference
+        # array over the support [first, last], then integrate.
+        amount = 1.0 / (hi - lo + 1) / len(inner)
+        diff = np.zeros(last - first + 2)
+        np.add.at(diff, lo - first, amount)
+        np.add.at(diff, hi - first + 1, -amount)
+        weights = np.cumsum(diff[:-1])
+        blocks = (np.arange(first, last + 1) + shift) // scale
+        rows.append((int(blocks[0]), np.bincount(blocks - blocks[0], weights=weights)))
+    band = max(len(w) for _, w in rows)
+    starts = np.array([start for start, _ in rows])
+    table = np.zeros((64, band), np.float32)
+    for i, (_, w) in enumerate(rows):
+        table[i, : len(w)] = w
+    return starts, table
 
 
-def weighted_64x64(pixels: np.ndarray, height: int, width: int, scale: int) -> np.ndarray:
+_axis_map_cached = lru_cache(maxsize=256)(_axis_map)
+_CACHED_MAX_SIDE: Final = 20_000  # a cached map is about 2 x side floats
+
+
+def weighted_64x64(
+    pixels: np.ndarray,
+    height: int,
+    width: int,
+    scale: int,
+    reversed_axes: tuple[bool, bool] = (False, False),
+) -> np.ndarray:
     """The reference's 64x64 downsample of an image of ``height`` x ``width``, computed from
     ``pixels``, that image decoded at 1/``scale`` (each pixel the mean of a scale x scale block).
     """
     rows, cols = pixels.shape
-    row_weights = _axis_weights(height, rows, scale)
-    col_weights = _axis_weights(width, cols, scale)
-    partial = np.zeros((64, cols), np.float32)
-    for start in range(0, rows, _ROWS_PER_CHUNK):
-        stop = min(start + _ROWS_PER_CHUNK, rows)
-        block = pixels[start:stop].astype(np.float32)
-        partial += row_weights[:, start:stop] @ block
-    return partial @ col_weights.T
+    row_map = _axis_map_cached if height <= _CACHED_MAX_SIDE else _axis_map
+    col_map = _axis_map_cached if width <= _CACHED_MAX_SIDE else _axis_map
+    row_starts, row_weights = row_map(height, rows, scale, reversed_axes[0])
+    col_starts, col_weights = col_map(width, cols, scale, reversed_axes[1])
+    partial = np.empty((64, cols), np.float32)
+    for i, start in enumerate(row_starts):
+        block = pixels[start : start + row_weights.shape[1]].astype(np.float32)
+        partial[i] = row_weights[i, : len(block)] @ block
+    out = np.empty((64, 64), np.float32)
+    for j, start in enumerate(col_starts):
+        block = partial[:, start : start + col_weights.shape[1]]
+        out[:, j] = block @ col_weights[j, : block.shape[1]]
+    return out
 
 
 @njit(cache=True, nogil=True)

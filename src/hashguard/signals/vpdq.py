@@ -1,9 +1,10 @@
 """vPDQ, Meta's video hash: the PDQ hash of sampled frames, compared as two sets of frames.
 
 String form (the vPDQ text form): one line per frame, ``frame,quality,hash,timestamp_seconds``.
-Two videos match when, counting only frames of quality >= 50, at least 80 % of the query's
-frames have a frame in the other within PDQ distance 31, and at least 80 % of the other's have
-one in the query (all four numbers configurable).
+Two videos match when, counting only distinct frames of quality >= 50, at least 80 % of the
+query's frames have a frame in the other within PDQ distance 31, and at least 80 % of the
+other's have one in the query (all four numbers configurable). As in ThreatExchange and HMA,
+repeated frames (a still scene) count once.
 """
 
 import math
@@ -22,7 +23,7 @@ from hashguard.signals.pdq import DEFAULT_THRESHOLD, MIN_QUALITY, hash_luma
 
 DEFAULT_MATCH_PERCENT: Final = 80.0
 _LINE: Final = re.compile(r"(\d+),(\d+),([0-9a-f]{64}),(\d+(?:\.\d*)?)")
-_PAIRS_PER_CHUNK: Final = 4_000_000
+_PAIRS_PER_CHUNK: Final = 1_000_000  # 32 MB of XORed hashes per chunk
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,23 +53,28 @@ class VpdqHash:
 class VpdqComparison(Comparison):
     """``query_percent``: share of the query's good frames found in the target, and vice versa.
 
-    ``distance`` is the percentage of good frames without a match on the worse side, so a match
-    is ``distance <= threshold`` as for every signal (threshold = 100 - match percent).
+    ``distance`` is the percentage of good frames without a close frame on the worse side, and
+    ``threshold`` the percentage allowed (100 - the required percentage), so with the same
+    percentage required of both sides (the default), match is ``distance <= threshold`` as for
+    every signal. ``frame_threshold`` is the PDQ distance at which two frames count as close.
     """
 
     query_percent: float = 0.0
     target_percent: float = 0.0
+    frame_threshold: float = DEFAULT_THRESHOLD
 
 
 class VpdqSignal(SignalType[VpdqHash]):
     name: ClassVar[str] = "vpdq"
     media: ClassVar[frozenset[MediaKind]] = frozenset({MediaKind.VIDEO})
-    default_threshold: ClassVar[float] = DEFAULT_THRESHOLD  # PDQ distance between two frames
+    # Percentage of good frames allowed without a close frame in the other video.
+    default_threshold: ClassVar[float] = 100.0 - DEFAULT_MATCH_PERCENT
 
     def __init__(
         self,
         per_second: float = 1.0,
         *,
+        frame_threshold: float = DEFAULT_THRESHOLD,
         min_quality: int = MIN_QUALITY,
         query_percent: float = DEFAULT_MATCH_PERCENT,
         target_percent: float = DEFAULT_MATCH_PERCENT,
@@ -77,6 +83,7 @@ class VpdqSignal(SignalType[VpdqHash]):
         if per_second < 0:
             raise ValueError("per_second must be >= 0 (0 hashes every frame)")
         self.per_second = per_second
+        self.frame_threshold = frame_threshold
         self.min_quality = min_quality
         self.query_percent = query_percent
         self.target_percent = target_percent
@@ -128,40 +135,62 @@ class VpdqSignal(SignalType[VpdqHash]):
         return self.compare(a, b).distance
 
     def compare(self, a: VpdqHash, b: VpdqHash, threshold: float | None = None) -> VpdqComparison:
-        """Compare query ``a`` with target ``b``; ``threshold`` is the per-frame PDQ distance."""
-        frame_threshold = self.default_threshold if threshold is None else threshold
+        """Compare query ``a`` with target ``b``.
+
+        ``threshold``: the percentage of each side's good frames allowed without a close frame;
+        by default 100 minus the signal's ``query_percent`` and ``target_percent``.
+        """
+        if threshold is None:
+            need_query, need_target = self.query_percent, self.target_percent
+        else:
+            need_query = need_target = 100.0 - threshold
+        allowed = 100.0 - min(need_query, need_target)
         query = _good_frames(a, self.min_quality)
         target = _good_frames(b, self.min_quality)
-        allowed = 100.0 - min(self.query_percent, self.target_percent)
         if len(query) == 0 or len(target) == 0:
+            reason = f"no frames of quality >= {self.min_quality} to compare"
             return VpdqComparison(
-                self.name, 100.0, allowed, False,
-                f"no frames of quality >= {self.min_quality} to compare", 0.0, 0.0,
-            )  # fmt: skip
-        close = _close_pairs(query, target, frame_threshold)
-        q_pct = 100.0 * float(close.any(axis=1).mean())
-        t_pct = 100.0 * float(close.any(axis=0).mean())
-        match = q_pct >= self.query_percent and t_pct >= self.target_percent
-        distance = 100.0 - min(q_pct, t_pct)
+                self.name, 100.0, allowed, False, reason, 0.0, 0.0, self.frame_threshold
+            )
+        q_pct, t_pct = _matched_percentages(query, target, self.frame_threshold)
+        match = q_pct >= need_query and t_pct >= need_target
         reason = (
             f"{q_pct:.1f} % of the query's frames and {t_pct:.1f} % of the other's have a frame "
-            f"within {frame_threshold:g} bits; a match needs {self.query_percent:g} % and "
-            f"{self.target_percent:g} %"
+            f"within {self.frame_threshold:g} bits; a match needs {need_query:g} % and "
+            f"{need_target:g} %"
         )
-        return VpdqComparison(self.name, distance, allowed, match, reason, q_pct, t_pct)
+        distance = 100.0 - min(q_pct, t_pct)
+        return VpdqComparison(
+            self.name, distance, allowed, match, reason, q_pct, t_pct, self.frame_threshold
+        )
 
 
 def _good_frames(value: VpdqHash, min_quality: int) -> np.ndarray:
-    bits = [f.bits for f in value.frames if f.quality >= min_quality]
+    """Distinct frame hashes (first occurrence) of quality >= ``min_quality``, as uint64 x 4."""
+    seen: set[bytes] = set()
+    bits = []
+    for frame in value.frames:
+        if frame.bits not in seen:
+            seen.add(frame.bits)
+            if frame.quality >= min_quality:
+                bits.append(frame.bits)
     return np.frombuffer(b"".join(bits), dtype=np.uint64).reshape(len(bits), 4)
 
 
-def _close_pairs(query: np.ndarray, target: np.ndarray, threshold: float) -> np.ndarray:
-    """Boolean matrix: query frame i is within ``threshold`` bits of target frame j."""
-    close = np.empty((len(query), len(target)), dtype=bool)
-    step = max(1, _PAIRS_PER_CHUNK // max(1, len(target)))
+def _matched_percentages(
+    query: np.ndarray, target: np.ndarray, threshold: float
+) -> tuple[float, float]:
+    """Shares of query and target frames that have a frame within ``threshold`` on the other side.
+
+    Works through the query in chunks, so memory stays bounded for long videos.
+    """
     limit = math.floor(threshold)
+    step = max(1, _PAIRS_PER_CHUNK // len(target))
+    query_found = np.zeros(len(query), dtype=bool)
+    target_found = np.zeros(len(target), dtype=bool)
     for start in range(0, len(query), step):
         block = query[start : start + step, None, :] ^ target[None, :, :]
-        close[start : start + step] = np.bitwise_count(block).sum(axis=2) <= limit
-    return close
+        close = np.bitwise_count(block).sum(axis=2, dtype=np.int32) <= limit
+        query_found[start : start + step] = close.any(axis=1)
+        target_found |= close.any(axis=0)
+    return 100.0 * float(query_found.mean()), 100.0 * float(target_found.mean())
