@@ -164,3 +164,43 @@ def test_progress_bar_only_on_a_terminal(tree: Path) -> None:
     assert len(stdout.splitlines()) == 3  # the bar never mixes into the output
     plain = run("hash", str(tree), "-s", "md5")
     assert plain.stderr == ""
+
+
+def test_compare_errors_name_the_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.jpg"
+    good.write_bytes(jpeg(8))
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(jpeg(9)[:3000])
+    for other, message in (
+        (broken, f"hashguard: {broken}: cannot decode JPEG data: image file is truncated"),
+        (tmp_path / "absent.jpg", f"hashguard: {tmp_path / 'absent.jpg'}: cannot read: No such"),
+        (tmp_path, f"hashguard: {tmp_path}: cannot read: Is a directory"),
+    ):
+        result = run("compare", str(good), str(other))
+        assert result.returncode == 1
+        assert result.stderr.startswith(message), result.stderr
+        assert len(result.stderr.splitlines()) == 1
+
+
+def test_files_no_signal_applies_to_are_skipped_not_failed(tree: Path) -> None:
+    result = run("hash", str(tree), "-s", "pdq")
+    assert result.returncode == 0
+    assert len(result.stdout.splitlines()) == 2  # the two images
+    assert result.stderr.strip() == (
+        "hashguard: note: skipped 1 video file(s): no requested signal (pdq) applies"
+    )
+
+
+def test_quiet_about_what_decoders_recover_from(tmp_path: Path) -> None:
+    from hashguard.media.synthetic import encode, scene
+
+    data = bytearray(encode(scene(10, 200, 150), "TIFF", compression="tiff_lzw"))
+    data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)  # damage the second half
+    (tmp_path / "damaged.tif").write_bytes(bytes(data))
+    (tmp_path / "ok.jpg").write_bytes(jpeg(11))
+    result = run("hash", str(tmp_path), "-s", "pdq")
+    assert [line.split(": ")[1] for line in result.stderr.splitlines()] in (
+        [],  # decoded despite the damage
+        [str(tmp_path / "damaged.tif")],
+    )
+    assert "Warning" not in result.stderr and "TIFF" not in result.stderr.split(": ", 2)[-1][:4]

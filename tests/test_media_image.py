@@ -179,3 +179,46 @@ def test_a_video_is_not_an_image() -> None:
     assert sniff(video[:512]).kind is MediaKind.VIDEO
     with pytest.raises(UnsupportedMedia, match="video"):
         decode_luma(video)
+
+
+def test_a_long_thin_image_hashes_in_little_memory() -> None:
+    import tracemalloc
+
+    from conftest import reference_pdq
+
+    strip = scene(20, 64, 1000).resize((16, 1_000_000))  # 16 MP, 0.3 MB as PNG
+    data = encode(strip, "PNG")
+    tracemalloc.start()
+    hashed = PDQ.hash(data)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 200 * 2**20  # the pixels themselves (64 MB as float) and little more
+    reference = reference_pdq(data)
+    assert reference.quality is not None and reference.quality >= 50
+    # Within the conformance bound; along a 1,000,000-pixel axis the reference's own float32
+    # running sums drift (0.14 grey levels here, 100x our error), so exact agreement is moot.
+    assert hashed.distance(reference) <= 16
+
+
+def test_multi_picture_jpeg_is_decoded_at_reduced_scale() -> None:
+    first, second = scene(21, 3000, 2000), scene(22, 3000, 2000)
+    buffer = io.BytesIO()
+    first.save(buffer, "MPO", save_all=True, append_images=[second], quality=90)
+    assert Image.open(io.BytesIO(buffer.getvalue())).format == "MPO"
+    luma = decode_luma(buffer.getvalue(), min_side=512)
+    assert luma.scale == 2
+    assert PDQ.hash(buffer.getvalue()).distance(PDQ.hash(encode(first, "JPEG"))) <= 6
+
+
+@pytest.mark.parametrize("orientation", range(1, 9))
+def test_exif_orientation_on_reduced_decodes(orientation: int) -> None:
+    """Sizes that do not divide by the DCT scale put a partial block where a flip moves it."""
+    from conftest import reference_pdq
+
+    stored = scene(23, 3071, 2051, grain=3)
+    exif = Image.Exif()
+    exif[0x0112] = orientation
+    data = encode(stored, "JPEG", exif=exif)
+    luma = decode_luma(data, min_side=512)
+    assert luma.scale == 4
+    assert PDQ.hash(data).distance(reference_pdq(data)) <= 4

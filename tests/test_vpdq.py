@@ -100,6 +100,27 @@ def test_match_percentages_are_per_side() -> None:
     assert VpdqSignal(target_percent=40).compare(clip, full).match
     # Low-quality frames are left out of both counts.
     assert not EVERY_FRAME.compare(frames(0x00, quality=49), full).match
+    # Repeated frames (a still scene) count once, as in ThreatExchange and HMA.
+    still = EVERY_FRAME.compare(frames(0x00, 0x00, 0x00, 0x00, 0xFF), frames(0x00))
+    assert (still.query_percent, still.target_percent) == (50.0, 100.0)
+    assert not still.match
+
+
+def test_threshold_semantics_are_consistent() -> None:
+    signal = VpdqSignal(per_second=0)
+    assert signal.default_threshold == 20  # % of frames allowed without a close frame
+    a = VpdqHash(tuple(VpdqFrame(i, 90, bytes([i]) * 32, i) for i in range(10)))
+    b = VpdqHash(a.frames[:8])
+    result = signal.compare(a, b)
+    assert (result.query_percent, result.target_percent) == (80.0, 100.0)
+    assert result.distance == 20 and result.threshold == 20 and result.match
+    assert signal.distance(a, b) == 20
+    assert not signal.compare(a, b, threshold=10).match
+    # The frame distance is the signal's own setting.
+    moved = VpdqHash(tuple(VpdqFrame(f.number, 90, bytes([f.bits[0] ^ 3]) + f.bits[1:], 0.0)
+                           for f in a.frames))  # fmt: skip
+    assert signal.compare(a, moved).match
+    assert not VpdqSignal(per_second=0, frame_threshold=1).compare(a, moved).match
 
 
 def test_video_limits_are_checked_before_decoding(video: bytes) -> None:
@@ -114,6 +135,16 @@ def test_video_limits_are_checked_before_decoding(video: bytes) -> None:
         next(iter_frames(video, Limits(max_pixels=320 * 200)))
     with pytest.raises(LimitExceeded, match="video size"):
         next(iter_frames(video, Limits(max_video_bytes=1000)))
+
+
+def test_frames_over_the_pixel_limit_are_refused_even_midway() -> None:
+    small = make_video(1, seconds=0.3, size=(64, 48), codec="mpeg2video", container="mpegts")
+    large = make_video(2, seconds=0.8, size=(640, 480), codec="mpeg2video", container="mpegts")
+    mixed = small + large + small  # transport streams concatenate; the size changes midway
+    assert probe(mixed).width == 64
+    assert len(EVERY_FRAME.hash(mixed).frames) >= 10  # the demuxer may drop one at a seam
+    with pytest.raises(CorruptMedia, match="over 10,000 pixels"):
+        VpdqSignal().hash(mixed, Limits(max_pixels=10_000))
 
 
 def test_bad_video_input() -> None:
@@ -131,5 +162,5 @@ def test_bad_video_input() -> None:
         EVERY_FRAME.hash(bytes(damaged))
 
 
-def test_hash_reads_an_open_file_without_loading_it(video: bytes) -> None:
+def test_hash_reads_an_open_file(video: bytes) -> None:
     assert VpdqSignal().hash(io.BytesIO(video)) == VpdqSignal().hash(video)

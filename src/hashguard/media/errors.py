@@ -1,5 +1,7 @@
 """Why a piece of media was refused. Every error says what was wrong in words a user can act on."""
 
+import re
+
 
 class MediaError(ValueError):
     """Base class: the media could not be decoded or hashed."""
@@ -39,4 +41,6 @@ def reason(exc: BaseException) -> str:
     """A one-line, lower-case description of a decoder's exception, for an error message."""
     strerror = getattr(exc, "strerror", None)  # FFmpeg errors: the message without errno or path
     text = " ".join(str(strerror or exc).split()) or type(exc).__name__
+    if re.fullmatch(r"decoder error -?\d+", text):  # Pillow's words for a failing C decoder
+        text = f"the compressed data is damaged ({text})"
     return text[0].lower() + text[1:]

@@ -37,6 +37,7 @@ OGG = Format("ogg", MediaKind.VIDEO)
 
 _HEIF_BRANDS = {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"mif1", b"msf1"}
 _AVIF_BRANDS = {b"avif", b"avis"}
+_GENERIC_BRANDS = {b"mif1", b"msf1"}  # any image codec: the compatible brands tell which
 
 
 def sniff(head: bytes) -> Format:
@@ -62,9 +63,12 @@ def sniff(head: bytes) -> Format:
         return TIFF
     if head[4:8] == b"ftyp":
         brand = head[8:12]
-        # An ftyp box lists compatible brands after the major brand and version.
-        brands = {brand} | {head[i : i + 4] for i in range(16, min(len(head), 48), 4)}
-        if brand in _AVIF_BRANDS or (brand not in _HEIF_BRANDS and brands & _AVIF_BRANDS):
+        # The ftyp box lists compatible brands after the major brand and a version.
+        end = min(len(head), int.from_bytes(head[:4], "big"))
+        compatible = {head[i : i + 4] for i in range(16, end - 3, 4)}
+        if brand in _AVIF_BRANDS:
+            return AVIF
+        if (brand in _GENERIC_BRANDS or brand not in _HEIF_BRANDS) and compatible & _AVIF_BRANDS:
             return AVIF
         if brand in _HEIF_BRANDS:
             return HEIF

@@ -1,0 +1,56 @@
+"""Counts from file structure (JPEG scans, GIF and TIFF frames), used to refuse files early."""
+
+import io
+
+import pytest
+from PIL import Image
+
+from hashguard.media import LimitExceeded, Limits, decode_luma
+from hashguard.media.structure import gif_frames, jpeg_scans, tiff_frames
+from hashguard.media.synthetic import encode, scene
+
+
+def _animation(fmt: str, count: int, **options: object) -> bytes:
+    frames = [scene(seed, 48, 32) for seed in range(count)]
+    if fmt == "GIF":
+        frames = [f.convert("P") for f in frames]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, fmt, save_all=True, append_images=frames[1:], **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("count", [1, 2, 7])
+def test_frame_counts_agree_with_pillow(count: int) -> None:
+    for fmt, counter in (("GIF", gif_frames), ("TIFF", tiff_frames)):
+        data = _animation(fmt, count)
+        assert counter(data, 100) == count == Image.open(io.BytesIO(data)).n_frames
+    big_tiff = _animation("TIFF", count, big_tiff=True)
+    assert tiff_frames(big_tiff, 100) == count
+
+
+def test_counting_stops_just_past_the_limit() -> None:
+    assert gif_frames(_animation("GIF", 30), 10) == 11
+    assert tiff_frames(_animation("TIFF", 30), 10) == 11
+
+
+def test_jpeg_scans() -> None:
+    image = scene(1, 320, 240)
+    assert jpeg_scans(encode(image, "JPEG"), 100) == 1
+    progressive = encode(image, "JPEG", progressive=True)
+    scans = jpeg_scans(progressive, 100)
+    assert 2 <= scans <= 20
+    with pytest.raises(LimitExceeded, match="JPEG scan count exceeds the limit of 1"):
+        decode_luma(progressive, Limits(max_jpeg_scans=1))
+    assert decode_luma(progressive, Limits(max_jpeg_scans=scans)).width == 320
+
+
+def test_malformed_structure_ends_the_count_quietly() -> None:
+    data = _animation("GIF", 3)
+    for cut in (5, 13, 40, len(data) // 2):
+        assert gif_frames(data[:cut], 100) <= 3
+    tiff = _animation("TIFF", 3)
+    for cut in (3, 8, 20, len(tiff) // 2):
+        assert tiff_frames(tiff[:cut], 100) <= 3
+    looped = bytearray(b"II*\x00\x08\x00\x00\x00" + b"\x00\x00" + b"\x08\x00\x00\x00")
+    assert tiff_frames(bytes(looped), 100) == 1  # an IFD pointing at itself counts once
+    assert jpeg_scans(b"\xff\xd8\xff\xda", 100) == 0
