@@ -159,7 +159,7 @@ def main() -> None:
             if hasattr(os, "sched_setaffinity"):
                 os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
             print(
-                f"{name}: `hashguard hash --jobs 1` {len(files) / one:.1f}/s, "
+                f"{name}: `hashguard hash --jobs 1` (one worker) {len(files) / one:.1f}/s, "
                 f"`--jobs 2` {len(files) / two:.1f}/s ({one / two:.2f}x)"
             )
         print()

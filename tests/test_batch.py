@@ -3,6 +3,8 @@
 import os
 from pathlib import Path
 
+import pytest
+
 from hashguard.signals import batch
 from hashguard.signals.batch import FileFailure, HashSettings, expand, hash_paths
 
@@ -26,19 +28,21 @@ def _tree(root: Path, names: list[str]) -> list[str]:
 def test_results_come_in_input_order_with_any_number_of_jobs(tmp_path: Path) -> None:
     files = _tree(tmp_path, [f"{i:02d}.jpg" for i in range(12)])
     settings = HashSettings(("pdq", "md5"))
+    here = list(hash_paths(files, settings, jobs=0))
     one = list(hash_paths(files, settings, jobs=1))
     two = list(hash_paths(files, settings, jobs=2))
-    assert one == two
+    assert here == one == two
     assert [r[0].path for r in one if not isinstance(r, FileFailure)] == files
     assert list(expand([str(tmp_path)])) == files
 
 
-def test_a_file_that_crashes_its_worker_fails_alone(tmp_path: Path, monkeypatch) -> None:
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_file_that_crashes_its_worker_fails_alone(tmp_path: Path, monkeypatch, jobs: int) -> None:
     names = [f"{i:02d}.jpg" for i in range(10)]
     names[4] = "04-crash.jpg"
     files = _tree(tmp_path, names)
     monkeypatch.setattr(batch, "hash_file", crashing_hash_file)
-    results = list(hash_paths(files, HashSettings(("md5",)), jobs=2))
+    results = list(hash_paths(files, HashSettings(("md5",)), jobs=jobs))
     assert len(results) == len(files)
     failures = [r for r in results if isinstance(r, FileFailure)]
     assert failures == [FileFailure(files[4], "the decoder process crashed on this file")]

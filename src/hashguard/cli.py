@@ -101,7 +101,9 @@ def hash_command(
     dihedral: Annotated[
         bool, typer.Option("--dihedral", help="Also print the 8 rotation/flip PDQ hashes.")
     ] = False,
-    jobs: Annotated[int, typer.Option("--jobs", "-j", min=1, help="Processes to use.")] = 1,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (decoders run there).")
+    ] = 1,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
         OutputFormat.jsonl
     ),

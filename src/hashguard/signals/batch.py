@@ -181,16 +181,16 @@ def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
 
 
 def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> Iterator[FileResult]:
-    """Hash every file in ``paths`` over ``jobs`` processes; results come in input order.
+    """Hash every file in ``paths`` in ``jobs`` worker processes; results come in input order.
 
-    Each process uses one BLAS thread: files are the unit of parallelism, and BLAS threads
-    competing with hashing processes only cost time. At most a few files per process are in
-    flight, so memory stays bounded however many files there are. A file that crashes its
-    worker process (a decoder fault) fails alone; the other files are still hashed.
+    Workers keep a decoder fault away from the caller: a file that crashes its worker fails
+    alone and the other files are still hashed. ``jobs=0`` hashes in this process instead.
+    Each process uses one BLAS thread (files are the unit of parallelism), and at most a few
+    files per worker are in flight, so memory stays bounded however many files there are.
     """
     files = list(paths)
     with threadpool_limits(limits=1, user_api="blas"):
-        if jobs <= 1 or len(files) <= 1:
+        if jobs <= 0:
             for path in files:
                 yield hash_file(path, settings)
             return
