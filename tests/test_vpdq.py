@@ -123,18 +123,20 @@ def test_threshold_semantics_are_consistent() -> None:
     assert not VpdqSignal(per_second=0, frame_threshold=1).compare(a, moved).match
 
 
-def test_video_limits_are_checked_before_decoding(video: bytes) -> None:
-    info = probe(video)
+def test_video_limits_are_checked_from_the_header(video: bytes) -> None:
+    info = probe(video)  # probe decodes no frame: what it refuses, it refuses from the header
     assert (info.width, info.height) == (320, 240)
     assert info.fps == 10 and info.duration == pytest.approx(4.0, abs=0.2)
-    with pytest.raises(LimitExceeded, match="video duration"):
-        next(iter_frames(video, Limits(max_video_seconds=2)))
-    with pytest.raises(LimitExceeded, match="video frame count 40"):
-        next(iter_frames(video, Limits(max_video_frames=10)))
-    with pytest.raises(LimitExceeded, match="pixels"):
-        next(iter_frames(video, Limits(max_pixels=320 * 200)))
-    with pytest.raises(LimitExceeded, match="video size"):
-        next(iter_frames(video, Limits(max_video_bytes=1000)))
+    for limits, message in (
+        (Limits(max_video_seconds=2), "video duration"),
+        (Limits(max_video_frames=10), "video frame count 40"),
+        (Limits(max_pixels=320 * 200), "declared 320x240 pixels"),
+        (Limits(max_video_bytes=1000), "video size"),
+    ):
+        with pytest.raises(LimitExceeded, match=message):
+            probe(video, limits)
+        with pytest.raises(LimitExceeded, match=message):
+            next(iter_frames(video, limits))
 
 
 def test_frames_over_the_pixel_limit_are_refused_even_midway() -> None:

@@ -19,6 +19,11 @@ class InvalidSignalValue(ValueError):
     """A signal's string form did not parse; the message says what was expected."""
 
 
+def preview(text: str, length: int = 20) -> str:
+    """A short quotation of bad input for an error message."""
+    return repr(text if len(text) <= length else text[:length] + "...")
+
+
 @dataclass(frozen=True, slots=True)
 class Comparison:
     """The outcome of comparing two values of one signal type."""

@@ -9,7 +9,13 @@ from typing import ClassVar
 
 from hashguard.media.formats import MediaKind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
-from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType
+from hashguard.signals.base import (
+    Comparison,
+    InvalidSignalValue,
+    MediaSource,
+    SignalType,
+    preview,
+)
 
 _CHUNK = 1024 * 1024
 
@@ -32,9 +38,8 @@ class DigestSignal(SignalType[bytes]):
     def parse(self, text: str) -> bytes:
         value = text.strip().lower()
         if not re.fullmatch(f"[0-9a-f]{{{self.size * 2}}}", value):
-            shown = text if len(text) <= 20 else text[:20] + "..."
             raise InvalidSignalValue(
-                f"expected {self.name.upper()} as {self.size * 2} hex digits, got {shown!r}"
+                f"expected {self.name.upper()} as {self.size * 2} hex digits, got {preview(text)}"
             )
         return bytes.fromhex(value)
 

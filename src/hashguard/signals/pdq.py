@@ -20,6 +20,7 @@ from hashguard.signals.base import (
     InvalidSignalValue,
     MediaSource,
     SignalType,
+    preview,
     read_image,
 )
 
@@ -131,7 +132,7 @@ class PdqSignal(SignalType[PdqHash]):
         value = text.strip().lower()
         if not _HEX.fullmatch(value):
             raise InvalidSignalValue(
-                f"expected a PDQ hash of 64 hex digits, got {_preview(text)} ({len(text)} chars)"
+                f"expected a PDQ hash of 64 hex digits, got {preview(text)} ({len(text)} chars)"
             )
         return PdqHash(bytes.fromhex(value))
 
@@ -152,7 +153,3 @@ class PdqSignal(SignalType[PdqHash]):
         verb = "within" if match else "over"
         reason = f"{distance} of 256 bits differ, {verb} the threshold of {limit:g}"
         return Comparison(self.name, distance, limit, match, reason)
-
-
-def _preview(text: str) -> str:
-    return repr(text if len(text) <= 20 else text[:20] + "...")
