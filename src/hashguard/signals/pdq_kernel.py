@@ -233,23 +233,22 @@ def quality(buffer: np.ndarray) -> int:  # pragma: no cover - compiled
 
 
 @njit(cache=True, nogil=True)
-def dct_16x16(buffer: np.ndarray, matrix: np.ndarray) -> np.ndarray:  # pragma: no cover
-    """D A D^T for the 16x64 DCT matrix D, summed in the reference's order."""
-    partial = np.empty((16, 64), np.float32)
-    for i in range(16):
-        for j in range(64):
+def _times_transposed(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # pragma: no cover
+    # a @ b.T with a float32 running sum over k, in the reference's order.
+    out = np.empty((a.shape[0], b.shape[0]), np.float32)
+    for i in range(a.shape[0]):
+        for j in range(b.shape[0]):
             total = np.float32(0.0)
-            for k in range(64):
-                total += matrix[i, k] * buffer[k, j]
-            partial[i, j] = total
-    out = np.empty((16, 16), np.float32)
-    for i in range(16):
-        for j in range(16):
-            total = np.float32(0.0)
-            for k in range(64):
-                total += partial[i, k] * matrix[j, k]
+            for k in range(a.shape[1]):
+                total += a[i, k] * b[j, k]
             out[i, j] = total
     return out
+
+
+@njit(cache=True, nogil=True)
+def dct_16x16(buffer: np.ndarray, matrix: np.ndarray) -> np.ndarray:  # pragma: no cover
+    """D A D^T for the 16x64 DCT matrix D, summed in the reference's order."""
+    return _times_transposed(_times_transposed(matrix, buffer.T), matrix)
 
 
 @njit(cache=True, nogil=True)
