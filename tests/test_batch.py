@@ -34,6 +34,8 @@ def test_results_come_in_input_order_with_any_number_of_jobs(tmp_path: Path) -> 
     assert here == one == two
     assert [r[0].path for r in one if not isinstance(r, FileFailure)] == files
     assert list(expand([str(tmp_path)])) == files
+    os.mkfifo(tmp_path / "pipe")  # reading it would block: a directory walk passes it over
+    assert list(expand([str(tmp_path)])) == files
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -86,13 +86,17 @@ class HashSettings:
 
 
 def expand(paths: Iterable[str]) -> Iterator[str]:
-    """Files named, and files under directories named (recursively, sorted), in order."""
+    """Files named, and regular files under directories named (recursively, sorted), in order.
+
+    Pipes, sockets and devices found in a directory are passed over: reading one could block.
+    """
     for path in paths:
         if os.path.isdir(path):
             for root, dirs, files in os.walk(path):
                 dirs.sort()
                 for name in sorted(files):
-                    yield os.path.join(root, name)
+                    if os.path.isfile(found := os.path.join(root, name)):
+                        yield found
         else:
             yield path
 
