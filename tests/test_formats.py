@@ -23,6 +23,7 @@ from conftest import jpeg, make_video, png
         (b"BM" + bytes(40), "bmp", MediaKind.IMAGE),
         (b"II*\x00" + bytes(20), "tiff", MediaKind.IMAGE),
         (b"MM\x00*" + bytes(20), "tiff", MediaKind.IMAGE),
+        (b"II+\x00\x08\x00\x00\x00" + bytes(20), "tiff", MediaKind.IMAGE),
         (b"\x00\x00\x00\x18ftypheic\x00\x00\x00\x00mif1heic", "heif", MediaKind.IMAGE),
         (b"\x00\x00\x00\x1cftypavif\x00\x00\x00\x00avifmif1miaf", "avif", MediaKind.IMAGE),
         (b"\x00\x00\x00\x1cftypmif1\x00\x00\x00\x00mif1avifmiaf", "avif", MediaKind.IMAGE),

@@ -6,7 +6,7 @@ import pytest
 from PIL import Image
 
 from hashguard.media import LimitExceeded, Limits, decode_luma
-from hashguard.media.structure import gif_frames, jpeg_scans, tiff_frames
+from hashguard.media.structure import gif_frames, jpeg_counts, tiff_frames
 from hashguard.media.synthetic import encode, scene
 
 
@@ -26,11 +26,16 @@ def test_frame_counts_agree_with_pillow(count: int) -> None:
         assert counter(data, 100) == count == Image.open(io.BytesIO(data)).n_frames
     big_tiff = _animation("TIFF", count, big_tiff=True)
     assert tiff_frames(big_tiff, 100) == count
+    assert decode_luma(big_tiff).width == 48  # end to end: sniffed, counted, decoded
 
 
 def test_counting_stops_just_past_the_limit() -> None:
     assert gif_frames(_animation("GIF", 30), 10) == 11
     assert tiff_frames(_animation("TIFF", 30), 10) == 11
+
+
+def jpeg_scans(data: bytes, stop: int) -> int:
+    return jpeg_counts(data, stop, 10_000)[0]
 
 
 def test_jpeg_scans() -> None:
@@ -54,3 +59,35 @@ def test_malformed_structure_ends_the_count_quietly() -> None:
     looped = bytearray(b"II*\x00\x08\x00\x00\x00" + b"\x00\x00" + b"\x08\x00\x00\x00")
     assert tiff_frames(bytes(looped), 100) == 1  # an IFD pointing at itself counts once
     assert jpeg_scans(b"\xff\xd8\xff\xda", 100) == 0
+
+
+def _scan_flood(progressive: bytes, copies: int, stray: bytes = b"") -> bytes:
+    """The progressive JPEG with one of its refinement scans repeated ``copies`` times, and
+    ``stray`` bytes between the segments before it (libjpeg skips those)."""
+    last_sos = progressive.rindex(b"\xff\xda")
+    end = progressive.rindex(b"\xff\xd9")
+    scan = progressive[last_sos:end]
+    head = progressive[:last_sos]
+    first_sos = head.index(b"\xff\xda")
+    head = head[:first_sos] + stray + head[first_sos:]
+    return head + scan * copies + progressive[end:]
+
+
+def test_a_scan_flood_is_refused_even_behind_stray_bytes() -> None:
+    progressive = encode(scene(2, 256, 256), "JPEG", progressive=True)
+    for stray in (b"", b"\x00", b"\x00\x13\x37", b"\xff" * 5000):
+        flood = _scan_flood(progressive, 1000, stray)
+        assert jpeg_scans(flood, 500) == 501
+        with pytest.raises(LimitExceeded, match="JPEG scan count exceeds the limit of 500"):
+            decode_luma(flood)
+    assert decode_luma(_scan_flood(progressive, 1, b"\x00")).width == 256
+
+
+def test_a_flood_of_empty_segments_is_refused() -> None:
+    from hashguard.media import CorruptMedia
+
+    data = encode(scene(3, 64, 64), "JPEG")
+    flood = data[:2] + b"\xff\xfe\x00\x02" * 20_000 + data[2:]
+    assert jpeg_counts(flood, 500, 10_000)[1] == 10_001
+    with pytest.raises(CorruptMedia, match="more than 10,000 JPEG segments"):
+        decode_luma(flood)

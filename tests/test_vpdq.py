@@ -149,6 +149,22 @@ def test_frames_over_the_pixel_limit_are_refused_even_midway() -> None:
         VpdqSignal().hash(mixed, Limits(max_pixels=10_000))
 
 
+def test_metadata_that_is_not_utf8_does_not_refuse_the_video() -> None:
+    buffer = io.BytesIO()
+    with av.open(buffer, mode="w", format="matroska") as output:
+        output.metadata["title"] = "QQQQQQQQ"
+        stream = output.add_stream("mpeg4", rate=10)
+        stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+        for index in range(5):
+            pixels = np.full((48, 64, 3), index * 40, np.uint8)
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                output.mux(packet)
+        for packet in stream.encode():
+            output.mux(packet)
+    latin1 = buffer.getvalue().replace(b"QQQQQQQQ", b"Caf\xe9 \xff\xfeQQ")
+    assert len(EVERY_FRAME.hash(latin1).frames) == 5
+
+
 def test_bad_video_input() -> None:
     video = make_video(3, seconds=2)
     with pytest.raises(CorruptMedia):

@@ -59,7 +59,7 @@ def sniff(head: bytes) -> Format:
         return AVI
     if head[:2] == b"BM" and len(head) >= 26:
         return BMP
-    if head[:4] in (b"II*\x00", b"MM\x00*"):
+    if head[:4] in (b"II*\x00", b"MM\x00*", b"II+\x00", b"MM\x00+"):  # TIFF, BigTIFF
         return TIFF
     if head[4:8] == b"ftyp":
         brand = head[8:12]

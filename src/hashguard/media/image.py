@@ -33,7 +33,7 @@ from hashguard.media.formats import (
 )
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.media.luma import luma_from_grey, luma_from_rgb
-from hashguard.media.structure import gif_frames, jpeg_scans, tiff_frames
+from hashguard.media.structure import gif_frames, jpeg_counts, tiff_frames
 
 _PILLOW_FORMATS: Final = {
     JPEG: ["JPEG", "MPO"],  # MPO: multi-picture JPEGs (camera stereo, Ultra HDR gain maps)
@@ -49,6 +49,8 @@ _JPEG_FAMILY: Final = {"JPEG", "MPO"}
 
 # Above this many pixels, luma is taken in 8 bits by Pillow instead of exact float (speed, memory).
 _EXACT_LUMA_MAX_PIXELS: Final = 4_000_000
+# Cameras and editors write tens; a flood of segments only slows header parsers down.
+_MAX_JPEG_SEGMENTS: Final = 10_000
 _ORIENTATION_TAG: Final = 0x0112
 # Per EXIF orientation: does each oriented axis (rows, columns) run against the stored one?
 _REVERSED_AXES: Final = {
@@ -161,17 +163,20 @@ def _open(data: bytes, limits: Limits) -> Image.Image:
 
 
 def _check_structure(data: bytes, fmt: Format, limits: Limits) -> None:
-    """Counts that decoders would take long to find, from the file structure, with early stop."""
+    """Counts that decoders would take long to find, from the file structure, with early stop.
+
+    A stopped count is over its limit, and the total is not known, so no number is given.
+    """
     if fmt is JPEG:
-        what, limit, count = "JPEG scan count", limits.max_jpeg_scans, jpeg_scans
-    elif fmt is GIF:
-        what, limit, count = "frame count", limits.max_frames, gif_frames
-    elif fmt is TIFF:
-        what, limit, count = "frame count", limits.max_frames, tiff_frames
-    else:
-        return
-    if count(data, limit) > limit:  # counting stopped there: the total is not known
-        raise LimitExceeded(what, None, limit)
+        scans, segments = jpeg_counts(data, limits.max_jpeg_scans, _MAX_JPEG_SEGMENTS)
+        if segments > _MAX_JPEG_SEGMENTS:
+            raise CorruptMedia(f"more than {_MAX_JPEG_SEGMENTS:,} JPEG segments: not an image")
+        if scans > limits.max_jpeg_scans:
+            raise LimitExceeded("JPEG scan count", None, limits.max_jpeg_scans)
+    elif fmt in (GIF, TIFF):
+        count = gif_frames if fmt is GIF else tiff_frames
+        if count(data, limits.max_frames) > limits.max_frames:
+            raise LimitExceeded("frame count", None, limits.max_frames)
 
 
 def _check_header(image: Image.Image, fmt: Format, limits: Limits) -> None:

@@ -3,80 +3,90 @@
 Decoders count these the slow way (Pillow walks every GIF frame, and its TIFF loop check grows
 with the square of the frame count), and a progressive JPEG with thousands of scans makes
 libjpeg-turbo work for a minute on a few kilobytes. These walkers stop as soon as the count
-passes ``stop``, so refusing such a file costs next to nothing. Malformed structure ends the
-walk; the decoder reports it properly afterwards.
+passes its limit, so refusing such a file costs next to nothing; the JPEG walk runs at C speed
+through fill bytes and image data. Malformed structure ends the walk; the decoder reports it
+properly afterwards.
 """
 
 import re
 import struct
 from typing import Final
 
-# A marker inside entropy-coded data: 0xFF not followed by 0x00 (stuffing) or RST0-7.
-_MARKER: Final = re.compile(rb"\xff[^\x00\xd0-\xd7\xff]")
+# The next marker between segments: libjpeg skips stray bytes and 0xFF fill bytes before it.
+_NEXT_MARKER: Final = re.compile(rb"\xff+([^\x00\xff])")
+# The end of entropy-coded data: 0xFF not followed by 0x00 (stuffing), RST0-7 or more fill.
+_END_OF_SCAN: Final = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
 _SOS: Final = 0xDA
 _EOI: Final = 0xD9
-_STANDALONE: Final = {0x01, *range(0xD0, 0xD8)}  # TEM and RSTn carry no length
+_STANDALONE: Final = {0x01, 0xD8, *range(0xD0, 0xD8)}  # TEM, SOI and RSTn carry no length
+# A GIF walk takes at most this many steps (blocks, sub-blocks, stray bytes): about 0.5 s.
+_GIF_STEPS: Final = 2_000_000
 
 
-def jpeg_scans(data: bytes, stop: int) -> int:
-    """Start-of-scan segments in a JPEG (a baseline image has 1), counting at most ``stop``+1."""
-    scans = 0
+def jpeg_counts(data: bytes, max_scans: int, max_segments: int) -> tuple[int, int]:
+    """(scans, segments) of a JPEG's first image: start-of-scan segments (a baseline image has
+    1) and marker segments of any kind; the walk stops once either passes its maximum."""
+    scans = segments = 0
     position = 2  # after SOI
-    while position + 4 <= len(data) and scans <= stop:
-        if data[position] != 0xFF:
+    while scans <= max_scans and segments <= max_segments:
+        found = _NEXT_MARKER.search(data, position)
+        if found is None:
             break
-        marker = data[position + 1]
-        if marker == 0xFF:  # fill byte
-            position += 1
-            continue
+        marker, position = found.group(1)[0], found.end()
         if marker == _EOI:
             break
         if marker in _STANDALONE:
-            position += 2
             continue
-        (length,) = struct.unpack_from(">H", data, position + 2)
-        position += 2 + length
+        if position + 2 > len(data):
+            break
+        (length,) = struct.unpack_from(">H", data, position)
+        position += length
+        segments += 1
         if marker == _SOS:
             scans += 1
-            found = _MARKER.search(data, position)  # skip the entropy-coded data
-            if found is None:
+            end = _END_OF_SCAN.search(data, position)  # skip the entropy-coded data
+            if end is None:
                 break
-            position = found.start()
-    return scans
+            position = end.start()
+    return scans, segments
 
 
 def gif_frames(data: bytes, stop: int) -> int:
-    """Image descriptors in a GIF, counting at most ``stop``+1."""
+    """Image descriptors in a GIF, counting at most ``stop``+1 (or as far as the step budget
+    reaches: only the first frame is ever decoded, so a partial count is enough)."""
     if len(data) < 13:
         return 0
     flags = data[10]
     position = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    frames = 0
-    while position < len(data) and frames <= stop:
+    frames = steps = 0
+    while position < len(data) and frames <= stop and steps < _GIF_STEPS:
         block = data[position]
+        steps += 1
         if block == 0x3B:  # trailer
             break
         if block == 0x21:  # extension: label, then data sub-blocks
-            position = _skip_sub_blocks(data, position + 2)
+            position, steps = _skip_sub_blocks(data, position + 2, steps)
         elif block == 0x2C:  # image descriptor, optional local colour table, LZW data
             if position + 10 > len(data):
                 break
             frames += 1
             local = data[position + 9]
             position += 10 + (3 << ((local & 7) + 1) if local & 0x80 else 0)
-            position = _skip_sub_blocks(data, position + 1)  # after the LZW minimum code size
+            # After the LZW minimum code size:
+            position, steps = _skip_sub_blocks(data, position + 1, steps)
         else:
-            break
+            position += 1  # a stray byte between blocks: decoders skip it too
     return frames
 
 
-def _skip_sub_blocks(data: bytes, position: int) -> int:
-    while position < len(data):
+def _skip_sub_blocks(data: bytes, position: int, steps: int) -> tuple[int, int]:
+    while position < len(data) and steps < _GIF_STEPS:
         size = data[position]
         position += 1 + size
+        steps += 1
         if size == 0:
             break
-    return position
+    return position, steps
 
 
 def tiff_frames(data: bytes, stop: int) -> int:

@@ -119,8 +119,9 @@ def _open(source: VideoSource, limits: Limits) -> tuple[Any, VideoInfo]:
     if fmt.kind is not MediaKind.VIDEO:
         raise UnsupportedMedia(f"{fmt.name} is an image format, not a video")
     try:
-        container = av.open(stream, mode="r", format=_DEMUXER[fmt])
-    except av.FFmpegError as exc:
+        # Titles in old files are often Latin-1: a metadata oddity must not refuse the video.
+        container = av.open(stream, mode="r", format=_DEMUXER[fmt], metadata_errors="replace")
+    except (av.FFmpegError, UnicodeError) as exc:
         raise CorruptMedia(f"cannot read the {fmt.name} container: {reason(exc)}") from exc
     try:
         if not container.streams.video:
