@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -204,3 +205,68 @@ def test_quiet_about_what_decoders_recover_from(tmp_path: Path) -> None:
         [str(tmp_path / "damaged.tif")],
     )
     assert "Warning" not in result.stderr and "TIFF" not in result.stderr.split(": ", 2)[-1][:4]
+
+
+def test_numbers_out_of_range_are_usage_errors(tree: Path) -> None:
+    image = str(tree / "a.jpg")
+    for value in ("nan", "inf", "-1", "300"):
+        result = run("compare", image, image, "--threshold", value)
+        assert result.returncode == 2 and "expected a number from 0 to 256" in result.stderr
+    result = run("hash", image, "--video-rate", "nan")
+    assert result.returncode == 2 and "expected a number from 0 to 1000" in result.stderr
+
+
+def test_odd_names_links_and_a_closed_stderr(tmp_path: Path) -> None:
+    odd = os.fsdecode(b"caf\xe9-\xff.jpg")  # not UTF-8: what old archives hold
+    (tmp_path / odd).write_bytes(jpeg(12))
+    (tmp_path / "broken.jpg").symlink_to(tmp_path / "missing.jpg")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    result = subprocess.run(
+        [sys.executable, "-m", "hashguard", "hash", str(tmp_path), "-s", "md5", "-f", "text"],
+        capture_output=True,
+        env=env,
+        timeout=300,
+    )
+    assert result.returncode == 1
+    assert os.fsencode(tmp_path / odd) in result.stdout  # the name's own bytes, as ls prints
+    assert result.stderr.decode().strip() == (
+        f"hashguard: {tmp_path / 'broken.jpg'}: cannot read: No such file or directory"
+    )
+    closed = subprocess.run(
+        ["sh", "-c", f'"{sys.executable}" -m hashguard hash -s md5 "{tmp_path / odd}" 2>&-'],
+        capture_output=True,
+        timeout=300,
+    )
+    assert closed.returncode == 0 and len(closed.stdout.splitlines()) == 1
+
+
+def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
+    import pty
+
+    for index in range(6):
+        (tmp_path / f"{index}.jpg").write_bytes(jpeg(index, 64, 48))
+    (tmp_path / "3.jpg").write_bytes(b"not an image at all, just text" * 4)
+    controller, terminal = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "hashguard", "hash", str(tmp_path), "-s", "md5", "-f", "text"],
+        stdout=terminal,
+        stderr=terminal,
+        env={**os.environ, "COLUMNS": "60", "TERM": "xterm"},
+    ) as process:
+        os.close(terminal)
+        shown = b""
+        while True:
+            try:
+                chunk = os.read(controller, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            shown += chunk
+    os.close(controller)
+    assert process.returncode == 1
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())  # terminal control codes
+    lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
+    error = f"hashguard: {tmp_path / '3.jpg'}: not a supported image or video format"
+    assert error in lines  # a line of its own, never glued to the bar or wrapped
+    assert sum(line.startswith("md5") for line in lines) == 5

@@ -3,6 +3,8 @@
 import csv
 import io
 import json
+import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,9 +27,9 @@ from hashguard.signals.batch import (
     FileSkipped,
     HashRecord,
     HashSettings,
+    checked_values,
     expand,
     hash_paths,
-    hash_values,
 )
 from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
@@ -73,6 +75,17 @@ def _root(
     """hashguard: hash media and match it against known-material lists."""
 
 
+def _finite(low: float, high: float) -> Callable[[float | None], float | None]:
+    """A typer callback accepting numbers from ``low`` to ``high`` (no nan or infinity)."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not (math.isfinite(value) and low <= value <= high):
+            raise typer.BadParameter(f"expected a number from {low:g} to {high:g}, got {value}")
+        return value
+
+    return check
+
+
 def _signal_names(value: str | None) -> tuple[str, ...]:
     if not value:
         return ()
@@ -109,7 +122,11 @@ def hash_command(
     ),
     video_rate: Annotated[
         float,
-        typer.Option("--video-rate", min=0, help="vPDQ frames hashed per second; 0 = every frame."),
+        typer.Option(
+            "--video-rate",
+            callback=_finite(0, 1000),
+            help="vPDQ frames hashed per second; 0 = every frame.",
+        ),
     ] = 1.0,
 ) -> None:
     """Hash files; one output line per file and signal. Exit status 1 if any file failed."""
@@ -211,10 +228,11 @@ def _output(total: int) -> Iterator[_Output]:
         task = progress.add_task("hash", total=total)
 
         def above(text: str) -> None:
-            console.print(text, end="", soft_wrap=True, markup=False, highlight=False)
+            console.print(text, end="", soft_wrap=True, markup=False, emoji=False, highlight=False)
 
         def error(message: str) -> None:
-            stderr.print(_error_line(message), soft_wrap=True, markup=False, highlight=False)
+            line = _error_line(message)
+            console.print(line, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
         yield _Output(above if on_terminal else plain, error, lambda: progress.advance(task))
 
@@ -225,7 +243,10 @@ def compare(
     second: Annotated[Path, typer.Argument(help="Another file of the same kind.")],
     threshold: Annotated[
         float | None,
-        typer.Option(help="PDQ distance threshold (vPDQ: per frame); default the signal's."),
+        typer.Option(
+            callback=_finite(0, 256),
+            help="PDQ distance threshold, 0-256 (vPDQ: between frames); default 31.",
+        ),
     ] = None,
     output: Annotated[OutputFormat, typer.Option("--format", "-f", help="jsonl or text.")] = (
         OutputFormat.text
@@ -270,12 +291,11 @@ def _kind(path: Path) -> MediaKind:
 
 
 def _values(path: Path, signals: list[SignalType[Any]]) -> list[tuple[str, Any]]:
-    try:
-        pairs = hash_values(str(path), signals, dihedral=True)
-    except MediaError as exc:
-        raise _FileError(f"{path}: {exc}") from None
-    except OSError as exc:
-        raise _FileError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    pairs = checked_values(str(path), signals, dihedral=True, quiet_decoders=True)
+    if isinstance(pairs, FileFailure):
+        raise _FileError(f"{path}: {pairs.reason}")
+    if isinstance(pairs, FileSkipped):  # cannot happen: every kind has signals
+        raise _FileError(f"{path}: no signal applies to {pairs.kind} files")
     return [(signal.name, value) for signal, value in pairs]
 
 
@@ -323,11 +343,17 @@ def demo(
 
 
 def main() -> None:
+    # Started with stdout or stderr closed: write to nowhere rather than fail on every file.
+    if sys.stdout is None:
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
+    if sys.stderr is None:
+        sys.stderr = open(os.devnull, "w")  # noqa: SIM115
+    # File names that are not valid UTF-8 are written back as the bytes they are, as ls does.
+    for stream, errors in ((sys.stdout, "surrogateescape"), (sys.stderr, "backslashreplace")):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors=errors)
     try:
         app()
-    except KeyboardInterrupt:
-        _error("interrupted")
-        sys.exit(130)
     except BrokenPipeError:
         sys.stderr.close()
         sys.exit(1)

@@ -5,6 +5,8 @@ A file either yields all its requested hashes or one failure with the reason; ne
 
 import multiprocessing
 import os
+import signal
+import stat
 import sys
 from collections import deque
 from collections.abc import Iterable, Iterator
@@ -86,31 +88,58 @@ class HashSettings:
 
 
 def expand(paths: Iterable[str]) -> Iterator[str]:
-    """Files named, and regular files under directories named (recursively, sorted), in order.
+    """Files named, and files under directories named (recursively, sorted), in order.
 
-    Pipes, sockets and devices found in a directory are passed over: reading one could block.
+    Pipes, sockets and devices found in a directory are passed over (reading one could block);
+    broken links and unreadable directories are yielded, so that they are reported.
     """
     for path in paths:
-        if os.path.isdir(path):
-            for root, dirs, files in os.walk(path):
-                dirs.sort()
-                for name in sorted(files):
-                    if os.path.isfile(found := os.path.join(root, name)):
-                        yield found
-        else:
+        if not os.path.isdir(path):
             yield path
+            continue
+        unreadable: list[OSError] = []
+        for root, dirs, files in os.walk(path, onerror=unreadable.append):
+            dirs.sort()
+            for name in sorted(files):
+                found = os.path.join(root, name)
+                mode = os.lstat(found).st_mode
+                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
+                    yield found
+            yield from (str(error.filename) for error in unreadable)
+            unreadable.clear()
+        yield from (str(error.filename) for error in unreadable)
 
 
 def hash_file(path: str, settings: HashSettings) -> FileResult:
     """All requested hashes of one file, or the reason it could not be hashed."""
+    values = checked_values(
+        path, settings.resolved, settings.limits, settings.dihedral, settings.quiet_decoders
+    )
+    if isinstance(values, FileFailure | FileSkipped):
+        return values
+    return [_record(path, signal, value) for signal, value in values]
+
+
+def checked_values(
+    path: str,
+    signals: Iterable[SignalType[Any]],
+    limits: Limits = DEFAULT_LIMITS,
+    dihedral: bool = False,
+    quiet_decoders: bool = False,
+) -> list[tuple[SignalType[Any], Any]] | FileFailure | FileSkipped:
+    """``hash_values``, with every way it can fail turned into a one-line reason."""
     try:
-        with _quiet_native_stderr(settings.quiet_decoders):
-            values = hash_values(path, settings.resolved, settings.limits, settings.dihedral)
+        with _quiet_native_stderr(quiet_decoders):
+            return hash_values(path, signals, limits, dihedral)
     except NotApplicable as exc:
         return FileSkipped(path, exc.kind)
     except MediaError as exc:
         return FileFailure(path, str(exc))
     except IsADirectoryError:
+        try:
+            os.listdir(path)
+        except OSError as exc:
+            return FileFailure(path, f"cannot read the directory: {exc.strerror or exc}")
         return FileFailure(path, "is a directory")
     except OSError as exc:
         return FileFailure(path, f"cannot read: {exc.strerror or exc}")
@@ -118,7 +147,6 @@ def hash_file(path: str, settings: HashSettings) -> FileResult:
         return FileFailure(path, "out of memory while decoding")
     except Exception as exc:  # a bug, not bad input: still one line, and the next file goes on
         return FileFailure(path, f"internal error ({type(exc).__name__}: {exc})")
-    return [_record(path, signal, value) for signal, value in values]
 
 
 def hash_values(
@@ -170,12 +198,16 @@ def _record(path: str, signal: SignalType[Any], value: Any) -> HashRecord:
 
 @contextmanager
 def _quiet_native_stderr(enabled: bool) -> Iterator[None]:
-    if not enabled:
+    try:
+        saved = os.dup(2) if enabled else None
+    except OSError:  # no stderr at all: nothing to quieten
+        saved = None
+    if saved is None:
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(2)
     try:
+        if sys.stderr is not None:
+            sys.stderr.flush()
         with open(os.devnull, "wb") as devnull:
             os.dup2(devnull.fileno(), 2)
         yield
@@ -208,7 +240,8 @@ def _hash_in_pool(files: list[str], settings: HashSettings, jobs: int) -> Iterat
     position = 0
     while position < len(files):
         window: deque[tuple[str, Future[FileResult]]] = deque()
-        with ProcessPoolExecutor(jobs, mp_context=context, initializer=_one_blas_thread) as pool:
+        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker)
+        try:
             try:
                 while position < len(files) or window:
                     while position < len(files) and len(window) < _IN_FLIGHT_PER_JOB * jobs:
@@ -220,6 +253,10 @@ def _hash_in_pool(files: list[str], settings: HashSettings, jobs: int) -> Iterat
                     yield result
             except BrokenProcessPool:
                 pass  # handled below, once this pool is shut down
+        except BaseException:  # interrupted, or the caller stopped reading: stop at once
+            _stop(pool)
+            raise
+        pool.shutdown()
         # A worker died. Files that finished keep their results; each unfinished one is retried
         # alone, so the file that kills its process is the only one that fails.
         for path, future in window:
@@ -230,11 +267,26 @@ def _hash_in_pool(files: list[str], settings: HashSettings, jobs: int) -> Iterat
 
 
 def _hash_alone(path: str, settings: HashSettings, context: Any) -> FileResult:
-    with ProcessPoolExecutor(1, mp_context=context, initializer=_one_blas_thread) as pool:
-        try:
-            return pool.submit(hash_file, path, settings).result()
-        except BrokenProcessPool:
-            return FileFailure(path, "the decoder process crashed on this file")
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker)
+    try:
+        return pool.submit(hash_file, path, settings).result()
+    except BrokenProcessPool:
+        return FileFailure(path, "the decoder process crashed on this file")
+    except BaseException:
+        _stop(pool)
+        raise
+    finally:
+        pool.shutdown()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Drop queued files and end the workers now, rather than after the files they are on."""
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.join(timeout=5)
 
 
 def _load_kernels() -> None:
@@ -244,5 +296,7 @@ def _load_kernels() -> None:
     PdqSignal().hash(encode(scene(0, 64, 64), "PNG"))
 
 
-def _one_blas_thread() -> None:
+def _init_worker() -> None:
+    # Ctrl-C is the parent's to handle: it stops the workers; they must not print tracebacks.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")
