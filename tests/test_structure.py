@@ -35,7 +35,7 @@ def test_counting_stops_just_past_the_limit() -> None:
 
 
 def jpeg_scans(data: bytes, stop: int) -> int:
-    return jpeg_counts(data, stop, 10_000)[0]
+    return jpeg_counts(data, stop, 10_000).scans
 
 
 def test_jpeg_scans() -> None:
@@ -75,7 +75,7 @@ def _scan_flood(progressive: bytes, copies: int, stray: bytes = b"") -> bytes:
 
 def test_a_scan_flood_is_refused_even_behind_stray_bytes() -> None:
     progressive = encode(scene(2, 256, 256), "JPEG", progressive=True)
-    for stray in (b"", b"\x00", b"\x00\x13\x37", b"\xff" * 5000):
+    for stray in (b"", b"\x00", b"\x00\x13\x37", b"\xff" * 5000, b"\x00" * 5000):
         flood = _scan_flood(progressive, 1000, stray)
         assert jpeg_scans(flood, 500) == 501
         with pytest.raises(LimitExceeded, match="JPEG scan count exceeds the limit of 500"):
@@ -88,6 +88,13 @@ def test_a_flood_of_empty_segments_is_refused() -> None:
 
     data = encode(scene(3, 64, 64), "JPEG")
     flood = data[:2] + b"\xff\xfe\x00\x02" * 20_000 + data[2:]
-    assert jpeg_counts(flood, 500, 10_000)[1] == 10_001
+    assert jpeg_counts(flood, 500, 10_000).segments == 10_001
     with pytest.raises(CorruptMedia, match="more than 10,000 JPEG segments"):
         decode_luma(flood)
+    for padding in (b"\xff" * 100_000, b"\x00" * 100_000):
+        at = data.index(b"\xff\xdb")  # before the quantisation tables
+        padded = data[:at] + padding + data[at:]
+        assert jpeg_counts(padded, 500, 10_000).padding == 100_000
+        with pytest.raises(CorruptMedia, match="100,000 bytes of padding"):
+            decode_luma(padded)
+    assert jpeg_counts(data, 500, 10_000).padding == 0

@@ -51,6 +51,7 @@ _JPEG_FAMILY: Final = {"JPEG", "MPO"}
 _EXACT_LUMA_MAX_PIXELS: Final = 4_000_000
 # Cameras and editors write tens; a flood of segments only slows header parsers down.
 _MAX_JPEG_SEGMENTS: Final = 10_000
+_MAX_JPEG_PADDING: Final = 65_536  # bytes between segments; writers leave a few, if any
 _ORIENTATION_TAG: Final = 0x0112
 # Per EXIF orientation: does each oriented axis (rows, columns) run against the stored one?
 _REVERSED_AXES: Final = {
@@ -168,9 +169,11 @@ def _check_structure(data: bytes, fmt: Format, limits: Limits) -> None:
     A stopped count is over its limit, and the total is not known, so no number is given.
     """
     if fmt is JPEG:
-        scans, segments = jpeg_counts(data, limits.max_jpeg_scans, _MAX_JPEG_SEGMENTS)
+        scans, segments, padding = jpeg_counts(data, limits.max_jpeg_scans, _MAX_JPEG_SEGMENTS)
         if segments > _MAX_JPEG_SEGMENTS:
             raise CorruptMedia(f"more than {_MAX_JPEG_SEGMENTS:,} JPEG segments: not an image")
+        if padding > _MAX_JPEG_PADDING:
+            raise CorruptMedia(f"{padding:,} bytes of padding between JPEG segments: not an image")
         if scans > limits.max_jpeg_scans:
             raise LimitExceeded("JPEG scan count", None, limits.max_jpeg_scans)
     elif fmt in (GIF, TIFF):

@@ -10,7 +10,7 @@ properly afterwards.
 
 import re
 import struct
-from typing import Final
+from typing import Final, NamedTuple
 
 # The next marker between segments: libjpeg skips stray bytes and 0xFF fill bytes before it.
 _NEXT_MARKER: Final = re.compile(rb"\xff+([^\x00\xff])")
@@ -23,15 +23,22 @@ _STANDALONE: Final = {0x01, 0xD8, *range(0xD0, 0xD8)}  # TEM, SOI and RSTn carry
 _GIF_STEPS: Final = 2_000_000
 
 
-def jpeg_counts(data: bytes, max_scans: int, max_segments: int) -> tuple[int, int]:
-    """(scans, segments) of a JPEG's first image: start-of-scan segments (a baseline image has
-    1) and marker segments of any kind; the walk stops once either passes its maximum."""
-    scans = segments = 0
+class JpegCounts(NamedTuple):
+    scans: int  # start-of-scan segments (a baseline image has 1)
+    segments: int  # marker segments of any kind
+    padding: int  # stray and fill bytes between segments
+
+
+def jpeg_counts(data: bytes, max_scans: int, max_segments: int) -> JpegCounts:
+    """Counts over a JPEG's first image; the walk stops once scans or segments pass their
+    maximum. Header parsers walk padding a byte at a time, so it is counted too."""
+    scans = segments = padding = 0
     position = 2  # after SOI
     while scans <= max_scans and segments <= max_segments:
         found = _NEXT_MARKER.search(data, position)
         if found is None:
             break
+        padding += found.end() - 2 - position  # what precedes the marker's last 0xFF
         marker, position = found.group(1)[0], found.end()
         if marker == _EOI:
             break
@@ -48,7 +55,7 @@ def jpeg_counts(data: bytes, max_scans: int, max_segments: int) -> tuple[int, in
             if end is None:
                 break
             position = end.start()
-    return scans, segments
+    return JpegCounts(scans, segments, padding)
 
 
 def gif_frames(data: bytes, stop: int) -> int:
