@@ -138,6 +138,19 @@ def test_version() -> None:
     assert run("--version").stdout.strip() == f"hashguard {__version__}"
 
 
+def _read_terminal(controller: int) -> bytes:
+    """Everything a process wrote to a pseudo-terminal, until it closed it."""
+    shown = b""
+    while True:
+        try:
+            chunk = os.read(controller, 4096)
+        except OSError:  # the terminal closed: the process has exited
+            return shown
+        if not chunk:
+            return shown
+        shown += chunk
+
+
 def test_progress_bar_only_on_a_terminal(tree: Path) -> None:
     import pty
 
@@ -149,15 +162,7 @@ def test_progress_bar_only_on_a_terminal(tree: Path) -> None:
         env={**os.environ, "COLUMNS": "100"},
     ) as process:
         os.close(terminal)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:  # the terminal closed: the process has exited
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = _read_terminal(controller)
         stdout = process.stdout.read() if process.stdout else b""
     os.close(controller)
     assert process.returncode == 0
@@ -254,15 +259,7 @@ def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
         env={**os.environ, "COLUMNS": "60", "TERM": "xterm"},
     ) as process:
         os.close(terminal)
-        shown = b""
-        while True:
-            try:
-                chunk = os.read(controller, 4096)
-            except OSError:
-                break
-            if not chunk:
-                break
-            shown += chunk
+        shown = _read_terminal(controller)
     os.close(controller)
     assert process.returncode == 1
     text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown.decode())  # terminal control codes
