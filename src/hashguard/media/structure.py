@@ -4,7 +4,7 @@ Decoders count these the slow way (Pillow walks every GIF frame, and its TIFF lo
 with the square of the frame count), and a progressive JPEG with thousands of scans makes
 libjpeg-turbo work for a minute on a few kilobytes. These walkers stop as soon as the count
 passes its limit, so refusing such a file costs next to nothing; the JPEG walk runs at C speed
-through fill bytes and image data. Malformed structure ends the walk; the decoder reports it
+through padding and image data. Malformed structure ends the walk; the decoder reports it
 properly afterwards.
 """
 
@@ -12,13 +12,14 @@ import re
 import struct
 from typing import Final, NamedTuple
 
+import numpy as np
+
 # The next marker between segments: libjpeg skips stray bytes and 0xFF fill bytes before it.
 _NEXT_MARKER: Final = re.compile(rb"\xff+([^\x00\xff])")
-# The end of entropy-coded data: 0xFF not followed by 0x00 (stuffing), RST0-7 or more fill.
-_END_OF_SCAN: Final = re.compile(rb"\xff+[^\x00\xd0-\xd7\xff]")
 _SOS: Final = 0xDA
 _EOI: Final = 0xD9
 _STANDALONE: Final = {0x01, 0xD8, *range(0xD0, 0xD8)}  # TEM, SOI and RSTn carry no length
+_PROGRESSIVE_FRAMES: Final = {0xC2, 0xC6, 0xCA, 0xCE}  # SOF2, SOF6, SOF10, SOF14
 # A GIF walk takes at most this many steps (blocks, sub-blocks, stray bytes): about 0.5 s.
 _GIF_STEPS: Final = 2_000_000
 
@@ -31,8 +32,14 @@ class JpegCounts(NamedTuple):
 
 def jpeg_counts(data: bytes, max_scans: int, max_segments: int) -> JpegCounts:
     """Counts over a JPEG's first image; the walk stops once scans or segments pass their
-    maximum. Header parsers walk padding a byte at a time, so it is counted too."""
+    maximum. Header parsers walk padding a byte at a time, so it is counted too.
+
+    Only a progressive JPEG can hold many scans, so only its image data is walked past the
+    first scan; a sequential one costs a walk through its headers and nothing more.
+    """
     scans = segments = padding = 0
+    progressive = False
+    ends: np.ndarray | None = None
     position = 2  # after SOI
     while scans <= max_scans and segments <= max_segments:
         found = _NEXT_MARKER.search(data, position)
@@ -49,13 +56,29 @@ def jpeg_counts(data: bytes, max_scans: int, max_segments: int) -> JpegCounts:
         (length,) = struct.unpack_from(">H", data, position)
         position += length
         segments += 1
+        progressive = progressive or marker in _PROGRESSIVE_FRAMES
         if marker == _SOS:
             scans += 1
-            end = _END_OF_SCAN.search(data, position)  # skip the entropy-coded data
-            if end is None:
+            if not progressive:
                 break
-            position = end.start()
+            if ends is None:
+                ends = _scan_ends(data, position)
+            following = int(np.searchsorted(ends, position))
+            if following == len(ends):
+                break
+            position = int(ends[following])
     return JpegCounts(scans, segments, padding)
+
+
+def _scan_ends(data: bytes, start: int) -> np.ndarray:
+    """Positions from ``start`` on of 0xFF bytes that begin a marker: in image data every other
+    0xFF is followed by 0x00 (stuffing), a restart marker or another 0xFF (fill)."""
+    view = np.frombuffer(data, dtype=np.uint8)[start:]
+    at = np.flatnonzero(view[:-1] == 0xFF)
+    following = view[at + 1]
+    marker = (following != 0x00) & (following != 0xFF) & ((following < 0xD0) | (following > 0xD7))
+    ends: np.ndarray = at[marker] + start
+    return ends
 
 
 def gif_frames(data: bytes, stop: int) -> int:
