@@ -73,25 +73,32 @@ class DihedralHashes:
 
 def hash_luma(luma: LumaImage) -> PdqHash:
     """PDQ of a decoded luma plane (an image or a video frame)."""
-    buffer, quality = _buffer_64x64(luma)
-    if buffer is None:
+    dct, quality = pdq_dct(luma)
+    if dct is None:
         return PdqHash(bytes(32), 0)
-    dct = pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64)
     return PdqHash(pdq_kernel.hash_bits(dct).tobytes(), quality)
 
 
 def dihedral_luma(luma: LumaImage) -> DihedralHashes:
     """The 8 dihedral hashes of a decoded luma plane, all from one DCT."""
-    buffer, quality = _buffer_64x64(luma)
+    dct, quality = pdq_dct(luma)
     names = [name for name, *_ in pdq_kernel.DIHEDRAL]
-    if buffer is None:
+    if dct is None:
         return DihedralHashes(0, {name: PdqHash(bytes(32), 0) for name in names})
-    dct = pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64)
     variants = {
         name: PdqHash(pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(), quality)
         for name, *flips in pdq_kernel.DIHEDRAL
     }
     return DihedralHashes(quality, variants)
+
+
+def pdq_dct(luma: LumaImage) -> tuple[np.ndarray | None, int]:
+    """The 16x16 DCT coefficients PDQ thresholds at their median (bit i*16+j is [i, j] >
+    median), and the quality; ``None`` for images under 5 px a side (hashed as all zeros)."""
+    buffer, quality = _buffer_64x64(luma)
+    if buffer is None:
+        return None, 0
+    return pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64), quality
 
 
 def _buffer_64x64(luma: LumaImage) -> tuple[np.ndarray | None, int]:
