@@ -28,6 +28,7 @@ The model, and why:
 Vectors are made in chunks, so 10 million hashes take 320 MB plus one chunk.
 """
 
+import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -47,7 +48,14 @@ CLUSTER_MAX = 500
 VARIANT_NOISE = 0.35
 NEAR_BETA = 3.0
 CHUNK = 100_000
-PHOTOS = Path(__file__).resolve().parents[2] / "shared" / "data" / "photos"
+PHOTOS = (
+    Path(
+        os.environ.get(
+            "HASHGUARD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"
+        )
+    )
+    / "photos"
+)
 
 
 @dataclass(frozen=True)
