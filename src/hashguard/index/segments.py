@@ -1,0 +1,216 @@
+"""Segments and snapshots: how both indexes add and remove while readers keep querying.
+
+An index is an immutable *snapshot*: a tuple of parts, each an immutable segment (its rows sorted
+by id, plus whatever search structure the index kind builds) and a packed bitmap of the rows
+removed since the segment was built. A writer builds the next snapshot under a lock and
+publishes it with one assignment; a reader takes the current snapshot once per call, so it never
+sees a half-applied change, and needs no lock.
+
+``add`` builds a segment of just the new rows. Segments of one size class (a power of 4) are
+merged once there are 4 of them, as in a log-structured merge tree: a run of small adds costs
+O(log n) rebuild work per entry, and a query meets at most 3 segments per size class.
+``remove`` marks rows in a copy of their part's bitmap; a part more than half removed is rebuilt
+without them.
+"""
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
+
+MERGE_FANOUT = 4
+
+
+class Segment(Protocol):
+    @property
+    def ids(self) -> np.ndarray:
+        """(n,) int64, strictly increasing."""
+
+    @property
+    def values(self) -> np.ndarray:
+        """(n, ...) the indexed values, row i belonging to ids[i]."""
+
+
+S = TypeVar("S", bound=Segment)
+
+
+@dataclass(frozen=True, eq=False)
+class Part(Generic[S]):
+    """A segment and the bitmap (little bit order) of its rows removed since it was built."""
+
+    segment: S
+    deleted: np.ndarray
+    removed: int
+
+    @property
+    def rows(self) -> int:
+        return len(self.segment.ids)
+
+    @property
+    def live(self) -> int:
+        return self.rows - self.removed
+
+    def live_mask(self) -> np.ndarray:
+        return ~np.unpackbits(self.deleted, count=self.rows, bitorder="little").astype(bool)
+
+
+@dataclass(frozen=True, eq=False)
+class Snapshot(Generic[S]):
+    parts: tuple[Part[S], ...] = ()
+
+    @property
+    def size(self) -> int:
+        return sum(part.live for part in self.parts)
+
+
+def no_deletions(rows: int) -> np.ndarray:
+    return np.zeros((rows + 7) // 8, np.uint8)
+
+
+def as_ids(ids: object, what: str = "ids") -> np.ndarray:
+    """``ids`` as a 1-D int64 array without repeats; ValueError naming what is wrong."""
+    array = np.asarray(ids)
+    if array.ndim != 1:
+        raise ValueError(f"{what} must be a 1-D array of integers, got shape {array.shape}")
+    if array.size == 0:
+        return np.empty(0, np.int64)
+    if array.dtype.kind not in "iu":
+        raise ValueError(f"{what} must be integers (int64), got dtype {array.dtype}")
+    if array.dtype.kind == "u" and array.max() > np.iinfo(np.int64).max:
+        raise ValueError(f"{what} must fit in int64; {int(array.max())} does not")
+    array = array.astype(np.int64, copy=False)
+    ordered = np.sort(array)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if repeated.size:
+        raise ValueError(f"{what} repeat within one call: {_sample(np.unique(repeated))}")
+    return array
+
+
+def _sample(values: np.ndarray, limit: int = 5) -> str:
+    shown = ", ".join(str(int(v)) for v in values[:limit])
+    return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
+
+
+def size_class(rows: int) -> int:
+    return (max(rows, 1).bit_length() - 1) // 2  # floor(log4(rows))
+
+
+class SegmentedIndex(Generic[S]):
+    """The add / remove / snapshot machinery; subclasses say how a segment is built."""
+
+    max_rows: int = 1 << 62
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshot: Snapshot[S] = Snapshot()
+
+    def __len__(self) -> int:
+        return self._snapshot.size
+
+    def snapshot(self) -> Snapshot[S]:
+        """The current state; later adds and removes do not change it."""
+        return self._snapshot
+
+    def _build(self, ids: np.ndarray, values: np.ndarray) -> S:
+        """A segment of ``values`` (rows of ``ids``, which are sorted and unique)."""
+        raise NotImplementedError
+
+    def _add(self, ids: np.ndarray, values: np.ndarray) -> None:
+        if not len(ids):
+            return
+        with self._lock:
+            snapshot = self._snapshot
+            present = ids[self._locate(snapshot, ids)[0] >= 0]
+            if present.size:
+                raise ValueError(f"ids already in the index: {_sample(np.sort(present))}")
+            order = np.argsort(ids, kind="stable")
+            fresh = [
+                self._part(self._build(ids[chunk], values[chunk]))
+                for chunk in np.array_split(order, -(-len(ids) // self.max_rows))
+            ]
+            self._snapshot = Snapshot(self._settle([*snapshot.parts, *fresh]))
+
+    def remove(self, ids: object) -> None:
+        """Remove entries by id; they are never returned again.
+
+        Raises ValueError, changing nothing, if any id is not in the index.
+        """
+        wanted = as_ids(ids)
+        if not len(wanted):
+            return
+        with self._lock:
+            snapshot = self._snapshot
+            where, rows = self._locate(snapshot, wanted)
+            if (where < 0).any():
+                unknown = np.sort(wanted[where < 0])
+                raise ValueError(f"ids not in the index: {_sample(unknown)}")
+            parts = list(snapshot.parts)
+            for index in np.unique(where):
+                part = parts[index]
+                mine = rows[where == index]
+                bits = np.unpackbits(part.deleted, count=part.rows, bitorder="little")
+                bits[mine] = 1
+                updated = Part(
+                    part.segment, np.packbits(bits, bitorder="little"), part.removed + len(mine)
+                )
+                parts[index] = (
+                    self._merge([updated]) if 2 * updated.removed > part.rows else updated
+                )
+            self._snapshot = Snapshot(self._settle(parts))
+
+    def _locate(self, snapshot: Snapshot[S], ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """For each id, the part holding it live and its row there (-1, -1 when absent)."""
+        where = np.full(len(ids), -1, np.int64)
+        rows = np.full(len(ids), -1, np.int64)
+        for index, part in enumerate(snapshot.parts):
+            if not part.rows:
+                continue
+            position = np.minimum(np.searchsorted(part.segment.ids, ids), part.rows - 1)
+            hit = part.segment.ids[position] == ids
+            if part.removed:
+                hit &= ((part.deleted[position >> 3] >> (position & 7)) & 1) == 0
+            where[hit] = index
+            rows[hit] = position[hit]
+        return where, rows
+
+    def _part(self, segment: S) -> Part[S]:
+        return Part(segment, no_deletions(len(segment.ids)), 0)
+
+    def _merge(self, parts: Sequence[Part[S]]) -> Part[S]:
+        """One part with the live rows of ``parts``."""
+        ids = []
+        values = []
+        for part in parts:
+            if part.removed:
+                keep = part.live_mask()
+                ids.append(part.segment.ids[keep])
+                values.append(part.segment.values[keep])
+            else:
+                ids.append(part.segment.ids)
+                values.append(part.segment.values)
+        all_ids = np.concatenate(ids)
+        order = np.argsort(all_ids, kind="stable")
+        return self._part(self._build(all_ids[order], np.concatenate(values)[order]))
+
+    def _settle(self, parts: list[Part[S]]) -> tuple[Part[S], ...]:
+        """Drop empty parts and merge size classes that hold MERGE_FANOUT parts."""
+        parts = [part for part in parts if part.live]
+        while True:
+            classes: dict[int, list[int]] = {}
+            for index, part in enumerate(parts):
+                classes.setdefault(size_class(part.live), []).append(index)
+            group = next(
+                (
+                    members[:MERGE_FANOUT]
+                    for _, members in sorted(classes.items())
+                    if len(members) >= MERGE_FANOUT
+                    and sum(parts[i].live for i in members[:MERGE_FANOUT]) <= self.max_rows
+                ),
+                None,
+            )
+            if group is None:
+                return tuple(sorted(parts, key=lambda part: -part.live))
+            merged = self._merge([parts[i] for i in group])
+            parts = [part for i, part in enumerate(parts) if i not in group] + [merged]
