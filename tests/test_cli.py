@@ -267,3 +267,92 @@ def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
     error = f"hashguard: {tmp_path / '3.jpg'}: not a supported image or video format"
     assert error in lines  # a line of its own, never glued to the bar or wrapped
     assert sum(line.startswith("md5") for line in lines) == 5
+
+
+# --- match ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def listed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A list of two images' PDQ hashes, and a folder with those images, a rotated copy of the
+    first, an unlisted image and a flat one."""
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("match")
+    signal = PdqSignal()
+    (root / "listed.jpg").write_bytes(jpeg(31))
+    (root / "also-listed.png").write_bytes(png(32))
+    rotated = Image.open(io.BytesIO(jpeg(31))).rotate(90, expand=True)
+    buffer = io.BytesIO()
+    rotated.save(buffer, "PNG")
+    (root / "rotated.png").write_bytes(buffer.getvalue())
+    (root / "other.jpg").write_bytes(jpeg(33))
+    buffer = io.BytesIO()
+    Image.new("RGB", (200, 200), (40, 40, 40)).save(buffer, "PNG")
+    (root / "flat.png").write_bytes(buffer.getvalue())
+    hashes = [signal.hash((root / n).read_bytes()).hex for n in ("listed.jpg", "also-listed.png")]
+    list_file = root.parent / f"{root.name}-list.txt"
+    list_file.write_text(f"# two benign images\n\n{hashes[0].upper()}\n  {hashes[1]}  \n")
+    return list_file, root
+
+
+def test_match_reports_list_lines_and_exit_status(listed: tuple[Path, Path]) -> None:
+    list_file, root = listed
+    result = run("match", "--list", str(list_file), str(root))
+    assert result.returncode == 0, result.stderr
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert lines[str(root / "listed.jpg")] == "match, list line 3, distance 0"
+    assert lines[str(root / "also-listed.png")] == "match, list line 4, distance 0"
+    assert lines[str(root / "rotated.png")] == "no match"
+    assert lines[str(root / "other.jpg")] == "no match"
+    assert lines[str(root / "flat.png")] == "not matched: PDQ quality 0 is below 50"
+    nothing = run("match", "--list", str(list_file), str(root / "other.jpg"))
+    assert nothing.returncode == 1 and nothing.stdout.endswith("no match\n")
+
+
+def test_match_dihedral_finds_the_rotated_copy_and_names_the_variant(listed) -> None:
+    list_file, root = listed
+    result = run(
+        "match", "-l", str(list_file), "--dihedral", "-f", "jsonl", str(root / "rotated.png")
+    )
+    assert result.returncode == 0, result.stderr
+    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
+    (found,) = line["matches"]
+    assert found["line"] == 3 and found["distance"] <= 31
+    assert found["variant"] in {"rotate90", "rotate270"}
+
+
+def test_match_takes_hashes_as_queries_and_writes_csv(listed) -> None:
+    list_file, _ = listed
+    listed_hash = list_file.read_text().splitlines()[2].lower()
+    near = listed_hash[:-1] + ("0" if listed_hash[-1] != "0" else "1")
+    far = "".join("f" if c != "f" else "0" for c in listed_hash)
+    result = run("match", "-l", str(list_file), "-f", "csv", "-r", "8", near, far)
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    assert rows[0] == ["query", "line", "distance", "variant"]
+    assert rows[1][:2] == [near, "3"] and 1 <= int(rows[1][2]) <= 4 and len(rows) == 2
+
+
+def test_match_refuses_a_bad_list_naming_its_line(tmp_path, listed) -> None:
+    _, root = listed
+    bad_list = tmp_path / "bad.txt"
+    bad_list.write_text("a" * 64 + "\n" + "not-a-hash\n")
+    result = run("match", "--list", str(bad_list), str(root / "listed.jpg"))
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr.strip() == (
+        f"hashguard: {bad_list}:2: expected a PDQ hash (64 hex digits), got 'not-a-hash'"
+    )
+    missing = run("match", "--list", str(tmp_path / "none.txt"), str(root / "listed.jpg"))
+    assert missing.returncode == 2 and "none.txt: cannot read" in missing.stderr
+
+
+def test_match_reports_unreadable_files_and_skips_videos(tmp_path, listed, bad) -> None:
+    list_file, _ = listed
+    (tmp_path / "clip.mp4").write_bytes(make_video(5, seconds=1))
+    result = run(
+        "match", "-l", str(list_file), str(bad / "corrupt.jpg"), str(tmp_path / "clip.mp4")
+    )
+    assert result.returncode == 2
+    assert f"{bad / 'corrupt.jpg'}: " in result.stderr
+    assert "skipped 1 video file(s)" in result.stderr

@@ -1,10 +1,11 @@
-"""The ``hashguard`` command line: hash files, compare two files, run the demo."""
+"""The ``hashguard`` command line: hash files, compare two files, match against a list, demo."""
 
 import csv
 import io
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -13,11 +14,14 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashguard import __version__
+from hashguard.index import HammingIndex
+from hashguard.lists.formats import ListFormatError, plain
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.signals import registry
@@ -31,7 +35,7 @@ from hashguard.signals.batch import (
     expand,
     hash_paths,
 )
-from hashguard.signals.pdq import PdqSignal
+from hashguard.signals.pdq import MIN_QUALITY, PdqSignal
 from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
 
 app = typer.Typer(
@@ -328,6 +332,170 @@ def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
         line["target_percent"] = comparison.target_percent
         line["frame_threshold"] = comparison.frame_threshold
     return line
+
+
+_PDQ_HEX = re.compile(r"[0-9a-fA-F]{64}")
+_MATCH_BATCH = 256
+
+
+@dataclass(frozen=True)
+class _Query:
+    label: str  # the file's path, or the hash as given
+    variants: list[tuple[str, bytes]]  # (variant name, 32 bytes); "original" first
+    quality: int | None
+
+
+@app.command()
+def match(
+    queries: Annotated[
+        list[str],
+        typer.Argument(
+            help="Media files, directories (walked recursively), or PDQ hashes (64 hex digits)."
+        ),
+    ],
+    list_file: Annotated[
+        Path,
+        typer.Option(
+            "--list",
+            "-l",
+            help="The list: one PDQ hash per line (blank lines and # comments allowed).",
+        ),
+    ],
+    radius: Annotated[
+        int, typer.Option("--radius", "-r", min=0, max=256, help="Largest distance that matches.")
+    ] = 31,
+    dihedral: Annotated[
+        bool, typer.Option("--dihedral", help="Also match media rotated or flipped.")
+    ] = False,
+    min_quality: Annotated[
+        int,
+        typer.Option(
+            "--min-quality",
+            min=0,
+            max=100,
+            help="Media of lower PDQ quality (little detail, e.g. flat images) is not matched.",
+        ),
+    ] = MIN_QUALITY,
+    jobs: Annotated[
+        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (decoders run there).")
+    ] = 1,
+    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        OutputFormat.text
+    ),
+) -> None:
+    """Match media or PDQ hashes against a list of PDQ hashes, through the Hamming index.
+
+    Exit status: 0 if anything matched, 1 if nothing did, 2 on any error.
+    """
+    try:
+        lines, hashes = plain.read_pdq(list_file)
+    except ListFormatError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    index = HammingIndex()
+    index.add(lines, hashes)
+    given = [q for q in queries if _PDQ_HEX.fullmatch(q) and not os.path.lexists(q)]
+    files = list(expand(q for q in queries if q not in given))
+    show = _match_writer(output)
+    failed = matched = 0
+    skipped: dict[str, int] = {}
+    batch: list[_Query] = [_Query(q, [("original", bytes.fromhex(q))], None) for q in given]
+    with _output(len(files)) as out:
+
+        def flush() -> None:
+            nonlocal matched
+            for query, found in _match_batch(index, lines, hashes, batch, radius, min_quality):
+                matched += bool(found)
+                out.write(show(query, found, min_quality))
+            batch.clear()
+
+        flush()
+        settings = HashSettings(("pdq",), dihedral, quiet_decoders=True)
+        for result in hash_paths(files, settings, jobs):
+            if isinstance(result, FileFailure):
+                failed += 1
+                out.error(f"{result.path}: {result.reason}")
+            elif isinstance(result, FileSkipped):
+                skipped[result.kind] = skipped.get(result.kind, 0) + 1
+            else:
+                record = result[0]
+                variants = record.dihedral or {"original": record.value}
+                batch.append(
+                    _Query(
+                        record.path,
+                        [(name, bytes.fromhex(value)) for name, value in variants.items()],
+                        record.quality,
+                    )
+                )
+                if len(batch) >= _MATCH_BATCH:
+                    flush()
+            out.advance()
+        flush()
+    if skipped:
+        counts = ", ".join(f"{count} {kind}" for kind, count in sorted(skipped.items()))
+        _error(f"note: skipped {counts} file(s): lists of PDQ hashes match images only")
+    raise typer.Exit(2 if failed else 0 if matched else 1)
+
+
+def _match_batch(
+    index: HammingIndex,
+    lines: np.ndarray,
+    hashes: np.ndarray,
+    batch: list[_Query],
+    radius: int,
+    min_quality: int,
+) -> Iterator[tuple[_Query, list[tuple[int, int, str]]]]:
+    """Each query with its matches (list line, distance, best variant), closest first."""
+    usable = [q for q in batch if q.quality is None or q.quality >= min_quality]
+    found: dict[int, list[tuple[int, int, str]]] = {}
+    for width in sorted({len(q.variants) for q in usable}):
+        group = [q for q in usable if len(q.variants) == width]
+        variants = np.array(
+            [[np.frombuffer(bits, np.uint8) for _, bits in q.variants] for q in group], np.uint8
+        )
+        items, ids, distances = index.query_dihedral(variants, radius)
+        rows = np.searchsorted(lines, ids)
+        for item, line, distance, row in zip(items, ids, distances, rows, strict=True):
+            query = group[item]
+            per_variant = np.bitwise_count(variants[item] ^ hashes[row]).sum(axis=1)
+            name = query.variants[int(np.argmin(per_variant))][0]
+            found.setdefault(id(query), []).append((int(line), int(distance), name))
+    for query in batch:
+        yield query, found.get(id(query), [])
+
+
+def _match_writer(output: OutputFormat) -> Callable[[_Query, list[tuple[int, int, str]], int], str]:
+    if output is OutputFormat.csv:
+        sys.stdout.write("query,line,distance,variant\n")
+
+    def write(query: _Query, found: list[tuple[int, int, str]], min_quality: int) -> str:
+        low = query.quality is not None and query.quality < min_quality
+        if output is OutputFormat.jsonl:
+            line: dict[str, Any] = {"query": query.label, "quality": query.quality}
+            if low:
+                line["not_matched"] = f"PDQ quality {query.quality} is below {min_quality}"
+            line["matches"] = [{"line": n, "distance": d, "variant": v} for n, d, v in found]
+            return json.dumps(line, ensure_ascii=False) + "\n"
+        if output is OutputFormat.csv:
+            buffer = io.StringIO()
+            rows = csv.writer(buffer, lineterminator="\n")
+            for n, d, v in found:
+                rows.writerow([query.label, n, d, v])
+            return buffer.getvalue()
+        if low:
+            return (
+                f"{query.label}: not matched: PDQ quality {query.quality} is below {min_quality}\n"
+            )
+        if not found:
+            return f"{query.label}: no match\n"
+        return "".join(
+            f"{query.label}: match, list line {n}, distance {d}"
+            + ("" if v == "original" else f" ({v})")
+            + "\n"
+            for n, d, v in found
+        )
+
+    return write
 
 
 @app.command()

@@ -1,0 +1,1 @@
+"""Hash lists: entries, provenance, versions, releases, and their file formats."""
