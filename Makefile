@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench clean
+.PHONY: install demo test lint bench bench-hashing bench-matching clean
 
 install: $(STAMP)
 
@@ -31,8 +31,13 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: $(BENCH_STAMP)
+bench: bench-hashing bench-matching
+
+bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
+
+bench-matching: $(BENCH_STAMP)
+	@$(BIN)/python bench/matching.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hashguard.index import ExactIndex, HammingIndex, IndexFileError, hamming
+from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat, hamming
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 
@@ -232,6 +232,17 @@ def test_removed_ids_never_come_back_and_can_be_added_again() -> None:
     assert ids.tolist() == [0] and distances.tolist() == [0]
 
 
+def test_empty_batches_and_empty_indexes_give_empty_results() -> None:
+    index = HammingIndex()
+    assert [a.size for a in index.query(np.zeros((3, 32), np.uint8), 31)] == [0, 0, 0]
+    index.add([1], np.zeros((1, 32), np.uint8))
+    assert [a.size for a in index.query(np.zeros((0, 32), np.uint8), 31)] == [0, 0, 0]
+    assert [a.size for a in index.query_dihedral(np.zeros((0, 8, 32), np.uint8), 31)] == [0] * 3
+    index.add([], np.zeros((0, 32), np.uint8))
+    index.remove([])
+    assert len(index) == 1
+
+
 def test_results_are_ordered_by_query_distance_then_id() -> None:
     index = HammingIndex()
     base = np.zeros((1, 32), np.uint8)
@@ -358,8 +369,12 @@ def test_bad_radius_is_refused(radius, message) -> None:
 
 
 def test_unsupported_widths_and_bad_dihedral_shapes_are_refused() -> None:
-    with pytest.raises(ValueError, match="bits must be one of"):
-        HammingIndex(100)
+    for bits in (100, 256.0, True):
+        with pytest.raises(ValueError, match="bits must be one of"):
+            HammingIndex(bits)
+    assert HammingIndex(np.int64(64)).bits == 64
+    with pytest.raises(ValueError, match="hashes must be a uint8 array"):
+        HammingIndex().add([1, 2], [[1, 2], [3]])
     with pytest.raises(ValueError, match=r"shape \(items, k, 32\)"):
         HammingIndex().query_dihedral(np.zeros((8, 32), np.uint8), 31)
 
@@ -422,26 +437,80 @@ def test_corrupt_truncated_and_foreign_files_are_refused_by_name(tmp_path) -> No
         HammingIndex.load(tmp_path / "exact.hgi")
 
 
-def test_unverified_load_still_refuses_tables_that_point_out_of_bounds(tmp_path) -> None:
+def tampered(path: Path, out: Path, change) -> Path:
+    """``path``'s index with ``change`` applied to its arrays, under a valid checksum."""
+    meta, arrays = fileformat.read(path, "hamming", memory_map=False)
+    arrays = {name: array.copy() for name, array in arrays.items()}
+    change(arrays)
+    fileformat.write(out, "hamming", meta, arrays)
+    return out
+
+
+def _row_past_end(arrays) -> None:
+    arrays["0.entries"][0, 0] |= np.uint32(0xFFFFFF)
+
+
+def _directory_going_back(arrays) -> None:
+    arrays["0.dirs"][:, 1:-1] = 1 << 26
+
+
+def _ids_out_of_order(arrays) -> None:
+    arrays["0.ids"][:2] = [np.iinfo(np.int64).max, np.iinfo(np.int64).min]
+
+
+def _wide_low_bits(arrays) -> None:
+    arrays["0.entries"][5, 0] |= np.uint32(0xFF << 24)  # table 5: 23-bit keys, 7 low bits
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (_row_past_end, "point past the last row"),
+        (_directory_going_back, "directories are not offsets"),
+        (_ids_out_of_order, "ids must be strictly increasing"),
+        (_wide_low_bits, "keys wider than the layout"),
+    ],
+)
+def test_load_refuses_tables_that_would_read_out_of_bounds(tmp_path, change, message) -> None:
     path, _ = saved(tmp_path)
-    index = HammingIndex.load(path)
-    part = index.snapshot().parts[0]
-    segment = part.segment
-    assert segment.entries is not None
-    broken = segment.entries.copy()
-    broken[0, 0] = (broken[0, 0] & ~np.uint32(0xFFFFFF)) | np.uint32(0xFFFFFF)
-    index._snapshot = type(index.snapshot())(
-        (
-            type(part)(
-                type(segment)(segment.ids, segment.values, broken, segment.dirs, segment.high_bits),
-                part.deleted,
-                part.removed,
-            ),
-        )
+    bad = tampered(path, tmp_path / "bad.hgi", change)
+    with pytest.raises(IndexFileError, match=message):
+        HammingIndex.load(bad)
+
+
+def test_ids_across_the_whole_int64_range_save_and_load(tmp_path) -> None:
+    ids = np.array([np.iinfo(np.int64).min, -1, 0, 2**62 + 2**61], np.int64)
+    index = HammingIndex()
+    index.add(ids, clustered(3, 4))
+    index.save(tmp_path / "wide.hgi")
+    assert sorted(HammingIndex.load(tmp_path / "wide.hgi").query(clustered(3, 4), 0)[1]) == sorted(
+        ids.tolist()
     )
-    index.save(tmp_path / "broken.hgi")  # a valid checksum over bad tables
-    with pytest.raises(IndexFileError, match="point past the last row"):
-        HammingIndex.load(tmp_path / "broken.hgi")
+
+
+def test_concurrent_saves_to_one_path_leave_a_whole_file(tmp_path) -> None:
+    indexes = []
+    for seed in range(4):
+        index = HammingIndex()
+        index.add(np.arange(3000), clustered(seed, 3000))
+        indexes.append(index)
+    path = tmp_path / "shared.hgi"
+    threads = [threading.Thread(target=index.save, args=(path,)) for index in indexes]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(HammingIndex.load(path)) == 3000
+    assert [p.name for p in tmp_path.iterdir()] == ["shared.hgi"]  # no temporary files left
+
+
+def test_snapshots_cannot_be_written_through() -> None:
+    index = HammingIndex()
+    index.add(np.arange(9000), clustered(5, 9000))
+    part = index.snapshot().parts[0]
+    for array in (part.segment.values, part.segment.entries, part.segment.ids, part.deleted):
+        with pytest.raises(ValueError, match="read-only"):
+            array[0] = 0
 
 
 # --- exact keys --------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from hashguard.lists.formats.plain import read_pdq
 def test_plain_list_reads_hashes_with_their_line_numbers(tmp_path) -> None:
     path = tmp_path / "list.txt"
     first, second = "0f" * 32, "A1" * 32
-    path.write_bytes(f"# header\n{first}\n\n   {second}\t\r\n".encode())
+    path.write_bytes(f"\ufeff# header\n{first}\n\n   {second}\t\r\n".encode())
     lines, hashes = read_pdq(path)
     assert lines.tolist() == [2, 4]
     assert hashes.dtype == np.uint8 and hashes.shape == (2, 32)

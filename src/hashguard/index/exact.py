@@ -11,7 +11,15 @@ from pathlib import Path
 import numpy as np
 
 from hashguard.index import fileformat
-from hashguard.index.segments import Part, SegmentedIndex, Snapshot, as_ids, no_deletions
+from hashguard.index.segments import (
+    Part,
+    SegmentedIndex,
+    Snapshot,
+    as_ids,
+    checked_rows,
+    frozen,
+    no_deletions,
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -64,13 +72,14 @@ class ExactIndex(SegmentedIndex[ExactSegment]):
 
     def save(self, path: Path | str) -> None:
         """Write the index to ``path`` (format: ``fileformat``), atomically."""
+        snapshot = self._snapshot
         arrays: dict[str, np.ndarray] = {}
-        for i, part in enumerate(self._snapshot.parts):
+        for i, part in enumerate(snapshot.parts):
             arrays[f"{i}.ids"] = part.segment.ids
             arrays[f"{i}.keys"] = part.segment.values
             arrays[f"{i}.by_key"] = part.segment.by_key
             arrays[f"{i}.deleted"] = part.deleted
-        meta = {"width": self.width, "parts": len(self._snapshot.parts)}
+        meta = {"width": self.width, "parts": len(snapshot.parts)}
         fileformat.write(Path(path), "exact", meta, arrays)
 
     @classmethod
@@ -87,7 +96,7 @@ class ExactIndex(SegmentedIndex[ExactSegment]):
         return index
 
     def _build(self, ids: np.ndarray, values: np.ndarray) -> ExactSegment:
-        return ExactSegment(ids, values, np.argsort(values, kind="stable"))
+        return ExactSegment(frozen(ids), frozen(values), frozen(np.argsort(values, kind="stable")))
 
     def _keys(self, keys: object, what: str = "keys") -> np.ndarray:
         if isinstance(keys, Sequence) and not isinstance(keys, bytes | str):
@@ -112,21 +121,14 @@ def _describe(key: object) -> str:
 
 
 def _checked_part(width: int, arrays: dict[str, np.ndarray], i: int) -> Part[ExactSegment]:
-    ids, keys = arrays[f"{i}.ids"], arrays[f"{i}.keys"]
-    by_key, deleted = arrays[f"{i}.by_key"], arrays[f"{i}.deleted"]
+    ids, deleted, removed = checked_rows(arrays, i)
+    keys, by_key = arrays[f"{i}.keys"], arrays[f"{i}.by_key"]
     rows = len(ids)
-    if ids.dtype != np.int64 or ids.ndim != 1 or (rows > 1 and not (np.diff(ids) > 0).all()):
-        raise ValueError(f"part {i}: ids must be strictly increasing int64")
     if keys.dtype != np.dtype(f"S{width}") or keys.shape != (rows,):
         raise ValueError(f"part {i}: keys must be {rows} strings of {width} bytes")
     if by_key.dtype != np.int64 or not np.array_equal(np.sort(by_key), np.arange(rows)):
         raise ValueError(f"part {i}: key order is not a permutation of the rows")
     if rows > 1 and (keys[by_key][1:] < keys[by_key][:-1]).any():
         raise ValueError(f"part {i}: key order does not sort the keys")
-    if deleted.dtype != np.uint8 or deleted.shape != ((rows + 7) // 8,):
-        raise ValueError(f"part {i}: deletion bitmap must be {(rows + 7) // 8} bytes")
-    bits = np.unpackbits(deleted, bitorder="little")
-    if bits[rows:].any():
-        raise ValueError(f"part {i}: deletion bitmap marks rows past the end")
     segment = ExactSegment(ids, keys, by_key)
-    return Part(segment, deleted, int(bits.sum())) if rows else Part(segment, no_deletions(0), 0)
+    return Part(segment, deleted, removed) if rows else Part(segment, no_deletions(0), 0)

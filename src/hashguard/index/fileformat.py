@@ -22,6 +22,7 @@ import json
 import mmap
 import os
 import struct
+import tempfile
 from pathlib import Path
 from typing import Any, Final
 
@@ -62,10 +63,11 @@ def write(path: Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndar
         if _FIXED.size + len(header) <= data_start:
             break
         data_start = _align(_FIXED.size + len(header) + 64)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temporary = Path(name)
     digest = hashlib.sha256()
     try:
-        with open(temporary, "wb") as file:
+        with open(descriptor, "wb") as file:
             position = 0
 
             def put(data: bytes | memoryview) -> None:
@@ -83,6 +85,11 @@ def write(path: Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndar
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
+        directory = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(directory)  # the rename itself survives a crash
+        finally:
+            os.close(directory)
     finally:
         temporary.unlink(missing_ok=True)
 

@@ -26,7 +26,15 @@ from typing import Final
 import numpy as np
 
 from hashguard.index import fileformat, hamming_kernel
-from hashguard.index.segments import Part, SegmentedIndex, Snapshot, as_ids, no_deletions
+from hashguard.index.segments import (
+    Part,
+    SegmentedIndex,
+    Snapshot,
+    as_ids,
+    checked_rows,
+    frozen,
+    no_deletions,
+)
 
 SUPPORTED_BITS: Final = (64, 128, 192, 256)
 TABLE_MIN_ROWS: Final = 8192  # below this a scan costs less than the tables' memory
@@ -96,6 +104,8 @@ class HammingSegment:
     @staticmethod
     def build(layout: Layout, ids: np.ndarray, words: np.ndarray) -> "HammingSegment":
         rows = len(ids)
+        frozen(ids)
+        frozen(words)
         if rows < TABLE_MIN_ROWS:
             return HammingSegment(ids, words, None, None, 0)
         high_bits = layout.high_bits_for(rows)
@@ -105,7 +115,7 @@ class HammingSegment:
             keys = hamming_kernel.table_keys(words, layout.table_bits[t])
             low_bits = int(layout.widths[t]) - high_bits
             hamming_kernel.fill_table(keys, low_bits, high_bits, entries[t], dirs[t])
-        return HammingSegment(ids, words, entries, dirs, high_bits)
+        return HammingSegment(ids, words, frozen(entries), frozen(dirs), high_bits)
 
 
 @lru_cache(maxsize=64)
@@ -143,11 +153,15 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
     max_rows = hamming_kernel.MAX_ROWS
 
     def __init__(self, bits: int = 256) -> None:
-        if bits not in SUPPORTED_BITS:
+        if (
+            isinstance(bits, bool)
+            or not isinstance(bits, int | np.integer)
+            or bits not in SUPPORTED_BITS
+        ):
             raise ValueError(f"bits must be one of {SUPPORTED_BITS}, got {bits!r}")
         super().__init__()
-        self.bits = bits
-        self.layout = Layout.for_bits(bits)
+        self.bits = int(bits)
+        self.layout = Layout.for_bits(self.bits)
 
     def add(self, ids: object, hashes: object) -> None:
         """Add entries. Raises ValueError (adding nothing) on bad arrays or ids already present."""
@@ -179,12 +193,12 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
         does, each entry once per item with its best distance over the item's variants.
         """
         array = np.asarray(variants)
-        if array.ndim != 3:
+        if array.ndim != 3 or array.shape[2] != self.bits // 8:
             raise ValueError(
                 f"variants must have shape (items, k, {self.bits // 8}), got {array.shape}"
             )
-        items, per_item = array.shape[:2]
-        query_rows, ids, distances = self.query(array.reshape(items * per_item, -1), radius)
+        items, per_item, width = array.shape
+        query_rows, ids, distances = self.query(array.reshape(items * per_item, width), radius)
         item = query_rows // max(per_item, 1)
         order = np.lexsort((distances, ids, item))
         item, ids, distances = item[order], ids[order], distances[order]
@@ -235,7 +249,12 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
 
     def _words(self, hashes: object, what: str = "hashes") -> np.ndarray:
         width = self.bits // 8
-        array = np.asarray(hashes)
+        try:
+            array = np.asarray(hashes)
+        except ValueError as error:
+            raise ValueError(
+                f"{what} must be a uint8 array of shape (n, {width}): {error}"
+            ) from None
         if array.dtype != np.uint8:
             raise ValueError(f"{what} must be a uint8 array, got dtype {array.dtype}")
         if array.ndim != 2 or array.shape[1] != width:
@@ -332,22 +351,15 @@ def _checked_part(
     layout: Layout, arrays: dict[str, np.ndarray], i: int, description: dict[str, object]
 ) -> Part[HammingSegment]:
     """A part read from a file, after every check the kernels rely on to stay in bounds."""
-    ids, words, deleted = arrays[f"{i}.ids"], arrays[f"{i}.hashes"], arrays[f"{i}.deleted"]
+    ids, deleted, removed = checked_rows(arrays, i)
+    words = arrays[f"{i}.hashes"]
     rows = len(ids)
-    if ids.dtype != np.int64 or ids.ndim != 1 or (rows > 1 and not (np.diff(ids) > 0).all()):
-        raise ValueError(f"part {i}: ids must be strictly increasing int64")
     if rows > hamming_kernel.MAX_ROWS:
         raise ValueError(f"part {i}: {rows} rows, more than {hamming_kernel.MAX_ROWS}")
     if words.dtype != np.dtype("<u8") or words.shape != (rows, 4):
         raise ValueError(f"part {i}: hashes must be ({rows}, 4) uint64")
     if layout.bits < 256 and words[:, layout.bits // 64 :].any():
         raise ValueError(f"part {i}: hashes have bits beyond {layout.bits}")
-    if deleted.dtype != np.uint8 or deleted.shape != ((rows + 7) // 8,):
-        raise ValueError(f"part {i}: deletion bitmap must be {(rows + 7) // 8} bytes")
-    bits = np.unpackbits(deleted, bitorder="little")
-    if bits[rows:].any():
-        raise ValueError(f"part {i}: deletion bitmap marks rows past the end")
-    removed = int(bits.sum())
     high_bits = description["high_bits"]
     if not isinstance(high_bits, int):
         raise ValueError(f"part {i}: directory bits must be an integer")
@@ -364,7 +376,7 @@ def _checked_part(
         if (
             (dirs[:, 0] != 0).any()
             or (dirs[:, -1] != rows).any()
-            or (np.diff(dirs, axis=1) < 0).any()
+            or (dirs[:, 1:] < dirs[:, :-1]).any()
         ):
             raise ValueError(f"part {i}: directories are not offsets into the tables")
         if rows and (entries & np.uint32(hamming_kernel.MAX_ROWS - 1)).max() >= rows:

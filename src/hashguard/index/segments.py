@@ -66,7 +66,30 @@ class Snapshot(Generic[S]):
 
 
 def no_deletions(rows: int) -> np.ndarray:
-    return np.zeros((rows + 7) // 8, np.uint8)
+    return frozen(np.zeros((rows + 7) // 8, np.uint8))
+
+
+def frozen(array: np.ndarray) -> np.ndarray:
+    """``array``, made read-only: snapshots are shared with readers and never change."""
+    array.flags.writeable = False
+    return array
+
+
+def checked_rows(arrays: dict[str, np.ndarray], i: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Part ``i``'s ids and deletion bitmap read from a file, checked, and its removed count.
+
+    Raises ValueError naming what is inconsistent.
+    """
+    ids, deleted = arrays[f"{i}.ids"], arrays[f"{i}.deleted"]
+    rows = len(ids)
+    if ids.dtype != np.int64 or ids.ndim != 1 or not (ids[1:] > ids[:-1]).all():
+        raise ValueError(f"part {i}: ids must be strictly increasing int64")
+    if deleted.dtype != np.uint8 or deleted.shape != ((rows + 7) // 8,):
+        raise ValueError(f"part {i}: deletion bitmap must be {(rows + 7) // 8} bytes")
+    bits = np.unpackbits(deleted, bitorder="little")
+    if bits[rows:].any():
+        raise ValueError(f"part {i}: deletion bitmap marks rows past the end")
+    return ids, deleted, int(bits.sum())
 
 
 def as_ids(ids: object, what: str = "ids") -> np.ndarray:
@@ -153,7 +176,9 @@ class SegmentedIndex(Generic[S]):
                 bits = np.unpackbits(part.deleted, count=part.rows, bitorder="little")
                 bits[mine] = 1
                 updated = Part(
-                    part.segment, np.packbits(bits, bitorder="little"), part.removed + len(mine)
+                    part.segment,
+                    frozen(np.packbits(bits, bitorder="little")),
+                    part.removed + len(mine),
                 )
                 parts[index] = (
                     self._merge([updated]) if 2 * updated.removed > part.rows else updated

@@ -13,6 +13,7 @@ import numpy as np
 from hashguard.lists.formats import ListFormatError
 
 _PDQ: Final = re.compile(rb"[0-9a-fA-F]{64}")
+_BOM: Final = b"\xef\xbb\xbf"  # some editors start UTF-8 files with it
 
 
 def read_pdq(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -26,7 +27,7 @@ def read_pdq(path: Path) -> tuple[np.ndarray, np.ndarray]:
     try:
         with open(path, "rb") as file:
             for number, raw in enumerate(file, start=1):
-                text = raw.strip()
+                text = raw.removeprefix(_BOM).strip() if number == 1 else raw.strip()
                 if not text or text.startswith(b"#"):
                     continue
                 if not _PDQ.fullmatch(text):
