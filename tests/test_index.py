@@ -160,16 +160,20 @@ def scenarios(draw):
             max_size=12,
         )
     )
-    return seed, bits, steps, draw(st.sampled_from(["tables", "scan"]))
+    data = draw(st.sampled_from(["clustered", "uniform"]))
+    return seed, bits, steps, draw(st.sampled_from(["tables", "scan"])), data
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(scenarios())
 def test_interleaved_adds_removes_and_queries_equal_brute_force(tmp_path_factory, scenario) -> None:
-    seed, bits, steps, kind = scenario
+    seed, bits, steps, kind, data = scenario
     rng = np.random.default_rng(seed)
     width = bits // 8
-    pool_hashes = clustered(seed, 2000, width)
+    if data == "clustered":
+        pool_hashes = clustered(seed, 2000, width)
+    else:
+        pool_hashes = rng.integers(0, 256, (2000, width), dtype=np.uint8)
     index = HammingIndex(bits)
     model: dict[int, np.ndarray] = {}
     next_id = int(rng.integers(-(2**40), 2**40))
