@@ -9,7 +9,7 @@ import re
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -138,23 +138,41 @@ def hash_command(
     settings = HashSettings(names, dihedral, video_per_second=video_rate, quiet_decoders=True)
     files = list(expand(str(p) for p in paths))
     writer = _writer(output)
-    failed = 0
-    skipped: dict[str, int] = {}
+    tally = _Tally()
     with _output(len(files)) as out:
-        for result in hash_paths(files, settings, jobs):
-            if isinstance(result, FileFailure):
-                failed += 1
-                out.error(f"{result.path}: {result.reason}")
-            elif isinstance(result, FileSkipped):
-                skipped[result.kind] = skipped.get(result.kind, 0) + 1
-            else:
-                out.write("".join(writer(record) for record in result))
-            out.advance()
-    if skipped:
-        counts = ", ".join(f"{count} {kind}" for kind, count in sorted(skipped.items()))
-        _error(f"note: skipped {counts} file(s): no requested signal ({','.join(names)}) applies")
-    if failed:
+        for records in _hashed(files, settings, jobs, out, tally):
+            out.write("".join(writer(record) for record in records))
+    tally.note_skipped(f"no requested signal ({','.join(names)}) applies")
+    if tally.failed:
         raise typer.Exit(1)
+
+
+@dataclass
+class _Tally:
+    """Files that failed, and files skipped per kind, while hashing a batch."""
+
+    failed: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def note_skipped(self, why: str) -> None:
+        if self.skipped:
+            counts = ", ".join(f"{n} {kind}" for kind, n in sorted(self.skipped.items()))
+            _error(f"note: skipped {counts} file(s): {why}")
+
+
+def _hashed(
+    files: list[str], settings: HashSettings, jobs: int, out: "_Output", tally: _Tally
+) -> Iterator[list[HashRecord]]:
+    """The records of each file hashed; failures reported on ``out`` and counted."""
+    for result in hash_paths(files, settings, jobs):
+        if isinstance(result, FileFailure):
+            tally.failed += 1
+            out.error(f"{result.path}: {result.reason}")
+        elif isinstance(result, FileSkipped):
+            tally.skipped[result.kind] = tally.skipped.get(result.kind, 0) + 1
+        else:
+            yield result
+        out.advance()
 
 
 def _writer(output: OutputFormat) -> Any:
@@ -397,8 +415,8 @@ def match(
     given = [q for q in queries if _PDQ_HEX.fullmatch(q) and not os.path.lexists(q)]
     files = list(expand(q for q in queries if q not in given))
     show = _match_writer(output)
-    failed = matched = 0
-    skipped: dict[str, int] = {}
+    matched = 0
+    tally = _Tally()
     batch: list[_Query] = [_Query(q, [("original", bytes.fromhex(q))], None) for q in given]
     with _output(len(files)) as out:
 
@@ -411,30 +429,20 @@ def match(
 
         flush()
         settings = HashSettings(("pdq",), dihedral, quiet_decoders=True)
-        for result in hash_paths(files, settings, jobs):
-            if isinstance(result, FileFailure):
-                failed += 1
-                out.error(f"{result.path}: {result.reason}")
-            elif isinstance(result, FileSkipped):
-                skipped[result.kind] = skipped.get(result.kind, 0) + 1
-            else:
-                record = result[0]
-                variants = record.dihedral or {"original": record.value}
-                batch.append(
-                    _Query(
-                        record.path,
-                        [(name, bytes.fromhex(value)) for name, value in variants.items()],
-                        record.quality,
-                    )
+        for (record,) in _hashed(files, settings, jobs, out, tally):
+            variants = record.dihedral or {"original": record.value}
+            batch.append(
+                _Query(
+                    record.path,
+                    [(name, bytes.fromhex(value)) for name, value in variants.items()],
+                    record.quality,
                 )
-                if len(batch) >= _MATCH_BATCH:
-                    flush()
-            out.advance()
+            )
+            if len(batch) >= _MATCH_BATCH:
+                flush()
         flush()
-    if skipped:
-        counts = ", ".join(f"{count} {kind}" for kind, count in sorted(skipped.items()))
-        _error(f"note: skipped {counts} file(s): lists of PDQ hashes match images only")
-    raise typer.Exit(2 if failed else 0 if matched else 1)
+    tally.note_skipped("lists of PDQ hashes match images only")
+    raise typer.Exit(2 if tally.failed else 0 if matched else 1)
 
 
 def _match_batch(
