@@ -102,6 +102,12 @@ def _signal_names(value: str | None) -> tuple[str, ...]:
     return names
 
 
+_Jobs = Annotated[
+    int, typer.Option("--jobs", "-j", min=1, help="Worker processes (decoders run there).")
+]
+_Format = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
+
+
 @app.command("hash")
 def hash_command(
     paths: Annotated[
@@ -118,12 +124,8 @@ def hash_command(
     dihedral: Annotated[
         bool, typer.Option("--dihedral", help="Also print the 8 rotation/flip PDQ hashes.")
     ] = False,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (decoders run there).")
-    ] = 1,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        OutputFormat.jsonl
-    ),
+    jobs: _Jobs = 1,
+    output: _Format = (OutputFormat.jsonl),
     video_rate: Annotated[
         float,
         typer.Option(
@@ -394,12 +396,8 @@ def match(
             help="Media of lower PDQ quality (little detail, e.g. flat images) is not matched.",
         ),
     ] = MIN_QUALITY,
-    jobs: Annotated[
-        int, typer.Option("--jobs", "-j", min=1, help="Worker processes (decoders run there).")
-    ] = 1,
-    output: Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")] = (
-        OutputFormat.text
-    ),
+    jobs: _Jobs = 1,
+    output: _Format = (OutputFormat.text),
 ) -> None:
     """Match media or PDQ hashes against a list of PDQ hashes, through the Hamming index.
 
