@@ -1,0 +1,209 @@
+"""Hash lists as logs: a list's state at version N is the fold of its first N changes.
+
+A ``HashList`` says who owns it, what it is for (category, jurisdictions, legal basis) and how
+it matches (``ListPolicy``). Its entries change only by appending a ``Change``: add, relabel,
+contest, delist, delete. Nothing is edited in place, so a subscriber that has seen version N
+needs only the changes after N, and every past state can be recomputed and audited.
+
+An entry is keyed within its list by (signal, value), the value in its signal's text form.
+It matches only while ``active`` and, under the two-source rule, once sources from two different
+jurisdictions have submitted it.
+"""
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Any, Final
+
+NAME_PATTERN: Final = r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}"
+
+
+class Category(StrEnum):
+    """What a list holds; one category per list, so it cannot silently widen."""
+
+    KNOWN_CSAM = "known-csam"
+    NCII = "ncii"  # victim-submitted non-consensual intimate imagery (StopNCII)
+    FALSE_POSITIVES = "false-positives"  # benign media known to collide: negative lists
+    TEST = "test"
+
+
+class EntryStatus(StrEnum):
+    ACTIVE = "active"
+    CONTESTED = "contested"  # negative feedback or an appeal: not matched until resolved
+    DELISTED = "delisted"  # taken off the list by its owner
+    DELETED = "deleted"  # withdrawn (a victim's withdrawal, a source's deletion)
+
+
+class ChangeKind(StrEnum):
+    ADD = "add"
+    RELABEL = "relabel"
+    CONTEST = "contest"
+    DELIST = "delist"
+    DELETE = "delete"
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    """An organisation that submitted an entry, its jurisdiction, and its own reference."""
+
+    organisation: str
+    jurisdiction: str = ""  # ISO 3166 alpha-2 country code, or "INT"
+    reference: str = ""
+
+    def as_json(self) -> dict[str, str]:
+        return {
+            "organisation": self.organisation,
+            "jurisdiction": self.jurisdiction,
+            "reference": self.reference,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "Source":
+        return Source(
+            str(data["organisation"]),
+            str(data.get("jurisdiction", "")),
+            str(data.get("reference", "")),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ListPolicy:
+    """How a list matches: per-signal thresholds (the signal's default when absent), whether
+    it is a negative list, and whether entries need two sources in different jurisdictions."""
+
+    thresholds: Mapping[str, float] = field(default_factory=dict)
+    negative: bool = False
+    two_sources: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "thresholds": dict(self.thresholds),
+            "negative": self.negative,
+            "two_sources": self.two_sources,
+        }
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "ListPolicy":
+        return ListPolicy(
+            {str(k): float(v) for k, v in dict(data.get("thresholds", {})).items()},
+            bool(data.get("negative", False)),
+            bool(data.get("two_sources", False)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class HashList:
+    id: int
+    name: str
+    owner: str  # the organisation that curates the list and signs its releases
+    category: Category
+    jurisdictions: tuple[str, ...] = ()
+    legal_basis: str = ""
+    policy: ListPolicy = ListPolicy()
+    version: int = 0  # the number of changes appended so far
+
+
+@dataclass(frozen=True, slots=True)
+class Provenance:
+    """Who submitted an entry, who assessed it, and every source that holds it."""
+
+    submitted_by: str = ""
+    assessed_by: str = ""
+    sources: tuple[Source, ...] = ()
+
+    def with_sources(self, more: Iterable[Source]) -> "Provenance":
+        merged = list(self.sources)
+        for source in more:
+            if source not in merged:
+                merged.append(source)
+        return replace(self, sources=tuple(merged))
+
+    def independent_jurisdictions(self) -> int:
+        return len({s.jurisdiction for s in self.sources if s.jurisdiction})
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    id: int
+    list_id: int
+    signal: str
+    value: str  # the signal's text form (PDQ: 64 lowercase hex digits)
+    labels: frozenset[str] = frozenset()
+    provenance: Provenance = Provenance()
+    status: EntryStatus = EntryStatus.ACTIVE
+    version: int = 0  # the list version of the entry's last change
+
+    def matchable(self, policy: ListPolicy) -> bool:
+        """Whether the entry matches under ``policy``: active, and sourced as required."""
+        if self.status is not EntryStatus.ACTIVE:
+            return False
+        return not policy.two_sources or self.provenance.independent_jurisdictions() >= 2
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One appended change. ``add`` carries labels and provenance (sources merge with those
+    already held); ``relabel`` carries the new labels; the others carry a reason."""
+
+    list_id: int
+    version: int
+    kind: ChangeKind
+    entry_id: int
+    signal: str
+    value: str
+    labels: frozenset[str] | None = None
+    provenance: Provenance | None = None
+    reason: str = ""
+    actor: str = ""
+    at: str = ""  # ISO 8601 UTC
+
+    def tombstone(self) -> bool:
+        """Whether subscribers must stop matching the entry after this change."""
+        return self.kind in (ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.DELETE)
+
+
+def apply(entry: Entry | None, change: Change) -> Entry:
+    """The entry after ``change`` (``entry`` is None before its first add)."""
+    if change.kind is ChangeKind.ADD:
+        provenance = change.provenance or Provenance()
+        if entry is None:
+            return Entry(
+                change.entry_id,
+                change.list_id,
+                change.signal,
+                change.value,
+                change.labels or frozenset(),
+                provenance,
+                EntryStatus.ACTIVE,
+                change.version,
+            )
+        merged = entry.provenance.with_sources(provenance.sources)
+        if provenance.assessed_by:
+            merged = replace(merged, assessed_by=provenance.assessed_by)
+        labels = entry.labels | (change.labels or frozenset())
+        # A new submission revives a deleted (withdrawn) entry; contesting and delisting are the
+        # owner's decisions, which a re-import must not undo.
+        revived = EntryStatus.ACTIVE if entry.status is EntryStatus.DELETED else entry.status
+        return replace(
+            entry, labels=labels, provenance=merged, status=revived, version=change.version
+        )
+    if entry is None:
+        raise ValueError(f"change {change.version}: {change.kind} of an entry never added")
+    if change.kind is ChangeKind.RELABEL:
+        return replace(entry, labels=change.labels or frozenset(), version=change.version)
+    status = {
+        ChangeKind.CONTEST: EntryStatus.CONTESTED,
+        ChangeKind.DELIST: EntryStatus.DELISTED,
+        ChangeKind.DELETE: EntryStatus.DELETED,
+    }[change.kind]
+    return replace(entry, status=status, version=change.version)
+
+
+def fold(changes: Iterable[Change], upto: int | None = None) -> dict[int, Entry]:
+    """Entries by id after the changes up to version ``upto`` (all when None)."""
+    entries: dict[int, Entry] = {}
+    for change in changes:
+        if upto is not None and change.version > upto:
+            break
+        entries[change.entry_id] = apply(entries.get(change.entry_id), change)
+    return entries

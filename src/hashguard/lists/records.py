@@ -1,0 +1,71 @@
+"""What list formats read and the store applies: submissions (adds) and tombstones.
+
+Values are kept in their signal's canonical text form (PDQ and digests: lowercase hex), so one
+hash is one entry however a source spelled it.
+"""
+
+import re
+from dataclasses import dataclass, field
+from typing import Final
+
+from hashguard.lists.model import ChangeKind, Provenance
+from hashguard.signals import registry
+from hashguard.signals.base import InvalidSignalValue
+
+# Signals a list can hold and the Matcher can match (vPDQ lists come with video matching).
+LIST_SIGNALS: Final = ("pdq", "md5", "sha1", "sha256")
+# Their canonical forms, checked here first: imports canonicalise millions of values.
+_HEX: Final = {
+    name: re.compile(f"[0-9a-f]{{{digits}}}")
+    for name, digits in (("pdq", 64), ("md5", 32), ("sha1", 40), ("sha256", 64))
+}
+
+
+class InvalidRecord(ValueError):
+    """A record that cannot be applied; the message says where it is and what is wrong."""
+
+
+@dataclass(frozen=True, slots=True)
+class Submission:
+    """A source submits a value (again): add it, or merge its labels and provenance."""
+
+    signal: str
+    value: str
+    labels: frozenset[str] = frozenset()
+    provenance: Provenance = field(default_factory=Provenance)
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """A value to stop matching: deleted (withdrawn) or delisted."""
+
+    signal: str
+    value: str
+    kind: ChangeKind = ChangeKind.DELETE
+    reason: str = ""
+
+
+Record = Submission | Tombstone
+
+
+def canonical(signal: str, value: str, where: str = "") -> str:
+    """``value`` in ``signal``'s canonical text form.
+
+    Raises InvalidRecord (prefixed with ``where``) for signals lists cannot hold and malformed
+    values.
+    """
+    fast = _HEX.get(signal)
+    if fast is not None:
+        lowered = value.strip().lower()
+        if fast.fullmatch(lowered):
+            return lowered
+    prefix = f"{where}: " if where else ""
+    if signal not in LIST_SIGNALS:
+        raise InvalidRecord(
+            f"{prefix}signal {signal!r} cannot be listed; use one of {', '.join(LIST_SIGNALS)}"
+        )
+    kind = registry.get(signal)
+    try:
+        return kind.format(kind.parse(value))
+    except InvalidSignalValue as error:
+        raise InvalidRecord(f"{prefix}{signal}: {error}") from None

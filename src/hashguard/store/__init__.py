@@ -1,0 +1,1 @@
+"""Storage: SQLAlchemy 2 models, Alembic migrations, SQLite (WAL) by default or PostgreSQL."""

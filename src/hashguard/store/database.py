@@ -1,0 +1,72 @@
+"""Opening the database: SQLite in a file by default (WAL, foreign keys on), PostgreSQL by URL;
+the schema is brought to the newest Alembic revision on open."""
+
+import os
+from pathlib import Path
+from typing import Any, Final
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+
+DEFAULT_URL: Final = "sqlite:///hashguard.db"
+_MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
+
+
+class DatabaseError(Exception):
+    """The database cannot be opened or used; the message says which and why."""
+
+
+def database_url(given: str | None = None) -> str:
+    """The URL to use: ``given``, else HASHGUARD_DATABASE_URL, else hashguard.db here."""
+    return given or os.environ.get("HASHGUARD_DATABASE_URL") or DEFAULT_URL
+
+
+def open_engine(url: str | None = None, migrate: bool = True) -> Engine:
+    """An engine on ``url`` (see ``database_url``), its schema migrated to the newest revision.
+
+    Raises DatabaseError naming the database on a bad URL or a failed connection.
+    """
+    url = database_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise DatabaseError(f"not a database URL: {url!r}") from None
+    if parsed.drivername == "postgresql":  # the driver hashguard installs
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    options: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        options["connect_args"] = {"timeout": 30}
+    try:
+        engine = create_engine(parsed, **options)
+    except (ArgumentError, ImportError) as error:
+        raise DatabaseError(f"{parsed.render_as_string()}: {error}") from None
+    if parsed.get_backend_name() == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    if migrate:
+        try:
+            upgrade(engine)
+        except OperationalError as error:
+            shown = parsed.render_as_string(hide_password=True)
+            raise DatabaseError(f"{shown}: {error.orig}") from None
+    return engine
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest revision (a no-op when it is there)."""
+    config = Config()
+    config.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        command.upgrade(config, "head")
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
+    cursor.execute("PRAGMA cache_size=-65536")  # 64 MiB: imports update large indexes
+    cursor.close()

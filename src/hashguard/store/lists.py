@@ -1,0 +1,536 @@
+"""ListStore: hash lists in the database, changed only by appending to their change logs.
+
+Every write is one transaction: an import either applies all its records or none (a malformed
+record anywhere rolls everything back), and a list's version always equals its number of
+changes. Re-importing what a list already holds appends nothing.
+"""
+
+import json
+import re
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, func, select, text, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from hashguard.lists.model import (
+    NAME_PATTERN,
+    Category,
+    Change,
+    ChangeKind,
+    Entry,
+    EntryStatus,
+    HashList,
+    ListPolicy,
+    Provenance,
+    Source,
+    apply,
+)
+from hashguard.lists.records import Record, Submission, canonical
+from hashguard.store.tables import ChangeRow, EntryRow, HashListRow
+
+_CHUNK: Final = 2000
+
+
+class ListError(ValueError):
+    """A list operation that cannot be done; the message says which list and why."""
+
+
+@dataclass
+class ImportSummary:
+    """What an import did. ``unknown_tombstones`` are removals of values the list never held."""
+
+    list: str
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    unknown_tombstones: int = 0
+    version: int = 0
+
+
+class ListStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    # --- lists ------------------------------------------------------------------------------
+
+    def create(
+        self,
+        name: str,
+        owner: str,
+        category: Category,
+        jurisdictions: Sequence[str] = (),
+        legal_basis: str = "",
+        policy: ListPolicy | None = None,
+    ) -> HashList:
+        """A new, empty list. Raises ListError if the name is taken or malformed."""
+        if not _valid_name(name):
+            raise ListError(
+                f"list name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        if not owner.strip():
+            raise ListError(f"list {name}: the owner (an organisation) is required")
+        row = HashListRow(
+            name=name,
+            owner=owner.strip(),
+            category=Category(category).value,
+            jurisdictions=[j.upper() for j in jurisdictions],
+            legal_basis=legal_basis,
+            policy=(policy or ListPolicy()).as_json(),
+            version=0,
+            created_at=datetime.now(UTC),
+        )
+        try:
+            with self._session() as session, session.begin():
+                session.add(row)
+        except IntegrityError:
+            raise ListError(f"a list named {name!r} already exists") from None
+        return _hash_list(row)
+
+    def get(self, name: str) -> HashList:
+        """The list named ``name``. Raises ListError if there is none."""
+        with self._session() as session:
+            return _hash_list(self._row(session, name))
+
+    def lists(self) -> list[HashList]:
+        with self._session() as session:
+            rows = session.scalars(select(HashListRow).order_by(HashListRow.name))
+            return [_hash_list(row) for row in rows]
+
+    # --- changes ----------------------------------------------------------------------------
+
+    def apply(self, name: str, records: Iterable[Record], actor: str = "") -> ImportSummary:
+        """Append the changes ``records`` call for, in one transaction.
+
+        A submission of a value the list lacks adds an entry; of one it holds, merges labels and
+        sources (reviving it if deleted). A tombstone deletes or delists. Records that change
+        nothing append nothing. An exception from ``records`` (a parse error) or a ListError
+        rolls the whole import back.
+        """
+        summary = ImportSummary(name)
+        with self._session() as session, session.begin():
+            row = self._row(session, name, for_update=True)
+            writer = _Writer(session, row, actor, summary)
+            chunk: list[Record] = []
+            for record in records:
+                chunk.append(record)
+                if len(chunk) >= _CHUNK:
+                    writer.write(chunk)
+                    chunk = []
+            writer.write(chunk)
+            row.version = writer.version
+            summary.version = writer.version
+        return summary
+
+    def change(
+        self,
+        name: str,
+        kind: ChangeKind,
+        signal: str,
+        value: str,
+        reason: str = "",
+        actor: str = "",
+        labels: Iterable[str] | None = None,
+    ) -> Change:
+        """Contest, delist, delete or relabel one entry. Raises ListError if the list does not
+        hold the value, or the entry is already in that state."""
+        if kind is ChangeKind.ADD:
+            raise ListError("entries are added by importing them")
+        value = canonical(signal, value)
+        with self._session() as session, session.begin():
+            row = self._row(session, name, for_update=True)
+            found = session.scalars(
+                select(EntryRow).where(
+                    EntryRow.list_id == row.id, EntryRow.signal == signal, EntryRow.value == value
+                )
+            ).one_or_none()
+            if found is None:
+                raise ListError(f"list {name} holds no {signal} entry {value}")
+            entry = _entry(found)
+            change = Change(
+                row.id,
+                row.version + 1,
+                kind,
+                entry.id,
+                signal,
+                value,
+                frozenset(labels) if labels is not None else None,
+                None,
+                reason,
+                actor,
+                _now(),
+            )
+            after = apply(entry, change)
+            if after == entry:
+                raise ListError(f"list {name}: {signal} entry {value} is already {entry.status}")
+            connection = session.connection()
+            at = _stored_time(connection, change.at)
+            _insert_many(connection, _CHANGE_COLUMNS, [_change_values(change, entry.id, at)])
+            _update_entry(session, after)
+            row.version += 1
+        return change
+
+    def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Change]:
+        """The changes after ``version``, oldest first (all of them from version 0)."""
+        with self._session() as session:
+            list_id = self._row(session, name).id
+            query = (
+                select(ChangeRow, EntryRow.signal, EntryRow.value)
+                .join(EntryRow, EntryRow.id == ChangeRow.entry_id)
+                .where(ChangeRow.list_id == list_id, ChangeRow.version > version)
+                .order_by(ChangeRow.version)
+                .limit(limit)
+                .execution_options(yield_per=5000)
+            )
+            for change, signal, value in session.execute(query):
+                yield _change(change, signal, value)
+
+    def entries(
+        self, name: str, statuses: Iterable[EntryStatus] | None = None
+    ) -> tuple[HashList, Iterator[Entry]]:
+        """The list and its entries now (in ``statuses``, default all), by signal and value.
+
+        Both are read in one transaction, so the entries are exactly those of the list's
+        version returned.
+        """
+        session = self._session()
+        try:
+            row = self._row(session, name)
+            hash_list = _hash_list(row)
+        except Exception:
+            session.close()
+            raise
+        wanted = [s.value for s in statuses] if statuses is not None else None
+
+        def rows() -> Iterator[Entry]:
+            try:
+                query = select(EntryRow).where(EntryRow.list_id == hash_list.id)
+                if wanted is not None:
+                    query = query.where(EntryRow.status.in_(wanted))
+                query = query.order_by(EntryRow.signal, EntryRow.value)
+                for found in session.scalars(query.execution_options(yield_per=5000)):
+                    yield _entry(found)
+            finally:
+                session.close()
+
+        return hash_list, rows()
+
+    def _session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    def _row(self, session: Session, name: str, for_update: bool = False) -> HashListRow:
+        """The list's row; with ``for_update``, the transaction first takes the write lock (a
+        no-op update: a row lock on PostgreSQL, the database's write lock on SQLite), so ids
+        and versions it hands out cannot collide with another writer's."""
+        if for_update:
+            session.execute(
+                update(HashListRow)
+                .where(HashListRow.name == name)
+                .values(version=HashListRow.version)
+                .execution_options(synchronize_session=False)
+            )
+        query = select(HashListRow).where(HashListRow.name == name)
+        if for_update:
+            query = query.with_for_update()
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            raise ListError(f"no list named {name!r}")
+        return row
+
+
+class _Writer:
+    """Stages one import's changes chunk by chunk within its transaction."""
+
+    def __init__(self, session: Session, row: HashListRow, actor: str, summary: ImportSummary):
+        self.session = session
+        self.row = row
+        self.actor = actor
+        self.summary = summary
+        self.version = row.version
+        self.at = _now()
+        self.number = 0  # records seen, for error messages
+
+    def write(self, records: list[Record]) -> None:
+        if not records:
+            return
+        keyed = []
+        for record in records:
+            self.number += 1
+            value = canonical(record.signal, record.value, f"record {self.number}")
+            keyed.append((record, (record.signal, value)))
+        current = self._existing({key for _, key in keyed})
+        fresh: dict[tuple[str, str], None] = {}  # keys first added in this chunk, in order
+        changes: list[Change] = []
+        placeholder = 0  # entries not inserted yet have negative ids until the flush
+        added = updated = removed = 0
+        for record, key in keyed:
+            entry = current.get(key)
+            version = self.version + 1
+            if isinstance(record, Submission):
+                if entry is None:
+                    placeholder -= 1
+                change = Change(
+                    self.row.id, version, ChangeKind.ADD, entry.id if entry else placeholder,
+                    key[0], key[1], record.labels, record.provenance, "", self.actor, self.at,
+                )  # fmt: skip
+            elif entry is None:
+                self.summary.unknown_tombstones += 1
+                continue
+            else:
+                change = Change(
+                    self.row.id, version, record.kind, entry.id, key[0], key[1], None, None,
+                    record.reason, self.actor, self.at,
+                )  # fmt: skip
+            after = apply(entry, change)
+            if entry is None:
+                fresh[key] = None
+                added += 1
+            elif _same(after, entry):
+                self.summary.unchanged += 1
+                continue
+            elif change.kind is ChangeKind.ADD:
+                updated += 1
+            else:
+                removed += 1
+            self.version = version
+            current[key] = after
+            changes.append(change)
+        self.summary.added += added
+        self.summary.updated += updated
+        self.summary.removed += removed
+        # Sorted, the new rows land in the value index in order (fewer page splits).
+        self._flush([current[key] for key in sorted(fresh)], current, changes)
+
+    def _existing(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
+        by_signal: dict[str, list[str]] = {}
+        for signal, value in keys:
+            by_signal.setdefault(signal, []).append(value)
+        found: dict[tuple[str, str], Entry] = {}
+        for signal, values in by_signal.items():  # (list, signal, value) is the unique index
+            query = select(EntryRow).where(
+                EntryRow.list_id == self.row.id,
+                EntryRow.signal == signal,
+                EntryRow.value.in_(values),
+            )
+            for row in self.session.scalars(query):
+                found[(row.signal, row.value)] = _entry(row)
+        return found
+
+    def _flush(
+        self, new: list[Entry], current: dict[tuple[str, str], Entry], changes: list[Change]
+    ) -> None:
+        connection = self.session.connection()
+        ids = dict(zip((e.id for e in new), self._allocate(len(new)), strict=True))
+        if new:
+            _insert_many(connection, _ENTRY_COLUMNS, [(ids[e.id], *_entry_values(e)) for e in new])
+        changed = {change.entry_id for change in changes}
+        updates = [_entry_update(e) for e in current.values() if e.id >= 0 and e.id in changed]
+        if updates:
+            self.session.execute(update(EntryRow), updates)
+        if changes:
+            at = _stored_time(connection, self.at)
+            _insert_many(
+                connection,
+                _CHANGE_COLUMNS,
+                [_change_values(c, ids.get(c.entry_id, c.entry_id), at) for c in changes],
+            )
+
+    def _allocate(self, count: int) -> list[int]:
+        """``count`` fresh entry ids (the caller holds the write lock)."""
+        if not count:
+            return []
+        connection = self.session.connection()
+        if connection.dialect.name == "postgresql":
+            query = text(
+                "SELECT nextval(pg_get_serial_sequence('list_entries', 'id')) "
+                "FROM generate_series(1, :count)"
+            )
+            return [row[0] for row in connection.execute(query, {"count": count})]
+        last = connection.execute(select(func.coalesce(func.max(EntryRow.id), 0))).scalar_one()
+        return list(range(last + 1, last + 1 + count))
+
+
+_ENTRY_COLUMNS: Final = (
+    "list_entries",
+    ("id", "list_id", "signal", "value", "labels", "status", "submitted_by", "assessed_by",
+     "sources", "version"),
+)  # fmt: skip
+_CHANGE_COLUMNS: Final = (
+    "list_changes",
+    ("list_id", "version", "kind", "entry_id", "labels", "provenance", "reason", "actor", "at"),
+)
+
+
+def _insert_many(
+    connection: Connection, table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]
+) -> None:
+    """INSERT ``rows`` through the driver's executemany: millions of rows in an import, where
+    SQLAlchemy's per-row parameter processing would cost more than the database."""
+    name, columns = table
+    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)})"
+    connection.exec_driver_sql(sql, rows)
+
+
+def _entry_values(entry: Entry) -> tuple[Any, ...]:
+    return (
+        entry.list_id,
+        entry.signal,
+        entry.value,
+        _labels_json(entry.labels),
+        _TEXT[entry.status],
+        entry.provenance.submitted_by,
+        entry.provenance.assessed_by,
+        _sources_json(entry.provenance.sources),
+        entry.version,
+    )
+
+
+def _change_values(change: Change, entry_id: int, at: object) -> tuple[Any, ...]:
+    return (
+        change.list_id,
+        change.version,
+        _TEXT[change.kind],
+        entry_id,
+        _labels_json(change.labels) if change.labels is not None else None,
+        _provenance_json(change.provenance) if change.provenance else None,
+        change.reason,
+        change.actor,
+        at,
+    )
+
+
+def _stored_time(connection: Connection, at: str) -> object:
+    """``at`` as the driver takes it: SQLite stores SQLAlchemy's text form, others a datetime."""
+    moment = datetime.fromisoformat(at)
+    if connection.dialect.name == "sqlite":
+        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return moment
+
+
+# Enum members by their stored text, looked up per row instead of through Enum.value.
+_TEXT: Final[dict[object, str]] = {member: member.value for member in (*ChangeKind, *EntryStatus)}
+
+
+def _same(a: Entry, b: Entry) -> bool:
+    return (a.labels, a.provenance, a.status) == (b.labels, b.provenance, b.status)
+
+
+def _valid_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def _hash_list(row: HashListRow) -> HashList:
+    return HashList(
+        row.id,
+        row.name,
+        row.owner,
+        Category(row.category),
+        tuple(row.jurisdictions),
+        row.legal_basis,
+        ListPolicy.from_json(row.policy),
+        row.version,
+    )
+
+
+def _entry(row: EntryRow) -> Entry:
+    return Entry(
+        row.id,
+        row.list_id,
+        row.signal,
+        row.value,
+        _labels_from(row.labels),
+        Provenance(row.submitted_by, row.assessed_by, _sources_from(row.sources)),
+        EntryStatus(row.status),
+        row.version,
+    )
+
+
+def _entry_update(entry: Entry) -> dict[str, Any]:
+    return {"id": entry.id, **_entry_fields(entry)}
+
+
+def _entry_fields(entry: Entry) -> dict[str, Any]:
+    return {
+        "labels": _labels_json(entry.labels),
+        "status": entry.status.value,
+        "submitted_by": entry.provenance.submitted_by,
+        "assessed_by": entry.provenance.assessed_by,
+        "sources": _sources_json(entry.provenance.sources),
+        "version": entry.version,
+    }
+
+
+# Imports repeat a few label sets and provenances millions of times: serialise each once.
+@lru_cache(maxsize=4096)
+def _labels_json(labels: frozenset[str]) -> str:
+    return json.dumps(sorted(labels), ensure_ascii=False)
+
+
+@lru_cache(maxsize=4096)
+def _labels_from(text: str) -> frozenset[str]:
+    return frozenset(json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _sources_json(sources: tuple[Source, ...]) -> str:
+    return json.dumps([s.as_json() for s in sources], ensure_ascii=False)
+
+
+@lru_cache(maxsize=4096)
+def _sources_from(text: str) -> tuple[Source, ...]:
+    return tuple(Source.from_json(s) for s in json.loads(text))
+
+
+@lru_cache(maxsize=4096)
+def _provenance_json(provenance: Provenance) -> str:
+    return json.dumps(
+        {
+            "submitted_by": provenance.submitted_by,
+            "assessed_by": provenance.assessed_by,
+            "sources": [s.as_json() for s in provenance.sources],
+        },
+        ensure_ascii=False,
+    )
+
+
+@lru_cache(maxsize=4096)
+def _provenance_from(text: str) -> Provenance:
+    data = json.loads(text)
+    return Provenance(
+        data["submitted_by"],
+        data["assessed_by"],
+        tuple(Source.from_json(s) for s in data["sources"]),
+    )
+
+
+def _update_entry(session: Session, entry: Entry) -> None:
+    session.execute(update(EntryRow), [_entry_update(entry)])
+
+
+def _change(row: ChangeRow, signal: str, value: str) -> Change:
+    provenance = _provenance_from(row.provenance) if row.provenance is not None else None
+    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+    return Change(
+        row.list_id,
+        row.version,
+        ChangeKind(row.kind),
+        row.entry_id,
+        signal,
+        value,
+        _labels_from(row.labels) if row.labels is not None else None,
+        provenance,
+        row.reason,
+        row.actor,
+        at.isoformat(timespec="seconds"),
+    )

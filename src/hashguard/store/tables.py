@@ -1,0 +1,74 @@
+"""The database tables. Changes are only ever inserted; ``list_entries`` is the fold of a list's
+changes so far, kept in the same transaction as each change so reads need no replay.
+
+Per-entry JSON (labels, sources) is stored as text that hashguard serialises itself: imports
+write millions of rows that share a few distinct values, and serialising each once is far
+cheaper than per row."""
+
+from datetime import datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+# SQLite gives INTEGER PRIMARY KEY columns their rowid (and autoincrement); elsewhere 64 bits.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar = {dict[str, Any]: JSON, list[Any]: JSON}
+
+
+class HashListRow(Base):
+    __tablename__ = "hash_lists"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    owner: Mapped[str] = mapped_column(String(200))
+    category: Mapped[str] = mapped_column(String(32))
+    jurisdictions: Mapped[list[Any]] = mapped_column(JSON)
+    legal_basis: Mapped[str] = mapped_column(Text)
+    policy: Mapped[dict[str, Any]] = mapped_column(JSON)
+    version: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class EntryRow(Base):
+    __tablename__ = "list_entries"
+    __table_args__ = (UniqueConstraint("list_id", "signal", "value", name="uq_list_entries_value"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    list_id: Mapped[int] = mapped_column(Id, ForeignKey("hash_lists.id", ondelete="CASCADE"))
+    signal: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    labels: Mapped[str] = mapped_column(Text)  # JSON array, sorted
+    status: Mapped[str] = mapped_column(String(16))
+    submitted_by: Mapped[str] = mapped_column(String(200))
+    assessed_by: Mapped[str] = mapped_column(String(200))
+    sources: Mapped[str] = mapped_column(Text)  # JSON array of {organisation, jurisdiction, ...}
+    version: Mapped[int] = mapped_column(BigInteger)  # of the entry's last change
+
+
+class ChangeRow(Base):
+    __tablename__ = "list_changes"
+    __table_args__ = (UniqueConstraint("list_id", "version", name="uq_list_changes_version"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    list_id: Mapped[int] = mapped_column(Id, ForeignKey("hash_lists.id", ondelete="CASCADE"))
+    version: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))
+    entry_id: Mapped[int] = mapped_column(Id, ForeignKey("list_entries.id", ondelete="CASCADE"))
+    labels: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON, as in list_entries
+    provenance: Mapped[str | None] = mapped_column(Text, nullable=True)  # JSON object
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
