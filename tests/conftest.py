@@ -4,7 +4,9 @@ optional and only read by tests marked ``shared``."""
 import io
 import os
 import struct
+import uuid
 import zlib
+from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import numpy as np
 import pdqhash
 import pytest
 from PIL import Image, ImageOps
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash
@@ -29,6 +33,35 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"conformance data absent: {SHARED_DATA} not found (optional)")
     return SHARED_DATA
+
+
+POSTGRES_URL = os.environ.get("HASHGUARD_TEST_POSTGRES_URL", "")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database: a SQLite file, and a fresh database on the PostgreSQL server named by
+    HASHGUARD_TEST_POSTGRES_URL (``.ci/run`` starts one with scripts/start-postgresql). Without
+    that server the PostgreSQL run is skipped, with this notice."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'hashguard.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip(
+            "PostgreSQL absent: set HASHGUARD_TEST_POSTGRES_URL (.ci/run starts a server with "
+            "scripts/start-postgresql)"
+        )
+    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
+    name = f"hashguard_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(server, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 def reference_pdq(data: bytes) -> PdqHash:

@@ -167,7 +167,7 @@ class ListStore:
                 _now(),
             )
             after = apply(entry, change)
-            if after == entry:
+            if _same(after, entry):
                 raise ListError(f"list {name}: {signal} entry {value} is already {entry.status}")
             connection = session.connection()
             at = _stored_time(connection, change.at)

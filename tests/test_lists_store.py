@@ -1,0 +1,224 @@
+"""Hash lists in the store, on SQLite and PostgreSQL: the change log, imports, tombstones."""
+
+import threading
+from collections.abc import Iterator
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+
+from hashguard.lists.model import (
+    Category,
+    ChangeKind,
+    EntryStatus,
+    ListPolicy,
+    Provenance,
+    Source,
+    fold,
+)
+from hashguard.lists.records import InvalidRecord, Submission, Tombstone
+from hashguard.store.database import DatabaseError, open_engine
+from hashguard.store.lists import ListError, ListStore
+from hashguard.store.tables import Base
+
+NL = Provenance("Offlimits", "analyst-1", (Source("Offlimits", "NL", "case-1"),))
+US = Provenance("NCMEC", "", (Source("NCMEC", "US", "report-9"),))
+
+
+def pdq(n: int) -> str:
+    return f"{n:064x}"
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[ListStore]:
+    engine = open_engine(database_url)
+    yield ListStore(engine)
+    engine.dispose()
+
+
+def test_migrations_create_exactly_the_models(database_url: str) -> None:
+    engine = open_engine(database_url)
+    with engine.connect() as connection:
+        differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
+    engine.dispose()
+    assert differences == []
+
+
+def test_opening_twice_keeps_the_data(database_url: str) -> None:
+    ListStore(open_engine(database_url)).create("first", "Org", Category.TEST)
+    assert [hash_list.name for hash_list in ListStore(open_engine(database_url)).lists()] == [
+        "first"
+    ]
+
+
+def test_bad_database_urls_are_named() -> None:
+    with pytest.raises(DatabaseError, match="not a database URL: 'nonsense'"):
+        open_engine("nonsense")
+    with pytest.raises(DatabaseError, match=r"127\.0\.0\.1:1"):
+        open_engine("postgresql://nobody@127.0.0.1:1/none")
+
+
+def test_lists_have_unique_well_formed_names_and_an_owner(store: ListStore) -> None:
+    created = store.create(
+        "iwf-2026", "IWF", Category.KNOWN_CSAM, ["gb"], "CSA Act", ListPolicy({"pdq": 16})
+    )
+    assert created.version == 0 and created.jurisdictions == ("GB",)
+    assert store.get("iwf-2026") == created
+    assert store.get("iwf-2026").policy.thresholds == {"pdq": 16.0}
+    with pytest.raises(ListError, match="already exists"):
+        store.create("iwf-2026", "IWF", Category.KNOWN_CSAM)
+    with pytest.raises(ListError, match="list name 'bad name'"):
+        store.create("bad name", "IWF", Category.KNOWN_CSAM)
+    with pytest.raises(ListError, match="owner"):
+        store.create("no-owner", " ", Category.TEST)
+    with pytest.raises(ListError, match="no list named 'missing'"):
+        store.get("missing")
+
+
+def test_import_adds_merges_and_reimport_appends_nothing(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    records = [
+        Submission("pdq", pdq(1).upper(), frozenset({"A1"}), NL),
+        Submission("md5", "ab" * 16, frozenset({"B1"}), NL),
+        Submission("pdq", pdq(1), frozenset({"baseline"}), US),  # same hash, second source
+    ]
+    summary = store.apply("known", records, actor="curator")
+    assert (summary.added, summary.updated, summary.version) == (2, 1, 3)
+    again = store.apply("known", records, actor="curator")
+    assert (again.added, again.updated, again.unchanged, again.version) == (0, 0, 3, 3)
+    hash_list, entries = store.entries("known")
+    by_value = {e.value: e for e in entries}
+    merged = by_value[pdq(1)]
+    assert merged.labels == {"A1", "baseline"}
+    assert [s.organisation for s in merged.provenance.sources] == ["Offlimits", "NCMEC"]
+    assert merged.provenance.independent_jurisdictions() == 2
+    assert hash_list.version == 3
+
+
+def test_tombstones_delete_and_a_new_submission_revives(store: ListStore) -> None:
+    store.create("ncii", "StopNCII", Category.NCII)
+    store.apply("ncii", [Submission("pdq", pdq(7)), Submission("pdq", pdq(8))])
+    summary = store.apply(
+        "ncii", [Tombstone("pdq", pdq(7), reason="withdrawn"), Tombstone("pdq", pdq(99))]
+    )
+    assert (summary.removed, summary.unknown_tombstones) == (1, 1)
+    status = {e.value: e.status for e in store.entries("ncii")[1]}
+    assert status == {pdq(7): EntryStatus.DELETED, pdq(8): EntryStatus.ACTIVE}
+    store.apply("ncii", [Submission("pdq", pdq(7))])
+    assert {e.value: e.status for e in store.entries("ncii")[1]}[pdq(7)] is EntryStatus.ACTIVE
+
+
+def test_owner_decisions_survive_a_reimport(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(1), provenance=NL), Submission("pdq", pdq(2))])
+    store.change("known", ChangeKind.CONTEST, "pdq", pdq(1), "false-positive report", "reviewer")
+    store.change("known", ChangeKind.DELIST, "pdq", pdq(2), "appeal upheld", "owner")
+    store.apply("known", [Submission("pdq", pdq(1), provenance=NL), Submission("pdq", pdq(2))])
+    status = {e.value: e.status for e in store.entries("known")[1]}
+    assert status == {pdq(1): EntryStatus.CONTESTED, pdq(2): EntryStatus.DELISTED}
+
+
+def test_single_changes_name_what_is_wrong(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(1), frozenset({"A1"}))])
+    relabelled = store.change("known", ChangeKind.RELABEL, "pdq", pdq(1), labels=["A2"])
+    assert relabelled.version == 2 and relabelled.labels == {"A2"}
+    store.change("known", ChangeKind.DELETE, "pdq", pdq(1), "withdrawn by the source")
+    with pytest.raises(ListError, match="already deleted"):
+        store.change("known", ChangeKind.DELETE, "pdq", pdq(1))
+    with pytest.raises(ListError, match="holds no pdq entry"):
+        store.change("known", ChangeKind.DELIST, "pdq", pdq(2))
+    with pytest.raises(InvalidRecord, match="expected a PDQ hash"):
+        store.change("known", ChangeKind.DELIST, "pdq", "xyz")
+    assert store.get("known").version == 3
+
+
+def test_a_malformed_record_anywhere_applies_nothing(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(1))])
+
+    def records() -> Iterator[Submission]:
+        for n in range(2, 5003):
+            yield Submission("pdq", pdq(n))
+        yield Submission("pdq", "not-a-hash")
+
+    with pytest.raises(InvalidRecord, match="record 5002: pdq: expected a PDQ hash"):
+        store.apply("known", records())
+    hash_list, entries = store.entries("known")
+    assert hash_list.version == 1 and [e.value for e in entries] == [pdq(1)]
+    assert len(list(store.changes_since("known", 0))) == 1
+
+    def failing() -> Iterator[Submission]:
+        yield Submission("pdq", pdq(9))
+        raise InvalidRecord("list.csv:3: bad label")
+
+    with pytest.raises(InvalidRecord, match=r"list\.csv:3"):
+        store.apply("known", failing())
+    assert store.get("known").version == 1
+
+
+def test_unlistable_signals_are_refused(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    with pytest.raises(InvalidRecord, match="signal 'pdna' cannot be listed"):
+        store.apply("known", [Submission("pdna", "00")])
+
+
+def test_changes_since_replays_to_the_current_state(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(n), frozenset({"A1"}), NL) for n in range(20)])
+    store.apply("known", [Tombstone("pdq", pdq(3)), Tombstone("pdq", pdq(4), ChangeKind.DELIST)])
+    store.change("known", ChangeKind.RELABEL, "pdq", pdq(5), labels=["B2"])
+    store.apply("known", [Submission("pdq", pdq(3), provenance=US)])
+    changes = list(store.changes_since("known", 0))
+    assert [c.version for c in changes] == list(range(1, 25))
+    _, entries = store.entries("known")
+    current = {e.id: e for e in entries}
+    assert fold(changes) == current
+    later = list(store.changes_since("known", 20))
+    assert [(c.kind, c.value) for c in later] == [
+        (ChangeKind.DELETE, pdq(3)),
+        (ChangeKind.DELIST, pdq(4)),
+        (ChangeKind.RELABEL, pdq(5)),
+        (ChangeKind.ADD, pdq(3)),
+    ]
+    assert [c.tombstone() for c in later] == [True, True, False, False]
+    at_20 = fold(changes, upto=20)
+    assert all(e.status is EntryStatus.ACTIVE for e in at_20.values()) and len(at_20) == 20
+    assert list(store.changes_since("known", 24)) == []
+
+
+def test_two_source_rule_needs_two_jurisdictions(store: ListStore) -> None:
+    policy = ListPolicy(two_sources=True)
+    store.create("strict", "INHOPE", Category.KNOWN_CSAM, policy=policy)
+    store.apply("strict", [Submission("pdq", pdq(1), provenance=NL)])
+    (entry,) = store.entries("strict")[1]
+    assert not entry.matchable(policy) and entry.matchable(ListPolicy())
+    store.apply("strict", [Submission("pdq", pdq(1), provenance=NL)])  # same source again
+    assert not next(iter(store.entries("strict")[1])).matchable(policy)
+    store.apply("strict", [Submission("pdq", pdq(1), provenance=US)])
+    assert next(iter(store.entries("strict")[1])).matchable(policy)
+
+
+def test_concurrent_imports_into_two_lists_keep_ids_apart(store: ListStore) -> None:
+    store.create("a", "Org A", Category.TEST)
+    store.create("b", "Org B", Category.TEST)
+    errors: list[BaseException] = []
+
+    def load(name: str, offset: int) -> None:
+        try:
+            for start in range(0, 3000, 500):
+                store.apply(
+                    name, [Submission("pdq", pdq(offset + n)) for n in range(start, start + 500)]
+                )
+        except BaseException as error:  # pragma: no cover - reported below
+            errors.append(error)
+
+    threads = [threading.Thread(target=load, args=(n, o)) for n, o in (("a", 0), ("b", 10**6))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    ids = [e.id for name in ("a", "b") for e in store.entries(name)[1]]
+    assert len(ids) == len(set(ids)) == 6000
+    assert store.get("a").version == store.get("b").version == 3000
