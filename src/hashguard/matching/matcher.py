@@ -1,0 +1,240 @@
+"""Matcher: chosen hash lists in the indexes, list policies applied, the change log followed.
+
+The Matcher loads the entries of its lists that can match (active, and sourced as the list's
+two-source rule requires) into one HammingIndex for PDQ and one ExactIndex per digest, keyed
+by entry id. It then follows each list's change log: ``refresh`` applies the changes since the
+version it has, adding what became matchable and removing what stopped being matchable
+(contested, delisted, deleted, withdrawn), without a rebuild. ``follow`` does so in the
+background every fraction of a second.
+
+A query matches an entry when within the entry's list threshold (the list's per-signal policy,
+else the signal's default). A query that matches a *negative* list (known false positives)
+gets no matches for that signal at all.
+"""
+
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import numpy as np
+
+from hashguard.index import ExactIndex, HammingIndex
+from hashguard.lists.model import Change, Entry, EntryStatus, HashList, apply
+from hashguard.signals import registry
+from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash
+
+_DIGEST_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
+
+
+class ListSource(Protocol):
+    """Where lists come from: ``hashguard.store.lists.ListStore``, or another subscriber feed."""
+
+    def entries(
+        self, name: str, statuses: Iterable[EntryStatus] | None = None
+    ) -> tuple[HashList, Iterator[Entry]]: ...
+
+    def changes_since(
+        self, name: str, version: int, limit: int | None = None
+    ) -> Iterator[Change]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Match:
+    list: str
+    entry: int
+    labels: frozenset[str]
+    signal: str
+    distance: float
+    value: str  # the listed value (the entry's hash), for display and review
+
+
+@dataclass
+class _Followed:
+    hash_list: HashList
+    version: int
+
+
+class Matcher:
+    """Matches hashes against the lists ``names`` of ``source``; thread-safe."""
+
+    def __init__(
+        self, source: ListSource, names: Sequence[str], min_quality: int = MIN_QUALITY
+    ) -> None:
+        self.source = source
+        self.min_quality = min_quality
+        self._lock = threading.Lock()
+        self._pdq = HammingIndex()
+        self._digests = {name: ExactIndex(width) for name, width in _DIGEST_WIDTHS.items()}
+        self._entries: dict[int, Entry] = {}
+        self._lists: dict[int, _Followed] = {}
+        self._stop = threading.Event()
+        self._follower: threading.Thread | None = None
+        for name in dict.fromkeys(names):
+            self._load(name)
+
+    @property
+    def lists(self) -> list[HashList]:
+        return [followed.hash_list for followed in self._lists.values()]
+
+    def versions(self) -> dict[str, int]:
+        """The version of each list the indexes reflect."""
+        return {f.hash_list.name: f.version for f in self._lists.values()}
+
+    # --- following the change log -----------------------------------------------------------
+
+    def refresh(self) -> int:
+        """Apply every change appended since the last refresh; the number applied."""
+        applied = 0
+        with self._lock:
+            for followed in self._lists.values():
+                for change in self.source.changes_since(followed.hash_list.name, followed.version):
+                    self._apply(followed, change)
+                    followed.version = change.version
+                    applied += 1
+        return applied
+
+    def follow(self, interval: float = 0.2) -> None:
+        """Refresh every ``interval`` seconds in a background thread until ``close``."""
+        if self._follower is not None:
+            return
+
+        def loop() -> None:
+            while not self._stop.wait(interval):
+                self.refresh()
+
+        self._follower = threading.Thread(target=loop, name="hashguard-matcher", daemon=True)
+        self._follower.start()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._follower is not None:
+            self._follower.join()
+            self._follower = None
+
+    # --- matching ---------------------------------------------------------------------------
+
+    def match(self, values: Mapping[str, Any]) -> list[Match]:
+        """The matches of one item's hashes, closest first.
+
+        ``values`` maps a signal name to its value: a PdqHash (or DihedralHashes, to match
+        rotations and flips too) for ``pdq``, the digest bytes for md5/sha1/sha256. PDQ hashes
+        of known quality below ``min_quality`` are not matched.
+        """
+        return self.match_all([values])[0]
+
+    def match_all(self, items: Sequence[Mapping[str, Any]]) -> list[list[Match]]:
+        """``match`` for many items at once (one index query per signal)."""
+        found: list[list[Match]] = [[] for _ in items]
+        self._match_pdq(items, found)
+        for signal, index in self._digests.items():
+            rows = [i for i, item in enumerate(items) if signal in item]
+            if rows and len(index):
+                keys = [bytes(items[i][signal]) for i in rows]
+                query_rows, ids, distances = index.query(keys)
+                self._collect(signal, [rows[r] for r in query_rows], ids, distances, found)
+        for matches in found:
+            matches.sort(key=lambda m: (m.distance, m.list, m.entry))
+        return found
+
+    def _match_pdq(self, items: Sequence[Mapping[str, Any]], found: list[list[Match]]) -> None:
+        rows = []
+        variants = []
+        for i, item in enumerate(items):
+            value = item.get("pdq")
+            if value is None:
+                continue
+            if isinstance(value, DihedralHashes):
+                hashes = [value.variants[name] for name in value.variants]
+                quality: int | None = value.quality
+            elif isinstance(value, PdqHash):
+                hashes = [value]
+                quality = value.quality
+            else:
+                raise TypeError(f"pdq values are PdqHash or DihedralHashes, got {type(value)}")
+            if quality is not None and quality < self.min_quality:
+                continue
+            rows.append(i)
+            variants.append([np.frombuffer(h.bits, np.uint8) for h in hashes])
+        if not rows or not len(self._pdq):
+            return
+        radius = int(max(self._threshold(f.hash_list, "pdq") for f in self._lists.values()))
+        widest = max(len(v) for v in variants)
+        padded = [v + [v[0]] * (widest - len(v)) for v in variants]  # repeats change nothing
+        items_hit, ids, distances = self._pdq.query_dihedral(np.array(padded), radius)
+        self._collect("pdq", [rows[r] for r in items_hit], ids, distances, found)
+
+    def _collect(
+        self,
+        signal: str,
+        item_rows: Sequence[int],
+        ids: np.ndarray,
+        distances: np.ndarray,
+        found: list[list[Match]],
+    ) -> None:
+        positive: dict[int, list[Match]] = {}
+        negative: set[int] = set()
+        for row, entry_id, distance in zip(
+            item_rows, ids.tolist(), distances.tolist(), strict=True
+        ):
+            entry = self._entries.get(entry_id)
+            followed = self._lists.get(entry.list_id) if entry is not None else None
+            if entry is None or followed is None:
+                continue  # removed while this query ran
+            hash_list = followed.hash_list
+            if distance > self._threshold(hash_list, signal):
+                continue
+            if hash_list.policy.negative:
+                negative.add(row)
+                continue
+            match = Match(hash_list.name, entry.id, entry.labels, signal, distance, entry.value)
+            positive.setdefault(row, []).append(match)
+        for row, matches in positive.items():
+            if row not in negative:
+                found[row].extend(matches)
+
+    @staticmethod
+    def _threshold(hash_list: HashList, signal: str) -> float:
+        configured = hash_list.policy.thresholds.get(signal)
+        return configured if configured is not None else registry.get(signal).default_threshold
+
+    # --- loading ----------------------------------------------------------------------------
+
+    def _load(self, name: str) -> None:
+        hash_list, entries = self.source.entries(name)
+        followed = _Followed(hash_list, hash_list.version)
+        self._lists[hash_list.id] = followed
+        by_signal: dict[str, tuple[list[int], list[bytes]]] = {}
+        for entry in entries:
+            self._entries[entry.id] = entry
+            if entry.matchable(hash_list.policy):
+                ids, values = by_signal.setdefault(entry.signal, ([], []))
+                ids.append(entry.id)
+                values.append(bytes.fromhex(entry.value))
+        for signal, (ids, values) in by_signal.items():
+            self._add(signal, ids, values)
+
+    def _apply(self, followed: _Followed, change: Change) -> None:
+        before = self._entries.get(change.entry_id)
+        after = apply(before, change)
+        self._entries[after.id] = after
+        policy = followed.hash_list.policy
+        was = before is not None and before.matchable(policy)
+        now = after.matchable(policy)
+        if now and not was:
+            self._add(after.signal, [after.id], [bytes.fromhex(after.value)])
+        elif was and not now:
+            self._remove(after.signal, [after.id])
+
+    def _add(self, signal: str, ids: list[int], values: list[bytes]) -> None:
+        array = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1)
+        if signal == "pdq":
+            self._pdq.add(ids, array)
+        elif signal in self._digests:
+            self._digests[signal].add(ids, array)
+
+    def _remove(self, signal: str, ids: list[int]) -> None:
+        if signal == "pdq":
+            self._pdq.remove(ids)
+        elif signal in self._digests:
+            self._digests[signal].remove(ids)

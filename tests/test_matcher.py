@@ -1,0 +1,147 @@
+"""The Matcher over stored lists: thresholds, negative lists, two sources, dihedral, following
+the change log (on SQLite and PostgreSQL)."""
+
+import hashlib
+import time
+from collections.abc import Iterator
+
+import numpy as np
+import pytest
+
+from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
+from hashguard.lists.records import Submission, Tombstone
+from hashguard.matching import Matcher
+from hashguard.media.synthetic import encode, scene
+from hashguard.signals.pdq import PdqHash, PdqSignal
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+
+def flipped(hash_hex: str, bits: int) -> PdqHash:
+    """The hash with its first ``bits`` bits flipped."""
+    array = np.unpackbits(np.frombuffer(bytes.fromhex(hash_hex), np.uint8))
+    array[:bits] ^= 1
+    return PdqHash(np.packbits(array).tobytes(), 100)
+
+
+BASE = "".join(f"{(n * 37) % 256:02x}" for n in range(32))
+OTHER = "".join(f"{(n * 91 + 7) % 256:02x}" for n in range(32))
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[ListStore]:
+    engine = open_engine(database_url)
+    store = ListStore(engine)
+    store.create("known", "Offlimits", Category.KNOWN_CSAM, policy=ListPolicy({"pdq": 20}))
+    store.apply("known", [Submission("pdq", BASE, frozenset({"A1"}))])
+    yield store
+    engine.dispose()
+
+
+def test_matches_within_the_list_threshold_with_labels(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    (match,) = matcher.match({"pdq": flipped(BASE, 20)})
+    assert (match.list, match.signal, match.distance, match.labels) == ("known", "pdq", 20, {"A1"})
+    assert match.value == BASE
+    assert matcher.match({"pdq": flipped(BASE, 21)}) == []  # the list says 20, not 31
+    assert matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)}) == []
+
+
+def test_low_quality_hashes_are_not_matched(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    assert matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), 30)}) == []
+    assert len(matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), None)})) == 1
+
+
+def test_negative_list_suppresses_a_known_false_positive(store: ListStore) -> None:
+    negative = ListPolicy({"pdq": 4}, negative=True)
+    store.create("benign", "Hashguard QA", Category.FALSE_POSITIVES, policy=negative)
+    collider = flipped(BASE, 12)  # a benign image 12 bits from a listed one
+    store.apply("benign", [Submission("pdq", collider.hex)])
+    matcher = Matcher(store, ["known", "benign"])
+    assert Matcher(store, ["known"]).match({"pdq": collider}) != []  # would match alone
+    assert matcher.match({"pdq": collider}) == []  # the known false positive: suppressed
+    assert matcher.match({"pdq": flipped(BASE, 10)}) == []  # 2 bits from it: suppressed
+    assert [m.list for m in matcher.match({"pdq": flipped(BASE, 6)})] == ["known"]  # 6 > 4
+
+
+def test_digests_match_exactly(store: ListStore) -> None:
+    data = b"benign test file"
+    store.apply(
+        "known", [Submission("sha256", hashlib.sha256(data).hexdigest(), frozenset({"B1"}))]
+    )
+    matcher = Matcher(store, ["known"])
+    (match,) = matcher.match({"sha256": hashlib.sha256(data).digest()})
+    assert match.signal == "sha256" and match.distance == 0 and match.labels == {"B1"}
+    assert matcher.match({"sha256": hashlib.sha256(b"other").digest()}) == []
+
+
+def test_dihedral_values_match_a_rotated_copy(store: ListStore) -> None:
+    signal = PdqSignal()
+    image = scene(4, 320, 240)
+    store.apply("known", [Submission("pdq", signal.hash(encode(image, "PNG")).hex)])
+    matcher = Matcher(store, ["known"])
+    rotated = encode(image.rotate(90, expand=True), "PNG")
+    assert matcher.match({"pdq": signal.hash(rotated)}) == []
+    matches = matcher.match({"pdq": signal.hash_dihedral(rotated)})
+    assert len(matches) == 1 and matches[0].distance <= 20
+
+
+def test_two_source_rule_applies_when_the_second_source_arrives(store: ListStore) -> None:
+    policy = ListPolicy(two_sources=True)
+    store.create("strict", "INHOPE", Category.KNOWN_CSAM, policy=policy)
+    nl = Provenance("Offlimits", "", (Source("Offlimits", "NL"),))
+    us = Provenance("NCMEC", "", (Source("NCMEC", "US"),))
+    store.apply("strict", [Submission("pdq", OTHER, provenance=nl)])
+    matcher = Matcher(store, ["strict"])
+    query = {"pdq": PdqHash(bytes.fromhex(OTHER), 100)}
+    assert matcher.match(query) == []
+    store.apply("strict", [Submission("pdq", OTHER, provenance=us)])
+    assert matcher.refresh() == 1
+    assert [m.list for m in matcher.match(query)] == ["strict"]
+
+
+def test_refresh_follows_adds_contests_and_delistings(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    values = [flipped(OTHER, n * 100).hex for n in (0, 1)]
+    store.apply("known", [Submission("pdq", v) for v in values])
+    queries = [{"pdq": PdqHash(bytes.fromhex(v), 100)} for v in values]
+    assert all(matcher.match(q) == [] for q in queries)  # not refreshed yet
+    assert matcher.refresh() == 2
+    assert all(len(matcher.match(q)) == 1 for q in queries)
+    store.change("known", ChangeKind.CONTEST, "pdq", values[0], "false-positive report")
+    store.change("known", ChangeKind.DELIST, "pdq", values[1], "appeal upheld")
+    assert matcher.refresh() == 2
+    assert all(matcher.match(q) == [] for q in queries)
+    # Owner decisions stick: submitting the value again does not bring it back.
+    store.apply("known", [Submission("pdq", v, provenance=Provenance("Other")) for v in values])
+    matcher.refresh()
+    assert all(matcher.match(q) == [] for q in queries)
+    assert matcher.versions() == {"known": store.get("known").version}
+
+
+def test_withdrawal_stops_matching_and_resubmission_restores(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    query = {"pdq": PdqHash(bytes.fromhex(BASE), 100)}
+    store.apply("known", [Tombstone("pdq", BASE, reason="victim withdrew")])
+    matcher.refresh()
+    assert matcher.match(query) == []
+    store.apply("known", [Submission("pdq", BASE)])
+    matcher.refresh()
+    assert len(matcher.match(query)) == 1
+
+
+def test_a_following_matcher_sees_a_delisting_without_refresh_calls(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    matcher.follow(interval=0.05)
+    try:
+        query = {"pdq": PdqHash(bytes.fromhex(BASE), 100)}
+        assert len(matcher.match(query)) == 1
+        store.change("known", ChangeKind.DELIST, "pdq", BASE, "appeal upheld")
+        version = store.get("known").version
+        deadline = time.monotonic() + 10
+        while matcher.versions()["known"] < version and time.monotonic() < deadline:
+            time.sleep(0.01)  # waiting for the follower thread, not timing it
+        assert matcher.match(query) == []
+    finally:
+        matcher.close()
