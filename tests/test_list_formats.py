@@ -3,8 +3,12 @@
 import numpy as np
 import pytest
 
-from hashguard.lists.formats import ListFormatError
+from hashguard.lists.formats import ListFormatError, labelled_csv, plain
 from hashguard.lists.formats.plain import read_pdq
+from hashguard.lists.model import Category, ChangeKind, Provenance, Source
+from hashguard.lists.records import Submission
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 
 def test_plain_list_reads_hashes_with_their_line_numbers(tmp_path) -> None:
@@ -40,3 +44,74 @@ def test_malformed_lines_are_named(tmp_path, content, line, shown) -> None:
         read_pdq(path)
     assert str(error.value) == f"{path}:{line}: expected a PDQ hash (64 hex digits), got {shown}"
     assert error.value.line == line
+
+
+# --- plain lists of any signal, and the labelled CSV, through the store ----------------------
+
+
+def test_plain_list_of_digests_streams_submissions(tmp_path) -> None:
+    path = tmp_path / "md5.txt"
+    path.write_text("# md5 list\n" + "AB" * 16 + "\n\n" + "cd" * 16 + "\n")
+    records = list(plain.read(path, "md5"))
+    assert [(r.signal, r.value) for r in records] == [("md5", "ab" * 16), ("md5", "cd" * 16)]
+    path.write_text("ab" * 16 + "\n" + "ab" * 15 + "\n")
+    with pytest.raises(ListFormatError, match=r"md5\.txt:2: expected a md5 value"):
+        list(plain.read(path, "md5"))
+
+
+@pytest.fixture
+def store(database_url: str):
+    engine = open_engine(database_url)
+    yield ListStore(engine)
+    engine.dispose()
+
+
+def test_labelled_csv_round_trips_labels_sources_and_tombstones(tmp_path, store) -> None:
+    store.create("source", "Offlimits", Category.KNOWN_CSAM)
+    nl = Provenance("Offlimits", "analyst", (Source("Offlimits", "NL", "case, 1"),))
+    us = Provenance("NCMEC", "", (Source("NCMEC", "US", 'ref "9"'),))
+    store.apply(
+        "source",
+        [
+            Submission("pdq", "0f" * 32, frozenset({"A1", "baseline"}), nl),
+            Submission("pdq", "0f" * 32, frozenset({"B1"}), us),
+            Submission("md5", "ab" * 16, frozenset(), Provenance("Offlimits")),
+            Submission("sha1", "cd" * 20, frozenset({"x"}), nl),
+        ],
+    )
+    store.change("source", ChangeKind.DELIST, "sha1", "cd" * 20, "appeal")
+    path = tmp_path / "export.csv"
+    with open(path, "w", newline="") as out:
+        assert labelled_csv.write(store.entries("source")[1], out) == 3
+    store.create("copy", "Hotline", Category.KNOWN_CSAM)
+    store.apply("copy", [Submission("sha1", "cd" * 20, frozenset({"x"}), nl)])  # then delisted
+    store.apply("copy", labelled_csv.read(path))
+
+    def state(name: str) -> dict:
+        return {
+            (e.signal, e.value): (e.labels, e.provenance, e.status) for e in store.entries(name)[1]
+        }
+
+    assert state("copy") == state("source")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", r"bad\.csv:1: empty file"),
+        ("signal,hash\n", r"bad\.csv:1: unknown column 'hash'"),
+        ("signal,labels\n", r"bad\.csv:1: the header lacks the 'value' column"),
+        ("signal,value\npdq," + "0" * 64 + "\npdq,xyz\n", r"bad\.csv:3: pdq: expected a PDQ"),
+        ("signal,value\npdna,00\n", r"bad\.csv:2: signal 'pdna' cannot be listed"),
+        ("signal,value,status\nmd5," + "a" * 32 + ",gone\n", r"bad\.csv:2: status 'gone'"),
+        ("signal,value\nmd5\n", r"bad\.csv:2: 1 fields, the header has 2"),
+        ('signal,value\nmd5,"' + "a" * 32 + "\n", r"bad\.csv:\d+: malformed CSV"),
+    ],
+)
+def test_malformed_csv_is_named_and_imports_nothing(tmp_path, store, content, message) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    store.create("target", "Org", Category.TEST)
+    with pytest.raises(ListFormatError, match=message):
+        store.apply("target", labelled_csv.read(path))
+    assert store.get("target").version == 0

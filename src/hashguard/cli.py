@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashguard import __version__
+from hashguard.cli_lists import lists_app
 from hashguard.index import HammingIndex
 from hashguard.lists.formats import ListFormatError, plain
 from hashguard.media.errors import MediaError
@@ -46,6 +47,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stderr = Console(stderr=True, highlight=False)
+app.add_typer(lists_app)
 
 
 class OutputFormat(StrEnum):

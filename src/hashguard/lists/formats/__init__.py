@@ -2,8 +2,10 @@
 
 from pathlib import Path
 
+from hashguard.lists.records import InvalidRecord
 
-class ListFormatError(ValueError):
+
+class ListFormatError(InvalidRecord):
     """A list file that cannot be read; the message names the file, the line and what was
     expected."""
 

@@ -1,0 +1,285 @@
+"""``hashguard lists ...``: create, import, export, inspect and change hash lists in the database.
+
+The database is ``--database-url``, else HASHGUARD_DATABASE_URL, else the SQLite file
+``hashguard.db`` in the working directory.
+"""
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from hashguard.lists.formats import labelled_csv, plain
+from hashguard.lists.model import Category, ChangeKind, EntryStatus, ListPolicy, Source
+from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
+from hashguard.store.database import DatabaseError, open_engine
+from hashguard.store.lists import ListError, ListStore
+
+lists_app = typer.Typer(
+    name="lists", help="Hash lists: create, import, export, inspect, change.", no_args_is_help=True
+)
+
+
+class ImportFormat(StrEnum):
+    text = "text"
+    csv = "csv"
+
+
+class ChangeFormat(StrEnum):
+    jsonl = "jsonl"
+    text = "text"
+
+
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="HASHGUARD_DATABASE_URL",
+        help="SQLAlchemy URL (sqlite:///file.db, postgresql://...); default sqlite:///hashguard.db.",
+    ),
+]
+ActorOption = Annotated[str, typer.Option("--actor", help="Who makes the change (for the log).")]
+
+
+def _fail(message: str) -> None:
+    sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _store(url: str | None) -> Iterator[ListStore]:
+    """The list store on ``url``; its errors become one line on stderr and exit status 1."""
+    try:
+        engine = open_engine(url)
+    except DatabaseError as error:
+        _fail(str(error))
+    try:
+        yield ListStore(engine)
+    except (ListError, InvalidRecord) as error:
+        _fail(str(error))
+    finally:
+        engine.dispose()
+
+
+def _thresholds(values: list[str]) -> dict[str, float]:
+    thresholds = {}
+    for item in values:
+        signal, _, number = item.partition("=")
+        signal = signal.strip().lower()
+        if signal not in LIST_SIGNALS:
+            raise typer.BadParameter(f"{item!r}: the signal must be one of {LIST_SIGNALS}")
+        try:
+            thresholds[signal] = float(number)
+        except ValueError:
+            raise typer.BadParameter(f"{item!r}: expected SIGNAL=NUMBER, e.g. pdq=31") from None
+    return thresholds
+
+
+@lists_app.command()
+def create(
+    name: Annotated[str, typer.Argument(help="The list's name (letters, digits, . _ -).")],
+    owner: Annotated[str, typer.Option("--owner", help="The organisation that curates it.")],
+    category: Annotated[Category, typer.Option("--category", help="What it holds.")],
+    negative: Annotated[
+        bool, typer.Option("--negative", help="Known false positives: suppress matches.")
+    ] = False,
+    two_sources: Annotated[
+        bool,
+        typer.Option(
+            "--two-sources", help="Match an entry only once two jurisdictions submitted it."
+        ),
+    ] = False,
+    jurisdiction: Annotated[
+        list[str] | None, typer.Option("--jurisdiction", help="Where it applies (repeat).")
+    ] = None,
+    legal_basis: Annotated[str, typer.Option("--legal-basis", help="Its legal basis.")] = "",
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="SIGNAL=DISTANCE, e.g. pdq=24 (default: the signal's)."),
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an empty list."""
+    policy = ListPolicy(_thresholds(threshold or []), negative, two_sources)
+    with _store(database_url) as store:
+        created = store.create(name, owner, category, jurisdiction or [], legal_basis, policy)
+    typer.echo(f"created list {created.name} (owner {created.owner}, {created.category})")
+
+
+@lists_app.command("import")
+def import_(
+    name: Annotated[str, typer.Argument(help="The list to import into.")],
+    file: Annotated[Path, typer.Argument(help="The file to import.")],
+    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="The file's format.")],
+    signal: Annotated[
+        str | None, typer.Option("--signal", "-s", help="The values' signal (text format).")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--source", help="The organisation the file comes from (text format)."),
+    ] = None,
+    jurisdiction: Annotated[str, typer.Option("--jurisdiction", help="The source's.")] = "",
+    actor: ActorOption = "",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Import a file in one transaction: any malformed record means nothing is applied."""
+    records: Iterator[Record]
+    if format is ImportFormat.text:
+        if signal is None or signal.lower() not in LIST_SIGNALS:
+            raise typer.BadParameter(f"text lists need --signal, one of {', '.join(LIST_SIGNALS)}")
+        records = _with_source(plain.read(file, signal.lower()), source, jurisdiction)
+    else:
+        records = labelled_csv.read(file)
+    with _store(database_url) as store:
+        summary = store.apply(name, records, actor)
+    typer.echo(
+        f"{name}: {summary.added} added, {summary.updated} updated, {summary.removed} removed, "
+        f"{summary.unchanged} unchanged; version {summary.version}"
+    )
+    if summary.unknown_tombstones:
+        typer.echo(f"{summary.unknown_tombstones} removal(s) of values {name} never held: ignored")
+
+
+def _with_source(
+    records: Iterator[Submission], organisation: str | None, jurisdiction: str
+) -> Iterator[Record]:
+    if not organisation:
+        yield from records
+        return
+    source = (Source(organisation, jurisdiction.upper()),)
+    for record in records:
+        provenance = record.provenance.with_sources(source)
+        if not provenance.submitted_by:
+            provenance = replace(provenance, submitted_by=organisation)
+        yield Submission(record.signal, record.value, record.labels, provenance)
+
+
+@lists_app.command()
+def export(
+    name: Annotated[str, typer.Argument(help="The list to export.")],
+    format: Annotated[ImportFormat, typer.Option("--format", "-f", help="Output format.")] = (
+        ImportFormat.csv
+    ),
+    signal: Annotated[
+        str | None, typer.Option("--signal", "-s", help="Only this signal (required for text).")
+    ] = None,
+    include_removed: Annotated[
+        bool,
+        typer.Option("--all", help="Also contested, delisted and deleted entries (csv only)."),
+    ] = False,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default stdout).")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Export a list's entries (active ones unless --all), ordered by signal and value."""
+    if format is ImportFormat.text and not signal:
+        raise typer.BadParameter("text export needs --signal (one value per line, one signal)")
+    statuses = None if include_removed and format is ImportFormat.csv else [EntryStatus.ACTIVE]
+    with _store(database_url) as store:
+        _, entries = store.entries(name, statuses)
+        wanted = (e for e in entries if signal is None or e.signal == signal.lower())
+        stream = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout  # noqa: SIM115
+        try:
+            writer = plain.write if format is ImportFormat.text else labelled_csv.write
+            count = writer(wanted, stream)
+        finally:
+            if out:
+                stream.close()
+    if out:
+        typer.echo(f"wrote {count} entries to {out}")
+
+
+@lists_app.command()
+def show(
+    name: Annotated[str | None, typer.Argument(help="A list; all lists when left out.")] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """A list's owner, policy, version and entry counts (or every list, one line each)."""
+    with _store(database_url) as store:
+        if name is None:
+            for hash_list in store.lists():
+                typer.echo(
+                    f"{hash_list.name}\t{hash_list.owner}\t{hash_list.category}\t"
+                    f"version {hash_list.version}"
+                )
+            return
+        hash_list, entries = store.entries(name)
+        counts: dict[tuple[str, str], int] = {}
+        for entry in entries:
+            key = (entry.signal, entry.status.value)
+            counts[key] = counts.get(key, 0) + 1
+    policy = hash_list.policy
+    typer.echo(f"list          {hash_list.name}")
+    typer.echo(f"owner         {hash_list.owner}")
+    typer.echo(f"category      {hash_list.category}")
+    typer.echo(f"jurisdictions {', '.join(hash_list.jurisdictions) or '-'}")
+    typer.echo(f"legal basis   {hash_list.legal_basis or '-'}")
+    rules = [f"{s} <= {t:g}" for s, t in sorted(policy.thresholds.items())] or ["signal defaults"]
+    if policy.negative:
+        rules.append("negative list (suppresses matches)")
+    if policy.two_sources:
+        rules.append("entries need two jurisdictions")
+    typer.echo(f"policy        {'; '.join(rules)}")
+    typer.echo(f"version       {hash_list.version}")
+    for (signal, status), count in sorted(counts.items()):
+        typer.echo(f"entries       {signal:<7} {status:<10} {count}")
+
+
+@lists_app.command()
+def changes(
+    name: Annotated[str, typer.Argument(help="The list.")],
+    since: Annotated[int, typer.Option("--since", min=0, help="Changes after this version.")] = 0,
+    format: Annotated[ChangeFormat, typer.Option("--format", "-f")] = ChangeFormat.jsonl,
+    database_url: DatabaseOption = None,
+) -> None:
+    """The change log after version N: adds and tombstones, for subscribers."""
+    with _store(database_url) as store:
+        for change in store.changes_since(name, since):
+            if format is ChangeFormat.text:
+                typer.echo(
+                    f"{change.version}\t{change.kind}\t{change.signal}\t{change.value}\t"
+                    f"{change.reason}"
+                )
+                continue
+            line: dict[str, Any] = {
+                "version": change.version,
+                "kind": change.kind.value,
+                "tombstone": change.tombstone(),
+                "entry": change.entry_id,
+                "signal": change.signal,
+                "value": change.value,
+                "at": change.at,
+                "actor": change.actor,
+            }
+            if change.labels is not None:
+                line["labels"] = sorted(change.labels)
+            if change.reason:
+                line["reason"] = change.reason
+            typer.echo(json.dumps(line))
+
+
+def _single_change(kind: ChangeKind, verb: str) -> None:
+    def command(
+        name: Annotated[str, typer.Argument(help="The list.")],
+        signal: Annotated[str, typer.Argument(help="The entry's signal (pdq, md5, ...).")],
+        value: Annotated[str, typer.Argument(help="The entry's value.")],
+        reason: Annotated[str, typer.Option("--reason", help="Why (kept in the log).")],
+        actor: ActorOption = "",
+        database_url: DatabaseOption = None,
+    ) -> None:
+        with _store(database_url) as store:
+            change = store.change(name, kind, signal.lower(), value, reason, actor)
+        typer.echo(f"{name}: {signal} {change.value} {verb} (version {change.version})")
+
+    command.__doc__ = f"Mark one entry {verb}; it stops matching at once."
+    lists_app.command(kind.value)(command)
+
+
+_single_change(ChangeKind.CONTEST, "contested")
+_single_change(ChangeKind.DELIST, "delisted")
+_single_change(ChangeKind.DELETE, "deleted")
