@@ -99,3 +99,13 @@ def test_proof_requests_outside_the_tree_are_refused() -> None:
         inclusion_proof(MANY[:3], 3)
     with pytest.raises(ValueError, match="no tree of 5 leaves inside one of 3"):
         consistency_proof(MANY[:3], 5)
+
+
+def test_streamed_roots_equal_whole_tree_roots() -> None:
+    from hashguard.lists.merkle import RootBuilder
+
+    builder = RootBuilder()
+    assert builder.root() == VECTOR_ROOTS[0]
+    for size, leaf in enumerate(MANY, start=1):
+        builder.add(leaf)
+        assert builder.root() == root(MANY[:size]) and builder.size == size

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashguard import __version__
+from hashguard.cli_keys import keys_app
 from hashguard.cli_lists import lists_app
 from hashguard.index import HammingIndex
 from hashguard.lists.formats import ListFormatError, plain
@@ -48,6 +49,7 @@ app = typer.Typer(
 )
 stderr = Console(stderr=True, highlight=False)
 app.add_typer(lists_app)
+app.add_typer(keys_app)
 
 
 class OutputFormat(StrEnum):

@@ -15,9 +15,12 @@ from typing import Annotated, Any
 
 import typer
 
+from hashguard.lists import keys as lists_keys
+from hashguard.lists import release as release_lists
 from hashguard.lists.formats import labelled_csv, plain
 from hashguard.lists.model import Category, ChangeKind, EntryStatus, ListPolicy, Source
 from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
+from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.lists import ListError, ListStore
 
@@ -283,3 +286,66 @@ def _single_change(kind: ChangeKind, verb: str) -> None:
 _single_change(ChangeKind.CONTEST, "contested")
 _single_change(ChangeKind.DELIST, "delisted")
 _single_change(ChangeKind.DELETE, "deleted")
+
+
+@lists_app.command()
+def release(
+    name: Annotated[str, typer.Argument(help="The list to release.")],
+    key: Annotated[Path, typer.Option("--key", help="The owner's private key (keys generate).")],
+    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    out: Annotated[Path, typer.Option("--out", help="The release directory to write.")],
+    database_url: DatabaseOption = None,
+) -> None:
+    """Sign the list's matchable entries as a release and append it to the transparency log."""
+    try:
+        owner_key = lists_keys.load(key)
+        transparency = TransparencyLog.create_or_open(log)
+    except (lists_keys.KeyFileError, OSError) as error:
+        _fail(str(error))
+    with _store(database_url) as store:
+        hash_list, entries = store.entries(name, [EntryStatus.ACTIVE])
+        try:
+            manifest, index, head = release_lists.build(
+                hash_list, entries, owner_key, transparency, out
+            )
+        except release_lists.ReleaseError as error:
+            _fail(str(error))
+    typer.echo(
+        f"released {name} version {manifest['version']}: {manifest['entries']} entries, "
+        f"root {manifest['root'][:16]}...; log record {index}, log size {head.size}"
+    )
+
+
+@lists_app.command()
+def verify(
+    release_dir: Annotated[Path, typer.Argument(help="A release directory (lists release).")],
+    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    owner_key: Annotated[
+        Path | None, typer.Option("--owner-key", help="Pin the owner's public key (.pub file).")
+    ] = None,
+    log_key: Annotated[
+        Path | None, typer.Option("--log-key", help="Pin the log's public key (.pub file).")
+    ] = None,
+    known_head: Annotated[
+        Path | None,
+        typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
+    ] = None,
+) -> None:
+    """Verify a release: signature, entries against the Merkle root, log inclusion and
+    consistency. Exit status 0 when valid, 1 with the reason otherwise."""
+    try:
+        pinned_owner = lists_keys.read_public(owner_key) if owner_key else None
+        pinned_log = lists_keys.read_public(log_key) if log_key else None
+        head = None
+        if known_head is not None:
+            head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
+        verified = release_lists.verify(
+            release_dir, TransparencyLog(log), pinned_owner, pinned_log, head
+        )
+    except (lists_keys.KeyFileError, release_lists.ReleaseError, LogError, OSError) as error:
+        _fail(f"{release_dir}: NOT VALID: {error}")
+    except ValueError as error:
+        _fail(f"{known_head}: not a tree head ({error})")
+    typer.echo(f"{release_dir}: valid release of {verified.list_name} version {verified.version}")
+    for check in verified.checks:
+        typer.echo(f"  {check}")

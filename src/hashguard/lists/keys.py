@@ -1,0 +1,82 @@
+"""Ed25519 keys for signing list releases and log tree heads.
+
+A private key is a PKCS#8 PEM file, written readable by its owner only; its public key is kept
+beside it (``KEYFILE.pub``) as 64 hex digits, the form manifests and tree heads carry.
+"""
+
+import os
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+
+class KeyFileError(ValueError):
+    """A key file that cannot be used; the message names it."""
+
+
+def generate(path: Path) -> str:
+    """Write a new private key to ``path`` (refusing to overwrite one) and its public key to
+    ``path.pub``; the public key in hex."""
+    path = Path(path)
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        raise KeyFileError(f"{path}: already exists; not overwriting a key") from None
+    except OSError as error:
+        raise KeyFileError(f"{path}: cannot write: {error.strerror or error}") from None
+    with os.fdopen(descriptor, "wb") as file:
+        file.write(pem)
+    public = public_hex(key)
+    path.with_name(path.name + ".pub").write_text(public + "\n")
+    return public
+
+
+def load(path: Path) -> Ed25519PrivateKey:
+    """The private key in ``path``. Raises KeyFileError naming the file."""
+    path = Path(path)
+    try:
+        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+    except OSError as error:
+        raise KeyFileError(f"{path}: cannot read: {error.strerror or error}") from None
+    except (ValueError, TypeError):
+        raise KeyFileError(f"{path}: not a PEM private key") from None
+    if not isinstance(key, Ed25519PrivateKey):
+        raise KeyFileError(f"{path}: not an Ed25519 key")
+    return key
+
+
+def read_public(path: Path) -> str:
+    """A public key from a ``.pub`` file (64 hex digits). Raises KeyFileError naming the file."""
+    try:
+        text = Path(path).read_text().strip().lower()
+    except OSError as error:
+        raise KeyFileError(f"{path}: cannot read: {error.strerror or error}") from None
+    if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+        raise KeyFileError(f"{path}: expected an Ed25519 public key of 64 hex digits")
+    return text
+
+
+def public_hex(key: Ed25519PrivateKey) -> str:
+    raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    return raw.hex()
+
+
+def sign(key: Ed25519PrivateKey, data: bytes) -> str:
+    return key.sign(data).hex()
+
+
+def verify(public: str, data: bytes, signature: str) -> bool:
+    """Whether ``signature`` (hex) is ``public``'s (hex) signature of ``data``."""
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(public)).verify(
+            bytes.fromhex(signature), data
+        )
+    except (InvalidSignature, ValueError):
+        return False
+    return True

@@ -1,0 +1,245 @@
+"""Signed list releases, logged in a transparency log, and their verification.
+
+A release of list L at version N is a directory::
+
+    manifest.json   {list, owner, category, version, entries, counts per signal and per
+                    source, Merkle root over the entries, the owner's public key, time}
+    manifest.sig    the owner's Ed25519 signature of manifest.json (hex)
+    entries.jsonl   the matchable entries, sorted by signal and value, one JSON array
+                    [signal, value, [labels]] per line: the Merkle tree's leaves, in order
+    log.json        where the release sits in the transparency log: its index, the signed
+                    tree head after it was appended, and the inclusion proof
+
+``verify`` checks the signature (and the key, when pinned or seen in earlier releases of the
+list), that the entries give the manifest's root and counts, that the release is in the log,
+and that the log only grew since (and since a tree head the verifier saw before).
+"""
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hashguard.lists import keys, merkle
+from hashguard.lists.model import Entry, HashList
+from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
+
+FORMAT: Final = "hashguard-release/1"
+
+
+class ReleaseError(ValueError):
+    """A release that does not verify, or cannot be made; the message says what failed."""
+
+
+@dataclass
+class Verified:
+    """What a successful verification established, for the report."""
+
+    list_name: str
+    version: int
+    entries: int
+    owner_key: str
+    log_index: int
+    log_size: int
+    checks: list[str] = field(default_factory=list)
+
+
+def entry_leaf(entry: Entry) -> bytes:
+    return canonical([entry.signal, entry.value, sorted(entry.labels)])
+
+
+def build(
+    hash_list: HashList,
+    entries: Iterable[Entry],
+    owner_key: Ed25519PrivateKey,
+    log: TransparencyLog,
+    out: Path,
+) -> tuple[dict[str, Any], int, TreeHead]:
+    """Write the release of ``entries`` (sorted by signal and value; those not matchable under
+    the list's policy are left out) to ``out``, and append it to ``log``.
+
+    Returns the manifest, its log index and the log's new tree head.
+    """
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    builder = merkle.RootBuilder()
+    by_signal: dict[str, int] = {}
+    by_source: dict[str, int] = {}
+    last: tuple[str, str] | None = None
+    with open(out / "entries.jsonl", "wb") as lines:
+        for entry in entries:
+            if not entry.matchable(hash_list.policy):
+                continue
+            key = (entry.signal, entry.value)
+            if last is not None and key <= last:
+                raise ReleaseError(f"entries out of order at {entry.signal} {entry.value}")
+            last = key
+            leaf = entry_leaf(entry)
+            lines.write(leaf + b"\n")
+            builder.add(merkle.leaf_hash(leaf))
+            by_signal[entry.signal] = by_signal.get(entry.signal, 0) + 1
+            for organisation in {s.organisation for s in entry.provenance.sources} or {""}:
+                name = organisation or "(no source)"
+                by_source[name] = by_source.get(name, 0) + 1
+    manifest = {
+        "format": FORMAT,
+        "list": hash_list.name,
+        "owner": hash_list.owner,
+        "category": hash_list.category.value,
+        "jurisdictions": list(hash_list.jurisdictions),
+        "version": hash_list.version,
+        "entries": builder.size,
+        "counts": {"signal": by_signal, "source": by_source},
+        "root": builder.root().hex(),
+        "owner_key": keys.public_hex(owner_key),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    body = canonical(manifest)
+    signature = keys.sign(owner_key, body)
+    index, head = log.append(_log_record(manifest, signature))
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(signature + "\n")
+    proof = [p.hex() for p in log.inclusion(index, head.size)]
+    located = {"index": index, "head": head.as_json(), "inclusion": proof}
+    (out / "log.json").write_bytes(canonical(located))
+    return manifest, index, head
+
+
+def _log_record(manifest: dict[str, Any], signature: str) -> bytes:
+    return canonical({"manifest": manifest, "signature": signature})
+
+
+def verify(
+    release: Path,
+    log: TransparencyLog,
+    owner_key: str | None = None,
+    log_key: str | None = None,
+    known_head: TreeHead | None = None,
+) -> Verified:
+    """Check the release in directory ``release`` against ``log``. Raises ReleaseError with
+    the first check that fails."""
+    release = Path(release)
+    body = _read(release / "manifest.json")
+    signature = _read(release / "manifest.sig").decode().strip()
+    try:
+        manifest = json.loads(body)
+        if manifest.get("format") != FORMAT:
+            raise ReleaseError(f"{release}: manifest format {manifest.get('format')!r}")
+        signer = str(manifest["owner_key"])
+        name, version = str(manifest["list"]), int(manifest["version"])
+        located = json.loads(_read(release / "log.json"))
+        index = int(located["index"])
+        release_head = TreeHead.from_json(located["head"], f"{release}/log.json")
+        inclusion = [bytes.fromhex(p) for p in located["inclusion"]]
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, ReleaseError | LogError):
+            raise ReleaseError(str(error)) from None
+        raise ReleaseError(f"{release}: malformed release ({error})") from None
+    checks = []
+    if canonical(manifest) != body:
+        raise ReleaseError(f"{release}/manifest.json: not in canonical form (edited?)")
+    if not keys.verify(signer, body, signature):
+        raise ReleaseError(f"{release}: the signature does not match the manifest (tampered)")
+    if owner_key is not None and owner_key != signer:
+        raise ReleaseError(
+            f"{release}: signed by key {signer[:16]}..., not the pinned owner key "
+            f"{owner_key[:16]}..."
+        )
+    checks.append(f"signature: valid, owner key {signer[:16]}...")
+    _check_entries(release, manifest)
+    checks.append(f"entries: {manifest['entries']} entries give the manifest's Merkle root")
+
+    try:
+        log_public = log_key or log.public_key()
+        head = log.head()
+    except (LogError, keys.KeyFileError) as error:
+        raise ReleaseError(str(error)) from None
+    for label, tree_head in (("the release's", release_head), ("the log's newest", head)):
+        if not tree_head.verify(log_public):
+            raise ReleaseError(f"{label} tree head is not signed by the log key (tampered)")
+    leaves = log.leaves()
+    if len(leaves) < head.size or merkle.root(leaves[: head.size]) != head.root:
+        raise ReleaseError("the log's records do not give its signed tree head (rewritten log)")
+    record = _log_record(manifest, signature)
+    if not merkle.verify_inclusion(
+        merkle.leaf_hash(record), index, release_head.size, inclusion, release_head.root
+    ):
+        raise ReleaseError(
+            f"{release}: not in the log at index {index} under its tree head (tampered proof)"
+        )
+    checks.append(f"log: included as record {index} of {release_head.size}")
+    _check_consistent(log, release_head, head, "the release's tree head")
+    if known_head is not None:
+        if not known_head.verify(log_public):
+            raise ReleaseError("the known tree head is not signed by the log key")
+        _check_consistent(log, known_head, head, "the known tree head")
+        checks.append(f"log: consistent with the known tree head of size {known_head.size}")
+    try:
+        current = log.record(index)
+    except LogError as error:
+        raise ReleaseError(str(error)) from None
+    if current != record:
+        raise ReleaseError(f"the log's record {index} is not this release (rewritten log)")
+    checks.append(f"log: grew append-only from {release_head.size} to {head.size} records")
+    _check_key_continuity(log, name, signer, index)
+    return Verified(name, version, int(manifest["entries"]), signer, index, head.size, checks)
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise ReleaseError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
+    builder = merkle.RootBuilder()
+    by_signal: dict[str, int] = {}
+    path = release / "entries.jsonl"
+    try:
+        with open(path, "rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                leaf = line.rstrip(b"\n")
+                try:
+                    signal = json.loads(leaf)[0]
+                except (ValueError, IndexError, KeyError):
+                    raise ReleaseError(f"{path}:{number}: not an entry") from None
+                builder.add(merkle.leaf_hash(leaf))
+                by_signal[signal] = by_signal.get(signal, 0) + 1
+    except OSError as error:
+        raise ReleaseError(f"{path}: cannot read: {error.strerror or error}") from None
+    if builder.size != manifest["entries"]:
+        raise ReleaseError(
+            f"{path}: {builder.size} entries, the manifest says {manifest['entries']} (tampered)"
+        )
+    if builder.root().hex() != manifest["root"] or by_signal != manifest["counts"]["signal"]:
+        raise ReleaseError(f"{path}: the entries do not give the manifest's Merkle root (tampered)")
+
+
+def _check_consistent(log: TransparencyLog, old: TreeHead, new: TreeHead, label: str) -> None:
+    try:
+        proof = log.consistency(old.size, new.size)
+    except (LogError, ValueError) as error:
+        raise ReleaseError(f"{label}: {error}") from None
+    if not merkle.verify_consistency(old.size, new.size, old.root, new.root, proof):
+        raise ReleaseError(
+            f"the log is not an append-only extension of {label} (size {old.size}): "
+            "it was rewritten or forked"
+        )
+
+
+def _check_key_continuity(log: TransparencyLog, name: str, signer: str, index: int) -> None:
+    for earlier in range(index):
+        try:
+            logged = json.loads(log.record(earlier))["manifest"]
+        except (LogError, ValueError, KeyError, TypeError):
+            continue
+        if logged.get("list") == name and logged.get("owner_key") != signer:
+            raise ReleaseError(
+                f"release {index} of {name} is signed by another key than its release "
+                f"{earlier} ({str(logged.get('owner_key'))[:16]}...): the owner key changed"
+            )

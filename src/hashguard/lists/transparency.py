@@ -1,0 +1,151 @@
+"""An append-only transparency log in a directory, RFC 9162 style.
+
+Each record (a signed release manifest) is a leaf of a Merkle tree; after each append the log
+signs a tree head {size, root, timestamp} with its own Ed25519 key. Anyone holding an earlier
+tree head can check that the log only grew since (a consistency proof), and that a record is in
+it (an inclusion proof); a log that rewrote or dropped a record, or shows different histories
+to different readers, fails those checks.
+
+Layout of the directory::
+
+    log.key              the log's private key (PEM; readable by its owner only)
+    log.key.pub          its public key, 64 hex digits
+    records/00000000     record 0, the leaf's data as written
+    heads/00000001.json  the signed tree head after record 0, and so on
+"""
+
+import fcntl
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from hashguard.lists import keys, merkle
+
+
+class LogError(ValueError):
+    """The log cannot be used or does not prove what was asked; the message says why."""
+
+
+@dataclass(frozen=True)
+class TreeHead:
+    size: int
+    root: bytes
+    timestamp: str
+    signature: str  # hex, by the log's key over ``signed_bytes``
+
+    def signed_bytes(self) -> bytes:
+        return canonical({"size": self.size, "root": self.root.hex(), "timestamp": self.timestamp})
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "root": self.root.hex(),
+            "timestamp": self.timestamp,
+            "signature": self.signature,
+        }
+
+    @staticmethod
+    def from_json(data: Any, where: str) -> "TreeHead":
+        try:
+            return TreeHead(
+                int(data["size"]), bytes.fromhex(data["root"]), str(data["timestamp"]),
+                str(data["signature"]),
+            )  # fmt: skip
+        except (KeyError, TypeError, ValueError):
+            raise LogError(f"{where}: not a signed tree head") from None
+
+    def verify(self, public: str) -> bool:
+        return keys.verify(public, self.signed_bytes(), self.signature)
+
+
+def canonical(value: Any) -> bytes:
+    """The one byte form of a JSON value that is signed and hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class TransparencyLog:
+    def __init__(self, directory: Path) -> None:
+        self.directory = Path(directory)
+
+    @classmethod
+    def create_or_open(cls, directory: Path) -> "TransparencyLog":
+        """The log in ``directory``, created (with a new key) when there is none."""
+        directory = Path(directory)
+        (directory / "records").mkdir(parents=True, exist_ok=True)
+        (directory / "heads").mkdir(exist_ok=True)
+        log = cls(directory)
+        if not log.key_path.exists():
+            keys.generate(log.key_path)
+        return log
+
+    @property
+    def key_path(self) -> Path:
+        return self.directory / "log.key"
+
+    def public_key(self) -> str:
+        return keys.read_public(self.key_path.with_name("log.key.pub"))
+
+    def append(self, record: bytes) -> tuple[int, TreeHead]:
+        """Append ``record``; its index and the new signed tree head."""
+        with self._locked():
+            index = self.size()
+            (self.directory / "records" / f"{index:08d}").write_bytes(record)
+            leaves = self.leaves()
+            head = TreeHead(len(leaves), merkle.root(leaves), _now(), "")
+            key = keys.load(self.key_path)
+            head = TreeHead(
+                head.size, head.root, head.timestamp, keys.sign(key, head.signed_bytes())
+            )
+            path = self.directory / "heads" / f"{head.size:08d}.json"
+            path.write_bytes(canonical(head.as_json()))
+        return index, head
+
+    def size(self) -> int:
+        return len(list((self.directory / "records").glob("[0-9]" * 8)))
+
+    def record(self, index: int) -> bytes:
+        path = self.directory / "records" / f"{index:08d}"
+        try:
+            return path.read_bytes()
+        except OSError:
+            raise LogError(f"{self.directory}: the log has no record {index}") from None
+
+    def leaves(self) -> list[bytes]:
+        return [merkle.leaf_hash(self.record(i)) for i in range(self.size())]
+
+    def head(self) -> TreeHead:
+        """The newest signed tree head. Raises LogError when the log is empty or unreadable."""
+        heads = sorted((self.directory / "heads").glob("*.json"))
+        if not heads:
+            raise LogError(f"{self.directory}: not a hashguard log (no signed tree head)")
+        try:
+            data = json.loads(heads[-1].read_bytes())
+        except (OSError, ValueError):
+            raise LogError(f"{heads[-1]}: unreadable tree head") from None
+        return TreeHead.from_json(data, str(heads[-1]))
+
+    def inclusion(self, index: int, size: int) -> list[bytes]:
+        return merkle.inclusion_proof(self.leaves()[:size], index)
+
+    def consistency(self, old_size: int, new_size: int) -> list[bytes]:
+        leaves = self.leaves()
+        if new_size > len(leaves):
+            raise LogError(f"{self.directory}: the log has {len(leaves)} records, not {new_size}")
+        return merkle.consistency_proof(leaves[:new_size], old_size)
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        with open(self.directory / ".lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
