@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists clean
 
 install: $(STAMP)
 
@@ -31,13 +31,16 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching
+bench: bench-hashing bench-matching bench-lists
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
 
 bench-matching: $(BENCH_STAMP)
 	@$(BIN)/python bench/matching.py
+
+bench-lists: $(BENCH_STAMP)
+	@$(BIN)/python bench/lists.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -39,6 +39,10 @@ def open_engine(url: str | None = None, migrate: bool = True) -> Engine:
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
         options["connect_args"] = {"timeout": 30}
+    elif parsed.get_backend_name() == "postgresql":
+        # psycopg prepares statements run 5 times; the generic plan of a lookup with thousands
+        # of IN parameters is far slower than planning each one with its values.
+        options["connect_args"] = {"prepare_threshold": None}
     try:
         engine = create_engine(parsed, **options)
     except (ArgumentError, ImportError) as error:
