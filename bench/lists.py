@@ -21,13 +21,9 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from hashguard.lists import keys
 from hashguard.lists.formats import labelled_csv, plain
@@ -36,7 +32,7 @@ from hashguard.lists.release import build, verify
 from hashguard.lists.transparency import TransparencyLog
 from hashguard.matching import Matcher
 from hashguard.signals.pdq import PdqHash
-from hashguard.store.database import open_engine
+from hashguard.store.database import open_engine, temporary_database
 from hashguard.store.lists import ListStore
 
 
@@ -143,22 +139,6 @@ def bench_release(size: int, scratch: Path) -> list[list[str]]:
     ]
 
 
-@contextmanager
-def fresh_postgres_database(server: str) -> Iterator[str]:
-    """A new, empty database on ``server``, dropped afterwards."""
-    base = make_url(server).set(drivername="postgresql+psycopg")
-    name = f"hashguard_bench_{os.getpid()}"
-    admin = create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield base.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--import-size", type=int, default=1_000_000)
@@ -172,7 +152,7 @@ def main() -> None:
         )
         server = os.environ.get("HASHGUARD_BENCH_POSTGRES_URL")
         if server:
-            with fresh_postgres_database(server) as url:
+            with temporary_database(server) as url:
                 rows += bench_database(url, "PostgreSQL", options.import_size, scratch)
         rows += bench_release(options.release_size, scratch)
     print("| database | step | measured | target |")

@@ -4,7 +4,6 @@ optional and only read by tests marked ``shared``."""
 import io
 import os
 import struct
-import uuid
 import zlib
 from collections.abc import Iterator
 from fractions import Fraction
@@ -15,11 +14,10 @@ import numpy as np
 import pdqhash
 import pytest
 from PIL import Image, ImageOps
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
 
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash
+from hashguard.store.database import temporary_database
 
 # ../shared/data beside the repository, or wherever HASHGUARD_SHARED_DATA points.
 SHARED_DATA = Path(
@@ -51,17 +49,8 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             "PostgreSQL absent: set HASHGUARD_TEST_POSTGRES_URL (.ci/run starts a server with "
             "scripts/start-postgresql)"
         )
-    server = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg")
-    name = f"hashguard_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(server, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield server.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with temporary_database(POSTGRES_URL) as url:
+        yield url
 
 
 def reference_pdq(data: bytes) -> PdqHash:

@@ -164,39 +164,49 @@ class Change:
 
 def apply(entry: Entry | None, change: Change) -> Entry:
     """The entry after ``change`` (``entry`` is None before its first add)."""
+    # Entries are built directly, not through dataclasses.replace: imports apply millions.
+    version = change.version
     if change.kind is ChangeKind.ADD:
+        labels = change.labels or frozenset()
         provenance = change.provenance or Provenance()
         if entry is None:
             return Entry(
-                change.entry_id,
-                change.list_id,
-                change.signal,
-                change.value,
-                change.labels or frozenset(),
-                provenance,
-                EntryStatus.ACTIVE,
-                change.version,
+                change.entry_id, change.list_id, change.signal, change.value, labels,
+                provenance, EntryStatus.ACTIVE, version,
+            )  # fmt: skip
+        held = entry.provenance
+        new_sources = [s for s in provenance.sources if s not in held.sources]
+        if new_sources or (provenance.assessed_by and provenance.assessed_by != held.assessed_by):
+            held = Provenance(
+                held.submitted_by,
+                provenance.assessed_by or held.assessed_by,
+                held.sources + tuple(dict.fromkeys(new_sources)),
             )
-        merged = entry.provenance.with_sources(provenance.sources)
-        if provenance.assessed_by:
-            merged = replace(merged, assessed_by=provenance.assessed_by)
-        labels = entry.labels | (change.labels or frozenset())
         # A new submission revives a deleted (withdrawn) entry; contesting and delisting are the
         # owner's decisions, which a re-import must not undo.
         revived = EntryStatus.ACTIVE if entry.status is EntryStatus.DELETED else entry.status
-        return replace(
-            entry, labels=labels, provenance=merged, status=revived, version=change.version
-        )
+        return Entry(
+            entry.id, entry.list_id, entry.signal, entry.value, entry.labels | labels, held,
+            revived, version,
+        )  # fmt: skip
     if entry is None:
         raise ValueError(f"change {change.version}: {change.kind} of an entry never added")
+    labels, status = entry.labels, entry.status
     if change.kind is ChangeKind.RELABEL:
-        return replace(entry, labels=change.labels or frozenset(), version=change.version)
-    status = {
-        ChangeKind.CONTEST: EntryStatus.CONTESTED,
-        ChangeKind.DELIST: EntryStatus.DELISTED,
-        ChangeKind.DELETE: EntryStatus.DELETED,
-    }[change.kind]
-    return replace(entry, status=status, version=change.version)
+        labels = change.labels or frozenset()
+    else:
+        status = _STATUS_AFTER[change.kind]
+    return Entry(
+        entry.id, entry.list_id, entry.signal, entry.value, labels, entry.provenance, status,
+        version,
+    )  # fmt: skip
+
+
+_STATUS_AFTER: Final = {
+    ChangeKind.CONTEST: EntryStatus.CONTESTED,
+    ChangeKind.DELIST: EntryStatus.DELISTED,
+    ChangeKind.DELETE: EntryStatus.DELETED,
+}
 
 
 def fold(changes: Iterable[Change], upto: int | None = None) -> dict[int, Entry]:
