@@ -115,3 +115,86 @@ def test_malformed_csv_is_named_and_imports_nothing(tmp_path, store, content, me
     with pytest.raises(ListFormatError, match=message):
         store.apply("target", labelled_csv.read(path))
     assert store.get("target").version == 0
+
+
+# --- pytx signal files --------------------------------------------------------------------------
+
+
+def test_pytx_signal_csv_imports_positives_and_counts_what_it_leaves_out(tmp_path, store) -> None:
+    from collections import Counter
+
+    from hashguard.lists.formats import pytx
+
+    path = tmp_path / "signals.csv"
+    path.write_text(
+        "signal_type,signal_str,collab,category,tags\n"
+        f"pdq,{'AB' * 32},Sample Signals,POSITIVE_CLASS,tag_a tag_b\n"
+        f'video_md5,{"cd" * 16},"NCMEC, industry",INVESTIGATION_SEED,A1\n'
+        f"pdq,{'ef' * 32},Sample Signals,NEGATIVE_CLASS,\n"
+        "raw_text,hello world,Sample Signals,POSITIVE_CLASS,\n"
+        f"pdq,{'01' * 32},Sample Signals,DISPUTED,x\n"
+    )
+    skipped: Counter[str] = Counter()
+    records = list(pytx.read(path, skipped))
+    assert [(r.signal, r.value, r.labels) for r in records] == [
+        ("pdq", "ab" * 32, {"tag_a", "tag_b"}),
+        ("md5", "cd" * 16, {"A1"}),
+    ]
+    assert records[1].provenance.sources[0].organisation == "NCMEC, industry"
+    assert skipped == {
+        "NEGATIVE_CLASS rows": 1,
+        "DISPUTED rows": 1,
+        "raw_text signals (not supported)": 1,
+    }
+    store.create("pytx", "Org", Category.TEST)
+    store.apply("pytx", pytx.read(path))
+    out = tmp_path / "export.csv"
+    with open(out, "w", newline="") as file:
+        assert pytx.write(store.entries("pytx")[1], file, "My List") == (1, 1)
+    assert list(pytx.read(out)) == [
+        Submission(
+            "pdq",
+            "ab" * 32,
+            frozenset({"tag_a", "tag_b"}),
+            Provenance("My List", "", (Source("My List"),)),
+        )
+    ]
+
+
+def test_pytx_local_file_lines_import(tmp_path) -> None:
+    from collections import Counter
+
+    from hashguard.lists.formats import pytx
+
+    path = tmp_path / "local.txt"
+    path.write_text(f"pdq {'0f' * 32}\nvideo_md5 {'1e' * 16}\nurl https://example.org/x\n")
+    skipped: Counter[str] = Counter()
+    assert [(r.signal, r.value) for r in pytx.read(path, skipped)] == [
+        ("pdq", "0f" * 32),
+        ("md5", "1e" * 16),
+    ]
+    assert skipped == {"url signals (not supported)": 1}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "signal_type,signal_str,collab,category,tags\npdq,xyz,c,POSITIVE_CLASS,\n",
+            r"x\.csv:2: pdq: .*expected a PDQ",
+        ),
+        (
+            "signal_type,signal_str,collab,category,tags\npdq," + "0" * 64 + ",c,MAYBE,\n",
+            r"x\.csv:2: category 'MAYBE'",
+        ),
+        ("signal_type,signal_str,collab,category,tags\npdq\n", r"x\.csv:2: 1 fields"),
+        ("pdq " + "0" * 64 + "\nlonely\n", r"x\.csv:2: expected '<signal type> <signal>'"),
+    ],
+)
+def test_malformed_pytx_files_are_named(tmp_path, content, message) -> None:
+    from hashguard.lists.formats import pytx
+
+    path = tmp_path / "x.csv"
+    path.write_text(content)
+    with pytest.raises(ListFormatError, match=message):
+        list(pytx.read(path))

@@ -6,6 +6,7 @@ The database is ``--database-url``, else HASHGUARD_DATABASE_URL, else the SQLite
 
 import json
 import sys
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import replace
@@ -17,7 +18,7 @@ import typer
 
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
-from hashguard.lists.formats import labelled_csv, plain
+from hashguard.lists.formats import labelled_csv, plain, pytx
 from hashguard.lists.model import Category, ChangeKind, EntryStatus, ListPolicy, Source
 from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
@@ -32,6 +33,7 @@ lists_app = typer.Typer(
 class ImportFormat(StrEnum):
     text = "text"
     csv = "csv"
+    pytx = "pytx"
 
 
 class ChangeFormat(StrEnum):
@@ -133,10 +135,13 @@ def import_(
 ) -> None:
     """Import a file in one transaction: any malformed record means nothing is applied."""
     records: Iterator[Record]
+    skipped: Counter[str] = Counter()
     if format is ImportFormat.text:
         if signal is None or signal.lower() not in LIST_SIGNALS:
             raise typer.BadParameter(f"text lists need --signal, one of {', '.join(LIST_SIGNALS)}")
         records = _with_source(plain.read(file, signal.lower()), source, jurisdiction)
+    elif format is ImportFormat.pytx:
+        records = pytx.read(file, skipped)
     else:
         records = labelled_csv.read(file)
     with _store(database_url) as store:
@@ -147,6 +152,8 @@ def import_(
     )
     if summary.unknown_tombstones:
         typer.echo(f"{summary.unknown_tombstones} removal(s) of values {name} never held: ignored")
+    for reason, count in sorted(skipped.items()):
+        typer.echo(f"not imported: {count} {reason}")
 
 
 def _with_source(
@@ -177,6 +184,9 @@ def export(
         typer.Option("--all", help="Also contested, delisted and deleted entries (csv only)."),
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default stdout).")] = None,
+    collab: Annotated[
+        str | None, typer.Option("--collab", help="pytx: the collaboration name (the list's).")
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Export a list's entries (active ones unless --all), ordered by signal and value."""
@@ -187,14 +197,23 @@ def export(
         _, entries = store.entries(name, statuses)
         wanted = (e for e in entries if signal is None or e.signal == signal.lower())
         stream = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout  # noqa: SIM115
+        left_out = 0
         try:
-            writer = plain.write if format is ImportFormat.text else labelled_csv.write
-            count = writer(wanted, stream)
+            if format is ImportFormat.text:
+                count = plain.write(wanted, stream)
+            elif format is ImportFormat.pytx:
+                count, left_out = pytx.write(wanted, stream, collab or name)
+            else:
+                count = labelled_csv.write(wanted, stream)
         finally:
             if out:
                 stream.close()
     if out:
         typer.echo(f"wrote {count} entries to {out}")
+    if left_out:
+        sys.stderr.write(
+            f"hashguard: note: {left_out} non-PDQ entries left out (pytx has no type)\n"
+        )
 
 
 @lists_app.command()
