@@ -91,7 +91,7 @@ def test_import_adds_merges_and_reimport_appends_nothing(store: ListStore) -> No
     merged = by_value[pdq(1)]
     assert merged.labels == {"A1", "baseline"}
     assert [s.organisation for s in merged.provenance.sources] == ["Offlimits", "NCMEC"]
-    assert merged.provenance.independent_jurisdictions() == 2
+    assert merged.provenance.independently_sourced()
     assert hash_list.version == 3
 
 
@@ -222,3 +222,20 @@ def test_concurrent_imports_into_two_lists_keep_ids_apart(store: ListStore) -> N
     ids = [e.id for name in ("a", "b") for e in store.entries(name)[1]]
     assert len(ids) == len(set(ids)) == 6000
     assert store.get("a").version == store.get("b").version == 3000
+
+
+def test_entries_are_one_snapshot_of_the_version_returned(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(1))])
+    hash_list, entries = store.entries("known")
+    store.apply("known", [Submission("pdq", pdq(2))])  # committed while the read is open
+    assert hash_list.version == 1
+    assert [e.value for e in entries] == [pdq(1)]
+
+
+def test_one_organisation_in_two_jurisdictions_is_not_two_sources(store: ListStore) -> None:
+    policy = ListPolicy(two_sources=True)
+    store.create("strict", "INHOPE", Category.KNOWN_CSAM, policy=policy)
+    twice = Provenance("NCMEC", "", (Source("NCMEC", "US"), Source("ncmec ", "INT")))
+    store.apply("strict", [Submission("pdq", pdq(1), provenance=twice)])
+    assert not next(iter(store.entries("strict")[1])).matchable(policy)

@@ -145,3 +145,34 @@ def test_a_following_matcher_sees_a_delisting_without_refresh_calls(store: ListS
         assert matcher.match(query) == []
     finally:
         matcher.close()
+
+
+def test_the_follower_survives_a_failing_refresh(store: ListStore) -> None:
+    class Flaky:
+        """The store, whose change feed fails once (a locked or lost database)."""
+
+        def __init__(self) -> None:
+            self.failures = 1
+
+        def entries(self, *args, **kwargs):
+            return store.entries(*args, **kwargs)
+
+        def changes_since(self, *args, **kwargs):
+            if self.failures:
+                self.failures -= 1
+                raise RuntimeError("database is locked")
+            return store.changes_since(*args, **kwargs)
+
+    source = Flaky()
+    matcher = Matcher(source, ["known"])
+    matcher.follow(interval=0.01)
+    try:
+        store.change("known", ChangeKind.DELIST, "pdq", BASE, "appeal upheld")
+        version = store.get("known").version
+        deadline = time.monotonic() + 10
+        while matcher.versions()["known"] < version and time.monotonic() < deadline:
+            time.sleep(0.01)  # waiting for the follower thread, not timing it
+        assert source.failures == 0 and matcher.last_error is None
+        assert matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), 100)}) == []
+    finally:
+        matcher.close()

@@ -118,8 +118,14 @@ class Provenance:
                 merged.append(source)
         return replace(self, sources=tuple(merged))
 
-    def independent_jurisdictions(self) -> int:
-        return len({s.jurisdiction for s in self.sources if s.jurisdiction})
+    def independently_sourced(self) -> bool:
+        """Whether two different organisations in two different jurisdictions submitted it."""
+        sources = {
+            (s.organisation.strip().casefold(), s.jurisdiction.strip().upper())
+            for s in self.sources
+            if s.organisation.strip() and s.jurisdiction.strip()
+        }
+        return any(a[0] != b[0] and a[1] != b[1] for a in sources for b in sources)
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,7 +143,7 @@ class Entry:
         """Whether the entry matches under ``policy``: active, and sourced as required."""
         if self.status is not EntryStatus.ACTIVE:
             return False
-        return not policy.two_sources or self.provenance.independent_jurisdictions() >= 2
+        return not policy.two_sources or self.provenance.independently_sourced()
 
 
 @dataclass(frozen=True, slots=True)

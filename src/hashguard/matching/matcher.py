@@ -70,6 +70,7 @@ class Matcher:
         self._lists: dict[int, _Followed] = {}
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
+        self.last_error: Exception | None = None  # the follower's last failed refresh, if any
         for name in dict.fromkeys(names):
             self._load(name)
 
@@ -98,10 +99,15 @@ class Matcher:
         """Refresh every ``interval`` seconds in a background thread until ``close``."""
         if self._follower is not None:
             return
+        self._stop.clear()
 
         def loop() -> None:
             while not self._stop.wait(interval):
-                self.refresh()
+                try:
+                    self.refresh()
+                    self.last_error = None
+                except Exception as error:  # a locked or lost database: keep trying
+                    self.last_error = error
 
         self._follower = threading.Thread(target=loop, name="hashguard-matcher", daemon=True)
         self._follower.start()
@@ -180,8 +186,10 @@ class Matcher:
             entry = self._entries.get(entry_id)
             followed = self._lists.get(entry.list_id) if entry is not None else None
             if entry is None or followed is None:
-                continue  # removed while this query ran
+                continue
             hash_list = followed.hash_list
+            if not entry.matchable(hash_list.policy):
+                continue  # delisted, deleted or contested while this query ran
             if distance > self._threshold(hash_list, signal):
                 continue
             if hash_list.policy.negative:

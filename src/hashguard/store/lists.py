@@ -205,6 +205,7 @@ class ListStore:
         """
         session = self._session()
         try:
+            _read_snapshot(session)
             row = self._row(session, name)
             hash_list = _hash_list(row)
         except Exception:
@@ -434,6 +435,16 @@ def _stored_time(connection: Connection, at: str) -> object:
 
 # Enum members by their stored text, looked up per row instead of through Enum.value.
 _TEXT: Final[dict[object, str]] = {member: member.value for member in (*ChangeKind, *EntryStatus)}
+
+
+def _read_snapshot(session: Session) -> None:
+    """Make the session's reads one snapshot: each statement would otherwise see the database
+    as it is when that statement starts (PostgreSQL's READ COMMITTED; SQLite outside BEGIN)."""
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+    elif connection.dialect.name == "sqlite":
+        connection.exec_driver_sql("BEGIN")
 
 
 def _same(a: Entry, b: Entry) -> bool:
