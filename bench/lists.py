@@ -119,11 +119,13 @@ def bench_release(size: int, scratch: Path) -> list[list[str]]:
     timed(f"import {size:,} for the release", lambda: store.apply("big", plain.read(path, "pdq")))
     keys.generate(scratch / "owner.key")
     owner = keys.load(scratch / "owner.key")
-    log = TransparencyLog.create_or_open(scratch / "log")
+    keys.generate(scratch / "log.key")
+    log_key = keys.load(scratch / "log.key")
+    log = TransparencyLog.create_or_open(scratch / "log", log_key)
 
     def release() -> object:
         hash_list, entries = store.entries("big", [EntryStatus.ACTIVE])
-        return build(hash_list, entries, owner, log, scratch / "release")
+        return build(hash_list, entries, owner, log, log_key, scratch / "release")
 
     seconds, _ = timed(f"release of {size:,}", release)
     checked, _ = timed("verify", lambda: verify(scratch / "release", log))

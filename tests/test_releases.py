@@ -33,13 +33,15 @@ def released(tmp_path: Path, database_url: str):
     store.apply("known", [Submission("md5", f"{n:032x}") for n in range(5)])
     key_path = tmp_path / "owner.key"
     keys.generate(key_path)
-    log = TransparencyLog.create_or_open(tmp_path / "log")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
     owner = keys.load(key_path)
     hash_list, entries = store.entries("known")
-    build(hash_list, entries, owner, log, tmp_path / "r1")
+    build(hash_list, entries, owner, log, log_key, tmp_path / "r1")
     store.change("known", ChangeKind.DELIST, "pdq", pdq(3), "appeal upheld")
     hash_list, entries = store.entries("known")
-    build(hash_list, entries, owner, log, tmp_path / "r2")
+    build(hash_list, entries, owner, log, log_key, tmp_path / "r2")
     yield store, key_path, log, tmp_path / "r1", tmp_path / "r2"
     store.engine.dispose()
 
@@ -140,7 +142,7 @@ def test_rewritten_or_forked_logs_are_caught(released, tmp_path) -> None:
     (forked.directory / "records/00000000").write_bytes(canonical(record))
     with pytest.raises(ReleaseError, match="records do not give its signed tree head"):
         verify(second, forked)
-    log_key = keys.load(forked.key_path)
+    log_key = keys.load(tmp_path / "log.key")
     for head_file in sorted((forked.directory / "heads").glob("*.json")):
         size = int(head_file.stem)
         head = TreeHead(size, merkle.root(forked.leaves()[:size]), "2026-01-01T00:00:00+00:00", "")
@@ -150,7 +152,7 @@ def test_rewritten_or_forked_logs_are_caught(released, tmp_path) -> None:
         verify(second, forked)  # its tree head, signed before the rewrite, no longer fits
     # A release made on the forked log looks fine to a reader who only sees that log...
     hash_list, entries = store.entries("known")
-    build(hash_list, entries, keys.load(key_path), forked, tmp_path / "r3")
+    build(hash_list, entries, keys.load(key_path), forked, log_key, tmp_path / "r3")
     assert verify(tmp_path / "r3", forked).log_size == 3
     # ...but not to one who saw the genuine log's tree head before.
     with pytest.raises(ReleaseError, match=r"not an append-only extension of the known tree head"):
@@ -182,9 +184,27 @@ def test_cli_verify_exit_status_and_reason(released, tmp_path) -> None:
         [*command, "--owner-key", f"{key_path}.pub"], capture_output=True, text=True, timeout=120
     )
     assert ok.returncode == 0, ok.stderr
+    assert "--log-key not given" in ok.stderr and "--owner-key not given" not in ok.stderr
     assert ok.stdout.startswith(f"{first}: valid release of known version 55")
     edit_line(first / "entries.jsonl", 0, None)
     bad = subprocess.run(command, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith(f"hashguard: {first}: NOT VALID: ")
     assert "54 entries, the manifest says 55 (tampered)" in bad.stderr
+
+
+def test_malformed_release_files_fail_with_a_message(released) -> None:
+    *_, log, _, second = released
+    edit_line(second / "entries.jsonl", 0, b"5\n")
+    with pytest.raises(ReleaseError, match=r"entries\.jsonl:1: not an entry"):
+        verify(second, log)
+    (second / "manifest.json").write_bytes(b"[]")
+    with pytest.raises(ReleaseError, match="malformed release"):
+        verify(second, log)
+
+
+def test_the_published_log_holds_no_private_key(released) -> None:
+    *_, log, _, _ = released
+    published = [p.read_bytes() for p in log.directory.rglob("*") if p.is_file()]
+    assert published and not any(b"PRIVATE KEY" in data for data in published)
+    assert (log.directory / "log.pub").read_text().strip() == log.public_key()

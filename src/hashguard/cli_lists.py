@@ -313,19 +313,31 @@ def release(
     key: Annotated[Path, typer.Option("--key", help="The owner's private key (keys generate).")],
     log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
     out: Annotated[Path, typer.Option("--out", help="The release directory to write.")],
+    log_key: Annotated[
+        Path | None,
+        typer.Option(
+            "--log-key",
+            help="The log's private key; default LOG.key beside the log (made on first use), "
+            "never inside the published log directory.",
+        ),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Sign the list's matchable entries as a release and append it to the transparency log."""
+    log_key_path = log_key or log.with_name(log.name + ".key")
     try:
         owner_key = lists_keys.load(key)
-        transparency = TransparencyLog.create_or_open(log)
-    except (lists_keys.KeyFileError, OSError) as error:
+        if log_key is None and not log_key_path.exists():
+            lists_keys.generate(log_key_path)
+        signing_key = lists_keys.load(log_key_path)
+        transparency = TransparencyLog.create_or_open(log, signing_key)
+    except (lists_keys.KeyFileError, LogError, OSError) as error:
         _fail(str(error))
     with _store(database_url) as store:
         hash_list, entries = store.entries(name, [EntryStatus.ACTIVE])
         try:
             manifest, index, head = release_lists.build(
-                hash_list, entries, owner_key, transparency, out
+                hash_list, entries, owner_key, transparency, signing_key, out
             )
         except release_lists.ReleaseError as error:
             _fail(str(error))
@@ -368,3 +380,9 @@ def verify(
     typer.echo(f"{release_dir}: valid release of {verified.list_name} version {verified.version}")
     for check in verified.checks:
         typer.echo(f"  {check}")
+    for pin, given in (("--owner-key", owner_key), ("--log-key", log_key)):
+        if given is None:
+            sys.stderr.write(
+                f"hashguard: warning: {pin} not given: the key came with the material checked, "
+                "so this proves consistency, not origin\n"
+            )

@@ -57,12 +57,13 @@ def build(
     entries: Iterable[Entry],
     owner_key: Ed25519PrivateKey,
     log: TransparencyLog,
+    log_key: Ed25519PrivateKey,
     out: Path,
 ) -> tuple[dict[str, Any], int, TreeHead]:
     """Write the release of ``entries`` (sorted by signal and value; those not matchable under
     the list's policy are left out) to ``out``, and append it to ``log``.
 
-    Returns the manifest, its log index and the log's new tree head.
+    Returns the manifest, its log index and the log's new tree head (signed with ``log_key``).
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -100,7 +101,10 @@ def build(
     }
     body = canonical(manifest)
     signature = keys.sign(owner_key, body)
-    index, head = log.append(_log_record(manifest, signature))
+    try:
+        index, head = log.append(_log_record(manifest, signature), log_key)
+    except LogError as error:
+        raise ReleaseError(str(error)) from None
     (out / "manifest.json").write_bytes(body)
     (out / "manifest.sig").write_text(signature + "\n")
     proof = [p.hex() for p in log.inclusion(index, head.size)]
@@ -130,15 +134,36 @@ def verify(
         if manifest.get("format") != FORMAT:
             raise ReleaseError(f"{release}: manifest format {manifest.get('format')!r}")
         signer = str(manifest["owner_key"])
-        name, version = str(manifest["list"]), int(manifest["version"])
         located = json.loads(_read(release / "log.json"))
         index = int(located["index"])
         release_head = TreeHead.from_json(located["head"], f"{release}/log.json")
         inclusion = [bytes.fromhex(p) for p in located["inclusion"]]
-    except (KeyError, TypeError, ValueError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
         if isinstance(error, ReleaseError | LogError):
             raise ReleaseError(str(error)) from None
-        raise ReleaseError(f"{release}: malformed release ({error})") from None
+        raise ReleaseError(f"{release}: malformed release ({error!r})") from None
+    try:
+        return _verify(release, log, manifest, body, signature, signer, index,
+                       release_head, inclusion, owner_key, log_key, known_head)  # fmt: skip
+    except (KeyError, TypeError, AttributeError) as error:
+        raise ReleaseError(f"{release}: malformed release ({error!r})") from None
+
+
+def _verify(
+    release: Path,
+    log: TransparencyLog,
+    manifest: dict[str, Any],
+    body: bytes,
+    signature: str,
+    signer: str,
+    index: int,
+    release_head: TreeHead,
+    inclusion: list[bytes],
+    owner_key: str | None,
+    log_key: str | None,
+    known_head: TreeHead | None,
+) -> Verified:
+    name, version = str(manifest["list"]), int(manifest["version"])
     checks = []
     if canonical(manifest) != body:
         raise ReleaseError(f"{release}/manifest.json: not in canonical form (edited?)")
@@ -156,7 +181,7 @@ def verify(
     try:
         log_public = log_key or log.public_key()
         head = log.head()
-    except (LogError, keys.KeyFileError) as error:
+    except LogError as error:
         raise ReleaseError(str(error)) from None
     for label, tree_head in (("the release's", release_head), ("the log's newest", head)):
         if not tree_head.verify(log_public):
@@ -205,9 +230,11 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
             for number, line in enumerate(lines, start=1):
                 leaf = line.rstrip(b"\n")
                 try:
-                    signal = json.loads(leaf)[0]
-                except (ValueError, IndexError, KeyError):
-                    raise ReleaseError(f"{path}:{number}: not an entry") from None
+                    signal, _, labels = json.loads(leaf)
+                    if not isinstance(signal, str) or not isinstance(labels, list):
+                        raise ValueError(signal)
+                except (ValueError, TypeError):
+                    raise ReleaseError(f"{path}:{number}: not an entry (tampered)") from None
                 builder.add(merkle.leaf_hash(leaf))
                 by_signal[signal] = by_signal.get(signal, 0) + 1
     except OSError as error:

@@ -6,22 +6,24 @@ tree head can check that the log only grew since (a consistency proof), and that
 it (an inclusion proof); a log that rewrote or dropped a record, or shows different histories
 to different readers, fails those checks.
 
-Layout of the directory::
+Layout of the directory (all of it public; the log's private key is kept elsewhere)::
 
-    log.key              the log's private key (PEM; readable by its owner only)
-    log.key.pub          its public key, 64 hex digits
+    log.pub              the log's public key, 64 hex digits
     records/00000000     record 0, the leaf's data as written
     heads/00000001.json  the signed tree head after record 0, and so on
 """
 
 import fcntl
 import json
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.lists import keys, merkle
 
@@ -72,36 +74,40 @@ class TransparencyLog:
         self.directory = Path(directory)
 
     @classmethod
-    def create_or_open(cls, directory: Path) -> "TransparencyLog":
-        """The log in ``directory``, created (with a new key) when there is none."""
+    def create_or_open(cls, directory: Path, key: Ed25519PrivateKey) -> "TransparencyLog":
+        """The log in ``directory`` signed with ``key``, created when there is none. Raises
+        LogError when the directory's log belongs to another key."""
         directory = Path(directory)
         (directory / "records").mkdir(parents=True, exist_ok=True)
         (directory / "heads").mkdir(exist_ok=True)
         log = cls(directory)
-        if not log.key_path.exists():
-            keys.generate(log.key_path)
+        public = keys.public_hex(key)
+        if not (directory / "log.pub").exists():
+            _write_atomically(directory / "log.pub", (public + "\n").encode())
+        elif log.public_key() != public:
+            raise LogError(f"{directory}: this log is signed with another key")
         return log
 
-    @property
-    def key_path(self) -> Path:
-        return self.directory / "log.key"
-
     def public_key(self) -> str:
-        return keys.read_public(self.key_path.with_name("log.key.pub"))
+        try:
+            return keys.read_public(self.directory / "log.pub")
+        except keys.KeyFileError as error:
+            raise LogError(str(error)) from None
 
-    def append(self, record: bytes) -> tuple[int, TreeHead]:
-        """Append ``record``; its index and the new signed tree head."""
+    def append(self, record: bytes, key: Ed25519PrivateKey) -> tuple[int, TreeHead]:
+        """Append ``record``; its index and the new tree head, signed with ``key``."""
+        if keys.public_hex(key) != self.public_key():
+            raise LogError(f"{self.directory}: this log is signed with another key")
         with self._locked():
             index = self.size()
-            (self.directory / "records" / f"{index:08d}").write_bytes(record)
+            _write_atomically(self.directory / "records" / f"{index:08d}", record)
             leaves = self.leaves()
             head = TreeHead(len(leaves), merkle.root(leaves), _now(), "")
-            key = keys.load(self.key_path)
             head = TreeHead(
                 head.size, head.root, head.timestamp, keys.sign(key, head.signed_bytes())
             )
             path = self.directory / "heads" / f"{head.size:08d}.json"
-            path.write_bytes(canonical(head.as_json()))
+            _write_atomically(path, canonical(head.as_json()))
         return index, head
 
     def size(self) -> int:
@@ -145,6 +151,15 @@ class TransparencyLog:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    temporary = path.with_name(f".{path.name}.tmp")
+    with open(temporary, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temporary, path)
 
 
 def _now() -> str:
