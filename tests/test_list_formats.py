@@ -101,6 +101,7 @@ def test_labelled_csv_round_trips_labels_sources_and_tombstones(tmp_path, store)
         ("", r"bad\.csv:1: empty file"),
         ("signal,hash\n", r"bad\.csv:1: unknown column 'hash'"),
         ("signal,labels\n", r"bad\.csv:1: the header lacks the 'value' column"),
+        ("signal,value,labels,labels\n", r"bad\.csv:1: the column 'labels' appears twice"),
         ("signal,value\npdq," + "0" * 64 + "\npdq,xyz\n", r"bad\.csv:3: pdq: expected a PDQ"),
         ("signal,value\npdna,00\n", r"bad\.csv:2: signal 'pdna' cannot be listed"),
         ("signal,value,status\nmd5," + "a" * 32 + ",gone\n", r"bad\.csv:2: status 'gone'"),

@@ -71,6 +71,9 @@ def test_lists_have_unique_well_formed_names_and_an_owner(store: ListStore) -> N
         store.create("bad name", "IWF", Category.KNOWN_CSAM)
     with pytest.raises(ListError, match="owner"):
         store.create("no-owner", " ", Category.TEST)
+    for thresholds in ({"pdq": -1.0}, {"pdq": float("nan")}, {"md5": 3.0}, {"pdna": 1.0}):
+        with pytest.raises(ListError, match="threshold"):
+            store.create("bad-policy", "IWF", Category.TEST, policy=ListPolicy(thresholds))
     with pytest.raises(ListError, match="no list named 'missing'"):
         store.get("missing")
 

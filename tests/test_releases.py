@@ -208,3 +208,11 @@ def test_the_published_log_holds_no_private_key(released) -> None:
     published = [p.read_bytes() for p in log.directory.rglob("*") if p.is_file()]
     assert published and not any(b"PRIVATE KEY" in data for data in published)
     assert (log.directory / "log.pub").read_text().strip() == log.public_key()
+
+
+def test_a_rolled_back_log_is_named(released) -> None:
+    *_, log, _, second = released
+    (log.directory / "heads/00000002.json").unlink()
+    (log.directory / "records/00000001").unlink()
+    with pytest.raises(ReleaseError, match="the log shrank"):
+        verify(second, log)

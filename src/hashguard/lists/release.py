@@ -248,6 +248,11 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
 
 
 def _check_consistent(log: TransparencyLog, old: TreeHead, new: TreeHead, label: str) -> None:
+    if old.size > new.size:
+        raise ReleaseError(
+            f"the log shrank: {label} has {old.size} records, its newest head {new.size} "
+            "(rolled back)"
+        )
     try:
         proof = log.consistency(old.size, new.size)
     except (LogError, ValueError) as error:

@@ -30,7 +30,7 @@ from hashguard.lists.model import (
     Source,
     apply,
 )
-from hashguard.lists.records import Record, Submission, canonical
+from hashguard.lists.records import LIST_SIGNALS, Record, Submission, canonical
 from hashguard.store.tables import ChangeRow, EntryRow, HashListRow
 
 _CHUNK: Final = 2000
@@ -76,6 +76,13 @@ class ListStore:
             )
         if not owner.strip():
             raise ListError(f"list {name}: the owner (an organisation) is required")
+        for signal, threshold in (policy or ListPolicy()).thresholds.items():
+            limit = 256 if signal == "pdq" else 0  # digests match only when equal
+            if signal not in LIST_SIGNALS or not 0 <= threshold <= limit:
+                raise ListError(
+                    f"list {name}: threshold {signal}={threshold}: expected a signal of "
+                    f"{', '.join(LIST_SIGNALS)} and a distance from 0 to {limit}"
+                )
         row = HashListRow(
             name=name,
             owner=owner.strip(),

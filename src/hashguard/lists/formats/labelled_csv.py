@@ -100,6 +100,9 @@ def _header(path: Path, row: list[str] | None) -> dict[str, int]:
         raise ListFormatError(
             path, 1, f"unknown column {unknown[0]!r}; the columns are {', '.join(COLUMNS)}"
         )
+    repeated = [name for i, name in enumerate(names) if name in names[:i]]
+    if repeated:
+        raise ListFormatError(path, 1, f"the column {repeated[0]!r} appears twice")
     missing = [name for name in ("signal", "value") if name not in names]
     if missing:
         raise ListFormatError(path, 1, f"the header lacks the {missing[0]!r} column")
