@@ -199,3 +199,93 @@ def test_malformed_pytx_files_are_named(tmp_path, content, message) -> None:
     path.write_text(content)
     with pytest.raises(ListFormatError, match=message):
         list(pytx.read(path))
+
+
+# --- StopNCII hash records ----------------------------------------------------------------------
+
+
+def stopncii_record(value: str, status: str, signal_type: str = "ImagePDQ") -> dict:
+    return {
+        "lastModtimestamp": 1700000100,
+        "signalType": signal_type,
+        "hashValue": value,
+        "hashStatus": status,
+        "caseNumbers": {"00000000-0000-4000-8000-000000000001": status},
+    }
+
+
+def test_stopncii_withdrawal_stops_matching_where_hma_keeps_it(tmp_path, store) -> None:
+    import json
+    from collections import Counter
+
+    from hashguard.lists.formats import stopncii
+    from hashguard.lists.model import EntryStatus
+    from hashguard.matching import Matcher
+    from hashguard.signals.pdq import PdqHash
+
+    page = {
+        "count": 4,
+        "nextPageToken": "ZXhhbXBsZQ==",
+        "nextSetTimestamp": 1700000500,
+        "hasMoreRecords": False,
+        "hashRecords": [
+            stopncii_record("aa" * 32, "Active"),
+            stopncii_record("bb" * 32, "Received"),
+            stopncii_record("cc" * 16, "Active", "VideoMD5"),
+            stopncii_record("dd" * 16, "Active", "VideoTMK"),
+            stopncii_record("ee" * 32, "Unknown"),
+        ],
+    }
+    first = tmp_path / "page1.json"
+    first.write_text(json.dumps(page))
+    store.create("ncii", "StopNCII", Category.NCII)
+    skipped: Counter[str] = Counter()
+    summary = store.apply("ncii", stopncii.read(first, skipped))
+    assert summary.added == 3
+    assert skipped == {
+        "VideoTMK records (not supported)": 1,
+        "records of status 'Unknown' (not activated)": 1,
+    }
+    matcher = Matcher(store, ["ncii"])
+    query = {"pdq": PdqHash(bytes.fromhex("aa" * 32), 100)}
+    assert len(matcher.match(query)) == 1
+    # The next fetch says the victim withdrew: as JSON Lines, one record per line.
+    later = tmp_path / "page2.jsonl"
+    later.write_text(
+        json.dumps(stopncii_record("aa" * 32, "Withdrawn"))
+        + "\n"
+        + json.dumps(stopncii_record("cc" * 16, "Deleted", "VideoMD5"))
+        + "\n"
+    )
+    assert store.apply("ncii", stopncii.read(later)).removed == 2
+    matcher.refresh()
+    assert matcher.match(query) == []
+    status = {e.value: e.status for e in store.entries("ncii")[1]}
+    assert status["aa" * 32] is EntryStatus.DELETED and status["bb" * 32] is EntryStatus.ACTIVE
+    assert all("0000-4000" not in str(e.provenance) for e in store.entries("ncii")[1])
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            '{"hashRecords": [{"signalType": "ImagePDQ", "hashValue": "xyz", '
+            '"hashStatus": "Active"}]}',
+            r"record 1: pdq: expected a PDQ",
+        ),
+        (
+            '{"hashRecords": [{"signalType": "ImagePDQ", "hashStatus": "Active"}]}',
+            r"record 1: the record lacks 'hashValue'",
+        ),
+        ('{"hashRecords": [5]}', r"record 1: expected a hash record object"),
+        ("{not json", r"not JSON"),
+        ('{"a": 1}\n{broken\n', r"s\.json:2: not JSON|not JSON"),
+    ],
+)
+def test_malformed_stopncii_files_are_named(tmp_path, content, message) -> None:
+    from hashguard.lists.formats import stopncii
+
+    path = tmp_path / "s.json"
+    path.write_text(content)
+    with pytest.raises(ListFormatError, match=message):
+        list(stopncii.read(path))

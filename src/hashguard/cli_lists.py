@@ -18,7 +18,7 @@ import typer
 
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
-from hashguard.lists.formats import labelled_csv, plain, pytx
+from hashguard.lists.formats import labelled_csv, plain, pytx, stopncii
 from hashguard.lists.model import Category, ChangeKind, EntryStatus, ListPolicy, Source
 from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
@@ -34,6 +34,7 @@ class ImportFormat(StrEnum):
     text = "text"
     csv = "csv"
     pytx = "pytx"
+    stopncii = "stopncii"
 
 
 class ChangeFormat(StrEnum):
@@ -142,6 +143,8 @@ def import_(
         records = _with_source(plain.read(file, signal.lower()), source, jurisdiction)
     elif format is ImportFormat.pytx:
         records = pytx.read(file, skipped)
+    elif format is ImportFormat.stopncii:
+        records = stopncii.read(file, skipped)
     else:
         records = labelled_csv.read(file)
     with _store(database_url) as store:
@@ -192,6 +195,8 @@ def export(
     """Export a list's entries (active ones unless --all), ordered by signal and value."""
     if format is ImportFormat.text and not signal:
         raise typer.BadParameter("text export needs --signal (one value per line, one signal)")
+    if format is ImportFormat.stopncii:
+        raise typer.BadParameter("StopNCII records are imported only; export csv, text or pytx")
     statuses = None if include_removed and format is ImportFormat.csv else [EntryStatus.ACTIVE]
     with _store(database_url) as store:
         _, entries = store.entries(name, statuses)

@@ -1,0 +1,116 @@
+"""StopNCII hash records (the FetchHashes API's JSON), victim-submitted hashes of intimate images.
+
+Accepted: a FetchHashes page ``{"hashRecords": [...], ...}``, a JSON array of records, or JSON
+Lines with one record (or one page) per line, so exports of any size stream in bounded memory.
+A record is ``{"signalType", "hashValue", "hashStatus", "lastModtimestamp", "caseNumbers", ...}``;
+records are snapshots, applied in file order (the API's order).
+
+``hashStatus`` Withdrawn or Deleted is a tombstone: the victim withdrew, so the hash must stop
+matching everywhere (HMA's importer compares the wrong field here and keeps such hashes). Active
+and Received are submissions. Signal types hashguard cannot hold (VideoTMK, Text, URL), and
+records of an unknown status (never activated: fail closed), are counted in ``skipped``. Case
+numbers are not stored: the list needs the hash, not who the victim's case is.
+"""
+
+import json
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final
+
+from hashguard.lists.formats import ListFormatError
+from hashguard.lists.model import ChangeKind, Provenance, Source
+from hashguard.lists.records import InvalidRecord, Record, Submission, Tombstone, canonical
+
+SIGNALS: Final = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
+_LIVE: Final = {"Active", "Received"}
+_WITHDRAWN: Final = {"Withdrawn", "Deleted"}
+_SOURCE: Final = Provenance("StopNCII", "", (Source("StopNCII"),))
+
+
+def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
+    """Submissions and tombstones from a StopNCII file (streamed). Raises ListFormatError
+    naming the line (JSON Lines) or the record number (a page or array)."""
+    path = Path(path)
+    skipped = skipped if skipped is not None else Counter()
+    try:
+        with open(path, encoding="utf-8-sig") as file:
+            first = file.read(1)
+            while first and first.isspace():
+                first = file.read(1)
+            file.seek(0)
+            if first in ("{", "[") and not _json_lines(path):
+                try:
+                    document = json.load(file)
+                except ValueError as error:
+                    raise ListFormatError(path, None, f"not JSON ({error})") from None
+                for number, record in enumerate(_records(path, None, document), start=1):
+                    yield from _record(path, f"record {number}", record, skipped)
+                return
+            for number, line in enumerate(file, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    document = json.loads(line)
+                except ValueError as error:
+                    raise ListFormatError(path, number, f"not JSON ({error})") from None
+                for record in _records(path, number, document):
+                    yield from _record(path, f"line {number}", record, skipped)
+    except UnicodeDecodeError:
+        raise ListFormatError(path, None, "not UTF-8 text") from None
+    except OSError as error:
+        raise ListFormatError(path, None, f"cannot read: {error.strerror or error}") from None
+
+
+def _json_lines(path: Path) -> bool:
+    """Whether the file holds one JSON value per line (several non-blank lines that parse)."""
+    with open(path, encoding="utf-8-sig") as file:
+        values = 0
+        for line in file:
+            if line.strip():
+                try:
+                    json.loads(line)
+                except ValueError:
+                    return False
+                values += 1
+                if values > 1:
+                    return True
+    return False
+
+
+def _records(path: Path, line: int | None, document: Any) -> list[Any]:
+    if isinstance(document, dict) and "hashRecords" in document:
+        records = document["hashRecords"]
+        if not isinstance(records, list):
+            raise ListFormatError(path, line, "hashRecords is not a list")
+        return records
+    if isinstance(document, list):
+        return document
+    return [document]
+
+
+def _record(path: Path, where: str, record: Any, skipped: Counter[str]) -> Iterator[Record]:
+    if not isinstance(record, dict):
+        raise ListFormatError(path, None, f"{where}: expected a hash record object")
+    try:
+        signal_type, value, status = (
+            str(record["signalType"]), str(record["hashValue"]), str(record["hashStatus"])
+        )  # fmt: skip
+    except KeyError as error:
+        raise ListFormatError(path, None, f"{where}: the record lacks {error.args[0]!r}") from None
+    signal = SIGNALS.get(signal_type)
+    if signal is None:
+        skipped[f"{signal_type} records (not supported)"] += 1
+        return
+    try:
+        value = canonical(signal, value)
+    except InvalidRecord as error:
+        raise ListFormatError(path, None, f"{where}: {error}") from None
+    if status in _WITHDRAWN:
+        yield Tombstone(
+            signal, value, ChangeKind.DELETE, f"StopNCII: {status.lower()} by the victim"
+        )
+    elif status in _LIVE:
+        yield Submission(signal, value, frozenset(), _SOURCE)
+    else:
+        skipped[f"records of status {status!r} (not activated)"] += 1
