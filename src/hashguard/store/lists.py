@@ -123,10 +123,6 @@ class ListStore:
         summary = ImportSummary(name)
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
-            if session.get_bind().dialect.name == "postgresql":
-                # Statistics lag behind a large import in progress: without this the planner
-                # scans the whole table for every chunk's lookup instead of using its index.
-                session.execute(text("SET LOCAL enable_seqscan = off"))
             writer = _Writer(session, row, actor, summary)
             chunk: list[Record] = []
             for record in records:
