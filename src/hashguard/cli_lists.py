@@ -9,7 +9,6 @@ import sys
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import replace
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -19,7 +18,14 @@ import typer
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
 from hashguard.lists.formats import labelled_csv, plain, pytx, stopncii
-from hashguard.lists.model import Category, ChangeKind, EntryStatus, ListPolicy, Source
+from hashguard.lists.model import (
+    Category,
+    ChangeKind,
+    EntryStatus,
+    ListPolicy,
+    Provenance,
+    Source,
+)
 from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
 from hashguard.store.database import DatabaseError, open_engine
@@ -165,11 +171,9 @@ def _with_source(
     if not organisation:
         yield from records
         return
-    source = (Source(organisation, jurisdiction.upper()),)
+    # Plain lists carry no provenance of their own: the file's source is all there is.
+    provenance = Provenance(organisation, "", (Source(organisation, jurisdiction.strip().upper()),))
     for record in records:
-        provenance = record.provenance.with_sources(source)
-        if not provenance.submitted_by:
-            provenance = replace(provenance, submitted_by=organisation)
         yield Submission(record.signal, record.value, record.labels, provenance)
 
 
