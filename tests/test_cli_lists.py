@@ -86,3 +86,32 @@ def test_errors_are_one_line_and_change_nothing(listed: Path, tmp_path: Path) ->
     no_signal = run(listed, "import", "demo", str(bad), "-f", "text")
     assert no_signal.returncode == 2 and "--signal" in no_signal.stderr
     assert "version       3" in run(listed, "show", "demo").stdout
+
+
+def test_ncmec_import_reports_what_it_could_not_take(listed: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.xml"
+    page.write_text(
+        '<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2"><images>'
+        '<image><member id="7">ESP</member><id>e1</id><classification>A1</classification>'
+        f"<fingerprints><pdq>{PDQ[0]}</pdq><pdna>{'0' * 40}</pdna></fingerprints></image>"
+        '<deletedImage><member id="7">ESP</member><id>e0</id></deletedImage>'
+        '</images><videos><video><member id="7">ESP</member><id>v1</id><fingerprints>'
+        '<tmk-pdqf rel="self" href="/v2/x"/></fingerprints></video></videos></queryResult>'
+    )
+    imported = run(listed, "import", "demo", str(page), "-f", "ncmec")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.splitlines() == [
+        "demo: 0 added, 1 updated, 0 removed, 0 unchanged; version 4",
+        "1 removal(s) of values demo never held: ignored",
+        "not imported: 1 pdna fingerprints (not supported)",
+        "not imported: 1 tmk-pdqf fingerprints (served by URL, not fetched)",
+        "not imported: 1 video entries with no md5, sha1 or pdq fingerprint",
+    ]
+    out = tmp_path / "export.xml"
+    exported = run(listed, "export", "demo", "-f", "ncmec", "-o", str(out))
+    assert exported.returncode == 0 and exported.stdout == f"wrote 3 entries to {out}\n"
+    assert out.read_text().count("<image>") == 3
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<queryResult>\n<images>\n<image>\n")
+    failed = run(listed, "import", "demo", str(broken), "-f", "ncmec")
+    assert failed.returncode == 1 and failed.stderr.startswith(f"hashguard: {broken}:4: malformed")

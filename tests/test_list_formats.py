@@ -5,7 +5,7 @@ import pytest
 
 from hashguard.lists.formats import ListFormatError, labelled_csv, plain
 from hashguard.lists.formats.plain import read_pdq
-from hashguard.lists.model import Category, ChangeKind, Provenance, Source
+from hashguard.lists.model import Category, ChangeKind, EntryStatus, Provenance, Source
 from hashguard.lists.records import Submission
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
@@ -289,3 +289,235 @@ def test_malformed_stopncii_files_are_named(tmp_path, content, message) -> None:
     path.write_text(content)
     with pytest.raises(ListFormatError, match=message):
         list(stopncii.read(path))
+
+
+# --- NCMEC hash-sharing XML ---------------------------------------------------------------------
+
+
+def ncmec_entry(tag: str, member: int, ident: str, classification: str = "", **prints: str) -> str:
+    """One entry of a composed NCMEC page (``prints``: fingerprint element -> text, or
+    "href:..." for a large fingerprint served by URL)."""
+    body = f'<member id="{member}">Member {member}</member><timestamp>2026-01-02T03:04:05Z'
+    body += f"</timestamp><id>{ident}</id>"
+    if classification:
+        body += f"<classification>{classification}</classification>"
+    if not tag.startswith("deleted"):
+        fingerprints = "".join(
+            f'<{name} rel="self" href="{text[5:]}"/>'
+            if text.startswith("href:")
+            else f"<{name}>{text}</{name}>"
+            for name, text in ((n.replace("_", "-"), t) for n, t in prints.items())
+        )
+        body += f"<fingerprints>{fingerprints}</fingerprints><feedback/>"
+    return f"<{tag}>{body}</{tag}>"
+
+
+def ncmec_page(images: list[str], videos: list[str] = ()) -> str:
+    return (
+        '<?xml version="1.0" encoding="UTF-8" standalone="yes"?>\n'
+        '<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2">\n'
+        f'<images count="{len(images)}" maxTimestamp="2026-01-02T03:04:05Z">'
+        + "\n".join(images)
+        + "</images>\n<videos>"
+        + "\n".join(videos)
+        + "</videos>\n<paging><next>/v2/entries?from=a&amp;to=b&amp;start=3</next></paging>"
+        "</queryResult>\n"
+    )
+
+
+def test_ncmec_entries_follow_members_updates_and_deletions(tmp_path, store) -> None:
+    from collections import Counter
+
+    from hashguard.lists.formats import ncmec
+    from hashguard.lists.model import EntryStatus, fold
+    from hashguard.matching import Matcher
+    from hashguard.signals.pdq import PdqHash
+
+    first = tmp_path / "page1.xml"
+    first.write_text(
+        ncmec_page(
+            [
+                ncmec_entry("image", 7, "keep", "A1", md5="aa" * 16, pdq="AA" * 32, pdna="x" * 40),
+                ncmec_entry("image", 7, "update", "A1", md5="bb" * 16, sha1="bb" * 20),
+                ncmec_entry("image", 7, "delete", "B1", pdq="cc" * 32),
+                ncmec_entry("image", 8, "shared", "B1", pdq="cc" * 32),
+                ncmec_entry("image", 8, "photodna-only", "A2", pdna="y" * 40),
+            ],
+            [ncmec_entry("video", 9, "clip", "A1", md5="dd" * 16, tmk_pdqf="href:/v2/x/TMK")],
+        )
+    )
+    store.create("ncmec", "NCMEC", Category.KNOWN_CSAM)
+    skipped: Counter[str] = Counter()
+    summary = store.apply("ncmec", ncmec.read(first, skipped))
+    assert (summary.added, summary.updated, summary.version) == (6, 1, 7)  # 8 joins a PDQ
+    assert skipped == {
+        "pdna fingerprints (not supported)": 2,
+        "tmk-pdqf fingerprints (served by URL, not fetched)": 1,
+        "image entries with no md5, sha1 or pdq fingerprint": 1,
+    }
+    entries = {(e.signal, e.value): e for e in store.entries("ncmec")[1]}
+    assert entries[("pdq", "aa" * 32)].labels == {"A1"}
+    assert entries[("pdq", "cc" * 32)].labels == {"B1"}
+    assert [s.reference for s in entries[("pdq", "cc" * 32)].provenance.sources] == [
+        "ncmec:7:image:delete",
+        "ncmec:8:image:shared",
+    ]
+    assert entries[("md5", "dd" * 16)].provenance.sources == (
+        Source("Member 9", "", "ncmec:9:video:clip"),
+    )
+    # The same page again changes nothing.
+    assert store.apply("ncmec", ncmec.read(first)).version == 7
+
+    matcher = Matcher(store, ["ncmec"])
+    shared = {"pdq": PdqHash(bytes.fromhex("cc" * 32), 100)}
+    updated = {"md5": bytes.fromhex("bb" * 16)}
+    assert len(matcher.match(shared)) == 1 and len(matcher.match(updated)) == 1
+
+    # Member 7 reclassifies "update" and drops its md5; deletes "delete"; member 9 deletes
+    # its video; an unknown deletion is counted, not applied.
+    second = tmp_path / "page2.xml"
+    second.write_text(
+        ncmec_page(
+            [
+                ncmec_entry("image", 7, "update", "A2", sha1="BB" * 20),
+                ncmec_entry("deletedImage", 7, "delete"),
+                ncmec_entry("deletedImage", 7, "never-sent"),
+            ],
+            [ncmec_entry("deletedVideo", 9, "clip")],
+        )
+    )
+    summary = store.apply("ncmec", ncmec.read(second))
+    assert (summary.updated, summary.removed, summary.unknown_tombstones) == (2, 2, 1)
+    entries = {(e.signal, e.value): e for e in store.entries("ncmec")[1]}
+    assert entries[("md5", "bb" * 16)].status is EntryStatus.DELETED
+    assert entries[("sha1", "bb" * 20)].labels == {"A2"}  # restated: replaced, not added
+    assert entries[("md5", "dd" * 16)].status is EntryStatus.DELETED
+    # Member 8 still holds the shared PDQ: it stays active, with one source left.
+    held = entries[("pdq", "cc" * 32)]
+    assert held.status is EntryStatus.ACTIVE
+    assert [s.reference for s in held.provenance.sources] == ["ncmec:8:image:shared"]
+    matcher.refresh()
+    assert len(matcher.match(shared)) == 1 and matcher.match(updated) == []
+
+    # Member 8 deletes it too: now nobody holds it, and it stops matching.
+    third = tmp_path / "page3.xml"
+    third.write_text(ncmec_page([ncmec_entry("deletedImage", 8, "shared")]))
+    assert store.apply("ncmec", ncmec.read(third)).removed == 1
+    matcher.refresh()
+    assert matcher.match(shared) == []
+    # The log replays to the same state, withdrawals included.
+    replayed = fold(store.changes_since("ncmec", 0))
+    assert {e.id: e for e in store.entries("ncmec")[1]} == replayed
+    kinds = [c.kind for c in store.changes_since("ncmec", 7)]
+    assert ChangeKind.WITHDRAW in kinds and ChangeKind.RELABEL in kinds
+
+    # A member sending the entry again revives it with that source.
+    fourth = tmp_path / "page4.xml"
+    fourth.write_text(ncmec_page([ncmec_entry("image", 8, "shared", "B1", pdq="cc" * 32)]))
+    store.apply("ncmec", ncmec.read(fourth))
+    matcher.refresh()
+    assert len(matcher.match(shared)) == 1
+
+
+def test_ncmec_and_stopncii_exports_round_trip(tmp_path, store) -> None:
+    import io
+
+    from hashguard.lists.formats import ncmec, stopncii
+
+    store.create("source", "Hotline", Category.KNOWN_CSAM)
+    page = tmp_path / "page.xml"
+    page.write_text(
+        ncmec_page(
+            [
+                ncmec_entry("image", 7, "a", "A1", md5="aa" * 16, pdq="aa" * 32),
+                ncmec_entry("image", 7, "b", "B2", sha1="bb" * 20),
+            ],
+            [ncmec_entry("video", 9, "c", "A2", md5="cc" * 16)],
+        )
+    )
+    store.apply("source", ncmec.read(page))
+    store.apply(
+        "source",
+        [
+            Submission("sha256", "ee" * 32, frozenset({"x"})),
+            Submission("pdq", "0f" * 32, frozenset({"A1", "baseline"})),
+        ],
+    )
+
+    def state(name: str, signals: set[str]) -> dict:
+        return {
+            (e.signal, e.value): (e.labels, e.status)
+            for e in store.entries(name)[1]
+            if e.signal in signals
+        }
+
+    def export(path) -> tuple[int, int]:  # every entry; those not active as deletions
+        with open(path, "w", encoding="utf-8") as out:
+            return ncmec.write(store.entries("source")[1], out, "1", "Hotline & co")
+
+    # A subscriber imports the list as published, then a later export with a removal.
+    assert export(tmp_path / "v1.xml") == (5, 1)  # sha256 has no NCMEC fingerprint
+    store.create("copy", "Other", Category.KNOWN_CSAM)
+    store.apply("copy", ncmec.read(tmp_path / "v1.xml"))
+    assert state("copy", {"md5", "sha1", "pdq"}) == state("source", {"md5", "sha1", "pdq"})
+    video = next(e for e in store.entries("copy")[1] if e.value == "cc" * 16)
+    assert video.provenance.sources[0].reference.startswith("ncmec:1:video:")
+    store.change("source", ChangeKind.DELIST, "pdq", "0f" * 32, "appeal")
+    assert export(tmp_path / "v2.xml") == (5, 1)  # the delisted one as a deletion
+    text = (tmp_path / "v2.xml").read_text()
+    assert "<deletedImage>" in text and "<video>" in text and "Hotline &amp; co" in text
+    store.apply("copy", ncmec.read(tmp_path / "v2.xml"))
+    removed = {
+        k: (labels, EntryStatus.DELETED if status.value != "active" else status)
+        for k, (labels, status) in state("source", {"md5", "sha1", "pdq"}).items()
+    }
+    assert state("copy", {"md5", "sha1", "pdq"}) == removed
+
+    buffer = io.StringIO()
+    assert stopncii.write(store.entries("source")[1], buffer) == (4, 2)
+    records = tmp_path / "records.jsonl"
+    records.write_text(buffer.getvalue())
+    store.create("ncii", "StopNCII", Category.NCII)
+    store.apply("ncii", [Submission("pdq", "0f" * 32)])
+    store.apply("ncii", stopncii.read(records))
+    expected = {k: v[1] for k, v in state("source", {"pdq", "md5"}).items()}
+    assert {k: v[1] for k, v in state("ncii", {"pdq", "md5"}).items()} == {
+        k: (s if s.value == "active" else EntryStatus.DELETED) for k, s in expected.items()
+    }
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", r"x\.xml:1: malformed XML"),
+        ("<queryResult><images><image>\n<id>1</id>\n", r"x\.xml:3: malformed XML"),
+        ("<entries/>", r"root element <entries>; expected an NCMEC <queryResult>"),
+        (
+            ncmec_page(
+                [
+                    ncmec_entry("image", 7, "ok", md5="aa" * 16),
+                    ncmec_entry("image", 7, "bad", pdq="xyz"),
+                ]
+            ),
+            r"<image> 2 \(member 7, id bad\): pdq: expected a PDQ",
+        ),
+        (ncmec_page(["<image><id>5</id></image>"]), r"<image> 1 \(member , id 5\): no <member"),
+        (
+            ncmec_page(['<deletedImage><member id="7"/></deletedImage>']),
+            r"<deletedImage> 1: no <id>",
+        ),
+        (
+            '<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "aaaa">]><queryResult>&a;</queryResult>',
+            r"refused XML",
+        ),
+    ],
+)
+def test_malformed_ncmec_files_are_named_and_import_nothing(tmp_path, store, content, message):
+    from hashguard.lists.formats import ncmec
+
+    path = tmp_path / "x.xml"
+    path.write_text(content)
+    store.create("target", "Org", Category.TEST)
+    with pytest.raises(ListFormatError, match=message):
+        store.apply("target", ncmec.read(path))
+    assert store.get("target").version == 0 and list(store.entries("target")[1]) == []

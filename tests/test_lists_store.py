@@ -242,3 +242,35 @@ def test_one_organisation_in_two_jurisdictions_is_not_two_sources(store: ListSto
     twice = Provenance("NCMEC", "", (Source("NCMEC", "US"), Source("ncmec ", "INT")))
     store.apply("strict", [Submission("pdq", pdq(1), provenance=twice)])
     assert not next(iter(store.entries("strict")[1])).matchable(policy)
+
+
+def test_upgrading_indexes_the_references_of_entries_stored_before(database_url: str) -> None:
+    from sqlalchemy import text
+
+    from hashguard.lists.records import Withdrawal
+    from hashguard.store.database import upgrade
+
+    engine = open_engine(database_url, migrate=False)
+    upgrade(engine, "0001")
+    sources = '[{"organisation": "Member 7", "jurisdiction": "", "reference": "ncmec:7:image:1"}]'
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO hash_lists (id, name, owner, category, jurisdictions, legal_basis, "
+                "policy, version, created_at) VALUES (1, 'old', 'Org', 'test', '[]', '', "
+                "'{}', 1, CURRENT_TIMESTAMP)"
+            )
+        )
+        connection.execute(
+            text(
+                "INSERT INTO list_entries (id, list_id, signal, value, labels, status, "
+                "submitted_by, assessed_by, sources, version) VALUES "
+                "(1, 1, 'pdq', :value, '[]', 'active', 'Member 7', '', :sources, 1)"
+            ),
+            {"value": pdq(1), "sources": sources},
+        )
+    engine.dispose()
+    store = ListStore(open_engine(database_url))  # upgrades to the newest revision
+    summary = store.apply("old", [Withdrawal("ncmec:7:image:1")])
+    assert (summary.removed, summary.unknown_tombstones) == (1, 0)
+    assert [e.status for e in store.entries("old")[1]] == [EntryStatus.DELETED]

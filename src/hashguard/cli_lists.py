@@ -17,7 +17,7 @@ import typer
 
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
-from hashguard.lists.formats import labelled_csv, plain, pytx, stopncii
+from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, stopncii
 from hashguard.lists.model import (
     Category,
     ChangeKind,
@@ -40,6 +40,7 @@ class ImportFormat(StrEnum):
     text = "text"
     csv = "csv"
     pytx = "pytx"
+    ncmec = "ncmec"
     stopncii = "stopncii"
 
 
@@ -151,6 +152,8 @@ def import_(
         records = pytx.read(file, skipped)
     elif format is ImportFormat.stopncii:
         records = stopncii.read(file, skipped)
+    elif format is ImportFormat.ncmec:
+        records = ncmec.read(file, skipped)
     else:
         records = labelled_csv.read(file)
     with _store(database_url) as store:
@@ -188,7 +191,11 @@ def export(
     ] = None,
     include_removed: Annotated[
         bool,
-        typer.Option("--all", help="Also contested, delisted and deleted entries (csv only)."),
+        typer.Option(
+            "--all",
+            help="Also contested, delisted and deleted entries (csv: with their status; ncmec "
+            "and stopncii: as deletions).",
+        ),
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default stdout).")] = None,
     collab: Annotated[
@@ -199,11 +206,10 @@ def export(
     """Export a list's entries (active ones unless --all), ordered by signal and value."""
     if format is ImportFormat.text and not signal:
         raise typer.BadParameter("text export needs --signal (one value per line, one signal)")
-    if format is ImportFormat.stopncii:
-        raise typer.BadParameter("StopNCII records are imported only; export csv, text or pytx")
-    statuses = None if include_removed and format is ImportFormat.csv else [EntryStatus.ACTIVE]
+    removals = (ImportFormat.csv, ImportFormat.ncmec, ImportFormat.stopncii)
+    statuses = None if include_removed and format in removals else [EntryStatus.ACTIVE]
     with _store(database_url) as store:
-        _, entries = store.entries(name, statuses)
+        hash_list, entries = store.entries(name, statuses)
         wanted = (e for e in entries if signal is None or e.signal == signal.lower())
         stream = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout  # noqa: SIM115
         left_out = 0
@@ -212,6 +218,10 @@ def export(
                 count = plain.write(wanted, stream)
             elif format is ImportFormat.pytx:
                 count, left_out = pytx.write(wanted, stream, collab or name)
+            elif format is ImportFormat.ncmec:
+                count, left_out = ncmec.write(wanted, stream, str(hash_list.id), hash_list.owner)
+            elif format is ImportFormat.stopncii:
+                count, left_out = stopncii.write(wanted, stream)
             else:
                 count = labelled_csv.write(wanted, stream)
         finally:
@@ -221,8 +231,16 @@ def export(
         typer.echo(f"wrote {count} entries to {out}")
     if left_out:
         sys.stderr.write(
-            f"hashguard: note: {left_out} non-PDQ entries left out (pytx has no type)\n"
+            f"hashguard: note: {left_out} entries left out: {_FORMAT_SIGNALS[format]}\n"
         )
+
+
+# What each format with a fixed set of types can carry, for the note on what export left out.
+_FORMAT_SIGNALS = {
+    ImportFormat.pytx: "the pytx export carries PDQ only",
+    ImportFormat.ncmec: "NCMEC fingerprints are md5, sha1 and pdq",
+    ImportFormat.stopncii: "StopNCII types are ImagePDQ and VideoMD5",
+}
 
 
 @lists_app.command()

@@ -2,7 +2,9 @@
 
 A ``HashList`` says who owns it, what it is for (category, jurisdictions, legal basis) and how
 it matches (``ListPolicy``). Its entries change only by appending a ``Change``: add, relabel,
-contest, delist, delete. Nothing is edited in place, so a subscriber that has seen version N
+contest, delist, delete. A source can also withdraw its own submission
+(``withdraw``): the entry loses that source, and is deleted when it was the last one. Nothing is
+edited in place, so a subscriber that has seen version N
 needs only the changes after N, and every past state can be recomputed and audited.
 
 An entry is keyed within its list by (signal, value), the value in its signal's text form.
@@ -40,6 +42,7 @@ class ChangeKind(StrEnum):
     CONTEST = "contest"
     DELIST = "delist"
     DELETE = "delete"
+    WITHDRAW = "withdraw"  # a source withdrew its submission; other sources still hold the entry
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +152,8 @@ class Entry:
 @dataclass(frozen=True, slots=True)
 class Change:
     """One appended change. ``add`` carries labels and provenance (sources merge with those
-    already held); ``relabel`` carries the new labels; the others carry a reason."""
+    already held); ``relabel`` carries the new labels; the others carry a reason. ``withdraw``
+    carries the sources that withdrew, as does a ``delete`` that removed the last source."""
 
     list_id: int
     version: int
@@ -197,14 +201,20 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         )  # fmt: skip
     if entry is None:
         raise ValueError(f"change {change.version}: {change.kind} of an entry never added")
-    labels, status = entry.labels, entry.status
+    labels, status, provenance = entry.labels, entry.status, entry.provenance
     if change.kind is ChangeKind.RELABEL:
         labels = change.labels or frozenset()
-    else:
+    elif change.kind is not ChangeKind.WITHDRAW:
         status = _STATUS_AFTER[change.kind]
+    if change.provenance is not None and change.kind is not ChangeKind.RELABEL:
+        gone = change.provenance.sources
+        provenance = Provenance(
+            provenance.submitted_by,
+            provenance.assessed_by,
+            tuple(s for s in provenance.sources if s not in gone),
+        )
     return Entry(
-        entry.id, entry.list_id, entry.signal, entry.value, labels, entry.provenance, status,
-        version,
+        entry.id, entry.list_id, entry.signal, entry.value, labels, provenance, status, version
     )  # fmt: skip
 
 

@@ -1,4 +1,5 @@
-"""What list formats read and the store applies: submissions (adds) and tombstones.
+"""What list formats read and the store applies: submissions (adds), tombstones, and a source's
+withdrawals of what it submitted under a reference.
 
 Values are kept in their signal's canonical text form (PDQ and digests: lowercase hex), so one
 hash is one entry however a source spelled it.
@@ -27,12 +28,18 @@ class InvalidRecord(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class Submission:
-    """A source submits a value (again): add it, or merge its labels and provenance."""
+    """A source submits a value (again): add it, or merge its labels and provenance.
+
+    With ``restates``, the submission is the source's current record under its reference (an
+    exchange that sends whole records again when they change): on an entry that source alone
+    holds, its labels replace the entry's instead of adding to them.
+    """
 
     signal: str
     value: str
     labels: frozenset[str] = frozenset()
     provenance: Provenance = field(default_factory=Provenance)
+    restates: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,7 +52,19 @@ class Tombstone:
     reason: str = ""
 
 
-Record = Submission | Tombstone
+@dataclass(frozen=True, slots=True)
+class Withdrawal:
+    """The source whose reference is ``reference`` withdraws it from every entry it submitted
+    under it: all of them (``keep`` None: the source deleted its record), or all but the
+    (signal, value) pairs in ``keep`` (the source restated its record, which holds those now).
+    An entry left without sources is deleted."""
+
+    reference: str
+    keep: frozenset[tuple[str, str]] | None = None
+    reason: str = ""
+
+
+Record = Submission | Tombstone | Withdrawal
 
 
 def canonical(signal: str, value: str, where: str = "") -> str:

@@ -13,7 +13,18 @@ from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any, Final
 
-from sqlalchemy import ARRAY, Connection, Engine, Text, any_, func, literal, select, text, update
+from sqlalchemy import (
+    ARRAY,
+    Connection,
+    Engine,
+    Text,
+    any_,
+    func,
+    literal,
+    select,
+    text,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -30,8 +41,15 @@ from hashguard.lists.model import (
     Source,
     apply,
 )
-from hashguard.lists.records import LIST_SIGNALS, Record, Submission, canonical
-from hashguard.store.tables import ChangeRow, EntryRow, HashListRow
+from hashguard.lists.records import (
+    LIST_SIGNALS,
+    Record,
+    Submission,
+    Tombstone,
+    Withdrawal,
+    canonical,
+)
+from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
 
 _CHUNK: Final = 2000
 
@@ -263,57 +281,126 @@ class _Writer:
         self.version = row.version
         self.at = _now()
         self.number = 0  # records seen, for error messages
+        self.postgresql = session.get_bind().dialect.name == "postgresql"
+        # The chunk being written: entries by key, the changes, keys first added.
+        self.current: dict[tuple[str, str], Entry] = {}
+        self.holders: dict[str, set[tuple[str, str]]] = {}  # withdrawn references: their entries
+        self.changes: list[Change] = []
+        self.fresh: dict[tuple[str, str], None] = {}
+        self.placeholder = 0  # entries not inserted yet have negative ids until the flush
 
     def write(self, records: list[Record]) -> None:
         if not records:
             return
-        keyed = []
+        keyed: list[tuple[Record, tuple[str, str] | None]] = []
+        references: set[str] = set()
         for record in records:
             self.number += 1
-            value = canonical(record.signal, record.value, f"record {self.number}")
-            keyed.append((record, (record.signal, value)))
-        current = self._existing({key for _, key in keyed})
-        fresh: dict[tuple[str, str], None] = {}  # keys first added in this chunk, in order
-        changes: list[Change] = []
-        placeholder = 0  # entries not inserted yet have negative ids until the flush
-        added = updated = removed = 0
+            if isinstance(record, Withdrawal):
+                where = f"record {self.number}"
+                keep = record.keep
+                if keep is not None:
+                    keep = frozenset((s, canonical(s, v, where)) for s, v in keep)
+                keyed.append((Withdrawal(record.reference, keep, record.reason), None))
+                references.add(record.reference)
+            else:
+                value = canonical(record.signal, record.value, f"record {self.number}")
+                keyed.append((record, (record.signal, value)))
+        self.current = self._existing({key for _, key in keyed if key is not None})
+        self.holders = self._holders(references) if references else {}
+        stored = dict(self.current)
+        self.changes, self.fresh = [], {}
         for record, key in keyed:
-            entry = current.get(key)
-            version = self.version + 1
-            if isinstance(record, Submission):
+            if key is None:
+                assert isinstance(record, Withdrawal)
+                self._withdraw(record)
+            elif isinstance(record, Submission):
+                self._submit(record, key)
+            else:
+                assert isinstance(record, Tombstone)
+                entry = self.current.get(key)
                 if entry is None:
-                    placeholder -= 1
-                change = Change(
-                    self.row.id, version, ChangeKind.ADD, entry.id if entry else placeholder,
-                    key[0], key[1], record.labels, record.provenance, "", self.actor, self.at,
-                )  # fmt: skip
-            elif entry is None:
-                self.summary.unknown_tombstones += 1
-                continue
-            else:
-                change = Change(
-                    self.row.id, version, record.kind, entry.id, key[0], key[1], None, None,
-                    record.reason, self.actor, self.at,
-                )  # fmt: skip
-            after = apply(entry, change)
-            if entry is None:
-                fresh[key] = None
-                added += 1
-            elif _same(after, entry):
+                    self.summary.unknown_tombstones += 1
+                else:
+                    self._append(record.kind, key, entry, reason=record.reason)
+        self._flush(stored)
+
+    def _submit(self, record: Submission, key: tuple[str, str]) -> None:
+        entry = self.current.get(key)
+        if self.holders:
+            for source in record.provenance.sources:
+                if source.reference in self.holders:
+                    self.holders[source.reference].add(key)
+        if (
+            record.restates
+            and entry is not None
+            and entry.status is not EntryStatus.DELETED
+            and _held_only_by(entry, record.provenance.sources)
+        ):
+            # The source's own entry restated: its labels replace the entry's.
+            if entry.labels == record.labels:
                 self.summary.unchanged += 1
-                continue
-            elif change.kind is ChangeKind.ADD:
-                updated += 1
             else:
-                removed += 1
-            self.version = version
-            current[key] = after
-            changes.append(change)
-        self.summary.added += added
-        self.summary.updated += updated
-        self.summary.removed += removed
-        # Sorted, the new rows land in the value index in order (fewer page splits).
-        self._flush([current[key] for key in sorted(fresh)], current, changes)
+                self._append(ChangeKind.RELABEL, key, entry, record.labels, reason=_RESTATED)
+            return
+        self._append(ChangeKind.ADD, key, entry, record.labels, record.provenance)
+        entry = self.current[key]
+        if (
+            record.restates
+            and entry.labels != record.labels
+            and _held_only_by(entry, record.provenance.sources)
+        ):
+            self._append(ChangeKind.RELABEL, key, entry, record.labels, reason=_RESTATED)
+
+    def _withdraw(self, record: Withdrawal) -> None:
+        held = self.holders.get(record.reference, set())
+        keep = record.keep or frozenset()
+        withdrawn = 0
+        for key in sorted(held - keep):
+            entry = self.current[key]
+            gone = tuple(s for s in entry.provenance.sources if s.reference == record.reference)
+            if not gone:
+                continue
+            kind = ChangeKind.DELETE if len(gone) == len(entry.provenance.sources) else (
+                ChangeKind.WITHDRAW
+            )  # fmt: skip
+            self._append(kind, key, entry, None, Provenance("", "", gone), record.reason)
+            withdrawn += 1
+        self.holders[record.reference] = held & keep
+        if not withdrawn and record.keep is None:
+            self.summary.unknown_tombstones += 1
+
+    def _append(
+        self,
+        kind: ChangeKind,
+        key: tuple[str, str],
+        entry: Entry | None,
+        labels: frozenset[str] | None = None,
+        provenance: Provenance | None = None,
+        reason: str = "",
+    ) -> None:
+        """Stage the change of ``entry`` (None: a new one), unless it changes nothing."""
+        if entry is None:
+            self.placeholder -= 1
+        version = self.version + 1
+        change = Change(
+            self.row.id, version, kind, entry.id if entry else self.placeholder, key[0], key[1],
+            labels, provenance, reason, self.actor, self.at,
+        )  # fmt: skip
+        after = apply(entry, change)
+        if entry is None:
+            self.fresh[key] = None
+            self.summary.added += 1
+        elif _same(after, entry):
+            self.summary.unchanged += 1
+            return
+        elif kind in _REMOVALS:
+            self.summary.removed += 1
+        else:
+            self.summary.updated += 1
+        self.version = version
+        self.current[key] = after
+        self.changes.append(change)
 
     def _existing(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
         by_signal: dict[str, list[str]] = {}
@@ -321,37 +408,77 @@ class _Writer:
             by_signal.setdefault(signal, []).append(value)
         found: dict[tuple[str, str], Entry] = {}
         for signal, values in by_signal.items():  # (list, signal, value) is the unique index
-            if self.session.get_bind().dialect.name == "postgresql":
-                # One array parameter: thousands of IN parameters cost PostgreSQL more to parse
-                # and plan than the lookup itself.
-                wanted = EntryRow.value == any_(literal(values, ARRAY(Text())))
-            else:
-                wanted = EntryRow.value.in_(values)
             query = select(*_ENTRY_FIELDS).where(
-                EntryRow.list_id == self.row.id, EntryRow.signal == signal, wanted
+                EntryRow.list_id == self.row.id,
+                EntryRow.signal == signal,
+                self._one_of(EntryRow.value, values),
             )
             for row in self.session.execute(query):
                 entry = _entry_of(row)
                 found[(entry.signal, entry.value)] = entry
         return found
 
-    def _flush(
-        self, new: list[Entry], current: dict[tuple[str, str], Entry], changes: list[Change]
-    ) -> None:
+    def _holders(self, references: set[str]) -> dict[str, set[tuple[str, str]]]:
+        """The entries each reference covers now; they join the chunk's current entries."""
+        holders: dict[str, set[tuple[str, str]]] = {reference: set() for reference in references}
+        query = (
+            select(ReferenceRow.reference, *_ENTRY_FIELDS)
+            .join(EntryRow, EntryRow.id == ReferenceRow.entry_id)
+            .where(
+                ReferenceRow.list_id == self.row.id,
+                self._one_of(ReferenceRow.reference, sorted(references)),
+            )
+        )
+        for row in self.session.execute(query):
+            entry = _entry_of(row[1:])
+            key = (entry.signal, entry.value)
+            self.current.setdefault(key, entry)
+            holders[row[0]].add(key)
+        return holders
+
+    def _one_of(self, column: Any, values: list[str]) -> Any:
+        if self.postgresql:
+            # One array parameter: thousands of IN parameters cost PostgreSQL more to parse
+            # and plan than the lookup itself.
+            return column == any_(literal(values, ARRAY(Text())))
+        return column.in_(values)
+
+    def _flush(self, stored: dict[tuple[str, str], Entry]) -> None:
+        """Write the chunk: new entries (sorted, so they land in the value index in order),
+        changed entries, the changes, and the references that sources gained or lost."""
         connection = self.session.connection()
+        new = [self.current[key] for key in sorted(self.fresh)]
         ids = dict(zip((e.id for e in new), self._allocate(len(new)), strict=True))
         if new:
             _insert_many(connection, _ENTRY_COLUMNS, [(ids[e.id], *_entry_values(e)) for e in new])
-        changed = {change.entry_id for change in changes}
-        updates = [_entry_update(e) for e in current.values() if e.id >= 0 and e.id in changed]
+        changed = {(change.signal, change.value) for change in self.changes}
+        updates = [_entry_update(self.current[key]) for key in changed if key in stored]
         if updates:
             self.session.execute(update(EntryRow), updates)
-        if changes:
+        if self.changes:
             at = _stored_time(connection, self.at)
             _insert_many(
                 connection,
                 _CHANGE_COLUMNS,
-                [_change_values(c, ids.get(c.entry_id, c.entry_id), at) for c in changes],
+                [_change_values(c, ids.get(c.entry_id, c.entry_id), at) for c in self.changes],
+            )
+        linked, unlinked = [], []
+        for key in changed:
+            entry = self.current[key]
+            had = _references(stored[key]) if key in stored else frozenset()
+            has = _references(entry)
+            if had != has:
+                ident = ids.get(entry.id, entry.id)
+                linked += [(self.row.id, reference, ident) for reference in sorted(has - had)]
+                unlinked += [(self.row.id, reference, ident) for reference in had - has]
+        if linked:
+            _insert_many(connection, _REFERENCE_COLUMNS, linked)
+        if unlinked:
+            marker = _marker(connection)
+            connection.exec_driver_sql(
+                f"DELETE FROM entry_references WHERE list_id = {marker} AND reference = {marker} "
+                f"AND entry_id = {marker}",
+                unlinked,
             )
 
     def _allocate(self, count: int) -> list[int]:
@@ -369,6 +496,20 @@ class _Writer:
         return list(range(last + 1, last + 1 + count))
 
 
+_REMOVALS: Final = frozenset((ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.DELETE))
+
+
+_RESTATED: Final = "restated by its source"
+
+
+def _held_only_by(entry: Entry, sources: tuple[Source, ...]) -> bool:
+    return bool(entry.provenance.sources) and all(s in sources for s in entry.provenance.sources)
+
+
+def _references(entry: Entry) -> frozenset[str]:
+    return frozenset(s.reference for s in entry.provenance.sources if s.reference)
+
+
 _ENTRY_COLUMNS: Final = (
     "list_entries",
     ("id", "list_id", "signal", "value", "labels", "status", "submitted_by", "assessed_by",
@@ -378,6 +519,7 @@ _CHANGE_COLUMNS: Final = (
     "list_changes",
     ("list_id", "version", "kind", "entry_id", "labels", "provenance", "reason", "actor", "at"),
 )
+_REFERENCE_COLUMNS: Final = ("entry_references", ("list_id", "reference", "entry_id"))
 
 
 def _insert_many(
@@ -395,9 +537,14 @@ def _insert_many(
             for row in rows:
                 copy.write_row(row)
         return
-    marker = "?" if connection.dialect.paramstyle == "qmark" else "%s"
+    marker = _marker(connection)
     sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)})"
     connection.exec_driver_sql(sql, rows)
+
+
+def _marker(connection: Connection) -> str:
+    """The driver's positional parameter marker."""
+    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
 
 def _entry_values(entry: Entry) -> tuple[Any, ...]:

@@ -72,3 +72,18 @@ class ChangeRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReferenceRow(Base):
+    """Which entries a source's reference (its own id for what it submitted) covers, so a
+    withdrawal that names only the reference finds them. Kept with every change to sources."""
+
+    __tablename__ = "entry_references"
+
+    list_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("hash_lists.id", ondelete="CASCADE"), primary_key=True
+    )
+    reference: Mapped[str] = mapped_column(Text, primary_key=True)
+    entry_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("list_entries.id", ondelete="CASCADE"), primary_key=True
+    )

@@ -10,16 +10,18 @@ matching everywhere (HMA's importer compares the wrong field here and keeps such
 and Received are submissions. Signal types hashguard cannot hold (VideoTMK, Text, URL), and
 records of an unknown status (never activated: fail closed), are counted in ``skipped``. Case
 numbers are not stored: the list needs the hash, not who the victim's case is.
+
+Export writes JSON Lines records of the same shape, for another StopNCII-aware system.
 """
 
 import json
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TextIO
 
 from hashguard.lists.formats import ListFormatError
-from hashguard.lists.model import ChangeKind, Provenance, Source
+from hashguard.lists.model import ChangeKind, Entry, EntryStatus, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Tombstone, canonical
 
 SIGNALS: Final = {"ImagePDQ": "pdq", "VideoMD5": "md5"}
@@ -114,3 +116,20 @@ def _record(path: Path, where: str, record: Any, skipped: Counter[str]) -> Itera
         yield Submission(signal, value, frozenset(), _SOURCE)
     else:
         skipped[f"records of status {status!r} (not activated)"] += 1
+
+
+def write(entries: Iterable[Entry], out: TextIO) -> tuple[int, int]:
+    """``entries`` as StopNCII hash records, JSON Lines: PDQ as ImagePDQ, MD5 as VideoMD5; an
+    entry that is not active as Deleted. Returns (written, left out: other signals)."""
+    types = {signal: name for name, signal in SIGNALS.items()}
+    written = left_out = 0
+    for entry in entries:
+        signal_type = types.get(entry.signal)
+        if signal_type is None:
+            left_out += 1
+            continue
+        status = "Active" if entry.status is EntryStatus.ACTIVE else "Deleted"
+        record = {"signalType": signal_type, "hashValue": entry.value, "hashStatus": status}
+        out.write(json.dumps(record) + "\n")
+        written += 1
+    return written, left_out

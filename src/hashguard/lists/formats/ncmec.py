@@ -1,0 +1,185 @@
+"""NCMEC hash-sharing XML (API v2): entries of member organisations with their fingerprints.
+
+A document is a ``queryResult`` (a page of ``GET /v2/entries``) holding ``images`` and
+``videos``. A live entry (``image`` or ``video``) has ``member`` (its ``id`` attribute and name),
+``id`` (unique per member), ``timestamp``, an optional ``classification`` (e.g. A1, B2) and
+``fingerprints``; ``deletedImage`` and ``deletedVideo`` carry only the member, the id and the
+time. The namespace (``https://hashsharing.ncmec.org/hashsharing/v2``) may be present or not.
+
+How entries become list records:
+
+- Each supported fingerprint (md5, sha1, pdq) is one submission with the classification as its
+  label, sourced from the member under the reference ``ncmec:MEMBER:image|video:ID``.
+- An entry is the member's whole current record: when it comes again (reclassified, or with
+  other fingerprints), values it no longer lists lose that source, and its classification
+  replaces the old one on entries only that member holds.
+- A deleted entry withdraws that reference: values no other source holds are deleted.
+- Other fingerprints (PhotoDNA ``pdna``, ``netclean``) and the large ones NCMEC serves by URL
+  (``tmk-pdqf``, ``videntifier``, ``ssvh-*``; an element with ``href`` and no text) cannot be
+  matched by hashguard: they are counted in ``skipped`` and reported, never silently dropped.
+
+The file is parsed as a stream (bounded memory whatever its size) by defusedxml: a DTD or an
+entity declaration is refused. Export writes a list as such a document, one entry per value,
+published by the list's owner.
+"""
+
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from shutil import copyfileobj
+from tempfile import SpooledTemporaryFile
+from typing import Final, TextIO
+from xml.etree.ElementTree import Element, ParseError
+from xml.sax.saxutils import escape, quoteattr
+
+from defusedxml import DefusedXmlException
+from defusedxml.ElementTree import iterparse
+
+from hashguard.lists.formats import ListFormatError
+from hashguard.lists.model import Entry, EntryStatus, Provenance, Source
+from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
+
+NAMESPACE: Final = "https://hashsharing.ncmec.org/hashsharing/v2"
+# Fingerprint elements hashguard matches, and the list signal each becomes.
+SIGNALS: Final = {"md5": "md5", "sha1": "sha1", "pdq": "pdq"}
+_ENTRIES: Final = {
+    "image": ("image", False),
+    "deletedImage": ("image", True),
+    "video": ("video", False),
+    "deletedVideo": ("video", True),
+}
+
+
+def reference(member_id: str, media: str, entry_id: str) -> str:
+    """The source reference of member ``member_id``'s ``media`` entry ``entry_id``."""
+    return f"ncmec:{member_id}:{media}:{entry_id}"
+
+
+def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
+    """Submissions and withdrawals from an NCMEC entries document, streamed.
+
+    Raises ListFormatError naming the line (XML syntax) or the entry (its number in the file,
+    member and id) and what was wrong."""
+    path = Path(path)
+    skipped = skipped if skipped is not None else Counter()
+    number = 0
+    parents: list[Element] = []
+    try:
+        for event, element in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+            tag = _local(element.tag)
+            if event == "start":
+                if not parents and tag != "queryResult":
+                    raise ListFormatError(
+                        path, None, f"root element <{tag}>; expected an NCMEC <queryResult>"
+                    )
+                parents.append(element)
+                continue
+            parents.pop()
+            if tag not in _ENTRIES or len(parents) != 2:
+                continue
+            number += 1
+            yield from _entry(path, number, tag, element, skipped)
+            parents[-1].remove(element)  # done with it: memory stays bounded
+    except ParseError as error:
+        line = error.position[0] if error.position else None
+        raise ListFormatError(path, line, f"malformed XML: {error}") from None
+    except DefusedXmlException as error:
+        raise ListFormatError(path, None, f"refused XML: {error}") from None
+    except OSError as error:
+        raise ListFormatError(path, None, f"cannot read: {error.strerror or error}") from None
+
+
+def _entry(
+    path: Path, number: int, tag: str, element: Element, skipped: Counter[str]
+) -> Iterator[Record]:
+    media, deleted = _ENTRIES[tag]
+    children = {_local(child.tag): child for child in element}
+    classifications = [
+        _text(child) for child in element if _local(child.tag) == "classification" and _text(child)
+    ]
+    member = children.get("member")
+    entry_id = _text(children.get("id"))
+    member_id = (member.get("id") or "").strip() if member is not None else ""
+    where = f"<{tag}> {number}" + (f" (member {member_id}, id {entry_id})" if entry_id else "")
+    if member is None or not member_id:
+        raise ListFormatError(path, None, f"{where}: no <member id=...>")
+    if not entry_id:
+        raise ListFormatError(path, None, f"{where}: no <id>")
+    ref = reference(member_id, media, entry_id)
+    if deleted:
+        yield Withdrawal(ref, None, f"NCMEC: member {member_id} deleted {media} {entry_id}")
+        return
+    organisation = _text(member) or f"NCMEC member {member_id}"
+    provenance = Provenance(organisation, "", (Source(organisation, "", ref),))
+    labels = frozenset(classifications)
+    values: dict[tuple[str, str], None] = {}
+    fingerprints = children.get("fingerprints")
+    for fingerprint in fingerprints if fingerprints is not None else ():
+        name = _local(fingerprint.tag)
+        text = _text(fingerprint)
+        signal = SIGNALS.get(name)
+        if signal is None or not text:
+            large = fingerprint.get("href") is not None and not text
+            why = "served by URL, not fetched" if large else "not supported"
+            skipped[f"{name} fingerprints ({why})"] += 1
+            continue
+        try:
+            values[(signal, canonical(signal, text))] = None
+        except InvalidRecord as error:
+            raise ListFormatError(path, None, f"{where}: {error}") from None
+    if not values:
+        skipped[f"{media} entries with no md5, sha1 or pdq fingerprint"] += 1
+    for signal, value in values:
+        yield Submission(signal, value, labels, provenance, restates=True)
+    # The record is the member's whole entry now: what it no longer lists loses this source.
+    yield Withdrawal(
+        ref, frozenset(values), f"NCMEC: member {member_id} changed {media} {entry_id}"
+    )
+
+
+def _local(tag: str) -> str:
+    return tag.rpartition("}")[2]
+
+
+def _text(element: Element | None) -> str:
+    return (element.text or "").strip() if element is not None else ""
+
+
+def write(entries: Iterable[Entry], out: TextIO, member_id: str, member: str) -> tuple[int, int]:
+    """``entries`` as an NCMEC entries document published by ``member``: one entry per value,
+    ``id`` the entry id, each label a ``classification``, an entry that is not active as a
+    deleted one. An entry is a video when an NCMEC source of it says so, otherwise an image.
+
+    Returns (entries written, entries left out: signals NCMEC has no fingerprint for)."""
+    written = left_out = 0
+    out.write(f'<?xml version="1.0" encoding="UTF-8"?>\n<queryResult xmlns="{NAMESPACE}">\n')
+    member_xml = f"<member id={quoteattr(member_id)}>{escape(member)}</member>"
+    # Images go out as they come; videos wait in a spooled file (hashes, not media) so the
+    # document has one <images> and one <videos> whatever the order of the entries.
+    with SpooledTemporaryFile(max_size=1 << 23, mode="w+", encoding="utf-8") as videos:
+        out.write("  <images>\n")
+        for entry in entries:
+            if entry.signal not in SIGNALS:
+                left_out += 1
+                continue
+            video = any(":video:" in source.reference for source in entry.provenance.sources)
+            media, deleted = ("video", "deletedVideo") if video else ("image", "deletedImage")
+            if entry.status is EntryStatus.ACTIVE:
+                classifications = "".join(
+                    f"<classification>{escape(label)}</classification>"
+                    for label in sorted(entry.labels)
+                )
+                fingerprint = f"<{entry.signal}>{entry.value}</{entry.signal}>"
+                body = (
+                    f"<{media}>{member_xml}<id>{entry.id}</id>{classifications}"
+                    f"<fingerprints>{fingerprint}</fingerprints></{media}>"
+                )
+            else:
+                body = f"<{deleted}>{member_xml}<id>{entry.id}</id></{deleted}>"
+            (videos if video else out).write(f"    {body}\n")
+            written += 1
+        out.write("  </images>\n  <videos>\n")
+        videos.seek(0)
+        copyfileobj(videos, out)
+    out.write("  </videos>\n</queryResult>\n")
+    return written, left_out
