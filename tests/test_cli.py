@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -272,11 +273,30 @@ def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
 # --- match ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class Listed:
+    url: str  # the database
+    root: Path  # the media
+    entries: dict[str, int]  # file name -> the id of its listed PDQ entry
+    hashes: dict[str, str]  # file name -> its PDQ hash
+
+    def match(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return run("match", "--database-url", self.url, *args)
+
+
 @pytest.fixture(scope="module")
-def listed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """A list of two images' PDQ hashes, and a folder with those images, a rotated copy of the
-    first, an unlisted image and a flat one."""
+def listed(tmp_path_factory: pytest.TempPathFactory) -> Listed:
+    """Lists in a database: "known" with two images' PDQ hashes (labelled), "strict" with one
+    of them at PDQ threshold 8, "digests" with another image's SHA-256; and a folder with
+    those images, a rotated copy of the first, an unlisted image and a flat one."""
+    import hashlib
+
     from PIL import Image
+
+    from hashguard.lists.model import Category, ListPolicy
+    from hashguard.lists.records import Submission
+    from hashguard.store.database import open_engine
+    from hashguard.store.lists import ListStore
 
     root = tmp_path_factory.mktemp("match")
     signal = PdqSignal()
@@ -290,69 +310,99 @@ def listed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     buffer = io.BytesIO()
     Image.new("RGB", (200, 200), (40, 40, 40)).save(buffer, "PNG")
     (root / "flat.png").write_bytes(buffer.getvalue())
-    hashes = [signal.hash((root / n).read_bytes()).hex for n in ("listed.jpg", "also-listed.png")]
-    list_file = root.parent / f"{root.name}-list.txt"
-    list_file.write_text(f"# two benign images\n\n{hashes[0].upper()}\n  {hashes[1]}  \n")
-    return list_file, root
+    names = ("listed.jpg", "also-listed.png")
+    hashes = {n: signal.hash((root / n).read_bytes()).hex for n in names}
+    url = f"sqlite:///{root.parent / (root.name + '.db')}"
+    engine = open_engine(url)
+    store = ListStore(engine)
+    store.create("known", "Test Org", Category.TEST)
+    store.apply("known", [Submission("pdq", hashes[n], frozenset({"B1", "test"})) for n in names])
+    store.create("strict", "Test Org", Category.TEST, policy=ListPolicy({"pdq": 8}))
+    store.apply("strict", [Submission("pdq", hashes["listed.jpg"])])
+    store.create("digests", "Test Org", Category.TEST)
+    other = hashlib.sha256((root / "other.jpg").read_bytes()).hexdigest()
+    store.apply("digests", [Submission("sha256", other)])
+    entries = {e.value: e.id for e in store.entries("known")[1]}
+    engine.dispose()
+    return Listed(url, root, {n: entries[hashes[n]] for n in names}, hashes)
 
 
-def test_match_reports_list_lines_and_exit_status(listed: tuple[Path, Path]) -> None:
-    list_file, root = listed
-    result = run("match", "--list", str(list_file), str(root))
+def test_match_reports_lists_entries_and_exit_status(listed: Listed) -> None:
+    root = listed.root
+    result = listed.match("--list", "known", str(root))
     assert result.returncode == 0, result.stderr
     lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
-    assert lines[str(root / "listed.jpg")] == "match, list line 3, distance 0"
-    assert lines[str(root / "also-listed.png")] == "match, list line 4, distance 0"
+    first, second = listed.entries["listed.jpg"], listed.entries["also-listed.png"]
+    assert lines[str(root / "listed.jpg")] == (
+        f"match, list known entry {first}, pdq distance 0 [B1, test]"
+    )
+    assert lines[str(root / "also-listed.png")].startswith(f"match, list known entry {second},")
     assert lines[str(root / "rotated.png")] == "no match"
     assert lines[str(root / "other.jpg")] == "no match"
-    assert lines[str(root / "flat.png")] == "not matched: PDQ quality 0 is below 50"
-    nothing = run("match", "--list", str(list_file), str(root / "other.jpg"))
+    assert lines[str(root / "flat.png")] == "PDQ quality 0 too low to match"
+    assert "1 image(s) of PDQ quality below 50 not matched" in result.stderr
+    nothing = listed.match("--list", "known", str(root / "other.jpg"))
     assert nothing.returncode == 1 and nothing.stdout.endswith("no match\n")
 
 
-def test_match_dihedral_finds_the_rotated_copy_and_names_the_variant(listed) -> None:
-    list_file, root = listed
-    result = run(
-        "match", "-l", str(list_file), "--dihedral", "-f", "jsonl", str(root / "rotated.png")
-    )
+def test_match_jsonl_is_one_object_per_match_and_nothing_else(listed: Listed) -> None:
+    root = listed.root
+    result = listed.match(
+        "-l", "known", "-l", "strict", "-l", "digests", "--dihedral", "-f", "jsonl",
+        str(root / "rotated.png"), str(root / "other.jpg"), str(root / "flat.png"),
+    )  # fmt: skip
     assert result.returncode == 0, result.stderr
-    (line,) = [json.loads(text) for text in result.stdout.splitlines()]
-    (found,) = line["matches"]
-    assert found["line"] == 3 and found["distance"] <= 31
-    assert found["variant"] in {"rotate90", "rotate270"}
+    found = [json.loads(text) for text in result.stdout.splitlines()]
+    # The rotated copy is within the default 31 bits of "known", not within 8 of "strict";
+    # the other image is hashed with SHA-256 too, since "digests" holds SHA-256.
+    assert sorted((f["query"], f["list"], f["signal"]) for f in found) == [
+        (str(root / "other.jpg"), "digests", "sha256"),
+        (str(root / "rotated.png"), "known", "pdq"),
+    ]
+    for line in found:
+        assert set(line) == {"query", "list", "entry", "signal", "distance", "labels"}
+    rotated = next(f for f in found if f["signal"] == "pdq")
+    assert rotated["entry"] == listed.entries["listed.jpg"] and 8 < rotated["distance"] <= 31
+    assert rotated["labels"] == ["B1", "test"]
+    assert next(f for f in found if f["signal"] == "sha256")["distance"] == 0
 
 
-def test_match_takes_hashes_as_queries_and_writes_csv(listed) -> None:
-    list_file, _ = listed
-    listed_hash = list_file.read_text().splitlines()[2].lower()
-    near = listed_hash[:-1] + ("0" if listed_hash[-1] != "0" else "1")
+def test_match_takes_hashes_as_queries_with_each_lists_threshold(listed: Listed) -> None:
+    listed_hash = listed.hashes["listed.jpg"]
+    bits = bytearray(bytes.fromhex(listed_hash))
+    for i in range(12):  # 12 bits off: within "known"'s 31, beyond "strict"'s 8
+        bits[i] ^= 1
+    near = bits.hex()
     far = "".join("f" if c != "f" else "0" for c in listed_hash)
-    result = run("match", "-l", str(list_file), "-f", "csv", "-r", "8", near, far)
+    result = listed.match("-l", "known", "-l", "strict", "-f", "csv", near, far, "pdq:" + near)
     assert result.returncode == 0, result.stderr
-    rows = list(csv.reader(io.StringIO(result.stdout)))
-    assert rows[0] == ["query", "line", "distance", "variant"]
-    assert rows[1][:2] == [near, "3"] and 1 <= int(rows[1][2]) <= 4 and len(rows) == 2
+    entry = str(listed.entries["listed.jpg"])
+    assert list(csv.reader(io.StringIO(result.stdout))) == [
+        ["query", "list", "entry", "signal", "distance", "labels"],
+        [near, "known", entry, "pdq", "12", "B1;test"],
+        ["pdq:" + near, "known", entry, "pdq", "12", "B1;test"],
+    ]
+    exact = listed.match("-l", "strict", "-f", "jsonl", listed_hash)
+    assert [json.loads(line)["list"] for line in exact.stdout.splitlines()] == ["strict"]
 
 
-def test_match_refuses_a_bad_list_naming_its_line(tmp_path, listed) -> None:
-    _, root = listed
-    bad_list = tmp_path / "bad.txt"
-    bad_list.write_text("a" * 64 + "\n" + "not-a-hash\n")
-    result = run("match", "--list", str(bad_list), str(root / "listed.jpg"))
-    assert result.returncode == 2 and result.stdout == ""
-    assert result.stderr.strip() == (
-        f"hashguard: {bad_list}:2: expected a PDQ hash (64 hex digits), got 'not-a-hash'"
+def test_match_errors_name_the_list_or_the_query(listed: Listed) -> None:
+    missing = listed.match("--list", "nolist", str(listed.root / "listed.jpg"))
+    assert missing.returncode == 2 and missing.stdout == ""
+    assert missing.stderr == "hashguard: no list named 'nolist'\n"
+    short = listed.match("--list", "known", "abcd")
+    assert short.returncode == 2
+    assert "abcd: a hash has 32 (md5), 40 (sha1) or 64 (pdq, sha256) hex digits; got 4" in (
+        short.stderr
     )
-    missing = run("match", "--list", str(tmp_path / "none.txt"), str(root / "listed.jpg"))
-    assert missing.returncode == 2 and "none.txt: cannot read" in missing.stderr
 
 
 def test_match_reports_unreadable_files_and_skips_videos(tmp_path, listed, bad) -> None:
-    list_file, _ = listed
     (tmp_path / "clip.mp4").write_bytes(make_video(5, seconds=1))
-    result = run(
-        "match", "-l", str(list_file), str(bad / "corrupt.jpg"), str(tmp_path / "clip.mp4")
-    )
+    result = listed.match("-l", "known", str(bad / "corrupt.jpg"), str(tmp_path / "clip.mp4"))
     assert result.returncode == 2
     assert f"{bad / 'corrupt.jpg'}: " in result.stderr
-    assert "skipped 1 video file(s)" in result.stderr
+    assert "skipped 1 video file(s): the lists hold only pdq entries" in result.stderr
+    # A list of digests matches videos too: the file is hashed, not skipped.
+    both = listed.match("-l", "known", "-l", "digests", str(tmp_path / "clip.mp4"))
+    assert both.returncode == 1 and both.stdout.endswith("clip.mp4: no match\n")

@@ -14,20 +14,18 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashguard import __version__
 from hashguard.cli_keys import keys_app
-from hashguard.cli_lists import lists_app
-from hashguard.index import HammingIndex
-from hashguard.lists.formats import ListFormatError, plain
+from hashguard.cli_lists import DatabaseOption, lists_app
+from hashguard.matching import Match, Matcher
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.signals import registry
-from hashguard.signals.base import Comparison, SignalType
+from hashguard.signals.base import Comparison, InvalidSignalValue, SignalType
 from hashguard.signals.batch import (
     FileFailure,
     FileSkipped,
@@ -37,8 +35,10 @@ from hashguard.signals.batch import (
     expand,
     hash_paths,
 )
-from hashguard.signals.pdq import MIN_QUALITY, PdqSignal
+from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash, PdqSignal
 from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
+from hashguard.store.database import DatabaseError, open_engine
+from hashguard.store.lists import ListError, ListStore
 
 app = typer.Typer(
     name="hashguard",
@@ -358,15 +358,17 @@ def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
     return line
 
 
-_PDQ_HEX = re.compile(r"[0-9a-fA-F]{64}")
 _MATCH_BATCH = 256
+# Hashes given on the command line: SIGNAL:HEX, or bare hex whose length says the signals.
+_BY_LENGTH = {32: ("md5",), 40: ("sha1",), 64: ("pdq", "sha256")}
+_HEX = re.compile(r"(?:(pdq|md5|sha1|sha256):)?([0-9a-fA-F]+)")
 
 
 @dataclass(frozen=True)
 class _Query:
     label: str  # the file's path, or the hash as given
-    variants: list[tuple[str, bytes]]  # (variant name, 32 bytes); "original" first
-    quality: int | None
+    values: dict[str, Any]  # signal -> what Matcher.match takes
+    quality: int | None = None  # PDQ quality of a file's image
 
 
 @app.command()
@@ -374,22 +376,16 @@ def match(
     queries: Annotated[
         list[str],
         typer.Argument(
-            help="Media files, directories (walked recursively), or PDQ hashes (64 hex digits)."
+            help="Media files, directories (walked recursively), or hashes: hex (32 digits "
+            "md5, 40 sha1, 64 pdq or sha256) or SIGNAL:HEX."
         ),
     ],
-    list_file: Annotated[
-        Path,
-        typer.Option(
-            "--list",
-            "-l",
-            help="The list: one PDQ hash per line (blank lines and # comments allowed).",
-        ),
+    names: Annotated[
+        list[str],
+        typer.Option("--list", "-l", help="A hash list in the database (repeat for several)."),
     ],
-    radius: Annotated[
-        int, typer.Option("--radius", "-r", min=0, max=256, help="Largest distance that matches.")
-    ] = 31,
     dihedral: Annotated[
-        bool, typer.Option("--dihedral", help="Also match media rotated or flipped.")
+        bool, typer.Option("--dihedral", help="Also match images rotated or flipped.")
     ] = False,
     min_quality: Annotated[
         int,
@@ -402,108 +398,141 @@ def match(
     ] = MIN_QUALITY,
     jobs: _Jobs = 1,
     output: _Format = (OutputFormat.text),
+    database_url: DatabaseOption = None,
 ) -> None:
-    """Match media or PDQ hashes against a list of PDQ hashes, through the Hamming index.
+    """Match media or hashes against hash lists, each with its own thresholds; a file is hashed
+    with every signal the lists hold. One line per match (jsonl: {"query", "list", "entry",
+    "signal", "distance", "labels"}); text also says which queries did not match.
 
     Exit status: 0 if anything matched, 1 if nothing did, 2 on any error.
     """
+    matcher = _matcher(names, min_quality, database_url)
+    signals = matcher.signals()
+    given = [q for q in queries if _HEX.fullmatch(q) and not os.path.lexists(q)]
     try:
-        lines, hashes = plain.read_pdq(list_file)
-    except ListFormatError as exc:
+        batch = [_hash_query(q, signals) for q in given]
+    except InvalidSignalValue as exc:
         _error(str(exc))
         raise typer.Exit(2) from None
-    index = HammingIndex()
-    index.add(lines, hashes)
-    given = [q for q in queries if _PDQ_HEX.fullmatch(q) and not os.path.lexists(q)]
     files = list(expand(q for q in queries if q not in given))
     show = _match_writer(output)
-    matched = 0
+    matched = low = 0
     tally = _Tally()
-    batch: list[_Query] = [_Query(q, [("original", bytes.fromhex(q))], None) for q in given]
     with _output(len(files)) as out:
 
         def flush() -> None:
-            nonlocal matched
-            for query, found in _match_batch(index, lines, hashes, batch, radius, min_quality):
+            nonlocal matched, low
+            for query, found in zip(
+                batch, matcher.match_all([q.values for q in batch]), strict=True
+            ):
                 matched += bool(found)
-                out.write(show(query, found, min_quality))
+                below = query.quality is not None and query.quality < min_quality
+                low += below
+                out.write(show(query, found, below))
             batch.clear()
 
         flush()
-        settings = HashSettings(("pdq",), dihedral, quiet_decoders=True)
-        for (record,) in _hashed(files, settings, jobs, out, tally):
-            variants = record.dihedral or {"original": record.value}
-            batch.append(
-                _Query(
-                    record.path,
-                    [(name, bytes.fromhex(value)) for name, value in variants.items()],
-                    record.quality,
-                )
-            )
-            if len(batch) >= _MATCH_BATCH:
-                flush()
-        flush()
-    tally.note_skipped("lists of PDQ hashes match images only")
+        if signals and files:
+            settings = HashSettings(signals, dihedral, quiet_decoders=True)
+            for records in _hashed(files, settings, jobs, out, tally):
+                batch.append(_file_query(records))
+                if len(batch) >= _MATCH_BATCH:
+                    flush()
+            flush()
+    if files and not signals:
+        _error(f"note: {', '.join(names)} hold no entries that can match: no file was hashed")
+    if low:
+        _error(f"note: {low} image(s) of PDQ quality below {min_quality} not matched")
+    tally.note_skipped(f"the lists hold only {', '.join(signals)} entries")
     raise typer.Exit(2 if tally.failed else 0 if matched else 1)
 
 
-def _match_batch(
-    index: HammingIndex,
-    lines: np.ndarray,
-    hashes: np.ndarray,
-    batch: list[_Query],
-    radius: int,
-    min_quality: int,
-) -> Iterator[tuple[_Query, list[tuple[int, int, str]]]]:
-    """Each query with its matches (list line, distance, best variant), closest first."""
-    usable = [q for q in batch if q.quality is None or q.quality >= min_quality]
-    found: dict[int, list[tuple[int, int, str]]] = {}
-    for width in sorted({len(q.variants) for q in usable}):
-        group = [q for q in usable if len(q.variants) == width]
-        variants = np.array(
-            [[np.frombuffer(bits, np.uint8) for _, bits in q.variants] for q in group], np.uint8
+def _matcher(names: list[str], min_quality: int, url: str | None) -> Matcher:
+    try:
+        engine = open_engine(url)
+    except DatabaseError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    try:
+        return Matcher(ListStore(engine), names, min_quality)
+    except ListError as exc:
+        _error(str(exc))
+        raise typer.Exit(2) from None
+    finally:
+        engine.dispose()
+
+
+def _hash_query(text: str, signals: tuple[str, ...]) -> _Query:
+    """A hash given on the command line, as the values of every signal it can be."""
+    found = _HEX.fullmatch(text)
+    assert found is not None
+    named, digits = found.groups()
+    candidates = (named,) if named else _BY_LENGTH.get(len(digits), ())
+    if not candidates:
+        raise InvalidSignalValue(
+            f"{text}: a hash has 32 (md5), 40 (sha1) or 64 (pdq, sha256) hex digits; "
+            f"got {len(digits)}"
         )
-        items, ids, distances = index.query_dihedral(variants, radius)
-        rows = np.searchsorted(lines, ids)
-        for item, line, distance, row in zip(items, ids, distances, rows, strict=True):
-            query = group[item]
-            per_variant = np.bitwise_count(variants[item] ^ hashes[row]).sum(axis=1)
-            name = query.variants[int(np.argmin(per_variant))][0]
-            found.setdefault(id(query), []).append((int(line), int(distance), name))
-    for query in batch:
-        yield query, found.get(id(query), [])
+    values: dict[str, Any] = {}
+    for signal in candidates:
+        value = registry.get(signal).parse(digits)
+        if signal in signals:
+            values[signal] = value
+    return _Query(text, values)
 
 
-def _match_writer(output: OutputFormat) -> Callable[[_Query, list[tuple[int, int, str]], int], str]:
+def _file_query(records: list[HashRecord]) -> _Query:
+    values: dict[str, Any] = {}
+    quality = None
+    for record in records:
+        if record.signal == "pdq":
+            quality = record.quality
+            variants = record.dihedral or {"original": record.value}
+            hashes = {name: PdqHash(bytes.fromhex(v), quality) for name, v in variants.items()}
+            values["pdq"] = DihedralHashes(quality or 0, hashes)
+        else:
+            values[record.signal] = bytes.fromhex(record.value)
+    return _Query(records[0].path, values, quality)
+
+
+def _match_writer(output: OutputFormat) -> Callable[[_Query, list[Match], bool], str]:
     if output is OutputFormat.csv:
-        sys.stdout.write("query,line,distance,variant\n")
+        sys.stdout.write("query,list,entry,signal,distance,labels\n")
 
-    def write(query: _Query, found: list[tuple[int, int, str]], min_quality: int) -> str:
-        low = query.quality is not None and query.quality < min_quality
+    def write(query: _Query, found: list[Match], low: bool) -> str:
         if output is OutputFormat.jsonl:
-            line: dict[str, Any] = {"query": query.label, "quality": query.quality}
-            if low:
-                line["not_matched"] = f"PDQ quality {query.quality} is below {min_quality}"
-            line["matches"] = [{"line": n, "distance": d, "variant": v} for n, d, v in found]
-            return json.dumps(line, ensure_ascii=False) + "\n"
+            return "".join(
+                json.dumps(
+                    {
+                        "query": query.label,
+                        "list": m.list,
+                        "entry": m.entry,
+                        "signal": m.signal,
+                        "distance": m.distance,
+                        "labels": sorted(m.labels),
+                    },
+                    ensure_ascii=False,
+                )
+                + "\n"
+                for m in found
+            )
         if output is OutputFormat.csv:
             buffer = io.StringIO()
             rows = csv.writer(buffer, lineterminator="\n")
-            for n, d, v in found:
-                rows.writerow([query.label, n, d, v])
+            for m in found:
+                rows.writerow([query.label, m.list, m.entry, m.signal, m.distance,
+                               ";".join(sorted(m.labels))])  # fmt: skip
             return buffer.getvalue()
+        lines = [
+            f"{query.label}: match, list {m.list} entry {m.entry}, {m.signal} distance "
+            f"{m.distance:g}" + (f" [{', '.join(sorted(m.labels))}]" if m.labels else "") + "\n"
+            for m in found
+        ]
         if low:
-            return (
-                f"{query.label}: not matched: PDQ quality {query.quality} is below {min_quality}\n"
-            )
-        if not found:
-            return f"{query.label}: no match\n"
-        return "".join(
-            f"{query.label}: match, list line {n}, distance {d}"
-            + ("" if v == "original" else f" ({v})")
-            + "\n"
-            for n, d, v in found
-        )
+            lines.append(f"{query.label}: PDQ quality {query.quality} too low to match\n")
+        elif not found:
+            lines.append(f"{query.label}: no match\n")
+        return "".join(lines)
 
     return write
 

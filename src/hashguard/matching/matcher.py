@@ -78,6 +78,11 @@ class Matcher:
     def lists(self) -> list[HashList]:
         return [followed.hash_list for followed in self._lists.values()]
 
+    def signals(self) -> tuple[str, ...]:
+        """The signals of the entries that can match now, in a fixed order."""
+        held = ["pdq"] if len(self._pdq) else []
+        return (*held, *(name for name, index in self._digests.items() if len(index)))
+
     def versions(self) -> dict[str, int]:
         """The version of each list the indexes reflect."""
         return {f.hash_list.name: f.version for f in self._lists.values()}
