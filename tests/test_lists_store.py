@@ -274,3 +274,20 @@ def test_upgrading_indexes_the_references_of_entries_stored_before(database_url:
     summary = store.apply("old", [Withdrawal("ncmec:7:image:1")])
     assert (summary.removed, summary.unknown_tombstones) == (1, 0)
     assert [e.status for e in store.entries("old")[1]] == [EntryStatus.DELETED]
+
+
+def test_big_imports_of_mostly_new_values_find_the_held_ones(store: ListStore) -> None:
+    """Chunks of new values are written without lookups; one held value anywhere in a chunk
+    must still merge, not duplicate, and the ids stay distinct (chunks hold 2,000 records)."""
+    store.create("big", "Org", Category.TEST)
+    first = store.apply("big", [Submission("pdq", pdq(n)) for n in range(0, 6000, 2)])
+    assert (first.added, first.version) == (3000, 3000)
+    mixed = [Submission("pdq", pdq(n), frozenset({"B1"})) for n in range(6001, 12001, 2)]
+    mixed.insert(2500, Submission("pdq", pdq(3000), frozenset({"A1"})))  # held: 2nd chunk
+    mixed.append(Submission("pdq", pdq(6001), frozenset({"again"})))  # added earlier in it
+    summary = store.apply("big", mixed)
+    assert (summary.added, summary.updated) == (3000, 2)
+    entries = {e.value: e for e in store.entries("big")[1]}
+    assert len(entries) == 6000 and len({e.id for e in entries.values()}) == 6000
+    assert entries[pdq(3000)].labels == {"A1"} and entries[pdq(6001)].labels == {"B1", "again"}
+    assert {e.id: e for e in entries.values()} == fold(store.changes_since("big", 0))

@@ -76,6 +76,7 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL
     cursor.execute("PRAGMA cache_size=-262144")  # 256 MiB: imports update large indexes
+    cursor.execute("PRAGMA temp_store=MEMORY")
     cursor.close()
 
 

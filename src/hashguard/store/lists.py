@@ -47,6 +47,7 @@ from hashguard.lists.records import (
     Submission,
     Tombstone,
     Withdrawal,
+    all_canonical,
     canonical,
 )
 from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
@@ -282,18 +283,32 @@ class _Writer:
         self.at = _now()
         self.number = 0  # records seen, for error messages
         self.postgresql = session.get_bind().dialect.name == "postgresql"
-        # The chunk being written: entries by key, the changes, keys first added.
+        self.list_id: int = row.id
+        # The chunk being written: entries by key, keys first added, keys changed otherwise,
+        # and the change rows (version, kind, entry id, labels, provenance, reason).
         self.current: dict[tuple[str, str], Entry] = {}
         self.holders: dict[str, set[tuple[str, str]]] = {}  # withdrawn references: their entries
-        self.changes: list[Change] = []
         self.fresh: dict[tuple[str, str], None] = {}
+        self.changed: set[tuple[str, str]] = set()
+        self.rows: list[tuple[Any, ...]] = []
         self.placeholder = 0  # entries not inserted yet have negative ids until the flush
+        # Records of one file share a few label sets and provenances: serialised once each.
+        self._labels: tuple[object, str] = (None, "")
+        self._provenance: tuple[object, str] = (None, "")
+        # Chunks of submissions are first written as if all new, with no lookups; the first
+        # that holds a known value is undone and written the careful way, as is the rest.
+        self.speculate = True
 
     def write(self, records: list[Record]) -> None:
         if not records:
             return
         keyed: list[tuple[Record, tuple[str, str] | None]] = []
         references: set[str] = set()
+        values: dict[str, list[str]] = {}
+        for record in records:
+            if not isinstance(record, Withdrawal):
+                values.setdefault(record.signal, []).append(record.value)
+        trusted = {signal for signal, given in values.items() if all_canonical(signal, given)}
         for record in records:
             self.number += 1
             if isinstance(record, Withdrawal):
@@ -303,27 +318,72 @@ class _Writer:
                     keep = frozenset((s, canonical(s, v, where)) for s, v in keep)
                 keyed.append((Withdrawal(record.reference, keep, record.reason), None))
                 references.add(record.reference)
+            elif record.signal in trusted:
+                keyed.append((record, (record.signal, record.value)))
             else:
                 value = canonical(record.signal, record.value, f"record {self.number}")
                 keyed.append((record, (record.signal, value)))
+        if self.speculate and not references and self._write_new(keyed):
+            return
         self.current = self._existing({key for _, key in keyed if key is not None})
         self.holders = self._holders(references) if references else {}
         stored = dict(self.current)
-        self.changes, self.fresh = [], {}
+        self.fresh, self.changed, self.rows = {}, set(), []
+        current = self.current
         for record, key in keyed:
             if key is None:
                 assert isinstance(record, Withdrawal)
                 self._withdraw(record)
+            elif type(record) is Submission and key not in current and not self.holders:
+                self._add(record, key)  # the common case of a big import, kept lean
             elif isinstance(record, Submission):
                 self._submit(record, key)
             else:
                 assert isinstance(record, Tombstone)
-                entry = self.current.get(key)
+                entry = current.get(key)
                 if entry is None:
                     self.summary.unknown_tombstones += 1
                 else:
                     self._append(record.kind, key, entry, reason=record.reason)
         self._flush(stored)
+
+    def _write_new(self, keyed: list[tuple[Record, tuple[str, str] | None]]) -> bool:
+        """Write the chunk as new entries, without looking any up; False, having written
+        nothing, when one is not new (the database refuses it) or the chunk is not all new
+        submissions."""
+        keys = {key for _, key in keyed}
+        if len(keys) != len(keyed) or any(type(record) is not Submission for record, _ in keyed):
+            self.speculate = False
+            return False
+        saved = (self.version, self.placeholder, self.summary.added)
+        self.current, self.holders, self.fresh, self.changed, self.rows = {}, {}, {}, set(), []
+        for record, key in keyed:
+            assert isinstance(record, Submission) and key is not None
+            self._add(record, key)
+        if self._flush({}, probe=True):
+            return True
+        self.version, self.placeholder, self.summary.added = saved
+        self.speculate = False
+        return False
+
+    def _add(self, record: Submission, key: tuple[str, str]) -> None:
+        """A new entry: what ``_append`` of its add would stage, without building the change."""
+        self.placeholder -= 1
+        self.version += 1
+        labels, provenance = record.labels, record.provenance
+        self.current[key] = Entry(
+            self.placeholder, self.list_id, key[0], key[1], labels, provenance,
+            EntryStatus.ACTIVE, self.version,
+        )  # fmt: skip
+        self.fresh[key] = None
+        self.summary.added += 1
+        if labels is not self._labels[0]:
+            self._labels = (labels, _labels_json(labels))
+        if provenance is not self._provenance[0]:
+            self._provenance = (provenance, _provenance_json(provenance))
+        self.rows.append(
+            (self.version, "add", self.placeholder, self._labels[1], self._provenance[1], "")
+        )
 
     def _submit(self, record: Submission, key: tuple[str, str]) -> None:
         entry = self.current.get(key)
@@ -400,20 +460,33 @@ class _Writer:
             self.summary.updated += 1
         self.version = version
         self.current[key] = after
-        self.changes.append(change)
+        self.changed.add(key)
+        self.rows.append(
+            (version, _TEXT[kind], change.entry_id,
+             _labels_json(labels) if labels is not None else None,
+             _provenance_json(provenance) if provenance is not None else None, reason)
+        )  # fmt: skip
 
     def _existing(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
         by_signal: dict[str, list[str]] = {}
         for signal, value in keys:
             by_signal.setdefault(signal, []).append(value)
         found: dict[tuple[str, str], Entry] = {}
+        connection = self.session.connection()
+        select_entries = f"SELECT {_ENTRY_NAMES} FROM list_entries WHERE list_id = "
         for signal, values in by_signal.items():  # (list, signal, value) is the unique index
-            query = select(*_ENTRY_FIELDS).where(
-                EntryRow.list_id == self.row.id,
-                EntryRow.signal == signal,
-                self._one_of(EntryRow.value, values),
-            )
-            for row in self.session.execute(query):
+            # Through the driver: SQLAlchemy's compiling of thousands of parameters per chunk
+            # cost more than the lookup.
+            if self.postgresql:
+                # One array parameter: thousands of IN parameters cost PostgreSQL more to
+                # parse and plan than the lookup itself.
+                sql = f"{select_entries}%s AND signal = %s AND value = ANY(%s)"
+                rows = connection.exec_driver_sql(sql, (self.list_id, signal, values))
+            else:
+                markers = ",".join("?" * len(values))
+                sql = f"{select_entries}? AND signal = ? AND value IN ({markers})"
+                rows = connection.exec_driver_sql(sql, (self.list_id, signal, *values))
+            for row in rows:
                 entry = _entry_of(row)
                 found[(entry.signal, entry.value)] = entry
         return found
@@ -443,34 +516,48 @@ class _Writer:
             return column == any_(literal(values, ARRAY(Text())))
         return column.in_(values)
 
-    def _flush(self, stored: dict[tuple[str, str], Entry]) -> None:
+    def _flush(self, stored: dict[tuple[str, str], Entry], probe: bool = False) -> bool:
         """Write the chunk: new entries (sorted, so they land in the value index in order),
-        changed entries, the changes, and the references that sources gained or lost."""
+        changed entries, the changes, and the references that sources gained or lost.
+
+        With ``probe``, the new entries may be held already: then nothing is written and the
+        result is False."""
         connection = self.session.connection()
         new = [self.current[key] for key in sorted(self.fresh)]
         ids = dict(zip((e.id for e in new), self._allocate(len(new)), strict=True))
-        if new:
-            _insert_many(connection, _ENTRY_COLUMNS, [(ids[e.id], *_entry_values(e)) for e in new])
-        changed = {(change.signal, change.value) for change in self.changes}
-        updates = [_entry_update(self.current[key]) for key in changed if key in stored]
+        rows = [(ids[e.id], *_entry_values(e)) for e in new]
+        if probe:
+            if not _insert_new(connection, rows):
+                return False
+        elif rows:
+            _insert_many(connection, _ENTRY_COLUMNS, rows)
+        updates = [_entry_update(self.current[key]) for key in self.changed if key in stored]
         if updates:
             self.session.execute(update(EntryRow), updates)
-        if self.changes:
+        if self.rows:
             at = _stored_time(connection, self.at)
+            list_id, actor = self.list_id, self.actor
             _insert_many(
                 connection,
                 _CHANGE_COLUMNS,
-                [_change_values(c, ids.get(c.entry_id, c.entry_id), at) for c in self.changes],
-            )
+                [
+                    (list_id, version, kind, ids.get(entry, entry), labels, provenance, reason,
+                     actor, at)
+                    for version, kind, entry, labels, provenance, reason in self.rows
+                ],
+            )  # fmt: skip
         linked, unlinked = [], []
-        for key in changed:
+        for key in self.changed.union(self.fresh):
             entry = self.current[key]
-            had = _references(stored[key]) if key in stored else frozenset()
+            before = stored.get(key)
+            if not entry.provenance.sources and (before is None or not before.provenance.sources):
+                continue
+            had = _references(before) if before is not None else frozenset()
             has = _references(entry)
             if had != has:
                 ident = ids.get(entry.id, entry.id)
-                linked += [(self.row.id, reference, ident) for reference in sorted(has - had)]
-                unlinked += [(self.row.id, reference, ident) for reference in had - has]
+                linked += [(self.list_id, reference, ident) for reference in sorted(has - had)]
+                unlinked += [(self.list_id, reference, ident) for reference in had - has]
         if linked:
             _insert_many(connection, _REFERENCE_COLUMNS, linked)
         if unlinked:
@@ -480,6 +567,7 @@ class _Writer:
                 f"AND entry_id = {marker}",
                 unlinked,
             )
+        return True
 
     def _allocate(self, count: int) -> list[int]:
         """``count`` fresh entry ids (the caller holds the write lock)."""
@@ -520,6 +608,35 @@ _CHANGE_COLUMNS: Final = (
     ("list_id", "version", "kind", "entry_id", "labels", "provenance", "reason", "actor", "at"),
 )
 _REFERENCE_COLUMNS: Final = ("entry_references", ("list_id", "reference", "entry_id"))
+
+
+def _insert_new(connection: Connection, rows: list[tuple[Any, ...]]) -> bool:
+    """Insert entry ``rows`` unless one has a value its list holds: then insert none, False."""
+    if connection.dialect.name == "postgresql":  # COPY has no ON CONFLICT; savepoints are cheap
+        connection.exec_driver_sql("SAVEPOINT hashguard_new")
+        try:
+            _insert_many(connection, _ENTRY_COLUMNS, rows)
+        except connection.dialect.loaded_dbapi.IntegrityError:
+            connection.exec_driver_sql("ROLLBACK TO SAVEPOINT hashguard_new")
+            connection.exec_driver_sql("RELEASE SAVEPOINT hashguard_new")
+            return False
+        connection.exec_driver_sql("RELEASE SAVEPOINT hashguard_new")
+        return True
+    # SQLite: a savepoint would journal every page the chunk touches; skipping held values and
+    # counting is cheaper, and the rare undo deletes the ids just allocated.
+    name, columns = _ENTRY_COLUMNS
+    marker = _marker(connection)
+    inserted = connection.exec_driver_sql(
+        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)}) "
+        "ON CONFLICT (list_id, signal, value) DO NOTHING",
+        rows,
+    ).rowcount
+    if inserted == len(rows):
+        return True
+    connection.exec_driver_sql(
+        f"DELETE FROM {name} WHERE id BETWEEN {marker} AND {marker}", (rows[0][0], rows[-1][0])
+    )
+    return False
 
 
 def _insert_many(
@@ -629,6 +746,9 @@ _ENTRY_FIELDS: Final = (
     EntryRow.submitted_by, EntryRow.assessed_by, EntryRow.sources, EntryRow.status,
     EntryRow.version,
 )  # fmt: skip
+
+
+_ENTRY_NAMES: Final = ", ".join(column.name for column in _ENTRY_FIELDS)
 
 
 def _entry_of(row: Any) -> Entry:

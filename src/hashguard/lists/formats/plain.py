@@ -5,18 +5,14 @@ Blank lines and lines starting with ``#`` are ignored; spaces around a hash are 
 digits may be upper or lower case. Anything else stops the read with the file and line.
 """
 
-import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final, TextIO
 
-import numpy as np
-
 from hashguard.lists.formats import ListFormatError
-from hashguard.lists.model import Entry
-from hashguard.lists.records import InvalidRecord, Submission, canonical
+from hashguard.lists.model import Entry, Provenance
+from hashguard.lists.records import InvalidRecord, Submission, all_canonical, canonical
 
-_PDQ: Final = re.compile(rb"[0-9a-fA-F]{64}")
 _BOM: Final = b"\xef\xbb\xbf"  # some editors start UTF-8 files with it
 
 
@@ -41,14 +37,37 @@ def read(path: Path, signal: str) -> Iterator[Submission]:
 
     Raises ListFormatError naming the line of the first malformed value.
     """
-    for number, text in lines(path):
+    batch: list[tuple[int, bytes]] = []
+    for item in lines(path):
+        batch.append(item)
+        if len(batch) == _BATCH:
+            yield from _submissions(path, signal, batch)
+            batch = []
+    yield from _submissions(path, signal, batch)
+
+
+_BATCH: Final = 4096
+_NO_PROVENANCE: Final = Provenance()
+
+
+def _submissions(path: Path, signal: str, batch: list[tuple[int, bytes]]) -> Iterator[Submission]:
+    """The batch's values, checked all at once when they are plain hex, else line by line."""
+    try:
+        values = [text.decode("ascii").lower() for _, text in batch]
+    except UnicodeDecodeError:
+        values = []
+    if values and all_canonical(signal, values):
+        for value in values:
+            yield Submission(signal, value, frozenset(), _NO_PROVENANCE)
+        return
+    for number, text in batch:
         try:
             value = canonical(signal, text.decode("ascii"))
         except (UnicodeDecodeError, InvalidRecord):
             raise ListFormatError(
                 path, number, f"expected a {signal} value, got {_shown(text)}"
             ) from None
-        yield Submission(signal, value)
+        yield Submission(signal, value, frozenset(), _NO_PROVENANCE)
 
 
 def write(entries: Iterable[Entry], out: TextIO) -> int:
@@ -58,24 +77,6 @@ def write(entries: Iterable[Entry], out: TextIO) -> int:
         out.write(entry.value + "\n")
         count += 1
     return count
-
-
-def read_pdq(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """The hashes of a plain PDQ list: (line numbers int64 (n,), hashes uint8 (n, 32)).
-
-    Raises ListFormatError naming the line of the first malformed hash, or the read error.
-    """
-    numbers: list[int] = []
-    hashes = bytearray()
-    for number, text in lines(path):
-        if not _PDQ.fullmatch(text):
-            raise ListFormatError(
-                path, number, f"expected a PDQ hash (64 hex digits), got {_shown(text)}"
-            )
-        hashes += bytes.fromhex(text.decode("ascii"))
-        numbers.append(number)
-    values = np.frombuffer(bytes(hashes), np.uint8).reshape(len(numbers), 32)
-    return np.array(numbers, np.int64), values
 
 
 def _shown(text: bytes, limit: int = 40) -> str:
