@@ -72,6 +72,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor = connection.cursor()
+    cursor.execute("PRAGMA page_size=16384")  # new files only: fewer, fuller index pages
     cursor.execute("PRAGMA journal_mode=WAL")  # readers never block the writer, nor it them
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA synchronous=NORMAL")  # durable at each checkpoint; safe with WAL

@@ -288,13 +288,16 @@ class _Writer:
         # and the change rows (version, kind, entry id, labels, provenance, reason).
         self.current: dict[tuple[str, str], Entry] = {}
         self.holders: dict[str, set[tuple[str, str]]] = {}  # withdrawn references: their entries
-        self.fresh: dict[tuple[str, str], None] = {}
+        # New entries until something else changes them: (placeholder id, version, labels,
+        # provenance); an Entry is built only when needed (``_entry``).
+        self.fresh: dict[tuple[str, str], tuple[int, int, frozenset[str], Provenance]] = {}
         self.changed: set[tuple[str, str]] = set()
         self.rows: list[tuple[Any, ...]] = []
         self.placeholder = 0  # entries not inserted yet have negative ids until the flush
         # Records of one file share a few label sets and provenances: serialised once each.
         self._labels: tuple[object, str] = (None, "")
         self._provenance: tuple[object, str] = (None, "")
+        self._sources: tuple[object, str] = (None, "")
         # Chunks of submissions are first written as if all new, with no lookups; the first
         # that holds a known value is undone and written the careful way, as is the rest.
         self.speculate = True
@@ -309,10 +312,11 @@ class _Writer:
             if not isinstance(record, Withdrawal):
                 values.setdefault(record.signal, []).append(record.value)
         trusted = {signal for signal, given in values.items() if all_canonical(signal, given)}
-        for record in records:
-            self.number += 1
+        first = self.number + 1
+        self.number += len(records)
+        for number, record in enumerate(records, start=first):
             if isinstance(record, Withdrawal):
-                where = f"record {self.number}"
+                where = f"record {number}"
                 keep = record.keep
                 if keep is not None:
                     keep = frozenset((s, canonical(s, v, where)) for s, v in keep)
@@ -321,7 +325,7 @@ class _Writer:
             elif record.signal in trusted:
                 keyed.append((record, (record.signal, record.value)))
             else:
-                value = canonical(record.signal, record.value, f"record {self.number}")
+                value = canonical(record.signal, record.value, f"record {number}")
                 keyed.append((record, (record.signal, value)))
         if self.speculate and not references and self._write_new(keyed):
             return
@@ -329,18 +333,23 @@ class _Writer:
         self.holders = self._holders(references) if references else {}
         stored = dict(self.current)
         self.fresh, self.changed, self.rows = {}, set(), []
-        current = self.current
+        current, fresh = self.current, self.fresh
         for record, key in keyed:
             if key is None:
                 assert isinstance(record, Withdrawal)
                 self._withdraw(record)
-            elif type(record) is Submission and key not in current and not self.holders:
+            elif (
+                type(record) is Submission
+                and key not in current
+                and key not in fresh
+                and not self.holders
+            ):
                 self._add(record, key)  # the common case of a big import, kept lean
             elif isinstance(record, Submission):
                 self._submit(record, key)
             else:
                 assert isinstance(record, Tombstone)
-                entry = current.get(key)
+                entry = self._entry(key)
                 if entry is None:
                     self.summary.unknown_tombstones += 1
                 else:
@@ -357,9 +366,9 @@ class _Writer:
             return False
         saved = (self.version, self.placeholder, self.summary.added)
         self.current, self.holders, self.fresh, self.changed, self.rows = {}, {}, {}, set(), []
+        add = self._add
         for record, key in keyed:
-            assert isinstance(record, Submission) and key is not None
-            self._add(record, key)
+            add(record, key)  # type: ignore[arg-type]  # checked above: new submissions
         if self._flush({}, probe=True):
             return True
         self.version, self.placeholder, self.summary.added = saved
@@ -371,11 +380,7 @@ class _Writer:
         self.placeholder -= 1
         self.version += 1
         labels, provenance = record.labels, record.provenance
-        self.current[key] = Entry(
-            self.placeholder, self.list_id, key[0], key[1], labels, provenance,
-            EntryStatus.ACTIVE, self.version,
-        )  # fmt: skip
-        self.fresh[key] = None
+        self.fresh[key] = (self.placeholder, self.version, labels, provenance)
         self.summary.added += 1
         if labels is not self._labels[0]:
             self._labels = (labels, _labels_json(labels))
@@ -385,8 +390,20 @@ class _Writer:
             (self.version, "add", self.placeholder, self._labels[1], self._provenance[1], "")
         )
 
-    def _submit(self, record: Submission, key: tuple[str, str]) -> None:
+    def _entry(self, key: tuple[str, str]) -> Entry | None:
+        """The entry of ``key`` in this chunk, if there is one."""
         entry = self.current.get(key)
+        if entry is None and key in self.fresh:
+            placeholder, version, labels, provenance = self.fresh[key]
+            entry = Entry(
+                placeholder, self.list_id, key[0], key[1], labels, provenance,
+                EntryStatus.ACTIVE, version,
+            )  # fmt: skip
+            self.current[key] = entry
+        return entry
+
+    def _submit(self, record: Submission, key: tuple[str, str]) -> None:
+        entry = self._entry(key)
         if self.holders:
             for source in record.provenance.sources:
                 if source.reference in self.holders:
@@ -417,7 +434,8 @@ class _Writer:
         keep = record.keep or frozenset()
         withdrawn = 0
         for key in sorted(held - keep):
-            entry = self.current[key]
+            entry = self._entry(key)
+            assert entry is not None
             gone = tuple(s for s in entry.provenance.sources if s.reference == record.reference)
             if not gone:
                 continue
@@ -449,7 +467,7 @@ class _Writer:
         )  # fmt: skip
         after = apply(entry, change)
         if entry is None:
-            self.fresh[key] = None
+            self.fresh[key] = (after.id, version, after.labels, after.provenance)
             self.summary.added += 1
         elif _same(after, entry):
             self.summary.unchanged += 1
@@ -523,9 +541,9 @@ class _Writer:
         With ``probe``, the new entries may be held already: then nothing is written and the
         result is False."""
         connection = self.session.connection()
-        new = [self.current[key] for key in sorted(self.fresh)]
-        ids = dict(zip((e.id for e in new), self._allocate(len(new)), strict=True))
-        rows = [(ids[e.id], *_entry_values(e)) for e in new]
+        rows = self._new_rows()
+        ids = {row[0]: ident for row, ident in zip(rows, self._allocate(len(rows)), strict=True)}
+        rows = [(ids[row[0]], *row[1:]) for row in rows]
         if probe:
             if not _insert_new(connection, rows):
                 return False
@@ -548,14 +566,16 @@ class _Writer:
             )  # fmt: skip
         linked, unlinked = [], []
         for key in self.changed.union(self.fresh):
-            entry = self.current[key]
+            entry = self._entry(key) if key in self.changed else None
+            provenance = entry.provenance if entry is not None else self.fresh[key][3]
             before = stored.get(key)
-            if not entry.provenance.sources and (before is None or not before.provenance.sources):
+            if not provenance.sources and (before is None or not before.provenance.sources):
                 continue
-            had = _references(before) if before is not None else frozenset()
-            has = _references(entry)
+            had = _references(before.provenance) if before is not None else frozenset()
+            has = _references(provenance)
             if had != has:
-                ident = ids.get(entry.id, entry.id)
+                placeholder = entry.id if entry is not None else self.fresh[key][0]
+                ident = ids.get(placeholder, placeholder)
                 linked += [(self.list_id, reference, ident) for reference in sorted(has - had)]
                 unlinked += [(self.list_id, reference, ident) for reference in had - has]
         if linked:
@@ -568,6 +588,26 @@ class _Writer:
                 unlinked,
             )
         return True
+
+    def _new_rows(self) -> list[tuple[Any, ...]]:
+        """The entry rows of the chunk's new entries, by key (so they land in the value index
+        in order), their placeholder ids first."""
+        rows = []
+        for key in sorted(self.fresh):
+            entry = self.current.get(key)
+            if entry is not None:  # changed again after its add
+                rows.append((entry.id, *_entry_values(entry)))
+                continue
+            placeholder, version, labels, provenance = self.fresh[key]
+            if labels is not self._labels[0]:
+                self._labels = (labels, _labels_json(labels))
+            if provenance is not self._sources[0]:
+                self._sources = (provenance, _sources_json(provenance.sources))
+            rows.append(
+                (placeholder, self.list_id, key[0], key[1], self._labels[1], "active",
+                 provenance.submitted_by, provenance.assessed_by, self._sources[1], version)
+            )  # fmt: skip
+        return rows
 
     def _allocate(self, count: int) -> list[int]:
         """``count`` fresh entry ids (the caller holds the write lock)."""
@@ -594,8 +634,8 @@ def _held_only_by(entry: Entry, sources: tuple[Source, ...]) -> bool:
     return bool(entry.provenance.sources) and all(s in sources for s in entry.provenance.sources)
 
 
-def _references(entry: Entry) -> frozenset[str]:
-    return frozenset(s.reference for s in entry.provenance.sources if s.reference)
+def _references(provenance: Provenance) -> frozenset[str]:
+    return frozenset(s.reference for s in provenance.sources if s.reference)
 
 
 _ENTRY_COLUMNS: Final = (
