@@ -2,6 +2,8 @@
 exhaustively over small trees, tampering included."""
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from hashguard.lists.merkle import (
     consistency_proof,
@@ -109,3 +111,15 @@ def test_streamed_roots_equal_whole_tree_roots() -> None:
     for size, leaf in enumerate(MANY, start=1):
         builder.add(leaf)
         assert builder.root() == root(MANY[:size]) and builder.size == size
+
+
+@given(st.lists(st.integers(min_value=1, max_value=300), max_size=12))
+def test_leaves_added_in_batches_give_the_same_root(batches: list[int]) -> None:
+    from hashguard.lists.merkle import RootBuilder
+
+    leaves = [leaf_hash(n.to_bytes(4, "big")) for n in range(sum(batches))]
+    builder, start = RootBuilder(), 0
+    for count in batches:
+        builder.add_many(leaves[start : start + count])
+        start += count
+        assert builder.size == start and builder.root() == root(leaves[:start])

@@ -146,12 +146,30 @@ class RootBuilder:
         self.size = 0
 
     def add(self, leaf: bytes) -> None:
-        size, node = 1, leaf
+        self._push(1, leaf)
+
+    def add_many(self, leaves: Sequence[bytes]) -> None:
+        """``add`` each of ``leaves``: whole perfect subtrees at once where the tree's size so
+        far allows (millions of leaves in a release)."""
+        start = 0
+        while start < len(leaves):
+            # The largest power of two that the size so far is a multiple of, and that fits.
+            aligned = self.size & -self.size if self.size else 1 << 62
+            block = min(aligned, 1 << ((len(leaves) - start).bit_length() - 1))
+            level = list(leaves[start : start + block])
+            while len(level) > 1:
+                level = [node_hash(a, b) for a, b in zip(level[0::2], level[1::2], strict=True)]
+            self._push(block, level[0])
+            start += block
+
+    def _push(self, size: int, node: bytes) -> None:
+        """Append a perfect subtree of ``size`` leaves (the tree's size is a multiple of it)."""
+        count = size
         while self._stack and self._stack[-1][0] == size:
             _, left = self._stack.pop()
             size, node = 2 * size, node_hash(left, node)
         self._stack.append((size, node))
-        self.size += 1
+        self.size += count
 
     def root(self) -> bytes:
         if not self._stack:

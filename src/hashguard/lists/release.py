@@ -19,6 +19,7 @@ import json
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
 
@@ -49,7 +50,20 @@ class Verified:
 
 
 def entry_leaf(entry: Entry) -> bytes:
-    return canonical([entry.signal, entry.value, sorted(entry.labels)])
+    """The entry's Merkle leaf: canonical JSON ``[signal, value, [labels, sorted]]``."""
+    signal, value = entry.signal, entry.value
+    if signal.isalnum() and value.isalnum() and signal.isascii() and value.isascii():
+        # Nothing to escape (every listed value is hex): the canonical form, written directly.
+        return b'["%s","%s",%s]' % (signal.encode(), value.encode(), _labels_json(entry.labels))
+    return canonical([signal, value, sorted(entry.labels)])
+
+
+@lru_cache(maxsize=4096)
+def _labels_json(labels: frozenset[str]) -> bytes:
+    return canonical(sorted(labels))
+
+
+_BATCH: Final = 4096  # entries hashed, and lines written, at a time
 
 
 def build(
@@ -71,21 +85,36 @@ def build(
     by_signal: dict[str, int] = {}
     by_source: dict[str, int] = {}
     last: tuple[str, str] | None = None
+    batch: list[bytes] = []
+    provenance: object = None  # entries share a few provenances: their names, once each
+    names: tuple[str, ...] = ()
+    policy = hash_list.policy
     with open(out / "entries.jsonl", "wb") as lines:
+
+        def flush() -> None:
+            lines.write(b"\n".join(batch) + b"\n")
+            builder.add_many([merkle.leaf_hash(leaf) for leaf in batch])
+            batch.clear()
+
         for entry in entries:
-            if not entry.matchable(hash_list.policy):
+            if not entry.matchable(policy):
                 continue
             key = (entry.signal, entry.value)
             if last is not None and key <= last:
                 raise ReleaseError(f"entries out of order at {entry.signal} {entry.value}")
             last = key
-            leaf = entry_leaf(entry)
-            lines.write(leaf + b"\n")
-            builder.add(merkle.leaf_hash(leaf))
+            batch.append(entry_leaf(entry))
+            if len(batch) == _BATCH:
+                flush()
             by_signal[entry.signal] = by_signal.get(entry.signal, 0) + 1
-            for organisation in {s.organisation for s in entry.provenance.sources} or {""}:
-                name = organisation or "(no source)"
+            if entry.provenance is not provenance:
+                provenance = entry.provenance
+                organisations = {s.organisation for s in provenance.sources} or {""}
+                names = tuple(organisation or "(no source)" for organisation in organisations)
+            for name in names:
                 by_source[name] = by_source.get(name, 0) + 1
+        if batch:
+            flush()
     manifest = {
         "format": FORMAT,
         "list": hash_list.name,
@@ -225,6 +254,7 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
     builder = merkle.RootBuilder()
     by_signal: dict[str, int] = {}
     path = release / "entries.jsonl"
+    batch: list[bytes] = []
     try:
         with open(path, "rb") as lines:
             for number, line in enumerate(lines, start=1):
@@ -235,8 +265,12 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
                         raise ValueError(signal)
                 except (ValueError, TypeError):
                     raise ReleaseError(f"{path}:{number}: not an entry (tampered)") from None
-                builder.add(merkle.leaf_hash(leaf))
+                batch.append(merkle.leaf_hash(leaf))
+                if len(batch) == _BATCH:
+                    builder.add_many(batch)
+                    batch = []
                 by_signal[signal] = by_signal.get(signal, 0) + 1
+            builder.add_many(batch)
     except OSError as error:
         raise ReleaseError(f"{path}: cannot read: {error.strerror or error}") from None
     if builder.size != manifest["entries"]:

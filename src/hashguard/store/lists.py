@@ -237,12 +237,26 @@ class ListStore:
 
         def rows() -> Iterator[Entry]:
             try:
-                query = select(*_ENTRY_FIELDS).where(EntryRow.list_id == hash_list.id)
+                # Through a driver cursor (server-side on PostgreSQL): releases and Matchers
+                # read millions of entries, where SQLAlchemy's per-row work cost more than
+                # the database's.
+                connection = session.connection()
+                marker = _marker(connection)
+                sql = f"SELECT {_ENTRY_NAMES} FROM list_entries WHERE list_id = {marker}"
                 if wanted is not None:
-                    query = query.where(EntryRow.status.in_(wanted))
-                query = query.order_by(EntryRow.signal, EntryRow.value)
-                for row in session.execute(query.execution_options(yield_per=5000)):
-                    yield _entry_of(row)
+                    sql += f" AND status IN ({', '.join(marker for _ in wanted)})"
+                sql += " ORDER BY signal, value"
+                driver = connection.connection.driver_connection
+                assert driver is not None
+                postgresql = connection.dialect.name == "postgresql"
+                cursor = driver.cursor(name="hashguard_entries") if postgresql else driver.cursor()
+                try:
+                    cursor.execute(sql, (hash_list.id, *(wanted or ())))
+                    while batch := cursor.fetchmany(5000):
+                        for row in batch:
+                            yield _entry_of(row)
+                finally:
+                    cursor.close()
             finally:
                 session.close()
 
