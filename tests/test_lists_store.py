@@ -244,7 +244,7 @@ def test_one_organisation_in_two_jurisdictions_is_not_two_sources(store: ListSto
     assert not next(iter(store.entries("strict")[1])).matchable(policy)
 
 
-def test_upgrading_indexes_the_references_of_entries_stored_before(database_url: str) -> None:
+def test_upgrading_keeps_entries_and_their_log_and_indexes_references(database_url: str) -> None:
     from sqlalchemy import text
 
     from hashguard.lists.records import Withdrawal
@@ -269,8 +269,18 @@ def test_upgrading_indexes_the_references_of_entries_stored_before(database_url:
             ),
             {"value": pdq(1), "sources": sources},
         )
+        connection.execute(
+            text(
+                "INSERT INTO list_changes (list_id, version, kind, entry_id, labels, provenance, "
+                "reason, actor, at) VALUES (1, 1, 'add', 1, '[]', NULL, '', '', CURRENT_TIMESTAMP)"
+            )
+        )
     engine.dispose()
     store = ListStore(open_engine(database_url))  # upgrades to the newest revision
+    # Rebuilding the entries table (0003) kept the log that points to it.
+    assert [(c.version, c.kind, c.value) for c in store.changes_since("old", 0)] == [
+        (1, ChangeKind.ADD, pdq(1))
+    ]
     summary = store.apply("old", [Withdrawal("ncmec:7:image:1")])
     assert (summary.removed, summary.unknown_tombstones) == (1, 0)
     assert [e.status for e in store.entries("old")[1]] == [EntryStatus.DELETED]

@@ -13,7 +13,7 @@ jurisdictions have submitted it.
 """
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import StrEnum
 from typing import Any, Final
 
@@ -149,6 +149,39 @@ class Entry:
         return not policy.two_sources or self.provenance.independently_sourced()
 
 
+def _slot_setters(cls: type) -> tuple[Any, ...]:
+    return tuple(getattr(cls, f.name).__set__ for f in fields(cls))
+
+
+_ENTRY_SLOTS: Final = _slot_setters(Entry)
+
+
+def new_entry(
+    ident: int,
+    list_id: int,
+    signal: str,
+    value: str,
+    labels: frozenset[str],
+    provenance: Provenance,
+    status: EntryStatus,
+    version: int,
+) -> Entry:
+    """``Entry(...)``, several times faster: releases, imports and Matchers build millions, and
+    a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``. Writing
+    the slots directly is what that does, minus the calls."""
+    entry = object.__new__(Entry)
+    a, b, c, d, e, f, g, h = _ENTRY_SLOTS
+    a(entry, ident)
+    b(entry, list_id)
+    c(entry, signal)
+    d(entry, value)
+    e(entry, labels)
+    f(entry, provenance)
+    g(entry, status)
+    h(entry, version)
+    return entry
+
+
 @dataclass(frozen=True, slots=True)
 class Change:
     """One appended change. ``add`` carries labels and provenance (sources merge with those
@@ -180,7 +213,7 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         labels = change.labels or frozenset()
         provenance = change.provenance or Provenance()
         if entry is None:
-            return Entry(
+            return new_entry(
                 change.entry_id, change.list_id, change.signal, change.value, labels,
                 provenance, EntryStatus.ACTIVE, version,
             )  # fmt: skip
@@ -195,7 +228,7 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         # A new submission revives a deleted (withdrawn) entry; contesting and delisting are the
         # owner's decisions, which a re-import must not undo.
         revived = EntryStatus.ACTIVE if entry.status is EntryStatus.DELETED else entry.status
-        return Entry(
+        return new_entry(
             entry.id, entry.list_id, entry.signal, entry.value, entry.labels | labels, held,
             revived, version,
         )  # fmt: skip
@@ -213,7 +246,7 @@ def apply(entry: Entry | None, change: Change) -> Entry:
             provenance.assessed_by,
             tuple(s for s in provenance.sources if s not in gone),
         )
-    return Entry(
+    return new_entry(
         entry.id, entry.list_id, entry.signal, entry.value, labels, provenance, status, version
     )  # fmt: skip
 

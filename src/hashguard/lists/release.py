@@ -15,18 +15,22 @@ list), that the entries give the manifest's root and counts, that the release is
 and that the log only grew since (and since a tree head the verifier saw before).
 """
 
+import hashlib
 import json
+import re
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.lists import keys, merkle
-from hashguard.lists.model import Entry, HashList
+from hashguard.lists.model import Entry, EntryStatus, HashList
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
 
 FORMAT: Final = "hashguard-release/1"
@@ -52,10 +56,14 @@ class Verified:
 def entry_leaf(entry: Entry) -> bytes:
     """The entry's Merkle leaf: canonical JSON ``[signal, value, [labels, sorted]]``."""
     signal, value = entry.signal, entry.value
-    if signal.isalnum() and value.isalnum() and signal.isascii() and value.isascii():
+    if _PLAIN.fullmatch(value) and signal in _PLAIN_SIGNALS:
         # Nothing to escape (every listed value is hex): the canonical form, written directly.
         return b'["%s","%s",%s]' % (signal.encode(), value.encode(), _labels_json(entry.labels))
     return canonical([signal, value, sorted(entry.labels)])
+
+
+_PLAIN: Final = re.compile("[0-9a-z]+")
+_PLAIN_SIGNALS: Final = frozenset(("pdq", "md5", "sha1", "sha256"))
 
 
 @lru_cache(maxsize=4096)
@@ -85,34 +93,41 @@ def build(
     by_signal: dict[str, int] = {}
     by_source: dict[str, int] = {}
     last: tuple[str, str] | None = None
-    batch: list[bytes] = []
-    provenance: object = None  # entries share a few provenances: their names, once each
-    names: tuple[str, ...] = ()
-    policy = hash_list.policy
+    batch: list[Entry] = []
+    two_sources = hash_list.policy.two_sources
     with open(out / "entries.jsonl", "wb") as lines:
 
         def flush() -> None:
-            lines.write(b"\n".join(batch) + b"\n")
-            builder.add_many([merkle.leaf_hash(leaf) for leaf in batch])
+            nonlocal last
+            keys = [(entry.signal, entry.value) for entry in batch]
+            if last is not None:
+                keys.insert(0, last)
+            for earlier, later in pairwise(keys):
+                if later <= earlier:
+                    raise ReleaseError(f"entries out of order at {later[0]} {later[1]}")
+            last = keys[-1]
+            leaves = [entry_leaf(entry) for entry in batch]
+            lines.write(b"\n".join(leaves) + b"\n")
+            sha256 = hashlib.sha256
+            builder.add_many([sha256(b"\x00" + leaf).digest() for leaf in leaves])
+            for signal, count in Counter(entry.signal for entry in batch).items():
+                by_signal[signal] = by_signal.get(signal, 0) + count
+            # Entries share a few provenances: count those, then their sources.
+            provenances = {id(entry.provenance): entry.provenance for entry in batch}
+            for ident, count in Counter(id(entry.provenance) for entry in batch).items():
+                sources = provenances[ident].sources
+                for organisation in {s.organisation for s in sources} or {""}:
+                    name = organisation or "(no source)"
+                    by_source[name] = by_source.get(name, 0) + count
             batch.clear()
 
         for entry in entries:
-            if not entry.matchable(policy):
-                continue
-            key = (entry.signal, entry.value)
-            if last is not None and key <= last:
-                raise ReleaseError(f"entries out of order at {entry.signal} {entry.value}")
-            last = key
-            batch.append(entry_leaf(entry))
-            if len(batch) == _BATCH:
-                flush()
-            by_signal[entry.signal] = by_signal.get(entry.signal, 0) + 1
-            if entry.provenance is not provenance:
-                provenance = entry.provenance
-                organisations = {s.organisation for s in provenance.sources} or {""}
-                names = tuple(organisation or "(no source)" for organisation in organisations)
-            for name in names:
-                by_source[name] = by_source.get(name, 0) + 1
+            if entry.status is EntryStatus.ACTIVE and (
+                not two_sources or entry.provenance.independently_sourced()
+            ):  # Entry.matchable, inline: millions of entries
+                batch.append(entry)
+                if len(batch) == _BATCH:
+                    flush()
         if batch:
             flush()
     manifest = {

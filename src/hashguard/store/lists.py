@@ -40,6 +40,7 @@ from hashguard.lists.model import (
     Provenance,
     Source,
     apply,
+    new_entry,
 )
 from hashguard.lists.records import (
     LIST_SIGNALS,
@@ -198,7 +199,7 @@ class ListStore:
             connection = session.connection()
             at = _stored_time(connection, change.at)
             _insert_many(connection, _CHANGE_COLUMNS, [_change_values(change, entry.id, at)])
-            _update_entry(session, after)
+            _update_entries(session.connection(), [after])
             row.version += 1
         return change
 
@@ -253,8 +254,7 @@ class ListStore:
                 try:
                     cursor.execute(sql, (hash_list.id, *(wanted or ())))
                     while batch := cursor.fetchmany(5000):
-                        for row in batch:
-                            yield _entry_of(row)
+                        yield from map(_entry_of, batch)
                 finally:
                     cursor.close()
             finally:
@@ -409,7 +409,7 @@ class _Writer:
         entry = self.current.get(key)
         if entry is None and key in self.fresh:
             placeholder, version, labels, provenance = self.fresh[key]
-            entry = Entry(
+            entry = new_entry(
                 placeholder, self.list_id, key[0], key[1], labels, provenance,
                 EntryStatus.ACTIVE, version,
             )  # fmt: skip
@@ -563,9 +563,9 @@ class _Writer:
                 return False
         elif rows:
             _insert_many(connection, _ENTRY_COLUMNS, rows)
-        updates = [_entry_update(self.current[key]) for key in self.changed if key in stored]
+        updates = [self.current[key] for key in self.changed if key in stored]
         if updates:
-            self.session.execute(update(EntryRow), updates)
+            _update_entries(connection, updates)
         if self.rows:
             at = _stored_time(connection, self.at)
             list_id, actor = self.list_id, self.actor
@@ -808,7 +808,7 @@ _ENTRY_NAMES: Final = ", ".join(column.name for column in _ENTRY_FIELDS)
 def _entry_of(row: Any) -> Entry:
     """An Entry from a row of ``_ENTRY_FIELDS``."""
     ident, list_id, signal, value, labels, submitted_by, assessed_by, sources, status, version = row
-    return Entry(
+    return new_entry(
         ident,
         list_id,
         signal,
@@ -826,21 +826,6 @@ def _provenance(submitted_by: str, assessed_by: str, sources: str) -> Provenance
 
 
 _STATUS: Final = {status.value: status for status in EntryStatus}
-
-
-def _entry_update(entry: Entry) -> dict[str, Any]:
-    return {"id": entry.id, **_entry_fields(entry)}
-
-
-def _entry_fields(entry: Entry) -> dict[str, Any]:
-    return {
-        "labels": _labels_json(entry.labels),
-        "status": entry.status.value,
-        "submitted_by": entry.provenance.submitted_by,
-        "assessed_by": entry.provenance.assessed_by,
-        "sources": _sources_json(entry.provenance.sources),
-        "version": entry.version,
-    }
 
 
 # Imports repeat a few label sets and provenances millions of times: serialise each once.
@@ -886,8 +871,19 @@ def _provenance_from(text: str) -> Provenance:
     )
 
 
-def _update_entry(session: Session, entry: Entry) -> None:
-    session.execute(update(EntryRow), [_entry_update(entry)])
+def _update_entries(connection: Connection, entries: list[Entry]) -> None:
+    """Write the state of changed ``entries`` (by id) through the driver."""
+    marker = _marker(connection)
+    sql = (
+        f"UPDATE list_entries SET labels = {marker}, status = {marker}, submitted_by = {marker}, "
+        f"assessed_by = {marker}, sources = {marker}, version = {marker} WHERE id = {marker}"
+    )
+    rows = [
+        (_labels_json(e.labels), _TEXT[e.status], e.provenance.submitted_by,
+         e.provenance.assessed_by, _sources_json(e.provenance.sources), e.version, e.id)
+        for e in entries
+    ]  # fmt: skip
+    connection.exec_driver_sql(sql, rows)
 
 
 def _change(row: ChangeRow, signal: str, value: str) -> Change:

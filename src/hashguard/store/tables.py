@@ -14,6 +14,7 @@ from sqlalchemy import (
     DateTime,
     ForeignKey,
     Integer,
+    PrimaryKeyConstraint,
     String,
     Text,
     UniqueConstraint,
@@ -43,10 +44,18 @@ class HashListRow(Base):
 
 
 class EntryRow(Base):
-    __tablename__ = "list_entries"
-    __table_args__ = (UniqueConstraint("list_id", "signal", "value", name="uq_list_entries_value"),)
+    """Keyed by (list, signal, value), the order releases, exports and Matchers read entries
+    in: on SQLite the table is clustered on that key (WITHOUT ROWID), so those reads are
+    sequential. ``id`` is unique and what changes and references point to."""
 
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    __tablename__ = "list_entries"
+    __table_args__ = (
+        PrimaryKeyConstraint("list_id", "signal", "value", name="pk_list_entries"),
+        UniqueConstraint("id", name="uq_list_entries_id"),
+        {"sqlite_with_rowid": False},
+    )
+
+    id: Mapped[int] = mapped_column(Id)
     list_id: Mapped[int] = mapped_column(Id, ForeignKey("hash_lists.id", ondelete="CASCADE"))
     signal: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(Text)

@@ -1,11 +1,10 @@
 """Alembic environment: run on the connection hashguard passes in (see ``database.migrate``),
-or, from the alembic command line, on the URL in HASHGUARD_DATABASE_URL."""
-
-import os
+or, from the alembic command line, on the database hashguard uses (HASHGUARD_DATABASE_URL,
+else hashguard.db here)."""
 
 from alembic import context
-from sqlalchemy import create_engine
 
+from hashguard.store.database import database_url, open_engine, without_foreign_keys
 from hashguard.store.tables import Base
 
 target_metadata = Base.metadata
@@ -18,8 +17,9 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    url = os.environ.get("HASHGUARD_DATABASE_URL", "sqlite:///hashguard.db")
-    with create_engine(url).connect() as opened:
+    # From the alembic command line: the database hashguard would open, its settings applied.
+    engine = open_engine(database_url(), migrate=False)
+    with engine.connect() as opened, without_foreign_keys(opened):
         context.configure(connection=opened, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()
