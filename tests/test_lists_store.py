@@ -301,3 +301,25 @@ def test_big_imports_of_mostly_new_values_find_the_held_ones(store: ListStore) -
     assert len(entries) == 6000 and len({e.id for e in entries.values()}) == 6000
     assert entries[pdq(3000)].labels == {"A1"} and entries[pdq(6001)].labels == {"B1", "again"}
     assert {e.id: e for e in entries.values()} == fold(store.changes_since("big", 0))
+
+
+def test_bulk_jobs_give_the_collector_back_as_it_was() -> None:
+    import gc
+
+    from hashguard.lists.bulk import collector_paused
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), collector_paused():
+        assert not gc.isenabled()
+        with collector_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block leaves it to the outer one
+        raise RuntimeError("an import failed")
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with collector_paused():
+            pass
+        assert not gc.isenabled()  # off before: still off
+    finally:
+        gc.enable()

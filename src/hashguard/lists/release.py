@@ -30,6 +30,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.lists import keys, merkle
+from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
 
@@ -95,7 +96,7 @@ def build(
     last: tuple[str, str] | None = None
     batch: list[Entry] = []
     two_sources = hash_list.policy.two_sources
-    with open(out / "entries.jsonl", "wb") as lines:
+    with collector_paused(), open(out / "entries.jsonl", "wb") as lines:
 
         def flush() -> None:
             nonlocal last
@@ -271,7 +272,7 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
     path = release / "entries.jsonl"
     batch: list[bytes] = []
     try:
-        with open(path, "rb") as lines:
+        with collector_paused(), open(path, "rb") as lines:
             for number, line in enumerate(lines, start=1):
                 leaf = line.rstrip(b"\n")
                 try:

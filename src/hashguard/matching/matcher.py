@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hashguard.index import ExactIndex, HammingIndex
+from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, apply
 from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash
@@ -218,12 +219,13 @@ class Matcher:
         followed = _Followed(hash_list, hash_list.version)
         self._lists[hash_list.id] = followed
         by_signal: dict[str, tuple[list[int], list[bytes]]] = {}
-        for entry in entries:
-            self._entries[entry.id] = entry
-            if entry.matchable(hash_list.policy):
-                ids, values = by_signal.setdefault(entry.signal, ([], []))
-                ids.append(entry.id)
-                values.append(bytes.fromhex(entry.value))
+        with collector_paused():  # millions of entries
+            for entry in entries:
+                self._entries[entry.id] = entry
+                if entry.matchable(hash_list.policy):
+                    ids, values = by_signal.setdefault(entry.signal, ([], []))
+                    ids.append(entry.id)
+                    values.append(bytes.fromhex(entry.value))
         for signal, (ids, values) in by_signal.items():
             self._add(signal, ids, values)
 

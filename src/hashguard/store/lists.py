@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import (
     NAME_PATTERN,
     Category,
@@ -141,7 +142,7 @@ class ListStore:
         rolls the whole import back.
         """
         summary = ImportSummary(name)
-        with self._session() as session, session.begin():
+        with collector_paused(), self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
             writer = _Writer(session, row, actor, summary)
             chunk: list[Record] = []
