@@ -69,7 +69,8 @@ def bench_database(url: str, label: str, size: int, scratch: Path) -> list[list[
         lambda: store.apply("text", plain.read(text_path, "pdq")),
     )
     assert summary.added == size
-    rows.append([label, f"import {size:,} PDQ hashes (plain text)", f"{seconds:.1f} s", "<= 30 s"])
+    target = "<= 30 s" if label == "SQLite" else ""  # the issue sets it for the embedded default
+    rows.append([label, f"import {size:,} PDQ hashes (plain text)", f"{seconds:.1f} s", target])
     csv_path = scratch / "list.csv"
     write_csv_list(csv_path, write_text_list(scratch / "other.txt", size, seed=2))
     store.create("csv", "Hotline NL", Category.TEST)
@@ -116,7 +117,9 @@ def bench_release(size: int, scratch: Path) -> list[list[str]]:
     store.create("big", "Hotline NL", Category.KNOWN_CSAM)
     path = scratch / "big.txt"
     write_text_list(path, size, seed=3)
-    timed(f"import {size:,} for the release", lambda: store.apply("big", plain.read(path, "pdq")))
+    imported, _ = timed(
+        f"import {size:,} for the release", lambda: store.apply("big", plain.read(path, "pdq"))
+    )
     keys.generate(scratch / "owner.key")
     owner = keys.load(scratch / "owner.key")
     keys.generate(scratch / "log.key")
@@ -131,8 +134,9 @@ def bench_release(size: int, scratch: Path) -> list[list[str]]:
     checked, _ = timed("verify", lambda: verify(scratch / "release", log))
     store.engine.dispose()
     return [
+        ["SQLite", f"import {size:,} PDQ hashes (plain text)", f"{imported:.1f} s", ""],
         [
-            "SQLite",
+            "",
             f"signed release of {size:,} entries (manifest, root, log)",
             f"{seconds:.1f} s",
             "<= 60 s",
