@@ -519,3 +519,49 @@ def test_malformed_ncmec_files_are_named_and_import_nothing(tmp_path, store, con
     with pytest.raises(ListFormatError, match=message):
         store.apply("target", ncmec.read(path))
     assert store.get("target").version == 0 and list(store.entries("target")[1]) == []
+
+
+def test_ncmec_deletions_reach_subscribers_and_leave_owner_decisions(tmp_path, store) -> None:
+    from hashguard.lists.formats import ncmec
+
+    def export(name: str, path) -> None:
+        hash_list = store.get(name)
+        with open(path, "w", encoding="utf-8") as out:
+            ncmec.write(store.entries(name)[1], out, str(hash_list.id), hash_list.owner)
+
+    def status(name: str) -> dict:
+        return {e.value: e.status for e in store.entries(name)[1]}
+
+    store.create("source", "Hotline", Category.KNOWN_CSAM)
+    first = tmp_path / "page1.xml"
+    first.write_text(
+        ncmec_page(
+            [ncmec_entry("image", 6, "2", "B1", pdq="ee" * 32)],
+            [ncmec_entry("video", 6, "1", "A1", md5="dd" * 16)],
+        )
+    )
+    store.apply("source", ncmec.read(first))
+    export("source", tmp_path / "v1.xml")
+    store.create("subscriber", "Other", Category.KNOWN_CSAM)
+    store.apply("subscriber", ncmec.read(tmp_path / "v1.xml"))
+    # The owner delists the image; then the member deletes both entries.
+    store.change("source", ChangeKind.DELIST, "pdq", "ee" * 32, "appeal upheld")
+    second = tmp_path / "page2.xml"
+    second.write_text(
+        ncmec_page([ncmec_entry("deletedImage", 6, "2")], [ncmec_entry("deletedVideo", 6, "1")])
+    )
+    store.apply("source", ncmec.read(second))
+    assert status("source") == {"dd" * 16: EntryStatus.DELETED, "ee" * 32: EntryStatus.DELISTED}
+    video = next(e for e in store.entries("source")[1] if e.signal == "md5")
+    assert [s.reference for s in video.provenance.sources] == ["ncmec:6:video:1"]  # on record
+    # Another member submitting the image does not undo the owner's decision.
+    third = tmp_path / "page3.xml"
+    third.write_text(ncmec_page([ncmec_entry("image", 9, "5", "B1", pdq="ee" * 32)]))
+    store.apply("source", ncmec.read(third))
+    assert status("source")["ee" * 32] is EntryStatus.DELISTED
+    # The subscriber learns of both removals, the video as a deleted video.
+    export("source", tmp_path / "v2.xml")
+    assert "<deletedVideo>" in (tmp_path / "v2.xml").read_text()
+    summary = store.apply("subscriber", ncmec.read(tmp_path / "v2.xml"))
+    assert (summary.removed, summary.unknown_tombstones) == (2, 0)
+    assert set(status("subscriber").values()) == {EntryStatus.DELETED}

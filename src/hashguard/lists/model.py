@@ -2,8 +2,9 @@
 
 A ``HashList`` says who owns it, what it is for (category, jurisdictions, legal basis) and how
 it matches (``ListPolicy``). Its entries change only by appending a ``Change``: add, relabel,
-contest, delist, delete. A source can also withdraw its own submission
-(``withdraw``): the entry loses that source, and is deleted when it was the last one. Nothing is
+contest, delist, delete. A source can also withdraw its own submission:
+the entry loses that source (``withdraw``) or, when it was the last one, is deleted (``delete``,
+keeping its sources as the record of who had submitted it). Nothing is
 edited in place, so a subscriber that has seen version N
 needs only the changes after N, and every past state can be recomputed and audited.
 
@@ -186,7 +187,8 @@ def new_entry(
 class Change:
     """One appended change. ``add`` carries labels and provenance (sources merge with those
     already held); ``relabel`` carries the new labels; the others carry a reason. ``withdraw``
-    carries the sources that withdrew, as does a ``delete`` that removed the last source."""
+    carries the sources that withdrew (and loses them); a ``delete`` because the last sources
+    withdrew names them too, for the record."""
 
     list_id: int
     version: int
@@ -239,7 +241,7 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         labels = change.labels or frozenset()
     elif change.kind is not ChangeKind.WITHDRAW:
         status = _STATUS_AFTER[change.kind]
-    if change.provenance is not None and change.kind is not ChangeKind.RELABEL:
+    if change.provenance is not None and change.kind is ChangeKind.WITHDRAW:
         gone = change.provenance.sources
         provenance = Provenance(
             provenance.submitted_by,

@@ -445,22 +445,33 @@ class _Writer:
             self._append(ChangeKind.RELABEL, key, entry, record.labels, reason=_RESTATED)
 
     def _withdraw(self, record: Withdrawal) -> None:
+        """The source of ``record.reference`` leaves the entries it covers (but those kept). An
+        entry it alone held is deleted if active, its sources kept on record; a contested or
+        delisted one stays so (the owner's decision), as does one already deleted."""
         held = self.holders.get(record.reference, set())
         keep = record.keep or frozenset()
-        withdrawn = 0
+        found = False
         for key in sorted(held - keep):
             entry = self._entry(key)
             assert entry is not None
             gone = tuple(s for s in entry.provenance.sources if s.reference == record.reference)
             if not gone:
                 continue
-            kind = ChangeKind.DELETE if len(gone) == len(entry.provenance.sources) else (
-                ChangeKind.WITHDRAW
-            )  # fmt: skip
-            self._append(kind, key, entry, None, Provenance("", "", gone), record.reason)
-            withdrawn += 1
-        self.holders[record.reference] = held & keep
-        if not withdrawn and record.keep is None:
+            found = True
+            withdrawn = Provenance("", "", gone)
+            if len(gone) < len(entry.provenance.sources):
+                self._append(ChangeKind.WITHDRAW, key, entry, None, withdrawn, record.reason)
+            elif entry.status is EntryStatus.ACTIVE:
+                self._append(ChangeKind.DELETE, key, entry, None, withdrawn, record.reason)
+            else:
+                self.summary.unchanged += 1
+        still = set()  # the entries that keep this source: kept ones, and deleted ones
+        for key in held:
+            entry = self._entry(key)
+            if entry is not None and record.reference in _references(entry.provenance):
+                still.add(key)
+        self.holders[record.reference] = still
+        if not found and record.keep is None:
             self.summary.unknown_tombstones += 1
 
     def _append(
