@@ -323,3 +323,33 @@ def test_bulk_jobs_give_the_collector_back_as_it_was() -> None:
         assert not gc.isenabled()  # off before: still off
     finally:
         gc.enable()
+
+
+def test_a_failed_migration_changes_nothing(database_url: str, monkeypatch) -> None:
+    from alembic.operations import Operations
+    from sqlalchemy import inspect, text
+
+    from hashguard.store.database import upgrade
+
+    engine = open_engine(database_url, migrate=False)
+    upgrade(engine, "0002")
+    store = ListStore(engine)
+    store.create("kept", "Org", Category.TEST)
+    store.apply("kept", [Submission("pdq", pdq(n), frozenset({"A1"}), NL) for n in range(5)])
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("interrupted while copying")  # as Ctrl-C or a full disk would
+
+    for step in ("execute", "create_primary_key"):  # half-way on SQLite and on PostgreSQL
+        monkeypatch.setattr(Operations, step, interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        upgrade(engine)
+    monkeypatch.undo()
+    with engine.connect() as connection:
+        assert "list_entries_new" not in inspect(connection).get_table_names()
+        version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
+    assert version == "0002"
+    engine.dispose()
+    store = ListStore(open_engine(database_url))  # the upgrade runs again, now to the end
+    assert [e.value for e in store.entries("kept")[1]] == [pdq(n) for n in range(5)]
+    assert len(list(store.changes_since("kept", 0))) == 5

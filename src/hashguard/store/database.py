@@ -65,28 +65,39 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``, the newest by default (a no-op when it is there)."""
     config = Config()
     config.set_main_option("script_location", str(_MIGRATIONS))
-    with engine.connect() as connection, without_foreign_keys(connection), connection.begin():
+    with engine.connect() as connection, migration_transaction(connection):
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
 
 
 @contextmanager
-def without_foreign_keys(connection: Connection) -> Iterator[None]:
-    """On SQLite, foreign keys off while migrations rebuild tables (dropping a table would
-    otherwise cascade to the rows that point to it), then checked and turned back on."""
-    if connection.dialect.name != "sqlite":
-        yield
-        return
-    connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-    connection.commit()
-    try:
-        yield
-        broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
-        if broken:
-            raise DatabaseError(f"migrations left rows with broken references: {broken[:5]}")
-    finally:
-        connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+def migration_transaction(connection: Connection) -> Iterator[None]:
+    """One transaction for migrations: all of them or none, the revision stamp included.
+
+    On SQLite, foreign keys are off while migrations rebuild tables (dropping a table would
+    otherwise cascade to the rows that point to it) and checked before the commit; and the
+    transaction is begun explicitly, as the sqlite3 module would otherwise commit each CREATE
+    or DROP by itself.
+    """
+    sqlite = connection.dialect.name == "sqlite"
+    if sqlite:
+        connection.exec_driver_sql("PRAGMA foreign_keys=OFF")  # only outside a transaction
         connection.commit()
+    try:
+        with connection.begin():
+            if sqlite:
+                connection.exec_driver_sql("BEGIN")
+            yield
+            if sqlite:
+                broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+                if broken:
+                    raise DatabaseError(
+                        f"migrations would leave rows with broken references: {broken[:5]}"
+                    )
+    finally:
+        if sqlite:
+            connection.exec_driver_sql("PRAGMA foreign_keys=ON")
+            connection.commit()
 
 
 def _sqlite_pragmas(connection: Any, _record: Any) -> None:

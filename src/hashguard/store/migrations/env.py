@@ -4,7 +4,7 @@ else hashguard.db here)."""
 
 from alembic import context
 
-from hashguard.store.database import database_url, open_engine, without_foreign_keys
+from hashguard.store.database import database_url, migration_transaction, open_engine
 from hashguard.store.tables import Base
 
 target_metadata = Base.metadata
@@ -19,7 +19,7 @@ def run() -> None:
         return
     # From the alembic command line: the database hashguard would open, its settings applied.
     engine = open_engine(database_url(), migrate=False)
-    with engine.connect() as opened, without_foreign_keys(opened):
+    with engine.connect() as opened, migration_transaction(opened):
         context.configure(connection=opened, target_metadata=target_metadata)
         with context.begin_transaction():
             context.run_migrations()
