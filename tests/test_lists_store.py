@@ -333,9 +333,31 @@ def test_a_failed_migration_changes_nothing(database_url: str, monkeypatch) -> N
 
     engine = open_engine(database_url, migrate=False)
     upgrade(engine, "0002")
-    store = ListStore(engine)
-    store.create("kept", "Org", Category.TEST)
-    store.apply("kept", [Submission("pdq", pdq(n), frozenset({"A1"}), NL) for n in range(5)])
+    with engine.begin() as connection:  # a list as revision 0002 stored it
+        connection.execute(
+            text(
+                "INSERT INTO hash_lists (id, name, owner, category, jurisdictions, legal_basis, "
+                "policy, version, created_at) VALUES (1, 'kept', 'Org', 'test', '[]', '', "
+                "'{}', 5, CURRENT_TIMESTAMP)"
+            )
+        )
+        for n in range(5):
+            connection.execute(
+                text(
+                    "INSERT INTO list_entries (id, list_id, signal, value, labels, status, "
+                    "submitted_by, assessed_by, sources, version) VALUES "
+                    "(:id, 1, 'pdq', :value, '[\"A1\"]', 'active', '', '', '[]', :id)"
+                ),
+                {"id": n + 1, "value": pdq(n)},
+            )
+            connection.execute(
+                text(
+                    "INSERT INTO list_changes (list_id, version, kind, entry_id, labels, "
+                    "provenance, reason, actor, at) VALUES "
+                    "(1, :id, 'add', :id, '[\"A1\"]', NULL, '', '', CURRENT_TIMESTAMP)"
+                ),
+                {"id": n + 1},
+            )
 
     def interrupted(*args: object, **kwargs: object) -> None:
         raise RuntimeError("interrupted while copying")  # as Ctrl-C or a full disk would

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashguard import __version__
+from hashguard.cli_audit import audit_app
 from hashguard.cli_keys import keys_app
 from hashguard.cli_lists import DatabaseOption, lists_app
 from hashguard.matching import Match, Matcher
@@ -50,6 +51,7 @@ app = typer.Typer(
 stderr = Console(stderr=True, highlight=False)
 app.add_typer(lists_app)
 app.add_typer(keys_app)
+app.add_typer(audit_app)
 
 
 class OutputFormat(StrEnum):

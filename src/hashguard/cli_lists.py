@@ -112,6 +112,7 @@ def create(
         list[str] | None, typer.Option("--jurisdiction", help="Where it applies (repeat).")
     ] = None,
     legal_basis: Annotated[str, typer.Option("--legal-basis", help="Its legal basis.")] = "",
+    actor: ActorOption = "",
     threshold: Annotated[
         list[str] | None,
         typer.Option("--threshold", help="SIGNAL=DISTANCE, e.g. pdq=24 (default: the signal's)."),
@@ -121,7 +122,9 @@ def create(
     """Create an empty list."""
     policy = ListPolicy(_thresholds(threshold or []), negative, two_sources)
     with _store(database_url) as store:
-        created = store.create(name, owner, category, jurisdiction or [], legal_basis, policy)
+        created = store.create(
+            name, owner, category, jurisdiction or [], legal_basis, policy, actor
+        )
     typer.echo(f"created list {created.name} (owner {created.owner}, {created.category})")
 
 

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hashguard import audit
 from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import (
     NAME_PATTERN,
@@ -73,6 +74,11 @@ class ImportSummary:
     unknown_tombstones: int = 0
     version: int = 0
 
+    def counts(self) -> dict[str, int]:
+        return {"added": self.added, "updated": self.updated, "removed": self.removed,
+                "unchanged": self.unchanged, "unknown_tombstones": self.unknown_tombstones,
+                "version": self.version}  # fmt: skip
+
 
 class ListStore:
     def __init__(self, engine: Engine) -> None:
@@ -88,8 +94,10 @@ class ListStore:
         jurisdictions: Sequence[str] = (),
         legal_basis: str = "",
         policy: ListPolicy | None = None,
+        actor: str = "",
     ) -> HashList:
-        """A new, empty list. Raises ListError if the name is taken or malformed."""
+        """A new, empty list (and its audit event). Raises ListError if the name is taken or
+        malformed."""
         if not _valid_name(name):
             raise ListError(
                 f"list name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
@@ -117,6 +125,15 @@ class ListStore:
         try:
             with self._session() as session, session.begin():
                 session.add(row)
+                session.flush()
+                details = {
+                    "owner": row.owner,
+                    "category": row.category,
+                    "policy": row.policy,
+                    "jurisdictions": row.jurisdictions,
+                    "legal_basis": legal_basis,
+                }
+                audit.append(session.connection(), actor, "list.create", name, details)
         except IntegrityError:
             raise ListError(f"a list named {name!r} already exists") from None
         return _hash_list(row)
@@ -154,6 +171,8 @@ class ListStore:
             writer.write(chunk)
             row.version = writer.version
             summary.version = writer.version
+            if summary.version != writer.row_version_before:
+                audit.append(session.connection(), actor, "list.import", name, summary.counts())
         return summary
 
     def change(
@@ -202,6 +221,11 @@ class ListStore:
             _insert_many(connection, _CHANGE_COLUMNS, [_change_values(change, entry.id, at)])
             _update_entries(session.connection(), [after])
             row.version += 1
+            details = {"signal": signal, "value": value, "reason": reason,
+                       "version": row.version}  # fmt: skip
+            if labels is not None:
+                details["labels"] = sorted(labels)
+            audit.append(session.connection(), actor, f"list.{kind.value}", name, details)
         return change
 
     def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Change]:
@@ -295,6 +319,7 @@ class _Writer:
         self.actor = actor
         self.summary = summary
         self.version = row.version
+        self.row_version_before = row.version
         self.at = _now()
         self.number = 0  # records seen, for error messages
         self.postgresql = session.get_bind().dialect.name == "postgresql"

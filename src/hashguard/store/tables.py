@@ -96,3 +96,29 @@ class ReferenceRow(Base):
     entry_id: Mapped[int] = mapped_column(
         Id, ForeignKey("list_entries.id", ondelete="CASCADE"), primary_key=True
     )
+
+
+class AuditEventRow(Base):
+    """One event of the audit log; ``hash`` covers the event and the hash of the one before."""
+
+    __tablename__ = "audit_events"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    at: Mapped[str] = mapped_column(String(40))  # ISO 8601 UTC, as hashed
+    actor: Mapped[str] = mapped_column(String(200))
+    action: Mapped[str] = mapped_column(String(100))
+    subject: Mapped[str] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text)  # canonical JSON, as hashed
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditHeadRow(Base):
+    """The newest event's number and hash, in one row: appends update it, which orders them
+    (one writer at a time), and a log cut short no longer reaches it."""
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,6 @@
+"""The audit log: every key, list, policy and configuration change, append-only and
+hash-chained."""
+
+from hashguard.audit.log import AuditError, AuditEvent, append, head, verify
+
+__all__ = ["AuditError", "AuditEvent", "append", "head", "verify"]
