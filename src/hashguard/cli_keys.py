@@ -1,14 +1,17 @@
-"""``hashguard keys ...``: signing keys for list releases."""
+"""``hashguard keys ...``: signing keys for list releases, and API keys for the service."""
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
 
+from hashguard.cli_lists import DatabaseOption
 from hashguard.lists import keys
+from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
+from hashguard.store.database import DatabaseError, open_engine
 
-keys_app = typer.Typer(name="keys", help="Signing keys.", no_args_is_help=True)
+keys_app = typer.Typer(name="keys", help="Signing keys and API keys.", no_args_is_help=True)
 
 
 @keys_app.command()
@@ -22,3 +25,62 @@ def generate(
         sys.stderr.write(f"hashguard: {error}\n")
         raise typer.Exit(1) from None
     typer.echo(f"wrote {out} (keep it secret) and {out}.pub: {public}")
+
+
+@keys_app.command()
+def create(
+    role: Annotated[Role, typer.Option("--role", help="What the key may do.")],
+    lists: Annotated[
+        list[str] | None,
+        typer.Option("--list", help="Limit the key to this list (repeat); default all lists."),
+    ] = None,
+    name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "",
+    actor: Annotated[str, typer.Option("--actor", help="Who creates it (audit log).")] = "",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Create an API key for the service. The key is printed once and stored only hashed."""
+    store = _store(database_url)
+    try:
+        key, token = store.create(role, lists or [], name, actor)
+    except ApiKeyError as error:
+        _fail(str(error))
+    scope = ", ".join(key.lists) or "all lists"
+    sys.stderr.write(f"created key {key.id} ({key.role}, {scope}); it is shown once:\n")
+    typer.echo(token)
+
+
+@keys_app.command("list")
+def list_keys(database_url: DatabaseOption = None) -> None:
+    """The API keys: id, role, lists, name, created, revoked (never the secrets)."""
+    for key in _store(database_url).all():
+        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
+        typer.echo(
+            f"{key.id}\t{key.role}\t{','.join(key.lists) or '*'}\t{key.name or '-'}\t"
+            f"{key.created_at.isoformat(timespec='seconds')}\trevoked {revoked}"
+        )
+
+
+@keys_app.command()
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id (keys list).")],
+    actor: Annotated[str, typer.Option("--actor", help="Who revokes it (audit log).")] = "",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Revoke an API key; it stops working at once."""
+    try:
+        _store(database_url).revoke(key_id, actor)
+    except ApiKeyError as error:
+        _fail(str(error))
+    typer.echo(f"revoked key {key_id}")
+
+
+def _store(url: str | None) -> ApiKeyStore:
+    try:
+        return ApiKeyStore(open_engine(url))
+    except DatabaseError as error:
+        _fail(str(error))
+
+
+def _fail(message: str) -> NoReturn:
+    sys.stderr.write(f"hashguard: {message}\n")
+    raise typer.Exit(1)

@@ -1,0 +1,144 @@
+"""API keys for the service: created with a role and optionally limited to lists, shown once,
+stored as the SHA-256 of their secret, checked in constant time, revocable; every creation and
+revocation is in the audit log (never the secret).
+
+A key reads ``hg_<id>_<secret>``: the id (public, 16 hex digits) finds the row, the secret (32
+random bytes, URL-safe base64) proves possession. A random 256-bit secret needs no slow hash.
+"""
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Final
+
+from sqlalchemy import Engine, select, update
+from sqlalchemy.orm import Session
+
+from hashguard import audit
+from hashguard.store.tables import ApiKeyRow, HashListRow
+
+_TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+
+
+class Role(StrEnum):
+    ADMIN = "admin"  # keys, configuration, everything
+    CURATOR = "curator"  # lists: create, import, change, release
+    MATCHER = "matcher"  # hash and match
+    REVIEWER = "reviewer"  # the review desk
+    AUDITOR = "auditor"  # read-only: lists, logs, audit
+
+
+class ApiKeyError(ValueError):
+    """A key operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    id: str
+    role: Role
+    lists: tuple[str, ...]  # empty: every list
+    name: str
+    created_at: datetime
+    revoked_at: datetime | None = None
+
+    def may_use(self, list_name: str) -> bool:
+        return not self.lists or list_name in self.lists
+
+
+class ApiKeyStore:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    def create(
+        self, role: Role, lists: Iterable[str] = (), name: str = "", actor: str = ""
+    ) -> tuple[ApiKey, str]:
+        """A new key and its token, which is not stored: show it once. Raises ApiKeyError for
+        a list that does not exist."""
+        role = Role(role)
+        scope = tuple(dict.fromkeys(lists))
+        ident = secrets.token_hex(8)
+        secret = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        with Session(self.engine) as session, session.begin():
+            if scope:
+                known = set(
+                    session.scalars(select(HashListRow.name).where(HashListRow.name.in_(scope)))
+                )
+                missing = [name for name in scope if name not in known]
+                if missing:
+                    raise ApiKeyError(f"no list named {missing[0]!r}: a key can only be limited "
+                                    "to existing lists")  # fmt: skip
+            session.add(
+                ApiKeyRow(
+                    id=ident,
+                    secret_hash=_digest(secret),
+                    role=role.value,
+                    lists=list(scope),
+                    name=name,
+                    created_at=now,
+                )
+            )
+            session.flush()
+            details = {"role": role.value, "lists": list(scope), "name": name}
+            audit.append(session.connection(), actor, "key.create", ident, details)
+        return ApiKey(ident, role, scope, name, now), f"hg_{ident}_{secret}"
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key ``token`` is, or None (malformed, unknown, wrong secret, revoked)."""
+        found = _TOKEN.fullmatch(token.strip())
+        if found is None:
+            return None
+        ident, secret = found.groups()
+        with Session(self.engine) as session:
+            row = session.get(ApiKeyRow, ident)
+            if row is None or row.revoked_at is not None:
+                return None
+            if not hmac.compare_digest(row.secret_hash, _digest(secret)):
+                return None
+            return _key(row)
+
+    def revoke(self, ident: str, actor: str = "") -> ApiKey:
+        """Revoke a key at once. Raises ApiKeyError if there is no such live key."""
+        with Session(self.engine) as session, session.begin():
+            now = datetime.now(UTC)
+            changed = session.execute(
+                update(ApiKeyRow)
+                .where(ApiKeyRow.id == ident, ApiKeyRow.revoked_at.is_(None))
+                .values(revoked_at=now)
+            ).rowcount  # type: ignore[attr-defined]
+            if not changed:
+                raise ApiKeyError(f"no live key {ident!r}")
+            audit.append(session.connection(), actor, "key.revoke", ident, {})
+            row = session.get(ApiKeyRow, ident)
+            assert row is not None
+            return _key(row)
+
+    def all(self) -> list[ApiKey]:
+        with Session(self.engine) as session:
+            rows = session.scalars(select(ApiKeyRow).order_by(ApiKeyRow.created_at))
+            return [_key(row) for row in rows]
+
+
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _key(row: ApiKeyRow) -> ApiKey:
+    return ApiKey(
+        row.id,
+        Role(row.role),
+        tuple(row.lists),
+        row.name,
+        _utc(row.created_at),
+        _utc(row.revoked_at) if row.revoked_at is not None else None,
+    )
+
+
+def _utc(moment: datetime) -> datetime:
+    """SQLite gives back times without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
