@@ -14,10 +14,11 @@ import numpy as np
 import pdqhash
 import pytest
 from PIL import Image, ImageOps
+from sqlalchemy import Engine
 
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash
-from hashguard.store.database import temporary_database
+from hashguard.store.database import open_engine, temporary_database
 
 # ../shared/data beside the repository, or wherever HASHGUARD_SHARED_DATA points.
 SHARED_DATA = Path(
@@ -51,6 +52,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         )
     with temporary_database(POSTGRES_URL) as url:
         yield url
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    """That database opened, its schema migrated."""
+    opened = open_engine(database_url)
+    yield opened
+    opened.dispose()
 
 
 def reference_pdq(data: bytes) -> PdqHash:

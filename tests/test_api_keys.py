@@ -3,7 +3,6 @@ and PostgreSQL, and through the command line."""
 
 import subprocess
 import sys
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -13,13 +12,6 @@ from hashguard.lists.model import Category
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def test_a_key_works_only_as_given_and_is_stored_hashed(engine: Engine) -> None:

@@ -4,7 +4,6 @@ found by verification; on SQLite and PostgreSQL."""
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine, text
@@ -15,13 +14,6 @@ from hashguard.lists.model import Category, ChangeKind
 from hashguard.lists.records import Submission
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListError, ListStore
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    engine = open_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def logged(engine: Engine) -> Engine:
