@@ -14,6 +14,12 @@ def leaf_hash(data: bytes) -> bytes:
     return hashlib.sha256(b"\x00" + data).digest()
 
 
+def leaf_hashes(leaves: Sequence[bytes]) -> list[bytes]:
+    """``leaf_hash`` of each, in one pass (releases hash millions)."""
+    sha256 = hashlib.sha256
+    return [sha256(b"\x00" + data).digest() for data in leaves]
+
+
 def node_hash(left: bytes, right: bytes) -> bytes:
     return hashlib.sha256(b"\x01" + left + right).digest()
 

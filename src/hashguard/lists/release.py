@@ -15,7 +15,6 @@ list), that the entries give the manifest's root and counts, that the release is
 and that the log only grew since (and since a tree head the verifier saw before).
 """
 
-import hashlib
 import json
 import re
 from collections import Counter
@@ -32,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hashguard.lists import keys, merkle
 from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
+from hashguard.lists.records import LIST_SIGNALS
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
 
 FORMAT: Final = "hashguard-release/1"
@@ -57,14 +57,13 @@ class Verified:
 def entry_leaf(entry: Entry) -> bytes:
     """The entry's Merkle leaf: canonical JSON ``[signal, value, [labels, sorted]]``."""
     signal, value = entry.signal, entry.value
-    if _PLAIN.fullmatch(value) and signal in _PLAIN_SIGNALS:
+    if _PLAIN.fullmatch(value) and signal in LIST_SIGNALS:
         # Nothing to escape (every listed value is hex): the canonical form, written directly.
         return b'["%s","%s",%s]' % (signal.encode(), value.encode(), _labels_json(entry.labels))
     return canonical([signal, value, sorted(entry.labels)])
 
 
 _PLAIN: Final = re.compile("[0-9a-z]+")
-_PLAIN_SIGNALS: Final = frozenset(("pdq", "md5", "sha1", "sha256"))
 
 
 @lru_cache(maxsize=4096)
@@ -109,8 +108,7 @@ def build(
             last = keys[-1]
             leaves = [entry_leaf(entry) for entry in batch]
             lines.write(b"\n".join(leaves) + b"\n")
-            sha256 = hashlib.sha256
-            builder.add_many([sha256(b"\x00" + leaf).digest() for leaf in leaves])
+            builder.add_many(merkle.leaf_hashes(leaves))
             for signal, count in Counter(entry.signal for entry in batch).items():
                 by_signal[signal] = by_signal.get(signal, 0) + count
             # Entries share a few provenances: count those, then their sources.
@@ -281,12 +279,12 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
                         raise ValueError(signal)
                 except (ValueError, TypeError):
                     raise ReleaseError(f"{path}:{number}: not an entry (tampered)") from None
-                batch.append(merkle.leaf_hash(leaf))
+                batch.append(leaf)
                 if len(batch) == _BATCH:
-                    builder.add_many(batch)
+                    builder.add_many(merkle.leaf_hashes(batch))
                     batch = []
                 by_signal[signal] = by_signal.get(signal, 0) + 1
-            builder.add_many(batch)
+            builder.add_many(merkle.leaf_hashes(batch))
     except OSError as error:
         raise ReleaseError(f"{path}: cannot read: {error.strerror or error}") from None
     if builder.size != manifest["entries"]:
