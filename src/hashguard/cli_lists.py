@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -298,21 +298,7 @@ def changes(
                     f"{change.reason}"
                 )
                 continue
-            line: dict[str, Any] = {
-                "version": change.version,
-                "kind": change.kind.value,
-                "tombstone": change.tombstone(),
-                "entry": change.entry_id,
-                "signal": change.signal,
-                "value": change.value,
-                "at": change.at,
-                "actor": change.actor,
-            }
-            if change.labels is not None:
-                line["labels"] = sorted(change.labels)
-            if change.reason:
-                line["reason"] = change.reason
-            typer.echo(json.dumps(line))
+            typer.echo(json.dumps(change.as_json()))
 
 
 def _single_change(kind: ChangeKind, verb: str) -> None:

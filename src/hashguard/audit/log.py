@@ -93,6 +93,28 @@ def head(engine: Engine) -> tuple[int, str]:
     return int(seq), str(digest)
 
 
+def last_details(engine: Engine, action: str) -> Any:
+    """The details of the newest event of ``action``, or None if there is none."""
+    table = AuditEventRow.__table__
+    query = (
+        select(table.c.details)
+        .where(table.c.action == action)
+        .order_by(table.c.seq.desc())
+        .limit(1)
+    )
+    with engine.connect() as connection:
+        text = connection.execute(query).scalar_one_or_none()
+    return None if text is None else json.loads(text)
+
+
+def events(engine: Engine, after: int = 0, limit: int = 100) -> list[AuditEvent]:
+    """Events numbered above ``after``, oldest first, at most ``limit``."""
+    table = AuditEventRow.__table__
+    query = select(table).where(table.c.seq > after).order_by(table.c.seq).limit(limit)
+    with engine.connect() as connection:
+        return [AuditEvent(*row) for row in connection.execute(query)]
+
+
 def verify(engine: Engine, known: tuple[int, str] | None = None) -> int:
     """Check the whole chain; the number of events. Raises AuditError naming the first event
     that is edited, missing or out of place, or a head the log does not reach."""

@@ -73,17 +73,20 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class ListPolicy:
     """How a list matches: per-signal thresholds (the signal's default when absent), whether
-    it is a negative list, and whether entries need two sources in different jurisdictions."""
+    it is a negative list, whether entries need two sources in different jurisdictions, and
+    the share of requests it is matched for (1: all, 0: off; HMA's ``enabled_ratio``)."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
     negative: bool = False
     two_sources: bool = False
+    enabled_ratio: float = 1.0
 
     def as_json(self) -> dict[str, Any]:
         return {
             "thresholds": dict(self.thresholds),
             "negative": self.negative,
             "two_sources": self.two_sources,
+            "enabled_ratio": self.enabled_ratio,
         }
 
     @staticmethod
@@ -92,6 +95,7 @@ class ListPolicy:
             {str(k): float(v) for k, v in dict(data.get("thresholds", {})).items()},
             bool(data.get("negative", False)),
             bool(data.get("two_sources", False)),
+            float(data.get("enabled_ratio", 1.0)),
         )
 
 
@@ -121,6 +125,13 @@ class Provenance:
             if source not in merged:
                 merged.append(source)
         return replace(self, sources=tuple(merged))
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "submitted_by": self.submitted_by,
+            "assessed_by": self.assessed_by,
+            "sources": [source.as_json() for source in self.sources],
+        }
 
     def independently_sourced(self) -> bool:
         """Whether two different organisations in two different jurisdictions submitted it."""
@@ -205,6 +216,26 @@ class Change:
     def tombstone(self) -> bool:
         """Whether subscribers must stop matching the entry after this change."""
         return self.kind in (ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.DELETE)
+
+    def as_json(self) -> dict[str, Any]:
+        """The change as a subscriber reads it (the change feed)."""
+        shown: dict[str, Any] = {
+            "version": self.version,
+            "kind": self.kind.value,
+            "tombstone": self.tombstone(),
+            "entry": self.entry_id,
+            "signal": self.signal,
+            "value": self.value,
+            "at": self.at,
+            "actor": self.actor,
+        }
+        if self.labels is not None:
+            shown["labels"] = sorted(self.labels)
+        if self.provenance is not None:
+            shown["provenance"] = self.provenance.as_json()
+        if self.reason:
+            shown["reason"] = self.reason
+        return shown
 
 
 def apply(entry: Entry | None, change: Change) -> Entry:

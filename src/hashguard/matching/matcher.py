@@ -13,7 +13,7 @@ gets no matches for that signal at all.
 """
 
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -84,6 +84,10 @@ class Matcher:
         held = ["pdq"] if len(self._pdq) else []
         return (*held, *(name for name, index in self._digests.items() if len(index)))
 
+    def sizes(self) -> dict[str, int]:
+        """The number of matchable entries per signal."""
+        return {"pdq": len(self._pdq), **{n: len(i) for n, i in self._digests.items()}}
+
     def versions(self) -> dict[str, int]:
         """The version of each list the indexes reflect."""
         return {f.hash_list.name: f.version for f in self._lists.values()}
@@ -126,30 +130,39 @@ class Matcher:
 
     # --- matching ---------------------------------------------------------------------------
 
-    def match(self, values: Mapping[str, Any]) -> list[Match]:
+    def match(self, values: Mapping[str, Any], lists: Collection[str] | None = None) -> list[Match]:
         """The matches of one item's hashes, closest first.
 
         ``values`` maps a signal name to its value: a PdqHash (or DihedralHashes, to match
         rotations and flips too) for ``pdq``, the digest bytes for md5/sha1/sha256. PDQ hashes
-        of known quality below ``min_quality`` are not matched.
+        of known quality below ``min_quality`` are not matched. With ``lists``, only matches
+        in those lists are returned (negative lists apply whichever are chosen).
         """
-        return self.match_all([values])[0]
+        return self.match_all([values], lists)[0]
 
-    def match_all(self, items: Sequence[Mapping[str, Any]]) -> list[list[Match]]:
+    def match_all(
+        self, items: Sequence[Mapping[str, Any]], lists: Collection[str] | None = None
+    ) -> list[list[Match]]:
         """``match`` for many items at once (one index query per signal)."""
         found: list[list[Match]] = [[] for _ in items]
-        self._match_pdq(items, found)
+        chosen = frozenset(lists) if lists is not None else None
+        self._match_pdq(items, found, chosen)
         for signal, index in self._digests.items():
             rows = [i for i, item in enumerate(items) if signal in item]
             if rows and len(index):
                 keys = [bytes(items[i][signal]) for i in rows]
                 query_rows, ids, distances = index.query(keys)
-                self._collect(signal, [rows[r] for r in query_rows], ids, distances, found)
+                self._collect(signal, [rows[r] for r in query_rows], ids, distances, found, chosen)
         for matches in found:
             matches.sort(key=lambda m: (m.distance, m.list, m.entry))
         return found
 
-    def _match_pdq(self, items: Sequence[Mapping[str, Any]], found: list[list[Match]]) -> None:
+    def _match_pdq(
+        self,
+        items: Sequence[Mapping[str, Any]],
+        found: list[list[Match]],
+        chosen: frozenset[str] | None,
+    ) -> None:
         rows = []
         variants = []
         for i, item in enumerate(items):
@@ -170,11 +183,11 @@ class Matcher:
             variants.append([np.frombuffer(h.bits, np.uint8) for h in hashes])
         if not rows or not len(self._pdq):
             return
-        radius = int(max(self._threshold(f.hash_list, "pdq") for f in self._lists.values()))
+        radius = int(max(self._threshold(f.hash_list, "pdq") for f in list(self._lists.values())))
         widest = max(len(v) for v in variants)
         padded = [v + [v[0]] * (widest - len(v)) for v in variants]  # repeats change nothing
         items_hit, ids, distances = self._pdq.query_dihedral(np.array(padded), radius)
-        self._collect("pdq", [rows[r] for r in items_hit], ids, distances, found)
+        self._collect("pdq", [rows[r] for r in items_hit], ids, distances, found, chosen)
 
     def _collect(
         self,
@@ -183,6 +196,7 @@ class Matcher:
         ids: np.ndarray,
         distances: np.ndarray,
         found: list[list[Match]],
+        chosen: frozenset[str] | None,
     ) -> None:
         positive: dict[int, list[Match]] = {}
         negative: set[int] = set()
@@ -198,8 +212,12 @@ class Matcher:
                 continue  # delisted, deleted or contested while this query ran
             if distance > self._threshold(hash_list, signal):
                 continue
+            if hash_list.policy.enabled_ratio <= 0:
+                continue  # switched off
             if hash_list.policy.negative:
                 negative.add(row)
+                continue
+            if chosen is not None and hash_list.name not in chosen:
                 continue
             match = Match(hash_list.name, entry.id, entry.labels, signal, distance, entry.value)
             positive.setdefault(row, []).append(match)
@@ -213,6 +231,29 @@ class Matcher:
         return configured if configured is not None else registry.get(signal).default_threshold
 
     # --- loading ----------------------------------------------------------------------------
+
+    def add_list(self, name: str) -> None:
+        """Load one more list (and follow it). Raises what the source raises for an unknown
+        list."""
+        with self._lock:
+            if name not in self.versions():
+                self._load(name)
+
+    def drop_list(self, name: str) -> None:
+        """Stop matching a list (removed, or its policy is about to be reloaded)."""
+        with self._lock:
+            followed = next((f for f in self._lists.values() if f.hash_list.name == name), None)
+            if followed is None:
+                return
+            list_id = followed.hash_list.id
+            del self._lists[list_id]
+            by_signal: dict[str, list[int]] = {}
+            for entry in [e for e in self._entries.values() if e.list_id == list_id]:
+                del self._entries[entry.id]
+                if entry.matchable(followed.hash_list.policy):
+                    by_signal.setdefault(entry.signal, []).append(entry.id)
+            for signal, ids in by_signal.items():
+                self._remove(signal, ids)
 
     def _load(self, name: str) -> None:
         hash_list, entries = self.source.entries(name)

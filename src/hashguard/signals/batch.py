@@ -14,7 +14,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 from threadpoolctl import threadpool_limits
 
@@ -155,33 +155,44 @@ def hash_values(
     limits: Limits = DEFAULT_LIMITS,
     dihedral: bool = False,
 ) -> list[tuple[SignalType[Any], Any]]:
-    """Each signal that applies to the media in ``path``, with its value (for pdq with
-    ``dihedral``: ``DihedralHashes``). Images are read into memory within the size limit;
-    videos are read from the open file. Raises ``NotApplicable``, ``MediaError`` or ``OSError``.
-    """
+    """``hash_stream`` of the file at ``path``."""
     with open(path, "rb") as stream:
-        kind = sniff(stream.read(SNIFF_BYTES)).kind
-        chosen = [s for s in signals if s.applies_to(kind)]
-        if not chosen:
-            raise NotApplicable(kind)
-        stream.seek(0)
-        size = os.fstat(stream.fileno()).st_size
-        data: bytes | None = None
-        if kind is MediaKind.IMAGE:
-            limits.check_image_bytes(size)
-            data = read_image(stream, limits)
+        return hash_stream(stream, os.fstat(stream.fileno()).st_size, signals, limits, dihedral)
+
+
+def hash_stream(
+    stream: BinaryIO,
+    size: int,
+    signals: Iterable[SignalType[Any]],
+    limits: Limits = DEFAULT_LIMITS,
+    dihedral: bool = False,
+) -> list[tuple[SignalType[Any], Any]]:
+    """Each signal that applies to the media in ``stream`` (a seekable binary stream of
+    ``size`` bytes: an open file, or an upload held in memory), with its value (for pdq with
+    ``dihedral``: ``DihedralHashes``). Images are read into memory within the size limit;
+    videos are read from the stream. Raises ``NotApplicable``, ``MediaError`` or ``OSError``.
+    """
+    kind = sniff(stream.read(SNIFF_BYTES)).kind
+    chosen = [s for s in signals if s.applies_to(kind)]
+    if not chosen:
+        raise NotApplicable(kind)
+    stream.seek(0)
+    data: bytes | None = None
+    if kind is MediaKind.IMAGE:
+        limits.check_image_bytes(size)
+        data = read_image(stream, limits)
+    else:
+        limits.check_video_bytes(size)
+    values: list[tuple[SignalType[Any], Any]] = []
+    for signal in chosen:
+        if data is None:
+            stream.seek(0)
+        source = stream if data is None else data
+        if dihedral and isinstance(signal, PdqSignal):
+            values.append((signal, signal.hash_dihedral(source, limits)))
         else:
-            limits.check_video_bytes(size)
-        values: list[tuple[SignalType[Any], Any]] = []
-        for signal in chosen:
-            if data is None:
-                stream.seek(0)
-            source = stream if data is None else data
-            if dihedral and isinstance(signal, PdqSignal):
-                values.append((signal, signal.hash_dihedral(source, limits)))
-            else:
-                values.append((signal, signal.hash(source, limits)))
-        return values
+            values.append((signal, signal.hash(source, limits)))
+    return values
 
 
 def _record(path: str, signal: SignalType[Any], value: Any) -> HashRecord:

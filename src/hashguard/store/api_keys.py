@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from hashguard import audit
-from hashguard.store.tables import ApiKeyRow, HashListRow
+from hashguard.store.tables import ApiKeyRow, HashListRow, utc
 
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
@@ -134,11 +134,6 @@ def _key(row: ApiKeyRow) -> ApiKey:
         Role(row.role),
         tuple(row.lists),
         row.name,
-        _utc(row.created_at),
-        _utc(row.revoked_at) if row.revoked_at is not None else None,
+        utc(row.created_at),
+        utc(row.revoked_at) if row.revoked_at is not None else None,
     )
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite gives back times without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

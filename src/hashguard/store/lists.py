@@ -19,6 +19,7 @@ from sqlalchemy import (
     Engine,
     Text,
     any_,
+    delete,
     func,
     literal,
     select,
@@ -105,13 +106,7 @@ class ListStore:
             )
         if not owner.strip():
             raise ListError(f"list {name}: the owner (an organisation) is required")
-        for signal, threshold in (policy or ListPolicy()).thresholds.items():
-            limit = 256 if signal == "pdq" else 0  # digests match only when equal
-            if signal not in LIST_SIGNALS or not 0 <= threshold <= limit:
-                raise ListError(
-                    f"list {name}: threshold {signal}={threshold}: expected a signal of "
-                    f"{', '.join(LIST_SIGNALS)} and a distance from 0 to {limit}"
-                )
+        _check_thresholds(name, policy or ListPolicy())
         row = HashListRow(
             name=name,
             owner=owner.strip(),
@@ -137,6 +132,50 @@ class ListStore:
         except IntegrityError:
             raise ListError(f"a list named {name!r} already exists") from None
         return _hash_list(row)
+
+    def update(
+        self,
+        name: str,
+        policy: ListPolicy | None = None,
+        legal_basis: str | None = None,
+        jurisdictions: Sequence[str] | None = None,
+        actor: str = "",
+    ) -> HashList:
+        """Change a list's policy, legal basis or jurisdictions (what is given), with an audit
+        event holding the old and new values. Raises ListError for an unknown list or a bad
+        threshold."""
+        if policy is not None:
+            _check_thresholds(name, policy)
+        with self._session() as session, session.begin():
+            row = self._row(session, name, for_update=True)
+            before = {"policy": row.policy, "legal_basis": row.legal_basis,
+                      "jurisdictions": row.jurisdictions}  # fmt: skip
+            if policy is not None:
+                row.policy = policy.as_json()
+            if legal_basis is not None:
+                row.legal_basis = legal_basis
+            if jurisdictions is not None:
+                row.jurisdictions = [j.upper() for j in jurisdictions]
+            after = {"policy": row.policy, "legal_basis": row.legal_basis,
+                     "jurisdictions": row.jurisdictions}  # fmt: skip
+            if after != before:
+                details = {"before": before, "after": after}
+                audit.append(session.connection(), actor, "list.update", name, details)
+            return _hash_list(row)
+
+    def remove(self, name: str, actor: str = "") -> HashList:
+        """Remove a list with its entries and change log (its signed releases and their log
+        records stay where they were published), with an audit event. Raises ListError if
+        there is no such list."""
+        with self._session() as session, session.begin():
+            row = self._row(session, name, for_update=True)
+            hash_list = _hash_list(row)
+            for table in (ReferenceRow, ChangeRow, EntryRow):
+                session.execute(delete(table).where(table.list_id == row.id))
+            session.delete(row)
+            details = {"version": hash_list.version, "owner": hash_list.owner}
+            audit.append(session.connection(), actor, "list.remove", name, details)
+        return hash_list
 
     def get(self, name: str) -> HashList:
         """The list named ``name``. Raises ListError if there is none."""
@@ -809,6 +848,18 @@ def _same(a: Entry, b: Entry) -> bool:
     return (a.labels, a.provenance, a.status) == (b.labels, b.provenance, b.status)
 
 
+def _check_thresholds(name: str, policy: ListPolicy) -> None:
+    if not 0 <= policy.enabled_ratio <= 1:
+        raise ListError(f"list {name}: enabled_ratio {policy.enabled_ratio}: expected 0 to 1")
+    for signal, threshold in policy.thresholds.items():
+        limit = 256 if signal == "pdq" else 0  # digests match only when equal
+        if signal not in LIST_SIGNALS or not 0 <= threshold <= limit:
+            raise ListError(
+                f"list {name}: threshold {signal}={threshold}: expected a signal of "
+                f"{', '.join(LIST_SIGNALS)} and a distance from 0 to {limit}"
+            )
+
+
 def _valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
 
@@ -888,14 +939,7 @@ def _sources_from(text: str) -> tuple[Source, ...]:
 
 @lru_cache(maxsize=4096)
 def _provenance_json(provenance: Provenance) -> str:
-    return json.dumps(
-        {
-            "submitted_by": provenance.submitted_by,
-            "assessed_by": provenance.assessed_by,
-            "sources": [s.as_json() for s in provenance.sources],
-        },
-        ensure_ascii=False,
-    )
+    return json.dumps(provenance.as_json(), ensure_ascii=False)
 
 
 @lru_cache(maxsize=4096)

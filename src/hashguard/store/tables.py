@@ -5,7 +5,7 @@ Per-entry JSON (labels, sources) is stored as text that hashguard serialises its
 write millions of rows that share a few distinct values, and serialising each once is far
 cheaper than per row."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -23,6 +23,11 @@ from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 # SQLite gives INTEGER PRIMARY KEY columns their rowid (and autoincrement); elsewhere 64 bits.
 Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+def utc(moment: datetime) -> datetime:
+    """A stored time in UTC: SQLite gives times back without their zone; they were stored in UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
@@ -137,3 +142,21 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class MatchRow(Base):
+    """One match the service answered: who asked, when, which list entry at what distance, and
+    the caller's own opaque reference for the content. Queries that match nothing leave no row.
+    The list and entry are kept by name and number, not as foreign keys: the record of a match
+    outlives a later deletion of its entry."""
+
+    __tablename__ = "match_log"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    caller: Mapped[str] = mapped_column(String(32))  # the API key's id
+    list: Mapped[str] = mapped_column(String(100))
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    signal: Mapped[str] = mapped_column(String(32))
+    distance: Mapped[float]
+    content_ref: Mapped[str] = mapped_column(Text)

@@ -1,0 +1,69 @@
+"""Errors as JSON: every refused request gets ``{"error": {"status", "code", "message"}}`` with a
+4xx status and a message that says what was wrong. Nothing reaches a client as a traceback."""
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+log = logging.getLogger("hashguard.api")
+
+_CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "too_large",
+          415: "unsupported_media_type", 422: "invalid", 503: "unavailable"}  # fmt: skip
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.code = code or _CODES.get(status, "error")
+
+
+def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"status": status, "code": code or _CODES.get(status, "error"),
+                      "message": message}}  # fmt: skip
+
+
+def error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    return JSONResponse(error_body(status, message, code), status, headers=headers)
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.message, error.code)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+        if error.status_code == 404 and error.detail == "Not Found":
+            return error_response(404, "no such route; the routes are listed at /docs")
+        if error.status_code == 405:
+            return error_response(405, "this route does not take that method; see /docs")
+        return error_response(error.status_code, str(error.detail))
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
+        return error_response(422, validation_message(error.errors()))
+
+    @app.exception_handler(Exception)
+    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+        # A bug, not bad input: logged with an id the caller can quote, never sent as a trace.
+        incident = uuid.uuid4().hex[:12]
+        log.error("internal error %s: %s", incident, type(error).__name__, exc_info=error)
+        return error_response(500, f"internal error (incident {incident})", "internal")
+
+
+def validation_message(errors: Any) -> str:
+    """Pydantic's errors as one line per problem: where, and what was expected."""
+    parts = []
+    for problem in list(errors)[:10]:
+        where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
+        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+    return "; ".join(parts)

@@ -1,0 +1,146 @@
+"""What the match routes share (hashguard's own and HMA's): parsing hashes once at the edge,
+hashing uploads in memory, running the Matcher within the caller's lists, and storing every
+match in the match log (nothing for a query that matched nothing)."""
+
+import io
+from collections.abc import Sequence
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from hashguard.api.auth import check_lists, visible
+from hashguard.api.errors import ApiError
+from hashguard.api.service import Service
+from hashguard.matching import Match, Matcher
+from hashguard.media.errors import LimitExceeded, MediaError
+from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
+from hashguard.signals import registry
+from hashguard.signals.base import InvalidSignalValue
+from hashguard.signals.batch import NotApplicable, hash_stream
+from hashguard.signals.pdq import DihedralHashes, PdqHash
+from hashguard.store.api_keys import ApiKey
+from hashguard.store.match_log import LoggedMatch
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.service
+    return service
+
+
+def ready_matcher(service: Service) -> Matcher:
+    matcher = service.matcher
+    if matcher is None:
+        raise ApiError(503, service.readiness().reason)
+    return matcher
+
+
+def parse_hash(signal: str, text: str) -> Any:
+    """A hash as the Matcher takes it; ApiError 400 naming what was expected."""
+    try:
+        parsed = registry.get(signal).parse(text.strip())
+    except InvalidSignalValue as error:
+        raise ApiError(400, f"{signal} hash {text[:80]!r}: {error}") from None
+    except ValueError as error:  # an unknown signal
+        raise ApiError(400, str(error)) from None
+    return parsed
+
+
+def chosen_lists(service: Service, key: ApiKey, names: Sequence[str] | None) -> list[str]:
+    """The lists a query runs against: those named (each must exist and be the key's), else
+    every list the key may use."""
+    matcher = ready_matcher(service)
+    held = matcher.versions()
+    if not names:
+        return visible(key, held)
+    unknown = [name for name in names if name not in held]
+    if unknown:
+        raise ApiError(404, f"no list named {unknown[0]!r}")
+    check_lists(key, names)
+    return list(dict.fromkeys(names))
+
+
+async def hash_media(
+    data: bytes, service: Service, signals: Sequence[str] | None = None, dihedral: bool = False
+) -> tuple[MediaKind, dict[str, Any]]:
+    """The media's kind and its value per signal (``signals``, else every signal that
+    applies), hashed in memory. ApiError 400/413/415 for media that cannot be hashed."""
+    if not data:
+        raise ApiError(400, "no media in the request: send the file as the body or a form field")
+    try:
+        kind = sniff(data[:SNIFF_BYTES]).kind
+    except MediaError as error:
+        raise ApiError(415, str(error)) from None
+    try:
+        chosen = [registry.get(name) for name in (signals or registry.names())]
+    except ValueError as error:
+        raise ApiError(400, str(error)) from None
+    limits = service.settings.media_limits
+
+    def work() -> list[tuple[Any, Any]]:
+        return hash_stream(io.BytesIO(data), len(data), chosen, limits, dihedral)
+
+    try:
+        values = await run_in_threadpool(work)
+    except NotApplicable as error:
+        raise ApiError(415, f"{error} (the media is {error.kind})") from None
+    except LimitExceeded as error:
+        raise ApiError(413, str(error)) from None
+    except MediaError as error:
+        raise ApiError(400, str(error)) from None
+    return kind, {signal.name: value for signal, value in values}
+
+
+def media_query(values: dict[str, Any]) -> dict[str, Any]:
+    """Hashes of media as the Matcher takes them (digests as bytes)."""
+    query: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, PdqHash | DihedralHashes):
+            query[name] = value
+        elif isinstance(value, bytes | bytearray):
+            query[name] = bytes(value)
+    return query
+
+
+def hash_json(name: str, value: Any) -> dict[str, Any]:
+    signal = registry.get(name)
+    if isinstance(value, DihedralHashes):
+        variants = {variant: h.hex for variant, h in value.variants.items()}
+        return {"value": value.original.hex, "quality": value.quality, "dihedral": variants}
+    shown: dict[str, Any] = {"value": signal.format(value)}
+    quality = getattr(value, "quality", None)
+    if quality is not None:
+        shown["quality"] = quality
+    return shown
+
+
+def match_json(match: Match) -> dict[str, Any]:
+    return {"list": match.list, "entry": match.entry, "signal": match.signal,
+            "distance": match.distance, "labels": sorted(match.labels),
+            "value": match.value}  # fmt: skip
+
+
+async def run_matches(
+    request: Request,
+    key: ApiKey,
+    items: Sequence[dict[str, Any]],
+    lists: Sequence[str],
+    content_refs: Sequence[str],
+) -> list[list[Match]]:
+    """Match ``items`` within ``lists``; every match is stored in the match log (with the
+    caller and the item's content reference) and counted."""
+    service = service_of(request)
+    matcher = ready_matcher(service)
+    found = matcher.match_all(items, lists)
+    metrics = request.app.state.metrics
+    metrics.queries.inc(len(items))
+    logged = [
+        LoggedMatch(key.id, m.list, m.entry, m.signal, float(m.distance), ref)
+        for matches, ref in zip(found, content_refs, strict=True)
+        for m in matches
+    ]
+    if logged:
+        await run_in_threadpool(service.match_log.record, logged)
+        for m in logged:
+            metrics.matches.labels(m.list, m.signal).inc()
+    return found

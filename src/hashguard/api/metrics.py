@@ -1,0 +1,96 @@
+"""Prometheus metrics: requests and their latency by route, matches by list and signal, and the
+index's size and age. One registry per app, so several apps in one process stay apart."""
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from hashguard.api.service import Service
+
+_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class Metrics:
+    def __init__(self, service: "Service") -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "hashguard_requests", "HTTP requests answered", ["method", "route", "status"],
+            registry=self.registry,
+        )  # fmt: skip
+        self.latency = Histogram(
+            "hashguard_request_seconds", "Time to answer a request", ["route"],
+            buckets=_BUCKETS, registry=self.registry,
+        )  # fmt: skip
+        self.matches = Counter(
+            "hashguard_matches", "Matches answered", ["list", "signal"], registry=self.registry
+        )
+        self.queries = Counter(
+            "hashguard_match_queries", "Items matched (hashes or media)", registry=self.registry
+        )
+        self.started = Gauge(
+            "hashguard_start_time_seconds", "When the service started (Unix time)",
+            registry=self.registry,
+        )  # fmt: skip
+        self.started.set(time.time())
+        self.registry.register(_IndexCollector(service))
+
+
+class _IndexCollector(Collector):
+    """Read at scrape time: entries per signal, list versions, the index's age."""
+
+    def __init__(self, service: "Service") -> None:
+        self.service = service
+
+    def collect(self) -> Any:
+        matcher = self.service.matcher
+        size = GaugeMetricFamily("hashguard_index_entries", "Matchable entries held", labels=["signal"])
+        versions = GaugeMetricFamily("hashguard_list_version", "List version the index reflects",
+                                     labels=["list"])  # fmt: skip
+        if matcher is not None:
+            for signal, count in matcher.sizes().items():
+                size.add_metric([signal], count)
+            for name, version in matcher.versions().items():
+                versions.add_metric([name], version)
+        readiness = self.service.readiness()
+        age = GaugeMetricFamily(
+            "hashguard_index_age_seconds", "Seconds since the index last caught up with the lists"
+        )
+        age.add_metric([], readiness.age if readiness.age is not None else float("nan"))
+        ready = GaugeMetricFamily("hashguard_ready", "1 when the index is loaded and current")
+        ready.add_metric([], 1.0 if readiness.ready else 0.0)
+        yield from (size, versions, age, ready)
+
+
+class MetricsMiddleware:
+    """Counts and times every request under its route's template (``/v1/lists/{name}``), so
+    that list names and hashes in paths never become label values."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            route = scope.get("route")
+            template = getattr(route, "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], template, str(status)).inc()
+            self.metrics.latency.labels(template).observe(time.perf_counter() - start)

@@ -1,0 +1,130 @@
+"""Hashing and matching, for online services checking uploads (role: matcher)."""
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.api.auth import allow
+from hashguard.api.errors import ApiError
+from hashguard.api.fetch import FetchRefused
+from hashguard.api.matching import (
+    chosen_lists,
+    hash_json,
+    hash_media,
+    match_json,
+    media_query,
+    parse_hash,
+    ready_matcher,
+    run_matches,
+    service_of,
+)
+from hashguard.api.uploads import read_upload
+from hashguard.store.api_keys import ApiKey, Role
+
+router = APIRouter(prefix="/v1", tags=["hash and match"])
+Matcher = Annotated[ApiKey, allow(Role.MATCHER)]
+
+_MEDIA_BODY: dict[str, Any] = {
+    "requestBody": {
+        "description": "The media: the file as the body, or a multipart form with a 'file' field.",
+        "content": {
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+            "multipart/form-data": {
+                "schema": {"type": "object", "properties": {"file": {"type": "string",
+                                                                     "format": "binary"}}}
+            },
+        },
+    }
+}  # fmt: skip
+
+
+class HashQuery(BaseModel):
+    signal: Literal["pdq", "md5", "sha1", "sha256"]
+    value: str = Field(max_length=128, description="The hash in hex.")
+    content_ref: str = Field(
+        "", max_length=500, description="Your own reference for the content, kept with a match."
+    )
+
+
+class HashMatchRequest(BaseModel):
+    hashes: list[HashQuery] = Field(min_length=1)
+    lists: list[str] | None = Field(None, description="Default: every list the key may use.")
+
+
+async def _media(request: Request, url: str | None) -> bytes:
+    """The request's media: uploaded, or fetched from ``url`` when the service allows it."""
+    service = service_of(request)
+    if url is not None:
+        try:
+            return (await run_in_threadpool(service.fetcher.fetch, url)).body
+        except FetchRefused as error:
+            raise ApiError(400, str(error)) from None
+    upload = await read_upload(request)
+    if len(upload.files) > 1:
+        raise ApiError(400, "send one file per request")
+    return next(iter(upload.files.values()), b"")
+
+
+@router.post("/hash", openapi_extra=_MEDIA_BODY)
+async def hash_upload(
+    request: Request,
+    key: Matcher,
+    signals: Annotated[list[str] | None, Query(description="Default: every signal that applies.")] = None,
+    dihedral: Annotated[bool, Query(description="Also the PDQ hashes of rotations and flips.")] = False,
+    url: Annotated[str | None, Query(description="Fetch the media (if the service allows).")] = None,
+) -> dict[str, Any]:
+    """Hash uploaded media. Nothing is stored: neither the media nor its hashes."""
+    kind, values = await hash_media(await _media(request, url), service_of(request), signals, dihedral)
+    return {"kind": kind.value, "hashes": {name: hash_json(name, v) for name, v in values.items()}}
+
+
+@router.post("/match/media", openapi_extra=_MEDIA_BODY)
+async def match_media(
+    request: Request,
+    key: Matcher,
+    lists: Annotated[list[str] | None, Query(alias="list", description="Repeat for several; default all.")] = None,
+    content_ref: Annotated[str, Query(max_length=500, description="Kept with a match.")] = "",
+    dihedral: Annotated[bool, Query(description="Also match rotations and flips.")] = False,
+    url: Annotated[str | None, Query(description="Fetch the media (if the service allows).")] = None,
+) -> dict[str, Any]:
+    """Hash uploaded media with every signal the lists hold and match it. A match is stored in
+    the match log with ``content_ref``; a miss leaves no trace."""
+    service = service_of(request)
+    names = chosen_lists(service, key, lists)
+    signals = ready_matcher(service).signals()
+    data = await _media(request, url)
+    if not signals:
+        return {"kind": None, "hashes": {}, "matches": []}
+    kind, values = await hash_media(data, service, signals, dihedral)
+    found = await run_matches(request, key, [media_query(values)], names, [content_ref])
+    return {
+        "kind": kind.value,
+        "hashes": {name: hash_json(name, v) for name, v in values.items()},
+        "matches": [match_json(m) for m in found[0]],
+    }
+
+
+@router.post("/match/hashes")
+async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -> dict[str, Any]:
+    """Match up to 1,000 hashes in one request; one result per hash, in order. A match is
+    stored in the match log with the hash's ``content_ref``; a miss leaves no trace."""
+    service = service_of(request)
+    limit = service.settings.max_batch
+    if len(body.hashes) > limit:
+        raise ApiError(413, f"{len(body.hashes)} hashes: at most {limit} per request")
+    names = chosen_lists(service, key, body.lists)
+    items = []
+    for number, query in enumerate(body.hashes):
+        try:
+            items.append({query.signal: parse_hash(query.signal, query.value)})
+        except ApiError as error:
+            raise ApiError(400, f"hashes.{number}: {error.message}") from None
+    refs = [query.content_ref for query in body.hashes]
+    found = await run_matches(request, key, items, names, refs)
+    return {
+        "matched": sum(1 for matches in found if matches),
+        "results": [{"matches": [match_json(m) for m in matches]} for matches in found],
+    }
+

@@ -1,0 +1,169 @@
+"""The running service: the stores, the Matcher over every list, and the thread that keeps the
+Matcher current (each list's change log, and lists created, changed or removed elsewhere).
+
+The Matcher loads in the background when the service starts: until it has, ``/status/ready``
+says so and the matching routes answer 503; the health route answers at once.
+"""
+
+import logging
+import threading
+import time
+from dataclasses import dataclass
+from typing import Final
+
+from sqlalchemy import Engine
+
+from hashguard import audit
+from hashguard.api.fetch import UrlFetcher
+from hashguard.api.settings import ServiceSettings
+from hashguard.lists.model import HashList
+from hashguard.matching import Matcher
+from hashguard.store.api_keys import ApiKey, ApiKeyStore
+from hashguard.store.lists import ListStore
+from hashguard.store.match_log import MatchLog
+
+log = logging.getLogger("hashguard.api")
+
+_LIST_CHECK_SECONDS: Final = 1.0  # how often lists created or changed elsewhere are looked for
+_STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready
+
+
+@dataclass(frozen=True, slots=True)
+class Readiness:
+    ready: bool
+    reason: str  # why not, or "ready"
+    age: float | None  # seconds since the index last caught up with the change logs
+
+
+class Service:
+    def __init__(self, engine: Engine, settings: ServiceSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.lists = ListStore(engine)
+        self.keys = ApiKeyStore(engine)
+        self.match_log = MatchLog(engine)
+        self.fetcher = UrlFetcher(
+            settings.fetch_hosts,
+            settings.fetch_networks,
+            settings.fetch_timeout,
+            settings.max_upload_bytes,
+        )
+        self.matcher: Matcher | None = None
+        self.started = time.monotonic()
+        self._refreshed: float | None = None  # monotonic time of the last successful refresh
+        self._error: str | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._sync = threading.Lock()
+        self._key_cache: dict[str, tuple[ApiKey, float]] = {}
+
+    # --- life -------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Record the configuration if it changed, then load and follow lists in the
+        background."""
+        self._record_configuration()
+        self._thread = threading.Thread(target=self._run, name="hashguard-lists", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
+
+    def _run(self) -> None:
+        try:
+            with self._sync:
+                matcher = Matcher(self.lists, [], self.settings.min_quality)
+                for hash_list in self.lists.lists():
+                    matcher.add_list(hash_list.name)
+                self.matcher = matcher
+                self._refreshed = time.monotonic()
+        except Exception as error:  # a database that cannot be read: report, do not serve
+            log.error("loading the lists failed: %s", error)
+            self._error = f"loading the lists failed: {error}"
+            return
+        checked = time.monotonic()
+        while not self._stop.wait(self.settings.refresh_interval):
+            try:
+                if time.monotonic() - checked >= _LIST_CHECK_SECONDS:
+                    self.sync_lists()
+                    checked = time.monotonic()
+                matcher.refresh()
+                self._refreshed = time.monotonic()
+                self._error = None
+            except Exception as error:  # a locked or lost database: keep trying, not ready
+                self._error = f"following the lists failed: {error}"
+
+    def sync_lists(self) -> None:
+        """Bring the Matcher's set of lists in line with the store: load new lists, drop
+        removed ones, reload those whose policy changed."""
+        matcher = self.matcher
+        if matcher is None:
+            return
+        with self._sync:
+            stored = {hash_list.name: hash_list for hash_list in self.lists.lists()}
+            held = {hash_list.name: hash_list for hash_list in matcher.lists}
+            for name, hash_list in held.items():
+                now = stored.get(name)
+                if now is None or now.id != hash_list.id or _rules(now) != _rules(hash_list):
+                    matcher.drop_list(name)
+            for name in stored:
+                matcher.add_list(name)
+
+    # --- state ------------------------------------------------------------------------------
+
+    def readiness(self) -> Readiness:
+        if self._error is not None:
+            return Readiness(False, self._error, self._age())
+        if self.matcher is None:
+            return Readiness(False, "the index is loading", None)
+        age = self._age()
+        if age is not None and age > max(_STALE_AFTER, 10 * self.settings.refresh_interval):
+            return Readiness(False, f"the index is {age:.1f} s behind the lists", age)
+        return Readiness(True, "ready", age)
+
+    def _age(self) -> float | None:
+        return None if self._refreshed is None else time.monotonic() - self._refreshed
+
+    # --- keys -------------------------------------------------------------------------------
+
+    def authenticate(self, token: str) -> ApiKey | None:
+        """The live key of ``token``, looked up at most every ``key_cache_seconds``."""
+        now = time.monotonic()
+        cached = self._key_cache.get(token)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        key = self.keys.authenticate(token)
+        if key is None:
+            self._key_cache.pop(token, None)
+            return None
+        if len(self._key_cache) > 10_000:  # many keys in use: start again
+            self._key_cache.clear()
+        self._key_cache[token] = (key, now + self.settings.key_cache_seconds)
+        return key
+
+    def forget_key(self, ident: str) -> None:
+        """A key revoked here stops working at once."""
+        for token in [t for t, (key, _) in self._key_cache.items() if key.id == ident]:
+            del self._key_cache[token]
+
+    def _record_configuration(self) -> None:
+        """An audit event when the service starts with settings unlike the last recorded."""
+        recorded = self.settings.recorded()
+        last = audit.last_details(self.engine, "service.configuration")
+        if last != recorded:
+            with self.engine.begin() as connection:
+                audit.append(connection, "hashguard serve", "service.configuration", "service",
+                             recorded)  # fmt: skip
+
+
+def _rules(hash_list: HashList) -> tuple[object, ...]:
+    """What decides matching besides the entries."""
+    policy = hash_list.policy
+    return (
+        tuple(sorted(policy.thresholds.items())),
+        policy.negative,
+        policy.two_sources,
+        policy.enabled_ratio,
+    )

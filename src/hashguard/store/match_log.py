@@ -1,0 +1,62 @@
+"""The match log: every match the service answers is stored, with the caller, the time, the list
+entry, the distance and the caller's opaque content reference. Queries that match nothing are
+not stored at all: the service keeps no trace of content that is not on a list."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Engine, insert, select
+
+from hashguard.store.tables import MatchRow, utc
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedMatch:
+    caller: str  # the API key's id
+    list: str
+    entry: int
+    signal: str
+    distance: float
+    content_ref: str = ""  # the caller's reference for the content, opaque to hashguard
+    at: datetime | None = None  # set when stored
+    id: int | None = None
+
+
+class MatchLog:
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._table = MatchRow.__table__
+
+    def record(self, matches: Sequence[LoggedMatch]) -> None:
+        """Store ``matches`` (one transaction; nothing for an empty sequence)."""
+        if not matches:
+            return
+        now = datetime.now(UTC)
+        rows = [
+            {"at": now, "caller": m.caller, "list": m.list, "entry_id": m.entry,
+             "signal": m.signal, "distance": m.distance, "content_ref": m.content_ref}
+            for m in matches
+        ]  # fmt: skip
+        with self.engine.begin() as connection:
+            connection.execute(insert(MatchRow), rows)
+
+    def recent(
+        self, after: int = 0, limit: int = 100, lists: Sequence[str] | None = None
+    ) -> list[LoggedMatch]:
+        """Stored matches with an id above ``after``, oldest first, at most ``limit``; only
+        those of ``lists`` when given."""
+        table = self._table
+        query = select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
+        if lists is not None:
+            query = query.where(table.c.list.in_(list(lists)))
+        with self.engine.connect() as connection:
+            return [_logged(row) for row in connection.execute(query)]
+
+
+def _logged(row: Any) -> LoggedMatch:
+    return LoggedMatch(
+        row.caller, row.list, row.entry_id, row.signal, row.distance, row.content_ref,
+        utc(row.at), row.id,
+    )  # fmt: skip
