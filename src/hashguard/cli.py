@@ -22,6 +22,7 @@ from hashguard import __version__
 from hashguard.cli_audit import audit_app
 from hashguard.cli_keys import keys_app
 from hashguard.cli_lists import DatabaseOption, lists_app
+from hashguard.cli_serve import serve
 from hashguard.matching import Match, Matcher
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
@@ -52,6 +53,7 @@ stderr = Console(stderr=True, highlight=False)
 app.add_typer(lists_app)
 app.add_typer(keys_app)
 app.add_typer(audit_app)
+app.command()(serve)
 
 
 class OutputFormat(StrEnum):

@@ -25,7 +25,7 @@ def allow(*roles: Role) -> Any:
         header = request.headers.get("authorization", "")
         if not header[: len(_PREFIX)].lower() == _PREFIX:
             raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'")
-        key = request.app.state.service.authenticate(header[len(_PREFIX) :])
+        key: ApiKey | None = request.app.state.service.authenticate(header[len(_PREFIX) :])
         if key is None:
             raise ApiError(401, "the API key is not valid (unknown, malformed or revoked)")
         if key.role not in allowed:
@@ -57,7 +57,7 @@ def route_roles(app: FastAPI) -> list[tuple[str, str, frozenset[Role] | None]]:
         if not isinstance(route, APIRoute) or not route.include_in_schema:
             continue
         roles = _roles(route.dependant.dependencies)
-        for method in sorted(route.methods):
+        for method in sorted(route.methods or ()):
             table.append((method, route.path, roles))
     return table
 
@@ -66,7 +66,8 @@ def _roles(dependencies: Iterable[Any]) -> frozenset[Role] | None:
     for dependency in dependencies:
         call: Callable[..., Any] | None = dependency.call
         if call is not None and hasattr(call, "roles"):
-            return frozenset(call.roles)
+            roles: frozenset[Role] = call.roles
+            return roles
         found = _roles(dependency.dependencies)
         if found is not None:
             return found

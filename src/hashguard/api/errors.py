@@ -17,6 +17,10 @@ _CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "no
           415: "unsupported_media_type", 422: "invalid", 503: "unavailable"}  # fmt: skip
 
 
+# HMA's routes answer errors as {"message": ...}, the shape its clients read.
+HMA_PREFIXES = ("/h/", "/m/", "/c/")
+
+
 class ApiError(Exception):
     def __init__(self, status: int, message: str, code: str | None = None) -> None:
         super().__init__(message)
@@ -30,34 +34,44 @@ def error_body(status: int, message: str, code: str | None = None) -> dict[str, 
                       "message": message}}  # fmt: skip
 
 
-def error_response(status: int, message: str, code: str | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, code: str | None = None, path: str = ""
+) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-    return JSONResponse(error_body(status, message, code), status, headers=headers)
+    body = (
+        {"message": message} if path.startswith(HMA_PREFIXES) else error_body(status, message, code)
+    )
+    return JSONResponse(body, status, headers=headers)
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
-    async def api_error(_request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, error.code)
+    async def api_error(request: Request, error: ApiError) -> JSONResponse:
+        return error_response(error.status, error.message, error.code, request.url.path)
 
     @app.exception_handler(HTTPException)
-    async def http_error(_request: Request, error: HTTPException) -> JSONResponse:
+    async def http_error(request: Request, error: HTTPException) -> JSONResponse:
+        path = request.url.path
         if error.status_code == 404 and error.detail == "Not Found":
-            return error_response(404, "no such route; the routes are listed at /docs")
+            return error_response(404, "no such route; the routes are listed at /docs", path=path)
         if error.status_code == 405:
-            return error_response(405, "this route does not take that method; see /docs")
-        return error_response(error.status_code, str(error.detail))
+            return error_response(405, "this route does not take that method; see /docs", path=path)
+        return error_response(error.status_code, str(error.detail), path=path)
 
     @app.exception_handler(RequestValidationError)
-    async def invalid(_request: Request, error: RequestValidationError) -> JSONResponse:
-        return error_response(422, validation_message(error.errors()))
+    async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        path = request.url.path
+        # HMA clients expect 400 for a missing or malformed parameter.
+        status = 400 if path.startswith(HMA_PREFIXES) else 422
+        return error_response(status, validation_message(error.errors()), path=path)
 
     @app.exception_handler(Exception)
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
+    async def unexpected(request: Request, error: Exception) -> JSONResponse:
         # A bug, not bad input: logged with an id the caller can quote, never sent as a trace.
         incident = uuid.uuid4().hex[:12]
         log.error("internal error %s: %s", incident, type(error).__name__, exc_info=error)
-        return error_response(500, f"internal error (incident {incident})", "internal")
+        message = f"internal error (incident {incident})"
+        return error_response(500, message, "internal", request.url.path)
 
 
 def validation_message(errors: Any) -> str:

@@ -145,8 +145,8 @@ class UrlFetcher:
             connection = http.client.HTTPConnection(host, port, timeout=remaining)
             connection.sock = sock  # connected to the checked address
             try:
-                connection.request("GET", target, headers={"User-Agent": "hashguard",
-                                                           "Accept-Encoding": "identity"})  # fmt: skip
+                headers = {"User-Agent": "hashguard", "Accept-Encoding": "identity"}
+                connection.request("GET", target, headers=headers)
                 response = connection.getresponse()
                 declared = response.getheader("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:

@@ -60,4 +60,4 @@ def _message(limit: int) -> str:
 
 
 async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    await error_response(413, _message(limit))(scope, receive, send)
+    await error_response(413, _message(limit), path=scope["path"])(scope, receive, send)

@@ -48,7 +48,9 @@ class _IndexCollector(Collector):
 
     def collect(self) -> Any:
         matcher = self.service.matcher
-        size = GaugeMetricFamily("hashguard_index_entries", "Matchable entries held", labels=["signal"])
+        size = GaugeMetricFamily(
+            "hashguard_index_entries", "Matchable entries held", labels=["signal"]
+        )
         versions = GaugeMetricFamily("hashguard_list_version", "List version the index reflects",
                                      labels=["list"])  # fmt: skip
         if matcher is not None:

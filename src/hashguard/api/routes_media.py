@@ -71,12 +71,20 @@ async def _media(request: Request, url: str | None) -> bytes:
 async def hash_upload(
     request: Request,
     key: Matcher,
-    signals: Annotated[list[str] | None, Query(description="Default: every signal that applies.")] = None,
-    dihedral: Annotated[bool, Query(description="Also the PDQ hashes of rotations and flips.")] = False,
-    url: Annotated[str | None, Query(description="Fetch the media (if the service allows).")] = None,
+    signals: Annotated[
+        list[str] | None, Query(description="Default: every signal that applies.")
+    ] = None,
+    dihedral: Annotated[
+        bool, Query(description="Also the PDQ hashes of rotations and flips.")
+    ] = False,
+    url: Annotated[
+        str | None, Query(description="Fetch the media (if the service allows).")
+    ] = None,
 ) -> dict[str, Any]:
     """Hash uploaded media. Nothing is stored: neither the media nor its hashes."""
-    kind, values = await hash_media(await _media(request, url), service_of(request), signals, dihedral)
+    kind, values = await hash_media(
+        await _media(request, url), service_of(request), signals, dihedral
+    )
     return {"kind": kind.value, "hashes": {name: hash_json(name, v) for name, v in values.items()}}
 
 
@@ -84,10 +92,14 @@ async def hash_upload(
 async def match_media(
     request: Request,
     key: Matcher,
-    lists: Annotated[list[str] | None, Query(alias="list", description="Repeat for several; default all.")] = None,
+    lists: Annotated[
+        list[str] | None, Query(alias="list", description="Repeat for several; default all.")
+    ] = None,
     content_ref: Annotated[str, Query(max_length=500, description="Kept with a match.")] = "",
     dihedral: Annotated[bool, Query(description="Also match rotations and flips.")] = False,
-    url: Annotated[str | None, Query(description="Fetch the media (if the service allows).")] = None,
+    url: Annotated[
+        str | None, Query(description="Fetch the media (if the service allows).")
+    ] = None,
 ) -> dict[str, Any]:
     """Hash uploaded media with every signal the lists hold and match it. A match is stored in
     the match log with ``content_ref``; a miss leaves no trace."""
@@ -115,7 +127,7 @@ async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -
     if len(body.hashes) > limit:
         raise ApiError(413, f"{len(body.hashes)} hashes: at most {limit} per request")
     names = chosen_lists(service, key, body.lists)
-    items = []
+    items: list[dict[str, Any]] = []
     for number, query in enumerate(body.hashes):
         try:
             items.append({query.signal: parse_hash(query.signal, query.value)})
@@ -127,4 +139,3 @@ async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -
         "matched": sum(1 for matches in found if matches),
         "results": [{"matches": [match_json(m) for m in matches]} for matches in found],
     }
-

@@ -48,8 +48,9 @@ class ServiceSettings:
             "max_import_bytes": self.max_import_bytes,
             "max_json_bytes": self.max_json_bytes,
             "max_batch": self.max_batch,
-            "media_limits": {name: getattr(self.media_limits, name)
-                             for name in self.media_limits.__slots__},  # fmt: skip
+            "media_limits": {
+                name: getattr(self.media_limits, name) for name in self.media_limits.__slots__
+            },
             "min_quality": self.min_quality,
             "fetch_hosts": list(self.fetch_hosts),
             "fetch_networks": [str(n) for n in self.fetch_networks],

@@ -184,14 +184,14 @@ def hash_stream(
     else:
         limits.check_video_bytes(size)
     values: list[tuple[SignalType[Any], Any]] = []
-    for signal in chosen:
+    for chosen_signal in chosen:
         if data is None:
             stream.seek(0)
         source = stream if data is None else data
-        if dihedral and isinstance(signal, PdqSignal):
-            values.append((signal, signal.hash_dihedral(source, limits)))
+        if dihedral and isinstance(chosen_signal, PdqSignal):
+            values.append((chosen_signal, chosen_signal.hash_dihedral(source, limits)))
         else:
-            values.append((signal, signal.hash(source, limits)))
+            values.append((chosen_signal, chosen_signal.hash(source, limits)))
     return values
 
 

@@ -231,14 +231,13 @@ class ListStore:
         value = canonical(signal, value)
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
-            found = session.execute(
-                select(*_ENTRY_FIELDS).where(
-                    EntryRow.list_id == row.id, EntryRow.signal == signal, EntryRow.value == value
-                )
-            ).one_or_none()
-            if found is None:
-                raise ListError(f"list {name} holds no {signal} entry {value}")
-            entry = _entry_of(found)
+            entry = _held(
+                session,
+                row,
+                f"{signal} entry {value}",
+                EntryRow.signal == signal,
+                EntryRow.value == value,
+            )
             change = Change(
                 row.id,
                 row.version + 1,
@@ -266,6 +265,26 @@ class ListStore:
                 details["labels"] = sorted(labels)
             audit.append(session.connection(), actor, f"list.{kind.value}", name, details)
         return change
+
+    def entry(self, name: str, signal: str, value: str) -> Entry:
+        """The list's entry for ``value``. Raises ListError if the list does not hold it,
+        InvalidRecord for a malformed value."""
+        value = canonical(signal, value)
+        with self._session() as session:
+            row = self._row(session, name)
+            return _held(
+                session,
+                row,
+                f"{signal} entry {value}",
+                EntryRow.signal == signal,
+                EntryRow.value == value,
+            )
+
+    def entry_by_id(self, name: str, entry_id: int) -> Entry:
+        """The list's entry numbered ``entry_id``. Raises ListError if the list has none."""
+        with self._session() as session:
+            row = self._row(session, name)
+            return _held(session, row, f"entry {entry_id}", EntryRow.id == entry_id)
 
     def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Change]:
         """The changes after ``version``, oldest first (all of them from version 0)."""
@@ -718,6 +737,16 @@ _REMOVALS: Final = frozenset((ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.
 
 
 _RESTATED: Final = "restated by its source"
+
+
+def _held(session: Session, row: HashListRow, what: str, *where: Any) -> Entry:
+    """The list's one entry that ``where`` picks. Raises ListError if there is none."""
+    found = session.execute(
+        select(*_ENTRY_FIELDS).where(EntryRow.list_id == row.id, *where)
+    ).one_or_none()
+    if found is None:
+        raise ListError(f"list {row.name} holds no {what}")
+    return _entry_of(found)
 
 
 def _held_only_by(entry: Entry, sources: tuple[Source, ...]) -> bool:

@@ -1,0 +1,65 @@
+"""The FastAPI app: hashguard's routes under /v1, HMA's routes, health and metrics; body limits,
+JSON errors, metrics on every request."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from hashguard import __version__
+from hashguard.api import errors, hma, routes_admin, routes_lists, routes_media, routes_status
+from hashguard.api.limits import BodyLimitMiddleware
+from hashguard.api.metrics import Metrics, MetricsMiddleware
+from hashguard.api.service import Service
+from hashguard.api.settings import ServiceSettings
+
+_UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
+
+_DESCRIPTION = """Match media and hashes against verifiable hash lists of known child sexual
+abuse material, with API keys and roles on every route, a match log, a hash-chained audit log
+and Prometheus metrics. HMA's routes (`/h`, `/m`, `/c`, `/status`) answer as HMA does.
+
+Send a key as `Authorization: Bearer <key>` (`hashguard keys create --role ROLE`)."""
+
+
+_HMA = "Meta HMA 2.0's routes; the differences: docs/hma-compatibility.md"
+
+
+def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastAPI:
+    """The app over ``engine`` (migrated). The lists load in the background once it starts."""
+    settings = settings or ServiceSettings()
+    service = Service(engine, settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        service.start()
+        try:
+            yield
+        finally:
+            service.stop()
+
+    app = FastAPI(
+        title="hashguard",
+        version=__version__,
+        description=_DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[{"name": "HMA-compatible", "description": _HMA}],
+    )
+    app.state.service = service
+    app.state.metrics = Metrics(service)
+    errors.install(app)
+    for module in (routes_status, routes_media, routes_lists, routes_admin, hma):
+        app.include_router(module.router)
+    app.include_router(routes_admin.metrics_router)
+
+    def limit_for(method: str, path: str) -> int:
+        if path.startswith("/v1/lists/") and path.endswith("/import"):
+            return settings.max_import_bytes
+        if path in _UPLOAD_ROUTES or (path.startswith("/c/bank/") and path.endswith("/content")):
+            return settings.max_upload_bytes
+        return settings.max_json_bytes
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
+    return app

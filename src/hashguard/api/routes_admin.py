@@ -1,0 +1,118 @@
+"""Keys (admin), the audit log and the match log (auditor), and the metrics."""
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from hashguard import audit
+from hashguard.api.auth import allow
+from hashguard.api.errors import ApiError
+from hashguard.api.matching import service_of
+from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
+
+router = APIRouter(prefix="/v1", tags=["keys and logs"])
+metrics_router = APIRouter(tags=["status"])
+Admin = Annotated[ApiKey, allow()]
+Auditor = Annotated[ApiKey, allow(Role.AUDITOR)]
+Watcher = Annotated[ApiKey, allow(Role.AUDITOR, Role.REVIEWER)]
+
+
+class NewKey(BaseModel):
+    role: Role
+    lists: list[str] = Field(default_factory=list, description="Limit the key to these lists.")
+    name: str = Field("", max_length=200, description="Who or what the key is for.")
+
+
+def key_json(key: ApiKey) -> dict[str, Any]:
+    return {"id": key.id, "role": key.role.value, "lists": list(key.lists), "name": key.name,
+            "created_at": key.created_at.isoformat(),
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}  # fmt: skip
+
+
+@router.get("/keys")
+async def list_keys(request: Request, key: Admin) -> dict[str, Any]:
+    """Every key (never a secret)."""
+    keys = await run_in_threadpool(service_of(request).keys.all)
+    return {"keys": [key_json(k) for k in keys]}
+
+
+@router.post("/keys", status_code=201)
+async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, Any]:
+    """A new key; its token is in this answer only (stored hashed). Audited."""
+    store = service_of(request).keys
+    actor = f"key:{key.id}"
+    try:
+        created, token = await run_in_threadpool(
+            store.create, body.role, body.lists, body.name, actor
+        )
+    except ApiKeyError as error:
+        raise ApiError(400, str(error)) from None
+    return {**key_json(created), "token": token}
+
+
+@router.delete("/keys/{ident}")
+async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]:
+    """Revoke a key; it stops working at once. Audited."""
+    service = service_of(request)
+    try:
+        revoked = await run_in_threadpool(service.keys.revoke, ident, f"key:{key.id}")
+    except ApiKeyError as error:
+        raise ApiError(404, str(error)) from None
+    service.forget_key(ident)
+    return key_json(revoked)
+
+
+@router.get("/audit")
+async def audit_events(
+    request: Request,
+    key: Auditor,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Audit events numbered above ``after``, oldest first."""
+    found = await run_in_threadpool(audit.events, service_of(request).engine, after, limit)
+    return {"events": [
+        {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
+         "details": e.details, "prev_hash": e.prev_hash, "hash": e.hash} for e in found
+    ]}  # fmt: skip
+
+
+@router.get("/audit/verify")
+async def verify_audit(request: Request, key: Auditor) -> dict[str, Any]:
+    """Recompute the audit chain: ``ok`` with the event count and head, or the first event
+    that was edited, removed or reordered."""
+    engine = service_of(request).engine
+    try:
+        count = await run_in_threadpool(audit.verify, engine)
+    except audit.AuditError as error:
+        return {"ok": False, "problem": str(error)}
+    seq, digest = await run_in_threadpool(audit.head, engine)
+    return {"ok": True, "events": count, "head": {"seq": seq, "hash": digest}}
+
+
+@router.get("/matches")
+async def match_log(
+    request: Request,
+    key: Watcher,
+    after: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> dict[str, Any]:
+    """Stored matches numbered above ``after``, oldest first (only the key's lists)."""
+    lists = key.lists or None
+    found = await run_in_threadpool(service_of(request).match_log.recent, after, limit, lists)
+    return {"matches": [
+        {"id": m.id, "at": m.at.isoformat() if m.at else None, "caller": m.caller,
+         "list": m.list, "entry": m.entry, "signal": m.signal, "distance": m.distance,
+         "content_ref": m.content_ref} for m in found
+    ]}  # fmt: skip
+
+
+@metrics_router.get("/metrics", response_class=Response)
+async def metrics(request: Request, key: Auditor) -> Response:
+    """Prometheus metrics (scrape with this key as a bearer token)."""
+    body = generate_latest(request.app.state.metrics.registry)
+    return Response(body, media_type=CONTENT_TYPE_LATEST)

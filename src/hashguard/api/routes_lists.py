@@ -1,0 +1,323 @@
+"""Hash lists: create, read, change the policy, remove; import; change one entry; the change
+feed a subscriber follows (``changes since N``); signed releases. Curators write, auditors and
+reviewers read; a key limited to lists sees and touches only those."""
+
+import tempfile
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.api.auth import allow, check_lists, visible
+from hashguard.api.errors import ApiError
+from hashguard.api.matching import service_of
+from hashguard.api.service import Service
+from hashguard.lists import keys as list_keys
+from hashguard.lists import release as releases
+from hashguard.lists.formats import ListFormatError, labelled_csv, ncmec, plain, pytx, stopncii
+from hashguard.lists.model import (
+    Category,
+    Change,
+    ChangeKind,
+    EntryStatus,
+    HashList,
+    ListPolicy,
+    Source,
+)
+from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
+from hashguard.lists.transparency import LogError, TransparencyLog
+from hashguard.store.api_keys import ApiKey, Role
+from hashguard.store.lists import ImportSummary, ListError
+
+router = APIRouter(prefix="/v1/lists", tags=["lists"])
+Reader = Annotated[ApiKey, allow(Role.CURATOR, Role.AUDITOR, Role.REVIEWER)]
+Curator = Annotated[ApiKey, allow(Role.CURATOR)]
+Admin = Annotated[ApiKey, allow()]
+
+_CHUNK = 1024 * 1024
+
+
+class Policy(BaseModel):
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    negative: bool = False
+    two_sources: bool = False
+    enabled_ratio: float = Field(1.0, ge=0, le=1)
+
+    def policy(self) -> ListPolicy:
+        return ListPolicy(dict(self.thresholds), self.negative, self.two_sources,
+                          self.enabled_ratio)  # fmt: skip
+
+
+class NewList(BaseModel):
+    name: str = Field(max_length=100)
+    owner: str = Field(max_length=200, description="The organisation that curates the list.")
+    category: Category
+    jurisdictions: list[str] = Field(default_factory=list)
+    legal_basis: str = ""
+    policy: Policy = Field(default_factory=lambda: Policy(enabled_ratio=1.0))
+
+
+class ListUpdate(BaseModel):
+    policy: Policy | None = None
+    legal_basis: str | None = None
+    jurisdictions: list[str] | None = None
+
+
+class EntryChange(BaseModel):
+    kind: Literal["contest", "delist", "delete", "relabel"]
+    signal: Literal["pdq", "md5", "sha1", "sha256"]
+    value: str = Field(max_length=128)
+    reason: str = Field("", max_length=2000)
+    labels: list[str] | None = Field(None, description="The new labels (relabel only).")
+
+
+def list_json(hash_list: HashList) -> dict[str, Any]:
+    return {
+        "name": hash_list.name,
+        "owner": hash_list.owner,
+        "category": hash_list.category.value,
+        "jurisdictions": list(hash_list.jurisdictions),
+        "legal_basis": hash_list.legal_basis,
+        "policy": hash_list.policy.as_json(),
+        "version": hash_list.version,
+    }
+
+
+def _listed(service: Service, key: ApiKey, name: str) -> HashList:
+    check_lists(key, [name])
+    try:
+        return service.lists.get(name)
+    except ListError as error:
+        raise ApiError(404, str(error)) from None
+
+
+def _actor(key: ApiKey) -> str:
+    return f"key:{key.id}" + (f" ({key.name})" if key.name else "")
+
+
+@router.get("")
+async def all_lists(request: Request, key: Reader) -> dict[str, Any]:
+    """The lists this key may see."""
+    held = await run_in_threadpool(service_of(request).lists.lists)
+    names = set(visible(key, [hash_list.name for hash_list in held]))
+    return {"lists": [list_json(h) for h in held if h.name in names]}
+
+
+@router.post("", status_code=201)
+async def create_list(request: Request, key: Curator, body: NewList) -> dict[str, Any]:
+    """Create an empty list (audited)."""
+    if key.lists:
+        raise ApiError(403, "a key limited to lists cannot create lists")
+    service = service_of(request)
+
+    def create() -> HashList:
+        return service.lists.create(
+            body.name, body.owner, body.category, body.jurisdictions, body.legal_basis,
+            body.policy.policy(), _actor(key),
+        )  # fmt: skip
+
+    try:
+        created = await run_in_threadpool(create)
+    except ListError as error:
+        raise ApiError(409 if "already exists" in str(error) else 400, str(error)) from None
+    await run_in_threadpool(service.sync_lists)
+    return list_json(created)
+
+
+@router.get("/{name}")
+async def get_list(request: Request, key: Reader, name: str) -> dict[str, Any]:
+    return list_json(await run_in_threadpool(_listed, service_of(request), key, name))
+
+
+@router.patch("/{name}")
+async def update_list(
+    request: Request, key: Curator, name: str, body: ListUpdate
+) -> dict[str, Any]:
+    """Change the policy, legal basis or jurisdictions (audited, with the old values)."""
+    service = service_of(request)
+    await run_in_threadpool(_listed, service, key, name)
+
+    def update() -> HashList:
+        policy = body.policy.policy() if body.policy is not None else None
+        return service.lists.update(name, policy, body.legal_basis, body.jurisdictions, _actor(key))
+
+    try:
+        updated = await run_in_threadpool(update)
+    except ListError as error:
+        raise ApiError(400, str(error)) from None
+    await run_in_threadpool(service.sync_lists)
+    return list_json(updated)
+
+
+@router.delete("/{name}")
+async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]:
+    """Remove a list with its entries and change log (admin only; audited)."""
+    service = service_of(request)
+    await run_in_threadpool(_listed, service, key, name)
+    try:
+        removed = await run_in_threadpool(service.lists.remove, name, _actor(key))
+    except ListError as error:
+        raise ApiError(404, str(error)) from None
+    await run_in_threadpool(service.sync_lists)
+    return {"removed": removed.name, "version": removed.version}
+
+
+@router.post(
+    "/{name}/import",
+    openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {
+        "type": "string", "format": "binary"}}}}},
+)  # fmt: skip
+async def import_list(
+    request: Request,
+    key: Curator,
+    name: str,
+    format: Annotated[Literal["text", "csv", "pytx", "ncmec", "stopncii"], Query()],
+    signal: Annotated[str | None, Query(description="The values' signal (text format).")] = None,
+    source: Annotated[str | None, Query(description="The organisation (text format).")] = None,
+    jurisdiction: Annotated[str, Query(description="The source's (text format).")] = "",
+) -> dict[str, Any]:
+    """Import a file sent as the body, in one transaction: a malformed record anywhere
+    applies nothing, and the error names the line or record."""
+    service = service_of(request)
+    await run_in_threadpool(_listed, service, key, name)
+    if format == "text" and (signal is None or signal.lower() not in LIST_SIGNALS):
+        raise ApiError(400, f"text lists need signal=, one of {', '.join(LIST_SIGNALS)}")
+    with tempfile.TemporaryDirectory(prefix="hashguard-import-") as directory:
+        # A hash list, not media: spooled to a private temporary file for the streaming readers.
+        path = Path(directory) / "body"
+        with open(path, "wb") as spool:
+            async for chunk in request.stream():
+                spool.write(chunk)
+        skipped: Counter[str] = Counter()
+
+        def run() -> ImportSummary:
+            records = _records(path, format, signal, source, jurisdiction, skipped)
+            return service.lists.apply(name, records, _actor(key))
+
+        try:
+            summary = await run_in_threadpool(run)
+        except (ListFormatError, InvalidRecord, ListError) as error:
+            message = str(error).replace(str(path), "the request body")
+            raise ApiError(400, message) from None
+    return {"list": name, **summary.counts(), "skipped": dict(skipped)}
+
+
+def _records(
+    path: Path,
+    format: str,
+    signal: str | None,
+    source: str | None,
+    jurisdiction: str,
+    skipped: Counter[str],
+) -> Iterator[Record]:
+    if format == "text":
+        assert signal is not None
+        for submission in plain.read(path, signal.lower()):
+            if source:
+                provenance = submission.provenance.with_sources([Source(source, jurisdiction)])
+                submission = Submission(submission.signal, submission.value,
+                                        submission.labels, provenance)  # fmt: skip
+            yield submission
+    elif format == "csv":
+        yield from labelled_csv.read(path)
+    elif format == "pytx":
+        yield from pytx.read(path, skipped)
+    elif format == "ncmec":
+        yield from ncmec.read(path, skipped)
+    else:
+        yield from stopncii.read(path, skipped)
+
+
+@router.post("/{name}/changes")
+async def change_entry(
+    request: Request, key: Curator, name: str, body: EntryChange
+) -> dict[str, Any]:
+    """Contest, delist, delete or relabel one entry; matching stops (or follows) at once."""
+    service = service_of(request)
+    await run_in_threadpool(_listed, service, key, name)
+    if (body.kind == "relabel") != (body.labels is not None):
+        raise ApiError(400, "labels are given with relabel, and only with relabel")
+
+    def run() -> Change:
+        return service.lists.change(name, ChangeKind(body.kind), body.signal, body.value,
+                                    body.reason, _actor(key), body.labels)  # fmt: skip
+
+    try:
+        change = await run_in_threadpool(run)
+    except (ListError, InvalidRecord) as error:
+        status = 404 if "holds no" in str(error) else 409 if "already" in str(error) else 400
+        raise ApiError(status, str(error)) from None
+    return change.as_json()
+
+
+@router.get("/{name}/changes")
+async def changes_since(
+    request: Request,
+    key: Reader,
+    name: str,
+    since: Annotated[int, Query(ge=0, description="Changes after this version.")] = 0,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> dict[str, Any]:
+    """The change log after version ``since``, oldest first: a subscriber asks again with
+    ``since`` = the last version it got until ``changes`` comes back empty."""
+    service = service_of(request)
+    hash_list = await run_in_threadpool(_listed, service, key, name)
+
+    def read() -> list[dict[str, Any]]:
+        return [c.as_json() for c in service.lists.changes_since(name, since, limit)]
+
+    changes = await run_in_threadpool(read)
+    return {"list": name, "version": hash_list.version, "since": since, "changes": changes}
+
+
+@router.get("/{name}/entries/{signal}/{value}")
+async def get_entry(
+    request: Request, key: Reader, name: str, signal: str, value: str
+) -> dict[str, Any]:
+    """One entry: status, labels, provenance."""
+    service = service_of(request)
+    await run_in_threadpool(_listed, service, key, name)
+    if signal not in LIST_SIGNALS:
+        raise ApiError(400, f"signal {signal!r}: expected one of {', '.join(LIST_SIGNALS)}")
+    try:
+        entry = await run_in_threadpool(service.lists.entry, name, signal, value)
+    except (ListError, InvalidRecord) as error:
+        raise ApiError(404 if "holds no" in str(error) else 400, str(error)) from None
+    return {"entry": entry.id, "signal": entry.signal, "value": entry.value,
+            "status": entry.status.value, "labels": sorted(entry.labels),
+            "provenance": entry.provenance.as_json(), "version": entry.version}  # fmt: skip
+
+
+@router.post("/{name}/releases", status_code=201)
+async def release_list(request: Request, key: Curator, name: str) -> dict[str, Any]:
+    """Sign the list's matchable entries as a release with the service's owner key and append
+    it to the transparency log; 409 if the service has no release key, log or directory."""
+    service = service_of(request)
+    await run_in_threadpool(_listed, service, key, name)
+    settings = service.settings
+    if settings.release_key is None or settings.release_log is None or settings.release_dir is None:
+        raise ApiError(409, "this service does not sign releases (serve --release-key, "
+                            "--release-log and --release-dir)")  # fmt: skip
+
+    def run() -> dict[str, Any]:
+        assert settings.release_key and settings.release_log and settings.release_dir
+        owner_key = list_keys.load(settings.release_key)
+        log_key_path = settings.release_log.with_name(settings.release_log.name + ".key")
+        if not log_key_path.exists():
+            list_keys.generate(log_key_path)
+        log_key = list_keys.load(log_key_path)
+        log = TransparencyLog.create_or_open(settings.release_log, log_key)
+        hash_list, entries = service.lists.entries(name, [EntryStatus.ACTIVE])
+        out = settings.release_dir / name / str(hash_list.version)
+        manifest, index, head = releases.build(hash_list, entries, owner_key, log, log_key, out)
+        return {"manifest": manifest, "log_index": index, "log_size": head.size,
+                "directory": str(out)}  # fmt: skip
+
+    try:
+        return await run_in_threadpool(run)
+    except (list_keys.KeyFileError, LogError, releases.ReleaseError, OSError) as error:
+        raise ApiError(409, f"release of {name} failed: {error}") from None

@@ -1,0 +1,27 @@
+"""Health (public): live while the process answers; ready when the index is loaded and has
+caught up with the lists' change logs."""
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from hashguard.api.matching import service_of
+
+router = APIRouter(tags=["status"])
+
+
+@router.get("/status/live")
+async def live() -> dict[str, Any]:
+    return {"live": True}
+
+
+@router.get("/status/ready")
+async def ready(request: Request) -> JSONResponse:
+    readiness = service_of(request).readiness()
+    body = {
+        "ready": readiness.ready,
+        "reason": readiness.reason,
+        "index_age_seconds": readiness.age,
+    }
+    return JSONResponse(body, 200 if readiness.ready else 503)

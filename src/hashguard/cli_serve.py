@@ -1,0 +1,98 @@
+"""``hashguard serve``: the detection service under uvicorn."""
+
+import ipaddress
+import logging
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from hashguard.cli_lists import DatabaseOption
+from hashguard.media.limits import MIB, Limits
+from hashguard.store.database import DatabaseError, open_engine
+
+if TYPE_CHECKING:  # the web stack loads only when a server starts
+    from hashguard.api import ServiceSettings
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        raise typer.BadParameter(f"{text!r} is not a network (e.g. 10.1.2.0/24)") from None
+
+
+def serve(
+    host: Annotated[str, typer.Option(help="The address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The port to listen on.")] = 8000,
+    fetch_hosts: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fetch-host",
+            envvar="HASHGUARD_FETCH_HOSTS",
+            help="Allow hashing media by URL from this host (repeat; '*.example.org' for its "
+            "subdomains). Off by default.",
+        ),
+    ] = None,
+    fetch_networks: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--fetch-network",
+            help="A private network URLs may resolve to (repeat; e.g. an internal CDN). "
+            "Private, loopback and link-local addresses are refused otherwise.",
+        ),
+    ] = None,
+    max_upload_mb: Annotated[
+        int, typer.Option(min=1, envvar="HASHGUARD_MAX_UPLOAD_MB", help="Largest media upload.")
+    ] = 64,
+    release_key: Annotated[
+        Path | None, typer.Option(help="The owner's signing key, to sign releases via the API.")
+    ] = None,
+    release_log: Annotated[
+        Path | None, typer.Option(help="The transparency log directory for releases.")
+    ] = None,
+    release_dir: Annotated[
+        Path | None, typer.Option(help="Where releases made via the API are written.")
+    ] = None,
+    access_log: Annotated[
+        bool, typer.Option(help="Log every request line (never keys or bodies).")
+    ] = False,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Run the detection service: hashguard's API under /v1, HMA's routes, /docs, /metrics."""
+    from hashguard.api import ServiceSettings
+
+    limit = max_upload_mb * MIB
+    settings = ServiceSettings(
+        database_url=database_url,
+        max_upload_bytes=limit,
+        media_limits=Limits(max_image_bytes=limit, max_video_bytes=limit),
+        fetch_hosts=tuple(fetch_hosts or ()),
+        fetch_networks=tuple(_network(n) for n in fetch_networks or ()),
+        release_key=release_key,
+        release_log=release_log,
+        release_dir=release_dir,
+    )
+    run(settings, host, port, access_log)
+
+
+def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = False) -> None:
+    """Serve until interrupted; exit status 2 if the database cannot be opened."""
+    import uvicorn
+
+    from hashguard.api import create_app
+
+    try:
+        engine = open_engine(settings.database_url)
+    except DatabaseError as error:
+        sys.stderr.write(f"hashguard: {error}\n")
+        raise typer.Exit(2) from None
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    app = create_app(engine, settings)
+    try:
+        uvicorn.run(
+            app, host=host, port=port, access_log=access_log, log_level="info", server_header=False
+        )
+    finally:
+        engine.dispose()
