@@ -1,31 +1,38 @@
 """Bearer API keys and roles, checked on every route but the health routes.
 
 ``allow(Role.MATCHER, ...)`` is a dependency that answers 401 without a live key and 403 for a
-key of another role; admin keys may use every route. The roles a route allows are kept on the
-dependency, so the table of routes and roles is read from the app itself (``route_roles``).
+key of another role; admin keys may use every route. The roles a route allows are its OpenAPI
+security scopes, so the table of routes and roles is read from the app itself (``route_roles``).
 """
 
-from collections.abc import Callable, Iterable
-from typing import Any
+from collections.abc import Iterable
+from typing import Annotated, Any
 
-from fastapi import Depends, FastAPI, Request
-from fastapi.routing import APIRoute
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from hashguard.api.errors import ApiError
 from hashguard.store.api_keys import ApiKey, Role
 
-_PREFIX = "bearer "
+_BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="apiKey",
+    description="An API key, made with `hashguard keys create --role ROLE`.",
+)
 
 
 def allow(*roles: Role) -> Any:
-    """A dependency giving the caller's key if its role is one of ``roles`` (or admin)."""
+    """A dependency giving the caller's key if its role is one of ``roles`` (or admin). The
+    roles appear in the OpenAPI document as the route's security scopes."""
     allowed = frozenset(roles) | {Role.ADMIN}
 
-    async def caller(request: Request) -> ApiKey:
-        header = request.headers.get("authorization", "")
-        if not header[: len(_PREFIX)].lower() == _PREFIX:
+    async def caller(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)],
+    ) -> ApiKey:
+        if credentials is None:
             raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'")
-        key: ApiKey | None = request.app.state.service.authenticate(header[len(_PREFIX) :])
+        key: ApiKey | None = request.app.state.service.authenticate(credentials.credentials)
         if key is None:
             raise ApiError(401, "the API key is not valid (unknown, malformed or revoked)")
         if key.role not in allowed:
@@ -34,8 +41,7 @@ def allow(*roles: Role) -> Any:
         request.state.key = key
         return key
 
-    caller.roles = allowed  # type: ignore[attr-defined]
-    return Depends(caller)
+    return Security(caller, scopes=[role.value for role in Role if role in allowed])
 
 
 def check_lists(key: ApiKey, names: Iterable[str]) -> None:
@@ -51,24 +57,13 @@ def visible(key: ApiKey, names: Iterable[str]) -> list[str]:
 
 
 def route_roles(app: FastAPI) -> list[tuple[str, str, frozenset[Role] | None]]:
-    """(method, path, roles) of every route; None for a public route."""
+    """(method, path, roles) of every documented route, read from its OpenAPI document; None
+    for a public route."""
     table = []
-    for route in app.routes:
-        if not isinstance(route, APIRoute) or not route.include_in_schema:
-            continue
-        roles = _roles(route.dependant.dependencies)
-        for method in sorted(route.methods or ()):
-            table.append((method, route.path, roles))
+    for path, operations in app.openapi()["paths"].items():
+        for method, operation in operations.items():
+            roles = None
+            for requirement in operation.get("security", []):
+                roles = frozenset(Role(scope) for scope in requirement.get("apiKey", []))
+            table.append((method.upper(), path, roles))
     return table
-
-
-def _roles(dependencies: Iterable[Any]) -> frozenset[Role] | None:
-    for dependency in dependencies:
-        call: Callable[..., Any] | None = dependency.call
-        if call is not None and hasattr(call, "roles"):
-            roles: frozenset[Role] = call.roles
-            return roles
-        found = _roles(dependency.dependencies)
-        if found is not None:
-            return found
-    return None

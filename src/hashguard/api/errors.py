@@ -79,5 +79,10 @@ def validation_message(errors: Any) -> str:
     parts = []
     for problem in list(errors)[:10]:
         where = ".".join(str(p) for p in problem.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {problem.get('msg', 'invalid')}")
+        message = problem.get("msg", "invalid")
+        if problem.get("type") == "json_invalid":
+            message = f"not valid JSON ({problem.get('ctx', {}).get('error', 'malformed')})"
+        elif where == "body" and problem.get("type") == "model_attributes_type":
+            message = "expected a JSON object (and Content-Type: application/json)"
+        parts.append(f"{where}: {message}")
     return "; ".join(parts)

@@ -481,6 +481,7 @@ async def _add(
 
     def run() -> int:
         service.lists.apply(name, records, actor)
+        service.refresh()
         first = records[0]
         return service.lists.entry(name, first.signal, first.value).id
 
@@ -564,6 +565,7 @@ async def delete_content(
                                  "deleted through the HMA API", f"key:{key.id}")  # fmt: skip
         except ListError:
             return 0
+        service.refresh()
         return 1
 
     return {"deleted": await run_in_threadpool(run)}

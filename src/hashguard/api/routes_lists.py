@@ -196,7 +196,9 @@ async def import_list(
 
         def run() -> ImportSummary:
             records = _records(path, format, signal, source, jurisdiction, skipped)
-            return service.lists.apply(name, records, _actor(key))
+            summary = service.lists.apply(name, records, _actor(key))
+            service.refresh()
+            return summary
 
         try:
             summary = await run_in_threadpool(run)
@@ -243,8 +245,10 @@ async def change_entry(
         raise ApiError(400, "labels are given with relabel, and only with relabel")
 
     def run() -> Change:
-        return service.lists.change(name, ChangeKind(body.kind), body.signal, body.value,
-                                    body.reason, _actor(key), body.labels)  # fmt: skip
+        change = service.lists.change(name, ChangeKind(body.kind), body.signal, body.value,
+                                      body.reason, _actor(key), body.labels)  # fmt: skip
+        service.refresh()
+        return change
 
     try:
         change = await run_in_threadpool(run)

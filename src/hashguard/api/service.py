@@ -79,6 +79,8 @@ class Service:
                     matcher.add_list(hash_list.name)
                 self.matcher = matcher
                 self._refreshed = time.monotonic()
+            sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
+            log.info("lists loaded: %d lists (%s)", len(matcher.lists), sizes or "no entries")
         except Exception as error:  # a database that cannot be read: report, do not serve
             log.error("loading the lists failed: %s", error)
             self._error = f"loading the lists failed: {error}"
@@ -94,6 +96,14 @@ class Service:
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
                 self._error = f"following the lists failed: {error}"
+
+    def refresh(self) -> None:
+        """Apply the changes appended so far now (after a change made through this service, so
+        that it holds for the very next request)."""
+        matcher = self.matcher
+        if matcher is not None:
+            matcher.refresh()
+            self._refreshed = time.monotonic()
 
     def sync_lists(self) -> None:
         """Bring the Matcher's set of lists in line with the store: load new lists, drop

@@ -1,0 +1,120 @@
+"""A real ``hashguard serve`` process on a loopback port, for the service tests.
+
+The server is ready when its log says the lists are loaded; its output is kept (every line) so
+tests can check what it logs. Keys for every role are created in the database beforehand.
+"""
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from hashguard.store.api_keys import ApiKeyStore, Role
+from hashguard.store.database import open_engine
+
+HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
+STARTUP_SECONDS = 120
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], url: str, database_url: str) -> None:
+        self.process = process
+        self.url = url
+        self.database_url = database_url
+        self.log: list[str] = []
+        self.tokens: dict[str, str] = {}  # role -> token
+        self.client = httpx.Client(base_url=url, timeout=60)
+
+    def headers(self, role: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
+
+    def get(self, path: str, role: str | None = None, **options: Any) -> httpx.Response:
+        return self.request("GET", path, role, **options)
+
+    def post(self, path: str, role: str | None = None, **options: Any) -> httpx.Response:
+        return self.request("POST", path, role, **options)
+
+    def request(
+        self, method: str, path: str, role: str | None = None, **options: Any
+    ) -> httpx.Response:
+        """``method path`` with ``role``'s key (none for None), plus any ``headers`` given."""
+        headers = {**self.headers(role), **options.pop("headers", {})}
+        return self.client.request(method, path, headers=headers, **options)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Server]:
+    """Serve ``database_url`` until the block ends; keys for every role (``server.tokens``)."""
+    engine = open_engine(database_url)
+    tokens = {}
+    if roles:
+        keys = ApiKeyStore(engine)
+        tokens = {role.value: keys.create(role, name=f"test {role.value}")[1] for role in Role}
+    engine.dispose()
+    port = free_port()
+    env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    process = subprocess.Popen(
+        [HASHGUARD, "serve", "--port", str(port), "--access-log", *options],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    server = Server(process, f"http://127.0.0.1:{port}", database_url)
+    server.tokens = tokens
+    ready = threading.Event()
+
+    def drain() -> None:
+        assert process.stdout is not None
+        for line in process.stdout:
+            server.log.append(line)
+            if "Uvicorn running on" in line:
+                ready.set()
+        ready.set()  # the process ended: let the waiter see it
+
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    try:
+        if not ready.wait(STARTUP_SECONDS) or process.poll() is not None:
+            raise RuntimeError("hashguard serve did not start:\n" + "".join(server.log))
+        wait_until_ready(server)
+        yield server
+    finally:
+        server.client.close()
+        process.terminate()
+        try:
+            process.wait(30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        reader.join(10)
+
+
+def wait_until_ready(server: Server) -> None:
+    """Block until /status/ready says ready (the lists are loaded): the server logs it."""
+    event = threading.Event()
+    deadline = threading.Timer(STARTUP_SECONDS, event.set)
+    deadline.start()
+    try:
+        while not event.is_set():
+            if any("lists loaded" in line for line in server.log):
+                answer = server.get("/status/ready")
+                if answer.status_code == 200:
+                    return
+            event.wait(0.05)  # the load runs in the server; poll its log
+        raise RuntimeError("the server never became ready:\n" + "".join(server.log))
+    finally:
+        deadline.cancel()
