@@ -6,6 +6,7 @@ import os
 import struct
 import zlib
 from collections.abc import Iterator
+from contextlib import contextmanager
 from fractions import Fraction
 from pathlib import Path
 
@@ -37,13 +38,14 @@ def shared_data() -> Path:
 POSTGRES_URL = os.environ.get("HASHGUARD_TEST_POSTGRES_URL", "")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database: a SQLite file, and a fresh database on the PostgreSQL server named by
-    HASHGUARD_TEST_POSTGRES_URL (``.ci/run`` starts one with scripts/start-postgresql). Without
-    that server the PostgreSQL run is skipped, with this notice."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'hashguard.db'}"
+@contextmanager
+def scratch_database(kind: str, directory: Path) -> Iterator[str]:
+    """An empty database of ``kind``: a SQLite file in ``directory``, or a fresh database on the
+    PostgreSQL server named by HASHGUARD_TEST_POSTGRES_URL (``.ci/run`` starts one with
+    scripts/start-postgresql), dropped afterwards. Without that server the test is skipped, with
+    this notice."""
+    if kind == "sqlite":
+        yield f"sqlite:///{directory / 'hashguard.db'}"
         return
     if not POSTGRES_URL:
         pytest.skip(
@@ -51,6 +53,13 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
             "scripts/start-postgresql)"
         )
     with temporary_database(POSTGRES_URL) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database, SQLite and PostgreSQL (``scratch_database``)."""
+    with scratch_database(request.param, tmp_path) as url:
         yield url
 
 

@@ -18,12 +18,12 @@ from hashguard.lists.records import Submission
 from hashguard.signals.digests import Md5Signal
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store.api_keys import ApiKeyStore, Role
-from hashguard.store.database import open_engine, temporary_database
+from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
 from server import HASHGUARD, Server, running
 
-from conftest import POSTGRES_URL, jpeg
+from conftest import jpeg, scratch_database
 
 LISTED = jpeg(1, 512, 512)
 OTHER = jpeg(7, 512, 512)
@@ -39,14 +39,9 @@ def server(
 ) -> Iterator[Server]:
     """A served database with lists alpha (md5 a, the PDQ of LISTED) and beta (md5 b), keys
     for every role, and a matcher key limited to alpha (``tokens["alpha-matcher"]``)."""
-    if request.param == "postgresql":
-        if not POSTGRES_URL:
-            pytest.skip("PostgreSQL absent: set HASHGUARD_TEST_POSTGRES_URL (.ci/run starts one)")
-        with temporary_database(POSTGRES_URL) as url:
-            yield from _served(url, tmp_path_factory.mktemp("releases"))
-    else:
-        path = tmp_path_factory.mktemp("service") / "hashguard.db"
-        yield from _served(f"sqlite:///{path}", tmp_path_factory.mktemp("releases"))
+    directory = tmp_path_factory.mktemp("service")
+    with scratch_database(request.param, directory) as url:
+        yield from _served(url, directory)
 
 
 def _served(url: str, releases: Path) -> Iterator[Server]:
