@@ -79,14 +79,18 @@ def test_a_video_is_hashed_as_video_md5(hma: Server) -> None:
     assert answer.json() == {"video_md5": Md5Signal().hash(video).hex()}
 
 
+def _lookup(signal_type: str, signal: str) -> dict[str, str]:
+    return {"signal_type": signal_type, "signal": signal}
+
+
 @pytest.mark.parametrize(
     ("method", "path", "options", "message"),
     [
         ("POST", "/h/hash", {"files": {"file": ("x", b"1")}}, "no such content_type: 'file'"),
         ("POST", "/h/hash", {"files": {"photo": ("a", b"1"), "video": ("b", b"")}}, "Only one"),
         ("POST", "/h/hash", {"content": b""}, "Missing multipart/form-data file"),
-        ("GET", "/m/raw_lookup", {"params": {"signal_type": "x", "signal": "0"}}, "No such SignalType"),
-        ("GET", "/m/raw_lookup", {"params": {"signal_type": "pdq", "signal": "zz"}}, "invalid signal"),
+        ("GET", "/m/raw_lookup", {"params": _lookup("x", "0")}, "No such SignalType"),
+        ("GET", "/m/raw_lookup", {"params": _lookup("pdq", "zz")}, "invalid signal"),
         ("GET", "/m/raw_lookup", {"params": {"signal_type": "pdq"}}, "signal"),
         ("GET", "/h/hash", {"params": {"url": "http://example.org/a.jpg"}}, "unsafe URL"),
         ("POST", "/m/compare", {"json": {"pdq": [SAMPLE_PDQ]}}, "exactly two"),
