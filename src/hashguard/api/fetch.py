@@ -69,11 +69,14 @@ class UrlFetcher:
         deadline = time.monotonic() + self.timeout
         first_host: str | None = None
         for _ in range(_MAX_REDIRECTS + 1):
+            if first_host is not None:
+                host = (urlsplit(url).hostname or "").lower().rstrip(".")
+                if host != first_host:
+                    raise FetchRefused(
+                        f"{url}: a redirect to another host ({host}) is not followed"
+                    )
             scheme, host, port, target = self._check(url)
-            if first_host is None:
-                first_host = host
-            elif host != first_host:
-                raise FetchRefused(f"{url}: a redirect to another host ({host}) is not followed")
+            first_host = host
             address = self._public_address(host, port)
             status, location, content_type, body = self._get(
                 scheme, host, port, address, target, deadline
