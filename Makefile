@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml scripts/ensure-system-packages
 	@touch $@
 
 demo: install
-	@$(BIN)/hashguard demo
+	@$(BIN)/hashguard demo --serve
 
 lint: install
 	@$(BIN)/ruff check src tests bench

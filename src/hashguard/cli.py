@@ -546,11 +546,29 @@ def demo(
     save: Annotated[
         Path | None, typer.Option(help="Also write the sample images to this directory.")
     ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Then start the service with the demo list (in ./hashguard-demo)."
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The service's port.")] = 8000,
 ) -> None:
-    """Hash benign sample images, build a small list, and show which edited copies match."""
-    from hashguard.demo import run
+    """Hash benign sample images, build a small list, and show which edited copies match; with
+    --serve, then run the detection service on them and print what to try."""
+    from hashguard.demo import explain_service, prepare_service, run
 
-    run(Console(highlight=False, width=None if sys.stdout.isatty() else 100), save)
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+    run(console, save)
+    if serve:
+        from hashguard.api import ServiceSettings
+        from hashguard.cli_serve import run as run_service
+
+        directory = Path("hashguard-demo").resolve()
+        tokens = prepare_service(directory)
+        explain_service(console, directory, f"http://127.0.0.1:{port}", tokens)
+        url = f"sqlite:///{directory / 'hashguard.db'}"
+        run_service(ServiceSettings(database_url=url), "127.0.0.1", port)
 
 
 def main() -> None:

@@ -120,3 +120,68 @@ def run(console: Console, save: Path | None = None) -> None:
         console.print(f"\nSample images written to {save}/. Try:")
         console.print(f"  .venv/bin/hashguard hash {save}")
         console.print(f"  .venv/bin/hashguard compare {save}/sample-3.jpg {save}/copy-e.jpg")
+
+
+def prepare_service(directory: Path) -> dict[str, str]:
+    """A fresh demo database in ``directory`` with the sample list (PDQ and SHA-256 of the
+    sample images), the sample and copy images as files, and a key per role; the keys' tokens
+    by role."""
+    from hashguard.lists.model import Category, Provenance, Source
+    from hashguard.lists.records import Submission
+    from hashguard.store.api_keys import ApiKeyStore, Role
+    from hashguard.store.database import open_engine
+    from hashguard.store.lists import ListStore
+
+    directory.mkdir(parents=True, exist_ok=True)
+    for stale in directory.glob("hashguard.db*"):
+        stale.unlink()
+    listed, copies = build_copies()
+    images = directory / "images"
+    images.mkdir(exist_ok=True)
+    for name, data in listed.items():
+        (images / f"{name}.jpg").write_bytes(data)
+    for copy in copies:
+        suffix = ".png" if copy.data.startswith(b"\x89PNG") else ".jpg"
+        (images / f"{copy.name}{suffix}").write_bytes(copy.data)
+    engine = open_engine(f"sqlite:///{directory / 'hashguard.db'}")
+    try:
+        store = ListStore(engine)
+        store.create("demo-samples", "hashguard demo", Category.TEST, ["NL"],
+                     "benign generated images, for trying hashguard out", actor="demo")  # fmt: skip
+        provenance = Provenance("hashguard demo", sources=(Source("hashguard demo", "NL"),))
+        pdq, sha256 = PdqSignal(), Sha256Signal()
+        records = []
+        for name, data in listed.items():
+            labels = frozenset({name})
+            records.append(Submission("pdq", pdq.hash(data).hex, labels, provenance))
+            records.append(Submission("sha256", sha256.hash(data).hex(), labels, provenance))
+        store.apply("demo-samples", records, "demo")
+        keys = ApiKeyStore(engine)
+        return {role.value: keys.create(role, name=f"demo {role.value}", actor="demo")[1]
+                for role in Role}  # fmt: skip
+    finally:
+        engine.dispose()
+
+
+def explain_service(console: Console, directory: Path, base: str, tokens: dict[str, str]) -> None:
+    images = directory / "images"
+    matcher, curator, auditor = tokens["matcher"], tokens["curator"], tokens["auditor"]
+    console.print(
+        f"\n[bold]The detection service[/bold] is starting at {base} with the list "
+        f"'demo-samples' ({directory}/hashguard.db). Open {base}/docs for every route.\n"
+        f"Demo keys (one per role; made for this run only):\n"
+        + "".join(f"  {role:9} {token}\n" for role, token in tokens.items())
+        + "\nTry, in another terminal:\n"
+        f"  curl -s -H 'Authorization: Bearer {matcher}' -F file=@{images}/copy-b.jpg "
+        f"'{base}/v1/match/media?content_ref=try-1'\n"
+        f"  curl -s -H 'Authorization: Bearer {matcher}' -F file=@{images}/other-11.jpg "
+        f"{base}/v1/match/media      # no match: nothing is stored\n"
+        f"  curl -s -H 'Authorization: Bearer {matcher}' -F photo=@{images}/sample-1.jpg "
+        f"{base}/m/lookup      # HMA's route\n"
+        f"  curl -s -H 'Authorization: Bearer {auditor}' {base}/v1/matches      # the match log\n"
+        f"  curl -s -H 'Authorization: Bearer {curator}' {base}/v1/lists/demo-samples/changes\n"
+        f"  curl -s -H 'Authorization: Bearer {auditor}' {base}/v1/audit/verify\n"
+        f"  curl -s -H 'Authorization: Bearer {auditor}' {base}/metrics | grep hashguard_\n"
+        "Stop it with Ctrl+C.\n",
+        soft_wrap=True,  # commands stay on one line, to copy
+    )

@@ -80,7 +80,7 @@ class Service:
                 self.matcher = matcher
                 self._refreshed = time.monotonic()
             sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
-            log.info("lists loaded: %d lists (%s)", len(matcher.lists), sizes or "no entries")
+            log.info("lists loaded: %d list(s) (%s)", len(matcher.lists), sizes or "no entries")
         except Exception as error:  # a database that cannot be read: report, do not serve
             log.error("loading the lists failed: %s", error)
             self._error = f"loading the lists failed: {error}"
