@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service clean
 
 install: $(STAMP)
 
@@ -28,10 +28,11 @@ test: install lint
 	@$(BIN)/python -m pytest -n 2
 
 $(BENCH_STAMP): $(STAMP)
+	@scripts/ensure-system-packages $(PYTHON) --bench
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists
+bench: bench-hashing bench-matching bench-lists bench-service
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -41,6 +42,9 @@ bench-matching: $(BENCH_STAMP)
 
 bench-lists: $(BENCH_STAMP)
 	@$(BIN)/python bench/lists.py
+
+bench-service: $(BENCH_STAMP)
+	@$(BIN)/python bench/service.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache

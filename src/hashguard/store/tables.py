@@ -12,6 +12,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     DateTime,
+    Float,
     ForeignKey,
     Integer,
     PrimaryKeyConstraint,
@@ -158,5 +159,5 @@ class MatchRow(Base):
     list: Mapped[str] = mapped_column(String(100))
     entry_id: Mapped[int] = mapped_column(BigInteger)
     signal: Mapped[str] = mapped_column(String(32))
-    distance: Mapped[float]
+    distance: Mapped[float] = mapped_column(Float)
     content_ref: Mapped[str] = mapped_column(Text)
