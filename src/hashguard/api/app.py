@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 
 from hashguard import __version__
 from hashguard.api import errors, hma, routes_admin, routes_lists, routes_media, routes_status
+from hashguard.api.hot import HotMatchRoute
 from hashguard.api.limits import BodyLimitMiddleware
 from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
@@ -61,5 +62,6 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         return settings.max_json_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    app.add_middleware(HotMatchRoute, service=service, metrics=app.state.metrics)
     app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app

@@ -97,6 +97,14 @@ def _bank_json(hash_list: HashList) -> dict[str, Any]:
     return {"name": hash_list.name, "matching_enabled_ratio": hash_list.policy.enabled_ratio}
 
 
+async def _matched(
+    request: Request, key: ApiKey, item: dict[str, Any], names: list[str], content_ref: str
+) -> list[Match]:
+    metrics = request.app.state.metrics
+    found = await run_matches(service_of(request), metrics, key, [item], names, [content_ref])
+    return found[0]
+
+
 def _by_bank(matches: list[Match]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for match in matches:
@@ -208,7 +216,7 @@ async def raw_lookup(
     service = service_of(request)
     name = _signal(signal_type)
     item = {name: _hma_hash(name, signal)}
-    found = (await run_matches(request, key, [item], _banks(service, key, banks), [content_ref]))[0]
+    found = await _matched(request, key, item, _banks(service, key, banks), content_ref)
     if include_distance:
         shown = [{"bank_content_id": m.entry, "distance": str(int(m.distance))} for m in found]
         return {"matches": shown}
@@ -255,8 +263,7 @@ async def lookup(
             raise ApiError(400, "Either url or both signal and signal_type are required")
         name = _signal(signal_type)
         item = {name: _hma_hash(name, signal)}
-        found = await run_matches(request, key, [item], names, [content_ref])
-        return _by_bank(found[0])
+        return _by_bank(await _matched(request, key, item, names, content_ref))
     _content_type, hashes = await _hashed(request, url, content_type, types)
     answer = await _lookup_hashes(request, key, hashes, names, content_ref)
     return answer if signal_type is None else answer.get(signal_type, {})
@@ -288,8 +295,7 @@ async def _lookup_hashes(
             continue
         signal = SIGNALS[hma_name]
         item = {signal: parse_hash(signal, text)}
-        found = await run_matches(request, key, [item], names, [content_ref])
-        answer[hma_name] = _by_bank(found[0])
+        answer[hma_name] = _by_bank(await _matched(request, key, item, names, content_ref))
     return answer
 
 

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from hashguard.api.auth import check_lists, visible
 from hashguard.api.errors import ApiError
+from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
 from hashguard.media.errors import LimitExceeded, MediaError
@@ -121,7 +122,8 @@ def match_json(match: Match) -> dict[str, Any]:
 
 
 async def run_matches(
-    request: Request,
+    service: Service,
+    metrics: Metrics,
     key: ApiKey,
     items: Sequence[dict[str, Any]],
     lists: Sequence[str],
@@ -129,10 +131,9 @@ async def run_matches(
 ) -> list[list[Match]]:
     """Match ``items`` within ``lists``; every match is stored in the match log (with the
     caller and the item's content reference) and counted."""
-    service = service_of(request)
     matcher = ready_matcher(service)
-    found = matcher.match_all(items, lists)
-    metrics = request.app.state.metrics
+    assert service.batcher is not None and service.recorder is not None  # started
+    found = await service.batcher.match(matcher, items, lists)
     metrics.queries.inc(len(items))
     logged = [
         LoggedMatch(key.id, m.list, m.entry, m.signal, float(m.distance), ref)
@@ -140,7 +141,35 @@ async def run_matches(
         for m in matches
     ]
     if logged:
-        await run_in_threadpool(service.match_log.record, logged)
+        await service.recorder.record(logged)
         for m in logged:
             metrics.matches.labels(m.list, m.signal).inc()
     return found
+
+
+async def answer_hash_queries(
+    service: Service,
+    metrics: Metrics,
+    key: ApiKey,
+    queries: Sequence[tuple[str, str, str]],
+    lists: Sequence[str] | None,
+) -> dict[str, Any]:
+    """The answer to ``POST /v1/match/hashes``: (signal, hex, content_ref) queries matched
+    within ``lists`` (default: every list the key may use). Raises ApiError for a batch over
+    the limit, a malformed hash (naming its place) or a list the key may not use."""
+    limit = service.settings.max_batch
+    if len(queries) > limit:
+        raise ApiError(413, f"{len(queries)} hashes: at most {limit} per request")
+    names = chosen_lists(service, key, lists)
+    items: list[dict[str, Any]] = []
+    for number, (signal, value, _ref) in enumerate(queries):
+        try:
+            items.append({signal: parse_hash(signal, value)})
+        except ApiError as error:
+            raise ApiError(400, f"hashes.{number}: {error.message}") from None
+    refs = [ref for _signal, _value, ref in queries]
+    found = await run_matches(service, metrics, key, items, names, refs)
+    return {
+        "matched": sum(1 for matches in found if matches),
+        "results": [{"matches": [match_json(m) for m in matches]} for matches in found],
+    }

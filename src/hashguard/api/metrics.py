@@ -93,6 +93,6 @@ class MetricsMiddleware:
             await self.app(scope, receive, sending)
         finally:
             route = scope.get("route")
-            template = getattr(route, "path", None) or "unmatched"
+            template = getattr(route, "path", None) or scope.get("route_template", "unmatched")
             self.metrics.requests.labels(scope["method"], template, str(status)).inc()
             self.metrics.latency.labels(template).observe(time.perf_counter() - start)

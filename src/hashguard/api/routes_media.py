@@ -10,12 +10,12 @@ from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
 from hashguard.api.fetch import FetchRefused
 from hashguard.api.matching import (
+    answer_hash_queries,
     chosen_lists,
     hash_json,
     hash_media,
     match_json,
     media_query,
-    parse_hash,
     ready_matcher,
     run_matches,
     service_of,
@@ -104,13 +104,14 @@ async def match_media(
     """Hash uploaded media with every signal the lists hold and match it. A match is stored in
     the match log with ``content_ref``; a miss leaves no trace."""
     service = service_of(request)
+    metrics = request.app.state.metrics
     names = chosen_lists(service, key, lists)
     signals = ready_matcher(service).signals()
     data = await _media(request, url)
     if not signals:
         return {"kind": None, "hashes": {}, "matches": []}
     kind, values = await hash_media(data, service, signals, dihedral)
-    found = await run_matches(request, key, [media_query(values)], names, [content_ref])
+    found = await run_matches(service, metrics, key, [media_query(values)], names, [content_ref])
     return {
         "kind": kind.value,
         "hashes": {name: hash_json(name, v) for name, v in values.items()},
@@ -121,21 +122,10 @@ async def match_media(
 @router.post("/match/hashes")
 async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -> dict[str, Any]:
     """Match up to 1,000 hashes in one request; one result per hash, in order. A match is
-    stored in the match log with the hash's ``content_ref``; a miss leaves no trace."""
-    service = service_of(request)
-    limit = service.settings.max_batch
-    if len(body.hashes) > limit:
-        raise ApiError(413, f"{len(body.hashes)} hashes: at most {limit} per request")
-    names = chosen_lists(service, key, body.lists)
-    items: list[dict[str, Any]] = []
-    for number, query in enumerate(body.hashes):
-        try:
-            items.append({query.signal: parse_hash(query.signal, query.value)})
-        except ApiError as error:
-            raise ApiError(400, f"hashes.{number}: {error.message}") from None
-    refs = [query.content_ref for query in body.hashes]
-    found = await run_matches(request, key, items, names, refs)
-    return {
-        "matched": sum(1 for matches in found if matches),
-        "results": [{"matches": [match_json(m) for m in matches]} for matches in found],
-    }
+    stored in the match log with the hash's ``content_ref``; a miss leaves no trace.
+
+    (Well-formed requests with a matcher key are answered by ``api.hot`` before the framework;
+    this route answers the others, and documents both.)"""
+    queries = [(q.signal, q.value, q.content_ref) for q in body.hashes]
+    metrics = request.app.state.metrics
+    return await answer_hash_queries(service_of(request), metrics, key, queries, body.lists)

@@ -54,6 +54,7 @@ from hashguard.lists.records import (
     all_canonical,
     canonical,
 )
+from hashguard.store import driver
 from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
 
 _CHUNK: Final = 2000
@@ -255,7 +256,7 @@ class ListStore:
             if _same(after, entry):
                 raise ListError(f"list {name}: {signal} entry {value} is already {entry.status}")
             connection = session.connection()
-            at = _stored_time(connection, change.at)
+            at = driver.stored_time(connection, datetime.fromisoformat(change.at))
             _insert_many(connection, _CHANGE_COLUMNS, [_change_values(change, entry.id, at)])
             _update_entries(session.connection(), [after])
             row.version += 1
@@ -325,15 +326,15 @@ class ListStore:
                 # read millions of entries, where SQLAlchemy's per-row work cost more than
                 # the database's.
                 connection = session.connection()
-                marker = _marker(connection)
+                marker = driver.marker(connection)
                 sql = f"SELECT {_ENTRY_NAMES} FROM list_entries WHERE list_id = {marker}"
                 if wanted is not None:
                     sql += f" AND status IN ({', '.join(marker for _ in wanted)})"
                 sql += " ORDER BY signal, value"
-                driver = connection.connection.driver_connection
-                assert driver is not None
+                raw = connection.connection.driver_connection
+                assert raw is not None
                 postgresql = connection.dialect.name == "postgresql"
-                cursor = driver.cursor(name="hashguard_entries") if postgresql else driver.cursor()
+                cursor = raw.cursor(name="hashguard_entries") if postgresql else raw.cursor()
                 try:
                     cursor.execute(sql, (hash_list.id, *(wanted or ())))
                     while batch := cursor.fetchmany(5000):
@@ -662,7 +663,7 @@ class _Writer:
         if updates:
             _update_entries(connection, updates)
         if self.rows:
-            at = _stored_time(connection, self.at)
+            at = driver.stored_time(connection, datetime.fromisoformat(self.at))
             list_id, actor = self.list_id, self.actor
             _insert_many(
                 connection,
@@ -690,7 +691,7 @@ class _Writer:
         if linked:
             _insert_many(connection, _REFERENCE_COLUMNS, linked)
         if unlinked:
-            marker = _marker(connection)
+            marker = driver.marker(connection)
             connection.exec_driver_sql(
                 f"DELETE FROM entry_references WHERE list_id = {marker} AND reference = {marker} "
                 f"AND entry_id = {marker}",
@@ -784,7 +785,7 @@ def _insert_new(connection: Connection, rows: list[tuple[Any, ...]]) -> bool:
     # SQLite: a savepoint would journal every page the chunk touches; skipping held values and
     # counting is cheaper, and the rare undo deletes the ids just allocated.
     name, columns = _ENTRY_COLUMNS
-    marker = _marker(connection)
+    marker = driver.marker(connection)
     inserted = connection.exec_driver_sql(
         f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)}) "
         "ON CONFLICT (list_id, signal, value) DO NOTHING",
@@ -806,21 +807,16 @@ def _insert_many(
     the database."""
     name, columns = table
     if connection.dialect.name == "postgresql":
-        driver = connection.connection.driver_connection
-        assert driver is not None
+        raw = connection.connection.driver_connection
+        assert raw is not None
         statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
-        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+        with raw.cursor() as cursor, cursor.copy(statement) as copy:
             for row in rows:
                 copy.write_row(row)
         return
-    marker = _marker(connection)
+    marker = driver.marker(connection)
     sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)})"
     connection.exec_driver_sql(sql, rows)
-
-
-def _marker(connection: Connection) -> str:
-    """The driver's positional parameter marker."""
-    return "?" if connection.dialect.paramstyle == "qmark" else "%s"
 
 
 def _entry_values(entry: Entry) -> tuple[Any, ...]:
@@ -849,14 +845,6 @@ def _change_values(change: Change, entry_id: int, at: object) -> tuple[Any, ...]
         change.actor,
         at,
     )
-
-
-def _stored_time(connection: Connection, at: str) -> object:
-    """``at`` as the driver takes it: SQLite stores SQLAlchemy's text form, others a datetime."""
-    moment = datetime.fromisoformat(at)
-    if connection.dialect.name == "sqlite":
-        return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-    return moment
 
 
 # Enum members by their stored text, looked up per row instead of through Enum.value.
@@ -983,7 +971,7 @@ def _provenance_from(text: str) -> Provenance:
 
 def _update_entries(connection: Connection, entries: list[Entry]) -> None:
     """Write the state of changed ``entries`` (by id) through the driver."""
-    marker = _marker(connection)
+    marker = driver.marker(connection)
     sql = (
         f"UPDATE list_entries SET labels = {marker}, status = {marker}, submitted_by = {marker}, "
         f"assessed_by = {marker}, sources = {marker}, version = {marker} WHERE id = {marker}"

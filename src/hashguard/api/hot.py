@@ -1,0 +1,129 @@
+"""``POST /v1/match/hashes``, the route every upload check calls, answered straight from ASGI.
+
+Measured (docs/benchmarks.md): the framework's layers (routing, dependency injection, model
+validation, response encoding) cost more than the match itself. A well-formed request with a
+live matcher (or admin) key is answered here by the same code the FastAPI route runs
+(``matching.answer_hash_queries``); anything else (no key, another role, a body that is not a
+well-formed batch, a size over the limit) passes on to FastAPI unchanged, body included, which
+refuses it with its usual error. The answers are the same either way; the tests check both.
+"""
+
+import json
+from typing import Any, Final
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from hashguard.api.errors import ApiError, error_response
+from hashguard.api.matching import answer_hash_queries
+from hashguard.api.metrics import Metrics
+from hashguard.api.service import Service
+from hashguard.store.api_keys import ApiKey, Role
+
+PATH: Final = "/v1/match/hashes"
+_ROLES: Final = frozenset({Role.MATCHER, Role.ADMIN})
+_SIGNALS: Final = frozenset({"pdq", "md5", "sha1", "sha256"})
+_JSON: Final = (b"content-type", b"application/json")
+
+
+class HotMatchRoute:
+    def __init__(self, app: ASGIApp, service: Service, metrics: Metrics) -> None:
+        self.app = app
+        self.service = service
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        key = self._caller(headers.get(b"authorization", b""))
+        length = headers.get(b"content-length", b"")
+        if (
+            key is None
+            or not headers.get(b"content-type", b"").startswith(b"application/json")
+            or not length.isdigit()
+            or int(length) > self.service.settings.max_json_bytes
+        ):
+            await self.app(scope, receive, send)
+            return
+        body, receive = await _read(receive)
+        batch = _batch(body)
+        if batch is None:
+            await self.app(scope, receive, send)
+            return
+        scope["route_template"] = PATH
+        queries, lists = batch
+        try:
+            answer = await answer_hash_queries(self.service, self.metrics, key, queries, lists)
+        except ApiError as error:
+            await error_response(error.status, error.message, error.code, PATH)(
+                scope, receive, send
+            )
+            return
+        payload = json.dumps(answer, separators=(",", ":")).encode()
+        length = (b"content-length", str(len(payload)).encode())
+        await send({"type": "http.response.start", "status": 200, "headers": [_JSON, length]})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _caller(self, header: bytes) -> ApiKey | None:
+        scheme, _, token = header.decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            return None
+        key = self.service.authenticate(token.strip())
+        return key if key is not None and key.role in _ROLES else None
+
+
+async def _read(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, and a ``receive`` that gives it again to whoever reads next."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def again() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, again
+
+
+def _batch(body: bytes) -> tuple[list[tuple[str, str, str]], list[str] | None] | None:
+    """The queries and lists of a well-formed request, or None (FastAPI then says what is
+    wrong)."""
+    try:
+        document: Any = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    hashes, lists = document.get("hashes"), document.get("lists")
+    if not isinstance(hashes, list) or not hashes:
+        return None
+    if lists is not None and not (
+        isinstance(lists, list) and all(isinstance(name, str) for name in lists)
+    ):
+        return None
+    queries = []
+    for query in hashes:
+        if not isinstance(query, dict):
+            return None
+        signal, value, ref = query.get("signal"), query.get("value"), query.get("content_ref", "")
+        if (
+            signal not in _SIGNALS
+            or not isinstance(value, str)
+            or len(value) > 128
+            or not isinstance(ref, str)
+            or len(ref) > 500
+        ):
+            return None
+        queries.append((signal, value, ref))
+    return queries, lists
