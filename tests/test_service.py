@@ -208,6 +208,23 @@ def test_a_key_limited_to_lists_matches_only_those(server: Server) -> None:
     assert server.get("/v1/lists/beta", "alpha-matcher").status_code == 403
 
 
+def test_the_fast_route_and_the_framework_answer_alike(server: Server) -> None:
+    """A request with a Content-Length is answered by api.hot; a chunked one (no length) by
+    the FastAPI route. Both give the same answers, errors included."""
+    bodies = [
+        {"hashes": [{"signal": "md5", "value": MD5_A}, {"signal": "md5", "value": MD5_MISS}]},
+        {"hashes": [{"signal": "md5", "value": MD5_B}], "lists": ["alpha"]},
+        {"hashes": [{"signal": "pdq", "value": "12"}]},
+        {"hashes": [{"signal": "md5", "value": MD5_A}], "lists": ["nope"]},
+    ]
+    for body in bodies:
+        payload = json.dumps(body).encode()
+        fast = server.post("/v1/match/hashes", "matcher", content=payload, headers=_JSON)
+        slow = server.post("/v1/match/hashes", "matcher", content=iter([payload]), headers=_JSON)
+        assert "content-length" not in slow.request.headers
+        assert (fast.status_code, fast.json()) == (slow.status_code, slow.json())
+
+
 def test_batches_are_limited_and_each_hash_checked(server: Server) -> None:
     too_many = _match(server, [{"signal": "md5", "value": MD5_MISS}] * 1001)
     assert too_many.status_code == 413
