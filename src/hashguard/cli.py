@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hashguard import __version__
 from hashguard.cli_audit import audit_app
+from hashguard.cli_follow import follow
 from hashguard.cli_keys import keys_app
 from hashguard.cli_lists import DatabaseOption, lists_app
 from hashguard.cli_serve import serve
@@ -50,6 +51,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 stderr = Console(stderr=True, highlight=False)
+lists_app.command()(follow)
 app.add_typer(lists_app)
 app.add_typer(keys_app)
 app.add_typer(audit_app)

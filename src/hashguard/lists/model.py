@@ -133,6 +133,14 @@ class Provenance:
             "sources": [source.as_json() for source in self.sources],
         }
 
+    @staticmethod
+    def from_json(data: Mapping[str, Any]) -> "Provenance":
+        return Provenance(
+            str(data.get("submitted_by", "")),
+            str(data.get("assessed_by", "")),
+            tuple(Source.from_json(s) for s in data.get("sources", ())),
+        )
+
     def independently_sourced(self) -> bool:
         """Whether two different organisations in two different jurisdictions submitted it."""
         sources = {
@@ -216,6 +224,26 @@ class Change:
     def tombstone(self) -> bool:
         """Whether subscribers must stop matching the entry after this change."""
         return self.kind in (ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.DELETE)
+
+    @staticmethod
+    def from_json(data: Mapping[str, Any], list_id: int = 0) -> "Change":
+        """A change read from another instance's feed (``as_json``); raises KeyError or
+        ValueError for a malformed one."""
+        labels = data.get("labels")
+        provenance = data.get("provenance")
+        return Change(
+            list_id,
+            int(data["version"]),
+            ChangeKind(data["kind"]),
+            int(data["entry"]),
+            str(data["signal"]),
+            str(data["value"]),
+            frozenset(str(label) for label in labels) if labels is not None else None,
+            Provenance.from_json(provenance) if provenance is not None else None,
+            str(data.get("reason", "")),
+            str(data.get("actor", "")),
+            str(data.get("at", "")),
+        )
 
     def as_json(self) -> dict[str, Any]:
         """The change as a subscriber reads it (the change feed)."""

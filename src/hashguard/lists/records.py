@@ -9,7 +9,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Final
 
-from hashguard.lists.model import ChangeKind, Provenance
+from hashguard.lists.model import Change, ChangeKind, Provenance
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 
@@ -66,7 +66,8 @@ class Withdrawal:
     reason: str = ""
 
 
-Record = Submission | Tombstone | Withdrawal
+# A Change is replayed as it is: a mirror applying another instance's change feed.
+Record = Submission | Tombstone | Withdrawal | Change
 
 
 def canonical(signal: str, value: str, where: str = "") -> str:

@@ -446,6 +446,8 @@ class _Writer:
                 self._add(record, key)  # the common case of a big import, kept lean
             elif isinstance(record, Submission):
                 self._submit(record, key)
+            elif isinstance(record, Change):
+                self._replay(record, key)
             else:
                 assert isinstance(record, Tombstone)
                 entry = self._entry(key)
@@ -454,6 +456,17 @@ class _Writer:
                 else:
                     self._append(record.kind, key, entry, reason=record.reason)
         self._flush(stored)
+
+    def _replay(self, change: Change, key: tuple[str, str]) -> None:
+        """Append a change made by another instance (a mirror following its feed)."""
+        entry = self._entry(key)
+        if entry is None and change.kind is not ChangeKind.ADD:
+            raise ListError(
+                f"list {self.row.name}: change {change.version} ({change.kind}) is for "
+                f"{key[0]} {key[1]}, which this list does not hold: it is not a mirror of "
+                "that list, or changes were missed"
+            )
+        self._append(change.kind, key, entry, change.labels, change.provenance, change.reason)
 
     def _write_new(self, keyed: list[tuple[Record, tuple[str, str] | None]]) -> bool:
         """Write the chunk as new entries, without looking any up; False, having written
@@ -961,12 +974,7 @@ def _provenance_json(provenance: Provenance) -> str:
 
 @lru_cache(maxsize=4096)
 def _provenance_from(text: str) -> Provenance:
-    data = json.loads(text)
-    return Provenance(
-        data["submitted_by"],
-        data["assessed_by"],
-        tuple(Source.from_json(s) for s in data["sources"]),
-    )
+    return Provenance.from_json(json.loads(text))
 
 
 def _update_entries(connection: Connection, entries: list[Entry]) -> None:
