@@ -3,8 +3,6 @@ feed a subscriber follows (``changes since N``); signed releases. Curators write
 reviewers read; a key limited to lists sees and touches only those."""
 
 import tempfile
-from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -14,24 +12,19 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow, check_lists, visible
 from hashguard.api.errors import ApiError
+from hashguard.api.jobs import ImportJob, ReleaseJob, run_import, run_release
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
-from hashguard.lists import keys as list_keys
-from hashguard.lists import release as releases
-from hashguard.lists.formats import ListFormatError, labelled_csv, ncmec, plain, pytx, stopncii
 from hashguard.lists.model import (
     Category,
     Change,
     ChangeKind,
-    EntryStatus,
     HashList,
     ListPolicy,
-    Source,
 )
-from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
-from hashguard.lists.transparency import LogError, TransparencyLog
+from hashguard.lists.records import LIST_SIGNALS, InvalidRecord
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.store.lists import ImportSummary, ListError
+from hashguard.store.lists import ListError
 
 router = APIRouter(prefix="/v1/lists", tags=["lists"])
 Reader = Annotated[ApiKey, allow(Role.CURATOR, Role.AUDITOR, Role.REVIEWER)]
@@ -192,46 +185,13 @@ async def import_list(
         with open(path, "wb") as spool:
             async for chunk in request.stream():
                 spool.write(chunk)
-        skipped: Counter[str] = Counter()
-
-        def run() -> ImportSummary:
-            records = _records(path, format, signal, source, jurisdiction, skipped)
-            summary = service.lists.apply(name, records, _actor(key))
-            service.refresh()
-            return summary
-
-        try:
-            summary = await run_in_threadpool(run)
-        except (ListFormatError, InvalidRecord, ListError) as error:
-            message = str(error).replace(str(path), "the request body")
-            raise ApiError(400, message) from None
-    return {"list": name, **summary.counts(), "skipped": dict(skipped)}
-
-
-def _records(
-    path: Path,
-    format: str,
-    signal: str | None,
-    source: str | None,
-    jurisdiction: str,
-    skipped: Counter[str],
-) -> Iterator[Record]:
-    if format == "text":
-        assert signal is not None
-        for submission in plain.read(path, signal.lower()):
-            if source:
-                provenance = submission.provenance.with_sources([Source(source, jurisdiction)])
-                submission = Submission(submission.signal, submission.value,
-                                        submission.labels, provenance)  # fmt: skip
-            yield submission
-    elif format == "csv":
-        yield from labelled_csv.read(path)
-    elif format == "pytx":
-        yield from pytx.read(path, skipped)
-    elif format == "ncmec":
-        yield from ncmec.read(path, skipped)
-    else:
-        yield from stopncii.read(path, skipped)
+        job = ImportJob(service.url, name, str(path), format, signal, source, jurisdiction,
+                        _actor(key))  # fmt: skip
+        outcome = await service.jobs.run(run_import, job)
+    if isinstance(outcome, str):
+        raise ApiError(400, outcome.replace(str(path), "the request body"))
+    await run_in_threadpool(service.refresh)
+    return {"list": name, **outcome}
 
 
 @router.post("/{name}/changes")
@@ -307,21 +267,9 @@ async def release_list(request: Request, key: Curator, name: str) -> dict[str, A
         raise ApiError(409, "this service does not sign releases (serve --release-key, "
                             "--release-log and --release-dir)")  # fmt: skip
 
-    def run() -> dict[str, Any]:
-        assert settings.release_key and settings.release_log and settings.release_dir
-        owner_key = list_keys.load(settings.release_key)
-        log_key_path = settings.release_log.with_name(settings.release_log.name + ".key")
-        if not log_key_path.exists():
-            list_keys.generate(log_key_path)
-        log_key = list_keys.load(log_key_path)
-        log = TransparencyLog.create_or_open(settings.release_log, log_key)
-        hash_list, entries = service.lists.entries(name, [EntryStatus.ACTIVE])
-        out = settings.release_dir / name / str(hash_list.version)
-        manifest, index, head = releases.build(hash_list, entries, owner_key, log, log_key, out)
-        return {"manifest": manifest, "log_index": index, "log_size": head.size,
-                "directory": str(out)}  # fmt: skip
-
-    try:
-        return await run_in_threadpool(run)
-    except (list_keys.KeyFileError, LogError, releases.ReleaseError, OSError) as error:
-        raise ApiError(409, f"release of {name} failed: {error}") from None
+    job = ReleaseJob(service.url, name, str(settings.release_key), str(settings.release_log),
+                     str(settings.release_dir))  # fmt: skip
+    outcome = await service.jobs.run(run_release, job)
+    if isinstance(outcome, str):
+        raise ApiError(409, f"release of {name} failed: {outcome}")
+    return outcome

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from hashguard import audit
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.fetch import UrlFetcher
+from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
 from hashguard.lists.model import HashList
 from hashguard.matching import Matcher
@@ -45,6 +46,9 @@ class Service:
         self.lists = ListStore(engine)
         self.keys = ApiKeyStore(engine)
         self.match_log = MatchLog(engine)
+        self.jobs = BulkJobs()
+        # What a worker process opens to reach the same database.
+        self.url = engine.url.render_as_string(hide_password=False)
         self.fetcher = UrlFetcher(
             settings.fetch_hosts,
             settings.fetch_networks,
@@ -80,6 +84,7 @@ class Service:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
+        self.jobs.close()
         for worker in (self.batcher, self.recorder):
             if worker is not None:
                 worker.close()

@@ -21,7 +21,7 @@ import numpy as np
 
 from hashguard.index import ExactIndex, HammingIndex
 from hashguard.lists.bulk import collector_paused
-from hashguard.lists.model import Change, Entry, EntryStatus, HashList, apply
+from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash
 
@@ -99,10 +99,14 @@ class Matcher:
         applied = 0
         with self._lock:
             for followed in self._lists.values():
+                before: dict[int, Entry | None] = {}  # each changed entry as it was
                 for change in self.source.changes_since(followed.hash_list.name, followed.version):
-                    self._apply(followed, change)
+                    entry = self._entries.get(change.entry_id)
+                    before.setdefault(change.entry_id, entry)
+                    self._entries[change.entry_id] = apply(entry, change)
                     followed.version = change.version
                     applied += 1
+                self._reindex(followed.hash_list.policy, before)
         return applied
 
     def follow(self, interval: float = 0.2) -> None:
@@ -270,17 +274,25 @@ class Matcher:
         for signal, (ids, values) in by_signal.items():
             self._add(signal, ids, values)
 
-    def _apply(self, followed: _Followed, change: Change) -> None:
-        before = self._entries.get(change.entry_id)
-        after = apply(before, change)
-        self._entries[after.id] = after
-        policy = followed.hash_list.policy
-        was = before is not None and before.matchable(policy)
-        now = after.matchable(policy)
-        if now and not was:
-            self._add(after.signal, [after.id], [bytes.fromhex(after.value)])
-        elif was and not now:
-            self._remove(after.signal, [after.id])
+    def _reindex(self, policy: ListPolicy, before: Mapping[int, Entry | None]) -> None:
+        """Add what became matchable and remove what stopped, a signal at a time (an import
+        of 100,000 entries is one index update, not 100,000)."""
+        added: dict[str, tuple[list[int], list[bytes]]] = {}
+        removed: dict[str, list[int]] = {}
+        for entry_id, was_entry in before.items():
+            after = self._entries[entry_id]
+            was = was_entry is not None and was_entry.matchable(policy)
+            now = after.matchable(policy)
+            if now and not was:
+                ids, values = added.setdefault(after.signal, ([], []))
+                ids.append(after.id)
+                values.append(bytes.fromhex(after.value))
+            elif was and not now:
+                removed.setdefault(after.signal, []).append(after.id)
+        for signal, gone in removed.items():
+            self._remove(signal, gone)
+        for signal, (ids, values) in added.items():
+            self._add(signal, ids, values)
 
     def _add(self, signal: str, ids: list[int], values: list[bytes]) -> None:
         array = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1)
