@@ -4,6 +4,7 @@ loopback serves the media; other addresses come from a resolver given to the fet
 fetcher refuses them before connecting)."""
 
 import ipaddress
+import json
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -11,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from hashguard import audit
 from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.signals.pdq import PdqSignal
+from hashguard.store.database import open_engine
 from server import running
 
 from conftest import jpeg
@@ -109,7 +112,7 @@ def test_redirects_stay_on_the_host_and_bodies_are_bounded(media_server: int) ->
         fetcher.fetch(f"{base}/missing")
 
 
-def test_the_service_refuses_loopback_unless_its_network_is_named(
+def test_the_service_refuses_loopback_unless_its_network_is_named_and_audits_its_settings(
     media_server: int, tmp_path: Path
 ) -> None:
     url = f"http://localhost:{media_server}/img.jpg"
@@ -125,3 +128,11 @@ def test_the_service_refuses_loopback_unless_its_network_is_named(
         hashed = served.get("/h/hash", "matcher", params={"url": url})
         assert hashed.status_code == 200, hashed.text
         assert hashed.json() == {"pdq": PdqSignal().hash(IMAGE).hex}
+    with running(database, *allowed):  # the same settings again: nothing new to record
+        pass
+    engine = open_engine(database)
+    recorded = [json.loads(e.details) for e in audit.events(engine, 0, 1000)
+                if e.action == "service.configuration"]  # fmt: skip
+    engine.dispose()
+    assert [c["fetch_networks"] for c in recorded] == [[], ["127.0.0.1/32"]]
+    assert all(c["fetch_hosts"] == ["localhost"] for c in recorded)

@@ -1,23 +1,24 @@
-"""Bulk jobs (list imports, signed releases) in a worker process of their own.
+"""Bulk jobs (list imports, signed releases) in a process of their own.
 
 An import of 100,000 hashes is seconds of Python: in the service's process it would hold the
 interpreter lock against every match request (measured: p99 several times higher, and requests
-timing out). In a worker process it competes only for a core. The worker opens the same database;
-the service then applies the job's changes to its Matcher from the change log, as it does for
-changes made anywhere else.
+timing out). In a process of its own it competes only for a core. The job opens the same
+database; the service then applies the job's changes to its Matcher from the change log, as it
+does for changes made anywhere else.
 
-A job's outcome is plain data (a dict, or the error message as a string): exceptions with their
-own constructor arguments do not always survive the trip between processes.
+The job goes to ``python -m hashguard.api.jobs`` as JSON on its stdin, and its outcome (a JSON
+object, or the error message as a string) comes back on its stdout: no pickle, not even between
+hashguard's own processes.
 """
 
 import asyncio
-import multiprocessing
+import json
+import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from hashguard.lists import keys as list_keys
 from hashguard.lists import release as releases
@@ -28,25 +29,28 @@ from hashguard.lists.transparency import LogError, TransparencyLog
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListError, ListStore
 
-Job = TypeVar("Job")
-Outcome = TypeVar("Outcome")
-
 
 class BulkJobs:
-    """One worker process, started on first use (jobs run one at a time, as the database
-    writes them one at a time anyway)."""
+    """Runs jobs one at a time (the database writes them one at a time anyway)."""
 
     def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
+        self._one = asyncio.Lock()
 
-    async def run(self, function: Callable[[Job], Outcome], job: Job) -> Outcome:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(1, multiprocessing.get_context("spawn"))
-        return await asyncio.get_running_loop().run_in_executor(self._pool, function, job)
-
-    def close(self) -> None:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
+    async def run(self, job: "ImportJob | ReleaseJob") -> dict[str, Any] | str:
+        """The job's outcome: its result, or the message of the error that stopped it."""
+        request = json.dumps({"kind": type(job).__name__, "job": asdict(job)}).encode()
+        async with self._one:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "hashguard.api.jobs",
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+            )  # fmt: skip
+            out, err = await process.communicate(request)
+        if process.returncode != 0:
+            last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
+            raise RuntimeError(f"the {type(job).__name__} process failed: {last[0]}")
+        outcome: dict[str, Any] | str = json.loads(out)
+        return outcome
 
 
 @dataclass(frozen=True)
@@ -124,3 +128,17 @@ def run_release(job: ReleaseJob) -> dict[str, Any] | str:
         engine.dispose()
     return {"manifest": manifest, "log_index": index, "log_size": head.size,
             "directory": str(out)}  # fmt: skip
+
+
+def main() -> None:
+    """Run the job given on stdin; write its outcome to stdout."""
+    request = json.load(sys.stdin)
+    if request["kind"] == "ImportJob":
+        outcome = run_import(ImportJob(**request["job"]))
+    else:
+        outcome = run_release(ReleaseJob(**request["job"]))
+    json.dump(outcome, sys.stdout)
+
+
+if __name__ == "__main__":
+    main()

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow, check_lists, visible
 from hashguard.api.errors import ApiError
-from hashguard.api.jobs import ImportJob, ReleaseJob, run_import, run_release
+from hashguard.api.jobs import ImportJob, ReleaseJob
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 from hashguard.lists.model import (
@@ -187,7 +187,7 @@ async def import_list(
                 spool.write(chunk)
         job = ImportJob(service.url, name, str(path), format, signal, source, jurisdiction,
                         _actor(key))  # fmt: skip
-        outcome = await service.jobs.run(run_import, job)
+        outcome = await service.jobs.run(job)
     if isinstance(outcome, str):
         raise ApiError(400, outcome.replace(str(path), "the request body"))
     await run_in_threadpool(service.refresh)
@@ -269,7 +269,7 @@ async def release_list(request: Request, key: Curator, name: str) -> dict[str, A
 
     job = ReleaseJob(service.url, name, str(settings.release_key), str(settings.release_log),
                      str(settings.release_dir))  # fmt: skip
-    outcome = await service.jobs.run(run_release, job)
+    outcome = await service.jobs.run(job)
     if isinstance(outcome, str):
         raise ApiError(409, f"release of {name} failed: {outcome}")
     return outcome

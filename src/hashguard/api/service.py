@@ -84,7 +84,6 @@ class Service:
         self._stop.set()
         if self._thread is not None:
             self._thread.join()
-        self.jobs.close()
         for worker in (self.batcher, self.recorder):
             if worker is not None:
                 worker.close()
