@@ -291,16 +291,25 @@ class ListStore:
         """The changes after ``version``, oldest first (all of them from version 0)."""
         with self._session() as session:
             list_id = self._row(session, name).id
-            query = (
-                select(ChangeRow, EntryRow.signal, EntryRow.value)
-                .join(EntryRow, EntryRow.id == ChangeRow.entry_id)
-                .where(ChangeRow.list_id == list_id, ChangeRow.version > version)
-                .order_by(ChangeRow.version)
-                .limit(limit)
-                .execution_options(yield_per=5000)
+            # Through the driver: a Matcher following an import reads 100,000s of changes
+            # while the service answers requests, and SQLAlchemy's per-row work held the
+            # interpreter lock for most of that time.
+            connection = session.connection()
+            marker = driver.marker(connection)
+            sql = (
+                "SELECT c.version, c.kind, c.entry_id, c.labels, c.provenance, c.reason, c.actor,"
+                " c.at, e.signal, e.value FROM list_changes c JOIN list_entries e"
+                f" ON e.id = c.entry_id WHERE c.list_id = {marker} AND c.version > {marker}"
+                " ORDER BY c.version"
             )
-            for change, signal, value in session.execute(query):
-                yield _change(change, signal, value)
+            parameters: tuple[int, ...] = (list_id, version)
+            if limit is not None:
+                sql += f" LIMIT {marker}"
+                parameters += (limit,)
+            cursor = connection.exec_driver_sql(sql, parameters)
+            while rows := cursor.fetchmany(5000):
+                for row in rows:
+                    yield _change(list_id, row)
 
     def entries(
         self, name: str, statuses: Iterable[EntryStatus] | None = None
@@ -992,19 +1001,28 @@ def _update_entries(connection: Connection, entries: list[Entry]) -> None:
     connection.exec_driver_sql(sql, rows)
 
 
-def _change(row: ChangeRow, signal: str, value: str) -> Change:
-    provenance = _provenance_from(row.provenance) if row.provenance is not None else None
-    at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+def _change(list_id: int, row: Any) -> Change:
+    version, kind, entry_id, labels, provenance, reason, actor, at, signal, value = row
     return Change(
-        row.list_id,
-        row.version,
-        ChangeKind(row.kind),
-        row.entry_id,
+        list_id,
+        version,
+        ChangeKind(kind),
+        entry_id,
         signal,
         value,
-        _labels_from(row.labels) if row.labels is not None else None,
-        provenance,
-        row.reason,
-        row.actor,
-        at.isoformat(timespec="seconds"),
+        _labels_from(labels) if labels is not None else None,
+        _provenance_from(provenance) if provenance is not None else None,
+        reason,
+        actor,
+        _shown_time(at),
     )
+
+
+@lru_cache(maxsize=1024)
+def _shown_time(at: object) -> str:
+    """A stored time as a change shows it (ISO 8601, UTC, seconds): SQLite gives back the text
+    SQLAlchemy wrote, PostgreSQL a datetime. The changes of one import share one time."""
+    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
+    assert isinstance(moment, datetime)
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return moment.isoformat(timespec="seconds")
