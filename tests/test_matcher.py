@@ -176,3 +176,36 @@ def test_the_follower_survives_a_failing_refresh(store: ListStore) -> None:
         assert matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), 100)}) == []
     finally:
         matcher.close()
+
+
+def test_a_policy_change_takes_effect_without_the_list_ever_going_blind(store: ListStore) -> None:
+    two = Provenance(sources=(Source("Hotline NL", "NL"), Source("Hotline DE", "DE")))
+    store.apply("known", [Submission("pdq", OTHER, provenance=two)])
+    matcher = Matcher(store, ["known"])
+    other = {"pdq": PdqHash(bytes.fromhex(OTHER), 100)}
+    assert len(matcher.match({"pdq": flipped(BASE, 0)})) == len(matcher.match(other)) == 1
+    strict = store.update("known", policy=ListPolicy({"pdq": 20}, two_sources=True))
+    matcher.update_list(strict)
+    assert matcher.match({"pdq": flipped(BASE, 0)}) == []  # one source only
+    assert len(matcher.match(other)) == 1  # matched all along
+    matcher.update_list(store.update("known", policy=ListPolicy({"pdq": 20})))
+    assert len(matcher.match({"pdq": flipped(BASE, 0)})) == 1
+
+
+def test_a_list_removed_and_made_anew_is_never_mistaken_for_the_old(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    old_ids = {entry.id for entry in store.entries("known")[1]}
+    store.remove("known")
+    store.create("known", "Offlimits", Category.KNOWN_CSAM, policy=ListPolicy({"pdq": 20}))
+    third = flipped(OTHER, 100)
+    store.apply("known", [Submission("pdq", OTHER), Submission("pdq", third.hex)])
+    new = store.get("known")  # version 2, beyond the old list's 1
+    assert {entry.id for entry in store.entries("known")[1]}.isdisjoint(old_ids)
+    matcher.refresh()  # the old list's feed now belongs to another list: nothing applied
+    assert matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)}) == []
+    assert matcher.match({"pdq": third}) == []
+    matcher.drop_list("known")
+    matcher.add_list("known")
+    assert [m.entry for m in matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)})] != []
+    assert matcher.match({"pdq": flipped(BASE, 0)}) == []
+    assert matcher.lists[0].id == new.id

@@ -136,8 +136,10 @@ class Service:
             held = {hash_list.name: hash_list for hash_list in matcher.lists}
             for name, hash_list in held.items():
                 now = stored.get(name)
-                if now is None or now.id != hash_list.id or _rules(now) != _rules(hash_list):
+                if now is None or now.id != hash_list.id:  # removed (and perhaps made anew)
                     matcher.drop_list(name)
+                elif _described(now) != _described(hash_list):
+                    matcher.update_list(now)  # the list keeps matching meanwhile
             for name in stored:
                 matcher.add_list(name)
 
@@ -188,12 +190,7 @@ class Service:
                              recorded)  # fmt: skip
 
 
-def _rules(hash_list: HashList) -> tuple[object, ...]:
-    """What decides matching besides the entries."""
-    policy = hash_list.policy
-    return (
-        tuple(sorted(policy.thresholds.items())),
-        policy.negative,
-        policy.two_sources,
-        policy.enabled_ratio,
-    )
+def _described(hash_list: HashList) -> tuple[object, ...]:
+    """A list as the Matcher holds it, but for its version."""
+    return (hash_list.policy.as_json(), hash_list.owner, hash_list.category,
+            hash_list.jurisdictions, hash_list.legal_basis)  # fmt: skip

@@ -99,14 +99,18 @@ class Matcher:
         applied = 0
         with self._lock:
             for followed in self._lists.values():
-                before: dict[int, Entry | None] = {}  # each changed entry as it was
+                policy = followed.hash_list.policy
+                before: dict[int, bool] = {}  # whether each changed entry could match before
                 for change in self.source.changes_since(followed.hash_list.name, followed.version):
+                    if change.list_id != followed.hash_list.id:
+                        break  # removed, and a new list took its name: drop_list, add_list
                     entry = self._entries.get(change.entry_id)
-                    before.setdefault(change.entry_id, entry)
+                    if change.entry_id not in before:
+                        before[change.entry_id] = entry is not None and entry.matchable(policy)
                     self._entries[change.entry_id] = apply(entry, change)
                     followed.version = change.version
                     applied += 1
-                self._reindex(followed.hash_list.policy, before)
+                self._reindex(policy, before)
         return applied
 
     def follow(self, interval: float = 0.2) -> None:
@@ -243,8 +247,21 @@ class Matcher:
             if name not in self.versions():
                 self._load(name)
 
+    def update_list(self, hash_list: HashList) -> None:
+        """Take a followed list's new policy (and description): entries that match under one
+        policy and not the other are added or removed; the rest keep matching throughout."""
+        with self._lock:
+            followed = self._lists.get(hash_list.id)
+            if followed is None:
+                raise KeyError(f"list {hash_list.name} is not followed")
+            old, new = followed.hash_list.policy, hash_list.policy
+            if old != new:
+                mine = [e for e in self._entries.values() if e.list_id == hash_list.id]
+                self._reindex(new, {e.id: e.matchable(old) for e in mine})
+            followed.hash_list = hash_list
+
     def drop_list(self, name: str) -> None:
-        """Stop matching a list (removed, or its policy is about to be reloaded)."""
+        """Stop matching a list (it was removed)."""
         with self._lock:
             followed = next((f for f in self._lists.values() if f.hash_list.name == name), None)
             if followed is None:
@@ -274,14 +291,14 @@ class Matcher:
         for signal, (ids, values) in by_signal.items():
             self._add(signal, ids, values)
 
-    def _reindex(self, policy: ListPolicy, before: Mapping[int, Entry | None]) -> None:
-        """Add what became matchable and remove what stopped, a signal at a time (an import
-        of 100,000 entries is one index update, not 100,000)."""
+    def _reindex(self, policy: ListPolicy, before: Mapping[int, bool]) -> None:
+        """Add the entries of ``before`` (id: whether it could match) that can match now and
+        remove those that no longer can, a signal at a time (an import of 100,000 entries is
+        one index update, not 100,000)."""
         added: dict[str, tuple[list[int], list[bytes]]] = {}
         removed: dict[str, list[int]] = {}
-        for entry_id, was_entry in before.items():
+        for entry_id, was in before.items():
             after = self._entries[entry_id]
-            was = was_entry is not None and was_entry.matchable(policy)
             now = after.matchable(policy)
             if now and not was:
                 ids, values = added.setdefault(after.signal, ([], []))

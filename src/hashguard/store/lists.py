@@ -20,7 +20,6 @@ from sqlalchemy import (
     Text,
     any_,
     delete,
-    func,
     literal,
     select,
     text,
@@ -55,7 +54,7 @@ from hashguard.lists.records import (
     canonical,
 )
 from hashguard.store import driver
-from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
+from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, IdCounterRow, ReferenceRow
 
 _CHUNK: Final = 2000
 
@@ -752,8 +751,16 @@ class _Writer:
                 "FROM generate_series(1, :count)"
             )
             return [row[0] for row in connection.execute(query, {"count": count})]
-        last = connection.execute(select(func.coalesce(func.max(EntryRow.id), 0))).scalar_one()
-        return list(range(last + 1, last + 1 + count))
+        counter = IdCounterRow.__table__.c
+        connection.execute(
+            update(IdCounterRow)
+            .where(counter.name == "list_entries")
+            .values(value=counter.value + count)
+        )
+        last = connection.execute(
+            select(counter.value).where(counter.name == "list_entries")
+        ).scalar_one()
+        return list(range(last - count + 1, last + 1))
 
 
 _REMOVALS: Final = frozenset((ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.DELETE))

@@ -37,6 +37,7 @@ class Base(DeclarativeBase):
 
 class HashListRow(Base):
     __tablename__ = "hash_lists"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused (migration 0007)
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -161,3 +162,13 @@ class MatchRow(Base):
     signal: Mapped[str] = mapped_column(String(32))
     distance: Mapped[float] = mapped_column(Float)
     content_ref: Mapped[str] = mapped_column(Text)
+
+
+class IdCounterRow(Base):
+    """The highest id handed out, per table, where the database would reuse ids (SQLite's
+    list_entries: a removed list's entry ids must never come back)."""
+
+    __tablename__ = "id_counters"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    value: Mapped[int] = mapped_column(BigInteger)
