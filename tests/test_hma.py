@@ -95,6 +95,9 @@ def _lookup(signal_type: str, signal: str) -> dict[str, str]:
         ("GET", "/h/hash", {"params": {"url": "http://example.org/a.jpg"}}, "unsafe URL"),
         ("POST", "/m/compare", {"json": {"pdq": [SAMPLE_PDQ]}}, "exactly two"),
         ("POST", "/c/bank/NOPE/signal", {"json": {"pdq": SAMPLE_PDQ}}, "bank 'NOPE' not found"),
+        ("GET", f"/c/bank/NOPE/content/{10**25}", {}, "content_id"),
+        ("POST", "/m/compare", {"content": b"[" * 100_000}, "not JSON"),
+        ("POST", "/m/compare", {"content": b'{"\\ud800": ["a", "b"]}'}, "No such SignalType"),
     ],
 )  # fmt: skip
 def test_hma_errors_are_hma_messages(

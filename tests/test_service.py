@@ -208,6 +208,23 @@ def test_a_key_limited_to_lists_matches_only_those(server: Server) -> None:
     assert server.get("/v1/lists/beta", "alpha-matcher").status_code == 403
 
 
+def test_a_key_limited_to_lists_sees_nothing_of_other_lists(server: Server) -> None:
+    def scoped(role: str) -> dict[str, str]:
+        made = server.post("/v1/keys", "admin", json={"role": role, "lists": ["alpha"]})
+        return {"Authorization": f"Bearer {made.json()['token']}"}
+
+    admin, auditor = scoped("admin"), scoped("auditor")
+    minted = server.client.post("/v1/keys", headers=admin, json={"role": "admin"})
+    assert minted.status_code == 403  # no unscoped key from a scoped one
+    assert server.client.get("/v1/keys", headers=admin).status_code == 403
+    events = server.client.get("/v1/audit", headers=auditor, params={"limit": 1000}).json()
+    assert {e["subject"] for e in events["events"]} == {"alpha"}
+    for path in ("/metrics", "/v1/audit/verify", "/m/index/status"):
+        assert server.client.get(path, headers=admin).status_code == 403, path
+    banks = server.client.get("/c/banks", headers=auditor).json()
+    assert [bank["name"] for bank in banks] == ["alpha"]
+
+
 def test_the_fast_route_and_the_framework_answer_alike(server: Server) -> None:
     """A request with a Content-Length is answered by api.hot; a chunked one (no length) by
     the FastAPI route. Both give the same answers, errors included."""
@@ -357,6 +374,11 @@ def test_metrics_count_requests_matches_and_the_index(server: Server) -> None:
 
 _FORM_NO_BOUNDARY = {"content-type": "multipart/form-data"}
 _JSON = {"content-type": "application/json"}
+_ODD_JSON = {"content-type": "application/jsonfoo"}
+_ONE_HASH = b'{"hashes": [{"signal": "md5", "value": "%s"}]}' % MD5_A.encode()
+_SURROGATE = b'{"hashes": [{"signal": "md5", "value": "%s", "content_ref": "\\ud800"}]}' % (
+    MD5_A.encode()
+)
 
 
 @pytest.mark.parametrize(
@@ -373,6 +395,11 @@ _JSON = {"content-type": "application/json"}
         ("POST", "/v1/hash", {"files": {"a": ("a", b"1"), "b": ("b", b"2")}}, 400, "one file"),
         ("POST", "/v1/hash", {"content": b"--x", "headers": _FORM_NO_BOUNDARY}, 400, "boundary"),
         ("GET", "/v1/lists/alpha/changes", {"params": {"since": -1}}, 422, "since"),
+        ("GET", "/v1/lists/alpha/changes", {"params": {"since": 10**30}}, 422, "since"),
+        ("GET", "/v1/matches", {"params": {"after": 10**30}}, 422, "after"),
+        ("POST", "/v1/match/hashes", {"content": b"[" * 100_000, "headers": _JSON}, 400, "parsing"),
+        ("POST", "/v1/match/hashes", {"content": _SURROGATE, "headers": _JSON}, 422, "content_ref"),
+        ("POST", "/v1/match/hashes", {"content": _ONE_HASH, "headers": _ODD_JSON}, 422, "object"),
         ("GET", "/no/such/route", {}, 404, "no such route"),
         ("PUT", "/v1/match/hashes", {}, 405, "method"),
     ],

@@ -52,6 +52,12 @@ def check_lists(key: ApiKey, names: Iterable[str]) -> None:
                             f"(it is limited to {', '.join(key.lists)})")  # fmt: skip
 
 
+def unscoped(key: ApiKey, what: str) -> None:
+    """Raise 403 for a key limited to lists: ``what`` spans every list."""
+    if key.lists:
+        raise ApiError(403, f"a key limited to lists may not {what}")
+
+
 def visible(key: ApiKey, names: Iterable[str]) -> list[str]:
     return [name for name in names if key.may_use(name)]
 

@@ -73,9 +73,12 @@ class _BatchThread(Generic[Work, Result]):
     def _serve(self, batch: list[_Job[Work, Result]]) -> None:
         try:
             results = self._process([job.work for job in batch])
-        except Exception as error:  # a bug or a lost database: each request gets it
-            for job in batch:
-                job.loop.call_soon_threadsafe(_fail, job.future, error)
+        except Exception as error:
+            if len(batch) > 1:  # one job's fault must not fail the others: each on its own
+                for job in batch:
+                    self._serve([job])
+                return
+            batch[0].loop.call_soon_threadsafe(_fail, batch[0].future, error)
             return
         for job, result in zip(batch, results, strict=True):
             job.loop.call_soon_threadsafe(_resolve, job.future, result)

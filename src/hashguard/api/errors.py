@@ -17,6 +17,8 @@ _CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "no
           415: "unsupported_media_type", 422: "invalid", 503: "unavailable"}  # fmt: skip
 
 
+MAX_ID = 2**63 - 1  # ids, versions and sequence numbers fit in 64 bits
+
 # HMA's routes answer errors as {"message": ...}, the shape its clients read.
 HMA_PREFIXES = ("/h/", "/m/", "/c/")
 
@@ -38,6 +40,8 @@ def error_response(
     status: int, message: str, code: str | None = None, path: str = ""
 ) -> JSONResponse:
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    # A message may quote the request, and JSON lets a request hold unpaired surrogates.
+    message = message.encode("utf-8", "backslashreplace").decode()
     body = (
         {"message": message} if path.startswith(HMA_PREFIXES) else error_body(status, message, code)
     )

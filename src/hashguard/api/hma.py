@@ -12,13 +12,13 @@ import re
 import time
 from typing import Annotated, Any, Final
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import allow, check_lists, visible
-from hashguard.api.errors import ApiError
+from hashguard.api.auth import allow, check_lists, unscoped, visible
+from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.fetch import FetchRefused
 from hashguard.api.matching import (
     hash_media,
@@ -236,8 +236,8 @@ def _coinflip(service: Service, names: list[str], seed: str | None, bypass: bool
     if bypass:
         return names
     coin = random.Random(seed).random() if seed is not None else random.random()
-    lists = {f.name: f for f in ready_matcher(service).lists}
-    return [name for name in names if lists[name].policy.enabled_ratio >= coin]
+    ratios = {f.name: f.policy.enabled_ratio for f in ready_matcher(service).lists}
+    return [name for name in names if ratios.get(name, 0.0) >= coin]
 
 
 @router.get("/m/lookup")
@@ -304,8 +304,8 @@ async def compare(request: Request, key: Matcher) -> dict[str, Any]:
     """Compare pairs: ``{"pdq": [h1, h2]}`` gives ``{"pdq": [matched, {"distance": d}]}``."""
     try:
         body = await request.json()
-    except ValueError:
-        raise ApiError(400, "the body is not JSON") from None
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the body is not JSON (or nested too deeply)") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the body must be a JSON object of signal type -> [hash, hash]")
     answer: dict[str, Any] = {}
@@ -335,6 +335,7 @@ async def index_status(
     request: Request, key: Matcher, signal_type: str | None = None
 ) -> dict[str, Any]:
     """Entries held per signal type and when the index last caught up."""
+    unscoped(key, "read the size of every list's index")
     service = service_of(request)
     matcher = ready_matcher(service)
     sizes = matcher.sizes()
@@ -535,7 +536,7 @@ async def get_content(
     request: Request,
     key: Reader,
     name: str,
-    content_id: int,
+    content_id: Annotated[int, Path(ge=0, le=MAX_ID)],
     include_signals: bool = False,
 ) -> dict[str, Any]:
     service = service_of(request)
@@ -557,7 +558,7 @@ async def get_content(
 
 @router.delete("/c/bank/{name}/content/{content_id}")
 async def delete_content(
-    request: Request, key: Curator, name: str, content_id: int
+    request: Request, key: Curator, name: str, content_id: Annotated[int, Path(ge=0, le=MAX_ID)]
 ) -> dict[str, Any]:
     """Delete one entry (a tombstone in the list's change log): ``{"deleted": 1}``, or 0 if
     there was nothing to delete."""

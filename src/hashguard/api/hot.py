@@ -40,7 +40,8 @@ class HotMatchRoute:
         length = headers.get(b"content-length", b"")
         if (
             key is None
-            or not headers.get(b"content-type", b"").startswith(b"application/json")
+            or headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+            != b"application/json"
             or not length.isdigit()
             or int(length) > self.service.settings.max_json_bytes
         ):
@@ -101,7 +102,7 @@ def _batch(body: bytes) -> tuple[list[tuple[str, str, str]], list[str] | None] |
     wrong)."""
     try:
         document: Any = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     if not isinstance(document, dict):
         return None
@@ -123,7 +124,20 @@ def _batch(body: bytes) -> tuple[list[tuple[str, str, str]], list[str] | None] |
             or len(value) > 128
             or not isinstance(ref, str)
             or len(ref) > 500
+            or not _text(value)
+            or not _text(ref)
         ):
             return None
         queries.append((signal, value, ref))
+    if lists is not None and not all(_text(name) for name in lists):
+        return None
     return queries, lists
+
+
+def _text(value: str) -> bool:
+    """Whether ``value`` is text the database can store (JSON allows lone surrogates)."""
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        return False
+    return True

@@ -9,8 +9,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard import audit
-from hashguard.api.auth import allow
-from hashguard.api.errors import ApiError
+from hashguard.api.auth import allow, unscoped
+from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
 
@@ -36,6 +36,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
 @router.get("/keys")
 async def list_keys(request: Request, key: Admin) -> dict[str, Any]:
     """Every key (never a secret)."""
+    unscoped(key, "manage keys")
     keys = await run_in_threadpool(service_of(request).keys.all)
     return {"keys": [key_json(k) for k in keys]}
 
@@ -43,6 +44,7 @@ async def list_keys(request: Request, key: Admin) -> dict[str, Any]:
 @router.post("/keys", status_code=201)
 async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, Any]:
     """A new key; its token is in this answer only (stored hashed). Audited."""
+    unscoped(key, "manage keys")
     store = service_of(request).keys
     actor = f"key:{key.id}"
     try:
@@ -57,6 +59,7 @@ async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, An
 @router.delete("/keys/{ident}")
 async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]:
     """Revoke a key; it stops working at once. Audited."""
+    unscoped(key, "manage keys")
     service = service_of(request)
     try:
         revoked = await run_in_threadpool(service.keys.revoke, ident, f"key:{key.id}")
@@ -70,11 +73,14 @@ async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]
 async def audit_events(
     request: Request,
     key: Auditor,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
-    """Audit events numbered above ``after``, oldest first."""
-    found = await run_in_threadpool(audit.events, service_of(request).engine, after, limit)
+    """Audit events numbered above ``after``, oldest first (for a key limited to lists, the
+    events of those lists only)."""
+    subjects = key.lists or None
+    engine = service_of(request).engine
+    found = await run_in_threadpool(audit.events, engine, after, limit, subjects)
     return {"events": [
         {"seq": e.seq, "at": e.at, "actor": e.actor, "action": e.action, "subject": e.subject,
          "details": e.details, "prev_hash": e.prev_hash, "hash": e.hash} for e in found
@@ -85,6 +91,7 @@ async def audit_events(
 async def verify_audit(request: Request, key: Auditor) -> dict[str, Any]:
     """Recompute the audit chain: ``ok`` with the event count and head, or the first event
     that was edited, removed or reordered."""
+    unscoped(key, "verify the whole audit log")
     engine = service_of(request).engine
     try:
         count = await run_in_threadpool(audit.verify, engine)
@@ -98,7 +105,7 @@ async def verify_audit(request: Request, key: Auditor) -> dict[str, Any]:
 async def match_log(
     request: Request,
     key: Watcher,
-    after: Annotated[int, Query(ge=0)] = 0,
+    after: Annotated[int, Query(ge=0, le=MAX_ID)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> dict[str, Any]:
     """Stored matches numbered above ``after``, oldest first (only the key's lists)."""
@@ -114,5 +121,6 @@ async def match_log(
 @metrics_router.get("/metrics", response_class=Response)
 async def metrics(request: Request, key: Auditor) -> Response:
     """Prometheus metrics (scrape with this key as a bearer token)."""
+    unscoped(key, "read the metrics of every list")
     body = generate_latest(request.app.state.metrics.registry)
     return Response(body, media_type=CONTENT_TYPE_LATEST)

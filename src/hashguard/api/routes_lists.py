@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow, check_lists, visible
-from hashguard.api.errors import ApiError
+from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
@@ -223,7 +223,7 @@ async def changes_since(
     request: Request,
     key: Reader,
     name: str,
-    since: Annotated[int, Query(ge=0, description="Changes after this version.")] = 0,
+    since: Annotated[int, Query(ge=0, le=MAX_ID, description="Changes after this version.")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
     """The change log after version ``since``, oldest first: a subscriber asks again with

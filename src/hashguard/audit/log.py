@@ -13,7 +13,7 @@ record, so a change and its event are committed together or not at all.
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -107,10 +107,15 @@ def last_details(engine: Engine, action: str) -> Any:
     return None if text is None else json.loads(text)
 
 
-def events(engine: Engine, after: int = 0, limit: int = 100) -> list[AuditEvent]:
-    """Events numbered above ``after``, oldest first, at most ``limit``."""
+def events(
+    engine: Engine, after: int = 0, limit: int = 100, subjects: Sequence[str] | None = None
+) -> list[AuditEvent]:
+    """Events numbered above ``after``, oldest first, at most ``limit``; only those about
+    ``subjects`` when given."""
     table = AuditEventRow.__table__
     query = select(table).where(table.c.seq > after).order_by(table.c.seq).limit(limit)
+    if subjects is not None:
+        query = query.where(table.c.subject.in_(list(subjects)))
     with engine.connect() as connection:
         return [AuditEvent(*row) for row in connection.execute(query)]
 
