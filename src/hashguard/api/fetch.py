@@ -36,11 +36,21 @@ class Fetched:
     content_type: str  # as the server declared it, lower case, without parameters
 
 
+# IPv6 prefixes that carry an IPv4 address a gateway may reach: NAT64 (RFC 6052, 8215), 6to4,
+# Teredo, and the deprecated IPv4-compatible form. Refused unless the operator names them.
+_EMBEDDING: Final = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32",
+                                      "::/96")
+)  # fmt: skip
+
+
 def _resolve(host: str, port: int) -> list[str]:
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-    except OSError as error:
-        raise FetchRefused(f"cannot resolve {host}: {error.strerror or error}") from None
+    except (OSError, UnicodeError) as error:
+        raise FetchRefused(
+            f"cannot resolve {host}: {getattr(error, 'strerror', None) or error}"
+        ) from None
     return list(dict.fromkeys(str(info[4][0]) for info in found))
 
 
@@ -128,7 +138,10 @@ class UrlFetcher:
                 address = address.ipv4_mapped
             if any(address in network for network in self.networks):
                 continue
-            if not address.is_global or address.is_multicast:
+            embeds = isinstance(address, ipaddress.IPv6Address) and any(
+                address in prefix for prefix in _EMBEDDING
+            )
+            if embeds or not address.is_global or address.is_multicast:
                 raise FetchRefused(
                     f"{host} resolves to {address}, a private, loopback, link-local or reserved "
                     "address: not fetched"
@@ -154,9 +167,7 @@ class UrlFetcher:
                 declared = response.getheader("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
                     raise FetchRefused(f"{host}: the media is larger than {self.max_bytes} bytes")
-                body = response.read(self.max_bytes + 1)
-                if len(body) > self.max_bytes:
-                    raise FetchRefused(f"{host}: the media is larger than {self.max_bytes} bytes")
+                body = self._body(response, host, deadline)
                 content_type = (response.getheader("Content-Type") or "").split(";")[0]
                 location = response.getheader("Location") or ""
                 return response.status, location, content_type.strip().lower(), body
@@ -164,5 +175,19 @@ class UrlFetcher:
                 connection.close()
         except FetchRefused:
             raise
-        except (OSError, http.client.HTTPException) as error:
+        except (OSError, http.client.HTTPException, UnicodeError) as error:
             raise FetchRefused(f"{host}: {error}") from None
+
+    def _body(self, response: http.client.HTTPResponse, host: str, deadline: float) -> bytes:
+        """The body, within the size limit and the deadline (a slow server is cut off, not
+        waited for chunk by chunk)."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := response.read1(65536):
+            size += len(chunk)
+            if size > self.max_bytes:
+                raise FetchRefused(f"{host}: the media is larger than {self.max_bytes} bytes")
+            if time.monotonic() > deadline:
+                raise FetchRefused(f"{host}: timed out")
+            chunks.append(chunk)
+        return b"".join(chunks)
