@@ -82,18 +82,18 @@ def test_only_allowed_hosts_and_web_schemes(media_server: int) -> None:
     assert fetched.body == IMAGE and fetched.content_type == "image/jpeg"
 
 
-@pytest.mark.parametrize(
-    "address",
-    ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "0.0.0.0", "::1",
-     "fe80::1", "fc00::1", "::ffff:127.0.0.1", "100.64.0.1", "224.0.0.1",
-     "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"],
-)  # fmt: skip
 def test_a_name_no_resolver_takes_is_refused() -> None:
     fetcher = UrlFetcher(["*.cdn.example.org"])  # the system resolver, which refuses it itself
     with pytest.raises(FetchRefused, match="cannot resolve"):
         fetcher.fetch(f"http://{'a' * 64}.cdn.example.org/a.jpg")
 
 
+@pytest.mark.parametrize(
+    "address",
+    ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "0.0.0.0", "::1",
+     "fe80::1", "fc00::1", "::ffff:127.0.0.1", "100.64.0.1", "224.0.0.1",
+     "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"],
+)  # fmt: skip
 def test_private_loopback_and_link_local_addresses_are_refused(address: str) -> None:
     fetcher = UrlFetcher(["media.example.org"], resolve=_resolving(address))
     with pytest.raises(FetchRefused, match="private, loopback, link-local or reserved"):
