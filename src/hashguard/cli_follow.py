@@ -51,7 +51,10 @@ class Feed:
             except (ValueError, KeyError, TypeError):
                 message = answer.text[:200]
             raise FeedError(f"{self.client.base_url}{path}: {answer.status_code} {message}")
-        return answer.json()
+        try:
+            return answer.json()
+        except ValueError:
+            raise FeedError(f"{self.client.base_url}{path}: the answer is not JSON") from None
 
     def about(self) -> dict[str, Any]:
         document: dict[str, Any] = self._get(f"/v1/lists/{self.name}")
@@ -136,10 +139,17 @@ def follow(
         if name not in {h.name for h in store.lists()}:
             _create_like(store, name, feed, origin)
         while True:
-            applied, version = catch_up(store, name, feed)
-            typer.echo(f"{name}: {applied} change(s) applied, version {version}")
-            if every is None:
-                return
+            try:
+                applied, version = catch_up(store, name, feed)
+            except FeedError as error:
+                if every is None:
+                    raise
+                # Following: an origin that restarts or a network that drops is tried again.
+                sys.stderr.write(f"hashguard: {error}; trying again in {every:g} s\n")
+            else:
+                typer.echo(f"{name}: {applied} change(s) applied, version {version}")
+                if every is None:
+                    return
             time.sleep(every)
     except (FeedError, ListError) as error:
         _fail(str(error))

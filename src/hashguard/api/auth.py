@@ -32,7 +32,7 @@ def allow(*roles: Role) -> Any:
     ) -> ApiKey:
         if credentials is None:
             raise ApiError(401, "an API key is required: send 'Authorization: Bearer <key>'")
-        key: ApiKey | None = request.app.state.service.authenticate(credentials.credentials)
+        key: ApiKey | None = await request.app.state.service.authenticate(credentials.credentials)
         if key is None:
             raise ApiError(401, "the API key is not valid (unknown, malformed or revoked)")
         if key.role not in allowed:

@@ -348,9 +348,10 @@ async def index_status(
         size = sizes.get(SIGNALS[name], 0)
         answer[name] = {"present": size > 0, "built_to": built if size else -1, "size": size}
     if signal_type is not None:
-        if signal_type not in answer:
+        held = "video_md5" if signal_type == "md5" else signal_type
+        if held not in answer:
             raise ApiError(400, f"No such signal type '{signal_type}'")
-        return {signal_type: answer[signal_type]}
+        return {signal_type: answer[held]}
     return answer
 
 
@@ -433,7 +434,10 @@ async def update_bank(
     """Switch a bank on or off, or set its enabled_ratio. Renaming is refused: a list's name is
     part of its signed releases."""
     service = service_of(request)
-    current = await run_in_threadpool(_bank, service, key, name)
+    try:
+        current = await run_in_threadpool(_bank, service, key, name)
+    except ApiError as error:
+        raise ApiError(404, "Bank not found") if error.status == 404 else error from None
     if body.name is not None and body.name != name:
         raise ApiError(400, "hashguard does not rename lists (the name is part of every signed "
                             "release); create a new bank instead")  # fmt: skip

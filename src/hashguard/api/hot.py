@@ -36,7 +36,7 @@ class HotMatchRoute:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        key = self._caller(headers.get(b"authorization", b""))
+        key = await self._caller(headers.get(b"authorization", b""))
         length = headers.get(b"content-length", b"")
         if (
             key is None
@@ -66,11 +66,11 @@ class HotMatchRoute:
         await send({"type": "http.response.start", "status": 200, "headers": [_JSON, length]})
         await send({"type": "http.response.body", "body": payload})
 
-    def _caller(self, header: bytes) -> ApiKey | None:
+    async def _caller(self, header: bytes) -> ApiKey | None:
         scheme, _, token = header.decode("latin-1").partition(" ")
         if scheme.lower() != "bearer" or not token:
             return None
-        key = self.service.authenticate(token.strip())
+        key = await self.service.authenticate(token.strip())
         return key if key is not None and key.role in _ROLES else None
 
 

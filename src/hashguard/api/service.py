@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from sqlalchemy import Engine
+from starlette.concurrency import run_in_threadpool
 
 from hashguard import audit
 from hashguard.api.batching import MatchBatcher, MatchRecorder
@@ -160,13 +161,14 @@ class Service:
 
     # --- keys -------------------------------------------------------------------------------
 
-    def authenticate(self, token: str) -> ApiKey | None:
-        """The live key of ``token``, looked up at most every ``key_cache_seconds``."""
+    async def authenticate(self, token: str) -> ApiKey | None:
+        """The live key of ``token``, looked up (off the event loop) at most every
+        ``key_cache_seconds``."""
         now = time.monotonic()
         cached = self._key_cache.get(token)
         if cached is not None and cached[1] > now:
             return cached[0]
-        key = self.keys.authenticate(token)
+        key = await run_in_threadpool(self.keys.authenticate, token)
         if key is None:
             self._key_cache.pop(token, None)
             return None
