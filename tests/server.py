@@ -29,8 +29,15 @@ class Server:
         self.url = url
         self.database_url = database_url
         self.log: list[str] = []
+        self.logged = threading.Condition()  # notified at each line the server prints
         self.tokens: dict[str, str] = {}  # role -> token
         self.client = httpx.Client(base_url=url, timeout=60)
+
+    def wait_for_log(self, text: str, timeout: float = 30) -> bool:
+        """Whether the server prints a line holding ``text`` (within ``timeout`` seconds):
+        its output is read by another thread, a little after each request."""
+        with self.logged:
+            return self.logged.wait_for(lambda: any(text in line for line in self.log), timeout)
 
     def headers(self, role: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.tokens[role]}"} if role else {}
@@ -80,7 +87,9 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
     def drain() -> None:
         assert process.stdout is not None
         for line in process.stdout:
-            server.log.append(line)
+            with server.logged:
+                server.log.append(line)
+                server.logged.notify_all()
             if "Uvicorn running on" in line:
                 ready.set()
         ready.set()  # the process ended: let the waiter see it
@@ -104,17 +113,9 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
 
 
 def wait_until_ready(server: Server) -> None:
-    """Block until /status/ready says ready (the lists are loaded): the server logs it."""
-    event = threading.Event()
-    deadline = threading.Timer(STARTUP_SECONDS, event.set)
-    deadline.start()
-    try:
-        while not event.is_set():
-            if any("lists loaded" in line for line in server.log):
-                answer = server.get("/status/ready")
-                if answer.status_code == 200:
-                    return
-            event.wait(0.05)  # the load runs in the server; poll its log
-        raise RuntimeError("the server never became ready:\n" + "".join(server.log))
-    finally:
-        deadline.cancel()
+    """Block until the server logs that its lists are loaded and /status/ready agrees."""
+    if not server.wait_for_log("lists loaded", STARTUP_SECONDS):
+        raise RuntimeError("the server never loaded its lists:\n" + "".join(server.log))
+    answer = server.get("/status/ready")
+    if answer.status_code != 200:
+        raise RuntimeError(f"loaded but not ready: {answer.text}")

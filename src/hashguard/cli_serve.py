@@ -91,8 +91,8 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     app = create_app(engine, settings)
     try:
-        uvicorn.run(
-            app, host=host, port=port, access_log=access_log, log_level="info", server_header=False
-        )
+        # No proxy-header rewriting: the service never uses client addresses.
+        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info",
+                    server_header=False, proxy_headers=False)  # fmt: skip
     finally:
         engine.dispose()

@@ -5,11 +5,15 @@ into the next one. Nothing waits for a batch to fill: a lone request is served a
   second core while the event loop goes on with requests; and one ``match_all`` over many
   queries costs far less per query than one call per request (the index is batch-first).
 - ``MatchRecorder``: the matches of concurrent requests are stored in one transaction, and each
-  request is answered once its matches are committed. (Measured: a thread-pool call per request
-  made every matching request wait tens of milliseconds for the interpreter lock.)
+  request is answered once its matches are committed. While the service runs a bulk job on
+  SQLite (one writer: an import holds it for seconds), an answer waits at most ``RECORD_WAIT``
+  and its matches are committed when the job ends; PostgreSQL never makes them wait.
+  (Measured: a thread-pool call per request made every matching request wait tens of
+  milliseconds for the interpreter lock.)
 """
 
 import asyncio
+import logging
 import queue
 import threading
 from collections.abc import Collection, Mapping, Sequence
@@ -20,6 +24,9 @@ from hashguard.matching import Match, Matcher
 from hashguard.store.match_log import LoggedMatch, MatchLog
 
 _MAX_ITEMS: Final = 4096  # per batch: a huge request does not hold up the others for long
+RECORD_WAIT: Final = 0.02  # seconds an answer waits for its matches' commit
+
+log = logging.getLogger("hashguard.api")
 
 Work = TypeVar("Work")
 Result = TypeVar("Result")
@@ -120,13 +127,21 @@ class MatchRecorder(_BatchThread[Sequence[LoggedMatch], None]):
         super().__init__("hashguard-match-log")
         self.log = log
 
-    async def record(self, matches: Sequence[LoggedMatch]) -> None:
-        """Store ``matches``; returns once they are committed."""
-        await self._submit(matches, len(matches))
+    async def record(self, matches: Sequence[LoggedMatch], busy: bool = False) -> None:
+        """Store ``matches``; returns once they are committed, or, when the database is
+        ``busy`` with a bulk write, after ``RECORD_WAIT`` with the commit still to come."""
+        pending = asyncio.ensure_future(self._submit(matches, len(matches)))
+        pending.add_done_callback(_report)
+        await asyncio.wait({pending}, timeout=RECORD_WAIT if busy else None)
 
     def _process(self, works: list[Sequence[LoggedMatch]]) -> list[None]:
         self.log.record([match for matches in works for match in matches])
         return [None] * len(works)
+
+
+def _report(done: "asyncio.Future[None]") -> None:
+    if not done.cancelled() and done.exception() is not None:
+        log.error("matches could not be stored in the match log: %s", done.exception())
 
 
 def _resolve(future: "asyncio.Future[Result]", result: Result) -> None:

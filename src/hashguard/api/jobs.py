@@ -36,6 +36,10 @@ class BulkJobs:
     def __init__(self) -> None:
         self._one = asyncio.Lock()
 
+    @property
+    def running(self) -> bool:
+        return self._one.locked()
+
     async def run(self, job: "ImportJob | ReleaseJob") -> dict[str, Any] | str:
         """The job's outcome: its result, or the message of the error that stopped it."""
         request = json.dumps({"kind": type(job).__name__, "job": asdict(job)}).encode()

@@ -141,7 +141,7 @@ async def run_matches(
         for m in matches
     ]
     if logged:
-        await service.recorder.record(logged)
+        await service.recorder.record(logged, busy=service.writer_busy())
         for m in logged:
             metrics.matches.labels(m.list, m.signal).inc()
     return found

@@ -128,7 +128,7 @@ class Service:
 
     def sync_lists(self) -> None:
         """Bring the Matcher's set of lists in line with the store: load new lists, drop
-        removed ones, reload those whose policy changed."""
+        removed ones (and made anew), update those whose policy changed."""
         matcher = self.matcher
         if matcher is None:
             return
@@ -141,10 +141,18 @@ class Service:
                     matcher.drop_list(name)
                 elif _described(now) != _described(hash_list):
                     matcher.update_list(now)  # the list keeps matching meanwhile
-            for name in stored:
+            followed = matcher.versions()  # after the drops above
+            new = [name for name in stored if name not in followed]
+            for name in new:
                 matcher.add_list(name)
+            if new:
+                gc.freeze()  # as after the first load
 
     # --- state ------------------------------------------------------------------------------
+
+    def writer_busy(self) -> bool:
+        """Whether a bulk job of this service holds SQLite's one write lock."""
+        return self.jobs.running and self.engine.dialect.name == "sqlite"
 
     def readiness(self) -> Readiness:
         if self._error is not None:
