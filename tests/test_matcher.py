@@ -209,3 +209,30 @@ def test_a_list_removed_and_made_anew_is_never_mistaken_for_the_old(store: ListS
     assert [m.entry for m in matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)})] != []
     assert matcher.match({"pdq": flipped(BASE, 0)}) == []
     assert matcher.lists[0].id == new.id
+
+
+def test_a_refresh_cut_short_leaves_the_index_in_step(store: ListStore) -> None:
+    class Flaky:
+        """The store, but the change feed breaks after one change, once."""
+
+        broken = True
+
+        def entries(self, *args: object, **options: object) -> object:
+            return store.entries(*args, **options)  # type: ignore[arg-type]
+
+        def changes_since(self, name: str, version: int, limit: int | None = None) -> object:
+            for number, change in enumerate(store.changes_since(name, version, limit)):
+                if self.broken and number == 1:
+                    self.broken = False
+                    raise OSError("the database went away")
+                yield change
+
+    matcher = Matcher(Flaky(), ["known"])  # type: ignore[arg-type]
+    third = flipped(OTHER, 100)
+    store.apply("known", [Submission("pdq", OTHER), Submission("pdq", third.hex)])
+    with pytest.raises(OSError):
+        matcher.refresh()
+    assert len(matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)})) == 1  # applied
+    assert matcher.versions()["known"] == 2
+    matcher.refresh()
+    assert len(matcher.match({"pdq": third})) == 1

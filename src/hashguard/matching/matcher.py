@@ -101,16 +101,20 @@ class Matcher:
             for followed in self._lists.values():
                 policy = followed.hash_list.policy
                 before: dict[int, bool] = {}  # whether each changed entry could match before
-                for change in self.source.changes_since(followed.hash_list.name, followed.version):
-                    if change.list_id != followed.hash_list.id:
-                        break  # removed, and a new list took its name: drop_list, add_list
-                    entry = self._entries.get(change.entry_id)
-                    if change.entry_id not in before:
-                        before[change.entry_id] = entry is not None and entry.matchable(policy)
-                    self._entries[change.entry_id] = apply(entry, change)
-                    followed.version = change.version
-                    applied += 1
-                self._reindex(policy, before)
+                try:
+                    for change in self.source.changes_since(
+                        followed.hash_list.name, followed.version
+                    ):
+                        if change.list_id != followed.hash_list.id:
+                            break  # removed, and a new list took its name: drop_list, add_list
+                        entry = self._entries.get(change.entry_id)
+                        if change.entry_id not in before:
+                            before[change.entry_id] = entry is not None and entry.matchable(policy)
+                        self._entries[change.entry_id] = apply(entry, change)
+                        followed.version = change.version
+                        applied += 1
+                finally:  # a read that fails halfway: the index still takes what was applied
+                    self._reindex(policy, before)
         return applied
 
     def follow(self, interval: float = 0.2) -> None:
