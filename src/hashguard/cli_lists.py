@@ -17,16 +17,14 @@ import typer
 
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
-from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, stopncii
+from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, reader, stopncii
 from hashguard.lists.model import (
     Category,
     ChangeKind,
     EntryStatus,
     ListPolicy,
-    Provenance,
-    Source,
 )
-from hashguard.lists.records import LIST_SIGNALS, InvalidRecord, Record, Submission
+from hashguard.lists.records import LIST_SIGNALS, InvalidRecord
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.lists import ListError, ListStore
@@ -145,20 +143,10 @@ def import_(
     database_url: DatabaseOption = None,
 ) -> None:
     """Import a file in one transaction: any malformed record means nothing is applied."""
-    records: Iterator[Record]
     skipped: Counter[str] = Counter()
-    if format is ImportFormat.text:
-        if signal is None or signal.lower() not in LIST_SIGNALS:
-            raise typer.BadParameter(f"text lists need --signal, one of {', '.join(LIST_SIGNALS)}")
-        records = _with_source(plain.read(file, signal.lower()), source, jurisdiction)
-    elif format is ImportFormat.pytx:
-        records = pytx.read(file, skipped)
-    elif format is ImportFormat.stopncii:
-        records = stopncii.read(file, skipped)
-    elif format is ImportFormat.ncmec:
-        records = ncmec.read(file, skipped)
-    else:
-        records = labelled_csv.read(file)
+    if format is ImportFormat.text and (signal is None or signal.lower() not in LIST_SIGNALS):
+        raise typer.BadParameter(f"text lists need --signal, one of {', '.join(LIST_SIGNALS)}")
+    records = reader.read(file, format.value, signal, source, jurisdiction, skipped)
     with _store(database_url) as store:
         summary = store.apply(name, records, actor)
     typer.echo(
@@ -169,18 +157,6 @@ def import_(
         typer.echo(f"{summary.unknown_tombstones} removal(s) of values {name} never held: ignored")
     for reason, count in sorted(skipped.items()):
         typer.echo(f"not imported: {count} {reason}")
-
-
-def _with_source(
-    records: Iterator[Submission], organisation: str | None, jurisdiction: str
-) -> Iterator[Record]:
-    if not organisation:
-        yield from records
-        return
-    # Plain lists carry no provenance of their own: the file's source is all there is.
-    provenance = Provenance(organisation, "", (Source(organisation, jurisdiction.strip().upper()),))
-    for record in records:
-        yield Submission(record.signal, record.value, record.labels, provenance)
 
 
 @lists_app.command()

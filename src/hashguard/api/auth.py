@@ -52,6 +52,11 @@ def check_lists(key: ApiKey, names: Iterable[str]) -> None:
                             f"(it is limited to {', '.join(key.lists)})")  # fmt: skip
 
 
+def actor(key: ApiKey) -> str:
+    """Who a change made with ``key`` is by, as the audit and change logs record it."""
+    return f"key:{key.id}" + (f" ({key.name})" if key.name else "")
+
+
 def unscoped(key: ApiKey, what: str) -> None:
     """Raise 403 for a key limited to lists: ``what`` spans every list."""
     if key.lists:

@@ -17,7 +17,7 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import allow, check_lists, unscoped, visible
+from hashguard.api.auth import actor, allow, check_lists, unscoped, visible
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.fetch import FetchRefused
 from hashguard.api.matching import (
@@ -40,6 +40,7 @@ from hashguard.lists.model import (
 from hashguard.lists.records import Submission
 from hashguard.matching import Match
 from hashguard.media.formats import MediaKind
+from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY, PdqHash
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.lists import ListError
@@ -318,16 +319,10 @@ async def compare(request: Request, key: Matcher) -> dict[str, Any]:
         ):
             raise ApiError(400, f"{name}: expected a list of exactly two hashes")
         a, b = (_hma_hash(signal, text) for text in pair)
-        distance = _distance(signal, a, b)
+        distance = int(registry.get(signal).distance(a, b))
         threshold = 31 if signal == "pdq" else 0
         answer[name] = [distance <= threshold, {"distance": distance}]
     return answer
-
-
-def _distance(signal: str, a: Any, b: Any) -> int:
-    if signal == "pdq":
-        return int(sum(bin(x ^ y).count("1") for x, y in zip(a.bits, b.bits, strict=True)))
-    return 0 if a == b else 1
 
 
 @router.get("/m/index/status")
@@ -406,11 +401,11 @@ async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str
     service = service_of(request)
     ratio = _ratio(body.enabled_ratio, body.enabled)
     policy = ListPolicy(enabled_ratio=1.0 if ratio is None else ratio)
-    owner = key.name or f"key:{key.id}"
+    owner = key.name or f"key:{key.id}"  # the organisation, as far as the key says
 
     def create() -> HashList:
         return service.lists.create(body.name, owner, body.category, policy=policy,
-                                    actor=f"key:{key.id}")  # fmt: skip
+                                    actor=actor(key))  # fmt: skip
 
     try:
         created = await run_in_threadpool(create)
@@ -447,7 +442,7 @@ async def update_bank(
     policy = ListPolicy(current.policy.thresholds, current.policy.negative,
                         current.policy.two_sources, ratio)  # fmt: skip
     updated = await run_in_threadpool(
-        lambda: service.lists.update(name, policy=policy, actor=f"key:{key.id}")
+        lambda: service.lists.update(name, policy=policy, actor=actor(key))
     )
     await run_in_threadpool(service.sync_lists)
     return _bank_json(updated)
@@ -460,7 +455,7 @@ async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]
     service = service_of(request)
     check_lists(key, [name])
     with contextlib.suppress(ListError):
-        await run_in_threadpool(service.lists.remove, name, f"key:{key.id}")
+        await run_in_threadpool(service.lists.remove, name, actor(key))
     await run_in_threadpool(service.sync_lists)
     return {"message": "Done"}
 
@@ -485,13 +480,13 @@ async def _add(
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
         shown = parsed.hex if isinstance(parsed, PdqHash) else parsed.hex()
         signals[hma_name if kind is None else _hma_name(signal, kind)] = shown
-    actor = f"key:{key.id}"
-    provenance = Provenance(submitted_by=key.name or actor)
+    by = actor(key)
+    provenance = Provenance(submitted_by=key.name or by)
     records = [Submission(SIGNALS[n], v, provenance=provenance)
                for n, v in signals.items()]  # fmt: skip
 
     def run() -> int:
-        service.lists.apply(name, records, actor)
+        service.lists.apply(name, records, by)
         service.refresh()
         first = records[0]
         return service.lists.entry(name, first.signal, first.value).id
@@ -573,7 +568,7 @@ async def delete_content(
         try:
             entry = service.lists.entry_by_id(name, content_id)
             service.lists.change(name, ChangeKind.DELETE, entry.signal, entry.value,
-                                 "deleted through the HMA API", f"key:{key.id}")  # fmt: skip
+                                 "deleted through the HMA API", actor(key))  # fmt: skip
         except ListError:
             return 0
         service.refresh()

@@ -15,16 +15,15 @@ import asyncio
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from hashguard.lists import keys as list_keys
 from hashguard.lists import release as releases
-from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, stopncii
-from hashguard.lists.model import EntryStatus, Source
-from hashguard.lists.records import InvalidRecord, Record, Submission
+from hashguard.lists.formats import reader
+from hashguard.lists.model import EntryStatus
+from hashguard.lists.records import InvalidRecord
 from hashguard.lists.transparency import LogError, TransparencyLog
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListError, ListStore
@@ -74,33 +73,14 @@ def run_import(job: ImportJob) -> dict[str, Any] | str:
     engine = open_engine(job.database_url, migrate=False)
     skipped: Counter[str] = Counter()
     try:
-        records = _records(Path(job.path), job, skipped)
+        records = reader.read(Path(job.path), job.format, job.signal, job.source,
+                              job.jurisdiction, skipped)  # fmt: skip
         summary = ListStore(engine).apply(job.name, records, job.actor)
     except (InvalidRecord, ListError) as error:
         return str(error)
     finally:
         engine.dispose()
     return {**summary.counts(), "skipped": dict(skipped)}
-
-
-def _records(path: Path, job: ImportJob, skipped: Counter[str]) -> Iterator[Record]:
-    if job.format == "text":
-        assert job.signal is not None
-        for submission in plain.read(path, job.signal.lower()):
-            if job.source:
-                source = Source(job.source, job.jurisdiction)
-                provenance = submission.provenance.with_sources([source])
-                submission = Submission(submission.signal, submission.value,
-                                        submission.labels, provenance)  # fmt: skip
-            yield submission
-    elif job.format == "csv":
-        yield from labelled_csv.read(path)
-    elif job.format == "pytx":
-        yield from pytx.read(path, skipped)
-    elif job.format == "ncmec":
-        yield from ncmec.read(path, skipped)
-    else:
-        yield from stopncii.read(path, skipped)
 
 
 @dataclass(frozen=True)

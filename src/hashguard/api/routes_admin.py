@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard import audit
-from hashguard.api.auth import allow, unscoped
+from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
@@ -46,10 +46,9 @@ async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, An
     """A new key; its token is in this answer only (stored hashed). Audited."""
     unscoped(key, "manage keys")
     store = service_of(request).keys
-    actor = f"key:{key.id}"
     try:
         created, token = await run_in_threadpool(
-            store.create, body.role, body.lists, body.name, actor
+            store.create, body.role, body.lists, body.name, actor(key)
         )
     except ApiKeyError as error:
         raise ApiError(400, str(error)) from None
@@ -62,7 +61,7 @@ async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]
     unscoped(key, "manage keys")
     service = service_of(request)
     try:
-        revoked = await run_in_threadpool(service.keys.revoke, ident, f"key:{key.id}")
+        revoked = await run_in_threadpool(service.keys.revoke, ident, actor(key))
     except ApiKeyError as error:
         raise ApiError(404, str(error)) from None
     service.forget_key(ident)

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import allow, check_lists, visible
+from hashguard.api.auth import actor, allow, check_lists, visible
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
 from hashguard.api.matching import service_of
@@ -88,10 +88,6 @@ def _listed(service: Service, key: ApiKey, name: str) -> HashList:
         raise ApiError(404, str(error)) from None
 
 
-def _actor(key: ApiKey) -> str:
-    return f"key:{key.id}" + (f" ({key.name})" if key.name else "")
-
-
 @router.get("")
 async def all_lists(request: Request, key: Reader) -> dict[str, Any]:
     """The lists this key may see."""
@@ -110,7 +106,7 @@ async def create_list(request: Request, key: Curator, body: NewList) -> dict[str
     def create() -> HashList:
         return service.lists.create(
             body.name, body.owner, body.category, body.jurisdictions, body.legal_basis,
-            body.policy.policy(), _actor(key),
+            body.policy.policy(), actor(key),
         )  # fmt: skip
 
     try:
@@ -136,7 +132,7 @@ async def update_list(
 
     def update() -> HashList:
         policy = body.policy.policy() if body.policy is not None else None
-        return service.lists.update(name, policy, body.legal_basis, body.jurisdictions, _actor(key))
+        return service.lists.update(name, policy, body.legal_basis, body.jurisdictions, actor(key))
 
     try:
         updated = await run_in_threadpool(update)
@@ -152,7 +148,7 @@ async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]
     service = service_of(request)
     await run_in_threadpool(_listed, service, key, name)
     try:
-        removed = await run_in_threadpool(service.lists.remove, name, _actor(key))
+        removed = await run_in_threadpool(service.lists.remove, name, actor(key))
     except ListError as error:
         raise ApiError(404, str(error)) from None
     await run_in_threadpool(service.sync_lists)
@@ -186,7 +182,7 @@ async def import_list(
             async for chunk in request.stream():
                 spool.write(chunk)
         job = ImportJob(service.url, name, str(path), format, signal, source, jurisdiction,
-                        _actor(key))  # fmt: skip
+                        actor(key))  # fmt: skip
         outcome = await service.jobs.run(job)
     if isinstance(outcome, str):
         raise ApiError(400, outcome.replace(str(path), "the request body"))
@@ -206,7 +202,7 @@ async def change_entry(
 
     def run() -> Change:
         change = service.lists.change(name, ChangeKind(body.kind), body.signal, body.value,
-                                      body.reason, _actor(key), body.labels)  # fmt: skip
+                                      body.reason, actor(key), body.labels)  # fmt: skip
         service.refresh()
         return change
 
