@@ -4,13 +4,17 @@
 
 For each size, a SQLite database holds one list of that many PDQ hashes from
 ``hashsets.generate`` (realistic clustered spectra; bench/matching.py measures the index alone).
-``hashguard serve`` runs as its own process, and wrk (Debian's HTTP load generator; one thread,
-16 connections) sends, on the same 2 cores:
+``hashguard serve`` runs as its own process, and the load comes from the same 2 cores:
 
   (a) ``POST /v1/match/hashes`` with one PDQ hash per request; 1 % of the queries are edits of
-      a listed hash (they match and are stored in the match log), 99 % are new images;
+      a listed hash (they match and are stored in the match log), 99 % are new images.
+      Twice: as fast as the server answers (wrk, Debian's HTTP load generator: one thread, 16
+      connections, each sending its next request when the last is answered), and at fixed
+      rates (``loadgen.py``: requests sent on a schedule whatever the server does, latency
+      counted from when each was due, so a queue in the server shows in the percentiles);
   (b) ``POST /v1/match/media`` with 512 px benign JPEGs (hashed with PDQ, MD5... and matched);
-  (c) (a) again while a curator imports 100,000 new hashes through ``POST .../import``.
+  (c) (a) at a fixed rate while a curator imports 100,000 new hashes through
+      ``POST .../import``.
 
 In the same run, the references: the same queries through the Matcher in-process, one call
 per query (what the service adds is HTTP, auth, JSON and the match log), and faiss
@@ -19,11 +23,12 @@ cannot be run here (it is not on PyPI; its Docker image needs the network), so i
 are quoted: a goal of 1,000 requests/s across several instances, and an adopter's 450-500/s on 10
 pods.
 
-Targets (issue 5): (a) >= 2,000 requests/s with p99 <= 20 ms at 10M hashes; (c) no error and
-p99 <= 50 ms.
+Targets (issue 5): (a) >= 2,000 requests/s with p99 <= 20 ms at 10M hashes (the fixed-rate run
+at 2,000/s is the test of it); (c) no error and p99 <= 50 ms.
 """
 
 import argparse
+import json
 import os
 import re
 import shutil
@@ -54,6 +59,9 @@ CONNECTIONS = 16
 SECONDS = 20
 QUERIES = 20_000
 NEAR_SHARE = 0.01
+RATES = (1000, 1500, 2000)  # requests/s of the fixed-rate runs
+IMPORT_RATE = 1000
+LOADGEN = Path(__file__).resolve().with_name("loadgen.py")
 
 _HASH_SCRIPT = """
 local hashes = {}
@@ -106,6 +114,18 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
     if sockets:
         result["errors"] += sum(float(n) for n in sockets.groups())
     return result
+
+
+def at_rate(url: str, bodies: Path, token: str, rate: int, seconds: int) -> dict[str, float]:
+    """``loadgen.py`` at ``rate`` requests/s: the rate answered, p50 and p99 in ms, errors."""
+    out = subprocess.run(
+        [sys.executable, str(LOADGEN), url, "/v1/match/hashes", str(bodies), "--token", token,
+         "--rate", str(rate), "--seconds", str(seconds)],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    figures: dict[str, float] = json.loads(out)
+    figures["rps"] = figures["rate"]
+    return figures
 
 
 def build(
@@ -192,15 +212,16 @@ def faiss_mih(entries: np.ndarray, queries: np.ndarray) -> float:
 
 
 def import_while_matching(
-    server: Server, token: str, script: Path
+    server: Server, tokens: dict[str, str], bodies: Path
 ) -> tuple[dict[str, float], float, int]:
-    """(a) during a 100k import by a curator: wrk's figures, the import's seconds and status."""
+    """(a) at IMPORT_RATE during a 100k import by a curator: the load's figures, the import's
+    seconds and status."""
     values = np.random.default_rng(7).integers(0, 256, (100_000, 32), dtype=np.uint8)
     body = ("\n".join(row.tobytes().hex() for row in values) + "\n").encode()
     outcome: dict[str, float] = {}
 
     def load() -> None:
-        outcome.update(wrk(server.base, script, 15))
+        outcome.update(at_rate(server.base, bodies, tokens["matcher"], IMPORT_RATE, 15))
 
     loader = threading.Thread(target=load)
     loader.start()
@@ -209,7 +230,7 @@ def import_while_matching(
     answer = httpx.post(
         f"{server.base}/v1/lists/incoming/import",
         params={"format": "text", "signal": "pdq"}, content=body,
-        headers={"Authorization": f"Bearer {token}"}, timeout=300,
+        headers={"Authorization": f"Bearer {tokens['curator']}"}, timeout=300,
     )  # fmt: skip
     seconds = time.perf_counter() - started
     loader.join()
@@ -223,6 +244,12 @@ def bench(size: int, scratch: Path, port: int, base: np.ndarray) -> list[list[st
     url, tokens, queries, entries = build(directory, size, base)
     query_file = directory / "queries.txt"
     query_file.write_text("\n".join(row.tobytes().hex() for row in queries) + "\n")
+    bodies = directory / "bodies.jsonl"
+    bodies.write_text("".join(
+        json.dumps({"hashes": [{"signal": "pdq", "value": row.tobytes().hex(),
+                                "content_ref": f"bench-{i}"}]}) + "\n"
+        for i, row in enumerate(queries)
+    ))  # fmt: skip
     hash_script = directory / "hashes.lua"
     hash_script.write_text(_HASH_SCRIPT % {"queries": query_file, "token": tokens["matcher"]})
     images = directory / "images"
@@ -243,10 +270,9 @@ def bench(size: int, scratch: Path, port: int, base: np.ndarray) -> list[list[st
     try:
         wrk(server.base, hash_script, 5)  # warm up
         hashes = wrk(server.base, hash_script, SECONDS)
+        rated = [at_rate(server.base, bodies, tokens["matcher"], r, 15) for r in RATES]
         media = wrk(server.base, media_script, SECONDS)
-        during, import_seconds, status = import_while_matching(
-            server, tokens["curator"], hash_script
-        )
+        during, import_seconds, status = import_while_matching(server, tokens, bodies)
         rss = server.rss_mb()
     finally:
         server.stop()
@@ -258,8 +284,12 @@ def bench(size: int, scratch: Path, port: int, base: np.ndarray) -> list[list[st
         return [shown, load, f"{figures['rps']:,.0f}", f"{figures['p50']:.1f}",
                 f"{figures['p99']:.1f}", f"{figures['errors']:.0f}", target]  # fmt: skip
 
-    imported = f"match by hash while 100k are imported ({import_seconds:.1f} s, HTTP {status})"
-    rows.append(row("match by hash (1 PDQ per request)", hashes, ">= 2,000/s, p99 <= 20 ms"))
+    imported = (f"match by hash, {IMPORT_RATE:,}/s offered, while 100k are imported "
+                f"({import_seconds:.1f} s, HTTP {status})")  # fmt: skip
+    rows.append(row("match by hash (1 PDQ per request), as fast as answered (wrk)", hashes, ""))
+    for rate, figures in zip(RATES, rated, strict=True):
+        target = ">= 2,000/s, p99 <= 20 ms" if rate == 2000 else ""
+        rows.append(row(f"match by hash, {rate:,}/s offered", figures, target))
     rows.append(row("hash + match a 512 px JPEG upload", media, ""))
     rows.append(row(imported, during, "no error, p99 <= 50 ms"))
     ratio = hashes["rps"] / reference
@@ -285,7 +315,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as directory:
         for size in (int(s) for s in options.sizes.split(",")):
             rows += bench(size, Path(directory), options.port, base)
-    print(f"\nwrk: 1 thread, {CONNECTIONS} connections, {SECONDS} s per run; "
+    print(f"\nwrk: 1 thread, {CONNECTIONS} connections, {SECONDS} s per run; fixed rates: "
+          f"loadgen.py, 64 connections, 15 s after 2 s of warm-up; "
           f"{NEAR_SHARE:.0%} of hash queries match")  # fmt: skip
     print("| hashes | load | requests/s | p50 ms | p99 ms | errors | target / ratio |")
     print("|---|---|---|---|---|---|---|")

@@ -70,9 +70,7 @@ def strategy(kind: str) -> Iterator[None]:
             patch.setattr(
                 hamming,
                 "_tables_pay",
-                lambda layout, segment, subradii: (
-                    segment.entries is not None and int(subradii.max()) <= 4
-                ),
+                lambda layout, rows, high_bits, radius: int(layout.subradii(radius).max()) <= 4,
             )
         else:
             patch.setattr(hamming, "_tables_pay", lambda *args: False)

@@ -81,7 +81,7 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     """Serve until interrupted; exit status 2 if the database cannot be opened."""
     import uvicorn
 
-    from hashguard.api import create_app
+    from hashguard.api import create_app, served
 
     try:
         engine = open_engine(settings.database_url)
@@ -92,7 +92,7 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     app = create_app(engine, settings)
     try:
         # No proxy-header rewriting: the service never uses client addresses.
-        uvicorn.run(app, host=host, port=port, access_log=access_log, log_level="info",
+        uvicorn.run(served(app), host=host, port=port, access_log=access_log, log_level="info",
                     server_header=False, proxy_headers=False)  # fmt: skip
     finally:
         engine.dispose()

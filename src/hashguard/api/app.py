@@ -6,6 +6,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
+from starlette.types import ASGIApp
 
 from hashguard import __version__
 from hashguard.api import errors, hma, routes_admin, routes_lists, routes_media, routes_status
@@ -62,6 +63,11 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         return settings.max_json_bytes
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
-    app.add_middleware(HotMatchRoute, service=service, metrics=app.state.metrics)
-    app.add_middleware(MetricsMiddleware, metrics=app.state.metrics)
     return app
+
+
+def served(app: FastAPI) -> ASGIApp:
+    """What the server runs: ``app`` behind the metrics on every request and the lean path of
+    ``POST /v1/match/hashes`` (which passes everything else on to ``app``)."""
+    metrics = app.state.metrics
+    return MetricsMiddleware(HotMatchRoute(app, app.state.service, metrics), metrics)

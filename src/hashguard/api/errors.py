@@ -71,11 +71,14 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
-        # A bug, not bad input: logged with an id the caller can quote, never sent as a trace.
-        incident = uuid.uuid4().hex[:12]
-        log.error("internal error %s: %s", incident, type(error).__name__, exc_info=error)
-        message = f"internal error (incident {incident})"
-        return error_response(500, message, "internal", request.url.path)
+        return internal_error(error, request.url.path)
+
+
+def internal_error(error: Exception, path: str) -> JSONResponse:
+    """A bug, not bad input: logged with an id the caller can quote, never sent as a trace."""
+    incident = uuid.uuid4().hex[:12]
+    log.error("internal error %s: %s", incident, type(error).__name__, exc_info=error)
+    return error_response(500, f"internal error (incident {incident})", "internal", path)
 
 
 def validation_message(errors: Any) -> str:

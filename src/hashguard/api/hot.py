@@ -6,6 +6,8 @@ live matcher (or admin) key is answered here by the same code the FastAPI route 
 (``matching.answer_hash_queries``); anything else (no key, another role, a body that is not a
 well-formed batch, a size over the limit) passes on to FastAPI unchanged, body included, which
 refuses it with its usual error. The answers are the same either way; the tests check both.
+It sits in front of the FastAPI app, not inside its middleware stack (``app.served``): the
+framework's own layers cost a tenth of the interpreter's time at 1,000 requests/s.
 """
 
 import json
@@ -13,7 +15,7 @@ from typing import Any, Final
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hashguard.api.errors import ApiError, error_response
+from hashguard.api.errors import ApiError, error_response, internal_error
 from hashguard.api.matching import answer_hash_queries
 from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
@@ -60,6 +62,9 @@ class HotMatchRoute:
             await error_response(error.status, error.message, error.code, PATH)(
                 scope, receive, send
             )
+            return
+        except Exception as error:  # outside FastAPI: its last-resort handler is not above us
+            await internal_error(error, PATH)(scope, receive, send)
             return
         payload = json.dumps(answer, separators=(",", ":")).encode()
         length = (b"content-length", str(len(payload)).encode())

@@ -277,7 +277,9 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         segment = part.segment
         subradii = self.layout.subradii(radius)
-        if _tables_pay(self.layout, segment, subradii):
+        if segment.entries is not None and _tables_pay(
+            self.layout, len(segment.ids), segment.high_bits, radius
+        ):
             assert segment.entries is not None and segment.dirs is not None
             patterns, weights, ends = _patterns(segment.high_bits, int(subradii.max()))
             low_bits = self.layout.widths - segment.high_bits
@@ -300,13 +302,15 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
         return query_rows, segment.ids[rows], distances
 
 
-def _tables_pay(layout: Layout, segment: HammingSegment, subradii: np.ndarray) -> bool:
-    """Whether probing the tables is expected to cost less than scanning every row."""
-    if segment.entries is None or int(subradii.max()) > _WEIGHT_LIMIT:
+@lru_cache(maxsize=1024)  # asked per query call and segment: a single query costs ~0.3 ms
+def _tables_pay(layout: Layout, rows: int, high_bits: int, radius: int) -> bool:
+    """Whether probing the tables of a segment of ``rows`` is expected to cost less than
+    scanning every row."""
+    subradii = layout.subradii(radius)
+    if int(subradii.max()) > _WEIGHT_LIMIT:
         return False
-    rows = len(segment.ids)
-    per_bucket = _COST_BUCKET + _COST_ENTRY * rows / (1 << segment.high_bits)
-    buckets = sum(_ball(segment.high_bits, int(s)) for s in subradii if s >= 0)
+    per_bucket = _COST_BUCKET + _COST_ENTRY * rows / (1 << high_bits)
+    buckets = sum(_ball(high_bits, int(s)) for s in subradii if s >= 0)
     return buckets * per_bucket < rows * _COST_ROW
 
 
