@@ -106,6 +106,10 @@ def create(
             "--two-sources", help="Match an entry only once two jurisdictions submitted it."
         ),
     ] = False,
+    four_eyes: Annotated[
+        bool,
+        typer.Option("--four-eyes", help="Detections on it need two reviewers who agree."),
+    ] = False,
     jurisdiction: Annotated[
         list[str] | None, typer.Option("--jurisdiction", help="Where it applies (repeat).")
     ] = None,
@@ -118,7 +122,7 @@ def create(
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an empty list."""
-    policy = ListPolicy(_thresholds(threshold or []), negative, two_sources)
+    policy = ListPolicy(_thresholds(threshold or []), negative, two_sources, four_eyes=four_eyes)
     with _store(database_url) as store:
         created = store.create(
             name, owner, category, jurisdiction or [], legal_basis, policy, actor

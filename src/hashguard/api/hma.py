@@ -7,6 +7,7 @@ Errors on these routes are HMA's ``{"message": ...}`` (see ``errors.install``).
 """
 
 import contextlib
+import dataclasses
 import random
 import re
 import time
@@ -439,8 +440,7 @@ async def update_bank(
     ratio = _ratio(body.enabled_ratio, body.enabled)
     if ratio is None:
         return _bank_json(current)
-    policy = ListPolicy(current.policy.thresholds, current.policy.negative,
-                        current.policy.two_sources, ratio)  # fmt: skip
+    policy = dataclasses.replace(current.policy, enabled_ratio=ratio)
     updated = await run_in_threadpool(
         lambda: service.lists.update(name, policy=policy, actor=actor(key))
     )

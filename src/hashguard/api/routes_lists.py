@@ -39,10 +39,11 @@ class Policy(BaseModel):
     negative: bool = False
     two_sources: bool = False
     enabled_ratio: float = Field(1.0, ge=0, le=1)
+    four_eyes: bool = Field(False, description="Detections need two reviewers who agree.")
 
     def policy(self) -> ListPolicy:
         return ListPolicy(dict(self.thresholds), self.negative, self.two_sources,
-                          self.enabled_ratio)  # fmt: skip
+                          self.enabled_ratio, self.four_eyes)  # fmt: skip
 
 
 class NewList(BaseModel):
@@ -51,7 +52,7 @@ class NewList(BaseModel):
     category: Category
     jurisdictions: list[str] = Field(default_factory=list)
     legal_basis: str = ""
-    policy: Policy = Field(default_factory=lambda: Policy(enabled_ratio=1.0))
+    policy: Policy = Field(default_factory=lambda: Policy(enabled_ratio=1.0, four_eyes=False))
 
 
 class ListUpdate(BaseModel):

@@ -73,13 +73,15 @@ class Source:
 @dataclass(frozen=True, slots=True)
 class ListPolicy:
     """How a list matches: per-signal thresholds (the signal's default when absent), whether
-    it is a negative list, whether entries need two sources in different jurisdictions, and
-    the share of requests it is matched for (1: all, 0: off; HMA's ``enabled_ratio``)."""
+    it is a negative list, whether entries need two sources in different jurisdictions, the
+    share of requests it is matched for (1: all, 0: off; HMA's ``enabled_ratio``), and whether
+    a detection on it needs two reviewers who agree (four eyes)."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
     negative: bool = False
     two_sources: bool = False
     enabled_ratio: float = 1.0
+    four_eyes: bool = False
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class ListPolicy:
             "negative": self.negative,
             "two_sources": self.two_sources,
             "enabled_ratio": self.enabled_ratio,
+            "four_eyes": self.four_eyes,
         }
 
     @staticmethod
@@ -96,6 +99,7 @@ class ListPolicy:
             bool(data.get("negative", False)),
             bool(data.get("two_sources", False)),
             float(data.get("enabled_ratio", 1.0)),
+            bool(data.get("four_eyes", False)),
         )
 
 

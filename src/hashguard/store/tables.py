@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     DateTime,
     Float,
     ForeignKey,
@@ -144,6 +145,7 @@ class ApiKeyRow(Base):
     name: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    service: Mapped[str | None] = mapped_column(String(100), nullable=True)  # whose uploads
 
 
 class MatchRow(Base):
@@ -162,6 +164,7 @@ class MatchRow(Base):
     signal: Mapped[str] = mapped_column(String(32))
     distance: Mapped[float] = mapped_column(Float)
     content_ref: Mapped[str] = mapped_column(Text)
+    retain_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
 
 
 class IdCounterRow(Base):
@@ -172,3 +175,149 @@ class IdCounterRow(Base):
 
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     value: Mapped[int] = mapped_column(BigInteger)
+
+
+# --- safeguards (issue 6): who is checked, what was detected, what people decided -------------
+# Every row that concerns a person carries its purpose and when it must be gone (retain_until);
+# the purge job deletes what is due and records what it purged in the audit log.
+
+
+class ServiceRow(Base):
+    """An online service whose uploads are checked: its legal profile, whether it is
+    end-to-end encrypted, where actions are sent (webhook) and where reviewers' content comes
+    from (``content_url`` with ``{ref}``). Its webhook secret is derived, never stored."""
+
+    __tablename__ = "services"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    legal_profile: Mapped[str] = mapped_column(String(64))
+    e2ee: Mapped[bool] = mapped_column(Boolean)
+    webhook_url: Mapped[str] = mapped_column(Text)
+    content_url: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class DetectionRow(Base):
+    """A match (or a user's flag, or a classifier's) on one item of a service, awaiting or
+    after human review. ``evidence`` holds every match; ``subject`` what the service said
+    about the uploader (account, IP and time), kept for reports and notices only."""
+
+    __tablename__ = "detections"
+    __table_args__ = (UniqueConstraint("service_id", "content_ref", name="uq_detection_content"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
+    content_ref: Mapped[str] = mapped_column(Text)
+    account_ref: Mapped[str] = mapped_column(Text)
+    source: Mapped[str] = mapped_column(String(16))  # match, flag, classifier
+    technology: Mapped[str] = mapped_column(String(64))  # pdq, md5, ..., classifier:NAME, flag
+    list_name: Mapped[str] = mapped_column("list", String(100))
+    entry_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    distance: Mapped[float | None] = mapped_column(Float, nullable=True)
+    exact: Mapped[bool] = mapped_column(Boolean)
+    evidence: Mapped[list[Any]] = mapped_column(JSON)
+    subject: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    detected_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    decision_reason: Mapped[str] = mapped_column(Text)
+    quarantined: Mapped[bool] = mapped_column(Boolean)
+    purpose: Mapped[str] = mapped_column(String(32))
+    retain_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    held_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    hold_reason: Mapped[str] = mapped_column(Text)
+
+
+class ReviewVoteRow(Base):
+    """One reviewer's decision on a detection (four eyes: two that agree decide it)."""
+
+    __tablename__ = "review_votes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
+    reviewer: Mapped[str] = mapped_column(String(200))
+    decision: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ActionRow(Base):
+    """What the service was asked to do about a detection (quarantine, remove, disable,
+    suspend), and when it was undone."""
+
+    __tablename__ = "actions"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    actor: Mapped[str] = mapped_column(String(200))
+    taken_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reversed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    reversal_reason: Mapped[str] = mapped_column(Text)
+
+
+class WebhookRow(Base):
+    """An outbox of webhook calls to services: written in the transaction of the change it
+    announces, sent (and retried with backoff) by a worker, each with a fixed idempotency key."""
+
+    __tablename__ = "webhook_outbox"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    detection_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    event: Mapped[str] = mapped_column(String(32))
+    payload: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
+    retain_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class NoticeRow(Base):
+    """A statement of reasons to the user of a service, with the redress routes, and the hash
+    of the token that lets them complain until ``complaint_until``."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
+    language: Mapped[str] = mapped_column(String(8))
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    complaint_until: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ComplaintRow(Base):
+    """A user's complaint against a decision: decided by a reviewer other than those who
+    decided the detection; upheld reverses the actions."""
+
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), unique=True)
+    detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
+    statement: Mapped[str] = mapped_column(Text)
+    state: Mapped[str] = mapped_column(String(16))
+    lodged_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    reviewer: Mapped[str] = mapped_column(String(200))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome_reason: Mapped[str] = mapped_column(Text)
+
+
+class CountRow(Base):
+    """Yearly counts for transparency reports (no personal data: kept after the detections
+    they count are purged): ``metric`` by ``key`` (a technology, an outcome...)."""
+
+    __tablename__ = "safeguard_counts"
+    __table_args__ = (PrimaryKeyConstraint("year", "metric", "key", name="pk_safeguard_counts"),)
+
+    year: Mapped[int] = mapped_column(Integer)
+    metric: Mapped[str] = mapped_column(String(64))
+    key: Mapped[str] = mapped_column(String(100))
+    value: Mapped[float] = mapped_column(Float)

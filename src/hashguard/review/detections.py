@@ -1,0 +1,371 @@
+"""Detections: a match (or a flag) on one item of a service, through human review.
+
+Nothing permanent happens here before a reviewer confirms: opening a detection may at most
+quarantine the item (reversibly, where the legal profile allows), and only a profile that lets
+exact matches on a vetted list skip review (off by default) confirms without a person. On a list
+with four eyes, two different reviewers must agree. A false positive undoes everything at once:
+actions reversed, the list entry contested (negative feedback to its owner), the error counted
+for its technology, and the detection's data deleted.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hashguard import audit
+from hashguard.lists.model import Category, ChangeKind, EntryStatus
+from hashguard.matching import Match
+from hashguard.review import actions
+from hashguard.review.model import (
+    EXACT_SIGNALS,
+    OPEN,
+    ActionKind,
+    Decision,
+    Detection,
+    ReviewError,
+    Source,
+    State,
+    Vote,
+)
+from hashguard.review.services import Service, ServiceStore
+from hashguard.stats.counts import bump
+from hashguard.store.lists import ListError, ListStore
+from hashguard.store.tables import (
+    ActionRow,
+    ComplaintRow,
+    DetectionRow,
+    NoticeRow,
+    ReviewVoteRow,
+    utc,
+)
+
+PURPOSE = "review"  # what a detection is kept for: review, then action, reports and redress
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """One match as a detection keeps it."""
+
+    list: str
+    entry: int
+    signal: str
+    distance: float
+    labels: tuple[str, ...] = ()
+
+    @staticmethod
+    def of(match: Match) -> "Evidence":
+        return Evidence(match.list, match.entry, match.signal, float(match.distance),
+                        tuple(sorted(match.labels)))  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        return {"list": self.list, "entry": self.entry, "signal": self.signal,
+                "distance": self.distance, "labels": list(self.labels)}  # fmt: skip
+
+
+class Review:
+    """Detections of the services in one database."""
+
+    def __init__(self, engine: Engine, lists: ListStore | None = None) -> None:
+        self.engine = engine
+        self.lists = lists or ListStore(engine)
+        self.services = ServiceStore(engine)
+
+    # --- opening ---------------------------------------------------------------------------
+
+    def open(
+        self,
+        service: Service,
+        content_ref: str,
+        evidence: Sequence[Evidence],
+        account_ref: str = "",
+        subject: Mapping[str, Any] | None = None,
+        source: Source = Source.MATCH,
+        technology: str | None = None,
+        actor: str = "",
+    ) -> Detection:
+        """The detection of ``content_ref`` on ``service`` (the one open already, if any).
+        Raises ReviewError for an end-to-end-encrypted service its profile may not scan, a
+        classifier flag under a known-only profile, or a match without evidence."""
+        profile = service.profile
+        if service.e2ee and not profile.scan_e2ee:
+            raise ReviewError(
+                f"service {service.name} is end-to-end encrypted: the legal profile "
+                f"{profile.name} forbids scanning it"
+            )
+        if source is Source.CLASSIFIER and profile.known_only:
+            raise ReviewError(
+                f"the legal profile {profile.name} allows known material only: classifier "
+                "flags are not accepted"
+            )
+        if source is Source.MATCH and not evidence:
+            raise ReviewError("a match detection needs at least one match")
+        if not content_ref or len(content_ref) > 500:
+            raise ReviewError("content_ref: expected 1-500 characters")
+        best = min(evidence, key=lambda e: (e.distance, e.list, e.entry)) if evidence else None
+        technology = technology or (best.signal if best else source.value)
+        exact = best is not None and best.signal in EXACT_SIGNALS and best.distance == 0
+        confirmed = exact and profile.exact_skips_review and self._vetted(best)
+        now = datetime.now(UTC)
+        values = {
+            "service_id": service.id, "content_ref": content_ref, "account_ref": account_ref,
+            "source": source.value, "technology": technology,
+            "list_name": best.list if best else "", "entry_id": best.entry if best else None,
+            "distance": best.distance if best else None, "exact": exact,
+            "evidence": [e.as_json() for e in evidence], "subject": dict(subject or {}),
+            "state": (State.CONFIRMED if confirmed else State.PENDING).value,
+            "detected_at": now, "decided_at": now if confirmed else None,
+            "decision_reason": "exact match on a vetted list (legal profile)" if confirmed else "",
+            "quarantined": False, "purpose": PURPOSE,
+            "retain_until": now + timedelta(days=profile.retention_days),
+            "held_until": None, "hold_reason": "",
+        }  # fmt: skip
+        try:
+            with self.engine.begin() as connection:
+                key = connection.execute(insert(DetectionRow).values(**values))
+                ident = int(key.inserted_primary_key[0])  # type: ignore[index]
+                row = actions.locked(connection, ident)
+                if profile.quarantine:
+                    actions.record(connection, row, ActionKind.QUARANTINE, "hashguard",
+                                   "held until a reviewer decides")  # fmt: skip
+                bump(connection, now, "detections", technology)
+                bump(connection, now, "detections_by_source", source.value)
+                if confirmed:
+                    bump(connection, now, "confirmed", technology)
+                audit.append(connection, actor or "hashguard", "detection.open",
+                             f"detection:{ident}",
+                             {"service": service.name, "technology": technology,
+                              "source": source.value, "state": values["state"]})  # fmt: skip
+        except IntegrityError:
+            return self._by_content(service, content_ref)
+        return self.get(ident)
+
+    def _vetted(self, evidence: Evidence | None) -> bool:
+        """Whether the list is vetted known material (not a test or victim list)."""
+        if evidence is None:
+            return False
+        try:
+            return self.lists.get(evidence.list).category is Category.KNOWN_CSAM
+        except ListError:
+            return False
+
+    # --- reading ---------------------------------------------------------------------------
+
+    def get(self, ident: int) -> Detection:
+        """Raises NotFound (also for a purged detection)."""
+        with self.engine.connect() as connection:
+            return self._detection(actions.locked(connection, ident))
+
+    def queue(self, lists: Sequence[str] | None = None, limit: int = 50) -> list[Detection]:
+        """Open detections, oldest first; only those on ``lists`` when given (flags and
+        classifier detections, which have no list, only when ``lists`` is None)."""
+        table = DetectionRow.__table__
+        query = (
+            select(table)
+            .where(table.c.state.in_([s.value for s in OPEN]))
+            .order_by(table.c.detected_at, table.c.id)
+            .limit(limit)
+        )
+        if lists is not None:
+            query = query.where(table.c.list.in_(list(lists)))
+        with self.engine.connect() as connection:
+            return [self._detection(row._mapping) for row in connection.execute(query)]
+
+    def votes(self, ident: int) -> list[Vote]:
+        with self.engine.connect() as connection:
+            return _votes(connection, ident)
+
+    def four_eyes(self, detection: Detection) -> bool:
+        """Whether two reviewers must agree: the list's policy says so."""
+        if not detection.list_name:
+            return False
+        try:
+            return self.lists.get(detection.list_name).policy.four_eyes
+        except ListError:
+            return False
+
+    # --- deciding --------------------------------------------------------------------------
+
+    def claim(self, ident: int, reviewer: str) -> Detection:
+        """A reviewer opens the detection: pending -> in review (no effect otherwise)."""
+        with self.engine.begin() as connection:
+            row = actions.locked(connection, ident)
+            if row["state"] == State.PENDING.value:
+                connection.execute(
+                    update(DetectionRow)
+                    .where(DetectionRow.__table__.c.id == ident)
+                    .values(state=State.IN_REVIEW.value)
+                )
+                audit.append(connection, reviewer, "detection.claim", f"detection:{ident}")
+        return self.get(ident)
+
+    def decide(
+        self, ident: int, reviewer: str, decision: Decision, reason: str
+    ) -> Detection | None:
+        """Record ``reviewer``'s decision. Returns the detection, or None when a false positive
+        was decided (its data is deleted). With four eyes, the decision takes effect once a
+        second reviewer agrees. Raises ReviewError for a decided detection, a missing reason,
+        or a reviewer voting twice."""
+        if not reason.strip():
+            raise ReviewError("a decision needs a reason")
+        detection = self.get(ident)
+        four_eyes = self.four_eyes(detection)
+        with self.engine.begin() as connection:
+            row = actions.locked(connection, ident)
+            if State(row["state"]) not in OPEN:
+                raise ReviewError(f"detection {ident} is {row['state']}: decided already")
+            earlier = _votes(connection, ident)
+            if four_eyes and any(v.reviewer == reviewer for v in earlier):
+                raise ReviewError(
+                    f"detection {ident}: {reviewer} has decided already; four eyes need "
+                    "another reviewer"
+                )
+            now = datetime.now(UTC)
+            connection.execute(
+                insert(ReviewVoteRow).values(detection_id=ident, reviewer=reviewer,
+                                             decision=decision.value, reason=reason, at=now)
+            )  # fmt: skip
+            audit.append(connection, reviewer, "detection.vote", f"detection:{ident}",
+                         {"decision": decision.value, "reason": reason})  # fmt: skip
+            agreeing = {v.reviewer for v in earlier if v.decision is decision} | {reviewer}
+            if four_eyes and len(agreeing) < 2:
+                connection.execute(
+                    update(DetectionRow)
+                    .where(DetectionRow.__table__.c.id == ident)
+                    .values(state=State.IN_REVIEW.value)
+                )
+                return self._detection(actions.locked(connection, ident))
+            if decision is Decision.FALSE_POSITIVE:
+                undone = _undo(connection, row, reviewer, reason, now)
+            else:
+                connection.execute(
+                    update(DetectionRow)
+                    .where(DetectionRow.__table__.c.id == ident)
+                    .values(state=State.CONFIRMED.value, decided_at=now, decision_reason=reason)
+                )
+                bump(connection, now, "confirmed", row["technology"])
+                audit.append(connection, reviewer, "detection.confirm", f"detection:{ident}",
+                             {"reviewers": sorted(agreeing)})  # fmt: skip
+                undone = None
+        if undone is not None:
+            self._contest_all(undone, ident, reason)
+            return None
+        return self.get(ident)
+
+    def overturn(self, ident: int, actor: str, reason: str) -> None:
+        """A confirmed detection found wrong after all (a complaint upheld): undone like any
+        false positive. Raises NotFound."""
+        with self.engine.begin() as connection:
+            row = actions.locked(connection, ident)
+            undone = _undo(connection, row, actor, reason, datetime.now(UTC))
+        self._contest_all(undone, ident, reason)
+
+    def mark(self, ident: int, state: State, actor: str) -> Detection:
+        """confirmed -> reported (a provider report was made) or -> closed."""
+        allowed = {State.REPORTED: {State.CONFIRMED}, State.CLOSED: {State.CONFIRMED,
+                                                                       State.REPORTED}}  # fmt: skip
+        with self.engine.begin() as connection:
+            row = actions.locked(connection, ident)
+            if State(row["state"]) not in allowed.get(state, set()):
+                raise ReviewError(f"detection {ident} is {row['state']}: cannot become {state}")
+            connection.execute(
+                update(DetectionRow)
+                .where(DetectionRow.__table__.c.id == ident)
+                .values(state=state.value)
+            )
+            audit.append(connection, actor, f"detection.{state.value}", f"detection:{ident}")
+        return self.get(ident)
+
+    def hold(self, ident: int, until: datetime, reason: str, actor: str) -> Detection:
+        """A legal hold: the detection is kept until ``until`` even past its retention."""
+        if not reason.strip():
+            raise ReviewError("a legal hold needs a reason (an authority's request, a case)")
+        with self.engine.begin() as connection:
+            actions.locked(connection, ident)
+            connection.execute(
+                update(DetectionRow)
+                .where(DetectionRow.__table__.c.id == ident)
+                .values(held_until=until, hold_reason=reason)
+            )
+            audit.append(connection, actor, "detection.hold", f"detection:{ident}",
+                         {"until": until.isoformat(), "reason": reason})  # fmt: skip
+        return self.get(ident)
+
+    # --- undoing ---------------------------------------------------------------------------
+
+    def _contest_all(self, evidence: Sequence[Mapping[str, Any]], ident: int, reason: str) -> None:
+        for match in evidence:
+            self._contest(match, ident, reason)
+
+    def _contest(self, match: Mapping[str, Any], ident: int, reason: str) -> bool:
+        """Negative feedback to the list's owner: the entry becomes contested (not matched
+        until its owner resolves it). False if it is gone or contested already."""
+        try:
+            entry = self.lists.entry_by_id(match["list"], int(match["entry"]))
+            if entry.status is not EntryStatus.ACTIVE:
+                return False
+            self.lists.change(match["list"], ChangeKind.CONTEST, entry.signal, entry.value,
+                              reason=f"false positive (detection {ident}): {reason}",
+                              actor="hashguard review")  # fmt: skip
+        except ListError:
+            return False
+        return True
+
+    # --- rows ------------------------------------------------------------------------------
+
+    def _by_content(self, service: Service, content_ref: str) -> Detection:
+        table = DetectionRow.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(table).where(table.c.service_id == service.id,
+                                    table.c.content_ref == content_ref)
+            ).one()  # fmt: skip
+        return self._detection(row._mapping)
+
+    def _detection(self, r: Any) -> Detection:
+        service = self.services.by_id(r["service_id"])
+        return Detection(
+            r["id"], service.name, r["content_ref"], r["account_ref"], Source(r["source"]),
+            r["technology"], r["list"], r["entry_id"], r["distance"], bool(r["exact"]),
+            list(r["evidence"]), dict(r["subject"]), State(r["state"]), utc(r["detected_at"]),
+            utc(r["decided_at"]) if r["decided_at"] else None, r["decision_reason"],
+            bool(r["quarantined"]), r["purpose"], utc(r["retain_until"]),
+            utc(r["held_until"]) if r["held_until"] else None, r["hold_reason"],
+        )  # fmt: skip
+
+
+def _undo(
+    connection: Connection, row: Mapping[str, Any], actor: str, reason: str, now: datetime
+) -> list[Mapping[str, Any]]:
+    """Reverse every action, count the error, delete the data; the matches whose entries are
+    to be contested (once this transaction commits: the list store writes on its own)."""
+    ident = row["id"]
+    evidence = list(row["evidence"])
+    actions.reverse_all(connection, row, actor, f"false positive: {reason}")
+    bump(connection, now, "false_positives", row["technology"])
+    audit.append(connection, actor, "detection.false_positive", f"detection:{ident}",
+                 {"technology": row["technology"], "reason": reason,
+                  "contest": [f"{m['list']}:{m['entry']}" for m in evidence]})  # fmt: skip
+    delete_detection(connection, ident)
+    return evidence
+
+
+def delete_detection(connection: Connection, ident: int) -> None:
+    """Delete a detection and everything kept with it (votes, actions, notices, complaints).
+    Webhook calls stay until delivered and kept for their receipt: they tell the service to
+    restore what was acted on."""
+    for table, column in ((ComplaintRow, "detection_id"), (NoticeRow, "detection_id"),
+                          (ActionRow, "detection_id"), (ReviewVoteRow, "detection_id"),
+                          (DetectionRow, "id")):  # fmt: skip
+        connection.execute(delete(table).where(getattr(table, column) == ident))
+
+
+def _votes(connection: Connection, ident: int) -> list[Vote]:
+    table = ReviewVoteRow.__table__
+    rows = connection.execute(
+        select(table).where(table.c.detection_id == ident).order_by(table.c.id)
+    ).all()
+    return [Vote(r.reviewer, Decision(r.decision), r.reason, utc(r.at)) for r in rows]

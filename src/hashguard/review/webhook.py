@@ -1,0 +1,204 @@
+"""Webhook calls to a service: an outbox written with the change it announces, sent by a worker
+with retries and backoff, each call signed and carrying a fixed idempotency key.
+
+A call is ``POST webhook_url`` with a JSON body and the headers
+``Idempotency-Key`` (the same on every retry: a receiver acts once per key),
+``X-Hashguard-Event`` and ``X-Hashguard-Signature: t=UNIX,v1=HEX``, where HEX is
+HMAC-SHA256 over ``"{t}.{body}"`` with the service's secret. The secret is derived from the
+server's secret file and the service's name (``service_secret``): nothing secret is stored in
+the database, and ``hashguard services secret NAME`` shows it to the service's operator.
+"""
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, Final
+
+import httpx
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from hashguard.store.tables import ServiceRow, WebhookRow
+
+MAX_ATTEMPTS: Final = 16  # about 18 hours of retries with the backoff below
+_FIRST_RETRY: Final = 2.0  # seconds; doubled after each failure, at most an hour
+_LONGEST_RETRY: Final = 3600.0
+SIGNATURE_TOLERANCE: Final = 300  # seconds a receiver should accept a signature's time
+
+
+class SecretFileError(ValueError):
+    """The server's secret file cannot be read or made; the message names it."""
+
+
+def load_secret(path: Path) -> bytes:
+    """The server's secret (32 random bytes, hex in ``path``), made owner-only on first use."""
+    path = Path(path)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    except OSError as error:
+        raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
+    else:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+    try:
+        text = path.read_text().strip()
+        value = bytes.fromhex(text)
+    except (OSError, ValueError) as error:
+        raise SecretFileError(f"{path}: not a hashguard secret file ({error})") from None
+    if len(value) != 32:
+        raise SecretFileError(f"{path}: expected 64 hex digits, found {len(text)} characters")
+    return value
+
+
+def service_secret(server_secret: bytes, service: str) -> str:
+    """The webhook signing secret of ``service``, as hex."""
+    return hmac.new(server_secret, b"webhook:" + service.encode(), hashlib.sha256).hexdigest()
+
+
+def signature(secret: str, timestamp: int, body: bytes) -> str:
+    """The ``X-Hashguard-Signature`` header for ``body`` sent at ``timestamp``."""
+    mac = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256)
+    return f"t={timestamp},v1={mac.hexdigest()}"
+
+
+def signature_valid(secret: str, header: str, body: bytes, now: float | None = None) -> bool:
+    """Whether ``header`` signs ``body`` with ``secret`` within SIGNATURE_TOLERANCE seconds
+    (what a receiver checks)."""
+    fields = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    try:
+        timestamp = int(fields["t"])
+    except (KeyError, ValueError):
+        return False
+    moment = datetime.now(UTC).timestamp() if now is None else now
+    if abs(moment - timestamp) > SIGNATURE_TOLERANCE:
+        return False
+    expected = signature(secret, timestamp, body)
+    return hmac.compare_digest(expected, header.strip())
+
+
+def enqueue(
+    connection: Connection,
+    service_id: int,
+    event: str,
+    payload: Mapping[str, Any],
+    idempotency_key: str,
+    retain_until: datetime,
+    detection_id: int | None = None,
+) -> None:
+    """Add a call to the outbox, in the caller's transaction (sent once it commits)."""
+    now = datetime.now(UTC)
+    body = json.dumps({"event": event, **payload}, sort_keys=True, separators=(",", ":"))
+    connection.execute(
+        insert(WebhookRow).values(
+            service_id=service_id, detection_id=detection_id, event=event, payload=body,
+            idempotency_key=idempotency_key, created_at=now, attempts=0, next_attempt_at=now,
+            delivered_at=None, last_error="", retain_until=retain_until,
+        )
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Call:
+    id: int
+    service: str
+    event: str
+    payload: dict[str, Any]
+    idempotency_key: str
+    attempts: int
+    delivered_at: datetime | None
+    last_error: str
+
+
+def calls(engine: Engine, service_id: int | None = None) -> list[Call]:
+    """The outbox, oldest first (for operators and tests)."""
+    outbox, services = WebhookRow.__table__, ServiceRow.__table__
+    query = (
+        select(outbox, services.c.name)
+        .join(services, services.c.id == outbox.c.service_id)
+        .order_by(outbox.c.id)
+    )
+    if service_id is not None:
+        query = query.where(outbox.c.service_id == service_id)
+    with engine.connect() as connection:
+        rows = connection.execute(query).all()
+    return [
+        Call(
+            r.id,
+            r.name,
+            r.event,
+            json.loads(r.payload),
+            r.idempotency_key,
+            r.attempts,
+            r.delivered_at,
+            r.last_error,
+        )
+        for r in rows
+    ]
+
+
+class WebhookSender:
+    """Sends due outbox calls: one attempt each per ``send_due``; failures are retried later."""
+
+    def __init__(self, engine: Engine, server_secret: bytes, client: httpx.Client | None = None):
+        self.engine = engine
+        self.server_secret = server_secret
+        # No redirects: a webhook goes where the operator said, nowhere else.
+        self.client = client or httpx.Client(timeout=10.0, follow_redirects=False)
+
+    def send_due(self, now: datetime | None = None, limit: int = 100) -> int:
+        """Attempt every due call (at most ``limit``); the number delivered."""
+        now = now or datetime.now(UTC)
+        outbox, services = WebhookRow.__table__, ServiceRow.__table__
+        query = (
+            select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.idempotency_key,
+                   outbox.c.attempts, services.c.name, services.c.webhook_url)
+            .join(services, services.c.id == outbox.c.service_id)
+            .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now,
+                   outbox.c.attempts < MAX_ATTEMPTS, services.c.webhook_url != "")
+            .order_by(outbox.c.id)
+            .limit(limit)
+        )  # fmt: skip
+        with self.engine.connect() as connection:
+            due = connection.execute(query).all()
+        delivered = 0
+        for row in due:
+            error = self._post(row.webhook_url, row.name, row.event, row.payload,
+                               row.idempotency_key)  # fmt: skip
+            attempts = row.attempts + 1
+            if error is None:
+                values: dict[str, Any] = {"attempts": attempts, "delivered_at": datetime.now(UTC),
+                                          "last_error": ""}  # fmt: skip
+                delivered += 1
+            else:
+                wait = min(_FIRST_RETRY * 2 ** (attempts - 1), _LONGEST_RETRY)
+                values = {"attempts": attempts, "last_error": error[:500],
+                          "next_attempt_at": now + timedelta(seconds=wait)}  # fmt: skip
+            with self.engine.begin() as connection:
+                connection.execute(update(WebhookRow).where(outbox.c.id == row.id).values(values))
+        return delivered
+
+    def _post(self, url: str, service: str, event: str, body: str, key: str) -> str | None:
+        """None when the service took the call (2xx), else what went wrong."""
+        data = body.encode()
+        stamp = int(datetime.now(UTC).timestamp())
+        headers = {
+            "Content-Type": "application/json",
+            "Idempotency-Key": key,
+            "X-Hashguard-Event": event,
+            "X-Hashguard-Signature": signature(service_secret(self.server_secret, service),
+                                               stamp, data),
+        }  # fmt: skip
+        try:
+            answer = self.client.post(url, content=data, headers=headers)
+        except httpx.HTTPError as error:
+            return f"{type(error).__name__}: {error}"
+        if 200 <= answer.status_code < 300:
+            return None
+        return f"HTTP {answer.status_code}"
