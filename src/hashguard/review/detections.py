@@ -44,6 +44,7 @@ from hashguard.store.tables import (
 )
 
 PURPOSE = "review"  # what a detection is kept for: review, then action, reports and redress
+SCRUBBED_KEPT = timedelta(days=30)  # an emptied false positive, for its complainant to see
 
 
 @dataclass(frozen=True)
@@ -202,11 +203,9 @@ class Review:
                 audit.append(connection, reviewer, "detection.claim", f"detection:{ident}")
         return self.get(ident)
 
-    def decide(
-        self, ident: int, reviewer: str, decision: Decision, reason: str
-    ) -> Detection | None:
-        """Record ``reviewer``'s decision. Returns the detection, or None when a false positive
-        was decided (its data is deleted). With four eyes, the decision takes effect once a
+    def decide(self, ident: int, reviewer: str, decision: Decision, reason: str) -> Detection:
+        """Record ``reviewer``'s decision; the detection after it (a false positive comes back
+        emptied: its data is purged). With four eyes, the decision takes effect once a
         second reviewer agrees. Raises ReviewError for a decided detection, a missing reason,
         or a reviewer voting twice."""
         if not reason.strip():
@@ -252,7 +251,6 @@ class Review:
                 undone = None
         if undone is not None:
             self._contest_all(undone, ident, reason)
-            return None
         return self.get(ident)
 
     def overturn(self, ident: int, actor: str, reason: str) -> None:
@@ -260,6 +258,8 @@ class Review:
         false positive. Raises NotFound."""
         with self.engine.begin() as connection:
             row = actions.locked(connection, ident)
+            if row["state"] == State.FALSE_POSITIVE.value:
+                raise ReviewError(f"detection {ident} is a false positive already")
             undone = _undo(connection, row, actor, reason, datetime.now(UTC))
         self._contest_all(undone, ident, reason)
 
@@ -340,16 +340,26 @@ class Review:
 def _undo(
     connection: Connection, row: Mapping[str, Any], actor: str, reason: str, now: datetime
 ) -> list[Mapping[str, Any]]:
-    """Reverse every action, count the error, delete the data; the matches whose entries are
-    to be contested (once this transaction commits: the list store writes on its own)."""
+    """Reverse every action, count the error and purge the detection's data (what was matched,
+    whose it was); the matches whose entries are to be contested (once this transaction
+    commits: the list store writes on its own). The emptied detection stays as a false
+    positive for SCRUBBED_KEPT, so a complainant can see the outcome, then the purge deletes it.
+    """
     ident = row["id"]
     evidence = list(row["evidence"])
     actions.reverse_all(connection, row, actor, f"false positive: {reason}")
+    connection.execute(
+        update(DetectionRow).where(DetectionRow.__table__.c.id == ident).values(
+            state=State.FALSE_POSITIVE.value, decided_at=now, decision_reason=reason,
+            content_ref=f"purged:{ident}", account_ref="", subject={}, evidence=[],
+            entry_id=None, quarantined=False, retain_until=now + SCRUBBED_KEPT,
+            held_until=None, hold_reason="",
+        )
+    )  # fmt: skip
     bump(connection, now, "false_positives", row["technology"])
     audit.append(connection, actor, "detection.false_positive", f"detection:{ident}",
                  {"technology": row["technology"], "reason": reason,
                   "contest": [f"{m['list']}:{m['entry']}" for m in evidence]})  # fmt: skip
-    delete_detection(connection, ident)
     return evidence
 
 

@@ -4,13 +4,15 @@ not stored at all: the service keeps no trace of content that is not on a list."
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Engine, select
 
 from hashguard.store.driver import marker, stored_time
 from hashguard.store.tables import MatchRow, utc
+
+RETENTION = timedelta(days=365)  # then the purge deletes the row (retention.purge)
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,8 +28,9 @@ class LoggedMatch:
 
 
 class MatchLog:
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, retention: timedelta = RETENTION) -> None:
         self.engine = engine
+        self.retention = retention
         self._table = MatchRow.__table__
 
     def record(self, matches: Sequence[LoggedMatch]) -> None:
@@ -39,11 +42,12 @@ class MatchLog:
         # SQLAlchemy's per-statement work there costs more than the insert.
         with self.engine.begin() as connection:
             at = stored_time(connection, now)
-            rows = [(at, m.caller, m.list, m.entry, m.signal, m.distance, m.content_ref)
+            until = stored_time(connection, now + self.retention)
+            rows = [(at, m.caller, m.list, m.entry, m.signal, m.distance, m.content_ref, until)
                     for m in matches]  # fmt: skip
             sql = (
-                "INSERT INTO match_log (at, caller, list, entry_id, signal, distance, content_ref)"
-                f" VALUES ({', '.join([marker(connection)] * 7)})"
+                "INSERT INTO match_log (at, caller, list, entry_id, signal, distance, content_ref,"
+                f" retain_until) VALUES ({', '.join([marker(connection)] * 8)})"
             )
             connection.exec_driver_sql(sql, rows)
 

@@ -1,0 +1,67 @@
+"""The purge: deletes what has passed its ``retain_until`` (12 months after identification by
+default, per legal profile), unless a legal hold or an open complaint keeps it.
+
+What is kept and why (``Purposes``): detections with their votes, actions, notices and
+complaints (review, action, redress and reports), the match log (evidence of what was
+answered), webhook calls (delivery of actions and notices to the service). Counts for the
+transparency report carry no personal data and are not purged.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Final
+
+from sqlalchemy import Engine, and_, delete, exists, or_, select
+
+from hashguard import audit
+from hashguard.review.detections import delete_detection
+from hashguard.store.tables import ComplaintRow, DetectionRow, MatchRow, WebhookRow
+
+PURPOSES: Final = {
+    "detections": "human review, then the actions, reports and redress that follow from it",
+    "match_log": "evidence of each match answered, for audits and complaints",
+    "webhook_outbox": "delivering actions and notices to the service, and proof of delivery",
+}
+
+
+@dataclass(frozen=True)
+class Purged:
+    detections: list[int]
+    matches: int
+    webhook_calls: int
+    held: int  # due, but kept by a legal hold or an open complaint
+
+    @property
+    def total(self) -> int:
+        return len(self.detections) + self.matches + self.webhook_calls
+
+
+def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard purge") -> Purged:
+    """Delete everything due at ``now`` in one transaction, and record it in the audit log."""
+    now = now or datetime.now(UTC)
+    detections, complaints = DetectionRow.__table__, ComplaintRow.__table__
+    open_complaint = exists().where(
+        complaints.c.detection_id == detections.c.id, complaints.c.state == "received"
+    )
+    due = detections.c.retain_until <= now
+    kept = or_(and_(detections.c.held_until.is_not(None), detections.c.held_until > now),
+               open_complaint)  # fmt: skip
+    matches, outbox = MatchRow.__table__, WebhookRow.__table__
+    with engine.begin() as connection:
+        gone = [r.id for r in connection.execute(select(detections.c.id).where(due, ~kept))]
+        held = len(connection.execute(select(detections.c.id).where(due, kept)).all())
+        for ident in gone:
+            delete_detection(connection, ident)
+        match_count = connection.execute(
+            delete(MatchRow).where(matches.c.retain_until.is_not(None),
+                                   matches.c.retain_until <= now)
+        ).rowcount  # fmt: skip
+        calls_due = delete(WebhookRow).where(outbox.c.retain_until <= now)
+        call_count = connection.execute(calls_due).rowcount
+        purged = Purged(gone, match_count, call_count, held)
+        if purged.total or held:
+            audit.append(connection, actor, "retention.purge", "retention",
+                         {"detections": gone, "matches": match_count,
+                          "webhook_calls": call_count, "held": held,
+                          "at": now.isoformat()})  # fmt: skip
+    return purged

@@ -1,0 +1,319 @@
+"""Human review before consequences: detections, four eyes, actions, false positives, notices,
+complaints, retention, and the webhook that carries actions to the service (a real HTTP server
+on loopback). On SQLite and PostgreSQL; all lists and hashes are benign test values."""
+
+import json
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+from sqlalchemy import Engine, select, update
+
+from hashguard import audit
+from hashguard.lists.model import Category, EntryStatus, ListPolicy
+from hashguard.lists.records import Submission
+from hashguard.redress import notices
+from hashguard.redress.complaints import Complaints, Outcome
+from hashguard.retention.purge import purge
+from hashguard.review import actions, webhook
+from hashguard.review.detections import Evidence, Review
+from hashguard.review.model import ActionKind, Decision, NotFound, ReviewError, Source, State
+from hashguard.review.services import Service, ServiceError, ServiceStore
+from hashguard.stats.counts import counts
+from hashguard.store.lists import ListStore
+from hashguard.store.match_log import LoggedMatch, MatchLog
+from hashguard.store.tables import DetectionRow, MatchRow, WebhookRow
+
+PDQ_A = "f" * 32 + "0" * 32
+PDQ_B = "0f" * 32
+MD5 = "d41d8cd98f00b204e9800998ecf8427e"
+
+
+@pytest.fixture
+def world(engine: Engine) -> "World":
+    return World(engine)
+
+
+class World:
+    """A service, two lists of benign test hashes (one with four eyes) and the review."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.lists = ListStore(engine)
+        self.lists.create("known", "Test Hotline", Category.KNOWN_CSAM, ["NL"])
+        self.lists.create("careful", "Test Hotline", Category.KNOWN_CSAM, ["NL"],
+                          policy=ListPolicy(four_eyes=True))  # fmt: skip
+        self.lists.apply("known", [Submission("pdq", PDQ_A, frozenset({"A1"})),
+                                   Submission("md5", MD5)])  # fmt: skip
+        self.lists.apply("careful", [Submission("pdq", PDQ_B)])
+        self.services = ServiceStore(engine)
+        self.service = self.services.create("photos", webhook_url="http://127.0.0.1:9/hook")
+        self.review = Review(engine, self.lists)
+
+    def evidence(self, name: str = "known", signal: str = "pdq", value: str = PDQ_A,
+                 distance: float = 4) -> Evidence:  # fmt: skip
+        entry = self.lists.entry(name, signal, value)
+        return Evidence(name, entry.id, signal, distance, tuple(sorted(entry.labels)))
+
+    def detect(self, ref: str = "upload-1", service: Service | None = None, **kw) -> int:
+        subject = {"ip": "192.0.2.10", "ip_at": "2026-11-01T10:00:00Z"}
+        found = self.review.open(service or self.service, ref, [self.evidence(**kw)],
+                                 account_ref="account-7", subject=subject)  # fmt: skip
+        return found.id
+
+    def calls(self, event: str) -> list[webhook.Call]:
+        return [c for c in webhook.calls(self.engine) if c.event == event]
+
+
+def test_a_match_opens_a_pending_detection_that_is_only_quarantined(world: World) -> None:
+    ident = world.detect()
+    detection = world.review.get(ident)
+    assert detection.state is State.PENDING
+    assert detection.quarantined and detection.technology == "pdq" and not detection.exact
+    assert detection.labels == ["A1"] and detection.subject["ip"] == "192.0.2.10"
+    taken = actions.actions(world.engine, ident)
+    assert [a.kind for a in taken] == [ActionKind.QUARANTINE]
+    [call] = world.calls("action.taken")
+    assert call.payload["kind"] == "quarantine" and call.payload["content_ref"] == "upload-1"
+    assert counts(world.engine, datetime.now(UTC).year)["detections"] == {"pdq": 1.0}
+    # The same item again: the same detection, no second quarantine.
+    assert world.detect() == ident
+    assert len(world.calls("action.taken")) == 1
+
+
+@pytest.mark.parametrize("kind", [ActionKind.REMOVE, ActionKind.DISABLE, ActionKind.SUSPEND])
+def test_nothing_permanent_before_a_human_confirms(world: World, kind: ActionKind) -> None:
+    ident = world.detect()
+    for _ in range(2):  # pending, then in review
+        with pytest.raises(ReviewError, match="confirmation first"):
+            actions.take(world.engine, ident, kind, "reviewer-1", "policy")
+        with pytest.raises(ReviewError, match="confirmation first"):
+            notices.act(world.engine, ident, kind, "reviewer-1", "policy", "https://x/c")
+        world.review.claim(ident, "reviewer-1")
+    assert [a.kind for a in actions.actions(world.engine, ident)] == [ActionKind.QUARANTINE]
+    assert world.calls("notice") == []
+    world.review.decide(ident, "reviewer-1", Decision.CONFIRM, "matches the listed image")
+    action = actions.take(world.engine, ident, kind, "reviewer-1", "policy")
+    assert action.kind is kind
+
+
+def test_confirm_then_act_sends_a_statement_of_reasons_in_english_and_dutch(world: World) -> None:
+    ident = world.detect()
+    world.review.decide(ident, "reviewer-1", Decision.CONFIRM, "same image, slight crop")
+    _, notice, token = notices.act(world.engine, ident, ActionKind.REMOVE, "reviewer-1",
+                                   "known material", "https://photos.example/complain",
+                                   language="en", country="NL")  # fmt: skip
+    assert f"https://photos.example/complain/{token}" in notice.text
+    for route in ("Complain to photos", "Autoriteit Persoonsgegevens", "court"):
+        assert route in notice.text
+    assert "does not say that you made it" in notice.text
+    _, dutch, _ = notices.act(world.engine, ident, ActionKind.SUSPEND, "reviewer-1", "herhaald",
+                              "https://photos.example/klacht", language="nl")  # fmt: skip
+    assert "Verklaring van redenen" in dutch.text and "rechter" in dutch.text
+    sent = world.calls("notice")
+    assert [c.payload["language"] for c in sent] == ["en", "nl"]
+    assert sent[0].payload["account_ref"] == "account-7" and sent[0].payload["text"] == notice.text
+    assert notices.by_token(world.engine, token).id == notice.id
+    with pytest.raises(ReviewError, match="statements exist in"):
+        notices.act(world.engine, ident, ActionKind.DISABLE, "r", "x", "https://x", "de")
+
+
+def test_a_false_positive_undoes_everything_at_once(world: World) -> None:
+    ident = world.detect()
+    world.review.claim(ident, "reviewer-1")
+    after = world.review.decide(ident, "reviewer-1", Decision.FALSE_POSITIVE, "a sunset photo")
+    assert after.state is State.FALSE_POSITIVE
+    assert after.content_ref == f"purged:{ident}" and after.account_ref == ""
+    assert after.subject == {} and after.evidence == [] and not after.quarantined
+    assert all(a.reversed_at is not None for a in actions.actions(world.engine, ident))
+    [reversal] = world.calls("action.reversed")
+    assert (
+        reversal.payload["kind"] == "quarantine" and reversal.payload["content_ref"] == "upload-1"
+    )
+    assert world.lists.entry("known", "pdq", PDQ_A).status is EntryStatus.CONTESTED
+    year = datetime.now(UTC).year
+    assert counts(world.engine, year)["false_positives"] == {"pdq": 1.0}
+    events = [e.action for e in audit.events(world.engine, limit=1000)]
+    assert "detection.false_positive" in events and "list.contest" in events
+    with pytest.raises(ReviewError, match="decided already"):
+        world.review.decide(ident, "reviewer-2", Decision.CONFIRM, "second thoughts")
+
+
+def test_four_eyes_need_two_reviewers_who_agree(world: World) -> None:
+    ident = world.detect(name="careful", value=PDQ_B)
+    first = world.review.decide(ident, "reviewer-1", Decision.CONFIRM, "listed image")
+    assert first.state is State.IN_REVIEW
+    with pytest.raises(ReviewError, match="four eyes need another reviewer"):
+        world.review.decide(ident, "reviewer-1", Decision.CONFIRM, "again")
+    with pytest.raises(ReviewError, match="confirmation first"):
+        actions.take(world.engine, ident, ActionKind.REMOVE, "reviewer-1", "policy")
+    disagree = world.review.decide(ident, "reviewer-2", Decision.FALSE_POSITIVE, "not it")
+    assert disagree.state is State.IN_REVIEW
+    settled = world.review.decide(ident, "reviewer-3", Decision.CONFIRM, "it is the image")
+    assert settled.state is State.CONFIRMED
+    assert [v.reviewer for v in world.review.votes(ident)] == [
+        "reviewer-1", "reviewer-2", "reviewer-3"]  # fmt: skip
+
+
+def test_exact_matches_skip_review_only_where_the_profile_says_so(world: World) -> None:
+    md5 = {"signal": "md5", "value": MD5, "distance": 0}
+    default = world.review.get(world.detect("exact-1", **md5))
+    assert default.exact and default.state is State.PENDING
+    interim = world.services.create("legacy", legal_profile="interim-2021-1232")
+    skipped = world.review.get(world.detect("exact-2", service=interim, **md5))
+    assert skipped.state is State.CONFIRMED
+    near = world.review.get(world.detect("near-1", service=interim))
+    assert near.state is State.PENDING  # a perceptual match always needs a person
+
+
+def test_profiles_refuse_encrypted_services_and_classifiers_where_known_only(
+    world: World,
+) -> None:
+    sealed = world.services.create("chat", e2ee=True)
+    with pytest.raises(ReviewError, match="end-to-end encrypted"):
+        world.detect("m-1", service=sealed)
+    with pytest.raises(ReviewError, match="known material only"):
+        world.review.open(world.service, "m-2", [], source=Source.CLASSIFIER,
+                          technology="classifier:demo")  # fmt: skip
+    with pytest.raises(ServiceError, match="unknown legal profile"):
+        world.services.create("other", legal_profile="anything-goes")
+
+
+def confirmed_with_notice(world: World, ref: str = "upload-1") -> tuple[int, str]:
+    ident = world.detect(ref)
+    world.review.decide(ident, "reviewer-1", Decision.CONFIRM, "listed image")
+    _, _, token = notices.act(world.engine, ident, ActionKind.REMOVE, "reviewer-1", "known",
+                              "https://photos.example/complain")  # fmt: skip
+    return ident, token
+
+
+def test_a_complaint_upheld_by_another_reviewer_reverses_the_decision(world: World) -> None:
+    ident, token = confirmed_with_notice(world)
+    complaints = Complaints(world.engine, world.review)
+    with pytest.raises(NotFound):
+        complaints.lodge("not-a-token", "wrong")
+    complaint = complaints.lodge(token, "This is my holiday photo.")
+    assert complaint.state is Outcome.RECEIVED and complaints.of_token(token) == complaint
+    with pytest.raises(ReviewError, match="filed already"):
+        complaints.lodge(token, "again")
+    with pytest.raises(ReviewError, match="another reviewer decides"):
+        complaints.decide(complaint.id, "reviewer-1", upheld=True, reason="I was wrong")
+    decided = complaints.decide(complaint.id, "reviewer-2", upheld=True, reason="not a match")
+    assert decided.state is Outcome.UPHELD and decided.reviewer == "reviewer-2"
+    assert world.review.get(ident).state is State.FALSE_POSITIVE
+    reversed_kinds = {c.payload["kind"] for c in world.calls("action.reversed")}
+    assert reversed_kinds == {"quarantine", "remove"}
+    year = datetime.now(UTC).year
+    figures = counts(world.engine, year)
+    assert figures["complaints"] == {"received": 1.0, "upheld": 1.0}
+    assert figures["complaint_seconds"]["upheld"] >= 0
+    assert figures["false_positives"] == {"pdq": 1.0}
+
+
+def test_complaints_close_after_the_profiles_period_and_can_be_rejected(world: World) -> None:
+    ident, token = confirmed_with_notice(world)
+    complaints = Complaints(world.engine, world.review)
+    late = datetime.now(UTC) + timedelta(days=184)
+    with pytest.raises(ReviewError, match="complaint period ended"):
+        complaints.lodge(token, "too late", now=late)
+    complaint = complaints.lodge(token, "please look again")
+    rejected = complaints.decide(complaint.id, "reviewer-2", upheld=False, reason="it matches")
+    assert rejected.state is Outcome.REJECTED
+    assert world.review.get(ident).state is State.CONFIRMED
+    assert [a.reversed_at for a in actions.actions(world.engine, ident)
+            if a.kind is ActionKind.REMOVE] == [None]  # fmt: skip
+
+
+def test_the_purge_deletes_what_is_due_and_logs_it(world: World) -> None:
+    due_id = world.detect("old-1")
+    held_id = world.detect("old-2")
+    fresh_id = world.detect("new-1")
+    complained_id, token = confirmed_with_notice(world, "old-3")
+    Complaints(world.engine, world.review).lodge(token, "open complaint")
+    world.review.hold(held_id, datetime.now(UTC) + timedelta(days=400), "police request 17", "a")
+    MatchLog(world.engine).record([LoggedMatch("key1", "known", 1, "pdq", 3.0, "upload-1")])
+    table = DetectionRow.__table__
+    with world.engine.begin() as connection:
+        connection.execute(update(DetectionRow).where(table.c.id != fresh_id)
+                           .values(retain_until=datetime.now(UTC)))  # fmt: skip
+    first = purge(world.engine, now=datetime.now(UTC) + timedelta(days=1))
+    assert first.detections == [due_id] and first.matches == 0 and first.held == 2
+    second = purge(world.engine, now=datetime.now(UTC) + timedelta(days=366))
+    assert second.detections == [fresh_id] and second.matches == 1 and second.held == 2
+    with pytest.raises(NotFound):
+        world.review.get(due_id)
+    assert world.review.get(held_id).hold_reason == "police request 17"
+    assert world.review.get(complained_id).state is State.CONFIRMED
+    with world.engine.connect() as connection:
+        assert connection.execute(select(MatchRow.__table__)).all() == []
+    logged = [e for e in audit.events(world.engine, limit=1000) if e.action == "retention.purge"]
+    assert [json.loads(e.details)["detections"] for e in logged] == [[due_id], [fresh_id]]
+    assert audit.verify(world.engine) > 0
+
+
+# --- the webhook: a real receiver on loopback ------------------------------------------------
+
+
+class Receiver:
+    """A service's webhook endpoint: fails the first ``failures`` calls, then accepts."""
+
+    def __init__(self, failures: int = 0) -> None:
+        self.failures = failures
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                receiver.received.append((dict(self.headers), body))
+                failing = receiver.failures > 0
+                receiver.failures -= 1
+                self.send_response(500 if failing else 204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    made = Receiver(failures=2)
+    yield made
+    made.server.shutdown()
+
+
+def test_webhook_calls_are_signed_retried_with_backoff_and_idempotent(
+    world: World, receiver: Receiver
+) -> None:
+    service = world.services.create("video", webhook_url=receiver.url)
+    world.detect("clip-1", service=service)
+    secret = bytes(range(32))
+    sender = webhook.WebhookSender(world.engine, secret)
+    now = datetime.now(UTC)
+    assert sender.send_due(now) == 0  # HTTP 500
+    [call] = world.calls("action.taken")
+    assert call.attempts == 1 and call.last_error == "HTTP 500" and call.delivered_at is None
+    assert sender.send_due(now) == 0  # not due yet: it waits
+    assert len(receiver.received) == 1
+    assert sender.send_due(now + timedelta(seconds=3)) == 0  # second failure
+    assert sender.send_due(now + timedelta(seconds=4)) == 0  # waits longer now (4 s)
+    assert sender.send_due(now + timedelta(seconds=8)) == 1
+    assert [c.delivered_at is not None for c in world.calls("action.taken")] == [True]
+    keys = {headers["Idempotency-Key"] for headers, _ in receiver.received}
+    assert len(receiver.received) == 3 and keys == {call.idempotency_key}
+    service_secret = webhook.service_secret(secret, "video")
+    for headers, body in receiver.received:
+        assert webhook.signature_valid(service_secret, headers["X-Hashguard-Signature"], body)
+        assert not webhook.signature_valid("another secret", headers["X-Hashguard-Signature"],
+                                           body)  # fmt: skip
+        assert json.loads(body)["event"] == "action.taken"
+    assert sender.send_due(now + timedelta(hours=2)) == 0  # delivered calls are not sent again
+    with world.engine.connect() as connection:
+        assert connection.execute(select(WebhookRow.__table__.c.attempts)).scalars().all() == [3]
