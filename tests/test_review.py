@@ -3,10 +3,8 @@ complaints, retention, and the webhook that carries actions to the service (a re
 on loopback). On SQLite and PostgreSQL; all lists and hashes are benign test values."""
 
 import json
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -25,6 +23,7 @@ from hashguard.stats.counts import counts
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import LoggedMatch, MatchLog
 from hashguard.store.tables import DetectionRow, MatchRow, WebhookRow
+from loopback import Loopback
 
 PDQ_A = "f" * 32 + "0" * 32
 PDQ_B = "0f" * 32
@@ -55,7 +54,7 @@ class World:
     def evidence(self, name: str = "known", signal: str = "pdq", value: str = PDQ_A,
                  distance: float = 4) -> Evidence:  # fmt: skip
         entry = self.lists.entry(name, signal, value)
-        return Evidence(name, entry.id, signal, distance, tuple(sorted(entry.labels)))
+        return Evidence(name, entry.id, signal, distance, tuple(sorted(entry.labels)), entry.value)
 
     def detect(self, ref: str = "upload-1", service: Service | None = None, **kw) -> int:
         subject = {"ip": "192.0.2.10", "ip_at": "2026-11-01T10:00:00Z"}
@@ -256,43 +255,24 @@ def test_the_purge_deletes_what_is_due_and_logs_it(world: World) -> None:
 # --- the webhook: a real receiver on loopback ------------------------------------------------
 
 
-class Receiver:
-    """A service's webhook endpoint: fails the first ``failures`` calls, then accepts."""
-
-    def __init__(self, failures: int = 0) -> None:
-        self.failures = failures
-        self.received: list[tuple[dict[str, str], bytes]] = []
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                receiver.received.append((dict(self.headers), body))
-                failing = receiver.failures > 0
-                receiver.failures -= 1
-                self.send_response(500 if failing else 204)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: object) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def receiver() -> Iterator[Receiver]:
-    made = Receiver(failures=2)
+def receiver() -> Iterator[Loopback]:
+    """A service's webhook endpoint: fails the first two calls, then accepts."""
+    failures = [2]
+
+    def answer(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        failures[0] -= 1
+        return (500 if failures[0] >= 0 else 204), "text/plain", b""
+
+    made = Loopback(answer)
     yield made
-    made.server.shutdown()
+    made.close()
 
 
 def test_webhook_calls_are_signed_retried_with_backoff_and_idempotent(
-    world: World, receiver: Receiver
+    world: World, receiver: Loopback
 ) -> None:
-    service = world.services.create("video", webhook_url=receiver.url)
+    service = world.services.create("video", webhook_url=receiver.url + "/hook")
     world.detect("clip-1", service=service)
     secret = bytes(range(32))
     sender = webhook.WebhookSender(world.engine, secret)
@@ -301,15 +281,15 @@ def test_webhook_calls_are_signed_retried_with_backoff_and_idempotent(
     [call] = world.calls("action.taken")
     assert call.attempts == 1 and call.last_error == "HTTP 500" and call.delivered_at is None
     assert sender.send_due(now) == 0  # not due yet: it waits
-    assert len(receiver.received) == 1
+    assert len(receiver.requests) == 1
     assert sender.send_due(now + timedelta(seconds=3)) == 0  # second failure
     assert sender.send_due(now + timedelta(seconds=4)) == 0  # waits longer now (4 s)
     assert sender.send_due(now + timedelta(seconds=8)) == 1
     assert [c.delivered_at is not None for c in world.calls("action.taken")] == [True]
-    keys = {headers["Idempotency-Key"] for headers, _ in receiver.received}
-    assert len(receiver.received) == 3 and keys == {call.idempotency_key}
+    keys = {headers["Idempotency-Key"] for _, headers, _ in receiver.requests}
+    assert len(receiver.requests) == 3 and keys == {call.idempotency_key}
     service_secret = webhook.service_secret(secret, "video")
-    for headers, body in receiver.received:
+    for _, headers, body in receiver.requests:
         assert webhook.signature_valid(service_secret, headers["X-Hashguard-Signature"], body)
         assert not webhook.signature_valid("another secret", headers["X-Hashguard-Signature"],
                                            body)  # fmt: skip

@@ -39,6 +39,7 @@ from hashguard.store.tables import (
     ComplaintRow,
     DetectionRow,
     NoticeRow,
+    ReportRow,
     ReviewVoteRow,
     utc,
 )
@@ -56,15 +57,17 @@ class Evidence:
     signal: str
     distance: float
     labels: tuple[str, ...] = ()
+    value: str = ""  # the listed hash
 
     @staticmethod
     def of(match: Match) -> "Evidence":
         return Evidence(match.list, match.entry, match.signal, float(match.distance),
-                        tuple(sorted(match.labels)))  # fmt: skip
+                        tuple(sorted(match.labels)), match.value)  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         return {"list": self.list, "entry": self.entry, "signal": self.signal,
-                "distance": self.distance, "labels": list(self.labels)}  # fmt: skip
+                "distance": self.distance, "labels": list(self.labels),
+                "value": self.value}  # fmt: skip
 
 
 class Review:
@@ -367,7 +370,8 @@ def delete_detection(connection: Connection, ident: int) -> None:
     """Delete a detection and everything kept with it (votes, actions, notices, complaints).
     Webhook calls stay until delivered and kept for their receipt: they tell the service to
     restore what was acted on."""
-    for table, column in ((ComplaintRow, "detection_id"), (NoticeRow, "detection_id"),
+    for table, column in ((ReportRow, "detection_id"), (ComplaintRow, "detection_id"),
+                          (NoticeRow, "detection_id"),
                           (ActionRow, "detection_id"), (ReviewVoteRow, "detection_id"),
                           (DetectionRow, "id")):  # fmt: skip
         connection.execute(delete(table).where(getattr(table, column) == ident))

@@ -321,3 +321,40 @@ class CountRow(Base):
     metric: Mapped[str] = mapped_column(String(64))
     key: Mapped[str] = mapped_column(String(100))
     value: Mapped[float] = mapped_column(Float)
+
+
+class ReportRow(Base):
+    """A provider report on a confirmed detection: the document as built (signed JSON or
+    CyberTipline XML), where it goes, and how its submission went."""
+
+    __tablename__ = "provider_reports"
+    __table_args__ = (UniqueConstraint("detection_id", "recipient", name="uq_report_recipient"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
+    recipient: Mapped[str] = mapped_column(String(32))  # eu-centre, ncmec
+    document: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    state: Mapped[str] = mapped_column(String(16))  # built, submitted, failed
+    external_id: Mapped[str] = mapped_column(String(100))
+    attempts: Mapped[int] = mapped_column(Integer)
+    last_error: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class RiskAssessmentRow(Base):
+    """A service's assessment of the risk of its use for child sexual abuse (CSA Regulation
+    proposal Art 3-5): the factors, the mitigations, what risk remains, when it is next due."""
+
+    __tablename__ = "risk_assessments"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
+    performed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    factors: Mapped[dict[str, Any]] = mapped_column(JSON)
+    mitigations: Mapped[list[Any]] = mapped_column(JSON)
+    remaining_risk: Mapped[str] = mapped_column(String(16))
+    next_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    actor: Mapped[str] = mapped_column(String(200))

@@ -1,0 +1,168 @@
+"""NCMEC CyberTipline reports: the ``<report>`` and ``<fileDetails>`` XML of a confirmed
+detection, in the schema's element order, validated against ``cybertipline.xsd`` (the part of
+NCMEC's schema hashguard writes) before anything is sent.
+
+``fileViewedByEsp`` tells the truth: a person at the service viewed the item when a reviewer
+confirmed it (always, in hashguard: reports follow human confirmation). Hashes go in
+``originalFileHash`` (MD5, SHA1, SHA256) and, for PDQ, in ``details`` of type HASH.
+"""
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from functools import cache
+from importlib import resources
+from typing import Any, Final
+
+from defusedxml import ElementTree as SafeTree
+from lxml import etree
+
+from hashguard.reports.eu import Circumstances, Provider, ReportError
+from hashguard.review.model import Detection, Source
+
+INCIDENT_KNOWN: Final = "Child Pornography (possession, manufacture, and distribution)"
+_HASH_TYPES: Final = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
+_INDUSTRY: Final = ("A1", "A2", "B1", "B2")
+
+
+@cache
+def schema() -> etree.XMLSchema:
+    text = resources.files("hashguard.reports").joinpath("cybertipline.xsd").read_bytes()
+    return etree.XMLSchema(etree.fromstring(text))
+
+
+def report_xml(
+    detection: Detection,
+    provider: Provider,
+    circumstances: Circumstances,
+    now: datetime | None = None,
+) -> bytes:
+    """The ``<report>`` document. Raises ReportError if it does not validate."""
+    now = now or datetime.now(UTC)
+    root = etree.Element("report")
+    summary = _child(root, "incidentSummary")
+    _child(summary, "incidentType", INCIDENT_KNOWN)
+    _child(summary, "platform", detection.service)
+    if circumstances.urgent:
+        _child(summary, "escalateToHighPriority",
+               circumstances.urgency_reason or "the provider considers this urgent")  # fmt: skip
+    # NCMEC refuses incident times in the future; a detection is never later than now.
+    incident = min(detection.detected_at, now - timedelta(seconds=1))
+    _child(summary, "incidentDateTime", _time(incident))
+    reporter = _child(root, "reporter")
+    person = _child(reporter, "reportingPerson")
+    if provider.contact_name:
+        first, _, last = provider.contact_name.partition(" ")
+        _child(person, "firstName", first)
+        if last:
+            _child(person, "lastName", last)
+    _child(person, "email", provider.contact_email)
+    user = _child(root, "personOrUserReported")
+    if detection.account_ref:
+        _child(user, "espIdentifier", detection.account_ref)
+    _child(user, "espService", detection.service)
+    subject = detection.subject
+    if subject.get("ip"):
+        _ip_event(user, subject)
+    removed = "yes" if circumstances.removed else "no"
+    facts = [f"content reference at {detection.service}: {detection.content_ref}",
+             f"detected by {detection.technology}; confirmed by a reviewer at the provider",
+             f"content removed or disabled: {removed}"]  # fmt: skip
+    if circumstances.third_country:
+        facts.append(f"also reported to {circumstances.third_country}")
+    _child(root, "additionalInfo", "\n".join(facts))
+    return _checked(root)
+
+
+def file_details_xml(
+    detection: Detection, report_id: int, file_id: str, file_name: str = ""
+) -> bytes:
+    """The ``<fileDetails>`` of the reported item, for ``/fileinfo`` after its upload."""
+    root = etree.Element("fileDetails")
+    _child(root, "reportId", str(report_id))
+    _child(root, "fileId", file_id)
+    if file_name:
+        _child(root, "originalFileName", file_name)
+    _child(root, "uploadedToEspTimestamp", _time(detection.detected_at))
+    _child(root, "fileViewedByEsp", "true")  # a reviewer confirmed it before any report
+    _child(root, "exifViewedByEsp", "false")
+    _child(root, "fileRelevance", "Reported")
+    industry = [label for label in detection.labels if label in _INDUSTRY]
+    if industry:
+        _child(root, "industryClassification", industry[0])
+    hashes = dict(detection.subject.get("hashes", {}))
+    for signal, kind in _HASH_TYPES.items():
+        if signal in hashes:
+            _child(root, "originalFileHash", str(hashes[signal])).set("hashType", kind)
+    if detection.subject.get("ip"):
+        _ip_event(root, detection.subject)
+    if "pdq" in hashes:
+        details = _child(root, "details")
+        details.set("type", "HASH")
+        pair = _child(details, "nameValuePair")
+        _child(pair, "name", "PDQ")
+        _child(pair, "value", str(hashes["pdq"]))
+    return _checked(root)
+
+
+@dataclass(frozen=True)
+class Response:
+    code: int
+    description: str
+    report_id: int | None
+    file_id: str
+
+
+def parse_response(body: bytes) -> Response:
+    """A ``reportResponse`` (or ``reportDoneResponse``) from NCMEC. Raises ReportError for a
+    body that is not one (parsed without entities or network: it comes from outside)."""
+    try:
+        root = SafeTree.fromstring(body)
+    except Exception as error:  # defusedxml raises several kinds
+        raise ReportError(f"NCMEC's answer is not XML: {error}") from None
+    if root.tag not in ("reportResponse", "reportDoneResponse"):
+        raise ReportError(f"NCMEC's answer is a <{root.tag}>, expected <reportResponse>")
+
+    def text(name: str) -> str:
+        found = root.find(name)
+        return (found.text or "").strip() if found is not None else ""
+
+    try:
+        code = int(text("responseCode"))
+        report_id = int(text("reportId")) if text("reportId") else None
+    except ValueError:
+        raise ReportError("NCMEC's answer has a malformed responseCode or reportId") from None
+    return Response(code, text("responseDescription"), report_id, text("fileId"))
+
+
+def _ip_event(parent: Any, subject: dict[str, Any]) -> None:
+    event = _child(parent, "ipCaptureEvent")
+    _child(event, "ipAddress", str(subject["ip"]))
+    _child(event, "eventName", "Upload")
+    if subject.get("ip_at"):
+        moment = datetime.fromisoformat(str(subject["ip_at"]).replace("Z", "+00:00"))
+        _child(event, "dateTime", _time(moment))
+    if subject.get("port"):
+        _child(event, "port", str(int(subject["port"])))
+
+
+def _child(parent: Any, name: str, text: str | None = None) -> Any:
+    element = etree.SubElement(parent, name)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def _time(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _checked(root: Any) -> bytes:
+    if not schema().validate(root):
+        problems = "; ".join(f"line {e.line}: {e.message}" for e in schema().error_log)
+        raise ReportError(f"the CyberTipline XML does not validate: {problems}")
+    return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
+
+
+def known(detection: Detection) -> bool:
+    """Whether the report is of known material (the only kind hashguard files with NCMEC)."""
+    return detection.source is Source.MATCH

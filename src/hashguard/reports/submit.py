@@ -1,0 +1,279 @@
+"""Provider reports: made for confirmed detections only, kept with their document, and submitted
+by an adapter per recipient, with retries and idempotency.
+
+- ``EuCentreAdapter``: ``POST`` of the signed JSON with an ``Idempotency-Key`` (the report's,
+  the same on every retry); 2xx or 409 (seen already) means received.
+- ``CyberTiplineAdapter``: NCMEC's flow, ``/submit`` then ``/finish`` (Basic auth). NCMEC has no
+  idempotency keys, so the report id it returns is stored before the next step: a retry after a
+  failure resumes at ``/finish`` instead of filing a second report. Files are not uploaded:
+  hashguard holds no media; the hashes go in the report (and ``file_details_xml`` serves a
+  service that uploads the item itself).
+
+A report is made once per detection and recipient; the detection becomes *reported*.
+"""
+
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Protocol
+
+import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from hashguard import audit
+from hashguard.reports import eu, ncmec
+from hashguard.reports.eu import Circumstances, Provider, ReportError
+from hashguard.review.detections import Review
+from hashguard.review.model import CONFIRMED_STATES, NotFound, ReviewError, State
+from hashguard.stats.counts import bump
+from hashguard.store.tables import ReportRow, utc
+
+RECIPIENTS: Final = ("eu-centre", "ncmec")
+ATTEMPTS: Final = 4  # per submit call; a report that still fails stays "built" for later
+_BACKOFF: Final = 0.5  # seconds, doubled per attempt
+
+
+@dataclass(frozen=True)
+class Report:
+    id: int
+    detection_id: int
+    recipient: str
+    document: str
+    idempotency_key: str
+    state: str  # built, submitted
+    external_id: str
+    attempts: int
+    last_error: str
+    created_at: datetime
+    submitted_at: datetime | None
+
+
+class Transient(Exception):
+    """A failure worth retrying (network, 5xx)."""
+
+
+class Adapter(Protocol):
+    recipient: str
+
+    def send(self, report: Report, remember: Callable[[str], None]) -> str:
+        """Deliver ``report``; the recipient's id for it. ``remember`` stores an id received
+        midway, so a retry can resume. Raises Transient (retry) or ReportError (do not)."""
+
+
+class Reports:
+    def __init__(self, engine: Engine, review: Review | None = None,
+                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+        self.engine = engine
+        self.review = review or Review(engine)
+        self.sleep = sleep
+
+    def make(
+        self,
+        detection_id: int,
+        recipient: str,
+        provider: Provider,
+        circumstances: Circumstances,
+        key: Ed25519PrivateKey,
+        actor: str,
+    ) -> Report:
+        """Build and keep the report of a confirmed detection for ``recipient`` (the one made
+        already, if any). Raises ReviewError before a human confirmed the detection, and
+        ReportError for a document that does not validate."""
+        if recipient not in RECIPIENTS:
+            raise ReportError(f"recipient {recipient!r}: expected one of {', '.join(RECIPIENTS)}")
+        detection = self.review.get(detection_id)
+        if detection.state not in CONFIRMED_STATES:
+            raise ReviewError(
+                f"detection {detection_id} is {detection.state.value}: reports are made only "
+                "after a reviewer confirms"
+            )
+        existing = self._find(detection_id, recipient)
+        if existing is not None:
+            return existing
+        legal_basis = self.review.services.get(detection.service).profile.legal_basis
+        if recipient == "eu-centre":
+            built = eu.build(detection, provider, circumstances, legal_basis, key)
+            document, key_text = json.dumps(built, sort_keys=True), built["report_id"]
+        else:
+            document = ncmec.report_xml(detection, provider, circumstances).decode()
+            key_text = f"ncmec-{detection_id}"
+        now = datetime.now(UTC)
+        try:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    insert(ReportRow).values(
+                        detection_id=detection_id, recipient=recipient, document=document,
+                        idempotency_key=key_text, state="built", external_id="", attempts=0,
+                        last_error="", created_at=now, submitted_at=None,
+                    )
+                )  # fmt: skip
+                audit.append(connection, actor, "report.make", f"detection:{detection_id}",
+                             {"recipient": recipient})  # fmt: skip
+        except IntegrityError:
+            pass  # made meanwhile by someone else: theirs stands
+        found = self._find(detection_id, recipient)
+        assert found is not None
+        return found
+
+    def submit(self, report_id: int, adapter: Adapter, actor: str) -> Report:
+        """Send a report (again), retrying transient failures with backoff. Returns it
+        submitted, or still built with ``last_error`` when every attempt failed. Raises
+        ReportError when the recipient refused it outright."""
+        report = self.get(report_id)
+        if report.state == "submitted":
+            return report
+        if adapter.recipient != report.recipient:
+            raise ReportError(f"report {report_id} is for {report.recipient}")
+        error = ""
+        for attempt in range(ATTEMPTS):
+            if attempt:
+                self.sleep(_BACKOFF * 2 ** (attempt - 1))
+            try:
+                external = adapter.send(report, lambda ident: self._remember(report_id, ident))
+            except Transient as failure:
+                error = str(failure)
+                self._failed(report_id, error)
+                report = self.get(report_id)
+                continue
+            except ReportError as refusal:
+                self._failed(report_id, str(refusal))
+                raise
+            return self._submitted(report, external, actor)
+        return self.get(report_id)
+
+    def get(self, report_id: int) -> Report:
+        table = ReportRow.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(select(table).where(table.c.id == report_id)).one_or_none()
+        if row is None:
+            raise NotFound(f"no report number {report_id}")
+        return _report(row)
+
+    def of(self, detection_id: int) -> list[Report]:
+        table = ReportRow.__table__
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(table).where(table.c.detection_id == detection_id).order_by(table.c.id)
+            ).all()
+        return [_report(r) for r in rows]
+
+    def _find(self, detection_id: int, recipient: str) -> Report | None:
+        table = ReportRow.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(table).where(table.c.detection_id == detection_id,
+                                    table.c.recipient == recipient)
+            ).one_or_none()  # fmt: skip
+        return None if row is None else _report(row)
+
+    def _remember(self, report_id: int, external: str) -> None:
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(ReportRow).where(ReportRow.__table__.c.id == report_id)
+                .values(external_id=external)
+            )  # fmt: skip
+
+    def _failed(self, report_id: int, error: str) -> None:
+        table = ReportRow.__table__
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(ReportRow).where(table.c.id == report_id)
+                .values(attempts=table.c.attempts + 1, last_error=error[:500])
+            )  # fmt: skip
+
+    def _submitted(self, report: Report, external: str, actor: str) -> Report:
+        now = datetime.now(UTC)
+        table = ReportRow.__table__
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(ReportRow).where(table.c.id == report.id).values(
+                    state="submitted", external_id=external, submitted_at=now,
+                    attempts=table.c.attempts + 1, last_error="",
+                )
+            )  # fmt: skip
+            bump(connection, now, "reports", report.recipient)
+            audit.append(connection, actor, "report.submit", f"detection:{report.detection_id}",
+                         {"recipient": report.recipient, "external_id": external})  # fmt: skip
+        detection = self.review.get(report.detection_id)
+        if detection.state is State.CONFIRMED:
+            self.review.mark(report.detection_id, State.REPORTED, actor)
+        return self.get(report.id)
+
+
+class EuCentreAdapter:
+    recipient = "eu-centre"
+
+    def __init__(self, url: str, client: httpx.Client | None = None) -> None:
+        self.url = url
+        self.client = client or httpx.Client(timeout=30.0, follow_redirects=False)
+
+    def send(self, report: Report, remember: Callable[[str], None]) -> str:
+        headers = {"Content-Type": "application/json", "Idempotency-Key": report.idempotency_key}
+        try:
+            answer = self.client.post(self.url, content=report.document.encode(), headers=headers)
+        except httpx.HTTPError as error:
+            raise Transient(f"{type(error).__name__}: {error}") from None
+        if answer.status_code >= 500 or answer.status_code == 429:
+            raise Transient(f"HTTP {answer.status_code}")
+        if answer.status_code not in (200, 201, 202, 409):
+            raise ReportError(f"the EU Centre refused the report: HTTP {answer.status_code} "
+                              f"{answer.text[:300]}")  # fmt: skip
+        try:
+            found: Any = answer.json()
+        except ValueError:
+            found = {}
+        return str(found.get("id", report.idempotency_key)) if isinstance(found, dict) else ""
+
+
+class CyberTiplineAdapter:
+    recipient = "ncmec"
+
+    def __init__(self, base_url: str, username: str, password: str,
+                 client: httpx.Client | None = None) -> None:  # fmt: skip
+        self.base = base_url.rstrip("/")
+        self.client = client or httpx.Client(timeout=60.0, follow_redirects=False,
+                                             auth=(username, password))  # fmt: skip
+        if client is not None:
+            self.client.auth = (username, password)
+
+    def send(self, report: Report, remember: Callable[[str], None]) -> str:
+        report_id = report.external_id
+        if not report_id:  # not filed yet (a retry after /submit resumes below)
+            answer = self._call("/submit", content=report.document.encode(),
+                                headers={"Content-Type": "text/xml; charset=utf-8"})  # fmt: skip
+            if answer.report_id is None:
+                raise ReportError("NCMEC accepted the report but returned no reportId")
+            report_id = str(answer.report_id)
+            remember(report_id)
+        self._call("/finish", data={"id": report_id})
+        return report_id
+
+    def _call(self, path: str, **options: Any) -> ncmec.Response:
+        try:
+            answer = self.client.post(self.base + path, **options)
+        except httpx.HTTPError as error:
+            raise Transient(f"{path}: {type(error).__name__}: {error}") from None
+        if answer.status_code >= 500:
+            raise Transient(f"{path}: HTTP {answer.status_code}")
+        if answer.status_code != 200:
+            raise ReportError(f"NCMEC {path}: HTTP {answer.status_code}")
+        parsed = ncmec.parse_response(answer.content)
+        if parsed.code == 5102 and path == "/finish":
+            return parsed  # finished already: an earlier attempt got through
+        if parsed.code in (1000, 1100, 1300):
+            raise Transient(f"{path}: code {parsed.code} {parsed.description}")
+        if parsed.code != 0:
+            raise ReportError(f"NCMEC {path}: code {parsed.code} {parsed.description}")
+        return parsed
+
+
+def _report(r: Any) -> Report:
+    m = r._mapping
+    return Report(m["id"], m["detection_id"], m["recipient"], m["document"],
+                  m["idempotency_key"], m["state"], m["external_id"], m["attempts"],
+                  m["last_error"], utc(m["created_at"]),
+                  utc(m["submitted_at"]) if m["submitted_at"] else None)  # fmt: skip
