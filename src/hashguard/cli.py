@@ -23,6 +23,7 @@ from hashguard.cli_audit import audit_app
 from hashguard.cli_follow import follow
 from hashguard.cli_keys import keys_app
 from hashguard.cli_lists import DatabaseOption, lists_app
+from hashguard.cli_safeguards import purge, services_app, stats_app
 from hashguard.cli_serve import serve
 from hashguard.matching import Match, Matcher
 from hashguard.media.errors import MediaError
@@ -55,6 +56,9 @@ lists_app.command()(follow)
 app.add_typer(lists_app)
 app.add_typer(keys_app)
 app.add_typer(audit_app)
+app.add_typer(services_app)
+app.add_typer(stats_app)
+app.command()(purge)
 app.command()(serve)
 
 

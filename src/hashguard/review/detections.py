@@ -132,7 +132,7 @@ class Review:
                 key = connection.execute(insert(DetectionRow).values(**values))
                 ident = int(key.inserted_primary_key[0])  # type: ignore[index]
                 row = actions.locked(connection, ident)
-                if profile.quarantine:
+                if profile.quarantine and source is Source.MATCH:  # flags never act
                     actions.record(connection, row, ActionKind.QUARANTINE, "hashguard",
                                    "held until a reviewer decides")  # fmt: skip
                 bump(connection, now, "detections", technology)
