@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ class Server:
         self.log: list[str] = []
         self.logged = threading.Condition()  # notified at each line the server prints
         self.tokens: dict[str, str] = {}  # role -> token
+        self.secret_file = Path()  # the server's secret (webhook signatures)
         self.client = httpx.Client(base_url=url, timeout=60)
 
     def wait_for_log(self, text: str, timeout: float = 30) -> bool:
@@ -72,7 +74,9 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
         tokens = {role.value: keys.create(role, name=f"test {role.value}")[1] for role in Role}
     engine.dispose()
     port = free_port()
-    env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
+    secret_file = Path(tempfile.mkdtemp(prefix="hashguard-secret-")) / "secret.key"
+    env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
+           "HASHGUARD_SECRET_FILE": str(secret_file)}  # fmt: skip
     process = subprocess.Popen(
         [HASHGUARD, "serve", "--port", str(port), "--access-log", *options],
         stdout=subprocess.PIPE,
@@ -82,6 +86,7 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
     )
     server = Server(process, f"http://127.0.0.1:{port}", database_url)
     server.tokens = tokens
+    server.secret_file = secret_file
     ready = threading.Event()
 
     def drain() -> None:

@@ -36,12 +36,16 @@ def create(
     ] = None,
     name: Annotated[str, typer.Option("--name", help="What the key is for.")] = "",
     actor: Annotated[str, typer.Option("--actor", help="Who creates it (audit log).")] = "",
+    service: Annotated[
+        str | None,
+        typer.Option("--service", help="A matcher key's service: its matches go to review."),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an API key for the service. The key is printed once and stored only hashed."""
     store = _store(database_url)
     try:
-        key, token = store.create(role, lists or [], name, actor)
+        key, token = store.create(role, lists or [], name, actor, service)
     except ApiKeyError as error:
         _fail(str(error))
     scope = ", ".join(key.lists) or "all lists"

@@ -58,6 +58,27 @@ def serve(
     access_log: Annotated[
         bool, typer.Option(help="Log every request line (never keys or bodies).")
     ] = False,
+    secret_file: Annotated[
+        Path,
+        typer.Option(
+            envvar="HASHGUARD_SECRET_FILE",
+            help="The server's secret (webhook signatures); made on first use.",
+        ),
+    ] = Path("hashguard-secret.key"),
+    public_url: Annotated[
+        str, typer.Option(help="This service's address as users reach it (complaint links).")
+    ] = "",
+    provider_name: Annotated[str, typer.Option(help="Who reports (provider reports).")] = "",
+    provider_email: Annotated[str, typer.Option(help="The provider's contact e-mail.")] = "",
+    provider_country: Annotated[str, typer.Option(help="The provider's country (NL).")] = "",
+    report_key: Annotated[
+        Path | None, typer.Option(help="The Ed25519 key that signs EU reports.")
+    ] = None,
+    eu_centre_url: Annotated[str, typer.Option(help="Where EU reports are sent.")] = "",
+    ncmec_url: Annotated[str, typer.Option(help="NCMEC's CyberTipline API base URL.")] = "",
+    ncmec_user: Annotated[
+        str, typer.Option(help="NCMEC user (password: HASHGUARD_NCMEC_PASSWORD).")
+    ] = "",
     database_url: DatabaseOption = None,
 ) -> None:
     """Run the detection service: hashguard's API under /v1, HMA's routes, /docs, /metrics."""
@@ -73,6 +94,15 @@ def serve(
         release_key=release_key,
         release_log=release_log,
         release_dir=release_dir,
+        secret_file=secret_file,
+        public_url=public_url or f"http://{host}:{port}",
+        provider_name=provider_name,
+        provider_email=provider_email,
+        provider_country=provider_country.upper(),
+        report_key=report_key,
+        eu_centre_url=eu_centre_url,
+        ncmec_url=ncmec_url,
+        ncmec_user=ncmec_user,
     )
     run(settings, host, port, access_log)
 

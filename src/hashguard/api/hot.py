@@ -25,6 +25,7 @@ PATH: Final = "/v1/match/hashes"
 _ROLES: Final = frozenset({Role.MATCHER, Role.ADMIN})
 _SIGNALS: Final = frozenset({"pdq", "md5", "sha1", "sha256"})
 _JSON: Final = (b"content-type", b"application/json")
+_UPLOADER: Final = (("account_ref", 500), ("ip", 64), ("ip_at", 40))  # as routes_media.HashQuery
 
 
 class HotMatchRoute:
@@ -102,7 +103,9 @@ async def _read(receive: Receive) -> tuple[bytes, Receive]:
     return body, again
 
 
-def _batch(body: bytes) -> tuple[list[tuple[str, str, str]], list[str] | None] | None:
+def _batch(
+    body: bytes,
+) -> tuple[list[tuple[str, str, str, dict[str, str]]], list[str] | None] | None:
     """The queries and lists of a well-formed request, or None (FastAPI then says what is
     wrong)."""
     try:
@@ -133,7 +136,14 @@ def _batch(body: bytes) -> tuple[list[tuple[str, str, str]], list[str] | None] |
             or not _text(ref)
         ):
             return None
-        queries.append((signal, value, ref))
+        subject = {}
+        for name, longest in _UPLOADER:
+            given = query.get(name, "")
+            if not isinstance(given, str) or len(given) > longest or not _text(given):
+                return None
+            if given:
+                subject[name] = given
+        queries.append((signal, value, ref, subject))
     if lists is not None and not all(_text(name) for name in lists):
         return None
     return queries, lists

@@ -3,7 +3,7 @@ hashing uploads in memory, running the Matcher within the caller's lists, and st
 match in the match log (nothing for a query that matched nothing)."""
 
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
@@ -16,6 +16,8 @@ from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
 from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
+from hashguard.review.detections import Evidence
+from hashguard.review.services import Service as CheckedService
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, hash_stream
@@ -128,11 +130,20 @@ async def run_matches(
     items: Sequence[dict[str, Any]],
     lists: Sequence[str],
     content_refs: Sequence[str],
+    subjects: Sequence[Mapping[str, Any]] | None = None,
 ) -> list[list[Match]]:
     """Match ``items`` within ``lists``; every match is stored in the match log (with the
-    caller and the item's content reference) and counted."""
+    caller and the item's content reference) and counted. For a key of a service, matched
+    items become detections (with ``subjects``: the uploader's account, IP and time), and an
+    end-to-end-encrypted service is refused unless its profile allows scanning."""
     matcher = ready_matcher(service)
     assert service.batcher is not None and service.recorder is not None  # started
+    checked = None
+    if key.service is not None:  # a service's upload check: its profile decides
+        checked = await run_in_threadpool(service.review.services.get, key.service)
+        if checked.e2ee and not checked.profile.scan_e2ee:
+            raise ApiError(403, f"service {checked.name} is end-to-end encrypted: its legal "
+                                f"profile {checked.legal_profile} forbids scanning it")  # fmt: skip
     found = await service.batcher.match(matcher, items, lists)
     metrics.queries.inc(len(items))
     logged = [
@@ -144,17 +155,38 @@ async def run_matches(
         await service.recorder.record(logged, busy=service.writer_busy())
         for m in logged:
             metrics.matches.labels(m.list, m.signal).inc()
+        if checked is not None:
+            await run_in_threadpool(
+                _open_detections, service, checked, found, content_refs, subjects or []
+            )
     return found
+
+
+def _open_detections(
+    service: Service,
+    checked: CheckedService,
+    found: Sequence[Sequence[Match]],
+    content_refs: Sequence[str],
+    subjects: Sequence[Mapping[str, Any]],
+) -> None:
+    """Each matched item of a service's upload check becomes a detection for human review."""
+    for number, (matches, ref) in enumerate(zip(found, content_refs, strict=True)):
+        if not matches or not ref:
+            continue
+        subject = dict(subjects[number]) if number < len(subjects) else {}
+        account = str(subject.pop("account_ref", ""))
+        evidence = [Evidence.of(m) for m in matches]
+        service.review.open(checked, ref, evidence, account_ref=account, subject=subject)
 
 
 async def answer_hash_queries(
     service: Service,
     metrics: Metrics,
     key: ApiKey,
-    queries: Sequence[tuple[str, str, str]],
+    queries: Sequence[tuple[str, str, str, Mapping[str, Any]]],
     lists: Sequence[str] | None,
 ) -> dict[str, Any]:
-    """The answer to ``POST /v1/match/hashes``: (signal, hex, content_ref) queries matched
+    """The answer to ``POST /v1/match/hashes``: (signal, hex, content_ref, uploader) queries matched
     within ``lists`` (default: every list the key may use). Raises ApiError for a batch over
     the limit, a malformed hash (naming its place) or a list the key may not use."""
     limit = service.settings.max_batch
@@ -162,13 +194,13 @@ async def answer_hash_queries(
         raise ApiError(413, f"{len(queries)} hashes: at most {limit} per request")
     names = chosen_lists(service, key, lists)
     items: list[dict[str, Any]] = []
-    for number, (signal, value, _ref) in enumerate(queries):
+    for number, (signal, value, _ref, _subject) in enumerate(queries):
         try:
             items.append({signal: parse_hash(signal, value)})
         except ApiError as error:
             raise ApiError(400, f"hashes.{number}: {error.message}") from None
-    refs = [ref for _signal, _value, ref in queries]
-    found = await run_matches(service, metrics, key, items, names, refs)
+    refs = [query[2] for query in queries]
+    found = await run_matches(service, metrics, key, items, names, refs, [q[3] for q in queries])
     return {
         "matched": sum(1 for matches in found if matches),
         "results": [{"matches": [match_json(m) for m in matches]} for matches in found],

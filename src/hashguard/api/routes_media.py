@@ -46,6 +46,16 @@ class HashQuery(BaseModel):
     content_ref: str = Field(
         "", max_length=500, description="Your own reference for the content, kept with a match."
     )
+    account_ref: str = Field(
+        "", max_length=500, description="Your reference for the uploader (kept for review)."
+    )
+    ip: str = Field("", max_length=64, description="The uploader's IP address (for reports).")
+    ip_at: str = Field("", max_length=40, description="When the upload came from that IP.")
+
+    def subject(self) -> dict[str, str]:
+        """The uploader as a detection keeps it (what was given)."""
+        return {k: v for k, v in (("account_ref", self.account_ref), ("ip", self.ip),
+                                  ("ip_at", self.ip_at)) if v}  # fmt: skip
 
 
 class HashMatchRequest(BaseModel):
@@ -96,6 +106,9 @@ async def match_media(
         list[str] | None, Query(alias="list", description="Repeat for several; default all.")
     ] = None,
     content_ref: Annotated[str, Query(max_length=500, description="Kept with a match.")] = "",
+    account_ref: Annotated[
+        str, Query(max_length=500, description="The uploader (kept for review).")
+    ] = "",
     dihedral: Annotated[bool, Query(description="Also match rotations and flips.")] = False,
     url: Annotated[
         str | None, Query(description="Fetch the media (if the service allows).")
@@ -111,7 +124,12 @@ async def match_media(
     if not signals:
         return {"kind": None, "hashes": {}, "matches": []}
     kind, values = await hash_media(data, service, signals, dihedral)
-    found = await run_matches(service, metrics, key, [media_query(values)], names, [content_ref])
+    hashes = {n: hash_json(n, v)["value"] for n, v in values.items() if n != "vpdq"}
+    uploader: dict[str, Any] = {"hashes": hashes}
+    if account_ref:
+        uploader["account_ref"] = account_ref
+    found = await run_matches(service, metrics, key, [media_query(values)], names,
+                              [content_ref], [uploader])  # fmt: skip
     return {
         "kind": kind.value,
         "hashes": {name: hash_json(name, v) for name, v in values.items()},
@@ -126,6 +144,6 @@ async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -
 
     (Well-formed requests with a matcher key are answered by ``api.hot`` before the framework;
     this route answers the others, and documents both.)"""
-    queries = [(q.signal, q.value, q.content_ref) for q in body.hashes]
+    queries = [(q.signal, q.value, q.content_ref, q.subject()) for q in body.hashes]
     metrics = request.app.state.metrics
     return await answer_hash_queries(service_of(request), metrics, key, queries, body.lists)

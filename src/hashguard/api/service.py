@@ -23,6 +23,10 @@ from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
 from hashguard.lists.model import HashList
 from hashguard.matching import Matcher
+from hashguard.redress.complaints import Complaints
+from hashguard.reports.submit import Reports
+from hashguard.review.detections import Review
+from hashguard.review.webhook import WebhookSender, load_secret
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
@@ -31,6 +35,7 @@ log = logging.getLogger("hashguard.api")
 
 _LIST_CHECK_SECONDS: Final = 1.0  # how often lists created or changed elsewhere are looked for
 _STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready
+_WEBHOOK_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +52,11 @@ class Service:
         self.lists = ListStore(engine)
         self.keys = ApiKeyStore(engine)
         self.match_log = MatchLog(engine)
+        self.review = Review(engine, self.lists)
+        self.complaints = Complaints(engine, self.review)
+        self.reports = Reports(engine, self.review)
+        self.secret = load_secret(settings.secret_file)
+        self.sessions: dict[str, tuple[ApiKey, float, str]] = {}  # review desk: key, expiry, csrf
         self.jobs = BulkJobs()
         # What a worker process opens to reach the same database.
         self.url = engine.url.render_as_string(hide_password=False)
@@ -62,6 +72,7 @@ class Service:
         self._error: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._webhooks: threading.Thread | None = None
         self._sync = threading.Lock()
         self._key_cache: dict[str, tuple[ApiKey, float]] = {}
         self.batcher: MatchBatcher | None = None
@@ -80,14 +91,27 @@ class Service:
         self.recorder = MatchRecorder(self.match_log)
         self._thread = threading.Thread(target=self._run, name="hashguard-lists", daemon=True)
         self._thread.start()
+        self._webhooks = threading.Thread(target=self._send_webhooks, name="hashguard-webhooks",
+                                          daemon=True)  # fmt: skip
+        self._webhooks.start()
 
     def stop(self) -> None:
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
+        for thread in (self._thread, self._webhooks):
+            if thread is not None:
+                thread.join()
         for worker in (self.batcher, self.recorder):
             if worker is not None:
                 worker.close()
+
+    def _send_webhooks(self) -> None:
+        """Send due webhook calls (actions, notices) every second; failures wait their turn."""
+        sender = WebhookSender(self.engine, self.secret)
+        while not self._stop.wait(_WEBHOOK_SECONDS):
+            try:
+                sender.send_due()
+            except Exception as error:  # the database is busy or gone: try again later
+                log.warning("sending webhook calls failed: %s", error)
 
     def _run(self) -> None:
         try:

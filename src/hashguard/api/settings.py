@@ -34,6 +34,18 @@ class ServiceSettings:
     release_key: Path | None = None
     release_log: Path | None = None
     release_dir: Path | None = None
+    # Safeguards: the server's secret (webhook signatures are derived from it), who reports,
+    # the key that signs EU reports, and where reports go ("" = kept, not sent). NCMEC's
+    # password comes from HASHGUARD_NCMEC_PASSWORD only and is never recorded.
+    secret_file: Path = Path("hashguard-secret.key")
+    provider_name: str = ""
+    provider_email: str = ""
+    provider_country: str = ""
+    report_key: Path | None = None
+    eu_centre_url: str = ""
+    ncmec_url: str = ""
+    ncmec_user: str = ""
+    public_url: str = "http://127.0.0.1:8000"  # for links in statements of reasons
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 
@@ -58,4 +70,11 @@ class ServiceSettings:
             "release_key": str(self.release_key or ""),
             "release_log": str(self.release_log or ""),
             "release_dir": str(self.release_dir or ""),
+            "secret_file": str(self.secret_file),
+            "provider": [self.provider_name, self.provider_email, self.provider_country],
+            "report_key": str(self.report_key or ""),
+            "eu_centre_url": self.eu_centre_url,
+            "ncmec_url": self.ncmec_url,
+            "ncmec_user": self.ncmec_user,
+            "public_url": self.public_url,
         }

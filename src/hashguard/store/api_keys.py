@@ -20,7 +20,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from hashguard import audit
-from hashguard.store.tables import ApiKeyRow, HashListRow, utc
+from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 
@@ -45,6 +45,7 @@ class ApiKey:
     name: str
     created_at: datetime
     revoked_at: datetime | None = None
+    service: str | None = None  # the service whose uploads a matcher key checks
 
     def may_use(self, list_name: str) -> bool:
         return not self.lists or list_name in self.lists
@@ -55,10 +56,16 @@ class ApiKeyStore:
         self.engine = engine
 
     def create(
-        self, role: Role, lists: Iterable[str] = (), name: str = "", actor: str = ""
+        self,
+        role: Role,
+        lists: Iterable[str] = (),
+        name: str = "",
+        actor: str = "",
+        service: str | None = None,
     ) -> tuple[ApiKey, str]:
-        """A new key and its token, which is not stored: show it once. Raises ApiKeyError for
-        a list that does not exist."""
+        """A new key and its token, which is not stored: show it once. With ``service``, the
+        key's matches open detections for that service's review. Raises ApiKeyError for a
+        list or service that does not exist."""
         role = Role(role)
         scope = tuple(dict.fromkeys(lists))
         ident = secrets.token_hex(8)
@@ -73,6 +80,11 @@ class ApiKeyStore:
                 if missing:
                     raise ApiKeyError(f"no list named {missing[0]!r}: a key can only be limited "
                                     "to existing lists")  # fmt: skip
+            if (
+                service is not None
+                and session.scalar(select(ServiceRow.id).where(ServiceRow.name == service)) is None
+            ):
+                raise ApiKeyError(f"no service named {service!r} (hashguard services create)")
             session.add(
                 ApiKeyRow(
                     id=ident,
@@ -81,12 +93,15 @@ class ApiKeyStore:
                     lists=list(scope),
                     name=name,
                     created_at=now,
+                    service=service,
                 )
             )
             session.flush()
             details = {"role": role.value, "lists": list(scope), "name": name}
+            if service is not None:
+                details["service"] = service
             audit.append(session.connection(), actor, "key.create", ident, details)
-        return ApiKey(ident, role, scope, name, now), f"hg_{ident}_{secret}"
+        return ApiKey(ident, role, scope, name, now, None, service), f"hg_{ident}_{secret}"
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The live key ``token`` is, or None (malformed, unknown, wrong secret, revoked)."""
@@ -136,4 +151,5 @@ def _key(row: ApiKeyRow) -> ApiKey:
         row.name,
         utc(row.created_at),
         utc(row.revoked_at) if row.revoked_at is not None else None,
+        row.service,
     )
