@@ -9,7 +9,15 @@ from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from hashguard import __version__
-from hashguard.api import errors, hma, routes_admin, routes_lists, routes_media, routes_status
+from hashguard.api import (
+    errors,
+    hma,
+    routes_admin,
+    routes_lists,
+    routes_media,
+    routes_review,
+    routes_status,
+)
 from hashguard.api.hot import HotMatchRoute
 from hashguard.api.limits import BodyLimitMiddleware
 from hashguard.api.metrics import Metrics, MetricsMiddleware
@@ -51,7 +59,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     app.state.service = service
     app.state.metrics = Metrics(service)
     errors.install(app)
-    for module in (routes_status, routes_media, routes_lists, routes_admin, hma):
+    for module in (routes_status, routes_media, routes_lists, routes_admin, routes_review, hma):
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)
 

@@ -1,0 +1,405 @@
+"""Safeguards over HTTP: services, detections and their review, actions, complaints, reports,
+holds, the purge, risk assessments and the annual figures.
+
+Nothing here can act before a human confirms (the domain refuses it: 409). Reviewers decide;
+a complaint is decided by a reviewer who took no part; users complain with the token of their
+statement of reasons (the only credential they have: no key).
+"""
+
+import os
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.api.auth import actor, allow, unscoped
+from hashguard.api.errors import MAX_ID, ApiError
+from hashguard.api.matching import service_of
+from hashguard.api.service import Service
+from hashguard.legal.profiles import DEFAULT
+from hashguard.lists import keys as key_files
+from hashguard.redress import notices
+from hashguard.redress.complaints import Complaint
+from hashguard.reports.eu import Circumstances, Provider, ReportError
+from hashguard.reports.risk import RiskAssessment, RiskAssessments
+from hashguard.reports.submit import Adapter, CyberTiplineAdapter, EuCentreAdapter, Report
+from hashguard.retention.purge import purge
+from hashguard.review import actions
+from hashguard.review.detections import Review
+from hashguard.review.model import (
+    ActionKind,
+    Decision,
+    Detection,
+    NotFound,
+    ReviewError,
+    Source,
+)
+from hashguard.review.services import Service as CheckedService
+from hashguard.review.services import ServiceError
+from hashguard.review.webhook import service_secret
+from hashguard.stats import annual
+from hashguard.store.api_keys import ApiKey, Role
+
+router = APIRouter(prefix="/v1", tags=["safeguards"])
+Admin = Annotated[ApiKey, allow()]
+Reviewer = Annotated[ApiKey, allow(Role.REVIEWER)]
+Watcher = Annotated[ApiKey, allow(Role.REVIEWER, Role.AUDITOR)]
+Auditor = Annotated[ApiKey, allow(Role.AUDITOR)]
+Matcher = Annotated[ApiKey, allow(Role.MATCHER)]
+DetectionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+async def call(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a domain call off the event loop, its refusals as API errors."""
+    try:
+        return await run_in_threadpool(function, *args, **kwargs)
+    except NotFound as error:
+        raise ApiError(404, str(error)) from None
+    except ReviewError as error:
+        raise ApiError(409, str(error)) from None
+    except ServiceError as error:
+        raise ApiError(404 if str(error).startswith("no service") else 400, str(error)) from None
+    except ReportError as error:
+        raise ApiError(422, str(error)) from None
+
+
+def detection_json(d: Detection) -> dict[str, Any]:
+    return {
+        "id": d.id, "service": d.service, "content_ref": d.content_ref,
+        "account_ref": d.account_ref, "source": d.source.value, "technology": d.technology,
+        "list": d.list_name, "entry": d.entry_id, "distance": d.distance, "exact": d.exact,
+        "labels": d.labels, "evidence": d.evidence, "state": d.state.value,
+        "detected_at": d.detected_at.isoformat(),
+        "decided_at": d.decided_at.isoformat() if d.decided_at else None,
+        "decision_reason": d.decision_reason, "quarantined": d.quarantined,
+        "retain_until": d.retain_until.isoformat(),
+        "held_until": d.held_until.isoformat() if d.held_until else None,
+    }  # fmt: skip
+
+
+def visible_detection(review: Review, key: ApiKey, ident: int) -> Detection:
+    """The detection, if ``key`` may see it: keys limited to lists see only theirs."""
+    found = review.get(ident)
+    if key.lists and found.list_name not in key.lists:
+        raise NotFound(f"no detection number {ident}")
+    return found
+
+
+# --- services --------------------------------------------------------------------------------
+
+
+class NewService(BaseModel):
+    name: str = Field(max_length=100)
+    legal_profile: str = Field(DEFAULT, max_length=64)
+    e2ee: bool = False
+    webhook_url: str = Field("", max_length=2000)
+    content_url: str = Field("", max_length=2000, description="Where reviewers see an item; {ref}")
+
+
+def service_json(s: CheckedService) -> dict[str, Any]:
+    return {"name": s.name, "legal_profile": s.legal_profile, "e2ee": s.e2ee,
+            "webhook_url": s.webhook_url, "content_url": s.content_url}  # fmt: skip
+
+
+@router.post("/services", status_code=201)
+async def create_service(request: Request, key: Admin, body: NewService) -> dict[str, Any]:
+    """Register a service; its webhook signing secret is in this answer. Audited."""
+    unscoped(key, "register services")
+    service = service_of(request)
+    made = await call(service.review.services.create, body.name, body.legal_profile, body.e2ee,
+                      body.webhook_url, body.content_url, actor(key))  # fmt: skip
+    return {**service_json(made), "webhook_secret": service_secret(service.secret, made.name)}
+
+
+@router.get("/services")
+async def list_services(request: Request, key: Auditor) -> dict[str, Any]:
+    found = await call(service_of(request).review.services.all)
+    return {"services": [service_json(s) for s in found]}
+
+
+# --- detections --------------------------------------------------------------------------------
+
+
+class UserFlag(BaseModel):
+    content_ref: str = Field(min_length=1, max_length=500)
+    account_ref: str = Field("", max_length=500, description="The uploader, not the flagger.")
+    reason: str = Field("", max_length=2000)
+
+
+@router.post("/flags", status_code=201)
+async def flag(request: Request, key: Matcher, body: UserFlag) -> dict[str, Any]:
+    """A user of the service flagged an item: it joins the review queue (no action)."""
+    if key.service is None:
+        raise ApiError(403, "only a key tied to a service can flag its content")
+    review = service_of(request).review
+    checked = await call(review.services.get, key.service)
+    found = await call(review.open, checked, body.content_ref, [], account_ref=body.account_ref,
+                       subject={"flag_reason": body.reason}, source=Source.FLAG,
+                       technology="flag", actor=actor(key))  # fmt: skip
+    return detection_json(found)
+
+
+@router.get("/detections")
+async def queue(
+    request: Request, key: Watcher, limit: Annotated[int, Query(ge=1, le=500)] = 50
+) -> dict[str, Any]:
+    """Open detections (pending or in review), oldest first; a key limited to lists sees those
+    lists' only."""
+    review = service_of(request).review
+    found = await call(review.queue, list(key.lists) if key.lists else None, limit)
+    return {"detections": [detection_json(d) for d in found]}
+
+
+@router.get("/detections/{ident}")
+async def detection(request: Request, key: Watcher, ident: DetectionId) -> dict[str, Any]:
+    review = service_of(request).review
+    found = await call(visible_detection, review, key, ident)
+    votes = await call(review.votes, ident)
+    taken = await call(actions.actions, review.engine, ident)
+    return {
+        **detection_json(found),
+        "four_eyes": review.four_eyes(found),
+        "votes": [{"reviewer": v.reviewer, "decision": v.decision.value, "reason": v.reason,
+                   "at": v.at.isoformat()} for v in votes],
+        "actions": [{"id": a.id, "kind": a.kind.value, "reason": a.reason,
+                     "taken_at": a.taken_at.isoformat(),
+                     "reversed_at": a.reversed_at.isoformat() if a.reversed_at else None}
+                    for a in taken],
+    }  # fmt: skip
+
+
+class NewDecision(BaseModel):
+    decision: Decision
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/detections/{ident}/decision")
+async def decide(
+    request: Request, key: Reviewer, ident: DetectionId, body: NewDecision
+) -> dict[str, Any]:
+    """Confirm, or call a false positive (undone at once: actions reversed, the entry
+    contested, the data purged). On a four-eyes list it takes two reviewers who agree."""
+    review = service_of(request).review
+    await call(visible_detection, review, key, ident)
+    decided = await call(review.decide, ident, actor(key), body.decision, body.reason)
+    return detection_json(decided)
+
+
+class NewAction(BaseModel):
+    kind: ActionKind
+    reason: str = Field(min_length=1, max_length=2000)
+    language: Literal["en", "nl"] = "en"
+    country: str = Field("", max_length=2, description="The user's country: names its DPA.")
+
+
+@router.post("/detections/{ident}/actions", status_code=201)
+async def act(
+    request: Request, key: Reviewer, ident: DetectionId, body: NewAction
+) -> dict[str, Any]:
+    """Ask the service to act (through its webhook). Remove, disable and suspend need a
+    confirmed detection and send the user a statement of reasons; 409 otherwise."""
+    service = service_of(request)
+    found = await call(visible_detection, service.review, key, ident)
+    if body.kind is ActionKind.QUARANTINE:
+        taken = await call(actions.take, service.engine, ident, body.kind, actor(key), body.reason)
+        return {"action": taken.id, "kind": taken.kind.value}
+    complaint_url = service.settings.public_url.rstrip("/") + "/complaints"
+    owner = await call(_list_owner, service, found.list_name)
+    taken, notice, _token = await call(notices.act, service.engine, ident, body.kind, actor(key),
+                                       body.reason, complaint_url, body.language, body.country,
+                                       owner)  # fmt: skip
+    return {"action": taken.id, "kind": taken.kind.value, "notice": notice.id,
+            "notice_text": notice.text,
+            "complaint_until": notice.complaint_until.isoformat()}  # fmt: skip
+
+
+def _list_owner(service: Service, name: str) -> str:
+    try:
+        return service.lists.get(name).owner if name else ""
+    except Exception:  # a list removed since: the notice names none
+        return ""
+
+
+class Reason(BaseModel):
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/actions/{ident}/reverse")
+async def reverse(
+    request: Request, key: Reviewer, ident: DetectionId, body: Reason
+) -> dict[str, Any]:
+    """Undo one action (the service is told through its webhook)."""
+    undone = await call(actions.reverse, service_of(request).engine, ident, actor(key),
+                        body.reason)  # fmt: skip
+    return {"action": undone.id, "kind": undone.kind.value,
+            "reversed_at": undone.reversed_at.isoformat() if undone.reversed_at else None,
+            }  # fmt: skip
+
+
+class Hold(BaseModel):
+    until: datetime
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/detections/{ident}/hold")
+async def hold(request: Request, key: Admin, ident: DetectionId, body: Hold) -> dict[str, Any]:
+    """A legal hold: kept past its retention until ``until``. Audited."""
+    review = service_of(request).review
+    held = await call(review.hold, ident, body.until, body.reason, actor(key))
+    return detection_json(held)
+
+
+# --- reports ---------------------------------------------------------------------------------
+
+
+class NewReport(BaseModel):
+    recipient: Literal["eu-centre", "ncmec"]
+    removed: bool
+    urgent: bool = False
+    urgency_reason: str = Field("", max_length=3000)
+    third_country: str = Field("", max_length=200)
+    third_country_reference: str = Field("", max_length=200)
+
+
+def report_json(r: Report) -> dict[str, Any]:
+    return {"id": r.id, "detection": r.detection_id, "recipient": r.recipient, "state": r.state,
+            "external_id": r.external_id, "attempts": r.attempts, "last_error": r.last_error,
+            "document": r.document}  # fmt: skip
+
+
+@router.post("/detections/{ident}/reports", status_code=201)
+async def report(
+    request: Request, key: Reviewer, ident: DetectionId, body: NewReport
+) -> dict[str, Any]:
+    """Make the provider report of a confirmed detection (409 before confirmation) and send it
+    when the recipient is configured; otherwise it is kept, built, to send later."""
+    service = service_of(request)
+    await call(visible_detection, service.review, key, ident)
+    settings = service.settings
+    if not (settings.provider_name and settings.provider_email and settings.provider_country):
+        missing = "the provider's name, e-mail and country (serve --provider-name/-email/-country)"
+        raise ApiError(409, f"reports need {missing}")
+    if settings.report_key is None:
+        raise ApiError(409, "reports are signed: start the service with --report-key")
+    signing = await call(key_files.load, settings.report_key)
+    provider = Provider(settings.provider_name, settings.provider_email,
+                        settings.provider_country)  # fmt: skip
+    circumstances = Circumstances(body.removed, body.urgent, body.urgency_reason,
+                                  body.third_country, body.third_country_reference)  # fmt: skip
+    made = await call(service.reports.make, ident, body.recipient, provider, circumstances,
+                      signing, actor(key))  # fmt: skip
+    adapter = _adapter(service, body.recipient)
+    if adapter is not None:
+        made = await call(service.reports.submit, made.id, adapter, actor(key))
+    return report_json(made)
+
+
+def _adapter(service: Service, recipient: str) -> Adapter | None:
+    settings = service.settings
+    if recipient == "eu-centre" and settings.eu_centre_url:
+        return EuCentreAdapter(settings.eu_centre_url)
+    if recipient == "ncmec" and settings.ncmec_url:
+        password = os.environ.get("HASHGUARD_NCMEC_PASSWORD", "")  # never in settings or logs
+        return CyberTiplineAdapter(settings.ncmec_url, settings.ncmec_user, password)
+    return None
+
+
+# --- complaints --------------------------------------------------------------------------------
+
+
+def complaint_json(c: Complaint) -> dict[str, Any]:
+    return {"id": c.id, "detection": c.detection_id, "state": c.state.value,
+            "statement": c.statement, "lodged_at": c.lodged_at.isoformat(),
+            "decided_at": c.decided_at.isoformat() if c.decided_at else None,
+            "outcome_reason": c.outcome_reason}  # fmt: skip
+
+
+class NewComplaint(BaseModel):
+    token: str = Field(min_length=8, max_length=100, description="From the statement of reasons.")
+    statement: str = Field(min_length=1, max_length=10_000)
+
+
+@router.post("/complaints", status_code=201)
+async def lodge(request: Request, body: NewComplaint) -> dict[str, Any]:
+    """A user complains about a decision, with the token of their statement of reasons (no
+    key: it is their only credential)."""
+    lodged = await call(service_of(request).complaints.lodge, body.token, body.statement)
+    return complaint_json(lodged)
+
+
+@router.get("/complaints")
+async def open_complaints(request: Request, key: Reviewer) -> dict[str, Any]:
+    unscoped(key, "see every complaint")
+    found = await call(service_of(request).complaints.open)
+    return {"complaints": [complaint_json(c) for c in found]}
+
+
+class ComplaintDecision(BaseModel):
+    upheld: bool
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+@router.post("/complaints/{ident}/decision")
+async def decide_complaint(
+    request: Request, key: Reviewer, ident: DetectionId, body: ComplaintDecision
+) -> dict[str, Any]:
+    """Decide a complaint (not by anyone who took part in the decision). Upheld: the decision
+    is reversed and counted as an error."""
+    unscoped(key, "decide complaints")
+    decided = await call(service_of(request).complaints.decide, ident, actor(key), body.upheld,
+                         body.reason)  # fmt: skip
+    return complaint_json(decided)
+
+
+# --- retention, risk, figures --------------------------------------------------------------
+
+
+@router.post("/purge")
+async def run_purge(request: Request, key: Admin) -> dict[str, Any]:
+    """Delete what is past its retention now (holds and open complaints keep theirs)."""
+    unscoped(key, "purge")
+    done = await call(purge, service_of(request).engine, None, actor(key))
+    return {"detections": done.detections, "matches": done.matches,
+            "webhook_calls": done.webhook_calls, "held": done.held}  # fmt: skip
+
+
+class NewAssessment(BaseModel):
+    factors: dict[str, str]
+    mitigations: list[str] = Field(default_factory=list)
+    remaining_risk: Literal["low", "medium", "high"]
+    next_due_at: datetime | None = None
+
+
+def assessment_json(a: RiskAssessment) -> dict[str, Any]:
+    return {"id": a.id, "service": a.service, "performed_at": a.performed_at.isoformat(),
+            "factors": a.factors, "mitigations": a.mitigations,
+            "remaining_risk": a.remaining_risk,
+            "next_due_at": a.next_due_at.isoformat()}  # fmt: skip
+
+
+@router.post("/services/{name}/risk-assessments", status_code=201)
+async def assess(request: Request, key: Admin, name: str, body: NewAssessment) -> dict[str, Any]:
+    """Record a risk assessment of a service (CSA Regulation Art 3-5). Audited."""
+    service = service_of(request)
+    checked = await call(service.review.services.get, name)
+    made = await call(RiskAssessments(service.engine).record, checked, body.factors,
+                      body.mitigations, body.remaining_risk, actor(key), None,
+                      body.next_due_at)  # fmt: skip
+    return assessment_json(made)
+
+
+@router.get("/stats/annual")
+async def figures(
+    request: Request,
+    key: Auditor,
+    year: Annotated[int, Query(ge=2000, le=9999)],
+    provider: Annotated[str, Query(max_length=200)] = "",
+) -> dict[str, Any]:
+    """The annual transparency figures (no personal data; counts under 10 suppressed)."""
+    unscoped(key, "read the annual figures")
+    service = service_of(request)
+    name = provider or service.settings.provider_name or "the provider"
+    document: dict[str, Any] = await call(annual.report, service.engine, year, name)
+    return document
