@@ -23,6 +23,7 @@ from hashguard.api.limits import BodyLimitMiddleware
 from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
+from hashguard.web import desk
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
 
@@ -62,6 +63,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     for module in (routes_status, routes_media, routes_lists, routes_admin, routes_review, hma):
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)
+    app.include_router(desk.router)
 
     def limit_for(method: str, path: str) -> int:
         if path.startswith("/v1/lists/") and path.endswith("/import"):

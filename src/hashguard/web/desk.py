@@ -1,0 +1,254 @@
+"""The review desk (``/desk``) and the users' complaint page (``/complaints/{token}``).
+
+Reviewers sign in with their reviewer key; the session is a random id in an HttpOnly,
+SameSite=Strict cookie, and every form carries the session's CSRF token. Content is fetched from
+the service's content URL when the reviewer opens an item, passed through (images only, never
+stored, never cached) and shown blurred and grey until revealed; each viewing is audited.
+"""
+
+import secrets
+import time
+from pathlib import Path
+from typing import Annotated, Any, Final
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.concurrency import run_in_threadpool
+
+from hashguard import audit
+from hashguard.api.auth import actor
+from hashguard.api.fetch import FetchRefused, UrlFetcher
+from hashguard.api.matching import service_of
+from hashguard.api.service import Service
+from hashguard.media.errors import MediaError
+from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
+from hashguard.redress import notices
+from hashguard.review.model import OPEN, Decision, Detection, NotFound, ReviewError
+from hashguard.signals import registry
+from hashguard.store.api_keys import ApiKey, Role
+
+router = APIRouter(include_in_schema=False)
+_HERE: Final = Path(__file__).parent
+_PAGES: Final = Environment(
+    loader=FileSystemLoader(_HERE / "templates"), autoescape=select_autoescape(["html"])
+)
+_STATIC: Final = {"desk.css": "text/css", "desk.js": "text/javascript"}
+_COOKIE: Final = "hg_desk"
+_SESSION_SECONDS: Final = 8 * 3600
+_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    return HTMLResponse(_PAGES.get_template(name).render(**values), status, headers=_HEADERS)
+
+
+@router.get("/desk/static/{name}")
+async def static(name: str) -> Response:
+    if name not in _STATIC:
+        return Response("no such file", 404)
+    return Response((_HERE / "static" / name).read_bytes(), media_type=_STATIC[name])
+
+
+def _session(request: Request) -> tuple[ApiKey, str] | None:
+    """The signed-in reviewer's key and CSRF token, or None."""
+    found = service_of(request).sessions.get(request.cookies.get(_COOKIE, ""))
+    if found is None or found[1] < time.monotonic():
+        return None
+    return found[0], found[2]
+
+
+def _signed_in(request: Request) -> tuple[ApiKey, str]:
+    found = _session(request)
+    if found is None:
+        raise _SignIn()
+    return found
+
+
+class _SignIn(Exception):
+    """No session: the desk sends the browser to the sign-in page."""
+
+
+@router.get("/desk/login")
+async def login_page() -> HTMLResponse:
+    return page("login.html")
+
+
+@router.post("/desk/login")
+async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
+    service = service_of(request)
+    found = await service.authenticate(key.strip())
+    if found is None or found.role not in (Role.REVIEWER, Role.ADMIN):
+        return page("login.html", 403, error="That is not a live reviewer key.")
+    session = secrets.token_urlsafe(32)
+    service.sessions[session] = (found, time.monotonic() + _SESSION_SECONDS,
+                                 secrets.token_urlsafe(16))  # fmt: skip
+    answer = RedirectResponse("/desk", 303)
+    answer.set_cookie(_COOKIE, session, httponly=True, samesite="strict", path="/",
+                      secure=request.url.scheme == "https", max_age=_SESSION_SECONDS)  # fmt: skip
+    return answer
+
+
+@router.post("/desk/logout")
+async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
+    found = _session(request)
+    if found is not None and secrets.compare_digest(csrf, found[1]):
+        service_of(request).sessions.pop(request.cookies.get(_COOKIE, ""), None)
+    answer = RedirectResponse("/desk/login", 303)
+    answer.delete_cookie(_COOKIE, path="/")
+    return answer
+
+
+@router.get("/desk")
+async def queue(request: Request) -> Response:
+    try:
+        key, csrf = _signed_in(request)
+    except _SignIn:
+        return RedirectResponse("/desk/login", 303)
+    review = service_of(request).review
+    found = await run_in_threadpool(review.queue, list(key.lists) if key.lists else None, 200)
+    return page("queue.html", detections=found, reviewer=actor(key), csrf=csrf)
+
+
+def _visible(service: Service, key: ApiKey, ident: int) -> Detection:
+    found = service.review.get(ident)
+    if key.lists and found.list_name not in key.lists:
+        raise NotFound(f"no detection number {ident}")
+    return found
+
+
+@router.get("/desk/detections/{ident}")
+async def detection(request: Request, ident: int) -> Response:
+    try:
+        key, csrf = _signed_in(request)
+    except _SignIn:
+        return RedirectResponse("/desk/login", 303)
+    service = service_of(request)
+    try:
+        found = await run_in_threadpool(_visible, service, key, ident)
+        if found.state in OPEN:
+            found = await run_in_threadpool(service.review.claim, ident, actor(key))
+    except NotFound as error:
+        return page("queue.html", 404, error=str(error), detections=[], reviewer=actor(key),
+                    csrf=csrf)  # fmt: skip
+    votes = await run_in_threadpool(service.review.votes, ident)
+    checked = await run_in_threadpool(service.review.services.get, found.service)
+    queue = await run_in_threadpool(service.review.queue, list(key.lists) or None, 50)
+    following = [d.id for d in queue if d.id != ident]
+    latest = votes[-1].decision if votes else None
+    return page(
+        "detection.html", d=found, reviewer=actor(key), csrf=csrf,
+        content_url=f"/desk/detections/{ident}/content" if checked.content_url else "",
+        evidence=[{**m, "threshold": _threshold(service, m)} for m in found.evidence],
+        votes=votes, four_eyes=service.review.four_eyes(found),
+        agreeing=sum(1 for v in votes if v.decision is latest), open=found.state in OPEN,
+        next_id=following[0] if following else None,
+    )  # fmt: skip
+
+
+def _threshold(service: Service, match: dict[str, Any]) -> float | str:
+    try:
+        configured = service.lists.get(match["list"]).policy.thresholds.get(match["signal"])
+    except Exception:  # a list removed since: its threshold is unknown
+        return "-"
+    return configured if configured is not None else registry.get(match["signal"]).default_threshold
+
+
+@router.get("/desk/detections/{ident}/content")
+async def content(request: Request, ident: int) -> Response:
+    """The item, fetched from its service now, passed through if it is an image; audited."""
+    found_session = _session(request)
+    if found_session is None:
+        return Response("sign in first", 401, headers=_HEADERS)
+    key, _ = found_session
+    service = service_of(request)
+    try:
+        found = await run_in_threadpool(_visible, service, key, ident)
+        checked = await run_in_threadpool(service.review.services.get, found.service)
+    except NotFound:
+        return Response("no such detection", 404, headers=_HEADERS)
+    location = checked.content_location(found.content_ref)
+    if not location:
+        return Response("the service gives no content URL", 404, headers=_HEADERS)
+    host = location.split("/")[2].split("@")[-1].rsplit(":", 1)[0].strip("[]")
+    fetcher = UrlFetcher([host], service.settings.fetch_networks, service.settings.fetch_timeout,
+                         service.settings.max_upload_bytes)  # fmt: skip
+    try:
+        fetched = await run_in_threadpool(fetcher.fetch, location)
+        kind = sniff(fetched.body[:SNIFF_BYTES])
+    except (FetchRefused, MediaError) as error:
+        return Response(f"the item could not be shown: {error}", 502, headers=_HEADERS)
+    if kind.kind is not MediaKind.IMAGE:
+        return Response("only images are shown here", 415, headers=_HEADERS)
+    await run_in_threadpool(_audit_view, service, key, ident)
+    return Response(fetched.body, media_type=f"image/{kind.name}", headers=_HEADERS)
+
+
+def _audit_view(service: Service, key: ApiKey, ident: int) -> None:
+    with service.engine.begin() as connection:
+        audit.append(connection, actor(key), "detection.view", f"detection:{ident}")
+
+
+@router.post("/desk/detections/{ident}/decide")
+async def decide(
+    request: Request,
+    ident: int,
+    decision: Annotated[Decision, Form()],
+    reason: Annotated[str, Form(max_length=2000)],
+    csrf: Annotated[str, Form()],
+) -> Response:
+    try:
+        key, expected = _signed_in(request)
+    except _SignIn:
+        return RedirectResponse("/desk/login", 303)
+    if not secrets.compare_digest(csrf, expected):
+        return Response("the form is stale: reload the page", 403, headers=_HEADERS)
+    service = service_of(request)
+    try:
+        await run_in_threadpool(_visible, service, key, ident)
+        await run_in_threadpool(service.review.decide, ident, actor(key), decision, reason)
+    except (NotFound, ReviewError) as error:
+        return page("queue.html", 409, error=str(error), detections=[], reviewer=actor(key),
+                    csrf=expected)  # fmt: skip
+    return RedirectResponse(f"/desk/detections/{ident}", 303)
+
+
+# --- the user's complaint page ----------------------------------------------------------------
+
+
+@router.get("/complaints/{token}")
+async def complaint_page(request: Request, token: str) -> Response:
+    return await _complaint(request, token)
+
+
+@router.post("/complaints/{token}")
+async def complain(
+    request: Request, token: str, statement: Annotated[str, Form(max_length=10_000)]
+) -> Response:
+    service = service_of(request)
+    try:
+        await run_in_threadpool(service.complaints.lodge, token, statement)
+    except NotFound:
+        return page("complaint.html", 404, error="This link is not valid (any more).",
+                    notice=None, complaint=None, open=False)  # fmt: skip
+    except ReviewError as error:
+        return await _complaint(request, token, str(error), 409)
+    return RedirectResponse(f"/complaints/{token}", 303)
+
+
+async def _complaint(request: Request, token: str, error: str = "", status: int = 200) -> Response:
+    service = service_of(request)
+    try:
+        notice = await run_in_threadpool(notices.by_token, service.engine, token)
+        filed = await run_in_threadpool(service.complaints.of_token, token)
+    except NotFound:
+        return HTMLResponse("<!doctype html><p>This link is not valid (any more).</p>", 404,
+                            headers=_HEADERS)  # fmt: skip
+    still_open = time.time() <= notice.complaint_until.timestamp()
+    return page("complaint.html", status, notice=notice, complaint=filed, open=still_open,
+                error=error, language=notice.language)  # fmt: skip
