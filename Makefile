@@ -25,6 +25,7 @@ lint: install
 	@$(BIN)/mypy
 
 test: install lint
+	@scripts/ensure-system-packages $(PYTHON) --test
 	@$(BIN)/python -m pytest -n 2
 
 $(BENCH_STAMP): $(STAMP)

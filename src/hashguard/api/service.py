@@ -25,6 +25,7 @@ from hashguard.lists.model import HashList
 from hashguard.matching import Matcher
 from hashguard.redress.complaints import Complaints
 from hashguard.reports.submit import Reports
+from hashguard.retention.purge import purge
 from hashguard.review.detections import Review
 from hashguard.review.webhook import WebhookSender, load_secret
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
@@ -36,6 +37,7 @@ log = logging.getLogger("hashguard.api")
 _LIST_CHECK_SECONDS: Final = 1.0  # how often lists created or changed elsewhere are looked for
 _STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready
 _WEBHOOK_SECONDS: Final = 1.0
+PURGE_SECONDS: Final = 3600.0  # the retention purge runs hourly while the service runs
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,13 +107,20 @@ class Service:
                 worker.close()
 
     def _send_webhooks(self) -> None:
-        """Send due webhook calls (actions, notices) every second; failures wait their turn."""
+        """Send due webhook calls (actions, notices) every second, failures waiting their turn;
+        and run the retention purge every PURGE_SECONDS."""
         sender = WebhookSender(self.engine, self.secret)
+        purged = time.monotonic() - PURGE_SECONDS  # once at start, then hourly
         while not self._stop.wait(_WEBHOOK_SECONDS):
             try:
                 sender.send_due()
+                if time.monotonic() - purged >= PURGE_SECONDS:
+                    purged = time.monotonic()
+                    done = purge(self.engine, actor="hashguard serve")
+                    if done.total:
+                        log.info("retention purge: %d items deleted", done.total)
             except Exception as error:  # the database is busy or gone: try again later
-                log.warning("sending webhook calls failed: %s", error)
+                log.warning("webhook calls or purge failed: %s", error)
 
     def _run(self) -> None:
         try:
