@@ -117,14 +117,16 @@ def test_the_desk_shields_content_and_takes_decisions_by_keyboard(desk, browser)
     assert shielded(page)
     page.keyboard.press("r")
     assert not shielded(page)
-    page.hover("h2")  # the pointer leaves the image
-    page.mouse.move(5, 5)
+    page.hover("#content")
+    assert not shielded(page)
+    page.hover("h1")  # the pointer leaves the image
     assert shielded(page)
     page.keyboard.press("c")
     assert page.is_checked("input[value=confirm]")
     assert page.evaluate("document.activeElement.id") == "reason"
     page.keyboard.type("the listed image, slightly cropped")
-    page.click("#submit")
+    with page.expect_navigation():
+        page.click("#submit")
     page.wait_for_selector("#state")
     assert page.text_content("#state") == "confirmed"
     events = server.get("/v1/audit?limit=500", "auditor").json()["events"]
@@ -138,7 +140,8 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> No
     ana.click("#queue a")
     ana.keyboard.press("c")
     ana.fill("#reason", "matches the listed image")
-    ana.click("#submit")
+    with ana.expect_navigation():
+        ana.click("#submit")
     ana.wait_for_selector("#four-eyes")
     assert "1 of 2" in ana.text_content("#four-eyes")
     assert ana.text_content("#state") == "in_review"
@@ -147,7 +150,8 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> No
     ben.click("#queue a")
     ben.keyboard.press("c")
     ben.fill("#reason", "agreed")
-    ben.click("#submit")
+    with ben.expect_navigation():
+        ben.click("#submit")
     ben.wait_for_selector("#state")
     assert ben.text_content("#state") == "confirmed"
     ident = int(ben.url.rsplit("/", 1)[1])
@@ -162,7 +166,8 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> No
     user.goto(link)
     assert "Verklaring van redenen" in user.text_content("#notice")
     user.fill("#statement", "Dit is mijn eigen vakantiefoto.")
-    user.click("#send")
+    with user.expect_navigation():
+        user.click("#send")
     user.wait_for_selector("#status")
     assert user.text_content("#status").startswith("received")
     complaints = server.get("/v1/complaints", "reviewer").json()["complaints"]
