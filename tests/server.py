@@ -4,6 +4,7 @@ The server is ready when its log says the lists are loaded; its output is kept (
 tests can check what it logs. Keys for every role are created in the database beforehand.
 """
 
+import hashlib
 import os
 import socket
 import subprocess
@@ -74,7 +75,9 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
         tokens = {role.value: keys.create(role, name=f"test {role.value}")[1] for role in Role}
     engine.dispose()
     port = free_port()
-    secret_file = Path(tempfile.mkdtemp(prefix="hashguard-secret-")) / "secret.key"
+    # One secret per database: a restart on the same database keeps its configuration.
+    digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
+    secret_file = Path(tempfile.gettempdir()) / f"hashguard-test-secret-{digest}.key"
     env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
            "HASHGUARD_SECRET_FILE": str(secret_file)}  # fmt: skip
     process = subprocess.Popen(

@@ -137,7 +137,8 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> No
     server, tokens = desk
     upload(server, tokens["upload"], "upload-2", CAREFUL)
     ana = sign_in(browser, server, tokens["ana"])
-    ana.click("#queue a")
+    with ana.expect_navigation():
+        ana.click("#queue a")
     ana.keyboard.press("c")
     ana.fill("#reason", "matches the listed image")
     with ana.expect_navigation():
@@ -147,7 +148,8 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> No
     assert ana.text_content("#state") == "in_review"
     assert ana.locator("#decide").count() == 1  # still open: someone else must agree
     ben = sign_in(browser, server, tokens["ben"])
-    ben.click("#queue a")
+    with ben.expect_navigation():
+        ben.click("#queue a")
     ben.keyboard.press("c")
     ben.fill("#reason", "agreed")
     with ben.expect_navigation():

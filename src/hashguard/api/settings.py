@@ -76,5 +76,4 @@ class ServiceSettings:
             "eu_centre_url": self.eu_centre_url,
             "ncmec_url": self.ncmec_url,
             "ncmec_user": self.ncmec_user,
-            "public_url": self.public_url,
         }
