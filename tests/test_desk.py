@@ -12,6 +12,7 @@ from sqlalchemy import Engine
 
 from hashguard.lists.model import Category, ListPolicy
 from hashguard.lists.records import Submission
+from hashguard.review import webhook
 from hashguard.review.services import ServiceStore
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
@@ -133,7 +134,7 @@ def test_the_desk_shields_content_and_takes_decisions_by_keyboard(desk, browser)
     assert any(e["action"] == "detection.view" for e in events)
 
 
-def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> None:
+def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engine) -> None:
     server, tokens = desk
     upload(server, tokens["upload"], "upload-2", CAREFUL)
     ana = sign_in(browser, server, tokens["ana"])
@@ -163,7 +164,8 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser) -> No
         headers={"Authorization": f"Bearer {tokens['ben']}"},
     )
     assert acted.status_code == 201, acted.text
-    link = re.search(r"(http://\S+/complaints/\S+)", acted.json()["notice_text"]).group(1)
+    [notice] = [c for c in webhook.calls(engine) if c.event == "notice"]  # to the service
+    link = notice.payload["complaint_url"]
     user = browser.new_context().new_page()
     user.goto(link)
     assert "Verklaring van redenen" in user.text_content("#notice")

@@ -123,8 +123,10 @@ def test_the_cybertipline_xml_is_valid_and_in_the_schemas_order(review: Review) 
     event = root.find("personOrUserReported/ipCaptureEvent")
     assert [c.tag for c in event] == ["ipAddress", "eventName", "dateTime", "port"]
     assert event.findtext("dateTime") == "2026-11-01T09:30:00Z"
-    details = etree.fromstring(ncmec.file_details_xml(found, 42, "file-1", "beach.jpg"))
-    assert details.findtext("fileViewedByEsp") == "true"
+    details = etree.fromstring(ncmec.file_details_xml(found, 42, "file-1", False, "beach.jpg"))
+    assert details.findtext("fileViewedByEsp") == "false"  # confirmed on the evidence alone
+    viewed = etree.fromstring(ncmec.file_details_xml(found, 42, "file-1", True))
+    assert viewed.findtext("fileViewedByEsp") == "true"
     assert details.findtext("industryClassification") == "A1"
     hashes = {h.get("hashType"): h.text for h in details.findall("originalFileHash")}
     assert hashes == {"MD5": "cd" * 16, "SHA256": "ab" * 32}

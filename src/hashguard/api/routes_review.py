@@ -80,11 +80,8 @@ def detection_json(d: Detection) -> dict[str, Any]:
 
 
 def visible_detection(review: Review, key: ApiKey, ident: int) -> Detection:
-    """The detection, if ``key`` may see it: keys limited to lists see only theirs."""
-    found = review.get(ident)
-    if key.lists and found.list_name not in key.lists:
-        raise NotFound(f"no detection number {ident}")
-    return found
+    """The detection as ``key`` may see it (``Review.visible``)."""
+    return review.visible(ident, key.lists)
 
 
 # --- services --------------------------------------------------------------------------------
@@ -231,8 +228,10 @@ async def reverse(
     request: Request, key: Reviewer, ident: DetectionId, body: Reason
 ) -> dict[str, Any]:
     """Undo one action (the service is told through its webhook)."""
-    undone = await call(actions.reverse, service_of(request).engine, ident, actor(key),
-                        body.reason)  # fmt: skip
+    service = service_of(request)
+    detection_id = await call(actions.detection_of, service.engine, ident)
+    await call(visible_detection, service.review, key, detection_id)
+    undone = await call(actions.reverse, service.engine, ident, actor(key), body.reason)
     return {"action": undone.id, "kind": undone.kind.value,
             "reversed_at": undone.reversed_at.isoformat() if undone.reversed_at else None,
             }  # fmt: skip

@@ -58,7 +58,8 @@ class Service:
         self.complaints = Complaints(engine, self.review)
         self.reports = Reports(engine, self.review)
         self.secret = load_secret(settings.secret_file)
-        self.sessions: dict[str, tuple[ApiKey, float, str]] = {}  # review desk: key, expiry, csrf
+        # Review desk sessions: id -> (the key's token, expiry, CSRF token); memory only.
+        self.sessions: dict[str, tuple[str, float, str]] = {}
         self.jobs = BulkJobs()
         # What a worker process opens to reach the same database.
         self.url = engine.url.render_as_string(hide_password=False)

@@ -108,14 +108,20 @@ def last_details(engine: Engine, action: str) -> Any:
 
 
 def events(
-    engine: Engine, after: int = 0, limit: int = 100, subjects: Sequence[str] | None = None
+    engine: Engine,
+    after: int = 0,
+    limit: int = 100,
+    subjects: Sequence[str] | None = None,
+    action: str | None = None,
 ) -> list[AuditEvent]:
     """Events numbered above ``after``, oldest first, at most ``limit``; only those about
-    ``subjects`` when given."""
+    ``subjects``, and of ``action``, when given."""
     table = AuditEventRow.__table__
     query = select(table).where(table.c.seq > after).order_by(table.c.seq).limit(limit)
     if subjects is not None:
         query = query.where(table.c.subject.in_(list(subjects)))
+    if action is not None:
+        query = query.where(table.c.action == action)
     with engine.connect() as connection:
         return [AuditEvent(*row) for row in connection.execute(query)]
 

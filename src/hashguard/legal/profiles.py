@@ -24,7 +24,7 @@ class LegalProfile:
     title: str
     legal_basis: str  # what provider reports cite as their legal basis
     retention_days: int = 365  # after identification; legal holds extend it
-    complaint_days: int = 183  # how long a user may complain after a decision (>= 6 months)
+    complaint_days: int = 184  # how long a user may complain after a decision: 6 months at least
     quarantine: bool = True  # a detection may be quarantined (reversibly) before review
     exact_skips_review: bool = False  # an exact match on a vetted list counts as confirmed
     known_only: bool = True  # classifier flags (possible new material) are refused

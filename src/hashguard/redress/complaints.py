@@ -60,6 +60,10 @@ class Complaints:
         if len(statement) > MAX_STATEMENT:
             raise ReviewError(f"the statement is longer than {MAX_STATEMENT:,} characters")
         notice = notices.by_token(self.engine, token)
+        detection = self.review.get(notice.detection_id)
+        if detection.state not in CONFIRMED_STATES:
+            raise ReviewError(f"the decision was reversed already ({detection.state.value}): "
+                              "nothing remains to complain about")  # fmt: skip
         if now > notice.complaint_until:
             raise ReviewError(
                 f"the complaint period ended on {notice.complaint_until.date().isoformat()}; "
@@ -115,25 +119,28 @@ class Complaints:
         if not reason.strip():
             raise ReviewError("a decision on a complaint needs a reason")
         complaint = self.get(ident)
-        if complaint.state is not Outcome.RECEIVED:
-            raise ReviewError(f"complaint {ident} was decided already ({complaint.state})")
         involved = {v.reviewer for v in self.review.votes(complaint.detection_id)}
         involved |= {a.actor for a in actions.actions(self.engine, complaint.detection_id)}
         if reviewer in involved:
             raise ReviewError(
                 f"{reviewer} took part in the decision complained of: another reviewer decides"
             )
-        detection = self.review.get(complaint.detection_id)
-        if detection.state not in CONFIRMED_STATES:
-            raise ReviewError(f"detection {detection.id} is {detection.state}: nothing to decide")
         now = datetime.now(UTC)
         outcome = Outcome.UPHELD if upheld else Outcome.REJECTED
+        table = ComplaintRow.__table__
         with self.engine.begin() as connection:
-            connection.execute(
-                update(ComplaintRow).where(ComplaintRow.__table__.c.id == ident).values(
-                    state=outcome.value, reviewer=reviewer, decided_at=now, outcome_reason=reason
-                )
-            )  # fmt: skip
+            detection = actions.locked(connection, complaint.detection_id)
+            if detection["state"] not in {s.value for s in CONFIRMED_STATES}:
+                raise ReviewError(f"detection {complaint.detection_id} is {detection['state']}: "
+                                  "nothing to decide")  # fmt: skip
+            changed = connection.execute(
+                update(ComplaintRow)
+                .where(table.c.id == ident, table.c.state == Outcome.RECEIVED.value)
+                .values(state=outcome.value, reviewer=reviewer, decided_at=now,
+                        outcome_reason=reason)
+            ).rowcount  # fmt: skip
+            if not changed:
+                raise ReviewError(f"complaint {ident} was decided already")
             bump(connection, now, "complaints", outcome.value)
             bump(connection, now, "complaint_seconds", outcome.value,
                  (now - complaint.lodged_at).total_seconds())  # fmt: skip

@@ -21,7 +21,7 @@ from hashguard import audit
 from hashguard.legal.profiles import profile
 from hashguard.review import actions, webhook
 from hashguard.review.model import PERMANENT, Action, ActionKind, NotFound, ReviewError
-from hashguard.store.tables import NoticeRow, ServiceRow, utc
+from hashguard.store.tables import NoticeRow, ReviewVoteRow, ServiceRow, utc
 
 LANGUAGES: Final = ("en", "nl")
 
@@ -43,9 +43,8 @@ _TEXT: Final = {
 
 On {date}, {service} {done}.
 
-Why: the file matched an entry of a list of known child sexual abuse material ({list_owner}), by \
-{technology}. A person at {service} reviewed the match and confirmed it on {decided}. This \
-decision is about the file; it does not say that you made it or knew what it was.
+Why: {why} This decision is about the file; it does not say that you made it or knew what it \
+was.
 
 Legal basis: {legal_basis}.
 
@@ -61,10 +60,8 @@ Reference: {reference}
 
 Op {date} heeft {service} {done}.
 
-Waarom: het bestand kwam overeen met een vermelding op een lijst van bekend materiaal van \
-seksueel misbruik van kinderen ({list_owner}), via {technology}. Een medewerker van {service} \
-heeft de overeenkomst op {decided} bekeken en bevestigd. Dit besluit gaat over het bestand; het \
-zegt niet dat u het gemaakt hebt of wist wat het was.
+Waarom: {why} Dit besluit gaat over het bestand; het zegt niet dat u het gemaakt hebt of wist \
+wat het was.
 
 Rechtsgrond: {legal_basis}.
 
@@ -78,6 +75,28 @@ teruggedraaid.
 Kenmerk: {reference}
 """,
 }
+
+# Why, as it happened: a reviewed match, an exact copy confirmed by the legal profile alone,
+# or a flag (a user's or a classifier's) that a person reviewed.
+_WHY: Final = {
+    ("en", "reviewed"): "the file matched an entry of a list of known child sexual abuse "
+    "material ({list_owner}), by {technology}. A person at {service} reviewed the match and "
+    "confirmed it on {decided}.",
+    ("en", "exact"): "the file is an exact copy of a file on a list of known child sexual abuse "
+    "material ({list_owner}), found by {technology} on {decided}.",
+    ("en", "flag"): "the file was flagged ({technology}), and a person at {service} reviewed it "
+    "and confirmed on {decided} that it is child sexual abuse material.",
+    ("nl", "reviewed"): "het bestand kwam overeen met een vermelding op een lijst van bekend "
+    "materiaal van seksueel misbruik van kinderen ({list_owner}), via {technology}. Een "
+    "medewerker van {service} heeft de overeenkomst op {decided} bekeken en bevestigd.",
+    ("nl", "exact"): "het bestand is een exacte kopie van een bestand op een lijst van bekend "
+    "materiaal van seksueel misbruik van kinderen ({list_owner}), gevonden via {technology} op "
+    "{decided}.",
+    ("nl", "flag"): "het bestand werd gemeld ({technology}), en een medewerker van {service} "
+    "heeft het bekeken en op {decided} bevestigd dat het materiaal van seksueel misbruik van "
+    "kinderen is.",
+}
+REDACTED: Final = "[your personal link]"  # the stored text: the link goes only to the user
 
 _DPA: Final = {
     ("en", "NL"): "the Autoriteit Persoonsgegevens, autoriteitpersoonsgegevens.nl",
@@ -112,50 +131,66 @@ def act(
     country: str = "",
     list_owner: str = "",
 ) -> tuple[Action, Notice, str]:
-    """Take a permanent action on a confirmed detection and issue its statement of reasons.
-    ``complaint_url`` gets the complaint token appended. Returns the action, the notice and the
-    token (shown once: only its hash is kept). Raises ReviewError as ``actions.take`` does, or
-    for a language hashguard has no text in."""
+    """Take a permanent action on a confirmed detection and issue its statement of reasons, in
+    one transaction. ``complaint_url`` gets the complaint token appended; the text with the
+    link goes to the user through the service's webhook, the stored text has the link
+    redacted, and only the token's hash is kept. Returns the action, the notice (stored text)
+    and the token. Raises ReviewError as ``actions.take`` does, or for a language hashguard has
+    no text in."""
     if kind not in PERMANENT:
         raise ReviewError(f"{kind.value} is not a decision a user is notified of")
     if language not in LANGUAGES:
         raise ReviewError(f"language {language!r}: statements exist in {', '.join(LANGUAGES)}")
-    action = actions.take(engine, detection_id, kind, actor, reason)
     token = secrets.token_urlsafe(24)
     now = datetime.now(UTC)
-    with engine.begin() as connection:
+    with engine.begin() as connection:  # the action and its statement: both or neither
+        action = actions.take_in(connection, detection_id, kind, actor, reason)
         row = actions.locked(connection, detection_id)
         service = connection.execute(
             select(ServiceRow.__table__).where(ServiceRow.__table__.c.id == row["service_id"])
         ).one()
         legal = profile(service.legal_profile)
         until = now + timedelta(days=legal.complaint_days)
-        text = _TEXT[language].format(
-            date=now.date().isoformat(),
-            service=service.name,
-            done=_DONE[language][kind],
-            list_owner=list_owner or row["list"] or "-",
-            technology=row["technology"],
-            decided=utc(row["decided_at"]).date().isoformat() if row["decided_at"] else "-",
-            legal_basis=legal.legal_basis,
-            complaint_url=f"{complaint_url.rstrip('/')}/{token}",
-            complaint_until=until.date().isoformat(),
-            dpa=_DPA.get((language, country.upper()), _DPA[(language, "")]),
-            court=_COURT[language],
-            reference=f"{service.name}-{detection_id}-{action.id}",
-        )
+        votes = ReviewVoteRow.__table__
+        reviewed = connection.execute(
+            select(votes.c.id).where(votes.c.detection_id == detection_id).limit(1)
+        ).first()
+        how = "flag" if row["source"] != "match" else ("reviewed" if reviewed else "exact")
+        facts = {
+            "service": service.name,
+            "list_owner": list_owner or row["list"] or "-",
+            "technology": row["technology"],
+            "decided": utc(row["decided_at"]).date().isoformat() if row["decided_at"] else "-",
+        }
+        link = f"{complaint_url.rstrip('/')}/{token}"
+
+        def text_with(url: str) -> str:
+            return _TEXT[language].format(
+                date=now.date().isoformat(),
+                done=_DONE[language][kind],
+                why=_WHY[(language, how)].format(**facts),
+                legal_basis=legal.legal_basis,
+                complaint_url=url,
+                complaint_until=until.date().isoformat(),
+                dpa=_DPA.get((language, country.upper()), _DPA[(language, "")]),
+                court=_COURT[language],
+                reference=f"{service.name}-{detection_id}-{action.id}",
+                **facts,
+            )
+
+        kept = text_with(REDACTED)  # the token is the user's: only its hash is stored
         key = connection.execute(
-            insert(NoticeRow).values(detection_id=detection_id, language=language, text=text,
+            insert(NoticeRow).values(detection_id=detection_id, language=language, text=kept,
                                      created_at=now, token_hash=token_hash(token),
                                      complaint_until=until)
         ).inserted_primary_key  # fmt: skip
         assert key is not None
-        notice = Notice(int(key[0]), detection_id, language, text, now, until)
+        notice = Notice(int(key[0]), detection_id, language, kept, now, until)
         webhook.enqueue(
             connection, row["service_id"], "notice",
             {"notice": notice.id, "detection": detection_id, "action": action.id,
              "account_ref": row["account_ref"], "content_ref": row["content_ref"],
-             "language": language, "text": text},
+             "language": language, "text": text_with(link), "complaint_url": link},
             f"notice-{notice.id}", until + actions.DELIVERY_KEPT, detection_id=detection_id,
         )  # fmt: skip
         audit.append(connection, actor, "notice.issue", f"detection:{detection_id}",

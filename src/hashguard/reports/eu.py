@@ -69,8 +69,10 @@ def build(
     legal_basis: str,
     key: Ed25519PrivateKey,
     now: datetime | None = None,
+    human: bool = True,
 ) -> dict[str, Any]:
-    """The signed report. Raises ReportError if it misses a mandatory element."""
+    """The signed report; ``human``: whether a reviewer confirmed it (not the legal profile
+    alone). Raises ReportError if it misses a mandatory element."""
     subject = detection.subject
     document: dict[str, Any] = {
         "format": FORMAT,
@@ -94,7 +96,7 @@ def build(
             "confirmed_at": (
                 detection.decided_at.isoformat(timespec="seconds") if detection.decided_at else ""
             ),
-            "confirmed_by_human": True,
+            "confirmed_by_human": human,
             "technology": detection.technology,
             "source": detection.source.value,
             "matches": [
@@ -161,7 +163,7 @@ def validate(document: Mapping[str, Any]) -> list[str]:
     need("content.reference", "Art 13(1)(c)")
     need("content.hashes", "Art 13(1)(c)", lambda v: isinstance(v, list) and len(v) > 0)
     need("incident.detected_at", "Art 13(1)(d)", _is_time)
-    need("incident.confirmed_by_human", "Art 13(1)(d): reports follow human review")
+    need("incident.confirmed_by_human", "Art 13(1)(d)", lambda v: isinstance(v, bool))
     need("type", "Art 13(1)(e)", lambda v: v in TYPES)
     need("location.ip", "Art 13(1)(f)")
     need("location.ip_at", "Art 13(1)(f)", _is_time)

@@ -2,8 +2,8 @@
 detection, in the schema's element order, validated against ``cybertipline.xsd`` (the part of
 NCMEC's schema hashguard writes) before anything is sent.
 
-``fileViewedByEsp`` tells the truth: a person at the service viewed the item when a reviewer
-confirmed it (always, in hashguard: reports follow human confirmation). Hashes go in
+``fileViewedByEsp`` tells the truth: whether a person at the service viewed the file (a
+confirmation on the evidence alone is not a viewing). Hashes go in
 ``originalFileHash`` (MD5, SHA1, SHA256) and, for PDQ, in ``details`` of type HASH.
 """
 
@@ -17,11 +17,12 @@ from defusedxml import ElementTree as SafeTree
 from lxml import etree
 
 from hashguard.reports.eu import Circumstances, Provider, ReportError
-from hashguard.review.model import Detection, Source
+from hashguard.review.model import Detection
 
 INCIDENT_KNOWN: Final = "Child Pornography (possession, manufacture, and distribution)"
 _HASH_TYPES: Final = {"md5": "MD5", "sha1": "SHA1", "sha256": "SHA256"}
 _INDUSTRY: Final = ("A1", "A2", "B1", "B2")
+_XSI: Final = "http://www.w3.org/2001/XMLSchema-instance"
 
 
 @cache
@@ -38,7 +39,8 @@ def report_xml(
 ) -> bytes:
     """The ``<report>`` document. Raises ReportError if it does not validate."""
     now = now or datetime.now(UTC)
-    root = etree.Element("report")
+    root = etree.Element("report", nsmap={"xsi": _XSI})
+    root.set(f"{{{_XSI}}}noNamespaceSchemaLocation", "https://report.cybertip.org/ispws/xsd")
     summary = _child(root, "incidentSummary")
     _child(summary, "incidentType", INCIDENT_KNOWN)
     _child(summary, "platform", detection.service)
@@ -74,16 +76,18 @@ def report_xml(
 
 
 def file_details_xml(
-    detection: Detection, report_id: int, file_id: str, file_name: str = ""
+    detection: Detection, report_id: int, file_id: str, viewed: bool, file_name: str = ""
 ) -> bytes:
-    """The ``<fileDetails>`` of the reported item, for ``/fileinfo`` after its upload."""
+    """The ``<fileDetails>`` of the reported item, for ``/fileinfo`` after its upload;
+    ``viewed``: whether a person at the service saw the file (the desk's ``detection.view``
+    audit events), which NCMEC and US courts weigh (docs/research/reports.md)."""
     root = etree.Element("fileDetails")
     _child(root, "reportId", str(report_id))
     _child(root, "fileId", file_id)
     if file_name:
         _child(root, "originalFileName", file_name)
     _child(root, "uploadedToEspTimestamp", _time(detection.detected_at))
-    _child(root, "fileViewedByEsp", "true")  # a reviewer confirmed it before any report
+    _child(root, "fileViewedByEsp", "true" if viewed else "false")
     _child(root, "exifViewedByEsp", "false")
     _child(root, "fileRelevance", "Reported")
     industry = [label for label in detection.labels if label in _INDUSTRY]
@@ -161,8 +165,3 @@ def _checked(root: Any) -> bytes:
         problems = "; ".join(f"line {e.line}: {e.message}" for e in schema().error_log)
         raise ReportError(f"the CyberTipline XML does not validate: {problems}")
     return bytes(etree.tostring(root, xml_declaration=True, encoding="UTF-8"))
-
-
-def known(detection: Detection) -> bool:
-    """Whether the report is of known material (the only kind hashguard files with NCMEC)."""
-    return detection.source is Source.MATCH

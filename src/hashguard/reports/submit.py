@@ -14,6 +14,7 @@ A report is made once per detection and recipient; the detection becomes *report
 
 import json
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,8 +28,9 @@ from sqlalchemy.exc import IntegrityError
 from hashguard import audit
 from hashguard.reports import eu, ncmec
 from hashguard.reports.eu import Circumstances, Provider, ReportError
+from hashguard.review import actions
 from hashguard.review.detections import Review
-from hashguard.review.model import CONFIRMED_STATES, NotFound, ReviewError, State
+from hashguard.review.model import CONFIRMED_STATES, Decision, NotFound, ReviewError, Source, State
 from hashguard.stats.counts import bump
 from hashguard.store.tables import ReportRow, utc
 
@@ -44,7 +46,7 @@ class Report:
     recipient: str
     document: str
     idempotency_key: str
-    state: str  # built, submitted
+    state: str  # built, sending, submitted
     external_id: str
     attempts: int
     last_error: str
@@ -91,19 +93,28 @@ class Reports:
                 f"detection {detection_id} is {detection.state.value}: reports are made only "
                 "after a reviewer confirms"
             )
+        if recipient == "ncmec" and detection.source is not Source.MATCH:
+            raise ReportError("NCMEC reports are of known material: this detection is a "
+                              f"{detection.source.value}, not a list match")  # fmt: skip
         existing = self._find(detection_id, recipient)
         if existing is not None:
             return existing
         legal_basis = self.review.services.get(detection.service).profile.legal_basis
+        human = any(v.decision is Decision.CONFIRM for v in self.review.votes(detection_id))
+        viewed = bool(audit.events(self.engine, 0, 1, [f"detection:{detection_id}"],
+                                   action="detection.view"))  # fmt: skip
         if recipient == "eu-centre":
-            built = eu.build(detection, provider, circumstances, legal_basis, key)
+            built = eu.build(detection, provider, circumstances, legal_basis, key, human=human)
             document, key_text = json.dumps(built, sort_keys=True), built["report_id"]
         else:
             document = ncmec.report_xml(detection, provider, circumstances).decode()
-            key_text = f"ncmec-{detection_id}"
+            key_text = f"ncmec-{uuid.uuid4()}"
         now = datetime.now(UTC)
         try:
             with self.engine.begin() as connection:
+                state = actions.locked(connection, detection_id)["state"]
+                if state not in {s.value for s in CONFIRMED_STATES}:  # changed meanwhile
+                    raise ReviewError(f"detection {detection_id} is {state}: no report")
                 connection.execute(
                     insert(ReportRow).values(
                         detection_id=detection_id, recipient=recipient, document=document,
@@ -112,7 +123,8 @@ class Reports:
                     )
                 )  # fmt: skip
                 audit.append(connection, actor, "report.make", f"detection:{detection_id}",
-                             {"recipient": recipient})  # fmt: skip
+                             {"recipient": recipient, "confirmed_by_human": human,
+                              "viewed": viewed})  # fmt: skip
         except IntegrityError:
             pass  # made meanwhile by someone else: theirs stands
         found = self._find(detection_id, recipient)
@@ -128,6 +140,28 @@ class Reports:
             return report
         if adapter.recipient != report.recipient:
             raise ReportError(f"report {report_id} is for {report.recipient}")
+        table = ReportRow.__table__
+        with self.engine.begin() as connection:  # claimed: a second sender finds it taken
+            state = actions.locked(connection, report.detection_id)["state"]
+            if state not in {s.value for s in CONFIRMED_STATES}:
+                raise ReviewError(f"detection {report.detection_id} is {state}: not sent")
+            claimed = connection.execute(
+                update(ReportRow).where(table.c.id == report_id, table.c.state == "built")
+                .values(state="sending")
+            ).rowcount  # fmt: skip
+        if not claimed:
+            return self.get(report_id)
+        try:
+            return self._send(report, adapter, actor)
+        finally:
+            with self.engine.begin() as connection:  # not sent: it can be sent again later
+                connection.execute(
+                    update(ReportRow).where(table.c.id == report_id, table.c.state == "sending")
+                    .values(state="built")
+                )  # fmt: skip
+
+    def _send(self, report: Report, adapter: Adapter, actor: str) -> Report:
+        report_id = report.id
         error = ""
         for attempt in range(ATTEMPTS):
             if attempt:

@@ -1,10 +1,11 @@
 """The purge: deletes what has passed its ``retain_until`` (12 months after identification by
-default, per legal profile), unless a legal hold or an open complaint keeps it.
+default, per legal profile), unless a legal hold, an open complaint or a complaint period still
+running keeps it.
 
-What is kept and why (``Purposes``): detections with their votes, actions, notices and
-complaints (review, action, redress and reports), the match log (evidence of what was
-answered), webhook calls (delivery of actions and notices to the service). Counts for the
-transparency report carry no personal data and are not purged.
+What is kept and why (``PURPOSES``, recorded with every purge): detections with their votes,
+actions, notices and complaints (review, action, redress and reports), the match log (evidence
+of what was answered), webhook calls (delivery of actions and notices to the service). Counts
+for the transparency report carry no personal data and are not purged.
 """
 
 from dataclasses import dataclass
@@ -15,7 +16,9 @@ from sqlalchemy import Engine, and_, delete, exists, or_, select
 
 from hashguard import audit
 from hashguard.review.detections import delete_detection
-from hashguard.store.tables import ComplaintRow, DetectionRow, MatchRow, WebhookRow
+from hashguard.review.webhook import MAX_ATTEMPTS
+from hashguard.store.match_log import RETENTION
+from hashguard.store.tables import ComplaintRow, DetectionRow, MatchRow, NoticeRow, WebhookRow
 
 PURPOSES: Final = {
     "detections": "human review, then the actions, reports and redress that follow from it",
@@ -43,25 +46,31 @@ def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard p
     open_complaint = exists().where(
         complaints.c.detection_id == detections.c.id, complaints.c.state == "received"
     )
+    notices = NoticeRow.__table__
+    complaint_period = exists().where(
+        notices.c.detection_id == detections.c.id, notices.c.complaint_until > now
+    )
     due = detections.c.retain_until <= now
     kept = or_(and_(detections.c.held_until.is_not(None), detections.c.held_until > now),
-               open_complaint)  # fmt: skip
+               open_complaint, complaint_period)  # fmt: skip
     matches, outbox = MatchRow.__table__, WebhookRow.__table__
+    # Rows from before retention was recorded: their time plus the retention then in force.
+    unrecorded = and_(matches.c.retain_until.is_(None), matches.c.at <= now - RETENTION)
+    match_due = or_(matches.c.retain_until <= now, unrecorded)
+    # A call not yet delivered (nor given up) stays: it may be the reversal of an action.
+    finished = or_(outbox.c.delivered_at.is_not(None), outbox.c.attempts >= MAX_ATTEMPTS)
+    call_due = and_(outbox.c.retain_until <= now, finished)
     with engine.begin() as connection:
         gone = [r.id for r in connection.execute(select(detections.c.id).where(due, ~kept))]
         held = len(connection.execute(select(detections.c.id).where(due, kept)).all())
         for ident in gone:
             delete_detection(connection, ident)
-        match_count = connection.execute(
-            delete(MatchRow).where(matches.c.retain_until.is_not(None),
-                                   matches.c.retain_until <= now)
-        ).rowcount  # fmt: skip
-        calls_due = delete(WebhookRow).where(outbox.c.retain_until <= now)
-        call_count = connection.execute(calls_due).rowcount
+        match_count = connection.execute(delete(MatchRow).where(match_due)).rowcount
+        call_count = connection.execute(delete(WebhookRow).where(call_due)).rowcount
         purged = Purged(gone, match_count, call_count, held)
         if purged.total or held:
             audit.append(connection, actor, "retention.purge", "retention",
-                         {"detections": gone, "matches": match_count,
+                         {"purposes": PURPOSES, "detections": gone, "matches": match_count,
                           "webhook_calls": call_count, "held": held,
                           "at": now.isoformat()})  # fmt: skip
     return purged

@@ -16,6 +16,7 @@ from hashguard.legal.profiles import profile
 from hashguard.review import webhook
 from hashguard.review.model import (
     CONFIRMED_STATES,
+    OPEN,
     PERMANENT,
     Action,
     ActionKind,
@@ -31,28 +32,36 @@ DELIVERY_KEPT: Final = timedelta(days=30)  # an outbox call after it was made: f
 
 def take(engine: Engine, detection_id: int, kind: ActionKind, actor: str, reason: str) -> Action:
     """Ask the service to act on a detection. Raises ReviewError unless a human confirmed it
-    (a quarantine needs only a profile that allows it) or when the same action is in force."""
+    (a quarantine needs only an open detection and a profile that allows it) or when the same
+    action is in force."""
+    with engine.begin() as connection:
+        return take_in(connection, detection_id, kind, actor, reason)
+
+
+def take_in(
+    connection: Connection, detection_id: int, kind: ActionKind, actor: str, reason: str
+) -> Action:
+    """``take`` in the caller's transaction."""
     if not reason.strip():
         raise ReviewError("an action needs a reason (it goes into the statement of reasons)")
-    with engine.begin() as connection:
-        detection = locked(connection, detection_id)
-        state = State(detection.state)
-        if kind in PERMANENT and state not in CONFIRMED_STATES:
-            raise ReviewError(
-                f"detection {detection_id} is {state.value}: {kind.value} needs a reviewer's "
-                "confirmation first (until then only a reversible quarantine is possible)"
-            )
-        if kind is ActionKind.QUARANTINE:
-            service_profile = profile(_service(connection, detection.service_id).legal_profile)
-            if not service_profile.quarantine:
-                raise ReviewError(
-                    f"the legal profile {service_profile.name} does not allow quarantine"
-                )
-        if any(
-            a.kind is kind and a.reversed_at is None for a in _actions(connection, detection_id)
-        ):
-            raise ReviewError(f"detection {detection_id}: {kind.value} is already in force")
-        return record(connection, detection, kind, actor, reason)
+    detection = locked(connection, detection_id)
+    state = State(detection["state"])
+    if kind in PERMANENT and state not in CONFIRMED_STATES:
+        raise ReviewError(
+            f"detection {detection_id} is {state.value}: {kind.value} needs a reviewer's "
+            "confirmation first (until then only a reversible quarantine is possible)"
+        )
+    if kind is ActionKind.QUARANTINE:
+        if state not in OPEN:
+            raise ReviewError(f"detection {detection_id} is {state.value}: quarantine is for "
+                              "items awaiting review")  # fmt: skip
+        service_profile = profile(_service(connection, detection["service_id"]).legal_profile)
+        if not service_profile.quarantine:
+            raise ReviewError(f"the legal profile {service_profile.name} does not allow quarantine")
+    in_force = [a for a in _actions(connection, detection_id) if a.reversed_at is None]
+    if any(a.kind is kind for a in in_force):
+        raise ReviewError(f"detection {detection_id}: {kind.value} is already in force")
+    return record(connection, detection, kind, actor, reason)
 
 
 def reverse(engine: Engine, action_id: int, actor: str, reason: str) -> Action:
@@ -68,6 +77,18 @@ def reverse(engine: Engine, action_id: int, actor: str, reason: str) -> Action:
         undone = reverse_all(connection, locked(connection, row.detection_id), actor, reason,
                              only=[action_id])  # fmt: skip
     return undone[0]
+
+
+def detection_of(engine: Engine, action_id: int) -> int:
+    """The detection an action is on. Raises NotFound."""
+    table = ActionRow.__table__
+    with engine.connect() as connection:
+        found = connection.execute(
+            select(table.c.detection_id).where(table.c.id == action_id)
+        ).scalar_one_or_none()
+    if found is None:
+        raise NotFound(f"no action number {action_id}")
+    return int(found)
 
 
 def actions(engine: Engine, detection_id: int) -> list[Action]:
@@ -161,12 +182,17 @@ def _payload(d: Mapping[str, Any], action: Action) -> dict[str, object]:
 
 
 def locked(connection: Connection, detection_id: int) -> Any:
-    """Detection row ``detection_id``, locked for the transaction (PostgreSQL; SQLite has one
-    writer). Raises NotFound."""
+    """Detection row ``detection_id``, locked until the transaction ends, so that what is
+    checked on it still holds when the transaction writes: a row lock on PostgreSQL; on SQLite
+    the database's write lock, taken by a write that changes nothing (a plain read would take
+    none). Raises NotFound."""
     table = DetectionRow.__table__
     query = select(table).where(table.c.id == detection_id)
     if connection.dialect.name == "postgresql":
         query = query.with_for_update()
+    else:
+        connection.execute(update(DetectionRow).where(table.c.id == detection_id)
+                           .values(id=table.c.id))  # fmt: skip
     row = connection.execute(query).one_or_none()
     if row is None:
         raise NotFound(f"no detection number {detection_id} (it may have been purged)")

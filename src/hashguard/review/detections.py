@@ -8,6 +8,7 @@ actions reversed, the list entry contested (negative feedback to its owner), the
 for its technology, and the detection's data deleted.
 """
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -21,11 +22,13 @@ from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.matching import Match
 from hashguard.review import actions
 from hashguard.review.model import (
+    CONFIRMED_STATES,
     EXACT_SIGNALS,
     OPEN,
     ActionKind,
     Decision,
     Detection,
+    NotFound,
     ReviewError,
     Source,
     State,
@@ -38,9 +41,11 @@ from hashguard.store.tables import (
     ActionRow,
     ComplaintRow,
     DetectionRow,
+    MatchRow,
     NoticeRow,
     ReportRow,
     ReviewVoteRow,
+    WebhookRow,
     utc,
 )
 
@@ -162,6 +167,17 @@ class Review:
         """Raises NotFound (also for a purged detection)."""
         with self.engine.connect() as connection:
             return self._detection(actions.locked(connection, ident))
+
+    def visible(self, ident: int, lists: Sequence[str]) -> Detection:
+        """The detection as a key limited to ``lists`` may see it (all when empty): one of its
+        matches must be on those lists, and only those matches are shown. Raises NotFound."""
+        found = self.get(ident)
+        if not lists:
+            return found
+        mine = [m for m in found.evidence if m.get("list") in lists]
+        if not mine and found.list_name not in lists:
+            raise NotFound(f"no detection number {ident}")
+        return dataclasses.replace(found, evidence=mine)
 
     def queue(self, lists: Sequence[str] | None = None, limit: int = 50) -> list[Detection]:
         """Open detections, oldest first; only those on ``lists`` when given (flags and
@@ -343,14 +359,33 @@ class Review:
 def _undo(
     connection: Connection, row: Mapping[str, Any], actor: str, reason: str, now: datetime
 ) -> list[Mapping[str, Any]]:
-    """Reverse every action, count the error and purge the detection's data (what was matched,
-    whose it was); the matches whose entries are to be contested (once this transaction
-    commits: the list store writes on its own). The emptied detection stays as a false
-    positive for SCRUBBED_KEPT, so a complainant can see the outcome, then the purge deletes it.
-    """
+    """Reverse every action, count the error and purge the detection's data: what was matched
+    and whose it was, its entries in the match log, reports not sent (a sent report keeps only
+    its receipt), and delivered webhook calls. Returns the matches whose entries are to be
+    contested (once this transaction commits: the list store writes on its own). The emptied
+    detection stays as a false positive for SCRUBBED_KEPT, so a complainant can see the
+    outcome; then the purge deletes it."""
     ident = row["id"]
     evidence = list(row["evidence"])
     actions.reverse_all(connection, row, actor, f"false positive: {reason}")
+    if State(row["state"]) in CONFIRMED_STATES:  # overturned: no longer a confirmed case
+        bump(connection, now, "confirmed", row["technology"], -1)
+    matches = MatchRow.__table__
+    for match in evidence:
+        connection.execute(delete(MatchRow).where(
+            matches.c.content_ref == row["content_ref"], matches.c.list == match["list"],
+            matches.c.entry_id == match["entry"]))  # fmt: skip
+    reports = ReportRow.__table__
+    connection.execute(delete(ReportRow).where(reports.c.detection_id == ident,
+                                               reports.c.state != "submitted"))  # fmt: skip
+    purged = {"document": "", "last_error": "false positive: document purged"}
+    connection.execute(update(ReportRow).where(reports.c.detection_id == ident).values(purged))
+    outbox = WebhookRow.__table__
+    connection.execute(
+        update(WebhookRow)
+        .where(outbox.c.detection_id == ident, outbox.c.delivered_at.is_not(None))
+        .values(payload='{"purged": "false positive"}')
+    )
     connection.execute(
         update(DetectionRow).where(DetectionRow.__table__.c.id == ident).values(
             state=State.FALSE_POSITIVE.value, decided_at=now, decision_reason=reason,
@@ -361,7 +396,7 @@ def _undo(
     )  # fmt: skip
     bump(connection, now, "false_positives", row["technology"])
     audit.append(connection, actor, "detection.false_positive", f"detection:{ident}",
-                 {"technology": row["technology"], "reason": reason,
+                 {"technology": row["technology"],
                   "contest": [f"{m['list']}:{m['entry']}" for m in evidence]})  # fmt: skip
     return evidence
 

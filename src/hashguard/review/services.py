@@ -3,7 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
@@ -66,8 +66,13 @@ class ServiceStore:
         for what, url in (("webhook URL", webhook_url), ("content URL", content_url)):
             if url and not url.startswith(("https://", "http://")):
                 raise ServiceError(f"{what} {url!r}: expected an http(s) URL")
-        if content_url and "{ref}" not in content_url:
-            raise ServiceError(f"content URL {content_url!r}: must hold {{ref}}")
+        if content_url:
+            parts = urlsplit(content_url)
+            if "{ref}" not in parts.path + parts.query or "{" in parts.netloc:
+                raise ServiceError(
+                    f"content URL {content_url!r}: {{ref}} must be in its path or query (the "
+                    "host is the service's, never the item's)"
+                )
         now = datetime.now(UTC)
         values = {"name": name, "legal_profile": legal_profile, "e2ee": e2ee,
                   "webhook_url": webhook_url, "content_url": content_url}  # fmt: skip

@@ -21,11 +21,11 @@ from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine, exists, insert, select, update
 
 from hashguard.store.tables import ServiceRow, WebhookRow
 
-MAX_ATTEMPTS: Final = 16  # about 18 hours of retries with the backoff below
+MAX_ATTEMPTS: Final = 36  # about a day of retries with the backoff below, then given up
 _FIRST_RETRY: Final = 2.0  # seconds; doubled after each failure, at most an hour
 _LONGEST_RETRY: Final = 3600.0
 SIGNATURE_TOLERANCE: Final = 300  # seconds a receiver should accept a signature's time
@@ -156,19 +156,30 @@ class WebhookSender:
         """Attempt every due call (at most ``limit``); the number delivered."""
         now = now or datetime.now(UTC)
         outbox, services = WebhookRow.__table__, ServiceRow.__table__
+        earlier = outbox.alias("earlier")
+        # Calls about one detection go in order: a reversal never overtakes the action it
+        # reverses while that action's call is still being retried.
+        waiting = exists().where(
+            earlier.c.detection_id == outbox.c.detection_id, earlier.c.id < outbox.c.id,
+            earlier.c.delivered_at.is_(None), earlier.c.attempts < MAX_ATTEMPTS,
+        )  # fmt: skip
         query = (
-            select(outbox.c.id, outbox.c.event, outbox.c.payload, outbox.c.idempotency_key,
-                   outbox.c.attempts, services.c.name, services.c.webhook_url)
+            select(outbox.c.id, outbox.c.detection_id, outbox.c.event, outbox.c.payload,
+                   outbox.c.idempotency_key, outbox.c.attempts, services.c.name,
+                   services.c.webhook_url)
             .join(services, services.c.id == outbox.c.service_id)
             .where(outbox.c.delivered_at.is_(None), outbox.c.next_attempt_at <= now,
-                   outbox.c.attempts < MAX_ATTEMPTS, services.c.webhook_url != "")
+                   outbox.c.attempts < MAX_ATTEMPTS, services.c.webhook_url != "", ~waiting)
             .order_by(outbox.c.id)
             .limit(limit)
         )  # fmt: skip
         with self.engine.connect() as connection:
             due = connection.execute(query).all()
         delivered = 0
+        failed: set[int] = set()  # detections whose call failed in this pass: the rest waits
         for row in due:
+            if row.detection_id is not None and row.detection_id in failed:
+                continue
             error = self._post(row.webhook_url, row.name, row.event, row.payload,
                                row.idempotency_key)  # fmt: skip
             attempts = row.attempts + 1
@@ -177,6 +188,8 @@ class WebhookSender:
                                           "last_error": ""}  # fmt: skip
                 delivered += 1
             else:
+                if row.detection_id is not None:
+                    failed.add(row.detection_id)
                 wait = min(_FIRST_RETRY * 2 ** (attempts - 1), _LONGEST_RETRY)
                 values = {"attempts": attempts, "last_error": error[:500],
                           "next_attempt_at": now + timedelta(seconds=wait)}  # fmt: skip

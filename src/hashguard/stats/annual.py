@@ -24,7 +24,8 @@ SUPPRESSED: Final = "<10"
 
 MEASURES: Final = (
     "matching against vetted lists of known material only, with thresholds per list",
-    "a person reviews every match before any report or permanent action; four eyes per list",
+    "a person reviews every match before any report or permanent action (unless the legal "
+    "profile lets exact copies on vetted lists skip review); four eyes per list",
     "a false positive is undone at once and the list entry contested with its owner",
     "users are told the reasons and can complain; another reviewer decides",
     "error rates measured per technology (this report) and in published benchmarks",
@@ -38,9 +39,11 @@ def cell(value: float) -> int | str:
 
 
 def ratio(part: float, whole: float) -> float | str | None:
+    """``part / whole``, suppressed when either is: the ratio and a published whole would
+    give the part away."""
     if whole <= 0:
         return None
-    if whole < SMALL:
+    if whole < SMALL or 0 < round(part) < SMALL:
         return SUPPRESSED
     return round(part / whole, 4)
 
@@ -90,7 +93,7 @@ def report(
             },
             "cases": {
                 "child_sexual_abuse_material": cell(total(confirmed)),
-                "solicitation": 0,  # hashguard matches known material only
+                "solicitation": 0,  # hashguard detects no solicitation (grooming) at all
             },
             "complaints": {
                 "received": cell(complaints.get("received", 0.0)),
@@ -113,7 +116,10 @@ def report(
         "csa_regulation_art_83": {
             "technologies": sorted(detections),
             "error_rates": {t: e["error_ratio"] for t, e in errors.items()},
-            "complaints_decided": cell(decided_complaints),
+            # Not published when a part is suppressed: decided - rejected would give upheld.
+            "complaints_decided": SUPPRESSED
+            if any(cell(complaints.get(k, 0.0)) == SUPPRESSED for k in ("upheld", "rejected"))
+            else cell(decided_complaints),
             "average_days_to_decide": days_to_decide,
             "decisions_reversed": cell(complaints.get("upheld", 0.0)),
             "items_removed_own_initiative": cell(removed),

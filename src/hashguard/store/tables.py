@@ -188,6 +188,7 @@ class ServiceRow(Base):
     from (``content_url`` with ``{ref}``). Its webhook secret is derived, never stored."""
 
     __tablename__ = "services"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(100), unique=True)
@@ -204,7 +205,10 @@ class DetectionRow(Base):
     about the uploader (account, IP and time), kept for reports and notices only."""
 
     __tablename__ = "detections"
-    __table_args__ = (UniqueConstraint("service_id", "content_ref", name="uq_detection_content"),)
+    __table_args__ = (
+        UniqueConstraint("service_id", "content_ref", name="uq_detection_content"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id"))
@@ -233,6 +237,7 @@ class ReviewVoteRow(Base):
     """One reviewer's decision on a detection (four eyes: two that agree decide it)."""
 
     __tablename__ = "review_votes"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
@@ -247,6 +252,7 @@ class ActionRow(Base):
     suspend), and when it was undone."""
 
     __tablename__ = "actions"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
@@ -263,6 +269,7 @@ class WebhookRow(Base):
     announces, sent (and retried with backoff) by a worker, each with a fixed idempotency key."""
 
     __tablename__ = "webhook_outbox"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)
@@ -283,6 +290,7 @@ class NoticeRow(Base):
     of the token that lets them complain until ``complaint_until``."""
 
     __tablename__ = "notices"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
@@ -298,6 +306,7 @@ class ComplaintRow(Base):
     decided the detection; upheld reverses the actions."""
 
     __tablename__ = "complaints"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id"), unique=True)
@@ -328,7 +337,10 @@ class ReportRow(Base):
     CyberTipline XML), where it goes, and how its submission went."""
 
     __tablename__ = "provider_reports"
-    __table_args__ = (UniqueConstraint("detection_id", "recipient", name="uq_report_recipient"),)
+    __table_args__ = (
+        UniqueConstraint("detection_id", "recipient", name="uq_report_recipient"),
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     detection_id: Mapped[int] = mapped_column(ForeignKey("detections.id"), index=True)
@@ -348,6 +360,7 @@ class RiskAssessmentRow(Base):
     proposal Art 3-5): the factors, the mitigations, what risk remains, when it is next due."""
 
     __tablename__ = "risk_assessments"
+    __table_args__ = ({"sqlite_autoincrement": True},)  # ids never reused
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     service_id: Mapped[int] = mapped_column(ForeignKey("services.id"), index=True)

@@ -10,6 +10,7 @@ import secrets
 import time
 from pathlib import Path
 from typing import Annotated, Any, Final
+from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -24,7 +25,7 @@ from hashguard.api.service import Service
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.redress import notices
-from hashguard.review.model import OPEN, Decision, Detection, NotFound, ReviewError
+from hashguard.review.model import OPEN, Decision, NotFound, ReviewError
 from hashguard.signals import registry
 from hashguard.store.api_keys import ApiKey, Role
 
@@ -55,16 +56,21 @@ async def static(name: str) -> Response:
     return Response((_HERE / "static" / name).read_bytes(), media_type=_STATIC[name])
 
 
-def _session(request: Request) -> tuple[ApiKey, str] | None:
-    """The signed-in reviewer's key and CSRF token, or None."""
-    found = service_of(request).sessions.get(request.cookies.get(_COOKIE, ""))
+async def _session(request: Request) -> tuple[ApiKey, str] | None:
+    """The signed-in reviewer's key and CSRF token, or None. The key is checked again on
+    every request: a revoked key ends its sessions."""
+    service = service_of(request)
+    found = service.sessions.get(request.cookies.get(_COOKIE, ""))
     if found is None or found[1] < time.monotonic():
         return None
-    return found[0], found[2]
+    key = await service.authenticate(found[0])
+    if key is None or key.role not in (Role.REVIEWER, Role.ADMIN):
+        return None
+    return key, found[2]
 
 
-def _signed_in(request: Request) -> tuple[ApiKey, str]:
-    found = _session(request)
+async def _signed_in(request: Request) -> tuple[ApiKey, str]:
+    found = await _session(request)
     if found is None:
         raise _SignIn()
     return found
@@ -86,8 +92,11 @@ async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> 
     if found is None or found.role not in (Role.REVIEWER, Role.ADMIN):
         return page("login.html", 403, error="That is not a live reviewer key.")
     session = secrets.token_urlsafe(32)
-    service.sessions[session] = (found, time.monotonic() + _SESSION_SECONDS,
-                                 secrets.token_urlsafe(16))  # fmt: skip
+    now = time.monotonic()
+    for stale in [s for s, (_, until, _) in service.sessions.items() if until < now]:
+        del service.sessions[stale]
+    # The key's token stays in this process's memory only, to check the key on each request.
+    service.sessions[session] = (key.strip(), now + _SESSION_SECONDS, secrets.token_urlsafe(16))
     answer = RedirectResponse("/desk", 303)
     answer.set_cookie(_COOKIE, session, httponly=True, samesite="strict", path="/",
                       secure=request.url.scheme == "https", max_age=_SESSION_SECONDS)  # fmt: skip
@@ -96,7 +105,7 @@ async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> 
 
 @router.post("/desk/logout")
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    found = _session(request)
+    found = await _session(request)
     if found is not None and secrets.compare_digest(csrf, found[1]):
         service_of(request).sessions.pop(request.cookies.get(_COOKIE, ""), None)
     answer = RedirectResponse("/desk/login", 303)
@@ -107,7 +116,7 @@ async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Respons
 @router.get("/desk")
 async def queue(request: Request) -> Response:
     try:
-        key, csrf = _signed_in(request)
+        key, csrf = await _signed_in(request)
     except _SignIn:
         return RedirectResponse("/desk/login", 303)
     review = service_of(request).review
@@ -115,24 +124,18 @@ async def queue(request: Request) -> Response:
     return page("queue.html", detections=found, reviewer=actor(key), csrf=csrf)
 
 
-def _visible(service: Service, key: ApiKey, ident: int) -> Detection:
-    found = service.review.get(ident)
-    if key.lists and found.list_name not in key.lists:
-        raise NotFound(f"no detection number {ident}")
-    return found
-
-
 @router.get("/desk/detections/{ident}")
 async def detection(request: Request, ident: int) -> Response:
     try:
-        key, csrf = _signed_in(request)
+        key, csrf = await _signed_in(request)
     except _SignIn:
         return RedirectResponse("/desk/login", 303)
     service = service_of(request)
     try:
-        found = await run_in_threadpool(_visible, service, key, ident)
+        found = await run_in_threadpool(service.review.visible, ident, key.lists)
         if found.state in OPEN:
-            found = await run_in_threadpool(service.review.claim, ident, actor(key))
+            await run_in_threadpool(service.review.claim, ident, actor(key))
+            found = await run_in_threadpool(service.review.visible, ident, key.lists)
     except NotFound as error:
         return page("queue.html", 404, error=str(error), detections=[], reviewer=actor(key),
                     csrf=csrf)  # fmt: skip
@@ -162,20 +165,20 @@ def _threshold(service: Service, match: dict[str, Any]) -> float | str:
 @router.get("/desk/detections/{ident}/content")
 async def content(request: Request, ident: int) -> Response:
     """The item, fetched from its service now, passed through if it is an image; audited."""
-    found_session = _session(request)
+    found_session = await _session(request)
     if found_session is None:
         return Response("sign in first", 401, headers=_HEADERS)
     key, _ = found_session
     service = service_of(request)
     try:
-        found = await run_in_threadpool(_visible, service, key, ident)
+        found = await run_in_threadpool(service.review.visible, ident, key.lists)
         checked = await run_in_threadpool(service.review.services.get, found.service)
     except NotFound:
         return Response("no such detection", 404, headers=_HEADERS)
     location = checked.content_location(found.content_ref)
     if not location:
         return Response("the service gives no content URL", 404, headers=_HEADERS)
-    host = location.split("/")[2].split("@")[-1].rsplit(":", 1)[0].strip("[]")
+    host = urlsplit(checked.content_url).hostname or ""  # the service's host, fixed at creation
     fetcher = UrlFetcher([host], service.settings.fetch_networks, service.settings.fetch_timeout,
                          service.settings.max_upload_bytes)  # fmt: skip
     try:
@@ -203,14 +206,14 @@ async def decide(
     csrf: Annotated[str, Form()],
 ) -> Response:
     try:
-        key, expected = _signed_in(request)
+        key, expected = await _signed_in(request)
     except _SignIn:
         return RedirectResponse("/desk/login", 303)
     if not secrets.compare_digest(csrf, expected):
         return Response("the form is stale: reload the page", 403, headers=_HEADERS)
     service = service_of(request)
     try:
-        await run_in_threadpool(_visible, service, key, ident)
+        await run_in_threadpool(service.review.visible, ident, key.lists)
         await run_in_threadpool(service.review.decide, ident, actor(key), decision, reason)
     except (NotFound, ReviewError) as error:
         return page("queue.html", 409, error=str(error), detections=[], reviewer=actor(key),

@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("webhook_url", sa.Text(), nullable=False),
         sa.Column("content_url", sa.Text(), nullable=False),
         sa.Column("created_at", When, nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_table(
         "detections",
@@ -56,6 +57,7 @@ def upgrade() -> None:
         sa.Column("held_until", When, nullable=True),
         sa.Column("hold_reason", sa.Text(), nullable=False),
         sa.UniqueConstraint("service_id", "content_ref", name="uq_detection_content"),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_detections_state", "detections", ["state"])
     op.create_index("ix_detections_retain_until", "detections", ["retain_until"])
@@ -67,6 +69,7 @@ def upgrade() -> None:
         sa.Column("decision", sa.String(16), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("at", When, nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_review_votes_detection_id", "review_votes", ["detection_id"])
     op.create_table(
@@ -79,6 +82,7 @@ def upgrade() -> None:
         sa.Column("taken_at", When, nullable=False),
         sa.Column("reversed_at", When, nullable=True),
         sa.Column("reversal_reason", sa.Text(), nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_actions_detection_id", "actions", ["detection_id"])
     op.create_table(
@@ -95,6 +99,7 @@ def upgrade() -> None:
         sa.Column("delivered_at", When, nullable=True),
         sa.Column("last_error", sa.Text(), nullable=False),
         sa.Column("retain_until", When, nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_webhook_outbox_service_id", "webhook_outbox", ["service_id"])
     op.create_index("ix_webhook_outbox_detection_id", "webhook_outbox", ["detection_id"])
@@ -108,6 +113,7 @@ def upgrade() -> None:
         sa.Column("created_at", When, nullable=False),
         sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
         sa.Column("complaint_until", When, nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_notices_detection_id", "notices", ["detection_id"])
     op.create_table(
@@ -121,6 +127,7 @@ def upgrade() -> None:
         sa.Column("reviewer", sa.String(200), nullable=False),
         sa.Column("decided_at", When, nullable=True),
         sa.Column("outcome_reason", sa.Text(), nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_complaints_detection_id", "complaints", ["detection_id"])
     op.create_table(

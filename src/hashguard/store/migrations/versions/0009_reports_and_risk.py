@@ -31,6 +31,7 @@ def upgrade() -> None:
         sa.Column("created_at", When, nullable=False),
         sa.Column("submitted_at", When, nullable=True),
         sa.UniqueConstraint("detection_id", "recipient", name="uq_report_recipient"),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_provider_reports_detection_id", "provider_reports", ["detection_id"])
     op.create_table(
@@ -44,6 +45,7 @@ def upgrade() -> None:
         sa.Column("next_due_at", When, nullable=False),
         sa.Column("submitted_at", When, nullable=True),
         sa.Column("actor", sa.String(200), nullable=False),
+        sqlite_autoincrement=True,  # ids never reused: they key webhook calls and audit
     )
     op.create_index("ix_risk_assessments_service_id", "risk_assessments", ["service_id"])
 
