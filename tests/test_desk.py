@@ -145,7 +145,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
     with ana.expect_navigation():
         ana.click("#submit")
     ana.wait_for_selector("#four-eyes")
-    assert "1 of 2" in ana.text_content("#four-eyes")
+    assert "1 for confirm, 0 for false positive" in ana.text_content("#four-eyes")
     assert ana.text_content("#state") == "in_review"
     assert ana.locator("#decide").count() == 1  # still open: someone else must agree
     ben = sign_in(browser, server, tokens["ben"])

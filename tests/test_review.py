@@ -300,3 +300,51 @@ def test_webhook_calls_are_signed_retried_with_backoff_and_idempotent(
     assert sender.send_due(now + timedelta(hours=2)) == 0  # delivered calls are not sent again
     with world.engine.connect() as connection:
         assert connection.execute(select(WebhookRow.__table__.c.attempts)).scalars().all() == [3]
+
+
+def test_a_reversal_never_overtakes_the_action_it_reverses(world: World) -> None:
+    failing = [True]
+
+    def answer(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        return (503 if failing[0] else 204), "text/plain", b""
+
+    hook = Loopback(answer)
+    try:
+        service = world.services.create("clips", webhook_url=hook.url + "/hook")
+        ident = world.detect("clip-9", service=service)
+        sender = webhook.WebhookSender(world.engine, bytes(32))
+        now = datetime.now(UTC)
+        assert sender.send_due(now) == 0  # the quarantine call fails and waits
+        world.review.decide(ident, "reviewer-1", Decision.FALSE_POSITIVE, "not it")
+        assert sender.send_due(now + timedelta(hours=1)) == 0  # the reversal waits its turn
+        assert [json.loads(b)["event"] for _, _, b in hook.requests] == ["action.taken"] * 2
+        failing[0] = False
+        assert sender.send_due(now + timedelta(hours=2)) == 1  # the action first...
+        assert sender.send_due(now + timedelta(hours=2)) == 1  # ...then its reversal
+        events = [json.loads(b)["event"] for _, _, b in hook.requests]
+        assert events[-2:] == ["action.taken", "action.reversed"]
+    finally:
+        hook.close()
+
+
+def test_after_a_false_positive_no_report_or_complaint_remains(world: World, tmp_path) -> None:
+    from hashguard.lists import keys as key_files
+    from hashguard.reports.eu import Circumstances, Provider
+    from hashguard.reports.submit import Reports
+
+    ident, token = confirmed_with_notice(world)
+    key_files.generate(tmp_path / "k.key")
+    reports = Reports(world.engine, world.review)
+    signing = key_files.load(tmp_path / "k.key")
+    made = reports.make(ident, "eu-centre", Provider("P", "p@example.org", "NL"),
+                        Circumstances(removed=True), signing, "r")  # fmt: skip
+    assert json.loads(made.document)["incident"]["confirmed_by_human"] is True
+    world.review.overturn(ident, "reviewer-2", "a different picture")
+    assert reports.of(ident) == []  # never sent, now void
+    with pytest.raises(ReviewError, match="reversed already"):
+        Complaints(world.engine, world.review).lodge(token, "too late to matter")
+    with pytest.raises(ReviewError, match="false positive already"):
+        world.review.overturn(ident, "reviewer-2", "again")
+    with world.engine.connect() as connection:
+        refs = connection.execute(select(MatchRow.__table__.c.content_ref)).scalars().all()
+    assert "upload-1" not in refs

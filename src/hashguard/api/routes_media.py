@@ -109,6 +109,8 @@ async def match_media(
     account_ref: Annotated[
         str, Query(max_length=500, description="The uploader (kept for review).")
     ] = "",
+    ip: Annotated[str, Query(max_length=64, description="The uploader's IP (reports).")] = "",
+    ip_at: Annotated[str, Query(max_length=40, description="When, from that IP.")] = "",
     dihedral: Annotated[bool, Query(description="Also match rotations and flips.")] = False,
     url: Annotated[
         str | None, Query(description="Fetch the media (if the service allows).")
@@ -126,8 +128,8 @@ async def match_media(
     kind, values = await hash_media(data, service, signals, dihedral)
     hashes = {n: hash_json(n, v)["value"] for n, v in values.items() if n != "vpdq"}
     uploader: dict[str, Any] = {"hashes": hashes}
-    if account_ref:
-        uploader["account_ref"] = account_ref
+    uploader.update({k: v for k, v in (("account_ref", account_ref), ("ip", ip),
+                                       ("ip_at", ip_at)) if v})  # fmt: skip
     found = await run_matches(service, metrics, key, [media_query(values)], names,
                               [content_ref], [uploader])  # fmt: skip
     return {

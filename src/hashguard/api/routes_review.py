@@ -7,11 +7,10 @@ statement of reasons (the only credential they have: no key).
 """
 
 import os
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, unscoped
@@ -35,6 +34,7 @@ from hashguard.review.model import (
     NotFound,
     ReviewError,
     Source,
+    State,
 )
 from hashguard.review.services import Service as CheckedService
 from hashguard.review.services import ServiceError
@@ -122,6 +122,8 @@ async def list_services(request: Request, key: Auditor) -> dict[str, Any]:
 class UserFlag(BaseModel):
     content_ref: str = Field(min_length=1, max_length=500)
     account_ref: str = Field("", max_length=500, description="The uploader, not the flagger.")
+    ip: str = Field("", max_length=64, description="The uploader's IP address (for reports).")
+    ip_at: str = Field("", max_length=40, description="When the upload came from that IP.")
     reason: str = Field("", max_length=2000)
 
 
@@ -133,7 +135,9 @@ async def flag(request: Request, key: Matcher, body: UserFlag) -> dict[str, Any]
     review = service_of(request).review
     checked = await call(review.services.get, key.service)
     found = await call(review.open, checked, body.content_ref, [], account_ref=body.account_ref,
-                       subject={"flag_reason": body.reason}, source=Source.FLAG,
+                       subject={k: v for k, v in (("flag_reason", body.reason), ("ip", body.ip),
+                                                  ("ip_at", body.ip_at)) if v},
+                       source=Source.FLAG,
                        technology="flag", actor=actor(key))  # fmt: skip
     return detection_json(found)
 
@@ -237,8 +241,17 @@ async def reverse(
             }  # fmt: skip
 
 
+@router.post("/detections/{ident}/close")
+async def close(request: Request, key: Reviewer, ident: DetectionId) -> dict[str, Any]:
+    """Close a confirmed or reported detection: nothing more is to be done about it."""
+    review = service_of(request).review
+    await call(visible_detection, review, key, ident)
+    closed = await call(review.mark, ident, State.CLOSED, actor(key))
+    return detection_json(closed)
+
+
 class Hold(BaseModel):
-    until: datetime
+    until: AwareDatetime
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -368,7 +381,7 @@ class NewAssessment(BaseModel):
     factors: dict[str, str]
     mitigations: list[str] = Field(default_factory=list)
     remaining_risk: Literal["low", "medium", "high"]
-    next_due_at: datetime | None = None
+    next_due_at: AwareDatetime | None = None
 
 
 def assessment_json(a: RiskAssessment) -> dict[str, Any]:

@@ -68,7 +68,9 @@ class RiskAssessments:
             raise ReviewError(f"factor {missing[0]!r} is not assessed ({FACTORS[missing[0]]})")
         if remaining_risk not in LEVELS:
             raise ReviewError(f"remaining risk {remaining_risk!r}: expected low, medium or high")
-        due = next_due_at or performed + LONGEST
+        if any(t is not None and t.tzinfo is None for t in (performed_at, next_due_at)):
+            raise ReviewError("times need a time zone")
+        due = (next_due_at or performed + LONGEST).astimezone(UTC)
         if due > performed + LONGEST or due <= performed:
             raise ReviewError("the next assessment is due within 3 years of this one")
         with self.engine.begin() as connection:

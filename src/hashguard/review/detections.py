@@ -302,6 +302,9 @@ class Review:
         """A legal hold: the detection is kept until ``until`` even past its retention."""
         if not reason.strip():
             raise ReviewError("a legal hold needs a reason (an authority's request, a case)")
+        if until.tzinfo is None:
+            raise ReviewError("a hold's end needs a time zone")
+        until = until.astimezone(UTC)
         with self.engine.begin() as connection:
             actions.locked(connection, ident)
             connection.execute(

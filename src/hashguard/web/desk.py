@@ -143,13 +143,13 @@ async def detection(request: Request, ident: int) -> Response:
     checked = await run_in_threadpool(service.review.services.get, found.service)
     queue = await run_in_threadpool(service.review.queue, list(key.lists) or None, 50)
     following = [d.id for d in queue if d.id != ident]
-    latest = votes[-1].decision if votes else None
+    tally = {d.value: len({v.reviewer for v in votes if v.decision is d}) for d in Decision}
     return page(
         "detection.html", d=found, reviewer=actor(key), csrf=csrf,
         content_url=f"/desk/detections/{ident}/content" if checked.content_url else "",
         evidence=[{**m, "threshold": _threshold(service, m)} for m in found.evidence],
         votes=votes, four_eyes=service.review.four_eyes(found),
-        agreeing=sum(1 for v in votes if v.decision is latest), open=found.state in OPEN,
+        tally=tally, open=found.state in OPEN,
         next_id=following[0] if following else None,
     )  # fmt: skip
 
