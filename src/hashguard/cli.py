@@ -574,7 +574,9 @@ def demo(
         tokens = prepare_service(directory)
         explain_service(console, directory, f"http://127.0.0.1:{port}", tokens)
         url = f"sqlite:///{directory / 'hashguard.db'}"
-        run_service(ServiceSettings(database_url=url), "127.0.0.1", port)
+        settings = ServiceSettings(database_url=url, secret_file=directory / "secret.key",
+                                   public_url=f"http://127.0.0.1:{port}")  # fmt: skip
+        run_service(settings, "127.0.0.1", port)
 
 
 def main() -> None:
