@@ -1,8 +1,8 @@
-"""The whole path through a real ``hashguard serve``, on SQLite and PostgreSQL: upload check ->
-match -> detection -> review -> confirm or false positive -> notice -> complaint -> reversal ->
-report -> purge -> annual report; with the service's webhook and the EU Centre as real servers
-on loopback. And the guarantee: no report, suspension or permanent removal before a reviewer
-confirms. Benign test hashes only."""
+"""The whole path through a real ``hashguard serve``, on SQLite and PostgreSQL, from a benign
+generated image: upload check -> match -> detection -> review -> confirm or false positive ->
+notice -> complaint -> reversal -> report -> purge -> annual report; with the service's webhook
+and the EU Centre as real servers on loopback. And the guarantee: no report, suspension or
+permanent removal before a reviewer confirms. Benign images and test hashes only."""
 
 import json
 import re
@@ -18,14 +18,18 @@ from hashguard.lists.records import Submission
 from hashguard.reports import eu
 from hashguard.review.services import ServiceStore
 from hashguard.review.webhook import load_secret, service_secret, signature_valid
+from hashguard.signals.pdq import PdqSignal
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import DetectionRow, NoticeRow
 from loopback import Loopback
 from server import Server, running
 
-KNOWN = "f" * 32 + "0" * 32
-NEAR = "f" * 31 + "e" + "0" * 32  # 1 bit from KNOWN
+from conftest import jpeg
+
+IMAGE = jpeg(21)  # a benign generated scene, listed below by its PDQ hash
+KNOWN = PdqSignal().hash(IMAGE).hex
+NEAR = format(int(KNOWN, 16) ^ 1, "064x")  # 1 bit from KNOWN
 OTHER = "0f" * 32
 SUBJECT = {"account_ref": "account-1", "ip": "192.0.2.7", "ip_at": "2026-11-01T10:00:00Z"}
 
@@ -101,8 +105,10 @@ def webhook_events(webhook: Loopback, secret: str) -> list[dict]:
 def test_the_whole_path_from_upload_check_to_annual_report(world) -> None:
     server, tokens, webhook, intake, engine = world
     secret = service_secret(load_secret(server.secret_file), "photos")
-    # Upload checks: two items match, a third does not (and leaves no detection).
-    upload(server, tokens["upload"], "up-A", KNOWN)
+    # Upload checks: an uploaded image and a hash match, a third does not (and leaves nothing).
+    image = call(server, tokens["upload"], "POST", "/v1/match/media",
+                 params={"content_ref": "up-A", **SUBJECT}, content=IMAGE)  # fmt: skip
+    assert image.status_code == 200 and len(image.json()["matches"]) == 1, image.text
     upload(server, tokens["upload"], "up-B", NEAR)
     unlisted = {"signal": "pdq", "value": "a5" * 32, "content_ref": "up-C"}
     miss = call(server, tokens["upload"], "POST", "/v1/match/hashes",
@@ -136,6 +142,9 @@ def test_the_whole_path_from_upload_check_to_annual_report(world) -> None:
     assert reported.json()["state"] == "submitted" and reported.json()["external_id"] == "EUC-77"
     document = json.loads(intake.requests[0][2])
     assert document["location"]["ip"] == "192.0.2.7" and document["removed"] is True
+    content_hashes = {h["signal"]: h["value"] for h in document["content"]["hashes"]
+                      if h["of"] == "content"}  # fmt: skip
+    assert content_hashes["pdq"] == KNOWN  # the upload's own hash, computed in memory
     detail = call(server, tokens["ana"], "GET", f"/v1/detections/{a}").json()
     assert detail["state"] == "reported"
     # The user complains; Ana decided, so Ben decides; upheld: everything is reversed.
