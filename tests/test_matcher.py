@@ -170,7 +170,10 @@ def test_the_follower_survives_a_failing_refresh(store: ListStore) -> None:
         store.change("known", ChangeKind.DELIST, "pdq", BASE, "appeal upheld")
         version = store.get("known").version
         deadline = time.monotonic() + 10
-        while matcher.versions()["known"] < version and time.monotonic() < deadline:
+        # The follower clears its error just after the refresh that caught up: wait for both.
+        while (
+            matcher.versions()["known"] < version or matcher.last_error is not None
+        ) and time.monotonic() < deadline:
             time.sleep(0.01)  # waiting for the follower thread, not timing it
         assert source.failures == 0 and matcher.last_error is None
         assert matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), 100)}) == []
