@@ -41,6 +41,7 @@ from hashguard.review.services import ServiceError
 from hashguard.review.webhook import service_secret
 from hashguard.stats import annual
 from hashguard.store.api_keys import ApiKey, Role
+from hashguard.store.lists import ListError
 
 router = APIRouter(prefix="/v1", tags=["safeguards"])
 Admin = Annotated[ApiKey, allow()]
@@ -219,7 +220,7 @@ async def act(
 def _list_owner(service: Service, name: str) -> str:
     try:
         return service.lists.get(name).owner if name else ""
-    except Exception:  # a list removed since: the notice names none
+    except ListError:  # a list removed since: the notice names none
         return ""
 
 

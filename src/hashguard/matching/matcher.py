@@ -195,7 +195,7 @@ class Matcher:
             variants.append([np.frombuffer(h.bits, np.uint8) for h in hashes])
         if not rows or not len(self._pdq):
             return
-        radius = int(max(self._threshold(f.hash_list, "pdq") for f in list(self._lists.values())))
+        radius = int(max(self.threshold(f.hash_list, "pdq") for f in list(self._lists.values())))
         widest = max(len(v) for v in variants)
         padded = [v + [v[0]] * (widest - len(v)) for v in variants]  # repeats change nothing
         items_hit, ids, distances = self._pdq.query_dihedral(np.array(padded), radius)
@@ -222,7 +222,7 @@ class Matcher:
             hash_list = followed.hash_list
             if not entry.matchable(hash_list.policy):
                 continue  # delisted, deleted or contested while this query ran
-            if distance > self._threshold(hash_list, signal):
+            if distance > self.threshold(hash_list, signal):
                 continue
             if hash_list.policy.enabled_ratio <= 0:
                 continue  # switched off
@@ -238,7 +238,9 @@ class Matcher:
                 found[row].extend(matches)
 
     @staticmethod
-    def _threshold(hash_list: HashList, signal: str) -> float:
+    def threshold(hash_list: HashList, signal: str) -> float:
+        """The distance at or under which ``signal`` matches on ``hash_list``: the list's own,
+        else the signal's default."""
         configured = hash_list.policy.thresholds.get(signal)
         return configured if configured is not None else registry.get(signal).default_threshold
 

@@ -130,7 +130,7 @@ class Complaints:
         table = ComplaintRow.__table__
         with self.engine.begin() as connection:
             detection = actions.locked(connection, complaint.detection_id)
-            if detection["state"] not in {s.value for s in CONFIRMED_STATES}:
+            if detection["state"] not in CONFIRMED_STATES:
                 raise ReviewError(f"detection {complaint.detection_id} is {detection['state']}: "
                                   "nothing to decide")  # fmt: skip
             changed = connection.execute(

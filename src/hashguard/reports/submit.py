@@ -113,7 +113,7 @@ class Reports:
         try:
             with self.engine.begin() as connection:
                 state = actions.locked(connection, detection_id)["state"]
-                if state not in {s.value for s in CONFIRMED_STATES}:  # changed meanwhile
+                if state not in CONFIRMED_STATES:  # changed meanwhile
                     raise ReviewError(f"detection {detection_id} is {state}: no report")
                 connection.execute(
                     insert(ReportRow).values(
@@ -143,7 +143,7 @@ class Reports:
         table = ReportRow.__table__
         with self.engine.begin() as connection:  # claimed: a second sender finds it taken
             state = actions.locked(connection, report.detection_id)["state"]
-            if state not in {s.value for s in CONFIRMED_STATES}:
+            if state not in CONFIRMED_STATES:
                 raise ReviewError(f"detection {report.detection_id} is {state}: not sent")
             claimed = connection.execute(
                 update(ReportRow).where(table.c.id == report_id, table.c.state == "built")

@@ -164,9 +164,13 @@ class Review:
     # --- reading ---------------------------------------------------------------------------
 
     def get(self, ident: int) -> Detection:
-        """Raises NotFound (also for a purged detection)."""
+        """Raises NotFound (also for a purged detection). A plain read: what decides locks."""
+        table = DetectionRow.__table__
         with self.engine.connect() as connection:
-            return self._detection(actions.locked(connection, ident))
+            row = connection.execute(select(table).where(table.c.id == ident)).one_or_none()
+        if row is None:
+            raise NotFound(f"no detection number {ident} (it may have been purged)")
+        return self._detection(row._mapping)
 
     def visible(self, ident: int, lists: Sequence[str]) -> Detection:
         """The detection as a key limited to ``lists`` may see it (all when empty): one of its

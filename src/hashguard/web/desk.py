@@ -22,12 +22,13 @@ from hashguard.api.auth import actor
 from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
+from hashguard.matching import Matcher
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.redress import notices
 from hashguard.review.model import OPEN, Decision, NotFound, ReviewError
-from hashguard.signals import registry
 from hashguard.store.api_keys import ApiKey, Role
+from hashguard.store.lists import ListError
 
 router = APIRouter(include_in_schema=False)
 _HERE: Final = Path(__file__).parent
@@ -156,10 +157,9 @@ async def detection(request: Request, ident: int) -> Response:
 
 def _threshold(service: Service, match: dict[str, Any]) -> float | str:
     try:
-        configured = service.lists.get(match["list"]).policy.thresholds.get(match["signal"])
-    except Exception:  # a list removed since: its threshold is unknown
+        return Matcher.threshold(service.lists.get(match["list"]), match["signal"])
+    except ListError:  # a list removed since: its threshold is unknown
         return "-"
-    return configured if configured is not None else registry.get(match["signal"]).default_threshold
 
 
 @router.get("/desk/detections/{ident}/content")
