@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hashguard import __version__
 from hashguard.cli_audit import audit_app
+from hashguard.cli_device import device_app
 from hashguard.cli_follow import follow
 from hashguard.cli_keys import keys_app
 from hashguard.cli_lists import DatabaseOption, lists_app
@@ -58,6 +59,7 @@ app.add_typer(keys_app)
 app.add_typer(audit_app)
 app.add_typer(services_app)
 app.add_typer(stats_app)
+app.add_typer(device_app)
 app.command()(purge)
 app.command()(serve)
 
@@ -132,7 +134,8 @@ def hash_command(
         typer.Option(
             "--signal",
             "-s",
-            help="Comma-separated signals (pdq,vpdq,md5,sha1,sha256); default all.",
+            help="Comma-separated signals (pdq,vpdq,md5,sha1,sha256,canonical_sha256); "
+            "default all but canonical_sha256 (it decodes the full image).",
         ),
     ] = None,
     dihedral: Annotated[
@@ -370,8 +373,8 @@ def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
 
 _MATCH_BATCH = 256
 # Hashes given on the command line: SIGNAL:HEX, or bare hex whose length says the signals.
-_BY_LENGTH = {32: ("md5",), 40: ("sha1",), 64: ("pdq", "sha256")}
-_HEX = re.compile(r"(?:(pdq|md5|sha1|sha256):)?([0-9a-fA-F]+)")
+_BY_LENGTH = {32: ("md5",), 40: ("sha1",), 64: ("pdq", "sha256", "canonical_sha256")}
+_HEX = re.compile(r"(?:(pdq|md5|sha1|sha256|canonical_sha256):)?([0-9a-fA-F]+)")
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ from hashguard.store.api_keys import ApiKey, Role
 
 PATH: Final = "/v1/match/hashes"
 _ROLES: Final = frozenset({Role.MATCHER, Role.ADMIN})
-_SIGNALS: Final = frozenset({"pdq", "md5", "sha1", "sha256"})
+_SIGNALS: Final = frozenset({"pdq", "md5", "sha1", "sha256", "canonical_sha256"})
 _JSON: Final = (b"content-type", b"application/json")
 _UPLOADER: Final = (("account_ref", 500), ("ip", 64), ("ip_at", 40))  # as routes_media.HashQuery
 

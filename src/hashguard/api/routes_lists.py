@@ -63,7 +63,7 @@ class ListUpdate(BaseModel):
 
 class EntryChange(BaseModel):
     kind: Literal["contest", "delist", "delete", "relabel"]
-    signal: Literal["pdq", "md5", "sha1", "sha256"]
+    signal: Literal["pdq", "md5", "sha1", "sha256", "canonical_sha256"]
     value: str = Field(max_length=128)
     reason: str = Field("", max_length=2000)
     labels: list[str] | None = Field(None, description="The new labels (relabel only).")

@@ -41,7 +41,7 @@ _MEDIA_BODY: dict[str, Any] = {
 
 
 class HashQuery(BaseModel):
-    signal: Literal["pdq", "md5", "sha1", "sha256"]
+    signal: Literal["pdq", "md5", "sha1", "sha256", "canonical_sha256"]
     value: str = Field(max_length=128, description="The hash in hex.")
     content_ref: str = Field(
         "", max_length=500, description="Your own reference for the content, kept with a match."

@@ -14,10 +14,10 @@ from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 
 # Signals a list can hold and the Matcher can match (vPDQ lists come with video matching).
-LIST_SIGNALS: Final = ("pdq", "md5", "sha1", "sha256")
+LIST_SIGNALS: Final = ("pdq", "md5", "sha1", "sha256", "canonical_sha256")
 # Their canonical forms (lowercase hex of these lengths), checked here first: imports
 # canonicalise millions of values, one at a time or joined by newlines in one pass.
-_DIGITS: Final = {"pdq": 64, "md5": 32, "sha1": 40, "sha256": 64}
+_DIGITS: Final = {"pdq": 64, "md5": 32, "sha1": 40, "sha256": 64, "canonical_sha256": 64}
 _HEX: Final = {name: re.compile(f"[0-9a-f]{{{n}}}") for name, n in _DIGITS.items()}
 _HEX_LINES: Final = {
     name: (re.compile(f"(?:[0-9a-f]{{{n}}}\n)*[0-9a-f]{{{n}}}"), n) for name, n in _DIGITS.items()

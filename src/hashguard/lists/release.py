@@ -32,7 +32,13 @@ from hashguard.lists import keys, merkle
 from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
 from hashguard.lists.records import LIST_SIGNALS
-from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
+from hashguard.lists.transparency import (
+    LogError,
+    TransparencyLog,
+    TreeHead,
+    canonical,
+    verify_record,
+)
 
 FORMAT: Final = "hashguard-release/1"
 
@@ -221,38 +227,14 @@ def _verify(
     _check_entries(release, manifest)
     checks.append(f"entries: {manifest['entries']} entries give the manifest's Merkle root")
 
-    try:
-        log_public = log_key or log.public_key()
-        head = log.head()
-    except LogError as error:
-        raise ReleaseError(str(error)) from None
-    for label, tree_head in (("the release's", release_head), ("the log's newest", head)):
-        if not tree_head.verify(log_public):
-            raise ReleaseError(f"{label} tree head is not signed by the log key (tampered)")
-    leaves = log.leaves()
-    if len(leaves) < head.size or merkle.root(leaves[: head.size]) != head.root:
-        raise ReleaseError("the log's records do not give its signed tree head (rewritten log)")
     record = _log_record(manifest, signature)
-    if not merkle.verify_inclusion(
-        merkle.leaf_hash(record), index, release_head.size, inclusion, release_head.root
-    ):
-        raise ReleaseError(
-            f"{release}: not in the log at index {index} under its tree head (tampered proof)"
-        )
-    checks.append(f"log: included as record {index} of {release_head.size}")
-    _check_consistent(log, release_head, head, "the release's tree head")
-    if known_head is not None:
-        if not known_head.verify(log_public):
-            raise ReleaseError("the known tree head is not signed by the log key")
-        _check_consistent(log, known_head, head, "the known tree head")
-        checks.append(f"log: consistent with the known tree head of size {known_head.size}")
     try:
-        current = log.record(index)
+        head, logged = verify_record(
+            log, record, index, release_head, inclusion, log_key, known_head, str(release)
+        )
     except LogError as error:
         raise ReleaseError(str(error)) from None
-    if current != record:
-        raise ReleaseError(f"the log's record {index} is not this release (rewritten log)")
-    checks.append(f"log: grew append-only from {release_head.size} to {head.size} records")
+    checks += logged
     _check_key_continuity(log, name, signer, index)
     return Verified(name, version, int(manifest["entries"]), signer, index, head.size, checks)
 
@@ -293,23 +275,6 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
         )
     if builder.root().hex() != manifest["root"] or by_signal != manifest["counts"]["signal"]:
         raise ReleaseError(f"{path}: the entries do not give the manifest's Merkle root (tampered)")
-
-
-def _check_consistent(log: TransparencyLog, old: TreeHead, new: TreeHead, label: str) -> None:
-    if old.size > new.size:
-        raise ReleaseError(
-            f"the log shrank: {label} has {old.size} records, its newest head {new.size} "
-            "(rolled back)"
-        )
-    try:
-        proof = log.consistency(old.size, new.size)
-    except (LogError, ValueError) as error:
-        raise ReleaseError(f"{label}: {error}") from None
-    if not merkle.verify_consistency(old.size, new.size, old.root, new.root, proof):
-        raise ReleaseError(
-            f"the log is not an append-only extension of {label} (size {old.size}): "
-            "it was rewritten or forked"
-        )
 
 
 def _check_key_continuity(log: TransparencyLog, name: str, signer: str, index: int) -> None:

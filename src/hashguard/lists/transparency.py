@@ -164,3 +164,65 @@ def _write_atomically(path: Path, data: bytes) -> None:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def verify_record(
+    log: TransparencyLog,
+    record: bytes,
+    index: int,
+    record_head: TreeHead,
+    inclusion: list[bytes],
+    log_key: str | None,
+    known_head: TreeHead | None,
+    where: str,
+) -> tuple[TreeHead, list[str]]:
+    """Check that ``record`` is in ``log`` at ``index`` under ``record_head`` (by ``inclusion``),
+    that both that head and the log's newest are signed by the log key (``log_key`` pinned, or
+    the log's own), that the log's records give its newest head, that the log only grew since
+    ``record_head`` and ``known_head`` (a head the verifier saw before: a fork shows here), and
+    that the record at ``index`` is still ``record``.
+
+    Returns the newest head and the checks passed; raises LogError naming the first that fails.
+    """
+    log_public = log_key or log.public_key()
+    head = log.head()
+    for label, tree_head in (("the release's", record_head), ("the log's newest", head)):
+        if not tree_head.verify(log_public):
+            raise LogError(f"{label} tree head is not signed by the log key (tampered)")
+    leaves = log.leaves()
+    if len(leaves) < head.size or merkle.root(leaves[: head.size]) != head.root:
+        raise LogError("the log's records do not give its signed tree head (rewritten log)")
+    if not merkle.verify_inclusion(
+        merkle.leaf_hash(record), index, record_head.size, inclusion, record_head.root
+    ):
+        raise LogError(
+            f"{where}: not in the log at index {index} under its tree head (tampered proof)"
+        )
+    checks = [f"log: included as record {index} of {record_head.size}"]
+    _check_consistent(log, record_head, head, "the release's tree head")
+    if known_head is not None:
+        if not known_head.verify(log_public):
+            raise LogError("the known tree head is not signed by the log key")
+        _check_consistent(log, known_head, head, "the known tree head")
+        checks.append(f"log: consistent with the known tree head of size {known_head.size}")
+    if log.record(index) != record:
+        raise LogError(f"the log's record {index} is not this release (rewritten log)")
+    checks.append(f"log: grew append-only from {record_head.size} to {head.size} records")
+    return head, checks
+
+
+def _check_consistent(log: TransparencyLog, old: TreeHead, new: TreeHead, label: str) -> None:
+    if old.size > new.size:
+        raise LogError(
+            f"the log shrank: {label} has {old.size} records, its newest head {new.size} "
+            "(rolled back)"
+        )
+    try:
+        proof = log.consistency(old.size, new.size)
+    except ValueError as error:
+        raise LogError(f"{label}: {error}") from None
+    if not merkle.verify_consistency(old.size, new.size, old.root, new.root, proof):
+        raise LogError(
+            f"the log is not an append-only extension of {label} (size {old.size}): "
+            "it was rewritten or forked"
+        )

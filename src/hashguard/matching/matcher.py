@@ -25,7 +25,7 @@ from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPoli
 from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash
 
-_DIGEST_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32}
+_DIGEST_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32, "canonical_sha256": 32}
 
 
 class ListSource(Protocol):

@@ -122,6 +122,28 @@ def decode_luma(
     return LumaImage(np.ascontiguousarray(pixels), width, height, scale, 0.0, 255.0, reversed_axes)
 
 
+def decode_rgb(data: bytes, limits: Limits = DEFAULT_LIMITS) -> np.ndarray:
+    """Decode an image (the first frame of an animation) to 8-bit RGB at full resolution, as a
+    viewer shows it (EXIF orientation applied; alpha dropped): a (height, width, 3) uint8 array.
+
+    Raises ``EmptyMedia``, ``UnsupportedMedia``, ``CorruptMedia`` or ``LimitExceeded``.
+    """
+    with _open(data, limits) as image, _quiet():
+        orientation = _orientation(image)
+        try:
+            image.load()
+            if image.mode in _SIXTEEN_BIT_MODES or image.mode in ("I", "F"):
+                grey = np.rint(_luma(image, exact=True)).astype(np.uint8)
+                pixels = np.repeat(grey[:, :, np.newaxis], 3, axis=2)
+            else:
+                pixels = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        except (MediaError, MemoryError):
+            raise
+        except Exception as exc:  # decoders raise many types; all mean the data is bad
+            raise CorruptMedia(f"cannot decode {image.format} data: {reason(exc)}") from exc
+    return np.ascontiguousarray(_orient(pixels, orientation))
+
+
 @contextmanager
 def _quiet() -> Iterator[None]:
     # Decoders warn about oddities they recover from; the outcome is what counts.
@@ -235,7 +257,8 @@ def _orientation(image: Image.Image) -> int:
 
 
 def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
-    """Apply an EXIF orientation (1-8) to a 2-D array, as Pillow's ``exif_transpose`` does."""
+    """Apply an EXIF orientation (1-8) to an image array (rows, columns, ...), as Pillow's
+    ``exif_transpose`` does."""
     if orientation == 2:
         return pixels[:, ::-1]
     if orientation == 3:
@@ -243,11 +266,11 @@ def _orient(pixels: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 4:
         return pixels[::-1, :]
     if orientation == 5:
-        return pixels.T
+        return np.swapaxes(pixels, 0, 1)
     if orientation == 6:
         return np.rot90(pixels, -1)
     if orientation == 7:
-        return pixels.T[::-1, ::-1]
+        return np.swapaxes(pixels, 0, 1)[::-1, ::-1]
     if orientation == 8:
         return np.rot90(pixels, 1)
     return pixels

@@ -42,7 +42,7 @@ class ActionKind(StrEnum):
 
 
 PERMANENT: Final = frozenset({ActionKind.REMOVE, ActionKind.DISABLE, ActionKind.SUSPEND})
-EXACT_SIGNALS: Final = frozenset({"md5", "sha1", "sha256"})
+EXACT_SIGNALS: Final = frozenset({"md5", "sha1", "sha256", "canonical_sha256"})
 
 
 class ReviewError(ValueError):

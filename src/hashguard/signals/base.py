@@ -41,6 +41,7 @@ class SignalType(ABC, Generic[Value]):
     name: ClassVar[str]
     media: ClassVar[frozenset[MediaKind]]
     default_threshold: ClassVar[float]
+    by_default: ClassVar[bool] = True  # computed when no signals are named
 
     @abstractmethod
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> Value:

@@ -1,6 +1,7 @@
-"""Cryptographic digests of the file bytes (MD5, SHA-1, SHA-256), as NCMEC and IWF lists carry.
+"""Cryptographic digests of the file bytes (MD5, SHA-1, SHA-256), as NCMEC and IWF lists carry,
+and SHA-256 of an image's canonical re-encoding.
 
-They match byte-identical copies only: distance 0 (identical) or 1 (different).
+They match identical copies only: distance 0 (identical) or 1 (different).
 """
 
 import hashlib
@@ -8,6 +9,7 @@ import re
 from typing import ClassVar
 
 from hashguard.media.formats import MediaKind
+from hashguard.media.image import decode_rgb
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals.base import (
     Comparison,
@@ -15,6 +17,7 @@ from hashguard.signals.base import (
     MediaSource,
     SignalType,
     preview,
+    read_image,
 )
 
 _CHUNK = 1024 * 1024
@@ -51,8 +54,11 @@ class DigestSignal(SignalType[bytes]):
 
     def compare(self, a: bytes, b: bytes, threshold: float | None = None) -> Comparison:
         same = a == b
-        reason = "byte-identical files" if same else "the files differ (exact hash)"
+        reason = self.same if same else self.different
         return Comparison(self.name, self.distance(a, b), 0, same, reason)
+
+    same: ClassVar[str] = "byte-identical files"
+    different: ClassVar[str] = "the files differ (exact hash)"
 
 
 class Md5Signal(DigestSignal):
@@ -71,3 +77,30 @@ class Sha256Signal(DigestSignal):
     name = "sha256"
     algorithm = "sha256"
     size = 32
+
+
+class CanonicalSha256Signal(DigestSignal):
+    """SHA-256 of the image's canonical re-encoding: binary PPM (``P6``) of its 8-bit RGB pixels
+    at full resolution, upright (EXIF orientation applied), alpha dropped.
+
+    It survives what leaves the pixels alone: metadata stripped or rewritten, a lossless
+    re-save (PNG, lossless WebP), a JPEG container rewritten without re-compression. A lossy
+    re-compression changes it (PDQ is for those). Decoders are deterministic for a given
+    library build; a different JPEG decoder may round a few pixels differently. Computed on
+    request only: it decodes the full image.
+    """
+
+    name = "canonical_sha256"
+    algorithm = "sha256"
+    size = 32
+    media = frozenset({MediaKind.IMAGE})
+    by_default = False
+    same = "the same pixels (canonical re-encoding)"
+    different = "the pixels differ (canonical re-encoding)"
+
+    def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        pixels = decode_rgb(read_image(source, limits), limits)
+        height, width = pixels.shape[:2]
+        digest = hashlib.sha256(b"P6\n%d %d\n255\n" % (width, height))
+        digest.update(pixels.data)
+        return digest.digest()

@@ -4,7 +4,7 @@ from typing import Any, Final
 
 from hashguard.media.formats import MediaKind
 from hashguard.signals.base import SignalType
-from hashguard.signals.digests import Md5Signal, Sha1Signal, Sha256Signal
+from hashguard.signals.digests import CanonicalSha256Signal, Md5Signal, Sha1Signal, Sha256Signal
 from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqSignal
 
@@ -15,13 +15,17 @@ class UnknownSignal(ValueError):
 
 _REGISTRY: Final[dict[str, SignalType[Any]]] = {
     signal.name: signal
-    for signal in (PdqSignal(), VpdqSignal(), Md5Signal(), Sha1Signal(), Sha256Signal())
+    for signal in (
+        PdqSignal(), VpdqSignal(), Md5Signal(), Sha1Signal(), Sha256Signal(),
+        CanonicalSha256Signal(),
+    )  # fmt: skip
 }
 
 
-def names() -> list[str]:
-    """Registered signal names, in a stable order (perceptual first)."""
-    return list(_REGISTRY)
+def names(*, optional: bool = False) -> list[str]:
+    """Registered signal names, in a stable order (perceptual first): those computed by default,
+    and with ``optional`` also those computed only on request."""
+    return [name for name, signal in _REGISTRY.items() if optional or signal.by_default]
 
 
 def get(name: str) -> SignalType[Any]:

@@ -1,0 +1,219 @@
+"""``hashguard device ...``: build device filter releases from lists, and check files as a
+device would (block + warning + helpline; nothing reported)."""
+
+import json
+import os
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from hashguard.cli_lists import DatabaseOption, _store
+from hashguard.device import oprf
+from hashguard.device.checker import DeviceChecker, DeviceCheckError
+from hashguard.device.install import install
+from hashguard.device.messages import LANGUAGES, ReferralError, load_referrals
+from hashguard.device.oprf_client import HttpEvaluator
+from hashguard.device.release import MODES, DeviceReleaseError, build, open_release
+from hashguard.lists import keys as lists_keys
+from hashguard.lists.model import EntryStatus
+from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
+
+device_app = typer.Typer(
+    name="device", help="On-device checks: filter releases, and checking files locally.",
+    no_args_is_help=True,
+)  # fmt: skip
+
+
+class CheckFormat(StrEnum):
+    text = "text"
+    jsonl = "jsonl"
+
+
+def _fail(message: str, status: int = 2) -> typer.Exit:
+    sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
+    return typer.Exit(status)
+
+
+@device_app.command("keygen")
+def keygen(
+    out: Annotated[Path, typer.Option("--out", help="The OPRF key file to write (and OUT.pub).")],
+) -> None:
+    """Make a server key for server-assisted (oprf) releases."""
+    try:
+        key = oprf.ServerKey.generate()
+        key.save(out)
+    except (oprf.OprfError, OSError) as error:
+        raise _fail(str(error), 1) from None
+    typer.echo(f"OPRF key written to {out}; public key {key.public.hex()}")
+
+
+@device_app.command("build-filter")
+def build_filter(
+    names: Annotated[list[str], typer.Option("--list", help="A list to include (repeat).")],
+    mode: Annotated[str, typer.Option("--mode", help="offline or oprf (server-assisted).")],
+    key: Annotated[Path, typer.Option("--key", help="The release signer's private key.")],
+    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    out: Annotated[Path, typer.Option("--out", help="The release directory to write.")],
+    oprf_key: Annotated[
+        Path | None, typer.Option("--oprf-key", help="oprf mode: the server key (device keygen).")
+    ] = None,
+    previous: Annotated[
+        Path | None,
+        typer.Option("--previous", help="The last release: reuse its keys; a delta if small."),
+    ] = None,
+    near_duplicates: Annotated[
+        bool, typer.Option("--near-duplicates", help="Also PDQ segment tags (6 per hash).")
+    ] = False,
+    bits: Annotated[
+        int | None,
+        typer.Option("--fingerprint-bits", help="Default 48 offline (the minimum), 31 oprf."),
+    ] = None,
+    log_key: Annotated[
+        Path | None,
+        typer.Option("--log-key", help="The log's private key; default LOG.key beside the log."),
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Build a signed filter release from lists and append it to the transparency log."""
+    if mode not in MODES:
+        raise _fail(f"--mode {mode!r}: expected offline or oprf", 1)
+    log_key_path = log_key or log.with_name(log.name + ".key")
+    try:
+        signing_key = lists_keys.load(key)
+        if log_key is None and not log_key_path.exists():
+            lists_keys.generate(log_key_path)
+        log_signing_key = lists_keys.load(log_key_path)
+        transparency = TransparencyLog.create_or_open(log, log_signing_key)
+        server_key = oprf.ServerKey.load(oprf_key) if oprf_key is not None else None
+    except (lists_keys.KeyFileError, LogError, oprf.OprfError, OSError) as error:
+        raise _fail(str(error), 1) from None
+    with _store(database_url) as store:
+        lists = [store.entries(name, [EntryStatus.ACTIVE]) for name in names]
+        try:
+            built = build(
+                lists, mode, signing_key, transparency, log_signing_key, out,
+                server_key=server_key, previous=previous, near_duplicates=near_duplicates,
+                width=bits,
+            )  # fmt: skip
+        except DeviceReleaseError as error:
+            raise _fail(str(error), 1) from None
+    manifest = built.manifest
+    kind = f"delta on version {manifest['base_version']}" if built.delta else "full"
+    typer.echo(
+        f"device release version {manifest['version']} ({manifest['mode']}, {kind}): "
+        f"{sum(manifest['keys'].values())} keys, {manifest['fingerprint_bits']}-bit "
+        f"fingerprints, {built.keyed} keyed now; log record {built.log_index}, "
+        f"log size {built.head.size}"
+    )
+    if manifest["mode"] == "offline":
+        sys.stderr.write(
+            "hashguard: note: an offline filter can be queried offline, without limit, by "
+            "anyone who holds it\n"
+        )
+
+
+@device_app.command("check")
+def check(
+    files: Annotated[list[Path], typer.Argument(help="Files to check.")],
+    release: Annotated[Path, typer.Option("--release", help="A device release directory.")],
+    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    format: Annotated[CheckFormat, typer.Option("--format", "-f")] = CheckFormat.text,
+    language: Annotated[str, typer.Option("--language", help="en or nl.")] = "en",
+    country: Annotated[str, typer.Option("--country", help="Helplines of this country.")] = "NL",
+    helplines: Annotated[
+        Path | None, typer.Option("--helplines", help="A JSON file of helplines per country.")
+    ] = None,
+    server: Annotated[
+        str | None, typer.Option("--server", help="oprf releases: the OPRF server's URL.")
+    ] = None,
+    token: Annotated[
+        str | None,
+        typer.Option("--token", envvar="HASHGUARD_DEVICE_TOKEN", help="oprf: the client token."),
+    ] = None,
+    signer_key: Annotated[
+        Path | None, typer.Option("--signer-key", help="Pin the release signer (.pub file).")
+    ] = None,
+    log_key: Annotated[
+        Path | None, typer.Option("--log-key", help="Pin the log's public key (.pub file).")
+    ] = None,
+    known_head: Annotated[
+        Path | None,
+        typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
+    ] = None,
+) -> None:
+    """Check files as a device would: blocked or not, with the warning and helplines. Nothing
+    is reported anywhere. Exit status 0 when nothing is blocked, 1 when a file is, 2 when the
+    release does not verify or a check cannot be done."""
+    if language not in LANGUAGES:
+        raise _fail(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
+    try:
+        head = None
+        if known_head is not None:
+            head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
+        verified = open_release(
+            release, TransparencyLog(log),
+            signer_key=lists_keys.read_public(signer_key) if signer_key else None,
+            log_key=lists_keys.read_public(log_key) if log_key else None, known_head=head,
+        )  # fmt: skip
+        evaluator = None
+        if verified.mode == "oprf":
+            if not server or not token:
+                raise _fail("a server-assisted release needs --server and --token")
+            evaluator = HttpEvaluator(server, token)
+        referrals = load_referrals(helplines) if helplines else None
+        checker = DeviceChecker(
+            verified, language=language, country=country, referrals=referrals,
+            evaluator=evaluator,
+        )  # fmt: skip
+    except (DeviceReleaseError, LogError, lists_keys.KeyFileError, ReferralError) as error:
+        raise _fail(f"{release}: REFUSED: {error}") from None
+    except (OSError, ValueError) as error:
+        raise _fail(f"{known_head}: not a tree head ({error})") from None
+    blocked = failed = False
+    shown = False
+    for path in files:
+        try:
+            media = path.read_bytes()
+            verdict = checker.check(media)
+        except (OSError, DeviceCheckError) as error:
+            failed = True
+            detail = error.strerror if isinstance(error, OSError) else str(error)
+            sys.stderr.write(f"hashguard: {path}: not checked: {detail}\n")
+            continue
+        blocked |= verdict.blocked
+        if format is CheckFormat.jsonl:
+            line = {"path": str(path), "blocked": verdict.blocked, "reason": verdict.reason}
+            typer.echo(json.dumps(line))
+            continue
+        typer.echo(f"{path}: {'BLOCKED' if verdict.blocked else 'ok'} ({verdict.reason})")
+        if verdict.note:
+            typer.echo(f"  note: {verdict.note}")
+        if verdict.blocked and verdict.message and not shown:
+            typer.echo("\n" + verdict.message + "\n")
+            shown = True
+    raise typer.Exit(2 if failed else 1 if blocked else 0)
+
+
+@device_app.command("update")
+def update(
+    release: Annotated[Path, typer.Option("--release", help="The new release directory.")],
+    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    state: Annotated[Path, typer.Option("--state", help="The device's state directory.")],
+    signer_key: Annotated[
+        Path | None, typer.Option("--signer-key", help="Pin the release signer (.pub file).")
+    ] = None,
+) -> None:
+    """Install a release as a device does: verified first, fetching only the files it lacks."""
+    try:
+        pinned = lists_keys.read_public(signer_key) if signer_key else None
+        os.makedirs(state, exist_ok=True)
+        installed = install(release, TransparencyLog(log), state, signer_key=pinned)
+    except (DeviceReleaseError, LogError, lists_keys.KeyFileError, OSError) as error:
+        raise _fail(f"{release}: REFUSED: {error}") from None
+    typer.echo(
+        f"installed device release version {installed.release.version}: fetched "
+        f"{installed.fetched_bytes:,} of {installed.total_bytes:,} bytes"
+    )

@@ -1,0 +1,588 @@
+"""Device filter releases: built from hash lists, signed, logged, and verified before any use.
+
+A release is a directory::
+
+    manifest.json         {format, version, mode, category, lists and their versions, counts
+                          per list, source and tag kind, fingerprint bits, the offline tag key
+                          or the VOPRF public key, the files with their SHA-256, base version,
+                          signer, time}
+    manifest.sig          the signer's Ed25519 signature of manifest.json (hex)
+    log.json              where the release sits in the transparency log (index, tree head,
+                          inclusion proof)
+    exact-<digest>.fuse   the filter of file and pixel tags
+    near-<digest>.fuse    the filter of PDQ segment tags (near-duplicate mode only)
+    delta-<digest>.idx    keys added and removed since the base release (delta releases only)
+
+Files are named by their digest, so a device that holds a base release fetches only the delta
+of the next one. A key passes when it is in the delta's added keys, or in the base filter and
+not among the removed.
+
+The builder keeps, beside the release (``OUT.keys``, private, never published), each tag's key
+by the tag's digest and the base's key sets, so the next release keys only new tags (in server
+mode a key costs a VOPRF evaluation) and can be a delta.
+"""
+
+import hashlib
+import json
+import os
+import shutil
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from hashguard.device import oprf
+from hashguard.device.tags import EXACT_KINDS, TagKind, entry_tags, offline_key, oprf_key
+from hashguard.index import fileformat
+from hashguard.index.fuse import FilterError, FuseFilter
+from hashguard.lists import keys
+from hashguard.lists.model import Entry, EntryStatus, HashList
+from hashguard.lists.transparency import (
+    LogError,
+    TransparencyLog,
+    TreeHead,
+    canonical,
+    verify_record,
+)
+
+FORMAT: Final = "hashguard-device-release/1"
+OFFLINE: Final = "offline"
+OPRF: Final = "oprf"
+MODES: Final = (OFFLINE, OPRF)
+# Offline, anyone holding the filter can test keys without limit: a crafted false hit must cost
+# at least 2^48 tries. Server-assisted, every try is a rate-limited request.
+MIN_OFFLINE_BITS: Final = 48
+DEFAULT_BITS: Final = {OFFLINE: 48, OPRF: 31}
+# A delta is published while it is at most this share of the base filters' bytes.
+DELTA_SHARE: Final = 0.25
+_ROLES: Final = ("exact", "near", "delta")
+
+
+class DeviceReleaseError(ValueError):
+    """A release that cannot be built, or does not verify; the message says what failed."""
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One filter with the delta on top of it."""
+
+    base: FuseFilter
+    added: np.ndarray  # sorted uint64
+    removed: np.ndarray  # sorted uint64
+
+    def __contains__(self, key: int) -> bool:
+        if _holds(self.added, key):
+            return True
+        return key in self.base and not _holds(self.removed, key)
+
+
+@dataclass(frozen=True)
+class DeviceRelease:
+    """A verified release, ready to check against."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    exact: Layer
+    near: Layer | None
+    checks: list[str] = field(default_factory=list)
+    head: TreeHead | None = None  # the log's newest head when verified
+
+    @property
+    def mode(self) -> str:
+        return str(self.manifest["mode"])
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
+
+    @property
+    def category(self) -> str:
+        return str(self.manifest["category"])
+
+    @property
+    def tag_key(self) -> bytes:
+        return bytes.fromhex(self.manifest["tag_key"])
+
+    @property
+    def public_key(self) -> bytes:
+        return bytes.fromhex(self.manifest["oprf"]["public_key"])
+
+
+@dataclass(frozen=True)
+class Built:
+    manifest: dict[str, Any]
+    log_index: int
+    head: TreeHead
+    delta: bool
+    keyed: int  # tags keyed in this build (the rest came from the builder's keys)
+
+
+def build(
+    lists: list[tuple[HashList, Iterable[Entry]]],
+    mode: str,
+    signing_key: Ed25519PrivateKey,
+    log: TransparencyLog,
+    log_key: Ed25519PrivateKey,
+    out: Path,
+    *,
+    server_key: oprf.ServerKey | None = None,
+    previous: Path | None = None,
+    near_duplicates: bool = False,
+    width: int | None = None,
+) -> Built:
+    """Build the release of ``lists`` (their matchable entries) into ``out`` and append it to
+    ``log``. With ``previous`` (the last release's directory) tags keyed before are not keyed
+    again, and the release is a delta on the previous base when that is small enough.
+
+    Raises DeviceReleaseError for lists that cannot go together, a width too small for the mode,
+    a missing server key, or a previous release made differently.
+    """
+    out = Path(out)
+    if mode not in MODES:
+        raise DeviceReleaseError(f"mode {mode!r}: expected offline or oprf")
+    width = width or DEFAULT_BITS[mode]
+    if mode == OFFLINE and width < MIN_OFFLINE_BITS:
+        raise DeviceReleaseError(
+            f"{width}-bit fingerprints: an offline filter needs at least {MIN_OFFLINE_BITS} "
+            "(anyone holding it can search for a false hit offline)"
+        )
+    if (mode == OPRF) != (server_key is not None):
+        raise DeviceReleaseError("a server key is needed in oprf mode, and only there")
+    if not lists:
+        raise DeviceReleaseError("no lists given")
+    category = _one_category([hash_list for hash_list, _ in lists])
+    state = _State.load(previous) if previous is not None else None
+    if state is not None:
+        state.check_compatible(mode, category, width, near_duplicates, server_key)
+    tag_key = state.tag_key if state is not None and state.tag_key else os.urandom(32)
+
+    tags: dict[str, list[bytes]] = {"exact": [], "near": []}
+    counts: dict[str, dict[str, int]] = {"list": {}, "source": {}, "tag": {}}
+    list_versions = {}
+    for hash_list, entries in lists:
+        if hash_list.policy.negative:
+            raise DeviceReleaseError(
+                f"list {hash_list.name} is a negative list (known false positives): it cannot "
+                "block anything"
+            )
+        list_versions[hash_list.name] = hash_list.version
+        used = _collect(hash_list, entries, category, near_duplicates, tags, counts)
+        counts["list"][hash_list.name] = used
+    keyer = _Keyer(mode, tag_key, server_key, state)
+    key_sets = {role: keyer.keys(role, values) for role, values in tags.items()}
+    if not near_duplicates:
+        key_sets.pop("near")
+
+    version = (state.version + 1) if state is not None else 1
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, dict[str, Any]] = {}
+    delta = state is not None and state.delta_fits(key_sets)
+    if delta:
+        assert state is not None and previous is not None
+        for role in key_sets:
+            files[role] = state.base_files[role]
+            shutil.copyfile(Path(previous) / files[role]["name"], out / files[role]["name"])
+        arrays = {}
+        for role, keys_now in key_sets.items():
+            base = state.base_keys[role]
+            arrays[f"{role}_added"] = np.setdiff1d(keys_now, base, assume_unique=True)
+            arrays[f"{role}_removed"] = np.setdiff1d(base, keys_now, assume_unique=True)
+        files["delta"] = _write(out, "delta", "idx", lambda path: _write_delta(path, arrays))
+        base_version, base_keys, base_files = state.base_version, state.base_keys, state.base_files
+    else:
+        for role, keys_now in key_sets.items():
+            try:
+                built = FuseFilter.build(keys_now, width)
+            except FilterError as error:
+                raise DeviceReleaseError(str(error)) from None
+            files[role] = _write(out, role, "fuse", built.save)
+        base_version, base_keys = version, key_sets
+        base_files = {role: files[role] for role in key_sets}
+
+    manifest: dict[str, Any] = {
+        "format": FORMAT,
+        "version": version,
+        "base_version": base_version,
+        "mode": mode,
+        "category": category,
+        "lists": list_versions,
+        "owners": sorted({hash_list.owner for hash_list, _ in lists}),
+        "counts": counts,
+        "keys": {role: int(len(key_set)) for role, key_set in key_sets.items()},
+        "fingerprint_bits": width,
+        "near_duplicates": near_duplicates,
+        "files": files,
+        "signer": keys.public_hex(signing_key),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+    if mode == OFFLINE:
+        manifest["tag_key"] = tag_key.hex()
+    else:
+        assert server_key is not None
+        manifest["oprf"] = {"suite": oprf.SUITE, "public_key": server_key.public.hex()}
+    body = canonical(manifest)
+    signature = keys.sign(signing_key, body)
+    try:
+        index, head = log.append(_log_record(manifest, signature), log_key)
+    except LogError as error:
+        raise DeviceReleaseError(str(error)) from None
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(signature + "\n")
+    proof = [p.hex() for p in log.inclusion(index, head.size)]
+    (out / "log.json").write_bytes(
+        canonical({"index": index, "head": head.as_json(), "inclusion": proof})
+    )
+    _State(
+        mode, category, width, near_duplicates, tag_key if mode == OFFLINE else b"",
+        server_key.public if server_key else b"", version, base_version, base_files,
+        base_keys, keyer.cache,
+    ).save(_state_path(out))  # fmt: skip
+    return Built(manifest, index, head, delta, keyer.keyed)
+
+
+def verify_manifest(
+    release: Path,
+    log: TransparencyLog,
+    *,
+    signer_key: str | None = None,
+    log_key: str | None = None,
+    known_head: TreeHead | None = None,
+    min_version: int | None = None,
+) -> tuple[dict[str, Any], TreeHead, list[str]]:
+    """Check the release's manifest: canonical, signed (by ``signer_key`` when pinned, and by
+    the signer of every earlier device release in the log), in the log, the log consistent with
+    ``known_head``, and not older than ``min_version``. The files are not read.
+
+    Returns the manifest, the log's newest head and the checks passed. Raises
+    DeviceReleaseError with the first check that fails.
+    """
+    release = Path(release)
+    body = _read(release / "manifest.json")
+    signature = _read(release / "manifest.sig").decode(errors="replace").strip()
+    try:
+        manifest = json.loads(body)
+        located = json.loads(_read(release / "log.json"))
+        index = int(located["index"])
+        head = TreeHead.from_json(located["head"], f"{release}/log.json")
+        inclusion = [bytes.fromhex(p) for p in located["inclusion"]]
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise DeviceReleaseError(f"{release}: not a device release ({FORMAT})")
+        signer = str(manifest["signer"])
+        version = int(manifest["version"])
+    except (KeyError, TypeError, ValueError, LogError) as error:
+        if isinstance(error, DeviceReleaseError):
+            raise
+        raise DeviceReleaseError(f"{release}: malformed release ({error})") from None
+    if canonical(manifest) != body:
+        raise DeviceReleaseError(f"{release}/manifest.json: not in canonical form (edited?)")
+    if not keys.verify(signer, body, signature):
+        raise DeviceReleaseError(f"{release}: the signature does not match the manifest (tampered)")
+    if signer_key is not None and signer_key != signer:
+        raise DeviceReleaseError(
+            f"{release}: signed by key {signer[:16]}..., not the pinned key {signer_key[:16]}..."
+        )
+    checks = [f"signature: valid, signer {signer[:16]}..."]
+    try:
+        newest, logged = verify_record(
+            log, _log_record(manifest, signature), index, head, inclusion, log_key, known_head,
+            str(release),
+        )  # fmt: skip
+        _check_signer_continuity(log, signer, index)
+    except LogError as error:
+        raise DeviceReleaseError(f"{release}: NOT LOGGED: {error}") from None
+    checks += logged
+    if min_version is not None and version < min_version:
+        raise DeviceReleaseError(
+            f"{release}: version {version} is older than the installed {min_version} (rollback)"
+        )
+    return manifest, newest, checks
+
+
+def open_release(
+    release: Path,
+    log: TransparencyLog,
+    *,
+    signer_key: str | None = None,
+    log_key: str | None = None,
+    known_head: TreeHead | None = None,
+    min_version: int | None = None,
+) -> DeviceRelease:
+    """Verify the release in ``release`` (manifest, log, then each file against its digest) and
+    load its filters. Raises DeviceReleaseError with the first check that fails."""
+    manifest, newest, checks = verify_manifest(
+        release, log, signer_key=signer_key, log_key=log_key, known_head=known_head,
+        min_version=min_version,
+    )  # fmt: skip
+    return load(Path(release), manifest, checks, newest)
+
+
+def load(
+    release: Path, manifest: dict[str, Any], checks: list[str], head: TreeHead | None
+) -> DeviceRelease:
+    """The filters of a release whose manifest was verified; each file is checked against the
+    manifest's digest first."""
+    try:
+        files = manifest["files"]
+        width = int(manifest["fingerprint_bits"])
+        for role, described in files.items():
+            if role not in _ROLES:
+                raise DeviceReleaseError(f"{release}: unknown file role {role!r}")
+            path = release / Path(described["name"]).name
+            data = _read(path)
+            if hashlib.sha256(data).hexdigest() != described["sha256"]:
+                raise DeviceReleaseError(
+                    f"{path}: its SHA-256 is not the manifest's (tampered or corrupt filter)"
+                )
+        checks = [*checks, f"files: {len(files)} match their digests"]
+        delta = _read_delta(release / files["delta"]["name"]) if "delta" in files else {}
+        layers = {}
+        for role in ("exact", "near"):
+            if role not in files:
+                continue
+            base = FuseFilter.load(release / files[role]["name"])
+            if base.width != width:
+                raise DeviceReleaseError(f"{release}: {role} filter width is not the manifest's")
+            empty = np.zeros(0, dtype=np.uint64)
+            layers[role] = Layer(
+                base, delta.get(f"{role}_added", empty), delta.get(f"{role}_removed", empty)
+            )
+        if "exact" not in layers:
+            raise DeviceReleaseError(f"{release}: no exact filter")
+        if manifest["mode"] == OFFLINE:
+            if width < MIN_OFFLINE_BITS or len(bytes.fromhex(manifest["tag_key"])) != 32:
+                raise DeviceReleaseError(f"{release}: offline release below {MIN_OFFLINE_BITS} bits")
+        elif manifest["mode"] == OPRF:
+            if manifest["oprf"]["suite"] != oprf.SUITE:
+                raise DeviceReleaseError(f"{release}: OPRF suite {manifest['oprf']['suite']!r}")
+            oprf.deserialize_element(bytes.fromhex(manifest["oprf"]["public_key"]))
+        else:
+            raise DeviceReleaseError(f"{release}: mode {manifest['mode']!r}")
+    except FilterError as error:
+        raise DeviceReleaseError(str(error)) from None
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, DeviceReleaseError):
+            raise
+        raise DeviceReleaseError(f"{release}: malformed release ({error})") from None
+    return DeviceRelease(release, manifest, layers["exact"], layers.get("near"), checks, head)
+
+
+def _one_category(lists: list[HashList]) -> str:
+    categories = {hash_list.category.value for hash_list in lists}
+    if len(categories) != 1:
+        raise DeviceReleaseError(
+            f"the lists hold different categories ({', '.join(sorted(categories))}): a device "
+            "release is of one category only"
+        )
+    return categories.pop()
+
+
+def _collect(
+    hash_list: HashList,
+    entries: Iterable[Entry],
+    category: str,
+    near_duplicates: bool,
+    tags: dict[str, list[bytes]],
+    counts: dict[str, dict[str, int]],
+) -> int:
+    """Add the tags of ``hash_list``'s matchable entries; the number of entries used."""
+    used = 0
+    for entry in entries:
+        if entry.status is not EntryStatus.ACTIVE or not entry.matchable(hash_list.policy):
+            continue
+        if entry.signal == "pdq" and not near_duplicates:
+            continue
+        found = list(entry_tags(category, entry.signal, bytes.fromhex(entry.value)))
+        if not found:
+            continue
+        used += 1
+        for kind, data in found:
+            tags["exact" if kind in EXACT_KINDS else "near"].append(data)
+            counts["tag"][kind.value] = counts["tag"].get(kind.value, 0) + 1
+        for organisation in {s.organisation for s in entry.provenance.sources} or {""}:
+            name = organisation or "(no source)"
+            counts["source"][name] = counts["source"].get(name, 0) + 1
+    return used
+
+
+class _Keyer:
+    """Filter keys for tags, reusing the builder's earlier keys by tag digest."""
+
+    def __init__(
+        self, mode: str, tag_key: bytes, server_key: oprf.ServerKey | None, state: "_State | None"
+    ) -> None:
+        self.mode, self.tag_key, self.server_key = mode, tag_key, server_key
+        self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self.earlier = state.cache if state is not None else {}
+        self.keyed = 0
+
+    def keys(self, role: str, values: list[bytes]) -> np.ndarray:
+        digests = np.array(
+            [int.from_bytes(hashlib.sha256(v).digest()[:8], "little") for v in values],
+            dtype=np.uint64,
+        )
+        digests, first = np.unique(digests, return_index=True)
+        result = np.zeros(len(digests), dtype=np.uint64)
+        known = np.zeros(len(digests), dtype=bool)
+        if role in self.earlier:
+            old_ids, old_keys = self.earlier[role]
+            at = np.searchsorted(old_ids, digests).clip(0, max(len(old_ids) - 1, 0))
+            if len(old_ids):
+                known = old_ids[at] == digests
+                result[known] = old_keys[at[known]]
+        for i in np.flatnonzero(~known):
+            data = values[first[i]]
+            if self.mode == OFFLINE:
+                result[i] = offline_key(self.tag_key, data)
+            else:
+                assert self.server_key is not None
+                result[i] = oprf_key(oprf.evaluate(self.server_key, data))
+            self.keyed += 1
+        self.cache[role] = (digests, result)
+        return np.unique(result)
+
+
+@dataclass
+class _State:
+    """What the builder keeps between releases (OUT.keys; private)."""
+
+    mode: str
+    category: str
+    width: int
+    near_duplicates: bool
+    tag_key: bytes
+    public_key: bytes
+    version: int
+    base_version: int
+    base_files: dict[str, dict[str, Any]]
+    base_keys: dict[str, np.ndarray]
+    cache: dict[str, tuple[np.ndarray, np.ndarray]]
+
+    def save(self, path: Path) -> None:
+        meta = {
+            "mode": self.mode,
+            "category": self.category,
+            "width": self.width,
+            "near_duplicates": self.near_duplicates,
+            "tag_key": self.tag_key.hex(),
+            "public_key": self.public_key.hex(),
+            "version": self.version,
+            "base_version": self.base_version,
+            "base_files": self.base_files,
+        }
+        arrays = {f"base_{role}": keys for role, keys in self.base_keys.items()}
+        for role, (ids, values) in self.cache.items():
+            arrays[f"ids_{role}"], arrays[f"keys_{role}"] = ids, values
+        fileformat.write(path, "device-builder", meta, arrays)
+        os.chmod(path, 0o600)
+
+    @classmethod
+    def load(cls, previous: Path) -> "_State":
+        path = _state_path(Path(previous))
+        try:
+            meta, arrays = fileformat.read(path, "device-builder", memory_map=False)
+            roles = [role for role in ("exact", "near") if f"base_{role}" in arrays]
+            return cls(
+                str(meta["mode"]), str(meta["category"]), int(meta["width"]),
+                bool(meta["near_duplicates"]), bytes.fromhex(meta["tag_key"]),
+                bytes.fromhex(meta["public_key"]), int(meta["version"]),
+                int(meta["base_version"]), dict(meta["base_files"]),
+                {role: arrays[f"base_{role}"] for role in roles},
+                {role: (arrays[f"ids_{role}"], arrays[f"keys_{role}"]) for role in roles},
+            )  # fmt: skip
+        except fileformat.IndexFileError as error:
+            raise DeviceReleaseError(
+                f"{error} (the builder's keys of the previous release, kept beside it)"
+            ) from None
+        except (KeyError, TypeError, ValueError):
+            raise DeviceReleaseError(f"{path}: not the builder's keys of a release") from None
+
+    def check_compatible(
+        self, mode: str, category: str, width: int, near: bool, server_key: oprf.ServerKey | None
+    ) -> None:
+        public = server_key.public if server_key is not None else b""
+        for what, before, now in (
+            ("mode", self.mode, mode),
+            ("category", self.category, category),
+            ("fingerprint bits", self.width, width),
+            ("near-duplicate mode", self.near_duplicates, near),
+            ("server key", self.public_key.hex(), public.hex()),
+        ):
+            if before != now:
+                raise DeviceReleaseError(
+                    f"the previous release has {what} {before!r}, this one {now!r}: build a new "
+                    "release without --previous"
+                )
+
+    def delta_fits(self, key_sets: dict[str, np.ndarray]) -> bool:
+        base_bytes = sum(int(f["bytes"]) for f in self.base_files.values())
+        changed = 0
+        for role, now in key_sets.items():
+            base = self.base_keys.get(role)
+            if base is None:
+                return False
+            changed += len(np.setxor1d(now, base, assume_unique=True))
+        return changed * 8 <= DELTA_SHARE * base_bytes
+
+
+def _write(out: Path, role: str, suffix: str, writer: Any) -> dict[str, Any]:
+    temporary = out / f".{role}.tmp"
+    writer(temporary)
+    data = temporary.read_bytes()
+    digest = hashlib.sha256(data).hexdigest()
+    name = f"{role}-{digest[:16]}.{suffix}"
+    os.replace(temporary, out / name)
+    return {"name": name, "sha256": digest, "bytes": len(data)}
+
+
+def _write_delta(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    fileformat.write(path, "device-delta", {}, arrays)
+
+
+def _read_delta(path: Path) -> dict[str, np.ndarray]:
+    try:
+        _, arrays = fileformat.read(path, "device-delta", memory_map=False)
+    except fileformat.IndexFileError as error:
+        raise DeviceReleaseError(str(error)) from None
+    for name, array in arrays.items():
+        if array.dtype != np.dtype("<u8") or array.ndim != 1 or np.any(np.diff(array) == 0):
+            raise DeviceReleaseError(f"{path}: {name} is not a sorted set of keys")
+    return {name: np.asarray(array, dtype=np.uint64) for name, array in arrays.items()}
+
+
+def _holds(sorted_keys: np.ndarray, key: int) -> bool:
+    if not len(sorted_keys):
+        return False
+    at = int(np.searchsorted(sorted_keys, np.uint64(key)))
+    return at < len(sorted_keys) and int(sorted_keys[at]) == key
+
+
+def _log_record(manifest: dict[str, Any], signature: str) -> bytes:
+    return canonical({"manifest": manifest, "signature": signature})
+
+
+def _check_signer_continuity(log: TransparencyLog, signer: str, index: int) -> None:
+    for earlier in range(index):
+        try:
+            logged = json.loads(log.record(earlier))["manifest"]
+        except (LogError, ValueError, KeyError, TypeError):
+            continue
+        if logged.get("format") == FORMAT and logged.get("signer") != signer:
+            raise LogError(
+                f"device release {index} is signed by another key than device release record "
+                f"{earlier} ({str(logged.get('signer'))[:16]}...): the signer changed"
+            )
+
+
+def _read(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise DeviceReleaseError(f"{path}: cannot read: {error.strerror or error}") from None
+
+
+def _state_path(release: Path) -> Path:
+    return release.with_name(release.name + ".keys")
