@@ -79,6 +79,13 @@ def serve(
     ncmec_user: Annotated[
         str, typer.Option(help="NCMEC user (password: HASHGUARD_NCMEC_PASSWORD).")
     ] = "",
+    oprf_key: Annotated[
+        Path | None,
+        typer.Option(help="On-device checks: the VOPRF key to evaluate with (device keygen)."),
+    ] = None,
+    oprf_limit: Annotated[
+        int, typer.Option(min=1, help="Evaluations per hour per device key.")
+    ] = 2000,
     database_url: DatabaseOption = None,
 ) -> None:
     """Run the detection service: hashguard's API under /v1, HMA's routes, /docs, /metrics."""
@@ -103,6 +110,8 @@ def serve(
         eu_centre_url=eu_centre_url,
         ncmec_url=ncmec_url,
         ncmec_user=ncmec_user,
+        oprf_key=oprf_key,
+        oprf_limit=oprf_limit,
     )
     run(settings, host, port, access_log)
 
@@ -112,6 +121,7 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     import uvicorn
 
     from hashguard.api import create_app, served
+    from hashguard.device.oprf import OprfError
 
     try:
         engine = open_engine(settings.database_url)
@@ -119,7 +129,12 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
         sys.stderr.write(f"hashguard: {error}\n")
         raise typer.Exit(2) from None
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    app = create_app(engine, settings)
+    try:
+        app = create_app(engine, settings)
+    except OprfError as error:
+        engine.dispose()
+        sys.stderr.write(f"hashguard: {error}\n")
+        raise typer.Exit(2) from None
     try:
         # No proxy-header rewriting: the service never uses client addresses.
         uvicorn.run(served(app), host=host, port=port, access_log=access_log, log_level="info",

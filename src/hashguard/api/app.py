@@ -13,6 +13,7 @@ from hashguard.api import (
     errors,
     hma,
     routes_admin,
+    routes_device,
     routes_lists,
     routes_media,
     routes_review,
@@ -23,6 +24,7 @@ from hashguard.api.limits import BodyLimitMiddleware
 from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
+from hashguard.device import oprf
 from hashguard.web import desk
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
@@ -60,7 +62,14 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     app.state.service = service
     app.state.metrics = Metrics(service)
     errors.install(app)
-    for module in (routes_status, routes_media, routes_lists, routes_admin, routes_review, hma):
+    app.state.device = (
+        routes_device.Evaluator(oprf.ServerKey.load(settings.oprf_key), settings.oprf_limit)
+        if settings.oprf_key is not None
+        else None
+    )
+    for module in (
+        routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
+    ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)
     app.include_router(desk.router)

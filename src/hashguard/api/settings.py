@@ -46,6 +46,10 @@ class ServiceSettings:
     ncmec_url: str = ""
     ncmec_user: str = ""
     public_url: str = "http://127.0.0.1:8000"  # for links in statements of reasons
+    # On-device checks, server-assisted: the VOPRF key (hashguard device keygen) and how many
+    # evaluations one device key may ask for per hour. Without a key the route answers 404.
+    oprf_key: Path | None = None
+    oprf_limit: int = 2000
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 
@@ -76,4 +80,6 @@ class ServiceSettings:
             "eu_centre_url": self.eu_centre_url,
             "ncmec_url": self.ncmec_url,
             "ncmec_user": self.ncmec_user,
+            "oprf_key": str(self.oprf_key or ""),
+            "oprf_limit": self.oprf_limit,
         }

@@ -57,7 +57,7 @@ _DEFAULTS: Final[dict[str, Any]] = {
         "support": {
             "name": "Report Remove (Childline and the IWF)",
             "phone": "0800 1111",
-            "url": "https://www.childline.org.uk/remove",
+            "url": "https://www.childline.org.uk/info-advice/bullying-abuse-safety/online-mobile-safety/report-remove/",
         },
     },
 }

@@ -54,7 +54,7 @@ class HttpEvaluator:
 
 def _reason(error: urllib.error.HTTPError) -> str:
     try:
-        detail = json.loads(error.read(4096)).get("error", "")
-    except (ValueError, AttributeError, OSError):
+        detail = str(json.loads(error.read(4096))["error"]["message"])
+    except (ValueError, KeyError, TypeError, OSError):
         detail = ""
     return f"HTTP {error.code}" + (f": {detail}" if detail else "")

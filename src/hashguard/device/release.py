@@ -177,23 +177,30 @@ def build(
     if not near_duplicates:
         key_sets.pop("near")
 
-    version = (state.version + 1) if state is not None else 1
+    version = max(_last_version(log), state.version if state is not None else 0) + 1
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, dict[str, Any]] = {}
-    delta = state is not None and state.delta_fits(key_sets)
-    if delta:
-        assert state is not None and previous is not None
-        for role in key_sets:
-            files[role] = state.base_files[role]
-            shutil.copyfile(Path(previous) / files[role]["name"], out / files[role]["name"])
+    delta = False
+    if state is not None and set(state.base_keys) == set(key_sets):
         arrays = {}
         for role, keys_now in key_sets.items():
             base = state.base_keys[role]
             arrays[f"{role}_added"] = np.setdiff1d(keys_now, base, assume_unique=True)
             arrays[f"{role}_removed"] = np.setdiff1d(base, keys_now, assume_unique=True)
-        files["delta"] = _write(out, "delta", "idx", lambda path: _write_delta(path, arrays))
-        base_version, base_keys, base_files = state.base_version, state.base_keys, state.base_files
-    else:
+        written = _write(out, "delta", "idx", lambda path: _write_delta(path, arrays))
+        base_bytes = sum(int(f["bytes"]) for f in state.base_files.values())
+        delta = written["bytes"] <= DELTA_SHARE * base_bytes
+        if delta:
+            assert previous is not None
+            files["delta"] = written
+            for role in key_sets:
+                files[role] = state.base_files[role]
+                shutil.copyfile(Path(previous) / files[role]["name"], out / files[role]["name"])
+            base_version, base_keys = state.base_version, state.base_keys
+            base_files = state.base_files
+        else:
+            (out / written["name"]).unlink()
+    if not delta:
         for role, keys_now in key_sets.items():
             try:
                 built = FuseFilter.build(keys_now, width)
@@ -517,16 +524,6 @@ class _State:
                     "release without --previous"
                 )
 
-    def delta_fits(self, key_sets: dict[str, np.ndarray]) -> bool:
-        base_bytes = sum(int(f["bytes"]) for f in self.base_files.values())
-        changed = 0
-        for role, now in key_sets.items():
-            base = self.base_keys.get(role)
-            if base is None:
-                return False
-            changed += len(np.setxor1d(now, base, assume_unique=True))
-        return changed * 8 <= DELTA_SHARE * base_bytes
-
 
 def _write(out: Path, role: str, suffix: str, writer: Any) -> dict[str, Any]:
     temporary = out / f".{role}.tmp"
@@ -534,6 +531,7 @@ def _write(out: Path, role: str, suffix: str, writer: Any) -> dict[str, Any]:
     data = temporary.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     name = f"{role}-{digest[:16]}.{suffix}"
+    os.chmod(temporary, 0o644)  # published
     os.replace(temporary, out / name)
     return {"name": name, "sha256": digest, "bytes": len(data)}
 
@@ -562,6 +560,19 @@ def _holds(sorted_keys: np.ndarray, key: int) -> bool:
 
 def _log_record(manifest: dict[str, Any], signature: str) -> bytes:
     return canonical({"manifest": manifest, "signature": signature})
+
+
+def _last_version(log: TransparencyLog) -> int:
+    """The newest device release version in the log (0 for none): versions only grow."""
+    last = 0
+    for index in range(log.size()):
+        try:
+            logged = json.loads(log.record(index))["manifest"]
+            if logged.get("format") == FORMAT:
+                last = max(last, int(logged["version"]))
+        except (LogError, ValueError, KeyError, TypeError):
+            continue
+    return last
 
 
 def _check_signer_continuity(log: TransparencyLog, signer: str, index: int) -> None:

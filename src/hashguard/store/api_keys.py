@@ -31,6 +31,7 @@ class Role(StrEnum):
     MATCHER = "matcher"  # hash and match
     REVIEWER = "reviewer"  # the review desk
     AUDITOR = "auditor"  # read-only: lists, logs, audit
+    DEVICE = "device"  # on-device checks: OPRF evaluations only, rate-limited per key
 
 
 class ApiKeyError(ValueError):

@@ -1,0 +1,410 @@
+"""The on-device check: benign lists built into signed, logged filter releases; files blocked or
+let through in both modes, with the warning and helplines; every kind of bad release refused;
+delta updates; no network in offline mode and no network library in the package."""
+
+import ast
+import io
+import json
+import random
+import shutil
+import socket
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from PIL import Image, PngImagePlugin
+from typer.testing import CliRunner
+
+from conftest import jpeg, png
+from hashguard.cli import app
+from hashguard.device import oprf
+from hashguard.device.checker import DeviceChecker, DeviceCheckError
+from hashguard.device.install import install, open_installed
+from hashguard.device.messages import ReferralError, load_referrals
+from hashguard.device.release import DeviceReleaseError, build, open_release
+from hashguard.lists import keys
+from hashguard.lists.model import Category, ChangeKind, EntryStatus, Provenance, Source
+from hashguard.lists.records import Submission
+from hashguard.lists.transparency import TransparencyLog, TreeHead
+from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
+from hashguard.signals.pdq import PdqSignal
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+SOURCE = Provenance("hotline-a", sources=(Source("Hotline A", "NL", "case-1"),))
+LISTED = png(1)  # listed by its file hash and its PDQ hash
+PIXELS_LISTED = png(2)  # listed by its canonical pixel hash only
+UNRELATED = [png(3), png(4), jpeg(5), b"plain text, not an image"]
+
+
+def _resaved(data: bytes) -> bytes:
+    """The same pixels in another PNG file: other compression, a text chunk added."""
+    info = PngImagePlugin.PngInfo()
+    info.add_text("Comment", "re-saved")
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).save(out, "PNG", compress_level=1, pnginfo=info)
+    assert out.getvalue() != data
+    return out.getvalue()
+
+
+def _reencoded(data: bytes) -> bytes:
+    out = io.BytesIO()
+    Image.open(io.BytesIO(data)).convert("RGB").save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+@dataclass
+class World:
+    root: Path
+    store: ListStore
+    signer: Path
+    log: TransparencyLog
+    log_key: Path
+    server_key: oprf.ServerKey
+
+    def release(self, mode: str, out: str, previous: str | None = None, **options: object) -> Path:
+        lists = [self.store.entries("known", [EntryStatus.ACTIVE])]
+        build(
+            lists, mode, keys.load(self.signer), self.log, keys.load(self.log_key),
+            self.root / out, server_key=self.server_key if mode == "oprf" else None,
+            previous=self.root / previous if previous else None, **options,  # type: ignore[arg-type]
+        )  # fmt: skip
+        return self.root / out
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> Iterator[World]:
+    engine = open_engine(f"sqlite:///{tmp_path / 'lists.db'}")
+    store = ListStore(engine)
+    store.create("known", "hotline-a", Category.TEST)
+    store.apply("known", [
+        Submission("sha256", Sha256Signal().hash(LISTED).hex(), provenance=SOURCE),
+        Submission("pdq", PdqSignal().hash(LISTED).hex, provenance=SOURCE),
+        Submission("canonical_sha256", CanonicalSha256Signal().hash(PIXELS_LISTED).hex(),
+                   provenance=SOURCE),
+        Submission("md5", "0" * 32, provenance=SOURCE),  # a signal devices do not compute
+    ])  # fmt: skip
+    keys.generate(tmp_path / "signer.key")
+    keys.generate(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", keys.load(tmp_path / "log.key"))
+    yield World(
+        tmp_path, store, tmp_path / "signer.key", log, tmp_path / "log.key",
+        oprf.ServerKey.generate(),
+    )  # fmt: skip
+    engine.dispose()
+
+
+class LocalEvaluator:
+    """The server's half in process (the HTTP route is tested in test_device_service)."""
+
+    def __init__(self, key: oprf.ServerKey) -> None:
+        self.key = key
+        self.sent: list[int] = []
+
+    def evaluate(self, elements: list[bytes]) -> tuple[list[bytes], bytes]:
+        self.sent.append(len(elements))
+        return oprf.blind_evaluate(self.key, elements)
+
+
+def test_offline_blocks_listed_files_and_their_resaves(world: World) -> None:
+    release = open_release(world.release("offline", "r1", near_duplicates=True), world.log)
+    assert release.manifest["fingerprint_bits"] == 48
+    assert release.manifest["counts"]["tag"] == {"sha256": 1, "canonical_sha256": 1, "pdq-segment": 6}
+    assert release.manifest["counts"]["source"] == {"Hotline A": 3}
+    checker = DeviceChecker(release)
+    assert checker.check(LISTED).reason == "match: sha256"
+    assert checker.check(_resaved(PIXELS_LISTED)).reason == "match: canonical_sha256"
+    assert checker.check(_reencoded(LISTED)).reason == "match: pdq-segment"
+    for data in UNRELATED:
+        verdict = checker.check(data)
+        assert not verdict.blocked and verdict.message is None and verdict.reason == "no match"
+    blocked = checker.check(LISTED)
+    assert blocked.blocked and blocked.helpline is not None and blocked.support is not None
+    assert blocked.helpline.name == "Stop it Now!" and blocked.helpline.phone == "0800 266 64 36"
+    assert "can't be sent" in (blocked.message or "")
+    assert "Nothing has been reported" in (blocked.message or "")
+
+
+def test_without_near_duplicates_a_reencoded_copy_passes(world: World) -> None:
+    release = open_release(world.release("offline", "r1"), world.log)
+    assert release.near is None
+    assert not DeviceChecker(release).check(_reencoded(LISTED)).blocked
+
+
+def test_messages_in_dutch_and_english_with_the_countrys_helplines(
+    world: World, tmp_path: Path
+) -> None:
+    release = open_release(world.release("offline", "r1"), world.log)
+    dutch = DeviceChecker(release, language="nl").check(LISTED)
+    assert dutch.message is not None and dutch.message.startswith("Dit bestand kan niet")
+    assert "Er is niets gemeld" in dutch.message and "Stop it Now!" in dutch.message
+    assert "Het is niet jouw schuld" in dutch.message and "Helpwanted" in dutch.message
+    english = DeviceChecker(release, language="en", country="GB").check(LISTED)
+    assert english.helpline is not None and english.helpline.phone == "0808 1000 900"
+    assert "it is not your fault" in (english.message or "")
+    for words in ("criminal", "offender", "illegal", "you tried", "you were"):
+        assert words not in (english.message or "").lower()  # states facts, accuses no one
+    with pytest.raises(ReferralError, match="no warning text in 'de'"):
+        DeviceChecker(release, language="de")
+    with pytest.raises(ReferralError, match="no helplines for country 'FR'"):
+        DeviceChecker(release, country="FR")
+    custom = tmp_path / "helplines.json"
+    line = {"name": "Hulplijn", "phone": "0800 1", "url": "https://example.org"}
+    custom.write_text(json.dumps({"BE": {"helpline": line, "support": line}}))
+    referrals = load_referrals(custom)
+    verdict = DeviceChecker(release, language="nl", country="BE", referrals=referrals).check(LISTED)
+    assert verdict.helpline is not None and verdict.helpline.name == "Hulplijn"
+    custom.write_text(json.dumps({"BE": {"helpline": line}}))
+    with pytest.raises(ReferralError, match=r"helplines.json: BE.support: expected an object"):
+        load_referrals(custom)
+
+
+def test_server_assisted_blocks_through_the_oprf(world: World) -> None:
+    release = open_release(world.release("oprf", "r1", near_duplicates=True), world.log)
+    assert release.manifest["fingerprint_bits"] == 31
+    assert release.manifest["oprf"]["public_key"] == world.server_key.public.hex()
+    assert "tag_key" not in release.manifest
+    evaluator = LocalEvaluator(world.server_key)
+    checker = DeviceChecker(release, evaluator=evaluator)
+    assert checker.check(LISTED).reason == "match: sha256"
+    assert checker.check(_resaved(PIXELS_LISTED)).reason == "match: canonical_sha256"
+    assert checker.check(_reencoded(LISTED)).reason == "match: pdq-segment"
+    for data in UNRELATED:
+        assert not checker.check(data).blocked
+    # Every check sends the same number of elements, image or not.
+    assert set(evaluator.sent) == {8}
+    with pytest.raises(ValueError, match="needs an evaluator"):
+        DeviceChecker(release)
+
+
+def test_server_assisted_answers_that_do_not_verify_are_refused(world: World) -> None:
+    release = open_release(world.release("oprf", "r1"), world.log)
+    other_key = DeviceChecker(release, evaluator=LocalEvaluator(oprf.ServerKey.generate()))
+    with pytest.raises(DeviceCheckError, match="does not verify against the release's public key"):
+        other_key.check(LISTED)
+
+    class Tampering(LocalEvaluator):
+        def evaluate(self, elements: list[bytes]) -> tuple[list[bytes], bytes]:
+            evaluated, proof = super().evaluate(elements)
+            return evaluated, proof[:40] + bytes([proof[40] ^ 1]) + proof[41:]
+
+    with pytest.raises(DeviceCheckError):
+        DeviceChecker(release, evaluator=Tampering(world.server_key)).check(LISTED)
+
+
+def test_tampered_filters_and_manifests_are_refused(world: World) -> None:
+    out = world.release("offline", "r1")
+    copy = world.root / "copy"
+    shutil.copytree(out, copy)
+    fuse = next(copy.glob("exact-*.fuse"))
+    data = bytearray(fuse.read_bytes())
+    data[200] ^= 1
+    fuse.write_bytes(bytes(data))
+    with pytest.raises(DeviceReleaseError, match="SHA-256 is not the manifest's"):
+        open_release(copy, world.log)
+    shutil.rmtree(copy)
+    shutil.copytree(out, copy)
+    manifest = json.loads((copy / "manifest.json").read_bytes())
+    manifest["counts"]["list"]["known"] = 1
+    (copy / "manifest.json").write_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
+    with pytest.raises(DeviceReleaseError, match="signature does not match"):
+        open_release(copy, world.log)
+    other = world.root / "other.key"
+    keys.generate(other)
+    with pytest.raises(DeviceReleaseError, match="not the pinned key"):
+        open_release(out, world.log, signer_key=keys.read_public(Path(f"{other}.pub")))
+
+
+def test_a_release_not_in_the_log_is_refused(world: World) -> None:
+    out = world.release("offline", "r1")
+    keys.generate(world.root / "elsewhere.key")
+    elsewhere = TransparencyLog.create_or_open(
+        world.root / "elsewhere", keys.load(world.root / "elsewhere.key")
+    )
+    elsewhere.append(b"some other record", keys.load(world.root / "elsewhere.key"))
+    with pytest.raises(DeviceReleaseError, match="NOT LOGGED"):
+        open_release(out, elsewhere)
+    runner = CliRunner()
+    result = runner.invoke(app, ["device", "check", str(world.root / "x"), "--release",
+                                 str(out), "--log", str(world.root / "elsewhere")])  # fmt: skip
+    assert result.exit_code == 2 and "REFUSED" in result.output and "NOT LOGGED" in result.output
+
+
+def test_a_forked_log_is_refused(world: World) -> None:
+    world.release("offline", "r1")
+    seen = world.log.head()  # what a device saw
+    fork = world.root / "fork"
+    shutil.copytree(world.root / "log", fork)
+    forked = TransparencyLog(fork)
+    forked.append(b"a record only the fork has", keys.load(world.log_key))
+    forked_head = forked.head()
+    out = world.release("offline", "r2")  # the real log grew differently
+    with pytest.raises(DeviceReleaseError, match="rewritten or forked"):
+        open_release(out, world.log, known_head=forked_head)
+    assert open_release(out, world.log, known_head=seen).version == 2
+
+
+def test_install_refuses_rollback_and_another_signer(world: World) -> None:
+    state = world.root / "device"
+    first = world.release("offline", "r1")
+    second = world.release("offline", "r2")
+    install(second, world.log, state)
+    with pytest.raises(DeviceReleaseError, match="older than the installed 2"):
+        install(first, world.log, state)
+    assert open_installed(state, world.log).version == 2
+    keys.generate(world.root / "intruder.key")
+    world.signer = world.root / "intruder.key"
+    third = world.release("offline", "r3")
+    with pytest.raises(DeviceReleaseError, match="signer changed|not the pinned key"):
+        install(third, world.log, state)
+    assert open_installed(state, world.log).version == 2
+
+
+@pytest.mark.parametrize("mode", ["offline", "oprf"])
+def test_delta_updates_fetch_only_the_changes(world: World, mode: str) -> None:
+    state = world.root / "device"
+    rng = random.Random(7)  # a list of some size: random (benign) hashes nothing has
+    world.store.apply("known", [
+        Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(3000)
+    ])  # fmt: skip
+    first = world.release(mode, "r1")
+    installed = install(first, world.log, state)
+    assert installed.fetched_bytes == installed.total_bytes
+    added = png(6)
+    world.store.apply("known", [
+        Submission("sha256", Sha256Signal().hash(added).hex(), provenance=SOURCE),
+    ])  # fmt: skip
+    world.store.change("known", ChangeKind.DELETE, "sha256", Sha256Signal().hash(LISTED).hex())
+    second = world.release(mode, "r2", previous="r1")
+    manifest = json.loads((second / "manifest.json").read_bytes())
+    assert manifest["base_version"] == 1 and "delta" in manifest["files"]
+    updated = install(second, world.log, state)
+    assert updated.fetched_bytes == manifest["files"]["delta"]["bytes"]
+    assert updated.fetched_bytes < updated.total_bytes / 4
+    # A change too large for a delta gives a full release.
+    world.store.apply("known", [
+        Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(2000)
+    ])  # fmt: skip
+    third = json.loads((world.release(mode, "r3", previous="r2") / "manifest.json").read_bytes())
+    assert third["base_version"] == 3 and "delta" not in third["files"]
+    release = open_installed(state, world.log)
+    evaluator = LocalEvaluator(world.server_key) if mode == "oprf" else None
+    checker = DeviceChecker(release, evaluator=evaluator)
+    assert checker.check(added).blocked
+    assert not checker.check(LISTED).blocked  # deleted from the list
+    assert checker.check(_resaved(PIXELS_LISTED)).blocked
+
+
+def test_offline_filters_need_48_bit_fingerprints(world: World) -> None:
+    with pytest.raises(DeviceReleaseError, match="needs at least 48"):
+        world.release("offline", "r1", width=40)
+
+
+def test_offline_checks_use_no_network(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = open_release(world.release("offline", "r1", near_duplicates=True), world.log)
+    checker = DeviceChecker(release, language="nl")
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the device check opened a network connection")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+    assert checker.check(LISTED).blocked
+    assert checker.check(_reencoded(LISTED)).blocked
+    assert not checker.check(png(3)).blocked
+
+
+_NETWORK = ("socket", "ssl", "http", "urllib", "requests", "httpx", "aiohttp", "asyncio",
+            "websockets", "ftplib", "smtplib", "xmlrpc", "grpc", "uvicorn", "fastapi",
+            "starlette", "sqlalchemy", "hashguard.api", "hashguard.store", "hashguard.web")  # fmt: skip
+
+
+def test_no_network_library_in_the_device_package() -> None:
+    """Every module the device package reaches (hashguard's own, followed transitively) imports
+    no network, web or database library; only ``device/oprf_client.py`` may use urllib."""
+    source = Path(__file__).parents[1] / "src"
+    queue = [p for p in (source / "hashguard" / "device").glob("*.py")]
+    seen: set[Path] = set()
+    while queue:
+        path = queue.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            for name in names:
+                if path.name == "oprf_client.py" and name.startswith("urllib"):
+                    continue
+                assert not any(
+                    name == banned or name.startswith(banned + ".") for banned in _NETWORK
+                ), f"{path.relative_to(source)} imports {name}"
+                if name.startswith("hashguard."):
+                    module = source / Path(*name.split("."))
+                    for candidate in (module.with_suffix(".py"), module / "__init__.py"):
+                        if candidate.is_file():
+                            queue.append(candidate)
+    assert len(seen) > 10  # the walk followed hashguard's own imports
+
+
+def test_importing_the_checker_loads_no_http_client() -> None:
+    import subprocess
+
+    code = (
+        "import sys, hashguard.device.checker, hashguard.device.install;"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in "
+        "('ssl', 'http', 'httpx', 'requests', 'urllib3') or m == 'urllib.request'))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"
+
+
+def test_lists_of_different_categories_or_negative_lists_are_refused(world: World) -> None:
+    world.store.create("other", "hotline-b", Category.NCII)
+    lists = [world.store.entries(name, [EntryStatus.ACTIVE]) for name in ("known", "other")]
+    with pytest.raises(DeviceReleaseError, match="one category only"):
+        build(lists, "offline", keys.load(world.signer), world.log, keys.load(world.log_key),
+              world.root / "out")  # fmt: skip
+
+
+def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
+    runner = CliRunner()
+    database = f"sqlite:///{world.root / 'lists.db'}"
+    common = ["--key", str(world.signer), "--log", str(world.root / "log"),
+              "--log-key", str(world.log_key), "--database-url", database]  # fmt: skip
+    result = runner.invoke(app, ["device", "build-filter", "--list", "known", "--mode",
+                                 "offline", "--out", str(tmp_path / "c1"), *common])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "version 1 (offline, full)" in result.output
+    assert "can be queried offline" in result.output
+    files = []
+    for name, data in (("listed.png", LISTED), ("other.png", png(3))):
+        (tmp_path / name).write_bytes(data)
+        files.append(str(tmp_path / name))
+    check = ["device", "check", *files, "--release", str(tmp_path / "c1"), "--log",
+             str(world.root / "log")]  # fmt: skip
+    result = runner.invoke(app, [*check, "--format", "jsonl"])
+    assert result.exit_code == 1  # something was blocked
+    lines = [json.loads(line) for line in result.output.splitlines()]
+    assert lines == [
+        {"path": files[0], "blocked": True, "reason": "match: sha256"},
+        {"path": files[1], "blocked": False, "reason": "no match"},
+    ]
+    result = runner.invoke(app, [*check[:2], *check[3:], "--language", "nl"])
+    assert result.exit_code == 0 and "ok (no match)" in result.output
+    result = runner.invoke(app, [*check, "--language", "nl"])
+    assert "BLOCKED" in result.output and "Dit bestand kan niet worden verstuurd" in result.output
+    result = runner.invoke(app, ["device", "update", "--release", str(tmp_path / "c1"), "--log",
+                                 str(world.root / "log"), "--state", str(tmp_path / "dev")])  # fmt: skip
+    assert result.exit_code == 0 and "installed device release version 1" in result.output
+    head = world.log.head()
+    (tmp_path / "head.json").write_text(json.dumps(head.as_json()))
+    assert TreeHead.from_json(json.loads((tmp_path / "head.json").read_text()), "x") == head
+    result = runner.invoke(app, [*check, "--known-head", str(tmp_path / "head.json")])
+    assert result.exit_code == 1
