@@ -8,15 +8,21 @@ from hashguard.signals import InvalidSignalValue, UnknownSignal, for_media, get,
 
 def test_registry_lists_every_signal_with_its_media_and_threshold() -> None:
     assert names() == ["pdq", "vpdq", "md5", "sha1", "sha256"]  # computed when none are named
-    assert names(optional=True) == names() + ["canonical_sha256"]
+    assert names(optional=True) == [*names(), "canonical_sha256"]
     assert [s.name for s in for_media(MediaKind.IMAGE)] == [
-        "pdq", "md5", "sha1", "sha256", "canonical_sha256"
+        "pdq",
+        "md5",
+        "sha1",
+        "sha256",
+        "canonical_sha256",
     ]
     assert [s.name for s in for_media(MediaKind.VIDEO)] == ["vpdq", "md5", "sha1", "sha256"]
     assert get("PDQ").default_threshold == 31
     assert get("vpdq").default_threshold == 20  # % of frames allowed without a close frame
     assert get("sha256").default_threshold == 0
-    with pytest.raises(UnknownSignal, match="known signals: pdq, vpdq, md5, sha1, sha256, canonical_sha256"):
+    with pytest.raises(
+        UnknownSignal, match="known signals: pdq, vpdq, md5, sha1, sha256, canonical_sha256"
+    ):
         get("photodna")
 
 

@@ -81,9 +81,8 @@ async def evaluate(request: Request, key: Device, body: Evaluation) -> JSONRespo
         raise ApiError(400, "elements: expected base64") from None
     wait = evaluator.budget.take(key.id, len(elements))
     if wait:
-        message = (
-            f"at most {evaluator.budget.per_hour} evaluations an hour per device key; "
-            + ("this request asks for more" if math.isinf(wait) else f"retry in {wait:.0f} s")
+        message = f"at most {evaluator.budget.per_hour} evaluations an hour per device key; " + (
+            "this request asks for more" if math.isinf(wait) else f"retry in {wait:.0f} s"
         )
         headers = {} if math.isinf(wait) else {"Retry-After": str(math.ceil(wait))}
         return JSONResponse(error_body(429, message, "rate_limited"), 429, headers=headers)

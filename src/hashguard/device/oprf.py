@@ -13,7 +13,7 @@ no I/O here (the network half is ``oprf_client``; the server half is the service
 
 import hashlib
 import secrets
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -34,6 +34,20 @@ PROOF_BYTES: Final = 64
 OUTPUT_BYTES: Final = 64
 MAX_INPUT: Final = 2**16 - 2  # inputs are length-prefixed in two bytes and must be below 2^16-1
 _IDENTITY: Final = bytes(ELEMENT_BYTES)
+
+# libsodium's ristretto255 (rbcl has no type information).
+_Unary = Callable[[bytes], bytes]
+_Binary = Callable[[bytes, bytes], bytes]
+_mul: _Binary = rbcl.crypto_scalarmult_ristretto255
+_mul_base: _Unary = rbcl.crypto_scalarmult_ristretto255_base
+_from_hash: _Unary = rbcl.crypto_core_ristretto255_from_hash
+_is_point: Callable[[bytes], bool] = rbcl.crypto_core_ristretto255_is_valid_point
+_point_add: _Binary = rbcl.crypto_core_ristretto255_add
+_reduce: _Unary = rbcl.crypto_core_ristretto255_scalar_reduce
+_invert: _Unary = rbcl.crypto_core_ristretto255_scalar_invert
+_scalar_mul: _Binary = rbcl.crypto_core_ristretto255_scalar_mul
+_scalar_sub: _Binary = rbcl.crypto_core_ristretto255_scalar_sub
+_scalar_random: Callable[[], bytes] = rbcl.crypto_core_ristretto255_scalar_random
 
 
 class OprfError(ValueError):
@@ -57,7 +71,7 @@ class ServerKey:
         scalar = deserialize_scalar(secret)
         if not any(scalar):
             raise OprfError("the private key is zero")
-        return cls(scalar, rbcl.crypto_scalarmult_ristretto255_base(scalar))
+        return cls(scalar, _mul_base(scalar))
 
     @classmethod
     def derive(cls, seed: bytes, info: bytes) -> "ServerKey":
@@ -113,7 +127,7 @@ def blind(inputs: Sequence[bytes], blinds: Sequence[bytes] | None = None) -> Bli
     elements = []
     for data, scalar in zip(inputs, chosen, strict=True):
         point = hash_to_group(data)
-        elements.append(rbcl.crypto_scalarmult_ristretto255(scalar, point))
+        elements.append(_mul(scalar, point))
     return Blinded(tuple(inputs), tuple(chosen), tuple(elements))
 
 
@@ -125,7 +139,7 @@ def blind_evaluate(
     if not elements:
         raise OprfError("no elements to evaluate")
     blinded = [deserialize_element(element) for element in elements]
-    evaluated = [rbcl.crypto_scalarmult_ristretto255(key.secret, point) for point in blinded]
+    evaluated = [_mul(key.secret, point) for point in blinded]
     return evaluated, _prove(key, blinded, evaluated, proof_scalar)
 
 
@@ -142,38 +156,32 @@ def finalize(
         raise OprfError("the server's proof does not verify against the release's public key")
     outputs = []
     for data, scalar, point in zip(state.inputs, state.blinds, points, strict=True):
-        unblinded = rbcl.crypto_scalarmult_ristretto255(
-            rbcl.crypto_core_ristretto255_scalar_invert(scalar), point
-        )
+        unblinded = _mul(_invert(scalar), point)
         outputs.append(_finalize_hash(data, unblinded))
     return outputs
 
 
 def evaluate(key: ServerKey, data: bytes) -> bytes:
     """``F_k(data)`` computed with the key itself (to build a filter of known values)."""
-    element = rbcl.crypto_scalarmult_ristretto255(key.secret, hash_to_group(data))
+    element = _mul(key.secret, hash_to_group(data))
     return _finalize_hash(data, element)
 
 
 def hash_to_group(data: bytes) -> bytes:
     if len(data) > MAX_INPUT:
         raise OprfError(f"an OPRF input of {len(data)} bytes: at most {MAX_INPUT}")
-    point = rbcl.crypto_core_ristretto255_from_hash(_expand(data, _GROUP_DST))
+    point = _from_hash(_expand(data, _GROUP_DST))
     if point == _IDENTITY:
         raise OprfError("the input hashes to the identity element")  # pragma: no cover
     return point
 
 
 def hash_to_scalar(data: bytes, dst: bytes = _SCALAR_DST) -> bytes:
-    return rbcl.crypto_core_ristretto255_scalar_reduce(_expand(data, dst))
+    return _reduce(_expand(data, dst))
 
 
 def deserialize_element(data: bytes) -> bytes:
-    if (
-        len(data) != ELEMENT_BYTES
-        or data == _IDENTITY
-        or not rbcl.crypto_core_ristretto255_is_valid_point(data)
-    ):
+    if len(data) != ELEMENT_BYTES or data == _IDENTITY or not _is_point(data):
         raise OprfError("not a ristretto255 element (or the identity)")
     return bytes(data)
 
@@ -188,12 +196,12 @@ def _prove(
     key: ServerKey, blinded: list[bytes], evaluated: list[bytes], proof_scalar: bytes | None
 ) -> bytes:
     composite = _composite(key.public, blinded, evaluated)[0]
-    z = rbcl.crypto_scalarmult_ristretto255(key.secret, composite)
+    z = _mul(key.secret, composite)
     r = proof_scalar if proof_scalar is not None else _random_scalar()
-    t2 = rbcl.crypto_scalarmult_ristretto255_base(r)
-    t3 = rbcl.crypto_scalarmult_ristretto255(r, composite)
+    t2 = _mul_base(r)
+    t3 = _mul(r, composite)
     c = _challenge(key.public, composite, z, t2, t3)
-    s = rbcl.crypto_core_ristretto255_scalar_sub(r, rbcl.crypto_core_ristretto255_scalar_mul(c, key.secret))
+    s = _scalar_sub(r, _scalar_mul(c, key.secret))
     return c + s
 
 
@@ -234,22 +242,20 @@ def _challenge(public: bytes, m: bytes, z: bytes, t2: bytes, t3: bytes) -> bytes
 
 
 def _finalize_hash(data: bytes, element: bytes) -> bytes:
-    return hashlib.sha512(
-        _length_prefixed(data) + _length_prefixed(element) + b"Finalize"
-    ).digest()
+    return hashlib.sha512(_length_prefixed(data) + _length_prefixed(element) + b"Finalize").digest()
 
 
 def _times(scalar: bytes, point: bytes) -> bytes | None:
     """``scalar * point``; None for the identity (libsodium refuses to return it)."""
     try:
-        return rbcl.crypto_scalarmult_ristretto255(scalar, point)
+        return _mul(scalar, point)
     except RuntimeError:
         return None
 
 
 def _base_times(scalar: bytes) -> bytes | None:
     try:
-        return rbcl.crypto_scalarmult_ristretto255_base(scalar)
+        return _mul_base(scalar)
     except RuntimeError:
         return None
 
@@ -262,12 +268,12 @@ def _add(a: bytes | None, b: bytes | None) -> bytes:
         return b
     if b == _IDENTITY:
         return a
-    return rbcl.crypto_core_ristretto255_add(a, b)
+    return _point_add(a, b)
 
 
 def _random_scalar() -> bytes:
     while True:
-        scalar = rbcl.crypto_core_ristretto255_scalar_random()
+        scalar = _scalar_random()
         if any(scalar):
             return scalar
 

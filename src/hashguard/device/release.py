@@ -26,7 +26,7 @@ import hashlib
 import json
 import os
 import shutil
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -36,7 +36,7 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.device import oprf
-from hashguard.device.tags import EXACT_KINDS, TagKind, entry_tags, offline_key, oprf_key
+from hashguard.device.tags import EXACT_KINDS, entry_tags, offline_key, oprf_key
 from hashguard.index import fileformat
 from hashguard.index.fuse import FilterError, FuseFilter
 from hashguard.lists import keys
@@ -122,7 +122,7 @@ class Built:
 
 
 def build(
-    lists: list[tuple[HashList, Iterable[Entry]]],
+    lists: Sequence[tuple[HashList, Iterable[Entry]]],
     mode: str,
     signing_key: Ed25519PrivateKey,
     log: TransparencyLog,
@@ -219,7 +219,7 @@ def build(
         "lists": list_versions,
         "owners": sorted({hash_list.owner for hash_list, _ in lists}),
         "counts": counts,
-        "keys": {role: int(len(key_set)) for role, key_set in key_sets.items()},
+        "keys": {role: len(key_set) for role, key_set in key_sets.items()},
         "fingerprint_bits": width,
         "near_duplicates": near_duplicates,
         "files": files,
@@ -361,7 +361,9 @@ def load(
             raise DeviceReleaseError(f"{release}: no exact filter")
         if manifest["mode"] == OFFLINE:
             if width < MIN_OFFLINE_BITS or len(bytes.fromhex(manifest["tag_key"])) != 32:
-                raise DeviceReleaseError(f"{release}: offline release below {MIN_OFFLINE_BITS} bits")
+                raise DeviceReleaseError(
+                    f"{release}: offline release below {MIN_OFFLINE_BITS} bits"
+                )
         elif manifest["mode"] == OPRF:
             if manifest["oprf"]["suite"] != oprf.SUITE:
                 raise DeviceReleaseError(f"{release}: OPRF suite {manifest['oprf']['suite']!r}")

@@ -101,7 +101,9 @@ class FuseFilter:
         """The filter of ``keys`` (uint64) with ``width``-bit fingerprints. Raises FilterError
         for a width out of range or a set too large."""
         if not MIN_WIDTH <= width <= MAX_WIDTH:
-            raise FilterError(f"fingerprint width {width}: expected {MIN_WIDTH} to {MAX_WIDTH} bits")
+            raise FilterError(
+                f"fingerprint width {width}: expected {MIN_WIDTH} to {MAX_WIDTH} bits"
+            )
         keys = np.unique(np.asarray(keys, dtype=np.uint64))
         n = len(keys)
         if n == 0:
@@ -154,7 +156,9 @@ class FuseFilter:
         ):
             raise FilterError(f"{path}: inconsistent filter dimensions")
         if len(packed) != -(-built.slots * width // 8) + 8:
-            raise FilterError(f"{path}: {len(packed)} bytes of fingerprints, not what its size needs")
+            raise FilterError(
+                f"{path}: {len(packed)} bytes of fingerprints, not what its size needs"
+            )
         return built
 
 

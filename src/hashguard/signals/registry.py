@@ -16,9 +16,13 @@ class UnknownSignal(ValueError):
 _REGISTRY: Final[dict[str, SignalType[Any]]] = {
     signal.name: signal
     for signal in (
-        PdqSignal(), VpdqSignal(), Md5Signal(), Sha1Signal(), Sha256Signal(),
+        PdqSignal(),
+        VpdqSignal(),
+        Md5Signal(),
+        Sha1Signal(),
+        Sha256Signal(),
         CanonicalSha256Signal(),
-    )  # fmt: skip
+    )
 }
 
 
