@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device clean
 
 install: $(STAMP)
 
@@ -33,7 +33,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service
+bench: bench-hashing bench-matching bench-lists bench-service bench-device
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -46,6 +46,9 @@ bench-lists: $(BENCH_STAMP)
 
 bench-service: $(BENCH_STAMP)
 	@$(BIN)/python bench/service.py
+
+bench-device: $(BENCH_STAMP)
+	@$(BIN)/python bench/device.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
