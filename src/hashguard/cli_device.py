@@ -75,6 +75,9 @@ def build_filter(
         Path | None,
         typer.Option("--log-key", help="The log's private key; default LOG.key beside the log."),
     ] = None,
+    jobs: Annotated[
+        int | None, typer.Option("--jobs", min=1, help="oprf: threads keying (default: cores).")
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Build a signed filter release from lists and append it to the transparency log."""
@@ -96,7 +99,7 @@ def build_filter(
             built = build(
                 lists, mode, signing_key, transparency, log_signing_key, out,
                 server_key=server_key, previous=previous, near_duplicates=near_duplicates,
-                width=bits,
+                width=bits, jobs=jobs,
             )  # fmt: skip
         except DeviceReleaseError as error:
             raise _fail(str(error), 1) from None

@@ -27,6 +27,7 @@ import json
 import os
 import shutil
 from collections.abc import Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -60,6 +61,7 @@ DEFAULT_BITS: Final = {OFFLINE: 48, OPRF: 31}
 # A delta is published while it is at most this share of the base filters' bytes.
 DELTA_SHARE: Final = 0.25
 _ROLES: Final = ("exact", "near", "delta")
+_CHUNK: Final = 4096  # tags keyed per task
 
 
 class DeviceReleaseError(ValueError):
@@ -133,10 +135,12 @@ def build(
     previous: Path | None = None,
     near_duplicates: bool = False,
     width: int | None = None,
+    jobs: int | None = None,
 ) -> Built:
     """Build the release of ``lists`` (their matchable entries) into ``out`` and append it to
     ``log``. With ``previous`` (the last release's directory) tags keyed before are not keyed
-    again, and the release is a delta on the previous base when that is small enough.
+    again, and the release is a delta on the previous base when that is small enough. VOPRF
+    keys are computed on ``jobs`` threads (default: every core).
 
     Raises DeviceReleaseError for lists that cannot go together, a width too small for the mode,
     a missing server key, or a previous release made differently.
@@ -172,7 +176,7 @@ def build(
         list_versions[hash_list.name] = hash_list.version
         used = _collect(hash_list, entries, category, near_duplicates, tags, counts)
         counts["list"][hash_list.name] = used
-    keyer = _Keyer(mode, tag_key, server_key, state)
+    keyer = _Keyer(mode, tag_key, server_key, state, max(1, jobs or os.cpu_count() or 1))
     key_sets = {role: keyer.keys(role, values) for role, values in tags.items()}
     if not near_duplicates:
         key_sets.pop("near")
@@ -421,9 +425,14 @@ class _Keyer:
     """Filter keys for tags, reusing the builder's earlier keys by tag digest."""
 
     def __init__(
-        self, mode: str, tag_key: bytes, server_key: oprf.ServerKey | None, state: "_State | None"
+        self,
+        mode: str,
+        tag_key: bytes,
+        server_key: oprf.ServerKey | None,
+        state: "_State | None",
+        jobs: int,
     ) -> None:
-        self.mode, self.tag_key, self.server_key = mode, tag_key, server_key
+        self.mode, self.tag_key, self.server_key, self.jobs = mode, tag_key, server_key, jobs
         self.cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
         self.earlier = state.cache if state is not None else {}
         self.keyed = 0
@@ -442,14 +451,23 @@ class _Keyer:
             if len(old_ids):
                 known = old_ids[at] == digests
                 result[known] = old_keys[at[known]]
-        for i in np.flatnonzero(~known):
-            data = values[first[i]]
-            if self.mode == OFFLINE:
-                result[i] = offline_key(self.tag_key, data)
-            else:
-                assert self.server_key is not None
-                result[i] = oprf_key(oprf.evaluate(self.server_key, data))
-            self.keyed += 1
+        missing = np.flatnonzero(~known)
+        if self.mode == OFFLINE:
+            for i in missing:
+                result[i] = offline_key(self.tag_key, values[first[i]])
+        else:
+            server_key = self.server_key
+            assert server_key is not None
+
+            def evaluate(chunk: np.ndarray) -> list[int]:
+                return [oprf_key(oprf.evaluate(server_key, values[first[i]])) for i in chunk]
+
+            # libsodium runs without the interpreter lock: threads use every core.
+            chunks = [missing[at : at + _CHUNK] for at in range(0, len(missing), _CHUNK)]
+            with ThreadPoolExecutor(self.jobs) as pool:
+                for chunk, found in zip(chunks, pool.map(evaluate, chunks), strict=True):
+                    result[chunk] = np.array(found, dtype=np.uint64)
+        self.keyed += len(missing)
         self.cache[role] = (digests, result)
         return np.unique(result)
 
