@@ -61,7 +61,7 @@ HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
 
 def pin(cores: int) -> None:
     if hasattr(os, "sched_setaffinity"):
-        available = sorted(os.sched_getaffinity(0))
+        available = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
         os.sched_setaffinity(0, set(available[:cores]))
 
 
@@ -358,13 +358,21 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=10_000_000)
     parser.add_argument("--sample", type=int, default=50_000, help="VOPRF evaluations timed")
     parser.add_argument("--no-http", action="store_true", help="skip the loopback server")
+    parser.add_argument(
+        "--only", type=int, choices=(1, 2, 3, 4), help="run only this section (1 to 4)"
+    )
     arguments = parser.parse_args()
     pin(1)
     print(f"python {sys.version.split()[0]}, pinned to one core\n", flush=True)
-    filters(arguments.keys, arguments.queries)
-    latency(arguments.keys, not arguments.no_http)
-    build(arguments.keys, arguments.sample)
-    near_duplicates()
+    sections = {
+        1: lambda: filters(arguments.keys, arguments.queries),
+        2: lambda: latency(arguments.keys, not arguments.no_http),
+        3: lambda: build(arguments.keys, arguments.sample),
+        4: near_duplicates,
+    }
+    for number, section in sections.items():
+        if arguments.only in (None, number):
+            section()
 
 
 if __name__ == "__main__":

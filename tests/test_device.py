@@ -422,3 +422,23 @@ def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
     assert TreeHead.from_json(json.loads((tmp_path / "head.json").read_text()), "x") == head
     result = runner.invoke(app, [*check, "--known-head", str(tmp_path / "head.json")])
     assert result.exit_code == 1
+
+
+def test_the_demo_builds_device_releases_that_block_its_samples(tmp_path: Path) -> None:
+    from hashguard.demo import prepare_service
+
+    tokens = prepare_service(tmp_path)
+    assert "device" in tokens
+    device, images = tmp_path / "device", tmp_path / "images"
+    release = open_release(device / "release-offline", TransparencyLog(device / "log"))
+    checker = DeviceChecker(release)
+    assert checker.check((images / "copy-a.jpg").read_bytes()).reason == "match: sha256"
+    assert checker.check((images / "copy-b.jpg").read_bytes()).reason == "match: pdq-segment"
+    assert not checker.check((images / "other-11.jpg").read_bytes()).blocked
+    served = open_release(device / "release-oprf", TransparencyLog(device / "log"))
+    evaluator = LocalEvaluator(oprf.ServerKey.load(device / "oprf.key"))
+    assert (
+        DeviceChecker(served, evaluator=evaluator)
+        .check((images / "copy-a.jpg").read_bytes())
+        .blocked
+    )

@@ -578,7 +578,8 @@ def demo(
         explain_service(console, directory, f"http://127.0.0.1:{port}", tokens)
         url = f"sqlite:///{directory / 'hashguard.db'}"
         settings = ServiceSettings(database_url=url, secret_file=directory / "secret.key",
-                                   public_url=f"http://127.0.0.1:{port}")  # fmt: skip
+                                   public_url=f"http://127.0.0.1:{port}",
+                                   oprf_key=directory / "device" / "oprf.key")  # fmt: skip
         run_service(settings, "127.0.0.1", port)
 
 

@@ -6,14 +6,18 @@ Everything happens in memory. The images are generated shapes and colours, nothi
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
 from hashguard.media.synthetic import encode, scene
-from hashguard.signals.digests import Sha256Signal
+from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
 from hashguard.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
+
+if TYPE_CHECKING:
+    from hashguard.store.lists import ListStore
 
 LIST_SEEDS = (1, 2, 3, 4)
 UNRELATED_SEEDS = (11, 12)
@@ -149,13 +153,17 @@ def prepare_service(directory: Path) -> dict[str, str]:
         store.create("demo-samples", "hashguard demo", Category.TEST, ["NL"],
                      "benign generated images, for trying hashguard out", actor="demo")  # fmt: skip
         provenance = Provenance("hashguard demo", sources=(Source("hashguard demo", "NL"),))
-        pdq, sha256 = PdqSignal(), Sha256Signal()
+        pdq, sha256, canonical = PdqSignal(), Sha256Signal(), CanonicalSha256Signal()
         records = []
         for name, data in listed.items():
             labels = frozenset({name})
             records.append(Submission("pdq", pdq.hash(data).hex, labels, provenance))
             records.append(Submission("sha256", sha256.hash(data).hex(), labels, provenance))
+            records.append(
+                Submission("canonical_sha256", canonical.hash(data).hex(), labels, provenance)
+            )
         store.apply("demo-samples", records, "demo")
+        _device_releases(store, directory / "device")
         keys = ApiKeyStore(engine)
         return {role.value: keys.create(role, name=f"demo {role.value}", actor="demo")[1]
                 for role in Role}  # fmt: skip
@@ -163,8 +171,33 @@ def prepare_service(directory: Path) -> dict[str, str]:
         engine.dispose()
 
 
+def _device_releases(store: "ListStore", directory: Path) -> None:
+    """An offline and a server-assisted device release of the demo list (near duplicates too),
+    signed and logged in ``directory``; the server's OPRF key is ``directory/oprf.key``."""
+    import shutil
+
+    from hashguard.device import oprf
+    from hashguard.device.release import build
+    from hashguard.lists import keys
+    from hashguard.lists.model import EntryStatus
+    from hashguard.lists.transparency import TransparencyLog
+
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    keys.generate(directory / "signer.key")
+    keys.generate(directory / "log.key")
+    server_key = oprf.ServerKey.generate()
+    server_key.save(directory / "oprf.key")
+    signer, log_key = keys.load(directory / "signer.key"), keys.load(directory / "log.key")
+    log = TransparencyLog.create_or_open(directory / "log", log_key)
+    for mode in ("offline", "oprf"):
+        lists = [store.entries("demo-samples", [EntryStatus.ACTIVE])]
+        build(lists, mode, signer, log, log_key, directory / f"release-{mode}",
+              server_key=server_key if mode == "oprf" else None, near_duplicates=True)  # fmt: skip
+
+
 def explain_service(console: Console, directory: Path, base: str, tokens: dict[str, str]) -> None:
-    images = directory / "images"
+    images, device = directory / "images", directory / "device"
     matcher, curator, auditor = tokens["matcher"], tokens["curator"], tokens["auditor"]
     console.print(
         f"\n[bold]The detection service[/bold] is starting at {base} with the list "
@@ -182,6 +215,12 @@ def explain_service(console: Console, directory: Path, base: str, tokens: dict[s
         f"  curl -s -H 'Authorization: Bearer {curator}' {base}/v1/lists/demo-samples/changes\n"
         f"  curl -s -H 'Authorization: Bearer {auditor}' {base}/v1/audit/verify\n"
         f"  curl -s -H 'Authorization: Bearer {auditor}' {base}/metrics | grep hashguard_\n"
+        "\nThe on-device check (nothing is reported; offline, then through this server):\n"
+        f"  .venv/bin/hashguard device check {images}/copy-a.jpg {images}/copy-b.jpg "
+        f"{images}/other-11.jpg --release {device}/release-offline --log {device}/log\n"
+        f"  .venv/bin/hashguard device check {images}/copy-d.png --language nl "
+        f"--release {device}/release-oprf --log {device}/log --server {base} "
+        f"--token {tokens['device']}\n"
         "Stop it with Ctrl+C.\n",
         soft_wrap=True,  # commands stay on one line, to copy
     )
