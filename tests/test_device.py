@@ -3,6 +3,7 @@ let through in both modes, with the warning and helplines; every kind of bad rel
 delta updates; no network in offline mode and no network library in the package."""
 
 import ast
+import hashlib
 import io
 import json
 import random
@@ -13,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image, PngImagePlugin
 from typer.testing import CliRunner
@@ -23,10 +25,18 @@ from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
 from hashguard.device.messages import ReferralError, load_referrals
 from hashguard.device.release import DeviceReleaseError, build, open_release
+from hashguard.index import fileformat
 from hashguard.lists import keys
-from hashguard.lists.model import Category, ChangeKind, EntryStatus, Provenance, Source
+from hashguard.lists.model import (
+    Category,
+    ChangeKind,
+    EntryStatus,
+    ListPolicy,
+    Provenance,
+    Source,
+)
 from hashguard.lists.records import Submission
-from hashguard.lists.transparency import TransparencyLog, TreeHead
+from hashguard.lists.transparency import TransparencyLog, TreeHead, canonical
 from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store.database import open_engine
@@ -257,8 +267,13 @@ def test_install_refuses_rollback_and_another_signer(world: World) -> None:
     state = world.root / "device"
     first = world.release("offline", "r1")
     second = world.release("offline", "r2")
-    install(second, world.log, state)
-    with pytest.raises(DeviceReleaseError, match="older than the installed 2"):
+    anchor = world.log.public_key()
+    with pytest.raises(DeviceReleaseError, match="needs the log's public key"):
+        install(second, world.log, state)
+    install(second, world.log, state, log_key=anchor)
+    with pytest.raises(
+        DeviceReleaseError, match=f"{first}: NOT LOGGED: version 1 is not the newest"
+    ):
         install(first, world.log, state)
     assert open_installed(state, world.log).version == 2
     keys.generate(world.root / "intruder.key")
@@ -279,7 +294,7 @@ def test_delta_updates_fetch_only_the_changes(world: World, mode: str) -> None:
         Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(3000)
     ])  # fmt: skip
     first = world.release(mode, "r1")
-    installed = install(first, world.log, state)
+    installed = install(first, world.log, state, log_key=world.log.public_key())
     assert installed.fetched_bytes == installed.total_bytes
     added = png(6)
     world.store.apply("known", [
@@ -289,21 +304,35 @@ def test_delta_updates_fetch_only_the_changes(world: World, mode: str) -> None:
     second = world.release(mode, "r2", previous="r1")
     manifest = json.loads((second / "manifest.json").read_bytes())
     assert manifest["base_version"] == 1 and "delta" in manifest["files"]
+    evaluator = LocalEvaluator(world.server_key) if mode == "oprf" else None
     updated = install(second, world.log, state)
     assert updated.fetched_bytes == manifest["files"]["delta"]["bytes"]
     assert updated.fetched_bytes < updated.total_bytes / 4
-    # A change too large for a delta gives a full release.
-    world.store.apply("known", [
-        Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(2000)
-    ])  # fmt: skip
-    third = json.loads((world.release(mode, "r3", previous="r2") / "manifest.json").read_bytes())
-    assert third["base_version"] == 3 and "delta" not in third["files"]
-    release = open_installed(state, world.log)
-    evaluator = LocalEvaluator(world.server_key) if mode == "oprf" else None
-    checker = DeviceChecker(release, evaluator=evaluator)
+    checker = DeviceChecker(open_installed(state, world.log), evaluator=evaluator)
     assert checker.check(added).blocked
     assert not checker.check(LISTED).blocked  # deleted from the list
     assert checker.check(_resaved(PIXELS_LISTED)).blocked
+    # Re-added: back in the next delta (added keys win over the base's removal).
+    world.store.apply("known", [
+        Submission("sha256", Sha256Signal().hash(LISTED).hex(), provenance=SOURCE),
+    ])  # fmt: skip
+    readded = world.release(mode, "r3", previous="r2")
+    assert "delta" in json.loads((readded / "manifest.json").read_bytes())["files"]
+    install(readded, world.log, state)
+    assert (
+        DeviceChecker(open_installed(state, world.log), evaluator=evaluator).check(LISTED).blocked
+    )
+    # A change too large for a delta gives a full release, installed in full.
+    world.store.apply("known", [
+        Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(2000)
+    ])  # fmt: skip
+    full = world.release(mode, "r4", previous="r3")
+    fourth = json.loads((full / "manifest.json").read_bytes())
+    assert fourth["base_version"] == 4 and "delta" not in fourth["files"]
+    updated = install(full, world.log, state)
+    assert updated.fetched_bytes == updated.total_bytes
+    checker = DeviceChecker(open_installed(state, world.log), evaluator=evaluator)
+    assert checker.check(added).blocked and checker.check(LISTED).blocked
 
 
 def test_offline_filters_need_48_bit_fingerprints(world: World) -> None:
@@ -335,7 +364,8 @@ _NETWORK = (
 
 def test_no_network_library_in_the_device_package() -> None:
     """Every module the device package reaches (hashguard's own, followed transitively) imports
-    no network, web or database library; only ``device/oprf_client.py`` may use urllib."""
+    no network, web or database library, nor imports by name at run time; only
+    ``device/oprf_client.py`` may use the standard library's HTTP client."""
     source = Path(__file__).parents[1] / "src"
     queue = [p for p in (source / "hashguard" / "device").glob("*.py")]
     seen: set[Path] = set()
@@ -348,10 +378,18 @@ def test_no_network_library_in_the_device_package() -> None:
             names = []
             if isinstance(node, ast.Import):
                 names = [alias.name for alias in node.names]
-            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
-                names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                if node.level:  # relative: from the file's package
+                    package = path.relative_to(source).parent.parts
+                    base = package[: len(package) - node.level + 1]
+                    module = ".".join([*base, module] if module else base)
+                names = [module] + [f"{module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Name) and node.id == "__import__":
+                names = ["__import__"]
             for name in names:
-                if path.name == "oprf_client.py" and name.startswith("urllib"):
+                assert name.split(".")[0] not in ("importlib", "__import__"), (path, name)
+                if path.name == "oprf_client.py" and name.split(".")[0] in ("urllib", "http"):
                     continue
                 assert not any(
                     name == banned or name.startswith(banned + ".") for banned in _NETWORK
@@ -384,6 +422,12 @@ def test_lists_of_different_categories_or_negative_lists_are_refused(world: Worl
     with pytest.raises(DeviceReleaseError, match="one category only"):
         build(lists, "offline", keys.load(world.signer), world.log, keys.load(world.log_key),
               world.root / "out")  # fmt: skip
+    world.store.create("fp", "hotline-a", Category.TEST, policy=ListPolicy(negative=True))
+    lists = [world.store.entries(name, [EntryStatus.ACTIVE]) for name in ("known", "fp")]
+    with pytest.raises(DeviceReleaseError, match="fp is a negative list"):
+        build(lists, "offline", keys.load(world.signer), world.log, keys.load(world.log_key),
+              world.root / "out")  # fmt: skip
+    assert world.log.size() == 0  # nothing was logged
 
 
 def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
@@ -404,7 +448,7 @@ def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
              str(world.root / "log")]  # fmt: skip
     result = runner.invoke(app, [*check, "--format", "jsonl"])
     assert result.exit_code == 1  # something was blocked
-    lines = [json.loads(line) for line in result.output.splitlines()]
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
     assert lines == [
         {"path": files[0], "blocked": True, "reason": "match: sha256"},
         {"path": files[1], "blocked": False, "reason": "no match"},
@@ -416,7 +460,13 @@ def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
     update = ["device", "update", "--release", str(tmp_path / "c1"), "--log",
               str(world.root / "log"), "--state", str(tmp_path / "dev")]  # fmt: skip
     result = runner.invoke(app, update)
+    assert result.exit_code == 2 and "needs the log's public key" in result.output
+    result = runner.invoke(app, [*update, "--log-key", str(world.root / "log" / "log.pub")])
     assert result.exit_code == 0 and "installed device release version 1" in result.output
+    installed = ["device", "check", files[0], "--state", str(tmp_path / "dev"), "--log",
+                 str(world.root / "log"), "-f", "jsonl"]  # fmt: skip
+    result = runner.invoke(app, installed)
+    assert result.exit_code == 1 and '"blocked": true' in result.output
     head = world.log.head()
     (tmp_path / "head.json").write_text(json.dumps(head.as_json()))
     assert TreeHead.from_json(json.loads((tmp_path / "head.json").read_text()), "x") == head
@@ -442,3 +492,147 @@ def test_the_demo_builds_device_releases_that_block_its_samples(tmp_path: Path) 
         .check((images / "copy-a.jpg").read_bytes())
         .blocked
     )
+
+
+def test_a_fresh_device_trusts_only_the_log_it_was_given(world: World) -> None:
+    """An attacker's own log and release (validly signed by keys of their own) is refused by a
+    device set up with the real log's key."""
+    genuine = world.log.public_key()
+    keys.generate(world.root / "evil-log.key")
+    keys.generate(world.root / "evil-signer.key")
+    evil_log = TransparencyLog.create_or_open(
+        world.root / "evil-log", keys.load(world.root / "evil-log.key")
+    )
+    world.signer, world.log, world.log_key = (
+        world.root / "evil-signer.key",
+        evil_log,
+        world.root / "evil-log.key",
+    )
+    evil = world.release("offline", "evil")
+    assert open_release(evil, evil_log).version == 1  # consistent in itself...
+    with pytest.raises(
+        DeviceReleaseError, match="NOT LOGGED: the release's tree head is not signed"
+    ):
+        install(evil, evil_log, world.root / "device", log_key=genuine)  # ...but not the real log
+    assert not (world.root / "device" / "state.json").exists()
+
+
+def test_a_genuine_release_outside_the_log_or_with_a_bad_proof_is_refused(world: World) -> None:
+    world.release("offline", "r0")
+    shutil.copytree(world.root / "log", world.root / "before")  # the same log, before
+    out = world.release("offline", "r1")
+    with pytest.raises(DeviceReleaseError, match="NOT LOGGED: the log shrank"):
+        open_release(out, TransparencyLog(world.root / "before"))
+    located = json.loads((out / "log.json").read_bytes())
+    located["index"] = 0  # the proof is for record 1
+    (out / "log.json").write_text(json.dumps(located))
+    with pytest.raises(DeviceReleaseError, match=r"NOT LOGGED: .*tampered proof"):
+        open_release(out, world.log)
+
+
+def test_an_older_release_cannot_be_replayed(world: World) -> None:
+    first = world.release("offline", "r1")
+    world.release("offline", "r2")
+    with pytest.raises(DeviceReleaseError, match=r"not the newest .* the log holds version 2"):
+        open_release(first, world.log)
+
+
+def _publish(world: World, manifest: dict, out: Path) -> None:  # type: ignore[type-arg]
+    """A release whose manifest is validly signed and logged, whatever it says."""
+    out.mkdir()
+    body = canonical(manifest)
+    signature = keys.sign(keys.load(world.signer), body)
+    record = canonical({"manifest": manifest, "signature": signature})
+    index, head = world.log.append(record, keys.load(world.log_key))
+    proof = [p.hex() for p in world.log.inclusion(index, head.size)]
+    (out / "manifest.json").write_bytes(body)
+    (out / "manifest.sig").write_text(signature)
+    (out / "log.json").write_bytes(canonical({"index": index, "head": head.as_json(),
+                                              "inclusion": proof}))  # fmt: skip
+
+
+def test_signed_but_malformed_manifests_are_refused_clearly(world: World) -> None:
+    good = json.loads((world.release("offline", "r1") / "manifest.json").read_bytes())
+    for number, (change, message) in enumerate([
+        ({"files": [good["files"]["exact"]]}, "files: expected an object"),
+        ({"files": {"exact": {**good["files"]["exact"], "bytes": "many"}}}, "files.exact"),
+        ({"files": {"exact": {**good["files"]["exact"], "name": "../x"}}}, "files.exact"),
+        ({"version": 2.5}, "version: expected a positive integer"),
+        ({"version": True}, "version: expected a positive integer"),
+        ({"mode": "online"}, "mode: expected offline or oprf"),
+    ]):  # fmt: skip
+        with pytest.raises(DeviceReleaseError, match=message):
+            _publish(world, {**good, **change}, world.root / f"bad{number}")
+            open_release(world.root / f"bad{number}", world.log)
+
+
+def test_bad_delta_files_are_refused(world: World) -> None:
+    rng = random.Random(3)
+    world.store.apply("known", [
+        Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(3000)
+    ])  # fmt: skip
+    world.release("offline", "r1")
+    world.store.apply("known", [Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE)])
+    world.store.change("known", ChangeKind.DELETE, "sha256", Sha256Signal().hash(LISTED).hex())
+    out = world.release("offline", "r2", previous="r1")
+    manifest = json.loads((out / "manifest.json").read_bytes())
+    unsorted = {
+        "exact_added": np.array([9, 3, 5], dtype=np.uint64),
+        "exact_removed": np.zeros(0, dtype=np.uint64),
+    }
+    for number, (arrays, message) in enumerate((
+        (unsorted, "not a sorted set of keys"),
+        ({"exact_added": np.array([3], dtype=np.uint64)}, "expected"),
+        ({"exact_added": np.array([3], dtype=np.uint64),
+          "exact_removed": np.array([3], dtype=np.uint64)}, "both added and removed"),
+    )):  # fmt: skip
+        path = world.root / "delta.idx"
+        fileformat.write(path, "device-delta", {}, arrays)
+        data = path.read_bytes()
+        name = f"delta-{hashlib.sha256(data).hexdigest()[:16]}.idx"
+        (out / name).write_bytes(data)
+        files = {**manifest["files"], "delta": {"name": name, "sha256":
+                 hashlib.sha256(data).hexdigest(), "bytes": len(data)}}  # fmt: skip
+        published = world.root / f"published-{name}"
+        _publish(world, {**manifest, "version": manifest["version"] + 1 + number,
+                         "files": files}, published)  # fmt: skip
+        for file in out.iterdir():
+            if file.suffix in (".fuse", ".idx"):
+                shutil.copyfile(file, published / file.name)
+        with pytest.raises(DeviceReleaseError, match=message):
+            open_release(published, world.log)
+
+
+def test_a_damaged_local_filter_is_fetched_again(world: World) -> None:
+    rng = random.Random(4)
+    world.store.apply("known", [
+        Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE) for _ in range(3000)
+    ])  # fmt: skip
+    state = world.root / "device"
+    install(world.release("offline", "r1"), world.log, state, log_key=world.log.public_key())
+    held = next(state.glob("release-1/exact-*.fuse"))
+    data = bytearray(held.read_bytes())
+    data[100] ^= 1
+    held.write_bytes(bytes(data))
+    world.store.apply("known", [Submission("sha256", rng.randbytes(32).hex(), provenance=SOURCE)])
+    second = world.release("offline", "r2", previous="r1")
+    updated = install(second, world.log, state)
+    assert updated.fetched_bytes == updated.total_bytes  # the damaged base came again
+    assert DeviceChecker(open_installed(state, world.log)).check(LISTED).blocked
+
+
+def test_the_oprf_client_refuses_plain_http_elsewhere_and_bad_answers(world: World) -> None:
+    from hashguard.device.oprf_client import HttpEvaluator
+    from loopback import Loopback
+
+    with pytest.raises(oprf.OprfError, match="must be an https:// address"):
+        HttpEvaluator("http://example.org", "token")
+    release = open_release(world.release("oprf", "r1"), world.log)
+    for status, body in ((200, b"not json"), (200, b'{"evaluated": 5}'), (302, b"")):
+        receiver = Loopback(lambda path, headers, sent, s=status, b=body: (s, "text/plain", b))
+        try:
+            checker = DeviceChecker(release, evaluator=HttpEvaluator(receiver.url, "t"))
+            with pytest.raises(DeviceCheckError, match="could not be completed"):
+                checker.check(LISTED)
+        finally:
+            receiver.close()

@@ -72,3 +72,21 @@ def test_file_round_trip_and_corruption(tmp_path: Path) -> None:
     (tmp_path / "other").write_bytes(b"not a filter at all, just some bytes here" * 4)
     with pytest.raises(FilterError, match="not a hashguard index file"):
         FuseFilter.load(tmp_path / "other")
+
+
+def test_inconsistent_dimensions_are_refused(tmp_path: Path) -> None:
+    from hashguard.index import fileformat
+
+    built = FuseFilter.build(_keys(1000), 16)
+    meta = {"arity": 4, "size": 1000, "width": 16, "seed": str(built.seed),
+            "segment_length": built.segment_length, "segment_count_length": 0}  # fmt: skip
+    for change in ({}, {"segment_length": 3}, {"seed": str(1 << 64)}):
+        fileformat.write(
+            tmp_path / "f", "binary-fuse", {**meta, **change}, {"packed": built.packed}
+        )
+        with pytest.raises(FilterError, match="inconsistent filter dimensions"):
+            FuseFilter.load(tmp_path / "f")
+    good = {**meta, "segment_count_length": built.segment_count_length}
+    fileformat.write(tmp_path / "f", "binary-fuse", good, {"packed": built.packed[:-9]})
+    with pytest.raises(FilterError, match="not what its size needs"):
+        FuseFilter.load(tmp_path / "f")

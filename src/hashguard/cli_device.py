@@ -2,7 +2,6 @@
 device would (block + warning + helpline; nothing reported)."""
 
 import json
-import os
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -13,7 +12,7 @@ import typer
 from hashguard.cli_lists import DatabaseOption, _store
 from hashguard.device import oprf
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
-from hashguard.device.install import install
+from hashguard.device.install import install, open_installed
 from hashguard.device.messages import LANGUAGES, ReferralError, load_referrals
 from hashguard.device.oprf_client import HttpEvaluator
 from hashguard.device.release import MODES, DeviceReleaseError, build, open_release
@@ -121,8 +120,14 @@ def build_filter(
 @device_app.command("check")
 def check(
     files: Annotated[list[Path], typer.Argument(help="Files to check.")],
-    release: Annotated[Path, typer.Option("--release", help="A device release directory.")],
     log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    release: Annotated[
+        Path | None, typer.Option("--release", help="A device release directory.")
+    ] = None,
+    state: Annotated[
+        Path | None,
+        typer.Option("--state", help="Instead of --release: a device's state (device update)."),
+    ] = None,
     format: Annotated[CheckFormat, typer.Option("--format", "-f")] = CheckFormat.text,
     language: Annotated[str, typer.Option("--language", help="en or nl.")] = "en",
     country: Annotated[str, typer.Option("--country", help="Helplines of this country.")] = "NL",
@@ -152,15 +157,28 @@ def check(
     release does not verify or a check cannot be done."""
     if language not in LANGUAGES:
         raise _fail(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
+    if (release is None) == (state is None):
+        raise _fail("give either --release DIR or --state DIR")
+    source = release or state
     try:
         head = None
         if known_head is not None:
             head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
-        verified = open_release(
-            release, TransparencyLog(log),
-            signer_key=lists_keys.read_public(signer_key) if signer_key else None,
-            log_key=lists_keys.read_public(log_key) if log_key else None, known_head=head,
-        )  # fmt: skip
+        if state is not None:
+            verified = open_installed(state, TransparencyLog(log))
+        else:
+            assert release is not None
+            verified = open_release(
+                release, TransparencyLog(log),
+                signer_key=lists_keys.read_public(signer_key) if signer_key else None,
+                log_key=lists_keys.read_public(log_key) if log_key else None, known_head=head,
+            )  # fmt: skip
+            if log_key is None:
+                sys.stderr.write(
+                    "hashguard: warning: --log-key not given: the log's key came with the "
+                    "release, so this proves consistency, not origin (a device keeps the key: "
+                    "device update, then check --state)\n"
+                )
         evaluator = None
         if verified.mode == "oprf":
             if not server or not token:
@@ -172,7 +190,9 @@ def check(
             evaluator=evaluator,
         )  # fmt: skip
     except (DeviceReleaseError, LogError, lists_keys.KeyFileError, ReferralError) as error:
-        raise _fail(f"{release}: REFUSED: {error}") from None
+        raise _fail(f"{source}: REFUSED: {error}") from None
+    except oprf.OprfError as error:
+        raise _fail(str(error)) from None
     except (OSError, ValueError) as error:
         raise _fail(f"{known_head}: not a tree head ({error})") from None
     blocked = failed = False
@@ -205,6 +225,10 @@ def update(
     release: Annotated[Path, typer.Option("--release", help="The new release directory.")],
     log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
     state: Annotated[Path, typer.Option("--state", help="The device's state directory.")],
+    log_key: Annotated[
+        Path | None,
+        typer.Option("--log-key", help="The log's public key (.pub): required on a new device."),
+    ] = None,
     signer_key: Annotated[
         Path | None, typer.Option("--signer-key", help="Pin the release signer (.pub file).")
     ] = None,
@@ -212,8 +236,8 @@ def update(
     """Install a release as a device does: verified first, fetching only the files it lacks."""
     try:
         pinned = lists_keys.read_public(signer_key) if signer_key else None
-        os.makedirs(state, exist_ok=True)
-        installed = install(release, TransparencyLog(log), state, signer_key=pinned)
+        anchor = lists_keys.read_public(log_key) if log_key else None
+        installed = install(release, TransparencyLog(log), state, log_key=anchor, signer_key=pinned)
     except (DeviceReleaseError, LogError, lists_keys.KeyFileError, OSError) as error:
         raise _fail(f"{release}: REFUSED: {error}") from None
     typer.echo(

@@ -2,27 +2,33 @@
 
 The device keeps, in its state directory::
 
-    state.json          the installed version, its signer, and the newest log tree head seen
-    release/            the installed release (manifest, signature, log proof, filter files)
+    state.json          the trust anchors (the log's public key, given when the device was set
+                        up; the release signer, pinned at the first install), the installed
+                        version and directory, and the newest log tree head seen
+    release-N/          the installed release (manifest, signature, log proof, filter files)
 
-An update first verifies the new manifest (signature by the same signer, log inclusion, the log
-consistent with the head seen before, no older version), then fetches only the files it does
-not hold already (files are named by digest: a delta release shares its base's filters), checks
-every file against the manifest, and switches over in one rename.
+An update copies the new manifest, verifies it (the same signer, in the log the device trusts,
+the log consistent with the head seen before, a newer version), then fetches only the files it
+does not hold intact already (files are named by digest: a delta release shares its base's
+filters), checks every file, and commits by replacing ``state.json``: a crash at any point
+leaves the previous release installed. Updates of one state directory are serialised by a lock.
 """
 
+import fcntl
+import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from hashguard.device.release import DeviceRelease, DeviceReleaseError, load, verify_manifest
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
 
 _STATE: Final = "state.json"
-_RELEASE: Final = "release"
 _META: Final = ("manifest.json", "manifest.sig", "log.json")
 
 
@@ -38,87 +44,182 @@ def install(
     log: TransparencyLog,
     state_dir: Path,
     *,
-    signer_key: str | None = None,
     log_key: str | None = None,
+    signer_key: str | None = None,
 ) -> Installed:
     """Verify the release in ``source`` and install it in ``state_dir``, fetching only files
-    not held already. Raises DeviceReleaseError (nothing changes) when it does not verify."""
+    not held intact already. A new device needs ``log_key`` (the log's public key, its trust
+    anchor); later updates use the one it keeps. Raises DeviceReleaseError, and changes
+    nothing, when the release does not verify."""
     source, state_dir = Path(source), Path(state_dir)
-    state = _read_state(state_dir)
-    pinned = signer_key or (state["signer"] if state else None)
-    known = TreeHead.from_json(state["head"], str(state_dir / _STATE)) if state else None
+    state_dir.mkdir(parents=True, exist_ok=True)
+    with _locked(state_dir):
+        state = _read_state(state_dir)
+        anchor = state["log_key"] if state else log_key
+        if anchor is None:
+            raise DeviceReleaseError(
+                "a new device needs the log's public key (--log-key): every release is checked "
+                "against it"
+            )
+        if state and log_key is not None and log_key != state["log_key"]:
+            raise DeviceReleaseError(
+                f"{state_dir}: this device trusts log key {state['log_key'][:16]}..., not "
+                f"{log_key[:16]}..."
+            )
+        staging = state_dir / ".staging"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir()
+        try:
+            return _install(source, log, state_dir, staging, state, anchor, signer_key)
+        except DeviceReleaseError as error:  # name the release, not where it was checked
+            raise DeviceReleaseError(str(error).replace(str(staging), str(source))) from None
+        except OSError as error:
+            raise DeviceReleaseError(
+                f"{source}: cannot install: {error.strerror or error}"
+            ) from None
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+
+def _install(
+    source: Path,
+    log: TransparencyLog,
+    state_dir: Path,
+    staging: Path,
+    state: dict[str, Any] | None,
+    anchor: str,
+    signer_key: str | None,
+) -> Installed:
+    for name in _META:  # the bytes verified are the bytes kept
+        _copy(source / name, staging / name)
     manifest, head, checks = verify_manifest(
-        source, log, signer_key=pinned, log_key=log_key, known_head=known,
-        min_version=int(state["version"]) if state else None,
+        staging, log, signer_key=signer_key or (state["signer"] if state else None),
+        log_key=anchor, known_head=_head(state, state_dir),
+        min_version=state["version"] if state else None,
     )  # fmt: skip
-    current = state_dir / _RELEASE
-    staging = state_dir / ".staging"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    current = state_dir / state["release"] if state else None
+    if state and manifest["version"] == state["version"]:
+        assert current is not None
+        if (staging / "manifest.json").read_bytes() != (current / "manifest.json").read_bytes():
+            raise DeviceReleaseError(
+                f"{source}: another release with the installed version {state['version']}"
+            )
+        release = load(current, manifest, checks, head)
+        return Installed(release, 0, sum(f["bytes"] for f in manifest["files"].values()))
     fetched = total = 0
-    try:
-        for name in _META:
-            shutil.copyfile(source / name, staging / name)
-        for described in manifest["files"].values():
-            name = Path(described["name"]).name
-            total += int(described["bytes"])
-            if (current / name).is_file():
-                os.link(current / name, staging / name)
-            else:
-                shutil.copyfile(source / name, staging / name)
-                fetched += int(described["bytes"])
-        release = load(staging, manifest, checks, head)
-    except OSError as error:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise DeviceReleaseError(f"{source}: cannot fetch: {error.strerror or error}") from None
-    except (DeviceReleaseError, KeyError, TypeError):
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
-    previous = state_dir / ".previous"
-    shutil.rmtree(previous, ignore_errors=True)
-    if current.exists():
-        os.replace(current, previous)
-    os.replace(staging, current)
-    shutil.rmtree(previous, ignore_errors=True)
+    for described in manifest["files"].values():
+        name, size = described["name"], described["bytes"]
+        total += size
+        held = current / name if current is not None else None
+        if held is not None and held.is_file() and _digest(held) == described["sha256"]:
+            os.link(held, staging / name)
+        else:
+            _copy(source / name, staging / name)
+            fetched += size
+    load(staging, manifest, checks, head)  # every file against its digest
+    _sync(staging)
+    final = state_dir / f"release-{manifest['version']}"
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(staging, final)
     _write_state(state_dir, {
-        "version": release.version, "signer": manifest["signer"], "head": head.as_json(),
+        "version": manifest["version"], "release": final.name, "signer": manifest["signer"],
+        "log_key": anchor, "head": head.as_json(),
     })  # fmt: skip
-    installed = load(current, manifest, checks, head)
-    return Installed(installed, fetched, total)
+    if current is not None and current != final:
+        shutil.rmtree(current, ignore_errors=True)
+    return Installed(load(final, manifest, checks, head), fetched, total)
 
 
-def open_installed(
-    state_dir: Path, log: TransparencyLog, *, log_key: str | None = None
-) -> DeviceRelease:
-    """The installed release, verified again against the log (consistent with the head seen at
-    installation). Raises DeviceReleaseError when there is none or it no longer verifies."""
+def open_installed(state_dir: Path, log: TransparencyLog) -> DeviceRelease:
+    """The installed release, verified again against the log it trusts (consistent with the
+    head seen before; still the newest release). Raises DeviceReleaseError when there is none
+    or it no longer verifies."""
     state_dir = Path(state_dir)
     state = _read_state(state_dir)
     if state is None:
         raise DeviceReleaseError(f"{state_dir}: no release installed (hashguard device update)")
-    known = TreeHead.from_json(state["head"], str(state_dir / _STATE))
+    known = _head(state, state_dir)
+    release = state_dir / state["release"]
     manifest, head, checks = verify_manifest(
-        state_dir / _RELEASE, log, signer_key=state["signer"], log_key=log_key,
-        known_head=known, min_version=int(state["version"]),
+        release, log, signer_key=state["signer"], log_key=state["log_key"], known_head=known,
+        min_version=state["version"],
     )  # fmt: skip
-    if head.size > known.size:
-        _write_state(state_dir, {**state, "head": head.as_json()})
-    return load(state_dir / _RELEASE, manifest, checks, head)
+    if known is not None and head.size > known.size:
+        with _locked(state_dir):
+            _write_state(state_dir, {**state, "head": head.as_json()})
+    return load(release, manifest, checks, head)
 
 
-def _read_state(state_dir: Path) -> dict | None:  # type: ignore[type-arg]
+def _read_state(state_dir: Path) -> dict[str, Any] | None:
     path = state_dir / _STATE
     try:
         state = json.loads(path.read_bytes())
-        int(state["version"]), str(state["signer"]), dict(state["head"])
     except FileNotFoundError:
         return None
-    except (OSError, ValueError, KeyError, TypeError, LogError):
+    except (OSError, ValueError):
         raise DeviceReleaseError(f"{path}: unreadable device state") from None
-    return state  # type: ignore[no-any-return]
+    fields = {"version": int, "release": str, "signer": str, "log_key": str, "head": dict}
+    if not isinstance(state, dict) or not all(
+        isinstance(state.get(name), kind) for name, kind in fields.items()
+    ):
+        raise DeviceReleaseError(f"{path}: unreadable device state")
+    return state
 
 
-def _write_state(state_dir: Path, state: dict) -> None:  # type: ignore[type-arg]
+def _head(state: dict[str, Any] | None, state_dir: Path) -> TreeHead | None:
+    if state is None:
+        return None
+    try:
+        return TreeHead.from_json(state["head"], str(state_dir / _STATE))
+    except LogError as error:
+        raise DeviceReleaseError(str(error)) from None
+
+
+def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
     temporary = state_dir / f".{_STATE}.tmp"
-    temporary.write_bytes(canonical(state))
+    with open(temporary, "wb") as file:
+        file.write(canonical(state))
+        file.flush()
+        os.fsync(file.fileno())
     os.replace(temporary, state_dir / _STATE)
+    _sync_directory(state_dir)
+
+
+def _copy(source: Path, target: Path) -> None:
+    try:
+        shutil.copyfile(source, target)
+    except OSError as error:
+        raise DeviceReleaseError(f"{source}: cannot fetch: {error.strerror or error}") from None
+
+
+def _digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sync(directory: Path) -> None:
+    for path in directory.iterdir():
+        with open(path, "rb") as file:
+            os.fsync(file.fileno())
+    _sync_directory(directory)
+
+
+def _sync_directory(directory: Path) -> None:
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def _locked(state_dir: Path) -> Iterator[None]:
+    with open(state_dir / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)

@@ -8,10 +8,13 @@ its tags or the verdict is ever sent.
 """
 
 import base64
+import http.client
+import ipaddress
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
-from typing import Final
+from typing import Any, Final
 
 from hashguard.device import oprf
 
@@ -19,29 +22,49 @@ PATH: Final = "/v1/device/evaluate"
 _TIMEOUT: Final = 10.0
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The token is for the server named, never for a host it redirects to."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
 class HttpEvaluator:
     def __init__(self, server: str, token: str, timeout: float = _TIMEOUT) -> None:
+        """Raises OprfError for a server address that is not https (plain http only to this
+        machine: the token would travel in the clear)."""
+        address = urllib.parse.urlsplit(server)
+        if address.scheme != "https" and not (
+            address.scheme == "http" and _loopback(address.hostname or "")
+        ):
+            raise oprf.OprfError(
+                f"{server}: the OPRF server must be an https:// address (http only on this machine)"
+            )
         self.url = server.rstrip("/") + PATH
         self.token = token
         self.timeout = timeout
+        self._opener = urllib.request.build_opener(_NoRedirects)
 
     def evaluate(self, elements: list[bytes]) -> tuple[list[bytes], bytes]:
         """The server's evaluations and proof. Raises OprfError when the server refuses, cannot
         be reached, or answers something that is not an evaluation."""
         body = json.dumps({"elements": [base64.b64encode(e).decode() for e in elements]})
-        request = urllib.request.Request(
-            self.url,
-            data=body.encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
-        )
         try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+            request = urllib.request.Request(
+                self.url,
+                data=body.encode(),
+                headers={
+                    "Authorization": f"Bearer {self.token}",
+                    "Content-Type": "application/json",
+                },
+                method="POST",
+            )
+            with self._opener.open(request, timeout=self.timeout) as response:
                 answer = json.loads(response.read(1 << 20))
         except urllib.error.HTTPError as error:
             raise oprf.OprfError(f"the OPRF server refused: {_reason(error)}") from None
-        except (urllib.error.URLError, OSError) as error:
-            raise oprf.OprfError(f"the OPRF server cannot be reached: {error}") from None
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
+            raise oprf.OprfError(f"the OPRF server cannot be reached: {error!r}") from None
         except ValueError:
             raise oprf.OprfError("the OPRF server's answer is not JSON") from None
         try:
@@ -50,6 +73,15 @@ class HttpEvaluator:
         except (KeyError, TypeError, ValueError):
             raise oprf.OprfError("the OPRF server's answer is not an evaluation") from None
         return evaluated, proof
+
+
+def _loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def _reason(error: urllib.error.HTTPError) -> str:

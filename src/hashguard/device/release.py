@@ -23,6 +23,7 @@ mode a key costs a VOPRF evaluation) and can be a delta.
 """
 
 import hashlib
+import hmac
 import json
 import os
 import shutil
@@ -159,8 +160,13 @@ def build(
     if not lists:
         raise DeviceReleaseError("no lists given")
     category = _one_category([hash_list for hash_list, _ in lists])
-    state = _State.load(previous) if previous is not None else None
-    if state is not None:
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise DeviceReleaseError(f"{out}: exists and is not empty; not overwriting a release")
+    state = None
+    if previous is not None:
+        previous = Path(previous)
+        verify_manifest(previous, log)  # the base must be this log's newest release
+        state = _State.load(previous)
         state.check_compatible(mode, category, width, near_duplicates, server_key)
     tag_key = state.tag_key if state is not None and state.tag_key else os.urandom(32)
 
@@ -182,7 +188,41 @@ def build(
         key_sets.pop("near")
 
     version = max(_last_version(log), state.version if state is not None else 0) + 1
-    out.mkdir(parents=True, exist_ok=True)
+    # Written aside, logged, then renamed: a failure leaves no half-made release under ``out``.
+    work = out.with_name(f".{out.name}.building")
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    try:
+        return _assemble(
+            work, out, previous, state, lists, mode, category, width, near_duplicates, version,
+            key_sets, counts, list_versions, tag_key, server_key, signing_key, log, log_key,
+            keyer,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _assemble(
+    work: Path,
+    out: Path,
+    previous: Path | None,
+    state: "_State | None",
+    lists: Sequence[tuple[HashList, Iterable[Entry]]],
+    mode: str,
+    category: str,
+    width: int,
+    near_duplicates: bool,
+    version: int,
+    key_sets: dict[str, np.ndarray],
+    counts: dict[str, dict[str, int]],
+    list_versions: dict[str, int],
+    tag_key: bytes,
+    server_key: oprf.ServerKey | None,
+    signing_key: Ed25519PrivateKey,
+    log: TransparencyLog,
+    log_key: Ed25519PrivateKey,
+    keyer: "_Keyer",
+) -> Built:
     files: dict[str, dict[str, Any]] = {}
     delta = False
     if state is not None and set(state.base_keys) == set(key_sets):
@@ -191,7 +231,7 @@ def build(
             base = state.base_keys[role]
             arrays[f"{role}_added"] = np.setdiff1d(keys_now, base, assume_unique=True)
             arrays[f"{role}_removed"] = np.setdiff1d(base, keys_now, assume_unique=True)
-        written = _write(out, "delta", "idx", lambda path: _write_delta(path, arrays))
+        written = _write(work, "delta", "idx", lambda path: _write_delta(path, arrays))
         base_bytes = sum(int(f["bytes"]) for f in state.base_files.values())
         delta = written["bytes"] <= DELTA_SHARE * base_bytes
         if delta:
@@ -199,18 +239,18 @@ def build(
             files["delta"] = written
             for role in key_sets:
                 files[role] = state.base_files[role]
-                shutil.copyfile(Path(previous) / files[role]["name"], out / files[role]["name"])
+                _copy_checked(previous / files[role]["name"], work, files[role])
             base_version, base_keys = state.base_version, state.base_keys
             base_files = state.base_files
         else:
-            (out / written["name"]).unlink()
+            (work / written["name"]).unlink()
     if not delta:
         for role, keys_now in key_sets.items():
             try:
                 built = FuseFilter.build(keys_now, width)
             except FilterError as error:
                 raise DeviceReleaseError(str(error)) from None
-            files[role] = _write(out, role, "fuse", built.save)
+            files[role] = _write(work, role, "fuse", built.save)
         base_version, base_keys = version, key_sets
         base_files = {role: files[role] for role in key_sets}
 
@@ -237,21 +277,26 @@ def build(
         manifest["oprf"] = {"suite": oprf.SUITE, "public_key": server_key.public.hex()}
     body = canonical(manifest)
     signature = keys.sign(signing_key, body)
-    try:
+    try:  # the commit point: logged
         index, head = log.append(_log_record(manifest, signature), log_key)
     except LogError as error:
         raise DeviceReleaseError(str(error)) from None
-    (out / "manifest.json").write_bytes(body)
-    (out / "manifest.sig").write_text(signature + "\n")
+    (work / "manifest.json").write_bytes(body)
+    (work / "manifest.sig").write_text(signature + "\n")
     proof = [p.hex() for p in log.inclusion(index, head.size)]
-    (out / "log.json").write_bytes(
+    (work / "log.json").write_bytes(
         canonical({"index": index, "head": head.as_json(), "inclusion": proof})
     )
+    for path in work.iterdir():
+        os.chmod(path, 0o644)  # published
     _State(
         mode, category, width, near_duplicates, tag_key if mode == OFFLINE else b"",
         server_key.public if server_key else b"", version, base_version, base_files,
         base_keys, keyer.cache,
     ).save(_state_path(out))  # fmt: skip
+    if out.exists():
+        out.rmdir()  # empty (checked before)
+    os.replace(work, out)
     return Built(manifest, index, head, delta, keyer.keyed)
 
 
@@ -280,14 +325,10 @@ def verify_manifest(
         index = int(located["index"])
         head = TreeHead.from_json(located["head"], f"{release}/log.json")
         inclusion = [bytes.fromhex(p) for p in located["inclusion"]]
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
-            raise DeviceReleaseError(f"{release}: not a device release ({FORMAT})")
-        signer = str(manifest["signer"])
-        version = int(manifest["version"])
     except (KeyError, TypeError, ValueError, LogError) as error:
-        if isinstance(error, DeviceReleaseError):
-            raise
         raise DeviceReleaseError(f"{release}: malformed release ({error})") from None
+    _check_shape(manifest, release)
+    signer, version = manifest["signer"], manifest["version"]
     if canonical(manifest) != body:
         raise DeviceReleaseError(f"{release}/manifest.json: not in canonical form (edited?)")
     if not keys.verify(signer, body, signature):
@@ -302,15 +343,56 @@ def verify_manifest(
             log, _log_record(manifest, signature), index, head, inclusion, log_key, known_head,
             str(release),
         )  # fmt: skip
-        _check_signer_continuity(log, signer, index)
+        _check_history(log, manifest, index)
     except LogError as error:
         raise DeviceReleaseError(f"{release}: NOT LOGGED: {error}") from None
     checks += logged
+    checks.append(f"log: the newest {manifest['category']} {manifest['mode']} release ({version})")
     if min_version is not None and version < min_version:
         raise DeviceReleaseError(
             f"{release}: version {version} is older than the installed {min_version} (rollback)"
         )
     return manifest, newest, checks
+
+
+def _check_shape(manifest: Any, release: Path) -> None:
+    """Refuse a manifest whose fields are not of the expected kinds, naming the first."""
+
+    def need(condition: bool, field: str, expected: str) -> None:
+        if not condition:
+            raise DeviceReleaseError(f"{release}/manifest.json: {field}: expected {expected}")
+
+    def whole(value: Any) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    need(isinstance(manifest, dict), "the manifest", "a JSON object")
+    need(manifest.get("format") == FORMAT, "format", FORMAT)
+    for name in ("version", "base_version", "fingerprint_bits"):
+        need(whole(manifest.get(name)) and manifest[name] >= 1, name, "a positive integer")
+    need(manifest["base_version"] <= manifest["version"], "base_version", "at most the version")
+    need(manifest.get("mode") in MODES, "mode", "offline or oprf")
+    for name in ("category", "signer"):
+        need(isinstance(manifest.get(name), str) and manifest[name] != "", name, "a string")
+    files = manifest.get("files")
+    need(isinstance(files, dict) and "exact" in files, "files", "an object with an exact filter")
+    for role, described in files.items():
+        need(role in _ROLES, f"files.{role}", "exact, near or delta")
+        need(
+            isinstance(described, dict)
+            and isinstance(described.get("name"), str)
+            and Path(described["name"]).name == described["name"]
+            and isinstance(described.get("sha256"), str)
+            and len(described["sha256"]) == 64
+            and whole(described.get("bytes"))
+            and described["bytes"] >= 0,
+            f"files.{role}", "{name, sha256, bytes}",
+        )  # fmt: skip
+    if manifest["mode"] == OFFLINE:
+        need(isinstance(manifest.get("tag_key"), str), "tag_key", "hex digits")
+    else:
+        key = manifest.get("oprf")
+        need(isinstance(key, dict) and isinstance(key.get("public_key"), str), "oprf",
+             "{suite, public_key}")  # fmt: skip
 
 
 def open_release(
@@ -349,7 +431,8 @@ def load(
                     f"{path}: its SHA-256 is not the manifest's (tampered or corrupt filter)"
                 )
         checks = [*checks, f"files: {len(files)} match their digests"]
-        delta = _read_delta(release / files["delta"]["name"]) if "delta" in files else {}
+        roles = set(files) - {"delta"}
+        delta = _read_delta(release / files["delta"]["name"], roles) if "delta" in files else {}
         layers = {}
         for role in ("exact", "near"):
             if role not in files:
@@ -438,8 +521,11 @@ class _Keyer:
         self.keyed = 0
 
     def keys(self, role: str, values: list[bytes]) -> np.ndarray:
+        # Tags are known by a keyed digest: the builder's file must not let anyone who reads it
+        # test tags without the key (in server mode, without the server).
+        id_key = self.server_key.secret if self.server_key is not None else self.tag_key
         digests = np.array(
-            [int.from_bytes(hashlib.sha256(v).digest()[:8], "little") for v in values],
+            [int.from_bytes(hmac.digest(id_key, v, "sha256")[:8], "little") for v in values],
             dtype=np.uint64,
         )
         digests, first = np.unique(digests, return_index=True)
@@ -551,23 +637,42 @@ def _write(out: Path, role: str, suffix: str, writer: Any) -> dict[str, Any]:
     data = temporary.read_bytes()
     digest = hashlib.sha256(data).hexdigest()
     name = f"{role}-{digest[:16]}.{suffix}"
-    os.chmod(temporary, 0o644)  # published
     os.replace(temporary, out / name)
     return {"name": name, "sha256": digest, "bytes": len(data)}
+
+
+def _copy_checked(source: Path, work: Path, described: dict[str, Any]) -> None:
+    """Copy a base filter from the previous release, refusing one that is not what its
+    manifest says (a damaged copy would be published, and refused by every device)."""
+    try:
+        data = source.read_bytes()
+    except OSError as error:
+        raise DeviceReleaseError(f"{source}: cannot read: {error.strerror or error}") from None
+    if hashlib.sha256(data).hexdigest() != described["sha256"]:
+        raise DeviceReleaseError(f"{source}: not the base filter its manifest names (damaged)")
+    (work / described["name"]).write_bytes(data)
 
 
 def _write_delta(path: Path, arrays: dict[str, np.ndarray]) -> None:
     fileformat.write(path, "device-delta", {}, arrays)
 
 
-def _read_delta(path: Path) -> dict[str, np.ndarray]:
+def _read_delta(path: Path, roles: set[str]) -> dict[str, np.ndarray]:
+    """The delta's key sets; each must be strictly increasing (lookups are binary searches),
+    one added and one removed per filter of the release, and never both."""
     try:
         _, arrays = fileformat.read(path, "device-delta", memory_map=False)
     except fileformat.IndexFileError as error:
         raise DeviceReleaseError(str(error)) from None
+    expected = {f"{role}_{change}" for role in roles for change in ("added", "removed")}
+    if set(arrays) != expected:
+        raise DeviceReleaseError(f"{path}: holds {sorted(arrays)}, expected {sorted(expected)}")
     for name, array in arrays.items():
-        if array.dtype != np.dtype("<u8") or array.ndim != 1 or np.any(np.diff(array) == 0):
+        if array.dtype != np.dtype("<u8") or array.ndim != 1 or np.any(array[1:] <= array[:-1]):
             raise DeviceReleaseError(f"{path}: {name} is not a sorted set of keys")
+    for role in roles:
+        if np.intersect1d(arrays[f"{role}_added"], arrays[f"{role}_removed"]).size:
+            raise DeviceReleaseError(f"{path}: keys both added and removed in {role}")
     return {name: np.asarray(array, dtype=np.uint64) for name, array in arrays.items()}
 
 
@@ -595,16 +700,37 @@ def _last_version(log: TransparencyLog) -> int:
     return last
 
 
-def _check_signer_continuity(log: TransparencyLog, signer: str, index: int) -> None:
-    for earlier in range(index):
-        try:
-            logged = json.loads(log.record(earlier))["manifest"]
-        except (LogError, ValueError, KeyError, TypeError):
+def _check_history(log: TransparencyLog, manifest: dict[str, Any], index: int) -> None:
+    """Every device release logged before this one has its signer (the signer cannot change
+    unseen), and none of its signer, category and mode is newer: an old release cannot be
+    replayed, nor a device kept on it."""
+    for other in range(log.size()):
+        if other == index:
             continue
-        if logged.get("format") == FORMAT and logged.get("signer") != signer:
+        try:
+            logged = json.loads(log.record(other))["manifest"]
+            if logged.get("format") != FORMAT:
+                continue
+        except (LogError, ValueError, KeyError, TypeError, AttributeError):
+            continue
+        same_signer = logged.get("signer") == manifest["signer"]
+        if other < index and not same_signer:
             raise LogError(
-                f"device release {index} is signed by another key than device release record "
-                f"{earlier} ({str(logged.get('signer'))[:16]}...): the signer changed"
+                f"device release record {other} is signed by another key "
+                f"({str(logged.get('signer'))[:16]}...): the signer changed"
+            )
+        newer = logged.get("version")
+        if (
+            same_signer
+            and logged.get("category") == manifest["category"]
+            and logged.get("mode") == manifest["mode"]
+            and isinstance(newer, int)
+            and newer > manifest["version"]
+        ):
+            raise LogError(
+                f"version {manifest['version']} is not the newest {manifest['category']} "
+                f"{manifest['mode']} device release: the log holds version {newer} (record "
+                f"{other}); update first"
             )
 
 

@@ -150,11 +150,18 @@ class FuseFilter:
                 raise ValueError("arity or width")
         except (KeyError, TypeError, ValueError):
             raise FilterError(f"{path}: not a binary fuse filter of this version") from None
-        built = cls(size, width, seed, length, count_length, packed)
-        if size and (
-            length < 1 or length & (length - 1) or count_length % length or count_length >= 1 << 32
+        if not 0 <= seed < 1 << 64 or (
+            size
+            and (
+                length < 1
+                or length & (length - 1)
+                or count_length < length
+                or count_length % length
+                or count_length >= 1 << 32
+            )
         ):
             raise FilterError(f"{path}: inconsistent filter dimensions")
+        built = cls(size, width, seed, length, count_length, packed)
         if len(packed) != -(-built.slots * width // 8) + 8:
             raise FilterError(
                 f"{path}: {len(packed)} bytes of fingerprints, not what its size needs"
