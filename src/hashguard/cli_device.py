@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from hashguard.cli_lists import DatabaseOption, _store
+from hashguard.cli_lists import DatabaseOption, KnownHeadOption, LogKeyPin, LogOption, list_store
 from hashguard.device import oprf
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
@@ -54,7 +54,7 @@ def build_filter(
     names: Annotated[list[str], typer.Option("--list", help="A list to include (repeat).")],
     mode: Annotated[str, typer.Option("--mode", help="offline or oprf (server-assisted).")],
     key: Annotated[Path, typer.Option("--key", help="The release signer's private key.")],
-    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    log: LogOption,
     out: Annotated[Path, typer.Option("--out", help="The release directory to write.")],
     oprf_key: Annotated[
         Path | None, typer.Option("--oprf-key", help="oprf mode: the server key (device keygen).")
@@ -92,7 +92,7 @@ def build_filter(
         server_key = oprf.ServerKey.load(oprf_key) if oprf_key is not None else None
     except (lists_keys.KeyFileError, LogError, oprf.OprfError, OSError) as error:
         raise _fail(str(error), 1) from None
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         lists = [store.entries(name, [EntryStatus.ACTIVE]) for name in names]
         try:
             built = build(
@@ -120,7 +120,7 @@ def build_filter(
 @device_app.command("check")
 def check(
     files: Annotated[list[Path], typer.Argument(help="Files to check.")],
-    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    log: LogOption,
     release: Annotated[
         Path | None, typer.Option("--release", help="A device release directory.")
     ] = None,
@@ -144,13 +144,8 @@ def check(
     signer_key: Annotated[
         Path | None, typer.Option("--signer-key", help="Pin the release signer (.pub file).")
     ] = None,
-    log_key: Annotated[
-        Path | None, typer.Option("--log-key", help="Pin the log's public key (.pub file).")
-    ] = None,
-    known_head: Annotated[
-        Path | None,
-        typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
-    ] = None,
+    log_key: LogKeyPin = None,
+    known_head: KnownHeadOption = None,
 ) -> None:
     """Check files as a device would: blocked or not, with the warning and helplines. Nothing
     is reported anywhere. Exit status 0 when nothing is blocked, 1 when a file is, 2 when the
@@ -223,7 +218,7 @@ def check(
 @device_app.command("update")
 def update(
     release: Annotated[Path, typer.Option("--release", help="The new release directory.")],
-    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    log: LogOption,
     state: Annotated[Path, typer.Option("--state", help="The device's state directory.")],
     log_key: Annotated[
         Path | None,

@@ -56,6 +56,14 @@ DatabaseOption = Annotated[
     ),
 ]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who makes the change (for the log).")]
+LogOption = Annotated[Path, typer.Option("--log", help="The transparency log directory.")]
+LogKeyPin = Annotated[
+    Path | None, typer.Option("--log-key", help="Pin the log's public key (.pub file).")
+]
+KnownHeadOption = Annotated[
+    Path | None,
+    typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
+]
 
 
 def _fail(message: str) -> None:
@@ -64,7 +72,7 @@ def _fail(message: str) -> None:
 
 
 @contextmanager
-def _store(url: str | None) -> Iterator[ListStore]:
+def list_store(url: str | None) -> Iterator[ListStore]:
     """The list store on ``url``; its errors become one line on stderr and exit status 1."""
     try:
         engine = open_engine(url)
@@ -123,7 +131,7 @@ def create(
 ) -> None:
     """Create an empty list."""
     policy = ListPolicy(_thresholds(threshold or []), negative, two_sources, four_eyes=four_eyes)
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         created = store.create(
             name, owner, category, jurisdiction or [], legal_basis, policy, actor
         )
@@ -151,7 +159,7 @@ def import_(
     if format is ImportFormat.text and (signal is None or signal.lower() not in LIST_SIGNALS):
         raise typer.BadParameter(f"text lists need --signal, one of {', '.join(LIST_SIGNALS)}")
     records = reader.read(file, format.value, signal, source, jurisdiction, skipped)
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         summary = store.apply(name, records, actor)
     typer.echo(
         f"{name}: {summary.added} added, {summary.updated} updated, {summary.removed} removed, "
@@ -191,7 +199,7 @@ def export(
         raise typer.BadParameter("text export needs --signal (one value per line, one signal)")
     removals = (ImportFormat.csv, ImportFormat.ncmec, ImportFormat.stopncii)
     statuses = None if include_removed and format in removals else [EntryStatus.ACTIVE]
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         hash_list, entries = store.entries(name, statuses)
         wanted = (e for e in entries if signal is None or e.signal == signal.lower())
         stream = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout  # noqa: SIM115
@@ -232,7 +240,7 @@ def show(
     database_url: DatabaseOption = None,
 ) -> None:
     """A list's owner, policy, version and entry counts (or every list, one line each)."""
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         if name is None:
             for hash_list in store.lists():
                 typer.echo(
@@ -270,7 +278,7 @@ def changes(
     database_url: DatabaseOption = None,
 ) -> None:
     """The change log after version N: adds and tombstones, for subscribers."""
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         for change in store.changes_since(name, since):
             if format is ChangeFormat.text:
                 typer.echo(
@@ -290,7 +298,7 @@ def _single_change(kind: ChangeKind, verb: str) -> None:
         actor: ActorOption = "",
         database_url: DatabaseOption = None,
     ) -> None:
-        with _store(database_url) as store:
+        with list_store(database_url) as store:
             change = store.change(name, kind, signal.lower(), value, reason, actor)
         typer.echo(f"{name}: {signal} {change.value} {verb} (version {change.version})")
 
@@ -307,7 +315,7 @@ _single_change(ChangeKind.DELETE, "deleted")
 def release(
     name: Annotated[str, typer.Argument(help="The list to release.")],
     key: Annotated[Path, typer.Option("--key", help="The owner's private key (keys generate).")],
-    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    log: LogOption,
     out: Annotated[Path, typer.Option("--out", help="The release directory to write.")],
     log_key: Annotated[
         Path | None,
@@ -329,7 +337,7 @@ def release(
         transparency = TransparencyLog.create_or_open(log, signing_key)
     except (lists_keys.KeyFileError, LogError, OSError) as error:
         _fail(str(error))
-    with _store(database_url) as store:
+    with list_store(database_url) as store:
         hash_list, entries = store.entries(name, [EntryStatus.ACTIVE])
         try:
             manifest, index, head = release_lists.build(
@@ -346,17 +354,12 @@ def release(
 @lists_app.command()
 def verify(
     release_dir: Annotated[Path, typer.Argument(help="A release directory (lists release).")],
-    log: Annotated[Path, typer.Option("--log", help="The transparency log directory.")],
+    log: LogOption,
     owner_key: Annotated[
         Path | None, typer.Option("--owner-key", help="Pin the owner's public key (.pub file).")
     ] = None,
-    log_key: Annotated[
-        Path | None, typer.Option("--log-key", help="Pin the log's public key (.pub file).")
-    ] = None,
-    known_head: Annotated[
-        Path | None,
-        typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
-    ] = None,
+    log_key: LogKeyPin = None,
+    known_head: KnownHeadOption = None,
 ) -> None:
     """Verify a release: signature, entries against the Merkle root, log inclusion and
     consistency. Exit status 0 when valid, 1 with the reason otherwise."""
