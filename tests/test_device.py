@@ -636,3 +636,14 @@ def test_the_oprf_client_refuses_plain_http_elsewhere_and_bad_answers(world: Wor
                 checker.check(LISTED)
         finally:
             receiver.close()
+
+
+def test_releases_built_at_once_get_distinct_versions(world: World) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda n: world.release("offline", f"at-once-{n}"), range(4)))
+    versions = sorted(json.loads((out / "manifest.json").read_bytes())["version"] for out in outs)
+    assert versions == [1, 2, 3, 4]
+    newest = next(out for out in outs if b'"version":4' in (out / "manifest.json").read_bytes())
+    assert open_release(newest, world.log).version == 4

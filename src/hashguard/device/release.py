@@ -187,14 +187,14 @@ def build(
     if not near_duplicates:
         key_sets.pop("near")
 
-    version = max(_last_version(log), state.version if state is not None else 0) + 1
+    floor = state.version if state is not None else 0  # the version is fixed when logged
     # Written aside, logged, then renamed: a failure leaves no half-made release under ``out``.
     work = out.with_name(f".{out.name}.building")
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
         return _assemble(
-            work, out, previous, state, lists, mode, category, width, near_duplicates, version,
+            work, out, previous, state, lists, mode, category, width, near_duplicates, floor,
             key_sets, counts, list_versions, tag_key, server_key, signing_key, log, log_key,
             keyer,
         )  # fmt: skip
@@ -212,7 +212,7 @@ def _assemble(
     category: str,
     width: int,
     near_duplicates: bool,
-    version: int,
+    floor: int,
     key_sets: dict[str, np.ndarray],
     counts: dict[str, dict[str, int]],
     list_versions: dict[str, int],
@@ -251,13 +251,11 @@ def _assemble(
             except FilterError as error:
                 raise DeviceReleaseError(str(error)) from None
             files[role] = _write(work, role, "fuse", built.save)
-        base_version, base_keys = version, key_sets
+        base_version, base_keys = 0, key_sets  # itself: its version, once known
         base_files = {role: files[role] for role in key_sets}
 
     manifest: dict[str, Any] = {
         "format": FORMAT,
-        "version": version,
-        "base_version": base_version,
         "mode": mode,
         "category": category,
         "lists": list_versions,
@@ -275,12 +273,22 @@ def _assemble(
     else:
         assert server_key is not None
         manifest["oprf"] = {"suite": oprf.SUITE, "public_key": server_key.public.hex()}
-    body = canonical(manifest)
-    signature = keys.sign(signing_key, body)
+    body, signature = b"", ""
+
+    def record() -> bytes:
+        """The signed record, made under the log's lock: its version follows every other."""
+        nonlocal body, signature
+        manifest["version"] = max(_last_version(log), floor) + 1
+        manifest["base_version"] = base_version or manifest["version"]
+        body = canonical(manifest)
+        signature = keys.sign(signing_key, body)
+        return _log_record(manifest, signature)
+
     try:  # the commit point: logged
-        index, head = log.append(_log_record(manifest, signature), log_key)
+        index, head = log.append(record, log_key)
     except LogError as error:
         raise DeviceReleaseError(str(error)) from None
+    version, base_version = manifest["version"], manifest["base_version"]
     (work / "manifest.json").write_bytes(body)
     (work / "manifest.sig").write_text(signature + "\n")
     proof = [p.hex() for p in log.inclusion(index, head.size)]

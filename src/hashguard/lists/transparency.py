@@ -16,7 +16,7 @@ Layout of the directory (all of it public; the log's private key is kept elsewhe
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -94,11 +94,16 @@ class TransparencyLog:
         except keys.KeyFileError as error:
             raise LogError(str(error)) from None
 
-    def append(self, record: bytes, key: Ed25519PrivateKey) -> tuple[int, TreeHead]:
-        """Append ``record``; its index and the new tree head, signed with ``key``."""
+    def append(
+        self, record: bytes | Callable[[], bytes], key: Ed25519PrivateKey
+    ) -> tuple[int, TreeHead]:
+        """Append ``record`` (or what it makes, called while the log is locked: it may read the
+        log); its index and the new tree head, signed with ``key``."""
         if keys.public_hex(key) != self.public_key():
             raise LogError(f"{self.directory}: this log is signed with another key")
         with self._locked():
+            if callable(record):
+                record = record()
             index = self.size()
             _write_atomically(self.directory / "records" / f"{index:08d}", record)
             leaves = self.leaves()
