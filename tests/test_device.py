@@ -3,6 +3,7 @@ let through in both modes, with the warning and helplines; every kind of bad rel
 delta updates; no network in offline mode and no network library in the package."""
 
 import ast
+import base64
 import hashlib
 import io
 import json
@@ -277,13 +278,75 @@ def test_install_refuses_rollback_and_another_signer(world: World) -> None:
         install(first, world.log, state)
     assert open_installed(state, world.log).version == 2
     keys.generate(world.root / "intruder.key")
-    world.signer = world.root / "intruder.key"
-    third = world.release("offline", "r3")
+    genuine, world.signer = world.signer, world.root / "intruder.key"
+    with pytest.raises(DeviceReleaseError, match="a new signer needs a new log"):
+        world.release("offline", "r3")  # the builder refuses
+    third = world.root / "r3"
+    manifest = json.loads((second / "manifest.json").read_bytes())
+    _publish(world, {**manifest, "version": 3, "signer": keys.public_hex(keys.load(world.signer))},
+             third)  # but someone with the log's key could still log one  # fmt: skip
     with pytest.raises(DeviceReleaseError, match="not the pinned key"):
         install(third, world.log, state)  # the device pinned its first signer
     with pytest.raises(DeviceReleaseError, match="the signer changed"):
         open_release(third, world.log)  # and the log shows the change to anyone
+    assert open_installed(state, world.log).version == 2  # the genuine release still works
+    world.signer = genuine
+    assert open_release(world.release("offline", "r4"), world.log).version == 4
+
+
+def test_a_device_stays_on_its_stream(world: World) -> None:
+    state = world.root / "device"
+    install(world.release("offline", "r1"), world.log, state, log_key=world.log.public_key())
+    other_mode = world.release("oprf", "r2")
+    with pytest.raises(DeviceReleaseError, match="of another stream than this device follows"):
+        install(other_mode, world.log, state)
+    near = world.release("offline", "r3", near_duplicates=True)
+    with pytest.raises(DeviceReleaseError, match="of another stream"):
+        install(near, world.log, state)
+    assert open_installed(state, world.log).version == 1  # still the newest of its stream
+
+
+def test_installing_the_same_release_again_repairs_it(world: World) -> None:
+    state = world.root / "device"
+    out = world.release("offline", "r1")
+    install(out, world.log, state, log_key=world.log.public_key())
+    held = next(state.glob("release-1-*/exact-*.fuse"))
+    held.write_bytes(held.read_bytes()[:-1] + b"x")
+    with pytest.raises(DeviceReleaseError, match="SHA-256 is not the manifest's"):
+        open_installed(state, world.log)
+    size = held.stat().st_size
+    again = install(out, world.log, state)
+    assert again.fetched_bytes == size  # only the damaged file came again
+    assert DeviceChecker(open_installed(state, world.log)).check(LISTED).blocked
+    assert len(list(state.glob("release-*"))) == 1
+
+
+def test_a_stale_head_update_does_not_roll_the_device_back(world: World) -> None:
+    from hashguard.device.install import _read_state, _remember
+
+    state = world.root / "device"
+    install(world.release("offline", "r1"), world.log, state, log_key=world.log.public_key())
+    stale = _read_state(state)
+    install(world.release("offline", "r2"), world.log, state)  # an update commits meanwhile
+    world.release("oprf", "r3")  # the log grows
+    _remember(state, stale, world.log.head())  # a check that read the state before the update
+    assert _read_state(state)["version"] == 2  # type: ignore[index]
     assert open_installed(state, world.log).version == 2
+
+
+def test_a_release_logged_but_not_written_is_kept(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashguard.device import release as release_module
+
+    def full_disk(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(release_module, "_publish", full_disk)
+    with pytest.raises(DeviceReleaseError, match=r"logged as record 0, but writing .* are in"):
+        world.release("offline", "r1")
+    kept = world.root / ".r1.logged-0"
+    assert any(kept.glob("exact-*.fuse")) and (world.root / "r1.keys").is_file()
 
 
 @pytest.mark.parametrize("mode", ["offline", "oprf"])
@@ -467,6 +530,8 @@ def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
                  str(world.root / "log"), "-f", "jsonl"]  # fmt: skip
     result = runner.invoke(app, installed)
     assert result.exit_code == 1 and '"blocked": true' in result.output
+    result = runner.invoke(app, [*installed, "--log-key", str(world.root / "log" / "log.pub")])
+    assert result.exit_code == 2 and "no pins with it" in result.output
     head = world.log.head()
     (tmp_path / "head.json").write_text(json.dumps(head.as_json()))
     assert TreeHead.from_json(json.loads((tmp_path / "head.json").read_text()), "x") == head
@@ -610,7 +675,7 @@ def test_a_damaged_local_filter_is_fetched_again(world: World) -> None:
     ])  # fmt: skip
     state = world.root / "device"
     install(world.release("offline", "r1"), world.log, state, log_key=world.log.public_key())
-    held = next(state.glob("release-1/exact-*.fuse"))
+    held = next(state.glob("release-1-*/exact-*.fuse"))
     data = bytearray(held.read_bytes())
     data[100] ^= 1
     held.write_bytes(bytes(data))
@@ -627,6 +692,10 @@ def test_the_oprf_client_refuses_plain_http_elsewhere_and_bad_answers(world: Wor
 
     with pytest.raises(oprf.OprfError, match="must be an https:// address"):
         HttpEvaluator("http://example.org", "token")
+    with pytest.raises(oprf.OprfError, match="not a URL"):
+        HttpEvaluator("http://[::1", "token")
+    with pytest.raises(oprf.OprfError, match="the device token"):
+        HttpEvaluator("http://127.0.0.1:9", "two\nlines")
     release = open_release(world.release("oprf", "r1"), world.log)
     for status, body in ((200, b"not json"), (200, b'{"evaluated": 5}'), (302, b"")):
         receiver = Loopback(lambda path, headers, sent, s=status, b=body: (s, "text/plain", b))
@@ -636,6 +705,32 @@ def test_the_oprf_client_refuses_plain_http_elsewhere_and_bad_answers(world: Wor
                 checker.check(LISTED)
         finally:
             receiver.close()
+
+
+def test_the_oprf_client_talks_to_this_machine_directly(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A proxy in the environment never sees a request to this machine (nor its token)."""
+    from hashguard.device.oprf_client import HttpEvaluator
+    from loopback import Loopback
+
+    def evaluate(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        elements = [base64.b64decode(e) for e in json.loads(body)["elements"]]
+        evaluated, proof = oprf.blind_evaluate(world.server_key, elements)
+        answer = {"evaluated": [base64.b64encode(e).decode() for e in evaluated],
+                  "proof": base64.b64encode(proof).decode()}  # fmt: skip
+        return 200, "application/json", json.dumps(answer).encode()
+
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")
+    monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")
+    receiver = Loopback(evaluate)
+    try:
+        release = open_release(world.release("oprf", "r1"), world.log)
+        checker = DeviceChecker(release, evaluator=HttpEvaluator(receiver.url, "a-token"))
+        assert checker.check(LISTED).blocked
+        assert receiver.requests[0][1]["Authorization"] == "Bearer a-token"
+    finally:
+        receiver.close()
 
 
 def test_releases_built_at_once_get_distinct_versions(world: World) -> None:

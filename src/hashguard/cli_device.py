@@ -100,7 +100,7 @@ def build_filter(
                 server_key=server_key, previous=previous, near_duplicates=near_duplicates,
                 width=bits, jobs=jobs,
             )  # fmt: skip
-        except DeviceReleaseError as error:
+        except (DeviceReleaseError, OSError) as error:
             raise _fail(str(error), 1) from None
     manifest = built.manifest
     kind = f"delta on version {manifest['base_version']}" if built.delta else "full"
@@ -154,11 +154,16 @@ def check(
         raise _fail(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
     if (release is None) == (state is None):
         raise _fail("give either --release DIR or --state DIR")
+    if state is not None and (signer_key or log_key or known_head):
+        raise _fail("--state keeps its own log key, signer and log head: no pins with it")
     source = release or state
-    try:
-        head = None
-        if known_head is not None:
+    head = None
+    if known_head is not None:
+        try:
             head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
+        except (OSError, ValueError, LogError) as error:
+            raise _fail(f"{known_head}: not a tree head ({error})") from None
+    try:
         if state is not None:
             verified = open_installed(state, TransparencyLog(log))
         else:
@@ -188,8 +193,6 @@ def check(
         raise _fail(f"{source}: REFUSED: {error}") from None
     except oprf.OprfError as error:
         raise _fail(str(error)) from None
-    except (OSError, ValueError) as error:
-        raise _fail(f"{known_head}: not a tree head ({error})") from None
     blocked = failed = False
     shown = False
     for path in files:

@@ -3,9 +3,10 @@
 The device keeps, in its state directory::
 
     state.json          the trust anchors (the log's public key, given when the device was set
-                        up; the release signer, pinned at the first install), the installed
-                        version and directory, and the newest log tree head seen
-    release-N/          the installed release (manifest, signature, log proof, filter files)
+                        up; the stream it follows: signer, category, mode and near-duplicate
+                        mode, pinned at the first install), the installed version and
+                        directory, and the newest log tree head seen
+    release-N-*/        the installed release (manifest, signature, log proof, filter files)
 
 An update copies the new manifest, verifies it (the same signer, in the log the device trusts,
 the log consistent with the head seen before, a newer version), then fetches only the files it
@@ -25,7 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from hashguard.device.release import DeviceRelease, DeviceReleaseError, load, verify_manifest
+from hashguard.device.release import (
+    DeviceRelease,
+    DeviceReleaseError,
+    load,
+    stream,
+    verify_manifest,
+)
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
 
 _STATE: Final = "state.json"
@@ -98,32 +105,41 @@ def _install(
         min_version=state["version"] if state else None,
     )  # fmt: skip
     current = state_dir / state["release"] if state else None
+    if state and list(stream(manifest)) != state["stream"]:
+        raise DeviceReleaseError(
+            f"{source}: of another stream than this device follows (signer, category, mode, "
+            f"near duplicates: {state['stream']})"
+        )
     if state and manifest["version"] == state["version"]:
-        assert current is not None
-        if (staging / "manifest.json").read_bytes() != (current / "manifest.json").read_bytes():
+        installed = current / "manifest.json" if current is not None else None
+        if (
+            installed is not None
+            and installed.is_file()
+            and (staging / "manifest.json").read_bytes() != installed.read_bytes()
+        ):
             raise DeviceReleaseError(
                 f"{source}: another release with the installed version {state['version']}"
-            )
-        release = load(current, manifest, checks, head)
-        return Installed(release, 0, sum(f["bytes"] for f in manifest["files"].values()))
+            )  # the same one again: installed again below, missing or damaged files fetched
     fetched = total = 0
     for described in manifest["files"].values():
         name, size = described["name"], described["bytes"]
         total += size
         held = current / name if current is not None else None
         if held is not None and held.is_file() and _digest(held) == described["sha256"]:
-            os.link(held, staging / name)
+            try:
+                os.link(held, staging / name)
+            except OSError:  # a file system without hard links
+                shutil.copyfile(held, staging / name)
         else:
             _copy(source / name, staging / name)
             fetched += size
     load(staging, manifest, checks, head)  # every file against its digest
     _sync(staging)
-    final = state_dir / f"release-{manifest['version']}"
-    shutil.rmtree(final, ignore_errors=True)
+    final = state_dir / f"release-{manifest['version']}-{os.urandom(4).hex()}"
     os.replace(staging, final)
     _write_state(state_dir, {
         "version": manifest["version"], "release": final.name, "signer": manifest["signer"],
-        "log_key": anchor, "head": head.as_json(),
+        "stream": list(stream(manifest)), "log_key": anchor, "head": head.as_json(),
     })  # fmt: skip
     if current is not None and current != final:
         shutil.rmtree(current, ignore_errors=True)
@@ -145,9 +161,22 @@ def open_installed(state_dir: Path, log: TransparencyLog) -> DeviceRelease:
         min_version=state["version"],
     )  # fmt: skip
     if known is not None and head.size > known.size:
-        with _locked(state_dir):
-            _write_state(state_dir, {**state, "head": head.as_json()})
+        _remember(state_dir, state, head)
     return load(release, manifest, checks, head)
+
+
+def _remember(state_dir: Path, seen: dict[str, Any], head: TreeHead) -> None:
+    """Keep the newer head for the next consistency check, unless an update changed the state
+    meanwhile (then its head is as new). A state that cannot be written costs only that."""
+    try:
+        with _locked(state_dir):
+            now = _read_state(state_dir)
+            if now is not None and (now["release"], now["version"]) == (
+                seen["release"], seen["version"]
+            ) and now["head"].get("size", 0) < head.size:  # fmt: skip
+                _write_state(state_dir, {**now, "head": head.as_json()})
+    except OSError:
+        pass
 
 
 def _read_state(state_dir: Path) -> dict[str, Any] | None:
@@ -158,7 +187,10 @@ def _read_state(state_dir: Path) -> dict[str, Any] | None:
         return None
     except (OSError, ValueError):
         raise DeviceReleaseError(f"{path}: unreadable device state") from None
-    fields = {"version": int, "release": str, "signer": str, "log_key": str, "head": dict}
+    fields = {
+        "version": int, "release": str, "signer": str, "stream": list, "log_key": str,
+        "head": dict,
+    }  # fmt: skip
     if not isinstance(state, dict) or not all(
         isinstance(state.get(name), kind) for name, kind in fields.items()
     ):

@@ -33,17 +33,25 @@ class HttpEvaluator:
     def __init__(self, server: str, token: str, timeout: float = _TIMEOUT) -> None:
         """Raises OprfError for a server address that is not https (plain http only to this
         machine: the token would travel in the clear)."""
-        address = urllib.parse.urlsplit(server)
-        if address.scheme != "https" and not (
-            address.scheme == "http" and _loopback(address.hostname or "")
-        ):
+        try:
+            address = urllib.parse.urlsplit(server)
+            local = _loopback(address.hostname or "")
+        except ValueError:
+            raise oprf.OprfError(f"{server!r}: not a URL") from None
+        if address.scheme != "https" and not (address.scheme == "http" and local):
             raise oprf.OprfError(
                 f"{server}: the OPRF server must be an https:// address (http only on this machine)"
             )
+        if not token or not token.isascii() or not token.isprintable() or " " in token:
+            raise oprf.OprfError("the device token: expected printable characters, no spaces")
         self.url = server.rstrip("/") + PATH
         self.token = token
         self.timeout = timeout
-        self._opener = urllib.request.build_opener(_NoRedirects)
+        # No proxy for this machine: the token would go to whatever $http_proxy names.
+        handlers: list[urllib.request.BaseHandler] = [_NoRedirects()]
+        if local:
+            handlers.append(urllib.request.ProxyHandler({}))
+        self._opener = urllib.request.build_opener(*handlers)
 
     def evaluate(self, elements: list[bytes]) -> tuple[list[bytes], bytes]:
         """The server's evaluations and proof. Raises OprfError when the server refuses, cannot

@@ -27,7 +27,7 @@ import hmac
 import json
 import os
 import shutil
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -162,6 +162,7 @@ def build(
     category = _one_category([hash_list for hash_list, _ in lists])
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DeviceReleaseError(f"{out}: exists and is not empty; not overwriting a release")
+    _check_signer(log, keys.public_hex(signing_key))
     state = None
     if previous is not None:
         previous = Path(previous)
@@ -276,19 +277,41 @@ def _assemble(
     body, signature = b"", ""
 
     def record() -> bytes:
-        """The signed record, made under the log's lock: its version follows every other."""
+        """The signed record, made under the log's lock: its version follows every other. The
+        builder's keys are saved first, so a logged release always has them."""
         nonlocal body, signature
+        _check_signer(log, manifest["signer"])
         manifest["version"] = max(_last_version(log), floor) + 1
         manifest["base_version"] = base_version or manifest["version"]
         body = canonical(manifest)
         signature = keys.sign(signing_key, body)
+        _State(
+            mode, category, width, near_duplicates, tag_key if mode == OFFLINE else b"",
+            server_key.public if server_key else b"", manifest["version"],
+            manifest["base_version"], base_files, base_keys, keyer.cache,
+        ).save(_state_path(out))  # fmt: skip
         return _log_record(manifest, signature)
 
     try:  # the commit point: logged
         index, head = log.append(record, log_key)
     except LogError as error:
         raise DeviceReleaseError(str(error)) from None
-    version, base_version = manifest["version"], manifest["base_version"]
+    try:
+        _publish(work, out, body, signature, log, index, head)
+    except OSError as error:
+        kept = work.with_name(f".{out.name}.logged-{index}")
+        os.replace(work, kept)
+        raise DeviceReleaseError(
+            f"logged as record {index}, but writing the release failed "
+            f"({error.strerror or error}): its files are in {kept}; move them to {out}"
+        ) from None
+    return Built(manifest, index, head, delta, keyer.keyed)
+
+
+def _publish(
+    work: Path, out: Path, body: bytes, signature: str, log: TransparencyLog, index: int,
+    head: TreeHead,
+) -> None:  # fmt: skip
     (work / "manifest.json").write_bytes(body)
     (work / "manifest.sig").write_text(signature + "\n")
     proof = [p.hex() for p in log.inclusion(index, head.size)]
@@ -297,15 +320,9 @@ def _assemble(
     )
     for path in work.iterdir():
         os.chmod(path, 0o644)  # published
-    _State(
-        mode, category, width, near_duplicates, tag_key if mode == OFFLINE else b"",
-        server_key.public if server_key else b"", version, base_version, base_files,
-        base_keys, keyer.cache,
-    ).save(_state_path(out))  # fmt: skip
     if out.exists():
         out.rmdir()  # empty (checked before)
     os.replace(work, out)
-    return Built(manifest, index, head, delta, keyer.keyed)
 
 
 def verify_manifest(
@@ -695,50 +712,71 @@ def _log_record(manifest: dict[str, Any], signature: str) -> bytes:
     return canonical({"manifest": manifest, "signature": signature})
 
 
-def _last_version(log: TransparencyLog) -> int:
-    """The newest device release version in the log (0 for none): versions only grow."""
-    last = 0
+def _device_records(log: TransparencyLog) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The device releases in the log, by index: records that are one, validly signed by the
+    signer they name (anything else in the log is no release, whoever wrote it)."""
     for index in range(log.size()):
         try:
-            logged = json.loads(log.record(index))["manifest"]
-            if logged.get("format") == FORMAT:
-                last = max(last, int(logged["version"]))
-        except (LogError, ValueError, KeyError, TypeError):
+            logged = json.loads(log.record(index))
+            manifest, signature = logged["manifest"], logged["signature"]
+            if (
+                isinstance(manifest, dict)
+                and manifest.get("format") == FORMAT
+                and isinstance(manifest.get("version"), int)
+                and keys.verify(str(manifest.get("signer")), canonical(manifest), str(signature))
+            ):
+                yield index, manifest
+        except (LogError, ValueError, KeyError, TypeError, AttributeError):
             continue
-    return last
+
+
+def _last_version(log: TransparencyLog) -> int:
+    """The newest device release version in the log (0 for none): versions only grow."""
+    return max((manifest["version"] for _, manifest in _device_records(log)), default=0)
+
+
+def stream(manifest: dict[str, Any]) -> tuple[str, str, str, bool]:
+    """What a device follows: releases of one signer, category and mode, with or without near
+    duplicates. A newer release of its stream replaces an older one."""
+    return (
+        str(manifest.get("signer")), str(manifest.get("category")), str(manifest.get("mode")),
+        bool(manifest.get("near_duplicates")),
+    )  # fmt: skip
+
+
+def _first_signer(log: TransparencyLog) -> tuple[int, str] | None:
+    """The record and signer of the log's first device release: the log's device signer. Any
+    device record by another key is no release of this log's (and cannot block its signer)."""
+    return next(((index, m["signer"]) for index, m in _device_records(log)), None)
+
+
+def _check_signer(log: TransparencyLog, signer: str) -> None:
+    """Refuse to log a device release under another signer than the log's."""
+    first = _first_signer(log)
+    if first is not None and first[1] != signer:
+        raise DeviceReleaseError(
+            f"the log's device releases are signed by {first[1][:16]}... (record {first[0]}), "
+            "not by this key: a new signer needs a new log"
+        )
 
 
 def _check_history(log: TransparencyLog, manifest: dict[str, Any], index: int) -> None:
-    """Every device release logged before this one has its signer (the signer cannot change
-    unseen), and none of its signer, category and mode is newer: an old release cannot be
-    replayed, nor a device kept on it."""
-    for other in range(log.size()):
-        if other == index:
-            continue
-        try:
-            logged = json.loads(log.record(other))["manifest"]
-            if logged.get("format") != FORMAT:
-                continue
-        except (LogError, ValueError, KeyError, TypeError, AttributeError):
-            continue
-        same_signer = logged.get("signer") == manifest["signer"]
-        if other < index and not same_signer:
+    """The release is signed by the log's device signer (the signer of its first device
+    release: it cannot change unseen), and no release of its stream is newer: an old release
+    cannot be replayed, nor a device kept on it."""
+    first = _first_signer(log)
+    if first is not None and first[1] != manifest["signer"]:
+        raise LogError(
+            f"signed by {str(manifest['signer'])[:16]}..., but the log's device releases are "
+            f"signed by {first[1][:16]}... (record {first[0]}): the signer changed"
+        )
+    for other, logged in _device_records(log):
+        newer = logged["version"] > manifest["version"]
+        if other != index and stream(logged) == stream(manifest) and newer:
             raise LogError(
-                f"device release record {other} is signed by another key "
-                f"({str(logged.get('signer'))[:16]}...): the signer changed"
-            )
-        newer = logged.get("version")
-        if (
-            same_signer
-            and logged.get("category") == manifest["category"]
-            and logged.get("mode") == manifest["mode"]
-            and isinstance(newer, int)
-            and newer > manifest["version"]
-        ):
-            raise LogError(
-                f"version {manifest['version']} is not the newest {manifest['category']} "
-                f"{manifest['mode']} device release: the log holds version {newer} (record "
-                f"{other}); update first"
+                f"version {manifest['version']} is not the newest release of its stream "
+                f"({manifest['category']}, {manifest['mode']}): the log holds version "
+                f"{logged['version']} (record {other}); update first"
             )
 
 
