@@ -9,7 +9,14 @@ from typing import Annotated
 
 import typer
 
-from hashguard.cli_lists import DatabaseOption, KnownHeadOption, LogKeyPin, LogOption, list_store
+from hashguard.cli_lists import (
+    DatabaseOption,
+    KnownHeadOption,
+    LogKeyPin,
+    LogOption,
+    list_store,
+    writable_log,
+)
 from hashguard.device import oprf
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
@@ -82,13 +89,9 @@ def build_filter(
     """Build a signed filter release from lists and append it to the transparency log."""
     if mode not in MODES:
         raise _fail(f"--mode {mode!r}: expected offline or oprf", 1)
-    log_key_path = log_key or log.with_name(log.name + ".key")
     try:
         signing_key = lists_keys.load(key)
-        if log_key is None and not log_key_path.exists():
-            lists_keys.generate(log_key_path)
-        log_signing_key = lists_keys.load(log_key_path)
-        transparency = TransparencyLog.create_or_open(log, log_signing_key)
+        transparency, log_signing_key = writable_log(log, log_key)
         server_key = oprf.ServerKey.load(oprf_key) if oprf_key is not None else None
     except (lists_keys.KeyFileError, LogError, oprf.OprfError, OSError) as error:
         raise _fail(str(error), 1) from None

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
@@ -69,6 +70,16 @@ KnownHeadOption = Annotated[
 def _fail(message: str) -> None:
     sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
     raise typer.Exit(1)
+
+
+def writable_log(log: Path, log_key: Path | None) -> tuple[TransparencyLog, Ed25519PrivateKey]:
+    """The log in ``log`` and its signing key: ``log_key``, or LOG.key beside the log (made on
+    first use, never inside the published directory). Raises KeyFileError, LogError, OSError."""
+    path = log_key or log.with_name(log.name + ".key")
+    if log_key is None and not path.exists():
+        lists_keys.generate(path)
+    signing_key = lists_keys.load(path)
+    return TransparencyLog.create_or_open(log, signing_key), signing_key
 
 
 @contextmanager
@@ -328,13 +339,9 @@ def release(
     database_url: DatabaseOption = None,
 ) -> None:
     """Sign the list's matchable entries as a release and append it to the transparency log."""
-    log_key_path = log_key or log.with_name(log.name + ".key")
     try:
         owner_key = lists_keys.load(key)
-        if log_key is None and not log_key_path.exists():
-            lists_keys.generate(log_key_path)
-        signing_key = lists_keys.load(log_key_path)
-        transparency = TransparencyLog.create_or_open(log, signing_key)
+        transparency, signing_key = writable_log(log, log_key)
     except (lists_keys.KeyFileError, LogError, OSError) as error:
         _fail(str(error))
     with list_store(database_url) as store:
