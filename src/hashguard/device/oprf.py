@@ -31,7 +31,6 @@ ORDER: Final = 2**252 + 27742317777372353535851937790883648493
 ELEMENT_BYTES: Final = 32
 SCALAR_BYTES: Final = 32
 PROOF_BYTES: Final = 64
-OUTPUT_BYTES: Final = 64
 MAX_INPUT: Final = 2**16 - 2  # inputs are length-prefixed in two bytes and must be below 2^16-1
 _IDENTITY: Final = bytes(ELEMENT_BYTES)
 

@@ -42,7 +42,7 @@ from hashguard.device.tags import EXACT_KINDS, entry_tags, offline_key, oprf_key
 from hashguard.index import fileformat
 from hashguard.index.fuse import FilterError, FuseFilter
 from hashguard.lists import keys
-from hashguard.lists.model import Entry, EntryStatus, HashList
+from hashguard.lists.model import Entry, HashList
 from hashguard.lists.transparency import (
     LogError,
     TransparencyLog,
@@ -194,118 +194,90 @@ def build(
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     try:
-        return _assemble(
-            work, out, previous, state, lists, mode, category, width, near_duplicates, floor,
-            key_sets, counts, list_versions, tag_key, server_key, signing_key, log, log_key,
-            keyer,
-        )  # fmt: skip
+        files: dict[str, dict[str, Any]] = {}
+        delta = False
+        if state is not None and set(state.base_keys) == set(key_sets):
+            arrays = {}
+            for role, keys_now in key_sets.items():
+                base = state.base_keys[role]
+                arrays[f"{role}_added"] = np.setdiff1d(keys_now, base, assume_unique=True)
+                arrays[f"{role}_removed"] = np.setdiff1d(base, keys_now, assume_unique=True)
+            written = _write(work, "delta", "idx", lambda path: _write_delta(path, arrays))
+            base_bytes = sum(int(f["bytes"]) for f in state.base_files.values())
+            delta = written["bytes"] <= DELTA_SHARE * base_bytes
+            if delta:
+                assert previous is not None
+                files["delta"] = written
+                for role in key_sets:
+                    files[role] = state.base_files[role]
+                    _copy_checked(previous / files[role]["name"], work, files[role])
+                base_version, base_keys = state.base_version, state.base_keys
+                base_files = state.base_files
+            else:
+                (work / written["name"]).unlink()
+        if not delta:
+            for role, keys_now in key_sets.items():
+                try:
+                    built = FuseFilter.build(keys_now, width)
+                except FilterError as error:
+                    raise DeviceReleaseError(str(error)) from None
+                files[role] = _write(work, role, "fuse", built.save)
+            base_version, base_keys = 0, key_sets  # itself: its version, once known
+            base_files = {role: files[role] for role in key_sets}
+
+        manifest: dict[str, Any] = {
+            "format": FORMAT,
+            "mode": mode,
+            "category": category,
+            "lists": list_versions,
+            "owners": sorted({hash_list.owner for hash_list, _ in lists}),
+            "counts": counts,
+            "keys": {role: len(key_set) for role, key_set in key_sets.items()},
+            "fingerprint_bits": width,
+            "near_duplicates": near_duplicates,
+            "files": files,
+            "signer": keys.public_hex(signing_key),
+            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        if mode == OFFLINE:
+            manifest["tag_key"] = tag_key.hex()
+        else:
+            assert server_key is not None
+            manifest["oprf"] = {"suite": oprf.SUITE, "public_key": server_key.public.hex()}
+        body, signature = b"", ""
+
+        def record() -> bytes:
+            """The signed record, made under the log's lock: its version follows every other. The
+            builder's keys are saved first, so a logged release always has them."""
+            nonlocal body, signature
+            _check_signer(log, manifest["signer"])
+            manifest["version"] = max(_last_version(log), floor) + 1
+            manifest["base_version"] = base_version or manifest["version"]
+            body = canonical(manifest)
+            signature = keys.sign(signing_key, body)
+            _State(
+                mode, category, width, near_duplicates, tag_key if mode == OFFLINE else b"",
+                server_key.public if server_key else b"", manifest["version"],
+                manifest["base_version"], base_files, base_keys, keyer.cache,
+            ).save(_state_path(out))  # fmt: skip
+            return _log_record(manifest, signature)
+
+        try:  # the commit point: logged
+            index, head = log.append(record, log_key)
+        except LogError as error:
+            raise DeviceReleaseError(str(error)) from None
+        try:
+            _publish(work, out, body, signature, log, index, head)
+        except OSError as error:
+            kept = work.with_name(f".{out.name}.logged-{index}")
+            os.replace(work, kept)
+            raise DeviceReleaseError(
+                f"logged as record {index}, but writing the release failed "
+                f"({error.strerror or error}): its files are in {kept}; move them to {out}"
+            ) from None
+        return Built(manifest, index, head, delta, keyer.keyed)
     finally:
         shutil.rmtree(work, ignore_errors=True)
-
-
-def _assemble(
-    work: Path,
-    out: Path,
-    previous: Path | None,
-    state: "_State | None",
-    lists: Sequence[tuple[HashList, Iterable[Entry]]],
-    mode: str,
-    category: str,
-    width: int,
-    near_duplicates: bool,
-    floor: int,
-    key_sets: dict[str, np.ndarray],
-    counts: dict[str, dict[str, int]],
-    list_versions: dict[str, int],
-    tag_key: bytes,
-    server_key: oprf.ServerKey | None,
-    signing_key: Ed25519PrivateKey,
-    log: TransparencyLog,
-    log_key: Ed25519PrivateKey,
-    keyer: "_Keyer",
-) -> Built:
-    files: dict[str, dict[str, Any]] = {}
-    delta = False
-    if state is not None and set(state.base_keys) == set(key_sets):
-        arrays = {}
-        for role, keys_now in key_sets.items():
-            base = state.base_keys[role]
-            arrays[f"{role}_added"] = np.setdiff1d(keys_now, base, assume_unique=True)
-            arrays[f"{role}_removed"] = np.setdiff1d(base, keys_now, assume_unique=True)
-        written = _write(work, "delta", "idx", lambda path: _write_delta(path, arrays))
-        base_bytes = sum(int(f["bytes"]) for f in state.base_files.values())
-        delta = written["bytes"] <= DELTA_SHARE * base_bytes
-        if delta:
-            assert previous is not None
-            files["delta"] = written
-            for role in key_sets:
-                files[role] = state.base_files[role]
-                _copy_checked(previous / files[role]["name"], work, files[role])
-            base_version, base_keys = state.base_version, state.base_keys
-            base_files = state.base_files
-        else:
-            (work / written["name"]).unlink()
-    if not delta:
-        for role, keys_now in key_sets.items():
-            try:
-                built = FuseFilter.build(keys_now, width)
-            except FilterError as error:
-                raise DeviceReleaseError(str(error)) from None
-            files[role] = _write(work, role, "fuse", built.save)
-        base_version, base_keys = 0, key_sets  # itself: its version, once known
-        base_files = {role: files[role] for role in key_sets}
-
-    manifest: dict[str, Any] = {
-        "format": FORMAT,
-        "mode": mode,
-        "category": category,
-        "lists": list_versions,
-        "owners": sorted({hash_list.owner for hash_list, _ in lists}),
-        "counts": counts,
-        "keys": {role: len(key_set) for role, key_set in key_sets.items()},
-        "fingerprint_bits": width,
-        "near_duplicates": near_duplicates,
-        "files": files,
-        "signer": keys.public_hex(signing_key),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    if mode == OFFLINE:
-        manifest["tag_key"] = tag_key.hex()
-    else:
-        assert server_key is not None
-        manifest["oprf"] = {"suite": oprf.SUITE, "public_key": server_key.public.hex()}
-    body, signature = b"", ""
-
-    def record() -> bytes:
-        """The signed record, made under the log's lock: its version follows every other. The
-        builder's keys are saved first, so a logged release always has them."""
-        nonlocal body, signature
-        _check_signer(log, manifest["signer"])
-        manifest["version"] = max(_last_version(log), floor) + 1
-        manifest["base_version"] = base_version or manifest["version"]
-        body = canonical(manifest)
-        signature = keys.sign(signing_key, body)
-        _State(
-            mode, category, width, near_duplicates, tag_key if mode == OFFLINE else b"",
-            server_key.public if server_key else b"", manifest["version"],
-            manifest["base_version"], base_files, base_keys, keyer.cache,
-        ).save(_state_path(out))  # fmt: skip
-        return _log_record(manifest, signature)
-
-    try:  # the commit point: logged
-        index, head = log.append(record, log_key)
-    except LogError as error:
-        raise DeviceReleaseError(str(error)) from None
-    try:
-        _publish(work, out, body, signature, log, index, head)
-    except OSError as error:
-        kept = work.with_name(f".{out.name}.logged-{index}")
-        os.replace(work, kept)
-        raise DeviceReleaseError(
-            f"logged as record {index}, but writing the release failed "
-            f"({error.strerror or error}): its files are in {kept}; move them to {out}"
-        ) from None
-    return Built(manifest, index, head, delta, keyer.keyed)
 
 
 def _publish(
@@ -512,7 +484,7 @@ def _collect(
     """Add the tags of ``hash_list``'s matchable entries; the number of entries used."""
     used = 0
     for entry in entries:
-        if entry.status is not EntryStatus.ACTIVE or not entry.matchable(hash_list.policy):
+        if not entry.matchable(hash_list.policy):
             continue
         if entry.signal == "pdq" and not near_duplicates:
             continue

@@ -41,12 +41,6 @@ class TagKind(StrEnum):
 
 
 EXACT_KINDS: Final = (TagKind.FILE, TagKind.PIXELS)
-# The list signal each tag kind is made from.
-SIGNAL_OF: Final = {
-    TagKind.FILE: "sha256",
-    TagKind.PIXELS: "canonical_sha256",
-    TagKind.SEGMENT: "pdq",
-}
 
 
 def tag(category: str, kind: TagKind, value: bytes) -> bytes:

@@ -62,10 +62,6 @@ class FuseFilter:
     def nbytes(self) -> int:
         return int(self.packed.nbytes)
 
-    @property
-    def false_hit_rate(self) -> float:
-        return 0.0 if self.size == 0 else 2.0**-self.width
-
     def __contains__(self, key: int) -> bool:
         if self.size == 0:
             return False
