@@ -4,7 +4,7 @@ import contextlib
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from hashguard.media import EmptyMedia, MediaError, MediaKind, UnsupportedMedia, decode_luma, sniff
@@ -86,6 +86,7 @@ SEEDS = _seeds()
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),
     st.integers(0, 10**6),
 )
+@example("mp4", [], 19751)  # cut inside the header: a video stream with no codec at all
 def test_damaged_media_raise_media_errors_only(kind: str, flips: list, cut: int) -> None:
     data = bytearray(SEEDS[kind])
     for position, value in flips:

@@ -153,6 +153,8 @@ def _info(container: Any, stream: Any) -> VideoInfo:
     elif stream.duration and stream.time_base:
         duration = float(stream.duration * stream.time_base)
     context = stream.codec_context
+    if context is None:  # a damaged header can leave the stream without any codec
+        raise CorruptMedia("the video stream names no codec this build can decode")
     return VideoInfo(context.width, context.height, float(rate), duration, stream.frames or 0)
 
 
