@@ -14,12 +14,17 @@ import av
 import numpy as np
 import pdqhash
 import pytest
+from hypothesis import HealthCheck, settings
 from PIL import Image, ImageOps
 from sqlalchemy import Engine
 
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash
 from hashguard.store.database import open_engine, temporary_database
+
+# No timing assertions in tests, Hypothesis's included: a busy 2-core CI machine is slow.
+settings.register_profile("hashguard", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("hashguard")
 
 # ../shared/data beside the repository, or wherever HASHGUARD_SHARED_DATA points.
 SHARED_DATA = Path(

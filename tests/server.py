@@ -35,6 +35,7 @@ class Server:
         self.tokens: dict[str, str] = {}  # role -> token
         self.secret_file = Path()  # the server's secret (webhook signatures)
         self.client = httpx.Client(base_url=url, timeout=60)
+        self.started = threading.Event()  # set when it listens, or when it ended
 
     def wait_for_log(self, text: str, timeout: float = 30) -> bool:
         """Whether the server prints a line holding ``text`` (within ``timeout`` seconds):
@@ -65,6 +66,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+PORT_TAKEN = "address already in use"  # another test took the free port before the server bound it
+PORT_ATTEMPTS = 3
+
+
 @contextmanager
 def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Server]:
     """Serve ``database_url`` until the block ends; keys for every role (``server.tokens``)."""
@@ -74,12 +79,36 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
         keys = ApiKeyStore(engine)
         tokens = {role.value: keys.create(role, name=f"test {role.value}")[1] for role in Role}
     engine.dispose()
-    port = free_port()
     # One secret per database: a restart on the same database keeps its configuration.
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
     secret_file = Path(tempfile.gettempdir()) / f"hashguard-test-secret-{digest}.key"
     env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
            "HASHGUARD_SECRET_FILE": str(secret_file)}  # fmt: skip
+    for attempt in range(1, PORT_ATTEMPTS + 1):
+        server, reader = _start(env, options)
+        server.tokens = tokens
+        server.secret_file = secret_file
+        try:
+            if server.started.wait(STARTUP_SECONDS) and server.process.poll() is None:
+                break
+            taken = any(PORT_TAKEN in line.lower() for line in server.log)
+            if not taken or attempt == PORT_ATTEMPTS:
+                raise RuntimeError("hashguard serve did not start:\n" + "".join(server.log))
+        except BaseException:
+            _stop(server, reader)
+            raise
+        _stop(server, reader)
+    try:
+        wait_until_ready(server)
+        yield server
+    finally:
+        _stop(server, reader)
+
+
+def _start(env: dict[str, str], options: tuple[str, ...]) -> tuple[Server, threading.Thread]:
+    """A ``hashguard serve`` process on a free port, and the thread reading its output
+    (``server.started`` is set once it listens, or once it ended)."""
+    port = free_port()
     process = subprocess.Popen(
         [HASHGUARD, "serve", "--port", str(port), "--access-log", *options],
         stdout=subprocess.PIPE,
@@ -87,10 +116,7 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
         text=True,
         env=env,
     )
-    server = Server(process, f"http://127.0.0.1:{port}", database_url)
-    server.tokens = tokens
-    server.secret_file = secret_file
-    ready = threading.Event()
+    server = Server(process, f"http://127.0.0.1:{port}", env["HASHGUARD_DATABASE_URL"])
 
     def drain() -> None:
         assert process.stdout is not None
@@ -99,25 +125,23 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
                 server.log.append(line)
                 server.logged.notify_all()
             if "Uvicorn running on" in line:
-                ready.set()
-        ready.set()  # the process ended: let the waiter see it
+                server.started.set()
+        server.started.set()  # the process ended: let the waiter see it
 
     reader = threading.Thread(target=drain, daemon=True)
     reader.start()
+    return server, reader
+
+
+def _stop(server: Server, reader: threading.Thread) -> None:
+    server.client.close()
+    server.process.terminate()
     try:
-        if not ready.wait(STARTUP_SECONDS) or process.poll() is not None:
-            raise RuntimeError("hashguard serve did not start:\n" + "".join(server.log))
-        wait_until_ready(server)
-        yield server
-    finally:
-        server.client.close()
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        reader.join(10)
+        server.process.wait(30)
+    except subprocess.TimeoutExpired:
+        server.process.kill()
+        server.process.wait()
+    reader.join(10)
 
 
 def wait_until_ready(server: Server) -> None:

@@ -311,7 +311,9 @@ def test_installing_the_same_release_again_repairs_it(world: World) -> None:
     out = world.release("offline", "r1")
     install(out, world.log, state, log_key=world.log.public_key())
     held = next(state.glob("release-1-*/exact-*.fuse"))
-    held.write_bytes(held.read_bytes()[:-1] + b"x")
+    damaged = bytearray(held.read_bytes())
+    damaged[-1] ^= 1  # always a change (appending a fixed byte may leave it as it was)
+    held.write_bytes(bytes(damaged))
     with pytest.raises(DeviceReleaseError, match="SHA-256 is not the manifest's"):
         open_installed(state, world.log)
     size = held.stat().st_size

@@ -107,11 +107,12 @@ def test_one_private_address_among_public_ones_is_refused() -> None:
 
 
 def test_redirects_stay_on_the_host_and_bodies_are_bounded(media_server: int) -> None:
-    fetcher = UrlFetcher(["localhost"], LOOPBACK, max_bytes=4096)
+    here = _resolving("127.0.0.1")  # the machine's own resolver may add ::1 for localhost
+    fetcher = UrlFetcher(["localhost"], LOOPBACK, max_bytes=4096, resolve=here)
     base = f"http://localhost:{media_server}"
     with pytest.raises(FetchRefused, match="larger than"):
         fetcher.fetch(f"{base}/img.jpg")  # IMAGE is over 4 KiB
-    fetcher = UrlFetcher(["localhost", "elsewhere.test"], LOOPBACK)  # both allowed
+    fetcher = UrlFetcher(["localhost", "elsewhere.test"], LOOPBACK, resolve=here)  # both allowed
     assert fetcher.fetch(f"{base}/same-host").body == IMAGE
     with pytest.raises(FetchRefused, match="another host"):
         fetcher.fetch(f"{base}/other-host")
@@ -122,15 +123,15 @@ def test_redirects_stay_on_the_host_and_bodies_are_bounded(media_server: int) ->
 def test_the_service_refuses_loopback_unless_its_network_is_named_and_audits_its_settings(
     media_server: int, tmp_path: Path
 ) -> None:
-    url = f"http://localhost:{media_server}/img.jpg"
+    url = f"http://127.0.0.1:{media_server}/img.jpg"  # not localhost: it may resolve to ::1 too
     database = f"sqlite:///{tmp_path / 'hashguard.db'}"
-    with running(database, "--fetch-host", "localhost") as served:
+    with running(database, "--fetch-host", "127.0.0.1") as served:
         refused = served.get("/h/hash", "matcher", params={"url": url})
         assert refused.status_code == 400
         assert "loopback" in refused.json()["message"]
         mine = served.post("/v1/hash", "matcher", params={"url": url})
         assert mine.status_code == 400 and "loopback" in mine.json()["error"]["message"]
-    allowed = ("--fetch-host", "localhost", "--fetch-network", "127.0.0.1/32")
+    allowed = ("--fetch-host", "127.0.0.1", "--fetch-network", "127.0.0.1/32")
     with running(database, *allowed) as served:
         hashed = served.get("/h/hash", "matcher", params={"url": url})
         assert hashed.status_code == 200, hashed.text
@@ -142,4 +143,4 @@ def test_the_service_refuses_loopback_unless_its_network_is_named_and_audits_its
                 if e.action == "service.configuration"]  # fmt: skip
     engine.dispose()
     assert [c["fetch_networks"] for c in recorded] == [[], ["127.0.0.1/32"]]
-    assert all(c["fetch_hosts"] == ["localhost"] for c in recorded)
+    assert all(c["fetch_hosts"] == ["127.0.0.1"] for c in recorded)

@@ -4,7 +4,7 @@ import contextlib
 import warnings
 
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hashguard.media import EmptyMedia, MediaError, MediaKind, UnsupportedMedia, decode_luma, sniff
@@ -51,7 +51,7 @@ def test_unrecognised_content() -> None:
             sniff(head)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200)
 @given(st.binary(max_size=600))
 def test_sniff_never_fails_otherwise(data: bytes) -> None:
     with contextlib.suppress(EmptyMedia, UnsupportedMedia):
@@ -80,7 +80,7 @@ def _seeds() -> dict[str, bytes]:
 SEEDS = _seeds()
 
 
-@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400)
 @given(
     st.sampled_from(sorted(SEEDS)),
     st.lists(st.tuples(st.integers(0, 10**6), st.integers(0, 255)), max_size=8),

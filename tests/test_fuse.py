@@ -25,7 +25,8 @@ def test_every_key_passes_at_any_size(n: int) -> None:
 def test_false_hits_follow_the_width() -> None:
     keys = _keys(50_000)
     others = _keys(2_000_000, seed=2)
-    for width, low, high in ((8, 0.0035, 0.0043), (12, 0.00021, 0.00029)):
+    # the filter's seed is random: bounds about 6 standard deviations wide (2M checks)
+    for width, low, high in ((8, 0.0035, 0.0043), (12, 0.00017, 0.00032)):
         built = FuseFilter.build(keys, width)
         rate = built.contains_many(others).mean()
         assert low < rate < high, (width, rate)  # 2^-8 = 0.0039, 2^-12 = 0.00024

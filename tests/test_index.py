@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat, hamming
@@ -162,7 +162,7 @@ def scenarios(draw):
     return seed, bits, steps, draw(st.sampled_from(["tables", "scan"])), data
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60)
 @given(scenarios())
 def test_interleaved_adds_removes_and_queries_equal_brute_force(tmp_path_factory, scenario) -> None:
     seed, bits, steps, kind, data = scenario
