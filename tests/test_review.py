@@ -3,8 +3,12 @@ complaints, retention, and the webhook that carries actions to the service (a re
 on loopback). On SQLite and PostgreSQL; all lists and hashes are benign test values."""
 
 import json
+import stat
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -300,6 +304,27 @@ def test_webhook_calls_are_signed_retried_with_backoff_and_idempotent(
     assert sender.send_due(now + timedelta(hours=2)) == 0  # delivered calls are not sent again
     with world.engine.connect() as connection:
         assert connection.execute(select(WebhookRow.__table__.c.attempts)).scalars().all() == [3]
+
+
+def test_the_server_secret_is_made_once_owner_only_by_servers_starting_at_once(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "secret.key"
+    code = ("import sys; from hashguard.review.webhook import load_secret; "
+            "print(load_secret(sys.argv[1]).hex())")  # fmt: skip
+    starting = [subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True) for _ in range(4)]  # fmt: skip
+    answers = [process.communicate(timeout=60) for process in starting]
+    assert all(error == "" for _, error in answers), answers
+    assert {out.strip() for out, _ in answers} == {path.read_text().strip()}
+    assert webhook.load_secret(path).hex() == path.read_text().strip()  # kept, not remade
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [path]  # nothing left aside
+    path.write_text("not hex\n")
+    with pytest.raises(webhook.SecretFileError, match=r"secret\.key: not a hashguard secret"):
+        webhook.load_secret(path)
+    with pytest.raises(webhook.SecretFileError, match=r"missing/secret\.key: cannot write"):
+        webhook.load_secret(tmp_path / "missing" / "secret.key")
 
 
 def test_a_reversal_never_overtakes_the_action_it_reverses(world: World) -> None:

@@ -4,6 +4,7 @@ metrics, limits and malformed requests."""
 
 import json
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,10 +79,13 @@ _TOKEN_ONLY = {"/v1/complaints"}
 
 def _routes() -> list[tuple[str, str, frozenset[Role] | None]]:
     engine = open_engine("sqlite://")
-    try:
-        return route_roles(create_app(engine, ServiceSettings()))
-    finally:
-        engine.dispose()
+    # Collected by both workers at once: each its own secret file, not one in the working directory.
+    with tempfile.TemporaryDirectory() as folder:
+        try:
+            settings = ServiceSettings(secret_file=Path(folder) / "secret.key")
+            return route_roles(create_app(engine, settings))
+        finally:
+            engine.dispose()
 
 
 def _concrete(path: str) -> str:

@@ -14,6 +14,7 @@ import hmac
 import json
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -38,15 +39,8 @@ class SecretFileError(ValueError):
 def load_secret(path: Path) -> bytes:
     """The server's secret (32 random bytes, hex in ``path``), made owner-only on first use."""
     path = Path(path)
-    try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        pass
-    except OSError as error:
-        raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
-    else:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(32) + "\n")
+    if not path.exists():
+        _make_secret(path)
     try:
         text = path.read_text().strip()
         value = bytes.fromhex(text)
@@ -55,6 +49,27 @@ def load_secret(path: Path) -> bytes:
     if len(value) != 32:
         raise SecretFileError(f"{path}: expected 64 hex digits, found {len(text)} characters")
     return value
+
+
+def _make_secret(path: Path) -> None:
+    """Write a new secret aside (owner-only), then link it into place: a reader never sees it
+    half-written, and of servers starting at once on one file, the first link wins for all."""
+    try:
+        descriptor, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    except OSError as error:
+        raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
+    try:
+        with os.fdopen(descriptor, "w") as file:
+            file.write(secrets.token_hex(32) + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.link(aside, path)
+    except FileExistsError:
+        pass  # another process made it first: theirs is the secret
+    except OSError as error:
+        raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
+    finally:
+        os.unlink(aside)
 
 
 def service_secret(server_secret: bytes, service: str) -> str:
