@@ -166,8 +166,9 @@ def test_bad_input_gets_a_specific_error() -> None:
     data = jpeg(10)
     with pytest.raises(CorruptMedia, match="truncated"):
         decode_luma(data[: len(data) // 2])
-    with pytest.raises(CorruptMedia):
-        decode_luma(data[:4] + bytes(200))
+    for headless in (data[:4] + bytes(200), b"\xff\xd8\xff\xe0\x00\x02\xff\xd9"):  # no frame
+        with pytest.raises(CorruptMedia, match=r"^cannot read the jpeg header$"):  # not 'MPO'
+            decode_luma(headless)
     with pytest.raises(CorruptMedia):
         decode_luma(png(11)[:40])
 

@@ -36,7 +36,9 @@ from hashguard.media.luma import luma_from_grey, luma_from_rgb
 from hashguard.media.structure import gif_frames, jpeg_counts, tiff_frames
 
 _PILLOW_FORMATS: Final = {
-    JPEG: ["JPEG", "MPO"],  # MPO: multi-picture JPEGs (camera stereo, Ultra HDR gain maps)
+    # Pillow's JPEG opener also gives MPO images (multi-picture: camera stereo, Ultra HDR gain
+    # maps); "MPO" has no opener of its own, and naming it made damaged JPEGs fail as KeyError.
+    JPEG: ["JPEG"],
     PNG: ["PNG"],
     GIF: ["GIF"],
     WEBP: ["WEBP"],
