@@ -2,6 +2,7 @@
 complaints, retention, and the webhook that carries actions to the service (a real HTTP server
 on loopback). On SQLite and PostgreSQL; all lists and hashes are benign test values."""
 
+import errno
 import json
 import stat
 import subprocess
@@ -325,6 +326,20 @@ def test_the_server_secret_is_made_once_owner_only_by_servers_starting_at_once(
         webhook.load_secret(path)
     with pytest.raises(webhook.SecretFileError, match=r"missing/secret\.key: cannot write"):
         webhook.load_secret(tmp_path / "missing" / "secret.key")
+
+
+def test_the_server_secret_is_made_where_files_cannot_be_linked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def no_links(source: str, target: Path) -> None:
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(webhook.os, "link", no_links)
+    path = tmp_path / "secret.key"
+    made = webhook.load_secret(path)
+    assert len(made) == 32 and webhook.load_secret(path) == made
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert list(tmp_path.iterdir()) == [path]
 
 
 def test_a_reversal_never_overtakes_the_action_it_reverses(world: World) -> None:

@@ -9,6 +9,7 @@ server's secret file and the service's name (``service_secret``): nothing secret
 the database, and ``hashguard services secret NAME`` shows it to the service's operator.
 """
 
+import errno
 import hashlib
 import hmac
 import json
@@ -53,23 +54,34 @@ def load_secret(path: Path) -> bytes:
 
 def _make_secret(path: Path) -> None:
     """Write a new secret aside (owner-only), then link it into place: a reader never sees it
-    half-written, and of servers starting at once on one file, the first link wins for all."""
+    half-written, and of servers starting at once on one file, the first link wins for all.
+    Where the file system has no hard links, the file is created exclusively instead."""
+    value = secrets.token_hex(32) + "\n"
     try:
         descriptor, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    except OSError as error:
-        raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
-    try:
-        with os.fdopen(descriptor, "w") as file:
-            file.write(secrets.token_hex(32) + "\n")
-            file.flush()
-            os.fsync(file.fileno())
-        os.link(aside, path)
+        try:
+            _write(descriptor, value)
+            os.link(aside, path)
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+            _write(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), value)
+        finally:
+            os.unlink(aside)
     except FileExistsError:
         pass  # another process made it first: theirs is the secret
     except OSError as error:
         raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
-    finally:
-        os.unlink(aside)
+
+
+_NO_LINKS: Final = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}
+
+
+def _write(descriptor: int, text: str) -> None:
+    with os.fdopen(descriptor, "w") as file:
+        file.write(text)
+        file.flush()
+        os.fsync(file.fileno())
 
 
 def service_secret(server_secret: bytes, service: str) -> str:
