@@ -66,6 +66,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+LISTENING = "Uvicorn running on"
 PORT_TAKEN = "address already in use"  # another test took the free port before the server bound it
 PORT_ATTEMPTS = 3
 
@@ -86,18 +87,15 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
            "HASHGUARD_SECRET_FILE": str(secret_file)}  # fmt: skip
     for attempt in range(1, PORT_ATTEMPTS + 1):
         server, reader = _start(env, options)
-        server.tokens = tokens
-        server.secret_file = secret_file
-        try:
-            if server.started.wait(STARTUP_SECONDS) and server.process.poll() is None:
-                break
-            taken = any(PORT_TAKEN in line.lower() for line in server.log)
-            if not taken or attempt == PORT_ATTEMPTS:
-                raise RuntimeError("hashguard serve did not start:\n" + "".join(server.log))
-        except BaseException:
-            _stop(server, reader)
-            raise
+        server.started.wait(STARTUP_SECONDS)
+        if server.wait_for_log(LISTENING, 0):  # not poll(): its output may end before it does
+            break
         _stop(server, reader)
+        taken = any(PORT_TAKEN in line.lower() for line in server.log)
+        if not taken or attempt == PORT_ATTEMPTS:
+            raise RuntimeError("hashguard serve did not start:\n" + "".join(server.log))
+    server.tokens = tokens
+    server.secret_file = secret_file
     try:
         wait_until_ready(server)
         yield server
@@ -124,7 +122,7 @@ def _start(env: dict[str, str], options: tuple[str, ...]) -> tuple[Server, threa
             with server.logged:
                 server.log.append(line)
                 server.logged.notify_all()
-            if "Uvicorn running on" in line:
+            if LISTENING in line:
                 server.started.set()
         server.started.set()  # the process ended: let the waiter see it
 

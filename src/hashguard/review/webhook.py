@@ -52,6 +52,9 @@ def load_secret(path: Path) -> bytes:
     return value
 
 
+_NO_LINKS: Final = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}  # hard links not supported
+
+
 def _make_secret(path: Path) -> None:
     """Write a new secret aside (owner-only), then link it into place: a reader never sees it
     half-written, and of servers starting at once on one file, the first link wins for all.
@@ -72,9 +75,6 @@ def _make_secret(path: Path) -> None:
         pass  # another process made it first: theirs is the secret
     except OSError as error:
         raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
-
-
-_NO_LINKS: Final = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}
 
 
 def _write(descriptor: int, text: str) -> None:
