@@ -25,8 +25,9 @@ from hashguard.lists.model import (
     EntryStatus,
     ListPolicy,
 )
-from hashguard.lists.records import LIST_SIGNALS, InvalidRecord
+from hashguard.lists.records import InvalidRecord
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
+from hashguard.signals import registry
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.lists import ListError, ListStore
 
@@ -102,8 +103,9 @@ def _thresholds(values: list[str]) -> dict[str, float]:
     for item in values:
         signal, _, number = item.partition("=")
         signal = signal.strip().lower()
-        if signal not in LIST_SIGNALS:
-            raise typer.BadParameter(f"{item!r}: the signal must be one of {LIST_SIGNALS}")
+        if signal not in registry.listable_names():
+            known = ", ".join(registry.listable_names())
+            raise typer.BadParameter(f"{item!r}: the signal must be one of {known}")
         try:
             thresholds[signal] = float(number)
         except ValueError:
@@ -167,8 +169,9 @@ def import_(
 ) -> None:
     """Import a file in one transaction: any malformed record means nothing is applied."""
     skipped: Counter[str] = Counter()
-    if format is ImportFormat.text and (signal is None or signal.lower() not in LIST_SIGNALS):
-        raise typer.BadParameter(f"text lists need --signal, one of {', '.join(LIST_SIGNALS)}")
+    listable = registry.listable_names()
+    if format is ImportFormat.text and (signal is None or signal.lower() not in listable):
+        raise typer.BadParameter(f"text lists need --signal, one of {', '.join(listable)}")
     records = reader.read(file, format.value, signal, source, jurisdiction, skipped)
     with list_store(database_url) as store:
         summary = store.apply(name, records, actor)

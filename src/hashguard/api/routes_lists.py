@@ -22,7 +22,8 @@ from hashguard.lists.model import (
     HashList,
     ListPolicy,
 )
-from hashguard.lists.records import LIST_SIGNALS, InvalidRecord
+from hashguard.lists.records import InvalidRecord
+from hashguard.signals import registry
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.lists import ListError
 
@@ -174,8 +175,9 @@ async def import_list(
     applies nothing, and the error names the line or record."""
     service = service_of(request)
     await run_in_threadpool(_listed, service, key, name)
-    if format == "text" and (signal is None or signal.lower() not in LIST_SIGNALS):
-        raise ApiError(400, f"text lists need signal=, one of {', '.join(LIST_SIGNALS)}")
+    listable = registry.listable_names()
+    if format == "text" and (signal is None or signal.lower() not in listable):
+        raise ApiError(400, f"text lists need signal=, one of {', '.join(listable)}")
     with tempfile.TemporaryDirectory(prefix="hashguard-import-") as directory:
         # A hash list, not media: spooled to a private temporary file for the streaming readers.
         path = Path(directory) / "body"
@@ -242,8 +244,10 @@ async def get_entry(
     """One entry: status, labels, provenance."""
     service = service_of(request)
     await run_in_threadpool(_listed, service, key, name)
-    if signal not in LIST_SIGNALS:
-        raise ApiError(400, f"signal {signal!r}: expected one of {', '.join(LIST_SIGNALS)}")
+    if signal not in registry.listable_names():
+        raise ApiError(
+            400, f"signal {signal!r}: expected one of {', '.join(registry.listable_names())}"
+        )
     try:
         entry = await run_in_threadpool(service.lists.entry, name, signal, value)
     except (ListError, InvalidRecord) as error:

@@ -5,23 +5,11 @@ Values are kept in their signal's canonical text form (PDQ and digests: lowercas
 hash is one entry however a source spelled it.
 """
 
-import re
 from dataclasses import dataclass, field
-from typing import Final
 
 from hashguard.lists.model import Change, ChangeKind, Provenance
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
-
-# Signals a list can hold and the Matcher can match (vPDQ lists come with video matching).
-LIST_SIGNALS: Final = ("pdq", "md5", "sha1", "sha256", "canonical_sha256")
-# Their canonical forms (lowercase hex of these lengths), checked here first: imports
-# canonicalise millions of values, one at a time or joined by newlines in one pass.
-_DIGITS: Final = {"pdq": 64, "md5": 32, "sha1": 40, "sha256": 64, "canonical_sha256": 64}
-_HEX: Final = {name: re.compile(f"[0-9a-f]{{{n}}}") for name, n in _DIGITS.items()}
-_HEX_LINES: Final = {
-    name: (re.compile(f"(?:[0-9a-f]{{{n}}}\n)*[0-9a-f]{{{n}}}"), n) for name, n in _DIGITS.items()
-}
 
 
 class InvalidRecord(ValueError):
@@ -76,30 +64,21 @@ def canonical(signal: str, value: str, where: str = "") -> str:
     Raises InvalidRecord (prefixed with ``where``) for signals lists cannot hold and malformed
     values.
     """
-    fast = _HEX.get(signal)
-    if fast is not None:
-        lowered = value.strip().lower()
-        if fast.fullmatch(lowered):
-            return lowered
     prefix = f"{where}: " if where else ""
-    if signal not in LIST_SIGNALS:
-        raise InvalidRecord(
-            f"{prefix}signal {signal!r} cannot be listed; use one of {', '.join(LIST_SIGNALS)}"
-        )
-    kind = registry.get(signal)
     try:
-        return kind.format(kind.parse(value))
+        kind = registry.listed(signal)
+    except registry.UnknownSignal as error:
+        raise InvalidRecord(f"{prefix}{error}") from None
+    try:
+        return kind.canonical(value)
     except InvalidSignalValue as error:
         raise InvalidRecord(f"{prefix}{signal}: {error}") from None
 
 
 def all_canonical(signal: str, values: list[str]) -> bool:
-    """Whether every one of ``values`` (at least one) is already in ``signal``'s canonical form:
-    one regular-expression pass over them all, where ``canonical`` takes one call each."""
-    fast = _HEX_LINES.get(signal)
-    if fast is None or not values:
+    """Whether every one of ``values`` (at least one) is already in ``signal``'s canonical form
+    (a listable signal; False for any other name)."""
+    try:
+        return registry.listed(signal).all_canonical(values)
+    except registry.UnknownSignal:
         return False
-    pattern, digits = fast
-    joined = "\n".join(values)
-    # The length rules out a value that itself holds a newline between two hashes.
-    return len(joined) == len(values) * (digits + 1) - 1 and pattern.fullmatch(joined) is not None

@@ -31,7 +31,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hashguard.lists import keys, merkle
 from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
-from hashguard.lists.records import LIST_SIGNALS
 from hashguard.lists.transparency import (
     LogError,
     TransparencyLog,
@@ -63,13 +62,14 @@ class Verified:
 def entry_leaf(entry: Entry) -> bytes:
     """The entry's Merkle leaf: canonical JSON ``[signal, value, [labels, sorted]]``."""
     signal, value = entry.signal, entry.value
-    if _PLAIN.fullmatch(value) and signal in LIST_SIGNALS:
+    if _PLAIN.fullmatch(value) and _NAME.fullmatch(signal):
         # Nothing to escape (every listed value is hex): the canonical form, written directly.
         return b'["%s","%s",%s]' % (signal.encode(), value.encode(), _labels_json(entry.labels))
     return canonical([signal, value, sorted(entry.labels)])
 
 
 _PLAIN: Final = re.compile("[0-9a-z]+")
+_NAME: Final = re.compile("[0-9a-z_]+")  # signal names: nothing to escape in JSON either
 
 
 @lru_cache(maxsize=4096)

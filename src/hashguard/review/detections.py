@@ -23,7 +23,6 @@ from hashguard.matching import Match
 from hashguard.review import actions
 from hashguard.review.model import (
     CONFIRMED_STATES,
-    EXACT_SIGNALS,
     OPEN,
     ActionKind,
     Decision,
@@ -35,6 +34,7 @@ from hashguard.review.model import (
     Vote,
 )
 from hashguard.review.services import Service, ServiceStore
+from hashguard.signals import registry
 from hashguard.stats.counts import bump
 from hashguard.store.lists import ListError, ListStore
 from hashguard.store.tables import (
@@ -116,7 +116,7 @@ class Review:
             raise ReviewError("content_ref: expected 1-500 characters")
         best = min(evidence, key=lambda e: (e.distance, e.list, e.entry)) if evidence else None
         technology = technology or (best.signal if best else source.value)
-        exact = best is not None and best.signal in EXACT_SIGNALS and best.distance == 0
+        exact = best is not None and registry.is_exact(best.signal) and best.distance == 0
         confirmed = exact and profile.exact_skips_review and self._vetted(best)
         now = datetime.now(UTC)
         values = {

@@ -42,7 +42,6 @@ class ActionKind(StrEnum):
 
 
 PERMANENT: Final = frozenset({ActionKind.REMOVE, ActionKind.DISABLE, ActionKind.SUSPEND})
-EXACT_SIGNALS: Final = frozenset({"md5", "sha1", "sha256", "canonical_sha256"})
 
 
 class ReviewError(ValueError):

@@ -1,11 +1,18 @@
-"""What every signal type provides: a hasher, a parser for its string form, a distance, a threshold.
+"""What every signal type provides: a hasher, a parser for its string form, a distance, a
+threshold, and everything the rest of hashguard asks about it.
 
 A signal type is a small class with a name; the registry finds it by that name. Values are parsed
-from their string form once, at the boundary, and trusted inside.
+from their string form once, at the boundary, and trusted inside. Lists, the Matcher, the API,
+the CLI and review ask the signal type (whether lists can hold it, its string width, its default
+and largest threshold, the quality under which it never matches, which index holds it), never a
+table of their own: a new signal type is one class and its registration.
 """
 
+import functools
+import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import BinaryIO, ClassVar, Generic, TypeVar
 
 from hashguard.media.formats import MediaKind
@@ -35,13 +42,74 @@ class Comparison:
     reason: str  # one line a person can read: why this is or is not a match
 
 
+class IndexKind(StrEnum):
+    """How the Matcher indexes a listable signal's values (their ``key`` bytes)."""
+
+    HAMMING = "hamming"  # 256-bit hashes, matched within a Hamming radius
+    EXACT = "exact"  # byte strings of one width, matched when equal
+
+
 class SignalType(ABC, Generic[Value]):
     """A kind of hash: how to compute it, parse it, print it, and compare two of them."""
 
     name: ClassVar[str]
     media: ClassVar[frozenset[MediaKind]]
     default_threshold: ClassVar[float]
+    # The largest threshold a list may set (a digest matches only when equal: 0).
+    max_threshold: ClassVar[float]
     by_default: ClassVar[bool] = True  # computed when no signals are named
+    # Lists can hold it and the Matcher matches it, through an index of this kind (None: the
+    # signal is compared pairwise only, as vPDQ is).
+    index: ClassVar[IndexKind | None] = None
+    # The canonical string form is exactly this many lowercase hex digits (None: another form).
+    hex_digits: ClassVar[int | None] = None
+    # Values of a known quality below this never match (None: the signal has no quality).
+    min_quality: int | None = None
+
+    @property
+    def listable(self) -> bool:
+        """Whether hash lists can hold this signal (and the Matcher match it)."""
+        return self.index is not None
+
+    @property
+    def exact(self) -> bool:
+        """Whether a match means identical values (distance 0), not merely close ones."""
+        return self.index is IndexKind.EXACT
+
+    def key(self, value: Value) -> bytes:
+        """The bytes an index holds for ``value`` (of a fixed width per signal)."""
+        raise TypeError(f"{self.name} values are not indexed")
+
+    def key_of(self, canonical: str) -> bytes:
+        """``key`` of a value given in its canonical string form (as lists store it)."""
+        if self.hex_digits is not None:
+            return bytes.fromhex(canonical)
+        return self.key(self.parse(canonical))
+
+    def quality(self, value: Value) -> int | None:
+        """The value's quality (0-100) when it has one and was computed here, else None."""
+        return None
+
+    def canonical(self, text: str) -> str:
+        """``text`` in the canonical string form; raises ``InvalidSignalValue``."""
+        if self.hex_digits is not None:
+            lowered = text.strip().lower()
+            if _hex(self.hex_digits).fullmatch(lowered):
+                return lowered
+        return self.format(self.parse(text))
+
+    def all_canonical(self, texts: list[str]) -> bool:
+        """Whether every one of ``texts`` (at least one) is already canonical: one regular
+        expression pass over them all, where ``canonical`` takes one call each."""
+        digits = self.hex_digits
+        if digits is None or not texts:
+            return False
+        joined = "\n".join(texts)
+        # The length rules out a value that itself holds a newline between two hashes.
+        return (
+            len(joined) == len(texts) * (digits + 1) - 1
+            and _hex_lines(digits).fullmatch(joined) is not None
+        )
 
     @abstractmethod
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> Value:
@@ -65,6 +133,21 @@ class SignalType(ABC, Generic[Value]):
 
     def applies_to(self, kind: MediaKind) -> bool:
         return kind in self.media
+
+    def too_low(self, quality: int | None, min_quality: int | None = None) -> bool:
+        """Whether a value of this ``quality`` is below the signal's (or the given) minimum."""
+        floor = self.min_quality if min_quality is None else min_quality
+        return quality is not None and floor is not None and quality < floor
+
+
+@functools.cache
+def _hex(digits: int) -> re.Pattern[str]:
+    return re.compile(f"[0-9a-f]{{{digits}}}")
+
+
+@functools.cache
+def _hex_lines(digits: int) -> re.Pattern[str]:
+    return re.compile(f"(?:[0-9a-f]{{{digits}}}\n)*[0-9a-f]{{{digits}}}")
 
 
 def read_image(source: MediaSource, limits: Limits) -> bytes:

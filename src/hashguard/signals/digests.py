@@ -13,6 +13,7 @@ from hashguard.media.image import decode_rgb
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals.base import (
     Comparison,
+    IndexKind,
     InvalidSignalValue,
     MediaSource,
     SignalType,
@@ -24,10 +25,18 @@ _CHUNK = 1024 * 1024
 
 
 class DigestSignal(SignalType[bytes]):
+    """A cryptographic digest of ``size`` bytes, written as ``2 * size`` lowercase hex digits."""
+
     media: ClassVar[frozenset[MediaKind]] = frozenset(MediaKind)
     default_threshold: ClassVar[float] = 0
+    max_threshold: ClassVar[float] = 0
+    index: ClassVar[IndexKind | None] = IndexKind.EXACT
     algorithm: ClassVar[str]
     size: ClassVar[int]
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        cls.hex_digits = 2 * cls.size
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> bytes:
         digest = hashlib.new(self.algorithm)
@@ -48,6 +57,9 @@ class DigestSignal(SignalType[bytes]):
 
     def format(self, value: bytes) -> str:
         return value.hex()
+
+    def key(self, value: bytes) -> bytes:
+        return bytes(value)
 
     def distance(self, a: bytes, b: bytes) -> int:
         return 0 if a == b else 1

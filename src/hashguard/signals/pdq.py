@@ -17,6 +17,7 @@ from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import pdq_kernel
 from hashguard.signals.base import (
     Comparison,
+    IndexKind,
     InvalidSignalValue,
     MediaSource,
     SignalType,
@@ -123,9 +124,12 @@ class PdqSignal(SignalType[PdqHash]):
     name: ClassVar[str] = "pdq"
     media: ClassVar[frozenset[MediaKind]] = frozenset({MediaKind.IMAGE})
     default_threshold: ClassVar[float] = DEFAULT_THRESHOLD
+    max_threshold: ClassVar[float] = 256
+    index: ClassVar[IndexKind | None] = IndexKind.HAMMING
+    hex_digits: ClassVar[int | None] = 64
 
     def __init__(self, min_quality: int = MIN_QUALITY) -> None:
-        self.min_quality = min_quality
+        self.min_quality: int | None = min_quality
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> PdqHash:
         data = read_image(source, limits)
@@ -146,13 +150,19 @@ class PdqSignal(SignalType[PdqHash]):
     def format(self, value: PdqHash) -> str:
         return value.hex
 
+    def key(self, value: PdqHash) -> bytes:
+        return value.bits
+
+    def quality(self, value: PdqHash) -> int | None:
+        return value.quality
+
     def distance(self, a: PdqHash, b: PdqHash) -> int:
         return a.distance(b)
 
     def compare(self, a: PdqHash, b: PdqHash, threshold: float | None = None) -> Comparison:
         limit = self.default_threshold if threshold is None else threshold
         distance = a.distance(b)
-        low = [q for q in (a.quality, b.quality) if q is not None and q < self.min_quality]
+        low = [q for q in (a.quality, b.quality) if q is not None and self.too_low(q)]
         if low:
             reason = f"quality {min(low)} is below {self.min_quality}: too little detail to match"
             return Comparison(self.name, distance, limit, False, reason)

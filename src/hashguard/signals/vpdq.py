@@ -69,6 +69,7 @@ class VpdqSignal(SignalType[VpdqHash]):
     media: ClassVar[frozenset[MediaKind]] = frozenset({MediaKind.VIDEO})
     # Percentage of good frames allowed without a close frame in the other video.
     default_threshold: ClassVar[float] = 100.0 - DEFAULT_MATCH_PERCENT
+    max_threshold: ClassVar[float] = 100.0
 
     def __init__(
         self,
@@ -84,7 +85,7 @@ class VpdqSignal(SignalType[VpdqHash]):
             raise ValueError("per_second must be >= 0 (0 hashes every frame)")
         self.per_second = per_second
         self.frame_threshold = frame_threshold
-        self.min_quality = min_quality
+        self.min_quality: int | None = min_quality
         self.query_percent = query_percent
         self.target_percent = target_percent
         self.threads = threads
@@ -145,10 +146,11 @@ class VpdqSignal(SignalType[VpdqHash]):
         else:
             need_query = need_target = 100.0 - threshold
         allowed = 100.0 - min(need_query, need_target)
-        query = _good_frames(a, self.min_quality)
-        target = _good_frames(b, self.min_quality)
+        floor = self.min_quality or 0
+        query = _good_frames(a, floor)
+        target = _good_frames(b, floor)
         if len(query) == 0 or len(target) == 0:
-            reason = f"no frames of quality >= {self.min_quality} to compare"
+            reason = f"no frames of quality >= {floor} to compare"
             return VpdqComparison(
                 self.name, 100.0, allowed, False, reason, 0.0, 0.0, self.frame_threshold
             )

@@ -45,7 +45,6 @@ from hashguard.lists.model import (
     new_entry,
 )
 from hashguard.lists.records import (
-    LIST_SIGNALS,
     Record,
     Submission,
     Tombstone,
@@ -53,6 +52,7 @@ from hashguard.lists.records import (
     all_canonical,
     canonical,
 )
+from hashguard.signals import registry
 from hashguard.store import driver
 from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, IdCounterRow, ReferenceRow
 
@@ -898,11 +898,12 @@ def _check_thresholds(name: str, policy: ListPolicy) -> None:
     if not 0 <= policy.enabled_ratio <= 1:
         raise ListError(f"list {name}: enabled_ratio {policy.enabled_ratio}: expected 0 to 1")
     for signal, threshold in policy.thresholds.items():
-        limit = 256 if signal == "pdq" else 0  # digests match only when equal
-        if signal not in LIST_SIGNALS or not 0 <= threshold <= limit:
+        listable = registry.listable_names()
+        limit = registry.get(signal).max_threshold if signal in listable else 0
+        if signal not in listable or not 0 <= threshold <= limit:
             raise ListError(
                 f"list {name}: threshold {signal}={threshold}: expected a signal of "
-                f"{', '.join(LIST_SIGNALS)} and a distance from 0 to {limit}"
+                f"{', '.join(listable)} and a distance from 0 to {limit:g}"
             )
 
 
