@@ -542,7 +542,7 @@ def test_cli_builds_checks_and_updates(world: World, tmp_path: Path) -> None:
 
 
 def test_the_demo_builds_device_releases_that_block_its_samples(tmp_path: Path) -> None:
-    from hashguard.demo import prepare_service
+    from hashguard.cli.demo import prepare_service
 
     tokens = prepare_service(tmp_path)
     assert "device" in tokens

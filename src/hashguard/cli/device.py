@@ -2,21 +2,22 @@
 device would (block + warning + helpline; nothing reported)."""
 
 import json
-import sys
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hashguard.cli_lists import (
+from hashguard.cli.common import (
     DatabaseOption,
+    ExitCode,
     KnownHeadOption,
     LogKeyPin,
     LogOption,
-    list_store,
-    writable_log,
+    echo_error,
+    fail,
 )
+from hashguard.cli.lists import list_store, writable_log
 from hashguard.device import oprf
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
@@ -38,11 +39,6 @@ class CheckFormat(StrEnum):
     jsonl = "jsonl"
 
 
-def _fail(message: str, status: int = 2) -> typer.Exit:
-    sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
-    return typer.Exit(status)
-
-
 @device_app.command("keygen")
 def keygen(
     out: Annotated[Path, typer.Option("--out", help="The OPRF key file to write (and OUT.pub).")],
@@ -52,7 +48,7 @@ def keygen(
         key = oprf.ServerKey.generate()
         key.save(out)
     except (oprf.OprfError, OSError) as error:
-        raise _fail(str(error), 1) from None
+        fail(str(error))
     typer.echo(f"OPRF key written to {out}; public key {key.public.hex()}")
 
 
@@ -88,13 +84,13 @@ def build_filter(
 ) -> None:
     """Build a signed filter release from lists and append it to the transparency log."""
     if mode not in MODES:
-        raise _fail(f"--mode {mode!r}: expected offline or oprf", 1)
+        fail(f"--mode {mode!r}: expected offline or oprf")
     try:
         signing_key = lists_keys.load(key)
         transparency, log_signing_key = writable_log(log, log_key)
         server_key = oprf.ServerKey.load(oprf_key) if oprf_key is not None else None
     except (lists_keys.KeyFileError, LogError, oprf.OprfError, OSError) as error:
-        raise _fail(str(error), 1) from None
+        fail(str(error))
     with list_store(database_url) as store:
         lists = [store.entries(name, [EntryStatus.ACTIVE]) for name in names]
         try:
@@ -104,7 +100,7 @@ def build_filter(
                 width=bits, jobs=jobs,
             )  # fmt: skip
         except (DeviceReleaseError, OSError) as error:
-            raise _fail(str(error), 1) from None
+            fail(str(error))
     manifest = built.manifest
     kind = f"delta on version {manifest['base_version']}" if built.delta else "full"
     typer.echo(
@@ -114,9 +110,8 @@ def build_filter(
         f"log size {built.head.size}"
     )
     if manifest["mode"] == "offline":
-        sys.stderr.write(
-            "hashguard: note: an offline filter can be queried offline, without limit, by "
-            "anyone who holds it\n"
+        echo_error(
+            "note: an offline filter can be queried offline, without limit, by anyone who holds it"
         )
 
 
@@ -154,18 +149,18 @@ def check(
     is reported anywhere. Exit status 0 when nothing is blocked, 1 when a file is, 2 when the
     release does not verify or a check cannot be done."""
     if language not in LANGUAGES:
-        raise _fail(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}")
+        fail(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}", ExitCode.ERROR)
     if (release is None) == (state is None):
-        raise _fail("give either --release DIR or --state DIR")
+        fail("give either --release DIR or --state DIR", ExitCode.ERROR)
     if state is not None and (signer_key or log_key or known_head):
-        raise _fail("--state keeps its own log key, signer and log head: no pins with it")
+        fail("--state keeps its own log key, signer and log head: no pins with it", ExitCode.ERROR)
     source = release or state
     head = None
     if known_head is not None:
         try:
             head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
         except (OSError, ValueError, LogError) as error:
-            raise _fail(f"{known_head}: not a tree head ({error})") from None
+            fail(f"{known_head}: not a tree head ({error})", ExitCode.ERROR)
     try:
         if state is not None:
             verified = open_installed(state, TransparencyLog(log))
@@ -177,15 +172,15 @@ def check(
                 log_key=lists_keys.read_public(log_key) if log_key else None, known_head=head,
             )  # fmt: skip
             if log_key is None:
-                sys.stderr.write(
-                    "hashguard: warning: --log-key not given: the log's key came with the "
-                    "release, so this proves consistency, not origin (a device keeps the key: "
-                    "device update, then check --state)\n"
+                echo_error(
+                    "warning: --log-key not given: the log's key came with the release, so this "
+                    "proves consistency, not origin (a device keeps the key: device update, then "
+                    "check --state)"
                 )
         evaluator = None
         if verified.mode == "oprf":
             if not server or not token:
-                raise _fail("a server-assisted release needs --server and --token")
+                fail("a server-assisted release needs --server and --token", ExitCode.ERROR)
             evaluator = HttpEvaluator(server, token)
         referrals = load_referrals(helplines) if helplines else None
         checker = DeviceChecker(
@@ -193,9 +188,9 @@ def check(
             evaluator=evaluator,
         )  # fmt: skip
     except (DeviceReleaseError, LogError, lists_keys.KeyFileError, ReferralError) as error:
-        raise _fail(f"{source}: REFUSED: {error}") from None
+        fail(f"{source}: REFUSED: {error}", ExitCode.ERROR)
     except oprf.OprfError as error:
-        raise _fail(str(error)) from None
+        fail(str(error), ExitCode.ERROR)
     blocked = failed = False
     shown = False
     for path in files:
@@ -205,7 +200,7 @@ def check(
         except (OSError, DeviceCheckError) as error:
             failed = True
             detail = error.strerror if isinstance(error, OSError) else str(error)
-            sys.stderr.write(f"hashguard: {path}: not checked: {detail}\n")
+            echo_error(f"{path}: not checked: {detail}")
             continue
         blocked |= verdict.blocked
         if format is CheckFormat.jsonl:
@@ -218,7 +213,9 @@ def check(
         if verdict.blocked and verdict.message and not shown:
             typer.echo("\n" + verdict.message + "\n")
             shown = True
-    raise typer.Exit(2 if failed else 1 if blocked else 0)
+    if failed:
+        raise typer.Exit(ExitCode.ERROR)
+    raise typer.Exit(ExitCode.BLOCKED if blocked else ExitCode.OK)
 
 
 @device_app.command("update")
@@ -240,7 +237,7 @@ def update(
         anchor = lists_keys.read_public(log_key) if log_key else None
         installed = install(release, TransparencyLog(log), state, log_key=anchor, signer_key=pinned)
     except (DeviceReleaseError, LogError, lists_keys.KeyFileError, OSError) as error:
-        raise _fail(f"{release}: REFUSED: {error}") from None
+        fail(f"{release}: REFUSED: {error}", ExitCode.ERROR)
     typer.echo(
         f"installed device release version {installed.release.version}: fetched "
         f"{installed.fetched_bytes:,} of {installed.total_bytes:,} bytes"

@@ -2,11 +2,11 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated
 
 import typer
 
-from hashguard.cli_lists import DatabaseOption
+from hashguard.cli.common import DatabaseOption, fail
 from hashguard.lists import keys
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import DatabaseError, open_engine
@@ -22,8 +22,7 @@ def generate(
     try:
         public = keys.generate(out)
     except keys.KeyFileError as error:
-        sys.stderr.write(f"hashguard: {error}\n")
-        raise typer.Exit(1) from None
+        fail(str(error))
     typer.echo(f"wrote {out} (keep it secret) and {out}.pub: {public}")
 
 
@@ -47,7 +46,7 @@ def create(
     try:
         key, token = store.create(role, lists or [], name, actor, service)
     except ApiKeyError as error:
-        _fail(str(error))
+        fail(str(error))
     scope = ", ".join(key.lists) or "all lists"
     sys.stderr.write(f"created key {key.id} ({key.role}, {scope}); it is shown once:\n")
     typer.echo(token)
@@ -74,7 +73,7 @@ def revoke(
     try:
         _store(database_url).revoke(key_id, actor)
     except ApiKeyError as error:
-        _fail(str(error))
+        fail(str(error))
     typer.echo(f"revoked key {key_id}")
 
 
@@ -82,9 +81,4 @@ def _store(url: str | None) -> ApiKeyStore:
     try:
         return ApiKeyStore(open_engine(url))
     except DatabaseError as error:
-        _fail(str(error))
-
-
-def _fail(message: str) -> NoReturn:
-    sys.stderr.write(f"hashguard: {message}\n")
-    raise typer.Exit(1)
+        fail(str(error))

@@ -16,6 +16,15 @@ from typing import Annotated
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hashguard.cli.common import (
+    DatabaseOption,
+    ExitCode,
+    KnownHeadOption,
+    LogKeyPin,
+    LogOption,
+    echo_error,
+    fail,
+)
 from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
 from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, reader, stopncii
@@ -49,28 +58,7 @@ class ChangeFormat(StrEnum):
     text = "text"
 
 
-DatabaseOption = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="HASHGUARD_DATABASE_URL",
-        help="SQLAlchemy URL (sqlite:///file.db, postgresql://...); default sqlite:///hashguard.db.",
-    ),
-]
 ActorOption = Annotated[str, typer.Option("--actor", help="Who makes the change (for the log).")]
-LogOption = Annotated[Path, typer.Option("--log", help="The transparency log directory.")]
-LogKeyPin = Annotated[
-    Path | None, typer.Option("--log-key", help="Pin the log's public key (.pub file).")
-]
-KnownHeadOption = Annotated[
-    Path | None,
-    typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
-]
-
-
-def _fail(message: str) -> None:
-    sys.stderr.write(f"hashguard: {' '.join(message.split())}\n")
-    raise typer.Exit(1)
 
 
 def writable_log(log: Path, log_key: Path | None) -> tuple[TransparencyLog, Ed25519PrivateKey]:
@@ -89,11 +77,11 @@ def list_store(url: str | None) -> Iterator[ListStore]:
     try:
         engine = open_engine(url)
     except DatabaseError as error:
-        _fail(str(error))
+        fail(str(error))
     try:
         yield ListStore(engine)
     except (ListError, InvalidRecord) as error:
-        _fail(str(error))
+        fail(str(error))
     finally:
         engine.dispose()
 
@@ -235,9 +223,7 @@ def export(
     if out:
         typer.echo(f"wrote {count} entries to {out}")
     if left_out:
-        sys.stderr.write(
-            f"hashguard: note: {left_out} entries left out: {_FORMAT_SIGNALS[format]}\n"
-        )
+        echo_error(f"note: {left_out} entries left out: {_FORMAT_SIGNALS[format]}")
 
 
 # What each format with a fixed set of types can carry, for the note on what export left out.
@@ -346,7 +332,7 @@ def release(
         owner_key = lists_keys.load(key)
         transparency, signing_key = writable_log(log, log_key)
     except (lists_keys.KeyFileError, LogError, OSError) as error:
-        _fail(str(error))
+        fail(str(error))
     with list_store(database_url) as store:
         hash_list, entries = store.entries(name, [EntryStatus.ACTIVE])
         try:
@@ -354,7 +340,7 @@ def release(
                 hash_list, entries, owner_key, transparency, signing_key, out
             )
         except release_lists.ReleaseError as error:
-            _fail(str(error))
+            fail(str(error))
     typer.echo(
         f"released {name} version {manifest['version']}: {manifest['entries']} entries, "
         f"root {manifest['root'][:16]}...; log record {index}, log size {head.size}"
@@ -383,15 +369,15 @@ def verify(
             release_dir, TransparencyLog(log), pinned_owner, pinned_log, head
         )
     except (lists_keys.KeyFileError, release_lists.ReleaseError, LogError, OSError) as error:
-        _fail(f"{release_dir}: NOT VALID: {error}")
+        fail(f"{release_dir}: NOT VALID: {error}", ExitCode.INVALID)
     except ValueError as error:
-        _fail(f"{known_head}: not a tree head ({error})")
+        fail(f"{known_head}: not a tree head ({error})")
     typer.echo(f"{release_dir}: valid release of {verified.list_name} version {verified.version}")
     for check in verified.checks:
         typer.echo(f"  {check}")
     for pin, given in (("--owner-key", owner_key), ("--log-key", log_key)):
         if given is None:
-            sys.stderr.write(
-                f"hashguard: warning: {pin} not given: the key came with the material checked, "
-                "so this proves consistency, not origin\n"
+            echo_error(
+                f"warning: {pin} not given: the key came with the material checked, "
+                "so this proves consistency, not origin"
             )

@@ -2,13 +2,12 @@
 
 import ipaddress
 import logging
-import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hashguard.cli_lists import DatabaseOption
+from hashguard.cli.common import DatabaseOption, ExitCode, fail
 from hashguard.media.limits import MIB, Limits
 from hashguard.store.database import DatabaseError, open_engine
 
@@ -126,15 +125,13 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     try:
         engine = open_engine(settings.database_url)
     except DatabaseError as error:
-        sys.stderr.write(f"hashguard: {error}\n")
-        raise typer.Exit(2) from None
+        fail(str(error), ExitCode.ERROR)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     try:
         app = create_app(engine, settings)
     except OprfError as error:
         engine.dispose()
-        sys.stderr.write(f"hashguard: {error}\n")
-        raise typer.Exit(2) from None
+        fail(str(error), ExitCode.ERROR)
     try:
         # No proxy-header rewriting: the service never uses client addresses.
         uvicorn.run(served(app), host=host, port=port, access_log=access_log, log_level="info",

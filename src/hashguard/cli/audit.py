@@ -1,12 +1,11 @@
 """``hashguard audit ...``: check the audit log's hash chain."""
 
-import sys
 from typing import Annotated
 
 import typer
 
 from hashguard import audit
-from hashguard.cli_lists import DatabaseOption
+from hashguard.cli.common import DatabaseOption, ExitCode, fail
 from hashguard.store.database import DatabaseError, open_engine
 
 audit_app = typer.Typer(name="audit", help="The audit log.", no_args_is_help=True)
@@ -35,8 +34,7 @@ def verify(
         engine = open_engine(database_url)
         count = audit.verify(engine, known)
     except (DatabaseError, audit.AuditError) as error:
-        sys.stderr.write(f"hashguard: audit log NOT VALID: {error}\n")
-        raise typer.Exit(1) from None
+        fail(f"audit log NOT VALID: {error}", ExitCode.INVALID)
     typer.echo(f"audit log valid: {count} events, chained and complete")
 
 
@@ -46,6 +44,5 @@ def head(database_url: DatabaseOption = None) -> None:
     try:
         seq, digest = audit.head(open_engine(database_url))
     except DatabaseError as error:
-        sys.stderr.write(f"hashguard: {error}\n")
-        raise typer.Exit(1) from None
+        fail(str(error))
     typer.echo(f"{seq}:{digest}")

@@ -1,17 +1,21 @@
-"""The demo job: a small list of benign sample images, and which edited copies match it, and why.
+"""``hashguard demo``, and the demo job: a small list of benign sample images, and which edited
+copies match it, and why.
 
 Everything happens in memory. The images are generated shapes and colours, nothing else.
 """
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
+import typer
 from PIL import Image, ImageDraw
 from rich.console import Console
 from rich.table import Table
 
+from hashguard.cli.serve import run as run_service
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
 from hashguard.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
@@ -224,3 +228,32 @@ def explain_service(console: Console, directory: Path, base: str, tokens: dict[s
         "Stop it with Ctrl+C.\n",
         soft_wrap=True,  # commands stay on one line, to copy
     )
+
+
+def demo(
+    save: Annotated[
+        Path | None, typer.Option(help="Also write the sample images to this directory.")
+    ] = None,
+    serve: Annotated[
+        bool,
+        typer.Option(
+            "--serve", help="Then start the service with the demo list (in ./hashguard-demo)."
+        ),
+    ] = False,
+    port: Annotated[int, typer.Option(min=1, max=65535, help="The service's port.")] = 8000,
+) -> None:
+    """Hash benign sample images, build a small list, and show which edited copies match; with
+    --serve, then run the detection service on them and print what to try."""
+    console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
+    run(console, save)
+    if serve:
+        from hashguard.api import ServiceSettings
+
+        directory = Path("hashguard-demo").resolve()
+        tokens = prepare_service(directory)
+        explain_service(console, directory, f"http://127.0.0.1:{port}", tokens)
+        url = f"sqlite:///{directory / 'hashguard.db'}"
+        settings = ServiceSettings(database_url=url, secret_file=directory / "secret.key",
+                                   public_url=f"http://127.0.0.1:{port}",
+                                   oprf_key=directory / "device" / "oprf.key")  # fmt: skip
+        run_service(settings, "127.0.0.1", port)

@@ -2,13 +2,12 @@
 uploads are checked, the annual transparency report, and the retention purge."""
 
 import json
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from hashguard.cli_lists import DatabaseOption
+from hashguard.cli.common import DatabaseOption, fail
 from hashguard.legal.profiles import DEFAULT, PROFILES
 from hashguard.retention.purge import purge as run_purge
 from hashguard.review.services import ServiceError, ServiceStore
@@ -25,11 +24,6 @@ SecretOption = Annotated[
     typer.Option("--secret-file", envvar="HASHGUARD_SECRET_FILE",
                  help="The server's secret (made owner-only on first use)."),
 ]  # fmt: skip
-
-
-def _fail(error: Exception) -> typer.Exit:
-    sys.stderr.write(f"hashguard: {error}\n")
-    return typer.Exit(1)
 
 
 @services_app.command("create")
@@ -54,7 +48,7 @@ def create_service(
         service = store.create(name, profile, e2ee, webhook, content_url, actor="cli")
         secret = service_secret(load_secret(secret_file), service.name)
     except (DatabaseError, ServiceError, SecretFileError) as error:
-        raise _fail(error) from None
+        fail(str(error))
     typer.echo(f"service {service.name}: legal profile {service.legal_profile}")
     typer.echo(f"webhook signing secret: {secret}")
 
@@ -65,7 +59,7 @@ def list_services(database_url: DatabaseOption = None) -> None:
     try:
         services = ServiceStore(open_engine(database_url)).all()
     except DatabaseError as error:
-        raise _fail(error) from None
+        fail(str(error))
     for s in services:
         typer.echo(f"{s.name}\t{s.legal_profile}\t{'e2ee' if s.e2ee else '-'}\t{s.webhook_url}")
 
@@ -80,7 +74,7 @@ def show_secret(
         service = ServiceStore(open_engine(database_url)).get(name)
         typer.echo(service_secret(load_secret(secret_file), service.name))
     except (DatabaseError, ServiceError, SecretFileError) as error:
-        raise _fail(error) from None
+        fail(str(error))
 
 
 @stats_app.command("annual")
@@ -100,7 +94,7 @@ def annual_report(
         (out / f"annual-{year}.json").write_text(json.dumps(document, indent=2) + "\n")
         (out / f"annual-{year}.html").write_text(annual.render_html(document))
     except (DatabaseError, OSError) as error:
-        raise _fail(error) from None
+        fail(str(error))
     typer.echo(f"wrote {out / f'annual-{year}.json'} and {out / f'annual-{year}.html'}")
 
 
@@ -110,7 +104,7 @@ def purge(database_url: DatabaseOption = None) -> None:
     try:
         done = run_purge(open_engine(database_url), actor="hashguard purge")
     except DatabaseError as error:
-        raise _fail(error) from None
+        fail(str(error))
     kept = f"{done.held} kept by holds or complaints"
     typer.echo(f"purged {len(done.detections)} detections, {done.matches} matches, "
                f"{done.webhook_calls} webhook calls; {kept}")  # fmt: skip

@@ -1,0 +1,77 @@
+"""``hashguard lists follow``: keep a local list a mirror of a list on another hashguard service,
+by its change feed (hashguard.lists.mirror over hashguard.exchanges.hashguard_feed)."""
+
+import time
+from typing import Annotated
+
+import typer
+
+from hashguard.cli.common import DatabaseOption, echo_error, fail
+from hashguard.exchanges.hashguard_feed import Feed
+from hashguard.lists.mirror import ChangeFeed, MirrorError, catch_up
+from hashguard.lists.model import Category, ListPolicy
+from hashguard.store.database import DatabaseError, open_engine
+from hashguard.store.lists import ListError, ListStore
+
+
+def _create_like(store: ListStore, name: str, feed: ChangeFeed, origin: str) -> None:
+    """The local list, made with the origin list's owner, category, jurisdictions, legal basis
+    and policy."""
+    about = feed.about()
+    try:
+        store.create(
+            name, about["owner"], Category(about["category"]), about["jurisdictions"],
+            about["legal_basis"], ListPolicy.from_json(about["policy"]),
+            actor=f"follow {origin}/{feed.name}",
+        )  # fmt: skip
+    except (KeyError, TypeError, ValueError) as error:
+        raise MirrorError(f"{feed.name}: the origin described the list oddly ({error})") from None
+
+
+def follow(
+    name: Annotated[
+        str, typer.Argument(help="The local list (created from the origin if absent).")
+    ],
+    origin: Annotated[
+        str, typer.Option("--from", help="The origin service, e.g. https://hg.example")
+    ],
+    key: Annotated[
+        str,
+        typer.Option("--key", envvar="HASHGUARD_ORIGIN_KEY", help="An API key of the origin."),
+    ],
+    remote: Annotated[
+        str | None, typer.Option("--remote", help="The list's name at the origin (default NAME).")
+    ] = None,
+    every: Annotated[
+        float | None,
+        typer.Option("--every", min=0.1, help="Keep following: look again every N seconds."),
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Mirror a list of another hashguard service by its change feed, incrementally."""
+    feed = Feed(origin, remote or name, key)
+    try:
+        engine = open_engine(database_url)
+    except DatabaseError as error:
+        fail(str(error))
+    store = ListStore(engine)
+    try:
+        if name not in {h.name for h in store.lists()}:
+            _create_like(store, name, feed, origin)
+        while True:
+            try:
+                applied, version = catch_up(store, name, feed)
+            except MirrorError as error:
+                if every is None:
+                    raise
+                # Following: an origin that restarts or a network that drops is tried again.
+                echo_error(f"{error}; trying again in {every:g} s")
+            else:
+                typer.echo(f"{name}: {applied} change(s) applied, version {version}")
+                if every is None:
+                    return
+            time.sleep(every)
+    except (MirrorError, ListError) as error:
+        fail(str(error))
+    finally:
+        engine.dispose()
