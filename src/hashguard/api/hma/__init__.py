@@ -1,0 +1,46 @@
+"""HMA-compatible routes: the requests and answers of Meta's Hasher-Matcher-Actioner 2.0, so that
+an HMA client works unchanged against hashguard. Banks are hash lists; a bank's content id is the
+list entry's id. The shapes are in ``docs/research/hma-api.md``; the differences are listed in
+``docs/hma-compatibility.md``. As in HMA, the parts are hashing (``/h``), matching (``/m``) and
+curation (``/c``), with the core routes (``/status``, ``/readyz``, ``/livez``) here.
+
+Errors on these routes are HMA's ``{"message": ...}`` (see ``errors.install``).
+"""
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse
+
+from hashguard.api.hma import curation, hashing, matching
+from hashguard.api.matching import service_of
+from hashguard.api.service import Service
+
+router = APIRouter(tags=["HMA-compatible"])
+
+
+@router.get("/status", response_class=PlainTextResponse)
+async def status(request: Request) -> PlainTextResponse:
+    """HMA's status: I-AM-ALIVE, or 503 INDEX-NOT-LOADED / INDEX-STALE."""
+    return _status(service_of(request), "I-AM-ALIVE")
+
+
+@router.get("/readyz", response_class=PlainTextResponse)
+async def readyz(request: Request) -> PlainTextResponse:
+    return _status(service_of(request), "READY")
+
+
+@router.get("/livez", response_class=PlainTextResponse)
+async def livez() -> PlainTextResponse:
+    return PlainTextResponse("OK")
+
+
+def _status(service: Service, alive: str) -> PlainTextResponse:
+    readiness = service.readiness()
+    if readiness.ready:
+        return PlainTextResponse(alive)
+    loading = service.matcher is None
+    return PlainTextResponse("INDEX-NOT-LOADED" if loading else "INDEX-STALE", 503)
+
+
+router.include_router(hashing.router)
+router.include_router(matching.router)
+router.include_router(curation.router)

@@ -1,0 +1,89 @@
+"""HMA's hashing routes (``/h``): the hashes of a fetched URL or an upload, by HMA's signal type
+names; ``hashed`` is shared with the matching and curation routes."""
+
+from typing import Final
+
+from fastapi import APIRouter, Request
+from starlette.concurrency import run_in_threadpool
+
+from hashguard.api.errors import ApiError
+from hashguard.api.fetch import FetchRefused
+from hashguard.api.hma.models import CONTENT_SIGNALS, SIGNALS, Matcher, signal_for
+from hashguard.api.matching import hash_media, service_of
+from hashguard.api.uploads import read_upload
+from hashguard.signals.pdq import MIN_QUALITY, PdqHash
+
+router = APIRouter()
+_MEDIA_TYPES: Final = {"image": "photo", "video": "video"}
+
+
+def _types(types: str | None, content_type: str) -> tuple[str, ...]:
+    """HMA's ``types=a,b`` filter over the content type's signal types."""
+    wanted = CONTENT_SIGNALS[content_type]
+    if types is None:
+        return wanted
+    chosen = tuple(t.strip() for t in types.split(",") if t.strip())
+    for name in chosen:
+        signal_for(name)
+    picked = tuple(name for name in chosen if name in wanted)
+    if not picked:
+        raise ApiError(400, "empty signal type selection")
+    return picked
+
+
+async def hashed(
+    request: Request, url: str | None, content_type: str | None, types: str | None
+) -> tuple[str, dict[str, str]]:
+    """HMA's hashing: the content type and {signal type: hash} of a fetched URL or an upload
+    whose form field names the content type (``photo`` or ``video``)."""
+    service = service_of(request)
+    if url is not None:
+        try:
+            fetched = await run_in_threadpool(service.fetcher.fetch, url)
+        except FetchRefused as error:
+            raise ApiError(400, f"Invalid or unsafe URL provided: {error}") from None
+        data = fetched.body
+        if content_type is None:
+            content_type = _MEDIA_TYPES.get(fetched.content_type.split("/")[0])
+            if content_type is None:
+                raise ApiError(400, f"unsupported url ContentType: '{fetched.content_type}', if "
+                               "you know the expected type, provide it with the content_type "
+                               "query param")  # fmt: skip
+    else:
+        upload = await read_upload(request)
+        files = {name: body for name, body in upload.files.items() if name}
+        if not files:
+            raise ApiError(400, "Missing multipart/form-data file upload")
+        if len(files) > 1:
+            raise ApiError(400, "Only one file allowed per request")
+        content_type, data = next(iter(files.items()))
+    if content_type not in CONTENT_SIGNALS:
+        raise ApiError(400, f"no such content_type: '{content_type}'")
+    names = _types(types, content_type)
+    _kind, values = await hash_media(data, service, [SIGNALS[n] for n in names])
+    hashes: dict[str, str] = {}
+    for name in names:
+        value = values.get(SIGNALS[name])
+        if isinstance(value, PdqHash):  # HMA gives no PDQ hash for low-quality images
+            hashes[name] = value.hex if (value.quality or 0) >= MIN_QUALITY else ""
+        elif value is not None:
+            hashes[name] = value.hex()
+    return content_type, hashes
+
+
+@router.get("/h/hash")
+async def hash_url(
+    request: Request,
+    key: Matcher,
+    url: str,
+    content_type: str | None = None,
+    types: str | None = None,
+) -> dict[str, str]:
+    """Hash the media at ``url`` (only if the service allows fetching from its host)."""
+    return (await hashed(request, url, content_type, types))[1]
+
+
+@router.post("/h/hash")
+async def hash_upload(request: Request, key: Matcher, types: str | None = None) -> dict[str, str]:
+    """Hash an upload: a multipart form whose one file field is ``photo`` or ``video``."""
+    return (await hashed(request, None, None, types))[1]

@@ -1,0 +1,193 @@
+"""HMA's matching routes (``/m``): lookups by hash, URL or upload, pairwise compare, and the index
+status, keyed by HMA's bank and signal type names."""
+
+import random
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+
+from hashguard.api.auth import unscoped, visible
+from hashguard.api.errors import ApiError
+from hashguard.api.hma.hashing import hashed
+from hashguard.api.hma.models import SIGNALS, Matcher, signal_for
+from hashguard.api.matching import parse_hash, ready_matcher, run_matches, service_of
+from hashguard.api.service import Service
+from hashguard.matching import Match
+from hashguard.signals import registry
+from hashguard.store.api_keys import ApiKey
+
+router = APIRouter()
+
+
+def _banks(service: Service, key: ApiKey, banks: str | None) -> list[str]:
+    held = ready_matcher(service).versions()
+    names = visible(key, held)
+    if banks is None:
+        return names
+    wanted = {b.strip() for b in banks.split(",") if b.strip()}
+    return [name for name in names if name in wanted]
+
+
+async def _matched(
+    request: Request, key: ApiKey, item: dict[str, Any], names: list[str], content_ref: str
+) -> list[Match]:
+    metrics = request.app.state.metrics
+    found = await run_matches(service_of(request), metrics, key, [item], names, [content_ref])
+    return found[0]
+
+
+def _by_bank(matches: list[Match]) -> dict[str, list[dict[str, Any]]]:
+    found: dict[str, list[dict[str, Any]]] = {}
+    for match in matches:
+        found.setdefault(match.list, []).append(
+            {"bank_content_id": match.entry, "distance": str(int(match.distance))}
+        )
+    return found
+
+
+@router.get("/m/raw_lookup")
+async def raw_lookup(
+    request: Request,
+    key: Matcher,
+    signal_type: str,
+    signal: str,
+    include_distance: bool = False,
+    banks: str | None = None,
+    content_ref: Annotated[str, Query(max_length=500)] = "",
+) -> dict[str, Any]:
+    """Entry ids matching one hash: ``{"matches": [id, ...]}``, with distances if asked."""
+    service = service_of(request)
+    name = signal_for(signal_type)
+    item = {name: _hma_hash(name, signal)}
+    found = await _matched(request, key, item, _banks(service, key, banks), content_ref)
+    if include_distance:
+        shown = [{"bank_content_id": m.entry, "distance": str(int(m.distance))} for m in found]
+        return {"matches": shown}
+    return {"matches": [m.entry for m in found]}
+
+
+def _hma_hash(signal: str, text: str) -> Any:
+    try:
+        return parse_hash(signal, text)
+    except ApiError as error:
+        raise ApiError(400, f"invalid signal: {error.message}") from None
+
+
+def _coinflip(service: Service, names: list[str], seed: str | None, bypass: bool) -> list[str]:
+    """HMA's per-request sample: a list is matched if its enabled_ratio is at least one coin
+    flip (``seed`` makes it repeatable; ``bypass`` keeps every list)."""
+    if bypass:
+        return names
+    coin = random.Random(seed).random() if seed is not None else random.random()
+    ratios = {f.name: f.policy.enabled_ratio for f in ready_matcher(service).lists}
+    return [name for name in names if ratios.get(name, 0.0) >= coin]
+
+
+@router.get("/m/lookup")
+async def lookup(
+    request: Request,
+    key: Matcher,
+    signal_type: str | None = None,
+    signal: str | None = None,
+    url: str | None = None,
+    content_type: str | None = None,
+    types: str | None = None,
+    banks: str | None = None,
+    seed: str | None = None,
+    bypass_coinflip: bool = False,
+    content_ref: Annotated[str, Query(max_length=500)] = "",
+) -> dict[str, Any]:
+    """Match one hash (answer keyed by bank) or the media at ``url`` (keyed by signal type,
+    then bank)."""
+    service = service_of(request)
+    names = _coinflip(service, _banks(service, key, banks), seed, bypass_coinflip)
+    if url is None:
+        if signal_type is None or signal is None:
+            raise ApiError(400, "Either url or both signal and signal_type are required")
+        name = signal_for(signal_type)
+        item = {name: _hma_hash(name, signal)}
+        return _by_bank(await _matched(request, key, item, names, content_ref))
+    _content_type, hashes = await hashed(request, url, content_type, types)
+    answer = await _lookup_hashes(request, key, hashes, names, content_ref)
+    return answer if signal_type is None else answer.get(signal_type, {})
+
+
+@router.post("/m/lookup")
+async def lookup_upload(
+    request: Request,
+    key: Matcher,
+    banks: str | None = None,
+    seed: str | None = None,
+    bypass_coinflip: str | None = None,
+    content_ref: Annotated[str, Query(max_length=500)] = "",
+) -> dict[str, Any]:
+    """Match an upload (form field ``photo`` or ``video``): keyed by signal type, then bank."""
+    service = service_of(request)
+    names = _coinflip(service, _banks(service, key, banks), seed, bypass_coinflip == "true")
+    _content_type, hashes = await hashed(request, None, None, None)
+    return await _lookup_hashes(request, key, hashes, names, content_ref)
+
+
+async def _lookup_hashes(
+    request: Request, key: ApiKey, hashes: dict[str, str], names: list[str], content_ref: str
+) -> dict[str, Any]:
+    answer: dict[str, Any] = {}
+    for hma_name, text in hashes.items():
+        if not text:  # a low-quality image: no PDQ hash, nothing to match
+            answer[hma_name] = {}
+            continue
+        signal = SIGNALS[hma_name]
+        item = {signal: parse_hash(signal, text)}
+        answer[hma_name] = _by_bank(await _matched(request, key, item, names, content_ref))
+    return answer
+
+
+@router.post("/m/compare")
+async def compare(request: Request, key: Matcher) -> dict[str, Any]:
+    """Compare pairs: ``{"pdq": [h1, h2]}`` gives ``{"pdq": [matched, {"distance": d}]}``."""
+    try:
+        body = await request.json()
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the body is not JSON (or nested too deeply)") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object of signal type -> [hash, hash]")
+    answer: dict[str, Any] = {}
+    for name, pair in body.items():
+        signal = signal_for(str(name))
+        if (
+            not isinstance(pair, list)
+            or len(pair) != 2
+            or not all(isinstance(h, str) for h in pair)
+        ):
+            raise ApiError(400, f"{name}: expected a list of exactly two hashes")
+        a, b = (_hma_hash(signal, text) for text in pair)
+        distance = int(registry.get(signal).distance(a, b))
+        threshold = 31 if signal == "pdq" else 0
+        answer[name] = [distance <= threshold, {"distance": distance}]
+    return answer
+
+
+@router.get("/m/index/status")
+async def index_status(
+    request: Request, key: Matcher, signal_type: str | None = None
+) -> dict[str, Any]:
+    """Entries held per signal type and when the index last caught up."""
+    unscoped(key, "read the size of every list's index")
+    service = service_of(request)
+    matcher = ready_matcher(service)
+    sizes = matcher.sizes()
+    age = service.readiness().age
+    built = int(time.time() - age) if age is not None else -1
+    answer = {}
+    for name in ("pdq", "video_md5", "md5", "sha1", "sha256"):
+        if name == "md5":
+            continue  # HMA's video_md5 is hashguard's md5
+        size = sizes.get(SIGNALS[name], 0)
+        answer[name] = {"present": size > 0, "built_to": built if size else -1, "size": size}
+    if signal_type is not None:
+        held = "video_md5" if signal_type == "md5" else signal_type
+        if held not in answer:
+            raise ApiError(400, f"No such signal type '{signal_type}'")
+        return {signal_type: answer[held]}
+    return answer
