@@ -31,6 +31,7 @@ from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.lists.release import build, verify
 from hashguard.lists.transparency import TransparencyLog
 from hashguard.matching import Matcher
+from hashguard.matching.query import Query
 from hashguard.signals.pdq import PdqHash
 from hashguard.store.database import open_engine, temporary_database
 from hashguard.store.lists import ListStore
@@ -90,7 +91,7 @@ def bench_database(url: str, label: str, size: int, scratch: Path) -> list[list[
     delays = []
     try:
         for value in values[:20]:
-            query = {"pdq": PdqHash(bytes.fromhex(value), 100)}
+            query = Query.of([("pdq", PdqHash(bytes.fromhex(value), 100))])
             assert matcher.match(query)
             store.change("text", ChangeKind.DELIST, "pdq", value, "bench")
             committed = time.perf_counter()

@@ -47,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.matching import Matcher
+from hashguard.matching.query import Query
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash
 from hashguard.store.api_keys import ApiKeyStore, Role
@@ -185,7 +186,7 @@ def in_process(url: str, queries: np.ndarray) -> float:
     """Single-query Matcher calls per second on the same list (no HTTP)."""
     engine = open_engine(url)
     matcher = Matcher(ListStore(engine), ["bench"])
-    items = [{"pdq": PdqHash(row.tobytes())} for row in queries[:3000]]
+    items = [Query.of([("pdq", PdqHash(row.tobytes()))]) for row in queries[:3000]]
     for item in items[:100]:
         matcher.match_all([item])
     started = time.perf_counter()

@@ -32,7 +32,7 @@ def test_results_come_in_input_order_with_any_number_of_jobs(tmp_path: Path) -> 
     one = list(hash_paths(files, settings, jobs=1))
     two = list(hash_paths(files, settings, jobs=2))
     assert here == one == two
-    assert [r[0].path for r in one if not isinstance(r, FileFailure)] == files
+    assert [r.path for r in one if not isinstance(r, FileFailure)] == files
     assert list(expand([str(tmp_path)])) == files
     os.mkfifo(tmp_path / "pipe")  # reading it would block: a directory walk passes it over
     assert list(expand([str(tmp_path)])) == files
@@ -48,5 +48,5 @@ def test_a_file_that_crashes_its_worker_fails_alone(tmp_path: Path, monkeypatch,
     assert len(results) == len(files)
     failures = [r for r in results if isinstance(r, FileFailure)]
     assert failures == [FileFailure(files[4], "the decoder process crashed on this file")]
-    hashed = [r[0].path for r in results if not isinstance(r, FileFailure)]
+    hashed = [r.path for r in results if not isinstance(r, FileFailure)]
     assert hashed == files[:4] + files[5:]

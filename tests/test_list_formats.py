@@ -219,6 +219,7 @@ def test_stopncii_withdrawal_stops_matching_where_hma_keeps_it(tmp_path, store) 
     from hashguard.lists.formats import stopncii
     from hashguard.lists.model import EntryStatus
     from hashguard.matching import Matcher
+    from hashguard.matching.query import Query
     from hashguard.signals.pdq import PdqHash
 
     page = {
@@ -245,7 +246,7 @@ def test_stopncii_withdrawal_stops_matching_where_hma_keeps_it(tmp_path, store) 
         "records of status 'Unknown' (not activated)": 1,
     }
     matcher = Matcher(store, ["ncii"])
-    query = {"pdq": PdqHash(bytes.fromhex("aa" * 32), 100)}
+    query = Query.of([("pdq", PdqHash(bytes.fromhex("aa" * 32), 100))])
     assert len(matcher.match(query)) == 1
     # The next fetch says the victim withdrew: as JSON Lines, one record per line.
     later = tmp_path / "page2.jsonl"
@@ -329,6 +330,7 @@ def test_ncmec_entries_follow_members_updates_and_deletions(tmp_path, store) -> 
     from hashguard.lists.formats import ncmec
     from hashguard.lists.model import EntryStatus, fold
     from hashguard.matching import Matcher
+    from hashguard.matching.query import Query
     from hashguard.signals.pdq import PdqHash
 
     first = tmp_path / "page1.xml"
@@ -367,8 +369,8 @@ def test_ncmec_entries_follow_members_updates_and_deletions(tmp_path, store) -> 
     assert store.apply("ncmec", ncmec.read(first)).version == 7
 
     matcher = Matcher(store, ["ncmec"])
-    shared = {"pdq": PdqHash(bytes.fromhex("cc" * 32), 100)}
-    updated = {"md5": bytes.fromhex("bb" * 16)}
+    shared = Query.of([("pdq", PdqHash(bytes.fromhex("cc" * 32), 100))])
+    updated = Query.of([("md5", bytes.fromhex("bb" * 16))])
     assert len(matcher.match(shared)) == 1 and len(matcher.match(updated)) == 1
 
     # Member 7 reclassifies "update" and drops its md5; deletes "delete"; member 9 deletes

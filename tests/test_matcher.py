@@ -11,10 +11,15 @@ import pytest
 from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
 from hashguard.lists.records import Submission, Tombstone
 from hashguard.matching import Matcher
+from hashguard.matching.query import Query
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash, PdqSignal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+
+
+def _query(signal: str, value: object) -> Query:
+    return Query.of([(signal, value)])
 
 
 def flipped(hash_hex: str, bits: int) -> PdqHash:
@@ -40,17 +45,17 @@ def store(database_url: str) -> Iterator[ListStore]:
 
 def test_matches_within_the_list_threshold_with_labels(store: ListStore) -> None:
     matcher = Matcher(store, ["known"])
-    (match,) = matcher.match({"pdq": flipped(BASE, 20)})
+    (match,) = matcher.match(_query("pdq", flipped(BASE, 20)))
     assert (match.list, match.signal, match.distance, match.labels) == ("known", "pdq", 20, {"A1"})
     assert match.value == BASE
-    assert matcher.match({"pdq": flipped(BASE, 21)}) == []  # the list says 20, not 31
-    assert matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)}) == []
+    assert matcher.match(_query("pdq", flipped(BASE, 21))) == []  # the list says 20, not 31
+    assert matcher.match(_query("pdq", PdqHash(bytes.fromhex(OTHER), 100))) == []
 
 
 def test_low_quality_hashes_are_not_matched(store: ListStore) -> None:
     matcher = Matcher(store, ["known"])
-    assert matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), 30)}) == []
-    assert len(matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), None)})) == 1
+    assert matcher.match(_query("pdq", PdqHash(bytes.fromhex(BASE), 30))) == []
+    assert len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(BASE), None)))) == 1
 
 
 def test_negative_list_suppresses_a_known_false_positive(store: ListStore) -> None:
@@ -59,10 +64,10 @@ def test_negative_list_suppresses_a_known_false_positive(store: ListStore) -> No
     collider = flipped(BASE, 12)  # a benign image 12 bits from a listed one
     store.apply("benign", [Submission("pdq", collider.hex)])
     matcher = Matcher(store, ["known", "benign"])
-    assert Matcher(store, ["known"]).match({"pdq": collider}) != []  # would match alone
-    assert matcher.match({"pdq": collider}) == []  # the known false positive: suppressed
-    assert matcher.match({"pdq": flipped(BASE, 10)}) == []  # 2 bits from it: suppressed
-    assert [m.list for m in matcher.match({"pdq": flipped(BASE, 6)})] == ["known"]  # 6 > 4
+    assert Matcher(store, ["known"]).match(_query("pdq", collider)) != []  # would match alone
+    assert matcher.match(_query("pdq", collider)) == []  # the known false positive: suppressed
+    assert matcher.match(_query("pdq", flipped(BASE, 10))) == []  # 2 bits from it: suppressed
+    assert [m.list for m in matcher.match(_query("pdq", flipped(BASE, 6)))] == ["known"]  # 6 > 4
 
 
 def test_digests_match_exactly(store: ListStore) -> None:
@@ -71,9 +76,9 @@ def test_digests_match_exactly(store: ListStore) -> None:
         "known", [Submission("sha256", hashlib.sha256(data).hexdigest(), frozenset({"B1"}))]
     )
     matcher = Matcher(store, ["known"])
-    (match,) = matcher.match({"sha256": hashlib.sha256(data).digest()})
+    (match,) = matcher.match(_query("sha256", hashlib.sha256(data).digest()))
     assert match.signal == "sha256" and match.distance == 0 and match.labels == {"B1"}
-    assert matcher.match({"sha256": hashlib.sha256(b"other").digest()}) == []
+    assert matcher.match(_query("sha256", hashlib.sha256(b"other").digest())) == []
 
 
 def test_dihedral_values_match_a_rotated_copy(store: ListStore) -> None:
@@ -82,8 +87,8 @@ def test_dihedral_values_match_a_rotated_copy(store: ListStore) -> None:
     store.apply("known", [Submission("pdq", signal.hash(encode(image, "PNG")).hex)])
     matcher = Matcher(store, ["known"])
     rotated = encode(image.rotate(90, expand=True), "PNG")
-    assert matcher.match({"pdq": signal.hash(rotated)}) == []
-    matches = matcher.match({"pdq": signal.hash_dihedral(rotated)})
+    assert matcher.match(_query("pdq", signal.hash(rotated))) == []
+    matches = matcher.match(_query("pdq", signal.hash_dihedral(rotated)))
     assert len(matches) == 1 and matches[0].distance <= 20
 
 
@@ -94,7 +99,7 @@ def test_two_source_rule_applies_when_the_second_source_arrives(store: ListStore
     us = Provenance("NCMEC", "", (Source("NCMEC", "US"),))
     store.apply("strict", [Submission("pdq", OTHER, provenance=nl)])
     matcher = Matcher(store, ["strict"])
-    query = {"pdq": PdqHash(bytes.fromhex(OTHER), 100)}
+    query = _query("pdq", PdqHash(bytes.fromhex(OTHER), 100))
     assert matcher.match(query) == []
     store.apply("strict", [Submission("pdq", OTHER, provenance=us)])
     assert matcher.refresh() == 1
@@ -105,7 +110,7 @@ def test_refresh_follows_adds_contests_and_delistings(store: ListStore) -> None:
     matcher = Matcher(store, ["known"])
     values = [flipped(OTHER, n * 100).hex for n in (0, 1)]
     store.apply("known", [Submission("pdq", v) for v in values])
-    queries = [{"pdq": PdqHash(bytes.fromhex(v), 100)} for v in values]
+    queries = [_query("pdq", PdqHash(bytes.fromhex(v), 100)) for v in values]
     assert all(matcher.match(q) == [] for q in queries)  # not refreshed yet
     assert matcher.refresh() == 2
     assert all(len(matcher.match(q)) == 1 for q in queries)
@@ -122,7 +127,7 @@ def test_refresh_follows_adds_contests_and_delistings(store: ListStore) -> None:
 
 def test_withdrawal_stops_matching_and_resubmission_restores(store: ListStore) -> None:
     matcher = Matcher(store, ["known"])
-    query = {"pdq": PdqHash(bytes.fromhex(BASE), 100)}
+    query = _query("pdq", PdqHash(bytes.fromhex(BASE), 100))
     store.apply("known", [Tombstone("pdq", BASE, reason="victim withdrew")])
     matcher.refresh()
     assert matcher.match(query) == []
@@ -135,7 +140,7 @@ def test_a_following_matcher_sees_a_delisting_without_refresh_calls(store: ListS
     matcher = Matcher(store, ["known"])
     matcher.follow(interval=0.05)
     try:
-        query = {"pdq": PdqHash(bytes.fromhex(BASE), 100)}
+        query = _query("pdq", PdqHash(bytes.fromhex(BASE), 100))
         assert len(matcher.match(query)) == 1
         store.change("known", ChangeKind.DELIST, "pdq", BASE, "appeal upheld")
         version = store.get("known").version
@@ -176,7 +181,7 @@ def test_the_follower_survives_a_failing_refresh(store: ListStore) -> None:
         ) and time.monotonic() < deadline:
             time.sleep(0.01)  # waiting for the follower thread, not timing it
         assert source.failures == 0 and matcher.last_error is None
-        assert matcher.match({"pdq": PdqHash(bytes.fromhex(BASE), 100)}) == []
+        assert matcher.match(_query("pdq", PdqHash(bytes.fromhex(BASE), 100))) == []
     finally:
         matcher.close()
 
@@ -185,14 +190,14 @@ def test_a_policy_change_takes_effect_without_the_list_ever_going_blind(store: L
     two = Provenance(sources=(Source("Hotline NL", "NL"), Source("Hotline DE", "DE")))
     store.apply("known", [Submission("pdq", OTHER, provenance=two)])
     matcher = Matcher(store, ["known"])
-    other = {"pdq": PdqHash(bytes.fromhex(OTHER), 100)}
-    assert len(matcher.match({"pdq": flipped(BASE, 0)})) == len(matcher.match(other)) == 1
+    other = _query("pdq", PdqHash(bytes.fromhex(OTHER), 100))
+    assert len(matcher.match(_query("pdq", flipped(BASE, 0)))) == len(matcher.match(other)) == 1
     strict = store.update("known", policy=ListPolicy({"pdq": 20}, two_sources=True))
     matcher.update_list(strict)
-    assert matcher.match({"pdq": flipped(BASE, 0)}) == []  # one source only
+    assert matcher.match(_query("pdq", flipped(BASE, 0))) == []  # one source only
     assert len(matcher.match(other)) == 1  # matched all along
     matcher.update_list(store.update("known", policy=ListPolicy({"pdq": 20})))
-    assert len(matcher.match({"pdq": flipped(BASE, 0)})) == 1
+    assert len(matcher.match(_query("pdq", flipped(BASE, 0)))) == 1
 
 
 def test_a_list_removed_and_made_anew_is_never_mistaken_for_the_old(store: ListStore) -> None:
@@ -205,12 +210,12 @@ def test_a_list_removed_and_made_anew_is_never_mistaken_for_the_old(store: ListS
     new = store.get("known")  # version 2, beyond the old list's 1
     assert {entry.id for entry in store.entries("known")[1]}.isdisjoint(old_ids)
     matcher.refresh()  # the old list's feed now belongs to another list: nothing applied
-    assert matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)}) == []
-    assert matcher.match({"pdq": third}) == []
+    assert matcher.match(_query("pdq", PdqHash(bytes.fromhex(OTHER), 100))) == []
+    assert matcher.match(_query("pdq", third)) == []
     matcher.drop_list("known")
     matcher.add_list("known")
-    assert [m.entry for m in matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)})] != []
-    assert matcher.match({"pdq": flipped(BASE, 0)}) == []
+    assert [m.entry for m in matcher.match(_query("pdq", PdqHash(bytes.fromhex(OTHER), 100)))] != []
+    assert matcher.match(_query("pdq", flipped(BASE, 0))) == []
     assert matcher.lists[0].id == new.id
 
 
@@ -235,7 +240,7 @@ def test_a_refresh_cut_short_leaves_the_index_in_step(store: ListStore) -> None:
     store.apply("known", [Submission("pdq", OTHER), Submission("pdq", third.hex)])
     with pytest.raises(OSError):
         matcher.refresh()
-    assert len(matcher.match({"pdq": PdqHash(bytes.fromhex(OTHER), 100)})) == 1  # applied
+    assert len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(OTHER), 100)))) == 1  # applied
     assert matcher.versions()["known"] == 2
     matcher.refresh()
-    assert len(matcher.match({"pdq": third})) == 1
+    assert len(matcher.match(_query("pdq", third))) == 1

@@ -16,11 +16,12 @@ import asyncio
 import logging
 import queue
 import threading
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Generic, TypeVar
 
 from hashguard.matching import Match, Matcher
+from hashguard.matching.query import Query
 from hashguard.store.match_log import LoggedMatch, MatchLog
 
 _MAX_ITEMS: Final = 4096  # per batch: a huge request does not hold up the others for long
@@ -94,20 +95,20 @@ class _BatchThread(Generic[Work, Result]):
         raise NotImplementedError
 
 
-_Query = tuple[Matcher, Sequence[Mapping[str, Any]], frozenset[str]]
+_Work = tuple[Matcher, Sequence[Query], frozenset[str]]
 
 
-class MatchBatcher(_BatchThread[_Query, list[list[Match]]]):
+class MatchBatcher(_BatchThread[_Work, list[list[Match]]]):
     def __init__(self) -> None:
         super().__init__("hashguard-match")
 
     async def match(
-        self, matcher: Matcher, items: Sequence[Mapping[str, Any]], lists: Collection[str]
+        self, matcher: Matcher, items: Sequence[Query], lists: Collection[str]
     ) -> list[list[Match]]:
         """``matcher.match_all(items, lists)``, batched with other requests' queries."""
         return await self._submit((matcher, items, frozenset(lists)), len(items))
 
-    def _process(self, works: list[_Query]) -> list[list[list[Match]]]:
+    def _process(self, works: list[_Work]) -> list[list[list[Match]]]:
         groups: dict[tuple[int, frozenset[str]], list[int]] = {}
         for number, (matcher, _items, lists) in enumerate(works):
             groups.setdefault((id(matcher), lists), []).append(number)

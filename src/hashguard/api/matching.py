@@ -6,6 +6,7 @@ import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -14,6 +15,7 @@ from hashguard.api.errors import ApiError
 from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
+from hashguard.matching.query import Hashed, Query, parse
 from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.review.detections import Evidence
@@ -21,7 +23,6 @@ from hashguard.review.services import Service as CheckedService
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, hash_stream
-from hashguard.signals.pdq import DihedralHashes, PdqHash
 from hashguard.store.api_keys import ApiKey
 from hashguard.store.match_log import LoggedMatch
 
@@ -38,15 +39,14 @@ def ready_matcher(service: Service) -> Matcher:
     return matcher
 
 
-def parse_hash(signal: str, text: str) -> Any:
-    """A hash as the Matcher takes it; ApiError 400 naming what was expected."""
+def parse_hash(signal: str, text: str) -> Query:
+    """A query of one hash; ApiError 400 naming what was expected."""
     try:
-        parsed = registry.get(signal).parse(text.strip())
+        return parse(signal, text.strip())
     except InvalidSignalValue as error:
         raise ApiError(400, f"{signal} hash {text[:80]!r}: {error}") from None
-    except ValueError as error:  # an unknown signal
+    except registry.UnknownSignal as error:
         raise ApiError(400, str(error)) from None
-    return parsed
 
 
 def chosen_lists(service: Service, key: ApiKey, names: Sequence[str] | None) -> list[str]:
@@ -65,9 +65,9 @@ def chosen_lists(service: Service, key: ApiKey, names: Sequence[str] | None) -> 
 
 async def hash_media(
     data: bytes, service: Service, signals: Sequence[str] | None = None, dihedral: bool = False
-) -> tuple[MediaKind, dict[str, Any]]:
-    """The media's kind and its value per signal (``signals``, else every signal that
-    applies), hashed in memory. ApiError 400/413/415 for media that cannot be hashed."""
+) -> tuple[MediaKind, Query]:
+    """The media's kind and its hashes (``signals``, else every signal that applies), hashed in
+    memory. ApiError 400/413/415 for media that cannot be hashed."""
     if not data:
         raise ApiError(400, "no media in the request: send the file as the body or a form field")
     try:
@@ -91,29 +91,18 @@ async def hash_media(
         raise ApiError(413, str(error)) from None
     except MediaError as error:
         raise ApiError(400, str(error)) from None
-    return kind, {signal.name: value for signal, value in values}
+    return kind, Query.of((signal.name, value) for signal, value in values)
 
 
-def media_query(values: dict[str, Any]) -> dict[str, Any]:
-    """Hashes of media as the Matcher takes them (digests as bytes)."""
-    query: dict[str, Any] = {}
-    for name, value in values.items():
-        if isinstance(value, PdqHash | DihedralHashes):
-            query[name] = value
-        elif isinstance(value, bytes | bytearray):
-            query[name] = bytes(value)
-    return query
-
-
-def hash_json(name: str, value: Any) -> dict[str, Any]:
-    signal = registry.get(name)
-    if isinstance(value, DihedralHashes):
-        variants = {variant: h.hex for variant, h in value.variants.items()}
-        return {"value": value.original.hex, "quality": value.quality, "dihedral": variants}
-    shown: dict[str, Any] = {"value": signal.format(value)}
-    quality = getattr(value, "quality", None)
+def hash_json(hashed: Hashed) -> dict[str, Any]:
+    """A hash as the API shows it: value, quality if known, named variants if any."""
+    shown: dict[str, Any] = {"value": hashed.text}
+    quality = hashed.quality
     if quality is not None:
         shown["quality"] = quality
+    if hashed.variants:
+        format = hashed.signal.format
+        shown["dihedral"] = {name: format(value) for name, value in hashed.variants}
     return shown
 
 
@@ -127,7 +116,7 @@ async def run_matches(
     service: Service,
     metrics: Metrics,
     key: ApiKey,
-    items: Sequence[dict[str, Any]],
+    items: Sequence[Query],
     lists: Sequence[str],
     content_refs: Sequence[str],
     subjects: Sequence[Mapping[str, Any]] | None = None,
@@ -179,28 +168,58 @@ def _open_detections(
         service.review.open(checked, ref, evidence, account_ref=account, subject=subject)
 
 
+class HashQuery(BaseModel):
+    signal: str = Field(
+        description="A signal lists can hold: " + ", ".join(registry.listable_names()) + "."
+    )
+    value: str = Field(max_length=128, description="The hash in hex.")
+    content_ref: str = Field(
+        "", max_length=500, description="Your own reference for the content, kept with a match."
+    )
+    account_ref: str = Field(
+        "", max_length=500, description="Your reference for the uploader (kept for review)."
+    )
+    ip: str = Field("", max_length=64, description="The uploader's IP address (for reports).")
+    ip_at: str = Field("", max_length=40, description="When the upload came from that IP.")
+
+    @field_validator("signal")
+    @classmethod
+    def _listable(cls, signal: str) -> str:
+        return registry.listed(signal).name  # a ValueError names the signals lists hold
+
+    def subject(self) -> dict[str, str]:
+        """The uploader as a detection keeps it (what was given)."""
+        return {k: v for k, v in (("account_ref", self.account_ref), ("ip", self.ip),
+                                  ("ip_at", self.ip_at)) if v}  # fmt: skip
+
+
+class HashMatchRequest(BaseModel):
+    """The body of ``POST /v1/match/hashes``: validated here alone, whichever path answers."""
+
+    hashes: list[HashQuery] = Field(min_length=1)
+    lists: list[str] | None = Field(None, description="Default: every list the key may use.")
+
+
 async def answer_hash_queries(
-    service: Service,
-    metrics: Metrics,
-    key: ApiKey,
-    queries: Sequence[tuple[str, str, str, Mapping[str, Any]]],
-    lists: Sequence[str] | None,
+    service: Service, metrics: Metrics, key: ApiKey, request: HashMatchRequest
 ) -> dict[str, Any]:
-    """The answer to ``POST /v1/match/hashes``: (signal, hex, content_ref, uploader) queries matched
-    within ``lists`` (default: every list the key may use). Raises ApiError for a batch over
-    the limit, a malformed hash (naming its place) or a list the key may not use."""
+    """The answer to ``POST /v1/match/hashes``: each hash matched within the request's lists
+    (default: every list the key may use). Raises ApiError for a batch over the limit, a
+    malformed hash (naming its place) or a list the key may not use."""
     limit = service.settings.max_batch
-    if len(queries) > limit:
-        raise ApiError(413, f"{len(queries)} hashes: at most {limit} per request")
-    names = chosen_lists(service, key, lists)
-    items: list[dict[str, Any]] = []
-    for number, (signal, value, _ref, _subject) in enumerate(queries):
+    hashes = request.hashes
+    if len(hashes) > limit:
+        raise ApiError(413, f"{len(hashes)} hashes: at most {limit} per request")
+    names = chosen_lists(service, key, request.lists)
+    items: list[Query] = []
+    for number, given in enumerate(hashes):
         try:
-            items.append({signal: parse_hash(signal, value)})
+            items.append(parse_hash(given.signal, given.value))
         except ApiError as error:
             raise ApiError(400, f"hashes.{number}: {error.message}") from None
-    refs = [query[2] for query in queries]
-    found = await run_matches(service, metrics, key, items, names, refs, [q[3] for q in queries])
+    refs = [given.content_ref for given in hashes]
+    subjects = [given.subject() for given in hashes]
+    found = await run_matches(service, metrics, key, items, names, refs, subjects)
     return {
         "matched": sum(1 for matches in found if matches),
         "results": [{"matches": [match_json(m) for m in matches]} for matches in found],

@@ -1,21 +1,20 @@
 """Hashing and matching, for online services checking uploads (role: matcher)."""
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
 from hashguard.api.fetch import FetchRefused
 from hashguard.api.matching import (
+    HashMatchRequest,
     answer_hash_queries,
     chosen_lists,
     hash_json,
     hash_media,
     match_json,
-    media_query,
     ready_matcher,
     run_matches,
     service_of,
@@ -38,29 +37,6 @@ _MEDIA_BODY: dict[str, Any] = {
         },
     }
 }  # fmt: skip
-
-
-class HashQuery(BaseModel):
-    signal: Literal["pdq", "md5", "sha1", "sha256", "canonical_sha256"]
-    value: str = Field(max_length=128, description="The hash in hex.")
-    content_ref: str = Field(
-        "", max_length=500, description="Your own reference for the content, kept with a match."
-    )
-    account_ref: str = Field(
-        "", max_length=500, description="Your reference for the uploader (kept for review)."
-    )
-    ip: str = Field("", max_length=64, description="The uploader's IP address (for reports).")
-    ip_at: str = Field("", max_length=40, description="When the upload came from that IP.")
-
-    def subject(self) -> dict[str, str]:
-        """The uploader as a detection keeps it (what was given)."""
-        return {k: v for k, v in (("account_ref", self.account_ref), ("ip", self.ip),
-                                  ("ip_at", self.ip_at)) if v}  # fmt: skip
-
-
-class HashMatchRequest(BaseModel):
-    hashes: list[HashQuery] = Field(min_length=1)
-    lists: list[str] | None = Field(None, description="Default: every list the key may use.")
 
 
 async def _media(request: Request, url: str | None) -> bytes:
@@ -92,10 +68,10 @@ async def hash_upload(
     ] = None,
 ) -> dict[str, Any]:
     """Hash uploaded media. Nothing is stored: neither the media nor its hashes."""
-    kind, values = await hash_media(
+    kind, query = await hash_media(
         await _media(request, url), service_of(request), signals, dihedral
     )
-    return {"kind": kind.value, "hashes": {name: hash_json(name, v) for name, v in values.items()}}
+    return {"kind": kind.value, "hashes": {hashed.name: hash_json(hashed) for hashed in query}}
 
 
 @router.post("/match/media", openapi_extra=_MEDIA_BODY)
@@ -125,16 +101,14 @@ async def match_media(
     data = await _media(request, url)
     if not signals:
         return {"kind": None, "hashes": {}, "matches": []}
-    kind, values = await hash_media(data, service, signals, dihedral)
-    hashes = {n: hash_json(n, v)["value"] for n, v in values.items() if n != "vpdq"}
-    uploader: dict[str, Any] = {"hashes": hashes}
+    kind, query = await hash_media(data, service, signals, dihedral)
+    uploader: dict[str, Any] = {"hashes": {h.name: h.text for h in query if h.signal.listable}}
     uploader.update({k: v for k, v in (("account_ref", account_ref), ("ip", ip),
                                        ("ip_at", ip_at)) if v})  # fmt: skip
-    found = await run_matches(service, metrics, key, [media_query(values)], names,
-                              [content_ref], [uploader])  # fmt: skip
+    found = await run_matches(service, metrics, key, [query], names, [content_ref], [uploader])
     return {
         "kind": kind.value,
-        "hashes": {name: hash_json(name, v) for name, v in values.items()},
+        "hashes": {hashed.name: hash_json(hashed) for hashed in query},
         "matches": [match_json(m) for m in found[0]],
     }
 
@@ -146,6 +120,5 @@ async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -
 
     (Well-formed requests with a matcher key are answered by ``api.hot`` before the framework;
     this route answers the others, and documents both.)"""
-    queries = [(q.signal, q.value, q.content_ref, q.subject()) for q in body.hashes]
     metrics = request.app.state.metrics
-    return await answer_hash_queries(service_of(request), metrics, key, queries, body.lists)
+    return await answer_hash_queries(service_of(request), metrics, key, body)

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from hashguard.media.limits import MIB, Limits
-from hashguard.signals.pdq import MIN_QUALITY
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -23,7 +22,7 @@ class ServiceSettings:
     media_limits: Limits = field(
         default_factory=lambda: Limits(max_image_bytes=64 * MIB, max_video_bytes=64 * MIB)
     )
-    min_quality: int = MIN_QUALITY
+    min_quality: int | None = None  # values of lower quality never match (None: the signal's)
     # Hashing media by URL: off unless hosts are allowed; private, loopback and link-local
     # addresses are refused unless their network is named here.
     fetch_hosts: tuple[str, ...] = ()

@@ -86,8 +86,8 @@ def hash_command(
     writer = _writer(output)
     tally = progress.Tally()
     with progress.output(len(files)) as out:
-        for records in progress.hashed(files, settings, jobs, out, tally):
-            out.write("".join(writer(record) for record in records))
+        for hashed in progress.hashed(files, settings, jobs, out, tally):
+            out.write("".join(writer(record) for record in hashed.records()))
     tally.note_skipped(f"no requested signal ({','.join(names)}) applies")
     if tally.failed:
         raise typer.Exit(ExitCode.FAILED)

@@ -4,11 +4,10 @@ import csv
 import io
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -22,25 +21,21 @@ from hashguard.cli.common import (
     echo_error,
     fail,
 )
-from hashguard.matching import Match, Matcher
+from hashguard.matching import Hashed, Match, Matcher, Query
+from hashguard.matching.query import parse_given
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
-from hashguard.signals.batch import HashRecord, HashSettings, expand
-from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash
+from hashguard.signals.batch import HashSettings, expand
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.lists import ListError, ListStore
 
 _MATCH_BATCH = 256
-# Hashes given on the command line: SIGNAL:HEX, or bare hex whose length says the signals.
-_BY_LENGTH = {32: ("md5",), 40: ("sha1",), 64: ("pdq", "sha256", "canonical_sha256")}
-_HEX = re.compile(r"(?:(pdq|md5|sha1|sha256|canonical_sha256):)?([0-9a-fA-F]+)")
 
 
 @dataclass(frozen=True)
-class _Query:
+class _Labelled:
     label: str  # the file's path, or the hash as given
-    values: dict[str, Any]  # signal -> what Matcher.match takes
-    quality: int | None = None  # PDQ quality of a file's image
+    query: Query
 
 
 def match(
@@ -59,14 +54,16 @@ def match(
         bool, typer.Option("--dihedral", help="Also match images rotated or flipped.")
     ] = False,
     min_quality: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--min-quality",
             min=0,
             max=100,
-            help="Media of lower PDQ quality (little detail, e.g. flat images) is not matched.",
+            help="Media of lower quality (little detail, e.g. flat images) is not matched "
+            "[default: each signal's own; PDQ: 50].",
+            show_default=False,
         ),
-    ] = MIN_QUALITY,
+    ] = None,
     jobs: JobsOption = 1,
     output: FormatOption = (OutputFormat.text),
     database_url: DatabaseOption = None,
@@ -79,47 +76,58 @@ def match(
     """
     matcher = _matcher(names, min_quality, database_url)
     signals = matcher.signals()
-    given = [q for q in queries if _HEX.fullmatch(q) and not os.path.lexists(q)]
-    try:
-        batch = [_hash_query(q, signals) for q in given]
-    except InvalidSignalValue as exc:
-        fail(str(exc), ExitCode.ERROR)
-    files = list(expand(q for q in queries if q not in given))
+    batch: list[_Labelled] = []
+    files = []
+    for text in queries:
+        try:
+            given = None if os.path.lexists(text) else parse_given(text)
+        except (InvalidSignalValue, registry.UnknownSignal) as exc:
+            fail(str(exc), ExitCode.ERROR)
+        if given is None:
+            files.append(text)
+        else:
+            batch.append(_Labelled(text, given.only(signals)))
+    files = list(expand(files))
     show = _match_writer(output)
-    matched = low = 0
+    matched = 0
+    low: list[Hashed] = []
     tally = progress.Tally()
     with progress.output(len(files)) as out:
 
         def flush() -> None:
-            nonlocal matched, low
-            for query, found in zip(
-                batch, matcher.match_all([q.values for q in batch]), strict=True
-            ):
+            nonlocal matched
+            found_all = matcher.match_all([item.query for item in batch])
+            for item, found in zip(batch, found_all, strict=True):
                 matched += bool(found)
-                below = query.quality is not None and query.quality < min_quality
-                low += below
-                out.write(show(query, found, below))
+                below = item.query.too_low(min_quality)
+                if below is not None:
+                    low.append(below)
+                out.write(show(item.label, found, below))
             batch.clear()
 
         flush()
         if signals and files:
             settings = HashSettings(signals, dihedral, quiet_decoders=True)
-            for records in progress.hashed(files, settings, jobs, out, tally):
-                batch.append(_file_query(records))
+            for hashed in progress.hashed(files, settings, jobs, out, tally):
+                batch.append(_Labelled(hashed.path, Query.of(hashed.values)))
                 if len(batch) >= _MATCH_BATCH:
                     flush()
             flush()
     if files and not signals:
         echo_error(f"note: {', '.join(names)} hold no entries that can match: no file was hashed")
     if low:
-        echo_error(f"note: {low} image(s) of PDQ quality below {min_quality} not matched")
+        signal = low[0].signal
+        floor = signal.min_quality if min_quality is None else min_quality
+        echo_error(
+            f"note: {len(low)} image(s) of {signal.name.upper()} quality below {floor} not matched"
+        )
     tally.note_skipped(f"the lists hold only {', '.join(signals)} entries")
     if tally.failed:
         raise typer.Exit(ExitCode.ERROR)
     raise typer.Exit(ExitCode.OK if matched else ExitCode.NO_MATCH)
 
 
-def _matcher(names: list[str], min_quality: int, url: str | None) -> Matcher:
+def _matcher(names: list[str], min_quality: int | None, url: str | None) -> Matcher:
     try:
         engine = open_engine(url)
     except DatabaseError as exc:
@@ -132,49 +140,16 @@ def _matcher(names: list[str], min_quality: int, url: str | None) -> Matcher:
         engine.dispose()
 
 
-def _hash_query(text: str, signals: tuple[str, ...]) -> _Query:
-    """A hash given on the command line, as the values of every signal it can be."""
-    found = _HEX.fullmatch(text)
-    assert found is not None
-    named, digits = found.groups()
-    candidates = (named,) if named else _BY_LENGTH.get(len(digits), ())
-    if not candidates:
-        raise InvalidSignalValue(
-            f"{text}: a hash has 32 (md5), 40 (sha1) or 64 (pdq, sha256) hex digits; "
-            f"got {len(digits)}"
-        )
-    values: dict[str, Any] = {}
-    for signal in candidates:
-        value = registry.get(signal).parse(digits)
-        if signal in signals:
-            values[signal] = value
-    return _Query(text, values)
-
-
-def _file_query(records: list[HashRecord]) -> _Query:
-    values: dict[str, Any] = {}
-    quality = None
-    for record in records:
-        if record.signal == "pdq":
-            quality = record.quality
-            variants = record.dihedral or {"original": record.value}
-            hashes = {name: PdqHash(bytes.fromhex(v), quality) for name, v in variants.items()}
-            values["pdq"] = DihedralHashes(quality or 0, hashes)
-        else:
-            values[record.signal] = bytes.fromhex(record.value)
-    return _Query(records[0].path, values, quality)
-
-
-def _match_writer(output: OutputFormat) -> Callable[[_Query, list[Match], bool], str]:
+def _match_writer(output: OutputFormat) -> Callable[[str, list[Match], Hashed | None], str]:
     if output is OutputFormat.csv:
         sys.stdout.write("query,list,entry,signal,distance,labels\n")
 
-    def write(query: _Query, found: list[Match], low: bool) -> str:
+    def write(label: str, found: list[Match], low: Hashed | None) -> str:
         if output is OutputFormat.jsonl:
             return "".join(
                 json.dumps(
                     {
-                        "query": query.label,
+                        "query": label,
                         "list": m.list,
                         "entry": m.entry,
                         "signal": m.signal,
@@ -190,18 +165,18 @@ def _match_writer(output: OutputFormat) -> Callable[[_Query, list[Match], bool],
             buffer = io.StringIO()
             rows = csv.writer(buffer, lineterminator="\n")
             for m in found:
-                rows.writerow([query.label, m.list, m.entry, m.signal, m.distance,
+                rows.writerow([label, m.list, m.entry, m.signal, m.distance,
                                ";".join(sorted(m.labels))])  # fmt: skip
             return buffer.getvalue()
         lines = [
-            f"{query.label}: match, list {m.list} entry {m.entry}, {m.signal} distance "
+            f"{label}: match, list {m.list} entry {m.entry}, {m.signal} distance "
             f"{m.distance:g}" + (f" [{', '.join(sorted(m.labels))}]" if m.labels else "") + "\n"
             for m in found
         ]
-        if low:
-            lines.append(f"{query.label}: PDQ quality {query.quality} too low to match\n")
+        if low is not None:
+            lines.append(f"{label}: {low.name.upper()} quality {low.quality} too low to match\n")
         elif not found:
-            lines.append(f"{query.label}: no match\n")
+            lines.append(f"{label}: no match\n")
         return "".join(lines)
 
     return write

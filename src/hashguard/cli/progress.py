@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from hashguard.cli.common import echo_error, error_line
-from hashguard.signals.batch import FileFailure, FileSkipped, HashRecord, HashSettings, hash_paths
+from hashguard.signals.batch import FileFailure, FileSkipped, HashedFile, HashSettings, hash_paths
 
 
 @dataclass
@@ -28,8 +28,8 @@ class Tally:
 
 def hashed(
     files: list[str], settings: HashSettings, jobs: int, out: "Output", tally: Tally
-) -> Iterator[list[HashRecord]]:
-    """The records of each file hashed; failures reported on ``out`` and counted."""
+) -> Iterator[HashedFile]:
+    """Each file hashed; failures reported on ``out`` and counted."""
     for result in hash_paths(files, settings, jobs):
         if isinstance(result, FileFailure):
             tally.failed += 1

@@ -1,11 +1,11 @@
 """Matcher: chosen hash lists in the indexes, list policies applied, the change log followed.
 
 The Matcher loads the entries of its lists that can match (active, and sourced as the list's
-two-source rule requires) into one HammingIndex for PDQ and one ExactIndex per digest, keyed
-by entry id. It then follows each list's change log: ``refresh`` applies the changes since the
-version it has, adding what became matchable and removing what stopped being matchable
-(contested, delisted, deleted, withdrawn), without a rebuild. ``follow`` does so in the
-background every fraction of a second.
+two-source rule requires) into one index per signal, of the kind the signal declares (a
+HammingIndex for PDQ, an ExactIndex per digest), keyed by entry id. It then follows each
+list's change log: ``refresh`` applies the changes since the version it has, adding what
+became matchable and removing what stopped being matchable (contested, delisted, deleted,
+withdrawn), without a rebuild. ``follow`` does so in the background every fraction of a second.
 
 A query matches an entry when within the entry's list threshold (the list's per-signal policy,
 else the signal's default). A query that matches a *negative* list (known false positives)
@@ -13,19 +13,19 @@ gets no matches for that signal at all.
 """
 
 import threading
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from hashguard.index import ExactIndex, HammingIndex
 from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
-from hashguard.signals import registry
-from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash
+from hashguard.matching.query import Query
+from hashguard.signals import IndexKind, registry
 
-_DIGEST_WIDTHS = {"md5": 16, "sha1": 20, "sha256": 32, "canonical_sha256": 32}
+Index = HammingIndex | ExactIndex
 
 
 class ListSource(Protocol):
@@ -60,13 +60,14 @@ class Matcher:
     """Matches hashes against the lists ``names`` of ``source``; thread-safe."""
 
     def __init__(
-        self, source: ListSource, names: Sequence[str], min_quality: int = MIN_QUALITY
+        self, source: ListSource, names: Sequence[str], min_quality: int | None = None
     ) -> None:
+        """``min_quality``: values of a known quality below it are not matched (default: each
+        signal's own minimum)."""
         self.source = source
         self.min_quality = min_quality
         self._lock = threading.Lock()
-        self._pdq = HammingIndex()
-        self._digests = {name: ExactIndex(width) for name, width in _DIGEST_WIDTHS.items()}
+        self._indexes: dict[str, Index] = {}  # per signal, made when its first entry comes
         self._entries: dict[int, Entry] = {}
         self._lists: dict[int, _Followed] = {}
         self._stop = threading.Event()
@@ -80,13 +81,15 @@ class Matcher:
         return [followed.hash_list for followed in self._lists.values()]
 
     def signals(self) -> tuple[str, ...]:
-        """The signals of the entries that can match now, in a fixed order."""
-        held = ["pdq"] if len(self._pdq) else []
-        return (*held, *(name for name, index in self._digests.items() if len(index)))
+        """The signals of the entries that can match now, in the registry's order."""
+        return tuple(name for name, size in self.sizes().items() if size)
 
     def sizes(self) -> dict[str, int]:
-        """The number of matchable entries per signal."""
-        return {"pdq": len(self._pdq), **{n: len(i) for n, i in self._digests.items()}}
+        """The number of matchable entries per listable signal."""
+        indexes = self._indexes
+        return {
+            s.name: len(indexes[s.name]) if s.name in indexes else 0 for s in registry.listable()
+        }
 
     def versions(self) -> dict[str, int]:
         """The version of each list the indexes reflect."""
@@ -142,64 +145,61 @@ class Matcher:
 
     # --- matching ---------------------------------------------------------------------------
 
-    def match(self, values: Mapping[str, Any], lists: Collection[str] | None = None) -> list[Match]:
+    def match(self, query: Query, lists: Collection[str] | None = None) -> list[Match]:
         """The matches of one item's hashes, closest first.
 
-        ``values`` maps a signal name to its value: a PdqHash (or DihedralHashes, to match
-        rotations and flips too) for ``pdq``, the digest bytes for md5/sha1/sha256. PDQ hashes
-        of known quality below ``min_quality`` are not matched. With ``lists``, only matches
-        in those lists are returned (negative lists apply whichever are chosen).
+        A value with variants (a PDQ hash with its rotations and flips) matches when any of
+        them does. Values of a known quality below the minimum are not matched. With
+        ``lists``, only matches in those lists are returned (negative lists apply whichever are
+        chosen).
         """
-        return self.match_all([values], lists)[0]
+        return self.match_all([query], lists)[0]
 
     def match_all(
-        self, items: Sequence[Mapping[str, Any]], lists: Collection[str] | None = None
+        self, queries: Sequence[Query], lists: Collection[str] | None = None
     ) -> list[list[Match]]:
         """``match`` for many items at once (one index query per signal)."""
-        found: list[list[Match]] = [[] for _ in items]
+        found: list[list[Match]] = [[] for _ in queries]
         chosen = frozenset(lists) if lists is not None else None
-        self._match_pdq(items, found, chosen)
-        for signal, index in self._digests.items():
-            rows = [i for i, item in enumerate(items) if signal in item]
-            if rows and len(index):
-                keys = [bytes(items[i][signal]) for i in rows]
-                query_rows, ids, distances = index.query(keys)
-                self._collect(signal, [rows[r] for r in query_rows], ids, distances, found, chosen)
+        for name, index in list(self._indexes.items()):
+            if len(index):
+                self._match_signal(name, index, queries, found, chosen)
         for matches in found:
             matches.sort(key=lambda m: (m.distance, m.list, m.entry))
         return found
 
-    def _match_pdq(
+    def _match_signal(
         self,
-        items: Sequence[Mapping[str, Any]],
+        name: str,
+        index: Index,
+        queries: Sequence[Query],
         found: list[list[Match]],
         chosen: frozenset[str] | None,
     ) -> None:
-        rows = []
-        variants = []
-        for i, item in enumerate(items):
-            value = item.get("pdq")
-            if value is None:
+        rows: list[int] = []
+        keys: list[list[bytes]] = []
+        for row, query in enumerate(queries):
+            hashed = query.get(name)
+            if hashed is None or hashed.signal.too_low(hashed.quality, self.min_quality):
                 continue
-            if isinstance(value, DihedralHashes):
-                hashes = [value.variants[name] for name in value.variants]
-                quality: int | None = value.quality
-            elif isinstance(value, PdqHash):
-                hashes = [value]
-                quality = value.quality
-            else:
-                raise TypeError(f"pdq values are PdqHash or DihedralHashes, got {type(value)}")
-            if quality is not None and quality < self.min_quality:
-                continue
-            rows.append(i)
-            variants.append([np.frombuffer(h.bits, np.uint8) for h in hashes])
-        if not rows or not len(self._pdq):
+            rows.append(row)
+            keys.append(hashed.keys())
+        if not rows:
             return
-        radius = int(max(self.threshold(f.hash_list, "pdq") for f in list(self._lists.values())))
-        widest = max(len(v) for v in variants)
-        padded = [v + [v[0]] * (widest - len(v)) for v in variants]  # repeats change nothing
-        items_hit, ids, distances = self._pdq.query_dihedral(np.array(padded), radius)
-        self._collect("pdq", [rows[r] for r in items_hit], ids, distances, found, chosen)
+        if isinstance(index, HammingIndex):
+            radius = int(max(self.threshold(f.hash_list, name) for f in self._followed()))
+            widest = max(len(k) for k in keys)
+            padded = [k + [k[0]] * (widest - len(k)) for k in keys]  # repeats change nothing
+            array = np.frombuffer(b"".join(b"".join(k) for k in padded), np.uint8)
+            hit, ids, distances = index.query_dihedral(array.reshape(len(rows), widest, -1), radius)
+        else:
+            flat = [(row, key) for row, each in zip(rows, keys, strict=True) for key in each]
+            hit, ids, distances = index.query([key for _, key in flat])
+            rows = [row for row, _ in flat]
+        self._collect(name, [rows[r] for r in hit], ids, distances, found, chosen)
+
+    def _followed(self) -> list[_Followed]:
+        return list(self._lists.values())
 
     def _collect(
         self,
@@ -287,13 +287,17 @@ class Matcher:
         followed = _Followed(hash_list, hash_list.version)
         self._lists[hash_list.id] = followed
         by_signal: dict[str, tuple[list[int], list[bytes]]] = {}
+        key_of: dict[str, Callable[[str], bytes]] = {}
         with collector_paused():  # millions of entries
             for entry in entries:
                 self._entries[entry.id] = entry
                 if entry.matchable(hash_list.policy):
                     ids, values = by_signal.setdefault(entry.signal, ([], []))
                     ids.append(entry.id)
-                    values.append(bytes.fromhex(entry.value))
+                    key = key_of.get(entry.signal)
+                    if key is None:
+                        key = key_of[entry.signal] = registry.get(entry.signal).key_of
+                    values.append(key(entry.value))
         for signal, (ids, values) in by_signal.items():
             self._add(signal, ids, values)
 
@@ -309,7 +313,7 @@ class Matcher:
             if now and not was:
                 ids, values = added.setdefault(after.signal, ([], []))
                 ids.append(after.id)
-                values.append(bytes.fromhex(after.value))
+                values.append(_key(after))
             elif was and not now:
                 removed.setdefault(after.signal, []).append(after.id)
         for signal, gone in removed.items():
@@ -317,15 +321,21 @@ class Matcher:
         for signal, (ids, values) in added.items():
             self._add(signal, ids, values)
 
-    def _add(self, signal: str, ids: list[int], values: list[bytes]) -> None:
-        array = np.frombuffer(b"".join(values), np.uint8).reshape(len(values), -1)
-        if signal == "pdq":
-            self._pdq.add(ids, array)
-        elif signal in self._digests:
-            self._digests[signal].add(ids, array)
+    def _add(self, signal: str, ids: list[int], keys: list[bytes]) -> None:
+        array = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1)
+        index = self._indexes.get(signal)
+        if index is None:
+            kind = registry.get(signal).index
+            index = HammingIndex() if kind is IndexKind.HAMMING else ExactIndex(array.shape[1])
+            self._indexes[signal] = index
+        index.add(ids, array)
 
     def _remove(self, signal: str, ids: list[int]) -> None:
-        if signal == "pdq":
-            self._pdq.remove(ids)
-        elif signal in self._digests:
-            self._digests[signal].remove(ids)
+        index = self._indexes.get(signal)
+        if index is not None:
+            index.remove(ids)
+
+
+def _key(entry: Entry) -> bytes:
+    """The index key of a listed value (stored in its signal's canonical form)."""
+    return registry.get(entry.signal).key_of(entry.value)

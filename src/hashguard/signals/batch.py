@@ -40,6 +40,18 @@ class HashRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class HashedFile:
+    """A file's value for each requested signal that applies to it, as computed (for pdq with
+    ``dihedral``: ``DihedralHashes``); ``records()`` gives them in their string forms."""
+
+    path: str
+    values: tuple[tuple[str, Any], ...]
+
+    def records(self) -> list[HashRecord]:
+        return [_record(self.path, registry.get(name), value) for name, value in self.values]
+
+
+@dataclass(frozen=True, slots=True)
 class FileFailure:
     path: str
     reason: str
@@ -53,7 +65,7 @@ class FileSkipped:
     kind: MediaKind
 
 
-FileResult = list[HashRecord] | FileFailure | FileSkipped
+FileResult = HashedFile | FileFailure | FileSkipped
 
 
 class NotApplicable(Exception):
@@ -117,7 +129,7 @@ def hash_file(path: str, settings: HashSettings) -> FileResult:
     )
     if isinstance(values, FileFailure | FileSkipped):
         return values
-    return [_record(path, signal, value) for signal, value in values]
+    return HashedFile(path, tuple((signal.name, value) for signal, value in values))
 
 
 def checked_values(

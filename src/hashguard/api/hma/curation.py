@@ -29,7 +29,6 @@ from hashguard.api.service import Service
 from hashguard.lists.model import ChangeKind, EntryStatus, HashList, ListPolicy, Provenance
 from hashguard.lists.records import Submission
 from hashguard.media.formats import MediaKind
-from hashguard.signals.pdq import PdqHash
 from hashguard.store.api_keys import ApiKey
 from hashguard.store.lists import ListError
 
@@ -142,10 +141,9 @@ async def _add(
     for hma_name, text in hashes.items():
         signal = signal_for(hma_name)
         try:
-            parsed = parse_hash(signal, text)
+            shown = parse_hash(signal, text).hashes[0].text
         except ApiError as error:
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
-        shown = parsed.hex if isinstance(parsed, PdqHash) else parsed.hex()
         signals[hma_name if kind is None else hma_type(signal, kind)] = shown
     by = actor(key)
     provenance = Provenance(submitted_by=key.name or by)

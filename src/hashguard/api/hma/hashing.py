@@ -11,7 +11,6 @@ from hashguard.api.fetch import FetchRefused
 from hashguard.api.hma.models import CONTENT_SIGNALS, SIGNALS, Matcher, signal_for
 from hashguard.api.matching import hash_media, service_of
 from hashguard.api.uploads import read_upload
-from hashguard.signals.pdq import MIN_QUALITY, PdqHash
 
 router = APIRouter()
 _MEDIA_TYPES: Final = {"image": "photo", "video": "video"}
@@ -60,14 +59,12 @@ async def hashed(
     if content_type not in CONTENT_SIGNALS:
         raise ApiError(400, f"no such content_type: '{content_type}'")
     names = _types(types, content_type)
-    _kind, values = await hash_media(data, service, [SIGNALS[n] for n in names])
+    _kind, query = await hash_media(data, service, [SIGNALS[n] for n in names])
     hashes: dict[str, str] = {}
     for name in names:
-        value = values.get(SIGNALS[name])
-        if isinstance(value, PdqHash):  # HMA gives no PDQ hash for low-quality images
-            hashes[name] = value.hex if (value.quality or 0) >= MIN_QUALITY else ""
-        elif value is not None:
-            hashes[name] = value.hex()
+        hashed = query.get(SIGNALS[name])
+        if hashed is not None:  # HMA gives no hash for a low-quality image
+            hashes[name] = "" if hashed.signal.too_low(hashed.quality) else hashed.text
     return content_type, hashes
 
 

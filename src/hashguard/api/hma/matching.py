@@ -14,7 +14,7 @@ from hashguard.api.hma.models import SIGNALS, Matcher, signal_for
 from hashguard.api.matching import parse_hash, ready_matcher, run_matches, service_of
 from hashguard.api.service import Service
 from hashguard.matching import Match
-from hashguard.signals import registry
+from hashguard.matching import Query as HashQuery
 from hashguard.store.api_keys import ApiKey
 
 router = APIRouter()
@@ -30,7 +30,7 @@ def _banks(service: Service, key: ApiKey, banks: str | None) -> list[str]:
 
 
 async def _matched(
-    request: Request, key: ApiKey, item: dict[str, Any], names: list[str], content_ref: str
+    request: Request, key: ApiKey, item: HashQuery, names: list[str], content_ref: str
 ) -> list[Match]:
     metrics = request.app.state.metrics
     found = await run_matches(service_of(request), metrics, key, [item], names, [content_ref])
@@ -59,7 +59,7 @@ async def raw_lookup(
     """Entry ids matching one hash: ``{"matches": [id, ...]}``, with distances if asked."""
     service = service_of(request)
     name = signal_for(signal_type)
-    item = {name: _hma_hash(name, signal)}
+    item = _hma_hash(name, signal)
     found = await _matched(request, key, item, _banks(service, key, banks), content_ref)
     if include_distance:
         shown = [{"bank_content_id": m.entry, "distance": str(int(m.distance))} for m in found]
@@ -67,7 +67,7 @@ async def raw_lookup(
     return {"matches": [m.entry for m in found]}
 
 
-def _hma_hash(signal: str, text: str) -> Any:
+def _hma_hash(signal: str, text: str) -> HashQuery:
     try:
         return parse_hash(signal, text)
     except ApiError as error:
@@ -106,7 +106,7 @@ async def lookup(
         if signal_type is None or signal is None:
             raise ApiError(400, "Either url or both signal and signal_type are required")
         name = signal_for(signal_type)
-        item = {name: _hma_hash(name, signal)}
+        item = _hma_hash(name, signal)
         return _by_bank(await _matched(request, key, item, names, content_ref))
     _content_type, hashes = await hashed(request, url, content_type, types)
     answer = await _lookup_hashes(request, key, hashes, names, content_ref)
@@ -138,7 +138,7 @@ async def _lookup_hashes(
             answer[hma_name] = {}
             continue
         signal = SIGNALS[hma_name]
-        item = {signal: parse_hash(signal, text)}
+        item = parse_hash(signal, text)
         answer[hma_name] = _by_bank(await _matched(request, key, item, names, content_ref))
     return answer
 
@@ -161,9 +161,9 @@ async def compare(request: Request, key: Matcher) -> dict[str, Any]:
             or not all(isinstance(h, str) for h in pair)
         ):
             raise ApiError(400, f"{name}: expected a list of exactly two hashes")
-        a, b = (_hma_hash(signal, text) for text in pair)
-        distance = int(registry.get(signal).distance(a, b))
-        threshold = 31 if signal == "pdq" else 0
+        a, b = (_hma_hash(signal, text).hashes[0] for text in pair)
+        distance = int(a.signal.distance(a.value, b.value))
+        threshold = a.signal.default_threshold
         answer[name] = [distance <= threshold, {"distance": distance}]
     return answer
 
