@@ -22,7 +22,15 @@ from hashguard.redress.complaints import Complaints, Outcome
 from hashguard.retention.purge import purge
 from hashguard.review import actions, webhook
 from hashguard.review.detections import Evidence, Review
-from hashguard.review.model import ActionKind, Decision, NotFound, ReviewError, Source, State
+from hashguard.review.model import (
+    ActionKind,
+    Decision,
+    NotFound,
+    ReviewError,
+    ScanningForbidden,
+    Source,
+    State,
+)
 from hashguard.review.services import Service, ServiceError, ServiceStore
 from hashguard.stats.counts import counts
 from hashguard.store.lists import ListStore
@@ -179,8 +187,11 @@ def test_profiles_refuse_encrypted_services_and_classifiers_where_known_only(
     world: World,
 ) -> None:
     sealed = world.services.create("chat", e2ee=True)
-    with pytest.raises(ReviewError, match="end-to-end encrypted"):
+    with pytest.raises(ScanningForbidden, match="end-to-end encrypted"):
         world.detect("m-1", service=sealed)
+    with pytest.raises(ScanningForbidden, match="service chat is end-to-end encrypted"):
+        world.review.admit(sealed)  # what the service asks before it matches anything
+    world.review.admit(world.service)
     with pytest.raises(ReviewError, match="known material only"):
         world.review.open(world.service, "m-2", [], source=Source.CLASSIFIER,
                           technology="classifier:demo")  # fmt: skip

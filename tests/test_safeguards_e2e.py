@@ -227,3 +227,17 @@ def test_no_report_suspension_or_removal_before_confirmation(world, kind: str) -
     acted = call(server, tokens["ben"], "POST", f"/v1/detections/{ident}/actions",
                  json={"kind": kind, "reason": "policy"})  # fmt: skip
     assert acted.status_code == 201
+
+
+def test_an_encrypted_service_is_refused_before_anything_is_matched(world) -> None:
+    server, _tokens, _webhook, _intake, engine = world
+    ServiceStore(engine).create("chat", e2ee=True)  # under the default, known-only profile
+    sealed = ApiKeyStore(engine).create(Role.MATCHER, name="chat check", service="chat")[1]
+    body = {"hashes": [{"signal": "pdq", "value": KNOWN, "content_ref": "chat-1"}]}
+    for answer in (
+        call(server, sealed, "POST", "/v1/match/hashes", json=body),  # the hot path
+        call(server, sealed, "POST", "/v1/match/media", files={"file": IMAGE}),
+    ):
+        assert answer.status_code == 403, answer.text
+        assert "service chat is end-to-end encrypted" in answer.json()["error"]["message"]
+    assert "chat-1" not in detections(server, _tokens["ana"])

@@ -18,8 +18,7 @@ from hashguard.matching import Match, Matcher
 from hashguard.matching.query import Hashed, Query, parse
 from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
-from hashguard.review.detections import Evidence
-from hashguard.review.services import Service as CheckedService
+from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, hash_stream
@@ -130,9 +129,10 @@ async def run_matches(
     checked = None
     if key.service is not None:  # a service's upload check: its profile decides
         checked = await run_in_threadpool(service.review.services.get, key.service)
-        if checked.e2ee and not checked.profile.scan_e2ee:
-            raise ApiError(403, f"service {checked.name} is end-to-end encrypted: its legal "
-                                f"profile {checked.legal_profile} forbids scanning it")  # fmt: skip
+        try:
+            service.review.admit(checked)
+        except ScanningForbidden as error:
+            raise ApiError(403, str(error)) from None
     found = await service.batcher.match(matcher, items, lists)
     metrics.queries.inc(len(items))
     logged = [
@@ -145,27 +145,9 @@ async def run_matches(
         for m in logged:
             metrics.matches.labels(m.list, m.signal).inc()
         if checked is not None:
-            await run_in_threadpool(
-                _open_detections, service, checked, found, content_refs, subjects or []
-            )
+            uploads = list(zip(content_refs, found, subjects or [{}] * len(found), strict=True))
+            await run_in_threadpool(service.review.open_matches, checked, uploads)
     return found
-
-
-def _open_detections(
-    service: Service,
-    checked: CheckedService,
-    found: Sequence[Sequence[Match]],
-    content_refs: Sequence[str],
-    subjects: Sequence[Mapping[str, Any]],
-) -> None:
-    """Each matched item of a service's upload check becomes a detection for human review."""
-    for number, (matches, ref) in enumerate(zip(found, content_refs, strict=True)):
-        if not matches or not ref:
-            continue
-        subject = dict(subjects[number]) if number < len(subjects) else {}
-        account = str(subject.pop("account_ref", ""))
-        evidence = [Evidence.of(m) for m in matches]
-        service.review.open(checked, ref, evidence, account_ref=account, subject=subject)
 
 
 class HashQuery(BaseModel):

@@ -29,6 +29,7 @@ from hashguard.review.model import (
     Detection,
     NotFound,
     ReviewError,
+    ScanningForbidden,
     Source,
     State,
     Vote,
@@ -85,6 +86,34 @@ class Review:
 
     # --- opening ---------------------------------------------------------------------------
 
+    @staticmethod
+    def admit(service: Service) -> None:
+        """Whether ``service``'s uploads may be checked at all; raises ScanningForbidden for an
+        end-to-end-encrypted service whose legal profile forbids scanning it."""
+        if service.e2ee and not service.profile.scan_e2ee:
+            raise ScanningForbidden(
+                f"service {service.name} is end-to-end encrypted: its legal profile "
+                f"{service.legal_profile} forbids scanning it"
+            )
+
+    def open_matches(
+        self,
+        service: Service,
+        uploads: Sequence[tuple[str, Sequence[Match], Mapping[str, Any]]],
+    ) -> list[Detection]:
+        """A detection for human review of each matched upload of ``service``'s check, given as
+        (content_ref, its matches, the uploader: account_ref, IP, time, hashes as given);
+        uploads without a match or a content_ref open none."""
+        opened = []
+        for content_ref, matches, uploader in uploads:
+            if not matches or not content_ref:
+                continue
+            subject = dict(uploader)
+            account = str(subject.pop("account_ref", ""))
+            evidence = [Evidence.of(m) for m in matches]
+            opened.append(self.open(service, content_ref, evidence, account, subject))
+        return opened
+
     def open(
         self,
         service: Service,
@@ -97,14 +126,11 @@ class Review:
         actor: str = "",
     ) -> Detection:
         """The detection of ``content_ref`` on ``service`` (the one open already, if any).
-        Raises ReviewError for an end-to-end-encrypted service its profile may not scan, a
-        classifier flag under a known-only profile, or a match without evidence."""
+        Raises ScanningForbidden for an end-to-end-encrypted service its profile may not
+        scan, ReviewError for a classifier flag under a known-only profile or a match without
+        evidence."""
+        self.admit(service)
         profile = service.profile
-        if service.e2ee and not profile.scan_e2ee:
-            raise ReviewError(
-                f"service {service.name} is end-to-end encrypted: the legal profile "
-                f"{profile.name} forbids scanning it"
-            )
         if source is Source.CLASSIFIER and profile.known_only:
             raise ReviewError(
                 f"the legal profile {profile.name} allows known material only: classifier "

@@ -48,6 +48,11 @@ class ReviewError(ValueError):
     """A review step that cannot be taken; the message says why (and what would allow it)."""
 
 
+class ScanningForbidden(ReviewError):
+    """A service's uploads may not be checked at all (end-to-end encrypted, and its legal
+    profile forbids scanning it)."""
+
+
 class NotFound(ReviewError):
     """No such detection, action or notice (or it was purged)."""
 
