@@ -27,7 +27,6 @@ from hashguard.device.install import install, open_installed
 from hashguard.device.messages import ReferralError, load_referrals
 from hashguard.device.release import DeviceReleaseError, build, open_release
 from hashguard.index import fileformat
-from hashguard.lists import keys
 from hashguard.lists.model import (
     Category,
     ChangeKind,
@@ -37,11 +36,12 @@ from hashguard.lists.model import (
     Source,
 )
 from hashguard.lists.records import Submission
-from hashguard.lists.transparency import TransparencyLog, TreeHead, canonical
 from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys
+from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
 
 from conftest import jpeg, png
 

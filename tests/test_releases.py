@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from hashguard.lists import keys, merkle
 from hashguard.lists.model import Category, ChangeKind, Provenance, Source
 from hashguard.lists.records import Submission
 from hashguard.lists.release import ReleaseError, build, verify
-from hashguard.lists.transparency import TransparencyLog, TreeHead, canonical
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys, merkle
+from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
 
 NL = Provenance("Offlimits", "", (Source("Offlimits", "NL"),))
 

@@ -368,9 +368,9 @@ def test_a_reversal_never_overtakes_the_action_it_reverses(world: World) -> None
 
 
 def test_after_a_false_positive_no_report_or_complaint_remains(world: World, tmp_path) -> None:
-    from hashguard.lists import keys as key_files
     from hashguard.reports.eu import Circumstances, Provider
     from hashguard.reports.submit import Reports
+    from hashguard.transparency import keys as key_files
 
     ident, token = confirmed_with_notice(world)
     key_files.generate(tmp_path / "k.key")

@@ -16,7 +16,6 @@ from typing import Annotated
 import typer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
 from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, reader, stopncii
 from hashguard.lists.model import (
@@ -26,9 +25,10 @@ from hashguard.lists.model import (
     ListPolicy,
 )
 from hashguard.lists.records import LIST_SIGNALS, InvalidRecord
-from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.lists import ListError, ListStore
+from hashguard.transparency import keys as lists_keys
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
 
 lists_app = typer.Typer(
     name="lists", help="Hash lists: create, import, export, inspect, change.", no_args_is_help=True

@@ -33,7 +33,7 @@ from hashguard.device.release import (
     stream,
     verify_manifest,
 )
-from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
 _STATE: Final = "state.json"
 _META: Final = ("manifest.json", "manifest.sig", "log.json")

@@ -41,9 +41,9 @@ from hashguard.device import oprf
 from hashguard.device.tags import EXACT_KINDS, entry_tags, offline_key, oprf_key
 from hashguard.index import fileformat
 from hashguard.index.fuse import FilterError, FuseFilter
-from hashguard.lists import keys
 from hashguard.lists.model import Entry, HashList
-from hashguard.lists.transparency import (
+from hashguard.transparency import keys
+from hashguard.transparency.log import (
     LogError,
     TransparencyLog,
     TreeHead,

@@ -28,11 +28,11 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashguard.lists import keys, merkle
-from hashguard.lists.bulk import collector_paused
+from hashguard.collector import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
 from hashguard.lists.records import LIST_SIGNALS
-from hashguard.lists.transparency import (
+from hashguard.transparency import keys, merkle
+from hashguard.transparency.log import (
     LogError,
     TransparencyLog,
     TreeHead,

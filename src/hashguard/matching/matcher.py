@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from hashguard.collector import collector_paused
 from hashguard.index import ExactIndex, HammingIndex
-from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash

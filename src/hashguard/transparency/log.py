@@ -25,7 +25,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashguard.lists import keys, merkle
+from hashguard.transparency import keys, merkle
 
 
 class LogError(ValueError):
