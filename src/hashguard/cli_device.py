@@ -18,11 +18,13 @@ from hashguard.cli_lists import (
     writable_log,
 )
 from hashguard.device import oprf
+from hashguard.device.build import build
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
 from hashguard.device.messages import LANGUAGES, ReferralError, load_referrals
 from hashguard.device.oprf_client import HttpEvaluator
-from hashguard.device.release import MODES, DeviceReleaseError, build, open_release
+from hashguard.device.release import MODES, DeviceReleaseError
+from hashguard.device.verify import open_release
 from hashguard.lists.model import EntryStatus
 from hashguard.transparency import keys as lists_keys
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead

@@ -177,7 +177,7 @@ def _device_releases(store: "ListStore", directory: Path) -> None:
     import shutil
 
     from hashguard.device import oprf
-    from hashguard.device.release import build
+    from hashguard.device.build import build
     from hashguard.lists.model import EntryStatus
     from hashguard.transparency import keys
     from hashguard.transparency.log import TransparencyLog

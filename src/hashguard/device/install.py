@@ -26,17 +26,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from hashguard.device.release import (
-    DeviceRelease,
-    DeviceReleaseError,
-    load,
-    stream,
-    verify_manifest,
-)
+from hashguard.device.release import DeviceReleaseError, stream
+from hashguard.device.verify import DeviceRelease, load, verify_manifest
+from hashguard.transparency import manifest as signed_manifest
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
 _STATE: Final = "state.json"
-_META: Final = ("manifest.json", "manifest.sig", "log.json")
 
 
 @dataclass(frozen=True)
@@ -97,7 +92,7 @@ def _install(
     anchor: str,
     signer_key: str | None,
 ) -> Installed:
-    for name in _META:  # the bytes verified are the bytes kept
+    for name in signed_manifest.FILES:  # the bytes verified are the bytes kept
         _copy(source / name, staging / name)
     manifest, head, checks = verify_manifest(
         staging, log, signer_key=signer_key or (state["signer"] if state else None),
