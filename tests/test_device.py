@@ -341,12 +341,12 @@ def test_a_stale_head_update_does_not_roll_the_device_back(world: World) -> None
 def test_a_release_logged_but_not_written_is_kept(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hashguard.device import build as build_module
+    from hashguard import durable
 
     def full_disk(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(build_module, "_publish", full_disk)
+    monkeypatch.setattr(durable, "move_into_place", full_disk)
     with pytest.raises(DeviceReleaseError, match=r"logged as record 0, but writing .* are in"):
         world.release("offline", "r1")
     kept = world.root / ".r1.logged-0"

@@ -10,7 +10,6 @@ mode a key costs a VOPRF evaluation) and can be a delta.
 import hashlib
 import hmac
 import os
-import shutil
 from collections.abc import Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -21,6 +20,7 @@ from typing import Any, Final
 import numpy as np
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hashguard import durable
 from hashguard.device import delta, oprf
 from hashguard.device.release import (
     DEFAULT_BITS,
@@ -122,10 +122,7 @@ def build(
 
     floor = state.version if state is not None else 0  # the version is fixed when logged
     # Written aside, logged, then renamed: a failure leaves no half-made release under ``out``.
-    work = out.with_name(f".{out.name}.building")
-    shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
-    try:
+    with durable.assembling(out) as work:
         files: dict[str, dict[str, Any]] = {}
         is_delta = False
         if state is not None and set(state.base_keys) == set(key_sets):
@@ -191,28 +188,10 @@ def build(
         except LogError as error:
             raise DeviceReleaseError(str(error)) from None
         try:
-            _publish(work, out, release, location)
-        except OSError as error:
-            kept = work.with_name(f".{out.name}.logged-{location.index}")
-            os.replace(work, kept)
-            raise DeviceReleaseError(
-                f"logged as record {location.index}, but writing the release failed "
-                f"({error.strerror or error}): its files are in {kept}; move them to {out}"
-            ) from None
+            signed_manifest.publish(work, out, release, location)
+        except signed_manifest.ManifestError as error:
+            raise DeviceReleaseError(str(error)) from None
         return Built(manifest, location.index, location.head, is_delta, keyer.keyed)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-
-
-def _publish(
-    work: Path, out: Path, release: signed_manifest.Signed, location: signed_manifest.Location
-) -> None:
-    signed_manifest.write(work, release, location)
-    for path in work.iterdir():
-        os.chmod(path, 0o644)  # published
-    if out.exists():
-        out.rmdir()  # empty (checked before)
-    os.replace(work, out)
 
 
 def _one_category(lists: list[HashList]) -> str:

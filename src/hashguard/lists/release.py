@@ -28,6 +28,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hashguard import durable
 from hashguard.collector import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
 from hashguard.lists.records import LIST_SIGNALS
@@ -86,16 +87,49 @@ def build(
     the list's policy are left out) to ``out``, and append it to ``log``.
 
     Returns the manifest, its log index and the log's new tree head (signed with ``log_key``).
+    The release is assembled aside and put in place whole (replacing an earlier one at
+    ``out``): a crash leaves the release complete or absent. Raises ReleaseError.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ReleaseError(f"{out}: exists and is not a directory")
+    try:
+        with durable.assembling(out) as work:
+            root, by_signal, by_source = _write_entries(hash_list, entries, work / "entries.jsonl")
+            release = {
+                "format": FORMAT,
+                "list": hash_list.name,
+                "owner": hash_list.owner,
+                "category": hash_list.category.value,
+                "jurisdictions": list(hash_list.jurisdictions),
+                "version": hash_list.version,
+                "entries": root.size,
+                "counts": {"signal": by_signal, "source": by_source},
+                "root": root.root().hex(),
+                "owner_key": keys.public_hex(owner_key),
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            signed, location = manifest.append(log, manifest.sign(release, owner_key), log_key)
+            manifest.publish(work, out, signed, location)
+    except (LogError, manifest.ManifestError) as error:
+        raise ReleaseError(str(error)) from None
+    except OSError as error:
+        raise ReleaseError(f"{out}: cannot write the release: {error.strerror or error}") from None
+    return release, location.index, location.head
+
+
+def _write_entries(
+    hash_list: HashList, entries: Iterable[Entry], path: Path
+) -> tuple[merkle.RootBuilder, dict[str, int], dict[str, int]]:
+    """Write the matchable ``entries`` (sorted by signal and value) to ``path`` as the Merkle
+    tree's leaves; the tree, and the counts per signal and per source."""
     builder = merkle.RootBuilder()
     by_signal: dict[str, int] = {}
     by_source: dict[str, int] = {}
     last: tuple[str, str] | None = None
     batch: list[Entry] = []
     two_sources = hash_list.policy.two_sources
-    with collector_paused(), open(out / "entries.jsonl", "wb") as lines:
+    with collector_paused(), open(path, "wb") as lines:
 
         def flush() -> None:
             nonlocal last
@@ -129,25 +163,7 @@ def build(
                     flush()
         if batch:
             flush()
-    release = {
-        "format": FORMAT,
-        "list": hash_list.name,
-        "owner": hash_list.owner,
-        "category": hash_list.category.value,
-        "jurisdictions": list(hash_list.jurisdictions),
-        "version": hash_list.version,
-        "entries": builder.size,
-        "counts": {"signal": by_signal, "source": by_source},
-        "root": builder.root().hex(),
-        "owner_key": keys.public_hex(owner_key),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    try:
-        signed, location = manifest.append(log, manifest.sign(release, owner_key), log_key)
-    except LogError as error:
-        raise ReleaseError(str(error)) from None
-    manifest.write(out, signed, location)
-    return release, location.index, location.head
+    return builder, by_signal, by_source
 
 
 def verify(

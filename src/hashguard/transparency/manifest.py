@@ -13,6 +13,7 @@ What a manifest says, and who may sign it, is the caller's (``lists.release``,
 """
 
 import json
+import os
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hashguard import durable
 from hashguard.transparency import keys
 from hashguard.transparency.log import (
     LogError,
@@ -92,9 +94,26 @@ def append(
     return made[0], Location(index, head, log.inclusion(index, head.size))
 
 
-def write(directory: Path, signed: Signed, location: Location) -> None:
-    """Write the manifest, its signature and its log location into ``directory``."""
-    directory = Path(directory)
+def publish(work: Path, out: Path, signed: Signed, location: Location) -> None:
+    """Add the manifest, its signature and its log location to the release assembled in
+    ``work``, and put it in place as ``out``, readable by all, whole (``durable``). Raises
+    ManifestError when that fails: the release is logged already, so its files are kept, in a
+    directory the message names, to be moved to ``out``."""
+    try:
+        _write(work, signed, location)
+        for path in work.iterdir():
+            os.chmod(path, 0o644)  # published
+        durable.move_into_place(work, out)
+    except OSError as error:
+        kept = work.with_name(f".{out.name}.logged-{location.index}")
+        os.replace(work, kept)
+        raise ManifestError(
+            f"logged as record {location.index}, but writing the release failed "
+            f"({error.strerror or error}): its files are in {kept}; move them to {out}"
+        ) from None
+
+
+def _write(directory: Path, signed: Signed, location: Location) -> None:
     (directory / MANIFEST).write_bytes(signed.body)
     (directory / SIGNATURE).write_text(signed.signature + "\n")
     (directory / LOCATION).write_bytes(canonical(location.as_json()))
