@@ -4,6 +4,7 @@ on loopback). On SQLite and PostgreSQL; all lists and hashes are benign test val
 
 import errno
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -334,7 +335,7 @@ def test_the_server_secret_is_made_where_files_cannot_be_linked(
     def no_links(source: str, target: Path) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(webhook.os, "link", no_links)
+    monkeypatch.setattr(os, "link", no_links)
     path = tmp_path / "secret.key"
     made = webhook.load_secret(path)
     assert len(made) == 32 and webhook.load_secret(path) == made
