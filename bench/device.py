@@ -40,8 +40,9 @@ from pyfusefilter import _xorfilter
 from voprf import ristretto as dalek
 
 from hashguard.device import oprf
+from hashguard.device.build import _Keyer
+from hashguard.device.delta import Layer
 from hashguard.device.oprf_client import HttpEvaluator
-from hashguard.device.release import Layer, _Keyer
 from hashguard.device.tags import TagKind, entry_tags, offline_key, oprf_key, pdq_segments, tag
 from hashguard.index.fuse import FuseFilter
 from hashguard.signals.pdq import PdqSignal

@@ -25,16 +25,16 @@ from pathlib import Path
 
 import numpy as np
 
-from hashguard.lists import keys
 from hashguard.lists.formats import labelled_csv, plain
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.lists.release import build, verify
-from hashguard.lists.transparency import TransparencyLog
 from hashguard.matching import Matcher
 from hashguard.matching.query import Query
 from hashguard.signals.pdq import PdqHash
 from hashguard.store.database import open_engine, temporary_database
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys
+from hashguard.transparency.log import TransparencyLog
 
 
 def write_text_list(path: Path, count: int, seed: int) -> list[str]:

@@ -22,12 +22,13 @@ from typer.testing import CliRunner
 
 from hashguard.cli import app
 from hashguard.device import oprf
+from hashguard.device.build import build
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
 from hashguard.device.messages import ReferralError, load_referrals
-from hashguard.device.release import DeviceReleaseError, build, open_release
+from hashguard.device.release import DeviceReleaseError
+from hashguard.device.verify import open_release
 from hashguard.index import fileformat
-from hashguard.lists import keys
 from hashguard.lists.model import (
     Category,
     ChangeKind,
@@ -37,11 +38,12 @@ from hashguard.lists.model import (
     Source,
 )
 from hashguard.lists.records import Submission
-from hashguard.lists.transparency import TransparencyLog, TreeHead, canonical
 from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys
+from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
 
 from conftest import jpeg, png
 
@@ -339,12 +341,12 @@ def test_a_stale_head_update_does_not_roll_the_device_back(world: World) -> None
 def test_a_release_logged_but_not_written_is_kept(
     world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hashguard.device import release as release_module
+    from hashguard import durable
 
     def full_disk(*args: object) -> None:
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(release_module, "_publish", full_disk)
+    monkeypatch.setattr(durable, "move_into_place", full_disk)
     with pytest.raises(DeviceReleaseError, match=r"logged as record 0, but writing .* are in"):
         world.release("offline", "r1")
     kept = world.root / ".r1.logged-0"

@@ -11,12 +11,12 @@ from pathlib import Path
 import pytest
 
 from hashguard.device import oprf
-from hashguard.lists import keys
 from hashguard.lists.model import Category, Provenance, Source
 from hashguard.lists.records import Submission
 from hashguard.signals.digests import Sha256Signal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys
 from server import HASHGUARD, Server, running
 
 from conftest import png, scratch_database

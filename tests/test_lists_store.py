@@ -306,7 +306,7 @@ def test_big_imports_of_mostly_new_values_find_the_held_ones(store: ListStore) -
 def test_bulk_jobs_give_the_collector_back_as_it_was() -> None:
     import gc
 
-    from hashguard.lists.bulk import collector_paused
+    from hashguard.collector import collector_paused
 
     assert gc.isenabled()
     with pytest.raises(RuntimeError), collector_paused():

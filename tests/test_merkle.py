@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hashguard.lists.merkle import (
+from hashguard.transparency.merkle import (
     consistency_proof,
     inclusion_proof,
     leaf_hash,
@@ -104,7 +104,7 @@ def test_proof_requests_outside_the_tree_are_refused() -> None:
 
 
 def test_streamed_roots_equal_whole_tree_roots() -> None:
-    from hashguard.lists.merkle import RootBuilder
+    from hashguard.transparency.merkle import RootBuilder
 
     builder = RootBuilder()
     assert builder.root() == VECTOR_ROOTS[0]
@@ -115,7 +115,7 @@ def test_streamed_roots_equal_whole_tree_roots() -> None:
 
 @given(st.lists(st.integers(min_value=1, max_value=300), max_size=12))
 def test_leaves_added_in_batches_give_the_same_root(batches: list[int]) -> None:
-    from hashguard.lists.merkle import RootBuilder
+    from hashguard.transparency.merkle import RootBuilder
 
     leaves = [leaf_hash(n.to_bytes(4, "big")) for n in range(sum(batches))]
     builder, start = RootBuilder(), 0

@@ -2,20 +2,23 @@
 is caught with a message that says what failed."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import typer
 
-from hashguard.lists import keys, merkle
+from hashguard.cli import app
 from hashguard.lists.model import Category, ChangeKind, Provenance, Source
 from hashguard.lists.records import Submission
 from hashguard.lists.release import ReleaseError, build, verify
-from hashguard.lists.transparency import TransparencyLog, TreeHead, canonical
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys, merkle
+from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
 
 NL = Provenance("Offlimits", "", (Source("Offlimits", "NL"),))
 
@@ -216,3 +219,114 @@ def test_a_rolled_back_log_is_named(released) -> None:
     (log.directory / "records/00000001").unlink()
     with pytest.raises(ReleaseError, match="the log shrank"):
         verify(second, log)
+
+
+# --- a crash at any step of a release ----------------------------------------------------------
+
+_COMMAND = typer.main.get_command(app)  # made once: typer takes longer to make it than a release
+
+_STEPS = ("open", "replace", "rename", "link", "fsync", "mkdir", "unlink", "rmdir", "chmod")
+
+
+def _crashing_at(step: int, inside: Path) -> None:
+    """Make this process die (as by SIGKILL: no cleanup, no buffers flushed) at its ``step``-th
+    file-system call: every fsync, every file object opened on a descriptor, and every open,
+    rename, link, mkdir, unlink and chmod of a path in ``inside``."""
+    import builtins
+    import io
+
+    calls = 0
+
+    def counted(function, checks_path: bool):  # type: ignore[no-untyped-def]
+        def call(*args, **kwargs):  # type: ignore[no-untyped-def]
+            nonlocal calls
+            paths = [*args[:1], *(a for a in args[1:2] if isinstance(a, str | Path))]
+            if not checks_path or any(  # a descriptor: a file made in ``inside``, opened
+                isinstance(p, int) or str(p).startswith(str(inside)) for p in paths
+            ):
+                calls += 1
+                if calls == step:
+                    os._exit(137)
+            return function(*args, **kwargs)
+
+        return call
+
+    for name in _STEPS:
+        setattr(os, name, counted(getattr(os, name), checks_path=name != "fsync"))
+    builtins.open = io.open = counted(io.open, checks_path=True)
+
+
+def _hashguard(arguments: list[str]) -> int:
+    """``hashguard ARGUMENTS`` in this process: its exit status (its output on stdout and
+    stderr, as from the command)."""
+    try:
+        status = _COMMAND.main(arguments, prog_name="hashguard", standalone_mode=False)
+    except SystemExit as exit:
+        status = exit.code
+    return int(status or 0)
+
+
+def _release_in_child(step: int, run: Path, arguments: list[str]) -> int:
+    """The exit status of ``hashguard ARGUMENTS`` run in a forked child that dies at ``step``."""
+    pid = os.fork()
+    if pid == 0:  # the child: never returns to pytest
+        try:
+            _crashing_at(step, run)
+            os._exit(_hashguard(arguments))
+        finally:
+            os._exit(99)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def test_a_crash_at_any_step_of_a_release_leaves_it_whole_or_absent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed at any step of the first release of a new log, ``lists release`` leaves the release
+    directory absent or complete and valid, the log key absent or whole, and the next release
+    succeeds and verifies."""
+    # What a killed process wrote stays in the page cache: flushing it to disk, slow here, is
+    # for power failures. Each fsync still counts as a step.
+    monkeypatch.setattr(os, "fsync", lambda descriptor: None)
+    url = f"sqlite:///{tmp_path / 'hashguard.db'}"
+    store = ListStore(open_engine(url))
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(n), frozenset({"A1"}), NL) for n in range(20)])
+    store.engine.dispose()
+    keys.generate(tmp_path / "owner.key")
+    step = 0
+    while True:
+        step += 1
+        run = tmp_path / f"run{step}"
+        run.mkdir()
+        release = ["lists", "release", "known", "--key", str(tmp_path / "owner.key"), "--log",
+                   str(run / "tlog"), "--out", str(run / "out"), "--database-url", url]  # fmt: skip
+        verify = ["lists", "verify", str(run / "out"), "--log", str(run / "tlog")]
+        status = _release_in_child(step, run, release)
+        if status == 0:
+            break  # the release finished before its step-th call
+        assert status == 137, f"step {step}: exit status {status}"
+        if (run / "out").exists():
+            assert _hashguard(verify) == 0, f"step {step}: a torn release"
+        if (run / "tlog.key").exists():
+            keys.load(run / "tlog.key")
+        assert _hashguard(release) == 0, f"step {step}: the next release failed"
+        assert _hashguard(verify) == 0, f"step {step}: the next release does not verify"
+        shutil.rmtree(run)
+    assert step > 10  # the steps were counted: a release takes more than a few
+    assert _hashguard(verify) == 0
+
+
+def test_a_torn_key_from_an_old_crash_is_named(tmp_path: Path) -> None:
+    keys.generate(tmp_path / "whole.key")
+    pem = (tmp_path / "whole.key").read_bytes()
+    (tmp_path / "tlog.key").write_bytes(pem[: len(pem) // 2])
+    with pytest.raises(keys.KeyFileError, match=r"tlog\.key: not a whole PEM private key .*cut"):
+        keys.load(tmp_path / "tlog.key")
+    (tmp_path / "tlog.key").write_bytes(b"")
+    with pytest.raises(keys.KeyFileError, match=r"tlog\.key: not a whole PEM private key \(0"):
+        keys.load(tmp_path / "tlog.key")
+    with pytest.raises(keys.KeyFileError, match=r"tlog\.key: already exists"):
+        keys.generate(tmp_path / "tlog.key")
+    assert (tmp_path / "tlog.key").read_bytes() == b""  # left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["tlog.key", "whole.key", "whole.key.pub"]

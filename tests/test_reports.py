@@ -11,7 +11,6 @@ import pytest
 from lxml import etree
 from sqlalchemy import Engine
 
-from hashguard.lists import keys
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.reports import eu, ncmec
@@ -22,6 +21,7 @@ from hashguard.review.model import Decision, ReviewError, State
 from hashguard.review.services import ServiceStore
 from hashguard.stats.counts import counts
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys
 from loopback import Loopback
 
 PDQ = "f" * 32 + "0" * 32

@@ -4,6 +4,7 @@ on loopback). On SQLite and PostgreSQL; all lists and hashes are benign test val
 
 import errno
 import json
+import os
 import stat
 import subprocess
 import sys
@@ -345,7 +346,7 @@ def test_the_server_secret_is_made_where_files_cannot_be_linked(
     def no_links(source: str, target: Path) -> None:
         raise OSError(errno.EPERM, "Operation not permitted")
 
-    monkeypatch.setattr(webhook.os, "link", no_links)
+    monkeypatch.setattr(os, "link", no_links)
     path = tmp_path / "secret.key"
     made = webhook.load_secret(path)
     assert len(made) == 32 and webhook.load_secret(path) == made
@@ -379,9 +380,9 @@ def test_a_reversal_never_overtakes_the_action_it_reverses(world: World) -> None
 
 
 def test_after_a_false_positive_no_report_or_complaint_remains(world: World, tmp_path) -> None:
-    from hashguard.lists import keys as key_files
     from hashguard.reports.eu import Circumstances, Provider
     from hashguard.reports.submit import Reports
+    from hashguard.transparency import keys as key_files
 
     ident, token = confirmed_with_notice(world)
     key_files.generate(tmp_path / "k.key")

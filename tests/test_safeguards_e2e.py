@@ -12,7 +12,6 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import Engine, update
 
-from hashguard.lists import keys as key_files
 from hashguard.lists.model import Category, ListPolicy
 from hashguard.lists.records import Submission
 from hashguard.reports import eu
@@ -22,6 +21,7 @@ from hashguard.signals.pdq import PdqSignal
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import DetectionRow, NoticeRow
+from hashguard.transparency import keys as key_files
 from loopback import Loopback
 from server import Server, running
 

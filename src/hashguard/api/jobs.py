@@ -19,14 +19,14 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from hashguard.lists import keys as list_keys
 from hashguard.lists import release as releases
 from hashguard.lists.formats import reader
 from hashguard.lists.model import EntryStatus
 from hashguard.lists.records import InvalidRecord
-from hashguard.lists.transparency import LogError, TransparencyLog
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListError, ListStore
+from hashguard.transparency import keys as list_keys
+from hashguard.transparency.log import LogError, TransparencyLog
 
 
 class BulkJobs:

@@ -18,7 +18,6 @@ from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 from hashguard.legal.profiles import DEFAULT
-from hashguard.lists import keys as key_files
 from hashguard.redress import notices
 from hashguard.redress.complaints import Complaint
 from hashguard.reports.eu import Circumstances, Provider, ReportError
@@ -42,6 +41,7 @@ from hashguard.review.webhook import service_secret
 from hashguard.stats import annual
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.lists import ListError
+from hashguard.transparency import keys as key_files
 
 router = APIRouter(prefix="/v1", tags=["safeguards"])
 Admin = Annotated[ApiKey, allow()]

@@ -181,10 +181,10 @@ def _device_releases(store: "ListStore", directory: Path) -> None:
     import shutil
 
     from hashguard.device import oprf
-    from hashguard.device.release import build
-    from hashguard.lists import keys
+    from hashguard.device.build import build
     from hashguard.lists.model import EntryStatus
-    from hashguard.lists.transparency import TransparencyLog
+    from hashguard.transparency import keys
+    from hashguard.transparency.log import TransparencyLog
 
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True)

@@ -19,14 +19,16 @@ from hashguard.cli.common import (
 )
 from hashguard.cli.lists import list_store, writable_log
 from hashguard.device import oprf
+from hashguard.device.build import build
 from hashguard.device.checker import DeviceChecker, DeviceCheckError
 from hashguard.device.install import install, open_installed
 from hashguard.device.messages import LANGUAGES, ReferralError, load_referrals
 from hashguard.device.oprf_client import HttpEvaluator
-from hashguard.device.release import MODES, DeviceReleaseError, build, open_release
-from hashguard.lists import keys as lists_keys
+from hashguard.device.release import MODES, DeviceReleaseError
+from hashguard.device.verify import open_release
 from hashguard.lists.model import EntryStatus
-from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
+from hashguard.transparency import keys as lists_keys
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
 
 device_app = typer.Typer(
     name="device", help="On-device checks: filter releases, and checking files locally.",

@@ -7,9 +7,9 @@ from typing import Annotated
 import typer
 
 from hashguard.cli.common import DatabaseOption, fail
-from hashguard.lists import keys
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import DatabaseError, open_engine
+from hashguard.transparency import keys
 
 keys_app = typer.Typer(name="keys", help="Signing keys and API keys.", no_args_is_help=True)
 

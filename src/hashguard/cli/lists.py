@@ -25,7 +25,6 @@ from hashguard.cli.common import (
     echo_error,
     fail,
 )
-from hashguard.lists import keys as lists_keys
 from hashguard.lists import release as release_lists
 from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, reader, stopncii
 from hashguard.lists.model import (
@@ -35,10 +34,11 @@ from hashguard.lists.model import (
     ListPolicy,
 )
 from hashguard.lists.records import InvalidRecord
-from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
 from hashguard.signals import registry
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.lists import ListError, ListStore
+from hashguard.transparency import keys as lists_keys
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
 
 lists_app = typer.Typer(
     name="lists", help="Hash lists: create, import, export, inspect, change.", no_args_is_help=True

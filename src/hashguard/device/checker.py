@@ -13,8 +13,9 @@ from typing import Final, Protocol
 
 from hashguard.device import oprf
 from hashguard.device.messages import Helpline, Referral, referral, warning
-from hashguard.device.release import OFFLINE, DeviceRelease
+from hashguard.device.release import OFFLINE
 from hashguard.device.tags import EXACT_KINDS, TagKind, media_tags, offline_key, oprf_key
+from hashguard.device.verify import DeviceRelease
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 
 # Server-assisted checks always send this many elements: a file tag, a pixel tag (random when

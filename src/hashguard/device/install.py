@@ -26,17 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
-from hashguard.device.release import (
-    DeviceRelease,
-    DeviceReleaseError,
-    load,
-    stream,
-    verify_manifest,
-)
-from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead, canonical
+from hashguard import durable
+from hashguard.device.release import DeviceReleaseError, stream
+from hashguard.device.verify import DeviceRelease, load, verify_manifest
+from hashguard.transparency import manifest as signed_manifest
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
 _STATE: Final = "state.json"
-_META: Final = ("manifest.json", "manifest.sig", "log.json")
 
 
 @dataclass(frozen=True)
@@ -97,7 +93,7 @@ def _install(
     anchor: str,
     signer_key: str | None,
 ) -> Installed:
-    for name in _META:  # the bytes verified are the bytes kept
+    for name in signed_manifest.FILES:  # the bytes verified are the bytes kept
         _copy(source / name, staging / name)
     manifest, head, checks = verify_manifest(
         staging, log, signer_key=signer_key or (state["signer"] if state else None),
@@ -134,9 +130,8 @@ def _install(
             _copy(source / name, staging / name)
             fetched += size
     load(staging, manifest, checks, head)  # every file against its digest
-    _sync(staging)
     final = state_dir / f"release-{manifest['version']}-{os.urandom(4).hex()}"
-    os.replace(staging, final)
+    durable.move_into_place(staging, final)
     _write_state(state_dir, {
         "version": manifest["version"], "release": final.name, "signer": manifest["signer"],
         "stream": list(stream(manifest)), "log_key": anchor, "head": head.as_json(),
@@ -208,13 +203,7 @@ def _head(state: dict[str, Any] | None, state_dir: Path) -> TreeHead | None:
 
 
 def _write_state(state_dir: Path, state: dict[str, Any]) -> None:
-    temporary = state_dir / f".{_STATE}.tmp"
-    with open(temporary, "wb") as file:
-        file.write(canonical(state))
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, state_dir / _STATE)
-    _sync_directory(state_dir)
+    durable.write(state_dir / _STATE, canonical(state))
 
 
 def _copy(source: Path, target: Path) -> None:
@@ -230,21 +219,6 @@ def _digest(path: Path) -> str:
         while chunk := file.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
-
-
-def _sync(directory: Path) -> None:
-    for path in directory.iterdir():
-        with open(path, "rb") as file:
-            os.fsync(file.fileno())
-    _sync_directory(directory)
-
-
-def _sync_directory(directory: Path) -> None:
-    descriptor = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(descriptor)
-    finally:
-        os.close(descriptor)
 
 
 @contextmanager

@@ -13,7 +13,7 @@ Layout, version 1 (all integers little-endian)::
     last 32 bytes         SHA-256 of every byte before them
 
 Dtypes are numpy strings with explicit byte order ("<u4", "<i8", "|S32"), so a file reads the
-same on any machine. Files are written to a temporary name, flushed and renamed, so a crash
+same on any machine. Files are written aside, flushed and renamed (``durable``), so a crash
 never leaves a half-written index under the real name.
 """
 
@@ -22,11 +22,12 @@ import json
 import mmap
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
+
+from hashguard import durable
 
 MAGIC: Final = b"HGINDEX\n"
 VERSION: Final = 1
@@ -63,35 +64,22 @@ def write(path: Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndar
         if _FIXED.size + len(header) <= data_start:
             break
         data_start = _align(_FIXED.size + len(header) + 64)
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    temporary = Path(name)
     digest = hashlib.sha256()
-    try:
-        with open(descriptor, "wb") as file:
-            position = 0
+    with durable.writing(path, mode=0o600) as file:
+        position = 0
 
-            def put(data: bytes | memoryview) -> None:
-                nonlocal position
-                file.write(data)
-                digest.update(data)
-                position += len(data)
+        def put(data: bytes | memoryview) -> None:
+            nonlocal position
+            file.write(data)
+            digest.update(data)
+            position += len(data)
 
-            put(_FIXED.pack(MAGIC, VERSION, len(header)) + header)
-            for offset, array in zip(offsets, contents, strict=True):
-                put(bytes(offset - position))
-                put(array.reshape(-1).view(np.uint8).data)
-            put(bytes(_align(position) - position))
-            file.write(digest.digest())
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-        directory = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a crash
-        finally:
-            os.close(directory)
-    finally:
-        temporary.unlink(missing_ok=True)
+        put(_FIXED.pack(MAGIC, VERSION, len(header)) + header)
+        for offset, array in zip(offsets, contents, strict=True):
+            put(bytes(offset - position))
+            put(array.reshape(-1).view(np.uint8).data)
+        put(bytes(_align(position) - position))
+        file.write(digest.digest())
 
 
 def read(

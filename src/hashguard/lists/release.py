@@ -28,16 +28,11 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashguard.lists import keys, merkle
-from hashguard.lists.bulk import collector_paused
+from hashguard import durable
+from hashguard.collector import collector_paused
 from hashguard.lists.model import Entry, EntryStatus, HashList
-from hashguard.lists.transparency import (
-    LogError,
-    TransparencyLog,
-    TreeHead,
-    canonical,
-    verify_record,
-)
+from hashguard.transparency import keys, manifest, merkle
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
 FORMAT: Final = "hashguard-release/1"
 
@@ -92,16 +87,49 @@ def build(
     the list's policy are left out) to ``out``, and append it to ``log``.
 
     Returns the manifest, its log index and the log's new tree head (signed with ``log_key``).
+    The release is assembled aside and put in place whole (replacing an earlier one at
+    ``out``): a crash leaves the release complete or absent. Raises ReleaseError.
     """
     out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    if out.exists() and not out.is_dir():
+        raise ReleaseError(f"{out}: exists and is not a directory")
+    try:
+        with durable.assembling(out) as work:
+            root, by_signal, by_source = _write_entries(hash_list, entries, work / "entries.jsonl")
+            release = {
+                "format": FORMAT,
+                "list": hash_list.name,
+                "owner": hash_list.owner,
+                "category": hash_list.category.value,
+                "jurisdictions": list(hash_list.jurisdictions),
+                "version": hash_list.version,
+                "entries": root.size,
+                "counts": {"signal": by_signal, "source": by_source},
+                "root": root.root().hex(),
+                "owner_key": keys.public_hex(owner_key),
+                "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+            signed, location = manifest.append(log, manifest.sign(release, owner_key), log_key)
+            manifest.publish(work, out, signed, location)
+    except (LogError, manifest.ManifestError) as error:
+        raise ReleaseError(str(error)) from None
+    except OSError as error:
+        raise ReleaseError(f"{out}: cannot write the release: {error.strerror or error}") from None
+    return release, location.index, location.head
+
+
+def _write_entries(
+    hash_list: HashList, entries: Iterable[Entry], path: Path
+) -> tuple[merkle.RootBuilder, dict[str, int], dict[str, int]]:
+    """Write the matchable ``entries`` (sorted by signal and value) to ``path`` as the Merkle
+    tree's leaves; the tree, and the counts per signal and per source."""
     builder = merkle.RootBuilder()
     by_signal: dict[str, int] = {}
     by_source: dict[str, int] = {}
     last: tuple[str, str] | None = None
     batch: list[Entry] = []
     two_sources = hash_list.policy.two_sources
-    with collector_paused(), open(out / "entries.jsonl", "wb") as lines:
+    with collector_paused(), open(path, "wb") as lines:
 
         def flush() -> None:
             nonlocal last
@@ -135,35 +163,7 @@ def build(
                     flush()
         if batch:
             flush()
-    manifest = {
-        "format": FORMAT,
-        "list": hash_list.name,
-        "owner": hash_list.owner,
-        "category": hash_list.category.value,
-        "jurisdictions": list(hash_list.jurisdictions),
-        "version": hash_list.version,
-        "entries": builder.size,
-        "counts": {"signal": by_signal, "source": by_source},
-        "root": builder.root().hex(),
-        "owner_key": keys.public_hex(owner_key),
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-    }
-    body = canonical(manifest)
-    signature = keys.sign(owner_key, body)
-    try:
-        index, head = log.append(_log_record(manifest, signature), log_key)
-    except LogError as error:
-        raise ReleaseError(str(error)) from None
-    (out / "manifest.json").write_bytes(body)
-    (out / "manifest.sig").write_text(signature + "\n")
-    proof = [p.hex() for p in log.inclusion(index, head.size)]
-    located = {"index": index, "head": head.as_json(), "inclusion": proof}
-    (out / "log.json").write_bytes(canonical(located))
-    return manifest, index, head
-
-
-def _log_record(manifest: dict[str, Any], signature: str) -> bytes:
-    return canonical({"manifest": manifest, "signature": signature})
+    return builder, by_signal, by_source
 
 
 def verify(
@@ -176,74 +176,27 @@ def verify(
     """Check the release in directory ``release`` against ``log``. Raises ReleaseError with
     the first check that fails."""
     release = Path(release)
-    body = _read(release / "manifest.json")
-    signature = _read(release / "manifest.sig").decode().strip()
     try:
-        manifest = json.loads(body)
-        if manifest.get("format") != FORMAT:
-            raise ReleaseError(f"{release}: manifest format {manifest.get('format')!r}")
-        signer = str(manifest["owner_key"])
-        located = json.loads(_read(release / "log.json"))
-        index = int(located["index"])
-        release_head = TreeHead.from_json(located["head"], f"{release}/log.json")
-        inclusion = [bytes.fromhex(p) for p in located["inclusion"]]
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
-        if isinstance(error, ReleaseError | LogError):
-            raise ReleaseError(str(error)) from None
-        raise ReleaseError(f"{release}: malformed release ({error!r})") from None
-    try:
-        return _verify(release, log, manifest, body, signature, signer, index,
-                       release_head, inclusion, owner_key, log_key, known_head)  # fmt: skip
-    except (KeyError, TypeError, AttributeError) as error:
-        raise ReleaseError(f"{release}: malformed release ({error!r})") from None
-
-
-def _verify(
-    release: Path,
-    log: TransparencyLog,
-    manifest: dict[str, Any],
-    body: bytes,
-    signature: str,
-    signer: str,
-    index: int,
-    release_head: TreeHead,
-    inclusion: list[bytes],
-    owner_key: str | None,
-    log_key: str | None,
-    known_head: TreeHead | None,
-) -> Verified:
-    name, version = str(manifest["list"]), int(manifest["version"])
-    checks = []
-    if canonical(manifest) != body:
-        raise ReleaseError(f"{release}/manifest.json: not in canonical form (edited?)")
-    if not keys.verify(signer, body, signature):
-        raise ReleaseError(f"{release}: the signature does not match the manifest (tampered)")
-    if owner_key is not None and owner_key != signer:
-        raise ReleaseError(
-            f"{release}: signed by key {signer[:16]}..., not the pinned owner key "
-            f"{owner_key[:16]}..."
-        )
-    checks.append(f"signature: valid, owner key {signer[:16]}...")
-    _check_entries(release, manifest)
-    checks.append(f"entries: {manifest['entries']} entries give the manifest's Merkle root")
-
-    record = _log_record(manifest, signature)
-    try:
-        head, logged = verify_record(
-            log, record, index, release_head, inclusion, log_key, known_head, str(release)
-        )
-    except LogError as error:
+        signed, location = manifest.read(release)
+        if signed.manifest.get("format") != FORMAT:
+            raise ReleaseError(f"{release}: manifest format {signed.manifest.get('format')!r}")
+        signer = str(signed.manifest["owner_key"])
+        name, version = str(signed.manifest["list"]), int(signed.manifest["version"])
+        manifest.check_signature(release, signed, signer, owner_key, "owner key")
+        checks = [f"signature: valid, owner key {signer[:16]}..."]
+        _check_entries(release, signed.manifest)
+        entries = int(signed.manifest["entries"])
+        checks.append(f"entries: {entries} entries give the manifest's Merkle root")
+        head, logged = manifest.check_logged(release, signed, location, log, log_key, known_head)
+        checks += logged
+        _check_key_continuity(log, name, signer, location.index)
+    except (manifest.ManifestError, LogError) as error:
         raise ReleaseError(str(error)) from None
-    checks += logged
-    _check_key_continuity(log, name, signer, index)
-    return Verified(name, version, int(manifest["entries"]), signer, index, head.size, checks)
-
-
-def _read(path: Path) -> bytes:
-    try:
-        return path.read_bytes()
-    except OSError as error:
-        raise ReleaseError(f"{path}: cannot read: {error.strerror or error}") from None
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        if isinstance(error, ReleaseError):
+            raise
+        raise ReleaseError(f"{release}: malformed release ({error!r})") from None
+    return Verified(name, version, entries, signer, location.index, head.size, checks)
 
 
 def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
@@ -278,13 +231,12 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
 
 
 def _check_key_continuity(log: TransparencyLog, name: str, signer: str, index: int) -> None:
-    for earlier in range(index):
-        try:
-            logged = json.loads(log.record(earlier))["manifest"]
-        except (LogError, ValueError, KeyError, TypeError):
-            continue
-        if logged.get("list") == name and logged.get("owner_key") != signer:
+    for earlier, signed in manifest.logged(log, FORMAT):
+        if earlier >= index:
+            break
+        owner_key = signed.manifest.get("owner_key")
+        if signed.manifest.get("list") == name and owner_key != signer:
             raise ReleaseError(
                 f"release {index} of {name} is signed by another key than its release "
-                f"{earlier} ({str(logged.get('owner_key'))[:16]}...): the owner key changed"
+                f"{earlier} ({str(owner_key)[:16]}...): the owner key changed"
             )

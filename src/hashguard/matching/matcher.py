@@ -19,8 +19,8 @@ from typing import Protocol
 
 import numpy as np
 
+from hashguard.collector import collector_paused
 from hashguard.index import ExactIndex, HammingIndex
-from hashguard.lists.bulk import collector_paused
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.matching.query import Query
 from hashguard.signals import IndexKind, registry

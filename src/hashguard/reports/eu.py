@@ -29,8 +29,8 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashguard.lists import keys
 from hashguard.review.model import Detection, Source
+from hashguard.transparency import keys
 
 FORMAT: Final = "hashguard/eu-csar-art13-report"
 TYPES: Final = ("known", "new", "solicitation")

@@ -9,13 +9,10 @@ server's secret file and the service's name (``service_secret``): nothing secret
 the database, and ``hashguard services secret NAME`` shows it to the service's operator.
 """
 
-import errno
 import hashlib
 import hmac
 import json
-import os
 import secrets
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -25,6 +22,7 @@ from typing import Any, Final
 import httpx
 from sqlalchemy import Connection, Engine, exists, insert, select, update
 
+from hashguard import durable
 from hashguard.store.tables import ServiceRow, WebhookRow
 
 MAX_ATTEMPTS: Final = 36  # about a day of retries with the backoff below, then given up
@@ -52,36 +50,15 @@ def load_secret(path: Path) -> bytes:
     return value
 
 
-_NO_LINKS: Final = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}  # hard links not supported
-
-
 def _make_secret(path: Path) -> None:
-    """Write a new secret aside (owner-only), then link it into place: a reader never sees it
-    half-written, and of servers starting at once on one file, the first link wins for all.
-    Where the file system has no hard links, the file is created exclusively instead."""
-    value = secrets.token_hex(32) + "\n"
+    """Create a new secret whole (``durable.create``): of servers starting at once on one file,
+    the first wins for all."""
     try:
-        descriptor, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        try:
-            _write(descriptor, value)
-            os.link(aside, path)
-        except OSError as error:
-            if error.errno not in _NO_LINKS:
-                raise
-            _write(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), value)
-        finally:
-            os.unlink(aside)
+        durable.create(path, (secrets.token_hex(32) + "\n").encode(), 0o600)
     except FileExistsError:
         pass  # another process made it first: theirs is the secret
     except OSError as error:
         raise SecretFileError(f"{path}: cannot write: {error.strerror or error}") from None
-
-
-def _write(descriptor: int, text: str) -> None:
-    with os.fdopen(descriptor, "w") as file:
-        file.write(text)
-        file.flush()
-        os.fsync(file.fileno())
 
 
 def service_secret(server_secret: bytes, service: str) -> str:

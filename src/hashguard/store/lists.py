@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from hashguard import audit
-from hashguard.lists.bulk import collector_paused
+from hashguard.collector import collector_paused
 from hashguard.lists.model import (
     NAME_PATTERN,
     Category,

@@ -4,12 +4,13 @@ A private key is a PKCS#8 PEM file, written readable by its owner only; its publ
 beside it (``KEYFILE.pub``) as 64 hex digits, the form manifests and tree heads carry.
 """
 
-import os
 from pathlib import Path
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from hashguard import durable
 
 
 class KeyFileError(ValueError):
@@ -17,23 +18,22 @@ class KeyFileError(ValueError):
 
 
 def generate(path: Path) -> str:
-    """Write a new private key to ``path`` (refusing to overwrite one) and its public key to
-    ``path.pub``; the public key in hex."""
+    """Write a new private key to ``path`` (refusing to overwrite one; made whole, so a crash
+    leaves no key or the whole key) and its public key to ``path.pub``; the public key in hex.
+    Raises KeyFileError naming the file."""
     path = Path(path)
     key = Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
+    public = public_hex(key)
     try:
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        durable.create(path, pem, 0o600)
+        durable.write(path.with_name(path.name + ".pub"), (public + "\n").encode())
     except FileExistsError:
         raise KeyFileError(f"{path}: already exists; not overwriting a key") from None
     except OSError as error:
         raise KeyFileError(f"{path}: cannot write: {error.strerror or error}") from None
-    with os.fdopen(descriptor, "wb") as file:
-        file.write(pem)
-    public = public_hex(key)
-    path.with_name(path.name + ".pub").write_text(public + "\n")
     return public
 
 
@@ -41,10 +41,17 @@ def load(path: Path) -> Ed25519PrivateKey:
     """The private key in ``path``. Raises KeyFileError naming the file."""
     path = Path(path)
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), password=None)
+        pem = path.read_bytes()
     except OSError as error:
         raise KeyFileError(f"{path}: cannot read: {error.strerror or error}") from None
+    try:
+        key = serialization.load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
+        if b"-----END" not in pem:  # as a crash while an older hashguard wrote it leaves one
+            raise KeyFileError(
+                f"{path}: not a whole PEM private key ({len(pem)} bytes, cut short); if nothing "
+                "was signed with it, remove it and make a new one"
+            ) from None
         raise KeyFileError(f"{path}: not a PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
         raise KeyFileError(f"{path}: not an Ed25519 key")

@@ -15,7 +15,6 @@ Layout of the directory (all of it public; the log's private key is kept elsewhe
 
 import fcntl
 import json
-import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -25,7 +24,8 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from hashguard.lists import keys, merkle
+from hashguard import durable
+from hashguard.transparency import keys, merkle
 
 
 class LogError(ValueError):
@@ -83,7 +83,7 @@ class TransparencyLog:
         log = cls(directory)
         public = keys.public_hex(key)
         if not (directory / "log.pub").exists():
-            _write_atomically(directory / "log.pub", (public + "\n").encode())
+            durable.write(directory / "log.pub", (public + "\n").encode())
         elif log.public_key() != public:
             raise LogError(f"{directory}: this log is signed with another key")
         return log
@@ -105,14 +105,14 @@ class TransparencyLog:
             if callable(record):
                 record = record()
             index = self.size()
-            _write_atomically(self.directory / "records" / f"{index:08d}", record)
+            durable.write(self.directory / "records" / f"{index:08d}", record)
             leaves = self.leaves()
             head = TreeHead(len(leaves), merkle.root(leaves), _now(), "")
             head = TreeHead(
                 head.size, head.root, head.timestamp, keys.sign(key, head.signed_bytes())
             )
             path = self.directory / "heads" / f"{head.size:08d}.json"
-            _write_atomically(path, canonical(head.as_json()))
+            durable.write(path, canonical(head.as_json()))
         return index, head
 
     def size(self) -> int:
@@ -156,15 +156,6 @@ class TransparencyLog:
                 yield
             finally:
                 fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    temporary = path.with_name(f".{path.name}.tmp")
-    with open(temporary, "wb") as file:
-        file.write(data)
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(temporary, path)
 
 
 def _now() -> str:

@@ -1,0 +1,112 @@
+"""Files and directories that a crash leaves whole or absent, never torn.
+
+Each is made aside (a temporary name in the same directory), flushed to disk, then renamed or
+linked into place, and the directory flushed so that the new name survives too. A reader sees
+the old version or the new one, complete.
+"""
+
+import errno
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO, Final
+
+_NO_LINKS: Final = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}  # hard links not supported
+
+
+@contextmanager
+def writing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+    """A file to write ``path``'s new contents into; when the block ends without error it is
+    fsynced and renamed over ``path``. On error ``path`` is left as it was."""
+    path = Path(path)
+    with _aside(path, mode) as (file, aside):
+        yield file
+        _flush(file)
+        os.replace(aside, path)
+        sync_directory(path.parent)
+
+
+def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+    """Replace ``path``'s contents with ``data``, atomically."""
+    with writing(path, mode) as file:
+        file.write(data)
+
+
+def create(path: Path, data: bytes, mode: int = 0o600) -> None:
+    """Create ``path`` holding ``data``, whole: written aside, then linked into place, so that
+    of processes creating it at once one wins and no reader sees it half-written. Raises
+    FileExistsError when ``path`` exists (left as it is). Where the file system has no hard
+    links, the file is created exclusively and written in place."""
+    path = Path(path)
+    with _aside(path, mode) as (file, aside):
+        file.write(data)
+        _flush(file)
+        try:
+            os.link(aside, path)
+        except OSError as error:
+            if error.errno not in _NO_LINKS:
+                raise
+            with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode), "wb") as direct:
+                direct.write(data)
+                _flush(direct)
+        sync_directory(path.parent)
+
+
+@contextmanager
+def assembling(out: Path) -> Iterator[Path]:
+    """A fresh directory beside ``out`` to assemble its contents in (``move_into_place`` then
+    publishes it); removed, with whatever a failure left in it, when the block ends."""
+    work = out.with_name(f".{out.name}.building")
+    shutil.rmtree(work, ignore_errors=True)  # a crashed build's
+    work.mkdir(parents=True)
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def move_into_place(work: Path, out: Path) -> None:
+    """Publish the directory ``work`` (files only) as ``out``: its files and itself fsynced, then
+    renamed to ``out``. An existing ``out`` is moved aside first and removed after: a crash
+    leaves ``out`` complete, old or new, or absent."""
+    for path in work.iterdir():
+        with open(path, "rb") as file:
+            os.fsync(file.fileno())
+    sync_directory(work)
+    replaced = out.with_name(f".{out.name}.replaced")
+    shutil.rmtree(replaced, ignore_errors=True)
+    if out.exists():
+        os.replace(out, replaced)
+    os.replace(work, out)
+    sync_directory(out.parent)
+    shutil.rmtree(replaced, ignore_errors=True)
+
+
+def sync_directory(directory: Path) -> None:
+    """Flush ``directory`` itself: the names created, renamed or removed in it."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@contextmanager
+def _aside(path: Path, mode: int) -> Iterator[tuple[BinaryIO, Path]]:
+    """A new file with ``mode`` beside ``path``, and its name; removed when the block ends."""
+    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    aside = Path(name)
+    try:
+        os.fchmod(descriptor, mode)
+        with open(descriptor, "wb") as file:
+            yield file, aside
+    finally:
+        aside.unlink(missing_ok=True)
+
+
+def _flush(file: BinaryIO) -> None:
+    file.flush()
+    os.fsync(file.fileno())
