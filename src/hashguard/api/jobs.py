@@ -3,8 +3,8 @@
 An import of 100,000 hashes is seconds of Python: in the service's process it would hold the
 interpreter lock against every match request (measured: p99 several times higher, and requests
 timing out). In a process of its own it competes only for a core. The job opens the same
-database; the service then applies the job's changes to its Matcher from the change log, as it
-does for changes made anywhere else.
+database; once an import is done, the service applies its changes to its Matcher from the change
+log (``imported``), before the request that asked for it is answered.
 
 The job goes to ``python -m hashguard.api.jobs`` as JSON on its stdin, and its outcome (a JSON
 object, or the error message as a string) comes back on its stdout: no pickle, not even between
@@ -15,6 +15,7 @@ import asyncio
 import json
 import sys
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,10 +31,12 @@ from hashguard.transparency.log import LogError, TransparencyLog
 
 
 class BulkJobs:
-    """Runs jobs one at a time (the database writes them one at a time anyway)."""
+    """Runs jobs one at a time (the database writes them one at a time anyway); after an
+    import, ``imported`` (on a worker thread) brings the service's Matcher up to the store."""
 
-    def __init__(self) -> None:
+    def __init__(self, imported: Callable[[], None]) -> None:
         self._one = asyncio.Lock()
+        self._imported = imported
 
     @property
     def running(self) -> bool:
@@ -53,6 +56,8 @@ class BulkJobs:
             last = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise RuntimeError(f"the {type(job).__name__} process failed: {last[0]}")
         outcome: dict[str, Any] | str = json.loads(out)
+        if isinstance(job, ImportJob) and not isinstance(outcome, str):  # a str: nothing applied
+            await asyncio.to_thread(self._imported)
         return outcome
 
 

@@ -115,7 +115,6 @@ async def create_list(request: Request, key: Curator, body: NewList) -> dict[str
         created = await run_in_threadpool(create)
     except ListError as error:
         raise ApiError(409 if "already exists" in str(error) else 400, str(error)) from None
-    await run_in_threadpool(service.sync_lists)
     return list_json(created)
 
 
@@ -140,7 +139,6 @@ async def update_list(
         updated = await run_in_threadpool(update)
     except ListError as error:
         raise ApiError(400, str(error)) from None
-    await run_in_threadpool(service.sync_lists)
     return list_json(updated)
 
 
@@ -153,7 +151,6 @@ async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]
         removed = await run_in_threadpool(service.lists.remove, name, actor(key))
     except ListError as error:
         raise ApiError(404, str(error)) from None
-    await run_in_threadpool(service.sync_lists)
     return {"removed": removed.name, "version": removed.version}
 
 
@@ -189,7 +186,6 @@ async def import_list(
         outcome = await service.jobs.run(job)
     if isinstance(outcome, str):
         raise ApiError(400, outcome.replace(str(path), "the request body"))
-    await run_in_threadpool(service.refresh)
     return {"list": name, **outcome}
 
 
@@ -204,10 +200,8 @@ async def change_entry(
         raise ApiError(400, "labels are given with relabel, and only with relabel")
 
     def run() -> Change:
-        change = service.lists.change(name, ChangeKind(body.kind), body.signal, body.value,
-                                      body.reason, actor(key), body.labels)  # fmt: skip
-        service.refresh()
-        return change
+        return service.lists.change(name, ChangeKind(body.kind), body.signal, body.value,
+                                    body.reason, actor(key), body.labels)  # fmt: skip
 
     try:
         change = await run_in_threadpool(run)

@@ -3,6 +3,11 @@ Matcher current (each list's change log, and lists created, changed or removed e
 
 The Matcher loads in the background when the service starts: until it has, ``/status/ready``
 says so and the matching routes answer 503; the health route answers at once.
+
+A change made through the service holds for the very next request: the service's ListStore
+(``ServedLists``, which every route, review decision and upheld complaint writes through) and
+its import jobs bring the Matcher up to the store before they return, so before the answer.
+Changes made elsewhere (the CLI, another service) arrive within a refresh interval.
 """
 
 import gc
@@ -10,8 +15,9 @@ import logging
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
@@ -21,7 +27,7 @@ from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.fetch import UrlFetcher
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
-from hashguard.lists.model import HashList
+from hashguard.lists.model import Change, HashList
 from hashguard.matching import Matcher
 from hashguard.redress.complaints import Complaints
 from hashguard.reports.submit import Reports
@@ -29,7 +35,7 @@ from hashguard.retention.purge import purge
 from hashguard.review.detections import Review
 from hashguard.review.webhook import WebhookSender, load_secret
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
-from hashguard.store.lists import ListStore
+from hashguard.store.lists import ImportSummary, ListStore
 from hashguard.store.match_log import MatchLog
 
 log = logging.getLogger("hashguard.api")
@@ -51,7 +57,7 @@ class Service:
     def __init__(self, engine: Engine, settings: ServiceSettings) -> None:
         self.engine = engine
         self.settings = settings
-        self.lists = ListStore(engine)
+        self.lists: ListStore = ServedLists(engine, self.catch_up)
         self.keys = ApiKeyStore(engine)
         self.match_log = MatchLog(engine)
         self.review = Review(engine, self.lists)
@@ -60,7 +66,7 @@ class Service:
         self.secret = load_secret(settings.secret_file)
         # Review desk sessions: id -> (the key's token, expiry, CSRF token); memory only.
         self.sessions: dict[str, tuple[str, float, str]] = {}
-        self.jobs = BulkJobs()
+        self.jobs = BulkJobs(imported=self.catch_up)
         # What a worker process opens to reach the same database.
         self.url = engine.url.render_as_string(hide_password=False)
         self.fetcher = UrlFetcher(
@@ -125,12 +131,12 @@ class Service:
 
     def _run(self) -> None:
         try:
-            with self._sync:
-                matcher = Matcher(self.lists, [], self.settings.min_quality)
-                for hash_list in self.lists.lists():
-                    matcher.add_list(hash_list.name)
+            matcher = Matcher(self.lists, [], self.settings.min_quality)
+            for hash_list in self.lists.lists():
+                matcher.add_list(hash_list.name)
+            with self._sync:  # a change made through the service meanwhile waits for this
+                self._follow(matcher)  # the lists and changes made during the load
                 self.matcher = matcher
-                self._refreshed = time.monotonic()
             # Millions of entries live as long as the process: keep the cyclic collector from
             # walking them on every full collection (pauses of a tenth of a second and more).
             gc.freeze()
@@ -143,44 +149,46 @@ class Service:
         checked = time.monotonic()
         while not self._stop.wait(self.settings.refresh_interval):
             try:
-                if time.monotonic() - checked >= _LIST_CHECK_SECONDS:
-                    self.sync_lists()
-                    checked = time.monotonic()
-                matcher.refresh()
-                self._refreshed = time.monotonic()
+                with self._sync:
+                    if time.monotonic() - checked >= _LIST_CHECK_SECONDS:
+                        self._follow(matcher)
+                        checked = time.monotonic()
+                    else:  # the change logs only: one query per list
+                        matcher.refresh()
+                        self._refreshed = time.monotonic()
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
                 self._error = f"following the lists failed: {error}"
 
-    def refresh(self) -> None:
-        """Apply the changes appended so far now (after a change made through this service, so
-        that it holds for the very next request)."""
-        matcher = self.matcher
-        if matcher is not None:
-            matcher.refresh()
-            self._refreshed = time.monotonic()
-
-    def sync_lists(self) -> None:
-        """Bring the Matcher's set of lists in line with the store: load new lists, drop
-        removed ones (and made anew), update those whose policy changed."""
-        matcher = self.matcher
-        if matcher is None:
-            return
+    def catch_up(self) -> None:
+        """Bring the Matcher up to the store now: lists created, changed or removed, and the
+        changes appended to every list's log. Called after each change made through the
+        service, so that it holds for the very next request; a change made while the Matcher
+        loads is taken in by the load. Raises what reading the store raises."""
         with self._sync:
-            stored = {hash_list.name: hash_list for hash_list in self.lists.lists()}
-            held = {hash_list.name: hash_list for hash_list in matcher.lists}
-            for name, hash_list in held.items():
-                now = stored.get(name)
-                if now is None or now.id != hash_list.id:  # removed (and perhaps made anew)
-                    matcher.drop_list(name)
-                elif _described(now) != _described(hash_list):
-                    matcher.update_list(now)  # the list keeps matching meanwhile
-            followed = matcher.versions()  # after the drops above
-            new = [name for name in stored if name not in followed]
-            for name in new:
-                matcher.add_list(name)
-            if new:
-                gc.freeze()  # as after the first load
+            if self.matcher is not None:
+                self._follow(self.matcher)
+
+    def _follow(self, matcher: Matcher) -> None:
+        """Bring ``matcher``'s set of lists in line with the store (load new lists, drop
+        removed ones, and made anew, update those whose policy changed), then apply each list's
+        new changes. The caller holds ``_sync``."""
+        stored = {hash_list.name: hash_list for hash_list in self.lists.lists()}
+        held = {hash_list.name: hash_list for hash_list in matcher.lists}
+        for name, hash_list in held.items():
+            now = stored.get(name)
+            if now is None or now.id != hash_list.id:  # removed (and perhaps made anew)
+                matcher.drop_list(name)
+            elif _described(now) != _described(hash_list):
+                matcher.update_list(now)  # the list keeps matching meanwhile
+        followed = matcher.versions()  # after the drops above
+        new = [name for name in stored if name not in followed]
+        for name in new:
+            matcher.add_list(name)
+        if new:
+            gc.freeze()  # as after the first load
+        matcher.refresh()
+        self._refreshed = time.monotonic()
 
     # --- state ------------------------------------------------------------------------------
 
@@ -232,6 +240,41 @@ class Service:
             with self.engine.begin() as connection:
                 audit.append(connection, "hashguard serve", "service.configuration", "service",
                              recorded)  # fmt: skip
+
+
+class ServedLists(ListStore):
+    """The service's ListStore: each change written through it holds in the service's Matcher
+    before the call returns (``catch_up``), whichever route or workflow wrote it: curation,
+    HMA's banks, a reviewer's false positive, an upheld complaint."""
+
+    def __init__(self, engine: Engine, catch_up: Callable[[], None]) -> None:
+        super().__init__(engine)
+        self._catch_up = catch_up
+
+    def create(self, *args: Any, **kwargs: Any) -> HashList:
+        created = super().create(*args, **kwargs)
+        self._catch_up()
+        return created
+
+    def update(self, *args: Any, **kwargs: Any) -> HashList:
+        updated = super().update(*args, **kwargs)
+        self._catch_up()
+        return updated
+
+    def remove(self, *args: Any, **kwargs: Any) -> HashList:
+        removed = super().remove(*args, **kwargs)
+        self._catch_up()
+        return removed
+
+    def apply(self, *args: Any, **kwargs: Any) -> ImportSummary:
+        summary = super().apply(*args, **kwargs)
+        self._catch_up()
+        return summary
+
+    def change(self, *args: Any, **kwargs: Any) -> Change:
+        change = super().change(*args, **kwargs)
+        self._catch_up()
+        return change
 
 
 def _described(hash_list: HashList) -> tuple[object, ...]:

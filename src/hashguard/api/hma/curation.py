@@ -85,7 +85,6 @@ async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str
         if "already exists" in str(error):
             raise ApiError(403, "Bank already exists") from None
         raise ApiError(400, str(error)) from None
-    await run_in_threadpool(service.sync_lists)
     return _bank_json(created)
 
 
@@ -115,7 +114,6 @@ async def update_bank(
     updated = await run_in_threadpool(
         lambda: service.lists.update(name, policy=policy, actor=actor(key))
     )
-    await run_in_threadpool(service.sync_lists)
     return _bank_json(updated)
 
 
@@ -127,7 +125,6 @@ async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]
     check_lists(key, [name])
     with contextlib.suppress(ListError):
         await run_in_threadpool(service.lists.remove, name, actor(key))
-    await run_in_threadpool(service.sync_lists)
     return {"message": "Done"}
 
 
@@ -152,7 +149,6 @@ async def _add(
 
     def run() -> int:
         service.lists.apply(name, records, by)
-        service.refresh()
         first = records[0]
         return service.lists.entry(name, first.signal, first.value).id
 
@@ -236,7 +232,6 @@ async def delete_content(
                                  "deleted through the HMA API", actor(key))  # fmt: skip
         except ListError:
             return 0
-        service.refresh()
         return 1
 
     return {"deleted": await run_in_threadpool(run)}
