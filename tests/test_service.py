@@ -12,8 +12,9 @@ import httpx
 import pytest
 from sqlalchemy import text
 
-from hashguard.api import ServiceSettings, create_app
+from hashguard.api import ServiceSettings
 from hashguard.api.auth import route_roles
+from hashguard.app import create_app
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.signals.digests import Md5Signal

@@ -29,7 +29,8 @@ import pytest
 import uvicorn
 from sqlalchemy import Engine, func, select
 
-from hashguard.api import ServiceSettings, create_app, served
+from hashguard.api import ServiceSettings
+from hashguard.app import create_app, served
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.review.services import ServiceStore

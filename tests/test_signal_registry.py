@@ -15,7 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 
 from hashguard.api import ServiceSettings
-from hashguard.api.app import create_app, served
+from hashguard.app import create_app, served
 from hashguard.lists.formats import reader
 from hashguard.lists.model import Category, ListPolicy
 from hashguard.matching import Matcher, Query

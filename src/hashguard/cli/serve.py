@@ -119,7 +119,7 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     """Serve until interrupted; exit status 2 if the database cannot be opened."""
     import uvicorn
 
-    from hashguard.api import create_app, served
+    from hashguard.app import create_app, served
     from hashguard.device.oprf import OprfError
 
     try:

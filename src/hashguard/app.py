@@ -1,5 +1,6 @@
-"""The FastAPI app: hashguard's routes under /v1, HMA's routes, health and metrics; body limits,
-JSON errors, metrics on every request."""
+"""The served app (floor 4, above ``api`` and ``web``): hashguard's routes under /v1, HMA's
+routes, health and metrics, and the review desk's pages; body limits, JSON errors, metrics on
+every request."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
