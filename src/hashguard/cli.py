@@ -43,7 +43,8 @@ from hashguard.signals.batch import (
 from hashguard.signals.pdq import MIN_QUALITY, DihedralHashes, PdqHash, PdqSignal
 from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 app = typer.Typer(
     name="hashguard",

@@ -17,7 +17,8 @@ import typer
 from hashguard.cli_lists import DatabaseOption
 from hashguard.lists.model import Category, Change, ListPolicy
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 _PAGE = 1000
 

@@ -28,7 +28,8 @@ from hashguard.lists.model import (
 from hashguard.lists.records import LIST_SIGNALS, InvalidRecord
 from hashguard.lists.transparency import LogError, TransparencyLog, TreeHead
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 lists_app = typer.Typer(
     name="lists", help="Hash lists: create, import, export, inspect, change.", no_args_is_help=True

@@ -44,7 +44,7 @@ from hashguard.media.formats import MediaKind
 from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY, PdqHash
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.store.lists import ListError
+from hashguard.store.list_errors import ListError
 
 router = APIRouter(tags=["HMA-compatible"])
 Matcher = Annotated[ApiKey, allow(Role.MATCHER)]

@@ -26,7 +26,8 @@ from hashguard.lists.model import EntryStatus
 from hashguard.lists.records import InvalidRecord
 from hashguard.lists.transparency import LogError, TransparencyLog
 from hashguard.store.database import open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 
 class BulkJobs:
