@@ -70,24 +70,16 @@ class Dialect(ABC):
 
 class SQLite(Dialect):
     def insert(self, connection: Connection, table: Table, rows: Sequence[tuple[Any, ...]]) -> None:
-        name, columns = table
-        markers = ", ".join("?" for _ in columns)
-        sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({markers})"
-        connection.exec_driver_sql(sql, rows)
+        connection.exec_driver_sql(_insert_sql(table), rows)
 
     def insert_new_entries(self, connection: Connection, rows: list[tuple[Any, ...]]) -> bool:
         # A savepoint would journal every page the chunk touches; skipping held values and
         # counting is cheaper, and the rare undo deletes the ids just allocated.
-        name, columns = ENTRY_COLUMNS
-        inserted = connection.exec_driver_sql(
-            f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)}) "
-            "ON CONFLICT (list_id, signal, value) DO NOTHING",
-            rows,
-        ).rowcount
-        if inserted == len(rows):
+        sql = f"{_insert_sql(ENTRY_COLUMNS)} ON CONFLICT (list_id, signal, value) DO NOTHING"
+        if connection.exec_driver_sql(sql, rows).rowcount == len(rows):
             return True
         connection.exec_driver_sql(
-            f"DELETE FROM {name} WHERE id BETWEEN ? AND ?", (rows[0][0], rows[-1][0])
+            f"DELETE FROM {ENTRY_COLUMNS[0]} WHERE id BETWEEN ? AND ?", (rows[0][0], rows[-1][0])
         )
         return False
 
@@ -170,6 +162,11 @@ class PostgreSQL(Dialect):
 def dialect_of(engine: Engine) -> Dialect:
     """The list store's SQL for ``engine``'s database: PostgreSQL's, else SQLite's."""
     return PostgreSQL() if engine.dialect.name == "postgresql" else SQLite()
+
+
+def _insert_sql(table: Table) -> str:
+    name, columns = table
+    return f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
 
 
 def _driver_connection(connection: Connection) -> Any:
