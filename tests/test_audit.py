@@ -13,7 +13,8 @@ from hashguard.audit.log import event_hash
 from hashguard.lists.model import Category, ChangeKind
 from hashguard.lists.records import Submission
 from hashguard.store.database import open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 
 def logged(engine: Engine) -> Engine:

@@ -18,7 +18,8 @@ from hashguard.lists.model import (
 )
 from hashguard.lists.records import InvalidRecord, Submission, Tombstone
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 from hashguard.store.tables import Base
 
 NL = Provenance("Offlimits", "analyst-1", (Source("Offlimits", "NL", "case-1"),))

@@ -26,7 +26,8 @@ from hashguard.signals.batch import hash_values
 from hashguard.signals.digests import DigestSignal
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 
 class Sha384Signal(DigestSignal):

@@ -25,7 +25,8 @@ from hashguard.lists.formats import reader
 from hashguard.lists.model import EntryStatus
 from hashguard.lists.records import InvalidRecord
 from hashguard.store.database import open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 from hashguard.transparency import keys as list_keys
 from hashguard.transparency.log import LogError, TransparencyLog
 

@@ -25,7 +25,7 @@ from hashguard.lists.model import (
 from hashguard.lists.records import InvalidRecord
 from hashguard.signals import registry
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.store.lists import ListError
+from hashguard.store.list_errors import ListError
 
 router = APIRouter(prefix="/v1/lists", tags=["lists"])
 Reader = Annotated[ApiKey, allow(Role.CURATOR, Role.AUDITOR, Role.REVIEWER)]

@@ -40,7 +40,7 @@ from hashguard.review.services import ServiceError
 from hashguard.review.webhook import service_secret
 from hashguard.stats import annual
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.store.lists import ListError
+from hashguard.store.list_errors import ListError
 from hashguard.transparency import keys as key_files
 
 router = APIRouter(prefix="/v1", tags=["safeguards"])

@@ -35,7 +35,8 @@ from hashguard.retention.purge import purge
 from hashguard.review.detections import Review
 from hashguard.review.webhook import WebhookSender, load_secret
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
-from hashguard.store.lists import ImportSummary, ListStore
+from hashguard.store.list_import import ImportSummary
+from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
 
 log = logging.getLogger("hashguard.api")

@@ -11,7 +11,8 @@ from hashguard.exchanges.hashguard_feed import Feed
 from hashguard.lists.mirror import ChangeFeed, MirrorError, catch_up
 from hashguard.lists.model import Category, ListPolicy
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 
 def _create_like(store: ListStore, name: str, feed: ChangeFeed, origin: str) -> None:

@@ -36,7 +36,8 @@ from hashguard.lists.model import (
 from hashguard.lists.records import InvalidRecord
 from hashguard.signals import registry
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 from hashguard.transparency import keys as lists_keys
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
 

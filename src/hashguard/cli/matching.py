@@ -27,7 +27,8 @@ from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import HashSettings, expand
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 
 _MATCH_BATCH = 256
 

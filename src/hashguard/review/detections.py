@@ -37,7 +37,8 @@ from hashguard.review.model import (
 from hashguard.review.services import Service, ServiceStore
 from hashguard.signals import registry
 from hashguard.stats.counts import bump
-from hashguard.store.lists import ListError, ListStore
+from hashguard.store.list_errors import ListError
+from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
     ActionRow,
     ComplaintRow,

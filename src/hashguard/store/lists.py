@@ -2,29 +2,17 @@
 
 Every write is one transaction: an import either applies all its records or none (a malformed
 record anywhere rolls everything back), and a list's version always equals its number of
-changes. Re-importing what a list already holds appends nothing.
+changes. Re-importing what a list already holds appends nothing. Imports are written by
+``list_import``; what SQLite and PostgreSQL do differently is in ``dialects``.
 """
 
-import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from contextlib import closing
 from datetime import UTC, datetime
-from functools import lru_cache
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy import (
-    ARRAY,
-    Connection,
-    Engine,
-    Text,
-    any_,
-    delete,
-    literal,
-    select,
-    text,
-    update,
-)
+from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -39,51 +27,31 @@ from hashguard.lists.model import (
     EntryStatus,
     HashList,
     ListPolicy,
-    Provenance,
-    Source,
     apply,
-    new_entry,
 )
-from hashguard.lists.records import (
-    Record,
-    Submission,
-    Tombstone,
-    Withdrawal,
-    all_canonical,
-    canonical,
-)
+from hashguard.lists.records import Record, canonical
 from hashguard.signals import registry
 from hashguard.store import driver
-from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, IdCounterRow, ReferenceRow
-
-_CHUNK: Final = 2000
-
-
-class ListError(ValueError):
-    """A list operation that cannot be done; the message says which list and why."""
-
-
-@dataclass
-class ImportSummary:
-    """What an import did. ``unknown_tombstones`` are removals of values the list never held."""
-
-    list: str
-    added: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    removed: int = 0
-    unknown_tombstones: int = 0
-    version: int = 0
-
-    def counts(self) -> dict[str, int]:
-        return {"added": self.added, "updated": self.updated, "removed": self.removed,
-                "unchanged": self.unchanged, "unknown_tombstones": self.unknown_tombstones,
-                "version": self.version}  # fmt: skip
+from hashguard.store.dialects import dialect_of
+from hashguard.store.list_codecs import (
+    CHANGE_COLUMNS,
+    ENTRY_FIELDS,
+    ENTRY_NAMES,
+    change_of,
+    change_values,
+    entry_of,
+    hash_list_of,
+    now,
+)
+from hashguard.store.list_errors import ListError
+from hashguard.store.list_import import ImportSummary, import_records, same_state, update_entries
+from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
 
 
 class ListStore:
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+        self.dialect = dialect_of(engine)
 
     # --- lists ------------------------------------------------------------------------------
 
@@ -131,7 +99,7 @@ class ListStore:
                 audit.append(session.connection(), actor, "list.create", name, details)
         except IntegrityError:
             raise ListError(f"a list named {name!r} already exists") from None
-        return _hash_list(row)
+        return hash_list_of(row)
 
     def update(
         self,
@@ -161,7 +129,7 @@ class ListStore:
             if after != before:
                 details = {"before": before, "after": after}
                 audit.append(session.connection(), actor, "list.update", name, details)
-            return _hash_list(row)
+            return hash_list_of(row)
 
     def remove(self, name: str, actor: str = "") -> HashList:
         """Remove a list with its entries and change log (its signed releases and their log
@@ -169,7 +137,7 @@ class ListStore:
         there is no such list."""
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
-            hash_list = _hash_list(row)
+            hash_list = hash_list_of(row)
             for table in (ReferenceRow, ChangeRow, EntryRow):
                 session.execute(delete(table).where(table.list_id == row.id))
             session.delete(row)
@@ -180,12 +148,12 @@ class ListStore:
     def get(self, name: str) -> HashList:
         """The list named ``name``. Raises ListError if there is none."""
         with self._session() as session:
-            return _hash_list(self._row(session, name))
+            return hash_list_of(self._row(session, name))
 
     def lists(self) -> list[HashList]:
         with self._session() as session:
             rows = session.scalars(select(HashListRow).order_by(HashListRow.name))
-            return [_hash_list(row) for row in rows]
+            return [hash_list_of(row) for row in rows]
 
     # --- changes ----------------------------------------------------------------------------
 
@@ -197,20 +165,11 @@ class ListStore:
         nothing append nothing. An exception from ``records`` (a parse error) or a ListError
         rolls the whole import back.
         """
-        summary = ImportSummary(name)
         with collector_paused(), self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
-            writer = _Writer(session, row, actor, summary)
-            chunk: list[Record] = []
-            for record in records:
-                chunk.append(record)
-                if len(chunk) >= _CHUNK:
-                    writer.write(chunk)
-                    chunk = []
-            writer.write(chunk)
-            row.version = writer.version
-            summary.version = writer.version
-            if summary.version != writer.row_version_before:
+            before = row.version
+            summary = import_records(session, row, records, actor, self.dialect)
+            if summary.version != before:
                 audit.append(session.connection(), actor, "list.import", name, summary.counts())
         return summary
 
@@ -249,15 +208,15 @@ class ListStore:
                 None,
                 reason,
                 actor,
-                _now(),
+                now(),
             )
             after = apply(entry, change)
-            if _same(after, entry):
+            if same_state(after, entry):
                 raise ListError(f"list {name}: {signal} entry {value} is already {entry.status}")
             connection = session.connection()
             at = driver.stored_time(connection, datetime.fromisoformat(change.at))
-            _insert_many(connection, _CHANGE_COLUMNS, [_change_values(change, entry.id, at)])
-            _update_entries(session.connection(), [after])
+            self.dialect.insert(connection, CHANGE_COLUMNS, [change_values(change, entry.id, at)])
+            update_entries(connection, [after])
             row.version += 1
             details = {"signal": signal, "value": value, "reason": reason,
                        "version": row.version}  # fmt: skip
@@ -308,7 +267,7 @@ class ListStore:
             cursor = connection.exec_driver_sql(sql, parameters)
             while rows := cursor.fetchmany(5000):
                 for row in rows:
-                    yield _change(list_id, row)
+                    yield change_of(list_id, row)
 
     def entries(
         self, name: str, statuses: Iterable[EntryStatus] | None = None
@@ -320,9 +279,9 @@ class ListStore:
         """
         session = self._session()
         try:
-            _read_snapshot(session)
+            self.dialect.read_snapshot(session.connection())
             row = self._row(session, name)
-            hash_list = _hash_list(row)
+            hash_list = hash_list_of(row)
         except Exception:
             session.close()
             raise
@@ -330,25 +289,17 @@ class ListStore:
 
         def rows() -> Iterator[Entry]:
             try:
-                # Through a driver cursor (server-side on PostgreSQL): releases and Matchers
-                # read millions of entries, where SQLAlchemy's per-row work cost more than
-                # the database's.
                 connection = session.connection()
                 marker = driver.marker(connection)
-                sql = f"SELECT {_ENTRY_NAMES} FROM list_entries WHERE list_id = {marker}"
+                sql = f"SELECT {ENTRY_NAMES} FROM list_entries WHERE list_id = {marker}"
                 if wanted is not None:
                     sql += f" AND status IN ({', '.join(marker for _ in wanted)})"
                 sql += " ORDER BY signal, value"
-                raw = connection.connection.driver_connection
-                assert raw is not None
-                postgresql = connection.dialect.name == "postgresql"
-                cursor = raw.cursor(name="hashguard_entries") if postgresql else raw.cursor()
-                try:
-                    cursor.execute(sql, (hash_list.id, *(wanted or ())))
-                    while batch := cursor.fetchmany(5000):
-                        yield from map(_entry_of, batch)
-                finally:
-                    cursor.close()
+                parameters = (hash_list.id, *(wanted or ()))
+                # Closed before the session, should the reader stop early.
+                with closing(self.dialect.batches(connection, sql, parameters)) as batches:
+                    for batch in batches:
+                        yield from map(entry_of, batch)
             finally:
                 session.close()
 
@@ -377,521 +328,14 @@ class ListStore:
         return row
 
 
-class _Writer:
-    """Stages one import's changes chunk by chunk within its transaction."""
-
-    def __init__(self, session: Session, row: HashListRow, actor: str, summary: ImportSummary):
-        self.session = session
-        self.row = row
-        self.actor = actor
-        self.summary = summary
-        self.version = row.version
-        self.row_version_before = row.version
-        self.at = _now()
-        self.number = 0  # records seen, for error messages
-        self.postgresql = session.get_bind().dialect.name == "postgresql"
-        self.list_id: int = row.id
-        # The chunk being written: entries by key, keys first added, keys changed otherwise,
-        # and the change rows (version, kind, entry id, labels, provenance, reason).
-        self.current: dict[tuple[str, str], Entry] = {}
-        self.holders: dict[str, set[tuple[str, str]]] = {}  # withdrawn references: their entries
-        # New entries until something else changes them: (placeholder id, version, labels,
-        # provenance); an Entry is built only when needed (``_entry``).
-        self.fresh: dict[tuple[str, str], tuple[int, int, frozenset[str], Provenance]] = {}
-        self.changed: set[tuple[str, str]] = set()
-        self.rows: list[tuple[Any, ...]] = []
-        self.placeholder = 0  # entries not inserted yet have negative ids until the flush
-        # Records of one file share a few label sets and provenances: serialised once each.
-        self._labels: tuple[object, str] = (None, "")
-        self._provenance: tuple[object, str] = (None, "")
-        self._sources: tuple[object, str] = (None, "")
-        # Chunks of submissions are first written as if all new, with no lookups; the first
-        # that holds a known value is undone and written the careful way, as is the rest.
-        self.speculate = True
-
-    def write(self, records: list[Record]) -> None:
-        if not records:
-            return
-        keyed: list[tuple[Record, tuple[str, str] | None]] = []
-        references: set[str] = set()
-        values: dict[str, list[str]] = {}
-        for record in records:
-            if not isinstance(record, Withdrawal):
-                values.setdefault(record.signal, []).append(record.value)
-        trusted = {signal for signal, given in values.items() if all_canonical(signal, given)}
-        first = self.number + 1
-        self.number += len(records)
-        for number, record in enumerate(records, start=first):
-            if isinstance(record, Withdrawal):
-                where = f"record {number}"
-                keep = record.keep
-                if keep is not None:
-                    keep = frozenset((s, canonical(s, v, where)) for s, v in keep)
-                keyed.append((Withdrawal(record.reference, keep, record.reason), None))
-                references.add(record.reference)
-            elif record.signal in trusted:
-                keyed.append((record, (record.signal, record.value)))
-            else:
-                value = canonical(record.signal, record.value, f"record {number}")
-                keyed.append((record, (record.signal, value)))
-        if self.speculate and not references and self._write_new(keyed):
-            return
-        self.current = self._existing({key for _, key in keyed if key is not None})
-        self.holders = self._holders(references) if references else {}
-        stored = dict(self.current)
-        self.fresh, self.changed, self.rows = {}, set(), []
-        current, fresh = self.current, self.fresh
-        for record, key in keyed:
-            if key is None:
-                assert isinstance(record, Withdrawal)
-                self._withdraw(record)
-            elif (
-                type(record) is Submission
-                and key not in current
-                and key not in fresh
-                and not self.holders
-            ):
-                self._add(record, key)  # the common case of a big import, kept lean
-            elif isinstance(record, Submission):
-                self._submit(record, key)
-            elif isinstance(record, Change):
-                self._replay(record, key)
-            else:
-                assert isinstance(record, Tombstone)
-                entry = self._entry(key)
-                if entry is None:
-                    self.summary.unknown_tombstones += 1
-                else:
-                    self._append(record.kind, key, entry, reason=record.reason)
-        self._flush(stored)
-
-    def _replay(self, change: Change, key: tuple[str, str]) -> None:
-        """Append a change made by another instance (a mirror following its feed)."""
-        entry = self._entry(key)
-        if entry is None and change.kind is not ChangeKind.ADD:
-            raise ListError(
-                f"list {self.row.name}: change {change.version} ({change.kind}) is for "
-                f"{key[0]} {key[1]}, which this list does not hold: it is not a mirror of "
-                "that list, or changes were missed"
-            )
-        self._append(change.kind, key, entry, change.labels, change.provenance, change.reason)
-
-    def _write_new(self, keyed: list[tuple[Record, tuple[str, str] | None]]) -> bool:
-        """Write the chunk as new entries, without looking any up; False, having written
-        nothing, when one is not new (the database refuses it) or the chunk is not all new
-        submissions."""
-        keys = {key for _, key in keyed}
-        if len(keys) != len(keyed) or any(type(record) is not Submission for record, _ in keyed):
-            self.speculate = False
-            return False
-        saved = (self.version, self.placeholder, self.summary.added)
-        self.current, self.holders, self.fresh, self.changed, self.rows = {}, {}, {}, set(), []
-        add = self._add
-        for record, key in keyed:
-            add(record, key)  # type: ignore[arg-type]  # checked above: new submissions
-        if self._flush({}, probe=True):
-            return True
-        self.version, self.placeholder, self.summary.added = saved
-        self.speculate = False
-        return False
-
-    def _add(self, record: Submission, key: tuple[str, str]) -> None:
-        """A new entry: what ``_append`` of its add would stage, without building the change."""
-        self.placeholder -= 1
-        self.version += 1
-        labels, provenance = record.labels, record.provenance
-        self.fresh[key] = (self.placeholder, self.version, labels, provenance)
-        self.summary.added += 1
-        if labels is not self._labels[0]:
-            self._labels = (labels, _labels_json(labels))
-        if provenance is not self._provenance[0]:
-            self._provenance = (provenance, _provenance_json(provenance))
-        self.rows.append(
-            (self.version, "add", self.placeholder, self._labels[1], self._provenance[1], "")
-        )
-
-    def _entry(self, key: tuple[str, str]) -> Entry | None:
-        """The entry of ``key`` in this chunk, if there is one."""
-        entry = self.current.get(key)
-        if entry is None and key in self.fresh:
-            placeholder, version, labels, provenance = self.fresh[key]
-            entry = new_entry(
-                placeholder, self.list_id, key[0], key[1], labels, provenance,
-                EntryStatus.ACTIVE, version,
-            )  # fmt: skip
-            self.current[key] = entry
-        return entry
-
-    def _submit(self, record: Submission, key: tuple[str, str]) -> None:
-        entry = self._entry(key)
-        if self.holders:
-            for source in record.provenance.sources:
-                if source.reference in self.holders:
-                    self.holders[source.reference].add(key)
-        if (
-            record.restates
-            and entry is not None
-            and entry.status is not EntryStatus.DELETED
-            and _held_only_by(entry, record.provenance.sources)
-        ):
-            # The source's own entry restated: its labels replace the entry's.
-            if entry.labels == record.labels:
-                self.summary.unchanged += 1
-            else:
-                self._append(ChangeKind.RELABEL, key, entry, record.labels, reason=_RESTATED)
-            return
-        self._append(ChangeKind.ADD, key, entry, record.labels, record.provenance)
-        entry = self.current[key]
-        if (
-            record.restates
-            and entry.labels != record.labels
-            and _held_only_by(entry, record.provenance.sources)
-        ):
-            self._append(ChangeKind.RELABEL, key, entry, record.labels, reason=_RESTATED)
-
-    def _withdraw(self, record: Withdrawal) -> None:
-        """The source of ``record.reference`` leaves the entries it covers (but those kept). An
-        entry it alone held is deleted if active, its sources kept on record; a contested or
-        delisted one stays so (the owner's decision), as does one already deleted."""
-        held = self.holders.get(record.reference, set())
-        keep = record.keep or frozenset()
-        found = False
-        for key in sorted(held - keep):
-            entry = self._entry(key)
-            assert entry is not None
-            gone = tuple(s for s in entry.provenance.sources if s.reference == record.reference)
-            if not gone:
-                continue
-            found = True
-            withdrawn = Provenance("", "", gone)
-            if len(gone) < len(entry.provenance.sources):
-                self._append(ChangeKind.WITHDRAW, key, entry, None, withdrawn, record.reason)
-            elif entry.status is EntryStatus.ACTIVE:
-                self._append(ChangeKind.DELETE, key, entry, None, withdrawn, record.reason)
-            else:
-                self.summary.unchanged += 1
-        still = set()  # the entries that keep this source: kept ones, and deleted ones
-        for key in held:
-            entry = self._entry(key)
-            if entry is not None and record.reference in _references(entry.provenance):
-                still.add(key)
-        self.holders[record.reference] = still
-        if not found and record.keep is None:
-            self.summary.unknown_tombstones += 1
-
-    def _append(
-        self,
-        kind: ChangeKind,
-        key: tuple[str, str],
-        entry: Entry | None,
-        labels: frozenset[str] | None = None,
-        provenance: Provenance | None = None,
-        reason: str = "",
-    ) -> None:
-        """Stage the change of ``entry`` (None: a new one), unless it changes nothing."""
-        if entry is None:
-            self.placeholder -= 1
-        version = self.version + 1
-        change = Change(
-            self.row.id, version, kind, entry.id if entry else self.placeholder, key[0], key[1],
-            labels, provenance, reason, self.actor, self.at,
-        )  # fmt: skip
-        after = apply(entry, change)
-        if entry is None:
-            self.fresh[key] = (after.id, version, after.labels, after.provenance)
-            self.summary.added += 1
-        elif _same(after, entry):
-            self.summary.unchanged += 1
-            return
-        elif kind in _REMOVALS:
-            self.summary.removed += 1
-        else:
-            self.summary.updated += 1
-        self.version = version
-        self.current[key] = after
-        self.changed.add(key)
-        self.rows.append(
-            (version, _TEXT[kind], change.entry_id,
-             _labels_json(labels) if labels is not None else None,
-             _provenance_json(provenance) if provenance is not None else None, reason)
-        )  # fmt: skip
-
-    def _existing(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
-        by_signal: dict[str, list[str]] = {}
-        for signal, value in keys:
-            by_signal.setdefault(signal, []).append(value)
-        found: dict[tuple[str, str], Entry] = {}
-        connection = self.session.connection()
-        select_entries = f"SELECT {_ENTRY_NAMES} FROM list_entries WHERE list_id = "
-        for signal, values in by_signal.items():  # (list, signal, value) is the unique index
-            # Through the driver: SQLAlchemy's compiling of thousands of parameters per chunk
-            # cost more than the lookup.
-            if self.postgresql:
-                # One array parameter: thousands of IN parameters cost PostgreSQL more to
-                # parse and plan than the lookup itself.
-                sql = f"{select_entries}%s AND signal = %s AND value = ANY(%s)"
-                rows = connection.exec_driver_sql(sql, (self.list_id, signal, values))
-            else:
-                markers = ",".join("?" * len(values))
-                sql = f"{select_entries}? AND signal = ? AND value IN ({markers})"
-                rows = connection.exec_driver_sql(sql, (self.list_id, signal, *values))
-            for row in rows:
-                entry = _entry_of(row)
-                found[(entry.signal, entry.value)] = entry
-        return found
-
-    def _holders(self, references: set[str]) -> dict[str, set[tuple[str, str]]]:
-        """The entries each reference covers now; they join the chunk's current entries."""
-        holders: dict[str, set[tuple[str, str]]] = {reference: set() for reference in references}
-        query = (
-            select(ReferenceRow.reference, *_ENTRY_FIELDS)
-            .join(EntryRow, EntryRow.id == ReferenceRow.entry_id)
-            .where(
-                ReferenceRow.list_id == self.row.id,
-                self._one_of(ReferenceRow.reference, sorted(references)),
-            )
-        )
-        for row in self.session.execute(query):
-            entry = _entry_of(row[1:])
-            key = (entry.signal, entry.value)
-            self.current.setdefault(key, entry)
-            holders[row[0]].add(key)
-        return holders
-
-    def _one_of(self, column: Any, values: list[str]) -> Any:
-        if self.postgresql:
-            # One array parameter: thousands of IN parameters cost PostgreSQL more to parse
-            # and plan than the lookup itself.
-            return column == any_(literal(values, ARRAY(Text())))
-        return column.in_(values)
-
-    def _flush(self, stored: dict[tuple[str, str], Entry], probe: bool = False) -> bool:
-        """Write the chunk: new entries (sorted, so they land in the value index in order),
-        changed entries, the changes, and the references that sources gained or lost.
-
-        With ``probe``, the new entries may be held already: then nothing is written and the
-        result is False."""
-        connection = self.session.connection()
-        rows = self._new_rows()
-        ids = {row[0]: ident for row, ident in zip(rows, self._allocate(len(rows)), strict=True)}
-        rows = [(ids[row[0]], *row[1:]) for row in rows]
-        if probe:
-            if not _insert_new(connection, rows):
-                return False
-        elif rows:
-            _insert_many(connection, _ENTRY_COLUMNS, rows)
-        updates = [self.current[key] for key in self.changed if key in stored]
-        if updates:
-            _update_entries(connection, updates)
-        if self.rows:
-            at = driver.stored_time(connection, datetime.fromisoformat(self.at))
-            list_id, actor = self.list_id, self.actor
-            _insert_many(
-                connection,
-                _CHANGE_COLUMNS,
-                [
-                    (list_id, version, kind, ids.get(entry, entry), labels, provenance, reason,
-                     actor, at)
-                    for version, kind, entry, labels, provenance, reason in self.rows
-                ],
-            )  # fmt: skip
-        linked, unlinked = [], []
-        for key in self.changed.union(self.fresh):
-            entry = self._entry(key) if key in self.changed else None
-            provenance = entry.provenance if entry is not None else self.fresh[key][3]
-            before = stored.get(key)
-            if not provenance.sources and (before is None or not before.provenance.sources):
-                continue
-            had = _references(before.provenance) if before is not None else frozenset()
-            has = _references(provenance)
-            if had != has:
-                placeholder = entry.id if entry is not None else self.fresh[key][0]
-                ident = ids.get(placeholder, placeholder)
-                linked += [(self.list_id, reference, ident) for reference in sorted(has - had)]
-                unlinked += [(self.list_id, reference, ident) for reference in had - has]
-        if linked:
-            _insert_many(connection, _REFERENCE_COLUMNS, linked)
-        if unlinked:
-            marker = driver.marker(connection)
-            connection.exec_driver_sql(
-                f"DELETE FROM entry_references WHERE list_id = {marker} AND reference = {marker} "
-                f"AND entry_id = {marker}",
-                unlinked,
-            )
-        return True
-
-    def _new_rows(self) -> list[tuple[Any, ...]]:
-        """The entry rows of the chunk's new entries, by key (so they land in the value index
-        in order), their placeholder ids first."""
-        rows = []
-        for key in sorted(self.fresh):
-            entry = self.current.get(key)
-            if entry is not None:  # changed again after its add
-                rows.append((entry.id, *_entry_values(entry)))
-                continue
-            placeholder, version, labels, provenance = self.fresh[key]
-            if labels is not self._labels[0]:
-                self._labels = (labels, _labels_json(labels))
-            if provenance is not self._sources[0]:
-                self._sources = (provenance, _sources_json(provenance.sources))
-            rows.append(
-                (placeholder, self.list_id, key[0], key[1], self._labels[1], "active",
-                 provenance.submitted_by, provenance.assessed_by, self._sources[1], version)
-            )  # fmt: skip
-        return rows
-
-    def _allocate(self, count: int) -> list[int]:
-        """``count`` fresh entry ids (the caller holds the write lock)."""
-        if not count:
-            return []
-        connection = self.session.connection()
-        if connection.dialect.name == "postgresql":
-            query = text(
-                "SELECT nextval(pg_get_serial_sequence('list_entries', 'id')) "
-                "FROM generate_series(1, :count)"
-            )
-            return [row[0] for row in connection.execute(query, {"count": count})]
-        counter = IdCounterRow.__table__.c
-        connection.execute(
-            update(IdCounterRow)
-            .where(counter.name == "list_entries")
-            .values(value=counter.value + count)
-        )
-        last = connection.execute(
-            select(counter.value).where(counter.name == "list_entries")
-        ).scalar_one()
-        return list(range(last - count + 1, last + 1))
-
-
-_REMOVALS: Final = frozenset((ChangeKind.CONTEST, ChangeKind.DELIST, ChangeKind.DELETE))
-
-
-_RESTATED: Final = "restated by its source"
-
-
 def _held(session: Session, row: HashListRow, what: str, *where: Any) -> Entry:
     """The list's one entry that ``where`` picks. Raises ListError if there is none."""
     found = session.execute(
-        select(*_ENTRY_FIELDS).where(EntryRow.list_id == row.id, *where)
+        select(*ENTRY_FIELDS).where(EntryRow.list_id == row.id, *where)
     ).one_or_none()
     if found is None:
         raise ListError(f"list {row.name} holds no {what}")
-    return _entry_of(found)
-
-
-def _held_only_by(entry: Entry, sources: tuple[Source, ...]) -> bool:
-    return bool(entry.provenance.sources) and all(s in sources for s in entry.provenance.sources)
-
-
-def _references(provenance: Provenance) -> frozenset[str]:
-    return frozenset(s.reference for s in provenance.sources if s.reference)
-
-
-_ENTRY_COLUMNS: Final = (
-    "list_entries",
-    ("id", "list_id", "signal", "value", "labels", "status", "submitted_by", "assessed_by",
-     "sources", "version"),
-)  # fmt: skip
-_CHANGE_COLUMNS: Final = (
-    "list_changes",
-    ("list_id", "version", "kind", "entry_id", "labels", "provenance", "reason", "actor", "at"),
-)
-_REFERENCE_COLUMNS: Final = ("entry_references", ("list_id", "reference", "entry_id"))
-
-
-def _insert_new(connection: Connection, rows: list[tuple[Any, ...]]) -> bool:
-    """Insert entry ``rows`` unless one has a value its list holds: then insert none, False."""
-    if connection.dialect.name == "postgresql":  # COPY has no ON CONFLICT; savepoints are cheap
-        connection.exec_driver_sql("SAVEPOINT hashguard_new")
-        try:
-            _insert_many(connection, _ENTRY_COLUMNS, rows)
-        except connection.dialect.loaded_dbapi.IntegrityError:
-            connection.exec_driver_sql("ROLLBACK TO SAVEPOINT hashguard_new")
-            connection.exec_driver_sql("RELEASE SAVEPOINT hashguard_new")
-            return False
-        connection.exec_driver_sql("RELEASE SAVEPOINT hashguard_new")
-        return True
-    # SQLite: a savepoint would journal every page the chunk touches; skipping held values and
-    # counting is cheaper, and the rare undo deletes the ids just allocated.
-    name, columns = _ENTRY_COLUMNS
-    marker = driver.marker(connection)
-    inserted = connection.exec_driver_sql(
-        f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)}) "
-        "ON CONFLICT (list_id, signal, value) DO NOTHING",
-        rows,
-    ).rowcount
-    if inserted == len(rows):
-        return True
-    connection.exec_driver_sql(
-        f"DELETE FROM {name} WHERE id BETWEEN {marker} AND {marker}", (rows[0][0], rows[-1][0])
-    )
-    return False
-
-
-def _insert_many(
-    connection: Connection, table: tuple[str, tuple[str, ...]], rows: list[tuple[Any, ...]]
-) -> None:
-    """INSERT ``rows`` through the driver (COPY on PostgreSQL, executemany elsewhere): millions
-    of rows in an import, where SQLAlchemy's per-row parameter processing would cost more than
-    the database."""
-    name, columns = table
-    if connection.dialect.name == "postgresql":
-        raw = connection.connection.driver_connection
-        assert raw is not None
-        statement = f"COPY {name} ({', '.join(columns)}) FROM STDIN"
-        with raw.cursor() as cursor, cursor.copy(statement) as copy:
-            for row in rows:
-                copy.write_row(row)
-        return
-    marker = driver.marker(connection)
-    sql = f"INSERT INTO {name} ({', '.join(columns)}) VALUES ({', '.join(marker for _ in columns)})"
-    connection.exec_driver_sql(sql, rows)
-
-
-def _entry_values(entry: Entry) -> tuple[Any, ...]:
-    return (
-        entry.list_id,
-        entry.signal,
-        entry.value,
-        _labels_json(entry.labels),
-        _TEXT[entry.status],
-        entry.provenance.submitted_by,
-        entry.provenance.assessed_by,
-        _sources_json(entry.provenance.sources),
-        entry.version,
-    )
-
-
-def _change_values(change: Change, entry_id: int, at: object) -> tuple[Any, ...]:
-    return (
-        change.list_id,
-        change.version,
-        _TEXT[change.kind],
-        entry_id,
-        _labels_json(change.labels) if change.labels is not None else None,
-        _provenance_json(change.provenance) if change.provenance else None,
-        change.reason,
-        change.actor,
-        at,
-    )
-
-
-# Enum members by their stored text, looked up per row instead of through Enum.value.
-_TEXT: Final[dict[object, str]] = {member: member.value for member in (*ChangeKind, *EntryStatus)}
-
-
-def _read_snapshot(session: Session) -> None:
-    """Make the session's reads one snapshot: each statement would otherwise see the database
-    as it is when that statement starts (PostgreSQL's READ COMMITTED; SQLite outside BEGIN)."""
-    connection = session.connection()
-    if connection.dialect.name == "postgresql":
-        connection.exec_driver_sql("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-    elif connection.dialect.name == "sqlite":
-        connection.exec_driver_sql("BEGIN")
-
-
-def _same(a: Entry, b: Entry) -> bool:
-    return (a.labels, a.provenance, a.status) == (b.labels, b.provenance, b.status)
+    return entry_of(found)
 
 
 def _check_thresholds(name: str, policy: ListPolicy) -> None:
@@ -909,128 +353,3 @@ def _check_thresholds(name: str, policy: ListPolicy) -> None:
 
 def _valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def _hash_list(row: HashListRow) -> HashList:
-    return HashList(
-        row.id,
-        row.name,
-        row.owner,
-        Category(row.category),
-        tuple(row.jurisdictions),
-        row.legal_basis,
-        ListPolicy.from_json(row.policy),
-        row.version,
-    )
-
-
-# Entries are read as plain rows of these columns: building ORM objects for a million of them
-# costs more than the query.
-_ENTRY_FIELDS: Final = (
-    EntryRow.id, EntryRow.list_id, EntryRow.signal, EntryRow.value, EntryRow.labels,
-    EntryRow.submitted_by, EntryRow.assessed_by, EntryRow.sources, EntryRow.status,
-    EntryRow.version,
-)  # fmt: skip
-
-
-_ENTRY_NAMES: Final = ", ".join(column.name for column in _ENTRY_FIELDS)
-
-
-def _entry_of(row: Any) -> Entry:
-    """An Entry from a row of ``_ENTRY_FIELDS``."""
-    ident, list_id, signal, value, labels, submitted_by, assessed_by, sources, status, version = row
-    return new_entry(
-        ident,
-        list_id,
-        signal,
-        value,
-        _labels_from(labels),
-        _provenance(submitted_by, assessed_by, sources),
-        _STATUS[status],
-        version,
-    )
-
-
-@lru_cache(maxsize=4096)
-def _provenance(submitted_by: str, assessed_by: str, sources: str) -> Provenance:
-    return Provenance(submitted_by, assessed_by, _sources_from(sources))
-
-
-_STATUS: Final = {status.value: status for status in EntryStatus}
-
-
-# Imports repeat a few label sets and provenances millions of times: serialise each once.
-@lru_cache(maxsize=4096)
-def _labels_json(labels: frozenset[str]) -> str:
-    return json.dumps(sorted(labels), ensure_ascii=False)
-
-
-@lru_cache(maxsize=4096)
-def _labels_from(text: str) -> frozenset[str]:
-    return frozenset(json.loads(text))
-
-
-@lru_cache(maxsize=4096)
-def _sources_json(sources: tuple[Source, ...]) -> str:
-    return json.dumps([s.as_json() for s in sources], ensure_ascii=False)
-
-
-@lru_cache(maxsize=4096)
-def _sources_from(text: str) -> tuple[Source, ...]:
-    return tuple(Source.from_json(s) for s in json.loads(text))
-
-
-@lru_cache(maxsize=4096)
-def _provenance_json(provenance: Provenance) -> str:
-    return json.dumps(provenance.as_json(), ensure_ascii=False)
-
-
-@lru_cache(maxsize=4096)
-def _provenance_from(text: str) -> Provenance:
-    return Provenance.from_json(json.loads(text))
-
-
-def _update_entries(connection: Connection, entries: list[Entry]) -> None:
-    """Write the state of changed ``entries`` (by id) through the driver."""
-    marker = driver.marker(connection)
-    sql = (
-        f"UPDATE list_entries SET labels = {marker}, status = {marker}, submitted_by = {marker}, "
-        f"assessed_by = {marker}, sources = {marker}, version = {marker} WHERE id = {marker}"
-    )
-    rows = [
-        (_labels_json(e.labels), _TEXT[e.status], e.provenance.submitted_by,
-         e.provenance.assessed_by, _sources_json(e.provenance.sources), e.version, e.id)
-        for e in entries
-    ]  # fmt: skip
-    connection.exec_driver_sql(sql, rows)
-
-
-def _change(list_id: int, row: Any) -> Change:
-    version, kind, entry_id, labels, provenance, reason, actor, at, signal, value = row
-    return Change(
-        list_id,
-        version,
-        ChangeKind(kind),
-        entry_id,
-        signal,
-        value,
-        _labels_from(labels) if labels is not None else None,
-        _provenance_from(provenance) if provenance is not None else None,
-        reason,
-        actor,
-        _shown_time(at),
-    )
-
-
-@lru_cache(maxsize=1024)
-def _shown_time(at: object) -> str:
-    """A stored time as a change shows it (ISO 8601, UTC, seconds): SQLite gives back the text
-    SQLAlchemy wrote, PostgreSQL a datetime. The changes of one import share one time."""
-    moment = datetime.fromisoformat(at) if isinstance(at, str) else at
-    assert isinstance(moment, datetime)
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.isoformat(timespec="seconds")

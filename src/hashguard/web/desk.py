@@ -28,7 +28,7 @@ from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.redress import notices
 from hashguard.review.model import OPEN, Decision, NotFound, ReviewError
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.store.lists import ListError
+from hashguard.store.list_errors import ListError
 
 router = APIRouter(include_in_schema=False)
 _HERE: Final = Path(__file__).parent

@@ -30,7 +30,7 @@ from hashguard.lists.model import ChangeKind, EntryStatus, HashList, ListPolicy,
 from hashguard.lists.records import Submission
 from hashguard.media.formats import MediaKind
 from hashguard.store.api_keys import ApiKey
-from hashguard.store.lists import ListError
+from hashguard.store.list_errors import ListError
 
 router = APIRouter()
 _BANK_NAME: Final = re.compile(r"[A-Z_][A-Z0-9_]*")
