@@ -1,14 +1,19 @@
 """Errors as JSON: every refused request gets ``{"error": {"status", "code", "message"}}`` with a
-4xx status and a message that says what was wrong. Nothing reaches a client as a traceback."""
+4xx status and a message that says what was wrong. Nothing reaches a client as a traceback.
+
+A domain error's status follows from its kind (``hashguard.errors``), never from its message."""
 
 import logging
 import uuid
-from typing import Any
+from typing import Any, Final
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+
+from hashguard import errors
+from hashguard.errors import HashguardError
 
 log = logging.getLogger("hashguard.api")
 
@@ -16,6 +21,13 @@ _CODES = {400: "bad_request", 401: "unauthenticated", 403: "forbidden", 404: "no
           405: "method_not_allowed", 409: "conflict", 413: "too_large",
           415: "unsupported_media_type", 422: "invalid", 503: "unavailable"}  # fmt: skip
 
+
+# The HTTP status of each kind of error (hashguard.errors.KINDS, most specific first).
+STATUS: Final[dict[type[HashguardError], int]] = {
+    errors.NotFound: 404, errors.Forbidden: 403, errors.Conflict: 409, errors.TooLarge: 413,
+    errors.Unsupported: 415, errors.Unprocessable: 422, errors.Unverified: 422,
+    errors.Unavailable: 503, errors.Invalid: 400,
+}  # fmt: skip
 
 MAX_ID = 2**63 - 1  # ids, versions and sequence numbers fit in 64 bits
 
@@ -29,6 +41,17 @@ class ApiError(Exception):
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
+
+    @classmethod
+    def of(cls, error: HashguardError) -> "ApiError":
+        """The answer to a domain error: its kind's status, its message."""
+        return cls(status_of(error), str(error))
+
+
+def status_of(error: HashguardError) -> int:
+    """The HTTP status for ``error``, by its kind."""
+    kind = errors.kind_of(error)
+    return STATUS[kind] if kind is not None else 400
 
 
 def error_body(status: int, message: str, code: str | None = None) -> dict[str, Any]:
@@ -52,6 +75,10 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.message, error.code, request.url.path)
+
+    @app.exception_handler(HashguardError)
+    async def domain_error(request: Request, error: HashguardError) -> JSONResponse:
+        return error_response(status_of(error), str(error), path=request.url.path)
 
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, error: HTTPException) -> JSONResponse:

@@ -19,6 +19,7 @@ from typing import Final
 from urllib.parse import urljoin, urlsplit
 
 from hashguard.api.settings import Network
+from hashguard.errors import Invalid
 
 _REDIRECTS: Final = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS: Final = 3
@@ -26,7 +27,7 @@ _MAX_REDIRECTS: Final = 3
 Resolver = Callable[[str, int], Sequence[str]]
 
 
-class FetchRefused(ValueError):
+class FetchRefused(Invalid):
     """The URL may not or could not be fetched; the message says why."""
 
 

@@ -17,10 +17,11 @@ from typing import Final
 from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from hashguard.api.errors import ApiError, error_response, internal_error
+from hashguard.api.errors import ApiError, error_response, internal_error, status_of
 from hashguard.api.matching import HashMatchRequest, answer_hash_queries
 from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
+from hashguard.errors import HashguardError
 from hashguard.store.api_keys import ApiKey, Role
 
 PATH: Final = "/v1/match/hashes"
@@ -63,6 +64,9 @@ class HotMatchRoute:
             await error_response(error.status, error.message, error.code, PATH)(
                 scope, receive, send
             )
+            return
+        except HashguardError as error:  # as FastAPI's handler answers it
+            await error_response(status_of(error), str(error), path=PATH)(scope, receive, send)
             return
         except Exception as error:  # outside FastAPI: its last-resort handler is not above us
             await internal_error(error, PATH)(scope, receive, send)

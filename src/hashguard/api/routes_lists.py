@@ -114,7 +114,7 @@ async def create_list(request: Request, key: Curator, body: NewList) -> dict[str
     try:
         created = await run_in_threadpool(create)
     except ListError as error:
-        raise ApiError(409 if "already exists" in str(error) else 400, str(error)) from None
+        raise ApiError.of(error) from None
     return list_json(created)
 
 
@@ -206,8 +206,7 @@ async def change_entry(
     try:
         change = await run_in_threadpool(run)
     except (ListError, InvalidRecord) as error:
-        status = 404 if "holds no" in str(error) else 409 if "already" in str(error) else 400
-        raise ApiError(status, str(error)) from None
+        raise ApiError.of(error) from None
     return change.as_json()
 
 
@@ -245,7 +244,7 @@ async def get_entry(
     try:
         entry = await run_in_threadpool(service.lists.entry, name, signal, value)
     except (ListError, InvalidRecord) as error:
-        raise ApiError(404 if "holds no" in str(error) else 400, str(error)) from None
+        raise ApiError.of(error) from None
     return {"entry": entry.id, "signal": entry.signal, "value": entry.value,
             "status": entry.status.value, "labels": sorted(entry.labels),
             "provenance": entry.provenance.as_json(), "version": entry.version}  # fmt: skip

@@ -17,10 +17,11 @@ from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
+from hashguard.errors import HashguardError
 from hashguard.legal.profiles import DEFAULT
 from hashguard.redress import notices
 from hashguard.redress.complaints import Complaint
-from hashguard.reports.eu import Circumstances, Provider, ReportError
+from hashguard.reports.eu import Circumstances, Provider
 from hashguard.reports.risk import RiskAssessment, RiskAssessments
 from hashguard.reports.submit import Adapter, CyberTiplineAdapter, EuCentreAdapter, Report
 from hashguard.retention.purge import purge
@@ -30,13 +31,10 @@ from hashguard.review.model import (
     ActionKind,
     Decision,
     Detection,
-    NotFound,
-    ReviewError,
     Source,
     State,
 )
 from hashguard.review.services import Service as CheckedService
-from hashguard.review.services import ServiceError
 from hashguard.review.webhook import service_secret
 from hashguard.stats import annual
 from hashguard.store.api_keys import ApiKey, Role
@@ -56,14 +54,8 @@ async def call(function: Any, *args: Any, **kwargs: Any) -> Any:
     """Run a domain call off the event loop, its refusals as API errors."""
     try:
         return await run_in_threadpool(function, *args, **kwargs)
-    except NotFound as error:
-        raise ApiError(404, str(error)) from None
-    except ReviewError as error:
-        raise ApiError(409, str(error)) from None
-    except ServiceError as error:
-        raise ApiError(404 if str(error).startswith("no service") else 400, str(error)) from None
-    except ReportError as error:
-        raise ApiError(422, str(error)) from None
+    except HashguardError as error:
+        raise ApiError.of(error) from None
 
 
 def detection_json(d: Detection) -> dict[str, Any]:

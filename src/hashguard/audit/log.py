@@ -20,12 +20,13 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from hashguard.errors import Unverified
 from hashguard.store.tables import AuditEventRow, AuditHeadRow
 
 GENESIS: Final = "0" * 64
 
 
-class AuditError(ValueError):
+class AuditError(Unverified):
     """The audit log does not verify; the message names the first event that fails."""
 
 

@@ -10,7 +10,7 @@ import typer
 
 from hashguard import __version__
 from hashguard.cli.audit import audit_app
-from hashguard.cli.common import ExitCode
+from hashguard.cli.common import ExitCode, echo_error
 from hashguard.cli.demo import demo
 from hashguard.cli.device import device_app
 from hashguard.cli.follow import follow
@@ -20,6 +20,7 @@ from hashguard.cli.lists import lists_app
 from hashguard.cli.matching import match
 from hashguard.cli.safeguards import purge, services_app, stats_app
 from hashguard.cli.serve import serve
+from hashguard.errors import HashguardError
 
 app = typer.Typer(
     name="hashguard",
@@ -72,4 +73,7 @@ def main() -> None:
         app()
     except BrokenPipeError:
         sys.stderr.close()
+        sys.exit(ExitCode.FAILED)
+    except HashguardError as error:  # one a command did not catch: still one line, no trace
+        echo_error(str(error))
         sys.exit(ExitCode.FAILED)

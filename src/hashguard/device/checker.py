@@ -16,6 +16,7 @@ from hashguard.device.messages import Helpline, Referral, referral, warning
 from hashguard.device.release import OFFLINE
 from hashguard.device.tags import EXACT_KINDS, TagKind, media_tags, offline_key, oprf_key
 from hashguard.device.verify import DeviceRelease
+from hashguard.errors import Unavailable
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 
 # Server-assisted checks always send this many elements: a file tag, a pixel tag (random when
@@ -31,7 +32,7 @@ class Evaluator(Protocol):
     def evaluate(self, elements: list[bytes]) -> tuple[list[bytes], bytes]: ...
 
 
-class DeviceCheckError(RuntimeError):
+class DeviceCheckError(Unavailable):
     """A check that could not be completed (the server's answer did not verify, or it could
     not be reached); the file's status is unknown. The message says why."""
 

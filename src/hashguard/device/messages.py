@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
 
+from hashguard.errors import Invalid
+
 LANGUAGES: Final = ("en", "nl")
 
 
@@ -89,7 +91,7 @@ _TEXT: Final = {
 }
 
 
-class ReferralError(ValueError):
+class ReferralError(Invalid):
     """A referral file or choice that cannot be used; the message says why."""
 
 

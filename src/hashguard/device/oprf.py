@@ -20,6 +20,8 @@ from typing import Final
 
 import rbcl
 
+from hashguard.errors import Invalid
+
 SUITE: Final = "ristretto255-SHA512"
 _MODE_VOPRF: Final = 0x01
 CONTEXT: Final = b"OPRFV1-" + bytes([_MODE_VOPRF]) + b"-" + SUITE.encode()
@@ -49,7 +51,7 @@ _scalar_sub: _Binary = rbcl.crypto_core_ristretto255_scalar_sub
 _scalar_random: Callable[[], bytes] = rbcl.crypto_core_ristretto255_scalar_random
 
 
-class OprfError(ValueError):
+class OprfError(Invalid):
     """Bad protocol data (an element or scalar that does not decode, an input too long), or a
     proof that does not verify; the message says which."""
 

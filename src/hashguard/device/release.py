@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Final
 
+from hashguard.errors import Unverified
 from hashguard.transparency import manifest as signed_manifest
 from hashguard.transparency.log import TransparencyLog
 
@@ -37,7 +38,7 @@ DEFAULT_BITS: Final = {OFFLINE: 48, OPRF: 31}
 ROLES: Final = ("exact", "near", "delta")
 
 
-class DeviceReleaseError(ValueError):
+class DeviceReleaseError(Unverified):
     """A release that cannot be built, or does not verify; the message says what failed."""
 
 

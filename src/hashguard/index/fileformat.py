@@ -28,6 +28,7 @@ from typing import Any, Final
 import numpy as np
 
 from hashguard import durable
+from hashguard.errors import Invalid
 
 MAGIC: Final = b"HGINDEX\n"
 VERSION: Final = 1
@@ -37,7 +38,7 @@ _DIGEST: Final = 32
 _DTYPES: Final = frozenset({"<u4", "<u8", "<i8", "|u1"} | {f"|S{n}" for n in range(1, 65)})
 
 
-class IndexFileError(ValueError):
+class IndexFileError(Invalid):
     """An index file that cannot be read: the message names the file and the problem."""
 
     def __init__(self, path: Path, problem: str) -> None:

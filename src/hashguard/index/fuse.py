@@ -21,6 +21,7 @@ from typing import Final
 import numpy as np
 from numba import njit
 
+from hashguard.errors import Invalid
 from hashguard.index import fileformat
 
 ARITY: Final = 4
@@ -34,7 +35,7 @@ _MAX_SEGMENT_LENGTH: Final = 1 << 18
 _TRIES_PER_SIZE: Final = 4
 
 
-class FilterError(ValueError):
+class FilterError(Invalid):
     """A filter that cannot be built or read; the message says why."""
 
 

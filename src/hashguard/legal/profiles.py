@@ -13,8 +13,10 @@ automatic action is a reversible quarantine), and a false positive is undone at 
 from dataclasses import dataclass
 from typing import Final
 
+from hashguard.errors import Invalid
 
-class UnknownProfile(ValueError):
+
+class UnknownProfile(Invalid):
     """A profile name hashguard does not know; the message lists the known ones."""
 
 

@@ -10,11 +10,12 @@ Where the feed comes from (an HTTP client, hashguard.exchanges) is the caller's 
 from collections.abc import Iterable
 from typing import Any, Protocol
 
+from hashguard.errors import Conflict
 from hashguard.lists.model import Change, HashList
 from hashguard.lists.records import Record
 
 
-class MirrorError(Exception):
+class MirrorError(Conflict):
     """The origin cannot be followed, or the mirror is not one; the message says why."""
 
 

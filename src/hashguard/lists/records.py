@@ -7,12 +7,13 @@ hash is one entry however a source spelled it.
 
 from dataclasses import dataclass, field
 
+from hashguard.errors import Invalid
 from hashguard.lists.model import Change, ChangeKind, Provenance
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 
 
-class InvalidRecord(ValueError):
+class InvalidRecord(Invalid):
     """A record that cannot be applied; the message says where it is and what is wrong."""
 
 

@@ -30,6 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard import durable
 from hashguard.collector import collector_paused
+from hashguard.errors import Unverified
 from hashguard.lists.model import Entry, EntryStatus, HashList
 from hashguard.transparency import keys, manifest, merkle
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
@@ -37,7 +38,7 @@ from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, cano
 FORMAT: Final = "hashguard-release/1"
 
 
-class ReleaseError(ValueError):
+class ReleaseError(Unverified):
     """A release that does not verify, or cannot be made; the message says what failed."""
 
 

@@ -2,8 +2,10 @@
 
 import re
 
+from hashguard.errors import Invalid, TooLarge, Unsupported
 
-class MediaError(ValueError):
+
+class MediaError(Invalid):
     """Base class: the media could not be decoded or hashed."""
 
 
@@ -11,7 +13,7 @@ class EmptyMedia(MediaError):
     """The input has no bytes."""
 
 
-class UnsupportedMedia(MediaError):
+class UnsupportedMedia(MediaError, Unsupported):
     """The bytes are not a format hashguard decodes."""
 
 
@@ -19,7 +21,7 @@ class CorruptMedia(MediaError):
     """The format was recognised but the data is truncated or damaged."""
 
 
-class LimitExceeded(MediaError):
+class LimitExceeded(MediaError, TooLarge):
     """A declared or measured size is over a configured limit; refused before decoding pixels."""
 
     def __init__(self, what: str, value: float | None, limit: float, unit: str = "") -> None:

@@ -29,6 +29,7 @@ from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from hashguard.errors import Unprocessable
 from hashguard.review.model import Detection, Source
 from hashguard.transparency import keys
 
@@ -36,7 +37,7 @@ FORMAT: Final = "hashguard/eu-csar-art13-report"
 TYPES: Final = ("known", "new", "solicitation")
 
 
-class ReportError(ValueError):
+class ReportError(Unprocessable):
     """A report that cannot be built or does not validate; the message lists every problem."""
 
 

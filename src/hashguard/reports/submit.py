@@ -26,6 +26,7 @@ from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard import audit
+from hashguard.errors import Unavailable
 from hashguard.reports import eu, ncmec
 from hashguard.reports.eu import Circumstances, Provider, ReportError
 from hashguard.review import actions
@@ -54,7 +55,7 @@ class Report:
     submitted_at: datetime | None
 
 
-class Transient(Exception):
+class Transient(Unavailable):
     """A failure worth retrying (network, 5xx)."""
 
 

@@ -5,6 +5,9 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Any, Final
 
+from hashguard import errors
+from hashguard.errors import Conflict, Forbidden
+
 
 class State(StrEnum):
     """pending -> in review -> confirmed | false positive; confirmed -> reported -> closed.
@@ -44,16 +47,16 @@ class ActionKind(StrEnum):
 PERMANENT: Final = frozenset({ActionKind.REMOVE, ActionKind.DISABLE, ActionKind.SUSPEND})
 
 
-class ReviewError(ValueError):
+class ReviewError(Conflict):
     """A review step that cannot be taken; the message says why (and what would allow it)."""
 
 
-class ScanningForbidden(ReviewError):
+class ScanningForbidden(ReviewError, Forbidden):
     """A service's uploads may not be checked at all (end-to-end encrypted, and its legal
     profile forbids scanning it)."""
 
 
-class NotFound(ReviewError):
+class NotFound(ReviewError, errors.NotFound):
     """No such detection, action or notice (or it was purged)."""
 
 

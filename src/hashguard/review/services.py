@@ -9,14 +9,23 @@ from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
 from hashguard import audit
+from hashguard.errors import Conflict, Invalid, NotFound
 from hashguard.legal.profiles import LegalProfile, profile
 from hashguard.store.tables import ServiceRow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
 
 
-class ServiceError(ValueError):
+class ServiceError(Invalid):
     """A service that cannot be made or found; the message says why."""
+
+
+class ServiceNotFound(ServiceError, NotFound):
+    """No service of that name or number."""
+
+
+class ServiceExists(ServiceError, Conflict):
+    """A service of that name exists already."""
 
 
 @dataclass(frozen=True)
@@ -83,7 +92,7 @@ class ServiceStore:
                 ).inserted_primary_key
                 audit.append(connection, actor, "service.create", name, values)
         except IntegrityError:
-            raise ServiceError(f"a service named {name!r} exists") from None
+            raise ServiceExists(f"a service named {name!r} exists") from None
         assert key is not None
         return Service(int(key[0]), **values)  # type: ignore[arg-type]
 
@@ -91,13 +100,13 @@ class ServiceStore:
         """The service called ``name``. Raises ServiceError if there is none."""
         found = self._one(ServiceRow.__table__.c.name == name)
         if found is None:
-            raise ServiceError(f"no service named {name!r}")
+            raise ServiceNotFound(f"no service named {name!r}")
         return found
 
     def by_id(self, ident: int) -> Service:
         found = self._one(ServiceRow.__table__.c.id == ident)
         if found is None:
-            raise ServiceError(f"no service number {ident}")
+            raise ServiceNotFound(f"no service number {ident}")
         return found
 
     def all(self) -> list[Service]:

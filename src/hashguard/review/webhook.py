@@ -23,6 +23,7 @@ import httpx
 from sqlalchemy import Connection, Engine, exists, insert, select, update
 
 from hashguard import durable
+from hashguard.errors import Invalid
 from hashguard.store.tables import ServiceRow, WebhookRow
 
 MAX_ATTEMPTS: Final = 36  # about a day of retries with the backoff below, then given up
@@ -31,7 +32,7 @@ _LONGEST_RETRY: Final = 3600.0
 SIGNATURE_TOLERANCE: Final = 300  # seconds a receiver should accept a signature's time
 
 
-class SecretFileError(ValueError):
+class SecretFileError(Invalid):
     """The server's secret file cannot be read or made; the message names it."""
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import BinaryIO, ClassVar, Generic, TypeVar
 
+from hashguard.errors import Invalid
 from hashguard.media.formats import MediaKind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 
@@ -22,7 +23,7 @@ Value = TypeVar("Value")
 MediaSource = bytes | BinaryIO
 
 
-class InvalidSignalValue(ValueError):
+class InvalidSignalValue(Invalid):
     """A signal's string form did not parse; the message says what was expected."""
 
 

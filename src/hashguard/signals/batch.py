@@ -18,6 +18,7 @@ from typing import Any, BinaryIO
 
 from threadpoolctl import threadpool_limits
 
+from hashguard.errors import Unsupported
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
@@ -68,7 +69,7 @@ class FileSkipped:
 FileResult = HashedFile | FileFailure | FileSkipped
 
 
-class NotApplicable(Exception):
+class NotApplicable(Unsupported):
     """None of the requested signals applies to this kind of media."""
 
     def __init__(self, kind: MediaKind) -> None:

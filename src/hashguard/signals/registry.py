@@ -3,6 +3,7 @@ signal is (see ``SignalType``)."""
 
 from typing import Any, Final
 
+from hashguard.errors import Invalid
 from hashguard.media.formats import MediaKind
 from hashguard.signals.base import SignalType
 from hashguard.signals.digests import CanonicalSha256Signal, Md5Signal, Sha1Signal, Sha256Signal
@@ -10,7 +11,7 @@ from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqSignal
 
 
-class UnknownSignal(ValueError):
+class UnknownSignal(Invalid):
     """A signal name that is not registered."""
 
 

@@ -20,6 +20,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
 from hashguard import audit
+from hashguard.errors import Invalid
 from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
@@ -34,7 +35,7 @@ class Role(StrEnum):
     DEVICE = "device"  # on-device checks: OPRF evaluations only, rate-limited per key
 
 
-class ApiKeyError(ValueError):
+class ApiKeyError(Invalid):
     """A key operation that cannot be done; the message says why."""
 
 

@@ -14,11 +14,13 @@ from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
 
+from hashguard.errors import Unavailable
+
 DEFAULT_URL: Final = "sqlite:///hashguard.db"
 _MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 
 
-class DatabaseError(Exception):
+class DatabaseError(Unavailable):
     """The database cannot be opened or used; the message says which and why."""
 
 

@@ -43,7 +43,13 @@ from hashguard.store.list_codecs import (
     hash_list_of,
     now,
 )
-from hashguard.store.list_errors import ListError
+from hashguard.store.list_errors import (
+    EntryNotFound,
+    ListError,
+    ListExists,
+    ListNotFound,
+    Unchanged,
+)
 from hashguard.store.list_import import ImportSummary, import_records, same_state, update_entries
 from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
 
@@ -98,7 +104,7 @@ class ListStore:
                 }
                 audit.append(session.connection(), actor, "list.create", name, details)
         except IntegrityError:
-            raise ListError(f"a list named {name!r} already exists") from None
+            raise ListExists(f"a list named {name!r} already exists") from None
         return hash_list_of(row)
 
     def update(
@@ -212,7 +218,7 @@ class ListStore:
             )
             after = apply(entry, change)
             if same_state(after, entry):
-                raise ListError(f"list {name}: {signal} entry {value} is already {entry.status}")
+                raise Unchanged(f"list {name}: {signal} entry {value} is already {entry.status}")
             connection = session.connection()
             at = driver.stored_time(connection, datetime.fromisoformat(change.at))
             self.dialect.insert(connection, CHANGE_COLUMNS, [change_values(change, entry.id, at)])
@@ -324,7 +330,7 @@ class ListStore:
             query = query.with_for_update()
         row = session.scalars(query).one_or_none()
         if row is None:
-            raise ListError(f"no list named {name!r}")
+            raise ListNotFound(f"no list named {name!r}")
         return row
 
 
@@ -334,7 +340,7 @@ def _held(session: Session, row: HashListRow, what: str, *where: Any) -> Entry:
         select(*ENTRY_FIELDS).where(EntryRow.list_id == row.id, *where)
     ).one_or_none()
     if found is None:
-        raise ListError(f"list {row.name} holds no {what}")
+        raise EntryNotFound(f"list {row.name} holds no {what}")
     return entry_of(found)
 
 

@@ -11,9 +11,10 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from hashguard import durable
+from hashguard.errors import Invalid
 
 
-class KeyFileError(ValueError):
+class KeyFileError(Invalid):
     """A key file that cannot be used; the message names it."""
 
 

@@ -25,10 +25,11 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard import durable
+from hashguard.errors import Unverified
 from hashguard.transparency import keys, merkle
 
 
-class LogError(ValueError):
+class LogError(Unverified):
     """The log cannot be used or does not prove what was asked; the message says why."""
 
 

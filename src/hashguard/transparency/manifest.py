@@ -22,6 +22,7 @@ from typing import Any, Final
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard import durable
+from hashguard.errors import Unverified
 from hashguard.transparency import keys
 from hashguard.transparency.log import (
     LogError,
@@ -37,7 +38,7 @@ LOCATION: Final = "log.json"
 FILES: Final = (MANIFEST, SIGNATURE, LOCATION)
 
 
-class ManifestError(ValueError):
+class ManifestError(Unverified):
     """A manifest that cannot be read or does not verify; the message names the release."""
 
 

@@ -30,7 +30,7 @@ from hashguard.lists.model import ChangeKind, EntryStatus, HashList, ListPolicy,
 from hashguard.lists.records import Submission
 from hashguard.media.formats import MediaKind
 from hashguard.store.api_keys import ApiKey
-from hashguard.store.list_errors import ListError
+from hashguard.store.list_errors import ListError, ListExists
 
 router = APIRouter()
 _BANK_NAME: Final = re.compile(r"[A-Z_][A-Z0-9_]*")
@@ -81,9 +81,9 @@ async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str
 
     try:
         created = await run_in_threadpool(create)
+    except ListExists:
+        raise ApiError(403, "Bank already exists") from None  # HMA's status and words
     except ListError as error:
-        if "already exists" in str(error):
-            raise ApiError(403, "Bank already exists") from None
         raise ApiError(400, str(error)) from None
     return _bank_json(created)
 
