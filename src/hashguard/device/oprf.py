@@ -48,8 +48,10 @@ def _sodium() -> Any:
     loads nothing and writes nothing."""
     import rbcl
 
-    with contextlib.suppress(OSError):  # already removed by a concurrent first use
-        os.unlink(sys.modules["rbcl._sodium"].lib_path)
+    copy = getattr(sys.modules.get("rbcl._sodium"), "lib_path", None)  # rbcl 1.1's name for it
+    if copy is not None:
+        with contextlib.suppress(OSError):  # already removed by a concurrent first use
+            os.unlink(copy)
     return rbcl
 
 
