@@ -24,9 +24,11 @@ lint: install
 	@$(BIN)/ruff format --check src tests bench
 	@$(BIN)/mypy
 
+# The PostgreSQL tests run against HASHGUARD_TEST_POSTGRES_URL, or else a throwaway server of this
+# run's own, stopped at the end (scripts/with-postgresql); skipped, and said why, when none can start.
 test: install lint
 	@scripts/ensure-system-packages $(PYTHON) --test
-	@$(BIN)/python -m pytest -n 2
+	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

@@ -46,16 +46,16 @@ POSTGRES_URL = os.environ.get("HASHGUARD_TEST_POSTGRES_URL", "")
 @contextmanager
 def scratch_database(kind: str, directory: Path) -> Iterator[str]:
     """An empty database of ``kind``: a SQLite file in ``directory``, or a fresh database on the
-    PostgreSQL server named by HASHGUARD_TEST_POSTGRES_URL (``.ci/run`` starts one with
-    scripts/start-postgresql), dropped afterwards. Without that server the test is skipped, with
-    this notice."""
+    PostgreSQL server named by HASHGUARD_TEST_POSTGRES_URL (``make test`` starts one of its own
+    with scripts/with-postgresql), dropped afterwards. Without that server the test is skipped,
+    with this notice."""
     if kind == "sqlite":
         yield f"sqlite:///{directory / 'hashguard.db'}"
         return
     if not POSTGRES_URL:
         pytest.skip(
-            "PostgreSQL absent: set HASHGUARD_TEST_POSTGRES_URL (.ci/run starts a server with "
-            "scripts/start-postgresql)"
+            "PostgreSQL absent: HASHGUARD_TEST_POSTGRES_URL is not set (`make test` starts a "
+            "server of its own with scripts/with-postgresql, or says why it could not)"
         )
     with temporary_database(POSTGRES_URL) as url:
         yield url

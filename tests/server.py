@@ -11,7 +11,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -72,8 +72,11 @@ PORT_ATTEMPTS = 3
 
 
 @contextmanager
-def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Server]:
-    """Serve ``database_url`` until the block ends; keys for every role (``server.tokens``)."""
+def running(
+    database_url: str, *options: str, roles: bool = True, environment: Mapping[str, str] = {}
+) -> Iterator[Server]:
+    """Serve ``database_url`` until the block ends; keys for every role (``server.tokens``).
+    ``environment`` adds to (or replaces some of) the server's environment variables."""
     engine = open_engine(database_url)
     tokens = {}
     if roles:
@@ -84,7 +87,7 @@ def running(database_url: str, *options: str, roles: bool = True) -> Iterator[Se
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
     secret_file = Path(tempfile.gettempdir()) / f"hashguard-test-secret-{digest}.key"
     env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
-           "HASHGUARD_SECRET_FILE": str(secret_file)}  # fmt: skip
+           "HASHGUARD_SECRET_FILE": str(secret_file), **environment}  # fmt: skip
     for attempt in range(1, PORT_ATTEMPTS + 1):
         server, reader = _start(env, options)
         server.started.wait(STARTUP_SECONDS)

@@ -1,9 +1,6 @@
 """API keys: shown once, stored hashed, checked, limited to lists, revoked, audited; on SQLite
 and PostgreSQL, and through the command line."""
 
-import subprocess
-import sys
-
 import pytest
 from sqlalchemy import Engine, text
 
@@ -12,6 +9,7 @@ from hashguard.lists.model import Category
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from invoke import Ran, hashguard
 
 
 def test_a_key_works_only_as_given_and_is_stored_hashed(engine: Engine) -> None:
@@ -65,9 +63,8 @@ def test_keys_limited_to_lists_and_revoked(engine: Engine) -> None:
 def test_keys_commands(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'keys.db'}"
 
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "hashguard", "keys", *args, "--database-url", url]
-        return subprocess.run(command, capture_output=True, text=True, timeout=120)
+    def run(*args: str) -> Ran:
+        return hashguard("keys", *args, "--database-url", url)
 
     created = run("create", "--role", "matcher", "--name", "uploads")
     assert created.returncode == 0, created.stderr

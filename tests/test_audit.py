@@ -1,8 +1,6 @@
 """The audit log: list changes recorded in their own transactions, and every kind of tampering
 found by verification; on SQLite and PostgreSQL."""
 
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -15,6 +13,7 @@ from hashguard.lists.records import Submission
 from hashguard.store.database import open_engine
 from hashguard.store.list_errors import ListError
 from hashguard.store.lists import ListStore
+from invoke import hashguard
 
 
 def logged(engine: Engine) -> Engine:
@@ -149,22 +148,15 @@ def test_audit_verify_command(tmp_path) -> None:
     database = tmp_path / "audit.db"
     url = f"sqlite:///{database}"
     logged(open_engine(url))
-    command = [sys.executable, "-m", "hashguard", "audit"]
-    head = subprocess.run([*command, "head", "--database-url", url], capture_output=True, text=True)
+    head = hashguard("audit", "head", "--database-url", url)
     assert head.returncode == 0 and head.stdout.startswith("5:")
-    ok = subprocess.run(
-        [*command, "verify", "--known-head", head.stdout.strip(), "--database-url", url],
-        capture_output=True,
-        text=True,
-    )
+    ok = hashguard("audit", "verify", "--known-head", head.stdout.strip(), "--database-url", url)
     assert ok.returncode == 0 and ok.stdout == "audit log valid: 5 events, chained and complete\n"
     engine = open_engine(url)
     with engine.begin() as connection:
         connection.execute(text("UPDATE audit_events SET subject = 'x' WHERE seq = 4"))
     engine.dispose()
-    bad = subprocess.run(
-        [*command, "verify", "--database-url", url], capture_output=True, text=True
-    )
+    bad = hashguard("audit", "verify", "--database-url", url)
     assert bad.returncode == 1
     assert bad.stderr == (
         "hashguard: audit log NOT VALID: event 4 (list.create x) was edited: "

@@ -1,4 +1,6 @@
-"""The ``hashguard`` command as a user runs it: real processes, real files, exit codes, stderr."""
+"""The ``hashguard`` command as a user runs it: real files, exit codes, stdout and stderr; in this
+process (tests/invoke.py), and in real processes where only they show it (a terminal, closed or
+non-UTF-8 standard streams)."""
 
 import csv
 import io
@@ -13,18 +15,9 @@ from pathlib import Path
 import pytest
 
 from hashguard.signals.pdq import PdqSignal
+from invoke import Ran, hashguard
 
 from conftest import jpeg, make_video, png, png_declaring
-
-
-def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "hashguard", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-    )
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +44,7 @@ def bad(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_hash_jsonl_walks_directories(tree: Path) -> None:
-    result = run("hash", str(tree))
+    result = hashguard("hash", str(tree))
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in result.stdout.splitlines()]
     by_file: dict[str, set[str]] = {}
@@ -71,26 +64,26 @@ def test_hash_jsonl_walks_directories(tree: Path) -> None:
 
 def test_hash_formats_signals_and_dihedral(tree: Path) -> None:
     image = str(tree / "a.jpg")
-    result = run("hash", image, "--signal", "pdq,sha256", "--format", "csv", "--dihedral")
+    result = hashguard("hash", image, "--signal", "pdq,sha256", "--format", "csv", "--dihedral")
     assert result.returncode == 0, result.stderr
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["signal"] for r in rows][:2] == ["pdq", "pdq:rotate90"]
     assert len(rows) == 9 and rows[-1]["signal"] == "sha256" and rows[-1]["quality"] == ""
-    text = run("hash", image, "-s", "md5", "-f", "text")
+    text = hashguard("hash", image, "-s", "md5", "-f", "text")
     signal, value, quality, path = text.stdout.strip().split("\t")
     assert (signal, quality, path) == ("md5", "-", image) and len(value) == 32
-    unknown = run("hash", image, "-s", "pdq,photodna")
+    unknown = hashguard("hash", image, "-s", "pdq,photodna")
     assert unknown.returncode == 2 and "unknown signal 'photodna'" in unknown.stderr
 
 
 def test_parallel_hashing_gives_the_same_output_in_order(tree: Path) -> None:
-    one = run("hash", str(tree), "-s", "pdq,vpdq,md5")
-    two = run("hash", str(tree), "-s", "pdq,vpdq,md5", "--jobs", "2")
+    one = hashguard("hash", str(tree), "-s", "pdq,vpdq,md5")
+    two = hashguard("hash", str(tree), "-s", "pdq,vpdq,md5", "--jobs", "2")
     assert two.returncode == 0 and two.stdout == one.stdout
 
 
 def test_bad_files_get_one_line_each_and_the_rest_is_hashed(bad: Path) -> None:
-    result = run("hash", str(bad), "-s", "pdq")
+    result = hashguard("hash", str(bad), "-s", "pdq")
     assert result.returncode == 1
     assert "Traceback" not in result.stderr
     errors = {Path(line.split(": ")[1]).name: line for line in result.stderr.splitlines()}
@@ -101,7 +94,7 @@ def test_bad_files_get_one_line_each_and_the_rest_is_hashed(bad: Path) -> None:
     assert "pixel count 10,000,000,000 exceeds the limit of 64,000,000" in errors["huge.png"]
     hashed = [json.loads(line) for line in result.stdout.splitlines()]
     assert [Path(h["path"]).name for h in hashed] == ["good.jpg"]
-    missing = run("hash", str(bad / "absent.jpg"))
+    missing = hashguard("hash", str(bad / "absent.jpg"))
     assert missing.returncode == 1 and "absent.jpg: cannot read: No such file" in missing.stderr
 
 
@@ -112,22 +105,22 @@ def test_compare_prints_distance_and_verdict(tmp_path: Path) -> None:
     (tmp_path / "a.png").write_bytes(encode(image, "PNG"))
     (tmp_path / "b.jpg").write_bytes(encode(image, "JPEG", quality=50))
     (tmp_path / "c.jpg").write_bytes(jpeg(6))
-    same = run("compare", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"))
+    same = hashguard("compare", str(tmp_path / "a.png"), str(tmp_path / "b.jpg"))
     assert same.returncode == 0, same.stderr
     first = same.stdout.splitlines()[0].split()
     assert first[:2] == ["pdq", "MATCH"]
     assert "sha256" in same.stdout and "the files differ" in same.stdout
-    other = run("compare", str(tmp_path / "a.png"), str(tmp_path / "c.jpg"), "-f", "jsonl")
+    other = hashguard("compare", str(tmp_path / "a.png"), str(tmp_path / "c.jpg"), "-f", "jsonl")
     results = [json.loads(line) for line in other.stdout.splitlines()]
     assert results[0]["signal"] == "pdq" and not results[0]["match"]
     assert results[0]["distance"] > 31 and results[0]["threshold"] == 31
     (tmp_path / "v.mp4").write_bytes(make_video(7, seconds=1))
-    mixed = run("compare", str(tmp_path / "a.png"), str(tmp_path / "v.mp4"))
+    mixed = hashguard("compare", str(tmp_path / "a.png"), str(tmp_path / "v.mp4"))
     assert mixed.returncode == 1 and "nothing to compare" in mixed.stderr
 
 
 def test_demo_shows_matches_and_misses() -> None:
-    result = run("demo")
+    result = hashguard("demo")
     assert result.returncode == 0, result.stderr
     assert "match" in result.stdout and "no match" in result.stdout
     assert "rotate" in result.stdout  # the rotated copy is found through a dihedral variant
@@ -136,7 +129,7 @@ def test_demo_shows_matches_and_misses() -> None:
 def test_version() -> None:
     from hashguard import __version__
 
-    assert run("--version").stdout.strip() == f"hashguard {__version__}"
+    assert hashguard("--version").stdout.strip() == f"hashguard {__version__}"
 
 
 def _read_terminal(controller: int) -> bytes:
@@ -169,7 +162,7 @@ def test_progress_bar_only_on_a_terminal(tree: Path) -> None:
     assert process.returncode == 0
     assert b"hashing" in shown and b"3/3" in shown
     assert len(stdout.splitlines()) == 3  # the bar never mixes into the output
-    plain = run("hash", str(tree), "-s", "md5")
+    plain = hashguard("hash", str(tree), "-s", "md5")
     assert plain.stderr == ""
 
 
@@ -183,14 +176,14 @@ def test_compare_errors_name_the_file(tmp_path: Path) -> None:
         (tmp_path / "absent.jpg", f"hashguard: {tmp_path / 'absent.jpg'}: cannot read: No such"),
         (tmp_path, f"hashguard: {tmp_path}: cannot read: Is a directory"),
     ):
-        result = run("compare", str(good), str(other))
+        result = hashguard("compare", str(good), str(other))
         assert result.returncode == 1
         assert result.stderr.startswith(message), result.stderr
         assert len(result.stderr.splitlines()) == 1
 
 
 def test_files_no_signal_applies_to_are_skipped_not_failed(tree: Path) -> None:
-    result = run("hash", str(tree), "-s", "pdq")
+    result = hashguard("hash", str(tree), "-s", "pdq")
     assert result.returncode == 0
     assert len(result.stdout.splitlines()) == 2  # the two images
     assert result.stderr.strip() == (
@@ -205,7 +198,7 @@ def test_quiet_about_what_decoders_recover_from(tmp_path: Path) -> None:
     data[len(data) // 2 :] = bytes(len(data) - len(data) // 2)  # damage the second half
     (tmp_path / "damaged.tif").write_bytes(bytes(data))
     (tmp_path / "ok.jpg").write_bytes(jpeg(11))
-    result = run("hash", str(tmp_path), "-s", "pdq")
+    result = hashguard("hash", str(tmp_path), "-s", "pdq")
     assert [line.split(": ")[1] for line in result.stderr.splitlines()] in (
         [],  # decoded despite the damage
         [str(tmp_path / "damaged.tif")],
@@ -216,9 +209,9 @@ def test_quiet_about_what_decoders_recover_from(tmp_path: Path) -> None:
 def test_numbers_out_of_range_are_usage_errors(tree: Path) -> None:
     image = str(tree / "a.jpg")
     for value in ("nan", "inf", "-1", "300"):
-        result = run("compare", image, image, "--threshold", value)
+        result = hashguard("compare", image, image, "--threshold", value)
         assert result.returncode == 2 and "expected a number from 0 to 256" in result.stderr
-    result = run("hash", image, "--video-rate", "nan")
+    result = hashguard("hash", image, "--video-rate", "nan")
     assert result.returncode == 2 and "expected a number from 0 to 1000" in result.stderr
 
 
@@ -280,8 +273,8 @@ class Listed:
     entries: dict[str, int]  # file name -> the id of its listed PDQ entry
     hashes: dict[str, str]  # file name -> its PDQ hash
 
-    def match(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return run("match", "--database-url", self.url, *args)
+    def match(self, *args: str) -> Ran:
+        return hashguard("match", "--database-url", self.url, *args)
 
 
 @pytest.fixture(scope="module")

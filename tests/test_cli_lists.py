@@ -1,26 +1,23 @@
-"""``hashguard lists ...`` as a user runs it: real processes, a real database file."""
+"""``hashguard lists ...`` as a user runs it (in this process: tests/invoke.py), on a real
+database file."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from invoke import Ran, hashguard
+
 PDQ = ["0f" * 32, "1e" * 32, "2d" * 32]
 
 
-def run(database: Path, *args: str, env_url: bool = False) -> subprocess.CompletedProcess[str]:
+def run(database: Path, *args: str, env_url: bool = False) -> Ran:
+    """``hashguard lists ARGS`` on ``database``, named by --database-url or, with ``env_url``,
+    by HASHGUARD_DATABASE_URL."""
     url = f"sqlite:///{database}"
-    command = [sys.executable, "-m", "hashguard", "lists", *args]
-    environment = None
     if env_url:
-        import os
-
-        environment = {**os.environ, "HASHGUARD_DATABASE_URL": url}
-    else:
-        command += ["--database-url", url]
-    return subprocess.run(command, capture_output=True, text=True, timeout=120, env=environment)
+        return hashguard("lists", *args, env={"HASHGUARD_DATABASE_URL": url})
+    return hashguard("lists", *args, "--database-url", url)
 
 
 @pytest.fixture

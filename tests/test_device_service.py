@@ -17,7 +17,8 @@ from hashguard.signals.digests import Sha256Signal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
-from server import HASHGUARD, Server, running
+from invoke import Ran, hashguard
+from server import Server, running
 
 from conftest import png, scratch_database
 
@@ -43,26 +44,24 @@ def served(
     )
     engine.dispose()
     keys.generate(directory / "signer.key")
-    subprocess.run(
-        [HASHGUARD, "device", "build-filter", "--list", "known", "--mode", "oprf",
-         "--oprf-key", str(directory / "oprf.key"), "--key", str(directory / "signer.key"),
-         "--log", str(directory / "log"), "--out", str(directory / "release"),
-         "--database-url", f"sqlite:///{directory / 'lists.db'}"],
-        check=True, capture_output=True,
+    built = hashguard(
+        "device", "build-filter", "--list", "known", "--mode", "oprf",
+        "--oprf-key", str(directory / "oprf.key"), "--key", str(directory / "signer.key"),
+        "--log", str(directory / "log"), "--out", str(directory / "release"),
+        "--database-url", f"sqlite:///{directory / 'lists.db'}",
     )  # fmt: skip
+    assert built.returncode == 0, built.stderr
     with scratch_database(request.param, directory) as url:
         options = ("--oprf-key", str(directory / "oprf.key"), "--oprf-limit", str(BUDGET))
         with running(url, *options) as server:
             yield server, directory
 
 
-def _check(
-    server: Server, directory: Path, token: str, *files: Path
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [HASHGUARD, "device", "check", *map(str, files), "--release", str(directory / "release"),
-         "--log", str(directory / "log"), "--server", server.url, "--format", "jsonl"],
-        capture_output=True, text=True, env={**os.environ, "HASHGUARD_DEVICE_TOKEN": token},
+def _check(server: Server, directory: Path, token: str, *files: Path) -> Ran:
+    return hashguard(
+        "device", "check", *map(str, files), "--release", str(directory / "release"),
+        "--log", str(directory / "log"), "--server", server.url, "--format", "jsonl",
+        env={"HASHGUARD_DEVICE_TOKEN": token},
     )  # fmt: skip
 
 

@@ -1,7 +1,6 @@
 """Another hashguard instance subscribes to a list through the service's change feed
 (``hashguard lists follow``) and stays an exact mirror, incrementally."""
 
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,8 @@ from hashguard.lists.records import Submission, Withdrawal
 from hashguard.matching import Matcher
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-from server import HASHGUARD, Server, running
+from invoke import Ran, hashguard
+from server import Server, running
 
 from conftest import scratch_database
 
@@ -43,10 +43,10 @@ def origin(
             yield served
 
 
-def _follow(origin: Server, mirror: str, *more: str) -> subprocess.CompletedProcess[str]:
-    command = [HASHGUARD, "lists", "follow", "copy", "--from", origin.url, "--remote", "known",
-               "--key", origin.tokens["auditor"], "--database-url", mirror, *more]  # fmt: skip
-    return subprocess.run(command, capture_output=True, text=True, timeout=120)
+def _follow(origin: Server, mirror: str, *more: str) -> Ran:
+    return hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
+                     "--key", origin.tokens["auditor"], "--database-url", mirror,
+                     *more)  # fmt: skip
 
 
 def _state(url: str, name: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
@@ -107,11 +107,11 @@ def test_a_list_with_changes_of_its_own_is_not_a_mirror(origin: Server, tmp_path
 
 def test_a_wrong_key_or_list_is_one_clear_line(origin: Server, tmp_path: Path) -> None:
     mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
-    command = [HASHGUARD, "lists", "follow", "copy", "--from", origin.url, "--remote", "nope",
+    command = ["lists", "follow", "copy", "--from", origin.url, "--remote", "nope",
                "--key", origin.tokens["auditor"], "--database-url", mirror]  # fmt: skip
-    missing = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    missing = hashguard(*command)
     assert missing.returncode == 1 and "404" in missing.stderr and "nope" in missing.stderr
     command[command.index("--key") + 1] = "hg_0000000000000000_" + "x" * 43
-    refused = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    refused = hashguard(*command)
     assert refused.returncode == 1 and "401" in refused.stderr
     assert "Traceback" not in missing.stderr + refused.stderr

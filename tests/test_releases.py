@@ -4,8 +4,6 @@ is caught with a message that says what failed."""
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys, merkle
 from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
+from invoke import hashguard
 
 NL = Provenance("Offlimits", "", (Source("Offlimits", "NL"),))
 
@@ -173,24 +172,13 @@ def test_tree_heads_not_signed_by_the_log_are_caught(released) -> None:
 
 def test_cli_verify_exit_status_and_reason(released, tmp_path) -> None:
     _, key_path, log, first, _ = released
-    command = [
-        sys.executable,
-        "-m",
-        "hashguard",
-        "lists",
-        "verify",
-        str(first),
-        "--log",
-        str(log.directory),
-    ]
-    ok = subprocess.run(
-        [*command, "--owner-key", f"{key_path}.pub"], capture_output=True, text=True, timeout=120
-    )
+    command = ["lists", "verify", str(first), "--log", str(log.directory)]
+    ok = hashguard(*command, "--owner-key", f"{key_path}.pub")
     assert ok.returncode == 0, ok.stderr
     assert "--log-key not given" in ok.stderr and "--owner-key not given" not in ok.stderr
     assert ok.stdout.startswith(f"{first}: valid release of known version 55")
     edit_line(first / "entries.jsonl", 0, None)
-    bad = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    bad = hashguard(*command)
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr.startswith(f"hashguard: {first}: NOT VALID: ")
     assert "54 entries, the manifest says 55 (tampered)" in bad.stderr

@@ -3,7 +3,6 @@ route against every role, matching and the match log, lists through the API, the
 metrics, limits and malformed requests."""
 
 import json
-import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,8 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
-from server import HASHGUARD, Server, running
+from invoke import hashguard
+from server import Server, running
 
 from conftest import jpeg, scratch_database
 
@@ -56,8 +56,8 @@ def _served(url: str, releases: Path) -> Iterator[Server]:
     store.apply("beta", [Submission("md5", MD5_B)], "setup")
     _key, scoped = ApiKeyStore(engine).create(Role.MATCHER, ["alpha"], "alpha only")
     engine.dispose()
-    subprocess.run([HASHGUARD, "keys", "generate", "--out", str(releases / "owner.key")],
-                   check=True, capture_output=True)  # fmt: skip
+    generated = hashguard("keys", "generate", "--out", str(releases / "owner.key"))
+    assert generated.returncode == 0, generated.stderr
     options = ["--release-key", str(releases / "owner.key"), "--release-log",
                str(releases / "log"), "--release-dir", str(releases / "out")]  # fmt: skip
     with running(url, *options) as served:
@@ -353,8 +353,7 @@ def test_an_edited_audit_event_is_detected(server: Server) -> None:
         answer = server.get("/v1/audit/verify", "auditor").json()
         assert answer["ok"] is False
         assert "event 2" in answer["problem"] and "edited" in answer["problem"]
-        command = [HASHGUARD, "audit", "verify", "--database-url", server.database_url]
-        verify = subprocess.run(command, capture_output=True, text=True)
+        verify = hashguard("audit", "verify", "--database-url", server.database_url)
         assert verify.returncode != 0 and "event 2" in verify.stderr
     finally:  # put it back for the other tests on this server
         with engine.begin() as connection:
@@ -368,9 +367,8 @@ def test_a_release_through_the_api_verifies(server: Server, tmp_path: Path) -> N
     assert answer.status_code == 201, answer.text
     body = answer.json()
     assert body["manifest"]["list"] == "alpha"
-    verify = subprocess.run([HASHGUARD, "lists", "verify", body["directory"], "--log",
-                             str(Path(body["directory"]).parents[2] / "log")],
-                            capture_output=True, text=True)  # fmt: skip
+    log = Path(body["directory"]).parents[2] / "log"
+    verify = hashguard("lists", "verify", body["directory"], "--log", str(log))
     assert verify.returncode == 0, verify.stderr + verify.stdout
 
 

@@ -11,14 +11,16 @@ from the RFC and checked against its test vectors (tests/test_device_oprf.py). P
 no I/O here (the network half is ``oprf_client``; the server half is the service's route).
 """
 
+import contextlib
+import functools
 import hashlib
+import os
 import secrets
-from collections.abc import Callable, Sequence
+import sys
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
-
-import rbcl
+from typing import Any, Final
 
 from hashguard.errors import Invalid
 
@@ -36,19 +38,63 @@ PROOF_BYTES: Final = 64
 MAX_INPUT: Final = 2**16 - 2  # inputs are length-prefixed in two bytes and must be below 2^16-1
 _IDENTITY: Final = bytes(ELEMENT_BYTES)
 
-# libsodium's ristretto255 (rbcl has no type information).
-_Unary = Callable[[bytes], bytes]
-_Binary = Callable[[bytes, bytes], bytes]
-_mul: _Binary = rbcl.crypto_scalarmult_ristretto255
-_mul_base: _Unary = rbcl.crypto_scalarmult_ristretto255_base
-_from_hash: _Unary = rbcl.crypto_core_ristretto255_from_hash
-_is_point: Callable[[bytes], bool] = rbcl.crypto_core_ristretto255_is_valid_point
-_point_add: _Binary = rbcl.crypto_core_ristretto255_add
-_reduce: _Unary = rbcl.crypto_core_ristretto255_scalar_reduce
-_invert: _Unary = rbcl.crypto_core_ristretto255_scalar_invert
-_scalar_mul: _Binary = rbcl.crypto_core_ristretto255_scalar_mul
-_scalar_sub: _Binary = rbcl.crypto_core_ristretto255_scalar_sub
-_scalar_random: Callable[[], bytes] = rbcl.crypto_core_ristretto255_scalar_random
+# libsodium's ristretto255, through rbcl (which has no type information), loaded at first use.
+
+
+@functools.cache
+def _sodium() -> Any:
+    """The ``rbcl`` module, imported at first use rather than with this module: importing it
+    writes a copy of libsodium (2.8 MB) into the temporary directory and loads that copy, and
+    rbcl 1.1 offers no other way and never removes it. Once loaded, the copy is removed here:
+    the loaded library stays mapped. Every process that never uses the VOPRF (most of them)
+    loads nothing and writes nothing."""
+    import rbcl
+
+    copy = getattr(sys.modules.get("rbcl._sodium"), "lib_path", None)  # rbcl 1.1's name for it
+    if copy is not None:
+        with contextlib.suppress(OSError):  # already removed by a concurrent first use
+            os.unlink(copy)
+    return rbcl
+
+
+def _mul(scalar: bytes, point: bytes) -> bytes:
+    return bytes(_sodium().crypto_scalarmult_ristretto255(scalar, point))
+
+
+def _mul_base(scalar: bytes) -> bytes:
+    return bytes(_sodium().crypto_scalarmult_ristretto255_base(scalar))
+
+
+def _from_hash(digest: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_from_hash(digest))
+
+
+def _is_point(data: bytes) -> bool:
+    return bool(_sodium().crypto_core_ristretto255_is_valid_point(data))
+
+
+def _point_add(a: bytes, b: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_add(a, b))
+
+
+def _reduce(data: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_scalar_reduce(data))
+
+
+def _invert(scalar: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_scalar_invert(scalar))
+
+
+def _scalar_mul(a: bytes, b: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_scalar_mul(a, b))
+
+
+def _scalar_sub(a: bytes, b: bytes) -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_scalar_sub(a, b))
+
+
+def _scalar_random() -> bytes:
+    return bytes(_sodium().crypto_core_ristretto255_scalar_random())
 
 
 class OprfError(Invalid):
@@ -87,8 +133,6 @@ class ServerKey:
     def save(self, path: Path) -> None:
         """Write the key to ``path`` (hex, owner-only; refuses to overwrite) and its public key
         to ``path.pub``."""
-        import os
-
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:
