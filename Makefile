@@ -23,6 +23,7 @@ lint: install
 	@$(BIN)/ruff check src tests bench
 	@$(BIN)/ruff format --check src tests bench
 	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache --no-logo
 
 # The PostgreSQL tests run against HASHGUARD_TEST_POSTGRES_URL, or else a throwaway server of this
 # run's own, stopped at the end (scripts/with-postgresql); skipped, and said why, when none can start.

@@ -4,8 +4,8 @@ and PostgreSQL, and through the command line."""
 import pytest
 from sqlalchemy import Engine, text
 
-from hashguard import audit
 from hashguard.lists.model import Category
+from hashguard.store import audit
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore

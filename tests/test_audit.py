@@ -6,10 +6,10 @@ import threading
 import pytest
 from sqlalchemy import Engine, text
 
-from hashguard import audit
-from hashguard.audit.log import event_hash
 from hashguard.lists.model import Category, ChangeKind
 from hashguard.lists.records import Submission
+from hashguard.store import audit
+from hashguard.store.audit import event_hash
 from hashguard.store.database import open_engine
 from hashguard.store.list_errors import ListError
 from hashguard.store.lists import ListStore

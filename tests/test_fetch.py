@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from hashguard import audit
 from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.signals.pdq import PdqSignal
+from hashguard.store import audit
 from hashguard.store.database import open_engine
 from server import running
 

@@ -19,7 +19,7 @@ from hashguard.reports.submit import CyberTiplineAdapter, EuCentreAdapter, Repor
 from hashguard.review.detections import Evidence, Review
 from hashguard.review.model import Decision, ReviewError, State
 from hashguard.review.services import ServiceStore
-from hashguard.stats.counts import counts
+from hashguard.store.counts import counts
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
 from loopback import Loopback

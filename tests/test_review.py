@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, update
 
-from hashguard import audit
 from hashguard.lists.model import Category, EntryStatus, ListPolicy
 from hashguard.lists.records import Submission
 from hashguard.redress import notices
@@ -33,7 +32,8 @@ from hashguard.review.model import (
     State,
 )
 from hashguard.review.services import Service, ServiceError, ServiceStore
-from hashguard.stats.counts import counts
+from hashguard.store import audit
+from hashguard.store.counts import counts
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import LoggedMatch, MatchLog
 from hashguard.store.tables import DetectionRow, MatchRow, WebhookRow

@@ -16,7 +16,7 @@ from hashguard.review.detections import Review
 from hashguard.review.model import ReviewError, Source, State
 from hashguard.review.services import ServiceStore
 from hashguard.stats import annual
-from hashguard.stats.counts import bump
+from hashguard.store.counts import bump
 
 from conftest import png
 

@@ -8,10 +8,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from hashguard import audit
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
+from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
 
 router = APIRouter(prefix="/v1", tags=["keys and logs"])

@@ -22,7 +22,6 @@ from typing import Any, Final
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from hashguard import audit
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.fetch import UrlFetcher
 from hashguard.api.jobs import BulkJobs
@@ -34,6 +33,7 @@ from hashguard.reports.submit import Reports
 from hashguard.retention.purge import purge
 from hashguard.review.detections import Review
 from hashguard.review.webhook import WebhookSender, load_secret
+from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
 from hashguard.store.list_import import ImportSummary
 from hashguard.store.lists import ListStore

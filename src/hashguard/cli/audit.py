@@ -4,8 +4,8 @@ from typing import Annotated
 
 import typer
 
-from hashguard import audit
 from hashguard.cli.common import DatabaseOption, ExitCode, fail
+from hashguard.store import audit
 from hashguard.store.database import DatabaseError, open_engine
 
 audit_app = typer.Typer(name="audit", help="The audit log.", no_args_is_help=True)

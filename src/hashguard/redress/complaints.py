@@ -14,12 +14,12 @@ from enum import StrEnum
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hashguard import audit
 from hashguard.redress import notices
 from hashguard.review import actions
 from hashguard.review.detections import Review
 from hashguard.review.model import CONFIRMED_STATES, NotFound, ReviewError
-from hashguard.stats.counts import bump
+from hashguard.store import audit
+from hashguard.store.counts import bump
 from hashguard.store.tables import ComplaintRow, utc
 
 MAX_STATEMENT = 10_000

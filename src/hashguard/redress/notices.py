@@ -17,10 +17,10 @@ from typing import Final
 
 from sqlalchemy import Engine, insert, select
 
-from hashguard import audit
 from hashguard.legal.profiles import profile
 from hashguard.review import actions, webhook
 from hashguard.review.model import PERMANENT, Action, ActionKind, NotFound, ReviewError
+from hashguard.store import audit
 from hashguard.store.tables import NoticeRow, ReviewVoteRow, ServiceRow, utc
 
 LANGUAGES: Final = ("en", "nl")

@@ -9,9 +9,9 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, insert, select, update
 
-from hashguard import audit
 from hashguard.review.model import NotFound, ReviewError
 from hashguard.review.services import Service, ServiceStore
+from hashguard.store import audit
 from hashguard.store.tables import RiskAssessmentRow, utc
 
 # Art 3(2): what an assessment considers.

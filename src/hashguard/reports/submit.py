@@ -25,14 +25,14 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hashguard import audit
 from hashguard.errors import Unavailable
 from hashguard.reports import eu, ncmec
 from hashguard.reports.eu import Circumstances, Provider, ReportError
 from hashguard.review import actions
 from hashguard.review.detections import Review
 from hashguard.review.model import CONFIRMED_STATES, Decision, NotFound, ReviewError, Source, State
-from hashguard.stats.counts import bump
+from hashguard.store import audit
+from hashguard.store.counts import bump
 from hashguard.store.tables import ReportRow, utc
 
 RECIPIENTS: Final = ("eu-centre", "ncmec")

@@ -14,9 +14,9 @@ from typing import Final
 
 from sqlalchemy import Engine, and_, delete, exists, or_, select
 
-from hashguard import audit
 from hashguard.review.detections import delete_detection
 from hashguard.review.webhook import MAX_ATTEMPTS
+from hashguard.store import audit
 from hashguard.store.match_log import RETENTION
 from hashguard.store.tables import ComplaintRow, DetectionRow, MatchRow, NoticeRow, WebhookRow
 

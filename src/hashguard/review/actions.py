@@ -11,7 +11,6 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from hashguard import audit
 from hashguard.legal.profiles import profile
 from hashguard.review import webhook
 from hashguard.review.model import (
@@ -24,7 +23,8 @@ from hashguard.review.model import (
     ReviewError,
     State,
 )
-from hashguard.stats.counts import bump
+from hashguard.store import audit
+from hashguard.store.counts import bump
 from hashguard.store.tables import ActionRow, DetectionRow, ServiceRow, utc
 
 DELIVERY_KEPT: Final = timedelta(days=30)  # an outbox call after it was made: for its receipt

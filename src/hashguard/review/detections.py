@@ -17,7 +17,6 @@ from typing import Any
 from sqlalchemy import Connection, Engine, delete, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
-from hashguard import audit
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.matching import Match
 from hashguard.review import actions
@@ -36,7 +35,8 @@ from hashguard.review.model import (
 )
 from hashguard.review.services import Service, ServiceStore
 from hashguard.signals import registry
-from hashguard.stats.counts import bump
+from hashguard.store import audit
+from hashguard.store.counts import bump
 from hashguard.store.list_errors import ListError
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (

@@ -8,9 +8,9 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy import Engine, insert, select
 from sqlalchemy.exc import IntegrityError
 
-from hashguard import audit
 from hashguard.errors import Conflict, Invalid, NotFound
 from hashguard.legal.profiles import LegalProfile, profile
+from hashguard.store import audit
 from hashguard.store.tables import ServiceRow
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")

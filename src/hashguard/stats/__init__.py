@@ -1,2 +1,3 @@
-"""Statistics (floor 3): yearly counts kept as things happen, and the annual transparency
-report built from them. No personal data: counts outlive the detections they count."""
+"""Statistics (floor 3): the annual transparency report, built from the yearly counts the
+workflows keep as things happen (``store.counts``). No personal data: counts outlive the
+detections they count."""

@@ -2,7 +2,7 @@
 Implementing Regulation 2024/2916) and the provider figures of CSA Regulation proposal Art 83(1),
 as JSON and as HTML with charts.
 
-Built from the yearly counts only (``stats.counts``): no personal data goes in, and the figures
+Built from the yearly counts only (``store.counts``): no personal data goes in, and the figures
 survive the purge of the detections they count. Cells between 1 and 9 are suppressed (shown as
 "<10") so that no small group of people can be singled out; a ratio is suppressed when its
 denominator is.
@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 
 from hashguard.legal.profiles import profile
 from hashguard.review.services import ServiceStore
-from hashguard.stats.counts import counts, total
+from hashguard.store.counts import counts, total
 
 SMALL: Final = 10  # counts below this (and above 0) are suppressed
 SUPPRESSED: Final = "<10"

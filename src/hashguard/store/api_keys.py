@@ -19,8 +19,8 @@ from typing import Final
 from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session
 
-from hashguard import audit
 from hashguard.errors import Invalid
+from hashguard.store import audit
 from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")

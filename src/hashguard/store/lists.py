@@ -16,7 +16,6 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from hashguard import audit
 from hashguard.collector import collector_paused
 from hashguard.lists.model import (
     NAME_PATTERN,
@@ -31,7 +30,7 @@ from hashguard.lists.model import (
 )
 from hashguard.lists.records import Record, canonical
 from hashguard.signals import registry
-from hashguard.store import driver
+from hashguard.store import audit, driver
 from hashguard.store.dialects import dialect_of
 from hashguard.store.list_codecs import (
     CHANGE_COLUMNS,

@@ -17,7 +17,6 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from hashguard import audit
 from hashguard.api.auth import actor
 from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.api.matching import service_of
@@ -27,6 +26,7 @@ from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.redress import notices
 from hashguard.review.model import OPEN, Decision, NotFound, ReviewError
+from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.list_errors import ListError
 
