@@ -318,3 +318,19 @@ def test_a_torn_key_from_an_old_crash_is_named(tmp_path: Path) -> None:
         keys.generate(tmp_path / "tlog.key")
     assert (tmp_path / "tlog.key").read_bytes() == b""  # left as it was
     assert sorted(p.name for p in tmp_path.iterdir()) == ["tlog.key", "whole.key", "whole.key.pub"]
+
+
+def test_a_release_never_replaces_a_directory_of_other_files(released, tmp_path) -> None:
+    """A release replaces its directory whole: only a new, empty or earlier release's."""
+    store, key_path, log, first, _ = released
+    hash_list, entries = store.entries("known")
+    owner, log_key = keys.load(key_path), keys.load(tmp_path / "log.key")
+    site = tmp_path / "site"
+    (site / "v1").mkdir(parents=True)
+    (site / "index.html").write_text("<p>our lists</p>")
+    with pytest.raises(ReleaseError, match=r"site: holds other files \(index.html, v1\)"):
+        build(hash_list, entries, owner, log, log_key, site)
+    assert sorted(p.name for p in site.iterdir()) == ["index.html", "v1"]  # untouched
+    assert log.size() == 2  # and nothing logged
+    build(hash_list, entries, owner, log, log_key, first)  # an earlier release's: replaced
+    assert verify(first, log).version == store.get("known").version

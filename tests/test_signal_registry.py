@@ -18,6 +18,7 @@ from hashguard.api import ServiceSettings
 from hashguard.app import create_app, served
 from hashguard.lists.formats import reader
 from hashguard.lists.model import Category, ListPolicy
+from hashguard.lists.records import InvalidRecord, Submission, canonical
 from hashguard.matching import Matcher, Query
 from hashguard.matching.query import parse_given
 from hashguard.media.synthetic import encode, scene
@@ -68,7 +69,7 @@ def listed(tmp_path: Path, sha384: Sha384Signal) -> Iterator[tuple[ListStore, Pa
 
 def test_a_registered_signal_is_described_by_its_type_alone(sha384: Sha384Signal) -> None:
     assert "sha384" in registry.names() and "sha384" in registry.listable_names()
-    assert registry.listed("SHA384") is sha384
+    assert registry.listed("sha384") is sha384
     assert [s.name for s in registry.by_hex_digits(96)] == ["sha384"]
     assert sha384.canonical("AB" * 48) == "ab" * 48
     with pytest.raises(ValueError, match="registered already"):
@@ -167,3 +168,28 @@ def _server(app: FastAPI) -> Iterator[httpx.Client]:
         listening.close()
         logger.removeHandler(loaded)
         logger.setLevel(level)
+
+
+def test_entries_of_a_signal_this_process_does_not_know_leave_the_rest_matching(
+    listed: tuple[ListStore, Path, str],
+) -> None:
+    """A plug-in registered where the list was written but not here (another process): its
+    entries cannot match here, and the list's other entries match as ever, loaded or
+    refreshed."""
+    store, _image, _digest = listed
+    registry.unregister("sha384")
+    store.apply("plug", [Submission("md5", "ab" * 16)])
+    matcher = Matcher(store, ["plug"])
+    assert matcher.signals() == ("md5",)
+    assert len(matcher.match(Query.of([("md5", bytes.fromhex("ab" * 16))]))) == 1
+    registry.register(Sha384Signal())  # back for the next import, in one batch with an md5
+    store.apply("plug", [Submission("sha384", "cd" * 48), Submission("md5", "ef" * 16)])
+    registry.unregister("sha384")
+    assert matcher.refresh() == 2
+    assert len(matcher.match(Query.of([("md5", bytes.fromhex("ef" * 16))]))) == 1
+
+
+def test_signal_names_are_exact_where_lists_store_them(sha384: Sha384Signal) -> None:
+    with pytest.raises(InvalidRecord, match="signal 'SHA384' cannot be listed"):
+        canonical("SHA384", "ab" * 48)
+    assert registry.get(" SHA384 ") is sha384  # a command-line option may be spelled loosely

@@ -17,8 +17,19 @@ from typing import BinaryIO, Final
 _NO_LINKS: Final = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOSYS}  # hard links not supported
 
 
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+# A replaced file gets the mode a file written in place would get: 0o666 less the umask
+# (read once, on import, before any thread could write a file).
+_SHARED: Final = 0o666 & ~_umask()
+
+
 @contextmanager
-def writing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
+def writing(path: Path, mode: int = _SHARED) -> Iterator[BinaryIO]:
     """A file to write ``path``'s new contents into; when the block ends without error it is
     fsynced and renamed over ``path``. On error ``path`` is left as it was."""
     path = Path(path)
@@ -29,7 +40,7 @@ def writing(path: Path, mode: int = 0o644) -> Iterator[BinaryIO]:
         sync_directory(path.parent)
 
 
-def write(path: Path, data: bytes, mode: int = 0o644) -> None:
+def write(path: Path, data: bytes, mode: int = _SHARED) -> None:
     """Replace ``path``'s contents with ``data``, atomically."""
     with writing(path, mode) as file:
         file.write(data)

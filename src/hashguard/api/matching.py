@@ -4,9 +4,9 @@ match in the match log (nothing for a query that matched nothing)."""
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -150,10 +150,20 @@ async def run_matches(
     return found
 
 
+def _listable(signal: str) -> str:
+    return registry.listed(signal).name  # a ValueError naming the signals lists hold
+
+
+# A signal name lists can hold, checked against the registry when a request is validated.
+ListedSignal = Annotated[
+    str,
+    AfterValidator(_listable),
+    Field(description="A signal lists can hold (pdq, md5, sha1, sha256, ...)."),
+]
+
+
 class HashQuery(BaseModel):
-    signal: str = Field(
-        description="A signal lists can hold: " + ", ".join(registry.listable_names()) + "."
-    )
+    signal: ListedSignal
     value: str = Field(max_length=128, description="The hash in hex.")
     content_ref: str = Field(
         "", max_length=500, description="Your own reference for the content, kept with a match."
@@ -163,11 +173,6 @@ class HashQuery(BaseModel):
     )
     ip: str = Field("", max_length=64, description="The uploader's IP address (for reports).")
     ip_at: str = Field("", max_length=40, description="When the upload came from that IP.")
-
-    @field_validator("signal")
-    @classmethod
-    def _listable(cls, signal: str) -> str:
-        return registry.listed(signal).name  # a ValueError names the signals lists hold
 
     def subject(self) -> dict[str, str]:
         """The uploader as a detection keeps it (what was given)."""

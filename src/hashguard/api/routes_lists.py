@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import actor, allow, check_lists, visible
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
-from hashguard.api.matching import service_of
+from hashguard.api.matching import ListedSignal, service_of
 from hashguard.api.service import Service
 from hashguard.lists.model import (
     Category,
@@ -64,7 +64,7 @@ class ListUpdate(BaseModel):
 
 class EntryChange(BaseModel):
     kind: Literal["contest", "delist", "delete", "relabel"]
-    signal: Literal["pdq", "md5", "sha1", "sha256", "canonical_sha256"]
+    signal: ListedSignal
     value: str = Field(max_length=128)
     reason: str = Field("", max_length=2000)
     labels: list[str] | None = Field(None, description="The new labels (relabel only).")

@@ -6,6 +6,7 @@ a complaint is decided by a reviewer who took no part; users complain with the t
 statement of reasons (the only credential they have: no key).
 """
 
+import logging
 import os
 from typing import Annotated, Any, Literal
 
@@ -41,6 +42,7 @@ from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.list_errors import ListError
 from hashguard.transparency import keys as key_files
 
+log = logging.getLogger("hashguard.api")
 router = APIRouter(prefix="/v1", tags=["safeguards"])
 Admin = Annotated[ApiKey, allow()]
 Reviewer = Annotated[ApiKey, allow(Role.REVIEWER)]
@@ -288,7 +290,12 @@ async def report(
         raise ApiError(409, f"reports need {missing}")
     if settings.report_key is None:
         raise ApiError(409, "reports are signed: start the service with --report-key")
-    signing = await call(key_files.load, settings.report_key)
+    try:
+        signing = await run_in_threadpool(key_files.load, settings.report_key)
+    except key_files.KeyFileError as error:  # the server's configuration, not the request
+        log.error("the report key cannot be used: %s", error)
+        raise ApiError(503, "reports cannot be signed now: the service's report key cannot "
+                            "be read (its log says why)") from None  # fmt: skip
     provider = Provider(settings.provider_name, settings.provider_email,
                         settings.provider_country)  # fmt: skip
     circumstances = Circumstances(body.removed, body.urgent, body.urgency_reason,

@@ -250,7 +250,16 @@ class ServedLists(ListStore):
 
     def __init__(self, engine: Engine, catch_up: Callable[[], None]) -> None:
         super().__init__(engine)
-        self._catch_up = catch_up
+        self._caught_up = catch_up
+
+    def _catch_up(self) -> None:
+        """After a committed write: a failure to take it in now (the database gone) must not
+        make the write look failed, or stop a workflow halfway; the background follower takes
+        it in, and the service says it is not ready meanwhile."""
+        try:
+            self._caught_up()
+        except Exception as error:
+            log.warning("a change was written but not yet applied to the matcher: %s", error)
 
     def create(self, *args: Any, **kwargs: Any) -> HashList:
         created = super().create(*args, **kwargs)

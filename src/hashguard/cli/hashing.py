@@ -28,6 +28,9 @@ from hashguard.signals.batch import (
 from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
 
+# Signals computed only when named (they cost more than the others).
+_ON_REQUEST = [n for n in registry.names(optional=True) if n not in registry.names()]
+
 
 def _finite(low: float, high: float) -> Callable[[float | None], float | None]:
     """A typer callback accepting numbers from ``low`` to ``high`` (no nan or infinity)."""
@@ -61,8 +64,8 @@ def hash_command(
         typer.Option(
             "--signal",
             "-s",
-            help="Comma-separated signals (pdq,vpdq,md5,sha1,sha256,canonical_sha256); "
-            "default all but canonical_sha256 (it decodes the full image).",
+            help=f"Comma-separated signals ({','.join(registry.names(optional=True))}); default "
+            f"all but those computed on request ({','.join(_ON_REQUEST)}: a full decode).",
         ),
     ] = None,
     dihedral: Annotated[

@@ -31,6 +31,11 @@ from hashguard.store.list_errors import ListError
 from hashguard.store.lists import ListStore
 
 _MATCH_BATCH = 256
+# What a bare hex hash's length says, for the help.
+_LENGTHS = "; ".join(
+    f"{digits} digits: {', '.join(s.name for s in registry.by_hex_digits(digits))}"
+    for digits in sorted({s.hex_digits for s in registry.listable() if s.hex_digits})
+)
 
 
 @dataclass(frozen=True)
@@ -43,8 +48,8 @@ def match(
     queries: Annotated[
         list[str],
         typer.Argument(
-            help="Media files, directories (walked recursively), or hashes: hex (32 digits "
-            "md5, 40 sha1, 64 pdq or sha256) or SIGNAL:HEX."
+            help="Media files, directories (walked recursively), or hashes: SIGNAL:HEX, or bare "
+            f"hex read by its length ({_LENGTHS})."
         ),
     ],
     names: Annotated[

@@ -33,7 +33,14 @@ from hashguard.device.release import (
     first_signer,
     last_version,
 )
-from hashguard.device.tags import EXACT_KINDS, entry_tags, offline_key, oprf_key
+from hashguard.device.tags import (
+    DEVICE_SIGNALS,
+    EXACT_KINDS,
+    TagKind,
+    entry_tags,
+    offline_key,
+    oprf_key,
+)
 from hashguard.device.verify import verify_manifest
 from hashguard.index import fileformat
 from hashguard.index.fuse import FilterError, FuseFilter
@@ -217,8 +224,9 @@ def _collect(
     for entry in entries:
         if not entry.matchable(hash_list.policy):
             continue
-        if entry.signal == "pdq" and not near_duplicates:
-            continue
+        kind = DEVICE_SIGNALS.get(entry.signal)
+        if kind is None or (kind is TagKind.SEGMENT and not near_duplicates):
+            continue  # not computed on a device, or near duplicates not asked for
         found = list(entry_tags(category, entry.signal, bytes.fromhex(entry.value)))
         if not found:
             continue

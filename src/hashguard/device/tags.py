@@ -47,16 +47,22 @@ def tag(category: str, kind: TagKind, value: bytes) -> bytes:
     return b"\0".join((FORMAT, category.encode(), kind.value.encode(), value))
 
 
+# The list signals a device computes itself, and the kind of tag each gives: the device's own
+# choice of what it can check, not a property of the signal types.
+DEVICE_SIGNALS: Final = {
+    "sha256": TagKind.FILE, "canonical_sha256": TagKind.PIXELS, "pdq": TagKind.SEGMENT,
+}  # fmt: skip
+
+
 def entry_tags(category: str, signal: str, value: bytes) -> Iterator[tuple[TagKind, bytes]]:
     """The tags of a list entry (``value``: the hash's bytes); none for signals the device does
     not compute."""
-    if signal == "sha256":
-        yield TagKind.FILE, tag(category, TagKind.FILE, value)
-    elif signal == "canonical_sha256":
-        yield TagKind.PIXELS, tag(category, TagKind.PIXELS, value)
-    elif signal == "pdq":
+    kind = DEVICE_SIGNALS.get(signal)
+    if kind is TagKind.SEGMENT:
         for segment in pdq_segments(value):
-            yield TagKind.SEGMENT, tag(category, TagKind.SEGMENT, segment)
+            yield kind, tag(category, kind, segment)
+    elif kind is not None:
+        yield kind, tag(category, kind, value)
 
 
 def media_tags(

@@ -38,6 +38,10 @@ from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, cano
 FORMAT: Final = "hashguard-release/1"
 
 
+ENTRIES: Final = "entries.jsonl"
+_FILES: Final = frozenset({ENTRIES, manifest.MANIFEST, manifest.SIGNATURE, manifest.LOCATION})
+
+
 class ReleaseError(Unverified):
     """A release that does not verify, or cannot be made; the message says what failed."""
 
@@ -91,12 +95,20 @@ def build(
     The release is assembled aside and put in place whole (replacing an earlier one at
     ``out``): a crash leaves the release complete or absent. Raises ReleaseError.
     """
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise ReleaseError(f"{out}: exists and is not a directory")
+    out = Path(out).absolute()
+    if out.exists():
+        if not out.is_dir():
+            raise ReleaseError(f"{out}: exists and is not a directory")
+        others = sorted(path.name for path in out.iterdir() if path.name not in _FILES)
+        if others:  # a release replaces its directory whole: never someone's other files
+            shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+            raise ReleaseError(
+                f"{out}: holds other files ({shown}); a release replaces its directory whole, "
+                "so give a new or empty directory, or an earlier release's"
+            )
     try:
         with durable.assembling(out) as work:
-            root, by_signal, by_source = _write_entries(hash_list, entries, work / "entries.jsonl")
+            root, by_signal, by_source = _write_entries(hash_list, entries, work / ENTRIES)
             release = {
                 "format": FORMAT,
                 "list": hash_list.name,
@@ -203,7 +215,7 @@ def verify(
 def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
     builder = merkle.RootBuilder()
     by_signal: dict[str, int] = {}
-    path = release / "entries.jsonl"
+    path = release / ENTRIES
     batch: list[bytes] = []
     try:
         with collector_paused(), open(path, "rb") as lines:

@@ -287,16 +287,18 @@ class Matcher:
         followed = _Followed(hash_list, hash_list.version)
         self._lists[hash_list.id] = followed
         by_signal: dict[str, tuple[list[int], list[bytes]]] = {}
-        key_of: dict[str, Callable[[str], bytes]] = {}
+        key_of: dict[str, Callable[[str], bytes] | None] = {}
         with collector_paused():  # millions of entries
             for entry in entries:
                 self._entries[entry.id] = entry
                 if entry.matchable(hash_list.policy):
+                    if entry.signal not in key_of:
+                        key_of[entry.signal] = _key_of(entry.signal)
+                    key = key_of[entry.signal]
+                    if key is None:
+                        continue
                     ids, values = by_signal.setdefault(entry.signal, ([], []))
                     ids.append(entry.id)
-                    key = key_of.get(entry.signal)
-                    if key is None:
-                        key = key_of[entry.signal] = registry.get(entry.signal).key_of
                     values.append(key(entry.value))
         for signal, (ids, values) in by_signal.items():
             self._add(signal, ids, values)
@@ -307,13 +309,19 @@ class Matcher:
         one index update, not 100,000)."""
         added: dict[str, tuple[list[int], list[bytes]]] = {}
         removed: dict[str, list[int]] = {}
+        key_of: dict[str, Callable[[str], bytes] | None] = {}
         for entry_id, was in before.items():
             after = self._entries[entry_id]
             now = after.matchable(policy)
+            if after.signal not in key_of:
+                key_of[after.signal] = _key_of(after.signal)
+            key = key_of[after.signal]
+            if key is None:
+                continue
             if now and not was:
                 ids, values = added.setdefault(after.signal, ([], []))
                 ids.append(after.id)
-                values.append(_key(after))
+                values.append(key(after.value))
             elif was and not now:
                 removed.setdefault(after.signal, []).append(after.id)
         for signal, gone in removed.items():
@@ -336,6 +344,12 @@ class Matcher:
             index.remove(ids)
 
 
-def _key(entry: Entry) -> bytes:
-    """The index key of a listed value (stored in its signal's canonical form)."""
-    return registry.get(entry.signal).key_of(entry.value)
+def _key_of(signal: str) -> Callable[[str], bytes] | None:
+    """How a listed value of ``signal`` (in its canonical form) becomes its index key; None for
+    a signal no index here can hold (a plug-in not registered in this process): its entries
+    are kept but cannot match here, and the rest of the list matches as ever."""
+    try:
+        kind = registry.get(signal)
+    except registry.UnknownSignal:
+        return None
+    return kind.key_of if kind.listable else None

@@ -56,9 +56,9 @@ def listable_names() -> list[str]:
 
 
 def listed(name: str) -> SignalType[Any]:
-    """The listable signal type called ``name``; raises ``UnknownSignal`` (naming the signals
-    lists can hold) for any other name."""
-    signal = _REGISTRY.get(name.strip().lower())
+    """The listable signal type called exactly ``name`` (lists store the name as given);
+    raises ``UnknownSignal`` (naming the signals lists can hold) for any other name."""
+    signal = _REGISTRY.get(name)
     if signal is None or not signal.listable:
         raise UnknownSignal(
             f"signal {name!r} cannot be listed; use one of {', '.join(listable_names())}"

@@ -106,6 +106,11 @@ def publish(work: Path, out: Path, signed: Signed, location: Location) -> None:
             os.chmod(path, 0o644)  # published
         durable.move_into_place(work, out)
     except OSError as error:
+        if not work.exists():  # in place already: what failed was flushing it
+            raise ManifestError(
+                f"logged as record {location.index} and written to {out}, but flushing it to "
+                f"disk failed ({error.strerror or error})"
+            ) from None
         kept = work.with_name(f".{out.name}.logged-{location.index}")
         os.replace(work, kept)
         raise ManifestError(
@@ -137,7 +142,7 @@ def read(directory: Path) -> tuple[Signed, Location]:
             TreeHead.from_json(where["head"], f"{directory}/{LOCATION}"),
             [bytes.fromhex(p) for p in where["inclusion"]],
         )
-    except (KeyError, TypeError, ValueError) as error:  # LogError is a ValueError
+    except (KeyError, TypeError, ValueError, LogError) as error:
         raise ManifestError(f"{directory}: malformed release ({error})") from None
     return Signed(manifest, body, signature), location
 
