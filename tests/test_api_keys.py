@@ -9,7 +9,8 @@ from hashguard.store import audit
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-from invoke import Ran, hashguard
+
+from support.invoke import Ran, hashguard
 
 
 def test_a_key_works_only_as_given_and_is_stored_hashed(engine: Engine) -> None:

@@ -13,7 +13,8 @@ from hashguard.store.audit import event_hash
 from hashguard.store.database import open_engine
 from hashguard.store.list_errors import ListError
 from hashguard.store.lists import ListStore
-from invoke import hashguard
+
+from support.invoke import hashguard
 
 
 def logged(engine: Engine) -> Engine:

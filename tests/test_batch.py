@@ -8,7 +8,7 @@ import pytest
 from hashguard.signals import batch
 from hashguard.signals.batch import FileFailure, HashSettings, expand, hash_paths
 
-from conftest import jpeg
+from support.media import jpeg
 
 real_hash_file = batch.hash_file
 

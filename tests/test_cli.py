@@ -1,6 +1,6 @@
-"""The ``hashguard`` command as a user runs it: real files, exit codes, stdout and stderr; in this
-process (tests/invoke.py), and in real processes where only they show it (a terminal, closed or
-non-UTF-8 standard streams)."""
+"""The ``hashguard`` command as a user runs it: real files, exit codes, stdout and stderr; in
+this process (tests/support/invoke.py), and in real processes where only they show it (a
+terminal, closed or non-UTF-8 standard streams)."""
 
 import csv
 import io
@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from hashguard.signals.pdq import PdqSignal
-from invoke import Ran, hashguard
 
-from conftest import jpeg, make_video, png, png_declaring
+from support.invoke import Ran, hashguard
+from support.media import jpeg, make_video, png, png_declaring
 
 
 @pytest.fixture(scope="module")

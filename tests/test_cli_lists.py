@@ -1,4 +1,4 @@
-"""``hashguard lists ...`` as a user runs it (in this process: tests/invoke.py), on a real
+"""``hashguard lists ...`` as a user runs it (in this process: tests/support/invoke.py), on a real
 database file."""
 
 import json
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from invoke import Ran, hashguard
+from support.invoke import Ran, hashguard
 
 PDQ = ["0f" * 32, "1e" * 32, "2d" * 32]
 

@@ -9,8 +9,8 @@ import pytest
 from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqSignal
 
-from conftest import ConformanceReport as Report
-from conftest import reference_pdq
+from support.conformance import ConformanceReport as Report
+from support.media import reference_pdq
 
 pytestmark = pytest.mark.shared
 PDQ = PdqSignal()

@@ -16,10 +16,10 @@ from hashguard.review import webhook
 from hashguard.review.services import ServiceStore
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
-from loopback import Loopback
-from server import Server, running
 
-from conftest import png
+from support.loopback import Loopback
+from support.media import png
+from support.server import Server, running
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium")

@@ -45,7 +45,8 @@ from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
 from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
 
-from conftest import jpeg, png
+from support.loopback import Loopback
+from support.media import jpeg, png
 
 SOURCE = Provenance("hotline-a", sources=(Source("Hotline A", "NL", "case-1"),))
 LISTED = png(1)  # listed by its file hash and its PDQ hash
@@ -692,7 +693,6 @@ def test_a_damaged_local_filter_is_fetched_again(world: World) -> None:
 
 def test_the_oprf_client_refuses_plain_http_elsewhere_and_bad_answers(world: World) -> None:
     from hashguard.device.oprf_client import HttpEvaluator
-    from loopback import Loopback
 
     with pytest.raises(oprf.OprfError, match="must be an https:// address"):
         HttpEvaluator("http://example.org", "token")
@@ -716,7 +716,6 @@ def test_the_oprf_client_talks_to_this_machine_directly(
 ) -> None:
     """A proxy in the environment never sees a request to this machine (nor its token)."""
     from hashguard.device.oprf_client import HttpEvaluator
-    from loopback import Loopback
 
     def evaluate(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
         elements = [base64.b64decode(e) for e in json.loads(body)["elements"]]

@@ -17,10 +17,11 @@ from hashguard.signals.digests import Sha256Signal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
-from invoke import Ran, hashguard
-from server import Server, running
 
-from conftest import png, scratch_database
+from support.database import scratch_database
+from support.invoke import Ran, hashguard
+from support.media import png
+from support.server import Server, running
 
 LISTED = png(11)
 BUDGET = 20  # evaluations per hour per device key

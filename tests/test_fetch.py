@@ -16,9 +16,9 @@ from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store import audit
 from hashguard.store.database import open_engine
-from server import running
 
-from conftest import jpeg
+from support.media import jpeg
+from support.server import running
 
 IMAGE = jpeg(5, 400, 300)
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]

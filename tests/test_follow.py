@@ -11,10 +11,10 @@ from hashguard.lists.records import Submission, Withdrawal
 from hashguard.matching import Matcher
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-from invoke import Ran, hashguard
-from server import Server, running
 
-from conftest import scratch_database
+from support.database import scratch_database
+from support.invoke import Ran, hashguard
+from support.server import Server, running
 
 A, B, C = ("0cc175b9c0f1b6a831c399e269772661", "92eb5ffee6ae2fec3ad71c777531578f",
            "4a8a08f09d37b73795649038408b5f33")  # fmt: skip

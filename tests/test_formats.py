@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from hashguard.media import EmptyMedia, MediaError, MediaKind, UnsupportedMedia, decode_luma, sniff
 from hashguard.signals.vpdq import VpdqSignal
 
-from conftest import jpeg, make_video, png
+from support.media import jpeg, make_video, png
 
 
 @pytest.mark.parametrize(

@@ -1,5 +1,5 @@
 """HMA compatibility: HMA's routes on a real hashguard server answer as HMA does (the recorded
-shapes in hma_recorded.py), on SQLite and PostgreSQL, and still need a key."""
+shapes in support/hma_recorded.py), on SQLite and PostgreSQL, and still need a key."""
 
 import json
 from collections.abc import Iterator
@@ -9,10 +9,11 @@ import pytest
 
 from hashguard.signals.digests import Md5Signal
 from hashguard.signals.pdq import PdqSignal
-from hma_recorded import RECORDED, SAMPLE_PDQ, assert_shape
-from server import Server, running
 
-from conftest import jpeg, make_video, scratch_database
+from support.database import scratch_database
+from support.hma_recorded import RECORDED, SAMPLE_PDQ, assert_shape
+from support.media import jpeg, make_video
+from support.server import Server, running
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])

@@ -20,7 +20,7 @@ from hashguard.media import (
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 
-from conftest import jpeg, png, png_declaring
+from support.media import jpeg, make_video, png, png_declaring, reference_pdq
 
 PDQ = PdqSignal()
 
@@ -174,8 +174,6 @@ def test_bad_input_gets_a_specific_error() -> None:
 
 
 def test_a_video_is_not_an_image() -> None:
-    from conftest import make_video
-
     video = make_video(1, seconds=0.5)
     assert sniff(video[:512]).kind is MediaKind.VIDEO
     with pytest.raises(UnsupportedMedia, match="video"):
@@ -184,8 +182,6 @@ def test_a_video_is_not_an_image() -> None:
 
 def test_a_long_thin_image_hashes_in_little_memory() -> None:
     import tracemalloc
-
-    from conftest import reference_pdq
 
     strip = scene(20, 64, 1000).resize((16, 1_000_000))  # 16 MP, 0.3 MB as PNG
     data = encode(strip, "PNG")
@@ -214,7 +210,6 @@ def test_multi_picture_jpeg_is_decoded_at_reduced_scale() -> None:
 @pytest.mark.parametrize("orientation", range(1, 9))
 def test_exif_orientation_on_reduced_decodes(orientation: int) -> None:
     """Sizes that do not divide by the DCT scale put a partial block where a flip moves it."""
-    from conftest import reference_pdq
 
     stored = scene(23, 3071, 2051, grain=3)
     exif = Image.Exif()

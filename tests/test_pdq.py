@@ -12,7 +12,7 @@ from hashguard.media.synthetic import encode, scene
 from hashguard.signals import InvalidSignalValue
 from hashguard.signals.pdq import PdqHash, PdqSignal
 
-from conftest import jpeg, png, reference_dihedral, reference_pdq
+from support.media import jpeg, png, reference_dihedral, reference_pdq
 
 PDQ = PdqSignal()
 

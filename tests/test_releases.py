@@ -17,7 +17,8 @@ from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys, merkle
 from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
-from invoke import hashguard
+
+from support.invoke import hashguard
 
 NL = Provenance("Offlimits", "", (Source("Offlimits", "NL"),))
 

@@ -22,7 +22,8 @@ from hashguard.review.services import ServiceStore
 from hashguard.store.counts import counts
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
-from loopback import Loopback
+
+from support.loopback import Loopback
 
 PDQ = "f" * 32 + "0" * 32
 PROVIDER = Provider("Photos Example BV", "trust@photos.example", "NL", "Rep Example BV",

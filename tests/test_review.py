@@ -37,7 +37,8 @@ from hashguard.store.counts import counts
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import LoggedMatch, MatchLog
 from hashguard.store.tables import DetectionRow, MatchRow, WebhookRow
-from loopback import Loopback
+
+from support.loopback import Loopback
 
 PDQ_A = "f" * 32 + "0" * 32
 PDQ_B = "0f" * 32

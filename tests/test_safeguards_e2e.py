@@ -22,10 +22,10 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import DetectionRow, NoticeRow
 from hashguard.transparency import keys as key_files
-from loopback import Loopback
-from server import Server, running
 
-from conftest import jpeg
+from support.loopback import Loopback
+from support.media import jpeg
+from support.server import Server, running
 
 IMAGE = jpeg(21)  # a benign generated scene, listed below by its PDQ hash
 KNOWN = PdqSignal().hash(IMAGE).hex

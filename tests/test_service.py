@@ -22,10 +22,11 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
-from invoke import hashguard
-from server import Server, running
 
-from conftest import jpeg, scratch_database
+from support.database import scratch_database
+from support.invoke import hashguard
+from support.media import jpeg
+from support.server import Server, running
 
 LISTED = jpeg(1, 512, 512)
 OTHER = jpeg(7, 512, 512)

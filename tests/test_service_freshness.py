@@ -37,7 +37,8 @@ from hashguard.review.services import ServiceStore
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import ActionRow
-from loopback import Loopback
+
+from support.loopback import Loopback
 
 ROUNDS = 20
 IMPORT_ROUNDS = 3  # each import runs in a process of its own: seconds, not milliseconds

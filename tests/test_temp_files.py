@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 
 from hashguard.device import oprf
-from server import HASHGUARD, running
+
+from support.server import HASHGUARD, running
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hashguard.review.services import ServiceStore
 from hashguard.stats import annual
 from hashguard.store.counts import bump
 
-from conftest import png
+from support.media import png
 
 YEAR = 2026
 

@@ -12,7 +12,7 @@ from hashguard.media.video import iter_frames, probe
 from hashguard.signals import InvalidSignalValue
 from hashguard.signals.vpdq import VpdqFrame, VpdqHash, VpdqSignal
 
-from conftest import make_video
+from support.media import make_video
 
 EVERY_FRAME = VpdqSignal(per_second=0)
 
