@@ -5,7 +5,8 @@ multiprocessing between its own worker processes; nothing there comes from outsi
 import ast
 from pathlib import Path
 
-SOURCE = Path(__file__).resolve().parents[1] / "src" / "hashguard"
+from support.paths import PACKAGE
+
 FORBIDDEN = {"pickle", "cPickle", "dill", "shelve", "marshal", "cloudpickle", "joblib"}
 NO_PROCESS_POOLS = ("api", "store", "lists", "index", "matching", "audit")
 
@@ -24,14 +25,14 @@ def _imports(path: Path) -> set[str]:
 
 
 def test_no_module_imports_a_pickle_library() -> None:
-    files = sorted(SOURCE.rglob("*.py"))
+    files = sorted(PACKAGE.rglob("*.py"))
     assert len(files) > 50
     for path in files:
-        assert not (_imports(path) & FORBIDDEN), f"{path.relative_to(SOURCE)} imports pickle"
+        assert not (_imports(path) & FORBIDDEN), f"{path.relative_to(PACKAGE)} imports pickle"
 
 
 def test_the_service_and_the_store_use_no_process_pools() -> None:
     for package in NO_PROCESS_POOLS:
-        for path in (SOURCE / package).rglob("*.py"):
+        for path in (PACKAGE / package).rglob("*.py"):
             used = _imports(path) & {"multiprocessing", "ProcessPoolExecutor"}
-            assert not used, f"{path.relative_to(SOURCE)} pickles through {used}"
+            assert not used, f"{path.relative_to(PACKAGE)} pickles through {used}"

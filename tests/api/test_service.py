@@ -26,6 +26,7 @@ from hashguard.store.match_log import MatchLog
 from support.database import scratch_database
 from support.invoke import hashguard
 from support.media import jpeg
+from support.paths import REPOSITORY
 from support.server import Server, running
 
 LISTED = jpeg(1, 512, 512)
@@ -127,7 +128,7 @@ def test_every_route_refuses_roles_it_does_not_allow(server: Server) -> None:
 
 
 def test_the_readme_table_lists_every_route_and_its_roles() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    readme = (REPOSITORY / "README.md").read_text()
     for method, path, roles in _routes():
         shown = (
             ("token from the statement of reasons" if path in _TOKEN_ONLY else "public")

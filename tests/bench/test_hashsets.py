@@ -1,12 +1,13 @@
 """The realistic hash-set generator the index benchmarks use (bench/hashsets.py)."""
 
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from support.paths import BENCH
+
+sys.path.insert(0, str(BENCH))
 from hashsets import distances, generate, pack, pool
 
 

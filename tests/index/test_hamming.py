@@ -15,7 +15,9 @@ from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+from support.paths import BENCH
+
+sys.path.insert(0, str(BENCH))
 from hashsets import generate, pool
 
 Result = set[tuple[int, int, int]]

@@ -47,6 +47,7 @@ from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
 
 from support.loopback import Loopback
 from support.media import jpeg, png
+from support.paths import PACKAGE
 
 SOURCE = Provenance("hotline-a", sources=(Source("Hotline A", "NL", "case-1"),))
 LISTED = png(1)  # listed by its file hash and its PDQ hash
@@ -434,8 +435,8 @@ def test_no_network_library_in_the_device_package() -> None:
     """Every module the device package reaches (hashguard's own, followed transitively) imports
     no network, web or database library, nor imports by name at run time; only
     ``device/oprf_client.py`` may use the standard library's HTTP client."""
-    source = Path(__file__).parents[1] / "src"
-    queue = [p for p in (source / "hashguard" / "device").glob("*.py")]
+    source = PACKAGE.parent
+    queue = [p for p in (PACKAGE / "device").glob("*.py")]
     seen: set[Path] = set()
     while queue:
         path = queue.pop()
