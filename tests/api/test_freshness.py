@@ -4,33 +4,26 @@ update, a list created, imported, removed, HMA's bank curation. Each change is m
 the API and the hash it touches is matched again at once after the answer, round after round,
 with no pause in between.
 
-The server runs in this process (uvicorn on a loopback socket; ``hashguard serve`` has no option
-for it) with a refresh interval of an hour, so that its background refresh cannot apply a change
-while a test runs: what holds, holds because the request that made the change applied it to the
-Matcher before answering.
+The server runs in this process (support/in_process.py: uvicorn on a loopback socket;
+``hashguard serve`` has no option for it) with a refresh interval of an hour, so that its
+background refresh cannot apply a change while a test runs: what holds, holds because the
+request that made the change applied it to the Matcher before answering.
 """
 
-import gc
 import json
-import logging
 import random
 import re
-import socket
-import sys
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import Engine, func, select
 
 from hashguard.api import ServiceSettings
-from hashguard.app import create_app, served
+from hashguard.app import create_app
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.review.services import ServiceStore
@@ -38,65 +31,18 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import ActionRow
 
+from support.in_process import serving
 from support.loopback import Loopback
 
 ROUNDS = 20
 IMPORT_ROUNDS = 3  # each import runs in a process of its own: seconds, not milliseconds
 NEVER = 3600.0  # the background refresh interval: nothing is applied by it during a test
-STARTUP_SECONDS = 120
 
 
 def hashes(seed: int, count: int) -> list[str]:
     """``count`` random PDQ hashes, about 128 bits from each other (far beyond any threshold)."""
     chosen = random.Random(seed)
     return [format(chosen.getrandbits(256), "064x") for _ in range(count)]
-
-
-class _Loaded(logging.Handler):
-    """Set ``event`` when the service logs that its lists are loaded."""
-
-    def __init__(self, event: threading.Event) -> None:
-        super().__init__(logging.INFO)
-        self.event = event
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith(("lists loaded", "loading the lists failed")):
-            self.event.set()
-
-
-@contextmanager
-def serving(engine: Engine, secret_file: Path) -> Iterator[str]:
-    """The service over ``engine`` on a loopback port until the block ends: its URL, once its
-    lists are loaded. Its background refresh waits NEVER seconds. What the service sets for its
-    whole process (the switch interval, frozen objects) is set back for the other tests."""
-    switch_interval = sys.getswitchinterval()
-    settings = ServiceSettings(refresh_interval=NEVER, secret_file=secret_file)
-    app = create_app(engine, settings)
-    loaded = threading.Event()
-    logger = logging.getLogger("hashguard.api")
-    handler, level = _Loaded(loaded), logger.level
-    logger.addHandler(handler)
-    logger.setLevel(logging.INFO)
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen(128)  # requests wait in the backlog until uvicorn accepts them
-    port = listening.getsockname()[1]
-    config = uvicorn.Config(served(app), lifespan="on", log_level="warning", access_log=False)
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
-    thread.start()
-    try:
-        assert loaded.wait(STARTUP_SECONDS), "the service never loaded its lists"
-        assert app.state.service.readiness().ready, app.state.service.readiness().reason
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join()
-        listening.close()
-        logger.removeHandler(handler)
-        logger.setLevel(level)
-        sys.setswitchinterval(switch_interval)
-        gc.unfreeze()
 
 
 @dataclass
@@ -138,9 +84,10 @@ def world(engine: Engine, tmp_path: Path) -> Iterator[World]:
         "curator": keys.create(Role.CURATOR, name="Test Hotline")[1],
         "admin": keys.create(Role.ADMIN, name="admin")[1],
     }
+    settings = ServiceSettings(refresh_interval=NEVER, secret_file=tmp_path / "secret.key")
     try:
         with (
-            serving(engine, tmp_path / "secret.key") as url,
+            serving(create_app(engine, settings)) as url,
             httpx.Client(base_url=url, timeout=60) as client,
         ):
             yield World(client, tokens, engine, webhook)

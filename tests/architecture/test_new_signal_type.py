@@ -2,20 +2,14 @@
 plug-in would register it, is listed, imported, matched and served with no other change."""
 
 import hashlib
-import logging
-import socket
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
-from fastapi import FastAPI
 
 from hashguard.api import ServiceSettings
-from hashguard.app import create_app, served
+from hashguard.app import create_app
 from hashguard.lists.formats import reader
 from hashguard.lists.model import Category, ListPolicy
 from hashguard.matching import Matcher, Query
@@ -28,6 +22,8 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.list_errors import ListError
 from hashguard.store.lists import ListStore
+
+from support.in_process import serving
 
 
 class Sha384Signal(DigestSignal):
@@ -110,7 +106,10 @@ def test_a_registered_signal_is_served(listed: tuple[ListStore, Path, str], tmp_
     engine = store.engine
     _key, token = ApiKeyStore(engine).create(Role.MATCHER, name="registry test")
     settings = ServiceSettings(secret_file=tmp_path / "secret.key")
-    with _server(create_app(engine, settings)) as client:
+    with (
+        serving(create_app(engine, settings)) as url,
+        httpx.Client(base_url=url, timeout=60) as client,
+    ):
         client.headers["Authorization"] = f"Bearer {token}"
         body = {"hashes": [{"signal": "sha384", "value": digest, "content_ref": "upload-1"},
                            {"signal": "sha384", "value": "00" * 48}]}  # fmt: skip
@@ -128,42 +127,3 @@ def test_a_registered_signal_is_served(listed: tuple[ListStore, Path, str], tmp_
             "/v1/match/hashes", json={"hashes": [{"signal": "sha385", "value": digest}]}
         )
         assert refused.status_code == 422 and "sha384" in refused.text  # names the known ones
-
-
-class _Loaded(logging.Handler):
-    """Set once the service logs that its lists are loaded."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.event = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if record.getMessage().startswith("lists loaded"):
-            self.event.set()
-
-
-@contextmanager
-def _server(app: FastAPI) -> Iterator[httpx.Client]:
-    """uvicorn serving ``app`` on loopback in this process (where the signal is registered)."""
-    loaded = _Loaded()
-    logger = logging.getLogger("hashguard.api")
-    level = logger.level
-    logger.setLevel(logging.INFO)
-    logger.addHandler(loaded)
-    listening = socket.socket()
-    listening.bind(("127.0.0.1", 0))
-    listening.listen()
-    server = uvicorn.Server(uvicorn.Config(served(app), log_level="warning"))
-    thread = threading.Thread(target=server.run, args=([listening],))
-    thread.start()
-    port = listening.getsockname()[1]
-    try:
-        assert loaded.event.wait(120), "the service did not load its lists"
-        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
-            yield client
-    finally:
-        server.should_exit = True
-        thread.join()
-        listening.close()
-        logger.removeHandler(loaded)
-        logger.setLevel(level)
