@@ -228,7 +228,9 @@ def test_a_complaint_upheld_by_another_reviewer_reverses_the_decision(world: Wor
     year = datetime.now(UTC).year
     figures = counts(world.engine, year)
     assert figures["complaints"] == {"received": 1.0, "upheld": 1.0}
-    assert figures["complaint_seconds"]["upheld"] >= 0
+    assert decided.decided_at is not None
+    took = (decided.decided_at - complaint.lodged_at).total_seconds()
+    assert figures["complaint_seconds"] == {"upheld": pytest.approx(took, abs=0.001)}
     assert figures["false_positives"] == {"pdq": 1.0}
 
 
