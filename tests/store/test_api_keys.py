@@ -76,8 +76,12 @@ def test_keys_commands(tmp_path) -> None:
     assert (
         listed.stdout.startswith(f"{key_id}\tmatcher\t*\tuploads\t") and token not in listed.stdout
     )
-    assert ApiKeyStore(open_engine(url)).authenticate(token) is not None
+    keys = ApiKeyStore(open_engine(url))
+    live = keys.authenticate(token)
+    assert live is not None and (live.id, live.role, live.lists, live.name) == (
+        key_id, Role.MATCHER, (), "uploads")  # fmt: skip
     assert run("revoke", key_id).stdout == f"revoked key {key_id}\n"
+    assert keys.authenticate(token) is None
     again = run("revoke", key_id)
     assert again.returncode == 1 and again.stderr == f"hashguard: no live key '{key_id}'\n"
     bad_role = run("create", "--role", "owner")
