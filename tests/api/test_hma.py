@@ -1,0 +1,120 @@
+"""HMA compatibility: HMA's routes on a real hashguard server answer as HMA does (the recorded
+shapes in support/hma_recorded.py), on SQLite and PostgreSQL, and still need a key."""
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from hashguard.signals.digests import Md5Signal
+from hashguard.signals.pdq import PdqSignal
+
+from support.database import scratch_database
+from support.hma_recorded import RECORDED, SAMPLE_PDQ, assert_shape
+from support.media import jpeg, make_video
+from support.server import Server, running
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def hma(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    with (
+        scratch_database(request.param, tmp_path_factory.mktemp("hma")) as url,
+        running(url) as served,
+    ):
+        yield served
+
+
+def _filled(value: Any, names: dict[str, str]) -> Any:
+    if isinstance(value, str):
+        for name, replacement in names.items():
+            value = value.replace("{" + name + "}", replacement)
+        return value
+    if isinstance(value, dict):
+        return {k: _filled(v, names) for k, v in value.items()}
+    return value
+
+
+def test_hma_routes_answer_as_recorded(hma: Server) -> None:
+    names = {"bank": "RECORDED_BANK", "id": ""}
+    for method, path, options, status, shape in RECORDED:
+        target = _filled(path, names)
+        answer = hma.request(method, target, "admin", **_filled(options, names))
+        where = f"{method} {target}"
+        assert answer.status_code == status, f"{where}: {answer.status_code} {answer.text}"
+        assert_shape(answer.json(), shape, where)
+        if target.endswith("/signal"):
+            names["id"] = str(answer.json()["id"])
+
+
+def test_uploads_hash_and_match_as_hma_does(hma: Server) -> None:
+    photo = jpeg(3, 512, 512)
+    created = hma.post("/c/banks", "curator", json={"name": "UPLOADS"})
+    assert created.status_code == 201
+    hashed = hma.post("/h/hash", "matcher", files={"photo": ("x", photo)})
+    assert hashed.status_code == 200
+    assert hashed.json() == {"pdq": PdqSignal().hash(photo).hex}
+
+    added = hma.post("/c/bank/UPLOADS/content", "curator", files={"photo": ("x", photo)})
+    assert added.status_code == 200, added.text
+    assert added.json()["signals"] == hashed.json()
+    entry = added.json()["id"]
+
+    found = hma.post("/m/lookup", "matcher", files={"photo": ("x", photo)})
+    assert found.json() == {"pdq": {"UPLOADS": [{"bank_content_id": entry, "distance": "0"}]}}
+    other = hma.post("/m/lookup", "matcher", files={"photo": ("x", jpeg(9, 512, 512))})
+    assert other.json() == {"pdq": {}}
+
+    content = hma.get(f"/c/bank/UPLOADS/content/{entry}", "auditor",
+                      params={"include_signals": "true"}).json()  # fmt: skip
+    assert content["signals"] == hashed.json()
+    assert content["disable_until_ts"] == 1
+
+
+def test_a_video_is_hashed_as_video_md5(hma: Server) -> None:
+    video = make_video(4, seconds=1.0)
+    answer = hma.post("/h/hash", "matcher", files={"video": ("v", video)})
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"video_md5": Md5Signal().hash(video).hex()}
+
+
+def _lookup(signal_type: str, signal: str) -> dict[str, str]:
+    return {"signal_type": signal_type, "signal": signal}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "options", "message"),
+    [
+        ("POST", "/h/hash", {"files": {"file": ("x", b"1")}}, "no such content_type: 'file'"),
+        ("POST", "/h/hash", {"files": {"photo": ("a", b"1"), "video": ("b", b"")}}, "Only one"),
+        ("POST", "/h/hash", {"content": b""}, "Missing multipart/form-data file"),
+        ("GET", "/m/raw_lookup", {"params": _lookup("x", "0")}, "No such SignalType"),
+        ("GET", "/m/raw_lookup", {"params": _lookup("pdq", "zz")}, "invalid signal"),
+        ("GET", "/m/raw_lookup", {"params": {"signal_type": "pdq"}}, "signal"),
+        ("GET", "/h/hash", {"params": {"url": "http://example.org/a.jpg"}}, "unsafe URL"),
+        ("POST", "/m/compare", {"json": {"pdq": [SAMPLE_PDQ]}}, "exactly two"),
+        ("POST", "/c/bank/NOPE/signal", {"json": {"pdq": SAMPLE_PDQ}}, "bank 'NOPE' not found"),
+        ("GET", f"/c/bank/NOPE/content/{10**25}", {}, "content_id"),
+        ("POST", "/m/compare", {"content": b"[" * 100_000}, "not JSON"),
+        ("POST", "/m/compare", {"content": b'{"\\ud800": ["a", "b"]}'}, "No such SignalType"),
+    ],
+)  # fmt: skip
+def test_hma_errors_are_hma_messages(
+    hma: Server, method: str, path: str, options: dict[str, Any], message: str
+) -> None:
+    answer = hma.request(method, path, "admin", **options)
+    assert 400 <= answer.status_code < 500, answer.text
+    body = answer.json()
+    assert list(body) == ["message"]
+    assert message in body["message"]
+
+
+def test_hma_routes_need_a_key_but_status_does_not(hma: Server) -> None:
+    refused = hma.get("/m/lookup", params={"signal_type": "pdq", "signal": SAMPLE_PDQ})
+    assert refused.status_code == 401
+    assert "Bearer" in json.loads(refused.text)["message"]
+    assert hma.get("/status").text == "I-AM-ALIVE"
+    assert hma.get("/readyz").text == "READY"
+    assert hma.get("/livez").text == "OK"

@@ -1,0 +1,114 @@
+"""``hashguard lists ...`` as a user runs it (in this process: tests/support/invoke.py), on a real
+database file."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from support.invoke import Ran, hashguard
+
+PDQ = ["0f" * 32, "1e" * 32, "2d" * 32]
+
+
+def run(database: Path, *args: str, env_url: bool = False) -> Ran:
+    """``hashguard lists ARGS`` on ``database``, named by --database-url or, with ``env_url``,
+    by HASHGUARD_DATABASE_URL."""
+    url = f"sqlite:///{database}"
+    if env_url:
+        return hashguard("lists", *args, env={"HASHGUARD_DATABASE_URL": url})
+    return hashguard("lists", *args, "--database-url", url)
+
+
+@pytest.fixture
+def listed(tmp_path: Path) -> Path:
+    database = tmp_path / "lists.db"
+    created = run(database, "create", "demo", "--owner", "Test Org", "--category", "test",
+                  "--threshold", "pdq=24", "--jurisdiction", "nl")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    source = tmp_path / "pdq.txt"
+    source.write_text("# three benign hashes\n" + "\n".join(PDQ) + "\n")
+    imported = run(database, "import", "demo", str(source), "-f", "text", "-s", "pdq",
+                   "--source", "Test Org", "--jurisdiction", "nl")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.strip() == (
+        "demo: 3 added, 0 updated, 0 removed, 0 unchanged; version 3"
+    )
+    return database
+
+
+def test_show_lists_policy_version_and_counts(listed: Path) -> None:
+    shown = run(listed, "show", "demo", env_url=True)
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert "policy        pdq <= 24" in lines
+    assert "version       3" in lines
+    assert "entries       pdq     active     3" in lines
+    assert run(listed, "show").stdout.startswith("demo\tTest Org\ttest\tversion 3")
+
+
+def test_delist_then_changes_and_export_say_so(listed: Path, tmp_path: Path) -> None:
+    delisted = run(listed, "delist", "demo", "pdq", PDQ[1].upper(), "--reason", "appeal upheld")
+    assert delisted.returncode == 0, delisted.stderr
+    changes = [
+        json.loads(line)
+        for line in run(listed, "changes", "demo", "--since", "3").stdout.splitlines()
+    ]
+    assert changes == [
+        {"version": 4, "kind": "delist", "tombstone": True, "entry": changes[0]["entry"],
+         "signal": "pdq", "value": PDQ[1], "at": changes[0]["at"], "actor": "",
+         "reason": "appeal upheld"}
+    ]  # fmt: skip
+    active = run(listed, "export", "demo", "-f", "text", "-s", "pdq")
+    assert active.stdout.split() == [PDQ[0], PDQ[2]]
+    everything = run(listed, "export", "demo", "--all", "-o", str(tmp_path / "all.csv"))
+    assert everything.returncode == 0 and "wrote 3 entries" in everything.stdout
+    rows = (tmp_path / "all.csv").read_text().splitlines()
+    assert rows[0].startswith("signal,value,labels") and rows[2].endswith(",delisted")
+    assert ",Test Org,Test Org,NL," in rows[1]
+
+
+def test_errors_are_one_line_and_change_nothing(listed: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.txt"
+    bad.write_text(PDQ[0] + "\nnot a hash\n")
+    failed = run(listed, "import", "demo", str(bad), "-f", "text", "-s", "pdq")
+    assert failed.returncode == 1
+    assert failed.stderr == f"hashguard: {bad}:2: expected a pdq value, got 'not a hash'\n"
+    unknown = run(listed, "delete", "nolist", "pdq", PDQ[0], "--reason", "x")
+    assert unknown.returncode == 1 and unknown.stderr == "hashguard: no list named 'nolist'\n"
+    taken = run(listed, "create", "demo", "--owner", "X", "--category", "test")
+    assert taken.stderr == "hashguard: a list named 'demo' already exists\n"
+    bad_url = run(listed, "show", "demo", "--database-url", "nonsense", env_url=True)
+    assert bad_url.returncode == 1 and "not a database URL" in bad_url.stderr
+    no_signal = run(listed, "import", "demo", str(bad), "-f", "text")
+    assert no_signal.returncode == 2 and "--signal" in no_signal.stderr
+    assert "version       3" in run(listed, "show", "demo").stdout
+
+
+def test_ncmec_import_reports_what_it_could_not_take(listed: Path, tmp_path: Path) -> None:
+    page = tmp_path / "page.xml"
+    page.write_text(
+        '<queryResult xmlns="https://hashsharing.ncmec.org/hashsharing/v2"><images>'
+        '<image><member id="7">ESP</member><id>e1</id><classification>A1</classification>'
+        f"<fingerprints><pdq>{PDQ[0]}</pdq><pdna>{'0' * 40}</pdna></fingerprints></image>"
+        '<deletedImage><member id="7">ESP</member><id>e0</id></deletedImage>'
+        '</images><videos><video><member id="7">ESP</member><id>v1</id><fingerprints>'
+        '<tmk-pdqf rel="self" href="/v2/x"/></fingerprints></video></videos></queryResult>'
+    )
+    imported = run(listed, "import", "demo", str(page), "-f", "ncmec")
+    assert imported.returncode == 0, imported.stderr
+    assert imported.stdout.splitlines() == [
+        "demo: 0 added, 1 updated, 0 removed, 0 unchanged; version 4",
+        "1 removal(s) of values demo never held: ignored",
+        "not imported: 1 pdna fingerprints (not supported)",
+        "not imported: 1 tmk-pdqf fingerprints (served by URL, not fetched)",
+        "not imported: 1 video entries with no md5, sha1 or pdq fingerprint",
+    ]
+    out = tmp_path / "export.xml"
+    exported = run(listed, "export", "demo", "-f", "ncmec", "-o", str(out))
+    assert exported.returncode == 0 and exported.stdout == f"wrote 3 entries to {out}\n"
+    assert out.read_text().count("<image>") == 3
+    broken = tmp_path / "broken.xml"
+    broken.write_text("<queryResult>\n<images>\n<image>\n")
+    failed = run(listed, "import", "demo", str(broken), "-f", "ncmec")
+    assert failed.returncode == 1 and failed.stderr.startswith(f"hashguard: {broken}:4: malformed")

@@ -1,0 +1,117 @@
+"""Another hashguard instance subscribes to a list through the service's change feed
+(``hashguard lists follow``) and stays an exact mirror, incrementally."""
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
+from hashguard.lists.records import Submission, Withdrawal
+from hashguard.matching import Matcher
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+from support.database import scratch_database
+from support.invoke import Ran, hashguard
+from support.server import Server, running
+
+A, B, C = ("0cc175b9c0f1b6a831c399e269772661", "92eb5ffee6ae2fec3ad71c777531578f",
+           "4a8a08f09d37b73795649038408b5f33")  # fmt: skip
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def origin(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    with scratch_database(request.param, tmp_path_factory.mktemp("origin")) as url:
+        engine = open_engine(url)
+        store = ListStore(engine)
+        policy = ListPolicy({"pdq": 20.0}, two_sources=False)
+        store.create("known", "Hotline NL", Category.KNOWN_CSAM, ["NL"], "Art. 6", policy)
+        nl = Provenance("Hotline NL", sources=(Source("Hotline NL", "NL", "case-1"),))
+        de = Provenance("Hotline DE", sources=(Source("Hotline DE", "DE", "fall-9"),))
+        store.apply("known", [Submission("md5", A, frozenset({"A1"}), nl),
+                              Submission("md5", B, frozenset({"B2"}), nl),
+                              Submission("md5", B, frozenset(), de),
+                              Submission("md5", C, frozenset(), de)])  # fmt: skip
+        store.change("known", ChangeKind.RELABEL, "md5", A, labels={"A2"})
+        store.apply("known", [Withdrawal("fall-9")])  # B keeps NL; C loses its last source
+        store.change("known", ChangeKind.CONTEST, "md5", A, "appeal")
+        engine.dispose()
+        with running(url) as served:
+            yield served
+
+
+def _follow(origin: Server, mirror: str, *more: str) -> Ran:
+    return hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
+                     "--key", origin.tokens["auditor"], "--database-url", mirror,
+                     *more)  # fmt: skip
+
+
+def _state(url: str, name: str) -> tuple[list[tuple[object, ...]], list[tuple[object, ...]]]:
+    engine = open_engine(url)
+    try:
+        store = ListStore(engine)
+        _list, entries = store.entries(name)
+        held = [(e.signal, e.value, e.status, sorted(e.labels), e.provenance) for e in entries]
+        log = [(c.version, c.kind, c.signal, c.value, c.labels, c.provenance, c.reason)
+               for c in store.changes_since(name, 0)]  # fmt: skip
+        return held, log
+    finally:
+        engine.dispose()
+
+
+def test_a_mirror_replays_the_feed_exactly_and_incrementally(
+    origin: Server, tmp_path: Path
+) -> None:
+    mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
+    _held, log = _state(origin.database_url, "known")
+    version = len(log)
+    assert [c[1] for c in log].count(ChangeKind.WITHDRAW) == 1  # every kind is replayed
+    first = _follow(origin, mirror)
+    assert first.returncode == 0, first.stderr
+    assert f"copy: {version} change(s) applied, version {version}" in first.stdout
+    assert _state(mirror, "copy") == _state(origin.database_url, "known")
+    engine = open_engine(mirror)
+    copy = ListStore(engine).get("copy")
+    assert (copy.owner, copy.category) == ("Hotline NL", Category.KNOWN_CSAM)
+    assert copy.policy.thresholds == {"pdq": 20.0}
+    engine.dispose()
+
+    again = _follow(origin, mirror)
+    assert f"copy: 0 change(s) applied, version {version}" in again.stdout  # nothing twice
+
+    origin_engine = open_engine(origin.database_url)
+    ListStore(origin_engine).change("known", ChangeKind.DELIST, "md5", B, "wrong")
+    origin_engine.dispose()
+    third = _follow(origin, mirror)
+    assert f"copy: 1 change(s) applied, version {version + 1}" in third.stdout
+    assert _state(mirror, "copy") == _state(origin.database_url, "known")
+    engine = open_engine(mirror)
+    matcher = Matcher(ListStore(engine), ["copy"])
+    assert matcher.match({"md5": bytes.fromhex(B)}) == []  # the delisting reached the mirror
+    engine.dispose()
+
+
+def test_a_list_with_changes_of_its_own_is_not_a_mirror(origin: Server, tmp_path: Path) -> None:
+    mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
+    assert _follow(origin, mirror).returncode == 0
+    engine = open_engine(mirror)
+    ListStore(engine).apply("copy", [Submission("md5", "f" * 32)])
+    engine.dispose()
+    refused = _follow(origin, mirror)
+    assert refused.returncode == 1
+    assert "not a mirror" in refused.stderr or "changes of its own" in refused.stderr
+
+
+def test_a_wrong_key_or_list_is_one_clear_line(origin: Server, tmp_path: Path) -> None:
+    mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
+    command = ["lists", "follow", "copy", "--from", origin.url, "--remote", "nope",
+               "--key", origin.tokens["auditor"], "--database-url", mirror]  # fmt: skip
+    missing = hashguard(*command)
+    assert missing.returncode == 1 and "404" in missing.stderr and "nope" in missing.stderr
+    command[command.index("--key") + 1] = "hg_0000000000000000_" + "x" * 43
+    refused = hashguard(*command)
+    assert refused.returncode == 1 and "401" in refused.stderr
+    assert "Traceback" not in missing.stderr + refused.stderr
