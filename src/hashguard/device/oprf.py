@@ -7,7 +7,7 @@ random ``r`` (a uniformly random group element, whatever ``x`` is), the server m
 already trusts; the client checks the proof, removes ``r`` and hashes. One proof covers a batch.
 
 The group operations are libsodium's (constant time), through ``rbcl``; the protocol is written
-from the RFC and checked against its test vectors (tests/test_device_oprf.py). Pure computation:
+from the RFC and checked against its test vectors (tests/device/test_oprf.py). Pure computation:
 no I/O here (the network half is ``oprf_client``; the server half is the service's route).
 """
 
