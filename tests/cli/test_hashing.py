@@ -97,12 +97,13 @@ def test_compare_prints_distance_and_verdict(tmp_path: Path) -> None:
     assert first[:2] == ["pdq", "MATCH"]
     assert "sha256" in same.stdout and "the files differ" in same.stdout
     other = hashguard("compare", str(tmp_path / "a.png"), str(tmp_path / "c.jpg"), "-f", "jsonl")
+    assert other.returncode == 1, other.stderr  # nothing matched: a script can tell
     results = [json.loads(line) for line in other.stdout.splitlines()]
     assert results[0]["signal"] == "pdq" and not results[0]["match"]
     assert results[0]["distance"] > 31 and results[0]["threshold"] == 31
     (tmp_path / "v.mp4").write_bytes(make_video(7, seconds=1))
     mixed = hashguard("compare", str(tmp_path / "a.png"), str(tmp_path / "v.mp4"))
-    assert mixed.returncode == 1 and "nothing to compare" in mixed.stderr
+    assert mixed.returncode == 2 and "nothing to compare" in mixed.stderr
 
 
 def test_demo_shows_matches_and_misses() -> None:
@@ -163,7 +164,7 @@ def test_compare_errors_name_the_file(tmp_path: Path) -> None:
         (tmp_path, f"hashguard: {tmp_path}: cannot read: Is a directory"),
     ):
         result = hashguard("compare", str(good), str(other))
-        assert result.returncode == 1
+        assert result.returncode == 2
         assert result.stderr.startswith(message), result.stderr
         assert len(result.stderr.splitlines()) == 1
 

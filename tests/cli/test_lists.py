@@ -56,9 +56,14 @@ def test_delist_then_changes_and_export_say_so(listed: Path, tmp_path: Path) -> 
     ]
     assert changes == [
         {"version": 4, "kind": "delist", "tombstone": True, "entry": changes[0]["entry"],
-         "signal": "pdq", "value": PDQ[1], "at": changes[0]["at"], "actor": "",
-         "reason": "appeal upheld"}
+         "signal": "pdq", "value": PDQ[1], "at": changes[0]["at"],
+         "actor": changes[0]["actor"], "reason": "appeal upheld"}
     ]  # fmt: skip
+    # No --actor: the log still says who, the login user and host the command ran as.
+    assert changes[0]["actor"].endswith(" (cli)") and "@" in changes[0]["actor"]
+    beyond = run(listed, "changes", "demo", "--since", "120")
+    assert beyond.returncode == 1 and beyond.stdout == ""
+    assert beyond.stderr == "hashguard: list demo is at version 4: --since 120 is beyond it\n"
     active = run(listed, "export", "demo", "-f", "text", "-s", "pdq")
     assert active.stdout.split() == [PDQ[0], PDQ[2]]
     everything = run(listed, "export", "demo", "--all", "-o", str(tmp_path / "all.csv"))

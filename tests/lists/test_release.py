@@ -185,6 +185,19 @@ def test_cli_verify_exit_status_and_reason(released, tmp_path) -> None:
     assert "54 entries, the manifest says 55 (tampered)" in bad.stderr
 
 
+def test_cli_verify_blames_the_input_that_is_wrong(released, tmp_path) -> None:
+    """A missing head file or the wrong key file is the verifier's input, not a bad release."""
+    _, key_path, log, first, _ = released
+    command = ["lists", "verify", str(first), "--log", str(log.directory)]
+    missing = hashguard(*command, "--known-head", str(tmp_path / "missing.json"))
+    assert missing.returncode == 1 and "NOT VALID" not in missing.stderr
+    assert missing.stderr.startswith(f"hashguard: {tmp_path / 'missing.json'}: cannot read: No ")
+    wrong = hashguard(*command, "--log-key", f"{key_path}.pub")  # the owner's key, not the log's
+    assert wrong.returncode == 1
+    assert "is not the key this log is signed with" in wrong.stderr
+    assert "tampered" not in wrong.stderr
+
+
 def test_malformed_release_files_fail_with_a_message(released) -> None:
     *_, log, _, second = released
     edit_line(second / "entries.jsonl", 0, b"5\n")

@@ -72,15 +72,16 @@ def test_keys_commands(tmp_path) -> None:
     token = created.stdout.strip()
     key_id = token.split("_")[1]
     assert created.stderr == f"created key {key_id} (matcher, all lists); it is shown once:\n"
-    listed = run("list")
-    assert (
-        listed.stdout.startswith(f"{key_id}\tmatcher\t*\tuploads\t") and token not in listed.stdout
-    )
+    listed = run("list").stdout.splitlines()
+    assert listed[0] == "id\trole\tlists\tname\tcreated\tstatus"
+    assert listed[1].startswith(f"{key_id}\tmatcher\t*\tuploads\t") and token not in listed[1]
+    assert listed[1].endswith("\tactive")
     keys = ApiKeyStore(open_engine(url))
     live = keys.authenticate(token)
     assert live is not None and (live.id, live.role, live.lists, live.name) == (
         key_id, Role.MATCHER, (), "uploads")  # fmt: skip
     assert run("revoke", key_id).stdout == f"revoked key {key_id}\n"
+    assert "\trevoked 20" in run("list").stdout.splitlines()[1]
     assert keys.authenticate(token) is None
     again = run("revoke", key_id)
     assert again.returncode == 1 and again.stderr == f"hashguard: no live key '{key_id}'\n"

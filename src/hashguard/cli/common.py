@@ -1,6 +1,9 @@
 """What every command group shares: the options that mean the same everywhere, the exit statuses,
 and the one way an error reaches the user (``hashguard: MESSAGE`` on stderr, one line)."""
 
+import getpass
+import os
+import socket
 import sys
 from enum import IntEnum, StrEnum
 from pathlib import Path
@@ -46,6 +49,18 @@ KnownHeadOption = Annotated[
     Path | None,
     typer.Option("--known-head", help="A tree head seen before (heads/*.json): no fork since."),
 ]
+
+
+def who(actor: str) -> str:
+    """The actor the audit log records for a command: ``--actor`` when given, else the login
+    user and host it runs as (so that no change is recorded as made by no one)."""
+    if actor:
+        return actor
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no login name (a container's numeric user)
+        user = f"uid {os.getuid()}"
+    return f"{user}@{socket.gethostname()} (cli)"
 
 
 def error_line(message: str) -> str:

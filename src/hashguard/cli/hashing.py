@@ -154,11 +154,15 @@ def compare(
         OutputFormat.text
     ),
 ) -> None:
-    """Compare two files: per signal, the distance and whether it is a match."""
+    """Compare two files: per signal, the distance and whether it is a match.
+
+    Exit status: 0 if any signal matched, 1 if none did, 2 if they could not be compared.
+    """
     try:
         kinds = {path: _kind(path) for path in (first, second)}
         if kinds[first] is not kinds[second]:
-            fail(f"{first} is {kinds[first]} and {second} is {kinds[second]}: nothing to compare")
+            message = f"{first} is {kinds[first]} and {second} is {kinds[second]}"
+            fail(f"{message}: nothing to compare", ExitCode.ERROR)
         signals = [
             VpdqSignal(frame_threshold=threshold)
             if isinstance(s, VpdqSignal) and threshold is not None
@@ -167,13 +171,16 @@ def compare(
         ]
         values = {path: dict(_values(path, signals)) for path in (first, second)}
     except _FileError as exc:
-        fail(str(exc))
+        fail(str(exc), ExitCode.ERROR)
+    matched = False
     for label, comparison in _compare(signals, values[first], values[second], threshold):
+        matched |= comparison.match
         if output is OutputFormat.text:
             verdict = "MATCH" if comparison.match else "no match"
             typer.echo(f"{label:<16} {verdict:<9} {comparison.reason}")
         else:
             typer.echo(json.dumps(_comparison_json(label, comparison)))
+    raise typer.Exit(ExitCode.OK if matched else ExitCode.NO_MATCH)
 
 
 class _FileError(Exception):

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from hashguard.cli.common import DatabaseOption, fail
+from hashguard.cli.common import DatabaseOption, fail, who
 from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.transparency import keys
@@ -44,7 +44,7 @@ def create(
     """Create an API key for the service. The key is printed once and stored only hashed."""
     store = _store(database_url)
     try:
-        key, token = store.create(role, lists or [], name, actor, service)
+        key, token = store.create(role, lists or [], name, who(actor), service)
     except ApiKeyError as error:
         fail(str(error))
     scope = ", ".join(key.lists) or "all lists"
@@ -54,12 +54,18 @@ def create(
 
 @keys_app.command("list")
 def list_keys(database_url: DatabaseOption = None) -> None:
-    """The API keys: id, role, lists, name, created, revoked (never the secrets)."""
+    """The API keys, one per line after a header: id, role, lists (* for all), name, when
+    created, and status (active, or revoked and when); never the secrets."""
+    typer.echo("id\trole\tlists\tname\tcreated\tstatus")
     for key in _store(database_url).all():
-        revoked = key.revoked_at.isoformat(timespec="seconds") if key.revoked_at else "-"
+        status = (
+            f"revoked {key.revoked_at.isoformat(timespec='seconds')}"
+            if key.revoked_at
+            else "active"
+        )
         typer.echo(
             f"{key.id}\t{key.role}\t{','.join(key.lists) or '*'}\t{key.name or '-'}\t"
-            f"{key.created_at.isoformat(timespec='seconds')}\trevoked {revoked}"
+            f"{key.created_at.isoformat(timespec='seconds')}\t{status}"
         )
 
 
@@ -71,7 +77,7 @@ def revoke(
 ) -> None:
     """Revoke an API key; it stops working at once."""
     try:
-        _store(database_url).revoke(key_id, actor)
+        _store(database_url).revoke(key_id, who(actor))
     except ApiKeyError as error:
         fail(str(error))
     typer.echo(f"revoked key {key_id}")

@@ -24,6 +24,7 @@ from hashguard.cli.common import (
     LogOption,
     echo_error,
     fail,
+    who,
 )
 from hashguard.lists import release as release_lists
 from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, reader, stopncii
@@ -59,7 +60,12 @@ class ChangeFormat(StrEnum):
     text = "text"
 
 
-ActorOption = Annotated[str, typer.Option("--actor", help="Who makes the change (for the log).")]
+ActorOption = Annotated[
+    str,
+    typer.Option(
+        "--actor", help="Who makes the change (audit log); default: the login user@host (cli)."
+    ),
+]
 
 
 def writable_log(log: Path, log_key: Path | None) -> tuple[TransparencyLog, Ed25519PrivateKey]:
@@ -135,7 +141,7 @@ def create(
     policy = ListPolicy(_thresholds(threshold or []), negative, two_sources, four_eyes=four_eyes)
     with list_store(database_url) as store:
         created = store.create(
-            name, owner, category, jurisdiction or [], legal_basis, policy, actor
+            name, owner, category, jurisdiction or [], legal_basis, policy, who(actor)
         )
     typer.echo(f"created list {created.name} (owner {created.owner}, {created.category})")
 
@@ -163,7 +169,7 @@ def import_(
         raise typer.BadParameter(f"text lists need --signal, one of {', '.join(listable)}")
     records = reader.read(file, format.value, signal, source, jurisdiction, skipped)
     with list_store(database_url) as store:
-        summary = store.apply(name, records, actor)
+        summary = store.apply(name, records, who(actor))
     typer.echo(
         f"{name}: {summary.added} added, {summary.updated} updated, {summary.removed} removed, "
         f"{summary.unchanged} unchanged; version {summary.version}"
@@ -280,6 +286,9 @@ def changes(
 ) -> None:
     """The change log after version N: adds and tombstones, for subscribers."""
     with list_store(database_url) as store:
+        version = store.get(name).version
+        if since > version:  # nothing after it, but not because nothing changed
+            fail(f"list {name} is at version {version}: --since {since} is beyond it")
         for change in store.changes_since(name, since):
             if format is ChangeFormat.text:
                 typer.echo(
@@ -300,7 +309,7 @@ def _single_change(kind: ChangeKind, verb: str) -> None:
         database_url: DatabaseOption = None,
     ) -> None:
         with list_store(database_url) as store:
-            change = store.change(name, kind, signal.lower(), value, reason, actor)
+            change = store.change(name, kind, signal.lower(), value, reason, who(actor))
         typer.echo(f"{name}: {signal} {change.value} {verb} (version {change.version})")
 
     command.__doc__ = f"Mark one entry {verb}; it stops matching at once."
@@ -360,19 +369,24 @@ def verify(
 ) -> None:
     """Verify a release: signature, entries against the Merkle root, log inclusion and
     consistency. Exit status 0 when valid, 1 with the reason otherwise."""
-    try:
+    try:  # what the verifier gives: a fault here is in the input, not the release
         pinned_owner = lists_keys.read_public(owner_key) if owner_key else None
         pinned_log = lists_keys.read_public(log_key) if log_key else None
         head = None
         if known_head is not None:
             head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
+    except lists_keys.KeyFileError as error:
+        fail(str(error))
+    except OSError as error:
+        fail(f"{error.filename}: cannot read: {error.strerror or error}")
+    except ValueError as error:
+        fail(f"{known_head}: not a tree head ({error})")
+    try:
         verified = release_lists.verify(
             release_dir, TransparencyLog(log), pinned_owner, pinned_log, head
         )
-    except (lists_keys.KeyFileError, release_lists.ReleaseError, LogError, OSError) as error:
+    except (release_lists.ReleaseError, LogError, OSError) as error:
         fail(f"{release_dir}: NOT VALID: {error}", ExitCode.INVALID)
-    except ValueError as error:
-        fail(f"{known_head}: not a tree head ({error})")
     typer.echo(f"{release_dir}: valid release of {verified.list_name} version {verified.version}")
     for check in verified.checks:
         typer.echo(f"  {check}")

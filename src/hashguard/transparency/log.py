@@ -184,8 +184,17 @@ def verify_record(
     log_public = log_key or log.public_key()
     head = log.head()
     for label, tree_head in (("the release's", record_head), ("the log's newest", head)):
-        if not tree_head.verify(log_public):
-            raise LogError(f"{label} tree head is not signed by the log key (tampered)")
+        if tree_head.verify(log_public):
+            continue
+        if log_key is not None and tree_head.verify(log.public_key()):
+            # Signed by the log's own key, not the one pinned: the pin is the wrong key (or the
+            # log is not the one the verifier trusts); nothing here was tampered with.
+            raise LogError(
+                f"the log key given ({log_key[:16]}...) is not the key this log is signed with "
+                f"({log.public_key()[:16]}..., its log.pub): a wrong key file, or not the log "
+                "you trust"
+            )
+        raise LogError(f"{label} tree head is not signed by the log key (tampered)")
     leaves = log.leaves()
     if len(leaves) < head.size or merkle.root(leaves[: head.size]) != head.root:
         raise LogError("the log's records do not give its signed tree head (rewritten log)")
