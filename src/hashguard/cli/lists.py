@@ -74,6 +74,10 @@ def writable_log(log: Path, log_key: Path | None) -> tuple[TransparencyLog, Ed25
     path = log_key or log.with_name(log.name + ".key")
     if log_key is None and not path.exists():
         lists_keys.generate(path)
+        echo_error(
+            f"note: made the log's signing key {path} (keep it secret, outside {log}/): it signs "
+            f"every tree head of the log; verifiers pin {log}/log.pub"
+        )
     signing_key = lists_keys.load(path)
     return TransparencyLog.create_or_open(log, signing_key), signing_key
 
