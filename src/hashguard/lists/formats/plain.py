@@ -32,25 +32,29 @@ def lines(path: Path) -> Iterator[tuple[int, bytes]]:
         raise ListFormatError(path, None, f"cannot read: {error.strerror or error}") from None
 
 
-def read(path: Path, signal: str) -> Iterator[Submission]:
-    """Each hash of a plain list of ``signal`` values, as a submission (streamed).
+def read(path: Path, signal: str, provenance: Provenance | None = None) -> Iterator[Submission]:
+    """Each hash of a plain list of ``signal`` values, as a submission (streamed), each with
+    ``provenance`` (plain lists carry none of their own: the file's source, if known).
 
     Raises ListFormatError naming the line of the first malformed value.
     """
+    given = _NO_PROVENANCE if provenance is None else provenance
     batch: list[tuple[int, bytes]] = []
     for item in lines(path):
         batch.append(item)
         if len(batch) == _BATCH:
-            yield from _submissions(path, signal, batch)
+            yield from _submissions(path, signal, batch, given)
             batch = []
-    yield from _submissions(path, signal, batch)
+    yield from _submissions(path, signal, batch, given)
 
 
 _BATCH: Final = 4096
 _NO_PROVENANCE: Final = Provenance()
 
 
-def _submissions(path: Path, signal: str, batch: list[tuple[int, bytes]]) -> Iterator[Submission]:
+def _submissions(
+    path: Path, signal: str, batch: list[tuple[int, bytes]], provenance: Provenance
+) -> Iterator[Submission]:
     """The batch's values, checked all at once when they are plain hex, else line by line."""
     try:
         values = [text.decode("ascii").lower() for _, text in batch]
@@ -58,7 +62,7 @@ def _submissions(path: Path, signal: str, batch: list[tuple[int, bytes]]) -> Ite
         values = []
     if values and all_canonical(signal, values):
         for value in values:
-            yield Submission(signal, value, frozenset(), _NO_PROVENANCE)
+            yield Submission(signal, value, frozenset(), provenance)
         return
     for number, text in batch:
         try:
@@ -67,7 +71,7 @@ def _submissions(path: Path, signal: str, batch: list[tuple[int, bytes]]) -> Ite
             raise ListFormatError(
                 path, number, f"expected a {signal} value, got {_shown(text)}"
             ) from None
-        yield Submission(signal, value, frozenset(), _NO_PROVENANCE)
+        yield Submission(signal, value, frozenset(), provenance)
 
 
 def write(entries: Iterable[Entry], out: TextIO) -> int:

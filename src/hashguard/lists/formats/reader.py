@@ -8,7 +8,7 @@ from typing import Final
 
 from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, stopncii
 from hashguard.lists.model import Provenance, Source
-from hashguard.lists.records import Record, Submission
+from hashguard.lists.records import Record
 
 FORMATS: Final = ("text", "csv", "pytx", "ncmec", "stopncii")
 
@@ -28,7 +28,7 @@ def read(
     if format == "text":
         if signal is None:
             raise ValueError("text lists need the values' signal")
-        yield from _with_source(plain.read(path, signal.lower()), source, jurisdiction)
+        yield from plain.read(path, signal.lower(), _source(source, jurisdiction))
     elif format == "csv":
         yield from labelled_csv.read(path)
     elif format == "pytx":
@@ -41,13 +41,8 @@ def read(
         raise ValueError(f"format {format!r}: expected one of {', '.join(FORMATS)}")
 
 
-def _with_source(
-    records: Iterator[Submission], organisation: str | None, jurisdiction: str
-) -> Iterator[Record]:
+def _source(organisation: str | None, jurisdiction: str) -> Provenance | None:
+    """A plain list's provenance: the organisation the file comes from, when named."""
     if not organisation:
-        yield from records
-        return
-    # Plain lists carry no provenance of their own: the file's source is all there is.
-    provenance = Provenance(organisation, "", (Source(organisation, jurisdiction.strip().upper()),))
-    for record in records:
-        yield Submission(record.signal, record.value, record.labels, provenance)
+        return None
+    return Provenance(organisation, "", (Source(organisation, jurisdiction.strip().upper()),))
