@@ -1,8 +1,8 @@
 """Changes made through the service hold for the very next request (README): a reviewer's false
-positive, an upheld complaint, an entry contested, delisted, deleted or relabelled, a policy
-update, a list created, imported, removed, HMA's bank curation. Each change is made through
-the API and the hash it touches is matched again at once after the answer, round after round,
-with no pause in between.
+positive, an upheld complaint, an entry contested, delisted, deleted, reinstated or relabelled, a
+policy update, a list created, imported, removed, HMA's bank curation. Each change is made
+through the API and the hash it touches is matched again at once after the answer, round after
+round, with no pause in between.
 
 The server runs in this process (support/in_process.py: uvicorn on a loopback socket;
 ``hashguard serve`` has no option for it) with a refresh interval of an hour, so that its
@@ -170,6 +170,28 @@ def test_an_entry_contested_delisted_or_deleted_stops_matching_at_once(
                              json={"kind": kind, "signal": "pdq", "value": value})  # fmt: skip
         assert changed.status_code == 200, changed.text
         assert world.match(value) == []
+
+
+def test_an_entry_reinstated_after_a_false_positive_or_a_delisting_matches_at_once(
+    world: World,
+) -> None:
+    for number, value in enumerate(LISTED[:ROUNDS]):
+        if number % 2:
+            delist = {"kind": "delist", "signal": "pdq", "value": value}
+            removed = world.call("curator", "POST", "/v1/lists/known/changes", json=delist)
+            assert removed.status_code == 200, removed.text
+        else:  # a reviewer's false positive contests the entry
+            assert _upload(world, value, f"first-{number}") == 1
+            ident = _detections(world)[f"first-{number}"]["id"]
+            decision = {"decision": "false_positive", "reason": "a cat"}
+            decided = world.call("ana", "POST", f"/v1/detections/{ident}/decision", json=decision)
+            assert decided.json()["state"] == "false_positive", decided.text
+        assert world.match(value) == []
+        reinstated = world.call("curator", "POST", "/v1/lists/known/changes",
+                                json={"kind": "reinstate", "signal": "pdq", "value": value,
+                                      "reason": "the owner reassessed it"})  # fmt: skip
+        assert reinstated.status_code == 200, reinstated.text
+        assert [m["value"] for m in world.match(value)] == [value], f"round {number}"
 
 
 def test_a_relabelled_entry_matches_with_its_new_labels_at_once(world: World) -> None:

@@ -2,6 +2,7 @@
 route against every role, matching and the match log, lists through the API, the audit log,
 metrics, limits and malformed requests."""
 
+import hashlib
 import json
 import tempfile
 from collections.abc import Iterator
@@ -385,6 +386,73 @@ def test_lists_through_the_api_are_followed_at_once_and_audited(server: Server) 
     update = next(e for e in events if e["action"] == "list.update")
     assert json.loads(update["details"])["before"]["policy"]["thresholds"] == {}
     assert server.get("/v1/audit/verify", "auditor").json()["ok"] is True
+
+
+def test_an_entry_reinstated_through_the_api_matches_at_once_and_is_audited(
+    server: Server,
+) -> None:
+    values = [hashlib.md5(f"reinstate-{n}".encode()).hexdigest() for n in range(3)]
+    created = server.post("/v1/lists", "curator",
+                          json={"name": "delta", "owner": "Org D", "category": "test"})  # fmt: skip
+    assert created.status_code == 201, created.text
+    body = "".join(f"{value}\n" for value in values).encode()
+    params = {"format": "text", "signal": "md5", "source": "Org D"}
+    assert server.post("/v1/lists/delta/import", "curator", content=body,
+                       params=params).status_code == 200  # fmt: skip
+
+    def change(kind: str, value: str, role: str = "curator", reason: str = "r") -> httpx.Response:
+        return server.post("/v1/lists/delta/changes", role,
+                           json={"kind": kind, "signal": "md5", "value": value,
+                                 "reason": reason})  # fmt: skip
+
+    def matched(value: str) -> int:
+        hashes = [{"signal": "md5", "value": value}]
+        answer: int = _match(server, hashes, lists=["delta"]).json()["matched"]
+        return answer
+
+    for removal, value in (("contest", values[0]), ("delist", values[1])):
+        assert change(removal, value).status_code == 200
+        assert matched(value) == 0
+        reinstated = change("reinstate", value, reason="reassessed by the owner")
+        assert reinstated.status_code == 200, reinstated.text
+        shown = reinstated.json()
+        assert (shown["kind"], shown["tombstone"], shown["value"]) == ("reinstate", False, value)
+        assert shown["reason"] == "reassessed by the owner"
+        assert shown["actor"].startswith("key:")
+        assert matched(value) == 1  # the very next request matches it again
+
+    refused = change("reinstate", values[0])
+    assert refused.status_code == 409
+    assert refused.json()["error"]["message"] == (
+        f"list delta: md5 entry {values[0]} is active: only a contested or delisted entry can "
+        "be reinstated"
+    )
+    assert change("delete", values[2]).status_code == 200
+    deleted = change("reinstate", values[2])
+    assert deleted.status_code == 409
+    assert "is deleted (withdrawn), not contested or delisted" in deleted.json()["error"]["message"]
+    assert change("contest", values[0]).status_code == 200
+    reasonless = change("reinstate", values[0], reason=" ")
+    assert reasonless.status_code == 400
+    assert "a reinstatement needs a reason" in reasonless.json()["error"]["message"]
+    assert change("reinstate", values[0], role="reviewer").status_code == 403
+    assert matched(values[0]) == 0
+
+    feed = server.get("/v1/lists/delta/changes", "auditor", params={"since": 3}).json()
+    assert [c["kind"] for c in feed["changes"]] == [
+        "contest", "reinstate", "delist", "reinstate", "delete", "contest",
+    ]  # fmt: skip
+    events = server.get("/v1/audit", "auditor", params={"limit": 1000}).json()["events"]
+    reinstated_events = [
+        json.loads(e["details"])
+        for e in events
+        if e["subject"] == "delta" and e["action"] == "list.reinstate"
+    ]
+    assert reinstated_events == [
+        {"signal": "md5", "value": values[0], "reason": "reassessed by the owner", "version": 5},
+        {"signal": "md5", "value": values[1], "reason": "reassessed by the owner", "version": 7},
+    ]
+    assert server.request("DELETE", "/v1/lists/delta", "admin").status_code == 200
 
 
 def test_keys_through_the_api_are_audited_and_revoked_at_once(server: Server) -> None:

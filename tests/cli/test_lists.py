@@ -73,6 +73,40 @@ def test_delist_then_changes_and_export_say_so(listed: Path, tmp_path: Path) -> 
     assert ",Test Org,Test Org,NL," in rows[1]
 
 
+@pytest.mark.parametrize("removal", ["contest", "delist"])
+def test_reinstate_makes_an_entry_match_again(listed: Path, removal: str) -> None:
+    def match() -> Ran:
+        return hashguard("match", "--database-url", f"sqlite:///{listed}", "-l", "demo",
+                         f"pdq:{PDQ[1]}")  # fmt: skip
+
+    assert run(listed, removal, "demo", "pdq", PDQ[1], "--reason", "appeal").returncode == 0
+    assert match().returncode == 1
+    reinstated = run(listed, "reinstate", "demo", "pdq", PDQ[1].upper(), "--reason",
+                     "reassessed: it is listed rightly", "--actor", "owner")  # fmt: skip
+    assert reinstated.returncode == 0, reinstated.stderr
+    assert reinstated.stdout == f"demo: pdq {PDQ[1]} reinstated (version 5)\n"
+    found = match()
+    assert found.returncode == 0, found.stderr
+    assert found.stdout.startswith(f"pdq:{PDQ[1]}: match, list demo entry ")
+    (change,) = [json.loads(line) for line in run(listed, "changes", "demo", "--since", "4")
+                 .stdout.splitlines()]  # fmt: skip
+    assert {k: change[k] for k in ("version", "kind", "tombstone", "actor", "reason")} == {
+        "version": 5, "kind": "reinstate", "tombstone": False, "actor": "owner",
+        "reason": "reassessed: it is listed rightly",
+    }  # fmt: skip
+    again = run(listed, "reinstate", "demo", "pdq", PDQ[1], "--reason", "twice")
+    assert again.returncode == 1 and again.stdout == ""
+    assert again.stderr == (
+        f"hashguard: list demo: pdq entry {PDQ[1]} is active: only a contested or delisted "
+        "entry can be reinstated\n"
+    )
+    assert run(listed, "delete", "demo", "pdq", PDQ[0], "--reason", "withdrawn").returncode == 0
+    deleted = run(listed, "reinstate", "demo", "pdq", PDQ[0], "--reason", "x")
+    assert deleted.returncode == 1
+    assert f"pdq entry {PDQ[0]} is deleted (withdrawn), not contested or delisted" in deleted.stderr
+    assert "Traceback" not in again.stderr + deleted.stderr
+
+
 def test_errors_are_one_line_and_change_nothing(listed: Path, tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_text(PDQ[0] + "\nnot a hash\n")

@@ -8,7 +8,7 @@ import pytest
 
 from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
 from hashguard.lists.records import Submission, Withdrawal
-from hashguard.matching import Matcher
+from hashguard.matching import Matcher, query
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
@@ -90,7 +90,20 @@ def test_a_mirror_replays_the_feed_exactly_and_incrementally(
     assert _state(mirror, "copy") == _state(origin.database_url, "known")
     engine = open_engine(mirror)
     matcher = Matcher(ListStore(engine), ["copy"])
-    assert matcher.match({"md5": bytes.fromhex(B)}) == []  # the delisting reached the mirror
+    assert matcher.match(query.parse("md5", B)) == []  # the delisting reached the mirror
+
+    origin_engine = open_engine(origin.database_url)
+    ListStore(origin_engine).change("known", ChangeKind.REINSTATE, "md5", B, "reassessed", "owner")
+    origin_engine.dispose()
+    fourth = _follow(origin, mirror)
+    assert f"copy: 1 change(s) applied, version {version + 2}" in fourth.stdout
+    assert _state(mirror, "copy") == _state(origin.database_url, "known")
+    assert _state(mirror, "copy")[1][-1][1:] == (
+        ChangeKind.REINSTATE, "md5", B, None, None, "reassessed",
+    )  # fmt: skip
+    matcher.refresh()
+    (match,) = matcher.match(query.parse("md5", B))  # the reinstatement reached it too
+    assert (match.list, match.value) == ("copy", B)
     engine.dispose()
 
 

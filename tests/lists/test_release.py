@@ -66,6 +66,23 @@ def test_valid_releases_verify_with_what_they_prove(released) -> None:
     assert verify(first, log, known_head=old_head).log_size == 2
 
 
+def test_the_next_release_holds_a_reinstated_entry_again(released, tmp_path) -> None:
+    store, key_path, log, _first, second = released
+    store.change("known", ChangeKind.REINSTATE, "pdq", pdq(3), "appeal overturned", "owner")
+    log_key = keys.load(tmp_path / "log.key")
+    hash_list, entries = store.entries("known")
+    build(hash_list, entries, keys.load(key_path), log, log_key, tmp_path / "r3")
+    result = verify(tmp_path / "r3", log)
+    assert (result.version, result.entries) == (57, 55)
+
+    def released_values(release: Path) -> set[str]:
+        lines = (release / "entries.jsonl").read_text().splitlines()
+        return {json.loads(line)[1] for line in lines}  # [signal, value, labels]
+
+    assert pdq(3) not in released_values(second)
+    assert released_values(tmp_path / "r3") == released_values(second) | {pdq(3)}
+
+
 def edit_line(path: Path, number: int, new: bytes | None) -> None:
     lines = path.read_bytes().splitlines(keepends=True)
     if new is None:

@@ -125,6 +125,32 @@ def test_refresh_follows_adds_contests_and_delistings(store: ListStore) -> None:
     assert matcher.versions() == {"known": store.get("known").version}
 
 
+def test_a_reinstated_entry_matches_again_after_a_contest_or_a_delisting(
+    store: ListStore,
+) -> None:
+    values = [BASE, flipped(OTHER, 100).hex]
+    store.apply("known", [Submission("pdq", values[1], frozenset({"B2"}))])
+    store.apply("known", [Submission("md5", hashlib.md5(b"item").hexdigest())])
+    matcher = Matcher(store, ["known"])
+    queries = [_query("pdq", flipped(v, 5)) for v in values]
+    digest = _query("md5", hashlib.md5(b"item").digest())
+    store.change("known", ChangeKind.CONTEST, "pdq", values[0], "false positive")
+    store.change("known", ChangeKind.DELIST, "pdq", values[1], "appeal upheld")
+    store.change("known", ChangeKind.CONTEST, "md5", hashlib.md5(b"item").hexdigest(), "wrong")
+    assert matcher.refresh() == 3
+    assert all(matcher.match(q) == [] for q in [*queries, digest])
+    for value in values:
+        store.change("known", ChangeKind.REINSTATE, "pdq", value, "reassessed: it is a match")
+    store.change("known", ChangeKind.REINSTATE, "md5", hashlib.md5(b"item").hexdigest(), "ok")
+    assert matcher.refresh() == 3
+    found = [[(m.value, m.distance, m.labels) for m in matcher.match(q)] for q in queries]
+    assert found == [[(BASE, 5, {"A1"})], [(values[1], 5, {"B2"})]]
+    assert [m.signal for m in matcher.match(digest)] == ["md5"]
+    assert matcher.sizes()["pdq"] == 2 and matcher.sizes()["md5"] == 1
+    # A Matcher loaded afresh holds the same.
+    assert [len(Matcher(store, ["known"]).match(q)) for q in [*queries, digest]] == [1, 1, 1]
+
+
 def test_withdrawal_stops_matching_and_resubmission_restores(store: ListStore) -> None:
     matcher = Matcher(store, ["known"])
     query = _query("pdq", PdqHash(bytes.fromhex(BASE), 100))

@@ -1,5 +1,6 @@
 """Hash lists in the store, on SQLite and PostgreSQL: the change log, imports, tombstones."""
 
+import json
 import threading
 from collections.abc import Iterator
 
@@ -17,8 +18,9 @@ from hashguard.lists.model import (
     fold,
 )
 from hashguard.lists.records import InvalidRecord, Submission, Tombstone
+from hashguard.store import audit
 from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.list_errors import ListError
+from hashguard.store.list_errors import ListError, Unchanged
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import Base
 
@@ -135,6 +137,61 @@ def test_single_changes_name_what_is_wrong(store: ListStore) -> None:
     with pytest.raises(InvalidRecord, match="expected a PDQ hash"):
         store.change("known", ChangeKind.DELIST, "pdq", "xyz")
     assert store.get("known").version == 3
+
+
+def test_the_owner_reinstates_a_contested_or_delisted_entry_audited(store: ListStore) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(n), provenance=NL) for n in (1, 2)])
+    store.change("known", ChangeKind.CONTEST, "pdq", pdq(1), "false positive", "hashguard review")
+    store.change("known", ChangeKind.DELIST, "pdq", pdq(2), "appeal upheld", "owner")
+    first = store.change("known", ChangeKind.REINSTATE, "pdq", pdq(1), "not a match", "owner")
+    second = store.change("known", ChangeKind.REINSTATE, "pdq", pdq(2).upper(), "reassessed", "o2")
+    assert (first.version, first.kind, first.reason, first.actor) == (
+        5, ChangeKind.REINSTATE, "not a match", "owner",
+    )  # fmt: skip
+    assert not first.tombstone() and second.value == pdq(2)
+    status = {e.value: e.status for e in store.entries("known")[1]}
+    assert status == {pdq(1): EntryStatus.ACTIVE, pdq(2): EntryStatus.ACTIVE}
+    assert fold(store.changes_since("known", 0)) == {e.id: e for e in store.entries("known")[1]}
+    events = [
+        (e.actor, e.action, e.subject, json.loads(e.details)) for e in audit.events(store.engine)
+    ]
+    assert events[-2:] == [
+        ("owner", "list.reinstate", "known",
+         {"signal": "pdq", "value": pdq(1), "reason": "not a match", "version": 5}),
+        ("o2", "list.reinstate", "known",
+         {"signal": "pdq", "value": pdq(2), "reason": "reassessed", "version": 6}),
+    ]  # fmt: skip
+
+
+def test_reinstating_an_active_or_deleted_entry_or_without_a_reason_is_refused(
+    store: ListStore,
+) -> None:
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(n)) for n in (1, 2, 3)])
+    store.change("known", ChangeKind.DELETE, "pdq", pdq(2), "withdrawn by the source")
+    store.change("known", ChangeKind.CONTEST, "pdq", pdq(3), "false positive")
+    with pytest.raises(Unchanged) as active:
+        store.change("known", ChangeKind.REINSTATE, "pdq", pdq(1), "why not")
+    assert str(active.value) == (
+        f"list known: pdq entry {pdq(1)} is active: only a contested or delisted entry can be "
+        "reinstated"
+    )
+    with pytest.raises(Unchanged) as deleted:
+        store.change("known", ChangeKind.REINSTATE, "pdq", pdq(2), "why not")
+    assert str(deleted.value) == (
+        f"list known: pdq entry {pdq(2)} is deleted (withdrawn), not contested or delisted: only "
+        "those can be reinstated; a new submission of the value brings it back"
+    )
+    with pytest.raises(ListError) as reasonless:
+        store.change("known", ChangeKind.REINSTATE, "pdq", pdq(3), " ")
+    assert not isinstance(reasonless.value, Unchanged)
+    assert (
+        str(reasonless.value)
+        == "list known: a reinstatement needs a reason (it is kept in the log)"
+    )
+    assert store.get("known").version == 5
+    assert store.entry("known", "pdq", pdq(3)).status is EntryStatus.CONTESTED
 
 
 def test_a_malformed_record_anywhere_applies_nothing(store: ListStore) -> None:

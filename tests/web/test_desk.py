@@ -60,6 +60,7 @@ def desk(engine: Engine, database_url: str, store: Loopback) -> Iterator[tuple[S
         "upload": keys.create(Role.MATCHER, name="photos upload check", service="photos")[1],
         "ana": keys.create(Role.REVIEWER, name="ana")[1],
         "ben": keys.create(Role.REVIEWER, name="ben")[1],
+        "admin": keys.create(Role.ADMIN, name="hotline admin")[1],
     }
     with running(database_url, "--fetch-network", "127.0.0.0/8") as server:
         yield server, tokens
@@ -176,3 +177,46 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
     assert user.text_content("#status").startswith("received")
     complaints = server.get("/v1/complaints", "reviewer").json()["complaints"]
     assert [c["statement"] for c in complaints] == ["Dit is mijn eigen vakantiefoto."]
+
+
+def test_a_false_positive_shows_its_contested_entry_and_an_admin_reinstates_it(
+    desk, browser
+) -> None:
+    server, tokens = desk
+    upload(server, tokens["upload"], "upload-3", KNOWN)
+    ana = sign_in(browser, server, tokens["ana"])
+    with ana.expect_navigation():
+        ana.click("#queue a")
+    ana.keyboard.press("f")
+    ana.fill("#reason", "a different picture")
+    with ana.expect_navigation():
+        ana.click("#submit")
+    ana.wait_for_selector("#contested")
+    assert ana.text_content("#state") == "false_positive"
+    row = ana.text_content("#contested tr:nth-child(2)")
+    assert "known" in row and KNOWN in row and "contested" in row
+    assert "until the list's curator reinstates it" in row
+    assert ana.locator("form.reinstate").count() == 0  # a reviewer key curates no list
+    ident = int(ana.url.rsplit("/", 1)[1])
+    entry = ana.text_content("#contested tr:nth-child(2) td:nth-child(2)")
+    form = {"list": "known", "entry": entry, "reason": "x",
+            "csrf": ana.input_value("input[name=csrf]")}  # fmt: skip
+    refused = ana.request.post(f"{server.url}/desk/detections/{ident}/reinstate", form=form)
+    assert refused.status == 403
+    assert f"entry {entry} of list known is not one this key may reinstate" in refused.text()
+    assert server.get(f"/v1/lists/known/entries/pdq/{KNOWN}", "auditor").json()["status"] == (
+        "contested"
+    )
+
+    admin = sign_in(browser, server, tokens["admin"])
+    admin.goto(ana.url)
+    admin.fill("form.reinstate textarea", "the listed image after all")
+    with admin.expect_navigation():
+        admin.click("form.reinstate button")
+    admin.wait_for_selector("#contested")
+    assert "active again: it matches" in admin.text_content("#contested tr:nth-child(2)")
+    upload(server, tokens["upload"], "upload-4", KNOWN)  # matched at once
+    events = server.get("/v1/audit?limit=500", "auditor").json()["events"]
+    (reinstated,) = [e for e in events if e["action"] == "list.reinstate"]
+    assert reinstated["actor"].endswith("(hotline admin)")
+    assert '"reason":"the listed image after all"' in reinstated["details"]

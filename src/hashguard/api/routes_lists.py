@@ -63,7 +63,10 @@ class ListUpdate(BaseModel):
 
 
 class EntryChange(BaseModel):
-    kind: Literal["contest", "delist", "delete", "relabel"]
+    kind: Literal["contest", "delist", "delete", "relabel", "reinstate"] = Field(
+        description="reinstate: a contested or delisted entry becomes active again (a reason is "
+        "required; 409 for an entry that is active or deleted)."
+    )
     signal: ListedSignal
     value: str = Field(max_length=128)
     reason: str = Field("", max_length=2000)
@@ -193,7 +196,8 @@ async def import_list(
 async def change_entry(
     request: Request, key: Curator, name: str, body: EntryChange
 ) -> dict[str, Any]:
-    """Contest, delist, delete or relabel one entry; matching stops (or follows) at once."""
+    """Contest, delist, delete, reinstate or relabel one entry; matching stops (or follows, or
+    starts again) at once."""
     service = service_of(request)
     await run_in_threadpool(_listed, service, key, name)
     if (body.kind == "relabel") != (body.labels is not None):

@@ -303,7 +303,7 @@ def changes(
             typer.echo(json.dumps(change.as_json()))
 
 
-def _single_change(kind: ChangeKind, verb: str) -> None:
+def _single_change(kind: ChangeKind, verb: str, doc: str = "") -> None:
     def command(
         name: Annotated[str, typer.Argument(help="The list.")],
         signal: Annotated[str, typer.Argument(help="The entry's signal (pdq, md5, ...).")],
@@ -316,13 +316,18 @@ def _single_change(kind: ChangeKind, verb: str) -> None:
             change = store.change(name, kind, signal.lower(), value, reason, who(actor))
         typer.echo(f"{name}: {signal} {change.value} {verb} (version {change.version})")
 
-    command.__doc__ = f"Mark one entry {verb}; it stops matching at once."
+    command.__doc__ = doc or f"Mark one entry {verb}; it stops matching at once."
     lists_app.command(kind.value)(command)
 
 
 _single_change(ChangeKind.CONTEST, "contested")
 _single_change(ChangeKind.DELIST, "delisted")
 _single_change(ChangeKind.DELETE, "deleted")
+_single_change(
+    ChangeKind.REINSTATE,
+    "reinstated",
+    "Make one contested or delisted entry active again; it matches again at once.",
+)
 
 
 @lists_app.command()

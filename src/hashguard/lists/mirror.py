@@ -1,9 +1,10 @@
 """A list kept an exact mirror of a list elsewhere, by replaying that list's change feed.
 
 The mirror's version is where it stands in the origin's log: each change is replayed as it was
-made (adds, relabels, contests, delistings, deletions, withdrawals, with their labels, sources
-and reasons), so the mirror's version after a page equals the origin's last change in it. A
-mirror that has changes of its own, or that misses some, is refused with a message that says so.
+made (adds, relabels, contests, delistings, reinstatements, deletions, withdrawals, with their
+labels, sources and reasons), so the mirror's version after a page equals the origin's last
+change in it. A mirror that has changes of its own, or that misses some, is refused with a
+message that says so.
 Where the feed comes from (an HTTP client, hashguard.exchanges) is the caller's business.
 """
 

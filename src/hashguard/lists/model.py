@@ -2,7 +2,8 @@
 
 A ``HashList`` says who owns it, what it is for (category, jurisdictions, legal basis) and how
 it matches (``ListPolicy``). Its entries change only by appending a ``Change``: add, relabel,
-contest, delist, delete. A source can also withdraw its own submission:
+contest, delist, delete, and reinstate (the owner makes a contested or delisted entry active
+again). A source can also withdraw its own submission:
 the entry loses that source (``withdraw``) or, when it was the last one, is deleted (``delete``,
 keeping its sources as the record of who had submitted it). Nothing is
 edited in place, so a subscriber that has seen version N
@@ -44,6 +45,7 @@ class ChangeKind(StrEnum):
     DELIST = "delist"
     DELETE = "delete"
     WITHDRAW = "withdraw"  # a source withdrew its submission; other sources still hold the entry
+    REINSTATE = "reinstate"  # the owner undoes a contest or a delisting: the entry is active again
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +213,8 @@ class Change:
     """One appended change. ``add`` carries labels and provenance (sources merge with those
     already held); ``relabel`` carries the new labels; the others carry a reason. ``withdraw``
     carries the sources that withdrew (and loses them); a ``delete`` because the last sources
-    withdrew names them too, for the record."""
+    withdrew names them too, for the record. ``reinstate`` makes a contested or delisted entry
+    active again (of any other, it changes nothing)."""
 
     list_id: int
     version: int
@@ -302,6 +305,11 @@ def apply(entry: Entry | None, change: Change) -> Entry:
     labels, status, provenance = entry.labels, entry.status, entry.provenance
     if change.kind is ChangeKind.RELABEL:
         labels = change.labels or frozenset()
+    elif change.kind is ChangeKind.REINSTATE:
+        # Only the owner's own decisions are undone: a deleted entry comes back by a new
+        # submission, and reinstating it (or an active one) changes nothing.
+        if status in REINSTATABLE:
+            status = EntryStatus.ACTIVE
     elif change.kind is not ChangeKind.WITHDRAW:
         status = _STATUS_AFTER[change.kind]
     if change.provenance is not None and change.kind is ChangeKind.WITHDRAW:
@@ -315,6 +323,9 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         entry.id, entry.list_id, entry.signal, entry.value, labels, provenance, status, version
     )  # fmt: skip
 
+
+REINSTATABLE: Final = frozenset((EntryStatus.CONTESTED, EntryStatus.DELISTED))
+"""The statuses a ``reinstate`` makes active again: the owner's (or a reviewer's) decisions."""
 
 _STATUS_AFTER: Final = {
     ChangeKind.CONTEST: EntryStatus.CONTESTED,

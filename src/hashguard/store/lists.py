@@ -188,10 +188,13 @@ class ListStore:
         actor: str = "",
         labels: Iterable[str] | None = None,
     ) -> Change:
-        """Contest, delist, delete or relabel one entry. Raises ListError if the list does not
-        hold the value, or the entry is already in that state."""
+        """Contest, delist, delete, reinstate or relabel one entry. Raises ListError if the list
+        does not hold the value, or a reinstatement has no reason; Unchanged if the entry is
+        already in that state, or is not contested or delisted when reinstated."""
         if kind is ChangeKind.ADD:
             raise ListError("entries are added by importing them")
+        if kind is ChangeKind.REINSTATE and not reason.strip():
+            raise ListError(f"list {name}: a reinstatement needs a reason (it is kept in the log)")
         value = canonical(signal, value)
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
@@ -217,7 +220,7 @@ class ListStore:
             )
             after = apply(entry, change)
             if same_state(after, entry):
-                raise Unchanged(f"list {name}: {signal} entry {value} is already {entry.status}")
+                raise Unchanged(_unchanged(name, kind, entry))
             connection = session.connection()
             at = driver.stored_time(connection, datetime.fromisoformat(change.at))
             self.dialect.insert(connection, CHANGE_COLUMNS, [change_values(change, entry.id, at)])
@@ -341,6 +344,19 @@ def _held(session: Session, row: HashListRow, what: str, *where: Any) -> Entry:
     if found is None:
         raise EntryNotFound(f"list {row.name} holds no {what}")
     return entry_of(found)
+
+
+def _unchanged(name: str, kind: ChangeKind, entry: Entry) -> str:
+    """Why ``kind`` would change nothing of ``entry``."""
+    held = f"list {name}: {entry.signal} entry {entry.value}"
+    if kind is not ChangeKind.REINSTATE:
+        return f"{held} is already {entry.status}"
+    if entry.status is EntryStatus.DELETED:
+        return (
+            f"{held} is deleted (withdrawn), not contested or delisted: only those can be "
+            "reinstated; a new submission of the value brings it back"
+        )
+    return f"{held} is {entry.status}: only a contested or delisted entry can be reinstated"
 
 
 def _check_thresholds(name: str, policy: ListPolicy) -> None:

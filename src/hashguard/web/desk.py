@@ -6,6 +6,7 @@ the service's content URL when the reviewer opens an item, passed through (image
 stored, never cached) and shown blurred and grey until revealed; each viewing is audited.
 """
 
+import json
 import secrets
 import time
 from pathlib import Path
@@ -21,11 +22,13 @@ from hashguard.api.auth import actor
 from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
+from hashguard.lists.model import REINSTATABLE, ChangeKind
+from hashguard.lists.records import InvalidRecord
 from hashguard.matching import Matcher
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.redress import notices
-from hashguard.review.model import OPEN, Decision, NotFound, ReviewError
+from hashguard.review.model import OPEN, Decision, NotFound, ReviewError, State
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.list_errors import ListError
@@ -145,14 +148,38 @@ async def detection(request: Request, ident: int) -> Response:
     queue = await run_in_threadpool(service.review.queue, list(key.lists) or None, 50)
     following = [d.id for d in queue if d.id != ident]
     tally = {d.value: len({v.reviewer for v in votes if v.decision is d}) for d in Decision}
+    contested = []
+    if found.state is State.FALSE_POSITIVE:
+        contested = await run_in_threadpool(_contested, service, key, ident)
     return page(
         "detection.html", d=found, reviewer=actor(key), csrf=csrf,
         content_url=f"/desk/detections/{ident}/content" if checked.content_url else "",
         evidence=[{**m, "threshold": _threshold(service, m)} for m in found.evidence],
         votes=votes, four_eyes=service.review.four_eyes(found),
-        tally=tally, open=found.state in OPEN,
+        tally=tally, open=found.state in OPEN, contested=contested,
         next_id=following[0] if following else None,
     )  # fmt: skip
+
+
+def _contested(service: Service, key: ApiKey, ident: int) -> list[dict[str, Any]]:
+    """The list entries a false positive contested (the detection's own evidence is purged; its
+    audit event names them), each as it is now, and whether ``key`` may reinstate it: an admin
+    key that may use the list, the one desk key that may curate lists."""
+    events = audit.events(service.engine, subjects=[f"detection:{ident}"],
+                          action="detection.false_positive", limit=1)  # fmt: skip
+    named = json.loads(events[0].details).get("contest", []) if events else []
+    found = []
+    for reference in named:
+        name, _, entry_id = str(reference).rpartition(":")
+        try:
+            entry = service.lists.entry_by_id(name, int(entry_id))
+        except (ListError, ValueError):  # the list or entry removed since
+            continue
+        curates = key.role is Role.ADMIN and key.may_use(name)
+        found.append({"list": name, "entry": entry.id, "signal": entry.signal,
+                      "value": entry.value, "status": entry.status.value,
+                      "reinstate": curates and entry.status in REINSTATABLE})  # fmt: skip
+    return found
 
 
 def _threshold(service: Service, match: dict[str, Any]) -> float | str:
@@ -216,6 +243,48 @@ async def decide(
         await run_in_threadpool(service.review.visible, ident, key.lists)
         await run_in_threadpool(service.review.decide, ident, actor(key), decision, reason)
     except (NotFound, ReviewError) as error:
+        return page("queue.html", 409, error=str(error), detections=[], reviewer=actor(key),
+                    csrf=expected)  # fmt: skip
+    return RedirectResponse(f"/desk/detections/{ident}", 303)
+
+
+@router.post("/desk/detections/{ident}/reinstate")
+async def reinstate(
+    request: Request,
+    ident: int,
+    list_name: Annotated[str, Form(alias="list", max_length=100)],
+    entry: Annotated[int, Form()],
+    reason: Annotated[str, Form(max_length=2000)],
+    csrf: Annotated[str, Form()],
+) -> Response:
+    """The list's curator reinstates an entry this false positive contested (audited; the
+    service's Matcher matches it again before the answer)."""
+    try:
+        key, expected = await _signed_in(request)
+    except _SignIn:
+        return RedirectResponse("/desk/login", 303)
+    if not secrets.compare_digest(csrf, expected):
+        return Response("the form is stale: reload the page", 403, headers=_HEADERS)
+    service = service_of(request)
+    try:
+        await run_in_threadpool(service.review.visible, ident, key.lists)
+    except NotFound as error:
+        return page("queue.html", 404, error=str(error), detections=[], reviewer=actor(key),
+                    csrf=expected)  # fmt: skip
+    contested = await run_in_threadpool(_contested, service, key, ident)
+    chosen = next((c for c in contested if (c["list"], c["entry"]) == (list_name, entry)), None)
+    if chosen is None or not chosen["reinstate"]:
+        return page("queue.html", 403, detections=[], reviewer=actor(key), csrf=expected,
+                    error=f"entry {entry} of list {list_name} is not one this key may reinstate "
+                          f"from detection {ident}")  # fmt: skip
+
+    def change() -> None:
+        service.lists.change(list_name, ChangeKind.REINSTATE, chosen["signal"], chosen["value"],
+                             reason, actor(key))  # fmt: skip
+
+    try:
+        await run_in_threadpool(change)
+    except (ListError, InvalidRecord) as error:
         return page("queue.html", 409, error=str(error), detections=[], reviewer=actor(key),
                     csrf=expected)  # fmt: skip
     return RedirectResponse(f"/desk/detections/{ident}", 303)

@@ -14,7 +14,9 @@ Columns (header required; only ``signal`` and ``value`` must be present, in any 
     status         active (default) | contested | delisted | deleted
 
 A row whose status is not active is a tombstone: importing it contests, delists or deletes the
-entry. An entry held by several sources is written once per source; reading merges them.
+entry. An active row does not reinstate a contested or delisted entry (the owner's decision,
+which only ``reinstate`` undoes); it revives a deleted one. An entry held by several sources
+is written once per source; reading merges them.
 """
 
 import csv
