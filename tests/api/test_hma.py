@@ -78,6 +78,10 @@ def test_a_video_is_hashed_as_video_md5(hma: Server) -> None:
     answer = hma.post("/h/hash", "matcher", files={"video": ("v", video)})
     assert answer.status_code == 200, answer.text
     assert answer.json() == {"video_md5": Md5Signal().hash(video).hex()}
+    # As in HMA, video_md5 is the MD5 of the bytes, whatever they are.
+    notes = b"Minutes of the meeting: nothing to see.\n"
+    any_file = hma.post("/h/hash", "matcher", files={"video": ("notes.txt", notes)})
+    assert any_file.json() == {"video_md5": Md5Signal().hash(notes).hex()}
 
 
 def _lookup(signal_type: str, signal: str) -> dict[str, str]:
@@ -90,6 +94,7 @@ def _lookup(signal_type: str, signal: str) -> dict[str, str]:
         ("POST", "/h/hash", {"files": {"file": ("x", b"1")}}, "no such content_type: 'file'"),
         ("POST", "/h/hash", {"files": {"photo": ("a", b"1"), "video": ("b", b"")}}, "Only one"),
         ("POST", "/h/hash", {"content": b""}, "Missing multipart/form-data file"),
+        ("POST", "/h/hash", {"files": {"photo": ("x", b"notes")}}, "not a supported image"),
         ("GET", "/m/raw_lookup", {"params": _lookup("x", "0")}, "No such SignalType"),
         ("GET", "/m/raw_lookup", {"params": _lookup("pdq", "zz")}, "invalid signal"),
         ("GET", "/m/raw_lookup", {"params": {"signal_type": "pdq"}}, "signal"),

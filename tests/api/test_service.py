@@ -4,6 +4,7 @@ metrics, limits and malformed requests."""
 
 import hashlib
 import json
+import random
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -102,8 +103,8 @@ def _concrete(path: str) -> str:
 # What a key of an allowed role gets from each route called with harmless values (``_concrete``)
 # and an empty JSON body: the route's own answer, never the role check's.
 _ALLOWED_ANSWER = {
-    "POST /v1/hash": 415,
-    "POST /v1/match/media": 415,
+    "POST /v1/hash": 200,  # the body "{}" is a file too: its digests
+    "POST /v1/match/media": 200,
     "POST /v1/match/hashes": 422,
     "GET /v1/lists": 200,
     "POST /v1/lists": 422,
@@ -270,6 +271,32 @@ def test_media_is_hashed_and_matched_in_memory(server: Server) -> None:
 
     other = server.post("/v1/match/media", "matcher", content=OTHER)
     assert other.json()["matches"] == []
+
+
+def test_any_file_is_hashed_and_matched_by_its_digests(server: Server) -> None:
+    notes, noise = (
+        b"Minutes of the meeting: nothing to see.\n" * 30,
+        random.Random(16).randbytes(70_000),
+    )
+    for content in (notes, noise):
+        hashed = server.post("/v1/hash", "matcher", content=content)
+        assert hashed.status_code == 200, hashed.text
+        digests = {name: {"value": hashlib.new(name, content).hexdigest()}
+                   for name in ("md5", "sha1", "sha256")}  # fmt: skip
+        assert hashed.json() == {"kind": "other", "hashes": digests}
+
+    matched = server.post("/v1/match/media", "matcher", params={"content_ref": "notes-1"},
+                          files={"file": ("a.txt", b"a", "text/plain")})  # fmt: skip
+    assert matched.status_code == 200, matched.text
+    assert matched.json()["kind"] == "other" and set(matched.json()["hashes"]) == {"md5"}
+    [match] = matched.json()["matches"]
+    assert (match["list"], match["signal"], match["value"]) == ("alpha", "md5", MD5_A)
+    assert _logged(server)[-1][3] == "notes-1"
+
+    # PDQ needs an image: asked for alone, the file is refused with the reason, as before.
+    refused = server.post("/v1/hash", "matcher", content=notes, params={"signals": "pdq"})
+    assert refused.status_code == 415
+    assert refused.json()["error"]["message"] == "not a supported image or video format"
 
 
 def test_a_key_limited_to_lists_matches_only_those(server: Server) -> None:
@@ -545,7 +572,8 @@ _SURROGATE = b'{"hashes": [{"signal": "md5", "value": "%s", "content_ref": "\\ud
         ("POST", "/v1/match/hashes", {"json": {"hashes": [{"signal": "md5", "value": "x"}],
                                                "lists": [{}]}}, 422, "lists.0"),
         ("POST", "/v1/match/media", {"content": b""}, 400, "no media"),
-        ("POST", "/v1/match/media", {"content": b"not an image at all"}, 415, "not a supported"),
+        ("POST", "/v1/hash", {"content": b"not an image at all", "params": {"signals": "pdq"}},
+         415, "not a supported image or video format"),
         ("POST", "/v1/hash", {"content": b"\xff\xd8\xff\xe0" + b"\x00" * 64}, 400, ""),
         ("POST", "/v1/hash", {"files": {"a": ("a", b"1"), "b": ("b", b"2")}}, 400, "one file"),
         ("POST", "/v1/hash", {"content": b"--x", "headers": _FORM_NO_BOUNDARY}, 400, "boundary"),

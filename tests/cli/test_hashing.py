@@ -3,9 +3,11 @@ this process (tests/support/invoke.py), and in real processes where only they sh
 terminal, closed or non-UTF-8 standard streams)."""
 
 import csv
+import hashlib
 import io
 import json
 import os
+import random
 import re
 import subprocess
 import sys
@@ -82,6 +84,34 @@ def test_bad_files_get_one_line_each_and_the_rest_is_hashed(bad: Path) -> None:
     assert [Path(h["path"]).name for h in hashed] == ["good.jpg"]
     missing = hashguard("hash", str(bad / "absent.jpg"))
     assert missing.returncode == 1 and "absent.jpg: cannot read: No such file" in missing.stderr
+
+
+def test_any_file_gets_its_digests(tmp_path: Path) -> None:
+    files = {"notes.txt": b"Meeting notes: nothing to see.\n" * 40,
+             "random.bin": random.Random(16).randbytes(70_000)}  # fmt: skip
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    result = hashguard("hash", str(tmp_path), "-f", "csv")
+    assert result.returncode == 0 and result.stderr == "", result.stderr
+    rows = csv.DictReader(io.StringIO(result.stdout))
+    assert {(Path(r["path"]).name, r["signal"]): r["value"] for r in rows} == {
+        (name, algorithm): hashlib.new(algorithm, content).hexdigest()
+        for name, content in files.items()
+        for algorithm in ("md5", "sha1", "sha256")
+    }
+    notes = str(tmp_path / "notes.txt")
+    one = hashguard("hash", notes, "-s", "sha1", "-f", "text")
+    assert one.stdout == f"sha1\t{hashlib.sha1(files['notes.txt']).hexdigest()}\t-\t{notes}\n"
+    # PDQ needs an image: asked for alone, the file is refused with the reason, as before.
+    pdq = hashguard("hash", notes, "-s", "pdq")
+    assert pdq.returncode == 1 and pdq.stdout == ""
+    assert pdq.stderr == f"hashguard: {notes}: not a supported image or video format\n"
+    device = hashguard("hash", "/dev/zero", "-s", "md5")  # would be read without end
+    assert device.returncode == 1
+    assert (
+        device.stderr
+        == "hashguard: /dev/zero: not a regular file (a device or a pipe): nothing to hash\n"
+    )
 
 
 def test_compare_prints_distance_and_verdict(tmp_path: Path) -> None:
@@ -234,7 +264,7 @@ def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
     (tmp_path / "3.jpg").write_bytes(b"not an image at all, just text" * 4)
     controller, terminal = pty.openpty()
     with subprocess.Popen(
-        [sys.executable, "-m", "hashguard", "hash", str(tmp_path), "-s", "md5", "-f", "text"],
+        [sys.executable, "-m", "hashguard", "hash", str(tmp_path), "-s", "pdq", "-f", "text"],
         stdout=terminal,
         stderr=terminal,
         env={**os.environ, "COLUMNS": "60", "TERM": "xterm"},
@@ -247,4 +277,4 @@ def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
     lines = [line.strip() for line in text.replace("\r", "\n").split("\n")]
     error = f"hashguard: {tmp_path / '3.jpg'}: not a supported image or video format"
     assert error in lines  # a line of its own, never glued to the bar or wrapped
-    assert sum(line.startswith("md5") for line in lines) == 5
+    assert sum(line.startswith("pdq") for line in lines) == 5

@@ -3,6 +3,7 @@ hashes against stored lists, each list's threshold, the exit status, errors that
 or the query."""
 
 import csv
+import hashlib
 import io
 import json
 from dataclasses import dataclass
@@ -32,8 +33,6 @@ def listed(tmp_path_factory: pytest.TempPathFactory) -> Listed:
     """Lists in a database: "known" with two images' PDQ hashes (labelled), "strict" with one
     of them at PDQ threshold 8, "digests" with another image's SHA-256; and a folder with
     those images, a rotated copy of the first, an unlisted image and a flat one."""
-    import hashlib
-
     from PIL import Image
 
     from hashguard.lists.model import Category, ListPolicy
@@ -148,3 +147,31 @@ def test_match_reports_unreadable_files_and_skips_videos(tmp_path, listed, bad) 
     # A list of digests matches videos too: the file is hashed, not skipped.
     both = listed.match("-l", "known", "-l", "digests", str(tmp_path / "clip.mp4"))
     assert both.returncode == 1 and both.stdout.endswith("clip.mp4: no match\n")
+
+
+def test_any_file_matches_a_list_of_its_digests(tmp_path: Path, listed: Listed) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_bytes(b"Minutes of the meeting: nothing to see.\n" * 30)
+    (tmp_path / "hashes.txt").write_text(hashlib.sha256(notes.read_bytes()).hexdigest() + "\n")
+
+    def lists(*args: str) -> Ran:
+        return hashguard("lists", *args, "--database-url", listed.url)
+
+    created = lists("create", "files", "--owner", "Test Org", "--category", "test")
+    assert created.returncode == 0, created.stderr
+    imported = lists("import", "files", str(tmp_path / "hashes.txt"), "-f", "text",
+                     "-s", "sha256", "--source", "Test Org")  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    found = listed.match("-l", "files", "-f", "jsonl", str(notes))
+    assert found.returncode == 0, found.stderr
+    [match] = [json.loads(line) for line in found.stdout.splitlines()]
+    assert (match["query"], match["list"], match["signal"], match["distance"]) == (
+        str(notes),
+        "files",
+        "sha256",
+        0,
+    )
+    # Lists of PDQ hashes alone cannot match a text file: refused with the reason, as before.
+    refused = listed.match("-l", "known", str(notes))
+    assert refused.returncode == 2
+    assert f"{notes}: not a supported image or video format" in refused.stderr

@@ -8,6 +8,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hashguard.media import EmptyMedia, MediaError, MediaKind, UnsupportedMedia, decode_luma, sniff
+from hashguard.media.formats import SNIFF_BYTES, file_kind
 from hashguard.signals.vpdq import VpdqSignal
 
 from support.media import jpeg, make_video, png
@@ -49,6 +50,15 @@ def test_unrecognised_content() -> None:
     for head in (b"%PDF-1.7", b"PK\x03\x04", b"GET / HTTP/1.1", b"\x47 a text line", b"BM"):
         with pytest.raises(UnsupportedMedia):
             sniff(head)
+        assert file_kind(head) is MediaKind.OTHER  # any other file: hashed by its bytes alone
+
+
+def test_the_kind_of_any_file() -> None:
+    assert file_kind(jpeg(1, 32, 32)) is MediaKind.IMAGE
+    assert file_kind(make_video(2, seconds=0.2)[:SNIFF_BYTES]) is MediaKind.VIDEO
+    assert file_kind(b"notes\n") is MediaKind.OTHER
+    with pytest.raises(EmptyMedia, match="file is empty"):
+        file_kind(b"")
 
 
 @settings(max_examples=200)

@@ -1,12 +1,26 @@
-"""Hashing many files over processes: order, failures that stay per file, crashed decoders."""
+"""Hashing many files over processes: order, failures that stay per file, crashed decoders;
+files that are not media, hashed by their bytes."""
 
+import hashlib
+import io
 import os
+import random
 from pathlib import Path
 
 import pytest
 
-from hashguard.signals import batch
-from hashguard.signals.batch import FileFailure, HashSettings, expand, hash_paths
+from hashguard.media import Limits, UnsupportedMedia
+from hashguard.media.formats import NOT_MEDIA
+from hashguard.signals import batch, registry
+from hashguard.signals.batch import (
+    FileFailure,
+    HashedFile,
+    HashSettings,
+    expand,
+    hash_paths,
+    hash_stream,
+    hash_values,
+)
 
 from support.media import jpeg
 
@@ -50,3 +64,62 @@ def test_a_file_that_crashes_its_worker_fails_alone(tmp_path: Path, monkeypatch,
     assert failures == [FileFailure(files[4], "the decoder process crashed on this file")]
     hashed = [r.path for r in results if not isinstance(r, FileFailure)]
     assert hashed == files[:4] + files[5:]
+
+
+def _other_files(root: Path) -> dict[str, bytes]:
+    """A text file and random bytes: files that are neither an image nor a video."""
+    files = {"notes.txt": b"Meeting notes: nothing to see.\n" * 50,
+             "random.bin": random.Random(16).randbytes(70_000)}  # fmt: skip
+    for name, content in files.items():
+        (root / name).write_bytes(content)
+    return files
+
+
+def test_any_file_gets_its_digests_and_only_those(tmp_path: Path) -> None:
+    for name, content in _other_files(tmp_path).items():
+        values = hash_values(str(tmp_path / name), [registry.get(n) for n in registry.names()])
+        assert [(s.name, v) for s, v in values] == [
+            ("md5", hashlib.md5(content).digest()),
+            ("sha1", hashlib.sha1(content).digest()),
+            ("sha256", hashlib.sha256(content).digest()),
+        ]
+        [result] = hash_paths([str(tmp_path / name)], HashSettings(("sha256", "pdq")), jobs=0)
+        expected = HashedFile(str(tmp_path / name), (("sha256", hashlib.sha256(content).digest()),))
+        assert result == expected
+
+
+def test_a_file_that_is_not_media_is_refused_when_only_media_signals_are_asked(
+    tmp_path: Path,
+) -> None:
+    _other_files(tmp_path)
+    for asked in (("pdq",), ("vpdq",), ("pdq", "canonical_sha256")):
+        [result] = hash_paths([str(tmp_path / "notes.txt")], HashSettings(asked), jobs=0)
+        assert result == FileFailure(str(tmp_path / "notes.txt"), NOT_MEDIA)
+    with pytest.raises(UnsupportedMedia, match=NOT_MEDIA):
+        hash_values(str(tmp_path / "random.bin"), [registry.get("pdq")])
+
+
+class _Reads(io.BytesIO):
+    """An in-memory file that remembers the largest read asked of it."""
+
+    largest = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        self.largest = max(self.largest, len(self.getbuffer()) if size in (None, -1) else size)
+        return super().read(size)
+
+
+def test_other_files_are_streamed_through_their_digests_whatever_their_size() -> None:
+    content = random.Random(2).randbytes(3 * 1024 * 1024)
+    stream = _Reads(content)
+    tiny = Limits(max_image_bytes=1000, max_video_bytes=1000)  # no media limit applies
+    [(signal, value)] = hash_stream(stream, len(content), [registry.get("sha256")], tiny)
+    assert (signal.name, value) == ("sha256", hashlib.sha256(content).digest())
+    assert stream.largest <= 1024 * 1024  # read in chunks, never whole
+
+
+def test_a_device_is_refused_rather_than_read_without_end() -> None:
+    [result] = hash_paths(["/dev/zero"], HashSettings(("md5",)), jobs=0)
+    assert result == FileFailure(
+        "/dev/zero", "not a regular file (a device or a pipe): nothing to hash"
+    )

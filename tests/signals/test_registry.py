@@ -17,6 +17,7 @@ def test_registry_lists_every_signal_with_its_media_and_threshold() -> None:
         "canonical_sha256",
     ]
     assert [s.name for s in for_media(MediaKind.VIDEO)] == ["vpdq", "md5", "sha1", "sha256"]
+    assert [s.name for s in for_media(MediaKind.OTHER)] == ["md5", "sha1", "sha256"]
     assert get("PDQ").default_threshold == 31
     assert get("vpdq").default_threshold == 20  # % of frames allowed without a close frame
     assert get("sha256").default_threshold == 0

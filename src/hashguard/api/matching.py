@@ -16,8 +16,8 @@ from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
 from hashguard.matching.query import Hashed, Query, parse
-from hashguard.media.errors import LimitExceeded, MediaError
-from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
+from hashguard.media.errors import LimitExceeded, MediaError, UnsupportedMedia
+from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
@@ -65,14 +65,12 @@ def chosen_lists(service: Service, key: ApiKey, names: Sequence[str] | None) -> 
 async def hash_media(
     data: bytes, service: Service, signals: Sequence[str] | None = None, dihedral: bool = False
 ) -> tuple[MediaKind, Query]:
-    """The media's kind and its hashes (``signals``, else every signal that applies), hashed in
-    memory. ApiError 400/413/415 for media that cannot be hashed."""
+    """The file's kind (image, video or other) and its hashes (``signals``, else every signal
+    that applies: a file that is not media gets its digests), hashed in memory. ApiError
+    400/413/415 for a file that cannot be hashed."""
     if not data:
         raise ApiError(400, "no media in the request: send the file as the body or a form field")
-    try:
-        kind = sniff(data[:SNIFF_BYTES]).kind
-    except MediaError as error:
-        raise ApiError(415, str(error)) from None
+    kind = file_kind(data[:SNIFF_BYTES])
     try:
         chosen = [registry.get(name) for name in (signals or registry.names())]
     except ValueError as error:
@@ -86,6 +84,8 @@ async def hash_media(
         values = await run_in_threadpool(work)
     except NotApplicable as error:
         raise ApiError(415, f"{error} (the media is {error.kind})") from None
+    except UnsupportedMedia as error:  # not media, and only signals of media asked for
+        raise ApiError(415, str(error)) from None
     except LimitExceeded as error:
         raise ApiError(413, str(error)) from None
     except MediaError as error:

@@ -67,7 +67,9 @@ async def hash_upload(
         str | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
 ) -> dict[str, Any]:
-    """Hash uploaded media. Nothing is stored: neither the media nor its hashes."""
+    """Hash an uploaded file: media with every signal that applies (``kind`` image or video),
+    any other file with its digests (``kind`` other). Nothing is stored: neither the file nor
+    its hashes."""
     kind, query = await hash_media(
         await _media(request, url), service_of(request), signals, dihedral
     )
@@ -92,8 +94,9 @@ async def match_media(
         str | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
 ) -> dict[str, Any]:
-    """Hash uploaded media with every signal the lists hold and match it. A match is stored in
-    the match log with ``content_ref``; a miss leaves no trace."""
+    """Hash an uploaded file with every signal the lists hold that applies to it (a file that
+    is not media: its digests) and match it. A match is stored in the match log with
+    ``content_ref``; a miss leaves no trace."""
     service = service_of(request)
     metrics = request.app.state.metrics
     names = chosen_lists(service, key, lists)

@@ -48,8 +48,8 @@ def match(
     queries: Annotated[
         list[str],
         typer.Argument(
-            help="Media files, directories (walked recursively), or hashes: SIGNAL:HEX, or bare "
-            f"hex read by its length ({_LENGTHS})."
+            help="Files (media, or any file for its digests), directories (walked recursively), "
+            f"or hashes: SIGNAL:HEX, or bare hex read by its length ({_LENGTHS})."
         ),
     ],
     names: Annotated[
@@ -74,7 +74,7 @@ def match(
     output: FormatOption = (OutputFormat.text),
     database_url: DatabaseOption = None,
 ) -> None:
-    """Match media or hashes against hash lists, each with its own thresholds; a file is hashed
+    """Match files or hashes against hash lists, each with its own thresholds; a file is hashed
     with every signal the lists hold. One line per match (jsonl: {"query", "list", "entry",
     "signal", "distance", "labels"}); text also says which queries did not match.
 

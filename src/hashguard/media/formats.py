@@ -1,4 +1,5 @@
-"""Recognise a media format from its first bytes (never from a file name)."""
+"""Recognise a media format, and so the kind of any file, from its first bytes (never from a
+file name)."""
 
 from dataclasses import dataclass
 from enum import StrEnum
@@ -11,6 +12,10 @@ SNIFF_BYTES = 512
 class MediaKind(StrEnum):
     IMAGE = "image"
     VIDEO = "video"
+    OTHER = "other"  # any other file: never decoded; only signals of its bytes apply to it
+
+
+NOT_MEDIA = "not a supported image or video format"
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +88,16 @@ def sniff(head: bytes) -> Format:
         return FLV
     if head.startswith(b"OggS"):
         return OGG
-    raise UnsupportedMedia("not a supported image or video format")
+    raise UnsupportedMedia(NOT_MEDIA)
+
+
+def file_kind(head: bytes) -> MediaKind:
+    """The kind of a file starting with ``head`` (its first ``SNIFF_BYTES`` bytes): image or
+    video for media ``sniff`` recognises, ``OTHER`` for any other bytes.
+
+    Raises ``EmptyMedia`` for no bytes.
+    """
+    try:
+        return sniff(head).kind
+    except UnsupportedMedia:
+        return MediaKind.OTHER

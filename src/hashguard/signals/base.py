@@ -54,6 +54,7 @@ class SignalType(ABC, Generic[Value]):
     """A kind of hash: how to compute it, parse it, print it, and compare two of them."""
 
     name: ClassVar[str]
+    # The kinds of file it applies to (``MediaKind.OTHER``: any file that is not media).
     media: ClassVar[frozenset[MediaKind]]
     default_threshold: ClassVar[float]
     # The largest threshold a list may set (a digest matches only when equal: 0).
@@ -114,7 +115,8 @@ class SignalType(ABC, Generic[Value]):
 
     @abstractmethod
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> Value:
-        """Hash media given as bytes or an open binary file; raises ``MediaError`` subclasses."""
+        """Hash a file of a kind in ``media``, given as bytes or an open binary file; raises
+        ``MediaError`` subclasses."""
 
     @abstractmethod
     def parse(self, text: str) -> Value:

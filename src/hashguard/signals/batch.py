@@ -19,8 +19,8 @@ from typing import Any, BinaryIO
 from threadpoolctl import threadpool_limits
 
 from hashguard.errors import Unsupported
-from hashguard.media.errors import MediaError
-from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
+from hashguard.media.errors import MediaError, UnsupportedMedia
+from hashguard.media.formats import NOT_MEDIA, SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import registry
 from hashguard.signals.base import SignalType, read_image
@@ -60,7 +60,7 @@ class FileFailure:
 
 @dataclass(frozen=True, slots=True)
 class FileSkipped:
-    """A readable file that none of the requested signals applies to (a video for ``pdq``)."""
+    """Readable media that none of the requested signals applies to (a video for ``pdq``)."""
 
     path: str
     kind: MediaKind
@@ -70,7 +70,7 @@ FileResult = HashedFile | FileFailure | FileSkipped
 
 
 class NotApplicable(Unsupported):
-    """None of the requested signals applies to this kind of media."""
+    """None of the requested signals applies to this kind of media (an image or a video)."""
 
     def __init__(self, kind: MediaKind) -> None:
         super().__init__(f"no requested signal applies to {kind} files")
@@ -168,9 +168,13 @@ def hash_values(
     limits: Limits = DEFAULT_LIMITS,
     dihedral: bool = False,
 ) -> list[tuple[SignalType[Any], Any]]:
-    """``hash_stream`` of the file at ``path``."""
+    """``hash_stream`` of the file at ``path``; raises ``UnsupportedMedia`` for a device or
+    a pipe (a stream without end), besides what ``hash_stream`` raises."""
     with open(path, "rb") as stream:
-        return hash_stream(stream, os.fstat(stream.fileno()).st_size, signals, limits, dihedral)
+        found = os.fstat(stream.fileno())
+        if not stat.S_ISREG(found.st_mode):
+            raise UnsupportedMedia("not a regular file (a device or a pipe): nothing to hash")
+        return hash_stream(stream, found.st_size, signals, limits, dihedral)
 
 
 def hash_stream(
@@ -180,21 +184,25 @@ def hash_stream(
     limits: Limits = DEFAULT_LIMITS,
     dihedral: bool = False,
 ) -> list[tuple[SignalType[Any], Any]]:
-    """Each signal that applies to the media in ``stream`` (a seekable binary stream of
+    """Each signal that applies to the file in ``stream`` (a seekable binary stream of
     ``size`` bytes: an open file, or an upload held in memory), with its value (for pdq with
     ``dihedral``: ``DihedralHashes``). Images are read into memory within the size limit;
-    videos are read from the stream. Raises ``NotApplicable``, ``MediaError`` or ``OSError``.
+    videos are read from the stream, and so are other files (only signals of their bytes apply
+    to them: no decoder sees them, so no media limit either). Raises ``NotApplicable`` for
+    media none of ``signals`` applies to, ``UnsupportedMedia`` for a file that is not media
+    when none applies to it either (as it was asked for media only), else ``MediaError`` or
+    ``OSError``.
     """
-    kind = sniff(stream.read(SNIFF_BYTES)).kind
+    kind = file_kind(stream.read(SNIFF_BYTES))
     chosen = [s for s in signals if s.applies_to(kind)]
     if not chosen:
-        raise NotApplicable(kind)
+        raise UnsupportedMedia(NOT_MEDIA) if kind is MediaKind.OTHER else NotApplicable(kind)
     stream.seek(0)
     data: bytes | None = None
     if kind is MediaKind.IMAGE:
         limits.check_image_bytes(size)
         data = read_image(stream, limits)
-    else:
+    elif kind is MediaKind.VIDEO:
         limits.check_video_bytes(size)
     values: list[tuple[SignalType[Any], Any]] = []
     for chosen_signal in chosen:

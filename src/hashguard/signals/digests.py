@@ -1,5 +1,5 @@
-"""Cryptographic digests of the file bytes (MD5, SHA-1, SHA-256), as NCMEC and IWF lists carry,
-and SHA-256 of an image's canonical re-encoding.
+"""Cryptographic digests of the file bytes (MD5, SHA-1, SHA-256) of any file, media or not, as
+NCMEC and IWF lists carry, and SHA-256 of an image's canonical re-encoding.
 
 They match identical copies only: distance 0 (identical) or 1 (different).
 """
@@ -25,7 +25,8 @@ _CHUNK = 1024 * 1024
 
 
 class DigestSignal(SignalType[bytes]):
-    """A cryptographic digest of ``size`` bytes, written as ``2 * size`` lowercase hex digits."""
+    """A cryptographic digest of ``size`` bytes, written as ``2 * size`` lowercase hex digits.
+    It applies to every file, media or not; a stream is read in chunks, never held whole."""
 
     media: ClassVar[frozenset[MediaKind]] = frozenset(MediaKind)
     default_threshold: ClassVar[float] = 0
