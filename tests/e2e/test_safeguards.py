@@ -116,7 +116,7 @@ def test_the_whole_path_from_upload_check_to_annual_report(world) -> None:
     assert miss.json()["matched"] == 0
     queue = detections(server, tokens["ana"])
     assert set(queue) == {"up-A", "up-B"} and queue["up-A"]["state"] == "pending"
-    assert queue["up-A"]["quarantined"] and queue["up-A"]["account_ref"] == "account-1"
+    assert queue["up-A"]["quarantine_requested"] and queue["up-A"]["account_ref"] == "account-1"
     a, b = queue["up-A"]["id"], queue["up-B"]["id"]
     assert webhook.wait_for(2)  # both quarantined, through the signed webhook
     assert {e["kind"] for e in webhook_events(webhook, secret)} == {"quarantine"}

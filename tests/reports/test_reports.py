@@ -4,6 +4,7 @@ real service) with retries and idempotency. Benign test values throughout."""
 
 import base64
 import json
+import logging
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
@@ -15,10 +16,11 @@ from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.reports import eu, ncmec
 from hashguard.reports.eu import Circumstances, Provider, ReportError
-from hashguard.reports.submit import CyberTiplineAdapter, EuCentreAdapter, Reports
+from hashguard.reports.submit import ATTEMPTS, CyberTiplineAdapter, EuCentreAdapter, Reports
 from hashguard.review.detections import Evidence, Review
 from hashguard.review.model import Decision, ReviewError, State
 from hashguard.review.services import ServiceStore
+from hashguard.review.webhook import DELIVERED, FAILED, PENDING, Backlog
 from hashguard.store.counts import counts
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
@@ -239,3 +241,31 @@ def test_a_refused_report_stays_unsubmitted_with_the_reason(
         reports.submit(made.id, CyberTiplineAdapter(cybertipline.url, "esp-user", "wrong"), "r")
     after = reports.get(made.id)
     assert after.state == "built" and "HTTP 401" in after.last_error
+
+
+def test_an_undelivered_report_says_why_in_the_log_the_counter_and_its_state(
+    review: Review, key, caplog: pytest.LogCaptureFixture
+) -> None:
+    outcomes: list[bool] = []
+    reports = Reports(review.engine, review, sleep=lambda _: None, attempted=outcomes.append)
+    made = reports.make(confirmed(review), "eu-centre", PROVIDER, REMOVED, key, "reviewer-1")
+    assert made.delivery == PENDING and reports.backlog().pending == 1
+    with caplog.at_level(logging.WARNING, logger="hashguard.reports"):
+        after = reports.submit(made.id, EuCentreAdapter("http://nothing.invalid/reports"), "r")
+    assert after.state == "built" and after.delivery == FAILED and after.attempts == ATTEMPTS
+    assert after.last_error.startswith("cannot resolve nothing.invalid")
+    assert outcomes == [False] * ATTEMPTS
+    lines = [r.getMessage() for r in caplog.records]
+    assert sum("to eu-centre failed: cannot resolve nothing.invalid" in line
+               for line in lines) == ATTEMPTS  # fmt: skip
+    assert any(f"not delivered after {ATTEMPTS} attempts" in line for line in lines)
+    waiting = reports.backlog()
+    assert waiting.pending == 0 and waiting.failed == 1
+    # Sent again when the EU Centre is back: delivered.
+    centre = Loopback(lambda path, headers, body: (201, "application/json", b'{"id": "E-1"}'))
+    try:
+        sent = reports.submit(made.id, EuCentreAdapter(centre.url + "/reports"), "r")
+    finally:
+        centre.close()
+    assert sent.delivery == DELIVERED and outcomes[-1] is True
+    assert reports.backlog() == Backlog(0, 0.0, 0)

@@ -302,7 +302,8 @@ def test_webhook_calls_are_signed_retried_with_backoff_and_idempotent(
     now = datetime.now(UTC)
     assert sender.send_due(now) == 0  # HTTP 500
     [call] = world.calls("action.taken")
-    assert call.attempts == 1 and call.last_error == "HTTP 500" and call.delivered_at is None
+    assert call.attempts == 1 and call.delivered_at is None
+    assert call.last_error == "HTTP 500 Internal Server Error"
     assert sender.send_due(now) == 0  # not due yet: it waits
     assert len(receiver.requests) == 1
     assert sender.send_due(now + timedelta(seconds=3)) == 0  # second failure

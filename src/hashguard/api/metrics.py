@@ -1,11 +1,13 @@
-"""Prometheus metrics: requests and their latency by route, matches by list and signal, and the
-index's size and age. One registry per app, so several apps in one process stay apart."""
+"""Prometheus metrics: requests and their latency by route, matches by list and signal, the
+index's size and age, and deliveries (webhook calls and reports: attempts by outcome, what
+waits and for how long, what was given up). One registry per app, so several apps in one
+process stay apart."""
 
 import time
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -38,6 +40,7 @@ class Metrics:
         )  # fmt: skip
         self.started.set(time.time())
         self.registry.register(_IndexCollector(service))
+        self.registry.register(_DeliveryCollector(service))
 
 
 class _IndexCollector(Collector):
@@ -66,6 +69,41 @@ class _IndexCollector(Collector):
         ready = GaugeMetricFamily("hashguard_ready", "1 when the index is loaded and current")
         ready.add_metric([], 1.0 if readiness.ready else 0.0)
         yield from (size, versions, age, ready)
+
+
+class _DeliveryCollector(Collector):
+    """Read at scrape time from the service's tally: attempts by kind and outcome (since the
+    process started), and the backlog the webhook thread last took stock of (each second)."""
+
+    def __init__(self, service: "Service") -> None:
+        self.service = service
+
+    def collect(self) -> Any:
+        deliveries = self.service.deliveries
+        attempts = CounterMetricFamily(
+            "hashguard_deliveries", "Delivery attempts (webhook calls, reports) by outcome",
+            labels=["kind", "outcome"],
+        )  # fmt: skip
+        for (kind, outcome), count in sorted(deliveries.attempts.items()):
+            attempts.add_metric([kind, outcome], count)
+        pending = GaugeMetricFamily(
+            "hashguard_deliveries_pending", "Deliveries not made yet, still to be tried",
+            labels=["kind"],
+        )  # fmt: skip
+        oldest = GaugeMetricFamily(
+            "hashguard_deliveries_oldest_pending_seconds",
+            "Age of the oldest pending delivery (0 when none waits)", labels=["kind"],
+        )  # fmt: skip
+        failed = GaugeMetricFamily(
+            "hashguard_deliveries_failed",
+            "Deliveries whose every attempt failed (webhook calls given up; reports to send "
+            "again)", labels=["kind"],
+        )  # fmt: skip
+        for kind, backlog in sorted(deliveries.backlog.items()):
+            pending.add_metric([kind], backlog.pending)
+            oldest.add_metric([kind], backlog.oldest_seconds)
+            failed.add_metric([kind], backlog.failed)
+        yield from (attempts, pending, oldest, failed)
 
 
 class MetricsMiddleware:

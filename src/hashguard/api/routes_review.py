@@ -26,7 +26,7 @@ from hashguard.reports.eu import Circumstances, Provider
 from hashguard.reports.risk import RiskAssessment, RiskAssessments
 from hashguard.reports.submit import Adapter, CyberTiplineAdapter, EuCentreAdapter, Report
 from hashguard.retention.purge import purge
-from hashguard.review import actions
+from hashguard.review import actions, webhook
 from hashguard.review.detections import Review
 from hashguard.review.model import (
     ActionKind,
@@ -36,7 +36,7 @@ from hashguard.review.model import (
     State,
 )
 from hashguard.review.services import Service as CheckedService
-from hashguard.review.webhook import service_secret
+from hashguard.review.webhook import PENDING, service_secret
 from hashguard.stats import annual
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.list_errors import ListError
@@ -60,7 +60,9 @@ async def call(function: Any, *args: Any, **kwargs: Any) -> Any:
         raise ApiError.of(error) from None
 
 
-def detection_json(d: Detection) -> dict[str, Any]:
+def detection_json(d: Detection, quarantine_delivered: bool) -> dict[str, Any]:
+    """A detection as the API shows it: ``quarantined`` only once its service took the
+    quarantine (its webhook call delivered); ``quarantine_requested`` as soon as it is asked."""
     return {
         "id": d.id, "service": d.service, "content_ref": d.content_ref,
         "account_ref": d.account_ref, "source": d.source.value, "technology": d.technology,
@@ -68,10 +70,64 @@ def detection_json(d: Detection) -> dict[str, Any]:
         "labels": d.labels, "evidence": d.evidence, "state": d.state.value,
         "detected_at": d.detected_at.isoformat(),
         "decided_at": d.decided_at.isoformat() if d.decided_at else None,
-        "decision_reason": d.decision_reason, "quarantined": d.quarantined,
-        "retain_until": d.retain_until.isoformat(),
+        "decision_reason": d.decision_reason,
+        "quarantined": d.quarantined and quarantine_delivered,
+        "quarantine_requested": d.quarantined, "retain_until": d.retain_until.isoformat(),
         "held_until": d.held_until.isoformat() if d.held_until else None,
     }  # fmt: skip
+
+
+async def detections_json(service: Service, found: list[Detection]) -> list[dict[str, Any]]:
+    delivered = await call(webhook.quarantines_delivered, service.engine,
+                           [d.id for d in found if d.quarantined])  # fmt: skip
+    return [detection_json(d, d.id in delivered) for d in found]
+
+
+async def one_detection_json(service: Service, found: Detection) -> dict[str, Any]:
+    [shown] = await detections_json(service, [found])
+    return shown
+
+
+def deliveries(service: Service, ident: int) -> list[dict[str, Any]]:
+    """Each webhook call and report about detection ``ident``, oldest first, with its state:
+    pending (its attempts and last error), delivered, or failed."""
+    calls = [
+        {"kind": "webhook", "event": c.event, "what": _what(c), "state": c.state,
+         "attempts": c.attempts,
+         "last_error": c.last_error, "created_at": c.created_at.isoformat(),
+         "delivered_at": c.delivered_at.isoformat() if c.delivered_at else None,
+         "next_attempt_at": c.next_attempt_at.isoformat() if c.state == PENDING else None}
+        for c in webhook.calls(service.engine, detection_id=ident)
+    ]  # fmt: skip
+    reports = [
+        {"kind": "report", "event": "report", "what": f"report to {r.recipient}",
+         "state": r.delivery,
+         "attempts": r.attempts, "last_error": r.last_error or _unsent(service, r),
+         "created_at": r.created_at.isoformat(),
+         "delivered_at": r.submitted_at.isoformat() if r.submitted_at else None,
+         "next_attempt_at": None}
+        for r in service.reports.of(ident)
+    ]  # fmt: skip
+    return sorted(calls + reports, key=lambda d: d["created_at"])
+
+
+def _what(c: webhook.Call) -> str:
+    """What a call asks of its service, in a reviewer's words."""
+    kind = c.payload.get("kind")  # absent once a false positive purged the payload
+    if c.event == "action.taken" and kind:
+        return str(kind)
+    if c.event == "action.reversed" and kind:
+        return f"{kind} reversed"
+    return "statement of reasons" if c.event == "notice" else c.event
+
+
+def _unsent(service: Service, r: Report) -> str:
+    """Why a report was never sent, when the service cannot send it."""
+    option = {"eu-centre": ("--eu-centre-url", service.settings.eu_centre_url),
+              "ncmec": ("--ncmec-url", service.settings.ncmec_url)}.get(r.recipient)  # fmt: skip
+    if r.state == "submitted" or r.attempts or option is None or option[1]:
+        return ""
+    return f"not sent: the service was started without {option[0]}"
 
 
 def visible_detection(review: Review, key: ApiKey, ident: int) -> Detection:
@@ -134,7 +190,7 @@ async def flag(request: Request, key: Matcher, body: UserFlag) -> dict[str, Any]
                                                   ("ip_at", body.ip_at)) if v},
                        source=Source.FLAG,
                        technology="flag", actor=actor(key))  # fmt: skip
-    return detection_json(found)
+    return await one_detection_json(service_of(request), found)
 
 
 @router.get("/detections")
@@ -143,19 +199,23 @@ async def queue(
 ) -> dict[str, Any]:
     """Open detections (pending or in review), oldest first; a key limited to lists sees those
     lists' only."""
-    review = service_of(request).review
-    found = await call(review.queue, list(key.lists) if key.lists else None, limit)
-    return {"detections": [detection_json(d) for d in found]}
+    service = service_of(request)
+    found = await call(service.review.queue, list(key.lists) if key.lists else None, limit)
+    return {"detections": await detections_json(service, found)}
 
 
 @router.get("/detections/{ident}")
 async def detection(request: Request, key: Watcher, ident: DetectionId) -> dict[str, Any]:
-    review = service_of(request).review
+    """A detection with its votes, its actions and its deliveries: each webhook call (actions,
+    notices) and report, pending (with its attempts and last error), delivered or failed."""
+    service = service_of(request)
+    review = service.review
     found = await call(visible_detection, review, key, ident)
     votes = await call(review.votes, ident)
     taken = await call(actions.actions, review.engine, ident)
+    sent = await call(deliveries, service, ident)
     return {
-        **detection_json(found),
+        **await one_detection_json(service, found),
         "four_eyes": review.four_eyes(found),
         "votes": [{"reviewer": v.reviewer, "decision": v.decision.value, "reason": v.reason,
                    "at": v.at.isoformat()} for v in votes],
@@ -163,6 +223,7 @@ async def detection(request: Request, key: Watcher, ident: DetectionId) -> dict[
                      "taken_at": a.taken_at.isoformat(),
                      "reversed_at": a.reversed_at.isoformat() if a.reversed_at else None}
                     for a in taken],
+        "deliveries": sent,
     }  # fmt: skip
 
 
@@ -177,10 +238,10 @@ async def decide(
 ) -> dict[str, Any]:
     """Confirm, or call a false positive (undone at once: actions reversed, the entry
     contested, the data purged). On a four-eyes list it takes two reviewers who agree."""
-    review = service_of(request).review
-    await call(visible_detection, review, key, ident)
-    decided = await call(review.decide, ident, actor(key), body.decision, body.reason)
-    return detection_json(decided)
+    service = service_of(request)
+    await call(visible_detection, service.review, key, ident)
+    decided = await call(service.review.decide, ident, actor(key), body.decision, body.reason)
+    return await one_detection_json(service, decided)
 
 
 class NewAction(BaseModel):
@@ -239,10 +300,10 @@ async def reverse(
 @router.post("/detections/{ident}/close")
 async def close(request: Request, key: Reviewer, ident: DetectionId) -> dict[str, Any]:
     """Close a confirmed or reported detection: nothing more is to be done about it."""
-    review = service_of(request).review
-    await call(visible_detection, review, key, ident)
-    closed = await call(review.mark, ident, State.CLOSED, actor(key))
-    return detection_json(closed)
+    service = service_of(request)
+    await call(visible_detection, service.review, key, ident)
+    closed = await call(service.review.mark, ident, State.CLOSED, actor(key))
+    return await one_detection_json(service, closed)
 
 
 class Hold(BaseModel):
@@ -253,9 +314,9 @@ class Hold(BaseModel):
 @router.post("/detections/{ident}/hold")
 async def hold(request: Request, key: Admin, ident: DetectionId, body: Hold) -> dict[str, Any]:
     """A legal hold: kept past its retention until ``until``. Audited."""
-    review = service_of(request).review
-    held = await call(review.hold, ident, body.until, body.reason, actor(key))
-    return detection_json(held)
+    service = service_of(request)
+    held = await call(service.review.hold, ident, body.until, body.reason, actor(key))
+    return await one_detection_json(service, held)
 
 
 # --- reports ---------------------------------------------------------------------------------

@@ -31,8 +31,9 @@ from hashguard.matching import Matcher
 from hashguard.redress.complaints import Complaints
 from hashguard.reports.submit import Reports
 from hashguard.retention.purge import purge
+from hashguard.review import webhook
 from hashguard.review.detections import Review
-from hashguard.review.webhook import WebhookSender, load_secret
+from hashguard.review.webhook import Backlog, WebhookSender, load_secret
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
 from hashguard.store.list_import import ImportSummary
@@ -45,6 +46,29 @@ _LIST_CHECK_SECONDS: Final = 1.0  # how often lists created or changed elsewhere
 _STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready
 _WEBHOOK_SECONDS: Final = 1.0
 PURGE_SECONDS: Final = 3600.0  # the retention purge runs hourly while the service runs
+
+
+class Deliveries:
+    """Webhook calls and reports: the attempts this process made, by kind (``webhook``,
+    ``report``) and outcome (``success``, ``failure``), and what waits to be delivered (read
+    from the database by the webhook thread at each pass), for ``/metrics``."""
+
+    KINDS: Final = ("webhook", "report")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.attempts = {(kind, outcome): 0 for kind in self.KINDS
+                         for outcome in ("success", "failure")}  # fmt: skip
+        self.backlog = {kind: Backlog(0, 0.0, 0) for kind in self.KINDS}
+
+    def attempted(self, kind: str) -> Callable[[bool], None]:
+        """What a sender of ``kind`` tells of each attempt: whether it was delivered."""
+
+        def count(delivered: bool) -> None:
+            with self._lock:
+                self.attempts[kind, "success" if delivered else "failure"] += 1
+
+        return count
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,7 +87,8 @@ class Service:
         self.match_log = MatchLog(engine)
         self.review = Review(engine, self.lists)
         self.complaints = Complaints(engine, self.review)
-        self.reports = Reports(engine, self.review)
+        self.deliveries = Deliveries()
+        self.reports = Reports(engine, self.review, attempted=self.deliveries.attempted("report"))
         self.secret = load_secret(settings.secret_file)
         # Review desk sessions: id -> (the key's token, expiry, CSRF token); memory only.
         self.sessions: dict[str, tuple[str, float, str]] = {}
@@ -115,13 +140,17 @@ class Service:
                 worker.close()
 
     def _send_webhooks(self) -> None:
-        """Send due webhook calls (actions, notices) every second, failures waiting their turn;
-        and run the retention purge every PURGE_SECONDS."""
-        sender = WebhookSender(self.engine, self.secret)
+        """Send due webhook calls (actions, notices) every second, failures waiting their turn,
+        and take stock of what waits (webhook calls and reports); run the retention purge every
+        PURGE_SECONDS."""
+        sender = WebhookSender(self.engine, self.secret,
+                               attempted=self.deliveries.attempted("webhook"))  # fmt: skip
         purged = time.monotonic() - PURGE_SECONDS  # once at start, then hourly
         while not self._stop.wait(_WEBHOOK_SECONDS):
             try:
                 sender.send_due()
+                self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
+                                           "report": self.reports.backlog()}  # fmt: skip
                 if time.monotonic() - purged >= PURGE_SECONDS:
                     purged = time.monotonic()
                     done = purge(self.engine, actor="hashguard serve")

@@ -4,6 +4,7 @@ import ipaddress
 import logging
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
+from urllib.parse import urlsplit
 
 import typer
 
@@ -115,6 +116,23 @@ def serve(
     run(settings, host, port, access_log)
 
 
+def unreachable_links(public_url: str) -> str | None:
+    """Why the complaint links in statements of reasons, made from ``public_url``, would not
+    reach users (its host is a loopback or unspecified address), or None."""
+    host = (urlsplit(public_url).hostname or "").lower()
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost" and not host.endswith(".localhost"):
+            return None
+    else:
+        if not (address.is_loopback or address.is_unspecified):
+            return None
+    return (f"complaint links in statements of reasons will point to {public_url}, which "
+            "users cannot reach: start the service with --public-url set to the address "
+            "users reach it at (e.g. https://hashguard.example.org)")  # fmt: skip
+
+
 def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = False) -> None:
     """Serve until interrupted; exit status 2 if the database cannot be opened."""
     import uvicorn
@@ -127,6 +145,9 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     except DatabaseError as error:
         fail(str(error), ExitCode.ERROR)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    warning = unreachable_links(settings.public_url)
+    if warning is not None:  # on stderr, where the log goes
+        logging.getLogger("hashguard.serve").warning("warning: %s", warning)
     try:
         app = create_app(engine, settings)
     except OprfError as error:

@@ -9,10 +9,13 @@ by an adapter per recipient, with retries and idempotency.
   hashguard holds no media; the hashes go in the report (and ``file_details_xml`` serves a
   service that uploads the item itself).
 
-A report is made once per detection and recipient; the detection becomes *reported*.
+A report is made once per detection and recipient; the detection becomes *reported*. Every
+failed attempt is logged with its reason and told to ``attempted`` (counted in ``/metrics``);
+a report's delivery state (``Report.delivery``) shows on its detection.
 """
 
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable
@@ -22,7 +25,7 @@ from typing import Any, Final, Protocol
 
 import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.errors import Unavailable
@@ -31,6 +34,14 @@ from hashguard.reports.eu import Circumstances, Provider, ReportError
 from hashguard.review import actions
 from hashguard.review.detections import Review
 from hashguard.review.model import CONFIRMED_STATES, Decision, NotFound, ReviewError, Source, State
+from hashguard.review.webhook import (
+    DELIVERED,
+    FAILED,
+    PENDING,
+    Backlog,
+    failure_reason,
+    status_reason,
+)
 from hashguard.store import audit
 from hashguard.store.counts import bump
 from hashguard.store.tables import ReportRow, utc
@@ -38,6 +49,9 @@ from hashguard.store.tables import ReportRow, utc
 RECIPIENTS: Final = ("eu-centre", "ncmec")
 ATTEMPTS: Final = 4  # per submit call; a report that still fails stays "built" for later
 _BACKOFF: Final = 0.5  # seconds, doubled per attempt
+_WAITING: Final = ("built", "sending")
+
+log = logging.getLogger("hashguard.reports")
 
 
 @dataclass(frozen=True)
@@ -54,6 +68,14 @@ class Report:
     created_at: datetime
     submitted_at: datetime | None
 
+    @property
+    def delivery(self) -> str:
+        """DELIVERED once submitted; PENDING until its first attempt or while one runs;
+        FAILED when attempts were made and none got through (sent again only when asked)."""
+        if self.state == "submitted":
+            return DELIVERED
+        return FAILED if self.attempts and self.state != "sending" else PENDING
+
 
 class Transient(Unavailable):
     """A failure worth retrying (network, 5xx)."""
@@ -69,10 +91,13 @@ class Adapter(Protocol):
 
 class Reports:
     def __init__(self, engine: Engine, review: Review | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> None:  # fmt: skip
+                 sleep: Callable[[float], None] = time.sleep,
+                 attempted: Callable[[bool], None] | None = None) -> None:  # fmt: skip
+        """``attempted`` is told of each attempt to send a report: whether it got through."""
         self.engine = engine
         self.review = review or Review(engine)
         self.sleep = sleep
+        self.attempted = attempted or (lambda delivered: None)
 
     def make(
         self,
@@ -153,15 +178,16 @@ class Reports:
         if not claimed:
             return self.get(report_id)
         try:
-            return self._send(report, adapter, actor)
+            self._send(report, adapter, actor)
         finally:
             with self.engine.begin() as connection:  # not sent: it can be sent again later
                 connection.execute(
                     update(ReportRow).where(table.c.id == report_id, table.c.state == "sending")
                     .values(state="built")
                 )  # fmt: skip
+        return self.get(report_id)  # as left: submitted, or built again
 
-    def _send(self, report: Report, adapter: Adapter, actor: str) -> Report:
+    def _send(self, report: Report, adapter: Adapter, actor: str) -> None:
         report_id = report.id
         error = ""
         for attempt in range(ATTEMPTS):
@@ -172,13 +198,40 @@ class Reports:
             except Transient as failure:
                 error = str(failure)
                 self._failed(report_id, error)
+                self.attempted(False)
+                log.warning("report %d (detection %d) to %s failed: %s (attempt %d of %d)",
+                            report_id, report.detection_id, report.recipient, error,
+                            attempt + 1, ATTEMPTS)  # fmt: skip
                 report = self.get(report_id)
                 continue
             except ReportError as refusal:
                 self._failed(report_id, str(refusal))
+                self.attempted(False)
+                log.error("report %d (detection %d) refused by %s: %s", report_id,
+                          report.detection_id, report.recipient, refusal)  # fmt: skip
                 raise
-            return self._submitted(report, external, actor)
-        return self.get(report_id)
+            self.attempted(True)
+            self._submitted(report, external, actor)
+            return
+        log.error("report %d (detection %d) to %s not delivered after %d attempts: %s; it is "
+                  "sent again when asked", report_id, report.detection_id, report.recipient,
+                  ATTEMPTS, error)  # fmt: skip
+
+    def backlog(self, now: datetime | None = None) -> Backlog:
+        """Reports not delivered: pending (never tried, or being sent) and failed."""
+        now = now or datetime.now(UTC)
+        table = ReportRow.__table__
+        waiting = table.c.state.in_(_WAITING)
+        never = (table.c.attempts == 0) | (table.c.state == "sending")
+        with self.engine.connect() as connection:
+            pending, oldest = connection.execute(
+                select(func.count(), func.min(table.c.created_at)).where(waiting, never)
+            ).one()
+            failed = connection.execute(
+                select(func.count()).select_from(table).where(waiting, ~never)
+            ).scalar_one()
+        age = max(0.0, (now - utc(oldest)).total_seconds()) if oldest is not None else 0.0
+        return Backlog(int(pending), age, int(failed))
 
     def get(self, report_id: int) -> Report:
         table = ReportRow.__table__
@@ -220,7 +273,7 @@ class Reports:
                 .values(attempts=table.c.attempts + 1, last_error=error[:500])
             )  # fmt: skip
 
-    def _submitted(self, report: Report, external: str, actor: str) -> Report:
+    def _submitted(self, report: Report, external: str, actor: str) -> None:
         now = datetime.now(UTC)
         table = ReportRow.__table__
         with self.engine.begin() as connection:
@@ -236,7 +289,6 @@ class Reports:
         detection = self.review.get(report.detection_id)
         if detection.state is State.CONFIRMED:
             self.review.mark(report.detection_id, State.REPORTED, actor)
-        return self.get(report.id)
 
 
 class EuCentreAdapter:
@@ -251,11 +303,12 @@ class EuCentreAdapter:
         try:
             answer = self.client.post(self.url, content=report.document.encode(), headers=headers)
         except httpx.HTTPError as error:
-            raise Transient(f"{type(error).__name__}: {error}") from None
+            raise Transient(failure_reason(error)) from None
         if answer.status_code >= 500 or answer.status_code == 429:
-            raise Transient(f"HTTP {answer.status_code}")
+            raise Transient(status_reason(answer.status_code))
         if answer.status_code not in (200, 201, 202, 409):
-            raise ReportError(f"the EU Centre refused the report: HTTP {answer.status_code} "
+            refused = status_reason(answer.status_code)
+            raise ReportError(f"the EU Centre refused the report: {refused} "
                               f"{answer.text[:300]}")  # fmt: skip
         try:
             found: Any = answer.json()
@@ -291,11 +344,11 @@ class CyberTiplineAdapter:
         try:
             answer = self.client.post(self.base + path, **options)
         except httpx.HTTPError as error:
-            raise Transient(f"{path}: {type(error).__name__}: {error}") from None
+            raise Transient(f"{path}: {failure_reason(error)}") from None
         if answer.status_code >= 500:
-            raise Transient(f"{path}: HTTP {answer.status_code}")
+            raise Transient(f"{path}: {status_reason(answer.status_code)}")
         if answer.status_code != 200:
-            raise ReportError(f"NCMEC {path}: HTTP {answer.status_code}")
+            raise ReportError(f"NCMEC {path}: {status_reason(answer.status_code)}")
         parsed = ncmec.parse_response(answer.content)
         if parsed.code == 5102 and path == "/finish":
             return parsed  # finished already: an earlier attempt got through

@@ -7,29 +7,55 @@ A call is ``POST webhook_url`` with a JSON body and the headers
 HMAC-SHA256 over ``"{t}.{body}"`` with the service's secret. The secret is derived from the
 server's secret file and the service's name (``service_secret``): nothing secret is stored in
 the database, and ``hashguard services secret NAME`` shows it to the service's operator.
+
+Nothing fails silently: every failed attempt is logged with its reason (a name that does not
+resolve, a refused connection, the status a service answered), each attempt is told to the
+caller's ``attempted`` (the service counts them in ``/metrics``), and each call's state
+(pending with its attempts and last error, delivered, failed) is kept for its detection.
 """
 
 import hashlib
 import hmac
 import json
+import logging
 import secrets
-from collections.abc import Mapping
+import socket
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
 
 import httpx
-from sqlalchemy import Connection, Engine, exists, insert, select, update
+from sqlalchemy import (
+    Connection,
+    Engine,
+    String,
+    cast,
+    exists,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
 
 from hashguard import durable
 from hashguard.errors import Invalid
-from hashguard.store.tables import ServiceRow, WebhookRow
+from hashguard.store.tables import ActionRow, ServiceRow, WebhookRow, utc
 
 MAX_ATTEMPTS: Final = 36  # about a day of retries with the backoff below, then given up
 _FIRST_RETRY: Final = 2.0  # seconds; doubled after each failure, at most an hour
 _LONGEST_RETRY: Final = 3600.0
 SIGNATURE_TOLERANCE: Final = 300  # seconds a receiver should accept a signature's time
+# A delivery's state, for webhook calls and reports alike.
+PENDING: Final = "pending"  # not delivered yet; tried again later (or, for reports, by hand)
+DELIVERED: Final = "delivered"
+FAILED: Final = "failed"  # given up: every attempt failed
+NO_WEBHOOK: Final = "not sent: the service has no webhook URL"
+
+log = logging.getLogger("hashguard.webhook")
 
 
 class SecretFileError(Invalid):
@@ -118,19 +144,33 @@ class Call:
     idempotency_key: str
     attempts: int
     delivered_at: datetime | None
-    last_error: str
+    last_error: str  # why the last attempt failed, or why there was none (NO_WEBHOOK)
+    detection_id: int | None
+    created_at: datetime
+    next_attempt_at: datetime
+
+    @property
+    def state(self) -> str:
+        """PENDING, DELIVERED or FAILED (MAX_ATTEMPTS failed: no more attempts)."""
+        if self.delivered_at is not None:
+            return DELIVERED
+        return FAILED if self.attempts >= MAX_ATTEMPTS else PENDING
 
 
-def calls(engine: Engine, service_id: int | None = None) -> list[Call]:
-    """The outbox, oldest first (for operators and tests)."""
+def calls(
+    engine: Engine, service_id: int | None = None, detection_id: int | None = None
+) -> list[Call]:
+    """The outbox (a service's, or the calls about a detection), oldest first."""
     outbox, services = WebhookRow.__table__, ServiceRow.__table__
     query = (
-        select(outbox, services.c.name)
+        select(outbox, services.c.name, services.c.webhook_url)
         .join(services, services.c.id == outbox.c.service_id)
         .order_by(outbox.c.id)
     )
     if service_id is not None:
         query = query.where(outbox.c.service_id == service_id)
+    if detection_id is not None:
+        query = query.where(outbox.c.detection_id == detection_id)
     with engine.connect() as connection:
         rows = connection.execute(query).all()
     return [
@@ -141,19 +181,109 @@ def calls(engine: Engine, service_id: int | None = None) -> list[Call]:
             json.loads(r.payload),
             r.idempotency_key,
             r.attempts,
-            r.delivered_at,
-            r.last_error,
+            utc(r.delivered_at) if r.delivered_at else None,
+            r.last_error or ("" if r.delivered_at or r.webhook_url else NO_WEBHOOK),
+            r.detection_id,
+            utc(r.created_at),
+            utc(r.next_attempt_at),
         )
         for r in rows
     ]
 
 
-class WebhookSender:
-    """Sends due outbox calls: one attempt each per ``send_due``; failures are retried later."""
+def quarantines_delivered(engine: Engine, detection_ids: Iterable[int]) -> set[int]:
+    """Of ``detection_ids``, those whose quarantine in force its service has taken (the call
+    asking for it delivered): a detection is quarantined only once its service was told."""
+    wanted = sorted(set(detection_ids))
+    if not wanted:
+        return set()
+    actions, outbox = ActionRow.__table__, WebhookRow.__table__
+    key = literal("action-", String) + cast(actions.c.id, String)  # as actions.record names it
+    query = (
+        select(actions.c.detection_id)
+        .join(outbox, outbox.c.idempotency_key == key)
+        .where(actions.c.detection_id.in_(wanted), actions.c.kind == "quarantine",
+               actions.c.reversed_at.is_(None), outbox.c.delivered_at.is_not(None))
+    )  # fmt: skip
+    with engine.connect() as connection:
+        return {int(ident) for ident in connection.execute(query).scalars()}
 
-    def __init__(self, engine: Engine, server_secret: bytes, client: httpx.Client | None = None):
+
+@dataclass(frozen=True)
+class Backlog:
+    """What waits to be delivered: how many, the oldest one's age, and how many were given up."""
+
+    pending: int
+    oldest_seconds: float  # 0 when nothing waits
+    failed: int
+
+
+def backlog(engine: Engine, now: datetime | None = None) -> Backlog:
+    """The outbox's undelivered calls: pending (to services with or without a webhook URL)
+    and given up."""
+    now = now or datetime.now(UTC)
+    outbox = WebhookRow.__table__
+    undelivered = outbox.c.delivered_at.is_(None)
+    retried = outbox.c.attempts < MAX_ATTEMPTS
+    with engine.connect() as connection:
+        pending, oldest = connection.execute(
+            select(func.count(), func.min(outbox.c.created_at)).where(undelivered, retried)
+        ).one()
+        failed = connection.execute(
+            select(func.count()).where(undelivered, ~retried).select_from(outbox)
+        ).scalar_one()
+    age = max(0.0, (now - utc(oldest)).total_seconds()) if oldest is not None else 0.0
+    return Backlog(int(pending), age, int(failed))
+
+
+def failure_reason(error: httpx.HTTPError) -> str:
+    """What went wrong in a call that got no answer, in words an operator can act on: the name
+    that does not resolve, the connection refused, the time waited."""
+    url = error.request.url if _has_request(error) else None
+    host = url.host if url is not None else "the host"
+    where = f"{host}:{url.port}" if url is not None and url.port else host
+    cause: BaseException | None = error
+    while cause is not None:
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve {host}: {cause.strerror or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        cause = cause.__cause__ or cause.__context__
+    if isinstance(error, httpx.TimeoutException):
+        return f"no answer from {where} in time ({type(error).__name__})"
+    return f"{where}: {type(error).__name__}: {error}"
+
+
+def _has_request(error: httpx.HTTPError) -> bool:
+    try:
+        error.request  # noqa: B018 - raises when the error was raised without one
+    except RuntimeError:
+        return False
+    return True
+
+
+def status_reason(status: int) -> str:
+    """An answer that is not a success: ``HTTP 500 Internal Server Error``."""
+    try:
+        return f"HTTP {status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"HTTP {status}"
+
+
+class WebhookSender:
+    """Sends due outbox calls: one attempt each per ``send_due``; failures are logged with
+    their reason and retried later; ``attempted`` is told whether each attempt delivered."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        server_secret: bytes,
+        client: httpx.Client | None = None,
+        attempted: Callable[[bool], None] | None = None,
+    ) -> None:
         self.engine = engine
         self.server_secret = server_secret
+        self.attempted = attempted or (lambda delivered: None)
         # No redirects: a webhook goes where the operator said, nowhere else.
         self.client = client or httpx.Client(timeout=10.0, follow_redirects=False)
 
@@ -200,6 +330,9 @@ class WebhookSender:
                           "next_attempt_at": now + timedelta(seconds=wait)}  # fmt: skip
             with self.engine.begin() as connection:
                 connection.execute(update(WebhookRow).where(outbox.c.id == row.id).values(values))
+            self.attempted(error is None)
+            if error is not None:  # logged once kept: what the log says, the detection shows
+                _log_failure(row, attempts, error, values["next_attempt_at"] - now)
         return delivered
 
     def _post(self, url: str, service: str, event: str, body: str, key: str) -> str | None:
@@ -216,7 +349,17 @@ class WebhookSender:
         try:
             answer = self.client.post(url, content=data, headers=headers)
         except httpx.HTTPError as error:
-            return f"{type(error).__name__}: {error}"
+            return failure_reason(error)
         if 200 <= answer.status_code < 300:
             return None
-        return f"HTTP {answer.status_code}"
+        return status_reason(answer.status_code)
+
+
+def _log_failure(row: Any, attempts: int, error: str, wait: timedelta) -> None:
+    about = f" about detection {row.detection_id}" if row.detection_id is not None else ""
+    call = f"webhook call {row.id} ({row.event}{about}) to service {row.name}"
+    if attempts >= MAX_ATTEMPTS:
+        log.error("%s failed: %s; given up after %d attempts", call, error, attempts)
+    else:
+        log.warning("%s failed: %s (attempt %d of %d; next in %.0f s)", call, error, attempts,
+                    MAX_ATTEMPTS, wait.total_seconds())  # fmt: skip

@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import actor
 from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.api.matching import service_of
+from hashguard.api.routes_review import deliveries
 from hashguard.api.service import Service
 from hashguard.lists.model import REINSTATABLE, ChangeKind
 from hashguard.lists.records import InvalidRecord
@@ -144,6 +145,7 @@ async def detection(request: Request, ident: int) -> Response:
         return page("queue.html", 404, error=str(error), detections=[], reviewer=actor(key),
                     csrf=csrf)  # fmt: skip
     votes = await run_in_threadpool(service.review.votes, ident)
+    sent = await run_in_threadpool(deliveries, service, ident)
     checked = await run_in_threadpool(service.review.services.get, found.service)
     queue = await run_in_threadpool(service.review.queue, list(key.lists) or None, 50)
     following = [d.id for d in queue if d.id != ident]
@@ -156,7 +158,7 @@ async def detection(request: Request, ident: int) -> Response:
         content_url=f"/desk/detections/{ident}/content" if checked.content_url else "",
         evidence=[{**m, "threshold": _threshold(service, m)} for m in found.evidence],
         votes=votes, four_eyes=service.review.four_eyes(found),
-        tally=tally, open=found.state in OPEN, contested=contested,
+        tally=tally, open=found.state in OPEN, contested=contested, deliveries=sent,
         next_id=following[0] if following else None,
     )  # fmt: skip
 
@@ -306,21 +308,30 @@ async def complain(
     try:
         await run_in_threadpool(service.complaints.lodge, token, statement)
     except NotFound:
-        return page("complaint.html", 404, error="This link is not valid (any more).",
-                    notice=None, complaint=None, open=False)  # fmt: skip
+        return _invalid_link()
     except ReviewError as error:
         return await _complaint(request, token, str(error), 409)
     return RedirectResponse(f"/complaints/{token}", 303)
 
 
 async def _complaint(request: Request, token: str, error: str = "", status: int = 200) -> Response:
+    """The user's page: their statement of reasons, with their personal link as it was sent
+    to them, under the name of the provider who decided (else the service's)."""
     service = service_of(request)
     try:
         notice = await run_in_threadpool(notices.by_token, service.engine, token)
         filed = await run_in_threadpool(service.complaints.of_token, token)
+        decided = await run_in_threadpool(service.review.get, notice.detection_id)
     except NotFound:
-        return HTMLResponse("<!doctype html><p>This link is not valid (any more).</p>", 404,
-                            headers=_HEADERS)  # fmt: skip
+        return _invalid_link()
+    link = f"{service.settings.public_url.rstrip('/')}/complaints/{token}"
     still_open = time.time() <= notice.complaint_until.timestamp()
-    return page("complaint.html", status, notice=notice, complaint=filed, open=still_open,
-                error=error, language=notice.language)  # fmt: skip
+    before, redacted, after = notice.text.partition(notices.REDACTED)
+    return page("complaint.html", status, before=before, link=link if redacted else "", after=after,
+                complaint=filed, open=still_open, error=error, language=notice.language,
+                brand=service.settings.provider_name or decided.service)  # fmt: skip
+
+
+def _invalid_link() -> Response:
+    return HTMLResponse("<!doctype html><p>This link is not valid (any more).</p>", 404,
+                        headers=_HEADERS)  # fmt: skip

@@ -1,0 +1,64 @@
+"""``hashguard serve`` warns at start, on stderr, when the complaint links it would send users
+point to an address they cannot reach (no ``--public-url``, or one on loopback)."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hashguard.cli.serve import unreachable_links
+
+from support.server import HASHGUARD, LISTENING, free_port
+
+WARNING = "complaint links in statements of reasons will point to"
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    ["http://127.0.0.1:8000", "http://127.8.9.10", "http://[::1]:8000/", "http://localhost:8000",
+     "https://LOCALHOST", "http://desk.localhost", "http://0.0.0.0:8000"],
+)  # fmt: skip
+def test_links_to_loopback_or_unspecified_addresses_are_unreachable(public_url: str) -> None:
+    said = unreachable_links(public_url)
+    assert said is not None and public_url in said and "--public-url" in said
+
+
+@pytest.mark.parametrize(
+    "public_url",
+    ["https://hashguard.example.org", "http://192.0.2.10:8000", "http://[2001:db8::1]"],
+)
+def test_links_users_can_reach_are_not_warned_about(public_url: str) -> None:
+    assert unreachable_links(public_url) is None
+
+
+def started(tmp_path: Path, *options: str) -> list[str]:
+    """What a real ``hashguard serve`` prints on stderr until it listens (then it is stopped)."""
+    environment = {**os.environ, "HASHGUARD_DATABASE_URL": f"sqlite:///{tmp_path / 'hg.db'}",
+                   "HASHGUARD_SECRET_FILE": str(tmp_path / "secret.key"),
+                   "PYTHONUNBUFFERED": "1"}  # fmt: skip
+    process = subprocess.Popen([HASHGUARD, "serve", "--port", str(free_port()), *options],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                               env=environment)  # fmt: skip
+    lines = []
+    try:
+        assert process.stderr is not None
+        for line in process.stderr:
+            lines.append(line)
+            if LISTENING in line:
+                break
+    finally:
+        process.terminate()
+        process.wait(30)
+    assert any(LISTENING in line for line in lines), "".join(lines)
+    return lines
+
+
+def test_serve_warns_at_start_without_a_public_url(tmp_path: Path) -> None:
+    [warning] = [line for line in started(tmp_path) if WARNING in line]
+    assert "hashguard.serve warning: " in warning and "http://127.0.0.1:" in warning
+
+
+def test_serve_says_nothing_with_a_public_url(tmp_path: Path) -> None:
+    lines = started(tmp_path, "--public-url", "https://hashguard.example.org")
+    assert not any(WARNING in line for line in lines)
