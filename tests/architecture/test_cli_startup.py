@@ -6,6 +6,7 @@ imported is."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -43,3 +44,11 @@ def test_answering_loads_no_heavy_library(arguments: list[str]) -> None:
     loaded = imported(*arguments)
     assert {"hashguard", "typer"} <= loaded  # the report was read
     assert not loaded & set(HEAVY), f"hashguard {' '.join(arguments)} imports {loaded & set(HEAVY)}"
+
+
+def test_reading_lists_loads_no_decoder_or_compiler(tmp_path: Path) -> None:
+    """``lists show`` needs the store and the signals' string forms, not the decoders (Pillow,
+    PyAV) or the numba kernels, which load when something is hashed."""
+    loaded = imported("lists", "show", "--database-url", f"sqlite:///{tmp_path / 'h.db'}")
+    assert "sqlalchemy" in loaded
+    assert not loaded & {"numba", "llvmlite", "av", "PIL"}, loaded & {"numba", "av", "PIL"}
