@@ -7,8 +7,9 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
-from hashguard.media import EmptyMedia, MediaError, MediaKind, UnsupportedMedia, decode_luma, sniff
+from hashguard.media import EmptyMedia, MediaError, MediaKind, UnsupportedMedia, sniff
 from hashguard.media.formats import SNIFF_BYTES, file_kind
+from hashguard.media.image import decode_luma
 from hashguard.signals.vpdq import VpdqSignal
 
 from support.media import jpeg, make_video, png

@@ -13,10 +13,9 @@ from hashguard.media import (
     Limits,
     MediaKind,
     UnsupportedMedia,
-    decode_luma,
-    image_size,
     sniff,
 )
+from hashguard.media.image import decode_luma, image_size
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 

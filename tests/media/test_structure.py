@@ -5,7 +5,8 @@ import io
 import pytest
 from PIL import Image
 
-from hashguard.media import LimitExceeded, Limits, decode_luma
+from hashguard.media import LimitExceeded, Limits
+from hashguard.media.image import decode_luma
 from hashguard.media.structure import gif_frames, jpeg_counts, tiff_frames
 from hashguard.media.synthetic import encode, scene
 

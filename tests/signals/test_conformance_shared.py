@@ -57,7 +57,7 @@ def test_photos_conform_to_the_reference_pipeline(shared_data: Path, report: Rep
 
 
 def _size(data: bytes) -> tuple[int, int]:
-    from hashguard.media import image_size
+    from hashguard.media.image import image_size
 
     return image_size(data)
 

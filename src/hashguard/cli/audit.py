@@ -5,10 +5,8 @@ from typing import Annotated
 import typer
 
 from hashguard.cli.common import DatabaseOption, ExitCode, fail
-from hashguard.store import audit
-from hashguard.store.database import DatabaseError, open_engine
 
-audit_app = typer.Typer(name="audit", help="The audit log.", no_args_is_help=True)
+audit_app = typer.Typer(name="audit", no_args_is_help=True)  # help: cli/__init__.py
 
 
 def _known(value: str | None) -> tuple[int, str] | None:
@@ -29,6 +27,9 @@ def verify(
     database_url: DatabaseOption = None,
 ) -> None:
     """Recompute the hash chain. Exit status 0 when intact, 1 naming the first bad event."""
+    from hashguard.store import audit
+    from hashguard.store.database import DatabaseError, open_engine
+
     known = _known(known_head)
     try:
         engine = open_engine(database_url)
@@ -41,6 +42,9 @@ def verify(
 @audit_app.command()
 def head(database_url: DatabaseOption = None) -> None:
     """Print the newest event as SEQ:HASH, to keep elsewhere for `verify --known-head`."""
+    from hashguard.store import audit
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         seq, digest = audit.head(open_engine(database_url))
     except DatabaseError as error:

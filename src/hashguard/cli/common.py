@@ -1,5 +1,10 @@
 """What every command group shares: the options that mean the same everywhere, the exit statuses,
-and the one way an error reaches the user (``hashguard: MESSAGE`` on stderr, one line)."""
+and the one way an error reaches the user (``hashguard: MESSAGE`` on stderr, one line).
+
+Command modules import at their top only what their options need (typer, enums of plain
+values); each command imports the rest when it runs, so ``hashguard --help`` and a command
+that reads the database never load the hashing code, the ORM or the web stack they do not use.
+"""
 
 import getpass
 import os
@@ -7,9 +12,10 @@ import socket
 import sys
 from enum import IntEnum, StrEnum
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 
 class ExitCode(IntEnum):
@@ -78,3 +84,33 @@ def fail(message: str, code: ExitCode = ExitCode.FAILED) -> NoReturn:
     """Say ``message`` on stderr and end the command with ``code``; raises typer.Exit."""
     echo_error(message)
     raise typer.Exit(code) from None
+
+
+class SignalHelp(TyperCommand):
+    """A command whose parameters' help names the registered signals, filled in when the help
+    is shown (the registry loads the hashing code, which other commands never need):
+    ``{signals}`` every signal, ``{on_request}`` those computed only when named, and
+    ``{hex_lengths}`` which signals a bare hex hash of each length can be."""
+
+    def format_help(self, ctx: Any, formatter: Any) -> None:
+        texts = _signal_texts()
+        for param in self.params:
+            text = getattr(param, "help", None)
+            if text:
+                param.help = text.format_map(texts)  # type: ignore[attr-defined]
+        super().format_help(ctx, formatter)
+
+
+def _signal_texts() -> dict[str, str]:
+    from hashguard.signals import registry
+
+    every, by_default = registry.names(optional=True), registry.names()
+    digits = sorted({s.hex_digits for s in registry.listable() if s.hex_digits})
+    lengths = (
+        f"{n} digits: {', '.join(s.name for s in registry.by_hex_digits(n))}" for n in digits
+    )
+    return {
+        "signals": ",".join(every),
+        "on_request": ",".join(n for n in every if n not in by_default),
+        "hex_lengths": "; ".join(lengths),
+    }

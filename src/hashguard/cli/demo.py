@@ -11,16 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
 import typer
-from PIL import Image, ImageDraw
-from rich.console import Console
-from rich.table import Table
 
-from hashguard.cli.serve import run as run_service
-from hashguard.media.synthetic import encode, scene
-from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
-from hashguard.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
+if TYPE_CHECKING:  # the demo's imaging and hashing load only when it runs
+    from PIL import Image
+    from rich.console import Console
 
-if TYPE_CHECKING:
+    from hashguard.signals.pdq import PdqHash
     from hashguard.store.lists import ListStore
 
 LIST_SEEDS = (1, 2, 3, 4)
@@ -30,7 +26,7 @@ UNRELATED_SEEDS = (11, 12)
 @dataclass(frozen=True)
 class Entry:
     name: str
-    pdq: PdqHash
+    pdq: "PdqHash"
     sha256: bytes
 
 
@@ -41,23 +37,33 @@ class Copy:
     data: bytes
 
 
-def _edited(image: Image.Image, edit: Callable[[Image.Image], Image.Image], **jpeg: int) -> bytes:
+def _edited(
+    image: "Image.Image", edit: Callable[["Image.Image"], "Image.Image"], **jpeg: int
+) -> bytes:
+    from hashguard.media.synthetic import encode
+
     return encode(edit(image), "JPEG", **jpeg)
 
 
-def _watermark(image: Image.Image) -> Image.Image:
+def _watermark(image: "Image.Image") -> "Image.Image":
+    from PIL import ImageDraw
+
     marked = image.copy()
     ImageDraw.Draw(marked).text((image.width // 2, image.height - 60), "shared", fill="white")
     return marked
 
 
-def _crop(image: Image.Image, fraction: float) -> Image.Image:
+def _crop(image: "Image.Image", fraction: float) -> "Image.Image":
     dx, dy = int(image.width * fraction / 2), int(image.height * fraction / 2)
     return image.crop((dx, dy, image.width - dx, image.height - dy))
 
 
 def build_copies() -> tuple[dict[str, bytes], list[Copy]]:
     """The list's source images (by name) and the copies to check against it."""
+    from PIL import Image
+
+    from hashguard.media.synthetic import encode, scene
+
     originals = {f"sample-{seed}": scene(seed, 800, 600) for seed in LIST_SEEDS}
     listed = {name: encode(image) for name, image in originals.items()}
     one, two, three, four = originals.values()
@@ -77,7 +83,12 @@ def build_copies() -> tuple[dict[str, bytes], list[Copy]]:
     return listed, copies
 
 
-def run(console: Console, save: Path | None = None) -> None:
+def run(console: "Console", save: Path | None = None) -> None:
+    from rich.table import Table
+
+    from hashguard.signals.digests import Sha256Signal
+    from hashguard.signals.pdq import DEFAULT_THRESHOLD, PdqSignal
+
     pdq, sha256 = PdqSignal(), Sha256Signal()
     listed, copies = build_copies()
     entries = [Entry(name, pdq.hash(data), sha256.hash(data)) for name, data in listed.items()]
@@ -136,6 +147,8 @@ def prepare_service(directory: Path) -> dict[str, str]:
     by role."""
     from hashguard.lists.model import Category, Provenance, Source
     from hashguard.lists.records import Submission
+    from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
+    from hashguard.signals.pdq import PdqSignal
     from hashguard.store.api_keys import ApiKeyStore, Role
     from hashguard.store.database import open_engine
     from hashguard.store.lists import ListStore
@@ -200,7 +213,7 @@ def _device_releases(store: "ListStore", directory: Path) -> None:
               server_key=server_key if mode == "oprf" else None, near_duplicates=True)  # fmt: skip
 
 
-def explain_service(console: Console, directory: Path, base: str, tokens: dict[str, str]) -> None:
+def explain_service(console: "Console", directory: Path, base: str, tokens: dict[str, str]) -> None:
     images, device = directory / "images", directory / "device"
     matcher, curator, auditor = tokens["matcher"], tokens["curator"], tokens["auditor"]
     console.print(
@@ -244,10 +257,13 @@ def demo(
 ) -> None:
     """Hash benign sample images, build a small list, and show which edited copies match; with
     --serve, then run the detection service on them and print what to try."""
+    from rich.console import Console
+
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
     run(console, save)
     if serve:
         from hashguard.api import ServiceSettings
+        from hashguard.cli.serve import run as run_service
 
         directory = Path("hashguard-demo").resolve()
         tokens = prepare_service(directory)

@@ -18,22 +18,9 @@ from hashguard.cli.common import (
     fail,
 )
 from hashguard.cli.lists import list_store, writable_log
-from hashguard.device import oprf
-from hashguard.device.build import build
-from hashguard.device.checker import DeviceChecker, DeviceCheckError
-from hashguard.device.install import install, open_installed
-from hashguard.device.messages import LANGUAGES, ReferralError, load_referrals
-from hashguard.device.oprf_client import HttpEvaluator
-from hashguard.device.release import MODES, DeviceReleaseError
-from hashguard.device.verify import open_release
 from hashguard.lists.model import EntryStatus
-from hashguard.transparency import keys as lists_keys
-from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
 
-device_app = typer.Typer(
-    name="device", help="On-device checks: filter releases, and checking files locally.",
-    no_args_is_help=True,
-)  # fmt: skip
+device_app = typer.Typer(name="device", no_args_is_help=True)  # help: cli/__init__.py
 
 
 class CheckFormat(StrEnum):
@@ -46,6 +33,8 @@ def keygen(
     out: Annotated[Path, typer.Option("--out", help="The OPRF key file to write (and OUT.pub).")],
 ) -> None:
     """Make a server key for server-assisted (oprf) releases."""
+    from hashguard.device import oprf
+
     try:
         key = oprf.ServerKey.generate()
         key.save(out)
@@ -85,6 +74,12 @@ def build_filter(
     database_url: DatabaseOption = None,
 ) -> None:
     """Build a signed filter release from lists and append it to the transparency log."""
+    from hashguard.device import oprf
+    from hashguard.device.build import build
+    from hashguard.device.release import MODES, DeviceReleaseError
+    from hashguard.transparency import keys as lists_keys
+    from hashguard.transparency.log import LogError
+
     if mode not in MODES:
         fail(f"--mode {mode!r}: expected offline or oprf")
     try:
@@ -150,6 +145,16 @@ def check(
     """Check files as a device would: blocked or not, with the warning and helplines. Nothing
     is reported anywhere. Exit status 0 when nothing is blocked, 1 when a file is, 2 when the
     release does not verify or a check cannot be done."""
+    from hashguard.device import oprf
+    from hashguard.device.checker import DeviceChecker, DeviceCheckError
+    from hashguard.device.install import open_installed
+    from hashguard.device.messages import LANGUAGES, ReferralError, load_referrals
+    from hashguard.device.oprf_client import HttpEvaluator
+    from hashguard.device.release import DeviceReleaseError
+    from hashguard.device.verify import open_release
+    from hashguard.transparency import keys as lists_keys
+    from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
+
     if language not in LANGUAGES:
         fail(f"--language {language!r}: expected one of {', '.join(LANGUAGES)}", ExitCode.ERROR)
     if (release is None) == (state is None):
@@ -234,6 +239,11 @@ def update(
     ] = None,
 ) -> None:
     """Install a release as a device does: verified first, fetching only the files it lacks."""
+    from hashguard.device.install import install
+    from hashguard.device.release import DeviceReleaseError
+    from hashguard.transparency import keys as lists_keys
+    from hashguard.transparency.log import LogError, TransparencyLog
+
     try:
         pinned = lists_keys.read_public(signer_key) if signer_key else None
         anchor = lists_keys.read_public(log_key) if log_key else None

@@ -2,22 +2,23 @@
 by its change feed (hashguard.lists.mirror over hashguard.exchanges.hashguard_feed)."""
 
 import time
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hashguard.cli.common import DatabaseOption, echo_error, fail
-from hashguard.exchanges.hashguard_feed import Feed
-from hashguard.lists.mirror import ChangeFeed, MirrorError, catch_up
 from hashguard.lists.model import Category, ListPolicy
-from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.list_errors import ListError
-from hashguard.store.lists import ListStore
+
+if TYPE_CHECKING:
+    from hashguard.lists.mirror import ChangeFeed
+    from hashguard.store.lists import ListStore
 
 
-def _create_like(store: ListStore, name: str, feed: ChangeFeed, origin: str) -> None:
+def _create_like(store: "ListStore", name: str, feed: "ChangeFeed", origin: str) -> None:
     """The local list, made with the origin list's owner, category, jurisdictions, legal basis
     and policy."""
+    from hashguard.lists.mirror import MirrorError
+
     about = feed.about()
     try:
         store.create(
@@ -50,6 +51,12 @@ def follow(
     database_url: DatabaseOption = None,
 ) -> None:
     """Mirror a list of another hashguard service by its change feed, incrementally."""
+    from hashguard.exchanges.hashguard_feed import Feed
+    from hashguard.lists.mirror import MirrorError, catch_up
+    from hashguard.store.database import DatabaseError, open_engine
+    from hashguard.store.list_errors import ListError
+    from hashguard.store.lists import ListStore
+
     feed = Feed(origin, remote or name, key)
     try:
         engine = open_engine(database_url)

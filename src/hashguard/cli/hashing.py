@@ -7,29 +7,17 @@ import math
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from hashguard.cli import progress
 from hashguard.cli.common import ExitCode, FormatOption, JobsOption, OutputFormat, fail
-from hashguard.media.errors import MediaError
-from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
-from hashguard.signals import registry
-from hashguard.signals.base import Comparison, SignalType
-from hashguard.signals.batch import (
-    FileFailure,
-    FileSkipped,
-    HashRecord,
-    HashSettings,
-    checked_values,
-    expand,
-)
-from hashguard.signals.pdq import PdqSignal
-from hashguard.signals.vpdq import VpdqComparison, VpdqSignal
 
-# Signals computed only when named (they cost more than the others).
-_ON_REQUEST = [n for n in registry.names(optional=True) if n not in registry.names()]
+if TYPE_CHECKING:  # the hashing code loads when a command runs
+    from hashguard.media.formats import MediaKind
+    from hashguard.signals.base import Comparison, SignalType
+    from hashguard.signals.batch import HashRecord
 
 
 def _finite(low: float, high: float) -> Callable[[float | None], float | None]:
@@ -44,6 +32,8 @@ def _finite(low: float, high: float) -> Callable[[float | None], float | None]:
 
 
 def _signal_names(value: str | None) -> tuple[str, ...]:
+    from hashguard.signals import registry
+
     if not value:
         return ()
     names = tuple(n.strip().lower() for n in value.split(",") if n.strip())
@@ -64,8 +54,8 @@ def hash_command(
         typer.Option(
             "--signal",
             "-s",
-            help=f"Comma-separated signals ({','.join(registry.names(optional=True))}); default "
-            f"all but those computed on request ({','.join(_ON_REQUEST)}: a full decode).",
+            help="Comma-separated signals ({signals}); default all but those computed on "
+            "request ({on_request}: a full decode).",  # filled in by SignalHelp
         ),
     ] = None,
     dihedral: Annotated[
@@ -83,6 +73,8 @@ def hash_command(
     ] = 1.0,
 ) -> None:
     """Hash files; one output line per file and signal. Exit status 1 if any file failed."""
+    from hashguard.signals.batch import HashSettings, expand
+
     names = _signal_names(signal)
     settings = HashSettings(names, dihedral, video_per_second=video_rate, quiet_decoders=True)
     files = list(expand(str(p) for p in paths))
@@ -105,14 +97,14 @@ def _writer(output: OutputFormat) -> Any:
     return _text
 
 
-def _rows(record: HashRecord) -> Iterator[tuple[str, str, int | None]]:
+def _rows(record: "HashRecord") -> Iterator[tuple[str, str, int | None]]:
     yield record.signal, record.value, record.quality
     for name, value in (record.dihedral or {}).items():
         if name != "original":
             yield f"{record.signal}:{name}", value, record.quality
 
 
-def _jsonl(record: HashRecord) -> str:
+def _jsonl(record: "HashRecord") -> str:
     line: dict[str, Any] = {"path": record.path, "signal": record.signal, "value": record.value}
     if record.quality is not None:
         line["quality"] = record.quality
@@ -123,7 +115,7 @@ def _jsonl(record: HashRecord) -> str:
     return json.dumps(line, ensure_ascii=False) + "\n"
 
 
-def _csv(record: HashRecord) -> str:
+def _csv(record: "HashRecord") -> str:
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\n")
     for signal, value, quality in _rows(record):
@@ -131,7 +123,7 @@ def _csv(record: HashRecord) -> str:
     return buffer.getvalue()
 
 
-def _text(record: HashRecord) -> str:
+def _text(record: "HashRecord") -> str:
     lines = []
     for signal, value, quality in _rows(record):
         shown = "-" if quality is None else str(quality)
@@ -158,6 +150,9 @@ def compare(
 
     Exit status: 0 if any signal matched, 1 if none did, 2 if they could not be compared.
     """
+    from hashguard.signals import registry
+    from hashguard.signals.vpdq import VpdqSignal
+
     try:
         kinds = {path: _kind(path) for path in (first, second)}
         if kinds[first] is not kinds[second]:
@@ -187,7 +182,10 @@ class _FileError(Exception):
     """A file could not be read or hashed; the message names it."""
 
 
-def _kind(path: Path) -> MediaKind:
+def _kind(path: Path) -> "MediaKind":
+    from hashguard.media.errors import MediaError
+    from hashguard.media.formats import SNIFF_BYTES, sniff
+
     try:
         with open(path, "rb") as stream:
             return sniff(stream.read(SNIFF_BYTES)).kind
@@ -197,7 +195,9 @@ def _kind(path: Path) -> MediaKind:
         raise _FileError(f"{path}: cannot read: {exc.strerror or exc}") from None
 
 
-def _values(path: Path, signals: list[SignalType[Any]]) -> list[tuple[str, Any]]:
+def _values(path: Path, signals: list["SignalType[Any]"]) -> list[tuple[str, Any]]:
+    from hashguard.signals.batch import FileFailure, FileSkipped, checked_values
+
     pairs = checked_values(str(path), signals, dihedral=True, quiet_decoders=True)
     if isinstance(pairs, FileFailure):
         raise _FileError(f"{path}: {pairs.reason}")
@@ -207,11 +207,13 @@ def _values(path: Path, signals: list[SignalType[Any]]) -> list[tuple[str, Any]]
 
 
 def _compare(
-    signals: list[SignalType[Any]],
+    signals: list["SignalType[Any]"],
     first: dict[str, Any],
     second: dict[str, Any],
     threshold: float | None,
-) -> Iterator[tuple[str, Comparison]]:
+) -> Iterator[tuple[str, "Comparison"]]:
+    from hashguard.signals.pdq import PdqSignal
+
     for signal in signals:
         a, b = first[signal.name], second[signal.name]
         if isinstance(signal, PdqSignal):
@@ -222,7 +224,9 @@ def _compare(
             yield signal.name, signal.compare(a, b)
 
 
-def _comparison_json(label: str, comparison: Comparison) -> dict[str, Any]:
+def _comparison_json(label: str, comparison: "Comparison") -> dict[str, Any]:
+    from hashguard.signals.vpdq import VpdqComparison
+
     line = {
         "signal": label,
         "match": comparison.match,

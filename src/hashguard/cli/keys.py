@@ -2,16 +2,17 @@
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hashguard.cli.common import DatabaseOption, fail, who
-from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
-from hashguard.store.database import DatabaseError, open_engine
-from hashguard.transparency import keys
+from hashguard.store.api_keys import Role  # --role's choices: the store loads with this group
 
-keys_app = typer.Typer(name="keys", help="Signing keys and API keys.", no_args_is_help=True)
+if TYPE_CHECKING:
+    from hashguard.store.api_keys import ApiKeyStore
+
+keys_app = typer.Typer(name="keys", no_args_is_help=True)  # help: cli/__init__.py
 
 
 @keys_app.command()
@@ -19,6 +20,8 @@ def generate(
     out: Annotated[Path, typer.Option("--out", "-o", help="The private key file to write.")],
 ) -> None:
     """Generate an Ed25519 key pair: OUT (private, owner-only) and OUT.pub (public, hex)."""
+    from hashguard.transparency import keys
+
     try:
         public = keys.generate(out)
     except keys.KeyFileError as error:
@@ -42,6 +45,8 @@ def create(
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an API key for the service. The key is printed once and stored only hashed."""
+    from hashguard.store.api_keys import ApiKeyError
+
     store = _store(database_url)
     try:
         key, token = store.create(role, lists or [], name, who(actor), service)
@@ -76,6 +81,8 @@ def revoke(
     database_url: DatabaseOption = None,
 ) -> None:
     """Revoke an API key; it stops working at once."""
+    from hashguard.store.api_keys import ApiKeyError
+
     try:
         _store(database_url).revoke(key_id, who(actor))
     except ApiKeyError as error:
@@ -83,7 +90,10 @@ def revoke(
     typer.echo(f"revoked key {key_id}")
 
 
-def _store(url: str | None) -> ApiKeyStore:
+def _store(url: str | None) -> "ApiKeyStore":
+    from hashguard.store.api_keys import ApiKeyStore
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         return ApiKeyStore(open_engine(url))
     except DatabaseError as error:

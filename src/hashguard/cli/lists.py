@@ -11,10 +11,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.cli.common import (
     DatabaseOption,
@@ -26,25 +25,20 @@ from hashguard.cli.common import (
     fail,
     who,
 )
-from hashguard.lists import release as release_lists
-from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, reader, stopncii
 from hashguard.lists.model import (
     Category,
     ChangeKind,
     EntryStatus,
     ListPolicy,
 )
-from hashguard.lists.records import InvalidRecord
-from hashguard.signals import registry
-from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.list_errors import ListError
-from hashguard.store.lists import ListStore
-from hashguard.transparency import keys as lists_keys
-from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
 
-lists_app = typer.Typer(
-    name="lists", help="Hash lists: create, import, export, inspect, change.", no_args_is_help=True
-)
+if TYPE_CHECKING:  # each command imports what it uses, so the command line starts fast
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from hashguard.store.lists import ListStore
+    from hashguard.transparency.log import TransparencyLog
+
+lists_app = typer.Typer(name="lists", no_args_is_help=True)  # help: cli/__init__.py
 
 
 class ImportFormat(StrEnum):
@@ -68,9 +62,12 @@ ActorOption = Annotated[
 ]
 
 
-def writable_log(log: Path, log_key: Path | None) -> tuple[TransparencyLog, Ed25519PrivateKey]:
+def writable_log(log: Path, log_key: Path | None) -> tuple["TransparencyLog", "Ed25519PrivateKey"]:
     """The log in ``log`` and its signing key: ``log_key``, or LOG.key beside the log (made on
     first use, never inside the published directory). Raises KeyFileError, LogError, OSError."""
+    from hashguard.transparency import keys as lists_keys
+    from hashguard.transparency.log import TransparencyLog
+
     path = log_key or log.with_name(log.name + ".key")
     if log_key is None and not path.exists():
         lists_keys.generate(path)
@@ -83,8 +80,13 @@ def writable_log(log: Path, log_key: Path | None) -> tuple[TransparencyLog, Ed25
 
 
 @contextmanager
-def list_store(url: str | None) -> Iterator[ListStore]:
+def list_store(url: str | None) -> Iterator["ListStore"]:
     """The list store on ``url``; its errors become one line on stderr and exit status 1."""
+    from hashguard.lists.records import InvalidRecord
+    from hashguard.store.database import DatabaseError, open_engine
+    from hashguard.store.list_errors import ListError
+    from hashguard.store.lists import ListStore
+
     try:
         engine = open_engine(url)
     except DatabaseError as error:
@@ -98,6 +100,8 @@ def list_store(url: str | None) -> Iterator[ListStore]:
 
 
 def _thresholds(values: list[str]) -> dict[str, float]:
+    from hashguard.signals import registry
+
     thresholds = {}
     for item in values:
         signal, _, number = item.partition("=")
@@ -167,6 +171,9 @@ def import_(
     database_url: DatabaseOption = None,
 ) -> None:
     """Import a file in one transaction: any malformed record means nothing is applied."""
+    from hashguard.lists.formats import reader
+    from hashguard.signals import registry
+
     skipped: Counter[str] = Counter()
     listable = registry.listable_names()
     if format is ImportFormat.text and (signal is None or signal.lower() not in listable):
@@ -208,6 +215,8 @@ def export(
     database_url: DatabaseOption = None,
 ) -> None:
     """Export a list's entries (active ones unless --all), ordered by signal and value."""
+    from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, stopncii
+
     if format is ImportFormat.text and not signal:
         raise typer.BadParameter("text export needs --signal (one value per line, one signal)")
     removals = (ImportFormat.csv, ImportFormat.ncmec, ImportFormat.stopncii)
@@ -347,6 +356,10 @@ def release(
     database_url: DatabaseOption = None,
 ) -> None:
     """Sign the list's matchable entries as a release and append it to the transparency log."""
+    from hashguard.lists import release as release_lists
+    from hashguard.transparency import keys as lists_keys
+    from hashguard.transparency.log import LogError
+
     try:
         owner_key = lists_keys.load(key)
         transparency, signing_key = writable_log(log, log_key)
@@ -378,6 +391,10 @@ def verify(
 ) -> None:
     """Verify a release: signature, entries against the Merkle root, log inclusion and
     consistency. Exit status 0 when valid, 1 with the reason otherwise."""
+    from hashguard.lists import release as release_lists
+    from hashguard.transparency import keys as lists_keys
+    from hashguard.transparency.log import LogError, TransparencyLog, TreeHead
+
     try:  # what the verifier gives: a fault here is in the input, not the release
         pinned_owner = lists_keys.read_public(owner_key) if owner_key else None
         pinned_log = lists_keys.read_public(log_key) if log_key else None

@@ -7,7 +7,7 @@ import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -21,27 +21,17 @@ from hashguard.cli.common import (
     echo_error,
     fail,
 )
-from hashguard.matching import Hashed, Match, Matcher, Query
-from hashguard.matching.query import parse_given
-from hashguard.signals import registry
-from hashguard.signals.base import InvalidSignalValue
-from hashguard.signals.batch import HashSettings, expand
-from hashguard.store.database import DatabaseError, open_engine
-from hashguard.store.list_errors import ListError
-from hashguard.store.lists import ListStore
+
+if TYPE_CHECKING:  # the matching code and the store load when the command runs
+    from hashguard.matching import Hashed, Match, Matcher, Query
 
 _MATCH_BATCH = 256
-# What a bare hex hash's length says, for the help.
-_LENGTHS = "; ".join(
-    f"{digits} digits: {', '.join(s.name for s in registry.by_hex_digits(digits))}"
-    for digits in sorted({s.hex_digits for s in registry.listable() if s.hex_digits})
-)
 
 
 @dataclass(frozen=True)
 class _Labelled:
     label: str  # the file's path, or the hash as given
-    query: Query
+    query: "Query"
 
 
 def match(
@@ -49,7 +39,7 @@ def match(
         list[str],
         typer.Argument(
             help="Files (media, or any file for its digests), directories (walked recursively), "
-            f"or hashes: SIGNAL:HEX, or bare hex read by its length ({_LENGTHS})."
+            "or hashes: SIGNAL:HEX, or bare hex read by its length ({hex_lengths}).",  # SignalHelp
         ),
     ],
     names: Annotated[
@@ -80,6 +70,12 @@ def match(
 
     Exit status: 0 if anything matched, 1 if nothing did, 2 on any error.
     """
+    from hashguard.matching import Query
+    from hashguard.matching.query import parse_given
+    from hashguard.signals import registry
+    from hashguard.signals.base import InvalidSignalValue
+    from hashguard.signals.batch import HashSettings, expand
+
     matcher = _matcher(names, min_quality, database_url)
     signals = matcher.signals()
     batch: list[_Labelled] = []
@@ -133,7 +129,12 @@ def match(
     raise typer.Exit(ExitCode.OK if matched else ExitCode.NO_MATCH)
 
 
-def _matcher(names: list[str], min_quality: int | None, url: str | None) -> Matcher:
+def _matcher(names: list[str], min_quality: int | None, url: str | None) -> "Matcher":
+    from hashguard.matching import Matcher
+    from hashguard.store.database import DatabaseError, open_engine
+    from hashguard.store.list_errors import ListError
+    from hashguard.store.lists import ListStore
+
     try:
         engine = open_engine(url)
     except DatabaseError as exc:
@@ -146,11 +147,13 @@ def _matcher(names: list[str], min_quality: int | None, url: str | None) -> Matc
         engine.dispose()
 
 
-def _match_writer(output: OutputFormat) -> Callable[[str, list[Match], Hashed | None], str]:
+def _match_writer(
+    output: OutputFormat,
+) -> Callable[[str, list["Match"], "Hashed | None"], str]:
     if output is OutputFormat.csv:
         sys.stdout.write("query,list,entry,signal,distance,labels\n")
 
-    def write(label: str, found: list[Match], low: Hashed | None) -> str:
+    def write(label: str, found: list["Match"], low: "Hashed | None") -> str:
         if output is OutputFormat.jsonl:
             return "".join(
                 json.dumps(

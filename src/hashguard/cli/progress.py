@@ -5,12 +5,12 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from typing import TYPE_CHECKING
 
 from hashguard.cli.common import echo_error, error_line
-from hashguard.signals.batch import FileFailure, FileSkipped, HashedFile, HashSettings, hash_paths
+
+if TYPE_CHECKING:
+    from hashguard.signals.batch import HashedFile, HashSettings
 
 
 @dataclass
@@ -27,9 +27,11 @@ class Tally:
 
 
 def hashed(
-    files: list[str], settings: HashSettings, jobs: int, out: "Output", tally: Tally
-) -> Iterator[HashedFile]:
+    files: list[str], settings: "HashSettings", jobs: int, out: "Output", tally: Tally
+) -> Iterator["HashedFile"]:
     """Each file hashed; failures reported on ``out`` and counted."""
+    from hashguard.signals.batch import FileFailure, FileSkipped, hash_paths
+
     for result in hash_paths(files, settings, jobs):
         if isinstance(result, FileFailure):
             tally.failed += 1
@@ -60,6 +62,15 @@ def output(total: int) -> Iterator[Output]:
     if not sys.stderr.isatty() or total < 2:
         yield Output(plain, echo_error, lambda: None)
         return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
     # The bar is drawn on stderr's terminal and lines for that terminal go above it, never
     # wrapped; with stdout on the same terminal, the result lines go above it too.
     on_terminal = sys.stdout.isatty()

@@ -9,15 +9,10 @@ import typer
 
 from hashguard.cli.common import DatabaseOption, fail
 from hashguard.legal.profiles import DEFAULT, PROFILES
-from hashguard.retention.purge import purge as run_purge
-from hashguard.review.services import ServiceError, ServiceStore
-from hashguard.review.webhook import SecretFileError, load_secret, service_secret
-from hashguard.stats import annual
-from hashguard.store.database import DatabaseError, open_engine
 
-services_app = typer.Typer(name="services", help="Services whose uploads are checked.",
-                           no_args_is_help=True)  # fmt: skip
-stats_app = typer.Typer(name="stats", help="Transparency figures.", no_args_is_help=True)
+# Their help: cli/__init__.py
+services_app = typer.Typer(name="services", no_args_is_help=True)
+stats_app = typer.Typer(name="stats", no_args_is_help=True)
 
 SecretOption = Annotated[
     Path,
@@ -43,6 +38,10 @@ def create_service(
     database_url: DatabaseOption = None,
 ) -> None:
     """Register a service; prints its webhook signing secret."""
+    from hashguard.review.services import ServiceError, ServiceStore
+    from hashguard.review.webhook import SecretFileError, load_secret, service_secret
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         store = ServiceStore(open_engine(database_url))
         service = store.create(name, profile, e2ee, webhook, content_url, actor="cli")
@@ -56,6 +55,9 @@ def create_service(
 @services_app.command("list")
 def list_services(database_url: DatabaseOption = None) -> None:
     """The services, one per line: name, legal profile, e2ee, webhook."""
+    from hashguard.review.services import ServiceStore
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         services = ServiceStore(open_engine(database_url)).all()
     except DatabaseError as error:
@@ -70,6 +72,10 @@ def show_secret(
     database_url: DatabaseOption = None,
 ) -> None:  # fmt: skip
     """Print a service's webhook signing secret (for its operator)."""
+    from hashguard.review.services import ServiceError, ServiceStore
+    from hashguard.review.webhook import SecretFileError, load_secret, service_secret
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         service = ServiceStore(open_engine(database_url)).get(name)
         typer.echo(service_secret(load_secret(secret_file), service.name))
@@ -88,6 +94,9 @@ def annual_report(
     database_url: DatabaseOption = None,
 ) -> None:
     """Write annual-YEAR.json and annual-YEAR.html (2021/1232 Art 3(1)(g)(vii), CSAR Art 83)."""
+    from hashguard.stats import annual
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         document = annual.report(open_engine(database_url), year, provider, shared_with or [])
         out.mkdir(parents=True, exist_ok=True)
@@ -101,6 +110,9 @@ def annual_report(
 def purge(database_url: DatabaseOption = None) -> None:
     """Delete what is past its retention (not under a legal hold or an open complaint); the
     audit log records what was deleted."""
+    from hashguard.retention.purge import purge as run_purge
+    from hashguard.store.database import DatabaseError, open_engine
+
     try:
         done = run_purge(open_engine(database_url), actor="hashguard purge")
     except DatabaseError as error:

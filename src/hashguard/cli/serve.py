@@ -9,8 +9,6 @@ from urllib.parse import urlsplit
 import typer
 
 from hashguard.cli.common import DatabaseOption, ExitCode, fail
-from hashguard.media.limits import MIB, Limits
-from hashguard.store.database import DatabaseError, open_engine
 
 if TYPE_CHECKING:  # the web stack loads only when a server starts
     from hashguard.api import ServiceSettings
@@ -90,6 +88,7 @@ def serve(
 ) -> None:
     """Run the detection service: hashguard's API under /v1, HMA's routes, /docs, /metrics."""
     from hashguard.api import ServiceSettings
+    from hashguard.media.limits import MIB, Limits
 
     limit = max_upload_mb * MIB
     settings = ServiceSettings(
@@ -139,6 +138,7 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
 
     from hashguard.app import create_app, served
     from hashguard.device.oprf import OprfError
+    from hashguard.store.database import DatabaseError, open_engine
 
     try:
         engine = open_engine(settings.database_url)

@@ -1,4 +1,8 @@
-"""Untrusted bytes to pixels and frames, safely: limits first, in memory, never via temp files."""
+"""Untrusted bytes to pixels and frames, safely: limits first, in memory, never via temp files.
+
+The decoders are imported from their modules (``media.image``, ``media.video``): they load
+Pillow, PyAV and numba, which what only reads formats and limits does without.
+"""
 
 from hashguard.media.errors import (
     CorruptMedia,
@@ -8,7 +12,6 @@ from hashguard.media.errors import (
     UnsupportedMedia,
 )
 from hashguard.media.formats import Format, MediaKind, sniff
-from hashguard.media.image import LumaImage, decode_luma, image_size
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 
 __all__ = [
@@ -18,11 +21,8 @@ __all__ = [
     "Format",
     "LimitExceeded",
     "Limits",
-    "LumaImage",
     "MediaError",
     "MediaKind",
     "UnsupportedMedia",
-    "decode_luma",
-    "image_size",
     "sniff",
 ]

@@ -9,7 +9,6 @@ import re
 from typing import ClassVar
 
 from hashguard.media.formats import MediaKind
-from hashguard.media.image import decode_rgb
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals.base import (
     Comparison,
@@ -112,6 +111,8 @@ class CanonicalSha256Signal(DigestSignal):
     different = "the pixels differ (canonical re-encoding)"
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> bytes:
+        from hashguard.media.image import decode_rgb  # Pillow loads when an image is hashed
+
         pixels = decode_rgb(read_image(source, limits), limits)
         height, width = pixels.shape[:2]
         digest = hashlib.sha256(b"P6\n%d %d\n255\n" % (width, height))

@@ -7,14 +7,12 @@ side; larger JPEGs are decoded at reduced DCT scale and hashed through the same 
 
 import re
 from dataclasses import dataclass
-from typing import ClassVar, Final
+from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
 
 from hashguard.media.formats import MediaKind
-from hashguard.media.image import LumaImage, decode_luma
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
-from hashguard.signals import pdq_kernel
 from hashguard.signals.base import (
     Comparison,
     IndexKind,
@@ -24,6 +22,9 @@ from hashguard.signals.base import (
     preview,
     read_image,
 )
+
+if TYPE_CHECKING:  # the decoder and the numba kernels load when something is hashed
+    from hashguard.media.image import LumaImage
 
 DEFAULT_THRESHOLD: Final = 31
 MIN_QUALITY: Final = 50
@@ -72,16 +73,20 @@ class DihedralHashes:
         return self.variants["original"]
 
 
-def hash_luma(luma: LumaImage) -> PdqHash:
+def hash_luma(luma: "LumaImage") -> PdqHash:
     """PDQ of a decoded luma plane (an image or a video frame)."""
+    from hashguard.signals import pdq_kernel
+
     dct, quality = pdq_dct(luma)
     if dct is None:
         return PdqHash(bytes(32), 0)
     return PdqHash(pdq_kernel.hash_bits(dct).tobytes(), quality)
 
 
-def dihedral_luma(luma: LumaImage) -> DihedralHashes:
+def dihedral_luma(luma: "LumaImage") -> DihedralHashes:
     """The 8 dihedral hashes of a decoded luma plane, all from one DCT."""
+    from hashguard.signals import pdq_kernel
+
     dct, quality = pdq_dct(luma)
     names = [name for name, *_ in pdq_kernel.DIHEDRAL]
     if dct is None:
@@ -93,16 +98,20 @@ def dihedral_luma(luma: LumaImage) -> DihedralHashes:
     return DihedralHashes(quality, variants)
 
 
-def pdq_dct(luma: LumaImage) -> tuple[np.ndarray | None, int]:
+def pdq_dct(luma: "LumaImage") -> tuple[np.ndarray | None, int]:
     """The 16x16 DCT coefficients PDQ thresholds at their median (bit i*16+j is [i, j] >
     median), and the quality; ``None`` for images under 5 px a side (hashed as all zeros)."""
+    from hashguard.signals import pdq_kernel
+
     buffer, quality = _buffer_64x64(luma)
     if buffer is None:
         return None, 0
     return pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64), quality
 
 
-def _buffer_64x64(luma: LumaImage) -> tuple[np.ndarray | None, int]:
+def _buffer_64x64(luma: "LumaImage") -> tuple[np.ndarray | None, int]:
+    from hashguard.signals import pdq_kernel
+
     if luma.width < pdq_kernel.MIN_SIDE or luma.height < pdq_kernel.MIN_SIDE:
         return None, 0
     pixels = luma.pixels
@@ -132,10 +141,14 @@ class PdqSignal(SignalType[PdqHash]):
         self.min_quality: int | None = min_quality
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> PdqHash:
+        from hashguard.media.image import decode_luma
+
         data = read_image(source, limits)
         return hash_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE))
 
     def hash_dihedral(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> DihedralHashes:
+        from hashguard.media.image import decode_luma
+
         data = read_image(source, limits)
         return dihedral_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE))
 

@@ -17,7 +17,6 @@ import numpy as np
 from hashguard.media.errors import CorruptMedia
 from hashguard.media.formats import MediaKind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
-from hashguard.media.video import iter_frames
 from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType
 from hashguard.signals.pdq import DEFAULT_THRESHOLD, MIN_QUALITY, hash_luma
 
@@ -91,6 +90,8 @@ class VpdqSignal(SignalType[VpdqHash]):
         self.threads = threads
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> VpdqHash:
+        from hashguard.media.video import iter_frames  # PyAV loads when a video is hashed
+
         frames = iter_frames(source, limits, per_second=self.per_second, threads=self.threads)
         hashed = []
         for frame in frames:
