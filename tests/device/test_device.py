@@ -582,7 +582,7 @@ def test_a_fresh_device_trusts_only_the_log_it_was_given(world: World) -> None:
     evil = world.release("offline", "evil")
     assert open_release(evil, evil_log).version == 1  # consistent in itself...
     with pytest.raises(
-        DeviceReleaseError, match="NOT LOGGED: the log key given .* is not the key this log is"
+        DeviceReleaseError, match=r"NOT LOGGED: the log key given .* is not the key this log is"
     ):
         install(evil, evil_log, world.root / "device", log_key=genuine)  # ...but not the real log
     assert not (world.root / "device" / "state.json").exists()
