@@ -15,7 +15,21 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
-from typer.core import TyperCommand
+from typer.core import TyperCommand, TyperOption
+
+
+def _flags_take_no_value() -> None:
+    """typer (0.29) shows every option's type in the help, a flag's too (``--dihedral <bool>``),
+    as if it took a value; a flag takes none, so it shows no type."""
+    shown = TyperOption.display_type_rich
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag and not self.count else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
+
+
+_flags_take_no_value()
 
 
 class ExitCode(IntEnum):
