@@ -1,6 +1,7 @@
 """``hashguard lists ...`` as a user runs it (in this process: tests/support/invoke.py), on a real
 database file."""
 
+import hashlib
 import json
 from pathlib import Path
 
@@ -151,3 +152,18 @@ def test_ncmec_import_reports_what_it_could_not_take(listed: Path, tmp_path: Pat
     broken.write_text("<queryResult>\n<images>\n<image>\n")
     failed = run(listed, "import", "demo", str(broken), "-f", "ncmec")
     assert failed.returncode == 1 and failed.stderr.startswith(f"hashguard: {broken}:4: malformed")
+
+
+def test_an_import_of_another_kind_of_hash_says_so(listed: Path, tmp_path: Path) -> None:
+    """SHA-256 digests have as many hex digits as PDQ hashes: imported as pdq, they are taken
+    (a list may hold odd values), but not without a word."""
+    digests = tmp_path / "digests.txt"
+    digests.write_text("\n".join(hashlib.sha256(b"%d" % n).hexdigest() for n in range(40)))
+    wrong = run(listed, "import", "demo", str(digests), "-f", "text", "-s", "pdq")
+    assert wrong.returncode == 0, wrong.stderr
+    assert wrong.stderr.startswith("hashguard: note: ")
+    assert "pdq values do not look like pdq hashes computed from media" in wrong.stderr
+    right = tmp_path / "pdq.txt"  # hashes of images: each has 128 of its 256 bits set
+    right.write_text("\n".join(PDQ[::-1]) + "\n" + "3c" * 32 + "\n")
+    quiet = run(listed, "import", "demo", str(right), "-f", "text", "-s", "pdq")
+    assert quiet.returncode == 0 and quiet.stderr == ""

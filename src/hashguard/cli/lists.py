@@ -7,11 +7,11 @@ The database is ``--database-url``, else HASHGUARD_DATABASE_URL, else the SQLite
 import json
 import sys
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -179,8 +179,10 @@ def import_(
     if format is ImportFormat.text and (signal is None or signal.lower() not in listable):
         raise typer.BadParameter(f"text lists need --signal, one of {', '.join(listable)}")
     records = reader.read(file, format.value, signal, source, jurisdiction, skipped)
+    odd: Counter[str] = Counter()
+    seen: Counter[str] = Counter()
     with list_store(database_url) as store:
-        summary = store.apply(name, records, who(actor))
+        summary = store.apply(name, _watched(records, seen, odd), who(actor))
     typer.echo(
         f"{name}: {summary.added} added, {summary.updated} updated, {summary.removed} removed, "
         f"{summary.unchanged} unchanged; version {summary.version}"
@@ -189,6 +191,31 @@ def import_(
         typer.echo(f"{summary.unknown_tombstones} removal(s) of values {name} never held: ignored")
     for reason, count in sorted(skipped.items()):
         typer.echo(f"not imported: {count} {reason}")
+    for kind, count in sorted(odd.items()):
+        if count * 2 > seen[kind]:  # most of them: a file of another kind of hash
+            echo_error(
+                f"note: {count} of {seen[kind]} {kind} values do not look like {kind} hashes "
+                "computed from media; if they are another signal's (a SHA-256 digest has as "
+                "many hex digits as a PDQ hash), delete them and import the file with that "
+                "--signal"
+            )
+
+
+def _watched(records: Iterable[Any], seen: Counter[str], odd: Counter[str]) -> Iterator[Any]:
+    """``records`` as they are, counting per signal the submissions whose values do not look
+    like that signal's (``SignalType.plausible``)."""
+    from hashguard.lists.records import Submission
+    from hashguard.signals import registry
+
+    for record in records:
+        if isinstance(record, Submission):
+            seen[record.signal] += 1
+            try:
+                if not registry.get(record.signal).plausible(record.value):
+                    odd[record.signal] += 1
+            except ValueError:  # not a signal, or not a value: the import says so itself
+                pass
+        yield record
 
 
 @lists_app.command()

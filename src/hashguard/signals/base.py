@@ -88,6 +88,11 @@ class SignalType(ABC, Generic[Value]):
             return bytes.fromhex(canonical)
         return self.key(self.parse(canonical))
 
+    def plausible(self, canonical: str) -> bool:
+        """Whether a value in canonical form looks like one of this signal's (a digest of
+        another kind can have the same width: a list imported as the wrong signal)."""
+        return True
+
     def quality(self, value: Value) -> int | None:
         """The value's quality (0-100) when it has one and was computed here, else None."""
         return None
