@@ -90,7 +90,8 @@ def test_failed_calls_are_logged_with_their_reason_counted_and_kept_pending(
     assert webhook.quarantines_delivered(review.engine, [failing, unresolved, refused,
                                                          silent]) == set()  # fmt: skip
     waiting = webhook.backlog(review.engine, now + timedelta(seconds=60))
-    assert waiting.pending == 4 and waiting.failed == 0 and waiting.oldest_seconds >= 60
+    # The service without a URL is never called: its call waits for no one, and is not counted.
+    assert waiting.pending == 3 and waiting.failed == 0 and waiting.oldest_seconds >= 60
 
 
 def test_a_call_is_given_up_loudly_after_its_last_attempt(
@@ -131,3 +132,18 @@ def test_a_detection_is_quarantined_once_its_service_took_the_call(
     [quarantine] = actions.actions(review.engine, ident)
     actions.reverse(review.engine, quarantine.id, "reviewer-1", "a different picture")
     assert webhook.quarantines_delivered(review.engine, [ident]) == set()
+
+
+def test_a_quarantine_delivered_stays_so_after_its_call_is_purged(
+    review: Review, receiver: Loopback
+) -> None:
+    """The purge deletes a delivered call once its retention passes (30 days); the quarantine
+    it delivered is still in force and still shown as taken."""
+    service = review.services.create("photos", webhook_url=receiver.url + "/h")
+    ident = detect(review, service, "kept-1")
+    with review.engine.begin() as connection:
+        connection.execute(update(WebhookRow).values(delivered_at=datetime.now(UTC)))
+    assert webhook.quarantines_delivered(review.engine, [ident]) == {ident}
+    with review.engine.begin() as connection:
+        connection.execute(WebhookRow.__table__.delete())  # what the purge does after 30 days
+    assert webhook.quarantines_delivered(review.engine, [ident]) == {ident}

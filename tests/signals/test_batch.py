@@ -123,3 +123,22 @@ def test_a_device_is_refused_rather_than_read_without_end() -> None:
     assert result == FileFailure(
         "/dev/zero", "not a regular file (a device or a pipe): nothing to hash"
     )
+
+
+def test_a_pipe_named_on_the_command_line_is_refused_not_waited_on(tmp_path: Path) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would wait for a writer that never comes
+    [result] = hash_paths([str(fifo)], HashSettings(("md5",)), jobs=0)
+    assert result == FileFailure(
+        str(fifo), "not a regular file (a device or a pipe): nothing to hash"
+    )
+
+
+def test_digests_of_an_image_need_no_decoding_and_no_image_limit() -> None:
+    """Asked for digests only, a file that starts like a PNG is read as bytes: over the image
+    size limit, or not decodable at all, it still has its digests."""
+    content = b"\x89PNG\r\n\x1a\n" + random.Random(3).randbytes(64 * 1024)  # not a real PNG
+    tiny = Limits(max_image_bytes=1000)
+    stream = _Reads(content)
+    [(signal, value)] = hash_stream(stream, len(content), [registry.get("md5")], tiny)
+    assert (signal.name, value) == ("md5", hashlib.md5(content).digest())

@@ -135,3 +135,24 @@ def test_malformed_strings_are_refused_with_a_reason(text: str) -> None:
 def test_hash_accepts_an_open_file() -> None:
     data = jpeg(19)
     assert PDQ.hash(io.BytesIO(data)) == PDQ.hash(data)
+
+
+def test_hashes_of_images_are_plausible_pdq_and_most_digests_are_not() -> None:
+    """A PDQ hash of an image has at most half its bits set (exactly half unless DCT
+    coefficients tie at their median: a symmetric image's has fewer); a SHA-256 digest has
+    more than half about one time in two."""
+    import hashlib
+
+    import numpy as np
+    from PIL import Image
+
+    from hashguard.media.synthetic import encode, scene
+
+    pdq = PdqSignal()
+    noise = np.random.default_rng(5).integers(0, 256, (96, 48), dtype=np.uint8)
+    mirrored = Image.fromarray(np.hstack([noise, noise[:, ::-1]]))  # ties at the median
+    for image in (scene(4, 320, 240), mirrored):
+        value = pdq.hash(encode(image, "PNG"))
+        assert pdq.plausible(value.hex)
+    digests = [hashlib.sha256(b"%d" % n).hexdigest() for n in range(200)]
+    assert 70 < sum(not pdq.plausible(d) for d in digests) < 130

@@ -192,7 +192,7 @@ def import_(
     for reason, count in sorted(skipped.items()):
         typer.echo(f"not imported: {count} {reason}")
     for kind, count in sorted(odd.items()):
-        if count * 2 > seen[kind]:  # most of them: a file of another kind of hash
+        if count * 4 > seen[kind]:  # genuine ones never are; another kind's, half of them
             echo_error(
                 f"note: {count} of {seen[kind]} {kind} values do not look like {kind} hashes "
                 "computed from media; if they are another signal's (a SHA-256 digest has as "

@@ -199,11 +199,14 @@ def quarantines_delivered(engine: Engine, detection_ids: Iterable[int]) -> set[i
         return set()
     actions, outbox = ActionRow.__table__, WebhookRow.__table__
     key = literal("action-", String) + cast(actions.c.id, String)  # as actions.record names it
+    # The purge deletes a delivered call once its retention passes, never an undelivered one:
+    # a quarantine in force whose call is gone was delivered.
     query = (
         select(actions.c.detection_id)
-        .join(outbox, outbox.c.idempotency_key == key)
+        .outerjoin(outbox, outbox.c.idempotency_key == key)
         .where(actions.c.detection_id.in_(wanted), actions.c.kind == "quarantine",
-               actions.c.reversed_at.is_(None), outbox.c.delivered_at.is_not(None))
+               actions.c.reversed_at.is_(None),
+               outbox.c.delivered_at.is_not(None) | outbox.c.id.is_(None))
     )  # fmt: skip
     with engine.connect() as connection:
         return {int(ident) for ident in connection.execute(query).scalars()}
@@ -219,18 +222,22 @@ class Backlog:
 
 
 def backlog(engine: Engine, now: datetime | None = None) -> Backlog:
-    """The outbox's undelivered calls: pending (to services with or without a webhook URL)
-    and given up."""
+    """The outbox's undelivered calls to services with a webhook URL: pending and given up."""
     now = now or datetime.now(UTC)
-    outbox = WebhookRow.__table__
+    outbox, services = WebhookRow.__table__, ServiceRow.__table__
     undelivered = outbox.c.delivered_at.is_(None)
     retried = outbox.c.attempts < MAX_ATTEMPTS
+    # A service without a webhook URL is never called: its calls wait for no one.
+    sendable = outbox.join(services, services.c.id == outbox.c.service_id)
+    addressed = services.c.webhook_url != ""
     with engine.connect() as connection:
         pending, oldest = connection.execute(
-            select(func.count(), func.min(outbox.c.created_at)).where(undelivered, retried)
+            select(func.count(), func.min(outbox.c.created_at))
+            .select_from(sendable)
+            .where(undelivered, retried, addressed)
         ).one()
         failed = connection.execute(
-            select(func.count()).where(undelivered, ~retried).select_from(outbox)
+            select(func.count()).select_from(sendable).where(undelivered, ~retried, addressed)
         ).scalar_one()
     age = max(0.0, (now - utc(oldest)).total_seconds()) if oldest is not None else 0.0
     return Backlog(int(pending), age, int(failed))

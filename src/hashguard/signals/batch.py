@@ -170,9 +170,11 @@ def hash_values(
 ) -> list[tuple[SignalType[Any], Any]]:
     """``hash_stream`` of the file at ``path``; raises ``UnsupportedMedia`` for a device or
     a pipe (a stream without end), besides what ``hash_stream`` raises."""
+    if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a pipe waits
+        raise UnsupportedMedia("not a regular file (a device or a pipe): nothing to hash")
     with open(path, "rb") as stream:
         found = os.fstat(stream.fileno())
-        if not stat.S_ISREG(found.st_mode):
+        if not stat.S_ISREG(found.st_mode):  # replaced since
             raise UnsupportedMedia("not a regular file (a device or a pipe): nothing to hash")
         return hash_stream(stream, found.st_size, signals, limits, dihedral)
 
@@ -199,10 +201,11 @@ def hash_stream(
         raise UnsupportedMedia(NOT_MEDIA) if kind is MediaKind.OTHER else NotApplicable(kind)
     stream.seek(0)
     data: bytes | None = None
-    if kind is MediaKind.IMAGE:
+    decoded = any(not s.applies_to(MediaKind.OTHER) for s in chosen)  # digests read bytes only
+    if decoded and kind is MediaKind.IMAGE:
         limits.check_image_bytes(size)
         data = read_image(stream, limits)
-    elif kind is MediaKind.VIDEO:
+    elif decoded and kind is MediaKind.VIDEO:
         limits.check_video_bytes(size)
     values: list[tuple[SignalType[Any], Any]] = []
     for chosen_signal in chosen:

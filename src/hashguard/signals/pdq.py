@@ -167,9 +167,10 @@ class PdqSignal(SignalType[PdqHash]):
         return value.bits
 
     def plausible(self, canonical: str) -> bool:
-        # Each bit is a DCT coefficient above their median: a hash of an image has exactly
-        # half its bits set (a flat image's, none). A SHA-256 digest has 128 by chance 1 in 20.
-        return int(canonical, 16).bit_count() in (128, 0)
+        # Each bit is a DCT coefficient above their median: a hash of an image has at most
+        # half its bits set (exactly half unless coefficients tie at the median). A SHA-256
+        # digest has more than half about one time in two.
+        return int(canonical, 16).bit_count() <= 128
 
     def quality(self, value: PdqHash) -> int | None:
         return value.quality
