@@ -226,6 +226,18 @@ def _audit_view(service: Service, key: ApiKey, ident: int) -> None:
         audit.append(connection, actor(key), "detection.view", f"detection:{ident}")
 
 
+async def _form_caller(request: Request, csrf: str) -> tuple[ApiKey, str] | Response:
+    """The signed-in key posting a desk form, and its CSRF token; else the answer to give (the
+    sign-in page, or a refusal of a stale form)."""
+    try:
+        key, expected = await _signed_in(request)
+    except _SignIn:
+        return RedirectResponse("/desk/login", 303)
+    if not secrets.compare_digest(csrf, expected):
+        return Response("the form is stale: reload the page", 403, headers=_HEADERS)
+    return key, expected
+
+
 @router.post("/desk/detections/{ident}/decide")
 async def decide(
     request: Request,
@@ -234,12 +246,10 @@ async def decide(
     reason: Annotated[str, Form(max_length=2000)],
     csrf: Annotated[str, Form()],
 ) -> Response:
-    try:
-        key, expected = await _signed_in(request)
-    except _SignIn:
-        return RedirectResponse("/desk/login", 303)
-    if not secrets.compare_digest(csrf, expected):
-        return Response("the form is stale: reload the page", 403, headers=_HEADERS)
+    caller = await _form_caller(request, csrf)
+    if isinstance(caller, Response):
+        return caller
+    key, expected = caller
     service = service_of(request)
     try:
         await run_in_threadpool(service.review.visible, ident, key.lists)
@@ -261,12 +271,10 @@ async def reinstate(
 ) -> Response:
     """The list's curator reinstates an entry this false positive contested (audited; the
     service's Matcher matches it again before the answer)."""
-    try:
-        key, expected = await _signed_in(request)
-    except _SignIn:
-        return RedirectResponse("/desk/login", 303)
-    if not secrets.compare_digest(csrf, expected):
-        return Response("the form is stale: reload the page", 403, headers=_HEADERS)
+    caller = await _form_caller(request, csrf)
+    if isinstance(caller, Response):
+        return caller
+    key, expected = caller
     service = service_of(request)
     try:
         await run_in_threadpool(service.review.visible, ident, key.lists)
