@@ -278,3 +278,16 @@ def test_errors_stay_on_their_own_line_above_the_bar(tmp_path: Path) -> None:
     error = f"hashguard: {tmp_path / '3.jpg'}: not a supported image or video format"
     assert error in lines  # a line of its own, never glued to the bar or wrapped
     assert sum(line.startswith("pdq") for line in lines) == 5
+
+
+def test_compare_takes_any_files_by_their_digests(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("minutes of the meeting\n")
+    (tmp_path / "b.txt").write_text("minutes of the meeting\n")
+    (tmp_path / "c.txt").write_text("other minutes\n")
+    same = hashguard("compare", str(tmp_path / "a.txt"), str(tmp_path / "b.txt"))
+    assert same.returncode == 0, same.stderr
+    assert [line.split()[:2] for line in same.stdout.splitlines()] == [
+        ["md5", "MATCH"], ["sha1", "MATCH"], ["sha256", "MATCH"]
+    ]  # fmt: skip
+    other = hashguard("compare", str(tmp_path / "a.txt"), str(tmp_path / "c.txt"))
+    assert other.returncode == 1 and "the files differ" in other.stdout

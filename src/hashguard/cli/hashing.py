@@ -133,7 +133,9 @@ def _text(record: "HashRecord") -> str:
 
 
 def compare(
-    first: Annotated[Path, typer.Argument(help="An image or video file.")],
+    first: Annotated[
+        Path, typer.Argument(help="A file: images and videos also compare perceptually.")
+    ],
     second: Annotated[Path, typer.Argument(help="Another file of the same kind.")],
     threshold: Annotated[
         float | None,
@@ -184,11 +186,11 @@ class _FileError(Exception):
 
 def _kind(path: Path) -> "MediaKind":
     from hashguard.media.errors import MediaError
-    from hashguard.media.formats import SNIFF_BYTES, sniff
+    from hashguard.media.formats import SNIFF_BYTES, file_kind
 
     try:
         with open(path, "rb") as stream:
-            return sniff(stream.read(SNIFF_BYTES)).kind
+            return file_kind(stream.read(SNIFF_BYTES))  # any file: its digests compare
     except MediaError as exc:
         raise _FileError(f"{path}: {exc}") from None
     except OSError as exc:
