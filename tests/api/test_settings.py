@@ -161,3 +161,12 @@ def test_a_bad_variable_or_flag_is_named() -> None:
 def test_the_ncmec_password_is_never_a_setting() -> None:
     loaded = load(None, {}, {"HASHGUARD_NCMEC_PASSWORD": "hunter2-secret"})
     assert "hunter2-secret" not in repr(loaded) + repr(loaded.settings.recorded())
+
+
+def test_the_configuration_page_names_every_setting_with_its_flag_and_variable() -> None:
+    page = (Path(__file__).resolve().parents[2] / "docs" / "configuration.md").read_text()
+    rows = {line.split("|")[1].strip(" `"): line for line in page.splitlines()
+            if line.startswith("| `")}  # fmt: skip
+    assert set(rows) == set(SETTINGS)
+    for name, (_, spec) in SETTINGS.items():
+        assert f"| {spec.section} | `{spec.option}`" in rows[name] and spec.env in rows[name]

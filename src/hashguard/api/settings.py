@@ -138,9 +138,8 @@ class ServiceSettings:
     host: str = setting("127.0.0.1", TEXT, "server", "The address to listen on.")
     port: int = setting(8000, INTEGER, "server", "The port to listen on.", minimum=1, maximum=65535)
     public_url: str = setting(
-        "", TEXT, "server",
-        "This service's address as users reach it (complaint links); default "
-        "http://HOST:PORT.",
+        "", TEXT, "server", "This service's address as users reach it (complaint links).",
+        unset="http://HOST:PORT",
     )  # fmt: skip
     access_log: bool = setting(
         False, FLAG, "server", "Log every request line (never keys or bodies)."
