@@ -17,7 +17,6 @@ from hashguard.api.settings import (
     NCMEC_PASSWORD,
     SECTIONS,
     SETTINGS,
-    KindError,
     ServiceSettings,
     Setting,
     default_of,
@@ -164,7 +163,7 @@ def _take(
         raise ConfigError(f"{where}: {key} is set twice (also at {found[key][1]})")
     try:
         parsed = spec.kind.from_toml(value)
-    except (KindError, ValueError):
+    except ValueError:
         raise ConfigError(f"{key}: expected {spec.kind.expected}, got {value!r} (from "
                           f"{where})") from None  # fmt: skip
     found[key] = (_checked(spec, parsed, where), where)
@@ -173,7 +172,7 @@ def _take(
 def _parsed(spec: Setting, text: str, where: str) -> Any:
     try:
         return spec.kind.from_text(text)
-    except (KindError, ValueError):
+    except ValueError:
         raise ConfigError(f"{spec.name}: expected {spec.kind.expected}, got {text!r} "
                           f"(from {where})") from None  # fmt: skip
 

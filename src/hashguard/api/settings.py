@@ -19,14 +19,11 @@ _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
 
-class KindError(ValueError):
-    """A value is not of a setting's kind; the message says what was expected."""
-
-
 @dataclass(frozen=True)
 class Kind:
     """What a setting holds: ``expected`` (for messages: "an integer"), the metavar its flag
-    shows, how its text (a flag's or a variable's) is read, and how a TOML value is checked."""
+    shows, how its text (a flag's or a variable's) is read, and how a TOML value is checked
+    (both raise ValueError for a value not of the kind)."""
 
     expected: str
     metavar: str
@@ -36,19 +33,19 @@ class Kind:
 
 def _integer(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
-        raise KindError
+        raise ValueError(value)
     return value
 
 
 def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
-        raise KindError
+        raise ValueError(value)
     return float(value)
 
 
 def _text(value: Any) -> str:
     if not isinstance(value, str):
-        raise KindError
+        raise ValueError(value)
     return value
 
 
@@ -57,12 +54,12 @@ def _flag_text(text: str) -> bool:
         return True
     if text.strip().lower() in _FALSE:
         return False
-    raise KindError
+    raise ValueError(text)
 
 
 def _flag(value: Any) -> bool:
     if not isinstance(value, bool):
-        raise KindError
+        raise ValueError(value)
     return value
 
 
@@ -70,7 +67,7 @@ def _network(text: str) -> Network:
     try:
         return ipaddress.ip_network(text.strip(), strict=False)
     except ValueError:
-        raise KindError from None
+        raise ValueError(text) from None
 
 
 def _words(text: str) -> list[str]:
@@ -80,7 +77,7 @@ def _words(text: str) -> list[str]:
 
 def _text_list(value: Any) -> tuple[str, ...]:
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise KindError
+        raise ValueError(value)
     return tuple(value)
 
 
