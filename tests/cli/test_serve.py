@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hashguard.cli.serve import unreachable_links
+from hashguard.api.diagnosis import unreachable_links
 
 from support.server import HASHGUARD, LISTENING, free_port
 

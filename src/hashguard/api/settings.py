@@ -1,8 +1,13 @@
-"""The service's settings: one frozen object, from ``hashguard serve`` options (each also an
-environment variable ``HASHGUARD_*``). Nothing in it is secret: key files are named by path."""
+"""The service's settings: one frozen object. Each setting a person can set is declared once, on
+its field (``setting()``): its name, kind, section, help and default; the command-line flag
+(``--name``), the environment variable (``HASHGUARD_NAME``) and the configuration file's key
+(``name``, at the top or in its section) are all made from that (api/configuration.py reads
+them, ``hashguard serve`` and ``hashguard config check`` offer them). Nothing in it is secret:
+key files are named by path."""
 
 import ipaddress
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -10,51 +15,220 @@ from hashguard.media.limits import MIB, Limits
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What a setting holds: ``expected`` (for messages: "an integer"), the metavar its flag
+    shows, how its text (a flag's or a variable's) is read, and how a TOML value is checked
+    (both raise ValueError for a value not of the kind)."""
+
+    expected: str
+    metavar: str
+    from_text: Callable[[str], Any]
+    from_toml: Callable[[Any], Any]
+
+
+def _integer(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(value)
+    return value
+
+
+def _number(value: Any) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(value)
+    return float(value)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(value)
+    return value
+
+
+def _flag_text(text: str) -> bool:
+    if text.strip().lower() in _TRUE:
+        return True
+    if text.strip().lower() in _FALSE:
+        return False
+    raise ValueError(text)
+
+
+def _flag(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise ValueError(value)
+    return value
+
+
+def _network(text: str) -> Network:
+    try:
+        return ipaddress.ip_network(text.strip(), strict=False)
+    except ValueError:
+        raise ValueError(text) from None
+
+
+def _words(text: str) -> list[str]:
+    """A list given as text: separated by commas or white space."""
+    return text.replace(",", " ").split()
+
+
+def _text_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError(value)
+    return tuple(value)
+
+
+INTEGER = Kind("an integer", "INTEGER", lambda t: int(t.strip()), _integer)
+NUMBER = Kind("a number", "NUMBER", lambda t: float(t.strip()), _number)
+TEXT = Kind("a string", "TEXT", str, _text)
+PATH = Kind("a path", "PATH", Path, lambda v: Path(_text(v)))
+FLAG = Kind("true or false", "", _flag_text, _flag)
+HOSTS = Kind("a list of host names", "HOST", lambda t: tuple(_words(t)), _text_list)
+NETWORKS = Kind(
+    "a list of networks (e.g. 10.1.2.0/24)",
+    "NETWORK",
+    lambda t: tuple(_network(n) for n in _words(t)),
+    lambda v: tuple(_network(n) for n in _text_list(v)),
+)
+SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device")
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A setting a person sets. ``name`` is its key in the file and, made upper case after
+    ``HASHGUARD_``, its environment variable; ``flag`` its option (``--name`` unless given;
+    ``repeat``: given once per value). A field in bytes is set in MiB (``scale``). ``unset``
+    says what no value means."""
+
+    name: str
+    kind: Kind
+    section: str
+    help: str
+    flag: str = ""
+    repeat: bool = False
+    scale: int = 1
+    minimum: float | None = None
+    maximum: float | None = None
+    unset: str = "-"
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "HASHGUARD_" + self.name.upper()
+
+
+def setting(default: Any, kind: Kind, section: str, help: str, **declared: Any) -> Any:
+    """A settings field (named ``declared['name']``, else as the field) with its declaration."""
+    assert section in SECTIONS, section
+    return field(default=default, metadata={"setting": (kind, section, help, declared)})
+
 
 @dataclass(frozen=True)
 class ServiceSettings:
-    database_url: str | None = None
-    # Request bodies: media uploads, list imports, everything else (JSON).
-    max_upload_bytes: int = 64 * MIB
-    max_import_bytes: int = 1024 * MIB
+    # -- server: where it listens, and what it says users reach it at
+    host: str = setting("127.0.0.1", TEXT, "server", "The address to listen on.")
+    port: int = setting(8000, INTEGER, "server", "The port to listen on.", minimum=1, maximum=65535)
+    public_url: str = setting(
+        "", TEXT, "server", "This service's address as users reach it (complaint links).",
+        unset="http://HOST:PORT",
+    )  # fmt: skip
+    access_log: bool = setting(
+        False, FLAG, "server", "Log every request line (never keys or bodies)."
+    )
+    # The server's secret (webhook signatures are derived from it), made on first use.
+    secret_file: Path = setting(
+        Path("hashguard-secret.key"), PATH, "server",
+        "The server's secret (webhook signatures); made on first use.",
+    )  # fmt: skip
+    database_url: str | None = setting(
+        None, TEXT, "database",
+        "SQLAlchemy URL (sqlite:///file.db, postgresql://...); migrated at start.",
+        unset="sqlite:///hashguard.db",
+    )  # fmt: skip
+    # -- limits: request bodies (media uploads, list imports, everything else: JSON)
+    max_upload_bytes: int = setting(
+        64 * MIB, INTEGER, "limits", "Largest media upload, in MiB.",
+        name="max_upload_mb", scale=MIB, minimum=1,
+    )  # fmt: skip
+    max_import_bytes: int = setting(
+        1024 * MIB, INTEGER, "limits", "Largest list import, in MiB.",
+        name="max_import_mb", scale=MIB, minimum=1,
+    )  # fmt: skip
     max_json_bytes: int = 2 * MIB
-    max_batch: int = 1000  # hashes per match request
-    media_limits: Limits = field(
-        default_factory=lambda: Limits(max_image_bytes=64 * MIB, max_video_bytes=64 * MIB)
+    max_batch: int = setting(
+        1000, INTEGER, "limits", "Most hashes in one match request.", minimum=1
     )
     min_quality: int | None = None  # values of lower quality never match (None: the signal's)
-    # Hashing media by URL: off unless hosts are allowed; private, loopback and link-local
-    # addresses are refused unless their network is named here.
-    fetch_hosts: tuple[str, ...] = ()
-    fetch_networks: tuple[Network, ...] = ()
-    fetch_timeout: float = 10.0
-    # Signed releases through the API: the owner's signing key, the transparency log, where to
-    # write releases. Without them the release route answers 409.
-    release_key: Path | None = None
-    release_log: Path | None = None
-    release_dir: Path | None = None
-    # Safeguards: the server's secret (webhook signatures are derived from it), who reports,
-    # the key that signs EU reports, and where reports go ("" = kept, not sent). NCMEC's
-    # password comes from HASHGUARD_NCMEC_PASSWORD only and is never recorded.
-    secret_file: Path = Path("hashguard-secret.key")
-    provider_name: str = ""
-    provider_email: str = ""
-    provider_country: str = ""
-    report_key: Path | None = None
-    eu_centre_url: str = ""
-    ncmec_url: str = ""
-    ncmec_user: str = ""
-    public_url: str = "http://127.0.0.1:8000"  # for links in statements of reasons
-    # On-device checks, server-assisted: the VOPRF key (hashguard device keygen) and how many
-    # evaluations one device key may ask for per hour. Without a key the route answers 404.
-    oprf_key: Path | None = None
-    oprf_limit: int = 2000
+    # -- fetch: hashing media by URL, off unless hosts are allowed; private, loopback and
+    # link-local addresses are refused unless their network is named.
+    fetch_hosts: tuple[str, ...] = setting(
+        (), HOSTS, "fetch",
+        "Allow hashing media by URL from this host (repeat; '*.example.org' for its "
+        "subdomains). Off by default.",
+        flag="--fetch-host", repeat=True, unset="- (media by URL is off)",
+    )  # fmt: skip
+    fetch_networks: tuple[Network, ...] = setting(
+        (), NETWORKS, "fetch",
+        "A private network URLs may resolve to (repeat; e.g. an internal CDN). Private, "
+        "loopback and link-local addresses are refused otherwise.",
+        flag="--fetch-network", repeat=True,
+    )  # fmt: skip
+    fetch_timeout: float = setting(
+        10.0, NUMBER, "fetch", "Seconds to wait for media fetched by URL.", minimum=0.1
+    )
+    # -- releases: signed releases through the API (without all three the route answers 409)
+    release_key: Path | None = setting(
+        None, PATH, "releases", "The owner's signing key, to sign releases via the API."
+    )
+    release_log: Path | None = setting(
+        None, PATH, "releases", "The transparency log directory for releases."
+    )
+    release_dir: Path | None = setting(
+        None, PATH, "releases", "Where releases made via the API are written."
+    )
+    # -- reports: who reports, the key that signs EU reports, where reports go ("" = kept,
+    # not sent). NCMEC's password comes from HASHGUARD_NCMEC_PASSWORD only, never recorded.
+    provider_name: str = setting("", TEXT, "reports", "Who reports (provider reports).")
+    provider_email: str = setting("", TEXT, "reports", "The provider's contact e-mail.")
+    provider_country: str = setting("", TEXT, "reports", "The provider's country (NL).")
+    report_key: Path | None = setting(
+        None, PATH, "reports", "The Ed25519 key that signs EU reports."
+    )
+    eu_centre_url: str = setting("", TEXT, "reports", "Where EU reports are sent.")
+    ncmec_url: str = setting("", TEXT, "reports", "NCMEC's CyberTipline API base URL.")
+    ncmec_user: str = setting(
+        "", TEXT, "reports", "NCMEC user (password: HASHGUARD_NCMEC_PASSWORD)."
+    )
+    # -- device: on-device checks, server-assisted: the VOPRF key (hashguard device keygen)
+    # and how many evaluations one device key may ask for per hour. Without a key: 404.
+    oprf_key: Path | None = setting(
+        None, PATH, "device", "On-device checks: the VOPRF key to evaluate with (device keygen)."
+    )
+    oprf_limit: int = setting(
+        2000, INTEGER, "device", "Evaluations per hour per device key.", minimum=1
+    )
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
+
+    def __post_init__(self) -> None:
+        if not self.public_url:
+            object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
+        object.__setattr__(self, "provider_country", self.provider_country.upper())
 
     @property
     def fetching(self) -> bool:
         return bool(self.fetch_hosts)
+
+    @property
+    def media_limits(self) -> Limits:
+        """The limits of uploaded media: no larger than an upload may be."""
+        return Limits(max_image_bytes=self.max_upload_bytes, max_video_bytes=self.max_upload_bytes)
 
     def recorded(self) -> dict[str, Any]:
         """The settings as the audit log records them (paths, limits, hosts; no secrets)."""
@@ -82,3 +256,28 @@ class ServiceSettings:
             "oprf_key": str(self.oprf_key or ""),
             "oprf_limit": self.oprf_limit,
         }
+
+
+def _declared() -> dict[str, tuple[str, Setting]]:
+    found = {}
+    for f in fields(ServiceSettings):
+        if "setting" in f.metadata:
+            kind, section, help_text, declared = f.metadata["setting"]
+            options = {k: v for k, v in declared.items() if k != "name"}
+            spec = Setting(declared.get("name", f.name), kind, section, help_text, **options)
+            found[spec.name] = (f.name, spec)
+    return found
+
+
+NCMEC_PASSWORD = "HASHGUARD_NCMEC_PASSWORD"  # a secret: read from the environment only
+
+# Every setting by name, in the order the file, the help and the report list them, with the
+# field of ServiceSettings it sets.
+SETTINGS: dict[str, tuple[str, Setting]] = _declared()
+
+
+def default_of(name: str) -> Any:
+    """The default of the setting ``name`` as a person would set it (MiB, not bytes)."""
+    attribute, spec = SETTINGS[name]
+    value: Any = next(f.default for f in fields(ServiceSettings) if f.name == attribute)
+    return value // spec.scale if spec.scale != 1 else value

@@ -51,6 +51,10 @@ GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
     "audit": ("The audit log.", _group("audit", "audit_app")),
     "services": ("Services whose uploads are checked.", _group("safeguards", "services_app")),
     "stats": ("Transparency figures.", _group("safeguards", "stats_app")),
+    "config": (
+        "The service's settings: what is set, from where, and what is wrong.",
+        _group("config", "config_app"),
+    ),
     "device": (
         "On-device checks: filter releases, and checking files locally.",
         _group("device", "device_app"),

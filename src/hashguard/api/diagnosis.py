@@ -1,0 +1,300 @@
+"""What is wrong with a configuration before the service starts with it (``hashguard config
+check``): the database is tried (with a short timeout), key files are read, and settings that
+contradict each other or point users nowhere are named, each with what to do. Nothing secret is
+read into a message: files are named by path, the database URL without its password."""
+
+import ipaddress
+import os
+import sqlite3
+from collections.abc import Iterator, Mapping
+from contextlib import closing
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+
+from hashguard.api.configuration import Configuration, secret_set
+from hashguard.api.settings import NCMEC_PASSWORD, ServiceSettings
+from hashguard.store.database import database_url
+
+
+class Severity(StrEnum):
+    ERROR = "error"  # the service would not start, or a feature it is set up for would fail
+    WARNING = "warning"  # it would run, but not as meant
+    NOTE = "note"  # worth knowing
+
+
+@dataclass(frozen=True)
+class Problem:
+    severity: Severity
+    setting: str
+    message: str  # what is wrong and what to do
+
+
+def diagnose(
+    configuration: Configuration, environ: Mapping[str, str] | None = None, timeout: float = 3
+) -> list[Problem]:
+    """Every problem found in ``configuration``, errors first; the database is connected to
+    (waiting at most ``timeout`` seconds)."""
+    s = configuration.settings
+    found = [
+        *_database(s, timeout),
+        *_secret(s.secret_file),
+        *_links(s),
+        *_fetching(s),
+        *_releases(s),
+        *_reports(s, secret_set(environ)),
+        *_device(s),
+    ]
+    order = list(Severity)
+    return sorted(found, key=lambda p: order.index(p.severity))
+
+
+def shown_url(url: str) -> str:
+    """A database URL as it may be shown: without its password."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return url
+
+
+def unreachable_links(public_url: str) -> str | None:
+    """Why the complaint links in statements of reasons, made from ``public_url``, would not
+    reach users (its host is a loopback or unspecified address), or None."""
+    if not _loopback((urlsplit(public_url).hostname or "").lower()):
+        return None
+    return (f"complaint links in statements of reasons will point to {public_url}, which "
+            "users cannot reach: start the service with --public-url set to the address "
+            "users reach it at (e.g. https://hashguard.example.org)")  # fmt: skip
+
+
+def _loopback(host: str, unspecified: bool = True) -> bool:
+    """Whether ``host`` is a loopback address (or localhost), or the unspecified address (a
+    link to it reaches no one; listening on it is listening everywhere)."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return host == "localhost" or host.endswith(".localhost")
+    return address.is_loopback or (unspecified and address.is_unspecified)
+
+
+def _database(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
+    url = database_url(s.database_url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        yield Problem(Severity.ERROR, "database_url", f"not a database URL: {url!r} (e.g. "
+                      "sqlite:///hashguard.db or postgresql://user@host/hashguard)")  # fmt: skip
+        return
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        yield from _sqlite(parsed)
+        return
+    if parsed.drivername == "postgresql":  # the driver hashguard installs
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    options = {"connect_timeout": max(1, round(timeout))} if backend == "postgresql" else {}
+    try:
+        engine = create_engine(parsed, connect_args=options)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT 1"))
+        finally:
+            engine.dispose()
+    except (SQLAlchemyError, ImportError) as error:
+        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        yield Problem(Severity.ERROR, "database_url",
+                      f"cannot connect to {shown_url(url)}: {reason}; check that the server "
+                      "runs and the URL's host, port, user and database")  # fmt: skip
+
+
+def _sqlite(url: URL) -> Iterator[Problem]:
+    name = url.database or ""
+    if name in ("", ":memory:"):
+        yield Problem(
+            Severity.WARNING,
+            "database_url",
+            "the database is in memory: everything is lost when the service stops",
+        )
+        return
+    path = Path(name)
+    if not path.exists():
+        folder = path.parent
+        if not folder.is_dir():
+            yield Problem(
+                Severity.ERROR,
+                "database_url",
+                f"{path}: its directory {folder} does not exist; create it",
+            )
+        else:
+            yield Problem(
+                Severity.NOTE, "database_url", f"{path} does not exist yet: it is created at start"
+            )
+        return
+    uri = f"{path.resolve().as_uri()}?mode=ro"  # read only: a check changes nothing
+    try:
+        with closing(sqlite3.connect(uri, uri=True, timeout=3)) as db:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.Error as error:
+        yield Problem(Severity.ERROR, "database_url", f"{path}: cannot be used as a database "
+                      f"({error}); name another file")  # fmt: skip
+        return
+    if not _writable(path) or not _writable(path.parent):
+        yield Problem(
+            Severity.ERROR,
+            "database_url",
+            f"{path}: the service cannot write it or "
+            "its directory (SQLite writes a journal beside it); fix its permissions",
+        )
+
+
+def _writable(path: Path) -> bool:
+    return os.access(path, os.W_OK)
+
+
+def _secret(path: Path) -> Iterator[Problem]:
+    from hashguard.review.webhook import SecretFileError, load_secret
+
+    if not path.exists():
+        if path.parent.is_dir() and _writable(path.parent):
+            yield Problem(
+                Severity.NOTE,
+                "secret_file",
+                f"{path} does not exist yet: it is "
+                "created at start (back it up: webhook signatures depend on it)",
+            )
+        else:
+            yield Problem(Severity.ERROR, "secret_file", f"{path} cannot be created at start: "
+                          f"its directory {path.parent} is missing or not writable")  # fmt: skip
+        return
+    try:
+        load_secret(path)  # it exists: read, never made
+    except SecretFileError as error:
+        yield Problem(Severity.ERROR, "secret_file", f"{error}; name the server's secret file "
+                      "(or a new path: one is made at start)")  # fmt: skip
+
+
+def _links(s: ServiceSettings) -> Iterator[Problem]:
+    parts = urlsplit(s.public_url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        yield Problem(
+            Severity.ERROR,
+            "public_url",
+            f"{s.public_url!r} is not an http(s) URL (e.g. https://hashguard.example.org)",
+        )
+        return
+    unreachable = unreachable_links(s.public_url)
+    if unreachable is not None:
+        # Serving on loopback with links to it: trying it out; anywhere else it is a mistake.
+        severity = Severity.NOTE if _loopback(s.host, unspecified=False) else Severity.WARNING
+        yield Problem(severity, "public_url", unreachable)
+    if not _loopback(s.host, unspecified=False):
+        yield Problem(
+            Severity.WARNING,
+            "host",
+            f"hashguard speaks plain HTTP on {s.host}: keys "
+            "and uploads cross the network unencrypted unless a reverse proxy with TLS "
+            "is in front; listen on 127.0.0.1 behind one (README: Deploying)",
+        )
+    elif parts.scheme == "http" and unreachable is None:
+        yield Problem(
+            Severity.WARNING,
+            "public_url",
+            f"{s.public_url} is plain HTTP: users' "
+            "complaint links should be https:// (the reverse proxy's address)",
+        )
+
+
+def _fetching(s: ServiceSettings) -> Iterator[Problem]:
+    if s.fetch_hosts:
+        return
+    if s.fetch_networks:
+        yield Problem(
+            Severity.WARNING,
+            "fetch_networks",
+            "fetch_networks has no effect while "
+            "fetch_hosts is empty: name the hosts media may be fetched from",
+        )
+    yield Problem(Severity.NOTE, "fetch_hosts", "no hosts are allowed: media by URL is off "
+                  "(/v1/hash?url=..., HMA's /h/hash?url=...); uploads work")  # fmt: skip
+
+
+def _key(setting: str, path: Path, make: str) -> Iterator[Problem]:
+    """A private key file that must be there and readable (``make``: the command that makes
+    one)."""
+    from hashguard.transparency import keys
+
+    try:
+        keys.load(path)
+    except keys.KeyFileError as error:
+        yield Problem(Severity.ERROR, setting, f"{error}; make one with {make}")
+
+
+def _releases(s: ServiceSettings) -> Iterator[Problem]:
+    named = {"release_key": s.release_key, "release_log": s.release_log,
+             "release_dir": s.release_dir}  # fmt: skip
+    missing = [name for name, value in named.items() if value is None]
+    if len(missing) == len(named):
+        return
+    if missing:
+        yield Problem(Severity.WARNING, missing[0], f"releases through the API need "
+                      f"release_key, release_log and release_dir; {', '.join(missing)} not set, "
+                      "so POST /v1/lists/NAME/releases answers 409")  # fmt: skip
+    if s.release_key is not None:
+        yield from _key("release_key", s.release_key, f"hashguard keys generate --out "
+                        f"{s.release_key}")  # fmt: skip
+    for name in ("release_log", "release_dir"):
+        path = named[name]
+        if path is not None and path.exists() and not path.is_dir():
+            yield Problem(Severity.ERROR, name, f"{path} is not a directory")
+    if s.release_log is not None:
+        log_key = s.release_log.with_name(s.release_log.name + ".key")
+        if log_key.exists():
+            yield from _key("release_log", log_key, "care: it signs the log's tree heads")
+        else:
+            yield Problem(Severity.NOTE, "release_log", f"{log_key}, the log's signing key, is "
+                          "made at the first release: back it up with the log")  # fmt: skip
+
+
+def _reports(s: ServiceSettings, password: bool) -> Iterator[Problem]:
+    destinations = [name for name in ("eu_centre_url", "ncmec_url") if getattr(s, name)]
+    for name in destinations:
+        parts = urlsplit(getattr(s, name))
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            yield Problem(Severity.ERROR, name, f"{getattr(s, name)!r} is not an http(s) URL")
+    if not destinations and s.report_key is None:
+        return
+    provider = ("provider_name", "provider_email", "provider_country")
+    unset = [name for name in provider if not getattr(s, name)]
+    if unset:
+        yield Problem(Severity.ERROR, unset[0], f"reports need the provider's name, e-mail and "
+                      f"country: set {', '.join(unset)}")  # fmt: skip
+    if s.report_key is None:
+        yield Problem(
+            Severity.ERROR,
+            "report_key",
+            f"reports are signed, and "
+            f"{' and '.join(destinations)} is set without report_key: make one with "
+            "hashguard keys generate --out report.key and set report_key",
+        )
+    else:
+        yield from _key("report_key", s.report_key, f"hashguard keys generate --out "
+                        f"{s.report_key}")  # fmt: skip
+    if s.ncmec_url and not (s.ncmec_user and password):
+        yield Problem(Severity.ERROR, "ncmec_url", "reports to NCMEC need ncmec_user and the "
+                      f"password in {NCMEC_PASSWORD} (environment only)")  # fmt: skip
+
+
+def _device(s: ServiceSettings) -> Iterator[Problem]:
+    if s.oprf_key is None:
+        return
+    from hashguard.device.oprf import OprfError, ServerKey
+
+    try:
+        ServerKey.load(s.oprf_key)
+    except OprfError as error:
+        yield Problem(Severity.ERROR, "oprf_key", f"{error}; make one with hashguard device "
+                      f"keygen --out {s.oprf_key}")  # fmt: skip
