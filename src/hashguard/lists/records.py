@@ -77,7 +77,7 @@ def canonical(signal: str, value: str, where: str = "") -> str:
 
 
 def canonical_line(signal: str, text: str, where: str = "") -> str:
-    """``canonical`` of a value written on one line (``SignalType.line``: vPDQ's JSON form)."""
+    """``canonical`` of a value given alone on a line (vPDQ: only its one-line JSON form)."""
     prefix = f"{where}: " if where else ""
     try:
         kind = registry.listed(signal)
@@ -86,15 +86,9 @@ def canonical_line(signal: str, text: str, where: str = "") -> str:
     if kind.hex_digits is not None:
         return canonical(signal, text, where)
     try:
-        return kind.format(kind.parse_line(text))
+        return kind.canonical_of(kind.parse_line(text))
     except InvalidSignalValue as error:
         raise InvalidRecord(f"{prefix}{signal}: {error}") from None
-
-
-def one_line(signal: str, value: str) -> str:
-    """A listed ``value`` (canonical) as formats of one value per line write it."""
-    kind = registry.get(signal)
-    return value if kind.hex_digits is not None else kind.line(kind.parse(value))
 
 
 def all_canonical(signal: str, values: list[str]) -> bool:

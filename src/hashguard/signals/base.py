@@ -95,13 +95,14 @@ class SignalType(ABC, Generic[Value]):
             return bytes.fromhex(canonical)
         return self.key(self.parse(canonical))
 
-    def line(self, value: Value) -> str:
-        """``value`` written on one line, for formats of one value per line (the canonical form
-        unless that spans lines)."""
+    def canonical_of(self, value: Value) -> str:
+        """``value`` in the canonical string form: what lists store and exchange, on one line
+        (``format``, unless that form spans lines)."""
         return self.format(value)
 
     def parse_line(self, text: str) -> Value:
-        """Parse a value written by ``line``; raises ``InvalidSignalValue``."""
+        """Parse a value given alone on a line (formats of one value per line), refusing forms
+        a line could only hold part of; raises ``InvalidSignalValue``."""
         return self.parse(text)
 
     def plausible(self, canonical: str) -> bool:
@@ -119,7 +120,7 @@ class SignalType(ABC, Generic[Value]):
             lowered = text.strip().lower()
             if _hex(self.hex_digits).fullmatch(lowered):
                 return lowered
-        return self.format(self.parse(text))
+        return self.canonical_of(self.parse(text))
 
     def all_canonical(self, texts: list[str]) -> bool:
         """Whether every one of ``texts`` (at least one) is already canonical: one regular

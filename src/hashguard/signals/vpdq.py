@@ -2,7 +2,7 @@
 
 String form (the vPDQ text form): one line per frame, ``frame,quality,hash,timestamp_seconds``.
 ThreatExchange's and HMA's form, a JSON array of ``"hash,quality,timestamp"`` strings, is read
-too (and written by ``line``, where a value must fit on one line). Two videos match when,
+too, and is the canonical form lists store (``canonical_of``). Two videos match when,
 counting only distinct frames of quality >= 50, at least 80 % of the query's frames have a frame
 in the other within PDQ distance 31, and at least 80 % of the other's have one in the query (all
 four numbers configurable). As in ThreatExchange and HMA, repeated frames (a still scene) count
@@ -127,8 +127,9 @@ class VpdqSignal(SignalType[VpdqHash]):
     def plausible(self, canonical: str) -> bool:
         return True  # the form itself says it is vPDQ
 
-    def line(self, value: VpdqHash) -> str:
-        """ThreatExchange's and HMA's string form: a JSON array of "hash,quality,timestamp"."""
+    def canonical_of(self, value: VpdqHash) -> str:
+        """ThreatExchange's and HMA's string form, which lists store: a JSON array of
+        "hash,quality,timestamp" (frame numbers left out: matching never uses them)."""
         return json.dumps([f"{f.hex},{f.quality},{f.timestamp:.3f}" for f in value.frames])
 
     def parse_line(self, text: str) -> VpdqHash:

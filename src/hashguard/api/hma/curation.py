@@ -134,7 +134,7 @@ async def _add(
     """Submit each hash to the bank's list; HMA's answer with the first entry's id."""
     service = service_of(request)
     await run_in_threadpool(_bank, service, key, name)
-    signals: dict[str, str] = {}  # HMA's answer: each hash in HMA's form (vPDQ: JSON)
+    signals: dict[str, str] = {}
     records: list[Submission] = []
     by = actor(key)
     provenance = Provenance(submitted_by=key.name or by)
@@ -144,9 +144,7 @@ async def _add(
             hashed = parse_hash(signal, text).hashes[0]
         except ApiError as error:
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
-        signals[hma_name if kind is None else hma_type(signal, kind)] = hashed.signal.line(
-            hashed.value
-        )
+        signals[hma_name if kind is None else hma_type(signal, kind)] = hashed.text
         records.append(Submission(signal, hashed.text, provenance=provenance))
 
     def run() -> int:

@@ -65,7 +65,7 @@ async def hashed(
         hashed = query.get(SIGNALS[name])
         if hashed is not None:  # HMA gives no hash for a low-quality image
             low = hashed.signal.too_low(hashed.quality)
-            hashes[name] = "" if low else hashed.signal.line(hashed.value)  # vPDQ: HMA's JSON
+            hashes[name] = "" if low else hashed.text
     return content_type, hashes
 
 

@@ -16,7 +16,6 @@ from hashguard.lists.records import (
     Submission,
     all_canonical,
     canonical_line,
-    one_line,
 )
 from hashguard.signals import registry
 
@@ -91,7 +90,7 @@ def write(entries: Iterable[Entry], out: TextIO) -> int:
     """One value per line; the number written."""
     count = 0
     for entry in entries:
-        out.write(one_line(entry.signal, entry.value) + "\n")
+        out.write(entry.value + "\n")
         count += 1
     return count
 

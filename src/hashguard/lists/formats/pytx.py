@@ -25,7 +25,7 @@ from typing import Final, TextIO
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.formats.plain import lines as plain_lines
 from hashguard.lists.model import Entry, Provenance, Source
-from hashguard.lists.records import InvalidRecord, Submission, canonical_line, one_line
+from hashguard.lists.records import InvalidRecord, Submission, canonical_line
 
 HEADER: Final = ("signal_type", "signal_str", "collab", "category", "tags")
 SIGNALS: Final = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "md5", "video_sha256": "sha256"}
@@ -130,8 +130,7 @@ def write(entries: Iterable[Entry], out: TextIO, collab: str) -> tuple[int, int]
         if entry.signal not in WRITTEN:
             left_out += 1
             continue
-        value = one_line(entry.signal, entry.value)
         labels = " ".join(sorted(entry.labels))
-        rows.writerow([entry.signal, value, collab, "POSITIVE_CLASS", labels])
+        rows.writerow([entry.signal, entry.value, collab, "POSITIVE_CLASS", labels])
         written += 1
     return written, left_out
