@@ -78,8 +78,8 @@ def test_hma_routes_hash_add_and_match_videos_by_vpdq(server: Server) -> None:
     looked_up = server.post("/m/lookup", "matcher", files={"video": ("v", OTHER)}).json()
     assert looked_up["vpdq"]["HMA_VIDEOS"][0]["distance"] == "100%[100%]"
     assert "videos" not in looked_up["vpdq"]  # LISTED is another video
-    raw = server.get("/m/raw_lookup", "matcher", params={
-        "signal_type": "vpdq", "signal": hashed.json()["vpdq"], "include_distance": "true"})  # fmt: skip
+    asked = {"signal_type": "vpdq", "signal": hashed.json()["vpdq"], "include_distance": "true"}
+    raw = server.get("/m/raw_lookup", "matcher", params=asked)
     assert raw.status_code == 200, raw.text
     assert [m["distance"] for m in raw.json()["matches"]] == ["100%[100%]"]
 

@@ -19,9 +19,7 @@ from support.media import make_video
 def videos(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("videos")
     (root / "listed.mp4").write_bytes(make_video(1, seconds=8))
-    (root / "reencoded.mp4").write_bytes(
-        make_video(1, seconds=8, codec="libx264", bitrate=250_000)
-    )
+    (root / "reencoded.mp4").write_bytes(make_video(1, seconds=8, codec="libx264", bitrate=250_000))
     (root / "other.mp4").write_bytes(make_video(2, seconds=8))
     return root
 
