@@ -365,3 +365,24 @@ def test_a_release_never_replaces_a_directory_of_other_files(released, tmp_path)
     assert log.size() == 2  # and nothing logged
     build(hash_list, entries, owner, log, log_key, first)  # an earlier release's: replaced
     assert verify(first, log).version == store.get("known").version
+
+
+def test_a_release_holds_videos_in_their_listed_form(tmp_path: Path, database_url: str) -> None:
+    from hashguard.signals.vpdq import VpdqSignal
+
+    vpdq = VpdqSignal()
+    frames = "\n".join(f"{n},90,{pdq(n + 1)},{n}.000" for n in range(40))  # 40 frames
+    listed = vpdq.canonical(frames)
+    store = ListStore(open_engine(database_url))
+    store.create("videos", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("videos", [Submission("vpdq", frames), Submission("pdq", pdq(1))])
+    keys.generate(tmp_path / "owner.key")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    hash_list, entries = store.entries("videos")
+    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    store.engine.dispose()
+    assert verify(tmp_path / "r", log).entries == 2
+    held = (tmp_path / "r/entries.jsonl").read_text().splitlines()
+    assert {tuple(json.loads(line)[:2]) for line in held} == {("vpdq", listed), ("pdq", pdq(1))}
