@@ -4,7 +4,6 @@ HMA's ``{"message": ...}`` on HMA's routes), FastAPI's 422 shape appears nowhere
 example in it validates against its schema; a real error answer matches the documented shape."""
 
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -148,7 +147,7 @@ def assert_hma(server: Server, hma_error: Draft202012Validator) -> None:
 
 
 def test_a_real_answer_matches_its_documented_model(
-    document: dict[str, Any], database_url: str, tmp_path: Path
+    document: dict[str, Any], database_url: str
 ) -> None:
     keys = validator(document, {"$ref": "#/components/schemas/Keys"})
     lists = validator(document, {"$ref": "#/components/schemas/HashLists"})
