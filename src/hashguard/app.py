@@ -11,6 +11,7 @@ from starlette.types import ASGIApp
 
 from hashguard import __version__
 from hashguard.api import (
+    docs,
     errors,
     hma,
     routes_admin,
@@ -19,6 +20,7 @@ from hashguard.api import (
     routes_media,
     routes_review,
     routes_status,
+    schemas,
 )
 from hashguard.api.hot import HotMatchRoute
 from hashguard.api.limits import BodyLimitMiddleware
@@ -59,10 +61,14 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         description=_DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[{"name": "HMA-compatible", "description": _HMA}],
+        docs_url=None,  # served by api.docs, from the package's own files
+        redoc_url=None,
     )
+    docs.install(app)
     app.state.service = service
     app.state.metrics = Metrics(service)
     errors.install(app)
+    schemas.document(app)
     app.state.device = (
         routes_device.Evaluator(oprf.ServerKey.load(settings.oprf_key), settings.oprf_limit)
         if settings.oprf_key is not None

@@ -11,6 +11,18 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
+from hashguard.api.schemas import (
+    BODY,
+    KEYED,
+    METRICS,
+    AuditCheck,
+    AuditEvents,
+    Keys,
+    KeyShown,
+    LoggedMatches,
+    NewKeyShown,
+    refusals,
+)
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
 
@@ -33,7 +45,7 @@ def key_json(key: ApiKey) -> dict[str, Any]:
             "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}  # fmt: skip
 
 
-@router.get("/keys")
+@router.get("/keys", response_model=Keys, responses=refusals(*KEYED))
 async def list_keys(request: Request, key: Admin) -> dict[str, Any]:
     """Every key (never a secret)."""
     unscoped(key, "manage keys")
@@ -41,7 +53,9 @@ async def list_keys(request: Request, key: Admin) -> dict[str, Any]:
     return {"keys": [key_json(k) for k in keys]}
 
 
-@router.post("/keys", status_code=201)
+@router.post(
+    "/keys", status_code=201, response_model=NewKeyShown, responses=refusals(400, *KEYED, *BODY)
+)
 async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, Any]:
     """A new key; its token is in this answer only (stored hashed). Audited."""
     unscoped(key, "manage keys")
@@ -55,7 +69,7 @@ async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, An
     return {**key_json(created), "token": token}
 
 
-@router.delete("/keys/{ident}")
+@router.delete("/keys/{ident}", response_model=KeyShown, responses=refusals(*KEYED, 404))
 async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]:
     """Revoke a key; it stops working at once. Audited."""
     unscoped(key, "manage keys")
@@ -68,7 +82,7 @@ async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]
     return key_json(revoked)
 
 
-@router.get("/audit")
+@router.get("/audit", response_model=AuditEvents, responses=refusals(*KEYED, 422))
 async def audit_events(
     request: Request,
     key: Auditor,
@@ -86,7 +100,12 @@ async def audit_events(
     ]}  # fmt: skip
 
 
-@router.get("/audit/verify")
+@router.get(
+    "/audit/verify",
+    response_model=AuditCheck,
+    response_model_exclude_unset=True,
+    responses=refusals(*KEYED),
+)
 async def verify_audit(request: Request, key: Auditor) -> dict[str, Any]:
     """Recompute the audit chain: ``ok`` with the event count and head, or the first event
     that was edited, removed or reordered."""
@@ -100,7 +119,7 @@ async def verify_audit(request: Request, key: Auditor) -> dict[str, Any]:
     return {"ok": True, "events": count, "head": {"seq": seq, "hash": digest}}
 
 
-@router.get("/matches")
+@router.get("/matches", response_model=LoggedMatches, responses=refusals(*KEYED, 422))
 async def match_log(
     request: Request,
     key: Watcher,
@@ -117,7 +136,7 @@ async def match_log(
     ]}  # fmt: skip
 
 
-@metrics_router.get("/metrics", response_class=Response)
+@metrics_router.get("/metrics", response_class=Response, responses={**METRICS, **refusals(*KEYED)})
 async def metrics(request: Request, key: Auditor) -> Response:
     """Prometheus metrics (scrape with this key as a bearer token)."""
     unscoped(key, "read the metrics of every list")

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError, error_body
+from hashguard.api.schemas import BODY, KEYED, Evaluated, refusals
 from hashguard.device import oprf
 from hashguard.store.api_keys import ApiKey, Role
 
@@ -67,7 +68,9 @@ class Evaluator:
         self.budget = Budget(per_hour)
 
 
-@router.post("/evaluate")
+@router.post(
+    "/evaluate", response_model=Evaluated, responses=refusals(400, *KEYED, 404, *BODY, 429)
+)
 async def evaluate(request: Request, key: Device, body: Evaluation) -> JSONResponse:
     """Evaluate blinded elements with the server's VOPRF key, with one proof for all of them
     (RFC 9497, ristretto255-SHA512). Nothing about the request is stored. 429 when the key's

@@ -14,6 +14,19 @@ from hashguard.api.auth import actor, allow, check_lists, visible
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
 from hashguard.api.matching import ListedSignal, service_of
+from hashguard.api.schemas import (
+    BODY,
+    KEYED,
+    Changes,
+    ChangeShown,
+    EntryShown,
+    HashLists,
+    HashListShown,
+    Imported,
+    ListRemoved,
+    Release,
+    refusals,
+)
 from hashguard.api.service import Service
 from hashguard.lists.model import (
     Category,
@@ -93,7 +106,7 @@ def _listed(service: Service, key: ApiKey, name: str) -> HashList:
         raise ApiError(404, str(error)) from None
 
 
-@router.get("")
+@router.get("", response_model=HashLists, responses=refusals(*KEYED))
 async def all_lists(request: Request, key: Reader) -> dict[str, Any]:
     """The lists this key may see."""
     held = await run_in_threadpool(service_of(request).lists.lists)
@@ -101,7 +114,12 @@ async def all_lists(request: Request, key: Reader) -> dict[str, Any]:
     return {"lists": [list_json(h) for h in held if h.name in names]}
 
 
-@router.post("", status_code=201)
+@router.post(
+    "",
+    status_code=201,
+    response_model=HashListShown,
+    responses=refusals(400, *KEYED, 409, *BODY),
+)
 async def create_list(request: Request, key: Curator, body: NewList) -> dict[str, Any]:
     """Create an empty list (audited)."""
     if key.lists:
@@ -121,12 +139,12 @@ async def create_list(request: Request, key: Curator, body: NewList) -> dict[str
     return list_json(created)
 
 
-@router.get("/{name}")
+@router.get("/{name}", response_model=HashListShown, responses=refusals(*KEYED, 404))
 async def get_list(request: Request, key: Reader, name: str) -> dict[str, Any]:
     return list_json(await run_in_threadpool(_listed, service_of(request), key, name))
 
 
-@router.patch("/{name}")
+@router.patch("/{name}", response_model=HashListShown, responses=refusals(400, *KEYED, 404, *BODY))
 async def update_list(
     request: Request, key: Curator, name: str, body: ListUpdate
 ) -> dict[str, Any]:
@@ -145,7 +163,7 @@ async def update_list(
     return list_json(updated)
 
 
-@router.delete("/{name}")
+@router.delete("/{name}", response_model=ListRemoved, responses=refusals(*KEYED, 404))
 async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove a list with its entries and change log (admin only; audited)."""
     service = service_of(request)
@@ -159,6 +177,8 @@ async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]
 
 @router.post(
     "/{name}/import",
+    response_model=Imported,
+    responses=refusals(400, *KEYED, 404, 413, 422),
     openapi_extra={"requestBody": {"content": {"application/octet-stream": {"schema": {
         "type": "string", "format": "binary"}}}}},
 )  # fmt: skip
@@ -192,7 +212,12 @@ async def import_list(
     return {"list": name, **outcome}
 
 
-@router.post("/{name}/changes")
+@router.post(
+    "/{name}/changes",
+    response_model=ChangeShown,
+    response_model_exclude_unset=True,
+    responses=refusals(400, *KEYED, 404, 409, *BODY),
+)
 async def change_entry(
     request: Request, key: Curator, name: str, body: EntryChange
 ) -> dict[str, Any]:
@@ -214,7 +239,12 @@ async def change_entry(
     return change.as_json()
 
 
-@router.get("/{name}/changes")
+@router.get(
+    "/{name}/changes",
+    response_model=Changes,
+    response_model_exclude_unset=True,
+    responses=refusals(*KEYED, 404, 422),
+)
 async def changes_since(
     request: Request,
     key: Reader,
@@ -234,7 +264,11 @@ async def changes_since(
     return {"list": name, "version": hash_list.version, "since": since, "changes": changes}
 
 
-@router.get("/{name}/entries/{signal}/{value}")
+@router.get(
+    "/{name}/entries/{signal}/{value}",
+    response_model=EntryShown,
+    responses=refusals(400, *KEYED, 404),
+)
 async def get_entry(
     request: Request, key: Reader, name: str, signal: str, value: str
 ) -> dict[str, Any]:
@@ -254,7 +288,12 @@ async def get_entry(
             "provenance": entry.provenance.as_json(), "version": entry.version}  # fmt: skip
 
 
-@router.post("/{name}/releases", status_code=201)
+@router.post(
+    "/{name}/releases",
+    status_code=201,
+    response_model=Release,
+    responses=refusals(*KEYED, 404, 409),
+)
 async def release_list(request: Request, key: Curator, name: str) -> dict[str, Any]:
     """Sign the list's matchable entries as a release with the service's owner key and append
     it to the transparency log; 409 if the service has no release key, log or directory."""

@@ -19,6 +19,14 @@ from hashguard.api.matching import (
     run_matches,
     service_of,
 )
+from hashguard.api.schemas import (
+    BODY,
+    KEYED,
+    HashAnswer,
+    HashMatchAnswer,
+    MediaMatchAnswer,
+    refusals,
+)
 from hashguard.api.uploads import read_upload
 from hashguard.store.api_keys import ApiKey, Role
 
@@ -53,7 +61,13 @@ async def _media(request: Request, url: str | None) -> bytes:
     return next(iter(upload.files.values()), b"")
 
 
-@router.post("/hash", openapi_extra=_MEDIA_BODY)
+@router.post(
+    "/hash",
+    openapi_extra=_MEDIA_BODY,
+    response_model=HashAnswer,
+    response_model_exclude_unset=True,
+    responses=refusals(400, *KEYED, 413, 415, 422),
+)
 async def hash_upload(
     request: Request,
     key: Matcher,
@@ -76,7 +90,13 @@ async def hash_upload(
     return {"kind": kind.value, "hashes": {hashed.name: hash_json(hashed) for hashed in query}}
 
 
-@router.post("/match/media", openapi_extra=_MEDIA_BODY)
+@router.post(
+    "/match/media",
+    openapi_extra=_MEDIA_BODY,
+    response_model=MediaMatchAnswer,
+    response_model_exclude_unset=True,
+    responses=refusals(400, *KEYED, 404, 413, 415, 422, 503),
+)
 async def match_media(
     request: Request,
     key: Matcher,
@@ -116,7 +136,11 @@ async def match_media(
     }
 
 
-@router.post("/match/hashes")
+@router.post(
+    "/match/hashes",
+    response_model=HashMatchAnswer,
+    responses=refusals(400, *KEYED, 404, *BODY, 503),
+)
 async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -> dict[str, Any]:
     """Match up to 1,000 hashes in one request; one result per hash, in order. A match is
     stored in the match log with the hash's ``content_ref``; a miss leaves no trace.

@@ -17,6 +17,24 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
+from hashguard.api.schemas import (
+    BODY,
+    KEYED,
+    ActionReversed,
+    ActionTaken,
+    AnnualReport,
+    AssessmentShown,
+    Complaints,
+    ComplaintShown,
+    DetectionDetail,
+    Detections,
+    DetectionShown,
+    NewServiceShown,
+    Purged,
+    ReportShown,
+    Services,
+    refusals,
+)
 from hashguard.api.service import Service
 from hashguard.errors import HashguardError
 from hashguard.legal.profiles import DEFAULT
@@ -151,7 +169,12 @@ def service_json(s: CheckedService) -> dict[str, Any]:
             "webhook_url": s.webhook_url, "content_url": s.content_url}  # fmt: skip
 
 
-@router.post("/services", status_code=201)
+@router.post(
+    "/services",
+    status_code=201,
+    response_model=NewServiceShown,
+    responses=refusals(400, *KEYED, 409, *BODY),
+)
 async def create_service(request: Request, key: Admin, body: NewService) -> dict[str, Any]:
     """Register a service; its webhook signing secret is in this answer. Audited."""
     unscoped(key, "register services")
@@ -161,7 +184,11 @@ async def create_service(request: Request, key: Admin, body: NewService) -> dict
     return {**service_json(made), "webhook_secret": service_secret(service.secret, made.name)}
 
 
-@router.get("/services")
+@router.get(
+    "/services",
+    response_model=Services,
+    responses=refusals(*KEYED),
+)
 async def list_services(request: Request, key: Auditor) -> dict[str, Any]:
     found = await call(service_of(request).review.services.all)
     return {"services": [service_json(s) for s in found]}
@@ -178,7 +205,12 @@ class UserFlag(BaseModel):
     reason: str = Field("", max_length=2000)
 
 
-@router.post("/flags", status_code=201)
+@router.post(
+    "/flags",
+    status_code=201,
+    response_model=DetectionShown,
+    responses=refusals(400, *KEYED, 404, 409, *BODY),
+)
 async def flag(request: Request, key: Matcher, body: UserFlag) -> dict[str, Any]:
     """A user of the service flagged an item: it joins the review queue (no action)."""
     if key.service is None:
@@ -193,7 +225,11 @@ async def flag(request: Request, key: Matcher, body: UserFlag) -> dict[str, Any]
     return await one_detection_json(service_of(request), found)
 
 
-@router.get("/detections")
+@router.get(
+    "/detections",
+    response_model=Detections,
+    responses=refusals(*KEYED, 422),
+)
 async def queue(
     request: Request, key: Watcher, limit: Annotated[int, Query(ge=1, le=500)] = 50
 ) -> dict[str, Any]:
@@ -204,7 +240,11 @@ async def queue(
     return {"detections": await detections_json(service, found)}
 
 
-@router.get("/detections/{ident}")
+@router.get(
+    "/detections/{ident}",
+    response_model=DetectionDetail,
+    responses=refusals(*KEYED, 404, 422),
+)
 async def detection(request: Request, key: Watcher, ident: DetectionId) -> dict[str, Any]:
     """A detection with its votes, its actions and its deliveries: each webhook call (actions,
     notices) and report, pending (with its attempts and last error), delivered or failed."""
@@ -232,7 +272,11 @@ class NewDecision(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/detections/{ident}/decision")
+@router.post(
+    "/detections/{ident}/decision",
+    response_model=DetectionShown,
+    responses=refusals(*KEYED, 404, 409, *BODY),
+)
 async def decide(
     request: Request, key: Reviewer, ident: DetectionId, body: NewDecision
 ) -> dict[str, Any]:
@@ -251,7 +295,13 @@ class NewAction(BaseModel):
     country: str = Field("", max_length=2, description="The user's country: names its DPA.")
 
 
-@router.post("/detections/{ident}/actions", status_code=201)
+@router.post(
+    "/detections/{ident}/actions",
+    status_code=201,
+    response_model_exclude_unset=True,
+    response_model=ActionTaken,
+    responses=refusals(*KEYED, 404, 409, *BODY),
+)
 async def act(
     request: Request, key: Reviewer, ident: DetectionId, body: NewAction
 ) -> dict[str, Any]:
@@ -283,7 +333,11 @@ class Reason(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/actions/{ident}/reverse")
+@router.post(
+    "/actions/{ident}/reverse",
+    response_model=ActionReversed,
+    responses=refusals(*KEYED, 404, 409, *BODY),
+)
 async def reverse(
     request: Request, key: Reviewer, ident: DetectionId, body: Reason
 ) -> dict[str, Any]:
@@ -297,7 +351,11 @@ async def reverse(
             }  # fmt: skip
 
 
-@router.post("/detections/{ident}/close")
+@router.post(
+    "/detections/{ident}/close",
+    response_model=DetectionShown,
+    responses=refusals(*KEYED, 404, 409, 422),
+)
 async def close(request: Request, key: Reviewer, ident: DetectionId) -> dict[str, Any]:
     """Close a confirmed or reported detection: nothing more is to be done about it."""
     service = service_of(request)
@@ -311,7 +369,11 @@ class Hold(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/detections/{ident}/hold")
+@router.post(
+    "/detections/{ident}/hold",
+    response_model=DetectionShown,
+    responses=refusals(*KEYED, 404, 409, *BODY),
+)
 async def hold(request: Request, key: Admin, ident: DetectionId, body: Hold) -> dict[str, Any]:
     """A legal hold: kept past its retention until ``until``. Audited."""
     service = service_of(request)
@@ -337,7 +399,12 @@ def report_json(r: Report) -> dict[str, Any]:
             "document": r.document}  # fmt: skip
 
 
-@router.post("/detections/{ident}/reports", status_code=201)
+@router.post(
+    "/detections/{ident}/reports",
+    status_code=201,
+    response_model=ReportShown,
+    responses=refusals(*KEYED, 404, 409, *BODY, 503),
+)
 async def report(
     request: Request, key: Reviewer, ident: DetectionId, body: NewReport
 ) -> dict[str, Any]:
@@ -394,7 +461,12 @@ class NewComplaint(BaseModel):
     statement: str = Field(min_length=1, max_length=10_000)
 
 
-@router.post("/complaints", status_code=201)
+@router.post(
+    "/complaints",
+    status_code=201,
+    response_model=ComplaintShown,
+    responses=refusals(404, 409, *BODY),
+)
 async def lodge(request: Request, body: NewComplaint) -> dict[str, Any]:
     """A user complains about a decision, with the token of their statement of reasons (no
     key: it is their only credential)."""
@@ -402,7 +474,11 @@ async def lodge(request: Request, body: NewComplaint) -> dict[str, Any]:
     return complaint_json(lodged)
 
 
-@router.get("/complaints")
+@router.get(
+    "/complaints",
+    response_model=Complaints,
+    responses=refusals(*KEYED),
+)
 async def open_complaints(request: Request, key: Reviewer) -> dict[str, Any]:
     unscoped(key, "see every complaint")
     found = await call(service_of(request).complaints.open)
@@ -414,7 +490,11 @@ class ComplaintDecision(BaseModel):
     reason: str = Field(min_length=1, max_length=2000)
 
 
-@router.post("/complaints/{ident}/decision")
+@router.post(
+    "/complaints/{ident}/decision",
+    response_model=ComplaintShown,
+    responses=refusals(*KEYED, 404, 409, *BODY),
+)
 async def decide_complaint(
     request: Request, key: Reviewer, ident: DetectionId, body: ComplaintDecision
 ) -> dict[str, Any]:
@@ -429,7 +509,11 @@ async def decide_complaint(
 # --- retention, risk, figures --------------------------------------------------------------
 
 
-@router.post("/purge")
+@router.post(
+    "/purge",
+    response_model=Purged,
+    responses=refusals(*KEYED),
+)
 async def run_purge(request: Request, key: Admin) -> dict[str, Any]:
     """Delete what is past its retention now (holds and open complaints keep theirs)."""
     unscoped(key, "purge")
@@ -452,7 +536,12 @@ def assessment_json(a: RiskAssessment) -> dict[str, Any]:
             "next_due_at": a.next_due_at.isoformat()}  # fmt: skip
 
 
-@router.post("/services/{name}/risk-assessments", status_code=201)
+@router.post(
+    "/services/{name}/risk-assessments",
+    status_code=201,
+    response_model=AssessmentShown,
+    responses=refusals(400, *KEYED, 404, *BODY),
+)
 async def assess(request: Request, key: Admin, name: str, body: NewAssessment) -> dict[str, Any]:
     """Record a risk assessment of a service (CSA Regulation Art 3-5). Audited."""
     service = service_of(request)
@@ -463,7 +552,11 @@ async def assess(request: Request, key: Admin, name: str, body: NewAssessment) -
     return assessment_json(made)
 
 
-@router.get("/stats/annual")
+@router.get(
+    "/stats/annual",
+    response_model=AnnualReport,
+    responses=refusals(*KEYED, 422),
+)
 async def figures(
     request: Request,
     key: Auditor,

@@ -7,6 +7,8 @@ curation (``/c``), with the core routes (``/status``, ``/readyz``, ``/livez``) h
 Errors on these routes are HMA's ``{"message": ...}`` (see ``errors.install``).
 """
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
 
@@ -15,15 +17,21 @@ from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 
 router = APIRouter(tags=["HMA-compatible"])
+_NOT_READY: dict[int | str, dict[str, Any]] = {
+    503: {
+        "description": "INDEX-NOT-LOADED while the lists load, INDEX-STALE when behind.",
+        "content": {"text/plain": {"schema": {"type": "string"}, "example": "INDEX-NOT-LOADED"}},
+    }
+}
 
 
-@router.get("/status", response_class=PlainTextResponse)
+@router.get("/status", response_class=PlainTextResponse, responses=_NOT_READY)
 async def status(request: Request) -> PlainTextResponse:
     """HMA's status: I-AM-ALIVE, or 503 INDEX-NOT-LOADED / INDEX-STALE."""
     return _status(service_of(request), "I-AM-ALIVE")
 
 
-@router.get("/readyz", response_class=PlainTextResponse)
+@router.get("/readyz", response_class=PlainTextResponse, responses=_NOT_READY)
 async def readyz(request: Request) -> PlainTextResponse:
     return _status(service_of(request), "READY")
 

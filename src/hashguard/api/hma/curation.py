@@ -14,14 +14,25 @@ from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.hma.hashing import hashed
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
+    KEYED,
+    MEDIA,
     SIGNALS,
     Admin,
+    Bank,
+    Banks,
     BankSignals,
     BankUpdate,
+    Content,
+    ContentAdded,
+    ContentTypes,
     Curator,
+    Deleted,
+    Message,
     NewBank,
     Reader,
+    SignalTypes,
     hma_type,
+    refusals,
     signal_for,
 )
 from hashguard.api.matching import parse_hash, service_of
@@ -56,14 +67,23 @@ def _ratio(enabled_ratio: float | None, enabled: bool | None) -> float | None:
     return None if enabled is None else float(enabled)
 
 
-@router.get("/c/banks")
+@router.get(
+    "/c/banks",
+    response_model=Banks,
+    responses=refusals(*KEYED),
+)
 async def banks(request: Request, key: Reader) -> list[dict[str, Any]]:
     held = await run_in_threadpool(service_of(request).lists.lists)
     names = set(visible(key, [h.name for h in held]))
     return [_bank_json(h) for h in held if h.name in names]
 
 
-@router.post("/c/banks", status_code=201)
+@router.post(
+    "/c/banks",
+    status_code=201,
+    response_model=Bank,
+    responses=refusals(400, *KEYED, 413),
+)
 async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str, Any]:
     """A bank is a new hash list owned by the key's organisation (its name, else its id)."""
     if not _BANK_NAME.fullmatch(body.name):
@@ -88,12 +108,20 @@ async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str
     return _bank_json(created)
 
 
-@router.get("/c/bank/{name}")
+@router.get(
+    "/c/bank/{name}",
+    response_model=Bank,
+    responses=refusals(*KEYED, 404),
+)
 async def get_bank(request: Request, key: Reader, name: str) -> dict[str, Any]:
     return _bank_json(await run_in_threadpool(_bank, service_of(request), key, name))
 
 
-@router.put("/c/bank/{name}")
+@router.put(
+    "/c/bank/{name}",
+    response_model=Bank,
+    responses=refusals(400, *KEYED, 404, 413),
+)
 async def update_bank(
     request: Request, key: Curator, name: str, body: BankUpdate
 ) -> dict[str, Any]:
@@ -117,7 +145,11 @@ async def update_bank(
     return _bank_json(updated)
 
 
-@router.delete("/c/bank/{name}")
+@router.delete(
+    "/c/bank/{name}",
+    response_model=Message,
+    responses=refusals(*KEYED),
+)
 async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove the bank's list (admin keys only). Like HMA, a bank that does not exist is
     'Done' too."""
@@ -156,7 +188,11 @@ async def _add(
     return {"id": entry_id, "signals": signals}
 
 
-@router.post("/c/bank/{name}/signal")
+@router.post(
+    "/c/bank/{name}/signal",
+    response_model=ContentAdded,
+    responses=refusals(400, *KEYED, 404, 413),
+)
 async def add_signal(
     request: Request, key: Curator, name: str, body: BankSignals
 ) -> dict[str, Any]:
@@ -171,7 +207,11 @@ async def add_signal(
     return await _add(request, key, name, hashes, None)
 
 
-@router.post("/c/bank/{name}/content")
+@router.post(
+    "/c/bank/{name}/content",
+    response_model=ContentAdded,
+    responses=refusals(400, *KEYED, 404, *MEDIA),
+)
 async def add_content(
     request: Request,
     key: Curator,
@@ -191,7 +231,12 @@ async def add_content(
     return await _add(request, key, name, hashes, kind)
 
 
-@router.get("/c/bank/{name}/content/{content_id}")
+@router.get(
+    "/c/bank/{name}/content/{content_id}",
+    response_model_exclude_unset=True,
+    response_model=Content,
+    responses=refusals(400, *KEYED, 404),
+)
 async def get_content(
     request: Request,
     key: Reader,
@@ -216,7 +261,11 @@ async def get_content(
     return answer
 
 
-@router.delete("/c/bank/{name}/content/{content_id}")
+@router.delete(
+    "/c/bank/{name}/content/{content_id}",
+    response_model=Deleted,
+    responses=refusals(400, *KEYED, 404),
+)
 async def delete_content(
     request: Request, key: Curator, name: str, content_id: Annotated[int, Path(ge=0, le=MAX_ID)]
 ) -> dict[str, Any]:
@@ -240,11 +289,19 @@ async def delete_content(
 # --- configuration --------------------------------------------------------------------------
 
 
-@router.get("/c/signal_type")
+@router.get(
+    "/c/signal_type",
+    response_model=SignalTypes,
+    responses=refusals(*KEYED),
+)
 async def signal_types(request: Request, key: Reader) -> list[dict[str, Any]]:
     return [{"name": name, "enabled_ratio": 1.0} for name in SIGNALS if name != "md5"]
 
 
-@router.get("/c/content_type")
+@router.get(
+    "/c/content_type",
+    response_model=ContentTypes,
+    responses=refusals(*KEYED),
+)
 async def content_types(request: Request, key: Reader) -> list[dict[str, Any]]:
     return [{"name": name, "enabled": True} for name in CONTENT_SIGNALS]

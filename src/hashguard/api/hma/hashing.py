@@ -8,7 +8,16 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.errors import ApiError
 from hashguard.api.fetch import FetchRefused
-from hashguard.api.hma.models import CONTENT_SIGNALS, SIGNALS, Matcher, signal_for
+from hashguard.api.hma.models import (
+    CONTENT_SIGNALS,
+    KEYED,
+    MEDIA,
+    SIGNALS,
+    Hashes,
+    Matcher,
+    refusals,
+    signal_for,
+)
 from hashguard.api.matching import hash_media, service_of
 from hashguard.api.uploads import read_upload
 
@@ -69,7 +78,11 @@ async def hashed(
     return content_type, hashes
 
 
-@router.get("/h/hash")
+@router.get(
+    "/h/hash",
+    response_model=Hashes,
+    responses=refusals(400, *KEYED, *MEDIA),
+)
 async def hash_url(
     request: Request,
     key: Matcher,
@@ -81,7 +94,11 @@ async def hash_url(
     return (await hashed(request, url, content_type, types))[1]
 
 
-@router.post("/h/hash")
+@router.post(
+    "/h/hash",
+    response_model=Hashes,
+    responses=refusals(400, *KEYED, *MEDIA),
+)
 async def hash_upload(request: Request, key: Matcher, types: str | None = None) -> dict[str, str]:
     """Hash an upload: a multipart form whose one file field is ``photo`` or ``video``."""
     return (await hashed(request, None, None, types))[1]

@@ -10,7 +10,19 @@ from fastapi import APIRouter, Query, Request
 from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.hashing import hashed
-from hashguard.api.hma.models import SIGNALS, Matcher, signal_for
+from hashguard.api.hma.models import (
+    KEYED,
+    MEDIA,
+    SIGNALS,
+    BySignalType,
+    Compared,
+    IndexStatus,
+    Lookup,
+    Matcher,
+    RawLookup,
+    refusals,
+    signal_for,
+)
 from hashguard.api.matching import parse_hash, ready_matcher, run_matches, service_of
 from hashguard.api.service import Service
 from hashguard.matching import Match
@@ -54,7 +66,11 @@ def _by_bank(matches: list[Match]) -> dict[str, list[dict[str, Any]]]:
     return found
 
 
-@router.get("/m/raw_lookup")
+@router.get(
+    "/m/raw_lookup",
+    response_model=RawLookup,
+    responses=refusals(400, *KEYED, 503),
+)
 async def raw_lookup(
     request: Request,
     key: Matcher,
@@ -92,7 +108,11 @@ def _coinflip(service: Service, names: list[str], seed: str | None, bypass: bool
     return [name for name in names if ratios.get(name, 0.0) >= coin]
 
 
-@router.get("/m/lookup")
+@router.get(
+    "/m/lookup",
+    response_model=Lookup,
+    responses=refusals(400, *KEYED, *MEDIA, 503),
+)
 async def lookup(
     request: Request,
     key: Matcher,
@@ -121,7 +141,11 @@ async def lookup(
     return answer if signal_type is None else answer.get(signal_type, {})
 
 
-@router.post("/m/lookup")
+@router.post(
+    "/m/lookup",
+    response_model=BySignalType,
+    responses=refusals(400, *KEYED, *MEDIA, 503),
+)
 async def lookup_upload(
     request: Request,
     key: Matcher,
@@ -151,7 +175,11 @@ async def _lookup_hashes(
     return answer
 
 
-@router.post("/m/compare")
+@router.post(
+    "/m/compare",
+    response_model=Compared,
+    responses=refusals(400, *KEYED, 413),
+)
 async def compare(request: Request, key: Matcher) -> dict[str, Any]:
     """Compare pairs: ``{"pdq": [h1, h2]}`` gives ``{"pdq": [matched, {"distance": d}]}``."""
     try:
@@ -179,7 +207,11 @@ async def compare(request: Request, key: Matcher) -> dict[str, Any]:
     return answer
 
 
-@router.get("/m/index/status")
+@router.get(
+    "/m/index/status",
+    response_model=IndexStatus,
+    responses=refusals(400, *KEYED, 503),
+)
 async def index_status(
     request: Request, key: Matcher, signal_type: str | None = None
 ) -> dict[str, Any]:

@@ -1,9 +1,11 @@
 """What HMA's routes share: HMA's names for hashguard's signals and media, the keys each route
-takes, and the request bodies."""
+takes, the request bodies, and the answers and errors as the OpenAPI document describes them
+(HMA's shapes, unchanged)."""
 
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, RootModel, WithJsonSchema
+from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
@@ -53,3 +55,172 @@ class BankUpdate(BaseModel):
 class BankSignals(BaseModel):
     model_config = ConfigDict(extra="allow")
     note: str | None = None
+
+
+# --- answers, described as HMA gives them --------------------------------------------------------
+
+
+def _example(*examples: Any) -> ConfigDict:
+    return ConfigDict(json_schema_extra={"examples": list(examples)})
+
+
+_PDQ = "f" * 32 + "0" * 32
+
+
+class HmaError(BaseModel):
+    """HMA's error shape, on every refusal of its routes."""
+
+    model_config = _example({"message": "bank 'KNOWN' not found"})
+    message: str
+
+
+# status -> when, an example message
+_REFUSALS: Final[dict[int, tuple[str, str]]] = {
+    400: ("A missing or malformed parameter or body (HMA answers 400 for both).",
+          "No such SignalType 'tmk'"),
+    401: ("No API key, or one that is unknown, malformed or revoked.",
+          "an API key is required: send 'Authorization: Bearer <key>'"),
+    403: ("The key's role may not use this route, or the key is limited to other lists "
+          "(and HMA's 403 for a bank that exists).", "Bank already exists"),
+    404: ("No such bank or content.", "bank 'KNOWN' not found"),
+    413: ("The body is larger than this route takes.",
+          "the request body is larger than this route takes (1048576 bytes)"),
+    415: ("The file is not media this signal applies to.", "not a supported image format"),
+    503: ("The lists are loading.", "the lists are loading"),
+}  # fmt: skip
+
+
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The documented error answers of an HMA route: each status with HMA's error shape."""
+    return {
+        status: {"model": HmaError, "description": _REFUSALS[status][0],
+                 "content": {"application/json": {"example": {"message": _REFUSALS[status][1]}}}}
+        for status in statuses
+    }  # fmt: skip
+
+
+KEYED: Final = (401, 403)
+MEDIA: Final = (413, 415)
+
+
+class Hashes(RootModel[dict[str, str]]):
+    """HMA signal type -> hash ("" for an image with too little detail to hash)."""
+
+    model_config = _example({"pdq": _PDQ})
+
+
+class BankMatch(BaseModel):
+    bank_content_id: int
+    distance: str
+
+
+class RawLookup(BaseModel):
+    """Entry ids, or (``include_distance``) entry ids with distances."""
+
+    model_config = _example({"matches": [17]}, {"matches": [{"bank_content_id": 17,
+                                                            "distance": "4"}]})  # fmt: skip
+    matches: list[int] | list[BankMatch]
+
+
+class ByBank(RootModel[dict[str, list[BankMatch]]]):
+    """Bank -> the matching contents."""
+
+    model_config = _example({"KNOWN": [{"bank_content_id": 17, "distance": "4"}]})
+
+
+class BySignalType(RootModel[dict[str, dict[str, list[BankMatch]]]]):
+    """HMA signal type -> bank -> the matching contents."""
+
+    model_config = _example({"pdq": {"KNOWN": [{"bank_content_id": 17, "distance": "4"}]}})
+
+
+class Lookup(RootModel[dict[str, list[BankMatch]] | dict[str, dict[str, list[BankMatch]]]]):
+    """By bank for a hash (or a URL with ``signal_type``); by signal type, then bank, for a
+    URL."""
+
+    model_config = _example(
+        {"KNOWN": [{"bank_content_id": 17, "distance": "4"}]},
+        {"pdq": {"KNOWN": [{"bank_content_id": 17, "distance": "4"}]}},
+    )
+
+
+class Distance(BaseModel):
+    distance: int
+
+
+class Compared(RootModel[dict[str, tuple[bool, Distance]]]):
+    """Signal type -> [matched, {"distance": d}]."""
+
+    model_config = _example({"pdq": [True, {"distance": 4}]})
+
+
+class IndexState(BaseModel):
+    present: bool
+    built_to: int
+    size: int
+
+
+class IndexStatus(RootModel[dict[str, IndexState]]):
+    """Signal type -> what the index holds (``built_to``: when it last caught up, Unix time;
+    -1 for none)."""
+
+    model_config = _example({"pdq": {"present": True, "built_to": 1773480413, "size": 1200}})
+
+
+class Bank(BaseModel):
+    model_config = _example({"name": "KNOWN", "matching_enabled_ratio": 1.0})
+    name: str
+    matching_enabled_ratio: Annotated[int | float, WithJsonSchema({"type": "number"})]
+
+
+class Banks(RootModel[list[Bank]]):
+    model_config = _example([{"name": "KNOWN", "matching_enabled_ratio": 1.0}])
+
+
+class Message(BaseModel):
+    model_config = _example({"message": "Done"})
+    message: str
+
+
+class ContentAdded(BaseModel):
+    model_config = _example({"id": 17, "signals": {"pdq": _PDQ}})
+    id: int
+    signals: dict[str, str]
+
+
+class Content(BaseModel):
+    """A content (list entry): ``disable_until_ts`` 1 while it matches, 0 once contested,
+    delisted or deleted; ``signals`` only if asked for."""
+
+    model_config = _example(
+        {"id": 17, "disable_until_ts": 1, "original_media_uri": None,
+         "bank": {"name": "KNOWN", "matching_enabled_ratio": 1.0}, "signals": {"pdq": _PDQ}}
+    )  # fmt: skip
+    id: int
+    disable_until_ts: int
+    original_media_uri: str | None
+    bank: Bank
+    signals: dict[str, str] | SkipJsonSchema[None] = None
+
+
+class Deleted(BaseModel):
+    model_config = _example({"deleted": 1})
+    deleted: int
+
+
+class SignalTypeShown(BaseModel):
+    name: str
+    enabled_ratio: float
+
+
+class SignalTypes(RootModel[list[SignalTypeShown]]):
+    model_config = _example([{"name": "pdq", "enabled_ratio": 1.0}])
+
+
+class ContentTypeShown(BaseModel):
+    name: str
+    enabled: bool
+
+
+class ContentTypes(RootModel[list[ContentTypeShown]]):
+    model_config = _example([{"name": "photo", "enabled": True}])

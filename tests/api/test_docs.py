@@ -1,0 +1,63 @@
+"""/docs (Swagger UI) and /redoc (ReDoc) render from the installed package's own files: in a
+real headless Chromium (Debian's ``chromium``, driven by Playwright) against a real ``hashguard
+serve``, with every request to another host refused, the operations are listed. Screenshots
+at desktop width stay in the test's directory."""
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from support.server import Server, running
+
+playwright_api = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium")
+if CHROMIUM is None:
+    pytest.skip(
+        "chromium absent: `make install` installs it (scripts/ensure-system-packages)",
+        allow_module_level=True,
+    )
+
+# Each page, and what shows that it listed the operations: a route's summary.
+PAGES = {
+    "/docs": ".opblock-summary-description >> text=Match Hashes",
+    "/redoc": "h2 >> text=Match Hashes",
+}
+
+
+def test_docs_and_redoc_render_with_no_network(database_url: str, tmp_path: Path) -> None:
+    with running(database_url) as server, playwright_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        for path, operation in PAGES.items():
+            own, elsewhere = shown(browser, server, path, operation, tmp_path)
+            assert elsewhere == [], f"{path} asked other hosts for {elsewhere}"
+            assert any(url.endswith("/openapi.json") for url in own), own
+        browser.close()
+
+
+def shown(
+    browser: Any, server: Server, path: str, operation: str, directory: Path
+) -> tuple[list[str], list[str]]:
+    """Open ``path`` with every request to another host refused, wait until ``operation`` is
+    visible and take a screenshot; the URLs asked of the server and of other hosts."""
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    own: list[str] = []
+    elsewhere: list[str] = []
+
+    def only_own_origin(route: Any) -> None:
+        url = route.request.url
+        if url.startswith(server.url + "/"):
+            own.append(url)
+            route.continue_()
+        else:
+            elsewhere.append(url)
+            route.abort()
+
+    page.route("**/*", only_own_origin)
+    page.goto(server.url + path)
+    page.wait_for_selector(operation, timeout=30_000)
+    assert page.locator(operation).first.is_visible()
+    page.screenshot(path=directory / f"{path.strip('/')}-desktop.png")
+    page.close()
+    return own, elsewhere
