@@ -108,7 +108,7 @@ def test_the_desk_shields_content_and_takes_decisions_by_keyboard(desk, browser)
     assert page.locator("#queue tr[data-href]").count() == 1
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/desk/detections/\d+$"))
-    assert page.text_content("#state") == "in_review"  # opened: claimed
+    assert page.text_content("#state") == "In review"  # opened: claimed
     page.wait_for_function("document.getElementById('content').naturalWidth > 0")
     assert page.eval_on_selector("#content", "e => e.naturalWidth") == 320  # fetched through
     assert shielded(page)
@@ -130,7 +130,7 @@ def test_the_desk_shields_content_and_takes_decisions_by_keyboard(desk, browser)
     with page.expect_navigation():
         page.click("#submit")
     page.wait_for_selector("#state")
-    assert page.text_content("#state") == "confirmed"
+    assert page.text_content("#state") == "Confirmed"
     events = server.get("/v1/audit?limit=500", "auditor").json()["events"]
     assert any(e["action"] == "detection.view" for e in events)
 
@@ -147,7 +147,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
         ana.click("#submit")
     ana.wait_for_selector("#four-eyes")
     assert "1 for confirm, 0 for false positive" in ana.text_content("#four-eyes")
-    assert ana.text_content("#state") == "in_review"
+    assert ana.text_content("#state") == "In review"
     assert ana.locator("#decide").count() == 1  # still open: someone else must agree
     ben = sign_in(browser, server, tokens["ben"])
     with ben.expect_navigation():
@@ -157,7 +157,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
     with ben.expect_navigation():
         ben.click("#submit")
     ben.wait_for_selector("#state")
-    assert ben.text_content("#state") == "confirmed"
+    assert ben.text_content("#state") == "Confirmed"
     ident = int(ben.url.rsplit("/", 1)[1])
     acted = server.client.post(
         f"/v1/detections/{ident}/actions",
@@ -192,7 +192,7 @@ def test_a_false_positive_shows_its_contested_entry_and_an_admin_reinstates_it(
     with ana.expect_navigation():
         ana.click("#submit")
     ana.wait_for_selector("#contested")
-    assert ana.text_content("#state") == "false_positive"
+    assert ana.text_content("#state") == "False positive"
     row = ana.text_content("#contested tr:nth-child(2)")
     assert "known" in row and KNOWN in row and "contested" in row
     assert "until the list's curator reinstates it" in row
