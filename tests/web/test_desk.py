@@ -6,6 +6,7 @@ with a reason, four eyes, and the user's complaint page. Benign generated images
 import re
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine
@@ -16,6 +17,7 @@ from hashguard.review import webhook
 from hashguard.review.services import ServiceStore
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
+from hashguard.transparency import keys as key_files
 
 from support.loopback import Loopback
 from support.media import png
@@ -39,7 +41,9 @@ def store() -> Iterator[Loopback]:
     """The service's content store: the item behind each reference (benign images)."""
 
     def answer(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
-        return (200, "image/png", IMAGE) if path.startswith("/content/") else (404, "", b"")
+        if path.startswith("/content/") and "missing" not in path:
+            return 200, "image/png", IMAGE
+        return 404, "text/plain", b"no such item"
 
     made = Loopback(answer)
     yield made
@@ -47,7 +51,17 @@ def store() -> Iterator[Loopback]:
 
 
 @pytest.fixture
-def desk(engine: Engine, database_url: str, store: Loopback) -> Iterator[tuple[Server, dict]]:
+def centre() -> Iterator[Loopback]:
+    """The EU Centre's intake: takes every report."""
+    made = Loopback(lambda path, headers, body: (201, "application/json", b'{"id": "EUC-1"}'))
+    yield made
+    made.close()
+
+
+@pytest.fixture
+def desk(
+    engine: Engine, database_url: str, store: Loopback, centre: Loopback, tmp_path: Path
+) -> Iterator[tuple[Server, dict]]:
     lists = ListStore(engine)
     lists.create("known", "Test Hotline", Category.KNOWN_CSAM, ["NL"])
     lists.create("careful", "Test Hotline", Category.KNOWN_CSAM, ["NL"],
@@ -62,7 +76,11 @@ def desk(engine: Engine, database_url: str, store: Loopback) -> Iterator[tuple[S
         "ben": keys.create(Role.REVIEWER, name="ben")[1],
         "admin": keys.create(Role.ADMIN, name="hotline admin")[1],
     }
-    with running(database_url, "--fetch-network", "127.0.0.0/8") as server:
+    key_files.generate(tmp_path / "provider.key")
+    reporting = ("--provider-name", "Example Photos B.V.", "--provider-email", "t@example.org",
+                 "--provider-country", "NL", "--report-key", str(tmp_path / "provider.key"),
+                 "--eu-centre-url", centre.url + "/reports")  # fmt: skip
+    with running(database_url, "--fetch-network", "127.0.0.0/8", *reporting) as server:
         yield server, tokens
 
 
@@ -108,7 +126,7 @@ def test_the_desk_shields_content_and_takes_decisions_by_keyboard(desk, browser)
     assert page.locator("#queue tr[data-href]").count() == 1
     page.keyboard.press("Enter")
     page.wait_for_url(re.compile(r".*/desk/detections/\d+$"))
-    assert page.text_content("#state") == "in_review"  # opened: claimed
+    assert page.text_content("#state") == "In review"  # opened: claimed
     page.wait_for_function("document.getElementById('content').naturalWidth > 0")
     assert page.eval_on_selector("#content", "e => e.naturalWidth") == 320  # fetched through
     assert shielded(page)
@@ -130,7 +148,7 @@ def test_the_desk_shields_content_and_takes_decisions_by_keyboard(desk, browser)
     with page.expect_navigation():
         page.click("#submit")
     page.wait_for_selector("#state")
-    assert page.text_content("#state") == "confirmed"
+    assert page.text_content("#state") == "Confirmed"
     events = server.get("/v1/audit?limit=500", "auditor").json()["events"]
     assert any(e["action"] == "detection.view" for e in events)
 
@@ -147,7 +165,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
         ana.click("#submit")
     ana.wait_for_selector("#four-eyes")
     assert "1 for confirm, 0 for false positive" in ana.text_content("#four-eyes")
-    assert ana.text_content("#state") == "in_review"
+    assert ana.text_content("#state") == "In review"
     assert ana.locator("#decide").count() == 1  # still open: someone else must agree
     ben = sign_in(browser, server, tokens["ben"])
     with ben.expect_navigation():
@@ -157,7 +175,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
     with ben.expect_navigation():
         ben.click("#submit")
     ben.wait_for_selector("#state")
-    assert ben.text_content("#state") == "confirmed"
+    assert ben.text_content("#state") == "Confirmed"
     ident = int(ben.url.rsplit("/", 1)[1])
     acted = server.client.post(
         f"/v1/detections/{ident}/actions",
@@ -192,10 +210,13 @@ def test_a_false_positive_shows_its_contested_entry_and_an_admin_reinstates_it(
     with ana.expect_navigation():
         ana.click("#submit")
     ana.wait_for_selector("#contested")
-    assert ana.text_content("#state") == "false_positive"
+    assert ana.text_content("#state") == "False positive"
     row = ana.text_content("#contested tr:nth-child(2)")
     assert "known" in row and KNOWN in row and "contested" in row
     assert "until the list's curator reinstates it" in row
+    evidence = ana.text_content("#evidence")  # what it matched stays readable
+    assert "known" in evidence and "A1" in evidence and "0 of 256 bits (threshold 31)" in evidence
+    assert "no list match" not in evidence
     assert ana.locator("form.reinstate").count() == 0  # a reviewer key curates no list
     ident = int(ana.url.rsplit("/", 1)[1])
     entry = ana.text_content("#contested tr:nth-child(2) td:nth-child(2)")
@@ -220,3 +241,156 @@ def test_a_false_positive_shows_its_contested_entry_and_an_admin_reinstates_it(
     (reinstated,) = [e for e in events if e["action"] == "list.reinstate"]
     assert reinstated["actor"].endswith("(hotline admin)")
     assert '"reason":"the listed image after all"' in reinstated["details"]
+
+
+def opened(browser, server: Server, token: str, ref: str):  # type: ignore[no-untyped-def]
+    """The desk signed in with ``token``, at the detection of item ``ref``."""
+    page = sign_in(browser, server, token)
+    ident = next(d["id"] for d in server.get("/v1/detections", "auditor").json()["detections"]
+                 if d["content_ref"] == ref)  # fmt: skip
+    page.goto(f"{server.url}/desk/detections/{ident}")
+    return page, ident
+
+
+def test_actions_and_reports_from_the_detection_page_with_their_reasons(
+    desk, browser, centre
+) -> None:
+    server, tokens = desk
+    upload(server, tokens["upload"], "upload-5", KNOWN)
+    ana, ident = opened(browser, server, tokens["ana"], "upload-5")
+    ana.keyboard.press("c")
+    ana.keyboard.type("the listed image")
+    with ana.expect_navigation():
+        ana.click("#submit")
+    assert ana.text_content("#state") == "Confirmed"
+    # An action, confirmed in the script's dialog: the reason goes to the statement of reasons.
+    ana.check("input[name=kind][value=remove]")
+    ana.fill("#act-reason", "known material, confirmed by a reviewer")
+    ana.select_option("#act-language", "nl")
+    ana.fill("#act-country", "nl")
+    asked = []
+    ana.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
+    with ana.expect_navigation():
+        ana.click("#act-submit")
+    assert "remove the item" in asked[0]
+    taken = ana.text_content("#taken")
+    assert "Remove" in taken and "known material, confirmed by a reviewer" in taken
+    shown = server.get(f"/v1/detections/{ident}", "reviewer").json()
+    assert [(a["kind"], a["reason"]) for a in shown["actions"] if a["kind"] == "remove"] == [
+        ("remove", "known material, confirmed by a reviewer")
+    ]
+    events = server.get("/v1/audit?limit=500", "auditor").json()["events"]
+    (removal,) = [e for e in events if e["action"] == "action.remove"]
+    assert removal["actor"].endswith("(ana)") and "known material" in removal["details"]
+    assert any(c["what"] == "statement of reasons" for c in shown["deliveries"])
+    # Refused: the page says why, as a page (not JSON), with the status of its kind.
+    form = {"kind": "remove", "reason": "twice", "confirmed": "yes",
+            "csrf": ana.input_value("input[name=csrf] >> nth=0")}  # fmt: skip
+    again = ana.request.post(f"{server.url}/desk/detections/{ident}/actions", form=form)
+    assert again.status == 409 and again.headers["content-type"].startswith("text/html")
+    assert 'role="alert"' in again.text() and "remove is already in force" in again.text()
+
+    # A report, without JavaScript: the server asks for confirmation on a page of its own.
+    plain = browser.new_context(java_script_enabled=False).new_page()
+    plain.goto(server.url + "/desk/login")
+    plain.fill("input[name=key]", tokens["ben"])
+    with plain.expect_navigation():
+        plain.click("text=Sign in")
+    plain.goto(f"{server.url}/desk/detections/{ident}")
+    plain.check("input[name=removed]")
+    plain.check("input[name=urgent]")
+    plain.fill("#urgency-reason", "the uploader announced more")
+    with plain.expect_navigation():
+        plain.click("#report-submit")
+    confirmation = plain.text_content("#confirmation")
+    assert "EU Centre" in confirmation and "the uploader announced more" in confirmation
+    assert centre.requests == []  # nothing sent before the reviewer confirms
+    with plain.expect_navigation():
+        plain.click("#confirm")
+    assert plain.text_content("#state") == "Reported"
+    assert "report to eu-centre" in plain.text_content("#deliveries")
+    assert centre.wait_for(1)
+    sent = centre.requests[0][2].decode()
+    assert "the uploader announced more" in sent
+    events = server.get("/v1/audit?limit=500", "auditor").json()["events"]
+    (made,) = [e for e in events if e["action"] == "report.make"]
+    assert made["actor"].endswith("(ben)") and '"recipient":"eu-centre"' in made["details"]
+
+
+def test_the_queue_filters_by_state_list_and_service_and_counts_each_state(
+    desk, browser, engine, store
+) -> None:
+    server, tokens = desk
+    ServiceStore(engine).create("forum", content_url=store.url + "/content/{ref}")
+    forum = ApiKeyStore(engine).create(Role.MATCHER, name="forum check", service="forum")[1]
+    upload(server, tokens["upload"], "photo-1", KNOWN)
+    upload(server, tokens["upload"], "photo-2", CAREFUL)
+    upload(server, forum, "post-1", KNOWN)
+    wrong = next(d["id"] for d in server.get("/v1/detections", "auditor").json()["detections"]
+                 if d["content_ref"] == "photo-1")  # fmt: skip
+    decided = server.client.post(f"/v1/detections/{wrong}/decision",
+                                 json={"decision": "false_positive", "reason": "not it"},
+                                 headers={"Authorization": f"Bearer {tokens['ana']}"})  # fmt: skip
+    assert decided.status_code == 200, decided.text
+    page = sign_in(browser, server, tokens["ben"])
+
+    def counts() -> dict[str, str]:
+        return {a.get_attribute("data-state"): a.text_content().split()[-1]
+                for a in page.locator("#counts a").all()}  # fmt: skip
+
+    def rows() -> list[str]:
+        return [r.text_content() for r in page.locator("#queue tbody tr").all()]
+
+    assert counts()["open"] == "2" and counts()["false_positive"] == "1"
+    assert counts()["all"] == "3" and page.text_content("#counts a[aria-current]").startswith(
+        "Open"
+    )
+    assert len(rows()) == 2
+    page.select_option("#f-list", "careful")
+    with page.expect_navigation():
+        page.click("#filters button")
+    assert "list=careful" in page.url
+    assert len(rows()) == 1 and "careful" in rows()[0] and counts()["open"] == "1"
+    page.goto(server.url + "/desk?service=forum")
+    assert len(rows()) == 1 and "forum" in rows()[0] and counts()["all"] == "1"
+    page.goto(server.url + "/desk")
+    with page.expect_navigation():
+        page.click("#counts a[data-state=false_positive]")
+    assert len(rows()) == 1 and "False positive" in rows()[0] and "photos" in rows()[0]
+    page.goto(server.url + "/desk?service=nowhere")
+    assert "no service named 'nowhere'" in page.text_content("#error")
+
+
+def test_a_failed_fetch_shows_the_content_stores_reason_in_place_of_the_image(
+    desk, browser
+) -> None:
+    server, tokens = desk
+    upload(server, tokens["upload"], "missing-1", KNOWN)
+    page, _ = opened(browser, server, tokens["ana"], "missing-1")
+    page.wait_for_selector("#fetch-error:not([hidden])")
+    assert page.text_content("#fetch-error") == "The service's content store answered 404."
+    assert page.is_hidden("#content") and page.is_disabled("#reveal")
+
+
+def test_the_queue_and_detection_pages_fit_a_phone(desk, browser) -> None:
+    server, tokens = desk
+    upload(server, tokens["upload"], "upload-6", KNOWN)
+    upload(server, tokens["upload"], "upload-7", CAREFUL)
+    page = sign_in(browser, server, tokens["admin"])
+    page.set_viewport_size({"width": 390, "height": 844})
+
+    def overflow() -> int:
+        return int(page.evaluate("document.documentElement.scrollWidth - innerWidth"))
+
+    assert page.locator("#queue tbody tr").count() == 2 and overflow() <= 0
+    with page.expect_navigation():
+        page.click("#queue a >> nth=0")
+    assert overflow() <= 0  # open: the decision form
+    page.keyboard.press("c")
+    page.keyboard.type("the listed image")
+    with page.expect_navigation():
+        page.click("#submit")
+    assert page.locator("#act").count() == 1 and page.locator("#report").count() == 1
+    assert overflow() <= 0  # confirmed: the action and report forms
+    page.goto(server.url + "/desk?state=all")
+    assert overflow() <= 0

@@ -28,7 +28,12 @@ Resolver = Callable[[str, int], Sequence[str]]
 
 
 class FetchRefused(Invalid):
-    """The URL may not or could not be fetched; the message says why."""
+    """The URL may not or could not be fetched; the message says why, and ``status`` is the
+    server's answer when it answered with something else than the body."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +101,7 @@ class UrlFetcher:
                 url = urljoin(url, location)
                 continue
             if status != 200:
-                raise FetchRefused(f"{url}: the server answered {status}")
+                raise FetchRefused(f"{url}: the server answered {status}", status)
             return Fetched(body, content_type)
         raise FetchRefused(f"{url}: more than {_MAX_REDIRECTS} redirects")
 

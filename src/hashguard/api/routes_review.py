@@ -6,14 +6,13 @@ a complaint is decided by a reviewer who took no part; users complain with the t
 statement of reasons (the only credential they have: no key).
 """
 
-import logging
-import os
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
 from pydantic import AwareDatetime, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
+from hashguard.api import safeguards
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.matching import service_of
@@ -38,11 +37,10 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import HashguardError
 from hashguard.legal.profiles import DEFAULT
-from hashguard.redress import notices
 from hashguard.redress.complaints import Complaint
-from hashguard.reports.eu import Circumstances, Provider
+from hashguard.reports.eu import Circumstances
 from hashguard.reports.risk import RiskAssessment, RiskAssessments
-from hashguard.reports.submit import Adapter, CyberTiplineAdapter, EuCentreAdapter, Report
+from hashguard.reports.submit import Report
 from hashguard.retention.purge import purge
 from hashguard.review import actions, webhook
 from hashguard.review.detections import Review
@@ -57,10 +55,7 @@ from hashguard.review.services import Service as CheckedService
 from hashguard.review.webhook import PENDING, service_secret
 from hashguard.stats import annual
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.store.list_errors import ListError
-from hashguard.transparency import keys as key_files
 
-log = logging.getLogger("hashguard.api")
 router = APIRouter(prefix="/v1", tags=["safeguards"])
 Admin = Annotated[ApiKey, allow()]
 Reviewer = Annotated[ApiKey, allow(Role.REVIEWER)]
@@ -309,24 +304,13 @@ async def act(
     confirmed detection and send the user a statement of reasons; 409 otherwise."""
     service = service_of(request)
     found = await call(visible_detection, service.review, key, ident)
-    if body.kind is ActionKind.QUARANTINE:
-        taken = await call(actions.take, service.engine, ident, body.kind, actor(key), body.reason)
+    taken, notice = await call(safeguards.act, service, found, body.kind, actor(key), body.reason,
+                               body.language, body.country)  # fmt: skip
+    if notice is None:
         return {"action": taken.id, "kind": taken.kind.value}
-    complaint_url = service.settings.public_url.rstrip("/") + "/complaints"
-    owner = await call(_list_owner, service, found.list_name)
-    taken, notice, _token = await call(notices.act, service.engine, ident, body.kind, actor(key),
-                                       body.reason, complaint_url, body.language, body.country,
-                                       owner)  # fmt: skip
     return {"action": taken.id, "kind": taken.kind.value, "notice": notice.id,
             "notice_text": notice.text,
             "complaint_until": notice.complaint_until.isoformat()}  # fmt: skip
-
-
-def _list_owner(service: Service, name: str) -> str:
-    try:
-        return service.lists.get(name).owner if name else ""
-    except ListError:  # a list removed since: the notice names none
-        return ""
 
 
 class Reason(BaseModel):
@@ -412,38 +396,10 @@ async def report(
     when the recipient is configured; otherwise it is kept, built, to send later."""
     service = service_of(request)
     await call(visible_detection, service.review, key, ident)
-    settings = service.settings
-    if not (settings.provider_name and settings.provider_email and settings.provider_country):
-        missing = "the provider's name, e-mail and country (serve --provider-name/-email/-country)"
-        raise ApiError(409, f"reports need {missing}")
-    if settings.report_key is None:
-        raise ApiError(409, "reports are signed: start the service with --report-key")
-    try:
-        signing = await run_in_threadpool(key_files.load, settings.report_key)
-    except key_files.KeyFileError as error:  # the server's configuration, not the request
-        log.error("the report key cannot be used: %s", error)
-        raise ApiError(503, "reports cannot be signed now: the service's report key cannot "
-                            "be read (its log says why)") from None  # fmt: skip
-    provider = Provider(settings.provider_name, settings.provider_email,
-                        settings.provider_country)  # fmt: skip
     circumstances = Circumstances(body.removed, body.urgent, body.urgency_reason,
                                   body.third_country, body.third_country_reference)  # fmt: skip
-    made = await call(service.reports.make, ident, body.recipient, provider, circumstances,
-                      signing, actor(key))  # fmt: skip
-    adapter = _adapter(service, body.recipient)
-    if adapter is not None:
-        made = await call(service.reports.submit, made.id, adapter, actor(key))
+    made = await call(safeguards.report, service, ident, body.recipient, circumstances, actor(key))
     return report_json(made)
-
-
-def _adapter(service: Service, recipient: str) -> Adapter | None:
-    settings = service.settings
-    if recipient == "eu-centre" and settings.eu_centre_url:
-        return EuCentreAdapter(settings.eu_centre_url)
-    if recipient == "ncmec" and settings.ncmec_url:
-        password = os.environ.get("HASHGUARD_NCMEC_PASSWORD", "")  # never in settings or logs
-        return CyberTiplineAdapter(settings.ncmec_url, settings.ncmec_user, password)
-    return None
 
 
 # --- complaints --------------------------------------------------------------------------------

@@ -15,12 +15,18 @@ import typer
 if TYPE_CHECKING:  # the demo's imaging and hashing load only when it runs
     from PIL import Image
     from rich.console import Console
+    from sqlalchemy import Engine
 
     from hashguard.signals.pdq import PdqHash
     from hashguard.store.lists import ListStore
 
 LIST_SEEDS = (1, 2, 3, 4)
 UNRELATED_SEEDS = (11, 12)
+DEMO_SERVICE = "demo-photos"
+# The uploads the demo service checked (content ref: the copy it holds): three in its content
+# store, and one deleted from it since, whose page shows the store's answer instead.
+UPLOADS = {"copy-b.jpg": "copy-b", "copy-d.png": "copy-d", "copy-e.jpg": "copy-e",
+           "deleted-upload.jpg": "copy-c"}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -141,10 +147,11 @@ def run(console: "Console", save: Path | None = None) -> None:
         console.print(f"  .venv/bin/hashguard compare {save}/sample-3.jpg {save}/copy-e.jpg")
 
 
-def prepare_service(directory: Path) -> dict[str, str]:
+def prepare_service(directory: Path, content_url: str = "") -> dict[str, str]:
     """A fresh demo database in ``directory`` with the sample list (PDQ and SHA-256 of the
     sample images), the sample and copy images as files, and a key per role; the keys' tokens
-    by role."""
+    by role. With ``content_url``, also the demo service (its items at that URL) and the
+    detections of its matched uploads, waiting in the review queue."""
     from hashguard.lists.model import Category, Provenance, Source
     from hashguard.lists.records import Submission
     from hashguard.signals.digests import CanonicalSha256Signal, Sha256Signal
@@ -181,11 +188,36 @@ def prepare_service(directory: Path) -> dict[str, str]:
             )
         store.apply("demo-samples", records, "demo")
         _device_releases(store, directory / "device")
+        if content_url:
+            _detections(engine, store, {c.name: c.data for c in copies}, content_url)
         keys = ApiKeyStore(engine)
         return {role.value: keys.create(role, name=f"demo {role.value}", actor="demo")[1]
                 for role in Role}  # fmt: skip
     finally:
         engine.dispose()
+
+
+def _detections(
+    engine: "Engine", store: "ListStore", copies: dict[str, bytes], content_url: str
+) -> None:
+    """The demo service, and a detection for review of each of its uploads that matches the
+    demo list, as its upload check would open them."""
+    from hashguard.matching import Matcher, Query
+    from hashguard.review.detections import Review
+    from hashguard.signals.digests import Sha256Signal
+    from hashguard.signals.pdq import PdqSignal
+
+    review = Review(engine, store)
+    service = review.services.create(DEMO_SERVICE, content_url=content_url, actor="demo")
+    pdq, sha256 = PdqSignal(), Sha256Signal()
+    refs = list(UPLOADS)
+    held = [copies[UPLOADS[ref]] for ref in refs]
+    queries = [Query.of([("pdq", pdq.hash_dihedral(data)), ("sha256", sha256.hash(data))])
+               for data in held]  # fmt: skip
+    found = Matcher(store, ["demo-samples"]).match_all(queries)
+    uploads = [(ref, matches, {"account_ref": f"demo-user-{i}"})
+               for i, (ref, matches) in enumerate(zip(refs, found, strict=True), 1)]  # fmt: skip
+    review.open_matches(service, uploads)
 
 
 def _device_releases(store: "ListStore", directory: Path) -> None:
@@ -213,7 +245,9 @@ def _device_releases(store: "ListStore", directory: Path) -> None:
               server_key=server_key if mode == "oprf" else None, near_duplicates=True)  # fmt: skip
 
 
-def explain_service(console: "Console", directory: Path, base: str, tokens: dict[str, str]) -> None:
+def explain_service(
+    console: "Console", directory: Path, base: str, tokens: dict[str, str], waiting: int
+) -> None:
     images, device = directory / "images", directory / "device"
     matcher, curator, auditor = tokens["matcher"], tokens["curator"], tokens["auditor"]
     console.print(
@@ -238,7 +272,11 @@ def explain_service(console: "Console", directory: Path, base: str, tokens: dict
         f"  .venv/bin/hashguard device check {images}/copy-d.png --language nl "
         f"--release {device}/release-oprf --log {device}/log --server {base} "
         f"--token {tokens['device']}\n"
-        "Stop it with Ctrl+C.\n",
+        f"\n[bold]The review desk[/bold]: {base}/desk  ({waiting} detections of the demo service "
+        f"'{DEMO_SERVICE}' wait in its queue)\n"
+        f"  Sign in with the reviewer key: [bold]{tokens['reviewer']}[/bold]\n"
+        "  (an admin key works too; the items are benign generated images, served by this demo)\n"
+        "\nStop it with Ctrl+C.\n",
         soft_wrap=True,  # commands stay on one line, to copy
     )
 
@@ -250,26 +288,42 @@ def demo(
     serve: Annotated[
         bool,
         typer.Option(
-            "--serve", help="Then start the service with the demo list (in ./hashguard-demo)."
+            "--serve",
+            help="Then start the service with the demo list (in ./hashguard-demo) and a review "
+            "queue of detections to try the desk on.",
         ),
     ] = False,
     port: Annotated[int, typer.Option(min=1, max=65535, help="The service's port.")] = 8000,
 ) -> None:
     """Hash benign sample images, build a small list, and show which edited copies match; with
-    --serve, then run the detection service on them and print what to try."""
+    --serve, then run the detection service on them, with detections waiting at /desk, and
+    print what to try."""
     from rich.console import Console
 
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 100)
     run(console, save)
     if serve:
+        import ipaddress
+
         from hashguard.api import ServiceSettings
+        from hashguard.cli.demo_content import ContentStore
         from hashguard.cli.serve import run as run_service
 
         directory = Path("hashguard-demo").resolve()
-        tokens = prepare_service(directory)
-        explain_service(console, directory, f"http://127.0.0.1:{port}", tokens)
-        url = f"sqlite:///{directory / 'hashguard.db'}"
-        settings = ServiceSettings(database_url=url, secret_file=directory / "secret.key",
-                                   public_url=f"http://127.0.0.1:{port}",
-                                   oprf_key=directory / "device" / "oprf.key")  # fmt: skip
-        run_service(settings, "127.0.0.1", port)
+        images = directory / "images"
+        images.mkdir(parents=True, exist_ok=True)
+        store = ContentStore(images)
+        try:
+            tokens = prepare_service(directory, store.url + "/content/{ref}")
+            base = f"http://127.0.0.1:{port}"
+            explain_service(console, directory, base, tokens, len(UPLOADS))
+            url = f"sqlite:///{directory / 'hashguard.db'}"
+            settings = ServiceSettings(
+                database_url=url, secret_file=directory / "secret.key", public_url=base,
+                oprf_key=directory / "device" / "oprf.key",
+                # the desk fetches items from the demo's own content store, on loopback
+                fetch_networks=(ipaddress.ip_network("127.0.0.0/8"),),
+            )  # fmt: skip
+            run_service(settings, "127.0.0.1", port)
+        finally:
+            store.close()

@@ -9,12 +9,12 @@ for its technology, and the detection's data deleted.
 """
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, insert, select, update
+from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
@@ -213,17 +213,52 @@ class Review:
     def queue(self, lists: Sequence[str] | None = None, limit: int = 50) -> list[Detection]:
         """Open detections, oldest first; only those on ``lists`` when given (flags and
         classifier detections, which have no list, only when ``lists`` is None)."""
+        return self.find(OPEN, lists, limit=limit)
+
+    def find(
+        self,
+        states: Collection[State],
+        lists: Sequence[str] | None = None,
+        list_name: str = "",
+        service: str = "",
+        limit: int = 50,
+    ) -> list[Detection]:
+        """Detections in ``states``, oldest first, as ``queue`` limits them to ``lists``;
+        only those on the list ``list_name`` and of the service ``service`` when given.
+        Raises ServiceNotFound for a service that does not exist."""
         table = DetectionRow.__table__
         query = (
-            select(table)
-            .where(table.c.state.in_([s.value for s in OPEN]))
+            self._filtered(select(table), lists, list_name, service)
+            .where(table.c.state.in_([s.value for s in states]))
             .order_by(table.c.detected_at, table.c.id)
             .limit(limit)
         )
-        if lists is not None:
-            query = query.where(table.c.list.in_(list(lists)))
         with self.engine.connect() as connection:
             return [self._detection(row._mapping) for row in connection.execute(query)]
+
+    def counts(
+        self, lists: Sequence[str] | None = None, list_name: str = "", service: str = ""
+    ) -> dict[State, int]:
+        """How many detections are in each state, filtered as ``find`` filters them."""
+        table = DetectionRow.__table__
+        query = self._filtered(
+            select(table.c.state, func.count()), lists, list_name, service
+        ).group_by(table.c.state)
+        with self.engine.connect() as connection:
+            found = {State(state): int(count) for state, count in connection.execute(query)}
+        return {state: found.get(state, 0) for state in State}
+
+    def _filtered(
+        self, query: Select[Any], lists: Sequence[str] | None, list_name: str, service: str
+    ) -> Select[Any]:
+        table = DetectionRow.__table__
+        if lists is not None:
+            query = query.where(table.c.list.in_(list(lists)))
+        if list_name:
+            query = query.where(table.c.list == list_name)
+        if service:
+            query = query.where(table.c.service_id == self.services.get(service).id)
+        return query
 
     def votes(self, ident: int) -> list[Vote]:
         with self.engine.connect() as connection:
@@ -431,7 +466,10 @@ def _undo(
     bump(connection, now, "false_positives", row["technology"])
     audit.append(connection, actor, "detection.false_positive", f"detection:{ident}",
                  {"technology": row["technology"],
-                  "contest": [f"{m['list']}:{m['entry']}" for m in evidence]})  # fmt: skip
+                  "contest": [f"{m['list']}:{m['entry']}" for m in evidence],
+                  # what was matched, without whose it was: the desk keeps showing it
+                  "evidence": [{k: m.get(k) for k in ("list", "entry", "signal", "distance")}
+                               for m in evidence]})  # fmt: skip
     return evidence
 
 

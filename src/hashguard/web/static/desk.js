@@ -1,23 +1,53 @@
 // The review desk: content stays blurred and grey until revealed, and is shielded again as soon
 // as the reviewer looks away (pointer leaves it, the window loses focus, the tab is hidden).
+// A failed fetch shows the server's reason in the image's place. Forms that act ask in a
+// dialog before they are sent (without this script, the server asks on a page of its own).
 (function () {
   "use strict";
   const content = document.getElementById("content");
   const reveal = document.getElementById("reveal");
+  const refusal = document.getElementById("fetch-error");
   function shield() {
     if (content) { content.classList.add("shielded"); }
-    if (reveal) { reveal.textContent = "Reveal (r)"; }
+    if (reveal) { reveal.firstChild.textContent = "Reveal "; reveal.setAttribute("aria-pressed", "false"); }
   }
   function toggle() {
-    if (!content) { return; }
+    if (!content || content.hidden) { return; }
     content.classList.toggle("shielded");
-    reveal.textContent = content.classList.contains("shielded") ? "Reveal (r)" : "Hide (r)";
+    const shown = !content.classList.contains("shielded");
+    reveal.firstChild.textContent = shown ? "Hide " : "Reveal ";
+    reveal.setAttribute("aria-pressed", shown ? "true" : "false");
+  }
+  // The content route answers why it could not show the item, as text: say it in its place.
+  function refused() {
+    if (!content || !refusal) { return; }
+    content.hidden = true;
+    if (reveal) { reveal.disabled = true; }
+    fetch(content.src, { credentials: "same-origin", cache: "no-store" })
+      .then(function (answer) { return answer.ok ? "Reload the page to try again." : answer.text(); })
+      .catch(function () { return "The desk could not be reached."; })
+      .then(function (reason) { refusal.textContent = reason; refusal.hidden = false; });
+  }
+  if (content) {
+    content.addEventListener("error", refused);
+    if (content.complete && content.naturalWidth === 0) { refused(); }
+    content.addEventListener("mouseleave", shield);
   }
   if (reveal) { reveal.addEventListener("click", toggle); }
-  if (content) { content.addEventListener("mouseleave", shield); }
   window.addEventListener("blur", shield);
   document.addEventListener("visibilitychange", function () {
     if (document.hidden) { shield(); }
+  });
+
+  document.querySelectorAll("form[data-confirm]").forEach(function (form) {
+    form.addEventListener("submit", function (event) {
+      const confirmed = form.querySelector("input[name=confirmed]");
+      if (!confirmed || confirmed.value === "yes") { return; }
+      const chosen = form.querySelector("input[type=radio]:checked");
+      const question = (chosen && chosen.dataset.consequence) || form.dataset.confirm;
+      if (window.confirm(question + "\n\nGo ahead?")) { confirmed.value = "yes"; }
+      else { event.preventDefault(); }
+    });
   });
 
   function choose(value) {
@@ -33,16 +63,24 @@
     rows.forEach(function (row, i) { row.classList.toggle("current", i === current); });
   }
   mark();
+  rows.forEach(function (row) {
+    row.addEventListener("click", function (event) {
+      if (event.target.tagName !== "A") { window.location = row.dataset.href; }
+    });
+  });
   document.addEventListener("keydown", function (event) {
-    const typing = event.target.tagName === "TEXTAREA" || event.target.tagName === "INPUT";
+    const tag = event.target.tagName;
+    const typing = tag === "TEXTAREA" || tag === "INPUT" || tag === "SELECT";
     if (event.key === "Escape") { shield(); if (typing) { event.target.blur(); } return; }
-    if (typing) { return; }
+    if (typing || event.ctrlKey || event.metaKey || event.altKey) { return; }
     if (event.key === "r") { toggle(); }
     else if (event.key === "c") { event.preventDefault(); choose("confirm"); }
     else if (event.key === "f") { event.preventDefault(); choose("false_positive"); }
     else if (event.key === "j" && rows.length) { current = Math.min(current + 1, rows.length - 1); mark(); }
     else if (event.key === "k" && rows.length) { current = Math.max(current - 1, 0); mark(); }
-    else if (event.key === "Enter" && current >= 0) { window.location = rows[current].dataset.href; }
+    else if (event.key === "Enter" && current >= 0 && tag !== "A" && tag !== "BUTTON") {
+      window.location = rows[current].dataset.href;
+    }
     else if (event.key === "n") {
       const next = document.getElementById("next");
       if (next) { window.location = next.href; }

@@ -1,0 +1,109 @@
+"""Rendering the pages: the templates, the headers every page carries, and the words a reviewer
+reads for states, distances and times (never the stored values)."""
+
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from hashguard.review.model import ActionKind, State
+from hashguard.signals import registry
+from hashguard.signals.base import IndexKind
+from hashguard.signals.registry import UnknownSignal
+
+HERE: Final = Path(__file__).parent
+HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+}
+
+STATE_WORDS: Final = {
+    State.PENDING: "Waiting",
+    State.IN_REVIEW: "In review",
+    State.CONFIRMED: "Confirmed",
+    State.FALSE_POSITIVE: "False positive",
+    State.REPORTED: "Reported",
+    State.CLOSED: "Closed",
+}
+ACTION_WORDS: Final = {
+    ActionKind.QUARANTINE: "Quarantine",
+    ActionKind.REMOVE: "Remove",
+    ActionKind.DISABLE: "Disable",
+    ActionKind.SUSPEND: "Suspend",
+}
+ACTION_CONSEQUENCES: Final = {
+    ActionKind.QUARANTINE: "The service is asked to hold the item back until a reviewer decides.",
+    ActionKind.REMOVE: "The service is asked to remove the item. The uploader is sent a "
+                       "statement of reasons with a link to complain.",
+    ActionKind.DISABLE: "The service is asked to disable access to the item. The uploader is "
+                        "sent a statement of reasons with a link to complain.",
+    ActionKind.SUSPEND: "The service is asked to suspend the uploader's account. The uploader "
+                        "is sent a statement of reasons with a link to complain.",
+}  # fmt: skip
+RECIPIENT_WORDS: Final = {"eu-centre": "EU Centre", "ncmec": "NCMEC CyberTipline"}
+
+
+def state_words(state: State | str) -> str:
+    """A detection's state as a reviewer reads it: "In review", "False positive"."""
+    return STATE_WORDS.get(State(state), str(state))
+
+
+def distance_words(signal: str, distance: float | None, threshold: float | str | None) -> str:
+    """How close a match is, in the signal's terms: "12 of 256 bits (threshold 31)",
+    "identical" for a digest."""
+    if distance is None:
+        return "-"
+    try:
+        kind = registry.get(signal)
+    except UnknownSignal:
+        kind = None
+    if kind is not None and kind.exact:
+        return "identical" if distance == 0 else f"{distance:g} (not identical)"
+    limit = f" (threshold {threshold:g})" if isinstance(threshold, int | float) else ""
+    if kind is not None and kind.index is IndexKind.HAMMING:
+        return f"{distance:g} of 256 bits{limit}"
+    return f"{distance:g}{limit}"
+
+
+def when(moment: datetime | str | None) -> str:
+    """A time as "2 Dec 2026, 14:05 UTC"."""
+    if moment is None or moment == "":
+        return "-"
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    moment = moment.astimezone(UTC)
+    return f"{moment.day} {moment:%b %Y, %H:%M} UTC"
+
+
+def ago(moment: datetime, now: datetime | None = None) -> str:
+    """How long ago ``moment`` was, roughly: "just now", "5 min ago", "3 h ago", "2 days ago"."""
+    seconds = ((now or datetime.now(UTC)) - moment).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)} min ago"
+    if seconds < 86400:
+        return f"{int(seconds // 3600)} h ago"
+    days = int(seconds // 86400)
+    return f"{days} day{'s' if days != 1 else ''} ago"
+
+
+_PAGES: Final = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+)
+_PAGES.filters.update(state_words=state_words, when=when, ago=ago)
+_PAGES.globals.update(
+    distance_words=distance_words,
+    ACTION_WORDS=ACTION_WORDS,
+    RECIPIENT_WORDS=RECIPIENT_WORDS,
+    ACTION_CONSEQUENCES=ACTION_CONSEQUENCES,
+)
+
+
+def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
+    """Template ``name`` rendered with ``values``, with the desk's headers."""
+    return HTMLResponse(_PAGES.get_template(name).render(**values), status, headers=HEADERS)
