@@ -9,6 +9,7 @@ import pytest
 
 from hashguard.signals.digests import Md5Signal
 from hashguard.signals.pdq import PdqSignal
+from hashguard.signals.vpdq import VpdqSignal
 
 from support.database import scratch_database
 from support.hma_recorded import RECORDED, SAMPLE_PDQ, assert_shape
@@ -73,11 +74,18 @@ def test_uploads_hash_and_match_as_hma_does(hma: Server) -> None:
     assert content["disable_until_ts"] == 1
 
 
-def test_a_video_is_hashed_as_video_md5(hma: Server) -> None:
+def test_a_video_is_hashed_as_video_md5_and_vpdq(hma: Server) -> None:
     video = make_video(4, seconds=1.0)
     answer = hma.post("/h/hash", "matcher", files={"video": ("v", video)})
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"video_md5": Md5Signal().hash(video).hex()}
+    vpdq = VpdqSignal()
+    assert answer.json() == {
+        "video_md5": Md5Signal().hash(video).hex(),
+        "vpdq": vpdq.canonical_of(vpdq.hash(video)),
+    }
+    only = hma.post("/h/hash", "matcher", params={"types": "video_md5"},
+                    files={"video": ("v", video)})  # fmt: skip
+    assert only.json() == {"video_md5": Md5Signal().hash(video).hex()}
     # As in HMA, video_md5 is the MD5 of the bytes, whatever they are.
     notes = b"Minutes of the meeting: nothing to see.\n"
     any_file = hma.post("/h/hash", "matcher", files={"video": ("notes.txt", notes)})

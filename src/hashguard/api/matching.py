@@ -106,9 +106,12 @@ def hash_json(hashed: Hashed) -> dict[str, Any]:
 
 
 def match_json(match: Match) -> dict[str, Any]:
-    return {"list": match.list, "entry": match.entry, "signal": match.signal,
-            "distance": match.distance, "labels": sorted(match.labels),
-            "value": match.value}  # fmt: skip
+    shown = {"list": match.list, "entry": match.entry, "signal": match.signal,
+             "distance": match.distance, "labels": sorted(match.labels),
+             "value": match.value}  # fmt: skip
+    if match.shares is not None:  # videos: the share of frames each side finds in the other
+        shown["query_percent"], shown["listed_percent"] = match.shares
+    return shown
 
 
 async def run_matches(
@@ -164,7 +167,13 @@ ListedSignal = Annotated[
 
 class HashQuery(BaseModel):
     signal: ListedSignal
-    value: str = Field(max_length=128, description="The hash in hex.")
+    # A video's vPDQ runs to about 80 characters per second of video; the body's own limit
+    # (max_json_bytes) bounds it.
+    value: str = Field(
+        max_length=2_000_000,
+        description="The hash in its text form: hex (PDQ, digests); vPDQ: its frame lines "
+        "or ThreatExchange's JSON form.",
+    )
     content_ref: str = Field(
         "", max_length=500, description="Your own reference for the content, kept with a match."
     )

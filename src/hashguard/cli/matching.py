@@ -147,6 +147,22 @@ def _matcher(names: list[str], min_quality: int | None, url: str | None) -> "Mat
         engine.dispose()
 
 
+def _closeness(match: "Match") -> str:
+    if match.shares is None:
+        return f"{match.signal} distance {match.distance:g}"
+    query, listed = match.shares
+    return (
+        f"{match.signal}: {query:.0f} % of its frames in the listed video, "
+        f"{listed:.0f} % of the listed video's in it"
+    )
+
+
+def _shares_json(match: "Match") -> dict[str, float]:
+    if match.shares is None:
+        return {}
+    return {"query_percent": match.shares[0], "listed_percent": match.shares[1]}
+
+
 def _match_writer(
     output: OutputFormat,
 ) -> Callable[[str, list["Match"], "Hashed | None"], str]:
@@ -164,6 +180,7 @@ def _match_writer(
                         "signal": m.signal,
                         "distance": m.distance,
                         "labels": sorted(m.labels),
+                        **_shares_json(m),
                     },
                     ensure_ascii=False,
                 )
@@ -178,8 +195,9 @@ def _match_writer(
                                ";".join(sorted(m.labels))])  # fmt: skip
             return buffer.getvalue()
         lines = [
-            f"{label}: match, list {m.list} entry {m.entry}, {m.signal} distance "
-            f"{m.distance:g}" + (f" [{', '.join(sorted(m.labels))}]" if m.labels else "") + "\n"
+            f"{label}: match, list {m.list} entry {m.entry}, {_closeness(m)}"
+            + (f" [{', '.join(sorted(m.labels))}]" if m.labels else "")
+            + "\n"
             for m in found
         ]
         if low is not None:

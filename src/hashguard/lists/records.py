@@ -76,6 +76,21 @@ def canonical(signal: str, value: str, where: str = "") -> str:
         raise InvalidRecord(f"{prefix}{signal}: {error}") from None
 
 
+def canonical_line(signal: str, text: str, where: str = "") -> str:
+    """``canonical`` of a value given alone on a line (vPDQ: only its one-line JSON form)."""
+    prefix = f"{where}: " if where else ""
+    try:
+        kind = registry.listed(signal)
+    except registry.UnknownSignal as error:
+        raise InvalidRecord(f"{prefix}{error}") from None
+    if kind.hex_digits is not None:
+        return canonical(signal, text, where)
+    try:
+        return kind.canonical_of(kind.parse_line(text))
+    except InvalidSignalValue as error:
+        raise InvalidRecord(f"{prefix}{signal}: {error}") from None
+
+
 def all_canonical(signal: str, values: list[str]) -> bool:
     """Whether every one of ``values`` (at least one) is already in ``signal``'s canonical form
     (a listable signal; False for any other name)."""

@@ -2,14 +2,17 @@
 
 The Matcher loads the entries of its lists that can match (active, and sourced as the list's
 two-source rule requires) into one index per signal, of the kind the signal declares (a
-HammingIndex for PDQ, an ExactIndex per digest), keyed by entry id. It then follows each
+HammingIndex for PDQ, an ExactIndex per digest, a FrameIndex for vPDQ's videos), keyed by entry
+id. It then follows each
 list's change log: ``refresh`` applies the changes since the version it has, adding what
 became matchable and removing what stopped being matchable (contested, delisted, deleted,
 withdrawn), without a rebuild. ``follow`` does so in the background every fraction of a second.
 
 A query matches an entry when within the entry's list threshold (the list's per-signal policy,
-else the signal's default). A query that matches a *negative* list (known false positives)
-gets no matches for that signal at all.
+else the signal's default). A video (vPDQ) matches a listed video when the share of frames each
+finds in the other, counting frames within the list's threshold for the frame signal (PDQ) as
+the same, leaves no more than the list's vPDQ threshold unmatched on either side. A query that
+matches a *negative* list (known false positives) gets no matches for that signal at all.
 """
 
 import threading
@@ -20,12 +23,12 @@ from typing import Protocol
 import numpy as np
 
 from hashguard.collector import collector_paused
-from hashguard.index import ExactIndex, HammingIndex
+from hashguard.index import ExactIndex, FrameIndex, HammingIndex
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.matching.query import Query
 from hashguard.signals import IndexKind, registry
 
-Index = HammingIndex | ExactIndex
+Index = HammingIndex | ExactIndex | FrameIndex
 
 
 class ListSource(Protocol):
@@ -48,6 +51,9 @@ class Match:
     signal: str
     distance: float
     value: str  # the listed value (the entry's hash), for display and review
+    # Videos (vPDQ): the percentage of the query's frames found in the listed video, and of
+    # the listed video's frames found in the query; ``distance`` is 100 minus the lesser.
+    shares: tuple[float, float] | None = None
 
 
 @dataclass
@@ -186,6 +192,9 @@ class Matcher:
             keys.append(hashed.keys())
         if not rows:
             return
+        if isinstance(index, FrameIndex):
+            self._match_frames(name, index, rows, keys, found, chosen)
+            return
         if isinstance(index, HammingIndex):
             radius = int(max(self.threshold(f.hash_list, name) for f in self._followed()))
             widest = max(len(k) for k in keys)
@@ -198,6 +207,39 @@ class Matcher:
             rows = [row for row, _ in flat]
         self._collect(name, [rows[r] for r in hit], ids, distances, found, chosen)
 
+    def _match_frames(
+        self,
+        name: str,
+        index: FrameIndex,
+        rows: list[int],
+        keys: list[list[bytes]],
+        found: list[list[Match]],
+        chosen: frozenset[str] | None,
+    ) -> None:
+        """Videos: one index query per frame radius the lists use (usually one), each list's
+        entries taken from the query at its own radius."""
+        videos = [np.frombuffer(k[0], np.uint8).reshape(-1, 32) for k in keys]
+        radius_of = {f.hash_list.id: self.frame_radius(f.hash_list, name) for f in self._followed()}
+        for radius in sorted(set(radius_of.values())):
+            hit, ids, query_percent, listed_percent = index.query(videos, radius)
+            keep = np.array(
+                [radius_of.get(getattr(self._entries.get(i), "list_id", -1)) == radius
+                 for i in ids.tolist()], bool,
+            )  # fmt: skip
+            if not keep.any():
+                continue
+            shares = np.stack([query_percent[keep], listed_percent[keep]], axis=1)
+            distances = 100.0 - shares.min(axis=1)
+            item_rows = [rows[r] for r in hit[keep].tolist()]
+            self._collect(name, item_rows, ids[keep], distances, found, chosen, shares)
+
+    def frame_radius(self, hash_list: HashList, signal: str) -> int:
+        """The distance at which two frames of a FRAMES signal count as the same on
+        ``hash_list``: its threshold for the frame signal (vPDQ: its PDQ threshold)."""
+        frame_signal = registry.get(signal).frame_signal
+        assert frame_signal is not None
+        return int(self.threshold(hash_list, frame_signal))
+
     def _followed(self) -> list[_Followed]:
         return list(self._lists.values())
 
@@ -209,11 +251,12 @@ class Matcher:
         distances: np.ndarray,
         found: list[list[Match]],
         chosen: frozenset[str] | None,
+        shares: np.ndarray | None = None,
     ) -> None:
         positive: dict[int, list[Match]] = {}
         negative: set[int] = set()
-        for row, entry_id, distance in zip(
-            item_rows, ids.tolist(), distances.tolist(), strict=True
+        for number, (row, entry_id, distance) in enumerate(
+            zip(item_rows, ids.tolist(), distances.tolist(), strict=True)
         ):
             entry = self._entries.get(entry_id)
             followed = self._lists.get(entry.list_id) if entry is not None else None
@@ -231,7 +274,10 @@ class Matcher:
                 continue
             if chosen is not None and hash_list.name not in chosen:
                 continue
-            match = Match(hash_list.name, entry.id, entry.labels, signal, distance, entry.value)
+            pair = None if shares is None else (float(shares[number, 0]), float(shares[number, 1]))
+            match = Match(
+                hash_list.name, entry.id, entry.labels, signal, distance, entry.value, pair
+            )
             positive.setdefault(row, []).append(match)
         for row, matches in positive.items():
             if row not in negative:
@@ -330,12 +376,19 @@ class Matcher:
             self._add(signal, ids, values)
 
     def _add(self, signal: str, ids: list[int], keys: list[bytes]) -> None:
-        array = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1)
+        kind = registry.get(signal).index
         index = self._indexes.get(signal)
+        if kind is IndexKind.FRAMES:
+            if index is None:
+                index = self._indexes[signal] = FrameIndex()
+            assert isinstance(index, FrameIndex)
+            index.add(ids, [np.frombuffer(key, np.uint8).reshape(-1, 32) for key in keys])
+            return
+        array = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1)
         if index is None:
-            kind = registry.get(signal).index
             index = HammingIndex() if kind is IndexKind.HAMMING else ExactIndex(array.shape[1])
             self._indexes[signal] = index
+        assert not isinstance(index, FrameIndex)
         index.add(ids, array)
 
     def _remove(self, signal: str, ids: list[int]) -> None:

@@ -35,7 +35,7 @@ class Hashed:
     @property
     def text(self) -> str:
         """The value's canonical string form."""
-        return self.signal.format(self.value)
+        return self.signal.canonical_of(self.value)
 
     @property
     def quality(self) -> int | None:

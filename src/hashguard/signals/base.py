@@ -48,6 +48,9 @@ class IndexKind(StrEnum):
 
     HAMMING = "hamming"  # 256-bit hashes, matched within a Hamming radius
     EXACT = "exact"  # byte strings of one width, matched when equal
+    # Videos as sets of 256-bit frame hashes (``key``: the frames that count, 32 bytes each),
+    # matched by the share of frames each side finds within a Hamming radius in the other.
+    FRAMES = "frames"
 
 
 class SignalType(ABC, Generic[Value]):
@@ -61,12 +64,15 @@ class SignalType(ABC, Generic[Value]):
     max_threshold: ClassVar[float]
     by_default: ClassVar[bool] = True  # computed when no signals are named
     # Lists can hold it and the Matcher matches it, through an index of this kind (None: the
-    # signal is compared pairwise only, as vPDQ is).
+    # signal is compared pairwise only).
     index: ClassVar[IndexKind | None] = None
     # The canonical string form is exactly this many lowercase hex digits (None: another form).
     hex_digits: ClassVar[int | None] = None
     # Values of a known quality below this never match (None: the signal has no quality).
     min_quality: int | None = None
+    # For a FRAMES signal: the signal each frame is a hash of; a list's threshold for it is the
+    # distance within which two frames count as the same.
+    frame_signal: ClassVar[str | None] = None
 
     @property
     def listable(self) -> bool:
@@ -79,7 +85,8 @@ class SignalType(ABC, Generic[Value]):
         return self.index is IndexKind.EXACT
 
     def key(self, value: Value) -> bytes:
-        """The bytes an index holds for ``value`` (of a fixed width per signal)."""
+        """The bytes an index holds for ``value`` (of a fixed width per signal; for a FRAMES
+        signal, the frames that count, 32 bytes each)."""
         raise TypeError(f"{self.name} values are not indexed")
 
     def key_of(self, canonical: str) -> bytes:
@@ -87,6 +94,16 @@ class SignalType(ABC, Generic[Value]):
         if self.hex_digits is not None:
             return bytes.fromhex(canonical)
         return self.key(self.parse(canonical))
+
+    def canonical_of(self, value: Value) -> str:
+        """``value`` in the canonical string form: what lists store and exchange, on one line
+        (``format``, unless that form spans lines)."""
+        return self.format(value)
+
+    def parse_line(self, text: str) -> Value:
+        """Parse a value given alone on a line (formats of one value per line), refusing forms
+        a line could only hold part of; raises ``InvalidSignalValue``."""
+        return self.parse(text)
 
     def plausible(self, canonical: str) -> bool:
         """Whether a value in canonical form looks like one of this signal's (a digest of
@@ -103,7 +120,7 @@ class SignalType(ABC, Generic[Value]):
             lowered = text.strip().lower()
             if _hex(self.hex_digits).fullmatch(lowered):
                 return lowered
-        return self.format(self.parse(text))
+        return self.canonical_of(self.parse(text))
 
     def all_canonical(self, texts: list[str]) -> bool:
         """Whether every one of ``texts`` (at least one) is already canonical: one regular

@@ -1,12 +1,20 @@
 """vPDQ, Meta's video hash: the PDQ hash of sampled frames, compared as two sets of frames.
 
 String form (the vPDQ text form): one line per frame, ``frame,quality,hash,timestamp_seconds``.
-Two videos match when, counting only distinct frames of quality >= 50, at least 80 % of the
-query's frames have a frame in the other within PDQ distance 31, and at least 80 % of the
-other's have one in the query (all four numbers configurable). As in ThreatExchange and HMA,
-repeated frames (a still scene) count once.
+ThreatExchange's and HMA's form, a JSON array of ``"hash,quality,timestamp"`` strings, is read
+too, and is the canonical form lists store (``canonical_of``). Two videos match when,
+counting only distinct frames of quality >= 50, at least 80 % of the query's frames have a frame
+in the other within PDQ distance 31, and at least 80 % of the other's have one in the query (all
+four numbers configurable). As in ThreatExchange and HMA, repeated frames (a still scene) count
+once.
+
+Lists hold vPDQ values; the Matcher indexes their frames (``IndexKind.FRAMES``). There a list's
+``vpdq`` threshold is the percentage of each side's frames allowed without a close frame (20:
+both match percentages >= 80), and its ``pdq`` threshold the distance at which two frames are
+close.
 """
 
+import json
 import math
 import re
 from dataclasses import dataclass
@@ -17,11 +25,19 @@ import numpy as np
 from hashguard.media.errors import CorruptMedia
 from hashguard.media.formats import MediaKind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
-from hashguard.signals.base import Comparison, InvalidSignalValue, MediaSource, SignalType
+from hashguard.signals.base import (
+    Comparison,
+    IndexKind,
+    InvalidSignalValue,
+    MediaSource,
+    SignalType,
+)
 from hashguard.signals.pdq import DEFAULT_THRESHOLD, MIN_QUALITY, hash_luma
 
 DEFAULT_MATCH_PERCENT: Final = 80.0
 _LINE: Final = re.compile(r"(\d+),(\d+),([0-9a-f]{64}),(\d+(?:\.\d*)?)")
+# hash,quality,timestamp; ThreatExchange writes 3 significant digits (123.4 s is "1.23e+02").
+_EXCHANGED: Final = re.compile(r"([0-9a-f]{64}),(\d+),(\d+(?:\.\d*)?(?:e[+-]?\d+)?)")
 _PAIRS_PER_CHUNK: Final = 1_000_000  # 32 MB of XORed hashes per chunk
 
 
@@ -69,6 +85,8 @@ class VpdqSignal(SignalType[VpdqHash]):
     # Percentage of good frames allowed without a close frame in the other video.
     default_threshold: ClassVar[float] = 100.0 - DEFAULT_MATCH_PERCENT
     max_threshold: ClassVar[float] = 100.0
+    index: ClassVar[IndexKind | None] = IndexKind.FRAMES
+    frame_signal: ClassVar[str | None] = "pdq"
 
     def __init__(
         self,
@@ -102,7 +120,29 @@ class VpdqSignal(SignalType[VpdqHash]):
             raise CorruptMedia("no video frame could be decoded")
         return VpdqHash(tuple(hashed))
 
+    def key(self, value: VpdqHash) -> bytes:
+        """The frames that count (distinct, of quality >= the minimum), 32 bytes each."""
+        return _good_frames(value, self.min_quality or 0).tobytes()
+
+    def plausible(self, canonical: str) -> bool:
+        return True  # the form itself says it is vPDQ
+
+    def canonical_of(self, value: VpdqHash) -> str:
+        """ThreatExchange's and HMA's string form, which lists store: a JSON array of
+        "hash,quality,timestamp" (frame numbers left out: matching never uses them)."""
+        return json.dumps([f"{f.hex},{f.quality},{f.timestamp:.3f}" for f in value.frames])
+
+    def parse_line(self, text: str) -> VpdqHash:
+        if not text.lstrip().startswith("["):
+            raise InvalidSignalValue(
+                "one video per line, in ThreatExchange's JSON form: "
+                '["<64 hex digits>,<quality>,<seconds>", ...]'
+            )
+        return self._parse_exchanged(text)
+
     def parse(self, text: str) -> VpdqHash:
+        if text.lstrip().startswith("["):
+            return self._parse_exchanged(text)
         frames = []
         for number, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
@@ -127,6 +167,35 @@ class VpdqSignal(SignalType[VpdqHash]):
             )
         if not frames:
             raise InvalidSignalValue("a vPDQ hash needs at least one frame line")
+        return VpdqHash(tuple(frames))
+
+    def _parse_exchanged(self, text: str) -> VpdqHash:
+        try:
+            items = json.loads(text)
+        except (ValueError, RecursionError):
+            items = None
+        if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+            raise InvalidSignalValue(
+                "a vPDQ hash in JSON form is an array of 'hash,quality,timestamp' strings"
+            )
+        frames = []
+        for number, item in enumerate(items):
+            found = _EXCHANGED.fullmatch(item.strip().lower())
+            if found is None or int(found.group(2)) > 100:
+                raise InvalidSignalValue(
+                    f"vPDQ frame {number}: expected 'hash,quality,timestamp' (hash = 64 hex "
+                    f"digits, quality 0-100), got {item[:90]!r}"
+                )
+            frames.append(
+                VpdqFrame(
+                    number,
+                    int(found.group(2)),
+                    bytes.fromhex(found.group(1)),
+                    float(found.group(3)),
+                )
+            )
+        if not frames:
+            raise InvalidSignalValue("a vPDQ hash needs at least one frame")
         return VpdqHash(tuple(frames))
 
     def format(self, value: VpdqHash) -> str:

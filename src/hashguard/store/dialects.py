@@ -75,7 +75,7 @@ class SQLite(Dialect):
     def insert_new_entries(self, connection: Connection, rows: list[tuple[Any, ...]]) -> bool:
         # A savepoint would journal every page the chunk touches; skipping held values and
         # counting is cheaper, and the rare undo deletes the ids just allocated.
-        sql = f"{_insert_sql(ENTRY_COLUMNS)} ON CONFLICT (list_id, signal, value) DO NOTHING"
+        sql = f"{_insert_sql(ENTRY_COLUMNS)} ON CONFLICT (list_id, signal, value_key) DO NOTHING"
         if connection.exec_driver_sql(sql, rows).rowcount == len(rows):
             return True
         connection.exec_driver_sql(

@@ -6,6 +6,7 @@ are converted once each (cached), and entries are read as plain rows of ``ENTRY_
 than ORM objects.
 """
 
+import hashlib
 import json
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -28,8 +29,8 @@ from hashguard.store.tables import EntryRow, HashListRow
 # The tables bulk writes go to, with their columns in the order of the rows written.
 ENTRY_COLUMNS: Final = (
     "list_entries",
-    ("id", "list_id", "signal", "value", "labels", "status", "submitted_by", "assessed_by",
-     "sources", "version"),
+    ("id", "list_id", "signal", "value", "value_key", "labels", "status", "submitted_by",
+     "assessed_by", "sources", "version"),
 )  # fmt: skip
 CHANGE_COLUMNS: Final = (
     "list_changes",
@@ -81,12 +82,25 @@ def entry_of(row: Any) -> Entry:
     )
 
 
+KEY_LENGTH: Final = 128  # values up to this long are their own key
+
+
+def value_key(value: str) -> str:
+    """What identifies ``value`` (canonical) among its list's entries of one signal, short
+    enough for any database's index: the value itself (every hash of hex digits), or for a
+    longer one (a video's vPDQ runs to kilobytes) ``sha256:`` and the SHA-256 of its text."""
+    if len(value) <= KEY_LENGTH:
+        return value
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()
+
+
 def entry_values(entry: Entry) -> tuple[Any, ...]:
     """The row of ``entry`` in ``ENTRY_COLUMNS`` order, but its id."""
     return (
         entry.list_id,
         entry.signal,
         entry.value,
+        value_key(entry.value),
         labels_json(entry.labels),
         TEXT[entry.status],
         entry.provenance.submitted_by,

@@ -49,6 +49,7 @@ from hashguard.store.list_codecs import (
     now,
     provenance_json,
     sources_json,
+    value_key,
 )
 from hashguard.store.list_errors import ListError
 from hashguard.store.tables import EntryRow, HashListRow, ReferenceRow
@@ -371,11 +372,11 @@ class _Writer:
         select_entries = (
             f"SELECT {ENTRY_NAMES} FROM list_entries WHERE list_id = {marker} AND signal = {marker}"
         )
-        for signal, values in by_signal.items():  # (list, signal, value) is the unique index
+        for signal, values in by_signal.items():  # (list, signal, value key) is the index
             # Through the driver: SQLAlchemy's compiling of thousands of parameters per chunk
             # cost more than the lookup.
-            any_value, given = self.dialect.in_values(values)
-            sql = f"{select_entries} AND value{any_value}"
+            any_value, given = self.dialect.in_values([value_key(v) for v in values])
+            sql = f"{select_entries} AND value_key{any_value}"
             for row in connection.exec_driver_sql(sql, (self.list_id, signal, *given)):
                 entry = entry_of(row)
                 found[(entry.signal, entry.value)] = entry
@@ -470,7 +471,8 @@ class _Writer:
             if provenance is not self._sources[0]:
                 self._sources = (provenance, sources_json(provenance.sources))
             rows.append(
-                (placeholder, self.list_id, key[0], key[1], self._labels[1], "active",
+                (placeholder, self.list_id, key[0], key[1], value_key(key[1]), self._labels[1],
+                 "active",
                  provenance.submitted_by, provenance.assessed_by, self._sources[1], version)
             )  # fmt: skip
         return rows

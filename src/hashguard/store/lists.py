@@ -41,6 +41,7 @@ from hashguard.store.list_codecs import (
     entry_of,
     hash_list_of,
     now,
+    value_key,
 )
 from hashguard.store.list_errors import (
     EntryNotFound,
@@ -203,7 +204,7 @@ class ListStore:
                 row,
                 f"{signal} entry {value}",
                 EntryRow.signal == signal,
-                EntryRow.value == value,
+                EntryRow.value_key == value_key(value),
             )
             change = Change(
                 row.id,
@@ -244,7 +245,7 @@ class ListStore:
                 row,
                 f"{signal} entry {value}",
                 EntryRow.signal == signal,
-                EntryRow.value == value,
+                EntryRow.value_key == value_key(value),
             )
 
     def entry_by_id(self, name: str, entry_id: int) -> Entry:
@@ -302,7 +303,7 @@ class ListStore:
                 sql = f"SELECT {ENTRY_NAMES} FROM list_entries WHERE list_id = {marker}"
                 if wanted is not None:
                     sql += f" AND status IN ({', '.join(marker for _ in wanted)})"
-                sql += " ORDER BY signal, value"
+                sql += " ORDER BY signal, value_key"
                 parameters = (hash_list.id, *(wanted or ()))
                 # Closed before the session, should the reader stop early.
                 with closing(self.dialect.batches(connection, sql, parameters)) as batches:

@@ -52,13 +52,15 @@ class HashListRow(Base):
 
 
 class EntryRow(Base):
-    """Keyed by (list, signal, value), the order releases, exports and Matchers read entries
-    in: on SQLite the table is clustered on that key (WITHOUT ROWID), so those reads are
-    sequential. ``id`` is unique and what changes and references point to."""
+    """Keyed by (list, signal, value key), the order releases, exports and Matchers read
+    entries in: on SQLite the table is clustered on that key (WITHOUT ROWID), so those reads
+    are sequential. The value key is the value itself, or for a value too long for an index
+    key (a video's vPDQ) its SHA-256 (``list_codecs.value_key``). ``id`` is unique and what
+    changes and references point to."""
 
     __tablename__ = "list_entries"
     __table_args__ = (
-        PrimaryKeyConstraint("list_id", "signal", "value", name="pk_list_entries"),
+        PrimaryKeyConstraint("list_id", "signal", "value_key", name="pk_list_entries"),
         UniqueConstraint("id", name="uq_list_entries_id"),
         {"sqlite_with_rowid": False},
     )
@@ -67,6 +69,7 @@ class EntryRow(Base):
     list_id: Mapped[int] = mapped_column(Id, ForeignKey("hash_lists.id", ondelete="CASCADE"))
     signal: Mapped[str] = mapped_column(String(32))
     value: Mapped[str] = mapped_column(Text)
+    value_key: Mapped[str] = mapped_column(Text)
     labels: Mapped[str] = mapped_column(Text)  # JSON array, sorted
     status: Mapped[str] = mapped_column(String(16))
     submitted_by: Mapped[str] = mapped_column(String(200))

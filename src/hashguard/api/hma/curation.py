@@ -135,17 +135,17 @@ async def _add(
     service = service_of(request)
     await run_in_threadpool(_bank, service, key, name)
     signals: dict[str, str] = {}
+    records: list[Submission] = []
+    by = actor(key)
+    provenance = Provenance(submitted_by=key.name or by)
     for hma_name, text in hashes.items():
         signal = signal_for(hma_name)
         try:
-            shown = parse_hash(signal, text).hashes[0].text
+            hashed = parse_hash(signal, text).hashes[0]
         except ApiError as error:
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
-        signals[hma_name if kind is None else hma_type(signal, kind)] = shown
-    by = actor(key)
-    provenance = Provenance(submitted_by=key.name or by)
-    records = [Submission(SIGNALS[n], v, provenance=provenance)
-               for n, v in signals.items()]  # fmt: skip
+        signals[hma_name if kind is None else hma_type(signal, kind)] = hashed.text
+        records.append(Submission(signal, hashed.text, provenance=provenance))
 
     def run() -> int:
         service.lists.apply(name, records, by)

@@ -64,7 +64,8 @@ async def hashed(
     for name in names:
         hashed = query.get(SIGNALS[name])
         if hashed is not None:  # HMA gives no hash for a low-quality image
-            hashes[name] = "" if hashed.signal.too_low(hashed.quality) else hashed.text
+            low = hashed.signal.too_low(hashed.quality)
+            hashes[name] = "" if low else hashed.text
     return content_type, hashes
 
 

@@ -15,6 +15,7 @@ from hashguard.api.matching import parse_hash, ready_matcher, run_matches, servi
 from hashguard.api.service import Service
 from hashguard.matching import Match
 from hashguard.matching import Query as HashQuery
+from hashguard.signals.vpdq import VpdqComparison
 from hashguard.store.api_keys import ApiKey
 
 router = APIRouter()
@@ -37,11 +38,18 @@ async def _matched(
     return found[0]
 
 
+def _distance(match: Match) -> str:
+    """HMA's distance: the bits apart, or for videos "<query %>%[<listed %>%]"."""
+    if match.shares is not None:
+        return f"{match.shares[0]:.0f}%[{match.shares[1]:.0f}%]"
+    return str(int(match.distance))
+
+
 def _by_bank(matches: list[Match]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
     for match in matches:
         found.setdefault(match.list, []).append(
-            {"bank_content_id": match.entry, "distance": str(int(match.distance))}
+            {"bank_content_id": match.entry, "distance": _distance(match)}
         )
     return found
 
@@ -62,7 +70,7 @@ async def raw_lookup(
     item = _hma_hash(name, signal)
     found = await _matched(request, key, item, _banks(service, key, banks), content_ref)
     if include_distance:
-        shown = [{"bank_content_id": m.entry, "distance": str(int(m.distance))} for m in found]
+        shown = [{"bank_content_id": m.entry, "distance": _distance(m)} for m in found]
         return {"matches": shown}
     return {"matches": [m.entry for m in found]}
 
@@ -162,9 +170,12 @@ async def compare(request: Request, key: Matcher) -> dict[str, Any]:
         ):
             raise ApiError(400, f"{name}: expected a list of exactly two hashes")
         a, b = (_hma_hash(signal, text).hashes[0] for text in pair)
-        distance = int(a.signal.distance(a.value, b.value))
-        threshold = a.signal.default_threshold
-        answer[name] = [distance <= threshold, {"distance": distance}]
+        result = a.signal.compare(a.value, b.value)
+        if isinstance(result, VpdqComparison):  # HMA's "<query %>%[<other's %>%]"
+            shown: int | str = f"{result.query_percent:.0f}%[{result.target_percent:.0f}%]"
+        else:
+            shown = int(result.distance)
+        answer[name] = [result.match, {"distance": shown}]
     return answer
 
 
@@ -180,7 +191,7 @@ async def index_status(
     age = service.readiness().age
     built = int(time.time() - age) if age is not None else -1
     answer = {}
-    for name in ("pdq", "video_md5", "md5", "sha1", "sha256"):
+    for name in SIGNALS:
         if name == "md5":
             continue  # HMA's video_md5 is hashguard's md5
         size = sizes.get(SIGNALS[name], 0)

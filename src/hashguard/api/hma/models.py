@@ -17,9 +17,9 @@ Curator = Annotated[ApiKey, allow(Role.CURATOR)]
 Admin = Annotated[ApiKey, allow()]
 
 # HMA's signal type names, and hashguard's signal for each; hashguard's own names work too.
-SIGNALS: Final = {"pdq": "pdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1",
+SIGNALS: Final = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1",
                   "sha256": "sha256"}  # fmt: skip
-CONTENT_SIGNALS: Final = {"photo": ("pdq",), "video": ("video_md5",)}
+CONTENT_SIGNALS: Final = {"photo": ("pdq",), "video": ("video_md5", "vpdq")}
 
 
 def hma_type(signal: str, kind: MediaKind | None = None) -> str:

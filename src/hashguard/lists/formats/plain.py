@@ -1,5 +1,5 @@
-"""Plain lists: one hash per line, in its usual text form (PDQ: 64 hex digits), the signal
-given by the caller.
+"""Plain lists: one hash per line, in its usual text form (PDQ: 64 hex digits; vPDQ: one
+video per line in ThreatExchange's JSON form), the signal given by the caller.
 
 Blank lines and lines starting with ``#`` are ignored; spaces around a hash are allowed; hex
 digits may be upper or lower case. Anything else stops the read with the file and line.
@@ -11,7 +11,13 @@ from typing import Final, TextIO
 
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.model import Entry, Provenance
-from hashguard.lists.records import InvalidRecord, Submission, all_canonical, canonical
+from hashguard.lists.records import (
+    InvalidRecord,
+    Submission,
+    all_canonical,
+    canonical_line,
+)
+from hashguard.signals import registry
 
 _BOM: Final = b"\xef\xbb\xbf"  # some editors start UTF-8 files with it
 
@@ -66,10 +72,16 @@ def _submissions(
         return
     for number, text in batch:
         try:
-            value = canonical(signal, text.decode("ascii"))
-        except (UnicodeDecodeError, InvalidRecord):
+            value = canonical_line(signal, text.decode("ascii"))
+        except UnicodeDecodeError:
             raise ListFormatError(
                 path, number, f"expected a {signal} value, got {_shown(text)}"
+            ) from None
+        except InvalidRecord as error:
+            # A hash of hex digits needs no more words; another form says what it expects.
+            detail = "" if registry.get(signal).hex_digits else f" ({error})"
+            raise ListFormatError(
+                path, number, f"expected a {signal} value, got {_shown(text)}{detail}"
             ) from None
         yield Submission(signal, value, frozenset(), provenance)
 

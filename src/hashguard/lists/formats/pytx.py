@@ -8,12 +8,12 @@ Two shapes are read, told apart by the first line:
   (tags separated by spaces);
 * the ``local_file`` exchange: one ``<signal_type> <signal>`` per line, no header.
 
-pytx signal types map to hashguard signals: ``pdq`` to pdq, ``video_md5`` to md5 and
-``video_sha256`` to sha256 (both digests of the file's bytes). Rows hashguard cannot hold (other
-signal types such as ``raw_text``, ``url`` or ``photodna``), and rows whose category says they
-are not positives (``NEGATIVE_CLASS``, ``DISPUTED``), are counted in ``skipped`` by reason and
-reported by the caller, never silently dropped. Only PDQ is written: pytx has no signal type
-for the digest of an image file.
+pytx signal types map to hashguard signals: ``pdq`` to pdq, ``vpdq`` to vpdq (its JSON form),
+``video_md5`` to md5 and ``video_sha256`` to sha256 (both digests of the file's bytes). Rows
+hashguard cannot hold (other signal types such as ``raw_text``, ``url`` or ``photodna``), and
+rows whose category says they are not positives (``NEGATIVE_CLASS``, ``DISPUTED``), are counted
+in ``skipped`` by reason and reported by the caller, never silently dropped. Only PDQ and vPDQ
+are written: pytx has no signal type for the digest of an image file.
 """
 
 import csv
@@ -25,10 +25,11 @@ from typing import Final, TextIO
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.formats.plain import lines as plain_lines
 from hashguard.lists.model import Entry, Provenance, Source
-from hashguard.lists.records import InvalidRecord, Submission, canonical
+from hashguard.lists.records import InvalidRecord, Submission, canonical_line
 
 HEADER: Final = ("signal_type", "signal_str", "collab", "category", "tags")
-SIGNALS: Final = {"pdq": "pdq", "video_md5": "md5", "video_sha256": "sha256"}
+SIGNALS: Final = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "md5", "video_sha256": "sha256"}
+WRITTEN: Final = ("pdq", "vpdq")  # pytx has no type for the digest of an image file
 _POSITIVE: Final = {"POSITIVE_CLASS", "INVESTIGATION_SEED"}
 _KNOWN_CATEGORIES: Final = _POSITIVE | {"NEGATIVE_CLASS", "DISPUTED"}
 
@@ -112,24 +113,24 @@ def _submission(
         skipped[f"{signal_type.strip() or '(empty)'} signals (not supported)"] += 1
         return None
     try:
-        return Submission(signal, canonical(signal, value.strip()))
+        return Submission(signal, canonical_line(signal, value.strip()))
     except InvalidRecord as error:
         raise ListFormatError(path, line, f"{signal_type}: {error}") from None
 
 
 def write(entries: Iterable[Entry], out: TextIO, collab: str) -> tuple[int, int]:
-    """The signal CSV of ``entries`` as positives of collaboration ``collab``: PDQ entries only.
+    """The signal CSV of ``entries`` as positives of collaboration ``collab``: PDQ and vPDQ
+    entries only.
 
     Returns (entries written, entries left out because pytx has no type for them)."""
     rows = csv.writer(out, lineterminator="\n")
     rows.writerow(HEADER)
     written = left_out = 0
     for entry in entries:
-        if entry.signal != "pdq":
+        if entry.signal not in WRITTEN:
             left_out += 1
             continue
-        rows.writerow(
-            ["pdq", entry.value, collab, "POSITIVE_CLASS", " ".join(sorted(entry.labels))]
-        )
+        labels = " ".join(sorted(entry.labels))
+        rows.writerow([entry.signal, entry.value, collab, "POSITIVE_CLASS", labels])
         written += 1
     return written, left_out
