@@ -26,7 +26,8 @@ video's frames to have one in the query):
         from and queried with its signal strings (JSON lists of frame features), as HMA does;
   (hg)  hashguard ``FrameIndex``: parsed from the vPDQ text form at build, queried with the
         hashes the video hasher returns, one video per call (as the reference) and all in one
-        call.
+        call; and, when lists can hold vPDQ, ``Matcher.match_all`` a video per call on a list
+        imported into a SQLite ListStore (build: the import + the Matcher's load).
 Recall and precision are against a brute-force truth on a sample of queries: every sampled
 query compared with every listed video by ``VpdqSignal``'s pairwise rule.
 """
@@ -58,6 +59,11 @@ from threatexchange.extensions.vpdq.vpdq_util import (
 )
 
 from hashguard.index import FrameIndex
+from hashguard.lists.model import Category
+from hashguard.lists.records import Submission
+from hashguard.matching import Matcher
+from hashguard.matching.query import Query
+from hashguard.signals import registry
 from hashguard.signals.pdq import MIN_QUALITY
 from hashguard.signals.vpdq import (
     DEFAULT_MATCH_PERCENT,
@@ -66,6 +72,8 @@ from hashguard.signals.vpdq import (
     _good_frames,
     _matched_percentages,
 )
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hashsets import _distinct, pack, pool
@@ -209,6 +217,34 @@ def query_threatexchange(index: VPDQIndex[int], texts: Sequence[str]) -> set[tup
     return found
 
 
+def matcher_on_sqlite(
+    texts: Sequence[str], scratch: Path
+) -> tuple[float, float, Matcher, dict[str, int]]:
+    """A list of the listed videos in a SQLite ListStore and a Matcher on it: the seconds the
+    import and the Matcher's load took, the Matcher, and each listed value's number."""
+    store = ListStore(open_engine(f"sqlite:///{scratch / 'lists.db'}"))
+    store.create("videos", "Hotline NL", Category.TEST)
+    start = time.perf_counter()
+    store.apply("videos", (Submission("vpdq", text) for text in texts))
+    imported = time.perf_counter() - start
+    start = time.perf_counter()
+    matcher = Matcher(store, ["videos"])
+    loaded = time.perf_counter() - start
+    numbers = {SIGNAL.canonical(text): number for number, text in enumerate(texts)}
+    return imported, loaded, matcher, numbers
+
+
+def query_matcher(
+    matcher: Matcher, numbers: dict[str, int], values: Sequence[VpdqHash]
+) -> set[tuple[int, int]]:
+    """Matches through ``Matcher.match_all``, a video per call (as a service asks)."""
+    found: set[tuple[int, int]] = set()
+    for row, value in enumerate(values):
+        for match in matcher.match_all([Query.of([("vpdq", value)])])[0]:
+            found.add((row, numbers[match.value]))
+    return found
+
+
 def truth(
     listed: Sequence[VpdqHash], values: Sequence[VpdqHash], rows: Sequence[int]
 ) -> set[tuple[int, int]]:
@@ -331,7 +367,21 @@ def main() -> None:
     assert isinstance(hg_found, set) and isinstance(batch_found, set)
     print(f"hashguard: built in {hg_build:.1f} s, {len(query_values) / hg_time:.1f} videos/s")
 
+    listable = registry.get("vpdq").listable
     with tempfile.TemporaryDirectory() as scratch:
+        if listable:
+            imported, loaded, matcher, numbers = matcher_on_sqlite(hg_texts, Path(scratch))
+            query_matcher(matcher, numbers, query_values[:2])
+            matcher_time, matcher_found = timed(
+                lambda: query_matcher(matcher, numbers, query_values), repeat=2
+            )
+            assert isinstance(matcher_found, set)
+            matcher.close()
+            print(
+                f"Matcher on SQLite: import {imported:.1f} s, load {loaded:.1f} s, "
+                f"{len(query_values) / matcher_time:.1f} videos/s",
+                flush=True,
+            )
         memory = {}
         for kind, given in (("threatexchange", te_entries), ("hashguard", hg_texts)):
             path = Path(scratch) / f"{kind}.pickle"
@@ -384,7 +434,20 @@ def main() -> None:
                 hg_found,
             ),
             row("hashguard FrameIndex, one call for all", "", None, batch_time, batch_found),
-        ],
+        ]
+        + (
+            [
+                row(
+                    "hashguard Matcher.match_all (SQLite list), a video per call",
+                    f"{imported:.1f} + {loaded:.1f}",
+                    None,
+                    matcher_time,
+                    matcher_found,
+                )
+            ]
+            if listable
+            else []
+        ),
     )
 
     by_kind = []
@@ -396,7 +459,7 @@ def main() -> None:
             + [found_of(found, right, mine) for found in (te_found, hg_found)]
         )
     table(["sampled queries", "count", "matches (truth)", "reference", "hashguard"], by_kind)
-    same = hg_found == te_found == batch_found
+    same = hg_found == te_found == batch_found and (not listable or matcher_found == hg_found)
     print(
         f"\nOn all {count} queries hashguard and the reference return "
         f"{'the same' if same else 'DIFFERENT'} matches ({len(hg_found)} and {len(te_found)}). "
