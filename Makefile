@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video clean
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -55,6 +55,9 @@ bench-device: $(BENCH_STAMP)
 
 bench-cli: $(BENCH_STAMP)
 	@$(BIN)/python bench/cli.py
+
+bench-video: $(BENCH_STAMP)
+	@$(BIN)/python bench/video.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
