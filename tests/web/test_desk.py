@@ -20,7 +20,7 @@ from hashguard.store.lists import ListStore
 from hashguard.transparency import keys as key_files
 
 from support.loopback import Loopback
-from support.media import png
+from support.media import make_video, png
 from support.server import Server, running
 
 playwright_api = pytest.importorskip("playwright.sync_api")
@@ -34,6 +34,7 @@ if CHROMIUM is None:
 KNOWN = "f" * 32 + "0" * 32
 CAREFUL = "0f" * 32
 IMAGE = png(5, 320, 240)
+VIDEO = make_video(6, seconds=2, codec="libvpx-vp9", container="webm")
 
 
 @pytest.fixture
@@ -41,6 +42,8 @@ def store() -> Iterator[Loopback]:
     """The service's content store: the item behind each reference (benign images)."""
 
     def answer(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        if path.startswith("/content/video"):
+            return 200, "video/webm", VIDEO
         if path.startswith("/content/") and "missing" not in path:
             return 200, "image/png", IMAGE
         return 404, "text/plain", b"no such item"
@@ -394,3 +397,49 @@ def test_the_queue_and_detection_pages_fit_a_phone(desk, browser) -> None:
     assert overflow() <= 0  # confirmed: the action and report forms
     page.goto(server.url + "/desk?state=all")
     assert overflow() <= 0
+
+
+def test_a_video_match_shows_its_frames_found_and_after_a_false_positive_stays_readable(
+    desk, browser
+) -> None:
+    server, tokens = desk
+    frames = "\n".join(f"{n},90,{n * 7919 + 1:064x},{n}.000" for n in range(30))  # benign
+    listed = server.client.post(  # through the service: it holds for the very next request
+        "/v1/lists/known/import",
+        params={"format": "csv"},
+        content=f'signal,value,labels\nvpdq,"{frames}",V1\n',
+        headers={"Authorization": f"Bearer {tokens['admin']}"},
+    )
+    assert listed.status_code == 200, listed.text
+    answer = server.client.post(
+        "/v1/match/hashes",
+        json={"hashes": [{"signal": "vpdq", "value": frames, "content_ref": "video-1"}]},
+        headers={"Authorization": f"Bearer {tokens['upload']}"},
+    )
+    assert answer.status_code == 200 and answer.json()["matched"] == 1, answer.text
+    ana = sign_in(browser, server, tokens["ana"])
+    with ana.expect_navigation():
+        ana.click("#queue a")
+    # The item is a video: it plays in the image's place, shielded until revealed.
+    ana.wait_for_selector("video#content")
+    assert shielded(ana)
+    decoded = ana.locator("video#content").evaluate(
+        "v => v.readyState >= 1 || new Promise(done => {"
+        "  v.addEventListener('loadedmetadata', () => done(true));"
+        "  v.addEventListener('error', () => done(false)); })"
+    )
+    assert decoded  # the browser reads it (its duration and size)
+    ana.keyboard.press("r")
+    assert not shielded(ana)
+    ana.keyboard.press("Escape")
+    assert shielded(ana)
+    evidence = ana.text_content("#evidence")
+    assert "vpdq" in evidence and "V1" in evidence
+    assert "100 % of the frames found on both sides (80 % needed)" in evidence
+    ana.keyboard.press("f")
+    ana.fill("#reason", "another video")
+    with ana.expect_navigation():
+        ana.click("#submit")
+    ana.wait_for_selector("#contested")
+    assert "a video of 30 frames" in ana.text_content("#contested")
+    assert "100 % of the frames found on both sides" in ana.text_content("#evidence")

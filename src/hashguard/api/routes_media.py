@@ -139,6 +139,7 @@ async def match_media(
 @router.post(
     "/match/hashes",
     response_model=HashMatchAnswer,
+    response_model_exclude_unset=True,
     responses=refusals(400, *KEYED, 404, *BODY, 503),
 )
 async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -> dict[str, Any]:

@@ -143,6 +143,10 @@ class MatchFound(BaseModel):
     distance: Number
     labels: builtins.list[str]
     value: str
+    # Videos (vPDQ) only: the share of the query's frames found in the listed video, and of
+    # the listed video's frames found in the query (``distance`` is 100 minus the lesser).
+    query_percent: float | None = None
+    listed_percent: float | None = None
 
 
 _MATCH = {"list": "known", "entry": 17, "signal": "pdq", "distance": 4, "labels": ["A1"],

@@ -238,14 +238,14 @@ class VpdqSignal(SignalType[VpdqHash]):
 
 
 def _good_frames(value: VpdqHash, min_quality: int) -> np.ndarray:
-    """Distinct frame hashes (first occurrence) of quality >= ``min_quality``, as uint64 x 4."""
+    """Distinct frame hashes of quality >= ``min_quality`` (filtered, then repeats dropped, as
+    ThreatExchange and Meta's C++ do), as uint64 x 4."""
     seen: set[bytes] = set()
     bits = []
     for frame in value.frames:
-        if frame.bits not in seen:
+        if frame.quality >= min_quality and frame.bits not in seen:
             seen.add(frame.bits)
-            if frame.quality >= min_quality:
-                bits.append(frame.bits)
+            bits.append(frame.bits)
     return np.frombuffer(b"".join(bits), dtype=np.uint64).reshape(len(bits), 4)
 
 

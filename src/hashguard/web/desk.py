@@ -105,8 +105,9 @@ def not_found(key: ApiKey, csrf: str, error: ReviewError) -> HTMLResponse:
 
 @router.get("/desk/detections/{ident}/content")
 async def content(request: Request, ident: int) -> Response:
-    """The item, fetched from its service now, passed through if it is an image; audited.
-    Otherwise a plain-text answer saying why, which the page shows in the image's place."""
+    """The item, fetched from its service now, passed through if it is an image or a video a
+    browser can play; audited. Otherwise a plain-text answer saying why, which the page shows in
+    the item's place."""
     found_session = await sessions.session(request)
     if found_session is None:
         return _refusal("Sign in again to see the item.", 401)
@@ -132,10 +133,20 @@ async def content(request: Request, ident: int) -> Response:
         return _refusal(f"The service's content store could not be reached: {error}.", 502)
     except MediaError as error:
         return _refusal(f"The service's content store sent no readable image: {error}.", 502)
-    if kind.kind is not MediaKind.IMAGE:
-        return _refusal(f"The item is {kind.kind.value}: only images are shown here.", 415)
+    if kind.kind is MediaKind.IMAGE:
+        media_type = f"image/{kind.name}"
+    elif kind.kind is MediaKind.VIDEO and kind.name in _PLAYABLE:
+        media_type = _PLAYABLE[kind.name]
+    elif kind.kind is MediaKind.VIDEO:
+        return _refusal(f"The item is a video in a format browsers cannot play ({kind.name}).", 415)
+    else:
+        return _refusal(f"The item is {kind.kind.value}: only images and videos are shown.", 415)
     await run_in_threadpool(_audit_view, service, key, ident)
-    return Response(fetched.body, media_type=f"image/{kind.name}", headers=HEADERS)
+    return Response(fetched.body, media_type=media_type, headers=HEADERS)
+
+
+# Videos a browser plays, by the container sniffed (Matroska as WebM, its common subset).
+_PLAYABLE: Final = {"mp4": "video/mp4", "matroska": "video/webm", "ogg": "video/ogg"}
 
 
 def _refusal(reason: str, status: int) -> Response:

@@ -10,13 +10,14 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hashguard.review.model import ActionKind, State
 from hashguard.signals import registry
-from hashguard.signals.base import IndexKind
+from hashguard.signals.base import IndexKind, InvalidSignalValue
 from hashguard.signals.registry import UnknownSignal
 
 HERE: Final = Path(__file__).parent
 HEADERS: Final = {
     "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; frame-ancestors 'none'",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; media-src 'self' blob:; "
+    "frame-ancestors 'none'",
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
@@ -54,7 +55,7 @@ def state_words(state: State | str) -> str:
 
 def distance_words(signal: str, distance: float | None, threshold: float | str | None) -> str:
     """How close a match is, in the signal's terms: "12 of 256 bits (threshold 31)",
-    "identical" for a digest."""
+    "identical" for a digest, for a video the share of frames found on both sides."""
     if distance is None:
         return "-"
     try:
@@ -66,7 +67,26 @@ def distance_words(signal: str, distance: float | None, threshold: float | str |
     limit = f" (threshold {threshold:g})" if isinstance(threshold, int | float) else ""
     if kind is not None and kind.index is IndexKind.HAMMING:
         return f"{distance:g} of 256 bits{limit}"
+    if kind is not None and kind.index is IndexKind.FRAMES:
+        allowed = f" ({100 - threshold:g} % needed)" if isinstance(threshold, int | float) else ""
+        return f"{100 - distance:.0f} % of the frames found on both sides{allowed}"
     return f"{distance:g}{limit}"
+
+
+def value_words(signal: str, value: str) -> str:
+    """A listed value as a page shows it: the hash, or for a video (kilobytes of vPDQ) how many
+    frames it has."""
+    try:
+        kind = registry.get(signal)
+    except UnknownSignal:
+        return value
+    if kind.index is not IndexKind.FRAMES:
+        return value
+    try:
+        frames = len(kind.parse(value).frames)
+    except InvalidSignalValue:
+        return value[:64] + "..."
+    return f"a video of {frames} frame{'s' if frames != 1 else ''}"
 
 
 def when(moment: datetime | str | None) -> str:
@@ -98,6 +118,7 @@ _PAGES: Final = Environment(
 _PAGES.filters.update(state_words=state_words, when=when, ago=ago)
 _PAGES.globals.update(
     distance_words=distance_words,
+    value_words=value_words,
     ACTION_WORDS=ACTION_WORDS,
     RECIPIENT_WORDS=RECIPIENT_WORDS,
     ACTION_CONSEQUENCES=ACTION_CONSEQUENCES,

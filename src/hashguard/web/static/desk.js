@@ -1,10 +1,10 @@
 // The review desk: content stays blurred and grey until revealed, and is shielded again as soon
 // as the reviewer looks away (pointer leaves it, the window loses focus, the tab is hidden).
-// A failed fetch shows the server's reason in the image's place. Forms that act ask in a
+// A failed fetch shows the server's reason in the image's place; a video plays in its place. Forms that act ask in a
 // dialog before they are sent (without this script, the server asks on a page of its own).
 (function () {
   "use strict";
-  const content = document.getElementById("content");
+  let content = document.getElementById("content");
   const reveal = document.getElementById("reveal");
   const refusal = document.getElementById("fetch-error");
   function shield() {
@@ -18,15 +18,36 @@
     reveal.firstChild.textContent = shown ? "Hide " : "Reveal ";
     reveal.setAttribute("aria-pressed", shown ? "true" : "false");
   }
+  // A video in the image's place, shielded as the image was, paused until played.
+  function play(blob) {
+    const video = document.createElement("video");
+    video.id = "content";
+    video.className = "shielded";
+    video.controls = true;
+    video.muted = true;
+    video.preload = "metadata";
+    video.setAttribute("aria-label", "The item, a video, blurred and grey until revealed");
+    video.src = URL.createObjectURL(blob);
+    video.addEventListener("mouseleave", shield);
+    content.replaceWith(video);
+    content = video;
+    if (reveal) { reveal.disabled = false; }
+  }
   // The content route answers why it could not show the item, as text: say it in its place.
   function refused() {
     if (!content || !refusal) { return; }
     content.hidden = true;
     if (reveal) { reveal.disabled = true; }
     fetch(content.src, { credentials: "same-origin", cache: "no-store" })
-      .then(function (answer) { return answer.ok ? "Reload the page to try again." : answer.text(); })
+      .then(function (answer) {
+        const type = answer.headers.get("content-type") || "";
+        if (answer.ok && type.indexOf("video/") === 0) { return answer.blob().then(play); }
+        return answer.ok ? "Reload the page to try again." : answer.text();
+      })
       .catch(function () { return "The desk could not be reached."; })
-      .then(function (reason) { refusal.textContent = reason; refusal.hidden = false; });
+      .then(function (reason) {
+        if (typeof reason === "string") { refusal.textContent = reason; refusal.hidden = false; }
+      });
   }
   if (content) {
     content.addEventListener("error", refused);
