@@ -145,13 +145,16 @@ class Lookup(RootModel[dict[str, list[BankMatch]] | dict[str, dict[str, list[Ban
 
 
 class Distance(BaseModel):
-    distance: int
+    # Bits apart; for vPDQ, HMA's "<query %>%[<other's %>%]".
+    distance: int | str
 
 
 class Compared(RootModel[dict[str, tuple[bool, Distance]]]):
     """Signal type -> [matched, {"distance": d}]."""
 
-    model_config = _example({"pdq": [True, {"distance": 4}]})
+    model_config = _example(
+        {"pdq": [True, {"distance": 4}]}, {"vpdq": [False, {"distance": "62%[100%]"}]}
+    )
 
 
 class IndexState(BaseModel):
