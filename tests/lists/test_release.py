@@ -371,11 +371,11 @@ def test_a_release_holds_videos_in_their_listed_form(tmp_path: Path, database_ur
     from hashguard.signals.vpdq import VpdqSignal
 
     vpdq = VpdqSignal()
-    frames = "\n".join(f"{n},90,{pdq(n + 1)},{n}.000" for n in range(40))  # 40 frames
-    listed = vpdq.canonical(frames)
+    # Videos of 1 to 40 frames: longer ones are keyed by a digest, in no order of their values.
+    videos = ["\n".join(f"{n},90,{pdq(n + k)},{n}.000" for n in range(k)) for k in range(1, 41)]
     store = ListStore(open_engine(database_url))
     store.create("videos", "Offlimits", Category.KNOWN_CSAM)
-    store.apply("videos", [Submission("vpdq", frames), Submission("pdq", pdq(1))])
+    store.apply("videos", [Submission("vpdq", v) for v in videos] + [Submission("pdq", pdq(1))])
     keys.generate(tmp_path / "owner.key")
     keys.generate(tmp_path / "log.key")
     log_key = keys.load(tmp_path / "log.key")
@@ -383,6 +383,7 @@ def test_a_release_holds_videos_in_their_listed_form(tmp_path: Path, database_ur
     hash_list, entries = store.entries("videos")
     build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
     store.engine.dispose()
-    assert verify(tmp_path / "r", log).entries == 2
-    held = (tmp_path / "r/entries.jsonl").read_text().splitlines()
-    assert {tuple(json.loads(line)[:2]) for line in held} == {("vpdq", listed), ("pdq", pdq(1))}
+    assert verify(tmp_path / "r", log).entries == 41
+    held = [tuple(json.loads(line)[:2]) for line in (tmp_path / "r/entries.jsonl").open()]
+    listed = sorted(("vpdq", vpdq.canonical(v)) for v in videos)
+    assert held == [("pdq", pdq(1)), *listed]  # by signal and value, as a release is

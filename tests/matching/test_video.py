@@ -92,3 +92,15 @@ def test_a_contested_video_stops_matching_at_the_next_refresh(store: ListStore) 
     store.change("videos", ChangeKind.REINSTATE, "vpdq", VPDQ.format(listed), "mistake", "owner")
     matcher.refresh()
     assert matcher.match(query(listed)) != []
+
+
+def test_a_negative_list_cancels_a_video_whatever_its_frame_threshold(store: ListStore) -> None:
+    listed = hashed(1)
+    store.create("known-false", "Offlimits", Category.FALSE_POSITIVES,
+                 policy=ListPolicy({"pdq": 10}, negative=True))  # fmt: skip
+    store.apply("known-false", [Submission("vpdq", VPDQ.canonical_of(listed))])
+    matcher = Matcher(store, ["videos", "known-false"])
+    assert matcher.match(query(listed)) == []  # the video is a known false positive
+    store.update("known-false", policy=ListPolicy({"pdq": 10}, negative=False), actor="owner")
+    matcher.update_list(store.get("known-false"))
+    assert {m.list for m in matcher.match(query(listed))} == {"videos", "known-false"}

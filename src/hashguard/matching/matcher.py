@@ -213,25 +213,30 @@ class Matcher:
         index: FrameIndex,
         rows: list[int],
         keys: list[list[bytes]],
-        found: list[list[Match]],
+        found_in: list[list[Match]],
         chosen: frozenset[str] | None,
     ) -> None:
         """Videos: one index query per frame radius the lists use (usually one), each list's
-        entries taken from the query at its own radius."""
+        entries taken from the query at its own radius; then collected at once, so that a
+        negative list at one radius cancels positive matches found at another."""
         videos = [np.frombuffer(k[0], np.uint8).reshape(-1, 32) for k in keys]
         radius_of = {f.hash_list.id: self.frame_radius(f.hash_list, name) for f in self._followed()}
+        item_rows: list[int] = []
+        ids: list[np.ndarray] = []
+        shares: list[np.ndarray] = []
         for radius in sorted(set(radius_of.values())):
-            hit, ids, query_percent, listed_percent = index.query(videos, radius)
+            hit, found, query_percent, listed_percent = index.query(videos, radius)
             keep = np.array(
                 [radius_of.get(getattr(self._entries.get(i), "list_id", -1)) == radius
-                 for i in ids.tolist()], bool,
+                 for i in found.tolist()], bool,
             )  # fmt: skip
-            if not keep.any():
-                continue
-            shares = np.stack([query_percent[keep], listed_percent[keep]], axis=1)
-            distances = 100.0 - shares.min(axis=1)
-            item_rows = [rows[r] for r in hit[keep].tolist()]
-            self._collect(name, item_rows, ids[keep], distances, found, chosen, shares)
+            item_rows.extend(rows[r] for r in hit[keep].tolist())
+            ids.append(found[keep])
+            shares.append(np.stack([query_percent[keep], listed_percent[keep]], axis=1))
+        if item_rows:
+            both = np.concatenate(shares)
+            distances = 100.0 - both.min(axis=1)
+            self._collect(name, item_rows, np.concatenate(ids), distances, found_in, chosen, both)
 
     def frame_radius(self, hash_list: HashList, signal: str) -> int:
         """The distance at which two frames of a FRAMES signal count as the same on

@@ -6,6 +6,7 @@ changes. Re-importing what a list already holds appends nothing. Imports are wri
 ``list_import``; what SQLite and PostgreSQL do differently is in ``dialects``.
 """
 
+import itertools
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
@@ -36,6 +37,7 @@ from hashguard.store.list_codecs import (
     CHANGE_COLUMNS,
     ENTRY_FIELDS,
     ENTRY_NAMES,
+    KEY_LENGTH,
     change_of,
     change_values,
     entry_of,
@@ -303,12 +305,12 @@ class ListStore:
                 sql = f"SELECT {ENTRY_NAMES} FROM list_entries WHERE list_id = {marker}"
                 if wanted is not None:
                     sql += f" AND status IN ({', '.join(marker for _ in wanted)})"
-                sql += " ORDER BY signal, value_key"
+                sql += " ORDER BY signal, value_key"  # the index's order: no sort
                 parameters = (hash_list.id, *(wanted or ()))
                 # Closed before the session, should the reader stop early.
                 with closing(self.dialect.batches(connection, sql, parameters)) as batches:
-                    for batch in batches:
-                        yield from map(entry_of, batch)
+                    entries = (entry for batch in batches for entry in map(entry_of, batch))
+                    yield from _by_value(entries)
             finally:
                 session.close()
 
@@ -375,3 +377,22 @@ def _check_thresholds(name: str, policy: ListPolicy) -> None:
 
 def _valid_name(name: str) -> bool:
     return re.fullmatch(NAME_PATTERN, name) is not None
+
+
+def _by_value(entries: Iterator[Entry]) -> Iterator[Entry]:
+    """``entries`` in (signal, value key) order, put in (signal, value) order: a signal whose
+    values are their own keys (every hash of hex digits) streams as it is read; one whose
+    values can be longer (vPDQ, keyed by a digest) is sorted in memory, a signal at a time."""
+    for signal, group in itertools.groupby(entries, key=lambda entry: entry.signal):
+        if _keyed_by_value(signal):
+            yield from group
+        else:
+            yield from sorted(group, key=lambda entry: entry.value)
+
+
+def _keyed_by_value(signal: str) -> bool:
+    try:
+        digits = registry.get(signal).hex_digits
+    except registry.UnknownSignal:
+        return False
+    return digits is not None and digits <= KEY_LENGTH
