@@ -97,3 +97,15 @@ def test_a_malformed_vpdq_is_refused_with_what_was_expected(server: Server) -> N
         "hashes": [{"signal": "vpdq", "value": '["not a frame"]'}]})  # fmt: skip
     assert answer.status_code == 400
     assert "hash,quality,timestamp" in answer.json()["error"]["message"]
+
+
+def test_a_listed_video_is_contested_and_reinstated_through_the_api(server: Server) -> None:
+    listed = VPDQ.format(VPDQ.hash(LISTED))  # hashguard's form names the entry too
+    asked = {"hashes": [{"signal": "vpdq", "value": listed}]}
+    assert server.post("/v1/match/hashes", "matcher", json=asked).json()["matched"] == 1
+    for kind, matched in (("contest", 0), ("reinstate", 1)):
+        change = {"kind": kind, "signal": "vpdq", "value": listed, "reason": "checked"}
+        answer = server.post("/v1/lists/videos/changes", "curator", json=change)
+        assert answer.status_code == 200, answer.text
+        found = server.post("/v1/match/hashes", "matcher", json=asked).json()
+        assert found["matched"] == matched, kind  # at once: the very next request

@@ -97,3 +97,25 @@ def test_frame_lines_in_a_plain_list_are_refused_with_the_form_it_needs(
     assert "ThreatExchange's JSON form" in imported.stderr
     shown = lists(database, "show", "videos")
     assert "vpdq" not in shown.stdout  # nothing imported
+
+
+def test_a_long_video_round_trips_through_every_csv_format(tmp_path: Path) -> None:
+    # 30 minutes at a frame a second: its vPDQ is over Python's default CSV field limit.
+    frames = "\n".join(f"{n},90,{n * 7919 + 1:064x},{n}.000" for n in range(1800))
+    canonical = VpdqSignal().canonical(frames)
+    assert len(canonical) > 131_072
+    database = tmp_path / "lists.db"
+    created(database, "long")
+    source = tmp_path / "long.csv"
+    with source.open("w", newline="") as file:
+        csv.writer(file).writerows([["signal", "value"], ["vpdq", frames]])
+    assert lists(database, "import", "long", str(source), "-f", "csv").returncode == 0
+    for form in ("csv", "pytx"):
+        exported = tmp_path / f"long-{form}.csv"
+        ran = lists(database, "export", "long", "-f", form, "-o", str(exported))
+        assert ran.returncode == 0, ran.stderr
+        created(database, f"again-{form}")
+        imported = lists(database, "import", f"again-{form}", str(exported), "-f", form)
+        assert imported.returncode == 0, imported.stderr
+        shown = lists(database, "export", f"again-{form}", "-f", "text", "-s", "vpdq")
+        assert shown.stdout == canonical + "\n"

@@ -4,7 +4,7 @@ match in the match log (nothing for a query that matched nothing)."""
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -165,12 +165,15 @@ ListedSignal = Annotated[
 ]
 
 
+# The longest hash value taken: a video's vPDQ runs to about 80 characters per second of
+# video; the body's own limit (max_json_bytes) bounds it.
+VALUE_LENGTH: Final = 2_000_000
+
+
 class HashQuery(BaseModel):
     signal: ListedSignal
-    # A video's vPDQ runs to about 80 characters per second of video; the body's own limit
-    # (max_json_bytes) bounds it.
     value: str = Field(
-        max_length=2_000_000,
+        max_length=VALUE_LENGTH,
         description="The hash in its text form: hex (PDQ, digests); vPDQ: its frame lines "
         "or ThreatExchange's JSON form.",
     )

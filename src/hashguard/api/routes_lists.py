@@ -13,7 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import actor, allow, check_lists, visible
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
-from hashguard.api.matching import ListedSignal, service_of
+from hashguard.api.matching import VALUE_LENGTH, ListedSignal, service_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
@@ -81,7 +81,7 @@ class EntryChange(BaseModel):
         "required; 409 for an entry that is active or deleted)."
     )
     signal: ListedSignal
-    value: str = Field(max_length=128)
+    value: str = Field(max_length=VALUE_LENGTH)
     reason: str = Field("", max_length=2000)
     labels: list[str] | None = Field(None, description="The new labels (relabel only).")
 

@@ -1,6 +1,8 @@
 """Hash-list file formats, each read as a stream with errors that name the file and line."""
 
+import csv
 from pathlib import Path
+from typing import Any, Final, TextIO
 
 from hashguard.lists.records import InvalidRecord
 
@@ -14,3 +16,15 @@ class ListFormatError(InvalidRecord):
         super().__init__(f"{where}: {problem}")
         self.path = path
         self.line = line
+
+
+# A CSV field may hold a long video's vPDQ (about 80 characters a second): Python's default
+# limit (131,072 characters, 27 minutes) is raised to what an import may hold.
+FIELD_LIMIT: Final = 1 << 30
+
+
+def csv_rows(file: TextIO) -> Any:  # a csv reader (its type is private to _csv)
+    """``csv.reader`` over ``file`` (strict), taking fields up to ``FIELD_LIMIT``."""
+    if csv.field_size_limit() < FIELD_LIMIT:
+        csv.field_size_limit(FIELD_LIMIT)
+    return csv.reader(file, strict=True)

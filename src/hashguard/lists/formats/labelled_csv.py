@@ -24,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final, TextIO
 
-from hashguard.lists.formats import ListFormatError
+from hashguard.lists.formats import ListFormatError, csv_rows
 from hashguard.lists.model import ChangeKind, Entry, EntryStatus, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Tombstone, canonical
 
@@ -54,7 +54,7 @@ def read(path: Path) -> Iterator[Record]:
     path = Path(path)
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
-            rows = csv.reader(file, strict=True)
+            rows = csv_rows(file)
             header = _header(path, next(rows, None))
             try:
                 for row in rows:

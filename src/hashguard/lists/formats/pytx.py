@@ -22,7 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Final, TextIO
 
-from hashguard.lists.formats import ListFormatError
+from hashguard.lists.formats import ListFormatError, csv_rows
 from hashguard.lists.formats.plain import lines as plain_lines
 from hashguard.lists.model import Entry, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Submission, canonical_line
@@ -55,7 +55,7 @@ def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Submission
 def _read_csv(path: Path, skipped: Counter[str]) -> Iterator[Submission]:
     try:
         with open(path, encoding="utf-8-sig", newline="") as file:
-            rows = csv.reader(file, strict=True)
+            rows = csv_rows(file)
             next(rows)
             try:
                 for row in rows:
