@@ -9,6 +9,7 @@ import pytest
 
 from hashguard.api.configuration import ConfigError, Source, load
 from hashguard.api.settings import (
+    DATABASE_URL,
     FLAG,
     HOSTS,
     INTEGER,
@@ -17,6 +18,7 @@ from hashguard.api.settings import (
     PATH,
     SETTINGS,
     TEXT,
+    URL,
     ServiceSettings,
 )
 from hashguard.media.limits import MIB
@@ -91,6 +93,8 @@ SAMPLES = {
     INTEGER: ("3", "3"), NUMBER: ("2.5", "2.5"), TEXT: ('"x.example.org"', "x.example.org"),
     PATH: ('"keys/k.key"', "keys/k.key"), FLAG: ("true", "yes"),
     HOSTS: ('["h.example.org"]', "h.example.org"), NETWORKS: ('["10.0.0.0/8"]', "10.0.0.0/8"),
+    URL: ('"https://x.example.org/r"', "https://x.example.org/r"),
+    DATABASE_URL: ('"postgresql://h@db.example.org/h"', "postgresql://h@db.example.org/h"),
 }  # fmt: skip
 
 

@@ -68,6 +68,19 @@ def test_flags_beat_the_environment_which_beats_the_file(scratch: Path) -> None:
         (("--port", "0"), {}, "hashguard: port: must be at least 1, got 0 (from --port)\n"),
         (("--config", "absent.toml"), {},
          "hashguard: absent.toml: cannot read: No such file or directory\n"),
+        ((), {"HASHGUARD_FETCH_TIMEOUT": "nan"},
+         "hashguard: fetch_timeout: expected a number, got 'nan' (from HASHGUARD_FETCH_TIMEOUT)\n"),
+        (("--max-upload-mb", "inf"), {},
+         "hashguard: max_upload_mb: expected an integer, got 'inf' (from --max-upload-mb)\n"),
+        (("--public-url", "http://[::1"), {},
+         "hashguard: public_url: expected an http(s) URL, got 'http://[::1' (from --public-url)\n"),
+        (("--eu-centre-url", "mailto:eu@example.org"), {},
+         "hashguard: eu_centre_url: expected an http(s) URL, got 'mailto:eu@example.org' "
+         "(from --eu-centre-url)\n"),
+        ((), {"HASHGUARD_DATABASE_URL": "postgresql://u:pa55@127.0.0.1:notaport/db"},
+         "hashguard: database_url: expected a database URL (sqlite:///file.db, "
+         "postgresql://user@host:5432/name), got 'postgresql://u:***@127.0.0.1:notaport/db' "
+         "(from HASHGUARD_DATABASE_URL)\n"),
     ],
 )  # fmt: skip
 def test_settings_that_cannot_be_read_end_with_status_2_and_one_line(
@@ -120,6 +133,12 @@ def test_an_unreachable_database_is_an_error_and_its_password_is_never_shown() -
     assert row(ran, "database_url") == [shown, "env (HASHGUARD_DATABASE_URL)"]
     [said] = [p for p in problems(ran) if "database_url" in p]
     assert said.startswith(f"error:   database_url: cannot connect to {shown}: ")
+    assert "pa55word" not in ran.stdout + ran.stderr
+    as_parameter = f"postgresql://hashguard@127.0.0.1:{free_port()}/db?password=pa55word"
+    ran = check("--eu-centre-url", "https://eu:pa55word@eu.example/reports",
+                env={"HASHGUARD_DATABASE_URL": as_parameter})  # fmt: skip
+    assert row(ran, "database_url")[0].endswith("/db?password=***")
+    assert row(ran, "eu_centre_url")[0] == "https://eu:***@eu.example/reports"
     assert "pa55word" not in ran.stdout + ran.stderr
 
 

@@ -20,6 +20,7 @@ from hashguard.api.settings import (
     ServiceSettings,
     Setting,
     default_of,
+    masked_url,
 )
 from hashguard.errors import Invalid
 
@@ -173,7 +174,8 @@ def _parsed(spec: Setting, text: str, where: str) -> Any:
     try:
         return spec.kind.from_text(text)
     except ValueError:
-        raise ConfigError(f"{spec.name}: expected {spec.kind.expected}, got {text!r} "
+        shown = masked_url(text) if spec.kind.metavar == "URL" else text
+        raise ConfigError(f"{spec.name}: expected {spec.kind.expected}, got {shown!r} "
                           f"(from {where})") from None  # fmt: skip
 
 

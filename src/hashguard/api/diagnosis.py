@@ -18,7 +18,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hashguard.api.configuration import Configuration, secret_set
-from hashguard.api.settings import NCMEC_PASSWORD, ServiceSettings
+from hashguard.api.settings import NCMEC_PASSWORD, ServiceSettings, masked_url
 from hashguard.store.database import database_url
 
 
@@ -55,11 +55,8 @@ def diagnose(
 
 
 def shown_url(url: str) -> str:
-    """A database URL as it may be shown: without its password."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except ArgumentError:
-        return url
+    """A URL as it may be shown: without its password."""
+    return masked_url(url)
 
 
 def unreachable_links(public_url: str) -> str | None:

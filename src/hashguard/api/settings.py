@@ -6,10 +6,13 @@ them, ``hashguard serve`` and ``hashguard config check`` offer them). Nothing in
 key files are named by path."""
 
 import ipaddress
+import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from hashguard.media.limits import MIB, Limits
 
@@ -38,9 +41,44 @@ def _integer(value: Any) -> int:
 
 
 def _number(value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        raise ValueError(value)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(value)  # nan and inf are no number of seconds or bytes
     return float(value)
+
+
+_USER_PASSWORD = re.compile(r"(?<=://)([^:/@?#]*):[^@/?#]*@")
+_PASSWORD_PARAMETER = re.compile(r"(?i)([?&]password=)[^&#]*")
+
+
+def masked_url(url: str) -> str:
+    """``url`` as it may be shown: a password in it (``user:password@``, or libpq's
+    ``?password=``) replaced by ``***``."""
+    return _PASSWORD_PARAMETER.sub(r"\1***", _USER_PASSWORD.sub(r"\1:***@", url))
+
+
+def _url_text(text: str) -> str:
+    """A URL (http or https, a host, a port if any in range), or "" for none."""
+    if text:
+        try:
+            parts = urlsplit(text)
+            parts.port  # noqa: B018  (raises ValueError for a port out of range)
+        except ValueError:
+            raise ValueError(text) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(text)
+    return text
+
+
+def _database_url_text(text: str) -> str:
+    """A SQLAlchemy URL whose parts parse (the port a number)."""
+    from sqlalchemy.engine import make_url  # loaded when a database URL is given
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        make_url(text).port  # noqa: B018
+    except (ArgumentError, ValueError):
+        raise ValueError(text) from None
+    return text
 
 
 def _text(value: Any) -> str:
@@ -82,8 +120,16 @@ def _text_list(value: Any) -> tuple[str, ...]:
 
 
 INTEGER = Kind("an integer", "INTEGER", lambda t: int(t.strip()), _integer)
-NUMBER = Kind("a number", "NUMBER", lambda t: float(t.strip()), _number)
+NUMBER = Kind("a number", "NUMBER", lambda t: _number(float(t.strip())), _number)
 TEXT = Kind("a string", "TEXT", str, _text)
+URL = Kind("an http(s) URL", "URL", _url_text, lambda v: _url_text(_text(v)))
+# URLs are shown (in errors, in ``config check``) without their passwords.
+DATABASE_URL = Kind(
+    "a database URL (sqlite:///file.db, postgresql://user@host:5432/name)",
+    "URL",
+    _database_url_text,
+    lambda v: _database_url_text(_text(v)),
+)
 PATH = Kind("a path", "PATH", Path, lambda v: Path(_text(v)))
 FLAG = Kind("true or false", "", _flag_text, _flag)
 HOSTS = Kind("a list of host names", "HOST", lambda t: tuple(_words(t)), _text_list)
@@ -135,7 +181,7 @@ class ServiceSettings:
     host: str = setting("127.0.0.1", TEXT, "server", "The address to listen on.")
     port: int = setting(8000, INTEGER, "server", "The port to listen on.", minimum=1, maximum=65535)
     public_url: str = setting(
-        "", TEXT, "server", "This service's address as users reach it (complaint links).",
+        "", URL, "server", "This service's address as users reach it (complaint links).",
         unset="http://HOST:PORT",
     )  # fmt: skip
     access_log: bool = setting(
@@ -147,7 +193,7 @@ class ServiceSettings:
         "The server's secret (webhook signatures); made on first use.",
     )  # fmt: skip
     database_url: str | None = setting(
-        None, TEXT, "database",
+        None, DATABASE_URL, "database",
         "SQLAlchemy URL (sqlite:///file.db, postgresql://...); migrated at start.",
         unset="sqlite:///hashguard.db",
     )  # fmt: skip
@@ -200,8 +246,8 @@ class ServiceSettings:
     report_key: Path | None = setting(
         None, PATH, "reports", "The Ed25519 key that signs EU reports."
     )
-    eu_centre_url: str = setting("", TEXT, "reports", "Where EU reports are sent.")
-    ncmec_url: str = setting("", TEXT, "reports", "NCMEC's CyberTipline API base URL.")
+    eu_centre_url: str = setting("", URL, "reports", "Where EU reports are sent.")
+    ncmec_url: str = setting("", URL, "reports", "NCMEC's CyberTipline API base URL.")
     ncmec_user: str = setting(
         "", TEXT, "reports", "NCMEC user (password: HASHGUARD_NCMEC_PASSWORD)."
     )

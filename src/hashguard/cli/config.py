@@ -29,7 +29,7 @@ def check(configuration: "Configuration") -> None:
     rows = []
     for name, (_, spec) in SETTINGS.items():
         value = shown(spec, configuration.values[name])
-        if name == "database_url" and configuration.values[name]:
+        if spec.kind.metavar == "URL" and configuration.values[name]:
             value = shown_url(value)
         rows.append((name, value, str(configuration.origins[name])))
     password = secret_set()
