@@ -1,6 +1,7 @@
 """vPDQ: frame sampling, the text form, the comparison rules, video limits and bad input."""
 
 import io
+import json
 
 import av
 import numpy as np
@@ -182,3 +183,20 @@ def test_bad_video_input() -> None:
 
 def test_hash_reads_an_open_file(video: bytes) -> None:
     assert VpdqSignal().hash(io.BytesIO(video)) == VpdqSignal().hash(video)
+
+
+def test_hmas_json_form_is_read_and_a_timestamp_that_is_no_time_refused() -> None:
+    signal = VpdqSignal()
+    frames = [f"{'ab' * 32},90,1.23e+02", f"{'cd' * 32},40,0.5"]  # ThreatExchange writes 3 digits
+    value = signal.parse(json.dumps(frames))
+    assert [(f.hex, f.quality, f.timestamp) for f in value.frames] == [
+        ("ab" * 32, 90, 123.0),
+        ("cd" * 32, 40, 0.5),
+    ]
+    assert signal.canonical(signal.format(value)) == signal.canonical_of(value)
+    assert signal.key(value) == bytes.fromhex("ab" * 32)  # quality >= 50 only
+    for bad in ([f"{'ab' * 32},90,1e999"], [f"{'ab' * 32},101,0"], ["x"], [], {"a": 1}):
+        with pytest.raises(InvalidSignalValue):
+            signal.parse(json.dumps(bad))
+    with pytest.raises(InvalidSignalValue, match="JSON form"):
+        signal.parse_line(f"0,90,{'ab' * 32},0.000")  # a frame line is not a video on a line

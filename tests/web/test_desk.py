@@ -443,3 +443,17 @@ def test_a_video_match_shows_its_frames_found_and_after_a_false_positive_stays_r
     ana.wait_for_selector("#contested")
     assert "a video of 30 frames" in ana.text_content("#contested")
     assert "100 % of the frames found on both sides" in ana.text_content("#evidence")
+
+
+def test_the_session_cookie_is_secure_where_users_reach_the_desk_over_https(
+    engine: Engine, database_url: str
+) -> None:
+    token = ApiKeyStore(engine).create(Role.REVIEWER, name="ana")[1]
+    for public_url, secure in (("https://desk.example.org", True), ("", False)):
+        options = ("--public-url", public_url) if public_url else ()
+        with running(database_url, *options) as server:  # behind a TLS proxy: plain http here
+            answer = server.client.post("/desk/login", data={"key": token})
+            assert answer.status_code == 303, answer.text
+            cookie = answer.headers["set-cookie"]
+            assert "HttpOnly" in cookie and "SameSite=strict" in cookie
+            assert ("Secure" in cookie) is secure, cookie

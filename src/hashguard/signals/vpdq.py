@@ -162,7 +162,7 @@ class VpdqSignal(SignalType[VpdqHash]):
                     int(found.group(1)),
                     quality,
                     bytes.fromhex(found.group(3)),
-                    float(found.group(4)),
+                    _seconds(found.group(4), number),
                 )
             )
         if not frames:
@@ -191,7 +191,7 @@ class VpdqSignal(SignalType[VpdqHash]):
                     number,
                     int(found.group(2)),
                     bytes.fromhex(found.group(1)),
-                    float(found.group(3)),
+                    _seconds(found.group(3), number),
                 )
             )
         if not frames:
@@ -235,6 +235,14 @@ class VpdqSignal(SignalType[VpdqHash]):
         return VpdqComparison(
             self.name, distance, allowed, match, reason, q_pct, t_pct, self.frame_threshold
         )
+
+
+def _seconds(text: str, frame: int) -> float:
+    """A frame's timestamp; raises ``InvalidSignalValue`` for one too large to be a time."""
+    seconds = float(text)
+    if not math.isfinite(seconds):
+        raise InvalidSignalValue(f"vPDQ frame {frame}: timestamp {text[:30]!r} is not a time")
+    return seconds
 
 
 def _good_frames(value: VpdqHash, min_quality: int) -> np.ndarray:

@@ -1,8 +1,9 @@
 """The review desk (``/desk``) and the users' complaint page (``/complaints/{token}``).
 
 Reviewers sign in with their reviewer key (``sessions``). Content is fetched from the service's
-content URL when the reviewer opens an item, passed through (images only, never stored, never
-cached) and shown blurred and grey until revealed; each viewing is audited. When the content
+content URL when the reviewer opens an item, passed through (images, and videos a browser
+plays; never stored, never cached) and shown blurred and grey until revealed; each viewing is
+audited. When the content
 cannot be fetched, the answer says why, and the page shows that in place of the image.
 What reviewers post (decisions, actions, reports, reinstatements) is in ``forms``.
 """

@@ -47,8 +47,11 @@ async def sign_in(request: Request, token: str) -> Response | None:
         del service.sessions[stale]
     service.sessions[session_id] = (token, now + SESSION_SECONDS, secrets.token_urlsafe(16))
     answer = RedirectResponse("/desk", 303)
+    # Secure wherever users reach the desk over https: behind a TLS proxy the request itself
+    # arrives over http, so the public URL says it.
+    secure = request.url.scheme == "https" or service.settings.public_url.startswith("https://")
     answer.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/",
-                      secure=request.url.scheme == "https", max_age=SESSION_SECONDS)  # fmt: skip
+                      secure=secure, max_age=SESSION_SECONDS)  # fmt: skip
     return answer
 
 
