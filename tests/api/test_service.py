@@ -273,6 +273,18 @@ def test_media_is_hashed_and_matched_in_memory(server: Server) -> None:
     assert other.json()["matches"] == []
 
 
+def test_media_that_cannot_be_decoded_is_matched_by_its_digests(server: Server) -> None:
+    broken = b"\xff\xd8\xff\xe0" + b"\x00" * 64  # a JPEG's start, then nothing decodable
+    hashed = server.post("/v1/hash", "matcher", content=broken)
+    assert hashed.status_code == 200, hashed.text
+    body = hashed.json()
+    assert body["kind"] == "image" and set(body["hashes"]) == {"md5", "sha1", "sha256"}
+    assert body["failed"]  # why there is no PDQ
+    matched = server.post("/v1/match/media", "matcher", content=broken)
+    assert matched.status_code == 200 and matched.json()["failed"] == body["failed"]
+    assert matched.json()["matches"] == []  # on no list
+
+
 def test_any_file_is_hashed_and_matched_by_its_digests(server: Server) -> None:
     notes, noise = (
         b"Minutes of the meeting: nothing to see.\n" * 30,
@@ -574,7 +586,8 @@ _SURROGATE = b'{"hashes": [{"signal": "md5", "value": "%s", "content_ref": "\\ud
         ("POST", "/v1/match/media", {"content": b""}, 400, "no media"),
         ("POST", "/v1/hash", {"content": b"not an image at all", "params": {"signals": "pdq"}},
          415, "not a supported image or video format"),
-        ("POST", "/v1/hash", {"content": b"\xff\xd8\xff\xe0" + b"\x00" * 64}, 400, ""),
+        ("POST", "/v1/hash", {"content": b"\xff\xd8\xff\xe0" + b"\x00" * 64,
+                              "params": {"signals": "pdq"}}, 400, ""),
         ("POST", "/v1/hash", {"files": {"a": ("a", b"1"), "b": ("b", b"2")}}, 400, "one file"),
         ("POST", "/v1/hash", {"content": b"--x", "headers": _FORM_NO_BOUNDARY}, 400, "boundary"),
         ("GET", "/v1/lists/alpha/changes", {"params": {"since": -1}}, 422, "since"),

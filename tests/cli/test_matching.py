@@ -175,3 +175,27 @@ def test_any_file_matches_a_list_of_its_digests(tmp_path: Path, listed: Listed) 
     refused = listed.match("-l", "known", str(notes))
     assert refused.returncode == 2
     assert f"{notes}: not a supported image or video format" in refused.stderr
+
+
+def test_a_broken_copy_of_a_listed_broken_file_is_found_by_its_digests(tmp_path: Path) -> None:
+    good = jpeg(8)
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(good[: len(good) // 2])  # truncated: no PDQ, but the same bytes
+    url = f"sqlite:///{tmp_path / 'lists.db'}"
+    made = hashguard("lists", "create", "files", "--owner", "Org", "--category", "test",
+                     "--database-url", url)  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    digest = tmp_path / "digests.txt"
+    digest.write_text(hashlib.sha256(broken.read_bytes()).hexdigest() + "\n")
+    imported = hashguard("lists", "import", "files", str(digest), "-f", "text", "-s", "sha256",
+                         "--database-url", url)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    image = tmp_path / "image.txt"  # the list holds PDQ too: the file's PDQ is tried
+    image.write_text(PdqSignal().hash(jpeg(9)).hex + "\n")
+    imported = hashguard("lists", "import", "files", str(image), "-f", "text", "-s", "pdq",
+                         "--database-url", url)  # fmt: skip
+    assert imported.returncode == 0, imported.stderr
+    found = hashguard("match", "--database-url", url, "--list", "files", str(broken))
+    assert found.returncode == 2  # an error (its PDQ), which the exit status puts first
+    assert "match, list files entry 1, sha256 distance 0" in found.stdout
+    assert "truncated" in found.stderr and "only the hashes of its bytes" in found.stderr

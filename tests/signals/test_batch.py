@@ -77,8 +77,9 @@ def _other_files(root: Path) -> dict[str, bytes]:
 
 def test_any_file_gets_its_digests_and_only_those(tmp_path: Path) -> None:
     for name, content in _other_files(tmp_path).items():
-        values = hash_values(str(tmp_path / name), [registry.get(n) for n in registry.names()])
-        assert [(s.name, v) for s, v in values] == [
+        hashed = hash_values(str(tmp_path / name), [registry.get(n) for n in registry.names()])
+        assert hashed.undecodable is None
+        assert [(s.name, v) for s, v in hashed.values] == [
             ("md5", hashlib.md5(content).digest()),
             ("sha1", hashlib.sha1(content).digest()),
             ("sha256", hashlib.sha256(content).digest()),
@@ -113,7 +114,7 @@ def test_other_files_are_streamed_through_their_digests_whatever_their_size() ->
     content = random.Random(2).randbytes(3 * 1024 * 1024)
     stream = _Reads(content)
     tiny = Limits(max_image_bytes=1000, max_video_bytes=1000)  # no media limit applies
-    [(signal, value)] = hash_stream(stream, len(content), [registry.get("sha256")], tiny)
+    [(signal, value)] = hash_stream(stream, len(content), [registry.get("sha256")], tiny).values
     assert (signal.name, value) == ("sha256", hashlib.sha256(content).digest())
     assert stream.largest <= 1024 * 1024  # read in chunks, never whole
 
@@ -140,5 +141,26 @@ def test_digests_of_an_image_need_no_decoding_and_no_image_limit() -> None:
     content = b"\x89PNG\r\n\x1a\n" + random.Random(3).randbytes(64 * 1024)  # not a real PNG
     tiny = Limits(max_image_bytes=1000)
     stream = _Reads(content)
-    [(signal, value)] = hash_stream(stream, len(content), [registry.get("md5")], tiny)
+    [(signal, value)] = hash_stream(stream, len(content), [registry.get("md5")], tiny).values
     assert (signal.name, value) == ("md5", hashlib.md5(content).digest())
+
+
+def test_media_that_cannot_be_decoded_still_gets_the_hashes_of_its_bytes(tmp_path: Path) -> None:
+    """A truncated JPEG, a corrupt one, and one over the image size limit: no PDQ, but the
+    digests of the file's bytes, with the reason; asked for PDQ alone, it fails as before."""
+    good = jpeg(4)
+    files = {"truncated.jpg": good[: len(good) // 2], "corrupt.jpg": good[:4] + bytes(3000),
+             "large.jpg": good}  # fmt: skip
+    for name, content in files.items():
+        (tmp_path / name).write_bytes(content)
+    settings = HashSettings(limits=Limits(max_image_bytes=len(good) - 1))
+    paths = [str(tmp_path / name) for name in files]
+    for path, result, content in zip(
+        paths, hash_paths(paths, settings), files.values(), strict=True
+    ):
+        assert isinstance(result, HashedFile), result
+        assert result.values == tuple((name, hashlib.new(name, content).digest())
+                                      for name in ("md5", "sha1", "sha256")), path  # fmt: skip
+        assert result.failed  # the reason: truncated, corrupt, over the limit
+    [alone] = hash_paths(paths[:1], HashSettings(("pdq",)), jobs=0)
+    assert isinstance(alone, FileFailure) and "truncated" in alone.reason

@@ -21,7 +21,7 @@ from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
-from hashguard.signals.batch import NotApplicable, hash_stream
+from hashguard.signals.batch import NotApplicable, StreamHashes, hash_stream
 from hashguard.store.api_keys import ApiKey
 from hashguard.store.match_log import LoggedMatch
 
@@ -64,10 +64,11 @@ def chosen_lists(service: Service, key: ApiKey, names: Sequence[str] | None) -> 
 
 async def hash_media(
     data: bytes, service: Service, signals: Sequence[str] | None = None, dihedral: bool = False
-) -> tuple[MediaKind, Query]:
-    """The file's kind (image, video or other) and its hashes (``signals``, else every signal
-    that applies: a file that is not media gets its digests), hashed in memory. ApiError
-    400/413/415 for a file that cannot be hashed."""
+) -> tuple[MediaKind, Query, str | None]:
+    """The file's kind (image, video or other), its hashes (``signals``, else every signal
+    that applies: a file that is not media gets its digests), hashed in memory, and why the
+    media could not be decoded when only its digests were computed. ApiError 400/413/415 for
+    a file that cannot be hashed."""
     if not data:
         raise ApiError(400, "no media in the request: send the file as the body or a form field")
     kind = file_kind(data[:SNIFF_BYTES])
@@ -77,11 +78,11 @@ async def hash_media(
         raise ApiError(400, str(error)) from None
     limits = service.settings.media_limits
 
-    def work() -> list[tuple[Any, Any]]:
+    def work() -> StreamHashes:
         return hash_stream(io.BytesIO(data), len(data), chosen, limits, dihedral)
 
     try:
-        values = await run_in_threadpool(work)
+        hashed = await run_in_threadpool(work)
     except NotApplicable as error:
         raise ApiError(415, f"{error} (the media is {error.kind})") from None
     except UnsupportedMedia as error:  # not media, and only signals of media asked for
@@ -90,7 +91,8 @@ async def hash_media(
         raise ApiError(413, str(error)) from None
     except MediaError as error:
         raise ApiError(400, str(error)) from None
-    return kind, Query.of((signal.name, value) for signal, value in values)
+    failed = None if hashed.undecodable is None else str(hashed.undecodable)
+    return kind, Query.of((signal.name, value) for signal, value in hashed.values), failed
 
 
 def hash_json(hashed: Hashed) -> dict[str, Any]:

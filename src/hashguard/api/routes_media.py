@@ -84,10 +84,13 @@ async def hash_upload(
     """Hash an uploaded file: media with every signal that applies (``kind`` image or video),
     any other file with its digests (``kind`` other). Nothing is stored: neither the file nor
     its hashes."""
-    kind, query = await hash_media(
+    kind, query, failed = await hash_media(
         await _media(request, url), service_of(request), signals, dihedral
     )
-    return {"kind": kind.value, "hashes": {hashed.name: hash_json(hashed) for hashed in query}}
+    answer = {"kind": kind.value, "hashes": {hashed.name: hash_json(hashed) for hashed in query}}
+    if failed is not None:
+        answer["failed"] = failed
+    return answer
 
 
 @router.post(
@@ -124,7 +127,7 @@ async def match_media(
     data = await _media(request, url)
     if not signals:
         return {"kind": None, "hashes": {}, "matches": []}
-    kind, query = await hash_media(data, service, signals, dihedral)
+    kind, query, failed = await hash_media(data, service, signals, dihedral)
     uploader: dict[str, Any] = {"hashes": {h.name: h.text for h in query if h.signal.listable}}
     uploader.update({k: v for k, v in (("account_ref", account_ref), ("ip", ip),
                                        ("ip_at", ip_at)) if v})  # fmt: skip
@@ -132,6 +135,7 @@ async def match_media(
     return {
         "kind": kind.value,
         "hashes": {hashed.name: hash_json(hashed) for hashed in query},
+        **({"failed": failed} if failed is not None else {}),
         "matches": [match_json(m) for m in found[0]],
     }
 

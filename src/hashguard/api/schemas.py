@@ -131,9 +131,16 @@ class HashAnswer(BaseModel):
             "hashes": {"pdq": {"value": _PDQ, "quality": 100}, "md5": {"value": "0" * 32}},
         },
         {"kind": "other", "hashes": {"sha256": {"value": "a" * 64}}},
+        {
+            "kind": "image",
+            "hashes": {"md5": {"value": "0" * 32}},
+            "failed": "cannot decode JPEG data: image file is truncated",
+        },
     )
     kind: str
     hashes: dict[str, Hash]
+    # Media that could not be decoded: why; its hashes are then those of its bytes alone.
+    failed: str | None = None
 
 
 class MatchFound(BaseModel):
@@ -161,6 +168,7 @@ class MediaMatchAnswer(BaseModel):
     )  # fmt: skip
     kind: str | None
     hashes: dict[str, Hash]
+    failed: str | None = None  # as in HashAnswer: matched by the hashes of its bytes alone
     matches: list[MatchFound]
 
 

@@ -205,7 +205,9 @@ def _values(path: Path, signals: list["SignalType[Any]"]) -> list[tuple[str, Any
         raise _FileError(f"{path}: {pairs.reason}")
     if isinstance(pairs, FileSkipped):  # cannot happen: every kind has signals
         raise _FileError(f"{path}: no signal applies to {pairs.kind} files")
-    return [(signal.name, value) for signal, value in pairs]
+    if pairs.undecodable is not None:  # its digests alone would compare it as another kind
+        raise _FileError(f"{path}: {pairs.undecodable}")
+    return [(signal.name, value) for signal, value in pairs.values]
 
 
 def _compare(

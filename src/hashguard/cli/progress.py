@@ -39,6 +39,9 @@ def hashed(
         elif isinstance(result, FileSkipped):
             tally.skipped[result.kind] = tally.skipped.get(result.kind, 0) + 1
         else:
+            if result.failed:  # media that cannot be decoded: its digests alone
+                tally.failed += 1
+                out.error(f"{result.path}: {result.failed} (only the hashes of its bytes given)")
             yield result
         out.advance()
 

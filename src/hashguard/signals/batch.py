@@ -1,6 +1,9 @@
 """Hash files and directory trees, over several processes, one result per file in input order.
 
-A file either yields all its requested hashes or one failure with the reason; never a part.
+A file yields all its requested hashes, or one failure with the reason; except that media that
+cannot be decoded (corrupt, truncated, over a limit) still yields the hashes of its bytes (MD5,
+SHA-1, SHA-256), with the reason its other hashes are missing: an exact copy of a listed broken
+file is still found.
 """
 
 import multiprocessing
@@ -47,6 +50,8 @@ class HashedFile:
 
     path: str
     values: tuple[tuple[str, Any], ...]
+    # Why the media could not be decoded, when only the signals of its bytes were computed.
+    failed: str = ""
 
     def records(self) -> list[HashRecord]:
         return [_record(self.path, registry.get(name), value) for name, value in self.values]
@@ -123,14 +128,24 @@ def expand(paths: Iterable[str]) -> Iterator[str]:
         yield from (str(error.filename) for error in unreadable)
 
 
+@dataclass(frozen=True, slots=True)
+class StreamHashes:
+    """Each requested signal that applies to a file, with its value; ``undecodable``: the media
+    could not be decoded, and only the signals of its bytes are here."""
+
+    values: list[tuple[SignalType[Any], Any]]
+    undecodable: MediaError | None = None
+
+
 def hash_file(path: str, settings: HashSettings) -> FileResult:
     """All requested hashes of one file, or the reason it could not be hashed."""
-    values = checked_values(
+    hashed = checked_values(
         path, settings.resolved, settings.limits, settings.dihedral, settings.quiet_decoders
     )
-    if isinstance(values, FileFailure | FileSkipped):
-        return values
-    return HashedFile(path, tuple((signal.name, value) for signal, value in values))
+    if isinstance(hashed, FileFailure | FileSkipped):
+        return hashed
+    failed = "" if hashed.undecodable is None else str(hashed.undecodable)
+    return HashedFile(path, tuple((signal.name, value) for signal, value in hashed.values), failed)
 
 
 def checked_values(
@@ -139,7 +154,7 @@ def checked_values(
     limits: Limits = DEFAULT_LIMITS,
     dihedral: bool = False,
     quiet_decoders: bool = False,
-) -> list[tuple[SignalType[Any], Any]] | FileFailure | FileSkipped:
+) -> StreamHashes | FileFailure | FileSkipped:
     """``hash_values``, with every way it can fail turned into a one-line reason."""
     try:
         with _quiet_native_stderr(quiet_decoders):
@@ -167,7 +182,7 @@ def hash_values(
     signals: Iterable[SignalType[Any]],
     limits: Limits = DEFAULT_LIMITS,
     dihedral: bool = False,
-) -> list[tuple[SignalType[Any], Any]]:
+) -> StreamHashes:
     """``hash_stream`` of the file at ``path``; raises ``UnsupportedMedia`` for a device or
     a pipe (a stream without end), besides what ``hash_stream`` raises."""
     if not stat.S_ISREG(os.stat(path).st_mode):  # before opening: opening a pipe waits
@@ -185,21 +200,41 @@ def hash_stream(
     signals: Iterable[SignalType[Any]],
     limits: Limits = DEFAULT_LIMITS,
     dihedral: bool = False,
-) -> list[tuple[SignalType[Any], Any]]:
+) -> StreamHashes:
     """Each signal that applies to the file in ``stream`` (a seekable binary stream of
     ``size`` bytes: an open file, or an upload held in memory), with its value (for pdq with
     ``dihedral``: ``DihedralHashes``). Images are read into memory within the size limit;
     videos are read from the stream, and so are other files (only signals of their bytes apply
-    to them: no decoder sees them, so no media limit either). Raises ``NotApplicable`` for
-    media none of ``signals`` applies to, ``UnsupportedMedia`` for a file that is not media
-    when none applies to it either (as it was asked for media only), else ``MediaError`` or
-    ``OSError``.
+    to them: no decoder sees them, so no media limit either). Media that cannot be decoded
+    gets the signals of its bytes alone, with the reason (``undecodable``). Raises
+    ``NotApplicable`` for media none of ``signals`` applies to, ``UnsupportedMedia`` for a file
+    that is not media when none applies to it either (as it was asked for media only),
+    ``MediaError`` for media that cannot be decoded when no signal of its bytes was asked for,
+    else ``OSError``.
     """
     kind = file_kind(stream.read(SNIFF_BYTES))
     chosen = [s for s in signals if s.applies_to(kind)]
     if not chosen:
         raise UnsupportedMedia(NOT_MEDIA) if kind is MediaKind.OTHER else NotApplicable(kind)
     stream.seek(0)
+    try:
+        return StreamHashes(_hashed(stream, size, kind, chosen, limits, dihedral))
+    except MediaError as error:
+        of_bytes = [s for s in chosen if s.applies_to(MediaKind.OTHER)]  # read bytes only
+        if not of_bytes:
+            raise
+        stream.seek(0)
+        return StreamHashes(_hashed(stream, size, MediaKind.OTHER, of_bytes, limits), error)
+
+
+def _hashed(
+    stream: BinaryIO,
+    size: int,
+    kind: MediaKind,
+    chosen: list[SignalType[Any]],
+    limits: Limits,
+    dihedral: bool = False,
+) -> list[tuple[SignalType[Any], Any]]:
     data: bytes | None = None
     decoded = any(not s.applies_to(MediaKind.OTHER) for s in chosen)  # digests read bytes only
     if decoded and kind is MediaKind.IMAGE:

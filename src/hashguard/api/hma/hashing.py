@@ -68,7 +68,7 @@ async def hashed(
     if content_type not in CONTENT_SIGNALS:
         raise ApiError(400, f"no such content_type: '{content_type}'")
     names = _types(types, content_type)
-    _kind, query = await hash_media(data, service, [SIGNALS[n] for n in names])
+    _kind, query, _failed = await hash_media(data, service, [SIGNALS[n] for n in names])
     hashes: dict[str, str] = {}
     for name in names:
         hashed = query.get(SIGNALS[name])
