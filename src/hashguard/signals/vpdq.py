@@ -225,7 +225,9 @@ class VpdqSignal(SignalType[VpdqHash]):
                 self.name, 100.0, allowed, False, reason, 0.0, 0.0, self.frame_threshold
             )
         q_pct, t_pct = _matched_percentages(query, target, self.frame_threshold)
-        match = q_pct >= need_query and t_pct >= need_target
+        # Two videos sharing no frame never match, whatever is allowed (the frame index
+        # finds only videos that share one).
+        match = q_pct >= need_query and t_pct >= need_target and q_pct > 0
         reason = (
             f"{q_pct:.1f} % of the query's frames and {t_pct:.1f} % of the other's have a frame "
             f"within {self.frame_threshold:g} bits; a match needs {need_query:g} % and "
