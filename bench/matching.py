@@ -74,12 +74,13 @@ def _grow(kind: str, path: str, send: Connection) -> None:
     del built
 
 
-def growth(kind: str, path: Path) -> int:
-    """Memory an index of ``kind`` keeps after it is built from the hashes saved at ``path``,
-    measured in a fresh process so that memory freed earlier in this one is not reused."""
+def growth(kind: str, path: Path, grow: Callable[[str, str, Connection], None] = _grow) -> int:
+    """Memory an index of ``kind`` keeps after ``grow`` builds it from what is saved at
+    ``path`` (by default the hashes of this benchmark), measured in a fresh process so that
+    memory freed earlier in this one is not reused."""
     receive, send = multiprocessing.Pipe(duplex=False)
     process = multiprocessing.get_context("spawn").Process(
-        target=_grow, args=(kind, str(path), send)
+        target=grow, args=(kind, str(path), send)
     )
     process.start()
     grown = receive.recv()

@@ -40,7 +40,6 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUM
 import argparse
 import gc
 import json
-import multiprocessing
 import pickle
 import sys
 import tempfile
@@ -77,7 +76,7 @@ from hashguard.store.lists import ListStore
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hashsets import _distinct, pack, pool
-from matching import anonymous_resident, pin, table
+from matching import anonymous_resident, growth, pin, table, timed
 
 RADIUS = 31
 PERCENT = DEFAULT_MATCH_PERCENT  # both sides' query and listed-video percentages
@@ -274,34 +273,10 @@ def _grow(kind: str, path: str, send: Connection) -> None:
     del built
 
 
-def growth(kind: str, path: Path) -> int:
-    """Memory an index of ``kind`` keeps once built from what is pickled at ``path``, in a
-    fresh process (the input loaded before the first reading)."""
-    receive, send = multiprocessing.Pipe(duplex=False)
-    process = multiprocessing.get_context("spawn").Process(
-        target=_grow, args=(kind, str(path), send)
-    )
-    process.start()
-    grown = receive.recv()
-    process.join()
-    return int(grown)
-
-
 BUILDERS: dict[str, Callable[[Sequence], object]] = {
     "hashguard": build_hashguard,
     "threatexchange": build_threatexchange,
 }
-
-
-def timed(run: Callable[[], object], repeat: int = 1) -> tuple[float, object]:
-    """Best wall time of ``repeat`` runs, and the last result."""
-    best = float("inf")
-    result: object = None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - start)
-    return best, result
 
 
 def score(found: set[tuple[int, int]], expected: set[tuple[int, int]], rows: set[int]) -> str:
@@ -386,7 +361,7 @@ def main() -> None:
         for kind, given in (("threatexchange", te_entries), ("hashguard", hg_texts)):
             path = Path(scratch) / f"{kind}.pickle"
             path.write_bytes(pickle.dumps(given))
-            memory[kind] = growth(kind, path)
+            memory[kind] = growth(kind, path, _grow)
 
     sample = sorted(rng.choice(len(query_values), min(options.sample, len(query_values)), False))
     start = time.perf_counter()

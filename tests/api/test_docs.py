@@ -3,21 +3,13 @@ real headless Chromium (Debian's ``chromium``, driven by Playwright) against a r
 serve``, with every request to another host refused, the operations are listed. Screenshots
 at desktop width stay in the test's directory."""
 
-import shutil
 from pathlib import Path
 from typing import Any
 
-import pytest
-
+from support.browser import chromium, launched
 from support.server import Server, running
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip(
-        "chromium absent: `make install` installs it (scripts/ensure-system-packages)",
-        allow_module_level=True,
-    )
+chromium()  # else the module is skipped, saying what installs it
 
 # Each page, and what shows that it listed the operations: a route's summary.
 PAGES = {
@@ -27,13 +19,11 @@ PAGES = {
 
 
 def test_docs_and_redoc_render_with_no_network(database_url: str, tmp_path: Path) -> None:
-    with running(database_url) as server, playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    with running(database_url) as server, launched() as browser:
         for path, operation in PAGES.items():
             own, elsewhere = shown(browser, server, path, operation, tmp_path)
             assert elsewhere == [], f"{path} asked other hosts for {elsewhere}"
             assert any(url.endswith("/openapi.json") for url in own), own
-        browser.close()
 
 
 def shown(

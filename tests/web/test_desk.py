@@ -4,7 +4,6 @@ blurred and grey until revealed and shielded again on leaving, keyboard shortcut
 with a reason, four eyes, and the user's complaint page. Benign generated images only."""
 
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,17 +18,12 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys as key_files
 
+from support.browser import chromium, launched
 from support.loopback import Loopback
 from support.media import make_video, png
 from support.server import Server, running
 
-playwright_api = pytest.importorskip("playwright.sync_api")
-CHROMIUM = shutil.which("chromium")
-if CHROMIUM is None:
-    pytest.skip(
-        "chromium absent: `make install` installs it (scripts/ensure-system-packages)",
-        allow_module_level=True,
-    )
+chromium()  # else the module is skipped, saying what installs it
 
 KNOWN = "f" * 32 + "0" * 32
 CAREFUL = "0f" * 32
@@ -89,10 +83,8 @@ def desk(
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    with playwright_api.sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield launched
-        launched.close()
+    with launched() as browser:
+        yield browser
 
 
 def upload(server: Server, token: str, ref: str, value: str) -> None:

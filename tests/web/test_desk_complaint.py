@@ -4,7 +4,6 @@ user's real personal link, never a placeholder; it fits a desktop and a phone (h
 Chromium, screenshots kept in the test's directory). The desk's detection page shows each
 delivery's state. Benign test hashes only."""
 
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ from hashguard.review.services import ServiceStore
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 
+from support.browser import launched
 from support.loopback import Loopback
 from support.server import Server, running
 
@@ -128,12 +128,7 @@ def screenshots(server: Server, path: str, directory: Path, name: str, key: str 
     """``path`` on the live server in headless Chromium at desktop and phone width (signed in
     to the desk with ``key`` first, if given), nothing wider than the screen. The PNGs stay in
     ``directory``."""
-    playwright_api = pytest.importorskip("playwright.sync_api")
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("chromium absent: `make install` installs it (scripts/ensure-system-packages)")
-    with playwright_api.sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=["--no-sandbox"])
+    with launched() as browser:
         for size, (width, height) in SIZES.items():
             view = browser.new_page(viewport={"width": width, "height": height})
             if key:
@@ -146,4 +141,3 @@ def screenshots(server: Server, path: str, directory: Path, name: str, key: str 
             overflow = view.evaluate("document.documentElement.scrollWidth - innerWidth")
             assert overflow <= 0, f"{name} is {overflow} px wider than a {size} screen"
             view.close()
-        browser.close()
