@@ -92,7 +92,9 @@ def test_a_registered_signal_is_matched(listed: tuple[ListStore, Path, str]) -> 
     matcher = Matcher(store, ["plug"])
     assert matcher.signals() == ("sha384",)
     every = [registry.get(name) for name in registry.names()]
-    from_file = Query.of((signal.name, value) for signal, value in hash_values(str(image), every))
+    from_file = Query.of(
+        (signal.name, value) for signal, value in hash_values(str(image), every).values
+    )
     assert from_file.get("sha384") is not None
     (match,) = matcher.match(from_file)
     assert (match.list, match.signal, match.distance, match.value) == ("plug", "sha384", 0, digest)
