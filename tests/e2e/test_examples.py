@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from hashguard.lists.formats.reader import FORMATS
 from hashguard.signals import get
 
 from support.invoke import hashguard
@@ -81,3 +82,11 @@ def test_the_examples_hold_benign_stand_ins() -> None:
     assert vpdq.compare(video, vpdq.parse(lines("videos.txt")[0])).match
     sample = hashlib.md5(b"benign sample\n").hexdigest()
     assert any(line.startswith(f"md5,{sample},") for line in lines("shared.csv"))
+
+
+def test_docs_formats_shows_every_format_and_example() -> None:
+    page = (REPOSITORY / "docs" / "formats.md").read_text()
+    assert [f for f in FORMATS if f"\n## `{f}`" not in page] == []
+    samples = [p.name for p in EXAMPLES.iterdir() if p.name != "hashguard.toml"]
+    assert [name for name in samples if f"(../examples/{name})" not in page] == []
+    assert {name for name, *_ in IMPORTS} == set(samples)
