@@ -275,7 +275,7 @@ def export(
 
 # What each format with a fixed set of types can carry, for the note on what export left out.
 _FORMAT_SIGNALS = {
-    ImportFormat.pytx: "the pytx export carries PDQ only",
+    ImportFormat.pytx: "the pytx export carries PDQ and vPDQ only",
     ImportFormat.ncmec: "NCMEC fingerprints are md5, sha1 and pdq",
     ImportFormat.stopncii: "StopNCII types are ImagePDQ and VideoMD5",
 }

@@ -3,8 +3,8 @@ per entry and source.
 
 Columns (header required; only ``signal`` and ``value`` must be present, in any order):
 
-    signal         pdq | md5 | sha1 | sha256 | canonical_sha256
-    value          the hash in its text form
+    signal         pdq | vpdq | md5 | sha1 | sha256 | canonical_sha256
+    value          the hash in its text form (vPDQ: ThreatExchange's one-line JSON form)
     labels         labels separated by ";" (e.g. "A1;baseline")
     submitted_by   who submitted it to this list
     organisation   a source that holds it (empty: none)
