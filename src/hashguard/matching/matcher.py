@@ -76,6 +76,7 @@ class Matcher:
         self._indexes: dict[str, Index] = {}  # per signal, made when its first entry comes
         self._entries: dict[int, Entry] = {}
         self._lists: dict[int, _Followed] = {}
+        self._videos: dict[int, int] = {}  # per list id, its videos in a FrameIndex
         self._stop = threading.Event()
         self._follower: threading.Thread | None = None
         self.last_error: Exception | None = None  # the follower's last failed refresh, if any
@@ -220,7 +221,11 @@ class Matcher:
         entries taken from the query at its own radius; then collected at once, so that a
         negative list at one radius cancels positive matches found at another."""
         videos = [np.frombuffer(k[0], np.uint8).reshape(-1, 32) for k in keys]
-        radius_of = {f.hash_list.id: self.frame_radius(f.hash_list, name) for f in self._followed()}
+        radius_of = {
+            f.hash_list.id: self.frame_radius(f.hash_list, name)
+            for f in self._followed()
+            if self._videos.get(f.hash_list.id)  # lists without videos ask nothing
+        }
         item_rows: list[int] = []
         ids: list[np.ndarray] = []
         shares: list[np.ndarray] = []
@@ -325,13 +330,15 @@ class Matcher:
                 return
             list_id = followed.hash_list.id
             del self._lists[list_id]
+            held = [e for e in self._entries.values() if e.list_id == list_id]
             by_signal: dict[str, list[int]] = {}
-            for entry in [e for e in self._entries.values() if e.list_id == list_id]:
-                del self._entries[entry.id]
+            for entry in held:
                 if entry.matchable(followed.hash_list.policy):
                     by_signal.setdefault(entry.signal, []).append(entry.id)
             for signal, ids in by_signal.items():
                 self._remove(signal, ids)
+            for entry in held:
+                del self._entries[entry.id]
 
     def _load(self, name: str) -> None:
         hash_list, entries = self.source.entries(name)
@@ -388,6 +395,9 @@ class Matcher:
                 index = self._indexes[signal] = FrameIndex()
             assert isinstance(index, FrameIndex)
             index.add(ids, [np.frombuffer(key, np.uint8).reshape(-1, 32) for key in keys])
+            for entry_id in ids:
+                list_id = self._entries[entry_id].list_id
+                self._videos[list_id] = self._videos.get(list_id, 0) + 1
             return
         array = np.frombuffer(b"".join(keys), np.uint8).reshape(len(keys), -1)
         if index is None:
@@ -400,6 +410,10 @@ class Matcher:
         index = self._indexes.get(signal)
         if index is not None:
             index.remove(ids)
+        if isinstance(index, FrameIndex):
+            for entry_id in ids:
+                list_id = self._entries[entry_id].list_id
+                self._videos[list_id] = self._videos.get(list_id, 0) - 1
 
 
 def _key_of(signal: str) -> Callable[[str], bytes] | None:
