@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher clean
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -58,6 +58,11 @@ bench-cli: $(BENCH_STAMP)
 
 bench-video: $(BENCH_STAMP)
 	@$(BIN)/python bench/video.py
+
+
+bench-hasher: $(BENCH_STAMP)
+	@scripts/ensure-system-packages $(PYTHON) --test
+	@$(BIN)/python bench/hasher.py
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
