@@ -202,15 +202,41 @@ def weighted_64x64(
     col_map = _axis_map_cached if width <= _CACHED_MAX_SIDE else _axis_map
     row_starts, row_weights = row_map(height, rows, scale, reversed_axes[0])
     col_starts, col_weights = col_map(width, cols, scale, reversed_axes[1])
-    partial = np.empty((64, cols), np.float32)
-    for i, start in enumerate(row_starts):
-        block = pixels[start : start + row_weights.shape[1]].astype(np.float32)
-        partial[i] = row_weights[i, : len(block)] @ block
     out = np.empty((64, 64), np.float32)
-    for j, start in enumerate(col_starts):
-        block = partial[:, start : start + col_weights.shape[1]]
-        out[:, j] = block @ col_weights[j, : block.shape[1]]
+    _weighted(pixels, row_starts, row_weights, col_starts, col_weights, out)
     return out
+
+
+@njit(cache=True, nogil=True)
+def _weighted(
+    pixels: np.ndarray,
+    row_starts: np.ndarray,
+    row_weights: np.ndarray,
+    col_starts: np.ndarray,
+    col_weights: np.ndarray,
+    out: np.ndarray,
+) -> None:  # pragma: no cover - compiled
+    # Float32 sums in one fixed order (rows of a band in turn, then columns), so the result is
+    # the same on every CPU (a BLAS product sums in the order its kernel chooses) and the
+    # browser's hasher, summing in the same order, gets the same bits.
+    rows, cols = pixels.shape
+    partial = np.zeros((64, cols), np.float32)
+    for i in range(64):
+        start = row_starts[i]
+        for k in range(min(row_weights.shape[1], rows - start)):
+            weight = row_weights[i, k]
+            if weight == 0:
+                continue
+            for c in range(cols):
+                partial[i, c] += weight * np.float32(pixels[start + k, c])
+    for j in range(64):
+        start = col_starts[j]
+        band = min(col_weights.shape[1], cols - start)
+        for i in range(64):
+            total = np.float32(0.0)
+            for k in range(band):
+                total += partial[i, start + k] * col_weights[j, k]
+            out[i, j] = total
 
 
 @njit(cache=True, nogil=True)

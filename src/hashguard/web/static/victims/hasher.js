@@ -24,10 +24,8 @@
 //
 // Conformance: hashPixels(rgba, width, height) repeats the Python arithmetic (float32 where
 // it is float32, the same downsampling path for each size), so the same pixels give the same
-// hash and quality. Up to 1.2 MP the exact path gives bit-identical results; above it the
-// Python side multiplies through BLAS, whose float32 summation order this module cannot
-// repeat, so values may differ in the last bits of a sample (hashes agree unless a
-// coefficient lies within about 1e-4 of the median: a featureless image).
+// hash and quality, bit for bit at every size: both paths (exact up to 1.2 MP, weighted above)
+// add in float32 in the same fixed order as hashguard's kernels.
 // Decoding differs from hashguard's: the browser decodes JPEGs at full size (the Python side
 // at a reduced DCT scale above 512 px), applies the EXIF orientation as the Python side does,
 // and gives no colour-management (colorSpaceConversion "none"). Transparent pixels: a canvas
@@ -207,12 +205,13 @@ function axisMap(full) {
 /**
  * The reference's 64x64 downsample as R . L . C^T (hashguard's weighted path), from RGBA:
  * one pass over the pixels, each luma row computed once and added into the output rows whose
- * band covers it. Sums in float64, rounded to float32 where the Python side keeps float32.
+ * band covers it. Float32 sums in the order hashguard's kernel adds (each output row's band
+ * rows in turn, then its columns), so the bits are the Python side's.
  */
 function weighted64x64(rgba, rows, cols) {
   const rowMap = axisMap(rows);
   const colMap = axisMap(cols);
-  const partial = new Float64Array(64 * cols);
+  const partial = new Float32Array(64 * cols);
   const line = new Float32Array(cols);
   // The output rows whose band covers each input row: bands overlap, so a few per row.
   let firstBand = 0;
@@ -232,10 +231,9 @@ function weighted64x64(rgba, rows, cols) {
       const w = weights[k];
       if (w === 0) continue;
       const base = i * cols;
-      for (let j = 0; j < cols; j++) partial[base + j] += w * line[j];
+      for (let j = 0; j < cols; j++) partial[base + j] = fround(partial[base + j] + fround(w * line[j]));
     }
   }
-  const rounded = Float32Array.from(partial);
   const out = new Float32Array(64 * 64);
   for (let j = 0; j < 64; j++) {
     const start = colMap.starts[j];
@@ -244,7 +242,7 @@ function weighted64x64(rgba, rows, cols) {
     for (let i = 0; i < 64; i++) {
       const base = i * cols + start;
       let total = 0;
-      for (let k = 0; k < n; k++) total += weights[k] * rounded[base + k];
+      for (let k = 0; k < n; k++) total = fround(total + fround(weights[k] * partial[base + k]));
       out[i * 64 + j] = total;
     }
   }
