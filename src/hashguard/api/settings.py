@@ -335,10 +335,17 @@ class ServiceSettings:
             "ncmec_user": self.ncmec_user,
             "oprf_key": str(self.oprf_key or ""),
             "oprf_limit": self.oprf_limit,
-            "victims": [self.victims_adult_list, self.victims_minor_list, self.victims_owner,
-                        self.victims_hotline_url, self.victims_max_hashes,
-                        self.victims_pin_failures, self.victims_lockout_minutes,
-                        self.victims_address_failures, self.victims_cases_per_hour],
+            "victims": [
+                self.victims_adult_list,
+                self.victims_minor_list,
+                self.victims_owner,
+                self.victims_hotline_url,
+                self.victims_max_hashes,
+                self.victims_pin_failures,
+                self.victims_lockout_minutes,
+                self.victims_address_failures,
+                self.victims_cases_per_hour,
+            ],
         }
 
 

@@ -437,7 +437,9 @@ class VictimFeedbackRow(Base):
 
     __tablename__ = "victim_feedback"
     __table_args__ = (
-        UniqueConstraint("partner", "reference", "list_name", "entry_id", name="uq_victim_feedback"),
+        UniqueConstraint(
+            "partner", "reference", "list_name", "entry_id", name="uq_victim_feedback"
+        ),
         {"sqlite_autoincrement": True},
     )
 

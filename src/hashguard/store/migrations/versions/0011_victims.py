@@ -63,8 +63,9 @@ def upgrade() -> None:
         sa.Column("reference", sa.String(500), nullable=False),
         sa.Column("outcome", sa.String(16), nullable=False),
         sa.Column("at", When, nullable=False),
-        sa.UniqueConstraint("partner", "reference", "list_name", "entry_id",
-                            name="uq_victim_feedback"),  # fmt: skip
+        sa.UniqueConstraint(
+            "partner", "reference", "list_name", "entry_id", name="uq_victim_feedback"
+        ),
         sqlite_autoincrement=True,
     )
     op.create_index("ix_victim_feedback_list_name", "victim_feedback", ["list_name"])
