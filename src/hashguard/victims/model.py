@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from hashguard.errors import Forbidden, HashguardError, Invalid, NotFound, TooLarge
+from hashguard.errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.vpdq import VpdqHash
@@ -27,11 +27,11 @@ _GROUPS: Final = (5, 5, 5, 5, 6)
 PIN_DIGITS: Final = 8
 
 
-class VictimError(HashguardError):
-    """A case request that cannot be done; the message says why."""
+class VictimError(Invalid):
+    """A case request that cannot be done; the message says why (subclasses: of what kind)."""
 
 
-class InvalidHash(VictimError, Invalid):
+class InvalidHash(VictimError):
     """A submitted hash that does not parse, or is of too low a quality; names which."""
 
 
@@ -47,7 +47,7 @@ class UnknownHash(VictimError, NotFound):
     """A withdrawal names a hash the case does not hold."""
 
 
-class Locked(VictimError):
+class Locked(VictimError, Unavailable):
     """Too many wrong PINs: the case, or the address asking, is locked for ``retry_after``
     seconds (the API answers 429 with Retry-After)."""
 
