@@ -31,16 +31,16 @@ def _create_like(store: "ListStore", name: str, feed: "ChangeFeed", origin: str)
         raise MirrorError(f"{feed.name}: the origin described the list oddly ({error})") from None
 
 
-def _acknowledge(feed: "Feed", version: int) -> int | None:
-    """Send the origin a receipt for ``version`` (victims' cases count them); the version
-    acknowledged, or None if the origin refused (said on stderr, and tried again next time)."""
+def _acknowledge(feed: "Feed", version: int) -> int:
+    """Send the origin a receipt for ``version`` (victims' cases count them); ``version``. A
+    refusal (an origin without receipts, a network that dropped) is said on stderr once; the
+    next version's receipt covers this one."""
     from hashguard.lists.mirror import MirrorError
 
     try:
         feed.acknowledge(version)
     except MirrorError as error:
         echo_error(f"note: the receipt for version {version} was not taken: {error}")
-        return None
     return version
 
 
@@ -80,7 +80,7 @@ def follow(
     try:
         if name not in {h.name for h in store.lists()}:
             _create_like(store, name, feed, origin)
-        acknowledged = None  # the version the origin was last told of
+        acknowledged: int | None = None  # the version the origin was last told of
         while True:
             try:
                 applied, version = catch_up(store, name, feed)
