@@ -20,6 +20,7 @@ from hashguard.api import (
     routes_media,
     routes_review,
     routes_status,
+    routes_victims,
     schemas,
 )
 from hashguard.api.hot import HotMatchRoute
@@ -76,6 +77,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
+        routes_victims,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)

@@ -80,6 +80,9 @@ def _match(
 _PUBLIC = {"/status/live", "/status/ready", "/status", "/livez", "/readyz"}
 # A user's complaint: the token of their statement of reasons is the credential (no key).
 _TOKEN_ONLY = {"/v1/complaints"}
+# A victim's case: opened without a key, then read and withdrawn with its number and PIN.
+_VICTIM = {"/v1/victims/cases": "public", "/v1/victims/cases/{case}": "case number and PIN",
+           "/v1/victims/cases/{case}/withdrawal": "case number and PIN"}  # fmt: skip
 
 
 def _routes() -> list[tuple[str, str, frozenset[Role] | None]]:
@@ -94,10 +97,11 @@ def _routes() -> list[tuple[str, str, frozenset[Role] | None]]:
 
 
 def _concrete(path: str) -> str:
-    """A route's path with harmless values: names no list, ids no entry."""
+    """A route's path with harmless values: names no list, ids no entry, numbers no case."""
     return (path.replace("{name}", "NO_SUCH_LIST").replace("{content_id}", "999999")
             .replace("{ident}", "0000000000000000").replace("{signal}", "md5")
-            .replace("{value}", MD5_MISS))  # fmt: skip
+            .replace("{value}", MD5_MISS)
+            .replace("{case}", "HG-00000-00000-00000-00000-000000"))  # fmt: skip
 
 
 # What a key of an allowed role gets from each route called with harmless values (``_concrete``)
@@ -139,6 +143,8 @@ _ALLOWED_ANSWER = {
     "POST /v1/services/{name}/risk-assessments": 422,
     "GET /v1/stats/annual": 422,
     "POST /v1/device/evaluate": 422,
+    "POST /v1/lists/{name}/acknowledgements": 422,
+    "POST /v1/victims/feedback": 422,
     "GET /h/hash": 400,
     "POST /h/hash": 400,
     "GET /m/raw_lookup": 400,
@@ -166,6 +172,10 @@ def test_every_route_refuses_roles_it_does_not_allow(server: Server) -> None:
     assert {f"{method} {path}" for method, path, roles in routes if roles} == set(_ALLOWED_ANSWER)
     for method, path, roles in routes:
         target = _concrete(path)
+        if roles is None and path in _VICTIM:  # no body, no PIN: what is missing is said
+            refused = server.request(method, target)
+            assert refused.status_code == 422, (method, path, refused.text)
+            continue
         if roles is None and path in _TOKEN_ONLY:
             refused = server.request(method, target, json={"token": "x" * 20, "statement": "?"})
             assert refused.status_code == 404, (method, path, refused.text)  # no such token
@@ -195,7 +205,10 @@ def test_the_readme_table_lists_every_route_and_its_roles() -> None:
     readme = (REPOSITORY / "README.md").read_text()
     for method, path, roles in _routes():
         shown = (
-            ("token from the statement of reasons" if path in _TOKEN_ONLY else "public")
+            (
+                _VICTIM.get(path)
+                or ("token from the statement of reasons" if path in _TOKEN_ONLY else "public")
+            )
             if roles is None
             else ", ".join(r.value for r in Role if r in roles and r is not Role.ADMIN)
             or "admin only"

@@ -37,6 +37,7 @@ def imported(*arguments: str) -> set[str]:
         ["services", "--help"],
         ["stats", "--help"],
         ["device", "--help"],
+        ["victims", "--help"],
     ],
     ids=" ".join,
 )

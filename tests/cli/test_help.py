@@ -8,7 +8,7 @@ COMMANDS = [
     ["hash"], ["compare"], ["match"], ["demo"], ["serve"],
     ["lists", "create"], ["lists", "import"], ["lists", "export"], ["lists", "release"],
     ["lists", "verify"], ["lists", "follow"], ["keys", "create"], ["services", "create"],
-    ["device", "build-filter"], ["device", "check"],
+    ["device", "build-filter"], ["device", "check"], ["victims", "submit"], ["victims", "withdraw"],
 ]  # fmt: skip
 
 

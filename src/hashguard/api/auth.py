@@ -57,6 +57,12 @@ def actor(key: ApiKey) -> str:
     return f"key:{key.id}" + (f" ({key.name})" if key.name else "")
 
 
+def partner(key: ApiKey) -> str:
+    """Who a key is to others (a follower's receipts, a partner's outcomes in a victim's case):
+    its service, else its name, else its id."""
+    return key.service or key.name or f"key:{key.id}"
+
+
 def unscoped(key: ApiKey, what: str) -> None:
     """Raise 403 for a key limited to lists: ``what`` spans every list."""
     if key.lists:

@@ -10,13 +10,14 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import actor, allow, check_lists, visible
+from hashguard.api.auth import actor, allow, check_lists, partner, visible
 from hashguard.api.errors import MAX_ID, ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
 from hashguard.api.matching import VALUE_LENGTH, ListedSignal, service_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
+    Acknowledged,
     Changes,
     ChangeShown,
     EntryShown,
@@ -73,6 +74,10 @@ class ListUpdate(BaseModel):
     policy: Policy | None = None
     legal_basis: str | None = None
     jurisdictions: list[str] | None = None
+
+
+class Acknowledgement(BaseModel):
+    version: int = Field(ge=0, le=MAX_ID, description="The list version the follower applied.")
 
 
 class EntryChange(BaseModel):
@@ -310,3 +315,23 @@ async def release_list(request: Request, key: Curator, name: str) -> dict[str, A
     if isinstance(outcome, str):
         raise ApiError(409, f"release of {name} failed: {outcome}")
     return outcome
+
+
+@router.post(
+    "/{name}/acknowledgements",
+    response_model=Acknowledged,
+    responses=refusals(*KEYED, 404, 409, *BODY),
+)
+async def acknowledge(
+    request: Request, key: Reader, name: str, body: Acknowledgement
+) -> dict[str, Any]:
+    """A follower's receipt: it has applied the list up to ``version`` (``hashguard lists
+    follow`` sends it after each catch-up). A victim's case shows how many followers have
+    applied its withdrawal. 409 for a version the list has not reached."""
+    service = service_of(request)
+    hash_list = await run_in_threadpool(_listed, service, key, name)
+    if body.version > hash_list.version:
+        raise ApiError(409, f"list {name} is at version {hash_list.version}, not {body.version}")
+    receipt = await run_in_threadpool(service.receipts.record, name, partner(key), body.version)
+    return {"list": name, "partner": receipt.partner, "version": receipt.version,
+            "at": receipt.at.isoformat()}  # fmt: skip

@@ -11,7 +11,7 @@ HMA's answers are described in ``api.hma.models``.
 
 import builtins
 from collections.abc import Iterator
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, WithJsonSchema
@@ -635,6 +635,104 @@ class AnnualReport(BaseModel):
     provider: str
     regulation_2021_1232: dict[str, Any]
     csa_regulation_art_83: dict[str, Any]
+
+
+# --- victims -------------------------------------------------------------------------------
+
+_CASE = "HG-7K3QZ-M2B9X-4TRVD-HW8PE-Q6NC1A"
+
+
+class CaseOpened(BaseModel):
+    """A new case: its number and PIN, shown this once (only a slow hash of the PIN is kept;
+    neither can be recovered)."""
+
+    model_config = _example({"case": _CASE, "pin": "40417326"})
+    case: str
+    pin: str
+
+
+class PartnerApplied(BaseModel):
+    partner: str
+    at: str
+
+
+class WithdrawalShown(BaseModel):
+    """A withdrawn hash: when, and which of the list's followers (those that had acknowledged
+    the list before the withdrawal) have applied it since, first when."""
+
+    at: str
+    summary: str
+    applied_by: int
+    of: int
+    partners: list[PartnerApplied]
+
+
+class CaseHashShown(BaseModel):
+    signal: str
+    value: str
+    quality: int | SkipJsonSchema[None] = None
+    state: Literal["received", "active", "withdrawn"]
+    withdrawal: WithdrawalShown | SkipJsonSchema[None] = None
+
+
+class PartnerOutcomes(BaseModel):
+    """A partner's matches of the case's hashes and their outcomes (counts only)."""
+
+    partner: str
+    matches: int
+    pending_review: int
+    blocked: int
+    not_blocked: int
+
+
+class CaseStatusShown(BaseModel):
+    """A case's status: each hash's state, and per partner counts of matches and outcomes;
+    never content or account data."""
+
+    model_config = _example(
+        {"case": _CASE, "under_18": False, "language": "en", "opened_at": _AT,
+         "hashes": [{"signal": "pdq", "value": _PDQ, "quality": 100, "state": "active"},
+                    {"signal": "md5", "value": "0cc175b9c0f1b6a831c399e269772661",
+                     "state": "withdrawn",
+                     "withdrawal": {"at": _AT, "summary": "withdrawn; applied by 1 of 2 partners",
+                                    "applied_by": 1, "of": 2,
+                                    "partners": [{"partner": "mirror-nl", "at": _AT}]}}],
+         "partners": [{"partner": "photos-example", "matches": 2, "pending_review": 1,
+                       "blocked": 1, "not_blocked": 0}]}
+    )  # fmt: skip
+    case: str
+    under_18: bool
+    language: str
+    opened_at: str
+    hashes: list[CaseHashShown]
+    partners: list[PartnerOutcomes]
+
+
+class QuarantinedRecord(BaseModel):
+    index: int
+    reason: str
+
+
+class FeedbackRecorded(BaseModel):
+    """How many outcomes were recorded; each record that was not, quarantined with why."""
+
+    model_config = _example(
+        {"recorded": 2, "quarantined": [{"index": 2, "reason": "records.2: outcome 'Gone': "
+                                         "expected one of PendingReview, Blocked, NotBlocked"}]}
+    )  # fmt: skip
+    recorded: int
+    quarantined: list[QuarantinedRecord]
+
+
+class Acknowledged(BaseModel):
+    """A follower's receipt as recorded: the furthest version it has acknowledged, since when."""
+
+    model_config = _example({"list": "victims-ncii", "partner": "mirror-nl", "version": 12,
+                             "at": _AT})  # fmt: skip
+    list: str
+    partner: str
+    version: int
+    at: str
 
 
 # --- the document ----------------------------------------------------------------------------

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy import Engine
@@ -39,6 +40,9 @@ from hashguard.store.api_keys import ApiKey, ApiKeyStore
 from hashguard.store.list_import import ImportSummary
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
+from hashguard.victims.cases import Cases, CaseSettings
+from hashguard.victims.feedback import ReviewFeedback
+from hashguard.victims.referrals import ReferralSender
 
 log = logging.getLogger("hashguard.api")
 
@@ -85,7 +89,9 @@ class Service:
         self.lists: ListStore = ServedLists(engine, self.catch_up)
         self.keys = ApiKeyStore(engine)
         self.match_log = MatchLog(engine)
-        self.review = Review(engine, self.lists)
+        self.review = Review(engine, self.lists, observers=[ReviewFeedback()])
+        self.victims = Cases(engine, self.lists, case_settings(settings))
+        self.receipts = self.victims.receipts  # followers' acknowledgements of list versions
         self.complaints = Complaints(engine, self.review)
         self.deliveries = Deliveries()
         self.reports = Reports(engine, self.review, attempted=self.deliveries.attempted("report"))
@@ -140,15 +146,17 @@ class Service:
                 worker.close()
 
     def _send_webhooks(self) -> None:
-        """Send due webhook calls (actions, notices) every second, failures waiting their turn,
-        and take stock of what waits (webhook calls and reports); run the retention purge every
-        PURGE_SECONDS."""
+        """Send due webhook calls (actions, notices) and hotline referrals every second,
+        failures waiting their turn, and take stock of what waits (webhook calls and reports);
+        run the retention purge every PURGE_SECONDS."""
         sender = WebhookSender(self.engine, self.secret,
                                attempted=self.deliveries.attempted("webhook"))  # fmt: skip
+        referrals = ReferralSender(self.engine, self.settings.victims_hotline_url)
         purged = time.monotonic() - PURGE_SECONDS  # once at start, then hourly
         while not self._stop.wait(_WEBHOOK_SECONDS):
             try:
                 sender.send_due()
+                referrals.send_due()
                 self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
                                            "report": self.reports.backlog()}  # fmt: skip
                 if time.monotonic() - purged >= PURGE_SECONDS:
@@ -314,6 +322,16 @@ class ServedLists(ListStore):
         change = super().change(*args, **kwargs)
         self._catch_up()
         return change
+
+
+def case_settings(settings: ServiceSettings) -> CaseSettings:
+    """The victims' settings as hashguard.victims takes them."""
+    return CaseSettings(
+        settings.victims_adult_list, settings.victims_minor_list, settings.victims_owner,
+        settings.victims_max_hashes, settings.victims_pin_failures,
+        timedelta(minutes=settings.victims_lockout_minutes), settings.victims_address_failures,
+        settings.victims_cases_per_hour,
+    )  # fmt: skip
 
 
 def _described(hash_list: HashList) -> tuple[object, ...]:

@@ -139,7 +139,7 @@ NETWORKS = Kind(
     lambda t: tuple(_network(n) for n in _words(t)),
     lambda v: tuple(_network(n) for n in _text_list(v)),
 )
-SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device")
+SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims")
 
 
 @dataclass(frozen=True)
@@ -259,6 +259,40 @@ class ServiceSettings:
     oprf_limit: int = setting(
         2000, INTEGER, "device", "Evaluations per hour per device key.", minimum=1
     )
+    # -- victims: cases the person shown opens (hashguard.victims): where their hashes go, the
+    # hotline under-18 cases are referred to, and the limits against floods and PIN guessing.
+    victims_adult_list: str = setting(
+        "victims-ncii", TEXT, "victims",
+        "The list adults' case hashes go to (category ncii-victim; made on first use).",
+    )  # fmt: skip
+    victims_minor_list: str = setting(
+        "victims-csam", TEXT, "victims",
+        "The list under-18s' case hashes go to (category csam-victim; made on first use).",
+    )  # fmt: skip
+    victims_owner: str = setting(
+        "hashguard", TEXT, "victims", "The organisation named as the victim lists' owner."
+    )
+    victims_hotline_url: str = setting(
+        "", URL, "victims",
+        "Where under-18 cases are referred (POST JSON: case, counts, hashes; never an image).",
+        unset="- (referrals kept, not sent)",
+    )  # fmt: skip
+    victims_max_hashes: int = setting(
+        100, INTEGER, "victims", "Most hashes in one case.", minimum=1
+    )
+    victims_pin_failures: int = setting(
+        5, INTEGER, "victims", "Wrong PINs in a row before a case is locked.", minimum=1
+    )
+    victims_lockout_minutes: int = setting(
+        15, INTEGER, "victims", "How long a case (or an address) stays locked.", minimum=1
+    )
+    victims_address_failures: int = setting(
+        20, INTEGER, "victims",
+        "Wrong PINs (or unknown cases) from one address before it is locked out.", minimum=1,
+    )  # fmt: skip
+    victims_cases_per_hour: int = setting(
+        30, INTEGER, "victims", "Cases one address may open per hour.", minimum=1
+    )
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 
@@ -301,6 +335,17 @@ class ServiceSettings:
             "ncmec_user": self.ncmec_user,
             "oprf_key": str(self.oprf_key or ""),
             "oprf_limit": self.oprf_limit,
+            "victims": [
+                self.victims_adult_list,
+                self.victims_minor_list,
+                self.victims_owner,
+                self.victims_hotline_url,
+                self.victims_max_hashes,
+                self.victims_pin_failures,
+                self.victims_lockout_minutes,
+                self.victims_address_failures,
+                self.victims_cases_per_hour,
+            ],
         }
 
 

@@ -59,6 +59,10 @@ GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
         "On-device checks: filter releases, and checking files locally.",
         _group("device", "device_app"),
     ),
+    "victims": (
+        "Victims' cases: hash a person's files here, send only hashes; status, withdrawal.",
+        _group("victims", "victims_app"),
+    ),
 }
 
 

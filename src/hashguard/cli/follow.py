@@ -10,6 +10,7 @@ from hashguard.cli.common import DatabaseOption, echo_error, fail
 from hashguard.lists.model import Category, ListPolicy
 
 if TYPE_CHECKING:
+    from hashguard.exchanges.hashguard_feed import Feed
     from hashguard.lists.mirror import ChangeFeed
     from hashguard.store.lists import ListStore
 
@@ -28,6 +29,19 @@ def _create_like(store: "ListStore", name: str, feed: "ChangeFeed", origin: str)
         )  # fmt: skip
     except (KeyError, TypeError, ValueError) as error:
         raise MirrorError(f"{feed.name}: the origin described the list oddly ({error})") from None
+
+
+def _acknowledge(feed: "Feed", version: int) -> int:
+    """Send the origin a receipt for ``version`` (victims' cases count them); ``version``. A
+    refusal (an origin without receipts, a network that dropped) is said on stderr once; the
+    next version's receipt covers this one."""
+    from hashguard.lists.mirror import MirrorError
+
+    try:
+        feed.acknowledge(version)
+    except MirrorError as error:
+        echo_error(f"note: the receipt for version {version} was not taken: {error}")
+    return version
 
 
 def follow(
@@ -66,6 +80,7 @@ def follow(
     try:
         if name not in {h.name for h in store.lists()}:
             _create_like(store, name, feed, origin)
+        acknowledged: int | None = None  # the version the origin was last told of
         while True:
             try:
                 applied, version = catch_up(store, name, feed)
@@ -76,6 +91,8 @@ def follow(
                 echo_error(f"{error}; trying again in {every:g} s")
             else:
                 typer.echo(f"{name}: {applied} change(s) applied, version {version}")
+                if version != acknowledged:
+                    acknowledged = _acknowledge(feed, version)
                 if every is None:
                     return
             time.sleep(every)

@@ -26,6 +26,7 @@ from hashguard.cli.common import (
     who,
 )
 from hashguard.lists.model import (
+    VICTIM_CATEGORIES,
     Category,
     ChangeKind,
     EntryStatus,
@@ -261,7 +262,8 @@ def export(
             elif format is ImportFormat.ncmec:
                 count, left_out = ncmec.write(wanted, stream, str(hash_list.id), hash_list.owner)
             elif format is ImportFormat.stopncii:
-                count, left_out = stopncii.write(wanted, stream)
+                victims = hash_list.category in VICTIM_CATEGORIES
+                count, left_out = stopncii.write(wanted, stream, withdrawn=victims)
             else:
                 count = labelled_csv.write(wanted, stream)
         finally:

@@ -27,15 +27,24 @@ class Feed:
         except httpx.HTTPError as error:
             raise MirrorError(f"{self.client.base_url}: {error}") from None
         if answer.status_code != 200:
-            try:
-                message = answer.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = answer.text[:200]
-            raise MirrorError(f"{self.client.base_url}{path}: {answer.status_code} {message}")
+            raise MirrorError(f"{self.client.base_url}{path}: {answer.status_code} "
+                              f"{_message(answer)}")  # fmt: skip
         try:
             return answer.json()
         except ValueError:
             raise MirrorError(f"{self.client.base_url}{path}: the answer is not JSON") from None
+
+    def acknowledge(self, version: int) -> None:
+        """Tell the origin the list's ``version`` is applied here (a receipt: a victim's case
+        shows how many followers applied a withdrawal). Raises MirrorError if it is refused."""
+        path = f"/v1/lists/{self.name}/acknowledgements"
+        try:
+            answer = self.client.post(path, json={"version": version})
+        except httpx.HTTPError as error:
+            raise MirrorError(f"{self.client.base_url}: {error}") from None
+        if answer.status_code != 200:
+            raise MirrorError(f"{self.client.base_url}{path}: {answer.status_code} "
+                              f"{_message(answer)}")  # fmt: skip
 
     def about(self) -> dict[str, Any]:
         document: dict[str, Any] = self._get(f"/v1/lists/{self.name}")
@@ -49,3 +58,11 @@ class Feed:
             return int(document["version"]), changes
         except (KeyError, TypeError, ValueError) as error:
             raise MirrorError(f"{self.name}: a malformed change in the feed ({error})") from None
+
+
+def _message(answer: httpx.Response) -> str:
+    """The error message of a refused request (or the start of its body)."""
+    try:
+        return str(answer.json()["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return answer.text[:200]

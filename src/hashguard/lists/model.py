@@ -27,8 +27,16 @@ class Category(StrEnum):
 
     KNOWN_CSAM = "known-csam"
     NCII = "ncii"  # victim-submitted non-consensual intimate imagery (StopNCII)
+    # Hashes a person submitted of images of themselves (hashguard.victims): nobody has seen
+    # the images, so every match goes to human review; adults' and under-18s' kept apart.
+    NCII_VICTIM = "ncii-victim"
+    CSAM_VICTIM = "csam-victim"
     FALSE_POSITIVES = "false-positives"  # benign media known to collide: negative lists
     TEST = "test"
+
+
+VICTIM_CATEGORIES: Final = frozenset((Category.NCII_VICTIM, Category.CSAM_VICTIM))
+"""Lists of hashes submitted by the person shown, unverified."""
 
 
 class EntryStatus(StrEnum):

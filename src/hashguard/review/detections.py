@@ -12,7 +12,7 @@ import dataclasses
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, Select, delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
@@ -77,13 +77,36 @@ class Evidence:
                 "value": self.value}  # fmt: skip
 
 
+class Observer(Protocol):
+    """Told of each detection opened or decided, in the transaction that does it (a workflow
+    above review that keeps its own account of outcomes: hashguard.victims' feedback)."""
+
+    def detection_changed(
+        self,
+        connection: Connection,
+        ident: int,
+        service_id: int,
+        evidence: Sequence[Mapping[str, Any]],
+        state: State,
+    ) -> None: ...
+
+
 class Review:
     """Detections of the services in one database."""
 
-    def __init__(self, engine: Engine, lists: ListStore | None = None) -> None:
+    def __init__(
+        self, engine: Engine, lists: ListStore | None = None, observers: Sequence[Observer] = ()
+    ) -> None:
         self.engine = engine
         self.lists = lists or ListStore(engine)
         self.services = ServiceStore(engine)
+        self.observers = list(observers)
+
+    def _changed(self, connection: Connection, row: Mapping[str, Any], state: State) -> None:
+        for observer in self.observers:
+            observer.detection_changed(
+                connection, int(row["id"]), int(row["service_id"]), list(row["evidence"]), state
+            )
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -164,6 +187,7 @@ class Review:
                 key = connection.execute(insert(DetectionRow).values(**values))
                 ident = int(key.inserted_primary_key[0])  # type: ignore[index]
                 row = actions.locked(connection, ident)
+                self._changed(connection, row, State(str(values["state"])))
                 if profile.quarantine and source is Source.MATCH:  # flags never act
                     actions.record(connection, row, ActionKind.QUARANTINE, "hashguard",
                                    "held until a reviewer decides")  # fmt: skip
@@ -180,7 +204,9 @@ class Review:
         return self.get(ident)
 
     def _vetted(self, evidence: Evidence | None) -> bool:
-        """Whether the list is vetted known material (not a test or victim list)."""
+        """Whether the list is vetted known material (not a test or victim list: a victim's
+        hashes are unverified, nobody has seen the images, so their matches always go to a
+        person)."""
         if evidence is None:
             return False
         try:
@@ -323,8 +349,10 @@ class Review:
                 )
                 return self._detection(actions.locked(connection, ident))
             if decision is Decision.FALSE_POSITIVE:
+                self._changed(connection, row, State.FALSE_POSITIVE)  # before it is emptied
                 undone = _undo(connection, row, reviewer, reason, now)
             else:
+                self._changed(connection, row, State.CONFIRMED)
                 connection.execute(
                     update(DetectionRow)
                     .where(DetectionRow.__table__.c.id == ident)
@@ -345,6 +373,7 @@ class Review:
             row = actions.locked(connection, ident)
             if row["state"] == State.FALSE_POSITIVE.value:
                 raise ReviewError(f"detection {ident} is a false positive already")
+            self._changed(connection, row, State.FALSE_POSITIVE)
             undone = _undo(connection, row, actor, reason, datetime.now(UTC))
         self._contest_all(undone, ident, reason)
 

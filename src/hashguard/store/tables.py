@@ -374,3 +374,97 @@ class RiskAssessmentRow(Base):
     next_due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     submitted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     actor: Mapped[str] = mapped_column(String(200))
+
+
+# --- victims (issue 17): cases opened by the person shown, their hashes, partners' feedback ----
+
+
+class ListAcknowledgementRow(Base):
+    """A follower's receipt: the list version it has applied, and when it said so (one row per
+    version a follower reached, so the first time each version was reached stays known)."""
+
+    __tablename__ = "list_acknowledgements"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    list_name: Mapped[str] = mapped_column(String(100), index=True)
+    partner: Mapped[str] = mapped_column(String(200))  # the follower's key: its name, else id
+    version: Mapped[int] = mapped_column(BigInteger)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VictimCaseRow(Base):
+    """A case opened by the person shown: found by the SHA-256 of its number, opened by a PIN
+    of which only a slow hash (scrypt, salted per case) is kept. ``reference`` is the case's
+    source reference in the list (random, unrelated to the number: lists are shared)."""
+
+    __tablename__ = "victim_cases"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    number_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    reference: Mapped[str] = mapped_column(String(64), unique=True)
+    pin_salt: Mapped[str] = mapped_column(String(64))
+    pin_hash: Mapped[str] = mapped_column(String(128))
+    under_18: Mapped[bool] = mapped_column(Boolean)
+    language: Mapped[str] = mapped_column(String(8))
+    list_name: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    failures: Mapped[int] = mapped_column(Integer)  # wrong PINs in a row
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class VictimHashRow(Base):
+    """One hash of a case (its signal's canonical form), and its withdrawal: when, and the
+    list's version after it (what a follower must have applied to have honoured it)."""
+
+    __tablename__ = "victim_hashes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("victim_cases.id"), index=True)
+    signal: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_version: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class VictimFeedbackRow(Base):
+    """A partner's outcome for a match on a victim list, in StopNCII's words (PendingReview,
+    Blocked, NotBlocked): from hashguard's own review (``reference`` detection:N) or posted by
+    a partner that reviews elsewhere (its own reference). The latest outcome per reference."""
+
+    __tablename__ = "victim_feedback"
+    __table_args__ = (
+        UniqueConstraint(
+            "partner", "reference", "list_name", "entry_id", name="uq_victim_feedback"
+        ),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    list_name: Mapped[str] = mapped_column(String(100), index=True)
+    entry_id: Mapped[int] = mapped_column(BigInteger)
+    partner: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(String(500))
+    outcome: Mapped[str] = mapped_column(String(16))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class VictimReferralRow(Base):
+    """An under-18 case referred to the hotline (case number, counts and hashes; never an
+    image): an outbox, delivered with retries like the webhook calls."""
+
+    __tablename__ = "victim_referrals"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("victim_cases.id"), index=True)
+    payload: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)

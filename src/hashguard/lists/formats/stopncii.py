@@ -118,9 +118,10 @@ def _record(path: Path, where: str, record: Any, skipped: Counter[str]) -> Itera
         skipped[f"records of status {status!r} (not activated)"] += 1
 
 
-def write(entries: Iterable[Entry], out: TextIO) -> tuple[int, int]:
+def write(entries: Iterable[Entry], out: TextIO, withdrawn: bool = False) -> tuple[int, int]:
     """``entries`` as StopNCII hash records, JSON Lines: PDQ as ImagePDQ, MD5 as VideoMD5; an
-    entry that is not active as Deleted. Returns (written, left out: other signals)."""
+    entry that is not active as Deleted, or, a deleted entry of a victim list (``withdrawn``:
+    the person shown withdrew it), as Withdrawn. Returns (written, left out: other signals)."""
     types = {signal: name for name, signal in SIGNALS.items()}
     written = left_out = 0
     for entry in entries:
@@ -129,6 +130,8 @@ def write(entries: Iterable[Entry], out: TextIO) -> tuple[int, int]:
             left_out += 1
             continue
         status = "Active" if entry.status is EntryStatus.ACTIVE else "Deleted"
+        if withdrawn and entry.status is EntryStatus.DELETED:
+            status = "Withdrawn"
         record = {"signalType": signal_type, "hashValue": entry.value, "hashStatus": status}
         out.write(json.dumps(record) + "\n")
         written += 1

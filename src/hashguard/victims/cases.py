@@ -1,0 +1,329 @@
+"""Cases opened by the person shown: their hashes go into a victim list, the case's status
+says what became of them, and a withdrawal takes them back everywhere.
+
+* Opening: the hashes are checked (``model.checked``) and added to the adults' or under-18s'
+  list (made on first use, of category ncii-victim or csam-victim) with the provenance
+  "submitted by the person shown, unverified" under a source reference of the case's own
+  (random, unrelated to the case number: lists are shared with followers). The case number
+  (130 random bits) and the PIN are shown once; the case is found by the number's SHA-256 and
+  opened by the PIN's scrypt hash. An under-18 case is referred to the hotline.
+* Status: each hash's state (received, active, withdrawn), partners' outcomes per partner,
+  and for a withdrawal how many of the list's followers have applied it.
+* Withdrawal: the case's source leaves the entries (``Withdrawal`` of its reference): an entry
+  nobody else holds is deleted, a tombstone in the list's change log, so this service stops
+  matching it before the answer (the list store given is the service's), followers within
+  their polling interval, device releases and StopNCII exports after.
+"""
+
+import secrets
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Engine, delete, insert, select, update
+
+from hashguard.lists.model import Category, EntryStatus, Provenance, Source
+from hashguard.lists.records import Submission, Withdrawal
+from hashguard.store import audit
+from hashguard.store.acknowledgements import Acknowledgements, applied
+from hashguard.store.list_errors import ListError, ListExists
+from hashguard.store.lists import ListStore
+from hashguard.store.tables import VictimCaseRow, VictimHashRow, VictimReferralRow, utc
+from hashguard.victims import referrals
+from hashguard.victims.feedback import Feedback
+from hashguard.victims.model import (
+    LANGUAGES,
+    PROVENANCE,
+    CaseNotOpened,
+    HashState,
+    InvalidHash,
+    Locked,
+    Outcome,
+    SubmittedHash,
+    UnknownHash,
+    VictimError,
+    checked,
+    new_case_number,
+    new_pin,
+    normalised,
+    number_digest,
+    one_hash,
+)
+from hashguard.victims.pins import AddressLimit, new_salt, pin_hash, pin_matches
+
+ACTOR: Final = "victims"
+LABEL: Final = "victim-submitted"
+WITHDRAWN_REASON: Final = "withdrawn by the person shown"
+
+
+class ListMisconfigured(VictimError, ListError):
+    """The list named for victims' hashes exists with another category."""
+
+
+@dataclass(frozen=True)
+class CaseSettings:
+    adult_list: str = "victims-ncii"
+    minor_list: str = "victims-csam"
+    owner: str = "hashguard"
+    max_hashes: int = 100
+    pin_failures: int = 5
+    lockout: timedelta = timedelta(minutes=15)
+    address_failures: int = 20
+    cases_per_hour: int = 30
+
+
+@dataclass(frozen=True)
+class Opened:
+    case: str
+    pin: str  # shown once: only its slow hash is kept
+
+
+@dataclass(frozen=True)
+class Withdrawn:
+    """A withdrawn hash: when, and which of the list's followers have applied it."""
+
+    at: datetime
+    version: int
+    followers: int  # those that had acknowledged the list before the withdrawal
+    applied_by: dict[str, datetime] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        return f"withdrawn; applied by {len(self.applied_by)} of {self.followers} partners"
+
+
+@dataclass(frozen=True)
+class HashStatus:
+    hash: SubmittedHash
+    state: HashState
+    withdrawn: Withdrawn | None = None
+
+
+@dataclass(frozen=True)
+class CaseStatus:
+    case: str
+    under_18: bool
+    language: str
+    opened_at: datetime
+    hashes: list[HashStatus]
+    partners: dict[str, dict[Outcome, int]]  # partner -> outcome -> matches
+
+
+class Cases:
+    def __init__(self, engine: Engine, lists: ListStore, settings: CaseSettings) -> None:
+        self.engine = engine
+        self.lists = lists
+        self.settings = settings
+        seconds = settings.lockout.total_seconds()
+        self.guesses = AddressLimit(settings.address_failures, seconds)
+        self.openings = AddressLimit(settings.cases_per_hour, 3600.0)
+        self.receipts = Acknowledgements(engine)
+        self.feedback = Feedback(engine, lists, (settings.adult_list, settings.minor_list))
+
+    # --- opening ----------------------------------------------------------------------------
+
+    def open(
+        self, hashes: Sequence[Mapping[str, Any]], under_18: bool, language: str, address: str = ""
+    ) -> Opened:
+        """A new case of ``hashes``; its number and PIN. Raises InvalidHash or TooManyHashes
+        for what the hashes are refused for, Locked when ``address`` opened too many cases."""
+        if language not in LANGUAGES:
+            raise InvalidHash(f"language {language!r}: expected one of {', '.join(LANGUAGES)}")
+        wait = self.openings.wait(address)
+        if wait:
+            raise Locked(f"too many cases opened from this address; try again in {wait:.0f} s",
+                         wait)  # fmt: skip
+        submitted = checked(hashes, self.settings.max_hashes)
+        list_name = self._victim_list(under_18)
+        number, pin, salt = new_case_number(), new_pin(), new_salt()
+        reference = secrets.token_hex(16)
+        now = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            case_id = int(connection.execute(insert(VictimCaseRow).values(
+                number_digest=number_digest(number), reference=reference, pin_salt=salt,
+                pin_hash=pin_hash(pin, salt), under_18=under_18, language=language,
+                list_name=list_name, created_at=now, failures=0, locked_until=None,
+            )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
+            connection.execute(insert(VictimHashRow), [
+                {"case_id": case_id, "signal": h.signal, "value": h.value, "quality": h.quality,
+                 "withdrawn_at": None, "withdrawn_version": None} for h in submitted])  # fmt: skip
+            if under_18:
+                referrals.enqueue(connection, case_id, number, submitted)
+            audit.append(connection, ACTOR, "victims.case.open", list_name,
+                         {"hashes": len(submitted), "under_18": under_18})  # fmt: skip
+        source = Source(PROVENANCE, "", _reference(reference))
+        provenance = Provenance(PROVENANCE, "", (source,))
+        records = [Submission(h.signal, h.value, frozenset({LABEL}), provenance) for h in submitted]
+        try:
+            self.lists.apply(list_name, records, ACTOR)
+        except Exception:  # nothing half done: the case goes with its list entries
+            self._forget(case_id)
+            raise
+        self.openings.count(address)
+        return Opened(number, pin)
+
+    def _victim_list(self, under_18: bool) -> str:
+        """The list for the case's hashes, made on first use."""
+        name = self.settings.minor_list if under_18 else self.settings.adult_list
+        category = Category.CSAM_VICTIM if under_18 else Category.NCII_VICTIM
+        try:
+            self.lists.create(name, self.settings.owner, category, legal_basis=PROVENANCE,
+                              actor=ACTOR)  # fmt: skip
+        except ListExists:
+            held = self.lists.get(name).category
+            if held is not category:
+                raise ListMisconfigured(
+                    f"list {name} is of category {held}, not {category}: victims' hashes go "
+                    "to a list of their own (settings victims_adult_list, victims_minor_list)"
+                ) from None
+        return name
+
+    def _forget(self, case_id: int) -> None:
+        with self.engine.begin() as connection:
+            for table in (VictimHashRow, VictimReferralRow):
+                connection.execute(delete(table).where(table.case_id == case_id))
+            connection.execute(delete(VictimCaseRow).where(VictimCaseRow.id == case_id))
+
+    # --- opening a case with its PIN --------------------------------------------------------
+
+    def _opened(self, number: str, pin: str, address: str) -> Any:
+        """The case numbered ``number`` if ``pin`` is its PIN. Raises Locked while the case or
+        the address is locked (the lock set by the failure that reaches the limit),
+        CaseNotOpened for a wrong number or PIN (without saying which)."""
+        wait = self.guesses.wait(address)
+        if wait:
+            raise Locked(f"too many wrong case numbers or PINs from this address; try again in "
+                         f"{wait:.0f} s", wait)  # fmt: skip
+        wrong = CaseNotOpened("the case number or the PIN is wrong")
+        digest = number_digest(number) if normalised(number) else ""
+        now = datetime.now(UTC)
+        table = VictimCaseRow.__table__
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                select(table).where(table.c.number_digest == digest).with_for_update()
+            ).one_or_none()
+            if row is None:
+                self.guesses.count(address)
+                raise wrong
+            if row.locked_until is not None and utc(row.locked_until) > now:
+                left = (utc(row.locked_until) - now).total_seconds()
+                raise Locked(_locked_message(left), left)
+            if pin_matches(pin.strip(), row.pin_salt, row.pin_hash):
+                if row.failures:
+                    connection.execute(update(VictimCaseRow).where(table.c.id == row.id)
+                                       .values(failures=0))  # fmt: skip
+                return row
+            self.guesses.count(address)
+            failures = row.failures + 1
+            if failures >= self.settings.pin_failures:
+                until = now + self.settings.lockout
+                connection.execute(update(VictimCaseRow).where(table.c.id == row.id)
+                                   .values(failures=0, locked_until=until))  # fmt: skip
+                lockout = self.settings.lockout.total_seconds()
+                locked = Locked(_locked_message(lockout), lockout)
+            else:
+                connection.execute(update(VictimCaseRow).where(table.c.id == row.id)
+                                   .values(failures=failures))  # fmt: skip
+                locked = None
+        if locked is not None:
+            raise locked
+        raise wrong
+
+    # --- status -----------------------------------------------------------------------------
+
+    def status(self, number: str, pin: str, address: str = "") -> CaseStatus:
+        """The case's status (see ``_opened`` for what it raises)."""
+        return self._status(self._opened(number, pin, address), number)
+
+    def _status(self, case: Any, number: str) -> CaseStatus:
+        table = VictimHashRow.__table__
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(table).where(table.c.case_id == case.id).order_by(table.c.id)
+            ).all()
+        receipts = self.receipts.receipts(case.list_name)
+        shown, entries = [], []
+        for row in rows:
+            submitted = SubmittedHash(row.signal, row.value, row.quality)
+            try:
+                entry = self.lists.entry(case.list_name, row.signal, row.value)
+            except ListError:  # the list was removed by its owner
+                entry = None
+            if entry is not None:
+                entries.append(entry.id)
+            if row.withdrawn_at is not None:
+                at = utc(row.withdrawn_at)
+                done = applied(receipts, int(row.withdrawn_version), at)
+                withdrawn = Withdrawn(at, int(row.withdrawn_version), done.of, done.by)
+                shown.append(HashStatus(submitted, HashState.WITHDRAWN, withdrawn))
+            elif entry is not None and entry.status is EntryStatus.ACTIVE:
+                shown.append(HashStatus(submitted, HashState.ACTIVE))
+            else:
+                shown.append(HashStatus(submitted, HashState.RECEIVED))
+        counts = self.feedback.counts(case.list_name, entries)
+        partners = {partner: {o: counted[o] for o in Outcome}
+                    for partner, counted in sorted(counts.items())}  # fmt: skip
+        return CaseStatus(_shown_number(number), bool(case.under_18), case.language,
+                          utc(case.created_at), shown, partners)  # fmt: skip
+
+    # --- withdrawal -------------------------------------------------------------------------
+
+    def withdraw(
+        self,
+        number: str,
+        pin: str,
+        hashes: Sequence[Mapping[str, Any]] | None = None,
+        address: str = "",
+    ) -> CaseStatus:
+        """Withdraw the case's hashes (those given, else all): the case's source leaves their
+        entries, and an entry no one else holds is deleted (a tombstone followers apply). A
+        hash withdrawn already stays so. Raises UnknownHash for a hash the case does not hold,
+        InvalidHash for one that does not parse, and what ``_opened`` raises."""
+        case = self._opened(number, pin, address)
+        table = VictimHashRow.__table__
+        with self.engine.connect() as connection:
+            rows = connection.execute(select(table).where(table.c.case_id == case.id)).all()
+        held = {(r.signal, r.value): r for r in rows}
+        if hashes is None:
+            chosen = set(held)
+        else:
+            chosen = set()
+            for index, item in enumerate(hashes):
+                given = one_hash({**item, "quality": 100}, f"hashes.{index}")
+                if (given.signal, given.value) not in held:
+                    raise UnknownHash(f"hashes.{index}: this case holds no {given.signal} hash "
+                                      f"{given.value[:80]}")  # fmt: skip
+                chosen.add((given.signal, given.value))
+        due = [key for key in chosen if held[key].withdrawn_at is None]
+        if not due:
+            return self._status(case, number)
+        remaining = {key for key, r in held.items() if r.withdrawn_at is None} - set(due)
+        keep = frozenset(remaining) if remaining else None
+        withdrawal = Withdrawal(_reference(case.reference), keep, WITHDRAWN_REASON)
+        summary = self.lists.apply(case.list_name, [withdrawal], ACTOR)
+        now = datetime.now(UTC)
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(VictimHashRow)
+                .where(table.c.id.in_([held[key].id for key in due]))
+                .values(withdrawn_at=now, withdrawn_version=summary.version)
+            )
+            audit.append(connection, ACTOR, "victims.case.withdraw", case.list_name,
+                         {"hashes": len(due), "version": summary.version})  # fmt: skip
+        return self._status(case, number)
+
+
+def _reference(reference: str) -> str:
+    return f"victim-case:{reference}"
+
+
+def _shown_number(number: str) -> str:
+    text = normalised(number)
+    return "HG-" + "-".join(text[i : i + n] for i, n in ((0, 5), (5, 5), (10, 5), (15, 5),
+                                                          (20, 6)))  # fmt: skip
+
+
+def _locked_message(seconds: float) -> str:
+    minutes = max(1, round(seconds / 60))
+    return (f"this case is locked after too many wrong PINs; try again in about {minutes} "
+            "minute(s)")  # fmt: skip
