@@ -28,7 +28,7 @@ from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
 from hashguard.device import oprf
-from hashguard.web import desk
+from hashguard.web import desk, victims_pages
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
 
@@ -80,6 +80,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)
     app.include_router(desk.router)
+    app.include_router(victims_pages.router)
 
     def limit_for(method: str, path: str) -> int:
         if path.startswith("/v1/lists/") and path.endswith("/import"):

@@ -139,7 +139,9 @@ NETWORKS = Kind(
     lambda t: tuple(_network(n) for n in _words(t)),
     lambda v: tuple(_network(n) for n in _text_list(v)),
 )
-SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device")
+SECTIONS = (
+    "server", "database", "limits", "fetch", "releases", "reports", "device", "victims",
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -258,6 +260,10 @@ class ServiceSettings:
     )
     oprf_limit: int = setting(
         2000, INTEGER, "device", "Evaluations per hour per device key.", minimum=1
+    )
+    # -- victims: the victims' pages (/victims); their quick exit goes to a neutral site
+    victims_exit_url: str = setting(
+        "https://www.google.com/", URL, "victims", "Where the victims' pages' quick exit goes."
     )
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
