@@ -139,9 +139,7 @@ NETWORKS = Kind(
     lambda t: tuple(_network(n) for n in _words(t)),
     lambda v: tuple(_network(n) for n in _text_list(v)),
 )
-SECTIONS = (
-    "server", "database", "limits", "fetch", "releases", "reports", "device", "victims",
-)  # fmt: skip
+SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims")
 
 
 @dataclass(frozen=True)

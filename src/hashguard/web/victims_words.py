@@ -47,8 +47,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "write_down": "Please write these down now and keep them somewhere safe. This is the "
         "only time the PIN is shown, and nobody can find it again, not even us. With the case "
         "number and PIN you can follow your case or withdraw it at any time.",
-        "copy": "Copy",
-        "print": "Print",
+        "copy_label": "Copy",
+        "print_label": "Print",
         "what_next": "Platforms that work with us now look for copies. A person at the "
         "platform checks every copy found before anything is done.",
         "follow_title": "Follow your case",
@@ -110,6 +110,11 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_state_active": "Active: platforms are looking for copies",
         "js_state_withdrawn": "Withdrawn: platforms stop looking for it",
         "js_applied": "Withdrawal applied by {applied} of {partners} platforms",
+        "js_applied_here": "Withdrawn here at once; no other platform follows this list yet.",
+        "js_frames": "a video of {frames} seconds",
+        "js_summary_active": "{count} active",
+        "js_summary_received": "{count} received",
+        "js_summary_withdrawn": "{count} withdrawn",
         "js_signal_pdq": "Picture (finds similar copies)",
         "js_signal_vpdq": "Video (finds similar copies)",
         "js_signal_md5": "File (finds exact copies)",
@@ -117,6 +122,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_signal_other": "Fingerprint",
         "js_confirm_all": "Withdraw the whole case? Platforms will stop looking for all "
         "{count} fingerprints. This cannot be undone.",
+        "js_confirm_one": "Withdraw this fingerprint? Platforms will stop looking for it. "
+        "This cannot be undone.",
         "js_confirm_some": "Withdraw {count} fingerprints? Platforms will stop looking for "
         "them. This cannot be undone.",
         "js_choose_some": "Please choose at least one fingerprint to withdraw.",
@@ -164,8 +171,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "write_down": "Schrijf deze nu op en bewaar ze op een veilige plek. Alleen nu wordt de "
         "pincode getoond, en niemand kan hem terugvinden, ook wij niet. Met het zaaknummer en "
         "de pincode kun je je zaak volgen of altijd weer intrekken.",
-        "copy": "Kopiëren",
-        "print": "Afdrukken",
+        "copy_label": "Kopiëren",
+        "print_label": "Afdrukken",
         "what_next": "Platforms die met ons samenwerken zoeken nu naar kopieën. Een mens bij "
         "het platform bekijkt elke gevonden kopie voordat er iets gebeurt.",
         "follow_title": "Je zaak volgen",
@@ -230,6 +237,11 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_state_active": "Actief: platforms zoeken naar kopieën",
         "js_state_withdrawn": "Ingetrokken: platforms zoeken er niet meer naar",
         "js_applied": "Intrekking verwerkt door {applied} van {partners} platforms",
+        "js_applied_here": "Hier meteen ingetrokken; nog geen ander platform volgt deze lijst.",
+        "js_frames": "een video van {frames} seconden",
+        "js_summary_active": "{count} actief",
+        "js_summary_received": "{count} ontvangen",
+        "js_summary_withdrawn": "{count} ingetrokken",
         "js_signal_pdq": "Foto (vindt gelijkende kopieën)",
         "js_signal_vpdq": "Video (vindt gelijkende kopieën)",
         "js_signal_md5": "Bestand (vindt exacte kopieën)",
@@ -237,6 +249,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_signal_other": "Vingerafdruk",
         "js_confirm_all": "De hele zaak intrekken? Platforms zoeken dan niet meer naar alle "
         "{count} vingerafdrukken. Dit kan niet ongedaan worden gemaakt.",
+        "js_confirm_one": "Deze vingerafdruk intrekken? Platforms zoeken er dan niet meer naar. "
+        "Dit kan niet ongedaan worden gemaakt.",
         "js_confirm_some": "{count} vingerafdrukken intrekken? Platforms zoeken er dan niet "
         "meer naar. Dit kan niet ongedaan worden gemaakt.",
         "js_choose_some": "Kies minstens één vingerafdruk om in te trekken.",

@@ -391,7 +391,19 @@ function followPage() {
     return WORDS[`signal_${signal}`] || say("signal_other");
   }
 
-  function short(value) {
+  // A value as the person can tell it apart: a video by its length (its vPDQ frames are
+  // sampled once a second), a hash by its first and last digits.
+  function short(hash) {
+    if (hash.signal === "vpdq") {
+      let frames = hash.value.split("\n").length;
+      try {
+        frames = JSON.parse(hash.value).length;
+      } catch {
+        // the frame-line text form
+      }
+      return say("frames", { frames });
+    }
+    const { value } = hash;
     return value.length > 16 ? `${value.slice(0, 8)}…${value.slice(-4)}` : value;
   }
 
@@ -408,13 +420,18 @@ function followPage() {
   function applied(withdrawal) {
     if (!withdrawal) return null;
     const times = (withdrawal.partners || []).map(({ partner, at }) => `${partner}: ${when(at)}`);
-    const line = say("applied", { applied: withdrawal.applied_by ?? 0, partners: withdrawal.of ?? 0 });
+    if (!withdrawal.of) return element("span", { class: "applied", text: say("applied_here") });
+    const line = say("applied", { applied: withdrawal.applied_by ?? 0, partners: withdrawal.of });
     return element("span", { class: "applied", text: times.length ? `${line} (${times.join("; ")})` : line });
   }
 
   function render(answer) {
     hashes = answer.hashes || [];
     $("status-case").textContent = answer.case || opened.case;
+    const counts = ["active", "received", "withdrawn"]
+      .map((state) => [state, hashes.filter((hash) => hash.state === state).length])
+      .filter(([, count]) => count > 0);
+    $("summary").textContent = counts.map(([state, count]) => say(`summary_${state}`, { count })).join(", ");
     const states = $("hash-states");
     states.replaceChildren(
       ...hashes.map((hash) =>
@@ -423,7 +440,7 @@ function followPage() {
           { class: `state-${hash.state}` },
           element("span", { class: "signal", text: signalWords(hash.signal) }),
           " ",
-          element("code", { text: short(hash.value) }),
+          element("code", { text: short(hash) }),
           element("span", { class: "state", text: stateWords(hash.state) }),
           applied(hash.withdrawal),
         ),
@@ -451,7 +468,7 @@ function followPage() {
           "li",
           { class: "choice" },
           element("input", { type: "checkbox", id: `withdraw-${index}`, value: String(hashes.indexOf(hash)) }),
-          element("label", { for: `withdraw-${index}` }, `${signalWords(hash.signal)} `, element("code", { text: short(hash.value) })),
+          element("label", { for: `withdraw-${index}` }, `${signalWords(hash.signal)} `, element("code", { text: short(hash) })),
         ),
       ),
     );
@@ -498,7 +515,7 @@ function followPage() {
       const ticked = [...document.querySelectorAll("#withdraw-hashes input:checked")];
       if (ticked.length === 0) return show("withdraw-error", say("choose_some")).focus();
       chosen = ticked.map((box) => hashes[Number(box.value)]);
-      $("confirm-text").textContent = say("confirm_some", { count: chosen.length });
+      $("confirm-text").textContent = say(chosen.length === 1 ? "confirm_one" : "confirm_some", { count: chosen.length });
     } else {
       chosen = null;
       const count = hashes.filter((hash) => hash.state !== "withdrawn").length;
