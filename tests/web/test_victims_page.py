@@ -344,6 +344,7 @@ def test_a_case_is_followed_and_withdrawn_in_part_with_a_confirmation(
     page.click("#withdraw")
     page.wait_for_selector("#confirm[open]")
     assert "Deze vingerafdruk intrekken?" in page.inner_text("#confirm")
+    assert page.evaluate("document.querySelectorAll('dialog:modal').length") == 0  # exit in reach
     assert serious(page) == []
     page.keyboard.press("Enter")  # the focus is on "No": nothing happens
     assert page.locator("#confirm[open]").count() == 0
@@ -360,3 +361,12 @@ def test_a_case_is_followed_and_withdrawn_in_part_with_a_confirmation(
     page.click("#show")
     page.wait_for_selector("#follow-error:not([hidden])")
     assert "horen niet bij een zaak" in page.inner_text("#follow-error")
+    assert page.locator("#status").is_hidden()
+    for _ in range(20):  # wrong PINs until the case is locked, as the API says
+        with page.expect_response(lambda r: "/v1/victims/cases/" in r.url) as answered:
+            page.click("#show")
+        if answered.value.status == 429:
+            break
+    assert answered.value.status == 429
+    minutes = -(-int(answered.value.headers["retry-after"]) // 60)
+    assert f"{minutes} minuten op slot" in page.inner_text("#follow-error")

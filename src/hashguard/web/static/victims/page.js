@@ -448,15 +448,18 @@ function followPage() {
     );
     const rows = partnersOf(answer);
     $("no-partners").hidden = rows.length > 0;
-    $("partners").hidden = rows.length === 0;
-    $("partners").tBodies[0].replaceChildren(
+    $("partners").replaceChildren(
       ...rows.map((row) =>
         element(
-          "tr",
+          "li",
           {},
-          element("th", { scope: "row", text: row.name }),
-          ...["matches", "pending_review", "blocked", "not_blocked"].map((count) =>
-            element("td", { text: String(row[count] ?? 0) }),
+          element("strong", { text: row.name }),
+          element(
+            "dl",
+            {},
+            ...["matches", "pending_review", "blocked", "not_blocked"].map((count) =>
+              element("div", {}, element("dt", { text: say(count) }), element("dd", { text: String(row[count] ?? 0) })),
+            ),
           ),
         ),
       ),
@@ -521,14 +524,29 @@ function followPage() {
       const count = hashes.filter((hash) => hash.state !== "withdrawn").length;
       $("confirm-text").textContent = say("confirm_all", { count });
     }
-    $("confirm").showModal();
+    // Not modal: the quick exit above stays within reach while the person decides.
+    $("withdraw").disabled = true;
+    $("confirm").show();
     $("confirm-no").focus();
   });
 
-  $("confirm-no").addEventListener("click", () => $("confirm").close()); // focus returns to Withdraw
+  function closeConfirmation() {
+    $("confirm").close();
+    $("withdraw").disabled = false;
+  }
+
+  $("confirm-no").addEventListener("click", () => {
+    closeConfirmation();
+    $("withdraw").focus();
+  });
+  $("confirm").addEventListener("keydown", (event) => {
+    if (event.key !== "Escape") return;
+    closeConfirmation();
+    $("withdraw").focus();
+  });
 
   $("confirm-yes").addEventListener("click", async () => {
-    $("confirm").close();
+    closeConfirmation();
     const request = {
       method: "POST",
       headers: { "Content-Type": "application/json", "X-Case-Pin": opened.pin },
