@@ -1,6 +1,7 @@
 """``hashguard demo --serve`` as a user runs it (a real process in a scratch directory): it
-prints the desk's address and a reviewer key that signs in, and the desk's queue holds the
-demo service's detections, whose items the demo itself serves (one deleted from its store)."""
+prints the desk's address and a reviewer key that signs in (and the victims' page's address),
+and the desk's queue holds the demo service's detections, whose items the demo itself serves
+(one deleted from its store)."""
 
 import re
 import subprocess
@@ -30,6 +31,9 @@ def test_the_served_demo_fills_the_desks_queue_and_prints_how_to_sign_in(tmp_pat
         key = re.search(r"Sign in with the reviewer key: (hg_\S+)", output)
         assert desk and key, output
         assert desk[1] == f"http://127.0.0.1:{port}/desk"
+        victims = re.search(r"The victims' page: (http://\S+/victims) ", output)
+        assert victims and victims[1] == f"http://127.0.0.1:{port}/victims", output
+        assert httpx.get(victims[1]).status_code == 200
         with httpx.Client(base_url=desk[1].removesuffix("/desk")) as browser:
             signed_in = browser.post("/desk/login", data={"key": key[1]})
             assert signed_in.status_code == 303, signed_in.text

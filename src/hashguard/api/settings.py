@@ -293,6 +293,10 @@ class ServiceSettings:
     victims_cases_per_hour: int = setting(
         30, INTEGER, "victims", "Cases one address may open per hour.", minimum=1
     )
+    # -- victims: the victims' pages (/victims); their quick exit goes to a neutral site
+    victims_exit_url: str = setting(
+        "https://www.google.com/", URL, "victims", "Where the victims' pages' quick exit goes."
+    )
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 

@@ -276,6 +276,7 @@ def explain_service(
         f"'{DEMO_SERVICE}' wait in its queue)\n"
         f"  Sign in with the reviewer key: [bold]{tokens['reviewer']}[/bold]\n"
         "  (an admin key works too; the items are benign generated images, served by this demo)\n"
+        f"\n[bold]The victims' page[/bold]: {base}/victims  (?lang=nl in Dutch)\n"
         "\nStop it with Ctrl+C.\n",
         soft_wrap=True,  # commands stay on one line, to copy
     )

@@ -1,0 +1,87 @@
+"""The victims' pages: ``/victims`` (make fingerprints of one's own pictures and videos in the
+browser, open a case) and ``/victims/follow`` (a case's status, withdrawal), in English and
+Dutch (``?lang=nl``, else the browser's languages).
+
+The pages only render: the hashing runs in the browser (``static/victims/``), and the script
+speaks to the cases' API (``/v1/victims/cases``). Their headers allow nothing but this origin
+(and ``blob:`` for the thumbnails of the person's own files), send no referrer, set no cookie;
+every page has a quick exit to a neutral site (``victims_exit_url``).
+"""
+
+import json
+from typing import Annotated, Final
+
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from hashguard.api.matching import service_of
+from hashguard.web.pages import HERE
+from hashguard.web.victims_words import LANGUAGES, WORDS, script_words
+
+HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
+    "media-src 'self' blob:; worker-src 'self'; object-src 'none'; base-uri 'none'; "
+    "form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Vary": "Accept-Language",
+}
+
+_PAGES: Final = Environment(
+    loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def language_of(asked: str, accept_language: str) -> str:
+    """The page's language: ``asked`` (``?lang=``) if we have it, else the first of the
+    browser's languages we have (by their ``q``), else English."""
+    if asked in LANGUAGES:
+        return asked
+    ranked = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, parameters = part.strip().partition(";")
+        weight = 1.0
+        if parameters.strip().startswith("q="):
+            try:
+                weight = float(parameters.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        ranked.append((-weight, position, tag.strip().lower().split("-")[0]))
+    for weight, _, language in sorted(ranked):
+        if weight < 0 and language in LANGUAGES:
+            return language
+    return "en"
+
+
+def _page(request: Request, name: str, asked: str, **values: object) -> HTMLResponse:
+    language = language_of(asked, request.headers.get("accept-language", ""))
+    other = "nl" if language == "en" else "en"
+    rendered = _PAGES.get_template(name).render(
+        language=language,
+        w=WORDS[language],
+        other=other,
+        here=request.url.path,
+        exit_url=service_of(request).settings.victims_exit_url,
+        script_words=json.dumps(script_words(language), ensure_ascii=False),
+        **values,
+    )
+    return HTMLResponse(rendered, headers={**HEADERS, "Content-Language": language})
+
+
+Language = Annotated[str, Query(alias="lang", max_length=8)]
+
+
+@router.get("/victims")
+async def start(request: Request, lang: Language = "") -> HTMLResponse:
+    """Make fingerprints of one's own pictures and videos here, and open a case."""
+    return _page(request, "victims/start.html", lang)
+
+
+@router.get("/victims/follow")
+async def follow(request: Request, lang: Language = "") -> HTMLResponse:
+    """A case's status (case number and PIN), and withdrawing all or part of it."""
+    return _page(request, "victims/follow.html", lang)
