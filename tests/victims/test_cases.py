@@ -7,6 +7,7 @@ and whole, a hash another case holds stays), receipts, partners' outcomes, hotli
 import io
 import json
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, select
@@ -35,6 +36,7 @@ from hashguard.victims.model import (
 )
 
 from support.loopback import Loopback
+from support.media import jpeg
 
 PDQ = "f0" * 32  # 128 bits set: plausible
 PDQ_2 = "0f" * 32
@@ -259,3 +261,34 @@ def test_stopncii_exports_of_a_victim_list_say_withdrawn(cases: Cases) -> None:
         r["hashValue"]: r["hashStatus"] for r in map(json.loads, out.getvalue().splitlines())
     }
     assert records == {PDQ: "Withdrawn", MD5: "Active"}
+
+
+def test_the_next_device_filter_leaves_a_withdrawn_picture_out(
+    cases: Cases, tmp_path: Path
+) -> None:
+    from hashguard.device.build import build
+    from hashguard.device.checker import DeviceChecker
+    from hashguard.device.verify import open_release
+    from hashguard.signals.digests import Sha256Signal
+    from hashguard.transparency import keys
+    from hashguard.transparency.log import TransparencyLog
+
+    picture = jpeg(12)  # benign, generated
+    digest = {"signal": "sha256", "value": Sha256Signal().hash(picture).hex()}
+    opened = cases.open([digest], under_18=False, language="en")
+    keys.generate(tmp_path / "signer.key")
+    keys.generate(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", keys.load(tmp_path / "log.key"))
+
+    def released(out: str) -> bool:
+        """Whether a device with a filter built now blocks the picture."""
+        build(
+            [cases.lists.entries("victims-ncii", [EntryStatus.ACTIVE])], "offline",
+            keys.load(tmp_path / "signer.key"), log, keys.load(tmp_path / "log.key"),
+            tmp_path / out,
+        )  # fmt: skip
+        return DeviceChecker(open_release(tmp_path / out, log)).check(picture).blocked
+
+    assert released("r1")
+    cases.withdraw(opened.case, opened.pin)
+    assert not released("r2")
