@@ -62,3 +62,25 @@ def test_serve_warns_at_start_without_a_public_url(tmp_path: Path) -> None:
 def test_serve_says_nothing_with_a_public_url(tmp_path: Path) -> None:
     lines = started(tmp_path, "--public-url", "https://hashguard.example.org")
     assert not any(WARNING in line for line in lines)
+
+
+def test_the_access_log_never_holds_a_case_number(tmp_path: Path) -> None:
+    from support.database import scratch_database
+    from support.server import running
+
+    with scratch_database("sqlite", tmp_path) as url, running(url) as server:
+        number = "HG-ABCDE-FGHJK-MNPQR-STVWX-YZ0123"  # no such case: refused, and logged
+        answer = server.get(f"/v1/victims/cases/{number}", headers={"X-Case-Pin": "12345678"})
+        assert answer.status_code in (403, 404, 429), answer.text
+        assert server.wait_for_log("/v1/victims/cases/…"), "\n".join(server.log)
+        assert not any("ABCDE" in line for line in server.log)
+
+
+def test_a_proxy_on_this_machine_says_who_the_client_is(tmp_path: Path) -> None:
+    from support.database import scratch_database
+    from support.server import running
+
+    with scratch_database("sqlite", tmp_path) as url, running(url) as server:
+        server.get("/status/live", headers={"X-Forwarded-For": "198.51.100.7"})
+        # The test's client is on 127.0.0.1, like a reverse proxy on the same machine.
+        assert server.wait_for_log("198.51.100.7"), "\n".join(server.log)

@@ -24,6 +24,7 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     """Serve until interrupted; exit status 2 if the database cannot be opened."""
     import uvicorn
 
+    from hashguard.api.access_log import CaseNumbersHidden
     from hashguard.api.diagnosis import unreachable_links
     from hashguard.app import create_app, served
     from hashguard.device.oprf import OprfError
@@ -42,9 +43,14 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     except OprfError as error:
         engine.dispose()
         fail(str(error), ExitCode.ERROR)
+    logging.getLogger("uvicorn.access").addFilter(CaseNumbersHidden())
     try:
-        # No proxy-header rewriting: the service never uses client addresses.
+        # A reverse proxy on this machine says who the client is and whether it came over https
+        # (X-Forwarded-For, X-Forwarded-Proto): the victims' routes limit wrong PINs per client,
+        # and the desk's cookie is Secure over https. Those headers are believed from 127.0.0.1
+        # only, so nobody else can claim another address.
         uvicorn.run(served(app), host=host, port=port, access_log=access_log, log_level="info",
-                    server_header=False, proxy_headers=False)  # fmt: skip
+                    server_header=False, proxy_headers=True,
+                    forwarded_allow_ips="127.0.0.1")  # fmt: skip
     finally:
         engine.dispose()
