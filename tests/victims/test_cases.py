@@ -20,6 +20,7 @@ from hashguard.review.detections import Evidence, Review
 from hashguard.review.model import Decision, State
 from hashguard.review.services import ServiceStore
 from hashguard.store.acknowledgements import Acknowledgements
+from hashguard.store.list_errors import Unchanged
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import VictimCaseRow
 from hashguard.victims import referrals
@@ -292,3 +293,16 @@ def test_the_next_device_filter_leaves_a_withdrawn_picture_out(
     assert released("r1")
     cases.withdraw(opened.case, opened.pin)
     assert not released("r2")
+
+
+def test_a_withdrawal_holds_for_a_contested_hash_and_it_cannot_be_reinstated(
+    cases: Cases,
+) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    cases.lists.change("victims-ncii", ChangeKind.CONTEST, "md5", MD5, "a false positive")
+    cases.withdraw(opened.case, opened.pin)
+    assert cases.lists.entry("victims-ncii", "md5", MD5).status is EntryStatus.DELETED
+    with pytest.raises(Unchanged, match="every source that submitted it withdrew it"):
+        cases.lists.change("victims-ncii", ChangeKind.REINSTATE, "md5", MD5, "reviewed again")
+    matcher = Matcher(cases.lists, ["victims-ncii"])
+    assert not matcher.match_all([parse("md5", MD5)])[0]
