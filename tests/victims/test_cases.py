@@ -6,6 +6,8 @@ and whole, a hash another case holds stays), receipts, partners' outcomes, hotli
 
 import io
 import json
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -23,6 +25,7 @@ from hashguard.store.acknowledgements import Acknowledgements
 from hashguard.store.list_errors import Unchanged
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import VictimCaseRow
+from hashguard.victims import cases as cases_module
 from hashguard.victims import referrals
 from hashguard.victims.cases import Cases, CaseSettings, ListMisconfigured
 from hashguard.victims.feedback import ReviewFeedback
@@ -306,3 +309,81 @@ def test_a_withdrawal_holds_for_a_contested_hash_and_it_cannot_be_reinstated(
         cases.lists.change("victims-ncii", ChangeKind.REINSTATE, "md5", MD5, "reviewed again")
     matcher = Matcher(cases.lists, ["victims-ncii"])
     assert not matcher.match_all([parse("md5", MD5)])[0]
+
+
+def _in_parallel(attempts: int, attempt: Callable[[int], None]) -> list[str]:
+    """Run ``attempt(i)`` in ``attempts`` threads started together; what each raised."""
+    start = threading.Barrier(attempts)
+    outcomes: list[str] = [""] * attempts
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            attempt(index)
+        except (CaseNotOpened, Locked) as error:
+            outcomes[index] = type(error).__name__
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _counting_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every PIN check Cases runs (of a case's PIN, or the dummy of an unknown case)."""
+    checked: list[str] = []
+    real, dummy = cases_module.pin_matches, cases_module.no_case
+
+    def pin_matches(pin: str, salt: str, stored: str) -> bool:
+        checked.append(pin)
+        return real(pin, salt, stored)
+
+    def no_case(pin: str) -> bool:
+        checked.append(pin)
+        return dummy(pin)
+
+    monkeypatch.setattr(cases_module, "pin_matches", pin_matches)
+    monkeypatch.setattr(cases_module, "no_case", no_case)
+    return checked
+
+
+def test_parallel_wrong_pins_get_no_more_checks_than_the_case_allows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CaseSettings(pin_failures=5, address_failures=1000)
+    cases = Cases(engine, ListStore(engine), settings)
+    opened = cases.open(HASHES, under_18=False, language="en")
+    checked = _counting_checks(monkeypatch)
+    outcomes = _in_parallel(40, lambda i: cases.status(opened.case, "00000000", f"192.0.2.{i}"))
+    assert len(checked) <= 5
+    assert outcomes.count("Locked") >= 35 and set(outcomes) == {"CaseNotOpened", "Locked"}
+    with pytest.raises(Locked):
+        cases.status(opened.case, opened.pin, "198.51.100.1")
+
+
+def test_parallel_guesses_get_no_more_checks_than_the_address_allows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CaseSettings(pin_failures=5, address_failures=6)
+    cases = Cases(engine, ListStore(engine), settings)
+    opened = cases.open(HASHES, under_18=False, language="en")
+    checked = _counting_checks(monkeypatch)
+    unknown = "HG-00000-00000-00000-00000-000000"
+    outcomes = _in_parallel(40, lambda i: cases.status(unknown, "1", "192.0.2.1"))
+    assert len(checked) == 6 and outcomes.count("Locked") == 34
+    with pytest.raises(Locked, match="from this address"):
+        cases.status(opened.case, opened.pin, "192.0.2.1")
+    assert cases.status(opened.case, opened.pin, "192.0.2.2").case == opened.case
+
+
+def test_an_unknown_case_takes_a_pin_check_as_a_wrong_pin_does(
+    cases: Cases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    checked = _counting_checks(monkeypatch)
+    for number in ("HG-00000-00000-00000-00000-000000", "not a number", opened.case):
+        with pytest.raises(CaseNotOpened, match="the case number or the PIN is wrong"):
+            cases.status(number, "12345678", "192.0.2.7")
+    assert checked == ["12345678"] * 3
