@@ -83,8 +83,13 @@ def test_the_hashes_go_to_a_victim_list_made_on_first_use_unverified(cases: Case
     entry = cases.lists.entry("victims-ncii", "pdq", PDQ)
     assert entry.provenance.submitted_by == "submitted by the person shown, unverified"
     assert "victim-submitted" in entry.labels
-    # The source reference is the case's own, not its number.
-    assert all(s.reference.startswith("victim-case:") for s in entry.provenance.sources)
+    # Each hash has a source reference of its own: neither the case number nor shared by the
+    # case's other hashes, so followers cannot tell which hashes belong to one case.
+    other = cases.lists.entry("victims-ncii", "md5", MD5)
+    [source], [other_source] = entry.provenance.sources, other.provenance.sources
+    assert (
+        source.reference.startswith("victim-case:") and other_source.reference != source.reference
+    )
 
 
 @pytest.mark.parametrize(

@@ -3,18 +3,21 @@ says what became of them, and a withdrawal takes them back everywhere.
 
 * Opening: the hashes are checked (``model.checked``) and added to the adults' or under-18s'
   list (made on first use, of category ncii-victim or csam-victim) with the provenance
-  "submitted by the person shown, unverified" under a source reference of the case's own
-  (random, unrelated to the case number: lists are shared with followers). The case number
+  "submitted by the person shown, unverified", each hash under a source reference of its own
+  (a keyed hash of it under the case's random secret: unrelated to the case number and to
+  the case's other hashes, as lists are shared with followers). The case number
   (130 random bits) and the PIN are shown once; the case is found by the number's SHA-256 and
   opened by the PIN's scrypt hash. An under-18 case is referred to the hotline.
 * Status: each hash's state (received, active, withdrawn), partners' outcomes per partner,
   and for a withdrawal how many of the list's followers have applied it.
-* Withdrawal: the case's source leaves the entries (``Withdrawal`` of its reference): an entry
+* Withdrawal: each hash's source leaves its entry (``Withdrawal`` of its reference): an entry
   nobody else holds is deleted, a tombstone in the list's change log, so this service stops
   matching it before the answer (the list store given is the service's), followers within
   their polling interval, device releases and StopNCII exports after.
 """
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -159,9 +162,10 @@ class Cases:
                 referrals.enqueue(connection, case_id, number, submitted)
             audit.append(connection, ACTOR, "victims.case.open", list_name,
                          {"hashes": len(submitted), "under_18": under_18})  # fmt: skip
-        source = Source(PROVENANCE, "", _reference(reference))
-        provenance = Provenance(PROVENANCE, "", (source,))
-        records = [Submission(h.signal, h.value, frozenset({LABEL}), provenance) for h in submitted]
+        records = [
+            Submission(h.signal, h.value, frozenset({LABEL}), _provenance(reference, h))
+            for h in submitted
+        ]
         try:
             self.lists.apply(list_name, records, ACTOR)
         except Exception:  # nothing half done: the case goes with its list entries
@@ -318,10 +322,10 @@ class Cases:
         due = [key for key in chosen if held[key].withdrawn_at is None]
         if not due:
             return self._status(case, number)
-        remaining = {key for key, r in held.items() if r.withdrawn_at is None} - set(due)
-        keep = frozenset(remaining) if remaining else None
-        withdrawal = Withdrawal(_reference(case.reference), keep, WITHDRAWN_REASON)
-        summary = self.lists.apply(case.list_name, [withdrawal], ACTOR)
+        withdrawals = [
+            Withdrawal(_reference(case.reference, *key), None, WITHDRAWN_REASON) for key in due
+        ]
+        summary = self.lists.apply(case.list_name, withdrawals, ACTOR)
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
             connection.execute(
@@ -334,8 +338,18 @@ class Cases:
         return self._status(case, number)
 
 
-def _reference(reference: str) -> str:
-    return f"victim-case:{reference}"
+def _reference(secret: str, signal: str, value: str) -> str:
+    """The source reference of one hash of a case: a keyed hash (HMAC-SHA256) of the hash
+    under the case's random secret, as unguessable as a random one and unrelated from hash to
+    hash, so those who see the list (followers, exports) cannot tell which hashes share a
+    case; the case finds it again from its secret."""
+    mac = hmac.new(bytes.fromhex(secret), f"{signal}:{value}".encode(), hashlib.sha256)
+    return f"victim-case:{mac.hexdigest()[:32]}"
+
+
+def _provenance(secret: str, submitted: SubmittedHash) -> Provenance:
+    source = Source(PROVENANCE, "", _reference(secret, submitted.signal, submitted.value))
+    return Provenance(PROVENANCE, "", (source,))
 
 
 def _shown_number(number: str) -> str:
