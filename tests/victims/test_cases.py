@@ -24,7 +24,7 @@ from hashguard.review.services import ServiceStore
 from hashguard.store.acknowledgements import Acknowledgements
 from hashguard.store.list_errors import Unchanged
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import VictimCaseRow
+from hashguard.store.tables import Base, VictimCaseRow
 from hashguard.victims import cases as cases_module
 from hashguard.victims import referrals
 from hashguard.victims.cases import Cases, CaseSettings, ListMisconfigured
@@ -253,9 +253,10 @@ def test_an_under_18_case_is_referred_to_the_hotline_without_any_image(cases: Ca
         hotline.close()
     body = json.loads(sent)
     assert path == "/referrals" and headers["Idempotency-Key"]
-    assert body["case"] == opened.case and body["counts"] == {"hashes": 2, "pdq": 1, "md5": 1}
+    assert len(body["referral"]) == 32 and normalised(opened.case) not in sent.decode().upper()
+    assert body["counts"] == {"hashes": 2, "pdq": 1, "md5": 1}
     assert {h["value"] for h in body["hashes"]} == {PDQ, MD5}
-    assert set(body) == {"case", "under_18", "counts", "hashes"}  # no image, no content
+    assert set(body) == {"referral", "under_18", "counts", "hashes"}  # no image, no case
     assert referrals.referrals(cases.engine)[0]["delivered_at"] is not None
     assert referrals.waiting(cases.engine) == 0
 
@@ -392,3 +393,15 @@ def test_an_unknown_case_takes_a_pin_check_as_a_wrong_pin_does(
         with pytest.raises(CaseNotOpened, match="the case number or the PIN is wrong"):
             cases.status(number, "12345678", "192.0.2.7")
     assert checked == ["12345678"] * 3
+
+
+def test_no_table_holds_the_case_number(cases: Cases, engine: Engine) -> None:
+    opened = cases.open(HASHES, under_18=True, language="nl")
+    cases.withdraw(opened.case, opened.pin, [{"signal": "md5", "value": MD5}])
+    number = normalised(opened.case)
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                for value in row:
+                    shown = str(value).upper().replace("-", "")
+                    assert number not in shown, f"{table.name} holds the case number"

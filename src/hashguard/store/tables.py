@@ -454,8 +454,9 @@ class VictimFeedbackRow(Base):
 
 
 class VictimReferralRow(Base):
-    """An under-18 case referred to the hotline (case number, counts and hashes; never an
-    image): an outbox, delivered with retries like the webhook calls."""
+    """An under-18 case referred to the hotline (a random referral id, counts and hashes;
+    never an image nor the case number): an outbox, delivered with retries like the webhook
+    calls."""
 
     __tablename__ = "victim_referrals"
     __table_args__ = ({"sqlite_autoincrement": True},)

@@ -159,7 +159,7 @@ class Cases:
                 {"case_id": case_id, "signal": h.signal, "value": h.value, "quality": h.quality,
                  "withdrawn_at": None, "withdrawn_version": None} for h in submitted])  # fmt: skip
             if under_18:
-                referrals.enqueue(connection, case_id, number, submitted)
+                referrals.enqueue(connection, case_id, submitted)
             audit.append(connection, ACTOR, "victims.case.open", list_name,
                          {"hashes": len(submitted), "under_18": under_18})  # fmt: skip
         records = [
