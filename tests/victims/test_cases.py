@@ -405,3 +405,23 @@ def test_no_table_holds_the_case_number(cases: Cases, engine: Engine) -> None:
                 for value in row:
                     shown = str(value).upper().replace("-", "")
                     assert number not in shown, f"{table.name} holds the case number"
+
+
+def test_an_upload_matching_several_hashes_of_a_case_counts_once(cases: Cases) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    service = ServiceStore(cases.engine).create("photos")
+    review = Review(cases.engine, cases.lists, observers=[ReviewFeedback()])
+    md5 = cases.lists.entry("victims-ncii", "md5", MD5)
+    pdq = cases.lists.entry("victims-ncii", "pdq", PDQ)
+    review.open(service, "upload-1", [
+        Evidence("victims-ncii", md5.id, "md5", 0.0, ("victim-submitted",), MD5),
+        Evidence("victims-ncii", pdq.id, "pdq", 0.0, ("victim-submitted",), PDQ),
+    ])  # fmt: skip
+    cases.feedback.post("platform-x", [
+        {"signal": "md5", "value": MD5, "outcome": "PendingReview", "reference": "item-1"},
+        {"signal": "pdq", "value": PDQ, "outcome": "Blocked", "reference": "item-1"},
+    ])  # fmt: skip
+    assert cases.status(opened.case, opened.pin).partners == {
+        "photos": {Outcome.PENDING_REVIEW: 1, Outcome.BLOCKED: 0, Outcome.NOT_BLOCKED: 0},
+        "platform-x": {Outcome.PENDING_REVIEW: 0, Outcome.BLOCKED: 1, Outcome.NOT_BLOCKED: 0},
+    }

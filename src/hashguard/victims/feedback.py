@@ -5,7 +5,8 @@ or decided) and from partners that review elsewhere (``Feedback.post``). A bad r
 partner's batch is quarantined and named in the answer; the others are recorded all the same.
 
 What is kept is the outcome per (partner, reference, entry), never content or account data;
-a case's status counts them per partner."""
+a case's status counts them per partner, an item (reference) once however many of the case's
+hashes it matched."""
 
 import logging
 from collections import Counter
@@ -150,17 +151,20 @@ class Feedback:
         return found
 
     def counts(self, list_name: str, entries: Collection[int]) -> dict[str, Counter[Outcome]]:
-        """Per partner, how many of its items matched ``entries`` with each outcome."""
+        """Per partner, how many of its items (uploads: its references) matched ``entries``
+        with each outcome: an item matching several of the entries counts once, with its
+        latest outcome."""
         table = VictimFeedbackRow.__table__
         found: dict[str, Counter[Outcome]] = {}
         if not entries:
             return found
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(table.c.partner, table.c.outcome).where(
-                    table.c.list_name == list_name, table.c.entry_id.in_(sorted(entries))
-                )
+                select(table.c.partner, table.c.reference, table.c.outcome)
+                .where(table.c.list_name == list_name, table.c.entry_id.in_(sorted(entries)))
+                .order_by(table.c.at, table.c.id)
             )
-            for partner, outcome in rows:
-                found.setdefault(partner, Counter())[Outcome(outcome)] += 1
+            latest = {(partner, reference): outcome for partner, reference, outcome in rows}
+        for (partner, _), outcome in latest.items():
+            found.setdefault(partner, Counter())[Outcome(outcome)] += 1
         return found
