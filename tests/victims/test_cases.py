@@ -46,6 +46,7 @@ PDQ = "f0" * 32  # 128 bits set: plausible
 PDQ_2 = "0f" * 32
 MD5 = "0cc175b9c0f1b6a831c399e269772661"  # md5("a")
 SHA256 = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"  # sha256("a")
+VICTIM_LISTS = ("victims-ncii", "victims-csam")
 HASHES = [{"signal": "pdq", "value": PDQ, "quality": 90}, {"signal": "md5", "value": MD5}]
 
 
@@ -230,11 +231,11 @@ def test_partners_feedback_is_recorded_and_a_bad_record_is_quarantined(cases: Ca
         {"signal": "pdq", "value": PDQ_2, "outcome": "Blocked", "reference": "item-3"},
         {"signal": "pdq", "value": PDQ, "outcome": "PendingReview", "reference": "item-4"},
         {"signal": "pdq", "value": PDQ, "outcome": "NotBlocked", "reference": "item-4"},
-    ])  # fmt: skip
+    ], VICTIM_LISTS)  # fmt: skip
     assert posted.recorded == 3
     assert [i for i, _ in posted.quarantined] == [1, 2, 3]
     assert "outcome 'Gone'" in posted.quarantined[0][1]
-    assert "is on no victim list" in posted.quarantined[2][1]
+    assert "no match of this hash to record an outcome for" in posted.quarantined[2][1]
     status = cases.status(opened.case, opened.pin)
     assert status.partners == {"platform-x": {Outcome.PENDING_REVIEW: 0, Outcome.BLOCKED: 1,
                                               Outcome.NOT_BLOCKED: 1}}  # fmt: skip
@@ -420,8 +421,43 @@ def test_an_upload_matching_several_hashes_of_a_case_counts_once(cases: Cases) -
     cases.feedback.post("platform-x", [
         {"signal": "md5", "value": MD5, "outcome": "PendingReview", "reference": "item-1"},
         {"signal": "pdq", "value": PDQ, "outcome": "Blocked", "reference": "item-1"},
-    ])  # fmt: skip
+    ], VICTIM_LISTS)  # fmt: skip
     assert cases.status(opened.case, opened.pin).partners == {
         "photos": {Outcome.PENDING_REVIEW: 1, Outcome.BLOCKED: 0, Outcome.NOT_BLOCKED: 0},
         "platform-x": {Outcome.PENDING_REVIEW: 0, Outcome.BLOCKED: 1, Outcome.NOT_BLOCKED: 0},
     }
+
+
+def test_feedback_with_control_characters_or_no_text_reference_is_quarantined(
+    cases: Cases,
+) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    record = {"signal": "md5", "value": MD5, "outcome": "Blocked"}
+    posted = cases.feedback.post("platform-x", [
+        {**record, "reference": "bad\u0000"},
+        {**record, "reference": "tab\there"},
+        {**record, "reference": 7},
+        {**record, "reference": ["item-1"]},
+        {**record, "reference": "item-1"},
+    ], VICTIM_LISTS)  # fmt: skip
+    assert posted.recorded == 1 and [i for i, _ in posted.quarantined] == [0, 1, 2, 3]
+    assert all("no control characters" in why for _, why in posted.quarantined)
+    assert cases.status(opened.case, opened.pin).partners["platform-x"][Outcome.BLOCKED] == 1
+
+
+def test_feedback_counts_only_on_the_lists_given_and_says_the_same_whatever_the_cause(
+    cases: Cases,
+) -> None:
+    cases.open(HASHES, under_18=False, language="en")
+    cases.open([{"signal": "sha256", "value": SHA256}], under_18=True, language="en")
+    posted = cases.feedback.post("platform-x", [
+        {"signal": "sha256", "value": SHA256, "outcome": "Blocked", "reference": "i-1"},
+        {"signal": "md5", "value": "0" * 32, "outcome": "Blocked", "reference": "i-2"},
+        {"signal": "md5", "value": MD5, "outcome": "Blocked", "reference": "i-3"},
+    ], ["victims-ncii"])  # fmt: skip
+    assert posted.recorded == 1
+    assert [i for i, _ in posted.quarantined] == [0, 1]
+    [(_, held), (_, unknown)] = posted.quarantined
+    assert held.removeprefix(f"records.0: sha256 {SHA256}") == unknown.removeprefix(
+        f"records.1: md5 {'0' * 32}"
+    )
