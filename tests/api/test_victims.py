@@ -13,9 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 
+from hashguard.lists.model import Category
 from hashguard.review.services import ServiceStore
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 from support.conformance import ConformanceReport
 from support.database import scratch_database
@@ -193,6 +195,37 @@ def test_outcomes_from_review_and_from_partners_feedback_show_in_the_status(
          "not_blocked": 0},
     ]  # fmt: skip
     assert status["hashes"][0]["state"] == "received"  # contested: not matching now
+
+
+def test_feedback_keeps_to_the_keys_lists_and_quarantines_control_characters(
+    world: World,
+) -> None:
+    origin = world.origin
+    value = _md5(8101)
+    case = _open(origin, {"signal": "md5", "value": value})
+    engine = open_engine(origin.database_url)
+    try:
+        ListStore(engine).create("elsewhere", "Org", Category.KNOWN_CSAM)
+        keys = ApiKeyStore(engine)
+        origin.tokens["elsewhere"] = keys.create(Role.MATCHER, name="elsewhere",
+                                                 lists=["elsewhere"])[1]  # fmt: skip
+        origin.tokens["adults"] = keys.create(Role.MATCHER, name="adults",
+                                              lists=["victims-ncii"])[1]  # fmt: skip
+    finally:
+        engine.dispose()
+    record = {"signal": "md5", "value": value, "outcome": "Blocked"}
+    refused = origin.post("/v1/victims/feedback", "elsewhere",
+                          json={"records": [{**record, "reference": "r-1"}]})  # fmt: skip
+    assert refused.status_code == 403 and "may not use list 'victims-ncii'" in refused.text
+    posted = origin.post("/v1/victims/feedback", "adults", json={"records": [
+        {**record, "reference": "bad\u0000"}, {**record, "reference": 5},
+        {**record, "reference": "r-1"}]})  # fmt: skip
+    assert posted.status_code == 200, posted.text
+    assert posted.json()["recorded"] == 1
+    assert [q["index"] for q in posted.json()["quarantined"]] == [0, 1]
+    [partner] = _status(origin, case).json()["partners"]
+    assert partner == {"partner": "adults", "matches": 1, "pending_review": 0, "blocked": 1,
+                       "not_blocked": 0}  # fmt: skip
 
 
 def test_withdrawal_reaches_a_follower_within_its_polling_interval_with_receipts(

@@ -6,6 +6,8 @@ and whole, a hash another case holds stays), receipts, partners' outcomes, hotli
 
 import io
 import json
+import threading
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
@@ -20,8 +22,10 @@ from hashguard.review.detections import Evidence, Review
 from hashguard.review.model import Decision, State
 from hashguard.review.services import ServiceStore
 from hashguard.store.acknowledgements import Acknowledgements
+from hashguard.store.list_errors import Unchanged
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import VictimCaseRow
+from hashguard.store.tables import Base, VictimCaseRow
+from hashguard.victims import cases as cases_module
 from hashguard.victims import referrals
 from hashguard.victims.cases import Cases, CaseSettings, ListMisconfigured
 from hashguard.victims.feedback import ReviewFeedback
@@ -42,6 +46,7 @@ PDQ = "f0" * 32  # 128 bits set: plausible
 PDQ_2 = "0f" * 32
 MD5 = "0cc175b9c0f1b6a831c399e269772661"  # md5("a")
 SHA256 = "ca978112ca1bbdcafac231b39a23dc4da786eff8147c4e72b9807785afee48bb"  # sha256("a")
+VICTIM_LISTS = ("victims-ncii", "victims-csam")
 HASHES = [{"signal": "pdq", "value": PDQ, "quality": 90}, {"signal": "md5", "value": MD5}]
 
 
@@ -79,8 +84,13 @@ def test_the_hashes_go_to_a_victim_list_made_on_first_use_unverified(cases: Case
     entry = cases.lists.entry("victims-ncii", "pdq", PDQ)
     assert entry.provenance.submitted_by == "submitted by the person shown, unverified"
     assert "victim-submitted" in entry.labels
-    # The source reference is the case's own, not its number.
-    assert all(s.reference.startswith("victim-case:") for s in entry.provenance.sources)
+    # Each hash has a source reference of its own: neither the case number nor shared by the
+    # case's other hashes, so followers cannot tell which hashes belong to one case.
+    other = cases.lists.entry("victims-ncii", "md5", MD5)
+    [source], [other_source] = entry.provenance.sources, other.provenance.sources
+    assert (
+        source.reference.startswith("victim-case:") and other_source.reference != source.reference
+    )
 
 
 @pytest.mark.parametrize(
@@ -221,11 +231,11 @@ def test_partners_feedback_is_recorded_and_a_bad_record_is_quarantined(cases: Ca
         {"signal": "pdq", "value": PDQ_2, "outcome": "Blocked", "reference": "item-3"},
         {"signal": "pdq", "value": PDQ, "outcome": "PendingReview", "reference": "item-4"},
         {"signal": "pdq", "value": PDQ, "outcome": "NotBlocked", "reference": "item-4"},
-    ])  # fmt: skip
+    ], VICTIM_LISTS)  # fmt: skip
     assert posted.recorded == 3
     assert [i for i, _ in posted.quarantined] == [1, 2, 3]
     assert "outcome 'Gone'" in posted.quarantined[0][1]
-    assert "is on no victim list" in posted.quarantined[2][1]
+    assert "no match of this hash to record an outcome for" in posted.quarantined[2][1]
     status = cases.status(opened.case, opened.pin)
     assert status.partners == {"platform-x": {Outcome.PENDING_REVIEW: 0, Outcome.BLOCKED: 1,
                                               Outcome.NOT_BLOCKED: 1}}  # fmt: skip
@@ -244,9 +254,10 @@ def test_an_under_18_case_is_referred_to_the_hotline_without_any_image(cases: Ca
         hotline.close()
     body = json.loads(sent)
     assert path == "/referrals" and headers["Idempotency-Key"]
-    assert body["case"] == opened.case and body["counts"] == {"hashes": 2, "pdq": 1, "md5": 1}
+    assert len(body["referral"]) == 32 and normalised(opened.case) not in sent.decode().upper()
+    assert body["counts"] == {"hashes": 2, "pdq": 1, "md5": 1}
     assert {h["value"] for h in body["hashes"]} == {PDQ, MD5}
-    assert set(body) == {"case", "under_18", "counts", "hashes"}  # no image, no content
+    assert set(body) == {"referral", "under_18", "counts", "hashes"}  # no image, no case
     assert referrals.referrals(cases.engine)[0]["delivered_at"] is not None
     assert referrals.waiting(cases.engine) == 0
 
@@ -292,3 +303,161 @@ def test_the_next_device_filter_leaves_a_withdrawn_picture_out(
     assert released("r1")
     cases.withdraw(opened.case, opened.pin)
     assert not released("r2")
+
+
+def test_a_withdrawal_holds_for_a_contested_hash_and_it_cannot_be_reinstated(
+    cases: Cases,
+) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    cases.lists.change("victims-ncii", ChangeKind.CONTEST, "md5", MD5, "a false positive")
+    cases.withdraw(opened.case, opened.pin)
+    assert cases.lists.entry("victims-ncii", "md5", MD5).status is EntryStatus.DELETED
+    with pytest.raises(Unchanged, match="every source that submitted it withdrew it"):
+        cases.lists.change("victims-ncii", ChangeKind.REINSTATE, "md5", MD5, "reviewed again")
+    matcher = Matcher(cases.lists, ["victims-ncii"])
+    assert not matcher.match_all([parse("md5", MD5)])[0]
+
+
+def _in_parallel(attempts: int, attempt: Callable[[int], None]) -> list[str]:
+    """Run ``attempt(i)`` in ``attempts`` threads started together; what each raised."""
+    start = threading.Barrier(attempts)
+    outcomes: list[str] = [""] * attempts
+
+    def run(index: int) -> None:
+        start.wait()
+        try:
+            attempt(index)
+        except (CaseNotOpened, Locked) as error:
+            outcomes[index] = type(error).__name__
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(attempts)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def _counting_checks(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every PIN check Cases runs (of a case's PIN, or the dummy of an unknown case)."""
+    checked: list[str] = []
+    real, dummy = cases_module.pin_matches, cases_module.no_case
+
+    def pin_matches(pin: str, salt: str, stored: str) -> bool:
+        checked.append(pin)
+        return real(pin, salt, stored)
+
+    def no_case(pin: str) -> bool:
+        checked.append(pin)
+        return dummy(pin)
+
+    monkeypatch.setattr(cases_module, "pin_matches", pin_matches)
+    monkeypatch.setattr(cases_module, "no_case", no_case)
+    return checked
+
+
+def test_parallel_wrong_pins_get_no_more_checks_than_the_case_allows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CaseSettings(pin_failures=5, address_failures=1000)
+    cases = Cases(engine, ListStore(engine), settings)
+    opened = cases.open(HASHES, under_18=False, language="en")
+    checked = _counting_checks(monkeypatch)
+    outcomes = _in_parallel(40, lambda i: cases.status(opened.case, "00000000", f"192.0.2.{i}"))
+    assert len(checked) <= 5
+    assert outcomes.count("Locked") >= 35 and set(outcomes) == {"CaseNotOpened", "Locked"}
+    with pytest.raises(Locked):
+        cases.status(opened.case, opened.pin, "198.51.100.1")
+
+
+def test_parallel_guesses_get_no_more_checks_than_the_address_allows(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings = CaseSettings(pin_failures=5, address_failures=6)
+    cases = Cases(engine, ListStore(engine), settings)
+    opened = cases.open(HASHES, under_18=False, language="en")
+    checked = _counting_checks(monkeypatch)
+    unknown = "HG-00000-00000-00000-00000-000000"
+    outcomes = _in_parallel(40, lambda i: cases.status(unknown, "1", "192.0.2.1"))
+    assert len(checked) == 6 and outcomes.count("Locked") == 34
+    with pytest.raises(Locked, match="from this address"):
+        cases.status(opened.case, opened.pin, "192.0.2.1")
+    assert cases.status(opened.case, opened.pin, "192.0.2.2").case == opened.case
+
+
+def test_an_unknown_case_takes_a_pin_check_as_a_wrong_pin_does(
+    cases: Cases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    checked = _counting_checks(monkeypatch)
+    for number in ("HG-00000-00000-00000-00000-000000", "not a number", opened.case):
+        with pytest.raises(CaseNotOpened, match="the case number or the PIN is wrong"):
+            cases.status(number, "12345678", "192.0.2.7")
+    assert checked == ["12345678"] * 3
+
+
+def test_no_table_holds_the_case_number(cases: Cases, engine: Engine) -> None:
+    opened = cases.open(HASHES, under_18=True, language="nl")
+    cases.withdraw(opened.case, opened.pin, [{"signal": "md5", "value": MD5}])
+    number = normalised(opened.case)
+    with engine.connect() as connection:
+        for table in Base.metadata.sorted_tables:
+            for row in connection.execute(select(table)):
+                for value in row:
+                    shown = str(value).upper().replace("-", "")
+                    assert number not in shown, f"{table.name} holds the case number"
+
+
+def test_an_upload_matching_several_hashes_of_a_case_counts_once(cases: Cases) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    service = ServiceStore(cases.engine).create("photos")
+    review = Review(cases.engine, cases.lists, observers=[ReviewFeedback()])
+    md5 = cases.lists.entry("victims-ncii", "md5", MD5)
+    pdq = cases.lists.entry("victims-ncii", "pdq", PDQ)
+    review.open(service, "upload-1", [
+        Evidence("victims-ncii", md5.id, "md5", 0.0, ("victim-submitted",), MD5),
+        Evidence("victims-ncii", pdq.id, "pdq", 0.0, ("victim-submitted",), PDQ),
+    ])  # fmt: skip
+    cases.feedback.post("platform-x", [
+        {"signal": "md5", "value": MD5, "outcome": "PendingReview", "reference": "item-1"},
+        {"signal": "pdq", "value": PDQ, "outcome": "Blocked", "reference": "item-1"},
+    ], VICTIM_LISTS)  # fmt: skip
+    assert cases.status(opened.case, opened.pin).partners == {
+        "photos": {Outcome.PENDING_REVIEW: 1, Outcome.BLOCKED: 0, Outcome.NOT_BLOCKED: 0},
+        "platform-x": {Outcome.PENDING_REVIEW: 0, Outcome.BLOCKED: 1, Outcome.NOT_BLOCKED: 0},
+    }
+
+
+def test_feedback_with_control_characters_or_no_text_reference_is_quarantined(
+    cases: Cases,
+) -> None:
+    opened = cases.open(HASHES, under_18=False, language="en")
+    record = {"signal": "md5", "value": MD5, "outcome": "Blocked"}
+    posted = cases.feedback.post("platform-x", [
+        {**record, "reference": "bad\u0000"},
+        {**record, "reference": "tab\there"},
+        {**record, "reference": 7},
+        {**record, "reference": ["item-1"]},
+        {**record, "reference": "item-1"},
+    ], VICTIM_LISTS)  # fmt: skip
+    assert posted.recorded == 1 and [i for i, _ in posted.quarantined] == [0, 1, 2, 3]
+    assert all("no control characters" in why for _, why in posted.quarantined)
+    assert cases.status(opened.case, opened.pin).partners["platform-x"][Outcome.BLOCKED] == 1
+
+
+def test_feedback_counts_only_on_the_lists_given_and_says_the_same_whatever_the_cause(
+    cases: Cases,
+) -> None:
+    cases.open(HASHES, under_18=False, language="en")
+    cases.open([{"signal": "sha256", "value": SHA256}], under_18=True, language="en")
+    posted = cases.feedback.post("platform-x", [
+        {"signal": "sha256", "value": SHA256, "outcome": "Blocked", "reference": "i-1"},
+        {"signal": "md5", "value": "0" * 32, "outcome": "Blocked", "reference": "i-2"},
+        {"signal": "md5", "value": MD5, "outcome": "Blocked", "reference": "i-3"},
+    ], ["victims-ncii"])  # fmt: skip
+    assert posted.recorded == 1
+    assert [i for i, _ in posted.quarantined] == [0, 1]
+    [(_, held), (_, unknown)] = posted.quarantined
+    assert held.removeprefix(f"records.0: sha256 {SHA256}") == unknown.removeprefix(
+        f"records.1: md5 {'0' * 32}"
+    )

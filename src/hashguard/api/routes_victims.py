@@ -12,7 +12,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import allow, partner
+from hashguard.api.auth import allow, check_lists, partner, visible
 from hashguard.api.errors import ApiError, error_body
 from hashguard.api.matching import VALUE_LENGTH, service_of
 from hashguard.api.schemas import (
@@ -158,9 +158,13 @@ async def withdraw(
 @router.post("/feedback", response_model=FeedbackRecorded, responses=refusals(*KEYED, *BODY))
 async def feedback(request: Request, key: Matcher, body: FeedbackBatch) -> dict[str, Any]:
     """Outcomes of a partner that reviews elsewhere, in StopNCII's words (PendingReview,
-    Blocked, NotBlocked), for matches on the victim lists. A bad record is quarantined and
-    named; it never stops the others."""
+    Blocked, NotBlocked), for matches on the victim lists the key may use (403 for a key
+    limited to other lists). A bad record is quarantined and named; it never stops the
+    others."""
     cases = service_of(request).victims
-    posted = await run_in_threadpool(cases.feedback.post, partner(key), body.records)
+    lists = visible(key, cases.feedback.lists)
+    if not lists:
+        check_lists(key, cases.feedback.lists)  # 403: the key is limited to other lists
+    posted = await run_in_threadpool(cases.feedback.post, partner(key), body.records, lists)
     return {"recorded": posted.recorded,
             "quarantined": [{"index": i, "reason": r} for i, r in posted.quarantined]}  # fmt: skip

@@ -17,6 +17,8 @@ from sqlalchemy import Connection, select
 from sqlalchemy.orm import Session
 
 from hashguard.lists.model import (
+    VICTIM_CATEGORIES,
+    Category,
     Change,
     ChangeKind,
     Entry,
@@ -137,6 +139,8 @@ class _Writer:
         self.at = now()
         self.number = 0  # records seen, for error messages
         self.list_id: int = row.id
+        # On a victim list the person's withdrawal deletes whatever the entry's status.
+        self.withdrawal_deletes = Category(row.category) in VICTIM_CATEGORIES
         # The chunk being written: entries by key, keys first added, keys changed otherwise,
         # and the change rows (version, kind, entry id, labels, provenance, reason).
         self.current: dict[tuple[str, str], Entry] = {}
@@ -298,7 +302,9 @@ class _Writer:
     def _withdraw(self, record: Withdrawal) -> None:
         """The source of ``record.reference`` leaves the entries it covers (but those kept). An
         entry it alone held is deleted if active, its sources kept on record; a contested or
-        delisted one stays so (the owner's decision), as does one already deleted."""
+        delisted one stays so (the owner's decision), as does one already deleted. On a
+        victim list an entry the person alone held is deleted whatever its status: their
+        withdrawal holds, and no later reinstatement brings it back."""
         held = self.holders.get(record.reference, set())
         keep = record.keep or frozenset()
         found = False
@@ -312,7 +318,9 @@ class _Writer:
             withdrawn = Provenance("", "", gone)
             if len(gone) < len(entry.provenance.sources):
                 self._append(ChangeKind.WITHDRAW, key, entry, None, withdrawn, record.reason)
-            elif entry.status is EntryStatus.ACTIVE:
+            elif entry.status is EntryStatus.ACTIVE or (
+                self.withdrawal_deletes and entry.status is not EntryStatus.DELETED
+            ):
                 self._append(ChangeKind.DELETE, key, entry, None, withdrawn, record.reason)
             else:
                 self.summary.unchanged += 1

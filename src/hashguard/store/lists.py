@@ -223,7 +223,7 @@ class ListStore:
             )
             after = apply(entry, change)
             if same_state(after, entry):
-                raise Unchanged(_unchanged(name, kind, entry))
+                raise Unchanged(_unchanged(name, kind, entry, _withdrawn(session, entry)))
             connection = session.connection()
             at = driver.stored_time(connection, datetime.fromisoformat(change.at))
             self.dialect.insert(connection, CHANGE_COLUMNS, [change_values(change, entry.id, at)])
@@ -349,11 +349,31 @@ def _held(session: Session, row: HashListRow, what: str, *where: Any) -> Entry:
     return entry_of(found)
 
 
-def _unchanged(name: str, kind: ChangeKind, entry: Entry) -> str:
-    """Why ``kind`` would change nothing of ``entry``."""
+def _withdrawn(session: Session, entry: Entry) -> bool:
+    """Whether ``entry`` is deleted because every source that submitted it withdrew it (its
+    last change a deletion naming the sources that left, as a withdrawal writes it)."""
+    if entry.status is not EntryStatus.DELETED:
+        return False
+    last = session.execute(
+        select(ChangeRow.kind, ChangeRow.provenance)
+        .where(ChangeRow.list_id == entry.list_id, ChangeRow.entry_id == entry.id)
+        .order_by(ChangeRow.version.desc())
+        .limit(1)
+    ).one_or_none()
+    return last is not None and last.kind == ChangeKind.DELETE.value and bool(last.provenance)
+
+
+def _unchanged(name: str, kind: ChangeKind, entry: Entry, withdrawn: bool = False) -> str:
+    """Why ``kind`` would change nothing of ``entry`` (``withdrawn``: deleted by its sources'
+    withdrawal)."""
     held = f"list {name}: {entry.signal} entry {entry.value}"
     if kind is not ChangeKind.REINSTATE:
         return f"{held} is already {entry.status}"
+    if withdrawn:
+        return (
+            f"{held} cannot be reinstated: every source that submitted it withdrew it (a "
+            "withdrawal holds; only a new submission of the value brings it back)"
+        )
     if entry.status is EntryStatus.DELETED:
         return (
             f"{held} is deleted (withdrawn), not contested or delisted: only those can be "

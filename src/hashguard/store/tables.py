@@ -396,7 +396,8 @@ class ListAcknowledgementRow(Base):
 class VictimCaseRow(Base):
     """A case opened by the person shown: found by the SHA-256 of its number, opened by a PIN
     of which only a slow hash (scrypt, salted per case) is kept. ``reference`` is the case's
-    source reference in the list (random, unrelated to the number: lists are shared)."""
+    random secret (unrelated to the number) from which each of its hashes' source reference
+    in the list is derived, a different one per hash (lists are shared)."""
 
     __tablename__ = "victim_cases"
     __table_args__ = ({"sqlite_autoincrement": True},)
@@ -453,8 +454,9 @@ class VictimFeedbackRow(Base):
 
 
 class VictimReferralRow(Base):
-    """An under-18 case referred to the hotline (case number, counts and hashes; never an
-    image): an outbox, delivered with retries like the webhook calls."""
+    """An under-18 case referred to the hotline (a random referral id, counts and hashes;
+    never an image nor the case number): an outbox, delivered with retries like the webhook
+    calls."""
 
     __tablename__ = "victim_referrals"
     __table_args__ = ({"sqlite_autoincrement": True},)

@@ -3,18 +3,21 @@ says what became of them, and a withdrawal takes them back everywhere.
 
 * Opening: the hashes are checked (``model.checked``) and added to the adults' or under-18s'
   list (made on first use, of category ncii-victim or csam-victim) with the provenance
-  "submitted by the person shown, unverified" under a source reference of the case's own
-  (random, unrelated to the case number: lists are shared with followers). The case number
+  "submitted by the person shown, unverified", each hash under a source reference of its own
+  (a keyed hash of it under the case's random secret: unrelated to the case number and to
+  the case's other hashes, as lists are shared with followers). The case number
   (130 random bits) and the PIN are shown once; the case is found by the number's SHA-256 and
   opened by the PIN's scrypt hash. An under-18 case is referred to the hotline.
 * Status: each hash's state (received, active, withdrawn), partners' outcomes per partner,
   and for a withdrawal how many of the list's followers have applied it.
-* Withdrawal: the case's source leaves the entries (``Withdrawal`` of its reference): an entry
+* Withdrawal: each hash's source leaves its entry (``Withdrawal`` of its reference): an entry
   nobody else holds is deleted, a tombstone in the list's change log, so this service stops
   matching it before the answer (the list store given is the service's), followers within
   their polling interval, device releases and StopNCII exports after.
 """
 
+import hashlib
+import hmac
 import secrets
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,7 +53,7 @@ from hashguard.victims.model import (
     number_digest,
     one_hash,
 )
-from hashguard.victims.pins import AddressLimit, new_salt, pin_hash, pin_matches
+from hashguard.victims.pins import AddressLimit, new_salt, no_case, pin_hash, pin_matches
 
 ACTOR: Final = "victims"
 LABEL: Final = "victim-submitted"
@@ -129,10 +132,18 @@ class Cases:
         for what the hashes are refused for, Locked when ``address`` opened too many cases."""
         if language not in LANGUAGES:
             raise InvalidHash(f"language {language!r}: expected one of {', '.join(LANGUAGES)}")
-        wait = self.openings.wait(address)
+        wait, token = self.openings.reserve(address)
         if wait:
             raise Locked(f"too many cases opened from this address; try again in {wait:.0f} s",
                          wait)  # fmt: skip
+        try:
+            opened = self._open(hashes, under_18, language)
+        except Exception:  # a case not opened does not count
+            self.openings.release(address, token)
+            raise
+        return opened
+
+    def _open(self, hashes: Sequence[Mapping[str, Any]], under_18: bool, language: str) -> Opened:
         submitted = checked(hashes, self.settings.max_hashes)
         list_name = self._victim_list(under_18)
         number, pin, salt = new_case_number(), new_pin(), new_salt()
@@ -148,18 +159,18 @@ class Cases:
                 {"case_id": case_id, "signal": h.signal, "value": h.value, "quality": h.quality,
                  "withdrawn_at": None, "withdrawn_version": None} for h in submitted])  # fmt: skip
             if under_18:
-                referrals.enqueue(connection, case_id, number, submitted)
+                referrals.enqueue(connection, case_id, submitted)
             audit.append(connection, ACTOR, "victims.case.open", list_name,
                          {"hashes": len(submitted), "under_18": under_18})  # fmt: skip
-        source = Source(PROVENANCE, "", _reference(reference))
-        provenance = Provenance(PROVENANCE, "", (source,))
-        records = [Submission(h.signal, h.value, frozenset({LABEL}), provenance) for h in submitted]
+        records = [
+            Submission(h.signal, h.value, frozenset({LABEL}), _provenance(reference, h))
+            for h in submitted
+        ]
         try:
             self.lists.apply(list_name, records, ACTOR)
         except Exception:  # nothing half done: the case goes with its list entries
             self._forget(case_id)
             raise
-        self.openings.count(address)
         return Opened(number, pin)
 
     def _victim_list(self, under_18: bool) -> str:
@@ -189,45 +200,59 @@ class Cases:
     def _opened(self, number: str, pin: str, address: str) -> Any:
         """The case numbered ``number`` if ``pin`` is its PIN. Raises Locked while the case or
         the address is locked (the lock set by the failure that reaches the limit),
-        CaseNotOpened for a wrong number or PIN (without saying which)."""
-        wait = self.guesses.wait(address)
+        CaseNotOpened for a wrong number or PIN (without saying which, nor taking a different
+        time). Each attempt is counted, per address and per case, before its PIN is checked,
+        so parallel guesses get no more checks than the limits allow."""
+        wait, token = self.guesses.reserve(address)
         if wait:
             raise Locked(f"too many wrong case numbers or PINs from this address; try again in "
                          f"{wait:.0f} s", wait)  # fmt: skip
-        wrong = CaseNotOpened("the case number or the PIN is wrong")
-        digest = number_digest(number) if normalised(number) else ""
+        row = self._attempt(number_digest(number) if normalised(number) else "")
+        if row is None:
+            no_case(pin)
+            raise CaseNotOpened("the case number or the PIN is wrong")
+        if pin_matches(pin.strip(), row.pin_salt, row.pin_hash):
+            self.guesses.release(address, token)
+            with self.engine.begin() as connection:
+                connection.execute(update(VictimCaseRow).where(VictimCaseRow.id == row.id)
+                                   .values(failures=0))  # fmt: skip
+            return row
+        if row.failures >= self.settings.pin_failures:
+            self._lock(row.id)
+        raise CaseNotOpened("the case number or the PIN is wrong")
+
+    def _attempt(self, digest: str) -> Any:
+        """Count an attempt at the case found by ``digest`` and return its row (None for no
+        case), the count included. Raises Locked while the case is locked, or once the
+        attempt is over the limit (it is then locked, and the PIN is not checked)."""
         now = datetime.now(UTC)
         table = VictimCaseRow.__table__
+        open_case = (table.c.locked_until.is_(None)) | (table.c.locked_until <= now)
         with self.engine.begin() as connection:
+            # Atomic on SQLite (the write lock) and PostgreSQL (the row's lock) alike.
+            connection.execute(update(VictimCaseRow)
+                               .where(table.c.number_digest == digest, open_case)
+                               .values(failures=table.c.failures + 1))  # fmt: skip
             row = connection.execute(
-                select(table).where(table.c.number_digest == digest).with_for_update()
+                select(table).where(table.c.number_digest == digest)
             ).one_or_none()
             if row is None:
-                self.guesses.count(address)
-                raise wrong
+                return None
             if row.locked_until is not None and utc(row.locked_until) > now:
                 left = (utc(row.locked_until) - now).total_seconds()
                 raise Locked(_locked_message(left), left)
-            if pin_matches(pin.strip(), row.pin_salt, row.pin_hash):
-                if row.failures:
-                    connection.execute(update(VictimCaseRow).where(table.c.id == row.id)
-                                       .values(failures=0))  # fmt: skip
-                return row
-            self.guesses.count(address)
-            failures = row.failures + 1
-            if failures >= self.settings.pin_failures:
-                until = now + self.settings.lockout
-                connection.execute(update(VictimCaseRow).where(table.c.id == row.id)
-                                   .values(failures=0, locked_until=until))  # fmt: skip
-                lockout = self.settings.lockout.total_seconds()
-                locked = Locked(_locked_message(lockout), lockout)
-            else:
-                connection.execute(update(VictimCaseRow).where(table.c.id == row.id)
-                                   .values(failures=failures))  # fmt: skip
-                locked = None
-        if locked is not None:
-            raise locked
-        raise wrong
+        if row.failures > self.settings.pin_failures:
+            self._lock(row.id)
+        return row
+
+    def _lock(self, case_id: int) -> None:
+        """Lock the case for the lockout (its count starts again after it). Raises Locked."""
+        until = datetime.now(UTC) + self.settings.lockout
+        with self.engine.begin() as connection:
+            connection.execute(update(VictimCaseRow).where(VictimCaseRow.id == case_id)
+                               .values(failures=0, locked_until=until))  # fmt: skip
+        lockout = self.settings.lockout.total_seconds()
+        raise Locked(_locked_message(lockout), lockout)
 
     # --- status -----------------------------------------------------------------------------
 
@@ -297,10 +322,10 @@ class Cases:
         due = [key for key in chosen if held[key].withdrawn_at is None]
         if not due:
             return self._status(case, number)
-        remaining = {key for key, r in held.items() if r.withdrawn_at is None} - set(due)
-        keep = frozenset(remaining) if remaining else None
-        withdrawal = Withdrawal(_reference(case.reference), keep, WITHDRAWN_REASON)
-        summary = self.lists.apply(case.list_name, [withdrawal], ACTOR)
+        withdrawals = [
+            Withdrawal(_reference(case.reference, *key), None, WITHDRAWN_REASON) for key in due
+        ]
+        summary = self.lists.apply(case.list_name, withdrawals, ACTOR)
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
             connection.execute(
@@ -313,8 +338,18 @@ class Cases:
         return self._status(case, number)
 
 
-def _reference(reference: str) -> str:
-    return f"victim-case:{reference}"
+def _reference(secret: str, signal: str, value: str) -> str:
+    """The source reference of one hash of a case: a keyed hash (HMAC-SHA256) of the hash
+    under the case's random secret, as unguessable as a random one and unrelated from hash to
+    hash, so those who see the list (followers, exports) cannot tell which hashes share a
+    case; the case finds it again from its secret."""
+    mac = hmac.new(bytes.fromhex(secret), f"{signal}:{value}".encode(), hashlib.sha256)
+    return f"victim-case:{mac.hexdigest()[:32]}"
+
+
+def _provenance(secret: str, submitted: SubmittedHash) -> Provenance:
+    source = Source(PROVENANCE, "", _reference(secret, submitted.signal, submitted.value))
+    return Provenance(PROVENANCE, "", (source,))
 
 
 def _shown_number(number: str) -> str:

@@ -5,9 +5,11 @@ or decided) and from partners that review elsewhere (``Feedback.post``). A bad r
 partner's batch is quarantined and named in the answer; the others are recorded all the same.
 
 What is kept is the outcome per (partner, reference, entry), never content or account data;
-a case's status counts them per partner."""
+a case's status counts them per partner, an item (reference) once however many of the case's
+hashes it matched."""
 
 import logging
+import unicodedata
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -34,6 +36,7 @@ OUTCOME_OF_STATE: Final = {
     State.FALSE_POSITIVE: Outcome.NOT_BLOCKED,
 }
 MAX_RECORDS: Final = 1000  # per posted batch
+NOT_MATCHED: Final = "no match of this hash to record an outcome for"
 
 
 def record(
@@ -53,6 +56,10 @@ def record(
     else:
         connection.execute(update(VictimFeedbackRow).where(table.c.id == found).values(
             outcome=outcome.value, at=now))  # fmt: skip
+
+
+def _control(character: str) -> bool:
+    return unicodedata.category(character) == "Cc"
 
 
 class ReviewFeedback:
@@ -105,15 +112,21 @@ class Feedback:
         self.store = store
         self.lists = list(lists)
 
-    def post(self, partner: str, records: Sequence[Mapping[str, Any]]) -> Posted:
-        """Record a partner's outcomes (``{"signal", "value", "outcome", "reference"}`` each).
-        A record that cannot be recorded (malformed, an unknown outcome, a hash on no victim
-        list) is quarantined with the reason and logged; the rest are recorded."""
+    def post(
+        self, partner: str, records: Sequence[Mapping[str, Any]], lists: Collection[str]
+    ) -> Posted:
+        """Record a partner's outcomes (``{"signal", "value", "outcome", "reference"}`` each)
+        for matches on the victim lists among ``lists`` (those the partner's key may use). A
+        record that cannot be recorded (malformed, an unknown outcome, a reference that is not
+        text or holds control characters, a hash matching none of those lists: for that one
+        reason, whatever the cause) is quarantined with the reason and logged; the rest are
+        recorded."""
+        usable = [name for name in self.lists if name in lists]
         quarantined: list[tuple[int, str]] = []
         accepted: list[tuple[str, str, int, Outcome]] = []
         for index, item in enumerate(records):
             try:
-                accepted.extend(self._entries(index, item))
+                accepted.extend(self._entries(index, item, usable))
             except (InvalidHash, ValueError) as error:
                 quarantined.append((index, str(error)))
                 log.warning("feedback of %s quarantined: %s", partner, error)
@@ -122,7 +135,9 @@ class Feedback:
                 record(connection, partner, reference, name, entry, outcome)
         return Posted(len(records) - len(quarantined), quarantined)
 
-    def _entries(self, index: int, item: Mapping[str, Any]) -> list[tuple[str, str, int, Outcome]]:
+    def _entries(
+        self, index: int, item: Mapping[str, Any], lists: Sequence[str]
+    ) -> list[tuple[str, str, int, Outcome]]:
         where = f"records.{index}"
         if not isinstance(item, Mapping):
             raise ValueError(f"{where}: expected an object")
@@ -133,34 +148,38 @@ class Feedback:
         except ValueError:
             raise ValueError(f"{where}: outcome {item.get('outcome')!r}: expected one of "
                              f"{', '.join(o.value for o in Outcome)}") from None  # fmt: skip
-        reference = str(item.get("reference", "")).strip()
-        if not reference or len(reference) > 500:
-            raise ValueError(f"{where}: reference: expected your own id for the item (1-500 "
-                             "characters)")  # fmt: skip
+        reference = item.get("reference", "")
+        reference = reference.strip() if isinstance(reference, str) else ""
+        if not reference or len(reference) > 500 or any(map(_control, reference)):
+            raise ValueError(f"{where}: reference: expected your own id for the item as text "
+                             "(1-500 characters, no control characters)")  # fmt: skip
         found = []
-        for name in self.lists:
+        for name in lists:
             try:
                 entry = self.store.entry(name, submitted.signal, submitted.value)
             except ListError:
                 continue
             found.append((reference, name, entry.id, outcome))
-        if not found:
-            raise ValueError(f"{where}: {submitted.signal} {submitted.value[:80]} is on no "
-                             "victim list")  # fmt: skip
+        if not found:  # one reason, whatever the cause: membership is not told
+            raise ValueError(f"{where}: {submitted.signal} {submitted.value[:80]}: "
+                             f"{NOT_MATCHED}")  # fmt: skip
         return found
 
     def counts(self, list_name: str, entries: Collection[int]) -> dict[str, Counter[Outcome]]:
-        """Per partner, how many of its items matched ``entries`` with each outcome."""
+        """Per partner, how many of its items (uploads: its references) matched ``entries``
+        with each outcome: an item matching several of the entries counts once, with its
+        latest outcome."""
         table = VictimFeedbackRow.__table__
         found: dict[str, Counter[Outcome]] = {}
         if not entries:
             return found
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(table.c.partner, table.c.outcome).where(
-                    table.c.list_name == list_name, table.c.entry_id.in_(sorted(entries))
-                )
+                select(table.c.partner, table.c.reference, table.c.outcome)
+                .where(table.c.list_name == list_name, table.c.entry_id.in_(sorted(entries)))
+                .order_by(table.c.at, table.c.id)
             )
-            for partner, outcome in rows:
-                found.setdefault(partner, Counter())[Outcome(outcome)] += 1
+            latest = {(partner, reference): outcome for partner, reference, outcome in rows}
+        for (partner, _), outcome in latest.items():
+            found.setdefault(partner, Counter())[Outcome(outcome)] += 1
         return found

@@ -1,8 +1,9 @@
-"""Under-18 cases referred to the hotline: ``POST victims_hotline_url`` with JSON (the case
-number, counts, the hashes; never an image), written to an outbox in the case's own
-transaction and sent by the service's delivery thread with an ``Idempotency-Key`` that is the
-same on every retry, backing off after failures like the webhook calls. Without a hotline URL
-referrals are kept, waiting to be sent once one is set."""
+"""Under-18 cases referred to the hotline: ``POST victims_hotline_url`` with JSON (a random
+referral id, counts, the hashes; never an image, nor the case number, which is kept nowhere),
+written to an outbox in the case's own transaction and sent by the service's delivery thread
+with an ``Idempotency-Key`` that is the same on every retry, backing off after failures like
+the webhook calls. Without a hotline URL referrals are kept, waiting to be sent once one is
+set."""
 
 import json
 import logging
@@ -24,15 +25,15 @@ _FIRST_RETRY: Final = 2.0
 _LONGEST_RETRY: Final = 3600.0
 
 
-def enqueue(
-    connection: Connection, case_id: int, number: str, hashes: Sequence[SubmittedHash]
-) -> None:
-    """A referral of the case numbered ``number`` with its hashes, waiting to be sent."""
+def enqueue(connection: Connection, case_id: int, hashes: Sequence[SubmittedHash]) -> None:
+    """A referral of the case ``case_id`` with its hashes under a random referral id of its
+    own, waiting to be sent."""
     now = datetime.now(UTC)
     counts: dict[str, int] = {}
     for submitted in hashes:
         counts[submitted.signal] = counts.get(submitted.signal, 0) + 1
-    payload = {"case": number, "under_18": True, "counts": {"hashes": len(hashes), **counts},
+    payload = {"referral": secrets.token_hex(16), "under_18": True,
+               "counts": {"hashes": len(hashes), **counts},
                "hashes": [h.as_json() for h in hashes]}  # fmt: skip
     connection.execute(
         insert(VictimReferralRow).values(
