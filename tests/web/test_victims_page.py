@@ -210,6 +210,29 @@ def test_the_quick_exit_leaves_no_way_back(server: Server, browser: Any, neutral
             context.close()
 
 
+def test_capitals_typed_with_shift_do_not_leave_but_three_bare_shifts_do(
+    server: Server, browser: Any, neutral: Loopback
+) -> None:
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(server.url + "/victims/follow")
+    page.click("#case")
+    for key in ("Shift+H", "Shift+G", "-", "7", "Shift+K", "Shift+Q"):  # Shift held each time
+        page.keyboard.press(key)
+    assert page.input_value("#case") == "HG-7KQ"
+    assert page.evaluate("document.body.hidden") is False  # the exit hides the page at once
+    assert page.url == server.url + "/victims/follow"
+    page.keyboard.press("Shift")
+    page.keyboard.press("Shift")
+    page.keyboard.press("a")  # another key between: the count starts again
+    page.keyboard.press("Shift")
+    assert page.evaluate("document.body.hidden") is False
+    for _ in range(3):
+        page.keyboard.press("Shift")
+    page.wait_for_url(neutral.url + "/weather")
+    context.close()
+
+
 def test_no_request_leaves_the_origin_or_carries_the_files(
     server: Server, browser: Any, media: Path
 ) -> None:

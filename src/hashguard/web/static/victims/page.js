@@ -48,9 +48,21 @@ $("quick-exit").addEventListener("click", (event) => {
   leave();
 });
 
+// Only a bare Shift counts (pressed and let go with no other key between), so that typing
+// capitals (Shift held for each letter) never leaves; any other key starts the count again.
 let shifts = [];
+let shiftAlone = false;
 document.addEventListener("keydown", (event) => {
-  if (event.key !== "Shift" || event.repeat) return;
+  if (event.key === "Shift") {
+    if (!event.repeat) shiftAlone = true;
+    return;
+  }
+  shiftAlone = false;
+  shifts = [];
+});
+document.addEventListener("keyup", (event) => {
+  if (event.key !== "Shift" || !shiftAlone) return;
+  shiftAlone = false;
   const now = performance.now();
   shifts = shifts.filter((at) => now - at < 3000).concat(now);
   if (shifts.length >= 3) leave();
