@@ -210,6 +210,38 @@ def test_the_quick_exit_leaves_no_way_back(server: Server, browser: Any, neutral
             context.close()
 
 
+def test_after_several_victim_pages_the_quick_exit_leaves_no_way_back(
+    server: Server, browser: Any, neutral: Loopback
+) -> None:
+    for how in ("click", "keyboard"):
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto("about:blank")
+        page.goto(server.url + "/victims")
+        page.wait_for_selector("#quick-exit")
+        entries = page.evaluate("history.length")
+        link = page.get_by_role("link", name="Follow your case")
+        if how == "click":
+            link.click()
+        else:
+            link.focus()
+            page.keyboard.press("Enter")
+        page.wait_for_url(server.url + "/victims/follow?lang=en")
+        page.get_by_role("link", name="Nederlands").click()
+        page.wait_for_url(server.url + "/victims/follow?lang=nl")
+        page.keyboard.press("Tab")  # the skip link: moves the focus within the page
+        page.keyboard.press("Tab")
+        page.keyboard.press("Enter")
+        assert page.evaluate("document.activeElement.id") == "main"
+        assert page.evaluate("history.length") == entries  # each page replaced the one before
+        page.click("#quick-exit")
+        page.wait_for_url(neutral.url + "/weather")
+        page.go_back()
+        page.wait_for_url("about:blank")
+        assert page.url == "about:blank", how
+        context.close()
+
+
 def test_capitals_typed_with_shift_do_not_leave_but_three_bare_shifts_do(
     server: Server, browser: Any, neutral: Loopback
 ) -> None:

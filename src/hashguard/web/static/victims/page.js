@@ -68,6 +68,46 @@ document.addEventListener("keyup", (event) => {
   if (shifts.length >= 3) leave();
 });
 
+// ---- moving between the victims' pages replaces this history entry, so that however many of
+// them the person visits, they leave one entry, which the quick exit then replaces
+function victimPage(url) {
+  return url.origin === window.location.origin && /^\/victims(\/|$)/.test(url.pathname);
+}
+
+function here(url) {
+  return url.pathname === window.location.pathname && url.search === window.location.search;
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
+  if (!link || event.defaultPrevented || event.button !== 0) return;
+  if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return; // a new tab or window
+  if ((link.target && link.target !== "_self") || link.hasAttribute("download")) return;
+  const url = new URL(link.href, window.location.href);
+  if (!victimPage(url)) return;
+  event.preventDefault();
+  if (here(url) && url.hash) {
+    // a link within the page (the skip link): moves the focus, adds no entry
+    const target = document.getElementById(decodeURIComponent(url.hash.slice(1)));
+    if (target) {
+      target.focus();
+      target.scrollIntoView();
+    }
+    return;
+  }
+  window.location.replace(url.href);
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
+  const url = new URL(form.action, window.location.href);
+  if (form.method !== "get" || !victimPage(url)) return;
+  event.preventDefault();
+  url.search = new URLSearchParams(new FormData(form, event.submitter)).toString();
+  window.location.replace(url.href);
+});
+
 // ---- answers of the cases' API
 async function asked(path, options) {
   let answer;
