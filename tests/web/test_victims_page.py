@@ -61,6 +61,19 @@ def server(tmp_path_factory: pytest.TempPathFactory, neutral: Loopback) -> Itera
 
 
 @pytest.fixture(scope="module")
+def strict(tmp_path_factory: pytest.TempPathFactory, neutral: Loopback) -> Iterator[Server]:
+    """A server taking 2 hashes a case and locking a case for 1 minute: its refusals and
+    waits as the pages say them."""
+    directory = tmp_path_factory.mktemp("strict")
+    with (
+        scratch_database("sqlite", directory) as url,
+        running(url, "--victims-exit-url", neutral.url + "/weather", "--victims-max-hashes", "2",
+                "--victims-lockout-minutes", "1") as served,
+    ):  # fmt: skip
+        yield served
+
+
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     with launched() as browser:
         yield browser
@@ -178,9 +191,15 @@ def test_the_pages_speak_english_and_dutch_and_first_say_the_pictures_stay_here(
         outside = [u for u in re.findall(r'(?:src|href)="([^"]+)"', answer.text)
                    if not u.startswith(("/", "#"))]  # fmt: skip
         assert outside == [neutral.url + "/weather"]
-    assert "Your pictures never leave this device" in server.get("/victims").text
-    assert "Only fingerprints are sent" in server.get("/victims").text
-    assert "Je beelden verlaten dit apparaat nooit" in server.get("/victims?lang=nl").text
+    english, dutch = server.get("/victims").text, server.get("/victims?lang=nl").text
+    assert "Your pictures never leave this device" in english
+    assert "Only fingerprints are sent" in english
+    assert "The pictures and videos themselves are never sent." in english
+    assert "Je beelden verlaten dit apparaat nooit" in dutch
+    assert "De foto's en video's zelf worden nooit verstuurd." in dutch.replace("&#39;", "'")
+    # A fingerprint can be turned back into a coarse picture (Hawkes et al., IEEE S&P 2024).
+    assert "back into your picture" not in english and "terugmaken" not in dutch
+    assert "Snel deze pagina verlaten" in dutch
 
 
 def test_the_quick_exit_leaves_no_way_back(server: Server, browser: Any, neutral: Loopback) -> None:
@@ -425,3 +444,40 @@ def test_a_case_is_followed_and_withdrawn_in_part_with_a_confirmation(
     assert answered.value.status == 429
     minutes = -(-int(answered.value.headers["retry-after"]) // 60)
     assert f"{minutes} minuten op slot" in page.inner_text("#follow-error")
+
+
+def test_refusals_and_waits_are_said_in_the_page_language_with_the_server_detail_second(
+    strict: Server, browser: Any, media: Path
+) -> None:
+    page = opened(browser, strict, "/victims?lang=nl")
+    chosen(page, media / "beach.png")  # a picture and its two digests: 3 hashes, 2 are taken
+    page.check("#adult")
+    with page.expect_response(lambda r: r.url.endswith("/v1/victims/cases")) as answered:
+        page.click("#send")
+    assert answered.value.status == 413
+    error = page.locator("#form-error")
+    error.wait_for()
+    said = page.evaluate("document.querySelector('#form-error').firstChild.textContent")
+    assert said == WORDS["nl"]["js_refused_too_large"]
+    assert "Technische toelichting (in het Engels):" in error.inner_text()
+    assert "a case takes at most 2" in page.inner_text("#form-error .detail [lang=en]")
+    assert serious(page) == []
+
+    hashes = [{"signal": "md5", "value": md5(b"one")}, {"signal": "md5", "value": md5(b"two")}]
+    answer = httpx.post(strict.url + "/v1/victims/cases",
+                        json={"hashes": hashes, "under_18": False, "language": "en"})  # fmt: skip
+    case = answer.json()["case"]
+    for language, one_minute in (("en", "locked for 1 minute."), ("nl", "1 minuut op slot.")):
+        page = opened(browser, strict, f"/victims/follow?lang={language}")
+        page.fill("#case", case)
+        page.fill("#pin", "0" * 8)
+        for _ in range(10):  # wrong PINs until the case is locked (for a minute, or less now)
+            with page.expect_response(lambda r: "/v1/victims/cases/" in r.url) as answered:
+                page.click("#show")
+            if answered.value.status == 429:
+                break
+        assert answered.value.status == 429
+        assert int(answered.value.headers["retry-after"]) <= 60
+        said = page.inner_text("#follow-error")
+        assert one_minute in said and "1 minutes" not in said and "1 minuten" not in said
+    assert page.errors == []

@@ -27,9 +27,13 @@ function element(tag, attributes = {}, ...children) {
   return made;
 }
 
-function show(id, text) {
+// detail: the server's own reason (in English), shown as secondary text under ours
+function show(id, text, detail = "") {
   const box = $(id);
   box.textContent = text;
+  if (text && detail) {
+    box.append(element("span", { class: "detail" }, `${say("detail")} `, element("span", { lang: "en", text: detail })));
+  }
   box.hidden = !text;
   return box;
 }
@@ -134,9 +138,18 @@ function reason(body) {
   return (body && body.error && body.error.message) || "";
 }
 
-function lockedMinutes(answer) {
+// The API's error codes (hashguard.api.errors) with their statuses, for answers without a body.
+const CODES = { 400: "bad_request", 404: "not_found", 413: "too_large", 422: "invalid", 429: "rate_limited" };
+
+function code(status, body) {
+  return (body && body.error && body.error.code) || CODES[status] || "";
+}
+
+// The words for a wait of Retry-After seconds, in whole minutes: "1 minute", "{minutes} minutes".
+function waiting(key, answer) {
   const seconds = Number(answer && answer.headers.get("Retry-After"));
-  return Math.max(1, Math.ceil((Number.isFinite(seconds) ? seconds : 60) / 60));
+  const minutes = Math.max(1, Math.ceil((Number.isFinite(seconds) && seconds > 0 ? seconds : 60) / 60));
+  return minutes === 1 ? say(`${key}_one`) : say(key, { minutes });
 }
 
 // ---- the start page: choose, hash, check, send
@@ -373,8 +386,8 @@ function startPage() {
     return [...chosen.values()];
   }
 
-  function refuse(text) {
-    show("form-error", text).focus();
+  function refuse(text, detail = "") {
+    show("form-error", text, detail).focus();
   }
 
   $("case-form").addEventListener("submit", async (event) => {
@@ -390,7 +403,7 @@ function startPage() {
     send.disabled = true;
     send.setAttribute("aria-busy", "true");
     $("progress-status").textContent = say("sending");
-    const { status, body } = await asked(CASES, {
+    const { status, body, answer } = await asked(CASES, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ hashes, under_18: age.value === "yes", language: LANGUAGE }),
@@ -398,8 +411,10 @@ function startPage() {
     send.disabled = false;
     send.removeAttribute("aria-busy");
     if (status === 201 && body && body.case) return opened(body);
-    if (status >= 400 && status < 500 && status !== 404 && status !== 429 && reason(body)) {
-      return refuse(say("refused", { reason: reason(body) }));
+    const refusal = code(status, body);
+    if (refusal === "rate_limited") return refuse(waiting("refused_rate_limited", answer), reason(body));
+    if (["bad_request", "too_large", "invalid"].includes(refusal)) {
+      return refuse(say(`refused_${refusal}`), reason(body));
     }
     refuse(say("not_sent"));
   });
@@ -539,7 +554,7 @@ function followPage() {
     if (status === 200 && body) return render(body);
     // 403: a wrong case number or PIN (the API does not say which)
     $("status").hidden = true;
-    if (status === 429) return show("follow-error", say("locked", { minutes: lockedMinutes(answer) })).focus();
+    if (status === 429) return show("follow-error", waiting("locked", answer)).focus();
     if (status === 401 || status === 403 || status === 404) return show("follow-error", say("wrong")).focus();
     show("follow-error", say("unavailable")).focus();
   }
@@ -611,9 +626,14 @@ function followPage() {
       $("status").focus();
       return;
     }
-    if (status === 429) return show("withdraw-error", say("locked", { minutes: lockedMinutes(answer) })).focus();
+    if (status === 429) return show("withdraw-error", waiting("locked", answer)).focus();
     if (status === 401 || status === 403) return show("withdraw-error", say("wrong")).focus();
-    show("withdraw-error", reason(body) && status < 500 ? say("withdraw_failed", { reason: reason(body) }) : say("unavailable")).focus();
+    const refusal = code(status, body);
+    if (refusal === "not_found") return show("withdraw-error", say("withdraw_not_found"), reason(body)).focus();
+    if (refusal === "bad_request" || refusal === "invalid") {
+      return show("withdraw-error", say("withdraw_invalid"), reason(body)).focus();
+    }
+    show("withdraw-error", say("unavailable")).focus();
   });
 }
 
