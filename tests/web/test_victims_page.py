@@ -3,9 +3,6 @@ real ``hashguard serve``: English and Dutch, the promise said first, a quick exi
 way Back, every request kept on the page's origin with none carrying the files' bytes,
 low-quality hashes refused and near duplicates shown as one before anything is sent, keyboard
 use alone, and axe-core finding no serious or critical violation in any state.
-
-The parts that need the browser hasher (``/static/victims/hasher.js``) or the cases' API
-(``/v1/victims/cases``) are skipped, saying which, where those are not on the branch.
 Benign generated media only."""
 
 import base64
@@ -36,9 +33,6 @@ NEAR_COPY = jpeg(3, 640, 480, quality=85)  # the same scene re-encoded: within P
 OTHER = png(7, 800, 600)
 FLAT = encode(Image.new("RGB", (400, 300), (128, 128, 128)), "PNG")  # PDQ quality 0
 VIDEO = make_video(6, seconds=3, codec="libvpx-vp9", container="webm")
-NO_HASHER = "the browser hasher (/static/victims/hasher.js, issue 17 item 1) is not on this branch"
-NO_CASES = "the cases' API (/v1/victims/cases, issue 17 item 3) is not on this branch"
-NO_SCRIPTS = "the route of /static/victims/ (issue 17 item 1) is not on this branch"
 SERIOUS = ("serious", "critical")
 
 
@@ -86,27 +80,6 @@ def media(tmp_path_factory: pytest.TempPathFactory) -> Path:
                        ("beach.png", OTHER), ("grey.png", FLAT), ("clip.webm", VIDEO)]:  # fmt: skip
         (folder / name).write_bytes(data)
     return folder
-
-
-def needs_scripts(server: Server) -> None:
-    if server.get("/static/victims/page.js").status_code != 200:
-        pytest.skip(NO_SCRIPTS)
-
-
-def needs_hasher(server: Server) -> None:
-    needs_scripts(server)
-    if server.get("/static/victims/hasher.js").status_code != 200:
-        pytest.skip(NO_HASHER)
-
-
-def has_cases(server: Server) -> bool:
-    return "/v1/victims/cases" in server.get("/openapi.json").json()["paths"]
-
-
-def needs_cases(server: Server) -> None:
-    needs_hasher(server)
-    if not has_cases(server):
-        pytest.skip(NO_CASES)
 
 
 class Recorded:
@@ -202,8 +175,16 @@ def test_the_pages_speak_english_and_dutch_and_first_say_the_pictures_stay_here(
     assert "Snel deze pagina verlaten" in dutch
 
 
+def test_the_pages_files_are_served_from_the_package(server: Server) -> None:
+    for name, kind in [("page.js", "text/javascript"), ("worker.js", "text/javascript"),
+                       ("hasher.js", "text/javascript"), ("page.css", "text/css")]:  # fmt: skip
+        answer = server.get(f"/static/victims/{name}")
+        assert answer.status_code == 200, name
+        assert answer.headers["content-type"].startswith(kind) and answer.content, name
+    assert "/v1/victims/cases" in server.get("/openapi.json").json()["paths"]
+
+
 def test_the_quick_exit_leaves_no_way_back(server: Server, browser: Any, neutral: Loopback) -> None:
-    needs_scripts(server)
     for path in ("/victims", "/victims/follow", "/victims?lang=nl"):
         for how in ("button", "shift", "keyboard"):
             context = browser.new_context()
@@ -287,7 +268,6 @@ def test_capitals_typed_with_shift_do_not_leave_but_three_bare_shifts_do(
 def test_no_request_leaves_the_origin_or_carries_the_files(
     server: Server, browser: Any, media: Path
 ) -> None:
-    needs_hasher(server)
     page = opened(browser, server)
     files = {"beach.png": OTHER, "grey.png": FLAT, "clip.webm": VIDEO}
     chosen(page, *(media / name for name in files))
@@ -319,7 +299,6 @@ def test_no_request_leaves_the_origin_or_carries_the_files(
 def test_low_quality_and_near_duplicates_are_settled_before_sending(
     server: Server, browser: Any, media: Path
 ) -> None:
-    needs_hasher(server)
     page = opened(browser, server)
     chosen(page, media / "holiday.png", media / "holiday-copy.jpg", media / "grey.png")
     items = page.locator("#chosen > li")
@@ -344,7 +323,6 @@ def test_low_quality_and_near_duplicates_are_settled_before_sending(
 def test_the_pages_have_no_serious_accessibility_violations(
     server: Server, browser: Any, media: Path
 ) -> None:
-    needs_scripts(server)
     for language in ("en", "nl"):
         page = opened(browser, server, f"/victims?lang={language}")
         assert serious(page) == [], language
@@ -364,7 +342,6 @@ def test_the_pages_have_no_serious_accessibility_violations(
 def test_keyboard_alone_opens_a_case_and_sees_its_number_and_pin(
     server: Server, browser: Any, media: Path
 ) -> None:
-    needs_hasher(server)
     page = opened(browser, server)
     for _ in range(10):  # past the quick exit, the skip link and the links at the top
         page.keyboard.press("Tab")
@@ -386,8 +363,6 @@ def test_keyboard_alone_opens_a_case_and_sees_its_number_and_pin(
         page.keyboard.press("Enter")
     [body] = page.recorded.posted("/v1/victims/cases")
     assert md5(OTHER) in {h["value"] for h in body["hashes"]}
-    if not has_cases(server):
-        pytest.skip(f"sent by keyboard; the case number and PIN need the API: {NO_CASES}")
     page.wait_for_selector("#result:not([hidden])")
     assert page.evaluate("document.activeElement.id") == "result"  # read out next
     assert page.inner_text("#case-number") and page.inner_text("#case-pin")
@@ -398,7 +373,6 @@ def test_keyboard_alone_opens_a_case_and_sees_its_number_and_pin(
 def test_a_case_is_followed_and_withdrawn_in_part_with_a_confirmation(
     server: Server, browser: Any
 ) -> None:
-    needs_cases(server)
     hashes = [{"signal": "md5", "value": md5(b"one")}, {"signal": "md5", "value": md5(b"two")}]
     answer = httpx.post(server.url + "/v1/victims/cases",
                         json={"hashes": hashes, "under_18": False, "language": "nl"})  # fmt: skip
