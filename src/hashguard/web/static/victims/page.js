@@ -41,7 +41,11 @@ function show(id, text, detail = "") {
 // ---- the quick exit: the button, or Shift pressed 3 times; Back does not return here
 const urls = new Set(); // object URLs of the person's files, revoked on leaving
 
+let leaving = false;
+
 function leave() {
+  if (leaving) return; // once: a second replace would abort the first
+  leaving = true;
   document.body.hidden = true;
   for (const url of urls) URL.revokeObjectURL(url);
   window.location.replace($("quick-exit").href);
