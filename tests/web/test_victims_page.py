@@ -435,6 +435,7 @@ def test_refusals_and_waits_are_said_in_the_page_language_with_the_server_detail
     assert said == WORDS["nl"]["js_refused_too_large"]
     assert "Technische toelichting (in het Engels):" in error.inner_text()
     assert "a case takes at most 2" in page.inner_text("#form-error .detail [lang=en]")
+    assert page.inner_text("#progress-status") == "Vingerafdruk klaar voor 1 bestand."
     assert serious(page) == []
 
     hashes = [{"signal": "md5", "value": md5(b"one")}, {"signal": "md5", "value": md5(b"two")}]

@@ -79,7 +79,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "JavaScript. Please turn it on, or use another browser.",
         # the pages' script
         "js_working": "Making fingerprints: {done} of {total} files",
+        "js_working_one": "Making the fingerprint of 1 file",
         "js_done": "Fingerprints ready for {total} files.",
+        "js_done_one": "Fingerprint ready for 1 file.",
         "js_file_working": "Making its fingerprint",
         "js_file_ready": "Fingerprint ready",
         "js_file_failed": "This file could not be opened here, so it has no fingerprint. You "
@@ -135,6 +137,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_signal_other": "Fingerprint",
         "js_confirm_all": "Withdraw the whole case? Platforms will stop looking for all "
         "{count} fingerprints. This cannot be undone.",
+        "js_confirm_all_one": "Withdraw the whole case? Platforms will stop looking for its "
+        "one fingerprint. This cannot be undone.",
         "js_confirm_one": "Withdraw this fingerprint? Platforms will stop looking for it. "
         "This cannot be undone.",
         "js_confirm_some": "Withdraw {count} fingerprints? Platforms will stop looking for "
@@ -221,7 +225,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "needs_script": "Deze pagina maakt de vingerafdrukken in je browser, en daarvoor is "
         "JavaScript nodig. Zet het aan, of gebruik een andere browser.",
         "js_working": "Vingerafdrukken maken: {done} van {total} bestanden",
+        "js_working_one": "Vingerafdruk maken van 1 bestand",
         "js_done": "Vingerafdrukken klaar voor {total} bestanden.",
+        "js_done_one": "Vingerafdruk klaar voor 1 bestand.",
         "js_file_working": "Vingerafdruk wordt gemaakt",
         "js_file_ready": "Vingerafdruk klaar",
         "js_file_failed": "Dit bestand kon hier niet worden geopend en heeft dus geen "
@@ -280,6 +286,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_signal_other": "Vingerafdruk",
         "js_confirm_all": "De hele zaak intrekken? Platforms zoeken dan niet meer naar alle "
         "{count} vingerafdrukken. Dit kan niet ongedaan worden gemaakt.",
+        "js_confirm_all_one": "De hele zaak intrekken? Platforms zoeken dan niet meer naar de "
+        "enige vingerafdruk ervan. Dit kan niet ongedaan worden gemaakt.",
         "js_confirm_one": "Deze vingerafdruk intrekken? Platforms zoeken er dan niet meer naar. "
         "Dit kan niet ongedaan worden gemaakt.",
         "js_confirm_some": "{count} vingerafdrukken intrekken? Platforms zoeken er dan niet "

@@ -13,6 +13,11 @@ function say(key, values = {}) {
   return (WORDS[key] || key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
+// The words for a count: the key's "_one" form for 1 where it has one ("1 file", not "1 files").
+function counted(key, count, values = {}) {
+  return say(count === 1 && WORDS[`${key}_one`] ? `${key}_one` : key, { count, ...values });
+}
+
 function $(id) {
   return document.getElementById(id);
 }
@@ -246,7 +251,7 @@ function startPage() {
     const partial = items.reduce((sum, item) => sum + (item.state === "working" ? item.progress : 1), 0);
     $("progress").value = Math.round((100 * partial) / total);
     box.dataset.done = String(done === total);
-    const text = done === total ? say("done", { total }) : say("working", { done, total });
+    const text = done === total ? counted("done", total, { total }) : counted("working", total, { done, total });
     if ($("progress-status").textContent !== text) $("progress-status").textContent = text;
   }
 
@@ -415,6 +420,7 @@ function startPage() {
     send.disabled = false;
     send.removeAttribute("aria-busy");
     if (status === 201 && body && body.case) return opened(body);
+    progress(); // not sent: the status says the fingerprints are ready again, not "sending"
     const refusal = code(status, body);
     if (refusal === "rate_limited") return refuse(waiting("refused_rate_limited", answer), reason(body));
     if (["bad_request", "too_large", "invalid"].includes(refusal)) {
@@ -593,7 +599,7 @@ function followPage() {
     } else {
       chosen = null;
       const count = hashes.filter((hash) => hash.state !== "withdrawn").length;
-      $("confirm-text").textContent = say("confirm_all", { count });
+      $("confirm-text").textContent = counted("confirm_all", count);
     }
     // Not modal: the quick exit above stays within reach while the person decides.
     $("withdraw").disabled = true;
