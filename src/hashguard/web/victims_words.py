@@ -19,8 +19,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "nav_start": "Make fingerprints",
         "nav_follow": "Follow your case",
         "start_title": "Your pictures never leave this device",
-        "promise": "Only fingerprints are sent: short codes worked out here, on your device. "
-        "Nobody can turn a fingerprint back into your picture or video.",
+        "promise": "Only fingerprints are sent: short codes made here, on your device, from "
+        "your pictures and videos. The pictures and videos themselves are never sent.",
         "intro": "If a private picture or video of you has been shared, or you are afraid it "
         "will be, you can make its fingerprints here. Platforms that work with us use them to "
         "find copies, and a person there checks every copy found. You do not need to give "
@@ -79,7 +79,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "JavaScript. Please turn it on, or use another browser.",
         # the pages' script
         "js_working": "Making fingerprints: {done} of {total} files",
+        "js_working_one": "Making the fingerprint of 1 file",
         "js_done": "Fingerprints ready for {total} files.",
+        "js_done_one": "Fingerprint ready for 1 file.",
         "js_file_working": "Making its fingerprint",
         "js_file_ready": "Fingerprint ready",
         "js_file_failed": "This file could not be opened here, so it has no fingerprint. You "
@@ -98,13 +100,26 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_sending": "Sending the fingerprints",
         "js_not_sent": "The fingerprints could not be sent. Nothing was saved. Please try "
         "again in a moment.",
-        "js_refused": "The fingerprints were not accepted: {reason}",
+        "js_refused_bad_request": "One of the fingerprints was not accepted: it was not in "
+        "the expected form, or its picture has too little detail to be recognised safely. "
+        "Nothing was saved.",
+        "js_refused_too_large": "That is more fingerprints than one case can take. Nothing "
+        "was saved. Please send fewer files, and the others in a second case.",
+        "js_refused_invalid": "The fingerprints were not sent in the expected form. Nothing "
+        "was saved. Please reload this page and try again.",
+        "js_refused_rate_limited": "Many cases have been opened from this connection just "
+        "now. Nothing was saved. Please try again in {minutes} minutes.",
+        "js_refused_rate_limited_one": "Many cases have been opened from this connection just "
+        "now. Nothing was saved. Please try again in 1 minute.",
+        "js_detail": "Technical detail (in English):",
         "js_copied": "Copied",
         "js_copy_failed": "Could not copy: please write them down.",
         "js_wrong": "That case number and PIN do not match a case. Please check them and try "
         "again.",
         "js_locked": "Too many tries. To keep your case safe it is locked for {minutes} "
         "minutes. Please try again after that.",
+        "js_locked_one": "Too many tries. To keep your case safe it is locked for 1 minute. "
+        "Please try again after that.",
         "js_unavailable": "Your case cannot be shown just now. Please try again in a moment.",
         "js_state_received": "Received: we hold it; platforms are not looking for it just now",
         "js_state_active": "Active: platforms are looking for copies",
@@ -122,12 +137,18 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_signal_other": "Fingerprint",
         "js_confirm_all": "Withdraw the whole case? Platforms will stop looking for all "
         "{count} fingerprints. This cannot be undone.",
+        "js_confirm_all_one": "Withdraw the whole case? Platforms will stop looking for its "
+        "one fingerprint. This cannot be undone.",
         "js_confirm_one": "Withdraw this fingerprint? Platforms will stop looking for it. "
         "This cannot be undone.",
         "js_confirm_some": "Withdraw {count} fingerprints? Platforms will stop looking for "
         "them. This cannot be undone.",
         "js_choose_some": "Please choose at least one fingerprint to withdraw.",
-        "js_withdraw_failed": "The withdrawal did not go through: {reason}",
+        "js_withdraw_not_found": "The withdrawal did not go through: this case does not "
+        "hold one of the chosen fingerprints. Nothing was withdrawn. Please show your case "
+        "again to see it as it is now.",
+        "js_withdraw_invalid": "The withdrawal did not go through: it was not sent in the "
+        "expected form. Nothing was withdrawn. Please reload this page and try again.",
         "js_withdrawn": "Withdrawn. Platforms stop looking for them; the list above shows "
         "where it has been applied.",
     },
@@ -136,7 +157,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "other_language": "English",
         "skip": "Naar de inhoud",
         "exit": "Snel weg",
-        "exit_spoken": "Nood, verlaat deze pagina:",
+        "exit_spoken": "Snel deze pagina verlaten:",
         "exit_hint": "Of druk 3 keer op Shift. Dit wist je browsergeschiedenis niet.",
         "brand": "Hulp om delen te stoppen",
         "nav": "Deze pagina's",
@@ -144,7 +165,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "nav_follow": "Je zaak volgen",
         "start_title": "Je beelden verlaten dit apparaat nooit",
         "promise": "Alleen vingerafdrukken worden verstuurd: korte codes die hier, op je "
-        "apparaat, worden berekend. Niemand kan van een vingerafdruk je foto of video terugmaken.",
+        "apparaat, van je foto's en video's worden gemaakt. De foto's en video's zelf worden "
+        "nooit verstuurd.",
         "intro": "Is een privéfoto of -video van jou gedeeld, of ben je bang dat dat gebeurt? "
         "Dan kun je hier de vingerafdrukken ervan maken. Platforms die met ons samenwerken "
         "zoeken daarmee naar kopieën, en daar bekijkt een mens elke gevonden kopie. Je hoeft "
@@ -203,7 +225,9 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "needs_script": "Deze pagina maakt de vingerafdrukken in je browser, en daarvoor is "
         "JavaScript nodig. Zet het aan, of gebruik een andere browser.",
         "js_working": "Vingerafdrukken maken: {done} van {total} bestanden",
+        "js_working_one": "Vingerafdruk maken van 1 bestand",
         "js_done": "Vingerafdrukken klaar voor {total} bestanden.",
+        "js_done_one": "Vingerafdruk klaar voor 1 bestand.",
         "js_file_working": "Vingerafdruk wordt gemaakt",
         "js_file_ready": "Vingerafdruk klaar",
         "js_file_failed": "Dit bestand kon hier niet worden geopend en heeft dus geen "
@@ -225,13 +249,26 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_sending": "De vingerafdrukken worden verstuurd",
         "js_not_sent": "De vingerafdrukken konden niet worden verstuurd. Er is niets bewaard. "
         "Probeer het zo nog eens.",
-        "js_refused": "De vingerafdrukken zijn niet aangenomen: {reason}",
+        "js_refused_bad_request": "Een van de vingerafdrukken is niet aangenomen: hij had "
+        "niet de verwachte vorm, of de foto heeft te weinig details om veilig te herkennen. "
+        "Er is niets bewaard.",
+        "js_refused_too_large": "Dat zijn meer vingerafdrukken dan één zaak kan bevatten. Er "
+        "is niets bewaard. Verstuur minder bestanden, en de rest in een tweede zaak.",
+        "js_refused_invalid": "De vingerafdrukken zijn niet in de verwachte vorm verstuurd. "
+        "Er is niets bewaard. Laad deze pagina opnieuw en probeer het nog eens.",
+        "js_refused_rate_limited": "Er zijn net veel zaken geopend vanaf deze verbinding. Er "
+        "is niets bewaard. Probeer het over {minutes} minuten opnieuw.",
+        "js_refused_rate_limited_one": "Er zijn net veel zaken geopend vanaf deze verbinding. "
+        "Er is niets bewaard. Probeer het over 1 minuut opnieuw.",
+        "js_detail": "Technische toelichting (in het Engels):",
         "js_copied": "Gekopieerd",
         "js_copy_failed": "Kopiëren lukte niet: schrijf ze alsjeblieft op.",
         "js_wrong": "Dit zaaknummer en deze pincode horen niet bij een zaak. Controleer ze en "
         "probeer het opnieuw.",
         "js_locked": "Te vaak geprobeerd. Om je zaak te beschermen is die {minutes} minuten "
         "op slot. Probeer het daarna opnieuw.",
+        "js_locked_one": "Te vaak geprobeerd. Om je zaak te beschermen is die 1 minuut op "
+        "slot. Probeer het daarna opnieuw.",
         "js_unavailable": "Je zaak kan nu niet worden getoond. Probeer het zo nog eens.",
         "js_state_received": "Ontvangen: wij bewaren hem; platforms zoeken er nu niet naar",
         "js_state_active": "Actief: platforms zoeken naar kopieën",
@@ -249,12 +286,19 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "js_signal_other": "Vingerafdruk",
         "js_confirm_all": "De hele zaak intrekken? Platforms zoeken dan niet meer naar alle "
         "{count} vingerafdrukken. Dit kan niet ongedaan worden gemaakt.",
+        "js_confirm_all_one": "De hele zaak intrekken? Platforms zoeken dan niet meer naar de "
+        "enige vingerafdruk ervan. Dit kan niet ongedaan worden gemaakt.",
         "js_confirm_one": "Deze vingerafdruk intrekken? Platforms zoeken er dan niet meer naar. "
         "Dit kan niet ongedaan worden gemaakt.",
         "js_confirm_some": "{count} vingerafdrukken intrekken? Platforms zoeken er dan niet "
         "meer naar. Dit kan niet ongedaan worden gemaakt.",
         "js_choose_some": "Kies minstens één vingerafdruk om in te trekken.",
-        "js_withdraw_failed": "Het intrekken is niet gelukt: {reason}",
+        "js_withdraw_not_found": "Het intrekken is niet gelukt: een van de gekozen "
+        "vingerafdrukken hoort niet bij deze zaak. Er is niets ingetrokken. Toon je "
+        "zaak opnieuw om te zien hoe die er nu voor staat.",
+        "js_withdraw_invalid": "Het intrekken is niet gelukt: het verzoek had niet de "
+        "verwachte vorm. Er is niets ingetrokken. Laad deze pagina opnieuw en probeer het nog "
+        "eens.",
         "js_withdrawn": "Ingetrokken. Platforms zoeken er niet meer naar; de lijst hierboven "
         "toont waar dat al is verwerkt.",
     },

@@ -13,6 +13,11 @@ function say(key, values = {}) {
   return (WORDS[key] || key).replace(/\{(\w+)\}/g, (_, name) => String(values[name] ?? ""));
 }
 
+// The words for a count: the key's "_one" form for 1 where it has one ("1 file", not "1 files").
+function counted(key, count, values = {}) {
+  return say(count === 1 && WORDS[`${key}_one`] ? `${key}_one` : key, { count, ...values });
+}
+
 function $(id) {
   return document.getElementById(id);
 }
@@ -27,9 +32,13 @@ function element(tag, attributes = {}, ...children) {
   return made;
 }
 
-function show(id, text) {
+// detail: the server's own reason (in English), shown as secondary text under ours
+function show(id, text, detail = "") {
   const box = $(id);
   box.textContent = text;
+  if (text && detail) {
+    box.append(element("span", { class: "detail" }, `${say("detail")} `, element("span", { lang: "en", text: detail })));
+  }
   box.hidden = !text;
   return box;
 }
@@ -37,7 +46,11 @@ function show(id, text) {
 // ---- the quick exit: the button, or Shift pressed 3 times; Back does not return here
 const urls = new Set(); // object URLs of the person's files, revoked on leaving
 
+let leaving = false;
+
 function leave() {
+  if (leaving) return; // once: a second replace would abort the first
+  leaving = true;
   document.body.hidden = true;
   for (const url of urls) URL.revokeObjectURL(url);
   window.location.replace($("quick-exit").href);
@@ -48,12 +61,64 @@ $("quick-exit").addEventListener("click", (event) => {
   leave();
 });
 
+// Only a bare Shift counts (pressed and let go with no other key between), so that typing
+// capitals (Shift held for each letter) never leaves; any other key starts the count again.
 let shifts = [];
+let shiftAlone = false;
 document.addEventListener("keydown", (event) => {
-  if (event.key !== "Shift" || event.repeat) return;
+  if (event.key === "Shift") {
+    if (!event.repeat) shiftAlone = true;
+    return;
+  }
+  shiftAlone = false;
+  shifts = [];
+});
+document.addEventListener("keyup", (event) => {
+  if (event.key !== "Shift" || !shiftAlone) return;
+  shiftAlone = false;
   const now = performance.now();
   shifts = shifts.filter((at) => now - at < 3000).concat(now);
   if (shifts.length >= 3) leave();
+});
+
+// ---- moving between the victims' pages replaces this history entry, so that however many of
+// them the person visits, they leave one entry, which the quick exit then replaces
+function victimPage(url) {
+  return url.origin === window.location.origin && /^\/victims(\/|$)/.test(url.pathname);
+}
+
+function here(url) {
+  return url.pathname === window.location.pathname && url.search === window.location.search;
+}
+
+document.addEventListener("click", (event) => {
+  const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
+  if (!link || event.defaultPrevented || event.button !== 0) return;
+  if (event.ctrlKey || event.metaKey || event.shiftKey || event.altKey) return; // a new tab or window
+  if ((link.target && link.target !== "_self") || link.hasAttribute("download")) return;
+  const url = new URL(link.href, window.location.href);
+  if (!victimPage(url)) return;
+  event.preventDefault();
+  if (here(url) && url.hash) {
+    // a link within the page (the skip link): moves the focus, adds no entry
+    const target = document.getElementById(decodeURIComponent(url.hash.slice(1)));
+    if (target) {
+      target.focus();
+      target.scrollIntoView();
+    }
+    return;
+  }
+  window.location.replace(url.href);
+});
+
+document.addEventListener("submit", (event) => {
+  const form = event.target;
+  if (!(form instanceof HTMLFormElement) || event.defaultPrevented) return;
+  const url = new URL(form.action, window.location.href);
+  if (form.method !== "get" || !victimPage(url)) return;
+  event.preventDefault();
+  url.search = new URLSearchParams(new FormData(form, event.submitter)).toString();
+  window.location.replace(url.href);
 });
 
 // ---- answers of the cases' API
@@ -82,9 +147,18 @@ function reason(body) {
   return (body && body.error && body.error.message) || "";
 }
 
-function lockedMinutes(answer) {
+// The API's error codes (hashguard.api.errors) with their statuses, for answers without a body.
+const CODES = { 400: "bad_request", 404: "not_found", 413: "too_large", 422: "invalid", 429: "rate_limited" };
+
+function code(status, body) {
+  return (body && body.error && body.error.code) || CODES[status] || "";
+}
+
+// The words for a wait of Retry-After seconds, in whole minutes: "1 minute", "{minutes} minutes".
+function waiting(key, answer) {
   const seconds = Number(answer && answer.headers.get("Retry-After"));
-  return Math.max(1, Math.ceil((Number.isFinite(seconds) ? seconds : 60) / 60));
+  const minutes = Math.max(1, Math.ceil((Number.isFinite(seconds) && seconds > 0 ? seconds : 60) / 60));
+  return minutes === 1 ? say(`${key}_one`) : say(key, { minutes });
 }
 
 // ---- the start page: choose, hash, check, send
@@ -177,7 +251,7 @@ function startPage() {
     const partial = items.reduce((sum, item) => sum + (item.state === "working" ? item.progress : 1), 0);
     $("progress").value = Math.round((100 * partial) / total);
     box.dataset.done = String(done === total);
-    const text = done === total ? say("done", { total }) : say("working", { done, total });
+    const text = done === total ? counted("done", total, { total }) : counted("working", total, { done, total });
     if ($("progress-status").textContent !== text) $("progress-status").textContent = text;
   }
 
@@ -321,8 +395,8 @@ function startPage() {
     return [...chosen.values()];
   }
 
-  function refuse(text) {
-    show("form-error", text).focus();
+  function refuse(text, detail = "") {
+    show("form-error", text, detail).focus();
   }
 
   $("case-form").addEventListener("submit", async (event) => {
@@ -338,7 +412,7 @@ function startPage() {
     send.disabled = true;
     send.setAttribute("aria-busy", "true");
     $("progress-status").textContent = say("sending");
-    const { status, body } = await asked(CASES, {
+    const { status, body, answer } = await asked(CASES, {
       method: "POST",
       headers: { "Content-Type": "application/json" },
       body: JSON.stringify({ hashes, under_18: age.value === "yes", language: LANGUAGE }),
@@ -346,8 +420,11 @@ function startPage() {
     send.disabled = false;
     send.removeAttribute("aria-busy");
     if (status === 201 && body && body.case) return opened(body);
-    if (status >= 400 && status < 500 && status !== 404 && status !== 429 && reason(body)) {
-      return refuse(say("refused", { reason: reason(body) }));
+    progress(); // not sent: the status says the fingerprints are ready again, not "sending"
+    const refusal = code(status, body);
+    if (refusal === "rate_limited") return refuse(waiting("refused_rate_limited", answer), reason(body));
+    if (["bad_request", "too_large", "invalid"].includes(refusal)) {
+      return refuse(say(`refused_${refusal}`), reason(body));
     }
     refuse(say("not_sent"));
   });
@@ -487,7 +564,7 @@ function followPage() {
     if (status === 200 && body) return render(body);
     // 403: a wrong case number or PIN (the API does not say which)
     $("status").hidden = true;
-    if (status === 429) return show("follow-error", say("locked", { minutes: lockedMinutes(answer) })).focus();
+    if (status === 429) return show("follow-error", waiting("locked", answer)).focus();
     if (status === 401 || status === 403 || status === 404) return show("follow-error", say("wrong")).focus();
     show("follow-error", say("unavailable")).focus();
   }
@@ -522,7 +599,7 @@ function followPage() {
     } else {
       chosen = null;
       const count = hashes.filter((hash) => hash.state !== "withdrawn").length;
-      $("confirm-text").textContent = say("confirm_all", { count });
+      $("confirm-text").textContent = counted("confirm_all", count);
     }
     // Not modal: the quick exit above stays within reach while the person decides.
     $("withdraw").disabled = true;
@@ -559,9 +636,14 @@ function followPage() {
       $("status").focus();
       return;
     }
-    if (status === 429) return show("withdraw-error", say("locked", { minutes: lockedMinutes(answer) })).focus();
+    if (status === 429) return show("withdraw-error", waiting("locked", answer)).focus();
     if (status === 401 || status === 403) return show("withdraw-error", say("wrong")).focus();
-    show("withdraw-error", reason(body) && status < 500 ? say("withdraw_failed", { reason: reason(body) }) : say("unavailable")).focus();
+    const refusal = code(status, body);
+    if (refusal === "not_found") return show("withdraw-error", say("withdraw_not_found"), reason(body)).focus();
+    if (refusal === "bad_request" || refusal === "invalid") {
+      return show("withdraw-error", say("withdraw_invalid"), reason(body)).focus();
+    }
+    show("withdraw-error", say("unavailable")).focus();
   });
 }
 
