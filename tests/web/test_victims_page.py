@@ -128,6 +128,13 @@ def serious(page: Any) -> list[str]:
             for v in found if v["impact"] in SERIOUS]  # fmt: skip
 
 
+def said_in(page: Any, selector: str) -> Any:
+    """Playwright's assertions on ``selector``, which wait until the page has said it."""
+    from playwright.sync_api import expect
+
+    return expect(page.locator(selector))
+
+
 def md5(data: bytes) -> str:
     return hashlib.md5(data).hexdigest()
 
@@ -417,7 +424,7 @@ def test_a_case_is_followed_and_withdrawn_in_part_with_a_confirmation(
             break
     assert answered.value.status == 429
     minutes = -(-int(answered.value.headers["retry-after"]) // 60)
-    assert f"{minutes} minuten op slot" in page.inner_text("#follow-error")
+    said_in(page, "#follow-error").to_contain_text(f"{minutes} minuten op slot")
 
 
 def test_refusals_and_waits_are_said_in_the_page_language_with_the_server_detail_second(
@@ -453,6 +460,7 @@ def test_refusals_and_waits_are_said_in_the_page_language_with_the_server_detail
                 break
         assert answered.value.status == 429
         assert int(answered.value.headers["retry-after"]) <= 60
+        said_in(page, "#follow-error").to_contain_text(one_minute)  # once it is said
         said = page.inner_text("#follow-error")
-        assert one_minute in said and "1 minutes" not in said and "1 minuten" not in said
+        assert "1 minutes" not in said and "1 minuten" not in said
     assert page.errors == []
