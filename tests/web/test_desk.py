@@ -109,6 +109,15 @@ def sign_in(browser, server: Server, token: str):  # type: ignore[no-untyped-def
     return page
 
 
+def decided(page, shortcut: str, reason: str) -> None:  # type: ignore[no-untyped-def]
+    """Decide the open detection by keyboard (``c`` confirm, ``f`` false positive) with
+    ``reason``, and wait for the page that answers."""
+    page.keyboard.press(shortcut)
+    page.fill("#reason", reason)
+    with page.expect_navigation():
+        page.click("#submit")
+
+
 def shielded(page) -> bool:  # type: ignore[no-untyped-def]
     look = page.eval_on_selector("#content", "e => getComputedStyle(e).filter")
     return "blur" in look and "grayscale" in look
@@ -154,10 +163,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
     ana = sign_in(browser, server, tokens["ana"])
     with ana.expect_navigation():
         ana.click("#queue a")
-    ana.keyboard.press("c")
-    ana.fill("#reason", "matches the listed image")
-    with ana.expect_navigation():
-        ana.click("#submit")
+    decided(ana, "c", "matches the listed image")
     ana.wait_for_selector("#four-eyes")
     assert "1 for confirm, 0 for false positive" in ana.text_content("#four-eyes")
     assert ana.text_content("#state") == "In review"
@@ -165,10 +171,7 @@ def test_four_eyes_on_the_desk_and_the_users_complaint_page(desk, browser, engin
     ben = sign_in(browser, server, tokens["ben"])
     with ben.expect_navigation():
         ben.click("#queue a")
-    ben.keyboard.press("c")
-    ben.fill("#reason", "agreed")
-    with ben.expect_navigation():
-        ben.click("#submit")
+    decided(ben, "c", "agreed")
     ben.wait_for_selector("#state")
     assert ben.text_content("#state") == "Confirmed"
     ident = int(ben.url.rsplit("/", 1)[1])
@@ -200,10 +203,7 @@ def test_a_false_positive_shows_its_contested_entry_and_an_admin_reinstates_it(
     ana = sign_in(browser, server, tokens["ana"])
     with ana.expect_navigation():
         ana.click("#queue a")
-    ana.keyboard.press("f")
-    ana.fill("#reason", "a different picture")
-    with ana.expect_navigation():
-        ana.click("#submit")
+    decided(ana, "f", "a different picture")
     ana.wait_for_selector("#contested")
     assert ana.text_content("#state") == "False positive"
     row = ana.text_content("#contested tr:nth-child(2)")
@@ -253,10 +253,7 @@ def test_actions_and_reports_from_the_detection_page_with_their_reasons(
     server, tokens = desk
     upload(server, tokens["upload"], "upload-5", KNOWN)
     ana, ident = opened(browser, server, tokens["ana"], "upload-5")
-    ana.keyboard.press("c")
-    ana.keyboard.type("the listed image")
-    with ana.expect_navigation():
-        ana.click("#submit")
+    decided(ana, "c", "the listed image")
     assert ana.text_content("#state") == "Confirmed"
     # An action, confirmed in the script's dialog: the reason goes to the statement of reasons.
     ana.check("input[name=kind][value=remove]")
@@ -381,10 +378,7 @@ def test_the_queue_and_detection_pages_fit_a_phone(desk, browser) -> None:
     with page.expect_navigation():
         page.click("#queue a >> nth=0")
     assert overflow() <= 0  # open: the decision form
-    page.keyboard.press("c")
-    page.keyboard.type("the listed image")
-    with page.expect_navigation():
-        page.click("#submit")
+    decided(page, "c", "the listed image")
     assert page.locator("#act").count() == 1 and page.locator("#report").count() == 1
     assert overflow() <= 0  # confirmed: the action and report forms
     page.goto(server.url + "/desk?state=all")
@@ -428,10 +422,7 @@ def test_a_video_match_shows_its_frames_found_and_after_a_false_positive_stays_r
     evidence = ana.text_content("#evidence")
     assert "vpdq" in evidence and "V1" in evidence
     assert "100 % of the frames found on both sides (80 % needed)" in evidence
-    ana.keyboard.press("f")
-    ana.fill("#reason", "another video")
-    with ana.expect_navigation():
-        ana.click("#submit")
+    decided(ana, "f", "another video")
     ana.wait_for_selector("#contested")
     assert "a video of 30 frames" in ana.text_content("#contested")
     assert "100 % of the frames found on both sides" in ana.text_content("#evidence")
