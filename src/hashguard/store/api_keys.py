@@ -33,6 +33,8 @@ class Role(StrEnum):
     REVIEWER = "reviewer"  # the review desk
     AUDITOR = "auditor"  # read-only: lists, logs, audit
     DEVICE = "device"  # on-device checks: OPRF evaluations only, rate-limited per key
+    ANALYST = "analyst"  # the hotline: reports, assessment, traces, routing
+    PARTNER = "partner"  # a partner hotline: sends referrals (POST /v1/hotline/referrals)
 
 
 class ApiKeyError(Invalid):

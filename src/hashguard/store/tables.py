@@ -470,3 +470,199 @@ class VictimReferralRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str] = mapped_column(Text)
+
+
+# --- the hotline (issue 18): URL reports, what was fetched, assessed, traced and routed --------
+# Nothing fetched is stored: fetches keep the time, URLs, status, type, size and hashes only.
+
+
+class HotlineReportRow(Base):
+    """One report: from the public (anonymous allowed; ``contact`` is the only personal data
+    and carries its purpose and retain_until) or a partner hotline's referral (``source``
+    partner:NAME, ``partner_reference`` its referral id: the same referral twice is one
+    report). The reporter follows it by a status token of which only the SHA-256 is kept."""
+
+    __tablename__ = "hotline_reports"
+    __table_args__ = (
+        UniqueConstraint("source", "partner_reference", name="uq_hotline_report_referral"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    reference: Mapped[str] = mapped_column(String(32), unique=True)
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(120))  # public, or partner:NAME
+    partner_reference: Mapped[str | None] = mapped_column(String(100), nullable=True)
+    seen_where: Mapped[str] = mapped_column(Text)
+    description: Mapped[str] = mapped_column(Text)
+    contact: Mapped[str | None] = mapped_column(Text, nullable=True)
+    language: Mapped[str] = mapped_column(String(8))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purpose: Mapped[str] = mapped_column(String(32))
+    retain_until: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+
+
+class HotlineCaseRow(Base):
+    """One reported URL (normalised; ``url_key`` its SHA-256): every report of it joins this
+    case. ``state`` is where the pipeline is; a claim (``lease_until``) lets one instance of
+    several crawl it."""
+
+    __tablename__ = "hotline_cases"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    url: Mapped[str] = mapped_column(Text)
+    url_key: Mapped[str] = mapped_column(String(64), unique=True)
+    host: Mapped[str] = mapped_column(String(255))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
+
+
+class HotlineCaseReportRow(Base):
+    """Which reports named which case (a report names one or more URLs; a URL reported again
+    joins its case)."""
+
+    __tablename__ = "hotline_case_reports"
+    __table_args__ = (PrimaryKeyConstraint("case_id", "report_id"),)
+
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"))
+    report_id: Mapped[int] = mapped_column(ForeignKey("hotline_reports.id"), index=True)
+
+
+class HotlineFetchRow(Base):
+    """One fetch by the crawler (the reported page or a medium on it): what a court or a hoster
+    may ask about it, never its bytes."""
+
+    __tablename__ = "hotline_fetches"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    final_url: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    content_type: Mapped[str] = mapped_column(String(200))
+    size: Mapped[int] = mapped_column(BigInteger)
+    kind: Mapped[str] = mapped_column(String(16))  # page, image, video, other
+    outcome: Mapped[str] = mapped_column(String(32))
+    detail: Mapped[str] = mapped_column(Text)
+    hashes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+
+
+class HotlineItemRow(Base):
+    """A medium of a case, by its hashes: triaged automatically (``assessment_id`` the
+    assessment whose labels it took, or ``triage`` the known list that matched), queued for an
+    analyst, or assessed."""
+
+    __tablename__ = "hotline_items"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
+    fetch_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_fetches.id"), nullable=True)
+    url: Mapped[str] = mapped_column(Text)
+    kind: Mapped[str] = mapped_column(String(16))
+    hashes: Mapped[dict[str, Any]] = mapped_column(JSON)
+    quality: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    assessment_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    legality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    triage: Mapped[dict[str, Any]] = mapped_column(JSON)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    decided_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class HotlineAssessmentRow(Base):
+    """An analyst's labels for an item, the legality derived from them per country, and (four
+    eyes) the second analyst who agreed. Final assessments put the item's hashes on the
+    hotline's illegal or assessed-not-illegal list (source reference assessment:ID)."""
+
+    __tablename__ = "hotline_assessments"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("hotline_items.id"), index=True)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    legality: Mapped[dict[str, Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16))  # pending, final, disagreed
+    first_by: Mapped[str] = mapped_column(String(200))
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    second_by: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    second_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    list_name: Mapped[str | None] = mapped_column(String(100), nullable=True)
+
+
+class HotlineTraceRow(Base):
+    """Where a case's URL was hosted when traced: the whole trace (DNS, addresses, networks,
+    AS, country, CDN, hoster, the IP databases' dates) and the fields routing reads."""
+
+    __tablename__ = "hotline_traces"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    country: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    hoster: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    cdn: Mapped[bool] = mapped_column(Boolean)
+    trace: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class HotlineRouteRow(Base):
+    """Where a case was sent and why (domestic, partner, international, none)."""
+
+    __tablename__ = "hotline_routes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    kind: Mapped[str] = mapped_column(String(16))
+    target: Mapped[str] = mapped_column(String(200))
+    actions: Mapped[list[Any]] = mapped_column(JSON)
+    reason: Mapped[str] = mapped_column(Text)
+
+
+class HotlineNoticeRow(Base):
+    """A notice to a hoster, queued by routing (the notice-and-takedown workflow sends it)."""
+
+    __tablename__ = "hotline_notices"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
+    hoster: Mapped[str] = mapped_column(String(200))
+    abuse_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    abuse_api: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cdn: Mapped[bool] = mapped_column(Boolean)
+    urls: Mapped[list[Any]] = mapped_column(JSON)
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class HotlineOutboxRow(Base):
+    """What the hotline sends elsewhere (a referral to a partner hotline, a report to the police
+    or the international endpoint): URLs, hashes, labels and the trace, never content; sent
+    with retries like the webhook calls, under an idempotency key the same on every retry."""
+
+    __tablename__ = "hotline_outbox"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # referral, police, international
+    target: Mapped[str] = mapped_column(String(200))
+    payload: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
