@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from typing import Final
 from urllib.parse import urljoin, urlsplit
 
-from hashguard.api.settings import Network
 from hashguard.errors import Invalid
 
 _REDIRECTS: Final = {301, 302, 303, 307, 308}
 _MAX_REDIRECTS: Final = 3
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolver = Callable[[str, int], Sequence[str]]
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from hashguard.api.fetch import FetchRefused, UrlFetcher
+from hashguard.net.fetch import FetchRefused, UrlFetcher
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store import audit
 from hashguard.store.database import open_engine
