@@ -185,6 +185,7 @@ def test_any_public_host_and_redirects_across_hosts_each_checked_again() -> None
             "/to-credentials": redirect(f"http://user:pw@site-b.test:{b.port}/img.jpg"),
             "/to-file": redirect("file:///etc/passwd"),
             "/to-nowhere": redirect("http://unknown.test/img.jpg"),
+            "/to-broken": redirect("http://[::1/img.jpg"),
         }
         with website(pages) as a:
             b.pages = {"/there": redirect(f"http://site-a.test:{a.port}/img.jpg", 301)}
@@ -200,6 +201,7 @@ def test_any_public_host_and_redirects_across_hosts_each_checked_again() -> None
                 ("/to-credentials", "not-allowed", f"{base}/to-credentials"),
                 ("/to-file", "bad-url", f"{base}/to-file"),
                 ("/to-nowhere", "unresolvable", f"{base}/to-nowhere"),
+                ("/to-broken", "bad-url", f"{base}/to-broken"),
             ]:
                 refused = _refusal(_crawler(), f"{base}{path}")
                 assert (refused.reason, refused.url) == (reason, refused_at), path

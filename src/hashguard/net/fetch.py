@@ -149,7 +149,7 @@ class UrlFetcher:
                 answer = self._get(scheme, host, port, address, target, deadline, limit)
                 answered = url
                 if answer.status in _REDIRECTS and answer.location:
-                    url = urljoin(url, answer.location)
+                    url = _redirected(url, answer.location)
                     continue
                 if answer.status != 200:
                     raise FetchRefused(
@@ -296,6 +296,15 @@ class UrlFetcher:
                 raise FetchRefused(f"{host}: timed out", reason="timed-out")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _redirected(url: str, location: str) -> str:
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise FetchRefused(
+            f"{url}: redirected to {location[:200]!r}, which is not a URL", reason="bad-url"
+        ) from None
 
 
 class _Watchdog:
