@@ -1,0 +1,1 @@
+"""Network clients: the SSRF-safe fetcher and DNS (floor 3)."""
