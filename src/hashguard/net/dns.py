@@ -46,8 +46,8 @@ class Resolution:
                 "addresses": list(self.addresses), "error": self.error}  # fmt: skip
 
 
-class _Failed(Exception):
-    """A query that got no usable answer; its message is the Resolution's error."""
+class _Failed(DnsFailed):
+    """A query that got no usable answer (inside ``resolve``: its message is the error)."""
 
 
 class DnsResolver:
