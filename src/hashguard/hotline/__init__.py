@@ -1,0 +1,1 @@
+"""The hotline: public URL reports, crawl, triage, assessment, hosting trace, routing (floor 3)."""
