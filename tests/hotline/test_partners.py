@@ -306,3 +306,11 @@ def test_a_delivery_with_an_unusable_key_file_is_refused_before_any_call(tmp_pat
     partner = Partner("Hotline DE", ("DE",), "http://127.0.0.1:9", key_file(tmp_path, mode=0o644))
     with pytest.raises(PartnerKeyError):
         deliver(partner, b"{}", "idem-3")
+
+
+def test_the_documented_referral_is_one_a_partner_accepts() -> None:
+    page = (REPOSITORY / "docs" / "formats.md").read_text()
+    section = page.split("## Referrals between hotlines", 1)[1]
+    example = section.split("```json\n", 1)[1].split("```", 1)[0]
+    received = check_referral(json.loads(example))
+    assert received.items[0].labels["industry"] == "A1"
