@@ -92,6 +92,8 @@ REFUSED = [
     (labels("baseline", "toddler", "A1", "real"),
      "age: unknown value 'toddler' (one of: infant-toddler, prepubescent, pubescent, adult, "
      "unknown)"),
+    (labels("not-illegal", "adult", "A1", "real") | {"industry": None},  # type: ignore[dict-item]
+     "industry: expected a value's name, got None"),
     (labels("baseline", "prepubescent", "A1", "real") | {"Age": "prepubescent"},
      "age: labelled twice"),
     ({"iccam": "baseline", "age": "prepubescent"},

@@ -104,7 +104,9 @@ class Vocabulary:
             if group is None:
                 known = ", ".join(g.name for g in self.groups)
                 raise LabelError(f"unknown label group {name!r} (the groups: {known})")
-            spelled = {v.lower(): v for v in group.values}.get(str(value).strip().lower())
+            if not isinstance(value, str):
+                raise LabelError(f"{group.name}: expected a value's name, got {value!r}")
+            spelled = {v.lower(): v for v in group.values}.get(value.strip().lower())
             if spelled is None:
                 raise LabelError(f"{group.name}: unknown value {value!r} (one of: "
                                  f"{', '.join(group.values)})")  # fmt: skip
