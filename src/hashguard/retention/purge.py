@@ -4,27 +4,38 @@ running keeps it.
 
 What is kept and why (``PURPOSES``, recorded with every purge): detections with their votes,
 actions, notices and complaints (review, action, redress and reports), the match log (evidence
-of what was answered), webhook calls (delivery of actions and notices to the service). Counts
-for the transparency report carry no personal data and are not purged.
+of what was answered), webhook calls (delivery of actions and notices to the service). A
+hotline report's contact, the only personal data a report holds, is cleared when due; the report
+stays, as the record of what was reported. Counts for the transparency report carry no personal
+data and are not purged.
 """
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Final
 
-from sqlalchemy import Engine, and_, delete, exists, or_, select
+from sqlalchemy import Engine, and_, delete, exists, or_, select, update
 
 from hashguard.review.detections import delete_detection
 from hashguard.review.webhook import MAX_ATTEMPTS
 from hashguard.store import audit
 from hashguard.store.match_log import RETENTION
-from hashguard.store.tables import ComplaintRow, DetectionRow, MatchRow, NoticeRow, WebhookRow
+from hashguard.store.tables import (
+    ComplaintRow,
+    DetectionRow,
+    HotlineReportRow,
+    MatchRow,
+    NoticeRow,
+    WebhookRow,
+)
 
 PURPOSES: Final = {
     "detections": "human review, then the actions, reports and redress that follow from it",
     "match_log": "evidence of each match answered, for audits and complaints",
     "webhook_outbox": "delivering actions and notices to the service, and proof of delivery",
+    "hotline_contacts": "asking the reporter about a hotline report, while it is handled",
 }
+HOTLINE_REPORT: Final = "hotline-report"  # a report's purpose once it holds no contact
 
 
 @dataclass(frozen=True)
@@ -33,10 +44,11 @@ class Purged:
     matches: int
     webhook_calls: int
     held: int  # due, but kept by a legal hold or an open complaint
+    hotline_contacts: int  # reporters' contacts cleared
 
     @property
     def total(self) -> int:
-        return len(self.detections) + self.matches + self.webhook_calls
+        return len(self.detections) + self.matches + self.webhook_calls + self.hotline_contacts
 
 
 def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard purge") -> Purged:
@@ -60,6 +72,8 @@ def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard p
     # A call not yet delivered (nor given up) stays: it may be the reversal of an action.
     finished = or_(outbox.c.delivered_at.is_not(None), outbox.c.attempts >= MAX_ATTEMPTS)
     call_due = and_(outbox.c.retain_until <= now, finished)
+    reports = HotlineReportRow.__table__
+    contact_due = and_(reports.c.contact.is_not(None), reports.c.retain_until <= now)
     with engine.begin() as connection:
         gone = [r.id for r in connection.execute(select(detections.c.id).where(due, ~kept))]
         held = len(connection.execute(select(detections.c.id).where(due, kept)).all())
@@ -67,10 +81,13 @@ def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard p
             delete_detection(connection, ident)
         match_count = connection.execute(delete(MatchRow).where(match_due)).rowcount
         call_count = connection.execute(delete(WebhookRow).where(call_due)).rowcount
-        purged = Purged(gone, match_count, call_count, held)
+        contacts = connection.execute(
+            update(HotlineReportRow).where(contact_due).values(contact=None, purpose=HOTLINE_REPORT)
+        ).rowcount
+        purged = Purged(gone, match_count, call_count, held, contacts)
         if purged.total or held:
             audit.append(connection, actor, "retention.purge", "retention",
                          {"purposes": PURPOSES, "detections": gone, "matches": match_count,
                           "webhook_calls": call_count, "held": held,
-                          "at": now.isoformat()})  # fmt: skip
+                          "hotline_contacts": contacts, "at": now.isoformat()})  # fmt: skip
     return purged
