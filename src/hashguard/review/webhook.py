@@ -260,7 +260,9 @@ def failure_reason(error: httpx.HTTPError) -> str:
     return f"{where}: {type(error).__name__}: {error}"
 
 
-def post_json(client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str]) -> str | None:
+def post_json(
+    client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str]
+) -> str | None:
     """POST ``body`` (JSON) to ``url`` with ``headers``; None when the receiver took it (2xx),
     else what went wrong (``failure_reason``, ``status_reason``)."""
     try:

@@ -9,7 +9,9 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Engine, Row, Table, select, update
+from sqlalchemy import ColumnElement, Engine, Row, select, update
+
+from hashguard.store.tables import Base
 
 FIRST_RETRY: Final = 2.0  # seconds; doubled after each failure, at most an hour
 LONGEST_RETRY: Final = 3600.0
@@ -26,7 +28,7 @@ def retry_delay(attempts: int) -> timedelta:
 
 def deliver_due(
     engine: Engine,
-    table: Table,
+    rows: type[Base],
     send: Send,
     now: datetime,
     log: logging.Logger,
@@ -34,10 +36,12 @@ def deliver_due(
     *where: ColumnElement[bool],
     limit: int = 100,
 ) -> int:
-    """Attempt every undelivered row of ``table`` due at ``now`` (and meeting ``where``), at
-    most ``limit``, oldest first: one ``send`` each, the outcome written at once (delivered, or
-    the attempt counted, the reason kept and the next attempt put off by ``retry_delay``).
+    """Attempt every undelivered row of the outbox ``rows`` due at ``now`` (and meeting
+    ``where``), at most ``limit``, oldest first: one ``send`` each, the outcome written at once
+    (delivered, or the attempt counted, the reason kept and the next attempt put off by
+    ``retry_delay``).
     Each failure is logged as ``what(row)`` with its reason. The number delivered."""
+    table = rows.__table__
     with engine.connect() as connection:
         due = connection.execute(
             select(table)
@@ -59,5 +63,5 @@ def deliver_due(
             log.warning("%s: attempt %d failed (%s); next in %.0f s", what(row), attempts, error,
                         wait.total_seconds())  # fmt: skip
         with engine.begin() as connection:
-            connection.execute(update(table).where(table.c.id == row.id).values(values))
+            connection.execute(update(rows).where(table.c.id == row.id).values(values))
     return delivered

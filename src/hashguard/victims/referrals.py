@@ -70,9 +70,10 @@ class ReferralSender:
         """Send the referrals due (none without a URL); how many were delivered."""
         if not self.url:
             return 0
-        return outbox.deliver_due(self.engine, VictimReferralRow.__table__, self._post,
+        return outbox.deliver_due(self.engine, VictimReferralRow, self._post,
                                   now or datetime.now(UTC), log,
-                                  lambda row: f"hotline referral {row.id}", limit=limit)  # fmt: skip
+                                  lambda row: f"hotline referral {row.id}",
+                                  limit=limit)  # fmt: skip
 
     def _post(self, row: Row[Any]) -> str | None:
         """None when delivered, else why not."""
