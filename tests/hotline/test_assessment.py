@@ -31,8 +31,9 @@ from support.media import jpeg
 def desk_of(engine: Engine, four_eyes: bool, told: list[int] | None = None) -> Assessments:
     lists = ListStore(engine)
     triage = Triage(lists, CurrentMatcher(lists, ("hotline-illegal", "hotline-not-illegal")))
+    assessed = [].append if told is None else told.append
     return Assessments(engine, lists, triage, Vocabulary(), home="NL", four_eyes=four_eyes,
-                       organisation="meldpunt", assessed=[].append if told is None else told.append)  # fmt: skip
+                       organisation="meldpunt", assessed=assessed)  # fmt: skip
 
 
 def test_a_final_assessment_lists_the_hashes_with_their_provenance(engine: Engine) -> None:
