@@ -26,6 +26,7 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, delete, insert, select, update
 
+from hashguard.rate_limit import AddressLimit
 from hashguard.lists.model import Category, EntryStatus, Provenance, Source
 from hashguard.lists.records import Submission, Withdrawal
 from hashguard.store import audit
@@ -53,7 +54,7 @@ from hashguard.victims.model import (
     number_digest,
     one_hash,
 )
-from hashguard.victims.pins import AddressLimit, new_salt, no_case, pin_hash, pin_matches
+from hashguard.victims.pins import new_salt, no_case, pin_hash, pin_matches
 
 ACTOR: Final = "victims"
 LABEL: Final = "victim-submitted"

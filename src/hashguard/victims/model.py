@@ -9,7 +9,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, Final
 
-from hashguard.errors import Forbidden, Invalid, NotFound, TooLarge, Unavailable
+from hashguard.errors import Forbidden, Invalid, NotFound, TooLarge
+from hashguard.rate_limit import RateLimited
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.vpdq import VpdqHash
@@ -47,13 +48,9 @@ class UnknownHash(VictimError, NotFound):
     """A withdrawal names a hash the case does not hold."""
 
 
-class Locked(VictimError, Unavailable):
-    """Too many wrong PINs: the case, or the address asking, is locked for ``retry_after``
-    seconds (the API answers 429 with Retry-After)."""
-
-    def __init__(self, message: str, retry_after: float) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
+class Locked(VictimError, RateLimited):
+    """Too many wrong PINs or cases: the case, or the address asking, is locked for
+    ``retry_after`` seconds (the API answers 429 with Retry-After)."""
 
 
 class HashState(StrEnum):
