@@ -7,7 +7,6 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
-from hashguard.api.fetch import FetchRefused
 from hashguard.api.matching import (
     HashMatchRequest,
     answer_hash_queries,
@@ -28,6 +27,7 @@ from hashguard.api.schemas import (
     refusals,
 )
 from hashguard.api.uploads import read_upload
+from hashguard.net.fetch import FetchRefused
 from hashguard.store.api_keys import ApiKey, Role
 
 router = APIRouter(prefix="/v1", tags=["hash and match"])

@@ -24,11 +24,11 @@ from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
-from hashguard.api.fetch import UrlFetcher
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
 from hashguard.lists.model import Change, HashList
 from hashguard.matching import Matcher
+from hashguard.net.fetch import UrlFetcher
 from hashguard.redress.complaints import Complaints
 from hashguard.reports.submit import Reports
 from hashguard.retention.purge import purge

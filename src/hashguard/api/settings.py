@@ -15,8 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from hashguard.media.limits import MIB, Limits
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from hashguard.net.fetch import Network
 
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")

@@ -17,11 +17,11 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor
-from hashguard.api.fetch import FetchRefused, UrlFetcher
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
+from hashguard.net.fetch import FetchRefused, UrlFetcher
 from hashguard.redress import notices
 from hashguard.review.model import OPEN, NotFound, ReviewError
 from hashguard.store import audit

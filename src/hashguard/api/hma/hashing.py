@@ -7,7 +7,6 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.errors import ApiError
-from hashguard.api.fetch import FetchRefused
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
     KEYED,
@@ -20,6 +19,7 @@ from hashguard.api.hma.models import (
 )
 from hashguard.api.matching import hash_media, service_of
 from hashguard.api.uploads import read_upload
+from hashguard.net.fetch import FetchRefused
 
 router = APIRouter()
 _MEDIA_TYPES: Final = {"image": "photo", "video": "video"}

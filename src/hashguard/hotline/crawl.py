@@ -1,0 +1,345 @@
+"""The crawl of a reported URL, in memory: the page is fetched through the SSRF-safe fetcher, the
+media it shows or links are found (img, srcset, picture, video and source elements, links to
+media files, og:image and og:video), each is fetched and hashed (PDQ, MD5, SHA-1, SHA-256; vPDQ
+for video) and its bytes dropped. Every fetch is recorded (time, final URL, status, content
+type, size, hashes) with a named outcome; nothing fetched is written to disk, and nothing a
+website does makes ``crawl`` raise.
+"""
+
+import io
+import posixpath
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final
+from urllib.parse import urldefrag, urljoin, urlsplit
+
+from lxml import etree
+from lxml import html as lxml_html
+
+from hashguard.media.errors import LimitExceeded, MediaError
+from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
+from hashguard.media.limits import DEFAULT_LIMITS, MIB, Limits
+from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher
+from hashguard.signals import registry
+from hashguard.signals.batch import hash_stream
+from hashguard.signals.pdq import PdqHash
+
+# What a crawl records besides "ok" and the fetcher's own outcomes (net.fetch.OUTCOMES).
+CRAWL_OUTCOMES: Final = (
+    "not-html",  # the reported URL answered neither HTML nor media
+    "not-media",  # a media URL answered something else (HTML, text, nothing)
+    "corrupt-media",  # recognised as media, but could not be decoded (its digests are kept)
+    "media-limit",  # over the media limits: pixels, frames, duration (decompression bombs)
+    "too-many-items",  # media URLs beyond max_items, not fetched (one record says how many)
+    "crawl-time-limit",  # not reached within the crawl's total time
+)
+
+SIGNALS: Final = ("pdq", "vpdq", "md5", "sha1", "sha256")
+MEDIA_EXTENSIONS: Final = frozenset(
+    {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "heic", "avif",
+     "mp4", "m4v", "mov", "webm", "mkv", "avi"}
+)  # fmt: skip
+_HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
+_OPEN_GRAPH: Final = frozenset(
+    {"og:image", "og:image:url", "og:image:secure_url",
+     "og:video", "og:video:url", "og:video:secure_url"}
+)  # fmt: skip
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class FetchRecord:
+    """One fetch, as the hotline logs it (never the bytes)."""
+
+    url: str  # asked for
+    final_url: str  # after redirects ("" when nothing was fetched)
+    at: datetime  # UTC, when the fetch started
+    status: int | None  # the HTTP status, None when no answer
+    content_type: str
+    size: int  # bytes received
+    kind: str  # "page", "image", "video", "other"
+    outcome: str  # "ok", one of net.fetch.OUTCOMES, or one of CRAWL_OUTCOMES
+    detail: str  # the human sentence
+    hashes: dict[str, str] = field(default_factory=dict)  # signal name -> canonical value
+    quality: int | None = None  # PDQ quality of an image
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "url": self.url,
+            "final_url": self.final_url,
+            "at": self.at.isoformat(),
+            "status": self.status,
+            "content_type": self.content_type,
+            "size": self.size,
+            "kind": self.kind,
+            "outcome": self.outcome,
+            "detail": self.detail,
+            "hashes": dict(self.hashes),
+            "quality": self.quality,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Crawl:
+    page: FetchRecord  # the reported URL itself
+    # The media found on it (each fetched and hashed), in page order, one per distinct URL; a
+    # reported URL that is media: itself only.
+    items: tuple[FetchRecord, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"page": self.page.as_json(), "items": [item.as_json() for item in self.items]}
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlLimits:
+    page_bytes: int = 5 * MIB
+    media_bytes: int = 64 * MIB
+    max_items: int = 50
+    timeout: float = 10.0  # seconds, per fetch
+    total_time: float = 60.0  # seconds, for the whole crawl
+    media: Limits = DEFAULT_LIMITS
+
+
+def crawl(
+    url: str,
+    fetcher: UrlFetcher,
+    limits: CrawlLimits = CrawlLimits(),
+    clock: Callable[[], datetime] = now,
+) -> Crawl:
+    """The page at ``url`` and the media on it, each fetched, hashed in memory and recorded;
+    a URL that is media itself is the page and its one item. Raises nothing for anything a
+    website does: each failure is a record with its named outcome."""
+    budget = time.monotonic() + limits.total_time
+    at = clock()
+    try:
+        fetched = _page(url, fetcher, limits, budget)
+    except FetchRefused as refused:
+        return Crawl(_refused(url, at, "page", refused), ())
+    if _kind(fetched.body) is not MediaKind.OTHER:
+        record = _media_record(url, at, fetched, limits.media)
+        return Crawl(record, (record,))
+    if not _is_html(fetched):
+        shown = fetched.content_type or "of no declared type"
+        detail = f"the answer is {shown} ({len(fetched.body)} bytes): neither HTML nor media"
+        return Crawl(_answered(url, at, fetched, "other", "not-html", detail), ())
+    found = media_urls(fetched.body, fetched.url)
+    detail = f"an HTML page showing or linking {_count(len(found), 'media URL')}"
+    page = _answered(url, at, fetched, "page", "ok", detail)
+    del fetched  # the page's bytes are not kept
+    chosen = found[: limits.max_items]
+    items: list[FetchRecord] = []
+    for index, media_url in enumerate(chosen):
+        remaining = budget - time.monotonic()
+        if remaining <= 0:
+            reason = f"not fetched: the crawl's {limits.total_time:g} s were spent"
+            items.extend(_unfetched(u, clock(), "crawl-time-limit", reason) for u in chosen[index:])
+            break
+        items.append(_item(media_url, fetcher, limits, min(limits.timeout, remaining), clock))
+    if len(found) > len(chosen):
+        skipped = len(found) - len(chosen)
+        reason = (
+            f"{_count(skipped, 'more media URL')} on the page not fetched (at most "
+            f"{limits.max_items} per page), from this one on"
+        )
+        items.append(_unfetched(found[len(chosen)], clock(), "too-many-items", reason))
+    return Crawl(page, tuple(items))
+
+
+def _page(url: str, fetcher: UrlFetcher, limits: CrawlLimits, budget: float) -> Fetched:
+    """The reported URL's answer: a page within ``page_bytes``, or media (a URL reported
+    for an image or video) within ``media_bytes``. Raises FetchRefused."""
+    timeout = min(limits.timeout, limits.total_time)
+    try:
+        return fetcher.fetch(url, max_bytes=limits.page_bytes, timeout=timeout)
+    except FetchRefused as refused:
+        remaining = budget - time.monotonic()
+        larger = refused.reason == "too-large" and limits.media_bytes > limits.page_bytes
+        if not larger or remaining <= 0:
+            raise
+        # Over a page's size: taken again only as media (a video reported by its own URL).
+        fetched = fetcher.fetch(
+            url, max_bytes=limits.media_bytes, timeout=min(limits.timeout, remaining)
+        )
+        if _kind(fetched.body) is MediaKind.OTHER:
+            raise refused from None
+        return fetched
+
+
+def media_urls(page: bytes, url: str) -> list[str]:
+    """The http(s) URLs of the media an HTML ``page`` fetched from ``url`` shows or links,
+    absolute (against its ``<base href>`` or ``url``), without fragments, each once, in page
+    order."""
+    try:
+        root = lxml_html.document_fromstring(page, parser=_parser())
+    except (etree.ParserError, etree.XMLSyntaxError):
+        return []  # an empty page
+    base = url
+    for element in root.iter("base"):
+        href = (element.get("href") or "").strip()
+        if href:
+            base = _absolute(url, href) or url
+            break
+    found: dict[str, None] = {}
+    for element in root.iter(etree.Element):
+        for reference in _references(element):
+            absolute = _absolute(base, reference)
+            if absolute is not None:
+                found[absolute] = None
+    return list(found)
+
+
+def _parser() -> etree.HTMLParser:
+    # A parser per page (lxml parsers are not shared between threads); nothing from the network.
+    return lxml_html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+
+
+def _references(element: Any) -> Iterator[str]:
+    """The media references of one element, in attribute order."""
+    tag = element.tag
+    if tag in ("img", "source"):
+        yield from _present(element.get("src"))
+        yield from _srcset(element.get("srcset") or "")
+    elif tag == "video":
+        yield from _present(element.get("src"))
+        yield from _present(element.get("poster"))
+    elif tag == "a":
+        href = (element.get("href") or "").strip()
+        if _extension(href) in MEDIA_EXTENSIONS:
+            yield href
+    elif tag == "meta":
+        name = (element.get("property") or element.get("name") or "").strip().lower()
+        if name in _OPEN_GRAPH:
+            yield from _present(element.get("content"))
+
+
+def _present(value: str | None) -> list[str]:
+    value = (value or "").strip()
+    return [value] if value else []
+
+
+def _srcset(value: str) -> list[str]:
+    """The URL of each candidate in a ``srcset`` (as the HTML standard splits it: a URL runs to
+    white space, descriptors to the next comma outside parentheses)."""
+    urls: list[str] = []
+    at, end = 0, len(value)
+    while at < end:
+        while at < end and (value[at].isspace() or value[at] == ","):
+            at += 1
+        start = at
+        while at < end and not value[at].isspace():
+            at += 1
+        url = value[start:at]
+        if url.endswith(","):
+            url = url.rstrip(",")
+        else:
+            depth = 0
+            while at < end and (value[at] != "," or depth):
+                if value[at] == "(":
+                    depth += 1
+                elif value[at] == ")" and depth:
+                    depth -= 1
+                at += 1
+        if url:
+            urls.append(url)
+    return urls
+
+
+def _extension(reference: str) -> str:
+    try:
+        path = urlsplit(reference).path
+    except ValueError:
+        return ""
+    return posixpath.splitext(path)[1].lower().lstrip(".")
+
+
+def _absolute(base: str, reference: str) -> str | None:
+    """``reference`` resolved against ``base``, without its fragment; None unless http(s)."""
+    try:
+        absolute = urldefrag(urljoin(base, reference)).url
+        scheme = urlsplit(absolute).scheme
+    except ValueError:
+        return None
+    return absolute if scheme in ("http", "https") else None
+
+
+def _is_html(fetched: Fetched) -> bool:
+    if fetched.content_type:
+        return fetched.content_type in _HTML_TYPES
+    head = fetched.body[:SNIFF_BYTES].lstrip().lower()
+    return head.startswith((b"<!doctype html", b"<html"))
+
+
+def _kind(body: bytes) -> MediaKind:
+    return file_kind(body[:SNIFF_BYTES]) if body else MediaKind.OTHER
+
+
+def _item(
+    url: str,
+    fetcher: UrlFetcher,
+    limits: CrawlLimits,
+    timeout: float,
+    clock: Callable[[], datetime],
+) -> FetchRecord:
+    at = clock()
+    try:
+        fetched = fetcher.fetch(url, max_bytes=limits.media_bytes, timeout=timeout)
+    except FetchRefused as refused:
+        return _refused(url, at, "other", refused)
+    if _kind(fetched.body) is MediaKind.OTHER:
+        shown = fetched.content_type or "of no declared type"
+        detail = f"the answer is {shown} ({len(fetched.body)} bytes), not an image or video"
+        return _answered(url, at, fetched, "other", "not-media", detail)
+    return _media_record(url, at, fetched, limits.media)
+
+
+def _media_record(url: str, at: datetime, fetched: Fetched, limits: Limits) -> FetchRecord:
+    """The record of media fetched: its hashes, computed in memory within ``limits``."""
+    kind = _kind(fetched.body)
+    signals = [registry.get(name) for name in SIGNALS]
+    try:
+        hashed = hash_stream(io.BytesIO(fetched.body), len(fetched.body), signals, limits)
+    except MediaError as error:  # not even its bytes could be hashed
+        return _answered(url, at, fetched, kind.value, "corrupt-media", str(error))
+    hashes = {signal.name: signal.canonical_of(value) for signal, value in hashed.values}
+    quality = next((v.quality for _, v in hashed.values if isinstance(v, PdqHash)), None)
+    undecodable = hashed.undecodable
+    if undecodable is None:
+        outcome, detail = "ok", f"{kind.value}, hashed"
+    else:
+        outcome = "media-limit" if isinstance(undecodable, LimitExceeded) else "corrupt-media"
+        detail = f"{undecodable} (only its bytes' digests were computed)"
+    return _answered(url, at, fetched, kind.value, outcome, detail, hashes, quality)
+
+
+def _answered(
+    url: str,
+    at: datetime,
+    fetched: Fetched,
+    kind: str,
+    outcome: str,
+    detail: str,
+    hashes: dict[str, str] | None = None,
+    quality: int | None = None,
+) -> FetchRecord:
+    return FetchRecord(
+        url, fetched.url, at, fetched.status, fetched.content_type, len(fetched.body), kind,
+        outcome, detail, hashes or {}, quality,
+    )  # fmt: skip
+
+
+def _refused(url: str, at: datetime, kind: str, refused: FetchRefused) -> FetchRecord:
+    return FetchRecord(url, refused.url, at, refused.status, "", 0, kind, refused.reason,
+                       str(refused))  # fmt: skip
+
+
+def _unfetched(url: str, at: datetime, outcome: str, detail: str) -> FetchRecord:
+    return FetchRecord(url, "", at, None, "", 0, "other", outcome, detail)
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"

@@ -1,0 +1,5 @@
+"""Reaching other hosts safely (floor 3, below the database): ``fetch`` (the SSRF-safe URL
+fetcher: http and https only, public addresses only or named networks, the checked address
+connected to, redirects checked again, size and time limits, every refusal a named outcome).
+It imports nothing from floor 3; the service (HMA's ``url=``, the desk's content proxy), the
+exchanges and the hotline's crawler use it."""

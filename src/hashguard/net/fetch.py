@@ -1,0 +1,332 @@
+"""Fetching a URL safely (SSRF): for callers that send a link instead of the bytes (HMA's
+``url=``), the desk's content proxy, and the hotline's crawler.
+
+Off unless hosts are allowed (or ``any_host``). When on: http and https only, no credentials in
+the URL; the host must be allowed (a name, or ``*.example.org`` for its subdomains; any host with
+``any_host``); every address the name resolves to must be public (no private, loopback,
+link-local, multicast or reserved address, unless the operator names its network); the
+connection goes to the address that was checked, so a second DNS answer cannot redirect it
+(rebinding); redirects are followed only to the same host (to any host with
+``cross_host_redirects``), each checked again as the first; the whole fetch ends at its deadline
+however slowly the server sends; the body is read into memory up to a size limit, never to disk.
+Every refusal names its outcome (``FetchRefused.reason``, one of ``OUTCOMES``).
+"""
+
+import contextlib
+import http.client
+import ipaddress
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+from urllib.parse import quote, urljoin, urlsplit
+
+from hashguard.errors import Invalid
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+Resolver = Callable[[str, int], Sequence[str]]  # (host, port) -> addresses; raises FetchRefused
+
+# Why a fetch ended without the body: what the hotline records for each fetch.
+OUTCOMES: Final = (
+    "bad-url",  # not an http(s) URL with a host
+    "not-allowed",  # fetching off, a host not allowed, credentials, a redirect to another host
+    "unresolvable",  # the host has no address
+    "private-address",  # an address that is not public (and not in a named network)
+    "connection-failed",  # refused, reset, TLS failed, not HTTP
+    "timed-out",  # the deadline passed (however slowly the server was sending)
+    "too-large",  # over the size limit, declared or while reading
+    "too-many-redirects",
+    "http-error",  # an answer other than 200 (``status``)
+)
+
+_REDIRECTS: Final = {301, 302, 303, 307, 308}
+# Characters a request target keeps as they are; anything else (spaces, non-ASCII) is
+# percent-encoded as a browser would, and existing escapes stay.
+_TARGET_SAFE: Final = "!#$%&'()*+,/:;=?@[]~"
+
+
+class FetchRefused(Invalid):
+    """The URL may not or could not be fetched; the message says why, ``reason`` names the
+    outcome (one of ``OUTCOMES``), ``status`` is the server's answer when it answered with
+    something else than the body, and ``url`` the last URL that answered ("" when none did)."""
+
+    def __init__(self, message: str, *, reason: str, status: int | None = None) -> None:
+        if reason not in OUTCOMES:
+            raise ValueError(f"not a fetch outcome: {reason!r}")
+        super().__init__(message)
+        self.reason = reason
+        self.status = status
+        self.url = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fetched:
+    body: bytes
+    content_type: str  # as the server declared it, lower case, without parameters
+    url: str  # the final URL, after redirects
+    status: int  # 200
+
+
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    status: int
+    location: str
+    content_type: str
+    body: bytes
+
+
+# IPv6 prefixes that carry an IPv4 address a gateway may reach: NAT64 (RFC 6052, 8215), 6to4,
+# Teredo, and the deprecated IPv4-compatible form. Refused unless the operator names them.
+_EMBEDDING: Final = tuple(
+    ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32",
+                                      "::/96")
+)  # fmt: skip
+
+
+def _resolve(host: str, port: int) -> list[str]:
+    try:
+        found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+    except (OSError, UnicodeError) as error:
+        raise FetchRefused(
+            f"cannot resolve {host}: {getattr(error, 'strerror', None) or error}",
+            reason="unresolvable",
+        ) from None
+    return list(dict.fromkeys(str(info[4][0]) for info in found))
+
+
+class UrlFetcher:
+    def __init__(
+        self,
+        hosts: Sequence[str],
+        networks: Sequence[Network] = (),
+        timeout: float = 10.0,
+        max_bytes: int = 64 * 1024 * 1024,
+        resolve: Resolver = _resolve,
+        any_host: bool = False,
+        cross_host_redirects: bool = False,
+        max_redirects: int = 3,
+    ) -> None:
+        self.hosts = tuple(h.lower().rstrip(".") for h in hosts)
+        self.networks = tuple(networks)
+        self.timeout = timeout
+        self.max_bytes = max_bytes
+        self.resolve = resolve
+        self.any_host = any_host
+        self.cross_host_redirects = cross_host_redirects
+        self.max_redirects = max_redirects
+
+    def fetch(
+        self, url: str, *, max_bytes: int | None = None, timeout: float | None = None
+    ) -> Fetched:
+        """The answer at ``url`` (after redirects), within ``max_bytes`` and ``timeout``
+        seconds for the whole fetch (the fetcher's own when not given). Raises FetchRefused
+        naming the rule or failure that ended it."""
+        if not self.hosts and not self.any_host:
+            raise FetchRefused(
+                "this service does not fetch URLs (off by default; the operator can allow hosts "
+                "with 'hashguard serve --fetch-host'): send the media itself",
+                reason="not-allowed",
+            )
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        answered = ""
+        try:
+            first_host: str | None = None
+            for _ in range(self.max_redirects + 1):
+                if first_host is not None and not self.cross_host_redirects:
+                    host = (urlsplit(url).hostname or "").lower().rstrip(".")
+                    if host != first_host:
+                        raise FetchRefused(
+                            f"{url}: a redirect to another host ({host}) is not followed",
+                            reason="not-allowed",
+                        )
+                scheme, host, port, target = self._check(url)
+                first_host = first_host or host
+                address = self._public_address(host, port)
+                answer = self._get(scheme, host, port, address, target, deadline, limit)
+                answered = url
+                if answer.status in _REDIRECTS and answer.location:
+                    url = _redirected(url, answer.location)
+                    continue
+                if answer.status != 200:
+                    raise FetchRefused(
+                        f"{url}: the server answered {answer.status}",
+                        reason="http-error",
+                        status=answer.status,
+                    )
+                return Fetched(answer.body, answer.content_type, url, answer.status)
+            raise FetchRefused(
+                f"{url}: more than {self.max_redirects} redirects", reason="too-many-redirects"
+            )
+        except FetchRefused as refused:
+            refused.url = answered
+            raise
+
+    def _check(self, url: str) -> tuple[str, str, int, str]:
+        try:
+            parts = urlsplit(url)
+            port = parts.port
+        except ValueError as error:
+            raise FetchRefused(f"not a URL: {error}", reason="bad-url") from None
+        if parts.scheme not in ("http", "https"):
+            raise FetchRefused(f"{url}: only http and https URLs are fetched", reason="bad-url")
+        host = (parts.hostname or "").lower().rstrip(".")
+        if not host:
+            raise FetchRefused(f"{url}: the URL has no host", reason="bad-url")
+        if parts.username or parts.password:
+            raise FetchRefused(
+                f"{url}: URLs with credentials are not fetched", reason="not-allowed"
+            )
+        if not self._allowed(host):
+            raise FetchRefused(
+                f"{url}: host {host} is not on this service's fetch allow-list",
+                reason="not-allowed",
+            )
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        target = quote(target, safe=_TARGET_SAFE)
+        return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), target
+
+    def _allowed(self, host: str) -> bool:
+        if self.any_host:
+            return True
+        for allowed in self.hosts:
+            if allowed.startswith("*."):
+                if host.endswith(allowed[1:]):
+                    return True
+            elif host == allowed:
+                return True
+        return False
+
+    def _public_address(self, host: str, port: int) -> str:
+        addresses = self.resolve(host, port)
+        if not addresses:
+            raise FetchRefused(f"{host} resolves to no address", reason="unresolvable")
+        for text in addresses:
+            address = ipaddress.ip_address(text.split("%")[0])
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if any(address in network for network in self.networks):
+                continue
+            embeds = isinstance(address, ipaddress.IPv6Address) and any(
+                address in prefix for prefix in _EMBEDDING
+            )
+            if embeds or not address.is_global or address.is_multicast:
+                raise FetchRefused(
+                    f"{host} resolves to {address}, a private, loopback, link-local or reserved "
+                    "address: not fetched",
+                    reason="private-address",
+                )
+        return addresses[0]
+
+    def _get(
+        self,
+        scheme: str,
+        host: str,
+        port: int,
+        address: str,
+        target: str,
+        deadline: float,
+        limit: int,
+    ) -> _Answer:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchRefused(f"{host}: timed out", reason="timed-out")
+        try:
+            sock = socket.create_connection((address, port), timeout=remaining)
+        except TimeoutError:
+            raise FetchRefused(f"{host}: timed out", reason="timed-out") from None
+        except OSError as error:
+            raise FetchRefused(
+                f"{host}: cannot connect: {error.strerror or error}", reason="connection-failed"
+            ) from None
+        # A server sending a byte at a time never trips a socket timeout: at the deadline the
+        # connection is shut down under whatever read is waiting (through a duplicate, which
+        # stays valid whatever TLS does with the original).
+        watchdog = _Watchdog(sock.dup(), remaining)
+        try:
+            if scheme == "https":
+                sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
+            connection = http.client.HTTPConnection(host, port, timeout=remaining)
+            connection.sock = sock  # connected to the checked address
+            try:
+                headers = {"User-Agent": "hashguard", "Accept-Encoding": "identity"}
+                connection.request("GET", target, headers=headers)
+                response = connection.getresponse()
+                declared = response.getheader("Content-Length")
+                if declared is not None and declared.isdigit() and int(declared) > limit:
+                    raise FetchRefused(
+                        f"{host}: the media is larger than {limit} bytes", reason="too-large"
+                    )
+                body = self._body(response, host, deadline, limit)
+                if watchdog.cut.is_set():  # the end seen was the cut, not the body's
+                    raise FetchRefused(f"{host}: timed out", reason="timed-out")
+                content_type = (response.getheader("Content-Type") or "").split(";")[0]
+                location = response.getheader("Location") or ""
+                return _Answer(response.status, location, content_type.strip().lower(), body)
+            finally:
+                connection.close()
+        except FetchRefused:
+            raise
+        except (OSError, http.client.HTTPException, UnicodeError) as error:
+            if watchdog.cut.is_set() or isinstance(error, TimeoutError):
+                raise FetchRefused(f"{host}: timed out", reason="timed-out") from None
+            raise FetchRefused(f"{host}: {error}", reason="connection-failed") from None
+        finally:
+            watchdog.stop()
+            sock.close()
+
+    def _body(
+        self, response: http.client.HTTPResponse, host: str, deadline: float, limit: int
+    ) -> bytes:
+        """The body, within the size limit and the deadline."""
+        chunks: list[bytes] = []
+        size = 0
+        while chunk := response.read1(65536):
+            size += len(chunk)
+            if size > limit:
+                raise FetchRefused(
+                    f"{host}: the media is larger than {limit} bytes", reason="too-large"
+                )
+            if time.monotonic() > deadline:
+                raise FetchRefused(f"{host}: timed out", reason="timed-out")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+
+def _redirected(url: str, location: str) -> str:
+    try:
+        return urljoin(url, location)
+    except ValueError:
+        raise FetchRefused(
+            f"{url}: redirected to {location[:200]!r}, which is not a URL", reason="bad-url"
+        ) from None
+
+
+class _Watchdog:
+    """Shuts ``sock`` down after ``seconds`` unless stopped first; ``cut`` says it did."""
+
+    def __init__(self, sock: socket.socket, seconds: float) -> None:
+        self.sock = sock
+        self.cut = threading.Event()
+        self.lock = threading.Lock()
+        self.timer = threading.Timer(seconds, self._cut)
+        self.timer.daemon = True
+        self.timer.start()
+
+    def _cut(self) -> None:
+        with self.lock:
+            if self.sock.fileno() == -1:  # stopped meanwhile
+                return
+            self.cut.set()
+            with contextlib.suppress(OSError):  # the peer closed it already
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        self.timer.cancel()
+        with self.lock:
+            self.sock.close()
