@@ -1,0 +1,189 @@
+"""The operator's registry of hosters: who runs which networks and AS numbers, in which country,
+where their abuse desk is, and whether they are a CDN. A TOML file of ``[[hoster]]`` tables
+(docs/formats.md, examples/hosters.toml); an address's hoster is the one with the most specific
+network holding it, else the one with its AS number."""
+
+import difflib
+import ipaddress
+import re
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+from hashguard.errors import Invalid
+
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+FIELDS: Final = ("name", "country", "asns", "networks", "abuse_email", "abuse_api", "cdn")
+
+
+class HosterError(Invalid):
+    """A registry file that cannot be used; the message names the file and line."""
+
+
+@dataclass(frozen=True, slots=True)
+class Hoster:
+    """One entry of the operator's registry."""
+
+    name: str
+    country: str | None  # ISO 3166 alpha-2, upper case
+    asns: tuple[int, ...]
+    networks: tuple[Network, ...]
+    abuse_email: str | None
+    abuse_api: str | None
+    cdn: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "country": self.country, "asns": list(self.asns),
+                "networks": [str(n) for n in self.networks], "abuse_email": self.abuse_email,
+                "abuse_api": self.abuse_api, "cdn": self.cdn}  # fmt: skip
+
+
+class HosterRegistry:
+    """The hosters, looked up by address and AS number."""
+
+    def __init__(self, hosters: Sequence[Hoster] = ()) -> None:
+        self.hosters = tuple(hosters)
+        self._by_asn: dict[int, Hoster] = {}
+        for hoster in self.hosters:
+            for asn in hoster.asns:
+                self._by_asn.setdefault(asn, hoster)
+        # most specific first: the first network holding an address is its hoster's
+        self._networks = sorted(((network, hoster) for hoster in self.hosters
+                                 for network in hoster.networks),
+                                key=lambda pair: -pair[0].prefixlen)  # fmt: skip
+
+    def __iter__(self) -> Iterator[Hoster]:
+        return iter(self.hosters)
+
+    def __len__(self) -> int:
+        return len(self.hosters)
+
+    def named(self, name: str) -> Hoster | None:
+        return next((hoster for hoster in self.hosters if hoster.name == name), None)
+
+    def lookup(self, address: str, asn: int | None = None) -> Hoster | None:
+        """The hoster of ``address`` (most specific network first), else of ``asn``, or None."""
+        ip = ipaddress.ip_address(address)
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ip = ip.ipv4_mapped
+        for network, hoster in self._networks:
+            if ip.version == network.version and ip in network:
+                return hoster
+        return self._by_asn.get(asn) if asn is not None else None
+
+
+def load(path: Path) -> HosterRegistry:
+    """The registry in the TOML file ``path``.
+
+    Raises HosterError naming the file and line of anything malformed or unknown.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise HosterError(f"{path}: cannot read: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        raise HosterError(f"{path}: not a TOML file (not UTF-8 text)") from None
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:  # its message ends "(at line N, column M)"
+        raise HosterError(f"{path}: not valid TOML: {error}") from None
+    lines = _table_lines(text)
+    for key in document:
+        if key != "hoster":
+            raise HosterError(f"{path}: unknown key {key!r} (the file holds [[hoster]] tables)")
+    tables = document.get("hoster", [])
+    if not isinstance(tables, list):
+        raise HosterError(f"{path}: 'hoster' must be [[hoster]] tables")
+    hosters: list[Hoster] = []
+    seen: dict[str, str] = {}
+    for index, table in enumerate(tables):
+        start = lines[index] if index < len(lines) else None
+        where = f"{path}, line {start}" if start is not None else str(path)
+        hoster = _hoster(table, text, start, where, str(path))
+        if hoster.name in seen:
+            where = _key_line(text, start, "name", str(path))
+            raise HosterError(f"{where}: hoster {hoster.name!r} is named twice (also at "
+                              f"{seen[hoster.name]})")  # fmt: skip
+        seen[hoster.name] = where
+        hosters.append(hoster)
+    return HosterRegistry(hosters)
+
+
+_HOSTER_TABLE = re.compile(r"\s*\[\[\s*hoster\s*\]\]")
+_ANY_TABLE = re.compile(r"\s*\[")
+
+
+def _table_lines(text: str) -> list[int]:
+    """The line of each ``[[hoster]]`` (tomllib gives no lines: they are found in the text)."""
+    return [n for n, line in enumerate(text.splitlines(), 1) if _HOSTER_TABLE.match(line)]
+
+
+def _key_line(text: str, start: int | None, key: str, path: str) -> str:
+    """``FILE, line N`` of ``key`` in the table starting at line ``start``."""
+    if start is None:
+        return path
+    assignment = re.compile(rf"\s*(\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*=")
+    for number, line in enumerate(text.splitlines()[start:], start + 1):
+        if _ANY_TABLE.match(line):
+            break
+        if assignment.match(line):
+            return f"{path}, line {number}"
+    return f"{path}, line {start}"
+
+
+def _hoster(table: Any, text: str, start: int | None, where: str, path: str) -> Hoster:
+    if not isinstance(table, dict):
+        raise HosterError(f"{where}: a hoster must be a table")
+
+    def at(key: str) -> str:
+        return _key_line(text, start, key, path)
+
+    for key in table:
+        if key not in FIELDS:
+            near = difflib.get_close_matches(key, FIELDS, n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]}?" if near else ""
+            raise HosterError(f"{at(key)}: unknown key {key!r}{hint} "
+                              f"(the keys: {', '.join(FIELDS)})")  # fmt: skip
+    name = table.get("name")
+    if not isinstance(name, str) or not name.strip():
+        raise HosterError(f"{at('name')}: a hoster needs a name (a non-empty string)")
+    country = table.get("country")
+    if country is not None:
+        if not isinstance(country, str) or not re.fullmatch(r"[A-Za-z]{2}", country):
+            raise HosterError(f"{at('country')}: expected a two-letter country code "
+                              f"(ISO 3166), got {country!r}")  # fmt: skip
+        country = country.upper()
+    asns = table.get("asns", [])
+    if not isinstance(asns, list) or not all(
+        isinstance(n, int) and not isinstance(n, bool) and 0 < n < 2**32 for n in asns
+    ):
+        raise HosterError(f"{at('asns')}: expected a list of AS numbers (1 to 4294967295), "
+                          f"got {asns!r}")  # fmt: skip
+    networks: list[Network] = []
+    given = table.get("networks", [])
+    if not isinstance(given, list):
+        raise HosterError(f"{at('networks')}: expected a list of networks like "
+                          f"\"192.0.2.0/24\", got {given!r}")  # fmt: skip
+    for network in given:
+        try:
+            networks.append(ipaddress.ip_network(network))
+        except (ValueError, TypeError) as error:
+            raise HosterError(f"{at('networks')}: {network!r} is not a network like "
+                              f"\"192.0.2.0/24\" ({error})") from None  # fmt: skip
+    if not asns and not networks:
+        raise HosterError(f"{where}: hoster {name!r} has neither asns nor networks: "
+                          "nothing would be found as theirs")  # fmt: skip
+    email = table.get("abuse_email")
+    if email is not None and (not isinstance(email, str)
+                              or not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", email)):  # fmt: skip
+        raise HosterError(f"{at('abuse_email')}: expected an email address, got {email!r}")
+    api = table.get("abuse_api")
+    if api is not None and (not isinstance(api, str) or not re.match(r"https?://[^\s/]+", api)):
+        raise HosterError(f"{at('abuse_api')}: expected an http(s) URL, got {api!r}")
+    cdn = table.get("cdn", False)
+    if not isinstance(cdn, bool):
+        raise HosterError(f"{at('cdn')}: expected true or false, got {cdn!r}")
+    return Hoster(name.strip(), country, tuple(asns), tuple(networks), email, api, cdn)
