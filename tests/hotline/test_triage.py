@@ -9,6 +9,7 @@ from sqlalchemy import Engine
 from hashguard.hotline.assessment import Assessments
 from hashguard.hotline.model import ItemState
 from hashguard.hotline.triage import CurrentMatcher, Triage, labels_of
+from hashguard.hotline.vocabulary import default
 from hashguard.lists.model import Category, Provenance, Source
 from hashguard.lists.records import Submission
 from hashguard.store.lists import ListStore
@@ -16,7 +17,6 @@ from hashguard.store.lists import ListStore
 from support.hotline_items import (
     BASELINE,
     NOT_ILLEGAL,
-    Vocabulary,
     events,
     hashes_of,
     item,
@@ -34,16 +34,15 @@ def lists(engine: Engine) -> ListStore:
 
 
 def triage_of(lists: ListStore, known: tuple[str, ...] = ()) -> Triage:
-    vocabulary = Vocabulary()
     return Triage(lists, CurrentMatcher(lists, (*HOTLINE_LISTS, *known)), known_lists=known,
-                  legality=vocabulary.legality)  # fmt: skip
+                  legality=default().legality)  # fmt: skip
 
 
 def test_an_image_assessed_before_is_triaged_without_anyone_viewing_it(
     engine: Engine, lists: ListStore
 ) -> None:
     triage = triage_of(lists)
-    desk = Assessments(engine, lists, triage, Vocabulary(), home="NL", four_eyes=False)
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
     first_case = new_case(engine, "https://site-a.test/page")
     original = jpeg(7)
     first = queued_item(engine, first_case, "https://site-a.test/a.jpg", hashes_of(original))
@@ -57,7 +56,7 @@ def test_an_image_assessed_before_is_triaged_without_anyone_viewing_it(
         assert verdict.state is ItemState.AUTO
         assert verdict.assessment_id == assessment.id
         assert verdict.labels == BASELINE
-        assert verdict.legality == {"NL": "illegal", "GB": "illegal", "DE": "illegal"}
+        assert set(verdict.legality.values()) == {"illegal"} and "NL" in verdict.legality
         assert verdict.triage["list"] == "hotline-illegal"
         assert verdict.triage["assessment"] == assessment.id
     assert exact.triage["distance"] == 0
@@ -78,7 +77,7 @@ def test_an_image_assessed_not_illegal_is_triaged_as_not_illegal(
     engine: Engine, lists: ListStore
 ) -> None:
     triage = triage_of(lists)
-    desk = Assessments(engine, lists, triage, Vocabulary(), home="NL", four_eyes=False)
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
     case = new_case(engine, "https://site-a.test/page")
     picture = hashes_of(jpeg(8))
     desk.assess(queued_item(engine, case, "https://site-a.test/a.jpg", picture), NOT_ILLEGAL, "ana")
@@ -92,7 +91,7 @@ def test_a_known_list_decides_an_item_with_its_labels(engine: Engine, lists: Lis
     lists.create("known", "an-ngo", Category.KNOWN_CSAM)
     provenance = Provenance("an-ngo", "", (Source("an-ngo", "NL", "k-1"),))
     lists.apply("known", [Submission("pdq", picture["pdq"],
-                                     frozenset({"iccam:baseline", "age:prepubescent"}),
+                                     frozenset(f"{g}:{v}" for g, v in BASELINE.items()),
                                      provenance)])  # fmt: skip
     verdict = triage_of(lists, known=("known",)).decide(picture)
     assert verdict.state is ItemState.AUTO and verdict.assessment_id is None

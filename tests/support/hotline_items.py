@@ -1,6 +1,6 @@
 """The hotline's cases and items for tests: images generated and hashed here (never real
 material), cases inserted in state ``new`` or ``triaged`` and items queued, as the pipeline would
-leave them; a small vocabulary of ICCAM's words, legality derived per country."""
+leave them; labels in the built-in vocabulary."""
 
 import hashlib
 import io
@@ -10,7 +10,6 @@ from typing import Any
 
 from sqlalchemy import Engine, insert, select
 
-from hashguard.errors import Invalid
 from hashguard.hotline.model import CaseState, ItemState
 from hashguard.signals import registry
 from hashguard.signals.batch import hash_stream
@@ -64,31 +63,8 @@ def events(engine: Engine, action: str) -> list[Any]:
             select(table).where(table.c.action == action).order_by(table.c.seq)).all())  # fmt: skip
 
 
-class Vocabulary:
-    """Stands in for hotline.vocabulary's: ICCAM's baseline / nationally-illegal / not-illegal
-    and an age group; baseline is illegal everywhere, nationally illegal in NL only."""
-
-    groups: Mapping[str, tuple[str, ...]] = {
-        "iccam": ("baseline", "nationally-illegal", "not-illegal"),
-        "age": ("prepubescent", "pubescent", "adult", "unknown"),
-    }
-    countries = ("NL", "GB", "DE")
-
-    def check(self, labels: Mapping[str, str]) -> dict[str, str]:
-        for group, value in labels.items():
-            if value not in self.groups.get(group, ()):
-                raise Invalid(f"label {group}={value}: not in the vocabulary")
-        if "iccam" not in labels:
-            raise Invalid("the label group iccam is required")
-        return dict(labels)
-
-    def legality(self, labels: Mapping[str, str]) -> dict[str, str]:
-        iccam = labels["iccam"]
-        return {country: "illegal" if iccam == "baseline"
-                or (iccam == "nationally-illegal" and country == "NL") else "not-illegal"
-                for country in self.countries}  # fmt: skip
-
-
-BASELINE = {"iccam": "baseline", "age": "prepubescent"}
-NATIONAL = {"iccam": "nationally-illegal", "age": "pubescent"}
-NOT_ILLEGAL = {"iccam": "not-illegal", "age": "adult"}
+# Labels in the built-in vocabulary (hotline.vocabulary.default()).
+BASELINE = {"iccam": "baseline", "age": "prepubescent", "industry": "A1", "depiction": "real"}
+NATIONAL = {"iccam": "nationally-illegal", "age": "pubescent", "industry": "none",
+            "depiction": "drawn"}  # fmt: skip
+NOT_ILLEGAL = {"iccam": "not-illegal", "age": "adult", "industry": "none", "depiction": "real"}

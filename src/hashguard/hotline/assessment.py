@@ -19,13 +19,14 @@ decided without anyone viewing it), and a case whose last undecided item this wa
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from hashguard.errors import Conflict, NotFound
 from hashguard.hotline.model import DECIDED, AssessmentState, CaseState, ItemState
 from hashguard.hotline.triage import Triage, entry_labels, query_of, reference
+from hashguard.hotline.vocabulary import Vocabulary
 from hashguard.lists.model import Category, ListPolicy, Provenance, Source
 from hashguard.lists.records import Submission
 from hashguard.store import audit
@@ -36,14 +37,6 @@ from hashguard.store.tables import HotlineAssessmentRow, HotlineCaseRow, Hotline
 ACTOR: Final = "hotline"
 ILLEGAL: Final = "illegal"
 LEGAL_BASIS: Final = "assessed by the hotline's analysts"
-
-
-class Labelling(Protocol):
-    """The vocabulary (``hotline.vocabulary.Vocabulary``): labels checked, legality derived."""
-
-    def check(self, labels: Mapping[str, str]) -> dict[str, str]: ...
-
-    def legality(self, labels: Mapping[str, str]) -> dict[str, str]: ...
 
 
 class AssessmentRefused(Conflict):
@@ -72,7 +65,7 @@ class Assessments:
         engine: Engine,
         lists: ListStore,
         triage: Triage,
-        vocabulary: Labelling,
+        vocabulary: Vocabulary,
         *,
         home: str,
         four_eyes: bool,
@@ -93,13 +86,13 @@ class Assessments:
 
     def assess(self, item_id: int, labels: Mapping[str, str], analyst: str) -> Assessment:
         """``analyst`` assesses the item with ``labels``; the assessment after it. Raises
-        Invalid (the vocabulary's) for labels it refuses, NotFound for no such item, and
+        LabelError (Invalid) for labels the vocabulary refuses, NotFound for no such item, and
         AssessmentRefused for an item not waiting for an analyst, or an analyst assessing an
         item a second time (four eyes)."""
         if not analyst.strip():
             raise AssessmentRefused("an assessment needs the analyst's name")
         checked = self.vocabulary.check(labels)
-        legality = self.vocabulary.legality(checked)
+        legality = self.vocabulary.legality(checked, self.home)
         now = datetime.now(UTC)
         with self.engine.begin() as connection:
             item = self._item(connection, item_id)
