@@ -58,8 +58,10 @@ def test_a_referral_received_twice_is_one_report_and_known_images_are_auto(
         received = connection.execute(
             select(cases).where(cases.c.url.like("https://site-de.test/%")).order_by(cases.c.id)
         ).all()
-        fetches = connection.execute(select(func.count()).select_from(HotlineFetchRow)
-                                     .where(HotlineFetchRow.outcome == "referred")).scalar_one()  # fmt: skip
+        referred = HotlineFetchRow.outcome == "referred"
+        fetches = connection.execute(
+            select(func.count()).select_from(HotlineFetchRow).where(referred)
+        ).scalar_one()
     assert report.source == "partner:hotline-de" and report.partner_reference == payload["referral"]
     assert report.contact is None
     assert [item.state for item in received] == ["auto", "queued"]  # nothing doubled
