@@ -26,9 +26,9 @@ from typing import Any, Final
 
 from sqlalchemy import Engine, delete, insert, select, update
 
-from hashguard.rate_limit import AddressLimit
 from hashguard.lists.model import Category, EntryStatus, Provenance, Source
 from hashguard.lists.records import Submission, Withdrawal
+from hashguard.rate_limit import AddressLimit
 from hashguard.store import audit
 from hashguard.store.acknowledgements import Acknowledgements, applied
 from hashguard.store.list_errors import ListError, ListExists
