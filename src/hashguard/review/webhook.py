@@ -43,11 +43,10 @@ from sqlalchemy import (
 
 from hashguard import durable
 from hashguard.errors import Invalid
+from hashguard.store.outbox import retry_delay
 from hashguard.store.tables import ActionRow, ServiceRow, WebhookRow, utc
 
-MAX_ATTEMPTS: Final = 36  # about a day of retries with the backoff below, then given up
-_FIRST_RETRY: Final = 2.0  # seconds; doubled after each failure, at most an hour
-_LONGEST_RETRY: Final = 3600.0
+MAX_ATTEMPTS: Final = 36  # about a day of retries with store.outbox's backoff, then given up
 SIGNATURE_TOLERANCE: Final = 300  # seconds a receiver should accept a signature's time
 # A delivery's state, for webhook calls and reports alike.
 PENDING: Final = "pending"  # not delivered yet; tried again later (or, for reports, by hand)
@@ -261,6 +260,21 @@ def failure_reason(error: httpx.HTTPError) -> str:
     return f"{where}: {type(error).__name__}: {error}"
 
 
+def post_json(
+    client: httpx.Client, url: str, body: bytes, headers: Mapping[str, str]
+) -> str | None:
+    """POST ``body`` (JSON) to ``url`` with ``headers``; None when the receiver took it (2xx),
+    else what went wrong (``failure_reason``, ``status_reason``)."""
+    try:
+        answer = client.post(url, content=body, headers={"Content-Type": "application/json",
+                                                         **headers})  # fmt: skip
+    except httpx.HTTPError as error:
+        return failure_reason(error)
+    if 200 <= answer.status_code < 300:
+        return None
+    return status_reason(answer.status_code)
+
+
 def _has_request(error: httpx.HTTPError) -> bool:
     try:
         error.request  # noqa: B018 - raises when the error was raised without one
@@ -332,9 +346,8 @@ class WebhookSender:
             else:
                 if row.detection_id is not None:
                     failed.add(row.detection_id)
-                wait = min(_FIRST_RETRY * 2 ** (attempts - 1), _LONGEST_RETRY)
                 values = {"attempts": attempts, "last_error": error[:500],
-                          "next_attempt_at": now + timedelta(seconds=wait)}  # fmt: skip
+                          "next_attempt_at": now + retry_delay(attempts)}  # fmt: skip
             with self.engine.begin() as connection:
                 connection.execute(update(WebhookRow).where(outbox.c.id == row.id).values(values))
             self.attempted(error is None)
@@ -347,19 +360,12 @@ class WebhookSender:
         data = body.encode()
         stamp = int(datetime.now(UTC).timestamp())
         headers = {
-            "Content-Type": "application/json",
             "Idempotency-Key": key,
             "X-Hashguard-Event": event,
             "X-Hashguard-Signature": signature(service_secret(self.server_secret, service),
                                                stamp, data),
         }  # fmt: skip
-        try:
-            answer = self.client.post(url, content=data, headers=headers)
-        except httpx.HTTPError as error:
-            return failure_reason(error)
-        if 200 <= answer.status_code < 300:
-            return None
-        return status_reason(answer.status_code)
+        return post_json(self.client, url, data, headers)
 
 
 def _log_failure(row: Any, attempts: int, error: str, wait: timedelta) -> None:

@@ -9,20 +9,18 @@ import json
 import logging
 import secrets
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC, datetime
+from typing import Any
 
 import httpx
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, func, insert, select
 
-from hashguard.review.webhook import failure_reason, status_reason
+from hashguard.review.webhook import post_json
+from hashguard.store import outbox
 from hashguard.store.tables import VictimReferralRow, utc
 from hashguard.victims.model import SubmittedHash
 
 log = logging.getLogger("hashguard.victims")
-
-_FIRST_RETRY: Final = 2.0
-_LONGEST_RETRY: Final = 3600.0
 
 
 def enqueue(connection: Connection, case_id: int, hashes: Sequence[SubmittedHash]) -> None:
@@ -66,48 +64,19 @@ class ReferralSender:
     def __init__(self, engine: Engine, url: str, timeout: float = 10.0) -> None:
         self.engine = engine
         self.url = url
-        self.timeout = timeout
+        self.client = httpx.Client(timeout=timeout, follow_redirects=False)
 
     def send_due(self, now: datetime | None = None, limit: int = 100) -> int:
         """Send the referrals due (none without a URL); how many were delivered."""
         if not self.url:
             return 0
-        now = now or datetime.now(UTC)
-        table = VictimReferralRow.__table__
-        with self.engine.connect() as connection:
-            due = connection.execute(
-                select(table).where(table.c.delivered_at.is_(None),
-                                    table.c.next_attempt_at <= now)
-                .order_by(table.c.id).limit(limit)
-            ).all()  # fmt: skip
-        delivered = 0
-        for row in due:
-            error = self._post(row.payload, row.idempotency_key)
-            attempts = row.attempts + 1
-            if error is None:
-                values: dict[str, Any] = {"attempts": attempts, "delivered_at": datetime.now(UTC),
-                                          "last_error": ""}  # fmt: skip
-                delivered += 1
-            else:
-                wait = timedelta(seconds=min(_FIRST_RETRY * 2 ** (attempts - 1), _LONGEST_RETRY))
-                values = {"attempts": attempts, "last_error": error,
-                          "next_attempt_at": datetime.now(UTC) + wait}  # fmt: skip
-                log.warning("hotline referral %d: attempt %d failed (%s); next in %.0f s",
-                            row.id, attempts, error, wait.total_seconds())  # fmt: skip
-            with self.engine.begin() as connection:
-                connection.execute(
-                    update(VictimReferralRow).where(table.c.id == row.id).values(values)
-                )
-        return delivered
+        return outbox.deliver_due(self.engine, VictimReferralRow, self._post,
+                                  now or datetime.now(UTC), log,
+                                  lambda row: f"hotline referral {row.id}",
+                                  limit=limit)  # fmt: skip
 
-    def _post(self, body: str, key: str) -> str | None:
+    def _post(self, row: Row[Any]) -> str | None:
         """None when delivered, else why not."""
-        headers = {"Content-Type": "application/json", "Idempotency-Key": key,
+        headers = {"Idempotency-Key": row.idempotency_key,
                    "X-Hashguard-Event": "victims.referral"}  # fmt: skip
-        try:
-            answer = httpx.post(self.url, content=body, headers=headers, timeout=self.timeout)
-        except httpx.HTTPError as error:
-            return failure_reason(error)
-        if 200 <= answer.status_code < 300:
-            return None
-        return status_reason(answer.status_code)
+        return post_json(self.client, self.url, row.payload.encode(), headers)
