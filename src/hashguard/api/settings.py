@@ -427,10 +427,14 @@ class ServiceSettings:
                 self.victims_cases_per_hour,
             ],
             "hotline": {
-                name: [str(v) for v in value] if isinstance(value, tuple) else
-                str(value) if isinstance(value, Path) else value
+                name: [str(v) for v in value]
+                if isinstance(value, tuple)
+                else str(value)
+                if isinstance(value, Path)
+                else value
                 for name, value in (
-                    (f.name, getattr(self, f.name)) for f in fields(self)
+                    (f.name, getattr(self, f.name))
+                    for f in fields(self)
                     if f.name.startswith("hotline_")
                 )
             },

@@ -127,8 +127,7 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "zeggen alleen hoe ver de melding is: nooit wat er is gevonden of waar.",
         "status_field": "Statuscode",
         "show_status": "Toon de status",
-        "status_unknown": "Deze statuscode kennen we niet. Controleer hem en probeer het "
-        "opnieuw.",
+        "status_unknown": "Deze statuscode kennen we niet. Controleer hem en probeer het opnieuw.",
         "status_is": "De status van je melding:",
         "status_received": "Ontvangen: onze analisten zijn er nog niet klaar mee.",
         "status_assessed": "Beoordeeld: onze analisten hebben alles in je melding bekeken.",
