@@ -138,7 +138,15 @@ NETWORKS = Kind(
     lambda t: tuple(_network(n) for n in _words(t)),
     lambda v: tuple(_network(n) for n in _text_list(v)),
 )
-SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims")
+NAMES = Kind("a list of names", "NAME", lambda t: tuple(_words(t)), _text_list)
+PATHS = Kind(
+    "a list of paths",
+    "PATH",
+    lambda t: tuple(Path(p) for p in _words(t)),
+    lambda v: tuple(Path(p) for p in _text_list(v)),
+)
+SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims",
+            "hotline")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -294,7 +302,74 @@ class ServiceSettings:
     )
     # -- victims: the victims' pages (/victims); their quick exit goes to a neutral site
     victims_exit_url: str = setting(
-        "https://www.google.com/", URL, "victims", "Where the victims' pages' quick exit goes."
+        "https://www.google.com/", URL, "victims",
+        "Where the quick exit of the public pages (victims' pages, report page) goes.",
+    )  # fmt: skip
+    # -- the hotline (hashguard.hotline): on when its country is set. Public URL reports
+    # (/report), crawled in memory, triaged against what was assessed before, assessed by
+    # analysts, traced to their hoster and routed (docs/hotline.md).
+    hotline_country: str = setting(
+        "", TEXT, "hotline",
+        "The hotline's country (ISO 3166 code, e.g. NL): where notices and police reports go "
+        "for content hosted there.",
+        unset="- (no hotline: /report and /v1/hotline are off)",
+    )  # fmt: skip
+    hotline_name: str = setting(
+        "hashguard hotline", TEXT, "hotline", "The hotline's name, as partners see it."
+    )
+    hotline_four_eyes: bool = setting(
+        False, FLAG, "hotline", "Every assessment needs a second analyst who agrees."
+    )
+    hotline_illegal_list: str = setting(
+        "hotline-illegal", TEXT, "hotline",
+        "The list assessed illegal items' hashes go to (made on first use).",
+    )  # fmt: skip
+    hotline_not_illegal_list: str = setting(
+        "hotline-not-illegal", TEXT, "hotline",
+        "The list assessed-not-illegal items' hashes go to, so they are triaged next time.",
+    )  # fmt: skip
+    hotline_known_lists: tuple[str, ...] = setting(
+        (), NAMES, "hotline",
+        "A list of known material items are also triaged against (repeat; e.g. a police list).",
+        flag="--hotline-known-list", repeat=True,
+    )  # fmt: skip
+    hotline_reports_per_hour: int = setting(
+        20, INTEGER, "hotline", "Reports one address may send per hour.", minimum=1
+    )
+    hotline_contact_days: int = setting(
+        90, INTEGER, "hotline", "Days a reporter's contact address is kept.", minimum=1
+    )
+    hotline_resolver: tuple[str, ...] = setting(
+        (), NAMES, "hotline",
+        "A DNS server for crawling and hosting traces (repeat; host or host:port).",
+        flag="--hotline-resolver", repeat=True, unset="- (the system's)",
+    )  # fmt: skip
+    hotline_ip_databases: tuple[Path, ...] = setting(
+        (), PATHS, "hotline",
+        "An IP database for hosting traces (repeat; libloc location.db or ip2asn TSV).",
+        flag="--hotline-ip-database", repeat=True, unset="- (addresses without AS or country)",
+    )  # fmt: skip
+    hotline_hosters: Path | None = setting(
+        None, PATH, "hotline", "The registry of hosters and their abuse contacts (TOML).",
+        unset="- (hosters unnamed)",
+    )  # fmt: skip
+    hotline_partners: Path | None = setting(
+        None, PATH, "hotline",
+        "Partner hotlines, the police and international endpoints (TOML).",
+        unset="- (no partners: referrals wait)",
+    )  # fmt: skip
+    hotline_vocabulary: Path | None = setting(
+        None, PATH, "hotline", "The assessment labels and legality rules per country (TOML).",
+        unset="- (the built-in vocabulary)",
+    )  # fmt: skip
+    hotline_routing: Path | None = setting(
+        None, PATH, "hotline", "The routing rules (TOML).", unset="- (the built-in rules)"
+    )
+    hotline_crawlers: int = setting(
+        2, INTEGER, "hotline", "Reported URLs crawled at the same time.", minimum=1, maximum=64
+    )
+    hotline_crawl_timeout: float = setting(
+        10.0, NUMBER, "hotline", "Seconds one fetch of the crawler may take.", minimum=0.1
     )
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
@@ -303,6 +378,7 @@ class ServiceSettings:
         if not self.public_url:
             object.__setattr__(self, "public_url", f"http://{self.host}:{self.port}")
         object.__setattr__(self, "provider_country", self.provider_country.upper())
+        object.__setattr__(self, "hotline_country", self.hotline_country.upper())
 
     @property
     def fetching(self) -> bool:
@@ -349,6 +425,18 @@ class ServiceSettings:
                 self.victims_address_failures,
                 self.victims_cases_per_hour,
             ],
+            "hotline": {
+                name: [str(v) for v in value]
+                if isinstance(value, tuple)
+                else str(value)
+                if isinstance(value, Path)
+                else value
+                for name, value in (
+                    (f.name, getattr(self, f.name))
+                    for f in fields(self)
+                    if f.name.startswith("hotline_")
+                )
+            },
         }
 
 

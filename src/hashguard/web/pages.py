@@ -14,6 +14,7 @@ from hashguard.signals.base import IndexKind, InvalidSignalValue
 from hashguard.signals.registry import UnknownSignal
 
 HERE: Final = Path(__file__).parent
+LANGUAGES: Final = ("en", "nl")  # the public pages' languages (victims, report)
 HEADERS: Final = {
     "Cache-Control": "no-store",
     "Content-Security-Policy": "default-src 'self'; img-src 'self'; media-src 'self' blob:; "
@@ -128,3 +129,24 @@ _PAGES.globals.update(
 def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
     """Template ``name`` rendered with ``values``, with the desk's headers."""
     return HTMLResponse(_PAGES.get_template(name).render(**values), status, headers=HEADERS)
+
+
+def language_of(asked: str, accept_language: str) -> str:
+    """A public page's language: ``asked`` (``?lang=``) if we have it, else the first of the
+    browser's languages we have (by their ``q``), else English."""
+    if asked in LANGUAGES:
+        return asked
+    ranked = []
+    for position, part in enumerate(accept_language.split(",")):
+        tag, _, parameters = part.strip().partition(";")
+        weight = 1.0
+        if parameters.strip().startswith("q="):
+            try:
+                weight = float(parameters.strip()[2:])
+            except ValueError:
+                weight = 0.0
+        ranked.append((-weight, position, tag.strip().lower().split("-")[0]))
+    for weight, _, language in sorted(ranked):
+        if weight < 0 and language in LANGUAGES:
+            return language
+    return "en"

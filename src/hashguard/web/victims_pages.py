@@ -16,8 +16,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hashguard.api.matching import service_of
-from hashguard.web.pages import HERE
-from hashguard.web.victims_words import LANGUAGES, WORDS, script_words
+from hashguard.web.pages import HERE, language_of
+from hashguard.web.victims_words import WORDS, script_words
 
 HEADERS: Final = {
     "Cache-Control": "no-store",
@@ -34,27 +34,6 @@ _PAGES: Final = Environment(
 )
 
 router = APIRouter(include_in_schema=False)
-
-
-def language_of(asked: str, accept_language: str) -> str:
-    """The page's language: ``asked`` (``?lang=``) if we have it, else the first of the
-    browser's languages we have (by their ``q``), else English."""
-    if asked in LANGUAGES:
-        return asked
-    ranked = []
-    for position, part in enumerate(accept_language.split(",")):
-        tag, _, parameters = part.strip().partition(";")
-        weight = 1.0
-        if parameters.strip().startswith("q="):
-            try:
-                weight = float(parameters.strip()[2:])
-            except ValueError:
-                weight = 0.0
-        ranked.append((-weight, position, tag.strip().lower().split("-")[0]))
-    for weight, _, language in sorted(ranked):
-        if weight < 0 and language in LANGUAGES:
-            return language
-    return "en"
 
 
 def _page(request: Request, name: str, asked: str, **values: object) -> HTMLResponse:

@@ -4,8 +4,6 @@ what happens and what the person can decide. The pages' script reads the ones ma
 
 from typing import Final
 
-LANGUAGES: Final = ("en", "nl")
-
 WORDS: Final[dict[str, dict[str, str]]] = {
     "en": {
         "language_name": "English",

@@ -3,6 +3,8 @@
 // where the browser's video decoding is), and only the fingerprints are sent.
 // The words come from the page itself (data-words), in the page's language.
 
+import { beforeLeaving } from "./exit.js";
+
 const WORDS = JSON.parse(document.body.dataset.words || "{}");
 const LANGUAGE = document.documentElement.lang === "nl" ? "nl" : "en";
 const QUALITY_FLOOR = 50; // PDQ hashes below this match too much: refused before sending
@@ -43,42 +45,10 @@ function show(id, text, detail = "") {
   return box;
 }
 
-// ---- the quick exit: the button, or Shift pressed 3 times; Back does not return here
-const urls = new Set(); // object URLs of the person's files, revoked on leaving
-
-let leaving = false;
-
-function leave() {
-  if (leaving) return; // once: a second replace would abort the first
-  leaving = true;
-  document.body.hidden = true;
+// ---- the quick exit (exit.js); the object URLs of the person's files are revoked on leaving
+const urls = new Set();
+beforeLeaving(() => {
   for (const url of urls) URL.revokeObjectURL(url);
-  window.location.replace($("quick-exit").href);
-}
-
-$("quick-exit").addEventListener("click", (event) => {
-  event.preventDefault();
-  leave();
-});
-
-// Only a bare Shift counts (pressed and let go with no other key between), so that typing
-// capitals (Shift held for each letter) never leaves; any other key starts the count again.
-let shifts = [];
-let shiftAlone = false;
-document.addEventListener("keydown", (event) => {
-  if (event.key === "Shift") {
-    if (!event.repeat) shiftAlone = true;
-    return;
-  }
-  shiftAlone = false;
-  shifts = [];
-});
-document.addEventListener("keyup", (event) => {
-  if (event.key !== "Shift" || !shiftAlone) return;
-  shiftAlone = false;
-  const now = performance.now();
-  shifts = shifts.filter((at) => now - at < 3000).concat(now);
-  if (shifts.length >= 3) leave();
 });
 
 // ---- moving between the victims' pages replaces this history entry, so that however many of
