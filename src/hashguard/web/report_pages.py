@@ -19,7 +19,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.matching import service_of
 from hashguard.device.messages import ReferralError, referral
 from hashguard.errors import Invalid, NotFound
-from hashguard.hotline.intake import TooManyReports
+from hashguard.rate_limit import RateLimited
 from hashguard.web.pages import HERE, language_of
 from hashguard.web.report_words import WORDS
 
@@ -116,7 +116,7 @@ async def send_report(
             hotline.intake.report, lines, seen_where.strip(), description.strip(),
             contact.strip() or None, language, client,
         )  # fmt: skip
-    except TooManyReports as error:
+    except RateLimited as error:
         minutes = max(1, math.ceil(error.retry_after / 60))
         return _form(request, lang, 429, values=typed,
                      error=words["busy"].format(minutes=minutes))  # fmt: skip
@@ -124,7 +124,7 @@ async def send_report(
         if language == "en":
             return _form(request, lang, 400, values=typed, error=str(error))
         return _form(request, lang, 400, values=typed, error="", detail=str(error))
-    joined = sum(receipt.joined)
+    joined = len(receipt.joined)
     said = ""
     if joined:
         key = "joined_one" if joined == 1 else "joined"
