@@ -1,6 +1,7 @@
 """The hotline's outbox against a real HTTP server on loopback: JSON with the partner's key as a
 Bearer token and an idempotency key the same on every retry; failures kept with their reason
-and retried after a backoff; a key file that cannot be read is a reason too."""
+and retried after a backoff; a key file that cannot be read is a reason too (the partners
+and endpoints of hotline.partners)."""
 
 import json
 from datetime import UTC, datetime, timedelta
@@ -8,26 +9,12 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from hashguard.errors import Invalid
 from hashguard.hotline import outbox
 from hashguard.hotline.model import OutboxKind
+from hashguard.hotline.partners import Endpoint, Partner
 
 from support.hotline_items import new_case
 from support.loopback import Loopback
-
-
-class Partner:
-    """Stands in for hotline.partners' Partner: where referrals go and the key sent."""
-
-    def __init__(self, post_url: str, key_file: Path) -> None:
-        self.post_url = post_url
-        self.key_file = key_file
-
-    def key(self) -> str | None:
-        try:
-            return self.key_file.read_text().strip()
-        except OSError as error:  # as partners.read_key: an error of hashguard's, named
-            raise Invalid(f"{self.key_file}: cannot read the key file: {error.strerror}") from None
 
 
 def test_a_referral_is_retried_with_the_same_idempotency_key_until_delivered(
@@ -38,7 +25,7 @@ def test_a_referral_is_retried_with_the_same_idempotency_key_until_delivered(
     key_file = tmp_path / "partner.key"
     key_file.write_text("hg_7_partnersecret\n")
     key_file.chmod(0o600)
-    partner = Partner(partner_site.url + "/v1/hotline/referrals", key_file)
+    partner = Partner("hotline-de", ("DE",), partner_site.url + "/", key_file)
     case = new_case(engine, "https://site-a.test/page")
     with engine.begin() as connection:
         key = outbox.enqueue(connection, case, OutboxKind.REFERRAL, "hotline-de",
@@ -77,15 +64,9 @@ def test_an_endpoint_missing_or_unreachable_is_a_recorded_reason(
     gone = Loopback(lambda path, headers, body: (200, "text/plain", b""))
     gone.close()  # nothing listens on its port now
     destinations = {
-        "police": Partner(gone.url + "/reports", tmp_path / "absent.key"),
-        "inhope": Partner(gone.url + "/reports", tmp_path / "absent.key"),
+        "police": Endpoint("Police", gone.url + "/reports", tmp_path / "absent.key"),
+        "inhope": Endpoint("INHOPE", gone.url + "/reports", None),
     }
-
-    class Unreadable(Partner):
-        def key(self) -> str | None:
-            return None
-
-    destinations["inhope"] = Unreadable(gone.url + "/reports", tmp_path / "x")
     assert outbox.deliver_due(engine, lambda kind, target: destinations.get(target)) == 0
     reasons = [m.last_error for m in outbox.messages(engine, case)]
     assert reasons[0].endswith("absent.key: cannot read the key file: No such file or directory")

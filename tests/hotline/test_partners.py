@@ -1,11 +1,10 @@
 """The partner registry (files, their errors' lines, key files), the referral a partner receives
-(built, checked on the receiving side, refused field by field) and its delivery over HTTP."""
+(built, checked on the receiving side, refused field by field)."""
 
 import copy
 import hashlib
 import json
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,20 +13,17 @@ import pytest
 
 from hashguard.hotline.partners import (
     MAX_ITEMS,
-    Endpoint,
     Partner,
     PartnerFileError,
     PartnerKeyError,
     ReferralError,
     check_referral,
-    deliver,
     load,
     read_key,
     referral_payload,
 )
 from hashguard.hotline.routing import Route
 
-from support.loopback import Loopback
 from support.paths import REPOSITORY
 
 PDQ = "58a32d55a9b1a5d8e5c1e1b0c3b2a1f0e4d3c2b1a0f9e8d7c6b5a4f3e2d1cecf"
@@ -268,44 +264,6 @@ def test_a_missing_key_file_and_a_directory_are_named(tmp_path: Path) -> None:
         read_key(tmp_path / "absent.key")
     with pytest.raises(PartnerKeyError, match="not a regular file"):
         read_key(tmp_path)
-
-
-@pytest.fixture
-def partner_site() -> Iterator[Loopback]:
-    answers = iter([(202, "application/json", b"{}"), (503, "text/plain", b"busy")])
-    server = Loopback(lambda path, headers, body: next(answers))
-    yield server
-    server.close()
-
-
-def test_a_referral_is_delivered_with_the_key_and_an_idempotency_key(
-    tmp_path: Path, partner_site: Loopback
-) -> None:
-    partner = Partner("Hotline DE", ("DE",), partner_site.url + "/", key_file(tmp_path))
-    body = json.dumps(payload()).encode()
-    assert deliver(partner, body, "idem-1") is None
-    assert deliver(partner, body, "idem-1") == "HTTP 503 Service Unavailable"
-    (path, headers, received), _ = partner_site.requests
-    assert path == "/v1/hotline/referrals"
-    assert headers["Authorization"] == "Bearer hg_7_partnersecret"
-    assert headers["Idempotency-Key"] == "idem-1"
-    assert check_referral(json.loads(received)).reference == "HL-2026-000123"
-
-
-def test_a_delivery_that_reaches_no_one_says_why(tmp_path: Path) -> None:
-    closed = Loopback(lambda path, headers, body: (200, "text/plain", b""))
-    url = closed.url
-    closed.close()
-    endpoint = Endpoint("Police", url + "/reports", None)
-    assert deliver(endpoint, b"{}", "idem-2", timeout=5.0) == (
-        f"connection refused by 127.0.0.1:{url.rsplit(':', 1)[1]}"
-    )
-
-
-def test_a_delivery_with_an_unusable_key_file_is_refused_before_any_call(tmp_path: Path) -> None:
-    partner = Partner("Hotline DE", ("DE",), "http://127.0.0.1:9", key_file(tmp_path, mode=0o644))
-    with pytest.raises(PartnerKeyError):
-        deliver(partner, b"{}", "idem-3")
 
 
 def test_the_documented_referral_is_one_a_partner_accepts() -> None:

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from hashguard.errors import Invalid
-from hashguard.net.dns import MAX_CNAMES, DnsFailed, DnsResolver, Resolution
+from hashguard.net.dns import MAX_CNAMES, DnsResolver, Resolution
+from hashguard.net.fetch import FetchRefused
 
 from support.dns import DnsServer, dns_server, free_udp_port
 
@@ -86,7 +87,7 @@ def test_what_cannot_be_resolved_says_why_in_a_sentence(
 ) -> None:
     resolver = DnsResolver([zone.address])
     assert resolver.resolve(name) == Resolution(name, cnames, (), error)
-    with pytest.raises(DnsFailed, match=f"^{name}: ") as refused:
+    with pytest.raises(FetchRefused, match=f"^{name}: ") as refused:
         resolver.addresses(name, 80)
     assert refused.value.reason == "unresolvable"
     assert isinstance(refused.value, Invalid)

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from hashguard.errors import Invalid
-
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+from hashguard.net.fetch import Network
 
 FIELDS: Final = ("name", "country", "asns", "networks", "abuse_email", "abuse_api", "cdn")
 

@@ -23,7 +23,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from hashguard.errors import Invalid, NotFound, TooLarge
 from hashguard.hotline.model import PUBLIC_SOURCE, CaseState, PublicStatus
-from hashguard.hotline.urls import Network, ReportedUrl, check_all
+from hashguard.hotline.urls import ReportedUrl, check_all
+from hashguard.net.fetch import Network
 from hashguard.rate_limit import AddressLimit, RateLimited
 from hashguard.store import audit
 from hashguard.store.tables import (

@@ -29,7 +29,6 @@ from typing import Final, Protocol
 from hashguard.errors import Invalid
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class IpDatabaseError(Invalid):

@@ -10,7 +10,7 @@ A referral (``POST /v1/hotline/referrals`` on the partner's hashguard) carries t
 per item its URL, hashes, labels, legality and the sender's assessment reference, the hosting
 trace and the route's reason: never content, never anything about the reporter.
 ``referral_payload`` builds it from the listed fields only; ``check_referral`` is the receiving
-side's validation. ``deliver`` is this module's only network code (httpx).
+side's validation. ``hotline.outbox`` sends them.
 """
 
 import json
@@ -24,12 +24,9 @@ from pathlib import Path
 from typing import Any, Final
 from urllib.parse import urlsplit
 
-import httpx
-
 from hashguard.errors import Invalid, NotFound
 from hashguard.hotline.routing import HostingTrace, Route
 from hashguard.hotline.tomlfile import TomlFile, read
-from hashguard.review.webhook import failure_reason, status_reason
 from hashguard.signals import get
 
 REFERRALS_PATH: Final = "/v1/hotline/referrals"
@@ -241,23 +238,6 @@ def _url_problem(url: Any) -> str:
     if parts.username is not None or parts.password is not None:
         return "a URL with a user name or password (send keys in key files)"
     return ""
-
-
-def deliver(target: Partner | Endpoint, body: bytes, idempotency_key: str,
-            timeout: float = 10.0) -> str | None:  # fmt: skip
-    """POST ``body`` (JSON) to ``target`` with its key as a Bearer token and an
-    ``Idempotency-Key`` the same on every retry: None when delivered (a 2xx answer), else why
-    not, in words an operator can act on. Raises PartnerKeyError when the key file cannot be
-    used (the configuration, not the call, is wrong)."""
-    headers = {"Content-Type": "application/json", "Idempotency-Key": idempotency_key}
-    key = target.key()
-    if key is not None:
-        headers["Authorization"] = f"Bearer {key}"
-    try:
-        answer = httpx.post(target.post_url, content=body, headers=headers, timeout=timeout)
-    except httpx.HTTPError as error:
-        return failure_reason(error)
-    return None if 200 <= answer.status_code < 300 else status_reason(answer.status_code)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,8 +25,8 @@ from typing import Final
 import idna
 
 from hashguard.errors import Invalid
+from hashguard.net.fetch import Network
 
-Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 MAX_LENGTH: Final = 2048

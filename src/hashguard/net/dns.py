@@ -21,14 +21,9 @@ import dns.rdatatype
 import dns.resolver
 
 from hashguard.errors import Invalid
+from hashguard.net.fetch import FetchRefused
 
 MAX_CNAMES: Final = 10  # steps of a CNAME chain followed before giving up
-
-
-class DnsFailed(Invalid):
-    """A host name did not resolve to an address; ``reason`` is "unresolvable"."""
-
-    reason = "unresolvable"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,7 +41,7 @@ class Resolution:
                 "addresses": list(self.addresses), "error": self.error}  # fmt: skip
 
 
-class _Failed(DnsFailed):
+class _Failed(Invalid):
     """A query that got no usable answer (inside ``resolve``: its message is the error)."""
 
 
@@ -93,11 +88,11 @@ class DnsResolver:
     def addresses(self, host: str, port: int) -> list[str]:
         """The addresses of ``host`` (a resolver for the fetcher; ``port`` is not asked).
 
-        Raises DnsFailed (reason "unresolvable") when there are none.
+        Raises FetchRefused (reason "unresolvable") when there are none.
         """
         resolution = self.resolve(host)
         if resolution.error is not None:
-            raise DnsFailed(f"{host}: {resolution.error}")
+            raise FetchRefused(f"{host}: {resolution.error}", reason="unresolvable")
         return list(resolution.addresses)
 
     def _chain(

@@ -16,11 +16,11 @@ Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 When = sa.DateTime(timezone=True)
 
 
-def _id() -> sa.Column:
+def _id() -> "sa.Column[int]":
     return sa.Column("id", Id, primary_key=True, autoincrement=True)
 
 
-def _case() -> sa.Column:
+def _case() -> "sa.Column[int]":
     return sa.Column("case_id", Id, sa.ForeignKey("hotline_cases.id"), nullable=False)
 
 
