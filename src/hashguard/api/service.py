@@ -26,6 +26,8 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
+from hashguard.errors import Unavailable
+from hashguard.hotline.service import Hotline, HotlineSettings
 from hashguard.lists.model import Change, HashList
 from hashguard.matching import Matcher
 from hashguard.net.fetch import UrlFetcher
@@ -108,6 +110,9 @@ class Service:
             settings.max_upload_bytes,
         )
         self.matcher: Matcher | None = None
+        self.hotline = None if not settings.hotline_country else Hotline(
+            engine, self.lists, hotline_settings(settings), self._current_matcher
+        )  # fmt: skip
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
         self._error: str | None = None
@@ -138,6 +143,8 @@ class Service:
 
     def stop(self) -> None:
         self._stop.set()
+        if self.hotline is not None:
+            self.hotline.stop()
         for thread in (self._thread, self._webhooks):
             if thread is not None:
                 thread.join()
@@ -175,6 +182,8 @@ class Service:
             with self._sync:  # a change made through the service meanwhile waits for this
                 self._follow(matcher)  # the lists and changes made during the load
                 self.matcher = matcher
+            if self.hotline is not None:  # its triage matches with this Matcher
+                self.hotline.start()
             # Millions of entries live as long as the process: keep the cyclic collector from
             # walking them on every full collection (pauses of a tenth of a second and more).
             gc.freeze()
@@ -197,6 +206,12 @@ class Service:
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
                 self._error = f"following the lists failed: {error}"
+
+    def _current_matcher(self) -> Matcher:
+        """The Matcher the hotline's triage uses (the hotline starts once it is loaded)."""
+        if self.matcher is None:
+            raise Unavailable("the lists are loading")
+        return self.matcher
 
     def catch_up(self) -> None:
         """Bring the Matcher up to the store now: lists created, changed or removed, and the
@@ -322,6 +337,19 @@ class ServedLists(ListStore):
         change = super().change(*args, **kwargs)
         self._catch_up()
         return change
+
+
+def hotline_settings(settings: ServiceSettings) -> HotlineSettings:
+    """The hotline's settings as hashguard.hotline takes them."""
+    return HotlineSettings(
+        settings.hotline_country, settings.hotline_name, settings.hotline_four_eyes,
+        settings.hotline_illegal_list, settings.hotline_not_illegal_list,
+        settings.hotline_known_lists, settings.hotline_reports_per_hour,
+        settings.hotline_contact_days, settings.hotline_resolver, settings.hotline_ip_databases,
+        settings.hotline_hosters, settings.hotline_partners, settings.hotline_vocabulary,
+        settings.hotline_routing, settings.hotline_crawlers, settings.hotline_crawl_timeout,
+        settings.fetch_networks, settings.media_limits, settings.max_upload_bytes,
+    )  # fmt: skip
 
 
 def case_settings(settings: ServiceSettings) -> CaseSettings:

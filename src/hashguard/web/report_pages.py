@@ -113,7 +113,7 @@ async def send_report(
     client = request.client.host if request.client is not None else None
     try:
         receipt = await run_in_threadpool(
-            hotline.intake.report, lines, seen_where.strip(), description.strip(),
+            hotline.report, lines, seen_where.strip(), description.strip(),
             contact.strip() or None, language, client,
         )  # fmt: skip
     except RateLimited as error:
