@@ -20,7 +20,12 @@ from hashguard.hotline.triage import CurrentMatcher, Triage
 from hashguard.hotline.vocabulary import default
 from hashguard.net.fetch import UrlFetcher
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import HotlineItemRow, HotlineNoticeRow, HotlineRouteRow
+from hashguard.store.tables import (
+    HotlineFetchRow,
+    HotlineItemRow,
+    HotlineNoticeRow,
+    HotlineRouteRow,
+)
 
 from support.hotline_items import BASELINE, NOT_ILLEGAL, case_state, events, new_case
 from support.loopback import Loopback
@@ -189,3 +194,20 @@ def test_the_workers_take_a_reported_case_when_woken_and_stop(engine: Engine) ->
         site.close()
     assert case_state(engine, case) == "triaged"
     assert tracer.traced == [site.url + "/page-b"]
+
+
+def test_a_reported_url_that_is_an_image_is_one_fetch_and_one_item(engine: Engine) -> None:
+    site = Loopback(website)
+    lists = ListStore(engine)
+    triage = Triage(lists, CurrentMatcher(lists, ("hotline-illegal", "hotline-not-illegal")))
+    try:
+        case = new_case(engine, site.url + "/a.jpg")
+        assert pipeline_of(engine, lists, triage, Tracer()).run_once(1) == 1
+    finally:
+        site.close()
+    [item] = items_of(engine, case)
+    table = HotlineFetchRow.__table__
+    with engine.connect() as connection:
+        fetches = connection.execute(select(table).where(table.c.case_id == case)).all()
+    assert [(f.id, f.kind, f.outcome) for f in fetches] == [(item.fetch_id, "image", "ok")]
+    assert item.kind == "image" and item.state == "queued" and "pdq" in item.hashes

@@ -244,9 +244,11 @@ class Pipeline:
                 log.warning("hotline case %d: lost its claim while crawling; left to the other",
                             case_id)  # fmt: skip
                 return
-            self._fetch(connection, case_id, crawled.page)
+            page = self._fetch(connection, case_id, crawled.page)
             for index, record in enumerate(records):
-                fetch_id = self._fetch(connection, case_id, record)
+                # a reported URL that is itself media: its one fetch is the page and the item
+                fetch_id = (page if record is crawled.page
+                            else self._fetch(connection, case_id, record))  # fmt: skip
                 item_id = int(connection.execute(insert(HotlineItemRow).values(
                     case_id=case_id, fetch_id=fetch_id, url=record.url, kind=record.kind,
                     hashes=dict(record.hashes), quality=record.quality,
