@@ -990,7 +990,7 @@ class HotlineCase(BaseModel):
          "items": [_AUTO_ITEM],
          "trace": {"at": _AT, "country": "NL", "hoster": "Example Hosting", "cdn": True,
                    "trace": _TRACE},
-         "route": {"at": _AT, "kind": "home", "target": "NL", "actions": ["notice", "police"],
+         "route": {"at": _AT, "kind": "domestic", "target": "NL", "actions": ["notice", "police"],
                    "reason": "hosted in NL, this hotline's country"},
          "notices": [{"id": 2, "hoster": "Example Hosting",
                       "abuse_email": "abuse@hosting.example", "abuse_api": None, "cdn": True,
@@ -1050,7 +1050,7 @@ class HotlineFigures(BaseModel):
         {"reports": 120, "cases": 96, "items": 410, "auto": 252, "assessed": 140, "queued": 9,
          "pending": 1, "failed": 8, "auto_share": 0.62,
          "cases_by_state": {"routed": 90, "triaged": 6},
-         "routes_by_kind": {"home": 51, "partner": 30, "international": 9}}
+         "routes_by_kind": {"domestic": 51, "partner": 30, "international": 9}}
     )  # fmt: skip
     reports: int
     cases: int
