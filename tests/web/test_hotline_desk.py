@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from hashguard.hotline.model import ItemState
+from hashguard.hotline.model import CaseState, ItemState
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import HotlineItemRow
+from hashguard.store.tables import HotlineCaseRow, HotlineItemRow
 
 from support.browser import chromium, launched
 from support.hotline_items import BASELINE, NOT_ILLEGAL, events
@@ -81,19 +81,23 @@ def reported(server: Server, engine: Engine, *urls: str) -> list[int]:
         "/report", data={"urls": "\n".join(urls), "seen_where": "a forum", "contact": CONTACT}
     )
     assert answer.status_code == 201, answer.text
-    table = HotlineItemRow.__table__
+    cases, items = HotlineCaseRow.__table__, HotlineItemRow.__table__
+    crawling = [CaseState.NEW.value, CaseState.CRAWLING.value]
 
-    def queued() -> list[int]:
+    def crawled() -> bool:
         with engine.connect() as connection:
-            return list(
-                connection.execute(
-                    select(table.c.id)
-                    .where(table.c.state == ItemState.QUEUED.value)
-                    .order_by(table.c.id)
-                ).scalars()
-            )
+            waiting = connection.execute(select(cases.c.id).where(cases.c.state.in_(crawling)))
+            return waiting.first() is None
 
-    return eventually(queued)  # type: ignore[no-any-return]
+    eventually(crawled)
+    with engine.connect() as connection:
+        return list(
+            connection.execute(
+                select(items.c.id)
+                .where(items.c.state == ItemState.QUEUED.value)
+                .order_by(items.c.id)
+            ).scalars()
+        )
 
 
 def sign_in(browser: Any, server: Server, token: str, lands: str) -> Any:
