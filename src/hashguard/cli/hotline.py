@@ -8,10 +8,11 @@ FILE`` (its ``[hotline]`` section), the HASHGUARD_* variables and the flags each
 """
 
 import functools
+from collections.abc import Callable
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
     from hashguard.hotline.partners import PartnerRegistry
     from hashguard.hotline.service import Hotline
     from hashguard.hotline.trace import Trace
+
+T = TypeVar("T")
 
 hotline_app = typer.Typer(name="hotline", no_args_is_help=True)  # help: cli/__init__.py
 
@@ -78,7 +81,7 @@ def reports(
 
     cases = Cases(_engine(configuration.settings))
     for report in _db(lambda: cases.reports(limit)):
-        shown = [_db(lambda case_id=case_id: cases.case(case_id)) for case_id in report.cases]
+        shown = [_db(functools.partial(cases.case, case_id)) for case_id in report.cases]
         if output is ListFormat.jsonl:
             typer.echo(json.dumps({
                 "reference": report.reference, "created_at": _iso(report.created_at),
@@ -344,7 +347,7 @@ def _engine(settings: "ServiceSettings") -> "Engine":
         fail(str(error))
 
 
-def _db(read: Any) -> Any:
+def _db(read: Callable[[], T]) -> T:
     """``read()``, a store's error as one line (exit status 1)."""
     from hashguard.errors import HashguardError
 
