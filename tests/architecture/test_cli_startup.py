@@ -38,6 +38,8 @@ def imported(*arguments: str) -> set[str]:
         ["stats", "--help"],
         ["device", "--help"],
         ["victims", "--help"],
+        ["hotline", "--help"],
+        ["hotline", "assess", "--help"],
     ],
     ids=" ".join,
 )

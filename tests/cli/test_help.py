@@ -9,6 +9,7 @@ COMMANDS = [
     ["lists", "create"], ["lists", "import"], ["lists", "export"], ["lists", "release"],
     ["lists", "verify"], ["lists", "follow"], ["keys", "create"], ["services", "create"],
     ["device", "build-filter"], ["device", "check"], ["victims", "submit"], ["victims", "withdraw"],
+    ["hotline", "assess"], ["hotline", "trace"], ["hotline", "run-once"],
 ]  # fmt: skip
 
 

@@ -100,6 +100,15 @@ def test_a_silent_nameserver_times_out_and_the_next_one_is_asked(zone: DnsServer
     assert resolution.addresses == ("127.0.1.1",)
 
 
+def test_whether_a_nameserver_answers_is_asked_without_naming_anyone(zone: DnsServer) -> None:
+    asked = len(zone.asked)
+    assert DnsResolver([zone.address]).answers() is None
+    assert zone.asked[asked:] == [("", "NS")]  # the root, not a name of anyone's
+    nobody = f"127.0.0.1:{free_udp_port()}"
+    assert DnsResolver([nobody], timeout=0.3).answers() == "timed out"
+    assert DnsResolver([nobody, zone.address], timeout=0.3).answers() is None
+
+
 def test_a_bad_name_is_an_error_not_an_exception(zone: DnsServer) -> None:
     resolution = DnsResolver([zone.address]).resolve("a" * 70 + ".test")
     assert resolution.error is not None and resolution.error.startswith("not a domain name")

@@ -1,7 +1,9 @@
 """What is wrong with a configuration before the service starts with it (``hashguard config
 check``): the database is tried (with a short timeout), key files are read, and settings that
-contradict each other or point users nowhere are named, each with what to do. Nothing secret is
-read into a message: files are named by path, the database URL without its password."""
+contradict each other or point users nowhere are named, each with what to do. With the hotline
+on, its files are loaded (each found fine says what it holds) and its resolver asked. Nothing
+secret is read into a message: files are named by path, the database URL without its
+password."""
 
 import ipaddress
 import os
@@ -26,6 +28,7 @@ class Severity(StrEnum):
     ERROR = "error"  # the service would not start, or a feature it is set up for would fail
     WARNING = "warning"  # it would run, but not as meant
     NOTE = "note"  # worth knowing
+    OK = "ok"  # checked and found fine: what it holds (config check lists these apart)
 
 
 @dataclass(frozen=True)
@@ -38,7 +41,8 @@ class Problem:
 def diagnose(
     configuration: Configuration, environ: Mapping[str, str] | None = None, timeout: float = 3
 ) -> list[Problem]:
-    """Every problem found in ``configuration``, errors first; the database is connected to
+    """Every problem found in ``configuration``, errors first, then what was checked and found
+    fine (``Severity.OK``); the database is connected to and the hotline's resolver asked
     (waiting at most ``timeout`` seconds)."""
     s = configuration.settings
     found = [
@@ -49,6 +53,7 @@ def diagnose(
         *_releases(s),
         *_reports(s, secret_set(environ)),
         *_device(s),
+        *_hotline(s, timeout),
     ]
     order = list(Severity)
     return sorted(found, key=lambda p: order.index(p.severity))
@@ -295,3 +300,148 @@ def _device(s: ServiceSettings) -> Iterator[Problem]:
     except OprfError as error:
         yield Problem(Severity.ERROR, "oprf_key", f"{error}; make one with hashguard device "
                       f"keygen --out {s.oprf_key}")  # fmt: skip
+
+
+_HOTLINE_FILES = ("hotline_vocabulary", "hotline_routing", "hotline_partners", "hotline_hosters",
+                  "hotline_ip_databases", "hotline_resolver")  # fmt: skip
+
+
+def _hotline(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
+    """With the hotline on: each of its files loaded (what it holds, or the error with file and
+    line) and its resolver asked (no answer: a warning, traces will say so)."""
+    if not s.hotline_country:
+        named = [name for name in _HOTLINE_FILES if getattr(s, name)]
+        if named:
+            yield Problem(Severity.WARNING, named[0], f"{', '.join(named)} set, but "
+                          "hotline_country is not: the hotline is off")  # fmt: skip
+        return
+    yield from _vocabulary(s.hotline_vocabulary, s.hotline_country)
+    yield from _routing(s.hotline_routing)
+    yield from _partners(s.hotline_partners)
+    yield from _hosters(s.hotline_hosters)
+    yield from _ip_databases(s.hotline_ip_databases)
+    yield from _resolver(s.hotline_resolver, timeout)
+
+
+def _vocabulary(path: Path | None, home: str) -> Iterator[Problem]:
+    from hashguard.hotline import vocabulary
+
+    try:
+        loaded = vocabulary.load(path) if path is not None else vocabulary.default()
+    except vocabulary.VocabularyError as error:
+        yield Problem(Severity.ERROR, "hotline_vocabulary", str(error))
+        return
+    name = str(path) if path is not None else "the built-in vocabulary"
+    if home not in loaded.rules:
+        yield Problem(Severity.ERROR, "hotline_vocabulary", f"{name} has no legality rules for "
+                      f"{home}, the hotline's country: add them (docs/formats.md, \"Hotline "
+                      "vocabulary\")")  # fmt: skip
+        return
+    yield Problem(Severity.OK, "hotline_vocabulary", f"{name}: {len(loaded.groups)} label "
+                  f"groups, legality rules for {len(loaded.rules)} countries "
+                  f"({', '.join(loaded.rules)})")  # fmt: skip
+
+
+def _routing(path: Path | None) -> Iterator[Problem]:
+    from hashguard.hotline import routing
+
+    try:
+        rules = routing.load_rules(path) if path is not None else routing.DEFAULT
+    except routing.RoutingRulesError as error:
+        yield Problem(Severity.ERROR, "hotline_routing", str(error))
+        return
+    name = str(path) if path is not None else "the built-in rules"
+    count = len(rules.rules)
+    yield Problem(Severity.OK, "hotline_routing", f"{name}: {count} rule{'s' * (count != 1)}")
+
+
+def _partners(path: Path | None) -> Iterator[Problem]:
+    from hashguard.hotline import partners
+
+    if path is None:
+        yield Problem(Severity.WARNING, "hotline_partners", "no partners file: referrals and "
+                      "police and international reports wait in the outbox, unsent; set "
+                      "hotline_partners (examples/hotline-partners.toml)")  # fmt: skip
+        return
+    try:
+        registry = partners.load(path)
+    except partners.PartnerFileError as error:
+        yield Problem(Severity.ERROR, "hotline_partners", str(error))
+        return
+    held = [f"{len(registry.partners)} partner{'s' * (len(registry.partners) != 1)}"]
+    held += [f"{kind} endpoint" for kind in ("police", "international")
+             if getattr(registry, kind) is not None]  # fmt: skip
+    yield Problem(Severity.OK, "hotline_partners", f"{path}: {', '.join(held)}")
+    if registry.police is None:
+        yield Problem(
+            Severity.WARNING,
+            "hotline_partners",
+            f"{path}: no [police] endpoint: "
+            "reports of domestic cases to the police wait in the outbox, unsent",
+        )
+    for destination in (*registry.partners, registry.police, registry.international):
+        if destination is None or destination.key_file is None:
+            continue
+        try:
+            partners.read_key(destination.key_file)
+        except partners.PartnerKeyError as error:
+            yield Problem(Severity.ERROR, "hotline_partners", f"{destination.name}: {error}")
+
+
+def _hosters(path: Path | None) -> Iterator[Problem]:
+    from hashguard.hotline import hosters
+
+    if path is None:
+        yield Problem(Severity.WARNING, "hotline_hosters", "no registry of hosters: traces name "
+                      "no hoster and notices go to no abuse contact; set hotline_hosters "
+                      "(examples/hosters.toml)")  # fmt: skip
+        return
+    try:
+        registry = hosters.load(path)
+    except hosters.HosterError as error:
+        yield Problem(Severity.ERROR, "hotline_hosters", str(error))
+        return
+    cdns = sum(hoster.cdn for hoster in registry)
+    yield Problem(
+        Severity.OK,
+        "hotline_hosters",
+        f"{path}: {len(registry)} "
+        f"hoster{'s' * (len(registry) != 1)} ({cdns} CDN{'s' * (cdns != 1)})",
+    )
+
+
+def _ip_databases(paths: tuple[Path, ...]) -> Iterator[Problem]:
+    from hashguard.hotline.ipdb import IpDatabaseError, open_database
+
+    if not paths:
+        yield Problem(Severity.WARNING, "hotline_ip_databases", "no IP database: traces give no "
+                      "network, AS or country, so routing cannot tell where a URL is hosted; "
+                      "set hotline_ip_databases (Debian's libloc-database, or an ip2asn "
+                      "file)")  # fmt: skip
+    for path in paths:
+        try:
+            database = open_database(path)
+        except IpDatabaseError as error:
+            yield Problem(Severity.ERROR, "hotline_ip_databases", str(error))
+            continue
+        yield Problem(Severity.OK, "hotline_ip_databases", f"{path}: {database.name} database "
+                      f"of {database.date}")  # fmt: skip
+
+
+def _resolver(nameservers: tuple[str, ...], timeout: float) -> Iterator[Problem]:
+    from hashguard.errors import Invalid
+    from hashguard.net.dns import DnsResolver
+
+    try:
+        resolver = DnsResolver(nameservers, timeout=min(timeout, 2.0))
+    except Invalid as error:
+        yield Problem(Severity.ERROR, "hotline_resolver", str(error))
+        return
+    asked = ", ".join(f"{address}:{port}" for address, port in resolver.nameservers)
+    named = asked if nameservers else f"the system's nameservers ({asked or 'none'})"
+    why = resolver.answers()
+    if why is None:
+        yield Problem(Severity.OK, "hotline_resolver", f"{named} answer")
+    else:
+        yield Problem(Severity.WARNING, "hotline_resolver", f"{named}: no answer ({why}): "
+                      "traces will have no addresses until one answers")  # fmt: skip

@@ -63,6 +63,10 @@ GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
         "Victims' cases: hash a person's files here, send only hashes; status, withdrawal.",
         _group("victims", "victims_app"),
     ),
+    "hotline": (
+        "The hotline: reports, cases, the queue, assessing, hosting traces, partners, a run.",
+        _group("hotline", "hotline_app"),
+    ),
 }
 
 

@@ -19,9 +19,11 @@ config_app = typer.Typer(name="config", no_args_is_help=True)  # help: cli/__ini
 def check(configuration: "Configuration") -> None:
     """Show every setting `hashguard serve` would use with the same --config, environment and
     flags: its value and where it came from (default, file, env, flag); then the problems found,
-    each with what to do (the database is connected to; key files are read). Secrets are never
-    shown. Exit status: 0 when nothing is wrong (warnings and notes alone), 1 when something
-    is, 2 when the settings cannot be read at all (a bad file, key or value)."""
+    each with what to do (the database is connected to; key files are read; with the hotline
+    on, its files are loaded, each found fine listed with what it holds, and its resolver
+    asked). Secrets are never shown. Exit status: 0 when nothing is wrong (warnings and notes
+    alone), 1 when something is, 2 when the settings cannot be read at all (a bad file, key or
+    value)."""
     from hashguard.api.configuration import Origin, Source, secret_set
     from hashguard.api.diagnosis import Severity, diagnose, shown_url
     from hashguard.api.settings import NCMEC_PASSWORD, SETTINGS
@@ -47,7 +49,13 @@ def check(configuration: "Configuration") -> None:
     typer.echo(f"{'setting':<{width}}{'value':<{value_width}}  from")
     for name, value, origin in rows:
         typer.echo(f"{name:<{width}}{value:<{value_width}}  {origin}")
-    problems = diagnose(configuration)
+    found = diagnose(configuration)
+    checked = [p for p in found if p.severity is Severity.OK]
+    problems = [p for p in found if p.severity is not Severity.OK]
+    if checked:
+        typer.echo("\nchecked:")
+        for fine in checked:
+            typer.echo(f"{'ok:':<9}{fine.setting}: {fine.message}")
     typer.echo()
     if not problems:
         typer.echo("no problems found")

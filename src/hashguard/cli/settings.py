@@ -9,7 +9,7 @@ command runs.
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -52,14 +52,18 @@ def _option(spec: Setting) -> Any:
                                          show_default=False)]  # fmt: skip
 
 
-def with_settings(command: Callable[..., None]) -> Callable[..., None]:
+def with_settings(
+    command: Callable[..., None], flagged: Collection[str] | None = None
+) -> Callable[..., None]:
     """``command`` (whose parameter ``configuration`` receives the settings read) with its own
-    options, then ``--config`` and one flag per setting."""
+    options, then ``--config`` and one flag per setting (of those named ``flagged``: the rest
+    still come from the file and the environment)."""
     own = [p for p in inspect.signature(command).parameters.values() if p.name != "configuration"]
+    names = [name for name in SETTINGS if flagged is None or name in flagged]
     keyword = inspect.Parameter.KEYWORD_ONLY
     added = [inspect.Parameter("config", keyword, default=None, annotation=ConfigOption)]
-    added += [inspect.Parameter(name, keyword, default=None, annotation=_option(spec))
-              for name, (_, spec) in SETTINGS.items()]  # fmt: skip
+    added += [inspect.Parameter(name, keyword, default=None, annotation=_option(SETTINGS[name][1]))
+              for name in names]  # fmt: skip
     parameters = [p.replace(kind=keyword) for p in own] + added
 
     @functools.wraps(command)
@@ -67,7 +71,7 @@ def with_settings(command: Callable[..., None]) -> Callable[..., None]:
         from hashguard.api.configuration import ConfigError, load
 
         file = given.pop("config")
-        flags = {name: given.pop(name) for name in SETTINGS}
+        flags = {name: given.pop(name) for name in names}
         try:
             configuration = load(file, flags)
         except ConfigError as error:

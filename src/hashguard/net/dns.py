@@ -85,6 +85,15 @@ class DnsResolver:
             return Resolution(asked, tuple(cnames), (), "no address")
         return Resolution(asked, tuple(cnames), tuple(dict.fromkeys(addresses)), None)
 
+    def answers(self) -> str | None:
+        """None when a nameserver answers a question (the root's nameservers: no name of
+        anyone's is asked), else why none did (``config check``)."""
+        try:
+            self._ask(dns.name.root, dns.rdatatype.NS)
+        except _Failed as failed:
+            return str(failed)
+        return None
+
     def addresses(self, host: str, port: int) -> list[str]:
         """The addresses of ``host`` (a resolver for the fetcher; ``port`` is not asked).
 
