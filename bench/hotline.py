@@ -14,11 +14,12 @@ against a list of 1M hashes, and the share of analyst work saved on a stream wit
 (2) Crawl + hash + triage. The hotline's known list holds 1,000,000 random PDQ hashes and 100,000
     each of MD5, SHA-1 and SHA-256, imported through the ListStore. A website on loopback (a
     process of its own, on either core) serves pages of 8 generated benign 1024x768 JPEGs. Each
-    page is reported, then the hotline's pipeline (``Pipeline.run_once`` on 1 or 2 threads, the
-    process pinned to 1 or 2 cores) claims each case, fetches the page and its images through
-    the SSRF-safe fetcher, hashes them in memory (PDQ, MD5, SHA-1, SHA-256), triages them against
-    the lists, traces the host and writes it all. The reference, in the same run, on the same
-    cores and threads: ``hash_values`` of the same image files (what the crawl adds on top).
+    page is reported, then the hotline's pipeline (``Pipeline.run_once`` on 1 or 2 threads of
+    a process pinned to 1 or 2 cores, or in 2 processes on one database) claims each case,
+    fetches the page and its images through the SSRF-safe fetcher, hashes them in memory (PDQ,
+    MD5, SHA-1, SHA-256), triages them against the lists, traces the host and writes it all.
+    The reference, in the same run, on the same cores and threads or processes: ``hash_values``
+    of the same image files (what the crawl adds on top).
 (3) Analyst work saved. A stream of reports, each a page of 6 images: 37 % new images, 63 %
     repeats of earlier ones (INHOPE's 2024 share of records seen before), half exact copies at
     other URLs, the rest edited (re-encoded, resized, watermarked, cropped). Each report is
