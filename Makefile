@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline clean
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -59,6 +59,8 @@ bench-cli: $(BENCH_STAMP)
 bench-video: $(BENCH_STAMP)
 	@$(BIN)/python bench/video.py
 
+bench-hotline: $(BENCH_STAMP)
+	@$(BIN)/python bench/hotline.py
 
 bench-hasher: $(BENCH_STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --test
