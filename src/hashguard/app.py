@@ -16,6 +16,7 @@ from hashguard.api import (
     hma,
     routes_admin,
     routes_device,
+    routes_hotline,
     routes_lists,
     routes_media,
     routes_review,
@@ -77,7 +78,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
-        routes_victims,
+        routes_victims, routes_hotline,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)

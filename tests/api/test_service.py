@@ -83,6 +83,9 @@ _TOKEN_ONLY = {"/v1/complaints"}
 # A victim's case: opened without a key, then read and withdrawn with its number and PIN.
 _VICTIM = {"/v1/victims/cases": "public", "/v1/victims/cases/{case}": "case number and PIN",
            "/v1/victims/cases/{case}/withdrawal": "case number and PIN"}  # fmt: skip
+# The hotline's public routes: a report, and its status by the token given for it. This server
+# runs no hotline, so they answer 404.
+_HOTLINE = {"/v1/hotline/reports": "public", "/v1/hotline/reports/status": "report's status token"}
 
 
 def _routes() -> list[tuple[str, str, frozenset[Role] | None]]:
@@ -100,7 +103,8 @@ def _concrete(path: str) -> str:
     """A route's path with harmless values: names no list, ids no entry, numbers no case."""
     return (path.replace("{name}", "NO_SUCH_LIST").replace("{content_id}", "999999")
             .replace("{ident}", "0000000000000000").replace("{signal}", "md5")
-            .replace("{value}", MD5_MISS)
+            .replace("{value}", MD5_MISS).replace("{case_id}", "999999")
+            .replace("{item_id}", "999999")
             .replace("{case}", "HG-00000-00000-00000-00000-000000"))  # fmt: skip
 
 
@@ -145,6 +149,16 @@ _ALLOWED_ANSWER = {
     "POST /v1/device/evaluate": 422,
     "POST /v1/lists/{name}/acknowledgements": 422,
     "POST /v1/victims/feedback": 422,
+    # no hotline here (--hotline-country unset): every hotline route says so
+    "POST /v1/hotline/referrals": 404,
+    "GET /v1/hotline/reports": 404,
+    "GET /v1/hotline/cases/{case_id}": 404,
+    "GET /v1/hotline/queue": 404,
+    "GET /v1/hotline/items/{item_id}": 404,
+    "POST /v1/hotline/items/{item_id}/assessment": 404,
+    "GET /v1/hotline/vocabulary": 404,
+    "GET /v1/hotline/figures": 404,
+    "POST /v1/hotline/trace": 404,
     "GET /h/hash": 400,
     "POST /h/hash": 400,
     "GET /m/raw_lookup": 400,
@@ -175,6 +189,11 @@ def test_every_route_refuses_roles_it_does_not_allow(server: Server) -> None:
         if roles is None and path in _VICTIM:  # no body, no PIN: what is missing is said
             refused = server.request(method, target)
             assert refused.status_code == 422, (method, path, refused.text)
+            continue
+        if roles is None and path in _HOTLINE:
+            refused = server.request(method, target, json={})
+            assert refused.status_code == 404, (method, path, refused.text)
+            assert "runs no hotline" in refused.text
             continue
         if roles is None and path in _TOKEN_ONLY:
             refused = server.request(method, target, json={"token": "x" * 20, "statement": "?"})
@@ -207,6 +226,7 @@ def test_the_readme_table_lists_every_route_and_its_roles() -> None:
         shown = (
             (
                 _VICTIM.get(path)
+                or _HOTLINE.get(path)
                 or ("token from the statement of reasons" if path in _TOKEN_ONLY else "public")
             )
             if roles is None

@@ -7,6 +7,7 @@ from datetime import timedelta
 from sqlalchemy import Engine, func, select
 
 from hashguard.hotline.assessment import Assessments
+from hashguard.hotline.model import ItemState
 from hashguard.hotline.partners import check_referral, referral_payload
 from hashguard.hotline.referrals import Referrals
 from hashguard.hotline.routing import Route
@@ -49,8 +50,11 @@ def test_a_referral_received_twice_is_one_report_and_known_images_are_auto(
     payload = referral_payload("https://site-de.test/page", items, SenderTrace(), route,
                                "case-3", hotline="hotline-de", country="DE")  # fmt: skip
     referrals = Referrals(engine, triage, retain=timedelta(days=365))
-    reference = referrals.receive("hotline-de", check_referral(payload))
-    assert referrals.receive("hotline-de", check_referral(payload)) == reference
+    first = referrals.receive("hotline-de", check_referral(payload))
+    again = referrals.receive("hotline-de", check_referral(payload))
+    assert (first.new, first.states) == (True, (ItemState.AUTO, ItemState.QUEUED))
+    assert (again.reference, again.new, again.states) == (first.reference, False, first.states)
+    reference = first.reference
 
     reports, cases = HotlineReportRow.__table__, HotlineItemRow.__table__
     with engine.connect() as connection:

@@ -63,6 +63,12 @@ def partner(key: ApiKey) -> str:
     return key.service or key.name or f"key:{key.id}"
 
 
+def analyst(key: ApiKey) -> str:
+    """Who assesses with ``key`` (a hotline analyst): its name, else its id. Four eyes count
+    people, so two keys of one person (one name) are one analyst."""
+    return key.name or f"key:{key.id}"
+
+
 def unscoped(key: ApiKey, what: str) -> None:
     """Raise 403 for a key limited to lists: ``what`` spans every list."""
     if key.lists:

@@ -4,6 +4,7 @@
 A domain error's status follows from its kind (``hashguard.errors``), never from its message."""
 
 import logging
+import math
 import uuid
 from typing import Any, Final
 
@@ -69,6 +70,13 @@ def error_response(
         {"message": message} if path.startswith(HMA_PREFIXES) else error_body(status, message, code)
     )
     return JSONResponse(body, status, headers=headers)
+
+
+def too_many(message: str, retry_after: float) -> JSONResponse:
+    """429 with Retry-After (whole seconds, at least 1): an address or case past its limit."""
+    retry = str(max(1, math.ceil(retry_after)))
+    return JSONResponse(error_body(429, message, "rate_limited"), 429,
+                        headers={"Retry-After": retry})  # fmt: skip
 
 
 def install(app: FastAPI) -> None:

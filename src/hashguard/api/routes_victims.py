@@ -4,7 +4,6 @@ made on their device; followed and withdrawn with the case number and its PIN
 
 Wrong PINs are limited per case and per address: 429 with Retry-After once either is locked."""
 
-import math
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
@@ -13,7 +12,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow, check_lists, partner, visible
-from hashguard.api.errors import ApiError, error_body
+from hashguard.api.errors import ApiError, too_many
 from hashguard.api.matching import VALUE_LENGTH, service_of
 from hashguard.api.schemas import (
     BODY,
@@ -66,9 +65,7 @@ def _address(request: Request) -> str:
 
 
 def _locked(error: Locked) -> JSONResponse:
-    retry = str(max(1, math.ceil(error.retry_after)))
-    return JSONResponse(error_body(429, str(error), "rate_limited"), 429,
-                        headers={"Retry-After": retry})  # fmt: skip
+    return too_many(str(error), error.retry_after)
 
 
 def status_json(status: CaseStatus) -> dict[str, Any]:

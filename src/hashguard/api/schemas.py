@@ -70,7 +70,8 @@ _REFUSALS: Final[dict[int, tuple[str, str, str]]] = {
           "not a supported image or video format"),
     422: ("invalid", "A parameter or the body does not match this route's schema; the message "
           "names each problem.", "hashes.0.value: String should have at most 128 characters"),
-    429: ("rate_limited", "The key's budget is spent (Retry-After says when to ask again).",
+    429: ("rate_limited", "The key's or address's budget is spent (Retry-After says when to "
+          "ask again).",
           "at most 1000 evaluations an hour per device key; retry in 12 s"),
     503: ("unavailable", "The service cannot answer yet (the lists are loading) or now.",
           "the lists are loading"),
@@ -733,6 +734,381 @@ class Acknowledged(BaseModel):
     partner: str
     version: int
     at: str
+
+
+# --- the hotline ------------------------------------------------------------------------------
+
+_REFERENCE = "HR-7K3QZM2B9X4T"
+_SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+_LABELS = {"iccam": "baseline", "age": "prepubescent", "industry": "A1", "depiction": "real"}
+_LEGALITY = {"DE": "illegal", "NL": "illegal", "US": "illegal"}
+_ITEM: dict[str, Any] = {
+    "id": 12, "case": 4, "case_url": "https://site.example/gallery",
+    "url": "https://img.site.example/1.jpg", "kind": "image", "state": "queued",
+    "hashes": {"pdq": _PDQ, "sha256": _SHA256}, "quality": 100, "labels": {}, "legality": {},
+    "triage": {}, "assessment": None, "created_at": _AT, "decided_at": None,
+    "first_analyst": None,
+}  # fmt: skip
+_AUTO_ITEM: dict[str, Any] = {
+    **_ITEM, "id": 13, "state": "auto", "labels": _LABELS, "legality": _LEGALITY,
+    "triage": {"list": "hotline-illegal", "entry": 7, "signal": "pdq", "distance": 0,
+               "assessment": 3},
+    "assessment": 3, "decided_at": _AT,
+}  # fmt: skip
+_TRACE: dict[str, Any] = {
+    "url": "https://site.example/gallery", "host": "site.example", "at": _AT,
+    "dns": {"name": "site.example", "cnames": ["site.example.cdn.cloudflare.net"],
+            "addresses": ["203.0.113.7"], "error": None},
+    "addresses": [{"address": "203.0.113.7", "network": "203.0.113.0/24", "asn": 64500,
+                   "as_name": "EXAMPLE-HOSTING", "country": "NL", "anycast": False,
+                   "cdn": False, "hoster": "Example Hosting"}],
+    "hoster": {"name": "Example Hosting", "country": "NL", "asns": [64500], "networks": [],
+               "abuse_email": "abuse@hosting.example", "abuse_api": None, "cdn": False},
+    "country": "NL", "cdn": True, "databases": ["ip2asn-v4.tsv 2026-03-01"],
+    "unresolved": [],
+}  # fmt: skip
+
+
+class HotlineReceipt(BaseModel):
+    """A public report taken in: its reference and the status token (shown this once: only its
+    digest is kept), each URL in its normal form, and those that joined a case reported
+    before."""
+
+    model_config = _example(
+        {"reference": _REFERENCE, "token": "q3T9w0cV...", "urls": ["https://site.example/a"],
+         "joined": []}
+    )  # fmt: skip
+    reference: str
+    token: str
+    urls: list[str]
+    joined: list[str]
+
+
+class HotlineStatus(BaseModel):
+    """What a reporter may know of a report: one of three words, nothing more."""
+
+    model_config = _example({"status": "received"}, {"status": "action taken"})
+    status: Literal["received", "assessed", "action taken"]
+
+
+class HotlineReferralReceived(BaseModel):
+    """A partner's referral taken in as a report: its reference (the same for the same referral
+    again), how many items it referred, how many wait for an analyst here and how many were
+    triaged automatically (assessed here before, or on a known list) without anyone viewing
+    them; counted as the items stand now."""
+
+    model_config = _example({"reference": _REFERENCE, "items": 2, "queued": 1, "triaged": 1})
+    reference: str
+    items: int
+    queued: int
+    triaged: int
+
+
+class HotlineReportListed(BaseModel):
+    """A report as analysts see it: of its contact only whether there is one."""
+
+    id: int
+    reference: str
+    source: str
+    created_at: str
+    language: str
+    seen_where: str
+    description: str
+    has_contact: bool
+    cases: list[int]
+
+
+class HotlineReports(BaseModel):
+    """Reports, newest first."""
+
+    model_config = _example(
+        {"reports": [{"id": 8, "reference": _REFERENCE, "source": "public", "created_at": _AT,
+                      "language": "nl", "seen_where": "a link in a chat group",
+                      "description": "", "has_contact": False, "cases": [4]}]}
+    )  # fmt: skip
+    reports: list[HotlineReportListed]
+
+
+class HotlineItemShown(BaseModel):
+    """A medium of a case, by its hashes (never its content): ``triage`` says what matched
+    when it was decided automatically; ``first_analyst`` who assessed it first when it waits
+    for a second (four eyes)."""
+
+    model_config = _example(_ITEM, _AUTO_ITEM)
+    id: int
+    case: int
+    case_url: str
+    url: str
+    kind: str
+    state: Literal["queued", "pending", "assessed", "auto", "failed"]
+    hashes: dict[str, str]
+    quality: int | None
+    labels: dict[str, Any]
+    legality: dict[str, Any]
+    triage: dict[str, Any]
+    assessment: int | None
+    created_at: str
+    decided_at: str | None
+    first_analyst: str | None
+
+
+class HotlineQueue(BaseModel):
+    """Items waiting for an analyst (queued, or pending a second one), oldest first."""
+
+    model_config = _example({"items": [_ITEM]})
+    items: list[HotlineItemShown]
+
+
+class HotlineAssessmentRecord(BaseModel):
+    id: int
+    state: Literal["pending", "final", "disagreed"]
+    labels: dict[str, Any]
+    legality: dict[str, Any]
+    first_by: str
+    first_at: str
+    second_by: str | None
+    second_at: str | None
+    list: str | None
+
+
+class HotlineItemDetail(HotlineItemShown):
+    """An item with every assessment of it."""
+
+    model_config = _example(
+        {**_AUTO_ITEM, "state": "assessed", "triage": {},
+         "assessments": [{"id": 3, "state": "final", "labels": _LABELS, "legality": _LEGALITY,
+                          "first_by": "ana", "first_at": _AT, "second_by": None,
+                          "second_at": None, "list": "hotline-illegal"}]}
+    )  # fmt: skip
+    assessments: list[HotlineAssessmentRecord]
+
+
+class HotlineAssessment(BaseModel):
+    """An assessment after an analyst's labels: ``pending`` (four eyes: a second analyst must
+    agree), ``final`` (the item's hashes listed on ``list``; ``triaged``: queued items decided
+    by it at once) or ``disagreed`` (back to the queue). The legality per country is derived
+    from the labels."""
+
+    model_config = _example(
+        {"id": 3, "item": 12, "state": "final", "labels": _LABELS, "legality": _LEGALITY,
+         "analysts": ["ana"], "list": "hotline-illegal", "triaged": [15]},
+        {"id": 4, "item": 14, "state": "pending", "labels": _LABELS, "legality": _LEGALITY,
+         "analysts": ["ana"], "list": None, "triaged": []},
+    )  # fmt: skip
+    id: int
+    item: int
+    state: Literal["pending", "final", "disagreed"]
+    labels: dict[str, str]
+    legality: dict[str, str]
+    analysts: list[str]
+    list: str | None
+    triaged: builtins.list[int]
+
+
+class HotlineCaseReport(BaseModel):
+    reference: str
+    source: str
+    seen_where: str
+    created_at: str
+
+
+class HotlineFetch(BaseModel):
+    """One fetch by the crawler (or an item referred by a partner): never its bytes."""
+
+    id: int
+    url: str
+    final_url: str
+    at: str
+    status: int | None
+    content_type: str
+    size: int
+    kind: str
+    outcome: str
+    detail: str
+    hashes: dict[str, str]
+    quality: int | None
+
+
+class HotlineCaseTrace(BaseModel):
+    """The latest hosting trace: its summary and the trace itself (a partner's as it sent it,
+    for a referred case)."""
+
+    at: str
+    country: str | None
+    hoster: str | None
+    cdn: bool
+    trace: dict[str, Any]
+
+
+class HotlineRoute(BaseModel):
+    at: str
+    kind: str
+    target: str
+    actions: list[str]
+    reason: str
+
+
+class HotlineNotice(BaseModel):
+    id: int
+    hoster: str
+    abuse_email: str | None
+    abuse_api: str | None
+    cdn: bool
+    urls: list[str]
+    state: str
+    created_at: str
+
+
+class HotlineOutboxMessage(BaseModel):
+    """A referral, police or international report: delivered, or waiting (its attempts and
+    last error)."""
+
+    id: int
+    kind: str
+    target: str
+    created_at: str
+    attempts: int
+    next_attempt_at: str
+    delivered_at: str | None
+    last_error: str
+
+
+class HotlineCase(BaseModel):
+    """A case (one reported URL) with all that is known of it; never content."""
+
+    model_config = _example(
+        {"id": 4, "url": "https://site.example/gallery", "host": "site.example",
+         "state": "routed", "created_at": _AT, "updated_at": _AT, "attempts": 1,
+         "last_error": "",
+         "reports": [{"reference": _REFERENCE, "source": "public",
+                      "seen_where": "a link in a chat group", "created_at": _AT}],
+         "fetches": [{"id": 9, "url": "https://img.site.example/1.jpg",
+                      "final_url": "https://img.site.example/1.jpg", "at": _AT, "status": 200,
+                      "content_type": "image/jpeg", "size": 48213, "kind": "image",
+                      "outcome": "hashed", "detail": "", "hashes": {"pdq": _PDQ},
+                      "quality": 100}],
+         "items": [_AUTO_ITEM],
+         "trace": {"at": _AT, "country": "NL", "hoster": "Example Hosting", "cdn": True,
+                   "trace": _TRACE},
+         "route": {"at": _AT, "kind": "domestic", "target": "NL", "actions": ["notice", "police"],
+                   "reason": "hosted in NL, this hotline's country"},
+         "notices": [{"id": 2, "hoster": "Example Hosting",
+                      "abuse_email": "abuse@hosting.example", "abuse_api": None, "cdn": True,
+                      "urls": ["https://img.site.example/1.jpg"], "state": "queued",
+                      "created_at": _AT}],
+         "outbox": [{"id": 5, "kind": "police", "target": "police", "created_at": _AT,
+                     "attempts": 1, "next_attempt_at": _AT, "delivered_at": _AT,
+                     "last_error": ""}]}
+    )  # fmt: skip
+    id: int
+    url: str
+    host: str
+    state: Literal["new", "crawling", "triaged", "assessed", "routed", "unreachable"]
+    created_at: str
+    updated_at: str
+    attempts: int
+    last_error: str
+    reports: list[HotlineCaseReport]
+    fetches: list[HotlineFetch]
+    items: list[HotlineItemShown]
+    trace: HotlineCaseTrace | None
+    route: HotlineRoute | None
+    notices: list[HotlineNotice]
+    outbox: list[HotlineOutboxMessage]
+
+
+class HotlineLabelGroup(BaseModel):
+    name: str
+    values: list[str]
+    required: bool
+    description: str
+
+
+class HotlineVocabulary(BaseModel):
+    """The labels an analyst gives (one value per group; the required groups always), and the
+    countries whose legality is derived from them."""
+
+    model_config = _example(
+        {"groups": [{"name": "iccam", "values": ["baseline", "nationally-illegal",
+                                                 "not-illegal"],
+                     "required": True, "description": "INHOPE/ICCAM's classification"},
+                    {"name": "iwf", "values": ["A", "B", "C", "none"], "required": False,
+                     "description": "the UK's categories"}],
+         "countries": ["DE", "GB", "NL", "US"]}
+    )  # fmt: skip
+    groups: list[HotlineLabelGroup]
+    countries: list[str]
+
+
+class HotlineFigures(BaseModel):
+    """The dashboard's figures: items triaged automatically (``auto``: nobody viewed them),
+    assessed by analysts, waiting (``queued``, ``pending`` a second analyst), failed; and
+    ``auto_share``, the share of triaged items decided without anyone viewing them (null
+    before any)."""
+
+    model_config = _example(
+        {"reports": 120, "cases": 96, "items": 410, "auto": 252, "assessed": 140, "queued": 9,
+         "pending": 1, "failed": 8, "auto_share": 0.62,
+         "cases_by_state": {"routed": 90, "triaged": 6},
+         "routes_by_kind": {"domestic": 51, "partner": 30, "international": 9}}
+    )  # fmt: skip
+    reports: int
+    cases: int
+    items: int
+    auto: int
+    assessed: int
+    queued: int
+    pending: int
+    failed: int
+    auto_share: Number | None
+    cases_by_state: dict[str, int]
+    routes_by_kind: dict[str, int]
+
+
+class HotlineDns(BaseModel):
+    name: str
+    cnames: list[str]
+    addresses: list[str]
+    error: str | None
+
+
+class HotlineAddress(BaseModel):
+    address: str
+    network: str | None
+    asn: int | None
+    as_name: str | None
+    country: str | None
+    anycast: bool
+    cdn: bool
+    hoster: str | None
+
+
+class HotlineHoster(BaseModel):
+    name: str
+    country: str | None
+    asns: list[int]
+    networks: list[str]
+    abuse_email: str | None
+    abuse_api: str | None
+    cdn: bool
+
+
+class HotlineTrace(BaseModel):
+    """Where a URL is hosted, looked up now: DNS, each address's network, AS and country (the
+    IP databases named with the dates of their data), the hoster from the registry, whether a
+    CDN is in front, and a sentence for each thing that could not be found."""
+
+    model_config = _example(_TRACE)
+    url: str
+    host: str
+    at: str
+    dns: HotlineDns
+    addresses: list[HotlineAddress]
+    hoster: HotlineHoster | None
+    country: str | None
+    cdn: bool
+    databases: list[str]
+    unresolved: list[str]
 
 
 # --- the document ----------------------------------------------------------------------------

@@ -11,6 +11,7 @@ analysts (the partner's labels are not taken as this hotline's assessment).
 """
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
@@ -24,6 +25,7 @@ from hashguard.hotline.partners import Referral
 from hashguard.hotline.triage import Triage
 from hashguard.net.fetch import Network
 from hashguard.store.tables import (
+    HotlineCaseReportRow,
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
@@ -32,6 +34,16 @@ from hashguard.store.tables import (
 )
 
 REFERRED: Final = "referred"  # a fetch record's outcome: not fetched here, the partner did
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A referral taken in: its report's reference, whether this call made it (False: the same
+    referral was received before), and the state of each referred item now, in their order."""
+
+    reference: str
+    new: bool
+    states: tuple[ItemState, ...]
 
 
 def _now() -> datetime:
@@ -56,14 +68,14 @@ class Referrals:
         self.networks = tuple(networks)
         self.clock = clock
 
-    def receive(self, partner: str, referral: Referral) -> str:
+    def receive(self, partner: str, referral: Referral) -> Received:
         """Take in ``referral`` (checked by ``partners.check_referral``) from the partner
-        hotline ``partner``; the report's reference (the same for the same referral again).
+        hotline ``partner``: its report (the same for the same referral again) and its items.
         Raises ``urls.InvalidUrl`` for a URL this hotline would not take in a report."""
         source = partner_source(partner)
         known = self._known(source, referral.referral)
         if known is not None:
-            return known
+            return self._received(known, referral, new=False)
         reported = urls.check(referral.url, self.networks)
         verdicts = [self.triage.decide(dict(item.hashes)) for item in referral.items]
         traced_at = _time(referral.trace.get("at")) or self.clock()
@@ -90,18 +102,36 @@ class Referrals:
             known = self._known(source, referral.referral)
             if known is None:
                 raise
-            return known
+            return self._received(known, referral, new=False)
         mark_assessed(self.engine, case_id)
-        return receipt.reference
+        return self._received((receipt.reference, case_id), referral, new=True)
 
-    def _known(self, source: str, reference: str) -> str | None:
-        table = HotlineReportRow.__table__
+    def _known(self, source: str, reference: str) -> tuple[str, int] | None:
+        """The reference and case of the report of the referral ``reference`` from ``source``."""
+        reports, links = HotlineReportRow.__table__, HotlineCaseReportRow.__table__
         with self.engine.connect() as connection:
             found = connection.execute(
-                select(table.c.reference).where(table.c.source == source,
-                                                table.c.partner_reference == reference)
-            ).scalar_one_or_none()  # fmt: skip
-        return None if found is None else str(found)
+                select(reports.c.reference, links.c.case_id)
+                .join(links, links.c.report_id == reports.c.id)
+                .where(reports.c.source == source, reports.c.partner_reference == reference)
+            ).first()  # fmt: skip
+        return None if found is None else (str(found.reference), int(found.case_id))
+
+    def _received(self, known: tuple[str, int], referral: Referral, new: bool) -> Received:
+        """The referral's items as they stand now: those of its case taken from a referral,
+        by their URLs (a URL referred twice in one referral is one item each time)."""
+        reference, case_id = known
+        items, fetches = HotlineItemRow.__table__, HotlineFetchRow.__table__
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                select(items.c.url, items.c.state)
+                .join(fetches, fetches.c.id == items.c.fetch_id)
+                .where(items.c.case_id == case_id, fetches.c.outcome == REFERRED)
+                .order_by(items.c.id.desc())
+            ).all()  # fmt: skip
+        latest = {row.url: ItemState(row.state) for row in rows}  # the oldest item wins
+        states = tuple(latest[item.url] for item in referral.items if item.url in latest)
+        return Received(reference, new, states)
 
     def _items(
         self,
