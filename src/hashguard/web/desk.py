@@ -9,6 +9,8 @@ What reviewers post (decisions, actions, reports, reinstatements) is in ``forms`
 """
 
 import time
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Final
 from urllib.parse import urlsplit
 
@@ -51,13 +53,13 @@ async def login_page() -> HTMLResponse:
 async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
     answer = await sessions.sign_in(request, key.strip())
     if answer is None:
-        return page("login.html", 403, error="That is not a live reviewer key.")
+        return page("login.html", 403, error="That is not a live reviewer, analyst or admin key.")
     return answer
 
 
 @router.post("/desk/logout")
 async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Response:
-    caller = await sessions.form_caller(request, csrf)
+    caller = await sessions.form_caller(request, csrf, sessions.DESK_ROLES)
     if not isinstance(caller, Response):
         sessions.sign_out(request)
     answer = RedirectResponse("/desk/login", 303)
@@ -73,9 +75,9 @@ async def queue(
     service: Annotated[str, Query(max_length=100)] = "",
 ) -> Response:
     """The queue, filtered by state (open by default), list and service; counts per state."""
-    found = await sessions.session(request)
-    if found is None:
-        return RedirectResponse("/desk/login", 303)
+    found = await sessions.caller(request, sessions.REVIEW_ROLES)
+    if isinstance(found, Response):
+        return found
     key, csrf = found
     chosen = QueueFilter(state or "open", list_name, service)
     return await run_in_threadpool(queue_page, service_of(request), key, csrf, chosen)
@@ -83,9 +85,9 @@ async def queue(
 
 @router.get("/desk/detections/{ident}")
 async def detection(request: Request, ident: int) -> Response:
-    found = await sessions.session(request)
-    if found is None:
-        return RedirectResponse("/desk/login", 303)
+    found = await sessions.caller(request, sessions.REVIEW_ROLES)
+    if isinstance(found, Response):
+        return found
     key, csrf = found
     return await run_in_threadpool(_opened, service_of(request), key, csrf, ident)
 
@@ -111,38 +113,58 @@ async def content(request: Request, ident: int) -> Response:
     the item's place."""
     found_session = await sessions.session(request)
     if found_session is None:
-        return _refusal("Sign in again to see the item.", 401)
+        return refusal("Sign in again to see the item.", 401)
     key, _ = found_session
     service = service_of(request)
     try:
         found = await run_in_threadpool(service.review.visible, ident, key.lists)
         checked = await run_in_threadpool(service.review.services.get, found.service)
     except NotFound:
-        return _refusal("There is no such detection (it may have been purged).", 404)
+        return refusal("There is no such detection (it may have been purged).", 404)
     location = checked.content_location(found.content_ref)
     if not location:
-        return _refusal(f"The service {checked.name} gives no content URL.", 404)
+        return refusal(f"The service {checked.name} gives no content URL.", 404)
     host = urlsplit(checked.content_url).hostname or ""  # the service's host, fixed at creation
     fetcher = UrlFetcher([host], service.settings.fetch_networks, service.settings.fetch_timeout,
                          service.settings.max_upload_bytes)  # fmt: skip
+    return await pass_through(fetcher, location, "The service's content store",
+                              partial(_audit_view, service, key, ident))  # fmt: skip
+
+
+async def pass_through(
+    fetcher: UrlFetcher,
+    location: str,
+    source: str,
+    viewed: Callable[[], None],
+    withheld: Callable[[bytes], str] = lambda body: "",
+    gone: str = "",
+) -> Response:
+    """``location`` fetched now through ``fetcher`` and passed through (never stored, never
+    cached) if it is an image or a video a browser plays, once ``viewed()`` has recorded the
+    viewing. Otherwise a plain-text answer saying why, which the desk's script shows in the
+    item's place: ``source`` names where it comes from ("The URL"), ``gone`` follows an error
+    status, and ``withheld(body)`` says why fetched content may not be shown ("": it may)."""
     try:
         fetched = await run_in_threadpool(fetcher.fetch, location)
         kind = sniff(fetched.body[:SNIFF_BYTES])
     except FetchRefused as error:
         if error.status is not None:
-            return _refusal(f"The service's content store answered {error.status}.", 502)
-        return _refusal(f"The service's content store could not be reached: {error}.", 502)
+            return refusal(f"{source} answered {error.status}{gone}.", 502)
+        return refusal(f"{source} could not be reached: {error}.", 502)
     except MediaError as error:
-        return _refusal(f"The service's content store sent no readable image: {error}.", 502)
+        return refusal(f"{source} sent no readable image: {error}.", 502)
     if kind.kind is MediaKind.IMAGE:
         media_type = f"image/{kind.name}"
     elif kind.kind is MediaKind.VIDEO and kind.name in _PLAYABLE:
         media_type = _PLAYABLE[kind.name]
     elif kind.kind is MediaKind.VIDEO:
-        return _refusal(f"The item is a video in a format browsers cannot play ({kind.name}).", 415)
+        return refusal(f"The item is a video in a format browsers cannot play ({kind.name}).", 415)
     else:
-        return _refusal(f"The item is {kind.kind.value}: only images and videos are shown.", 415)
-    await run_in_threadpool(_audit_view, service, key, ident)
+        return refusal(f"The item is {kind.kind.value}: only images and videos are shown.", 415)
+    why = withheld(fetched.body)
+    if why:
+        return refusal(why, 409)
+    await run_in_threadpool(viewed)
     return Response(fetched.body, media_type=media_type, headers=HEADERS)
 
 
@@ -150,7 +172,8 @@ async def content(request: Request, ident: int) -> Response:
 _PLAYABLE: Final = {"mp4": "video/mp4", "matroska": "video/webm", "ogg": "video/ogg"}
 
 
-def _refusal(reason: str, status: int) -> Response:
+def refusal(reason: str, status: int) -> Response:
+    """The plain-text answer of a content route that shows no content: ``reason``."""
     return Response(reason, status, media_type="text/plain", headers=HEADERS)
 
 

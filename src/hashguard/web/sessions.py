@@ -1,5 +1,6 @@
-"""Reviewer sessions: signing in with a reviewer (or admin) key, the session cookie, and the
-check of every posted form (signed in, the session's CSRF token).
+"""Desk sessions: signing in with a reviewer, analyst or admin key, the session cookie, what
+each role may open (reviewers the detections, analysts the hotline, admins both), and the check
+of every posted form (signed in with such a role, the session's CSRF token).
 
 The session is a random id in an HttpOnly, SameSite=Strict cookie; the key's token stays in
 this process's memory only, to check the key again on each request (a revoked key ends its
@@ -13,17 +14,35 @@ from typing import Final
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
+from hashguard.api.auth import actor
 from hashguard.api.matching import service_of
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.web.pages import HEADERS
+from hashguard.web.pages import HEADERS, page
 
 COOKIE: Final = "hg_desk"
 SESSION_SECONDS: Final = 8 * 3600
-DESK_ROLES: Final = (Role.REVIEWER, Role.ADMIN)  # as the API's reviewer routes allow
+REVIEW_ROLES: Final = (Role.REVIEWER, Role.ADMIN)  # the detections, as the API's routes allow
+HOTLINE_ROLES: Final = (Role.ANALYST, Role.ADMIN)  # the hotline's items and cases
+DESK_ROLES: Final = (Role.REVIEWER, Role.ANALYST, Role.ADMIN)  # who may sign in
+_DESKS: Final = (("/desk", "Detections", REVIEW_ROLES), ("/desk/hotline", "Hotline", HOTLINE_ROLES))
 
 
-async def session(request: Request) -> tuple[ApiKey, str] | None:
-    """The signed-in reviewer's key and CSRF token, or None."""
+def desks(key: ApiKey) -> list[tuple[str, str]]:
+    """The desks ``key`` may open, as (path, name): the bar's links."""
+    return [(path, name) for path, name, roles in _DESKS if key.role in roles]
+
+
+async def session(
+    request: Request, roles: tuple[Role, ...] = REVIEW_ROLES
+) -> tuple[ApiKey, str] | None:
+    """The signed-in key and its CSRF token if its role is one of ``roles``, or None."""
+    found = await _signed_in(request)
+    if found is None or found[0].role not in roles:
+        return None
+    return found
+
+
+async def _signed_in(request: Request) -> tuple[ApiKey, str] | None:
     service = service_of(request)
     found = service.sessions.get(request.cookies.get(COOKIE, ""))
     if found is None or found[1] < time.monotonic():
@@ -32,6 +51,20 @@ async def session(request: Request) -> tuple[ApiKey, str] | None:
     if key is None or key.role not in DESK_ROLES:
         return None
     return key, found[2]
+
+
+async def caller(request: Request, roles: tuple[Role, ...]) -> tuple[ApiKey, str] | Response:
+    """The signed-in key opening a page for ``roles``, and its CSRF token; else the answer to
+    give: the sign-in page, or (signed in with another role) a 403 page naming the desks the
+    key may open."""
+    found = await _signed_in(request)
+    if found is None:
+        return RedirectResponse("/desk/login", 303)
+    key, csrf = found
+    if key.role not in roles:
+        return page("forbidden.html", 403, reviewer=actor(key), csrf=csrf, desks=desks(key),
+                    role=key.role.value)  # fmt: skip
+    return found
 
 
 async def sign_in(request: Request, token: str) -> Response | None:
@@ -46,7 +79,7 @@ async def sign_in(request: Request, token: str) -> Response | None:
     for stale in [s for s, (_, until, _) in service.sessions.items() if until < now]:
         del service.sessions[stale]
     service.sessions[session_id] = (token, now + SESSION_SECONDS, secrets.token_urlsafe(16))
-    answer = RedirectResponse("/desk", 303)
+    answer = RedirectResponse(desks(found)[0][0], 303)  # analysts start at the hotline
     # Secure wherever users reach the desk over https: behind a TLS proxy the request itself
     # arrives over http, so the public URL says it.
     secure = request.url.scheme == "https" or service.settings.public_url.startswith("https://")
@@ -59,12 +92,14 @@ def sign_out(request: Request) -> None:
     service_of(request).sessions.pop(request.cookies.get(COOKIE, ""), None)
 
 
-async def form_caller(request: Request, csrf: str) -> tuple[ApiKey, str] | Response:
-    """The signed-in key posting a desk form, and its CSRF token; else the answer to give (the
-    sign-in page, or a refusal of a stale form)."""
-    found = await session(request)
-    if found is None:
-        return RedirectResponse("/desk/login", 303)
+async def form_caller(
+    request: Request, csrf: str, roles: tuple[Role, ...] = REVIEW_ROLES
+) -> tuple[ApiKey, str] | Response:
+    """The signed-in key posting a desk form for ``roles``, and its CSRF token; else the answer
+    to give (the sign-in page, a 403 page for another role, or a refusal of a stale form)."""
+    found = await caller(request, roles)
+    if isinstance(found, Response):
+        return found
     if not secrets.compare_digest(csrf, found[1]):
         return Response("the form is stale: reload the page", 403, headers=HEADERS)
     return found
