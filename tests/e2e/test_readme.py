@@ -8,6 +8,7 @@ a list, a free port on this shared machine) comes from the tables below, each en
 """
 
 import io
+import json
 import os
 import re
 import shutil
@@ -142,6 +143,8 @@ PLACEHOLDERS: list[tuple[str, Callable[[Checkout], str]]] = [
     ("<hex hash>", lambda c: c.listed("examples/shared.csv", 4).split(",")[1]),  # a listed md5
     ("<64 hex digits>", lambda c: c.listed("examples/hashes.txt", 0)),
     ("<64 hex>", lambda c: c.listed("examples/hashes.txt", 0)),
+    # the status token the hotline's answer to the report just before gave
+    ("<token>", lambda c: json.loads(c.output_of("a link in a chat group"))["token"]),
     # another instance's address, and the README's port, which others may hold on this machine
     ("https://hashguard.hotline.example", lambda c: f"http://127.0.0.1:{c.port}"),
     ("8000", lambda c: str(c.port)),
