@@ -6,10 +6,7 @@ detection, which says ``quarantined`` only once its service took the quarantine.
 hashes only."""
 
 import re
-import threading
-import time
-from collections.abc import Callable, Iterator
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import Engine
@@ -22,18 +19,9 @@ from hashguard.store.lists import ListStore
 
 from support.loopback import Loopback
 from support.server import Server, running
+from support.waiting import eventually
 
 KNOWN = "f" * 32 + "0" * 32
-
-
-def eventually(check: Callable[[], Any], timeout: float = 30.0) -> Any:
-    """``check()`` once it is true (the server's webhook thread works each second), or its
-    last value after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    pause = threading.Event()
-    while not (found := check()) and time.monotonic() < deadline:
-        pause.wait(0.05)
-    return found
 
 
 @pytest.fixture

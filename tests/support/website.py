@@ -2,7 +2,9 @@
 a ``Page`` (status, content type, headers, body), sent whole with its length, chunked without
 one, or trickled (a pause between chunks: a slow server); ``raw`` pages write their bytes as
 they are, status line and headers included. ``pages`` is a mapping of paths, or a function of
-the path (None: 404). Every GET's path is kept in ``fetched``."""
+the path (None: 404). Every GET's path is kept in ``fetched``. A site listens on 127.0.0.1, or
+on another loopback ``address`` (Linux routes all of 127.0.0.0/8 to lo): websites of several
+hosters, each on its own address."""
 
 import contextlib
 import ipaddress
@@ -32,7 +34,7 @@ Pages = Mapping[str, Page] | Callable[[str], Page | None]
 
 
 class Website:
-    def __init__(self, pages: Pages) -> None:
+    def __init__(self, pages: Pages, address: str = "127.0.0.1") -> None:
         self.pages = pages
         self.fetched: list[str] = []
         self.stop = threading.Event()  # ends trickles at close
@@ -80,10 +82,11 @@ class Website:
             def log_message(self, *args: object) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = ThreadingHTTPServer((address, 0), Handler)
         self.server.daemon_threads = True
+        self.address = address
         self.port = int(self.server.server_address[1])
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.url = f"http://{address}:{self.port}"
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
 
@@ -98,9 +101,9 @@ class Website:
 
 
 @contextmanager
-def website(pages: Pages) -> Iterator[Website]:
-    """A website serving ``pages`` until the block ends."""
-    site = Website(pages)
+def website(pages: Pages, address: str = "127.0.0.1") -> Iterator[Website]:
+    """A website serving ``pages`` on ``address`` until the block ends."""
+    site = Website(pages, address)
     try:
         yield site
     finally:

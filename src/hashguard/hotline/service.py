@@ -139,13 +139,15 @@ class Hotline:
 
     def destination_of(self, kind: OutboxKind, target: str) -> Any:
         """Where an outbox message goes: a partner by name, the police or international
-        endpoint (None when not configured: the message waits, its reason recorded)."""
+        endpoint (None when not configured: the message waits, its reason recorded). The
+        international endpoint is named by routing as the partners file names it."""
         if kind is OutboxKind.REFERRAL:
             return self.partners.partner(target)
         if kind is OutboxKind.POLICE and target == POLICE:
             return self.partners.police
-        if kind is OutboxKind.INTERNATIONAL and target == INTERNATIONAL:
-            return self.partners.international
+        international = self.partners.international
+        if kind is OutboxKind.INTERNATIONAL and international is not None:
+            return international if target in (INTERNATIONAL, international.name) else None
         return None
 
     # --- what the edges call --------------------------------------------------------------
