@@ -7,8 +7,7 @@ each role may open."""
 
 import hashlib
 import re
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -23,6 +22,7 @@ from support.browser import chromium, launched
 from support.hotline_items import BASELINE, NOT_ILLEGAL, events
 from support.media import png
 from support.server import Server, running
+from support.waiting import eventually
 from support.website import Page, Website, website
 
 chromium()  # else the module is skipped, saying what installs it
@@ -66,15 +66,6 @@ def hotline(database_url: str, *options: str) -> Any:
                    *options)  # fmt: skip
 
 
-def eventually(check: Callable[[], Any], timeout: float = 60.0) -> Any:
-    """``check()`` once it is true (the crawler works on its own threads), else fail."""
-    deadline = time.monotonic() + timeout
-    while not (found := check()):
-        assert time.monotonic() < deadline, "the hotline never got there"
-        time.sleep(0.05)  # waiting for the crawler's threads, not timing them
-    return found
-
-
 def reported(server: Server, engine: Engine, *urls: str) -> list[int]:
     """Report ``urls`` on the public page; the ids of the items queued from them once crawled."""
     answer = server.client.post(
@@ -89,7 +80,7 @@ def reported(server: Server, engine: Engine, *urls: str) -> list[int]:
             waiting = connection.execute(select(cases.c.id).where(cases.c.state.in_(crawling)))
             return waiting.first() is None
 
-    eventually(crawled)
+    assert eventually(crawled, 60.0), "the hotline never crawled every reported page"
     with engine.connect() as connection:
         return list(
             connection.execute(
