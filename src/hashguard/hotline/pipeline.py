@@ -2,19 +2,25 @@
 
 A case is claimed atomically (an UPDATE that names its old state, checked by its row count: of
 several instances on one database exactly one crawls it), under a lease: a case whose crawler
-died is taken again once the lease runs out. The crawl and the trace run outside any
-transaction (websites and DNS are slow); what they found is written in one transaction: the
-fetch records, an item per medium (``failed`` when it could not be fetched or hashed), each
-item's triage, the trace, and the case ``triaged`` (or ``unreachable`` when the page itself
-failed). A case whose items are all decided is ``assessed`` and routed at once; one that waits
-for analysts is routed when the last of them decides (``Assessments`` marks it, the workers
-route it, tracing its host again: where it is hosted now).
+died (or whose crawl raised) is taken again once the lease runs out, up to ``attempts``
+crawls: then it is given up as ``unreachable``, with the last error. The crawl and the trace
+run outside any transaction (websites and DNS are slow); what they found is written in one
+transaction: the fetch records, an item per medium (``failed`` when it could not be fetched or
+hashed), each item's triage, the trace, and the case ``triaged`` (or ``unreachable`` when the
+page itself failed). Items left queued are triaged again once written (an assessment made
+while the case was crawled re-triaged the queue without them). A case whose items are all
+decided is ``assessed`` and routed at once; one that waits for analysts is routed when the last
+of them decides (``Assessments`` marks it, the workers route it, tracing its host again: where
+it is hosted now). A case that cannot be routed (no trace, a rule or a referral failing) keeps
+the error and waits ``retry`` before it is tried again; the workers go on with the others.
 
 Routing: the legality per country is illegal where any item is illegal; ``route(trace,
 legality)`` says where the case goes; its actions become a queued notice to the hoster
 ("notice"), a report to the police ("police"), a referral to the partner hotline ("referral")
 or a report to the international endpoint ("international"), each in the outbox. Nothing
-illegal: a route of kind none, no actions. The case is then ``routed``, audited.
+illegal: a route of kind none, no actions. The case is then ``routed``, audited. A closed case
+reported again (intake) or referred again (referrals) comes back; its next route covers the
+items made since its last one.
 """
 
 import logging
