@@ -8,7 +8,8 @@ link-local, multicast or reserved address, unless the operator names its network
 connection goes to the address that was checked, so a second DNS answer cannot redirect it
 (rebinding); redirects are followed only to the same host (to any host with
 ``cross_host_redirects``), each checked again as the first; the whole fetch ends at its deadline
-however slowly the server sends; the body is read into memory up to a size limit, never to disk.
+however slowly the server sends (name resolution included: the resolver is given what is
+left); the body is read into memory up to a size limit, never to disk.
 Every refusal names its outcome (``FetchRefused.reason``, one of ``OUTCOMES``).
 """
 
