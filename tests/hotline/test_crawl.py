@@ -276,9 +276,44 @@ def test_more_media_than_max_items() -> None:
         found = _crawl(f"{site.url}/page", max_items=3)
         assert site.fetched == ["/page", "/one.jpg", "/two.jpg", "/five.jpg"]
     assert [i.outcome for i in found.items] == ["ok", "ok", "ok", "too-many-items"]
+    assert found.page.detail == "an HTML page showing or linking more than 3 media URLs"
     skipped = found.items[-1]
     assert skipped.url == f"{site.url}/six.jpeg" and skipped.final_url == ""
-    assert "2 more media URLs" in skipped.detail and "at most 3" in skipped.detail
+    assert "more media URLs" in skipped.detail and "at most 3" in skipped.detail
+
+
+def test_a_huge_page_is_collected_only_up_to_what_is_fetched() -> None:
+    page = "".join(f'<img src="/{n}.jpg">' for n in range(100_000)).encode()
+    assert media_urls(page, "http://site.test/", most=4) == [
+        f"http://site.test/{n}.jpg" for n in range(4)]  # fmt: skip
+
+
+def test_media_urls_are_escaped_as_a_browser_sends_them() -> None:
+    page = '<img src="/foto été 1.jpg?q=ü x"><img src="http://bücher.test/a%20b.jpg">'.encode()
+    assert media_urls(page, "http://site.test/", "utf-8") == [
+        "http://site.test/foto%20%C3%A9t%C3%A9%201.jpg?q=%C3%BC%20x",
+        "http://xn--bcher-kva.test/a%20b.jpg",
+    ]  # fmt: skip
+
+
+def test_the_page_is_read_in_the_charset_its_server_declares() -> None:
+    """A UTF-8 page without <meta charset>: its Content-Type's charset says how to read it."""
+    page = '<html><body><img src="/été.jpg"></body></html>'.encode()
+    found_at = "/%C3%A9t%C3%A9.jpg"
+
+    def pages(path: str) -> Page | None:
+        if path == "/page":
+            return Page(page, "text/html; charset=UTF-8")
+        return Page(IMAGES["one.jpg"], "image/jpeg") if path == found_at else None
+
+    with website(pages) as site:
+        found = _crawl(f"http://site.test:{site.port}/page")
+        assert site.fetched == ["/page", found_at]
+    [item] = found.items
+    assert item.outcome == "ok" and item.url == f"http://site.test:{site.port}{found_at}"
+    # A charset lxml does not know: the page's own declaration (none here: Latin-1) decides.
+    assert media_urls(page, "http://site.test/", "x-unknown") == [
+        "http://site.test/%C3%83%C2%A9t%C3%83%C2%A9.jpg"]  # fmt: skip
 
 
 def test_the_crawl_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

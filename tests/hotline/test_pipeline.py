@@ -5,29 +5,46 @@ in the outbox); a case with nothing illegal routed with no actions; an unreachab
 
 import ipaddress
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import Engine, select
 
+from hashguard.errors import Invalid
 from hashguard.hotline import outbox
 from hashguard.hotline.assessment import Assessments
 from hashguard.hotline.crawl import crawl
+from hashguard.hotline.intake import Intake
+from hashguard.hotline.model import CaseState, ItemState
+from hashguard.hotline.partners import check_referral, referral_payload
 from hashguard.hotline.pipeline import Pipeline
+from hashguard.hotline.referrals import Referrals
 from hashguard.hotline.routing import Route
-from hashguard.hotline.triage import CurrentMatcher, Triage
+from hashguard.hotline.triage import CurrentMatcher, Triage, Verdict
 from hashguard.hotline.vocabulary import default
+from hashguard.matching.query import Query
 from hashguard.net.fetch import UrlFetcher
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
+    HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
     HotlineNoticeRow,
     HotlineRouteRow,
 )
 
-from support.hotline_items import BASELINE, NOT_ILLEGAL, case_state, events, new_case
+from support.hotline_items import (
+    BASELINE,
+    NOT_ILLEGAL,
+    case_state,
+    events,
+    hashes_of,
+    new_case,
+    queued_item,
+)
 from support.loopback import Loopback
 from support.media import jpeg
 
@@ -93,6 +110,12 @@ def items_of(engine: Engine, case_id: int) -> list[Any]:
     with engine.connect() as connection:
         return list(connection.execute(
             select(table).where(table.c.case_id == case_id).order_by(table.c.id)))  # fmt: skip
+
+
+def case_of(engine: Engine, case_id: int) -> Any:
+    table = HotlineCaseRow.__table__
+    with engine.connect() as connection:
+        return connection.execute(select(table).where(table.c.id == case_id)).one()
 
 
 def test_two_pipelines_crawl_each_case_once_and_route_it_once_assessed(engine: Engine) -> None:
@@ -211,3 +234,223 @@ def test_a_reported_url_that_is_an_image_is_one_fetch_and_one_item(engine: Engin
         fetches = connection.execute(select(table).where(table.c.case_id == case)).all()
     assert [(f.id, f.kind, f.outcome) for f in fetches] == [(item.fetch_id, "image", "ok")]
     assert item.kind == "image" and item.state == "queued" and "pdq" in item.hashes
+
+
+class Clock:
+    """The pipeline's clock, moved on by the test (leases and retries without sleeping)."""
+
+    def __init__(self) -> None:
+        self.now = datetime.now(UTC)
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, minutes: float) -> None:
+        self.now += timedelta(minutes=minutes)
+
+
+def triage_of(lists: ListStore) -> Triage:
+    return Triage(lists, CurrentMatcher(lists, ("hotline-illegal", "hotline-not-illegal")))
+
+
+def test_an_accented_media_url_is_escaped_and_its_case_referred(engine: Engine) -> None:
+    """An item URL with spaces and accents (urljoin never escapes them) is sent as a browser
+    sends it: the partner's referral is made (it raised, and stopped every instance's crawl)."""
+    site = Loopback(lambda path, headers, body: (
+        (200, "text/html; charset=utf-8", '<img src="/foto été 1.jpg">'.encode()) if path == "/page"
+        else (200, "image/jpeg", IMAGES["/a.jpg"])))  # fmt: skip
+    lists = ListStore(engine)
+    triage = triage_of(lists)
+    fetcher = UrlFetcher((), networks=[ipaddress.ip_network("127.0.0.0/8")], any_host=True)
+
+    def to_partner(trace: Any, legality: Any) -> Route:
+        return Route("partner", "de-hotline", ("referral",), "hosted in DE, a partner's")
+
+    payload = partial(referral_payload, hotline="nl", country="NL")
+    pipeline = Pipeline(engine, crawl=lambda url: crawl(url, fetcher), tracer=Tracer(),
+                        route=to_partner, triage=triage, home="NL",
+                        referral_payload=payload)  # fmt: skip
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
+    try:
+        case = new_case(engine, site.url + "/page")
+        assert pipeline.run_once() == 1
+        assert site.fetched == ["/page", "/foto%20%C3%A9t%C3%A9%201.jpg"]
+        [item] = items_of(engine, case)
+        desk.assess(item.id, BASELINE, "ana")
+        assert pipeline.run_once() == 1
+    finally:
+        site.close()
+    assert case_state(engine, case) == "routed"
+    [referral] = outbox.messages(engine)
+    assert referral.payload["items"][0]["url"] == site.url + "/foto%20%C3%A9t%C3%A9%201.jpg"
+
+
+def test_a_case_that_cannot_be_routed_waits_while_the_others_go_on(engine: Engine) -> None:
+    site = Loopback(website)
+    lists = ListStore(engine)
+    triage = triage_of(lists)
+    clock = Clock()
+    tried: list[str] = []
+    broken = [True]
+
+    def routes(trace: Any, legality: Any) -> Route:
+        tried.append(trace.url)
+        if broken[0]:
+            raise Invalid("the routing rules have no row for IE")
+        return route(trace, legality)
+
+    fetcher = UrlFetcher((), networks=[ipaddress.ip_network("127.0.0.0/8")], any_host=True)
+    pipeline = Pipeline(engine, crawl=lambda url: crawl(url, fetcher), tracer=Tracer(),
+                        route=routes, triage=triage, home="NL",
+                        referral_payload=lambda *args: {}, clock=clock)  # fmt: skip
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
+    try:
+        stuck = new_case(engine, site.url + "/page-b")
+        assert pipeline.run_once() == 1
+        [item] = items_of(engine, stuck)
+        desk.assess(item.id, BASELINE, "ana")  # assessed: routing it fails
+        reported = new_case(engine, site.url + "/page-a")
+        assert pipeline.run_once() == 2  # the failing case tried, the new one crawled all the same
+        assert case_state(engine, reported) == "triaged"
+        assert (case_state(engine, stuck), tried) == ("assessed", [site.url + "/page-b"])
+        assert "the routing rules have no row for IE" in case_of(engine, stuck).last_error
+        assert pipeline.run_once() == 0  # not tried again at once: the workers wait, no spin
+        assert len(tried) == 1
+        clock.advance(6)
+        broken[0] = False
+        assert pipeline.run_once() == 1
+    finally:
+        site.close()
+    assert case_state(engine, stuck) == "routed" and case_of(engine, stuck).last_error == ""
+
+
+def test_a_crawl_that_never_finishes_is_given_up_with_its_error(engine: Engine) -> None:
+    lists = ListStore(engine)
+    clock = Clock()
+
+    def crashing(url: str) -> Any:
+        raise RuntimeError("the crawler broke on this page")
+
+    pipeline = Pipeline(engine, crawl=crashing, tracer=Tracer(), route=route,
+                        triage=triage_of(lists), home="NL", referral_payload=lambda *args: {},
+                        clock=clock, attempts=2)  # fmt: skip
+    case = new_case(engine, "https://site.test/page")
+    for _ in range(2):
+        assert pipeline.run_once() == 1 and case_state(engine, case) == "crawling"
+        assert pipeline.run_once() == 0  # under its lease
+        clock.advance(6)  # the lease ran out
+    assert pipeline.run_once() == 0
+    assert case_state(engine, case) == "unreachable"
+    assert case_of(engine, case).last_error == (
+        "given up after 2 crawls that did not finish; the last: the crawl failed: the crawler "
+        "broke on this page")  # fmt: skip
+
+
+def test_a_closed_case_reported_again_is_crawled_again(engine: Engine) -> None:
+    """Reported while it failed (by its owner, say), the URL is not closed for good."""
+    live = [False]
+    site = Loopback(lambda path, headers, body: website(path, headers, body) if live[0]
+                    else (404, "text/plain", b"not yet"))  # fmt: skip
+    lists = ListStore(engine)
+    pipeline = pipeline_of(engine, lists, triage_of(lists), Tracer())
+    intake = Intake(engine, reports_per_hour=100, retain=timedelta(days=30),
+                    networks=[ipaddress.ip_network("127.0.0.0/8")])  # fmt: skip
+    try:
+        [case] = intake.report([site.url + "/page-a"], "my own site").cases
+        assert pipeline.run_once() == 1 and case_state(engine, case) == "unreachable"
+        live[0] = True
+        assert intake.report([site.url + "/page-a"], "a forum").cases == (case,)
+        assert case_state(engine, case) == "new"
+        assert pipeline.run_once() == 1
+    finally:
+        site.close()
+    assert case_state(engine, case) == "triaged"
+    assert [i.state for i in items_of(engine, case)] == ["queued", "queued"]
+
+
+def referral_of(url: str, item_url: str, image: bytes, referral: str) -> Any:
+    """A partner's referral of the page ``url`` with one image, checked as received."""
+    return check_referral({
+        "version": 1, "referral": referral * 16,
+        "from": {"hotline": "DE hotline", "country": "DE", "reference": "case-9"}, "url": url,
+        "items": [{"url": item_url, "hashes": hashes_of(image), "labels": BASELINE,
+                   "legality": {"DE": "illegal"}, "assessment": "assessment:1"}],
+        "trace": {"at": "2026-12-01T10:00:00Z", "country": "NL"}, "reason": "hosted in NL",
+    })  # fmt: skip
+
+
+def test_a_referral_of_a_routed_case_routes_its_new_items(engine: Engine) -> None:
+    """Routed with nothing illegal, then a partner refers an image on the same page: assessed
+    illegal here, the case is routed again, for that item only."""
+    site = Loopback(website)
+    lists = ListStore(engine)
+    triage = triage_of(lists)
+    pipeline = pipeline_of(engine, lists, triage, Tracer())
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
+    referrals = Referrals(engine, triage, retain=timedelta(days=30),
+                          networks=[ipaddress.ip_network("127.0.0.0/8")])  # fmt: skip
+    url = site.url + "/page-b"
+    try:
+        case = new_case(engine, url)
+        assert pipeline.run_once() == 1
+        [first] = items_of(engine, case)
+        desk.assess(first.id, NOT_ILLEGAL, "ana")
+        assert pipeline.run_once() == 1 and case_state(engine, case) == "routed"
+        referred = site.url + "/referred.jpg"
+        referrals.receive("de-hotline", referral_of(url, referred, jpeg(61), "ab"))
+        assert case_state(engine, case) == "triaged"
+        new = items_of(engine, case)[-1]
+        desk.assess(new.id, BASELINE, "ana")
+        assert case_state(engine, case) == "assessed"
+        assert pipeline.run_once() == 1
+    finally:
+        site.close()
+    assert case_state(engine, case) == "routed"
+    with engine.connect() as connection:
+        routes = connection.execute(select(HotlineRouteRow.kind).order_by(HotlineRouteRow.id))
+        [notice] = connection.execute(select(HotlineNoticeRow.__table__)).all()
+        assert [r.kind for r in routes] == ["none", "domestic"]
+    assert notice.urls == [referred, url]
+    [police] = outbox.messages(engine)
+    assert [i["url"] for i in police.payload["items"]] == [referred]
+
+
+class Racing(Triage):
+    """Triage with an analyst's assessment landing between matching and recording."""
+
+    meanwhile: list[Callable[[], Any]]
+
+    def decide_all(self, queries: Sequence[Query]) -> list[Verdict]:
+        found = super().decide_all(queries)
+        while self.meanwhile:
+            self.meanwhile.pop()()
+        return found
+
+
+def test_an_item_assessed_while_its_case_was_crawled_is_not_queued(engine: Engine) -> None:
+    """The analyst's final assessment re-triages the queue before the crawl's items are in it:
+    they are triaged again once written, so nobody is shown the same image twice."""
+    site = Loopback(website)
+    lists = ListStore(engine)
+    triage = Racing(lists, CurrentMatcher(lists, ("hotline-illegal", "hotline-not-illegal")))
+    triage.meanwhile = []
+    pipeline = pipeline_of(engine, lists, triage, Tracer())
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
+    referrals = Referrals(engine, triage, retain=timedelta(days=30))
+    earlier = new_case(engine, "https://elsewhere.test/page", CaseState.TRIAGED)
+    same = queued_item(engine, earlier, "https://elsewhere.test/c.jpg", hashes_of(IMAGES["/c.jpg"]))
+    other = queued_item(engine, earlier, "https://elsewhere.test/x.jpg", hashes_of(jpeg(62)))
+    try:
+        case = new_case(engine, site.url + "/page-b")
+        triage.meanwhile.append(lambda: desk.assess(same, BASELINE, "ana"))
+        assert pipeline.run_once() == 1
+    finally:
+        site.close()
+    [item] = items_of(engine, case)
+    assert item.state == "auto" and item.labels == BASELINE
+    assert case_state(engine, case) == "routed"  # decided at once: routed at once
+    # A partner's referral of the same image: likewise.
+    triage.meanwhile.append(lambda: desk.assess(other, BASELINE, "ana"))
+    received = referrals.receive("de-hotline", referral_of(
+        "https://site-nl.test/page", "https://site-nl.test/x.jpg", jpeg(62), "cd"))  # fmt: skip
+    assert received.states == (ItemState.AUTO,)

@@ -100,6 +100,33 @@ def test_a_known_list_decides_an_item_with_its_labels(engine: Engine, lists: Lis
     assert verdict.triage["list"] == "known" and "assessment" not in verdict.triage
 
 
+def test_a_known_list_in_its_own_words_counts_as_illegal_at_home(
+    engine: Engine, lists: ListStore
+) -> None:
+    """NCMEC-style labels ("csam", "A1") are not the vocabulary's: the item is illegal at the
+    hotline's home (a list of known material), the list's words kept with what matched only."""
+    picture, benign = hashes_of(jpeg(11)), hashes_of(jpeg(12))
+    lists.create("ncmec", "NCMEC", Category.KNOWN_CSAM)
+    provenance = Provenance("NCMEC", "", (Source("NCMEC", "US", "n-1"),))
+    lists.apply("ncmec", [
+        Submission("pdq", picture["pdq"], frozenset({"csam", "A1"}), provenance),
+        Submission("pdq", benign["pdq"], frozenset({f"{g}:{v}" for g, v in NOT_ILLEGAL.items()}),
+                   provenance),
+    ])  # fmt: skip
+    triage = Triage(lists, CurrentMatcher(lists, (*HOTLINE_LISTS, "ncmec")), known_lists=("ncmec",),
+                    legality=default().legality, home="nl")  # fmt: skip
+    verdict = triage.decide(picture)
+    assert verdict.state is ItemState.AUTO and verdict.legality == {"NL": "illegal"}
+    assert verdict.labels == {}  # only the vocabulary's labels travel in referrals and reports
+    assert verdict.triage["list"] == "ncmec" and verdict.triage["labels"] == ["A1", "csam"]
+    # Labels by which the vocabulary finds it illegal nowhere: an analyst decides, not the list.
+    assert triage.decide(benign).state is ItemState.QUEUED
+    # Without a home to count it in, a known list never decides an item illegal nowhere either.
+    homeless = Triage(lists, CurrentMatcher(lists, (*HOTLINE_LISTS, "ncmec")),
+                      known_lists=("ncmec",), legality=default().legality)  # fmt: skip
+    assert homeless.decide(picture).state is ItemState.QUEUED
+
+
 def test_unknown_items_are_queued_and_unhashable_ones_failed(
     engine: Engine, lists: ListStore
 ) -> None:

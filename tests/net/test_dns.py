@@ -4,12 +4,13 @@ chains named, and every failure (no such domain, no address, SERVFAIL, silence, 
 short sentence instead of an exception."""
 
 import re
+import time
 
 import pytest
 
 from hashguard.errors import Invalid
 from hashguard.net.dns import MAX_CNAMES, DnsResolver, Resolution
-from hashguard.net.fetch import FetchRefused
+from hashguard.net.fetch import FetchRefused, UrlFetcher
 
 from support.dns import DnsServer, dns_server, free_udp_port
 
@@ -62,7 +63,7 @@ def test_plain_names_ipv6_only_names_and_ip_literals(zone: DnsServer) -> None:
     assert resolver.resolve("v6only.test").addresses == ("2001:db8::7",)
     assert resolver.resolve("192.0.2.1") == Resolution("192.0.2.1", (), ("192.0.2.1",), None)
     assert resolver.resolve("2001:DB8::1").addresses == ("2001:db8::1",)
-    assert resolver.addresses("plain.test", 443) == ["127.0.1.1"]
+    assert resolver.addresses("plain.test", 443, 10.0) == ["127.0.1.1"]
 
 
 def test_a_long_answer_comes_over_tcp(zone: DnsServer) -> None:
@@ -88,7 +89,7 @@ def test_what_cannot_be_resolved_says_why_in_a_sentence(
     resolver = DnsResolver([zone.address])
     assert resolver.resolve(name) == Resolution(name, cnames, (), error)
     with pytest.raises(FetchRefused, match=f"^{name}: ") as refused:
-        resolver.addresses(name, 80)
+        resolver.addresses(name, 80, 10.0)
     assert refused.value.reason == "unresolvable"
     assert isinstance(refused.value, Invalid)
 
@@ -98,6 +99,20 @@ def test_a_silent_nameserver_times_out_and_the_next_one_is_asked(zone: DnsServer
     nobody = f"127.0.0.1:{free_udp_port()}"
     resolution = DnsResolver([nobody, zone.address], timeout=0.3).resolve("plain.test")
     assert resolution.addresses == ("127.0.1.1",)
+
+
+def test_the_fetch_deadline_bounds_every_query_and_nameserver(zone: DnsServer) -> None:
+    """Two silent nameservers, 5 s each per query: a fetch with 0.5 s left ends in 0.5 s."""
+    resolver = DnsResolver([zone.address, zone.address], timeout=5.0)
+    started = time.monotonic()
+    with pytest.raises(FetchRefused) as refused:
+        resolver.addresses("silent.test", 80, 0.5)
+    assert refused.value.reason == "timed-out"
+    fetcher = UrlFetcher((), any_host=True, resolve=resolver.addresses)
+    with pytest.raises(FetchRefused) as refused:
+        fetcher.fetch("http://silent.test/page", timeout=0.5)
+    assert refused.value.reason == "timed-out"
+    assert time.monotonic() - started < 3.0  # unbounded: 2 nameservers x 5 s, twice
 
 
 def test_whether_a_nameserver_answers_is_asked_without_naming_anyone(zone: DnsServer) -> None:

@@ -59,7 +59,7 @@ def media_server() -> Iterator[int]:
 
 
 def _resolving(*addresses: str):  # type: ignore[no-untyped-def]
-    return lambda host, port: list(addresses)
+    return lambda host, port, timeout: list(addresses)
 
 
 def test_fetching_is_off_by_default(media_server: int) -> None:

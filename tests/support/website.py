@@ -110,11 +110,11 @@ def website(pages: Pages, address: str = "127.0.0.1") -> Iterator[Website]:
         site.close()
 
 
-def resolving(names: Mapping[str, str]) -> Callable[[str, int], list[str]]:
+def resolving(names: Mapping[str, str]) -> Callable[[str, int, float], list[str]]:
     """A resolver (for ``UrlFetcher(resolve=...)``) answering each name with its address and an
     IP literal with itself; any other name has no address."""
 
-    def resolve(host: str, port: int) -> list[str]:
+    def resolve(host: str, port: int, timeout: float) -> list[str]:
         try:
             return [str(ipaddress.ip_address(host.strip("[]")))]
         except ValueError:

@@ -8,12 +8,13 @@ website does makes ``crawl`` raise.
 
 import io
 import posixpath
+import re
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 
 from lxml import etree
 from lxml import html as lxml_html
@@ -21,7 +22,7 @@ from lxml import html as lxml_html
 from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, MIB, Limits
-from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher
+from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher, escaped
 from hashguard.signals import registry
 from hashguard.signals.batch import hash_stream
 from hashguard.signals.pdq import PdqHash
@@ -41,6 +42,7 @@ MEDIA_EXTENSIONS: Final = frozenset(
     {"jpg", "jpeg", "png", "gif", "webp", "bmp", "tif", "tiff", "heic", "avif",
      "mp4", "m4v", "mov", "webm", "mkv", "avi"}
 )  # fmt: skip
+_HOST: Final = re.compile(r"[\x21-\x7e]+")  # a host (and port) as it stands in a URL
 _HTML_TYPES: Final = frozenset({"text/html", "application/xhtml+xml"})
 _OPEN_GRAPH: Final = frozenset(
     {"og:image", "og:image:url", "og:image:secure_url",
@@ -127,11 +129,13 @@ def crawl(
         shown = fetched.content_type or "of no declared type"
         detail = f"the answer is {shown} ({len(fetched.body)} bytes): neither HTML nor media"
         return Crawl(_answered(url, at, fetched, "other", "not-html", detail), ())
-    found = media_urls(fetched.body, fetched.url)
-    detail = f"an HTML page showing or linking {_count(len(found), 'media URL')}"
-    page = _answered(url, at, fetched, "page", "ok", detail)
-    del fetched  # the page's bytes are not kept
+    # One more than is fetched: enough to say there were more (a huge page is not collected).
+    found = media_urls(fetched.body, fetched.url, fetched.charset, limits.max_items + 1)
     chosen = found[: limits.max_items]
+    more = len(found) > len(chosen)
+    shown = f"more than {limits.max_items} media URLs" if more else _count(len(found), "media URL")
+    page = _answered(url, at, fetched, "page", "ok", f"an HTML page showing or linking {shown}")
+    del fetched  # the page's bytes are not kept
     items: list[FetchRecord] = []
     for index, media_url in enumerate(chosen):
         remaining = budget - time.monotonic()
@@ -140,11 +144,10 @@ def crawl(
             items.extend(_unfetched(u, clock(), "crawl-time-limit", reason) for u in chosen[index:])
             break
         items.append(_item(media_url, fetcher, limits, min(limits.timeout, remaining), clock))
-    if len(found) > len(chosen):
-        skipped = len(found) - len(chosen)
+    if more:
         reason = (
-            f"{_count(skipped, 'more media URL')} on the page not fetched (at most "
-            f"{limits.max_items} per page), from this one on"
+            f"more media URLs on the page not fetched (at most {limits.max_items} per page), "
+            "from this one on"
         )
         items.append(_unfetched(found[len(chosen)], clock(), "too-many-items", reason))
     return Crawl(page, tuple(items))
@@ -170,12 +173,14 @@ def _page(url: str, fetcher: UrlFetcher, limits: CrawlLimits, budget: float) -> 
         return fetched
 
 
-def media_urls(page: bytes, url: str) -> list[str]:
+def media_urls(page: bytes, url: str, charset: str = "", most: int | None = None) -> list[str]:
     """The http(s) URLs of the media an HTML ``page`` fetched from ``url`` shows or links,
-    absolute (against its ``<base href>`` or ``url``), without fragments, each once, in page
-    order."""
+    absolute (against its ``<base href>`` or ``url``), escaped as a browser sends them, without
+    fragments, each once, in page order; the first ``most`` of them when given. ``charset``:
+    the page's, as its server declared it (else the page's own ``<meta charset>``, or
+    Latin-1)."""
     try:
-        root = lxml_html.document_fromstring(page, parser=_parser())
+        root = lxml_html.document_fromstring(page, parser=_parser(charset))
     except (etree.ParserError, etree.XMLSyntaxError):
         return []  # an empty page
     base = url
@@ -190,12 +195,18 @@ def media_urls(page: bytes, url: str) -> list[str]:
             absolute = _absolute(base, reference)
             if absolute is not None:
                 found[absolute] = None
+                if most is not None and len(found) >= most:
+                    return list(found)
     return list(found)
 
 
-def _parser() -> etree.HTMLParser:
+def _parser(charset: str) -> etree.HTMLParser:
     # A parser per page (lxml parsers are not shared between threads); nothing from the network.
-    return lxml_html.HTMLParser(no_network=True, remove_comments=True, remove_pis=True)
+    options = {"no_network": True, "remove_comments": True, "remove_pis": True}
+    try:
+        return lxml_html.HTMLParser(encoding=charset or None, **options)
+    except LookupError:  # a charset lxml does not know: the page's own declaration decides
+        return lxml_html.HTMLParser(**options)
 
 
 def _references(element: Any) -> Iterator[str]:
@@ -258,13 +269,16 @@ def _extension(reference: str) -> str:
 
 
 def _absolute(base: str, reference: str) -> str | None:
-    """``reference`` resolved against ``base``, without its fragment; None unless http(s)."""
+    """``reference`` resolved against ``base``, without its fragment, its host in ASCII
+    (IDNA) and its path and query escaped; None unless an http(s) URL with a host."""
     try:
-        absolute = urldefrag(urljoin(base, reference)).url
-        scheme = urlsplit(absolute).scheme
-    except ValueError:
+        parts = urlsplit(urldefrag(urljoin(base, reference)).url)
+        netloc = parts.netloc if parts.netloc.isascii() else parts.netloc.encode("idna").decode()
+    except (ValueError, UnicodeError):
         return None
-    return absolute if scheme in ("http", "https") else None
+    if parts.scheme not in ("http", "https") or not _HOST.fullmatch(netloc):
+        return None
+    return urlunsplit((parts.scheme, netloc, escaped(parts.path), escaped(parts.query), ""))
 
 
 def _is_html(fetched: Fetched) -> bool:

@@ -9,6 +9,9 @@ A report is recorded whole or not at all, in one transaction with its audit even
 of the same new URL at once end in one case: the case is inserted unless its URL's key is held
 (``ON CONFLICT DO NOTHING``, which waits for the other transaction on both SQLite and
 PostgreSQL), then read. Reports are limited per client address (``rate_limit.AddressLimit``).
+
+A report that joins a closed case (routed, unreachable) makes it ``new`` again: the URL is
+crawled again and what is found routed (no one closes a URL for good by reporting it first).
 """
 
 import hashlib
@@ -18,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Final
 
-from sqlalchemy import Connection, Engine, insert, select
+from sqlalchemy import Connection, Engine, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from hashguard.errors import Invalid, NotFound, TooLarge
@@ -207,6 +210,7 @@ def record(
             case_id = connection.execute(
                 select(HotlineCaseRow.id).where(HotlineCaseRow.url_key == reported.key)
             ).scalar_one()
+            _reopen(connection, case_id, now)
             cases[reported.key] = (case_id, True)
         else:
             cases[reported.key] = (case_id, False)
@@ -243,6 +247,19 @@ def _new_case(connection: Connection, reported: ReportedUrl, now: datetime) -> i
     )
     found = connection.execute(statement).scalar_one_or_none()
     return None if found is None else int(found)
+
+
+def _reopen(connection: Connection, case_id: int, now: datetime) -> None:
+    """A case closed (``routed`` or ``unreachable``) made ``new`` again: reported anew, its
+    URL is crawled again and what is decided then routed (a URL reported while it failed, or
+    before its material was put up, is not closed for good)."""
+    closed = [CaseState.ROUTED.value, CaseState.UNREACHABLE.value]
+    connection.execute(
+        update(HotlineCaseRow)
+        .where(HotlineCaseRow.id == case_id, HotlineCaseRow.state.in_(closed))
+        .values(state=CaseState.NEW.value, attempts=0, lease_until=None, last_error="",
+                updated_at=now)
+    )  # fmt: skip
 
 
 def new_reference() -> str:

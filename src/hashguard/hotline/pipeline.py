@@ -2,32 +2,41 @@
 
 A case is claimed atomically (an UPDATE that names its old state, checked by its row count: of
 several instances on one database exactly one crawls it), under a lease: a case whose crawler
-died is taken again once the lease runs out. The crawl and the trace run outside any
-transaction (websites and DNS are slow); what they found is written in one transaction: the
-fetch records, an item per medium (``failed`` when it could not be fetched or hashed), each
-item's triage, the trace, and the case ``triaged`` (or ``unreachable`` when the page itself
-failed). A case whose items are all decided is ``assessed`` and routed at once; one that waits
-for analysts is routed when the last of them decides (``Assessments`` marks it, the workers
-route it, tracing its host again: where it is hosted now).
+died (or whose crawl raised) is taken again once the lease runs out, up to ``attempts``
+crawls: then it is given up as ``unreachable``, with the last error. The crawl and the trace
+run outside any transaction (websites and DNS are slow); what they found is written in one
+transaction: the fetch records, an item per medium (``failed`` when it could not be fetched or
+hashed), each item's triage, the trace, and the case ``triaged`` (or ``unreachable`` when the
+page itself failed). Items left queued are triaged again once written (an assessment made
+while the case was crawled re-triaged the queue without them). A case whose items are all
+decided is ``assessed`` and routed at once; one that waits for analysts is routed when the last
+of them decides (``Assessments`` marks it, the workers route it, tracing its host again: where
+it is hosted now). A case that cannot be routed (no trace, a rule or a referral failing) keeps
+the error and waits ``retry`` before it is tried again; the workers go on with the others.
 
 Routing: the legality per country is illegal where any item is illegal; ``route(trace,
 legality)`` says where the case goes; its actions become a queued notice to the hoster
 ("notice"), a report to the police ("police"), a referral to the partner hotline ("referral")
 or a report to the international endpoint ("international"), each in the outbox. Nothing
-illegal: a route of kind none, no actions. The case is then ``routed``, audited.
+illegal: a route of kind none, no actions. The case is then ``routed``, audited. A closed case
+reported again (intake) or referred again (referrals) comes back; its next route covers the
+items made since its last one.
 """
 
 import logging
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any, Final, Protocol
+from typing import Any, Final
 
-from sqlalchemy import Connection, Engine, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from hashguard.hotline import outbox
 from hashguard.hotline.assessment import ILLEGAL, mark_assessed
+from hashguard.hotline.crawl import Crawl, FetchRecord
 from hashguard.hotline.model import DECIDED, CaseState, ItemState, OutboxKind
+from hashguard.hotline.routing import Route
+from hashguard.hotline.trace import Trace, Tracer
 from hashguard.hotline.triage import Triage, Verdict, query_of
 from hashguard.store import audit
 from hashguard.store.tables import (
@@ -48,88 +57,12 @@ POLICE: Final = "police"
 INTERNATIONAL: Final = "international"
 
 
-# --- what the other parts give (hotline.crawl, hotline.trace, hotline.routing) ---------------
-
-
-class FetchRecord(Protocol):
-    @property
-    def url(self) -> str: ...
-    @property
-    def final_url(self) -> str: ...
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def status(self) -> int | None: ...
-    @property
-    def content_type(self) -> str: ...
-    @property
-    def size(self) -> int: ...
-    @property
-    def kind(self) -> str: ...
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def detail(self) -> str: ...
-    @property
-    def hashes(self) -> Mapping[str, str]: ...
-    @property
-    def quality(self) -> int | None: ...
-
-
-class Crawl(Protocol):
-    @property
-    def page(self) -> FetchRecord: ...
-    @property
-    def items(self) -> Sequence[FetchRecord]: ...
-
-
-class Hoster(Protocol):
-    @property
-    def name(self) -> str: ...
-    @property
-    def abuse_email(self) -> str | None: ...
-    @property
-    def abuse_api(self) -> str | None: ...
-
-
-class Trace(Protocol):
-    @property
-    def at(self) -> datetime: ...
-    @property
-    def hoster(self) -> Hoster | None: ...
-    @property
-    def country(self) -> str | None: ...
-    @property
-    def cdn(self) -> bool: ...
-    def as_json(self) -> dict[str, Any]: ...
-
-
-class Tracer(Protocol):
-    def trace(self, url: str) -> Any: ...
-
-
-class Route(Protocol):
-    @property
-    def kind(self) -> str: ...
-    @property
-    def target(self) -> str: ...
-    @property
-    def actions(self) -> tuple[str, ...]: ...
-    @property
-    def reason(self) -> str: ...
-
-
 # (case URL, items, trace, route, the case's reference here) -> the referral's JSON
 ReferralPayload = Callable[[str, Sequence[Mapping[str, Any]], Any, Any, str], dict[str, Any]]
 
 
-class _NoRoute:
-    """What a case with nothing illegal gets: no route asked, no actions."""
-
-    kind = "none"
-    target = ""
-    actions: tuple[str, ...] = ()
-    reason = "no item was assessed illegal in any country"
+# What a case with nothing illegal gets: no route asked, no actions.
+_NO_ROUTE: Final = Route("none", "", (), "no item was assessed illegal in any country")
 
 
 def _now() -> datetime:
@@ -152,12 +85,17 @@ class Pipeline:
         international: str = INTERNATIONAL,
         clock: Callable[[], datetime] = _now,
         lease: timedelta = timedelta(minutes=5),
+        attempts: int = 3,
+        retry: timedelta = timedelta(minutes=5),
         threads: int = 2,
         poll: float = 5.0,
     ) -> None:
         """``destination_of`` resolves the outbox's targets (without it nothing is delivered
         here); ``police`` and ``international`` name those endpoints as outbox targets;
-        ``poll``: seconds between looks for work when nothing wakes the workers."""
+        ``attempts``: crawls of a case begun before it is given up as unreachable (a crawler
+        that dies or raises leaves it to be taken again when its lease runs out); ``retry``:
+        how long a case whose routing failed waits before it is routed again; ``poll``:
+        seconds between looks for work when nothing wakes the workers."""
         self.engine = engine
         self.crawl = crawl
         self.tracer = tracer
@@ -170,6 +108,8 @@ class Pipeline:
         self.international = international
         self.clock = clock
         self.lease = lease
+        self.attempts = attempts
+        self.retry = retry
         self.threads = threads
         self.poll = poll
         self._wake = threading.Event()
@@ -193,30 +133,51 @@ class Pipeline:
         return done
 
     def _claim(self) -> tuple[int, str, datetime] | None:
-        """A due case claimed for this instance: (id, URL, lease end), or None."""
+        """A due case claimed for this instance: (id, URL, lease end), or None. A case whose
+        crawls ran out of attempts is given up (``unreachable``, with the last error)."""
         cases = HotlineCaseRow.__table__
         now = self.clock()
         expired = (cases.c.state == CaseState.CRAWLING.value) & (cases.c.lease_until < now)
         due = or_(cases.c.state == CaseState.NEW.value, expired)
         with self.engine.connect() as connection:
             candidates = connection.execute(
-                select(cases.c.id, cases.c.url, cases.c.state, cases.c.lease_until)
+                select(cases.c.id, cases.c.url, cases.c.state, cases.c.lease_until,
+                       cases.c.attempts, cases.c.last_error)
                 .where(due).order_by(cases.c.id).limit(20)
             ).all()  # fmt: skip
         until = now + self.lease
         for case in candidates:
             held = (cases.c.lease_until.is_(None) if case.lease_until is None
                     else cases.c.lease_until == case.lease_until)  # fmt: skip
+            claimed = cases.c.id == case.id, cases.c.state == case.state, held
+            if case.attempts >= self.attempts:
+                self._give_up(case, claimed, now)
+                continue
             with self.engine.begin() as connection:
                 taken = connection.execute(
                     update(HotlineCaseRow)
-                    .where(cases.c.id == case.id, cases.c.state == case.state, held)
+                    .where(*claimed)
                     .values(state=CaseState.CRAWLING.value, lease_until=until, updated_at=now,
                             attempts=cases.c.attempts + 1)
                 ).rowcount  # fmt: skip
             if taken == 1:
                 return int(case.id), str(case.url), until
         return None
+
+    def _give_up(self, case: Any, claimed: Sequence[Any], now: datetime) -> None:
+        why = (f"given up after {case.attempts} crawls that did not finish"
+               + (f"; the last: {case.last_error}" if case.last_error else ""))  # fmt: skip
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                update(HotlineCaseRow).where(*claimed)
+                .values(state=CaseState.UNREACHABLE.value, lease_until=None, updated_at=now,
+                        last_error=why[:1000])
+            ).rowcount  # fmt: skip
+            if taken == 1:
+                log.warning("hotline case %d: %s", case.id, why)
+                audit.append(connection, ACTOR, "hotline.crawled", f"case:{case.id}",
+                             {"state": CaseState.UNREACHABLE.value, "items": 0,
+                              "page": "gave-up", "attempts": case.attempts})  # fmt: skip
 
     def _process(self, case_id: int, url: str, lease: datetime) -> None:
         try:
@@ -245,6 +206,7 @@ class Pipeline:
                             case_id)  # fmt: skip
                 return
             page = self._fetch(connection, case_id, crawled.page)
+            queued: list[int] = []
             for index, record in enumerate(records):
                 # a reported URL that is itself media: its one fetch is the page and the item
                 fetch_id = (page if record is crawled.page
@@ -257,6 +219,8 @@ class Pipeline:
                 )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
                 verdict = verdicts.get(index, Verdict(ItemState.FAILED))
                 self.triage.record(connection, item_id, verdict, now)
+                if verdict.state is ItemState.QUEUED:
+                    queued.append(item_id)
             if trace is not None:
                 self._store_trace(connection, case_id, trace)
             reachable = crawled.page.outcome == OK
@@ -269,6 +233,8 @@ class Pipeline:
             audit.append(connection, ACTOR, "hotline.crawled", f"case:{case_id}",
                          {"state": state.value, "items": len(records),
                           "page": crawled.page.outcome})  # fmt: skip
+        if queued:  # an assessment made since they were matched re-triaged the queue without them
+            self.triage.queued(queued)
         if reachable and mark_assessed(self.engine, case_id):
             self.route_case(case_id, trace)
 
@@ -308,11 +274,15 @@ class Pipeline:
     # --- routing ----------------------------------------------------------------------------
 
     def _route_one(self) -> bool:
-        """Route the oldest case assessed but not routed yet; whether there was one."""
+        """Route the oldest case assessed but not routed yet (and not waiting to be tried
+        again); whether there was one."""
         cases = HotlineCaseRow.__table__
+        now = self.clock()
         with self.engine.connect() as connection:
             case_id = connection.execute(
-                select(cases.c.id).where(cases.c.state == CaseState.ASSESSED.value)
+                select(cases.c.id)
+                .where(cases.c.state == CaseState.ASSESSED.value,
+                       or_(cases.c.lease_until.is_(None), cases.c.lease_until <= now))
                 .order_by(cases.c.updated_at, cases.c.id).limit(1)
             ).scalar_one_or_none()  # fmt: skip
         if case_id is None:
@@ -321,8 +291,17 @@ class Pipeline:
         return True
 
     def route_case(self, case_id: int, trace: Any = None) -> bool:
-        """Route the ``assessed`` case (traced again without ``trace``); whether this call
-        routed it (another instance may have)."""
+        """Route the ``assessed`` case (traced again without ``trace``): the items decided
+        since it was last routed; whether this call routed it (another instance may have). A
+        case that cannot be routed now keeps its error and is tried again after ``retry``."""
+        try:
+            return self._route(case_id, trace)
+        except Exception as error:  # one case's fault never stops the others
+            log.exception("hotline case %d: routing failed", case_id)
+            self._route_failed(case_id, f"routing failed: {error}")
+            return False
+
+    def _route(self, case_id: int, trace: Any) -> bool:
         cases = HotlineCaseRow.__table__
         with self.engine.connect() as connection:
             case = connection.execute(select(cases).where(cases.c.id == case_id)).one()
@@ -335,7 +314,7 @@ class Pipeline:
         legality = _legality(items)
         illegal = [item for item in items if ILLEGAL in item.legality.values()]
         if not any(verdict == ILLEGAL for verdict in legality.values()):
-            decided: Route = _NoRoute()
+            decided = _NO_ROUTE
         elif trace is None:
             self._route_failed(case_id, "the host could not be traced")
             return False
@@ -351,7 +330,8 @@ class Pipeline:
             taken = connection.execute(
                 update(HotlineCaseRow)
                 .where(cases.c.id == case_id, cases.c.state == CaseState.ASSESSED.value)
-                .values(state=CaseState.ROUTED.value, updated_at=now, last_error="")
+                .values(state=CaseState.ROUTED.value, updated_at=now, last_error="",
+                        lease_until=None)
             ).rowcount  # fmt: skip
             if taken != 1:
                 return False
@@ -386,9 +366,15 @@ class Pipeline:
         return True
 
     def _route_failed(self, case_id: int, why: str) -> None:
+        """Keep why, and leave the case until ``retry`` has passed (its other work goes on)."""
+        cases = HotlineCaseRow.__table__
+        now = self.clock()
         with self.engine.begin() as connection:
-            connection.execute(update(HotlineCaseRow).where(HotlineCaseRow.id == case_id)
-                               .values(last_error=why, updated_at=self.clock()))  # fmt: skip
+            connection.execute(
+                update(HotlineCaseRow)
+                .where(cases.c.id == case_id, cases.c.state == CaseState.ASSESSED.value)
+                .values(last_error=why[:1000], updated_at=now, lease_until=now + self.retry)
+            )  # fmt: skip
 
     @staticmethod
     def _notice(
@@ -461,12 +447,16 @@ class Pipeline:
 
 
 def _items(connection: Connection, case_id: int) -> list[Any]:
-    table = HotlineItemRow.__table__
-    return list(connection.execute(
-        select(table).where(table.c.case_id == case_id,
-                            table.c.state.in_([s.value for s in DECIDED]))
-        .order_by(table.c.id)
-    ).all())  # fmt: skip
+    """The case's decided items not yet routed: those made since its last route."""
+    table, routes = HotlineItemRow.__table__, HotlineRouteRow.__table__
+    routed = connection.execute(
+        select(func.max(routes.c.at)).where(routes.c.case_id == case_id)
+    ).scalar_one_or_none()  # fmt: skip
+    query = select(table).where(table.c.case_id == case_id,
+                                table.c.state.in_([s.value for s in DECIDED]))  # fmt: skip
+    if routed is not None:
+        query = query.where(table.c.created_at > routed)
+    return list(connection.execute(query.order_by(table.c.id)).all())
 
 
 def _legality(items: Sequence[Any]) -> dict[str, str]:

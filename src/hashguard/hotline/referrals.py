@@ -3,7 +3,8 @@ this hotline's country, assessed elsewhere.
 
 A referral becomes a report (source ``partner:NAME``, its referral id as the partner's
 reference: the same referral sent twice is one report, nothing doubled), a case for its URL
-(joined when the URL was reported here already), and an item per referred medium, by its
+(joined when the URL was reported here already: a case routed before is routed again for
+the referred items once they are decided), and an item per referred medium, by its
 hashes: nothing is crawled (the partner fetched it; a fetch record says "referred by NAME" with
 the time of the partner's trace). The items are triaged at once: an image this hotline assessed
 before is decided without anyone viewing it here either; the rest wait for this hotline's
@@ -89,20 +90,25 @@ class Referrals:
                     retain=self.retain, partner_reference=referral.referral,
                 )  # fmt: skip
                 [case_id] = receipt.cases
-                self._items(connection, case_id, partner, referral, verdicts, traced_at, now)
+                queued = self._items(connection, case_id, partner, referral, verdicts,
+                                     traced_at, now)  # fmt: skip
                 self._trace(connection, case_id, referral, traced_at)
-                # No crawl: the case is triaged by the referral's hashes.
+                # No crawl: the case is triaged by the referral's hashes (a case already
+                # assessed, or closed and made new by the report, waits for its new items).
                 cases = HotlineCaseRow.__table__
+                waiting = [CaseState.NEW.value, CaseState.ASSESSED.value]
                 connection.execute(
                     update(HotlineCaseRow)
-                    .where(cases.c.id == case_id, cases.c.state == CaseState.NEW.value)
-                    .values(state=CaseState.TRIAGED.value, updated_at=now)
+                    .where(cases.c.id == case_id, cases.c.state.in_(waiting))
+                    .values(state=CaseState.TRIAGED.value, updated_at=now, lease_until=None)
                 )  # fmt: skip
         except IntegrityError:  # the same referral, received at the same moment: one report
             known = self._known(source, referral.referral)
             if known is None:
                 raise
             return self._received(known, referral, new=False)
+        if queued:  # an assessment made since they were matched re-triaged the queue without them
+            self.triage.queued(queued)
         mark_assessed(self.engine, case_id)
         return self._received((receipt.reference, case_id), referral, new=True)
 
@@ -142,7 +148,9 @@ class Referrals:
         verdicts: Sequence[Any],
         traced_at: datetime,
         now: datetime,
-    ) -> None:
+    ) -> list[int]:
+        """The referral's items, recorded with their verdicts; the ids of those queued."""
+        queued = []
         for item, verdict in zip(referral.items, verdicts, strict=True):
             kind = "video" if "vpdq" in item.hashes else "image"
             fetch_id = int(connection.execute(insert(HotlineFetchRow).values(
@@ -158,6 +166,9 @@ class Referrals:
                 decided_at=None,
             )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
             self.triage.record(connection, item_id, verdict, now)
+            if verdict.state is ItemState.QUEUED:
+                queued.append(item_id)
+        return queued
 
     @staticmethod
     def _trace(

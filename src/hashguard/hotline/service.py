@@ -109,7 +109,7 @@ class Hotline:
         self.triage = Triage(
             lists, matcher, illegal_list=settings.illegal_list,
             not_illegal_list=settings.not_illegal_list, known_lists=settings.known_lists,
-            legality=partial(self.vocabulary.legality, home=self.country),
+            legality=partial(self.vocabulary.legality, home=self.country), home=self.country,
         )  # fmt: skip
         self.pipeline = Pipeline(
             engine, crawl=self.crawl, tracer=self.tracer, route=self.route, triage=self.triage,

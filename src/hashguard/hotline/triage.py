@@ -7,7 +7,9 @@ hotline's two lists (illegal, assessed not illegal) and the known lists, each wi
 thresholds (PDQ near matches included: a re-encoded copy is the same image). A match on a hotline
 list leads to the assessment that put the entry there (its source reference ``assessment:ID``):
 the item takes that assessment's labels and legality (``auto``, ``assessment_id`` set). A match
-on a known list: ``auto`` with the entry's labels. Nothing matched: ``queued``. An item without a
+on a known list: ``auto``, with the legality the vocabulary gives the entry's labels, or, when
+they are not the vocabulary's, illegal at home (a list of known material); a known list never
+decides an item illegal nowhere (it is queued then). Nothing matched: ``queued``. An item without a
 hash that can be matched: ``failed``. Each decision is audited ("hotline.triaged") with what
 matched and that nobody viewed the item.
 
@@ -26,6 +28,7 @@ from sqlalchemy import Connection, Engine, select, update
 
 from hashguard.errors import HashguardError, NotFound
 from hashguard.hotline.model import AssessmentState, ItemState
+from hashguard.hotline.vocabulary import ILLEGAL
 from hashguard.matching import Matcher
 from hashguard.matching.matcher import Match
 from hashguard.matching.query import Hashed, Query, parse
@@ -101,15 +104,18 @@ class Triage:
         not_illegal_list: str = "hotline-not-illegal",
         known_lists: Sequence[str] = (),
         legality: Legality | None = None,
+        home: str | None = None,
     ) -> None:
         """``matcher`` returns the Matcher to ask, current with the store; ``legality`` derives
-        a known list's item's legality from its labels (the vocabulary's), where it can."""
+        a known list's item's legality from its labels (the vocabulary's), where it can;
+        ``home``: the hotline's country, where a known list's material is illegal otherwise."""
         self.lists = lists
         self.matcher = matcher
         self.illegal_list = illegal_list
         self.not_illegal_list = not_illegal_list
         self.known_lists = tuple(known_lists)
         self.legality = legality
+        self.home = home.upper() if home else None
 
     @property
     def hotline_lists(self) -> tuple[str, str]:
@@ -154,10 +160,23 @@ class Triage:
                                dict(assessment.legality), assessment.id, triage)  # fmt: skip
         for match in matches:
             if match.list in self.known_lists:
-                labels = labels_of(match.labels)
-                return Verdict(ItemState.AUTO, labels, self._legality(labels), None,
-                               _matched(match))  # fmt: skip
+                return self._known(match)
         return Verdict(ItemState.QUEUED)
+
+    def _known(self, match: Match) -> Verdict:
+        """A known list's entry: the vocabulary's legality of its labels where they are the
+        vocabulary's, else illegal at home (it is a list of known material; its own words are
+        kept with what matched, not as the hotline's labels). Never decided illegal nowhere:
+        labels that say so, or no home to count it illegal in, leave the item to an analyst."""
+        labels = labels_of(match.labels)
+        legality = self._legality(labels)
+        if not legality:
+            labels = {}
+            legality = {self.home: ILLEGAL} if self.home else {}
+        if ILLEGAL not in legality.values():
+            return Verdict(ItemState.QUEUED)
+        triage = _matched(match) | {"labels": sorted(match.labels)}
+        return Verdict(ItemState.AUTO, labels, legality, None, triage)
 
     def _assessment(self, match: Match) -> Any:
         """The final assessment that listed the matched entry (the newest, if several)."""

@@ -7,6 +7,7 @@ a nameserver does: what went wrong is the Resolution's ``error``, a short senten
 """
 
 import ipaddress
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
@@ -24,6 +25,7 @@ from hashguard.errors import Invalid
 from hashguard.net.fetch import FetchRefused
 
 MAX_CNAMES: Final = 10  # steps of a CNAME chain followed before giving up
+_TIMED_OUT: Final = "timed out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,8 +65,9 @@ class DnsResolver:
             if system is not None:
                 self.nameservers = [(str(server), 53) for server in system.nameservers]
 
-    def resolve(self, name: str) -> Resolution:
-        """The CNAME chain and addresses of ``name`` (an IP literal resolves to itself)."""
+    def resolve(self, name: str, timeout: float | None = None) -> Resolution:
+        """The CNAME chain and addresses of ``name`` (an IP literal resolves to itself), all
+        its queries within ``timeout`` seconds when given (else each within the resolver's)."""
         asked = name.strip().lower().rstrip(".")
         try:
             return Resolution(asked, (), (str(ipaddress.ip_address(asked)),), None)
@@ -75,10 +78,12 @@ class DnsResolver:
         except dns.exception.DNSException:
             return Resolution(asked, (), (), f"not a domain name: {name!r}")
         cnames: list[str] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            end, response = self._chain(qname, cnames)
+            end, response = self._chain(qname, cnames, deadline)
             addresses = _addresses(response, end, dns.rdatatype.A)
-            addresses += _addresses(self._ask(end, dns.rdatatype.AAAA), end, dns.rdatatype.AAAA)
+            addresses += _addresses(self._ask(end, dns.rdatatype.AAAA, deadline), end,
+                                    dns.rdatatype.AAAA)  # fmt: skip
         except _Failed as failed:
             return Resolution(asked, tuple(cnames), (), str(failed))
         if not addresses:
@@ -94,25 +99,29 @@ class DnsResolver:
             return str(failed)
         return None
 
-    def addresses(self, host: str, port: int) -> list[str]:
-        """The addresses of ``host`` (a resolver for the fetcher; ``port`` is not asked).
+    def addresses(self, host: str, port: int, timeout: float) -> list[str]:
+        """The addresses of ``host`` within ``timeout`` seconds (a resolver for the fetcher:
+        what is left of its deadline; ``port`` is not asked).
 
-        Raises FetchRefused (reason "unresolvable") when there are none.
+        Raises FetchRefused (reason "unresolvable", or "timed-out") when there are none.
         """
-        resolution = self.resolve(host)
+        deadline = time.monotonic() + timeout
+        resolution = self.resolve(host, timeout)
+        if resolution.error is not None and time.monotonic() >= deadline:
+            raise FetchRefused(f"{host}: timed out resolving the name", reason="timed-out")
         if resolution.error is not None:
             raise FetchRefused(f"{host}: {resolution.error}", reason="unresolvable")
         return list(resolution.addresses)
 
     def _chain(
-        self, qname: dns.name.Name, cnames: list[str]
+        self, qname: dns.name.Name, cnames: list[str], deadline: float | None
     ) -> tuple[dns.name.Name, dns.message.Message]:
         """The end of ``qname``'s CNAME chain (its targets appended to ``cnames`` on the way)
         and the response holding its A records, if any."""
         seen = {qname}
         current = qname
         while True:
-            response = self._ask(current, dns.rdatatype.A)
+            response = self._ask(current, dns.rdatatype.A, deadline)
             moved = False
             while (target := _cname(response, current)) is not None:
                 cnames.append(_text(target))
@@ -129,17 +138,28 @@ class DnsResolver:
                 return current, response
             # the nameserver gave the chain's next name without its records: ask for them
 
-    def _ask(self, name: dns.name.Name, rdtype: dns.rdatatype.RdataType) -> dns.message.Message:
-        """The first usable response to a recursive query, over UDP (TCP when truncated)."""
+    def _ask(
+        self,
+        name: dns.name.Name,
+        rdtype: dns.rdatatype.RdataType,
+        deadline: float | None = None,
+    ) -> dns.message.Message:
+        """The first usable response to a recursive query, over UDP (TCP when truncated),
+        each nameserver asked within the resolver's timeout and all before ``deadline``."""
         if not self.nameservers:
             raise _Failed("no nameserver configured")
         query = dns.message.make_query(name, rdtype)
         error = "no answer"
         for address, port in self.nameservers:
+            timeout = self.timeout
+            if deadline is not None:
+                timeout = min(timeout, deadline - time.monotonic())
+                if timeout <= 0:
+                    raise _Failed(_TIMED_OUT)
             try:
-                response, _ = dns.query.udp_with_fallback(query, address, self.timeout, port)
+                response, _ = dns.query.udp_with_fallback(query, address, timeout, port)
             except dns.exception.Timeout:
-                error = "timed out"
+                error = _TIMED_OUT
                 continue
             except OSError as failure:
                 error = f"nameserver {address} unreachable: {failure.strerror or failure}"

@@ -8,7 +8,8 @@ link-local, multicast or reserved address, unless the operator names its network
 connection goes to the address that was checked, so a second DNS answer cannot redirect it
 (rebinding); redirects are followed only to the same host (to any host with
 ``cross_host_redirects``), each checked again as the first; the whole fetch ends at its deadline
-however slowly the server sends; the body is read into memory up to a size limit, never to disk.
+however slowly the server sends (name resolution included: the resolver is given what is
+left); the body is read into memory up to a size limit, never to disk.
 Every refusal names its outcome (``FetchRefused.reason``, one of ``OUTCOMES``).
 """
 
@@ -27,7 +28,8 @@ from urllib.parse import quote, urljoin, urlsplit
 from hashguard.errors import Invalid
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Resolver = Callable[[str, int], Sequence[str]]  # (host, port) -> addresses; raises FetchRefused
+# (host, port, seconds left of the fetch's deadline) -> addresses; raises FetchRefused
+Resolver = Callable[[str, int, float], Sequence[str]]
 
 # Why a fetch ended without the body: what the hotline records for each fetch.
 OUTCOMES: Final = (
@@ -68,6 +70,7 @@ class Fetched:
     content_type: str  # as the server declared it, lower case, without parameters
     url: str  # the final URL, after redirects
     status: int  # 200
+    charset: str = ""  # the Content-Type's charset parameter, lower case ("" when none)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +78,7 @@ class _Answer:
     status: int
     location: str
     content_type: str
+    charset: str
     body: bytes
 
 
@@ -86,7 +90,8 @@ _EMBEDDING: Final = tuple(
 )  # fmt: skip
 
 
-def _resolve(host: str, port: int) -> list[str]:
+def _resolve(host: str, port: int, timeout: float) -> list[str]:
+    """The system's resolver (it has its own timeouts: the fetch checks its deadline after)."""
     try:
         found = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except (OSError, UnicodeError) as error:
@@ -145,7 +150,7 @@ class UrlFetcher:
                         )
                 scheme, host, port, target = self._check(url)
                 first_host = first_host or host
-                address = self._public_address(host, port)
+                address = self._public_address(host, port, deadline)
                 answer = self._get(scheme, host, port, address, target, deadline, limit)
                 answered = url
                 if answer.status in _REDIRECTS and answer.location:
@@ -157,7 +162,8 @@ class UrlFetcher:
                         reason="http-error",
                         status=answer.status,
                     )
-                return Fetched(answer.body, answer.content_type, url, answer.status)
+                return Fetched(answer.body, answer.content_type, url, answer.status,
+                               answer.charset)  # fmt: skip
             raise FetchRefused(
                 f"{url}: more than {self.max_redirects} redirects", reason="too-many-redirects"
             )
@@ -188,7 +194,7 @@ class UrlFetcher:
         target = parts.path or "/"
         if parts.query:
             target += "?" + parts.query
-        target = quote(target, safe=_TARGET_SAFE)
+        target = escaped(target)
         return parts.scheme, host, port or (443 if parts.scheme == "https" else 80), target
 
     def _allowed(self, host: str) -> bool:
@@ -202,8 +208,13 @@ class UrlFetcher:
                 return True
         return False
 
-    def _public_address(self, host: str, port: int) -> str:
-        addresses = self.resolve(host, port)
+    def _public_address(self, host: str, port: int, deadline: float) -> str:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise FetchRefused(f"{host}: timed out", reason="timed-out")
+        addresses = self.resolve(host, port, remaining)  # within what is left of the deadline
+        if time.monotonic() > deadline:
+            raise FetchRefused(f"{host}: timed out resolving the name", reason="timed-out")
         if not addresses:
             raise FetchRefused(f"{host} resolves to no address", reason="unresolvable")
         for text in addresses:
@@ -265,9 +276,9 @@ class UrlFetcher:
                 body = self._body(response, host, deadline, limit)
                 if watchdog.cut.is_set():  # the end seen was the cut, not the body's
                     raise FetchRefused(f"{host}: timed out", reason="timed-out")
-                content_type = (response.getheader("Content-Type") or "").split(";")[0]
+                content_type, charset = _content_type(response.getheader("Content-Type") or "")
                 location = response.getheader("Location") or ""
-                return _Answer(response.status, location, content_type.strip().lower(), body)
+                return _Answer(response.status, location, content_type, charset, body)
             finally:
                 connection.close()
         except FetchRefused:
@@ -296,6 +307,23 @@ class UrlFetcher:
                 raise FetchRefused(f"{host}: timed out", reason="timed-out")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _content_type(header: str) -> tuple[str, str]:
+    """A Content-Type header's media type and charset parameter, lower case ("" when absent)."""
+    media_type, *parameters = header.split(";")
+    charset = ""
+    for parameter in parameters:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            charset = value.strip().strip('"').strip().lower()
+    return media_type.strip().lower(), charset
+
+
+def escaped(text: str) -> str:
+    """``text`` (a URL's path or query) with what may not stand in a URL (spaces, characters
+    outside ASCII) percent-encoded as UTF-8, as a browser sends it; existing escapes kept."""
+    return quote(text, safe=_TARGET_SAFE)
 
 
 def _redirected(url: str, location: str) -> str:
