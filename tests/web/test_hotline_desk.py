@@ -153,7 +153,7 @@ def test_an_analyst_assesses_an_item_fetched_again_shielded_and_audited(
         assert hashlib.sha256(PICTURE).hexdigest() in page.text_content("#fetch")
         assert "127.0.0.1" in page.text_content("#trace")
         [viewed] = events(engine, "hotline.item.viewed")
-        assert viewed.actor.endswith("(ana)") and viewed.subject == f"hotline-item:{item}"
+        assert viewed.actor.endswith("(ana)") and viewed.subject == f"item:{item}"
         page.click("#reveal")
         assert page.eval_on_selector("#content", "e => getComputedStyle(e).filter") == "none"
         page.evaluate("window.dispatchEvent(new Event('blur'))")  # the analyst looks away

@@ -832,7 +832,8 @@ class HotlineReports(BaseModel):
 class HotlineItemShown(BaseModel):
     """A medium of a case, by its hashes (never its content): ``triage`` says what matched
     when it was decided automatically; ``first_analyst`` who assessed it first when it waits
-    for a second (four eyes)."""
+    for a second (four eyes). An item waiting for an analyst shows no labels, nor do its
+    assessments: the second analyst chooses without seeing the first one's."""
 
     model_config = _example(_ITEM, _AUTO_ITEM)
     id: int
