@@ -15,12 +15,12 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
@@ -29,6 +29,7 @@ from hashguard.api.settings import ServiceSettings
 from hashguard.errors import Unavailable
 from hashguard.hotline.service import Hotline, HotlineSettings
 from hashguard.lists.model import Change, HashList
+from hashguard.lists.records import Record
 from hashguard.matching import Matcher
 from hashguard.net.fetch import UrlFetcher
 from hashguard.redress.complaints import Complaints
@@ -328,10 +329,20 @@ class ServedLists(ListStore):
         self._catch_up()
         return removed
 
-    def apply(self, *args: Any, **kwargs: Any) -> ImportSummary:
-        summary = super().apply(*args, **kwargs)
-        self._catch_up()
+    def apply(
+        self,
+        name: str,
+        records: Iterable[Record],
+        actor: str = "",
+        connection: Connection | None = None,
+    ) -> ImportSummary:
+        summary = super().apply(name, records, actor, connection)
+        if connection is None:  # else the caller's commit is still to come: ``committed``
+            self._catch_up()
         return summary
+
+    def committed(self) -> None:
+        self._catch_up()
 
     def change(self, *args: Any, **kwargs: Any) -> Change:
         change = super().change(*args, **kwargs)

@@ -255,6 +255,7 @@ class Assessments:
             raise  # four eyes: the assessment still waits for the second analyst
         if not won:
             raise AssessmentRefused(f"item {item.id} was decided by another analyst meanwhile")
+        self.lists.committed()
         triaged = self.triage.queued()
         for case_id in self._cases_decided({item.case_id, *self._cases_of(triaged)}):
             self.assessed(case_id)
@@ -276,7 +277,7 @@ class Assessments:
             Submission(hashed.name, hashed.text, entry_labels(labels), provenance)
             for hashed in query_of(hashes)
         ]
-        self.lists.apply(name, records, ACTOR, connection)
+        self.lists.apply(name, records, ACTOR, connection=connection)
 
     def _made(self, name: str) -> None:
         """The list ``name``, made on first use: the hotline's own assessments, four eyes as

@@ -173,7 +173,8 @@ class ListStore:
         connection: Connection | None = None,
     ) -> ImportSummary:
         """Append the changes ``records`` call for, in one transaction (the caller's, when
-        ``connection`` is given: it commits or rolls back the changes with its own).
+        ``connection`` is given: it commits or rolls back the changes with its own, then calls
+        ``committed``).
 
         A submission of a value the list lacks adds an entry; of one it holds, merges labels and
         sources (reviving it if deleted). A tombstone deletes or delists. Records that change
@@ -188,6 +189,10 @@ class ListStore:
             if summary.version != before:
                 audit.append(session.connection(), actor, "list.import", name, summary.counts())
         return summary
+
+    def committed(self) -> None:
+        """Told by a caller whose transaction holding ``apply(..., connection)`` committed: a
+        store that keeps a matcher current takes the changes in (here nothing)."""
 
     def change(
         self,
