@@ -771,17 +771,15 @@ _TRACE: dict[str, Any] = {
 
 class HotlineReceipt(BaseModel):
     """A public report taken in: its reference and the status token (shown this once: only its
-    digest is kept), each URL in its normal form, and those that joined a case reported
-    before."""
+    digest is kept) and each URL in its normal form. Whether a URL was reported before is
+    never said."""
 
     model_config = _example(
-        {"reference": _REFERENCE, "token": "q3T9w0cV...", "urls": ["https://site.example/a"],
-         "joined": []}
-    )  # fmt: skip
+        {"reference": _REFERENCE, "token": "q3T9w0cV...", "urls": ["https://site.example/a"]}
+    )
     reference: str
     token: str
     urls: list[str]
-    joined: list[str]
 
 
 class HotlineStatus(BaseModel):
