@@ -73,7 +73,7 @@ def hotline(
     options = ("--hotline-country", "NL", "--hotline-resolver", zone.address,
                "--hotline-ip-database", str(directory / "ip2asn.tsv"),
                "--hotline-hosters", str(directory / "hosters.toml"),
-               "--fetch-network", "127.0.0.0/8",
+               "--hotline-network", "127.0.0.0/8",
                "--hotline-reports-per-hour", str(PER_HOUR))  # fmt: skip
     with (
         scratch_database(request.param, directory) as url,

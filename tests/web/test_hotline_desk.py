@@ -1,5 +1,5 @@
 """The hotline's assessment desk in a real headless Chromium against a real ``hashguard serve``
-(``--hotline-country NL``, ``--fetch-network 127.0.0.0/8`` so that its crawler reaches loopback)
+(``--hotline-country NL``, ``--hotline-network 127.0.0.0/8`` so that its crawler reaches loopback)
 and a real website on loopback serving benign generated images: analysts sign in with analyst
 keys, see the queue (never a thumbnail), open an item fetched again from its URL, shielded until
 revealed and each viewing audited, and assess it with labels; four eyes with two analysts; what
@@ -62,7 +62,7 @@ def keys(engine: Engine) -> dict[str, str]:
 
 
 def hotline(database_url: str, *options: str) -> Any:
-    return running(database_url, "--hotline-country", "NL", "--fetch-network", "127.0.0.0/8",
+    return running(database_url, "--hotline-country", "NL", "--hotline-network", "127.0.0.0/8",
                    *options)  # fmt: skip
 
 

@@ -359,7 +359,7 @@ def hotline_settings(settings: ServiceSettings) -> HotlineSettings:
         settings.hotline_contact_days, settings.hotline_resolver, settings.hotline_ip_databases,
         settings.hotline_hosters, settings.hotline_partners, settings.hotline_vocabulary,
         settings.hotline_routing, settings.hotline_crawlers, settings.hotline_crawl_timeout,
-        settings.fetch_networks, settings.media_limits, settings.max_upload_bytes,
+        settings.hotline_networks, settings.media_limits, settings.max_upload_bytes,
     )  # fmt: skip
 
 
