@@ -319,7 +319,7 @@ def partners(
     if path is None:
         fail("no partners file: give --partners PATH or set hotline_partners")
     try:
-        registry = load(path)
+        registry = load(path, configuration.settings.hotline_networks)
     except PartnerFileError as error:
         fail(str(error))
     typer.echo(f"partners file: {path}")

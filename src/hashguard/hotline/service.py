@@ -89,7 +89,7 @@ class Hotline:
                 f"{name} has no legality rules for {self.country}, the hotline's country: "
                 'add them (docs/formats.md, "Hotline vocabulary")')  # fmt: skip
         self.rules = routing.load_rules(settings.routing) if settings.routing else routing.DEFAULT
-        self.partners = (partners.load(settings.partners) if settings.partners
+        self.partners = (partners.load(settings.partners, settings.networks) if settings.partners
                          else partners.PartnerRegistry())  # fmt: skip
         self.hosters = (hosters.load(settings.hosters) if settings.hosters
                         else hosters.HosterRegistry())  # fmt: skip
