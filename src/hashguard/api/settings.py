@@ -337,7 +337,11 @@ class ServiceSettings:
         20, INTEGER, "hotline", "Reports one address may send per hour.", minimum=1
     )
     hotline_contact_days: int = setting(
-        90, INTEGER, "hotline", "Days a reporter's contact address is kept.", minimum=1
+        90,
+        INTEGER,
+        "hotline",
+        "Days a reporter's contact address, description and where they saw the URLs are kept.",
+        minimum=1,
     )
     hotline_resolver: tuple[str, ...] = setting(
         (), NAMES, "hotline",
