@@ -212,7 +212,7 @@ class Service:
         self.process = subprocess.Popen(
             [HASHGUARD, "serve", "--port", str(port), "--database-url", database,
              "--hotline-country", "NL", "--hotline-reports-per-hour", "1000000000",
-             "--fetch-network", "127.0.0.0/8"],
+             "--hotline-network", "127.0.0.0/8"],
             text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.loaded = threading.Event()

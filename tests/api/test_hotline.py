@@ -73,7 +73,7 @@ def hotline(
     options = ("--hotline-country", "NL", "--hotline-resolver", zone.address,
                "--hotline-ip-database", str(directory / "ip2asn.tsv"),
                "--hotline-hosters", str(directory / "hosters.toml"),
-               "--fetch-network", "127.0.0.0/8",
+               "--hotline-network", "127.0.0.0/8",
                "--hotline-reports-per-hour", str(PER_HOUR))  # fmt: skip
     with (
         scratch_database(request.param, directory) as url,
@@ -132,7 +132,7 @@ def test_a_report_is_crawled_assessed_routed_and_a_referral_of_its_image_triaged
     assert answer.headers["cache-control"] == "no-store"
     receipt = answer.json()
     assert receipt["reference"].startswith("HR-") and len(receipt["token"]) > 30
-    assert receipt["urls"] == [hotline.page_url("/gallery")] and receipt["joined"] == []
+    assert receipt["urls"] == [hotline.page_url("/gallery")] and "joined" not in receipt
 
     def crawled() -> list[dict[str, Any]]:
         queue = server.get("/v1/hotline/queue", "analyst").json()["items"]

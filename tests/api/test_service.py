@@ -3,6 +3,7 @@ route against every role, matching and the match log, lists through the API, the
 metrics, limits and malformed requests."""
 
 import hashlib
+import ipaddress
 import json
 import random
 import tempfile
@@ -15,6 +16,7 @@ from sqlalchemy import text
 
 from hashguard.api import ServiceSettings
 from hashguard.api.auth import route_roles
+from hashguard.api.service import hotline_settings
 from hashguard.app import create_app
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
@@ -666,3 +668,12 @@ def test_secrets_never_reach_the_log(server: Server) -> None:
     for token in server.tokens.values():
         assert token not in logged
         assert token.split("_", 2)[2] not in logged  # the secret (it may hold "_" too)
+
+
+def test_the_hotline_reaches_only_the_networks_named_for_it_not_the_fetchers() -> None:
+    # Anyone may report a URL: the networks HMA's url= may reach are not opened to them.
+    loopback = ipaddress.ip_network("127.0.0.0/8")
+    shared = ServiceSettings(hotline_country="NL", fetch_networks=(loopback,))
+    assert hotline_settings(shared).networks == ()
+    own = ServiceSettings(hotline_country="NL", hotline_networks=(loopback,))
+    assert hotline_settings(own).networks == (loopback,)

@@ -82,11 +82,9 @@ def config(scratch: Path, zone: DnsServer, police_url: str = "http://127.0.0.1:9
 [database]
 database_url = "sqlite:///{scratch / "hg.db"}"
 
-[fetch]
-fetch_networks = ["127.0.0.0/8"]
-
 [hotline]
 hotline_country = "NL"
+hotline_networks = ["127.0.0.0/8"]
 hotline_resolver = ["{zone.address}"]
 hotline_ip_databases = ["{scratch / "ip2asn.tsv"}"]
 hotline_hosters = "{scratch / "hosters.toml"}"
@@ -399,6 +397,12 @@ def test_without_a_country_or_with_a_bad_file_the_hotline_cannot_run(
     said = one_error(hashguard("hotline", "run-once", "--config", str(path),
                                "--hotline-routing", "rules.toml"), code=2)  # fmt: skip
     assert said.startswith("rules.toml, line ")
+    said = one_error(hashguard("hotline", "run-once", "--config", str(path),
+                               "--hotline-country", "SE"), code=2)  # fmt: skip
+    assert said == (
+        "the built-in vocabulary has no legality rules for SE, the hotline's "
+        'country: add them (docs/formats.md, "Hotline vocabulary")'
+    )
 
 
 def test_an_unknown_case_is_one_line(items: tuple[Path, list[int]]) -> None:

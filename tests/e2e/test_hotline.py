@@ -218,7 +218,7 @@ def world(databases: tuple[str, str], tmp_path: Path) -> Iterator[World]:
         common = ["--hotline-resolver", dns.address,
                   "--hotline-ip-database", str(tmp_path / "ip2asn.tsv"),
                   "--hotline-hosters", str(tmp_path / "hosters.toml"),
-                  "--fetch-network", "127.0.0.0/8", "--hotline-crawl-timeout", "5",
+                  "--hotline-network", "127.0.0.0/8", "--hotline-crawl-timeout", "5",
                   "--hotline-reports-per-hour", "100"]  # fmt: skip
         # DE first: NL's partner file names its URL and a key made on its database.
         de_dir = tmp_path / "de"

@@ -3,11 +3,13 @@
 the list entries' provenance; the queue triaged again at once; a case assessed once its last
 item is decided. Every image is generated here."""
 
+from typing import Any
+
 import pytest
 from sqlalchemy import Engine
 
 from hashguard.errors import Invalid
-from hashguard.hotline.assessment import AssessmentRefused, Assessments
+from hashguard.hotline.assessment import Assessment, AssessmentRefused, Assessments
 from hashguard.hotline.model import AssessmentState, CaseState
 from hashguard.hotline.triage import CurrentMatcher, Triage
 from hashguard.hotline.vocabulary import default
@@ -86,6 +88,36 @@ def test_four_eyes_two_analysts_agreeing_make_it_final(engine: Engine) -> None:
     assert entry.provenance.assessed_by == "ana, ben"
     with pytest.raises(AssessmentRefused, match="is assessed: it is not waiting"):
         desk.assess(ident, BASELINE, "cem")
+
+
+def test_of_two_second_analysts_at_once_only_the_one_who_made_it_final_is_listed(
+    engine: Engine,
+) -> None:
+    desk = desk_of(engine, four_eyes=True)
+    case = new_case(engine, "https://site-a.test/page")
+    picture = hashes_of(jpeg(25))
+    ident = queued_item(engine, case, "https://site-a.test/a.jpg", picture)
+    desk.assess(ident, BASELINE, "ana")
+    other: list[Assessment] = []
+    raced: list[bool] = []
+
+    class Racing(ListStore):
+        """cy gives the same labels while ben's assessment is on its way to the list."""
+
+        def create(self, *args: Any, **kwargs: Any) -> Any:
+            if not raced:
+                raced.append(True)
+                other.append(desk.assess(ident, BASELINE, "cy"))
+            return super().create(*args, **kwargs)
+
+    desk.lists = Racing(engine)
+    with pytest.raises(AssessmentRefused, match="decided by another analyst meanwhile"):
+        desk.assess(ident, BASELINE, "ben")
+    assert other[0].state is AssessmentState.FINAL and other[0].analysts == ("ana", "cy")
+    entry = desk.lists.entry("hotline-illegal", "pdq", picture["pdq"])
+    assert entry.provenance.assessed_by == "ana, cy"
+    finals = [e for e in events(engine, "hotline.assessed") if '"final"' in e.details]
+    assert [e.actor for e in finals] == ["cy"]
 
 
 def test_four_eyes_disagreement_sends_the_item_back_for_two_other_analysts(

@@ -72,7 +72,9 @@ class Desk:
         self.auto = [add_item(engine, self.a, n, ItemState.AUTO, **triaged) for n in (1, 2, 3)]
         self.assessed = add_item(engine, self.a, 4, ItemState.ASSESSED, labels=LABELS,
                                  legality=LEGALITY, decided_at=T0)  # fmt: skip
-        self.pending = add_item(engine, self.a, 5, ItemState.PENDING)
+        self.pending = add_item(
+            engine, self.a, 5, ItemState.PENDING, labels=LABELS, legality=LEGALITY
+        )  # as the first analyst left it (four eyes)
         self.queued = add_item(engine, self.a, 6, ItemState.QUEUED, kind="video")
         self.failed = add_item(engine, self.a, 7, ItemState.FAILED)
         self.older = add_item(engine, self.c, 0, ItemState.QUEUED)  # oldest of the queue
@@ -161,13 +163,16 @@ def test_the_queue_holds_queued_and_pending_items_oldest_first(desk: Desk) -> No
     assert [i.id for i in Cases(desk.engine).queue(limit=1)] == [desk.older]
 
 
-def test_an_item_shows_its_assessments(desk: Desk) -> None:
+def test_an_item_shows_its_assessments_but_not_the_labels_of_one_pending(desk: Desk) -> None:
     item = Cases(desk.engine).item(desk.pending)
     assert (item.state, item.first_analyst, item.case_url) == ("pending", "analyst-1", PAGE)
+    assert item.labels == {} and item.legality == {}  # the second analyst chooses unbiased
     [assessment] = item.assessments
-    assert (assessment.state, assessment.first_by, assessment.labels) == (
-        "pending", "analyst-1", LABELS)  # fmt: skip
+    assert (assessment.state, assessment.first_by, assessment.labels, assessment.legality) == (
+        "pending", "analyst-1", {}, {})  # fmt: skip
     assert assessment.first_at == T0 and assessment.second_by is None
+    [waiting] = [i for i in Cases(desk.engine).queue() if i.id == desk.pending]
+    assert waiting.labels == {} and waiting.legality == {}
 
 
 def test_the_figures_count_what_arrived_and_the_share_triaged_automatically(
@@ -193,7 +198,7 @@ def test_every_viewing_of_an_item_is_audited(desk: Desk) -> None:
     cases.record_view(desk.queued, "analyst-1")
     cases.record_view(desk.queued, "analyst-2")
     viewed = audit.events(desk.engine, limit=100, action="hotline.item.viewed")
-    subject = f"hotline-item:{desk.queued}"
+    subject = f"item:{desk.queued}"
     assert [(e.actor, e.subject) for e in viewed] == [
         ("analyst-1", subject),
         ("analyst-2", subject),

@@ -58,7 +58,7 @@ def test_a_report_gets_a_reference_and_a_token_of_which_only_the_digest_is_kept(
     )  # fmt: skip
     assert re.fullmatch(r"HR-[0-9A-HJKMNP-TV-Z]{12}", receipt.reference)
     assert len(receipt.token) >= 43  # 32 random bytes, url-safe
-    assert receipt.urls == ("https://site-a.example/page",) and receipt.joined == ()
+    assert receipt.urls == ("https://site-a.example/page",)
     row = report_row(engine, receipt.reference)
     assert row.token_digest == hashlib.sha256(receipt.token.encode()).hexdigest()
     assert receipt.token not in json.dumps([str(v) for v in row])
@@ -89,8 +89,7 @@ def test_the_same_url_in_other_spellings_joins_one_case_another_query_is_another
     first = intake.report(["https://Site-A.example/gallery?id=7"], "a forum")
     again = intake.report(["HTTPS://site-a.example.:443/gallery?id=7#photo"], "an app")
     other = intake.report(["https://site-a.example/gallery?id=8"], "an app")
-    assert again.cases == first.cases and again.joined == ("https://site-a.example/gallery?id=7",)
-    assert other.cases != first.cases and other.joined == ()
+    assert again.cases == first.cases and other.cases != first.cases
     assert count(engine, HotlineCaseRow) == 2
     assert count(engine, HotlineCaseReportRow) == 3
 
@@ -105,7 +104,6 @@ def test_a_report_of_three_urls_one_reported_before_joins_that_case_and_opens_tw
         "a chat",
     )  # fmt: skip
     assert len(receipt.cases) == 3 and receipt.cases[1] == before.cases[0]
-    assert receipt.joined == ("https://site-b.example/video",)
     assert len(set(receipt.cases)) == 3 and count(engine, HotlineCaseRow) == 3
     [event] = [e for e in audit.events(engine, limit=100) if e.subject == receipt.reference]
     details = json.loads(event.details)
@@ -177,7 +175,6 @@ def test_two_reports_of_the_same_new_url_at_once_end_in_one_case(
         others = (f"https://a-{round_}.example/", f"https://b-{round_}.example/")
         first, second = race(intake, f"https://race-{round_}.example/page", others)
         assert first.cases[0] == second.cases[0]
-        assert sorted(len(r.joined) for r in (first, second)) == [0, 1]
     assert count(engine, HotlineCaseRow) == 5 * 3  # per race: the URL raced for, and a, b
 
 
@@ -231,6 +228,31 @@ def test_the_status_words_follow_the_cases_of_the_report(intake: Intake, engine:
     add_route(engine, a, "domestic", ["notice", "police"])
     assert intake.status(receipt.token) is PublicStatus.ACTION_TAKEN
     assert intake.status(other.token) is PublicStatus.ASSESSED  # b had no action
+
+
+def test_a_report_joining_a_case_decided_before_says_only_what_happened_since(
+    engine: Engine,
+) -> None:
+    now = [NOW]
+    intake = Intake(engine, reports_per_hour=5, retain=RETAIN, clock=lambda: now[0])
+    first = intake.report(["https://site-a.example/"], "a forum")
+    [case] = first.cases
+    with engine.begin() as connection:
+        connection.execute(update(HotlineCaseRow).where(HotlineCaseRow.id == case).values(
+            state=CaseState.ROUTED.value, updated_at=NOW + timedelta(hours=1)))  # fmt: skip
+        connection.execute(insert(HotlineRouteRow).values(
+            case_id=case, at=NOW + timedelta(hours=1), kind="domestic", target="hoster-a",
+            actions=["notice", "police"], reason="test"))  # fmt: skip
+    now[0] = NOW + timedelta(hours=2)
+    later = intake.report(["https://SITE-A.example"], "a chat")
+    assert later.cases == first.cases
+    assert intake.status(first.token) is PublicStatus.ACTION_TAKEN
+    assert intake.status(later.token) is PublicStatus.RECEIVED  # not the earlier report's news
+    with engine.begin() as connection:
+        connection.execute(insert(HotlineRouteRow).values(
+            case_id=case, at=NOW + timedelta(hours=3), kind="domestic", target="hoster-a",
+            actions=["notice"], reason="test"))  # fmt: skip
+    assert intake.status(later.token) is PublicStatus.ACTION_TAKEN
 
 
 def test_an_unknown_token_is_not_found_in_one_sentence(intake: Intake) -> None:

@@ -3,6 +3,7 @@
 
 import copy
 import hashlib
+import ipaddress
 import json
 import os
 from dataclasses import dataclass
@@ -209,6 +210,11 @@ BROKEN = [
     (GOOD + '\n[interpol]\nname = "x"\n',
      "line 11: unknown key 'interpol' (expected [[partner]], [police] and [international])"),
     (GOOD.replace("[[partner]]", "[partner]"), "line 1: expected [[partner]] tables"),
+    (GOOD.replace("http://127.0.0.1:8081", "http://hotline-de.test"),
+     "line 4: partner 1: url: 'http://hotline-de.test' is plain http: the key would be sent "
+     "readable; use https"),
+    (GOOD.replace("https://police.test/reports", "http://10.1.2.3/reports"),
+     "line 9: [police]: url: 'http://10.1.2.3/reports' is plain http"),
     (GOOD.replace('name = "Hotline DE"', 'name = "Hotline DE'), "not valid TOML: "),
 ]  # fmt: skip
 
@@ -222,6 +228,15 @@ def test_a_bad_partners_file_is_refused_naming_file_and_line(tmp_path: Path, tex
         load(path)
     assert str(refused.value).startswith(str(path))
     assert message in str(refused.value)
+
+
+def test_plain_http_is_taken_to_loopback_and_the_hotlines_own_networks(tmp_path: Path) -> None:
+    path = tmp_path / "partners.toml"
+    path.write_text(GOOD.replace("https://police.test/reports", "http://10.1.2.3/reports")
+                    .replace("http://127.0.0.1:8081", "http://localhost:8081"))  # fmt: skip
+    registry = load(path, [ipaddress.ip_network("10.1.2.0/24")])
+    assert registry.police is not None and registry.police.url == "http://10.1.2.3/reports"
+    assert registry.partners[0].post_url == "http://localhost:8081/v1/hotline/referrals"
 
 
 def key_file(tmp_path: Path, text: str = "hg_7_partnersecret\n", mode: int = 0o600) -> Path:

@@ -12,7 +12,7 @@ import pytest
 
 from hashguard.hotline.hosters import HosterRegistry, load
 from hashguard.hotline.ipdb import Ip2AsnDatabase, IpDatabase, LiblocDatabase
-from hashguard.hotline.trace import AddressInfo, Tracer
+from hashguard.hotline.trace import TracedAddress, Tracer
 from hashguard.net.dns import DnsResolver
 
 from support.dns import DnsServer, dns_server
@@ -69,7 +69,9 @@ def test_a_site_behind_a_cdn_names_the_cdn_its_as_and_the_database(tracer: Trace
     assert trace.host == "www.site-a.test"
     assert trace.dns.cnames == ("site-a.edge.cdn.test",)
     assert trace.addresses == (
-        AddressInfo("127.0.2.10", "127.0.2.0/24", 64510, "EDGE-CDN", "US", False, True, "Edge CDN"),
+        TracedAddress(
+            "127.0.2.10", "127.0.2.0/24", 64510, "EDGE-CDN", "US", False, True, "Edge CDN"
+        ),
     )
     assert trace.hoster is not None and trace.hoster.name == "Edge CDN"
     assert trace.hoster.abuse_api == "https://edge.example/abuse"

@@ -86,6 +86,21 @@ def test_an_image_assessed_not_illegal_is_triaged_as_not_illegal(
     assert set(verdict.legality.values()) == {"not-illegal"}
 
 
+def test_a_near_copy_of_an_image_assessed_not_illegal_stays_queued(
+    engine: Engine, lists: ListStore
+) -> None:
+    triage = triage_of(lists)
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
+    case = new_case(engine, "https://site-a.test/page")
+    picture = hashes_of(jpeg(8))
+    desk.assess(queued_item(engine, case, "https://site-a.test/a.jpg", picture), NOT_ILLEGAL, "ana")
+    near = hashes_of(jpeg(8, quality=35))  # re-encoded: other digests, a near PDQ
+    assert near["pdq"] != picture["pdq"] and near["sha256"] != picture["sha256"]
+    assert triage.decide(near).state is ItemState.QUEUED
+    same_pdq = {"pdq": picture["pdq"]}  # PDQ distance 0 decides, as an exact copy does
+    assert triage.decide(same_pdq).triage["list"] == "hotline-not-illegal"
+
+
 def test_a_known_list_decides_an_item_with_its_labels(engine: Engine, lists: ListStore) -> None:
     picture = hashes_of(jpeg(9))
     lists.create("known", "an-ngo", Category.KNOWN_CSAM)

@@ -45,7 +45,13 @@ REFUSED = [
     ("http://224.0.0.251/", "names address 224.0.0.251, which is not public"),  # multicast
     ("http://[::1]/", "names address ::1, which is not public"),
     ("http://[fd00::1]/", "names address fd00::1, which is not public"),
-    ("http://[::ffff:10.0.0.1]/", "names address ::ffff:a00:1, which is not public"),
+    ("http://[::ffff:10.0.0.1]/", "names address 10.0.0.1, which is not public"),
+    # the IPv6 forms the fetcher refuses, refused as the reporter sends them
+    ("http://[::ffff:0:7f00:1]/", "names address ::ffff:0:7f00:1, which is not public"),  # SIIT
+    ("http://[fec0::1]/", "names address fec0::1, which is not public"),  # site-local
+    ("http://[64:ff9b::7f00:1]/", "names address 64:ff9b::7f00:1, which is not public"),  # NAT64
+    ("http://[2002:7f00:1::1]/", "names address 2002:7f00:1::1, which is not public"),  # 6to4
+    ("http://[::7f00:1]/", "names address ::7f00:1, which is not public"),  # IPv4-compatible
     ("http://[ff02::1]/", "names address ff02::1, which is not public"),
     ("http://[::1/", "has an IPv6 address without its closing ]"),
     ("http://[::1]x/", "has text after its IPv6 address: expected :port"),
@@ -114,6 +120,10 @@ SAME = [
                               "http://0x8.0x8.0x8.0x8:8080/"]),
     ("https://[2001:4860::8888]/x", ["https://[2001:4860:0:0:0:0:0:8888]:443/x"]),
     ("https://example.com/?", ["https://example.com/?"]),
+    ("http://8.8.8.8/b", ["http://[::ffff:8.8.8.8]/b", "http://[::ffff:808:808]:80/b"]),
+    ("https://example.com/b/", ["https://example.com/a/../b/", "https://example.com/./b/.",
+                                "https://example.com/a/%2E%2E/b/", "https://example.com/../b/"]),
+    ("https://example.com/a//c?x=/../y", ["https://example.com/a//b/../c?x=/../y"]),
 ]  # fmt: skip
 
 

@@ -99,7 +99,8 @@ def test_a_name_no_resolver_takes_is_refused() -> None:
     "address",
     ["127.0.0.1", "10.1.2.3", "172.16.0.9", "192.168.1.1", "169.254.169.254", "0.0.0.0", "::1",
      "fe80::1", "fc00::1", "::ffff:127.0.0.1", "100.64.0.1", "224.0.0.1",
-     "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1"],
+     "64:ff9b::a9fe:a9fe", "2002:a9fe:a9fe::1", "::a9fe:a9fe", "2001:0:4136:e378::1",
+     "::ffff:0:7f00:1", "fec0::1"],
 )  # fmt: skip
 def test_private_loopback_and_link_local_addresses_are_refused(address: str) -> None:
     fetcher = UrlFetcher(["media.example.org"], resolve=_resolving(address))

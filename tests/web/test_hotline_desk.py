@@ -1,5 +1,5 @@
 """The hotline's assessment desk in a real headless Chromium against a real ``hashguard serve``
-(``--hotline-country NL``, ``--fetch-network 127.0.0.0/8`` so that its crawler reaches loopback)
+(``--hotline-country NL``, ``--hotline-network 127.0.0.0/8`` so that its crawler reaches loopback)
 and a real website on loopback serving benign generated images: analysts sign in with analyst
 keys, see the queue (never a thumbnail), open an item fetched again from its URL, shielded until
 revealed and each viewing audited, and assess it with labels; four eyes with two analysts; what
@@ -62,7 +62,7 @@ def keys(engine: Engine) -> dict[str, str]:
 
 
 def hotline(database_url: str, *options: str) -> Any:
-    return running(database_url, "--hotline-country", "NL", "--fetch-network", "127.0.0.0/8",
+    return running(database_url, "--hotline-country", "NL", "--hotline-network", "127.0.0.0/8",
                    *options)  # fmt: skip
 
 
@@ -144,7 +144,7 @@ def test_an_analyst_assesses_an_item_fetched_again_shielded_and_audited(
         assert hashlib.sha256(PICTURE).hexdigest() in page.text_content("#fetch")
         assert "127.0.0.1" in page.text_content("#trace")
         [viewed] = events(engine, "hotline.item.viewed")
-        assert viewed.actor.endswith("(ana)") and viewed.subject == f"hotline-item:{item}"
+        assert viewed.actor.endswith("(ana)") and viewed.subject == f"item:{item}"
         page.click("#reveal")
         assert page.eval_on_selector("#content", "e => getComputedStyle(e).filter") == "none"
         page.evaluate("window.dispatchEvent(new Event('blur'))")  # the analyst looks away

@@ -97,6 +97,15 @@ def test_a_report_is_sent_and_followed_with_javascript_off(server: Server, brows
     assert navigation.value.status == 404 and page.locator("#status-error").count() == 1
 
 
+def test_a_url_reported_again_is_taken_without_saying_so(server: Server, browser: Any) -> None:
+    for seen_where in ("a forum", "an app"):
+        page = opened(browser, server, "/report", java_script_enabled=False)
+        assert sent(page, REPORTED, seen_where).status == 201
+        assert page.text_content("h1") == WORDS["en"]["received_title"]
+    text = page.text_content("#received") or ""
+    assert "before" not in text and page.locator("#joined").count() == 0
+
+
 def test_a_refused_report_shows_the_form_again_with_what_was_typed(
     server: Server, browser: Any
 ) -> None:

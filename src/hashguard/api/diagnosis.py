@@ -8,7 +8,7 @@ password."""
 import ipaddress
 import os
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from enum import StrEnum
@@ -21,6 +21,7 @@ from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from hashguard.api.configuration import Configuration, secret_set
 from hashguard.api.settings import NCMEC_PASSWORD, ServiceSettings, masked_url
+from hashguard.net.fetch import Network
 from hashguard.store.database import database_url
 
 
@@ -317,7 +318,7 @@ def _hotline(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
         return
     yield from _vocabulary(s.hotline_vocabulary, s.hotline_country)
     yield from _routing(s.hotline_routing)
-    yield from _partners(s.hotline_partners)
+    yield from _partners(s.hotline_partners, s.hotline_networks)
     yield from _hosters(s.hotline_hosters)
     yield from _ip_databases(s.hotline_ip_databases)
     yield from _resolver(s.hotline_resolver, timeout)
@@ -355,7 +356,7 @@ def _routing(path: Path | None) -> Iterator[Problem]:
     yield Problem(Severity.OK, "hotline_routing", f"{name}: {count} rule{'s' * (count != 1)}")
 
 
-def _partners(path: Path | None) -> Iterator[Problem]:
+def _partners(path: Path | None, networks: Sequence[Network]) -> Iterator[Problem]:
     from hashguard.hotline import partners
 
     if path is None:
@@ -364,7 +365,7 @@ def _partners(path: Path | None) -> Iterator[Problem]:
                       "hotline_partners (examples/hotline-partners.toml)")  # fmt: skip
         return
     try:
-        registry = partners.load(path)
+        registry = partners.load(path, networks)
     except partners.PartnerFileError as error:
         yield Problem(Severity.ERROR, "hotline_partners", str(error))
         return

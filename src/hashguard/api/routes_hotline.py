@@ -108,8 +108,8 @@ async def report(request: Request, hotline: Running, body: NewReport) -> Any:
     """Report web addresses where child sexual abuse material was seen (no key; anonymous
     allowed; never a file). Each URL is checked (http or https, a public host, at most 2,048
     characters; 400 names a refused URL or field) and joins the case of that URL if it was
-    reported before. The answer holds the report's reference and its status token, shown this
-    once. Limited per client address (429 with Retry-After)."""
+    reported before (which the answer never says). The answer holds the report's reference and
+    its status token, shown this once. Limited per client address (429 with Retry-After)."""
     client = request.client.host if request.client is not None else None
     try:
         receipt = await run_in_threadpool(
@@ -121,7 +121,7 @@ async def report(request: Request, hotline: Running, body: NewReport) -> Any:
     except HashguardError as error:
         raise ApiError.of(error) from None
     return JSONResponse({"reference": receipt.reference, "token": receipt.token,
-                         "urls": list(receipt.urls), "joined": list(receipt.joined)}, 201,
+                         "urls": list(receipt.urls)}, 201,
                         headers=NO_STORE)  # fmt: skip
 
 

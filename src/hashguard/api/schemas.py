@@ -771,17 +771,15 @@ _TRACE: dict[str, Any] = {
 
 class HotlineReceipt(BaseModel):
     """A public report taken in: its reference and the status token (shown this once: only its
-    digest is kept), each URL in its normal form, and those that joined a case reported
-    before."""
+    digest is kept) and each URL in its normal form. Whether a URL was reported before is
+    never said."""
 
     model_config = _example(
-        {"reference": _REFERENCE, "token": "q3T9w0cV...", "urls": ["https://site.example/a"],
-         "joined": []}
-    )  # fmt: skip
+        {"reference": _REFERENCE, "token": "q3T9w0cV...", "urls": ["https://site.example/a"]}
+    )
     reference: str
     token: str
     urls: list[str]
-    joined: list[str]
 
 
 class HotlineStatus(BaseModel):
@@ -832,7 +830,8 @@ class HotlineReports(BaseModel):
 class HotlineItemShown(BaseModel):
     """A medium of a case, by its hashes (never its content): ``triage`` says what matched
     when it was decided automatically; ``first_analyst`` who assessed it first when it waits
-    for a second (four eyes)."""
+    for a second (four eyes). An item waiting for an analyst shows no labels, nor do its
+    assessments: the second analyst chooses without seeing the first one's."""
 
     model_config = _example(_ITEM, _AUTO_ITEM)
     id: int

@@ -15,12 +15,12 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
@@ -29,6 +29,7 @@ from hashguard.api.settings import ServiceSettings
 from hashguard.errors import Unavailable
 from hashguard.hotline.service import Hotline, HotlineSettings
 from hashguard.lists.model import Change, HashList
+from hashguard.lists.records import Record
 from hashguard.matching import Matcher
 from hashguard.net.fetch import UrlFetcher
 from hashguard.redress.complaints import Complaints
@@ -328,10 +329,20 @@ class ServedLists(ListStore):
         self._catch_up()
         return removed
 
-    def apply(self, *args: Any, **kwargs: Any) -> ImportSummary:
-        summary = super().apply(*args, **kwargs)
-        self._catch_up()
+    def apply(
+        self,
+        name: str,
+        records: Iterable[Record],
+        actor: str = "",
+        connection: Connection | None = None,
+    ) -> ImportSummary:
+        summary = super().apply(name, records, actor, connection)
+        if connection is None:  # else the caller's commit is still to come: ``committed``
+            self._catch_up()
         return summary
+
+    def committed(self) -> None:
+        self._catch_up()
 
     def change(self, *args: Any, **kwargs: Any) -> Change:
         change = super().change(*args, **kwargs)
@@ -348,7 +359,7 @@ def hotline_settings(settings: ServiceSettings) -> HotlineSettings:
         settings.hotline_contact_days, settings.hotline_resolver, settings.hotline_ip_databases,
         settings.hotline_hosters, settings.hotline_partners, settings.hotline_vocabulary,
         settings.hotline_routing, settings.hotline_crawlers, settings.hotline_crawl_timeout,
-        settings.fetch_networks, settings.media_limits, settings.max_upload_bytes,
+        settings.hotline_networks, settings.media_limits, settings.max_upload_bytes,
     )  # fmt: skip
 
 

@@ -337,11 +337,16 @@ class ServiceSettings:
         20, INTEGER, "hotline", "Reports one address may send per hour.", minimum=1
     )
     hotline_contact_days: int = setting(
-        90, INTEGER, "hotline", "Days a reporter's contact address is kept.", minimum=1
+        90,
+        INTEGER,
+        "hotline",
+        "Days a reporter's contact address, description and where they saw the URLs are kept.",
+        minimum=1,
     )
     hotline_resolver: tuple[str, ...] = setting(
         (), NAMES, "hotline",
-        "A DNS server for crawling and hosting traces (repeat; host or host:port).",
+        "A DNS server for crawling and hosting traces (repeat; an IP address, optionally with "
+        ":port).",
         flag="--hotline-resolver", repeat=True, unset="- (the system's)",
     )  # fmt: skip
     hotline_ip_databases: tuple[Path, ...] = setting(
@@ -371,6 +376,12 @@ class ServiceSettings:
     hotline_crawl_timeout: float = setting(
         10.0, NUMBER, "hotline", "Seconds one fetch of the crawler may take.", minimum=0.1
     )
+    hotline_networks: tuple[Network, ...] = setting(
+        (), NETWORKS, "hotline",
+        "A private network reported URLs may name and the crawler may reach (repeat; tests, an "
+        "intranet). Anyone can report a URL: name none in production.",
+        flag="--hotline-network", repeat=True,
+    )  # fmt: skip
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 

@@ -35,10 +35,10 @@ T = TypeVar("T")
 hotline_app = typer.Typer(name="hotline", no_args_is_help=True)  # help: cli/__init__.py
 
 # The settings the hotline's commands offer as flags (the others come from --config and the
-# environment as well): the database, the networks the crawler may reach, the media limit and
-# the hotline's own section.
+# environment as well): the database, the media limit and the hotline's own section (the
+# networks the crawler may reach among them).
 FLAGGED = frozenset(
-    {"database_url", "fetch_networks", "max_upload_mb"}
+    {"database_url", "max_upload_mb"}
     | {name for name, (_, spec) in SETTINGS.items() if spec.section == "hotline"}
 )
 hotline_settings = functools.partial(with_settings, flagged=FLAGGED)
@@ -277,7 +277,7 @@ def trace(
 
     s = configuration.settings
     try:
-        checked = check(url, s.fetch_networks)
+        checked = check(url, s.hotline_networks)
         resolver = DnsResolver(resolvers or s.hotline_resolver,
                                timeout=min(5.0, s.hotline_crawl_timeout))  # fmt: skip
         opened = [open_database(path) for path in (databases or s.hotline_ip_databases)]
@@ -319,7 +319,7 @@ def partners(
     if path is None:
         fail("no partners file: give --partners PATH or set hotline_partners")
     try:
-        registry = load(path)
+        registry = load(path, configuration.settings.hotline_networks)
     except PartnerFileError as error:
         fail(str(error))
     typer.echo(f"partners file: {path}")

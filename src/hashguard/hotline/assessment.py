@@ -220,12 +220,32 @@ class Assessments:
         analysts: tuple[str, ...],
         second: tuple[str, datetime] | None,
     ) -> Assessment:
-        """List the item's hashes, then make the assessment final (the item assessed, the
-        case perhaps too), then triage the queue again."""
+        """Make the assessment final where it is still pending (the item assessed, the case
+        perhaps too) and list the item's hashes, in one transaction: an analyst who lost the
+        race to another writes nothing. Then triage the queue again."""
         illegal = legality.get(self.home) == ILLEGAL
         list_name = self.triage.illegal_list if illegal else self.triage.not_illegal_list
+        table = HotlineAssessmentRow.__table__
+        won = False
         try:
-            self._list(list_name, item.hashes, labels, ident, analysts)
+            self._made(list_name)
+            with self.engine.begin() as connection:
+                won = bool(connection.execute(
+                    update(HotlineAssessmentRow)
+                    .where(table.c.id == ident, table.c.state == AssessmentState.PENDING.value)
+                    .values(state=AssessmentState.FINAL.value, list_name=list_name,
+                            second_by=second[0] if second else None,
+                            second_at=second[1] if second else None)
+                ).rowcount)  # fmt: skip
+                if won:
+                    self._list(connection, list_name, item.hashes, labels, ident, analysts)
+                    self._set_item(connection, item, ItemState.ASSESSED, labels, legality,
+                                   ident, datetime.now(UTC))  # fmt: skip
+                    audit.append(connection, analysts[-1], "hotline.assessed",
+                                 f"item:{item.id}",
+                                 {"assessment": ident, "state": "final", "labels": labels,
+                                  "legality": legality, "analysts": list(analysts),
+                                  "list": list_name})  # fmt: skip
         except Exception:
             if second is None:  # nothing half done: the assessment goes, the item is queued
                 with self.engine.begin() as connection:
@@ -233,23 +253,9 @@ class Assessments:
                                        .where(HotlineAssessmentRow.id == ident))  # fmt: skip
                     self._set_item(connection, item, ItemState.QUEUED, {}, {}, None)
             raise  # four eyes: the assessment still waits for the second analyst
-        now = datetime.now(UTC)
-        table = HotlineAssessmentRow.__table__
-        with self.engine.begin() as connection:
-            made = connection.execute(
-                update(HotlineAssessmentRow)
-                .where(table.c.id == ident, table.c.state == AssessmentState.PENDING.value)
-                .values(state=AssessmentState.FINAL.value, list_name=list_name,
-                        second_by=second[0] if second else None,
-                        second_at=second[1] if second else None)
-            ).rowcount  # fmt: skip
-            if not made:
-                raise AssessmentRefused(f"item {item.id} was decided by another analyst meanwhile")
-            self._set_item(connection, item, ItemState.ASSESSED, labels, legality, ident, now)
-            audit.append(connection, analysts[-1], "hotline.assessed", f"item:{item.id}",
-                         {"assessment": ident, "state": "final", "labels": labels,
-                          "legality": legality, "analysts": list(analysts),
-                          "list": list_name})  # fmt: skip
+        if not won:
+            raise AssessmentRefused(f"item {item.id} was decided by another analyst meanwhile")
+        self.lists.committed()
         triaged = self.triage.queued()
         for case_id in self._cases_decided({item.case_id, *self._cases_of(triaged)}):
             self.assessed(case_id)
@@ -258,20 +264,20 @@ class Assessments:
 
     def _list(
         self,
+        connection: Connection,
         name: str,
         hashes: Mapping[str, str],
         labels: Mapping[str, str],
         ident: int,
         analysts: tuple[str, ...],
     ) -> None:
-        self._made(name)
         source = Source(self.organisation, self.home, reference(ident))
         provenance = Provenance(self.organisation, ", ".join(analysts), (source,))
         records = [
             Submission(hashed.name, hashed.text, entry_labels(labels), provenance)
             for hashed in query_of(hashes)
         ]
-        self.lists.apply(name, records, ACTOR)
+        self.lists.apply(name, records, ACTOR, connection=connection)
 
     def _made(self, name: str) -> None:
         """The list ``name``, made on first use: the hotline's own assessments, four eyes as

@@ -3,13 +3,16 @@ fetch records, hashes, labels, traces, routes, notices and what waits in the out
 content: the desk fetches an item again from its URL when an analyst reveals it, and
 ``record_view`` puts every such viewing in the audit log.
 
+Labels an analyst gave an item that still waits (pending a second analyst under four eyes, or
+queued again after a disagreement) are not shown: the next analyst chooses without seeing them.
+
 ``figures`` are the dashboard's: how much arrived, and how much of it triage decided without
 anyone viewing it (``auto_share``).
 """
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from sqlalchemy import Engine, func, select
 
@@ -312,9 +315,11 @@ class Cases:
                 .order_by(assessments.c.id)
             ).all()
             first = self._first_analysts(connection, [item_id])
+        blind = row.state in _WAITING  # the next analyst chooses without seeing others' labels
         shown = tuple(
-            AssessmentShown(a.id, a.state, dict(a.labels), dict(a.legality), a.first_by,
-                            utc(a.first_at), a.second_by, _maybe_utc(a.second_at), a.list_name)
+            AssessmentShown(a.id, a.state, {} if blind else dict(a.labels),
+                            {} if blind else dict(a.legality), a.first_by, utc(a.first_at),
+                            a.second_by, _maybe_utc(a.second_at), a.list_name)
             for a in given
         )  # fmt: skip
         return _item(row, row.case_url, first.get(item_id), shown)
@@ -348,7 +353,7 @@ class Cases:
             ).scalar_one_or_none()
             if case_id is None:
                 raise UnknownItem(f"no hotline item {item_id}")
-            audit.append(connection, analyst, "hotline.item.viewed", f"hotline-item:{item_id}",
+            audit.append(connection, analyst, "hotline.item.viewed", f"item:{item_id}",
                          {"item": item_id, "case": case_id})  # fmt: skip
 
     def _first_analysts(self, connection: Any, item_ids: list[int]) -> dict[int, str]:
@@ -365,6 +370,9 @@ class Cases:
             .order_by(assessments.c.id)
         ).all()
         return {row.item_id: row.first_by for row in rows}
+
+
+_WAITING: Final = (ItemState.QUEUED.value, ItemState.PENDING.value)
 
 
 def _counts(connection: Any, column: Any) -> dict[str, int]:
@@ -389,8 +397,10 @@ def _item(
     assessments: tuple[AssessmentShown, ...] = (),
 ) -> ItemShown:
     pending = row.state == ItemState.PENDING.value
+    blind = row.state in _WAITING  # a pending item's labels are the first analyst's
     return ItemShown(row.id, row.case_id, case_url, row.url, row.kind, row.state,
-                     dict(row.hashes), row.quality, dict(row.labels), dict(row.legality),
+                     dict(row.hashes), row.quality, {} if blind else dict(row.labels),
+                     {} if blind else dict(row.legality),
                      dict(row.triage), row.assessment_id, utc(row.created_at),
                      _maybe_utc(row.decided_at), first_analyst if pending else None,
                      assessments)  # fmt: skip

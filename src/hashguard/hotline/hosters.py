@@ -6,13 +6,14 @@ network holding it, else the one with its AS number."""
 import difflib
 import ipaddress
 import re
-import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Final
 
 from hashguard.errors import Invalid
+from hashguard.hotline import tomlfile
 from hashguard.net.fetch import Network
 
 FIELDS: Final = ("name", "country", "asns", "networks", "abuse_email", "abuse_api", "cdn")
@@ -79,17 +80,8 @@ def load(path: Path) -> HosterRegistry:
 
     Raises HosterError naming the file and line of anything malformed or unknown.
     """
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as error:
-        raise HosterError(f"{path}: cannot read: {error.strerror or error}") from None
-    except UnicodeDecodeError:
-        raise HosterError(f"{path}: not a TOML file (not UTF-8 text)") from None
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:  # its message ends "(at line N, column M)"
-        raise HosterError(f"{path}: not valid TOML: {error}") from None
-    lines = _table_lines(text)
+    file = tomlfile.read(path, HosterError)
+    document = file.document
     for key in document:
         if key != "hoster":
             raise HosterError(f"{path}: unknown key {key!r} (the file holds [[hoster]] tables)")
@@ -99,46 +91,20 @@ def load(path: Path) -> HosterRegistry:
     hosters: list[Hoster] = []
     seen: dict[str, str] = {}
     for index, table in enumerate(tables):
-        start = lines[index] if index < len(lines) else None
-        where = f"{path}, line {start}" if start is not None else str(path)
-        hoster = _hoster(table, text, start, where, str(path))
+        hoster = _hoster(table, partial(file.where, "hoster", index))
         if hoster.name in seen:
-            where = _key_line(text, start, "name", str(path))
-            raise HosterError(f"{where}: hoster {hoster.name!r} is named twice (also at "
-                              f"{seen[hoster.name]})")  # fmt: skip
-        seen[hoster.name] = where
+            raise HosterError(f"{file.where('hoster', index, 'name')}: hoster {hoster.name!r} "
+                              f"is named twice (also at {seen[hoster.name]})")  # fmt: skip
+        seen[hoster.name] = file.where("hoster", index)
         hosters.append(hoster)
     return HosterRegistry(hosters)
 
 
-_HOSTER_TABLE = re.compile(r"\s*\[\[\s*hoster\s*\]\]")
-_ANY_TABLE = re.compile(r"\s*\[")
-
-
-def _table_lines(text: str) -> list[int]:
-    """The line of each ``[[hoster]]`` (tomllib gives no lines: they are found in the text)."""
-    return [n for n, line in enumerate(text.splitlines(), 1) if _HOSTER_TABLE.match(line)]
-
-
-def _key_line(text: str, start: int | None, key: str, path: str) -> str:
-    """``FILE, line N`` of ``key`` in the table starting at line ``start``."""
-    if start is None:
-        return path
-    assignment = re.compile(rf"\s*(\"{re.escape(key)}\"|'{re.escape(key)}'|{re.escape(key)})\s*=")
-    for number, line in enumerate(text.splitlines()[start:], start + 1):
-        if _ANY_TABLE.match(line):
-            break
-        if assignment.match(line):
-            return f"{path}, line {number}"
-    return f"{path}, line {start}"
-
-
-def _hoster(table: Any, text: str, start: int | None, where: str, path: str) -> Hoster:
+def _hoster(table: Any, at: Callable[..., str]) -> Hoster:
+    """The hoster ``table`` describes; ``at(key)`` says where a key is (``at()``: the table)."""
+    where = at()
     if not isinstance(table, dict):
         raise HosterError(f"{where}: a hoster must be a table")
-
-    def at(key: str) -> str:
-        return _key_line(text, start, key, path)
 
     for key in table:
         if key not in FIELDS:

@@ -35,6 +35,7 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineReportRow,
     HotlineRouteRow,
+    utc,
 )
 
 ACTOR: Final = "hotline"
@@ -69,7 +70,6 @@ class Receipt:
     token: str  # shown once: only its SHA-256 is kept
     cases: tuple[int, ...]  # the case of each URL, in the order given (duplicates dropped)
     urls: tuple[str, ...]  # each URL in its normal form, in that order
-    joined: tuple[str, ...]  # those of ``urls`` that joined a case reported before
 
 
 def _now() -> datetime:
@@ -148,33 +148,36 @@ class Intake:
         return check_all(urls, self.networks)
 
     def status(self, token: str) -> PublicStatus:
-        """What the reporter holding ``token`` may know of the report: received, assessed
-        (every case of it decided) or action taken (a case of it routed with actions). Raises
-        UnknownReport for a token no report has (found by its digest, as a known one is)."""
+        """What the reporter holding ``token`` may know of the report, from what happened
+        since it was made (a URL reported before tells nothing of its earlier reports): action
+        taken (a case of it routed with actions since), assessed (every case of it decided
+        since), else received. Raises UnknownReport for a token no report has (found by its
+        digest, as a known one is)."""
         digest = token_digest(token)
         reports = HotlineReportRow.__table__
         links, cases = HotlineCaseReportRow.__table__, HotlineCaseRow.__table__
         routes = HotlineRouteRow.__table__
         with self.engine.connect() as connection:
-            report_id = connection.execute(
-                select(reports.c.id).where(reports.c.token_digest == digest)
-            ).scalar_one_or_none()
-            if report_id is None:
+            report = connection.execute(
+                select(reports.c.id, reports.c.created_at).where(reports.c.token_digest == digest)
+            ).one_or_none()
+            if report is None:
                 raise UnknownReport("no report has this status token: check that it was "
                                     "copied whole")  # fmt: skip
             states = connection.execute(
-                select(cases.c.state)
+                select(cases.c.state, cases.c.updated_at)
                 .join(links, links.c.case_id == cases.c.id)
-                .where(links.c.report_id == report_id)
-            ).scalars().all()  # fmt: skip
-            actions = connection.execute(
-                select(routes.c.actions)
+                .where(links.c.report_id == report.id)
+            ).all()  # fmt: skip
+            routed = connection.execute(
+                select(routes.c.actions, routes.c.at)
                 .join(links, links.c.case_id == routes.c.case_id)
-                .where(links.c.report_id == report_id)
-            ).scalars().all()  # fmt: skip
-        if any(actions):
+                .where(links.c.report_id == report.id)
+            ).all()  # fmt: skip
+        made = utc(report.created_at)
+        if any(actions and utc(at) >= made for actions, at in routed):
             return PublicStatus.ACTION_TAKEN
-        if states and all(state in _ASSESSED for state in states):
+        if states and all(state in _ASSESSED and utc(at) >= made for state, at in states):
             return PublicStatus.ASSESSED
         return PublicStatus.RECEIVED
 
@@ -221,8 +224,7 @@ def record(
     audit.append(connection, ACTOR, "hotline.report", reference,
                  {"reference": reference, "source": source, "urls": len(urls),
                   "cases": case_ids, "joined": joined})  # fmt: skip
-    return Receipt(reference, token, tuple(case_ids), tuple(u.url for u in urls),
-                   tuple(u.url for u, j in zip(urls, joined, strict=True) if j))  # fmt: skip
+    return Receipt(reference, token, tuple(case_ids), tuple(u.url for u in urls))
 
 
 def _new_case(connection: Connection, reported: ReportedUrl, now: datetime) -> int | None:

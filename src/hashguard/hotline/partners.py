@@ -4,7 +4,9 @@ The registry is a TOML file the operator keeps (docs/hotline.md, "Partners and e
 ``examples/hotline-partners.toml``): a ``[[partner]]`` per partner hotline (its name, the
 countries it covers, its hashguard's base URL, the file holding the key we send it), and the
 ``[police]`` and ``[international]`` endpoints. A key file is read when a call is made, never
-logged, and refused when other users can read it.
+logged, and refused when other users can read it. Keys travel as Bearer tokens, so a plain http
+URL is refused unless its host is a loopback address, ``localhost`` or in the hotline's own
+networks (tests, an intranet).
 
 A referral (``POST /v1/hotline/referrals`` on the partner's hashguard) carries the reported URL,
 per item its URL, hashes, labels, legality and the sender's assessment reference, the hosting
@@ -13,6 +15,7 @@ trace and the route's reason: never content, never anything about the reporter.
 side's validation. ``hotline.outbox`` sends them.
 """
 
+import ipaddress
 import json
 import os
 import re
@@ -27,6 +30,7 @@ from urllib.parse import urlsplit
 from hashguard.errors import Invalid, NotFound
 from hashguard.hotline.routing import HostingTrace, Route
 from hashguard.hotline.tomlfile import TomlFile, read
+from hashguard.net.fetch import Network
 from hashguard.signals import get
 
 REFERRALS_PATH: Final = "/v1/hotline/referrals"
@@ -141,9 +145,10 @@ class PartnerRegistry:
                        f"{', '.join(p.name for p in self.partners) or 'none'})")  # fmt: skip
 
 
-def load(path: Path) -> PartnerRegistry:
+def load(path: Path, networks: Sequence[Network] = ()) -> PartnerRegistry:
     """The registry in the TOML file ``path``; key files named relative to it are found beside
-    it. Raises PartnerFileError naming the file and line of what is wrong."""
+    it; plain http only to loopback or ``networks``. Raises PartnerFileError naming the file
+    and line of what is wrong."""
     file = read(path, PartnerFileError)
     unknown = set(file.document) - {"partner", "police", "international"}
     if unknown:
@@ -156,7 +161,7 @@ def load(path: Path) -> PartnerRegistry:
     partners: list[Partner] = []
     covered: dict[str, str] = {}
     for index, entry in enumerate(entries):
-        partner = _partner(file, index, entry)
+        partner = _partner(file, index, entry, networks)
         for code in partner.countries:
             if code in covered:
                 raise PartnerFileError(f"{file.where('partner', index, 'countries')}: {code} "
@@ -166,11 +171,13 @@ def load(path: Path) -> PartnerRegistry:
             raise PartnerFileError(f"{file.where('partner', index, 'name')}: a second partner "
                                    f"called {partner.name!r}")  # fmt: skip
         partners.append(partner)
-    return PartnerRegistry(tuple(partners), _endpoint(file, "police"),
-                           _endpoint(file, "international"))  # fmt: skip
+    return PartnerRegistry(tuple(partners), _endpoint(file, "police", networks),
+                           _endpoint(file, "international", networks))  # fmt: skip
 
 
-def _partner(file: TomlFile, index: int, entry: dict[str, Any]) -> Partner:
+def _partner(
+    file: TomlFile, index: int, entry: dict[str, Any], networks: Sequence[Network]
+) -> Partner:
     def fail(key: str | None, problem: str) -> PartnerFileError:
         return PartnerFileError(f"{file.where('partner', index, key)}: partner {index + 1}: "
                                 f"{problem}")  # fmt: skip
@@ -184,11 +191,11 @@ def _partner(file: TomlFile, index: int, entry: dict[str, Any]) -> Partner:
     for code in countries:
         if not isinstance(code, str) or not _COUNTRY.fullmatch(code):
             raise fail("countries", f"{code!r} is not a country code (two capital letters)")
-    name, url, key_file = _named_url(file, entry, lambda key, problem: fail(key, problem))
+    name, url, key_file = _named_url(file, entry, fail, networks)
     return Partner(name, tuple(countries), url, key_file)
 
 
-def _endpoint(file: TomlFile, table: str) -> Endpoint | None:
+def _endpoint(file: TomlFile, table: str, networks: Sequence[Network]) -> Endpoint | None:
     entry = file.document.get(table)
     if entry is None:
         return None
@@ -201,15 +208,17 @@ def _endpoint(file: TomlFile, table: str) -> Endpoint | None:
     for key in entry:
         if key not in ("name", "url", "key_file"):
             raise fail(key, f"unknown key {key!r} (name, url, key_file)")
-    return Endpoint(*_named_url(file, entry, fail))
+    return Endpoint(*_named_url(file, entry, fail, networks))
 
 
-def _named_url(file: TomlFile, entry: dict[str, Any], fail: Any) -> tuple[str, str, Path | None]:
+def _named_url(
+    file: TomlFile, entry: dict[str, Any], fail: Any, networks: Sequence[Network]
+) -> tuple[str, str, Path | None]:
     name = entry.get("name")
     if not isinstance(name, str) or not _PRINTABLE.fullmatch(name) or len(name) > MAX_TEXT:
         raise fail("name", f"expected name = the organisation's name (1-{MAX_TEXT} characters)")
     url = entry.get("url")
-    problem = _url_problem(url)
+    problem = _url_problem(url) or _clear_text_problem(str(url), networks)
     if problem:
         raise fail("url", f"url: {problem}")
     key_file = entry.get("key_file")
@@ -218,6 +227,27 @@ def _named_url(file: TomlFile, entry: dict[str, Any], fail: Any) -> tuple[str, s
     if not isinstance(key_file, str) or not key_file:
         raise fail("key_file", "expected key_file = the path of the file holding the key")
     return name, str(url), file.path.parent / key_file
+
+
+def _clear_text_problem(url: str, networks: Sequence[Network]) -> str:
+    """Why the key would travel readable to ``url`` ("" when it would not: https, or a host
+    on loopback or in ``networks``)."""
+    parts = urlsplit(url)
+    if parts.scheme == "https":
+        return ""
+    host = parts.hostname or ""
+    if host == "localhost":
+        return ""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        address = None
+    if address is not None and (address.is_loopback or any(address in n for n in networks)):
+        return ""
+    return (
+        f"{url[:80]!r} is plain http: the key would be sent readable; use https (http "
+        "only to loopback or the hotline's own networks)"
+    )
 
 
 def _url_problem(url: Any) -> str:

@@ -2,7 +2,8 @@
 
 ``HotlineSettings`` is what an operator sets (``hashguard serve``'s hotline section, as plain
 values); ``Hotline`` reads the files it names (vocabulary, routing rules, partners, hosters, IP
-databases: each error names its file and line, before anything starts) and builds the parts:
+databases: each error names its file and line, before anything starts; a vocabulary without
+legality rules for the hotline's country is refused too) and builds the parts:
 the crawler's fetcher (any public host, redirects across hosts checked again, through the
 configured resolver), the tracer, intake, the desk's reads, triage, assessment, referrals and
 the pipeline. ``start()`` runs the pipeline's workers and outbox; ``report()`` wakes them.
@@ -82,8 +83,13 @@ class Hotline:
         # The operator's files, read now: a mistake stops the start with its file and line.
         self.vocabulary = (vocabulary.load(settings.vocabulary) if settings.vocabulary
                            else vocabulary.default())  # fmt: skip
+        if self.country not in self.vocabulary.rules:  # else nothing would be illegal at home
+            name = settings.vocabulary or "the built-in vocabulary"
+            raise vocabulary.VocabularyError(
+                f"{name} has no legality rules for {self.country}, the hotline's country: "
+                'add them (docs/formats.md, "Hotline vocabulary")')  # fmt: skip
         self.rules = routing.load_rules(settings.routing) if settings.routing else routing.DEFAULT
-        self.partners = (partners.load(settings.partners) if settings.partners
+        self.partners = (partners.load(settings.partners, settings.networks) if settings.partners
                          else partners.PartnerRegistry())  # fmt: skip
         self.hosters = (hosters.load(settings.hosters) if settings.hosters
                         else hosters.HosterRegistry())  # fmt: skip

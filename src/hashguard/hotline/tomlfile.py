@@ -1,6 +1,6 @@
-"""A TOML file the hotline is configured by (its vocabulary, routing rules, partners), read with
-the lines its tables and keys are on, so an error names the file and the line: tomllib gives
-lines for syntax errors only, so the rest are found in the text."""
+"""A TOML file the hotline is configured by (its vocabulary, routing rules, partners, hosters),
+read with the lines its tables and keys are on, so an error names the file and the line:
+tomllib gives lines for syntax errors only, so the rest are found in the text."""
 
 import re
 import tomllib

@@ -41,7 +41,7 @@ DEFAULT_CDN_DOMAINS: Final = (
 
 
 @dataclass(frozen=True, slots=True)
-class AddressInfo:
+class TracedAddress:
     """One address of the host: what the databases and the registry say of it."""
 
     address: str
@@ -67,7 +67,7 @@ class Trace:
     host: str
     at: datetime
     dns: Resolution
-    addresses: tuple[AddressInfo, ...]
+    addresses: tuple[TracedAddress, ...]
     hoster: Hoster | None  # the hoster of the first address the registry knows
     country: str | None  # the hoster's country, else the first address's
     cdn: bool  # behind a CDN: by AS number, anycast flag, registry or CNAME
@@ -150,7 +150,7 @@ class Tracer:
             unresolved=tuple(dict.fromkeys(unresolved)),
         )
 
-    def _address(self, address: str, unresolved: list[str]) -> AddressInfo:
+    def _address(self, address: str, unresolved: list[str]) -> TracedAddress:
         records: list[IpRecord] = []
         for database in self.databases:
             try:
@@ -175,7 +175,7 @@ class Tracer:
                               else f"no hoster in the registry for {address}")  # fmt: skip
         cdn = anycast or asn in self.cdn_asns or (hoster is not None and hoster.cdn)
         name = None if hoster is None else hoster.name
-        return AddressInfo(address, network, asn, as_name, country, anycast, cdn, name)
+        return TracedAddress(address, network, asn, as_name, country, anycast, cdn, name)
 
 
 def _under(name: str, domains: Sequence[str]) -> bool:

@@ -149,8 +149,10 @@ class Triage:
 
     def _verdict(self, matches: Sequence[Match]) -> Verdict:
         # The closest assessment first (an exact copy before a near one), illegal before not
-        # illegal at equal distance; then the known lists.
-        ours = sorted((m for m in matches if m.list in self.hotline_lists),
+        # illegal at equal distance; then the known lists. Not illegal decides only an exact
+        # copy: a near match may be the same picture with what makes it illegal added.
+        ours = sorted((m for m in matches if m.list == self.illegal_list
+                       or (m.list == self.not_illegal_list and m.distance == 0)),
                       key=lambda m: (m.distance, m.list != self.illegal_list, m.entry))  # fmt: skip
         for match in ours:
             assessment = self._assessment(match)

@@ -9,8 +9,9 @@ intranet), a name that is never public (``localhost``, ``.local``, ``.internal``
 accept (``127.1``, ``0x7f000001``) are read as browsers read them, so they cannot slip past.
 
 The normal form: scheme and host in lower case, an international name in its ASCII (punycode)
-form as browsers write it (UTS 46), no trailing dot, no default port, no fragment, "/" for an
-empty path, percent-escapes of unreserved characters decoded and the others upper-cased, spaces
+form as browsers write it (UTS 46), an IPv4-mapped IPv6 address as the IPv4 address it is, no
+trailing dot, no default port, no fragment, "/" for an empty path, "." and ".." segments resolved
+(RFC 3986), percent-escapes of unreserved characters decoded and the others upper-cased, spaces
 and other characters outside ASCII percent-encoded; the query otherwise kept as it is (its order
 matters to some sites).
 """
@@ -25,9 +26,7 @@ from typing import Final
 import idna
 
 from hashguard.errors import Invalid
-from hashguard.net.fetch import Network
-
-Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+from hashguard.net.fetch import Address, Network, is_public, unmapped
 
 MAX_LENGTH: Final = 2048
 SCHEMES: Final = {"http": 80, "https": 443}
@@ -75,7 +74,8 @@ def _check(url: str, networks: Sequence[Network], name: str) -> ReportedUrl:
     host_text, port = _host_and_port(authority, scheme, shown)
     host, written = _host(host_text, shown, networks)
     path, _, query = after.partition("#")[0].partition("?")
-    normal = f"{scheme}://{written}{'' if port is None else f':{port}'}{_escaped(path) or '/'}"
+    normal = f"{scheme}://{written}{'' if port is None else f':{port}'}"
+    normal += _without_dot_segments(_escaped(path)) or "/"
     if query:
         normal += "?" + _escaped(query)
     if len(normal) > MAX_LENGTH:
@@ -148,10 +148,12 @@ def _host(text: str, shown: str, networks: Sequence[Network]) -> tuple[str, str]
     Raises InvalidUrl for a host that is not public or not a host at all."""
     if text.startswith("["):
         try:
-            address: Address = ipaddress.IPv6Address(text[1:-1])
+            address = unmapped(ipaddress.IPv6Address(text[1:-1]))
         except ValueError:
             raise InvalidUrl(f"{shown} has {text!r}: not an IPv6 address") from None
         _public(address, shown, networks)
+        if isinstance(address, ipaddress.IPv4Address):  # IPv4-mapped: the IPv4 address it is
+            return str(address), str(address)
         return str(address), f"[{address}]"
     name = text.removesuffix(".")
     if name.isascii():
@@ -206,11 +208,28 @@ def _number(label: str) -> int | None:
 
 
 def _public(address: Address, shown: str, networks: Sequence[Network]) -> None:
-    if any(address in network for network in networks):
-        return
-    if not address.is_global or address.is_multicast:
+    if not is_public(address, networks):
         raise InvalidUrl(f"{shown} names address {address}, which is not public: a hotline "
                          "can only look at pages anyone on the internet can reach")  # fmt: skip
+
+
+def _without_dot_segments(path: str) -> str:
+    """``path`` (empty or starting with "/") with its "." and ".." segments resolved as a
+    browser does (RFC 3986, 5.2.4): ``/a/./b/../c`` is ``/a/c``."""
+    if not path:
+        return path
+    segments = path.split("/")[1:]
+    kept: list[str] = []
+    for segment in segments:
+        if segment == "..":
+            if kept:
+                kept.pop()
+        elif segment != ".":
+            kept.append(segment)
+    resolved = "/" + "/".join(kept)
+    if segments[-1] in (".", "..") and not resolved.endswith("/"):
+        resolved += "/"
+    return resolved
 
 
 def _escaped(text: str) -> str:

@@ -82,12 +82,35 @@ class _Answer:
     body: bytes
 
 
-# IPv6 prefixes that carry an IPv4 address a gateway may reach: NAT64 (RFC 6052, 8215), 6to4,
-# Teredo, and the deprecated IPv4-compatible form. Refused unless the operator names them.
-_EMBEDDING: Final = tuple(
+Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# IPv6 prefixes that are not public though ``is_global`` may say so, or that carry an IPv4
+# address a gateway may reach: NAT64 (RFC 6052, 8215), 6to4, Teredo, the deprecated
+# IPv4-compatible form, SIIT's IPv4-translated form (RFC 6145) and the deprecated site-local
+# networks (RFC 3879). Refused unless the operator names them.
+_NOT_PUBLIC: Final = tuple(
     ipaddress.ip_network(n) for n in ("64:ff9b::/96", "64:ff9b:1::/48", "2002::/16", "2001::/32",
-                                      "::/96")
+                                      "::/96", "::ffff:0:0:0/96", "fec0::/10")
 )  # fmt: skip
+
+
+def unmapped(address: Address) -> Address:
+    """``address``, or the IPv4 address it is when it is IPv4-mapped (``::ffff:1.2.3.4``)."""
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def is_public(address: Address, networks: Sequence[Network] = ()) -> bool:
+    """Whether ``address`` may be reached: in one of ``networks`` (which the operator names),
+    or public (not private, loopback, link-local, multicast, reserved, nor an IPv6 form that
+    embeds an IPv4 address). The one check of the fetcher and of the hotline's reported URLs."""
+    address = unmapped(address)
+    if any(address in network for network in networks):
+        return True
+    if isinstance(address, ipaddress.IPv6Address) and any(address in n for n in _NOT_PUBLIC):
+        return False
+    return address.is_global and not address.is_multicast
 
 
 def _resolve(host: str, port: int, timeout: float) -> list[str]:
@@ -218,15 +241,8 @@ class UrlFetcher:
         if not addresses:
             raise FetchRefused(f"{host} resolves to no address", reason="unresolvable")
         for text in addresses:
-            address = ipaddress.ip_address(text.split("%")[0])
-            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-                address = address.ipv4_mapped
-            if any(address in network for network in self.networks):
-                continue
-            embeds = isinstance(address, ipaddress.IPv6Address) and any(
-                address in prefix for prefix in _EMBEDDING
-            )
-            if embeds or not address.is_global or address.is_multicast:
+            address = unmapped(ipaddress.ip_address(text.split("%")[0]))
+            if not is_public(address, self.networks):
                 raise FetchRefused(
                     f"{host} resolves to {address}, a private, loopback, link-local or reserved "
                     "address: not fetched",

@@ -4,9 +4,10 @@ running keeps it.
 
 What is kept and why (``PURPOSES``, recorded with every purge): detections with their votes,
 actions, notices and complaints (review, action, redress and reports), the match log (evidence
-of what was answered), webhook calls (delivery of actions and notices to the service). A
-hotline report's contact, the only personal data a report holds, is cleared when due; the report
-stays, as the record of what was reported. Counts for the transparency report carry no personal
+of what was answered), webhook calls (delivery of actions and notices to the service). What a
+hotline reporter gave of themselves (the contact, the description and where the URLs were seen:
+free text that may say who they are) is cleared when due; the report stays, as the record of
+what was reported. Counts for the transparency report carry no personal
 data and are not purged.
 """
 
@@ -33,7 +34,8 @@ PURPOSES: Final = {
     "detections": "human review, then the actions, reports and redress that follow from it",
     "match_log": "evidence of each match answered, for audits and complaints",
     "webhook_outbox": "delivering actions and notices to the service, and proof of delivery",
-    "hotline_contacts": "asking the reporter about a hotline report, while it is handled",
+    "hotline_reports": "asking the reporter about a hotline report and reading what they wrote "
+    "of it, while it is handled",
 }
 HOTLINE_REPORT: Final = "hotline-report"  # a report's purpose once it holds no contact
 
@@ -44,11 +46,11 @@ class Purged:
     matches: int
     webhook_calls: int
     held: int  # due, but kept by a legal hold or an open complaint
-    hotline_contacts: int  # reporters' contacts cleared
+    hotline_reports: int  # reports cleared of the reporter's contact and text
 
     @property
     def total(self) -> int:
-        return len(self.detections) + self.matches + self.webhook_calls + self.hotline_contacts
+        return len(self.detections) + self.matches + self.webhook_calls + self.hotline_reports
 
 
 def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard purge") -> Purged:
@@ -73,7 +75,9 @@ def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard p
     finished = or_(outbox.c.delivered_at.is_not(None), outbox.c.attempts >= MAX_ATTEMPTS)
     call_due = and_(outbox.c.retain_until <= now, finished)
     reports = HotlineReportRow.__table__
-    contact_due = and_(reports.c.contact.is_not(None), reports.c.retain_until <= now)
+    reporter_text = or_(reports.c.contact.is_not(None), reports.c.description != "",
+                        reports.c.seen_where != "")  # fmt: skip
+    report_due = and_(reporter_text, reports.c.retain_until <= now)
     with engine.begin() as connection:
         gone = [r.id for r in connection.execute(select(detections.c.id).where(due, ~kept))]
         held = len(connection.execute(select(detections.c.id).where(due, kept)).all())
@@ -81,13 +85,14 @@ def purge(engine: Engine, now: datetime | None = None, actor: str = "hashguard p
             delete_detection(connection, ident)
         match_count = connection.execute(delete(MatchRow).where(match_due)).rowcount
         call_count = connection.execute(delete(WebhookRow).where(call_due)).rowcount
-        contacts = connection.execute(
-            update(HotlineReportRow).where(contact_due).values(contact=None, purpose=HOTLINE_REPORT)
-        ).rowcount
-        purged = Purged(gone, match_count, call_count, held, contacts)
+        cleared = connection.execute(
+            update(HotlineReportRow).where(report_due)
+            .values(contact=None, description="", seen_where="", purpose=HOTLINE_REPORT)
+        ).rowcount  # fmt: skip
+        purged = Purged(gone, match_count, call_count, held, cleared)
         if purged.total or held:
             audit.append(connection, actor, "retention.purge", "retention",
                          {"purposes": PURPOSES, "detections": gone, "matches": match_count,
                           "webhook_calls": call_count, "held": held,
-                          "hotline_contacts": contacts, "at": now.isoformat()})  # fmt: skip
+                          "hotline_reports": cleared, "at": now.isoformat()})  # fmt: skip
     return purged

@@ -13,7 +13,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -165,21 +165,34 @@ class ListStore:
 
     # --- changes ----------------------------------------------------------------------------
 
-    def apply(self, name: str, records: Iterable[Record], actor: str = "") -> ImportSummary:
-        """Append the changes ``records`` call for, in one transaction.
+    def apply(
+        self,
+        name: str,
+        records: Iterable[Record],
+        actor: str = "",
+        connection: Connection | None = None,
+    ) -> ImportSummary:
+        """Append the changes ``records`` call for, in one transaction (the caller's, when
+        ``connection`` is given: it commits or rolls back the changes with its own, then calls
+        ``committed``).
 
         A submission of a value the list lacks adds an entry; of one it holds, merges labels and
         sources (reviving it if deleted). A tombstone deletes or delists. Records that change
         nothing append nothing. An exception from ``records`` (a parse error) or a ListError
         rolls the whole import back.
         """
-        with collector_paused(), self._session() as session, session.begin():
+        opened = self._session() if connection is None else self._joining(connection)
+        with collector_paused(), opened as session, session.begin():
             row = self._row(session, name, for_update=True)
             before = row.version
             summary = import_records(session, row, records, actor, self.dialect)
             if summary.version != before:
                 audit.append(session.connection(), actor, "list.import", name, summary.counts())
         return summary
+
+    def committed(self) -> None:
+        """Told by a caller whose transaction holding ``apply(..., connection)`` committed: a
+        store that keeps a matcher current takes the changes in (here nothing)."""
 
     def change(
         self,
@@ -318,6 +331,12 @@ class ListStore:
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
+
+    def _joining(self, connection: Connection) -> Session:
+        """A session in ``connection``'s transaction: its commit leaves the transaction to
+        the caller; a failure rolls the caller's transaction back."""
+        return Session(connection, expire_on_commit=False,
+                       join_transaction_mode="rollback_only")  # fmt: skip
 
     def _row(self, session: Session, name: str, for_update: bool = False) -> HashListRow:
         """The list's row; with ``for_update``, the transaction first takes the write lock (a

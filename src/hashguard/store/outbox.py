@@ -2,7 +2,8 @@
 failure. A table is an outbox when it has the columns ``id``, ``attempts``,
 ``next_attempt_at``, ``delivered_at`` and ``last_error`` (the victims' hotline referrals, the
 hotline's referrals and reports); ``deliver_due`` attempts its due rows with the sender given
-and records each outcome, the reason of every failure included."""
+and records each outcome, the reason of every failure included. Each row is claimed before it
+is sent, so that several instances sharing the database send it once."""
 
 import logging
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from hashguard.store.tables import Base
 
 FIRST_RETRY: Final = 2.0  # seconds; doubled after each failure, at most an hour
 LONGEST_RETRY: Final = 3600.0
+CLAIM: Final = timedelta(minutes=5)  # a claimed row is due again if its sender died meanwhile
 
 Send = Callable[[Row[Any]], str | None]
 """Sends one row; None when it was delivered, else why not (a sentence for operators)."""
@@ -39,7 +41,8 @@ def deliver_due(
     """Attempt every undelivered row of the outbox ``rows`` due at ``now`` (and meeting
     ``where``), at most ``limit``, oldest first: one ``send`` each, the outcome written at once
     (delivered, or the attempt counted, the reason kept and the next attempt put off by
-    ``retry_delay``).
+    ``retry_delay``). A row is first claimed (its next attempt put off by ``CLAIM`` where it
+    still holds the value read); a row another instance claimed meanwhile is left to it.
     Each failure is logged as ``what(row)`` with its reason. The number delivered."""
     table = rows.__table__
     with engine.connect() as connection:
@@ -51,6 +54,8 @@ def deliver_due(
         ).all()
     delivered = 0
     for row in due:
+        if not _claimed(engine, table, row, now + CLAIM):
+            continue
         error = send(row)
         attempts = row.attempts + 1
         if error is None:
@@ -65,3 +70,16 @@ def deliver_due(
         with engine.begin() as connection:
             connection.execute(update(rows).where(table.c.id == row.id).values(values))
     return delivered
+
+
+def _claimed(engine: Engine, table: Any, row: Row[Any], until: datetime) -> bool:
+    """Whether this instance claimed ``row`` (no one changed it since it was read)."""
+    with engine.begin() as connection:
+        claimed = connection.execute(
+            update(table)
+            .where(table.c.id == row.id, table.c.delivered_at.is_(None),
+                   table.c.attempts == row.attempts,
+                   table.c.next_attempt_at == row.next_attempt_at)
+            .values(next_attempt_at=until)
+        )  # fmt: skip
+    return claimed.rowcount == 1

@@ -124,13 +124,8 @@ async def send_report(
         if language == "en":
             return _form(request, lang, 400, values=typed, error=str(error))
         return _form(request, lang, 400, values=typed, error="", detail=str(error))
-    joined = len(receipt.joined)
-    said = ""
-    if joined:
-        key = "joined_one" if joined == 1 else "joined"
-        said = words[key].format(count=joined)
     return _page(request, "report/received.html", lang, 201,
-                 reference=receipt.reference, token=receipt.token, joined=said)  # fmt: skip
+                 reference=receipt.reference, token=receipt.token)  # fmt: skip
 
 
 @router.get("/report/status")

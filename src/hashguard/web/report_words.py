@@ -51,10 +51,6 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "material is illegal, we ask the company that hosts it to remove it and tell the "
         "police; if it is hosted in another country, we pass it to the hotline there.",
         "report_more": "Report another web address",
-        "joined": "Someone reported {count} of these addresses before you. Thank you for "
-        "reporting them again.",
-        "joined_one": "Someone reported one of these addresses before you. Thank you for "
-        "reporting it again.",
         "status_title": "Follow a report",
         "status_intro": "Enter the status code you were given when you sent the report. We "
         "only say how far the report has got: never what was found or where.",
@@ -118,10 +114,6 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "melden we het bij de politie; staat het in een ander land, dan geven we het door aan "
         "het meldpunt daar.",
         "report_more": "Meld nog een webadres",
-        "joined": "{count} van deze adressen waren al eerder gemeld. Dank je dat je ze "
-        "opnieuw meldt.",
-        "joined_one": "Eén van deze adressen was al eerder gemeld. Dank je dat je het "
-        "opnieuw meldt.",
         "status_title": "Volg een melding",
         "status_intro": "Vul de statuscode in die je kreeg toen je de melding verstuurde. We "
         "zeggen alleen hoe ver de melding is: nooit wat er is gevonden of waar.",
