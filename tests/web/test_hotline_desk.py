@@ -67,7 +67,8 @@ def hotline(database_url: str, *options: str) -> Any:
 
 
 def reported(server: Server, engine: Engine, *urls: str) -> list[int]:
-    """Report ``urls`` on the public page; the ids of the items queued from them once crawled."""
+    """Report ``urls`` on the public page; the ids of the items queued from them once crawled,
+    in the order of ``urls`` (each in its normal form)."""
     answer = server.client.post(
         "/report", data={"urls": "\n".join(urls), "seen_where": "a forum", "contact": CONTACT}
     )
@@ -82,13 +83,14 @@ def reported(server: Server, engine: Engine, *urls: str) -> list[int]:
 
     assert eventually(crawled, 60.0), "the hotline never crawled every reported page"
     with engine.connect() as connection:
-        return list(
-            connection.execute(
-                select(items.c.id)
-                .where(items.c.state == ItemState.QUEUED.value)
-                .order_by(items.c.id)
-            ).scalars()
-        )
+        queued = connection.execute(
+            select(items.c.id, cases.c.url)
+            .join(cases, cases.c.id == items.c.case_id)
+            .where(items.c.state == ItemState.QUEUED.value)
+        ).all()
+    # the page order of ``urls``, then the page's own order (two crawlers take the pages in any
+    # order, so item ids alone do not say which page an item came from)
+    return [row.id for row in sorted(queued, key=lambda row: (urls.index(row.url), row.id))]
 
 
 def sign_in(browser: Any, server: Server, token: str, lands: str) -> Any:
