@@ -775,7 +775,11 @@ class HotlineReceipt(BaseModel):
     never said."""
 
     model_config = _example(
-        {"reference": _REFERENCE, "token": "q3T9w0cV...", "urls": ["https://site.example/a"]}
+        {
+            "reference": _REFERENCE,
+            "token": "7KQ2M-9XH4D-ZP0RA-3C8VT-MWJ6E",
+            "urls": ["https://site.example/a"],
+        }
     )
     reference: str
     token: str

@@ -199,7 +199,7 @@ def record(
     report, each URL's case (made in state ``new`` unless one holds the URL) and the audit
     event "hotline.report"; its receipt. For a partner's referral too (``source``
     partner:NAME with its ``partner_reference``)."""
-    reference, token = new_reference(), secrets.token_urlsafe(32)
+    reference, token = new_reference(), new_token()
     report_id = int(connection.execute(insert(HotlineReportRow).values(
         reference=reference, token_digest=token_digest(token), source=source,
         partner_reference=partner_reference, seen_where=seen_where, description=description,
@@ -264,11 +264,24 @@ def _reopen(connection: Connection, case_id: int, now: datetime) -> None:
     )  # fmt: skip
 
 
+_MISREAD: Final = str.maketrans({"O": "0", "I": "1", "L": "1"})
+
+
 def new_reference() -> str:
     """A report's reference: "HR-" and 12 characters of Crockford base32 (60 random bits)."""
     return "HR-" + "".join(secrets.choice(_ALPHABET) for _ in range(_REFERENCE_LENGTH))
 
 
+def new_token() -> str:
+    """A status token a person can write down and type: 25 characters of Crockford base32
+    (125 random bits) in groups of five, e.g. "7KQ2M-..."."""
+    drawn = "".join(secrets.choice(_ALPHABET) for _ in range(25))
+    return "-".join(drawn[i : i + 5] for i in range(0, 25, 5))
+
+
 def token_digest(token: str) -> str:
-    """What a report is found by: the SHA-256 (hex) of its status token."""
-    return hashlib.sha256(token.encode("utf-8", "replace")).hexdigest()
+    """What a report is found by: the SHA-256 (hex) of its status token as typed, read as
+    Crockford base32 reads it (case, spaces and dashes ignored; O as 0, I and L as 1)."""
+    typed = "".join(token.split()).replace("-", "").upper()
+    typed = typed.translate(_MISREAD)
+    return hashlib.sha256(typed.encode("utf-8", "replace")).hexdigest()
