@@ -40,7 +40,6 @@ import multiprocessing
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -80,7 +79,7 @@ from hashguard.store.tables import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from service import wrk
+from service import Server, wrk
 
 HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
 LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
@@ -204,32 +203,10 @@ def website(directory: Path) -> Iterator[str]:
 # --- (1) intake ----------------------------------------------------------------------------
 
 
-class Service:
+def hotline_service(database: str, port: int) -> Server:
     """``hashguard serve`` with the hotline on, as its own process."""
-
-    def __init__(self, database: str, port: int) -> None:
-        self.base = f"http://127.0.0.1:{port}"
-        self.process = subprocess.Popen(
-            [HASHGUARD, "serve", "--port", str(port), "--database-url", database,
-             "--hotline-country", "NL", "--hotline-reports-per-hour", "1000000000",
-             "--hotline-network", "127.0.0.0/8"],
-            text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.loaded = threading.Event()
-        self.lines: list[str] = []
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.append(line)
-            if "lists loaded" in line:
-                self.loaded.set()
-        self.loaded.set()
-
-    def stop(self) -> None:
-        self.process.terminate()
-        self.process.wait(60)
+    return Server(database, port, "--hotline-country", "NL", "--hotline-reports-per-hour",
+                  "1000000000", "--hotline-network", "127.0.0.0/8")  # fmt: skip
 
 
 def cases_by_state(engine: Engine) -> Counter[str]:
@@ -244,7 +221,7 @@ def intake_over_http(scratch: Path, seconds: int) -> tuple[dict[str, float], Cou
     database = f"sqlite:///{scratch / 'intake-http.db'}"
     open_engine(database).dispose()  # the schema, before the server starts
     closed = free_port()
-    service = Service(database, free_port())
+    service = hotline_service(database, free_port())
     service.loaded.wait()
     if service.process.poll() is not None:
         raise SystemExit("the server did not start:\n" + "".join(service.lines))

@@ -154,11 +154,14 @@ def build(
 
 
 class Server:
-    def __init__(self, url: str, port: int) -> None:
+    """``hashguard serve`` on ``port`` over the database ``url`` (with ``options``), its own
+    process; ``loaded`` is set once its lists are."""
+
+    def __init__(self, url: str, port: int, *options: str) -> None:
         self.base = f"http://127.0.0.1:{port}"
         env = {**os.environ, "HASHGUARD_DATABASE_URL": url}
         self.process = subprocess.Popen(
-            [HASHGUARD, "serve", "--port", str(port)], env=env, text=True,
+            [HASHGUARD, "serve", "--port", str(port), *options], env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.loaded = threading.Event()
