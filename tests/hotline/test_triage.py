@@ -8,7 +8,7 @@ from sqlalchemy import Engine
 
 from hashguard.hotline.assessment import Assessments
 from hashguard.hotline.model import ItemState
-from hashguard.hotline.triage import CurrentMatcher, Triage, labels_of
+from hashguard.hotline.triage import NOT_ILLEGAL_NEAR, CurrentMatcher, Triage, labels_of
 from hashguard.hotline.vocabulary import default
 from hashguard.lists.model import Category, Provenance, Source
 from hashguard.lists.records import Submission
@@ -86,9 +86,18 @@ def test_an_image_assessed_not_illegal_is_triaged_as_not_illegal(
     assert set(verdict.legality.values()) == {"not-illegal"}
 
 
-def test_a_near_copy_of_an_image_assessed_not_illegal_stays_queued(
+def flipped(pdq: str, bits: int) -> str:
+    """``pdq`` with its first ``bits`` bits flipped (a copy that far off)."""
+    value = int(pdq, 16) ^ (((1 << bits) - 1) << (256 - bits))
+    return f"{value:064x}"
+
+
+def test_only_a_close_copy_of_an_image_assessed_not_illegal_is_decided(
     engine: Engine, lists: ListStore
 ) -> None:
+    """Within NOT_ILLEGAL_NEAR bits (re-encodings, resizes) a copy takes the not-illegal
+    assessment; farther, though within the matching threshold, it waits for an analyst (it may
+    be the picture with something added)."""
     triage = triage_of(lists)
     desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
     case = new_case(engine, "https://site-a.test/page")
@@ -96,9 +105,23 @@ def test_a_near_copy_of_an_image_assessed_not_illegal_stays_queued(
     desk.assess(queued_item(engine, case, "https://site-a.test/a.jpg", picture), NOT_ILLEGAL, "ana")
     near = hashes_of(jpeg(8, quality=35))  # re-encoded: other digests, a near PDQ
     assert near["pdq"] != picture["pdq"] and near["sha256"] != picture["sha256"]
-    assert triage.decide(near).state is ItemState.QUEUED
-    same_pdq = {"pdq": picture["pdq"]}  # PDQ distance 0 decides, as an exact copy does
-    assert triage.decide(same_pdq).triage["list"] == "hotline-not-illegal"
+    assert triage.decide(near).triage["list"] == "hotline-not-illegal"
+    close = {"pdq": flipped(picture["pdq"], NOT_ILLEGAL_NEAR)}
+    assert triage.decide(close).triage["list"] == "hotline-not-illegal"
+    farther = {"pdq": flipped(picture["pdq"], NOT_ILLEGAL_NEAR + 1)}
+    assert triage.decide(farther).state is ItemState.QUEUED
+
+
+def test_a_copy_farther_off_of_an_image_assessed_illegal_is_still_decided(
+    engine: Engine, lists: ListStore
+) -> None:
+    triage = triage_of(lists)
+    desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
+    case = new_case(engine, "https://site-a.test/page")
+    picture = hashes_of(jpeg(8))
+    desk.assess(queued_item(engine, case, "https://site-a.test/a.jpg", picture), BASELINE, "ana")
+    farther = {"pdq": flipped(picture["pdq"], 28)}
+    assert triage.decide(farther).triage["list"] == "hotline-illegal"
 
 
 def test_a_known_list_decides_an_item_with_its_labels(engine: Engine, lists: ListStore) -> None:

@@ -42,6 +42,11 @@ from hashguard.store.tables import HotlineAssessmentRow, HotlineItemRow
 ACTOR: Final = "hotline"
 REFERENCE: Final = "assessment:"  # the source reference of a hotline list's entry: assessment:ID
 
+# How close (PDQ bits) a copy of an item assessed not illegal must be to be decided without an
+# analyst: half the matching threshold. Re-encodings and resizes stay within it (bench/hotline.py
+# measures them at 0-14 bits); a picture with something added to it moves further.
+NOT_ILLEGAL_NEAR: Final = 16
+
 Legality = Callable[[Mapping[str, str]], Mapping[str, str]]
 
 
@@ -149,10 +154,11 @@ class Triage:
 
     def _verdict(self, matches: Sequence[Match]) -> Verdict:
         # The closest assessment first (an exact copy before a near one), illegal before not
-        # illegal at equal distance; then the known lists. Not illegal decides only an exact
-        # copy: a near match may be the same picture with what makes it illegal added.
+        # illegal at equal distance; then the known lists. Not illegal decides only a close
+        # copy (NOT_ILLEGAL_NEAR): farther off, it may be the picture with something added.
         ours = sorted((m for m in matches if m.list == self.illegal_list
-                       or (m.list == self.not_illegal_list and m.distance == 0)),
+                       or (m.list == self.not_illegal_list
+                           and m.distance <= NOT_ILLEGAL_NEAR)),
                       key=lambda m: (m.distance, m.list != self.illegal_list, m.entry))  # fmt: skip
         for match in ours:
             assessment = self._assessment(match)
