@@ -59,3 +59,7 @@ def kind_of(error: BaseException) -> type[HashguardError] | None:
     """The kind ``error`` is mapped by, or None for an error hashguard did not raise on
     purpose (a bug)."""
     return next((kind for kind in KINDS if isinstance(error, kind)), None)
+
+
+# The largest id input may name: ids, versions and sequence numbers fit in 64 bits.
+MAX_ID = 2**63 - 1

@@ -17,6 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from hashguard.hotline.intake import Intake
+from hashguard.store import audit
 from hashguard.store.database import open_engine
 
 from support.dns import DnsServer, dns_server, free_udp_port
@@ -387,6 +388,20 @@ def test_four_eyes_as_configured(items: tuple[Path, list[int]]) -> None:
     assert "by alice and bob" in ran.stdout
 
 
+def test_four_eyes_the_service_was_started_with_hold_here_too(
+    items: tuple[Path, list[int]], scratch: Path
+) -> None:
+    """A deployment's four eyes are what `serve` last started with (its recorded
+    configuration): an assessment from the command line without the flag needs them too."""
+    path, (item, _) = items
+    engine = engine_of(scratch)
+    with engine.begin() as connection:
+        audit.append(connection, "hashguard serve", "service.configuration", "service",
+                     {"hotline": {"hotline_four_eyes": True}})  # fmt: skip
+    ran = assess(path, item, "--analyst", "alice")
+    assert ran.returncode == 0 and f"item {item}: pending" in ran.stdout
+
+
 def test_without_a_country_or_with_a_bad_file_the_hotline_cannot_run(
     items: tuple[Path, list[int]], scratch: Path
 ) -> None:
@@ -409,6 +424,9 @@ def test_an_unknown_case_is_one_line(items: tuple[Path, list[int]]) -> None:
     path, _ = items
     said = one_error(hashguard("hotline", "case", "999", "--config", str(path)))
     assert said == "no hotline case 999"
+    too_large = hashguard("hotline", "case", "9" * 20, "--config", str(path))
+    assert too_large.returncode == 2 and "Traceback" not in too_large.stderr
+    assert "range" in too_large.stderr and "Traceback" not in too_large.stdout
 
 
 # --- config check ---------------------------------------------------------------------------

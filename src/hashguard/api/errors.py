@@ -30,8 +30,6 @@ STATUS: Final[dict[type[HashguardError], int]] = {
     errors.Unavailable: 503, errors.Invalid: 400,
 }  # fmt: skip
 
-MAX_ID = 2**63 - 1  # ids, versions and sequence numbers fit in 64 bits
-
 # HMA's routes answer errors as {"message": ...}, the shape its clients read.
 HMA_PREFIXES = ("/h/", "/m/", "/c/")
 

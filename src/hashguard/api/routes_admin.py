@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, unscoped
-from hashguard.api.errors import MAX_ID, ApiError
+from hashguard.api.errors import ApiError
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
@@ -23,6 +23,7 @@ from hashguard.api.schemas import (
     NewKeyShown,
     refusals,
 )
+from hashguard.errors import MAX_ID
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
 

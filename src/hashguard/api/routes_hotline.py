@@ -17,7 +17,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, analyst, partner
-from hashguard.api.errors import MAX_ID, ApiError, too_many
+from hashguard.api.errors import ApiError, too_many
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
@@ -35,7 +35,7 @@ from hashguard.api.schemas import (
     HotlineVocabulary,
     refusals,
 )
-from hashguard.errors import HashguardError
+from hashguard.errors import MAX_ID, HashguardError
 from hashguard.hotline import urls
 from hashguard.hotline.cases import CaseShown, ItemShown
 from hashguard.hotline.model import ItemState

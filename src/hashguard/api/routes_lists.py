@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, check_lists, partner, visible
-from hashguard.api.errors import MAX_ID, ApiError
+from hashguard.api.errors import ApiError
 from hashguard.api.jobs import ImportJob, ReleaseJob
 from hashguard.api.matching import VALUE_LENGTH, ListedSignal, service_of
 from hashguard.api.schemas import (
@@ -29,6 +29,7 @@ from hashguard.api.schemas import (
     refusals,
 )
 from hashguard.api.service import Service
+from hashguard.errors import MAX_ID
 from hashguard.lists.model import (
     Category,
     Change,

@@ -14,7 +14,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api import safeguards
 from hashguard.api.auth import actor, allow, unscoped
-from hashguard.api.errors import MAX_ID, ApiError
+from hashguard.api.errors import ApiError
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
@@ -35,7 +35,7 @@ from hashguard.api.schemas import (
     refusals,
 )
 from hashguard.api.service import Service
-from hashguard.errors import HashguardError
+from hashguard.errors import MAX_ID, HashguardError
 from hashguard.legal.profiles import DEFAULT
 from hashguard.redress.complaints import Complaint
 from hashguard.reports.eu import Circumstances

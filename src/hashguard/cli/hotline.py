@@ -19,6 +19,7 @@ import typer
 from hashguard.api.settings import SETTINGS
 from hashguard.cli.common import ExitCode, fail
 from hashguard.cli.settings import with_settings
+from hashguard.errors import MAX_ID
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -99,7 +100,9 @@ def reports(
 @hotline_settings
 def case(
     configuration: "Configuration",
-    case_id: Annotated[int, typer.Argument(metavar="ID", help="The case's number.")],
+    case_id: Annotated[
+        int, typer.Argument(metavar="ID", help="The case's number.", min=1, max=MAX_ID)
+    ],
 ) -> None:
     """One case: its reports, fetches, items, trace, route, notices and outbox.
 
@@ -138,7 +141,9 @@ def queue(
 @hotline_settings
 def assess(
     configuration: "Configuration",
-    item_id: Annotated[int, typer.Argument(metavar="ITEM", help="The item's number.")],
+    item_id: Annotated[
+        int, typer.Argument(metavar="ITEM", help="The item's number.", min=1, max=MAX_ID)
+    ],
     labels: Annotated[
         list[str],
         typer.Option(
@@ -359,18 +364,28 @@ def _db(read: Callable[[], T]) -> T:
 
 def _hotline(settings: "ServiceSettings") -> "Hotline":
     """The hotline as `hashguard serve` builds it (its files read: each error names its file
-    and line, exit status 2), on the database; its pipeline's workers are not started."""
+    and line, exit status 2), on the database; its pipeline's workers are not started.
+
+    Four eyes hold for the deployment: when the service last started with them (its recorded
+    configuration), an assessment made here needs them too, whatever this command was given."""
+    import dataclasses
+
     from hashguard.api.service import hotline_settings as settings_of
     from hashguard.errors import Invalid
     from hashguard.hotline.service import Hotline
+    from hashguard.store import audit
     from hashguard.store.lists import ListStore
 
     if not settings.hotline_country:
         fail("the hotline is off: set hotline_country ([hotline] in the --config file, "
              "HASHGUARD_HOTLINE_COUNTRY or --hotline-country)", ExitCode.ERROR)  # fmt: skip
     engine = _engine(settings)
+    hotline_settings = settings_of(settings)
+    served = audit.last_details(engine, "service.configuration") or {}
+    if served.get("hotline", {}).get("hotline_four_eyes") is True:
+        hotline_settings = dataclasses.replace(hotline_settings, four_eyes=True)
     try:
-        return Hotline(engine, ListStore(engine), settings_of(settings))
+        return Hotline(engine, ListStore(engine), hotline_settings)
     except Invalid as error:
         fail(str(error), ExitCode.ERROR)
 

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Path, Request
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, visible
-from hashguard.api.errors import MAX_ID, ApiError
+from hashguard.api.errors import ApiError
 from hashguard.api.hma.hashing import hashed
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
@@ -37,6 +37,7 @@ from hashguard.api.hma.models import (
 )
 from hashguard.api.matching import parse_hash, service_of
 from hashguard.api.service import Service
+from hashguard.errors import MAX_ID
 from hashguard.lists.model import ChangeKind, EntryStatus, HashList, ListPolicy, Provenance
 from hashguard.lists.records import Submission
 from hashguard.media.formats import MediaKind
