@@ -426,7 +426,7 @@ def test_an_unknown_case_is_one_line(items: tuple[Path, list[int]]) -> None:
     assert said == "no hotline case 999"
     too_large = hashguard("hotline", "case", "9" * 20, "--config", str(path))
     assert too_large.returncode == 2 and "Traceback" not in too_large.stderr
-    assert "range" in too_large.stderr and "Traceback" not in too_large.stdout
+    assert "less than or equal to" in too_large.stderr and "Traceback" not in too_large.stdout
 
 
 # --- config check ---------------------------------------------------------------------------
