@@ -17,8 +17,10 @@ import pytest
 from sqlalchemy import Engine
 
 from hashguard.hotline.intake import Intake
+from hashguard.lists.model import Category
 from hashguard.store import audit
 from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 from support.dns import DnsServer, dns_server, free_udp_port
 from support.hotline_items import BASELINE, NOT_ILLEGAL, events, hashes_of, new_case, queued_item
@@ -453,6 +455,19 @@ def test_config_check_loads_the_hotline_files_and_asks_the_resolver(
         f"ok:      hotline_resolver: {zone.address} answer",
     ]
     assert not [line for line in rows(ran, "problems") if "hotline" in line]
+
+
+def test_config_check_warns_of_a_known_list_the_database_does_not_hold(
+    scratch: Path, zone: DnsServer
+) -> None:
+    path = config(scratch, zone)
+    ListStore(engine_of(scratch)).create("police-nl", "Politie", Category.KNOWN_CSAM)
+    ran = hashguard("config", "check", "--config", str(path), "--hotline-known-list",
+                    "police-nl", "--hotline-known-list", "polcie-nl")  # fmt: skip
+    assert ran.returncode == 0, ran.stdout
+    [warning] = [line for line in rows(ran, "problems") if "known_lists" in line]
+    assert warning.startswith("warning: hotline_known_lists: the database holds no list "
+                              "'polcie-nl': ")  # fmt: skip
 
 
 def test_config_check_names_bad_hotline_files_with_their_lines(

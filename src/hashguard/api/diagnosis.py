@@ -322,6 +322,37 @@ def _hotline(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
     yield from _hosters(s.hotline_hosters)
     yield from _ip_databases(s.hotline_ip_databases)
     yield from _resolver(s.hotline_resolver, timeout)
+    yield from _known_lists(s, timeout)
+
+
+def _known_lists(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
+    """A known list the database does not hold matches nothing: said (a warning: it may be
+    imported later). Nothing is said when the database cannot be read (reported above)."""
+    if not s.hotline_known_lists:
+        return
+    parsed = make_url(database_url(s.database_url))
+    if parsed.get_backend_name() == "sqlite" and not Path(parsed.database or "").is_file():
+        held: set[str] = set()
+    else:
+        if parsed.drivername == "postgresql":
+            parsed = parsed.set(drivername="postgresql+psycopg")
+        options = ({"connect_timeout": max(1, round(timeout))}
+                   if parsed.get_backend_name() == "postgresql" else {})  # fmt: skip
+        try:
+            engine = create_engine(parsed, connect_args=options)
+            try:
+                with engine.connect() as connection:
+                    held = set(connection.execute(text("SELECT name FROM hash_lists")).scalars())
+            finally:
+                engine.dispose()
+        except (SQLAlchemyError, ImportError):
+            return
+    missing = [name for name in s.hotline_known_lists if name not in held]
+    if missing:
+        yield Problem(Severity.WARNING, "hotline_known_lists",
+                      f"the database holds no list {', '.join(map(repr, missing))}: items are "
+                      "triaged against the lists it holds only (import it, or check the "
+                      "name)")  # fmt: skip
 
 
 def _vocabulary(path: Path | None, home: str) -> Iterator[Problem]:
