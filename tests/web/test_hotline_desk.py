@@ -228,7 +228,7 @@ def test_four_eyes_with_two_analysts_and_what_each_role_may_open(
 
         ben = sign_in(browser, server, tokens["ben"], "/desk/hotline")
         ben.goto(f"{server.url}/desk/hotline/items/{agreed}")
-        assert "(ana)" in ben.text_content("#four-eyes")
+        assert "ana has assessed it" in ben.text_content("#four-eyes")  # the key's name, as the API
         labelled(ben, BASELINE)
         assert ben.get_attribute("#result", "data-state") == "final"
         assert sha256s(engine, "hotline-illegal", PICTURE)

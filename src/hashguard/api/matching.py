@@ -31,6 +31,11 @@ def service_of(request: Request) -> Service:
     return service
 
 
+def client_of(request: Request) -> str | None:
+    """The address ``request`` came from (the proxy's forwarded one where it is trusted)."""
+    return request.client.host if request.client is not None else None
+
+
 def ready_matcher(service: Service) -> Matcher:
     matcher = service.matcher
     if matcher is None:

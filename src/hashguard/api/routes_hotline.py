@@ -13,12 +13,12 @@ from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, analyst, partner
 from hashguard.api.errors import ApiError, too_many
-from hashguard.api.matching import service_of
+from hashguard.api.matching import client_of, service_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
@@ -38,9 +38,10 @@ from hashguard.api.schemas import (
 from hashguard.errors import MAX_ID, HashguardError
 from hashguard.hotline import urls
 from hashguard.hotline.cases import CaseShown, ItemShown
-from hashguard.hotline.model import ItemState
+from hashguard.hotline.model import WAITING, ItemState
 from hashguard.hotline.partners import check_referral
 from hashguard.hotline.service import Hotline
+from hashguard.hotline.vocabulary import MAX_LABEL
 from hashguard.rate_limit import RateLimited
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, Role
@@ -54,7 +55,6 @@ ItemId = Annotated[int, Path(ge=1, le=MAX_ID, description="The item's number.")]
 Limit = Annotated[int, Query(ge=1, le=500)]
 NO_HOTLINE: Final = "this service runs no hotline (it is started with --hotline-country)"
 NO_STORE: Final = {"Cache-Control": "no-store"}
-_WAITING: Final = frozenset({ItemState.QUEUED, ItemState.PENDING})
 
 
 def running(request: Request) -> Hotline:
@@ -110,11 +110,10 @@ async def report(request: Request, hotline: Running, body: NewReport) -> Any:
     characters; 400 names a refused URL or field) and joins the case of that URL if it was
     reported before (which the answer never says). The answer holds the report's reference and
     its status token, shown this once. Limited per client address (429 with Retry-After)."""
-    client = request.client.host if request.client is not None else None
     try:
         receipt = await run_in_threadpool(
             hotline.report, body.urls, body.seen_where, body.description, body.contact,
-            body.language, client,
+            body.language, client_of(request),
         )  # fmt: skip
     except RateLimited as error:
         return too_many(str(error), error.retry_after)
@@ -159,7 +158,7 @@ async def referral(key: Partner, hotline: Running, body: ReferralBody) -> Any:
     200 with the same reference and its items as they stand now (201 the first time)."""
     checked = await call(check_referral, body)
     received = await call(hotline.referrals.receive, partner(key), checked)
-    queued = sum(state in _WAITING for state in received.states)
+    queued = sum(state in WAITING for state in received.states)
     triaged = sum(state is ItemState.AUTO for state in received.states)
     return JSONResponse({"reference": received.reference, "items": len(checked.items),
                          "queued": queued, "triaged": triaged},
@@ -254,8 +253,11 @@ async def item(key: Analyst, hotline: Running, item_id: ItemId) -> dict[str, Any
     ]}  # fmt: skip
 
 
+LabelText = Annotated[str, StringConstraints(max_length=MAX_LABEL)]
+
+
 class Labels(BaseModel):
-    labels: dict[str, str] = Field(
+    labels: dict[LabelText, LabelText] = Field(
         max_length=64,
         description="One value per label group (GET /v1/hotline/vocabulary), e.g. "
         '{"iccam": "baseline", "age": "prepubescent", "industry": "A1", "depiction": "real"}.',

@@ -64,6 +64,21 @@ _DEFAULTS: Final[dict[str, Any]] = {
     },
 }
 
+# The number to call the police in an emergency, per country (ISO 3166 alpha-2). A country not
+# here is told to call the police without a number: 112 does not work everywhere.
+EMERGENCY: Final = {
+    **dict.fromkeys(("AT", "BE", "BG", "CH", "CY", "CZ", "DE", "DK", "EE", "ES", "FI", "FR",
+                     "GR", "HR", "HU", "IE", "IS", "IT", "LI", "LT", "LU", "LV", "MT", "NL",
+                     "NO", "PL", "PT", "RO", "SE", "SI", "SK"), "112"),
+    "GB": "999", "US": "911", "CA": "911", "AU": "000", "NZ": "111",
+}  # fmt: skip
+
+
+def emergency_number(country: str) -> str | None:
+    """The police's emergency number in ``country``, or None when it is not known here."""
+    return EMERGENCY.get(country.upper())
+
+
 _TEXT: Final = {
     "en": (
         "This file can't be sent.\n"

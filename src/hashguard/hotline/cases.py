@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Engine, func, or_, select
 
 from hashguard.errors import NotFound
-from hashguard.hotline.model import AssessmentState, ItemState
+from hashguard.hotline.model import WAITING, AssessmentState, ItemState
 from hashguard.store import audit
 from hashguard.store.tables import (
     HotlineAssessmentRow,
@@ -282,17 +282,18 @@ class Cases:
                   for o in sent),
         )  # fmt: skip
 
-    def queue(self, limit: int = 50) -> list[ItemShown]:
-        """Items waiting for an analyst (queued, or pending a second one), oldest first."""
+    def queue(self, limit: int = 50, analyst: str | None = None) -> list[ItemShown]:
+        """Items waiting for an analyst (queued, or pending a second one), oldest first; with
+        ``analyst``, only those that analyst may assess (see ``barred``)."""
         items, cases = HotlineItemRow.__table__, HotlineCaseRow.__table__
-        waiting = [ItemState.QUEUED.value, ItemState.PENDING.value]
+        chosen = (select(items, cases.c.url.label("case_url"))
+                  .join(cases, cases.c.id == items.c.case_id)
+                  .where(items.c.state.in_([state.value for state in WAITING])))  # fmt: skip
+        if analyst is not None:
+            chosen = chosen.where(items.c.id.not_in(_took_part(analyst)))
         with self.engine.connect() as connection:
             rows = connection.execute(
-                select(items, cases.c.url.label("case_url"))
-                .join(cases, cases.c.id == items.c.case_id)
-                .where(items.c.state.in_(waiting))
-                .order_by(items.c.created_at, items.c.id)
-                .limit(limit)
+                chosen.order_by(items.c.created_at, items.c.id).limit(limit)
             ).all()
             first = self._first_analysts(connection, [row.id for row in rows])
         return [_item(row, row.case_url, first.get(row.id)) for row in rows]
@@ -315,7 +316,7 @@ class Cases:
                 .order_by(assessments.c.id)
             ).all()
             first = self._first_analysts(connection, [item_id])
-        blind = row.state in _WAITING  # the next analyst chooses without seeing others' labels
+        blind = row.state in WAITING  # the next analyst chooses without seeing others' labels
         shown = tuple(
             AssessmentShown(a.id, a.state, {} if blind else dict(a.labels),
                             {} if blind else dict(a.legality), a.first_by, utc(a.first_at),
@@ -323,6 +324,32 @@ class Cases:
             for a in given
         )  # fmt: skip
         return _item(row, row.case_url, first.get(item_id), shown)
+
+    def barred(self, item_id: int, analyst: str) -> str:
+        """Why ``analyst`` may not assess (nor view) item ``item_id``, or "" when they may: an
+        item waits for no analyst once decided; under four eyes the first analyst of a pending
+        assessment waits for another, and both analysts of a disagreed one leave the item to
+        two others. Raises UnknownItem."""
+        items = HotlineItemRow.__table__
+        with self.engine.connect() as connection:
+            state = connection.execute(
+                select(items.c.state).where(items.c.id == item_id)
+            ).scalar_one_or_none()
+            if state is None:
+                raise UnknownItem(f"no hotline item {item_id}")
+            if state not in WAITING:
+                return f"item {item_id} is {state}: it is not waiting for an analyst"
+            took_part = connection.execute(
+                _took_part(analyst, AssessmentRow.state).where(
+                    AssessmentRow.item_id == item_id)
+            ).scalars().all()  # fmt: skip
+        if AssessmentState.DISAGREED.value in took_part:
+            return (f"item {item_id}: {analyst} took part in an assessment of it that was "
+                    "disagreed; two other analysts decide it now")  # fmt: skip
+        if took_part:
+            return (f"item {item_id}: {analyst} has assessed it already; four eyes need a "
+                    "second analyst")  # fmt: skip
+        return ""
 
     def figures(self) -> Figures:
         """The dashboard's figures."""
@@ -372,7 +399,18 @@ class Cases:
         return {row.item_id: row.first_by for row in rows}
 
 
-_WAITING: Final = (ItemState.QUEUED.value, ItemState.PENDING.value)
+AssessmentRow: Final = HotlineAssessmentRow.__table__.c
+
+
+def _took_part(analyst: str, *columns: Any) -> Any:
+    """The items (or ``columns``) of the assessments ``analyst`` took part in that bar them
+    from assessing the item again: pending (their labels wait for another analyst) or
+    disagreed."""
+    return select(*(columns or (AssessmentRow.item_id,))).where(
+        AssessmentRow.state.in_([AssessmentState.PENDING.value,
+                                 AssessmentState.DISAGREED.value]),
+        or_(AssessmentRow.first_by == analyst, AssessmentRow.second_by == analyst),
+    )  # fmt: skip
 
 
 def _counts(connection: Any, column: Any) -> dict[str, int]:
@@ -397,7 +435,7 @@ def _item(
     assessments: tuple[AssessmentShown, ...] = (),
 ) -> ItemShown:
     pending = row.state == ItemState.PENDING.value
-    blind = row.state in _WAITING  # a pending item's labels are the first analyst's
+    blind = row.state in WAITING  # a pending item's labels are the first analyst's
     return ItemShown(row.id, row.case_id, case_url, row.url, row.kind, row.state,
                      dict(row.hashes), row.quality, {} if blind else dict(row.labels),
                      {} if blind else dict(row.legality),

@@ -6,11 +6,12 @@ type, size, hashes) with a named outcome; nothing fetched is written to disk, an
 website does makes ``crawl`` raise.
 """
 
+import hashlib
 import io
 import posixpath
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -24,7 +25,8 @@ from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, MIB, Limits
 from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher, escaped
 from hashguard.signals import registry
-from hashguard.signals.batch import hash_stream
+from hashguard.signals.base import InvalidSignalValue
+from hashguard.signals.batch import NotApplicable, hash_stream
 from hashguard.signals.pdq import PdqHash
 
 # What a crawl records besides "ok" and the fetcher's own outcomes (net.fetch.OUTCOMES).
@@ -357,3 +359,39 @@ def _unfetched(url: str, at: datetime, outcome: str, detail: str) -> FetchRecord
 
 def _count(number: int, noun: str) -> str:
     return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
+DIGESTS: Final = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
+
+
+def other_content(recorded: Mapping[str, str], body: bytes, limits: Limits = DEFAULT_LIMITS
+                  ) -> str:  # fmt: skip
+    """Why ``body`` may not be shown as the item whose hashes are ``recorded`` ("" when it is
+    that item): every digest recorded (SHA-256, SHA-1, MD5) must be the body's; with none, a
+    PDQ hash recorded must be the body's exactly (distance 0). With nothing that can be checked
+    (a partner's referral may carry a vPDQ hash only) nothing is shown: labels given now could
+    describe other content than the hashes they list."""
+    for name, digest in DIGESTS.items():
+        now = digest(body).hexdigest() if name in recorded else ""
+        if now and now != recorded[name].strip().lower():
+            return (f"The URL now serves different content ({name.upper()} {now[:16]}…, "
+                    f"recorded {recorded[name][:16]}…). It is not shown: labels given now "
+                    "would describe other content than the hashes they list.")  # fmt: skip
+    if any(name in recorded for name in DIGESTS):
+        return ""
+    if "pdq" in recorded:
+        pdq = registry.get("pdq")
+        try:
+            hashed = hash_stream(io.BytesIO(body), len(body), [pdq], limits)
+            value = next((value for _, value in hashed.values), None)
+            distance = None if value is None else pdq.distance(value, pdq.parse(recorded["pdq"]))
+        except (MediaError, NotApplicable, InvalidSignalValue):
+            distance = None
+        if distance == 0:
+            return ""
+        return ("The URL now serves content whose PDQ hash is not the one recorded. It is not "
+                "shown: labels given now would describe other content than the hashes they "
+                "list.")  # fmt: skip
+    return ("The item's recorded hashes cannot be checked against what the URL serves now "
+            "(no SHA-256, SHA-1, MD5 or PDQ hash was recorded). It is not shown: labels given "
+            "now could describe other content than the hashes they list.")  # fmt: skip

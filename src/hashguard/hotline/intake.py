@@ -56,6 +56,10 @@ class InvalidReport(Invalid):
     """A report that is refused; the message says which field and why."""
 
 
+class MissingField(InvalidReport):
+    """A report without a field it needs (a URL, where they were seen)."""
+
+
 class TooManyUrls(InvalidReport, TooLarge):
     """More URLs than one report takes."""
 
@@ -134,11 +138,11 @@ class Intake:
         if language not in LANGUAGES:
             raise InvalidReport(f"language {language!r}: expected one of {', '.join(LANGUAGES)}")
         if not urls:
-            raise InvalidReport("urls: give at least one URL, starting with https://")
+            raise MissingField("urls: give at least one URL, starting with https://")
         if len(urls) > MAX_URLS:
             raise TooManyUrls(f"{len(urls)} URLs: a report takes at most {MAX_URLS}")
         if not seen_where.strip():
-            raise InvalidReport("seen_where: say where you saw the URLs (a site, an app, a chat)")
+            raise MissingField("seen_where: say where you saw the URLs (a site, an app, a chat)")
         for name, text, most in (("seen_where", seen_where, MAX_SEEN_WHERE),
                                  ("description", description, MAX_DESCRIPTION),
                                  ("contact", contact or "", MAX_CONTACT)):  # fmt: skip

@@ -35,6 +35,7 @@ class ItemState(StrEnum):
 
 
 DECIDED = frozenset({ItemState.ASSESSED, ItemState.AUTO, ItemState.FAILED})
+WAITING = frozenset({ItemState.QUEUED, ItemState.PENDING})  # for an analyst
 
 
 class PublicStatus(StrEnum):

@@ -45,6 +45,10 @@ class InvalidUrl(Invalid):
     """A reported URL that is refused; the message names it and says why."""
 
 
+class NotPublic(InvalidUrl):
+    """A URL whose host is a private or local address, or a name that is never public."""
+
+
 @dataclass(frozen=True, slots=True)
 class ReportedUrl:
     url: str  # the normal form
@@ -172,7 +176,7 @@ def _host(text: str, shown: str, networks: Sequence[Network]) -> tuple[str, str]
         raise InvalidUrl(f"{shown} has host {text[:100]!r}: not a valid host name (letters, "
                          "digits and hyphens in labels of at most 63 between dots)")  # fmt: skip
     if len(labels) == 1 or any(name == n or name.endswith("." + n) for n in NEVER_PUBLIC):
-        raise InvalidUrl(f"{shown} has host {name}, a name that is never public: a hotline "
+        raise NotPublic(f"{shown} has host {name}, a name that is never public: a hotline "
                          "can only look at pages anyone on the internet can reach")  # fmt: skip
     return name, name
 
@@ -209,7 +213,7 @@ def _number(label: str) -> int | None:
 
 def _public(address: Address, shown: str, networks: Sequence[Network]) -> None:
     if not is_public(address, networks):
-        raise InvalidUrl(f"{shown} names address {address}, which is not public: a hotline "
+        raise NotPublic(f"{shown} names address {address}, which is not public: a hotline "
                          "can only look at pages anyone on the internet can reach")  # fmt: skip
 
 

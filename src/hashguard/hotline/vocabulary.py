@@ -35,6 +35,7 @@ from hashguard.hotline.tomlfile import TomlFile, read
 ILLEGAL: Final = "illegal"
 NOT_ILLEGAL: Final = "not-illegal"
 NATIONAL: Final = "nationally-illegal"  # the iccam label: illegal under the hotline's own law
+MAX_LABEL: Final = 64  # characters of a label group or value an analyst may send
 
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _NAME = re.compile(r"[a-z][a-z0-9-]{0,31}")

@@ -29,10 +29,11 @@ from hashguard.review.model import OPEN, NotFound, ReviewError
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import forms, sessions
-from hashguard.web.pages import HEADERS, HERE, page
+from hashguard.web.form_bodies import FormRoute
+from hashguard.web.pages import HEADERS, HERE, numbered, page
 from hashguard.web.views import QueueFilter, detection_page, queue_page
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=FormRoute)
 router.include_router(forms.router)
 _STATIC: Final = {"desk.css": "text/css", "desk.js": "text/javascript"}
 
@@ -94,6 +95,8 @@ async def detection(request: Request, ident: int) -> Response:
 
 def _opened(service: Service, key: ApiKey, csrf: str, ident: int) -> HTMLResponse:
     """The detection's page; opening an open detection claims it (pending -> in review)."""
+    if not numbered(ident):
+        return not_found(key, csrf, NotFound(f"no detection {ident}"))
     try:
         if service.review.visible(ident, key.lists).state in OPEN:
             service.review.claim(ident, actor(key))
@@ -116,6 +119,8 @@ async def content(request: Request, ident: int) -> Response:
         return refusal("Sign in again to see the item.", 401)
     key, _ = found_session
     service = service_of(request)
+    if not numbered(ident):
+        return refusal("There is no such detection (it may have been purged).", 404)
     try:
         found = await run_in_threadpool(service.review.visible, ident, key.lists)
         checked = await run_in_threadpool(service.review.services.get, found.service)
@@ -161,7 +166,7 @@ async def pass_through(
         return refusal(f"The item is a video in a format browsers cannot play ({kind.name}).", 415)
     else:
         return refusal(f"The item is {kind.kind.value}: only images and videos are shown.", 415)
-    why = withheld(fetched.body)
+    why = await run_in_threadpool(withheld, fetched.body)
     if why:
         return refusal(why, 409)
     await run_in_threadpool(viewed)

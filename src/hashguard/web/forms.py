@@ -29,10 +29,17 @@ from hashguard.review import actions
 from hashguard.review.model import ActionKind, Decision, NotFound
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import sessions
-from hashguard.web.pages import ACTION_CONSEQUENCES, ACTION_WORDS, RECIPIENT_WORDS, page
+from hashguard.web.form_bodies import FormRoute
+from hashguard.web.pages import (
+    ACTION_CONSEQUENCES,
+    ACTION_WORDS,
+    RECIPIENT_WORDS,
+    numbered,
+    page,
+)
 from hashguard.web.views import detection_page, false_positive_evidence
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=FormRoute)
 Text = Annotated[str, Form(max_length=2000)]
 Short = Annotated[str, Form(max_length=200)]
 
@@ -46,6 +53,8 @@ def _carry_out(
 ) -> Response:
     """Do ``work`` on detection ``ident`` if ``key`` may see it; the detection's page again
     (at ``anchor``), or that page saying why ``work`` was refused."""
+    if not numbered(ident):
+        return _gone(key, csrf, NotFound(f"no detection {ident}"))
     try:
         service.review.visible(ident, key.lists)
     except NotFound as error:
@@ -62,6 +71,8 @@ def _carry_out(
 
 def _refuse(service: Service, key: ApiKey, csrf: str, ident: int, error: str) -> Response:
     """The detection's page saying that a form was filled in wrongly (400)."""
+    if not numbered(ident):
+        return _gone(key, csrf, NotFound(f"no detection {ident}"))
     try:
         return detection_page(service, key, csrf, ident, error, 400)
     except NotFound as gone:

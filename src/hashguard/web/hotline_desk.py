@@ -6,15 +6,21 @@ An item's content is never stored: it is fetched again from its URL when its pag
 through the hotline's own fetcher (public addresses, or the networks the operator named), and
 passed through by the review desk's proxy (``desk.pass_through``), shielded by the desk's script
 and styles, each viewing audited (``Cases.record_view``). Only an item waiting for an analyst
-is shown: one triaged automatically or assessed is never shown again. When its URL now serves
-other bytes (another SHA-256 than the crawler recorded) they are not shown: labels given now
-would describe other content than the hashes they list.
+is shown, and only to an analyst who may assess it (``Cases.barred``: not the first analyst of
+a pending assessment, nor either analyst of a disagreed one): one triaged automatically or
+assessed is never shown again. When its URL now serves other bytes (``crawl.other_content``: a
+recorded digest differs, or only a PDQ hash is recorded and it differs, or nothing recorded can
+be checked) they are not shown: labels given now would describe other content than the hashes
+they list.
+
+The analyst is ``auth.analyst(key)``, as in the API: one person with two keys of one name is
+one analyst for four eyes. The forms are URL-encoded only (``form_bodies``); the labels
+form's session is checked before its body is read.
 
 The labels form has one control per vocabulary group; it posts to ``Assessments.assess``, and
 the answer says what happened, or the form again with the refusal said at the top.
 """
 
-import hashlib
 from functools import partial
 from typing import Any, Final
 
@@ -22,23 +28,25 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import actor
+from hashguard.api.auth import actor, analyst
 from hashguard.api.errors import status_of
 from hashguard.api.matching import service_of
 from hashguard.errors import HashguardError, NotFound
 from hashguard.hotline.assessment import Assessment
-from hashguard.hotline.cases import Figures, ItemShown
-from hashguard.hotline.model import AssessmentState, ItemState
+from hashguard.hotline.cases import Figures
+from hashguard.hotline.crawl import other_content
+from hashguard.hotline.model import WAITING, AssessmentState
 from hashguard.hotline.service import Hotline
+from hashguard.hotline.vocabulary import MAX_LABEL
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import sessions
 from hashguard.web.desk import pass_through, refusal
-from hashguard.web.pages import page
+from hashguard.web.form_bodies import FormRoute
+from hashguard.web.pages import numbered, page
 
-router = APIRouter(include_in_schema=False)
+router = APIRouter(include_in_schema=False, route_class=FormRoute)
 QUEUE_LIMIT: Final = 200
 REPORTS_SHOWN: Final = 20
-WAITING: Final = frozenset({ItemState.QUEUED.value, ItemState.PENDING.value})
 LABEL: Final = "label-"  # a form field per vocabulary group: label-GROUP
 STATE_WORDS: Final = {
     "queued": "Waiting for an analyst",
@@ -76,7 +84,7 @@ async def _opened(request: Request) -> tuple[Hotline, ApiKey, str] | Response:
     return hotline, key, csrf
 
 
-def _gone(key: ApiKey, csrf: str, error: HashguardError) -> HTMLResponse:
+def _gone(key: ApiKey, csrf: str, error: HashguardError | str) -> HTMLResponse:
     return page("gone.html", 404, **_shown(key, csrf, error=str(error), back="/desk/hotline"))
 
 
@@ -116,6 +124,8 @@ async def item_page(request: Request, ident: int) -> Response:
     if isinstance(opened, Response):
         return opened
     hotline, key, csrf = opened
+    if not numbered(ident):
+        return _gone(key, csrf, f"no hotline item {ident}")
     return await run_in_threadpool(_item_page, hotline, key, csrf, ident)
 
 
@@ -128,17 +138,16 @@ def _item_page(
     try:
         item = hotline.cases.item(ident)
         case = hotline.cases.case(item.case_id)
+        barred = hotline.cases.barred(ident, analyst(key))
     except NotFound as gone:
         return _gone(key, csrf, gone)
     fetches = [f for f in case.fetches if f.url == item.url]
     waiting = item.state in WAITING
-    mine = item.first_analyst == actor(key)
-    following = [i.id for i in hotline.cases.queue(50)
-                 if i.id != ident and i.first_analyst != actor(key)]  # fmt: skip
+    following = [i.id for i in hotline.cases.queue(50, analyst(key)) if i.id != ident]
     return page("hotline/item.html", status, **_shown(
         key, csrf, error=error, item=item, case=case, fetch=fetches[-1] if fetches else None,
-        trace=case.trace, waiting=waiting, mine=mine,
-        content_url=f"/desk/hotline/items/{ident}/content" if waiting else "",
+        trace=case.trace, waiting=waiting, barred=barred if waiting else "",
+        content_url="" if barred else f"/desk/hotline/items/{ident}/content",
         groups=hotline.vocabulary.groups, chosen=chosen or {},
         four_eyes=hotline.settings.four_eyes, next_id=following[0] if following else None,
     ))  # fmt: skip
@@ -148,44 +157,41 @@ def _item_page(
 async def content(request: Request, ident: int) -> Response:
     """The item, fetched again from its URL now through the hotline's fetcher and passed
     through; each viewing audited. Otherwise a plain-text answer saying why."""
-    found = await sessions.session(request, sessions.HOTLINE_ROLES)
+    found = await sessions.signed_in(request)
     hotline = service_of(request).hotline
     if found is None:
         return refusal("Sign in again with an analyst key to see the item.", 401)
+    key, _ = found
+    if key.role not in sessions.HOTLINE_ROLES:
+        return refusal("Only analysts (and admins) see the hotline's items.", 403)
     if hotline is None:
         return refusal("The hotline is off.", 404)
-    key, _ = found
+    if not numbered(ident):
+        return refusal(f"There is no hotline item {ident}.", 404)
     try:
         item = await run_in_threadpool(hotline.cases.item, ident)
+        barred = await run_in_threadpool(hotline.cases.barred, ident, analyst(key))
     except NotFound:
         return refusal(f"There is no hotline item {ident}.", 404)
     if item.state not in WAITING:
         return refusal(f"Item {ident} is {STATE_WORDS[item.state].lower()}: an item that waits "
                        "for no analyst is not shown again.", 409)  # fmt: skip
+    if barred:
+        return refusal(f"Not shown to you: {barred}.", 403)
     return await pass_through(
         hotline.fetcher, item.url, "The URL", partial(hotline.cases.record_view, ident, actor(key)),
-        partial(_other_content, item), gone=": the content is gone from it",
+        partial(other_content, item.hashes), gone=": the content is gone from it",
     )  # fmt: skip
-
-
-def _other_content(item: ItemShown, body: bytes) -> str:
-    """Why ``body`` is not shown as ``item`` ("" when it is the content the crawler hashed)."""
-    recorded = item.hashes.get("sha256")
-    now = hashlib.sha256(body).hexdigest()
-    if recorded is None or now == recorded.lower():
-        return ""
-    return (
-        f"The URL now serves different content (SHA-256 {now[:16]}…, recorded "
-        f"{recorded[:16]}…). It is not shown: labels given now would describe other content "
-        "than the hashes they list."
-    )
 
 
 @router.post("/desk/hotline/items/{ident}/assess")
 async def assess(request: Request, ident: int) -> Response:
     """The labels posted for item ``ident``: what the assessment did, or the item's page
     saying why it was refused."""
-    form = await request.form()
+    signed_in = await sessions.caller(request, sessions.HOTLINE_ROLES)  # before the body
+    if isinstance(signed_in, Response):
+        return signed_in
+    form = await request.form(max_files=0)
     csrf = form.get("csrf")
     caller = await sessions.form_caller(request, csrf if isinstance(csrf, str) else "",
                                         sessions.HOTLINE_ROLES)  # fmt: skip
@@ -195,12 +201,20 @@ async def assess(request: Request, ident: int) -> Response:
     hotline = service_of(request).hotline
     if hotline is None:
         return page("gone.html", 404, **_shown(key, expected, error="The hotline is off."))
+    if not numbered(ident):
+        return _gone(key, expected, f"no hotline item {ident}")
     labels = {name[len(LABEL):]: value.strip() for name, value in form.multi_items()
               if name.startswith(LABEL) and isinstance(value, str) and value.strip()}  # fmt: skip
+    longer = next((name for name, value in labels.items()
+                   if len(name) > MAX_LABEL or len(value) > MAX_LABEL), None)  # fmt: skip
+    if longer is not None:
+        error = (f"label group {longer[:MAX_LABEL]}…: label groups and values have at most "
+                 f"{MAX_LABEL} characters")  # fmt: skip
+        return await run_in_threadpool(_item_page, hotline, key, expected, ident, error, 400)
 
     def assessed() -> HTMLResponse:
         try:
-            done = hotline.assessments.assess(ident, labels, actor(key))
+            done = hotline.assessments.assess(ident, labels, analyst(key))
         except NotFound as gone:
             return _gone(key, expected, gone)
         except HashguardError as error:
@@ -216,7 +230,7 @@ def _result_page(hotline: Hotline, key: ApiKey, csrf: str, done: Assessment) -> 
     for a second analyst, or back in the queue after a disagreement."""
     reasons = (hotline.vocabulary.reasons(done.labels, hotline.country)
                if done.state is AssessmentState.FINAL else {})  # fmt: skip
-    following = [i.id for i in hotline.cases.queue(50) if i.first_analyst != actor(key)]
+    following = [i.id for i in hotline.cases.queue(50, analyst(key))]
     return page("hotline/assessed.html", **_shown(
         key, csrf, done=done, reasons=reasons, home=hotline.country,
         illegal_list=hotline.settings.illegal_list, next_id=following[0] if following else None,
@@ -231,6 +245,8 @@ async def case_page(request: Request, ident: int) -> Response:
     if isinstance(opened, Response):
         return opened
     hotline, key, csrf = opened
+    if not numbered(ident):
+        return _gone(key, csrf, f"no hotline case {ident}")
 
     def gathered() -> HTMLResponse:
         try:

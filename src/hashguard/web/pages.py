@@ -8,6 +8,7 @@ from typing import Any, Final
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from hashguard.errors import MAX_ID
 from hashguard.review.model import ActionKind, State
 from hashguard.signals import registry
 from hashguard.signals.base import IndexKind, InvalidSignalValue
@@ -47,6 +48,12 @@ ACTION_CONSEQUENCES: Final = {
                         "is sent a statement of reasons with a link to complain.",
 }  # fmt: skip
 RECIPIENT_WORDS: Final = {"eu-centre": "EU Centre", "ncmec": "NCMEC CyberTipline"}
+
+
+def numbered(ident: int) -> bool:
+    """Whether ``ident`` from a desk path can be a record's number (the API's bounds); the
+    desk answers its 404 page for any other."""
+    return 1 <= ident <= MAX_ID
 
 
 def state_words(state: State | str) -> str:

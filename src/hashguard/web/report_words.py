@@ -17,7 +17,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "nav_report": "Make a report",
         "nav_status": "Follow a report",
         "title": "Report child sexual abuse material online",
-        "danger": "Is a child in danger right now? Call the police on 112.",
+        "danger": "Is a child in danger right now? Call the police on {number}.",
+        "danger_unknown": "Is a child in danger right now? Call the police.",
         "intro": "If you came across pictures or videos of the sexual abuse of a child on a "
         "website, send us the web address. Trained analysts look at it, and if it is illegal "
         "we make sure it is taken down and the police are told. You do not need to give your "
@@ -42,6 +43,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "detail": "Technical detail (in English):",
         "busy": "Too many reports came from your connection just now. Please try again in "
         "{minutes} minutes.",
+        "busy_one": "Too many reports came from your connection just now. Please try again "
+        "in a minute.",
         "received_title": "Thank you: your report has been received",
         "reference": "Report reference",
         "token": "Status code",
@@ -79,7 +82,8 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "nav_report": "Doe een melding",
         "nav_status": "Volg een melding",
         "title": "Meld seksueel kindermisbruikmateriaal op internet",
-        "danger": "Is een kind nu in gevaar? Bel de politie via 112.",
+        "danger": "Is een kind nu in gevaar? Bel de politie via {number}.",
+        "danger_unknown": "Is een kind nu in gevaar? Bel de politie.",
         "intro": "Kwam je op een website foto's of video's tegen van seksueel misbruik van "
         "een kind? Stuur ons het webadres. Getrainde analisten bekijken het, en als het "
         "strafbaar is zorgen wij dat het wordt verwijderd en dat de politie het weet. Je "
@@ -104,6 +108,18 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "detail": "Technische toelichting (in het Engels):",
         "busy": "Er kwamen zojuist te veel meldingen van je verbinding. Probeer het over "
         "{minutes} minuten opnieuw.",
+        "busy_one": "Er kwamen zojuist te veel meldingen van je verbinding. Probeer het over "
+        "een minuut opnieuw.",
+        "refused_url": "Een van de webadressen klopt niet. Zet elk adres op een eigen regel, "
+        "zoals het in de adresbalk van je browser staat, beginnend met https:// of http://.",
+        "refused_private": "Een van de webadressen is geen openbaar adres (een adres binnen "
+        "een eigen of lokaal netwerk). Het meldpunt kan alleen pagina's bekijken die iedereen "
+        "op internet kan bereiken.",
+        "refused_too_many": "Er staan te veel webadressen in de melding: hooguit 20 per "
+        "melding. Verstuur de rest in een tweede melding.",
+        "refused_missing": "Vul de webadressen in en zeg waar je ze tegenkwam.",
+        "refused_long": "Een van de velden is te lang. Maak de tekst korter.",
+        "refused": "De melding is niet aangenomen. Kijk de webadressen en de velden na.",
         "received_title": "Dank je wel: je melding is ontvangen",
         "reference": "Kenmerk van de melding",
         "token": "Statuscode",

@@ -36,13 +36,14 @@ async def session(
     request: Request, roles: tuple[Role, ...] = REVIEW_ROLES
 ) -> tuple[ApiKey, str] | None:
     """The signed-in key and its CSRF token if its role is one of ``roles``, or None."""
-    found = await _signed_in(request)
+    found = await signed_in(request)
     if found is None or found[0].role not in roles:
         return None
     return found
 
 
-async def _signed_in(request: Request) -> tuple[ApiKey, str] | None:
+async def signed_in(request: Request) -> tuple[ApiKey, str] | None:
+    """The key signed in (any role that may use the desk) and its CSRF token, or None."""
     service = service_of(request)
     found = service.sessions.get(request.cookies.get(COOKIE, ""))
     if found is None or found[1] < time.monotonic():
@@ -57,7 +58,7 @@ async def caller(request: Request, roles: tuple[Role, ...]) -> tuple[ApiKey, str
     """The signed-in key opening a page for ``roles``, and its CSRF token; else the answer to
     give: the sign-in page, or (signed in with another role) a 403 page naming the desks the
     key may open."""
-    found = await _signed_in(request)
+    found = await signed_in(request)
     if found is None:
         return RedirectResponse("/desk/login", 303)
     key, csrf = found
