@@ -2,6 +2,7 @@
 the EU Centre or NCMEC would be. ``answer(path, headers, body)`` decides each response; every
 request is kept (POSTs in ``requests``, GETs in ``fetched``)."""
 
+import contextlib
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -38,7 +39,9 @@ class Loopback:
                 self.send_header("Content-Type", kind)
                 self.send_header("Content-Length", str(len(content)))
                 self.end_headers()
-                self.wfile.write(content)
+                # a client that stopped reading (a size or time limit) is its own affair
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.wfile.write(content)
 
             def log_message(self, *args: object) -> None:
                 pass
