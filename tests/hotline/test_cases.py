@@ -20,7 +20,7 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    HotlineNoticeRow,
+    TakedownNoticeRow,
     HotlineOutboxRow,
     HotlineRouteRow,
     HotlineTraceRow,
@@ -91,9 +91,12 @@ class Desk:
             reason="hosted in NL, the hotline's country")  # fmt: skip
         add(engine, HotlineRouteRow, case_id=self.b, at=T0, kind="international",
             target="icse", actions=["international"], reason="hosted nowhere covered")  # fmt: skip
-        add(engine, HotlineNoticeRow, case_id=self.a, hoster="hoster-a",
+        add(engine, TakedownNoticeRow, case_id=self.a, kind="notice", hoster="hoster-a",
             abuse_email="abuse@hoster-a.example", abuse_api=None, cdn=False, urls=[PAGE],
-            state="queued", created_at=T0)  # fmt: skip
+            items=[], legal_basis="", reference=f"case-{self.a}", issued_by="hotline",
+            state="queued", report_id="0b7d1a52-94b5-4c55-9d09-3c8a7f0e6a11", document="",
+            reported_at=T0, created_at=T0, dispute_reason="", outcome="", outcome_reason="",
+            renotices=0, escalations=0, rechecks=0, last_error="")  # fmt: skip
         add(engine, HotlineOutboxRow, case_id=self.a, kind="police", target="police-nl",
             payload=json.dumps({"url": PAGE}), idempotency_key="k1", created_at=T0, attempts=0,
             next_attempt_at=T0, delivered_at=None, last_error="")  # fmt: skip

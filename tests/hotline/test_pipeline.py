@@ -32,7 +32,7 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    HotlineNoticeRow,
+    TakedownNoticeRow,
     HotlineRouteRow,
 )
 
@@ -158,14 +158,16 @@ def test_two_pipelines_crawl_each_case_once_and_route_it_once_assessed(engine: E
     assert case_state(engine, case_a) == case_state(engine, case_b) == "routed"
     with engine.connect() as connection:
         routes = connection.execute(select(HotlineRouteRow.__table__)).all()
-        notices = connection.execute(select(HotlineNoticeRow.__table__)
-                                     .order_by(HotlineNoticeRow.id)).all()  # fmt: skip
+        notices = connection.execute(select(TakedownNoticeRow.__table__)
+                                     .order_by(TakedownNoticeRow.id)).all()  # fmt: skip
     assert sorted((r.case_id, r.kind) for r in routes) == [(case_a, "domestic"),
                                                            (case_b, "domestic")]  # fmt: skip
     notice_a = next(n for n in notices if n.case_id == case_a)
     assert notice_a.hoster == "hoster-nl" and notice_a.abuse_email == "abuse@hoster-nl.test"
     assert notice_a.urls == [a_jpg.url, site.url + "/page-a"]  # the illegal item, the page
-    assert notice_a.state == "queued"
+    assert notice_a.state == "queued" and notice_a.kind == "notice"
+    assert [item["url"] for item in notice_a.items] == [a_jpg.url]
+    assert notice_a.items[0]["labels"] == BASELINE and "pdq" in notice_a.items[0]["hashes"]
     police = [m for m in outbox.messages(engine) if m.kind == "police"]
     assert sorted(m.case_id for m in police) == [case_a, case_b]
     assert police[0].payload["items"][0]["labels"] == BASELINE
@@ -408,7 +410,7 @@ def test_a_referral_of_a_routed_case_routes_its_new_items(engine: Engine) -> Non
     assert case_state(engine, case) == "routed"
     with engine.connect() as connection:
         routes = connection.execute(select(HotlineRouteRow.kind).order_by(HotlineRouteRow.id))
-        [notice] = connection.execute(select(HotlineNoticeRow.__table__)).all()
+        [notice] = connection.execute(select(TakedownNoticeRow.__table__)).all()
         assert [r.kind for r in routes] == ["none", "domestic"]
     assert notice.urls == [referred, url]
     [police] = outbox.messages(engine)

@@ -89,3 +89,15 @@ def test_keys_commands(tmp_path) -> None:
     assert bad_role.returncode == 2 and "owner" in bad_role.stderr
     scoped = run("create", "--role", "curator", "--list", "missing")
     assert scoped.returncode == 1 and "no list named 'missing'" in scoped.stderr
+
+
+def test_a_hoster_key_names_its_hoster_and_only_a_hoster_key_does(engine: Engine) -> None:
+    keys = ApiKeyStore(engine)
+    key, token = keys.create(Role.HOSTER, name="abuse desk", hoster="Example Hosting B.V.")
+    assert key.hoster == "Example Hosting B.V."
+    assert keys.authenticate(token) == key
+    with pytest.raises(ApiKeyError, match="names its hoster"):
+        keys.create(Role.HOSTER, name="nobody's")
+    with pytest.raises(ApiKeyError, match="only a hoster key"):
+        keys.create(Role.MATCHER, hoster="Example Hosting B.V.")
+    assert [k.id for k in keys.all()] == [key.id]

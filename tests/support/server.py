@@ -81,7 +81,9 @@ def running(
     tokens = {}
     if roles:
         keys = ApiKeyStore(engine)
-        tokens = {role.value: keys.create(role, name=f"test {role.value}")[1] for role in Role}
+        tokens = {role.value: keys.create(role, name=f"test {role.value}",
+                                          hoster="test hoster" if role is Role.HOSTER else None)[1]
+                  for role in Role}  # fmt: skip
     engine.dispose()
     # One secret per database: a restart on the same database keeps its configuration.
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]

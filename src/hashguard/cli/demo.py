@@ -191,7 +191,9 @@ def prepare_service(directory: Path, content_url: str = "") -> dict[str, str]:
         if content_url:
             _detections(engine, store, {c.name: c.data for c in copies}, content_url)
         keys = ApiKeyStore(engine)
-        return {role.value: keys.create(role, name=f"demo {role.value}", actor="demo")[1]
+        return {role.value: keys.create(role, name=f"demo {role.value}", actor="demo",
+                                        hoster="Example Hosting B.V." if role is Role.HOSTER
+                                        else None)[1]
                 for role in Role}  # fmt: skip
     finally:
         engine.dispose()

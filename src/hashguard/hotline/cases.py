@@ -25,7 +25,7 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    HotlineNoticeRow,
+    TakedownNoticeRow,
     HotlineOutboxRow,
     HotlineReportRow,
     HotlineRouteRow,
@@ -228,7 +228,7 @@ class Cases:
         cases, reports = HotlineCaseRow.__table__, HotlineReportRow.__table__
         links, fetches = HotlineCaseReportRow.__table__, HotlineFetchRow.__table__
         items, traces = HotlineItemRow.__table__, HotlineTraceRow.__table__
-        routes, notices = HotlineRouteRow.__table__, HotlineNoticeRow.__table__
+        routes, notices = HotlineRouteRow.__table__, TakedownNoticeRow.__table__
         outbox = HotlineOutboxRow.__table__
         with self.engine.connect() as connection:
             case = connection.execute(select(cases).where(cases.c.id == case_id)).one_or_none()

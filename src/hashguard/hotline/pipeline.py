@@ -25,6 +25,7 @@ items made since its last one.
 
 import logging
 import threading
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -43,7 +44,7 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    HotlineNoticeRow,
+    TakedownNoticeRow,
     HotlineRouteRow,
     HotlineTraceRow,
 )
@@ -346,7 +347,7 @@ class Pipeline:
                       "reason": decided.reason, "reference": f"case-{case_id}"}  # fmt: skip
             for action in decided.actions:
                 if action == "notice":
-                    self._notice(connection, case_id, case.url, illegal, trace, now)
+                    self._notice(connection, case, illegal, trace, now)
                 elif action == "police":
                     outbox.enqueue(connection, case_id, OutboxKind.POLICE, self.police, report)
                 elif action == "referral" and referral is not None:
@@ -379,19 +380,29 @@ class Pipeline:
     @staticmethod
     def _notice(
         connection: Connection,
-        case_id: int,
-        url: str,
+        case: Any,
         illegal: Sequence[Any],
         trace: Trace,
         now: datetime,
     ) -> None:
+        """Queue the notice to the case's hoster (the CDN in front of it, when there is one):
+        its URLs and items (hashes and labels, never content); ``hashguard.takedown`` composes,
+        signs and sends it."""
         hoster = trace.hoster
-        urls = list(dict.fromkeys([*(item.url for item in illegal), url]))
-        connection.execute(insert(HotlineNoticeRow).values(
-            case_id=case_id, hoster=hoster.name if hoster is not None else "",
+        urls = list(dict.fromkeys([*(item.url for item in illegal), case.url]))
+        items = [{"url": item.url, "kind": item.kind, "hashes": dict(item.hashes),
+                  "labels": dict(item.labels)} for item in illegal]  # fmt: skip
+        connection.execute(insert(TakedownNoticeRow).values(
+            case_id=case.id, kind="cdn" if trace.cdn else "notice", parent_id=None,
+            previous_id=None, hoster=hoster.name if hoster is not None else "",
+            country=trace.country,
             abuse_email=hoster.abuse_email if hoster is not None else None,
             abuse_api=hoster.abuse_api if hoster is not None else None,
-            cdn=trace.cdn, urls=urls, state="queued", created_at=now,
+            cdn=trace.cdn, urls=urls, items=items, legal_basis="", reference=f"case-{case.id}",
+            issued_by="hotline", state="queued", report_id=str(uuid.uuid4()), document="",
+            reported_at=case.created_at, created_at=now, dispute_reason="", outcome="",
+            outcome_reason="", renotices=0, escalations=0, rechecks=0, next_action_at=now,
+            last_error="",
         ))  # fmt: skip
 
     # --- the workers ------------------------------------------------------------------------

@@ -31,7 +31,8 @@ class LegalProfile:
     exact_skips_review: bool = False  # an exact match on a vetted list counts as confirmed
     known_only: bool = True  # classifier flags (possible new material) are refused
     scan_e2ee: bool = False  # services marked end-to-end encrypted may be scanned
-    removal_hours: int = 24  # removal deadline once confirmed (removal orders, notices)
+    removal_hours: int = 24  # a hoster's deadline after a notice (the Dutch covenant: 24 h)
+    order_hours: int = 24  # a hoster's deadline after a removal order (CSA Regulation: 24 h)
 
 
 DEFAULT: Final = "known-only"

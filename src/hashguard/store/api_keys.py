@@ -35,6 +35,8 @@ class Role(StrEnum):
     DEVICE = "device"  # on-device checks: OPRF evaluations only, rate-limited per key
     ANALYST = "analyst"  # the hotline: reports, assessment, traces, routing
     PARTNER = "partner"  # a partner hotline: sends referrals (POST /v1/hotline/referrals)
+    HOSTER = "hoster"  # a hosting provider: its own notices and orders, re-upload checks
+    AUTHORITY = "authority"  # a competent authority: issues removal orders
 
 
 class ApiKeyError(Invalid):
@@ -50,6 +52,7 @@ class ApiKey:
     created_at: datetime
     revoked_at: datetime | None = None
     service: str | None = None  # the service whose uploads a matcher key checks
+    hoster: str | None = None  # the hoster a hoster key speaks for
 
     def may_use(self, list_name: str) -> bool:
         return not self.lists or list_name in self.lists
@@ -66,11 +69,20 @@ class ApiKeyStore:
         name: str = "",
         actor: str = "",
         service: str | None = None,
+        hoster: str | None = None,
     ) -> tuple[ApiKey, str]:
         """A new key and its token, which is not stored: show it once. With ``service``, the
-        key's matches open detections for that service's review. Raises ApiKeyError for a
-        list or service that does not exist."""
+        key's matches open detections for that service's review; a hoster key names the
+        ``hoster`` (as the hotline's registry names it) whose notices it sees. Raises
+        ApiKeyError for a list or service that does not exist, a hoster key without its
+        hoster, or a hoster named for a key of another role."""
         role = Role(role)
+        hoster = hoster.strip() if hoster is not None else None
+        if role is Role.HOSTER and not hoster:
+            raise ApiKeyError("a hoster key names its hoster (--hoster NAME, as the hotline's "
+                              "registry of hosters names it)")  # fmt: skip
+        if role is not Role.HOSTER and hoster:
+            raise ApiKeyError(f"only a hoster key names a hoster, not a {role.value} key")
         scope = tuple(dict.fromkeys(lists))
         ident = secrets.token_hex(8)
         secret = secrets.token_urlsafe(32)
@@ -98,14 +110,18 @@ class ApiKeyStore:
                     name=name,
                     created_at=now,
                     service=service,
+                    hoster=hoster,
                 )
             )
             session.flush()
             details = {"role": role.value, "lists": list(scope), "name": name}
             if service is not None:
                 details["service"] = service
+            if hoster is not None:
+                details["hoster"] = hoster
             audit.append(session.connection(), actor, "key.create", ident, details)
-        return ApiKey(ident, role, scope, name, now, None, service), f"hg_{ident}_{secret}"
+        key = ApiKey(ident, role, scope, name, now, None, service, hoster)
+        return key, f"hg_{ident}_{secret}"
 
     def authenticate(self, token: str) -> ApiKey | None:
         """The live key ``token`` is, or None (malformed, unknown, wrong secret, revoked)."""
@@ -156,4 +172,5 @@ def _key(row: ApiKeyRow) -> ApiKey:
         utc(row.created_at),
         utc(row.revoked_at) if row.revoked_at is not None else None,
         row.service,
+        row.hoster,
     )

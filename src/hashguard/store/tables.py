@@ -149,6 +149,7 @@ class ApiKeyRow(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     service: Mapped[str | None] = mapped_column(String(100), nullable=True)  # whose uploads
+    hoster: Mapped[str | None] = mapped_column(String(200), nullable=True)  # a hoster key's hoster
 
 
 class MatchRow(Base):
@@ -630,23 +631,6 @@ class HotlineRouteRow(Base):
     reason: Mapped[str] = mapped_column(Text)
 
 
-class HotlineNoticeRow(Base):
-    """A notice to a hoster, queued by routing (the notice-and-takedown workflow sends it)."""
-
-    __tablename__ = "hotline_notices"
-    __table_args__ = ({"sqlite_autoincrement": True},)
-
-    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
-    case_id: Mapped[int] = mapped_column(ForeignKey("hotline_cases.id"), index=True)
-    hoster: Mapped[str] = mapped_column(String(200))
-    abuse_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
-    abuse_api: Mapped[str | None] = mapped_column(Text, nullable=True)
-    cdn: Mapped[bool] = mapped_column(Boolean)
-    urls: Mapped[list[Any]] = mapped_column(JSON)
-    state: Mapped[str] = mapped_column(String(16), index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-
-
 class HotlineOutboxRow(Base):
     """What the hotline sends elsewhere (a referral to a partner hotline, a report to the police
     or the international endpoint): URLs, hashes, labels and the trace, never content; sent
@@ -666,3 +650,134 @@ class HotlineOutboxRow(Base):
     next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
     last_error: Mapped[str] = mapped_column(Text)
+
+
+class TakedownNoticeRow(Base):
+    """A notice to a hoster about a case's URLs (kind ``notice``), a notice to a CDN asking for
+    the origin (``cdn``; its origin's notice names it as ``parent_id``) or a removal order an
+    authority issued (``order``). Queued by routing or the order, composed and signed once
+    (``document``: the XARF/DSA notice as sent), then driven by the scheduler: deadline,
+    re-checks, re-notices, escalation, re-checks after removal. ``previous_id``: the removed
+    notice whose content reappeared here. ``next_action_at``: when the scheduler looks again;
+    ``lease_until``: one instance at a time."""
+
+    __tablename__ = "takedown_notices"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_cases.id"), nullable=True,
+                                                index=True)  # fmt: skip
+    kind: Mapped[str] = mapped_column(String(16))  # notice, cdn, order
+    parent_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    previous_id: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    hoster: Mapped[str] = mapped_column(String(200), index=True)
+    country: Mapped[str | None] = mapped_column(String(8), nullable=True)
+    abuse_email: Mapped[str | None] = mapped_column(String(320), nullable=True)
+    abuse_api: Mapped[str | None] = mapped_column(Text, nullable=True)
+    cdn: Mapped[bool] = mapped_column(Boolean)
+    urls: Mapped[list[Any]] = mapped_column(JSON)
+    items: Mapped[list[Any]] = mapped_column(JSON)  # [{url, kind, hashes, labels}]
+    legal_basis: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(String(200))
+    issued_by: Mapped[str] = mapped_column(String(200))
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    report_id: Mapped[str] = mapped_column(String(36), unique=True)  # the XARF report id
+    document: Mapped[str] = mapped_column(Text)
+    reported_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    deadline_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    acknowledged_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                             nullable=True)  # fmt: skip
+    claimed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    disputed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    dispute_reason: Mapped[str] = mapped_column(Text)
+    verified_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # orders: confirmed, inability
+    outcome_reason: Mapped[str] = mapped_column(Text)
+    outcome_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    renotices: Mapped[int] = mapped_column(Integer)
+    escalations: Mapped[int] = mapped_column(Integer)
+    rechecks: Mapped[int] = mapped_column(Integer)  # re-checks done after a verified removal
+    next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True),
+                                                            nullable=True, index=True)  # fmt: skip
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
+
+
+class TakedownDeliveryRow(Base):
+    """One message about a notice to one destination (an outbox, as ``store.outbox`` sends
+    them): the notice, a re-notice, an escalation step, an order's reminder, or a takedown
+    status to the referring hotline; by e-mail (``smtp``) or to an API (``api``), retried with
+    backoff; ``reply`` keeps the start of an API's answer (a CDN names the origin there)."""
+
+    __tablename__ = "takedown_deliveries"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("takedown_notices.id"), index=True)
+    purpose: Mapped[str] = mapped_column(String(16))  # notice, renotice, escalation, reminder, status
+    step: Mapped[str] = mapped_column(String(64))  # the escalation step's name, else ""
+    channel: Mapped[str] = mapped_column(String(8))  # smtp, api
+    target: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
+    reply: Mapped[str] = mapped_column(Text)
+
+
+class TakedownCheckRow(Base):
+    """One re-fetch of a notice's URL and what it served, by hash: the evidence that content
+    is gone (``gone``: 404/410 or the host gone; ``changed``: other content) or still there
+    (``present``), or that the check could not tell (``inconclusive``)."""
+
+    __tablename__ = "takedown_checks"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("takedown_notices.id"), index=True)
+    url: Mapped[str] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    purpose: Mapped[str] = mapped_column(String(16))  # claimed, deadline, renotice, recheck
+    outcome: Mapped[str] = mapped_column(String(16))  # gone, changed, present, inconclusive
+    status: Mapped[int | None] = mapped_column(Integer, nullable=True)
+    detail: Mapped[str] = mapped_column(Text)
+    hashes: Mapped[list[Any]] = mapped_column(JSON)  # what the URL served, by signal
+
+
+class TakedownEventRow(Base):
+    """A notice's timeline: every step, its time and who took it (the monitor counts these)."""
+
+    __tablename__ = "takedown_events"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("takedown_notices.id"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    kind: Mapped[str] = mapped_column(String(24))
+    actor: Mapped[str] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class TakedownOutcomeRow(Base):
+    """A takedown outcome another organisation told us: a partner hotline about a case this
+    hotline referred to it, or an abuse desk's XARF report (``content_removed``)."""
+
+    __tablename__ = "takedown_outcomes"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(200))
+    reference: Mapped[str] = mapped_column(String(200))
+    case_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_cases.id"), nullable=True,
+                                                index=True)  # fmt: skip
+    url: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(32))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    detail: Mapped[dict[str, Any]] = mapped_column(JSON)
