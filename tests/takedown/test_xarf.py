@@ -3,6 +3,7 @@ verified removal as an outcome report with its evidence; reports from other desk
 object, a list or JSON lines, each checked by XARF's schema, errors naming the line and field."""
 
 import json
+import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -59,6 +60,7 @@ def test_notices_export_as_sent_and_a_verified_removal_as_an_outcome(engine: Eng
         "evidence": [{**check, "at": "2025-03-01T17:05:00Z"}]}  # fmt: skip
     again = list(export_notices([removed], {removed.id: [check]}, KEY))
     assert again[1]["report_id"] == outcome["report_id"]  # the same outcome at every export
+    assert uuid.UUID(outcome["report_id"]).version == 4
 
 
 def test_an_export_reads_back_as_json_lines_a_list_or_one_report(engine: Engine) -> None:

@@ -55,8 +55,9 @@ class ImportedReport:
 
 
 def outcome_id(report_id: str) -> str:
-    """The report id of the outcome of the notice ``report_id`` (the same at every export)."""
-    return str(uuid.uuid5(OUTCOME, report_id))
+    """The report id of the outcome of the notice ``report_id``: the same at every export,
+    and a UUID of version 4 as XARF asks (derived by name, its version bits set to 4)."""
+    return str(uuid.UUID(bytes=uuid.uuid5(OUTCOME, report_id).bytes, version=4))
 
 
 def export_notices(
