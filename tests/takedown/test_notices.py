@@ -601,3 +601,27 @@ def test_an_operator_resends_an_open_notice_to_the_contacts_known_now(engine: En
     nobody = desk.add(Hoster("Nobody", None, (), (), None, None, False))
     with pytest.raises(NoticeRefused, match="no abuse contact for Nobody"):
         desk.notices.resend(nobody, "analyst-1")
+
+
+def test_a_hoster_reads_what_was_sent_to_it_not_where_else_the_hotline_turned(
+    desk: Desk,
+) -> None:
+    with desk.engine.begin() as connection:
+        for n, (purpose, target) in enumerate((("notice", "abuse@alpha.test"),
+                                               ("escalation", "regulator@atkm.test"))):  # fmt: skip
+            connection.execute(insert(TakedownDeliveryRow).values(
+                notice_id=desk.open, purpose=purpose, step="regulator" if n else "",
+                channel="smtp", target=target, payload="", idempotency_key=str(n) * 64,
+                created_at=T0, attempts=0, next_attempt_at=T0, delivered_at=None,
+                last_error="", reply=""))  # fmt: skip
+            connection.execute(insert(TakedownEventRow).values(
+                notice_id=desk.open, at=T0, kind="escalated", actor="scheduler",
+                detail={"step": "regulator", "destination": "regulator@atkm.test"}))  # fmt: skip
+    desk.notices.origin(desk.cdn, None, "scheduler", "198.51.100.7")
+    operator, alpha = desk.notices.get(desk.open), desk.notices.get(desk.open, "Alpha")
+    assert [d.target for d in operator.deliveries] == ["abuse@alpha.test", "regulator@atkm.test"]
+    assert [d.target for d in alpha.deliveries] == ["abuse@alpha.test"]
+    assert operator.events[0].detail["destination"] == "regulator@atkm.test"
+    assert alpha.events[0].detail == {"step": "regulator"}
+    [origin] = desk.notices.get(desk.cdn, "Edge CDN").events
+    assert origin.detail == {"address": "198.51.100.7"}  # not the origin's hoster or notice
