@@ -222,3 +222,22 @@ def test_each_delivery_has_its_own_idempotency_key(engine: Engine, channel: Chan
             deliveries.enqueue(connection, notice_id, purpose, channel, target, "{}", step)
     keys = [r.idempotency_key for r in rows(engine, TakedownDeliveryRow)]
     assert len(set(keys)) == 5
+
+
+def test_nothing_more_is_sent_about_a_withdrawn_notice(engine: Engine) -> None:
+    row, document = composed(engine)
+    kept, _ = composed(engine)
+    with smtp_server() as mailbox:
+        deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=Clock())
+        mail = notice.email(document, DeliveryPurpose.NOTICE, to="abuse@files.example",
+                            sender=SENDER).as_string()  # fmt: skip
+        with engine.begin() as connection:
+            for notice_id in (row.id, kept.id):
+                deliveries.enqueue(connection, notice_id, DeliveryPurpose.NOTICE, Channel.SMTP,
+                                   "abuse@files.example", mail)  # fmt: skip
+            connection.execute(TakedownNoticeRow.__table__.update()
+                               .where(TakedownNoticeRow.__table__.c.id == row.id)
+                               .values(state="withdrawn"))  # fmt: skip
+        assert deliveries.deliver_due() == 1
+        assert mailbox.wait_for(1)
+    assert [d.notice_id for d in rows(engine, TakedownDeliveryRow) if d.delivered_at] == [kept.id]

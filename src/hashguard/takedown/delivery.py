@@ -24,14 +24,14 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, exists, func, insert, select, update
 
 from hashguard.errors import HashguardError
 from hashguard.net.fetch import Network
 from hashguard.review.webhook import failure_reason, status_reason
 from hashguard.store import audit, outbox
 from hashguard.store.tables import TakedownDeliveryRow, TakedownEventRow, TakedownNoticeRow
-from hashguard.takedown.model import Channel, Clock, DeliveryPurpose, EventKind, now
+from hashguard.takedown.model import Channel, Clock, DeliveryPurpose, EventKind, NoticeState, now
 from hashguard.takedown.notice import parse_reply
 
 log = logging.getLogger("hashguard.takedown")
@@ -155,7 +155,7 @@ class Deliveries:
             delivered = outbox.deliver_due(
                 self.engine, TakedownDeliveryRow, send, at, log,
                 lambda row: f"takedown {row.purpose} {row.id} ({row.channel} to {row.target})",
-                limit=limit, record=record,
+                ~_withdrawn(), limit=limit, record=record,
             )  # fmt: skip
         for notice_id, reply in answered:
             self._hand_on(notice_id, reply)
@@ -254,3 +254,11 @@ class Deliveries:
 def _text(answer: bytes | str) -> str:
     text = answer.decode(errors="replace") if isinstance(answer, bytes) else answer
     return " ".join(text.split())[:200]
+
+
+def _withdrawn() -> Any:
+    """Deliveries of a withdrawn notice: never sent (they stay, unsent, as the record of what
+    was queued when an analyst took the notice back)."""
+    notices, deliveries = TakedownNoticeRow.__table__, TakedownDeliveryRow.__table__
+    return exists().where(notices.c.id == deliveries.c.notice_id,
+                          notices.c.state == NoticeState.WITHDRAWN.value)  # fmt: skip
