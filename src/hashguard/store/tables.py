@@ -15,6 +15,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     PrimaryKeyConstraint,
     String,
@@ -662,7 +663,10 @@ class TakedownNoticeRow(Base):
     ``lease_until``: one instance at a time."""
 
     __tablename__ = "takedown_notices"
-    __table_args__ = ({"sqlite_autoincrement": True},)
+    __table_args__ = (
+        Index("ix_takedown_notices_state_deadline_at", "state", "deadline_at"),  # overdue now
+        {"sqlite_autoincrement": True},
+    )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     case_id: Mapped[int | None] = mapped_column(ForeignKey("hotline_cases.id"), nullable=True,

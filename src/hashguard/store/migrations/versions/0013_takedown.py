@@ -76,6 +76,8 @@ def upgrade() -> None:
     op.create_index("ix_takedown_notices_state", "takedown_notices", ["state"])
     op.create_index("ix_takedown_notices_next_action_at", "takedown_notices",
                     ["next_action_at"])  # fmt: skip
+    op.create_index("ix_takedown_notices_state_deadline_at", "takedown_notices",
+                    ["state", "deadline_at"])  # fmt: skip
     op.create_table(
         "takedown_deliveries",
         _id(),
