@@ -85,7 +85,7 @@ def check(
     if page.outcome == "http-error":
         detail = f"the URL answers {page.status}: none of the notice's items is served"
     elif crawled.items:
-        detail = f"the URL serves {len(crawled.items)} other medium(s): none is an item of the notice"
+        detail = f"the URL serves {len(crawled.items)} other medium(s), none of the notice's"
     else:
         detail = f"the URL serves no media ({page.detail})"
     return Check(CheckOutcome.CHANGED, page.status, detail, served, at)
@@ -96,10 +96,9 @@ def matches(served: Mapping[str, str], item: Mapping[str, Any]) -> str:
     equal", "pdq distance 12"); "" when it is not (or nothing can be compared)."""
     for name in DIGESTS:
         mine, theirs = served.get(name), item.get(name)
-        if isinstance(mine, str) and isinstance(theirs, str) and mine and (
-            mine.strip().lower() == theirs.strip().lower()
-        ):
-            return f"{name} equal"
+        if isinstance(mine, str) and isinstance(theirs, str) and mine:
+            if mine.strip().lower() == theirs.strip().lower():
+                return f"{name} equal"
     mine, theirs = served.get("pdq"), item.get("pdq")
     if isinstance(mine, str) and isinstance(theirs, str):
         pdq = registry.get("pdq")
