@@ -18,7 +18,7 @@ from hashguard.hotline import tomlfile
 from hashguard.net.fetch import Network
 
 FIELDS: Final = ("name", "country", "asns", "networks", "abuse_email", "abuse_api", "cdn",
-                  "upstream")
+                  "upstream")  # fmt: skip
 
 
 class HosterError(Invalid):
@@ -115,8 +115,9 @@ def load(path: Path) -> HosterRegistry:
         if hoster.upstream not in seen:
             near = difflib.get_close_matches(hoster.upstream, list(seen), n=1, cutoff=0.6)
             hint = f"; did you mean {near[0]!r}?" if near else ""
-            raise HosterError(f"{file.where('hoster', index, 'upstream')}: upstream "
-                              f"{hoster.upstream!r} is not a hoster of this file{hint}")  # fmt: skip
+            where = file.where("hoster", index, "upstream")
+            raise HosterError(f"{where}: upstream {hoster.upstream!r} is not a hoster of this "
+                              f"file{hint}")  # fmt: skip
     return HosterRegistry(hosters)
 
 

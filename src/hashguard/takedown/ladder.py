@@ -79,7 +79,7 @@ def _step(table: Any, at: Callable[..., str], networks: Sequence[Network]) -> Es
     name = table["name"]
     if not isinstance(name, str) or not _NAME.fullmatch(name) or len(name) > MAX_NAME:
         raise LadderError(f"{at('name')}: expected a name of lower-case letters, digits and "
-                          f"'-' (at most {MAX_NAME}), like \"registrar\", got {name!r}")  # fmt: skip
+                          f"'-' (at most {MAX_NAME}) like \"registrar\", got {name!r}")  # fmt: skip
     hours = table["after_hours"]
     if (not isinstance(hours, int | float) or isinstance(hours, bool) or not hours >= 0
             or hours > MAX_HOURS):  # fmt: skip
@@ -95,7 +95,7 @@ def _destination(to: Any, at: Callable[..., str], networks: Sequence[Network]) -
     if not isinstance(to, str) or not to.strip():
         raise LadderError(f"{at('to')}: {expected}, got {to!r}")
     to = to.strip()
-    if to == UPSTREAM or _EMAIL.fullmatch(to) and "://" not in to:
+    if to == UPSTREAM or (_EMAIL.fullmatch(to) and "://" not in to):
         return to
     try:
         parts = urlsplit(to)

@@ -96,9 +96,9 @@ def matches(served: Mapping[str, str], item: Mapping[str, Any]) -> str:
     equal", "pdq distance 12"); "" when it is not (or nothing can be compared)."""
     for name in DIGESTS:
         mine, theirs = served.get(name), item.get(name)
-        if isinstance(mine, str) and isinstance(theirs, str) and mine:
-            if mine.strip().lower() == theirs.strip().lower():
-                return f"{name} equal"
+        same = isinstance(mine, str) and isinstance(theirs, str) and mine != ""
+        if same and str(mine).strip().lower() == str(theirs).strip().lower():
+            return f"{name} equal"
     mine, theirs = served.get("pdq"), item.get("pdq")
     if isinstance(mine, str) and isinstance(theirs, str):
         pdq = registry.get("pdq")
