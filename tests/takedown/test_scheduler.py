@@ -3,6 +3,7 @@ serves (or stops serving) a generated image; each pass composes, checks, verifie
 escalates, reminds and re-checks as the rules say, and two schedulers on one database do each
 notice's work once."""
 
+import ipaddress
 import json
 import threading
 import uuid
@@ -10,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import ipaddress
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert, select
@@ -245,7 +245,9 @@ def test_content_kept_past_the_deadline_is_re_noticed_and_escalated_step_by_step
     assert world.checks(notice)[-1] == ("gallery", "renotice", "present")
     escalated = world.events(notice, "escalated")
     assert [(e["step"], e["destination"]) for e in escalated] == [
-        ("upstream", "upstream"), ("registrar", "abuse@registrar.example")]
+        ("upstream", "upstream"),
+        ("registrar", "abuse@registrar.example"),
+    ]
     steps = [d for d in world.deliveries_of(notice) if d[0] == "escalation"]
     assert steps == [("escalation", "upstream", "smtp", "abuse@transit.example"),
                      ("escalation", "registrar", "smtp", "abuse@registrar.example")]  # fmt: skip
@@ -254,7 +256,8 @@ def test_content_kept_past_the_deadline_is_re_noticed_and_escalated_step_by_step
     done = world.scheduler.tick()
     assert (done.renotices, done.escalations) == (1, 1)
     assert [d for d in world.deliveries_of(notice) if d[1] == "regulator"] == [
-        ("escalation", "regulator", "api", "https://regulator.example/api/notices")]
+        ("escalation", "regulator", "api", "https://regulator.example/api/notices")
+    ]
     row = world.row(notice)
     assert (row.renotices, row.escalations) == (4, 3)
     assert utc(row.next_action_at) == T0 + timedelta(hours=120)  # re-notices go on
@@ -282,7 +285,9 @@ def test_an_upstream_step_without_an_upstream_is_recorded_failed_and_the_ladder_
     assert escalated[0]["step"] == "upstream" and escalated[0]["deliveries"] == []
     assert escalated[0]["error"] == "the registry names no upstream for Lonely"
     assert [d[1] for d in world.deliveries_of(notice) if d[0] == "escalation"] == [
-        "registrar", "regulator"]
+        "registrar",
+        "regulator",
+    ]
     row = world.row(notice)
     assert row.escalations == 3
     assert utc(row.next_action_at) == world.clock() + timedelta(hours=24)  # a late re-notice
@@ -475,7 +480,8 @@ def test_a_partner_is_told_when_the_case_it_referred_is_verified_removed(world: 
     assert payload["evidence"]["report_id"] == world.row(notice).report_id
     partner = Partner("Hotline DE", ("DE",), "https://hotline-de.example/", None)
     assert partner.status_url(payload["referral"]) == (
-        "https://hotline-de.example/v1/hotline/referrals/5f0c2b8e9a7d41c3b6e2f1a0d9c8b7a6/status")
+        "https://hotline-de.example/v1/hotline/referrals/5f0c2b8e9a7d41c3b6e2f1a0d9c8b7a6/status"
+    )
 
 
 def _partner_case(engine: Engine, partner: str, referral: str) -> int:
