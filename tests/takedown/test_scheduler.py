@@ -42,6 +42,7 @@ from hashguard.transparency import keys
 
 from support.hotline_items import hashes_of
 from support.media import jpeg
+from support.waiting import eventually
 from support.website import Page, Website, resolving
 
 T0 = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
@@ -498,3 +499,15 @@ def _partner_case(engine: Engine, partner: str, referral: str) -> int:
         )).inserted_primary_key[0]  # type: ignore[index]  # fmt: skip
         connection.execute(insert(HotlineCaseReportRow).values(case_id=case, report_id=report))
     return int(case)
+
+
+def test_the_thread_runs_passes_until_stopped(world: World) -> None:
+    notice = world.queue()
+    world.scheduler.poll = 0.05
+    world.scheduler.start()
+    try:
+        eventually(lambda: world.row(notice).state == "open")
+    finally:
+        world.scheduler.stop()
+    assert world.scheduler._thread is None
+    assert world.events(notice)[0]["kind"] == "composed"
