@@ -89,7 +89,7 @@ def test_a_site_behind_a_cdn_names_the_cdn_its_as_and_the_database(tracer: Trace
                        "hoster": "Edge CDN"}],
         "hoster": {"name": "Edge CDN", "country": None, "asns": [],
                    "networks": ["127.0.2.0/24"], "abuse_email": None,
-                   "abuse_api": "https://edge.example/abuse", "cdn": True},
+                   "abuse_api": "https://edge.example/abuse", "cdn": True, "upstream": None},
         "country": "US",
         "cdn": True,
         "databases": ["ip2asn 2026-11-30"],

@@ -335,12 +335,13 @@ def test_removed_content_is_re_checked_and_its_return_is_a_new_notice(world: Wor
     new = world.rows()[-1]
     assert (new.previous_id, new.state, new.hoster) == (notice, "queued", "Files BV")
     assert list(new.urls) == list(old.urls)
-    reappeared = world.events(notice, "reappeared")
-    assert reappeared[0]["notice"] == new.id
+    assert [event["notice"] for event in world.events(notice, "reappeared")] == [new.id]
     assert world.checks(notice)[-2:] == [("1.jpg", "recheck", "present"),
                                          ("gallery", "recheck", "present")]  # fmt: skip
     done = world.scheduler.tick()  # the new notice is composed and sent
     assert done.composed == 1 and world.row(new.id).state == "open"
+    # composing it names no reappearance again: the old notice says it once
+    assert [event["notice"] for event in world.events(notice, "reappeared")] == [new.id]
 
 
 def test_rechecks_end_after_the_last(world: World) -> None:

@@ -105,3 +105,12 @@ class Timing:
 
     def deadline(self, kind: NoticeKind) -> timedelta:
         return self.order if kind is NoticeKind.ORDER else self.notice
+
+    def reminders(self, deadline: datetime) -> tuple[datetime, datetime]:
+        """When an order without an outcome is reminded: at half its time, at its deadline."""
+        return deadline - self.order / 2, deadline
+
+    def first_look(self, kind: NoticeKind, deadline: datetime) -> datetime:
+        """When the scheduler first looks at a notice just sent: an order at its first
+        reminder, anything else at its deadline (or earlier, when the hoster claims)."""
+        return self.reminders(deadline)[0] if kind is NoticeKind.ORDER else deadline

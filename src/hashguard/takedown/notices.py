@@ -318,7 +318,8 @@ class Notices:
         table = TakedownNoticeRow.__table__
         at = self.clock()
         deadline = at + self.timing.deadline(NoticeKind(row.kind))
-        previous = removed.previous(row)
+        # a notice made for a reappearance (previous_id set) is not its own reappearance again
+        previous = removed.previous(row) if row.previous_id is None else None
         try:
             document = compose({**row._mapping, "deadline_at": deadline}, self.sender, self.key,
                                at)  # fmt: skip
@@ -336,7 +337,8 @@ class Notices:
                 update(TakedownNoticeRow)
                 .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
                 .values(state=NoticeState.OPEN.value, document=signing.dumps(document),
-                        deadline_at=deadline, next_action_at=deadline, lease_until=None,
+                        deadline_at=deadline, lease_until=None,
+                        next_action_at=self.timing.first_look(NoticeKind(row.kind), deadline),
                         previous_id=previous[0] if previous else row.previous_id,
                         last_error="")
             ).rowcount  # fmt: skip

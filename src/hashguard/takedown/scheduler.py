@@ -143,10 +143,7 @@ class Scheduler:
     def tick(self, limit: int = 500) -> Tick:
         """Compose the queued notices, then do the work of up to ``limit`` due notices."""
         done = Tick()
-        orders = self._queued_orders()
         done.composed = self.notices.compose_queued(limit)
-        if orders:
-            self._schedule_reminders(orders)
         table = TakedownNoticeRow.__table__
         at = self.clock()
         with self.engine.connect() as connection:
@@ -393,7 +390,7 @@ class Scheduler:
         deadline); the times of those still to come."""
         if row.kind != NoticeKind.ORDER.value or row.outcome:
             return []
-        times = _reminder_times(deadline, self.timing.order)
+        times = self.timing.reminders(deadline)
         events = TakedownEventRow.__table__
         sent = connection.execute(
             select(func.count()).select_from(events)
@@ -514,38 +511,6 @@ class Scheduler:
         if changed != 1:
             raise _Lost()
 
-    # --- orders' reminders ------------------------------------------------------------------
-
-    def _queued_orders(self) -> list[int]:
-        table = TakedownNoticeRow.__table__
-        with self.engine.connect() as connection:
-            return [int(ident) for ident in connection.execute(
-                select(table.c.id).where(table.c.state == NoticeState.QUEUED.value,
-                                         table.c.kind == NoticeKind.ORDER.value)
-            ).scalars()]  # fmt: skip
-
-    def _schedule_reminders(self, orders: Sequence[int]) -> None:
-        """Orders composed just now are due again at their first reminder (before the
-        deadline composing set)."""
-        table = TakedownNoticeRow.__table__
-        with self.engine.begin() as connection:
-            rows = connection.execute(
-                select(table.c.id, table.c.deadline_at, table.c.next_action_at)
-                .where(table.c.id.in_(orders), table.c.state == NoticeState.OPEN.value,
-                       table.c.lease_until.is_(None))
-            ).all()  # fmt: skip
-            for row in rows:
-                if row.deadline_at is None or row.next_action_at is None:
-                    continue
-                first = _reminder_times(utc(row.deadline_at), self.timing.order)[0]
-                if first < utc(row.next_action_at):
-                    connection.execute(
-                        update(TakedownNoticeRow)
-                        .where(table.c.id == row.id,
-                               table.c.next_action_at == row.next_action_at)
-                        .values(next_action_at=first)
-                    )  # fmt: skip
-
     # --- a CDN's reply ----------------------------------------------------------------------
 
     def reply(self, notice_id: int, text: str) -> None:
@@ -629,7 +594,3 @@ def _next_renotice(deadline: datetime, renotices: int, every: timedelta, at: dat
     came late sends one and the next ``every`` after it."""
     due = deadline + every * renotices
     return due if due > at else at + every
-
-
-def _reminder_times(deadline: datetime, duration: timedelta) -> tuple[datetime, datetime]:
-    return deadline - duration / 2, deadline
