@@ -21,6 +21,7 @@ from hashguard.api import (
     routes_media,
     routes_review,
     routes_status,
+    routes_takedown,
     routes_victims,
     schemas,
 )
@@ -78,9 +79,10 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
-        routes_victims, routes_hotline,
+        routes_victims, routes_hotline, routes_takedown,
     ):  # fmt: skip
         app.include_router(module.router)
+    app.include_router(routes_takedown.status_router)
     app.include_router(routes_admin.metrics_router)
     app.include_router(desk.router)
     app.include_router(hotline_desk.router)
