@@ -173,14 +173,21 @@ class MediaMatchAnswer(BaseModel):
     matches: list[MatchFound]
 
 
+class ListedMatch(BaseModel):
+    """What a hoster key learns of a match: the list the hash is on, nothing more."""
+
+    list: str
+
+
 class HashResult(BaseModel):
-    matches: list[MatchFound]
+    matches: builtins.list[MatchFound | ListedMatch]
 
 
 class HashMatchAnswer(BaseModel):
-    """One result per hash asked, in order."""
+    """One result per hash asked, in order (to a hoster key, each match names its list only)."""
 
-    model_config = _example({"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]})
+    model_config = _example({"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]},
+                            {"matched": 1, "results": [{"matches": [{"list": "known"}]}]})
     matched: int
     results: list[HashResult]
 
