@@ -86,7 +86,10 @@ def test_config_check_passes_a_good_takedown_setup(tmp_path: Path, listener: int
     assert set(said) == {(Severity.NOTE, "takedown_key"), (Severity.OK, "takedown_escalation"),
                          (Severity.OK, "takedown_smtp")}  # fmt: skip
     assert "made at start" in said[Severity.NOTE, "takedown_key"]
-    assert "upstream after 48 h, registrar after 96 h, regulator after 168 h" in said[Severity.OK, "takedown_escalation"]
+    assert (
+        "upstream after 48 h, registrar after 96 h, regulator after 168 h"
+        in said[Severity.OK, "takedown_escalation"]
+    )
 
 
 def test_takedown_files_without_the_hotline_are_a_warning(tmp_path: Path) -> None:

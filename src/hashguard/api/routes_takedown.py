@@ -95,8 +95,9 @@ def _moment(text: str, name: str) -> datetime | None:
 async def notices(
     key: Reader,
     takedown: Running,
-    state: Annotated[str | None, Query(description="queued, open, removed, forwarded, "
-                                       "withdrawn")] = None,  # fmt: skip
+    state: Annotated[
+        str | None, Query(description="queued, open, removed, forwarded, withdrawn")
+    ] = None,  # fmt: skip
     kind: Annotated[str | None, Query(description="notice, cdn, order")] = None,
     overdue: Annotated[bool | None, Query(description="Open and past the deadline.")] = None,
     limit: Limit = 100,

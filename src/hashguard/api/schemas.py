@@ -186,8 +186,10 @@ class HashResult(BaseModel):
 class HashMatchAnswer(BaseModel):
     """One result per hash asked, in order (to a hoster key, each match names its list only)."""
 
-    model_config = _example({"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]},
-                            {"matched": 1, "results": [{"matches": [{"list": "known"}]}]})
+    model_config = _example(
+        {"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]},
+        {"matched": 1, "results": [{"matches": [{"list": "known"}]}]},
+    )
     matched: int
     results: list[HashResult]
 

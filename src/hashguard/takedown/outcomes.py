@@ -2,17 +2,18 @@
 partner hotline's status of a case this hotline referred to it (``POST
 /v1/hotline/referrals/{referral}/status``), and XARF reports imported from another abuse desk.
 
-A status message (docs/takedown.md, "Status between hotlines") is JSON::
+A status message is what ``takedown.scheduler.partner_status`` sends when a notice of a
+referred case is verified removed (docs/takedown.md, "Status between hotlines")::
 
-    {"version": 1, "referral": "<the referral's 32 hex digits>",
-     "from": {"hotline": "Hotline DE", "country": "DE"},
-     "status": "removed", "at": "2026-03-14T09:26:53+00:00",
-     "urls": ["https://img.site.example/1.jpg"], "evidence": {...},
+    {"referral": "<the referral's 32 hex digits>", "url": "https://site.example/page",
+     "status": "removed", "verified_at": "2026-03-14T09:26:53+00:00",
+     "evidence": {"report_id": "...", "urls": [...], "checks": [...], "evidence": [...]},
      "hashguard_signature": {...}}
 
-``status`` one of STATUSES; ``urls`` (at most MAX_URLS) and ``evidence`` (an object of at most
-64 KiB: the checks that verified the removal) optional; the signature (takedown/signing.py), when
-there, must match the document, and its key is kept with the outcome.
+``status`` one of STATUSES; ``url`` the case's URL and ``evidence`` (an object of at most 64 KiB:
+the notice's URLs and the checks that verified the removal) optional; the signature
+(takedown/signing.py), when there, must match the document, and its key is kept with the
+outcome.
 """
 
 import json
@@ -33,13 +34,10 @@ from hashguard.store.tables import HotlineCaseRow, HotlineOutboxRow, TakedownOut
 from hashguard.takedown import signing
 from hashguard.takedown.model import Clock, now
 
-VERSION: Final = 1
 STATUSES: Final = ("queued", "open", "removed", "forwarded", "withdrawn", "reappeared")
-MAX_URLS: Final = 1000
 MAX_URL: Final = 2048
 MAX_EVIDENCE: Final = 64 * 1024
-_KEYS: Final = ("version", "referral", "from", "status", "at", "urls", "evidence",
-                signing.FIELD)  # fmt: skip
+_KEYS: Final = ("referral", "url", "status", "verified_at", "evidence", signing.FIELD)
 _REFERRAL = re.compile(r"[0-9a-f]{32}")
 
 
@@ -71,41 +69,35 @@ class Outcome:
 
 
 def check_status(body: Any, referral: str) -> tuple[str, datetime, list[str], dict[str, Any]]:
-    """(status, at, urls, detail) of a status message about ``referral``. Raises StatusError
+    """(status, time, URLs, detail) of a status message about ``referral``. Raises StatusError
     naming the field, or signing.BadSignature (a signature that does not match)."""
     if not isinstance(body, Mapping):
         raise StatusError("the status: expected a JSON object")
     unknown = [key for key in body if key not in _KEYS]
     if unknown:
         raise StatusError(f"{unknown[0]}: unknown field (the fields: {', '.join(_KEYS)})")
-    if body.get("version") != VERSION:
-        raise StatusError(f"version: expected {VERSION}, got {body.get('version')!r}")
     if body.get("referral") != referral:
         raise StatusError(f"referral: expected {referral} (the referral in the path)")
-    sender = body.get("from")
-    if not isinstance(sender, Mapping) or not isinstance(sender.get("hotline"), str):
-        raise StatusError("from: expected {\"hotline\": NAME, \"country\": CC}")
     status = body.get("status")
     if status not in STATUSES:
         raise StatusError(f"status: expected one of {', '.join(STATUSES)}, got {status!r}")
     try:
-        at = datetime.fromisoformat(str(body.get("at")))
+        at = datetime.fromisoformat(str(body.get("verified_at")))
     except ValueError:
-        raise StatusError(f"at: expected an ISO 8601 time, got {body.get('at')!r}") from None
+        raise StatusError(f"verified_at: expected an ISO 8601 time, got "
+                          f"{body.get('verified_at')!r}") from None  # fmt: skip
     if at.tzinfo is None:
-        raise StatusError("at: expected a time with its zone (e.g. +00:00)")
-    urls = body.get("urls", [])
-    if (not isinstance(urls, list) or len(urls) > MAX_URLS
-            or not all(isinstance(u, str) and 0 < len(u) <= MAX_URL for u in urls)):  # fmt: skip
-        raise StatusError(f"urls: expected a list of at most {MAX_URLS} URLs of at most "
-                          f"{MAX_URL} characters")  # fmt: skip
+        raise StatusError("verified_at: expected a time with its zone (e.g. +00:00)")
+    url = body.get("url", "")
+    if not isinstance(url, str) or len(url) > MAX_URL:
+        raise StatusError(f"url: expected a URL of at most {MAX_URL} characters")
     evidence = body.get("evidence", {})
     if not isinstance(evidence, Mapping) or len(json.dumps(evidence)) > MAX_EVIDENCE:
         raise StatusError(f"evidence: expected an object of at most {MAX_EVIDENCE} bytes")
-    detail: dict[str, Any] = {"from": dict(sender), "evidence": dict(evidence)}
+    detail: dict[str, Any] = {"evidence": dict(evidence)}
     if signing.FIELD in body:
         detail["signed_by"] = signing.verify(body)
-    return status, at.astimezone(UTC), urls, detail
+    return status, at.astimezone(UTC), [url] if url else [], detail
 
 
 def receive_status(engine: Engine, partner: str, referral: str, body: Any,
@@ -163,7 +155,6 @@ def keep(engine: Engine, source: str, outcomes: Sequence[Outcome], actor: str,
         audit.append(connection, actor, "takedown.import", f"source:{source}",
                      {"outcomes": len(outcomes), "linked": linked})  # fmt: skip
     return len(outcomes), linked
-
 
 
 def _key(url: str, networks: Sequence[Network]) -> str:

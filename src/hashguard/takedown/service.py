@@ -8,18 +8,17 @@ crawler and tracer): the deliveries (e-mail and hosters' APIs), the notices, the
 drives them and the monitor that measures them. ``start()`` runs the scheduler.
 """
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
 from hashguard import durable
-from hashguard.errors import HashguardError, Invalid
+from hashguard.errors import Invalid
 from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
@@ -28,14 +27,10 @@ from hashguard.takedown import ladder, outcomes, xarf
 from hashguard.takedown.delivery import Deliveries, SmtpSettings
 from hashguard.takedown.model import Clock, NoticeKind, Timing, now
 from hashguard.takedown.monitor import Monitor
-from hashguard.takedown.notice import Sender, parse_reply
+from hashguard.takedown.notice import Sender
 from hashguard.takedown.notices import NoticeDetail, Notices, NoticeView, UnknownNotice
-from hashguard.takedown.scheduler import Scheduler
+from hashguard.takedown.scheduler import Scheduler, partner_status
 from hashguard.transparency import keys
-
-log = logging.getLogger("hashguard.takedown")
-
-CDN_ACTOR: Final = "cdn api"  # who names an origin read from a CDN's API reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,18 +124,13 @@ class Takedown:
         self.notices = Notices(engine, self.timing, hotline.hosters, self.sender, self.key,
                                self.deliveries, clock=clock, trace=hotline.trace)  # fmt: skip
         self.scheduler = Scheduler(engine, self.notices, self.deliveries, hotline.crawl,
-                                   self.timing, hotline.hosters, clock=clock)  # fmt: skip
+                                   self.timing, hotline.hosters, clock=clock,
+                                   status=partner_status(self.key))  # fmt: skip
         self.monitor = Monitor(engine, clock=clock)
 
     def _replied(self, notice_id: int, text: str) -> None:
-        """A hoster's or CDN's API answered a delivery: a CDN naming the origin sends the
-        notice on to the origin's hoster."""
-        try:
-            reply = parse_reply(text)
-            if reply.origin:
-                self.notices.origin(notice_id, None, CDN_ACTOR, reply.origin)
-        except HashguardError as error:  # a reply that says nothing usable, a notice moved on
-            log.info("notice %d: the API's reply was not used: %s", notice_id, error)
+        """A hoster's or CDN's API answered a delivery (the scheduler reads a CDN's origin)."""
+        self.scheduler.reply(notice_id, text)
 
     # --- what the edges call beyond the parts ------------------------------------------------
 
