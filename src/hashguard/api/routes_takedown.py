@@ -97,7 +97,7 @@ async def notices(
     takedown: Running,
     state: Annotated[
         str | None, Query(description="queued, open, removed, forwarded, withdrawn")
-    ] = None,  # fmt: skip
+    ] = None,
     kind: Annotated[str | None, Query(description="notice, cdn, order")] = None,
     overdue: Annotated[bool | None, Query(description="Open and past the deadline.")] = None,
     limit: Limit = 100,

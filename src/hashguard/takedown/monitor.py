@@ -368,15 +368,8 @@ class Monitor:
             "generated_at": self.clock().isoformat(),
             "definition": DEFINITION,
             "figures": figures[0].as_json() if figures else None,
-            "notices": [
-                _notice(
-                    notice,
-                    checks.get(notice.id, []),
-                    events.get(notice.id, []),
-                    deliveries.get(notice.id, []),
-                )
-                for notice in notices
-            ],  # fmt: skip
+            "notices": [_notice(notice, checks.get(notice.id, []), events.get(notice.id, []),
+                                deliveries.get(notice.id, [])) for notice in notices],  # fmt: skip
         }
         return signing.sign(document, key)
 

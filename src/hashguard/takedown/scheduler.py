@@ -376,11 +376,7 @@ class Scheduler:
             return None, None, f"the registry names no upstream for {row.hoster}"
         upstream = self.hosters.named(hoster.upstream)
         if upstream is None or not (upstream.abuse_email or upstream.abuse_api):
-            return (
-                None,
-                None,
-                f"{hoster.upstream}, the upstream of {row.hoster}, has no abuse contact",
-            )
+            return None, None, f"{hoster.upstream}, the upstream of {row.hoster}, has no abuse contact"
         return upstream.abuse_email, upstream.abuse_api, ""
 
     def _remind(
@@ -635,3 +631,4 @@ def _next_renotice(deadline: datetime, renotices: int, every: timedelta, at: dat
 
 def _reminder_times(deadline: datetime, duration: timedelta) -> tuple[datetime, datetime]:
     return deadline - duration / 2, deadline
+
