@@ -23,7 +23,7 @@ from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
 from hashguard.store.tables import TakedownNoticeRow
-from hashguard.takedown import ladder, outcomes, xarf
+from hashguard.takedown import ladder, outcomes
 from hashguard.takedown.delivery import Deliveries, SmtpSettings
 from hashguard.takedown.model import Clock, NoticeKind, Timing, now
 from hashguard.takedown.monitor import Monitor
@@ -162,6 +162,8 @@ class Takedown:
 
     def export(self, limit: int = 1000, before: int | None = None) -> list[dict[str, Any]]:
         """Composed notices newest first (and the outcome of each verified removal) as XARF."""
+        from hashguard.takedown import xarf
+
         table = TakedownNoticeRow.__table__
         query = (select(table).where(table.c.document != "").order_by(table.c.id.desc())
                  .limit(limit))  # fmt: skip
@@ -174,6 +176,8 @@ class Takedown:
     def import_reports(self, text: str, source: str, actor: str) -> tuple[int, int]:
         """XARF reports of takedown outcomes from ``source`` kept; (kept, linked to a case).
         Raises xarf's error naming the line and field; nothing is kept then."""
+        from hashguard.takedown import xarf
+
         found = xarf.read_reports(text, source)
         kept = [outcomes.Outcome(report.url, report.status, report.at, report.reference,
                                  report.detail) for report in found]  # fmt: skip
