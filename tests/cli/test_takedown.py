@@ -53,8 +53,9 @@ def takedown(config: Path, *arguments: str) -> Ran:
     return hashguard("takedown", *arguments, "--config", str(config))
 
 
-def test_notices_are_listed_newest_first_with_the_overdue_marked(config: Path,
-                                                                 engine: Engine) -> None:  # fmt: skip
+def test_notices_are_listed_newest_first_with_the_overdue_marked(
+    config: Path, engine: Engine
+) -> None:
     ran = takedown(config, "notices")
     assert ran.returncode == 0, ran.stderr
     lines = ran.stdout.splitlines()
