@@ -31,7 +31,7 @@ from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
 from hashguard.device import oprf
-from hashguard.web import desk, hotline_desk, report_pages, victims, victims_pages
+from hashguard.web import desk, hosters, hotline_desk, report_pages, victims, victims_pages
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
 
@@ -86,6 +86,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     app.include_router(routes_admin.metrics_router)
     app.include_router(desk.router)
     app.include_router(hotline_desk.router)
+    app.include_router(hosters.router)
     app.include_router(victims.router)
     app.include_router(victims_pages.router)
     app.include_router(report_pages.router)

@@ -142,8 +142,11 @@ def test_an_authority_issues_orders_and_sees_its_own(served: Served) -> None:
     assert confirmed.json()["outcome"] == "confirmed"
     again = server.post(f"/v1/takedown/orders/{made['id']}/confirm", "hoster")
     assert again.status_code == 409 and "has its outcome already" in again.text
-    by_other = server.post(f"/v1/takedown/orders/{made['id']}/inability",
-                           headers=served.as_(served.other_hoster), json={"reason": "no"})  # fmt: skip
+    by_other = server.post(
+        f"/v1/takedown/orders/{made['id']}/inability",
+        headers=served.as_(served.other_hoster),
+        json={"reason": "no"},
+    )
     assert by_other.status_code == 404
 
 
@@ -174,11 +177,18 @@ def _key_file(server: Server) -> str:
 
 def test_a_hosters_re_upload_check_learns_only_the_list(served: Served) -> None:
     server = served.server
-    created = server.post("/v1/lists", "curator",
-                          json={"name": "takedown-known", "owner": "Hotline", "category": "test"})  # fmt: skip
+    created = server.post(
+        "/v1/lists",
+        "curator",
+        json={"name": "takedown-known", "owner": "Hotline", "category": "test"},
+    )
     assert created.status_code == 201, created.text
-    imported = server.post("/v1/lists/takedown-known/import", "curator", content=f"{MD5}\n",
-                           params={"format": "text", "signal": "md5", "source": "Hotline"})  # fmt: skip
+    imported = server.post(
+        "/v1/lists/takedown-known/import",
+        "curator",
+        content=f"{MD5}\n",
+        params={"format": "text", "signal": "md5", "source": "Hotline"},
+    )
     assert imported.status_code == 200, imported.text
     asked = {"hashes": [{"signal": "md5", "value": MD5}, {"signal": "md5", "value": "f" * 32}],
              "lists": ["takedown-known"]}  # fmt: skip
