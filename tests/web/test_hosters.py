@@ -57,7 +57,8 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
     later = now + timedelta(days=300)  # the scheduler leaves them be
     ids = {
         "late": stored_notice(engine, hoster="Files BV", state="open", next_action_at=later,
-                              deadline_at=now - timedelta(hours=5), sent_at=now - timedelta(hours=29),
+                              deadline_at=now - timedelta(hours=5),
+                              sent_at=now - timedelta(hours=29),
                               urls=["https://files.example/late/1.jpg"]).id,
         "soon": stored_notice(engine, hoster="Files BV", state="open", next_action_at=later,
                               deadline_at=now + timedelta(hours=3), sent_at=now).id,
