@@ -3,12 +3,15 @@ what a format holds that hashguard cannot match is reported, and the hashes are 
 say they are, benign stand-ins made from generated scenes and short texts."""
 
 import hashlib
+import json
 from pathlib import Path
 
 import pytest
 
 from hashguard.lists.formats.reader import FORMATS
 from hashguard.signals import get
+from hashguard.takedown import notice, signing
+from hashguard.takedown.xarf import read_reports
 
 from support.invoke import hashguard
 from support.media import jpeg, make_video
@@ -89,4 +92,21 @@ def test_docs_formats_shows_every_format_and_example() -> None:
     assert [f for f in FORMATS if f"\n## `{f}`" not in page] == []
     samples = [p.name for p in EXAMPLES.iterdir() if p.name != "hashguard.toml"]
     assert [name for name in samples if f"(../examples/{name})" not in page] == []
-    assert {name for name, *_ in IMPORTS} == {n for n in samples if not n.endswith(".toml")}
+    assert {name for name, *_ in IMPORTS} == {n for n in samples if not n.endswith(".toml")
+                                              and n not in XARF}  # fmt: skip
+
+
+XARF = ["takedown-notices.json"]  # XARF v4 reports (takedown notices), not lists
+
+
+def test_the_takedown_sample_is_a_signed_notice_and_its_outcome_as_xarf() -> None:
+    text = (EXAMPLES / "takedown-notices.json").read_text()
+    sent, removed = read_reports(text, "example")
+    assert (sent.status, removed.status) == ("not-removed", "removed")
+    for document in json.loads(text):
+        notice.validate(document)
+        assert signing.verify(document)
+    pdq = get("pdq")
+    [hashes] = sent.hashes
+    assert hashes["md5"] == hashlib.md5(b"benign sample\n").hexdigest()
+    assert pdq.distance(pdq.hash(jpeg(1)), pdq.parse(hashes["pdq"])) <= 8

@@ -20,10 +20,10 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    TakedownNoticeRow,
     HotlineOutboxRow,
     HotlineRouteRow,
     HotlineTraceRow,
+    TakedownNoticeRow,
 )
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)

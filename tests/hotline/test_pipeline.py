@@ -32,8 +32,8 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    TakedownNoticeRow,
     HotlineRouteRow,
+    TakedownNoticeRow,
 )
 
 from support.hotline_items import (

@@ -20,7 +20,12 @@ def test_a_signed_document_verifies_and_any_change_does_not() -> None:
         signing.verify(signed, keys.public_hex(other))
     with pytest.raises(signing.BadSignature, match="no hashguard_signature"):
         signing.verify({"urls": []})
-    forged = {**signed, "hashguard_signature": {**signed["hashguard_signature"],
-                                                "public_key": keys.public_hex(other)}}
+    forged = {
+        **signed,
+        "hashguard_signature": {
+            **signed["hashguard_signature"],
+            "public_key": keys.public_hex(other),
+        },
+    }
     with pytest.raises(signing.BadSignature, match="does not match"):
         signing.verify(forged)

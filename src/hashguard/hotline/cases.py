@@ -25,11 +25,11 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    TakedownNoticeRow,
     HotlineOutboxRow,
     HotlineReportRow,
     HotlineRouteRow,
     HotlineTraceRow,
+    TakedownNoticeRow,
     utc,
 )
 

@@ -44,9 +44,9 @@ from hashguard.store.tables import (
     HotlineCaseRow,
     HotlineFetchRow,
     HotlineItemRow,
-    TakedownNoticeRow,
     HotlineRouteRow,
     HotlineTraceRow,
+    TakedownNoticeRow,
 )
 
 log = logging.getLogger("hashguard.hotline")

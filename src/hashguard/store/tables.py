@@ -717,7 +717,7 @@ class TakedownDeliveryRow(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     notice_id: Mapped[int] = mapped_column(ForeignKey("takedown_notices.id"), index=True)
-    purpose: Mapped[str] = mapped_column(String(16))  # notice, renotice, escalation, reminder, status
+    purpose: Mapped[str] = mapped_column(String(16))  # a DeliveryPurpose: notice, renotice, ...
     step: Mapped[str] = mapped_column(String(64))  # the escalation step's name, else ""
     channel: Mapped[str] = mapped_column(String(8))  # smtp, api
     target: Mapped[str] = mapped_column(Text)

@@ -88,13 +88,13 @@ def _step(table: Any, at: Callable[..., str], networks: Sequence[Network]) -> Es
     return EscalationStep(name, timedelta(hours=hours), _destination(table["to"], at, networks))
 
 
-def _destination(to: Any, at: Callable[..., str], networks: Sequence[Network]) -> str:
+def _destination(given: Any, at: Callable[..., str], networks: Sequence[Network]) -> str:
     """``to`` as a destination: "upstream", an e-mail address, or an http(s) URL."""
     expected = ('expected an e-mail address, an https URL or "upstream" (the hoster\'s upstream '
                 "network in the registry of hosters)")  # fmt: skip
-    if not isinstance(to, str) or not to.strip():
-        raise LadderError(f"{at('to')}: {expected}, got {to!r}")
-    to = to.strip()
+    if not isinstance(given, str) or not given.strip():
+        raise LadderError(f"{at('to')}: {expected}, got {given!r}")
+    to: str = given.strip()
     if to == UPSTREAM or (_EMAIL.fullmatch(to) and "://" not in to):
         return to
     try:

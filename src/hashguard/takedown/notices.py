@@ -61,6 +61,12 @@ MAX_REASON: Final = 2000  # characters of a dispute's, an inability's or a withd
 MAX_REFERENCE: Final = 200
 MAX_URLS: Final = 1000  # URLs of one removal order
 MAX_LIMIT: Final = 1000  # notices listed at once
+# What a hoster reads of its notices: the deliveries sent to it, and of these events these keys.
+TO_HOSTER: Final = (DeliveryPurpose.NOTICE.value, DeliveryPurpose.RENOTICE.value,
+                    DeliveryPurpose.REMINDER.value)  # fmt: skip
+HOSTER_SEES: Final = {EventKind.ESCALATED.value: ("step",), EventKind.ORIGIN.value: ("address",),
+                      EventKind.SENT.value: ("channel", "purpose", "ticket"),
+                      EventKind.DELIVERY_FAILED.value: ("channel", "purpose")}  # fmt: skip
 EXACT: Final = ("sha256", "md5")  # the same file: a removed item back when one is equal
 PDQ_RADIUS: Final = 31  # the same picture: a removed item back when its PDQ is this close
 
@@ -240,6 +246,13 @@ class NoticeDetail:
                 "deliveries": [d.as_json() for d in self.deliveries]}  # fmt: skip
 
 
+def _shown(kind: str, detail: dict[str, Any], hoster: str | None) -> dict[str, Any]:
+    """An event's detail as ``hoster`` may read it (None: an operator, all of it)."""
+    if hoster is None or kind not in HOSTER_SEES:
+        return detail
+    return {key: detail[key] for key in HOSTER_SEES[kind] if key in detail}
+
+
 def _reason(text: str, what: str, called: str = "reason") -> str:
     """``text`` stripped, 1 to MAX_REASON characters; Invalid naming ``what`` otherwise."""
     reason = text.strip() if isinstance(text, str) else ""
@@ -334,6 +347,12 @@ class Notices:
             record(connection, row.id, EventKind.COMPOSED, "hotline",
                    {"deadline": deadline.isoformat(), "deliveries": sent,
                     "previous": previous[0] if previous else None}, at)  # fmt: skip
+            if not sent:
+                why = f"no abuse contact for {row.hoster or 'an unknown hoster'}"
+                connection.execute(update(TakedownNoticeRow).where(table.c.id == row.id)
+                                   .values(last_error=why))  # fmt: skip
+                record(connection, row.id, EventKind.DELIVERY_FAILED, "hotline",
+                       {"reason": why}, at)  # fmt: skip
             if previous is not None:
                 old, url, signal = previous
                 record(connection, old, EventKind.REAPPEARED, "hotline",
@@ -350,8 +369,7 @@ class Notices:
         document: Mapping[str, Any],
         at: datetime,
     ) -> list[int]:
-        """Enqueue the notice to its contacts; their delivery ids. None: ``last_error`` and a
-        delivery-failed event say so."""
+        """Enqueue the notice to its contacts (e-mail, API); their delivery ids."""
         sent = []
         if abuse_email:
             message = email(document, DeliveryPurpose.NOTICE, to=abuse_email, sender=self.sender)
@@ -362,13 +380,6 @@ class Notices:
             body = json.dumps(api_body(document, DeliveryPurpose.NOTICE), ensure_ascii=False)
             sent.append(self.deliveries.enqueue(connection, notice_id, DeliveryPurpose.NOTICE,
                                                 Channel.API, abuse_api, body, at=at))  # fmt: skip
-        if not sent:
-            why = f"no abuse contact for {hoster or 'an unknown hoster'}"
-            table = TakedownNoticeRow.__table__
-            connection.execute(update(TakedownNoticeRow).where(table.c.id == notice_id)
-                               .values(last_error=why))  # fmt: skip
-            record(connection, notice_id, EventKind.DELIVERY_FAILED, "hotline", {"reason": why},
-                   at)  # fmt: skip
         return sent
 
     # --- reading ----------------------------------------------------------------------------
@@ -414,8 +425,10 @@ class Notices:
             return [NoticeView.of(row, at) for row in connection.execute(query)]
 
     def get(self, notice_id: int, hoster: str | None = None) -> NoticeDetail:
-        """The notice with its document, events, checks and deliveries. Raises UnknownNotice
-        when there is none of that id (or it is not ``hoster``'s)."""
+        """The notice with its document, events, checks and deliveries. A hoster sees the
+        deliveries sent to it (notices, re-notices, reminders) and of an escalation or an origin
+        only the step or the address: where else the hotline turned is not its to read. Raises
+        UnknownNotice when there is none of that id (or it is not ``hoster``'s)."""
         events, checks = TakedownEventRow.__table__, TakedownCheckRow.__table__
         deliveries = TakedownDeliveryRow.__table__
         with self.engine.connect() as connection:
@@ -424,14 +437,17 @@ class Notices:
                                           .order_by(events.c.id)).all()  # fmt: skip
             checked = connection.execute(select(checks).where(checks.c.notice_id == row.id)
                                          .order_by(checks.c.id)).all()  # fmt: skip
-            sent = connection.execute(
-                select(*(c for c in deliveries.c if c.name not in ("payload", "reply")))
-                .where(deliveries.c.notice_id == row.id).order_by(deliveries.c.id)
-            ).all()  # fmt: skip
+            shown = (c for c in deliveries.c if c.name not in ("payload", "reply"))
+            query = (select(*shown).where(deliveries.c.notice_id == row.id)
+                     .order_by(deliveries.c.id))  # fmt: skip
+            if hoster is not None:
+                query = query.where(deliveries.c.purpose.in_(TO_HOSTER))
+            sent = connection.execute(query).all()
         return NoticeDetail(
             NoticeView.of(row, self.clock()),
             json.loads(row.document) if row.document else None,
-            tuple(EventView(e.id, utc(e.at), e.kind, e.actor, dict(e.detail)) for e in timeline),
+            tuple(EventView(e.id, utc(e.at), e.kind, e.actor,
+                            _shown(e.kind, dict(e.detail), hoster)) for e in timeline),
             tuple(CheckView(c.id, c.url, utc(c.at), c.purpose, c.outcome, c.status, c.detail,
                             tuple(c.hashes)) for c in checked),
             tuple(DeliveryView(d.id, d.purpose, d.step, d.channel, d.target, utc(d.created_at),

@@ -178,7 +178,7 @@ class Scheduler:
         self.deliveries.deliver_due()
         return done
 
-    def _claim(self, candidate: Row[Any]) -> datetime | None:
+    def _claim(self, candidate: Any) -> datetime | None:
         """This instance's lease of the notice (its end), or None when another took it."""
         table = TakedownNoticeRow.__table__
         until = self.clock() + self.lease
@@ -279,9 +279,9 @@ class Scheduler:
                 hashes=[dict(h) for h in result.hashes],
             ))  # fmt: skip
             check_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
-            record(connection, notice_id, EventKind.CHECKED, ACTOR,
-                   {"check": check_id, "url": url, "purpose": purpose.value,
-                    "outcome": result.outcome.value, "status": result.status}, result.at)  # fmt: skip
+            detail = {"check": check_id, "url": url, "purpose": purpose.value,
+                      "outcome": result.outcome.value, "status": result.status}  # fmt: skip
+            record(connection, notice_id, EventKind.CHECKED, ACTOR, detail, result.at)
             ids.append(check_id)
         return ids
 
@@ -376,7 +376,8 @@ class Scheduler:
             return None, None, f"the registry names no upstream for {row.hoster}"
         upstream = self.hosters.named(hoster.upstream)
         if upstream is None or not (upstream.abuse_email or upstream.abuse_api):
-            return None, None, f"{hoster.upstream}, the upstream of {row.hoster}, has no abuse contact"
+            return None, None, (f"{hoster.upstream}, the upstream of {row.hoster}, has no abuse "
+                                "contact")  # fmt: skip
         return upstream.abuse_email, upstream.abuse_api, ""
 
     def _remind(
@@ -485,7 +486,7 @@ class Scheduler:
 
     # --- leases -----------------------------------------------------------------------------
 
-    def _held(self, connection: Connection, notice_id: int, until: datetime) -> Row[Any]:
+    def _held(self, connection: Connection, notice_id: int, until: datetime) -> Any:
         """The notice, locked, while this instance still holds its lease; else _Lost."""
         table = TakedownNoticeRow.__table__
         current = connection.execute(
@@ -609,8 +610,9 @@ def partner_status(key: Ed25519PrivateKey) -> Status:
                        "verified_at": at.isoformat(),
                        "evidence": {"report_id": row.report_id, "urls": list(row.urls),
                                     **evidence}}  # fmt: skip
-            outbox.enqueue(connection, row.case_id, OutboxKind.STATUS,
-                           source.removeprefix(PARTNER_PREFIX), signing.sign(message, key))  # fmt: skip
+            partner = source.removeprefix(PARTNER_PREFIX)
+            outbox.enqueue(connection, row.case_id, OutboxKind.STATUS, partner,
+                           signing.sign(message, key))  # fmt: skip
 
     return tell
 
@@ -631,4 +633,3 @@ def _next_renotice(deadline: datetime, renotices: int, every: timedelta, at: dat
 
 def _reminder_times(deadline: datetime, duration: timedelta) -> tuple[datetime, datetime]:
     return deadline - duration / 2, deadline
-
