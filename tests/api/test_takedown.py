@@ -22,6 +22,7 @@ from hashguard.takedown import signing
 from support.database import scratch_database
 from support.notice_rows import stored_notice
 from support.server import Server, running
+from support.waiting import eventually
 
 HOSTERS = """\
 [[hoster]]
@@ -236,3 +237,33 @@ def test_a_hoster_reads_its_own_figures(served: Served) -> None:
     assert row["group"] == "all" and row["notices"] >= 1
     everyone = served.server.get("/v1/takedown/figures", "auditor").json()["figures"]
     assert {"test hoster", "Other Hosting"} <= {row["group"] for row in everyone}
+
+
+def test_xarf_reports_from_another_desk_are_imported_and_notices_exported(served: Served) -> None:
+    server = served.server
+    text = (Path(__file__).resolve().parents[2] / "examples" / "takedown-notices.json").read_text()
+    imported = server.post("/v1/takedown/import", "analyst", content=text,
+                           params={"source": "Desk Example"},
+                           headers={"content-type": "text/plain"})  # fmt: skip
+    assert imported.status_code == 200, imported.text
+    assert imported.json() == {"imported": 2, "linked": 0}
+    broken = server.post("/v1/takedown/import", "analyst", content='{"xarf_version": "4.2.0"}',
+                         params={"source": "Desk Example"})  # fmt: skip
+    assert broken.status_code == 400 and broken.json()["error"]["message"]
+    order = {"urls": ["https://files.example/export.jpg"], "legal_basis": "CSA Regulation Art 14",
+             "reference": "ATKM-9", "hoster": "test hoster"}  # fmt: skip
+    issued = server.post("/v1/takedown/orders", "authority", json=order).json()
+    # the service's scheduler composes and signs it; the export then holds it as sent
+    reports = eventually(
+        lambda: [
+            r
+            for r in server.get("/v1/takedown/export", "auditor").json()["reports"]
+            if r["report_id"] == issued["report_id"]
+        ]
+    )
+    assert len(reports) == 1
+    public = server.get("/v1/takedown/key", "auditor").json()["public_key"]
+    assert signing.verify(reports[0]) == public
+    assert reports[0]["urls"] == ["https://files.example/export.jpg"]
+    assert server.post("/v1/takedown/import", "hoster", content=text,
+                       params={"source": "x"}).status_code == 403  # fmt: skip

@@ -22,10 +22,10 @@ from hashguard.errors import Invalid
 from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
-from hashguard.store.tables import TakedownNoticeRow
-from hashguard.takedown import ladder, outcomes
+from hashguard.store.tables import TakedownCheckRow, TakedownNoticeRow
+from hashguard.takedown import ladder, outcomes, xarf
 from hashguard.takedown.delivery import Deliveries, SmtpSettings
-from hashguard.takedown.model import Clock, NoticeKind, Timing, now
+from hashguard.takedown.model import REMOVED_OUTCOMES, Clock, NoticeKind, NoticeState, Timing, now
 from hashguard.takedown.monitor import Monitor
 from hashguard.takedown.notice import Sender
 from hashguard.takedown.notices import NoticeDetail, Notices, NoticeView, UnknownNotice
@@ -161,26 +161,33 @@ class Takedown:
         return self.notices.get(notice_id)
 
     def export(self, limit: int = 1000, before: int | None = None) -> list[dict[str, Any]]:
-        """Composed notices newest first (and the outcome of each verified removal) as XARF."""
-        from hashguard.takedown import xarf
-
-        table = TakedownNoticeRow.__table__
+        """Composed notices newest first as XARF, each verified removal followed by its outcome
+        report (with the re-checks that found it gone, signed)."""
+        table, checks = TakedownNoticeRow.__table__, TakedownCheckRow.__table__
         query = (select(table).where(table.c.document != "").order_by(table.c.id.desc())
                  .limit(limit))  # fmt: skip
         if before is not None:
             query = query.where(table.c.id < before)
         with self.engine.connect() as connection:
-            rows = [row._mapping for row in connection.execute(query)]
-            return list(xarf.export_notices(rows))
+            rows = connection.execute(query).all()
+            removed = [row.id for row in rows if row.state == NoticeState.REMOVED.value]
+            evidence: dict[int, list[dict[str, Any]]] = {}
+            for check in connection.execute(
+                select(checks).where(checks.c.notice_id.in_(removed),
+                                     checks.c.outcome.in_([o.value for o in REMOVED_OUTCOMES]))
+                .order_by(checks.c.id)
+            ):  # fmt: skip
+                evidence.setdefault(check.notice_id, []).append(dict(check._mapping))
+        return list(xarf.export_notices(rows, evidence, self.key))
 
     def import_reports(self, text: str, source: str, actor: str) -> tuple[int, int]:
         """XARF reports of takedown outcomes from ``source`` kept; (kept, linked to a case).
-        Raises xarf's error naming the line and field; nothing is kept then."""
-        from hashguard.takedown import xarf
-
+        Raises ReportsInvalid naming the line and field; nothing is kept then."""
         found = xarf.read_reports(text, source)
-        kept = [outcomes.Outcome(report.url, report.status, report.at, report.reference,
-                                 report.detail) for report in found]  # fmt: skip
+        kept = [outcomes.Outcome(report.url or "", report.status, report.at, report.report_id,
+                                 {"reporter": report.reporter, "category": report.category,
+                                  "type": report.type, "hashes": list(report.hashes)})
+                for report in found]  # fmt: skip
         return outcomes.keep(self.engine, source, kept, actor, self.settings.networks,
                              self.clock)  # fmt: skip
 
