@@ -142,7 +142,7 @@ def _bars(bins: list[Bin], words: dict[str, str]) -> dict[str, Any]:
 def _lines(points: list[Point], words: dict[str, str]) -> dict[str, Any]:
     values = [v for p in points for v in (p.median_hours, p.p90_hours) if v is not None]
     highest = max([*values, 24.0])
-    step = (WIDTH - LEFT - 24) / max(len(points) - 1, 1)
+    step = (WIDTH - LEFT - 72) / max(len(points) - 1, 1)
 
     def series(name: str) -> dict[str, Any]:
         dots, runs, run = [], [], []
@@ -152,7 +152,7 @@ def _lines(points: list[Point], words: dict[str, str]) -> dict[str, Any]:
                 runs.append(run)
                 run = []
                 continue
-            x = LEFT + 12 + n * step
+            x = LEFT + 32 + n * step
             y = BOTTOM - (BOTTOM - TOP) * value / highest
             dots.append({"x": round(x, 1), "y": round(y, 1),
                          "title": f"{point.period}: {_hours(value, words)}"})  # fmt: skip
@@ -160,7 +160,7 @@ def _lines(points: list[Point], words: dict[str, str]) -> dict[str, Any]:
         runs.append(run)
         return {"dots": dots, "paths": [" ".join(r) for r in runs if len(r) > 1]}
 
-    months = [{"x": round(LEFT + 12 + n * step, 1), "label": p.period}
+    months = [{"x": round(LEFT + 32 + n * step, 1), "label": p.period}
               for n, p in enumerate(points)]  # fmt: skip
     every = max(1, len(months) // 6)  # at most about six month labels on the axis
     return {"median": series("median_hours"), "p90": series("p90_hours"),
