@@ -165,3 +165,16 @@ def test_bad_input_is_refused_clearly(monitor: Monitor) -> None:
     assert parse_moment("", "since") is None
     with pytest.raises(Invalid, match="until: expected a date"):
         parse_moment("yesterday", "until")
+
+
+def test_the_overview_is_the_same_figures_from_one_pass(engine: Engine, monitor: Monitor) -> None:
+    fleet(engine)
+    for public in (False, True):
+        found = monitor.overview(public=public)
+        shown = monitor.public if public else monitor.figures
+        assert [found.all] == shown("all")
+        assert found.hosters == shown("hoster")
+        assert found.countries == shown("country")
+        assert found.distribution == monitor.distribution(public=public)
+        assert found.trend == monitor.trend(public=public)
+    assert monitor.overview(since=NOW).all is None

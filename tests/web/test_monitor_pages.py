@@ -114,14 +114,17 @@ def test_the_exports_equal_the_figures_on_the_page(
         for name in COUNTS:
             expected = "<10" if figures[name] is None else str(figures[name])
             assert lines[group][name] == expected, (group, name)
+    refused = httpx.get(url + "/monitor.csv?by=planet")
+    assert refused.status_code == 400
+    assert refused.json()["error"]["message"] == (
+        "by: expected one of hoster, country, all, not 'planet'"
+    )
     distribution = [b["removals"] for b in exported["distribution"]]
     table = page.locator("#distribution tbody td").all_inner_texts()
     assert table == [shown(n) for n in distribution]
 
 
-def test_the_period_picker_and_a_custom_period(
-    site: tuple[str, list[Made]], browser: Any
-) -> None:
+def test_the_period_picker_and_a_custom_period(site: tuple[str, list[Made]], browser: Any) -> None:
     url, made = site
     page = opened(browser, url)
     page.goto(url + "/monitor")

@@ -6,6 +6,8 @@ No login, no script, no cookie; English and Dutch (``?lang=nl``, else the browse
 The figures are ``takedown.monitor.Monitor.public``: counts under 10 shown as "<10".
 """
 
+import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Final
@@ -19,6 +21,7 @@ from hashguard.api.matching import service_of
 from hashguard.errors import Invalid
 from hashguard.takedown.model import now
 from hashguard.takedown.monitor import (
+    BYS,
     DEFINITION,
     SMALL,
     Bin,
@@ -43,6 +46,8 @@ SUPPRESSION: Final = (
     f"A count under {SMALL} is null (CSV: <10); the hours of a group with fewer than {SMALL} "
     f"removals are null; a share is null when a count it is made of is under {SMALL}."
 )
+FRESH_SECONDS: Final = 60.0  # how long the public figures of a period are kept
+KEPT: Final = 64  # periods kept at most
 PERIODS: Final = (("period_30", 30), ("period_90", 90), ("period_year", 365), ("period_all", 0))
 
 _PAGES: Final = Environment(
@@ -75,17 +80,40 @@ def _monitor(request: Request) -> Monitor:
     return Monitor(service_of(request).engine)
 
 
-def _figures(monitor: Monitor, period: Period) -> dict[str, Any]:
-    """Everything the page and the JSON show, computed once."""
-    since, until = period.since, period.until
-    (everything,) = monitor.public("all", since, until) or [None]
-    return {
-        "all": everything,
-        "hosters": monitor.public("hoster", since, until),
-        "countries": monitor.public("country", since, until),
-        "distribution": monitor.distribution(since, until, public=True),
-        "trend": monitor.trend("month", since, until, public=True),
-    }
+class _Recent:
+    """The public figures of the last minute, per period: a busy public page costs one pass
+    over the notices a minute, not one a visit (the figures say when they were computed)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.found: dict[tuple[datetime | None, datetime | None], tuple[float, dict[str, Any]]] = {}
+
+    def figures(self, monitor: Monitor, period: Period) -> dict[str, Any]:
+        key = (period.since, period.until)
+        with self.lock:
+            kept = self.found.get(key)
+            if kept is not None and time.monotonic() < kept[0]:
+                return kept[1]
+        found = monitor.overview(period.since, period.until, public=True)
+        figures = {"generated_at": now(), "all": found.all, "hosters": found.hosters,
+                   "countries": found.countries, "distribution": found.distribution,
+                   "trend": found.trend}  # fmt: skip
+        with self.lock:
+            if len(self.found) >= KEPT:
+                self.found.clear()
+            self.found[key] = (time.monotonic() + FRESH_SECONDS, figures)
+        return figures
+
+
+def _figures(request: Request, period: Period) -> dict[str, Any]:
+    """Everything the page and the JSON show, from one pass over the notices (or the last
+    minute's)."""
+    state = request.app.state
+    recent = getattr(state, "monitor_recent", None)
+    if recent is None:
+        recent = state.monitor_recent = _Recent()
+    result: dict[str, Any] = recent.figures(_monitor(request), period)
+    return result
 
 
 # --- the page --------------------------------------------------------------------------------
@@ -198,13 +226,14 @@ async def monitor_page(request: Request, since: Text = "", until: Text = "",
     except Invalid as error:
         return _render(request, language, 400, error=words["bad_period"].format(error=error),
                        links=_links(language), since=since[:40], until=until[:40])  # fmt: skip
-    found = await run_in_threadpool(_figures, _monitor(request), period)
+    found = await run_in_threadpool(_figures, request, period)
     query = "&".join(f"{name}={value}" for name, value in (("since", since), ("until", until))
                      if value)  # fmt: skip
     return _render(
         request, language, 200, links=_links(language), since=since, until=until,
         shown_since=period.since.date().isoformat() if period.since else words["beginning"],
         shown_until=period.until.date().isoformat() if period.until else words["today"],
+        computed=found["generated_at"].strftime("%Y-%m-%d %H:%M"),
         overall=_cells(found["all"], words) if found["all"] else None,
         hosters=[(row.group, _cells(row, words)) for row in found["hosters"]],
         countries=[(row.group, _cells(row, words)) for row in found["countries"]],
@@ -232,9 +261,9 @@ async def monitor_json(request: Request, since: Text = "", until: Text = "") -> 
         period = _period(since, until)
     except Invalid as error:
         return _refusal(error)
-    found = await run_in_threadpool(_figures, _monitor(request), period)
+    found = await run_in_threadpool(_figures, request, period)
     return JSONResponse({
-        "generated_at": now().isoformat(), "period": period.as_json(),
+        "generated_at": found["generated_at"].isoformat(), "period": period.as_json(),
         "definition": DEFINITION, "suppression": SUPPRESSION,
         "all": found["all"].as_json() if found["all"] else None,
         "hosters": [row.as_json() for row in found["hosters"]],
@@ -250,9 +279,13 @@ async def monitor_csv(request: Request, since: Text = "", until: Text = "",
     """The public figures as CSV, a line per hoster (``by=country``: per country; ``all``)."""
     try:
         period = _period(since, until)
-        rows = await run_in_threadpool(_monitor(request).public, by, period.since, period.until)
+        if by not in BYS:
+            raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
     except Invalid as error:
         return _refusal(error)
+    found = await run_in_threadpool(_figures, request, period)
+    rows = {"hoster": found["hosters"], "country": found["countries"],
+            "all": [found["all"]] if found["all"] else []}[by]  # fmt: skip
     named = {"Content-Disposition": f'attachment; filename="monitor-{by}.csv"'}
     return Response(csv(rows), media_type="text/csv; charset=utf-8",
                     headers={**HEADERS, **named})  # fmt: skip
