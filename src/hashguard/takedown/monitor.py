@@ -33,7 +33,7 @@ import csv as csv_module
 import hashlib
 import io
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -47,7 +47,6 @@ from sqlalchemy import (
     case,
     exists,
     func,
-    literal,
     or_,
     select,
 )
@@ -158,15 +157,82 @@ class _Counts:
     escalations: int
     reappeared: int
     disputes: int
-    hours: Sequence[float]
+    hours: np.ndarray
+
+
+_KEY_OF: Final = {"hoster": 0, "country": 1, "month": 2}
+
+
+def _check(by: str) -> None:
+    if by not in BYS:
+        raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
+
+
+def _split(hours: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """``hours`` by the name beside each."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(name, len(index)) for name in names), dtype=np.int64,
+                        count=len(names))  # fmt: skip
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
+    return {name: hours[order[bounds[code] : bounds[code + 1]]] for name, code in index.items()}
+
+
+@dataclass(frozen=True)
+class _Collected:
+    """One pass's counts per (hoster, country, month) and every removal's hours and keys."""
+
+    cells: list[tuple[str, str, str, tuple[int, ...]]]
+    keys: tuple[list[str], list[str], list[str]]  # per removal: hoster, country, month
+    hours: np.ndarray
+
+    def rollup(self, by: str) -> list[_Counts]:
+        """The counts and hours per group of ``by`` (hoster, country, month or all)."""
+        sums: dict[str, list[int]] = {}
+        for *names, numbers in self.cells:
+            name = "all" if by == "all" else names[_KEY_OF[by]]
+            total = sums.setdefault(name, [0] * len(numbers))
+            for position, number in enumerate(numbers):
+                total[position] += number
+        spans = ({"all": self.hours} if by == "all"
+                 else _split(self.hours, self.keys[_KEY_OF[by]]))  # fmt: skip
+        empty = np.array([], dtype=float)
+        return [_Counts(name, *sums[name], hours=spans.get(name, empty)) for name in sorted(sums)]
+
+    def distribution(self, public: bool) -> list[Bin]:
+        slots = np.bincount(np.searchsorted(EDGES, self.hours, side="left"),
+                            minlength=len(BIN_LABELS))  # fmt: skip
+        lows = (0.0, *EDGES)
+        highs: tuple[float | None, ...] = (*EDGES, None)
+        counts = [_small(int(n)) if public else int(n) for n in slots]
+        return [Bin(*bin) for bin in zip(BIN_LABELS, lows, highs, counts, strict=True)]
+
+    def trend(self, public: bool) -> list[Point]:
+        points = []
+        for counts in self.rollup("month"):
+            row = _public_row(counts) if public else _row(counts)
+            points.append(Point(counts.group, row.notices, row.removed, row.median_hours,
+                                row.p90_hours, row.within_24h))  # fmt: skip
+        return points
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The monitor's page: all, per hoster, per country, the distribution, the trend."""
+
+    all: Row | None
+    hosters: list[Row]
+    countries: list[Row]
+    distribution: list[Bin]
+    trend: list[Point]
 
 
 def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def _quantiles(hours: Sequence[float]) -> tuple[float | None, float | None, float | None]:
-    if not hours:
+def _quantiles(hours: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    if len(hours) == 0:
         return None, None, None
     median, p90, p99 = (float(value) for value in np.percentile(hours, QUANTILES))
     return median, p90, p99
@@ -229,20 +295,9 @@ class Monitor:
         return func.extract("epoch", N.verified_at - N.reported_at) / 3600.0
 
     def _month(self) -> ColumnElement[str]:
-        if self._sqlite:
-            return func.strftime("%Y-%m", N.reported_at)
+        if self._sqlite:  # stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: its first 7 characters
+            return func.substr(N.reported_at, 1, 7)
         return func.to_char(func.timezone("UTC", N.reported_at), "YYYY-MM")
-
-    def _group(self, by: str) -> ColumnElement[str]:
-        if by == "hoster":
-            return N.hoster
-        if by == "country":
-            return func.coalesce(N.country, UNKNOWN_COUNTRY)
-        if by == "all":
-            return literal("all")
-        if by == "month":
-            return self._month()
-        raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
 
     def _where(self, since: datetime | None, until: datetime | None, hoster: str | None,
                country: str | None) -> list[ColumnElement[bool]]:  # fmt: skip
@@ -257,11 +312,12 @@ class Monitor:
             where.append(func.coalesce(N.country, UNKNOWN_COUNTRY) == country)
         return where
 
-    def _counts(self, by: str, since: datetime | None, until: datetime | None,
-                hoster: str | None, country: str | None = None) -> list[_Counts]:  # fmt: skip
-        """Each group's counts (one grouped query) and its removals' hours, by group name."""
+    def _collect(self, since: datetime | None, until: datetime | None, hoster: str | None,
+                 country: str | None = None) -> "_Collected":  # fmt: skip
+        """Two passes over the notices: their counts grouped by (hoster, country, month) in the
+        database, and the hours to removal of the removed ones with their three keys."""
         moment = self.clock()
-        group = self._group(by).label("grp")
+        keys = (N.hoster, func.coalesce(N.country, UNKNOWN_COUNTRY), self._month())
         where = self._where(since, until, hoster, country)
         removed = N.verified_at.is_not(None)
         within = and_(removed, self._hours() <= DAY)
@@ -276,23 +332,18 @@ class Monitor:
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
         totals = select(
-            group, func.count(), number(removed), number(within), number(due), number(is_open),
+            *keys, func.count(), number(removed), number(within), number(due), number(is_open),
             number(overdue), func.coalesce(func.sum(N.renotices), 0),
             func.coalesce(func.sum(N.escalations), 0), number(and_(removed, came_back)),
             number(N.disputed_at.is_not(None)),
-        ).where(*where).group_by(group)  # fmt: skip
-        hours = select(group, self._hours()).where(*where, removed)
+        ).where(*where).group_by(*keys)  # fmt: skip
         with self.engine.connect() as connection:
-            counted = connection.execute(totals).all()
-            spans: dict[str, list[float]] = {}
-            for name, value in connection.execute(hours):
-                spans.setdefault(name, []).append(float(value))
-        return sorted(
-            (_Counts(name, int(n), int(r), int(w), int(d), int(o), int(late), int(re), int(es),
-                     int(back), int(disputed), spans.get(name, []))
-             for name, n, r, w, d, o, late, re, es, back, disputed in counted),
-            key=lambda counts: counts.group,
-        )  # fmt: skip
+            cells = [(h, c, m, tuple(int(n) for n in numbers))
+                     for h, c, m, *numbers in connection.execute(totals)]  # fmt: skip
+            spans = connection.execute(select(*keys, self._hours()).where(*where, removed)).all()
+        columns = list(zip(*spans, strict=True)) if spans else [(), (), (), ()]
+        hours = np.array(columns[3], dtype=float)
+        return _Collected(cells, (list(columns[0]), list(columns[1]), list(columns[2])), hours)
 
     # --- the figures --------------------------------------------------------------------------
 
@@ -300,13 +351,15 @@ class Monitor:
                 until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
         """Each group's figures (by hoster, by country, or one row "all"), ordered by group;
         raises Invalid for another ``by``."""
-        return [_row(counts) for counts in self._counts(by, since, until, hoster)]
+        _check(by)
+        return [_row(counts) for counts in self._collect(since, until, hoster).rollup(by)]
 
     def public(self, by: str = "hoster", since: datetime | None = None,
                until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
         """The figures as the public sees them: counts under 10 None, quantiles of a group with
         fewer than 10 removals None, a share None when a count it is made of is under 10."""
-        return [_public_row(counts) for counts in self._counts(by, since, until, hoster)]
+        _check(by)
+        return [_public_row(counts) for counts in self._collect(since, until, hoster).rollup(by)]
 
     def distribution(self, since: datetime | None = None, until: datetime | None = None,
                      hoster: str | None = None, country: str | None = None,
@@ -314,15 +367,7 @@ class Monitor:
         """How many removals took how long: a histogram of the hours to removal in the bins
         0-1, 1-6, 6-12, 12-24, 24-48, 48-72, 72-168, 168-720, >720 h (public: a bin under 10
         None)."""
-        where = self._where(since, until, hoster, country)
-        query = select(self._hours()).where(*where, N.verified_at.is_not(None))
-        with self.engine.connect() as connection:
-            hours = np.fromiter((value for (value,) in connection.execute(query)), dtype=float)
-        slots = np.bincount(np.searchsorted(EDGES, hours, side="left"), minlength=len(BIN_LABELS))
-        lows = (0.0, *EDGES)
-        highs: tuple[float | None, ...] = (*EDGES, None)
-        return [Bin(label, low, high, _small(int(count)) if public else int(count))
-                for label, low, high, count in zip(BIN_LABELS, lows, highs, slots, strict=True)]  # fmt: skip
+        return self._collect(since, until, hoster, country).distribution(public)
 
     def trend(self, period: str = "month", since: datetime | None = None,
               until: datetime | None = None, hoster: str | None = None,
@@ -332,12 +377,21 @@ class Monitor:
         ``public``). Raises Invalid for a period other than "month"."""
         if period != "month":
             raise Invalid(f"period: only 'month' is supported, not {period!r}")
-        points = []
-        for counts in self._counts("month", since, until, hoster, country):
-            row = _public_row(counts) if public else _row(counts)
-            points.append(Point(counts.group, row.notices, row.removed, row.median_hours,
-                                row.p90_hours, row.within_24h))  # fmt: skip
-        return points
+        return self._collect(since, until, hoster, country).trend(public)
+
+    def overview(self, since: datetime | None = None, until: datetime | None = None,
+                 public: bool = False) -> "Overview":  # fmt: skip
+        """Everything the monitor's page shows, from one pass: all, per hoster, per country,
+        the distribution and the trend (public: suppressed as in ``public``)."""
+        collected = self._collect(since, until, None)
+        shape = _public_row if public else _row
+        everything = [shape(counts) for counts in collected.rollup("all")]
+        return Overview(
+            everything[0] if everything else None,
+            [shape(counts) for counts in collected.rollup("hoster")],
+            [shape(counts) for counts in collected.rollup("country")],
+            collected.distribution(public), collected.trend(public),
+        )  # fmt: skip
 
     # --- evidence -----------------------------------------------------------------------------
 
@@ -368,8 +422,15 @@ class Monitor:
             "generated_at": self.clock().isoformat(),
             "definition": DEFINITION,
             "figures": figures[0].as_json() if figures else None,
-            "notices": [_notice(notice, checks.get(notice.id, []), events.get(notice.id, []),
-                                deliveries.get(notice.id, [])) for notice in notices],  # fmt: skip
+            "notices": [
+                _notice(
+                    notice,
+                    checks.get(notice.id, []),
+                    events.get(notice.id, []),
+                    deliveries.get(notice.id, []),
+                )
+                for notice in notices
+            ],
         }
         return signing.sign(document, key)
 
