@@ -2,7 +2,7 @@
 (SQLite and PostgreSQL): the unsuppressed figures equal the hand computation from the inserted
 notices, as JSON and as CSV; the roles it allows; bad periods refused clearly; a hoster's
 evidence bundle signed with the service's takedown key (verifies with the public key, breaks
-when altered), 404 for a hoster without notices, 503 when the service has no key."""
+when altered), 404 for a hoster without notices, and when the service has no key (no hotline)."""
 
 import csv as csv_module
 import io
@@ -97,5 +97,5 @@ def test_the_evidence_bundle_is_signed_with_the_takedown_key(served: Any) -> Non
     assert unknown.json()["error"]["message"] == "no notices to hoster 'nowhere'"
     app.state.service.takedown_key = None
     keyless = get(client, "/v1/takedown/monitor/evidence/slow", tokens["analyst"])
-    assert keyless.status_code == 503
+    assert keyless.status_code == 404
     assert "no takedown key" in keyless.json()["error"]["message"]

@@ -21,8 +21,8 @@ router = APIRouter(prefix="/v1/takedown", tags=["takedown"])
 Watcher = Annotated[ApiKey, allow(Role.ANALYST, Role.AUDITOR)]
 Moment = Annotated[str, Query(max_length=40, description="A date (YYYY-MM-DD, midnight UTC) "
                               "or an ISO 8601 time; on the notices' reported_at.")]  # fmt: skip
-NO_KEY: Final = ("this service has no takedown key to sign evidence with (the takedown "
-                 "settings: takedown_key)")  # fmt: skip
+NO_KEY: Final = ("this service runs no hotline, so no notice and takedown and no takedown key "
+                 "to sign evidence with (it is started with --hotline-country)")  # fmt: skip
 NO_STORE: Final = {"Cache-Control": "no-store"}
 _CSV: Final = {200: {"content": {"text/csv": {"schema": {"type": "string"}, "example":
                "group,notices,removed,median_hours,...\nexample-hosting,212,201,9.5,...\n"}}}}  # fmt: skip
@@ -63,7 +63,7 @@ async def monitor(
 
 
 @router.get("/monitor/evidence/{hoster}", response_model=TakedownEvidence,
-            responses=refusals(*KEYED, 404, 503))  # fmt: skip
+            responses=refusals(*KEYED, 404))  # fmt: skip
 async def evidence(
     request: Request,
     key: Watcher,
@@ -72,10 +72,10 @@ async def evidence(
     """A hoster's evidence bundle for a regulator: every notice to it with its times, its
     signed notice, its re-checks (outcome, status, hashes, time), deliveries and events, and
     its figures; signed with the hotline's takedown key (verify with its public key alone).
-    404 for a hoster without notices; 503 when the service has no takedown key."""
-    signing_key = getattr(request.app.state.service, "takedown_key", None)
+    404 for a hoster without notices, and when the service runs no hotline (no takedown key)."""
+    signing_key = service_of(request).takedown_key
     if signing_key is None:
-        raise ApiError(503, NO_KEY)
+        raise ApiError(404, NO_KEY)
     bundle = await _call(Monitor(service_of(request).engine).evidence, hoster, signing_key)
     # Sent as signed, byte for byte the document the signature covers (no model re-serialising).
     return JSONResponse(bundle, headers=NO_STORE)

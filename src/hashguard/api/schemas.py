@@ -1244,12 +1244,6 @@ class TakedownNoticeDetail(BaseModel):
     deliveries: list[TakedownDelivery]
 
 
-class TakedownFigure(BaseModel):
-    group: str
-    notices: int | None
-    removed: int | None
-
-
 # --- the takedown monitor --------------------------------------------------------------------
 
 _MONITOR_ROW: Final = {
@@ -1274,13 +1268,13 @@ class MonitorRow(BaseModel):
     p90_hours: Number | None
     p99_hours: Number | None
     within_24h: Number | None
-    open_now: int | None
-    overdue_now: int | None
-    renotices: int | None
-    escalations: int | None
-    reappeared: int | None
+    open_now: int
+    overdue_now: int
+    renotices: int
+    escalations: int
+    reappeared: int
     reappearance_rate: Number | None
-    disputes: int | None
+    disputes: int
 
 
 class TakedownFigures(BaseModel):
@@ -1294,7 +1288,7 @@ class TakedownFigures(BaseModel):
                       "escalations": 0, "reappeared": 1, "reappearance_rate": 0.03,
                       "disputes": 0}]}
     )  # fmt: skip
-    figures: list[TakedownFigure]
+    figures: list[MonitorRow]
 
 
 class TakedownKey(BaseModel):
@@ -1331,14 +1325,6 @@ class TakedownStatusReceived(BaseModel):
     case: int
     status: str
     urls: list[str]
-
-    open_now: int
-    overdue_now: int
-    renotices: int
-    escalations: int
-    reappeared: int
-    reappearance_rate: Number | None
-    disputes: int
 
 
 class MonitorPeriod(BaseModel):

@@ -119,6 +119,8 @@ class Service:
         self.takedown = None if self.hotline is None else Takedown(
             engine, self.hotline, takedown_settings(settings)
         )  # fmt: skip
+        # What signs the monitor's evidence bundles: the notices' key.
+        self.takedown_key = None if self.takedown is None else self.takedown.key
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
         self._error: str | None = None
