@@ -24,8 +24,10 @@ Moment = Annotated[str, Query(max_length=40, description="A date (YYYY-MM-DD, mi
 NO_KEY: Final = ("this service has no takedown key to sign evidence with (the takedown "
                  "settings: takedown_key)")  # fmt: skip
 NO_STORE: Final = {"Cache-Control": "no-store"}
-_CSV: Final = {200: {"content": {"text/csv": {"schema": {"type": "string"}, "example":
-               "group,notices,removed,median_hours,...\nexample-hosting,212,201,9.5,...\n"}}}}  # fmt: skip
+_CSV_EXAMPLE: Final = "group,notices,removed,median_hours,...\nexample-hosting,212,201,9.5,...\n"
+_CSV: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}}}
+}
 
 
 async def _call(function: Any, *args: Any) -> Any:

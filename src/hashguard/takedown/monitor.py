@@ -33,7 +33,7 @@ import csv as csv_module
 import hashlib
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -159,6 +159,13 @@ class _Counts:
     disputes: int
     hours: np.ndarray
 
+    @classmethod
+    def of(cls, group: str, numbers: Sequence[int], hours: np.ndarray) -> "_Counts":
+        """From the grouped query's numbers, in its order."""
+        n, removed, within, due, opened, overdue, renotices, escalations, back, disputes = numbers
+        return cls(group, n, removed, within, due, opened, overdue, renotices, escalations,
+                   back, disputes, hours)  # fmt: skip
+
 
 _KEY_OF: Final = {"hoster": 0, "country": 1, "month": 2}
 
@@ -197,7 +204,7 @@ class _Collected:
         spans = ({"all": self.hours} if by == "all"
                  else _split(self.hours, self.keys[_KEY_OF[by]]))  # fmt: skip
         empty = np.array([], dtype=float)
-        return [_Counts(name, *sums[name], hours=spans.get(name, empty)) for name in sorted(sums)]
+        return [_Counts.of(name, sums[name], spans.get(name, empty)) for name in sorted(sums)]
 
     def distribution(self, public: bool) -> list[Bin]:
         slots = np.bincount(np.searchsorted(EDGES, self.hours, side="left"),
@@ -256,12 +263,13 @@ def _small(count: int) -> int | None:
 def _public_row(counts: _Counts) -> Row:
     row = _row(counts)
     few = counts.removed < SMALL
-    shown = {name: _small(getattr(counts, name)) for name in (
-        "notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
-        "reappeared", "disputes")}  # fmt: skip
     within = None if min(counts.within, counts.due) < SMALL else row.within_24h
     rate = None if min(counts.reappeared, counts.removed) < SMALL else row.reappearance_rate
-    return replace(row, **shown, within_24h=within, reappearance_rate=rate,
+    return replace(row, notices=_small(counts.notices), removed=_small(counts.removed),
+                   open_now=_small(counts.open_now), overdue_now=_small(counts.overdue_now),
+                   renotices=_small(counts.renotices), escalations=_small(counts.escalations),
+                   reappeared=_small(counts.reappeared), disputes=_small(counts.disputes),
+                   within_24h=within, reappearance_rate=rate,
                    median_hours=None if few else row.median_hours,
                    p90_hours=None if few else row.p90_hours,
                    p99_hours=None if few else row.p99_hours)  # fmt: skip
@@ -287,7 +295,7 @@ class Monitor:
 
     # --- SQL pieces ---------------------------------------------------------------------------
 
-    def _hours(self) -> ColumnElement[float]:
+    def _hours(self) -> ColumnElement[Any]:
         """Hours from report to verified removal, computed by the database."""
         if self._sqlite:
             days = func.julianday(N.verified_at) - func.julianday(N.reported_at)
