@@ -1,4 +1,4 @@
-"""The bad-hoster monitor for operators (hashguard.takedown.monitor; docs/takedown.md): the
+"""The bad-hoster monitor for operators (hashguard.takedown.monitor; docs/takedown-monitor.md): the
 figures unsuppressed, per hoster, per country or all, as JSON or CSV, and a hoster's signed
 evidence bundle for regulators. Analysts and auditors; the public figures are ``/monitor``."""
 
@@ -21,8 +21,8 @@ router = APIRouter(prefix="/v1/takedown", tags=["takedown"])
 Watcher = Annotated[ApiKey, allow(Role.ANALYST, Role.AUDITOR)]
 Moment = Annotated[str, Query(max_length=40, description="A date (YYYY-MM-DD, midnight UTC) "
                               "or an ISO 8601 time; on the notices' reported_at.")]  # fmt: skip
-NO_KEY: Final = ("this service has no takedown key to sign evidence with (the takedown "
-                 "settings: takedown_key)")  # fmt: skip
+NO_KEY: Final = ("this service has no takedown key to sign evidence with (notice and takedown "
+                 "runs with the hotline: --hotline-country; its key: takedown_key)")  # fmt: skip
 NO_STORE: Final = {"Cache-Control": "no-store"}
 _CSV_EXAMPLE: Final = "group,notices,removed,median_hours,...\nexample-hosting,212,201,9.5,...\n"
 _CSV: Final[dict[int | str, dict[str, Any]]] = {
@@ -35,6 +35,14 @@ async def _call(function: Any, *args: Any) -> Any:
         return await run_in_threadpool(function, *args)
     except HashguardError as error:
         raise ApiError.of(error) from None
+
+
+def _signing_key(service: Any) -> Any:
+    """The service's takedown key: its notice and takedown's (``service.takedown.key``), else a
+    ``takedown_key`` the service was given; None when it has neither."""
+    takedown = getattr(service, "takedown", None)
+    key = getattr(takedown, "key", None)
+    return key if key is not None else getattr(service, "takedown_key", None)
 
 
 @router.get("/monitor", response_model=TakedownMonitor,
@@ -75,7 +83,7 @@ async def evidence(
     signed notice, its re-checks (outcome, status, hashes, time), deliveries and events, and
     its figures; signed with the hotline's takedown key (verify with its public key alone).
     404 for a hoster without notices; 503 when the service has no takedown key."""
-    signing_key = getattr(request.app.state.service, "takedown_key", None)
+    signing_key = _signing_key(service_of(request))
     if signing_key is None:
         raise ApiError(503, NO_KEY)
     bundle = await _call(Monitor(service_of(request).engine).evidence, hoster, signing_key)

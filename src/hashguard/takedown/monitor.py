@@ -1,5 +1,5 @@
 """The bad-hoster monitor: how fast each hoster (and each country's hosters) removes what it is
-notified of, from the hotline's own records (docs/takedown.md, "The monitor").
+notified of, from the hotline's own records (docs/takedown-monitor.md).
 
 Definitions, the same on the page, in the exports and in the API:
 
@@ -25,8 +25,10 @@ Definitions, the same on the page, in the exports and in the API:
 The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
 with fewer than 10 removals as None, and a share as None when a count it is made of is.
 
-Counts are aggregated in the database (one grouped query); for the quantiles only the group and
-the hours to removal (computed in SQL) of removed notices are read.
+Counts are added up by the database in one query grouped by (hoster, country, month); for the
+quantiles only the hours to removal (computed in SQL) of the removed notices and those three keys
+are read, then split per group with numpy. ``overview`` gives the page everything from that one
+pass.
 """
 
 import csv as csv_module
