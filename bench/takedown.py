@@ -119,8 +119,9 @@ def fill(engine: Engine, count: int) -> float:
     if chunk:
         flush()
     with engine.begin() as connection:
-        removed = connection.execute(select(TakedownNoticeRow.id).where(
-            TakedownNoticeRow.state == "removed", TakedownNoticeRow.id % 25 == 0)).scalars().all()  # fmt: skip
+        every_25th = select(TakedownNoticeRow.id).where(
+            TakedownNoticeRow.state == "removed", TakedownNoticeRow.id % 25 == 0)  # fmt: skip
+        removed = connection.execute(every_25th).scalars().all()
         events = [{"notice_id": notice, "at": NOW, "kind": "reappeared", "actor": "bench",
                    "detail": {}} for notice in removed]  # fmt: skip
         for start in range(0, len(events), CHUNK):

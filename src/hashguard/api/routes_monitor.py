@@ -1,4 +1,4 @@
-"""The bad-hoster monitor for operators (hashguard.takedown.monitor; docs/takedown.md): the
+"""The bad-hoster monitor for operators (hashguard.takedown.monitor; docs/takedown-monitor.md): the
 figures unsuppressed, per hoster, per country or all, as JSON or CSV, and a hoster's signed
 evidence bundle for regulators. Analysts and auditors; the public figures are ``/monitor``."""
 
@@ -21,11 +21,13 @@ router = APIRouter(prefix="/v1/takedown", tags=["takedown"])
 Watcher = Annotated[ApiKey, allow(Role.ANALYST, Role.AUDITOR)]
 Moment = Annotated[str, Query(max_length=40, description="A date (YYYY-MM-DD, midnight UTC) "
                               "or an ISO 8601 time; on the notices' reported_at.")]  # fmt: skip
-NO_KEY: Final = ("this service runs no hotline, so no notice and takedown and no takedown key "
-                 "to sign evidence with (it is started with --hotline-country)")  # fmt: skip
+NO_KEY: Final = ("this service has no takedown key to sign evidence with (notice and takedown "
+                 "runs with the hotline: --hotline-country; its key: takedown_key)")  # fmt: skip
 NO_STORE: Final = {"Cache-Control": "no-store"}
-_CSV: Final = {200: {"content": {"text/csv": {"schema": {"type": "string"}, "example":
-               "group,notices,removed,median_hours,...\nexample-hosting,212,201,9.5,...\n"}}}}  # fmt: skip
+_CSV_EXAMPLE: Final = "group,notices,removed,median_hours,...\nexample-hosting,212,201,9.5,...\n"
+_CSV: Final[dict[int | str, dict[str, Any]]] = {
+    200: {"content": {"text/csv": {"schema": {"type": "string"}, "example": _CSV_EXAMPLE}}}
+}
 
 
 async def _call(function: Any, *args: Any) -> Any:
@@ -33,6 +35,14 @@ async def _call(function: Any, *args: Any) -> Any:
         return await run_in_threadpool(function, *args)
     except HashguardError as error:
         raise ApiError.of(error) from None
+
+
+def _signing_key(service: Any) -> Any:
+    """The service's takedown key: its notice and takedown's (``service.takedown.key``), else a
+    ``takedown_key`` the service was given; None when it has neither."""
+    takedown = getattr(service, "takedown", None)
+    key = getattr(takedown, "key", None)
+    return key if key is not None else getattr(service, "takedown_key", None)
 
 
 @router.get("/monitor", response_model=TakedownMonitor,
@@ -72,8 +82,9 @@ async def evidence(
     """A hoster's evidence bundle for a regulator: every notice to it with its times, its
     signed notice, its re-checks (outcome, status, hashes, time), deliveries and events, and
     its figures; signed with the hotline's takedown key (verify with its public key alone).
-    404 for a hoster without notices, and when the service runs no hotline (no takedown key)."""
-    signing_key = service_of(request).takedown_key
+    404 for a hoster without notices, and when the service has no takedown key (it runs no
+    hotline: no notice and takedown here)."""
+    signing_key = _signing_key(service_of(request))
     if signing_key is None:
         raise ApiError(404, NO_KEY)
     bundle = await _call(Monitor(service_of(request).engine).evidence, hoster, signing_key)

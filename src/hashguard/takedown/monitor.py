@@ -1,5 +1,5 @@
 """The bad-hoster monitor: how fast each hoster (and each country's hosters) removes what it is
-notified of, from the hotline's own records (docs/takedown.md, "The monitor").
+notified of, from the hotline's own records (docs/takedown-monitor.md).
 
 Definitions, the same on the page, in the exports and in the API:
 
@@ -25,15 +25,17 @@ Definitions, the same on the page, in the exports and in the API:
 The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
 with fewer than 10 removals as None, and a share as None when a count it is made of is.
 
-Counts are aggregated in the database (one grouped query); for the quantiles only the group and
-the hours to removal (computed in SQL) of removed notices are read.
+Counts are added up by the database in one query grouped by (hoster, country, month); for the
+quantiles only the hours to removal (computed in SQL) of the removed notices and those three keys
+are read, then split per group with numpy. ``overview`` gives the page everything from that one
+pass.
 """
 
 import csv as csv_module
 import hashlib
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
@@ -159,6 +161,13 @@ class _Counts:
     disputes: int
     hours: np.ndarray
 
+    @classmethod
+    def of(cls, group: str, numbers: Sequence[int], hours: np.ndarray) -> "_Counts":
+        """From the grouped query's numbers, in its order."""
+        n, removed, within, due, opened, overdue, renotices, escalations, back, disputes = numbers
+        return cls(group, n, removed, within, due, opened, overdue, renotices, escalations,
+                   back, disputes, hours)  # fmt: skip
+
 
 _KEY_OF: Final = {"hoster": 0, "country": 1, "month": 2}
 
@@ -197,7 +206,7 @@ class _Collected:
         spans = ({"all": self.hours} if by == "all"
                  else _split(self.hours, self.keys[_KEY_OF[by]]))  # fmt: skip
         empty = np.array([], dtype=float)
-        return [_Counts(name, *sums[name], hours=spans.get(name, empty)) for name in sorted(sums)]
+        return [_Counts.of(name, sums[name], spans.get(name, empty)) for name in sorted(sums)]
 
     def distribution(self, public: bool) -> list[Bin]:
         slots = np.bincount(np.searchsorted(EDGES, self.hours, side="left"),
@@ -256,12 +265,13 @@ def _small(count: int) -> int | None:
 def _public_row(counts: _Counts) -> Row:
     row = _row(counts)
     few = counts.removed < SMALL
-    shown = {name: _small(getattr(counts, name)) for name in (
-        "notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
-        "reappeared", "disputes")}  # fmt: skip
     within = None if min(counts.within, counts.due) < SMALL else row.within_24h
     rate = None if min(counts.reappeared, counts.removed) < SMALL else row.reappearance_rate
-    return replace(row, **shown, within_24h=within, reappearance_rate=rate,
+    return replace(row, notices=_small(counts.notices), removed=_small(counts.removed),
+                   open_now=_small(counts.open_now), overdue_now=_small(counts.overdue_now),
+                   renotices=_small(counts.renotices), escalations=_small(counts.escalations),
+                   reappeared=_small(counts.reappeared), disputes=_small(counts.disputes),
+                   within_24h=within, reappearance_rate=rate,
                    median_hours=None if few else row.median_hours,
                    p90_hours=None if few else row.p90_hours,
                    p99_hours=None if few else row.p99_hours)  # fmt: skip
@@ -287,7 +297,7 @@ class Monitor:
 
     # --- SQL pieces ---------------------------------------------------------------------------
 
-    def _hours(self) -> ColumnElement[float]:
+    def _hours(self) -> ColumnElement[Any]:
         """Hours from report to verified removal, computed by the database."""
         if self._sqlite:
             days = func.julianday(N.verified_at) - func.julianday(N.reported_at)

@@ -173,7 +173,9 @@ def _lines(points: list[Point], words: dict[str, str]) -> dict[str, Any]:
     step = (WIDTH - LEFT - 72) / max(len(points) - 1, 1)
 
     def series(name: str) -> dict[str, Any]:
-        dots, runs, run = [], [], []
+        dots: list[dict[str, Any]] = []
+        runs: list[list[str]] = []
+        run: list[str] = []
         for n, point in enumerate(points):
             value = getattr(point, name)
             if value is None:  # suppressed or none: a gap in the line
