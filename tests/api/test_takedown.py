@@ -267,3 +267,15 @@ def test_xarf_reports_from_another_desk_are_imported_and_notices_exported(served
     assert reports[0]["urls"] == ["https://files.example/export.jpg"]
     assert server.post("/v1/takedown/import", "hoster", content=text,
                        params={"source": "x"}).status_code == 403  # fmt: skip
+
+
+def test_a_hoster_key_is_made_through_the_keys_api(served: Served) -> None:
+    server = served.server
+    made = server.post("/v1/keys", "admin", json={"role": "hoster", "hoster": "test hoster"})
+    assert made.status_code == 201, made.text
+    assert (made.json()["role"], made.json()["hoster"]) == ("hoster", "test hoster")
+    listed = server.get("/v1/takedown/notices", headers=served.as_(made.json()["token"]))
+    hosters = [n["hoster"] for n in listed.json()["notices"]]
+    assert hosters and set(hosters) == {"test hoster"}
+    without = server.post("/v1/keys", "admin", json={"role": "hoster"})
+    assert without.status_code == 400 and "names its hoster" in without.text

@@ -134,3 +134,19 @@ def test_without_the_hotline_takedown_is_off(tmp_path: Path) -> None:
     ran = hashguard("takedown", "notices", "--database-url", f"sqlite:///{tmp_path / 'x.db'}")
     assert ran.returncode == 2
     assert ran.stderr.startswith("hashguard: the hotline is off")
+
+
+def test_xarf_reports_are_imported_and_bad_ones_named(config: Path, engine: Engine) -> None:
+    example = Path(__file__).resolve().parents[2] / "examples" / "takedown-notices.json"
+    ran = takedown(config, "import", str(example), "--source", "Desk Example")
+    assert (ran.returncode, ran.stdout) == (
+        0, "imported 2 outcome(s) from Desk Example; 0 linked to a case\n")  # fmt: skip
+    broken = config.parent / "broken.jsonl"
+    broken.write_text('{"xarf_version": "4.2.0"}\nnot json\n')
+    refused = takedown(config, "import", str(broken))
+    assert refused.returncode == 1 and refused.stderr.startswith("hashguard: line ")
+    missing = takedown(config, "import", str(config.parent / "absent.json"))
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    out = config.parent / "export.jsonl"
+    exported = takedown(config, "export", "--out", str(out))
+    assert exported.returncode == 0 and out.read_text() == ""  # nothing composed yet
