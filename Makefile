@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline clean
+.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown clean
 
 install: $(STAMP)
 
@@ -36,7 +36,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -61,6 +61,9 @@ bench-video: $(BENCH_STAMP)
 
 bench-hotline: $(BENCH_STAMP)
 	@$(BIN)/python bench/hotline.py
+
+bench-takedown: $(BENCH_STAMP)
+	@$(BIN)/python bench/takedown.py
 
 bench-hasher: $(BENCH_STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --test

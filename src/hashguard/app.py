@@ -19,8 +19,10 @@ from hashguard.api import (
     routes_hotline,
     routes_lists,
     routes_media,
+    routes_monitor,
     routes_review,
     routes_status,
+    routes_takedown,
     routes_victims,
     schemas,
 )
@@ -30,7 +32,15 @@ from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
 from hashguard.device import oprf
-from hashguard.web import desk, hotline_desk, report_pages, victims, victims_pages
+from hashguard.web import (
+    desk,
+    hosters,
+    hotline_desk,
+    monitor_pages,
+    report_pages,
+    victims,
+    victims_pages,
+)
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
 
@@ -78,15 +88,18 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
-        routes_victims, routes_hotline,
+        routes_victims, routes_hotline, routes_takedown, routes_monitor,
     ):  # fmt: skip
         app.include_router(module.router)
+    app.include_router(routes_takedown.status_router)
     app.include_router(routes_admin.metrics_router)
     app.include_router(desk.router)
     app.include_router(hotline_desk.router)
+    app.include_router(hosters.router)
     app.include_router(victims.router)
     app.include_router(victims_pages.router)
     app.include_router(report_pages.router)
+    app.include_router(monitor_pages.router)
 
     def limit_for(method: str, path: str) -> int:
         if path.startswith("/v1/lists/") and path.endswith("/import"):

@@ -106,7 +106,8 @@ def _concrete(path: str) -> str:
     return (path.replace("{name}", "NO_SUCH_LIST").replace("{content_id}", "999999")
             .replace("{ident}", "0000000000000000").replace("{signal}", "md5")
             .replace("{value}", MD5_MISS).replace("{case_id}", "999999")
-            .replace("{item_id}", "999999")
+            .replace("{item_id}", "999999").replace("{notice_id}", "999999")
+            .replace("{referral}", "0" * 32)
             .replace("{case}", "HG-00000-00000-00000-00000-000000"))  # fmt: skip
 
 
@@ -161,6 +162,27 @@ _ALLOWED_ANSWER = {
     "GET /v1/hotline/vocabulary": 404,
     "GET /v1/hotline/figures": 404,
     "POST /v1/hotline/trace": 404,
+    # notice and takedown runs with the hotline: off here too
+    "GET /v1/takedown/notices": 404,
+    "GET /v1/takedown/notices/{notice_id}": 404,
+    "POST /v1/takedown/notices/{notice_id}/acknowledge": 404,
+    "POST /v1/takedown/notices/{notice_id}/removed": 404,
+    "POST /v1/takedown/notices/{notice_id}/dispute": 404,
+    "POST /v1/takedown/notices/{notice_id}/origin": 404,
+    "POST /v1/takedown/orders/{notice_id}/confirm": 404,
+    "POST /v1/takedown/orders/{notice_id}/inability": 404,
+    "GET /v1/takedown/figures": 404,
+    "POST /v1/takedown/notices/{notice_id}/resend": 404,
+    "POST /v1/takedown/notices/{notice_id}/withdraw": 404,
+    "POST /v1/takedown/orders": 404,
+    "GET /v1/takedown/orders": 404,
+    "GET /v1/takedown/orders/{notice_id}": 404,
+    "GET /v1/takedown/key": 404,
+    "GET /v1/takedown/export": 404,
+    "POST /v1/takedown/import": 404,
+    "POST /v1/hotline/referrals/{referral}/status": 404,
+    "GET /v1/takedown/monitor": 200,  # the figures need no hotline (none here: no rows)
+    "GET /v1/takedown/monitor/evidence/{hoster}": 404,  # no takedown key without the hotline
     "GET /h/hash": 400,
     "POST /h/hash": 400,
     "GET /m/raw_lookup": 400,

@@ -88,8 +88,10 @@ def running(
     # One secret per database: a restart on the same database keeps its configuration.
     digest = hashlib.sha256(database_url.encode()).hexdigest()[:16]
     secret_file = Path(tempfile.gettempdir()) / f"hashguard-test-secret-{digest}.key"
+    takedown_key = Path(tempfile.gettempdir()) / f"hashguard-test-takedown-{digest}.key"
     env = {**os.environ, "HASHGUARD_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1",
-           "HASHGUARD_SECRET_FILE": str(secret_file), **environment}  # fmt: skip
+           "HASHGUARD_SECRET_FILE": str(secret_file),
+           "HASHGUARD_TAKEDOWN_KEY": str(takedown_key), **environment}  # fmt: skip
     for attempt in range(1, PORT_ATTEMPTS + 1):
         server, reader = _start(env, options)
         server.started.wait(STARTUP_SECONDS)

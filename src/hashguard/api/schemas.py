@@ -173,14 +173,23 @@ class MediaMatchAnswer(BaseModel):
     matches: list[MatchFound]
 
 
+class ListedMatch(BaseModel):
+    """What a hoster key learns of a match: the list the hash is on, nothing more."""
+
+    list: str
+
+
 class HashResult(BaseModel):
-    matches: list[MatchFound]
+    matches: builtins.list[MatchFound | ListedMatch]
 
 
 class HashMatchAnswer(BaseModel):
-    """One result per hash asked, in order."""
+    """One result per hash asked, in order (to a hoster key, each match names its list only)."""
 
-    model_config = _example({"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]})
+    model_config = _example(
+        {"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]},
+        {"matched": 1, "results": [{"matches": [{"list": "known"}]}]},
+    )
     matched: int
     results: list[HashResult]
 
@@ -317,7 +326,7 @@ class Release(BaseModel):
 
 _KEY: dict[str, Any] = {"id": "3f2a9c1e", "role": "curator", "lists": [],
                         "name": "hotline import job", "created_at": _AT,
-                        "revoked_at": None}  # fmt: skip
+                        "revoked_at": None, "hoster": None}  # fmt: skip
 
 
 class KeyShown(BaseModel):
@@ -328,6 +337,7 @@ class KeyShown(BaseModel):
     name: str
     created_at: str
     revoked_at: str | None
+    hoster: str | None
 
 
 class NewKeyShown(KeyShown):
@@ -1113,6 +1123,260 @@ class HotlineTrace(BaseModel):
     cdn: bool
     databases: list[str]
     unresolved: list[str]
+
+
+# --- notice and takedown ---------------------------------------------------------------------
+
+_NOTICE: dict[str, Any] = {
+    "id": 12, "case_id": 40, "kind": "notice", "parent_id": None, "previous_id": None,
+    "hoster": "Example Hosting B.V.", "country": "NL",
+    "urls": ["https://img.site.example/1.jpg"],
+    "items": [{"url": "https://img.site.example/1.jpg", "kind": "image",
+               "hashes": {"pdq": _PDQ, "md5": "d2c4fd9d8a23e0b5e7a0d4f0e4a1b1c2"},
+               "labels": {"iccam": "baseline"}}],
+    "state": "open", "report_id": "7d0f6c1e-2b9a-4c55-8e0a-3f1d2c4b5a69", "reported_at": _AT,
+    "created_at": _AT, "sent_at": _AT, "deadline_at": "2026-03-15T09:26:53+00:00",
+    "acknowledged_at": None, "claimed_at": None, "disputed_at": None, "dispute_reason": "",
+    "verified_at": None, "withdrawn_at": None, "outcome": "", "outcome_reason": "",
+    "outcome_at": None, "renotices": 0, "escalations": 0, "legal_basis": "", "reference": "",
+    "overdue": False, "last_error": "",
+}  # fmt: skip
+
+
+class TakedownNotice(BaseModel):
+    """A notice (to a hoster, a CDN, or a removal order) as it stands: its URLs and the items'
+    hashes and labels (never content), its state and every time that counts; ``overdue``: open
+    and past its deadline; ``last_error``: what keeps it from going on."""
+
+    model_config = _example(_NOTICE)
+    id: int
+    case_id: int | None
+    kind: Literal["notice", "cdn", "order"]
+    parent_id: int | None
+    previous_id: int | None
+    hoster: str
+    country: str | None
+    urls: list[str]
+    items: list[dict[str, Any]]
+    state: Literal["queued", "open", "removed", "forwarded", "withdrawn"]
+    report_id: str
+    reported_at: str
+    created_at: str
+    sent_at: str | None
+    deadline_at: str | None
+    acknowledged_at: str | None
+    claimed_at: str | None
+    disputed_at: str | None
+    dispute_reason: str
+    verified_at: str | None
+    withdrawn_at: str | None
+    outcome: str
+    outcome_reason: str
+    outcome_at: str | None
+    renotices: int
+    escalations: int
+    legal_basis: str
+    reference: str
+    overdue: bool
+    last_error: str
+
+
+class TakedownNotices(BaseModel):
+    """Notices, newest first."""
+
+    model_config = _example({"notices": [_NOTICE]})
+    notices: list[TakedownNotice]
+
+
+class TakedownEvent(BaseModel):
+    id: int
+    at: str
+    kind: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class TakedownCheck(BaseModel):
+    """A re-fetch of one URL: what it served, by hash (the evidence of removal, or not)."""
+
+    id: int
+    url: str
+    at: str
+    purpose: str
+    outcome: Literal["gone", "changed", "present", "inconclusive"]
+    status: int | None
+    detail: str
+    hashes: list[dict[str, Any]]
+
+
+class TakedownDelivery(BaseModel):
+    id: int
+    purpose: str
+    step: str
+    channel: Literal["smtp", "api"]
+    target: str
+    created_at: str
+    attempts: int
+    next_attempt_at: str
+    delivered_at: str | None
+    last_error: str
+
+
+class TakedownNoticeDetail(BaseModel):
+    """A notice with its signed document (XARF v4 as sent; null until composed), its timeline,
+    re-checks and deliveries, each oldest first."""
+
+    model_config = _example(
+        {"notice": _NOTICE, "document": None,
+         "events": [{"id": 3, "at": _AT, "kind": "sent", "actor": "hashguard",
+                     "detail": {"channel": "smtp"}}],
+         "checks": [{"id": 4, "url": "https://img.site.example/1.jpg", "at": _AT,
+                     "purpose": "claimed", "outcome": "present", "status": 200, "detail": "",
+                     "hashes": [{"pdq": _PDQ}]}],
+         "deliveries": [{"id": 5, "purpose": "notice", "step": "", "channel": "smtp",
+                         "target": "abuse@hosting.example", "created_at": _AT, "attempts": 1,
+                         "next_attempt_at": _AT, "delivered_at": _AT, "last_error": ""}]}
+    )  # fmt: skip
+    notice: TakedownNotice
+    document: dict[str, Any] | None
+    events: list[TakedownEvent]
+    checks: list[TakedownCheck]
+    deliveries: list[TakedownDelivery]
+
+
+# --- the takedown monitor --------------------------------------------------------------------
+
+_MONITOR_ROW: Final = {
+    "group": "example-hosting", "notices": 212, "removed": 201, "median_hours": 9.5,
+    "p90_hours": 31.2, "p99_hours": 160.4, "within_24h": 0.81, "open_now": 4, "overdue_now": 1,
+    "renotices": 38, "escalations": 3, "reappeared": 6, "reappearance_rate": 0.03, "disputes": 2,
+}  # fmt: skip
+
+
+class MonitorRow(BaseModel):
+    """One group's figures (a hoster, a country, or "all"): notices (CDN notices not counted),
+    removed (verified by re-fetch), the median / p90 / p99 hours from report to verified
+    removal (linear interpolation; null without removals), the share removed within 24 h of
+    the notices removed or whose 24 h have passed, open and overdue now, re-notices and
+    escalations sent, removed notices whose content came back and their share, disputes."""
+
+    model_config = _example(_MONITOR_ROW)
+    group: str
+    notices: int
+    removed: int
+    median_hours: Number | None
+    p90_hours: Number | None
+    p99_hours: Number | None
+    within_24h: Number | None
+    open_now: int
+    overdue_now: int
+    renotices: int
+    escalations: int
+    reappeared: int
+    reappearance_rate: Number | None
+    disputes: int
+
+
+class TakedownFigures(BaseModel):
+    """Time from report to verified removal (INHOPE's definition) and what happened on the
+    way, per group (a hoster, a country, or all)."""
+
+    model_config = _example(
+        {"figures": [{"group": "Example Hosting B.V.", "notices": 40, "removed": 38,
+                      "median_hours": 5.5, "p90_hours": 22.0, "p99_hours": 30.1,
+                      "within_24h": 0.92, "open_now": 2, "overdue_now": 1, "renotices": 3,
+                      "escalations": 0, "reappeared": 1, "reappearance_rate": 0.03,
+                      "disputes": 0}]}
+    )  # fmt: skip
+    figures: list[MonitorRow]
+
+
+class TakedownKey(BaseModel):
+    """The hotline's public key: notices, evidence and status messages carry their signature
+    by it (``hashguard_signature``)."""
+
+    model_config = _example({"algorithm": "ed25519", "public_key": "ab" * 32})
+    algorithm: Literal["ed25519"]
+    public_key: str
+
+
+class TakedownExport(BaseModel):
+    """XARF v4 reports: the notices as signed and sent, and outcome reports of removals."""
+
+    model_config = _example({"reports": [{"xarf_version": "4.2.0", "category": "content",
+                                          "type": "csam", "...": "..."}]})  # fmt: skip
+    reports: list[dict[str, Any]]
+
+
+class TakedownImported(BaseModel):
+    """Outcomes kept from imported XARF reports, and how many of them a case was found for."""
+
+    model_config = _example({"imported": 12, "linked": 9})
+    imported: int
+    linked: int
+
+
+class TakedownStatusReceived(BaseModel):
+    """A partner's takedown status of a referred case, kept."""
+
+    model_config = _example(
+        {"case": 40, "status": "removed", "urls": ["https://img.site.example/1.jpg"]}
+    )
+    case: int
+    status: str
+    urls: list[str]
+
+
+class MonitorPeriod(BaseModel):
+    since: str | None
+    until: str | None
+
+
+class TakedownMonitor(BaseModel):
+    """The monitor's figures, unsuppressed, per ``by`` group for the period (on reported_at;
+    ``since`` included, ``until`` not), with the definitions they follow."""
+
+    model_config = _example({
+        "by": "hoster", "period": {"since": "2026-01-01T00:00:00+00:00", "until": None},
+        "generated_at": _AT, "definition": "Time to removal is INHOPE's ...",
+        "rows": [_MONITOR_ROW],
+    })  # fmt: skip
+    by: Literal["hoster", "country", "all"]
+    period: MonitorPeriod
+    generated_at: str
+    definition: str
+    rows: list[MonitorRow]
+
+
+class DocumentSignature(BaseModel):
+    algorithm: Literal["ed25519"]
+    public_key: str
+    signature: str
+
+
+class TakedownEvidence(BaseModel):
+    """A hoster's evidence bundle for regulators: every notice to it (CDN notices too) with its
+    times, its signed notice document, its re-checks (outcome, HTTP status, hashes, time), its
+    deliveries and its events, and the hoster's figures; signed with the hotline's takedown key
+    (Ed25519 over the canonical JSON without ``hashguard_signature``: docs/takedown.md)."""
+
+    model_config = _example({
+        "kind": "hashguard-takedown-evidence", "version": 1, "hoster": "example-hosting",
+        "generated_at": _AT, "definition": "Time to removal is INHOPE's ...",
+        "figures": _MONITOR_ROW,
+        "notices": [{"id": 7, "kind": "notice", "reported_at": _AT, "verified_at": _AT,
+                     "hours_to_removal": 0.0, "checks": [], "deliveries": [], "events": []}],
+        "hashguard_signature": {"algorithm": "ed25519", "public_key": "ab" * 32,
+                                "signature": "cd" * 64},
+    })  # fmt: skip
+    kind: Literal["hashguard-takedown-evidence"]
+    version: int
+    hoster: str
+    generated_at: str
+    definition: str
+    figures: MonitorRow | None
+    notices: list[dict[str, Any]]
+    hashguard_signature: DocumentSignature
 
 
 # --- the document ----------------------------------------------------------------------------

@@ -67,6 +67,10 @@ GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
         "The hotline: reports, cases, the queue, assessing, hosting traces, partners, a run.",
         _group("hotline", "hotline_app"),
     ),
+    "takedown": (
+        "Notice and takedown: notices, orders, hosters, the monitor, XARF export and import.",
+        _group("takedown", "takedown_app"),
+    ),
 }
 
 

@@ -1,6 +1,7 @@
-"""Desk sessions: signing in with a reviewer, analyst or admin key, the session cookie, what
-each role may open (reviewers the detections, analysts the hotline, admins both), and the check
-of every posted form (signed in with such a role, the session's CSRF token).
+"""Desk sessions: signing in with a reviewer, analyst, hoster or admin key, the session cookie,
+what each role may open (reviewers the detections, analysts the hotline, admins both, hosters
+their portal of notices), and the check of every posted form (signed in with such a role, the
+session's CSRF token).
 
 The session is a random id in an HttpOnly, SameSite=Strict cookie; the key's token stays in
 this process's memory only, to check the key again on each request (a revoked key ends its
@@ -23,8 +24,10 @@ COOKIE: Final = "hg_desk"
 SESSION_SECONDS: Final = 8 * 3600
 REVIEW_ROLES: Final = (Role.REVIEWER, Role.ADMIN)  # the detections, as the API's routes allow
 HOTLINE_ROLES: Final = (Role.ANALYST, Role.ADMIN)  # the hotline's items and cases
-DESK_ROLES: Final = (Role.REVIEWER, Role.ANALYST, Role.ADMIN)  # who may sign in
-_DESKS: Final = (("/desk", "Detections", REVIEW_ROLES), ("/desk/hotline", "Hotline", HOTLINE_ROLES))
+HOSTER_ROLES: Final = (Role.HOSTER,)  # the hoster portal: a hoster's own notices and orders
+DESK_ROLES: Final = (Role.REVIEWER, Role.ANALYST, Role.ADMIN, Role.HOSTER)  # who may sign in
+_DESKS: Final = (("/desk", "Detections", REVIEW_ROLES), ("/desk/hotline", "Hotline", HOTLINE_ROLES),
+                 ("/hosters", "Notices", HOSTER_ROLES))  # fmt: skip
 
 
 def desks(key: ApiKey) -> list[tuple[str, str]]:

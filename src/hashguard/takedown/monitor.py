@@ -1,0 +1,522 @@
+"""The bad-hoster monitor: how fast each hoster (and each country's hosters) removes what it is
+notified of, from the hotline's own records (docs/takedown-monitor.md).
+
+Definitions, the same on the page, in the exports and in the API:
+
+- The notices counted are notices and removal orders (kinds ``notice`` and ``order``); a CDN's
+  notice (kind ``cdn``) is not counted, the notice to the origin's hoster it led to is. A period
+  (``since`` inclusive, ``until`` exclusive) selects notices by ``reported_at``: when the hotline
+  received the report.
+- Time to removal is INHOPE's notice-and-takedown time: ``verified_at - reported_at``, from the
+  hotline receiving the report to the removal the hotline verified by fetching the URLs again
+  (never the hoster's word). ``removed``: notices with a verified removal.
+- Quantiles (median, p90, p99) of the hours to removal of the removed notices, by linear
+  interpolation between the closest ranks (numpy's default ``linear`` method: the value at rank
+  ``(n - 1) * q`` of the sorted hours, interpolated).
+- ``within_24h``: the share of notices removed within 24 hours (``<= 24 h``) among the notices
+  that were removed or whose 24 hours have passed (``reported_at + 24 h <= now``); a withdrawn
+  notice that was not removed is left out of both. None when that denominator is 0.
+- ``open_now``: queued or open now; ``overdue_now``: of these, past their deadline.
+- ``renotices`` and ``escalations``: how many were sent (sums over the notices).
+- ``reappeared``: removed notices whose content came back (a ``reappeared`` event);
+  ``reappearance_rate`` = reappeared / removed.
+- ``disputes``: notices the hoster disputed.
+
+The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
+with fewer than 10 removals as None, and a share as None when a count it is made of is.
+
+Counts are added up by the database in one query grouped by (hoster, country, month); for the
+quantiles only the hours to removal (computed in SQL) of the removed notices and those three keys
+are read, then split per group with numpy. ``overview`` gives the page everything from that one
+pass.
+"""
+
+import csv as csv_module
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    case,
+    exists,
+    func,
+    or_,
+    select,
+)
+
+from hashguard.errors import Invalid, NotFound
+from hashguard.store.tables import (
+    TakedownCheckRow,
+    TakedownDeliveryRow,
+    TakedownEventRow,
+    TakedownNoticeRow,
+    utc,
+)
+from hashguard.takedown import signing
+from hashguard.takedown.model import OPEN_STATES, Clock, EventKind, NoticeKind, NoticeState, now
+
+By = Literal["hoster", "country", "all"]
+BYS: Final = ("hoster", "country", "all")
+SMALL: Final = 10  # public figures: a count under this is suppressed
+DAY: Final = 24.0  # hours: the covenant's removal time
+UNKNOWN_COUNTRY: Final = "unknown"
+# The distribution's bins (hours): 0-1 holds 0 to 1 inclusive, each next bin (low, high].
+EDGES: Final = (1.0, 6.0, 12.0, 24.0, 48.0, 72.0, 168.0, 720.0)
+BIN_LABELS: Final = ("0-1", "1-6", "6-12", "12-24", "24-48", "48-72", "72-168", "168-720", ">720")
+QUANTILES: Final = (50.0, 90.0, 99.0)
+EVIDENCE_KIND: Final = "hashguard-takedown-evidence"
+DEFINITION: Final = (
+    "Time to removal is INHOPE's notice-and-takedown time: from the hotline receiving the report "
+    "(reported_at) to the removal the hotline verified by fetching the URLs again (verified_at); "
+    "a hoster's claim alone is never counted. Notices and removal orders count; a CDN's notice "
+    "does not, the notice to the origin's hoster does. Quantiles interpolate linearly between "
+    "ranks. within_24h: removed within 24 hours, of the notices removed or whose 24 hours have "
+    "passed (withdrawn ones not removed are left out)."
+)
+
+N = TakedownNoticeRow
+COUNTED: Final = (NoticeKind.NOTICE.value, NoticeKind.ORDER.value)
+
+
+class UnknownHoster(NotFound):
+    """A hoster of which the hotline has no notice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One group's figures (a hoster, a country, or "all"). Counts are None only in the
+    public figures, where they are under 10; quantiles and shares are None when there is
+    nothing to compute them from, or (public) when they are suppressed."""
+
+    group: str
+    notices: int | None
+    removed: int | None
+    median_hours: float | None
+    p90_hours: float | None
+    p99_hours: float | None
+    within_24h: float | None
+    open_now: int | None
+    overdue_now: int | None
+    renotices: int | None
+    escalations: int | None
+    reappeared: int | None
+    reappearance_rate: float | None
+    disputes: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Bin:
+    """Removals whose hours to removal fall in (low, high] (the first bin includes 0)."""
+
+    label: str
+    low: float
+    high: float | None  # None: no upper bound
+    removals: int | None  # None in the public figures when under 10
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One month of the trend (notices reported in that month, UTC)."""
+
+    period: str  # YYYY-MM
+    notices: int | None
+    removed: int | None
+    median_hours: float | None
+    p90_hours: float | None
+    within_24h: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """A group's counts as the database adds them up, and the removals' hours."""
+
+    group: str
+    notices: int
+    removed: int
+    within: int  # removed within 24 h
+    due: int  # removed, or 24 h passed (not withdrawn): within_24h's denominator
+    open_now: int
+    overdue_now: int
+    renotices: int
+    escalations: int
+    reappeared: int
+    disputes: int
+    hours: np.ndarray
+
+    @classmethod
+    def of(cls, group: str, numbers: Sequence[int], hours: np.ndarray) -> "_Counts":
+        """From the grouped query's numbers, in its order."""
+        n, removed, within, due, opened, overdue, renotices, escalations, back, disputes = numbers
+        return cls(group, n, removed, within, due, opened, overdue, renotices, escalations,
+                   back, disputes, hours)  # fmt: skip
+
+
+_KEY_OF: Final = {"hoster": 0, "country": 1, "month": 2}
+
+
+def _check(by: str) -> None:
+    if by not in BYS:
+        raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
+
+
+def _split(hours: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
+    """``hours`` by the name beside each."""
+    index: dict[str, int] = {}
+    codes = np.fromiter((index.setdefault(name, len(index)) for name in names), dtype=np.int64,
+                        count=len(names))  # fmt: skip
+    order = np.argsort(codes, kind="stable")
+    bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
+    return {name: hours[order[bounds[code] : bounds[code + 1]]] for name, code in index.items()}
+
+
+@dataclass(frozen=True)
+class _Collected:
+    """One pass's counts per (hoster, country, month) and every removal's hours and keys."""
+
+    cells: list[tuple[str, str, str, tuple[int, ...]]]
+    keys: tuple[list[str], list[str], list[str]]  # per removal: hoster, country, month
+    hours: np.ndarray
+
+    def rollup(self, by: str) -> list[_Counts]:
+        """The counts and hours per group of ``by`` (hoster, country, month or all)."""
+        sums: dict[str, list[int]] = {}
+        for *names, numbers in self.cells:
+            name = "all" if by == "all" else names[_KEY_OF[by]]
+            total = sums.setdefault(name, [0] * len(numbers))
+            for position, number in enumerate(numbers):
+                total[position] += number
+        spans = ({"all": self.hours} if by == "all"
+                 else _split(self.hours, self.keys[_KEY_OF[by]]))  # fmt: skip
+        empty = np.array([], dtype=float)
+        return [_Counts.of(name, sums[name], spans.get(name, empty)) for name in sorted(sums)]
+
+    def distribution(self, public: bool) -> list[Bin]:
+        slots = np.bincount(np.searchsorted(EDGES, self.hours, side="left"),
+                            minlength=len(BIN_LABELS))  # fmt: skip
+        lows = (0.0, *EDGES)
+        highs: tuple[float | None, ...] = (*EDGES, None)
+        counts = [_small(int(n)) if public else int(n) for n in slots]
+        return [Bin(*bin) for bin in zip(BIN_LABELS, lows, highs, counts, strict=True)]
+
+    def trend(self, public: bool) -> list[Point]:
+        points = []
+        for counts in self.rollup("month"):
+            row = _public_row(counts) if public else _row(counts)
+            points.append(Point(counts.group, row.notices, row.removed, row.median_hours,
+                                row.p90_hours, row.within_24h))  # fmt: skip
+        return points
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    """The monitor's page: all, per hoster, per country, the distribution, the trend."""
+
+    all: Row | None
+    hosters: list[Row]
+    countries: list[Row]
+    distribution: list[Bin]
+    trend: list[Point]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _quantiles(hours: np.ndarray) -> tuple[float | None, float | None, float | None]:
+    if len(hours) == 0:
+        return None, None, None
+    median, p90, p99 = (float(value) for value in np.percentile(hours, QUANTILES))
+    return median, p90, p99
+
+
+def _row(counts: _Counts) -> Row:
+    median, p90, p99 = _quantiles(counts.hours)
+    return Row(group=counts.group, notices=counts.notices, removed=counts.removed,
+               median_hours=median, p90_hours=p90, p99_hours=p99,
+               within_24h=_share(counts.within, counts.due), open_now=counts.open_now,
+               overdue_now=counts.overdue_now, renotices=counts.renotices,
+               escalations=counts.escalations, reappeared=counts.reappeared,
+               reappearance_rate=_share(counts.reappeared, counts.removed),
+               disputes=counts.disputes)  # fmt: skip
+
+
+def _small(count: int) -> int | None:
+    return None if count < SMALL else count
+
+
+def _public_row(counts: _Counts) -> Row:
+    row = _row(counts)
+    few = counts.removed < SMALL
+    within = None if min(counts.within, counts.due) < SMALL else row.within_24h
+    rate = None if min(counts.reappeared, counts.removed) < SMALL else row.reappearance_rate
+    return replace(row, notices=_small(counts.notices), removed=_small(counts.removed),
+                   open_now=_small(counts.open_now), overdue_now=_small(counts.overdue_now),
+                   renotices=_small(counts.renotices), escalations=_small(counts.escalations),
+                   reappeared=_small(counts.reappeared), disputes=_small(counts.disputes),
+                   within_24h=within, reappearance_rate=rate,
+                   median_hours=None if few else row.median_hours,
+                   p90_hours=None if few else row.p90_hours,
+                   p99_hours=None if few else row.p99_hours)  # fmt: skip
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _at(moment: datetime | None) -> str | None:
+    return None if moment is None else utc(moment).isoformat()
+
+
+class Monitor:
+    """The monitor's figures over ``engine``'s notices, "now" from ``clock``."""
+
+    def __init__(self, engine: Engine, clock: Clock = now) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    # --- SQL pieces ---------------------------------------------------------------------------
+
+    def _hours(self) -> ColumnElement[Any]:
+        """Hours from report to verified removal, computed by the database."""
+        if self._sqlite:
+            days = func.julianday(N.verified_at) - func.julianday(N.reported_at)
+            return func.round(days * 86400.0, 3) / 3600.0
+        return func.extract("epoch", N.verified_at - N.reported_at) / 3600.0
+
+    def _month(self) -> ColumnElement[str]:
+        if self._sqlite:  # stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: its first 7 characters
+            return func.substr(N.reported_at, 1, 7)
+        return func.to_char(func.timezone("UTC", N.reported_at), "YYYY-MM")
+
+    def _where(self, since: datetime | None, until: datetime | None, hoster: str | None,
+               country: str | None) -> list[ColumnElement[bool]]:  # fmt: skip
+        where: list[ColumnElement[bool]] = [N.kind.in_(COUNTED)]
+        if since is not None:
+            where.append(N.reported_at >= _utc(since))
+        if until is not None:
+            where.append(N.reported_at < _utc(until))
+        if hoster is not None:
+            where.append(N.hoster == hoster)
+        if country is not None:
+            where.append(func.coalesce(N.country, UNKNOWN_COUNTRY) == country)
+        return where
+
+    def _collect(self, since: datetime | None, until: datetime | None, hoster: str | None,
+                 country: str | None = None) -> "_Collected":  # fmt: skip
+        """Two passes over the notices: their counts grouped by (hoster, country, month) in the
+        database, and the hours to removal of the removed ones with their three keys."""
+        moment = self.clock()
+        keys = (N.hoster, func.coalesce(N.country, UNKNOWN_COUNTRY), self._month())
+        where = self._where(since, until, hoster, country)
+        removed = N.verified_at.is_not(None)
+        within = and_(removed, self._hours() <= DAY)
+        due = or_(removed, and_(N.reported_at <= moment - timedelta(hours=DAY),
+                                N.state != NoticeState.WITHDRAWN.value))  # fmt: skip
+        is_open = N.state.in_([state.value for state in OPEN_STATES])
+        overdue = and_(is_open, N.deadline_at.is_not(None), N.deadline_at < moment)
+        came_back = exists().where(TakedownEventRow.notice_id == N.id,
+                                   TakedownEventRow.kind == EventKind.REAPPEARED.value)  # fmt: skip
+
+        def number(condition: ColumnElement[bool]) -> ColumnElement[int]:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        totals = select(
+            *keys, func.count(), number(removed), number(within), number(due), number(is_open),
+            number(overdue), func.coalesce(func.sum(N.renotices), 0),
+            func.coalesce(func.sum(N.escalations), 0), number(and_(removed, came_back)),
+            number(N.disputed_at.is_not(None)),
+        ).where(*where).group_by(*keys)  # fmt: skip
+        with self.engine.connect() as connection:
+            cells = [(h, c, m, tuple(int(n) for n in numbers))
+                     for h, c, m, *numbers in connection.execute(totals)]  # fmt: skip
+            spans = connection.execute(select(*keys, self._hours()).where(*where, removed)).all()
+        columns = list(zip(*spans, strict=True)) if spans else [(), (), (), ()]
+        hours = np.array(columns[3], dtype=float)
+        return _Collected(cells, (list(columns[0]), list(columns[1]), list(columns[2])), hours)
+
+    # --- the figures --------------------------------------------------------------------------
+
+    def figures(self, by: str = "hoster", since: datetime | None = None,
+                until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
+        """Each group's figures (by hoster, by country, or one row "all"), ordered by group;
+        raises Invalid for another ``by``."""
+        _check(by)
+        return [_row(counts) for counts in self._collect(since, until, hoster).rollup(by)]
+
+    def public(self, by: str = "hoster", since: datetime | None = None,
+               until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
+        """The figures as the public sees them: counts under 10 None, quantiles of a group with
+        fewer than 10 removals None, a share None when a count it is made of is under 10."""
+        _check(by)
+        return [_public_row(counts) for counts in self._collect(since, until, hoster).rollup(by)]
+
+    def distribution(self, since: datetime | None = None, until: datetime | None = None,
+                     hoster: str | None = None, country: str | None = None,
+                     public: bool = False) -> list[Bin]:  # fmt: skip
+        """How many removals took how long: a histogram of the hours to removal in the bins
+        0-1, 1-6, 6-12, 12-24, 24-48, 48-72, 72-168, 168-720, >720 h (public: a bin under 10
+        None)."""
+        return self._collect(since, until, hoster, country).distribution(public)
+
+    def trend(self, period: str = "month", since: datetime | None = None,
+              until: datetime | None = None, hoster: str | None = None,
+              country: str | None = None, public: bool = False) -> list[Point]:  # fmt: skip
+        """Per calendar month (UTC) of ``reported_at``, oldest first: notices, removed, the
+        median and p90 hours to removal and the share within 24 h (public: suppressed as in
+        ``public``). Raises Invalid for a period other than "month"."""
+        if period != "month":
+            raise Invalid(f"period: only 'month' is supported, not {period!r}")
+        return self._collect(since, until, hoster, country).trend(public)
+
+    def overview(self, since: datetime | None = None, until: datetime | None = None,
+                 public: bool = False) -> "Overview":  # fmt: skip
+        """Everything the monitor's page shows, from one pass: all, per hoster, per country,
+        the distribution and the trend (public: suppressed as in ``public``)."""
+        collected = self._collect(since, until, None)
+        shape = _public_row if public else _row
+        everything = [shape(counts) for counts in collected.rollup("all")]
+        return Overview(
+            everything[0] if everything else None,
+            [shape(counts) for counts in collected.rollup("hoster")],
+            [shape(counts) for counts in collected.rollup("country")],
+            collected.distribution(public), collected.trend(public),
+        )  # fmt: skip
+
+    # --- evidence -----------------------------------------------------------------------------
+
+    def evidence(self, hoster: str, key: Ed25519PrivateKey) -> dict[str, Any]:
+        """Every notice of ``hoster`` (CDN notices too) with its times, its signed document,
+        its checks (outcome, status, hashes, time), deliveries and events, and the hoster's
+        figures; signed with ``key`` (``signing.verify`` checks it). Raises UnknownHoster when
+        the hotline has no notice of it."""
+        with self.engine.connect() as connection:
+            notices = connection.execute(select(N).where(N.hoster == hoster).order_by(N.id)).all()
+            if not notices:
+                raise UnknownHoster(f"no notices to hoster {hoster!r}")
+            ids = [notice.id for notice in notices]
+            checks = _by_notice(connection.execute(
+                select(TakedownCheckRow).where(TakedownCheckRow.notice_id.in_(ids))
+                .order_by(TakedownCheckRow.id)))  # fmt: skip
+            events = _by_notice(connection.execute(
+                select(TakedownEventRow).where(TakedownEventRow.notice_id.in_(ids))
+                .order_by(TakedownEventRow.id)))  # fmt: skip
+            deliveries = _by_notice(connection.execute(
+                select(TakedownDeliveryRow).where(TakedownDeliveryRow.notice_id.in_(ids))
+                .order_by(TakedownDeliveryRow.id)))  # fmt: skip
+        figures = self.figures("all", hoster=hoster)
+        document = {
+            "kind": EVIDENCE_KIND,
+            "version": 1,
+            "hoster": hoster,
+            "generated_at": self.clock().isoformat(),
+            "definition": DEFINITION,
+            "figures": figures[0].as_json() if figures else None,
+            "notices": [
+                _notice(
+                    notice,
+                    checks.get(notice.id, []),
+                    events.get(notice.id, []),
+                    deliveries.get(notice.id, []),
+                )
+                for notice in notices
+            ],
+        }
+        return signing.sign(document, key)
+
+
+def _by_notice(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    found: dict[int, list[Any]] = {}
+    for row in rows:
+        found.setdefault(row.notice_id, []).append(row)
+    return found
+
+
+def _notice(notice: Any, checks: list[Any], events: list[Any], deliveries: list[Any]
+            ) -> dict[str, Any]:  # fmt: skip
+    hours = None
+    if notice.verified_at is not None:
+        hours = (utc(notice.verified_at) - utc(notice.reported_at)).total_seconds() / 3600
+    return {
+        "id": notice.id, "kind": notice.kind, "case_id": notice.case_id,
+        "parent_id": notice.parent_id, "previous_id": notice.previous_id,
+        "report_id": notice.report_id, "country": notice.country, "urls": notice.urls,
+        "state": notice.state, "legal_basis": notice.legal_basis, "reference": notice.reference,
+        "reported_at": _at(notice.reported_at), "created_at": _at(notice.created_at),
+        "sent_at": _at(notice.sent_at), "deadline_at": _at(notice.deadline_at),
+        "acknowledged_at": _at(notice.acknowledged_at), "claimed_at": _at(notice.claimed_at),
+        "disputed_at": _at(notice.disputed_at), "dispute_reason": notice.dispute_reason,
+        "verified_at": _at(notice.verified_at), "withdrawn_at": _at(notice.withdrawn_at),
+        "outcome": notice.outcome, "outcome_reason": notice.outcome_reason,
+        "outcome_at": _at(notice.outcome_at), "renotices": notice.renotices,
+        "escalations": notice.escalations, "hours_to_removal": hours,
+        "document": json.loads(notice.document) if notice.document else None,
+        "checks": [{"id": check.id, "url": check.url, "at": _at(check.at),
+                    "purpose": check.purpose, "outcome": check.outcome, "status": check.status,
+                    "detail": check.detail, "hashes": check.hashes} for check in checks],
+        "deliveries": [{"id": sent.id, "purpose": sent.purpose, "step": sent.step,
+                        "channel": sent.channel, "target": sent.target,
+                        "payload_sha256": hashlib.sha256(sent.payload.encode()).hexdigest(),
+                        "created_at": _at(sent.created_at), "attempts": sent.attempts,
+                        "delivered_at": _at(sent.delivered_at), "last_error": sent.last_error}
+                       for sent in deliveries],
+        "events": [{"id": event.id, "at": _at(event.at), "kind": event.kind,
+                    "actor": event.actor, "detail": event.detail} for event in events],
+    }  # fmt: skip
+
+
+COLUMNS: Final = tuple(field.name for field in fields(Row))
+
+
+def csv(rows: Iterable[Row]) -> str:
+    """The rows as CSV (a header line, then one line a row; ``group`` first): a count the
+    public figures suppress as "<10", a missing quantile or share empty."""
+    out = io.StringIO()
+    writer = csv_module.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    counts = {name for name in COLUMNS if name in _COUNT_COLUMNS}
+    for row in rows:
+        values = asdict(row)
+        writer.writerow([
+            ("<10" if name in counts else "") if values[name] is None else values[name]
+            for name in COLUMNS
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+_COUNT_COLUMNS: Final = frozenset({"notices", "removed", "open_now", "overdue_now", "renotices",
+                                   "escalations", "reappeared", "disputes"})  # fmt: skip
+
+
+def parse_moment(text: str, name: str) -> datetime | None:
+    """A period bound from a query string: a date (YYYY-MM-DD, midnight UTC) or an ISO 8601 time
+    (UTC when it names no zone); "" is None. Raises Invalid naming ``name``."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"{name}: expected a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}"
+                      ) from None  # fmt: skip
+    return _utc(moment)

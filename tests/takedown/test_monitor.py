@@ -1,0 +1,180 @@
+"""The bad-hoster monitor's figures equal the figures computed by hand from the notices this test
+inserts with known times (SQLite and PostgreSQL): hours from report to verified removal and
+their quantiles (linear between ranks), the share within 24 h of the notices whose 24 h have
+passed or that were removed, open and overdue now, re-notices, escalations, reappearance,
+disputes; CDN notices left out; the period on reported_at; the public figures suppressing what
+is under 10; the distribution and the monthly trend; a signed evidence bundle that verifies
+and breaks when altered; CSV."""
+
+import csv as csv_module
+import io
+import itertools
+import json
+import math
+from datetime import UTC, datetime
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, insert
+
+from hashguard.errors import Invalid
+from hashguard.store.tables import TakedownCheckRow, TakedownDeliveryRow
+from hashguard.takedown import signing
+from hashguard.takedown.monitor import Monitor, UnknownHoster, csv, parse_moment
+
+from support.monitor_rows import HOUR, NOW, assert_row, by_hand, fleet
+
+
+@pytest.fixture
+def monitor(engine: Engine) -> Monitor:
+    return Monitor(engine, clock=lambda: NOW)
+
+
+def test_figures_per_hoster_country_and_all_equal_the_hand_computation(
+    engine: Engine, monitor: Monitor
+) -> None:
+    made = fleet(engine)
+    rows = {row.group: row for row in monitor.figures("hoster")}
+    assert sorted(rows) == ["fast", "slow", "small"]  # the CDN's notices count nowhere
+    for hoster, row in rows.items():
+        assert_row(row, by_hand([m for m in made if m.hoster == hoster]))
+    slow = rows["slow"]
+    assert slow.overdue_now == 1 and slow.open_now == 2
+    countries = {row.group: row for row in monitor.figures("country")}
+    assert sorted(countries) == ["DE", "NL", "unknown"]
+    assert_row(countries["NL"], by_hand([m for m in made if m.country == "NL"]))
+    assert_row(countries["unknown"], by_hand([m for m in made if m.country is None]))
+    (everything,) = monitor.figures("all")
+    assert everything.group == "all"
+    assert_row(everything, by_hand(made))
+    assert monitor.figures("hoster", hoster="slow") == [slow]
+
+
+def test_a_period_selects_notices_by_the_time_they_were_reported(
+    engine: Engine, monitor: Monitor
+) -> None:
+    made = fleet(engine)
+    since, until = datetime(2026, 4, 10, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)
+    inside = [m for m in made if since <= m.reported_at < until]
+    (row,) = monitor.figures("all", since=since, until=until)
+    assert_row(row, by_hand(inside))
+    assert 0 < row.notices < by_hand(made)["notices"]
+    assert monitor.figures("hoster", since=NOW) == []
+
+
+def test_the_public_figures_suppress_counts_under_ten(engine: Engine, monitor: Monitor) -> None:
+    made = fleet(engine)
+    public = {row.group: row for row in monitor.public("hoster")}
+    fast, slow, small = public["fast"], public["slow"], public["small"]
+    expected = by_hand([m for m in made if m.hoster == "fast"])
+    assert fast.notices == expected["notices"] == 14 and fast.removed == 12
+    assert fast.median_hours == pytest.approx(expected["median_hours"])  # 12 removals: shown
+    assert fast.within_24h == pytest.approx(expected["within_24h"])  # 10 within, of 13
+    assert fast.open_now is None and fast.disputes is None and fast.reappeared is None
+    assert fast.reappearance_rate is None  # 2 reappeared: under 10
+    assert slow.removed == 12 and slow.p90_hours is not None
+    assert slow.within_24h is None  # none within 24 h: a count under 10
+    assert small.notices is None and small.removed is None  # 3 notices
+    assert small.median_hours is None and small.p99_hours is None  # 3 removals
+    assert "<10" in csv(public.values())
+
+
+def test_the_distribution_counts_removals_per_bin_of_hours(
+    engine: Engine, monitor: Monitor
+) -> None:
+    made = fleet(engine)
+    hours = [(m.verified_at - m.reported_at) / HOUR
+             for m in made if m.verified_at and m.kind != "cdn"]  # fmt: skip
+    edges = [0, 1, 6, 12, 24, 48, 72, 168, 720, math.inf]
+    expected = [sum(1 for h in hours if (low < h or low == 0) and h <= high)
+                for low, high in itertools.pairwise(edges)]  # fmt: skip
+    bins = monitor.distribution()
+    assert [b.label for b in bins] == ["0-1", "1-6", "6-12", "12-24", "24-48", "48-72",
+                                       "72-168", "168-720", ">720"]  # fmt: skip
+    assert [b.removals for b in bins] == expected
+    assert sum(expected) == len(hours)
+    public = monitor.distribution(public=True)
+    assert [b.removals for b in public] == [n if n >= 10 else None for n in expected]
+    assert monitor.distribution(hoster="fast")[0].removals == 1  # 0.5 h
+
+
+def test_the_trend_per_month(engine: Engine, monitor: Monitor) -> None:
+    made = fleet(engine)
+    points = monitor.trend()
+    months = sorted({m.reported_at.strftime("%Y-%m") for m in made if m.kind != "cdn"})
+    assert [p.period for p in points] == months
+    for point in points:
+        expected = by_hand([m for m in made if m.reported_at.strftime("%Y-%m") == point.period])
+        assert point.notices == expected["notices"]
+        assert point.removed == expected["removed"]
+        for name in ("median_hours", "p90_hours", "within_24h"):
+            value = expected[name]
+            assert getattr(point, name) == (None if value is None else pytest.approx(value))
+    with pytest.raises(Invalid, match="period"):
+        monitor.trend("week")
+
+
+def test_the_evidence_bundle_is_signed_and_breaks_when_altered(
+    engine: Engine, monitor: Monitor
+) -> None:
+    made = fleet(engine)
+    slow = [m for m in made if m.hoster == "slow"]
+    with engine.begin() as connection:
+        connection.execute(insert(TakedownCheckRow).values(
+            notice_id=1 + made.index(slow[0]), url="https://slow.example/x.jpg", at=NOW,
+            purpose="deadline", outcome="gone", status=404, detail="", hashes=[]))  # fmt: skip
+        connection.execute(insert(TakedownDeliveryRow).values(
+            notice_id=1 + made.index(slow[0]), purpose="notice", step="", channel="smtp",
+            target="abuse@slow.example", payload="Subject: notice", idempotency_key="k" * 64,
+            created_at=NOW, attempts=1, next_attempt_at=NOW, delivered_at=NOW, last_error="",
+            reply=""))  # fmt: skip
+    key = Ed25519PrivateKey.generate()
+    bundle = monitor.evidence("slow", key)
+    public = signing.verify(bundle, signing.verify(bundle))
+    assert len(bundle["notices"]) == len(slow)
+    first = bundle["notices"][0]
+    assert first["reported_at"] == slow[0].reported_at.isoformat()
+    assert first["hours_to_removal"] == pytest.approx(30)
+    check = {"url": "https://slow.example/x.jpg", "at": NOW.isoformat(), "purpose": "deadline",
+             "outcome": "gone", "status": 404, "detail": "", "hashes": []}  # fmt: skip
+    assert first["checks"][0] | {"id": 0} == check | {"id": 0}
+    assert first["deliveries"][0]["target"] == "abuse@slow.example"
+    assert first["document"] == {"urls": first["urls"]}
+    assert bundle["figures"]["removed"] == by_hand(slow)["removed"]
+    altered = json.loads(json.dumps(bundle))
+    altered["notices"][0]["verified_at"] = None
+    with pytest.raises(signing.BadSignature):
+        signing.verify(altered, public)
+    with pytest.raises(UnknownHoster, match="nowhere"):
+        monitor.evidence("nowhere", key)
+
+
+def test_csv_has_a_header_and_a_line_per_row(engine: Engine, monitor: Monitor) -> None:
+    fleet(engine)
+    rows = monitor.figures("hoster")
+    read = list(csv_module.DictReader(io.StringIO(csv(rows))))
+    assert [line["group"] for line in read] == ["fast", "slow", "small"]
+    assert float(read[1]["median_hours"]) == pytest.approx(rows[1].median_hours)
+    assert read[0]["notices"] == "14"
+
+
+def test_bad_input_is_refused_clearly(monitor: Monitor) -> None:
+    with pytest.raises(Invalid, match="by: expected one of hoster, country, all"):
+        monitor.figures("planet")
+    assert parse_moment("2026-05-01", "since") == datetime(2026, 5, 1, tzinfo=UTC)
+    assert parse_moment("", "since") is None
+    with pytest.raises(Invalid, match="until: expected a date"):
+        parse_moment("yesterday", "until")
+
+
+def test_the_overview_is_the_same_figures_from_one_pass(engine: Engine, monitor: Monitor) -> None:
+    fleet(engine)
+    for public in (False, True):
+        found = monitor.overview(public=public)
+        shown = monitor.public if public else monitor.figures
+        assert [found.all] == shown("all")
+        assert found.hosters == shown("hoster")
+        assert found.countries == shown("country")
+        assert found.distribution == monitor.distribution(public=public)
+        assert found.trend == monitor.trend(public=public)
+    assert monitor.overview(since=NOW).all is None
