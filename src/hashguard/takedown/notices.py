@@ -1,0 +1,613 @@
+"""The notices as operators, hosters and authorities see and act on them: lists and one notice
+with its timeline, checks and deliveries; a hoster's acknowledgement, claim of removal and
+dispute; the origin a CDN names; removal orders and their outcome; withdrawal and resending by an
+operator; and composing the queued notices (signed, deliveries enqueued).
+
+``hoster=None`` is an operator, who sees every notice; a hoster sees and acts on the notices
+whose ``hoster`` is its own, and any other id is to it as a missing one (``UnknownNotice``, the
+same message), so nothing of another hoster's notices leaks. Every change is one transaction:
+the notice updated (conditionally, so two writers never both win), a ``takedown_events`` row and
+an audit entry ``takedown.<event>`` about ``notice:ID``. Every time is the injected clock's.
+
+What a hoster may do, by state (``NoticeRefused`` otherwise, saying why):
+
+- acknowledge: a queued or open notice (a hoster told of an order before it was composed may
+  acknowledge it); once: acknowledging again changes nothing and returns the notice as it is;
+- claim removal, dispute: an open notice (sent, not yet verified gone). A claim never changes
+  the state: it asks the scheduler to re-check now; a dispute keeps the notice open (the re-check
+  still decides) and records the reason, for an analyst who may withdraw it;
+- name the origin: an open CDN notice;
+- confirm an order or report inability: a queued or open order, once.
+"""
+
+import ipaddress
+import json
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any, Final, Protocol
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Engine, Row, and_, insert, not_, select, update
+
+from hashguard.errors import MAX_ID, Conflict, Invalid, NotFound
+from hashguard.hotline.hosters import Hoster, HosterRegistry
+from hashguard.hotline.urls import check_all
+from hashguard.store import audit
+from hashguard.store.tables import (
+    TakedownCheckRow,
+    TakedownDeliveryRow,
+    TakedownEventRow,
+    TakedownNoticeRow,
+    utc,
+)
+from hashguard.takedown.model import (
+    OPEN_STATES,
+    Clock,
+    EventKind,
+    NoticeKind,
+    NoticeState,
+    Timing,
+    now,
+)
+
+MAX_REASON: Final = 2000  # characters of a dispute's, an inability's or a withdrawal's reason
+MAX_REFERENCE: Final = 200
+MAX_URLS: Final = 1000  # URLs of one removal order
+MAX_LIMIT: Final = 1000  # notices listed at once
+
+_OPEN: Final = tuple(state.value for state in OPEN_STATES)
+
+
+class UnknownNotice(NotFound):
+    """No notice has the id given (or, to a hoster, it is another hoster's)."""
+
+
+class NoticeRefused(Conflict):
+    """An action the notice's state (or kind) does not allow; the message says why."""
+
+
+class Tracer(Protocol):
+    """What ``issue_order`` reads of a hosting trace (hotline/trace.py's Trace)."""
+
+    @property
+    def hoster(self) -> Hoster | None: ...
+    @property
+    def country(self) -> str | None: ...
+    @property
+    def cdn(self) -> bool: ...
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
+
+
+def _time(value: Any) -> datetime | None:
+    return None if value is None else utc(value)
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeView:
+    """A notice as shown: never its abuse contacts' secrets, never content (there is none)."""
+
+    id: int
+    case_id: int | None
+    kind: str  # notice, cdn, order
+    parent_id: int | None  # an origin's notice: the CDN notice that named it
+    previous_id: int | None  # the removed notice whose content reappeared here
+    hoster: str
+    country: str | None
+    urls: tuple[str, ...]
+    items: tuple[dict[str, Any], ...]  # {url, kind, hashes{signal: value}, labels{...}}
+    state: str
+    report_id: str
+    reported_at: datetime
+    created_at: datetime
+    sent_at: datetime | None
+    deadline_at: datetime | None
+    acknowledged_at: datetime | None
+    claimed_at: datetime | None
+    disputed_at: datetime | None
+    dispute_reason: str
+    verified_at: datetime | None
+    withdrawn_at: datetime | None
+    outcome: str  # orders: confirmed, inability; else ""
+    outcome_reason: str
+    outcome_at: datetime | None
+    renotices: int
+    escalations: int
+    legal_basis: str
+    reference: str
+    overdue: bool  # open and past its deadline
+    last_error: str  # what keeps it from going on ("no abuse contact for ...", an origin unknown)
+
+    @classmethod
+    def of(cls, row: Row[Any], at: datetime) -> "NoticeView":
+        deadline = _time(row.deadline_at)
+        return cls(
+            id=row.id, case_id=row.case_id, kind=row.kind, parent_id=row.parent_id,
+            previous_id=row.previous_id, hoster=row.hoster, country=row.country,
+            urls=tuple(row.urls), items=tuple(dict(item) for item in row.items),
+            state=row.state, report_id=row.report_id, reported_at=utc(row.reported_at),
+            created_at=utc(row.created_at), sent_at=_time(row.sent_at), deadline_at=deadline,
+            acknowledged_at=_time(row.acknowledged_at), claimed_at=_time(row.claimed_at),
+            disputed_at=_time(row.disputed_at), dispute_reason=row.dispute_reason,
+            verified_at=_time(row.verified_at), withdrawn_at=_time(row.withdrawn_at),
+            outcome=row.outcome, outcome_reason=row.outcome_reason,
+            outcome_at=_time(row.outcome_at), renotices=row.renotices,
+            escalations=row.escalations, legal_basis=row.legal_basis, reference=row.reference,
+            overdue=row.state in _OPEN and deadline is not None and deadline < at,
+            last_error=row.last_error,
+        )  # fmt: skip
+
+    def as_json(self) -> dict[str, Any]:
+        """Every field, JSON-ready (times in ISO 8601, lists for tuples)."""
+        shown = asdict(self)
+        for name, value in shown.items():
+            if isinstance(value, datetime):
+                shown[name] = value.isoformat()
+            elif isinstance(value, tuple):
+                shown[name] = list(value)
+        return shown
+
+
+@dataclass(frozen=True, slots=True)
+class EventView:
+    id: int
+    at: datetime
+    kind: str
+    actor: str
+    detail: dict[str, Any]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at.isoformat(), "kind": self.kind,
+                "actor": self.actor, "detail": self.detail}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CheckView:
+    """A re-fetch of one URL and what it served, by hash (the evidence)."""
+
+    id: int
+    url: str
+    at: datetime
+    purpose: str
+    outcome: str
+    status: int | None
+    detail: str
+    hashes: tuple[dict[str, Any], ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "url": self.url, "at": self.at.isoformat(),
+                "purpose": self.purpose, "outcome": self.outcome, "status": self.status,
+                "detail": self.detail, "hashes": list(self.hashes)}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """One message about the notice to one destination (its payload not repeated here)."""
+
+    id: int
+    purpose: str
+    step: str
+    channel: str
+    target: str
+    created_at: datetime
+    attempts: int
+    next_attempt_at: datetime
+    delivered_at: datetime | None
+    last_error: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "purpose": self.purpose, "step": self.step,
+                "channel": self.channel, "target": self.target,
+                "created_at": self.created_at.isoformat(), "attempts": self.attempts,
+                "next_attempt_at": self.next_attempt_at.isoformat(),
+                "delivered_at": _iso(self.delivered_at), "last_error": self.last_error}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeDetail:
+    """A notice with its signed document (None until composed), timeline, checks and
+    deliveries, each oldest first."""
+
+    notice: NoticeView
+    document: dict[str, Any] | None
+    events: tuple[EventView, ...]
+    checks: tuple[CheckView, ...]
+    deliveries: tuple[DeliveryView, ...]
+
+    def as_json(self) -> dict[str, Any]:
+        return {"notice": self.notice.as_json(), "document": self.document,
+                "events": [e.as_json() for e in self.events],
+                "checks": [c.as_json() for c in self.checks],
+                "deliveries": [d.as_json() for d in self.deliveries]}  # fmt: skip
+
+
+def _reason(text: str, what: str, called: str = "reason") -> str:
+    """``text`` stripped, 1 to MAX_REASON characters; Invalid naming ``what`` otherwise."""
+    reason = text.strip() if isinstance(text, str) else ""
+    if not reason:
+        raise Invalid(f"{what} needs a {called} (1 to {MAX_REASON} characters)")
+    if len(reason) > MAX_REASON:
+        raise Invalid(f"{what}: the {called} has {len(reason)} characters; at most {MAX_REASON}")
+    return reason
+
+
+class Notices:
+    """The takedown notices in ``engine``: read, acted on, composed (module docstring)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        timing: Timing,
+        hosters: HosterRegistry,
+        sender: Any,
+        key: Ed25519PrivateKey,
+        deliveries: Any,
+        clock: Clock = now,
+        trace: Callable[[str], Tracer] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.timing = timing
+        self.hosters = hosters
+        self.sender = sender
+        self.key = key
+        self.deliveries = deliveries
+        self.clock = clock
+        self.trace = trace
+
+    # --- reading ----------------------------------------------------------------------------
+
+    def list(
+        self,
+        *,
+        hoster: str | None = None,
+        state: str | None = None,
+        kind: str | None = None,
+        overdue: bool | None = None,
+        limit: int = 100,
+        before: int | None = None,
+    ) -> list[NoticeView]:
+        """Notices newest first (by id), at most ``limit`` (1 to MAX_LIMIT), those with an id
+        below ``before`` when given (the next page: the last id shown); only ``hoster``'s, in
+        ``state``, of ``kind``, overdue or not, when given. Raises Invalid for an unknown state
+        or kind or a limit out of range."""
+        table = TakedownNoticeRow.__table__
+        if not 1 <= limit <= MAX_LIMIT:
+            raise Invalid(f"limit {limit}: expected 1 to {MAX_LIMIT}")
+        at = self.clock()
+        query = select(table).order_by(table.c.id.desc()).limit(limit)
+        if hoster is not None:
+            query = query.where(table.c.hoster == hoster)
+        if state is not None:
+            if state not in {s.value for s in NoticeState}:
+                raise Invalid(f"state {state!r}: expected one of "
+                              f"{', '.join(s.value for s in NoticeState)}")  # fmt: skip
+            query = query.where(table.c.state == state)
+        if kind is not None:
+            if kind not in {k.value for k in NoticeKind}:
+                raise Invalid(f"kind {kind!r}: expected one of "
+                              f"{', '.join(k.value for k in NoticeKind)}")  # fmt: skip
+            query = query.where(table.c.kind == kind)
+        if overdue is not None:
+            late = and_(table.c.state.in_(_OPEN), table.c.deadline_at.is_not(None),
+                        table.c.deadline_at < at)  # fmt: skip
+            query = query.where(late if overdue else not_(late))
+        if before is not None:
+            query = query.where(table.c.id < before)
+        with self.engine.connect() as connection:
+            return [NoticeView.of(row, at) for row in connection.execute(query)]
+
+    def get(self, notice_id: int, hoster: str | None = None) -> NoticeDetail:
+        """The notice with its document, events, checks and deliveries. Raises UnknownNotice
+        when there is none of that id (or it is not ``hoster``'s)."""
+        events, checks = TakedownEventRow.__table__, TakedownCheckRow.__table__
+        deliveries = TakedownDeliveryRow.__table__
+        with self.engine.connect() as connection:
+            row = self._row(connection, notice_id, hoster)
+            timeline = connection.execute(select(events).where(events.c.notice_id == row.id)
+                                          .order_by(events.c.id)).all()  # fmt: skip
+            checked = connection.execute(select(checks).where(checks.c.notice_id == row.id)
+                                         .order_by(checks.c.id)).all()  # fmt: skip
+            sent = connection.execute(
+                select(*(c for c in deliveries.c if c.name not in ("payload", "reply")))
+                .where(deliveries.c.notice_id == row.id).order_by(deliveries.c.id)
+            ).all()  # fmt: skip
+        return NoticeDetail(
+            NoticeView.of(row, self.clock()),
+            json.loads(row.document) if row.document else None,
+            tuple(EventView(e.id, utc(e.at), e.kind, e.actor, dict(e.detail)) for e in timeline),
+            tuple(CheckView(c.id, c.url, utc(c.at), c.purpose, c.outcome, c.status, c.detail,
+                            tuple(c.hashes)) for c in checked),
+            tuple(DeliveryView(d.id, d.purpose, d.step, d.channel, d.target, utc(d.created_at),
+                               d.attempts, utc(d.next_attempt_at), _time(d.delivered_at),
+                               d.last_error) for d in sent),
+        )  # fmt: skip
+
+    # --- a hoster's actions -----------------------------------------------------------------
+
+    def acknowledge(self, notice_id: int, hoster: str | None, actor: str) -> NoticeView:
+        """The hoster has seen the notice (queued or open): ``acknowledged_at`` set once; again,
+        nothing changes. Raises UnknownNotice, NoticeRefused (withdrawn, removed, forwarded)."""
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, hoster, lock=True)
+            self._refuse_unless(row, _OPEN, "acknowledged")
+            if row.acknowledged_at is not None:
+                return NoticeView.of(row, at)
+            self._change(connection, row, {"acknowledged_at": at}, EventKind.ACKNOWLEDGED, actor,
+                         {}, at, TakedownNoticeRow.acknowledged_at.is_(None))  # fmt: skip
+            return self._view(connection, row.id, at)
+
+    def claim_removed(self, notice_id: int, hoster: str | None, actor: str,
+                      note: str = "") -> NoticeView:  # fmt: skip
+        """The hoster says the content is gone: never taken alone. ``claimed_at`` and
+        ``next_action_at`` set to now, so the scheduler re-checks every URL; the state stays
+        open until the check verifies it. A hoster may claim again (after a check found the
+        content still there). ``note`` at most MAX_REASON characters. Raises UnknownNotice,
+        NoticeRefused (not open), Invalid (note too long)."""
+        note = note.strip() if isinstance(note, str) else ""
+        if len(note) > MAX_REASON:
+            raise Invalid(f"the note has {len(note)} characters; at most {MAX_REASON}")
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, hoster, lock=True)
+            self._refuse_unless(row, (NoticeState.OPEN.value,), "claimed removed")
+            self._change(connection, row, {"claimed_at": at, "next_action_at": at},
+                         EventKind.CLAIMED, actor, {"note": note} if note else {}, at)  # fmt: skip
+            return self._view(connection, row.id, at)
+
+    def dispute(self, notice_id: int, hoster: str | None, actor: str, reason: str) -> NoticeView:
+        """The hoster disputes the notice, with ``reason`` (1 to MAX_REASON characters): kept
+        (``disputed_at``, ``dispute_reason``; a later dispute replaces it), the notice stays
+        open (the re-check still decides; an analyst may withdraw it). Raises UnknownNotice,
+        NoticeRefused (not open), Invalid (the reason)."""
+        reason = _reason(reason, "a dispute")
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, hoster, lock=True)
+            self._refuse_unless(row, (NoticeState.OPEN.value,), "disputed")
+            self._change(connection, row, {"disputed_at": at, "dispute_reason": reason},
+                         EventKind.DISPUTED, actor, {"reason": reason}, at)  # fmt: skip
+            return self._view(connection, row.id, at)
+
+    def origin(self, notice_id: int, hoster: str | None, actor: str, address: str) -> NoticeView:
+        """A CDN names the origin ``address`` (an IP address) of an open CDN notice's URLs.
+
+        When the registry knows the address's hoster (and it is not a CDN itself), a notice to
+        it is queued (kind notice, ``parent_id`` the CDN notice, the same case, URLs, items and
+        report time, the hoster's contacts; due now) and the CDN notice is forwarded. Otherwise
+        the origin is recorded and the CDN notice stays open, ``last_error`` saying why, for an
+        analyst. Returns the CDN notice (never the origin's, which is another hoster's).
+        Raises Invalid (not an IP address), UnknownNotice, NoticeRefused (not an open CDN
+        notice)."""
+        text = address.strip() if isinstance(address, str) else ""
+        try:
+            ip = ipaddress.ip_address(text)
+        except ValueError:
+            raise Invalid(f"origin {text[:100]!r} is not an IP address (IPv4 or IPv6)") from None
+        at = self.clock()
+        found = self.hosters.lookup(str(ip))
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, hoster, lock=True)
+            if row.kind != NoticeKind.CDN.value:
+                raise NoticeRefused(f"notice {row.id} is not a CDN notice: only a CDN names an "
+                                    "origin")  # fmt: skip
+            self._refuse_unless(row, (NoticeState.OPEN.value,), "given an origin")
+            detail: dict[str, Any] = {"address": str(ip), "hoster": None, "notice": None}
+            if found is None or found.cdn:
+                why = ("no hoster known" if found is None
+                       else f"{found.name} is a CDN, not an origin")  # fmt: skip
+                self._change(connection, row, {"last_error": f"origin {ip}: {why}"},
+                             EventKind.ORIGIN, actor, detail, at)  # fmt: skip
+                return self._view(connection, row.id, at)
+            child = self._insert(connection, {
+                "case_id": row.case_id, "kind": NoticeKind.NOTICE.value, "parent_id": row.id,
+                "hoster": found.name, "country": found.country,
+                "abuse_email": found.abuse_email, "abuse_api": found.abuse_api,
+                "urls": list(row.urls), "items": list(row.items), "legal_basis": row.legal_basis,
+                "reference": row.reference, "issued_by": row.issued_by,
+                "reported_at": row.reported_at}, at)  # fmt: skip
+            detail.update(hoster=found.name, notice=child)
+            self._change(connection, row, {"state": NoticeState.FORWARDED.value,
+                                           "next_action_at": None, "lease_until": None,
+                                           "last_error": ""},
+                         EventKind.ORIGIN, actor, detail, at)  # fmt: skip
+            return self._view(connection, row.id, at)
+
+    # --- removal orders ---------------------------------------------------------------------
+
+    def issue_order(
+        self,
+        urls: Sequence[str],
+        legal_basis: str,
+        reference: str,
+        actor: str,
+        hoster: str | None = None,
+    ) -> NoticeView:
+        """A removal order for ``urls`` (checked and normalised, hotline/urls.py) on the
+        ``legal_basis`` given (1 to MAX_REASON characters) under the authority's ``reference``
+        (1 to MAX_REFERENCE), to ``hoster`` (a name in the registry) or, not given, the hoster
+        the tracer finds for every URL. Queued, due now: the scheduler composes and sends it.
+        Raises Invalid (a URL, the legal basis, the reference, an unknown hoster, URLs whose
+        hoster cannot be found or differ)."""
+        if isinstance(urls, str) or not urls:
+            raise Invalid("an order needs the URLs to remove (a list of at least one)")
+        if len(urls) > MAX_URLS:
+            raise Invalid(f"an order names at most {MAX_URLS} URLs; {len(urls)} given")
+        checked = [reported.url for reported in check_all(list(urls))]
+        basis = _reason(legal_basis, "an order", "legal basis")
+        reference = reference.strip() if isinstance(reference, str) else ""
+        if not reference or len(reference) > MAX_REFERENCE:
+            raise Invalid(f"an order needs its reference (1 to {MAX_REFERENCE} characters)")
+        if hoster is not None:
+            to = self.hosters.named(hoster)
+            if to is None:
+                raise Invalid(f"unknown hoster {hoster!r}: the registry of hosters does not name "
+                              "it")  # fmt: skip
+            country = to.country
+        else:
+            to, country = self._traced(checked)
+        at = self.clock()
+        with self.engine.begin() as connection:
+            ident = self._insert(connection, {
+                "case_id": None, "kind": NoticeKind.ORDER.value, "parent_id": None,
+                "hoster": to.name, "country": country, "abuse_email": to.abuse_email,
+                "abuse_api": to.abuse_api, "urls": checked, "items": [],
+                "legal_basis": basis, "reference": reference, "issued_by": actor,
+                "reported_at": at}, at)  # fmt: skip
+            audit.append(connection, actor, "takedown.order", f"notice:{ident}",
+                         {"hoster": to.name, "urls": checked, "legal_basis": basis,
+                          "reference": reference})  # fmt: skip
+            return self._view(connection, ident, at)
+
+    def _traced(self, urls: Sequence[str]) -> tuple[Hoster, str | None]:
+        """The one hoster (and its country) the tracer finds for all of ``urls``."""
+        if self.trace is None:
+            raise Invalid("name the hoster: no tracer is configured to find it")
+        found: dict[str, tuple[Hoster, str | None]] = {}
+        for url in urls:
+            traced = self.trace(url)
+            if traced.hoster is None:
+                raise Invalid(f"no hoster in the registry is known for {url}: name the hoster")
+            if traced.cdn or traced.hoster.cdn:
+                raise Invalid(f"{url} is behind a CDN ({traced.hoster.name}): name the "
+                              "origin's hoster")  # fmt: skip
+            found.setdefault(traced.hoster.name,
+                             (traced.hoster, traced.hoster.country or traced.country))  # fmt: skip
+        if len(found) > 1:
+            raise Invalid(f"the URLs are hosted by {', '.join(sorted(found))}: issue one order "
+                          "per hoster")  # fmt: skip
+        return next(iter(found.values()))
+
+    def confirm_order(self, notice_id: int, hoster: str | None, actor: str) -> NoticeView:
+        """The hoster confirms it executed the order: outcome ``confirmed`` (once), and like a
+        claim the scheduler re-checks now (the state stays until verified). Raises
+        UnknownNotice, NoticeRefused (not an order, not open, an outcome given already)."""
+        return self._outcome(notice_id, hoster, actor, EventKind.CONFIRMED, "")
+
+    def inability(self, notice_id: int, hoster: str | None, actor: str, reason: str) -> NoticeView:
+        """The hoster cannot execute the order, with ``reason`` (1 to MAX_REASON characters):
+        outcome ``inability`` (once); the notice stays open for the authority and the
+        scheduler. Raises Invalid (the reason), UnknownNotice, NoticeRefused."""
+        return self._outcome(notice_id, hoster, actor, EventKind.INABILITY,
+                             _reason(reason, "an inability"))  # fmt: skip
+
+    def _outcome(self, notice_id: int, hoster: str | None, actor: str, kind: EventKind,
+                 reason: str) -> NoticeView:  # fmt: skip
+        at = self.clock()
+        table = TakedownNoticeRow.__table__
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, hoster, lock=True)
+            if row.kind != NoticeKind.ORDER.value:
+                raise NoticeRefused(f"notice {row.id} is not a removal order")
+            self._refuse_unless(row, _OPEN, f"given an outcome ({kind.value})")
+            if row.outcome:
+                raise NoticeRefused(f"order {row.id} has its outcome already: {row.outcome} at "
+                                    f"{utc(row.outcome_at).isoformat()}")  # fmt: skip
+            values: dict[str, Any] = {"outcome": kind.value, "outcome_reason": reason,
+                                      "outcome_at": at}  # fmt: skip
+            if kind is EventKind.CONFIRMED:
+                values.update(claimed_at=at, next_action_at=at)
+            self._change(connection, row, values, kind, actor,
+                         {"reason": reason} if reason else {}, at,
+                         table.c.outcome == "")  # fmt: skip
+            return self._view(connection, row.id, at)
+
+    # --- an operator's actions --------------------------------------------------------------
+
+    def withdraw(self, notice_id: int, actor: str, reason: str) -> NoticeView:
+        """Take back a queued or open notice (a dispute upheld, a mistake), with ``reason``
+        (1 to MAX_REASON characters): state withdrawn, nothing more scheduled. Raises Invalid
+        (the reason), UnknownNotice, NoticeRefused (not open)."""
+        reason = _reason(reason, "a withdrawal")
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, None, lock=True)
+            self._refuse_unless(row, _OPEN, "withdrawn")
+            self._change(connection, row, {"state": NoticeState.WITHDRAWN.value,
+                                           "withdrawn_at": at, "next_action_at": None,
+                                           "lease_until": None},
+                         EventKind.WITHDRAWN, actor, {"reason": reason}, at)  # fmt: skip
+            return self._view(connection, row.id, at)
+
+    # --- the rows ---------------------------------------------------------------------------
+
+    def _row(self, connection: Connection, notice_id: int, hoster: str | None,
+             lock: bool = False) -> Row[Any]:  # fmt: skip
+        """The notice ``notice_id`` (locked for update with ``lock``), if ``hoster`` may see
+        it; else UnknownNotice, the same for a missing notice and another hoster's."""
+        table = TakedownNoticeRow.__table__
+        if isinstance(notice_id, bool) or not isinstance(notice_id, int) or not (
+            0 < notice_id <= MAX_ID
+        ):
+            raise UnknownNotice(f"no notice {notice_id}")
+        query = select(table).where(table.c.id == notice_id)
+        row = connection.execute(query.with_for_update() if lock else query).one_or_none()
+        if row is None or (hoster is not None and row.hoster != hoster):
+            raise UnknownNotice(f"no notice {notice_id}")
+        return row
+
+    @staticmethod
+    def _refuse_unless(row: Row[Any], states: Sequence[str], action: str) -> None:
+        if row.state not in states:
+            raise NoticeRefused(f"notice {row.id} is {row.state}: it cannot be {action}")
+
+    def _view(self, connection: Connection, notice_id: int, at: datetime) -> NoticeView:
+        table = TakedownNoticeRow.__table__
+        return NoticeView.of(connection.execute(select(table).where(table.c.id == notice_id))
+                             .one(), at)  # fmt: skip
+
+    def _change(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        values: Mapping[str, Any],
+        kind: EventKind,
+        actor: str,
+        detail: Mapping[str, Any],
+        at: datetime,
+        *where: Any,
+    ) -> None:
+        """Update ``row`` where its state is still the one read (and ``where`` holds), and
+        record the event; NoticeRefused when another writer changed it meanwhile."""
+        table = TakedownNoticeRow.__table__
+        changed = connection.execute(
+            update(TakedownNoticeRow)
+            .where(table.c.id == row.id, table.c.state == row.state, *where)
+            .values(**values)
+        ).rowcount
+        if changed != 1:
+            raise NoticeRefused(f"notice {row.id} was changed meanwhile: try again")
+        record(connection, row.id, kind, actor, detail, at)
+
+    def _insert(self, connection: Connection, values: Mapping[str, Any], at: datetime) -> int:
+        """A new queued notice, due now; its id."""
+        fields: dict[str, Any] = {
+            "previous_id": None, "cdn": False, "state": NoticeState.QUEUED.value,
+            "report_id": str(uuid.uuid4()), "document": "", "created_at": at,
+            "dispute_reason": "", "outcome": "", "outcome_reason": "", "renotices": 0,
+            "escalations": 0, "rechecks": 0, "next_action_at": at, "last_error": "",
+            **values,
+        }  # fmt: skip
+        inserted = connection.execute(insert(TakedownNoticeRow).values(**fields))
+        return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+
+
+def record(
+    connection: Connection,
+    notice_id: int,
+    kind: EventKind,
+    actor: str,
+    detail: Mapping[str, Any],
+    at: datetime,
+) -> int:
+    """Append event ``kind`` to the notice's timeline and the audit log (``takedown.<kind>``
+    about ``notice:ID``), in the connection's transaction; the event's id."""
+    inserted = connection.execute(insert(TakedownEventRow).values(
+        notice_id=notice_id, at=at, kind=kind.value, actor=actor[:200], detail=dict(detail)))  # fmt: skip
+    audit.append(connection, actor, f"takedown.{kind.value}", f"notice:{notice_id}", detail)
+    return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+
