@@ -62,6 +62,7 @@ def test_an_address_finds_the_most_specific_network_then_its_as(tmp_path: Path) 
         "abuse_email": "abuse@narrow.example",
         "abuse_api": "https://narrow.example/abuse",
         "cdn": False,
+        "upstream": None,
     }
     assert len(HosterRegistry()) == 0
 
@@ -71,6 +72,11 @@ def test_the_sample_registry_loads() -> None:
     assert registry.lookup("192.0.2.7").name == "Example Hosting B.V."  # type: ignore[union-attr]
     assert registry.lookup("203.0.113.1", 4200000001).country == "DE"  # type: ignore[union-attr]
     assert registry.lookup("198.51.100.1").cdn  # type: ignore[union-attr]
+    upstream = registry.upstream_of("Example Hosting B.V.")
+    assert upstream is not None and upstream.name == "Example Transit AS"
+    assert upstream.abuse_email == "abuse@transit.example"
+    assert registry.upstream_of("Example CDN") is None
+    assert registry.upstream_of("No Such Hoster") is None
 
 
 @pytest.mark.parametrize(
@@ -88,6 +94,10 @@ def test_the_sample_registry_loads() -> None:
         ('name = "X"\nasns = [1]\nabuse_api = "ftp://x"', 4, "expected an http(s) URL"),
         ('name = "X"\nasns = [1]\ncdn = "yes"', 4, "expected true or false"),
         ('name = "Wide Hosting"\nasns = [1]', 2, "named twice (also at "),
+        ('name = "X"\nasns = [1]\nupstream = 7', 4, "expected the name of another hoster"),
+        ('name = "X"\nasns = [1]\nupstream = "Wide Hostin"', 4,
+         "'Wide Hostin' is not a hoster of this file; did you mean 'Wide Hosting'?"),
+        ('name = "X"\nasns = [1]\nupstream = "X"', 4, "names itself as its upstream"),
     ],
 )  # fmt: skip
 def test_a_mistake_is_named_with_file_and_line(

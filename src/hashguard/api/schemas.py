@@ -1094,6 +1094,7 @@ class HotlineHoster(BaseModel):
     abuse_email: str | None
     abuse_api: str | None
     cdn: bool
+    upstream: str | None = None
 
 
 class HotlineTrace(BaseModel):

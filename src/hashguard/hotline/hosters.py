@@ -1,5 +1,6 @@
 """The operator's registry of hosters: who runs which networks and AS numbers, in which country,
-where their abuse desk is, and whether they are a CDN. A TOML file of ``[[hoster]]`` tables
+where their abuse desk is, whether they are a CDN, and who their upstream network is (the abuse
+desk a takedown escalates to). A TOML file of ``[[hoster]]`` tables
 (docs/formats.md, examples/hosters.toml); an address's hoster is the one with the most specific
 network holding it, else the one with its AS number."""
 
@@ -16,7 +17,8 @@ from hashguard.errors import Invalid
 from hashguard.hotline import tomlfile
 from hashguard.net.fetch import Network
 
-FIELDS: Final = ("name", "country", "asns", "networks", "abuse_email", "abuse_api", "cdn")
+FIELDS: Final = ("name", "country", "asns", "networks", "abuse_email", "abuse_api", "cdn",
+                  "upstream")  # fmt: skip
 
 
 class HosterError(Invalid):
@@ -34,11 +36,13 @@ class Hoster:
     abuse_email: str | None
     abuse_api: str | None
     cdn: bool
+    upstream: str | None = None  # the name of the hoster that gives it transit (its network)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "country": self.country, "asns": list(self.asns),
                 "networks": [str(n) for n in self.networks], "abuse_email": self.abuse_email,
-                "abuse_api": self.abuse_api, "cdn": self.cdn}  # fmt: skip
+                "abuse_api": self.abuse_api, "cdn": self.cdn,
+                "upstream": self.upstream}  # fmt: skip
 
 
 class HosterRegistry:
@@ -74,6 +78,11 @@ class HosterRegistry:
                 return hoster
         return self._by_asn.get(asn) if asn is not None else None
 
+    def upstream_of(self, name: str) -> Hoster | None:
+        """The upstream network of the hoster ``name`` as the registry names it, or None."""
+        hoster = self.named(name)
+        return self.named(hoster.upstream) if hoster is not None and hoster.upstream else None
+
 
 def load(path: Path) -> HosterRegistry:
     """The registry in the TOML file ``path``.
@@ -97,6 +106,18 @@ def load(path: Path) -> HosterRegistry:
                               f"is named twice (also at {seen[hoster.name]})")  # fmt: skip
         seen[hoster.name] = file.where("hoster", index)
         hosters.append(hoster)
+    for index, hoster in enumerate(hosters):
+        if hoster.upstream is None:
+            continue
+        if hoster.upstream == hoster.name:
+            raise HosterError(f"{file.where('hoster', index, 'upstream')}: hoster "
+                              f"{hoster.name!r} names itself as its upstream")  # fmt: skip
+        if hoster.upstream not in seen:
+            near = difflib.get_close_matches(hoster.upstream, list(seen), n=1, cutoff=0.6)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            where = file.where("hoster", index, "upstream")
+            raise HosterError(f"{where}: upstream {hoster.upstream!r} is not a hoster of this "
+                              f"file{hint}")  # fmt: skip
     return HosterRegistry(hosters)
 
 
@@ -151,4 +172,9 @@ def _hoster(table: Any, at: Callable[..., str]) -> Hoster:
     cdn = table.get("cdn", False)
     if not isinstance(cdn, bool):
         raise HosterError(f"{at('cdn')}: expected true or false, got {cdn!r}")
-    return Hoster(name.strip(), country, tuple(asns), tuple(networks), email, api, cdn)
+    upstream = table.get("upstream")
+    if upstream is not None and (not isinstance(upstream, str) or not upstream.strip()):
+        raise HosterError(f"{at('upstream')}: expected the name of another hoster in this file, "
+                          f"got {upstream!r}")  # fmt: skip
+    return Hoster(name.strip(), country, tuple(asns), tuple(networks), email, api, cdn,
+                  upstream.strip() if upstream is not None else None)  # fmt: skip

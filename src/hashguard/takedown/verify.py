@@ -1,0 +1,125 @@
+"""Whether a notice's content is still there: the URL fetched again through the hotline's crawler
+(the SSRF-safe fetcher; nothing fetched is kept, only hashes) and what it serves compared with
+the notice's items by hash. The hotline's own look, never the hoster's word.
+
+- ``gone``: the URL answers 404 or 410, or its host no longer resolves (or only to addresses
+  that are not public);
+- ``inconclusive``: timed out, refused, a server error (5xx, 429), or a medium on the page that
+  could not be fetched for such a reason: the check is tried again later;
+- ``present``: the URL (or a medium on its page) serves one of the notice's items: SHA-256,
+  SHA-1 or MD5 equal, or PDQ within ``PDQ_RADIUS`` (re-encoded, resized);
+- ``changed``: anything else (other content, an empty page, another status).
+"""
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final
+
+from hashguard.hotline.crawl import Crawl, FetchRecord
+from hashguard.signals import registry
+from hashguard.signals.base import InvalidSignalValue
+from hashguard.takedown.model import CheckOutcome, Clock
+
+PDQ_RADIUS: Final = 31  # bits of 256: the same picture re-encoded, resized or recompressed
+DIGESTS: Final = ("sha256", "sha1", "md5")
+GONE_STATUSES: Final = frozenset({404, 410})
+# A fetch that could not tell: it may answer next time.
+TRANSIENT: Final = frozenset({"timed-out", "connection-failed", "too-large", "crawl-time-limit",
+                              "bad-url", "not-allowed"})  # fmt: skip
+GONE_OUTCOMES: Final = frozenset({"unresolvable", "private-address"})
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    """One re-fetch of a URL: the outcome, the HTTP status of the URL itself (None without an
+    answer), a sentence saying why, what was served by hash (``{url, kind, hashes}`` per
+    medium) and when the check began."""
+
+    outcome: CheckOutcome
+    status: int | None
+    detail: str
+    hashes: tuple[dict[str, Any], ...]
+    at: datetime
+
+    def as_json(self) -> dict[str, Any]:
+        return {"outcome": self.outcome.value, "status": self.status, "detail": self.detail,
+                "hashes": [dict(h) for h in self.hashes], "at": self.at.isoformat()}  # fmt: skip
+
+
+def check(
+    url: str,
+    items: Sequence[Mapping[str, Any]],
+    fetch: Callable[[str], Crawl],
+    clock: Clock,
+) -> Check:
+    """Fetch ``url`` again (``fetch``: the hotline's crawl of a URL) and compare what it serves
+    with ``items`` (a notice's items: ``{"hashes": {signal: value}, ...}``). Raises nothing
+    for anything a website does."""
+    at = clock()
+    crawled = fetch(url)
+    page = crawled.page
+    served = tuple(_served(record) for record in crawled.items if record.hashes)
+    if page.outcome == "http-error" and page.status in GONE_STATUSES:
+        return Check(CheckOutcome.GONE, page.status, f"the URL answers {page.status}", (), at)
+    if page.outcome in GONE_OUTCOMES:
+        return Check(CheckOutcome.GONE, None, f"the host is gone: {page.detail}", (), at)
+    if page.outcome == "http-error" and _transient_status(page.status):
+        return Check(CheckOutcome.INCONCLUSIVE, page.status,
+                     f"the server answered {page.status}: looked again later", (), at)  # fmt: skip
+    if page.outcome in TRANSIENT:
+        return Check(CheckOutcome.INCONCLUSIVE, page.status,
+                     f"could not tell: {page.detail}", (), at)  # fmt: skip
+    for record in crawled.items:
+        for number, item in enumerate(items):
+            why = matches(record.hashes, item.get("hashes") or {})
+            if why:
+                where = "the URL" if record is page else f"the medium {record.url} on the page"
+                detail = f"{where} still serves item {number + 1} ({why})"
+                return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
+    failed = [r for r in crawled.items if r is not page and _failed_transiently(r)]
+    if failed:
+        detail = (f"no item of the notice seen, but {len(failed)} medium(s) on the page could "
+                  f"not be fetched (the first: {failed[0].url}: {failed[0].detail})")  # fmt: skip
+        return Check(CheckOutcome.INCONCLUSIVE, page.status, detail, served, at)
+    if page.outcome == "http-error":
+        detail = f"the URL answers {page.status}: none of the notice's items is served"
+    elif crawled.items:
+        detail = f"the URL serves {len(crawled.items)} other medium(s), none of the notice's"
+    else:
+        detail = f"the URL serves no media ({page.detail})"
+    return Check(CheckOutcome.CHANGED, page.status, detail, served, at)
+
+
+def matches(served: Mapping[str, str], item: Mapping[str, Any]) -> str:
+    """Why the medium whose hashes are ``served`` is the item whose hashes are ``item`` ("sha256
+    equal", "pdq distance 12"); "" when it is not (or nothing can be compared)."""
+    for name in DIGESTS:
+        mine, theirs = served.get(name), item.get(name)
+        same = isinstance(mine, str) and isinstance(theirs, str) and mine != ""
+        if same and str(mine).strip().lower() == str(theirs).strip().lower():
+            return f"{name} equal"
+    mine, theirs = served.get("pdq"), item.get("pdq")
+    if isinstance(mine, str) and isinstance(theirs, str):
+        pdq = registry.get("pdq")
+        try:
+            distance = pdq.distance(pdq.parse(mine), pdq.parse(theirs))
+        except InvalidSignalValue:
+            return ""
+        if distance <= PDQ_RADIUS:
+            return f"pdq distance {distance:g}"
+    return ""
+
+
+def _served(record: FetchRecord) -> dict[str, Any]:
+    return {"url": record.url, "kind": record.kind, "hashes": dict(record.hashes)}
+
+
+def _transient_status(status: int | None) -> bool:
+    return status is not None and (status >= 500 or status in (408, 429))
+
+
+def _failed_transiently(record: FetchRecord) -> bool:
+    if record.outcome == "http-error":
+        return _transient_status(record.status)
+    return record.outcome in TRANSIENT
