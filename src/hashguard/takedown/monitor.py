@@ -1,0 +1,451 @@
+"""The bad-hoster monitor: how fast each hoster (and each country's hosters) removes what it is
+notified of, from the hotline's own records (docs/takedown.md, "The monitor").
+
+Definitions, the same on the page, in the exports and in the API:
+
+- The notices counted are notices and removal orders (kinds ``notice`` and ``order``); a CDN's
+  notice (kind ``cdn``) is not counted, the notice to the origin's hoster it led to is. A period
+  (``since`` inclusive, ``until`` exclusive) selects notices by ``reported_at``: when the hotline
+  received the report.
+- Time to removal is INHOPE's notice-and-takedown time: ``verified_at - reported_at``, from the
+  hotline receiving the report to the removal the hotline verified by fetching the URLs again
+  (never the hoster's word). ``removed``: notices with a verified removal.
+- Quantiles (median, p90, p99) of the hours to removal of the removed notices, by linear
+  interpolation between the closest ranks (numpy's default ``linear`` method: the value at rank
+  ``(n - 1) * q`` of the sorted hours, interpolated).
+- ``within_24h``: the share of notices removed within 24 hours (``<= 24 h``) among the notices
+  that were removed or whose 24 hours have passed (``reported_at + 24 h <= now``); a withdrawn
+  notice that was not removed is left out of both. None when that denominator is 0.
+- ``open_now``: queued or open now; ``overdue_now``: of these, past their deadline.
+- ``renotices`` and ``escalations``: how many were sent (sums over the notices).
+- ``reappeared``: removed notices whose content came back (a ``reappeared`` event);
+  ``reappearance_rate`` = reappeared / removed.
+- ``disputes``: notices the hoster disputed.
+
+The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
+with fewer than 10 removals as None, and a share as None when a count it is made of is.
+
+Counts are aggregated in the database (one grouped query); for the quantiles only the group and
+the hours to removal (computed in SQL) of removed notices are read.
+"""
+
+import csv as csv_module
+import hashlib
+import io
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import (
+    ColumnElement,
+    Engine,
+    and_,
+    case,
+    exists,
+    func,
+    literal,
+    or_,
+    select,
+)
+
+from hashguard.errors import Invalid, NotFound
+from hashguard.store.tables import (
+    TakedownCheckRow,
+    TakedownDeliveryRow,
+    TakedownEventRow,
+    TakedownNoticeRow,
+    utc,
+)
+from hashguard.takedown import signing
+from hashguard.takedown.model import OPEN_STATES, Clock, EventKind, NoticeKind, NoticeState, now
+
+By = Literal["hoster", "country", "all"]
+BYS: Final = ("hoster", "country", "all")
+SMALL: Final = 10  # public figures: a count under this is suppressed
+DAY: Final = 24.0  # hours: the covenant's removal time
+UNKNOWN_COUNTRY: Final = "unknown"
+# The distribution's bins (hours): 0-1 holds 0 to 1 inclusive, each next bin (low, high].
+EDGES: Final = (1.0, 6.0, 12.0, 24.0, 48.0, 72.0, 168.0, 720.0)
+BIN_LABELS: Final = ("0-1", "1-6", "6-12", "12-24", "24-48", "48-72", "72-168", "168-720", ">720")
+QUANTILES: Final = (50.0, 90.0, 99.0)
+EVIDENCE_KIND: Final = "hashguard-takedown-evidence"
+DEFINITION: Final = (
+    "Time to removal is INHOPE's notice-and-takedown time: from the hotline receiving the report "
+    "(reported_at) to the removal the hotline verified by fetching the URLs again (verified_at); "
+    "a hoster's claim alone is never counted. Notices and removal orders count; a CDN's notice "
+    "does not, the notice to the origin's hoster does. Quantiles interpolate linearly between "
+    "ranks. within_24h: removed within 24 hours, of the notices removed or whose 24 hours have "
+    "passed (withdrawn ones not removed are left out)."
+)
+
+N = TakedownNoticeRow
+COUNTED: Final = (NoticeKind.NOTICE.value, NoticeKind.ORDER.value)
+
+
+class UnknownHoster(NotFound):
+    """A hoster of which the hotline has no notice."""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One group's figures (a hoster, a country, or "all"). Counts are None only in the
+    public figures, where they are under 10; quantiles and shares are None when there is
+    nothing to compute them from, or (public) when they are suppressed."""
+
+    group: str
+    notices: int | None
+    removed: int | None
+    median_hours: float | None
+    p90_hours: float | None
+    p99_hours: float | None
+    within_24h: float | None
+    open_now: int | None
+    overdue_now: int | None
+    renotices: int | None
+    escalations: int | None
+    reappeared: int | None
+    reappearance_rate: float | None
+    disputes: int | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Bin:
+    """Removals whose hours to removal fall in (low, high] (the first bin includes 0)."""
+
+    label: str
+    low: float
+    high: float | None  # None: no upper bound
+    removals: int | None  # None in the public figures when under 10
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class Point:
+    """One month of the trend (notices reported in that month, UTC)."""
+
+    period: str  # YYYY-MM
+    notices: int | None
+    removed: int | None
+    median_hours: float | None
+    p90_hours: float | None
+    within_24h: float | None
+
+    def as_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class _Counts:
+    """A group's counts as the database adds them up, and the removals' hours."""
+
+    group: str
+    notices: int
+    removed: int
+    within: int  # removed within 24 h
+    due: int  # removed, or 24 h passed (not withdrawn): within_24h's denominator
+    open_now: int
+    overdue_now: int
+    renotices: int
+    escalations: int
+    reappeared: int
+    disputes: int
+    hours: Sequence[float]
+
+
+def _share(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _quantiles(hours: Sequence[float]) -> tuple[float | None, float | None, float | None]:
+    if not hours:
+        return None, None, None
+    median, p90, p99 = (float(value) for value in np.percentile(hours, QUANTILES))
+    return median, p90, p99
+
+
+def _row(counts: _Counts) -> Row:
+    median, p90, p99 = _quantiles(counts.hours)
+    return Row(group=counts.group, notices=counts.notices, removed=counts.removed,
+               median_hours=median, p90_hours=p90, p99_hours=p99,
+               within_24h=_share(counts.within, counts.due), open_now=counts.open_now,
+               overdue_now=counts.overdue_now, renotices=counts.renotices,
+               escalations=counts.escalations, reappeared=counts.reappeared,
+               reappearance_rate=_share(counts.reappeared, counts.removed),
+               disputes=counts.disputes)  # fmt: skip
+
+
+def _small(count: int) -> int | None:
+    return None if count < SMALL else count
+
+
+def _public_row(counts: _Counts) -> Row:
+    row = _row(counts)
+    few = counts.removed < SMALL
+    shown = {name: _small(getattr(counts, name)) for name in (
+        "notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
+        "reappeared", "disputes")}  # fmt: skip
+    within = None if min(counts.within, counts.due) < SMALL else row.within_24h
+    rate = None if min(counts.reappeared, counts.removed) < SMALL else row.reappearance_rate
+    return replace(row, **shown, within_24h=within, reappearance_rate=rate,
+                   median_hours=None if few else row.median_hours,
+                   p90_hours=None if few else row.p90_hours,
+                   p99_hours=None if few else row.p99_hours)  # fmt: skip
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def _at(moment: datetime | None) -> str | None:
+    return None if moment is None else utc(moment).isoformat()
+
+
+class Monitor:
+    """The monitor's figures over ``engine``'s notices, "now" from ``clock``."""
+
+    def __init__(self, engine: Engine, clock: Clock = now) -> None:
+        self.engine = engine
+        self.clock = clock
+        self._sqlite = engine.dialect.name == "sqlite"
+
+    # --- SQL pieces ---------------------------------------------------------------------------
+
+    def _hours(self) -> ColumnElement[float]:
+        """Hours from report to verified removal, computed by the database."""
+        if self._sqlite:
+            days = func.julianday(N.verified_at) - func.julianday(N.reported_at)
+            return func.round(days * 86400.0, 3) / 3600.0
+        return func.extract("epoch", N.verified_at - N.reported_at) / 3600.0
+
+    def _month(self) -> ColumnElement[str]:
+        if self._sqlite:
+            return func.strftime("%Y-%m", N.reported_at)
+        return func.to_char(func.timezone("UTC", N.reported_at), "YYYY-MM")
+
+    def _group(self, by: str) -> ColumnElement[str]:
+        if by == "hoster":
+            return N.hoster
+        if by == "country":
+            return func.coalesce(N.country, UNKNOWN_COUNTRY)
+        if by == "all":
+            return literal("all")
+        if by == "month":
+            return self._month()
+        raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
+
+    def _where(self, since: datetime | None, until: datetime | None, hoster: str | None,
+               country: str | None) -> list[ColumnElement[bool]]:  # fmt: skip
+        where: list[ColumnElement[bool]] = [N.kind.in_(COUNTED)]
+        if since is not None:
+            where.append(N.reported_at >= _utc(since))
+        if until is not None:
+            where.append(N.reported_at < _utc(until))
+        if hoster is not None:
+            where.append(N.hoster == hoster)
+        if country is not None:
+            where.append(func.coalesce(N.country, UNKNOWN_COUNTRY) == country)
+        return where
+
+    def _counts(self, by: str, since: datetime | None, until: datetime | None,
+                hoster: str | None, country: str | None = None) -> list[_Counts]:  # fmt: skip
+        """Each group's counts (one grouped query) and its removals' hours, by group name."""
+        moment = self.clock()
+        group = self._group(by).label("grp")
+        where = self._where(since, until, hoster, country)
+        removed = N.verified_at.is_not(None)
+        within = and_(removed, self._hours() <= DAY)
+        due = or_(removed, and_(N.reported_at <= moment - timedelta(hours=DAY),
+                                N.state != NoticeState.WITHDRAWN.value))  # fmt: skip
+        is_open = N.state.in_([state.value for state in OPEN_STATES])
+        overdue = and_(is_open, N.deadline_at.is_not(None), N.deadline_at < moment)
+        came_back = exists().where(TakedownEventRow.notice_id == N.id,
+                                   TakedownEventRow.kind == EventKind.REAPPEARED.value)  # fmt: skip
+
+        def number(condition: ColumnElement[bool]) -> ColumnElement[int]:
+            return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
+
+        totals = select(
+            group, func.count(), number(removed), number(within), number(due), number(is_open),
+            number(overdue), func.coalesce(func.sum(N.renotices), 0),
+            func.coalesce(func.sum(N.escalations), 0), number(and_(removed, came_back)),
+            number(N.disputed_at.is_not(None)),
+        ).where(*where).group_by(group)  # fmt: skip
+        hours = select(group, self._hours()).where(*where, removed)
+        with self.engine.connect() as connection:
+            counted = connection.execute(totals).all()
+            spans: dict[str, list[float]] = {}
+            for name, value in connection.execute(hours):
+                spans.setdefault(name, []).append(float(value))
+        return sorted(
+            (_Counts(name, int(n), int(r), int(w), int(d), int(o), int(late), int(re), int(es),
+                     int(back), int(disputed), spans.get(name, []))
+             for name, n, r, w, d, o, late, re, es, back, disputed in counted),
+            key=lambda counts: counts.group,
+        )  # fmt: skip
+
+    # --- the figures --------------------------------------------------------------------------
+
+    def figures(self, by: str = "hoster", since: datetime | None = None,
+                until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
+        """Each group's figures (by hoster, by country, or one row "all"), ordered by group;
+        raises Invalid for another ``by``."""
+        return [_row(counts) for counts in self._counts(by, since, until, hoster)]
+
+    def public(self, by: str = "hoster", since: datetime | None = None,
+               until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
+        """The figures as the public sees them: counts under 10 None, quantiles of a group with
+        fewer than 10 removals None, a share None when a count it is made of is under 10."""
+        return [_public_row(counts) for counts in self._counts(by, since, until, hoster)]
+
+    def distribution(self, since: datetime | None = None, until: datetime | None = None,
+                     hoster: str | None = None, country: str | None = None,
+                     public: bool = False) -> list[Bin]:  # fmt: skip
+        """How many removals took how long: a histogram of the hours to removal in the bins
+        0-1, 1-6, 6-12, 12-24, 24-48, 48-72, 72-168, 168-720, >720 h (public: a bin under 10
+        None)."""
+        where = self._where(since, until, hoster, country)
+        query = select(self._hours()).where(*where, N.verified_at.is_not(None))
+        with self.engine.connect() as connection:
+            hours = np.fromiter((value for (value,) in connection.execute(query)), dtype=float)
+        slots = np.bincount(np.searchsorted(EDGES, hours, side="left"), minlength=len(BIN_LABELS))
+        lows = (0.0, *EDGES)
+        highs: tuple[float | None, ...] = (*EDGES, None)
+        return [Bin(label, low, high, _small(int(count)) if public else int(count))
+                for label, low, high, count in zip(BIN_LABELS, lows, highs, slots, strict=True)]  # fmt: skip
+
+    def trend(self, period: str = "month", since: datetime | None = None,
+              until: datetime | None = None, hoster: str | None = None,
+              country: str | None = None, public: bool = False) -> list[Point]:  # fmt: skip
+        """Per calendar month (UTC) of ``reported_at``, oldest first: notices, removed, the
+        median and p90 hours to removal and the share within 24 h (public: suppressed as in
+        ``public``). Raises Invalid for a period other than "month"."""
+        if period != "month":
+            raise Invalid(f"period: only 'month' is supported, not {period!r}")
+        points = []
+        for counts in self._counts("month", since, until, hoster, country):
+            row = _public_row(counts) if public else _row(counts)
+            points.append(Point(counts.group, row.notices, row.removed, row.median_hours,
+                                row.p90_hours, row.within_24h))  # fmt: skip
+        return points
+
+    # --- evidence -----------------------------------------------------------------------------
+
+    def evidence(self, hoster: str, key: Ed25519PrivateKey) -> dict[str, Any]:
+        """Every notice of ``hoster`` (CDN notices too) with its times, its signed document,
+        its checks (outcome, status, hashes, time), deliveries and events, and the hoster's
+        figures; signed with ``key`` (``signing.verify`` checks it). Raises UnknownHoster when
+        the hotline has no notice of it."""
+        with self.engine.connect() as connection:
+            notices = connection.execute(select(N).where(N.hoster == hoster).order_by(N.id)).all()
+            if not notices:
+                raise UnknownHoster(f"no notices to hoster {hoster!r}")
+            ids = [notice.id for notice in notices]
+            checks = _by_notice(connection.execute(
+                select(TakedownCheckRow).where(TakedownCheckRow.notice_id.in_(ids))
+                .order_by(TakedownCheckRow.id)))  # fmt: skip
+            events = _by_notice(connection.execute(
+                select(TakedownEventRow).where(TakedownEventRow.notice_id.in_(ids))
+                .order_by(TakedownEventRow.id)))  # fmt: skip
+            deliveries = _by_notice(connection.execute(
+                select(TakedownDeliveryRow).where(TakedownDeliveryRow.notice_id.in_(ids))
+                .order_by(TakedownDeliveryRow.id)))  # fmt: skip
+        figures = self.figures("all", hoster=hoster)
+        document = {
+            "kind": EVIDENCE_KIND,
+            "version": 1,
+            "hoster": hoster,
+            "generated_at": self.clock().isoformat(),
+            "definition": DEFINITION,
+            "figures": figures[0].as_json() if figures else None,
+            "notices": [_notice(notice, checks.get(notice.id, []), events.get(notice.id, []),
+                                deliveries.get(notice.id, [])) for notice in notices],  # fmt: skip
+        }
+        return signing.sign(document, key)
+
+
+def _by_notice(rows: Iterable[Any]) -> dict[int, list[Any]]:
+    found: dict[int, list[Any]] = {}
+    for row in rows:
+        found.setdefault(row.notice_id, []).append(row)
+    return found
+
+
+def _notice(notice: Any, checks: list[Any], events: list[Any], deliveries: list[Any]
+            ) -> dict[str, Any]:  # fmt: skip
+    hours = None
+    if notice.verified_at is not None:
+        hours = (utc(notice.verified_at) - utc(notice.reported_at)).total_seconds() / 3600
+    return {
+        "id": notice.id, "kind": notice.kind, "case_id": notice.case_id,
+        "parent_id": notice.parent_id, "previous_id": notice.previous_id,
+        "report_id": notice.report_id, "country": notice.country, "urls": notice.urls,
+        "state": notice.state, "legal_basis": notice.legal_basis, "reference": notice.reference,
+        "reported_at": _at(notice.reported_at), "created_at": _at(notice.created_at),
+        "sent_at": _at(notice.sent_at), "deadline_at": _at(notice.deadline_at),
+        "acknowledged_at": _at(notice.acknowledged_at), "claimed_at": _at(notice.claimed_at),
+        "disputed_at": _at(notice.disputed_at), "dispute_reason": notice.dispute_reason,
+        "verified_at": _at(notice.verified_at), "withdrawn_at": _at(notice.withdrawn_at),
+        "outcome": notice.outcome, "outcome_reason": notice.outcome_reason,
+        "outcome_at": _at(notice.outcome_at), "renotices": notice.renotices,
+        "escalations": notice.escalations, "hours_to_removal": hours,
+        "document": json.loads(notice.document) if notice.document else None,
+        "checks": [{"id": check.id, "url": check.url, "at": _at(check.at),
+                    "purpose": check.purpose, "outcome": check.outcome, "status": check.status,
+                    "detail": check.detail, "hashes": check.hashes} for check in checks],
+        "deliveries": [{"id": sent.id, "purpose": sent.purpose, "step": sent.step,
+                        "channel": sent.channel, "target": sent.target,
+                        "payload_sha256": hashlib.sha256(sent.payload.encode()).hexdigest(),
+                        "created_at": _at(sent.created_at), "attempts": sent.attempts,
+                        "delivered_at": _at(sent.delivered_at), "last_error": sent.last_error}
+                       for sent in deliveries],
+        "events": [{"id": event.id, "at": _at(event.at), "kind": event.kind,
+                    "actor": event.actor, "detail": event.detail} for event in events],
+    }  # fmt: skip
+
+
+COLUMNS: Final = tuple(field.name for field in fields(Row))
+
+
+def csv(rows: Iterable[Row]) -> str:
+    """The rows as CSV (a header line, then one line a row; ``group`` first): a count the
+    public figures suppress as "<10", a missing quantile or share empty."""
+    out = io.StringIO()
+    writer = csv_module.writer(out, lineterminator="\n")
+    writer.writerow(COLUMNS)
+    counts = {name for name in COLUMNS if name in _COUNT_COLUMNS}
+    for row in rows:
+        values = asdict(row)
+        writer.writerow([
+            ("<10" if name in counts else "") if values[name] is None else values[name]
+            for name in COLUMNS
+        ])  # fmt: skip
+    return out.getvalue()
+
+
+_COUNT_COLUMNS: Final = frozenset({"notices", "removed", "open_now", "overdue_now", "renotices",
+                                   "escalations", "reappeared", "disputes"})  # fmt: skip
+
+
+def parse_moment(text: str, name: str) -> datetime | None:
+    """A period bound from a query string: a date (YYYY-MM-DD, midnight UTC) or an ISO 8601 time
+    (UTC when it names no zone); "" is None. Raises Invalid naming ``name``."""
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        raise Invalid(f"{name}: expected a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}"
+                      ) from None  # fmt: skip
+    return _utc(moment)
