@@ -10,7 +10,9 @@ import pytest
 from hashguard.api.configuration import ConfigError, Source, load
 from hashguard.api.settings import (
     DATABASE_URL,
+    DAYS,
     FLAG,
+    HOST_PORT,
     HOSTS,
     INTEGER,
     NAMES,
@@ -98,6 +100,7 @@ SAMPLES = {
     NAMES: ('["a-name"]', "a-name"), PATHS: ('["a/b.db"]', "a/b.db"),
     URL: ('"https://x.example.org/r"', "https://x.example.org/r"),
     DATABASE_URL: ('"postgresql://h@db.example.org/h"', "postgresql://h@db.example.org/h"),
+    DAYS: ("[1, 7]", "1,7"), HOST_PORT: ('"mail.example.org:25"', "mail.example.org:25"),
 }  # fmt: skip
 
 

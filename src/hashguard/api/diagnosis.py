@@ -55,6 +55,7 @@ def diagnose(
         *_reports(s, secret_set(environ)),
         *_device(s),
         *_hotline(s, timeout),
+        *_takedown(s, timeout),
     ]
     order = list(Severity)
     return sorted(found, key=lambda p: order.index(p.severity))
@@ -477,3 +478,76 @@ def _resolver(nameservers: tuple[str, ...], timeout: float) -> Iterator[Problem]
     else:
         yield Problem(Severity.WARNING, "hotline_resolver", f"{named}: no answer ({why}): "
                       "traces will have no addresses until one answers")  # fmt: skip
+
+
+_TAKEDOWN_FILES = ("takedown_escalation", "takedown_smtp")
+
+
+def _takedown(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
+    """With the hotline on, notice and takedown: the signing key (read, or made at start), the
+    legal profile, the escalation ladder (loaded, or its error with file and line), the mail
+    server (asked: no answer is a warning, e-mail notices wait)."""
+    if not s.hotline_country:
+        named = [name for name in _TAKEDOWN_FILES if getattr(s, name)]
+        if named:
+            yield Problem(Severity.WARNING, named[0], f"{', '.join(named)} set, but "
+                          "hotline_country is not: notice and takedown is off")  # fmt: skip
+        return
+    yield from _takedown_key(s.takedown_key)
+    from hashguard.legal.profiles import UnknownProfile, profile
+
+    try:
+        profile(s.takedown_profile)
+    except UnknownProfile as error:
+        yield Problem(Severity.ERROR, "takedown_profile", str(error))
+    if s.takedown_escalation is not None:
+        from hashguard.takedown import escalation
+
+        try:
+            steps = escalation.load(s.takedown_escalation)
+        except escalation.LadderError as error:
+            yield Problem(Severity.ERROR, "takedown_escalation", str(error))
+        else:
+            shown = ", ".join(f"{step.name} after {step.after.total_seconds() / 3600:g} h"
+                              for step in steps)  # fmt: skip
+            yield Problem(Severity.OK, "takedown_escalation",
+                          f"{s.takedown_escalation}: {shown or 'no steps'}")  # fmt: skip
+    yield from _smtp(s.takedown_smtp, timeout)
+
+
+def _takedown_key(path: Path) -> Iterator[Problem]:
+    from hashguard.transparency import keys
+
+    if not path.exists():
+        if path.parent.is_dir() and _writable(path.parent):
+            yield Problem(Severity.NOTE, "takedown_key", f"{path} does not exist yet: it is made "
+                          "at start (back it up: hosters check notices with its public "
+                          "key)")  # fmt: skip
+        else:
+            yield Problem(Severity.ERROR, "takedown_key", f"{path} cannot be made at start: its "
+                          f"directory {path.parent} is missing or not writable")  # fmt: skip
+        return
+    try:
+        keys.load(path)
+    except keys.KeyFileError as error:
+        yield Problem(Severity.ERROR, "takedown_key", f"{error}; name the notices' signing key "
+                      "(or a new path: one is made at start)")  # fmt: skip
+
+
+def _smtp(address: str, timeout: float) -> Iterator[Problem]:
+    import socket
+
+    if not address:
+        yield Problem(Severity.WARNING, "takedown_smtp", "no mail server: notices to "
+                      "hosters without an abuse API wait, unsent; set takedown_smtp "
+                      "(host:port)")  # fmt: skip
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=min(timeout, 2.0)):
+            pass
+    except OSError as error:
+        yield Problem(Severity.WARNING, "takedown_smtp", f"{address}: no answer ({error}): "
+                      "e-mail notices wait and are retried until it answers")  # fmt: skip
+        return
+    yield Problem(Severity.OK, "takedown_smtp", f"{address} answers")

@@ -38,12 +38,18 @@ class NewKey(BaseModel):
     role: Role
     lists: list[str] = Field(default_factory=list, description="Limit the key to these lists.")
     name: str = Field("", max_length=200, description="Who or what the key is for.")
+    hoster: str | None = Field(
+        None, max_length=200,
+        description="A hoster key's hoster, as the registry of hosters names it (required for "
+        "the hoster role, refused for others).",
+    )  # fmt: skip
 
 
 def key_json(key: ApiKey) -> dict[str, Any]:
     return {"id": key.id, "role": key.role.value, "lists": list(key.lists), "name": key.name,
             "created_at": key.created_at.isoformat(),
-            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None}  # fmt: skip
+            "revoked_at": key.revoked_at.isoformat() if key.revoked_at else None,
+            "hoster": key.hoster}  # fmt: skip
 
 
 @router.get("/keys", response_model=Keys, responses=refusals(*KEYED))
@@ -63,7 +69,7 @@ async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, An
     store = service_of(request).keys
     try:
         created, token = await run_in_threadpool(
-            store.create, body.role, body.lists, body.name, actor(key)
+            store.create, body.role, body.lists, body.name, actor(key), None, body.hoster
         )
     except ApiKeyError as error:
         raise ApiError(400, str(error)) from None

@@ -317,7 +317,7 @@ class Release(BaseModel):
 
 _KEY: dict[str, Any] = {"id": "3f2a9c1e", "role": "curator", "lists": [],
                         "name": "hotline import job", "created_at": _AT,
-                        "revoked_at": None}  # fmt: skip
+                        "revoked_at": None, "hoster": None}  # fmt: skip
 
 
 class KeyShown(BaseModel):
@@ -328,6 +328,7 @@ class KeyShown(BaseModel):
     name: str
     created_at: str
     revoked_at: str | None
+    hoster: str | None
 
 
 class NewKeyShown(KeyShown):

@@ -43,6 +43,7 @@ from hashguard.store.api_keys import ApiKey, ApiKeyStore
 from hashguard.store.list_import import ImportSummary
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
+from hashguard.takedown.service import Takedown, TakedownSettings
 from hashguard.victims.cases import Cases, CaseSettings
 from hashguard.victims.feedback import ReviewFeedback
 from hashguard.victims.referrals import ReferralSender
@@ -114,6 +115,10 @@ class Service:
         self.hotline = None if not settings.hotline_country else Hotline(
             engine, self.lists, hotline_settings(settings), self._current_matcher
         )  # fmt: skip
+        # Notice and takedown runs with the hotline: its hosters, crawler and tracer.
+        self.takedown = None if self.hotline is None else Takedown(
+            engine, self.hotline, takedown_settings(settings)
+        )  # fmt: skip
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
         self._error: str | None = None
@@ -141,9 +146,13 @@ class Service:
         self._webhooks = threading.Thread(target=self._send_webhooks, name="hashguard-webhooks",
                                           daemon=True)  # fmt: skip
         self._webhooks.start()
+        if self.takedown is not None:
+            self.takedown.start()
 
     def stop(self) -> None:
         self._stop.set()
+        if self.takedown is not None:
+            self.takedown.stop()
         if self.hotline is not None:
             self.hotline.stop()
         for thread in (self._thread, self._webhooks):
@@ -360,6 +369,18 @@ def hotline_settings(settings: ServiceSettings) -> HotlineSettings:
         settings.hotline_hosters, settings.hotline_partners, settings.hotline_vocabulary,
         settings.hotline_routing, settings.hotline_crawlers, settings.hotline_crawl_timeout,
         settings.hotline_networks, settings.media_limits, settings.max_upload_bytes,
+    )  # fmt: skip
+
+
+def takedown_settings(settings: ServiceSettings) -> TakedownSettings:
+    """Notice and takedown's settings as hashguard.takedown takes them."""
+    return TakedownSettings(
+        settings.takedown_key, settings.hotline_name, settings.hotline_country,
+        settings.takedown_profile, settings.takedown_notice_hours, settings.takedown_order_hours,
+        settings.takedown_renotice_hours, settings.takedown_recheck_days,
+        settings.takedown_escalation, settings.takedown_smtp, settings.takedown_from,
+        settings.takedown_domain, settings.public_url, settings.hotline_networks,
+        settings.hotline_crawl_timeout,
     )  # fmt: skip
 
 

@@ -145,8 +145,39 @@ PATHS = Kind(
     lambda t: tuple(Path(p) for p in _words(t)),
     lambda v: tuple(Path(p) for p in _text_list(v)),
 )
+
+
+def _days(value: Any) -> tuple[int, ...]:
+    """Whole days, each at least 1, in increasing order (re-checks after a removal)."""
+    if not isinstance(value, list) or not value:
+        raise ValueError(value)
+    days = tuple(_integer(v) for v in value)
+    if any(d < 1 for d in days) or list(days) != sorted(set(days)):
+        raise ValueError(value)
+    return days
+
+
+def _days_text(text: str) -> tuple[int, ...]:
+    try:
+        return _days([int(word) for word in _words(text)])
+    except ValueError:
+        raise ValueError(text) from None
+
+
+def _host_port(text: str) -> str:
+    """``host:port`` (an IPv6 address in brackets), or "" for none."""
+    if text:
+        host, colon, port = text.rpartition(":")
+        if not colon or not host.strip("[]") or not port.isdigit() or not 0 < int(port) < 65536:
+            raise ValueError(text)
+    return text
+
+
+DAYS = Kind("a list of days (e.g. 1,7,30)", "DAYS", _days_text, _days)
+HOST_PORT = Kind("host:port (e.g. smtp.example.org:25)", "HOST:PORT", _host_port,
+                 lambda v: _host_port(_text(v)))  # fmt: skip
 SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims",
-            "hotline")  # fmt: skip
+            "hotline", "takedown")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -382,6 +413,48 @@ class ServiceSettings:
         "intranet). Anyone can report a URL: name none in production.",
         flag="--hotline-network", repeat=True,
     )  # fmt: skip
+    # -- notice and takedown (hashguard.takedown; on with the hotline): the key notices are
+    # signed with, the deadlines, re-checks, the escalation ladder and where e-mail goes.
+    takedown_key: Path = setting(
+        Path("hashguard-takedown.key"), PATH, "takedown",
+        "The Ed25519 key notices are signed with (made on first start; its public key beside "
+        "it, .pub).",
+    )  # fmt: skip
+    takedown_profile: str = setting(
+        "known-only", TEXT, "takedown", "The legal profile whose deadlines notices and orders get."
+    )
+    takedown_notice_hours: int = setting(
+        0, INTEGER, "takedown", "A hoster's deadline after a notice, in hours (0: the profile's).",
+        minimum=0,
+    )  # fmt: skip
+    takedown_order_hours: int = setting(
+        0, INTEGER, "takedown",
+        "A hoster's deadline after a removal order, in hours (0: the profile's).",
+        minimum=0,
+    )  # fmt: skip
+    takedown_renotice_hours: int = setting(
+        24, INTEGER, "takedown", "Hours between re-notices while content stays up.", minimum=1
+    )
+    takedown_recheck_days: tuple[int, ...] = setting(
+        (1, 7, 30), DAYS, "takedown",
+        "Days after a verified removal the URLs are checked again (reappearance).",
+    )  # fmt: skip
+    takedown_escalation: Path | None = setting(
+        None, PATH, "takedown", "The escalation ladder (TOML): steps, when, to whom.",
+        unset="- (no escalation: re-notices only)",
+    )  # fmt: skip
+    takedown_smtp: str = setting(
+        "", HOST_PORT, "takedown", "The mail server notices are sent through (host:port).",
+        unset="- (e-mail notices wait, unsent)",
+    )  # fmt: skip
+    takedown_from: str = setting(
+        "", TEXT, "takedown", "The address notices are sent from.",
+        unset="notices@DOMAIN",
+    )  # fmt: skip
+    takedown_domain: str = setting(
+        "", TEXT, "takedown", "The hotline's domain, as notices name their sender.",
+        unset="the public URL's host",
+    )  # fmt: skip
     refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 
@@ -436,6 +509,18 @@ class ServiceSettings:
                 self.victims_address_failures,
                 self.victims_cases_per_hour,
             ],
+            "takedown": {
+                name: [str(v) for v in value]
+                if isinstance(value, tuple)
+                else str(value)
+                if isinstance(value, Path)
+                else value
+                for name, value in (
+                    (f.name, getattr(self, f.name))
+                    for f in fields(self)
+                    if f.name.startswith("takedown_")
+                )
+            },
             "hotline": {
                 name: [str(v) for v in value]
                 if isinstance(value, tuple)

@@ -10,7 +10,7 @@ from hashguard.cli.common import DatabaseOption, fail, who
 from hashguard.store.api_keys import Role  # --role's choices: the store loads with this group
 
 if TYPE_CHECKING:
-    from hashguard.store.api_keys import ApiKeyStore
+    from hashguard.store.api_keys import ApiKey, ApiKeyStore
 
 keys_app = typer.Typer(name="keys", no_args_is_help=True)  # help: cli/__init__.py
 
@@ -42,6 +42,11 @@ def create(
         str | None,
         typer.Option("--service", help="A matcher key's service: its matches go to review."),
     ] = None,
+    hoster: Annotated[
+        str | None,
+        typer.Option("--hoster", help="A hoster key's hoster, as the registry of hosters names "
+                     "it: the notices it sees."),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an API key for the service. The key is printed once and stored only hashed."""
@@ -49,18 +54,19 @@ def create(
 
     store = _store(database_url)
     try:
-        key, token = store.create(role, lists or [], name, who(actor), service)
+        key, token = store.create(role, lists or [], name, who(actor), service, hoster)
     except ApiKeyError as error:
         fail(str(error))
-    scope = ", ".join(key.lists) or "all lists"
+    scope = f"hoster {key.hoster}" if key.hoster else ", ".join(key.lists) or "all lists"
     sys.stderr.write(f"created key {key.id} ({key.role}, {scope}); it is shown once:\n")
     typer.echo(token)
 
 
 @keys_app.command("list")
 def list_keys(database_url: DatabaseOption = None) -> None:
-    """The API keys, one per line after a header: id, role, lists (* for all), name, when
-    created, and status (active, or revoked and when); never the secrets."""
+    """The API keys, one per line after a header: id, role, lists (* for all; a hoster key:
+    hoster:NAME), name, when created, and status (active, or revoked and when); never the
+    secrets."""
     typer.echo("id\trole\tlists\tname\tcreated\tstatus")
     for key in _store(database_url).all():
         status = (
@@ -69,9 +75,13 @@ def list_keys(database_url: DatabaseOption = None) -> None:
             else "active"
         )
         typer.echo(
-            f"{key.id}\t{key.role}\t{','.join(key.lists) or '*'}\t{key.name or '-'}\t"
+            f"{key.id}\t{key.role}\t{scope(key)}\t{key.name or '-'}\t"
             f"{key.created_at.isoformat(timespec='seconds')}\t{status}"
         )
+
+
+def scope(key: "ApiKey") -> str:
+    return f"hoster:{key.hoster}" if key.hoster else ",".join(key.lists) or "*"
 
 
 @keys_app.command()
