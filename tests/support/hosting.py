@@ -11,12 +11,16 @@ once the clock passes the first notice + hours; ``never_removes()``; ``claims_bu
 API answer says removed, and the test claims removal on its behalf, yet the content stays);
 ``removes_then_reuploads(after_days)`` (gone an hour after the notice, back ``after_days`` after
 it; a notice after that removes it again). A ``CdnFront`` serves its origin's content on its own
-address and answers its API with the origin's address (``{"origin": "127.x.y.z"}``).
+address and answers its API with the origin's address (``{"origin": "127.x.y.z"}``). A
+``Network`` is an upstream (transit) a hoster names as its ``upstream``: where the ladder's
+first escalation goes.
 
     with hosting(clock) as world:
         quick = world.hoster("Quick Hosting", removes_after(1))
-        origin = world.hoster("Origin Hosting", removes_after(2), fronted=True)
+        origin = world.hoster("Origin Hosting", removes_after(2))
         edge = world.cdn("Edge CDN", origin)
+        transit = world.network("Transit Net")
+        world.hoster("Slow Hosting", never_removes(), upstream=transit)
         (tmp_path / "hosters.toml").write_text(world.registry())
         with DnsServer(world.zone()) as dns: ...
 
@@ -147,8 +151,10 @@ class _Desk:
     """An abuse desk on its own loopback address: receives notices, answers its API."""
 
     def __init__(self, name: str, number: int, clock: MovingClock, country: str | None,
-                 api: bool, mail: bool, reply: Reply) -> None:  # fmt: skip
+                 api: bool, mail: bool, reply: Reply,
+                 upstream: "_Desk | None" = None) -> None:  # fmt: skip
         self.name = name
+        self.upstream = upstream
         self.number = number
         self.slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
         self.address = f"127.77.{number}.10"
@@ -254,6 +260,8 @@ class _Desk:
         if self.abuse_api:
             entry["abuse_api"] = self.abuse_api
         entry["cdn"] = self.cdn
+        if self.upstream is not None:
+            entry["upstream"] = self.upstream.name
         return entry
 
     def close(self) -> None:
@@ -265,8 +273,9 @@ class SimulatedHoster(_Desk):
 
     def __init__(self, name: str, number: int, clock: MovingClock, behaviour: Behaviour, *,
                  country: str | None = "NL", images: int = 2, seeds: Sequence[int] = (),
-                 api: bool = True, mail: bool = True, reply: Reply = None) -> None:  # fmt: skip
-        super().__init__(name, number, clock, country, api, mail, reply)
+                 api: bool = True, mail: bool = True, reply: Reply = None,
+                 upstream: "_Desk | None" = None) -> None:  # fmt: skip
+        super().__init__(name, number, clock, country, api, mail, reply, upstream)
         self.behaviour = behaviour
         self.front: CdnFront | None = None
         seeds = tuple(seeds) or tuple(1000 + 10 * number + k for k in range(images))
@@ -369,6 +378,17 @@ class CdnFront(_Desk):
         return f"{self.origin.slug}.edge.{self.slug}.test"
 
 
+class Network(_Desk):
+    """An upstream network (transit): an abuse desk with no content of its own; escalations
+    to it are kept in ``received``."""
+
+    def own(self, path: str) -> bool:
+        return False
+
+    def page(self, path: str) -> Page | None:
+        return None
+
+
 class Hosting:
     """The hosters of a test, their registry, DNS zone and IP database, and the e-mail router."""
 
@@ -380,6 +400,13 @@ class Hosting:
     def hoster(self, name: str, behaviour: Behaviour, **options: Any) -> SimulatedHoster:
         """A hoster (``SimulatedHoster``'s options: country, images, seeds, api, mail, reply)."""
         desk = SimulatedHoster(name, len(self.desks) + 1, self.clock, behaviour, **options)
+        self.desks.append(desk)
+        return desk
+
+    def network(self, name: str, **options: Any) -> Network:
+        """An upstream network (options: country, api, mail, reply) hosters name as theirs."""
+        options = {"country": "NL", "api": True, "mail": True, "reply": None, **options}
+        desk = Network(name, len(self.desks) + 1, self.clock, **options)
         self.desks.append(desk)
         return desk
 

@@ -45,7 +45,8 @@ def clock() -> MovingClock:
 def world(clock: MovingClock) -> Iterator[Hosting]:
     with hosting(clock) as world:
         world.hoster("Quick Hosting", removes_after(1))
-        world.hoster("Never Hosting", never_removes(), country="US")
+        transit = world.network("Transit Net")
+        world.hoster("Never Hosting", never_removes(), country="US", upstream=transit)
         world.hoster("Liar Hosting", claims_but_keeps(), mail=False)
         world.hoster("Again Hosting", removes_then_reuploads(after_days=7), api=False)
         origin = world.hoster("Origin Hosting", removes_after(2), country="DE")
@@ -205,10 +206,13 @@ def test_the_registry_and_ip_database_name_every_desk(world: Hosting, tmp_path: 
             "name": desk.name, "country": desk.country, "asns": [desk.asn],
             "networks": [f"{desk.address}/32"], "abuse_email": desk.abuse_email,
             "abuse_api": desk.abuse_api, "cdn": desk.cdn,
+            "upstream": desk.upstream.name if desk.upstream else None,
         }  # fmt: skip
         record = database.lookup(desk.address)
         assert record is not None and (record.asn, record.country) == (desk.asn, desk.country)
     assert len({d.address for d in world.desks}) == len(world.desks)
+    upstream = registry.upstream_of("Never Hosting")
+    assert upstream is not None and upstream.abuse_email == "abuse@transit-net.test"
 
 
 def test_an_email_notice_with_its_attachment_and_mail_to_nobody(world: Hosting) -> None:
