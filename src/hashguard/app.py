@@ -30,7 +30,7 @@ from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
 from hashguard.device import oprf
-from hashguard.web import desk, hotline_desk, report_pages, victims, victims_pages
+from hashguard.web import desk, hotline_desk, monitor_pages, report_pages, victims, victims_pages
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
 
@@ -87,6 +87,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     app.include_router(victims.router)
     app.include_router(victims_pages.router)
     app.include_router(report_pages.router)
+    app.include_router(monitor_pages.router)
 
     def limit_for(method: str, path: str) -> int:
         if path.startswith("/v1/lists/") and path.endswith("/import"):

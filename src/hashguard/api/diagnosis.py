@@ -501,11 +501,11 @@ def _takedown(s: ServiceSettings, timeout: float) -> Iterator[Problem]:
     except UnknownProfile as error:
         yield Problem(Severity.ERROR, "takedown_profile", str(error))
     if s.takedown_escalation is not None:
-        from hashguard.takedown import escalation
+        from hashguard.takedown import ladder
 
         try:
-            steps = escalation.load(s.takedown_escalation)
-        except escalation.LadderError as error:
+            steps = ladder.load(s.takedown_escalation, s.hotline_networks)
+        except ladder.LadderError as error:
             yield Problem(Severity.ERROR, "takedown_escalation", str(error))
         else:
             shown = ", ".join(f"{step.name} after {step.after.total_seconds() / 3600:g} h"

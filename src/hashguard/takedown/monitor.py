@@ -321,8 +321,8 @@ class Monitor:
         slots = np.bincount(np.searchsorted(EDGES, hours, side="left"), minlength=len(BIN_LABELS))
         lows = (0.0, *EDGES)
         highs: tuple[float | None, ...] = (*EDGES, None)
-        return [Bin(label, low, high, _small(int(count)) if public else int(count))
-                for label, low, high, count in zip(BIN_LABELS, lows, highs, slots, strict=True)]  # fmt: skip
+        counts = [_small(int(n)) if public else int(n) for n in slots]
+        return [Bin(*bin) for bin in zip(BIN_LABELS, lows, highs, counts, strict=True)]
 
     def trend(self, period: str = "month", since: datetime | None = None,
               until: datetime | None = None, hoster: str | None = None,
@@ -368,8 +368,15 @@ class Monitor:
             "generated_at": self.clock().isoformat(),
             "definition": DEFINITION,
             "figures": figures[0].as_json() if figures else None,
-            "notices": [_notice(notice, checks.get(notice.id, []), events.get(notice.id, []),
-                                deliveries.get(notice.id, [])) for notice in notices],  # fmt: skip
+            "notices": [
+                _notice(
+                    notice,
+                    checks.get(notice.id, []),
+                    events.get(notice.id, []),
+                    deliveries.get(notice.id, []),
+                )
+                for notice in notices
+            ],
         }
         return signing.sign(document, key)
 

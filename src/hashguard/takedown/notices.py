@@ -540,9 +540,8 @@ class Notices:
         """The notice ``notice_id`` (locked for update with ``lock``), if ``hoster`` may see
         it; else UnknownNotice, the same for a missing notice and another hoster's."""
         table = TakedownNoticeRow.__table__
-        if isinstance(notice_id, bool) or not isinstance(notice_id, int) or not (
-            0 < notice_id <= MAX_ID
-        ):
+        wrong = isinstance(notice_id, bool) or not isinstance(notice_id, int)
+        if wrong or not 0 < notice_id <= MAX_ID:
             raise UnknownNotice(f"no notice {notice_id}")
         query = select(table).where(table.c.id == notice_id)
         row = connection.execute(query.with_for_update() if lock else query).one_or_none()
@@ -606,8 +605,8 @@ def record(
 ) -> int:
     """Append event ``kind`` to the notice's timeline and the audit log (``takedown.<kind>``
     about ``notice:ID``), in the connection's transaction; the event's id."""
-    inserted = connection.execute(insert(TakedownEventRow).values(
-        notice_id=notice_id, at=at, kind=kind.value, actor=actor[:200], detail=dict(detail)))  # fmt: skip
+    event = {"notice_id": notice_id, "at": at, "kind": kind.value, "actor": actor[:200],
+             "detail": dict(detail)}  # fmt: skip
+    inserted = connection.execute(insert(TakedownEventRow).values(**event))
     audit.append(connection, actor, f"takedown.{kind.value}", f"notice:{notice_id}", detail)
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
-

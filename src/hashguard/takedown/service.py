@@ -23,7 +23,7 @@ from hashguard.errors import HashguardError, Invalid
 from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
-from hashguard.takedown import escalation
+from hashguard.takedown import ladder
 from hashguard.takedown.delivery import Deliveries, SmtpSettings
 from hashguard.takedown.model import Clock, Timing, now
 from hashguard.takedown.monitor import Monitor
@@ -60,13 +60,14 @@ def timing(settings: TakedownSettings) -> Timing:
     """The deadlines, intervals and ladder ``settings`` name. Raises UnknownProfile,
     LadderError (file and line)."""
     law = profile(settings.profile)
-    ladder = escalation.load(settings.escalation) if settings.escalation is not None else ()
+    steps = (ladder.load(settings.escalation, settings.networks)
+             if settings.escalation is not None else ())  # fmt: skip
     return Timing(
         notice=timedelta(hours=settings.notice_hours or law.removal_hours),
         order=timedelta(hours=settings.order_hours or law.order_hours),
         renotice=timedelta(hours=settings.renotice_hours),
         rechecks=tuple(timedelta(days=days) for days in settings.recheck_days),
-        ladder=ladder,
+        ladder=steps,
     )
 
 

@@ -1,0 +1,446 @@
+"""The notices as operators, hosters and authorities see and act on them, on SQLite and
+PostgreSQL: lists and filters, one notice with its timeline; a hoster sees and acts on its own
+notices only (another's is as missing); acknowledgement, claims (never taken alone), disputes;
+the origin a CDN names; removal orders and their outcome; withdrawal; every change an event and
+an audit entry, and refused with a reason where the state does not allow it."""
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, insert, select
+
+from hashguard.errors import Invalid, NotFound
+from hashguard.hotline.hosters import Hoster, HosterRegistry
+from hashguard.store import audit
+from hashguard.store.tables import (
+    AuditEventRow,
+    TakedownCheckRow,
+    TakedownDeliveryRow,
+    TakedownEventRow,
+    TakedownNoticeRow,
+)
+from hashguard.takedown.model import NoticeKind, NoticeState, Timing
+from hashguard.takedown.notices import NoticeRefused, Notices, UnknownNotice
+
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+SHA = "a" * 64
+
+
+def hoster(name: str, network: str, *, cdn: bool = False, api: str | None = None) -> Hoster:
+    slug = name.lower().replace(" ", "-")
+    return Hoster(name, "NL", (), (ipaddress.ip_network(network),), f"abuse@{slug}.test", api,
+                  cdn)  # fmt: skip
+
+
+ALPHA = hoster("Alpha", "198.51.100.0/25", api="https://api.alpha.test/notices")
+BETA = hoster("Beta", "198.51.100.128/25")
+EDGE = hoster("Edge CDN", "203.0.113.0/24", cdn=True)
+REGISTRY = HosterRegistry([ALPHA, BETA, EDGE])
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.at = T0
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def move(self, **delta: float) -> None:
+        self.at += timedelta(**delta)
+
+
+@dataclass(frozen=True)
+class Traced:
+    hoster: Hoster | None
+    country: str | None = "NL"
+    cdn: bool = False
+
+
+class Desk:
+    """Notices in every state, made as routing and the scheduler leave them."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self.clock = Clock()
+        self.traced: dict[str, Traced] = {}
+        self.notices = Notices(engine, Timing(), REGISTRY, None, Ed25519PrivateKey.generate(),
+                               None, clock=self.clock, trace=self.trace)  # fmt: skip
+        self.open = self.add(ALPHA, deadline_at=T0 + timedelta(hours=24))
+        self.late = self.add(ALPHA, deadline_at=T0 - timedelta(hours=1))  # overdue
+        self.queued = self.add(ALPHA, state=NoticeState.QUEUED, deadline_at=None)
+        past = T0 - timedelta(hours=5)  # past, but not open
+        self.removed = self.add(ALPHA, state=NoticeState.REMOVED, verified_at=T0, deadline_at=past)
+        self.betas = self.add(BETA, deadline_at=T0 + timedelta(hours=24))
+        self.cdn = self.add(EDGE, kind=NoticeKind.CDN, cdn=True,
+                            deadline_at=T0 + timedelta(hours=24))  # fmt: skip
+
+    def trace(self, url: str) -> Traced:
+        return self.traced[url]
+
+    def add(self, to: Hoster, *, kind: NoticeKind = NoticeKind.NOTICE,
+            state: NoticeState = NoticeState.OPEN, **values: Any) -> int:  # fmt: skip
+        n = len(self.rows()) + 1
+        fields: dict[str, Any] = {
+            "case_id": None, "kind": kind.value, "parent_id": None, "previous_id": None,
+            "hoster": to.name, "country": to.country, "abuse_email": to.abuse_email,
+            "abuse_api": to.abuse_api, "cdn": False,
+            "urls": [f"https://site.example/{n}.jpg", "https://site.example/"],
+            "items": [{"url": f"https://site.example/{n}.jpg", "kind": "image",
+                       "hashes": {"sha256": SHA}, "labels": {"iccam": "baseline"}}],
+            "legal_basis": "", "reference": f"case-{n}", "issued_by": "hotline",
+            "state": state.value, "report_id": f"00000000-0000-4000-8000-{n:012d}",
+            "document": "", "reported_at": T0 - timedelta(hours=2),
+            "created_at": T0 - timedelta(hours=1),
+            "sent_at": None if state is NoticeState.QUEUED else T0 - timedelta(hours=1),
+            "dispute_reason": "", "outcome": "", "outcome_reason": "", "renotices": 0,
+            "escalations": 0, "rechecks": 0, "next_action_at": values.get("deadline_at"),
+            "last_error": "",
+        }  # fmt: skip
+        fields.update(values)
+        with self.engine.begin() as connection:
+            inserted = connection.execute(insert(TakedownNoticeRow).values(**fields))
+            return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+
+    def rows(self) -> list[Any]:
+        table = TakedownNoticeRow.__table__
+        with self.engine.connect() as connection:
+            return connection.execute(select(table).order_by(table.c.id)).all()
+
+    def row(self, notice_id: int) -> Any:
+        return next(row for row in self.rows() if row.id == notice_id)
+
+    def events(self, notice_id: int) -> list[tuple[str, str, dict[str, Any]]]:
+        table = TakedownEventRow.__table__
+        with self.engine.connect() as connection:
+            query = select(table).where(table.c.notice_id == notice_id).order_by(table.c.id)
+            return [(e.kind, e.actor, e.detail) for e in connection.execute(query)]
+
+    def audited(self, notice_id: int) -> list[tuple[str, str]]:
+        found = audit.events(self.engine, limit=1000, subjects=[f"notice:{notice_id}"])
+        return [(e.action, e.actor) for e in found]
+
+
+@pytest.fixture
+def desk(engine: Engine) -> Desk:
+    return Desk(engine)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def test_an_operator_lists_every_notice_newest_first_filtered_and_in_pages(desk: Desk) -> None:
+    notices = desk.notices
+    everything = [desk.cdn, desk.betas, desk.removed, desk.queued, desk.late, desk.open]
+    assert [n.id for n in notices.list()] == everything
+    assert [n.id for n in notices.list(hoster="Alpha", state="open")] == [desk.late, desk.open]
+    assert [n.id for n in notices.list(kind="cdn")] == [desk.cdn]
+    assert [n.id for n in notices.list(overdue=True)] == [desk.late]
+    assert desk.late not in [n.id for n in notices.list(overdue=False)]
+    assert len(notices.list(overdue=False)) == 5
+    first = notices.list(limit=2)
+    assert [n.id for n in first] == everything[:2]
+    assert [n.id for n in notices.list(limit=2, before=first[-1].id)] == everything[2:4]
+    late = notices.list(overdue=True)[0]
+    assert late.overdue and late.state == "open" and late.hoster == "Alpha"
+    assert not notices.get(desk.removed).notice.overdue  # past its deadline, but removed
+    desk.clock.move(hours=25)
+    assert {n.id for n in notices.list(overdue=True)} == {desk.late, desk.open, desk.betas,
+                                                          desk.cdn}  # fmt: skip
+
+
+def test_list_refuses_unknown_states_and_kinds_and_limits_out_of_range(desk: Desk) -> None:
+    with pytest.raises(Invalid, match="state 'gone': expected one of queued, open"):
+        desk.notices.list(state="gone")
+    with pytest.raises(Invalid, match="kind 'letter'"):
+        desk.notices.list(kind="letter")
+    for limit in (0, 1001):
+        with pytest.raises(Invalid, match=f"limit {limit}: expected 1 to 1000"):
+            desk.notices.list(limit=limit)
+
+
+def test_a_notice_shows_its_document_timeline_checks_and_deliveries(desk: Desk) -> None:
+    document = '{"report_id": "x", "urls": ["https://site.example/1.jpg"]}'
+    copied = {c: v for c, v in desk.row(desk.open)._mapping.items() if c != "id"}
+    with desk.engine.begin() as connection:
+        connection.execute(insert(TakedownNoticeRow.__table__).values(
+            **{**copied, "report_id": "00000000-0000-4000-8000-999999999999",
+               "document": document}))  # fmt: skip
+        connection.execute(insert(TakedownCheckRow).values(
+            notice_id=desk.open, url="https://site.example/1.jpg", at=T0, purpose="deadline",
+            outcome="present", status=200, detail="served the same image",
+            hashes=[{"sha256": SHA}]))  # fmt: skip
+        connection.execute(insert(TakedownDeliveryRow).values(
+            notice_id=desk.open, purpose="notice", step="", channel="smtp",
+            target="abuse@alpha.test", payload="the message", idempotency_key="k" * 64,
+            created_at=T0, attempts=1, next_attempt_at=T0, delivered_at=T0, last_error="",
+            reply=""))  # fmt: skip
+    desk.notices.acknowledge(desk.open, "Alpha", "alpha-key")
+    detail = desk.notices.get(desk.open)
+    assert detail.document is None  # not composed
+    assert [(e.kind, e.actor) for e in detail.events] == [("acknowledged", "alpha-key")]
+    [check] = detail.checks
+    assert (check.outcome, check.status, check.at) == ("present", 200, T0)
+    assert check.hashes == ({"sha256": SHA},)
+    [delivery] = detail.deliveries
+    assert (delivery.channel, delivery.target) == ("smtp", "abuse@alpha.test")
+    assert delivery.delivered_at == T0
+    shown = detail.as_json()
+    assert shown["notice"]["urls"] == ["https://site.example/1.jpg", "https://site.example/"]
+    assert shown["notice"]["acknowledged_at"] == T0.isoformat()
+    assert shown["notice"]["reported_at"] == (T0 - timedelta(hours=2)).isoformat()
+    assert shown["deliveries"][0]["delivered_at"] == T0.isoformat()
+    assert "payload" not in shown["deliveries"][0]
+    composed = desk.notices.list(limit=1)[0]
+    assert desk.notices.get(composed.id).document == {
+        "report_id": "x", "urls": ["https://site.example/1.jpg"]}  # fmt: skip
+
+
+# --- a hoster sees its own ----------------------------------------------------------------------
+
+
+def test_a_hoster_sees_and_acts_on_its_own_notices_only(desk: Desk) -> None:
+    notices = desk.notices
+    assert [n.id for n in notices.list(hoster="Beta")] == [desk.betas]
+    assert notices.get(desk.betas, "Beta").notice.hoster == "Beta"
+    with pytest.raises(UnknownNotice) as theirs:
+        notices.get(desk.open, "Beta")
+    with pytest.raises(UnknownNotice) as missing:
+        notices.get(10_000, "Beta")
+    assert str(theirs.value) == f"no notice {desk.open}"  # as a missing one: nothing leaks
+    assert str(missing.value) == "no notice 10000" and isinstance(missing.value, NotFound)
+    before = desk.row(desk.open)
+    for act in (lambda: notices.acknowledge(desk.open, "Beta", "beta"),
+                lambda: notices.claim_removed(desk.open, "Beta", "beta"),
+                lambda: notices.dispute(desk.open, "Beta", "beta", "not ours"),
+                lambda: notices.origin(desk.cdn, "Beta", "beta", "198.51.100.7")):  # fmt: skip
+        with pytest.raises(UnknownNotice, match="no notice"):
+            act()
+    assert desk.row(desk.open) == before and desk.events(desk.open) == []
+    for wrong in (0, -3, 2**63, True):
+        with pytest.raises(UnknownNotice):
+            notices.get(wrong)  # type: ignore[arg-type]
+
+
+# --- a hoster's actions -------------------------------------------------------------------------
+
+
+def test_acknowledging_sets_the_time_once_with_an_event_and_audit_entry(desk: Desk) -> None:
+    shown = desk.notices.acknowledge(desk.open, "Alpha", "alpha-key")
+    assert shown.acknowledged_at == T0 and shown.state == "open"
+    desk.clock.move(hours=1)
+    again = desk.notices.acknowledge(desk.open, "Alpha", "alpha-key")
+    assert again.acknowledged_at == T0
+    assert desk.events(desk.open) == [("acknowledged", "alpha-key", {})]
+    assert desk.audited(desk.open) == [("takedown.acknowledged", "alpha-key")]
+    queued = desk.notices.acknowledge(desk.queued, "Alpha", "alpha-key")  # an order told early
+    assert queued.acknowledged_at == T0 + timedelta(hours=1) and queued.state == "queued"
+    with pytest.raises(NoticeRefused, match=f"notice {desk.removed} is removed: it cannot be "
+                                            "acknowledged"):  # fmt: skip
+        desk.notices.acknowledge(desk.removed, "Alpha", "alpha-key")
+    assert audit.verify(desk.engine) >= 2
+
+
+def test_a_claim_leaves_the_notice_open_and_asks_for_a_check_now(desk: Desk) -> None:
+    desk.clock.move(hours=3)
+    claimed = desk.notices.claim_removed(desk.open, "Alpha", "alpha-key", note=" deleted ")
+    now = T0 + timedelta(hours=3)
+    assert claimed.state == "open" and claimed.claimed_at == now
+    assert claimed.verified_at is None  # never taken alone
+    row = desk.row(desk.open)
+    assert row.next_action_at.replace(tzinfo=UTC) == now  # the scheduler re-checks now
+    desk.clock.move(hours=1)
+    desk.notices.claim_removed(desk.open, "Alpha", "alpha-key")  # again, after a check
+    assert desk.events(desk.open) == [("claimed", "alpha-key", {"note": "deleted"}),
+                                      ("claimed", "alpha-key", {})]  # fmt: skip
+    assert desk.audited(desk.open) == [("takedown.claimed", "alpha-key")] * 2
+    for notice_id, state in ((desk.queued, "queued"), (desk.removed, "removed")):
+        with pytest.raises(NoticeRefused, match=f"is {state}: it cannot be claimed removed"):
+            desk.notices.claim_removed(notice_id, "Alpha", "alpha-key")
+    with pytest.raises(Invalid, match="the note has 2001 characters"):
+        desk.notices.claim_removed(desk.open, "Alpha", "alpha-key", note="x" * 2001)
+
+
+def test_a_dispute_needs_a_reason_and_keeps_the_notice_open(desk: Desk) -> None:
+    for reason, why in (("", "a dispute needs a reason"), ("  \n", "a dispute needs a reason"),
+                        ("x" * 2001, "the reason has 2001 characters; at most 2000")):  # fmt: skip
+        with pytest.raises(Invalid, match=why):
+            desk.notices.dispute(desk.open, "Alpha", "alpha-key", reason)
+    disputed = desk.notices.dispute(desk.open, "Alpha", "alpha-key", "  a medical textbook  ")
+    assert (disputed.state, disputed.disputed_at, disputed.dispute_reason) == (
+        "open", T0, "a medical textbook")  # fmt: skip
+    assert desk.events(desk.open) == [("disputed", "alpha-key",
+                                       {"reason": "a medical textbook"})]  # fmt: skip
+    assert desk.audited(desk.open) == [("takedown.disputed", "alpha-key")]
+    with pytest.raises(NoticeRefused, match="is removed"):
+        desk.notices.dispute(desk.removed, "Alpha", "alpha-key", "why")
+
+
+# --- a CDN names the origin ---------------------------------------------------------------------
+
+
+def test_the_origin_a_cdn_names_gets_a_queued_notice_and_the_cdn_notice_is_forwarded(
+    desk: Desk,
+) -> None:
+    desk.clock.move(minutes=30)
+    at = T0 + timedelta(minutes=30)
+    shown = desk.notices.origin(desk.cdn, "Edge CDN", "edge-key", " 198.51.100.7 ")
+    assert shown.id == desk.cdn and shown.state == "forwarded"
+    cdn, origin = desk.row(desk.cdn), desk.rows()[-1]
+    assert cdn.next_action_at is None and cdn.last_error == ""
+    assert (origin.kind, origin.parent_id, origin.hoster, origin.state) == (
+        "notice", desk.cdn, "Alpha", "queued")  # fmt: skip
+    assert (origin.abuse_email, origin.abuse_api) == (ALPHA.abuse_email, ALPHA.abuse_api)
+    assert (origin.urls, origin.items, origin.case_id) == (cdn.urls, cdn.items, cdn.case_id)
+    assert origin.reported_at == cdn.reported_at  # the clock runs from the report
+    assert origin.next_action_at.replace(tzinfo=UTC) == at and origin.report_id != cdn.report_id
+    assert desk.events(desk.cdn) == [("origin", "edge-key", {
+        "address": "198.51.100.7", "hoster": "Alpha", "notice": origin.id})]  # fmt: skip
+    assert desk.audited(desk.cdn) == [("takedown.origin", "edge-key")]
+    with pytest.raises(UnknownNotice):
+        desk.notices.get(origin.id, "Edge CDN")  # the origin's notice is Alpha's
+    assert desk.notices.get(origin.id, "Alpha").notice.parent_id == desk.cdn
+    with pytest.raises(NoticeRefused, match="is forwarded"):
+        desk.notices.origin(desk.cdn, "Edge CDN", "edge-key", "198.51.100.8")
+
+
+def test_an_origin_no_hoster_is_known_for_is_recorded_for_an_analyst(desk: Desk) -> None:
+    shown = desk.notices.origin(desk.cdn, None, "scheduler", "2001:db8::7")
+    assert shown.state == "open" and shown.last_error == "origin 2001:db8::7: no hoster known"
+    assert desk.events(desk.cdn) == [("origin", "scheduler", {
+        "address": "2001:db8::7", "hoster": None, "notice": None})]  # fmt: skip
+    own = desk.notices.origin(desk.cdn, None, "scheduler", "203.0.113.9")  # the CDN's own
+    assert own.last_error == "origin 203.0.113.9: Edge CDN is a CDN, not an origin"
+    assert len(desk.rows()) == 6  # no notice queued
+    with pytest.raises(Invalid, match=r"origin 'origin\.example' is not an IP address"):
+        desk.notices.origin(desk.cdn, None, "scheduler", "origin.example")
+    with pytest.raises(NoticeRefused, match=f"notice {desk.open} is not a CDN notice"):
+        desk.notices.origin(desk.open, None, "scheduler", "198.51.100.7")
+
+
+# --- removal orders -----------------------------------------------------------------------------
+
+
+def test_an_authority_issues_an_order_to_a_named_or_traced_hoster(desk: Desk) -> None:
+    order = desk.notices.issue_order(["HTTPS://Site.Example/a/../x.jpg#top"], " Art 14 CSAR ",
+                                     "ATKM-2026-17", "authority-key", hoster="Beta")  # fmt: skip
+    assert (order.kind, order.state, order.hoster, order.case_id) == ("order", "queued", "Beta",
+                                                                      None)  # fmt: skip
+    assert order.urls == ("https://site.example/x.jpg",)
+    assert (order.legal_basis, order.reference) == ("Art 14 CSAR", "ATKM-2026-17")
+    assert order.reported_at == T0
+    row = desk.row(order.id)
+    assert (row.issued_by, row.abuse_email, row.next_action_at.replace(tzinfo=UTC)) == (
+        "authority-key", BETA.abuse_email, T0)  # fmt: skip
+    assert desk.audited(order.id) == [("takedown.order", "authority-key")]
+    desk.traced = {"https://a.example/1.jpg": Traced(ALPHA),
+                   "https://a.example/2.jpg": Traced(ALPHA)}  # fmt: skip
+    traced = desk.notices.issue_order(list(desk.traced), "Art 14 CSAR", "ATKM-2026-18",
+                                      "authority-key")  # fmt: skip
+    assert traced.hoster == "Alpha" and traced.urls == tuple(desk.traced)
+    assert desk.notices.get(traced.id, "Alpha").notice.kind == "order"
+
+
+@pytest.mark.parametrize(("urls", "basis", "reference", "to", "traced", "why"), [
+    ([], "basis", "ref", "Beta", {}, "an order needs the URLs"),
+    (["ftp://a.example/x"], "basis", "ref", "Beta", {}, "only http and https"),
+    (["https://a.example/x"], " ", "ref", "Beta", {}, "an order needs a legal basis"),
+    (["https://a.example/x"], "b" * 2001, "ref", "Beta", {}, "the legal basis has 2001"),
+    (["https://a.example/x"], "basis", "", "Beta", {}, "an order needs its reference"),
+    (["https://a.example/x"], "basis", "ref", "Gamma", {}, "unknown hoster 'Gamma'"),
+    (["https://a.example/x"], "basis", "ref", None, {"https://a.example/x": Traced(None)},
+     "no hoster in the registry is known for https://a.example/x"),
+    (["https://a.example/x"], "basis", "ref", None, {"https://a.example/x": Traced(EDGE)},
+     "is behind a CDN"),
+    (["https://a.example/x", "https://b.example/y"], "basis", "ref", None,
+     {"https://a.example/x": Traced(ALPHA), "https://b.example/y": Traced(BETA)},
+     "hosted by Alpha, Beta: issue one order per hoster"),
+])  # fmt: skip
+def test_an_order_is_refused_with_a_reason(
+    desk: Desk,
+    urls: list[str],
+    basis: str,
+    reference: str,
+    to: str | None,
+    traced: dict[str, Traced],
+    why: str,
+) -> None:
+    desk.traced = traced
+    count = len(desk.rows())
+    with pytest.raises(Invalid, match=why):
+        desk.notices.issue_order(urls, basis, reference, "authority-key", hoster=to)
+    assert len(desk.rows()) == count
+
+
+def test_without_a_tracer_an_order_must_name_its_hoster(engine: Engine) -> None:
+    notices = Notices(engine, Timing(), REGISTRY, None, Ed25519PrivateKey.generate(), None)
+    with pytest.raises(Invalid, match="name the hoster: no tracer"):
+        notices.issue_order(["https://a.example/x"], "basis", "ref", "authority-key")
+
+
+def test_an_order_is_confirmed_or_declined_once(desk: Desk) -> None:
+    first = desk.notices.issue_order(["https://a.example/1"], "basis", "O-1", "authority-key",
+                                     hoster="Alpha")  # fmt: skip
+    second = desk.notices.issue_order(["https://a.example/2"], "basis", "O-2", "authority-key",
+                                      hoster="Alpha")  # fmt: skip
+    desk.clock.move(hours=2)
+    now = T0 + timedelta(hours=2)
+    with pytest.raises(UnknownNotice):
+        desk.notices.confirm_order(first.id, "Beta", "beta-key")
+    confirmed = desk.notices.confirm_order(first.id, "Alpha", "alpha-key")
+    assert (confirmed.outcome, confirmed.outcome_at, confirmed.state) == ("confirmed", now,
+                                                                          "queued")  # fmt: skip
+    assert confirmed.claimed_at == now  # re-checked like a claim: never taken alone
+    with pytest.raises(Invalid, match="an inability needs a reason"):
+        desk.notices.inability(second.id, "Alpha", "alpha-key", "")
+    unable = desk.notices.inability(second.id, "Alpha", "alpha-key", "the URL is not ours")
+    assert (unable.outcome, unable.outcome_reason) == ("inability", "the URL is not ours")
+    assert unable.claimed_at is None
+    for order in (first, second):
+        with pytest.raises(NoticeRefused, match=f"order {order.id} has its outcome already"):
+            desk.notices.confirm_order(order.id, "Alpha", "alpha-key")
+        with pytest.raises(NoticeRefused, match="has its outcome already"):
+            desk.notices.inability(order.id, "Alpha", "alpha-key", "changed our mind")
+    with pytest.raises(NoticeRefused, match=f"notice {desk.open} is not a removal order"):
+        desk.notices.confirm_order(desk.open, "Alpha", "alpha-key")
+    assert desk.events(first.id) == [("confirmed", "alpha-key", {})]
+    assert desk.events(second.id) == [("inability", "alpha-key",
+                                       {"reason": "the URL is not ours"})]  # fmt: skip
+    assert desk.audited(second.id) == [("takedown.order", "authority-key"),
+                                       ("takedown.inability", "alpha-key")]  # fmt: skip
+
+
+# --- an operator's actions ----------------------------------------------------------------------
+
+
+def test_an_operator_withdraws_an_open_notice_with_a_reason(desk: Desk) -> None:
+    with pytest.raises(Invalid, match="a withdrawal needs a reason"):
+        desk.notices.withdraw(desk.open, "analyst-1", "")
+    withdrawn = desk.notices.withdraw(desk.open, "analyst-1", "the dispute is upheld")
+    assert (withdrawn.state, withdrawn.withdrawn_at) == ("withdrawn", T0)
+    assert desk.row(desk.open).next_action_at is None  # nothing more scheduled
+    assert desk.events(desk.open) == [("withdrawn", "analyst-1",
+                                       {"reason": "the dispute is upheld"})]  # fmt: skip
+    assert desk.audited(desk.open) == [("takedown.withdrawn", "analyst-1")]
+    assert desk.notices.withdraw(desk.queued, "analyst-1", "a mistake").state == "withdrawn"
+    for notice_id, state in ((desk.open, "withdrawn"), (desk.removed, "removed")):
+        with pytest.raises(NoticeRefused, match=f"is {state}: it cannot be withdrawn"):
+            desk.notices.withdraw(notice_id, "analyst-1", "again")
+    with pytest.raises(NoticeRefused, match="is withdrawn"):
+        desk.notices.claim_removed(desk.open, "Alpha", "alpha-key")
+    with pytest.raises(UnknownNotice):
+        desk.notices.withdraw(10_000, "analyst-1", "why")
+
+
+def test_every_change_is_in_the_verified_audit_chain(desk: Desk) -> None:
+    desk.notices.acknowledge(desk.open, "Alpha", "alpha-key")
+    desk.notices.dispute(desk.open, "Alpha", "alpha-key", "reason")
+    desk.notices.withdraw(desk.open, "analyst-1", "upheld")
+    with desk.engine.connect() as connection:
+        actions = connection.execute(select(AuditEventRow.action)
+                                     .order_by(AuditEventRow.seq)).scalars().all()  # fmt: skip
+    assert actions[-3:] == ["takedown.acknowledged", "takedown.disputed", "takedown.withdrawn"]
+    assert audit.verify(desk.engine) == len(actions)
