@@ -327,8 +327,9 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
     # Every notice sent is valid XARF and signed by the hotline's key: by e-mail and API.
     documents = [s.document for each in sent.values() for s in each if s.channel == "api"]
     documents += [json.loads(body)["notice"] for _, _, body in world.regulator.requests]
-    documents += [json.loads(part.get_content()) for m in world.mailbox.messages
-                  for part in m.iter_attachments() if part.get_filename() == "notice.json"]  # fmt: skip
+    documents += [json.loads(part.get_content()) for message in world.mailbox.messages
+                  for part in message.iter_attachments()
+                  if part.get_filename() == "notice.json"]  # fmt: skip
     assert len(documents) > 20
     for document in documents:
         validate(document)
