@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import ColumnElement, Engine, Row, select, update
+from sqlalchemy import ColumnElement, Connection, Engine, Row, select, update
 
 from hashguard.store.tables import Base
 
@@ -20,6 +20,10 @@ CLAIM: Final = timedelta(minutes=5)  # a claimed row is due again if its sender 
 
 Send = Callable[[Row[Any]], str | None]
 """Sends one row; None when it was delivered, else why not (a sentence for operators)."""
+
+Record = Callable[[Connection, Row[Any], str | None], None]
+"""Writes more about an attempt's outcome (the row, None or the failure's reason) in the
+transaction that records it."""
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -37,13 +41,15 @@ def deliver_due(
     what: Callable[[Row[Any]], str],
     *where: ColumnElement[bool],
     limit: int = 100,
+    record: Record | None = None,
 ) -> int:
     """Attempt every undelivered row of the outbox ``rows`` due at ``now`` (and meeting
     ``where``), at most ``limit``, oldest first: one ``send`` each, the outcome written at once
     (delivered, or the attempt counted, the reason kept and the next attempt put off by
     ``retry_delay``). A row is first claimed (its next attempt put off by ``CLAIM`` where it
     still holds the value read); a row another instance claimed meanwhile is left to it.
-    Each failure is logged as ``what(row)`` with its reason. The number delivered."""
+    Each failure is logged as ``what(row)`` with its reason; ``record``, when given, writes
+    what else the outcome changes in the same transaction. The number delivered."""
     table = rows.__table__
     with engine.connect() as connection:
         due = connection.execute(
@@ -69,6 +75,8 @@ def deliver_due(
                         wait.total_seconds())  # fmt: skip
         with engine.begin() as connection:
             connection.execute(update(rows).where(table.c.id == row.id).values(values))
+            if record is not None:
+                record(connection, row, error)
     return delivered
 
 
