@@ -5,6 +5,7 @@ the origin a CDN names; removal orders and their outcome; withdrawal; every chan
 an audit entry, and refused with a reason where the state does not allow it."""
 
 import ipaddress
+import json
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -23,11 +24,21 @@ from hashguard.store.tables import (
     TakedownEventRow,
     TakedownNoticeRow,
 )
+from hashguard.takedown import signing
+from hashguard.takedown.delivery import Deliveries, SmtpSettings
 from hashguard.takedown.model import NoticeKind, NoticeState, Timing
+from hashguard.takedown.notice import Sender, validate
 from hashguard.takedown.notices import NoticeRefused, Notices, UnknownNotice
+from hashguard.transparency import keys
+
+from support.notice_rows import item
+from support.smtp import smtp_server
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 SHA = "a" * 64
+SENDER = Sender("Meldpunt", "notices@hotline.example", "hotline.example", "NL")
+TIMING = Timing(notice=timedelta(hours=24), order=timedelta(hours=1),
+                retry=timedelta(minutes=30))  # fmt: skip
 
 
 def hoster(name: str, network: str, *, cdn: bool = False, api: str | None = None) -> Hoster:
@@ -63,12 +74,15 @@ class Traced:
 class Desk:
     """Notices in every state, made as routing and the scheduler leave them."""
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, registry: HosterRegistry = REGISTRY,
+                 smtp: SmtpSettings | None = None) -> None:  # fmt: skip
         self.engine = engine
         self.clock = Clock()
         self.traced: dict[str, Traced] = {}
-        self.notices = Notices(engine, Timing(), REGISTRY, None, Ed25519PrivateKey.generate(),
-                               None, clock=self.clock, trace=self.trace)  # fmt: skip
+        self.key = Ed25519PrivateKey.generate()
+        self.deliveries = Deliveries(engine, smtp, clock=self.clock)
+        self.notices = Notices(engine, TIMING, registry, SENDER, self.key, self.deliveries,
+                               clock=self.clock, trace=self.trace)  # fmt: skip
         self.open = self.add(ALPHA, deadline_at=T0 + timedelta(hours=24))
         self.late = self.add(ALPHA, deadline_at=T0 - timedelta(hours=1))  # overdue
         self.queued = self.add(ALPHA, state=NoticeState.QUEUED, deadline_at=None)
@@ -376,7 +390,8 @@ def test_an_order_is_refused_with_a_reason(
 
 
 def test_without_a_tracer_an_order_must_name_its_hoster(engine: Engine) -> None:
-    notices = Notices(engine, Timing(), REGISTRY, None, Ed25519PrivateKey.generate(), None)
+    key = Ed25519PrivateKey.generate()
+    notices = Notices(engine, Timing(), REGISTRY, SENDER, key, Deliveries(engine, None))
     with pytest.raises(Invalid, match="name the hoster: no tracer"):
         notices.issue_order(["https://a.example/x"], "basis", "ref", "authority-key")
 
@@ -444,3 +459,145 @@ def test_every_change_is_in_the_verified_audit_chain(desk: Desk) -> None:
                                      .order_by(AuditEventRow.seq)).scalars().all()  # fmt: skip
     assert actions[-3:] == ["takedown.acknowledged", "takedown.disputed", "takedown.withdrawn"]
     assert audit.verify(desk.engine) == len(actions)
+
+
+# --- composing ----------------------------------------------------------------------------------
+
+
+def deliveries_of(engine: Engine, notice_id: int) -> list[Any]:
+    table = TakedownDeliveryRow.__table__
+    with engine.connect() as connection:
+        return connection.execute(select(table).where(table.c.notice_id == notice_id)
+                                  .order_by(table.c.id)).all()  # fmt: skip
+
+
+def test_a_queued_notice_is_signed_opened_and_sent_to_every_contact(desk: Desk) -> None:
+    url = "https://site.example/q.jpg"
+    queued = desk.add(ALPHA, state=NoticeState.QUEUED, next_action_at=T0, items=[item(url)],
+                      urls=[url])  # fmt: skip
+    later = desk.add(ALPHA, state=NoticeState.QUEUED, next_action_at=T0 + timedelta(hours=1))
+    desk.clock.move(minutes=5)
+    at = T0 + timedelta(minutes=5)
+    assert desk.notices.compose_queued() == 2  # desk.queued (due: no time set) and this one
+    row = desk.row(queued)
+    deadline = at + timedelta(hours=24)
+    assert row.state == "open" and row.last_error == ""
+    assert (row.deadline_at.replace(tzinfo=UTC), row.next_action_at.replace(tzinfo=UTC)) == (
+        deadline, deadline)  # fmt: skip
+    document = desk.notices.get(queued, "Alpha").document
+    assert document is not None and document["report_id"] == row.report_id
+    assert signing.verify(document, keys.public_hex(desk.key))
+    validate(document)
+    assert document["hashguard_items"][0]["hashes"]["sha256"] == item(url)["hashes"]["sha256"]
+    smtp, api = deliveries_of(desk.engine, queued)
+    assert (smtp.channel, smtp.target, smtp.purpose) == ("smtp", ALPHA.abuse_email, "notice")
+    assert "notice.json" in smtp.payload and smtp.next_attempt_at.replace(tzinfo=UTC) == at
+    assert (api.channel, api.target) == ("api", ALPHA.abuse_api)
+    assert json.loads(api.payload)["notice"] == document
+    assert desk.events(queued) == [("composed", "hotline", {
+        "deadline": deadline.isoformat(), "deliveries": [smtp.id, api.id], "previous": None})]  # fmt: skip
+    assert desk.audited(queued) == [("takedown.composed", "hotline")]
+    assert desk.row(later).state == "queued"  # not due yet
+    assert desk.notices.compose_queued() == 0  # composed once: nothing sent twice
+    assert len(deliveries_of(desk.engine, queued)) == 2
+    desk.clock.move(hours=1)
+    assert desk.notices.compose_queued(limit=1) == 1 and desk.row(later).state == "open"
+
+
+def test_an_order_gets_the_order_deadline(desk: Desk) -> None:
+    order = desk.notices.issue_order(["https://site.example/o.jpg"], "Art 14 CSAR", "O-9",
+                                     "authority-key", hoster="Beta")  # fmt: skip
+    desk.notices.compose_queued()
+    shown = desk.notices.get(order.id).notice
+    assert (shown.state, shown.deadline_at) == ("open", T0 + timedelta(hours=1))
+    [delivery] = deliveries_of(desk.engine, order.id)  # Beta has no API
+    assert delivery.target == BETA.abuse_email
+
+
+def test_a_notice_without_an_abuse_contact_opens_and_says_so(desk: Desk) -> None:
+    nobody = desk.add(Hoster("Nobody", None, (), (), None, None, False), state=NoticeState.QUEUED)
+    unknown = desk.add(ALPHA, state=NoticeState.QUEUED, hoster="", abuse_email=None,
+                       abuse_api=None)  # fmt: skip
+    desk.notices.compose_queued()
+    for notice_id, whom in ((nobody, "Nobody"), (unknown, "an unknown hoster")):
+        row = desk.row(notice_id)
+        assert (row.state, row.last_error) == ("open", f"no abuse contact for {whom}")
+        assert [kind for kind, _, _ in desk.events(notice_id)] == ["delivery-failed", "composed"]
+        assert deliveries_of(desk.engine, notice_id) == []
+
+
+def test_a_notice_that_cannot_be_composed_waits_with_the_reason(desk: Desk) -> None:
+    broken = desk.add(ALPHA, state=NoticeState.QUEUED, urls=[], next_action_at=T0)
+    assert desk.notices.compose_queued() == 1  # desk.queued only
+    row = desk.row(broken)
+    assert row.state == "queued" and row.last_error.startswith("cannot be composed: urls:")
+    assert row.next_action_at.replace(tzinfo=UTC) == T0 + timedelta(minutes=30)
+    assert desk.events(broken) == [] and deliveries_of(desk.engine, broken) == []
+
+
+def flipped(pdq: str, bits: int) -> str:
+    return f"{int(pdq, 16) ^ ((1 << bits) - 1):064x}"
+
+
+def test_content_back_at_a_hoster_that_removed_it_is_a_reappearance(desk: Desk) -> None:
+    first, second = item("https://site.example/r1.jpg", 1), item("https://site.example/r2.jpg", 2)
+    pdq = second["hashes"]["pdq"]
+    gone = desk.add(ALPHA, state=NoticeState.REMOVED, items=[first], verified_at=T0)
+    gone_pdq = desk.add(ALPHA, state=NoticeState.REMOVED, verified_at=T0,
+                        items=[{**second, "hashes": {"pdq": pdq}}])  # fmt: skip
+    exact = desk.add(ALPHA, state=NoticeState.QUEUED, items=[
+        {**first, "url": "https://other.example/x.jpg"}])  # fmt: skip
+    near = desk.add(ALPHA, state=NoticeState.QUEUED, items=[
+        {"url": "https://site.example/n.jpg", "kind": "image", "labels": {},
+         "hashes": {"pdq": flipped(pdq, 31), "md5": "0" * 32}}])  # fmt: skip
+    far = desk.add(ALPHA, state=NoticeState.QUEUED, items=[
+        {"url": "https://site.example/f.jpg", "kind": "image", "labels": {},
+         "hashes": {"pdq": flipped(pdq, 32)}}])  # fmt: skip
+    elsewhere = desk.add(BETA, state=NoticeState.QUEUED, items=[first])  # another hoster
+    desk.notices.compose_queued()
+    assert desk.row(exact).previous_id == gone
+    assert desk.row(near).previous_id == gone_pdq
+    assert desk.row(far).previous_id is None and desk.row(elsewhere).previous_id is None
+    assert desk.events(gone) == [("reappeared", "hotline", {
+        "notice": exact, "url": "https://other.example/x.jpg", "signal": "sha256"})]  # fmt: skip
+    assert desk.events(gone_pdq) == [("reappeared", "hotline", {
+        "notice": near, "url": "https://site.example/n.jpg", "signal": "pdq"})]  # fmt: skip
+    assert desk.audited(gone) == [("takedown.reappeared", "hotline")]
+    assert desk.notices.get(exact).notice.previous_id == gone
+
+
+def test_composed_notices_reach_the_abuse_desk_by_smtp(engine: Engine) -> None:
+    with smtp_server() as mailbox:
+        desk = Desk(engine, smtp=SmtpSettings(mailbox.host, mailbox.port))
+        desk.notices.compose_queued()
+        assert desk.deliveries.deliver_due() >= 1
+        assert mailbox.wait_for(1)
+        [message] = [m for m in mailbox.messages if m["To"] == ALPHA.abuse_email]
+        [attached] = [part for part in message.iter_attachments()
+                      if part.get_filename() == "notice.json"]  # fmt: skip
+        document = json.loads(attached.get_content())
+        assert document["report_id"] == desk.row(desk.queued).report_id
+        assert signing.verify(document, keys.public_hex(desk.key))
+        assert desk.row(desk.queued).sent_at is not None
+
+
+def test_an_operator_resends_an_open_notice_to_the_contacts_known_now(engine: Engine) -> None:
+    moved = hoster("Alpha", "198.51.100.0/25")  # its API gone, its e-mail the same
+    desk = Desk(engine)
+    desk.notices.compose_queued()
+    desk.notices = Notices(engine, TIMING, HosterRegistry([moved, BETA, EDGE]), SENDER,
+                           desk.key, desk.deliveries, clock=desk.clock)  # fmt: skip
+    before = len(deliveries_of(engine, desk.queued))
+    desk.clock.move(hours=2)
+    shown = desk.notices.resend(desk.queued, "analyst-1")
+    added = deliveries_of(engine, desk.queued)[before:]
+    assert [(d.channel, d.target) for d in added] == [("smtp", moved.abuse_email)]
+    assert desk.row(desk.queued).abuse_api is None and shown.state == "open"
+    assert desk.events(desk.queued)[-1] == ("resent", "analyst-1",
+                                            {"deliveries": [added[0].id]})  # fmt: skip
+    assert desk.audited(desk.queued)[-1] == ("takedown.resent", "analyst-1")
+    with pytest.raises(NoticeRefused, match="is removed: it cannot be sent again"):
+        desk.notices.resend(desk.removed, "analyst-1")
+    nobody = desk.add(Hoster("Nobody", None, (), (), None, None, False))
+    with pytest.raises(NoticeRefused, match="no abuse contact for Nobody"):
+        desk.notices.resend(nobody, "analyst-1")

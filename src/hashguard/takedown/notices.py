@@ -29,11 +29,12 @@ from datetime import datetime
 from typing import Any, Final, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, Row, and_, insert, not_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, insert, not_, or_, select, update
 
 from hashguard.errors import MAX_ID, Conflict, Invalid, NotFound
 from hashguard.hotline.hosters import Hoster, HosterRegistry
 from hashguard.hotline.urls import check_all
+from hashguard.signals import registry
 from hashguard.store import audit
 from hashguard.store.tables import (
     TakedownCheckRow,
@@ -42,20 +43,26 @@ from hashguard.store.tables import (
     TakedownNoticeRow,
     utc,
 )
+from hashguard.takedown import signing
 from hashguard.takedown.model import (
     OPEN_STATES,
+    Channel,
     Clock,
+    DeliveryPurpose,
     EventKind,
     NoticeKind,
     NoticeState,
     Timing,
     now,
 )
+from hashguard.takedown.notice import NoticeInvalid, Sender, api_body, compose, email
 
 MAX_REASON: Final = 2000  # characters of a dispute's, an inability's or a withdrawal's reason
 MAX_REFERENCE: Final = 200
 MAX_URLS: Final = 1000  # URLs of one removal order
 MAX_LIMIT: Final = 1000  # notices listed at once
+EXACT: Final = ("sha256", "md5")  # the same file: a removed item back when one is equal
+PDQ_RADIUS: Final = 31  # the same picture: a removed item back when its PDQ is this close
 
 _OPEN: Final = tuple(state.value for state in OPEN_STATES)
 
@@ -66,6 +73,14 @@ class UnknownNotice(NotFound):
 
 class NoticeRefused(Conflict):
     """An action the notice's state (or kind) does not allow; the message says why."""
+
+
+class Outbox(Protocol):
+    """What notices ask of the deliveries (takedown/delivery.py's Deliveries)."""
+
+    def enqueue(self, connection: Connection, notice_id: int, purpose: DeliveryPurpose,
+                channel: Channel, target: str, payload: str, step: str = "",
+                at: datetime | None = None) -> int: ...  # fmt: skip
 
 
 class Tracer(Protocol):
@@ -243,9 +258,9 @@ class Notices:
         engine: Engine,
         timing: Timing,
         hosters: HosterRegistry,
-        sender: Any,
+        sender: Sender,
         key: Ed25519PrivateKey,
-        deliveries: Any,
+        deliveries: Outbox,
         clock: Clock = now,
         trace: Callable[[str], Tracer] | None = None,
     ) -> None:
@@ -257,6 +272,104 @@ class Notices:
         self.deliveries = deliveries
         self.clock = clock
         self.trace = trace
+
+    # --- composing --------------------------------------------------------------------------
+
+    def compose_queued(self, limit: int = 100) -> int:
+        """Compose the queued notices that are due (oldest first, at most ``limit``): each
+        signed (notice.compose) with its deadline (now + the timing of its kind), made open and
+        due again at its deadline, its deliveries enqueued (an e-mail to the abuse address, the
+        API body to the abuse API); a notice with neither keeps ``last_error`` "no abuse contact
+        for HOSTER" and a delivery-failed event. An item whose hash is on a removed notice of
+        the same hoster (sha256 or md5 equal, PDQ within PDQ_RADIUS) makes it a reappearance:
+        ``previous_id`` names that notice, which gets a reappeared event. A notice that cannot
+        be composed keeps why in ``last_error`` and is tried again after ``timing.retry``.
+        One transaction per notice; one another instance composed meanwhile is left to it.
+        Returns the number composed."""
+        table = TakedownNoticeRow.__table__
+        at = self.clock()
+        with self.engine.connect() as connection:
+            due = connection.execute(
+                select(table)
+                .where(table.c.state == NoticeState.QUEUED.value,
+                       or_(table.c.next_action_at.is_(None), table.c.next_action_at <= at))
+                .order_by(table.c.id).limit(limit)
+            ).all()  # fmt: skip
+        removed = _Removed(self.engine, {row.hoster for row in due})
+        composed = 0
+        for row in due:
+            composed += self._compose(row, removed)
+        return composed
+
+    def _compose(self, row: Row[Any], removed: "_Removed") -> int:
+        table = TakedownNoticeRow.__table__
+        at = self.clock()
+        deadline = at + self.timing.deadline(NoticeKind(row.kind))
+        previous = removed.previous(row)
+        try:
+            document = compose({**row._mapping, "deadline_at": deadline}, self.sender, self.key,
+                               at)  # fmt: skip
+        except NoticeInvalid as error:
+            with self.engine.begin() as connection:
+                connection.execute(
+                    update(TakedownNoticeRow)
+                    .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
+                    .values(last_error=f"cannot be composed: {error}"[:1000],
+                            next_action_at=at + self.timing.retry)
+                )  # fmt: skip
+            return 0
+        with self.engine.begin() as connection:
+            won = connection.execute(
+                update(TakedownNoticeRow)
+                .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
+                .values(state=NoticeState.OPEN.value, document=signing.dumps(document),
+                        deadline_at=deadline, next_action_at=deadline, lease_until=None,
+                        previous_id=previous[0] if previous else row.previous_id,
+                        last_error="")
+            ).rowcount  # fmt: skip
+            if won != 1:
+                return 0
+            sent = self._send(connection, row.id, row.hoster, row.abuse_email, row.abuse_api,
+                              document, at)  # fmt: skip
+            record(connection, row.id, EventKind.COMPOSED, "hotline",
+                   {"deadline": deadline.isoformat(), "deliveries": sent,
+                    "previous": previous[0] if previous else None}, at)  # fmt: skip
+            if previous is not None:
+                old, url, signal = previous
+                record(connection, old, EventKind.REAPPEARED, "hotline",
+                       {"notice": row.id, "url": url, "signal": signal}, at)  # fmt: skip
+        return 1
+
+    def _send(
+        self,
+        connection: Connection,
+        notice_id: int,
+        hoster: str,
+        abuse_email: str | None,
+        abuse_api: str | None,
+        document: Mapping[str, Any],
+        at: datetime,
+    ) -> list[int]:
+        """Enqueue the notice to its contacts; their delivery ids. None: ``last_error`` and a
+        delivery-failed event say so."""
+        sent = []
+        if abuse_email:
+            message = email(document, DeliveryPurpose.NOTICE, to=abuse_email, sender=self.sender)
+            sent.append(self.deliveries.enqueue(connection, notice_id, DeliveryPurpose.NOTICE,
+                                                Channel.SMTP, abuse_email, message.as_string(),
+                                                at=at))  # fmt: skip
+        if abuse_api:
+            body = json.dumps(api_body(document, DeliveryPurpose.NOTICE), ensure_ascii=False)
+            sent.append(self.deliveries.enqueue(connection, notice_id, DeliveryPurpose.NOTICE,
+                                                Channel.API, abuse_api, body, at=at))  # fmt: skip
+        if not sent:
+            why = f"no abuse contact for {hoster or 'an unknown hoster'}"
+            table = TakedownNoticeRow.__table__
+            connection.execute(update(TakedownNoticeRow).where(table.c.id == notice_id)
+                               .values(last_error=why))  # fmt: skip
+            record(connection, notice_id, EventKind.DELIVERY_FAILED, "hotline", {"reason": why},
+                   at)  # fmt: skip
+        return sent
 
     # --- reading ----------------------------------------------------------------------------
 
@@ -533,6 +646,27 @@ class Notices:
                          EventKind.WITHDRAWN, actor, {"reason": reason}, at)  # fmt: skip
             return self._view(connection, row.id, at)
 
+    def resend(self, notice_id: int, actor: str) -> NoticeView:
+        """Send an open notice again, as composed, to its hoster's contacts as the registry
+        names them now (kept on the notice: a contact the operator fixed is used from now on).
+        Raises UnknownNotice, NoticeRefused (not open, or no contact to send it to)."""
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, notice_id, None, lock=True)
+            self._refuse_unless(row, (NoticeState.OPEN.value,), "sent again")
+            known = self.hosters.named(row.hoster)
+            contacts = ((known.abuse_email, known.abuse_api) if known is not None
+                        else (row.abuse_email, row.abuse_api))  # fmt: skip
+            if not any(contacts):
+                whom = row.hoster or "an unknown hoster"
+                raise NoticeRefused(f"notice {row.id}: no abuse contact for {whom} to send it to")
+            self._update(connection, row, {"abuse_email": contacts[0],
+                                           "abuse_api": contacts[1], "last_error": ""})  # fmt: skip
+            sent = self._send(connection, row.id, row.hoster, contacts[0], contacts[1],
+                              json.loads(row.document), at)  # fmt: skip
+            record(connection, row.id, EventKind.RESENT, actor, {"deliveries": sent}, at)
+            return self._view(connection, row.id, at)
+
     # --- the rows ---------------------------------------------------------------------------
 
     def _row(self, connection: Connection, notice_id: int, hoster: str | None,
@@ -570,8 +704,15 @@ class Notices:
         at: datetime,
         *where: Any,
     ) -> None:
-        """Update ``row`` where its state is still the one read (and ``where`` holds), and
-        record the event; NoticeRefused when another writer changed it meanwhile."""
+        """Update ``row`` (``_update``) and record the event."""
+        self._update(connection, row, values, *where)
+        record(connection, row.id, kind, actor, detail, at)
+
+    @staticmethod
+    def _update(connection: Connection, row: Row[Any], values: Mapping[str, Any],
+                *where: Any) -> None:  # fmt: skip
+        """Update ``row`` where its state is still the one read (and ``where`` holds);
+        NoticeRefused when another writer changed it meanwhile."""
         table = TakedownNoticeRow.__table__
         changed = connection.execute(
             update(TakedownNoticeRow)
@@ -580,7 +721,6 @@ class Notices:
         ).rowcount
         if changed != 1:
             raise NoticeRefused(f"notice {row.id} was changed meanwhile: try again")
-        record(connection, row.id, kind, actor, detail, at)
 
     def _insert(self, connection: Connection, values: Mapping[str, Any], at: datetime) -> int:
         """A new queued notice, due now; its id."""
@@ -610,3 +750,58 @@ def record(
     inserted = connection.execute(insert(TakedownEventRow).values(**event))
     audit.append(connection, actor, f"takedown.{kind.value}", f"notice:{notice_id}", detail)
     return int(inserted.inserted_primary_key[0])  # type: ignore[index]
+
+
+class _Removed:
+    """The items of the removed notices of some hosters, by hash: where a queued notice's
+    content was removed before (a reappearance)."""
+
+    def __init__(self, engine: Engine, hosters: set[str]) -> None:
+        table = TakedownNoticeRow.__table__
+        self._exact: dict[tuple[str, str, str], int] = {}  # (hoster, signal, value) -> notice
+        self._pdq: dict[str, list[tuple[Any, int]]] = {}  # hoster -> [(hash, notice)]
+        self._signal = registry.get("pdq")
+        if not hosters:
+            return
+        query = (select(table.c.id, table.c.hoster, table.c["items"])
+                 .where(table.c.hoster.in_(sorted(hosters)),
+                        table.c.state == NoticeState.REMOVED.value)
+                 .order_by(table.c.id))  # fmt: skip
+        with engine.connect() as connection:
+            for notice_id, hoster, items in connection.execute(query):
+                for item in items or ():
+                    hashes = item.get("hashes") or {}
+                    for signal in EXACT:
+                        if isinstance(hashes.get(signal), str):
+                            self._exact[(hoster, signal, hashes[signal].lower())] = notice_id
+                    pdq = self._parsed(hashes.get("pdq"))
+                    if pdq is not None:
+                        self._pdq.setdefault(hoster, []).append((pdq, notice_id))
+
+    def _parsed(self, value: Any) -> Any:
+        if not isinstance(value, str):
+            return None
+        try:
+            return self._signal.parse(value)
+        except Invalid:
+            return None  # stored by routing from our own hashing: not expected
+
+    def previous(self, row: Row[Any]) -> tuple[int, str, str] | None:
+        """The newest removed notice of ``row``'s hoster one of its items is on, with that
+        item's URL and the signal that matched; None when there is none."""
+        found: list[tuple[int, str, str]] = []
+        for item in row.items or ():
+            hashes = item.get("hashes") or {}
+            url = str(item.get("url", ""))
+            for signal in EXACT:
+                value = hashes.get(signal)
+                notice_id = (self._exact.get((row.hoster, signal, value.lower()))
+                             if isinstance(value, str) else None)  # fmt: skip
+                if notice_id is not None:
+                    found.append((notice_id, url, signal))
+            pdq = self._parsed(hashes.get("pdq"))
+            if pdq is not None:
+                found.extend((notice_id, url, "pdq") for value, notice_id
+                             in self._pdq.get(row.hoster, ())
+                             if self._signal.distance(pdq, value) <= PDQ_RADIUS)  # fmt: skip
+        return max(found, key=lambda match: match[0], default=None)
