@@ -161,6 +161,18 @@ def test_a_server_that_does_not_answer_in_time_is_inconclusive(dns: DnsServer) -
     assert "timed out" in result.detail or "deadline" in result.detail
 
 
+def test_without_items_a_url_still_answering_is_present(dns: DnsServer) -> None:
+    """A removal order names URLs, not hashes: a URL that still serves anything is there."""
+    pages = {"/gallery": _page("/x.jpg"), "/x.jpg": Page(OTHER, "image/jpeg"),
+             "/gone": Page(b"gone", "text/plain", 404)}  # fmt: skip
+    with website(pages, ADDRESS) as site:
+        served = check(_url(site, "/gallery"), [], _fetch(dns), lambda: AT)
+        gone = check(_url(site, "/gone"), [], _fetch(dns), lambda: AT)
+    assert (served.outcome, served.status) == (CheckOutcome.PRESENT, 200)
+    assert "no hashes to compare" in served.detail
+    assert gone.outcome is CheckOutcome.GONE
+
+
 def test_matching_is_by_digest_or_pdq_within_the_radius() -> None:
     one = _item(PICTURE)["hashes"]
     assert matches({"md5": one["md5"].upper()}, one) == "md5 equal"

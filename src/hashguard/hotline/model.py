@@ -56,6 +56,7 @@ class OutboxKind(StrEnum):
     REFERRAL = "referral"
     POLICE = "police"
     INTERNATIONAL = "international"
+    STATUS = "status"  # a referral's takedown status, back to the partner that referred it
 
 
 PUBLIC_SOURCE = "public"

@@ -1,5 +1,6 @@
-"""What the hotline sends elsewhere: referrals to partner hotlines, reports to the police and to
-the international endpoint. URLs, hashes, labels and traces, never content.
+"""What the hotline sends elsewhere: referrals to partner hotlines (and, later, the takedown
+status of a case a partner referred here), reports to the police and to the international
+endpoint. URLs, hashes, labels and traces, never content.
 
 ``enqueue`` writes a message in the caller's transaction (the routing that decided it), under a
 random idempotency key that every retry sends again; ``deliver_due`` POSTs the due ones as JSON
@@ -113,7 +114,13 @@ def deliver_due(
                    "X-Hashguard-Event": f"hotline.{row.kind}"}  # fmt: skip
         if key is not None:
             headers["Authorization"] = f"Bearer {key}"
-        return post_json(client, destination.post_url, row.payload.encode(), headers)
+        url = destination.post_url
+        if row.kind == OutboxKind.STATUS.value:  # to the referral it is about
+            status_url = getattr(destination, "status_url", None)
+            if status_url is None:
+                return f"{row.target} takes no takedown status"
+            url = status_url(str(json.loads(row.payload).get("referral", "")))
+        return post_json(client, url, row.payload.encode(), headers)
 
     try:
         return outbox.deliver_due(engine, HotlineOutboxRow, send,

@@ -25,7 +25,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from hashguard.errors import Invalid, NotFound
 from hashguard.hotline.routing import HostingTrace, Route
@@ -117,6 +117,11 @@ class Partner:
     def post_url(self) -> str:
         """Where referrals go: ``{url}/v1/hotline/referrals``."""
         return self.url.rstrip("/") + REFERRALS_PATH
+
+    def status_url(self, referral: str) -> str:
+        """Where the takedown status of its referral ``referral`` goes:
+        ``{url}/v1/hotline/referrals/{referral}/status``."""
+        return f"{self.post_url}/{quote(referral, safe='')}/status"
 
     def key(self) -> str | None:
         """The key sent as a Bearer token (read now; None without a key file)."""

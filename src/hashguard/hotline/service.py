@@ -147,7 +147,7 @@ class Hotline:
         """Where an outbox message goes: a partner by name, the police or international
         endpoint (None when not configured: the message waits, its reason recorded). The
         international endpoint is named by routing as the partners file names it."""
-        if kind is OutboxKind.REFERRAL:
+        if kind in (OutboxKind.REFERRAL, OutboxKind.STATUS):
             return self.partners.partner(target)
         if kind is OutboxKind.POLICE and target == POLICE:
             return self.partners.police

@@ -9,6 +9,9 @@ the notice's items by hash. The hotline's own look, never the hoster's word.
 - ``present``: the URL (or a medium on its page) serves one of the notice's items: SHA-256,
   SHA-1 or MD5 equal, or PDQ within ``PDQ_RADIUS`` (re-encoded, resized);
 - ``changed``: anything else (other content, an empty page, another status).
+
+A removal order names URLs only (no items, no hashes): its URL still answering with content is
+``present``.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -28,6 +31,7 @@ GONE_STATUSES: Final = frozenset({404, 410})
 TRANSIENT: Final = frozenset({"timed-out", "connection-failed", "too-large", "crawl-time-limit",
                               "bad-url", "not-allowed"})  # fmt: skip
 GONE_OUTCOMES: Final = frozenset({"unresolvable", "private-address"})
+ANSWERED: Final = frozenset({"ok", "not-html", "corrupt-media", "media-limit"})  # content served
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +74,9 @@ def check(
     if page.outcome in TRANSIENT:
         return Check(CheckOutcome.INCONCLUSIVE, page.status,
                      f"could not tell: {page.detail}", (), at)  # fmt: skip
+    if not items and page.outcome in ANSWERED:
+        detail = f"the URL still answers {page.status} ({page.detail}); no hashes to compare"
+        return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
     for record in crawled.items:
         for number, item in enumerate(items):
             why = matches(record.hashes, item.get("hashes") or {})

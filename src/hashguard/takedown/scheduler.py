@@ -1,0 +1,634 @@
+"""What drives every notice after it is made: composing the queued ones, re-checking the URLs
+after a hoster's claim and at the deadline, verifying removal (with the checks as evidence),
+re-notices while the content stays, the escalation ladder, an order's reminders, the re-checks
+after removal (reappearance: a new notice) and the status back to a partner hotline whose
+referral the case came from.
+
+A pass (``tick``) takes the notices due now (``next_action_at``, an indexed column: a pass
+reads only the due rows however many are open), each claimed by a conditional update (its
+``next_action_at`` and ``lease_until`` moved to the end of the lease, where they still hold the
+values read), so one instance of several does each notice's work; work whose lease ran out
+meanwhile is rolled back (the other instance does it). The URLs are fetched outside any
+transaction; what they showed is written in one, with the notice's new state, its events, its
+deliveries and the audit entries. Every time is the injected clock's.
+
+Per due notice (``open``):
+
+- a claim of removal not yet checked, or the deadline passed: every URL checked (purpose
+  ``claimed``, ``deadline``, then ``renotice``); all gone or changed: ``verified``, state
+  ``removed``, re-checks scheduled; any present: after the deadline a re-notice every
+  ``timing.renotice`` (the first at the deadline) and each ladder step whose ``after`` has
+  passed since the deadline, once; inconclusive only: looked at again after ``timing.retry``;
+- an order without an outcome: a reminder at half its time and at its deadline.
+
+A ``removed`` notice is checked again ``timing.rechecks`` after its verification; content found
+again is a reappearance: a new queued notice (``previous_id`` the removed one) and a
+``reappeared`` event on the old one.
+"""
+
+import json
+import logging
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Final
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+
+from hashguard.hotline import outbox
+from hashguard.hotline.crawl import Crawl
+from hashguard.hotline.hosters import HosterRegistry
+from hashguard.hotline.model import OutboxKind
+from hashguard.store.tables import (
+    HotlineCaseReportRow,
+    HotlineCaseRow,
+    HotlineReportRow,
+    TakedownCheckRow,
+    TakedownEventRow,
+    TakedownNoticeRow,
+    utc,
+)
+from hashguard.takedown import notice as documents
+from hashguard.takedown import signing
+from hashguard.takedown.ladder import UPSTREAM
+from hashguard.takedown.model import (
+    REMOVED_OUTCOMES,
+    Channel,
+    CheckOutcome,
+    CheckPurpose,
+    Clock,
+    DeliveryPurpose,
+    EscalationStep,
+    EventKind,
+    NoticeKind,
+    NoticeState,
+    Timing,
+    now,
+)
+from hashguard.takedown.notices import Notices, record
+from hashguard.takedown.verify import Check, check
+
+log = logging.getLogger("hashguard.takedown")
+
+ACTOR: Final = "scheduler"
+PARTNER_PREFIX: Final = "partner:"
+
+# (connection, the notice's row, the verification's evidence, when) -> None: called in the
+# transaction that verifies a notice removed (``partner_status`` tells the referring hotline).
+Status = Callable[[Connection, Row[Any], Mapping[str, Any], datetime], None]
+
+
+@dataclass
+class Tick:
+    """What one pass did, by kind of work."""
+
+    composed: int = 0  # queued notices composed and sent
+    checks: int = 0  # URLs fetched again
+    verified: int = 0  # notices verified removed
+    present: int = 0  # notices whose content a check found still there
+    inconclusive: int = 0  # notices whose checks could not tell (looked at again later)
+    renotices: int = 0
+    escalations: int = 0  # ladder steps taken (failed ones included)
+    reminders: int = 0  # an order's reminders
+    rechecks: int = 0  # removed notices checked again
+    reappeared: int = 0  # new notices for content that came back
+    lost: int = 0  # notices another instance took (or changed) meanwhile
+    notices: list[int] = field(default_factory=list)  # the ids handled, in order
+
+    @property
+    def handled(self) -> int:
+        return len(self.notices)
+
+
+class _Lost(Exception):
+    """The lease ran out or the notice changed under us: roll back, the other one does it."""
+
+
+class Scheduler:
+    def __init__(
+        self,
+        engine: Engine,
+        notices: Notices,
+        deliveries: Any,
+        fetch: Callable[[str], Crawl],
+        timing: Timing,
+        hosters: HosterRegistry,
+        clock: Clock = now,
+        lease: timedelta = timedelta(minutes=5),
+        status: Status | None = None,
+        poll: float = 1.0,
+    ) -> None:
+        """``fetch``: the hotline's crawl of a URL (hotline.crawl with the SSRF-safe fetcher);
+        ``deliveries``: takedown.delivery.Deliveries (enqueue, deliver_due); ``status``: what
+        tells the referring hotline (``partner_status``); ``poll``: seconds between passes
+        of the thread."""
+        self.engine = engine
+        self.notices = notices
+        self.deliveries = deliveries
+        self.fetch = fetch
+        self.timing = timing
+        self.hosters = hosters
+        self.clock = clock
+        self.lease = lease
+        self.status = status
+        self.poll = poll
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    # --- one pass ---------------------------------------------------------------------------
+
+    def tick(self, limit: int = 500) -> Tick:
+        """Compose the queued notices, then do the work of up to ``limit`` due notices."""
+        done = Tick()
+        orders = self._queued_orders()
+        done.composed = self.notices.compose_queued(limit)
+        if orders:
+            self._schedule_reminders(orders)
+        table = TakedownNoticeRow.__table__
+        at = self.clock()
+        with self.engine.connect() as connection:
+            due = connection.execute(
+                select(table.c.id, table.c.state, table.c.next_action_at)
+                .where(table.c.next_action_at <= at,
+                       table.c.state.in_([NoticeState.OPEN.value, NoticeState.REMOVED.value]))
+                .order_by(table.c.next_action_at, table.c.id)
+                .limit(limit)
+            ).all()  # fmt: skip
+        for candidate in due:
+            until = self._claim(candidate)
+            if until is None:
+                done.lost += 1
+                continue
+            try:
+                self._work(candidate.id, until, done)
+            except _Lost:
+                done.lost += 1
+            except Exception:  # one notice's fault never stops the others; its lease runs out
+                log.exception("takedown notice %d: the scheduler failed", candidate.id)
+                continue
+            done.notices.append(int(candidate.id))
+        return done
+
+    def run_once(self, limit: int = 500) -> Tick:
+        """A pass, then the deliveries due."""
+        done = self.tick(limit)
+        self.deliveries.deliver_due()
+        return done
+
+    def _claim(self, candidate: Row[Any]) -> datetime | None:
+        """This instance's lease of the notice (its end), or None when another took it."""
+        table = TakedownNoticeRow.__table__
+        until = self.clock() + self.lease
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                update(TakedownNoticeRow)
+                .where(table.c.id == candidate.id, table.c.state == candidate.state,
+                       table.c.next_action_at == candidate.next_action_at)
+                .values(lease_until=until, next_action_at=until)
+            ).rowcount  # fmt: skip
+        return until if taken == 1 else None
+
+    def _work(self, notice_id: int, until: datetime, done: Tick) -> None:
+        table = TakedownNoticeRow.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(select(table).where(table.c.id == notice_id)).one()
+            checks = TakedownCheckRow.__table__
+            last = connection.execute(
+                select(func.max(checks.c.at))
+                .where(checks.c.notice_id == notice_id,
+                       checks.c.outcome != CheckOutcome.INCONCLUSIVE.value)
+            ).scalar()  # fmt: skip
+        last_conclusive = utc(last) if last is not None else None
+        if row.state == NoticeState.REMOVED.value:
+            self._recheck(row, until, done)
+        else:
+            self._open(row, last_conclusive, until, done)
+
+    # --- an open notice ---------------------------------------------------------------------
+
+    def _open(self, row: Row[Any], last: datetime | None, until: datetime, done: Tick) -> None:
+        at = self.clock()
+        deadline = utc(row.deadline_at) if row.deadline_at is not None else at
+        claimed = utc(row.claimed_at) if row.claimed_at is not None else None
+        pending_claim = claimed is not None and (last is None or claimed > last)
+        checks: list[tuple[str, Check]] = []
+        purpose = CheckPurpose.CLAIMED
+        if pending_claim or at >= deadline:
+            if not pending_claim:
+                since_deadline = last is not None and last >= deadline
+                purpose = CheckPurpose.RENOTICE if since_deadline else CheckPurpose.DEADLINE
+            checks = self._check_all(row)
+            done.checks += len(checks)
+        outcomes = {result.outcome for _, result in checks}
+        verified = bool(checks) and outcomes <= set(REMOVED_OUTCOMES)
+        present = CheckOutcome.PRESENT in outcomes
+        inconclusive = bool(checks) and not verified and not present
+        document = json.loads(row.document) if row.document else {}
+        with self.engine.begin() as connection:
+            current = self._held(connection, row.id, until)
+            check_ids = self._record_checks(connection, row.id, checks, purpose)
+            if verified:
+                self._verify(connection, row, checks, check_ids, at)
+                done.verified += 1
+                return
+            values: dict[str, Any] = {}
+            later: list[datetime] = [at + self.timing.retry] if inconclusive else []
+            if present:
+                done.present += 1
+            if inconclusive:
+                done.inconclusive += 1
+            if present and at >= deadline:
+                evidence = _evidence(checks, check_ids)
+                values.update(self._renotice(connection, row, document, evidence, deadline, at,
+                                             done))  # fmt: skip
+                values.update(self._escalate(connection, row, document, evidence, deadline, at,
+                                             done))  # fmt: skip
+            renotices = values.get("renotices", row.renotices)
+            escalations = values.get("escalations", row.escalations)
+            if at < deadline:
+                later.append(deadline)
+            elif present or not checks:
+                later.append(_next_renotice(deadline, renotices, self.timing.renotice, at))
+                if escalations < len(self.timing.ladder):
+                    later.append(deadline + self.timing.ladder[escalations].after)
+            later.extend(self._remind(connection, row, document, deadline, at, done))
+            upcoming = [moment for moment in later if moment > at]
+            values["next_action_at"] = min(upcoming) if upcoming else at + self.timing.renotice
+            self._release(connection, row, current, until, values)
+
+    def _check_all(self, row: Row[Any]) -> list[tuple[str, Check]]:
+        items = [dict(item) for item in row.items]
+        return [(url, check(url, items, self.fetch, self.clock)) for url in row.urls]
+
+    def _record_checks(
+        self,
+        connection: Connection,
+        notice_id: int,
+        checks: Sequence[tuple[str, Check]],
+        purpose: CheckPurpose,
+    ) -> list[int]:
+        """Each check kept (the evidence) with its ``checked`` event; their ids."""
+        ids = []
+        for url, result in checks:
+            inserted = connection.execute(insert(TakedownCheckRow).values(
+                notice_id=notice_id, url=url, at=result.at, purpose=purpose.value,
+                outcome=result.outcome.value, status=result.status, detail=result.detail[:2000],
+                hashes=[dict(h) for h in result.hashes],
+            ))  # fmt: skip
+            check_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+            record(connection, notice_id, EventKind.CHECKED, ACTOR,
+                   {"check": check_id, "url": url, "purpose": purpose.value,
+                    "outcome": result.outcome.value, "status": result.status}, result.at)  # fmt: skip
+            ids.append(check_id)
+        return ids
+
+    def _verify(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        checks: Sequence[tuple[str, Check]],
+        check_ids: Sequence[int],
+        at: datetime,
+    ) -> None:
+        """Removal verified by the checks: state removed, re-checks scheduled, the referring
+        partner told."""
+        evidence = _evidence(checks, check_ids)
+        first = self.timing.rechecks[0] if self.timing.rechecks else None
+        changed = connection.execute(
+            update(TakedownNoticeRow)
+            .where(TakedownNoticeRow.id == row.id, TakedownNoticeRow.state == row.state)
+            .values(state=NoticeState.REMOVED.value, verified_at=at, lease_until=None,
+                    next_action_at=at + first if first is not None else None, rechecks=0,
+                    last_error="")
+        ).rowcount  # fmt: skip
+        if changed != 1:
+            raise _Lost()
+        record(connection, row.id, EventKind.VERIFIED, ACTOR, evidence, at)
+        if self.status is not None and row.case_id is not None:
+            self.status(connection, row, evidence, at)
+
+    def _renotice(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        document: Mapping[str, Any],
+        evidence: Mapping[str, Any],
+        deadline: datetime,
+        at: datetime,
+        done: Tick,
+    ) -> dict[str, Any]:
+        """The next re-notice to the hoster when it is due (the first at the deadline)."""
+        if at < deadline + self.timing.renotice * row.renotices:
+            return {}
+        number = row.renotices + 1
+        sent = self._send(connection, row, document, DeliveryPurpose.RENOTICE,
+                          row.abuse_email, row.abuse_api, at, renotice=number,
+                          evidence=evidence)  # fmt: skip
+        record(connection, row.id, EventKind.RENOTICE, ACTOR,
+               {"renotice": number, "deliveries": sent, "checks": evidence["checks"]},
+               at)  # fmt: skip
+        done.renotices += 1
+        return {"renotices": number}
+
+    def _escalate(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        document: Mapping[str, Any],
+        evidence: Mapping[str, Any],
+        deadline: datetime,
+        at: datetime,
+        done: Tick,
+    ) -> dict[str, Any]:
+        """Every ladder step not yet taken whose time since the deadline has come, in order."""
+        taken = row.escalations
+        ladder = self.timing.ladder
+        while taken < len(ladder) and at >= deadline + ladder[taken].after:
+            step = ladder[taken]
+            detail: dict[str, Any] = {"step": step.name, "destination": step.destination}
+            email, api, problem = self._destination(row, step)
+            if problem:
+                detail["error"] = problem
+                detail["deliveries"] = []
+            else:
+                detail["deliveries"] = self._send(
+                    connection, row, document, DeliveryPurpose.ESCALATION, email, api, at,
+                    step=step.name, evidence=evidence)  # fmt: skip
+            record(connection, row.id, EventKind.ESCALATED, ACTOR, detail, at)
+            done.escalations += 1
+            taken += 1
+        return {"escalations": taken} if taken != row.escalations else {}
+
+    def _destination(self, row: Row[Any], step: EscalationStep) -> tuple[str | None, str | None,
+                                                                         str]:  # fmt: skip
+        """(e-mail address, API URL, why neither) of ``step`` for the notice's hoster."""
+        if step.destination != UPSTREAM:
+            if "://" in step.destination:
+                return None, step.destination, ""
+            return step.destination, None, ""
+        hoster = self.hosters.named(row.hoster)
+        if hoster is None:
+            return None, None, f"the registry of hosters does not name {row.hoster!r}"
+        if not hoster.upstream:
+            return None, None, f"the registry names no upstream for {row.hoster}"
+        upstream = self.hosters.named(hoster.upstream)
+        if upstream is None or not (upstream.abuse_email or upstream.abuse_api):
+            return None, None, f"{hoster.upstream}, the upstream of {row.hoster}, has no abuse contact"
+        return upstream.abuse_email, upstream.abuse_api, ""
+
+    def _remind(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        document: Mapping[str, Any],
+        deadline: datetime,
+        at: datetime,
+        done: Tick,
+    ) -> list[datetime]:
+        """An order without an outcome: its reminder when one is due (at half its time, at its
+        deadline); the times of those still to come."""
+        if row.kind != NoticeKind.ORDER.value or row.outcome:
+            return []
+        times = _reminder_times(deadline, self.timing.order)
+        events = TakedownEventRow.__table__
+        sent = connection.execute(
+            select(func.count()).select_from(events)
+            .where(events.c.notice_id == row.id, events.c.kind == EventKind.REMINDER.value)
+        ).scalar_one()  # fmt: skip
+        slot = sum(1 for moment in times if moment <= at)  # reminders due by now
+        if slot > sent:
+            deliveries = self._send(connection, row, document, DeliveryPurpose.REMINDER,
+                                    row.abuse_email, row.abuse_api, at)  # fmt: skip
+            for number in range(sent + 1, slot + 1):  # a late pass sends one for the slots missed
+                record(connection, row.id, EventKind.REMINDER, ACTOR,
+                       {"reminder": number, "deliveries": deliveries if number == slot else []},
+                       at)  # fmt: skip
+            done.reminders += 1
+        return [moment for moment in times if moment > at]
+
+    def _send(
+        self,
+        connection: Connection,
+        row: Row[Any],
+        document: Mapping[str, Any],
+        purpose: DeliveryPurpose,
+        email: str | None,
+        api: str | None,
+        at: datetime,
+        *,
+        renotice: int = 0,
+        step: str = "",
+        evidence: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """Deliveries of ``document`` for ``purpose`` by e-mail and to the API; their ids."""
+        sent = []
+        if email:
+            message = documents.email(document, purpose, to=email, sender=self.notices.sender,
+                                      renotice=renotice, step=step, evidence=evidence)  # fmt: skip
+            sent.append(self.deliveries.enqueue(connection, row.id, purpose, Channel.SMTP, email,
+                                                message.as_string(), step=step, at=at))  # fmt: skip
+        if api:
+            body = documents.api_body(document, purpose, renotice=renotice, step=step,
+                                      evidence=evidence)  # fmt: skip
+            sent.append(self.deliveries.enqueue(connection, row.id, purpose, Channel.API, api,
+                                                json.dumps(body, sort_keys=True), step=step,
+                                                at=at))  # fmt: skip
+        return [int(ident) for ident in sent]
+
+    # --- a removed notice -------------------------------------------------------------------
+
+    def _recheck(self, row: Row[Any], until: datetime, done: Tick) -> None:
+        checks = self._check_all(row)
+        done.checks += len(checks)
+        done.rechecks += 1
+        at = self.clock()
+        outcomes = {result.outcome for _, result in checks}
+        verified_at = utc(row.verified_at) if row.verified_at is not None else at
+        with self.engine.begin() as connection:
+            current = self._held(connection, row.id, until)
+            check_ids = self._record_checks(connection, row.id, checks, CheckPurpose.RECHECK)
+            if CheckOutcome.PRESENT in outcomes:
+                new = self._reappeared(connection, row, _evidence(checks, check_ids), at)
+                done.reappeared += 1
+                log.info("takedown notice %d: content back, new notice %d", row.id, new)
+                self._release(connection, row, current, until, {"next_action_at": None})
+                return
+            if outcomes <= set(REMOVED_OUTCOMES):
+                done_count = row.rechecks + 1
+                values: dict[str, Any] = {"rechecks": done_count}
+                following = self.timing.rechecks[done_count:]
+                values["next_action_at"] = verified_at + following[0] if following else None
+            else:  # inconclusive: the same re-check again later
+                done.inconclusive += 1
+                values = {"next_action_at": at + self.timing.retry}
+            self._release(connection, row, current, until, values)
+
+    def _reappeared(self, connection: Connection, row: Row[Any], evidence: Mapping[str, Any],
+                    at: datetime) -> int:  # fmt: skip
+        """A new queued notice for the content found again (due now); the old one says so."""
+        inserted = connection.execute(insert(TakedownNoticeRow).values(
+            case_id=row.case_id, kind=NoticeKind.NOTICE.value if row.kind == NoticeKind.ORDER.value
+            else row.kind, parent_id=row.parent_id, previous_id=row.id, hoster=row.hoster,
+            country=row.country, abuse_email=row.abuse_email, abuse_api=row.abuse_api,
+            cdn=row.cdn, urls=list(row.urls), items=list(row.items),
+            legal_basis=row.legal_basis, reference=row.reference, issued_by=ACTOR,
+            state=NoticeState.QUEUED.value, report_id=str(uuid.uuid4()), document="",
+            reported_at=at, created_at=at, dispute_reason="", outcome="", outcome_reason="",
+            renotices=0, escalations=0, rechecks=0, next_action_at=at, last_error="",
+        ))  # fmt: skip
+        new = int(inserted.inserted_primary_key[0])  # type: ignore[index]
+        record(connection, row.id, EventKind.REAPPEARED, ACTOR, {"notice": new, **evidence}, at)
+        return new
+
+    # --- leases -----------------------------------------------------------------------------
+
+    def _held(self, connection: Connection, notice_id: int, until: datetime) -> Row[Any]:
+        """The notice, locked, while this instance still holds its lease; else _Lost."""
+        table = TakedownNoticeRow.__table__
+        current = connection.execute(
+            select(table.c.id, table.c.state, table.c.lease_until, table.c.next_action_at)
+            .where(table.c.id == notice_id).with_for_update()
+        ).one()  # fmt: skip
+        if current.lease_until is None or utc(current.lease_until) != until:
+            raise _Lost()
+        return current
+
+    def _release(self, connection: Connection, row: Row[Any], current: Row[Any],
+                 until: datetime, values: dict[str, Any]) -> None:  # fmt: skip
+        """Write ``values`` and end the lease; a sooner action asked for meanwhile (a claim
+        of removal sets ``next_action_at`` to its time) is kept."""
+        asked = current.next_action_at
+        if asked is not None and utc(asked) != until and values.get("next_action_at") is not None:
+            values["next_action_at"] = min(values["next_action_at"], utc(asked))
+        table = TakedownNoticeRow.__table__
+        changed = connection.execute(
+            update(TakedownNoticeRow)
+            .where(table.c.id == row.id, table.c.lease_until == until,
+                   table.c.state == current.state)
+            .values(lease_until=None, **values)
+        ).rowcount  # fmt: skip
+        if changed != 1:
+            raise _Lost()
+
+    # --- orders' reminders ------------------------------------------------------------------
+
+    def _queued_orders(self) -> list[int]:
+        table = TakedownNoticeRow.__table__
+        with self.engine.connect() as connection:
+            return [int(ident) for ident in connection.execute(
+                select(table.c.id).where(table.c.state == NoticeState.QUEUED.value,
+                                         table.c.kind == NoticeKind.ORDER.value)
+            ).scalars()]  # fmt: skip
+
+    def _schedule_reminders(self, orders: Sequence[int]) -> None:
+        """Orders composed just now are due again at their first reminder (before the
+        deadline composing set)."""
+        table = TakedownNoticeRow.__table__
+        with self.engine.begin() as connection:
+            rows = connection.execute(
+                select(table.c.id, table.c.deadline_at, table.c.next_action_at)
+                .where(table.c.id.in_(orders), table.c.state == NoticeState.OPEN.value,
+                       table.c.lease_until.is_(None))
+            ).all()  # fmt: skip
+            for row in rows:
+                if row.deadline_at is None or row.next_action_at is None:
+                    continue
+                first = _reminder_times(utc(row.deadline_at), self.timing.order)[0]
+                if first < utc(row.next_action_at):
+                    connection.execute(
+                        update(TakedownNoticeRow)
+                        .where(table.c.id == row.id,
+                               table.c.next_action_at == row.next_action_at)
+                        .values(next_action_at=first)
+                    )  # fmt: skip
+
+    # --- a CDN's reply ----------------------------------------------------------------------
+
+    def reply(self, notice_id: int, text: str) -> None:
+        """A hoster's API answered a delivery of notice ``notice_id`` with ``text``: a CDN
+        naming the origin forwards its notice (``Notices.origin``). Raises nothing."""
+        answer = documents.parse_reply(text)
+        if answer.origin is None:
+            return
+        try:
+            self.notices.origin(notice_id, None, ACTOR, answer.origin)
+        except Exception as error:  # a notice not (or no longer) an open CDN notice
+            log.info("takedown notice %d: origin %s not taken: %s", notice_id, answer.origin,
+                     error)  # fmt: skip
+
+    # --- the thread -------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Run a pass every ``poll`` seconds in a thread, and deliver what is due."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="hashguard-takedown",
+                                        daemon=True)  # fmt: skip
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Stop the thread after its pass (a notice left claimed is taken again when its
+        lease runs out)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._thread = None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.run_once()
+            except Exception:  # a lost database: keep trying
+                log.exception("the takedown scheduler failed; trying again")
+            self._stop.wait(self.poll)
+
+
+def partner_status(key: Ed25519PrivateKey) -> Status:
+    """What tells a partner hotline that a case it referred here was verified removed: a signed
+    status message per referral of the case, in the hotline's outbox to the partner
+    (``POST {partner}/v1/hotline/referrals/{referral}/status``)."""
+
+    def tell(connection: Connection, row: Row[Any], evidence: Mapping[str, Any],
+             at: datetime) -> None:  # fmt: skip
+        reports, links = HotlineReportRow.__table__, HotlineCaseReportRow.__table__
+        cases = HotlineCaseRow.__table__
+        referred = connection.execute(
+            select(reports.c.source, reports.c.partner_reference, cases.c.url)
+            .join(links, links.c.report_id == reports.c.id)
+            .join(cases, cases.c.id == links.c.case_id)
+            .where(links.c.case_id == row.case_id, reports.c.source.like(f"{PARTNER_PREFIX}%"),
+                   reports.c.partner_reference.is_not(None))
+            .order_by(reports.c.id)
+        ).all()  # fmt: skip
+        for source, referral, url in referred:
+            message = {"referral": referral, "url": url, "status": NoticeState.REMOVED.value,
+                       "verified_at": at.isoformat(),
+                       "evidence": {"report_id": row.report_id, "urls": list(row.urls),
+                                    **evidence}}  # fmt: skip
+            outbox.enqueue(connection, row.case_id, OutboxKind.STATUS,
+                           source.removeprefix(PARTNER_PREFIX), signing.sign(message, key))  # fmt: skip
+
+    return tell
+
+
+def _evidence(checks: Sequence[tuple[str, Check]], ids: Sequence[int]) -> dict[str, Any]:
+    """The checks as evidence: their ids, and per URL what it showed."""
+    return {"checks": list(ids),
+            "evidence": [{"check": ident, "url": url, **result.as_json()}
+                         for ident, (url, result) in zip(ids, checks, strict=True)]}  # fmt: skip
+
+
+def _next_renotice(deadline: datetime, renotices: int, every: timedelta, at: datetime) -> datetime:
+    """When the next re-notice is due (the k-th at deadline + (k-1) x ``every``); a pass that
+    came late sends one and the next ``every`` after it."""
+    due = deadline + every * renotices
+    return due if due > at else at + every
+
+
+def _reminder_times(deadline: datetime, duration: timedelta) -> tuple[datetime, datetime]:
+    return deadline - duration / 2, deadline
+
