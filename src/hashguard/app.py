@@ -19,6 +19,7 @@ from hashguard.api import (
     routes_hotline,
     routes_lists,
     routes_media,
+    routes_monitor,
     routes_review,
     routes_status,
     routes_victims,
@@ -78,7 +79,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
-        routes_victims, routes_hotline,
+        routes_victims, routes_hotline, routes_monitor,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(routes_admin.metrics_router)

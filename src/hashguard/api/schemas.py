@@ -1116,6 +1116,91 @@ class HotlineTrace(BaseModel):
     unresolved: list[str]
 
 
+# --- the takedown monitor --------------------------------------------------------------------
+
+_MONITOR_ROW: Final = {
+    "group": "example-hosting", "notices": 212, "removed": 201, "median_hours": 9.5,
+    "p90_hours": 31.2, "p99_hours": 160.4, "within_24h": 0.81, "open_now": 4, "overdue_now": 1,
+    "renotices": 38, "escalations": 3, "reappeared": 6, "reappearance_rate": 0.03, "disputes": 2,
+}  # fmt: skip
+
+
+class MonitorRow(BaseModel):
+    """One group's figures (a hoster, a country, or "all"): notices (CDN notices not counted),
+    removed (verified by re-fetch), the median / p90 / p99 hours from report to verified
+    removal (linear interpolation; null without removals), the share removed within 24 h of
+    the notices removed or whose 24 h have passed, open and overdue now, re-notices and
+    escalations sent, removed notices whose content came back and their share, disputes."""
+
+    model_config = _example(_MONITOR_ROW)
+    group: str
+    notices: int
+    removed: int
+    median_hours: Number | None
+    p90_hours: Number | None
+    p99_hours: Number | None
+    within_24h: Number | None
+    open_now: int
+    overdue_now: int
+    renotices: int
+    escalations: int
+    reappeared: int
+    reappearance_rate: Number | None
+    disputes: int
+
+
+class MonitorPeriod(BaseModel):
+    since: str | None
+    until: str | None
+
+
+class TakedownMonitor(BaseModel):
+    """The monitor's figures, unsuppressed, per ``by`` group for the period (on reported_at;
+    ``since`` included, ``until`` not), with the definitions they follow."""
+
+    model_config = _example({
+        "by": "hoster", "period": {"since": "2026-01-01T00:00:00+00:00", "until": None},
+        "generated_at": _AT, "definition": "Time to removal is INHOPE's ...",
+        "rows": [_MONITOR_ROW],
+    })  # fmt: skip
+    by: Literal["hoster", "country", "all"]
+    period: MonitorPeriod
+    generated_at: str
+    definition: str
+    rows: list[MonitorRow]
+
+
+class DocumentSignature(BaseModel):
+    algorithm: Literal["ed25519"]
+    public_key: str
+    signature: str
+
+
+class TakedownEvidence(BaseModel):
+    """A hoster's evidence bundle for regulators: every notice to it (CDN notices too) with its
+    times, its signed notice document, its re-checks (outcome, HTTP status, hashes, time), its
+    deliveries and its events, and the hoster's figures; signed with the hotline's takedown key
+    (Ed25519 over the canonical JSON without ``hashguard_signature``: docs/takedown.md)."""
+
+    model_config = _example({
+        "kind": "hashguard-takedown-evidence", "version": 1, "hoster": "example-hosting",
+        "generated_at": _AT, "definition": "Time to removal is INHOPE's ...",
+        "figures": _MONITOR_ROW,
+        "notices": [{"id": 7, "kind": "notice", "reported_at": _AT, "verified_at": _AT,
+                     "hours_to_removal": 0.0, "checks": [], "deliveries": [], "events": []}],
+        "hashguard_signature": {"algorithm": "ed25519", "public_key": "ab" * 32,
+                                "signature": "cd" * 64},
+    })  # fmt: skip
+    kind: Literal["hashguard-takedown-evidence"]
+    version: int
+    hoster: str
+    generated_at: str
+    definition: str
+    figures: MonitorRow | None
+    notices: list[dict[str, Any]]
+    hashguard_signature: DocumentSignature
+
+
 # --- the document ----------------------------------------------------------------------------
 
 _FRAMEWORK_422: Final = "#/components/schemas/HTTPValidationError"
