@@ -22,6 +22,7 @@ from hashguard.api import (
     routes_monitor,
     routes_review,
     routes_status,
+    routes_takedown,
     routes_victims,
     schemas,
 )
@@ -79,9 +80,10 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
-        routes_victims, routes_hotline, routes_monitor,
+        routes_victims, routes_hotline, routes_monitor, routes_takedown,
     ):  # fmt: skip
         app.include_router(module.router)
+    app.include_router(routes_takedown.status_router)
     app.include_router(routes_admin.metrics_router)
     app.include_router(desk.router)
     app.include_router(hotline_desk.router)

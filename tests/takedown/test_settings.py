@@ -1,6 +1,6 @@
 """Notice and takedown's settings as an operator writes them: read from the file, the
-environment and flags; and ``config check`` saying what is wrong (an unreadable key, a ladder that cannot be used, a mail
-server that does not answer) before the service starts."""
+environment and flags; and ``config check`` saying what is wrong (an unreadable key, a ladder
+that cannot be used, a mail server that does not answer) before the service starts."""
 
 import socket
 from collections.abc import Iterator
@@ -68,8 +68,10 @@ def test_config_check_names_what_is_wrong_with_takedown(tmp_path: Path) -> None:
     ladder = tmp_path / "ladder.toml"
     ladder.write_text('[[step]]\nname = "x"\nafter_hours = 1\nto = "nowhere"\n')
     port = _closed_port()
-    found = takedown_problems(tmp_path, takedown_key=str(key), takedown_escalation=str(ladder),
-                              takedown_smtp=f"127.0.0.1:{port}", takedown_profile="strict")  # fmt: skip
+    found = takedown_problems(
+        tmp_path, takedown_key=str(key), takedown_escalation=str(ladder),
+        takedown_smtp=f"127.0.0.1:{port}", takedown_profile="strict",
+    )  # fmt: skip
     said = {(p.severity, p.setting): p.message for p in found}
     assert said[Severity.ERROR, "takedown_key"].startswith(f"{key}: not a whole PEM private key")
     assert "unknown legal profile 'strict'" in said[Severity.ERROR, "takedown_profile"]
@@ -86,7 +88,10 @@ def test_config_check_passes_a_good_takedown_setup(tmp_path: Path, listener: int
     assert set(said) == {(Severity.NOTE, "takedown_key"), (Severity.OK, "takedown_escalation"),
                          (Severity.OK, "takedown_smtp")}  # fmt: skip
     assert "made at start" in said[Severity.NOTE, "takedown_key"]
-    assert "upstream after 48 h, registrar after 96 h, regulator after 168 h" in said[Severity.OK, "takedown_escalation"]
+    assert (
+        "upstream after 48 h, registrar after 96 h, regulator after 168 h"
+        in said[Severity.OK, "takedown_escalation"]
+    )
 
 
 def test_takedown_files_without_the_hotline_are_a_warning(tmp_path: Path) -> None:

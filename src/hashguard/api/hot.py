@@ -2,7 +2,7 @@
 
 Measured (docs/benchmarks.md): the framework's layers (routing, dependency injection, model
 validation, response encoding) cost more than the match itself. A well-formed request with a
-live matcher (or admin) key is validated by the route's own model and answered here by the
+live matcher, hoster (or admin) key is validated by the route's own model and answered here by the
 same code the FastAPI route runs (``matching.answer_hash_queries``); anything else (no key,
 another role, a body that is not a well-formed batch, a size over the limit) passes on to
 FastAPI unchanged, body included, which refuses it with its usual error. The answers are the
@@ -25,7 +25,7 @@ from hashguard.errors import HashguardError
 from hashguard.store.api_keys import ApiKey, Role
 
 PATH: Final = "/v1/match/hashes"
-_ROLES: Final = frozenset({Role.MATCHER, Role.ADMIN})
+_ROLES: Final = frozenset({Role.MATCHER, Role.HOSTER, Role.ADMIN})
 _JSON: Final = (b"content-type", b"application/json")
 
 

@@ -22,7 +22,7 @@ from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, StreamHashes, hash_stream
-from hashguard.store.api_keys import ApiKey
+from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.match_log import LoggedMatch
 
 
@@ -226,6 +226,13 @@ async def answer_hash_queries(
     refs = [given.content_ref for given in hashes]
     subjects = [given.subject() for given in hashes]
     found = await run_matches(service, metrics, key, items, names, refs, subjects)
+    if key.role is Role.HOSTER:  # a re-upload check: listed or not, and on which lists
+        return {
+            "matched": sum(1 for matches in found if matches),
+            "results": [{"matches": [{"list": name} for name in dict.fromkeys(m.list for m in
+                                                                              matches)]}
+                        for matches in found],
+        }  # fmt: skip
     return {
         "matched": sum(1 for matches in found if matches),
         "results": [{"matches": [match_json(m) for m in matches]} for matches in found],

@@ -32,6 +32,8 @@ from hashguard.store.api_keys import ApiKey, Role
 
 router = APIRouter(prefix="/v1", tags=["hash and match"])
 Matcher = Annotated[ApiKey, allow(Role.MATCHER)]
+# A hoster checks its own uploads against the lists: hash in, listed or not (and where) out.
+Checker = Annotated[ApiKey, allow(Role.MATCHER, Role.HOSTER)]
 
 _MEDIA_BODY: dict[str, Any] = {
     "requestBody": {
@@ -146,9 +148,11 @@ async def match_media(
     response_model_exclude_unset=True,
     responses=refusals(400, *KEYED, 404, *BODY, 503),
 )
-async def match_hashes(request: Request, key: Matcher, body: HashMatchRequest) -> dict[str, Any]:
+async def match_hashes(request: Request, key: Checker, body: HashMatchRequest) -> dict[str, Any]:
     """Match up to 1,000 hashes in one request; one result per hash, in order. A match is
-    stored in the match log with the hash's ``content_ref``; a miss leaves no trace.
+    stored in the match log with the hash's ``content_ref``; a miss leaves no trace. A hoster
+    key (a re-upload check) learns only whether each hash is listed and on which lists: each
+    match is ``{"list": NAME}``, never the listed hash, its labels or distance.
 
     (Well-formed requests with a matcher key are answered by ``api.hot`` before the framework;
     this route answers the others, and documents both.)"""

@@ -173,14 +173,23 @@ class MediaMatchAnswer(BaseModel):
     matches: list[MatchFound]
 
 
+class ListedMatch(BaseModel):
+    """What a hoster key learns of a match: the list the hash is on, nothing more."""
+
+    list: str
+
+
 class HashResult(BaseModel):
-    matches: list[MatchFound]
+    matches: builtins.list[MatchFound | ListedMatch]
 
 
 class HashMatchAnswer(BaseModel):
-    """One result per hash asked, in order."""
+    """One result per hash asked, in order (to a hoster key, each match names its list only)."""
 
-    model_config = _example({"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]})
+    model_config = _example(
+        {"matched": 1, "results": [{"matches": [_MATCH]}, {"matches": []}]},
+        {"matched": 1, "results": [{"matches": [{"list": "known"}]}]},
+    )
     matched: int
     results: list[HashResult]
 
@@ -1199,6 +1208,192 @@ class TakedownEvidence(BaseModel):
     figures: MonitorRow | None
     notices: list[dict[str, Any]]
     hashguard_signature: DocumentSignature
+
+
+# --- notice and takedown ---------------------------------------------------------------------
+
+_NOTICE: dict[str, Any] = {
+    "id": 12, "case_id": 40, "kind": "notice", "parent_id": None, "previous_id": None,
+    "hoster": "Example Hosting B.V.", "country": "NL",
+    "urls": ["https://img.site.example/1.jpg"],
+    "items": [{"url": "https://img.site.example/1.jpg", "kind": "image",
+               "hashes": {"pdq": _PDQ, "md5": "d2c4fd9d8a23e0b5e7a0d4f0e4a1b1c2"},
+               "labels": {"iccam": "baseline"}}],
+    "state": "open", "report_id": "7d0f6c1e-2b9a-4c55-8e0a-3f1d2c4b5a69", "reported_at": _AT,
+    "created_at": _AT, "sent_at": _AT, "deadline_at": "2026-03-15T09:26:53+00:00",
+    "acknowledged_at": None, "claimed_at": None, "disputed_at": None, "dispute_reason": "",
+    "verified_at": None, "withdrawn_at": None, "outcome": "", "outcome_reason": "",
+    "outcome_at": None, "renotices": 0, "escalations": 0, "legal_basis": "", "reference": "",
+    "overdue": False, "last_error": "",
+}  # fmt: skip
+
+
+class TakedownNotice(BaseModel):
+    """A notice (to a hoster, a CDN, or a removal order) as it stands: its URLs and the items'
+    hashes and labels (never content), its state and every time that counts; ``overdue``: open
+    and past its deadline; ``last_error``: what keeps it from going on."""
+
+    model_config = _example(_NOTICE)
+    id: int
+    case_id: int | None
+    kind: Literal["notice", "cdn", "order"]
+    parent_id: int | None
+    previous_id: int | None
+    hoster: str
+    country: str | None
+    urls: list[str]
+    items: list[dict[str, Any]]
+    state: Literal["queued", "open", "removed", "forwarded", "withdrawn"]
+    report_id: str
+    reported_at: str
+    created_at: str
+    sent_at: str | None
+    deadline_at: str | None
+    acknowledged_at: str | None
+    claimed_at: str | None
+    disputed_at: str | None
+    dispute_reason: str
+    verified_at: str | None
+    withdrawn_at: str | None
+    outcome: str
+    outcome_reason: str
+    outcome_at: str | None
+    renotices: int
+    escalations: int
+    legal_basis: str
+    reference: str
+    overdue: bool
+    last_error: str
+
+
+class TakedownNotices(BaseModel):
+    """Notices, newest first."""
+
+    model_config = _example({"notices": [_NOTICE]})
+    notices: list[TakedownNotice]
+
+
+class TakedownEvent(BaseModel):
+    id: int
+    at: str
+    kind: str
+    actor: str
+    detail: dict[str, Any]
+
+
+class TakedownCheck(BaseModel):
+    """A re-fetch of one URL: what it served, by hash (the evidence of removal, or not)."""
+
+    id: int
+    url: str
+    at: str
+    purpose: str
+    outcome: Literal["gone", "changed", "present", "inconclusive"]
+    status: int | None
+    detail: str
+    hashes: list[dict[str, Any]]
+
+
+class TakedownDelivery(BaseModel):
+    id: int
+    purpose: str
+    step: str
+    channel: Literal["smtp", "api"]
+    target: str
+    created_at: str
+    attempts: int
+    next_attempt_at: str
+    delivered_at: str | None
+    last_error: str
+
+
+class TakedownNoticeDetail(BaseModel):
+    """A notice with its signed document (XARF v4 as sent; null until composed), its timeline,
+    re-checks and deliveries, each oldest first."""
+
+    model_config = _example(
+        {"notice": _NOTICE, "document": None,
+         "events": [{"id": 3, "at": _AT, "kind": "sent", "actor": "hashguard",
+                     "detail": {"channel": "smtp"}}],
+         "checks": [{"id": 4, "url": "https://img.site.example/1.jpg", "at": _AT,
+                     "purpose": "claimed", "outcome": "present", "status": 200, "detail": "",
+                     "hashes": [{"pdq": _PDQ}]}],
+         "deliveries": [{"id": 5, "purpose": "notice", "step": "", "channel": "smtp",
+                         "target": "abuse@hosting.example", "created_at": _AT, "attempts": 1,
+                         "next_attempt_at": _AT, "delivered_at": _AT, "last_error": ""}]}
+    )  # fmt: skip
+    notice: TakedownNotice
+    document: dict[str, Any] | None
+    events: list[TakedownEvent]
+    checks: list[TakedownCheck]
+    deliveries: list[TakedownDelivery]
+
+
+class TakedownFigure(BaseModel):
+    group: str
+    notices: int | None
+    removed: int | None
+    median_hours: Number | None
+    p90_hours: Number | None
+    p99_hours: Number | None
+    within_24h: Number | None
+    open_now: int | None
+    overdue_now: int | None
+    renotices: int | None
+    escalations: int | None
+    reappeared: int | None
+    reappearance_rate: Number | None
+    disputes: int | None
+
+
+class TakedownFigures(BaseModel):
+    """Time from report to verified removal (INHOPE's definition) and what happened on the
+    way, per group (a hoster, a country, or all)."""
+
+    model_config = _example(
+        {"figures": [{"group": "Example Hosting B.V.", "notices": 40, "removed": 38,
+                      "median_hours": 5.5, "p90_hours": 22.0, "p99_hours": 30.1,
+                      "within_24h": 0.92, "open_now": 2, "overdue_now": 1, "renotices": 3,
+                      "escalations": 0, "reappeared": 1, "reappearance_rate": 0.03,
+                      "disputes": 0}]}
+    )  # fmt: skip
+    figures: list[TakedownFigure]
+
+
+class TakedownKey(BaseModel):
+    """The hotline's public key: notices, evidence and status messages carry their signature
+    by it (``hashguard_signature``)."""
+
+    model_config = _example({"algorithm": "ed25519", "public_key": "ab" * 32})
+    algorithm: Literal["ed25519"]
+    public_key: str
+
+
+class TakedownExport(BaseModel):
+    """XARF v4 reports: the notices as signed and sent, and outcome reports of removals."""
+
+    model_config = _example({"reports": [{"xarf_version": "4.2.0", "category": "content",
+                                          "type": "csam", "...": "..."}]})  # fmt: skip
+    reports: list[dict[str, Any]]
+
+
+class TakedownImported(BaseModel):
+    """Outcomes kept from imported XARF reports, and how many of them a case was found for."""
+
+    model_config = _example({"imported": 12, "linked": 9})
+    imported: int
+    linked: int
+
+
+class TakedownStatusReceived(BaseModel):
+    """A partner's takedown status of a referred case, kept."""
+
+    model_config = _example(
+        {"case": 40, "status": "removed", "urls": ["https://img.site.example/1.jpg"]}
+    )
+    case: int
+    status: str
+    urls: list[str]
 
 
 # --- the document ----------------------------------------------------------------------------

@@ -44,8 +44,10 @@ def create(
     ] = None,
     hoster: Annotated[
         str | None,
-        typer.Option("--hoster", help="A hoster key's hoster, as the registry of hosters names "
-                     "it: the notices it sees."),
+        typer.Option(
+            "--hoster",
+            help="A hoster key's hoster, as the registry of hosters names it: the notices it sees.",
+        ),
     ] = None,
     database_url: DatabaseOption = None,
 ) -> None:

@@ -8,33 +8,29 @@ crawler and tracer): the deliveries (e-mail and hosters' APIs), the notices, the
 drives them and the monitor that measures them. ``start()`` runs the scheduler.
 """
 
-import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Final
+from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
 from hashguard import durable
-from hashguard.errors import HashguardError, Invalid
+from hashguard.errors import Invalid
 from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
-from hashguard.takedown import ladder
+from hashguard.store.tables import TakedownNoticeRow
+from hashguard.takedown import ladder, outcomes
 from hashguard.takedown.delivery import Deliveries, SmtpSettings
-from hashguard.takedown.model import Clock, Timing, now
+from hashguard.takedown.model import Clock, NoticeKind, Timing, now
 from hashguard.takedown.monitor import Monitor
-from hashguard.takedown.notice import Sender, parse_reply
-from hashguard.takedown.notices import Notices
-from hashguard.takedown.scheduler import Scheduler
+from hashguard.takedown.notice import Sender
+from hashguard.takedown.notices import NoticeDetail, Notices, NoticeView, UnknownNotice
+from hashguard.takedown.scheduler import Scheduler, partner_status
 from hashguard.transparency import keys
-
-log = logging.getLogger("hashguard.takedown")
-
-CDN_ACTOR: Final = "cdn api"  # who names an origin read from a CDN's API reply
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,18 +124,69 @@ class Takedown:
         self.notices = Notices(engine, self.timing, hotline.hosters, self.sender, self.key,
                                self.deliveries, clock=clock, trace=hotline.trace)  # fmt: skip
         self.scheduler = Scheduler(engine, self.notices, self.deliveries, hotline.crawl,
-                                   self.timing, hotline.hosters, clock=clock)  # fmt: skip
+                                   self.timing, hotline.hosters, clock=clock,
+                                   status=partner_status(self.key))  # fmt: skip
         self.monitor = Monitor(engine, clock=clock)
 
     def _replied(self, notice_id: int, text: str) -> None:
-        """A hoster's or CDN's API answered a delivery: a CDN naming the origin sends the
-        notice on to the origin's hoster."""
-        try:
-            reply = parse_reply(text)
-            if reply.origin:
-                self.notices.origin(notice_id, None, CDN_ACTOR, reply.origin)
-        except HashguardError as error:  # a reply that says nothing usable, a notice moved on
-            log.info("notice %d: the API's reply was not used: %s", notice_id, error)
+        """A hoster's or CDN's API answered a delivery (the scheduler reads a CDN's origin)."""
+        self.scheduler.reply(notice_id, text)
+
+    # --- what the edges call beyond the parts ------------------------------------------------
+
+    def orders(self, issuer: str | None, limit: int = 100,
+               before: int | None = None) -> list[NoticeView]:  # fmt: skip
+        """Removal orders newest first: those ``issuer`` issued (an authority), else every one."""
+        if issuer is None:
+            return self.notices.list(kind=NoticeKind.ORDER.value, limit=limit, before=before)
+        table = TakedownNoticeRow.__table__
+        query = (select(table.c.id).where(table.c.kind == NoticeKind.ORDER.value,
+                                          table.c.issued_by == issuer)
+                 .order_by(table.c.id.desc()).limit(limit))  # fmt: skip
+        if before is not None:
+            query = query.where(table.c.id < before)
+        with self.engine.connect() as connection:
+            found = list(connection.execute(query).scalars())
+        return [self.notices.get(ident).notice for ident in found]
+
+    def order(self, notice_id: int, issuer: str | None) -> NoticeDetail:
+        """A removal order (to an ``issuer``, only one it issued). Raises UnknownNotice."""
+        table = TakedownNoticeRow.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(select(table.c.kind, table.c.issued_by)
+                                     .where(table.c.id == notice_id)).one_or_none()  # fmt: skip
+        if (row is None or row.kind != NoticeKind.ORDER.value
+                or (issuer is not None and row.issued_by != issuer)):  # fmt: skip
+            raise UnknownNotice(f"no order {notice_id}")
+        return self.notices.get(notice_id)
+
+    def export(self, limit: int = 1000, before: int | None = None) -> list[dict[str, Any]]:
+        """Composed notices newest first (and the outcome of each verified removal) as XARF."""
+        from hashguard.takedown import xarf
+
+        table = TakedownNoticeRow.__table__
+        query = (select(table).where(table.c.document != "").order_by(table.c.id.desc())
+                 .limit(limit))  # fmt: skip
+        if before is not None:
+            query = query.where(table.c.id < before)
+        with self.engine.connect() as connection:
+            rows = [row._mapping for row in connection.execute(query)]
+            return list(xarf.export_notices(rows))
+
+    def import_reports(self, text: str, source: str, actor: str) -> tuple[int, int]:
+        """XARF reports of takedown outcomes from ``source`` kept; (kept, linked to a case).
+        Raises xarf's error naming the line and field; nothing is kept then."""
+        from hashguard.takedown import xarf
+
+        found = xarf.read_reports(text, source)
+        kept = [outcomes.Outcome(report.url, report.status, report.at, report.reference,
+                                 report.detail) for report in found]  # fmt: skip
+        return outcomes.keep(self.engine, source, kept, actor, self.settings.networks,
+                             self.clock)  # fmt: skip
+
+    def receive_status(self, partner: str, referral: str, body: Any) -> outcomes.Received:
+        """A partner hotline's takedown status of a case referred to it (outcomes.py)."""
+        return outcomes.receive_status(self.engine, partner, referral, body, self.clock)
 
     def start(self) -> None:
         self.scheduler.start()
