@@ -494,8 +494,8 @@ def test_a_queued_notice_is_signed_opened_and_sent_to_every_contact(desk: Desk) 
     assert "notice.json" in smtp.payload and smtp.next_attempt_at.replace(tzinfo=UTC) == at
     assert (api.channel, api.target) == ("api", ALPHA.abuse_api)
     assert json.loads(api.payload)["notice"] == document
-    assert desk.events(queued) == [("composed", "hotline", {
-        "deadline": deadline.isoformat(), "deliveries": [smtp.id, api.id], "previous": None})]  # fmt: skip
+    composed = {"deadline": deadline.isoformat(), "deliveries": [smtp.id, api.id], "previous": None}
+    assert desk.events(queued) == [("composed", "hotline", composed)]
     assert desk.audited(queued) == [("takedown.composed", "hotline")]
     assert desk.row(later).state == "queued"  # not due yet
     assert desk.notices.compose_queued() == 0  # composed once: nothing sent twice
@@ -522,7 +522,7 @@ def test_a_notice_without_an_abuse_contact_opens_and_says_so(desk: Desk) -> None
     for notice_id, whom in ((nobody, "Nobody"), (unknown, "an unknown hoster")):
         row = desk.row(notice_id)
         assert (row.state, row.last_error) == ("open", f"no abuse contact for {whom}")
-        assert [kind for kind, _, _ in desk.events(notice_id)] == ["delivery-failed", "composed"]
+        assert [kind for kind, _, _ in desk.events(notice_id)] == ["composed", "delivery-failed"]
         assert deliveries_of(desk.engine, notice_id) == []
 
 

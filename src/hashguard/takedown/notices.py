@@ -334,6 +334,12 @@ class Notices:
             record(connection, row.id, EventKind.COMPOSED, "hotline",
                    {"deadline": deadline.isoformat(), "deliveries": sent,
                     "previous": previous[0] if previous else None}, at)  # fmt: skip
+            if not sent:
+                why = f"no abuse contact for {row.hoster or 'an unknown hoster'}"
+                connection.execute(update(TakedownNoticeRow).where(table.c.id == row.id)
+                                   .values(last_error=why))  # fmt: skip
+                record(connection, row.id, EventKind.DELIVERY_FAILED, "hotline",
+                       {"reason": why}, at)  # fmt: skip
             if previous is not None:
                 old, url, signal = previous
                 record(connection, old, EventKind.REAPPEARED, "hotline",
@@ -350,8 +356,7 @@ class Notices:
         document: Mapping[str, Any],
         at: datetime,
     ) -> list[int]:
-        """Enqueue the notice to its contacts; their delivery ids. None: ``last_error`` and a
-        delivery-failed event say so."""
+        """Enqueue the notice to its contacts (e-mail, API); their delivery ids."""
         sent = []
         if abuse_email:
             message = email(document, DeliveryPurpose.NOTICE, to=abuse_email, sender=self.sender)
@@ -362,13 +367,6 @@ class Notices:
             body = json.dumps(api_body(document, DeliveryPurpose.NOTICE), ensure_ascii=False)
             sent.append(self.deliveries.enqueue(connection, notice_id, DeliveryPurpose.NOTICE,
                                                 Channel.API, abuse_api, body, at=at))  # fmt: skip
-        if not sent:
-            why = f"no abuse contact for {hoster or 'an unknown hoster'}"
-            table = TakedownNoticeRow.__table__
-            connection.execute(update(TakedownNoticeRow).where(table.c.id == notice_id)
-                               .values(last_error=why))  # fmt: skip
-            record(connection, notice_id, EventKind.DELIVERY_FAILED, "hotline", {"reason": why},
-                   at)  # fmt: skip
         return sent
 
     # --- reading ----------------------------------------------------------------------------
