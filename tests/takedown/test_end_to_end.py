@@ -379,7 +379,7 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
     with engine.connect() as connection:
         reappeared = connection.execute(select(TakedownEventRow.notice_id).where(
             TakedownEventRow.kind == EventKind.REAPPEARED.value)).scalars().all()  # fmt: skip
-    assert reappeared == [first.id]
+    assert set(reappeared) == {first.id}
 
     # The CDN: noticed, named the origin in its API reply; the origin's hoster noticed by
     # e-mail (it has no API), removed there, and the CDN's notice forwarded.
@@ -431,3 +431,5 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
     close([Row(**r) for r in shown["hosters"]], rows(expected, "hoster", now, public=True))
     close([Row(**r) for r in shown["countries"]], rows(expected, "country", now, public=True))
     close([Row(**shown["all"])], rows(expected, "all", now, public=True))
+    # One reappearance, one event on the notice whose content came back.
+    assert reappeared == [first.id]
