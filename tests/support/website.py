@@ -2,7 +2,8 @@
 a ``Page`` (status, content type, headers, body), sent whole with its length, chunked without
 one, or trickled (a pause between chunks: a slow server); ``raw`` pages write their bytes as
 they are, status line and headers included. ``pages`` is a mapping of paths, or a function of
-the path (None: 404). Every GET's path is kept in ``fetched``. A site listens on 127.0.0.1, or
+the path (None: 404). Every GET's path is kept in ``fetched``; a POST is answered by ``posted``
+(path, headers, body -> Page; none: 405). A site listens on 127.0.0.1, or
 on another loopback ``address`` (Linux routes all of 127.0.0.0/8 to lo): websites of several
 hosters, each on its own address."""
 
@@ -31,11 +32,15 @@ def redirect(location: str, status: int = 302) -> Page:
 
 
 Pages = Mapping[str, Page] | Callable[[str], Page | None]
+Posted = Callable[[str, dict[str, str], bytes], Page]
 
 
 class Website:
-    def __init__(self, pages: Pages, address: str = "127.0.0.1") -> None:
+    def __init__(
+        self, pages: Pages, address: str = "127.0.0.1", posted: Posted | None = None
+    ) -> None:
         self.pages = pages
+        self.posted = posted
         self.fetched: list[str] = []
         self.stop = threading.Event()  # ends trickles at close
         site = self
@@ -47,6 +52,14 @@ class Website:
                 site.fetched.append(self.path)
                 page = site.page(self.path)
                 # The client may give up (a timeout, a size limit): as it should.
+                with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    self.answer(page)
+                self.close_connection = True
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                page = (site.posted(self.path, dict(self.headers), body) if site.posted
+                        else Page(b"no POST here", "text/plain", 405))  # fmt: skip
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
                     self.answer(page)
                 self.close_connection = True
@@ -101,9 +114,11 @@ class Website:
 
 
 @contextmanager
-def website(pages: Pages, address: str = "127.0.0.1") -> Iterator[Website]:
+def website(
+    pages: Pages, address: str = "127.0.0.1", posted: Posted | None = None
+) -> Iterator[Website]:
     """A website serving ``pages`` on ``address`` until the block ends."""
-    site = Website(pages, address)
+    site = Website(pages, address, posted)
     try:
         yield site
     finally:
