@@ -163,8 +163,9 @@ class _Counts:
 
     @classmethod
     def of(cls, group: str, numbers: Sequence[int], hours: np.ndarray) -> "_Counts":
-        """From the grouped query's numbers, in its order."""
-        n, removed, within, due, opened, overdue, renotices, escalations, back, disputes = numbers
+        """From the grouped query's numbers, in its order, and the group's hours."""
+        n, removed, due, opened, overdue, renotices, escalations, back, disputes = numbers
+        within = int(np.count_nonzero(hours <= DAY))  # from the hours: no date sums per row
         return cls(group, n, removed, within, due, opened, overdue, renotices, escalations,
                    back, disputes, hours)  # fmt: skip
 
@@ -330,7 +331,6 @@ class Monitor:
         keys = (N.hoster, func.coalesce(N.country, UNKNOWN_COUNTRY), self._month())
         where = self._where(since, until, hoster, country)
         removed = N.verified_at.is_not(None)
-        within = and_(removed, self._hours() <= DAY)
         due = or_(removed, and_(N.reported_at <= moment - timedelta(hours=DAY),
                                 N.state != NoticeState.WITHDRAWN.value))  # fmt: skip
         is_open = N.state.in_([state.value for state in OPEN_STATES])
@@ -342,7 +342,7 @@ class Monitor:
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
         totals = select(
-            *keys, func.count(), number(removed), number(within), number(due), number(is_open),
+            *keys, func.count(), number(removed), number(due), number(is_open),
             number(overdue), func.coalesce(func.sum(N.renotices), 0),
             func.coalesce(func.sum(N.escalations), 0), number(and_(removed, came_back)),
             number(N.disputed_at.is_not(None)),
