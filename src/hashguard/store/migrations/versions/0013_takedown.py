@@ -78,6 +78,10 @@ def upgrade() -> None:
                     ["next_action_at"])  # fmt: skip
     op.create_index("ix_takedown_notices_state_deadline_at", "takedown_notices",
                     ["state", "deadline_at"])  # fmt: skip
+    # the monitor reads only these columns (store.tables.MONITORED, as of this revision)
+    op.create_index("ix_takedown_notices_monitor", "takedown_notices",
+                    ["kind", "reported_at", "hoster", "country", "state", "verified_at",
+                     "deadline_at", "disputed_at", "renotices", "escalations"])  # fmt: skip
     op.create_table(
         "takedown_deliveries",
         _id(),
