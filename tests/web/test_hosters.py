@@ -69,6 +69,7 @@ def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Portal]:
         "theirs": stored_notice(engine, hoster="Other Hosting", state="open",
                                 next_action_at=later).id,
         "removed": stored_notice(engine, hoster="Files BV", state="removed",
+                                 reported_at=now - timedelta(days=6),
                                  verified_at=now - timedelta(days=1), next_action_at=None).id,
     }  # fmt: skip
     store = ApiKeyStore(engine)
@@ -121,6 +122,8 @@ def test_the_open_notices_most_urgent_first_with_the_overdue_marked(
     assert page.locator("#closed").inner_text().count("Removal verified") == 1
     assert f"notice-{ids['theirs']}" not in page.content()
     assert page.locator("#count-notices").inner_text() == "4"
+    # its one verified removal took 5 days from the report: long spans read in days
+    assert page.locator("#median").inner_text() == "5.0 days"
     shoot(page, "portal-1280")
     phone = sign_in(browser, portal, portal.tokens["files"], width=390)
     assert phone.evaluate("document.documentElement.scrollWidth") <= 390  # nothing sideways

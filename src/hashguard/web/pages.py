@@ -120,10 +120,19 @@ def ago(moment: datetime, now: datetime | None = None) -> str:
     return f"{days} day{'s' if days != 1 else ''} ago"
 
 
+def hours(value: float | None) -> str:
+    """A span of hours as people read it: "-", "0.5 h", "30.0 h", "4.2 days" (from 72 h)."""
+    if value is None:
+        return "-"
+    if value < 72:
+        return f"{value:.1f} h"
+    return f"{value / 24:.1f} days"
+
+
 _PAGES: Final = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
 )
-_PAGES.filters.update(state_words=state_words, when=when, ago=ago)
+_PAGES.filters.update(state_words=state_words, when=when, ago=ago, hours=hours)
 _PAGES.globals.update(
     distance_words=distance_words,
     value_words=value_words,
