@@ -133,11 +133,17 @@ class Deliveries:
         at = self.clock()
         replies: dict[int, str] = {}  # delivery id -> the API's answer
         answered: list[tuple[int, str]] = []  # (notice id, answer) of delivered API calls
+        # Made at the first API delivery of the pass: a client loads the CA certificates
+        # (tens of milliseconds), and most passes (every second) have nothing to POST.
+        client: httpx.Client | None = None
 
         def send(row: Row[Any]) -> str | None:
+            nonlocal client
             if row.channel == Channel.SMTP.value:
                 return self._mail(row, at)
             if row.channel == Channel.API.value:
+                if client is None:
+                    client = httpx.Client(timeout=self.timeout, follow_redirects=False)
                 return self._post(client, row, replies)
             return f"unknown channel {row.channel!r}"
 
@@ -151,12 +157,15 @@ class Deliveries:
             if error is None and reply is not None:
                 answered.append((row.notice_id, reply))
 
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+        try:
             delivered = outbox.deliver_due(
                 self.engine, TakedownDeliveryRow, send, at, log,
                 lambda row: f"takedown {row.purpose} {row.id} ({row.channel} to {row.target})",
                 ~_withdrawn(), limit=limit, record=record,
             )  # fmt: skip
+        finally:
+            if client is not None:
+                client.close()
         for notice_id, reply in answered:
             self._hand_on(notice_id, reply)
         return delivered
