@@ -330,6 +330,22 @@ class SimulatedHoster(_Desk):
         again = [t for t in times if t >= times[0] + back]  # noticed after the re-upload
         return not again or at < again[0] + removal
 
+    def changes(self) -> list[datetime]:
+        """The moments, from the notices received so far, at which what this hoster serves
+        changes (a removal, a re-upload, a removal after a notice of the re-upload)."""
+        removal, back = self.behaviour.removal, self.behaviour.back
+        if removal is None:
+            return []
+        with self.arrived:
+            noticed = [sorted(times) for times in self.notices.values()]
+        moments = []
+        for times in noticed:
+            moments.append(times[0] + removal)
+            if back is not None:
+                moments.append(times[0] + back)
+                moments.extend(t + removal for t in times if t >= times[0] + back)
+        return moments
+
     def removed_at(self, path: str) -> datetime | None:
         """When ``path`` first stopped being served (None: not yet noticed or never removed)."""
         times = self.notices.get(path)
@@ -426,6 +442,11 @@ class Hosting:
         if not taken:
             self.other_mail.append((tuple(recipients), data))
         return taken
+
+    def changes(self) -> list[datetime]:
+        """When what any hoster serves changes (``SimulatedHoster.changes``), in order."""
+        return sorted(moment for desk in self.desks if isinstance(desk, SimulatedHoster)
+                      for moment in desk.changes())  # fmt: skip
 
     def registry(self) -> str:
         """The hosters registry (TOML, hotline/hosters.py's format)."""
