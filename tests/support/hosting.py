@@ -488,8 +488,13 @@ class Hosting:
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
-        for desk in self.desks:
-            desk.close()
+        """Stop every desk's server, all at once (each waits up to half a second for its
+        server's loop to notice)."""
+        closing = [threading.Thread(target=desk.close) for desk in self.desks]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
 
 
 @contextmanager
