@@ -244,11 +244,11 @@ def test_nothing_more_is_sent_about_a_withdrawn_notice(engine: Engine) -> None:
     assert [d.notice_id for d in rows(engine, TakedownDeliveryRow) if d.delivered_at] == [kept.id]
 
 
-def test_a_pass_makes_an_http_client_only_to_post_and_closes_it(
+def test_an_http_client_is_made_at_the_first_post_and_kept_until_closed(
     engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A client loads the CA certificates (tens of milliseconds): the scheduler's pass every
-    second must not pay that when it has nothing to POST."""
+    second must not pay that each time, nor when it has nothing to POST."""
     made: list[httpx.Client] = []
 
     class Counted(httpx.Client):
@@ -259,10 +259,16 @@ def test_a_pass_makes_an_http_client_only_to_post_and_closes_it(
     monkeypatch.setattr(delivery.httpx, "Client", Counted)
     row, document = composed(engine)
     api = Loopback(lambda path, headers, body: (200, "application/json", b'{"ticket": "T-1"}'))
-    clock = Clock()
+    body = json.dumps(notice.api_body(document, DeliveryPurpose.NOTICE))
+
+    def post(deliveries: Deliveries) -> None:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.RENOTICE, Channel.API,
+                               api.url + "/abuse/notices", body)  # fmt: skip
+
     try:
         with smtp_server() as mailbox:
-            deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=clock)
+            deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=Clock())
             assert deliveries.deliver_due() == 0 and made == []  # nothing due
             mail = notice.email(document, DeliveryPurpose.NOTICE, to="abuse@files.example",
                                 sender=SENDER).as_string()  # fmt: skip
@@ -270,13 +276,16 @@ def test_a_pass_makes_an_http_client_only_to_post_and_closes_it(
                 deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.SMTP,
                                    "abuse@files.example", mail)  # fmt: skip
             assert deliveries.deliver_due() == 1 and made == []  # mail only
-            body = json.dumps(notice.api_body(document, DeliveryPurpose.NOTICE))
-            with engine.begin() as connection:
-                for _ in range(2):
-                    deliveries.enqueue(connection, row.id, DeliveryPurpose.RENOTICE, Channel.API,
-                                       api.url + "/abuse/notices", body)  # fmt: skip
-            assert deliveries.deliver_due() == 2
+            for _ in range(2):
+                post(deliveries)
+                assert deliveries.deliver_due() == 1
+            assert len(made) == 1 and not made[0].is_closed  # one for both passes
+            deliveries.close()
+            assert made[0].is_closed
+            post(deliveries)
+            assert deliveries.deliver_due() == 1  # a new one after close
+            deliveries.close()
     finally:
         api.close()
-    assert len(made) == 1 and made[0].is_closed  # one for the pass's two POSTs, closed after it
-    assert len(api.requests) == 2
+    assert len(made) == 2 and made[1].is_closed
+    assert len(api.requests) == 3
