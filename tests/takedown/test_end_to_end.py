@@ -2,14 +2,15 @@
 about galleries at simulated hosters (tests/support/hosting.py: real HTTP servers, a real DNS
 server, a registry and an IP database), crawled, traced, assessed and routed by the real
 hotline; the notices composed, signed and delivered by e-mail to a real SMTP server and to the
-hosters' APIs; the test's clock moved for six weeks from one moment that matters to the next
-(a notice's next action, a delivery's retry, a hoster's removal or re-upload, a hoster's own
-action), everything due run at each. Then what each hoster did is what the hotline recorded: a quick removal claimed and
-verified, a removal after 30 hours (one re-notice), a hoster that never removes (escalated to
-the end of the ladder), one that claims removal but keeps serving (caught by the re-check), one
-that re-uploads after a week (a reappearance, noticed again), and one behind a CDN (the CDN
-names the origin, the origin's hoster is noticed). Every notice sent is valid XARF and signed;
-every figure of the monitor is the one computed here from the test's own log."""
+hosters' APIs; the test's clock moved for six weeks from one moment that matters to the next (a
+notice's next action, a delivery's retry, a hoster's removal or re-upload, a hoster's own
+action), everything due run at each. Then what each hoster did is what the hotline recorded: a
+quick removal claimed and verified, a removal after 30 hours (one re-notice), a hoster that
+never removes (escalated to the end of the ladder), one that claims removal but keeps serving
+(caught by the re-check), one that re-uploads after a week (a reappearance, noticed again), and
+one behind a CDN (the CDN names the origin, the origin's hoster is noticed). Every notice sent
+is valid XARF and signed; every figure of the monitor is the one computed here from the test's
+own log."""
 
 import asyncio
 import ipaddress
@@ -37,7 +38,7 @@ from hashguard.store.tables import (
     utc,
 )
 from hashguard.takedown import signing
-from hashguard.takedown.model import EventKind
+from hashguard.takedown.model import EventKind, NoticeState
 from hashguard.takedown.monitor import SMALL, Monitor, Row
 from hashguard.takedown.notice import validate
 from hashguard.takedown.service import Takedown, TakedownSettings
@@ -172,10 +173,10 @@ class World:
         """The moments after now at which something is due: a notice's next action, a
         delivery's (next) attempt, a change in what a hoster serves."""
         notices, deliveries = TakedownNoticeRow.__table__, TakedownDeliveryRow.__table__
+        active = [s.value for s in (NoticeState.QUEUED, NoticeState.OPEN, NoticeState.REMOVED)]
         with self.engine.connect() as connection:
             moments = [*connection.execute(select(notices.c.next_action_at).where(
-                notices.c.next_action_at.is_not(None),
-                notices.c.state.in_(("queued", "open", "removed")))).scalars(),
+                notices.c.next_action_at.is_not(None), notices.c.state.in_(active))).scalars(),
                 *connection.execute(select(deliveries.c.next_attempt_at).where(
                     deliveries.c.delivered_at.is_(None))).scalars()]  # fmt: skip
         now = self.clock()
