@@ -10,8 +10,9 @@ the test moves it; nothing sleeps): ``removes_after(hours)`` serves 404 for the 
 once the clock passes the first notice + hours; ``never_removes()``; ``claims_but_keeps()`` (its
 API answer says removed, and the test claims removal on its behalf, yet the content stays);
 ``removes_then_reuploads(after_days)`` (gone an hour after the notice, back ``after_days`` after
-it; a notice after that removes it again). A ``CdnFront`` serves its origin's content on its own
-address and answers its API with the origin's address (``{"origin": "127.x.y.z"}``). A
+it; a notice after that removes it again); ``Hosting.changes()`` lists the moments what they
+serve changes (where a test moves its clock to). A ``CdnFront`` serves its origin's content on
+its own address and answers its API with the origin's address (``{"origin": "127.x.y.z"}``). A
 ``Network`` is an upstream (transit) a hoster names as its ``upstream``: where the ladder's
 first escalation goes.
 
