@@ -10,8 +10,9 @@ the test moves it; nothing sleeps): ``removes_after(hours)`` serves 404 for the 
 once the clock passes the first notice + hours; ``never_removes()``; ``claims_but_keeps()`` (its
 API answer says removed, and the test claims removal on its behalf, yet the content stays);
 ``removes_then_reuploads(after_days)`` (gone an hour after the notice, back ``after_days`` after
-it; a notice after that removes it again). A ``CdnFront`` serves its origin's content on its own
-address and answers its API with the origin's address (``{"origin": "127.x.y.z"}``). A
+it; a notice after that removes it again); ``Hosting.changes()`` lists the moments what they
+serve changes (where a test moves its clock to). A ``CdnFront`` serves its origin's content on
+its own address and answers its API with the origin's address (``{"origin": "127.x.y.z"}``). A
 ``Network`` is an upstream (transit) a hoster names as its ``upstream``: where the ladder's
 first escalation goes.
 
@@ -330,6 +331,22 @@ class SimulatedHoster(_Desk):
         again = [t for t in times if t >= times[0] + back]  # noticed after the re-upload
         return not again or at < again[0] + removal
 
+    def changes(self) -> list[datetime]:
+        """The moments, from the notices received so far, at which what this hoster serves
+        changes (a removal, a re-upload, a removal after a notice of the re-upload)."""
+        removal, back = self.behaviour.removal, self.behaviour.back
+        if removal is None:
+            return []
+        with self.arrived:
+            noticed = [sorted(times) for times in self.notices.values()]
+        moments = []
+        for times in noticed:
+            moments.append(times[0] + removal)
+            if back is not None:
+                moments.append(times[0] + back)
+                moments.extend(t + removal for t in times if t >= times[0] + back)
+        return moments
+
     def removed_at(self, path: str) -> datetime | None:
         """When ``path`` first stopped being served (None: not yet noticed or never removed)."""
         times = self.notices.get(path)
@@ -427,6 +444,11 @@ class Hosting:
             self.other_mail.append((tuple(recipients), data))
         return taken
 
+    def changes(self) -> list[datetime]:
+        """When what any hoster serves changes (``SimulatedHoster.changes``), in order."""
+        return sorted(moment for desk in self.desks if isinstance(desk, SimulatedHoster)
+                      for moment in desk.changes())  # fmt: skip
+
     def registry(self) -> str:
         """The hosters registry (TOML, hotline/hosters.py's format)."""
         tables = []
@@ -467,8 +489,13 @@ class Hosting:
         return "\n".join(lines) + "\n"
 
     def close(self) -> None:
-        for desk in self.desks:
-            desk.close()
+        """Stop every desk's server, all at once (each waits up to half a second for its
+        server's loop to notice)."""
+        closing = [threading.Thread(target=desk.close) for desk in self.desks]
+        for thread in closing:
+            thread.start()
+        for thread in closing:
+            thread.join()
 
 
 @contextmanager

@@ -9,6 +9,7 @@ from email.utils import parsedate_to_datetime
 from ipaddress import ip_network
 from typing import Any
 
+import httpx
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
@@ -20,7 +21,7 @@ from hashguard.store.tables import (
     TakedownEventRow,
     TakedownNoticeRow,
 )
-from hashguard.takedown import notice, signing
+from hashguard.takedown import delivery, notice, signing
 from hashguard.takedown.delivery import Deliveries, SmtpSettings, clear_text_problem
 from hashguard.takedown.model import Channel, DeliveryPurpose
 
@@ -241,3 +242,50 @@ def test_nothing_more_is_sent_about_a_withdrawn_notice(engine: Engine) -> None:
         assert deliveries.deliver_due() == 1
         assert mailbox.wait_for(1)
     assert [d.notice_id for d in rows(engine, TakedownDeliveryRow) if d.delivered_at] == [kept.id]
+
+
+def test_an_http_client_is_made_at_the_first_post_and_kept_until_closed(
+    engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client loads the CA certificates (tens of milliseconds): the scheduler's pass every
+    second must not pay that each time, nor when it has nothing to POST."""
+    made: list[httpx.Client] = []
+
+    class Counted(httpx.Client):
+        def __init__(self, **options: Any) -> None:
+            super().__init__(**options)
+            made.append(self)
+
+    monkeypatch.setattr(delivery.httpx, "Client", Counted)
+    row, document = composed(engine)
+    api = Loopback(lambda path, headers, body: (200, "application/json", b'{"ticket": "T-1"}'))
+    body = json.dumps(notice.api_body(document, DeliveryPurpose.NOTICE))
+
+    def post(deliveries: Deliveries) -> None:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.RENOTICE, Channel.API,
+                               api.url + "/abuse/notices", body)  # fmt: skip
+
+    try:
+        with smtp_server() as mailbox:
+            deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=Clock())
+            assert deliveries.deliver_due() == 0 and made == []  # nothing due
+            mail = notice.email(document, DeliveryPurpose.NOTICE, to="abuse@files.example",
+                                sender=SENDER).as_string()  # fmt: skip
+            with engine.begin() as connection:
+                deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.SMTP,
+                                   "abuse@files.example", mail)  # fmt: skip
+            assert deliveries.deliver_due() == 1 and made == []  # mail only
+            for _ in range(2):
+                post(deliveries)
+                assert deliveries.deliver_due() == 1
+            assert len(made) == 1 and not made[0].is_closed  # one for both passes
+            deliveries.close()
+            assert made[0].is_closed
+            post(deliveries)
+            assert deliveries.deliver_due() == 1  # a new one after close
+            deliveries.close()
+    finally:
+        api.close()
+    assert len(made) == 2 and made[1].is_closed
+    assert len(api.requests) == 3

@@ -152,15 +152,20 @@ def test_removes_then_reuploads_is_back_after_its_days_and_goes_again_when_notic
     start = clock()
     assert [again.serves(path, start + timedelta(hours=h)) for h in (0, 0.99, 1, 24 * 7 - 1)] == [
         True, True, False, False]  # fmt: skip
+    # The moments it changes (per path noticed): where a test moves its clock to.
+    assert world.changes() == [start + timedelta(hours=1)] * 2 + [start + timedelta(days=7)] * 2
     clock.set(start + timedelta(days=7))
     assert again.serves(path)
     clock.advance(days=1)
     world.take_mail([again.abuse_email], message.as_bytes())
     assert again.serves(path)
-    clock.advance(hours=1)
+    removed = clock() + timedelta(hours=1)
+    assert world.changes()[-2:] == [removed] * 2
+    clock.set(removed)
     assert not again.serves(path)
     clock.advance(days=30)
     assert not again.serves(path)  # re-uploaded once only
+    assert max(world.changes()) == removed
 
 
 def test_a_cdn_is_traced_answers_with_its_origin_and_serves_what_the_origin_serves(

@@ -15,6 +15,7 @@ import hashlib
 import ipaddress
 import logging
 import smtplib
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -77,7 +78,9 @@ def clear_text_problem(url: str, networks: Sequence[Network] = ()) -> str:
 
 
 class Deliveries:
-    """The takedown outbox: ``enqueue`` in the caller's transaction, ``deliver_due`` sends."""
+    """The takedown outbox: ``enqueue`` in the caller's transaction, ``deliver_due`` sends.
+    Its HTTP client is made at the first API delivery (it loads the CA certificates: tens of
+    milliseconds) and kept until ``close``."""
 
     def __init__(
         self,
@@ -94,6 +97,8 @@ class Deliveries:
         self.clock = clock
         self.on_reply = on_reply
         self.timeout = timeout
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
 
     def enqueue(
         self,
@@ -138,7 +143,7 @@ class Deliveries:
             if row.channel == Channel.SMTP.value:
                 return self._mail(row, at)
             if row.channel == Channel.API.value:
-                return self._post(client, row, replies)
+                return self._post(self.client(), row, replies)
             return f"unknown channel {row.channel!r}"
 
         def record(connection: Connection, row: Row[Any], error: str | None) -> None:
@@ -151,15 +156,28 @@ class Deliveries:
             if error is None and reply is not None:
                 answered.append((row.notice_id, reply))
 
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
-            delivered = outbox.deliver_due(
-                self.engine, TakedownDeliveryRow, send, at, log,
-                lambda row: f"takedown {row.purpose} {row.id} ({row.channel} to {row.target})",
-                ~_withdrawn(), limit=limit, record=record,
-            )  # fmt: skip
+        delivered = outbox.deliver_due(
+            self.engine, TakedownDeliveryRow, send, at, log,
+            lambda row: f"takedown {row.purpose} {row.id} ({row.channel} to {row.target})",
+            ~_withdrawn(), limit=limit, record=record,
+        )  # fmt: skip
         for notice_id, reply in answered:
             self._hand_on(notice_id, reply)
         return delivered
+
+    def client(self) -> httpx.Client:
+        """The HTTP client for the APIs (made now if there is none)."""
+        with self._lock:
+            if self._client is None:
+                self._client = httpx.Client(timeout=self.timeout, follow_redirects=False)
+            return self._client
+
+    def close(self) -> None:
+        """Close the HTTP client (the next API delivery makes another)."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
 
     # --- sending ------------------------------------------------------------------------------
 

@@ -200,3 +200,4 @@ class Takedown:
 
     def stop(self) -> None:
         self.scheduler.stop()
+        self.deliveries.close()
