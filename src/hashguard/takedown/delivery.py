@@ -5,15 +5,15 @@ failure, the reason kept). Every outcome is a notice event (``sent`` or ``delive
 an audit entry, written with the outcome; a notice's ``sent_at`` is its first delivered notice.
 
 An API receives the body with ``Content-Type: application/json`` and an ``Idempotency-Key``
-that is the same on every retry (derived from the notice, the purpose, the step, the channel,
-the target and how many such deliveries came before, so a re-notice has its own). Its answer
+that is the same on every retry: random per delivery (64 hex digits), so a re-notice has its
+own and no two hotlines (whose notice ids both start at 1) ever send the same one. Its answer
 is kept (its start) and handed to ``on_reply``: a CDN names the origin there. Plain http is
 refused except to loopback or the hotline's own networks (tests, an intranet).
 """
 
-import hashlib
 import ipaddress
 import logging
+import secrets
 import smtplib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -24,7 +24,7 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Connection, Engine, Row, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, exists, insert, update
 
 from hashguard.errors import HashguardError
 from hashguard.net.fetch import Network
@@ -48,13 +48,6 @@ class SmtpSettings:
     port: int
     timeout: float = 10.0
     starttls: bool = False
-
-
-def idempotency_key(notice_id: int, purpose: str, step: str, channel: str, target: str,
-                    nth: int) -> str:  # fmt: skip
-    """The key a delivery keeps on every retry: the ``nth`` (from 0) delivery of its kind."""
-    fields = (str(notice_id), purpose, step, channel, target, str(nth))
-    return hashlib.sha256("\n".join(fields).encode()).hexdigest()
 
 
 def clear_text_problem(url: str, networks: Sequence[Network] = ()) -> str:
@@ -110,18 +103,11 @@ class Deliveries:
         URL for ``api``), due at ``at`` (now by default) once the caller's transaction commits.
         ``payload``: the whole message (``EmailMessage.as_string()``) or the JSON body. Its id."""
         purpose, channel = DeliveryPurpose(purpose), Channel(channel)
-        table = TakedownDeliveryRow.__table__
-        earlier = connection.execute(
-            select(func.count()).select_from(table).where(
-                table.c.notice_id == notice_id, table.c.purpose == purpose.value,
-                table.c.step == step, table.c.channel == channel.value, table.c.target == target)
-        ).scalar_one()  # fmt: skip
         due = at or self.clock()
         inserted = connection.execute(insert(TakedownDeliveryRow).values(
             notice_id=notice_id, purpose=purpose.value, step=step, channel=channel.value,
             target=target, payload=payload,
-            idempotency_key=idempotency_key(notice_id, purpose.value, step, channel.value,
-                                            target, int(earlier)),
+            idempotency_key=secrets.token_hex(32),
             created_at=due, attempts=0, next_attempt_at=due, delivered_at=None, last_error="",
             reply="",
         ))  # fmt: skip
