@@ -46,7 +46,8 @@ def _queued(engine: Engine, tables: dict[str, Table], case: int, url: str, cdn: 
         connection.execute(insert(tables["hotline_notices"]).values(
             case_id=case, hoster="Edge CDN" if cdn else "Files BV",
             abuse_email="abuse@edge.example" if cdn else "abuse@files.example", abuse_api=None,
-            cdn=cdn, urls=[url], state="queued", created_at=CREATED + timedelta(hours=1)))  # fmt: skip
+            cdn=cdn, urls=[url], state="queued",
+            created_at=CREATED + timedelta(hours=1)))  # fmt: skip
 
 
 def test_queued_hotline_notices_become_takedown_notices_with_their_items(

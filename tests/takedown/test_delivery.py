@@ -296,8 +296,9 @@ def test_the_deadline_runs_from_the_first_delivered_notice(engine: Engine, kind:
     # Composed at START with its deadline from then; the mail server is down for five hours.
     timing = Timing(notice=timedelta(hours=24), order=timedelta(hours=12))
     deadline = START + timing.deadline(NoticeKind(kind))
+    look = timing.first_look(NoticeKind(kind), deadline)
     row, document = composed(engine, kind=kind, state="open", deadline_at=deadline,
-                             next_action_at=timing.first_look(NoticeKind(kind), deadline))  # fmt: skip
+                             next_action_at=look)  # fmt: skip
     message = notice.email(document, DeliveryPurpose.NOTICE, to="abuse@files.example",
                            sender=SENDER).as_string()  # fmt: skip
     clock = Clock()

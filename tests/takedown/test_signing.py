@@ -53,10 +53,11 @@ def test_the_canonical_form_is_rfc_8785s() -> None:
         '"string": "\\u20ac$\\u000F\\u000aA\'\\u0042\\u0022\\u005c\\\\\\"\\/", '
         '"literals": [null, true, false]}'
     )
-    assert signing.canonical(sample) == (
+    written = (
         '{"literals":[null,true,false],"numbers":[333333333.3333333,1e+30,4.5,0.002,1e-27],'
         '"string":"\u20ac$\\u000f\\nA\'B\\"\\\\\\\\\\"/"}'
-    ).encode()
+    )
+    assert signing.canonical(sample) == written.encode()
     # members sorted by UTF-16 code units: U+1F600 (D83D DE00) before U+FF61
     assert signing.canonical({"\uff61": 1, "\U0001f600": 2, "a": 3}) == (
         '{"a":3,"\U0001f600":2,"\uff61":1}'.encode()

@@ -14,8 +14,8 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import xarf as xarf_package
-from xarf.exceptions import XARFError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from xarf.exceptions import XARFError
 
 from hashguard.errors import Invalid
 from hashguard.store.tables import utc
