@@ -144,23 +144,39 @@ def upgrade() -> None:
     )
     op.create_index("ix_takedown_outcomes_case_id", "takedown_outcomes", ["case_id"])
 
-    # The notices routing queued so far become queued takedown notices.
+    # The notices routing queued so far become queued takedown notices: to the CDN where the
+    # trace found one, with the case's illegal items (as routing now stores them).
     old = sa.table("hotline_notices", sa.column("id", Id), sa.column("case_id", Id),
                    sa.column("hoster", sa.String()), sa.column("abuse_email", sa.String()),
                    sa.column("abuse_api", sa.Text()), sa.column("cdn", sa.Boolean()),
                    sa.column("urls", sa.JSON()), sa.column("created_at", When))  # fmt: skip
     cases = sa.table("hotline_cases", sa.column("id", Id), sa.column("created_at", When))
+    items = sa.table("hotline_items", sa.column("id", Id), sa.column("case_id", Id),
+                     sa.column("url", sa.Text()), sa.column("kind", sa.String()),
+                     sa.column("hashes", sa.JSON()), sa.column("labels", sa.JSON()),
+                     sa.column("legality", sa.JSON()))  # fmt: skip
     connection = op.get_bind()
     rows = connection.execute(
         sa.select(old, cases.c.created_at.label("reported_at"))
         .join(cases, cases.c.id == old.c.case_id)
         .order_by(old.c.id)
     ).all()  # fmt: skip
+    illegal: dict[int, list[dict[str, object]]] = {}
     if rows:
+        found = connection.execute(
+            sa.select(items).where(items.c.case_id.in_(sorted({row.case_id for row in rows})))
+            .order_by(items.c.id)
+        ).all()  # fmt: skip
+        for item in found:
+            if "illegal" in dict(item.legality or {}).values():
+                illegal.setdefault(item.case_id, []).append({
+                    "url": item.url, "kind": item.kind, "hashes": dict(item.hashes or {}),
+                    "labels": dict(item.labels or {})})  # fmt: skip
         op.bulk_insert(notices, [{
-            "case_id": row.case_id, "kind": "notice", "hoster": row.hoster, "country": None,
-            "abuse_email": row.abuse_email, "abuse_api": row.abuse_api, "cdn": row.cdn,
-            "urls": row.urls, "items": [], "legal_basis": "", "reference": f"case-{row.case_id}",
+            "case_id": row.case_id, "kind": "cdn" if row.cdn else "notice", "hoster": row.hoster,
+            "country": None, "abuse_email": row.abuse_email, "abuse_api": row.abuse_api,
+            "cdn": row.cdn, "urls": row.urls, "items": illegal.get(row.case_id, []),
+            "legal_basis": "", "reference": f"case-{row.case_id}",
             "issued_by": "hotline", "state": "queued", "report_id": str(uuid.uuid4()),
             "document": "", "reported_at": row.reported_at, "created_at": row.created_at,
             "dispute_reason": "", "outcome": "", "outcome_reason": "", "renotices": 0,
