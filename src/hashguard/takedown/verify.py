@@ -119,8 +119,9 @@ def check(
         return Check(CheckOutcome.INCONCLUSIVE, page.status, detail, served, at)
     refused = [r for r in crawled.items if r is not page and r.outcome in PERMANENT]
     if refused:
+        first = refused[0]
         detail = (f"no item of the notice seen, but {len(refused)} medium(s) on the page can "
-                  f"never be fetched (the first: {refused[0].url}: {refused[0].detail})")  # fmt: skip
+                  f"never be fetched (the first: {first.url}: {first.detail})")  # fmt: skip
         return Check(CheckOutcome.UNVERIFIABLE, page.status, detail, served, at)
     if crawled.items:
         detail = f"the URL serves {len(crawled.items)} other medium(s), none of the notice's"
