@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from ipaddress import ip_network
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, select
 
 from hashguard.errors import Invalid
+from hashguard.store.database import open_engine
 from hashguard.store.tables import (
     AuditEventRow,
     TakedownDeliveryRow,
@@ -222,6 +224,27 @@ def test_each_delivery_has_its_own_idempotency_key(engine: Engine, channel: Chan
             deliveries.enqueue(connection, notice_id, purpose, channel, target, "{}", step)
     keys = [r.idempotency_key for r in rows(engine, TakedownDeliveryRow)]
     assert len(set(keys)) == 5
+
+
+def test_two_hotlines_never_send_the_same_idempotency_key(engine: Engine, tmp_path: Path) -> None:
+    # Both hotlines' first notice has id 1 and goes to the same hoster's API: a hoster that
+    # keeps keys would take the second hotline's notice for a retry of the first's.
+    other_hotline = open_engine(f"sqlite:///{tmp_path / 'other.db'}")
+    target = "https://api.files.example/notices"
+    try:
+        keys = []
+        for hotline in (engine, other_hotline):
+            row, _ = composed(hotline)
+            with hotline.begin() as connection:
+                Deliveries(hotline, None).enqueue(connection, row.id, DeliveryPurpose.NOTICE,
+                                                  Channel.API, target, "{}")  # fmt: skip
+            [delivery] = rows(hotline, TakedownDeliveryRow)
+            keys.append((row.id, delivery.idempotency_key))
+    finally:
+        other_hotline.dispose()
+    (first_id, first_key), (second_id, second_key) = keys
+    assert first_id == second_id
+    assert first_key != second_key
 
 
 def test_nothing_more_is_sent_about_a_withdrawn_notice(engine: Engine) -> None:

@@ -3,11 +3,14 @@ failure. A table is an outbox when it has the columns ``id``, ``attempts``,
 ``next_attempt_at``, ``delivered_at`` and ``last_error`` (the victims' hotline referrals, the
 hotline's referrals and reports); ``deliver_due`` attempts its due rows with the sender given
 and records each outcome, the reason of every failure included. Each row is claimed before it
-is sent, so that several instances sharing the database send it once."""
+is sent, so that several instances sharing the database send it once: the claim runs from the
+moment it is made (a fresh clock reading, not the pass's start), so a row claimed late in a long
+pass is not due again while it is being sent."""
 
 import logging
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from time import monotonic
 from typing import Any, Final
 
 from sqlalchemy import ColumnElement, Connection, Engine, Row, select, update
@@ -42,6 +45,7 @@ def deliver_due(
     *where: ColumnElement[bool],
     limit: int = 100,
     record: Record | None = None,
+    clock: Callable[[], datetime] | None = None,
 ) -> int:
     """Attempt every undelivered row of the outbox ``rows`` due at ``now`` (and meeting
     ``where``), at most ``limit``, oldest first: one ``send`` each, the outcome written at once
@@ -49,8 +53,18 @@ def deliver_due(
     ``retry_delay``). A row is first claimed (its next attempt put off by ``CLAIM`` where it
     still holds the value read); a row another instance claimed meanwhile is left to it.
     Each failure is logged as ``what(row)`` with its reason; ``record``, when given, writes
-    what else the outcome changes in the same transaction. The number delivered."""
+    what else the outcome changes in the same transaction. The number delivered.
+
+    Each claim, delivery and next attempt is timed by ``clock`` when given (the caller's
+    injected clock), else by ``now`` plus the time the pass has taken so far."""
     table = rows.__table__
+    started = monotonic()
+
+    def current() -> datetime:
+        if clock is not None:
+            return clock()
+        return now + timedelta(seconds=monotonic() - started)
+
     with engine.connect() as connection:
         due = connection.execute(
             select(table)
@@ -60,17 +74,17 @@ def deliver_due(
         ).all()
     delivered = 0
     for row in due:
-        if not _claimed(engine, table, row, now + CLAIM):
+        if not _claimed(engine, table, row, current() + CLAIM):
             continue
         error = send(row)
-        attempts = row.attempts + 1
+        attempts, at = row.attempts + 1, current()
         if error is None:
-            values: dict[str, Any] = {"attempts": attempts, "delivered_at": now, "last_error": ""}
+            values: dict[str, Any] = {"attempts": attempts, "delivered_at": at, "last_error": ""}
             delivered += 1
         else:
             wait = retry_delay(attempts)
             values = {"attempts": attempts, "last_error": error[:500],
-                      "next_attempt_at": now + wait}  # fmt: skip
+                      "next_attempt_at": at + wait}  # fmt: skip
             log.warning("%s: attempt %d failed (%s); next in %.0f s", what(row), attempts, error,
                         wait.total_seconds())  # fmt: skip
         with engine.begin() as connection:

@@ -2,59 +2,76 @@
 by e-mail to an abuse address (SMTP) or as JSON to a hoster's API (HTTPS), each a row of
 ``takedown_deliveries`` sent by ``store.outbox`` (tried until delivered, backing off after each
 failure, the reason kept). Every outcome is a notice event (``sent`` or ``delivery-failed``) and
-an audit entry, written with the outcome; a notice's ``sent_at`` is its first delivered notice.
+an audit entry, written with the outcome. A notice's ``sent_at`` is its first delivered notice,
+and its deadline runs from then (``sent_at`` + the kind's time in ``Timing``). Re-notices,
+escalations and reminders about a notice whose removal is verified are not sent, nor anything
+about a withdrawn one (a referring hotline's status still goes).
 
 An API receives the body with ``Content-Type: application/json`` and an ``Idempotency-Key``
-that is the same on every retry (derived from the notice, the purpose, the step, the channel,
-the target and how many such deliveries came before, so a re-notice has its own). Its answer
-is kept (its start) and handed to ``on_reply``: a CDN names the origin there. Plain http is
-refused except to loopback or the hotline's own networks (tests, an intranet).
+that is the same on every retry: random per delivery (64 hex digits), so a re-notice has its
+own and no two hotlines (whose notice ids both start at 1) ever send the same one. Its answer
+is kept (its first 10 000 characters; no more is read) and handed to ``on_reply``: a CDN names
+the origin there. Plain http is refused except to loopback or the hotline's own networks (tests,
+an intranet).
+
+One slow server never holds the scheduler up: an API exchange (connecting, sending, the whole
+answer) ends ``timeout`` seconds after it began, and a mail's (connecting to QUIT) the mail
+server's ``timeout``, however slowly the other side trickles its bytes: at that moment the
+connection is shut down under whatever read or write is waiting, and the attempt fails.
 """
 
-import hashlib
+import contextlib
 import ipaddress
 import logging
+import secrets
 import smtplib
+import socket
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from email import message_from_string, policy
 from email.utils import format_datetime, parseaddr
+from time import monotonic
 from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Connection, Engine, Row, exists, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, select, update
 
 from hashguard.errors import HashguardError
 from hashguard.net.fetch import Network
 from hashguard.review.webhook import failure_reason, status_reason
 from hashguard.store import audit, outbox
-from hashguard.store.tables import TakedownDeliveryRow, TakedownEventRow, TakedownNoticeRow
-from hashguard.takedown.model import Channel, Clock, DeliveryPurpose, EventKind, NoticeState, now
+from hashguard.store.tables import TakedownDeliveryRow, TakedownEventRow, TakedownNoticeRow, utc
+from hashguard.takedown.model import (
+    Channel,
+    Clock,
+    DeliveryPurpose,
+    EventKind,
+    NoticeKind,
+    NoticeState,
+    Timing,
+    now,
+)
 from hashguard.takedown.notice import parse_reply
 
 log = logging.getLogger("hashguard.takedown")
 
 ACTOR: Final = "takedown"  # who sends: the hotline's own machinery
 MAX_REPLY: Final = 10_000  # characters of an API's answer kept
+MAX_REPLY_BYTES: Final = 4 * MAX_REPLY  # bytes of it read at most (UTF-8: up to 4 a character)
 
 
 @dataclass(frozen=True, slots=True)
 class SmtpSettings:
-    """The mail server notices are handed to."""
+    """The mail server notices are handed to; ``timeout`` (seconds) bounds each mail's whole
+    exchange with it."""
 
     host: str
     port: int
     timeout: float = 10.0
     starttls: bool = False
-
-
-def idempotency_key(notice_id: int, purpose: str, step: str, channel: str, target: str,
-                    nth: int) -> str:  # fmt: skip
-    """The key a delivery keeps on every retry: the ``nth`` (from 0) delivery of its kind."""
-    fields = (str(notice_id), purpose, step, channel, target, str(nth))
-    return hashlib.sha256("\n".join(fields).encode()).hexdigest()
 
 
 def clear_text_problem(url: str, networks: Sequence[Network] = ()) -> str:
@@ -87,13 +104,17 @@ class Deliveries:
         clock: Clock = now,
         on_reply: Callable[[int, str], None] | None = None,
         timeout: float = 10.0,
+        timing: Timing | None = None,
     ) -> None:
+        """``timeout``: seconds an API exchange may take, whole; ``timing``: the deadlines,
+        which run from a notice's first delivery."""
         self.engine = engine
         self.smtp = smtp
         self.networks = networks
         self.clock = clock
         self.on_reply = on_reply
         self.timeout = timeout
+        self.timing = timing or Timing()
 
     def enqueue(
         self,
@@ -110,18 +131,11 @@ class Deliveries:
         URL for ``api``), due at ``at`` (now by default) once the caller's transaction commits.
         ``payload``: the whole message (``EmailMessage.as_string()``) or the JSON body. Its id."""
         purpose, channel = DeliveryPurpose(purpose), Channel(channel)
-        table = TakedownDeliveryRow.__table__
-        earlier = connection.execute(
-            select(func.count()).select_from(table).where(
-                table.c.notice_id == notice_id, table.c.purpose == purpose.value,
-                table.c.step == step, table.c.channel == channel.value, table.c.target == target)
-        ).scalar_one()  # fmt: skip
         due = at or self.clock()
         inserted = connection.execute(insert(TakedownDeliveryRow).values(
             notice_id=notice_id, purpose=purpose.value, step=step, channel=channel.value,
             target=target, payload=payload,
-            idempotency_key=idempotency_key(notice_id, purpose.value, step, channel.value,
-                                            target, int(earlier)),
+            idempotency_key=secrets.token_hex(32),
             created_at=due, attempts=0, next_attempt_at=due, delivered_at=None, last_error="",
             reply="",
         ))  # fmt: skip
@@ -130,13 +144,12 @@ class Deliveries:
     def deliver_due(self, limit: int = 100) -> int:
         """Attempt each delivery due now (at most ``limit``), recording each outcome; the
         number delivered."""
-        at = self.clock()
         replies: dict[int, str] = {}  # delivery id -> the API's answer
         answered: list[tuple[int, str]] = []  # (notice id, answer) of delivered API calls
 
         def send(row: Row[Any]) -> str | None:
             if row.channel == Channel.SMTP.value:
-                return self._mail(row, at)
+                return self._mail(row, self.clock())
             if row.channel == Channel.API.value:
                 return self._post(client, row, replies)
             return f"unknown channel {row.channel!r}"
@@ -147,15 +160,17 @@ class Deliveries:
                 connection.execute(update(TakedownDeliveryRow)
                                    .where(TakedownDeliveryRow.__table__.c.id == row.id)
                                    .values(reply=reply))  # fmt: skip
-            self._record(connection, row, error, reply, at)
+            self._record(connection, row, error, reply, self.clock())
             if error is None and reply is not None:
                 answered.append((row.notice_id, reply))
 
-        with httpx.Client(timeout=self.timeout, follow_redirects=False) as client:
+        # a connection per exchange (none kept alive): each is watched from its start
+        limits = httpx.Limits(max_keepalive_connections=0)
+        with httpx.Client(timeout=self.timeout, follow_redirects=False, limits=limits) as client:
             delivered = outbox.deliver_due(
-                self.engine, TakedownDeliveryRow, send, at, log,
+                self.engine, TakedownDeliveryRow, send, self.clock(), log,
                 lambda row: f"takedown {row.purpose} {row.id} ({row.channel} to {row.target})",
-                ~_withdrawn(), limit=limit, record=record,
+                ~_not_to_send(), limit=limit, record=record, clock=self.clock,
             )  # fmt: skip
         for notice_id, reply in answered:
             self._hand_on(notice_id, reply)
@@ -172,43 +187,44 @@ class Deliveries:
         where = f"{self.smtp.host}:{self.smtp.port}"
         sender = parseaddr(str(message.get("From", "")))[1]
         name = sender.rpartition("@")[2] or "localhost"
+        cutoff = _Cutoff(monotonic() + self.smtp.timeout)
         try:
-            with smtplib.SMTP(self.smtp.host, self.smtp.port, local_hostname=name,
-                              timeout=self.smtp.timeout) as server:  # fmt: skip
-                if self.smtp.starttls:
-                    server.starttls()
-                server.send_message(message, from_addr=sender or None, to_addrs=[row.target])
-        except smtplib.SMTPRecipientsRefused as error:
-            code, answer = next(iter(error.recipients.values()))
-            return f"{where} refused {row.target}: {code} {_text(answer)}"
-        except smtplib.SMTPResponseException as error:
-            return f"{where} answered {error.smtp_code} {_text(error.smtp_error)}"
-        except smtplib.SMTPServerDisconnected:
-            return f"{where} closed the connection"
-        except smtplib.SMTPException as error:
-            return f"{where}: {error}"
-        except ConnectionRefusedError:
-            return f"connection refused by {where}"
-        except TimeoutError:
-            return f"no answer from {where} in time"
-        except OSError as error:
-            return f"{where}: {error.strerror or error}"
-        return None
+            error = _exchange(self.smtp, cutoff, message, sender, name, row.target)
+        finally:
+            cutoff.stop()
+        if error is not None and cutoff.cut.is_set():  # what failed was the cut
+            return f"no complete exchange with {where} within {self.smtp.timeout:g} s"
+        return error
 
     def _post(self, client: httpx.Client, row: Row[Any], replies: dict[int, str]) -> str | None:
         problem = clear_text_problem(row.target, self.networks)
         if problem:
             return problem
         headers = {"Content-Type": "application/json", "Idempotency-Key": row.idempotency_key,
-                   "X-Hashguard-Event": f"takedown.{row.purpose}"}  # fmt: skip
+                   "X-Hashguard-Event": f"takedown.{row.purpose}",
+                   "Accept-Encoding": "identity"}  # fmt: skip
+        cutoff = _Cutoff(monotonic() + self.timeout)
         try:
-            answer = client.post(row.target, content=row.payload.encode(), headers=headers)
+            with client.stream("POST", row.target, content=row.payload.encode(), headers=headers,
+                               extensions={"trace": cutoff.trace}) as answer:  # fmt: skip
+                text = _start(answer)
         except httpx.HTTPError as error:
+            if cutoff.cut.is_set() or isinstance(error, httpx.TimeoutException):
+                return self._late(row.target)
             return failure_reason(error)
-        replies[row.id] = answer.text[:MAX_REPLY]
+        finally:
+            cutoff.stop()
+        if cutoff.cut.is_set():  # the end read was the cut, not the answer's
+            return self._late(row.target)
+        replies[row.id] = text
         if 200 <= answer.status_code < 300:
             return None
         return status_reason(answer.status_code)
+
+    def _late(self, url: str) -> str:
+        parts = urlsplit(url)
+        where = f"{parts.hostname}:{parts.port}" if parts.port else str(parts.hostname)
+        return f"no complete answer from {where} within {self.timeout:g} s"
 
     # --- recording ----------------------------------------------------------------------------
 
@@ -232,14 +248,40 @@ class Deliveries:
                                (("ticket", read.ticket), ("origin", read.origin),
                                 ("reply_error", read.error)) if value is not None})  # fmt: skip
             if row.purpose == DeliveryPurpose.NOTICE.value:
-                notices = TakedownNoticeRow.__table__
-                first = (notices.c.id == row.notice_id, notices.c.sent_at.is_(None))
-                connection.execute(update(TakedownNoticeRow).where(*first).values(sent_at=at))
+                self._first_sent(connection, row.notice_id, at)
         connection.execute(insert(TakedownEventRow).values(
             notice_id=row.notice_id, at=at, kind=kind.value, actor=ACTOR, detail=detail,
         ))  # fmt: skip
         audit.append(connection, ACTOR, f"takedown.{kind.value}", f"notice:{row.notice_id}",
                      detail)  # fmt: skip
+
+    def _first_sent(self, connection: Connection, notice_id: int, at: datetime) -> None:
+        """The notice's first delivered notice: ``sent_at``, and an open notice's deadline from
+        then; its next look moves with the deadline when it was the one composing set, and is
+        kept when sooner (a claim of removal asks for one now)."""
+        notices = TakedownNoticeRow.__table__
+        notice = connection.execute(
+            select(notices.c.kind, notices.c.state, notices.c.sent_at, notices.c.deadline_at,
+                   notices.c.next_action_at, notices.c.lease_until)
+            .where(notices.c.id == notice_id).with_for_update()
+        ).one_or_none()  # fmt: skip
+        if notice is None or notice.sent_at is not None:
+            return
+        values: dict[str, Any] = {"sent_at": at}
+        if notice.state == NoticeState.OPEN.value:
+            kind = NoticeKind(notice.kind)
+            deadline = at + self.timing.deadline(kind)
+            values["deadline_at"] = deadline
+            upcoming = self.timing.first_look(kind, deadline)
+            planned = notice.next_action_at
+            leased = notice.lease_until is not None and utc(notice.lease_until) > at
+            if planned is not None and not leased:
+                composed = (notice.deadline_at is not None and utc(planned)
+                            == self.timing.first_look(kind, utc(notice.deadline_at)))  # fmt: skip
+                values["next_action_at"] = upcoming if composed else min(utc(planned), upcoming)
+        connection.execute(update(TakedownNoticeRow).where(notices.c.id == notice_id,
+                                                           notices.c.sent_at.is_(None))
+                           .values(values))  # fmt: skip
 
     def _hand_on(self, notice_id: int, reply: str) -> None:
         """Give an API's answer to ``on_reply``; what it refuses is logged, never raised."""
@@ -251,14 +293,125 @@ class Deliveries:
             log.warning("takedown notice %d: the API's answer was not used: %s", notice_id, error)
 
 
+def _exchange(smtp: SmtpSettings, cutoff: "_Cutoff", message: Any, sender: str, name: str,
+              target: str) -> str | None:  # fmt: skip
+    """Hand ``message`` to the mail server for ``target``; None, or why it was not taken."""
+    where = f"{smtp.host}:{smtp.port}"
+    try:
+        with _Smtp(cutoff, smtp.host, smtp.port, local_hostname=name,
+                   timeout=smtp.timeout) as server:  # fmt: skip
+            if smtp.starttls:
+                server.starttls()
+            server.send_message(message, from_addr=sender or None, to_addrs=[target])
+    except smtplib.SMTPRecipientsRefused as error:
+        code, answer = next(iter(error.recipients.values()))
+        return f"{where} refused {target}: {code} {_text(answer)}"
+    except smtplib.SMTPResponseException as error:
+        return f"{where} answered {error.smtp_code} {_text(error.smtp_error)}"
+    except smtplib.SMTPServerDisconnected:
+        return f"{where} closed the connection"
+    except smtplib.SMTPException as error:
+        return f"{where}: {error}"
+    except ConnectionRefusedError:
+        return f"connection refused by {where}"
+    except TimeoutError:
+        return f"no answer from {where} in time"
+    except OSError as error:
+        return f"{where}: {error.strerror or error}"
+    return None
+
+
 def _text(answer: bytes | str) -> str:
     text = answer.decode(errors="replace") if isinstance(answer, bytes) else answer
     return " ".join(text.split())[:200]
 
 
-def _withdrawn() -> Any:
-    """Deliveries of a withdrawn notice: never sent (they stay, unsent, as the record of what
-    was queued when an analyst took the notice back)."""
+AFTER_REMOVAL: Final = (DeliveryPurpose.RENOTICE.value, DeliveryPurpose.ESCALATION.value,
+                        DeliveryPurpose.REMINDER.value)  # fmt: skip
+"""What is no longer sent once a notice's removal is verified."""
+
+
+def _not_to_send() -> Any:
+    """Deliveries never sent (they stay, unsent, as the record of what was queued): all of a
+    withdrawn notice's (an analyst took it back), and the re-notices, escalations and
+    reminders of a notice whose removal is verified (its notice and status messages go)."""
     notices, deliveries = TakedownNoticeRow.__table__, TakedownDeliveryRow.__table__
-    return exists().where(notices.c.id == deliveries.c.notice_id,
-                          notices.c.state == NoticeState.WITHDRAWN.value)  # fmt: skip
+    return exists().where(
+        notices.c.id == deliveries.c.notice_id,
+        or_(notices.c.state == NoticeState.WITHDRAWN.value,
+            and_(notices.c.state == NoticeState.REMOVED.value,
+                 deliveries.c.purpose.in_(AFTER_REMOVAL))),
+    )  # fmt: skip
+
+
+def _start(answer: httpx.Response) -> str:
+    """The start of an answer's body: at most MAX_REPLY characters, read no further than
+    MAX_REPLY_BYTES."""
+    data = bytearray()
+    for chunk in answer.iter_bytes():
+        data += chunk
+        if len(data) >= MAX_REPLY_BYTES:
+            break
+    return bytes(data[:MAX_REPLY_BYTES]).decode(answer.encoding or "utf-8",
+                                                errors="replace")[:MAX_REPLY]  # fmt: skip
+
+
+class _Cutoff:
+    """Shuts a connection down at ``deadline`` (``time.monotonic``) unless stopped first: a
+    server trickling a byte at a time never trips a per-read timeout. Watches the socket
+    given to ``watch`` (or, as an httpx ``trace`` extension, the one it connects); ``cut``
+    says it did."""
+
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
+        self.cut = threading.Event()
+        self.lock = threading.Lock()
+        self.sock: socket.socket | None = None
+        self.timer: threading.Timer | None = None
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            sock = info["return_value"].get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                self.watch(sock)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Watch ``sock`` (through a duplicate, which stays valid whatever TLS does to it)."""
+        with self.lock:
+            if self.sock is not None:
+                self.sock.close()
+            if self.timer is not None:
+                self.timer.cancel()
+            self.sock = sock.dup()
+            self.timer = threading.Timer(max(self.deadline - monotonic(), 0.0), self._cut)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _cut(self) -> None:
+        with self.lock:
+            if self.sock is None or self.sock.fileno() == -1:  # stopped meanwhile
+                return
+            self.cut.set()
+            with contextlib.suppress(OSError):  # the peer closed it already
+                self.sock.shutdown(socket.SHUT_RDWR)
+
+    def stop(self) -> None:
+        with self.lock:
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.sock is not None:
+                self.sock.close()
+
+
+class _Smtp(smtplib.SMTP):
+    """smtplib's client, its connection watched by ``cutoff`` from the moment it is made."""
+
+    def __init__(self, cutoff: _Cutoff, host: str, port: int, local_hostname: str,
+                 timeout: float) -> None:  # fmt: skip
+        self.cutoff = cutoff
+        super().__init__(host, port, local_hostname=local_hostname, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock: socket.socket = super()._get_socket(host, port, timeout)  # type: ignore[misc]
+        self.cutoff.watch(sock)
+        return sock

@@ -119,7 +119,7 @@ class Takedown:
         self.sender = sender(settings)
         self.deliveries = Deliveries(
             engine, smtp(settings.smtp, settings.timeout), settings.networks, clock=clock,
-            on_reply=self._replied, timeout=settings.timeout,
+            on_reply=self._replied, timeout=settings.timeout, timing=self.timing,
         )  # fmt: skip
         self.notices = Notices(engine, self.timing, hotline.hosters, self.sender, self.key,
                                self.deliveries, clock=clock, trace=hotline.trace)  # fmt: skip
