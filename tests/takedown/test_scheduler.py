@@ -420,6 +420,7 @@ def _order(world: World, reference: str) -> int:
 
 def test_an_order_is_reminded_at_half_its_time_and_at_its_deadline(world: World) -> None:
     order = _order(world, "ORD-1")
+    assert world.scheduler.tick().checks == 0  # delivered: the deadline runs from now
     assert utc(world.row(order).next_action_at) == T0 + timedelta(hours=1)
     world.clock.move(hours=12)
     done = world.scheduler.tick()
