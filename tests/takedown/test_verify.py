@@ -55,8 +55,9 @@ def _fetch(dns: DnsServer, timeout: float = 10.0, page_bytes: int = 5 << 20) -> 
                          cross_host_redirects=True)  # fmt: skip
 
     def fetch(url: str) -> Crawl:
-        return crawl(url, fetcher, CrawlLimits(page_bytes=page_bytes, media_bytes=page_bytes,
-                                               timeout=timeout, total_time=timeout * 3))
+        limits = CrawlLimits(page_bytes=page_bytes, media_bytes=page_bytes, timeout=timeout,
+                             total_time=timeout * 3)  # fmt: skip
+        return crawl(url, fetcher, limits)
 
     return fetch
 

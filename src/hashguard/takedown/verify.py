@@ -100,8 +100,9 @@ def check(
             detail = (f"no baseline yet: {len(failed)} medium(s) on the page could not be "
                       f"fetched (the first: {failed[0].url}: {failed[0].detail})")  # fmt: skip
             return Check(CheckOutcome.INCONCLUSIVE, page.status, detail, served, at)
+        kept = _count(len(served), "hashed answer")
         detail = (f"the baseline: the URL answers {page.status} ({page.detail}); what it serves "
-                  f"({_count(len(served), 'hashed answer')}) is what later checks compare with")
+                  f"({kept}) is what later checks compare with")  # fmt: skip
         return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
     if not items:
         detail = f"the URL still answers {page.status} ({page.detail}); no hashes to compare"
