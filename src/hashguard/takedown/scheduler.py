@@ -14,12 +14,22 @@ deliveries and the audit entries. Every time is the injected clock's.
 
 Per due notice (``open``):
 
-- a claim of removal not yet checked, or the deadline passed: every URL checked (purpose
-  ``claimed``, ``deadline``, then ``renotice``); all gone or changed: ``verified``, state
-  ``removed``, re-checks scheduled; any present: after the deadline a re-notice every
-  ``timing.renotice`` (the first at the deadline) and each ladder step whose ``after`` has
-  passed since the deadline, once; inconclusive only: looked at again after ``timing.retry``;
+- before the deadline, a check of every URL at each of ``timing.checks`` (1, 6, 12 hours after
+  delivery, half an hour before the deadline; purpose ``scheduled``), once per slot however
+  late the pass; a notice without items (an order) takes each URL's baseline at its first
+  check, at once when composed (items marked ``baseline``), and is compared with it later;
+- a claim of removal not yet checked, or the deadline passed (counted from delivery: a notice
+  not delivered is never overdue): every URL checked (purpose ``claimed``, ``deadline``, then
+  ``renotice``); all gone or changed, at any check: ``verified``, state ``removed``, re-checks
+  scheduled; otherwise after the deadline, whether the checks found the content, could not
+  tell (inconclusive: looked at again after ``timing.retry``) or can never tell
+  (unverifiable), a re-notice every ``timing.renotice`` (the first at the deadline) and each
+  ladder step whose ``after`` has passed since the deadline, once;
 - an order without an outcome: a reminder at half its time and at its deadline.
+
+Nothing is enqueued for a notice whose state changed while its URLs were checked (withdrawn,
+verified by another instance): the pass's work is rolled back. The lease is renewed while the
+URLs are checked (many URLs take long), so no other instance takes the notice meanwhile.
 
 A ``removed`` notice is checked again ``timing.rechecks`` after its verification; content found
 again is a reappearance: a new queued notice (``previous_id`` the removed one) and a
