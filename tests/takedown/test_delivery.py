@@ -3,7 +3,11 @@ composed (the signed document attached or POSTed with an idempotency key that ev
 repeats), failures are retried after a backoff with their reason kept, each attempt is an event
 and an audit entry, and an API's answer is kept and handed on, junk included, never crashing."""
 
+import contextlib
 import json
+import socket
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from ipaddress import ip_network
@@ -21,10 +25,11 @@ from hashguard.store.tables import (
     TakedownDeliveryRow,
     TakedownEventRow,
     TakedownNoticeRow,
+    utc,
 )
 from hashguard.takedown import notice, signing
 from hashguard.takedown.delivery import Deliveries, SmtpSettings, clear_text_problem
-from hashguard.takedown.model import Channel, DeliveryPurpose
+from hashguard.takedown.model import Channel, DeliveryPurpose, NoticeKind, Timing
 
 from support.loopback import Loopback
 from support.notice_rows import stored_notice
@@ -264,3 +269,187 @@ def test_nothing_more_is_sent_about_a_withdrawn_notice(engine: Engine) -> None:
         assert deliveries.deliver_due() == 1
         assert mailbox.wait_for(1)
     assert [d.notice_id for d in rows(engine, TakedownDeliveryRow) if d.delivered_at] == [kept.id]
+
+
+@pytest.mark.parametrize("purpose", list(DeliveryPurpose))
+def test_after_a_verified_removal_only_the_notice_and_status_still_go(
+    engine: Engine, purpose: DeliveryPurpose
+) -> None:
+    row, _ = composed(engine, state="removed", verified_at=START)
+    api = Loopback(lambda path, headers, body: (200, "application/json", b"{}"))
+    deliveries = Deliveries(engine, None, clock=Clock())
+    try:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, purpose, Channel.API, api.url + "/n", "{}")
+        sent = deliveries.deliver_due()
+    finally:
+        api.close()
+    goes = purpose in (DeliveryPurpose.NOTICE, DeliveryPurpose.STATUS)
+    assert sent == (1 if goes else 0)
+    assert len(api.requests) == sent
+    [delivery] = rows(engine, TakedownDeliveryRow)
+    assert (delivery.delivered_at is not None) is goes and delivery.attempts == sent
+
+
+@pytest.mark.parametrize("kind", ["notice", "order"])
+def test_the_deadline_runs_from_the_first_delivered_notice(engine: Engine, kind: str) -> None:
+    # Composed at START with its deadline from then; the mail server is down for five hours.
+    timing = Timing(notice=timedelta(hours=24), order=timedelta(hours=12))
+    deadline = START + timing.deadline(NoticeKind(kind))
+    row, document = composed(engine, kind=kind, state="open", deadline_at=deadline,
+                             next_action_at=timing.first_look(NoticeKind(kind), deadline))  # fmt: skip
+    message = notice.email(document, DeliveryPurpose.NOTICE, to="abuse@files.example",
+                           sender=SENDER).as_string()  # fmt: skip
+    clock = Clock()
+    clock.moment = START + timedelta(hours=5)
+    with smtp_server() as mailbox:
+        deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=clock,
+                                timing=timing)  # fmt: skip
+        with engine.begin() as connection:
+            for _ in range(2):  # the second one (an operator's resend) moves nothing
+                deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.SMTP,
+                                   "abuse@files.example", message, at=START)  # fmt: skip
+        assert deliveries.deliver_due(limit=1) == 1
+        clock.moment += timedelta(hours=1)
+        assert deliveries.deliver_due() == 1
+    [stored] = [r for r in rows(engine, TakedownNoticeRow) if r.id == row.id]
+    sent = START + timedelta(hours=5)
+    assert utc(stored.sent_at) == sent
+    assert utc(stored.deadline_at) == sent + timing.deadline(NoticeKind(kind))
+    assert utc(stored.next_action_at) == timing.first_look(NoticeKind(kind),
+                                                           utc(stored.deadline_at))  # fmt: skip
+
+
+def test_a_sooner_look_asked_for_is_kept_when_the_deadline_moves(engine: Engine) -> None:
+    claimed = START + timedelta(hours=1)  # the hoster said removed: a check is due then
+    row, _ = composed(engine, state="open", next_action_at=claimed)
+    clock = Clock()
+    clock.moment = START + timedelta(hours=2)
+    api = Loopback(lambda path, headers, body: (200, "application/json", b"{}"))
+    deliveries = Deliveries(engine, None, clock=clock)
+    try:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.API, api.url,
+                               "{}", at=START)  # fmt: skip
+        assert deliveries.deliver_due() == 1
+    finally:
+        api.close()
+    [stored] = [r for r in rows(engine, TakedownNoticeRow) if r.id == row.id]
+    assert utc(stored.deadline_at) == clock.moment + timedelta(hours=24)
+    assert utc(stored.next_action_at) == claimed
+
+
+class Trickle:
+    """A server on loopback that takes a connection and answers slowly: ``answer(conn, stop)``
+    writes what it likes (a pause between bytes); how many bytes got out is kept."""
+
+    def __init__(self, answer: Callable[[socket.socket, threading.Event], None]) -> None:
+        self.answer = answer
+        self.stop = threading.Event()
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.thread = threading.Thread(target=self._serve, daemon=True)
+        self.thread.start()
+
+    def _serve(self) -> None:
+        while not self.stop.is_set():
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            with connection, contextlib.suppress(OSError):
+                self.answer(connection, self.stop)
+
+    def close(self) -> None:
+        self.stop.set()
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
+        self.listener.close()
+        self.thread.join(30)
+
+
+def read_request(connection: socket.socket) -> None:
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += connection.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                  if line.lower().startswith(b"content-length:"))  # fmt: skip
+    while len(body) < length:
+        body += connection.recv(65536)
+
+
+def test_an_api_trickling_its_answer_is_cut_at_the_deadline(engine: Engine) -> None:
+    def trickle(connection: socket.socket, stop: threading.Event) -> None:
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 300\r\n\r\n")  # fmt: skip
+        for _ in range(300):  # a byte a tenth of a second: no read ever waits a second
+            if stop.wait(0.1):
+                return
+            connection.sendall(b" ")
+
+    row, _ = composed(engine)
+    server = Trickle(trickle)
+    deliveries = Deliveries(engine, None, clock=Clock(), timeout=1.0)
+    try:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.API,
+                               f"http://127.0.0.1:{server.port}/notices", "{}")  # fmt: skip
+        assert deliveries.deliver_due() == 0
+    finally:
+        server.close()
+    [delivery] = rows(engine, TakedownDeliveryRow)
+    assert delivery.last_error == f"no complete answer from 127.0.0.1:{server.port} within 1 s"
+    assert delivery.delivered_at is None and delivery.attempts == 1
+
+
+def test_an_endless_answer_is_read_no_further_than_what_is_kept(engine: Engine) -> None:
+    written = [0]
+    total = 64 * 2**20
+
+    def flood(connection: socket.socket, stop: threading.Event) -> None:
+        read_request(connection)
+        connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                           b"Connection: close\r\n\r\n")  # fmt: skip
+        chunk = "é".encode() * 32768
+        while written[0] < total and not stop.is_set():
+            connection.sendall(chunk)
+            written[0] += len(chunk)
+
+    row, _ = composed(engine)
+    server = Trickle(flood)
+    deliveries = Deliveries(engine, None, clock=Clock(), timeout=60.0)
+    try:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.API,
+                               f"http://127.0.0.1:{server.port}/notices", "{}")  # fmt: skip
+        assert deliveries.deliver_due() == 1
+    finally:
+        server.close()
+    [delivery] = rows(engine, TakedownDeliveryRow)
+    assert delivery.reply == "é" * 10_000
+    assert written[0] < total  # the hotline hung up long before the end
+
+
+def test_a_mail_server_trickling_its_replies_is_cut_at_the_deadline(engine: Engine) -> None:
+    def trickle(connection: socket.socket, stop: threading.Event) -> None:
+        for _ in range(300):  # a greeting line a tenth of a second, never its last
+            if stop.wait(0.1):
+                return
+            connection.sendall(b"220-mail.files.example is thinking\r\n")
+
+    row, document = composed(engine)
+    message = notice.email(document, DeliveryPurpose.NOTICE, to="abuse@files.example",
+                           sender=SENDER).as_string()  # fmt: skip
+    server = Trickle(trickle)
+    deliveries = Deliveries(engine, SmtpSettings("127.0.0.1", server.port, timeout=1.0))
+    try:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.SMTP,
+                               "abuse@files.example", message)  # fmt: skip
+        assert deliveries.deliver_due() == 0
+    finally:
+        server.close()
+    [delivery] = rows(engine, TakedownDeliveryRow)
+    assert delivery.last_error == f"no complete exchange with 127.0.0.1:{server.port} within 1 s"

@@ -117,12 +117,25 @@ def test_other_desks_reports_are_read_and_without_hashes_or_outcome_say_so() -> 
         (json.dumps({**SPAM, "evidence": [{"content_type": "image/jpeg", "payload": "AAAA"}]}),
          "the report: evidence: reports with evidence payloads are refused"),
         (json.dumps({**SPAM, "timestamp": "yesterday"}), "the report: timestamp: expected an ISO"),
+        (json.dumps({"Version": "3", "ReporterInfo": {}, "Report": {"ReportType": "Tea"}}),
+         "the report: cannot convert v3 report: unknown ReportType 'Tea'"),
+        (json.dumps([SPAM, {"Version": "3", "ReporterInfo": {}, "Report": "spam"}]),
+         "report 2: not a report the xarf package can read"),
+        ("[" * 100_000 + "]" * 100_000, "the JSON is nested too deeply to be a XARF report"),
+        (json.dumps(SPAM) + "\n" + '{"a": ' * 50_000 + "1" + "}" * 50_000,
+         "line 2: nested too deeply to be a XARF report"),
     ],
 )  # fmt: skip
 def test_what_cannot_be_read_is_named_by_line_and_field(text: str, error: str) -> None:
     with pytest.raises(ReportsInvalid) as raised:
         read_reports(text, "desk")
     assert str(raised.value).startswith(error)
+
+
+def test_times_read_from_another_zone_are_kept_in_utc() -> None:
+    [read] = read_reports(json.dumps({**SPAM, "timestamp": "2025-03-01T14:00:00+02:00"}), "desk")
+    assert read.at.utcoffset() == timedelta(0)
+    assert read.at.isoformat() == "2025-03-01T12:00:00+00:00"
 
 
 FIELDS = st.sampled_from(sorted(SPAM))

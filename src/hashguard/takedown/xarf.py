@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 import xarf as xarf_package
+from xarf.exceptions import XARFError
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.errors import Invalid
@@ -118,7 +119,10 @@ def read_reports(text: str, source: str) -> list[ImportedReport]:
     """The reports in ``text`` (one JSON object, a JSON list, or one object per line) that
     ``source`` sent. Raises ReportsInvalid naming the line (JSON lines), the report's place
     (a list) and the field of each report XARF's schema refuses; nothing is read then."""
-    found = _documents(text)
+    try:
+        found = _documents(text)
+    except RecursionError:
+        raise ReportsInvalid("the JSON is nested too deeply to be a XARF report") from None
     if len(found) > MAX_REPORTS:
         raise ReportsInvalid(f"{len(found)} reports: at most {MAX_REPORTS} at once")
     reports, errors = [], []
@@ -127,6 +131,8 @@ def read_reports(text: str, source: str) -> list[ImportedReport]:
             reports.append(_report(value, source))
         except ReportsInvalid as error:
             errors.append(f"{where}: {error}")
+        except RecursionError:
+            errors.append(f"{where}: nested too deeply to be a XARF report")
     if errors:
         more = f" (and {len(errors) - MAX_ERRORS} more)" if len(errors) > MAX_ERRORS else ""
         raise ReportsInvalid("; ".join(errors[:MAX_ERRORS]) + more)
@@ -159,13 +165,21 @@ def _lines(text: str) -> list[tuple[str, Any]]:
         except json.JSONDecodeError as error:
             raise ReportsInvalid(f"line {number}, column {error.colno}: not JSON "
                                  f"({error.msg})") from None  # fmt: skip
+        except RecursionError:
+            raise ReportsInvalid(f"line {number}: nested too deeply to be a XARF "
+                                 "report") from None  # fmt: skip
     return found
 
 
 def _report(value: Any, source: str) -> ImportedReport:
     if not isinstance(value, dict):
         raise ReportsInvalid(f"expected a XARF report (a JSON object), got {type(value).__name__}")
-    parsed = xarf_package.parse(value)
+    try:
+        parsed = xarf_package.parse(value)
+    except XARFError as error:  # a XARF v3 report the package cannot convert
+        raise ReportsInvalid(_sentence(error)) from None
+    except (AttributeError, TypeError) as error:  # a v3 report whose parts are not objects
+        raise ReportsInvalid(f"not a report the xarf package can read ({error})") from None
     if parsed.errors:
         raise ReportsInvalid(", ".join(f"{e.field or '(the report)'}: {e.message}"
                                        for e in parsed.errors[:3]))  # fmt: skip
@@ -198,7 +212,14 @@ def _time(value: Any) -> datetime:
     except ValueError:
         got = str(value)[:40]
         raise ReportsInvalid(f"timestamp: expected an ISO 8601 time, got {got!r}") from None
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _sentence(error: Exception) -> str:
+    """The xarf package's message on one line (at most 300 characters), lower-cased at its
+    start."""
+    text = " ".join(str(error).split())[:300]
+    return text[:1].lower() + text[1:] if text else type(error).__name__
 
 
 def _hashes(document: Mapping[str, Any]) -> tuple[dict[str, str], ...]:
