@@ -91,8 +91,8 @@ class Log:
     reported: dict[str, datetime] = field(default_factory=dict)  # hoster -> report time
     removed: dict[int, datetime] = field(default_factory=dict)  # notice -> first seen removed
     appeared: dict[int, datetime] = field(default_factory=dict)  # notice -> first seen
-    claimed: dict[str, datetime] = field(default_factory=dict)  # hoster -> claimed on its behalf
-    disputed: dict[str, datetime] = field(default_factory=dict)
+    claimed: dict[str, datetime | None] = field(default_factory=dict)  # None: not needed
+    disputed: dict[str, datetime | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -336,6 +336,9 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
                 pending.append(hoster.received[0].at + after * HOUR)
                 continue
             [mine] = notices.list(hoster=name, limit=10)
+            if mine.state != "open":  # the hotline's own early check saw it gone already
+                done[name] = None
+                continue
             if act == "claim":
                 notices.claim_removed(mine.id, name, f"{name} desk", "removed, we promise")
             else:
@@ -365,10 +368,14 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
         validate(document)
         assert signing.verify(document, key) == key
 
-    # Quick: removed an hour after its notice, claimed, verified at the claim.
+    # Quick: removed an hour after its notice, verified by the first check after it (the
+    # early check an hour after sending, or its claim, whichever came first), not the deadline.
     [quick] = by_hoster["Quick Hosting"]
     assert quick.state == "removed"
-    assert world.log.removed[quick.id] == world.log.claimed["Quick Hosting"]
+    gone = desk(world, "Quick Hosting").removed_at(desk(world, "Quick Hosting").page_path)
+    assert gone is not None and gone <= world.log.removed[quick.id] <= gone + HOUR
+    claimed = world.log.claimed["Quick Hosting"]
+    assert claimed is None or world.log.removed[quick.id] == claimed
     assert {s.purpose for s in sent["Quick Hosting"]} == {"notice"}
     assert {s.channel for s in sent["Quick Hosting"]} == {"api", "smtp"}
 
@@ -397,7 +404,9 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
     [liar] = by_hoster["Liar Hosting"]
     assert liar.state == "open" and liar.claimed_at is not None and liar.escalations == 3
     detail = notices.get(liar.id)
-    after_claim = [c for c in detail.checks if c.at >= world.log.claimed["Liar Hosting"]]
+    liar_claimed = world.log.claimed["Liar Hosting"]
+    assert liar_claimed is not None
+    after_claim = [c for c in detail.checks if c.at >= liar_claimed]
     assert after_claim and after_claim[0].outcome == "present"
 
     # Again: removed, back after a week, found by the re-check, noticed again, removed again.

@@ -46,7 +46,7 @@ def dns() -> Iterator[DnsServer]:
         yield server
 
 
-def _fetch(dns: DnsServer, timeout: float = 10.0) -> Any:
+def _fetch(dns: DnsServer, timeout: float = 10.0, page_bytes: int = 5 << 20) -> Any:
     """The crawl as the hotline does it: any host, through the configured resolver, the
     loopback network allowed (as the operator's ``networks``)."""
     resolver = DnsResolver([dns.address], timeout=2.0)
@@ -55,7 +55,9 @@ def _fetch(dns: DnsServer, timeout: float = 10.0) -> Any:
                          cross_host_redirects=True)  # fmt: skip
 
     def fetch(url: str) -> Crawl:
-        return crawl(url, fetcher, CrawlLimits(timeout=timeout, total_time=timeout * 3))
+        limits = CrawlLimits(page_bytes=page_bytes, media_bytes=page_bytes, timeout=timeout,
+                             total_time=timeout * 3)  # fmt: skip
+        return crawl(url, fetcher, limits)
 
     return fetch
 
@@ -73,8 +75,8 @@ def _page(*images: str) -> Page:
     return Page(f"<!doctype html><html><body><h1>Gallery</h1>{tags}</body></html>".encode())
 
 
-@pytest.mark.parametrize("status", [404, 410])
-def test_a_url_answering_404_or_410_is_gone(dns: DnsServer, status: int) -> None:
+@pytest.mark.parametrize("status", [404, 410, 451])
+def test_a_url_answering_404_410_or_451_is_gone(dns: DnsServer, status: int) -> None:
     with website({"/a.jpg": Page(b"gone", "text/plain", status)}, ADDRESS) as site:
         result = check(_url(site, "/a.jpg"), ITEMS, _fetch(dns), lambda: AT)
     assert (result.outcome, result.status, result.at) == (CheckOutcome.GONE, status, AT)
@@ -141,10 +143,32 @@ def test_a_page_whose_media_cannot_be_fetched_now_is_inconclusive(dns: DnsServer
     assert "x.jpg" in result.detail
 
 
-def test_a_server_error_is_inconclusive(dns: DnsServer) -> None:
-    with website({"/a.jpg": Page(b"oops", "text/plain", 503)}, ADDRESS) as site:
+@pytest.mark.parametrize("status", [500, 503, 429, 401, 403, 407, 400])
+def test_an_error_answer_is_inconclusive_never_removal(dns: DnsServer, status: int) -> None:
+    """A hoster that shuts the hotline out (403, a login) has not shown the content gone."""
+    with website({"/a.jpg": Page(b"no", "text/plain", status)}, ADDRESS) as site:
         result = check(_url(site, "/a.jpg"), ITEMS, _fetch(dns), lambda: AT)
-    assert (result.outcome, result.status) == (CheckOutcome.INCONCLUSIVE, 503)
+    assert (result.outcome, result.status) == (CheckOutcome.INCONCLUSIVE, status)
+
+
+def test_a_medium_on_the_page_refused_with_403_is_inconclusive(dns: DnsServer) -> None:
+    pages = {"/gallery": _page("/x.jpg"), "/x.jpg": Page(b"no", "text/plain", 403)}
+    with website(pages, ADDRESS) as site:
+        result = check(_url(site, "/gallery"), ITEMS, _fetch(dns), lambda: AT)
+    assert result.outcome is CheckOutcome.INCONCLUSIVE
+    assert "x.jpg" in result.detail
+
+
+def test_an_answer_too_large_to_fetch_is_unverifiable(dns: DnsServer) -> None:
+    with website({"/a.jpg": Page(PICTURE, "image/jpeg")}, ADDRESS) as site:
+        result = check(_url(site, "/a.jpg"), ITEMS, _fetch(dns, page_bytes=1000), lambda: AT)
+    assert result.outcome is CheckOutcome.UNVERIFIABLE
+    assert result.detail.startswith("can never tell")
+
+
+def test_a_url_that_cannot_be_fetched_is_unverifiable(dns: DnsServer) -> None:
+    result = check("ftp://hoster.test/a.jpg", ITEMS, _fetch(dns), lambda: AT)
+    assert result.outcome is CheckOutcome.UNVERIFIABLE
 
 
 def test_a_refused_connection_is_inconclusive(dns: DnsServer) -> None:
@@ -184,3 +208,41 @@ def test_matching_is_by_digest_or_pdq_within_the_radius() -> None:
     assert matches({"pdq": far.hex()}, one) == ""  # 32 bits: beyond the radius
     assert matches({"pdq": "not a hash"}, one) == ""
     assert matches({}, one) == ""
+
+
+def test_an_orders_baseline_is_what_its_urls_serve_and_later_checks_compare_with_it(
+    dns: DnsServer,
+) -> None:
+    """An order names URLs only: the first check's hashes are the baseline (the media of a page;
+    a page without media: its own bytes' digest); the same later is present, other content is
+    changed, a 404 gone."""
+    text = Page(b"<!doctype html><html><body><p>a story</p></body></html>")
+    pages = {"/gallery": _page("/x.jpg"), "/x.jpg": Page(OTHER, "image/jpeg"), "/story": text}
+    with website(pages, ADDRESS) as site:
+        gallery, story = _url(site, "/gallery"), _url(site, "/story")
+        fetch = _fetch(dns)
+        first = check(gallery, [], fetch, lambda: AT, baseline=True)
+        page = check(story, [], fetch, lambda: AT, baseline=True)
+        assert (first.outcome, page.outcome) == (CheckOutcome.PRESENT, CheckOutcome.PRESENT)
+        assert "baseline" in first.detail
+        assert [h["url"] for h in first.hashes] == [_url(site, "/x.jpg")]
+        assert page.hashes[0]["hashes"] == {
+            "sha256": hashlib.sha256(b"<!doctype html><html><body><p>a story</p></body></html>")
+            .hexdigest()}  # fmt: skip
+        baseline = [{"url": h["url"], "hashes": h["hashes"]} for h in first.hashes + page.hashes]
+        assert check(gallery, baseline, fetch, lambda: AT).outcome is CheckOutcome.PRESENT
+        assert check(story, baseline, fetch, lambda: AT).outcome is CheckOutcome.PRESENT
+        pages["/x.jpg"] = Page(jpeg(11, 320, 240), "image/jpeg")
+        pages["/story"] = Page(b"<!doctype html><html><body>Removed by order</body></html>")
+        assert check(gallery, baseline, fetch, lambda: AT).outcome is CheckOutcome.CHANGED
+        assert check(story, baseline, fetch, lambda: AT).outcome is CheckOutcome.CHANGED
+        pages["/story"] = Page(b"gone", "text/plain", 404)
+        assert check(story, baseline, fetch, lambda: AT).outcome is CheckOutcome.GONE
+
+
+def test_no_baseline_while_a_medium_on_the_page_cannot_be_fetched(dns: DnsServer) -> None:
+    pages = {"/gallery": _page("/x.jpg"), "/x.jpg": Page(b"busy", "text/plain", 503)}
+    with website(pages, ADDRESS) as site:
+        result = check(_url(site, "/gallery"), [], _fetch(dns), lambda: AT, baseline=True)
+    assert result.outcome is CheckOutcome.INCONCLUSIVE
+    assert result.detail.startswith("no baseline yet")

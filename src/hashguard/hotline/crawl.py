@@ -130,13 +130,15 @@ def crawl(
     if not _is_html(fetched):
         shown = fetched.content_type or "of no declared type"
         detail = f"the answer is {shown} ({len(fetched.body)} bytes): neither HTML nor media"
-        return Crawl(_answered(url, at, fetched, "other", "not-html", detail), ())
+        return Crawl(_answered(url, at, fetched, "other", "not-html", detail,
+                               _digest(fetched.body)), ())  # fmt: skip
     # One more than is fetched: enough to say there were more (a huge page is not collected).
     found = media_urls(fetched.body, fetched.url, fetched.charset, limits.max_items + 1)
     chosen = found[: limits.max_items]
     more = len(found) > len(chosen)
     shown = f"more than {limits.max_items} media URLs" if more else _count(len(found), "media URL")
-    page = _answered(url, at, fetched, "page", "ok", f"an HTML page showing or linking {shown}")
+    page = _answered(url, at, fetched, "page", "ok", f"an HTML page showing or linking {shown}",
+                     _digest(fetched.body))  # fmt: skip
     del fetched  # the page's bytes are not kept
     items: list[FetchRecord] = []
     for index, media_url in enumerate(chosen):
@@ -351,6 +353,12 @@ def _answered(
 def _refused(url: str, at: datetime, kind: str, refused: FetchRefused) -> FetchRecord:
     return FetchRecord(url, refused.url, at, refused.status, "", 0, kind, refused.reason,
                        str(refused))  # fmt: skip
+
+
+def _digest(body: bytes) -> dict[str, str]:
+    """A page's own fingerprint (its bytes' SHA-256): what a re-check compares a page without
+    media with (takedown.verify)."""
+    return {"sha256": hashlib.sha256(body).hexdigest()}
 
 
 def _unfetched(url: str, at: datetime, outcome: str, detail: str) -> FetchRecord:

@@ -55,13 +55,17 @@ class CheckOutcome(StrEnum):
     GONE = "gone"  # 404/410, or the host no longer resolves
     CHANGED = "changed"  # the URL serves other content (by hash)
     PRESENT = "present"  # the same content (by hash) is still served
-    INCONCLUSIVE = "inconclusive"  # timed out, refused, server error: try again later
+    INCONCLUSIVE = "inconclusive"  # timed out, refused, server error, 401/403: try again later
+    # can never tell (too large to fetch, not a fetchable URL, fetching not allowed): for the
+    # ladder as good as present, never a removal
+    UNVERIFIABLE = "unverifiable"
 
 
 REMOVED_OUTCOMES: Final = (CheckOutcome.GONE, CheckOutcome.CHANGED)
 
 
 class CheckPurpose(StrEnum):
+    SCHEDULED = "scheduled"  # before the deadline (Timing.early, Timing.last_call): when it went
     CLAIMED = "claimed"  # the hoster said removed
     DEADLINE = "deadline"  # the deadline passed
     RENOTICE = "renotice"  # before each re-notice
@@ -102,6 +106,10 @@ class Timing:
     rechecks: tuple[timedelta, ...] = (timedelta(days=1), timedelta(days=7), timedelta(days=30))
     retry: timedelta = timedelta(hours=1)  # after an inconclusive check
     ladder: tuple[EscalationStep, ...] = ()
+    # checks before the deadline, from sending (the deadline's start): removal is seen when it
+    # happens, not at the deadline (the resolution of time to removal)
+    early: tuple[timedelta, ...] = (timedelta(hours=1), timedelta(hours=6), timedelta(hours=12))
+    last_call: timedelta = timedelta(minutes=30)  # and this long before the deadline
 
     def deadline(self, kind: NoticeKind) -> timedelta:
         return self.order if kind is NoticeKind.ORDER else self.notice
@@ -110,7 +118,19 @@ class Timing:
         """When an order without an outcome is reminded: at half its time, at its deadline."""
         return deadline - self.order / 2, deadline
 
+    def checks(self, kind: NoticeKind, deadline: datetime) -> tuple[datetime, ...]:
+        """When a notice of ``kind`` whose deadline is ``deadline`` is checked before it
+        (``early`` after its start, the deadline less its time, and ``last_call`` before it),
+        in order: each strictly between the start and the deadline, each once."""
+        start = deadline - self.deadline(kind)
+        times = {start + after for after in self.early} | {deadline - self.last_call}
+        return tuple(sorted(moment for moment in times if start < moment < deadline))
+
     def first_look(self, kind: NoticeKind, deadline: datetime) -> datetime:
-        """When the scheduler first looks at a notice just sent: an order at its first
-        reminder, anything else at its deadline (or earlier, when the hoster claims)."""
-        return self.reminders(deadline)[0] if kind is NoticeKind.ORDER else deadline
+        """When the scheduler first looks at a notice just composed: an order at once (what
+        its URLs serve as it is issued is the baseline later checks compare with), anything
+        else at its first check before the deadline (``checks``; or earlier, when the hoster
+        claims), or at the deadline when there is none."""
+        if kind is NoticeKind.ORDER:
+            return deadline - self.deadline(kind)
+        return next(iter(self.checks(kind, deadline)), deadline)

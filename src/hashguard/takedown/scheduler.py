@@ -14,12 +14,22 @@ deliveries and the audit entries. Every time is the injected clock's.
 
 Per due notice (``open``):
 
-- a claim of removal not yet checked, or the deadline passed: every URL checked (purpose
-  ``claimed``, ``deadline``, then ``renotice``); all gone or changed: ``verified``, state
-  ``removed``, re-checks scheduled; any present: after the deadline a re-notice every
-  ``timing.renotice`` (the first at the deadline) and each ladder step whose ``after`` has
-  passed since the deadline, once; inconclusive only: looked at again after ``timing.retry``;
+- before the deadline, a check of every URL at each of ``timing.checks`` (1, 6, 12 hours after
+  delivery, half an hour before the deadline; purpose ``scheduled``), once per slot however
+  late the pass; a notice without items (an order) takes each URL's baseline at its first
+  check, at once when composed (items marked ``baseline``), and is compared with it later;
+- a claim of removal not yet checked, or the deadline passed (counted from delivery: a notice
+  not delivered is never overdue): every URL checked (purpose ``claimed``, ``deadline``, then
+  ``renotice``); all gone or changed, at any check: ``verified``, state ``removed``, re-checks
+  scheduled; otherwise after the deadline, whether the checks found the content, could not
+  tell (inconclusive: looked at again after ``timing.retry``) or can never tell
+  (unverifiable), a re-notice every ``timing.renotice`` (the first at the deadline) and each
+  ladder step whose ``after`` has passed since the deadline, once;
 - an order without an outcome: a reminder at half its time and at its deadline.
+
+Nothing is enqueued for a notice whose state changed while its URLs were checked (withdrawn,
+verified by another instance): the pass's work is rolled back. The lease is renewed while the
+URLs are checked (many URLs take long), so no other instance takes the notice meanwhile.
 
 A ``removed`` notice is checked again ``timing.rechecks`` after its verification; content found
 again is a reappearance: a new queued notice (``previous_id`` the removed one) and a
@@ -36,7 +46,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Connection, Engine, Row, func, insert, select, update
+from sqlalchemy import Connection, Engine, Row, case, func, insert, select, update
 
 from hashguard.hotline import outbox
 from hashguard.hotline.crawl import Crawl
@@ -107,6 +117,14 @@ class _Lost(Exception):
     """The lease ran out or the notice changed under us: roll back, the other one does it."""
 
 
+@dataclass
+class _Lease:
+    """This instance's hold of a notice: until when (renewed while long work goes on)."""
+
+    notice_id: int
+    until: datetime
+
+
 class Scheduler:
     def __init__(
         self,
@@ -160,7 +178,7 @@ class Scheduler:
                 done.lost += 1
                 continue
             try:
-                self._work(candidate.id, until, done)
+                self._work(_Lease(int(candidate.id), until), done)
             except _Lost:
                 done.lost += 1
             except Exception:  # one notice's fault never stops the others; its lease runs out
@@ -188,56 +206,72 @@ class Scheduler:
             ).rowcount  # fmt: skip
         return until if taken == 1 else None
 
-    def _work(self, notice_id: int, until: datetime, done: Tick) -> None:
+    def _work(self, lease: "_Lease", done: Tick) -> None:
         table = TakedownNoticeRow.__table__
         with self.engine.connect() as connection:
-            row = connection.execute(select(table).where(table.c.id == notice_id)).one()
+            row = connection.execute(select(table).where(table.c.id == lease.notice_id)).one()
             checks = TakedownCheckRow.__table__
-            last = connection.execute(
-                select(func.max(checks.c.at))
-                .where(checks.c.notice_id == notice_id,
-                       checks.c.outcome != CheckOutcome.INCONCLUSIVE.value)
-            ).scalar()  # fmt: skip
+            last, last_any = connection.execute(
+                select(func.max(checks.c.at).filter(
+                           checks.c.outcome != CheckOutcome.INCONCLUSIVE.value),
+                       func.max(checks.c.at))
+                .where(checks.c.notice_id == lease.notice_id)
+            ).one()  # fmt: skip
         last_conclusive = utc(last) if last is not None else None
+        last_check = utc(last_any) if last_any is not None else None
         if row.state == NoticeState.REMOVED.value:
-            self._recheck(row, until, done)
+            self._recheck(row, lease, done)
         else:
-            self._open(row, last_conclusive, until, done)
+            self._open(row, last_conclusive, last_check, lease, done)
 
     # --- an open notice ---------------------------------------------------------------------
 
-    def _open(self, row: Row[Any], last: datetime | None, until: datetime, done: Tick) -> None:
+    def _open(self, row: Row[Any], last: datetime | None, last_any: datetime | None,
+              lease: "_Lease", done: Tick) -> None:  # fmt: skip
+        """``last``: the notice's last conclusive check, ``last_any`` its last check."""
         at = self.clock()
+        kind = NoticeKind(row.kind)
         deadline = utc(row.deadline_at) if row.deadline_at is not None else at
+        # the deadline runs from delivery: a notice not (yet) delivered is never overdue
+        overdue = row.sent_at is not None and at >= deadline
         claimed = utc(row.claimed_at) if row.claimed_at is not None else None
         pending_claim = claimed is not None and (last is None or claimed > last)
-        checks: list[tuple[str, Check]] = []
-        purpose = CheckPurpose.CLAIMED
-        if pending_claim or at >= deadline:
-            if not pending_claim:
-                since_deadline = last is not None and last >= deadline
-                purpose = CheckPurpose.RENOTICE if since_deadline else CheckPurpose.DEADLINE
-            checks = self._check_all(row)
-            done.checks += len(checks)
+        items, missing = _baseline(row)
+        slots = self.timing.checks(kind, deadline)
+        slot_due = any(moment <= at and (last_any is None or last_any < moment)
+                       for moment in slots)  # fmt: skip
+        purpose: CheckPurpose | None = None
+        if pending_claim:
+            purpose = CheckPurpose.CLAIMED
+        elif overdue:
+            since_deadline = last is not None and last >= deadline
+            purpose = CheckPurpose.RENOTICE if since_deadline else CheckPurpose.DEADLINE
+        elif at < deadline and (slot_due or (missing and last_any is None)):
+            purpose = CheckPurpose.SCHEDULED  # an early check; an order's baseline at once
+        checks = self._check_all(row, items, missing, lease) if purpose is not None else []
+        done.checks += len(checks)
         outcomes = {result.outcome for _, result in checks}
         verified = bool(checks) and outcomes <= set(REMOVED_OUTCOMES)
-        present = CheckOutcome.PRESENT in outcomes
-        inconclusive = bool(checks) and not verified and not present
+        present = bool(outcomes & {CheckOutcome.PRESENT, CheckOutcome.UNVERIFIABLE})
+        inconclusive = CheckOutcome.INCONCLUSIVE in outcomes and not present
         document = json.loads(row.document) if row.document else {}
         with self.engine.begin() as connection:
-            current = self._held(connection, row.id, until)
-            check_ids = self._record_checks(connection, row.id, checks, purpose)
+            current = self._held(connection, row, lease)
+            check_ids = self._record_checks(connection, row.id, checks, purpose or
+                                            CheckPurpose.SCHEDULED, missing)  # fmt: skip
+            values: dict[str, Any] = {}
+            taken = _baseline_items(checks, missing)
+            if taken:
+                values["items"] = [*items, *taken]
             if verified:
-                self._verify(connection, row, checks, check_ids, at)
+                self._verify(connection, row, checks, check_ids, at, values)
                 done.verified += 1
                 return
-            values: dict[str, Any] = {}
-            later: list[datetime] = [at + self.timing.retry] if inconclusive else []
             if present:
                 done.present += 1
             if inconclusive:
                 done.inconclusive += 1
-            if present and at >= deadline:
+            if overdue:  # not verified: re-notices and the ladder go on, whatever the checks
                 evidence = _evidence(checks, check_ids)
                 values.update(self._renotice(connection, row, document, evidence, deadline, at,
                                              done))  # fmt: skip
@@ -245,20 +279,33 @@ class Scheduler:
                                              done))  # fmt: skip
             renotices = values.get("renotices", row.renotices)
             escalations = values.get("escalations", row.escalations)
+            later: list[datetime] = []
+            if inconclusive and (overdue or purpose is CheckPurpose.CLAIMED):
+                later.append(at + self.timing.retry)
             if at < deadline:
+                later.extend(moment for moment in slots if moment > at)
                 later.append(deadline)
-            elif present or not checks:
+            elif overdue:
                 later.append(_next_renotice(deadline, renotices, self.timing.renotice, at))
                 if escalations < len(self.timing.ladder):
                     later.append(deadline + self.timing.ladder[escalations].after)
+            else:  # the deadline's time passed but the notice is not delivered: wait for it
+                later.append(at + self.timing.retry)
             later.extend(self._remind(connection, row, document, deadline, at, done))
             upcoming = [moment for moment in later if moment > at]
             values["next_action_at"] = min(upcoming) if upcoming else at + self.timing.renotice
-            self._release(connection, row, current, until, values)
+            self._release(connection, row, current, lease, values)
 
-    def _check_all(self, row: Row[Any]) -> list[tuple[str, Check]]:
-        items = [dict(item) for item in row.items]
-        return [(url, check(url, items, self.fetch, self.clock)) for url in row.urls]
+    def _check_all(self, row: Row[Any], items: Sequence[Mapping[str, Any]],
+                   missing: Sequence[str], lease: "_Lease") -> list[tuple[str, Check]]:  # fmt: skip
+        """Every URL of the notice checked (a URL of a notice without items that has no
+        baseline yet: its baseline taken), the lease renewed as the work goes on."""
+        results = []
+        for url in row.urls:
+            self._renew(lease)
+            results.append((url, check(url, items, self.fetch, self.clock,
+                                       baseline=url in missing)))  # fmt: skip
+        return results
 
     def _record_checks(
         self,
@@ -266,8 +313,11 @@ class Scheduler:
         notice_id: int,
         checks: Sequence[tuple[str, Check]],
         purpose: CheckPurpose,
+        missing: Sequence[str] = (),
     ) -> list[int]:
-        """Each check kept (the evidence) with its ``checked`` event; their ids."""
+        """Each check kept (the evidence) with its ``checked`` event; their ids. A check that
+        took a URL's baseline (``missing``: the URLs without one) says so: ``baseline``, the
+        number of hashed answers kept."""
         ids = []
         for url, result in checks:
             inserted = connection.execute(insert(TakedownCheckRow).values(
@@ -278,6 +328,8 @@ class Scheduler:
             check_id = int(inserted.inserted_primary_key[0])  # type: ignore[index]
             detail = {"check": check_id, "url": url, "purpose": purpose.value,
                       "outcome": result.outcome.value, "status": result.status}  # fmt: skip
+            if url in missing and result.outcome is CheckOutcome.PRESENT:
+                detail["baseline"] = len(result.hashes)
             record(connection, notice_id, EventKind.CHECKED, ACTOR, detail, result.at)
             ids.append(check_id)
         return ids
@@ -289,9 +341,10 @@ class Scheduler:
         checks: Sequence[tuple[str, Check]],
         check_ids: Sequence[int],
         at: datetime,
+        values: Mapping[str, Any] | None = None,
     ) -> None:
         """Removal verified by the checks: state removed, re-checks scheduled, the referring
-        partner told."""
+        partner told; ``values`` written too."""
         evidence = _evidence(checks, check_ids)
         first = self.timing.rechecks[0] if self.timing.rechecks else None
         changed = connection.execute(
@@ -299,7 +352,7 @@ class Scheduler:
             .where(TakedownNoticeRow.id == row.id, TakedownNoticeRow.state == row.state)
             .values(state=NoticeState.REMOVED.value, verified_at=at, lease_until=None,
                     next_action_at=at + first if first is not None else None, rechecks=0,
-                    last_error="")
+                    last_error="", **(values or {}))
         ).rowcount  # fmt: skip
         if changed != 1:
             raise _Lost()
@@ -391,6 +444,8 @@ class Scheduler:
         if row.kind != NoticeKind.ORDER.value or row.outcome:
             return []
         times = self.timing.reminders(deadline)
+        if row.sent_at is None:  # not delivered: nothing to remind of yet
+            return [moment for moment in times if moment > at]
         events = TakedownEventRow.__table__
         sent = connection.execute(
             select(func.count()).select_from(events)
@@ -438,21 +493,22 @@ class Scheduler:
 
     # --- a removed notice -------------------------------------------------------------------
 
-    def _recheck(self, row: Row[Any], until: datetime, done: Tick) -> None:
-        checks = self._check_all(row)
+    def _recheck(self, row: Row[Any], lease: "_Lease", done: Tick) -> None:
+        items, missing = _baseline(row)
+        checks = self._check_all(row, items, missing, lease)
         done.checks += len(checks)
         done.rechecks += 1
         at = self.clock()
         outcomes = {result.outcome for _, result in checks}
         verified_at = utc(row.verified_at) if row.verified_at is not None else at
         with self.engine.begin() as connection:
-            current = self._held(connection, row.id, until)
+            current = self._held(connection, row, lease)
             check_ids = self._record_checks(connection, row.id, checks, CheckPurpose.RECHECK)
             if CheckOutcome.PRESENT in outcomes:
                 new = self._reappeared(connection, row, _evidence(checks, check_ids), at)
                 done.reappeared += 1
                 log.info("takedown notice %d: content back, new notice %d", row.id, new)
-                self._release(connection, row, current, until, {"next_action_at": None})
+                self._release(connection, row, current, lease, {"next_action_at": None})
                 return
             if outcomes <= set(REMOVED_OUTCOMES):
                 done_count = row.rechecks + 1
@@ -462,7 +518,7 @@ class Scheduler:
             else:  # inconclusive: the same re-check again later
                 done.inconclusive += 1
                 values = {"next_action_at": at + self.timing.retry}
-            self._release(connection, row, current, until, values)
+            self._release(connection, row, current, lease, values)
 
     def _reappeared(self, connection: Connection, row: Row[Any], evidence: Mapping[str, Any],
                     at: datetime) -> int:  # fmt: skip
@@ -483,21 +539,47 @@ class Scheduler:
 
     # --- leases -----------------------------------------------------------------------------
 
-    def _held(self, connection: Connection, notice_id: int, until: datetime) -> Any:
-        """The notice, locked, while this instance still holds its lease; else _Lost."""
+    def _renew(self, lease: "_Lease") -> None:
+        """Long work (a notice with many URLs) keeps its lease: extended to a full one when
+        less than half of it is left; _Lost when another instance took the notice meanwhile.
+        A sooner action asked for meanwhile (a claim) stays asked for."""
+        at = self.clock()
+        if lease.until - at > self.lease / 2:
+            return
+        until = at + self.lease
+        table = TakedownNoticeRow.__table__
+        with self.engine.begin() as connection:
+            changed = connection.execute(
+                update(TakedownNoticeRow)
+                .where(table.c.id == lease.notice_id, table.c.lease_until == lease.until)
+                .values(lease_until=until,
+                        next_action_at=case((table.c.next_action_at == lease.until, until),
+                                            else_=table.c.next_action_at))
+            ).rowcount  # fmt: skip
+        if changed != 1:
+            raise _Lost()
+        lease.until = until
+
+    def _held(self, connection: Connection, row: Row[Any], lease: "_Lease") -> Any:
+        """The notice, locked, while this instance still holds its lease and its state is
+        the one worked on (nothing is sent for a notice removed or withdrawn meanwhile); else
+        _Lost."""
         table = TakedownNoticeRow.__table__
         current = connection.execute(
             select(table.c.id, table.c.state, table.c.lease_until, table.c.next_action_at)
-            .where(table.c.id == notice_id).with_for_update()
+            .where(table.c.id == row.id).with_for_update()
         ).one()  # fmt: skip
-        if current.lease_until is None or utc(current.lease_until) != until:
+        if current.lease_until is None or utc(current.lease_until) != lease.until:
+            raise _Lost()
+        if current.state != row.state:
             raise _Lost()
         return current
 
     def _release(self, connection: Connection, row: Row[Any], current: Row[Any],
-                 until: datetime, values: dict[str, Any]) -> None:  # fmt: skip
+                 lease: "_Lease", values: dict[str, Any]) -> None:  # fmt: skip
         """Write ``values`` and end the lease; a sooner action asked for meanwhile (a claim
         of removal sets ``next_action_at`` to its time) is kept."""
+        until = lease.until
         asked = current.next_action_at
         if asked is not None and utc(asked) != until and values.get("next_action_at") is not None:
             values["next_action_at"] = min(values["next_action_at"], utc(asked))
@@ -594,3 +676,27 @@ def _next_renotice(deadline: datetime, renotices: int, every: timedelta, at: dat
     came late sends one and the next ``every`` after it."""
     due = deadline + every * renotices
     return due if due > at else at + every
+
+
+BASELINE: Final = "baseline"  # an item that is a URL's baseline names the URL under this key
+
+
+def _baseline(row: Row[Any]) -> tuple[list[dict[str, Any]], list[str]]:
+    """The notice's items, and the URLs whose baseline a check takes: a notice without items
+    (a removal order names URLs only) compares with what each URL served at its first check
+    that saw it (items marked ``baseline``); no URL of a notice with items of its own."""
+    items = [dict(item) for item in row.items]
+    if any(not item.get(BASELINE) for item in items):
+        return items, []
+    kept = {item[BASELINE] for item in items}
+    return items, [url for url in row.urls if url not in kept]
+
+
+def _baseline_items(checks: Sequence[tuple[str, Check]],
+                    missing: Sequence[str]) -> list[dict[str, Any]]:  # fmt: skip
+    """The baseline taken by ``checks``: what each URL without one served, by hash."""
+    return [{"url": served["url"], "kind": served["kind"], "hashes": dict(served["hashes"]),
+             "labels": {}, BASELINE: url}
+            for url, result in checks
+            if url in missing and result.outcome is CheckOutcome.PRESENT
+            for served in result.hashes]  # fmt: skip

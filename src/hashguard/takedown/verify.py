@@ -2,16 +2,24 @@
 (the SSRF-safe fetcher; nothing fetched is kept, only hashes) and what it serves compared with
 the notice's items by hash. The hotline's own look, never the hoster's word.
 
-- ``gone``: the URL answers 404 or 410, or its host no longer resolves (or only to addresses
-  that are not public);
-- ``inconclusive``: timed out, refused, a server error (5xx, 429), or a medium on the page that
-  could not be fetched for such a reason: the check is tried again later;
+- ``gone``: the URL answers 404, 410 or 451, or its host no longer resolves (or only to
+  addresses that are not public);
+- ``inconclusive``: timed out, refused, a server error (5xx), 429, 401, 403, 407 or any other
+  error answer (a hoster that shuts the hotline out has not removed anything), too many
+  redirects, or a medium on the page that could not be fetched for such a reason: the check
+  is tried again later;
+- ``unverifiable``: a check that can never succeed: the answer is over the crawler's size
+  limit, the URL cannot be fetched (not http(s), credentials, fetching not allowed): treated
+  like ``present`` for re-notices and escalation, never as removal;
 - ``present``: the URL (or a medium on its page) serves one of the notice's items: SHA-256,
   SHA-1 or MD5 equal, or PDQ within ``PDQ_RADIUS`` (re-encoded, resized);
-- ``changed``: anything else (other content, an empty page, another status).
+- ``changed``: anything else (other content, an empty page).
 
-A removal order names URLs only (no items, no hashes): its URL still answering with content is
-``present``.
+A removal order names URLs only (no items, no hashes): its first check takes the **baseline**
+(``check(..., baseline=True)``): what each URL serves as the order is issued, by hash (its
+media; a page with none: the page's own SHA-256), kept as the order's items; later checks
+compare with it like with any notice's items. Without a baseline a URL still answering with
+content is ``present``.
 """
 
 from collections.abc import Callable, Mapping, Sequence
@@ -26,10 +34,12 @@ from hashguard.takedown.model import CheckOutcome, Clock
 
 PDQ_RADIUS: Final = 31  # bits of 256: the same picture re-encoded, resized or recompressed
 DIGESTS: Final = ("sha256", "sha1", "md5")
-GONE_STATUSES: Final = frozenset({404, 410})
+GONE_STATUSES: Final = frozenset({404, 410, 451})  # 451: unavailable for legal reasons
 # A fetch that could not tell: it may answer next time.
-TRANSIENT: Final = frozenset({"timed-out", "connection-failed", "too-large", "crawl-time-limit",
-                              "bad-url", "not-allowed"})  # fmt: skip
+TRANSIENT: Final = frozenset({"timed-out", "connection-failed", "crawl-time-limit",
+                              "too-many-redirects"})  # fmt: skip
+# A fetch that can never tell: the same limits and rules refuse it every time.
+PERMANENT: Final = frozenset({"too-large", "bad-url", "not-allowed"})
 GONE_OUTCOMES: Final = frozenset({"unresolvable", "private-address"})
 ANSWERED: Final = frozenset({"ok", "not-html", "corrupt-media", "media-limit"})  # content served
 
@@ -56,45 +66,68 @@ def check(
     items: Sequence[Mapping[str, Any]],
     fetch: Callable[[str], Crawl],
     clock: Clock,
+    *,
+    baseline: bool = False,
 ) -> Check:
     """Fetch ``url`` again (``fetch``: the hotline's crawl of a URL) and compare what it serves
-    with ``items`` (a notice's items: ``{"hashes": {signal: value}, ...}``). Raises nothing
-    for anything a website does."""
+    with ``items`` (a notice's items: ``{"hashes": {signal: value}, ...}``). ``baseline``:
+    the URL's first check for a notice without items: what it serves is ``present`` (its
+    hashes, in ``hashes``, are the baseline), unless it is gone or cannot be seen whole now.
+    Raises nothing for anything a website does."""
     at = clock()
     crawled = fetch(url)
     page = crawled.page
-    served = tuple(_served(record) for record in crawled.items if record.hashes)
+    # what was hashed: the media; a page (or other answer) without any: its own bytes' digest
+    records = crawled.items if any(r is page for r in crawled.items) else (page, *crawled.items)
+    media = tuple(_served(record) for record in crawled.items if record.hashes)
+    served = media or tuple(_served(record) for record in records if record.hashes)
     if page.outcome == "http-error" and page.status in GONE_STATUSES:
         return Check(CheckOutcome.GONE, page.status, f"the URL answers {page.status}", (), at)
     if page.outcome in GONE_OUTCOMES:
         return Check(CheckOutcome.GONE, None, f"the host is gone: {page.detail}", (), at)
-    if page.outcome == "http-error" and _transient_status(page.status):
+    if page.outcome in PERMANENT:
+        return Check(CheckOutcome.UNVERIFIABLE, page.status,
+                     f"can never tell: {page.detail}", (), at)  # fmt: skip
+    if page.outcome == "http-error":
         return Check(CheckOutcome.INCONCLUSIVE, page.status,
                      f"the server answered {page.status}: looked again later", (), at)  # fmt: skip
-    if page.outcome in TRANSIENT:
+    if page.outcome not in ANSWERED:  # timed out, refused, too many redirects
         return Check(CheckOutcome.INCONCLUSIVE, page.status,
                      f"could not tell: {page.detail}", (), at)  # fmt: skip
-    if not items and page.outcome in ANSWERED:
+    failed = [r for r in crawled.items if r is not page and _failed_transiently(r)]
+    if baseline:
+        if failed:
+            detail = (f"no baseline yet: {len(failed)} medium(s) on the page could not be "
+                      f"fetched (the first: {failed[0].url}: {failed[0].detail})")  # fmt: skip
+            return Check(CheckOutcome.INCONCLUSIVE, page.status, detail, served, at)
+        kept = _count(len(served), "hashed answer")
+        detail = (f"the baseline: the URL answers {page.status} ({page.detail}); what it serves "
+                  f"({kept}) is what later checks compare with")  # fmt: skip
+        return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
+    if not items:
         detail = f"the URL still answers {page.status} ({page.detail}); no hashes to compare"
         return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
-    for record in crawled.items:
+    for record in records:
         for number, item in enumerate(items):
             why = matches(record.hashes, item.get("hashes") or {})
             if why:
                 where = "the URL" if record is page else f"the medium {record.url} on the page"
                 detail = f"{where} still serves item {number + 1} ({why})"
                 return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
-    failed = [r for r in crawled.items if r is not page and _failed_transiently(r)]
     if failed:
         detail = (f"no item of the notice seen, but {len(failed)} medium(s) on the page could "
                   f"not be fetched (the first: {failed[0].url}: {failed[0].detail})")  # fmt: skip
         return Check(CheckOutcome.INCONCLUSIVE, page.status, detail, served, at)
-    if page.outcome == "http-error":
-        detail = f"the URL answers {page.status}: none of the notice's items is served"
-    elif crawled.items:
+    refused = [r for r in crawled.items if r is not page and r.outcome in PERMANENT]
+    if refused:
+        first = refused[0]
+        detail = (f"no item of the notice seen, but {len(refused)} medium(s) on the page can "
+                  f"never be fetched (the first: {first.url}: {first.detail})")  # fmt: skip
+        return Check(CheckOutcome.UNVERIFIABLE, page.status, detail, served, at)
+    if crawled.items:
         detail = f"the URL serves {len(crawled.items)} other medium(s), none of the notice's"
     else:
-        detail = f"the URL serves no media ({page.detail})"
+        detail = f"the URL serves no media and other content ({page.detail})"
     return Check(CheckOutcome.CHANGED, page.status, detail, served, at)
 
 
@@ -122,11 +155,13 @@ def _served(record: FetchRecord) -> dict[str, Any]:
     return {"url": record.url, "kind": record.kind, "hashes": dict(record.hashes)}
 
 
-def _transient_status(status: int | None) -> bool:
-    return status is not None and (status >= 500 or status in (408, 429))
-
-
 def _failed_transiently(record: FetchRecord) -> bool:
+    """A medium on the page that did not answer now (an error answer other than gone, a
+    timeout, a refused connection): it may answer next time."""
     if record.outcome == "http-error":
-        return _transient_status(record.status)
+        return record.status not in GONE_STATUSES
     return record.outcome in TRANSIENT
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
