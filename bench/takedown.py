@@ -27,11 +27,11 @@ import argparse
 import ipaddress
 import json
 import multiprocessing
-import threading
-import tracemalloc
 import random
 import tempfile
+import threading
 import time
+import tracemalloc
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -44,7 +44,6 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from sqlalchemy import Engine, insert, select, text
 
 from hashguard.hotline.crawl import Crawl, CrawlLimits, crawl
@@ -218,6 +217,7 @@ def section_monitor(engine: Engine, sizes: "Sizes") -> None:
     for name, seconds in timed:
         print(f"  {name:<{width}}  {seconds:8.3f}  {seconds / reference:15.1f}  "
               f"{seconds / columns:9.2f}")  # fmt: skip
+
 
 @dataclass(frozen=True)
 class Sizes:
@@ -467,8 +467,8 @@ def section_scheduler(engine: Engine, sizes: Sizes) -> None:
          f"{bare * 1000:.2f}", "1", f"{sizes.slice / bare_wall:,.0f}"],
         ["Scheduler.tick, per due notice", f"{wall / sizes.slice * 1000:.2f}",
          f"{per * 1000:.2f}", f"{per / bare:.1f}", f"{sizes.slice / wall:,.0f}"],
-        [f"a full cycle over {sizes.open:,} (extrapolated)", f"{wall / sizes.slice * sizes.open:,.0f} s",
-         f"{per * sizes.open:,.0f} s", "", ""],
+        [f"a full cycle over {sizes.open:,} (extrapolated)",
+         f"{wall / sizes.slice * sizes.open:,.0f} s", f"{per * sizes.open:,.0f} s", "", ""],
     ]  # fmt: skip
     table(["operation", "wall ms", "CPU ms", "x crawl CPU", "per s"], rows)
     print(f"  memory: RSS grew {grown / 2**20:.1f} MiB over the {sizes.slice:,}-notice cycle "
@@ -487,8 +487,12 @@ def main() -> None:
                         help="monitor: how many notices (default 1,000,000)")  # fmt: skip
     parser.add_argument("--open", type=int, default=0,
                         help="scheduler: open notices, all due (default 100,000)")  # fmt: skip
-    parser.add_argument("--slice", type=int, default=0,
-                        help="scheduler: due notices a timed cycle handles (default 2,000)")
+    parser.add_argument(
+        "--slice",
+        type=int,
+        default=0,
+        help="scheduler: due notices a timed cycle handles (default 2,000)",
+    )
     parser.add_argument("--deliveries", type=int, default=0,
                         help="delivery: deliveries per channel (default 1,000)")  # fmt: skip
     parser.add_argument("--section", action="append", choices=sorted(SECTIONS),
@@ -496,8 +500,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a SQLite file in /tmp")
     options = parser.parse_args()
     tenth = 10 if options.quick else 1
-    sizes = Sizes(options.notices or 1_000_000 // tenth, options.open or 100_000 // tenth,
-                  options.slice or 2_000 // tenth, options.deliveries or 1_000 // tenth)
+    sizes = Sizes(
+        options.notices or 1_000_000 // tenth,
+        options.open or 100_000 // tenth,
+        options.slice or 2_000 // tenth,
+        options.deliveries or 1_000 // tenth,
+    )
     for name in options.section or list(SECTIONS):
         with tempfile.TemporaryDirectory(prefix="hashguard-bench-takedown-") as directory:
             url = options.database_url or f"sqlite:///{Path(directory) / 'takedown.db'}"
