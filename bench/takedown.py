@@ -492,8 +492,9 @@ def section_scheduler(engine: Engine, sizes: Sizes) -> None:
          f"{wall / sizes.slice * sizes.open:,.0f} s", f"{per * sizes.open:,.0f} s", "", ""],
     ]  # fmt: skip
     table(["operation", "wall ms", "CPU ms", "x crawl CPU", "per s"], rows)
-    print(f"  memory: RSS grew {grown / 2**20:.1f} MiB over the {sizes.slice:,}-notice cycle "
-          f"(now {rss() / 2**20:.0f} MiB); tracemalloc peak over 500 notices "
+    print(f"  memory: RSS {before / 2**20:.0f} MiB before the {sizes.slice:,}-notice cycle (what "
+          f"the process held already, the monitor's section included), grown by "
+          f"{grown / 2**20:.1f} MiB after it; tracemalloc's peak over 500 more notices: "
           f"{peak / 2**20:.1f} MiB")  # fmt: skip
 
 
