@@ -467,8 +467,9 @@ def section_scheduler(engine: Engine, sizes: Sizes) -> None:
         grown = rss() - before
         if done.inconclusive or done.lost or done.checks != sizes.slice:
             raise SystemExit(f"not every check was conclusive: {done}")
+        traced = min(sizes.slice, 500)
         tracemalloc.start()
-        cycle(min(sizes.slice, 500))
+        cycle(traced)
         _, peak = tracemalloc.get_traced_memory()
         tracemalloc.stop()
         urls = [f"{base}/i/{n}.jpg" if n % 2 == 0 else f"{base}/gone/{n}.jpg"
@@ -492,9 +493,9 @@ def section_scheduler(engine: Engine, sizes: Sizes) -> None:
          f"{wall / sizes.slice * sizes.open:,.0f} s", f"{per * sizes.open:,.0f} s", "", ""],
     ]  # fmt: skip
     table(["operation", "wall ms", "CPU ms", "x crawl CPU", "per s"], rows)
-    print(f"  memory: RSS {before / 2**20:.0f} MiB before the {sizes.slice:,}-notice cycle (what "
-          f"the process held already, the monitor's section included), grown by "
-          f"{grown / 2**20:.1f} MiB after it; tracemalloc's peak over 500 more notices: "
+    print(f"  memory: RSS {before / 2**20:.0f} MiB before the {sizes.slice:,}-notice cycle (all "
+          f"the process held already, earlier sections' data included), grown by "
+          f"{grown / 2**20:.1f} MiB after it; tracemalloc's peak over {traced:,} more notices: "
           f"{peak / 2**20:.1f} MiB")  # fmt: skip
 
 
