@@ -167,8 +167,11 @@ class Scheduler:
         with self.engine.connect() as connection:
             due = connection.execute(
                 select(table.c.id, table.c.state, table.c.next_action_at)
+                # the state as an expression: else SQLite takes the (state, deadline) index and
+                # sorts every open notice instead of walking (next_action_at, state) in order
                 .where(table.c.next_action_at <= at,
-                       table.c.state.in_([NoticeState.OPEN.value, NoticeState.REMOVED.value]))
+                       table.c.state.concat("").in_([NoticeState.OPEN.value,
+                                                     NoticeState.REMOVED.value]))
                 .order_by(table.c.next_action_at, table.c.id)
                 .limit(limit)
             ).all()  # fmt: skip

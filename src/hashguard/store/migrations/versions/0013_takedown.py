@@ -74,8 +74,8 @@ def upgrade() -> None:
     op.create_index("ix_takedown_notices_case_id", "takedown_notices", ["case_id"])
     op.create_index("ix_takedown_notices_hoster", "takedown_notices", ["hoster"])
     op.create_index("ix_takedown_notices_state", "takedown_notices", ["state"])
-    op.create_index("ix_takedown_notices_next_action_at", "takedown_notices",
-                    ["next_action_at"])  # fmt: skip
+    op.create_index("ix_takedown_notices_next_action_at_state", "takedown_notices",
+                    ["next_action_at", "state"])  # fmt: skip
     op.create_index("ix_takedown_notices_state_deadline_at", "takedown_notices",
                     ["state", "deadline_at"])  # fmt: skip
     # the monitor reads only these columns (store.tables.MONITORED, as of this revision)
