@@ -24,22 +24,41 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUM
     os.environ.setdefault(_name, "1")
 
 import argparse
+import ipaddress
 import json
+import multiprocessing
+import threading
+import tracemalloc
 import random
 import tempfile
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from multiprocessing.connection import Connection as MultiConnection
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
 from sqlalchemy import Engine, insert, select, text
 
+from hashguard.hotline.crawl import Crawl, CrawlLimits, crawl
+from hashguard.hotline.hosters import HosterRegistry
+from hashguard.media.synthetic import encode, scene
+from hashguard.net.fetch import UrlFetcher
 from hashguard.store.database import open_engine
 from hashguard.store.tables import TakedownEventRow, TakedownNoticeRow
+from hashguard.takedown.delivery import Deliveries
+from hashguard.takedown.model import NoticeState, Timing
 from hashguard.takedown.monitor import Monitor
+from hashguard.takedown.notice import Sender, compose
+from hashguard.takedown.notices import Notices
+from hashguard.takedown.scheduler import Scheduler, Tick
 
 HOSTERS = 200
 COUNTRIES = 40
@@ -138,7 +157,8 @@ def best(action: Callable[[], Any]) -> float:
     return min(times)
 
 
-def section_monitor(engine: Engine, count: int) -> None:
+def section_monitor(engine: Engine, sizes: "Sizes") -> None:
+    count = sizes.notices
     print(f"\n(monitor) {count:,} notices, {HOSTERS} hosters, {COUNTRIES} countries")
     inserted = fill(engine, count)
     print(f"  inserted in {inserted:.1f} s ({count / inserted:,.0f} notices/s, executemany)")
@@ -199,25 +219,291 @@ def section_monitor(engine: Engine, count: int) -> None:
         print(f"  {name:<{width}}  {seconds:8.3f}  {seconds / reference:15.1f}  "
               f"{seconds / columns:9.2f}")  # fmt: skip
 
+@dataclass(frozen=True)
+class Sizes:
+    notices: int  # monitor
+    open: int  # scheduler: open notices, all due
+    slice: int  # scheduler: due notices a timed cycle handles
+    deliveries: int  # delivery: per channel
 
-SECTIONS = {"monitor": section_monitor}
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    widths = [max(len(header[n]), *(len(row[n]) for row in rows)) for n in range(len(header))]
+    print("  " + "  ".join(f"{cell:<{widths[n]}}" if n == 0 else f"{cell:>{widths[n]}}"
+                           for n, cell in enumerate(header)))  # fmt: skip
+    for row in rows:
+        print("  " + "  ".join(f"{cell:<{widths[n]}}" if n == 0 else f"{cell:>{widths[n]}}"
+                               for n, cell in enumerate(row)))  # fmt: skip
+
+
+# --- the loopback servers (processes of their own: their CPU is not the measured process's) ---
+
+API_PATH = "/abuse/notices"
+
+
+def _serve_http(ready: MultiConnection) -> None:
+    """A hoster's website and abuse API: ``/i/N.jpg`` a benign generated 640x480 JPEG (the same
+    picture for every N), ``/gone/N.jpg`` 404; ``POST /abuse/notices`` answers a ticket."""
+    picture = encode(scene(19, 640, 480), "JPEG", quality=85)
+    posted = 0
+
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            if self.path.startswith("/i/"):
+                self.answer(200, "image/jpeg", picture)
+            else:
+                self.answer(404, "text/plain", b"not found")
+
+        def do_POST(self) -> None:
+            nonlocal posted
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            posted += 1
+            if self.path != API_PATH:
+                self.answer(404, "text/plain", b"not found")
+            else:
+                self.answer(200, "application/json", b'{"ticket": "T-%d"}' % posted)
+
+        def answer(self, status: int, kind: str, body: bytes) -> None:
+            self.send_response(status)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    ready.send(int(server.server_address[1]))
+    server.serve_forever()
+
+
+def _serve_smtp(ready: MultiConnection) -> None:
+    """An SMTP server (aiosmtpd) that accepts every message (and keeps none)."""
+    from aiosmtpd.controller import Controller
+
+    class Accept:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+            return "250 Message accepted"
+
+    class OnAnyPort(Controller):
+        def _trigger_server(self) -> None:
+            assert self.server is not None
+            self.port = self.server.sockets[0].getsockname()[1]
+            super()._trigger_server()
+
+    controller = OnAnyPort(Accept(), hostname="127.0.0.1", port=0)
+    controller.start()
+    ready.send(int(controller.port))
+    threading.Event().wait()
+
+
+@contextmanager
+def server(target: Callable[[MultiConnection], None]) -> Iterator[int]:
+    """``target`` serving in a process of its own until the block ends; its port."""
+    receive, send = multiprocessing.Pipe(duplex=False)
+    process = multiprocessing.get_context("spawn").Process(target=target, args=(send,),
+                                                           daemon=True)  # fmt: skip
+    process.start()
+    try:
+        yield int(receive.recv())
+    finally:
+        process.terminate()
+        process.join()
+
+
+# --- (scheduler) ------------------------------------------------------------------------------
+
+SENDER = Sender("Bench Hotline", "notices@hotline.example", "hotline.example", "NL")
+LOOPBACK = (ipaddress.ip_network("127.0.0.0/8"),)
+
+
+def crawler() -> Callable[[str], Crawl]:
+    """The hotline's crawl (the SSRF-safe fetcher, loopback allowed), as the service builds it."""
+    fetcher = UrlFetcher((), LOOPBACK, timeout=10.0, any_host=True, cross_host_redirects=True,
+                         max_redirects=5)  # fmt: skip
+    return lambda url: crawl(url, fetcher, CrawlLimits())
+
+
+def template(base: str, hashes: dict[str, str], key: Ed25519PrivateKey) -> str:
+    """A signed notice as compose_queued leaves it, stored on every benchmark notice (composing
+    100k of them would time the composer, not the scheduler)."""
+    url = f"{base}/i/0.jpg"
+    row = {"id": 1, "kind": "notice", "urls": [url], "items": [{"url": url, "kind": "image",
+           "hashes": hashes, "labels": {"iccam": "baseline"}}], "legal_basis": "",
+           "report_id": str(uuid.uuid4()), "reported_at": NOW - timedelta(hours=25),
+           "deadline_at": NOW - timedelta(hours=1), "reference": "bench", "issued_by": "hotline",
+           "hoster": "hoster-000", "country": "NL"}  # fmt: skip
+    return json.dumps(compose(row, SENDER, key, NOW - timedelta(hours=25)))
+
+
+def open_notices(count: int, base: str, hashes: dict[str, str], document: str,
+                 sqlite: bool) -> Iterator[tuple[Any, ...]]:  # fmt: skip
+    """``count`` open notices past their deadline, all due now: one image URL each, the even
+    ones still served (present: a re-notice by e-mail and API), the odd ones 404 (gone:
+    verified)."""
+    reported = _stored(NOW - timedelta(hours=25), sqlite)
+    deadline = _stored(NOW - timedelta(hours=1), sqlite)
+    for n in range(count):
+        hoster = n % HOSTERS
+        url = f"{base}/i/{n}.jpg" if n % 2 == 0 else f"{base}/gone/{n}.jpg"
+        yield (None, "notice", None, None, f"hoster-{hoster:03d}", f"C{hoster % COUNTRIES:02d}",
+               f"abuse@h{hoster}.example", f"{base}{API_PATH}", False, json.dumps([url]),
+               json.dumps([{"url": url, "kind": "image", "hashes": hashes,
+                            "labels": {"iccam": "baseline"}}]), "", f"case-{n}", "hotline",
+               "open", str(uuid.uuid4()), document, reported, reported,
+               _stored(NOW - timedelta(hours=25), sqlite), deadline, None, None, None, "", None,
+               None, "", "", None, 0, 0, 0, deadline, None, "")  # fmt: skip
+
+
+def insert_rows(engine: Engine, rows: Iterable[tuple[Any, ...]]) -> None:
+    """Rows of COLUMNS into takedown_notices, CHUNK at a time with executemany."""
+    sqlite = engine.dialect.name == "sqlite"
+    placeholders = ", ".join("?" for _ in COLUMNS)
+    raw = f"INSERT INTO takedown_notices ({', '.join(COLUMNS)}) VALUES ({placeholders})"
+    chunk: list[tuple[Any, ...]] = []
+
+    def flush() -> None:
+        with engine.begin() as connection:
+            if sqlite:
+                connection.exec_driver_sql(raw, chunk)
+            else:
+                connection.execute(insert(TakedownNoticeRow), [
+                    dict(zip(COLUMNS, row, strict=True)) for row in chunk])  # fmt: skip
+        chunk.clear()
+
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) == CHUNK:
+            flush()
+    if chunk:
+        flush()
+
+
+def rss() -> int:
+    """This process's resident memory now, bytes (Linux)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return 0
+
+
+def section_scheduler(engine: Engine, sizes: Sizes) -> None:
+    print(f"\n(scheduler) {sizes.open:,} open notices, all due; a cycle over {sizes.slice:,} "
+          "of them timed")  # fmt: skip
+    with server(_serve_http) as port:
+        base = f"http://127.0.0.1:{port}"
+        fetch = crawler()
+        first = fetch(f"{base}/i/0.jpg")
+        hashes = dict(first.page.hashes)
+        key = Ed25519PrivateKey.generate()
+        started = time.perf_counter()
+        insert_rows(engine, open_notices(sizes.open, base, hashes, template(base, hashes, key),
+                                         engine.dialect.name == "sqlite"))  # fmt: skip
+        inserted = time.perf_counter() - started
+        print(f"  inserted in {inserted:.1f} s ({sizes.open / inserted:,.0f} notices/s, "
+              "executemany)", flush=True)  # fmt: skip
+        timing = Timing()
+        hosters = HosterRegistry()
+        deliveries = Deliveries(engine, None, LOOPBACK, clock=lambda: NOW)
+        notices = Notices(engine, timing, hosters, SENDER, key, deliveries, clock=lambda: NOW)
+        scheduler = Scheduler(engine, notices, deliveries, fetch, timing, hosters,
+                              clock=lambda: NOW)  # fmt: skip
+        table_ = TakedownNoticeRow.__table__
+
+        def select_due() -> None:  # the pass's selection, as tick makes it
+            with engine.connect() as connection:
+                connection.execute(
+                    select(table_.c.id, table_.c.state, table_.c.next_action_at)
+                    .where(table_.c.next_action_at <= NOW,
+                           table_.c.state.in_([NoticeState.OPEN.value,
+                                               NoticeState.REMOVED.value]))
+                    .order_by(table_.c.next_action_at, table_.c.id).limit(500)
+                ).all()  # fmt: skip
+
+        selection = best(select_due)
+
+        def cycle(count: int) -> tuple[float, float, Tick]:
+            """Ticks of 500 until ``count`` due notices are handled: (wall, CPU seconds)."""
+            total = Tick()
+            wall, cpu = time.perf_counter(), time.process_time()
+            while total.handled < count:
+                done = scheduler.tick(min(500, count - total.handled))
+                if not done.handled:
+                    raise SystemExit("the scheduler handled nothing: is every notice done?")
+                for name in ("checks", "verified", "present", "renotices", "inconclusive",
+                             "lost"):  # fmt: skip
+                    setattr(total, name, getattr(total, name) + getattr(done, name))
+                total.notices.extend(done.notices)
+            return time.perf_counter() - wall, time.process_time() - cpu, total
+
+        cycle(20)  # warm up: connections, kernels, caches
+        before = rss()
+        wall, cpu, done = cycle(sizes.slice)
+        grown = rss() - before
+        if done.inconclusive or done.lost or done.checks != sizes.slice:
+            raise SystemExit(f"not every check was conclusive: {done}")
+        tracemalloc.start()
+        cycle(min(sizes.slice, 500))
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        urls = [f"{base}/i/{n}.jpg" if n % 2 == 0 else f"{base}/gone/{n}.jpg"
+                for n in range(sizes.slice)]  # fmt: skip
+        bare_wall, bare_cpu = time.perf_counter(), time.process_time()
+        for url in urls:
+            fetch(url)
+        bare_wall, bare_cpu = time.perf_counter() - bare_wall, time.process_time() - bare_cpu
+    per, bare = cpu / sizes.slice, bare_cpu / sizes.slice
+    print(f"  the timed cycle: {done.handled:,} notices, {done.checks:,} checks, "
+          f"{done.verified:,} verified, {done.present:,} present, {done.renotices:,} "
+          "re-notices (e-mail + API deliveries queued)")  # fmt: skip
+    rows = [
+        ["selection of 500 due among all (tick's query)", f"{selection * 1000:.1f} ms", "", "",
+         ""],
+        ["crawl (fetch + hash) of the same URLs, per URL", f"{bare_wall / sizes.slice * 1000:.2f}",
+         f"{bare * 1000:.2f}", "1", f"{sizes.slice / bare_wall:,.0f}"],
+        ["Scheduler.tick, per due notice", f"{wall / sizes.slice * 1000:.2f}",
+         f"{per * 1000:.2f}", f"{per / bare:.1f}", f"{sizes.slice / wall:,.0f}"],
+        [f"a full cycle over {sizes.open:,} (extrapolated)", f"{wall / sizes.slice * sizes.open:,.0f} s",
+         f"{per * sizes.open:,.0f} s", "", ""],
+    ]  # fmt: skip
+    table(["operation", "wall ms", "CPU ms", "x crawl CPU", "per s"], rows)
+    print(f"  memory: RSS grew {grown / 2**20:.1f} MiB over the {sizes.slice:,}-notice cycle "
+          f"(now {rss() / 2**20:.0f} MiB); tracemalloc peak over 500 notices "
+          f"{peak / 2**20:.1f} MiB")  # fmt: skip
+
+
+SECTIONS = {"monitor": section_monitor, "scheduler": section_scheduler}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--quick", action="store_true", help="100,000 notices, not 1,000,000")
-    parser.add_argument("--notices", type=int, default=0, help="how many notices (overrides)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a tenth of the notices, deliveries and slice")  # fmt: skip
+    parser.add_argument("--notices", type=int, default=0,
+                        help="monitor: how many notices (default 1,000,000)")  # fmt: skip
+    parser.add_argument("--open", type=int, default=0,
+                        help="scheduler: open notices, all due (default 100,000)")  # fmt: skip
+    parser.add_argument("--slice", type=int, default=0,
+                        help="scheduler: due notices a timed cycle handles (default 2,000)")
+    parser.add_argument("--deliveries", type=int, default=0,
+                        help="delivery: deliveries per channel (default 1,000)")  # fmt: skip
     parser.add_argument("--section", action="append", choices=sorted(SECTIONS),
                         help="run only this section (repeatable); default: all")  # fmt: skip
     parser.add_argument("--database-url", default="", help="default: a SQLite file in /tmp")
     options = parser.parse_args()
-    count = options.notices or (100_000 if options.quick else 1_000_000)
+    tenth = 10 if options.quick else 1
+    sizes = Sizes(options.notices or 1_000_000 // tenth, options.open or 100_000 // tenth,
+                  options.slice or 2_000 // tenth, options.deliveries or 1_000 // tenth)
     for name in options.section or list(SECTIONS):
         with tempfile.TemporaryDirectory(prefix="hashguard-bench-takedown-") as directory:
             url = options.database_url or f"sqlite:///{Path(directory) / 'takedown.db'}"
             engine = open_engine(url)
             try:
-                SECTIONS[name](engine, count)
+                SECTIONS[name](engine, sizes)
             finally:
                 engine.dispose()
 
