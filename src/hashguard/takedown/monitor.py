@@ -519,4 +519,7 @@ def parse_moment(text: str, name: str) -> datetime | None:
     except ValueError:
         raise Invalid(f"{name}: expected a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}"
                       ) from None  # fmt: skip
-    return _utc(moment)
+    try:
+        return _utc(moment)
+    except OverflowError:  # a zone offset that takes the time past year 1 or 9999
+        raise Invalid(f"{name}: {text!r} is out of range in UTC (years 1 to 9999)") from None
