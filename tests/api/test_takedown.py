@@ -122,6 +122,30 @@ def test_a_hoster_acknowledges_disputes_and_claims_removal(served: Served) -> No
     assert server.post(f"{path}/dispute", "analyst", json={"reason": "x"}).status_code == 403
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("notices/{}/acknowledge", None), ("notices/{}/removed", {"note": "x"}),
+    ("notices/{}/dispute", {"reason": "x"}), ("notices/{}/origin", {"address": "192.0.2.7"}),
+    ("orders/{}/confirm", None), ("orders/{}/inability", {"reason": "x"}),
+])  # fmt: skip
+def test_only_the_hosters_own_key_gives_its_answers(served: Served, path: str,
+                                                    body: dict[str, str] | None) -> None:  # fmt: skip
+    before = served.server.get(f"/v1/takedown/notices/{served.mine}", "analyst").json()["events"]
+    for role in ("admin", "analyst", "authority"):
+        answer = served.server.post(f"/v1/takedown/{path.format(served.mine)}", role, json=body)
+        assert answer.status_code == 403, (role, answer.text)
+    refused = served.server.post(f"/v1/takedown/{path.format(served.mine)}", "admin", json=body)
+    assert "only a hoster key answers a hoster's notices" in refused.json()["error"]["message"]
+    after = served.server.get(f"/v1/takedown/notices/{served.mine}", "analyst").json()["events"]
+    assert after == before
+
+
+def test_an_order_reference_with_a_line_break_is_refused(served: Served) -> None:
+    order = {"urls": ["https://files.example/crlf.jpg"], "legal_basis": "CSA Regulation Art 14",
+             "reference": "ATKM-8\r\nBcc: someone@example.org", "hoster": "test hoster"}
+    refused = served.server.post("/v1/takedown/orders", "authority", json=order)
+    assert refused.status_code == 422 and "reference" in refused.text
+
+
 def test_an_authority_issues_orders_and_sees_its_own(served: Served) -> None:
     server = served.server
     order = {"urls": ["https://files.example/order.jpg"], "legal_basis": "CSA Regulation Art 14",

@@ -372,6 +372,10 @@ def test_an_authority_issues_an_order_to_a_named_or_traced_hoster(desk: Desk) ->
     (["https://a.example/x", "https://b.example/y"], "basis", "ref", None,
      {"https://a.example/x": Traced(ALPHA), "https://b.example/y": Traced(BETA)},
      "hosted by Alpha, Beta: issue one order per hoster"),
+    (["https://a.example/x"], "basis", "O-1\r\nBcc: someone@example.org", "Alpha", {},
+     "reference holds a control character"),
+    (["https://a.example/x"], "Art 14\x00", "O-1", "Alpha", {},
+     "legal basis holds a control character"),
 ])  # fmt: skip
 def test_an_order_is_refused_with_a_reason(
     desk: Desk,
@@ -533,6 +537,21 @@ def test_a_notice_that_cannot_be_composed_waits_with_the_reason(desk: Desk) -> N
     assert row.state == "queued" and row.last_error.startswith("cannot be composed: urls:")
     assert row.next_action_at.replace(tzinfo=UTC) == T0 + timedelta(minutes=30)
     assert desk.events(broken) == [] and deliveries_of(desk.engine, broken) == []
+
+
+def test_a_notice_whose_e_mail_cannot_be_made_waits_and_the_others_go_on(desk: Desk) -> None:
+    # a reference with a line break, as an order stored before references were checked: the
+    # e-mail's subject cannot carry it
+    broken = desk.add(ALPHA, state=NoticeState.QUEUED, kind=NoticeKind.ORDER,
+                      reference="O-1\r\nBcc: x@example.org", legal_basis="Art 14",
+                      next_action_at=T0)  # fmt: skip
+    after = desk.add(BETA, state=NoticeState.QUEUED, next_action_at=T0)
+    assert desk.notices.compose_queued() == 2  # desk.queued and the one after the broken one
+    row = desk.row(broken)
+    assert row.state == "queued" and row.last_error.startswith("cannot be composed: ")
+    assert row.next_action_at.replace(tzinfo=UTC) == T0 + timedelta(minutes=30)
+    assert desk.events(broken) == [] and deliveries_of(desk.engine, broken) == []
+    assert desk.row(after).state == "open"
 
 
 def flipped(pdq: str, bits: int) -> str:

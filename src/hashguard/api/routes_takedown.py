@@ -41,7 +41,19 @@ from hashguard.takedown.service import Takedown
 router = APIRouter(prefix="/v1/takedown", tags=["takedown"])
 status_router = APIRouter(prefix="/v1/hotline", tags=["hotline"])
 
-Hoster = Annotated[ApiKey, allow(Role.HOSTER)]
+ONLY_HOSTERS: Final = ("only a hoster key answers a hoster's notices (acknowledge, removed, "
+                       "dispute, origin, confirm, inability): it speaks for that hoster, and "
+                       "no other key may (an admin key neither)")  # fmt: skip
+
+
+def _hoster_only(key: Annotated[ApiKey, allow(Role.HOSTER)]) -> ApiKey:
+    """The hoster's own key: its legal answers are given by it alone (403 for an admin)."""
+    if key.role is not Role.HOSTER or not key.hoster:
+        raise ApiError(403, ONLY_HOSTERS)
+    return key
+
+
+Hoster = Annotated[ApiKey, Depends(_hoster_only)]
 Authority = Annotated[ApiKey, allow(Role.AUTHORITY)]
 Analyst = Annotated[ApiKey, allow(Role.ANALYST)]
 Reader = Annotated[ApiKey, allow(Role.HOSTER, Role.ANALYST, Role.AUDITOR)]
@@ -250,8 +262,12 @@ async def withdraw(key: Analyst, takedown: Running, notice_id: NoticeId,
 
 class NewOrder(BaseModel):
     urls: list[str] = Field(min_length=1, max_length=1000, description="The URLs to remove.")
-    legal_basis: str = Field(max_length=2000, description="The legal basis of the order.")
-    reference: str = Field(max_length=200, description="The authority's reference.")
+    legal_basis: str = Field(max_length=2000, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$",
+                             description="The legal basis of the order (no control "
+                             "characters but line breaks).")  # fmt: skip
+    reference: str = Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
+                           description="The authority's reference (printable text: it goes "
+                           "into e-mail subjects).")  # fmt: skip
     hoster: str | None = Field(None, max_length=200, description="The hoster, as the registry "
                                "names it; not given: traced from the URLs.")  # fmt: skip
 

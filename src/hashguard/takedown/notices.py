@@ -22,6 +22,7 @@ What a hoster may do, by state (``NoticeRefused`` otherwise, saying why):
 
 import ipaddress
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -253,6 +254,19 @@ def _shown(kind: str, detail: dict[str, Any], hoster: str | None) -> dict[str, A
     return {key: detail[key] for key in HOSTER_SEES[kind] if key in detail}
 
 
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINES: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str, what: str, lines: bool = False) -> None:
+    """Invalid when ``text`` holds a control character (a line break too, unless ``lines``):
+    an order's reference goes into e-mail headers."""
+    found = (_CONTROL_BUT_LINES if lines else _CONTROL).search(text)
+    if found is not None:
+        raise Invalid(f"{what} holds a control character (U+{ord(found.group()):04X} at "
+                      f"{found.start() + 1}); only printable text is accepted")  # fmt: skip
+
+
 def _reason(text: str, what: str, called: str = "reason") -> str:
     """``text`` stripped, 1 to MAX_REASON characters; Invalid naming ``what`` otherwise."""
     reason = text.strip() if isinstance(text, str) else ""
@@ -311,8 +325,22 @@ class Notices:
         removed = _Removed(self.engine, {row.hoster for row in due})
         composed = 0
         for row in due:
-            composed += self._compose(row, removed)
+            try:
+                composed += self._compose(row, removed)
+            except Exception as error:  # one bad notice never stops the others
+                self._postpone(row, f"cannot be composed: {type(error).__name__}: {error}")
         return composed
+
+    def _postpone(self, row: Row[Any], why: str) -> None:
+        """Keep why ``row`` (still queued) could not be composed; try again after
+        ``timing.retry``."""
+        table = TakedownNoticeRow.__table__
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(TakedownNoticeRow)
+                .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
+                .values(last_error=why[:1000], next_action_at=self.clock() + self.timing.retry)
+            )  # fmt: skip
 
     def _compose(self, row: Row[Any], removed: "_Removed") -> int:
         table = TakedownNoticeRow.__table__
@@ -324,13 +352,7 @@ class Notices:
             document = compose({**row._mapping, "deadline_at": deadline}, self.sender, self.key,
                                at)  # fmt: skip
         except NoticeInvalid as error:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    update(TakedownNoticeRow)
-                    .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
-                    .values(last_error=f"cannot be composed: {error}"[:1000],
-                            next_action_at=at + self.timing.retry)
-                )  # fmt: skip
+            self._postpone(row, f"cannot be composed: {error}")
             return 0
         with self.engine.begin() as connection:
             won = connection.execute(
@@ -573,6 +595,8 @@ class Notices:
         reference = reference.strip() if isinstance(reference, str) else ""
         if not reference or len(reference) > MAX_REFERENCE:
             raise Invalid(f"an order needs its reference (1 to {MAX_REFERENCE} characters)")
+        _printable(reference, "the order's reference")
+        _printable(basis, "the order's legal basis", lines=True)
         if hoster is not None:
             to = self.hosters.named(hoster)
             if to is None:
