@@ -127,8 +127,9 @@ def test_a_hoster_acknowledges_disputes_and_claims_removal(served: Served) -> No
     ("notices/{}/dispute", {"reason": "x"}), ("notices/{}/origin", {"address": "192.0.2.7"}),
     ("orders/{}/confirm", None), ("orders/{}/inability", {"reason": "x"}),
 ])  # fmt: skip
-def test_only_the_hosters_own_key_gives_its_answers(served: Served, path: str,
-                                                    body: dict[str, str] | None) -> None:  # fmt: skip
+def test_only_the_hosters_own_key_gives_its_answers(
+    served: Served, path: str, body: dict[str, str] | None
+) -> None:
     before = served.server.get(f"/v1/takedown/notices/{served.mine}", "analyst").json()["events"]
     for role in ("admin", "analyst", "authority"):
         answer = served.server.post(f"/v1/takedown/{path.format(served.mine)}", role, json=body)

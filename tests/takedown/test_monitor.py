@@ -169,7 +169,7 @@ def test_bad_input_is_refused_clearly(monitor: Monitor) -> None:
 
 @pytest.mark.parametrize("text", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
 def test_a_time_out_of_range_in_utc_is_refused_clearly(text: str) -> None:
-    with pytest.raises(Invalid, match="since: .* is out of range in UTC"):
+    with pytest.raises(Invalid, match=r"since: .* is out of range in UTC"):
         parse_moment(text, "since")
 
 

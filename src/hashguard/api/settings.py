@@ -177,7 +177,8 @@ def _host_port(text: str) -> str:
     return text
 
 
-DAYS = Kind(f"a list of days, each 1 to {MAX_DAYS}, increasing (e.g. 1,7,30)", "DAYS", _days_text, _days)
+DAYS = Kind(f"a list of days, each 1 to {MAX_DAYS}, increasing (e.g. 1,7,30)", "DAYS",
+            _days_text, _days)  # fmt: skip
 HOST_PORT = Kind("host:port (e.g. smtp.example.org:25)", "HOST:PORT", _host_port,
                  lambda v: _host_port(_text(v)))  # fmt: skip
 SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims",
