@@ -141,8 +141,12 @@ def test_only_the_hosters_own_key_gives_its_answers(
 
 
 def test_an_order_reference_with_a_line_break_is_refused(served: Served) -> None:
-    order = {"urls": ["https://files.example/crlf.jpg"], "legal_basis": "CSA Regulation Art 14",
-             "reference": "ATKM-8\r\nBcc: someone@example.org", "hoster": "test hoster"}
+    order = {
+        "urls": ["https://files.example/crlf.jpg"],
+        "legal_basis": "CSA Regulation Art 14",
+        "reference": "ATKM-8\r\nBcc: someone@example.org",
+        "hoster": "test hoster",
+    }
     refused = served.server.post("/v1/takedown/orders", "authority", json=order)
     assert refused.status_code == 422 and "reference" in refused.text
 
