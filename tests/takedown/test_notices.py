@@ -644,3 +644,59 @@ def test_a_hoster_reads_what_was_sent_to_it_not_where_else_the_hotline_turned(
     assert alpha.events[0].detail == {"step": "regulator"}
     [origin] = desk.notices.get(desk.cdn, "Edge CDN").events
     assert origin.detail == {"address": "198.51.100.7"}  # not the origin's hoster or notice
+
+
+def test_a_hoster_reads_no_staff_identity_escalation_ticket_or_mail_server(desk: Desk) -> None:
+    with desk.engine.begin() as connection:
+        connection.execute(
+            insert(TakedownDeliveryRow).values(
+                notice_id=desk.open,
+                purpose="notice",
+                step="",
+                channel="smtp",
+                target="abuse@alpha.test",
+                payload="",
+                idempotency_key="n" * 64,
+                created_at=T0,
+                attempts=1,
+                next_attempt_at=T0,
+                delivered_at=None,
+                last_error="mail.hotline.internal:25 refused abuse@alpha.test: 550 no",
+                reply="",
+            )
+        )
+        for purpose, ticket in (("notice", "ALPHA-1"), ("escalation", "REGULATOR-77")):
+            connection.execute(
+                insert(TakedownEventRow).values(
+                    notice_id=desk.open,
+                    at=T0,
+                    kind="sent",
+                    actor="scheduler",
+                    detail={"channel": "api", "purpose": purpose, "ticket": ticket},
+                )
+            )
+    desk.notices.acknowledge(desk.open, "Alpha", "key:4 (alpha desk)")
+    desk.notices.withdraw(desk.open, "key:9 (Anna Analyst)", "a mistake")
+    order = desk.notices.issue_order(
+        ["https://a.example/o"], "Art 14", "O-3", "key:12 (ATKM, P. de Vries)", hoster="Alpha"
+    )
+    desk.notices.inability(order.id, "Alpha", "key:4 (alpha desk)", "not ours")
+    with desk.engine.begin() as connection:
+        connection.execute(insert(TakedownEventRow).values(
+            notice_id=order.id, at=T0, kind="reminder", actor="key:12 (ATKM, P. de Vries)",
+            detail={}))  # fmt: skip
+    alpha = desk.notices.get(desk.open, "Alpha")
+    assert [(e.kind, e.actor, e.detail.get("ticket")) for e in alpha.events] == [
+        ("sent", "hotline", "ALPHA-1"), ("sent", "hotline", None),
+        ("acknowledged", "Alpha", None), ("withdrawn", "hotline", None)]  # fmt: skip
+    [delivery] = alpha.deliveries
+    assert "mail.hotline.internal" not in delivery.last_error and delivery.last_error
+    assert "mail.hotline.internal" in desk.notices.get(desk.open).deliveries[0].last_error
+    assert "Anna" in desk.notices.get(desk.open).events[-1].actor  # the operator sees who
+    ordered = desk.notices.get(order.id, "Alpha")
+    assert [(e.kind, e.actor) for e in ordered.events] == [
+        ("inability", "Alpha"),
+        ("reminder", "authority"),
+    ]
+    assert "Vries" not in json.dumps(ordered.as_json()) and "key:" not in json.dumps(
+        ordered.as_json())  # fmt: skip

@@ -68,6 +68,10 @@ TO_HOSTER: Final = (DeliveryPurpose.NOTICE.value, DeliveryPurpose.RENOTICE.value
 HOSTER_SEES: Final = {EventKind.ESCALATED.value: ("step",), EventKind.ORIGIN.value: ("address",),
                       EventKind.SENT.value: ("channel", "purpose", "ticket"),
                       EventKind.DELIVERY_FAILED.value: ("channel", "purpose")}  # fmt: skip
+# Events a hoster's key makes (shown to the hoster as its own, by its name).
+HOSTER_ACTS: Final = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.CLAIMED.value,
+                                EventKind.DISPUTED.value, EventKind.ORIGIN.value,
+                                EventKind.CONFIRMED.value, EventKind.INABILITY.value})  # fmt: skip
 EXACT: Final = ("sha256", "md5")  # the same file: a removed item back when one is equal
 PDQ_RADIUS: Final = 31  # the same picture: a removed item back when its PDQ is this close
 
@@ -248,10 +252,35 @@ class NoticeDetail:
 
 
 def _shown(kind: str, detail: dict[str, Any], hoster: str | None) -> dict[str, Any]:
-    """An event's detail as ``hoster`` may read it (None: an operator, all of it)."""
+    """An event's detail as ``hoster`` may read it (None: an operator, all of it): of a
+    delivery to someone else (an escalation) not its ticket."""
     if hoster is None or kind not in HOSTER_SEES:
         return detail
-    return {key: detail[key] for key in HOSTER_SEES[kind] if key in detail}
+    shown = {key: detail[key] for key in HOSTER_SEES[kind] if key in detail}
+    if "ticket" in shown and detail.get("purpose") not in TO_HOSTER:
+        del shown["ticket"]
+    return shown
+
+
+def _by(kind: str, actor: str, row: Row[Any], hoster: str | None) -> str:
+    """Who did it, as ``hoster`` may read it (None: an operator, the actor as recorded): the
+    hoster itself, the authority (of an order, its issuer), else the hotline; never a key or
+    a person."""
+    if hoster is None:
+        return actor
+    if kind in HOSTER_ACTS and actor.startswith("key:"):
+        return hoster
+    if row.kind == NoticeKind.ORDER.value and actor == row.issued_by:
+        return "authority"
+    return "hotline"
+
+
+def _failure(channel: str, error: str, hoster: str | None) -> str:
+    """Why a delivery failed, as ``hoster`` may read it: of an e-mail not the hotline's mail
+    server, only that it is tried again."""
+    if hoster is None or not error or channel != Channel.SMTP.value:
+        return error
+    return "not delivered yet: the hotline tries again"
 
 
 _CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
@@ -470,13 +499,13 @@ class Notices:
         return NoticeDetail(
             NoticeView.of(row, self.clock()),
             json.loads(row.document) if row.document else None,
-            tuple(EventView(e.id, utc(e.at), e.kind, e.actor,
+            tuple(EventView(e.id, utc(e.at), e.kind, _by(e.kind, e.actor, row, hoster),
                             _shown(e.kind, dict(e.detail), hoster)) for e in timeline),
             tuple(CheckView(c.id, c.url, utc(c.at), c.purpose, c.outcome, c.status, c.detail,
                             tuple(c.hashes)) for c in checked),
             tuple(DeliveryView(d.id, d.purpose, d.step, d.channel, d.target, utc(d.created_at),
                                d.attempts, utc(d.next_attempt_at), _time(d.delivered_at),
-                               d.last_error) for d in sent),
+                               _failure(d.channel, d.last_error, hoster)) for d in sent),
         )  # fmt: skip
 
     # --- a hoster's actions -----------------------------------------------------------------

@@ -81,7 +81,7 @@ def sender(settings: TakedownSettings) -> Sender:
     """Who notices say they are from: the hotline, its address and domain."""
     domain = settings.domain or urlsplit(settings.public_url).hostname or "localhost"
     return Sender(settings.name, settings.sender_email or f"notices@{domain}", domain,
-                  settings.country)  # fmt: skip
+                  settings.country, settings.public_url)  # fmt: skip
 
 
 def signing_key(path: Path) -> Ed25519PrivateKey:
