@@ -94,20 +94,40 @@ def derived(found: Overview, country_of: dict[str, str]) -> list[str]:
     known)."""
     assert found.all is not None
     sums: list[tuple[str, int | None, list[tuple[str, int | None]]]] = []
-    for column in ("notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
-                   "reappeared", "disputes"):
+    for column in (
+        "notices",
+        "removed",
+        "open_now",
+        "overdue_now",
+        "renotices",
+        "escalations",
+        "reappeared",
+        "disputes",
+    ):
         whole = getattr(found.all, column)
         for table in (found.hosters, found.countries):
             sums.append((column, whole, [(r.group, getattr(r, column)) for r in table]))
         for country in found.countries:
-            sums.append((column, getattr(country, column),
-                         [(r.group, getattr(r, column)) for r in found.hosters
-                          if country_of[r.group] == country.group]))
+            sums.append(
+                (
+                    column,
+                    getattr(country, column),
+                    [
+                        (r.group, getattr(r, column))
+                        for r in found.hosters
+                        if country_of[r.group] == country.group
+                    ],
+                )
+            )
     for column in ("notices", "removed"):
-        sums.append((column, getattr(found.all, column),
-                     [(p.period, getattr(p, column)) for p in found.trend]))
-    sums.append(("removed", found.all.removed,
-                 [(b.label, b.removals) for b in found.distribution]))
+        sums.append(
+            (
+                column,
+                getattr(found.all, column),
+                [(p.period, getattr(p, column)) for p in found.trend],
+            )
+        )
+    sums.append(("removed", found.all.removed, [(b.label, b.removals) for b in found.distribution]))
     leaks = []
     for column, whole, parts in sums:
         unknown = [name for name, value in parts if value is None]

@@ -383,8 +383,8 @@ def _public_row(counts: _Counts, hidden: set[Cell], kind: str) -> Row:
     within = None if min(counts.within, counts.due) < SMALL else row.within_24h
     rate = (None if shown.get("reappeared") is None or shown["removed"] is None
             else row.reappearance_rate)  # fmt: skip
-    return replace(row, **{column: shown.get(column) for column in COUNTS},
-                   within_24h=within, reappearance_rate=rate,
+    changed: dict[str, Any] = {column: shown.get(column) for column in COUNTS}
+    return replace(row, **changed, within_24h=within, reappearance_rate=rate,
                    median_hours=None if counts.removed < P90_FROM else row.median_hours,
                    p90_hours=None if counts.removed < P90_FROM else row.p90_hours,
                    p99_hours=None if counts.removed < P99_FROM else row.p99_hours)  # fmt: skip
@@ -633,3 +633,16 @@ def parse_moment(text: str, name: str) -> datetime | None:
         return _utc(moment)
     except OverflowError:  # a zone offset that takes the time past year 1 or 9999
         raise Invalid(f"{name}: {text!r} is out of range in UTC (years 1 to 9999)") from None
+
+
+def whole_month(moment: datetime, up: bool, name: str) -> datetime:
+    """The start of ``moment``'s calendar month (UTC), or with ``up`` the start of the next one
+    unless ``moment`` is a month's start: the public figures' periods are whole months. Raises
+    Invalid naming ``name`` past the calendar's end."""
+    moment = moment.astimezone(UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    if not up or moment == start:
+        return start
+    if (moment.year, moment.month) == (9999, 12):
+        raise Invalid(f"{name}: {moment.date().isoformat()} is past the last whole month")
+    return datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)
