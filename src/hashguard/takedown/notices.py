@@ -315,7 +315,7 @@ class Notices:
         timing: Timing,
         hosters: HosterRegistry,
         sender: Sender,
-        key: Ed25519PrivateKey,
+        key: Ed25519PrivateKey | None,
         deliveries: Outbox,
         clock: Clock = now,
         trace: Callable[[str], Tracer] | None = None,
@@ -377,6 +377,8 @@ class Notices:
         deadline = at + self.timing.deadline(NoticeKind(row.kind))
         # a notice made for a reappearance (previous_id set) is not its own reappearance again
         previous = removed.previous(row) if row.previous_id is None else None
+        if self.key is None:  # read-only use (the CLI without a key): nothing is composed
+            raise NoticeInvalid("no takedown key to sign notices with")
         try:
             document = compose({**row._mapping, "deadline_at": deadline}, self.sender, self.key,
                                at)  # fmt: skip
