@@ -306,5 +306,10 @@ def test_a_hoster_key_is_made_through_the_keys_api(served: Served) -> None:
     listed = server.get("/v1/takedown/notices", headers=served.as_(made.json()["token"]))
     hosters = [n["hoster"] for n in listed.json()["notices"]]
     assert hosters and set(hosters) == {"test hoster"}
+    typo = server.post("/v1/keys", "admin", json={"role": "hoster", "hoster": "test hosting"})
+    assert typo.status_code == 400
+    assert typo.json()["error"]["message"] == (
+        "hoster 'test hosting' is not in the registry of hosters; did you mean 'test hoster'?"
+    )
     without = server.post("/v1/keys", "admin", json={"role": "hoster"})
     assert without.status_code == 400 and "names its hoster" in without.text

@@ -8,6 +8,7 @@ crawler and tracer): the deliveries (e-mail and hosters' APIs), the notices, the
 drives them and the monitor that measures them. ``start()`` runs the scheduler.
 """
 
+import difflib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from hashguard import durable
 from hashguard.errors import Invalid
+from hashguard.hotline.hosters import HosterRegistry
 from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
@@ -82,6 +84,17 @@ def sender(settings: TakedownSettings) -> Sender:
     domain = settings.domain or urlsplit(settings.public_url).hostname or "localhost"
     return Sender(settings.name, settings.sender_email or f"notices@{domain}", domain,
                   settings.country, settings.public_url)  # fmt: skip
+
+
+def check_hoster(registry: HosterRegistry, name: str) -> None:
+    """Raise Invalid when the registry of hosters does not name ``name`` (a hoster key's
+    hoster), with the closest name it has as a hint."""
+    if registry.named(name) is not None:
+        return
+    near = difflib.get_close_matches(name, [hoster.name for hoster in registry], n=1,
+                                     cutoff=0.6)  # fmt: skip
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise Invalid(f"hoster {name!r} is not in the registry of hosters{hint}")
 
 
 class NoKey(Invalid):
