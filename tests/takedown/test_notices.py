@@ -372,6 +372,8 @@ def test_an_authority_issues_an_order_to_a_named_or_traced_hoster(desk: Desk) ->
     (["https://a.example/x", "https://b.example/y"], "basis", "ref", None,
      {"https://a.example/x": Traced(ALPHA), "https://b.example/y": Traced(BETA)},
      "hosted by Alpha, Beta: issue one order per hoster"),
+    (["https://a.example/x"], "basis", "ref", "Edge CDN", {},
+     "Edge CDN is a CDN: an order goes to the hoster of the origin server"),
     (["https://a.example/x"], "basis", "O-1\r\nBcc: someone@example.org", "Alpha", {},
      "reference holds a control character"),
     (["https://a.example/x"], "Art 14\x00", "O-1", "Alpha", {},

@@ -633,6 +633,9 @@ class Notices:
             if to is None:
                 raise Invalid(f"unknown hoster {hoster!r}: the registry of hosters does not name "
                               "it")  # fmt: skip
+            if to.cdn:
+                raise Invalid(f"{to.name} is a CDN: an order goes to the hoster of the origin "
+                              "server; name the origin's hoster")  # fmt: skip
             country = to.country
         else:
             to, country = self._traced(checked)
