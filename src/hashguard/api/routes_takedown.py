@@ -43,17 +43,9 @@ status_router = APIRouter(prefix="/v1/hotline", tags=["hotline"])
 
 ONLY_HOSTERS: Final = ("only a hoster key answers a hoster's notices (acknowledge, removed, "
                        "dispute, origin, confirm, inability): it speaks for that hoster, and "
-                       "no other key may (an admin key neither)")  # fmt: skip
-
-
-def _hoster_only(key: Annotated[ApiKey, allow(Role.HOSTER)]) -> ApiKey:
-    """The hoster's own key: its legal answers are given by it alone (403 for an admin)."""
-    if key.role is not Role.HOSTER or not key.hoster:
-        raise ApiError(403, ONLY_HOSTERS)
-    return key
-
-
-Hoster = Annotated[ApiKey, Depends(_hoster_only)]
+                       "no other key may, an admin key neither")  # fmt: skip
+# A hoster's own answers: its key alone (not admin's, as every other route allows).
+Hoster = Annotated[ApiKey, allow(Role.HOSTER, admin=False, why=ONLY_HOSTERS)]
 Authority = Annotated[ApiKey, allow(Role.AUTHORITY)]
 Analyst = Annotated[ApiKey, allow(Role.ANALYST)]
 Reader = Annotated[ApiKey, allow(Role.HOSTER, Role.ANALYST, Role.AUDITOR)]
