@@ -268,6 +268,9 @@ def test_a_hoster_reads_its_own_figures(served: Served) -> None:
     assert row["group"] == "all" and row["notices"] >= 1
     everyone = served.server.get("/v1/takedown/figures", "auditor").json()["figures"]
     assert {"test hoster", "Other Hosting"} <= {row["group"] for row in everyone}
+    far = served.server.get("/v1/takedown/figures", "hoster",
+                            params={"until": "9999-12-31T23:00:00-05:00"})  # fmt: skip
+    assert far.status_code == 400 and "out of range in UTC" in far.json()["error"]["message"]
 
 
 def test_xarf_reports_from_another_desk_are_imported_and_notices_exported(served: Served) -> None:

@@ -155,6 +155,8 @@ def test_the_monitor_as_a_table_and_as_csv(config: Path, engine: Engine) -> None
     assert csv[1].startswith("all,2,0,")
     bad = takedown(config, "monitor", "--since", "yesterday")
     assert bad.returncode == 1 and bad.stderr.startswith("hashguard: --since: expected a date")
+    far = takedown(config, "monitor", "--until", "0001-01-01T00:30:00+01:00")
+    assert far.returncode == 1 and "--until: " in far.stderr and "out of range" in far.stderr
 
 
 def test_without_the_hotline_takedown_is_off(tmp_path: Path) -> None:
