@@ -1,8 +1,9 @@
-"""Notice and takedown: the bad-hoster monitor's figures, page and exports at 1M notices (more
-sections, the scheduler's and the deliveries', join this script).
+"""Notice and takedown: the bad-hoster monitor at 1M notices, the scheduler's re-check cycle over
+100k open notices, and notices delivered per second.
 
     make bench-takedown    # or: .venv/bin/python bench/takedown.py [--quick] [--notices N]
-                           #     [--section monitor] [--database-url URL]
+                           #     [--open N] [--slice N] [--deliveries N]
+                           #     [--section monitor|scheduler|delivery] [--database-url URL]
 
 (monitor) A SQLite file (or ``--database-url``) holds 1,000,000 notices (``--quick``: 100,000)
     to 200 hosters in 40 countries, reported over two years: 92 % removed after a log-normal
@@ -16,6 +17,23 @@ sections, the scheduler's and the deliveries', join this script).
     (``SELECT hoster, count(*) ... GROUP BY hoster``) and reading the quantiles' columns
     (hoster, reported_at, verified_at) of the removed notices: what the monitor's one grouped
     query and its hours add to the least any monitor must read.
+(scheduler) 100,000 open notices (``--open``; ``--quick``: 10,000) past their deadline, all due,
+    inserted with executemany, each naming one image URL on a website on loopback (a process of
+    its own): the even ones serve a benign generated 640x480 JPEG whose hashes the notice holds
+    (present: a re-notice by e-mail and API is queued), the odd ones answer 404 (gone: removal
+    verified). ``Scheduler.tick`` (passes of 500, the re-fetch through the hotline's crawler,
+    the SSRF-safe fetcher allowing 127.0.0.0/8) handles a slice of 2,000 of them (``--slice``):
+    a full cycle over 100,000 would take about half an hour, so the slice is timed (wall and this
+    process's CPU) and the full cycle extrapolated; the selection of the due notices (the
+    pass's query, 500 of all 100,000 due) is timed at the full count. Memory: the growth of this
+    process's RSS over the slice, and tracemalloc's peak over a further 500 notices. The
+    reference, in the same run: the bare crawl (fetch + hash) of the same URLs.
+(delivery) 1,000 notices (``--deliveries``) queued as e-mail to an SMTP server on loopback
+    (aiosmtpd, a process of its own) and 1,000 to a hoster's API on loopback, each sent by
+    ``Deliveries.deliver_due`` (claimed, sent, the event and audit entry written). The
+    references, in the same run, to the same servers with the same payloads: smtplib sending
+    each message on a connection of its own (as Deliveries does), and httpx posting each body
+    with one client.
 """
 
 import os
@@ -27,11 +45,12 @@ import argparse
 import ipaddress
 import json
 import multiprocessing
-import threading
-import tracemalloc
 import random
+import smtplib
 import tempfile
+import threading
 import time
+import tracemalloc
 import uuid
 import warnings
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -43,8 +62,8 @@ from multiprocessing.connection import Connection as MultiConnection
 from pathlib import Path
 from typing import Any
 
+import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from sqlalchemy import Engine, insert, select, text
 
 from hashguard.hotline.crawl import Crawl, CrawlLimits, crawl
@@ -53,10 +72,10 @@ from hashguard.media.synthetic import encode, scene
 from hashguard.net.fetch import UrlFetcher
 from hashguard.store.database import open_engine
 from hashguard.store.tables import TakedownEventRow, TakedownNoticeRow
-from hashguard.takedown.delivery import Deliveries
-from hashguard.takedown.model import NoticeState, Timing
+from hashguard.takedown.delivery import Deliveries, SmtpSettings
+from hashguard.takedown.model import Channel, DeliveryPurpose, NoticeState, Timing
 from hashguard.takedown.monitor import Monitor
-from hashguard.takedown.notice import Sender, compose
+from hashguard.takedown.notice import Sender, api_body, compose, email
 from hashguard.takedown.notices import Notices
 from hashguard.takedown.scheduler import Scheduler, Tick
 
@@ -219,6 +238,7 @@ def section_monitor(engine: Engine, sizes: "Sizes") -> None:
         print(f"  {name:<{width}}  {seconds:8.3f}  {seconds / reference:15.1f}  "
               f"{seconds / columns:9.2f}")  # fmt: skip
 
+
 @dataclass(frozen=True)
 class Sizes:
     notices: int  # monitor
@@ -249,6 +269,7 @@ def _serve_http(ready: MultiConnection) -> None:
 
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # each answer in one segment, no delayed-ACK stall
 
         def do_GET(self) -> None:
             if self.path.startswith("/i/"):
@@ -467,16 +488,93 @@ def section_scheduler(engine: Engine, sizes: Sizes) -> None:
          f"{bare * 1000:.2f}", "1", f"{sizes.slice / bare_wall:,.0f}"],
         ["Scheduler.tick, per due notice", f"{wall / sizes.slice * 1000:.2f}",
          f"{per * 1000:.2f}", f"{per / bare:.1f}", f"{sizes.slice / wall:,.0f}"],
-        [f"a full cycle over {sizes.open:,} (extrapolated)", f"{wall / sizes.slice * sizes.open:,.0f} s",
-         f"{per * sizes.open:,.0f} s", "", ""],
+        [f"a full cycle over {sizes.open:,} (extrapolated)",
+         f"{wall / sizes.slice * sizes.open:,.0f} s", f"{per * sizes.open:,.0f} s", "", ""],
     ]  # fmt: skip
     table(["operation", "wall ms", "CPU ms", "x crawl CPU", "per s"], rows)
-    print(f"  memory: RSS grew {grown / 2**20:.1f} MiB over the {sizes.slice:,}-notice cycle "
-          f"(now {rss() / 2**20:.0f} MiB); tracemalloc peak over 500 notices "
+    print(f"  memory: RSS {before / 2**20:.0f} MiB before the {sizes.slice:,}-notice cycle (what "
+          f"the process held already, the monitor's section included), grown by "
+          f"{grown / 2**20:.1f} MiB after it; tracemalloc's peak over 500 more notices: "
           f"{peak / 2**20:.1f} MiB")  # fmt: skip
 
 
-SECTIONS = {"monitor": section_monitor, "scheduler": section_scheduler}
+# --- (delivery) -------------------------------------------------------------------------------
+
+
+def section_delivery(engine: Engine, sizes: Sizes) -> None:
+    count = sizes.deliveries
+    print(f"\n(delivery) {count:,} notices by e-mail and {count:,} by API, to loopback servers")
+    with server(_serve_http) as http_port, server(_serve_smtp) as smtp_port:
+        base = f"http://127.0.0.1:{http_port}"
+        api = f"{base}{API_PATH}"
+        key = Ed25519PrivateKey.generate()
+        hashes = dict(crawler()(f"{base}/i/0.jpg").page.hashes)
+        document = template(base, hashes, key)
+        insert_rows(engine, open_notices(count, base, hashes, document,
+                                         engine.dialect.name == "sqlite"))  # fmt: skip
+        signed = json.loads(document)
+        message = email(signed, DeliveryPurpose.NOTICE, to="abuse@h0.example", sender=SENDER)
+        mail, body = message.as_string(), json.dumps(api_body(signed, DeliveryPurpose.NOTICE))
+        print(f"  an e-mail of {len(mail) / 1000:.1f} kB, an API body of "
+              f"{len(body) / 1000:.1f} kB", flush=True)  # fmt: skip
+        deliveries = Deliveries(engine, SmtpSettings("127.0.0.1", smtp_port), LOOPBACK,
+                                clock=lambda: NOW)  # fmt: skip
+        notices = TakedownNoticeRow.__table__
+        with engine.connect() as connection:
+            ids = list(connection.execute(select(notices.c.id).order_by(notices.c.id)).scalars())
+
+        def deliver(channel: Channel, target: Callable[[int], str], payload: str) -> float:
+            """Every notice's delivery on ``channel`` queued, then sent: seconds to send."""
+            with engine.begin() as connection:
+                for ident in ids:
+                    deliveries.enqueue(connection, ident, DeliveryPurpose.NOTICE, channel,
+                                       target(ident), payload, at=NOW)  # fmt: skip
+            started, sent = time.perf_counter(), 0
+            while sent < count:
+                done = deliveries.deliver_due(limit=500)
+                if not done:
+                    raise SystemExit(f"{channel.value}: {sent} of {count} delivered, then none")
+                sent += done
+            return time.perf_counter() - started
+
+        def raw_smtp() -> float:
+            started = time.perf_counter()
+            for ident in ids:
+                with smtplib.SMTP("127.0.0.1", smtp_port, local_hostname="hotline.example",
+                                  timeout=10) as connection:  # fmt: skip
+                    connection.sendmail(SENDER.email, [f"abuse@h{ident % HOSTERS}.example"], mail)
+            return time.perf_counter() - started
+
+        def raw_http() -> float:
+            started = time.perf_counter()
+            with httpx.Client(timeout=10.0, follow_redirects=False) as client:
+                for ident in ids:
+                    answer = client.post(
+                        api,
+                        content=body.encode(),
+                        headers={"Content-Type": "application/json", "Idempotency-Key": str(ident)},
+                    )
+                    answer.raise_for_status()
+            return time.perf_counter() - started  # fmt: skip
+
+        raw_smtp()  # warm up (both servers, the client's imports)
+        smtp_raw = raw_smtp()
+        smtp_ours = deliver(Channel.SMTP, lambda ident: f"abuse@h{ident % HOSTERS}.example", mail)
+        http_raw = raw_http()
+        http_ours = deliver(Channel.API, lambda ident: api, body)
+    rows = [
+        ["e-mail: smtplib, a connection per message", f"{count / smtp_raw:,.0f}", "1"],
+        ["e-mail: Deliveries.deliver_due", f"{count / smtp_ours:,.0f}",
+         f"{smtp_raw / smtp_ours:.2f}"],
+        ["API: httpx posts, one client", f"{count / http_raw:,.0f}", "1"],
+        ["API: Deliveries.deliver_due", f"{count / http_ours:,.0f}",
+         f"{http_raw / http_ours:.2f}"],
+    ]  # fmt: skip
+    table(["sending", "notices/s", "x raw"], rows)
+
+
+SECTIONS = {"monitor": section_monitor, "scheduler": section_scheduler,
+            "delivery": section_delivery}  # fmt: skip
 
 
 def main() -> None:
@@ -487,8 +585,12 @@ def main() -> None:
                         help="monitor: how many notices (default 1,000,000)")  # fmt: skip
     parser.add_argument("--open", type=int, default=0,
                         help="scheduler: open notices, all due (default 100,000)")  # fmt: skip
-    parser.add_argument("--slice", type=int, default=0,
-                        help="scheduler: due notices a timed cycle handles (default 2,000)")
+    parser.add_argument(
+        "--slice",
+        type=int,
+        default=0,
+        help="scheduler: due notices a timed cycle handles (default 2,000)",
+    )
     parser.add_argument("--deliveries", type=int, default=0,
                         help="delivery: deliveries per channel (default 1,000)")  # fmt: skip
     parser.add_argument("--section", action="append", choices=sorted(SECTIONS),
@@ -496,8 +598,12 @@ def main() -> None:
     parser.add_argument("--database-url", default="", help="default: a SQLite file in /tmp")
     options = parser.parse_args()
     tenth = 10 if options.quick else 1
-    sizes = Sizes(options.notices or 1_000_000 // tenth, options.open or 100_000 // tenth,
-                  options.slice or 2_000 // tenth, options.deliveries or 1_000 // tenth)
+    sizes = Sizes(
+        options.notices or 1_000_000 // tenth,
+        options.open or 100_000 // tenth,
+        options.slice or 2_000 // tenth,
+        options.deliveries or 1_000 // tenth,
+    )
     for name in options.section or list(SECTIONS):
         with tempfile.TemporaryDirectory(prefix="hashguard-bench-takedown-") as directory:
             url = options.database_url or f"sqlite:///{Path(directory) / 'takedown.db'}"

@@ -25,10 +25,10 @@ Definitions, the same on the page, in the exports and in the API:
 The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
 with fewer than 10 removals as None, and a share as None when a count it is made of is.
 
-Counts are added up by the database in one query grouped by (hoster, country, month); for the
-quantiles only the hours to removal (computed in SQL) of the removed notices and those three keys
-are read, then split per group with numpy. ``overview`` gives the page everything from that one
-pass.
+Counts are added up by the database in one query grouped by (hoster, country, month), which
+also lists each group's seconds to removal (computed in SQL) as one text that numpy reads: no
+notice becomes a Python object, the quantiles are exact. ``overview`` gives the page everything
+from that one pass (and a small one over the ``reappeared`` events).
 """
 
 import csv as csv_module
@@ -45,9 +45,10 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import (
     ColumnElement,
     Engine,
+    Text,
     and_,
     case,
-    exists,
+    cast,
     func,
     or_,
     select,
@@ -171,6 +172,7 @@ class _Counts:
 
 
 _KEY_OF: Final = {"hoster": 0, "country": 1, "month": 2}
+_EMPTY: Final = np.array([], dtype=float)
 
 
 def _check(by: str) -> None:
@@ -178,36 +180,38 @@ def _check(by: str) -> None:
         raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
 
 
-def _split(hours: np.ndarray, names: list[str]) -> dict[str, np.ndarray]:
-    """``hours`` by the name beside each."""
-    index: dict[str, int] = {}
-    codes = np.fromiter((index.setdefault(name, len(index)) for name in names), dtype=np.int64,
-                        count=len(names))  # fmt: skip
-    order = np.argsort(codes, kind="stable")
-    bounds = np.searchsorted(codes[order], np.arange(len(index) + 1))
-    return {name: hours[order[bounds[code] : bounds[code + 1]]] for name, code in index.items()}
+def _seconds_of(text: str | None) -> np.ndarray:
+    """The seconds the database listed ("12.5,3600.0,..."), as an array (empty for none)."""
+    if not text:
+        return np.array([], dtype=float)
+    return np.array(text.split(","), dtype=float)
 
 
 @dataclass(frozen=True)
 class _Collected:
-    """One pass's counts per (hoster, country, month) and every removal's hours and keys."""
+    """One pass's counts per (hoster, country, month) and the hours to removal of each cell's
+    removed notices."""
 
-    cells: list[tuple[str, str, str, tuple[int, ...]]]
-    keys: tuple[list[str], list[str], list[str]]  # per removal: hoster, country, month
-    hours: np.ndarray
+    cells: list[tuple[str, str, str, tuple[int, ...], np.ndarray]]
+
+    @property
+    def hours(self) -> np.ndarray:
+        return np.concatenate([cell[4] for cell in self.cells]) if self.cells else _EMPTY
 
     def rollup(self, by: str) -> list[_Counts]:
         """The counts and hours per group of ``by`` (hoster, country, month or all)."""
         sums: dict[str, list[int]] = {}
-        for *names, numbers in self.cells:
+        spans: dict[str, list[np.ndarray]] = {}
+        for *names, numbers, hours in self.cells:
             name = "all" if by == "all" else names[_KEY_OF[by]]
             total = sums.setdefault(name, [0] * len(numbers))
             for position, number in enumerate(numbers):
                 total[position] += number
-        spans = ({"all": self.hours} if by == "all"
-                 else _split(self.hours, self.keys[_KEY_OF[by]]))  # fmt: skip
-        empty = np.array([], dtype=float)
-        return [_Counts.of(name, sums[name], spans.get(name, empty)) for name in sorted(sums)]
+            if len(hours):
+                spans.setdefault(name, []).append(hours)
+        return [_Counts.of(name, sums[name],
+                           np.concatenate(spans[name]) if name in spans else _EMPTY)
+                for name in sorted(sums)]  # fmt: skip
 
     def bins(self) -> list[int]:
         """The removals per bin of hours (BIN_LABELS)."""
@@ -410,12 +414,20 @@ class Monitor:
 
     # --- SQL pieces ---------------------------------------------------------------------------
 
-    def _hours(self) -> ColumnElement[Any]:
-        """Hours from report to verified removal, computed by the database."""
+    def _seconds(self) -> ColumnElement[Any]:
+        """Seconds from report to verified removal (to the millisecond in SQLite), computed by
+        the database."""
         if self._sqlite:
             days = func.julianday(N.verified_at) - func.julianday(N.reported_at)
-            return func.round(days * 86400.0, 3) / 3600.0
-        return func.extract("epoch", N.verified_at - N.reported_at) / 3600.0
+            return func.round(days * 86400.0, 3)
+        return func.extract("epoch", N.verified_at - N.reported_at)
+
+    def _listed(self, seconds: ColumnElement[Any]) -> ColumnElement[str]:
+        """The group's ``seconds`` (those not NULL) as one text: "12.5,3600.0,...". The text
+        of a REAL in SQLite has 15 significant digits: exact for seconds to the millisecond."""
+        if self._sqlite:
+            return func.group_concat(seconds)
+        return func.string_agg(cast(seconds, Text), ",")
 
     def _month(self) -> ColumnElement[str]:
         if self._sqlite:  # stored as "YYYY-MM-DD HH:MM:SS.ffffff" in UTC: its first 7 characters
@@ -437,8 +449,10 @@ class Monitor:
 
     def _collect(self, since: datetime | None, until: datetime | None, hoster: str | None,
                  country: str | None = None) -> "_Collected":  # fmt: skip
-        """Two passes over the notices: their counts grouped by (hoster, country, month) in the
-        database, and the hours to removal of the removed ones with their three keys."""
+        """One pass over the notices (the covering index ``ix_takedown_notices_monitor``): their
+        counts grouped by (hoster, country, month) in the database, with each group's seconds
+        to removal listed as one text, so no row of the notices becomes a Python object; and
+        the reappeared ones per group (from the few ``reappeared`` events, joined)."""
         moment = self.clock()
         keys = (N.hoster, func.coalesce(N.country, UNKNOWN_COUNTRY), self._month())
         where = self._where(since, until, hoster, country)
@@ -447,8 +461,6 @@ class Monitor:
                                 N.state != NoticeState.WITHDRAWN.value))  # fmt: skip
         is_open = N.state.in_([state.value for state in OPEN_STATES])
         overdue = and_(is_open, N.deadline_at.is_not(None), N.deadline_at < moment)
-        came_back = exists().where(TakedownEventRow.notice_id == N.id,
-                                   TakedownEventRow.kind == EventKind.REAPPEARED.value)  # fmt: skip
 
         def number(condition: ColumnElement[bool]) -> ColumnElement[int]:
             return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
@@ -456,16 +468,27 @@ class Monitor:
         totals = select(
             *keys, func.count(), number(removed), number(due), number(is_open),
             number(overdue), func.coalesce(func.sum(N.renotices), 0),
-            func.coalesce(func.sum(N.escalations), 0), number(and_(removed, came_back)),
-            number(N.disputed_at.is_not(None)),
+            func.coalesce(func.sum(N.escalations), 0), number(N.disputed_at.is_not(None)),
+            self._listed(case((removed, self._seconds()))),
         ).where(*where).group_by(*keys)  # fmt: skip
+        events = TakedownEventRow.__table__
+        came_back = (
+            select(events.c.notice_id)
+            .where(events.c.kind == EventKind.REAPPEARED.value)
+            .distinct()
+            .subquery()
+        )
+        reappeared = (select(*keys, func.count())
+                      .select_from(N.__table__.join(came_back, came_back.c.notice_id == N.id))
+                      .where(*where, removed).group_by(*keys))  # fmt: skip
         with self.engine.connect() as connection:
-            cells = [(h, c, m, tuple(int(n) for n in numbers))
-                     for h, c, m, *numbers in connection.execute(totals)]  # fmt: skip
-            spans = connection.execute(select(*keys, self._hours()).where(*where, removed)).all()
-        columns = list(zip(*spans, strict=True)) if spans else [(), (), (), ()]
-        hours = np.array(columns[3], dtype=float)
-        return _Collected(cells, (list(columns[0]), list(columns[1]), list(columns[2])), hours)
+            back = {(h, c, m): int(n) for h, c, m, n in connection.execute(reappeared)}
+            cells = []
+            for h, c, m, *numbers, listed in connection.execute(totals):
+                counts = [int(n) for n in numbers]
+                counts.insert(7, back.get((h, c, m), 0))  # in _Counts.of's order
+                cells.append((h, c, m, tuple(counts), _seconds_of(listed) / 3600.0))
+        return _Collected(cells)
 
     # --- the figures --------------------------------------------------------------------------
 
