@@ -22,8 +22,11 @@ Definitions, the same on the page, in the exports and in the API:
   ``reappearance_rate`` = reappeared / removed.
 - ``disputes``: notices the hoster disputed.
 
-The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
-with fewer than 10 removals as None, and a share as None when a count it is made of is.
+The public figures (``public``) show a count under 10 as None ("<10") and, wherever one hidden
+count would follow from a sum the figures show, a second one as None too (``_complement``); the
+median and p90 of a group with fewer than 10 removals as None, its p99 with fewer than 100; and
+a share as None when a count it is made of is under 10 or hidden. Their periods are whole
+calendar months (``whole_month``; the public page rounds its bounds out to them).
 
 Counts are added up by the database in one query grouped by (hoster, country, month), which
 also lists each group's seconds to removal (computed in SQL) as one text that numpy reads: no
@@ -268,7 +271,8 @@ TREND_COUNTS: Final = ("notices", "removed")  # the counts the trend shows
 
 
 def _relations(groups: dict[str, list[_Counts]],
-               cells: list[tuple[str, str, str, tuple[int, ...]]]) -> list[list[Cell]]:  # fmt: skip
+               cells: list[tuple[str, str, str, tuple[int, ...], np.ndarray]]
+               ) -> list[list[Cell]]:  # fmt: skip
     """Every sum the public figures show, per column, as the cells it ties together: all is
     the sum of the hosters, of the countries, of the months (notices, removed) and all's
     removals the sum of the distribution's bins; and the hosters and countries linked by
@@ -293,7 +297,7 @@ def _relations(groups: dict[str, list[_Counts]],
             node = parent[node]
         return node
 
-    for hoster, country, _month, _numbers in cells:
+    for hoster, country, *_ in cells:
         parent[root(("hoster", hoster, ""))] = root(("country", country, ""))
     linked: dict[Cell, list[Cell]] = {}
     for node in list(parent):
