@@ -122,6 +122,37 @@ def test_a_hoster_acknowledges_disputes_and_claims_removal(served: Served) -> No
     assert server.post(f"{path}/dispute", "analyst", json={"reason": "x"}).status_code == 403
 
 
+@pytest.mark.parametrize(("path", "body"), [
+    ("notices/{}/acknowledge", None), ("notices/{}/removed", {"note": "x"}),
+    ("notices/{}/dispute", {"reason": "x"}), ("notices/{}/origin", {"address": "192.0.2.7"}),
+    ("orders/{}/confirm", None), ("orders/{}/inability", {"reason": "x"}),
+])  # fmt: skip
+def test_only_the_hosters_own_key_gives_its_answers(
+    served: Served, path: str, body: dict[str, str] | None
+) -> None:
+    before = served.server.get(f"/v1/takedown/notices/{served.mine}", "analyst").json()["events"]
+    for role in ("admin", "analyst", "authority"):
+        answer = served.server.post(f"/v1/takedown/{path.format(served.mine)}", role, json=body)
+        assert answer.status_code == 403, (role, answer.text)
+    refused = served.server.post(f"/v1/takedown/{path.format(served.mine)}", "admin", json=body)
+    assert "only a hoster key answers a hoster's notices" in refused.json()["error"]["message"]
+    after = served.server.get(f"/v1/takedown/notices/{served.mine}", "analyst").json()["events"]
+    assert [e for e in after if e["actor"] != "scheduler"] == [
+        e for e in before if e["actor"] != "scheduler"
+    ]  # nothing by a key (checks go on)
+
+
+def test_an_order_reference_with_a_line_break_is_refused(served: Served) -> None:
+    order = {
+        "urls": ["https://files.example/crlf.jpg"],
+        "legal_basis": "CSA Regulation Art 14",
+        "reference": "ATKM-8\r\nBcc: someone@example.org",
+        "hoster": "test hoster",
+    }
+    refused = served.server.post("/v1/takedown/orders", "authority", json=order)
+    assert refused.status_code == 422 and "reference" in refused.text
+
+
 def test_an_authority_issues_orders_and_sees_its_own(served: Served) -> None:
     server = served.server
     order = {"urls": ["https://files.example/order.jpg"], "legal_basis": "CSA Regulation Art 14",
@@ -237,6 +268,9 @@ def test_a_hoster_reads_its_own_figures(served: Served) -> None:
     assert row["group"] == "all" and row["notices"] >= 1
     everyone = served.server.get("/v1/takedown/figures", "auditor").json()["figures"]
     assert {"test hoster", "Other Hosting"} <= {row["group"] for row in everyone}
+    far = served.server.get("/v1/takedown/figures", "hoster",
+                            params={"until": "9999-12-31T23:00:00-05:00"})  # fmt: skip
+    assert far.status_code == 400 and "out of range in UTC" in far.json()["error"]["message"]
 
 
 def test_xarf_reports_from_another_desk_are_imported_and_notices_exported(served: Served) -> None:
@@ -247,6 +281,11 @@ def test_xarf_reports_from_another_desk_are_imported_and_notices_exported(served
                            headers={"content-type": "text/plain"})  # fmt: skip
     assert imported.status_code == 200, imported.text
     assert imported.json() == {"imported": 2, "linked": 0}
+    as_json = server.post("/v1/takedown/import", "analyst", content=text,
+                          params={"source": "Desk JSON"},
+                          headers={"content-type": "application/json"})  # fmt: skip
+    assert as_json.status_code == 200, as_json.text
+    assert as_json.json() == {"imported": 2, "linked": 0}
     broken = server.post("/v1/takedown/import", "analyst", content='{"xarf_version": "4.2.0"}',
                          params={"source": "Desk Example"})  # fmt: skip
     assert broken.status_code == 400 and broken.json()["error"]["message"]
@@ -277,5 +316,10 @@ def test_a_hoster_key_is_made_through_the_keys_api(served: Served) -> None:
     listed = server.get("/v1/takedown/notices", headers=served.as_(made.json()["token"]))
     hosters = [n["hoster"] for n in listed.json()["notices"]]
     assert hosters and set(hosters) == {"test hoster"}
+    typo = server.post("/v1/keys", "admin", json={"role": "hoster", "hoster": "test hosting"})
+    assert typo.status_code == 400
+    assert typo.json()["error"]["message"] == (
+        "hoster 'test hosting' is not in the registry of hosters; did you mean 'test hoster'?"
+    )
     without = server.post("/v1/keys", "admin", json={"role": "hoster"})
     assert without.status_code == 400 and "names its hoster" in without.text

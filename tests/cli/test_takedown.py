@@ -7,9 +7,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import Engine, update
 
 from hashguard.store.database import open_engine
+from hashguard.store.tables import TakedownNoticeRow
+from hashguard.takedown import signing
+from hashguard.takedown.notice import Sender, compose
+from hashguard.transparency import keys
 
 from support.invoke import Ran, hashguard
 from support.notice_rows import stored_notice
@@ -66,9 +71,31 @@ def test_notices_are_listed_newest_first_with_the_overdue_marked(
     overdue = takedown(config, "notices", "--overdue").stdout.splitlines()
     assert [line.split("\t")[0] for line in overdue[1:]] == ["1"]
     assert takedown(config, "notices", "--hoster", "Quiet Hosting").stdout.count("\n") == 1
-    # the signing key was made on first use, its public half beside it
-    assert (config.parent / "takedown.key").exists()
-    assert (config.parent / "takedown.key.pub").exists()
+    # reading makes no signing key: `hashguard serve` makes it on first start
+    assert not (config.parent / "takedown.key").exists()
+    assert not (config.parent / "takedown.key.pub").exists()
+
+
+def test_the_export_says_it_needs_the_key_and_uses_it_when_there(
+    config: Path, engine: Engine
+) -> None:
+    for command in (("hosters",), ("monitor",), ("show", "1"), ("orders",), ("export",)):
+        assert takedown(config, *command).returncode == 0, command  # nothing to sign yet
+    assert not (config.parent / "takedown.key").exists()
+    now = datetime.now(UTC)
+    removed = stored_notice(engine, state="removed", verified_at=now, next_action_at=None)
+    sender = Sender("Meldpunt", "notices@hotline.example", "hotline.example", "NL")
+    document = compose(removed._mapping, sender, Ed25519PrivateKey.generate(), now)
+    with engine.begin() as connection:
+        connection.execute(update(TakedownNoticeRow).where(TakedownNoticeRow.id == removed.id)
+                           .values(document=signing.dumps(document)))  # fmt: skip
+    refused = takedown(config, "export")
+    assert refused.returncode == 1 and refused.stdout == ""
+    assert f"no takedown key at {config.parent / 'takedown.key'}" in refused.stderr
+    keys.generate(config.parent / "takedown.key")
+    exported = takedown(config, "export")
+    assert exported.returncode == 0, exported.stderr
+    assert '"content_removed": true' in exported.stdout
 
 
 def test_a_notice_is_shown_by_its_urls_and_hashes(config: Path, engine: Engine) -> None:
@@ -128,6 +155,8 @@ def test_the_monitor_as_a_table_and_as_csv(config: Path, engine: Engine) -> None
     assert csv[1].startswith("all,2,0,")
     bad = takedown(config, "monitor", "--since", "yesterday")
     assert bad.returncode == 1 and bad.stderr.startswith("hashguard: --since: expected a date")
+    far = takedown(config, "monitor", "--until", "0001-01-01T00:30:00+01:00")
+    assert far.returncode == 1 and "--until: " in far.stderr and "out of range" in far.stderr
 
 
 def test_without_the_hotline_takedown_is_off(tmp_path: Path) -> None:

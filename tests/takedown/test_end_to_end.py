@@ -259,6 +259,8 @@ def rows(expected: list[Expected], key: str, at: datetime, public: bool = False)
         if public:
             if len(removed) < SMALL:
                 quantiles = [None, None, None]
+            if len(removed) < 100:  # the p99 from 100 removals only
+                quantiles[2] = None
             share = None if min(within, due) < SMALL else share
             rate = None if min(counts["reappeared"], len(removed)) < SMALL else rate
             counts = {name: None if value < SMALL else value for name, value in counts.items()}
@@ -268,12 +270,20 @@ def rows(expected: list[Expected], key: str, at: datetime, public: bool = False)
     return made
 
 
-def close(found: list[Row], wanted: list[Row]) -> None:
-    """The same rows; hours within a second of each other (the databases' arithmetic)."""
+COMPLEMENTED = ("notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
+                "reappeared", "disputes", "reappearance_rate")  # fmt: skip
+
+
+def close(found: list[Row], wanted: list[Row], public: bool = False) -> None:
+    """The same rows; hours within a second of each other (the databases' arithmetic). In the
+    public figures a count (and the rate made of it) may also be hidden beside another that is
+    (complementary suppression, checked in tests/takedown/test_monitor.py)."""
     assert [r.group for r in found] == [r.group for r in wanted]
     for got, want in zip(found, wanted, strict=True):
         for name in Row.__dataclass_fields__:
             value, expected = getattr(got, name), getattr(want, name)
+            if public and value is None and name in COMPLEMENTED:
+                continue
             if isinstance(expected, float):
                 assert value == pytest.approx(expected, abs=1 / 3600), (got.group, name)
             else:
@@ -452,7 +462,7 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
     monitor = Monitor(engine, clock=clock)
     for by in ("hoster", "country", "all"):
         close(monitor.figures(by), rows(expected, by, at))
-        close(monitor.public(by), rows(expected, by, at, public=True))
+        close(monitor.public(by), rows(expected, by, at, public=True), public=True)
     # /monitor.json: the public figures, on the real clock.
     app = FastAPI()
     app.include_router(monitor_pages.router)
@@ -467,8 +477,9 @@ def test_from_reports_to_the_monitor(world: World, clock: MovingClock, engine: E
     answer = asyncio.run(fetch())
     assert answer.status_code == 200
     shown = answer.json()
-    close([Row(**r) for r in shown["hosters"]], rows(expected, "hoster", now, public=True))
-    close([Row(**r) for r in shown["countries"]], rows(expected, "country", now, public=True))
-    close([Row(**shown["all"])], rows(expected, "all", now, public=True))
+    close([Row(**r) for r in shown["hosters"]], rows(expected, "hoster", now, public=True), True)
+    close([Row(**r) for r in shown["countries"]], rows(expected, "country", now, public=True),
+          True)  # fmt: skip
+    close([Row(**shown["all"])], rows(expected, "all", now, public=True), True)
     # One reappearance, one event on the notice whose content came back.
     assert reappeared == [first.id]

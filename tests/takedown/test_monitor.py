@@ -20,9 +20,9 @@ from sqlalchemy import Engine, insert
 from hashguard.errors import Invalid
 from hashguard.store.tables import TakedownCheckRow, TakedownDeliveryRow
 from hashguard.takedown import signing
-from hashguard.takedown.monitor import Monitor, UnknownHoster, csv, parse_moment
+from hashguard.takedown.monitor import Monitor, Overview, UnknownHoster, csv, parse_moment
 
-from support.monitor_rows import HOUR, NOW, assert_row, by_hand, fleet
+from support.monitor_rows import HOUR, NOW, add, assert_row, by_hand, fleet
 
 
 @pytest.fixture
@@ -67,16 +67,92 @@ def test_the_public_figures_suppress_counts_under_ten(engine: Engine, monitor: M
     public = {row.group: row for row in monitor.public("hoster")}
     fast, slow, small = public["fast"], public["slow"], public["small"]
     expected = by_hand([m for m in made if m.hoster == "fast"])
-    assert fast.notices == expected["notices"] == 14 and fast.removed == 12
+    assert small.notices is None and small.removed is None  # 3 notices
+    # one hidden hoster would be all minus the others: a second one is hidden with it (fast);
+    # and fast alone in NL, slow alone in DE: the countries "unknown", DE, NL go with them,
+    # and slow with DE
+    assert [fast.notices, slow.notices] == [None, None] and expected["notices"] == 14
+    assert [row.notices for row in monitor.public("country")] == [None, None, None]
+    assert fast.removed is None and slow.removed is None  # 12 each, hidden beside small's 3
+    (everything,) = monitor.public("all")
+    assert everything.notices == by_hand(made)["notices"]
     assert fast.median_hours == pytest.approx(expected["median_hours"])  # 12 removals: shown
+    assert fast.p90_hours == pytest.approx(expected["p90_hours"])
+    assert fast.p99_hours is None  # the p99 from 100 removals only
     assert fast.within_24h == pytest.approx(expected["within_24h"])  # 10 within, of 13
     assert fast.open_now is None and fast.disputes is None and fast.reappeared is None
     assert fast.reappearance_rate is None  # 2 reappeared: under 10
-    assert slow.removed == 12 and slow.p90_hours is not None
     assert slow.within_24h is None  # none within 24 h: a count under 10
-    assert small.notices is None and small.removed is None  # 3 notices
     assert small.median_hours is None and small.p99_hours is None  # 3 removals
     assert "<10" in csv(public.values())
+
+
+def derived(found: Overview, country_of: dict[str, str]) -> list[str]:
+    """What an attacker gets by subtraction from the public figures: every hidden cell that is
+    the only unknown of a sum the figures show (all = the hosters, the countries, the months;
+    all's removals = the bins; a country = its hosters, which country a hoster is in being
+    known)."""
+    assert found.all is not None
+    sums: list[tuple[str, int | None, list[tuple[str, int | None]]]] = []
+    for column in (
+        "notices",
+        "removed",
+        "open_now",
+        "overdue_now",
+        "renotices",
+        "escalations",
+        "reappeared",
+        "disputes",
+    ):
+        whole = getattr(found.all, column)
+        for table in (found.hosters, found.countries):
+            sums.append((column, whole, [(r.group, getattr(r, column)) for r in table]))
+        for country in found.countries:
+            sums.append(
+                (
+                    column,
+                    getattr(country, column),
+                    [
+                        (r.group, getattr(r, column))
+                        for r in found.hosters
+                        if country_of[r.group] == country.group
+                    ],
+                )
+            )
+    for column in ("notices", "removed"):
+        sums.append(
+            (
+                column,
+                getattr(found.all, column),
+                [(p.period, getattr(p, column)) for p in found.trend],
+            )
+        )
+    sums.append(("removed", found.all.removed, [(b.label, b.removals) for b in found.distribution]))
+    leaks = []
+    for column, whole, parts in sums:
+        unknown = [name for name, value in parts if value is None]
+        if whole is not None and len(unknown) == 1:
+            leaks.append(f"{unknown[0]}.{column}")
+        if whole is None and parts and not unknown:
+            leaks.append(f"total of {[name for name, _ in parts]}.{column}")
+    return leaks
+
+
+def test_no_hidden_count_follows_from_the_public_sums(engine: Engine, monitor: Monitor) -> None:
+    fleet(engine)
+    for n in range(25):  # a big hoster beside them, and one more with a single notice
+        add(engine, "big", "NL", datetime(2026, 4, 2, tzinfo=UTC) + n * HOUR, 3 + n)
+    add(engine, "tiny", "BE", datetime(2026, 4, 3, tzinfo=UTC), 2)
+    country_of = {"fast": "NL", "big": "NL", "slow": "DE", "small": "unknown", "tiny": "BE"}
+    found = monitor.overview(public=True)
+    assert derived(found, country_of) == []
+    assert found.all is not None and found.all.notices is not None
+    raw = monitor.overview()
+    assert derived(raw, country_of) == []  # nothing hidden: nothing to derive (the check works)
+    assert {r.group: r.notices for r in found.hosters}["tiny"] is None
+    assert {r.group: r.notices for r in found.hosters}["big"] == 25
+    bins = [b.removals for b in found.distribution]
+    assert bins.count(None) != 1
 
 
 def test_the_distribution_counts_removals_per_bin_of_hours(
@@ -93,8 +169,10 @@ def test_the_distribution_counts_removals_per_bin_of_hours(
                                        "72-168", "168-720", ">720"]  # fmt: skip
     assert [b.removals for b in bins] == expected
     assert sum(expected) == len(hours)
-    public = monitor.distribution(public=True)
-    assert [b.removals for b in public] == [n if n >= 10 else None for n in expected]
+    public = [b.removals for b in monitor.distribution(public=True)]
+    assert all(shown in (None, n) for shown, n in zip(public, expected, strict=True))
+    assert all(shown is None for shown, n in zip(public, expected, strict=True) if n < 10)
+    assert public.count(None) != 1  # one hidden bin alone would be all's removals minus the rest
     assert monitor.distribution(hoster="fast")[0].removals == 1  # 0.5 h
 
 
@@ -165,6 +243,12 @@ def test_bad_input_is_refused_clearly(monitor: Monitor) -> None:
     assert parse_moment("", "since") is None
     with pytest.raises(Invalid, match="until: expected a date"):
         parse_moment("yesterday", "until")
+
+
+@pytest.mark.parametrize("text", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_a_time_out_of_range_in_utc_is_refused_clearly(text: str) -> None:
+    with pytest.raises(Invalid, match=r"since: .* is out of range in UTC"):
+        parse_moment(text, "since")
 
 
 def test_the_overview_is_the_same_figures_from_one_pass(engine: Engine, monitor: Monitor) -> None:

@@ -98,7 +98,33 @@ def test_a_notice_of_national_law_only_or_an_order_still_validates(engine: Engin
     notice.validate(document)
     assert document["source_identifier"] == "198.51.100.7" and "domain" not in document
     assert "Regulation (EU) 2024/1307" in document["dsa_art16"]["reasons"]
-    assert document["hashguard_notice"]["issued_by"] == "ATKM"
+    assert document["hashguard_notice"]["issued_by"] == "authority: ATKM"
+
+
+def test_the_reply_links_follow_the_public_url_and_name_no_key(engine: Engine) -> None:
+    sender = notice.Sender("Meldpunt", "notices@hotline.example", "hotline.example", "NL",
+                           "http://hotline.example:8443/hashguard/")  # fmt: skip
+    order = stored_notice(engine, kind="order", items=[], legal_basis="CSA Regulation Art 14",
+                          reference="ORD-8", issued_by="key:17 (ATKM desk, J. Jansen)")  # fmt: skip
+    document = notice.compose(order._mapping, sender, Ed25519PrivateKey.generate(), AT)
+    takedown = document["hashguard_notice"]
+    assert takedown["reply"] == {
+        "portal": "http://hotline.example:8443/hashguard/hosters",
+        "api": f"http://hotline.example:8443/hashguard/v1/takedown/notices/{order.id}",
+    }
+    assert takedown["issued_by"] == "authority: ATKM desk, J. Jansen"
+    unnamed = stored_notice(engine, kind="order", items=[], legal_basis="Art 14",
+                            reference="ORD-9", issued_by="key:18")  # fmt: skip
+    assert notice.compose(unnamed._mapping, sender, Ed25519PrivateKey.generate(),
+                          AT)["hashguard_notice"]["issued_by"] == "authority"  # fmt: skip
+    routed = stored_notice(engine, issued_by="hotline")
+    assert notice.compose(routed._mapping, sender, Ed25519PrivateKey.generate(),
+                          AT)["hashguard_notice"]["issued_by"] == "Meldpunt"  # fmt: skip
+    english, dutch = halves(notice.email(document, DeliveryPurpose.NOTICE,
+                                         to="abuse@files.example", sender=sender))  # fmt: skip
+    for text in (english, dutch):
+        assert "http://hotline.example:8443/hashguard/hosters" in text
+        assert "key:17" not in text and "authority: ATKM desk" in text
 
 
 def test_what_the_schema_refuses_is_named(engine: Engine) -> None:

@@ -372,6 +372,12 @@ def test_an_authority_issues_an_order_to_a_named_or_traced_hoster(desk: Desk) ->
     (["https://a.example/x", "https://b.example/y"], "basis", "ref", None,
      {"https://a.example/x": Traced(ALPHA), "https://b.example/y": Traced(BETA)},
      "hosted by Alpha, Beta: issue one order per hoster"),
+    (["https://a.example/x"], "basis", "ref", "Edge CDN", {},
+     "Edge CDN is a CDN: an order goes to the hoster of the origin server"),
+    (["https://a.example/x"], "basis", "O-1\r\nBcc: someone@example.org", "Alpha", {},
+     "reference holds a control character"),
+    (["https://a.example/x"], "Art 14\x00", "O-1", "Alpha", {},
+     "legal basis holds a control character"),
 ])  # fmt: skip
 def test_an_order_is_refused_with_a_reason(
     desk: Desk,
@@ -535,6 +541,21 @@ def test_a_notice_that_cannot_be_composed_waits_with_the_reason(desk: Desk) -> N
     assert desk.events(broken) == [] and deliveries_of(desk.engine, broken) == []
 
 
+def test_a_notice_whose_e_mail_cannot_be_made_waits_and_the_others_go_on(desk: Desk) -> None:
+    # a reference with a line break, as an order stored before references were checked: the
+    # e-mail's subject cannot carry it
+    broken = desk.add(ALPHA, state=NoticeState.QUEUED, kind=NoticeKind.ORDER,
+                      reference="O-1\r\nBcc: x@example.org", legal_basis="Art 14",
+                      next_action_at=T0)  # fmt: skip
+    after = desk.add(BETA, state=NoticeState.QUEUED, next_action_at=T0)
+    assert desk.notices.compose_queued() == 2  # desk.queued and the one after the broken one
+    row = desk.row(broken)
+    assert row.state == "queued" and row.last_error.startswith("cannot be composed: ")
+    assert row.next_action_at.replace(tzinfo=UTC) == T0 + timedelta(minutes=30)
+    assert desk.events(broken) == [] and deliveries_of(desk.engine, broken) == []
+    assert desk.row(after).state == "open"
+
+
 def flipped(pdq: str, bits: int) -> str:
     return f"{int(pdq, 16) ^ ((1 << bits) - 1):064x}"
 
@@ -625,3 +646,59 @@ def test_a_hoster_reads_what_was_sent_to_it_not_where_else_the_hotline_turned(
     assert alpha.events[0].detail == {"step": "regulator"}
     [origin] = desk.notices.get(desk.cdn, "Edge CDN").events
     assert origin.detail == {"address": "198.51.100.7"}  # not the origin's hoster or notice
+
+
+def test_a_hoster_reads_no_staff_identity_escalation_ticket_or_mail_server(desk: Desk) -> None:
+    with desk.engine.begin() as connection:
+        connection.execute(
+            insert(TakedownDeliveryRow).values(
+                notice_id=desk.open,
+                purpose="notice",
+                step="",
+                channel="smtp",
+                target="abuse@alpha.test",
+                payload="",
+                idempotency_key="n" * 64,
+                created_at=T0,
+                attempts=1,
+                next_attempt_at=T0,
+                delivered_at=None,
+                last_error="mail.hotline.internal:25 refused abuse@alpha.test: 550 no",
+                reply="",
+            )
+        )
+        for purpose, ticket in (("notice", "ALPHA-1"), ("escalation", "REGULATOR-77")):
+            connection.execute(
+                insert(TakedownEventRow).values(
+                    notice_id=desk.open,
+                    at=T0,
+                    kind="sent",
+                    actor="scheduler",
+                    detail={"channel": "api", "purpose": purpose, "ticket": ticket},
+                )
+            )
+    desk.notices.acknowledge(desk.open, "Alpha", "key:4 (alpha desk)")
+    desk.notices.withdraw(desk.open, "key:9 (Anna Analyst)", "a mistake")
+    order = desk.notices.issue_order(
+        ["https://a.example/o"], "Art 14", "O-3", "key:12 (ATKM, P. de Vries)", hoster="Alpha"
+    )
+    desk.notices.inability(order.id, "Alpha", "key:4 (alpha desk)", "not ours")
+    with desk.engine.begin() as connection:
+        connection.execute(insert(TakedownEventRow).values(
+            notice_id=order.id, at=T0, kind="reminder", actor="key:12 (ATKM, P. de Vries)",
+            detail={}))  # fmt: skip
+    alpha = desk.notices.get(desk.open, "Alpha")
+    assert [(e.kind, e.actor, e.detail.get("ticket")) for e in alpha.events] == [
+        ("sent", "hotline", "ALPHA-1"), ("sent", "hotline", None),
+        ("acknowledged", "Alpha", None), ("withdrawn", "hotline", None)]  # fmt: skip
+    [delivery] = alpha.deliveries
+    assert "mail.hotline.internal" not in delivery.last_error and delivery.last_error
+    assert "mail.hotline.internal" in desk.notices.get(desk.open).deliveries[0].last_error
+    assert "Anna" in desk.notices.get(desk.open).events[-1].actor  # the operator sees who
+    ordered = desk.notices.get(order.id, "Alpha")
+    assert [(e.kind, e.actor) for e in ordered.events] == [
+        ("inability", "Alpha"),
+        ("reminder", "authority"),
+    ]
+    assert "Vries" not in json.dumps(ordered.as_json()) and "key:" not in json.dumps(
+        ordered.as_json())  # fmt: skip

@@ -34,6 +34,10 @@ def test_the_takedown_section_is_read_from_the_file_and_the_environment(tmp_path
         ("takedown_recheck_days", "7,1", "a list of days"),
         ("takedown_recheck_days", "0", "a list of days"),
         ("takedown_renotice_hours", "0", "at least 1"),
+        ("takedown_notice_hours", "1000000000000", "at most 8760"),
+        ("takedown_order_hours", "8761", "at most 8760"),
+        ("takedown_renotice_hours", "99999999999999", "at most 8760"),
+        ("takedown_recheck_days", "1,7,3651", "each 1 to 3650"),
     ],
 )
 def test_a_bad_takedown_setting_is_named(name: str, given: str, expected: str) -> None:

@@ -21,10 +21,11 @@ _BEARER = HTTPBearer(
 )
 
 
-def allow(*roles: Role) -> Any:
-    """A dependency giving the caller's key if its role is one of ``roles`` (or admin). The
-    roles appear in the OpenAPI document as the route's security scopes."""
-    allowed = frozenset(roles) | {Role.ADMIN}
+def allow(*roles: Role, admin: bool = True, why: str = "") -> Any:
+    """A dependency giving the caller's key if its role is one of ``roles`` (or admin, unless
+    ``admin`` is False: a hoster's own answers). The roles appear in the OpenAPI document as the
+    route's security scopes. ``why`` ends the 403's message."""
+    allowed = frozenset(roles) | ({Role.ADMIN} if admin else set())
 
     async def caller(
         request: Request,
@@ -37,7 +38,8 @@ def allow(*roles: Role) -> Any:
             raise ApiError(401, "the API key is not valid (unknown, malformed or revoked)")
         if key.role not in allowed:
             shown = ", ".join(sorted(role.value for role in allowed))
-            raise ApiError(403, f"a {key.role.value} key may not use this route (allowed: {shown})")
+            raise ApiError(403, f"a {key.role.value} key may not use this route (allowed: "
+                                f"{shown}){': ' + why if why else ''}")  # fmt: skip
         request.state.key = key
         return key
 

@@ -23,9 +23,10 @@ from hashguard.api.schemas import (
     NewKeyShown,
     refusals,
 )
-from hashguard.errors import MAX_ID
+from hashguard.errors import MAX_ID, Invalid
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
+from hashguard.takedown.service import check_hoster
 
 router = APIRouter(prefix="/v1", tags=["keys and logs"])
 metrics_router = APIRouter(tags=["status"])
@@ -66,7 +67,14 @@ async def list_keys(request: Request, key: Admin) -> dict[str, Any]:
 async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, Any]:
     """A new key; its token is in this answer only (stored hashed). Audited."""
     unscoped(key, "manage keys")
-    store = service_of(request).keys
+    service = service_of(request)
+    store = service.keys
+    hotline = getattr(service, "hotline", None)
+    if body.hoster and hotline is not None and service.settings.hotline_hosters is not None:
+        try:
+            check_hoster(hotline.hosters, body.hoster)
+        except Invalid as error:
+            raise ApiError(400, str(error)) from None
     try:
         created, token = await run_in_threadpool(
             store.create, body.role, body.lists, body.name, actor(key), None, body.hoster

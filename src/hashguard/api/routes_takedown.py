@@ -41,7 +41,11 @@ from hashguard.takedown.service import Takedown
 router = APIRouter(prefix="/v1/takedown", tags=["takedown"])
 status_router = APIRouter(prefix="/v1/hotline", tags=["hotline"])
 
-Hoster = Annotated[ApiKey, allow(Role.HOSTER)]
+ONLY_HOSTERS: Final = ("only a hoster key answers a hoster's notices (acknowledge, removed, "
+                       "dispute, origin, confirm, inability): it speaks for that hoster, and "
+                       "no other key may, an admin key neither")  # fmt: skip
+# A hoster's own answers: its key alone (not admin's, as every other route allows).
+Hoster = Annotated[ApiKey, allow(Role.HOSTER, admin=False, why=ONLY_HOSTERS)]
 Authority = Annotated[ApiKey, allow(Role.AUTHORITY)]
 Analyst = Annotated[ApiKey, allow(Role.ANALYST)]
 Reader = Annotated[ApiKey, allow(Role.HOSTER, Role.ANALYST, Role.AUDITOR)]
@@ -250,8 +254,12 @@ async def withdraw(key: Analyst, takedown: Running, notice_id: NoticeId,
 
 class NewOrder(BaseModel):
     urls: list[str] = Field(min_length=1, max_length=1000, description="The URLs to remove.")
-    legal_basis: str = Field(max_length=2000, description="The legal basis of the order.")
-    reference: str = Field(max_length=200, description="The authority's reference.")
+    legal_basis: str = Field(max_length=2000, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$",
+                             description="The legal basis of the order (no control "
+                             "characters but line breaks).")  # fmt: skip
+    reference: str = Field(max_length=200, pattern=r"^[^\x00-\x1f\x7f-\x9f]*$",
+                           description="The authority's reference (printable text: it goes "
+                           "into e-mail subjects).")  # fmt: skip
     hoster: str | None = Field(None, max_length=200, description="The hoster, as the registry "
                                "names it; not given: traced from the URLs.")  # fmt: skip
 
@@ -310,20 +318,32 @@ async def export(key: Watcher, takedown: Running, limit: Limit = 1000,
     return {"reports": await call(takedown.export, limit, before)}
 
 
-_XARF = ("XARF v4 reports from another abuse desk: one JSON object, a list, or JSON lines "
-         "(as text).")  # fmt: skip
-XarfBody = Annotated[str, Body(media_type="text/plain", description=_XARF)]
+_XARF = ("XARF v4 reports from another abuse desk: one JSON object, a list, or JSON lines; "
+         "sent as text/plain or application/json.")  # fmt: skip
+_XARF_BODY: Final = {"requestBody": {"required": True, "description": _XARF, "content": {
+    "text/plain": {"schema": {"type": "string"}},
+    "application/json": {"schema": {"oneOf": [{"type": "object"}, {"type": "array"}]}},
+}}}  # fmt: skip
 
 
 @router.post("/import", response_model=TakedownImported,
-             responses=refusals(400, *KEYED, 404, *BODY))  # fmt: skip
-async def import_reports(key: Analyst, takedown: Running, body: XarfBody,
+             responses=refusals(400, *KEYED, 404, *BODY), openapi_extra=_XARF_BODY)  # fmt: skip
+async def import_reports(request: Request, key: Analyst, takedown: Running,
                          source: Annotated[str, Query(min_length=1, max_length=200,
                                                       description="Who sent them.")]
                          ) -> dict[str, Any]:  # fmt: skip
     """Take in XARF reports of takedown outcomes from another abuse desk (``source``): kept as
-    outcomes, each linked to the case of its URL when the hotline has one. 400 names the line
+    outcomes, each linked to the case of its URL when the hotline has one. The body is the
+    reports as text (text/plain) or JSON (application/json), read alike. 400 names the line
     and field of a report that cannot be read; nothing is kept then."""
+    raw = await request.body()
+    try:
+        body = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ApiError(400, "the reports are not UTF-8 text") from None
+    if not body.strip():
+        raise ApiError(400, "no reports: the body is empty (XARF v4 JSON: an object, a list, "
+                            "or JSON lines)")  # fmt: skip
     imported, linked = await call(takedown.import_reports, body, source, actor(key))
     return {"imported": imported, "linked": linked}
 

@@ -147,12 +147,16 @@ PATHS = Kind(
 )
 
 
+MAX_DAYS = 3650  # re-checks: ten years at most
+MAX_HOURS = 8760  # takedown deadlines and intervals: a year at most
+
+
 def _days(value: Any) -> tuple[int, ...]:
-    """Whole days, each at least 1, in increasing order (re-checks after a removal)."""
+    """Whole days, each 1 to MAX_DAYS, in increasing order (re-checks after a removal)."""
     if not isinstance(value, list) or not value:
         raise ValueError(value)
     days = tuple(_integer(v) for v in value)
-    if any(d < 1 for d in days) or list(days) != sorted(set(days)):
+    if any(not 1 <= d <= MAX_DAYS for d in days) or list(days) != sorted(set(days)):
         raise ValueError(value)
     return days
 
@@ -173,7 +177,8 @@ def _host_port(text: str) -> str:
     return text
 
 
-DAYS = Kind("a list of days (e.g. 1,7,30)", "DAYS", _days_text, _days)
+DAYS = Kind(f"a list of days, each 1 to {MAX_DAYS}, increasing (e.g. 1,7,30)", "DAYS",
+            _days_text, _days)  # fmt: skip
 HOST_PORT = Kind("host:port (e.g. smtp.example.org:25)", "HOST:PORT", _host_port,
                  lambda v: _host_port(_text(v)))  # fmt: skip
 SECTIONS = ("server", "database", "limits", "fetch", "releases", "reports", "device", "victims",
@@ -425,16 +430,17 @@ class ServiceSettings:
     )
     takedown_notice_hours: int = setting(
         0, INTEGER, "takedown", "A hoster's deadline after a notice, in hours (0: the profile's).",
-        minimum=0,
+        minimum=0, maximum=MAX_HOURS,
     )  # fmt: skip
     takedown_order_hours: int = setting(
         0, INTEGER, "takedown",
         "A hoster's deadline after a removal order, in hours (0: the profile's).",
-        minimum=0,
+        minimum=0, maximum=MAX_HOURS,
     )  # fmt: skip
     takedown_renotice_hours: int = setting(
-        24, INTEGER, "takedown", "Hours between re-notices while content stays up.", minimum=1
-    )
+        24, INTEGER, "takedown", "Hours between re-notices while content stays up.", minimum=1,
+        maximum=MAX_HOURS,
+    )  # fmt: skip
     takedown_recheck_days: tuple[int, ...] = setting(
         (1, 7, 30), DAYS, "takedown",
         "Days after a verified removal the URLs are checked again (reappearance).",

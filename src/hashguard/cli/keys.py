@@ -49,17 +49,29 @@ def create(
             help="A hoster key's hoster, as the registry of hosters names it: the notices it sees.",
         ),
     ] = None,
+    hosters: Annotated[
+        Path | None,
+        typer.Option(
+            "--hosters",
+            envvar="HASHGUARD_HOTLINE_HOSTERS",
+            help="The hotline's registry of hosters (hotline_hosters): a hoster key's hoster "
+            "must be one of it.",
+        ),
+    ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an API key for the service. The key is printed once and stored only hashed."""
     from hashguard.store.api_keys import ApiKeyError
 
+    if hoster and hosters is not None:
+        _check_hoster(hosters, hoster)
     store = _store(database_url)
     try:
         key, token = store.create(role, lists or [], name, who(actor), service, hoster)
     except ApiKeyError as error:
         fail(str(error))
-    scope = f"hoster {key.hoster}" if key.hoster else ", ".join(key.lists) or "all lists"
+    lists_shown = ", ".join(key.lists) or "all lists"
+    scope = f"hoster {key.hoster}, {lists_shown}" if key.hoster else lists_shown
     sys.stderr.write(f"created key {key.id} ({key.role}, {scope}); it is shown once:\n")
     typer.echo(token)
 
@@ -67,7 +79,7 @@ def create(
 @keys_app.command("list")
 def list_keys(database_url: DatabaseOption = None) -> None:
     """The API keys, one per line after a header: id, role, lists (* for all; a hoster key:
-    hoster:NAME), name, when created, and status (active, or revoked and when); never the
+    hoster:NAME;LISTS), name, when created, and status (active, or revoked and when); never the
     secrets."""
     typer.echo("id\trole\tlists\tname\tcreated\tstatus")
     for key in _store(database_url).all():
@@ -83,7 +95,21 @@ def list_keys(database_url: DatabaseOption = None) -> None:
 
 
 def scope(key: "ApiKey") -> str:
-    return f"hoster:{key.hoster}" if key.hoster else ",".join(key.lists) or "*"
+    """The lists a key may use (* for all); a hoster key's hoster before them."""
+    lists = ",".join(key.lists) or "*"
+    return f"hoster:{key.hoster};{lists}" if key.hoster else lists
+
+
+def _check_hoster(path: Path, name: str) -> None:
+    """Fail (exit status 1) when the registry in ``path`` does not name the hoster ``name``."""
+    from hashguard.errors import Invalid
+    from hashguard.hotline.hosters import HosterError, load
+    from hashguard.takedown.service import check_hoster
+
+    try:
+        check_hoster(load(path), name)
+    except (HosterError, Invalid) as error:
+        fail(str(error))
 
 
 @keys_app.command()

@@ -255,7 +255,8 @@ def import_reports(
 
 def _takedown(configuration: "Configuration") -> "Takedown":
     """Notice and takedown as `hashguard serve` builds it (its files read: each error names its
-    file and line, exit status 2); its scheduler is not started."""
+    file and line, exit status 2); its scheduler is not started, and its signing key is read
+    when it is there, never made (`hashguard serve` makes it; `export` needs it)."""
     from hashguard.api.service import takedown_settings as settings_of
     from hashguard.cli.hotline import _hotline
     from hashguard.errors import Invalid
@@ -264,7 +265,7 @@ def _takedown(configuration: "Configuration") -> "Takedown":
     settings = configuration.settings
     hotline = _hotline(settings)
     try:
-        return Takedown(hotline.engine, hotline, settings_of(settings))
+        return Takedown(hotline.engine, hotline, settings_of(settings), make_key=False)
     except Invalid as error:
         fail(str(error), ExitCode.ERROR)
 

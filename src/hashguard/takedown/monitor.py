@@ -22,8 +22,11 @@ Definitions, the same on the page, in the exports and in the API:
   ``reappearance_rate`` = reappeared / removed.
 - ``disputes``: notices the hoster disputed.
 
-The public figures (``public``) show a count under 10 as None ("<10"), the quantiles of a group
-with fewer than 10 removals as None, and a share as None when a count it is made of is.
+The public figures (``public``) show a count under 10 as None ("<10") and, wherever one hidden
+count would follow from a sum the figures show, a second one as None too (``_complement``); the
+median and p90 of a group with fewer than 10 removals as None, its p99 with fewer than 100; and
+a share as None when a count it is made of is under 10 or hidden. Their periods are whole
+calendar months (``whole_month``; the public page rounds its bounds out to them).
 
 Counts are added up by the database in one query grouped by (hoster, country, month), which
 also lists each group's seconds to removal (computed in SQL) as one text that numpy reads: no
@@ -213,21 +216,127 @@ class _Collected:
                            np.concatenate(spans[name]) if name in spans else _EMPTY)
                 for name in sorted(sums)]  # fmt: skip
 
-    def distribution(self, public: bool) -> list[Bin]:
+    def bins(self) -> list[int]:
+        """The removals per bin of hours (BIN_LABELS)."""
         slots = np.bincount(np.searchsorted(EDGES, self.hours, side="left"),
                             minlength=len(BIN_LABELS))  # fmt: skip
-        lows = (0.0, *EDGES)
-        highs: tuple[float | None, ...] = (*EDGES, None)
-        counts = [_small(int(n)) if public else int(n) for n in slots]
-        return [Bin(*bin) for bin in zip(BIN_LABELS, lows, highs, counts, strict=True)]
+        return [int(n) for n in slots]
+
+    def distribution(self, public: bool) -> list[Bin]:
+        if public:
+            return self.public().distribution
+        return _bins(self.bins())
 
     def trend(self, public: bool) -> list[Point]:
-        points = []
-        for counts in self.rollup("month"):
-            row = _public_row(counts) if public else _row(counts)
-            points.append(Point(counts.group, row.notices, row.removed, row.median_hours,
-                                row.p90_hours, row.within_24h))  # fmt: skip
-        return points
+        if public:
+            return self.public().trend
+        return [_point(_row(counts)) for counts in self.rollup("month")]
+
+    def overview(self) -> "Overview":
+        everything = [_row(counts) for counts in self.rollup("all")]
+        return Overview(everything[0] if everything else None,
+                        [_row(counts) for counts in self.rollup("hoster")],
+                        [_row(counts) for counts in self.rollup("country")],
+                        self.distribution(False), self.trend(False))  # fmt: skip
+
+    def public(self) -> "Overview":
+        """Everything as the public sees it: primary suppression (a count under SMALL) and
+        complementary suppression (``_complement``) over every sum the figures show."""
+        groups = {"all": self.rollup("all"), "hoster": self.rollup("hoster"),
+                  "country": self.rollup("country"), "month": self.rollup("month")}  # fmt: skip
+        values: dict[Cell, int] = {}
+        for kind, rows in groups.items():
+            for counts in rows:
+                for column in COUNTS if kind != "month" else TREND_COUNTS:
+                    values[(kind, counts.group, column)] = getattr(counts, column)
+        bins = self.bins()
+        if groups["all"]:
+            for label, n in zip(BIN_LABELS, bins, strict=True):
+                values[("bin", label, "removed")] = n
+        hidden = _complement(values, _relations(groups, self.cells))
+        shaped = {kind: [_public_row(counts, hidden, kind) for counts in rows]
+                  for kind, rows in groups.items()}  # fmt: skip
+        shown = [None if ("bin", label, "removed") in hidden or not groups["all"] else n
+                 for label, n in zip(BIN_LABELS, bins, strict=True)]  # fmt: skip
+        return Overview(shaped["all"][0] if shaped["all"] else None, shaped["hoster"],
+                        shaped["country"], _bins(shown),
+                        [_point(row) for row in shaped["month"]])  # fmt: skip
+
+
+# A cell of the public figures: (table, group, column); tables: all, hoster, country, month, bin.
+Cell = tuple[str, str, str]
+COUNTS: Final = ("notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
+                 "reappeared", "disputes")  # fmt: skip
+TREND_COUNTS: Final = ("notices", "removed")  # the counts the trend shows
+
+
+def _relations(groups: dict[str, list[_Counts]],
+               cells: list[tuple[str, str, str, tuple[int, ...], np.ndarray]]
+               ) -> list[list[Cell]]:  # fmt: skip
+    """Every sum the public figures show, per column, as the cells it ties together: all is
+    the sum of the hosters, of the countries, of the months (notices, removed) and all's
+    removals the sum of the distribution's bins; and the hosters and countries linked by
+    notices (a hoster with notices in a country; a connected set of them) sum to the same."""
+    relations: list[list[Cell]] = []
+    if not groups["all"]:
+        return relations
+    for column in COUNTS:
+        whole: Cell = ("all", "all", column)
+        for kind in ("hoster", "country"):
+            relations.append([whole, *((kind, c.group, column) for c in groups[kind])])
+    for column in TREND_COUNTS:
+        relations.append([("all", "all", column),
+                          *(("month", c.group, column) for c in groups["month"])])  # fmt: skip
+    relations.append([("all", "all", "removed"), *(("bin", label, "removed")
+                                                   for label in BIN_LABELS)])  # fmt: skip
+    # hosters and countries linked by their notices: each connected set's two sums are equal
+    parent: dict[Cell, Cell] = {}
+
+    def root(node: Cell) -> Cell:
+        while parent.setdefault(node, node) != node:
+            node = parent[node]
+        return node
+
+    for hoster, country, *_ in cells:
+        parent[root(("hoster", hoster, ""))] = root(("country", country, ""))
+    linked: dict[Cell, list[Cell]] = {}
+    for node in list(parent):
+        linked.setdefault(root(node), []).append(node)
+    for members in linked.values():
+        for column in COUNTS:
+            relations.append([(kind, name, column) for kind, name, _ in sorted(members)])
+    return relations
+
+
+def _complement(values: dict[Cell, int], relations: list[list[Cell]]) -> set[Cell]:
+    """The cells the public figures hide: every count under SMALL (primary), and then, until
+    none is left, wherever a sum the figures show has exactly one hidden cell (which the sum's
+    other cells would give away by subtraction) a second one: the smallest shown count that
+    is not 0 (else the smallest). So no hidden cell is the only unknown of a shown sum."""
+    hidden = {cell for cell, value in values.items() if value < SMALL}
+    changed = True
+    while changed:
+        changed = False
+        for cells in relations:
+            if sum(cell in hidden for cell in cells) != 1:
+                continue
+            shown = [cell for cell in cells if cell not in hidden]
+            if not shown:
+                continue
+            hidden.add(min(shown, key=lambda cell: (values[cell] == 0, values[cell], cell)))
+            changed = True
+    return hidden
+
+
+def _bins(counts: Sequence[int | None]) -> list[Bin]:
+    lows = (0.0, *EDGES)
+    highs: tuple[float | None, ...] = (*EDGES, None)
+    return [Bin(*bin) for bin in zip(BIN_LABELS, lows, highs, counts, strict=True)]
+
+
+def _point(row: Row) -> Point:
+    return Point(row.group, row.notices, row.removed, row.median_hours, row.p90_hours,
+                 row.within_24h)  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,19 +376,26 @@ def _small(count: int) -> int | None:
     return None if count < SMALL else count
 
 
-def _public_row(counts: _Counts) -> Row:
+P90_FROM: Final = 10  # removals a group needs before the public figures show its median and p90
+P99_FROM: Final = 100  # and its p99: with fewer, the p99 is one notice's time
+
+
+def _public_row(counts: _Counts, hidden: set[Cell], kind: str) -> Row:
+    """``counts`` as the public sees them: the ``hidden`` cells None; the median and p90 from
+    P90_FROM removals, the p99 from P99_FROM; a share None when a count it is made of is
+    under SMALL or hidden."""
     row = _row(counts)
-    few = counts.removed < SMALL
+    columns = COUNTS if kind != "month" else TREND_COUNTS
+    shown = {column: (None if (kind, counts.group, column) in hidden
+                      else getattr(counts, column)) for column in columns}  # fmt: skip
     within = None if min(counts.within, counts.due) < SMALL else row.within_24h
-    rate = None if min(counts.reappeared, counts.removed) < SMALL else row.reappearance_rate
-    return replace(row, notices=_small(counts.notices), removed=_small(counts.removed),
-                   open_now=_small(counts.open_now), overdue_now=_small(counts.overdue_now),
-                   renotices=_small(counts.renotices), escalations=_small(counts.escalations),
-                   reappeared=_small(counts.reappeared), disputes=_small(counts.disputes),
-                   within_24h=within, reappearance_rate=rate,
-                   median_hours=None if few else row.median_hours,
-                   p90_hours=None if few else row.p90_hours,
-                   p99_hours=None if few else row.p99_hours)  # fmt: skip
+    rate = (None if shown.get("reappeared") is None or shown["removed"] is None
+            else row.reappearance_rate)  # fmt: skip
+    changed: dict[str, Any] = {column: shown.get(column) for column in COUNTS}
+    return replace(row, **changed, within_24h=within, reappearance_rate=rate,
+                   median_hours=None if counts.removed < P90_FROM else row.median_hours,
+                   p90_hours=None if counts.removed < P90_FROM else row.p90_hours,
+                   p99_hours=None if counts.removed < P99_FROM else row.p99_hours)  # fmt: skip
 
 
 def _utc(moment: datetime | None) -> datetime | None:
@@ -389,17 +505,22 @@ class Monitor:
 
     def public(self, by: str = "hoster", since: datetime | None = None,
                until: datetime | None = None, hoster: str | None = None) -> list[Row]:  # fmt: skip
-        """The figures as the public sees them: counts under 10 None, quantiles of a group with
-        fewer than 10 removals None, a share None when a count it is made of is under 10."""
+        """The figures as the public sees them (``_Collected.public``): counts under 10 None
+        and a second count hidden wherever one hidden count would follow from a sum the figures
+        show; the median and p90 of a group with fewer than 10 removals None, its p99 with fewer
+        than 100; a share None when a count it is made of is hidden."""
         _check(by)
-        return [_public_row(counts) for counts in self._collect(since, until, hoster).rollup(by)]
+        found = self._collect(since, until, hoster).public()
+        if by == "all":
+            return [found.all] if found.all is not None else []
+        return found.hosters if by == "hoster" else found.countries
 
     def distribution(self, since: datetime | None = None, until: datetime | None = None,
                      hoster: str | None = None, country: str | None = None,
                      public: bool = False) -> list[Bin]:  # fmt: skip
         """How many removals took how long: a histogram of the hours to removal in the bins
-        0-1, 1-6, 6-12, 12-24, 24-48, 48-72, 72-168, 168-720, >720 h (public: a bin under 10
-        None)."""
+        0-1, 1-6, 6-12, 12-24, 24-48, 48-72, 72-168, 168-720, >720 h (public: suppressed as in
+        ``public``, a bin under 10 None and a second one when one alone is)."""
         return self._collect(since, until, hoster, country).distribution(public)
 
     def trend(self, period: str = "month", since: datetime | None = None,
@@ -417,14 +538,7 @@ class Monitor:
         """Everything the monitor's page shows, from one pass: all, per hoster, per country,
         the distribution and the trend (public: suppressed as in ``public``)."""
         collected = self._collect(since, until, None)
-        shape = _public_row if public else _row
-        everything = [shape(counts) for counts in collected.rollup("all")]
-        return Overview(
-            everything[0] if everything else None,
-            [shape(counts) for counts in collected.rollup("hoster")],
-            [shape(counts) for counts in collected.rollup("country")],
-            collected.distribution(public), collected.trend(public),
-        )  # fmt: skip
+        return collected.public() if public else collected.overview()
 
     # --- evidence -----------------------------------------------------------------------------
 
@@ -542,4 +656,20 @@ def parse_moment(text: str, name: str) -> datetime | None:
     except ValueError:
         raise Invalid(f"{name}: expected a date (YYYY-MM-DD) or an ISO 8601 time, not {text!r}"
                       ) from None  # fmt: skip
-    return _utc(moment)
+    try:
+        return _utc(moment)
+    except OverflowError:  # a zone offset that takes the time past year 1 or 9999
+        raise Invalid(f"{name}: {text!r} is out of range in UTC (years 1 to 9999)") from None
+
+
+def whole_month(moment: datetime, up: bool, name: str) -> datetime:
+    """The start of ``moment``'s calendar month (UTC), or with ``up`` the start of the next one
+    unless ``moment`` is a month's start: the public figures' periods are whole months. Raises
+    Invalid naming ``name`` past the calendar's end."""
+    moment = moment.astimezone(UTC)
+    start = datetime(moment.year, moment.month, 1, tzinfo=UTC)
+    if not up or moment == start:
+        return start
+    if (moment.year, moment.month) == (9999, 12):
+        raise Invalid(f"{name}: {moment.date().isoformat()} is past the last whole month")
+    return datetime(moment.year + moment.month // 12, moment.month % 12 + 1, 1, tzinfo=UTC)

@@ -74,15 +74,21 @@ class Sender:
     email: str
     domain: str
     country: str
+    public_url: str = ""  # the service as hosters reach it; "": https://DOMAIN
+
+    @property
+    def base(self) -> str:
+        """The service's address (scheme, host, port, path) without a trailing slash."""
+        return self.public_url.rstrip("/") if self.public_url else f"https://{self.domain}"
 
     @property
     def portal(self) -> str:
         """Where hosters see and answer their notices."""
-        return f"https://{self.domain}/hosters"
+        return f"{self.base}/hosters"
 
     @property
     def api(self) -> str:
-        return f"https://{self.domain}/v1/takedown/notices"
+        return f"{self.base}/v1/takedown/notices"
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,19 @@ class Reply:
     ticket: str | None = None
     origin: str | None = None
     error: str | None = None
+
+
+_KEY_ACTOR = re.compile(r"key:\d+(?: \((?P<name>.*)\))?", re.DOTALL)
+
+
+def issuer(row: Mapping[str, Any], sender: Sender) -> str:
+    """Who issued the notice, as its hoster may read it: the hotline's name, or for a removal
+    order "authority: NAME" (the authority's key's name), never a key's number or a person."""
+    if row.get("kind") != NoticeKind.ORDER.value:
+        return sender.name
+    found = _KEY_ACTOR.fullmatch(str(row.get("issued_by") or ""))
+    name = (found.group("name") or "") if found else str(row.get("issued_by") or "")
+    return f"authority: {name}" if name else "authority"
 
 
 def stamp(moment: datetime) -> str:
@@ -193,7 +212,7 @@ def compose(row: Mapping[str, Any], sender: Sender, key: Ed25519PrivateKey,
             "id": row["id"],
             "kind": kind.value,
             "reference": str(row["reference"] or ""),
-            "issued_by": str(row["issued_by"] or ""),
+            "issued_by": issuer(row, sender),
             "legal_basis": legal_basis,
             "hoster": str(row["hoster"] or ""),
             "composed_at": stamp(at),

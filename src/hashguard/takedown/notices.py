@@ -22,6 +22,7 @@ What a hoster may do, by state (``NoticeRefused`` otherwise, saying why):
 
 import ipaddress
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
@@ -67,6 +68,10 @@ TO_HOSTER: Final = (DeliveryPurpose.NOTICE.value, DeliveryPurpose.RENOTICE.value
 HOSTER_SEES: Final = {EventKind.ESCALATED.value: ("step",), EventKind.ORIGIN.value: ("address",),
                       EventKind.SENT.value: ("channel", "purpose", "ticket"),
                       EventKind.DELIVERY_FAILED.value: ("channel", "purpose")}  # fmt: skip
+# Events a hoster's key makes (shown to the hoster as its own, by its name).
+HOSTER_ACTS: Final = frozenset({EventKind.ACKNOWLEDGED.value, EventKind.CLAIMED.value,
+                                EventKind.DISPUTED.value, EventKind.ORIGIN.value,
+                                EventKind.CONFIRMED.value, EventKind.INABILITY.value})  # fmt: skip
 EXACT: Final = ("sha256", "md5")  # the same file: a removed item back when one is equal
 PDQ_RADIUS: Final = 31  # the same picture: a removed item back when its PDQ is this close
 
@@ -247,10 +252,48 @@ class NoticeDetail:
 
 
 def _shown(kind: str, detail: dict[str, Any], hoster: str | None) -> dict[str, Any]:
-    """An event's detail as ``hoster`` may read it (None: an operator, all of it)."""
+    """An event's detail as ``hoster`` may read it (None: an operator, all of it): of a
+    delivery to someone else (an escalation) not its ticket."""
     if hoster is None or kind not in HOSTER_SEES:
         return detail
-    return {key: detail[key] for key in HOSTER_SEES[kind] if key in detail}
+    shown = {key: detail[key] for key in HOSTER_SEES[kind] if key in detail}
+    if "ticket" in shown and detail.get("purpose") not in TO_HOSTER:
+        del shown["ticket"]
+    return shown
+
+
+def _by(kind: str, actor: str, row: Row[Any], hoster: str | None) -> str:
+    """Who did it, as ``hoster`` may read it (None: an operator, the actor as recorded): the
+    hoster itself, the authority (of an order, its issuer), else the hotline; never a key or
+    a person."""
+    if hoster is None:
+        return actor
+    if kind in HOSTER_ACTS and actor.startswith("key:"):
+        return hoster
+    if row.kind == NoticeKind.ORDER.value and actor == row.issued_by:
+        return "authority"
+    return "hotline"
+
+
+def _failure(channel: str, error: str, hoster: str | None) -> str:
+    """Why a delivery failed, as ``hoster`` may read it: of an e-mail not the hotline's mail
+    server, only that it is tried again."""
+    if hoster is None or not error or channel != Channel.SMTP.value:
+        return error
+    return "not delivered yet: the hotline tries again"
+
+
+_CONTROL: Final = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_CONTROL_BUT_LINES: Final = re.compile(r"[\x00-\x09\x0b-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def _printable(text: str, what: str, lines: bool = False) -> None:
+    """Invalid when ``text`` holds a control character (a line break too, unless ``lines``):
+    an order's reference goes into e-mail headers."""
+    found = (_CONTROL_BUT_LINES if lines else _CONTROL).search(text)
+    if found is not None:
+        raise Invalid(f"{what} holds a control character (U+{ord(found.group()):04X} at "
+                      f"{found.start() + 1}); only printable text is accepted")  # fmt: skip
 
 
 def _reason(text: str, what: str, called: str = "reason") -> str:
@@ -272,7 +315,7 @@ class Notices:
         timing: Timing,
         hosters: HosterRegistry,
         sender: Sender,
-        key: Ed25519PrivateKey,
+        key: Ed25519PrivateKey | None,
         deliveries: Outbox,
         clock: Clock = now,
         trace: Callable[[str], Tracer] | None = None,
@@ -311,8 +354,22 @@ class Notices:
         removed = _Removed(self.engine, {row.hoster for row in due})
         composed = 0
         for row in due:
-            composed += self._compose(row, removed)
+            try:
+                composed += self._compose(row, removed)
+            except Exception as error:  # one bad notice never stops the others
+                self._postpone(row, f"cannot be composed: {type(error).__name__}: {error}")
         return composed
+
+    def _postpone(self, row: Row[Any], why: str) -> None:
+        """Keep why ``row`` (still queued) could not be composed; try again after
+        ``timing.retry``."""
+        table = TakedownNoticeRow.__table__
+        with self.engine.begin() as connection:
+            connection.execute(
+                update(TakedownNoticeRow)
+                .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
+                .values(last_error=why[:1000], next_action_at=self.clock() + self.timing.retry)
+            )  # fmt: skip
 
     def _compose(self, row: Row[Any], removed: "_Removed") -> int:
         table = TakedownNoticeRow.__table__
@@ -320,17 +377,13 @@ class Notices:
         deadline = at + self.timing.deadline(NoticeKind(row.kind))
         # a notice made for a reappearance (previous_id set) is not its own reappearance again
         previous = removed.previous(row) if row.previous_id is None else None
+        if self.key is None:  # read-only use (the CLI without a key): nothing is composed
+            raise NoticeInvalid("no takedown key to sign notices with")
         try:
             document = compose({**row._mapping, "deadline_at": deadline}, self.sender, self.key,
                                at)  # fmt: skip
         except NoticeInvalid as error:
-            with self.engine.begin() as connection:
-                connection.execute(
-                    update(TakedownNoticeRow)
-                    .where(table.c.id == row.id, table.c.state == NoticeState.QUEUED.value)
-                    .values(last_error=f"cannot be composed: {error}"[:1000],
-                            next_action_at=at + self.timing.retry)
-                )  # fmt: skip
+            self._postpone(row, f"cannot be composed: {error}")
             return 0
         with self.engine.begin() as connection:
             won = connection.execute(
@@ -448,13 +501,13 @@ class Notices:
         return NoticeDetail(
             NoticeView.of(row, self.clock()),
             json.loads(row.document) if row.document else None,
-            tuple(EventView(e.id, utc(e.at), e.kind, e.actor,
+            tuple(EventView(e.id, utc(e.at), e.kind, _by(e.kind, e.actor, row, hoster),
                             _shown(e.kind, dict(e.detail), hoster)) for e in timeline),
             tuple(CheckView(c.id, c.url, utc(c.at), c.purpose, c.outcome, c.status, c.detail,
                             tuple(c.hashes)) for c in checked),
             tuple(DeliveryView(d.id, d.purpose, d.step, d.channel, d.target, utc(d.created_at),
                                d.attempts, utc(d.next_attempt_at), _time(d.delivered_at),
-                               d.last_error) for d in sent),
+                               _failure(d.channel, d.last_error, hoster)) for d in sent),
         )  # fmt: skip
 
     # --- a hoster's actions -----------------------------------------------------------------
@@ -573,11 +626,16 @@ class Notices:
         reference = reference.strip() if isinstance(reference, str) else ""
         if not reference or len(reference) > MAX_REFERENCE:
             raise Invalid(f"an order needs its reference (1 to {MAX_REFERENCE} characters)")
+        _printable(reference, "the order's reference")
+        _printable(basis, "the order's legal basis", lines=True)
         if hoster is not None:
             to = self.hosters.named(hoster)
             if to is None:
                 raise Invalid(f"unknown hoster {hoster!r}: the registry of hosters does not name "
                               "it")  # fmt: skip
+            if to.cdn:
+                raise Invalid(f"{to.name} is a CDN: an order goes to the hoster of the origin "
+                              "server; name the origin's hoster")  # fmt: skip
             country = to.country
         else:
             to, country = self._traced(checked)

@@ -8,6 +8,7 @@ crawler and tracer): the deliveries (e-mail and hosters' APIs), the notices, the
 drives them and the monitor that measures them. ``start()`` runs the scheduler.
 """
 
+import difflib
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -19,6 +20,7 @@ from sqlalchemy import Engine, select
 
 from hashguard import durable
 from hashguard.errors import Invalid
+from hashguard.hotline.hosters import HosterRegistry
 from hashguard.hotline.service import Hotline
 from hashguard.legal.profiles import DEFAULT, profile
 from hashguard.net.fetch import Network
@@ -81,13 +83,30 @@ def sender(settings: TakedownSettings) -> Sender:
     """Who notices say they are from: the hotline, its address and domain."""
     domain = settings.domain or urlsplit(settings.public_url).hostname or "localhost"
     return Sender(settings.name, settings.sender_email or f"notices@{domain}", domain,
-                  settings.country)  # fmt: skip
+                  settings.country, settings.public_url)  # fmt: skip
 
 
-def signing_key(path: Path) -> Ed25519PrivateKey:
-    """The key in ``path``, made (with ``path.pub`` beside it) when there is none. Raises
-    KeyFileError naming the file."""
+def check_hoster(registry: HosterRegistry, name: str) -> None:
+    """Raise Invalid when the registry of hosters does not name ``name`` (a hoster key's
+    hoster), with the closest name it has as a hint."""
+    if registry.named(name) is not None:
+        return
+    near = difflib.get_close_matches(name, [hoster.name for hoster in registry], n=1,
+                                     cutoff=0.6)  # fmt: skip
+    hint = f"; did you mean {near[0]!r}?" if near else ""
+    raise Invalid(f"hoster {name!r} is not in the registry of hosters{hint}")
+
+
+class NoKey(Invalid):
+    """A command that signs, without the takedown key (``hashguard serve`` makes it)."""
+
+
+def signing_key(path: Path, make: bool = True) -> Ed25519PrivateKey | None:
+    """The key in ``path``, made (with ``path.pub`` beside it) when there is none; without
+    ``make`` None then (nothing is written). Raises KeyFileError naming the file."""
     path = Path(path)
+    if not make and not path.exists():
+        return None
     if not path.exists():
         try:
             keys.generate(path)
@@ -108,14 +127,17 @@ class Takedown:
         hotline: Hotline,
         settings: TakedownSettings,
         clock: Clock = now,
+        make_key: bool = True,
     ) -> None:
+        """``make_key``: make the signing key when it is missing (the service); else (the
+        CLI) read it when it is there, and without it sign nothing (``export`` refuses)."""
         self.engine = engine
         self.settings = settings
         self.clock = clock
         self.hosters = hotline.hosters
         self.timing = timing(settings)
-        self.key = signing_key(settings.key)
-        self.public_key = keys.public_hex(self.key)
+        self.key = signing_key(settings.key, make_key)
+        self.public_key = "" if self.key is None else keys.public_hex(self.key)
         self.sender = sender(settings)
         self.deliveries = Deliveries(
             engine, smtp(settings.smtp, settings.timeout), settings.networks, clock=clock,
@@ -125,7 +147,8 @@ class Takedown:
                                self.deliveries, clock=clock, trace=hotline.trace)  # fmt: skip
         self.scheduler = Scheduler(engine, self.notices, self.deliveries, hotline.crawl,
                                    self.timing, hotline.hosters, clock=clock,
-                                   status=partner_status(self.key))  # fmt: skip
+                                   status=None if self.key is None
+                                   else partner_status(self.key))  # fmt: skip
         self.monitor = Monitor(engine, clock=clock)
 
     def _replied(self, notice_id: int, text: str) -> None:
@@ -162,7 +185,8 @@ class Takedown:
 
     def export(self, limit: int = 1000, before: int | None = None) -> list[dict[str, Any]]:
         """Composed notices newest first as XARF, each verified removal followed by its outcome
-        report (with the re-checks that found it gone, signed)."""
+        report (with the re-checks that found it gone, signed). Raises NoKey when there is an
+        outcome to sign and no key (read-only use)."""
         table, checks = TakedownNoticeRow.__table__, TakedownCheckRow.__table__
         query = (select(table).where(table.c.document != "").order_by(table.c.id.desc())
                  .limit(limit))  # fmt: skip
@@ -171,6 +195,10 @@ class Takedown:
         with self.engine.connect() as connection:
             rows = connection.execute(query).all()
             removed = [row.id for row in rows if row.state == NoticeState.REMOVED.value]
+            if removed and self.key is None:
+                raise NoKey(f"no takedown key at {self.settings.key}: the export signs its "
+                            "outcome reports with it (`hashguard serve` makes it on first "
+                            "start)")  # fmt: skip
             evidence: dict[int, list[dict[str, Any]]] = {}
             for check in connection.execute(
                 select(checks).where(checks.c.notice_id.in_(removed),

@@ -21,7 +21,8 @@ from hashguard.api.errors import status_of
 from hashguard.api.matching import service_of
 from hashguard.errors import HashguardError
 from hashguard.store.api_keys import ApiKey
-from hashguard.takedown.notices import NoticeView
+from hashguard.takedown.model import NoticeState
+from hashguard.takedown.notices import Notices, NoticeView
 from hashguard.takedown.service import Takedown
 from hashguard.web import sessions
 from hashguard.web.form_bodies import FormRoute
@@ -30,6 +31,8 @@ from hashguard.web.pages import numbered, page
 router = APIRouter(include_in_schema=False, route_class=FormRoute)
 SHOWN: Final = 500  # open notices on the portal's first page
 CLOSED_SHOWN: Final = 20
+CLOSED: Final = (NoticeState.REMOVED.value, NoticeState.FORWARDED.value,
+                 NoticeState.WITHDRAWN.value)  # fmt: skip
 STATE_WORDS: Final = {"queued": "Being sent", "open": "Open", "removed": "Removal verified",
                       "forwarded": "Sent on to the origin", "withdrawn": "Withdrawn"}  # fmt: skip
 KIND_WORDS: Final = {"notice": "Notice", "cdn": "CDN: origin asked", "order": "Removal order"}
@@ -97,15 +100,31 @@ async def portal(request: Request) -> Response:
     takedown, key, csrf = opened
 
     def gathered() -> HTMLResponse:
-        mine = takedown.notices.list(hoster=key.hoster, limit=SHOWN)
-        waiting = sorted((n for n in mine if n.state in ("queued", "open")), key=_urgency)
-        closed = [n for n in mine if n.state not in ("queued", "open")][:CLOSED_SHOWN]
+        waiting, closed = listed(takedown.notices, key.hoster)
         figures = takedown.monitor.figures("all", hoster=key.hoster)
         return page("hosters/portal.html", **_shown(
             key, csrf, waiting=waiting, closed=closed, figures=figures[0] if figures else None,
             overdue=sum(n.overdue for n in waiting)))  # fmt: skip
 
     return await run_in_threadpool(gathered)
+
+
+def listed(
+    notices: Notices, hoster: str | None, shown: int = SHOWN, closed_shown: int = CLOSED_SHOWN
+) -> tuple[list[NoticeView], list[NoticeView]]:
+    """The hoster's waiting notices (overdue ones first, then open, then queued; at most
+    ``shown``), most urgent first, and its newest closed ones (at most ``closed_shown``). Each
+    read by its state, so no open notice hides behind newer closed ones."""
+    overdue = notices.list(hoster=hoster, overdue=True, limit=shown)
+    waiting = overdue + notices.list(hoster=hoster, state=NoticeState.OPEN.value, overdue=False,
+                                     limit=shown)  # fmt: skip
+    waiting += notices.list(hoster=hoster, state=NoticeState.QUEUED.value, overdue=False,
+                            limit=shown)  # fmt: skip
+    closed = [notice for state in CLOSED
+              for notice in notices.list(hoster=hoster, state=state,
+                                         limit=closed_shown)]  # fmt: skip
+    closed.sort(key=lambda notice: notice.id, reverse=True)
+    return sorted(waiting[:shown], key=_urgency), closed[:closed_shown]
 
 
 def _urgency(notice: NoticeView) -> tuple[int, str]:

@@ -3,22 +3,35 @@ period, the distribution of removal times and the monthly trend as server-drawn 
 each with a table beside it), ``/monitor.json`` and ``/monitor.csv`` (the same public figures).
 
 No login, no script, no cookie; English and Dutch (``?lang=nl``, else the browser's languages).
-The figures are ``takedown.monitor.Monitor.public``: counts under 10 shown as "<10".
+The figures are ``takedown.monitor.Monitor.public``: counts under 10 shown as "<10", and a
+second count hidden wherever one would follow from a sum shown. A period is whole calendar
+months (UTC): ``since`` and ``until`` are months (YYYY-MM) or dates, ``since`` rounded down to
+its month's first day, ``until`` up to the next month's, so no two periods differ by less than
+a month of notices.
+
+A period's figures are kept for a minute. At most one pass over the notices per period runs at
+a time (others asking for the same period wait for it), at most RUNNING at once in all, and
+one client address starts at most COMPUTED_PER_MINUTE of them a minute (429 past it).
 """
 
+import math
+import re
 import threading
 import time
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Annotated, Any, Final
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.matching import service_of
+from hashguard.api.errors import too_many
+from hashguard.api.matching import client_of, service_of
 from hashguard.errors import Invalid
+from hashguard.rate_limit import AddressLimit, RateLimited
 from hashguard.takedown.model import now
 from hashguard.takedown.monitor import (
     BYS,
@@ -30,6 +43,7 @@ from hashguard.takedown.monitor import (
     Row,
     csv,
     parse_moment,
+    whole_month,
 )
 from hashguard.web.monitor_words import WORDS
 from hashguard.web.pages import HERE, language_of
@@ -43,12 +57,21 @@ HEADERS: Final = {
     "Vary": "Accept-Language",
 }
 SUPPRESSION: Final = (
-    f"A count under {SMALL} is null (CSV: <10); the hours of a group with fewer than {SMALL} "
-    f"removals are null; a share is null when a count it is made of is under {SMALL}."
+    f"A count under {SMALL} is null (CSV: <10), and so is a second count wherever one null "
+    "count would follow from a sum the figures show (all = the hosters = the countries = the "
+    "months; all's removals = the distribution's bins; the hosters in a country = that "
+    f"country). The median and p90 hours of a group with fewer than {SMALL} removals are null, "
+    "its p99 with fewer than 100; a share is null when a count it is made of is under "
+    f"{SMALL} or null. Periods are whole calendar months (UTC)."
 )
 FRESH_SECONDS: Final = 60.0  # how long the public figures of a period are kept
 KEPT: Final = 64  # periods kept at most
-PERIODS: Final = (("period_30", 30), ("period_90", 90), ("period_year", 365), ("period_all", 0))
+RUNNING: Final = 2  # passes over the notices at once, all periods together
+COMPUTED_PER_MINUTE: Final = 20  # passes one client address may start a minute
+MAX_BOUND: Final = 40  # characters of a period bound
+# The period links: whole months back from this month's start (0: all time).
+PERIODS: Final = (("period_3m", 2), ("period_12m", 11), ("period_year", -1), ("period_all", 0))
+_MONTH: Final = re.compile(r"\d{4}-\d{2}")
 
 _PAGES: Final = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
@@ -56,7 +79,7 @@ _PAGES: Final = Environment(
 
 router = APIRouter(include_in_schema=False)
 
-Text = Annotated[str, Query(max_length=40)]
+Text = Annotated[str, Query(max_length=MAX_BOUND)]
 
 
 @dataclass(frozen=True)
@@ -72,47 +95,107 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else moment.isoformat()
 
 
+def _bound(text: str, name: str, up: bool) -> datetime | None:
+    """A period bound as a whole month (``whole_month``): a month (YYYY-MM), a date or a time."""
+    text = text.strip()
+    if len(text) > MAX_BOUND:
+        raise Invalid(f"{name}: at most {MAX_BOUND} characters")
+    moment = parse_moment(text + "-01" if _MONTH.fullmatch(text) else text, name)
+    return None if moment is None else whole_month(moment, up, name)
+
+
 def _period(since: str, until: str) -> Period:
-    return Period(parse_moment(since, "since"), parse_moment(until, "until"))
+    """The whole months ``since`` and ``until`` name (rounded out). Raises Invalid."""
+    return Period(_bound(since, "since", False), _bound(until, "until", True))
 
 
 def _monitor(request: Request) -> Monitor:
     return Monitor(service_of(request).engine)
 
 
+Key = tuple[datetime | None, datetime | None]
+
+
+@dataclass
+class _Flight:
+    """One pass over the notices for a period under way; who asks meanwhile waits for it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    figures: dict[str, Any] | None = None
+
+
 class _Recent:
     """The public figures of the last minute, per period: a busy public page costs one pass
-    over the notices a minute, not one a visit (the figures say when they were computed)."""
+    over the notices a minute and period, not one a visit (the figures say when they were
+    computed). One pass per period at a time (the others asking wait for its figures), at most
+    ``running`` at once, and each client address starts at most ``per_minute`` a minute."""
 
-    def __init__(self) -> None:
+    def __init__(self, running: int = RUNNING, per_minute: int = COMPUTED_PER_MINUTE) -> None:
         self.lock = threading.Lock()
-        self.found: dict[tuple[datetime | None, datetime | None], tuple[float, dict[str, Any]]] = {}
+        self.found: dict[Key, tuple[float, dict[str, Any]]] = {}
+        self.flights: dict[Key, _Flight] = {}
+        self.slots = threading.BoundedSemaphore(running)
+        self.limit = AddressLimit(per_minute, 60.0)
+        self.passes = 0  # passes over the notices made (what the tests count)
 
-    def figures(self, monitor: Monitor, period: Period) -> dict[str, Any]:
+    def figures(self, monitor: Monitor, period: Period, client: str | None = None
+                ) -> dict[str, Any]:  # fmt: skip
+        """The period's figures: kept, being computed (waited for), or computed now. Raises
+        RateLimited when ``client`` has started too many passes this minute."""
         key = (period.since, period.until)
-        with self.lock:
-            kept = self.found.get(key)
-            if kept is not None and time.monotonic() < kept[0]:
-                return kept[1]
-        found = monitor.overview(period.since, period.until, public=True)
-        figures = {"generated_at": now(), "all": found.all, "hosters": found.hosters,
-                   "countries": found.countries, "distribution": found.distribution,
-                   "trend": found.trend}  # fmt: skip
-        with self.lock:
-            if len(self.found) >= KEPT:
-                self.found.clear()
-            self.found[key] = (time.monotonic() + FRESH_SECONDS, figures)
-        return figures
+        while True:
+            with self.lock:
+                kept = self.found.get(key)
+                if kept is not None and time.monotonic() < kept[0]:
+                    return kept[1]
+                flight = self.flights.get(key)
+                if flight is None:
+                    wait, _ = self.limit.reserve(client or "unknown")
+                    if wait:
+                        raise RateLimited("too many periods' figures asked for from this "
+                                          "address: try again later", wait)  # fmt: skip
+                    flight = self.flights[key] = _Flight()
+                    break
+            flight.done.wait()
+            if flight.figures is not None:
+                return flight.figures
+            # the pass failed: ask again (this caller may start one)
+        try:
+            with self.slots:
+                found = monitor.overview(period.since, period.until, public=True)
+                self.passes += 1
+            figures = {"generated_at": now(), "all": found.all, "hosters": found.hosters,
+                       "countries": found.countries, "distribution": found.distribution,
+                       "trend": found.trend}  # fmt: skip
+            with self.lock:
+                if len(self.found) >= KEPT:
+                    self.found.clear()
+                self.found[key] = (time.monotonic() + FRESH_SECONDS, figures)
+            flight.figures = figures
+            return figures
+        finally:
+            with self.lock:
+                del self.flights[key]
+            flight.done.set()
+
+
+def _recent(request: Request) -> _Recent:
+    state = request.app.state
+    with _STATE_LOCK:
+        recent = getattr(state, "monitor_recent", None)
+        if recent is None:
+            recent = state.monitor_recent = _Recent()
+    return recent
+
+
+_STATE_LOCK: Final = threading.Lock()
 
 
 def _figures(request: Request, period: Period) -> dict[str, Any]:
     """Everything the page and the JSON show, from one pass over the notices (or the last
-    minute's)."""
-    state = request.app.state
-    recent = getattr(state, "monitor_recent", None)
-    if recent is None:
-        recent = state.monitor_recent = _Recent()
-    result: dict[str, Any] = recent.figures(_monitor(request), period)
+    minute's). Raises RateLimited."""
+    result: dict[str, Any] = _recent(request).figures(_monitor(request), period,
+                                                       client_of(request))  # fmt: skip
     return result
 
 
@@ -197,42 +280,67 @@ def _lines(points: list[Point], words: dict[str, str]) -> dict[str, Any]:
             "months": months[::every], "ticks": _ticks(highest)}  # fmt: skip
 
 
-def _links(language: str) -> list[dict[str, Any]]:
+def _months_back(months: int) -> str:
+    """The month (YYYY-MM) ``months`` before this one; -1: January of this year."""
     today = now().date()
+    if months < 0:
+        return f"{today.year:04d}-01"
+    index = today.year * 12 + today.month - 1 - months
+    return f"{index // 12:04d}-{index % 12 + 1:02d}"
+
+
+def _links(language: str) -> list[dict[str, Any]]:
     links = []
-    for name, days in PERIODS:
-        since = (today - timedelta(days=days)).isoformat() if days else ""
-        query = f"?since={since}&lang={language}" if since else f"?lang={language}"
-        links.append({"name": name, "href": "/monitor" + query, "since": since})
+    for name, months in PERIODS:
+        since = _months_back(months) if months else ""
+        query = urlencode({"since": since, "lang": language} if since else {"lang": language})
+        links.append({"name": name, "href": "/monitor?" + query, "since": since})
     return links
 
 
-def _render(request: Request, language: str, code: int, **values: Any) -> HTMLResponse:
+def _month(moment: datetime | None) -> str:
+    return "" if moment is None else f"{moment.year:04d}-{moment.month:02d}"
+
+
+def _render(request: Request, language: str, code: int, period: tuple[str, str] = ("", ""),
+            headers: dict[str, str] | None = None, **values: Any) -> HTMLResponse:  # fmt: skip
     words = WORDS[language]
+    other = "nl" if language == "en" else "en"
+    kept = [(name, value) for name, value in zip(("since", "until"), period, strict=True) if value]
     rendered = _PAGES.get_template("monitor/page.html").render(
-        language=language, w=words, other="nl" if language == "en" else "en",
-        here=request.url.path, exit_url=service_of(request).settings.victims_exit_url,
-        columns=COLUMNS, **values,
+        language=language, w=words, other=other, here=request.url.path,
+        switch="/monitor?" + urlencode([*kept, ("lang", other)]),
+        exit_url=service_of(request).settings.victims_exit_url, columns=COLUMNS, **values,
     )  # fmt: skip
-    return HTMLResponse(rendered, code, headers={**HEADERS, "Content-Language": language})
+    return HTMLResponse(rendered, code, headers={**HEADERS, "Content-Language": language,
+                                                 **(headers or {})})  # fmt: skip
 
 
 @router.get("/monitor")
-async def monitor_page(request: Request, since: Text = "", until: Text = "",
-                       lang: Annotated[str, Query(max_length=8)] = "") -> HTMLResponse:  # fmt: skip
-    """The public figures for a period (``since``/``until``: dates or ISO times)."""
-    language = language_of(lang, request.headers.get("accept-language", ""))
+async def monitor_page(request: Request, since: str = "", until: str = "",
+                       lang: str = "") -> HTMLResponse:  # fmt: skip
+    """The public figures for a period of whole months (``since``/``until``: months, dates or
+    ISO times, rounded out to whole months)."""
+    language = language_of(lang[:8], request.headers.get("accept-language", ""))
     words = WORDS[language]
     try:
         period = _period(since, until)
     except Invalid as error:
         return _render(request, language, 400, error=words["bad_period"].format(error=error),
-                       links=_links(language), since=since[:40], until=until[:40])  # fmt: skip
-    found = await run_in_threadpool(_figures, request, period)
-    query = "&".join(f"{name}={value}" for name, value in (("since", since), ("until", until))
-                     if value)  # fmt: skip
+                       links=_links(language), since=since[:MAX_BOUND],
+                       until=until[:MAX_BOUND])  # fmt: skip
+    asked = (_month(period.since), _month(period.until))
+    try:
+        found = await run_in_threadpool(_figures, request, period)
+    except RateLimited as error:
+        wait = max(1, math.ceil(error.retry_after))
+        return _render(request, language, 429, asked, {"Retry-After": str(wait)},
+                       error=words["busy"], links=_links(language), since=asked[0],
+                       until=asked[1])  # fmt: skip
+    query = urlencode([(name, value) for name, value in zip(("since", "until"), asked,
+                                                            strict=True) if value])  # fmt: skip
     return _render(
-        request, language, 200, links=_links(language), since=since, until=until,
+        request, language, 200, asked, links=_links(language), since=asked[0], until=asked[1],
         shown_since=period.since.date().isoformat() if period.since else words["beginning"],
         shown_until=period.until.date().isoformat() if period.until else words["today"],
         computed=found["generated_at"].strftime("%Y-%m-%d %H:%M"),
@@ -255,15 +363,28 @@ def _refusal(error: Invalid) -> JSONResponse:
                         400, headers=HEADERS)  # fmt: skip
 
 
+async def _exported(request: Request, period: Period) -> dict[str, Any] | Response:
+    """The period's figures, or 429 for an address past its limit."""
+    try:
+        found: dict[str, Any] = await run_in_threadpool(_figures, request, period)
+    except RateLimited as error:
+        busy = too_many(str(error), error.retry_after)
+        busy.headers.update({k: v for k, v in HEADERS.items() if k not in busy.headers})
+        return busy
+    return found
+
+
 @router.get("/monitor.json")
 async def monitor_json(request: Request, since: Text = "", until: Text = "") -> Response:
-    """The public figures as JSON: the period, the definitions, all, per hoster, per country,
-    the distribution and the trend."""
+    """The public figures as JSON: the period (whole months), the definitions, all, per hoster,
+    per country, the distribution and the trend."""
     try:
         period = _period(since, until)
     except Invalid as error:
         return _refusal(error)
-    found = await run_in_threadpool(_figures, request, period)
+    found = await _exported(request, period)
+    if isinstance(found, Response):
+        return found
     return JSONResponse({
         "generated_at": found["generated_at"].isoformat(), "period": period.as_json(),
         "definition": DEFINITION, "suppression": SUPPRESSION,
@@ -285,7 +406,9 @@ async def monitor_csv(request: Request, since: Text = "", until: Text = "",
             raise Invalid(f"by: expected one of {', '.join(BYS)}, not {by!r}")
     except Invalid as error:
         return _refusal(error)
-    found = await run_in_threadpool(_figures, request, period)
+    found = await _exported(request, period)
+    if isinstance(found, Response):
+        return found
     rows = {"hoster": found["hosters"], "country": found["countries"],
             "all": [found["all"]] if found["all"] else []}[by]  # fmt: skip
     named = {"Content-Disposition": f'attachment; filename="monitor-{by}.csv"'}

@@ -19,12 +19,12 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "intro": "For every hosting provider the hotline sent notices to: how long it took from "
         "the hotline receiving a report to the material being gone, as the hotline verified it.",
         "period": "Period",
-        "period_30": "Last 30 days",
-        "period_90": "Last 90 days",
-        "period_year": "Last year",
+        "period_3m": "Last 3 months",
+        "period_12m": "Last 12 months",
+        "period_year": "This year",
         "period_all": "All time",
-        "period_from": "From",
-        "period_until": "Until (not included)",
+        "period_from": "From (month)",
+        "period_until": "Until (month, not included)",
         "period_show": "Show",
         "period_now": "Notices reported from {since} until {until}.",
         "computed": "Figures as of {at} UTC (at most a minute old).",
@@ -76,8 +76,12 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "interpolate linearly between the sorted times. The share removed within 24 hours is "
         "of the notices that were removed or whose 24 hours have passed.",
         "about_suppression": "To protect the people involved, a number under 10 is shown as "
-        "\u201c<10\u201d, and the hours of a group with fewer than 10 removals are not shown.",
+        "\u201c<10\u201d, and so is a second number wherever the first could be worked out "
+        "from a total. The median and 90 % hours of a group with fewer than 10 removals are not "
+        "shown, its 99 % hours with fewer than 100. Periods are whole calendar months.",
         "bad_period": "That period is not understood: {error}",
+        "busy": "Many periods were asked for from this connection just now. Please try again "
+        "in a minute.",
     },
     "nl": {
         "language_name": "Nederlands",
@@ -95,12 +99,12 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "duurde van de melding bij het meldpunt tot het materiaal weg was, zoals het meldpunt "
         "dat controleerde.",
         "period": "Periode",
-        "period_30": "Laatste 30 dagen",
-        "period_90": "Laatste 90 dagen",
-        "period_year": "Afgelopen jaar",
+        "period_3m": "Laatste 3 maanden",
+        "period_12m": "Laatste 12 maanden",
+        "period_year": "Dit jaar",
         "period_all": "Alles",
-        "period_from": "Vanaf",
-        "period_until": "Tot (niet inbegrepen)",
+        "period_from": "Vanaf (maand)",
+        "period_until": "Tot (maand, niet inbegrepen)",
         "period_show": "Toon",
         "period_now": "Meldingen ontvangen van {since} tot {until}.",
         "computed": "Cijfers van {at} UTC (hooguit een minuut oud).",
@@ -152,8 +156,12 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "aandeel binnen 24 uur is van de meldingen die verwijderd zijn of waarvan de 24 uur "
         "voorbij zijn.",
         "about_suppression": "Om de betrokkenen te beschermen staat een aantal onder de 10 als "
-        "\u201c<10\u201d, en de uren van een groep met minder dan 10 verwijderingen worden niet "
-        "getoond.",
+        "\u201c<10\u201d, en zo ook een tweede aantal waar het eerste uit een totaal af te "
+        "leiden zou zijn. De mediaan en de 90 %-uren van een groep met minder dan 10 "
+        "verwijderingen worden niet getoond, de 99 %-uren bij minder dan 100. Perioden zijn hele "
+        "kalendermaanden.",
         "bad_period": "Die periode is niet te begrijpen: {error}",
+        "busy": "Er zijn net veel perioden opgevraagd vanaf deze verbinding. Probeer het over een "
+        "minuut opnieuw.",
     },
 }
