@@ -73,7 +73,7 @@ from hashguard.net.fetch import UrlFetcher
 from hashguard.store.database import open_engine
 from hashguard.store.tables import TakedownEventRow, TakedownNoticeRow
 from hashguard.takedown.delivery import Deliveries, SmtpSettings
-from hashguard.takedown.model import Channel, DeliveryPurpose, NoticeState, Timing
+from hashguard.takedown.model import Channel, DeliveryPurpose, Timing
 from hashguard.takedown.monitor import Monitor
 from hashguard.takedown.notice import Sender, api_body, compose, email
 from hashguard.takedown.notices import Notices
@@ -433,17 +433,9 @@ def section_scheduler(engine: Engine, sizes: Sizes) -> None:
         notices = Notices(engine, timing, hosters, SENDER, key, deliveries, clock=lambda: NOW)
         scheduler = Scheduler(engine, notices, deliveries, fetch, timing, hosters,
                               clock=lambda: NOW)  # fmt: skip
-        table_ = TakedownNoticeRow.__table__
 
         def select_due() -> None:  # the pass's selection, as tick makes it
-            with engine.connect() as connection:
-                connection.execute(
-                    select(table_.c.id, table_.c.state, table_.c.next_action_at)
-                    .where(table_.c.next_action_at <= NOW,
-                           table_.c.state.in_([NoticeState.OPEN.value,
-                                               NoticeState.REMOVED.value]))
-                    .order_by(table_.c.next_action_at, table_.c.id).limit(500)
-                ).all()  # fmt: skip
+            scheduler.due(NOW, 500)
 
         selection = best(select_due)
 

@@ -158,14 +158,12 @@ class Scheduler:
 
     # --- one pass ---------------------------------------------------------------------------
 
-    def tick(self, limit: int = 500) -> Tick:
-        """Compose the queued notices, then do the work of up to ``limit`` due notices."""
-        done = Tick()
-        done.composed = self.notices.compose_queued(limit)
+    def due(self, at: datetime, limit: int) -> list[Any]:
+        """The open and removed notices due at ``at`` (id, state, next_action_at), soonest
+        first, at most ``limit``: read in order from the (next_action_at, state) index."""
         table = TakedownNoticeRow.__table__
-        at = self.clock()
         with self.engine.connect() as connection:
-            due = connection.execute(
+            return list(connection.execute(
                 select(table.c.id, table.c.state, table.c.next_action_at)
                 # the state as an expression: else SQLite takes the (state, deadline) index and
                 # sorts every open notice instead of walking (next_action_at, state) in order
@@ -174,7 +172,13 @@ class Scheduler:
                                                      NoticeState.REMOVED.value]))
                 .order_by(table.c.next_action_at, table.c.id)
                 .limit(limit)
-            ).all()  # fmt: skip
+            ).all())  # fmt: skip
+
+    def tick(self, limit: int = 500) -> Tick:
+        """Compose the queued notices, then do the work of up to ``limit`` due notices."""
+        done = Tick()
+        done.composed = self.notices.compose_queued(limit)
+        due = self.due(self.clock(), limit)
         for candidate in due:
             until = self._claim(candidate)
             if until is None:
