@@ -46,16 +46,8 @@ from hashguard.takedown.monitor import (
     whole_month,
 )
 from hashguard.web.monitor_words import WORDS
-from hashguard.web.pages import HERE, language_of
+from hashguard.web.pages import HERE, PUBLIC_HEADERS, language_of
 
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Vary": "Accept-Language",
-}
 SUPPRESSION: Final = (
     f"A count under {SMALL} is null (CSV: <10), and so is a second count wherever one null "
     "count would follow from a sum the figures show (all = the hosters = the countries = the "
@@ -312,7 +304,7 @@ def _render(request: Request, language: str, code: int, period: tuple[str, str] 
         switch="/monitor?" + urlencode([*kept, ("lang", other)]),
         exit_url=service_of(request).settings.victims_exit_url, columns=COLUMNS, **values,
     )  # fmt: skip
-    return HTMLResponse(rendered, code, headers={**HEADERS, "Content-Language": language,
+    return HTMLResponse(rendered, code, headers={**PUBLIC_HEADERS, "Content-Language": language,
                                                  **(headers or {})})  # fmt: skip
 
 
@@ -360,7 +352,7 @@ async def monitor_page(request: Request, since: str = "", until: str = "",
 
 def _refusal(error: Invalid) -> JSONResponse:
     return JSONResponse({"error": {"status": 400, "code": "bad_request", "message": str(error)}},
-                        400, headers=HEADERS)  # fmt: skip
+                        400, headers=PUBLIC_HEADERS)  # fmt: skip
 
 
 async def _exported(request: Request, period: Period) -> dict[str, Any] | Response:
@@ -369,7 +361,7 @@ async def _exported(request: Request, period: Period) -> dict[str, Any] | Respon
         found: dict[str, Any] = await run_in_threadpool(_figures, request, period)
     except RateLimited as error:
         busy = too_many(str(error), error.retry_after)
-        busy.headers.update({k: v for k, v in HEADERS.items() if k not in busy.headers})
+        busy.headers.update({k: v for k, v in PUBLIC_HEADERS.items() if k not in busy.headers})
         return busy
     return found
 
@@ -393,7 +385,7 @@ async def monitor_json(request: Request, since: Text = "", until: Text = "") -> 
         "countries": [row.as_json() for row in found["countries"]],
         "distribution": [b.as_json() for b in found["distribution"]],
         "trend": [p.as_json() for p in found["trend"]],
-    }, headers=HEADERS)  # fmt: skip
+    }, headers=PUBLIC_HEADERS)  # fmt: skip
 
 
 @router.get("/monitor.csv")
@@ -413,4 +405,4 @@ async def monitor_csv(request: Request, since: Text = "", until: Text = "",
             "all": [found["all"]] if found["all"] else []}[by]  # fmt: skip
     named = {"Content-Disposition": f'attachment; filename="monitor-{by}.csv"'}
     return Response(csv(rows), media_type="text/csv; charset=utf-8",
-                    headers={**HEADERS, **named})  # fmt: skip
+                    headers={**PUBLIC_HEADERS, **named})  # fmt: skip

@@ -24,6 +24,16 @@ HEADERS: Final = {
     "Referrer-Policy": "no-referrer",
 }
 
+# The public pages (report, monitor): no script or media from elsewhere, forms to themselves.
+PUBLIC_HEADERS: Final = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; "
+    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+    "Vary": "Accept-Language",
+}
+
 STATE_WORDS: Final = {
     State.PENDING: "Waiting",
     State.IN_REVIEW: "In review",

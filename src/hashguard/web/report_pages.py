@@ -31,17 +31,8 @@ from hashguard.hotline.intake import (
 from hashguard.hotline.urls import MAX_LENGTH, InvalidUrl, NotPublic
 from hashguard.rate_limit import RateLimited
 from hashguard.web.form_bodies import FormRoute
-from hashguard.web.pages import HERE, language_of
+from hashguard.web.pages import HERE, PUBLIC_HEADERS, language_of
 from hashguard.web.report_words import WORDS
-
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Vary": "Accept-Language",
-}
 
 _PAGES: Final = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
@@ -80,12 +71,12 @@ def _page(request: Request, name: str, language: str, code: int = 200,
         **values,
     )
     return HTMLResponse(
-        rendered, code, headers={**HEADERS, "Content-Language": language, **(headers or {})}
+        rendered, code, headers={**PUBLIC_HEADERS, "Content-Language": language, **(headers or {})}
     )
 
 
 def _no_hotline(request: Request, lang: str) -> HTMLResponse:
-    return HTMLResponse(WORDS[_language(request, lang)]["no_hotline"], 404, headers=HEADERS)
+    return HTMLResponse(WORDS[_language(request, lang)]["no_hotline"], 404, headers=PUBLIC_HEADERS)
 
 
 def _form(request: Request, language: str, code: int = 200, **values: Any) -> HTMLResponse:
