@@ -340,7 +340,9 @@ def test_after_a_verified_removal_only_the_notice_and_status_still_go(
 
 
 @pytest.mark.parametrize("kind", ["notice", "order"])
-def test_the_deadline_runs_from_the_first_delivered_notice(engine: Engine, kind: str) -> None:
+def test_a_late_delivery_keeps_the_deadline_the_signed_notice_states(
+    engine: Engine, kind: str
+) -> None:
     # Composed at START with its deadline from then; the mail server is down for five hours.
     timing = Timing(notice=timedelta(hours=24), order=timedelta(hours=12))
     deadline = START + timing.deadline(NoticeKind(kind))
@@ -352,40 +354,20 @@ def test_the_deadline_runs_from_the_first_delivered_notice(engine: Engine, kind:
     clock = Clock()
     clock.moment = START + timedelta(hours=5)
     with smtp_server() as mailbox:
-        deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=clock,
-                                timing=timing)  # fmt: skip
+        deliveries = Deliveries(engine, SmtpSettings(mailbox.host, mailbox.port), clock=clock)
         with engine.begin() as connection:
-            for _ in range(2):  # the second one (an operator's resend) moves nothing
+            for _ in range(2):  # the second one (an operator's resend) changes nothing more
                 deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.SMTP,
                                    "abuse@files.example", message, at=START)  # fmt: skip
         assert deliveries.deliver_due(limit=1) == 1
         clock.moment += timedelta(hours=1)
         assert deliveries.deliver_due() == 1
     [stored] = [r for r in rows(engine, TakedownNoticeRow) if r.id == row.id]
-    sent = START + timedelta(hours=5)
-    assert utc(stored.sent_at) == sent
-    assert utc(stored.deadline_at) == sent + timing.deadline(NoticeKind(kind))
-    assert utc(stored.next_action_at) == timing.first_look(NoticeKind(kind),
-                                                           utc(stored.deadline_at))  # fmt: skip
-
-
-def test_a_sooner_look_asked_for_is_kept_when_the_deadline_moves(engine: Engine) -> None:
-    claimed = START + timedelta(minutes=90)  # the hoster said removed: a check is due then
-    row, _ = composed(engine, state="open", next_action_at=claimed)
-    clock = Clock()
-    clock.moment = START + timedelta(hours=2)
-    api = Loopback(lambda path, headers, body: (200, "application/json", b"{}"))
-    deliveries = Deliveries(engine, None, clock=clock)
-    try:
-        with engine.begin() as connection:
-            deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.API, api.url,
-                               "{}", at=START)  # fmt: skip
-        assert deliveries.deliver_due() == 1
-    finally:
-        api.close()
-    [stored] = [r for r in rows(engine, TakedownNoticeRow) if r.id == row.id]
-    assert utc(stored.deadline_at) == clock.moment + timedelta(hours=24)
-    assert utc(stored.next_action_at) == claimed
+    assert utc(stored.sent_at) == START + timedelta(hours=5)  # the first delivered
+    # the hoster, the portal, the scheduler and the monitor all read the same deadline
+    assert utc(stored.deadline_at) == deadline
+    assert document["hashguard_notice"]["deadline"] == notice.stamp(deadline)
+    assert utc(stored.next_action_at) == look
 
 
 class Trickle:

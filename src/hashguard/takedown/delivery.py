@@ -2,8 +2,8 @@
 by e-mail to an abuse address (SMTP) or as JSON to a hoster's API (HTTPS), each a row of
 ``takedown_deliveries`` sent by ``store.outbox`` (tried until delivered, backing off after each
 failure, the reason kept). Every outcome is a notice event (``sent`` or ``delivery-failed``) and
-an audit entry, written with the outcome. A notice's ``sent_at`` is its first delivered notice,
-and its deadline runs from then (``sent_at`` + the kind's time in ``Timing``). Re-notices,
+an audit entry, written with the outcome. A notice's ``sent_at`` is its first delivered notice
+(its deadline is the one its signed document states, from when it was composed). Re-notices,
 escalations and reminders about a notice whose removal is verified are not sent, nor anything
 about a withdrawn one (a referring hotline's status still goes).
 
@@ -37,21 +37,19 @@ from typing import Any, Final, cast
 from urllib.parse import urlsplit
 
 import httpx
-from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, update
 
 from hashguard.errors import HashguardError
 from hashguard.net.fetch import Network
 from hashguard.review.webhook import failure_reason, status_reason
 from hashguard.store import audit, outbox
-from hashguard.store.tables import TakedownDeliveryRow, TakedownEventRow, TakedownNoticeRow, utc
+from hashguard.store.tables import TakedownDeliveryRow, TakedownEventRow, TakedownNoticeRow
 from hashguard.takedown.model import (
     Channel,
     Clock,
     DeliveryPurpose,
     EventKind,
-    NoticeKind,
     NoticeState,
-    Timing,
     now,
 )
 from hashguard.takedown.notice import parse_reply
@@ -106,17 +104,14 @@ class Deliveries:
         clock: Clock = now,
         on_reply: Callable[[int, str], None] | None = None,
         timeout: float = 10.0,
-        timing: Timing | None = None,
     ) -> None:
-        """``timeout``: seconds an API exchange may take, whole; ``timing``: the deadlines,
-        which run from a notice's first delivery."""
+        """``timeout``: seconds an API exchange may take, whole."""
         self.engine = engine
         self.smtp = smtp
         self.networks = networks
         self.clock = clock
         self.on_reply = on_reply
         self.timeout = timeout
-        self.timing = timing or Timing()
         self._client: httpx.Client | None = None
         self._lock = threading.Lock()
 
@@ -276,32 +271,12 @@ class Deliveries:
                      detail)  # fmt: skip
 
     def _first_sent(self, connection: Connection, notice_id: int, at: datetime) -> None:
-        """The notice's first delivered notice: ``sent_at``, and an open notice's deadline from
-        then; its next look moves with the deadline when it was the one composing set, and is
-        kept when sooner (a claim of removal asks for one now)."""
+        """The notice's first delivered notice: ``sent_at`` (the deadline stays the one the
+        signed notice states)."""
         notices = TakedownNoticeRow.__table__
-        notice = connection.execute(
-            select(notices.c.kind, notices.c.state, notices.c.sent_at, notices.c.deadline_at,
-                   notices.c.next_action_at, notices.c.lease_until)
-            .where(notices.c.id == notice_id).with_for_update()
-        ).one_or_none()  # fmt: skip
-        if notice is None or notice.sent_at is not None:
-            return
-        values: dict[str, Any] = {"sent_at": at}
-        if notice.state == NoticeState.OPEN.value:
-            kind = NoticeKind(notice.kind)
-            deadline = at + self.timing.deadline(kind)
-            values["deadline_at"] = deadline
-            upcoming = self.timing.first_look(kind, deadline)
-            planned = notice.next_action_at
-            leased = notice.lease_until is not None and utc(notice.lease_until) > at
-            if planned is not None and not leased:
-                composed = (notice.deadline_at is not None and utc(planned)
-                            == self.timing.first_look(kind, utc(notice.deadline_at)))  # fmt: skip
-                values["next_action_at"] = upcoming if composed else min(utc(planned), upcoming)
         connection.execute(update(TakedownNoticeRow).where(notices.c.id == notice_id,
                                                            notices.c.sent_at.is_(None))
-                           .values(values))  # fmt: skip
+                           .values(sent_at=at))  # fmt: skip
 
     def _hand_on(self, notice_id: int, reply: str) -> None:
         """Give an API's answer to ``on_reply``; what it refuses is logged, never raised."""

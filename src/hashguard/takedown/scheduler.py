@@ -15,11 +15,11 @@ deliveries and the audit entries. Every time is the injected clock's.
 Per due notice (``open``):
 
 - before the deadline, a check of every URL at each of ``timing.checks`` (1, 6, 12 hours after
-  delivery, half an hour before the deadline; purpose ``scheduled``), once per slot however
+  sending, half an hour before the deadline; purpose ``scheduled``), once per slot however
   late the pass; a notice without items (an order) takes each URL's baseline at its first
   check, at once when composed (items marked ``baseline``), and is compared with it later;
-- a claim of removal not yet checked, or the deadline passed (counted from delivery: a notice
-  not delivered is never overdue): every URL checked (purpose ``claimed``, ``deadline``, then
+- a claim of removal not yet checked, or the deadline passed (the one the signed notice
+  states, delivered or not): every URL checked (purpose ``claimed``, ``deadline``, then
   ``renotice``); all gone or changed, at any check: ``verified``, state ``removed``, re-checks
   scheduled; otherwise after the deadline, whether the checks found the content, could not
   tell (inconclusive: looked at again after ``timing.retry``) or can never tell
@@ -239,8 +239,9 @@ class Scheduler:
         at = self.clock()
         kind = NoticeKind(row.kind)
         deadline = utc(row.deadline_at) if row.deadline_at is not None else at
-        # the deadline runs from delivery: a notice not (yet) delivered is never overdue
-        overdue = row.sent_at is not None and at >= deadline
+        # the deadline is the one the signed notice states; a notice that could not be
+        # delivered by then is overdue too (the ladder exists for hosters out of reach)
+        overdue = at >= deadline
         claimed = utc(row.claimed_at) if row.claimed_at is not None else None
         pending_claim = claimed is not None and (last is None or claimed > last)
         items, missing = _baseline(row)
@@ -451,8 +452,6 @@ class Scheduler:
         if row.kind != NoticeKind.ORDER.value or row.outcome:
             return []
         times = self.timing.reminders(deadline)
-        if row.sent_at is None:  # not delivered: nothing to remind of yet
-            return [moment for moment in times if moment > at]
         events = TakedownEventRow.__table__
         sent = connection.execute(
             select(func.count()).select_from(events)

@@ -141,7 +141,7 @@ class Takedown:
         self.sender = sender(settings)
         self.deliveries = Deliveries(
             engine, smtp(settings.smtp, settings.timeout), settings.networks, clock=clock,
-            on_reply=self._replied, timeout=settings.timeout, timing=self.timing,
+            on_reply=self._replied, timeout=settings.timeout,
         )  # fmt: skip
         self.notices = Notices(engine, self.timing, hotline.hosters, self.sender, self.key,
                                self.deliveries, clock=clock, trace=hotline.trace)  # fmt: skip
