@@ -52,7 +52,8 @@ SUPPRESSION: Final = (
     f"A count under {SMALL} is null (CSV: <10), and so is a second count wherever one null "
     "count would follow from a sum the figures show (all = the hosters = the countries = the "
     "months; all's removals = the distribution's bins; the hosters in a country = that "
-    f"country). The median and p90 hours of a group with fewer than {SMALL} removals are null, "
+    "country; along a row, notices = removed + open now + withdrawn, withdrawn not shown). "
+    f"The median and p90 hours of a group with fewer than {SMALL} removals are null, "
     "its p99 with fewer than 100; a share is null when a count it is made of is under "
     f"{SMALL} or null. Periods are whole calendar months (UTC)."
 )
