@@ -145,3 +145,16 @@ def test_the_limit_counts_only_new_passes(engine: Engine) -> None:
     assert recent.figures(monitor, first, "192.0.2.1") is recent.figures(monitor, first, "x")
     with pytest.raises(RateLimited):
         recent.figures(monitor, Period(datetime(2026, 1, 1, tzinfo=UTC), None), "192.0.2.1")
+
+
+def test_a_full_cache_lets_only_its_oldest_period_go(engine: Engine) -> None:
+    recent = _Recent(kept=2)
+    monitor = Monitor(engine)
+    months = [Period(datetime(2026, n, 1, tzinfo=UTC), None) for n in (1, 2, 3)]
+    first, second = (recent.figures(monitor, period, "192.0.2.1") for period in months[:2])
+    recent.figures(monitor, months[2], "192.0.2.1")  # the third: January goes, February stays
+    assert recent.passes == 3
+    assert recent.figures(monitor, months[1], "192.0.2.1") is second
+    assert recent.passes == 3
+    assert recent.figures(monitor, months[0], "192.0.2.1") is not first
+    assert recent.passes == 4

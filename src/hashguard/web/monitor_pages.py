@@ -123,7 +123,9 @@ class _Recent:
     computed). One pass per period at a time (the others asking wait for its figures), at most
     ``running`` at once, and each client address starts at most ``per_minute`` a minute."""
 
-    def __init__(self, running: int = RUNNING, per_minute: int = COMPUTED_PER_MINUTE) -> None:
+    def __init__(self, running: int = RUNNING, per_minute: int = COMPUTED_PER_MINUTE,
+                 kept: int = KEPT) -> None:  # fmt: skip
+        self.kept = kept
         self.lock = threading.Lock()
         self.found: dict[Key, tuple[float, dict[str, Any]]] = {}
         self.flights: dict[Key, _Flight] = {}
@@ -161,8 +163,9 @@ class _Recent:
                        "countries": found.countries, "distribution": found.distribution,
                        "trend": found.trend}  # fmt: skip
             with self.lock:
-                if len(self.found) >= KEPT:
-                    self.found.clear()
+                self.found.pop(key, None)
+                while len(self.found) >= self.kept:  # the oldest goes (insertion order)
+                    del self.found[next(iter(self.found))]
                 self.found[key] = (time.monotonic() + FRESH_SECONDS, figures)
             flight.figures = figures
             return figures
