@@ -150,7 +150,9 @@ def test_no_hidden_count_follows_from_the_public_sums(engine: Engine, monitor: M
     raw = monitor.overview()
     assert derived(raw, country_of) == []  # nothing hidden: nothing to derive (the check works)
     assert {r.group: r.notices for r in found.hosters}["tiny"] is None
-    assert {r.group: r.notices for r in found.hosters}["big"] == 25
+    big = {r.group: r for r in found.hosters}["big"]
+    # open now 0 (under 10) hidden: a second cell of the row with it (notices = removed + open)
+    assert big.removed == 25 and big.open_now is None and big.notices is None
     bins = [b.removals for b in found.distribution]
     assert bins.count(None) != 1
 
@@ -262,3 +264,29 @@ def test_the_overview_is_the_same_figures_from_one_pass(engine: Engine, monitor:
         assert found.distribution == monitor.distribution(public=public)
         assert found.trend == monitor.trend(public=public)
     assert monitor.overview(since=NOW).all is None
+
+
+def test_no_hidden_count_follows_from_its_row(engine: Engine, monitor: Monitor) -> None:
+    """notices = removed + open now + withdrawn (not shown, usually 0): with 50 notices and 45
+    removed shown, 5 open now hidden alone would be plain; a second cell of the row goes too."""
+    may = datetime(2026, 5, 3, tzinfo=UTC)
+    for n in range(45):
+        add(engine, "w", "DE", may + n * HOUR, 5)
+    for n in range(5):
+        add(engine, "w", "DE", may + n * HOUR)
+    for n in range(30):
+        add(engine, "z", "DE", may + n * HOUR, 5)
+    for n in range(40):
+        add(engine, "y", "NL", may + n * HOUR, 5)
+    found = monitor.overview(public=True)
+    assert found.all is not None
+    w = {row.group: row for row in found.hosters}["w"]
+    assert w.open_now is None  # 5: under 10
+    assert None in (w.notices, w.removed)  # so 50 - 45 gives nothing
+    for row in [found.all, *found.hosters, *found.countries]:
+        cells = (row.notices, row.removed, row.open_now)
+        assert cells.count(None) != 1, row
+    raw = {row.group: row for row in monitor.overview().hosters}["w"]
+    assert (raw.notices, raw.removed, raw.open_now) == (50, 45, 5)  # the check has a leak to find
+    country_of = {"w": "DE", "z": "DE", "y": "NL"}
+    assert derived(found, country_of) == []

@@ -145,3 +145,41 @@ def test_the_limit_counts_only_new_passes(engine: Engine) -> None:
     assert recent.figures(monitor, first, "192.0.2.1") is recent.figures(monitor, first, "x")
     with pytest.raises(RateLimited):
         recent.figures(monitor, Period(datetime(2026, 1, 1, tzinfo=UTC), None), "192.0.2.1")
+
+
+def test_a_full_cache_lets_only_its_oldest_period_go(engine: Engine) -> None:
+    recent = _Recent(kept=2)
+    monitor = Monitor(engine)
+    months = [Period(datetime(2026, n, 1, tzinfo=UTC), None) for n in (1, 2, 3)]
+    first, second = (recent.figures(monitor, period, "192.0.2.1") for period in months[:2])
+    recent.figures(monitor, months[2], "192.0.2.1")  # the third: January goes, February stays
+    assert recent.passes == 3
+    assert recent.figures(monitor, months[1], "192.0.2.1") is second
+    assert recent.passes == 3
+    assert recent.figures(monitor, months[0], "192.0.2.1") is not first
+    assert recent.passes == 4
+
+
+def test_callers_waiting_for_a_pass_are_capped(engine: Engine) -> None:
+    """Each caller waiting for a pass under way holds a worker thread: past the cap, 429."""
+    fleet(engine)
+    slow = Slow(engine)
+    recent = _Recent(waiters=2)
+    april = Period(datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC))
+    results: list[dict[str, Any]] = []
+
+    def ask() -> None:
+        results.append(recent.figures(slow, april, "192.0.2.1"))  # type: ignore[arg-type]
+
+    threads = [threading.Thread(target=ask) for _ in range(3)]  # one computes, two wait
+    for thread in threads:
+        thread.start()
+    assert eventually(lambda: slow.calls == 1 and recent.waiting == 2)
+    with pytest.raises(RateLimited) as refused:
+        recent.figures(slow, april, "192.0.2.2")  # type: ignore[arg-type]
+    assert refused.value.retry_after > 0
+    slow.go.set()
+    for thread in threads:
+        thread.join(60)
+    assert len(results) == 3 and len({id(r) for r in results}) == 1 and recent.waiting == 0
+    assert recent.figures(slow, april, "192.0.2.2") is results[0]  # type: ignore[arg-type]

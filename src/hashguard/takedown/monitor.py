@@ -23,7 +23,8 @@ Definitions, the same on the page, in the exports and in the API:
 - ``disputes``: notices the hoster disputed.
 
 The public figures (``public``) show a count under 10 as None ("<10") and, wherever one hidden
-count would follow from a sum the figures show, a second one as None too (``_complement``); the
+count would follow from a sum the figures show (across a table, or along a row: notices =
+removed + open_now + withdrawn), a second one as None too (``_complement``); the
 median and p90 of a group with fewer than 10 removals as None, its p99 with fewer than 100; and
 a share as None when a count it is made of is under 10 or hidden. Their periods are whole
 calendar months (``whole_month``; the public page rounds its bounds out to them).
@@ -268,6 +269,7 @@ Cell = tuple[str, str, str]
 COUNTS: Final = ("notices", "removed", "open_now", "overdue_now", "renotices", "escalations",
                  "reappeared", "disputes")  # fmt: skip
 TREND_COUNTS: Final = ("notices", "removed")  # the counts the trend shows
+ROW_SUM: Final = ("notices", "removed", "open_now")  # notices = removed + open_now + withdrawn
 
 
 def _relations(groups: dict[str, list[_Counts]],
@@ -275,8 +277,10 @@ def _relations(groups: dict[str, list[_Counts]],
                ) -> list[list[Cell]]:  # fmt: skip
     """Every sum the public figures show, per column, as the cells it ties together: all is
     the sum of the hosters, of the countries, of the months (notices, removed) and all's
-    removals the sum of the distribution's bins; and the hosters and countries linked by
-    notices (a hoster with notices in a country; a connected set of them) sum to the same."""
+    removals the sum of the distribution's bins; each row's notices the sum of its removed, its
+    open now and its withdrawn (not shown, usually 0: so taken as known); and the hosters and
+    countries linked by notices (a hoster with notices in a country; a connected set of them)
+    sum to the same."""
     relations: list[list[Cell]] = []
     if not groups["all"]:
         return relations
@@ -289,6 +293,11 @@ def _relations(groups: dict[str, list[_Counts]],
                           *(("month", c.group, column) for c in groups["month"])])  # fmt: skip
     relations.append([("all", "all", "removed"), *(("bin", label, "removed")
                                                    for label in BIN_LABELS)])  # fmt: skip
+    # a row: notices = removed + open_now + the rest (withdrawn, not shown, usually 0: taken
+    # as known, so one hidden cell of the three would follow from the other two)
+    for kind in ("all", "hoster", "country"):
+        for c in groups[kind]:
+            relations.append([(kind, c.group, column) for column in ROW_SUM])
     # hosters and countries linked by their notices: each connected set's two sums are equal
     parent: dict[Cell, Cell] = {}
 

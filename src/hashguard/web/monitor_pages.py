@@ -10,8 +10,10 @@ its month's first day, ``until`` up to the next month's, so no two periods diffe
 a month of notices.
 
 A period's figures are kept for a minute. At most one pass over the notices per period runs at
-a time (others asking for the same period wait for it), at most RUNNING at once in all, and
-one client address starts at most COMPUTED_PER_MINUTE of them a minute (429 past it).
+a time (others asking for the same period wait for it, at most WAITERS in all: each holds a
+worker thread, so a burst for one period cannot take them all; 429 past it), at most RUNNING
+at once in all, and one client address starts at most COMPUTED_PER_MINUTE of them a minute
+(429 past it). The cache keeps KEPT periods, letting the oldest go.
 """
 
 import math
@@ -52,7 +54,8 @@ SUPPRESSION: Final = (
     f"A count under {SMALL} is null (CSV: <10), and so is a second count wherever one null "
     "count would follow from a sum the figures show (all = the hosters = the countries = the "
     "months; all's removals = the distribution's bins; the hosters in a country = that "
-    f"country). The median and p90 hours of a group with fewer than {SMALL} removals are null, "
+    "country; along a row, notices = removed + open now + withdrawn, withdrawn not shown). "
+    f"The median and p90 hours of a group with fewer than {SMALL} removals are null, "
     "its p99 with fewer than 100; a share is null when a count it is made of is under "
     f"{SMALL} or null. Periods are whole calendar months (UTC)."
 )
@@ -60,6 +63,8 @@ FRESH_SECONDS: Final = 60.0  # how long the public figures of a period are kept
 KEPT: Final = 64  # periods kept at most
 RUNNING: Final = 2  # passes over the notices at once, all periods together
 COMPUTED_PER_MINUTE: Final = 20  # passes one client address may start a minute
+WAITERS: Final = 8  # callers waiting for passes under way at once (429 beyond): worker threads
+WAIT_SECONDS: Final = 5.0  # the Retry-After of a caller past WAITERS
 MAX_BOUND: Final = 40  # characters of a period bound
 # The period links: whole months back from this month's start (0: all time).
 PERIODS: Final = (("period_3m", 2), ("period_12m", 11), ("period_year", -1), ("period_all", 0))
@@ -122,7 +127,11 @@ class _Recent:
     computed). One pass per period at a time (the others asking wait for its figures), at most
     ``running`` at once, and each client address starts at most ``per_minute`` a minute."""
 
-    def __init__(self, running: int = RUNNING, per_minute: int = COMPUTED_PER_MINUTE) -> None:
+    def __init__(self, running: int = RUNNING, per_minute: int = COMPUTED_PER_MINUTE,
+                 kept: int = KEPT, waiters: int = WAITERS) -> None:  # fmt: skip
+        self.kept = kept
+        self.waiters = waiters
+        self.waiting = 0  # callers waiting for a pass under way, all periods together
         self.lock = threading.Lock()
         self.found: dict[Key, tuple[float, dict[str, Any]]] = {}
         self.flights: dict[Key, _Flight] = {}
@@ -148,7 +157,15 @@ class _Recent:
                                           "address: try again later", wait)  # fmt: skip
                     flight = self.flights[key] = _Flight()
                     break
-            flight.done.wait()
+                if self.waiting >= self.waiters:  # each waiter holds a worker thread
+                    raise RateLimited("these figures are being computed: try again in a "
+                                      "moment", WAIT_SECONDS)  # fmt: skip
+                self.waiting += 1
+            try:
+                flight.done.wait()
+            finally:
+                with self.lock:
+                    self.waiting -= 1
             if flight.figures is not None:
                 return flight.figures
             # the pass failed: ask again (this caller may start one)
@@ -160,8 +177,9 @@ class _Recent:
                        "countries": found.countries, "distribution": found.distribution,
                        "trend": found.trend}  # fmt: skip
             with self.lock:
-                if len(self.found) >= KEPT:
-                    self.found.clear()
+                self.found.pop(key, None)
+                while len(self.found) >= self.kept:  # the oldest goes (insertion order)
+                    del self.found[next(iter(self.found))]
                 self.found[key] = (time.monotonic() + FRESH_SECONDS, figures)
             flight.figures = figures
             return figures
