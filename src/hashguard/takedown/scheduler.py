@@ -324,9 +324,9 @@ class Scheduler:
         for url in row.urls:
             self._renew(lease)
             lacking = url in missing
+            otherwise = without if lacking and not take else None
             results.append((url, check(url, items, self.fetch, self.clock,
-                                       baseline=lacking and take,
-                                       without=without if lacking and not take else None)))  # fmt: skip
+                                       baseline=lacking and take, without=otherwise)))  # fmt: skip
         return results
 
     def _record_checks(

@@ -179,8 +179,9 @@ def matches(served: Mapping[str, str], item: Mapping[str, Any]) -> str:
     return ""
 
 
-def _own_media(url: str, media: Sequence[dict[str, Any]],
-               fetch: Callable[[str], Crawl]) -> tuple[tuple[dict[str, Any], ...], int]:  # fmt: skip
+def _own_media(
+    url: str, media: Sequence[dict[str, Any]], fetch: Callable[[str], Crawl]
+) -> tuple[tuple[dict[str, Any], ...], int]:
     """The page's ``media`` less those the host's root page ("/", fetched through ``fetch``)
     also shows, and how many were left out; ``()`` when none would be left out, or none left
     (then the caller keeps them all). The root fetched only when the page has media and is
