@@ -675,3 +675,48 @@ def test_the_thread_runs_passes_until_stopped(world: World) -> None:
         world.scheduler.stop()
     assert world.scheduler._thread is None
     assert world.events(notice)[0]["kind"] == "composed"
+
+
+def test_an_orders_baseline_is_never_taken_after_delivery(world: World) -> None:
+    """The order's page answers 503 as it is issued: no baseline. Delivered, the hoster puts a
+    "removed" page in its place: that is never the baseline (else the order would be
+    escalated for ever); the URL is unverifiable, and gone once it answers 404."""
+    world.pages["/gallery"] = Page(b"busy", "text/plain", 503)
+    order = world.notices.issue_order([world.page], "CSA Regulation Art 14", "ORD-5",
+                                      "authority:police", hoster="Files BV").id  # fmt: skip
+    done = world.scheduler.run_once()
+    assert (done.composed, done.inconclusive) == (1, 1)
+    assert utc(world.row(order).sent_at) == T0
+    world.pages["/gallery"] = Page(b"<!doctype html><html><body>Removed</body></html>")
+    world.clock.move(hours=1)
+    assert world.scheduler.tick().present == 1  # unverifiable: the ladder would go on
+    assert world.checks(order)[-1] == ("gallery", "scheduled", "unverifiable")
+    assert list(world.row(order).items) == []
+    assert all("baseline" not in event for event in world.events(order, "checked"))
+    world.clock.move(hours=23)
+    done = world.scheduler.tick()
+    assert (done.verified, done.renotices) == (0, 1)
+    assert list(world.row(order).items) == []
+    world.pages["/gallery"] = Page(b"gone", "text/plain", 404)
+    world.clock.move(hours=1)
+    world.notices.confirm_order(order, "Files BV", "hoster:files")
+    assert world.scheduler.tick().verified == 1
+
+
+def test_a_removed_orders_re_check_takes_no_baseline(world: World) -> None:
+    """An order whose page was already gone as it was issued is verified with no baseline; a
+    parking page there later is not the content back (no new notice): inconclusive, and the
+    re-checks go on at their times."""
+    world.pages.clear()
+    order = world.notices.issue_order([world.page], "CSA Regulation Art 14", "ORD-6",
+                                      "authority:police", hoster="Files BV").id  # fmt: skip
+    assert world.scheduler.run_once().verified == 1
+    world.pages["/gallery"] = Page(b"<!doctype html><html><body>Parked</body></html>")
+    world.clock.move(days=1)
+    done = world.scheduler.tick()
+    assert (done.rechecks, done.reappeared, done.inconclusive) == (1, 0, 1)
+    row = world.row(order)
+    assert (row.state, row.rechecks, list(row.items)) == ("removed", 1, [])
+    assert utc(row.next_action_at) == T0 + timedelta(days=7)
+    assert world.checks(order)[-1] == ("gallery", "recheck", "inconclusive")
+    assert len(world.rows()) == 1

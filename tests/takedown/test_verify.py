@@ -246,3 +246,43 @@ def test_no_baseline_while_a_medium_on_the_page_cannot_be_fetched(dns: DnsServer
         result = check(_url(site, "/gallery"), [], _fetch(dns), lambda: AT, baseline=True)
     assert result.outcome is CheckOutcome.INCONCLUSIVE
     assert result.detail.startswith("no baseline yet")
+
+
+def test_an_orders_baseline_leaves_out_the_media_the_sites_root_page_shows(
+    dns: DnsServer,
+) -> None:
+    """The site's logo is on every page: in the baseline, removing only the picture would
+    never read as removed. Media the root page ("/") shows too are left out of it."""
+    logo = jpeg(21, 120, 60)
+    pages = {"/": _page("/logo.jpg"), "/logo.jpg": Page(logo, "image/jpeg"),
+             "/gallery": _page("/logo.jpg", "/x.jpg"),
+             "/x.jpg": Page(OTHER, "image/jpeg")}  # fmt: skip
+    with website(pages, ADDRESS) as site:
+        gallery, fetch = _url(site, "/gallery"), _fetch(dns)
+        first = check(gallery, [], fetch, lambda: AT, baseline=True)
+        assert first.outcome is CheckOutcome.PRESENT
+        assert [h["url"] for h in first.hashes] == [_url(site, "/x.jpg")]
+        assert "less 1 medium the site's root page shows too" in first.detail
+        baseline = [{"url": h["url"], "hashes": h["hashes"]} for h in first.hashes]
+        assert check(gallery, baseline, fetch, lambda: AT).outcome is CheckOutcome.PRESENT
+        pages["/gallery"] = _page("/logo.jpg")  # the picture removed, the logo still there
+        removed = check(gallery, baseline, fetch, lambda: AT)
+        assert removed.outcome is CheckOutcome.CHANGED
+        # a page showing nothing but what the root shows keeps it all (never a false removal)
+        assert [h["url"] for h in check(gallery, [], fetch, lambda: AT, baseline=True).hashes] \
+            == [_url(site, "/logo.jpg")]  # fmt: skip
+
+
+def test_a_url_without_a_baseline_that_can_get_none_is_never_present(dns: DnsServer) -> None:
+    """An order's URL whose baseline was not taken before delivery (or at a re-check): while it
+    answers it reads as the caller says (unverifiable, inconclusive), gone when it is."""
+    pages = {"/gallery": _page("/x.jpg"), "/x.jpg": Page(OTHER, "image/jpeg"),
+             "/gone": Page(b"gone", "text/plain", 404)}  # fmt: skip
+    with website(pages, ADDRESS) as site:
+        fetch = _fetch(dns)
+        for without in (CheckOutcome.UNVERIFIABLE, CheckOutcome.INCONCLUSIVE):
+            served = check(_url(site, "/gallery"), [], fetch, lambda: AT, without=without)
+            assert (served.outcome, served.status) == (without, 200)
+            assert "no baseline" in served.detail
+            gone = check(_url(site, "/gone"), [], fetch, lambda: AT, without=without)
+            assert gone.outcome is CheckOutcome.GONE

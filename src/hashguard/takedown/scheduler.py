@@ -17,7 +17,11 @@ Per due notice (``open``):
 - before the deadline, a check of every URL at each of ``timing.checks`` (1, 6, 12 hours after
   sending, half an hour before the deadline; purpose ``scheduled``), once per slot however
   late the pass; a notice without items (an order) takes each URL's baseline at its first
-  check, at once when composed (items marked ``baseline``), and is compared with it later;
+  check, at once when composed (items marked ``baseline``), and is compared with it later.
+  A baseline is taken only while the order is not delivered (``sent_at`` unset): afterwards
+  the hoster may have acted, and its "removed" page must not become the baseline. A URL left
+  without one (its check before delivery was inconclusive) never gets one: it reads as
+  ``unverifiable`` while it answers, ``gone`` when it is;
 - a claim of removal not yet checked, or the deadline passed (the one the signed notice
   states, delivered or not): every URL checked (purpose ``claimed``, ``deadline``, then
   ``renotice``); all gone or changed, at any check: ``verified``, state ``removed``, re-checks
@@ -33,7 +37,10 @@ URLs are checked (many URLs take long), so no other instance takes the notice me
 
 A ``removed`` notice is checked again ``timing.rechecks`` after its verification; content found
 again is a reappearance: a new queued notice (``previous_id`` the removed one) and a
-``reappeared`` event on the old one.
+``reappeared`` event on the old one. A re-check never takes a baseline: an order's URL without
+one (gone when the order was issued) that answers now (a parking page) is ``inconclusive``, not
+a reappearance; as it can never become conclusive, the re-checks go on at their times rather
+than being tried again.
 """
 
 import json
@@ -256,7 +263,10 @@ class Scheduler:
             purpose = CheckPurpose.RENOTICE if since_deadline else CheckPurpose.DEADLINE
         elif at < deadline and (slot_due or (missing and last_any is None)):
             purpose = CheckPurpose.SCHEDULED  # an early check; an order's baseline at once
-        checks = self._check_all(row, items, missing, lease) if purpose is not None else []
+        # a baseline only before delivery; afterwards a URL without one is unverifiable
+        checks = (self._check_all(row, items, missing, lease, take=row.sent_at is None,
+                                  without=CheckOutcome.UNVERIFIABLE)
+                  if purpose is not None else [])  # fmt: skip
         done.checks += len(checks)
         outcomes = {result.outcome for _, result in checks}
         verified = bool(checks) and outcomes <= set(REMOVED_OUTCOMES)
@@ -265,10 +275,11 @@ class Scheduler:
         document = json.loads(row.document) if row.document else {}
         with self.engine.begin() as connection:
             current = self._held(connection, row, lease)
+            baselined = missing if row.sent_at is None else []
             check_ids = self._record_checks(connection, row.id, checks, purpose or
-                                            CheckPurpose.SCHEDULED, missing)  # fmt: skip
+                                            CheckPurpose.SCHEDULED, baselined)  # fmt: skip
             values: dict[str, Any] = {}
-            taken = _baseline_items(checks, missing)
+            taken = _baseline_items(checks, baselined)
             if taken:
                 values["items"] = [*items, *taken]
             if verified:
@@ -305,14 +316,18 @@ class Scheduler:
             self._release(connection, row, current, lease, values)
 
     def _check_all(self, row: Row[Any], items: Sequence[Mapping[str, Any]],
-                   missing: Sequence[str], lease: "_Lease") -> list[tuple[str, Check]]:  # fmt: skip
-        """Every URL of the notice checked (a URL of a notice without items that has no
-        baseline yet: its baseline taken), the lease renewed as the work goes on."""
+                   missing: Sequence[str], lease: "_Lease", *, take: bool,
+                   without: CheckOutcome) -> list[tuple[str, Check]]:  # fmt: skip
+        """Every URL of the notice checked, the lease renewed as the work goes on. A URL of a
+        notice without items that has no baseline yet (``missing``): its baseline taken when
+        ``take``, else read as ``without`` while it answers."""
         results = []
         for url in row.urls:
             self._renew(lease)
+            lacking = url in missing
+            otherwise = without if lacking and not take else None
             results.append((url, check(url, items, self.fetch, self.clock,
-                                       baseline=url in missing)))  # fmt: skip
+                                       baseline=lacking and take, without=otherwise)))  # fmt: skip
         return results
 
     def _record_checks(
@@ -501,7 +516,8 @@ class Scheduler:
 
     def _recheck(self, row: Row[Any], lease: "_Lease", done: Tick) -> None:
         items, missing = _baseline(row)
-        checks = self._check_all(row, items, missing, lease)
+        checks = self._check_all(row, items, missing, lease, take=False,
+                                 without=CheckOutcome.INCONCLUSIVE)  # fmt: skip
         done.checks += len(checks)
         done.rechecks += 1
         at = self.clock()
@@ -516,7 +532,13 @@ class Scheduler:
                 log.info("takedown notice %d: content back, new notice %d", row.id, new)
                 self._release(connection, row, current, lease, {"next_action_at": None})
                 return
-            if outcomes <= set(REMOVED_OUTCOMES):
+            # a URL without a baseline can never tell: the re-checks go on at their times
+            telling = {result.outcome for url, result in checks if url not in missing}
+            if outcomes <= set(REMOVED_OUTCOMES) or (
+                    outcomes <= {*REMOVED_OUTCOMES, CheckOutcome.INCONCLUSIVE}
+                    and telling <= set(REMOVED_OUTCOMES)):  # fmt: skip
+                if not outcomes <= set(REMOVED_OUTCOMES):
+                    done.inconclusive += 1
                 done_count = row.rechecks + 1
                 values: dict[str, Any] = {"rechecks": done_count}
                 following = self.timing.rechecks[done_count:]

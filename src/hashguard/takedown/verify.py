@@ -15,17 +15,35 @@ the notice's items by hash. The hotline's own look, never the hoster's word.
   SHA-1 or MD5 equal, or PDQ within ``PDQ_RADIUS`` (re-encoded, resized);
 - ``changed``: anything else (other content, an empty page).
 
-A removal order names URLs only (no items, no hashes): its first check takes the **baseline**
-(``check(..., baseline=True)``): what each URL serves as the order is issued, by hash (its
-media; a page with none: the page's own SHA-256), kept as the order's items; later checks
-compare with it like with any notice's items. Without a baseline a URL still answering with
-content is ``present``.
+A removal order names URLs only (no items, no hashes): its first check, before the order is
+delivered, takes the **baseline** (``check(..., baseline=True)``): what each URL serves as the
+order is issued, by hash, kept as the order's items; later checks compare with it like with any
+notice's items. What a page's baseline holds:
+
+- its media, **less those the host's root page ("/") also shows** (the site's logo, banners,
+  buttons: one more fetch of the root through the same crawler, at baseline time only), so that
+  removing only the picture reads as removed. When the root cannot be fetched, nothing is left
+  out; when every medium of the page is also on the root, all of them are kept (a false
+  "present" is looked at by staff; a false "removed" is not);
+- a page (or other answer) with no media: the SHA-256 of its bytes. A dynamic page (a date, a
+  counter, a token in its HTML) therefore reads as ``changed`` at the next check, whether or not
+  the content was removed: an order for such a page is verified by its answers (gone) or by staff,
+  not by this comparison.
+
+A baseline is taken only while the order is not delivered: once the hoster can act, what a URL
+serves may already be its "removed" page. A URL whose baseline could not be taken in time (the
+check was inconclusive) has none for good: ``check(..., without=CheckOutcome.UNVERIFIABLE)``
+reads such a URL as ``unverifiable`` while it answers (``gone`` still counts); a re-check of a
+removed order never takes one either, and reads it as ``inconclusive`` (``without=``), never
+as ``present``. Only ``check`` called without items and without ``without`` reads a URL still
+answering with content as ``present``.
 """
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
+from urllib.parse import urlsplit, urlunsplit
 
 from hashguard.hotline.crawl import Crawl, FetchRecord
 from hashguard.signals import registry
@@ -68,11 +86,15 @@ def check(
     clock: Clock,
     *,
     baseline: bool = False,
+    without: CheckOutcome | None = None,
 ) -> Check:
     """Fetch ``url`` again (``fetch``: the hotline's crawl of a URL) and compare what it serves
     with ``items`` (a notice's items: ``{"hashes": {signal: value}, ...}``). ``baseline``:
     the URL's first check for a notice without items: what it serves is ``present`` (its
-    hashes, in ``hashes``, are the baseline), unless it is gone or cannot be seen whole now.
+    hashes, in ``hashes``, are the baseline, less the media the host's root page also shows),
+    unless it is gone or cannot be seen whole now. ``without``: the URL has no baseline and
+    can get none (an order delivered, or removed and checked again): what the URL reads as
+    while it answers and serves none of ``items`` (``UNVERIFIABLE``, ``INCONCLUSIVE``).
     Raises nothing for anything a website does."""
     at = clock()
     crawled = fetch(url)
@@ -100,11 +122,13 @@ def check(
             detail = (f"no baseline yet: {len(failed)} medium(s) on the page could not be "
                       f"fetched (the first: {failed[0].url}: {failed[0].detail})")  # fmt: skip
             return Check(CheckOutcome.INCONCLUSIVE, page.status, detail, served, at)
-        kept = _count(len(served), "hashed answer")
+        own, shared = _own_media(url, media, fetch)
+        kept = _count(len(own or served), "hashed answer")
+        left = f", less {_count(shared, 'medium')} the site's root page shows too" if own else ""
         detail = (f"the baseline: the URL answers {page.status} ({page.detail}); what it serves "
-                  f"({kept}) is what later checks compare with")  # fmt: skip
-        return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
-    if not items:
+                  f"({kept}{left}) is what later checks compare with")  # fmt: skip
+        return Check(CheckOutcome.PRESENT, page.status, detail, own or served, at)
+    if not items and without is None:
         detail = f"the URL still answers {page.status} ({page.detail}); no hashes to compare"
         return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
     for record in records:
@@ -114,6 +138,10 @@ def check(
                 where = "the URL" if record is page else f"the medium {record.url} on the page"
                 detail = f"{where} still serves item {number + 1} ({why})"
                 return Check(CheckOutcome.PRESENT, page.status, detail, served, at)
+    if without is not None:
+        detail = (f"the URL answers {page.status} ({page.detail}) but has no baseline to compare "
+                  "with (none was taken before the order was delivered)")  # fmt: skip
+        return Check(without, page.status, detail, served, at)
     if failed:
         detail = (f"no item of the notice seen, but {len(failed)} medium(s) on the page could "
                   f"not be fetched (the first: {failed[0].url}: {failed[0].detail})")  # fmt: skip
@@ -149,6 +177,25 @@ def matches(served: Mapping[str, str], item: Mapping[str, Any]) -> str:
         if distance <= PDQ_RADIUS:
             return f"pdq distance {distance:g}"
     return ""
+
+
+def _own_media(
+    url: str, media: Sequence[dict[str, Any]], fetch: Callable[[str], Crawl]
+) -> tuple[tuple[dict[str, Any], ...], int]:
+    """The page's ``media`` less those the host's root page ("/", fetched through ``fetch``)
+    also shows, and how many were left out; ``()`` when none would be left out, or none left
+    (then the caller keeps them all). The root fetched only when the page has media and is
+    not the root itself."""
+    parts = urlsplit(url)
+    root = urlunsplit((parts.scheme, parts.netloc, "/", "", ""))
+    if not media or root == url:
+        return (), 0
+    shown = [record.hashes for record in fetch(root).items if record.hashes]
+    own = tuple(medium for medium in media
+                if not any(matches(medium["hashes"], hashes) for hashes in shown))  # fmt: skip
+    if not own or len(own) == len(media):
+        return (), 0
+    return own, len(media) - len(own)
 
 
 def _served(record: FetchRecord) -> dict[str, Any]:
