@@ -515,31 +515,22 @@ class ServiceSettings:
                 self.victims_address_failures,
                 self.victims_cases_per_hour,
             ],
-            "takedown": {
-                name: [str(v) for v in value]
-                if isinstance(value, tuple)
-                else str(value)
-                if isinstance(value, Path)
-                else value
-                for name, value in (
-                    (f.name, getattr(self, f.name))
-                    for f in fields(self)
-                    if f.name.startswith("takedown_")
-                )
-            },
-            "hotline": {
-                name: [str(v) for v in value]
-                if isinstance(value, tuple)
-                else str(value)
-                if isinstance(value, Path)
-                else value
-                for name, value in (
-                    (f.name, getattr(self, f.name))
-                    for f in fields(self)
-                    if f.name.startswith("hotline_")
-                )
-            },
+            "takedown": self._section("takedown"),
+            "hotline": self._section("hotline"),
         }
+
+    def _section(self, prefix: str) -> dict[str, Any]:
+        """The settings named ``prefix_...`` as JSON values (tuples as lists, paths as text)."""
+        values = {}
+        for f in fields(self):
+            if f.name.startswith(f"{prefix}_"):
+                value = getattr(self, f.name)
+                if isinstance(value, tuple):
+                    value = [str(v) for v in value]
+                elif isinstance(value, Path):
+                    value = str(value)
+                values[f.name] = value
+        return values
 
 
 def _declared() -> dict[str, tuple[str, Setting]]:
