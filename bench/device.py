@@ -48,6 +48,7 @@ from hashguard.index.fuse import FuseFilter
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
+from report import table
 
 PHOTOS = (
     Path(
@@ -64,14 +65,6 @@ def pin(cores: int) -> None:
     if hasattr(os, "sched_setaffinity"):
         available = sorted(os.sched_getaffinity(0) | set(range(os.cpu_count() or 1)))
         os.sched_setaffinity(0, set(available[:cores]))
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
-    print(flush=True)
 
 
 def per_call(function, count: int) -> float:  # type: ignore[no-untyped-def]

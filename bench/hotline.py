@@ -79,6 +79,7 @@ from hashguard.store.tables import (
 )
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import table
 from service import Server, wrk
 
 HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
@@ -139,13 +140,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 # --- the website ---------------------------------------------------------------------------

@@ -39,6 +39,7 @@ from hashguard.index import HammingIndex
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from hashsets import generate
+from report import table
 
 RADIUS = 31
 UPDATE = 100_000
@@ -300,13 +301,6 @@ def mapped_query_time(path: Path, queries: np.ndarray, expected: set[tuple[int, 
     seconds, found = timed(lambda: loaded.query(queries, RADIUS), repeat=3)
     assert pairs(found) == expected  # type: ignore[arg-type]
     return seconds
-
-
-def table(header: list[str], rows: list[list[str]]) -> None:
-    print("| " + " | ".join(header) + " |")
-    print("|" + "|".join("---" for _ in header) + "|")
-    for row in rows:
-        print("| " + " | ".join(row) + " |")
 
 
 def main() -> None:

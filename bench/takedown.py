@@ -53,7 +53,7 @@ import time
 import tracemalloc
 import uuid
 import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -78,6 +78,7 @@ from hashguard.takedown.monitor import Monitor
 from hashguard.takedown.notice import Sender, api_body, compose, email
 from hashguard.takedown.notices import Notices
 from hashguard.takedown.scheduler import Scheduler, Tick
+from report import table
 
 HOSTERS = 200
 COUNTRIES = 40
@@ -245,15 +246,6 @@ class Sizes:
     open: int  # scheduler: open notices, all due
     slice: int  # scheduler: due notices a timed cycle handles
     deliveries: int  # delivery: per channel
-
-
-def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
-    widths = [max(len(header[n]), *(len(row[n]) for row in rows)) for n in range(len(header))]
-    print("  " + "  ".join(f"{cell:<{widths[n]}}" if n == 0 else f"{cell:>{widths[n]}}"
-                           for n, cell in enumerate(header)))  # fmt: skip
-    for row in rows:
-        print("  " + "  ".join(f"{cell:<{widths[n]}}" if n == 0 else f"{cell:>{widths[n]}}"
-                               for n, cell in enumerate(row)))  # fmt: skip
 
 
 # --- the loopback servers (processes of their own: their CPU is not the measured process's) ---
