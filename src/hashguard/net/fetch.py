@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 from urllib.parse import quote, urljoin, urlsplit
 
 from hashguard.errors import Invalid
@@ -274,7 +274,8 @@ class UrlFetcher:
         # A server sending a byte at a time never trips a socket timeout: at the deadline the
         # connection is shut down under whatever read is waiting (through a duplicate, which
         # stays valid whatever TLS does with the original).
-        watchdog = _Watchdog(sock.dup(), remaining)
+        watchdog = Cutoff(deadline)
+        watchdog.watch(sock)
         try:
             if scheme == "https":
                 sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
@@ -351,26 +352,48 @@ def _redirected(url: str, location: str) -> str:
         ) from None
 
 
-class _Watchdog:
-    """Shuts ``sock`` down after ``seconds`` unless stopped first; ``cut`` says it did."""
+class Cutoff:
+    """Shuts a connection down at ``deadline`` (``time.monotonic``) unless stopped first: a
+    server trickling a byte at a time never trips a per-read timeout. Watches the socket
+    given to ``watch`` (or, as an httpx ``trace`` extension, the one it connects); ``cut``
+    says it did. The fetcher's connections and takedown's deliveries (SMTP, APIs) use it."""
 
-    def __init__(self, sock: socket.socket, seconds: float) -> None:
-        self.sock = sock
+    def __init__(self, deadline: float) -> None:
+        self.deadline = deadline
         self.cut = threading.Event()
         self.lock = threading.Lock()
-        self.timer = threading.Timer(seconds, self._cut)
-        self.timer.daemon = True
-        self.timer.start()
+        self.sock: socket.socket | None = None
+        self.timer: threading.Timer | None = None
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            sock = info["return_value"].get_extra_info("socket")
+            if isinstance(sock, socket.socket):
+                self.watch(sock)
+
+    def watch(self, sock: socket.socket) -> None:
+        """Watch ``sock`` (through a duplicate, which stays valid whatever TLS does to it)."""
+        with self.lock:
+            if self.sock is not None:
+                self.sock.close()
+            if self.timer is not None:
+                self.timer.cancel()
+            self.sock = sock.dup()
+            self.timer = threading.Timer(max(self.deadline - time.monotonic(), 0.0), self._cut)
+            self.timer.daemon = True
+            self.timer.start()
 
     def _cut(self) -> None:
         with self.lock:
-            if self.sock.fileno() == -1:  # stopped meanwhile
+            if self.sock is None or self.sock.fileno() == -1:  # stopped meanwhile
                 return
             self.cut.set()
             with contextlib.suppress(OSError):  # the peer closed it already
                 self.sock.shutdown(socket.SHUT_RDWR)
 
     def stop(self) -> None:
-        self.timer.cancel()
         with self.lock:
-            self.sock.close()
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.sock is not None:
+                self.sock.close()

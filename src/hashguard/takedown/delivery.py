@@ -20,7 +20,6 @@ server's ``timeout``, however slowly the other side trickles its bytes: at that 
 connection is shut down under whatever read or write is waiting, and the attempt fails.
 """
 
-import contextlib
 import ipaddress
 import logging
 import secrets
@@ -40,7 +39,7 @@ import httpx
 from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, update
 
 from hashguard.errors import HashguardError
-from hashguard.net.fetch import Network
+from hashguard.net.fetch import Cutoff, Network
 from hashguard.review.webhook import failure_reason, status_reason
 from hashguard.store import audit, outbox
 from hashguard.store.tables import TakedownDeliveryRow, TakedownEventRow, TakedownNoticeRow
@@ -202,7 +201,7 @@ class Deliveries:
         where = f"{self.smtp.host}:{self.smtp.port}"
         sender = parseaddr(str(message.get("From", "")))[1]
         name = sender.rpartition("@")[2] or "localhost"
-        cutoff = _Cutoff(monotonic() + self.smtp.timeout)
+        cutoff = Cutoff(monotonic() + self.smtp.timeout)
         try:
             error = _exchange(self.smtp, cutoff, message, sender, name, row.target)
         finally:
@@ -218,7 +217,7 @@ class Deliveries:
         headers = {"Content-Type": "application/json", "Idempotency-Key": row.idempotency_key,
                    "X-Hashguard-Event": f"takedown.{row.purpose}",
                    "Accept-Encoding": "identity"}  # fmt: skip
-        cutoff = _Cutoff(monotonic() + self.timeout)
+        cutoff = Cutoff(monotonic() + self.timeout)
         try:
             with client.stream("POST", row.target, content=row.payload.encode(), headers=headers,
                                extensions={"trace": cutoff.trace}) as answer:  # fmt: skip
@@ -288,7 +287,7 @@ class Deliveries:
             log.warning("takedown notice %d: the API's answer was not used: %s", notice_id, error)
 
 
-def _exchange(smtp: SmtpSettings, cutoff: "_Cutoff", message: Any, sender: str, name: str,
+def _exchange(smtp: SmtpSettings, cutoff: Cutoff, message: Any, sender: str, name: str,
               target: str) -> str | None:  # fmt: skip
     """Hand ``message`` to the mail server for ``target``; None, or why it was not taken."""
     where = f"{smtp.host}:{smtp.port}"
@@ -351,57 +350,10 @@ def _start(answer: httpx.Response) -> str:
                                                 errors="replace")[:MAX_REPLY]  # fmt: skip
 
 
-class _Cutoff:
-    """Shuts a connection down at ``deadline`` (``time.monotonic``) unless stopped first: a
-    server trickling a byte at a time never trips a per-read timeout. Watches the socket
-    given to ``watch`` (or, as an httpx ``trace`` extension, the one it connects); ``cut``
-    says it did."""
-
-    def __init__(self, deadline: float) -> None:
-        self.deadline = deadline
-        self.cut = threading.Event()
-        self.lock = threading.Lock()
-        self.sock: socket.socket | None = None
-        self.timer: threading.Timer | None = None
-
-    def trace(self, event: str, info: dict[str, Any]) -> None:
-        if event == "connection.connect_tcp.complete":
-            sock = info["return_value"].get_extra_info("socket")
-            if isinstance(sock, socket.socket):
-                self.watch(sock)
-
-    def watch(self, sock: socket.socket) -> None:
-        """Watch ``sock`` (through a duplicate, which stays valid whatever TLS does to it)."""
-        with self.lock:
-            if self.sock is not None:
-                self.sock.close()
-            if self.timer is not None:
-                self.timer.cancel()
-            self.sock = sock.dup()
-            self.timer = threading.Timer(max(self.deadline - monotonic(), 0.0), self._cut)
-            self.timer.daemon = True
-            self.timer.start()
-
-    def _cut(self) -> None:
-        with self.lock:
-            if self.sock is None or self.sock.fileno() == -1:  # stopped meanwhile
-                return
-            self.cut.set()
-            with contextlib.suppress(OSError):  # the peer closed it already
-                self.sock.shutdown(socket.SHUT_RDWR)
-
-    def stop(self) -> None:
-        with self.lock:
-            if self.timer is not None:
-                self.timer.cancel()
-            if self.sock is not None:
-                self.sock.close()
-
-
 class _Smtp(smtplib.SMTP):
     """smtplib's client, its connection watched by ``cutoff`` from the moment it is made."""
 
-    def __init__(self, cutoff: _Cutoff, host: str, port: int, local_hostname: str,
+    def __init__(self, cutoff: Cutoff, host: str, port: int, local_hostname: str,
                  timeout: float) -> None:  # fmt: skip
         self.cutoff = cutoff
         super().__init__(host, port, local_hostname=local_hostname, timeout=timeout)
