@@ -793,3 +793,119 @@ class TakedownOutcomeRow(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     detail: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+# --- exchanges (issue 20): lists fetched from NCMEC, StopNCII, ThreatExchange, other hashguards -
+# An exchange writes into the list of its own name. Credentials are never stored in the clear:
+# ``exchange_credentials`` holds AES-GCM ciphertexts under a key derived from the server's secret.
+
+
+class ExchangeRow(Base):
+    """A configured exchange: its API (a plug-in name), its settings, and where its fetching
+    stands: the checkpoint (the plug-in's resume point, JSON), the last fetch's times, counts
+    and error, the failures in a row (backoff), and the lease one instance of several holds
+    while it fetches."""
+
+    __tablename__ = "exchanges"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    api: Mapped[str] = mapped_column(String(32))
+    list_id: Mapped[int] = mapped_column(Id, ForeignKey("hash_lists.id"))
+    config: Mapped[dict[str, Any]] = mapped_column(JSON)
+    enabled: Mapped[bool] = mapped_column(Boolean)
+    interval_seconds: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    checkpoint: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    checkpoint_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    fetch_started_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    fetch_completed_at: Mapped[datetime | None] = mapped_column(
+        DateTime(timezone=True), nullable=True
+    )
+    fetch_succeeded: Mapped[bool | None] = mapped_column(Boolean, nullable=True)
+    up_to_date: Mapped[bool] = mapped_column(Boolean)
+    last_error: Mapped[str] = mapped_column(Text)
+    last_counts: Mapped[dict[str, Any]] = mapped_column(JSON)
+    fetched_items: Mapped[int] = mapped_column(BigInteger)
+    failures: Mapped[int] = mapped_column(Integer)
+    next_fetch_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+
+
+class ExchangeCredentialRow(Base):
+    """Credentials of an exchange API (``api:NAME``, as HMA keeps them) or of one exchange
+    (``exchange:NAME``): the AES-GCM ciphertext (nonce included) and the id of the key that
+    sealed it (derived from the server's secret file), so a rotation finds what to re-seal."""
+
+    __tablename__ = "exchange_credentials"
+
+    scope: Mapped[str] = mapped_column(String(140), primary_key=True)
+    ciphertext: Mapped[str] = mapped_column(Text)
+    key_id: Mapped[str] = mapped_column(String(16))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ExchangeQuarantineRow(Base):
+    """A record (or a whole page) of an exchange that could not be applied: where it was
+    (``position``: page and record), why, and an excerpt of it (bounded; hashes, never media).
+    The fetch went on past it."""
+
+    __tablename__ = "exchange_quarantine"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    exchange_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("exchanges.id", ondelete="CASCADE"), index=True
+    )
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    position: Mapped[str] = mapped_column(Text)
+    reason: Mapped[str] = mapped_column(Text)
+    excerpt: Mapped[str] = mapped_column(Text)
+
+
+class ExchangeFeedbackRow(Base):
+    """Feedback owed to an exchange about one of its hashes (StopNCII: Blocked, NotBlocked,
+    PendingReview; NCMEC: affirmative or negative): an outbox, sent with retries."""
+
+    __tablename__ = "exchange_feedback"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    exchange_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("exchanges.id", ondelete="CASCADE"), index=True
+    )
+    signal: Mapped[str] = mapped_column(String(32))
+    value: Mapped[str] = mapped_column(Text)
+    reference: Mapped[str] = mapped_column(Text)  # the exchange's own id for it, when it has one
+    feedback: Mapped[str] = mapped_column(String(32))
+    tags: Mapped[list[Any]] = mapped_column(JSON)
+    idempotency_key: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    attempts: Mapped[int] = mapped_column(Integer)
+    next_attempt_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
+    delivered_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    last_error: Mapped[str] = mapped_column(Text)
+
+
+class BankContentRow(Base):
+    """An HMA bank content item: one submission to a list through HMA's routes (each add makes
+    a new one, as HMA does). Its entries are found by the reference ``hma:ID`` in
+    ``entry_references``; deleting it withdraws that reference alone, so the value keeps
+    matching while another content item holds it. ``note`` and ``metadata`` as HMA validates
+    them; ``disable_until_ts`` (0 = enabled) as HMA's PUT sets it."""
+
+    __tablename__ = "bank_contents"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    list_id: Mapped[int] = mapped_column(
+        Id, ForeignKey("hash_lists.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    disable_until_ts: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(String(255), nullable=True)
+    content_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
