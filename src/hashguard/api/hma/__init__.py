@@ -7,10 +7,11 @@ curation (``/c``), with the core routes (``/status``, ``/readyz``, ``/livez``) h
 Errors on these routes are HMA's ``{"message": ...}`` (see ``errors.install``).
 """
 
-from typing import Any
+from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.openapi.utils import get_openapi
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from hashguard.api.hma import curation, hashing, matching
 from hashguard.api.matching import service_of
@@ -52,3 +53,35 @@ def _status(service: Service, alive: str) -> PlainTextResponse:
 router.include_router(hashing.router)
 router.include_router(matching.router)
 router.include_router(curation.router)
+
+TITLE: Final = "Open Media Match API"  # HMA's title: clients may check it
+_ALSO: Final = ("/status/live",)  # HMA's route that hashguard's status routes answer
+_DESCRIPTION: Final = (
+    "The Hasher-Matcher-Actioner (HMA) routes hashguard answers as HMA does; the differences "
+    "are listed in docs/hma-compatibility.md. hashguard's own API is at /openapi.json."
+)
+
+
+@router.get("/openapi/openapi.json", include_in_schema=False)
+async def hma_openapi(request: Request) -> JSONResponse:
+    """HMA's OpenAPI document, where HMA serves it: the HMA-compatible routes only."""
+    state = request.app.state
+    document = getattr(state, "hma_openapi", None)
+    if document is None:
+        hma = {_endpoint(r) for r in router.routes if getattr(r, "include_in_schema", False)}
+        routes = [r for r in request.app.routes
+                  if _endpoint(r) in hma or getattr(r, "path", "") in _ALSO]  # fmt: skip
+        document = get_openapi(title=TITLE, version=request.app.version,
+                               description=_DESCRIPTION, routes=routes)  # fmt: skip
+        state.hma_openapi = document
+    return JSONResponse(document)
+
+
+def _endpoint(route: Any) -> Any:
+    return getattr(route, "endpoint", None)
+
+
+@router.get("/site-map", include_in_schema=False)
+async def site_map(request: Request) -> list[str]:
+    """Every route's path, sorted, once each (HMA's site map)."""
+    return sorted({path for r in request.app.routes if (path := getattr(r, "path", None))})
