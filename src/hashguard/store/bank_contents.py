@@ -233,8 +233,10 @@ class BankContents:
     def _transition(
         self, connection: Connection, list_id: int, item: BankContent, until: int, now: float
     ) -> list[Record]:
-        """The records that take the item from its state to ``until``'s."""
-        was, will = item.enabled(now), enabled(until, now)
+        """The records that take the item from its state to ``until``'s. An item holds its
+        values while its stored ``disable_until_ts`` is 1: a time passed is still to be
+        restored (``restore_due``), which stores 1."""
+        was, will = item.disable_until_ts == ENABLED, enabled(until, now)
         if was and not will:
             return [Withdrawal(item.reference, reason=_DISABLED)]
         if will and not was:
@@ -273,7 +275,6 @@ class BankContents:
         ids = {i for r in references if (i := _content_id(r)) is not None} - {exclude}
         if not ids:
             return []
-        now = time.time()
         holding = {
             row.id
             for row in connection.execute(
@@ -283,7 +284,7 @@ class BankContents:
                     BankContentRow.deleted_at.is_(None),
                 )
             )
-            if enabled(row.disable_until_ts, now)
+            if row.disable_until_ts == ENABLED
         }
         return [Withdrawal(f"{PREFIX}{i}", reason=_GONE) for i in sorted(ids - holding)]
 
