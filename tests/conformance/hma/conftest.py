@@ -8,13 +8,12 @@ image server, and reset before each test as HMA's ``app`` fixture resets its tab
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import Engine
 
 from hashguard.store.database import open_engine
 
 from support.database import scratch_database
-from support.hma_port import HmaClient, ImageServer, reset
-from support.server import Server, running
+from support.hma_port import HmaClient, ImageServer, Served, reset
+from support.server import running
 
 # HMA fetches media by URL from anywhere; hashguard only from the hosts and networks allowed.
 FETCH_LOOPBACK = ("--fetch-host", "127.0.0.1", "--fetch-network", "127.0.0.1/32")
@@ -26,14 +25,6 @@ def image_server() -> Iterator[ImageServer]:
     images = ImageServer()
     yield images
     images.close()
-
-
-class Served:
-    """The suite's server and its database (for what HMA's fixtures do to the database)."""
-
-    def __init__(self, server: Server, engine: Engine) -> None:
-        self.server = server
-        self.engine = engine
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgresql"])
@@ -57,4 +48,3 @@ def client(served: Served) -> HmaClient:
     hma = HmaClient(served.server)
     reset(hma, served.engine)
     return hma
-
