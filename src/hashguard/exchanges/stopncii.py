@@ -51,7 +51,9 @@ FEEDBACK_VALUES: Final = ("Blocked", "NotBlocked", "PendingReview")
 # The start of a first fetch as pytx has it (the API may read 0 as "not given").
 FIRST_START: Final = 10
 _PROBES: Final = 64  # start times tried past an unreadable page before giving up
-_CASE: Final = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_CASE: Final = re.compile(
+    r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+)
 _SETTINGS: Final = {
     # name: (default, smallest, largest)
     "page_size": (800, 1, 10_000),

@@ -4,11 +4,12 @@
 ``GET /v1/FetchHashes?startTimestamp=S&pageSize=P[&nextPageToken=T]`` answers the hash records
 last modified at or after S, oldest first, P at a time: ``count``, ``hashRecords``,
 ``hasMoreRecords``, ``nextPageToken`` (while there are more; bound to S, refused with 400 for
-another S or when ``expire_tokens()`` was called) and ``nextSetTimestamp`` (the last record's
-time while there are more, the stand-in's clock after the last page). Records are snapshots: a
-hash's new status replaces its record, which moves to the end. ``POST /v1/SubmitFeedback`` keeps
-what it receives (``feedback``). Every request needs the keys (``x-functions-key`` for the
-endpoint, ``Ocp-Apim-Subscription-Key``): without them, 401 as Azure API Management answers.
+another S or when ``expire_tokens()`` was called) and ``nextSetTimestamp`` (while there are
+more, the last record's time; after the last page, the second after the stand-in's clock).
+Records are snapshots: a hash's new status replaces its record, which moves to the end.
+``POST /v1/SubmitFeedback`` keeps what it receives (``feedback``). Every request needs the keys
+(``x-functions-key`` for the endpoint, ``Ocp-Apim-Subscription-Key``): without them, 401 as
+Azure API Management answers.
 
 What a test can make happen: ``add``/``withdraw`` records, ``add_raw`` a record as it is (a
 corrupt one), ``poison`` a record so every page holding it is served as broken JSON (the
@@ -85,7 +86,7 @@ class StopNciiStandIn:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
         self.thread.start()
 
     def __enter__(self) -> "StopNciiStandIn":
@@ -259,7 +260,7 @@ class StopNciiStandIn:
                 "nextPageToken": base64.b64encode(json.dumps(next_token).encode()).decode()
                 if more
                 else None,
-                "nextSetTimestamp": page[-1].record["lastModtimestamp"] if more else self.now,
+                "nextSetTimestamp": page[-1].record["lastModtimestamp"] if more else self.now + 1,
                 "hasMoreRecords": more,
                 "hashRecords": [s.record for s in page],
             }
