@@ -357,3 +357,37 @@ def test_the_defaults_are_stopnciis() -> None:
     assert StopNcii.default_base_url == "https://api.stopncii.org/v1"
     with pytest.raises(ExchangeConfigError, match="checkpoint: expected"):
         next(StopNcii({}, KEYS, Http("https://api.stopncii.org/v1")).fetch({"since": 5}))
+
+
+def test_fetched_pages_applied_to_a_list_make_a_withdrawn_hash_stop_matching(
+    stopncii: StopNciiStandIn, database_url: str
+) -> None:
+    from hashguard.lists.model import Category, EntryStatus
+    from hashguard.matching import Matcher
+    from hashguard.matching.query import Query
+    from hashguard.signals.pdq import PdqHash
+    from hashguard.store.database import open_engine
+    from hashguard.store.lists import ListStore
+
+    engine = open_engine(database_url)
+    try:
+        store = ListStore(engine)
+        store.create("stopncii", "StopNCII", Category.NCII)
+        for n in range(1, 4):
+            stopncii.add(pdq(n))
+        stopncii.add_raw({"signalType": "ImagePDQ", "hashValue": "zz", "hashStatus": "Active"})
+        pages = list(exchange(stopncii).fetch(None))
+        assert store.apply("stopncii", [r for p in pages for r in p.records]).added == 3
+        matcher = Matcher(store, ["stopncii"])
+        query = Query.of([("pdq", PdqHash(bytes.fromhex(pdq(2)), 100))])
+        assert len(matcher.match(query)) == 1
+
+        stopncii.withdraw(pdq(2))
+        later = list(exchange(stopncii).fetch(pages[-1].checkpoint))
+        assert store.apply("stopncii", [r for p in later for r in p.records]).removed == 1
+        matcher.refresh()  # follows the list's change log: no rebuild
+        assert matcher.match(query) == []
+        status = {e.value: e.status for e in store.entries("stopncii")[1]}
+        assert status[pdq(2)] is EntryStatus.DELETED and status[pdq(1)] is EntryStatus.ACTIVE
+    finally:
+        engine.dispose()
