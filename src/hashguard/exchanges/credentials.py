@@ -99,12 +99,11 @@ def put(
     sealed = sealer.seal(scope, credentials)
     at = now or datetime.now(UTC)
     values = {"ciphertext": sealed, "key_id": sealer.key_id, "updated_at": at}
-    table = ExchangeCredentialRow.__table__
     changed = connection.execute(
         update(ExchangeCredentialRow).where(ExchangeCredentialRow.scope == scope).values(**values)
     ).rowcount
     if not changed:
-        connection.execute(insert(table).values(scope=scope, **values))
+        connection.execute(insert(ExchangeCredentialRow).values(scope=scope, **values))
 
 
 def get(connection: Connection, sealer: Sealer, scope: str) -> dict[str, Any] | None:
