@@ -106,7 +106,8 @@ def test_a_first_fetch_reads_every_page_and_checkpoints_each(stopncii: StopNciiS
     fetches = stopncii.fetches()
     assert [f.params["startTimestamp"] for f in fetches] == ["10", "10", "10"]
     assert fetches[0].params["pageSize"] == "2" and "nextPageToken" not in fetches[0].params
-    assert fetches[1].params["nextPageToken"] == pages[0].checkpoint["nextPageToken"]  # type: ignore[index]
+    between = pages[0].checkpoint or {}
+    assert fetches[1].params["nextPageToken"] == between["nextPageToken"]
     assert all(f.headers["x-functions-key"] == FETCH_KEY for f in fetches)
     assert all(f.headers["ocp-apim-subscription-key"] == SUBSCRIPTION_KEY for f in fetches)
 
@@ -391,3 +392,104 @@ def test_fetched_pages_applied_to_a_list_make_a_withdrawn_hash_stop_matching(
         assert status[pdq(2)] is EntryStatus.DELETED and status[pdq(1)] is EntryStatus.ACTIVE
     finally:
         engine.dispose()
+
+
+# --- through Sync, into a real list --------------------------------------------------------------
+
+
+@pytest.fixture
+def synced(database_url: str) -> Iterator[tuple[Any, Any]]:
+    """(Exchanges, ListStore) on a scratch database (SQLite and PostgreSQL)."""
+    import secrets
+
+    from hashguard.exchanges.credentials import Sealer
+    from hashguard.exchanges.store import Exchanges
+    from hashguard.store.database import open_engine
+    from hashguard.store.lists import ListStore
+
+    engine = open_engine(database_url)
+    lists = ListStore(engine)
+    try:
+        yield Exchanges(engine, lists, Sealer(secrets.token_bytes(32))), lists
+    finally:
+        engine.dispose()
+
+
+def test_sync_applies_fetches_a_following_matcher_stops_matching_a_withdrawal(
+    stopncii: StopNciiStandIn, synced: tuple[Any, Any]
+) -> None:
+    from hashguard.exchanges.sync import Sync
+    from hashguard.matching import Matcher
+    from hashguard.matching.query import Query
+    from hashguard.signals.pdq import PdqHash
+    from hashguard.store import audit
+
+    from support.waiting import eventually
+
+    exchanges, lists = synced
+    for n in range(1, 4):
+        stopncii.add(pdq(n))
+    stopncii.add_raw({"signalType": "ImagePDQ", "hashValue": "zz", "hashStatus": "Active",
+                      "caseNumbers": {CASE: "Active"}})  # fmt: skip
+    exchanges.add("stopncii", "stopncii", {"base_url": stopncii.base_url, "page_size": 2}, KEYS)
+
+    first = Sync(exchanges, LOOPBACK).fetch("stopncii")
+    assert (first.succeeded, first.records, first.quarantined) == (True, 3, 1), first.error
+    held = exchanges.quarantined("stopncii")
+    assert [q.position for q in held] == ["page 2 (startTimestamp 10), record 2"]
+    assert "pdq: expected" in held[0].reason and CASE not in held[0].excerpt
+    noted = audit.events(exchanges.engine, action="exchange.quarantine")
+    assert [json.loads(e.details)["position"] for e in noted] == [held[0].position]
+
+    matcher = Matcher(lists, ["stopncii"])
+    matcher.follow(0.05)
+    try:
+        query = Query.of([("pdq", PdqHash(bytes.fromhex(pdq(2)), 100))])
+        assert len(matcher.match(query)) == 1
+        stopncii.withdraw(pdq(2))
+        stopncii.add(pdq(7))
+        # A restarted server (a new Sync) goes on from the stored checkpoint.
+        asked = len(stopncii.fetches())
+        later = Sync(exchanges, LOOPBACK).fetch("stopncii")
+        assert (later.succeeded, later.records, later.quarantined) == (True, 2, 0), later.error
+        assert stopncii.fetches()[asked].params["startTimestamp"] != "10"
+        assert eventually(lambda: matcher.match(query) == [], timeout=5.0)
+        seven = Query.of([("pdq", PdqHash(bytes.fromhex(pdq(7)), 100))])
+        assert len(matcher.match(seven)) == 1
+    finally:
+        matcher.close()
+
+
+def test_sync_names_a_skipped_page_and_refused_keys_in_the_status_and_audit_log(
+    stopncii: StopNciiStandIn, synced: tuple[Any, Any]
+) -> None:
+    from hashguard.exchanges.sync import Sync
+    from hashguard.store import audit
+
+    exchanges, _ = synced
+    for n in range(1, 4):
+        stopncii.add(pdq(n))
+    stopncii.poison(pdq(4))
+    stopncii.add(pdq(5))
+    exchanges.add("stopncii", "stopncii", {"base_url": stopncii.base_url, "page_size": 2}, KEYS)
+
+    fetched = Sync(exchanges, LOOPBACK).fetch("stopncii")
+    # Pages (1, 2), then (3, 4) broken: (2, 3) read again from 2's time, then (4, 5) broken:
+    # the fetch goes on from the second after 4, so 3 (read) and 4 are the span not read.
+    assert (fetched.succeeded, fetched.records, fetched.quarantined) == (True, 5, 1)
+    status = exchanges.status("stopncii")
+    assert status.last_fetch_succeeded and status.quarantined == 1
+    [broken] = exchanges.quarantined("stopncii")
+    assert "records last modified from" in broken.position
+    assert "To fetch them again, set the checkpoint to" in broken.reason
+    events = audit.events(exchanges.engine, action="exchange.quarantine")
+    assert [json.loads(e.details)["position"] for e in events] == [broken.position]
+
+    stopncii.refuse_keys()
+    refused = Sync(exchanges, LOOPBACK).fetch("stopncii")
+    assert not refused.succeeded
+    status = exchanges.status("stopncii")
+    assert "refused the keys on FetchHashes (401)" in status.last_error and status.failures == 1
+    logged = " ".join(e.details for e in audit.events(exchanges.engine, limit=1000))
+    for key in (FETCH_KEY, SUBSCRIPTION_KEY):
+        assert key not in status.last_error and key not in logged

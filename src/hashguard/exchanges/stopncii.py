@@ -10,7 +10,8 @@ are counted as skipped, and a record that is not one is quarantined without stop
 
 A page that is not what FetchHashes answers (ThreatExchange issue #2004: HTTP 200 with broken
 JSON stalled HMA's fetch for 40+ hours) is asked for ``page_attempts`` times. If it stays
-unreadable, the fetch looks for the nearest start time after it whose page reads (a step of
+unreadable, the fetch reads again from the last page's time without the page token (nothing
+lost when that reads), else looks for the nearest start time after it whose page reads (a step of
 ``skip_seconds``, doubled until a page reads, then halved back towards the broken one) and goes
 on from there: the records last modified in between are not read. The page is quarantined
 naming that span and the checkpoint that fetches it again.
@@ -209,6 +210,7 @@ class StopNcii:
         start, token, resume_at = _resume(checkpoint, self.config["start_timestamp"])
         number = 0
         tokens: set[str] = set()
+        realigned: int | None = None  # the time a broken page was last read again from
         while True:
             number += 1
             try:
@@ -219,10 +221,16 @@ class StopNcii:
                     start, token = resume_at, None
                     envelope = self._page_with_attempts(start, None)
             except _Unreadable as unreadable:
-                good, envelope, skip = self._past(number, start, token, resume_at, unreadable)
-                yield skip
+                realign = token is not None and resume_at != realigned
+                good, envelope, skip = self._past(
+                    number, start, token, resume_at, unreadable, realign
+                )
+                if skip is None:  # read again from the last page's time: nothing lost
+                    realigned = good
+                else:
+                    yield skip
+                    number += 1
                 start, token, resume_at = good, None, good
-                number += 1
             yield self._read(number, start, envelope)
             if envelope.more and envelope.token and envelope.token not in tokens:
                 tokens.add(envelope.token)
@@ -278,30 +286,37 @@ class StopNcii:
         return _envelope(answer.body)
 
     def _past(
-        self, number: int, start: int, token: str | None, resume_at: int, unreadable: _Unreadable
-    ) -> tuple[int, _Envelope, Page]:
-        """The nearest start time after a page that stays unreadable whose page reads, that
-        page, and a page quarantining the span of records between them. Raises
-        ExchangeUnavailable when no later start time reads."""
+        self,
+        number: int,
+        start: int,
+        token: str | None,
+        resume_at: int,
+        unreadable: _Unreadable,
+        realign: bool,
+    ) -> tuple[int, _Envelope, Page | None]:
+        """Where to go on after a page that stays unreadable: the start time, its page, and a
+        page quarantining the records not read (None when none were). With ``realign``, the
+        last page's time is tried first, without the token; then the nearest later start time
+        whose page reads. Raises ExchangeUnavailable when no later start time reads."""
         # Within a run of pages, records were read up to the last page's time: start there.
         lost_from = resume_at if token else start
+        if realign and (again := self._probe(lost_from)) is not None:
+            return lost_from, again, None
+        # Doubling steps until a page reads, then halving back towards the broken one.
         found: _Envelope | None = None
         good = bad = lost_from
-        if token:
-            found = self._probe(lost_from)
-        if found is None:
-            step, limit = self.config["skip_seconds"], int(time.time()) + 86_400
-            for _ in range(_PROBES):
-                if found is not None and good - bad <= 1:
-                    break
-                at = (bad + good) // 2 if found is not None else bad + step
-                envelope = self._probe(at)
-                if envelope is not None:
-                    good, found = at, envelope
-                elif found is None and at > limit:
-                    break
-                else:
-                    bad, step = at, step * 2
+        step, limit = self.config["skip_seconds"], int(time.time()) + 86_400
+        for _ in range(_PROBES):
+            if found is not None and good - bad <= 1:
+                break
+            at = (bad + good) // 2 if found is not None else bad + step
+            envelope = self._probe(at)
+            if envelope is not None:
+                good, found = at, envelope
+            elif found is None and at > limit:
+                break
+            else:
+                bad, step = at, step * 2
         if found is None:
             raise ExchangeUnavailable(
                 f"StopNCII {FETCH}: no page from startTimestamp {lost_from} on could be read "
@@ -312,20 +327,16 @@ class StopNcii:
             f"the page stayed unreadable after {self.config['page_attempts']} attempts "
             f"({unreadable.problem})"
         )
-        if good == lost_from:
-            position = f"page {number} (startTimestamp {start}{after})"
-            reason = f"{stayed}; read again from startTimestamp {good}: no records were lost"
-        else:
-            position = (
-                f"page {number} (startTimestamp {start}{after}): records last modified from "
-                f"{lost_from} ({_moment(lost_from):%Y-%m-%d %H:%M:%S} UTC) to before {good} "
-                f"({_moment(good):%Y-%m-%d %H:%M:%S} UTC)"
-            )
-            reason = (
-                f"{stayed}; those records were not read, the fetch went on from "
-                f"startTimestamp {good}. To fetch them again, set the checkpoint to "
-                f'{{"nextSetTimestamp": {lost_from}}}'
-            )
+        position = (
+            f"page {number} (startTimestamp {start}{after}): records last modified from "
+            f"{lost_from} ({_moment(lost_from):%Y-%m-%d %H:%M:%S} UTC) to before {good} "
+            f"({_moment(good):%Y-%m-%d %H:%M:%S} UTC)"
+        )
+        reason = (
+            f"{stayed}; those records were not read, the fetch went on from "
+            f"startTimestamp {good}. To fetch them again, set the checkpoint to "
+            f'{{"nextSetTimestamp": {lost_from}}}'
+        )
         excerpt = _CASE.sub("[case]", unreadable.body[:EXCERPT].decode("utf-8", "replace"))
         skip = Page(quarantined=[Quarantined(position, reason, excerpt)],
                     checkpoint={"nextSetTimestamp": good})  # fmt: skip
