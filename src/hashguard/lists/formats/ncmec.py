@@ -21,8 +21,8 @@ How entries become list records:
 The file is parsed as a stream (bounded memory whatever its size) by defusedxml: a DTD or an
 entity declaration is refused. A file with an entry that cannot be read is refused whole
 (``read``); a page fetched from NCMEC's API (``parse_page``, for ``hashguard.exchanges.ncmec``)
-keeps the records of its readable entries and names each unreadable one (a ``BadEntry``). Export writes a list as such a document, one entry per value,
-published by the list's owner.
+keeps the records of its readable entries and names each unreadable one (a ``BadEntry``).
+Export writes a list as such a document, one entry per value, published by the list's owner.
 """
 
 from collections import Counter
