@@ -5,6 +5,7 @@ the rest of its page applies, a corrupt page retried then named, refused credent
 
 import base64
 import ipaddress
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -12,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import (
@@ -20,15 +22,22 @@ from hashguard.exchanges.api import (
     FeedbackItem,
     Page,
 )
+from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.http import Http
 from hashguard.exchanges.ncmec import NcmecExchange
+from hashguard.exchanges.store import Exchanges
+from hashguard.exchanges.sync import Sync
 from hashguard.lists.formats import ncmec as ncmec_format
 from hashguard.lists.model import Category, EntryStatus
 from hashguard.lists.records import Submission, Withdrawal
+from hashguard.matching import Matcher, Query, query
+from hashguard.signals import registry as registry_signals
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
 from support.exchanges.ncmec import NcmecStandIn
+from support.media import jpeg
+from support.waiting import eventually
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -370,3 +379,48 @@ def test_feedback_reaches_ncmec_for_entries_it_named(ncmec: NcmecStandIn) -> Non
     with pytest.raises(ExchangeUnavailable, match="refused the credentials") as refused:
         wrong.send_feedback(FeedbackItem("pdq", pdq(1), "ncmec:7:image:e1", "Blocked"))
     assert "wrong-password-1" not in str(refused.value)
+
+
+def test_sync_fetches_ncmec_into_its_list_and_a_deletion_stops_matching(engine: Engine) -> None:
+    """End to end: an exchange added with sealed credentials, fetched by ``Sync`` into the list
+    of its name; a scene's PDQ from NCMEC matches; a corrupt record is quarantined while the rest
+    applies; the member's deletion, fetched from the checkpoint, stops the match."""
+    scene = registry_signals.get("pdq").hash(jpeg(11))
+    now = datetime.now(UTC)
+    lists = ListStore(engine)
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    with NcmecStandIn(page_size=2) as stand_in:
+        stand_in.add(7, "scene", at=now - timedelta(hours=2), classification="A1", pdq=scene.hex)
+        stand_in.add(7, "other", at=now - timedelta(hours=2), classification="A2", md5=md5(1))
+        stand_in.add(8, "elsewhere", at=now - timedelta(hours=1), md5=md5(2))
+        stand_in.add(7, "bad", at=now - timedelta(hours=1), pdq="0" * 63)
+        credentials = {"username": stand_in.username, "password": stand_in.password}
+        exchanges.add("ncmec", "ncmec", {"base_url": stand_in.url, "only_esp_ids": [7]},
+                      credentials)  # fmt: skip
+        sync = Sync(exchanges, networks=LOOPBACK)
+        fetched = sync.fetch("ncmec")
+        assert fetched.succeeded, fetched.error
+        assert (fetched.quarantined, fetched.up_to_date) == (1, True)
+        matcher = Matcher(lists, ["ncmec"])
+        (match,) = matcher.match(Query.of([("pdq", scene)]))
+        assert match.labels == {"A1"} and match.value == scene.hex
+        assert matcher.match(query.parse("md5", md5(2))) == []  # member 8 is not followed
+        status = exchanges.status("ncmec")
+        assert status.last_fetch_succeeded and status.quarantined == 1
+        assert (
+            status.checkpoint_ts is not None
+            and status.checkpoint_ts > (now - timedelta(minutes=1)).timestamp()
+        )
+        (held,) = exchanges.quarantined("ncmec")
+        assert "(member 7, id bad)" in held.position and "0" * 63 in held.excerpt
+
+        # Member 7 deletes the scene's entry just after the window read (NCMEC stamps the
+        # change); the next fetch reads from the checkpoint once that second is settled.
+        after = datetime.fromtimestamp(status.checkpoint_ts, UTC)
+        stand_in.delete(7, "scene", at=after)
+        stand_in.requests.clear()
+        assert eventually(lambda: sync.fetch("ncmec").records == 1, timeout=30)
+        assert all(f"from={after:%Y-%m-%dT%H}%3A" in path for _, path in stand_in.requests)
+        assert matcher.refresh() >= 1
+        assert matcher.match(Query.of([("pdq", scene)])) == []
+        assert matcher.match(query.parse("md5", md5(1))) != []

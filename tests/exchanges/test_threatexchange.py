@@ -5,24 +5,32 @@ their indicator, a corrupt record quarantined while the rest of its page applies
 page retried then named, a refused token never shown."""
 
 import ipaddress
+import secrets
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine
 
 from hashguard.errors import Unsupported
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import ExchangeConfigError, ExchangeUnavailable, FeedbackItem, Page
+from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.http import Http
+from hashguard.exchanges.store import Exchanges
+from hashguard.exchanges.sync import Sync
 from hashguard.exchanges.threatexchange import ThreatExchangeExchange
 from hashguard.lists.model import Category, EntryStatus
 from hashguard.lists.records import Submission, Withdrawal
+from hashguard.matching import Matcher, Query, query
+from hashguard.signals import registry as signals
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
 from support.exchanges.threatexchange import ThreatExchangeStandIn
+from support.media import jpeg
 
 LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
 GROUP = 1012185296055235
@@ -233,3 +241,39 @@ def test_feedback_is_not_offered() -> None:
         with pytest.raises(Unsupported):
             exchange(te).send_feedback(FeedbackItem("pdq", pdq(1), "", "Blocked"))
         assert te.requests == []
+
+
+def test_sync_fetches_a_privacy_group_and_its_tombstone_stops_matching(engine: Engine) -> None:
+    """End to end: a ThreatExchange exchange with a sealed token, fetched by ``Sync`` into the
+    list of its name; a scene's PDQ matches until the tombstone, fetched from the checkpoint,
+    withdraws it; a corrupt update is quarantined while the rest applies."""
+    scene = signals.get("pdq").hash(jpeg(12))
+    lists = ListStore(engine)
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    with ThreatExchangeStandIn(page_size=2) as te:
+        te.add("301", "HASH_PDQ", scene.hex, at=T0 - timedelta(hours=2), tags=("csam",))
+        te.add("302", "HASH_VIDEO_MD5", md5(2), at=T0 - timedelta(hours=1))
+        te.add_raw({"id": "303", "type": "HASH_MD5", "indicator": "xyz", "last_updated": 5},
+                   at=T0 - timedelta(minutes=50))  # fmt: skip
+        config = {"base_url": te.url, "privacy_group": GROUP}
+        exchanges.add("TX_COLLAB", "fb_threatexchange", config, {"api_token": te.token})
+        sync = Sync(exchanges, networks=LOOPBACK)
+        fetched = sync.fetch("TX_COLLAB")
+        assert fetched.succeeded, fetched.error
+        assert (fetched.records, fetched.quarantined) == (2, 1)
+        matcher = Matcher(lists, ["TX_COLLAB"])
+        (match,) = matcher.match(Query.of([("pdq", scene)]))
+        assert match.labels == {"csam"}
+        assert exchanges.status("TX_COLLAB").checkpoint_ts == int(
+            (T0 - timedelta(hours=1)).timestamp()
+        )
+
+        te.delete("301", at=T0 + timedelta(minutes=1))
+        te.requests.clear()
+        again = sync.fetch("TX_COLLAB")
+        assert again.succeeded, again.error
+        assert f"start_time={int((T0 - timedelta(hours=1)).timestamp())}" in te.requests[0][0]
+        assert matcher.refresh() >= 1
+        assert matcher.match(Query.of([("pdq", scene)])) == []
+        assert matcher.match(query.parse("md5", md5(2))) != []
+        assert te.token not in repr(exchanges.status("TX_COLLAB"))
