@@ -25,7 +25,7 @@ from hashguard.exchanges.api import (
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.http import Http
 from hashguard.exchanges.ncmec import NcmecExchange
-from hashguard.exchanges.store import Exchanges
+from hashguard.exchanges.store import Exchanges, check_settings
 from hashguard.exchanges.sync import Sync
 from hashguard.lists.formats import ncmec as ncmec_format
 from hashguard.lists.model import Category, EntryStatus
@@ -112,6 +112,12 @@ def test_plug_in_is_registered_and_describes_its_settings() -> None:
         "https://hashsharing-test.ncmec.org/npo"
     )
     assert plugin.check_config({})["base_url"] == "https://report.cybertip.org/hashsharing"
+    # What the exchange store keeps: the environment's URL, unless a base URL is given.
+    assert check_settings(plugin, {"environment": "NGO"})["base_url"] == (
+        "https://hashsharing.ncmec.org/npo"
+    )
+    given = check_settings(plugin, {"environment": "NGO", "base_url": "https://ncmec.test/x"})
+    assert given["base_url"] == "https://ncmec.test/x"
     for config, named in [
         ({"environment": "Moon"}, "environment 'Moon'"),
         ({"only_esp_ids": ["seven"]}, "only_esp_ids: 'seven'"),
