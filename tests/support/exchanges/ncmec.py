@@ -157,7 +157,7 @@ class NcmecStandIn:
         self._put(Entry(member, entry_id, media, _seconds(at), classification, prints, raw=raw))
 
     def add_many(self, entries: list[Entry]) -> None:
-        """Many new entries at once (a benchmark's million)."""
+        """Many entries added or replaced at once (a benchmark's million)."""
         with self.lock:
             for entry in entries:
                 self.entries[(entry.member, entry.media, entry.id)] = entry

@@ -28,7 +28,6 @@ Export writes a list as such a document, one entry per value, published by the l
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
-from io import BytesIO
 from pathlib import Path
 from shutil import copyfileobj
 from tempfile import SpooledTemporaryFile
@@ -37,7 +36,7 @@ from xml.etree.ElementTree import Element, ParseError, tostring
 from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
+from defusedxml.ElementTree import fromstring, iterparse
 
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.model import Entry, EntryStatus, Provenance, Source
@@ -123,22 +122,36 @@ def parse_page(
 
     Raises MalformedPage when the page as a whole is not an entries document."""
     page = EntriesPage()
+    # A page is small (NCMEC serves 1,000 entries): parsed whole, by the C parser, not streamed.
     try:
-        for number, tag, element in _entries(BytesIO(body), page):
-            page.entries = number
+        root = fromstring(body, forbid_dtd=True)
+    except ParseError as error:
+        line = f"line {error.position[0]}: " if error.position else ""
+        raise MalformedPage(f"{line}malformed XML: {error}") from None
+    except DefusedXmlException as error:
+        raise MalformedPage(f"refused XML: {error}") from None
+    if _local(root.tag) != "queryResult":
+        raise MalformedPage(f"root element <{_local(root.tag)}>; expected an NCMEC <queryResult>")
+    for container in root:
+        if _local(container.tag) == "paging":
+            following = container.find("./{*}next")
+            page.next = _text(following)
+            continue
+        for element in container:
+            tag = _local(element.tag)
+            if tag not in _ENTRIES:
+                continue
+            page.entries += 1
             member = element.find("./{*}member")
             member_id = (member.get("id") or "").strip() if member is not None else ""
             if members is not None and member_id and member_id not in members:
                 skipped["entries of members not followed (only_esp_ids)"] += 1
                 continue
             try:
-                page.records.extend(_entry(number, tag, element, skipped))
+                page.records.extend(_entry(page.entries, tag, element, skipped))
             except _BadEntry as error:
                 excerpt = tostring(element, encoding="unicode")[:EXCERPT]
-                page.bad.append(BadEntry(number, error.where, error.reason, excerpt))
-    except _NotEntries as error:
-        line = f"line {error.line}: " if error.line is not None else ""
-        raise MalformedPage(f"{line}{error}") from None
+                page.bad.append(BadEntry(page.entries, error.where, error.reason, excerpt))
     return page
 
 
@@ -148,11 +161,9 @@ class _NotEntries(Exception):
         self.line = line
 
 
-def _entries(
-    source: str | BytesIO, page: EntriesPage | None = None
-) -> Iterator[tuple[int, str, Element]]:
-    """(number, tag, element) of each entry of a document, streamed; its ``paging/next`` link
-    into ``page``. Raises _NotEntries for a document that is not an entries document."""
+def _entries(source: str) -> Iterator[tuple[int, str, Element]]:
+    """(number, tag, element) of each entry of a document, streamed. Raises _NotEntries for a
+    document that is not an entries document."""
     number = 0
     parents: list[Element] = []
     try:
@@ -166,8 +177,6 @@ def _entries(
                 parents.append(element)
                 continue
             parents.pop()
-            if page is not None and tag == "next" and len(parents) == 2:
-                page.next = _text(element)
             if tag not in _ENTRIES or len(parents) != 2:
                 continue
             number += 1
