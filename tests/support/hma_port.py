@@ -142,7 +142,8 @@ def reset(client: HmaClient) -> None:
     exchanges = client.get("/c/exchanges")
     if exchanges.status_code == 200:  # the exchange routes may be missing
         for name in exchanges.json():
-            assert client.delete(f"/c/exchange/{name}").status_code == 200
+            deleted = client.delete(f"/c/exchange/{name}")
+            assert deleted.status_code == 200, deleted.text
     apis = client.get("/c/exchanges/apis")
     if apis.status_code == 200:
         for api in apis.json():
@@ -154,7 +155,8 @@ def reset(client: HmaClient) -> None:
     for bank in banks.json():
         deleted = client.delete(f"/c/bank/{bank['name']}")
         assert deleted.status_code == 200, deleted.text
-    assert client.get("/c/banks").json() == [], "the banks of the last test are still there"
+    left = client.get("/c/banks").json()
+    assert left == [], f"the banks of the last test are still there: {left}"
 
 
 PROBE_BANK = "HMA_PORT_PROBE"
@@ -170,7 +172,8 @@ class ContentIds:
         added = client.post(f"/c/bank/{PROBE_BANK}/signal", json={"pdq": PDQ_EXAMPLES[0]})
         assert added.status_code == 200, added.text
         self.last: int = added.json()["id"]
-        assert client.delete(f"/c/bank/{PROBE_BANK}").status_code == 200
+        removed = client.delete(f"/c/bank/{PROBE_BANK}")
+        assert removed.status_code == 200, removed.text
 
     def __call__(self, n: int) -> int:
         return self.last + n
