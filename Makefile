@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown clean
+.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown clean
 
 install: $(STAMP)
 
@@ -30,6 +30,11 @@ lint: install
 test: install lint
 	@scripts/ensure-system-packages $(PYTHON) --test
 	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2
+
+# HMA's own API tests, ported (tests/conformance/hma): a real `hashguard serve` per database,
+# SQLite and PostgreSQL, as HMA clients call it. `make test` runs them too.
+test-hma: install
+	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 tests/conformance/hma
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

@@ -73,10 +73,16 @@ PORT_ATTEMPTS = 3
 
 @contextmanager
 def running(
-    database_url: str, *options: str, roles: bool = True, environment: Mapping[str, str] = {}
+    database_url: str,
+    *options: str,
+    roles: bool = True,
+    environment: Mapping[str, str] = {},
+    ready: bool = True,
 ) -> Iterator[Server]:
     """Serve ``database_url`` until the block ends; keys for every role (``server.tokens``).
-    ``environment`` adds to (or replaces some of) the server's environment variables."""
+    ``environment`` adds to (or replaces some of) the server's environment variables. The block
+    starts once the server is ready (its lists loaded), or, with ``ready=False``, as soon as it
+    listens."""
     engine = open_engine(database_url)
     tokens = {}
     if roles:
@@ -104,7 +110,8 @@ def running(
     server.tokens = tokens
     server.secret_file = secret_file
     try:
-        wait_until_ready(server)
+        if ready:
+            wait_until_ready(server)
         yield server
     finally:
         _stop(server, reader)
