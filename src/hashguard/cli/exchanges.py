@@ -72,7 +72,12 @@ QUARANTINE_SHOWN: Final = 20  # records `status NAME` lists
 def add(
     configuration: "Configuration",
     name: Name,
-    api: Annotated[str, typer.Option("--api", help="The plug-in: sample, hashguard, ncmec, stopncii, fb_threatexchange.")],
+    api: Annotated[
+        str,
+        typer.Option(
+            "--api", help="The plug-in: sample, hashguard, ncmec, stopncii, fb_threatexchange."
+        ),
+    ],
     base_url: Annotated[
         str, typer.Option("--base-url", metavar="URL", help="The exchange's http(s) address.")
     ] = "",
@@ -336,7 +341,8 @@ def status_lines(exchanges: "Exchanges", name: str) -> list[str]:
     lines.append(f"  quarantined             {state.quarantined}")
     held = _db(lambda: exchanges.quarantined(name, limit=QUARANTINE_SHOWN))
     for record in held:
-        lines.append(f"    {_when(record.at)}  {record.position}: {' '.join(record.reason.split())}")
+        reason = " ".join(record.reason.split())
+        lines.append(f"    {_when(record.at)}  {record.position}: {reason}")
     if state.quarantined > len(held):
         lines.append(f"    ... {state.quarantined - len(held)} older (GET "
                      f"/v1/exchanges/{name}/quarantine)")  # fmt: skip
