@@ -7,6 +7,7 @@ hashguard.lists.mirror.
 import ipaddress
 import json
 from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 from hashguard.exchanges.api import (
@@ -65,6 +66,15 @@ def _message(body: bytes) -> str:
         return str(json.loads(body)["error"]["message"])
     except (ValueError, KeyError, TypeError):
         return body[:200].decode("utf-8", "replace")
+
+
+def _moment(text: str) -> datetime | None:
+    """A change's time (ISO 8601), or None when it has none readable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 def _changes_path(name: str) -> str:
@@ -139,6 +149,7 @@ class HashguardExchange:
                     continue
                 record: Record = change
                 page.records.append(record)
+                page.checkpoint_at = _moment(change.at) or page.checkpoint_at
             since += len(items)
             page.checkpoint = {"version": since}
             yield page

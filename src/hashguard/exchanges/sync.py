@@ -234,6 +234,17 @@ class Sync:
         except Exception as error:  # the list refused a change, the database failed
             return self._failed(lease, row, error)
 
+    def plugin(self, exchange_id: int) -> ExchangeApi:
+        """The plug-in of exchange ``exchange_id`` built as a fetch builds it (its settings,
+        credentials, Http). Raises ExchangeNotFound, CredentialsUnreadable,
+        ExchangeConfigError."""
+        table = ExchangeRow.__table__
+        with self.engine.connect() as connection:
+            row = connection.execute(select(table).where(table.c.id == exchange_id)).first()
+        if row is None:
+            raise ExchangeNotFound(f"no exchange {exchange_id}")
+        return self._plugin(row)
+
     def _plugin(self, row: Any) -> ExchangeApi:
         plugin = registry.get(row.api)
         opened = self.exchanges.credentials_for(row.name)
