@@ -220,8 +220,9 @@ def rotate_secret(
     configuration: "Configuration",
     old_secret_file: Annotated[
         Path,
-        typer.Option("--old-secret-file", metavar="OLD", help="The secret file they are sealed "
-                     "under now."),
+        typer.Option(
+            "--old-secret-file", metavar="OLD", help="The secret file they are sealed under now."
+        ),
     ],
     actor: Actor = "",
 ) -> None:
@@ -377,7 +378,7 @@ def read_credentials(path: Path) -> dict[str, Any]:
         # the position only: the message of a JSON error can quote the secret
         fail(f"{where}: the credentials are not JSON (line {getattr(error, 'lineno', '?')})")
     if not isinstance(given, dict) or not given:
-        fail(f"{where}: expected a JSON object of credentials, e.g. {{\"api_key\": \"...\"}}")
+        fail(f'{where}: expected a JSON object of credentials, e.g. {{"api_key": "..."}}')
     return given
 
 
