@@ -319,7 +319,7 @@ def status_lines(exchanges: "Exchanges", name: str) -> list[str]:
     checkpoint = "-"
     if state.checkpoint_ts is not None:
         age = max(0, int(now.timestamp()) - state.checkpoint_ts)
-        checkpoint = f"{_stamp(state.checkpoint_ts)} ({_duration(age)} ago)"
+        checkpoint = f"{_stamp(state.checkpoint_ts)} ({_age(age)} ago)"
     running = "-" if state.running_fetch_start_ts is None else _stamp(state.running_fetch_start_ts)
     lines = [
         f"exchange {exchange.name}  {exchange.api} -> list {exchange.list}  "
@@ -468,6 +468,16 @@ def _duration(seconds: int) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
+
+
+def _age(seconds: int) -> str:
+    """``3d 4h``, ``2h 5m``, ``4m 10s``: the two largest units."""
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, rest = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    return f"{hours}h {minutes}m" if hours else f"{minutes}m {rest}s"
 
 
 def _count(value: Any) -> str:
