@@ -36,7 +36,7 @@ def config(database_url: str, tmp_path: Path) -> Path:
     path = tmp_path / "hg.toml"
     path.write_text(f'database_url = "{database_url}"\n\n[server]\n'
                     f'secret_file = "{tmp_path / "secret.key"}"\n\n[fetch]\n'
-                    'fetch_networks = ["127.0.0.0/8"]\n')  # fmt: skip
+                    'exchange_networks = ["127.0.0.0/8"]\n')  # fmt: skip
     return path
 
 

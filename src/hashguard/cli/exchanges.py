@@ -43,7 +43,7 @@ credentials_app = typer.Typer(
 exchanges_app.add_typer(credentials_app)
 
 FLAGGED = frozenset(
-    {"database_url", "secret_file", "fetch_networks", "fetch_timeout"}
+    {"database_url", "secret_file", "exchange_networks"}
     | {name for name, (_, spec) in SETTINGS.items() if spec.section == "exchanges"}
 )
 exchange_settings = functools.partial(with_settings, flagged=FLAGGED)
@@ -450,7 +450,7 @@ def _exchanges(settings: "ServiceSettings") -> "Exchanges":
 def _sync(settings: "ServiceSettings") -> "Sync":
     from hashguard.exchanges.sync import Sync
 
-    return Sync(_exchanges(settings), settings.fetch_networks, settings.fetch_timeout)
+    return Sync(_exchanges(settings), settings.exchange_networks)
 
 
 def _db(read: Callable[[], T]) -> T:
