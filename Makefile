@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown clean
+.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges clean
 
 install: $(STAMP)
 
@@ -41,7 +41,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -69,6 +69,9 @@ bench-hotline: $(BENCH_STAMP)
 
 bench-takedown: $(BENCH_STAMP)
 	@$(BIN)/python bench/takedown.py
+
+bench-exchanges: $(BENCH_STAMP)
+	@$(BIN)/python bench/exchanges.py
 
 bench-hasher: $(BENCH_STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --test

@@ -129,10 +129,13 @@ class Removed:
 
 def check_settings(plugin: type[ExchangeApi], config: Mapping[str, Any]) -> dict[str, Any]:
     """``config`` checked by ``plugin`` (defaults filled in), with the base URL (given, or
-    the plug-in's default) checked as an http(s) URL. Raises ExchangeConfigError naming the
-    field."""
+    the one the plug-in's settings name, or its default) checked as an http(s) URL. Raises
+    ExchangeConfigError naming the field."""
     given = dict(config)
-    base = str(given.pop(BASE_URL, "") or plugin.default_base_url or "").strip()
+    base = str(given.pop(BASE_URL, "") or "").strip()
+    checked = plugin.check_config(given)
+    # Without a base URL given, the plug-in's settings may say it (NCMEC's environment).
+    base = base or str(checked.get(BASE_URL) or plugin.default_base_url or "").strip()
     if base:
         Http(base)  # raises ExchangeConfigError for what is not an http(s) URL with a host
     elif not getattr(plugin, "local", False):
@@ -140,7 +143,6 @@ def check_settings(plugin: type[ExchangeApi], config: Mapping[str, Any]) -> dict
             f"base_url: required (the {plugin.name} plug-in has no default): the exchange's "
             "http or https URL"
         )
-    checked = plugin.check_config(given)
     return {**checked, BASE_URL: base}
 
 

@@ -19,21 +19,24 @@ How entries become list records:
   matched by hashguard: they are counted in ``skipped`` and reported, never silently dropped.
 
 The file is parsed as a stream (bounded memory whatever its size) by defusedxml: a DTD or an
-entity declaration is refused. Export writes a list as such a document, one entry per value,
-published by the list's owner.
+entity declaration is refused. A file with an entry that cannot be read is refused whole
+(``read``); a page fetched from NCMEC's API (``parse_page``, for ``hashguard.exchanges.ncmec``)
+keeps the records of its readable entries and names each unreadable one (a ``BadEntry``).
+Export writes a list as such a document, one entry per value, published by the list's owner.
 """
 
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from shutil import copyfileobj
 from tempfile import SpooledTemporaryFile
 from typing import Final, TextIO
-from xml.etree.ElementTree import Element, ParseError
+from xml.etree.ElementTree import Element, ParseError, tostring
 from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import DefusedXmlException
-from defusedxml.ElementTree import iterparse
+from defusedxml.ElementTree import fromstring, iterparse
 
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.model import Entry, EntryStatus, Provenance, Source
@@ -42,6 +45,7 @@ from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawa
 NAMESPACE: Final = "https://hashsharing.ncmec.org/hashsharing/v2"
 # Fingerprint elements hashguard matches, and the list signal each becomes.
 SIGNALS: Final = {"md5": "md5", "sha1": "sha1", "pdq": "pdq"}
+EXCERPT: Final = 2000  # characters of an unreadable entry kept
 _ENTRIES: Final = {
     "image": ("image", False),
     "deletedImage": ("image", True),
@@ -55,6 +59,41 @@ def reference(member_id: str, media: str, entry_id: str) -> str:
     return f"ncmec:{member_id}:{media}:{entry_id}"
 
 
+@dataclass(frozen=True, slots=True)
+class BadEntry:
+    """An entry of a page that cannot be read: its number in the page (1-based), where it is
+    (``<image> 3 (member 7, id e1)``), why, and its XML (at most ``EXCERPT`` characters)."""
+
+    number: int
+    where: str
+    reason: str
+    excerpt: str
+
+
+@dataclass(slots=True)
+class EntriesPage:
+    """One page of ``GET /v2/entries``: the records of its readable entries, the entries that
+    could not be read, how many entries it held, and its ``paging/next`` link ("" on the last
+    page)."""
+
+    records: list[Record] = field(default_factory=list)
+    bad: list[BadEntry] = field(default_factory=list)
+    entries: int = 0
+    next: str = ""
+
+
+class MalformedPage(InvalidRecord):
+    """A page that is not an NCMEC entries document at all (not XML, refused XML, another root
+    element); the message says which."""
+
+
+class _BadEntry(Exception):
+    def __init__(self, where: str, reason: str) -> None:
+        super().__init__(f"{where}: {reason}")
+        self.where = where
+        self.reason = reason
+
+
 def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
     """Submissions and withdrawals from an NCMEC entries document, streamed.
 
@@ -62,15 +101,78 @@ def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
     member and id) and what was wrong."""
     path = Path(path)
     skipped = skipped if skipped is not None else Counter()
+    try:
+        for number, tag, element in _entries(str(path)):
+            try:
+                yield from _entry(number, tag, element, skipped)
+            except _BadEntry as error:
+                raise ListFormatError(path, None, str(error)) from None
+    except _NotEntries as error:
+        raise ListFormatError(path, error.line, str(error)) from None
+    except OSError as error:
+        raise ListFormatError(path, None, f"cannot read: {error.strerror or error}") from None
+
+
+def parse_page(
+    body: bytes, skipped: Counter[str], members: Collection[str] | None = None
+) -> EntriesPage:
+    """The records of one page of NCMEC's entries API held in memory (``body``): an entry that
+    cannot be read is a BadEntry of the page, never stopping the ones after it; entries of
+    members not in ``members`` (when given) are left out and counted in ``skipped``.
+
+    Raises MalformedPage when the page as a whole is not an entries document."""
+    page = EntriesPage()
+    # A page is small (NCMEC serves 1,000 entries): parsed whole, by the C parser, not streamed.
+    try:
+        root = fromstring(body, forbid_dtd=True)
+    except ParseError as error:
+        line = f"line {error.position[0]}: " if error.position else ""
+        raise MalformedPage(f"{line}malformed XML: {error}") from None
+    except DefusedXmlException as error:
+        raise MalformedPage(f"refused XML: {error}") from None
+    if _local(root.tag) != "queryResult":
+        raise MalformedPage(f"root element <{_local(root.tag)}>; expected an NCMEC <queryResult>")
+    for container in root:
+        if _local(container.tag) == "paging":
+            following = container.find("./{*}next")
+            page.next = _text(following)
+            continue
+        for element in container:
+            tag = _local(element.tag)
+            if tag not in _ENTRIES:
+                continue
+            page.entries += 1
+            member = element.find("./{*}member")
+            member_id = (member.get("id") or "").strip() if member is not None else ""
+            if members is not None and member_id and member_id not in members:
+                skipped["entries of members not followed (only_esp_ids)"] += 1
+                continue
+            try:
+                page.records.extend(_entry(page.entries, tag, element, skipped))
+            except _BadEntry as error:
+                excerpt = tostring(element, encoding="unicode")[:EXCERPT]
+                page.bad.append(BadEntry(page.entries, error.where, error.reason, excerpt))
+    return page
+
+
+class _NotEntries(Exception):
+    def __init__(self, line: int | None, problem: str) -> None:
+        super().__init__(problem)
+        self.line = line
+
+
+def _entries(source: str) -> Iterator[tuple[int, str, Element]]:
+    """(number, tag, element) of each entry of a document, streamed. Raises _NotEntries for a
+    document that is not an entries document."""
     number = 0
     parents: list[Element] = []
     try:
-        for event, element in iterparse(str(path), events=("start", "end"), forbid_dtd=True):
+        for event, element in iterparse(source, events=("start", "end"), forbid_dtd=True):
             tag = _local(element.tag)
             if event == "start":
                 if not parents and tag != "queryResult":
-                    raise ListFormatError(
-                        path, None, f"root element <{tag}>; expected an NCMEC <queryResult>"
+                    raise _NotEntries(
+                        None, f"root element <{tag}>; expected an NCMEC <queryResult>"
                     )
                 parents.append(element)
                 continue
@@ -78,20 +180,17 @@ def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
             if tag not in _ENTRIES or len(parents) != 2:
                 continue
             number += 1
-            yield from _entry(path, number, tag, element, skipped)
+            yield number, tag, element
             parents[-1].remove(element)  # done with it: memory stays bounded
     except ParseError as error:
         line = error.position[0] if error.position else None
-        raise ListFormatError(path, line, f"malformed XML: {error}") from None
+        raise _NotEntries(line, f"malformed XML: {error}") from None
     except DefusedXmlException as error:
-        raise ListFormatError(path, None, f"refused XML: {error}") from None
-    except OSError as error:
-        raise ListFormatError(path, None, f"cannot read: {error.strerror or error}") from None
+        raise _NotEntries(None, f"refused XML: {error}") from None
 
 
-def _entry(
-    path: Path, number: int, tag: str, element: Element, skipped: Counter[str]
-) -> Iterator[Record]:
+def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> list[Record]:
+    """The records of one entry; raises _BadEntry saying where and what is wrong."""
     media, deleted = _ENTRIES[tag]
     children = {_local(child.tag): child for child in element}
     classifications = [
@@ -102,17 +201,17 @@ def _entry(
     member_id = (member.get("id") or "").strip() if member is not None else ""
     where = f"<{tag}> {number}" + (f" (member {member_id}, id {entry_id})" if entry_id else "")
     if member is None or not member_id:
-        raise ListFormatError(path, None, f"{where}: no <member id=...>")
+        raise _BadEntry(where, "no <member id=...>")
     if not entry_id:
-        raise ListFormatError(path, None, f"{where}: no <id>")
+        raise _BadEntry(where, "no <id>")
     ref = reference(member_id, media, entry_id)
     if deleted:
-        yield Withdrawal(ref, None, f"NCMEC: member {member_id} deleted {media} {entry_id}")
-        return
+        return [Withdrawal(ref, None, f"NCMEC: member {member_id} deleted {media} {entry_id}")]
     organisation = _text(member) or f"NCMEC member {member_id}"
     provenance = Provenance(organisation, "", (Source(organisation, "", ref),))
     labels = frozenset(classifications)
     values: dict[tuple[str, str], None] = {}
+    unread: Counter[str] = Counter()  # counted only once the entry is known to be readable
     fingerprints = children.get("fingerprints")
     for fingerprint in fingerprints if fingerprints is not None else ():
         name = _local(fingerprint.tag)
@@ -121,20 +220,23 @@ def _entry(
         if signal is None or not text:
             large = fingerprint.get("href") is not None and not text
             why = "served by URL, not fetched" if large else "not supported"
-            skipped[f"{name} fingerprints ({why})"] += 1
+            unread[f"{name} fingerprints ({why})"] += 1
             continue
         try:
             values[(signal, canonical(signal, text))] = None
         except InvalidRecord as error:
-            raise ListFormatError(path, None, f"{where}: {error}") from None
+            raise _BadEntry(where, str(error)) from None
+    skipped.update(unread)
     if not values:
         skipped[f"{media} entries with no md5, sha1 or pdq fingerprint"] += 1
-    for signal, value in values:
-        yield Submission(signal, value, labels, provenance, restates=True)
+    records: list[Record] = [
+        Submission(signal, value, labels, provenance, restates=True) for signal, value in values
+    ]
     # The record is the member's whole entry now: what it no longer lists loses this source.
-    yield Withdrawal(
-        ref, frozenset(values), f"NCMEC: member {member_id} changed {media} {entry_id}"
+    records.append(
+        Withdrawal(ref, frozenset(values), f"NCMEC: member {member_id} changed {media} {entry_id}")
     )
+    return records
 
 
 def _local(tag: str) -> str:

@@ -1,0 +1,279 @@
+"""The ThreatExchange plug-in against the Graph API's threat updates on loopback
+(``support.exchanges.threatexchange``), through the real ``exchanges.http.Http``: a privacy
+group's updates page by page, the checkpoint as the newest update time, tombstones withdrawing
+their indicator, a corrupt record quarantined while the rest of its page applies, a corrupt
+page retried then named, a refused token never shown."""
+
+import ipaddress
+import secrets
+from collections import Counter
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine
+
+from hashguard.errors import Unsupported
+from hashguard.exchanges import registry
+from hashguard.exchanges.api import ExchangeConfigError, ExchangeUnavailable, FeedbackItem, Page
+from hashguard.exchanges.credentials import Sealer
+from hashguard.exchanges.http import Http
+from hashguard.exchanges.store import Exchanges
+from hashguard.exchanges.sync import Sync
+from hashguard.exchanges.threatexchange import ThreatExchangeExchange
+from hashguard.lists.model import Category, EntryStatus
+from hashguard.lists.records import Submission, Withdrawal
+from hashguard.matching import Matcher, Query, query
+from hashguard.signals import registry as signals
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+from support.exchanges.threatexchange import ThreatExchangeStandIn
+from support.media import jpeg
+
+LOOPBACK = [ipaddress.ip_network("127.0.0.0/8")]
+GROUP = 1012185296055235
+T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+def pdq(n: int) -> str:
+    return f"{n:064x}"
+
+
+def md5(n: int) -> str:
+    return f"{n:032x}"
+
+
+def exchange(stand_in: ThreatExchangeStandIn, *, token: str | None = None,
+             timeout: float = 30, group: int = GROUP) -> ThreatExchangeExchange:  # fmt: skip
+    config = ThreatExchangeExchange.check_config({"base_url": stand_in.url, "privacy_group": group})
+    http = Http(config["base_url"], LOOPBACK, timeout=timeout)
+    return ThreatExchangeExchange(config, {"api_token": token or stand_in.token}, http)
+
+
+def records(pages: list[Page]) -> list[Any]:
+    return [record for page in pages for record in page.records]
+
+
+@pytest.fixture
+def te() -> Iterator[ThreatExchangeStandIn]:
+    with ThreatExchangeStandIn(page_size=2) as stand_in:
+        yield stand_in
+
+
+def seed(te: ThreatExchangeStandIn) -> None:
+    te.add("101", "HASH_PDQ", pdq(1).upper(), at=T0 - timedelta(hours=5), tags=("csam", "a1"))
+    te.add("102", "HASH_MD5", md5(2), at=T0 - timedelta(hours=4), tags=("csam",))
+    te.add("103", "URI", "https://example.org/x", at=T0 - timedelta(hours=3))
+    te.add("104", "HASH_VIDEO_MD5", md5(4), at=T0 - timedelta(hours=3))
+    te.add("105", "VIDEO_HASH_MD5", md5(5), at=T0 - timedelta(hours=2))
+    te.add("106", "HASH_SHA256", "ab" * 32, at=T0 - timedelta(hours=1), tags=("tvec",))
+    te.delete("107", at=T0 - timedelta(minutes=30))  # deleted before we ever saw it
+
+
+def test_plug_in_is_registered_with_hmas_schema() -> None:
+    plugin = registry.get("fb_threatexchange")
+    assert plugin is ThreatExchangeExchange and not plugin.supports_feedback
+    fields = {f["name"]: f for f in plugin.config_schema.as_json()["fields"]}
+    assert fields["privacy_group"]["type"] == "number" and fields["privacy_group"]["required"]
+    assert plugin.credentials_schema is not None
+    token = {f.name: f for f in plugin.credentials_schema.fields}["api_token"]
+    assert token.type == "string" and token.secret
+    assert plugin.check_config({"privacy_group": "12"}) == {
+        "base_url": "https://graph.facebook.com/v21.0",
+        "privacy_group": 12,
+    }
+    for config in ({}, {"privacy_group": "abc"}, {"privacy_group": -3}, {"privacy_group": 1.5}):
+        with pytest.raises(ExchangeConfigError, match="privacy_group"):
+            plugin.check_config(config)
+    with pytest.raises(ExchangeConfigError, match="unknown setting"):
+        plugin.check_config({"privacy_group": 1, "environment": "x"})
+    with pytest.raises(ExchangeConfigError, match=r"APP_ID\|SECRET") as refused:
+        plugin.check_credentials({"api_token": "not a token secret-xyz"})
+    assert "secret-xyz" not in str(refused.value)
+
+
+def test_first_fetch_reads_every_page_of_updates(te: ThreatExchangeStandIn) -> None:
+    seed(te)
+    pages = list(exchange(te).fetch(None))
+    assert len(pages) == 4  # 7 updates, 2 a page
+    first, *_ = te.requests
+    assert first[0].startswith(f"/v21.0/{GROUP}/threat_updates?fields=id%2Cindicator%2Ctype")
+    assert "start_time" not in first[0] and "access_token" not in first[0]
+    assert first[1]["Authorization"] == f"OAuth {te.token}"
+    assert all("after=" in path for path, _ in te.requests[1:])
+    times = [page.checkpoint["update_time"] for page in pages if page.checkpoint]
+    assert times == sorted(times) and len(times) == 4
+    assert times[-1] == int((T0 - timedelta(minutes=30)).timestamp())
+    assert pages[-1].checkpoint_at == T0 - timedelta(minutes=30)
+
+    got = records(pages)
+    submissions = {(r.signal, r.value): r for r in got if isinstance(r, Submission)}
+    assert set(submissions) == {
+        ("pdq", pdq(1)), ("md5", md5(2)), ("md5", md5(4)), ("md5", md5(5)), ("sha256", "ab" * 32),
+    }  # fmt: skip
+    held = submissions[("pdq", pdq(1))]
+    assert held.labels == {"csam", "a1"} and held.restates
+    assert [s.reference for s in held.provenance.sources] == [f"fb_threatexchange:{GROUP}:101"]
+    assert held.provenance.sources[0].organisation == f"ThreatExchange privacy group {GROUP}"
+    assert [r.reference for r in got if isinstance(r, Withdrawal)] == [
+        f"fb_threatexchange:{GROUP}:107"
+    ]
+    skipped = sum((page.skipped for page in pages), start=Counter())
+    assert skipped == {"URI indicators (not supported)": 1}
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[ListStore]:
+    engine = open_engine(database_url)
+    yield ListStore(engine)
+    engine.dispose()
+
+
+def test_incremental_fetch_from_the_update_time_applies_tombstones(
+    te: ThreatExchangeStandIn, store: ListStore
+) -> None:
+    store.create("fb_threatexchange", "ThreatExchange", Category.KNOWN_CSAM)
+    seed(te)
+    first = list(exchange(te).fetch(None))
+    store.apply("fb_threatexchange", records(first))
+    active = {
+        (e.signal, e.value) for e in store.entries("fb_threatexchange", [EntryStatus.ACTIVE])[1]
+    }
+    assert len(active) == 5
+
+    te.delete("101", at=T0 + timedelta(minutes=5))  # the PDQ withdrawn
+    te.add("102", "HASH_MD5", md5(2), at=T0 + timedelta(minutes=6), tags=("reviewed",))
+    te.add("108", "HASH_PDQ", pdq(8), at=T0 + timedelta(minutes=7), tags=("csam",))
+    te.requests.clear()
+    checkpoint = first[-1].checkpoint
+    second = list(exchange(te).fetch(checkpoint))
+    assert f"start_time={checkpoint['update_time']}" in te.requests[0][0]
+    got = records(second)
+    # The update at the checkpoint's second is read again (start_time includes it): harmless.
+    assert [r.reference for r in got if isinstance(r, Withdrawal)] == [
+        f"fb_threatexchange:{GROUP}:107",
+        f"fb_threatexchange:{GROUP}:101",
+    ]
+    summary = store.apply("fb_threatexchange", got)
+    assert summary.removed == 1 and summary.added == 1
+    entries = {(e.signal, e.value): e for e in store.entries("fb_threatexchange")[1]}
+    assert entries[("pdq", pdq(1))].status is EntryStatus.DELETED
+    assert entries[("md5", md5(2))].labels == {"reviewed"}  # restated by its only source
+    assert entries[("pdq", pdq(8))].status is EntryStatus.ACTIVE
+    assert second[-1].checkpoint == {"update_time": int((T0 + timedelta(minutes=7)).timestamp())}
+
+
+def test_a_corrupt_record_is_quarantined_and_the_rest_of_its_page_applied(
+    te: ThreatExchangeStandIn,
+) -> None:
+    te.page_size = 10
+    te.add("201", "HASH_PDQ", pdq(1), at=T0 - timedelta(hours=3))
+    te.add("202", "HASH_PDQ", "not-a-hash", at=T0 - timedelta(hours=2))
+    te.add_raw(
+        {"indicator": md5(3), "type": "HASH_MD5", "last_updated": 1}, at=T0 - timedelta(hours=2)
+    )
+    te.add_raw({"id": "204", "indicator": md5(4), "type": "HASH_MD5", "last_updated": "soon"},
+               at=T0 - timedelta(hours=2))  # fmt: skip
+    te.add("205", "HASH_MD5", md5(5), at=T0 - timedelta(hours=1))
+    pages = list(exchange(te).fetch(None))
+    assert len(pages) == 1
+    assert {r.value for r in pages[0].records} == {pdq(1), md5(5)}
+    bad = {q.position: q for q in pages[0].quarantined}
+    assert set(bad) == {
+        "page 1 of threat updates since the start, update 2 (id 202)",
+        "page 1 of threat updates since the start, update 3",
+        "page 1 of threat updates since the start, update 4 (id 204)",
+    }
+    assert "pdq" in bad["page 1 of threat updates since the start, update 2 (id 202)"].reason
+    assert "no id" in bad["page 1 of threat updates since the start, update 3"].reason
+    assert md5(3) in bad["page 1 of threat updates since the start, update 3"].excerpt
+    assert (
+        "last_updated" in bad["page 1 of threat updates since the start, update 4 (id 204)"].reason
+    )
+    assert pages[0].checkpoint == {"update_time": int((T0 - timedelta(hours=1)).timestamp())}
+
+
+def test_a_corrupt_page_is_asked_for_again_then_named_and_the_fetch_stops(
+    te: ThreatExchangeStandIn,
+) -> None:
+    seed(te)
+    te.corrupt_page(2, times=2)
+    assert len(list(exchange(te).fetch(None))) == 4
+    te.corrupt_page(2)
+    fetched: list[Page] = []
+    with pytest.raises(ExchangeUnavailable) as failed:
+        for page in exchange(te).fetch(None):
+            fetched.append(page)
+    message = str(failed.value)
+    assert "page 2 of threat updates since the start stayed unreadable after 3 tries" in message
+    assert "cannot be skipped" in message and te.token not in message
+    assert len(fetched) == 1 and fetched[0].checkpoint is not None
+
+
+def test_a_slow_page_ends_the_fetch_as_unavailable(te: ThreatExchangeStandIn) -> None:
+    seed(te)
+    te.slow_page(2)
+    fetched: list[Page] = []
+    with pytest.raises(ExchangeUnavailable, match="timed out") as failed:
+        for page in exchange(te, timeout=1).fetch(None):
+            fetched.append(page)
+    te.release()
+    assert len(fetched) == 1 and te.token not in str(failed.value)
+
+
+def test_a_refused_token_or_group_is_named_without_the_token(te: ThreatExchangeStandIn) -> None:
+    seed(te)
+    wrong = "1234567890123|wrongsecretwrongsecret"
+    with pytest.raises(ExchangeUnavailable) as refused:
+        list(exchange(te, token=wrong).fetch(None))
+    message = str(refused.value)
+    assert "refused the access token" in message and "OAuthException 190" in message
+    assert "wrongsecret" not in message and te.token.split("|")[1] not in message
+    assert len(te.requests) == 1  # not retried
+    with pytest.raises(ExchangeUnavailable, match="GraphMethodException 100"):
+        list(exchange(te, group=42).fetch(None))
+
+
+def test_feedback_is_not_offered() -> None:
+    with ThreatExchangeStandIn() as te:
+        with pytest.raises(Unsupported):
+            exchange(te).send_feedback(FeedbackItem("pdq", pdq(1), "", "Blocked"))
+        assert te.requests == []
+
+
+def test_sync_fetches_a_privacy_group_and_its_tombstone_stops_matching(engine: Engine) -> None:
+    """End to end: a ThreatExchange exchange with a sealed token, fetched by ``Sync`` into the
+    list of its name; a scene's PDQ matches until the tombstone, fetched from the checkpoint,
+    withdraws it; a corrupt update is quarantined while the rest applies."""
+    scene = signals.get("pdq").hash(jpeg(12))
+    lists = ListStore(engine)
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    with ThreatExchangeStandIn(page_size=2) as te:
+        te.add("301", "HASH_PDQ", scene.hex, at=T0 - timedelta(hours=2), tags=("csam",))
+        te.add("302", "HASH_VIDEO_MD5", md5(2), at=T0 - timedelta(hours=1))
+        te.add_raw({"id": "303", "type": "HASH_MD5", "indicator": "xyz", "last_updated": 5},
+                   at=T0 - timedelta(minutes=50))  # fmt: skip
+        config = {"base_url": te.url, "privacy_group": GROUP}
+        exchanges.add("TX_COLLAB", "fb_threatexchange", config, {"api_token": te.token})
+        sync = Sync(exchanges, networks=LOOPBACK)
+        fetched = sync.fetch("TX_COLLAB")
+        assert fetched.succeeded, fetched.error
+        assert (fetched.records, fetched.quarantined) == (2, 1)
+        matcher = Matcher(lists, ["TX_COLLAB"])
+        (match,) = matcher.match(Query.of([("pdq", scene)]))
+        assert match.labels == {"csam"}
+        assert exchanges.status("TX_COLLAB").checkpoint_ts == int(
+            (T0 - timedelta(hours=1)).timestamp()
+        )
+
+        te.delete("301", at=T0 + timedelta(minutes=1))
+        te.requests.clear()
+        again = sync.fetch("TX_COLLAB")
+        assert again.succeeded, again.error
+        assert f"start_time={int((T0 - timedelta(hours=1)).timestamp())}" in te.requests[0][0]
+        assert matcher.refresh() >= 1
+        assert matcher.match(Query.of([("pdq", scene)])) == []
+        assert matcher.match(query.parse("md5", md5(2))) != []
+        assert te.token not in repr(exchanges.status("TX_COLLAB"))
