@@ -7,9 +7,12 @@ records are snapshots, applied in file order (the API's order).
 
 ``hashStatus`` Withdrawn or Deleted is a tombstone: the victim withdrew, so the hash must stop
 matching everywhere (HMA's importer compares the wrong field here and keeps such hashes). Active
-and Received are submissions. Signal types hashguard cannot hold (VideoTMK, Text, URL), and
-records of an unknown status (never activated: fail closed), are counted in ``skipped``. Case
-numbers are not stored: the list needs the hash, not who the victim's case is.
+and Received are submissions. A status hashguard does not know is a tombstone when every case
+the record names is Withdrawn or Deleted, and otherwise never activates the hash (fail closed);
+such records, and signal types hashguard cannot hold (VideoTMK, Text, URL), are counted in
+``skipped``. Case numbers are not stored: the list needs the hash, not who the victim's case is.
+``record_of`` reads one record, so the StopNCII exchange (``hashguard.exchanges.stopncii``)
+parses a fetched page in memory and sets a bad record aside instead of failing the page.
 
 Export writes JSON Lines records of the same shape, for another StopNCII-aware system.
 """
@@ -92,30 +95,56 @@ def _records(path: Path, line: int | None, document: Any) -> list[Any]:
 
 
 def _record(path: Path, where: str, record: Any, skipped: Counter[str]) -> Iterator[Record]:
+    try:
+        read = record_of(record, where, skipped)
+    except InvalidRecord as error:
+        raise ListFormatError(path, None, str(error)) from None
+    if read is not None:
+        yield read
+
+
+def record_of(record: Any, where: str, skipped: Counter[str]) -> Record | None:
+    """The list record one StopNCII hash record makes: a Submission (Active, Received), a
+    Tombstone (Withdrawn, Deleted; or a status hashguard does not know whose every case is
+    withdrawn or deleted), or None when it is counted in ``skipped`` instead (a signal type
+    lists cannot hold; a status that must not activate a hash). Raises InvalidRecord, its
+    message prefixed with ``where``, for a record that is not one."""
     if not isinstance(record, dict):
-        raise ListFormatError(path, None, f"{where}: expected a hash record object")
+        raise InvalidRecord(f"{where}: expected a hash record object")
     try:
         signal_type, value, status = (
-            str(record["signalType"]), str(record["hashValue"]), str(record["hashStatus"])
+            record["signalType"], record["hashValue"], record["hashStatus"]
         )  # fmt: skip
     except KeyError as error:
-        raise ListFormatError(path, None, f"{where}: the record lacks {error.args[0]!r}") from None
+        raise InvalidRecord(f"{where}: the record lacks {error.args[0]!r}") from None
+    for name, field in (("signalType", signal_type), ("hashStatus", status)):
+        if not isinstance(field, str):
+            raise InvalidRecord(f"{where}: {name} is {_shown(field)}, expected a string")
     signal = SIGNALS.get(signal_type)
     if signal is None:
         skipped[f"{signal_type} records (not supported)"] += 1
-        return
-    try:
-        value = canonical(signal, value)
-    except InvalidRecord as error:
-        raise ListFormatError(path, None, f"{where}: {error}") from None
-    if status in _WITHDRAWN:
-        yield Tombstone(
-            signal, value, ChangeKind.DELETE, f"StopNCII: {status.lower()} by the victim"
+        return None
+    value = canonical(signal, str(value), where)
+    if status in _WITHDRAWN or (status not in _LIVE and _all_withdrawn(record)):
+        shown = status if status in _WITHDRAWN else "withdrawn (every case)"
+        return Tombstone(
+            signal, value, ChangeKind.DELETE, f"StopNCII: {shown.lower()} by the victim"
         )
-    elif status in _LIVE:
-        yield Submission(signal, value, frozenset(), _SOURCE)
-    else:
-        skipped[f"records of status {status!r} (not activated)"] += 1
+    if status in _LIVE:
+        return Submission(signal, value, frozenset(), _SOURCE)
+    skipped[f"records of status {status!r} (not activated)"] += 1
+    return None
+
+
+def _all_withdrawn(record: dict[str, Any]) -> bool:
+    """Whether the record names cases and every one of them is withdrawn or deleted (what a
+    status hashguard does not know still tells)."""
+    cases = record.get("caseNumbers")
+    return isinstance(cases, dict) and bool(cases) and all(s in _WITHDRAWN for s in cases.values())
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
 
 
 def write(entries: Iterable[Entry], out: TextIO, withdrawn: bool = False) -> tuple[int, int]:
