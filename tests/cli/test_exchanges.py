@@ -227,7 +227,7 @@ def test_enable_disable_and_remove(config: Path, tmp_path: Path, database_url: s
         "exchange SAMPLE: enabled; next fetch due now\n"
     )
     fetched = exchanges(config, "fetch", "SAMPLE")
-    assert "8 record(s) applied" in fetched.stdout, fetched.stderr
+    assert "26 record(s) applied" in fetched.stdout, fetched.stderr
     assert exchanges(config, "disable", "SAMPLE").returncode == 0
 
     removed = exchanges(config, "remove", "SAMPLE")

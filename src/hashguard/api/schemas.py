@@ -1515,7 +1515,7 @@ class ExchangeApiShown(BaseModel):
     """An installed exchange plug-in: the settings and credentials an exchange of it takes."""
 
     model_config = _example({"name": "hashguard", "title": "Another hashguard service's list",
-                             "category": "known_csam", "default_base_url": "",
+                             "category": "known-csam", "default_base_url": "",
                              "supports_feedback": False,
                              "config_schema": {"fields": [{"name": "list", "type": "string",
                                                            "required": True, "default": None,
