@@ -19,7 +19,13 @@ HMA_PREFIXES = ("/h/", "/m/", "/c/")
 NOT_ERROR_BODIES = {
     ("/status/ready", "503"): "#/components/schemas/Readiness",  # the readiness, with its reason
 }
-TEXT_ANSWERS = {"/metrics", "/status", "/readyz", "/livez"}  # Prometheus' and HMA's plain text
+TEXT_ANSWERS = {
+    "/metrics",
+    "/status",
+    "/status/live",
+    "/readyz",
+    "/livez",
+}  # Prometheus and HMA: text
 
 
 @pytest.fixture(scope="module")

@@ -160,15 +160,18 @@ def reset(client: HmaClient, engine: Engine) -> None:
 
 
 def restart_content_numbering(engine: Engine) -> None:
-    """The next HMA content item is 1 again (its table must be empty: the banks are gone)."""
+    """The next HMA content item is 1 again. Items share their ids with list entries (an item
+    that adds a new value shares its entry's id), so both tables must be empty (the banks are
+    gone) and the entries' counter starts again."""
     with engine.begin() as connection:
-        left = connection.execute(text("SELECT count(*) FROM bank_contents")).scalar_one()
-        assert left == 0, f"{left} content item(s) outlived their banks"
+        for table in ("bank_contents", "list_entries"):
+            left = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
+            assert left == 0, f"{left} row(s) of {table} outlived their banks"
         if engine.dialect.name == "sqlite":
-            connection.execute(text("DELETE FROM sqlite_sequence WHERE name = 'bank_contents'"))
+            connection.execute(text("UPDATE id_counters SET value = 0 WHERE name = 'list_entries'"))
         else:
             connection.execute(
-                text("SELECT setval(pg_get_serial_sequence('bank_contents', 'id'), 1, false)")
+                text("SELECT setval(pg_get_serial_sequence('list_entries', 'id'), 1, false)")
             )
 
 

@@ -18,6 +18,7 @@ from hashguard.matching import Match, Matcher
 from hashguard.matching.query import Hashed, Query, parse
 from hashguard.media.errors import LimitExceeded, MediaError, UnsupportedMedia
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
+from hashguard.media.limits import Limits
 from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
@@ -68,12 +69,16 @@ def chosen_lists(service: Service, key: ApiKey, names: Sequence[str] | None) -> 
 
 
 async def hash_media(
-    data: bytes, service: Service, signals: Sequence[str] | None = None, dihedral: bool = False
+    data: bytes,
+    service: Service,
+    signals: Sequence[str] | None = None,
+    dihedral: bool = False,
+    limits: Limits | None = None,
 ) -> tuple[MediaKind, Query, str | None]:
     """The file's kind (image, video or other), its hashes (``signals``, else every signal
-    that applies: a file that is not media gets its digests), hashed in memory, and why the
-    media could not be decoded when only its digests were computed. ApiError 400/413/415 for
-    a file that cannot be hashed."""
+    that applies: a file that is not media gets its digests), hashed in memory within
+    ``limits`` (else the service's), and why the media could not be decoded when only its
+    digests were computed. ApiError 400/413/415 for a file that cannot be hashed."""
     if not data:
         raise ApiError(400, "no media in the request: send the file as the body or a form field")
     kind = file_kind(data[:SNIFF_BYTES])
@@ -81,7 +86,7 @@ async def hash_media(
         chosen = [registry.get(name) for name in (signals or registry.names())]
     except ValueError as error:
         raise ApiError(400, str(error)) from None
-    limits = service.settings.media_limits
+    limits = limits or service.settings.media_limits
 
     def work() -> StreamHashes:
         return hash_stream(io.BytesIO(data), len(data), chosen, limits, dihedral)

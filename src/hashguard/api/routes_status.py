@@ -1,20 +1,25 @@
-"""Health (public): live while the process answers; ready when the index is loaded and has
-caught up with the lists' change logs."""
-
-from typing import Any
+"""Health (public): live while the process answers (HMA's answer, text ``I-AM-ALIVE``, whatever
+the index's state, so an orchestrator restarts only a wedged process); ready when the index is
+loaded and has caught up with the lists' change logs."""
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 
 from hashguard.api.matching import service_of
-from hashguard.api.schemas import Live, Readiness
+from hashguard.api.schemas import Readiness
 
 router = APIRouter(tags=["status"])
 
 
-@router.get("/status/live", response_model=Live)
-async def live() -> dict[str, Any]:
-    return {"live": True}
+@router.get(
+    "/status/live",
+    response_class=PlainTextResponse,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"},
+                                                "example": "I-AM-ALIVE"}}}},
+)  # fmt: skip
+async def live() -> PlainTextResponse:
+    """I-AM-ALIVE while the process answers, loaded or not (HMA's liveness answer)."""
+    return PlainTextResponse("I-AM-ALIVE")
 
 
 @router.get(

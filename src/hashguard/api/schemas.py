@@ -99,11 +99,6 @@ BODY: Final = (413, 422)
 # --- status ----------------------------------------------------------------------------------
 
 
-class Live(BaseModel):
-    model_config = _example({"live": True})
-    live: bool
-
-
 class Readiness(BaseModel):
     """Ready (200) or not (503, with the reason)."""
 

@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
@@ -44,6 +44,7 @@ from hashguard.review.detections import Review
 from hashguard.review.webhook import Backlog, WebhookSender, load_secret
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyStore
+from hashguard.store.bank_contents import BankContents
 from hashguard.store.list_import import ImportSummary
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
@@ -95,6 +96,7 @@ class Service:
         self.engine = engine
         self.settings = settings
         self.lists: ListStore = ServedLists(engine, self.catch_up)
+        self.contents = BankContents(engine, self.lists)  # HMA's bank content items
         self.keys = ApiKeyStore(engine)
         self.match_log = MatchLog(engine)
         self.secret = load_secret(settings.secret_file)
@@ -180,8 +182,9 @@ class Service:
 
     def _send_webhooks(self) -> None:
         """Send due webhook calls (actions, notices) and hotline referrals every second,
-        failures waiting their turn, and take stock of what waits (webhook calls and reports);
-        run the retention purge every PURGE_SECONDS."""
+        failures waiting their turn, enable again the HMA content items whose disable time has
+        passed, and take stock of what waits (webhook calls and reports); run the retention
+        purge every PURGE_SECONDS."""
         sender = WebhookSender(self.engine, self.secret,
                                attempted=self.deliveries.attempted("webhook"))  # fmt: skip
         referrals = ReferralSender(self.engine, self.settings.victims_hotline_url)
@@ -190,6 +193,7 @@ class Service:
             try:
                 sender.send_due()
                 referrals.send_due()
+                self.contents.restore_due()  # HMA items whose disable_until_ts has passed
                 self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
                                            "report": self.reports.backlog()}  # fmt: skip
                 if time.monotonic() - purged >= PURGE_SECONDS:
@@ -349,6 +353,11 @@ class ServedLists(ListStore):
         self._catch_up()
         return updated
 
+    def rename(self, *args: Any, **kwargs: Any) -> HashList:
+        renamed = super().rename(*args, **kwargs)
+        self._catch_up()
+        return renamed
+
     def remove(self, *args: Any, **kwargs: Any) -> HashList:
         removed = super().remove(*args, **kwargs)
         self._catch_up()
@@ -360,8 +369,9 @@ class ServedLists(ListStore):
         records: Iterable[Record],
         actor: str = "",
         connection: Connection | None = None,
+        entry_ids: Sequence[int] = (),
     ) -> ImportSummary:
-        summary = super().apply(name, records, actor, connection)
+        summary = super().apply(name, records, actor, connection, entry_ids)
         if connection is None:  # else the caller's commit is still to come: ``committed``
             self._catch_up()
         return summary

@@ -8,7 +8,7 @@ A chunk of new submissions is first written as if all were new, without lookups;
 that holds a known value is undone and switches the import to looking values up.
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final
@@ -78,14 +78,21 @@ class ImportSummary:
 
 
 def import_records(
-    session: Session, row: HashListRow, records: Iterable[Record], actor: str, dialect: Dialect
+    session: Session,
+    row: HashListRow,
+    records: Iterable[Record],
+    actor: str,
+    dialect: Dialect,
+    entry_ids: Sequence[int] = (),
 ) -> ImportSummary:
     """Write the changes ``records`` call for to the list of ``row`` in ``session``'s
     transaction (the caller holds the list's write lock), and set ``row.version`` to the list's
-    new version. Returns what the import did; raises ListError for a change a mirror cannot
-    follow, InvalidRecord for a malformed value, and lets through what ``records`` raises."""
+    new version. ``entry_ids``: ids the caller allocated (``Dialect.allocate_entry_ids``) for
+    the first new entries, ascending and below any allocated after them. Returns what the
+    import did; raises ListError for a change a mirror cannot follow, InvalidRecord for a
+    malformed value, and lets through what ``records`` raises."""
     summary = ImportSummary(row.name)
-    writer = _Writer(session, row, actor, summary, dialect)
+    writer = _Writer(session, row, actor, summary, dialect, entry_ids)
     chunk: list[Record] = []
     for record in records:
         chunk.append(record)
@@ -129,8 +136,10 @@ class _Writer:
         actor: str,
         summary: ImportSummary,
         dialect: Dialect,
+        entry_ids: Sequence[int] = (),
     ) -> None:
         self.session = session
+        self.reserved = list(entry_ids)  # given to the first new entries written
         self.row = row
         self.actor = actor
         self.summary = summary
@@ -416,7 +425,8 @@ class _Writer:
         result is False."""
         connection = self.session.connection()
         rows = self._new_rows()
-        fresh_ids = self.dialect.allocate_entry_ids(connection, len(rows))
+        given = self.reserved[: len(rows)]
+        fresh_ids = given + self.dialect.allocate_entry_ids(connection, len(rows) - len(given))
         ids = {row[0]: ident for row, ident in zip(rows, fresh_ids, strict=True)}
         rows = [(ids[row[0]], *row[1:]) for row in rows]
         if probe:
@@ -462,6 +472,7 @@ class _Writer:
                 f"AND entry_id = {marker}",
                 unlinked,
             )
+        del self.reserved[: len(given)]
         return True
 
     def _new_rows(self) -> list[tuple[Any, ...]]:

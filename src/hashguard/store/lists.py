@@ -53,7 +53,14 @@ from hashguard.store.list_errors import (
     Unchanged,
 )
 from hashguard.store.list_import import ImportSummary, import_records, same_state, update_entries
-from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, ReferenceRow
+from hashguard.store.tables import (
+    ApiKeyRow,
+    BankContentRow,
+    ChangeRow,
+    EntryRow,
+    HashListRow,
+    ReferenceRow,
+)
 
 
 class ListStore:
@@ -139,6 +146,33 @@ class ListStore:
                 audit.append(session.connection(), actor, "list.update", name, details)
             return hash_list_of(row)
 
+    def rename(self, name: str, new_name: str, actor: str = "") -> HashList:
+        """Give a list a new name, with an audit event naming both. Its entries, change log
+        and version stay; API keys limited to it follow the new name. Releases already signed
+        keep the old name in their manifests (they are never rewritten); the next release is
+        signed under the new one. Raises ListError for an unknown list or a malformed name,
+        ListExists if the new name is taken."""
+        if not _valid_name(new_name):
+            raise ListError(
+                f"list name {new_name!r}: use 1-100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit"
+            )
+        try:
+            with self._session() as session, session.begin():
+                row = self._row(session, name, for_update=True)
+                if new_name == name:
+                    return hash_list_of(row)
+                row.name = new_name
+                session.flush()
+                for key in session.scalars(select(ApiKeyRow)):
+                    if name in key.lists:
+                        key.lists = [new_name if n == name else n for n in key.lists]
+                details = {"from": name, "to": new_name, "version": row.version}
+                audit.append(session.connection(), actor, "list.rename", new_name, details)
+                return hash_list_of(row)
+        except IntegrityError:
+            raise ListExists(f"a list named {new_name!r} already exists") from None
+
     def remove(self, name: str, actor: str = "") -> HashList:
         """Remove a list with its entries and change log (its signed releases and their log
         records stay where they were published), with an audit event. Raises ListError if
@@ -146,7 +180,7 @@ class ListStore:
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
             hash_list = hash_list_of(row)
-            for table in (ReferenceRow, ChangeRow, EntryRow):
+            for table in (BankContentRow, ReferenceRow, ChangeRow, EntryRow):
                 session.execute(delete(table).where(table.list_id == row.id))
             session.delete(row)
             details = {"version": hash_list.version, "owner": hash_list.owner}
@@ -171,10 +205,12 @@ class ListStore:
         records: Iterable[Record],
         actor: str = "",
         connection: Connection | None = None,
+        entry_ids: Sequence[int] = (),
     ) -> ImportSummary:
         """Append the changes ``records`` call for, in one transaction (the caller's, when
         ``connection`` is given: it commits or rolls back the changes with its own, then calls
-        ``committed``).
+        ``committed``). ``entry_ids``: ids the caller allocated in that transaction for the
+        first new entries (an HMA content item shares its id with the entry it creates).
 
         A submission of a value the list lacks adds an entry; of one it holds, merges labels and
         sources (reviving it if deleted). A tombstone deletes or delists. Records that change
@@ -185,7 +221,7 @@ class ListStore:
         with collector_paused(), opened as session, session.begin():
             row = self._row(session, name, for_update=True)
             before = row.version
-            summary = import_records(session, row, records, actor, self.dialect)
+            summary = import_records(session, row, records, actor, self.dialect, entry_ids)
             if summary.version != before:
                 audit.append(session.connection(), actor, "list.import", name, summary.counts())
         return summary

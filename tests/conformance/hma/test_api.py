@@ -10,45 +10,15 @@ use; hashguard has more installed, so the port checks that those two are among t
 """
 
 import io
-from collections.abc import Iterator
 
 import httpx
-import pytest
 from PIL import Image
 
-from hashguard.store.database import open_engine
-
-from support.database import scratch_database
 from support.hma_port import HmaClient, ImageServer, Served, lists_held
-from support.server import Server, running
+from support.server import Server
 from support.waiting import eventually
 
 STALE_SECONDS = 60  # hashguard is stale after 5 s without following the change logs
-
-HELD_ON_SQLITE = (
-    "SQLite (WAL) never blocks a reader, so a real server's index cannot be held unloaded or "
-    "behind its lists there; this test runs on PostgreSQL"
-)
-
-
-@pytest.fixture(scope="module")
-def loading(served: Served, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    """A server whose index is not loaded: it started while its lists could not be read, and
-    stays so until the module ends (HMA fakes a cache with ``is_ready`` false)."""
-    if served.engine.dialect.name != "postgresql":
-        pytest.skip(HELD_ON_SQLITE)
-    with scratch_database("postgresql", tmp_path_factory.mktemp("hma-loading")) as url:
-        engine = open_engine(url)
-        hold = lists_held(engine)
-        hold.__enter__()
-        try:
-            with running(url, ready=False) as server:
-                try:
-                    yield server
-                finally:
-                    hold.__exit__(None, None, None)
-        finally:
-            engine.dispose()
 
 
 def _status(client: HmaClient, path: str) -> tuple[int, str]:

@@ -3,10 +3,14 @@ and the signal and content types on offer."""
 
 import contextlib
 import dataclasses
+import json
 import re
+import time
+from collections.abc import Mapping
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Path, Request
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, visible
@@ -15,16 +19,18 @@ from hashguard.api.hma.hashing import hashed
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
     KEYED,
+    LISTED,
     MEDIA,
-    SIGNALS,
     Admin,
     Bank,
+    BankedContentMetadata,
     Banks,
     BankSignals,
     BankUpdate,
     Content,
     ContentAdded,
     ContentTypes,
+    ContentUpdated,
     Curator,
     Deleted,
     Message,
@@ -37,15 +43,18 @@ from hashguard.api.hma.models import (
 )
 from hashguard.api.matching import parse_hash, service_of
 from hashguard.api.service import Service
+from hashguard.api.uploads import read_upload
 from hashguard.errors import MAX_ID
-from hashguard.lists.model import ChangeKind, EntryStatus, HashList, ListPolicy, Provenance
-from hashguard.lists.records import Submission
+from hashguard.lists.model import ChangeKind, Entry, EntryStatus, HashList, ListPolicy
 from hashguard.media.formats import MediaKind
 from hashguard.store.api_keys import ApiKey
-from hashguard.store.list_errors import ListError, ListExists
+from hashguard.store.bank_contents import BankContent
+from hashguard.store.list_errors import ListError, ListExists, ListNotFound
 
 router = APIRouter()
 _BANK_NAME: Final = re.compile(r"[A-Z_][A-Z0-9_]*")
+NOTE_LENGTH: Final = 255  # HMA's limit on a content item's note
+FIVE_YEARS: Final = 5 * 365 * 24 * 3600  # HMA's furthest disable_until_ts
 
 
 def _bank_json(hash_list: HashList) -> dict[str, Any]:
@@ -126,16 +135,24 @@ async def get_bank(request: Request, key: Reader, name: str) -> dict[str, Any]:
 async def update_bank(
     request: Request, key: Curator, name: str, body: BankUpdate
 ) -> dict[str, Any]:
-    """Switch a bank on or off, or set its enabled_ratio. Renaming is refused: a list's name is
-    part of its signed releases."""
+    """Rename a bank (``name``), switch it on or off, or set its enabled_ratio. A renamed
+    list keeps its entries and log; its releases already signed keep the old name, the next
+    is signed under the new one."""
     service = service_of(request)
     try:
         current = await run_in_threadpool(_bank, service, key, name)
     except ApiError as error:
         raise ApiError(404, "Bank not found") if error.status == 404 else error from None
     if body.name is not None and body.name != name:
-        raise ApiError(400, "hashguard does not rename lists (the name is part of every signed "
-                            "release); create a new bank instead")  # fmt: skip
+        if not _BANK_NAME.fullmatch(body.name):
+            raise ApiError(400, "Bank names must be UPPER_WITH_UNDERSCORE")
+        if key.lists:
+            raise ApiError(403, "a key limited to lists cannot rename lists")
+        try:
+            current = await run_in_threadpool(service.lists.rename, name, body.name, actor(key))
+        except ListExists:
+            raise ApiError(403, "Bank name already exists") from None  # HMA's status and words
+        name = body.name
     ratio = _ratio(body.enabled_ratio, body.enabled)
     if ratio is None:
         return _bank_json(current)
@@ -161,32 +178,79 @@ async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]
     return {"message": "Done"}
 
 
+# --- content --------------------------------------------------------------------------------
+
+
+def _note(note: Any) -> str | None:
+    """HMA's note: a string of at most 255 characters; empty is none."""
+    if not note:
+        return None
+    if not isinstance(note, str):
+        raise ApiError(400, "note should be a string")
+    if len(note) > NOTE_LENGTH:
+        raise ApiError(400, "note must be at most 255 characters")
+    return note
+
+
+def _metadata(given: Any) -> dict[str, Any] | None:
+    """HMA's metadata: a JSON object of BankedContentMetadata's fields (``collab`` is the
+    exchanges' own and dropped), stored without its empty fields."""
+    if given is None:
+        return None
+    if not isinstance(given, dict):
+        raise ApiError(400, "metadata should be a json object")
+    given = {k: v for k, v in given.items() if k != "collab"}
+    try:
+        metadata = BankedContentMetadata(**given)
+    except ValidationError as error:
+        raise ApiError(400, f"Invalid metadata: {error}") from None
+    stored = metadata.model_dump(by_alias=True, exclude_none=True)
+    return stored or None
+
+
+async def _json_body(request: Request) -> Any:
+    """The body if it is JSON (HMA reads metadata and note from a JSON body), else None."""
+    kind = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if kind != "application/json" and not kind.endswith("+json"):
+        return None
+    try:
+        return json.loads(await request.body())
+    except (ValueError, RecursionError):
+        raise ApiError(400, "the body is not JSON (or nested too deeply)") from None
+
+
 async def _add(
-    request: Request, key: ApiKey, name: str, hashes: dict[str, str], kind: MediaKind | None
+    request: Request,
+    key: ApiKey,
+    name: str,
+    hashes: dict[str, str],
+    kind: MediaKind | None,
+    note: str | None,
+    metadata: dict[str, Any] | None,
 ) -> dict[str, Any]:
-    """Submit each hash to the bank's list; HMA's answer with the first entry's id."""
+    """A new content item holding each hash; HMA's answer with its id."""
     service = service_of(request)
-    await run_in_threadpool(_bank, service, key, name)
     signals: dict[str, str] = {}
-    records: list[Submission] = []
-    by = actor(key)
-    provenance = Provenance(submitted_by=key.name or by)
+    held: list[tuple[str, str, str]] = []
     for hma_name, text in hashes.items():
         signal = signal_for(hma_name)
         try:
             hashed = parse_hash(signal, text).hashes[0]
         except ApiError as error:
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
-        signals[hma_name if kind is None else hma_type(signal, kind)] = hashed.text
-        records.append(Submission(signal, hashed.text, provenance=provenance))
+        shown = hma_name if kind is None else hma_type(signal, kind)
+        signals[shown] = hashed.text
+        held.append((shown, signal, hashed.text))
+    organisation = key.name or f"key:{key.id}"
 
     def run() -> int:
-        service.lists.apply(name, records, by)
-        first = records[0]
-        return service.lists.entry(name, first.signal, first.value).id
+        return service.contents.add(name, held, organisation, actor(key), note, metadata).id
 
-    entry_id = await run_in_threadpool(run)
-    return {"id": entry_id, "signals": signals}
+    try:
+        content_id = await run_in_threadpool(run)
+    except ListNotFound:
+        raise ApiError(404, f"bank '{name}' not found") from None
+    return {"id": content_id, "signals": signals}
 
 
 @router.post(
@@ -197,15 +261,17 @@ async def _add(
 async def add_signal(
     request: Request, key: Curator, name: str, body: BankSignals
 ) -> dict[str, Any]:
-    """Add hashes: ``{"pdq": "<hex>", "video_md5": "<hex>"}``."""
-    hashes = {k: v for k, v in (body.model_extra or {}).items()}
-    if not hashes:
+    """Add hashes as a new content item: ``{"pdq": "<hex>", "note": "..."}``."""
+    await run_in_threadpool(_bank, service_of(request), key, name)
+    given = dict(body.model_extra or {})
+    note = _note(given.pop("note", None))
+    if not given:
         raise ApiError(400, "No signals given")
-    for signal_name, text in hashes.items():
+    for signal_name, text in given.items():
         signal_for(signal_name)
         if not isinstance(text, str):
             raise ApiError(400, f"Invalid {signal_name} signal: expected a string")
-    return await _add(request, key, name, hashes, None)
+    return await _add(request, key, name, given, None, note, None)
 
 
 @router.post(
@@ -221,15 +287,42 @@ async def add_content(
     content_type: str | None = None,
     types: str | None = None,
 ) -> dict[str, Any]:
-    """Add media by ``url`` or upload (field ``photo`` or ``video``): its hashes become list
-    entries. HMA's metadata and note are not stored (see the compatibility notes)."""
+    """Add media by ``url`` or upload (field ``photo`` or ``video``) as a new content item,
+    with HMA's optional ``metadata`` (JSON body or form field) and ``note``."""
     await run_in_threadpool(_bank, service_of(request), key, name)
-    kind_name, hashes = await hashed(request, url, content_type, types)
+    body = await _json_body(request)
+    upload = None
+    if isinstance(body, dict):
+        raw_metadata, raw_note = body.get("metadata"), body.get("note")
+    else:
+        upload = await read_upload(request) if body is None else None
+        fields = upload.fields if upload is not None else {}
+        raw_metadata, raw_note = None, fields.get("note")
+        if "metadata" in fields:
+            try:
+                raw_metadata = json.loads(fields["metadata"])
+            except (ValueError, RecursionError):
+                raise ApiError(400, "metadata form field must be valid JSON") from None
+    metadata = _metadata(raw_metadata)
+    note = _note(raw_note)
+    if not url and (upload is None or not any(upload.files)):
+        raise ApiError(400, "Neither `url` nor multipart file upload was received")
+    kind_name, hashes = await hashed(request, url or None, content_type, types, upload)
     hashes = {n: h for n, h in hashes.items() if h}
     if not hashes:
         raise ApiError(400, "Invalid pdq signal: the image has too little detail to hash")
     kind = MediaKind.IMAGE if kind_name == "photo" else MediaKind.VIDEO
-    return await _add(request, key, name, hashes, kind)
+    return await _add(request, key, name, hashes, kind, note, metadata)
+
+
+ContentId = Annotated[int, Path(ge=0, le=MAX_ID)]
+
+
+def _shown_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if not stored:
+        return None
+    return {"content_id": stored.get("content_id"), "content_uri": stored.get("content_uri"),
+            "json": stored.get("json"), "collab": None}  # fmt: skip
 
 
 @router.get(
@@ -242,24 +335,97 @@ async def get_content(
     request: Request,
     key: Reader,
     name: str,
-    content_id: Annotated[int, Path(ge=0, le=MAX_ID)],
-    include_signals: bool = False,
+    content_id: ContentId,
+    include_signals: str = "false",
+    include_metadata: str = "true",
 ) -> dict[str, Any]:
+    """A content item (``signals`` with ``include_signals=true``; its metadata unless
+    ``include_metadata=false``; its note); a list entry no item added (imported or fetched)
+    answers by its own id."""
     service = service_of(request)
     bank = await run_in_threadpool(_bank, service, key, name)
-    try:
-        entry = await run_in_threadpool(service.lists.entry_by_id, name, content_id)
-    except ListError:
-        raise ApiError(404, f"content {content_id} not found in bank '{name}'") from None
-    answer: dict[str, Any] = {
-        "id": entry.id,
-        "disable_until_ts": 1 if entry.status is EntryStatus.ACTIVE else 0,
-        "original_media_uri": None,
-        "bank": _bank_json(bank),
-    }
-    if include_signals:
+    answer: dict[str, Any] = {"id": content_id, "original_media_uri": None,
+                              "bank": _bank_json(bank)}  # fmt: skip
+    item = await run_in_threadpool(service.contents.get, name, content_id)
+    if item is not None:
+        answer["disable_until_ts"] = item.disable_until_ts
+        if include_signals.lower() == "true":
+            answer["signals"] = {shown: value for shown, _, value in item.signals}
+        metadata = _shown_metadata(item.metadata)
+        if include_metadata.lower() == "true" and metadata is not None:
+            answer["metadata"] = metadata
+        if item.note is not None:
+            answer["note"] = item.note
+        return answer
+    entry = await run_in_threadpool(_entry, service, name, content_id)
+    answer["disable_until_ts"] = 1 if entry.status is EntryStatus.ACTIVE else 0
+    if include_signals.lower() == "true":
         answer["signals"] = {hma_type(entry.signal): entry.value}
     return answer
+
+
+def _entry(service: Service, name: str, content_id: int) -> Entry:
+    """The entry ``content_id`` of a list, if no content item ever had that id (a deleted
+    item's id is gone, as in HMA, even when its entry stays for other items)."""
+    try:
+        if service.contents.known(content_id):
+            raise ListError("a deleted content item")
+        return service.lists.entry_by_id(name, content_id)
+    except ListError:
+        raise ApiError(404, f"content '{content_id}' not found") from None
+
+
+@router.put(
+    "/c/bank/{name}/content/{content_id}",
+    response_model=ContentUpdated,
+    responses=refusals(400, *KEYED, 404, 413),
+)
+async def update_content(
+    request: Request, key: Curator, name: str, content_id: ContentId
+) -> dict[str, Any]:
+    """Disable a content item until a time (``disable_until_ts``: Unix seconds, at most five
+    years ahead; 0 for ever, 1 to enable it) or set its ``note``. A disabled item stops
+    holding its values: they stop matching unless another item or source holds them."""
+    service = service_of(request)
+    bank = await run_in_threadpool(_bank, service, key, name)
+    item = await run_in_threadpool(service.contents.get, name, content_id)
+    if item is None:
+        raise ApiError(404, f"content '{content_id}' not found")
+    body = await _json_body(request)
+    if not isinstance(body, dict):
+        raise ApiError(400, "the body must be a JSON object: {\"disable_until_ts\": ..., "
+                            "\"note\": ...}")  # fmt: skip
+    until = None
+    if "disable_until_ts" in body:
+        until = _timestamp(body["disable_until_ts"])
+        if until < 0:
+            raise ApiError(400, "disable_until_ts must be a non-negative integer")
+        if until > time.time() + FIVE_YEARS:
+            raise ApiError(400, "disable_until_ts must be less than 5 years in the future")
+    changes: dict[str, Any] = {} if until is None else {"disable_until_ts": until}
+    if "note" in body:
+        changes["note"] = _note(body["note"])
+
+    def run() -> BankContent | None:
+        return service.contents.update(name, content_id, actor(key), **changes)
+
+    updated = await run_in_threadpool(run)
+    if updated is None:
+        raise ApiError(404, f"content '{content_id}' not found")
+    return {"id": updated.id, "disable_until_ts": updated.disable_until_ts,
+            "collab_metadata": {}, "original_media_uri": None, "bank": _bank_json(bank),
+            "user_metadata": dict(updated.metadata) if updated.metadata else None,
+            "note": updated.note}  # fmt: skip
+
+
+def _timestamp(given: Any) -> int:
+    """HMA's reading of disable_until_ts: an integer, or a string or number that is one."""
+    if isinstance(given, bool) or not isinstance(given, int | float | str):
+        raise ApiError(400, f"Invalid int: '{given}'")
+    try:
+        return int(given)
+    except (ValueError, OverflowError):
+        raise ApiError(400, f"Invalid int: '{given}'") from None
 
 
 @router.delete(
@@ -268,14 +434,17 @@ async def get_content(
     responses=refusals(400, *KEYED, 404),
 )
 async def delete_content(
-    request: Request, key: Curator, name: str, content_id: Annotated[int, Path(ge=0, le=MAX_ID)]
+    request: Request, key: Curator, name: str, content_id: ContentId
 ) -> dict[str, Any]:
-    """Delete one entry (a tombstone in the list's change log): ``{"deleted": 1}``, or 0 if
-    there was nothing to delete."""
+    """Delete a content item: ``{"deleted": 1}``, or 0 if there was none. Its values stop
+    matching unless another item or source holds them; its note and metadata are erased. A
+    list entry no item added is deleted by its own id (a ``delete`` change in its log)."""
     service = service_of(request)
     await run_in_threadpool(_bank, service, key, name)
 
     def run() -> int:
+        if service.contents.known(content_id):
+            return service.contents.delete(name, content_id, actor(key))
         try:
             entry = service.lists.entry_by_id(name, content_id)
             service.lists.change(name, ChangeKind.DELETE, entry.signal, entry.value,
@@ -296,7 +465,7 @@ async def delete_content(
     responses=refusals(*KEYED),
 )
 async def signal_types(request: Request, key: Reader) -> list[dict[str, Any]]:
-    return [{"name": name, "enabled_ratio": 1.0} for name in SIGNALS if name != "md5"]
+    return [{"name": name, "enabled_ratio": 1.0} for name in LISTED]
 
 
 @router.get(

@@ -1,6 +1,7 @@
 """HMA's hashing routes (``/h``): the hashes of a fetched URL or an upload, by HMA's signal type
 names; ``hashed`` is shared with the matching and curation routes."""
 
+import dataclasses
 from typing import Final
 
 from fastapi import APIRouter, Request
@@ -18,11 +19,12 @@ from hashguard.api.hma.models import (
     signal_for,
 )
 from hashguard.api.matching import hash_media, service_of
-from hashguard.api.uploads import read_upload
+from hashguard.api.uploads import Upload, read_upload
 from hashguard.net.fetch import FetchRefused
 
 router = APIRouter()
 _MEDIA_TYPES: Final = {"image": "photo", "video": "video"}
+REMOTE_BYTES: Final = 100 * 1024 * 1024  # HMA's DEFAULT_MAX_REMOTE_FILE_SIZE, for URLs
 
 
 def _types(types: str | None, content_type: str) -> tuple[str, ...]:
@@ -40,17 +42,29 @@ def _types(types: str | None, content_type: str) -> tuple[str, ...]:
 
 
 async def hashed(
-    request: Request, url: str | None, content_type: str | None, types: str | None
+    request: Request,
+    url: str | None,
+    content_type: str | None,
+    types: str | None,
+    upload: Upload | None = None,
 ) -> tuple[str, dict[str, str]]:
     """HMA's hashing: the content type and {signal type: hash} of a fetched URL or an upload
-    whose form field names the content type (``photo`` or ``video``)."""
+    (``upload``, else the request's) whose form field names the content type (``photo`` or
+    ``video``). Remote media over HMA's limit (100 MiB) is 413 ``Content too large``."""
     service = service_of(request)
+    limits = None
     if url is not None:
         try:
-            fetched = await run_in_threadpool(service.fetcher.fetch, url)
+            fetched = await run_in_threadpool(
+                lambda: service.fetcher.fetch(url, max_bytes=REMOTE_BYTES)
+            )
         except FetchRefused as error:
+            if error.reason == "too-large":
+                raise ApiError(413, "Content too large") from None
             raise ApiError(400, f"Invalid or unsafe URL provided: {error}") from None
         data = fetched.body
+        limits = dataclasses.replace(service.settings.media_limits, max_image_bytes=REMOTE_BYTES,
+                                     max_video_bytes=REMOTE_BYTES)  # fmt: skip
         if content_type is None:
             content_type = _MEDIA_TYPES.get(fetched.content_type.split("/")[0])
             if content_type is None:
@@ -58,7 +72,7 @@ async def hashed(
                                "you know the expected type, provide it with the content_type "
                                "query param")  # fmt: skip
     else:
-        upload = await read_upload(request)
+        upload = upload or await read_upload(request)
         files = {name: body for name, body in upload.files.items() if name}
         if not files:
             raise ApiError(400, "Missing multipart/form-data file upload")
@@ -68,7 +82,9 @@ async def hashed(
     if content_type not in CONTENT_SIGNALS:
         raise ApiError(400, f"no such content_type: '{content_type}'")
     names = _types(types, content_type)
-    _kind, query, _failed = await hash_media(data, service, [SIGNALS[n] for n in names])
+    _kind, query, _failed = await hash_media(
+        data, service, [SIGNALS[n] for n in names], limits=limits
+    )
     hashes: dict[str, str] = {}
     for name in names:
         hashed = query.get(SIGNALS[name])

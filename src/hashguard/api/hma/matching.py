@@ -6,12 +6,14 @@ import time
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.hashing import hashed
 from hashguard.api.hma.models import (
     KEYED,
+    LISTED,
     MEDIA,
     SIGNALS,
     BySignalType,
@@ -27,6 +29,8 @@ from hashguard.api.matching import parse_hash, ready_matcher, run_matches, servi
 from hashguard.api.service import Service
 from hashguard.matching import Match
 from hashguard.matching import Query as HashQuery
+from hashguard.signals import registry
+from hashguard.signals.base import IndexKind
 from hashguard.signals.vpdq import VpdqComparison
 from hashguard.store.api_keys import ApiKey
 
@@ -44,24 +48,33 @@ def _banks(service: Service, key: ApiKey, banks: str | None) -> list[str]:
 
 async def _matched(
     request: Request, key: ApiKey, item: HashQuery, names: list[str], content_ref: str
-) -> list[Match]:
+) -> list[tuple[Match, int]]:
+    """The matches, each with the content id HMA answers: one per live, enabled content item
+    holding the entry, or the entry's own id when no item does (imported or fetched)."""
+    service = service_of(request)
     metrics = request.app.state.metrics
-    found = await run_matches(service_of(request), metrics, key, [item], names, [content_ref])
-    return found[0]
+    found = (await run_matches(service, metrics, key, [item], names, [content_ref]))[0]
+    if not found:
+        return []
+    holders = await run_in_threadpool(service.contents.holders, [m.entry for m in found])
+    return [(m, content) for m in found for content in holders.get(m.entry, [m.entry])]
 
 
 def _distance(match: Match) -> str:
-    """HMA's distance: the bits apart, or for videos "<query %>%[<listed %>%]"."""
+    """HMA's distance: the bits apart, for videos "<query %>%[<listed %>%]", and "-" for an
+    exact match of a digest (HMA's video_md5), which has no distance."""
     if match.shares is not None:
         return f"{match.shares[0]:.0f}%[{match.shares[1]:.0f}%]"
+    if registry.get(match.signal).index is IndexKind.EXACT:
+        return "-"
     return str(int(match.distance))
 
 
-def _by_bank(matches: list[Match]) -> dict[str, list[dict[str, Any]]]:
+def _by_bank(matches: list[tuple[Match, int]]) -> dict[str, list[dict[str, Any]]]:
     found: dict[str, list[dict[str, Any]]] = {}
-    for match in matches:
+    for match, content in matches:
         found.setdefault(match.list, []).append(
-            {"bank_content_id": match.entry, "distance": _distance(match)}
+            {"bank_content_id": content, "distance": _distance(match)}
         )
     return found
 
@@ -86,9 +99,9 @@ async def raw_lookup(
     item = _hma_hash(name, signal)
     found = await _matched(request, key, item, _banks(service, key, banks), content_ref)
     if include_distance:
-        shown = [{"bank_content_id": m.entry, "distance": _distance(m)} for m in found]
+        shown = [{"bank_content_id": c, "distance": _distance(m)} for m, c in found]
         return {"matches": shown}
-    return {"matches": [m.entry for m in found]}
+    return {"matches": [c for _, c in found]}
 
 
 def _hma_hash(signal: str, text: str) -> HashQuery:
@@ -223,9 +236,7 @@ async def index_status(
     age = service.readiness().age
     built = int(time.time() - age) if age is not None else -1
     answer = {}
-    for name in SIGNALS:
-        if name == "md5":
-            continue  # HMA's video_md5 is hashguard's md5
+    for name in LISTED:
         size = sizes.get(SIGNALS[name], 0)
         answer[name] = {"present": size > 0, "built_to": built if size else -1, "size": size}
     if signal_type is not None:

@@ -4,7 +4,7 @@ takes, the request bodies, and the answers and errors as the OpenAPI document de
 
 from typing import Annotated, Any, Final
 
-from pydantic import BaseModel, ConfigDict, RootModel, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, RootModel, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.api.auth import allow
@@ -21,6 +21,8 @@ Admin = Annotated[ApiKey, allow()]
 # HMA's signal type names, and hashguard's signal for each; hashguard's own names work too.
 SIGNALS: Final = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1",
                   "sha256": "sha256"}  # fmt: skip
+# What HMA's /c/signal_type and /m/index/status list: HMA's own signal types.
+LISTED: Final = ("pdq", "video_md5")
 CONTENT_SIGNALS: Final = {"photo": ("pdq",), "video": ("video_md5", "vpdq")}
 
 
@@ -54,7 +56,16 @@ class BankUpdate(BaseModel):
 
 class BankSignals(BaseModel):
     model_config = ConfigDict(extra="allow")
-    note: str | None = None
+
+
+class BankedContentMetadata(BaseModel):
+    """HMA's metadata of a bank content item, validated as HMA does (no other keys)."""
+
+    model_config = ConfigDict(populate_by_name=True, extra="forbid")
+    content_id: str | None = None
+    content_uri: str | None = None
+    json_data: dict[str, Any] | None = Field(None, alias="json", serialization_alias="json")
+    collab: dict[str, list[str]] | None = None
 
 
 # --- answers, described as HMA gives them --------------------------------------------------------
@@ -191,19 +202,48 @@ class ContentAdded(BaseModel):
     signals: dict[str, str]
 
 
+class ShownMetadata(BaseModel):
+    content_id: str | None
+    content_uri: str | None
+    json_: dict[str, Any] | None = Field(alias="json")
+    collab: dict[str, list[str]] | None
+
+
 class Content(BaseModel):
-    """A content (list entry): ``disable_until_ts`` 1 while it matches, 0 once contested,
-    delisted or deleted; ``signals`` only if asked for."""
+    """A content item (or a list entry no item added): ``disable_until_ts`` 1 while enabled,
+    0 when disabled (an entry: contested, delisted or deleted), else disabled until that Unix
+    time; ``signals`` if asked for, ``metadata`` and ``note`` if the item has them."""
 
     model_config = _example(
         {"id": 17, "disable_until_ts": 1, "original_media_uri": None,
-         "bank": {"name": "KNOWN", "matching_enabled_ratio": 1.0}, "signals": {"pdq": _PDQ}}
+         "bank": {"name": "KNOWN", "matching_enabled_ratio": 1.0}, "signals": {"pdq": _PDQ},
+         "metadata": {"content_id": "report-4411", "content_uri": None, "json": None,
+                      "collab": None}, "note": "from the March review"}
     )  # fmt: skip
     id: int
     disable_until_ts: int
     original_media_uri: str | None
     bank: Bank
     signals: dict[str, str] | SkipJsonSchema[None] = None
+    metadata: ShownMetadata | SkipJsonSchema[None] = None
+    note: str | SkipJsonSchema[None] = None
+
+
+class ContentUpdated(BaseModel):
+    """The item after ``PUT``, in HMA's shape for it."""
+
+    model_config = _example(
+        {"id": 17, "disable_until_ts": 1767225600, "collab_metadata": {},
+         "original_media_uri": None, "bank": {"name": "KNOWN", "matching_enabled_ratio": 1.0},
+         "user_metadata": None, "note": None}
+    )  # fmt: skip
+    id: int
+    disable_until_ts: int
+    collab_metadata: dict[str, list[str]]
+    original_media_uri: str | None
+    bank: Bank
+    user_metadata: dict[str, Any] | None
+    note: str | None
 
 
 class Deleted(BaseModel):

@@ -1,0 +1,360 @@
+"""HMA's bank content items: one per add through HMA's routes, as HMA makes them.
+
+An item is a submission to a list: its values are submitted with the source reference
+``hma:ID``, so ``entry_references`` links the item to its entries. An item holds its entries
+while it is live (not deleted) and enabled (HMA's ``disable_until_ts``: 1, or a time passed).
+Deleting or disabling it withdraws its reference, so an entry stays while another item or
+source holds it; enabling it again (or its time passing: ``restore_due``) submits its values
+again. Every such change is a change in the list's log, which every follower applies: an item
+disabled through HMA's routes stops matching on hashguard's own routes and at peers too.
+
+Item ids come from the entries' counter, so item and entry ids never collide, and an item that
+adds a value the list lacked shares the id of the entry it made (HMA's serial ids: a fresh
+bank's first items are 1, 2, 3).
+
+HMA's note and metadata are kept with the item only: never in the list, its releases, its
+change feed or the audit log, and erased when the item is deleted or its list removed.
+"""
+
+import json
+import time
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from hashguard.lists.model import Provenance, Source
+from hashguard.lists.records import Record, Submission, Withdrawal, canonical
+from hashguard.store import audit
+from hashguard.store.list_codecs import value_key
+from hashguard.store.list_errors import ListNotFound
+from hashguard.store.lists import ListStore
+from hashguard.store.tables import BankContentRow, EntryRow, HashListRow, ReferenceRow
+
+ENABLED: Final = 1  # HMA's disable_until_ts: 1 enabled, 0 disabled, else disabled until then
+DISABLED: Final = 0
+PREFIX: Final = "hma:"  # the source reference of an item: hma:ID
+
+
+@dataclass(frozen=True, slots=True)
+class BankContent:
+    id: int
+    list: str
+    disable_until_ts: int
+    # (HMA's signal type, hashguard's signal, value), in the order they were added
+    signals: tuple[tuple[str, str, str], ...]
+    note: str | None = None
+    metadata: Mapping[str, Any] | None = None  # HMA's BankedContentMetadata, as given
+    organisation: str = ""  # who added it (the source of its submissions)
+
+    def enabled(self, now: float) -> bool:
+        return enabled(self.disable_until_ts, now)
+
+    @property
+    def reference(self) -> str:
+        return f"{PREFIX}{self.id}"
+
+
+def enabled(disable_until_ts: int, now: float) -> bool:
+    """HMA's rule: 1 is enabled, 0 disabled, a time disabled until it has passed."""
+    return disable_until_ts == ENABLED or (disable_until_ts > ENABLED and disable_until_ts <= now)
+
+
+class _Unset:
+    pass
+
+
+UNSET: Final = _Unset()
+
+
+class BankContents:
+    def __init__(self, engine: Engine, lists: ListStore) -> None:
+        self.engine = engine
+        self.lists = lists
+
+    def add(
+        self,
+        name: str,
+        signals: Sequence[tuple[str, str, str]],
+        organisation: str,
+        actor: str,
+        note: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> BankContent:
+        """A new item submitting ``signals`` (HMA type, signal, value) to the list ``name``.
+        Raises ListError for an unknown list, InvalidRecord for a malformed value."""
+        with self.engine.begin() as connection:
+            self.lists.apply(name, [], actor, connection)  # the list's write lock, first
+            content_id = self.lists.dialect.allocate_entry_ids(connection, 1)[0]
+            item = BankContent(content_id, name, ENABLED, tuple(signals), note, metadata,
+                               organisation)  # fmt: skip
+            list_id = _list_id(connection, name)
+            records: list[Record] = [
+                Submission(signal, value, provenance=_provenance(item, prior))
+                for (_, signal, value), prior in zip(
+                    signals, _unsourced(connection, list_id, signals), strict=True
+                )
+            ]
+            records += self._stale(connection, list_id, signals, exclude=content_id)
+            self.lists.apply(name, records, actor, connection, entry_ids=[content_id])
+            connection.execute(
+                insert(BankContentRow).values(
+                    id=content_id, list_id=list_id, created_at=datetime.now(UTC),
+                    disable_until_ts=ENABLED, note=note, content_metadata=_stored(item),
+                    deleted_at=None,
+                )
+            )  # fmt: skip
+        self.lists.committed()
+        return item
+
+    def known(self, content_id: int) -> bool:
+        """Whether ``content_id`` is (or was, before its deletion) an item's id."""
+        with self.engine.connect() as connection:
+            found = connection.scalar(
+                select(BankContentRow.id).where(BankContentRow.id == content_id)
+            )
+        return found is not None
+
+    def get(self, name: str, content_id: int) -> BankContent | None:
+        """The live item ``content_id`` of the list ``name``, or None."""
+        with self.engine.connect() as connection:
+            row = _row(connection, name, content_id)
+        return None if row is None else _item(name, row)
+
+    def update(
+        self,
+        name: str,
+        content_id: int,
+        actor: str,
+        disable_until_ts: int | None = None,
+        note: str | _Unset | None = UNSET,
+    ) -> BankContent | None:
+        """Set the item's ``disable_until_ts`` and/or note; None if there is no such live item.
+        An item that becomes disabled withdraws its reference, one enabled again submits its
+        values again (a time already passed enables it, and is then kept as 1)."""
+        with self.engine.begin() as connection:
+            self.lists.apply(name, [], actor, connection)  # the list's write lock, first
+            row = _row(connection, name, content_id)
+            if row is None:
+                return None
+            item = _item(name, row)
+            now = time.time()
+            until = item.disable_until_ts if disable_until_ts is None else disable_until_ts
+            records = self._transition(connection, row.list_id, item, until, now)
+            if records:
+                self.lists.apply(name, records, actor, connection)
+            if enabled(until, now) and until != ENABLED:
+                until = ENABLED  # restored: the sweep has nothing left to do
+            values: dict[str, Any] = {"disable_until_ts": until}
+            details: dict[str, Any] = {"content": content_id, "disable_until_ts": until}
+            if not isinstance(note, _Unset):
+                values["note"] = note
+                details["note"] = "set" if note else "cleared"  # never the note itself
+            connection.execute(
+                update(BankContentRow).where(BankContentRow.id == content_id).values(**values)
+            )
+            audit.append(connection, actor, "bank_content.update", name, details)
+            shown = disable_until_ts if disable_until_ts is not None else until
+            changed = item.note if isinstance(note, _Unset) else note
+        self.lists.committed()
+        return BankContent(item.id, name, shown, item.signals, changed, item.metadata,
+                           item.organisation)  # fmt: skip
+
+    def delete(self, name: str, content_id: int, actor: str) -> int:
+        """Delete the item: its reference withdrawn, its note and metadata erased. 1, or 0 if
+        there was no such live item."""
+        with self.engine.begin() as connection:
+            self.lists.apply(name, [], actor, connection)  # the list's write lock, first
+            row = _row(connection, name, content_id)
+            if row is None:
+                return 0
+            item = _item(name, row)
+            records: list[Record] = [Withdrawal(item.reference, reason=_DELETED)]
+            records += self._stale(connection, row.list_id, item.signals, exclude=content_id)
+            self.lists.apply(name, records, actor, connection)
+            connection.execute(
+                update(BankContentRow)
+                .where(BankContentRow.id == content_id)
+                .values(deleted_at=datetime.now(UTC), note=None, content_metadata=None)
+            )
+            audit.append(connection, actor, "bank_content.delete", name, {"content": content_id})
+        self.lists.committed()
+        return 1
+
+    def holders(self, entry_ids: Collection[int], now: float | None = None) -> dict[int, list[int]]:
+        """For each of ``entry_ids`` that live, enabled items hold now: those items' ids."""
+        if not entry_ids:
+            return {}
+        now = time.time() if now is None else now
+        ids = sorted(set(entry_ids))
+        with self.engine.connect() as connection:
+            linked = connection.execute(
+                select(ReferenceRow.entry_id, ReferenceRow.list_id, ReferenceRow.reference).where(
+                    ReferenceRow.entry_id.in_(ids), ReferenceRow.reference.startswith(PREFIX)
+                )
+            ).all()
+            wanted = {i for r in linked if (i := _content_id(r.reference)) is not None}
+            items = {
+                row.id: row
+                for row in connection.execute(
+                    select(BankContentRow).where(
+                        BankContentRow.id.in_(sorted(wanted)),
+                        BankContentRow.deleted_at.is_(None),
+                    )
+                )
+            }
+        found: dict[int, list[int]] = {}
+        for entry_id, list_id, reference in linked:
+            item = items.get(_content_id(reference) or 0)
+            if item is not None and item.list_id == list_id and enabled(item.disable_until_ts, now):
+                found.setdefault(entry_id, []).append(item.id)
+        return {entry: sorted(held) for entry, held in found.items()}
+
+    def restore_due(self, actor: str = "hashguard serve") -> int:
+        """Enable the items whose ``disable_until_ts`` has passed (their values submitted
+        again); how many."""
+        now = time.time()
+        with self.engine.connect() as connection:
+            due = connection.execute(
+                select(BankContentRow.id, HashListRow.name)
+                .join(HashListRow, HashListRow.id == BankContentRow.list_id)
+                .where(
+                    BankContentRow.deleted_at.is_(None),
+                    BankContentRow.disable_until_ts > ENABLED,
+                    BankContentRow.disable_until_ts <= int(now),
+                )
+            ).all()
+        for content_id, name in due:
+            self.update(name, content_id, actor, disable_until_ts=ENABLED)
+        return len(due)
+
+    def _transition(
+        self, connection: Connection, list_id: int, item: BankContent, until: int, now: float
+    ) -> list[Record]:
+        """The records that take the item from its state to ``until``'s. An item holds its
+        values while its stored ``disable_until_ts`` is 1: a time passed is still to be
+        restored (``restore_due``), which stores 1."""
+        was, will = item.disable_until_ts == ENABLED, enabled(until, now)
+        if was and not will:
+            return [Withdrawal(item.reference, reason=_DISABLED)]
+        if will and not was:
+            records: list[Record] = [
+                Submission(signal, value, provenance=_provenance(item))
+                for _, signal, value in item.signals
+            ]
+            return records + self._stale(connection, list_id, item.signals, exclude=item.id)
+        return []
+
+    def _stale(
+        self,
+        connection: Connection,
+        list_id: int,
+        signals: Iterable[tuple[str, str, str]],
+        exclude: int,
+    ) -> list[Record]:
+        """Withdrawals of the references of items that no longer hold these values' entries
+        but are still on them: a deleted entry keeps its sources on record, and a new
+        submission reviving it would bring them back to life."""
+        keys = [(signal, value_key(canonical(signal, value))) for _, signal, value in signals]
+        references: set[str] = set()
+        for signal, key in keys:
+            references.update(
+                connection.scalars(
+                    select(ReferenceRow.reference)
+                    .join(EntryRow, EntryRow.id == ReferenceRow.entry_id)
+                    .where(
+                        EntryRow.list_id == list_id,
+                        EntryRow.signal == signal,
+                        EntryRow.value_key == key,
+                        ReferenceRow.reference.startswith(PREFIX),
+                    )
+                )
+            )
+        ids = {i for r in references if (i := _content_id(r)) is not None} - {exclude}
+        if not ids:
+            return []
+        holding = {
+            row.id
+            for row in connection.execute(
+                select(BankContentRow.id, BankContentRow.disable_until_ts).where(
+                    BankContentRow.id.in_(sorted(ids)),
+                    BankContentRow.list_id == list_id,
+                    BankContentRow.deleted_at.is_(None),
+                )
+            )
+            if row.disable_until_ts == ENABLED
+        }
+        return [Withdrawal(f"{PREFIX}{i}", reason=_GONE) for i in sorted(ids - holding)]
+
+
+_DELETED: Final = "content deleted through the HMA API"
+_DISABLED: Final = "content disabled through the HMA API"
+_GONE: Final = "content no longer held (deleted or disabled through the HMA API)"
+
+
+def _provenance(item: BankContent, prior: Source | None = None) -> Provenance:
+    source = Source(item.organisation or "hma", "", item.reference)
+    return Provenance(item.organisation, "", (source,) if prior is None else (prior, source))
+
+
+def _unsourced(
+    connection: Connection, list_id: int, signals: Sequence[tuple[str, str, str]]
+) -> list[Source | None]:
+    """Per value: for an entry the list holds without any source (a plain file's import), a
+    source standing for whoever submitted it, so that deleting the item later withdraws the
+    item alone and leaves the entry to its first holder."""
+    priors: list[Source | None] = []
+    for _, signal, value in signals:
+        row = connection.execute(
+            select(EntryRow.sources, EntryRow.submitted_by, EntryRow.status).where(
+                EntryRow.list_id == list_id,
+                EntryRow.signal == signal,
+                EntryRow.value_key == value_key(canonical(signal, value)),
+            )
+        ).one_or_none()
+        if row is None or row.status != "active" or json.loads(row.sources or "[]"):
+            priors.append(None)
+        else:
+            priors.append(Source(row.submitted_by or "unsourced", "", ""))
+    return priors
+
+
+def _content_id(reference: str) -> int | None:
+    digits = reference.removeprefix(PREFIX)
+    return int(digits) if digits.isdigit() else None
+
+
+def _stored(item: BankContent) -> dict[str, Any]:
+    stored: dict[str, Any] = {"signals": [list(s) for s in item.signals],
+                              "organisation": item.organisation}  # fmt: skip
+    if item.metadata is not None:
+        stored["metadata"] = dict(item.metadata)
+    return stored
+
+
+def _item(name: str, row: Any) -> BankContent:
+    stored = row.content_metadata or {}
+    signals = tuple((str(a), str(b), str(c)) for a, b, c in stored.get("signals", ()))
+    return BankContent(row.id, name, row.disable_until_ts, signals, row.note,
+                       stored.get("metadata"), str(stored.get("organisation", "")))  # fmt: skip
+
+
+def _list_id(connection: Connection, name: str) -> int:
+    found = connection.scalar(select(HashListRow.id).where(HashListRow.name == name))
+    if found is None:
+        raise ListNotFound(f"no list named {name!r}")
+    return int(found)
+
+
+def _row(connection: Connection, name: str, content_id: int) -> Any:
+    return connection.execute(
+        select(BankContentRow)
+        .join(HashListRow, HashListRow.id == BankContentRow.list_id)
+        .where(
+            HashListRow.name == name,
+            BankContentRow.id == content_id,
+            BankContentRow.deleted_at.is_(None),
+        )
+    ).one_or_none()
