@@ -243,8 +243,19 @@ def test_enable_disable_and_remove(config: Path, tmp_path: Path, database_url: s
     ("arguments", "message"),
     [
         (["add", "X", "--api", "nope"], "no exchange plug-in is called 'nope'"),
-        (["add", "X", "--api", "hashguard", "--base-url", "http://127.0.0.1:1",
-          "--set", "lst=known"], "lst: not a setting of this exchange (it takes: list)"),
+        (
+            [
+                "add",
+                "X",
+                "--api",
+                "hashguard",
+                "--base-url",
+                "http://127.0.0.1:1",
+                "--set",
+                "lst=known",
+            ],
+            "lst: not a setting of this exchange (it takes: list)",
+        ),
         (["add", "X", "--api", "hashguard", "--set", "list=known"], "base_url: required"),
         (["add", "X", "--api", "sample", "--interval", "soon"], "--interval 'soon': expected"),
         (["add", "X", "--api", "sample", "--interval", "1s"], "interval: 1 s; expected 10"),

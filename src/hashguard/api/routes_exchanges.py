@@ -8,6 +8,7 @@ fill those lists."""
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
@@ -168,7 +169,10 @@ async def remove_exchange(request: Request, key: Admin, name: str) -> dict[str, 
     status_code=202,
     response_model=FetchQueued,
     responses={
-        200: {"model": FetchDone, "description": "With ``wait=true``: the fetch, done."},
+        200: {
+            "model": FetchDone,
+            "description": "With ``wait=true``, or for a disabled exchange: the fetch, done.",
+        },
         **refusals(*KEYED, 404, 409, 503),
     },
 )
@@ -180,27 +184,25 @@ async def fetch_exchange(
         bool, Query(description="Fetch while the request waits and answer what it did (200).")
     ] = False,
 ) -> Any:
-    """Fetch the exchange now, enabled or not: the service's scheduler is woken for it (202;
-    its status says when it is done), or with ``wait=true`` the fetch runs while the request
-    waits (200 with what it applied, quarantined, or why it failed). 409 while a fetch of it
-    is running."""
+    """Fetch the exchange now: the service's scheduler is woken for it (202; its status says
+    when it is done), or, with ``wait=true`` or for a disabled exchange (which the scheduler
+    leaves alone), the fetch runs while the request waits (200 with what it applied and
+    quarantined, or why it failed). 409 while a fetch of it is running."""
     check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
+    exchange = await run_in_threadpool(exchanges.get, name)
     scheduler = getattr(service, "exchange_scheduler", None)
-    if not wait and scheduler is not None:
+    if not wait and exchange.enabled and scheduler is not None:
         queued = await run_in_threadpool(scheduler.wake, name)
         if not queued:
             raise ApiError(409, f"exchange {name} is being fetched now; its status says when "
                                 "it is done")  # fmt: skip
         return {"name": name, "queued": True, "status": f"/v1/exchanges/{name}/status"}
-    await run_in_threadpool(exchanges.get, name)
     sync = getattr(service, "exchange_sync", None)
     if sync is None:
         raise ApiError(503, "this service fetches no exchanges")
     done = await run_in_threadpool(sync.fetch, name)
-    from fastapi.responses import JSONResponse
-
     return JSONResponse(FetchDone(**done.as_json()).model_dump(), 200)
 
 
