@@ -80,15 +80,13 @@ class SampleExchange:
         """Every sample hash once; nothing after."""
         if checkpoint is not None and checkpoint.get("version") == VERSION:
             return
+        held = [(f"scene-{seed}", signal, value) for seed, pdq, md5 in SCENES
+                for signal, value in (("pdq", pdq), ("md5", md5))]  # fmt: skip
+        held += [(f"pytx-{n}", signal, value) for n, (signal, value) in enumerate(HMA_EXAMPLES, 1)]
         records: list[Record] = [
             Submission(signal, value, frozenset({"sample"}),
-                       Provenance(ORGANISATION, "", (Source(ORGANISATION, "", f"scene-{seed}"),)))
-            for seed, pdq, md5 in SCENES
-            for signal, value in (("pdq", pdq), ("md5", md5))
-        ] + [
-            Submission(signal, value, frozenset({"sample"}),
-                       Provenance(ORGANISATION, "", (Source(ORGANISATION, "", f"pytx-{n}"),)))
-            for n, (signal, value) in enumerate(HMA_EXAMPLES, start=1)
+                       Provenance(ORGANISATION, "", (Source(ORGANISATION, "", reference),)))
+            for reference, signal, value in held
         ]  # fmt: skip
         yield Page(records, checkpoint={"version": VERSION})
 
