@@ -1,3 +1,1 @@
-"""Stand-ins for the exchanges hashguard fetches from: each a real HTTP server on loopback
-implementing the exchange's documented API (pages, checkpoints, tombstones, errors, a corrupt
-page, a corrupt record, a slow page, refused credentials) and keeping what it received."""
+"""Loopback stand-ins of the exchanges' APIs (a real HTTP server on 127.0.0.1 each)."""
