@@ -134,16 +134,16 @@ def add_hash_to_bank(
     assert post_response.json() == {"id": content_id, "signals": {"pdq": images.pdq[image_url]}}
 
 
-def reset(client: HmaClient, engine: Engine) -> None:
-    """What HMA's ``reset_tables`` does before each test, through the server's own routes where
-    it has them: no exchanges, no exchange credentials, no banks. HMA drops and creates its
-    tables, so each test's first content item is 1 again; here the server keeps running, so
-    the numbering of content items is restarted in its database once the banks (and with them
-    their content) are gone."""
+def reset(client: HmaClient) -> None:
+    """What HMA's ``reset_tables`` does before each test, through the server's own routes: no
+    exchanges, no exchange credentials, no banks (and so no content). HMA drops and creates its
+    tables, which also starts its content ids at 1 again; hashguard never hands out an id twice,
+    so the port counts them with ``ContentIds``."""
     exchanges = client.get("/c/exchanges")
     if exchanges.status_code == 200:  # the exchange routes may be missing
         for name in exchanges.json():
-            assert client.delete(f"/c/exchange/{name}").status_code == 200
+            deleted = client.delete(f"/c/exchange/{name}")
+            assert deleted.status_code == 200, deleted.text
     apis = client.get("/c/exchanges/apis")
     if apis.status_code == 200:
         for api in apis.json():
@@ -155,24 +155,28 @@ def reset(client: HmaClient, engine: Engine) -> None:
     for bank in banks.json():
         deleted = client.delete(f"/c/bank/{bank['name']}")
         assert deleted.status_code == 200, deleted.text
-    assert client.get("/c/banks").json() == [], "the banks of the last test are still there"
-    restart_content_numbering(engine)
+    left = client.get("/c/banks").json()
+    assert left == [], f"the banks of the last test are still there: {left}"
 
 
-def restart_content_numbering(engine: Engine) -> None:
-    """The next HMA content item is 1 again. Items share their ids with list entries (an item
-    that adds a new value shares its entry's id), so both tables must be empty (the banks are
-    gone) and the entries' counter starts again."""
-    with engine.begin() as connection:
-        for table in ("bank_contents", "list_entries"):
-            left = connection.execute(text(f"SELECT count(*) FROM {table}")).scalar_one()
-            assert left == 0, f"{left} row(s) of {table} outlived their banks"
-        if engine.dialect.name == "sqlite":
-            connection.execute(text("UPDATE id_counters SET value = 0 WHERE name = 'list_entries'"))
-        else:
-            connection.execute(
-                text("SELECT setval(pg_get_serial_sequence('list_entries', 'id'), 1, false)")
-            )
+PROBE_BANK = "HMA_PORT_PROBE"
+
+
+class ContentIds:
+    """HMA's content ids as a fresh database hands them out: ``ids(n)`` is the id of the n-th
+    content item made after the reset (HMA: n). The server's ids go on from the last one it
+    handed out, which a probe learns: one signal added to a scratch bank, removed at once."""
+
+    def __init__(self, client: HmaClient) -> None:
+        create_bank(client, PROBE_BANK)
+        added = client.post(f"/c/bank/{PROBE_BANK}/signal", json={"pdq": PDQ_EXAMPLES[0]})
+        assert added.status_code == 200, added.text
+        self.last: int = added.json()["id"]
+        removed = client.delete(f"/c/bank/{PROBE_BANK}")
+        assert removed.status_code == 200, removed.text
+
+    def __call__(self, n: int) -> int:
+        return self.last + n
 
 
 @contextmanager

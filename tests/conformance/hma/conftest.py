@@ -18,7 +18,7 @@ import pytest
 from hashguard.store.database import open_engine
 
 from support.database import scratch_database
-from support.hma_port import HmaClient, ImageServer, Served, lists_held, reset
+from support.hma_port import ContentIds, HmaClient, ImageServer, Served, lists_held, reset
 from support.server import Server, running
 
 # HMA fetches media by URL from anywhere; hashguard only from the hosts and networks allowed.
@@ -104,5 +104,11 @@ def loading(served: Served, servers: Servers) -> Server:
 def client(served: Served) -> HmaClient:
     """HMA's ``client`` (with its ``app``: the tables reset first), as an admin key."""
     hma = HmaClient(served.server)
-    reset(hma, served.engine)
+    reset(hma)
     return hma
+
+
+@pytest.fixture
+def content_ids(client: HmaClient) -> ContentIds:
+    """HMA's content ids of a fresh database (1, 2, ...), as this server hands them out now."""
+    return ContentIds(client)

@@ -1,6 +1,10 @@
 """HMA's ``OpenMediaMatch/tests/test_api_banks.py``, test by test, against a real hashguard server
 (``conftest.py``): the same requests with an admin key, the same assertions.
 
+HMA resets its tables before each test, so its content ids start at 1 in each; hashguard never
+hands out an id twice, so where HMA's test names id n, the port names ``content_ids(n)``, the
+n-th id the server hands out after the reset (``support.hma_port.ContentIds``).
+
 Where HMA fetched an image from github.com, the port fetches the loopback image server's
 (no test reaches the internet). HMA builds its index in a background task, which its tests run
 by hand (``build_all_indices``); hashguard's index follows each change, so that step has no
@@ -9,7 +13,7 @@ counterpart.
 
 from datetime import datetime, timedelta
 
-from support.hma_port import HmaClient, ImageServer, add_hash_to_bank, create_bank
+from support.hma_port import ContentIds, HmaClient, ImageServer, add_hash_to_bank, create_bank
 
 
 def test_banks_empty_index(client: HmaClient) -> None:
@@ -104,10 +108,10 @@ def test_bank_get_content(client: HmaClient, image_server: ImageServer) -> None:
     assert get_response.json().get("id") == content_id
 
 
-def test_bank_get_content_404(client: HmaClient) -> None:
+def test_bank_get_content_404(client: HmaClient, content_ids: ContentIds) -> None:
     """HMA test_api_banks.py::test_bank_get_content_404."""
     bank_name = "TEST_BANK_GET"
-    content_id = 1
+    content_id = content_ids(1)
 
     # Bank does not exist
     get_response = client.get(f"/c/bank/{bank_name}/content/{content_id}")
@@ -120,7 +124,9 @@ def test_bank_get_content_404(client: HmaClient) -> None:
     assert get_response.status_code == 404, get_response.text
 
 
-def test_banks_add_content(client: HmaClient, image_server: ImageServer) -> None:
+def test_banks_add_content(
+    client: HmaClient, image_server: ImageServer, content_ids: ContentIds
+) -> None:
     """HMA test_api_banks.py::test_banks_add_content."""
     bank_name = "NEW_BANK"
     create_bank(client, bank_name)
@@ -130,7 +136,10 @@ def test_banks_add_content(client: HmaClient, image_server: ImageServer) -> None
     post_response = client.post(f"/c/bank/{bank_name}/content?url={image_url}&content_type=photo")
 
     assert post_response.status_code == 200, post_response.text
-    assert post_response.json() == {"id": 1, "signals": {"pdq": image_server.pdq[image_url]}}
+    assert post_response.json() == {
+        "id": content_ids(1),
+        "signals": {"pdq": image_server.pdq[image_url]},
+    }
 
 
 def test_bank_update_content(client: HmaClient, image_server: ImageServer) -> None:
@@ -176,15 +185,17 @@ def test_bank_update_content_400(client: HmaClient, image_server: ImageServer) -
     assert update_response.status_code == 400, update_response.text
 
 
-def test_banks_delete_content(client: HmaClient, image_server: ImageServer) -> None:
+def test_banks_delete_content(
+    client: HmaClient, image_server: ImageServer, content_ids: ContentIds
+) -> None:
     """HMA test_api_banks.py::test_banks_delete_content."""
     bank_name = "NEW_BANK"
     image_url = f"{image_server.url}/image1.jpg"
 
     create_bank(client, bank_name)
-    add_hash_to_bank(client, image_server, bank_name, image_url, 1)
+    add_hash_to_bank(client, image_server, bank_name, image_url, content_ids(1))
 
-    post_response = client.delete(f"/c/bank/{bank_name}/content/1")
+    post_response = client.delete(f"/c/bank/{bank_name}/content/{content_ids(1)}")
 
     assert post_response.status_code == 200
     assert post_response.json() == {"deleted": 1}
@@ -207,7 +218,9 @@ def test_banks_add_metadata(client: HmaClient, image_server: ImageServer) -> Non
     assert post_response.status_code == 200, post_response.text
 
 
-def test_banks_add_hash_index(client: HmaClient, image_server: ImageServer) -> None:
+def test_banks_add_hash_index(
+    client: HmaClient, image_server: ImageServer, content_ids: ContentIds
+) -> None:
     """HMA test_api_banks.py::test_banks_add_hash_index. HMA also asserts that its index is
     not built until its indexer runs; hashguard's index takes each change as it is made, so the
     lookups below are what is left to check."""
@@ -218,23 +231,23 @@ def test_banks_add_hash_index(client: HmaClient, image_server: ImageServer) -> N
 
     # Make two banks and add images to each bank
     create_bank(client, bank_name)
-    add_hash_to_bank(client, image_server, bank_name, image_url, 1)
+    add_hash_to_bank(client, image_server, bank_name, image_url, content_ids(1))
     create_bank(client, bank_name_2)
-    add_hash_to_bank(client, image_server, bank_name, image_url_2, 2)
+    add_hash_to_bank(client, image_server, bank_name, image_url_2, content_ids(2))
 
     # Test against first image
     post_response = client.get(
         f"/m/raw_lookup?signal_type=pdq&signal={image_server.pdq[image_url]}"
     )
     assert post_response.status_code == 200
-    assert post_response.json() == {"matches": [1]}
+    assert post_response.json() == {"matches": [content_ids(1)]}
 
     # Test against second image
     post_response = client.get(
         f"/m/raw_lookup?signal_type=pdq&signal={image_server.pdq[image_url_2]}"
     )
     assert post_response.status_code == 200
-    assert post_response.json() == {"matches": [2]}
+    assert post_response.json() == {"matches": [content_ids(2)]}
 
 
 def test_bank_get_content_with_signals(client: HmaClient, image_server: ImageServer) -> None:

@@ -35,7 +35,8 @@ def client_with_sample_data(client: HmaClient) -> HmaClient:
     assert status, f"the sample exchange was not fetched within {FETCH_SECONDS} s"
     assert status["last_fetch_succeeded"], status
 
-    assert client.get("/status").status_code == 200
+    status = client.get("/status")
+    assert status.status_code == 200, status.text
     return client
 
 
@@ -117,7 +118,8 @@ def client_with_multi_bank_data(client: HmaClient) -> HmaClient:
         added = client.post(f"/c/bank/{bank}/signal", json={"pdq": pdq_signal})
         assert added.status_code == 200, added.text
 
-    assert client.get("/status").status_code == 200
+    status = client.get("/status")
+    assert status.status_code == 200, status.text
     return client
 
 
