@@ -132,6 +132,8 @@ async def test(request: Request) -> Response:
     lists = visible(key, matcher.versions())
     signal, pasted = fields.get("signal", ""), fields.get("hash", "")
     data = upload.files.get("file", b"")
+    if len(data) > service.settings.max_upload_bytes:  # the body's limit leaves room for a hash
+        return too_large(service.settings.max_upload_bytes)
     try:
         if fields.get("what") == "hash":
             query = match_tester.pasted_query(signal, pasted)
