@@ -106,8 +106,14 @@ def sections(page: Any) -> set[str]:
 
 
 def shoot(page: Any, name: str) -> None:
-    if SHOTS.is_dir():
-        page.screenshot(path=str(SHOTS / f"console-{name}.png"), full_page=True)
+    """The page at desktop and phone width, as console-NAME-1280.png and -390.png."""
+    if not SHOTS.is_dir():
+        return
+    size = page.viewport_size
+    for width in (1280, 390):
+        page.set_viewport_size({"width": width, "height": 900})
+        page.screenshot(path=str(SHOTS / f"console-{name}-{width}.png"), full_page=True)
+    page.set_viewport_size(size)
 
 
 def fits(page: Any) -> bool:
@@ -127,12 +133,11 @@ def test_signing_in_at_the_console_comes_back_to_it(browser: Any, console: Conso
     page = sign_in(browser, console, "curator")
     assert page.url == console.url + "/"
     assert page.locator("h1").inner_text() == "Console"
-    shoot(page, "curator-1280")
     # A reviewer signing in from the console comes back to it; from the desk's sign-in, the desk.
     assert sign_in(browser, console, "reviewer").url == console.url + "/"
     page = browser.new_page()
     page.goto(console.url + "/desk/login")
-    shoot(page, "sign-in-1280")
+    shoot(page, "sign-in")
     page.fill("input[name=key]", console.tokens["reviewer"])
     with page.expect_navigation():
         page.click("text=Sign in")
@@ -187,10 +192,14 @@ def test_each_role_sees_the_parts_its_role_may_see(
         assert linked == (who in ("admin", "reviewer"))  # only those who may open the desk
     assert page.locator("#readiness .number").inner_text() == "Ready"
     assert fits(page)
-    shoot(page, f"{who}-1280")
+    shoot(page, who)
     phone = sign_in(browser, console, who, width=390)
     assert fits(phone), "the console runs off the side of a phone"
-    shoot(phone, f"{who}-390")
+    for part in parts:  # each part there to read, not hidden away
+        assert phone.locator(f"section#{part}").is_visible()
+    if "lists" in parts:
+        assert phone.locator("#list-known").is_visible()
+        assert phone.locator("#list-known td[data-label=Version]").is_visible()
 
 
 def test_a_role_without_a_console_part_is_sent_to_its_desk(
@@ -201,6 +210,7 @@ def test_a_role_without_a_console_part_is_sent_to_its_desk(
     page.goto(console.url + "/")
     assert page.locator("#forbidden").count() == 1
     assert page.locator("#forbidden a").get_attribute("href") == "/desk/hotline"
+    shoot(page, "analyst-forbidden")
 
 
 def test_a_key_limited_to_lists_sees_only_those(browser: Any, console: Console) -> None:
@@ -209,7 +219,7 @@ def test_a_key_limited_to_lists_sees_only_those(browser: Any, console: Console) 
     assert page.locator("#list-partner").count() == 1
     assert page.locator("#list-known").count() == 0
     assert page.locator("#list-table tbody tr").count() == 1
-    shoot(page, "scoped-curator-1280")
+    shoot(page, "scoped-curator")
     page = sign_in(browser, console, "scoped reviewer")
     assert page.locator("#list-known").count() == 0
     assert page.locator("#no-matches").count() == 1  # the match today was on "known"
@@ -219,7 +229,7 @@ def test_a_key_limited_to_lists_sees_only_those(browser: Any, console: Console) 
     tested = file_tested(page, PLANTED)  # on "known", which this key may not use
     assert tested.locator("#result h2").inner_text() == "No match"
     assert "1 list (partner)" in tested.locator("#tested-what").inner_text()
-    shoot(tested, "scoped-matcher-tested-1280")
+    shoot(tested, "scoped-matcher-tested")
 
 
 def origin(page: Any) -> str:
@@ -252,7 +262,8 @@ def test_the_match_tester_finds_the_planted_entry_and_explains_it(
     for width in (1280, 390):
         page = sign_in(browser, console, "matcher", width)
         assert "not recorded in the match log" in page.locator("#not-recorded").inner_text()
-        shoot(page, f"matcher-{width}")
+        if width == 1280:
+            shoot(page, "matcher")
         page = file_tested(page, PLANTED)
         assert page.locator("#result h2").inner_text() == "2 matching entries"
         findings = page.locator("#findings").inner_text()
@@ -261,12 +272,14 @@ def test_the_match_tester_finds_the_planted_entry_and_explains_it(
         assert "an image (png)" in page.locator("#tested-what").inner_text()
         assert "Not recorded in the match log" in page.locator("#tested-what").inner_text()
         assert fits(page)
-        shoot(page, f"tester-found-{width}")
+        if width == 1280:
+            shoot(page, "tester-found")
         page = file_tested(page, OTHER)
         assert page.locator("#result h2").inner_text() == "No match"
         assert page.locator("#no-match").count() == 1
         assert "PDQ" in page.locator("#hashes").inner_text()
-        shoot(page, f"tester-none-{width}")
+        if width == 1280:
+            shoot(page, "tester-none")
     # A pasted hash, a few bits from the planted one: found within the list's threshold.
     planted = hashes_of(PLANTED)["pdq"]
     near = format(int(planted, 16) ^ 0b111, "064x")
@@ -291,11 +304,11 @@ def test_bad_uploads_and_hashes_get_a_clear_message_not_a_500(
     page = file_tested(page, PLANTED[:200], name="broken.png")
     text = page.locator("main").inner_text()
     assert "could not be decoded" in text or "cannot be read" in text, text
-    shoot(page, "tester-broken-1280")
+    shoot(page, "tester-broken")
     page = hash_tested(page, "pdq", "not a hash")
     assert "That is not a PDQ hash" in page.locator("#error").inner_text()
     assert page.locator("#hash").input_value() == "not a hash"  # kept to correct it
-    shoot(page, "tester-bad-hash-1280")
+    shoot(page, "tester-bad-hash")
     # Over the service's upload limit (1 MB here): a page saying so.
     responses: list[int] = []
     page.on("response", lambda r: responses.append(r.status))
@@ -303,7 +316,7 @@ def test_bad_uploads_and_hashes_get_a_clear_message_not_a_500(
     assert page.locator("#too-large h1").inner_text() == "That file is too large"
     assert "at most 1 MB" in page.locator("#too-large").inner_text()
     assert 413 in responses and 500 not in responses
-    shoot(page, "tester-too-large-1280")
+    shoot(page, "tester-too-large")
     # Far over it: refused before the body is read, with the same page.
     page = file_tested(page, b"\x89PNG\r\n\x1a\n" + bytes(4_000_000), name="huge.png")
     assert page.locator("#too-large h1").inner_text() == "That file is too large"
@@ -317,6 +330,7 @@ def test_the_tester_is_refused_to_roles_that_may_not_match_and_stale_forms(
     page.goto(console.url + "/console/tester")
     assert "may not match" in page.locator("#error").inner_text()
     assert page.locator("#test-file").count() == 0
+    shoot(page, "tester-refused")
     # A form without the session's token (another site's, or an old one): refused.
     page = sign_in(browser, console, "matcher")
     page.goto(console.url + "/console/tester")
