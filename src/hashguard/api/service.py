@@ -27,6 +27,10 @@ from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
 from hashguard.errors import Unavailable
+from hashguard.exchanges.credentials import Sealer
+from hashguard.exchanges.feedback import ExchangeFeedback, FeedbackSender
+from hashguard.exchanges.store import Exchanges
+from hashguard.exchanges.sync import Scheduler, Sync
 from hashguard.hotline.service import Hotline, HotlineSettings
 from hashguard.lists.model import Change, HashList
 from hashguard.lists.records import Record
@@ -93,13 +97,21 @@ class Service:
         self.lists: ListStore = ServedLists(engine, self.catch_up)
         self.keys = ApiKeyStore(engine)
         self.match_log = MatchLog(engine)
-        self.review = Review(engine, self.lists, observers=[ReviewFeedback()])
+        self.secret = load_secret(settings.secret_file)
+        # Exchanges fill their lists through the served store (the Matcher follows at once);
+        # detections on their lists are told back to those that take feedback.
+        self.exchanges = Exchanges(engine, self.lists, Sealer(self.secret))
+        self.exchange_sync = Sync(self.exchanges, settings.exchange_networks)
+        self.exchange_feedback = FeedbackSender(self.exchange_sync)
+        self.exchange_scheduler = Scheduler(
+            self.exchange_sync, deliver=self.exchange_feedback.deliver_due
+        )
+        self.review = Review(engine, self.lists, observers=[ReviewFeedback(), ExchangeFeedback()])
         self.victims = Cases(engine, self.lists, case_settings(settings))
         self.receipts = self.victims.receipts  # followers' acknowledgements of list versions
         self.complaints = Complaints(engine, self.review)
         self.deliveries = Deliveries()
         self.reports = Reports(engine, self.review, attempted=self.deliveries.attempted("report"))
-        self.secret = load_secret(settings.secret_file)
         # Review desk sessions: id -> (the key's token, expiry, CSRF token); memory only.
         self.sessions: dict[str, tuple[str, float, str]] = {}
         self.jobs = BulkJobs(imported=self.catch_up)
@@ -148,11 +160,13 @@ class Service:
         self._webhooks = threading.Thread(target=self._send_webhooks, name="hashguard-webhooks",
                                           daemon=True)  # fmt: skip
         self._webhooks.start()
+        self.exchange_scheduler.start()
         if self.takedown is not None:
             self.takedown.start()
 
     def stop(self) -> None:
         self._stop.set()
+        self.exchange_scheduler.stop()
         if self.takedown is not None:
             self.takedown.stop()
         if self.hotline is not None:

@@ -271,6 +271,14 @@ class ServiceSettings:
     fetch_timeout: float = setting(
         10.0, NUMBER, "fetch", "Seconds to wait for media fetched by URL.", minimum=0.1
     )
+    # -- exchanges (NCMEC, StopNCII, ThreatExchange, another hashguard) are reached on public
+    # addresses only, unless their network is named.
+    exchange_networks: tuple[Network, ...] = setting(
+        (), NETWORKS, "fetch",
+        "A private network exchanges may be reached on (repeat; tests, an intranet peer). "
+        "Private, loopback and link-local addresses are refused otherwise.",
+        flag="--exchange-network", repeat=True,
+    )  # fmt: skip
     # -- releases: signed releases through the API (without all three the route answers 409)
     release_key: Path | None = setting(
         None, PATH, "releases", "The owner's signing key, to sign releases via the API."
@@ -493,6 +501,7 @@ class ServiceSettings:
             "fetch_hosts": list(self.fetch_hosts),
             "fetch_networks": [str(n) for n in self.fetch_networks],
             "fetch_timeout": self.fetch_timeout,
+            "exchange_networks": [str(n) for n in self.exchange_networks],
             "release_key": str(self.release_key or ""),
             "release_log": str(self.release_log or ""),
             "release_dir": str(self.release_dir or ""),

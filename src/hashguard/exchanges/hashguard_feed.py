@@ -1,68 +1,202 @@
 """A list's change feed on another hashguard service (``GET /v1/lists/{name}/changes?since=N``),
-read over HTTP for hashguard.lists.mirror."""
+read over an exchange's ``Http``: the ``hashguard`` exchange plug-in (its checkpoint the origin
+list's version) and the ``Feed`` that ``hashguard lists follow`` replays through
+hashguard.lists.mirror.
+"""
 
-from typing import Any
+import ipaddress
+import json
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Final
 
-import httpx
-
+from hashguard.exchanges.api import (
+    EXCERPT,
+    ExchangeHttp,
+    ExchangeUnavailable,
+    FeedbackItem,
+    Field,
+    Page,
+    Quarantined,
+    Schema,
+)
+from hashguard.exchanges.fields import check_fields
+from hashguard.exchanges.http import Http
+from hashguard.exchanges.registry import register
 from hashguard.lists.mirror import MirrorError
-from hashguard.lists.model import Change
+from hashguard.lists.model import Category, Change
+from hashguard.lists.records import Record
 
-_PAGE = 1000
+PAGE: Final = 1000  # changes asked for per request
+# An operator's own command (``lists follow``) reaches the origin it names, wherever it is.
+_ANYWHERE: Final = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+class _Origin:
+    """JSON requests to a hashguard service with an API key; failures as
+    ExchangeUnavailable (the key never in a message)."""
+
+    def __init__(self, http: ExchangeHttp, key: str) -> None:
+        self.http = http
+        self.headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+
+    def get(self, path: str, params: Mapping[str, str] | None = None) -> Any:
+        answer = self.http.request("GET", path, params=params, headers=self.headers)
+        return _json(self.http.base_url, path, answer.status, answer.body)
+
+    def post(self, path: str, document: Any) -> Any:
+        body = json.dumps(document).encode()
+        answer = self.http.request("POST", path, headers=self.headers, body=body,
+                                   content_type="application/json")  # fmt: skip
+        return _json(self.http.base_url, path, answer.status, answer.body)
+
+
+def _json(base: str, path: str, status: int, body: bytes) -> Any:
+    if status != 200:
+        raise ExchangeUnavailable(f"{base}{path}: {status} {_message(body)}")
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise ExchangeUnavailable(f"{base}{path}: the answer is not JSON") from None
+
+
+def _message(body: bytes) -> str:
+    """The error message of a refused request (or the start of its body)."""
+    try:
+        return str(json.loads(body)["error"]["message"])
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode("utf-8", "replace")
+
+
+def _moment(text: str) -> datetime | None:
+    """A change's time (ISO 8601), or None when it has none readable."""
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _changes_path(name: str) -> str:
+    return f"/v1/lists/{name}/changes"
+
+
+@register
+class HashguardExchange:
+    """Another hashguard service's list, by its change feed: each change replayed as it was
+    made there."""
+
+    name: ClassVar[str] = "hashguard"
+    title: ClassVar[str] = "Another hashguard service's list"
+    category: ClassVar[Category] = Category.KNOWN_CSAM
+    config_schema: ClassVar[Schema] = Schema((
+        Field("list", "string", required=True, help="the list's name at the origin"),
+    ))  # fmt: skip
+    credentials_schema: ClassVar[Schema | None] = Schema((
+        Field("api_key", "string", required=True, secret=True,
+              help="an API key of the origin that may read the list"),
+    ))  # fmt: skip
+    default_base_url: ClassVar[str] = ""
+    supports_feedback: ClassVar[bool] = False
+
+    @classmethod
+    def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
+        return check_fields(cls.config_schema, config)
+
+    @classmethod
+    def check_credentials(cls, credentials: Mapping[str, Any]) -> dict[str, Any]:
+        return check_fields(cls.credentials_schema or Schema(), credentials, "credential")
+
+    def __init__(
+        self, config: Mapping[str, Any], credentials: Mapping[str, Any] | None, http: ExchangeHttp
+    ) -> None:
+        self.list = str(config["list"])
+        self.origin = _Origin(http, str((credentials or {}).get("api_key", "")))
+
+    def fetch(self, checkpoint: Mapping[str, Any] | None) -> Iterator[Page]:
+        """Pages of the origin's changes after the checkpoint's version, until there are none
+        newer. A change that cannot be read is quarantined (named by its version)."""
+        since = int((checkpoint or {}).get("version", 0))
+        while True:
+            document = self.origin.get(_changes_path(self.list),
+                                       {"since": str(since), "limit": str(PAGE)})  # fmt: skip
+            try:
+                version = int(document["version"])
+                items = list(document["changes"])
+            except (KeyError, TypeError, ValueError):
+                raise ExchangeUnavailable(
+                    f"{self.origin.http.base_url}{_changes_path(self.list)}: not a change feed "
+                    "(expected version and changes)"
+                ) from None
+            if version < since:
+                raise ExchangeUnavailable(
+                    f"list {self.list} at the origin is at version {version}, before this "
+                    f"exchange's checkpoint {since}: it was made anew there; add the exchange "
+                    "again to start over"
+                )
+            if not items:
+                return
+            page = Page()
+            for number, item in enumerate(items, start=since + 1):
+                try:
+                    change = Change.from_json(item)
+                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                    page.quarantined.append(Quarantined(
+                        f"change {number} (after version {since})",
+                        f"not a change: {error}",
+                        json.dumps(item, default=str)[:EXCERPT],
+                    ))  # fmt: skip
+                    continue
+                record: Record = change
+                page.records.append(record)
+                page.checkpoint_at = _moment(change.at) or page.checkpoint_at
+            since += len(items)
+            page.checkpoint = {"version": since}
+            yield page
+            if since >= version:
+                return
+
+    def send_feedback(self, item: FeedbackItem) -> None:
+        raise NotImplementedError("a hashguard origin takes no feedback")
 
 
 class Feed:
-    """A list's change feed on a hashguard service (a hashguard.lists.mirror.ChangeFeed)."""
+    """A list's change feed on a hashguard service (a hashguard.lists.mirror.ChangeFeed), for
+    ``hashguard lists follow``: failures are MirrorErrors."""
 
     def __init__(self, base: str, name: str, key: str, timeout: float = 60.0) -> None:
         self.name = name
-        self.client = httpx.Client(
-            base_url=base.rstrip("/"), headers={"Authorization": f"Bearer {key}"}, timeout=timeout
-        )
-        self.origin = str(self.client.base_url)
-
-    def _get(self, path: str, **params: Any) -> Any:
         try:
-            answer = self.client.get(path, params=params)
-        except httpx.HTTPError as error:
-            raise MirrorError(f"{self.client.base_url}: {error}") from None
-        if answer.status_code != 200:
-            raise MirrorError(f"{self.client.base_url}{path}: {answer.status_code} "
-                              f"{_message(answer)}")  # fmt: skip
-        try:
-            return answer.json()
-        except ValueError:
-            raise MirrorError(f"{self.client.base_url}{path}: the answer is not JSON") from None
+            http = Http(base, _ANYWHERE, timeout)
+        except ValueError as error:
+            raise MirrorError(f"--from {base}: {error}") from None
+        self.client = _Origin(http, key)
+        self.origin = http.base_url
 
     def acknowledge(self, version: int) -> None:
         """Tell the origin the list's ``version`` is applied here (a receipt: a victim's case
         shows how many followers applied a withdrawal). Raises MirrorError if it is refused."""
-        path = f"/v1/lists/{self.name}/acknowledgements"
         try:
-            answer = self.client.post(path, json={"version": version})
-        except httpx.HTTPError as error:
-            raise MirrorError(f"{self.client.base_url}: {error}") from None
-        if answer.status_code != 200:
-            raise MirrorError(f"{self.client.base_url}{path}: {answer.status_code} "
-                              f"{_message(answer)}")  # fmt: skip
+            self.client.post(f"/v1/lists/{self.name}/acknowledgements", {"version": version})
+        except ExchangeUnavailable as error:
+            raise MirrorError(str(error)) from None
 
     def about(self) -> dict[str, Any]:
-        document: dict[str, Any] = self._get(f"/v1/lists/{self.name}")
+        try:
+            document: dict[str, Any] = self.client.get(f"/v1/lists/{self.name}")
+        except ExchangeUnavailable as error:
+            raise MirrorError(str(error)) from None
         return document
 
     def page(self, since: int) -> tuple[int, list[Change]]:
         """The origin's version and its changes after ``since`` (at most a page)."""
-        document = self._get(f"/v1/lists/{self.name}/changes", since=since, limit=_PAGE)
+        try:
+            document = self.client.get(_changes_path(self.name),
+                                       {"since": str(since), "limit": str(PAGE)})  # fmt: skip
+        except ExchangeUnavailable as error:
+            raise MirrorError(str(error)) from None
         try:
             changes = [Change.from_json(item) for item in document["changes"]]
             return int(document["version"]), changes
         except (KeyError, TypeError, ValueError) as error:
             raise MirrorError(f"{self.name}: a malformed change in the feed ({error})") from None
-
-
-def _message(answer: httpx.Response) -> str:
-    """The error message of a refused request (or the start of its body)."""
-    try:
-        return str(answer.json()["error"]["message"])
-    except (ValueError, KeyError, TypeError):
-        return answer.text[:200]

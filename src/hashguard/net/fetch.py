@@ -11,6 +11,10 @@ connection goes to the address that was checked, so a second DNS answer cannot r
 however slowly the server sends (name resolution included: the resolver is given what is
 left); the body is read into memory up to a size limit, never to disk.
 Every refusal names its outcome (``FetchRefused.reason``, one of ``OUTCOMES``).
+
+``request`` is the general form for clients of an API (the exchanges): any method, headers and
+a body, every status returned; the same checks, and redirects followed for GET only, on the
+same host only.
 """
 
 import contextlib
@@ -20,7 +24,7 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 from urllib.parse import quote, urljoin, urlsplit
@@ -48,6 +52,7 @@ _REDIRECTS: Final = {301, 302, 303, 307, 308}
 # Characters a request target keeps as they are; anything else (spaces, non-ASCII) is
 # percent-encoded as a browser would, and existing escapes stay.
 _TARGET_SAFE: Final = "!#$%&'()*+,/:;=?@[]~"
+_NOT_IN_NAMES: Final = '()<>@,;:\\"/[]?={} \t'
 
 
 class FetchRefused(Invalid):
@@ -74,12 +79,25 @@ class Fetched:
 
 
 @dataclass(frozen=True, slots=True)
+class Response:
+    """What a server answered a ``request`` (any status)."""
+
+    status: int
+    body: bytes
+    content_type: str  # as the server declared it, lower case, without parameters
+    url: str  # the final URL, after redirects
+    headers: Mapping[str, str]  # lower-case names (a repeated header: its values joined by ", ")
+    charset: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class _Answer:
     status: int
     location: str
     content_type: str
     charset: str
     body: bytes
+    headers: Mapping[str, str]
 
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -160,11 +178,66 @@ class UrlFetcher:
             )
         limit = self.max_bytes if max_bytes is None else max_bytes
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        url, answer = self._follow(
+            "GET", url, {}, None, deadline, limit, follow=True, cross_host=self.cross_host_redirects
+        )
+        if answer.status != 200:
+            refused = FetchRefused(
+                f"{url}: the server answered {answer.status}",
+                reason="http-error",
+                status=answer.status,
+            )
+            refused.url = url
+            raise refused
+        return Fetched(answer.body, answer.content_type, url, answer.status, answer.charset)
+
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        max_bytes: int | None = None,
+        timeout: float | None = None,
+    ) -> Response:
+        """The server's answer to ``method`` on ``url`` with ``headers`` and ``body``, whatever
+        its status, within ``max_bytes`` and ``timeout`` seconds for the whole exchange. Checked
+        as ``fetch`` is; redirects are followed for GET only, and only on the same host (the
+        fetcher's ``cross_host_redirects`` is for ``fetch``). Raises FetchRefused naming the
+        rule or failure that ended it (never "http-error")."""
+        if not self.hosts and not self.any_host:
+            raise FetchRefused("this fetcher has no allowed host", reason="not-allowed")
+        for name, value in (headers or {}).items():
+            _check_header(name, value)
+        limit = self.max_bytes if max_bytes is None else max_bytes
+        deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
+        method = method.upper()
+        url, answer = self._follow(
+            method, url, dict(headers or {}), body, deadline, limit,
+            follow=method == "GET", cross_host=False,
+        )  # fmt: skip
+        return Response(answer.status, answer.body, answer.content_type, url, answer.headers,
+                        answer.charset)  # fmt: skip
+
+    def _follow(
+        self,
+        method: str,
+        url: str,
+        headers: dict[str, str],
+        body: bytes | None,
+        deadline: float,
+        limit: int,
+        *,
+        follow: bool,
+        cross_host: bool,
+    ) -> tuple[str, _Answer]:
+        """The final URL and its answer, redirects followed when ``follow`` (each checked)."""
         answered = ""
         try:
             first_host: str | None = None
             for _ in range(self.max_redirects + 1):
-                if first_host is not None and not self.cross_host_redirects:
+                if first_host is not None and not cross_host:
                     host = (urlsplit(url).hostname or "").lower().rstrip(".")
                     if host != first_host:
                         raise FetchRefused(
@@ -174,19 +247,14 @@ class UrlFetcher:
                 scheme, host, port, target = self._check(url)
                 first_host = first_host or host
                 address = self._public_address(host, port, deadline)
-                answer = self._get(scheme, host, port, address, target, deadline, limit)
+                answer = self._exchange(
+                    scheme, host, port, address, method, target, headers, body, deadline, limit
+                )
                 answered = url
-                if answer.status in _REDIRECTS and answer.location:
+                if follow and answer.status in _REDIRECTS and answer.location:
                     url = _redirected(url, answer.location)
                     continue
-                if answer.status != 200:
-                    raise FetchRefused(
-                        f"{url}: the server answered {answer.status}",
-                        reason="http-error",
-                        status=answer.status,
-                    )
-                return Fetched(answer.body, answer.content_type, url, answer.status,
-                               answer.charset)  # fmt: skip
+                return url, answer
             raise FetchRefused(
                 f"{url}: more than {self.max_redirects} redirects", reason="too-many-redirects"
             )
@@ -250,13 +318,16 @@ class UrlFetcher:
                 )
         return addresses[0]
 
-    def _get(
+    def _exchange(
         self,
         scheme: str,
         host: str,
         port: int,
         address: str,
+        method: str,
         target: str,
+        extra: Mapping[str, str],
+        body: bytes | None,
         deadline: float,
         limit: int,
     ) -> _Answer:
@@ -282,20 +353,25 @@ class UrlFetcher:
             connection = http.client.HTTPConnection(host, port, timeout=remaining)
             connection.sock = sock  # connected to the checked address
             try:
-                headers = {"User-Agent": "hashguard", "Accept-Encoding": "identity"}
-                connection.request("GET", target, headers=headers)
+                headers = {"User-Agent": "hashguard", **extra, "Accept-Encoding": "identity"}
+                connection.request(method, target, body=body, headers=headers)
                 response = connection.getresponse()
                 declared = response.getheader("Content-Length")
                 if declared is not None and declared.isdigit() and int(declared) > limit:
                     raise FetchRefused(
                         f"{host}: the media is larger than {limit} bytes", reason="too-large"
                     )
-                body = self._body(response, host, deadline, limit)
+                content = self._body(response, host, deadline, limit)
                 if watchdog.cut.is_set():  # the end seen was the cut, not the body's
                     raise FetchRefused(f"{host}: timed out", reason="timed-out")
                 content_type, charset = _content_type(response.getheader("Content-Type") or "")
                 location = response.getheader("Location") or ""
-                return _Answer(response.status, location, content_type, charset, body)
+                answered: dict[str, str] = {}
+                for name, value in response.getheaders():
+                    name = name.lower()
+                    answered[name] = f"{answered[name]}, {value}" if name in answered else value
+                return _Answer(response.status, location, content_type, charset, content,
+                               answered)  # fmt: skip
             finally:
                 connection.close()
         except FetchRefused:
@@ -324,6 +400,21 @@ class UrlFetcher:
                 raise FetchRefused(f"{host}: timed out", reason="timed-out")
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def _check_header(name: str, value: str) -> None:
+    """Raises Invalid for a header that cannot be sent, naming it (never its value: it may be
+    a credential)."""
+    if not name or any(c in _NOT_IN_NAMES or not c.isascii() or ord(c) < 33 for c in name):
+        raise Invalid(f"{name[:60]!r} is not an HTTP header name")
+    if any(c in "\r\n\0" for c in value):
+        raise Invalid(f"the value of header {name} holds a line break or a NUL: not sent")
+    try:
+        value.encode("latin-1")
+    except UnicodeEncodeError:
+        raise Invalid(
+            f"the value of header {name} holds characters a header cannot carry (not Latin-1)"
+        ) from None
 
 
 def _content_type(header: str) -> tuple[str, str]:

@@ -1,0 +1,143 @@
+"""HTTP to one exchange (``api.ExchangeHttp``): requests go to the exchange's base URL and
+below it only, through the SSRF-safe fetcher (an allowed host, a public address or a network
+the operator names, the connection to the address checked, a deadline and a size limit).
+
+A path is relative to the base URL, or an absolute URL under it (a page's ``next`` link); a
+link anywhere else is refused (``OutsideExchange``) rather than followed. Network failures and
+refusals are ExchangeUnavailable; every status the server answers is returned. Header values
+(credentials) never appear in a message, nor do query strings (some APIs take a token there).
+"""
+
+import posixpath
+from collections.abc import Mapping, Sequence
+from typing import Final
+from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+
+from hashguard.errors import Invalid
+from hashguard.exchanges.api import Answer, ExchangeConfigError, ExchangeUnavailable
+from hashguard.net.fetch import FetchRefused, Network, Resolver, UrlFetcher
+
+MAX_BYTES: Final = 256 * 1024 * 1024  # one page of an exchange's answer
+
+
+class OutsideExchange(ExchangeUnavailable):
+    """A link that leads away from the exchange's base URL (another host, scheme, port or a
+    path outside the base path): not followed."""
+
+
+class Http:
+    """``api.ExchangeHttp`` for the exchange at ``base_url`` (http or https), reachable on
+    public addresses or in ``networks``; each request within ``timeout`` seconds and
+    ``max_bytes`` of answer. Raises ExchangeConfigError for a base URL that is not one."""
+
+    def __init__(
+        self,
+        base_url: str,
+        networks: Sequence[Network] = (),
+        timeout: float = 60.0,
+        max_bytes: int = MAX_BYTES,
+        resolve: Resolver | None = None,
+    ) -> None:
+        try:
+            parts = urlsplit(base_url.strip())
+            port = parts.port
+        except ValueError as error:
+            raise ExchangeConfigError(f"base_url: not a URL ({error})") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ExchangeConfigError(
+                f"base_url: {_shown(base_url)} is not an http or https URL with a host"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment:
+            raise ExchangeConfigError(
+                "base_url: a base URL holds no credentials, query or fragment "
+                f"({parts.scheme}://{parts.hostname}...)"
+            )
+        self.scheme = parts.scheme
+        self.host = parts.hostname.lower().rstrip(".")
+        self.port = port or (443 if parts.scheme == "https" else 80)
+        self.base_path = "/" + parts.path.strip("/")  # "/" or "/v2", no trailing slash
+        netloc = parts.netloc.lower()
+        self.base_url = urlunsplit((self.scheme, netloc, self.base_path.rstrip("/"), "", ""))
+        self.fetcher = UrlFetcher([self.host], networks, timeout=timeout, max_bytes=max_bytes)
+        if resolve is not None:  # tests: names resolved to loopback addresses
+            self.fetcher.resolve = resolve
+
+    def url(self, path: str, params: Mapping[str, str] | None = None) -> str:
+        """The URL ``path`` names (relative to the base URL, or absolute under it), with
+        ``params`` added to its query. Raises OutsideExchange when it leads elsewhere."""
+        try:
+            parts = urlsplit(path)
+            port = parts.port
+        except ValueError:
+            raise OutsideExchange(f"{self.base_url}: {_shown(path)} is not a URL") from None
+        if parts.scheme or parts.netloc:
+            host = (parts.hostname or "").lower().rstrip(".")
+            port = port or (443 if parts.scheme == "https" else 80)
+            if (parts.scheme, host, port) != (self.scheme, self.host, self.port):
+                raise OutsideExchange(
+                    f"{self.base_url}: a link to {_shown(path)} leads to another host, scheme "
+                    "or port: not followed"
+                )
+            if parts.username or parts.password:
+                raise OutsideExchange(
+                    f"{self.base_url}: a link with credentials in it is not followed"
+                )
+            full = parts.path or "/"
+        else:
+            full = self.base_path.rstrip("/") + "/" + parts.path.lstrip("/")
+        normal = posixpath.normpath(full) if full not in ("", "/") else "/"
+        if full.endswith("/") and normal != "/":
+            normal += "/"
+        meant = posixpath.normpath(unquote(full))  # "%2e%2e" is ".." to some servers
+        if self.base_path != "/" and not (
+            meant == self.base_path or meant.startswith(self.base_path + "/")
+        ):
+            raise OutsideExchange(
+                f"{self.base_url}: a link to {_shown(path)} leads outside {self.base_path}: "
+                "not followed"
+            )
+        query = parts.query
+        if params:
+            query = "&".join(q for q in (query, urlencode(dict(params))) if q)
+        return urlunsplit((self.scheme, urlsplit(self.base_url).netloc, normal, query, ""))
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        content_type: str = "",
+    ) -> Answer:
+        """The exchange's answer (any status). Raises OutsideExchange for a path that leads
+        away from the base URL, ExchangeUnavailable when the request could not be made or
+        answered (network, deadline, size), ExchangeConfigError for a header that cannot be
+        sent (naming the header, not its value)."""
+        url = self.url(path, params)
+        sent = dict(headers or {})
+        if content_type:
+            sent["Content-Type"] = content_type
+        try:
+            response = self.fetcher.request(method, url, headers=sent, body=body)
+        except FetchRefused as refused:
+            message = str(refused).replace(url, _shown(url))
+            raise ExchangeUnavailable(
+                f"{method.upper()} {_shown(url)}: {_without_queries(message)}"
+            ) from None
+        except Invalid as error:  # a header that cannot be sent
+            raise ExchangeConfigError(f"{method.upper()} {_shown(url)}: {error}") from None
+        return Answer(response.status, response.body, response.content_type,
+                      dict(response.headers))  # fmt: skip
+
+
+def _shown(url: str) -> str:
+    """``url`` as messages show it: without its query (it may carry a token), at most 200
+    characters."""
+    return url.split("?", 1)[0].split("#", 1)[0][:200]
+
+
+def _without_queries(message: str) -> str:
+    """``message`` with the query of any URL in it left out."""
+    return " ".join(_shown(word) if "://" in word else word for word in message.split(" "))

@@ -1,0 +1,447 @@
+"""The configured exchanges (``Exchanges``): each reads one exchange's API (a plug-in) into the
+list of the same name, on its own interval, with its settings, its credentials (sealed; its
+own, or its plug-in's shared ones as HMA keeps them) and its fetch state as HMA reports it
+(``FetchStatus``). Every change is audited in the transaction that makes it; credentials never
+appear in an answer, an audit event or a log.
+"""
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+
+from hashguard.errors import Conflict, NotFound
+from hashguard.exchanges import credentials as vault
+from hashguard.exchanges import registry
+from hashguard.exchanges.api import ExchangeApi, ExchangeConfigError
+from hashguard.exchanges.credentials import Sealer
+from hashguard.exchanges.http import Http
+from hashguard.lists.model import NAME_PATTERN, Category
+from hashguard.store import audit
+from hashguard.store.list_errors import ListNotFound
+from hashguard.store.lists import ListStore
+from hashguard.store.tables import (
+    ExchangeFeedbackRow,
+    ExchangeQuarantineRow,
+    ExchangeRow,
+    HashListRow,
+    utc,
+)
+
+DEFAULT_INTERVAL: Final = 900  # seconds between fetches
+MIN_INTERVAL: Final = 10
+MAX_INTERVAL: Final = 7 * 24 * 3600
+BASE_URL: Final = "base_url"  # the one setting every exchange has, besides its plug-in's
+
+Clock = Callable[[], datetime]
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+class ExchangeNotFound(NotFound):
+    """No exchange of that name."""
+
+
+class ExchangeExists(Conflict):
+    """An exchange of that name exists already."""
+
+
+class ExchangeListTaken(Conflict):
+    """The list an exchange would fill is another exchange's, or of another category."""
+
+
+@dataclass(frozen=True, slots=True)
+class Exchange:
+    """A configured exchange (never its credentials: ``has_credentials`` says whether any
+    apply)."""
+
+    id: int
+    name: str
+    api: str  # the plug-in's name
+    list: str  # the list it fills (its own name)
+    config: Mapping[str, Any]  # the plug-in's settings, base_url included
+    enabled: bool
+    interval: int  # seconds between fetches
+    created_at: datetime
+    has_credentials: bool
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "api": self.api, "list": self.list,
+                "config": dict(self.config), "enabled": self.enabled,
+                "interval_seconds": self.interval, "created_at": self.created_at.isoformat(),
+                "has_credentials": self.has_credentials}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class FetchStatus:
+    """Where an exchange's fetching stands: HMA's FetchStatus (Unix times in seconds) and
+    hashguard's own: the last error and counts, failures in a row, the next fetch, how many
+    records are quarantined."""
+
+    checkpoint_ts: int | None  # the exchange's data is complete to this time, when known
+    running_fetch_start_ts: int | None  # a fetch is running since
+    last_fetch_complete_ts: int | None
+    last_fetch_succeeded: bool | None  # None: never fetched
+    up_to_date: bool
+    fetched_items: int  # records applied over all fetches
+    last_error: str
+    last_counts: Mapping[str, Any]
+    failures: int
+    next_fetch_at: datetime
+    quarantined: int
+
+    def as_json(self) -> dict[str, Any]:
+        return {"checkpoint_ts": self.checkpoint_ts,
+                "running_fetch_start_ts": self.running_fetch_start_ts,
+                "last_fetch_complete_ts": self.last_fetch_complete_ts,
+                "last_fetch_succeeded": self.last_fetch_succeeded,
+                "up_to_date": self.up_to_date, "fetched_items": self.fetched_items,
+                "last_error": self.last_error, "last_counts": dict(self.last_counts),
+                "failures": self.failures, "next_fetch_at": self.next_fetch_at.isoformat(),
+                "quarantined": self.quarantined}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class QuarantinedRecord:
+    id: int
+    at: datetime
+    position: str
+    reason: str
+    excerpt: str
+
+    def as_json(self) -> dict[str, Any]:
+        return {"id": self.id, "at": self.at.isoformat(), "position": self.position,
+                "reason": self.reason, "excerpt": self.excerpt}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A removed exchange, and what became of its list (it stays)."""
+
+    exchange: Exchange
+    message: str
+
+
+def check_settings(plugin: type[ExchangeApi], config: Mapping[str, Any]) -> dict[str, Any]:
+    """``config`` checked by ``plugin`` (defaults filled in), with the base URL (given, or
+    the plug-in's default) checked as an http(s) URL. Raises ExchangeConfigError naming the
+    field."""
+    given = dict(config)
+    base = str(given.pop(BASE_URL, "") or plugin.default_base_url or "").strip()
+    if base:
+        Http(base)  # raises ExchangeConfigError for what is not an http(s) URL with a host
+    elif not getattr(plugin, "local", False):
+        raise ExchangeConfigError(
+            f"base_url: required (the {plugin.name} plug-in has no default): the exchange's "
+            "http or https URL"
+        )
+    checked = plugin.check_config(given)
+    return {**checked, BASE_URL: base}
+
+
+def plugin_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings a plug-in is built with: its own, without the base URL (its Http has it)."""
+    return {key: value for key, value in config.items() if key != BASE_URL}
+
+
+def _check_credentials(plugin: type[ExchangeApi], given: Mapping[str, Any]) -> dict[str, Any]:
+    if plugin.credentials_schema is None:
+        raise ExchangeConfigError(f"the {plugin.name} plug-in takes no credentials")
+    return plugin.check_credentials(given)
+
+
+def _check_interval(interval: int) -> int:
+    if not MIN_INTERVAL <= interval <= MAX_INTERVAL:
+        raise ExchangeConfigError(
+            f"interval: {interval} s; expected {MIN_INTERVAL} to {MAX_INTERVAL} seconds"
+        )
+    return int(interval)
+
+
+class Exchanges:
+    """The exchanges in ``engine``'s database, filling lists through ``lists``; credentials
+    sealed with ``sealer``; times from ``clock``."""
+
+    def __init__(
+        self, engine: Engine, lists: ListStore, sealer: Sealer, clock: Clock = now
+    ) -> None:
+        self.engine = engine
+        self.lists = lists
+        self.sealer = sealer
+        self.clock = clock
+
+    # --- exchanges --------------------------------------------------------------------------
+
+    def add(
+        self,
+        name: str,
+        api: str,
+        config: Mapping[str, Any] | None = None,
+        credentials: Mapping[str, Any] | None = None,
+        *,
+        enabled: bool = True,
+        interval: int = DEFAULT_INTERVAL,
+        actor: str = "",
+    ) -> Exchange:
+        """A new exchange ``name`` reading the plug-in ``api`` into the list ``name`` (made
+        with the plug-in's category when absent), first fetched at once when enabled.
+        Raises UnknownExchangeApi, ExchangeConfigError (a setting or credential, named),
+        ExchangeExists, ExchangeListTaken (the list is another exchange's or of another
+        category)."""
+        plugin = registry.get(api)
+        if re.fullmatch(NAME_PATTERN, name) is None:
+            raise ExchangeConfigError(
+                f"exchange name {name[:100]!r}: use 1-100 letters, digits, '.', '_' or '-', "
+                "starting with a letter or digit (it names the list it fills too)"
+            )
+        checked = check_settings(plugin, config or {})
+        sealed = None if credentials is None else _check_credentials(plugin, credentials)
+        interval = _check_interval(interval)
+        category = Category(plugin.category)
+        if self._exchange_row(name) is not None:
+            raise ExchangeExists(f"an exchange named {name!r} already exists")
+        try:
+            hash_list = self.lists.get(name)
+        except ListNotFound:
+            hash_list = self.lists.create(name, plugin.title, category, actor=actor)
+        if hash_list.category != category:
+            raise ExchangeListTaken(
+                f"list {name} holds {hash_list.category}, not {category} as the {api} plug-in's "
+                "lists do: name the exchange after a list of that category, or a new one"
+            )
+        at = self.clock()
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                select(ExchangeRow.name).where(ExchangeRow.list_id == hash_list.id)
+            ).first()
+            if taken is not None:
+                raise ExchangeListTaken(f"list {name} is filled by exchange {taken.name} already")
+            connection.execute(insert(ExchangeRow).values(
+                name=name, api=api, list_id=hash_list.id, config=checked, enabled=enabled,
+                interval_seconds=interval, created_at=at, checkpoint=None, checkpoint_at=None,
+                fetch_started_at=None, fetch_completed_at=None, fetch_succeeded=None,
+                up_to_date=False, last_error="", last_counts={}, fetched_items=0, failures=0,
+                next_fetch_at=at, lease_until=None,
+            ))  # fmt: skip
+            if sealed is not None:
+                scope = vault.scope_of("exchange", name)
+                vault.put(connection, self.sealer, scope, sealed, at)
+            audit.append(connection, actor, "exchange.add", name,
+                         {"api": api, "list": name, "config": checked, "enabled": enabled,
+                          "interval_seconds": interval,
+                          "credentials": sealed is not None})  # fmt: skip
+        return self.get(name)
+
+    def get(self, name: str) -> Exchange:
+        """The exchange ``name``; raises ExchangeNotFound."""
+        with self.engine.connect() as connection:
+            return self._exchange(connection, self._row(connection, name))
+
+    def all(self) -> list[Exchange]:
+        """Every exchange, by name."""
+        with self.engine.connect() as connection:
+            rows = connection.execute(_selected().order_by(ExchangeRow.name)).all()
+            return [self._exchange(connection, row) for row in rows]
+
+    def update(
+        self,
+        name: str,
+        *,
+        enabled: bool | None = None,
+        interval: int | None = None,
+        config: Mapping[str, Any] | None = None,
+        actor: str = "",
+    ) -> Exchange:
+        """Change what is given: enabled (a re-enabled exchange is fetched at once), the
+        interval, settings (replacing the old ones; checked by the plug-in). Raises
+        ExchangeNotFound, ExchangeConfigError."""
+        with self.engine.begin() as connection:
+            row = self._row(connection, name, for_update=True)
+            plugin = registry.get(row.api)
+            values: dict[str, Any] = {}
+            if enabled is not None and enabled != row.enabled:
+                values["enabled"] = enabled
+                if enabled:
+                    values["next_fetch_at"] = self.clock()
+            if interval is not None and interval != row.interval_seconds:
+                values["interval_seconds"] = _check_interval(interval)
+            if config is not None:
+                checked = check_settings(plugin, config)
+                if checked != row.config:
+                    values["config"] = checked
+            if values:
+                connection.execute(
+                    update(ExchangeRow).where(ExchangeRow.id == row.id).values(**values)
+                )
+                shown = {k: v for k, v in values.items() if k != "next_fetch_at"}
+                before = {"enabled": row.enabled, "interval_seconds": row.interval_seconds,
+                          "config": row.config}  # fmt: skip
+                audit.append(connection, actor, "exchange.update", name,
+                             {"before": {k: before[k] for k in shown}, "after": shown})  # fmt: skip
+        return self.get(name)
+
+    def remove(self, name: str, actor: str = "") -> Removed:
+        """Remove the exchange, its own credentials, quarantined records and feedback owed
+        (its list stays, with what it fetched). Raises ExchangeNotFound."""
+        exchange = self.get(name)
+        with self.engine.begin() as connection:
+            row = self._row(connection, name, for_update=True)
+            vault.remove(connection, vault.scope_of("exchange", name))
+            connection.execute(delete(ExchangeQuarantineRow).where(
+                ExchangeQuarantineRow.exchange_id == row.id))  # fmt: skip
+            connection.execute(delete(ExchangeFeedbackRow).where(
+                ExchangeFeedbackRow.exchange_id == row.id))  # fmt: skip
+            connection.execute(delete(ExchangeRow).where(ExchangeRow.id == row.id))
+            audit.append(connection, actor, "exchange.remove", name,
+                         {"api": row.api, "list_kept": exchange.list})  # fmt: skip
+        message = (
+            f"exchange {name} removed; its list {exchange.list} stays with what it fetched "
+            "(remove the list itself to stop matching it)"
+        )
+        return Removed(exchange, message)
+
+    # --- credentials ------------------------------------------------------------------------
+
+    def set_credentials(self, name: str, given: Mapping[str, Any] | None, actor: str = "") -> None:
+        """Set (None: forget) the exchange's own credentials, checked by its plug-in; they
+        win over its plug-in's shared ones. Raises ExchangeNotFound, ExchangeConfigError."""
+        exchange = self.get(name)
+        self._set(vault.scope_of("exchange", name), exchange.api, given, actor, name)
+
+    def set_api_credentials(
+        self, api: str, given: Mapping[str, Any] | None, actor: str = ""
+    ) -> None:
+        """Set (None: forget) the credentials every exchange of plug-in ``api`` uses unless
+        it has its own (HMA's per-API credentials). Raises UnknownExchangeApi,
+        ExchangeConfigError."""
+        registry.get(api)
+        self._set(vault.scope_of("api", api), api, given, actor, f"api {api}")
+
+    def _set(
+        self, scope: str, api: str, given: Mapping[str, Any] | None, actor: str, subject: str
+    ) -> None:
+        checked = None if given is None else _check_credentials(registry.get(api), given)
+        with self.engine.begin() as connection:
+            if checked is None:
+                if vault.remove(connection, scope):
+                    audit.append(connection, actor, "exchange.credentials.remove", subject,
+                                 {"scope": scope})  # fmt: skip
+                return
+            vault.put(connection, self.sealer, scope, checked, self.clock())
+            audit.append(connection, actor, "exchange.credentials.set", subject,
+                         {"scope": scope, "fields": sorted(checked)})  # fmt: skip
+
+    def has_api_credentials(self, api: str) -> bool:
+        with self.engine.connect() as connection:
+            return vault.has(connection, vault.scope_of("api", api))
+
+    def credentials_for(self, name: str) -> dict[str, Any] | None:
+        """The credentials the exchange ``name`` uses, opened: its own, else its plug-in's
+        (None: neither). Raises ExchangeNotFound, CredentialsUnreadable."""
+        with self.engine.connect() as connection:
+            row = self._row(connection, name)
+            own = vault.get(connection, self.sealer, vault.scope_of("exchange", name))
+            if own is not None:
+                return own
+            return vault.get(connection, self.sealer, vault.scope_of("api", row.api))
+
+    # --- state ------------------------------------------------------------------------------
+
+    def status(self, name: str) -> FetchStatus:
+        """Where the exchange's fetching stands. Raises ExchangeNotFound."""
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                select(ExchangeRow.__table__).where(ExchangeRow.name == name)
+            ).first()
+            if row is None:
+                raise ExchangeNotFound(f"no exchange named {name[:100]!r}")
+            held = connection.execute(
+                select(func.count()).select_from(ExchangeQuarantineRow)
+                .where(ExchangeQuarantineRow.exchange_id == row.id)
+            ).scalar_one()  # fmt: skip
+        running = row.fetch_started_at is not None and (
+            row.fetch_completed_at is None
+            or utc(row.fetch_completed_at) < utc(row.fetch_started_at)
+        )
+        return FetchStatus(
+            _ts(row.checkpoint_at), _ts(row.fetch_started_at) if running else None,
+            _ts(row.fetch_completed_at), row.fetch_succeeded, bool(row.up_to_date),
+            int(row.fetched_items), row.last_error, dict(row.last_counts or {}),
+            int(row.failures), utc(row.next_fetch_at), int(held),
+        )  # fmt: skip
+
+    def quarantined(
+        self, name: str, limit: int = 100, before: int | None = None
+    ) -> list[QuarantinedRecord]:
+        """The exchange's quarantined records, newest first, at most ``limit`` (those with an
+        id below ``before`` when given). Raises ExchangeNotFound."""
+        table = ExchangeQuarantineRow.__table__
+        with self.engine.connect() as connection:
+            row = self._row(connection, name)
+            query = select(table).where(table.c.exchange_id == row.id)
+            if before is not None:
+                query = query.where(table.c.id < before)
+            found = connection.execute(query.order_by(table.c.id.desc()).limit(limit)).all()
+        return [QuarantinedRecord(r.id, utc(r.at), r.position, r.reason, r.excerpt)
+                for r in found]  # fmt: skip
+
+    def fetch_now(self, name: str, actor: str = "") -> bool:
+        """Make the exchange due now (unless a fetch of it is running); whether it was.
+        Raises ExchangeNotFound."""
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, name, for_update=True)
+            if row.lease_until is not None and utc(row.lease_until) > at:
+                return False
+            connection.execute(
+                update(ExchangeRow).where(ExchangeRow.id == row.id).values(next_fetch_at=at)
+            )
+        return True
+
+    # --- rows -------------------------------------------------------------------------------
+
+    def _exchange_row(self, name: str) -> Any:
+        with self.engine.connect() as connection:
+            return connection.execute(_selected().where(ExchangeRow.name == name)).first()
+
+    def _row(self, connection: Connection, name: str, for_update: bool = False) -> Any:
+        query = _selected().where(ExchangeRow.name == name)
+        if for_update:
+            query = query.with_for_update(of=ExchangeRow)
+        row = connection.execute(query).first()
+        if row is None:
+            raise ExchangeNotFound(f"no exchange named {name[:100]!r}")
+        return row
+
+    def _exchange(self, connection: Connection, row: Any) -> Exchange:
+        scopes = [vault.scope_of("exchange", row.name), vault.scope_of("api", row.api)]
+        held = any(vault.has(connection, scope) for scope in scopes)
+        return Exchange(row.id, row.name, row.api, row.list_name, dict(row.config),
+                        bool(row.enabled), int(row.interval_seconds), utc(row.created_at),
+                        held)  # fmt: skip
+
+
+def _selected() -> Any:
+    return select(
+        ExchangeRow.id, ExchangeRow.name, ExchangeRow.api, ExchangeRow.config,
+        ExchangeRow.enabled, ExchangeRow.interval_seconds, ExchangeRow.created_at,
+        ExchangeRow.lease_until, HashListRow.name.label("list_name"),
+    ).join(HashListRow, HashListRow.id == ExchangeRow.list_id)  # fmt: skip
+
+
+def _ts(moment: datetime | None) -> int | None:
+    return None if moment is None else int(utc(moment).timestamp())
+
+
+def backoff(
+    interval: int, failures: int, first: float = 60.0, longest: float = 6 * 3600
+) -> timedelta:
+    """How long after the ``failures``-th failure in a row the next fetch waits: ``first``
+    seconds, doubled each time, at most ``longest``, never less than the interval."""
+    delay = min(first * 2 ** max(failures - 1, 0), longest)
+    return timedelta(seconds=max(delay, interval))

@@ -1,0 +1,42 @@
+"""The plug-in registry: plug-ins by name, an unknown name refused naming those installed."""
+
+from collections.abc import Iterator
+
+import pytest
+
+from hashguard.errors import NotFound
+from hashguard.exchanges import registry
+from hashguard.exchanges.api import Schema
+
+
+class _Throwaway:
+    name = "throwaway_test"
+    title = "A test's plug-in"
+    category = "csam"
+    config_schema = Schema()
+    credentials_schema = None
+    default_base_url = ""
+    supports_feedback = False
+
+
+@pytest.fixture
+def throwaway() -> Iterator[type]:
+    registry.register(_Throwaway)  # type: ignore[type-var]
+    yield _Throwaway
+    registry.unregister(_Throwaway.name)
+
+
+def test_a_registered_plug_in_is_found_by_name_and_an_unknown_name_names_the_choices(
+    throwaway: type,
+) -> None:
+    assert registry.get("throwaway_test") is throwaway
+    assert "throwaway_test" in registry.installed()
+    with pytest.raises(NotFound, match=r"plug-in is called 'nope'; installed: .*throwaway_test"):
+        registry.get("nope")
+
+
+def test_a_name_is_held_by_one_plug_in(throwaway: type) -> None:
+    other = type("Other", (_Throwaway,), {})
+    with pytest.raises(ValueError, match="registered already"):
+        registry.register(other)  # type: ignore[type-var]
+    registry.register(throwaway)  # type: ignore[type-var]  # the same class again: no change

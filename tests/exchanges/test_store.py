@@ -1,0 +1,115 @@
+"""Configured exchanges: each fills the list of its name (made with its plug-in's category),
+its settings checked by its plug-in, every change audited, credentials kept sealed and never
+shown, and a removed exchange's list kept."""
+
+import logging
+import secrets
+
+import pytest
+from sqlalchemy import Engine, text
+
+from hashguard.errors import NotFound
+from hashguard.exchanges.api import ExchangeConfigError
+from hashguard.exchanges.store import ExchangeExists, ExchangeListTaken, Exchanges
+from hashguard.exchanges.sync import Sync
+from hashguard.lists.model import Category
+from hashguard.store import audit
+
+from support.exchanges.harness import add_peer
+from support.exchanges.hashguard_peer import PeerFeed, change
+
+
+def test_an_exchange_fills_the_list_of_its_name_with_its_plug_ins_category(
+    exchanges: Exchanges,
+) -> None:
+    added = exchanges.add("SAMPLE", "sample", actor="tester")
+    assert (added.api, added.list, added.enabled, added.has_credentials) == (
+        "sample", "SAMPLE", True, False)  # fmt: skip
+    assert exchanges.lists.get("SAMPLE").category is Category.TEST
+    assert [e.name for e in exchanges.all()] == ["SAMPLE"]
+    event = audit.events(exchanges.engine, action="exchange.add")[-1]
+    assert (event.actor, event.subject) == ("tester", "SAMPLE")
+
+    with pytest.raises(ExchangeExists):
+        exchanges.add("SAMPLE", "sample")
+    exchanges.lists.create("known", "Hotline", Category.KNOWN_CSAM)
+    with pytest.raises(ExchangeListTaken, match="list known holds known-csam, not test"):
+        exchanges.add("known", "sample")
+    with pytest.raises(NotFound, match=r"installed: .*hashguard.*sample"):
+        exchanges.add("X", "nope")
+
+
+def test_settings_are_checked_by_the_plug_in_and_named(exchanges: Exchanges) -> None:
+    for config, said in [
+        ({"list": "known"}, "base_url: required"),
+        ({"base_url": "ftp://peer.example", "list": "known"}, "base_url"),
+        ({"base_url": "https://peer.example"}, "list: required"),
+        ({"base_url": "https://peer.example", "list": "k", "colour": "red"}, "colour: not a"),
+        ({"base_url": "https://peer.example", "list": 7}, "list: 7 is not text"),
+    ]:
+        with pytest.raises(ExchangeConfigError, match=said):
+            exchanges.add("PEER", "hashguard", config)
+    with pytest.raises(ExchangeConfigError, match="api_key: required"):
+        exchanges.add("PEER", "hashguard", {"base_url": "https://p.example", "list": "k"}, {})
+    with pytest.raises(ExchangeConfigError, match="takes no credentials"):
+        exchanges.add("S", "sample", {}, {"api_key": "x"})
+    assert exchanges.all() == []
+
+
+def test_update_and_remove_are_audited_and_the_list_stays(exchanges: Exchanges) -> None:
+    exchanges.add("SAMPLE", "sample")
+    updated = exchanges.update("SAMPLE", enabled=False, interval=3600, actor="tester")
+    assert (updated.enabled, updated.interval) == (False, 3600)
+    change_event = audit.events(exchanges.engine, action="exchange.update")[-1]
+    assert '"interval_seconds":3600' in change_event.details
+    with pytest.raises(ExchangeConfigError, match="interval"):
+        exchanges.update("SAMPLE", interval=1)
+
+    removed = exchanges.remove("SAMPLE", actor="tester")
+    assert "its list SAMPLE stays" in removed.message
+    assert exchanges.lists.get("SAMPLE").category is Category.TEST
+    assert exchanges.all() == []
+    assert audit.events(exchanges.engine, action="exchange.remove")[-1].subject == "SAMPLE"
+    with pytest.raises(NotFound, match="no exchange named 'SAMPLE'"):
+        exchanges.get("SAMPLE")
+
+
+def _dump(engine: Engine) -> str:
+    tables = ("exchanges", "exchange_credentials", "audit_events", "hash_lists")
+    with engine.connect() as connection:
+        return repr([connection.execute(text(f"SELECT * FROM {t}")).all() for t in tables])
+
+
+def test_credentials_never_show_in_the_database_answers_or_logs(
+    exchanges: Exchanges, sync: Sync, feed: PeerFeed, caplog: pytest.LogCaptureFixture
+) -> None:
+    feed.changes = [change(1, "0cc175b9c0f1b6a831c399e269772661")]
+    with caplog.at_level(logging.DEBUG):
+        add_peer(exchanges, feed)
+        assert sync.fetch("PEER").succeeded
+        feed.key = "another"  # the origin stops taking it: the refusal is logged
+        assert not sync.fetch("PEER").succeeded
+    key = "Bearer " + feed.key
+    for shown in (_dump(exchanges.engine), caplog.text, repr(exchanges.get("PEER").as_json()),
+                  repr(exchanges.status("PEER").as_json())):  # fmt: skip
+        assert key.split()[1] not in shown
+    assert exchanges.get("PEER").has_credentials
+    assert "401" in exchanges.status("PEER").last_error
+
+
+SHARED, OWN = "shared-" + secrets.token_hex(8), "own-" + secrets.token_hex(8)
+
+
+def test_an_exchanges_own_credentials_win_over_its_plug_ins(exchanges: Exchanges) -> None:
+    exchanges.add("PEER", "hashguard", {"base_url": "https://p.example", "list": "known"})
+    assert exchanges.credentials_for("PEER") is None and not exchanges.get("PEER").has_credentials
+    exchanges.set_api_credentials("hashguard", {"api_key": SHARED}, actor="tester")
+    assert exchanges.credentials_for("PEER") == {"api_key": SHARED}
+    exchanges.set_credentials("PEER", {"api_key": OWN}, actor="tester")
+    assert exchanges.credentials_for("PEER") == {"api_key": OWN}
+    exchanges.set_credentials("PEER", None, actor="tester")
+    assert exchanges.credentials_for("PEER") == {"api_key": SHARED}
+    events = audit.events(exchanges.engine)
+    assert [e.action for e in events[-3:]] == ["exchange.credentials.set"] * 2 + [
+        "exchange.credentials.remove"]  # fmt: skip
+    assert all(SHARED not in e.details and OWN not in e.details for e in events)
