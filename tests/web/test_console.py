@@ -7,11 +7,15 @@ state at 1280 and 390 px go to /work/shots when it exists."""
 
 import io
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert, select
 
+from hashguard.exchanges.credentials import Sealer
+from hashguard.exchanges.store import Exchanges
 from hashguard.lists.model import Category, ChangeKind, ListPolicy
 from hashguard.lists.records import Submission
 from hashguard.review.services import ServiceStore
@@ -20,10 +24,12 @@ from hashguard.signals.batch import hash_stream
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+from hashguard.store.tables import ExchangeQuarantineRow, ExchangeRow
 
 from support.browser import chromium, launched
 from support.media import png
 from support.server import Server, running
+from support.waiting import eventually
 
 chromium()  # else the module is skipped, saying what installs it
 
@@ -32,7 +38,9 @@ PLANTED = png(7, 320, 240)  # its PDQ and MD5 are on the list "known"
 OTHER = png(8, 320, 240)  # on no list
 PARTNER = "0f" * 32  # the one entry of the list "partner"
 DELISTED = "f0" * 32
-SECTIONS = ("lists", "index", "matches", "queue", "tester")
+SECTIONS = ("lists", "exchanges", "index", "matches", "queue", "tester")
+UNREADABLE = ("page 1, record 3", "pdq: expected 64 hex digits, got 63",
+              '{"signal": "pdq", "value": "0f0f"}')  # fmt: skip
 
 
 def hashes_of(data: bytes) -> dict[str, str]:
@@ -65,6 +73,15 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                  actor="key:curator (tests)")  # fmt: skip
     lists.apply("partner", [Submission("pdq", PARTNER)])
     ServiceStore(engine).create("photos")
+    # Two exchanges the service fetches when it starts: HMA's sample (4 PDQ, 4 MD5 into the
+    # list "sample"), and a peer that cannot be reached, with a record it once set aside.
+    exchanges = Exchanges(engine, lists, Sealer(bytes(32)))
+    exchanges.add("sample", "sample")
+    peer = exchanges.add("peer", "hashguard", {"base_url": "http://127.0.0.1:9", "list": "x"})
+    with engine.begin() as connection:
+        connection.execute(insert(ExchangeQuarantineRow).values(
+            exchange_id=peer.id, at=datetime.now(UTC), position=UNREADABLE[0],
+            reason=UNREADABLE[1], excerpt=UNREADABLE[2]))  # fmt: skip
     keys = ApiKeyStore(engine)
     tokens = {role.value: keys.create(role, name=f"{role.value} key")[1]
               for role in (Role.ADMIN, Role.CURATOR, Role.MATCHER, Role.REVIEWER, Role.AUDITOR,
@@ -73,14 +90,22 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     tokens["scoped curator"] = keys.create(Role.CURATOR, ("partner",), name="partner cur")[1]
     tokens["scoped matcher"] = keys.create(Role.MATCHER, ("partner",), name="partner match")[1]
     tokens["scoped reviewer"] = keys.create(Role.REVIEWER, ("partner",), name="partner rev")[1]
-    engine.dispose()
     with running(url, "--max-upload-mb", "1", roles=False) as server:
+
+        def fetched() -> bool:
+            table = ExchangeRow.__table__
+            with engine.connect() as connection:
+                done = connection.execute(select(table.c.fetch_completed_at)).scalars().all()
+            return all(done)
+
+        assert eventually(fetched), "the service never fetched its exchanges"
         # One upload matched today: in the match log and, from a service's key, a detection.
         answer = server.client.post(
             "/v1/match/media?content_ref=upload-1", files={"file": ("a.png", PLANTED)},
             headers={"Authorization": f"Bearer {tokens['upload']}"},
         )  # fmt: skip
         assert answer.status_code == 200 and len(answer.json()["matches"]) == 2, answer.text
+        engine.dispose()
         yield Console(server, tokens)
 
 
@@ -156,11 +181,11 @@ def test_signing_in_at_the_console_comes_back_to_it(browser: Any, console: Conso
 @pytest.mark.parametrize(
     ("who", "parts"),
     [
-        ("admin", {"lists", "index", "matches", "queue", "tester"}),
-        ("curator", {"lists"}),
+        ("admin", {"lists", "exchanges", "index", "matches", "queue", "tester"}),
+        ("curator", {"lists", "exchanges"}),
         ("matcher", {"index", "tester"}),
         ("reviewer", {"lists", "matches", "queue"}),
-        ("auditor", {"lists", "matches", "queue"}),
+        ("auditor", {"lists", "exchanges", "matches", "queue"}),
     ],
 )
 def test_each_role_sees_the_parts_its_role_may_see(
@@ -176,10 +201,23 @@ def test_each_role_sees_the_parts_its_role_may_see(
         assert page.locator("#list-known td[data-label=Version]").inner_text() == "4"
         assert "up to date" in page.locator("#list-known td[data-label=Matching]").inner_text()
         assert page.locator("#list-partner").count() == 1
-        assert page.locator("#glance-lists .number").inner_text() == "2"
+        assert "PDQ 4" in page.locator("#list-sample").inner_text()  # fetched from the exchange
+        assert page.locator("#glance-lists .number").inner_text() == "4"
+    if "exchanges" in parts:
+        sample = page.locator("#exchange-sample")
+        assert sample.get_attribute("data-state") == "current"
+        assert "8 records in all" in sample.inner_text()
+        peer = page.locator("#exchange-peer")
+        assert peer.get_attribute("data-state") == "failing"
+        assert "has no credentials" in peer.locator("td[data-label='Last fetch']").inner_text()
+        assert peer.locator("td[data-label=Failures]").inner_text().startswith("1")
+        page.click("#exchange-peer td[data-label=Quarantined] a")
+        held = page.locator("#quarantine-peer")
+        assert all(text in held.inner_text() for text in UNREADABLE)
     if "index" in parts:
-        assert "PDQ 2" in page.locator("#index-sizes").inner_text()  # the delisted left out
-        assert "MD5 1" in page.locator("#index-sizes").inner_text()
+        # known 1 (its delisted entry left out), partner 1, sample 4
+        assert "PDQ 6" in page.locator("#index-sizes").inner_text()
+        assert "MD5 5" in page.locator("#index-sizes").inner_text()
         assert page.locator("#index-ready").inner_text().startswith("Ready")
     if "matches" in parts:
         assert page.locator("#glance-matches .number").inner_text() == "2"
@@ -202,9 +240,7 @@ def test_each_role_sees_the_parts_its_role_may_see(
         assert phone.locator("#list-known td[data-label=Version]").is_visible()
 
 
-def test_a_role_without_a_console_part_is_sent_to_its_desk(
-    browser: Any, console: Console
-) -> None:
+def test_a_role_without_a_console_part_is_sent_to_its_desk(browser: Any, console: Console) -> None:
     page = sign_in(browser, console, "analyst")
     assert page.url == console.url + "/desk/hotline"  # its desk, as before
     page.goto(console.url + "/")
@@ -219,6 +255,7 @@ def test_a_key_limited_to_lists_sees_only_those(browser: Any, console: Console) 
     assert page.locator("#list-partner").count() == 1
     assert page.locator("#list-known").count() == 0
     assert page.locator("#list-table tbody tr").count() == 1
+    assert page.locator("#no-exchanges").inner_text() == "No exchange fills your lists."
     shoot(page, "scoped-curator")
     page = sign_in(browser, console, "scoped reviewer")
     assert page.locator("#list-known").count() == 0

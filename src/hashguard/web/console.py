@@ -1,6 +1,7 @@
 """The operator console (``/``): after signing in with a key (the desk's sign-in and sessions),
 what each role needs at a glance: the lists (versions, active entries by signal, latest
-changes), the index (size, versions, readiness), today's matches and the review queue (with
+changes), the exchanges that fill them (last fetch, lag, failures, quarantined records), the
+index (size, versions, readiness), today's matches and the review queue (with
 links into the desk), and the match tester (``/console/tester``: an uploaded image, hashed in
 memory and never stored, or a pasted hash, matched and explained; recorded in no match log).
 Which parts a key sees: ``console_parts``.
@@ -36,7 +37,8 @@ def _frame(key: ApiKey, csrf: str, **values: Any) -> dict[str, Any]:
     """What every console page gives the frame: who is signed in, the desks it may open."""
     return {"reviewer": actor(key), "csrf": csrf, "desks": sessions.desks(key),
             "product": "console", "role": key.role.value, "scope": key.lists,
-            "signal_words": match_tester.signal_words, **values}  # fmt: skip
+            "signal_words": match_tester.signal_words,
+            "span_words": console_parts.span_words, **values}  # fmt: skip
 
 
 async def _opened(request: Request) -> tuple[ApiKey, str] | Response:
@@ -65,6 +67,8 @@ def _home(service: Service, key: ApiKey, csrf: str, shown: frozenset[str]) -> HT
     values: dict[str, Any] = {"shown": shown, "readiness": service.readiness()}
     if "lists" in shown:
         values["lists"] = console_parts.list_views(service, held, now)
+    if "exchanges" in shown:
+        values["exchanges"] = console_parts.exchange_views(service, key, now)
     if "index" in shown:
         values["index"] = console_parts.index_view(service, key, held)
     if "matches" in shown:

@@ -1,11 +1,14 @@
 """The operator console's parts, gathered for one key: its lists (versions, active entries by
-signal, latest changes), the index (size, the versions it follows, readiness), today's matches,
-the review queue's length, and the match tester's choices.
+signal, latest changes), the exchanges that fill them (last fetch, lag, failures, quarantined
+records), the index (size, the versions it follows, readiness), today's matches, the review
+queue's length, and the match tester's choices.
 
 Who sees a part is read from the API's own table of routes and roles (``auth.route_roles``):
 a part is shown to the roles that may call the route it summarises, so the console never shows
-a key what the API would refuse it. A key limited to lists sees only those lists, their matches
-and detections, and not the index's sizes (they span every list, as ``/m/index/status``).
+a key what the API would refuse it. Exchanges, until the API has a route for them, are shown
+to those who curate and audit the lists they fill (``EXCHANGE_ROLES``). A key limited to lists
+sees only those lists, the exchanges filling them, their matches and detections, and not the
+index's sizes (they span every list, as ``/m/index/status``).
 
 The gathering functions block (the database): run them in the thread pool.
 """
@@ -18,6 +21,8 @@ from fastapi import FastAPI
 
 from hashguard.api.auth import route_roles
 from hashguard.api.service import Readiness, Service
+from hashguard.exchanges import registry as plugins
+from hashguard.exchanges.store import Exchange, ExchangeNotFound, FetchStatus, QuarantinedRecord
 from hashguard.lists.model import EntryStatus, HashList
 from hashguard.review.model import OPEN, State
 from hashguard.signals import registry
@@ -33,7 +38,10 @@ PART_ROUTES: Final = {
     "matches": ("GET", "/v1/matches"),
     "queue": ("GET", "/v1/detections"),
     "tester": ("POST", "/v1/match/media"),
+    "exchanges": ("GET", "/v1/exchanges"),
 }
+EXCHANGE_ROLES: Final = frozenset({Role.CURATOR, Role.AUDITOR, Role.ADMIN})  # without the route
+QUARANTINE_SHOWN: Final = 5  # an exchange's latest quarantined records shown
 RECENT: Final = timedelta(hours=24)  # a list's changes counted by kind over this span
 CHANGES_READ: Final = 1000  # at most this many of a list's latest changes are read for it
 LATEST_MATCHES: Final = 10
@@ -45,6 +53,8 @@ def _roles_of(app: FastAPI) -> dict[str, frozenset[Role]]:
     if found is None:
         table = {(method, path): roles for method, path, roles in route_roles(app)}
         found = {part: table.get(route) or frozenset() for part, route in PART_ROUTES.items()}
+        if PART_ROUTES["exchanges"] not in table:
+            found["exchanges"] = EXCHANGE_ROLES
         app.state.console_roles = found
     return found
 
@@ -97,6 +107,73 @@ class QueueView:
     waiting: int  # pending: no reviewer has opened them
     oldest: datetime | None  # the oldest open detection's time
     desk: bool  # whether the key may open the desk
+
+
+@dataclass(frozen=True, slots=True)
+class ExchangeView:
+    exchange: Exchange
+    title: str  # the plug-in's
+    status: FetchStatus
+    complete_to: datetime | None  # the time its data is complete to (its checkpoint's)
+    lag: float | None  # seconds since then; None: not known
+    last_fetch: datetime | None
+    next_fetch: datetime
+    quarantined: tuple[QuarantinedRecord, ...]  # the latest
+
+    @property
+    def state(self) -> str:
+        """One word for where it stands: off, fetching, never, failing, behind or current."""
+        status = self.status
+        if not self.exchange.enabled:
+            return "off"
+        if status.running_fetch_start_ts is not None:
+            return "fetching"
+        if status.last_fetch_succeeded is None:
+            return "never"
+        if not status.last_fetch_succeeded:
+            return "failing"
+        return "current" if status.up_to_date else "behind"
+
+
+def exchange_views(service: Service, key: ApiKey, now: datetime) -> list[ExchangeView]:
+    """The exchanges filling lists ``key`` may use, with where their fetching stands."""
+    views = []
+    for exchange in service.exchanges.all():
+        if not key.may_use(exchange.list):
+            continue
+        try:
+            status = service.exchanges.status(exchange.name)
+            held = service.exchanges.quarantined(exchange.name, QUARANTINE_SHOWN)
+        except ExchangeNotFound:  # removed meanwhile
+            continue
+        try:
+            title = plugins.get(exchange.api).title
+        except plugins.UnknownExchangeApi:  # no longer installed: its name says enough
+            title = exchange.api
+        complete = _moment(status.checkpoint_ts)
+        views.append(ExchangeView(
+            exchange, title, status, complete,
+            None if complete is None else max(0.0, (now - complete).total_seconds()),
+            _moment(status.last_fetch_complete_ts), status.next_fetch_at, tuple(held),
+        ))  # fmt: skip
+    return views
+
+
+def span_words(seconds: float | None) -> str:
+    """A span as people read it: "45 s", "12 min", "3.2 h", "2.1 days"; "-" when unknown."""
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 72 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _moment(timestamp: int | None) -> datetime | None:
+    return None if timestamp is None else datetime.fromtimestamp(timestamp, UTC)
 
 
 def visible_lists(service: Service, key: ApiKey) -> list[HashList]:
