@@ -7,12 +7,12 @@ state at 1280 and 390 px go to /work/shots when it exists."""
 
 import io
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.store import Exchanges
@@ -78,7 +78,12 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
     exchanges = Exchanges(engine, lists, Sealer(bytes(32)))
     exchanges.add("sample", "sample")
     peer = exchanges.add("peer", "hashguard", {"base_url": "http://127.0.0.1:9", "list": "x"})
-    with engine.begin() as connection:
+    with engine.begin() as connection:  # its data complete to two hours ago
+        connection.execute(
+            update(ExchangeRow)
+            .where(ExchangeRow.id == peer.id)
+            .values(checkpoint={"version": 7}, checkpoint_at=datetime.now(UTC) - timedelta(hours=2))
+        )
         connection.execute(insert(ExchangeQuarantineRow).values(
             exchange_id=peer.id, at=datetime.now(UTC), position=UNREADABLE[0],
             reason=UNREADABLE[1], excerpt=UNREADABLE[2]))  # fmt: skip
@@ -211,6 +216,7 @@ def test_each_role_sees_the_parts_its_role_may_see(
         assert peer.get_attribute("data-state") == "failing"
         assert "has no credentials" in peer.locator("td[data-label='Last fetch']").inner_text()
         assert peer.locator("td[data-label=Failures]").inner_text().startswith("1")
+        assert peer.locator("td[data-label=Lag]").inner_text().startswith("2.0 h")
         page.click("#exchange-peer td[data-label=Quarantined] a")
         held = page.locator("#quarantine-peer")
         assert all(text in held.inner_text() for text in UNREADABLE)
