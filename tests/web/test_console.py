@@ -382,3 +382,28 @@ def test_the_tester_is_refused_to_roles_that_may_not_match_and_stale_forms(
     with page.expect_navigation():
         page.click("text=Test the hash")
     assert "The form is stale" in page.locator("#error").inner_text()
+
+
+def serious(page: Any) -> list[str]:
+    """axe-core's serious and critical violations on the page as it is now."""
+    from axe_playwright_python.sync_playwright import Axe
+
+    found = Axe().run(page).response["violations"]
+    return [f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']]}"
+            for v in found if v["impact"] in ("serious", "critical")]  # fmt: skip
+
+
+def test_axe_finds_no_serious_violation_on_the_consoles_pages(
+    browser: Any, console: Console
+) -> None:
+    page = browser.new_page()
+    page.goto(console.url + "/")
+    assert serious(page) == []  # the sign-in page
+    page.close()
+    for width in (1280, 390):
+        page = sign_in(browser, console, "admin", width)
+        assert serious(page) == [], width
+        page = file_tested(page, PLANTED)
+        assert serious(page) == [], width
+        page = hash_tested(page, "pdq", "not a hash")
+        assert serious(page) == [], width
