@@ -26,7 +26,7 @@ from hashguard.api.service import Service
 from hashguard.api.uploads import read_upload
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import console_parts, match_tester, sessions
-from hashguard.web.match_tester import TestRefused
+from hashguard.web.match_tester import Untestable
 from hashguard.web.pages import page
 
 router = APIRouter(include_in_schema=False)
@@ -151,7 +151,7 @@ async def test(request: Request) -> Response:
         tested = await run_in_threadpool(
             match_tester.run_test, service, matcher, key, query, lists, given, unreadable
         )
-    except TestRefused as error:
+    except Untestable as error:
         return _tester_page(request, key, csrf, 400, str(error), signal=signal, hash=pasted)
     return _tester_page(request, key, csrf, tested=tested, signal=signal, hash=pasted)
 

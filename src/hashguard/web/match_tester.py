@@ -16,6 +16,7 @@ from typing import Final
 
 from hashguard.api.auth import actor
 from hashguard.api.service import Service
+from hashguard.errors import Invalid
 from hashguard.matching import Match, Matcher
 from hashguard.matching.query import Hashed, Query, parse
 from hashguard.media.errors import LimitExceeded, MediaError
@@ -30,7 +31,7 @@ SIGNAL_WORDS: Final = {"pdq": "PDQ", "vpdq": "vPDQ", "md5": "MD5", "sha1": "SHA-
                        "sha256": "SHA-256", "canonical_sha256": "canonical SHA-256"}  # fmt: skip
 
 
-class TestRefused(Exception):
+class Untestable(Invalid):
     """What the tester cannot test; the message says what to do instead."""
 
 
@@ -77,37 +78,37 @@ def upload_query(
 ) -> tuple[Query, str]:
     """The hashes of an uploaded file, computed in memory with every signal the lists hold
     that applies to it, and why the media could not be decoded when only its digests were
-    taken (else ""). Raises TestRefused saying what is wrong with the file."""
+    taken (else ""). Raises Untestable saying what is wrong with the file."""
     if not data:
-        raise TestRefused("No file came with the form: choose an image (or paste a hash).")
+        raise Untestable("No file came with the form: choose an image (or paste a hash).")
     signals = [registry.get(name) for name in matcher.signals()]
     if not signals:
-        raise TestRefused("The lists hold no entries yet: there is nothing to test against.")
+        raise Untestable("The lists hold no entries yet: there is nothing to test against.")
     try:
         hashed = hash_stream(io.BytesIO(data), len(data), signals, service.settings.media_limits,
                              dihedral)  # fmt: skip
     except NotApplicable as error:
-        raise TestRefused(f"The file is {error.kind}, and the lists hold no hash of that kind "
+        raise Untestable(f"The file is {error.kind}, and the lists hold no hash of that kind "
                           f"of file ({error}).") from None  # fmt: skip
     except LimitExceeded as error:
-        raise TestRefused(f"The file is over the service's media limits: {error}.") from None
+        raise Untestable(f"The file is over the service's media limits: {error}.") from None
     except MediaError as error:
-        raise TestRefused(f"The file cannot be read as media: {error}.") from None
+        raise Untestable(f"The file cannot be read as media: {error}.") from None
     unreadable = "" if hashed.undecodable is None else str(hashed.undecodable)
     return Query.of((signal.name, value) for signal, value in hashed.values), unreadable
 
 
 def pasted_query(signal: str, text: str) -> Query:
-    """A query of one pasted hash. Raises TestRefused naming what was expected."""
+    """A query of one pasted hash. Raises Untestable naming what was expected."""
     text = text.strip()
     if not text:
-        raise TestRefused("Paste a hash, or choose a file.")
+        raise Untestable("Paste a hash, or choose a file.")
     try:
         return parse(signal, text)
     except registry.UnknownSignal:
-        raise TestRefused(f"There is no signal called {signal!r}: choose one.") from None
+        raise Untestable(f"There is no signal called {signal!r}: choose one.") from None
     except InvalidSignalValue as error:
-        raise TestRefused(f"That is not a {signal_words(signal)} hash: {error}") from None
+        raise Untestable(f"That is not a {signal_words(signal)} hash: {error}") from None
 
 
 def described(data: bytes) -> str:
