@@ -34,6 +34,7 @@ from hashguard.api.service import Service
 from hashguard.api.settings import ServiceSettings
 from hashguard.device import oprf
 from hashguard.web import (
+    console,
     desk,
     hosters,
     hotline_desk,
@@ -101,15 +102,21 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     app.include_router(victims_pages.router)
     app.include_router(report_pages.router)
     app.include_router(monitor_pages.router)
+    app.include_router(console.router)
 
     def limit_for(method: str, path: str) -> int:
         if path.startswith("/v1/lists/") and path.endswith("/import"):
             return settings.max_import_bytes
         if path in _UPLOAD_ROUTES or (path.startswith("/c/bank/") and path.endswith("/content")):
             return settings.max_upload_bytes
+        if path == console.TESTER:  # a file, and a pasted hash as long as a JSON body takes
+            return settings.max_upload_bytes + settings.max_json_bytes
         return settings.max_json_bytes
 
-    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for)
+    def page_for(path: str) -> ASGIApp | None:
+        return console.too_large(settings.max_upload_bytes) if path == console.TESTER else None
+
+    app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, page_for=page_for)
     return app
 
 

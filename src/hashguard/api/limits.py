@@ -1,5 +1,6 @@
 """Request body limits, before anything is parsed: a declared length over the route's limit is
-refused at once (413), and a body that grows past it while streaming is cut off (413)."""
+refused at once (413), and a body that grows past it while streaming is cut off (413). The
+refusal is a JSON error, or for a page's form the page ``page_for`` gives."""
 
 from collections.abc import Callable
 
@@ -17,9 +18,15 @@ class BodyTooLarge(HTTPException):
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, limit_for: Callable[[str, str], int]) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        limit_for: Callable[[str, str], int],
+        page_for: Callable[[str], ASGIApp | None] = lambda path: None,
+    ) -> None:
         self.app = app
         self.limit_for = limit_for  # (method, path) -> bytes
+        self.page_for = page_for  # path -> the page that refuses a body too large, or None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -28,7 +35,7 @@ class BodyLimitMiddleware:
         limit = self.limit_for(scope["method"], scope["path"])
         declared = dict(scope["headers"]).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > limit):
-            await _refuse(scope, receive, send, limit)
+            await self._refuse(scope, receive, send, limit)
             return
         received = 0
         started = False
@@ -52,12 +59,14 @@ class BodyLimitMiddleware:
             await self.app(scope, receiving, sending)
         except BodyTooLarge:
             if not started:
-                await _refuse(scope, receive, send, limit)
+                await self._refuse(scope, receive, send, limit)
+
+    async def _refuse(self, scope: Scope, receive: Receive, send: Send, limit: int) -> None:
+        page = self.page_for(scope["path"])
+        if page is None:
+            page = error_response(413, _message(limit), path=scope["path"])
+        await page(scope, receive, send)
 
 
 def _message(limit: int) -> str:
     return f"the request body is larger than this route takes ({limit} bytes)"
-
-
-async def _refuse(scope: Scope, receive: Receive, send: Send, limit: int) -> None:
-    await error_response(413, _message(limit), path=scope["path"])(scope, receive, send)

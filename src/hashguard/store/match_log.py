@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 
 from hashguard.store.driver import marker, stored_time
 from hashguard.store.tables import MatchRow, utc
@@ -58,6 +58,28 @@ class MatchLog:
         those of ``lists`` when given."""
         table = self._table
         query = select(table).where(table.c.id > after).order_by(table.c.id).limit(limit)
+        if lists is not None:
+            query = query.where(table.c.list.in_(list(lists)))
+        with self.engine.connect() as connection:
+            return [_logged(row) for row in connection.execute(query)]
+
+    def counts_since(
+        self, moment: datetime, lists: Sequence[str] | None = None
+    ) -> dict[tuple[str, str], int]:
+        """How many matches were stored from ``moment`` on, per (list, signal); only those of
+        ``lists`` when given."""
+        table = self._table
+        query = (select(table.c.list, table.c.signal, func.count())
+                 .where(table.c.at >= moment).group_by(table.c.list, table.c.signal))  # fmt: skip
+        if lists is not None:
+            query = query.where(table.c.list.in_(list(lists)))
+        with self.engine.connect() as connection:
+            return {(name, signal): int(n) for name, signal, n in connection.execute(query)}
+
+    def latest(self, limit: int = 10, lists: Sequence[str] | None = None) -> list[LoggedMatch]:
+        """The ``limit`` matches stored last, newest first; only those of ``lists`` when given."""
+        table = self._table
+        query = select(table).order_by(table.c.id.desc()).limit(limit)
         if lists is not None:
             query = query.where(table.c.list.in_(list(lists)))
         with self.engine.connect() as connection:

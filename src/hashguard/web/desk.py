@@ -35,7 +35,7 @@ from hashguard.web.views import QueueFilter, detection_page, queue_page
 
 router = APIRouter(include_in_schema=False, route_class=FormRoute)
 router.include_router(forms.router)
-_STATIC: Final = {"desk.css": "text/css", "desk.js": "text/javascript"}
+_STATIC: Final = {"desk.css": "text/css", "desk.js": "text/javascript", "console.css": "text/css"}
 
 
 @router.get("/desk/static/{name}")
@@ -46,15 +46,21 @@ async def static(name: str) -> Response:
 
 
 @router.get("/desk/login")
-async def login_page() -> HTMLResponse:
-    return page("login.html")
+async def login_page(then: Annotated[str, Query(max_length=100)] = "") -> HTMLResponse:
+    """The sign-in page; ``then``: the desk to open once signed in (``/`` for the console)."""
+    return page("login.html", then=then)
 
 
 @router.post("/desk/login")
-async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
-    answer = await sessions.sign_in(request, key.strip())
+async def login(
+    request: Request,
+    key: Annotated[str, Form(max_length=200)],
+    then: Annotated[str, Form(max_length=100)] = "",
+) -> Response:
+    answer = await sessions.sign_in(request, key.strip(), then)
     if answer is None:
-        return page("login.html", 403, error="That is not a live reviewer, analyst or admin key.")
+        return page("login.html", 403, then=then,
+                    error="That is not a live key of a role that may sign in here.")  # fmt: skip
     return answer
 
 

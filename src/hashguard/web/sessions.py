@@ -1,7 +1,7 @@
-"""Desk sessions: signing in with a reviewer, analyst, hoster or admin key, the session cookie,
-what each role may open (reviewers the detections, analysts the hotline, admins both, hosters
-their portal of notices), and the check of every posted form (signed in with such a role, the
-session's CSRF token).
+"""Desk sessions: signing in with a key, the session cookie, what each role may open (reviewers
+the detections, analysts the hotline, admins both, hosters their portal of notices; the
+console at ``/`` admins, curators, matchers, reviewers and auditors), and the check of every
+posted form (signed in with such a role, the session's CSRF token).
 
 The session is a random id in an HttpOnly, SameSite=Strict cookie; the key's token stays in
 this process's memory only, to check the key again on each request (a revoked key ends its
@@ -25,9 +25,25 @@ SESSION_SECONDS: Final = 8 * 3600
 REVIEW_ROLES: Final = (Role.REVIEWER, Role.ADMIN)  # the detections, as the API's routes allow
 HOTLINE_ROLES: Final = (Role.ANALYST, Role.ADMIN)  # the hotline's items and cases
 HOSTER_ROLES: Final = (Role.HOSTER,)  # the hoster portal: a hoster's own notices and orders
-DESK_ROLES: Final = (Role.REVIEWER, Role.ANALYST, Role.ADMIN, Role.HOSTER)  # who may sign in
-_DESKS: Final = (("/desk", "Detections", REVIEW_ROLES), ("/desk/hotline", "Hotline", HOTLINE_ROLES),
-                 ("/hosters", "Notices", HOSTER_ROLES))  # fmt: skip
+# The operator console (``/``): the roles that see at least one of its parts.
+CONSOLE_ROLES: Final = (Role.ADMIN, Role.CURATOR, Role.MATCHER, Role.REVIEWER, Role.AUDITOR)
+DESK_ROLES: Final = (
+    Role.REVIEWER,
+    Role.ANALYST,
+    Role.ADMIN,
+    Role.HOSTER,
+    Role.CURATOR,
+    Role.MATCHER,
+    Role.AUDITOR,
+)  # who may sign in
+# In the order a key signing in is sent to the first it may open (reviewers and admins to the
+# detections, analysts to the hotline, curators, matchers and auditors to the console).
+_DESKS: Final = (
+    ("/desk", "Detections", REVIEW_ROLES),
+    ("/desk/hotline", "Hotline", HOTLINE_ROLES),
+    ("/hosters", "Notices", HOSTER_ROLES),
+    ("/", "Console", CONSOLE_ROLES),
+)
 
 
 def desks(key: ApiKey) -> list[tuple[str, str]]:
@@ -71,9 +87,10 @@ async def caller(request: Request, roles: tuple[Role, ...]) -> tuple[ApiKey, str
     return found
 
 
-async def sign_in(request: Request, token: str) -> Response | None:
-    """The answer that starts a session for ``token``, or None when it is not a live key of a
-    role that may use the desk."""
+async def sign_in(request: Request, token: str, then: str = "") -> Response | None:
+    """The answer that starts a session for ``token`` and opens ``then`` if it is one of the
+    key's desks (else the first), or None when it is not a live key of a role that may sign
+    in."""
     service = service_of(request)
     found = await service.authenticate(token)
     if found is None or found.role not in DESK_ROLES:
@@ -83,7 +100,8 @@ async def sign_in(request: Request, token: str) -> Response | None:
     for stale in [s for s, (_, until, _) in service.sessions.items() if until < now]:
         del service.sessions[stale]
     service.sessions[session_id] = (token, now + SESSION_SECONDS, secrets.token_urlsafe(16))
-    answer = RedirectResponse(desks(found)[0][0], 303)  # analysts start at the hotline
+    opens = [path for path, _ in desks(found)]
+    answer = RedirectResponse(then if then in opens else opens[0], 303)
     # Secure wherever users reach the desk over https: behind a TLS proxy the request itself
     # arrives over http, so the public URL says it.
     secure = request.url.scheme == "https" or service.settings.public_url.startswith("https://")
