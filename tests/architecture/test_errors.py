@@ -20,7 +20,10 @@ from hashguard.store.list_errors import EntryNotFound, ListError, ListExists, Li
 SOURCE = Path(hashguard.__file__).parent
 # Exceptions that are not domain errors: the API's own answer, the body limit (Starlette's
 # HTTPException), and control flow private to one module.
-NOT_DOMAIN = {"ApiError", "BodyTooLarge", "_SignIn", "_FileError", "_Lost"}
+NOT_DOMAIN = {
+    "ApiError", "BodyTooLarge", "_SignIn", "_FileError", "_Lost",
+    "_Unreadable", "_TokenRefused", "_BadUpdate", "_BadEntry", "_NotEntries",
+}  # fmt: skip
 
 
 def _modules() -> list[str]:
