@@ -49,7 +49,13 @@ from hashguard.exchanges.store import (
     backoff,
     plugin_config,
 )
-from hashguard.lists.records import InvalidRecord, Record, Withdrawal, canonical
+from hashguard.lists.records import (
+    InvalidRecord,
+    Record,
+    Withdrawal,
+    all_canonical,
+    canonical,
+)
 from hashguard.net.fetch import Network, Resolver
 from hashguard.store import audit
 from hashguard.store.tables import ExchangeQuarantineRow, ExchangeRow, HashListRow, utc
@@ -269,13 +275,17 @@ class Sync:
                 read.pages += 1
                 read.quarantined.extend(page.quarantined)
                 read.skipped.update(page.skipped)
-                for number, record in enumerate(page.records, start=1):
-                    refused = _refused(record)
-                    if refused is None:
-                        read.records.append(record)
-                    else:
-                        where = f"page {read.pages}, record {number}"
-                        read.quarantined.append(Quarantined(where, refused, repr(record)[:EXCERPT]))
+                if _all_listable(page.records):  # one pass: a page of canonical values
+                    read.records.extend(page.records)
+                else:
+                    for number, record in enumerate(page.records, start=1):
+                        refused = _refused(record)
+                        if refused is None:
+                            read.records.append(record)
+                        else:
+                            where = f"page {read.pages}, record {number}"
+                            excerpt = repr(record)[:EXCERPT]
+                            read.quarantined.append(Quarantined(where, refused, excerpt))
                 if page.checkpoint is not None:
                     read.checkpoint = dict(page.checkpoint)
                 if page.checkpoint_at is not None:
@@ -391,6 +401,16 @@ class Sync:
             or utc(current.lease_until) != (lease.until)
         ):
             raise _Lost()
+
+
+def _all_listable(records: list[Record]) -> bool:
+    """Whether every value of ``records`` is already canonical for its listable signal (then
+    none is refused), checked a signal at a time."""
+    values: dict[str, list[str]] = {}
+    for record in records:
+        if not isinstance(record, Withdrawal):
+            values.setdefault(record.signal, []).append(record.value)
+    return all(all_canonical(signal, given) for signal, given in values.items())
 
 
 def _refused(record: Record) -> str | None:
