@@ -31,6 +31,7 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, insert, or_, select, update
 
+from hashguard.collector import collector_paused
 from hashguard.errors import Conflict, HashguardError, kind_of
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import (
@@ -270,6 +271,12 @@ class Sync:
         their signal refuses are quarantined here."""
         read = _Read(checkpoint=row.checkpoint)
         pages: Iterator[Page] = plugin.fetch(row.checkpoint)
+        # Up to max_records records pile up: the collector would walk them all again and again.
+        with collector_paused():
+            self._read_pages(pages, read, lease)
+        return read
+
+    def _read_pages(self, pages: Iterator[Page], read: _Read, lease: Lease) -> None:
         try:
             for page in pages:
                 read.pages += 1
@@ -298,7 +305,6 @@ class Sync:
             close = getattr(pages, "close", None)
             if close is not None:
                 close()
-        return read
 
     def _apply(self, lease: Lease, row: Any, read: _Read) -> Fetched:
         actor = f"exchange:{row.name}"

@@ -188,9 +188,9 @@ class _Writer:
         self.number += len(records)
         for number, record in enumerate(records, start=first):
             if isinstance(record, Withdrawal):
-                where = f"record {number}"
                 keep = record.keep
                 if keep is not None and not all(s in trusted for s, _ in keep):
+                    where = f"record {number}"
                     keep = frozenset((s, canonical(s, v, where)) for s, v in keep)
                     record = Withdrawal(record.reference, keep, record.reason)
                 keyed.append((record, None))
@@ -479,7 +479,7 @@ class _Writer:
         ids = {row[0]: ident for row, ident in zip(rows, fresh_ids, strict=True)}
         rows = [(ids[row[0]], *row[1:]) for row in rows]
         if probe:
-            if not self.dialect.insert_new_entries(connection, rows):
+            if rows and not self.dialect.insert_new_entries(connection, rows):
                 return False
         elif rows:
             self.dialect.insert(connection, ENTRY_COLUMNS, rows)
@@ -513,6 +513,7 @@ class _Writer:
                 linked += [(self.list_id, reference, ident) for reference in sorted(has - had)]
                 unlinked += [(self.list_id, reference, ident) for reference in had - has]
         if linked:
+            linked.sort()  # in the primary key's order: an exchange links one per new entry
             self.dialect.insert(connection, REFERENCE_COLUMNS, linked)
         if unlinked:
             marker = driver.marker(connection)

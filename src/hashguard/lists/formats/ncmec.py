@@ -29,6 +29,7 @@ import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from shutil import copyfileobj
 from tempfile import SpooledTemporaryFile
@@ -42,6 +43,7 @@ from defusedxml.ElementTree import fromstring, iterparse
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.model import Entry, EntryStatus, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
+from hashguard.signals import registry
 
 NAMESPACE: Final = "https://hashsharing.ncmec.org/hashsharing/v2"
 # Fingerprint elements hashguard matches, and the list signal each becomes.
@@ -269,10 +271,11 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
             unread[f"{name} fingerprints ({why})"] += 1
             continue
         try:
-            values[(signal, canonical(signal, text))] = None
+            value = text if _canonical_already(signal, text) else canonical(signal, text)
         except InvalidRecord as error:
             where = f"<{tag}> {number} (member {member_id}, id {entry_id})"
             raise _BadEntry(where, str(error)) from None
+        values[(signal, value)] = None
     if unread is not None:
         skipped.update(unread)
     if not values:
@@ -285,6 +288,18 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
         Withdrawal(ref, frozenset(values), f"NCMEC: member {member_id} changed {media} {entry_id}")
     )
     return records
+
+
+@cache
+def _canonical_pattern(signal: str) -> re.Pattern[str]:
+    digits = registry.listed(signal).hex_digits
+    return re.compile(f"[0-9a-f]{{{digits}}}" if digits else "(?!)")
+
+
+def _canonical_already(signal: str, text: str) -> bool:
+    """Whether ``text`` is a hex-digit signal's value in canonical form already (the common
+    case, checked by one match instead of ``canonical``'s steps)."""
+    return _canonical_pattern(signal).fullmatch(text) is not None
 
 
 def _first_member_id(element: Element) -> str:
