@@ -381,7 +381,7 @@ def test_restated_records_of_new_references_and_of_held_ones(store: ListStore) -
     second = [r for n in range(3000, 4000) for r in restated(f"e{n}", pdq(n))]  # a chunk
     second += restated("e5", pdq(9000), "B1")  # held reference, another value now
     second += restated("n1", pdq(9001)) + restated("n1", pdq(9002))  # changed within a chunk
-    second += restated("n2", pdq(9003)) + [Withdrawal("ncmec:7:image:n2")]  # then deleted
+    second += [*restated("n2", pdq(9003)), Withdrawal("ncmec:7:image:n2")]  # then deleted
     summary = store.apply("ex", second)
     assert (summary.added, summary.removed) == (1004, 3)
     entries = {e.value: e for e in store.entries("ex")[1]}

@@ -8,9 +8,9 @@ than ORM objects.
 
 import hashlib
 import json
-from json.encoder import encode_basestring  # type: ignore[attr-defined]
 from datetime import UTC, datetime
 from functools import lru_cache
+from json.encoder import encode_basestring
 from typing import Any, Final
 
 from hashguard.lists.model import (
@@ -185,11 +185,15 @@ def _labels_from(text: str) -> frozenset[str]:
 @lru_cache(maxsize=4096)
 def sources_json(sources: tuple[Source, ...]) -> str:
     # json.dumps([s.as_json() for s in sources]) exactly, without building the dictionaries
-    return "[" + ", ".join(
-        f'{{"organisation": {_string(s.organisation)}, "jurisdiction": '
-        f'{_string(s.jurisdiction)}, "reference": {_string(s.reference)}}}'
-        for s in sources
-    ) + "]"
+    return (
+        "["
+        + ", ".join(
+            f'{{"organisation": {_string(s.organisation)}, "jurisdiction": '
+            f'{_string(s.jurisdiction)}, "reference": {_string(s.reference)}}}'
+            for s in sources
+        )
+        + "]"
+    )
 
 
 @lru_cache(maxsize=4096)

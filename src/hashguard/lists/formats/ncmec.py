@@ -251,7 +251,8 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
     member_id = (member.get("id") or "").strip() if member is not None else ""
     if member is None or not member_id or not entry_id:
         where = f"<{tag}> {number}" + (f" (member {member_id}, id {entry_id})" if entry_id else "")
-        raise _BadEntry(where, "no <member id=...>" if member is None or not member_id else "no <id>")
+        missing = "no <member id=...>" if member is None or not member_id else "no <id>"
+        raise _BadEntry(where, missing)
     ref = reference(member_id, media, entry_id)
     if deleted:
         return [Withdrawal(ref, None, f"NCMEC: member {member_id} deleted {media} {entry_id}")]
