@@ -99,9 +99,7 @@ def write_files(directory: Path, size: int, first: int) -> tuple[Path, Path]:
     return text, xml
 
 
-def file_imports(
-    directory: Path, size: int, first: int
-) -> tuple[list[list[str]], float, float]:
+def file_imports(directory: Path, size: int, first: int) -> tuple[list[list[str]], float, float]:
     """(r): the same entries imported from files, each into a list of a database of its own;
     the rows, and the text import's time and processor time."""
     text, xml = write_files(directory, size, first)
