@@ -21,7 +21,9 @@ How entries become list records:
 The file is parsed as a stream (bounded memory whatever its size) by defusedxml: a DTD or an
 entity declaration is refused. A file with an entry that cannot be read is refused whole
 (``read``); a page fetched from NCMEC's API (``parse_page``, for ``hashguard.exchanges.ncmec``)
-keeps the records of its readable entries and names each unreadable one (a ``BadEntry``).
+keeps the records of its readable entries and names each unreadable one (a ``BadEntry``); a
+page is held whole, and one in UTF-8 without a DTD is built by expat's C tree builder (any
+other goes through defusedxml, with its refusals and messages).
 Export writes a list as such a document, one entry per value, published by the list's owner.
 """
 
