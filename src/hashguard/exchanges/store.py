@@ -135,7 +135,7 @@ def check_settings(plugin: type[ExchangeApi], config: Mapping[str, Any]) -> dict
     base = str(given.pop(BASE_URL, "") or plugin.default_base_url or "").strip()
     if base:
         Http(base)  # raises ExchangeConfigError for what is not an http(s) URL with a host
-    elif not getattr(plugin, "local", False):
+    elif not plugin.local:
         raise ExchangeConfigError(
             f"base_url: required (the {plugin.name} plug-in has no default): the exchange's "
             "http or https URL"
