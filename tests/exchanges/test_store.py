@@ -4,16 +4,20 @@ shown, and a removed exchange's list kept."""
 
 import logging
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from hashguard.errors import NotFound
+from hashguard.errors import NotFound, Unavailable
 from hashguard.exchanges.api import ExchangeConfigError
+from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.store import ExchangeExists, ExchangeListTaken, Exchanges
 from hashguard.exchanges.sync import Sync
 from hashguard.lists.model import Category
 from hashguard.store import audit
+from hashguard.store.lists import ListStore
 
 from support.exchanges.harness import add_peer
 from support.exchanges.hashguard_peer import PeerFeed, change
@@ -72,6 +76,24 @@ def test_update_and_remove_are_audited_and_the_list_stays(exchanges: Exchanges) 
     assert audit.events(exchanges.engine, action="exchange.remove")[-1].subject == "SAMPLE"
     with pytest.raises(NotFound, match="no exchange named 'SAMPLE'"):
         exchanges.get("SAMPLE")
+
+
+class _Unsealing(Sealer):
+    """A sealer whose key store is gone: credentials cannot be sealed."""
+
+    def seal(self, scope: str, credentials: Mapping[str, Any]) -> str:
+        raise Unavailable(f"cannot seal the credentials of {scope}: the key store is gone")
+
+
+def test_a_refused_add_leaves_nothing_not_even_its_list(engine: Engine) -> None:
+    exchanges = Exchanges(engine, ListStore(engine), _Unsealing(secrets.token_bytes(32)))
+    config = {"base_url": "https://p.example", "list": "known"}
+    with pytest.raises(Unavailable, match="cannot seal the credentials of exchange:PEER"):
+        exchanges.add("PEER", "hashguard", config, {"api_key": "k"}, actor="tester")
+    assert exchanges.all() == [] and exchanges.lists.lists() == []
+    assert audit.events(engine) == []
+    exchanges.add("PEER", "hashguard", config, actor="tester")  # the name is free
+    assert [e.action for e in audit.events(engine)] == ["list.create", "exchange.add"]
 
 
 def _dump(engine: Engine) -> str:

@@ -79,9 +79,11 @@ class ListStore:
         legal_basis: str = "",
         policy: ListPolicy | None = None,
         actor: str = "",
+        connection: Connection | None = None,
     ) -> HashList:
-        """A new, empty list (and its audit event). Raises ListError if the name is taken or
-        malformed."""
+        """A new, empty list (and its audit event), in its own transaction or in the caller's
+        (``connection``: it commits or rolls back the list with its own, then calls
+        ``committed``). Raises ListError if the name is taken or malformed."""
         if not _valid_name(name):
             raise ListError(
                 f"list name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
@@ -100,8 +102,9 @@ class ListStore:
             version=0,
             created_at=datetime.now(UTC),
         )
+        opened = self._session() if connection is None else self._joining(connection)
         try:
-            with self._session() as session, session.begin():
+            with opened as session, session.begin():
                 session.add(row)
                 session.flush()
                 details = {
