@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 
+from hashguard import errors
 from hashguard.errors import NotFound, Unavailable
 from hashguard.exchanges.api import ExchangeConfigError
 from hashguard.exchanges.credentials import Sealer
@@ -17,6 +18,7 @@ from hashguard.exchanges.store import ExchangeExists, ExchangeListTaken, Exchang
 from hashguard.exchanges.sync import Sync
 from hashguard.lists.model import Category
 from hashguard.store import audit
+from hashguard.store.list_errors import ListInUse
 from hashguard.store.lists import ListStore
 
 from support.exchanges.harness import add_peer
@@ -94,6 +96,23 @@ def test_a_refused_add_leaves_nothing_not_even_its_list(engine: Engine) -> None:
     assert audit.events(engine) == []
     exchanges.add("PEER", "hashguard", config, actor="tester")  # the name is free
     assert [e.action for e in audit.events(engine)] == ["list.create", "exchange.add"]
+
+
+def test_a_list_an_exchange_fills_is_removed_only_after_the_exchange(
+    exchanges: Exchanges,
+) -> None:
+    exchanges.add("SAMPLE", "sample", enabled=False)
+    with pytest.raises(ListInUse) as refused:
+        exchanges.lists.remove("SAMPLE", actor="tester")
+    assert str(refused.value) == (
+        "list SAMPLE is filled by exchange SAMPLE: remove the exchange first"
+    )
+    assert errors.kind_of(refused.value) is errors.Conflict
+    assert exchanges.get("SAMPLE").list == "SAMPLE"
+    assert audit.events(exchanges.engine, action="list.remove") == []
+    exchanges.remove("SAMPLE")
+    assert exchanges.lists.remove("SAMPLE", actor="tester").name == "SAMPLE"
+    assert exchanges.lists.lists() == []
 
 
 def _dump(engine: Engine) -> str:

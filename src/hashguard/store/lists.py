@@ -49,6 +49,7 @@ from hashguard.store.list_errors import (
     EntryNotFound,
     ListError,
     ListExists,
+    ListInUse,
     ListNotFound,
     Unchanged,
 )
@@ -58,6 +59,7 @@ from hashguard.store.tables import (
     BankContentRow,
     ChangeRow,
     EntryRow,
+    ExchangeRow,
     HashListRow,
     ReferenceRow,
 )
@@ -178,11 +180,18 @@ class ListStore:
 
     def remove(self, name: str, actor: str = "") -> HashList:
         """Remove a list with its entries and change log (its signed releases and their log
-        records stay where they were published), with an audit event. Raises ListError if
-        there is no such list."""
+        records stay where they were published), with an audit event. Raises ListNotFound if
+        there is no such list, ListInUse if an exchange fills it."""
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
             hash_list = hash_list_of(row)
+            filling = session.scalar(
+                select(ExchangeRow.name).where(ExchangeRow.list_id == row.id).limit(1)
+            )
+            if filling is not None:
+                raise ListInUse(
+                    f"list {name} is filled by exchange {filling}: remove the exchange first"
+                )
             for table in (BankContentRow, ReferenceRow, ChangeRow, EntryRow):
                 session.execute(delete(table).where(table.list_id == row.id))
             session.delete(row)

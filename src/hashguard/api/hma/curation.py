@@ -166,14 +166,14 @@ async def update_bank(
 @router.delete(
     "/c/bank/{name}",
     response_model=Message,
-    responses=refusals(*KEYED),
+    responses=refusals(*KEYED, 409),
 )
 async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove the bank's list (admin keys only). Like HMA, a bank that does not exist is
-    'Done' too."""
+    'Done' too. A bank an exchange fills is refused (409): remove the exchange first."""
     service = service_of(request)
     check_lists(key, [name])
-    with contextlib.suppress(ListError):
+    with contextlib.suppress(ListNotFound):
         await run_in_threadpool(service.lists.remove, name, actor(key))
     return {"message": "Done"}
 

@@ -94,6 +94,8 @@ _REFUSALS: Final[dict[int, tuple[str, str]]] = {
     403: ("The key's role may not use this route, or the key is limited to other lists "
           "(and HMA's 403 for a bank that exists).", "Bank already exists"),
     404: ("No such bank or content.", "bank 'KNOWN' not found"),
+    409: ("The bank is an exchange's: remove the exchange first.",
+          "list NCMEC is filled by exchange NCMEC: remove the exchange first"),
     413: ("The body is larger than this route takes.",
           "the request body is larger than this route takes (1048576 bytes)"),
     415: ("The file is not media this signal applies to.", "not a supported image format"),
