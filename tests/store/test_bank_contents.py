@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from hashguard.lists.model import Category, EntryStatus, Source
-from hashguard.lists.records import InvalidRecord
+from hashguard.lists.model import Category, EntryStatus, Provenance, Source, fold
+from hashguard.lists.records import InvalidRecord, Submission, Withdrawal
 from hashguard.store.bank_contents import DISABLED, ENABLED, BankContents
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
@@ -85,3 +85,38 @@ def test_disable_until_ts_is_stored_as_hma_means_it(contents: BankContents) -> N
     shown = contents.update("BANK", item.id, "tester", disable_until_ts=passed)
     assert shown is not None and shown.disable_until_ts == passed  # answered as given
     assert (stored(), matched()) == (ENABLED, True)  # a time passed: enabled, stored as 1
+
+
+def test_an_entry_an_item_revives_is_held_by_the_items_holding_it_now(
+    contents: BankContents,
+) -> None:
+    lists = contents.lists
+
+    def held() -> tuple[EntryStatus, list[str]]:
+        entry = lists.entry("BANK", "pdq", PDQ)
+        return entry.status, [s.reference for s in entry.provenance.sources]
+
+    first = contents.add("BANK", {"pdq": PDQ}, "Trust team", "tester")
+    contents.delete("BANK", first.id, "tester")
+    assert held() == (EntryStatus.DELETED, [f"hma:{first.id}"])  # on record
+    # Another source submits the value again, then withdraws it: nobody holds it.
+    hotline = Provenance("Hotline", sources=(Source("Hotline", "NL", "case-1"),))
+    lists.apply("BANK", [Submission("pdq", PDQ, provenance=hotline)], "tester")
+    assert held() == (EntryStatus.ACTIVE, ["case-1"])
+    lists.apply("BANK", [Withdrawal("case-1")], "tester")
+    assert held()[0] is EntryStatus.DELETED
+
+    # Items: the second revives it; the first, enabled again, holds it too.
+    disabled = contents.add("BANK", {"pdq": PDQ}, "Trust team", "tester")
+    contents.update("BANK", disabled.id, "tester", disable_until_ts=DISABLED)
+    second = contents.add("BANK", {"pdq": PDQ}, "Trust team", "tester")
+    assert held() == (EntryStatus.ACTIVE, [f"hma:{second.id}"])
+    entry = lists.entry("BANK", "pdq", PDQ).id  # the first item's id: it made the entry
+    assert (entry, contents.holders([entry])) == (first.id, {entry: [second.id]})
+    contents.update("BANK", disabled.id, "tester", disable_until_ts=ENABLED)
+    assert held() == (EntryStatus.ACTIVE, [f"hma:{second.id}", f"hma:{disabled.id}"])
+    contents.delete("BANK", second.id, "tester")
+    assert held() == (EntryStatus.ACTIVE, [f"hma:{disabled.id}"])
+    contents.delete("BANK", disabled.id, "tester")
+    assert held()[0] is EntryStatus.DELETED
+    assert fold(lists.changes_since("BANK", 0)) == {e.id: e for e in lists.entries("BANK")[1]}

@@ -21,7 +21,7 @@ change feed or the audit log, and erased when the item is deleted or its list re
 
 import json
 import time
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -117,7 +117,6 @@ class BankContents:
                     values, _unsourced(connection, list_id, values), strict=True
                 )
             ]
-            records += self._stale(connection, list_id, values, exclude=content_id)
             self.lists.apply(name, records, actor, connection, entry_ids=[content_id])
             connection.execute(
                 insert(BankContentRow).values(
@@ -163,7 +162,7 @@ class BankContents:
             item = _item(name, row)
             now = time.time()
             until = item.disable_until_ts if disable_until_ts is None else disable_until_ts
-            records = self._transition(connection, row.list_id, item, until, now)
+            records = _transition(item, until, now)
             if records:
                 self.lists.apply(name, records, actor, connection)
             if enabled(until, now) and until != ENABLED:
@@ -193,7 +192,6 @@ class BankContents:
                 return 0
             item = _item(name, row)
             records: list[Record] = [Withdrawal(item.reference, reason=_DELETED)]
-            records += self._stale(connection, row.list_id, item.submitted(), exclude=content_id)
             self.lists.apply(name, records, actor, connection)
             connection.execute(
                 update(BankContentRow)
@@ -251,68 +249,24 @@ class BankContents:
             self.update(name, content_id, actor, disable_until_ts=ENABLED)
         return len(due)
 
-    def _transition(
-        self, connection: Connection, list_id: int, item: BankContent, until: int, now: float
-    ) -> list[Record]:
-        """The records that take the item from its state to ``until``'s. An item holds its
-        values while its stored ``disable_until_ts`` is 1: a time passed is still to be
-        restored (``restore_due``), which stores 1."""
-        was, will = item.disable_until_ts == ENABLED, enabled(until, now)
-        if was and not will:
-            return [Withdrawal(item.reference, reason=_DISABLED)]
-        if will and not was:
-            values = item.submitted()
-            records: list[Record] = [
-                Submission(signal, value, provenance=_provenance(item)) for signal, value in values
-            ]
-            return records + self._stale(connection, list_id, values, exclude=item.id)
-        return []
 
-    def _stale(
-        self,
-        connection: Connection,
-        list_id: int,
-        signals: Iterable[tuple[str, str]],
-        exclude: int,
-    ) -> list[Record]:
-        """Withdrawals of the references of items that no longer hold these values' entries
-        but are still on them: a deleted entry keeps its sources on record, and a new
-        submission reviving it would bring them back to life."""
-        keys = [(signal, value_key(canonical(signal, value))) for signal, value in signals]
-        references: set[str] = set()
-        for signal, key in keys:
-            references.update(
-                connection.scalars(
-                    select(ReferenceRow.reference)
-                    .join(EntryRow, EntryRow.id == ReferenceRow.entry_id)
-                    .where(
-                        EntryRow.list_id == list_id,
-                        EntryRow.signal == signal,
-                        EntryRow.value_key == key,
-                        ReferenceRow.reference.startswith(PREFIX),
-                    )
-                )
-            )
-        ids = {i for r in references if (i := _content_id(r)) is not None} - {exclude}
-        if not ids:
-            return []
-        holding = {
-            row.id
-            for row in connection.execute(
-                select(BankContentRow.id, BankContentRow.disable_until_ts).where(
-                    BankContentRow.id.in_(sorted(ids)),
-                    BankContentRow.list_id == list_id,
-                    BankContentRow.deleted_at.is_(None),
-                )
-            )
-            if row.disable_until_ts == ENABLED
-        }
-        return [Withdrawal(f"{PREFIX}{i}", reason=_GONE) for i in sorted(ids - holding)]
+def _transition(item: BankContent, until: int, now: float) -> list[Record]:
+    """The records that take the item from its state to ``until``'s. An item holds its values
+    while its stored ``disable_until_ts`` is 1: a time passed is still to be restored
+    (``restore_due``), which stores 1."""
+    was, will = item.disable_until_ts == ENABLED, enabled(until, now)
+    if was and not will:
+        return [Withdrawal(item.reference, reason=_DISABLED)]
+    if will and not was:
+        return [
+            Submission(signal, value, provenance=_provenance(item))
+            for signal, value in item.submitted()
+        ]
+    return []
 
 
 _DELETED: Final = "content deleted through the HMA API"
 _DISABLED: Final = "content disabled through the HMA API"
-_GONE: Final = "content no longer held (deleted or disabled through the HMA API)"
 
 
 def _provenance(item: BankContent, prior: Source | None = None) -> Provenance:

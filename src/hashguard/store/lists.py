@@ -225,7 +225,8 @@ class ListStore:
         first new entries (an HMA content item shares its id with the entry it creates).
 
         A submission of a value the list lacks adds an entry; of one it holds, merges labels and
-        sources (reviving it if deleted). A tombstone deletes or delists. Records that change
+        sources (a deleted one is revived, held by the submission's sources alone). A tombstone
+        deletes or delists. Records that change
         nothing append nothing. An exception from ``records`` (a parse error) or a ListError
         rolls the whole import back.
         """
