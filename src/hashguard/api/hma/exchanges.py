@@ -136,7 +136,7 @@ async def exchange_api_schema(request: Request, key: Reader, api: str) -> dict[s
     default) and of ``credential_json`` (null: none)."""
     plugin = _plugin(api, 404)
     fields = [f.as_json() for f in plugin.config_schema.fields]
-    if not getattr(plugin, "local", False):
+    if not plugin.local:
         base = {"name": BASE_URL, "type": "string", "required": not plugin.default_base_url,
                 "default": plugin.default_base_url or None, "choices": None,
                 "help": "the exchange's http(s) address (hashguard)"}  # fmt: skip
