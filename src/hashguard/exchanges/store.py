@@ -366,10 +366,15 @@ class Exchanges:
                 select(func.count()).select_from(ExchangeQuarantineRow)
                 .where(ExchangeQuarantineRow.exchange_id == row.id)
             ).scalar_one()  # fmt: skip
-        running = row.fetch_started_at is not None and (
-            row.fetch_completed_at is None
-            or utc(row.fetch_completed_at) < utc(row.fetch_started_at)
-        )
+        # Running while a fetch started after the last one completed and its lease holds: a
+        # fetch whose instance died (or lost the lease) is not running once the lease ends.
+        running = (
+            row.fetch_started_at is not None
+            and (row.fetch_completed_at is None
+                 or utc(row.fetch_completed_at) < utc(row.fetch_started_at))
+            and row.lease_until is not None
+            and utc(row.lease_until) > self.clock()
+        )  # fmt: skip
         return FetchStatus(
             _ts(row.checkpoint_at), _ts(row.fetch_started_at) if running else None,
             _ts(row.fetch_completed_at), row.fetch_succeeded, bool(row.up_to_date),
