@@ -100,3 +100,29 @@ def test_a_fetch_shows_as_running_only_while_its_lease_holds(
         thread.join(30)
     assert done and done[0].succeeded
     assert exchanges.status("SLOW").running_fetch_start_ts is None
+
+
+def test_a_long_page_keeps_its_lease_so_no_other_instance_takes_the_exchange(
+    engine: Engine, exchanges: Exchanges, clock: Clock, secret: bytes, slow: type[_Slow]
+) -> None:
+    exchanges.add("SLOW", "slow_test")
+    first = Sync(exchanges, LOOPBACK, renew_every=0.02)
+    second = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock), LOOPBACK)
+    thread, done = _in_background(first, "SLOW")
+    try:
+        assert slow.inside.wait(30)
+        claimed = _lease_until(engine)
+        # The plug-in works on (retries, probes) for longer than a lease: the first instance
+        # renews it meanwhile, so the second never takes the exchange from a live fetch.
+        for _ in range(3):
+            clock.advance(minutes=4)
+            assert eventually(lambda: (_lease_until(engine) or claimed) > clock(), 10)
+            with pytest.raises(FetchRunning):
+                second.fetch("SLOW")
+        assert clock() > claimed
+        assert exchanges.status("SLOW").running_fetch_start_ts is not None
+    finally:
+        slow.gate.set()
+        thread.join(30)
+    assert done and done[0].succeeded and done[0].records == 1
+    assert exchanges.status("SLOW").running_fetch_start_ts is None

@@ -17,8 +17,9 @@ counted, and the next fetch waits a backoff (doubling, capped, never less than t
 
 Several instances may share the database: an exchange is claimed before it is fetched (a
 conditional update of ``next_fetch_at`` and ``lease_until``, as takedown's scheduler claims a
-notice), so one instance fetches it; the lease is renewed while a long fetch reads, and a fetch
-whose lease was lost meanwhile applies nothing (the other instance does it).
+notice), so one instance fetches it; the lease is renewed while a fetch reads (between pages,
+and from a thread six times a lease, however long a plug-in works inside one page), and a
+fetch whose lease was lost meanwhile applies nothing (the other instance does it).
 """
 
 import logging
@@ -91,6 +92,8 @@ class Lease:
     exchange_id: int
     name: str
     until: datetime
+    # Renewed from the fetch's thread and its keeper's: one at a time.
+    renewing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 @dataclass
@@ -106,6 +109,40 @@ class _Read:
 
 class _Lost(Exception):
     """The lease ran out and another instance took the exchange: apply nothing."""
+
+
+class _Keeper:
+    """Renews a lease every ``every`` seconds from a thread of its own while a fetch reads, so
+    that a plug-in working long inside one page (retries, probes, a slow exchange) keeps it.
+    ``lost``: another instance took the exchange meanwhile."""
+
+    def __init__(self, sync: "Sync", lease: Lease, every: float) -> None:
+        self.sync = sync
+        self.lease = lease
+        self.every = every
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"hashguard-lease-{lease.name}",
+                                        daemon=True)  # fmt: skip
+
+    def __enter__(self) -> "_Keeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.sync._renew(self.lease)
+            except _Lost:
+                self.lost = True
+                return
+            except Exception:  # the database briefly gone: tried again at the next beat
+                log.warning("exchange %s: renewing the fetch's lease failed", self.lease.name,
+                            exc_info=True)  # fmt: skip
 
 
 class _NoHttp:
@@ -133,6 +170,7 @@ class Sync:
         max_records: int = MAX_RECORDS,
         lease: timedelta = LEASE,
         resolve: Resolver | None = None,
+        renew_every: float | None = None,
     ) -> None:
         self.exchanges = exchanges
         self.engine = exchanges.engine
@@ -142,6 +180,8 @@ class Sync:
         self.max_records = max_records
         self.lease = lease
         self.resolve = resolve
+        # Seconds between renewals while a fetch reads (a sixth of the lease: several chances).
+        self.renew_every = renew_every or lease.total_seconds() / 6
 
     def clock(self) -> datetime:
         return self.exchanges.clock()
@@ -221,7 +261,10 @@ class Sync:
         if marked != 1 or row is None:
             return Fetched(lease.name, False, lost=True)
         try:
-            read = self._read(self._plugin(row), row, lease)
+            with _Keeper(self, lease, self.renew_every) as keeper:
+                read = self._read(self._plugin(row), row, lease, keeper)
+            if keeper.lost:
+                raise _Lost()
         except _Lost:
             return Fetched(lease.name, False, lost=True)
         except Exception as error:  # anything a plug-in raises: the fetch failed, retried later
@@ -258,7 +301,7 @@ class Sync:
                 else _NoHttp(row.name))  # fmt: skip
         return plugin(plugin_config(row.config), opened, http)
 
-    def _read(self, plugin: ExchangeApi, row: Any, lease: Lease) -> _Read:
+    def _read(self, plugin: ExchangeApi, row: Any, lease: Lease, keeper: _Keeper) -> _Read:
         """Every page after the stored checkpoint, up to ``max_records``; records whose value
         their signal refuses are quarantined here."""
         read = _Read(checkpoint=row.checkpoint)
@@ -279,6 +322,8 @@ class Sync:
                     read.checkpoint = dict(page.checkpoint)
                 if page.checkpoint_at is not None:
                     read.checkpoint_at = page.checkpoint_at
+                if keeper.lost:
+                    raise _Lost()
                 self._renew(lease)
                 if len(read.records) >= self.max_records:
                     read.capped = True
@@ -363,20 +408,21 @@ class Sync:
     def _renew(self, lease: Lease) -> None:
         """A long fetch keeps its lease: extended to a full one when less than half is left;
         _Lost when another instance took the exchange meanwhile."""
-        at = self.clock()
-        if lease.until - at > self.lease / 2:
-            return
-        until = at + self.lease
-        table = ExchangeRow.__table__
-        with self.engine.begin() as connection:
-            changed = connection.execute(
-                update(ExchangeRow)
-                .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
-                .values(lease_until=until, next_fetch_at=until)
-            ).rowcount  # fmt: skip
-        if changed != 1:
-            raise _Lost()
-        lease.until = until
+        with lease.renewing:
+            at = self.clock()
+            if lease.until - at > self.lease / 2:
+                return
+            until = at + self.lease
+            table = ExchangeRow.__table__
+            with self.engine.begin() as connection:
+                changed = connection.execute(
+                    update(ExchangeRow)
+                    .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+                    .values(lease_until=until, next_fetch_at=until)
+                ).rowcount  # fmt: skip
+            if changed != 1:
+                raise _Lost()
+            lease.until = until
 
     def _held(self, connection: Connection, lease: Lease) -> None:
         """The exchange locked while this instance still holds its lease; else _Lost."""
