@@ -5,6 +5,7 @@ deadline, refused keys said clearly without the keys, feedback as StopNCII takes
 
 import ipaddress
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -493,3 +494,37 @@ def test_sync_names_a_skipped_page_and_refused_keys_in_the_status_and_audit_log(
     logged = " ".join(e.details for e in audit.events(exchanges.engine, limit=1000))
     for key in (FETCH_KEY, SUBSCRIPTION_KEY):
         assert key not in status.last_error and key not in logged
+
+
+def test_a_next_set_timestamp_in_the_future_never_becomes_the_checkpoint(
+    stopncii: StopNciiStandIn,
+) -> None:
+    stopncii.add(pdq(1))
+    began = int(time.time())
+    stopncii.now = began + 30 * 86_400  # StopNCII's clock a month ahead
+    stopncii.add(pdq(2))
+
+    pages = list(exchange(stopncii).fetch(None))
+    assert values(pages) == [("add", "pdq", pdq(1)), ("add", "pdq", pdq(2))]
+    checkpoint = pages[-1].checkpoint
+    assert checkpoint is not None and began <= checkpoint["nextSetTimestamp"] <= time.time()
+    (note,) = [q for page in pages for q in page.quarantined]
+    assert f"nextSetTimestamp {stopncii.now + 1}" in note.position
+    assert "after this fetch began" in note.reason
+
+    # The victim withdraws pdq(1) meanwhile: the next fetch still reads it.
+    stopncii.now = began + 60
+    stopncii.withdraw(pdq(1))
+    later = list(exchange(stopncii).fetch(checkpoint))
+    assert ("delete", "pdq", pdq(1)) in values(later)
+
+
+def test_a_page_that_stays_broken_is_never_probed_past_the_fetchs_start(
+    stopncii: StopNciiStandIn,
+) -> None:
+    stopncii.add(pdq(1))
+    stopncii.corrupt_next(1000)
+    with pytest.raises(ExchangeUnavailable, match="no page from startTimestamp 10 on"):
+        list(exchange(stopncii, skip_seconds=86_400 * 30).fetch(None))
+    asked = [int(r.params["startTimestamp"]) for r in stopncii.fetches()]
+    assert max(asked) <= time.time()
