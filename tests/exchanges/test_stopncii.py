@@ -528,3 +528,18 @@ def test_a_page_that_stays_broken_is_never_probed_past_the_fetchs_start(
         list(exchange(stopncii, skip_seconds=86_400 * 30).fetch(None))
     asked = [int(r.params["startTimestamp"]) for r in stopncii.fetches()]
     assert max(asked) <= time.time()
+
+
+def test_case_numbers_of_any_shape_never_fail_the_fetch(stopncii: StopNciiStandIn) -> None:
+    stopncii.add(pdq(1))
+    for cases in ({CASE: ["Withdrawn"]}, {CASE: {"status": "Withdrawn"}}, [CASE], "Withdrawn"):
+        stopncii.add_raw({"signalType": "ImagePDQ", "hashValue": pdq(2), "hashStatus": "Paused",
+                          "caseNumbers": cases})  # fmt: skip
+    stopncii.add(pdq(3))
+    skipped: Counter[str] = Counter()
+    pages = list(exchange(stopncii, page_size=10).fetch(None))
+    for page in pages:
+        skipped.update(page.skipped)
+    # An unknown status whose cases do not all say withdrawn never activates the hash.
+    assert values(pages) == [("add", "pdq", pdq(1)), ("add", "pdq", pdq(3))]
+    assert skipped == Counter({"records of status 'Paused' (not activated)": 4})

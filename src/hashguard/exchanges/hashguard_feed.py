@@ -140,7 +140,7 @@ class HashguardExchange:
             for number, item in enumerate(items, start=since + 1):
                 try:
                     change = Change.from_json(item)
-                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                except Exception as error:  # whatever a change holds, it never fails its page
                     page.quarantined.append(Quarantined(
                         f"change {number} (after version {since})",
                         f"not a change: {error}",

@@ -271,6 +271,13 @@ class StopNcii:
                     Quarantined(f"{where}, record {index}", str(error), _excerpt(item))
                 )
                 continue
+            except Exception as error:  # whatever a record holds, it never fails its page
+                quarantined.append(Quarantined(
+                    f"{where}, record {index}",
+                    f"{where}, record {index}: unreadable ({type(error).__name__}: {error})",
+                    _excerpt(item),
+                ))  # fmt: skip
+                continue
             if record is not None:
                 records.append(record)
         next_set = envelope.next_set

@@ -166,6 +166,12 @@ class ThreatExchangeExchange:
         start = int(checkpoint["update_time"]) if checkpoint else None
         highest = start or 0
         latest = int(self.clock().timestamp()) + CLOCK_SKEW  # the newest update time taken
+        if highest > latest:  # kept from before updates in the future were refused
+            raise ExchangeConfigError(
+                f"fb_threatexchange: the checkpoint's update_time {highest} is in the future; "
+                "set the exchange's checkpoint to the last update time it surely read "
+                '({"update_time": UNIX SECONDS})'
+            )
         params: dict[str, str] | None = {"fields": FIELDS, "limit": str(PAGE_SIZE)}
         if start is not None:
             params = {**(params or {}), "start_time": str(start)}
@@ -180,11 +186,13 @@ class ThreatExchangeExchange:
             for position, update in enumerate(document["data"], 1):
                 try:
                     records, updated = self._records(update, page.skipped, latest)
-                except _BadUpdate as error:
+                except Exception as error:  # whatever an update holds, it never fails its page
+                    reason = str(error) if isinstance(error, _BadUpdate) else (
+                        f"unreadable ({type(error).__name__}: {error})")  # fmt: skip
                     excerpt = json.dumps(update, ensure_ascii=False)[:EXCERPT]
                     named = _id_of(update)
                     page.quarantined.append(
-                        Quarantined(f"{where}, update {position}{named}", str(error), excerpt)
+                        Quarantined(f"{where}, update {position}{named}", reason, excerpt)
                     )
                     continue
                 page.records.extend(records)
@@ -298,7 +306,9 @@ class ThreatExchangeExchange:
 def _tags(tags: Any) -> frozenset[str]:
     """An update's tags: a list of names, or the Graph API's ``{"data": [{"text": ...}]}``."""
     if isinstance(tags, dict):
-        tags = [tag.get("text") for tag in tags.get("data", []) if isinstance(tag, dict)]
+        listed = tags.get("data")
+        listed = listed if isinstance(listed, list) else []
+        tags = [tag.get("text") for tag in listed if isinstance(tag, dict)]
     if not isinstance(tags, list):
         return frozenset()
     return frozenset(tag.strip() for tag in tags if isinstance(tag, str) and tag.strip())
@@ -310,4 +320,4 @@ def _shown_time(unix: int) -> str:
 
 def _id_of(update: Any) -> str:
     ident = update.get("id") if isinstance(update, dict) else None
-    return f" (id {str(ident)[:40]})" if ident else ""
+    return f" (id {ascii(str(ident)[:40])[1:-1]})" if ident else ""
