@@ -86,10 +86,14 @@ def test_get_follows_redirects_under_the_base_url_only_and_other_methods_none() 
             http = Http(site.url + "/x", LOOPBACK)
             assert http.request("GET", "old", headers=keys).body == b"new"
             assert http.request("POST", "old", body=b"{}").status == 307
-            for path, said in [("away", "another host"), ("port", "another host, scheme or port"),
-                               ("same-path-other-port", "another host, scheme or port"),
-                               ("scheme", "another host, scheme or port"),
-                               ("up", "leads outside /x"), ("dots", "leads outside /x")]:
+            for path, said in [
+                ("away", "another host"),
+                ("port", "another host, scheme or port"),
+                ("same-path-other-port", "another host, scheme or port"),
+                ("scheme", "another host, scheme or port"),
+                ("up", "leads outside /x"),
+                ("dots", "leads outside /x"),
+            ]:
                 with pytest.raises(OutsideExchange, match=said) as refused:
                     http.request("GET", path, headers=keys)
                 assert "redirected away from the exchange's base URL" in str(refused.value)
@@ -104,8 +108,12 @@ def test_an_https_exchange_is_never_followed_down_to_http() -> None:
     http = Http("https://exchange.example/v1")
     here = "https://exchange.example/v1/FetchHashes?token=" + SECRET
     assert http.redirected(here, "/v1/page2") == "https://exchange.example/v1/page2"
-    for location in ("http://exchange.example/v1/page2", "http://exchange.example:443/v1/x",
-                     "https://exchange.example:8443/v1/page2", "//other.example/v1/page2"):
+    for location in (
+        "http://exchange.example/v1/page2",
+        "http://exchange.example:443/v1/x",
+        "https://exchange.example:8443/v1/page2",
+        "//other.example/v1/page2",
+    ):
         with pytest.raises(OutsideExchange) as refused:
             http.redirected(here, location)
         assert SECRET not in str(refused.value)

@@ -58,10 +58,6 @@ FIRST_START: Final = 10
 _PROBES: Final = 64  # start times tried past an unreadable page before giving up
 CLOCK_SKEW: Final = 300  # seconds StopNCII's clock may be ahead of ours
 Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 _CASE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -72,6 +68,10 @@ _SETTINGS: Final = {
     "page_attempts": (3, 1, 10),
     "skip_seconds": (600, 1, 86_400 * 30),
 }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _Unreadable(Exception):

@@ -76,8 +76,10 @@ ERROR_CHARS: Final = 2000
 # What the list refuses of one record (rather than the database failing): found and quarantined.
 _REFUSED: Final = (ListError, InvalidRecord, DataError)
 # Names the list keeps (entries' submitted_by and assessed_by), at most this long.
-NAME_CHARS: Final = min(EntryRow.__table__.c.submitted_by.type.length or 200,
-                        EntryRow.__table__.c.assessed_by.type.length or 200)  # fmt: skip
+NAME_CHARS: Final = min(
+    getattr(EntryRow.__table__.c[column].type, "length", None) or 200
+    for column in ("submitted_by", "assessed_by")
+)
 
 
 class FetchRunning(Conflict):

@@ -14,11 +14,11 @@ Pages follow ``paging.next`` (under the base URL only). The checkpoint is the ne
 ``last_updated`` applied; ThreatExchange's ``start_time`` includes it, so an update sharing
 that second with the next page is read again rather than lost. An update dated after the fetch
 began (beyond ``CLOCK_SKEW``) is quarantined: taken as the checkpoint, it would make every later
-fetch ask for updates from the future and find none, tombstones included. A page that is not a threat
-updates page is asked for again a few times, then the fetch stops (ExchangeUnavailable naming
-it): pages are a cursor and cannot be skipped. The access token travels in a header, never in a
-message; ThreatExchange keeps deletions for 90 days, so an exchange not fetched for longer must
-be fetched again from the start.
+fetch ask for updates from the future and find none, tombstones included. A page that is not
+a threat updates page is asked for again a few times, then the fetch stops (ExchangeUnavailable
+naming it): pages are a cursor and cannot be skipped. The access token travels in a header,
+never in a message; ThreatExchange keeps deletions for 90 days, so an exchange not fetched for
+longer must be fetched again from the start.
 """
 
 import json
@@ -204,9 +204,7 @@ class ThreatExchangeExchange:
             link = following.get("next", "") if isinstance(following, dict) else ""
             link = link if isinstance(link, str) else ""
 
-    def _records(
-        self, update: Any, skipped: Counter[str], latest: int
-    ) -> tuple[list[Record], int]:
+    def _records(self, update: Any, skipped: Counter[str], latest: int) -> tuple[list[Record], int]:
         """The records of one update and its time (at most ``latest``); raises _BadUpdate
         saying what is wrong."""
         if not isinstance(update, dict):

@@ -150,10 +150,11 @@ def parse_page(
             try:
                 page.records.extend(_entry(page.entries, tag, element, skipped))
             except Exception as error:  # whatever an entry holds, it never fails its page
-                where, reason = (
-                    (error.where, error.reason) if isinstance(error, _BadEntry)
-                    else (f"<{tag}> {page.entries}", f"unreadable ({type(error).__name__}: {error})")
-                )  # fmt: skip
+                if isinstance(error, _BadEntry):
+                    where, reason = error.where, error.reason
+                else:
+                    where = f"<{tag}> {page.entries}"
+                    reason = f"unreadable ({type(error).__name__}: {error})"
                 excerpt = tostring(element, encoding="unicode")[:EXCERPT]
                 page.bad.append(BadEntry(page.entries, where, reason, excerpt))
     return page
