@@ -26,7 +26,7 @@ from hashguard.exchanges import registry
 from hashguard.exchanges.api import FeedbackItem
 from hashguard.review.model import State
 from hashguard.store import outbox
-from hashguard.store.tables import EntryRow, ExchangeFeedbackRow, ExchangeRow, HashListRow
+from hashguard.store.tables import EntryRow, ExchangeFeedbackRow, ExchangeRow, HashListRow, utc
 
 log = logging.getLogger("hashguard.exchanges")
 
@@ -120,12 +120,13 @@ def _retire_undelivered(
     table = ExchangeFeedbackRow.__table__
     which = (table.c.exchange_id == exchange_id, table.c.signal == signal,
              table.c.value == value, table.c.delivered_at.is_(None))  # fmt: skip
-    latest = connection.execute(select(func.max(table.c.next_attempt_at)).where(*which)).scalar()
+    latest: datetime | None = connection.execute(
+        select(func.max(table.c.next_attempt_at)).where(*which)
+    ).scalar()
     connection.execute(delete(ExchangeFeedbackRow).where(*which))
     if latest is None:
         return at
-    claimed_until = latest if latest.tzinfo is not None else latest.replace(tzinfo=UTC)
-    return max(at, min(claimed_until, at + outbox.CLAIM))
+    return max(at, min(utc(latest), at + outbox.CLAIM))
 
 
 def _reference(sources: str) -> str:
