@@ -16,6 +16,7 @@ from hashguard.api import (
     hma,
     routes_admin,
     routes_device,
+    routes_exchanges,
     routes_hotline,
     routes_lists,
     routes_media,
@@ -88,7 +89,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     )
     for module in (
         routes_status, routes_media, routes_lists, routes_admin, routes_review, routes_device, hma,
-        routes_victims, routes_hotline, routes_takedown, routes_monitor,
+        routes_victims, routes_hotline, routes_takedown, routes_monitor, routes_exchanges,
     ):  # fmt: skip
         app.include_router(module.router)
     app.include_router(routes_takedown.status_router)

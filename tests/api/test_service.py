@@ -107,7 +107,7 @@ def _concrete(path: str) -> str:
             .replace("{ident}", "0000000000000000").replace("{signal}", "md5")
             .replace("{value}", MD5_MISS).replace("{case_id}", "999999")
             .replace("{item_id}", "999999").replace("{notice_id}", "999999")
-            .replace("{referral}", "0" * 32)
+            .replace("{referral}", "0" * 32).replace("{api}", "no_such_api")
             .replace("{case}", "HG-00000-00000-00000-00000-000000"))  # fmt: skip
 
 
@@ -203,6 +203,29 @@ _ALLOWED_ANSWER = {
     "GET /c/signal_type": 200,
     "GET /c/content_type": 200,
     "GET /metrics": 200,
+    "GET /v1/exchanges": 200,
+    "POST /v1/exchanges": 422,
+    "GET /v1/exchanges/{name}": 404,
+    "PATCH /v1/exchanges/{name}": 404,
+    "DELETE /v1/exchanges/{name}": 404,
+    "POST /v1/exchanges/{name}/fetch": 404,
+    "GET /v1/exchanges/{name}/status": 404,
+    "GET /v1/exchanges/{name}/quarantine": 404,
+    "PUT /v1/exchanges/{name}/credentials": 422,
+    "DELETE /v1/exchanges/{name}/credentials": 404,
+    "GET /v1/exchange-apis": 200,
+    "PUT /v1/exchange-apis/{api}/credentials": 422,
+    "DELETE /v1/exchange-apis/{api}/credentials": 404,
+    "GET /c/exchanges/apis": 200,
+    "GET /c/exchanges/api/{api}": 400,
+    "POST /c/exchanges/api/{api}": 400,
+    "GET /c/exchanges/api/{api}/schema": 404,
+    "GET /c/exchanges": 200,
+    "POST /c/exchanges": 400,
+    "GET /c/exchange/{name}": 404,
+    "PUT /c/exchange/{name}": 404,
+    "DELETE /c/exchange/{name}": 200,
+    "GET /c/exchange/{name}/status": 404,
 }
 
 

@@ -40,6 +40,8 @@ def imported(*arguments: str) -> set[str]:
         ["victims", "--help"],
         ["hotline", "--help"],
         ["hotline", "assess", "--help"],
+        ["exchanges", "--help"],
+        ["exchanges", "add", "--help"],
     ],
     ids=" ".join,
 )

@@ -21,10 +21,13 @@ class Ran:
     stderr: str
 
 
-def hashguard(*arguments: str, env: Mapping[str, str] | None = None) -> Ran:
-    """``hashguard ARGUMENTS`` with ``env`` added to the environment. An exception that escaped
-    the command fails the test: a user would have seen a traceback."""
-    result = CliRunner().invoke(app, list(arguments), env=env)
+def hashguard(
+    *arguments: str, env: Mapping[str, str] | None = None, input: str | None = None
+) -> Ran:
+    """``hashguard ARGUMENTS`` with ``env`` added to the environment and ``input`` on standard
+    input. An exception that escaped the command fails the test: a user would have seen a
+    traceback."""
+    result = CliRunner().invoke(app, list(arguments), env=env, input=input)
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise AssertionError(f"hashguard {' '.join(arguments)}: uncaught") from result.exception
     return Ran(result.exit_code, result.stdout, result.stderr)

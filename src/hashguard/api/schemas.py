@@ -1374,6 +1374,168 @@ class TakedownEvidence(BaseModel):
     hashguard_signature: DocumentSignature
 
 
+# --- exchanges -------------------------------------------------------------------------------
+
+_EXCHANGE = {"name": "NCMEC_NGO", "api": "ncmec", "list": "NCMEC_NGO",
+             "config": {"base_url": "https://hashsharing.ncmec.org/npo/v2", "only_members": []},
+             "enabled": True, "interval_seconds": 900, "created_at": _AT,
+             "has_credentials": True}  # fmt: skip
+_FETCH_STATUS = {"checkpoint_ts": 1773480413, "running_fetch_start_ts": None,
+                 "last_fetch_complete_ts": 1773480413, "last_fetch_succeeded": True,
+                 "up_to_date": True, "fetched_items": 1200, "last_error": "",
+                 "last_counts": {"added": 12, "removed": 1, "records": 13, "pages": 1,
+                                 "quarantined": 1},
+                 "failures": 0, "next_fetch_at": _AT, "quarantined": 1}  # fmt: skip
+
+
+class ExchangeShown(BaseModel):
+    """A configured exchange: which plug-in reads it into which list, its settings (never its
+    credentials: only whether any apply, its own or its plug-in's), on or off, and how often."""
+
+    model_config = _example(_EXCHANGE)
+    name: str
+    api: str
+    list: str
+    config: dict[str, Any]
+    enabled: bool
+    interval_seconds: int
+    created_at: str
+    has_credentials: bool
+
+
+class ExchangesShown(BaseModel):
+    model_config = _example({"exchanges": [_EXCHANGE]})
+    exchanges: builtins.list[ExchangeShown]
+
+
+class ExchangeRemoved(BaseModel):
+    model_config = _example({"removed": "NCMEC_NGO", "list": "NCMEC_NGO",
+                             "message": "exchange NCMEC_NGO removed; its list NCMEC_NGO stays "
+                             "with what it fetched (remove the list itself to stop matching "
+                             "it)"})  # fmt: skip
+    removed: str
+    list: str
+    message: str
+
+
+class ExchangeStatus(BaseModel):
+    """Where an exchange's fetching stands: HMA's fetch status (Unix times in seconds) and
+    hashguard's (the last error and counts, failures in a row, the next fetch, how many records
+    are quarantined)."""
+
+    model_config = _example({"name": "NCMEC_NGO", **_FETCH_STATUS})
+    name: str
+    checkpoint_ts: int | None
+    running_fetch_start_ts: int | None
+    last_fetch_complete_ts: int | None
+    last_fetch_succeeded: bool | None
+    up_to_date: bool
+    fetched_items: int
+    last_error: str
+    last_counts: dict[str, Any]
+    failures: int
+    next_fetch_at: str
+    quarantined: int
+
+
+class QuarantinedShown(BaseModel):
+    id: int
+    at: str
+    position: str
+    reason: str
+    excerpt: str
+
+
+class Quarantine(BaseModel):
+    """An exchange's quarantined records, newest first; ``next_before`` asks for older ones."""
+
+    model_config = _example({"name": "NCMEC_NGO", "records": [
+        {"id": 7, "at": _AT, "position": "page 3, record 17",
+         "reason": "md5 value 'xyz': expected 32 hex digits",
+         "excerpt": "<image><md5>xyz</md5></image>"}], "next_before": None})  # fmt: skip
+    name: str
+    records: builtins.list[QuarantinedShown]
+    next_before: int | None
+
+
+class FetchDone(BaseModel):
+    """One fetch, run while the request waited: what it applied and quarantined, or why it
+    failed (``error``; the status says when it is tried again)."""
+
+    model_config = _example({"name": "NCMEC_NGO", "succeeded": True, "records": 13,
+                             "quarantined": 1, "counts": _FETCH_STATUS["last_counts"],
+                             "error": "", "up_to_date": True})  # fmt: skip
+    name: str
+    succeeded: bool
+    records: int
+    quarantined: int
+    counts: dict[str, Any]
+    error: str
+    up_to_date: bool
+
+
+class FetchQueued(BaseModel):
+    """The scheduler was woken to fetch the exchange now (``queued``), or a fetch of it is
+    running already; its status says when it is done."""
+
+    model_config = _example({"name": "NCMEC_NGO", "queued": True,
+                             "status": "/v1/exchanges/NCMEC_NGO/status"})  # fmt: skip
+    name: str
+    queued: bool
+    status: str
+
+
+class CredentialsState(BaseModel):
+    """Whether credentials are stored for an exchange or a plug-in (never what they are)."""
+
+    model_config = _example({"scope": "exchange:NCMEC_NGO", "has_credentials": True})
+    scope: str
+    has_credentials: bool
+
+
+class FieldShown(BaseModel):
+    name: str
+    type: Literal["string", "number", "boolean", "list"]
+    required: bool
+    default: Any
+    help: str
+    choices: builtins.list[str] | None
+
+
+class SchemaShown(BaseModel):
+    fields: builtins.list[FieldShown]
+
+
+class ExchangeApiShown(BaseModel):
+    """An installed exchange plug-in: the settings and credentials an exchange of it takes."""
+
+    model_config = _example({"name": "hashguard", "title": "Another hashguard service's list",
+                             "category": "known-csam", "default_base_url": "",
+                             "supports_feedback": False,
+                             "config_schema": {"fields": [{"name": "list", "type": "string",
+                                                           "required": True, "default": None,
+                                                           "help": "the list's name at the "
+                                                           "origin", "choices": None}]},
+                             "credentials_schema": {"fields": [
+                                 {"name": "api_key", "type": "string", "required": True,
+                                  "default": None, "help": "an API key of the origin",
+                                  "choices": None}]},
+                             "has_credentials": False})  # fmt: skip
+    name: str
+    title: str
+    category: Category
+    default_base_url: str
+    supports_feedback: bool
+    config_schema: SchemaShown
+    credentials_schema: SchemaShown | None
+    has_credentials: bool
+
+
+class ExchangeApisShown(BaseModel):
+    model_config = _example({"apis": []})
+    apis: builtins.list[ExchangeApiShown]
+
+
 # --- the document ----------------------------------------------------------------------------
 
 _FRAMEWORK_422: Final = "#/components/schemas/HTTPValidationError"

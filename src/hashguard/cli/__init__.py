@@ -67,6 +67,10 @@ GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
         "The hotline: reports, cases, the queue, assessing, hosting traces, partners, a run.",
         _group("hotline", "hotline_app"),
     ),
+    "exchanges": (
+        "Exchanges: fetch lists from NCMEC, StopNCII, ThreatExchange and peers on a schedule.",
+        _group("exchanges", "exchanges_app"),
+    ),
     "takedown": (
         "Notice and takedown: notices, orders, hosters, the monitor, XARF export and import.",
         _group("takedown", "takedown_app"),

@@ -37,7 +37,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import DataError
 
-from hashguard.errors import Conflict, HashguardError
+from hashguard.errors import Conflict, HashguardError, kind_of
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import (
     EXCERPT,
@@ -98,6 +98,7 @@ class Fetched:
     error: str = ""
     up_to_date: bool = False
     lost: bool = False  # another instance took the exchange meanwhile: nothing done here
+    kind: type[HashguardError] | None = None  # a failure's kind (None: a plug-in's bug)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "succeeded": self.succeeded, "records": self.records,
@@ -462,7 +463,7 @@ class Sync:
                           "next_fetch_at": due.isoformat()})  # fmt: skip
         log.warning("exchange %s: fetch failed (%d in a row; next at %s): %s", row.name,
                     failures, due.isoformat(timespec="seconds"), message)  # fmt: skip
-        return Fetched(row.name, False, error=message)
+        return Fetched(row.name, False, error=message, kind=kind_of(error))
 
     # --- leases -----------------------------------------------------------------------------
 

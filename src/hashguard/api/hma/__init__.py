@@ -12,7 +12,7 @@ from typing import Any, Final
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
 
-from hashguard.api.hma import curation, hashing, matching
+from hashguard.api.hma import curation, exchanges, hashing, matching
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 
@@ -52,6 +52,7 @@ def _status(service: Service, alive: str) -> PlainTextResponse:
 router.include_router(hashing.router)
 router.include_router(matching.router)
 router.include_router(curation.router)
+router.include_router(exchanges.router)
 
 TITLE: Final = "Open Media Match API"  # HMA's title: clients may check it
 _ALSO: Final = ("/status/live",)  # HMA's route that hashguard's status routes answer

@@ -267,3 +267,84 @@ class ContentTypeShown(BaseModel):
 
 class ContentTypes(RootModel[list[ContentTypeShown]]):
     model_config = _example([{"name": "photo", "enabled": True}])
+
+
+# --- exchanges ----------------------------------------------------------------------------------
+
+
+class ExchangeApis(RootModel[list[str]]):
+    """The installed exchange types."""
+
+    model_config = _example(["fb_threatexchange", "hashguard", "ncmec", "sample", "stopncii"])
+
+
+class ExchangeApiAuth(BaseModel):
+    """Whether the exchange type takes credentials, and whether they are set (HMA's
+    spelling)."""
+
+    model_config = _example({"supports_authentification": True, "has_set_authentification": False})
+    supports_authentification: bool
+    has_set_authentification: bool
+
+
+class SchemaField(BaseModel):
+    name: str
+    type: str
+    required: bool
+    default: Any
+    help: str
+    choices: list[str] | None
+
+
+class FieldsOf(BaseModel):
+    fields: list[SchemaField]
+
+
+class ExchangeApiSchema(BaseModel):
+    """The fields of ``api_json`` for an exchange of this type, and of ``credential_json``
+    (null: it takes none)."""
+
+    model_config = _example(
+        {"config_schema": {"fields": [{"name": "privacy_group", "type": "number",
+                                       "required": True, "default": None,
+                                       "help": "the privacy group's id", "choices": None}]},
+         "credentials_schema": {"fields": [{"name": "api_token", "type": "string",
+                                            "required": True, "default": None,
+                                            "help": "an app's access token", "choices": None}]}}
+    )  # fmt: skip
+    config_schema: FieldsOf
+    credentials_schema: FieldsOf | None
+
+
+class ExchangeNames(RootModel[list[str]]):
+    model_config = _example(["NCMEC_NGO", "SAMPLE"])
+
+
+class HmaExchange(BaseModel):
+    """An exchange's configuration: its name, type, whether it fetches, and its type's
+    settings."""
+
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={"examples": [{"name": "TX_GROUP", "api": "fb_threatexchange",
+                                         "enabled": True, "privacy_group": 1012185296055235}]},
+    )  # fmt: skip
+    name: str
+    api: str
+    enabled: bool
+
+
+class FetchStatus(BaseModel):
+    """HMA's fetch status (Unix times in seconds; null before the first fetch)."""
+
+    model_config = _example(
+        {"checkpoint_ts": 1773480413, "running_fetch_start_ts": None,
+         "last_fetch_complete_ts": 1773480420, "last_fetch_succeeded": True,
+         "up_to_date": True, "fetched_items": 1200}
+    )  # fmt: skip
+    checkpoint_ts: int | None
+    running_fetch_start_ts: int | None
+    last_fetch_complete_ts: int | None
+    last_fetch_succeeded: bool | None
+    up_to_date: bool
+    fetched_items: int
