@@ -5,6 +5,7 @@ deadline, refused keys said clearly without the keys, feedback as StopNCII takes
 
 import ipaddress
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -543,3 +544,51 @@ def test_case_numbers_of_any_shape_never_fail_the_fetch(stopncii: StopNciiStandI
     # An unknown status whose cases do not all say withdrawn never activates the hash.
     assert values(pages) == [("add", "pdq", pdq(1)), ("add", "pdq", pdq(3))]
     assert skipped == Counter({"records of status 'Paused' (not activated)": 4})
+
+
+def test_the_quarantines_instruction_fetches_a_skipped_withdrawal_again(
+    stopncii: StopNciiStandIn, synced: tuple[Any, Any]
+) -> None:
+    """A withdrawal in a span skipped past (its page stayed unreadable) is applied once the
+    operator sets the checkpoint the quarantined record names and StopNCII serves it again."""
+    from hashguard.exchanges.store import FetchRunning
+    from hashguard.exchanges.sync import Sync
+    from hashguard.lists.model import EntryStatus
+    from hashguard.store import audit
+
+    exchanges, lists = synced
+    for n in range(1, 4):
+        stopncii.add(pdq(n))
+    exchanges.add("stopncii", "stopncii", {"base_url": stopncii.base_url, "page_size": 2}, KEYS)
+    sync = Sync(exchanges, LOOPBACK)
+    assert sync.fetch("stopncii").records == 3
+    stopncii.withdraw(pdq(2))
+    (withdrawal,) = [s for s in stopncii.records if s.key == ("ImagePDQ", pdq(2))]
+    withdrawal.poisoned = True  # every page holding the withdrawal is broken
+    for n in range(4, 7):
+        stopncii.add(pdq(n))
+    assert sync.fetch("stopncii").quarantined == 1
+    entries = {e.value: e.status for e in lists.entries("stopncii")[1]}
+    assert entries[pdq(2)] is EntryStatus.ACTIVE  # the withdrawal was skipped past
+
+    (held,) = exchanges.quarantined("stopncii")
+    told = re.search(r"set the checkpoint to (\{.*\})", held.reason)
+    assert told is not None
+    for refused in ({"nextSetTimestamp": "soon"}, {"update_time": 5},
+                    {"nextSetTimestamp": int(time.time()) + 86_400}):  # fmt: skip
+        with pytest.raises(ExchangeConfigError, match="nextSetTimestamp"):
+            exchanges.set_checkpoint("stopncii", refused, actor="operator")
+    lease = sync.claim("stopncii")
+    with pytest.raises(FetchRunning):
+        exchanges.set_checkpoint("stopncii", json.loads(told.group(1)), actor="operator")
+    sync.run(lease)
+
+    withdrawal.poisoned = False  # StopNCII serves that span again
+    exchanges.set_checkpoint("stopncii", json.loads(told.group(1)), actor="operator")
+    assert exchanges.checkpoint("stopncii") == json.loads(told.group(1))
+    assert sync.fetch("stopncii").succeeded
+    entries = {e.value: e.status for e in lists.entries("stopncii")[1]}
+    assert entries[pdq(2)] is EntryStatus.DELETED
+    (event,) = audit.events(exchanges.engine, action="exchange.checkpoint")
+    assert (event.actor, json.loads(event.details)["after"]) == (
+        "operator", json.loads(told.group(1)))  # fmt: skip

@@ -198,6 +198,23 @@ class StopNcii:
             checked[name] = value.strip()
         return checked
 
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets (``{"nextSetTimestamp": unix time}``, at most now):
+        as ``fetch`` reads it. Raises ExchangeConfigError saying what is expected."""
+        if set(checkpoint) != {"nextSetTimestamp"}:
+            raise ExchangeConfigError(
+                'checkpoint: expected {"nextSetTimestamp": unix time} (the time records are '
+                "fetched again from), not "
+                f"{json.dumps(dict(checkpoint), default=str)[:120]}"
+            )
+        at, _, _ = _resume(checkpoint, FIRST_START)
+        if not 0 <= at <= int(_now().timestamp()) + CLOCK_SKEW:
+            raise ExchangeConfigError(
+                f"checkpoint: nextSetTimestamp {at} is not a unix time from 0 to now"
+            )
+        return {"nextSetTimestamp": at}
+
     def __init__(
         self,
         config: Mapping[str, Any],

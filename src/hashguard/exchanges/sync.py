@@ -37,7 +37,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import DataError
 
-from hashguard.errors import Conflict, HashguardError, kind_of
+from hashguard.errors import HashguardError, kind_of
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import (
     EXCERPT,
@@ -52,6 +52,7 @@ from hashguard.exchanges.store import (
     BASE_URL,
     ExchangeNotFound,
     Exchanges,
+    FetchRunning,
     backoff,
     plugin_config,
 )
@@ -80,10 +81,6 @@ NAME_CHARS: Final = min(
     getattr(EntryRow.__table__.c[column].type, "length", None) or 200
     for column in ("submitted_by", "assessed_by")
 )
-
-
-class FetchRunning(Conflict):
-    """The exchange is being fetched already (by this instance or another)."""
 
 
 @dataclass(frozen=True, slots=True)

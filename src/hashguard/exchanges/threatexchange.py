@@ -143,6 +143,20 @@ class ThreatExchangeExchange:
             )
         return {"api_token": token.strip()}
 
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets (``{"update_time": unix seconds}``, at most now).
+        Raises ExchangeConfigError saying what is expected."""
+        moment = checkpoint.get("update_time")
+        latest = int(_now().timestamp()) + CLOCK_SKEW
+        if (set(checkpoint) != {"update_time"} or not isinstance(moment, int)
+                or isinstance(moment, bool) or not 0 <= moment <= latest):  # fmt: skip
+            raise ExchangeConfigError(
+                'checkpoint: expected {"update_time": unix seconds from 0 to now} (updates are '
+                f"fetched from that time on), not {json.dumps(dict(checkpoint), default=str)[:120]}"
+            )
+        return {"update_time": moment}
+
     def __init__(
         self,
         config: Mapping[str, Any],
