@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
+from hashguard.store import audit
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import ExchangeCredentialRow
@@ -276,3 +277,35 @@ def test_bad_input_is_one_line_and_exit_status_1(
     assert ran.returncode == 1, ran.stdout
     assert ran.stderr.startswith("hashguard: ") and ran.stderr.count("\n") == 1, ran.stderr
     assert message in ran.stderr
+
+
+def test_an_operator_sets_where_the_next_fetch_starts(
+    config: Path, feed: PeerFeed, tmp_path: Path, database_url: str
+) -> None:
+    add_peer(config, feed, tmp_path)
+    assert exchanges(config, "fetch", "PEER").returncode == 0
+    shown = exchanges(config, "checkpoint", "PEER")
+    assert (
+        shown.returncode == 0 and shown.stdout.strip() == 'exchange PEER: checkpoint {"version": 3}'
+    )
+
+    moved = exchanges(config, "checkpoint", "PEER", "--set", '{"version": 1}', "--actor", "ops")
+    assert moved.returncode == 0, moved.stderr
+    assert 'checkpoint set to {"version": 1}; next fetch due now' in moved.stdout
+    again = exchanges(config, "fetch", "PEER")
+    assert again.returncode == 0 and "2 record(s) applied" in again.stdout
+
+    for given, said in [('{"version": -1}', 'expected {"version": N}'), ("[1]", "JSON object"),
+                        ("{version", "not JSON")]:  # fmt: skip
+        refused = exchanges(config, "checkpoint", "PEER", "--set", given)
+        assert refused.returncode == 1 and said in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert exchanges(config, "checkpoint", "PEER", "--set", "null").returncode == 0
+    assert exchanges(config, "checkpoint", "PEER").stdout.strip().endswith("checkpoint null")
+    engine = open_engine(database_url)
+    try:
+        moves = audit.events(engine, action="exchange.checkpoint")
+    finally:
+        engine.dispose()
+    assert [json.loads(e.details)["after"] for e in moves] == [{"version": 1}, None]
+    assert moves[0].actor == "ops" and moves[1].actor.endswith("(cli)")

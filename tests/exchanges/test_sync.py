@@ -247,3 +247,37 @@ def test_the_scheduler_thread_fetches_what_is_due_and_at_once_when_woken(
     finally:
         scheduler.stop()
     assert len(audit.events(exchanges.engine, action="exchange.fetch")) == 2
+
+
+def test_a_change_the_list_refuses_is_quarantined_and_the_fetch_goes_on(
+    exchanges: Exchanges, sync: Sync, feed: PeerFeed, engine: Engine
+) -> None:
+    """A change the origin's feed holds that this list cannot take (a change to a value it
+    lacks, here because the add before it was unreadable; a name the database cannot hold) is
+    found and quarantined; the changes before and after it apply and the checkpoint moves."""
+    unreadable_add = change(1, A)
+    unreadable_add["provenance"] = "not an object"
+    nul_name = change(4, C)
+    nul_name["provenance"] = {"submitted_by": "Hotline\x00NL", "assessed_by": "", "sources": []}
+    feed.changes = [unreadable_add, change(2, B), change(3, A, kind="delete"), nul_name,
+                    change(5, _md5(5))]  # fmt: skip
+    add_peer(exchanges, feed)
+    fetched = sync.fetch("PEER")
+    assert fetched.succeeded, fetched.error
+    refused_by_database = engine.dialect.name == "postgresql"  # SQLite keeps a NUL
+    held = {q.position: q for q in exchanges.quarantined("PEER")}
+    assert "change 1 (after version 0)" in held
+    assert "does not hold" in held["page 1, record 2"].reason  # the delete of A, named
+    assert "the list refused it" in held["page 1, record 2"].reason
+    applied = {B, _md5(5)} | (set() if refused_by_database else {C})
+    assert set(_held(exchanges.lists, "PEER")) == applied
+    if refused_by_database:
+        assert "the database refused it" in held["page 1, record 3"].reason
+    assert fetched.quarantined == len(held) == (3 if refused_by_database else 2)
+    assert fetched.records == len(applied)
+    assert exchanges.status("PEER").failures == 0
+
+    # The checkpoint moved past them: the next fetch does not read them again.
+    feed.changes.append(change(6, _md5(6)))
+    again = sync.fetch("PEER")
+    assert (again.succeeded, again.records, again.quarantined) == (True, 1, 0)

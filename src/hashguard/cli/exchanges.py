@@ -214,6 +214,43 @@ def disable(configuration: "Configuration", name: Name, actor: Actor = "") -> No
     typer.echo(f"exchange {name}: disabled")
 
 
+@exchanges_app.command()
+@exchange_settings
+def checkpoint(
+    configuration: "Configuration",
+    name: Name,
+    new: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            metavar="JSON",
+            help="Where the next fetch starts, as the plug-in reads it (StopNCII: "
+            "'{\"nextSetTimestamp\": 1700000000}'); null: from the beginning.",
+        ),
+    ] = None,
+    actor: Actor = "",
+) -> None:
+    """Show where the exchange's next fetch starts, or set it (--set) to fetch a skipped span
+    again, as a quarantined record's reason says: checked by the plug-in, refused while a
+    fetch of it runs, the next fetch due at once, audited. Exit status 1 for a checkpoint the
+    plug-in refuses (what it expects is said) or a fetch running."""
+    import json
+
+    exchanges = _exchanges(configuration.settings)
+    if new is None:
+        held = _db(lambda: exchanges.checkpoint(name))
+        typer.echo(f"exchange {name}: checkpoint {json.dumps(held)}")
+        return
+    try:
+        given = json.loads(new)
+    except ValueError as error:
+        fail(f"--set: not JSON ({error}): give the checkpoint as a JSON object, or null")
+    if given is not None and not isinstance(given, dict):
+        fail("--set: give the checkpoint as a JSON object, or null")
+    done = _db(lambda: exchanges.set_checkpoint(name, given, who(actor)))
+    typer.echo(f"exchange {name}: checkpoint set to {json.dumps(done)}; next fetch due now")
+
+
 @exchanges_app.command("rotate-secret")
 @exchange_settings
 def rotate_secret(

@@ -186,6 +186,28 @@ class NcmecExchange:
             raise ExchangeConfigError("ncmec: the username cannot hold ':' (HTTP Basic)")
         return checked
 
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets (``{"from": unix seconds}``, at most now; ``window``,
+        the seconds a request asks for, optional). Raises ExchangeConfigError."""
+        checked: dict[str, Any] = {}
+        for key, least, most in (("from", 0, int(_now().timestamp())), ("window", 1, None)):
+            value = checkpoint.get(key)
+            if value is None and key == "window":
+                continue
+            if (not isinstance(value, int) or isinstance(value, bool) or value < least
+                    or (most is not None and value > most)):  # fmt: skip
+                checked = {}
+                break
+            checked[key] = value
+        if not checked or not set(checkpoint) <= {"from", "window"}:
+            raise ExchangeConfigError(
+                'ncmec: checkpoint: expected {"from": unix seconds from 0 to now} (entries '
+                'changed since then are fetched again; "window": seconds per request, '
+                "optional)"
+            )
+        return checked
+
     def __init__(
         self,
         config: Mapping[str, Any],

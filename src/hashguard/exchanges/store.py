@@ -55,6 +55,10 @@ class ExchangeListTaken(Conflict):
     """The list an exchange would fill is another exchange's, or of another category."""
 
 
+class FetchRunning(Conflict):
+    """The exchange is being fetched already (by this instance or another)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Exchange:
     """A configured exchange (never its credentials: ``has_credentials`` says whether any
@@ -377,10 +381,15 @@ class Exchanges:
                 select(func.count()).select_from(ExchangeQuarantineRow)
                 .where(ExchangeQuarantineRow.exchange_id == row.id)
             ).scalar_one()  # fmt: skip
-        running = row.fetch_started_at is not None and (
-            row.fetch_completed_at is None
-            or utc(row.fetch_completed_at) < utc(row.fetch_started_at)
-        )
+        # Running while a fetch started after the last one completed and its lease holds: a
+        # fetch whose instance died (or lost the lease) is not running once the lease ends.
+        running = (
+            row.fetch_started_at is not None
+            and (row.fetch_completed_at is None
+                 or utc(row.fetch_completed_at) < utc(row.fetch_started_at))
+            and row.lease_until is not None
+            and utc(row.lease_until) > self.clock()
+        )  # fmt: skip
         return FetchStatus(
             _ts(row.checkpoint_at), _ts(row.fetch_started_at) if running else None,
             _ts(row.fetch_completed_at), row.fetch_succeeded, bool(row.up_to_date),
@@ -402,6 +411,51 @@ class Exchanges:
             found = connection.execute(query.order_by(table.c.id.desc()).limit(limit)).all()
         return [QuarantinedRecord(r.id, utc(r.at), r.position, r.reason, r.excerpt)
                 for r in found]  # fmt: skip
+
+    def checkpoint(self, name: str) -> dict[str, Any] | None:
+        """Where the exchange's next fetch starts, as its plug-in wrote it (None: from the
+        beginning). Raises ExchangeNotFound."""
+        with self.engine.connect() as connection:
+            row = self._row(connection, name)
+            held = connection.execute(
+                select(ExchangeRow.checkpoint).where(ExchangeRow.id == row.id)
+            ).scalar()
+        return None if held is None else dict(held)
+
+    def set_checkpoint(
+        self, name: str, checkpoint: Mapping[str, Any] | None, actor: str = ""
+    ) -> dict[str, Any] | None:
+        """Set where the exchange's next fetch starts (None: from the beginning), as its
+        plug-in reads checkpoints (checked by its ``check_checkpoint`` when it has one): to
+        fetch a skipped span again. The next fetch is due at once; audited with the checkpoint
+        before and after. Returns the checkpoint set. Raises ExchangeNotFound,
+        ExchangeConfigError (one the plug-in refuses, named), FetchRunning (a fetch of it holds
+        its lease: it would store its own checkpoint over this one)."""
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, name, for_update=True)
+            check = getattr(registry.get(row.api), "check_checkpoint", None)
+            if checkpoint is not None and not isinstance(checkpoint, Mapping):
+                raise ExchangeConfigError(
+                    f"checkpoint: a JSON object as the {row.api} plug-in reads it, not "
+                    f"{type(checkpoint).__name__}"
+                )
+            checked = None if checkpoint is None else (
+                dict(check(checkpoint)) if check is not None else dict(checkpoint))  # fmt: skip
+            if row.lease_until is not None and utc(row.lease_until) > at:
+                raise FetchRunning(
+                    f"exchange {name} is being fetched now: set its checkpoint once the fetch "
+                    "is done (its status says when)"
+                )
+            before = connection.execute(
+                select(ExchangeRow.checkpoint).where(ExchangeRow.id == row.id)
+            ).scalar()
+            connection.execute(update(ExchangeRow).where(ExchangeRow.id == row.id).values(
+                checkpoint=checked, checkpoint_at=None, up_to_date=False, next_fetch_at=at,
+            ))  # fmt: skip
+            audit.append(connection, actor, "exchange.checkpoint", name,
+                         {"before": before, "after": checked})  # fmt: skip
+        return checked
 
     def fetch_now(self, name: str, actor: str = "") -> bool:
         """Make the exchange due now (unless a fetch of it is running); whether it was.
