@@ -31,7 +31,7 @@ from hashguard.lists.model import (
 )
 from hashguard.lists.records import Record, canonical
 from hashguard.signals import registry
-from hashguard.store import audit, driver
+from hashguard.store import audit, driver, list_names
 from hashguard.store.dialects import dialect_of
 from hashguard.store.list_codecs import (
     CHANGE_COLUMNS,
@@ -54,7 +54,6 @@ from hashguard.store.list_errors import (
 )
 from hashguard.store.list_import import ImportSummary, import_records, same_state, update_entries
 from hashguard.store.tables import (
-    ApiKeyRow,
     BankContentRow,
     ChangeRow,
     EntryRow,
@@ -148,7 +147,9 @@ class ListStore:
 
     def rename(self, name: str, new_name: str, actor: str = "") -> HashList:
         """Give a list a new name, with an audit event naming both. Its entries, change log
-        and version stay; API keys limited to it follow the new name. Releases already signed
+        and version stay; every row that names it follows the new name in the same
+        transaction (detections, match log, receipts, victims, hotline, API key scopes:
+        ``list_names``); settings that name it do not. Releases already signed
         keep the old name in their manifests (they are never rewritten); the next release is
         signed under the new one. Raises ListError for an unknown list or a malformed name,
         ListExists if the new name is taken."""
@@ -164,10 +165,9 @@ class ListStore:
                     return hash_list_of(row)
                 row.name = new_name
                 session.flush()
-                for key in session.scalars(select(ApiKeyRow)):
-                    if name in key.lists:
-                        key.lists = [new_name if n == name else n for n in key.lists]
-                details = {"from": name, "to": new_name, "version": row.version}
+                carried = list_names.carry(session.connection(), row.id, name, new_name)
+                details = {"from": name, "to": new_name, "version": row.version,
+                           "carried": carried}  # fmt: skip
                 audit.append(session.connection(), actor, "list.rename", new_name, details)
                 return hash_list_of(row)
         except IntegrityError:
