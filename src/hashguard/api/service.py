@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
-from hashguard.errors import Unavailable
+from hashguard.errors import NotFound, Unavailable
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.feedback import ExchangeFeedback, FeedbackSender
 from hashguard.exchanges.store import Exchanges
@@ -231,7 +231,11 @@ class Service:
                         self._follow(matcher)
                         checked = time.monotonic()
                     else:  # the change logs only: one query per list
-                        matcher.refresh()
+                        try:
+                            matcher.refresh()
+                        except NotFound:  # a list renamed or removed elsewhere: follow now
+                            self._follow(matcher)
+                            checked = time.monotonic()
                         self._refreshed = time.monotonic()
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
@@ -253,19 +257,20 @@ class Service:
                 self._follow(self.matcher)
 
     def _follow(self, matcher: Matcher) -> None:
-        """Bring ``matcher``'s set of lists in line with the store (load new lists, drop
-        removed ones, and made anew, update those whose policy changed), then apply each list's
-        new changes. The caller holds ``_sync``."""
-        stored = {hash_list.name: hash_list for hash_list in self.lists.lists()}
-        held = {hash_list.name: hash_list for hash_list in matcher.lists}
-        for name, hash_list in held.items():
-            now = stored.get(name)
-            if now is None or now.id != hash_list.id:  # removed (and perhaps made anew)
-                matcher.drop_list(name)
-            elif _described(now) != _described(hash_list):
-                matcher.update_list(now)  # the list keeps matching meanwhile
-        followed = matcher.versions()  # after the drops above
-        new = [name for name in stored if name not in followed]
+        """Bring ``matcher``'s set of lists in line with the store, lists known by their id
+        (load new lists, drop removed ones, and made anew; rename in place, with nothing
+        reloaded, and update those whose name or policy changed), then apply each list's new
+        changes. The caller holds ``_sync``."""
+        stored = {hash_list.id: hash_list for hash_list in self.lists.lists()}
+        held = {hash_list.id: hash_list for hash_list in matcher.lists}
+        for ident, hash_list in held.items():
+            if ident not in stored:  # removed (and perhaps another took its name)
+                matcher.drop_list(hash_list.name)
+        for ident, hash_list in held.items():
+            now = stored.get(ident)
+            if now is not None and _described(now) != _described(hash_list):
+                matcher.update_list(now)  # renamed or changed: it keeps matching meanwhile
+        new = [hash_list.name for ident, hash_list in stored.items() if ident not in held]
         for name in new:
             matcher.add_list(name)
         if new:
@@ -422,5 +427,5 @@ def case_settings(settings: ServiceSettings) -> CaseSettings:
 
 def _described(hash_list: HashList) -> tuple[object, ...]:
     """A list as the Matcher holds it, but for its version."""
-    return (hash_list.policy.as_json(), hash_list.owner, hash_list.category,
+    return (hash_list.name, hash_list.policy.as_json(), hash_list.owner, hash_list.category,
             hash_list.jurisdictions, hash_list.legal_basis)  # fmt: skip
