@@ -196,9 +196,23 @@ def test_a_bank_is_renamed_and_keeps_its_content(hma: Server) -> None:
     missing = hma.request("PUT", "/c/bank/NO_SUCH", "curator", json={"name": "OTHER"})
     assert (missing.status_code, missing.json()) == (404, {"message": "Bank not found"})
 
+    bad_ratio = hma.request("PUT", "/c/bank/BEFORE", "curator",
+                            json={"name": "AFTER", "enabled_ratio": 2})  # fmt: skip
+    assert bad_ratio.json() == {"message": "enabled_ratio must be between 0 and 1"}
+    assert hma.get("/c/bank/AFTER", "auditor").status_code == 404  # 400, and nothing changed
+    taken = hma.request("PUT", "/c/bank/BEFORE", "curator",
+                        json={"name": "TAKEN", "enabled_ratio": 0.5})  # fmt: skip
+    assert taken.status_code == 403
+    assert hma.get("/c/bank/BEFORE", "auditor").json()["matching_enabled_ratio"] == 1.0
+
     renamed = hma.request("PUT", "/c/bank/BEFORE", "curator", json={"name": "AFTER"})
     assert renamed.status_code == 200, renamed.text
     assert renamed.json() == {"name": "AFTER", "matching_enabled_ratio": 1.0}
+    both = hma.request("PUT", "/c/bank/AFTER", "curator",
+                       json={"name": "LATER", "enabled_ratio": 0.5})  # fmt: skip
+    assert both.json() == {"name": "LATER", "matching_enabled_ratio": 0.5}
+    assert hma.request("PUT", "/c/bank/LATER", "curator",
+                       json={"name": "AFTER", "enabled_ratio": 1}).status_code == 200  # fmt: skip
     assert hma.get("/c/bank/BEFORE", "auditor").status_code == 404
     found = hma.get("/m/lookup", "matcher", params={"signal_type": "pdq", "signal": pdq})
     assert found.json() == {"AFTER": [{"bank_content_id": item, "distance": "0"}]}

@@ -143,20 +143,24 @@ async def update_bank(
         current = await run_in_threadpool(_bank, service, key, name)
     except ApiError as error:
         raise ApiError(404, "Bank not found") if error.status == 404 else error from None
+    ratio = _ratio(body.enabled_ratio, body.enabled)  # checked before anything changes
+    policy = None if ratio is None else dataclasses.replace(current.policy, enabled_ratio=ratio)
     if body.name is not None and body.name != name:
         if not _BANK_NAME.fullmatch(body.name):
             raise ApiError(400, "Bank names must be UPPER_WITH_UNDERSCORE")
         if key.lists:
             raise ApiError(403, "a key limited to lists cannot rename lists")
+        new_name = body.name
+
+        def rename() -> HashList:  # the name and the ratio together, or neither (as HMA)
+            return service.lists.rename(name, new_name, actor(key), policy=policy)
+
         try:
-            current = await run_in_threadpool(service.lists.rename, name, body.name, actor(key))
+            return _bank_json(await run_in_threadpool(rename))
         except ListExists:
             raise ApiError(403, "Bank name already exists") from None  # HMA's status and words
-        name = body.name
-    ratio = _ratio(body.enabled_ratio, body.enabled)
-    if ratio is None:
+    if policy is None:
         return _bank_json(current)
-    policy = dataclasses.replace(current.policy, enabled_ratio=ratio)
     updated = await run_in_threadpool(
         lambda: service.lists.update(name, policy=policy, actor=actor(key))
     )
