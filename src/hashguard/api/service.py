@@ -181,28 +181,41 @@ class Service:
                 worker.close()
 
     def _send_webhooks(self) -> None:
-        """Send due webhook calls (actions, notices) and hotline referrals every second,
-        failures waiting their turn, enable again the HMA content items whose disable time has
-        passed, and take stock of what waits (webhook calls and reports); run the retention
-        purge every PURGE_SECONDS."""
+        """Every second: enable again the HMA content items whose disable time has passed,
+        send due webhook calls (actions, notices) and hotline referrals, failures waiting their
+        turn, and take stock of what waits (webhook calls and reports); run the retention
+        purge every PURGE_SECONDS. Each task fails on its own."""
         sender = WebhookSender(self.engine, self.secret,
                                attempted=self.deliveries.attempted("webhook"))  # fmt: skip
         referrals = ReferralSender(self.engine, self.settings.victims_hotline_url)
         purged = time.monotonic() - PURGE_SECONDS  # once at start, then hourly
+
+        def backlog() -> None:
+            self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
+                                       "report": self.reports.backlog()}  # fmt: skip
+
+        def retention() -> None:
+            nonlocal purged
+            if time.monotonic() - purged >= PURGE_SECONDS:
+                purged = time.monotonic()
+                done = purge(self.engine, actor="hashguard serve")
+                if done.total:
+                    log.info("retention purge: %d items deleted", done.total)
+
+        # Each on its own: one failing (or slow) task never keeps the others from their turn.
+        tasks: list[tuple[str, Callable[[], object]]] = [
+            ("HMA content items' restore", self.contents.restore_due),  # before the senders
+            ("webhook calls", sender.send_due),
+            ("hotline referrals", referrals.send_due),
+            ("taking stock of the backlog", backlog),
+            ("the retention purge", retention),
+        ]
         while not self._stop.wait(_WEBHOOK_SECONDS):
-            try:
-                sender.send_due()
-                referrals.send_due()
-                self.contents.restore_due()  # HMA items whose disable_until_ts has passed
-                self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
-                                           "report": self.reports.backlog()}  # fmt: skip
-                if time.monotonic() - purged >= PURGE_SECONDS:
-                    purged = time.monotonic()
-                    done = purge(self.engine, actor="hashguard serve")
-                    if done.total:
-                        log.info("retention purge: %d items deleted", done.total)
-            except Exception as error:  # the database is busy or gone: try again later
-                log.warning("webhook calls or purge failed: %s", error)
+            for task, run in tasks:
+                try:
+                    run()
+                except Exception as error:  # the database is busy or gone: try again later
+                    log.warning("%s failed: %s", task, error)
 
     def _run(self) -> None:
         try:
