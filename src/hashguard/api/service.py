@@ -363,7 +363,8 @@ class ServedLists(ListStore):
 
     def create(self, *args: Any, **kwargs: Any) -> HashList:
         created = super().create(*args, **kwargs)
-        self._catch_up()
+        if kwargs.get("connection") is None:  # else the caller's commit is still to come
+            self._catch_up()
         return created
 
     def update(self, *args: Any, **kwargs: Any) -> HashList:

@@ -49,6 +49,7 @@ from hashguard.store.list_errors import (
     EntryNotFound,
     ListError,
     ListExists,
+    ListInUse,
     ListNotFound,
     Unchanged,
 )
@@ -57,6 +58,7 @@ from hashguard.store.tables import (
     BankContentRow,
     ChangeRow,
     EntryRow,
+    ExchangeRow,
     HashListRow,
     ReferenceRow,
 )
@@ -78,9 +80,11 @@ class ListStore:
         legal_basis: str = "",
         policy: ListPolicy | None = None,
         actor: str = "",
+        connection: Connection | None = None,
     ) -> HashList:
-        """A new, empty list (and its audit event). Raises ListError if the name is taken or
-        malformed."""
+        """A new, empty list (and its audit event), in its own transaction or in the caller's
+        (``connection``: it commits or rolls back the list with its own, then calls
+        ``committed``). Raises ListError if the name is taken or malformed."""
         if not _valid_name(name):
             raise ListError(
                 f"list name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
@@ -99,8 +103,9 @@ class ListStore:
             version=0,
             created_at=datetime.now(UTC),
         )
+        opened = self._session() if connection is None else self._joining(connection)
         try:
-            with self._session() as session, session.begin():
+            with opened as session, session.begin():
                 session.add(row)
                 session.flush()
                 details = {
@@ -168,11 +173,18 @@ class ListStore:
 
     def remove(self, name: str, actor: str = "") -> HashList:
         """Remove a list with its entries and change log (its signed releases and their log
-        records stay where they were published), with an audit event. Raises ListError if
-        there is no such list."""
+        records stay where they were published), with an audit event. Raises ListNotFound if
+        there is no such list, ListInUse if an exchange fills it."""
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
             hash_list = hash_list_of(row)
+            filling = session.scalar(
+                select(ExchangeRow.name).where(ExchangeRow.list_id == row.id).limit(1)
+            )
+            if filling is not None:
+                raise ListInUse(
+                    f"list {name} is filled by exchange {filling}: remove the exchange first"
+                )
             for table in (BankContentRow, ReferenceRow, ChangeRow, EntryRow):
                 session.execute(delete(table).where(table.list_id == row.id))
             session.delete(row)
@@ -206,7 +218,8 @@ class ListStore:
         first new entries (an HMA content item shares its id with the entry it creates).
 
         A submission of a value the list lacks adds an entry; of one it holds, merges labels and
-        sources (reviving it if deleted). A tombstone deletes or delists. Records that change
+        sources (a deleted one is revived, held by the submission's sources alone). A tombstone
+        deletes or delists. Records that change
         nothing append nothing. An exception from ``records`` (a parse error) or a ListError
         rolls the whole import back.
         """

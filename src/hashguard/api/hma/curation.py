@@ -170,14 +170,14 @@ async def update_bank(
 @router.delete(
     "/c/bank/{name}",
     response_model=Message,
-    responses=refusals(*KEYED),
+    responses=refusals(*KEYED, 409),
 )
 async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove the bank's list (admin keys only). Like HMA, a bank that does not exist is
-    'Done' too."""
+    'Done' too. A bank an exchange fills is refused (409): remove the exchange first."""
     service = service_of(request)
     check_lists(key, [name])
-    with contextlib.suppress(ListError):
+    with contextlib.suppress(ListNotFound):
         await run_in_threadpool(service.lists.remove, name, actor(key))
     return {"message": "Done"}
 
@@ -235,7 +235,6 @@ async def _add(
     """A new content item holding each hash; HMA's answer with its id."""
     service = service_of(request)
     signals: dict[str, str] = {}
-    held: list[tuple[str, str, str]] = []
     for hma_name, text in hashes.items():
         signal = signal_for(hma_name)
         try:
@@ -244,11 +243,10 @@ async def _add(
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
         shown = hma_name if kind is None else hma_type(signal, kind)
         signals[shown] = hashed.text
-        held.append((shown, signal, hashed.text))
     organisation = key.name or f"key:{key.id}"
 
     def run() -> int:
-        return service.contents.add(name, held, organisation, actor(key), note, metadata).id
+        return service.contents.add(name, signals, organisation, actor(key), note, metadata).id
 
     try:
         content_id = await run_in_threadpool(run)
@@ -354,7 +352,7 @@ async def get_content(
     if item is not None:
         answer["disable_until_ts"] = item.disable_until_ts
         if include_signals.lower() == "true":
-            answer["signals"] = {shown: value for shown, _, value in item.signals}
+            answer["signals"] = dict(item.signals)
         metadata = _shown_metadata(item.metadata)
         if include_metadata.lower() == "true" and metadata is not None:
             answer["metadata"] = metadata
