@@ -102,6 +102,33 @@ def test_each_add_is_a_content_item_and_deleting_one_leaves_the_others(hma: Serv
     assert _raw(hma, SAMPLE_PDQ) == []  # the earlier, deleted reports do not come back
 
 
+def _import(hma: Server, bank: str, pdq: str, source: str = "") -> dict[str, Any]:
+    """A plain text import of one value into the bank's list (with ``source``, if given)."""
+    query = f"format=text&signal=pdq{f'&source={source}' if source else ''}"
+    answer = hma.post(f"/v1/lists/{bank}/import?{query}", "curator", content=pdq.encode() + b"\n")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_a_value_imported_as_well_as_added_stays_when_the_items_go(hma: Server) -> None:
+    _bank(hma, "BOTH")
+    after, before = "c3" * 32, "3c" * 32
+    item = _add(hma, "BOTH", {"pdq": after})
+    assert _import(hma, "BOTH", after)["updated"] == 1  # the import holds it too
+    assert _import(hma, "BOTH", after)["unchanged"] == 1  # once
+    hma.request("DELETE", f"/c/bank/BOTH/content/{item}", "curator")
+    assert _own_match(hma, after) == 1  # the import still lists it
+
+    assert _import(hma, "BOTH", before)["added"] == 1  # the other order, as before
+    held = _add(hma, "BOTH", {"pdq": before})
+    hma.request("PUT", f"/c/bank/BOTH/content/{held}", "curator", json={"disable_until_ts": 0})
+    assert _own_match(hma, before) == 1
+    disabled = _add(hma, "BOTH", {"pdq": after})
+    hma.request("PUT", f"/c/bank/BOTH/content/{disabled}", "curator",
+                json={"disable_until_ts": 0})  # fmt: skip
+    assert _own_match(hma, after) == 1
+
+
 def test_metadata_and_notes_are_stored_and_validated_as_hma_does(hma: Server) -> None:
     _bank(hma, "NOTES")
     photo = ("x.jpg", jpeg(5, 256, 256))

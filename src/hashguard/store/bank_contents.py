@@ -6,7 +6,8 @@ HMA's API names them) are submitted with the source reference ``hma:ID`` and its
 ``disable_until_ts``: 1 enabled, 0 disabled, else disabled until that Unix time. An item holds
 its entries while it is live (not deleted) and its stored ``disable_until_ts`` is 1: deleting
 or disabling it withdraws its reference, so an entry stays while another item or source holds
-it; enabling it again submits its values again, as does ``restore_due`` (run every second by
+it (a source-less import of the value too, before the item or after: each gets a source
+standing for it); enabling it again submits its values again, as does ``restore_due`` (run every second by
 ``serve``) for an item whose time has passed, storing 1. Every such change is a change in the
 list's log, which every follower applies: an item disabled through HMA's routes stops matching
 on hashguard's own routes and at peers too.
@@ -33,12 +34,13 @@ from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawa
 from hashguard.store import audit
 from hashguard.store.list_codecs import value_key
 from hashguard.store.list_errors import ListNotFound
+from hashguard.store.list_import import CONTENT_ITEM
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import BankContentRow, EntryRow, HashListRow, ReferenceRow
 
 ENABLED: Final = 1  # HMA's disable_until_ts: 1 enabled, 0 disabled, else disabled until then
 DISABLED: Final = 0
-PREFIX: Final = "hma:"  # the source reference of an item: hma:ID
+PREFIX: Final = CONTENT_ITEM  # the source reference of an item: hma:ID
 
 # HMA's signal types, as an item's signals name them, and hashguard's signal of each (HMA's
 # video_md5 is the MD5 of the file; hashguard's own names are taken too).
