@@ -129,6 +129,30 @@ def test_a_value_imported_as_well_as_added_stays_when_the_items_go(hma: Server) 
     assert _own_match(hma, after) == 1
 
 
+def test_lookups_answer_only_ids_that_get_and_delete_serve(hma: Server) -> None:
+    _bank(hma, "KEPT")
+    pdq = "e1" * 32
+    item = _add(hma, "KEPT", {"pdq": pdq})  # it makes the entry, and shares its id
+    assert _import(hma, "KEPT", pdq, source="partner")["updated"] == 1  # a partner holds it too
+    disabled = hma.request("PUT", f"/c/bank/KEPT/content/{item}", "curator",
+                           json={"disable_until_ts": 0})  # fmt: skip
+    assert disabled.status_code == 200
+    assert _raw(hma, pdq) == [item]  # still listed by the partner
+    shown = hma.get(f"/c/bank/KEPT/content/{item}", "auditor").json()
+    assert shown["disable_until_ts"] == 0  # the item, as it stands
+
+    assert hma.request("DELETE", f"/c/bank/KEPT/content/{item}", "curator").json() == {"deleted": 1}
+    assert _raw(hma, pdq) == [item]  # the partner's entry, under its id
+    entry = hma.get(f"/c/bank/KEPT/content/{item}", "auditor", params={"include_signals": "true"})
+    assert entry.status_code == 200, entry.text
+    assert entry.json()["disable_until_ts"] == 1 and entry.json()["signals"] == {"pdq": pdq}
+    again = hma.request("DELETE", f"/c/bank/KEPT/content/{item}", "curator")
+    assert again.json() == {"deleted": 1}  # the entry, by that id
+    assert _raw(hma, pdq) == [] and _own_match(hma, pdq) == 0
+    assert hma.get(f"/c/bank/KEPT/content/{item}", "auditor").status_code == 404
+    assert hma.request("DELETE", f"/c/bank/KEPT/content/{item}", "curator").json() == {"deleted": 0}
+
+
 def test_metadata_and_notes_are_stored_and_validated_as_hma_does(hma: Server) -> None:
     _bank(hma, "NOTES")
     photo = ("x.jpg", jpeg(5, 256, 256))
