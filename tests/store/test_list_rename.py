@@ -149,3 +149,26 @@ def test_a_removed_list_s_rows_of_the_same_name_stay_under_it(engine: Engine) ->
     assert review.get(old).list_name == "SHARED"
     assert [m["list"] for m in review.get(old).evidence] == ["SHARED"]
     assert review.get(new).list_name == "SHARED_NOW"
+
+
+def test_a_removed_list_s_keys_never_reach_a_list_later_given_its_name(engine: Engine) -> None:
+    lists, keys = ListStore(engine), ApiKeyStore(engine)
+    lists.create("GONE", "Hotline", Category.KNOWN_CSAM, ["NL"])
+    lists.create("KEPT", "Hotline", Category.KNOWN_CSAM, ["NL"])
+    lists.create("OTHER", "Hotline", Category.KNOWN_CSAM, ["NL"])
+    _, alone = keys.create(Role.CURATOR, ["GONE"], name="only the removed list")
+    _, both = keys.create(Role.CURATOR, ["GONE", "KEPT"], name="the removed list and another")
+
+    lists.remove("GONE", "curator")
+    lists.create("GONE", "Someone else", Category.KNOWN_CSAM, ["DE"])
+    lists.rename("GONE", "GONE_NOW", "curator")
+    lists.rename("OTHER", "GONE", "curator")
+
+    only, two = keys.authenticate(alone), keys.authenticate(both)
+    assert only is not None and two is not None
+    assert only.lists == ("GONE (removed)",)  # still limited: to nothing
+    assert not any(only.may_use(name) for name in ("GONE", "GONE_NOW", "OTHER", "KEPT"))
+    assert two.lists == ("GONE (removed)", "KEPT")
+    assert two.may_use("KEPT") and not two.may_use("GONE")
+    removal = audit.events(engine, action="list.remove")[-1]
+    assert json.loads(removal.details)["keys"] == 2

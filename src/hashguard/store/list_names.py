@@ -1,4 +1,5 @@
-"""The rows that name a list by its name rather than its id, and how a rename carries them.
+"""The rows that name a list by its name rather than its id, how a rename carries them, and
+what a removal leaves in key scopes.
 
 Detections, the match log, followers' receipts, victim cases and feedback, the hotline's
 assessments and triage, and API key scopes keep a list's name (a match's record outlives its
@@ -82,6 +83,25 @@ def carry(connection: Connection, list_id: int, old: str, new: str) -> dict[str,
             renamed("api_keys", update(ApiKeyRow).where(ApiKeyRow.id == key.id)
                     .values(lists=_swapped(key.lists, old, new)))  # fmt: skip
     return {table: count for table, count in counts.items() if count}
+
+
+def forget(connection: Connection, name: str) -> int:
+    """The list ``name`` was removed: keys limited to it keep it as ``NAME (removed)``, which no
+    list can be named (so a list made or renamed later under that name is not theirs, and a
+    key limited to it alone stays limited, to nothing); how many keys."""
+    gone = removed(name)
+    changed = 0
+    for key in connection.execute(select(ApiKeyRow.id, ApiKeyRow.lists)).all():
+        if name in (key.lists or ()):
+            connection.execute(update(ApiKeyRow).where(ApiKeyRow.id == key.id)
+                               .values(lists=_swapped(key.lists, name, gone)))  # fmt: skip
+            changed += 1
+    return changed
+
+
+def removed(name: str) -> str:
+    """How a key's scope names a removed list."""
+    return f"{name} (removed)"
 
 
 def _matches(document: Any) -> list[Mapping[str, Any]]:

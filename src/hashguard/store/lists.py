@@ -173,8 +173,10 @@ class ListStore:
 
     def remove(self, name: str, actor: str = "") -> HashList:
         """Remove a list with its entries and change log (its signed releases and their log
-        records stay where they were published), with an audit event. Raises ListNotFound if
-        there is no such list, ListInUse if an exchange fills it."""
+        records stay where they were published), with an audit event. Keys limited to it
+        keep it as a removed list's (``list_names.forget``): a list made or renamed later under
+        its name is not theirs. Raises ListNotFound if there is no such list, ListInUse if an
+        exchange fills it."""
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
             hash_list = hash_list_of(row)
@@ -188,7 +190,8 @@ class ListStore:
             for table in (BankContentRow, ReferenceRow, ChangeRow, EntryRow):
                 session.execute(delete(table).where(table.list_id == row.id))
             session.delete(row)
-            details = {"version": hash_list.version, "owner": hash_list.owner}
+            details = {"version": hash_list.version, "owner": hash_list.owner,
+                       "keys": list_names.forget(session.connection(), name)}  # fmt: skip
             audit.append(session.connection(), actor, "list.remove", name, details)
         return hash_list
 
