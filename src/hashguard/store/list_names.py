@@ -42,11 +42,10 @@ def carry(connection: Connection, list_id: int, old: str, new: str) -> dict[str,
     def renamed(table: str, statement: Any) -> None:
         counts[table] = counts.get(table, 0) + int(connection.execute(statement).rowcount or 0)
 
-    detections, items = DetectionRow.__table__.c, HotlineItemRow.__table__.c
-    renamed("detections", update(DetectionRow.__table__)
-            .where(detections.list == old)
-            .where(detections.entry_id.is_(None) | detections.entry_id.in_(entries))
-            .values(list=new))  # fmt: skip
+    renamed("detections", update(DetectionRow)
+            .where(DetectionRow.list_name == old)
+            .where(DetectionRow.entry_id.is_(None) | DetectionRow.entry_id.in_(entries))
+            .values(list_name=new))  # fmt: skip
     renamed("match_log", update(MatchRow)
             .where(MatchRow.list == old, MatchRow.entry_id.in_(entries))
             .values(list=new))  # fmt: skip
@@ -58,10 +57,10 @@ def carry(connection: Connection, list_id: int, old: str, new: str) -> dict[str,
                 .values(list_name=new))  # fmt: skip
 
     # JSON documents: read those that mention the name, rewrite the matches on this list
-    documents = [
-        ("detections.evidence", DetectionRow.__table__, detections.id, detections.evidence),
-        ("hotline_items.triage", HotlineItemRow.__table__, items.id, items.triage),
-    ]  # fmt: skip
+    documents: list[tuple[str, Any, Any, Any]] = [
+        ("detections.evidence", DetectionRow, DetectionRow.id, DetectionRow.evidence),
+        ("hotline_items.triage", HotlineItemRow, HotlineItemRow.id, HotlineItemRow.triage),
+    ]
     for label, table, ident_column, column in documents:
         found = connection.execute(
             select(ident_column, column).where(cast(column, Text).contains(old, autoescape=True))
@@ -75,8 +74,8 @@ def carry(connection: Connection, list_id: int, old: str, new: str) -> dict[str,
         for ident, document in found:
             carried = _carried(document, old, new, mine)
             if carried != document:
-                renamed(label, update(table).where(ident_column == ident).values(
-                    {column.name: carried}))  # fmt: skip
+                renamed(label, update(table).where(ident_column == ident)
+                        .values({column: carried}))  # fmt: skip
 
     for key in connection.execute(select(ApiKeyRow.id, ApiKeyRow.lists)).all():
         if old in (key.lists or ()):
