@@ -32,7 +32,7 @@ def test_failing_webhook_calls_keep_no_other_task_from_its_turn(
                         lambda engine, actor: purged.append(actor) or _Nothing())  # fmt: skip
     service = Service(engine, ServiceSettings(secret_file=tmp_path / "secret.key"))
     service.lists.create("BANK", "org", Category.KNOWN_CSAM, actor="t")
-    item = service.contents.add("BANK", [("pdq", "pdq", PDQ)], "org", "t")
+    item = service.contents.add("BANK", {"pdq": PDQ}, "org", "t")
     service.contents.update("BANK", item.id, "curator", disable_until_ts=int(time.time()) + 3600)
     with engine.begin() as connection:  # its time has come
         connection.execute(update(BankContentRow).where(BankContentRow.id == item.id)
