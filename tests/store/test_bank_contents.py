@@ -3,14 +3,15 @@ signals, who added it, HMA's metadata alone), ``disable_until_ts`` as HMA means 
 entries an item holds."""
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 
 from hashguard.lists.model import Category, EntryStatus, Provenance, Source, fold
 from hashguard.lists.records import InvalidRecord, Submission, Withdrawal
+from hashguard.store import audit
 from hashguard.store.bank_contents import DISABLED, ENABLED, BankContents
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
@@ -120,3 +121,76 @@ def test_an_entry_an_item_revives_is_held_by_the_items_holding_it_now(
     contents.delete("BANK", disabled.id, "tester")
     assert held()[0] is EntryStatus.DELETED
     assert fold(lists.changes_since("BANK", 0)) == {e.id: e for e in lists.entries("BANK")[1]}
+
+
+def _due(contents: BankContents, content_id: int) -> int:
+    """Disable the item until a moment, then let that moment pass (written as it would be
+    stored a second later, no waiting); the time stored."""
+    contents.update("BANK", content_id, "curator", disable_until_ts=int(time.time()) + 3600)
+    passed = int(time.time()) - 1
+    with contents.engine.begin() as connection:
+        connection.execute(update(BankContentRow).where(BankContentRow.id == content_id)
+                           .values(disable_until_ts=passed))  # fmt: skip
+    return passed
+
+
+class _Racing(ListStore):
+    """The store; the first time the sweep takes a list's write lock, ``meanwhile`` runs
+    first (another writer landing between the sweep's read and its restore)."""
+
+    def __init__(self, engine: Engine, meanwhile: Callable[[], object]) -> None:
+        super().__init__(engine)
+        self.meanwhile: Callable[[], object] | None = meanwhile
+
+    def apply(self, name: str, records: Any, actor: str = "", *args: Any, **kw: Any) -> Any:
+        if actor == "hashguard serve" and self.meanwhile is not None:
+            meanwhile, self.meanwhile = self.meanwhile, None
+            meanwhile()
+        return super().apply(name, records, actor, *args, **kw)
+
+
+def _sweeps(engine: Engine) -> int:
+    return sum(1 for e in audit.events(engine, action="bank_content.update", limit=1000)
+               if e.actor == "hashguard serve")  # fmt: skip
+
+
+def test_a_curator_s_change_after_the_sweep_read_stands(contents: BankContents) -> None:
+    item = contents.add("BANK", {"pdq": PDQ}, "Trust team", "tester")
+    _due(contents, item.id)
+
+    def disable_for_good() -> None:
+        contents.update("BANK", item.id, "curator", disable_until_ts=DISABLED)
+
+    racing = BankContents(contents.engine, _Racing(contents.engine, disable_for_good))
+    assert racing.restore_due() == 0
+    assert _row(contents.engine, item.id).disable_until_ts == DISABLED
+    assert contents.lists.entry("BANK", "pdq", PDQ).status is EntryStatus.DELETED
+    assert _sweeps(contents.engine) == 0
+
+
+def test_two_instances_sweeping_at_once_restore_an_item_once(contents: BankContents) -> None:
+    item = contents.add("BANK", {"pdq": PDQ}, "Trust team", "tester")
+    _due(contents, item.id)
+    other = BankContents(contents.engine, ListStore(contents.engine))  # another instance
+    racing = BankContents(contents.engine, _Racing(contents.engine, other.restore_due))
+    assert racing.restore_due() == 0  # the other instance restored it first
+    assert _row(contents.engine, item.id).disable_until_ts == ENABLED
+    assert contents.lists.entry("BANK", "pdq", PDQ).status is EntryStatus.ACTIVE
+    assert _sweeps(contents.engine) == 1
+
+
+def test_an_item_that_cannot_be_restored_holds_no_other_back(
+    contents: BankContents, caplog: pytest.LogCaptureFixture
+) -> None:
+    broken = contents.add("BANK", {"pdq": PDQ}, "Trust team", "tester")
+    fine = contents.add("BANK", {"video_md5": MD5}, "Trust team", "tester")
+    for item in (broken, fine):
+        _due(contents, item.id)
+    with contents.engine.begin() as connection:  # a value its list refuses, every time
+        connection.execute(update(BankContentRow).where(BankContentRow.id == broken.id)
+                           .values(signals={"pdq": "not a hash"}))  # fmt: skip
+    assert contents.restore_due() == 1
+    assert _row(contents.engine, fine.id).disable_until_ts == ENABLED
+    assert contents.lists.entry("BANK", "md5", MD5).status is EntryStatus.ACTIVE
+    assert _row(contents.engine, broken.id).disable_until_ts != ENABLED  # left for later
+    assert f"HMA content item {broken.id} of list BANK not restored" in caplog.text

@@ -32,7 +32,14 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import MAX_ID
 from hashguard.exchanges import registry
-from hashguard.exchanges.store import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL, Exchanges
+from hashguard.exchanges.store import (
+    DEFAULT_INTERVAL,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    Exchange,
+    ExchangeNotFound,
+    Exchanges,
+)
 from hashguard.store.api_keys import ApiKey, Role
 
 router = APIRouter(prefix="/v1", tags=["exchanges"])
@@ -86,9 +93,23 @@ def exchanges_of(service: Service) -> Exchanges:
     return exchanges
 
 
+def check_exchange(exchanges: Exchanges, key: ApiKey, name: str) -> Exchange:
+    """The exchange ``name``, if ``key`` may use the list it fills (its own name, or the name
+    that list was renamed to). Raises ApiError 403 when it may not (as for a name beyond a
+    limited key's lists, whether an exchange has it or not), ExchangeNotFound."""
+    try:
+        exchange = exchanges.get(name)
+    except ExchangeNotFound:
+        check_lists(key, [name])
+        raise
+    if not key.may_use(exchange.list):
+        raise ApiError(403, f"this key may not use exchange {name!r}: it fills a list beyond "
+                            f"the key's ({', '.join(key.lists)})")  # fmt: skip
+    return exchange
+
+
 def _exchange_json(exchanges: Exchanges, key: ApiKey, name: str) -> dict[str, Any]:
-    check_lists(key, [name])
-    return exchanges.get(name).as_json()
+    return check_exchange(exchanges, key, name).as_json()
 
 
 @router.get("/exchanges", response_model=ExchangesShown, responses=refusals(*KEYED, 503))
@@ -140,9 +161,9 @@ async def update_exchange(
 ) -> dict[str, Any]:
     """Switch an exchange on (fetched at once) or off, change its interval or its settings
     (audited with the old values)."""
-    check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
+    await run_in_threadpool(check_exchange, exchanges, key, name)
     updated = await run_in_threadpool(lambda: exchanges.update(
         name, enabled=body.enabled, interval=body.interval_seconds, config=body.config,
         actor=actor(key)))  # fmt: skip
@@ -157,8 +178,8 @@ async def update_exchange(
 async def remove_exchange(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove an exchange, its own credentials, quarantined records and feedback owed (admin
     only; audited). Its list stays with what it fetched."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await run_in_threadpool(check_exchange, exchanges, key, name)
     removed = await run_in_threadpool(exchanges.remove, name, actor(key))
     return {"removed": removed.exchange.name, "list": removed.exchange.list,
             "message": removed.message}  # fmt: skip
@@ -188,10 +209,9 @@ async def fetch_exchange(
     when it is done), or, with ``wait=true`` or for a disabled exchange (which the scheduler
     leaves alone), the fetch runs while the request waits (200 with what it applied and
     quarantined, or why it failed). 409 while a fetch of it is running."""
-    check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
-    exchange = await run_in_threadpool(exchanges.get, name)
+    exchange = await run_in_threadpool(check_exchange, exchanges, key, name)
     scheduler = getattr(service, "exchange_scheduler", None)
     if not wait and exchange.enabled and scheduler is not None:
         queued = await run_in_threadpool(scheduler.wake, name)
@@ -211,8 +231,8 @@ async def fetch_exchange(
 )
 async def exchange_status(request: Request, key: Reader, name: str) -> dict[str, Any]:
     """Where its fetching stands: HMA's fetch status and hashguard's."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await run_in_threadpool(check_exchange, exchanges, key, name)
     status = await run_in_threadpool(exchanges.status, name)
     return {"name": name, **status.as_json()}
 
@@ -231,8 +251,8 @@ async def exchange_quarantine(
 ) -> dict[str, Any]:
     """The records the exchange sent that could not be read (where, why, an excerpt), newest
     first; they are in the audit log too."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await run_in_threadpool(check_exchange, exchanges, key, name)
     held = await run_in_threadpool(exchanges.quarantined, name, limit, before)
     more = held[-1].id if len(held) == limit else None
     return {"name": name, "records": [r.as_json() for r in held], "next_before": more}
@@ -251,8 +271,8 @@ async def set_exchange_credentials(
 ) -> dict[str, Any]:
     """Set the exchange's own credentials (checked by its plug-in; they win over the
     plug-in's shared ones), stored sealed, audited without them."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await run_in_threadpool(check_exchange, exchanges, key, name)
     await run_in_threadpool(exchanges.set_credentials, name, body.credentials, actor(key))
     return {"scope": f"exchange:{name}", "has_credentials": True}
 
@@ -264,8 +284,8 @@ async def set_exchange_credentials(
 )
 async def clear_exchange_credentials(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Forget the exchange's own credentials (its plug-in's shared ones, if any, apply)."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await run_in_threadpool(check_exchange, exchanges, key, name)
     await run_in_threadpool(exchanges.set_credentials, name, None, actor(key))
     return {"scope": f"exchange:{name}", "has_credentials": False}
 

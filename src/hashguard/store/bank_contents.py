@@ -6,10 +6,11 @@ HMA's API names them) are submitted with the source reference ``hma:ID`` and its
 ``disable_until_ts``: 1 enabled, 0 disabled, else disabled until that Unix time. An item holds
 its entries while it is live (not deleted) and its stored ``disable_until_ts`` is 1: deleting
 or disabling it withdraws its reference, so an entry stays while another item or source holds
-it; enabling it again submits its values again, as does ``restore_due`` (run every second by
-``serve``) for an item whose time has passed, storing 1. Every such change is a change in the
-list's log, which every follower applies: an item disabled through HMA's routes stops matching
-on hashguard's own routes and at peers too.
+it (a source-less import of the value too, before the item or after: each gets a source
+standing for it); enabling it again submits its values again, as does ``restore_due`` (run
+every second by ``serve``) for an item whose time has passed, storing 1. Every such change is
+a change in the list's log, which every follower applies: an item disabled through HMA's routes
+stops matching on hashguard's own routes and at peers too.
 
 Item ids come from the entries' counter, so item and entry ids never collide, and an item that
 adds a value the list lacked shares the id of the entry it made (HMA's serial ids: a fresh
@@ -20,6 +21,7 @@ change feed or the audit log, and erased when the item is deleted or its list re
 """
 
 import json
+import logging
 import time
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -28,17 +30,21 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, insert, select, update
 
+from hashguard.errors import HashguardError
 from hashguard.lists.model import Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
 from hashguard.store import audit
 from hashguard.store.list_codecs import value_key
 from hashguard.store.list_errors import ListNotFound
+from hashguard.store.list_import import CONTENT_ITEM
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import BankContentRow, EntryRow, HashListRow, ReferenceRow
 
+log = logging.getLogger(__name__)
+
 ENABLED: Final = 1  # HMA's disable_until_ts: 1 enabled, 0 disabled, else disabled until then
 DISABLED: Final = 0
-PREFIX: Final = "hma:"  # the source reference of an item: hma:ID
+PREFIX: Final = CONTENT_ITEM  # the source reference of an item: hma:ID
 
 # HMA's signal types, as an item's signals name them, and hashguard's signal of each (HMA's
 # video_md5 is the MD5 of the file; hashguard's own names are taken too).
@@ -159,26 +165,40 @@ class BankContents:
             row = _row(connection, name, content_id)
             if row is None:
                 return None
-            item = _item(name, row)
-            now = time.time()
-            until = item.disable_until_ts if disable_until_ts is None else disable_until_ts
-            records = _transition(item, until, now)
-            if records:
-                self.lists.apply(name, records, actor, connection)
-            if enabled(until, now) and until != ENABLED:
-                until = ENABLED  # restored: the sweep has nothing left to do
-            values: dict[str, Any] = {"disable_until_ts": until}
-            details: dict[str, Any] = {"content": content_id, "disable_until_ts": until}
-            if not isinstance(note, _Unset):
-                values["note"] = note
-                details["note"] = "set" if note else "cleared"  # never the note itself
-            connection.execute(
-                update(BankContentRow).where(BankContentRow.id == content_id).values(**values)
-            )
-            audit.append(connection, actor, "bank_content.update", name, details)
-            shown = disable_until_ts if disable_until_ts is not None else until
-            changed = item.note if isinstance(note, _Unset) else note
+            updated = self._set(connection, name, row, actor, disable_until_ts, note)
         self.lists.committed()
+        return updated
+
+    def _set(
+        self,
+        connection: Connection,
+        name: str,
+        row: Any,
+        actor: str,
+        disable_until_ts: int | None,
+        note: str | _Unset | None,
+    ) -> BankContent:
+        """``update`` of the item's ``row``, in the caller's transaction holding the list's
+        write lock."""
+        item = _item(name, row)
+        now = time.time()
+        until = item.disable_until_ts if disable_until_ts is None else disable_until_ts
+        records = _transition(item, until, now)
+        if records:
+            self.lists.apply(name, records, actor, connection)
+        if enabled(until, now) and until != ENABLED:
+            until = ENABLED  # restored: the sweep has nothing left to do
+        values: dict[str, Any] = {"disable_until_ts": until}
+        details: dict[str, Any] = {"content": item.id, "disable_until_ts": until}
+        if not isinstance(note, _Unset):
+            values["note"] = note
+            details["note"] = "set" if note else "cleared"  # never the note itself
+        connection.execute(
+            update(BankContentRow).where(BankContentRow.id == item.id).values(**values)
+        )
+        audit.append(connection, actor, "bank_content.update", name, details)
+        shown = disable_until_ts if disable_until_ts is not None else until
+        changed = item.note if isinstance(note, _Unset) else note
         return BankContent(item.id, name, shown, item.signals, changed, item.metadata,
                            item.organisation)  # fmt: skip
 
@@ -233,21 +253,43 @@ class BankContents:
 
     def restore_due(self, actor: str = "hashguard serve") -> int:
         """Enable the items whose ``disable_until_ts`` has passed (their values submitted
-        again); how many."""
+        again); how many. Each is enabled only if it is still as read, under its list's write
+        lock: a curator's change since (disabled for good, a new time) stands, and of several
+        instances sweeping at once one restores it. An item that cannot be restored (a
+        domain error: its list renamed or removed meanwhile, a value its list refuses) is
+        logged and left for the next sweep; the others are restored."""
         now = time.time()
         with self.engine.connect() as connection:
             due = connection.execute(
-                select(BankContentRow.id, HashListRow.name)
+                select(BankContentRow.id, HashListRow.name, BankContentRow.disable_until_ts)
                 .join(HashListRow, HashListRow.id == BankContentRow.list_id)
                 .where(
                     BankContentRow.deleted_at.is_(None),
                     BankContentRow.disable_until_ts > ENABLED,
                     BankContentRow.disable_until_ts <= int(now),
                 )
+                .order_by(BankContentRow.id)
             ).all()
-        for content_id, name in due:
-            self.update(name, content_id, actor, disable_until_ts=ENABLED)
-        return len(due)
+        restored = 0
+        for content_id, name, until in due:
+            try:
+                restored += self._restore(name, content_id, int(until), actor)
+            except HashguardError as error:
+                log.warning("HMA content item %d of list %s not restored: %s",
+                            content_id, name, error)  # fmt: skip
+        return restored
+
+    def _restore(self, name: str, content_id: int, until: int, actor: str) -> bool:
+        """Enable the item if its ``disable_until_ts`` is still ``until``, a time passed;
+        whether it did."""
+        with self.engine.begin() as connection:
+            self.lists.apply(name, [], actor, connection)  # the list's write lock, first
+            row = _row(connection, name, content_id)
+            if row is None or row.disable_until_ts != until or not enabled(until, time.time()):
+                return False  # changed since it was read: a curator's decision, or restored
+            self._set(connection, name, row, actor, ENABLED, UNSET)
+        self.lists.committed()
+        return True
 
 
 def _transition(item: BankContent, until: int, now: float) -> list[Record]:

@@ -1,8 +1,10 @@
 """HMA's exchange routes (``/c/exchanges``, ``/c/exchange/{name}``): exchange types and their
 shared credentials, and exchanges as HMA creates, shows, switches, deletes and reports them,
 over hashguard's exchanges (``hashguard.exchanges``). As in HMA, an exchange fills the bank of
-its name, made with it, and deleting the exchange deletes that bank; requests and answers,
-statuses and messages are HMA's (differences: docs/hma-compatibility.md).
+its name, made with it, and deleting the exchange deletes that bank; renaming the bank renames
+the bank only (HMA keeps its exchange's bank by id), and keys limited to lists reach an
+exchange through the bank it fills. Requests and answers, statuses and messages are HMA's
+(differences: docs/hma-compatibility.md).
 """
 
 import contextlib
@@ -14,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import actor, check_lists, visible
+from hashguard.api.auth import actor, check_lists
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.models import (
     KEYED,
@@ -31,7 +33,7 @@ from hashguard.api.hma.models import (
     refusals,
 )
 from hashguard.api.matching import service_of
-from hashguard.api.routes_exchanges import exchanges_of
+from hashguard.api.routes_exchanges import check_exchange, exchanges_of
 from hashguard.errors import Conflict, Invalid
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import ExchangeApi
@@ -67,9 +69,9 @@ def _auth(exchanges: Exchanges, api: str, plugin: type[ExchangeApi]) -> dict[str
 
 
 def _exchange(exchanges: Exchanges, key: ApiKey, name: str) -> Exchange:
-    check_lists(key, [name])
+    """The exchange, if the key may use the list it fills (as on /v1/exchanges)."""
     try:
-        return exchanges.get(name)
+        return check_exchange(exchanges, key, name)
     except ExchangeNotFound:
         raise ApiError(404, f"Exchange '{name}' not found") from None
 
@@ -205,7 +207,7 @@ async def exchange_names(request: Request, key: Reader) -> list[str]:
     """The names of the exchanges."""
     exchanges = exchanges_of(service_of(request))
     found = await run_in_threadpool(exchanges.all)
-    return visible(key, [e.name for e in found])
+    return [e.name for e in found if key.may_use(e.list)]
 
 
 @router.get("/c/exchange/{name}", response_model=HmaExchange, responses=refusals(*KEYED, 404))
@@ -241,12 +243,12 @@ async def update_exchange(
 async def delete_exchange(request: Request, key: Admin, name: str) -> dict[str, str]:
     """Delete the exchange and, as in HMA, its bank (admin keys only). An exchange that does
     not exist is deleted too."""
-    check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
 
     def delete() -> None:
         try:
+            check_exchange(exchanges, key, name)
             removed = exchanges.remove(name, actor(key))
         except ExchangeNotFound:
             return
