@@ -18,6 +18,7 @@ from hashguard.store.database import open_engine
 
 from support.database import scratch_database
 from support.exchanges.hashguard_peer import PeerFeed, change
+from support.loopback import Loopback
 from support.server import Server, running
 from support.waiting import eventually
 
@@ -77,7 +78,8 @@ def _credentials(server: Server, name: str, feed: PeerFeed) -> None:
     answer = server.request("PUT", f"/v1/exchanges/{name}/credentials", "admin",
                             json={"credentials": {"api_key": feed.key}})  # fmt: skip
     assert answer.status_code == 200, answer.text
-    assert answer.json() == {"scope": f"exchange:{name}", "has_credentials": True}
+    assert answer.json() == {"scope": f"exchange:{name}", "has_credentials": True,
+                             "origin": feed.url + ""}  # fmt: skip
 
 
 def test_an_exchange_is_added_fetched_by_the_scheduler_and_matched(
@@ -219,12 +221,18 @@ def test_changing_and_removing_an_exchange(server: Server, feed: PeerFeed, name:
 def test_shared_credentials_of_a_plugin_serve_its_exchanges(
     server: Server, feed: PeerFeed, name: str
 ) -> None:
+    unnamed = server.request("PUT", "/v1/exchange-apis/hashguard/credentials", "admin",
+                             json={"credentials": {"api_key": feed.key}})  # fmt: skip
+    assert unnamed.status_code == 400 and "base_url: required" in unnamed.text
     shared = server.request("PUT", "/v1/exchange-apis/hashguard/credentials", "admin",
-                            json={"credentials": {"api_key": feed.key}})  # fmt: skip
+                            json={"credentials": {"api_key": feed.key},
+                                  "base_url": feed.url})  # fmt: skip
     assert shared.status_code == 200, shared.text
+    assert shared.json()["origin"] == feed.url
     try:
         apis = {a["name"]: a for a in server.get("/v1/exchange-apis", "auditor").json()["apis"]}
         assert apis["hashguard"]["has_credentials"] is True
+        assert apis["hashguard"]["credentials_origin"] == feed.url
         assert apis["sample"]["credentials_schema"] is None
         assert [f["name"] for f in apis["hashguard"]["credentials_schema"]["fields"]] == [
             "api_key"]  # fmt: skip
@@ -233,7 +241,8 @@ def test_shared_credentials_of_a_plugin_serve_its_exchanges(
         assert done["succeeded"] is True and done["records"] == 3, done
     finally:
         cleared = server.request("DELETE", "/v1/exchange-apis/hashguard/credentials", "admin")
-        assert cleared.json() == {"scope": "api:hashguard", "has_credentials": False}
+        assert cleared.json() == {"scope": "api:hashguard", "has_credentials": False,
+                                  "origin": None}  # fmt: skip
     assert server.get(f"/v1/exchanges/{name}", "auditor").json()["has_credentials"] is False
 
 
@@ -259,6 +268,77 @@ def test_the_credentials_never_leave_sealed(server: Server, feed: PeerFeed, name
                 assert not any(feed.key in str(row) for row in rows), table
     finally:
         engine.dispose()
+
+
+def test_no_credential_follows_a_base_url_a_curator_chose(
+    server: Server, feed: PeerFeed, name: str
+) -> None:
+    """The review's capture: a curator points exchanges at a host of its own; the admin's
+    credentials (a plug-in's shared ones, an exchange's own) never arrive there."""
+    heard: list[dict[str, str]] = []
+
+    def listen(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        heard.append(headers)
+        return 500, "text/plain", b"thanks"
+
+    capture = Loopback(listen)
+    password, token = "NCMEC-" + secrets.token_hex(8), "1234|TX-" + secrets.token_hex(8)
+    evil = [f"EVIL_{secrets.token_hex(3).upper()}_{n}" for n in range(2)]
+    try:
+        for path, body in [
+            ("/v1/exchange-apis/ncmec/credentials",
+             {"credentials": {"username": "ngo", "password": password}}),
+            ("/v1/exchange-apis/fb_threatexchange/credentials",
+             {"credentials": {"api_token": token}}),
+        ]:  # fmt: skip
+            set_shared = server.request("PUT", path, "admin", json=body)
+            assert set_shared.status_code == 200, set_shared.text
+            assert set_shared.json()["origin"].startswith("https://")  # the plug-in's default
+        added = server.post("/v1/exchanges", "curator", json={
+            "name": evil[0], "api": "ncmec", "enabled": False,
+            "config": {"base_url": capture.url + "/"}})  # fmt: skip
+        assert added.status_code == 201, added.text
+        assert added.json()["has_credentials"] is False
+        settings = {"privacy_group": 1, "base_url": capture.url, "enabled": False}
+        made = server.post("/c/exchanges", "curator", json={
+            "bank": evil[1], "api": "fb_threatexchange", "api_json": settings})  # fmt: skip
+        assert made.status_code == 201, made.text
+        # an exchange with its own credentials, moved by a curator: they are forgotten
+        assert _add(server, feed, name, enabled=False).status_code == 201
+        _credentials(server, name, feed)
+        moved = server.request("PATCH", f"/v1/exchanges/{name}", "curator", json={
+            "config": {"base_url": capture.url, "list": feed.name}})  # fmt: skip
+        assert moved.status_code == 200, moved.text
+        assert moved.json()["has_credentials"] is False
+
+        for each in (*evil, name):
+            done = server.post(f"/v1/exchanges/{each}/fetch?wait=true", "curator").json()
+            assert done["succeeded"] is False and "has no credentials" in done["error"], done
+        sent = repr(heard)
+        assert password not in sent and token not in sent and feed.key not in sent
+        assert "Authorization" not in sent
+
+        # plain http is refused whenever credentials would go with it
+        assert (
+            _add(
+                server,
+                feed,
+                "HTTP_" + name,
+                enabled=False,
+                config={"base_url": "http://10.0.0.7", "list": "known"},
+            ).status_code
+            == 201
+        )
+        plain = server.request("PUT", f"/v1/exchanges/HTTP_{name}/credentials", "admin",
+                               json={"credentials": {"api_key": feed.key}})  # fmt: skip
+        assert plain.status_code == 400 and "plain http" in plain.text, plain.text
+    finally:
+        for api in ("ncmec", "fb_threatexchange"):
+            server.request("DELETE", f"/v1/exchange-apis/{api}/credentials", "admin")
+        for each in (*evil, "HTTP_" + name):
+            server.request("DELETE", f"/v1/exchanges/{each}", "admin")
+            server.request("DELETE", f"/v1/lists/{each}", "admin")
+        capture.close()
 
 
 # --- HMA's routes ------------------------------------------------------------------------------

@@ -2,8 +2,10 @@
 (docs/exchanges.md). Curators add, change and fetch them, as they import lists; auditors and
 curators read them, their fetch status and quarantined records; credentials are admin keys'
 alone, as keys are, and so is removing an exchange. Credentials go in and never come out: an
-answer says only whether they are set. A key limited to lists reaches only the exchanges that
-fill those lists."""
+answer says only whether they are set, and the origin (scheme, host, port) they are bound to:
+they go nowhere else, so a curator who moves an exchange to another host moves no credential
+there (its own are forgotten; an admin's move keeps them). A key limited to lists reaches only
+the exchanges that fill those lists."""
 
 from typing import Annotated, Any
 
@@ -32,6 +34,7 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import MAX_ID
 from hashguard.exchanges import registry
+from hashguard.exchanges.credentials import CredentialsUnreadable
 from hashguard.exchanges.store import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL, Exchanges
 from hashguard.store.api_keys import ApiKey, Role
 
@@ -77,6 +80,15 @@ class ExchangeUpdate(BaseModel):
 class NewCredentials(BaseModel):
     model_config = ConfigDict(extra="forbid")
     credentials: dict[str, Any] = _CREDENTIALS
+
+
+class NewSharedCredentials(NewCredentials):
+    base_url: str = Field(
+        "",
+        max_length=2000,
+        description="The base URL of the exchanges they are for (default: the plug-in's "
+        "default_base_url); they serve exchanges on its scheme, host and port only.",
+    )
 
 
 def exchanges_of(service: Service) -> Exchanges:
@@ -139,13 +151,15 @@ async def update_exchange(
     request: Request, key: Curator, name: str, body: ExchangeUpdate
 ) -> dict[str, Any]:
     """Switch an exchange on (fetched at once) or off, change its interval or its settings
-    (audited with the old values)."""
+    (audited with the old values). Settings that move it to another scheme, host or port
+    forget its own credentials, unless an admin key moves it (then they go with it, never
+    over plain http)."""
     check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
     updated = await run_in_threadpool(lambda: exchanges.update(
         name, enabled=body.enabled, interval=body.interval_seconds, config=body.config,
-        actor=actor(key)))  # fmt: skip
+        actor=actor(key), carry_credentials=key.role is Role.ADMIN))  # fmt: skip
     if body.enabled:
         _wake(service)
     return updated.as_json()
@@ -250,11 +264,12 @@ async def set_exchange_credentials(
     request: Request, key: Admin, name: str, body: NewCredentials
 ) -> dict[str, Any]:
     """Set the exchange's own credentials (checked by its plug-in; they win over the
-    plug-in's shared ones), stored sealed, audited without them."""
+    plug-in's shared ones), stored sealed and bound to its base URL's origin, audited without
+    them. 400 for a plain http base URL (https only)."""
     check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
-    await run_in_threadpool(exchanges.set_credentials, name, body.credentials, actor(key))
-    return {"scope": f"exchange:{name}", "has_credentials": True}
+    origin = await run_in_threadpool(exchanges.set_credentials, name, body.credentials, actor(key))
+    return {"scope": f"exchange:{name}", "has_credentials": True, "origin": origin}
 
 
 @router.delete(
@@ -283,7 +298,8 @@ async def exchange_apis(request: Request, key: Reader) -> dict[str, Any]:
                  "config_schema": plugin.config_schema.as_json(),
                  "credentials_schema": None if plugin.credentials_schema is None
                  else plugin.credentials_schema.as_json(),
-                 "has_credentials": exchanges.has_api_credentials(name)}
+                 "has_credentials": exchanges.has_api_credentials(name),
+                 "credentials_origin": _shared_origin(exchanges, name)}
                 for name, plugin in registry.installed().items()]  # fmt: skip
 
     return {"apis": await run_in_threadpool(read)}
@@ -295,14 +311,17 @@ async def exchange_apis(request: Request, key: Reader) -> dict[str, Any]:
     responses=refusals(400, *KEYED, 404, *BODY, 503),
 )
 async def set_api_credentials(
-    request: Request, key: Admin, api: str, body: NewCredentials
+    request: Request, key: Admin, api: str, body: NewSharedCredentials
 ) -> dict[str, Any]:
     """Set the credentials every exchange of the plug-in uses unless it has its own (HMA's
-    per-API credentials), stored sealed, audited without them."""
+    per-API credentials), stored sealed, audited without them. They serve only exchanges on
+    the scheme, host and port of ``base_url`` (default: the plug-in's); 400 when the plug-in
+    has no default and none is given, or for plain http (https only)."""
     unscoped(key, "set credentials shared by every exchange of a plug-in")
     exchanges = exchanges_of(service_of(request))
-    await run_in_threadpool(exchanges.set_api_credentials, api, body.credentials, actor(key))
-    return {"scope": f"api:{api}", "has_credentials": True}
+    origin = await run_in_threadpool(lambda: exchanges.set_api_credentials(
+        api, body.credentials, actor(key), body.base_url))  # fmt: skip
+    return {"scope": f"api:{api}", "has_credentials": True, "origin": origin}
 
 
 @router.delete(
@@ -315,6 +334,13 @@ async def clear_api_credentials(request: Request, key: Admin, api: str) -> dict[
     exchanges = exchanges_of(service_of(request))
     await run_in_threadpool(exchanges.set_api_credentials, api, None, actor(key))
     return {"scope": f"api:{api}", "has_credentials": False}
+
+
+def _shared_origin(exchanges: Exchanges, api: str) -> str | None:
+    try:
+        return exchanges.api_credentials_origin(api)
+    except CredentialsUnreadable:
+        return None  # stored (has_credentials) but sealed under another secret
 
 
 def _wake(service: Service) -> None:

@@ -112,17 +112,23 @@ async def exchange_api(request: Request, key: Reader, api: str) -> dict[str, boo
 )
 async def set_exchange_api_credentials(request: Request, key: Admin, api: str) -> dict[str, bool]:
     """``{"credential_json": {...}}`` sets the credentials every exchange of the type uses
-    (checked, stored sealed); ``{"credential_json": {}}`` clears them."""
+    (checked, stored sealed); ``{"credential_json": {}}`` clears them. They serve only the
+    exchanges on the scheme, host and port of the type's default base URL, or of
+    ``"base_url"`` when given (hashguard's; required for a type without a default)."""
     exchanges = exchanges_of(service_of(request))
     plugin = _plugin(api, 400)
     body = await _json_object(request)
     if not isinstance(body, dict):
         raise ApiError(400, "this endpoint expects a json object payload")
     given = body.get("credential_json")
+    base_url = body.get(BASE_URL) or ""
+    if not isinstance(base_url, str):
+        raise ApiError(400, "base_url must be a string")
     if given is not None:
         if not isinstance(given, dict):
             raise ApiError(400, "credential_json must be an object")
-        await run_in_threadpool(exchanges.set_api_credentials, api, given or None, actor(key))
+        await run_in_threadpool(lambda: exchanges.set_api_credentials(
+            api, given or None, actor(key), base_url))  # fmt: skip
     return await run_in_threadpool(_auth, exchanges, api, plugin)
 
 
