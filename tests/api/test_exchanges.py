@@ -14,6 +14,7 @@ import httpx
 import pytest
 from sqlalchemy import text
 
+from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 
 from support.database import scratch_database
@@ -339,6 +340,62 @@ def test_no_credential_follows_a_base_url_a_curator_chose(
             server.request("DELETE", f"/v1/exchanges/{each}", "admin")
             server.request("DELETE", f"/v1/lists/{each}", "admin")
         capture.close()
+
+
+def _key(server: Server, role: Role, lists: list[str]) -> dict[str, str]:
+    """The headers of a new key of ``role`` limited to ``lists``."""
+    engine = open_engine(server.database_url)
+    try:
+        token = ApiKeyStore(engine).create(role, lists=lists, name="scoped")[1]
+    finally:
+        engine.dispose()
+    return {"Authorization": f"Bearer {token}"}
+
+
+def test_a_key_limited_to_lists_reaches_the_exchanges_filling_them_by_list_not_name(
+    server: Server, feed: PeerFeed, name: str
+) -> None:
+    """After its bank is renamed, an exchange keeps its name and fills the renamed list: a key
+    limited to that list reaches it; a key limited to a new list of the old name does not,
+    and is answered as if it did not exist."""
+    assert _add(server, feed, name, enabled=False).status_code == 201
+    renamed = f"{name}_R"
+    answer = server.request("PUT", f"/c/bank/{name}", "curator", json={"name": renamed})
+    assert answer.status_code == 200, answer.text
+    other = {"name": name, "owner": "someone else", "category": "ncii"}
+    made = server.post("/v1/lists", "curator", json=other)
+    assert made.status_code == 201, made.text
+    try:
+        elsewhere = _key(server, Role.CURATOR, [name])  # the list of the exchange's name
+        filled = _key(server, Role.CURATOR, [renamed])  # the list it fills
+        single = [("GET", f"/v1/exchanges/{name}"), ("GET", f"/v1/exchanges/{name}/status"),
+                  ("GET", f"/v1/exchanges/{name}/quarantine"), ("GET", f"/c/exchange/{name}"),
+                  ("GET", f"/c/exchange/{name}/status")]  # fmt: skip
+        for method, path in single:
+            hidden = server.request(method, path, None, headers=elsewhere)
+            assert hidden.status_code == 404, (path, hidden.text)
+            assert server.request(method, path, None, headers=filled).status_code == 200, path
+        for method, path, body in [
+            ("PATCH", f"/v1/exchanges/{name}", {"enabled": True}),
+            ("PUT", f"/c/exchange/{name}", {"enabled": True}),
+            ("POST", f"/v1/exchanges/{name}/fetch", None),
+        ]:
+            refused = server.request(method, path, None, headers=elsewhere, json=body)
+            assert refused.status_code == 404, (path, refused.text)
+        assert server.get(f"/v1/exchanges/{name}", "auditor").json()["enabled"] is False
+        assert "no exchange named" in server.get(f"/v1/exchanges/{name}", None,
+                                                 headers=elsewhere).text  # fmt: skip
+
+        def listed(headers: dict[str, str]) -> tuple[bool, bool]:
+            v1 = server.get("/v1/exchanges", None, headers=headers).json()["exchanges"]
+            hma = server.get("/c/exchanges", None, headers=headers).json()
+            return name in [e["name"] for e in v1], name in hma
+
+        assert listed(elsewhere) == (False, False)
+        assert listed(filled) == (True, True)
+    finally:
+        server.request("DELETE", f"/v1/exchanges/{name}", "admin")
+        server.request("DELETE", f"/v1/lists/{renamed}", "admin")
 
 
 # --- HMA's routes ------------------------------------------------------------------------------

@@ -5,7 +5,8 @@ alone, as keys are, and so is removing an exchange. Credentials go in and never 
 answer says only whether they are set, and the origin (scheme, host, port) they are bound to:
 they go nowhere else, so a curator who moves an exchange to another host moves no credential
 there (its own are forgotten; an admin's move keeps them). A key limited to lists reaches only
-the exchanges that fill those lists."""
+the exchanges that fill those lists, by the list each fills (whatever its name); the others
+answer 404 to it, as exchanges that do not exist do."""
 
 from typing import Annotated, Any
 
@@ -35,7 +36,14 @@ from hashguard.api.service import Service
 from hashguard.errors import MAX_ID
 from hashguard.exchanges import registry
 from hashguard.exchanges.credentials import CredentialsUnreadable
-from hashguard.exchanges.store import DEFAULT_INTERVAL, MAX_INTERVAL, MIN_INTERVAL, Exchanges
+from hashguard.exchanges.store import (
+    DEFAULT_INTERVAL,
+    MAX_INTERVAL,
+    MIN_INTERVAL,
+    Exchange,
+    ExchangeNotFound,
+    Exchanges,
+)
 from hashguard.store.api_keys import ApiKey, Role
 
 router = APIRouter(prefix="/v1", tags=["exchanges"])
@@ -98,9 +106,18 @@ def exchanges_of(service: Service) -> Exchanges:
     return exchanges
 
 
-def _exchange_json(exchanges: Exchanges, key: ApiKey, name: str) -> dict[str, Any]:
-    check_lists(key, [name])
-    return exchanges.get(name).as_json()
+def visible_exchange(exchanges: Exchanges, key: ApiKey, name: str) -> Exchange:
+    """The exchange ``name`` if ``key`` may see it: a key limited to lists sees those filling
+    them (by the list it fills, whatever its name). Raises ExchangeNotFound for one it may not
+    see, as for one that does not exist (names cannot be probed)."""
+    exchange = exchanges.get(name)
+    if not key.may_use(exchange.list):
+        raise ExchangeNotFound(f"no exchange named {name[:100]!r}")
+    return exchange
+
+
+async def _visible(exchanges: Exchanges, key: ApiKey, name: str) -> Exchange:
+    return await run_in_threadpool(visible_exchange, exchanges, key, name)
 
 
 @router.get("/exchanges", response_model=ExchangesShown, responses=refusals(*KEYED, 503))
@@ -139,7 +156,7 @@ async def add_exchange(request: Request, key: Curator, body: NewExchange) -> dic
 @router.get("/exchanges/{name}", response_model=ExchangeShown, responses=refusals(*KEYED, 404, 503))
 async def get_exchange(request: Request, key: Reader, name: str) -> dict[str, Any]:
     exchanges = exchanges_of(service_of(request))
-    return await run_in_threadpool(_exchange_json, exchanges, key, name)
+    return (await _visible(exchanges, key, name)).as_json()
 
 
 @router.patch(
@@ -154,9 +171,9 @@ async def update_exchange(
     (audited with the old values). Settings that move it to another scheme, host or port
     forget its own credentials, unless an admin key moves it (then they go with it, never
     over plain http)."""
-    check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
+    await _visible(exchanges, key, name)
     updated = await run_in_threadpool(lambda: exchanges.update(
         name, enabled=body.enabled, interval=body.interval_seconds, config=body.config,
         actor=actor(key), carry_credentials=key.role is Role.ADMIN))  # fmt: skip
@@ -171,8 +188,8 @@ async def update_exchange(
 async def remove_exchange(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove an exchange, its own credentials, quarantined records and feedback owed (admin
     only; audited). Its list stays with what it fetched."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await _visible(exchanges, key, name)
     removed = await run_in_threadpool(exchanges.remove, name, actor(key))
     return {"removed": removed.exchange.name, "list": removed.exchange.list,
             "message": removed.message}  # fmt: skip
@@ -202,10 +219,9 @@ async def fetch_exchange(
     when it is done), or, with ``wait=true`` or for a disabled exchange (which the scheduler
     leaves alone), the fetch runs while the request waits (200 with what it applied and
     quarantined, or why it failed). 409 while a fetch of it is running."""
-    check_lists(key, [name])
     service = service_of(request)
     exchanges = exchanges_of(service)
-    exchange = await run_in_threadpool(exchanges.get, name)
+    exchange = await _visible(exchanges, key, name)
     scheduler = getattr(service, "exchange_scheduler", None)
     if not wait and exchange.enabled and scheduler is not None:
         queued = await run_in_threadpool(scheduler.wake, name)
@@ -225,8 +241,8 @@ async def fetch_exchange(
 )
 async def exchange_status(request: Request, key: Reader, name: str) -> dict[str, Any]:
     """Where its fetching stands: HMA's fetch status and hashguard's."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await _visible(exchanges, key, name)
     status = await run_in_threadpool(exchanges.status, name)
     return {"name": name, **status.as_json()}
 
@@ -245,8 +261,8 @@ async def exchange_quarantine(
 ) -> dict[str, Any]:
     """The records the exchange sent that could not be read (where, why, an excerpt), newest
     first; they are in the audit log too."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await _visible(exchanges, key, name)
     held = await run_in_threadpool(exchanges.quarantined, name, limit, before)
     more = held[-1].id if len(held) == limit else None
     return {"name": name, "records": [r.as_json() for r in held], "next_before": more}
@@ -266,8 +282,8 @@ async def set_exchange_credentials(
     """Set the exchange's own credentials (checked by its plug-in; they win over the
     plug-in's shared ones), stored sealed and bound to its base URL's origin, audited without
     them. 400 for a plain http base URL (https only)."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await _visible(exchanges, key, name)
     origin = await run_in_threadpool(exchanges.set_credentials, name, body.credentials, actor(key))
     return {"scope": f"exchange:{name}", "has_credentials": True, "origin": origin}
 
@@ -279,8 +295,8 @@ async def set_exchange_credentials(
 )
 async def clear_exchange_credentials(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Forget the exchange's own credentials (its plug-in's shared ones, if any, apply)."""
-    check_lists(key, [name])
     exchanges = exchanges_of(service_of(request))
+    await _visible(exchanges, key, name)
     await run_in_threadpool(exchanges.set_credentials, name, None, actor(key))
     return {"scope": f"exchange:{name}", "has_credentials": False}
 

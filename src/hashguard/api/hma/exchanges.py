@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import actor, check_lists, visible
+from hashguard.api.auth import actor, check_lists
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.models import (
     KEYED,
@@ -31,7 +31,7 @@ from hashguard.api.hma.models import (
     refusals,
 )
 from hashguard.api.matching import service_of
-from hashguard.api.routes_exchanges import exchanges_of
+from hashguard.api.routes_exchanges import exchanges_of, visible_exchange
 from hashguard.errors import Conflict, Invalid
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import ExchangeApi
@@ -67,9 +67,10 @@ def _auth(exchanges: Exchanges, api: str, plugin: type[ExchangeApi]) -> dict[str
 
 
 def _exchange(exchanges: Exchanges, key: ApiKey, name: str) -> Exchange:
-    check_lists(key, [name])
+    """The exchange, if ``key`` may see it (by the list it fills); 404 as HMA answers an
+    unknown one otherwise."""
     try:
-        return exchanges.get(name)
+        return visible_exchange(exchanges, key, name)
     except ExchangeNotFound:
         raise ApiError(404, f"Exchange '{name}' not found") from None
 
@@ -211,7 +212,7 @@ async def exchange_names(request: Request, key: Reader) -> list[str]:
     """The names of the exchanges."""
     exchanges = exchanges_of(service_of(request))
     found = await run_in_threadpool(exchanges.all)
-    return visible(key, [e.name for e in found])
+    return [e.name for e in found if key.may_use(e.list)]
 
 
 @router.get("/c/exchange/{name}", response_model=HmaExchange, responses=refusals(*KEYED, 404))
@@ -246,13 +247,14 @@ async def update_exchange(
 @router.delete("/c/exchange/{name}", response_model=Message, responses=refusals(*KEYED))
 async def delete_exchange(request: Request, key: Admin, name: str) -> dict[str, str]:
     """Delete the exchange and, as in HMA, its bank (admin keys only). An exchange that does
-    not exist is deleted too."""
-    check_lists(key, [name])
+    not exist is deleted too, and so, to a key limited to lists, is one filling another list
+    (it stays: the key may not see it)."""
     service = service_of(request)
     exchanges = exchanges_of(service)
 
     def delete() -> None:
         try:
+            visible_exchange(exchanges, key, name)
             removed = exchanges.remove(name, actor(key))
         except ExchangeNotFound:
             return
