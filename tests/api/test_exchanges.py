@@ -398,6 +398,29 @@ def test_a_key_limited_to_lists_reaches_the_exchanges_filling_them_by_list_not_n
         server.request("DELETE", f"/v1/lists/{renamed}", "admin")
 
 
+def test_a_key_limited_to_lists_sets_no_credentials_shared_by_every_exchange_of_a_plugin(
+    server: Server, feed: PeerFeed, name: str
+) -> None:
+    assert _add(server, feed, name, enabled=False).status_code == 201
+    scoped = _key(server, Role.ADMIN, [name])
+    said = "a key limited to lists may not"
+    attempts = [
+        ("PUT", "/v1/exchange-apis/fb_threatexchange/credentials",
+         {"credentials": {"api_token": "1|attacker"}}),
+        ("DELETE", "/v1/exchange-apis/fb_threatexchange/credentials", None),
+        ("POST", "/c/exchanges/api/fb_threatexchange", {"credential_json": {"api_token": "1|x"}}),
+        ("POST", "/c/exchanges/api/fb_threatexchange", {"credential_json": {}}),
+    ]  # fmt: skip
+    for method, path, body in attempts:
+        refused = server.request(method, path, None, headers=scoped, json=body)
+        assert refused.status_code == 403 and said in refused.text, (method, path, refused.text)
+    state = server.get("/c/exchanges/api/fb_threatexchange", "auditor").json()
+    assert state["has_set_authentification"] is False
+    events = server.get("/v1/audit?limit=1000", "auditor").json()["events"]
+    assert not [e for e in events if e["action"].startswith("exchange.credentials")
+                and e["actor"].endswith("(scoped)")]  # fmt: skip
+
+
 # --- HMA's routes ------------------------------------------------------------------------------
 
 

@@ -14,7 +14,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import actor, check_lists
+from hashguard.api.auth import actor, check_lists, unscoped
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.models import (
     KEYED,
@@ -115,7 +115,9 @@ async def set_exchange_api_credentials(request: Request, key: Admin, api: str) -
     """``{"credential_json": {...}}`` sets the credentials every exchange of the type uses
     (checked, stored sealed); ``{"credential_json": {}}`` clears them. They serve only the
     exchanges on the scheme, host and port of the type's default base URL, or of
-    ``"base_url"`` when given (hashguard's; required for a type without a default)."""
+    ``"base_url"`` when given (hashguard's; required for a type without a default). Not with
+    a key limited to lists (403): they serve every list's exchanges."""
+    unscoped(key, "set or clear credentials shared by every exchange of a plug-in")
     exchanges = exchanges_of(service_of(request))
     plugin = _plugin(api, 400)
     body = await _json_object(request)
