@@ -421,6 +421,30 @@ def test_a_key_limited_to_lists_sets_no_credentials_shared_by_every_exchange_of_
                 and e["actor"].endswith("(scoped)")]  # fmt: skip
 
 
+def test_a_key_limited_to_lists_creates_no_list_through_an_exchange(
+    server: Server, name: str
+) -> None:
+    made = server.post("/v1/lists", "curator",
+                       json={"name": name, "owner": "Hotline", "category": "test"})  # fmt: skip
+    assert made.status_code == 201, made.text
+    scoped = _key(server, Role.CURATOR, [name])
+    assert server.request("DELETE", f"/v1/lists/{name}", "admin").status_code == 200
+    refused = server.post("/v1/exchanges", None, headers=scoped,
+                          json={"name": name, "api": "sample", "enabled": False})  # fmt: skip
+    assert refused.status_code == 403, refused.text
+    assert "a key limited to lists cannot create lists" in refused.text
+    assert server.get(f"/v1/lists/{name}", "auditor").status_code == 404
+    assert server.get(f"/v1/exchanges/{name}", "auditor").status_code == 404
+
+    # into its list, when it exists, it adds one
+    again = server.post("/v1/lists", "curator",
+                        json={"name": name, "owner": "Hotline", "category": "test"})  # fmt: skip
+    assert again.status_code == 201, again.text
+    added = server.post("/v1/exchanges", None, headers=scoped,
+                        json={"name": name, "api": "sample", "enabled": False})  # fmt: skip
+    assert added.status_code == 201, added.text
+
+
 # --- HMA's routes ------------------------------------------------------------------------------
 
 

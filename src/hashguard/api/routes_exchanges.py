@@ -45,6 +45,7 @@ from hashguard.exchanges.store import (
     Exchanges,
 )
 from hashguard.store.api_keys import ApiKey, Role
+from hashguard.store.list_errors import ListNotFound
 
 router = APIRouter(prefix="/v1", tags=["exchanges"])
 Reader = Annotated[ApiKey, allow(Role.CURATOR, Role.AUDITOR)]
@@ -139,13 +140,16 @@ async def add_exchange(request: Request, key: Curator, body: NewExchange) -> dic
     """Add an exchange: it fetches into the list of its name (made when absent), first at once
     when enabled, then every ``interval_seconds`` (audited, never with the credentials).
     400 names the setting or credential the plug-in refuses; 404 an unknown plug-in; 409 a
-    name taken, or a list another exchange fills."""
+    name taken, or a list another exchange fills. A key limited to lists adds exchanges into
+    those lists only, and only when they exist (403: it cannot create lists)."""
     check_lists(key, [body.name])
     if body.credentials is not None and key.role is not Role.ADMIN:
         raise ApiError(403, "credentials are set with admin keys: add the exchange without "
                             "them, then PUT /v1/exchanges/{name}/credentials")  # fmt: skip
     service = service_of(request)
     exchanges = exchanges_of(service)
+    if key.lists and not await run_in_threadpool(_list_exists, service, body.name):
+        raise ApiError(403, "a key limited to lists cannot create lists")
     added = await run_in_threadpool(lambda: exchanges.add(
         body.name, body.api, body.config, body.credentials, enabled=body.enabled,
         interval=body.interval_seconds, actor=actor(key)))  # fmt: skip
@@ -350,6 +354,14 @@ async def clear_api_credentials(request: Request, key: Admin, api: str) -> dict[
     exchanges = exchanges_of(service_of(request))
     await run_in_threadpool(exchanges.set_api_credentials, api, None, actor(key))
     return {"scope": f"api:{api}", "has_credentials": False}
+
+
+def _list_exists(service: Service, name: str) -> bool:
+    try:
+        service.lists.get(name)
+    except ListNotFound:
+        return False
+    return True
 
 
 def _shared_origin(exchanges: Exchanges, api: str) -> str | None:
