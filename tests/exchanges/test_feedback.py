@@ -44,6 +44,7 @@ class _Reporting:
     credentials_schema: ClassVar[Schema | None] = None
     default_base_url: ClassVar[str] = ""
     supports_feedback: ClassVar[bool] = True
+    local: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -4,16 +4,22 @@ shown, and a removed exchange's list kept."""
 
 import logging
 import secrets
+from collections.abc import Mapping
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, text
 
-from hashguard.errors import NotFound
+from hashguard import errors
+from hashguard.errors import NotFound, Unavailable
 from hashguard.exchanges.api import ExchangeConfigError
+from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.store import ExchangeExists, ExchangeListTaken, Exchanges
 from hashguard.exchanges.sync import Sync
 from hashguard.lists.model import Category
 from hashguard.store import audit
+from hashguard.store.list_errors import ListInUse
+from hashguard.store.lists import ListStore
 
 from support.exchanges.harness import add_peer
 from support.exchanges.hashguard_peer import PeerFeed, change
@@ -72,6 +78,41 @@ def test_update_and_remove_are_audited_and_the_list_stays(exchanges: Exchanges) 
     assert audit.events(exchanges.engine, action="exchange.remove")[-1].subject == "SAMPLE"
     with pytest.raises(NotFound, match="no exchange named 'SAMPLE'"):
         exchanges.get("SAMPLE")
+
+
+class _Unsealing(Sealer):
+    """A sealer whose key store is gone: credentials cannot be sealed."""
+
+    def seal(self, scope: str, credentials: Mapping[str, Any]) -> str:
+        raise Unavailable(f"cannot seal the credentials of {scope}: the key store is gone")
+
+
+def test_a_refused_add_leaves_nothing_not_even_its_list(engine: Engine) -> None:
+    exchanges = Exchanges(engine, ListStore(engine), _Unsealing(secrets.token_bytes(32)))
+    config = {"base_url": "https://p.example", "list": "known"}
+    with pytest.raises(Unavailable, match="cannot seal the credentials of exchange:PEER"):
+        exchanges.add("PEER", "hashguard", config, {"api_key": "k"}, actor="tester")
+    assert exchanges.all() == [] and exchanges.lists.lists() == []
+    assert audit.events(engine) == []
+    exchanges.add("PEER", "hashguard", config, actor="tester")  # the name is free
+    assert [e.action for e in audit.events(engine)] == ["list.create", "exchange.add"]
+
+
+def test_a_list_an_exchange_fills_is_removed_only_after_the_exchange(
+    exchanges: Exchanges,
+) -> None:
+    exchanges.add("SAMPLE", "sample", enabled=False)
+    with pytest.raises(ListInUse) as refused:
+        exchanges.lists.remove("SAMPLE", actor="tester")
+    assert str(refused.value) == (
+        "list SAMPLE is filled by exchange SAMPLE: remove the exchange first"
+    )
+    assert errors.kind_of(refused.value) is errors.Conflict
+    assert exchanges.get("SAMPLE").list == "SAMPLE"
+    assert audit.events(exchanges.engine, action="list.remove") == []
+    exchanges.remove("SAMPLE")
+    assert exchanges.lists.remove("SAMPLE", actor="tester").name == "SAMPLE"
+    assert exchanges.lists.lists() == []
 
 
 def _dump(engine: Engine) -> str:

@@ -59,6 +59,7 @@ def test_a_hashguard_origin_is_fetched_then_followed_from_its_checkpoint(
     exchanges.add("PEER", "hashguard", {"base_url": origin.url, "list": "known"},
                   {"api_key": origin.tokens["auditor"]}, interval=300)  # fmt: skip
     assert exchanges.lists.get("PEER").category is Category.KNOWN_CSAM
+    assert isinstance(exchanges.lists, Committed) and exchanges.lists.told == 1  # the new list
 
     first = sync.fetch("PEER")
     assert (first.succeeded, first.records, first.up_to_date) == (True, 2, True)
@@ -67,7 +68,7 @@ def test_a_hashguard_origin_is_fetched_then_followed_from_its_checkpoint(
     assert (status.last_fetch_succeeded, status.up_to_date, status.fetched_items) == (True, True, 2)
     assert status.running_fetch_start_ts is None and status.checkpoint_ts is not None
     assert status.next_fetch_at == clock.at.replace(minute=5)
-    assert isinstance(exchanges.lists, Committed) and exchanges.lists.told == 1
+    assert exchanges.lists.told == 2
 
     # The origin deletes A and adds C: the next fetch reads those two changes only.
     origin_engine = open_engine(origin.database_url)

@@ -98,6 +98,7 @@ class HashguardExchange:
     ))  # fmt: skip
     default_base_url: ClassVar[str] = ""
     supports_feedback: ClassVar[bool] = False
+    local: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

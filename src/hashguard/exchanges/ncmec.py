@@ -123,6 +123,7 @@ class NcmecExchange:
         )
     )
     default_base_url: ClassVar[str] = ENVIRONMENTS["Industry"]
+    local: ClassVar[bool] = False
     supports_feedback: ClassVar[bool] = True
     RETRY_PAUSES: ClassVar[tuple[float, ...]] = (0.25, 1.0)  # a page is tried 3 times
     MAX_WINDOW_ENTRIES: ClassVar[int] = 100_000  # a bigger window is cut before it is read

@@ -142,6 +142,7 @@ class StopNcii:
     )
     default_base_url: ClassVar[str] = "https://api.stopncii.org/v1"
     supports_feedback: ClassVar[bool] = True
+    local: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hashguard.errors import Conflict, NotFound
 from hashguard.exchanges import credentials as vault
@@ -28,7 +29,6 @@ from hashguard.exchanges.http import Http, clear_text_problem, origin_of
 from hashguard.lists.model import NAME_PATTERN, Category
 from hashguard.net.fetch import Network
 from hashguard.store import audit
-from hashguard.store.list_errors import ListNotFound
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
     ExchangeFeedbackRow,
@@ -145,7 +145,7 @@ def check_settings(plugin: type[ExchangeApi], config: Mapping[str, Any]) -> dict
     base = base or str(checked.get(BASE_URL) or plugin.default_base_url or "").strip()
     if base:
         Http(base)  # raises ExchangeConfigError for what is not an http(s) URL with a host
-    elif not getattr(plugin, "local", False):
+    elif not plugin.local:
         raise ExchangeConfigError(
             f"base_url: required (the {plugin.name} plug-in has no default): the exchange's "
             "http or https URL"
@@ -208,7 +208,7 @@ class Exchanges:
         with the plug-in's category when absent), first fetched at once when enabled.
         Raises UnknownExchangeApi, ExchangeConfigError (a setting or credential, named),
         ExchangeExists, ExchangeListTaken (the list is another exchange's or of another
-        category)."""
+        category). One transaction: a refused add leaves nothing, not even the list."""
         plugin = registry.get(api)
         if re.fullmatch(NAME_PATTERN, name) is None:
             raise ExchangeConfigError(
@@ -221,31 +221,40 @@ class Exchanges:
             self._check_clear_text(checked[BASE_URL])
         interval = _check_interval(interval)
         category = Category(plugin.category)
-        if self._exchange_row(name) is not None:
-            raise ExchangeExists(f"an exchange named {name!r} already exists")
-        try:
-            hash_list = self.lists.get(name)
-        except ListNotFound:
-            hash_list = self.lists.create(name, plugin.title, category, actor=actor)
-        if hash_list.category != category:
-            raise ExchangeListTaken(
-                f"list {name} holds {hash_list.category}, not {category} as the {api} plug-in's "
-                "lists do: name the exchange after a list of that category, or a new one"
-            )
         at = self.clock()
+        # One transaction: a list made for the exchange goes with it when the add is refused.
         with self.engine.begin() as connection:
+            if connection.execute(select(ExchangeRow.id).where(ExchangeRow.name == name)).first():
+                raise ExchangeExists(f"an exchange named {name!r} already exists")
+            held = connection.execute(
+                select(HashListRow.id, HashListRow.category).where(HashListRow.name == name)
+            ).first()
+            if held is None:
+                made = self.lists.create(name, plugin.title, category, actor=actor,
+                                         connection=connection)  # fmt: skip
+                list_id = made.id
+            elif held.category != category:
+                raise ExchangeListTaken(
+                    f"list {name} holds {held.category}, not {category} as the {api} plug-in's "
+                    "lists do: name the exchange after a list of that category, or a new one"
+                )
+            else:
+                list_id = held.id
             taken = connection.execute(
-                select(ExchangeRow.name).where(ExchangeRow.list_id == hash_list.id)
+                select(ExchangeRow.name).where(ExchangeRow.list_id == list_id)
             ).first()
             if taken is not None:
                 raise ExchangeListTaken(f"list {name} is filled by exchange {taken.name} already")
-            connection.execute(insert(ExchangeRow).values(
-                name=name, api=api, list_id=hash_list.id, config=checked, enabled=enabled,
-                interval_seconds=interval, created_at=at, checkpoint=None, checkpoint_at=None,
-                fetch_started_at=None, fetch_completed_at=None, fetch_succeeded=None,
-                up_to_date=False, last_error="", last_counts={}, fetched_items=0, failures=0,
-                next_fetch_at=at, lease_until=None,
-            ))  # fmt: skip
+            try:
+                connection.execute(insert(ExchangeRow).values(
+                    name=name, api=api, list_id=list_id, config=checked, enabled=enabled,
+                    interval_seconds=interval, created_at=at, checkpoint=None,
+                    checkpoint_at=None, fetch_started_at=None, fetch_completed_at=None,
+                    fetch_succeeded=None, up_to_date=False, last_error="", last_counts={},
+                    fetched_items=0, failures=0, next_fetch_at=at, lease_until=None,
+                ))  # fmt: skip
+            except IntegrityError:  # added meanwhile by another writer
+                raise ExchangeExists(f"an exchange named {name!r} already exists") from None
             if sealed is not None:
                 scope = vault.scope_of("exchange", name)
                 vault.put(connection, self.sealer, scope, sealed, origin_of(checked[BASE_URL]), at)
@@ -255,6 +264,8 @@ class Exchanges:
                          {"api": api, "list": name, "config": checked, "enabled": enabled,
                           "interval_seconds": interval,
                           "credentials": sealed is not None})  # fmt: skip
+        if held is None:
+            self.lists.committed()
         return self.get(name)
 
     def get(self, name: str) -> Exchange:
@@ -521,10 +532,6 @@ class Exchanges:
         return True
 
     # --- rows -------------------------------------------------------------------------------
-
-    def _exchange_row(self, name: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(_selected().where(ExchangeRow.name == name)).first()
 
     def _row(self, connection: Connection, name: str, for_update: bool = False) -> Any:
         query = _selected().where(ExchangeRow.name == name)

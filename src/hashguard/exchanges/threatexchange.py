@@ -96,6 +96,7 @@ class ThreatExchangeExchange:
         )
     )
     default_base_url: ClassVar[str] = "https://graph.facebook.com/v21.0"
+    local: ClassVar[bool] = False
     supports_feedback: ClassVar[bool] = False
     RETRY_PAUSES: ClassVar[tuple[float, ...]] = (0.25, 1.0)  # a page is tried 3 times
 

@@ -1,8 +1,10 @@
 """HMA's exchange routes (``/c/exchanges``, ``/c/exchange/{name}``): exchange types and their
 shared credentials, and exchanges as HMA creates, shows, switches, deletes and reports them,
 over hashguard's exchanges (``hashguard.exchanges``). As in HMA, an exchange fills the bank of
-its name, made with it, and deleting the exchange deletes that bank; requests and answers,
-statuses and messages are HMA's (differences: docs/hma-compatibility.md).
+its name, made with it, and deleting the exchange deletes that bank; renaming the bank renames
+the bank only (HMA keeps its exchange's bank by id), and keys limited to lists reach an
+exchange through the bank it fills. Requests and answers, statuses and messages are HMA's
+(differences: docs/hma-compatibility.md).
 """
 
 import contextlib

@@ -50,7 +50,9 @@ async def _matched(
     request: Request, key: ApiKey, item: HashQuery, names: list[str], content_ref: str
 ) -> list[tuple[Match, int]]:
     """The matches, each with the content id HMA answers: one per live, enabled content item
-    holding the entry, or the entry's own id when no item does (imported or fetched)."""
+    holding the entry, or the entry's own id when no item does (imported or fetched, or its
+    item deleted or disabled while another source holds it), which GET and DELETE of content
+    serve (``curation._served_entry``)."""
     service = service_of(request)
     metrics = request.app.state.metrics
     found = (await run_matches(service, metrics, key, [item], names, [content_ref]))[0]
