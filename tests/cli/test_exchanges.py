@@ -151,14 +151,20 @@ def test_credentials_come_from_a_file_or_stdin_and_are_never_shown_or_stored_pla
     given = exchanges(config, "credentials", "set", "--exchange", "PEER", "--file", "-",
                       stdin=document)  # fmt: skip
     assert given.returncode == 0, given.stderr
-    assert given.stdout == "credentials of exchange PEER: set (sealed; fields api_key)\n"
+    assert given.stdout == (
+        f"credentials of exchange PEER: set (sealed; fields api_key; sent to {feed.url} only)\n"
+    )
     fetched = exchanges(config, "fetch", "PEER")
     assert fetched.returncode == 0, fetched.stderr
 
-    # shared credentials of the plug-in, from a file
-    shared = exchanges(config, "credentials", "set", "hashguard", "--file",
-                       str(credentials_file(tmp_path, feed)))  # fmt: skip
+    # shared credentials of the plug-in, from a file, for the base URL named (it has no default)
+    unnamed = exchanges(config, "credentials", "set", "hashguard", "--file",
+                        str(credentials_file(tmp_path, feed)))  # fmt: skip
+    assert unnamed.returncode == 1 and "base_url: required" in unnamed.stderr
+    shared = exchanges(config, "credentials", "set", "hashguard", "--base-url", feed.url,
+                       "--file", str(credentials_file(tmp_path, feed)))  # fmt: skip
     assert shared.returncode == 0, shared.stderr
+    assert shared.stdout.endswith(f"sent to {feed.url} only)\n")
 
     outputs = [added, given, fetched, shared,
                exchanges(config, "status"), exchanges(config, "list")]  # fmt: skip

@@ -394,7 +394,7 @@ def test_sync_fetches_ncmec_into_its_list_and_a_deletion_stops_matching(engine: 
     scene = registry_signals.get("pdq").hash(jpeg(11))
     now = datetime.now(UTC)
     lists = ListStore(engine)
-    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)), networks=LOOPBACK)
     with NcmecStandIn(page_size=2) as stand_in:
         stand_in.add(7, "scene", at=now - timedelta(hours=2), classification="A1", pdq=scene.hex)
         stand_in.add(7, "other", at=now - timedelta(hours=2), classification="A2", md5=md5(1))

@@ -412,7 +412,7 @@ def synced(database_url: str) -> Iterator[tuple[Any, Any]]:
     engine = open_engine(database_url)
     lists = ListStore(engine)
     try:
-        yield Exchanges(engine, lists, Sealer(secrets.token_bytes(32))), lists
+        yield Exchanges(engine, lists, Sealer(secrets.token_bytes(32)), networks=LOOPBACK), lists
     finally:
         engine.dispose()
 

@@ -84,7 +84,9 @@ def test_a_hashguard_origin_is_fetched_then_followed_from_its_checkpoint(
     # A restart (new objects, a new connection) resumes from the stored checkpoint.
     engine = open_engine(exchanges.engine.url.render_as_string(hide_password=False))
     try:
-        again = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock), LOOPBACK)
+        again = Sync(
+            Exchanges(engine, ListStore(engine), Sealer(secret), clock, LOOPBACK), LOOPBACK
+        )
         resumed = again.fetch("PEER")
         assert (resumed.succeeded, resumed.records, resumed.counts["pages"]) == (True, 0, 0)
         origin_store.apply("known", [Submission("md5", _md5(9))])
@@ -178,7 +180,7 @@ def test_an_exchange_claimed_by_one_instance_is_not_fetched_by_another_until_its
     feed.changes = [change(1, A)]
     add_peer(exchanges, feed)
     first = Sync(exchanges, LOOPBACK)
-    second = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock), LOOPBACK)
+    second = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock, LOOPBACK), LOOPBACK)
 
     (candidate,) = first.due(clock())
     lease = first.claim_due(candidate)
@@ -206,8 +208,10 @@ def test_two_schedulers_on_one_database_fetch_each_exchange_once(
             served.changes = [change(1, _md5(n))]
             add_peer(exchanges, served, name=f"PEER{n}")
         engines = [open_engine(database_url) for _ in range(2)]
-        schedulers = [Scheduler(Sync(Exchanges(e, ListStore(e), Sealer(secret), clock), LOOPBACK))
-                      for e in engines]  # fmt: skip
+        schedulers = [
+            Scheduler(Sync(Exchanges(e, ListStore(e), Sealer(secret), clock, LOOPBACK), LOOPBACK))
+            for e in engines
+        ]
         together = threading.Barrier(2)
         done: list[list[object]] = [[], []]
 

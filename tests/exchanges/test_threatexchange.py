@@ -249,7 +249,7 @@ def test_sync_fetches_a_privacy_group_and_its_tombstone_stops_matching(engine: E
     withdraws it; a corrupt update is quarantined while the rest applies."""
     scene = signals.get("pdq").hash(jpeg(12))
     lists = ListStore(engine)
-    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)), networks=LOOPBACK)
     with ThreatExchangeStandIn(page_size=2) as te:
         te.add("301", "HASH_PDQ", scene.hex, at=T0 - timedelta(hours=2), tags=("csam",))
         te.add("302", "HASH_VIDEO_MD5", md5(2), at=T0 - timedelta(hours=1))

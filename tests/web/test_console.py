@@ -9,15 +9,18 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.store import Exchanges
 from hashguard.lists.model import Category, ChangeKind, ListPolicy
 from hashguard.lists.records import Submission
+from hashguard.review.detections import Review
+from hashguard.review.model import ScanningForbidden
 from hashguard.review.services import ServiceStore
 from hashguard.signals import registry
 from hashguard.signals.batch import hash_stream
@@ -25,6 +28,7 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import ExchangeQuarantineRow, ExchangeRow
+from hashguard.web import match_tester
 
 from support.browser import chromium, launched
 from support.media import png
@@ -73,6 +77,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                  actor="key:curator (tests)")  # fmt: skip
     lists.apply("partner", [Submission("pdq", PARTNER)])
     ServiceStore(engine).create("photos")
+    ServiceStore(engine).create("chat", e2ee=True)  # its profile (known-only) forbids scanning
     # Two exchanges the service fetches when it starts: HMA's sample (4 PDQ, 4 MD5 into the
     # list "sample"), and a peer that cannot be reached, with a record it once set aside.
     exchanges = Exchanges(engine, lists, Sealer(bytes(32)))
@@ -92,6 +97,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
               for role in (Role.ADMIN, Role.CURATOR, Role.MATCHER, Role.REVIEWER, Role.AUDITOR,
                            Role.ANALYST)}  # fmt: skip
     tokens["upload"] = keys.create(Role.MATCHER, name="upload check", service="photos")[1]
+    tokens["chat"] = keys.create(Role.MATCHER, name="chat check", service="chat")[1]
     tokens["scoped curator"] = keys.create(Role.CURATOR, ("partner",), name="partner cur")[1]
     tokens["scoped matcher"] = keys.create(Role.MATCHER, ("partner",), name="partner match")[1]
     tokens["scoped reviewer"] = keys.create(Role.REVIEWER, ("partner",), name="partner rev")[1]
@@ -382,6 +388,50 @@ def test_the_tester_is_refused_to_roles_that_may_not_match_and_stale_forms(
     with page.expect_navigation():
         page.click("text=Test the hash")
     assert "The form is stale" in page.locator("#error").inner_text()
+
+
+@pytest.mark.parametrize("who", ["upload", "chat"])
+def test_the_tester_is_refused_to_a_services_key_which_matches_through_the_api(
+    console: Console, browser: Any, who: str
+) -> None:
+    """A service's key is a machine's: it matches through the API, logged and reviewed (and
+    refused there for an end-to-end-encrypted service); the tester, which logs nothing, never
+    answers it."""
+    planted = hashes_of(PLANTED)["md5"]
+    api = console.server.client.post(
+        "/v1/match/hashes", json={"hashes": [{"signal": "md5", "value": planted}]},
+        headers={"Authorization": f"Bearer {console.tokens[who]}"})  # fmt: skip
+    assert api.status_code == (403 if who == "chat" else 200), api.text
+    logged = matches_logged(console)
+    page = sign_in(browser, console, who)
+    assert "tester" not in sections(page)
+    page.goto(console.url + "/console/tester")
+    service = "chat" if who == "chat" else "photos"
+    assert f"belongs to the service {service}" in page.locator("#error").inner_text()
+    assert page.locator("#test-hash").count() == 0
+    # the form posted all the same, with the session's token: refused, nothing matched
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    posted = page.request.post(console.url + "/console/tester", multipart={
+        "csrf": csrf, "what": "hash", "signal": "md5", "hash": planted})  # fmt: skip
+    assert posted.status == 403, posted.text()
+    assert f"belongs to the service {service}" in posted.text()
+    assert "matching entr" not in posted.text()
+    assert matches_logged(console) == logged
+
+
+def test_a_test_runs_the_match_routes_admission(engine: Engine) -> None:
+    """Were a service's key let through, the test would still be refused what the API refuses:
+    an end-to-end-encrypted service its profile may not scan."""
+    ServiceStore(engine).create("chat", e2ee=True)
+    key, _ = ApiKeyStore(engine).create(Role.MATCHER, name="chat check", service="chat")
+    served = SimpleNamespace(review=Review(engine), engine=engine)
+    query = match_tester.pasted_query("md5", "0" * 32)
+    with pytest.raises(ScanningForbidden, match="chat is end-to-end encrypted"):
+        match_tester.run_test(served, None, key, query, [], "a pasted MD5 hash")  # type: ignore[arg-type]
+    ServiceStore(engine).create("photos")
+    photos, _ = ApiKeyStore(engine).create(Role.MATCHER, name="photos", service="photos")
+    with pytest.raises(match_tester.ServiceKey, match="service photos"):
+        match_tester.run_test(served, None, photos, query, [], "a pasted MD5 hash")  # type: ignore[arg-type]
 
 
 def serious(page: Any) -> list[str]:

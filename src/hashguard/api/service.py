@@ -102,7 +102,9 @@ class Service:
         self.secret = load_secret(settings.secret_file)
         # Exchanges fill their lists through the served store (the Matcher follows at once);
         # detections on their lists are told back to those that take feedback.
-        self.exchanges = Exchanges(engine, self.lists, Sealer(self.secret))
+        self.exchanges = Exchanges(
+            engine, self.lists, Sealer(self.secret), networks=settings.exchange_networks
+        )
         self.exchange_sync = Sync(self.exchanges, settings.exchange_networks)
         self.exchange_feedback = FeedbackSender(self.exchange_sync)
         self.exchange_scheduler = Scheduler(

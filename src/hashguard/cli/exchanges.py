@@ -298,18 +298,33 @@ def set_credentials(
     exchange: Annotated[
         str | None, typer.Option("--exchange", metavar="NAME", help="One exchange's own.")
     ] = None,
+    base_url: Annotated[
+        str,
+        typer.Option(
+            "--base-url",
+            metavar="URL",
+            help="A plug-in's shared ones: the base URL of the exchanges they are for (default: "
+            "the plug-in's); they go to no other host.",
+        ),
+    ] = "",
     actor: Actor = "",
 ) -> None:
     """Set credentials, checked by the plug-in and stored sealed (audited without them): an
-    exchange's own win over its plug-in's shared ones."""
+    exchange's own win over its plug-in's shared ones. They are bound to a host: an
+    exchange's own to its base URL's, a plug-in's to --base-url's (or its default's); an
+    exchange on another host does not use them."""
     scope = _scope(api, exchange)
+    if exchange is not None and base_url:
+        fail("--base-url is for a plug-in's shared credentials: an exchange's own are for its "
+             "base URL")  # fmt: skip
     given = read_credentials(file)
     exchanges = _exchanges(configuration.settings)
     if exchange is not None:
-        _db(lambda: exchanges.set_credentials(exchange, given, who(actor)))
+        origin = _db(lambda: exchanges.set_credentials(exchange, given, who(actor)))
     else:
-        _db(lambda: exchanges.set_api_credentials(str(api), given, who(actor)))
-    typer.echo(f"credentials of {scope}: set (sealed; fields {', '.join(sorted(given))})")
+        origin = _db(lambda: exchanges.set_api_credentials(str(api), given, who(actor), base_url))
+    typer.echo(f"credentials of {scope}: set (sealed; fields {', '.join(sorted(given))}; sent "
+               f"to {origin} only)")  # fmt: skip
 
 
 @credentials_app.command("clear")
@@ -481,7 +496,7 @@ def _exchanges(settings: "ServiceSettings") -> "Exchanges":
         secret = load_secret(settings.secret_file)
     except SecretFileError as error:
         fail(str(error), ExitCode.ERROR)
-    return Exchanges(engine, ListStore(engine), Sealer(secret))
+    return Exchanges(engine, ListStore(engine), Sealer(secret), networks=settings.exchange_networks)
 
 
 def _sync(settings: "ServiceSettings") -> "Sync":

@@ -11,6 +11,7 @@ refusals are ExchangeUnavailable; every status the server answers is returned. H
 (credentials) never appear in a message, nor do query strings (some APIs take a token there).
 """
 
+import ipaddress
 import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Final
@@ -162,6 +163,35 @@ class Http:
             raise OutsideExchange(
                 f"{_shown(url)} redirected away from the exchange's base URL: {outside}"
             ) from None
+
+
+def origin_of(base_url: str) -> str:
+    """Where credentials set for ``base_url`` may go: its scheme, host and port
+    (``https://host:443``), as the exchange's Http reaches them. Raises ExchangeConfigError for
+    what is not an http(s) URL with a host."""
+    http = Http(base_url)
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    return f"{http.scheme}://{host}:{http.port}"
+
+
+def clear_text_problem(base_url: str, networks: Sequence[Network]) -> str:
+    """Why credentials may not be sent to ``base_url`` ("" when they may): https always, plain
+    http only to an address in ``networks`` (the operator's exchange_networks: a test's
+    loopback stand-in, an intranet peer). Raises ExchangeConfigError for what is not an http(s)
+    URL with a host."""
+    http = Http(base_url)
+    if http.scheme == "https":
+        return ""
+    try:
+        address = ipaddress.ip_address(http.host)
+    except ValueError:
+        address = None
+    if address is not None and any(address in network for network in networks):
+        return ""
+    return (
+        f"base_url: {_shown(http.base_url)} is plain http, and credentials go over https only "
+        "(plain http only to an address in a network named in exchange_networks)"
+    )
 
 
 def _shown(url: str) -> str:

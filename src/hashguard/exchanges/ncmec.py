@@ -41,6 +41,7 @@ from hashguard.exchanges.api import (
     Quarantined,
     Schema,
 )
+from hashguard.exchanges.fields import MAX_NUMBER, check_start
 from hashguard.exchanges.registry import register
 from hashguard.lists.formats import ncmec as entries
 from hashguard.lists.model import Category
@@ -152,10 +153,10 @@ class NcmecExchange:
         ids: list[int] = []
         for member in members:
             try:
-                if isinstance(member, bool) or int(member) < 0:
+                if isinstance(member, bool) or not 0 <= int(member) <= MAX_NUMBER:
                     raise ValueError
                 ids.append(int(member))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ExchangeConfigError(
                     f"ncmec: only_esp_ids: {str(member)[:40]!r} is not a member id (a number)"
                 ) from None
@@ -391,12 +392,15 @@ class NcmecExchange:
 
 
 def _start(value: Any) -> int:
-    """A start time setting as Unix seconds; raises ExchangeConfigError."""
+    """A start time setting as Unix seconds, no later than a day from now; raises
+    ExchangeConfigError."""
     if value in ("", None):
         return 0
     text = str(value).strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        # beyond 12 digits (the year 33658) it is no time to start from: not even read
+        seconds = int(text) if len(text) <= 12 else 10**12
+        return check_start("ncmec: start_time", seconds, text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -405,7 +409,7 @@ def _start(value: Any) -> int:
             "or Unix seconds"
         ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max(0, int(moment.timestamp()))
+    return check_start("ncmec: start_time", max(0, int(moment.timestamp())), text)
 
 
 def _format(seconds: int) -> str:

@@ -45,6 +45,7 @@ from hashguard.exchanges.api import (
     Quarantined,
     Schema,
 )
+from hashguard.exchanges.fields import check_start
 from hashguard.exchanges.registry import register
 from hashguard.lists.formats.stopncii import SIGNALS, record_of
 from hashguard.lists.model import Category
@@ -173,6 +174,8 @@ class StopNcii:
                 raise ExchangeConfigError(f"{name}: expected a whole number, not {value!r:.40}")
             if not least <= value <= most:
                 raise ExchangeConfigError(f"{name}: {value} is not from {least} to {most}")
+            if name == "start_timestamp":
+                check_start(name, value)
             checked[name] = value
         return checked
 

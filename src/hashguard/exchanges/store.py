@@ -3,10 +3,16 @@ list of the same name, on its own interval, with its settings, its credentials (
 own, or its plug-in's shared ones as HMA keeps them) and its fetch state as HMA reports it
 (``FetchStatus``). Every change is audited in the transaction that makes it; credentials never
 appear in an answer, an audit event or a log.
+
+Credentials are bound to the origin (scheme, host, port) they were set for: an exchange's own
+to its base URL's when they are set, a plug-in's shared ones to its default base URL's or the
+one the admin names. They apply to an exchange only while its base URL is on that origin, and
+never over plain http but to the networks the operator names (``networks``); an exchange moved
+to another origin loses its own credentials, unless the move carries them (an admin's).
 """
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -18,9 +24,10 @@ from hashguard.errors import Conflict, NotFound
 from hashguard.exchanges import credentials as vault
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import ExchangeApi, ExchangeConfigError
-from hashguard.exchanges.credentials import Sealer
-from hashguard.exchanges.http import Http
+from hashguard.exchanges.credentials import Bound, CredentialsUnreadable, Sealer
+from hashguard.exchanges.http import Http, clear_text_problem, origin_of
 from hashguard.lists.model import NAME_PATTERN, Category
+from hashguard.net.fetch import Network
 from hashguard.store import audit
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
@@ -171,15 +178,22 @@ def _check_interval(interval: int) -> int:
 
 class Exchanges:
     """The exchanges in ``engine``'s database, filling lists through ``lists``; credentials
-    sealed with ``sealer``; times from ``clock``."""
+    sealed with ``sealer``, sent over plain http only to addresses in ``networks`` (the
+    operator's exchange_networks); times from ``clock``."""
 
     def __init__(
-        self, engine: Engine, lists: ListStore, sealer: Sealer, clock: Clock = now
+        self,
+        engine: Engine,
+        lists: ListStore,
+        sealer: Sealer,
+        clock: Clock = now,
+        networks: Sequence[Network] = (),
     ) -> None:
         self.engine = engine
         self.lists = lists
         self.sealer = sealer
         self.clock = clock
+        self.networks = tuple(networks)
 
     # --- exchanges --------------------------------------------------------------------------
 
@@ -207,6 +221,8 @@ class Exchanges:
             )
         checked = check_settings(plugin, config or {})
         sealed = None if credentials is None else _check_credentials(plugin, credentials)
+        if sealed is not None:
+            self._check_clear_text(checked[BASE_URL])
         interval = _check_interval(interval)
         category = Category(plugin.category)
         at = self.clock()
@@ -245,7 +261,9 @@ class Exchanges:
                 raise ExchangeExists(f"an exchange named {name!r} already exists") from None
             if sealed is not None:
                 scope = vault.scope_of("exchange", name)
-                vault.put(connection, self.sealer, scope, sealed, at)
+                vault.put(connection, self.sealer, scope, sealed, origin_of(checked[BASE_URL]), at)
+            else:
+                self._check_shared(connection, api, checked[BASE_URL])
             audit.append(connection, actor, "exchange.add", name,
                          {"api": api, "list": name, "config": checked, "enabled": enabled,
                           "interval_seconds": interval,
@@ -273,10 +291,13 @@ class Exchanges:
         interval: int | None = None,
         config: Mapping[str, Any] | None = None,
         actor: str = "",
+        carry_credentials: bool = False,
     ) -> Exchange:
         """Change what is given: enabled (a re-enabled exchange is fetched at once), the
-        interval, settings (replacing the old ones; checked by the plug-in). Raises
-        ExchangeNotFound, ExchangeConfigError."""
+        interval, settings (replacing the old ones; checked by the plug-in). Settings that move
+        the exchange to another origin (scheme, host, port) forget its own credentials, unless
+        ``carry_credentials`` (an admin's change: they are bound to the new origin, which must
+        not be plain http). Raises ExchangeNotFound, ExchangeConfigError."""
         with self.engine.begin() as connection:
             row = self._row(connection, name, for_update=True)
             plugin = registry.get(row.api)
@@ -287,10 +308,13 @@ class Exchanges:
                     values["next_fetch_at"] = self.clock()
             if interval is not None and interval != row.interval_seconds:
                 values["interval_seconds"] = _check_interval(interval)
+            moved = ""
             if config is not None:
                 checked = check_settings(plugin, config)
                 if checked != row.config:
                     values["config"] = checked
+                    moved = self._move(connection, row, checked[BASE_URL], carry_credentials,
+                                       actor)  # fmt: skip
             if values:
                 connection.execute(
                     update(ExchangeRow).where(ExchangeRow.id == row.id).values(**values)
@@ -298,9 +322,36 @@ class Exchanges:
                 shown = {k: v for k, v in values.items() if k != "next_fetch_at"}
                 before = {"enabled": row.enabled, "interval_seconds": row.interval_seconds,
                           "config": row.config}  # fmt: skip
-                audit.append(connection, actor, "exchange.update", name,
-                             {"before": {k: before[k] for k in shown}, "after": shown})  # fmt: skip
+                details: dict[str, Any] = {"before": {k: before[k] for k in shown}, "after": shown}
+                if moved:
+                    details["credentials"] = moved
+                audit.append(connection, actor, "exchange.update", name, details)
         return self.get(name)
+
+    def _move(
+        self, connection: Connection, row: Any, base_url: str, carry: bool, actor: str
+    ) -> str:
+        """The exchange ``row`` moves to ``base_url``: its own credentials stay bound to it when
+        the origin is the same; else forgotten ("removed"), or bound to the new origin when
+        ``carry`` ("moved"); "" when it has none to move. Raises ExchangeConfigError for
+        credentials that would then go over plain http."""
+        old = str(row.config.get(BASE_URL) or "")
+        new_origin = origin_of(base_url) if base_url else ""
+        if old and new_origin == origin_of(old):
+            return ""  # the same origin: what applied applies, bound as it was
+        scope = vault.scope_of("exchange", row.name)
+        own = vault.get(connection, self.sealer, scope) if carry and new_origin else None
+        if own is not None:
+            self._check_clear_text(base_url)
+            vault.put(connection, self.sealer, scope, own.values, new_origin, self.clock())
+            return "moved"
+        if new_origin:
+            self._check_shared(connection, row.api, base_url)
+        if not vault.remove(connection, scope):
+            return ""
+        details = {"scope": scope, "reason": "the exchange moved to another origin"}
+        audit.append(connection, actor, "exchange.credentials.remove", row.name, details)
+        return "removed"
 
     def remove(self, name: str, actor: str = "") -> Removed:
         """Remove the exchange, its own credentials, quarantined records and feedback owed
@@ -324,48 +375,112 @@ class Exchanges:
 
     # --- credentials ------------------------------------------------------------------------
 
-    def set_credentials(self, name: str, given: Mapping[str, Any] | None, actor: str = "") -> None:
-        """Set (None: forget) the exchange's own credentials, checked by its plug-in; they
-        win over its plug-in's shared ones. Raises ExchangeNotFound, ExchangeConfigError."""
+    def set_credentials(
+        self, name: str, given: Mapping[str, Any] | None, actor: str = ""
+    ) -> str | None:
+        """Set (None: forget) the exchange's own credentials, checked by its plug-in and bound
+        to its base URL's origin; they win over its plug-in's shared ones. The origin they are
+        bound to (None: forgotten). Raises ExchangeNotFound, ExchangeConfigError (a
+        credential, or a plain http base URL)."""
         exchange = self.get(name)
-        self._set(vault.scope_of("exchange", name), exchange.api, given, actor, name)
+        base = str(exchange.config.get(BASE_URL) or "")
+        return self._set(vault.scope_of("exchange", name), exchange.api, given, base, actor, name)
 
     def set_api_credentials(
-        self, api: str, given: Mapping[str, Any] | None, actor: str = ""
-    ) -> None:
+        self,
+        api: str,
+        given: Mapping[str, Any] | None,
+        actor: str = "",
+        base_url: str = "",
+    ) -> str | None:
         """Set (None: forget) the credentials every exchange of plug-in ``api`` uses unless
-        it has its own (HMA's per-API credentials). Raises UnknownExchangeApi,
-        ExchangeConfigError."""
-        registry.get(api)
-        self._set(vault.scope_of("api", api), api, given, actor, f"api {api}")
+        it has its own (HMA's per-API credentials), bound to the origin of ``base_url`` (when
+        not given, the plug-in's default base URL): they apply only to exchanges there. The
+        origin they are bound to (None: forgotten). Raises
+        UnknownExchangeApi, ExchangeConfigError (a credential; no base URL for a plug-in
+        without a default; a plain http one)."""
+        plugin = registry.get(api)
+        base = base_url.strip() or plugin.default_base_url
+        if given is not None and not base:
+            raise ExchangeConfigError(
+                f"base_url: required (the {api} plug-in has no default): the base URL of the "
+                "exchanges these shared credentials are for (they go to no other host)"
+            )
+        return self._set(vault.scope_of("api", api), api, given, base, actor, f"api {api}")
 
     def _set(
-        self, scope: str, api: str, given: Mapping[str, Any] | None, actor: str, subject: str
-    ) -> None:
+        self,
+        scope: str,
+        api: str,
+        given: Mapping[str, Any] | None,
+        base_url: str,
+        actor: str,
+        subject: str,
+    ) -> str | None:
         checked = None if given is None else _check_credentials(registry.get(api), given)
+        if checked is not None:
+            self._check_clear_text(base_url)
         with self.engine.begin() as connection:
             if checked is None:
                 if vault.remove(connection, scope):
                     audit.append(connection, actor, "exchange.credentials.remove", subject,
                                  {"scope": scope})  # fmt: skip
-                return
-            vault.put(connection, self.sealer, scope, checked, self.clock())
+                return None
+            origin = origin_of(base_url)
+            vault.put(connection, self.sealer, scope, checked, origin, self.clock())
             audit.append(connection, actor, "exchange.credentials.set", subject,
-                         {"scope": scope, "fields": sorted(checked)})  # fmt: skip
+                         {"scope": scope, "fields": sorted(checked), "origin": origin})  # fmt: skip
+        return origin
 
     def has_api_credentials(self, api: str) -> bool:
         with self.engine.connect() as connection:
             return vault.has(connection, vault.scope_of("api", api))
 
+    def api_credentials_origin(self, api: str) -> str | None:
+        """The origin the plug-in's shared credentials are for (None: none set). Raises
+        CredentialsUnreadable."""
+        with self.engine.connect() as connection:
+            shared = vault.get(connection, self.sealer, vault.scope_of("api", api))
+        return None if shared is None else shared.origin
+
     def credentials_for(self, name: str) -> dict[str, Any] | None:
-        """The credentials the exchange ``name`` uses, opened: its own, else its plug-in's
-        (None: neither). Raises ExchangeNotFound, CredentialsUnreadable."""
+        """The credentials the exchange ``name`` uses, opened: its own, else its plug-in's,
+        each only when bound to the origin of its base URL now (None: neither). Raises
+        ExchangeNotFound, CredentialsUnreadable."""
         with self.engine.connect() as connection:
             row = self._row(connection, name)
-            own = vault.get(connection, self.sealer, vault.scope_of("exchange", name))
-            if own is not None:
-                return own
-            return vault.get(connection, self.sealer, vault.scope_of("api", row.api))
+            base = str(row.config.get(BASE_URL) or "")
+            bound = self._applying(connection, name, row.api, base)
+        return None if bound is None else bound.values
+
+    def _applying(self, connection: Connection, name: str, api: str, base_url: str) -> Bound | None:
+        """The credentials an exchange at ``base_url`` uses: its own, else its plug-in's, of
+        those bound to that origin. Raises CredentialsUnreadable."""
+        if not base_url:
+            return None
+        origin = origin_of(base_url)
+        for scope in (vault.scope_of("exchange", name), vault.scope_of("api", api)):
+            bound = vault.get(connection, self.sealer, scope)
+            if bound is not None and bound.origin == origin:
+                return bound
+        return None
+
+    def _check_shared(self, connection: Connection, api: str, base_url: str) -> None:
+        """Raise ExchangeConfigError when the plug-in's shared credentials would go to
+        ``base_url`` over plain http."""
+        if not base_url:
+            return
+        try:
+            shared = vault.get(connection, self.sealer, vault.scope_of("api", api))
+        except CredentialsUnreadable:
+            return  # they are sent nowhere: the fetch says why
+        if shared is not None and shared.origin == origin_of(base_url):
+            self._check_clear_text(base_url)
+
+    def _check_clear_text(self, base_url: str) -> None:
+        problem = clear_text_problem(base_url, self.networks)
+        if problem:
+            raise ExchangeConfigError(problem)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -482,8 +597,11 @@ class Exchanges:
         return row
 
     def _exchange(self, connection: Connection, row: Any) -> Exchange:
-        scopes = [vault.scope_of("exchange", row.name), vault.scope_of("api", row.api)]
-        held = any(vault.has(connection, scope) for scope in scopes)
+        try:
+            base = str(row.config.get(BASE_URL) or "")
+            held = self._applying(connection, row.name, row.api, base) is not None
+        except CredentialsUnreadable:
+            held = True  # stored, but they do not open: the fetch says why
         return Exchange(row.id, row.name, row.api, row.list_name, dict(row.config),
                         bool(row.enabled), int(row.interval_seconds), utc(row.created_at),
                         held)  # fmt: skip

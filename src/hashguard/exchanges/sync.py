@@ -47,7 +47,7 @@ from hashguard.exchanges.api import (
     Page,
     Quarantined,
 )
-from hashguard.exchanges.http import MAX_BYTES, Http
+from hashguard.exchanges.http import MAX_BYTES, Http, clear_text_problem
 from hashguard.exchanges.store import (
     BASE_URL,
     ExchangeNotFound,
@@ -316,6 +316,10 @@ class Sync:
                 "plug-in's shared ones"
             )
         base = str(row.config.get(BASE_URL, ""))
+        # credentials bound to this origin (Exchanges.credentials_for), never in clear text
+        problem = clear_text_problem(base, self.networks) if opened is not None else ""
+        if problem:
+            raise ExchangeConfigError(f"exchange {row.name}: {problem}")
         http = (Http(base, self.networks, self.timeout, self.max_bytes, self.resolve) if base
                 else _NoHttp(row.name))  # fmt: skip
         return plugin(plugin_config(row.config), opened, http)

@@ -42,6 +42,7 @@ from hashguard.exchanges.api import (
     Quarantined,
     Schema,
 )
+from hashguard.exchanges.fields import MAX_NUMBER
 from hashguard.exchanges.registry import register
 from hashguard.lists.model import Category, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
@@ -123,11 +124,13 @@ class ThreatExchangeExchange:
             if isinstance(group, float) and not group.is_integer():
                 raise ValueError
             number = int(group)
-        except (TypeError, ValueError):
+            if number > MAX_NUMBER:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             shown = "missing" if group is None else repr(group)[:40]
             raise ExchangeConfigError(
                 f"fb_threatexchange: privacy_group {shown}; expected the privacy group's id "
-                "(a positive number)"
+                f"(a whole number from 1 to {MAX_NUMBER})"
             ) from None
         base_url = config.get("base_url") or cls.default_base_url
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
