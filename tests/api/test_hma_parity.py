@@ -293,7 +293,7 @@ def test_signal_types_and_exact_distances_as_hma_writes_them(hma: Server) -> Non
     listed = hma.get("/c/signal_type", "auditor").json()
     assert listed == [{"name": "pdq", "enabled_ratio": 1.0},
                       {"name": "video_md5", "enabled_ratio": 1.0}]  # fmt: skip
-    assert set(hma.get("/m/index/status", "matcher").json()) == {"pdq", "video_md5"}
+    assert set(hma.get("/m/index/status", "matcher").json()) == {"pdq", "video_md5", "vpdq"}
     _bank(hma, "VIDEOS")
     md5 = hashlib.md5(b"a benign video").hexdigest()
     item = _add(hma, "VIDEOS", {"video_md5": md5})

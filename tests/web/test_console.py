@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, insert, select, update
 
+from hashguard.exchanges import sample
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.store import Exchanges
 from hashguard.lists.model import Category, ChangeKind, ListPolicy
@@ -45,6 +46,10 @@ DELISTED = "f0" * 32
 SECTIONS = ("lists", "exchanges", "index", "matches", "queue", "tester")
 UNREADABLE = ("page 1, record 3", "pdq: expected 64 hex digits, got 63",
               '{"signal": "pdq", "value": "0f0f"}')  # fmt: skip
+
+# What the sample exchange serves, by signal (the console shows its list's counts).
+SAMPLE_PDQ = len(sample.SCENES) + sum(s == "pdq" for s, _ in sample.HMA_EXAMPLES)
+SAMPLE_MD5 = len(sample.SCENES) + sum(s == "md5" for s, _ in sample.HMA_EXAMPLES)
 
 
 def hashes_of(data: bytes) -> dict[str, str]:
@@ -212,12 +217,13 @@ def test_each_role_sees_the_parts_its_role_may_see(
         assert page.locator("#list-known td[data-label=Version]").inner_text() == "4"
         assert "up to date" in page.locator("#list-known td[data-label=Matching]").inner_text()
         assert page.locator("#list-partner").count() == 1
-        assert "PDQ 4" in page.locator("#list-sample").inner_text()  # fetched from the exchange
+        # fetched from the exchange
+        assert f"PDQ {SAMPLE_PDQ}" in page.locator("#list-sample").inner_text()
         assert page.locator("#glance-lists .number").inner_text() == "4"
     if "exchanges" in parts:
         sample = page.locator("#exchange-sample")
         assert sample.get_attribute("data-state") == "current"
-        assert "8 records in all" in sample.inner_text()
+        assert f"{SAMPLE_PDQ + SAMPLE_MD5} records in all" in sample.inner_text()
         peer = page.locator("#exchange-peer")
         assert peer.get_attribute("data-state") == "failing"
         assert "has no credentials" in peer.locator("td[data-label='Last fetch']").inner_text()
@@ -227,9 +233,9 @@ def test_each_role_sees_the_parts_its_role_may_see(
         held = page.locator("#quarantine-peer")
         assert all(text in held.inner_text() for text in UNREADABLE)
     if "index" in parts:
-        # known 1 (its delisted entry left out), partner 1, sample 4
-        assert "PDQ 6" in page.locator("#index-sizes").inner_text()
-        assert "MD5 5" in page.locator("#index-sizes").inner_text()
+        # known 1 (its delisted entry left out), partner 1, and the sample's
+        assert f"PDQ {2 + SAMPLE_PDQ}" in page.locator("#index-sizes").inner_text()
+        assert f"MD5 {1 + SAMPLE_MD5}" in page.locator("#index-sizes").inner_text()
         assert page.locator("#index-ready").inner_text().startswith("Ready")
     if "matches" in parts:
         assert page.locator("#glance-matches .number").inner_text() == "2"

@@ -12,8 +12,8 @@ from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.hashing import hashed
 from hashguard.api.hma.models import (
+    INDEXED,
     KEYED,
-    LISTED,
     MEDIA,
     SIGNALS,
     BySignalType,
@@ -238,7 +238,7 @@ async def index_status(
     age = service.readiness().age
     built = int(time.time() - age) if age is not None else -1
     answer = {}
-    for name in LISTED:
+    for name in INDEXED:
         size = sizes.get(SIGNALS[name], 0)
         answer[name] = {"present": size > 0, "built_to": built if size else -1, "size": size}
     if signal_type is not None:

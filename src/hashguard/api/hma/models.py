@@ -23,6 +23,8 @@ Admin = Annotated[ApiKey, allow()]
 SIGNALS: Final = HMA_SIGNALS
 # What HMA's /c/signal_type and /m/index/status list: HMA's own signal types.
 LISTED: Final = ("pdq", "video_md5")
+# The index also holds vPDQ (HMA's vpdq extension), which /m/index/status shows too.
+INDEXED: Final = (*LISTED, "vpdq")
 CONTENT_SIGNALS: Final = {"photo": ("pdq",), "video": ("video_md5", "vpdq")}
 
 
