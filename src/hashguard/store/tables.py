@@ -796,7 +796,8 @@ class TakedownOutcomeRow(Base):
 
 
 # --- exchanges (issue 20): lists fetched from NCMEC, StopNCII, ThreatExchange, other hashguards -
-# An exchange writes into the list of its own name. Credentials are never stored in the clear:
+# An exchange writes into its list (made with its name; a renamed list keeps its exchange, by
+# id). Credentials are never stored in the clear:
 # ``exchange_credentials`` holds AES-GCM ciphertexts under a key derived from the server's secret.
 
 
