@@ -102,6 +102,57 @@ def test_each_add_is_a_content_item_and_deleting_one_leaves_the_others(hma: Serv
     assert _raw(hma, SAMPLE_PDQ) == []  # the earlier, deleted reports do not come back
 
 
+def _import(hma: Server, bank: str, pdq: str, source: str = "") -> dict[str, Any]:
+    """A plain text import of one value into the bank's list (with ``source``, if given)."""
+    query = f"format=text&signal=pdq{f'&source={source}' if source else ''}"
+    answer = hma.post(f"/v1/lists/{bank}/import?{query}", "curator", content=pdq.encode() + b"\n")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_a_value_imported_as_well_as_added_stays_when_the_items_go(hma: Server) -> None:
+    _bank(hma, "BOTH")
+    after, before = "c3" * 32, "3c" * 32
+    item = _add(hma, "BOTH", {"pdq": after})
+    assert _import(hma, "BOTH", after)["updated"] == 1  # the import holds it too
+    assert _import(hma, "BOTH", after)["unchanged"] == 1  # once
+    hma.request("DELETE", f"/c/bank/BOTH/content/{item}", "curator")
+    assert _own_match(hma, after) == 1  # the import still lists it
+
+    assert _import(hma, "BOTH", before)["added"] == 1  # the other order, as before
+    held = _add(hma, "BOTH", {"pdq": before})
+    hma.request("PUT", f"/c/bank/BOTH/content/{held}", "curator", json={"disable_until_ts": 0})
+    assert _own_match(hma, before) == 1
+    disabled = _add(hma, "BOTH", {"pdq": after})
+    hma.request("PUT", f"/c/bank/BOTH/content/{disabled}", "curator",
+                json={"disable_until_ts": 0})  # fmt: skip
+    assert _own_match(hma, after) == 1
+
+
+def test_lookups_answer_only_ids_that_get_and_delete_serve(hma: Server) -> None:
+    _bank(hma, "KEPT")
+    pdq = "e1" * 32
+    item = _add(hma, "KEPT", {"pdq": pdq})  # it makes the entry, and shares its id
+    assert _import(hma, "KEPT", pdq, source="partner")["updated"] == 1  # a partner holds it too
+    disabled = hma.request("PUT", f"/c/bank/KEPT/content/{item}", "curator",
+                           json={"disable_until_ts": 0})  # fmt: skip
+    assert disabled.status_code == 200
+    assert _raw(hma, pdq) == [item]  # still listed by the partner
+    shown = hma.get(f"/c/bank/KEPT/content/{item}", "auditor").json()
+    assert shown["disable_until_ts"] == 0  # the item, as it stands
+
+    assert hma.request("DELETE", f"/c/bank/KEPT/content/{item}", "curator").json() == {"deleted": 1}
+    assert _raw(hma, pdq) == [item]  # the partner's entry, under its id
+    entry = hma.get(f"/c/bank/KEPT/content/{item}", "auditor", params={"include_signals": "true"})
+    assert entry.status_code == 200, entry.text
+    assert entry.json()["disable_until_ts"] == 1 and entry.json()["signals"] == {"pdq": pdq}
+    again = hma.request("DELETE", f"/c/bank/KEPT/content/{item}", "curator")
+    assert again.json() == {"deleted": 1}  # the entry, by that id
+    assert _raw(hma, pdq) == [] and _own_match(hma, pdq) == 0
+    assert hma.get(f"/c/bank/KEPT/content/{item}", "auditor").status_code == 404
+    assert hma.request("DELETE", f"/c/bank/KEPT/content/{item}", "curator").json() == {"deleted": 0}
+
+
 def test_metadata_and_notes_are_stored_and_validated_as_hma_does(hma: Server) -> None:
     _bank(hma, "NOTES")
     photo = ("x.jpg", jpeg(5, 256, 256))
@@ -196,9 +247,23 @@ def test_a_bank_is_renamed_and_keeps_its_content(hma: Server) -> None:
     missing = hma.request("PUT", "/c/bank/NO_SUCH", "curator", json={"name": "OTHER"})
     assert (missing.status_code, missing.json()) == (404, {"message": "Bank not found"})
 
+    bad_ratio = hma.request("PUT", "/c/bank/BEFORE", "curator",
+                            json={"name": "AFTER", "enabled_ratio": 2})  # fmt: skip
+    assert bad_ratio.json() == {"message": "enabled_ratio must be between 0 and 1"}
+    assert hma.get("/c/bank/AFTER", "auditor").status_code == 404  # 400, and nothing changed
+    taken = hma.request("PUT", "/c/bank/BEFORE", "curator",
+                        json={"name": "TAKEN", "enabled_ratio": 0.5})  # fmt: skip
+    assert taken.status_code == 403
+    assert hma.get("/c/bank/BEFORE", "auditor").json()["matching_enabled_ratio"] == 1.0
+
     renamed = hma.request("PUT", "/c/bank/BEFORE", "curator", json={"name": "AFTER"})
     assert renamed.status_code == 200, renamed.text
     assert renamed.json() == {"name": "AFTER", "matching_enabled_ratio": 1.0}
+    both = hma.request("PUT", "/c/bank/AFTER", "curator",
+                       json={"name": "LATER", "enabled_ratio": 0.5})  # fmt: skip
+    assert both.json() == {"name": "LATER", "matching_enabled_ratio": 0.5}
+    assert hma.request("PUT", "/c/bank/LATER", "curator",
+                       json={"name": "AFTER", "enabled_ratio": 1}).status_code == 200  # fmt: skip
     assert hma.get("/c/bank/BEFORE", "auditor").status_code == 404
     found = hma.get("/m/lookup", "matcher", params={"signal_type": "pdq", "signal": pdq})
     assert found.json() == {"AFTER": [{"bank_content_id": item, "distance": "0"}]}
@@ -228,7 +293,7 @@ def test_signal_types_and_exact_distances_as_hma_writes_them(hma: Server) -> Non
     listed = hma.get("/c/signal_type", "auditor").json()
     assert listed == [{"name": "pdq", "enabled_ratio": 1.0},
                       {"name": "video_md5", "enabled_ratio": 1.0}]  # fmt: skip
-    assert set(hma.get("/m/index/status", "matcher").json()) == {"pdq", "video_md5"}
+    assert set(hma.get("/m/index/status", "matcher").json()) == {"pdq", "video_md5", "vpdq"}
     _bank(hma, "VIDEOS")
     md5 = hashlib.md5(b"a benign video").hexdigest()
     item = _add(hma, "VIDEOS", {"video_md5": md5})

@@ -18,8 +18,11 @@ from hashguard.api import ServiceSettings
 from hashguard.api.auth import route_roles
 from hashguard.api.service import hotline_settings
 from hashguard.app import create_app
+from hashguard.exchanges.credentials import Sealer
+from hashguard.exchanges.store import Exchanges
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
+from hashguard.review.webhook import load_secret
 from hashguard.signals.digests import Md5Signal
 from hashguard.signals.pdq import PdqSignal
 from hashguard.store.api_keys import ApiKeyStore, Role
@@ -574,6 +577,24 @@ def test_an_entry_reinstated_through_the_api_matches_at_once_and_is_audited(
         {"signal": "md5", "value": values[1], "reason": "reassessed by the owner", "version": 7},
     ]
     assert server.request("DELETE", "/v1/lists/delta", "admin").status_code == 200
+
+
+def test_a_list_an_exchange_fills_is_refused_removal_naming_it(server: Server) -> None:
+    engine = open_engine(server.database_url)
+    exchanges = Exchanges(engine, ListStore(engine), Sealer(load_secret(server.secret_file)))
+    exchanges.add("SAMPLE", "sample", enabled=False, actor="setup")
+    said = "list SAMPLE is filled by exchange SAMPLE: remove the exchange first"
+    try:
+        refused = server.request("DELETE", "/v1/lists/SAMPLE", "admin")
+        assert refused.status_code == 409
+        assert refused.json() == {"error": {"status": 409, "code": "conflict", "message": said}}
+        hma = server.request("DELETE", "/c/bank/SAMPLE", "admin")
+        assert (hma.status_code, hma.json()) == (409, {"message": said})
+        assert server.get("/v1/lists/SAMPLE", "auditor").status_code == 200
+    finally:
+        exchanges.remove("SAMPLE", actor="setup")
+        engine.dispose()
+    assert server.request("DELETE", "/v1/lists/SAMPLE", "admin").status_code == 200
 
 
 def test_keys_through_the_api_are_audited_and_revoked_at_once(server: Server) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
+from hashguard.store import audit
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import ExchangeCredentialRow
@@ -150,14 +151,20 @@ def test_credentials_come_from_a_file_or_stdin_and_are_never_shown_or_stored_pla
     given = exchanges(config, "credentials", "set", "--exchange", "PEER", "--file", "-",
                       stdin=document)  # fmt: skip
     assert given.returncode == 0, given.stderr
-    assert given.stdout == "credentials of exchange PEER: set (sealed; fields api_key)\n"
+    assert given.stdout == (
+        f"credentials of exchange PEER: set (sealed; fields api_key; sent to {feed.url} only)\n"
+    )
     fetched = exchanges(config, "fetch", "PEER")
     assert fetched.returncode == 0, fetched.stderr
 
-    # shared credentials of the plug-in, from a file
-    shared = exchanges(config, "credentials", "set", "hashguard", "--file",
-                       str(credentials_file(tmp_path, feed)))  # fmt: skip
+    # shared credentials of the plug-in, from a file, for the base URL named (it has no default)
+    unnamed = exchanges(config, "credentials", "set", "hashguard", "--file",
+                        str(credentials_file(tmp_path, feed)))  # fmt: skip
+    assert unnamed.returncode == 1 and "base_url: required" in unnamed.stderr
+    shared = exchanges(config, "credentials", "set", "hashguard", "--base-url", feed.url,
+                       "--file", str(credentials_file(tmp_path, feed)))  # fmt: skip
     assert shared.returncode == 0, shared.stderr
+    assert shared.stdout.endswith(f"sent to {feed.url} only)\n")
 
     outputs = [added, given, fetched, shared,
                exchanges(config, "status"), exchanges(config, "list")]  # fmt: skip
@@ -276,3 +283,35 @@ def test_bad_input_is_one_line_and_exit_status_1(
     assert ran.returncode == 1, ran.stdout
     assert ran.stderr.startswith("hashguard: ") and ran.stderr.count("\n") == 1, ran.stderr
     assert message in ran.stderr
+
+
+def test_an_operator_sets_where_the_next_fetch_starts(
+    config: Path, feed: PeerFeed, tmp_path: Path, database_url: str
+) -> None:
+    add_peer(config, feed, tmp_path)
+    assert exchanges(config, "fetch", "PEER").returncode == 0
+    shown = exchanges(config, "checkpoint", "PEER")
+    assert (
+        shown.returncode == 0 and shown.stdout.strip() == 'exchange PEER: checkpoint {"version": 3}'
+    )
+
+    moved = exchanges(config, "checkpoint", "PEER", "--set", '{"version": 1}', "--actor", "ops")
+    assert moved.returncode == 0, moved.stderr
+    assert 'checkpoint set to {"version": 1}; next fetch due now' in moved.stdout
+    again = exchanges(config, "fetch", "PEER")
+    assert again.returncode == 0 and "2 record(s) applied" in again.stdout
+
+    for given, said in [('{"version": -1}', 'expected {"version": N}'), ("[1]", "JSON object"),
+                        ("{version", "not JSON")]:  # fmt: skip
+        refused = exchanges(config, "checkpoint", "PEER", "--set", given)
+        assert refused.returncode == 1 and said in refused.stderr
+        assert "Traceback" not in refused.stderr
+    assert exchanges(config, "checkpoint", "PEER", "--set", "null").returncode == 0
+    assert exchanges(config, "checkpoint", "PEER").stdout.strip().endswith("checkpoint null")
+    engine = open_engine(database_url)
+    try:
+        moves = audit.events(engine, action="exchange.checkpoint")
+    finally:
+        engine.dispose()
+    assert [json.loads(e.details)["after"] for e in moves] == [{"version": 1}, None]
+    assert moves[0].actor == "ops" and moves[1].actor.endswith("(cli)")

@@ -3,9 +3,15 @@ database file."""
 
 import hashlib
 import json
+import secrets
 from pathlib import Path
 
 import pytest
+
+from hashguard.exchanges.credentials import Sealer
+from hashguard.exchanges.store import Exchanges
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 from support.invoke import Ran, hashguard
 
@@ -167,3 +173,22 @@ def test_an_import_of_another_kind_of_hash_says_so(listed: Path, tmp_path: Path)
     right.write_text("\n".join(PDQ[::-1]) + "\n" + "3c" * 32 + "\n")
     quiet = run(listed, "import", "demo", str(right), "-f", "text", "-s", "pdq")
     assert quiet.returncode == 0 and quiet.stderr == ""
+
+
+def test_remove_refuses_a_list_an_exchange_fills_naming_it(database_url: str) -> None:
+    engine = open_engine(database_url)
+    exchanges = Exchanges(engine, ListStore(engine), Sealer(secrets.token_bytes(32)))
+    exchanges.add("SAMPLE", "sample", enabled=False)
+    url = ["--database-url", database_url]
+    refused = hashguard("lists", "remove", "SAMPLE", *url)
+    assert (refused.returncode, refused.stdout) == (1, "")
+    assert refused.stderr == (
+        "hashguard: list SAMPLE is filled by exchange SAMPLE: remove the exchange first\n"
+    )
+    assert [h.name for h in exchanges.lists.lists()] == ["SAMPLE"]
+    exchanges.remove("SAMPLE")
+    engine.dispose()
+    removed = hashguard("lists", "remove", "SAMPLE", *url)
+    assert (removed.returncode, removed.stdout) == (0, "removed list SAMPLE (version 0)\n")
+    missing = hashguard("lists", "remove", "SAMPLE", *url)
+    assert (missing.returncode, missing.stderr) == (1, "hashguard: no list named 'SAMPLE'\n")

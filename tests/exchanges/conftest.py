@@ -29,7 +29,7 @@ def secret() -> bytes:
 
 @pytest.fixture
 def exchanges(engine: Engine, clock: Clock, secret: bytes) -> Exchanges:
-    return Exchanges(engine, Committed(engine), Sealer(secret), clock)
+    return Exchanges(engine, Committed(engine), Sealer(secret), clock, LOOPBACK)
 
 
 @pytest.fixture

@@ -8,12 +8,13 @@ import pytest
 from sqlalchemy import Engine, select, text
 
 from hashguard.exchanges import credentials
-from hashguard.exchanges.credentials import CredentialsUnreadable, Sealer
+from hashguard.exchanges.credentials import Bound, CredentialsUnreadable, Sealer
 from hashguard.store import audit
 from hashguard.store.tables import ExchangeCredentialRow
 
 API_KEY = "tok-" + secrets.token_hex(12)
 SECRET = secrets.token_bytes(32)
+ORIGIN = "https://hashsharing.ncmec.org:443"
 
 
 def _raw(engine: Engine) -> str:
@@ -29,14 +30,16 @@ def test_credentials_are_sealed_in_the_database_and_open_for_their_scope_only(
     sealer = Sealer(SECRET)
     with caplog.at_level(logging.DEBUG):
         with engine.begin() as connection:
-            credentials.put(connection, sealer, "exchange:NCMEC", {"api_key": API_KEY})
-            credentials.put(connection, sealer, "api:ncmec", {"user": "u", "password": API_KEY})
+            credentials.put(connection, sealer, "exchange:NCMEC", {"api_key": API_KEY}, ORIGIN)
+            credentials.put(
+                connection, sealer, "api:ncmec", {"user": "u", "password": API_KEY}, ORIGIN
+            )
         with engine.connect() as connection:
-            assert credentials.get(connection, sealer, "exchange:NCMEC") == {"api_key": API_KEY}
-            assert credentials.get(connection, sealer, "api:ncmec") == {
-                "user": "u",
-                "password": API_KEY,
-            }
+            assert credentials.get(connection, sealer, "exchange:NCMEC") == Bound(
+                ORIGIN, {"api_key": API_KEY})  # fmt: skip
+            shared = credentials.get(connection, sealer, "api:ncmec")
+            assert shared == Bound(ORIGIN, {"user": "u", "password": API_KEY})
+            assert API_KEY not in repr(shared)
             assert credentials.get(connection, sealer, "exchange:OTHER") is None
     raw = _raw(engine)
     assert "exchange:NCMEC" in raw and API_KEY not in raw and "api_key" not in raw
@@ -60,7 +63,7 @@ def test_credentials_are_sealed_in_the_database_and_open_for_their_scope_only(
 
 def test_another_secret_cannot_open_them_and_says_to_rotate(engine: Engine) -> None:
     with engine.begin() as connection:
-        credentials.put(connection, Sealer(SECRET), "exchange:NCMEC", {"api_key": API_KEY})
+        credentials.put(connection, Sealer(SECRET), "exchange:NCMEC", {"api_key": API_KEY}, ORIGIN)
     other = Sealer(secrets.token_bytes(32))
     said = r"exchange:NCMEC.*another server secret.*rotate"
     with (
@@ -74,14 +77,16 @@ def test_another_secret_cannot_open_them_and_says_to_rotate(engine: Engine) -> N
 def test_rotation_reseals_every_row_or_none(engine: Engine) -> None:
     old, new = SECRET, secrets.token_bytes(32)
     with engine.begin() as connection:
-        credentials.put(connection, Sealer(old), "exchange:A", {"api_key": "a-" + API_KEY})
-        credentials.put(connection, Sealer(old), "api:stopncii", {"key": "b-" + API_KEY})
+        credentials.put(connection, Sealer(old), "exchange:A", {"api_key": "a-" + API_KEY}, ORIGIN)
+        credentials.put(connection, Sealer(old), "api:stopncii", {"key": "b-" + API_KEY}, ORIGIN)
     before = _raw(engine)
 
     assert credentials.rotate(engine, old, new) == 2
     with engine.connect() as connection:
-        assert credentials.get(connection, Sealer(new), "exchange:A") == {"api_key": "a-" + API_KEY}
-        assert credentials.get(connection, Sealer(new), "api:stopncii") == {"key": "b-" + API_KEY}
+        assert credentials.get(connection, Sealer(new), "exchange:A") == Bound(
+            ORIGIN, {"api_key": "a-" + API_KEY})  # fmt: skip
+        assert credentials.get(connection, Sealer(new), "api:stopncii") == Bound(
+            ORIGIN, {"key": "b-" + API_KEY})  # fmt: skip
         with pytest.raises(CredentialsUnreadable):
             credentials.get(connection, Sealer(old), "exchange:A")
     assert API_KEY not in _raw(engine)
@@ -92,7 +97,9 @@ def test_rotation_reseals_every_row_or_none(engine: Engine) -> None:
 
     # A third secret's row: nothing is re-sealed, the error names the scope.
     with engine.begin() as connection:
-        credentials.put(connection, Sealer(secrets.token_bytes(32)), "exchange:Z", {"k": "v"})
+        credentials.put(
+            connection, Sealer(secrets.token_bytes(32)), "exchange:Z", {"k": "v"}, ORIGIN
+        )
     after = _raw(engine)
     newer = secrets.token_bytes(32)
     with pytest.raises(CredentialsUnreadable, match="exchange:Z"):

@@ -50,6 +50,7 @@ def test_links_under_the_base_url_are_followed_and_links_elsewhere_refused_by_na
     with website({"/feed/page2": Page(b"two", "text/plain")}) as site:
         http = Http(site.url + "/feed", LOOPBACK)
         assert http.request("GET", f"{site.url}/feed/page2").body == b"two"
+        another_port = site.url[:-1] + ("8" if site.url.endswith("9") else "9")
         for link, said in [
             (f"{site.url}/admin", "leads outside /feed"),
             (f"{site.url}/feed/../admin", "leads outside /feed"),
@@ -58,7 +59,7 @@ def test_links_under_the_base_url_are_followed_and_links_elsewhere_refused_by_na
             (f"http://127.0.0.2:{site.port}/feed/page2", "another host"),
             (f"http://localhost:{site.port}/feed/page2", "another host"),
             (f"https://127.0.0.1:{site.port}/feed/page2", "another host, scheme or port"),
-            (f"{site.url[:-1]}9/feed/page2", "another host, scheme or port"),
+            (f"{another_port}/feed/page2", "another host, scheme or port"),
         ]:
             with pytest.raises(OutsideExchange, match=said) as refused:
                 http.request("GET", link + "?token=" + SECRET)
@@ -67,19 +68,55 @@ def test_links_under_the_base_url_are_followed_and_links_elsewhere_refused_by_na
         assert site.fetched == ["/feed/page2"]
 
 
-def test_get_follows_redirects_on_the_same_host_only_and_other_methods_none() -> None:
-    pages = {"/x/old": redirect("/x/new"), "/x/new": Page(b"new", "text/plain"),
-             "/x/away": redirect("http://elsewhere.test/x/new")}  # fmt: skip
+def test_get_follows_redirects_under_the_base_url_only_and_other_methods_none() -> None:
+    keys = {"x-functions-key": SECRET, "Ocp-Apim-Subscription-Key": SECRET + "-2"}
+    with website({"/admin/secrets": Page(b"{}"), "/x/new": Page(b"elsewhere")}) as other:
+        pages = {"/x/old": redirect("/x/new"), "/x/new": Page(b"new", "text/plain"),
+                 "/x/away": redirect("http://elsewhere.test/x/new"),
+                 "/x/port": redirect(f"{other.url}/admin/secrets"),
+                 "/x/same-path-other-port": redirect(f"{other.url}/x/new"),
+                 "/x/up": redirect("/admin/secrets"), "/x/dots": redirect("../admin/secrets"),
+                 "/x/scheme": redirect("https://127.0.0.1/x/new"),
+                 "/x/loop": redirect("/x/loop")}  # fmt: skip
 
-    def posted(path: str, headers: dict[str, str], body: bytes) -> Page:
-        return redirect("/x/new", 307)
+        def posted(path: str, headers: dict[str, str], body: bytes) -> Page:
+            return redirect("/x/new", 307)
 
-    with website(pages, posted=posted) as site:
-        http = Http(site.url + "/x", LOOPBACK)
-        assert http.request("GET", "old").body == b"new"
-        assert http.request("POST", "old", body=b"{}").status == 307
-        with pytest.raises(ExchangeUnavailable, match="another host"):
-            http.request("GET", "away")
+        with website(pages, posted=posted) as site:
+            http = Http(site.url + "/x", LOOPBACK)
+            assert http.request("GET", "old", headers=keys).body == b"new"
+            assert http.request("POST", "old", body=b"{}").status == 307
+            for path, said in [
+                ("away", "another host"),
+                ("port", "another host, scheme or port"),
+                ("same-path-other-port", "another host, scheme or port"),
+                ("scheme", "another host, scheme or port"),
+                ("up", "leads outside /x"),
+                ("dots", "leads outside /x"),
+            ]:
+                with pytest.raises(OutsideExchange, match=said) as refused:
+                    http.request("GET", path, headers=keys)
+                assert "redirected away from the exchange's base URL" in str(refused.value)
+            with pytest.raises(ExchangeUnavailable, match="more than 3 redirects"):
+                http.request("GET", "loop")
+            assert site.fetched.count("/admin/secrets") == 0
+        # The exchange's keys never reached another port of its host.
+        assert other.fetched == []
+
+
+def test_an_https_exchange_is_never_followed_down_to_http() -> None:
+    http = Http("https://exchange.example/v1")
+    here = "https://exchange.example/v1/FetchHashes?token=" + SECRET
+    assert http.redirected(here, "/v1/page2") == "https://exchange.example/v1/page2"
+    for location in (
+        "http://exchange.example/v1/page2",
+        "http://exchange.example:443/v1/x",
+        "https://exchange.example:8443/v1/page2",
+        "//other.example/v1/page2",
+    ):
+        with pytest.raises(OutsideExchange) as refused:
+            http.redirected(here, location)
+        assert SECRET not in str(refused.value)
 
 
 def test_loopback_is_refused_unless_its_network_is_named() -> None:

@@ -394,7 +394,7 @@ def test_sync_fetches_ncmec_into_its_list_and_a_deletion_stops_matching(engine: 
     scene = registry_signals.get("pdq").hash(jpeg(11))
     now = datetime.now(UTC)
     lists = ListStore(engine)
-    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)), networks=LOOPBACK)
     with NcmecStandIn(page_size=2) as stand_in:
         stand_in.add(7, "scene", at=now - timedelta(hours=2), classification="A1", pdq=scene.hex)
         stand_in.add(7, "other", at=now - timedelta(hours=2), classification="A2", md5=md5(1))
@@ -430,3 +430,26 @@ def test_sync_fetches_ncmec_into_its_list_and_a_deletion_stops_matching(engine: 
         assert matcher.refresh() >= 1
         assert matcher.match(Query.of([("pdq", scene)])) == []
         assert matcher.match(query.parse("md5", md5(1))) != []
+
+
+def test_an_entry_whose_member_name_no_list_can_keep_is_quarantined_on_either_database(
+    engine: Engine,
+) -> None:
+    """A member name longer than a list keeps (200 characters): PostgreSQL would refuse the
+    entry's row and, with it, the whole fetch, every time."""
+    now = datetime.now(UTC)
+    exchanges = Exchanges(engine, ListStore(engine), Sealer(secrets.token_bytes(32)))
+    with NcmecStandIn(members={7: "M" * 250, 8: "Other ESP"}) as stand_in:
+        stand_in.add(7, "long", at=now - timedelta(hours=2), md5=md5(1))
+        stand_in.add(8, "fine", at=now - timedelta(hours=1), md5=md5(2))
+        exchanges.add("ncmec", "ncmec", {"base_url": stand_in.url},
+                      {"username": stand_in.username, "password": stand_in.password})  # fmt: skip
+        fetched = Sync(exchanges, networks=LOOPBACK).fetch("ncmec")
+    assert fetched.succeeded, fetched.error
+    # Each entry is a submission and the withdrawal of what it no longer lists: the long one's
+    # submission is quarantined, its withdrawal (of nothing held) applies.
+    assert (fetched.records, fetched.quarantined) == (3, 1)
+    assert [e.value for e in exchanges.lists.entries("ncmec")[1]] == [md5(2)]
+    (held,) = exchanges.quarantined("ncmec")
+    assert "submitted_by is 250 characters long" in held.reason
+    assert exchanges.status("ncmec").checkpoint_ts is not None

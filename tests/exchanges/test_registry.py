@@ -17,6 +17,7 @@ class _Throwaway:
     credentials_schema = None
     default_base_url = ""
     supports_feedback = False
+    local = False
 
 
 @pytest.fixture
@@ -40,3 +41,15 @@ def test_a_name_is_held_by_one_plug_in(throwaway: type) -> None:
     with pytest.raises(ValueError, match="registered already"):
         registry.register(other)  # type: ignore[type-var]
     registry.register(throwaway)  # type: ignore[type-var]  # the same class again: no change
+
+
+def test_a_plug_in_declares_whether_it_reaches_a_host() -> None:
+    plugins = registry.installed()
+    assert {name: plugin.local for name, plugin in plugins.items()} == {
+        name: name == "sample" for name in plugins
+    }
+    undeclared = type("Undeclared", (), {k: v for k, v in vars(_Throwaway).items()
+                                         if k != "local"})  # fmt: skip
+    with pytest.raises(ValueError, match="Undeclared does not declare local"):
+        registry.register(undeclared)
+    assert "throwaway_test" not in registry.installed()

@@ -5,6 +5,8 @@ deadline, refused keys said clearly without the keys, feedback as StopNCII takes
 
 import ipaddress
 import json
+import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -410,7 +412,7 @@ def synced(database_url: str) -> Iterator[tuple[Any, Any]]:
     engine = open_engine(database_url)
     lists = ListStore(engine)
     try:
-        yield Exchanges(engine, lists, Sealer(secrets.token_bytes(32))), lists
+        yield Exchanges(engine, lists, Sealer(secrets.token_bytes(32)), networks=LOOPBACK), lists
     finally:
         engine.dispose()
 
@@ -453,9 +455,11 @@ def test_sync_applies_fetches_a_following_matcher_stops_matching_a_withdrawal(
         later = Sync(exchanges, LOOPBACK).fetch("stopncii")
         assert (later.succeeded, later.records, later.quarantined) == (True, 2, 0), later.error
         assert stopncii.fetches()[asked].params["startTimestamp"] != "10"
-        assert eventually(lambda: matcher.match(query) == [], timeout=5.0)
+        # The follower takes the fetch's changes as they come (not necessarily in one step).
         seven = Query.of([("pdq", PdqHash(bytes.fromhex(pdq(7)), 100))])
-        assert len(matcher.match(seven)) == 1
+        assert eventually(
+            lambda: matcher.match(query) == [] and len(matcher.match(seven)) == 1, timeout=5.0
+        )
     finally:
         matcher.close()
 
@@ -493,3 +497,100 @@ def test_sync_names_a_skipped_page_and_refused_keys_in_the_status_and_audit_log(
     logged = " ".join(e.details for e in audit.events(exchanges.engine, limit=1000))
     for key in (FETCH_KEY, SUBSCRIPTION_KEY):
         assert key not in status.last_error and key not in logged
+
+
+def test_a_next_set_timestamp_in_the_future_never_becomes_the_checkpoint(
+    stopncii: StopNciiStandIn,
+) -> None:
+    stopncii.add(pdq(1))
+    began = int(time.time())
+    stopncii.now = began + 30 * 86_400  # StopNCII's clock a month ahead
+    stopncii.add(pdq(2))
+
+    pages = list(exchange(stopncii).fetch(None))
+    assert values(pages) == [("add", "pdq", pdq(1)), ("add", "pdq", pdq(2))]
+    checkpoint = pages[-1].checkpoint
+    assert checkpoint is not None and began <= checkpoint["nextSetTimestamp"] <= time.time()
+    (note,) = [q for page in pages for q in page.quarantined]
+    assert f"nextSetTimestamp {stopncii.now + 1}" in note.position
+    assert "after this fetch began" in note.reason
+
+    # The victim withdraws pdq(1) meanwhile: the next fetch still reads it.
+    stopncii.now = began + 60
+    stopncii.withdraw(pdq(1))
+    later = list(exchange(stopncii).fetch(checkpoint))
+    assert ("delete", "pdq", pdq(1)) in values(later)
+
+
+def test_a_page_that_stays_broken_is_never_probed_past_the_fetchs_start(
+    stopncii: StopNciiStandIn,
+) -> None:
+    stopncii.add(pdq(1))
+    stopncii.corrupt_next(1000)
+    with pytest.raises(ExchangeUnavailable, match="no page from startTimestamp 10 on"):
+        list(exchange(stopncii, skip_seconds=86_400 * 30).fetch(None))
+    asked = [int(r.params["startTimestamp"]) for r in stopncii.fetches()]
+    assert max(asked) <= time.time()
+
+
+def test_case_numbers_of_any_shape_never_fail_the_fetch(stopncii: StopNciiStandIn) -> None:
+    stopncii.add(pdq(1))
+    for cases in ({CASE: ["Withdrawn"]}, {CASE: {"status": "Withdrawn"}}, [CASE], "Withdrawn"):
+        stopncii.add_raw({"signalType": "ImagePDQ", "hashValue": pdq(2), "hashStatus": "Paused",
+                          "caseNumbers": cases})  # fmt: skip
+    stopncii.add(pdq(3))
+    skipped: Counter[str] = Counter()
+    pages = list(exchange(stopncii, page_size=10).fetch(None))
+    for page in pages:
+        skipped.update(page.skipped)
+    # An unknown status whose cases do not all say withdrawn never activates the hash.
+    assert values(pages) == [("add", "pdq", pdq(1)), ("add", "pdq", pdq(3))]
+    assert skipped == Counter({"records of status 'Paused' (not activated)": 4})
+
+
+def test_the_quarantines_instruction_fetches_a_skipped_withdrawal_again(
+    stopncii: StopNciiStandIn, synced: tuple[Any, Any]
+) -> None:
+    """A withdrawal in a span skipped past (its page stayed unreadable) is applied once the
+    operator sets the checkpoint the quarantined record names and StopNCII serves it again."""
+    from hashguard.exchanges.store import FetchRunning
+    from hashguard.exchanges.sync import Sync
+    from hashguard.lists.model import EntryStatus
+    from hashguard.store import audit
+
+    exchanges, lists = synced
+    for n in range(1, 4):
+        stopncii.add(pdq(n))
+    exchanges.add("stopncii", "stopncii", {"base_url": stopncii.base_url, "page_size": 2}, KEYS)
+    sync = Sync(exchanges, LOOPBACK)
+    assert sync.fetch("stopncii").records == 3
+    stopncii.withdraw(pdq(2))
+    (withdrawal,) = [s for s in stopncii.records if s.key == ("ImagePDQ", pdq(2))]
+    withdrawal.poisoned = True  # every page holding the withdrawal is broken
+    for n in range(4, 7):
+        stopncii.add(pdq(n))
+    assert sync.fetch("stopncii").quarantined == 1
+    entries = {e.value: e.status for e in lists.entries("stopncii")[1]}
+    assert entries[pdq(2)] is EntryStatus.ACTIVE  # the withdrawal was skipped past
+
+    (held,) = exchanges.quarantined("stopncii")
+    told = re.search(r"set the checkpoint to (\{.*\})", held.reason)
+    assert told is not None
+    for refused in ({"nextSetTimestamp": "soon"}, {"update_time": 5},
+                    {"nextSetTimestamp": int(time.time()) + 86_400}):  # fmt: skip
+        with pytest.raises(ExchangeConfigError, match="nextSetTimestamp"):
+            exchanges.set_checkpoint("stopncii", refused, actor="operator")
+    lease = sync.claim("stopncii")
+    with pytest.raises(FetchRunning):
+        exchanges.set_checkpoint("stopncii", json.loads(told.group(1)), actor="operator")
+    sync.run(lease)
+
+    withdrawal.poisoned = False  # StopNCII serves that span again
+    exchanges.set_checkpoint("stopncii", json.loads(told.group(1)), actor="operator")
+    assert exchanges.checkpoint("stopncii") == json.loads(told.group(1))
+    assert sync.fetch("stopncii").succeeded
+    entries = {e.value: e.status for e in lists.entries("stopncii")[1]}
+    assert entries[pdq(2)] is EntryStatus.DELETED
+    (event,) = audit.events(exchanges.engine, action="exchange.checkpoint")
+    assert (event.actor, json.loads(event.details)["after"]) == (
+        "operator", json.loads(told.group(1)))  # fmt: skip

@@ -59,6 +59,7 @@ def test_a_hashguard_origin_is_fetched_then_followed_from_its_checkpoint(
     exchanges.add("PEER", "hashguard", {"base_url": origin.url, "list": "known"},
                   {"api_key": origin.tokens["auditor"]}, interval=300)  # fmt: skip
     assert exchanges.lists.get("PEER").category is Category.KNOWN_CSAM
+    assert isinstance(exchanges.lists, Committed) and exchanges.lists.told == 1  # the new list
 
     first = sync.fetch("PEER")
     assert (first.succeeded, first.records, first.up_to_date) == (True, 2, True)
@@ -67,7 +68,7 @@ def test_a_hashguard_origin_is_fetched_then_followed_from_its_checkpoint(
     assert (status.last_fetch_succeeded, status.up_to_date, status.fetched_items) == (True, True, 2)
     assert status.running_fetch_start_ts is None and status.checkpoint_ts is not None
     assert status.next_fetch_at == clock.at.replace(minute=5)
-    assert isinstance(exchanges.lists, Committed) and exchanges.lists.told == 1
+    assert exchanges.lists.told == 2
 
     # The origin deletes A and adds C: the next fetch reads those two changes only.
     origin_engine = open_engine(origin.database_url)
@@ -83,7 +84,9 @@ def test_a_hashguard_origin_is_fetched_then_followed_from_its_checkpoint(
     # A restart (new objects, a new connection) resumes from the stored checkpoint.
     engine = open_engine(exchanges.engine.url.render_as_string(hide_password=False))
     try:
-        again = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock), LOOPBACK)
+        again = Sync(
+            Exchanges(engine, ListStore(engine), Sealer(secret), clock, LOOPBACK), LOOPBACK
+        )
         resumed = again.fetch("PEER")
         assert (resumed.succeeded, resumed.records, resumed.counts["pages"]) == (True, 0, 0)
         origin_store.apply("known", [Submission("md5", _md5(9))])
@@ -177,7 +180,7 @@ def test_an_exchange_claimed_by_one_instance_is_not_fetched_by_another_until_its
     feed.changes = [change(1, A)]
     add_peer(exchanges, feed)
     first = Sync(exchanges, LOOPBACK)
-    second = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock), LOOPBACK)
+    second = Sync(Exchanges(engine, ListStore(engine), Sealer(secret), clock, LOOPBACK), LOOPBACK)
 
     (candidate,) = first.due(clock())
     lease = first.claim_due(candidate)
@@ -205,8 +208,10 @@ def test_two_schedulers_on_one_database_fetch_each_exchange_once(
             served.changes = [change(1, _md5(n))]
             add_peer(exchanges, served, name=f"PEER{n}")
         engines = [open_engine(database_url) for _ in range(2)]
-        schedulers = [Scheduler(Sync(Exchanges(e, ListStore(e), Sealer(secret), clock), LOOPBACK))
-                      for e in engines]  # fmt: skip
+        schedulers = [
+            Scheduler(Sync(Exchanges(e, ListStore(e), Sealer(secret), clock, LOOPBACK), LOOPBACK))
+            for e in engines
+        ]
         together = threading.Barrier(2)
         done: list[list[object]] = [[], []]
 
@@ -246,3 +251,37 @@ def test_the_scheduler_thread_fetches_what_is_due_and_at_once_when_woken(
     finally:
         scheduler.stop()
     assert len(audit.events(exchanges.engine, action="exchange.fetch")) == 2
+
+
+def test_a_change_the_list_refuses_is_quarantined_and_the_fetch_goes_on(
+    exchanges: Exchanges, sync: Sync, feed: PeerFeed, engine: Engine
+) -> None:
+    """A change the origin's feed holds that this list cannot take (a change to a value it
+    lacks, here because the add before it was unreadable; a name the database cannot hold) is
+    found and quarantined; the changes before and after it apply and the checkpoint moves."""
+    unreadable_add = change(1, A)
+    unreadable_add["provenance"] = "not an object"
+    nul_name = change(4, C)
+    nul_name["provenance"] = {"submitted_by": "Hotline\x00NL", "assessed_by": "", "sources": []}
+    feed.changes = [unreadable_add, change(2, B), change(3, A, kind="delete"), nul_name,
+                    change(5, _md5(5))]  # fmt: skip
+    add_peer(exchanges, feed)
+    fetched = sync.fetch("PEER")
+    assert fetched.succeeded, fetched.error
+    refused_by_database = engine.dialect.name == "postgresql"  # SQLite keeps a NUL
+    held = {q.position: q for q in exchanges.quarantined("PEER")}
+    assert "change 1 (after version 0)" in held
+    assert "does not hold" in held["page 1, record 2"].reason  # the delete of A, named
+    assert "the list refused it" in held["page 1, record 2"].reason
+    applied = {B, _md5(5)} | (set() if refused_by_database else {C})
+    assert set(_held(exchanges.lists, "PEER")) == applied
+    if refused_by_database:
+        assert "the database refused it" in held["page 1, record 3"].reason
+    assert fetched.quarantined == len(held) == (3 if refused_by_database else 2)
+    assert fetched.records == len(applied)
+    assert exchanges.status("PEER").failures == 0
+
+    # The checkpoint moved past them: the next fetch does not read them again.
+    feed.changes.append(change(6, _md5(6)))
+    again = sync.fetch("PEER")
+    assert (again.succeeded, again.records, again.quarantined) == (True, 1, 0)

@@ -249,7 +249,7 @@ def test_sync_fetches_a_privacy_group_and_its_tombstone_stops_matching(engine: E
     withdraws it; a corrupt update is quarantined while the rest applies."""
     scene = signals.get("pdq").hash(jpeg(12))
     lists = ListStore(engine)
-    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)))
+    exchanges = Exchanges(engine, lists, Sealer(secrets.token_bytes(32)), networks=LOOPBACK)
     with ThreatExchangeStandIn(page_size=2) as te:
         te.add("301", "HASH_PDQ", scene.hex, at=T0 - timedelta(hours=2), tags=("csam",))
         te.add("302", "HASH_VIDEO_MD5", md5(2), at=T0 - timedelta(hours=1))
@@ -277,3 +277,60 @@ def test_sync_fetches_a_privacy_group_and_its_tombstone_stops_matching(engine: E
         assert matcher.match(Query.of([("pdq", scene)])) == []
         assert matcher.match(query.parse("md5", md5(2))) != []
         assert te.token not in repr(exchanges.status("TX_COLLAB"))
+
+
+def test_an_update_dated_in_the_future_is_quarantined_and_never_becomes_the_checkpoint(
+    te: ThreatExchangeStandIn,
+) -> None:
+    te.page_size = 10
+    te.add("301", "HASH_MD5", md5(1), at=T0)
+    for n, future in enumerate((99999999999, 1e20, float("inf")), start=2):  # year 5138, ...
+        te.add_raw({"id": f"30{n}", "indicator": md5(n), "type": "HASH_MD5",
+                    "last_updated": future}, at=T0 + timedelta(minutes=n))  # fmt: skip
+    te.add("305", "HASH_MD5", md5(5), at=datetime.now(UTC) + timedelta(days=2))
+    pages = list(exchange(te).fetch(None))
+    assert {r.value for r in records(pages)} == {md5(1)}
+    held = [q for page in pages for q in page.quarantined]
+    assert [q.position.rpartition(" ")[2] for q in held] == ["302)", "303)", "304)", "305)"]
+    assert "after this fetch began" in held[0].reason and "in the future" in held[0].reason
+    assert "expected Unix seconds" in held[2].reason  # Infinity is not a time
+    checkpoint = pages[-1].checkpoint
+    assert checkpoint == {"update_time": int(T0.timestamp())}
+
+    # The next fetch asks from that time, so a tombstone made since still arrives.
+    te.delete("301", at=T0 + timedelta(hours=1))
+    later = list(exchange(te).fetch(checkpoint))
+    assert any(isinstance(r, Withdrawal) for r in records(later))
+    assert te.requests[-1][0].count(f"start_time={int(T0.timestamp())}") == 1
+
+
+@pytest.mark.parametrize(
+    "update",
+    [{"id": "3\u000002", "type": "HASH_MD5", "indicator": md5(9)},  # a NUL in its id
+     {"id": "303", "type": "HASH_MD5", "indicator": md5(9), "last_updated": 1700000000,
+      "tags": [["nested"]], "should_delete": None}],
+)  # fmt: skip
+def test_sync_quarantines_whatever_a_corrupt_update_holds_on_either_database(
+    engine: Engine, update: dict[str, Any]
+) -> None:
+    t0 = datetime.now(UTC) - timedelta(days=1)
+    exchanges = Exchanges(engine, ListStore(engine), Sealer(secrets.token_bytes(32)))
+    with ThreatExchangeStandIn() as stand_in:
+        stand_in.add("301", "HASH_MD5", md5(1), at=t0)
+        stand_in.add_raw(update, at=t0 + timedelta(minutes=1))
+        for n, tags in enumerate(({"data": None}, {"data": 5}, {"data": [5, {"text": 7}]}), 2):
+            stand_in.add_raw({"id": f"30{n + 2}", "type": "HASH_MD5", "indicator": md5(n),
+                              "last_updated": int(t0.timestamp()) + 120, "tags": tags},
+                             at=t0 + timedelta(minutes=2))  # fmt: skip
+        exchanges.add("TX", "fb_threatexchange", {"base_url": stand_in.url,
+                      "privacy_group": GROUP}, {"api_token": stand_in.token})  # fmt: skip
+        fetched = Sync(exchanges, networks=LOOPBACK).fetch("TX")
+    assert fetched.succeeded, fetched.error
+    assert (fetched.records, fetched.quarantined) == (4, 1)
+    values = {e.value: e for e in exchanges.lists.entries("TX")[1]}
+    assert set(values) == {md5(1), md5(2), md5(3), md5(4)}
+    assert values[md5(2)].labels == frozenset()  # tags it cannot read: none
+    (held,) = exchanges.quarantined("TX")
+    assert "\x00" not in held.position + held.reason + held.excerpt
+    if "\x00" in update["id"]:
+        assert held.position.endswith("(id 3\\x0002)")

@@ -623,3 +623,53 @@ def test_ncmec_deletions_reach_subscribers_and_leave_owner_decisions(tmp_path, s
     summary = store.apply("subscriber", ncmec.read(tmp_path / "v2.xml"))
     assert (summary.removed, summary.unknown_tombstones) == (2, 0)
     assert set(status("subscriber").values()) == {EntryStatus.DELETED}
+
+
+def test_an_ncmec_entry_revived_by_another_member_is_held_by_that_member_alone(
+    tmp_path, store
+) -> None:
+    from sqlalchemy import select
+
+    from hashguard.lists.formats import ncmec
+    from hashguard.lists.model import fold
+    from hashguard.matching import Matcher
+    from hashguard.matching.query import Query
+    from hashguard.signals.pdq import PdqHash
+    from hashguard.store.tables import ReferenceRow
+
+    store.create("ncmec", "NCMEC", Category.KNOWN_CSAM)
+    matcher = Matcher(store, ["ncmec"])
+    value = "ab" * 32
+    image = Query.of([("pdq", PdqHash(bytes.fromhex(value), 100))])
+
+    def fetched(name: str, *entries: str) -> None:
+        page = tmp_path / f"{name}.xml"
+        page.write_text(ncmec_page(list(entries)))
+        store.apply("ncmec", ncmec.read(page))
+        matcher.refresh()
+
+    def held() -> tuple[EntryStatus, list[str]]:
+        entry = store.entry("ncmec", "pdq", value)
+        return entry.status, [s.reference for s in entry.provenance.sources]
+
+    def linked() -> list[str]:
+        with store.engine.connect() as connection:
+            return sorted(connection.scalars(select(ReferenceRow.reference)))
+
+    fetched("a-holds", ncmec_entry("image", 7, "a", "A1", pdq=value))
+    fetched("a-withdraws", ncmec_entry("deletedImage", 7, "a"))
+    assert held() == (EntryStatus.DELETED, ["ncmec:7:image:a"])  # A's source on record
+    assert matcher.match(image) == []
+    fetched("b-revives", ncmec_entry("image", 8, "b", "A1", pdq=value))
+    assert held() == (EntryStatus.ACTIVE, ["ncmec:8:image:b"])  # B's alone: A withdrew
+    assert linked() == ["ncmec:8:image:b"]
+    assert len(matcher.match(image)) == 1
+    fetched("b-withdraws", ncmec_entry("deletedImage", 8, "b"))
+    assert held() == (EntryStatus.DELETED, ["ncmec:8:image:b"])  # nobody holds it now
+    assert matcher.match(image) == []
+    # A late deletion by A again finds nothing of A's to withdraw.
+    page = tmp_path / "a-again.xml"
+    page.write_text(ncmec_page([ncmec_entry("deletedImage", 7, "a")]))
+    assert store.apply("ncmec", ncmec.read(page)).unknown_tombstones == 1
+    # The log replays to the state stored (a mirror's fold agrees).
+    assert fold(store.changes_since("ncmec", 0)) == {e.id: e for e in store.entries("ncmec")[1]}

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
+from hashguard.lists.model import (
+    Category,
+    ChangeKind,
+    EntryStatus,
+    ListPolicy,
+    Provenance,
+    Source,
+)
 from hashguard.lists.records import Submission, Withdrawal
 from hashguard.matching import Matcher, query
 from hashguard.store.database import open_engine
@@ -104,6 +111,29 @@ def test_a_mirror_replays_the_feed_exactly_and_incrementally(
     matcher.refresh()
     (match,) = matcher.match(query.parse("md5", B))  # the reinstatement reached it too
     assert (match.list, match.value) == ("copy", B)
+    engine.dispose()
+
+
+def test_a_revival_and_its_withdrawal_reach_a_mirror_alike(origin: Server, tmp_path: Path) -> None:
+    # C was deleted when DE withdrew it (DE kept on record); NL submits it again, then
+    # withdraws it: nobody holds it, at the origin and at the mirror.
+    mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
+    nl = Provenance("Hotline NL", sources=(Source("Hotline NL", "NL", "case-2"),))
+    origin_engine = open_engine(origin.database_url)
+    store = ListStore(origin_engine)
+    store.apply("known", [Submission("md5", C, frozenset(), nl)])
+    assert store.entry("known", "md5", C).provenance.sources == nl.sources
+    assert _follow(origin, mirror).returncode == 0
+    engine = open_engine(mirror)
+    matcher = Matcher(ListStore(engine), ["copy"])
+    assert len(matcher.match(query.parse("md5", C))) == 1
+    store.apply("known", [Withdrawal("case-2")])
+    assert store.entry("known", "md5", C).status is EntryStatus.DELETED
+    origin_engine.dispose()
+    assert _follow(origin, mirror).returncode == 0
+    assert _state(mirror, "copy") == _state(origin.database_url, "known")
+    matcher.refresh()
+    assert matcher.match(query.parse("md5", C)) == []
     engine.dispose()
 
 

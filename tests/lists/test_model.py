@@ -1,15 +1,27 @@
-"""Lists as logs: what a reinstatement does to an entry, and how the feed carries it."""
+"""Lists as logs: what a reinstatement and a revival do to an entry, and how the feed carries
+them."""
 
 import pytest
 
-from hashguard.lists.model import Change, ChangeKind, EntryStatus, ListPolicy, apply, fold
+from hashguard.lists.model import (
+    Change,
+    ChangeKind,
+    EntryStatus,
+    ListPolicy,
+    Provenance,
+    Source,
+    apply,
+    fold,
+)
 
 VALUE = "ab" * 32
 
 
-def _change(version: int, kind: ChangeKind, reason: str = "") -> Change:
-    return Change(1, version, kind, 7, "pdq", VALUE, reason=reason, actor="owner",
-                  at="2026-01-02T03:04:05+00:00")  # fmt: skip
+def _change(
+    version: int, kind: ChangeKind, reason: str = "", provenance: Provenance | None = None
+) -> Change:
+    return Change(1, version, kind, 7, "pdq", VALUE, provenance=provenance, reason=reason,
+                  actor="owner", at="2026-01-02T03:04:05+00:00")  # fmt: skip
 
 
 @pytest.mark.parametrize("removal", [ChangeKind.CONTEST, ChangeKind.DELIST])
@@ -39,3 +51,24 @@ def test_the_feed_carries_a_reinstatement_that_is_no_tombstone() -> None:
                      "signal": "pdq", "value": VALUE, "at": "2026-01-02T03:04:05+00:00",
                      "actor": "owner", "reason": "reassessed"}  # fmt: skip
     assert Change.from_json(shown, list_id=1) == change
+
+
+A = Provenance("Member A", sources=(Source("Member A", "US", "a-1"),))
+B = Provenance("Member B", sources=(Source("Member B", "US", "b-1"),))
+C = Provenance("Member C", sources=(Source("Member C", "CA", "c-1"),))
+
+
+def test_a_revived_entry_is_held_by_the_submission_that_revives_it_alone() -> None:
+    log = [_change(1, ChangeKind.ADD, provenance=A), _change(2, ChangeKind.ADD, provenance=C),
+           _change(3, ChangeKind.WITHDRAW, provenance=C),
+           _change(4, ChangeKind.DELETE, "withdrawn", A),  # A's source kept on record
+           _change(5, ChangeKind.ADD, provenance=B)]  # fmt: skip
+    assert fold(log, upto=4)[7].provenance.sources == A.sources  # the record of who withdrew
+    revived = fold(log)[7]
+    assert (revived.status, revived.provenance) == (EntryStatus.ACTIVE, B)
+    # B withdraws: nobody holds it any more (A's withdrawal still holds).
+    withdrawn = apply(revived, _change(6, ChangeKind.WITHDRAW, provenance=B))
+    assert withdrawn.provenance.sources == ()
+    # An active entry merges a new source with those it holds.
+    merged = apply(revived, _change(6, ChangeKind.ADD, provenance=C))
+    assert merged.provenance.sources == B.sources + C.sources

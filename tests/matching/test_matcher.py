@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 
+from hashguard.errors import NotFound
 from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
 from hashguard.lists.records import Submission, Tombstone
 from hashguard.matching import Matcher
@@ -270,3 +271,33 @@ def test_a_refresh_cut_short_leaves_the_index_in_step(store: ListStore) -> None:
     assert matcher.versions()["known"] == 2
     matcher.refresh()
     assert len(matcher.match(_query("pdq", third))) == 1
+
+
+def test_a_renamed_list_refreshes_the_others_then_says_it_is_gone(store: ListStore) -> None:
+    store.create("other", "Offlimits", Category.KNOWN_CSAM, policy=ListPolicy({"pdq": 20}))
+    matcher = Matcher(store, ["known", "other"])
+    store.rename("known", "renamed")
+    store.apply("other", [Submission("pdq", OTHER)])
+    with pytest.raises(NotFound, match="known"):
+        matcher.refresh()
+    assert len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(OTHER), 100)))) == 1
+    (kept,) = matcher.match(_query("pdq", flipped(BASE, 0)))  # matching as it was meanwhile
+    matcher.update_list(store.get("renamed"))  # the owner renames it in place
+    assert matcher.versions() == {"renamed": 1, "other": 1}
+    assert matcher.refresh() == 0
+    (renamed,) = matcher.match(_query("pdq", flipped(BASE, 0)), lists=["renamed"])
+    assert (renamed.list, renamed.entry) == ("renamed", kept.entry)
+
+
+def test_a_query_meeting_a_list_dropped_under_it_finds_nothing(store: ListStore) -> None:
+    class Dropping(Matcher):
+        """Drops its lists between seeing a non-empty index and reading the lists' radii,
+        as a removal on another thread can."""
+
+        def _followed(self):  # type: ignore[no-untyped-def]
+            for hash_list in self.lists:
+                self.drop_list(hash_list.name)
+            return super()._followed()
+
+    matcher = Dropping(store, ["known"])
+    assert matcher.match(_query("pdq", flipped(BASE, 0))) == []

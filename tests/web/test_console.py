@@ -9,15 +9,19 @@ import io
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, select, update
+from sqlalchemy import Engine, insert, select, update
 
+from hashguard.exchanges import sample
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.store import Exchanges
 from hashguard.lists.model import Category, ChangeKind, ListPolicy
 from hashguard.lists.records import Submission
+from hashguard.review.detections import Review
+from hashguard.review.model import ScanningForbidden
 from hashguard.review.services import ServiceStore
 from hashguard.signals import registry
 from hashguard.signals.batch import hash_stream
@@ -25,6 +29,7 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import ExchangeQuarantineRow, ExchangeRow
+from hashguard.web import match_tester
 
 from support.browser import chromium, launched
 from support.media import png
@@ -41,6 +46,10 @@ DELISTED = "f0" * 32
 SECTIONS = ("lists", "exchanges", "index", "matches", "queue", "tester")
 UNREADABLE = ("page 1, record 3", "pdq: expected 64 hex digits, got 63",
               '{"signal": "pdq", "value": "0f0f"}')  # fmt: skip
+
+# What the sample exchange serves, by signal (the console shows its list's counts).
+SAMPLE_PDQ = len(sample.SCENES) + sum(s == "pdq" for s, _ in sample.HMA_EXAMPLES)
+SAMPLE_MD5 = len(sample.SCENES) + sum(s == "md5" for s, _ in sample.HMA_EXAMPLES)
 
 
 def hashes_of(data: bytes) -> dict[str, str]:
@@ -73,6 +82,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
                  actor="key:curator (tests)")  # fmt: skip
     lists.apply("partner", [Submission("pdq", PARTNER)])
     ServiceStore(engine).create("photos")
+    ServiceStore(engine).create("chat", e2ee=True)  # its profile (known-only) forbids scanning
     # Two exchanges the service fetches when it starts: HMA's sample (4 PDQ, 4 MD5 into the
     # list "sample"), and a peer that cannot be reached, with a record it once set aside.
     exchanges = Exchanges(engine, lists, Sealer(bytes(32)))
@@ -92,6 +102,7 @@ def console(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Console]:
               for role in (Role.ADMIN, Role.CURATOR, Role.MATCHER, Role.REVIEWER, Role.AUDITOR,
                            Role.ANALYST)}  # fmt: skip
     tokens["upload"] = keys.create(Role.MATCHER, name="upload check", service="photos")[1]
+    tokens["chat"] = keys.create(Role.MATCHER, name="chat check", service="chat")[1]
     tokens["scoped curator"] = keys.create(Role.CURATOR, ("partner",), name="partner cur")[1]
     tokens["scoped matcher"] = keys.create(Role.MATCHER, ("partner",), name="partner match")[1]
     tokens["scoped reviewer"] = keys.create(Role.REVIEWER, ("partner",), name="partner rev")[1]
@@ -206,12 +217,13 @@ def test_each_role_sees_the_parts_its_role_may_see(
         assert page.locator("#list-known td[data-label=Version]").inner_text() == "4"
         assert "up to date" in page.locator("#list-known td[data-label=Matching]").inner_text()
         assert page.locator("#list-partner").count() == 1
-        assert "PDQ 4" in page.locator("#list-sample").inner_text()  # fetched from the exchange
+        # fetched from the exchange
+        assert f"PDQ {SAMPLE_PDQ}" in page.locator("#list-sample").inner_text()
         assert page.locator("#glance-lists .number").inner_text() == "4"
     if "exchanges" in parts:
         sample = page.locator("#exchange-sample")
         assert sample.get_attribute("data-state") == "current"
-        assert "8 records in all" in sample.inner_text()
+        assert f"{SAMPLE_PDQ + SAMPLE_MD5} records in all" in sample.inner_text()
         peer = page.locator("#exchange-peer")
         assert peer.get_attribute("data-state") == "failing"
         assert "has no credentials" in peer.locator("td[data-label='Last fetch']").inner_text()
@@ -221,9 +233,9 @@ def test_each_role_sees_the_parts_its_role_may_see(
         held = page.locator("#quarantine-peer")
         assert all(text in held.inner_text() for text in UNREADABLE)
     if "index" in parts:
-        # known 1 (its delisted entry left out), partner 1, sample 4
-        assert "PDQ 6" in page.locator("#index-sizes").inner_text()
-        assert "MD5 5" in page.locator("#index-sizes").inner_text()
+        # known 1 (its delisted entry left out), partner 1, and the sample's
+        assert f"PDQ {2 + SAMPLE_PDQ}" in page.locator("#index-sizes").inner_text()
+        assert f"MD5 {1 + SAMPLE_MD5}" in page.locator("#index-sizes").inner_text()
         assert page.locator("#index-ready").inner_text().startswith("Ready")
     if "matches" in parts:
         assert page.locator("#glance-matches .number").inner_text() == "2"
@@ -382,6 +394,50 @@ def test_the_tester_is_refused_to_roles_that_may_not_match_and_stale_forms(
     with page.expect_navigation():
         page.click("text=Test the hash")
     assert "The form is stale" in page.locator("#error").inner_text()
+
+
+@pytest.mark.parametrize("who", ["upload", "chat"])
+def test_the_tester_is_refused_to_a_services_key_which_matches_through_the_api(
+    console: Console, browser: Any, who: str
+) -> None:
+    """A service's key is a machine's: it matches through the API, logged and reviewed (and
+    refused there for an end-to-end-encrypted service); the tester, which logs nothing, never
+    answers it."""
+    planted = hashes_of(PLANTED)["md5"]
+    api = console.server.client.post(
+        "/v1/match/hashes", json={"hashes": [{"signal": "md5", "value": planted}]},
+        headers={"Authorization": f"Bearer {console.tokens[who]}"})  # fmt: skip
+    assert api.status_code == (403 if who == "chat" else 200), api.text
+    logged = matches_logged(console)
+    page = sign_in(browser, console, who)
+    assert "tester" not in sections(page)
+    page.goto(console.url + "/console/tester")
+    service = "chat" if who == "chat" else "photos"
+    assert f"belongs to the service {service}" in page.locator("#error").inner_text()
+    assert page.locator("#test-hash").count() == 0
+    # the form posted all the same, with the session's token: refused, nothing matched
+    csrf = page.locator("input[name=csrf]").first.get_attribute("value")
+    posted = page.request.post(console.url + "/console/tester", multipart={
+        "csrf": csrf, "what": "hash", "signal": "md5", "hash": planted})  # fmt: skip
+    assert posted.status == 403, posted.text()
+    assert f"belongs to the service {service}" in posted.text()
+    assert "matching entr" not in posted.text()
+    assert matches_logged(console) == logged
+
+
+def test_a_test_runs_the_match_routes_admission(engine: Engine) -> None:
+    """Were a service's key let through, the test would still be refused what the API refuses:
+    an end-to-end-encrypted service its profile may not scan."""
+    ServiceStore(engine).create("chat", e2ee=True)
+    key, _ = ApiKeyStore(engine).create(Role.MATCHER, name="chat check", service="chat")
+    served = SimpleNamespace(review=Review(engine), engine=engine)
+    query = match_tester.pasted_query("md5", "0" * 32)
+    with pytest.raises(ScanningForbidden, match="chat is end-to-end encrypted"):
+        match_tester.run_test(served, None, key, query, [], "a pasted MD5 hash")  # type: ignore[arg-type]
+    ServiceStore(engine).create("photos")
+    photos, _ = ApiKeyStore(engine).create(Role.MATCHER, name="photos", service="photos")
+    with pytest.raises(match_tester.ServiceKey, match="service photos"):
+        match_tester.run_test(served, None, photos, query, [], "a pasted MD5 hash")  # type: ignore[arg-type]
 
 
 def serious(page: Any) -> list[str]:

@@ -169,15 +169,16 @@ async def update_list(
     return list_json(updated)
 
 
-@router.delete("/{name}", response_model=ListRemoved, responses=refusals(*KEYED, 404))
+@router.delete("/{name}", response_model=ListRemoved, responses=refusals(*KEYED, 404, 409))
 async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]:
-    """Remove a list with its entries and change log (admin only; audited)."""
+    """Remove a list with its entries and change log (admin only; audited). A list an
+    exchange fills is refused (409): remove the exchange first."""
     service = service_of(request)
     await run_in_threadpool(_listed, service, key, name)
     try:
         removed = await run_in_threadpool(service.lists.remove, name, actor(key))
     except ListError as error:
-        raise ApiError(404, str(error)) from None
+        raise ApiError.of(error) from None
     return {"removed": removed.name, "version": removed.version}
 
 

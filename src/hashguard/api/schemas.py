@@ -1486,11 +1486,15 @@ class FetchQueued(BaseModel):
 
 
 class CredentialsState(BaseModel):
-    """Whether credentials are stored for an exchange or a plug-in (never what they are)."""
+    """Whether credentials are stored for an exchange or a plug-in (never what they are), and
+    the origin they are bound to."""
 
-    model_config = _example({"scope": "exchange:NCMEC_NGO", "has_credentials": True})
+    model_config = _example({"scope": "exchange:NCMEC_NGO", "has_credentials": True,
+                             "origin": "https://hashsharing.ncmec.org:443"})  # fmt: skip
     scope: str
     has_credentials: bool
+    # the scheme, host and port they are bound to: sent there and nowhere else (null: none set)
+    origin: str | None = None
 
 
 class FieldShown(BaseModel):
@@ -1520,7 +1524,7 @@ class ExchangeApiShown(BaseModel):
                                  {"name": "api_key", "type": "string", "required": True,
                                   "default": None, "help": "an API key of the origin",
                                   "choices": None}]},
-                             "has_credentials": False})  # fmt: skip
+                             "has_credentials": False, "credentials_origin": None})  # fmt: skip
     name: str
     title: str
     category: Category
@@ -1529,6 +1533,9 @@ class ExchangeApiShown(BaseModel):
     config_schema: SchemaShown
     credentials_schema: SchemaShown | None
     has_credentials: bool
+    # where the shared credentials are bound (scheme, host, port): they serve only exchanges
+    # whose base URL is there (null: none set)
+    credentials_origin: str | None
 
 
 class ExchangeApisShown(BaseModel):

@@ -26,7 +26,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
-from hashguard.errors import Unavailable
+from hashguard.errors import NotFound, Unavailable
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.feedback import ExchangeFeedback, FeedbackSender
 from hashguard.exchanges.store import Exchanges
@@ -102,7 +102,9 @@ class Service:
         self.secret = load_secret(settings.secret_file)
         # Exchanges fill their lists through the served store (the Matcher follows at once);
         # detections on their lists are told back to those that take feedback.
-        self.exchanges = Exchanges(engine, self.lists, Sealer(self.secret))
+        self.exchanges = Exchanges(
+            engine, self.lists, Sealer(self.secret), networks=settings.exchange_networks
+        )
         self.exchange_sync = Sync(self.exchanges, settings.exchange_networks)
         self.exchange_feedback = FeedbackSender(self.exchange_sync)
         self.exchange_scheduler = Scheduler(
@@ -181,28 +183,41 @@ class Service:
                 worker.close()
 
     def _send_webhooks(self) -> None:
-        """Send due webhook calls (actions, notices) and hotline referrals every second,
-        failures waiting their turn, enable again the HMA content items whose disable time has
-        passed, and take stock of what waits (webhook calls and reports); run the retention
-        purge every PURGE_SECONDS."""
+        """Every second: enable again the HMA content items whose disable time has passed,
+        send due webhook calls (actions, notices) and hotline referrals, failures waiting their
+        turn, and take stock of what waits (webhook calls and reports); run the retention
+        purge every PURGE_SECONDS. Each task fails on its own."""
         sender = WebhookSender(self.engine, self.secret,
                                attempted=self.deliveries.attempted("webhook"))  # fmt: skip
         referrals = ReferralSender(self.engine, self.settings.victims_hotline_url)
         purged = time.monotonic() - PURGE_SECONDS  # once at start, then hourly
+
+        def backlog() -> None:
+            self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
+                                       "report": self.reports.backlog()}  # fmt: skip
+
+        def retention() -> None:
+            nonlocal purged
+            if time.monotonic() - purged >= PURGE_SECONDS:
+                purged = time.monotonic()
+                done = purge(self.engine, actor="hashguard serve")
+                if done.total:
+                    log.info("retention purge: %d items deleted", done.total)
+
+        # Each on its own: one failing (or slow) task never keeps the others from their turn.
+        tasks: list[tuple[str, Callable[[], object]]] = [
+            ("HMA content items' restore", self.contents.restore_due),  # before the senders
+            ("webhook calls", sender.send_due),
+            ("hotline referrals", referrals.send_due),
+            ("taking stock of the backlog", backlog),
+            ("the retention purge", retention),
+        ]
         while not self._stop.wait(_WEBHOOK_SECONDS):
-            try:
-                sender.send_due()
-                referrals.send_due()
-                self.contents.restore_due()  # HMA items whose disable_until_ts has passed
-                self.deliveries.backlog = {"webhook": webhook.backlog(self.engine),
-                                           "report": self.reports.backlog()}  # fmt: skip
-                if time.monotonic() - purged >= PURGE_SECONDS:
-                    purged = time.monotonic()
-                    done = purge(self.engine, actor="hashguard serve")
-                    if done.total:
-                        log.info("retention purge: %d items deleted", done.total)
-            except Exception as error:  # the database is busy or gone: try again later
-                log.warning("webhook calls or purge failed: %s", error)
+            for task, run in tasks:
+                try:
+                    run()
+                except Exception as error:  # the database is busy or gone: try again later
+                    log.warning("%s failed: %s", task, error)
 
     def _run(self) -> None:
         try:
@@ -231,7 +246,11 @@ class Service:
                         self._follow(matcher)
                         checked = time.monotonic()
                     else:  # the change logs only: one query per list
-                        matcher.refresh()
+                        try:
+                            matcher.refresh()
+                        except NotFound:  # a list renamed or removed elsewhere: follow now
+                            self._follow(matcher)
+                            checked = time.monotonic()
                         self._refreshed = time.monotonic()
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
@@ -253,19 +272,20 @@ class Service:
                 self._follow(self.matcher)
 
     def _follow(self, matcher: Matcher) -> None:
-        """Bring ``matcher``'s set of lists in line with the store (load new lists, drop
-        removed ones, and made anew, update those whose policy changed), then apply each list's
-        new changes. The caller holds ``_sync``."""
-        stored = {hash_list.name: hash_list for hash_list in self.lists.lists()}
-        held = {hash_list.name: hash_list for hash_list in matcher.lists}
-        for name, hash_list in held.items():
-            now = stored.get(name)
-            if now is None or now.id != hash_list.id:  # removed (and perhaps made anew)
-                matcher.drop_list(name)
-            elif _described(now) != _described(hash_list):
-                matcher.update_list(now)  # the list keeps matching meanwhile
-        followed = matcher.versions()  # after the drops above
-        new = [name for name in stored if name not in followed]
+        """Bring ``matcher``'s set of lists in line with the store, lists known by their id
+        (load new lists, drop removed ones, and made anew; rename in place, with nothing
+        reloaded, and update those whose name or policy changed), then apply each list's new
+        changes. The caller holds ``_sync``."""
+        stored = {hash_list.id: hash_list for hash_list in self.lists.lists()}
+        held = {hash_list.id: hash_list for hash_list in matcher.lists}
+        for ident, hash_list in held.items():
+            if ident not in stored:  # removed (and perhaps another took its name)
+                matcher.drop_list(hash_list.name)
+        for ident, hash_list in held.items():
+            now = stored.get(ident)
+            if now is not None and _described(now) != _described(hash_list):
+                matcher.update_list(now)  # renamed or changed: it keeps matching meanwhile
+        new = [hash_list.name for ident, hash_list in stored.items() if ident not in held]
         for name in new:
             matcher.add_list(name)
         if new:
@@ -345,7 +365,8 @@ class ServedLists(ListStore):
 
     def create(self, *args: Any, **kwargs: Any) -> HashList:
         created = super().create(*args, **kwargs)
-        self._catch_up()
+        if kwargs.get("connection") is None:  # else the caller's commit is still to come
+            self._catch_up()
         return created
 
     def update(self, *args: Any, **kwargs: Any) -> HashList:
@@ -422,5 +443,5 @@ def case_settings(settings: ServiceSettings) -> CaseSettings:
 
 def _described(hash_list: HashList) -> tuple[object, ...]:
     """A list as the Matcher holds it, but for its version."""
-    return (hash_list.policy.as_json(), hash_list.owner, hash_list.category,
+    return (hash_list.name, hash_list.policy.as_json(), hash_list.owner, hash_list.category,
             hash_list.jurisdictions, hash_list.legal_basis)  # fmt: skip

@@ -46,7 +46,7 @@ def _lists() -> typer.Typer:
 # The command groups, in the order `hashguard --help` lists them: what it says of each, and the
 # group's typer app, imported only when the group is used.
 GROUPS: dict[str, tuple[str, Callable[[], typer.Typer]]] = {
-    "lists": ("Hash lists: create, import, export, inspect, change.", _lists),
+    "lists": ("Hash lists: create, import, export, inspect, change, remove.", _lists),
     "keys": ("Signing keys and API keys.", _group("keys", "keys_app")),
     "audit": ("The audit log.", _group("audit", "audit_app")),
     "services": ("Services whose uploads are checked.", _group("safeguards", "services_app")),

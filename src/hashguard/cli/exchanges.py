@@ -214,6 +214,43 @@ def disable(configuration: "Configuration", name: Name, actor: Actor = "") -> No
     typer.echo(f"exchange {name}: disabled")
 
 
+@exchanges_app.command()
+@exchange_settings
+def checkpoint(
+    configuration: "Configuration",
+    name: Name,
+    new: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            metavar="JSON",
+            help="Where the next fetch starts, as the plug-in reads it (StopNCII: "
+            "'{\"nextSetTimestamp\": 1700000000}'); null: from the beginning.",
+        ),
+    ] = None,
+    actor: Actor = "",
+) -> None:
+    """Show where the exchange's next fetch starts, or set it (--set) to fetch a skipped span
+    again, as a quarantined record's reason says: checked by the plug-in, refused while a
+    fetch of it runs, the next fetch due at once, audited. Exit status 1 for a checkpoint the
+    plug-in refuses (what it expects is said) or a fetch running."""
+    import json
+
+    exchanges = _exchanges(configuration.settings)
+    if new is None:
+        held = _db(lambda: exchanges.checkpoint(name))
+        typer.echo(f"exchange {name}: checkpoint {json.dumps(held)}")
+        return
+    try:
+        given = json.loads(new)
+    except ValueError as error:
+        fail(f"--set: not JSON ({error}): give the checkpoint as a JSON object, or null")
+    if given is not None and not isinstance(given, dict):
+        fail("--set: give the checkpoint as a JSON object, or null")
+    done = _db(lambda: exchanges.set_checkpoint(name, given, who(actor)))
+    typer.echo(f"exchange {name}: checkpoint set to {json.dumps(done)}; next fetch due now")
+
+
 @exchanges_app.command("rotate-secret")
 @exchange_settings
 def rotate_secret(
@@ -261,18 +298,33 @@ def set_credentials(
     exchange: Annotated[
         str | None, typer.Option("--exchange", metavar="NAME", help="One exchange's own.")
     ] = None,
+    base_url: Annotated[
+        str,
+        typer.Option(
+            "--base-url",
+            metavar="URL",
+            help="A plug-in's shared ones: the base URL of the exchanges they are for (default: "
+            "the plug-in's); they go to no other host.",
+        ),
+    ] = "",
     actor: Actor = "",
 ) -> None:
     """Set credentials, checked by the plug-in and stored sealed (audited without them): an
-    exchange's own win over its plug-in's shared ones."""
+    exchange's own win over its plug-in's shared ones. They are bound to a host: an
+    exchange's own to its base URL's, a plug-in's to --base-url's (or its default's); an
+    exchange on another host does not use them."""
     scope = _scope(api, exchange)
+    if exchange is not None and base_url:
+        fail("--base-url is for a plug-in's shared credentials: an exchange's own are for its "
+             "base URL")  # fmt: skip
     given = read_credentials(file)
     exchanges = _exchanges(configuration.settings)
     if exchange is not None:
-        _db(lambda: exchanges.set_credentials(exchange, given, who(actor)))
+        origin = _db(lambda: exchanges.set_credentials(exchange, given, who(actor)))
     else:
-        _db(lambda: exchanges.set_api_credentials(str(api), given, who(actor)))
-    typer.echo(f"credentials of {scope}: set (sealed; fields {', '.join(sorted(given))})")
+        origin = _db(lambda: exchanges.set_api_credentials(str(api), given, who(actor), base_url))
+    typer.echo(f"credentials of {scope}: set (sealed; fields {', '.join(sorted(given))}; sent "
+               f"to {origin} only)")  # fmt: skip
 
 
 @credentials_app.command("clear")
@@ -444,7 +496,7 @@ def _exchanges(settings: "ServiceSettings") -> "Exchanges":
         secret = load_secret(settings.secret_file)
     except SecretFileError as error:
         fail(str(error), ExitCode.ERROR)
-    return Exchanges(engine, ListStore(engine), Sealer(secret))
+    return Exchanges(engine, ListStore(engine), Sealer(secret), networks=settings.exchange_networks)
 
 
 def _sync(settings: "ServiceSettings") -> "Sync":

@@ -1,4 +1,5 @@
-"""``hashguard lists ...``: create, import, export, inspect and change hash lists in the database.
+"""``hashguard lists ...``: create, import, export, inspect, change and remove hash lists in the
+database.
 
 The database is ``--database-url``, else HASHGUARD_DATABASE_URL, else the SQLite file
 ``hashguard.db`` in the working directory.
@@ -317,6 +318,19 @@ def show(
     typer.echo(f"version       {hash_list.version}")
     for (signal, status), count in sorted(counts.items()):
         typer.echo(f"entries       {signal:<7} {status:<10} {count}")
+
+
+@lists_app.command()
+def remove(
+    name: Annotated[str, typer.Argument(help="The list to remove.")],
+    actor: ActorOption = "",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Remove a list with its entries and change log (signed releases stay where they were
+    published). A list an exchange fills is refused: remove the exchange first."""
+    with list_store(database_url) as store:
+        removed = store.remove(name, who(actor))
+    typer.echo(f"removed list {removed.name} (version {removed.version})")
 
 
 @lists_app.command()

@@ -143,6 +143,9 @@ class ExchangeApi(Protocol):
     credentials_schema: ClassVar[Schema | None]
     default_base_url: ClassVar[str]  # "" when there is none
     supports_feedback: ClassVar[bool]
+    # True for a plug-in that reaches no host (the sample exchange): an exchange of it needs
+    # no base URL. Every other plug-in declares False.
+    local: ClassVar[bool]
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:

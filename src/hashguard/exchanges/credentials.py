@@ -3,14 +3,18 @@
 Each scope's credentials (``api:NAME``: every exchange of that plug-in, as HMA keeps them;
 ``exchange:NAME``: one exchange's own) are a JSON object sealed with AES-GCM under a key
 derived (HKDF-SHA256) from the server's secret file, the scope as associated data (a sealed
-value copied to another scope does not open). Beside it, the key's id says which secret sealed
-it: opened with another secret, the error says so and how to re-seal (``rotate``).
+value copied to another scope does not open). Sealed with them is the origin they were set for
+(scheme, host and port of a base URL: ``Bound``): they are sent there and nowhere else, so a
+base URL changed afterwards cannot take them to another host. Beside the sealed value, the
+key's id says which secret sealed it: opened with another secret, the error says so and how to
+re-seal (``rotate``).
 """
 
 import base64
 import json
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -33,6 +37,18 @@ SCOPE_KINDS: Final = ("api", "exchange")
 class CredentialsUnreadable(Unverified):
     """Sealed credentials that do not open with this server's secret (sealed under another
     one, or altered); the message names the scope and what to do."""
+
+
+@dataclass(frozen=True, slots=True)
+class Bound:
+    """Credentials opened, and the origin (``http.origin_of``) they were set for: they go
+    there and nowhere else."""
+
+    origin: str
+    values: dict[str, Any]
+
+    def __repr__(self) -> str:  # never the values
+        return f"Bound(origin={self.origin!r}, fields={sorted(self.values)})"
 
 
 def scope_of(kind: str, name: str) -> str:
@@ -92,13 +108,18 @@ def put(
     sealer: Sealer,
     scope: str,
     credentials: Mapping[str, Any],
+    origin: str,
     now: datetime | None = None,
 ) -> None:
-    """Store ``credentials`` for ``scope``, sealed, replacing any (the caller's transaction;
-    the caller audits the change, never the values)."""
-    sealed = sealer.seal(scope, credentials)
-    at = now or datetime.now(UTC)
-    values = {"ciphertext": sealed, "key_id": sealer.key_id, "updated_at": at}
+    """Store ``credentials`` for ``scope``, sealed with the ``origin`` they may go to,
+    replacing any (the caller's transaction; the caller audits the change, never the
+    values)."""
+    bound = {"origin": origin, "credentials": dict(credentials)}
+    _store(connection, scope, sealer.seal(scope, bound), sealer.key_id, now or datetime.now(UTC))
+
+
+def _store(connection: Connection, scope: str, sealed: str, key_id: str, at: datetime) -> None:
+    values = {"ciphertext": sealed, "key_id": key_id, "updated_at": at}
     changed = connection.execute(
         update(ExchangeCredentialRow).where(ExchangeCredentialRow.scope == scope).values(**values)
     ).rowcount
@@ -106,8 +127,9 @@ def put(
         connection.execute(insert(ExchangeCredentialRow).values(scope=scope, **values))
 
 
-def get(connection: Connection, sealer: Sealer, scope: str) -> dict[str, Any] | None:
-    """The credentials of ``scope``, opened (None: none stored). Raises CredentialsUnreadable."""
+def get(connection: Connection, sealer: Sealer, scope: str) -> Bound | None:
+    """The credentials of ``scope``, opened, with their origin (None: none stored). Raises
+    CredentialsUnreadable."""
     row = connection.execute(
         select(ExchangeCredentialRow.ciphertext, ExchangeCredentialRow.key_id).where(
             ExchangeCredentialRow.scope == scope
@@ -115,7 +137,14 @@ def get(connection: Connection, sealer: Sealer, scope: str) -> dict[str, Any] | 
     ).first()
     if row is None:
         return None
-    return sealer.open(scope, row.ciphertext, row.key_id)
+    opened = sealer.open(scope, row.ciphertext, row.key_id)
+    origin, values = opened.get("origin"), opened.get("credentials")
+    if not isinstance(origin, str) or not origin or not isinstance(values, dict):
+        raise CredentialsUnreadable(
+            f"the credentials of {scope} were sealed without the origin they are for: set "
+            "them again"
+        )
+    return Bound(origin, values)
 
 
 def has(connection: Connection, scope: str) -> bool:
@@ -154,7 +183,7 @@ def rotate(engine: Engine, old_secret: bytes, new_secret: bytes, actor: str = "s
             if row.key_id == new.key_id:
                 continue
             opened = old.open(row.scope, row.ciphertext, row.key_id)
-            put(connection, new, row.scope, opened, now)
+            _store(connection, row.scope, new.seal(row.scope, opened), new.key_id, now)
             resealed.append(row.scope)
         details = {"scopes": resealed, "from_key": old.key_id, "to_key": new.key_id}
         audit.append(connection, actor, "exchange.credentials.rotate", "credentials", details)

@@ -3,7 +3,13 @@ feedback, is told back to the exchange in StopNCII's words (opened: PendingRevie
 Blocked, false positive: NotBlocked). ``ExchangeFeedback`` is a review observer: it queues an
 ``ExchangeFeedbackRow`` in the transaction that opens or decides the detection (once per
 detection, entry and outcome); ``FeedbackSender`` delivers the queue through the plug-in's
-``send_feedback``, retried with backoff (hashguard.store.outbox)."""
+``send_feedback``, retried with backoff (hashguard.store.outbox).
+
+An exchange keeps one word per hash, the last it was told, so the order matters: a verdict
+(Blocked, NotBlocked) queued for a hash retires the feedback on that hash not yet delivered (a
+PendingReview whose attempt failed, or a verdict since reversed), and the rows of one hash are
+sent in the order queued, a row waiting while an older one of its hash is undelivered. The
+exchange's last word on a hash is then the latest one queued."""
 
 import hashlib
 import json
@@ -12,20 +18,22 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from sqlalchemy import Connection, Row, insert, select
+from sqlalchemy import Connection, Row, delete, exists, func, insert, select
+from sqlalchemy.orm import aliased
 
 from hashguard.errors import HashguardError
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import FeedbackItem
 from hashguard.review.model import State
 from hashguard.store import outbox
-from hashguard.store.tables import EntryRow, ExchangeFeedbackRow, ExchangeRow, HashListRow
+from hashguard.store.tables import EntryRow, ExchangeFeedbackRow, ExchangeRow, HashListRow, utc
 
 log = logging.getLogger("hashguard.exchanges")
 
 PENDING_REVIEW: Final = "PendingReview"
 BLOCKED: Final = "Blocked"
 NOT_BLOCKED: Final = "NotBlocked"
+VERDICTS: Final = frozenset({BLOCKED, NOT_BLOCKED})  # what a reviewer decided: final words
 FEEDBACK_OF_STATE: Final = {
     State.PENDING: PENDING_REVIEW,
     State.IN_REVIEW: PENDING_REVIEW,
@@ -92,12 +100,33 @@ class ExchangeFeedback:
             ).first()
             if queued is not None:  # pending, then in review: told once
                 continue
+            due = at
+            if feedback in VERDICTS:
+                due = _retire_undelivered(connection, exchange.id, entry.signal, entry.value, at)
             connection.execute(insert(ExchangeFeedbackRow).values(
                 exchange_id=exchange.id, signal=entry.signal, value=entry.value,
                 reference=_reference(entry.sources), feedback=feedback,
                 tags=sorted(json.loads(entry.labels or "[]")), idempotency_key=key,
-                created_at=at, attempts=0, next_attempt_at=at, delivered_at=None, last_error="",
+                created_at=at, attempts=0, next_attempt_at=due, delivered_at=None, last_error="",
             ))  # fmt: skip
+
+
+def _retire_undelivered(
+    connection: Connection, exchange_id: int, signal: str, value: str, at: datetime
+) -> datetime:
+    """Remove the feedback on a hash not delivered yet (a newer verdict replaces it); when the
+    new row may be sent: at ``at``, or once a retired row's attempt under way may have ended
+    (a sender that claimed it before it was retired: its claim runs out), never later."""
+    table = ExchangeFeedbackRow.__table__
+    which = (table.c.exchange_id == exchange_id, table.c.signal == signal,
+             table.c.value == value, table.c.delivered_at.is_(None))  # fmt: skip
+    latest: datetime | None = connection.execute(
+        select(func.max(table.c.next_attempt_at)).where(*which)
+    ).scalar()
+    connection.execute(delete(ExchangeFeedbackRow).where(*which))
+    if latest is None:
+        return at
+    return max(at, min(utc(latest), at + outbox.CLAIM))
 
 
 def _reference(sources: str) -> str:
@@ -122,9 +151,11 @@ class FeedbackSender:
         self.clock = clock or sync.clock
 
     def deliver_due(self, limit: int = 100) -> int:
-        """Send what is due; the number delivered."""
+        """Send what is due, each hash's feedback in the order queued; the number
+        delivered."""
         return outbox.deliver_due(self.engine, ExchangeFeedbackRow, self._send, self.clock(),
-                                  log, _what, limit=limit, clock=self.clock)  # fmt: skip
+                                  log, _what, _first_of_its_hash(), limit=limit,
+                                  clock=self.clock)  # fmt: skip
 
     def _send(self, row: Row[Any]) -> str | None:
         try:
@@ -137,6 +168,16 @@ class FeedbackSender:
             log.error("exchange feedback %d: the plug-in failed", row.id, exc_info=error)
             return f"{type(error).__name__}: {error}"
         return None
+
+
+def _first_of_its_hash() -> Any:
+    """A row no older undelivered row of the same exchange and hash waits before."""
+    table = ExchangeFeedbackRow.__table__
+    older = aliased(ExchangeFeedbackRow)
+    return ~exists().where(
+        older.exchange_id == table.c.exchange_id, older.signal == table.c.signal,
+        older.value == table.c.value, older.delivered_at.is_(None), older.id < table.c.id,
+    )  # fmt: skip
 
 
 def _what(row: Row[Any]) -> str:

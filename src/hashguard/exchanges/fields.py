@@ -1,10 +1,47 @@
 """Checking an exchange's settings or credentials against its plug-in's ``Schema``: what a
-plug-in's ``check_config`` and ``check_credentials`` can be made of."""
+plug-in's ``check_config`` and ``check_credentials`` can be made of; and the bounds every
+plug-in's numbers keep (``check_number``: finite, a signed 64-bit integer's range at most;
+``check_start``: a start time no later than a day from now, so a first fetch is never put off
+for ever).
+"""
 
+import math
 from collections.abc import Mapping
-from typing import Any
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 from hashguard.exchanges.api import ExchangeConfigError, Field, Schema
+
+MAX_NUMBER: Final = 2**63 - 1  # the largest number a setting may be (a signed 64-bit integer)
+START_SLACK: Final = timedelta(days=1)  # how far after now a start time may lie (clock skew)
+TIME_SHOWN: Final = "%Y-%m-%dT%H:%M:%SZ"
+
+
+def check_number(name: str, value: int | float, shown: str = "") -> int | float:
+    """``value`` if it is finite and within a signed 64-bit integer's range either way; raises
+    ExchangeConfigError naming ``name`` (and ``shown``, or the value, cut short)."""
+    said = shown or repr(value)[:40]
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ExchangeConfigError(f"{name}: {said} is not a finite number")
+    if abs(value) > MAX_NUMBER:
+        raise ExchangeConfigError(
+            f"{name}: {said} is out of range (a number from -{MAX_NUMBER} to {MAX_NUMBER})"
+        )
+    return value
+
+
+def check_start(name: str, seconds: int, shown: str = "", now: datetime | None = None) -> int:
+    """``seconds`` (a Unix time to start from) if it is no later than a day from ``now``;
+    raises ExchangeConfigError naming ``name``, the time given (``shown``, else ``seconds``)
+    and the latest time it may be."""
+    latest = (now or datetime.now(UTC)) + START_SLACK
+    if seconds > latest.timestamp():
+        given = (shown or str(seconds))[:40]
+        raise ExchangeConfigError(
+            f"{name}: {given} is later than {latest.strftime(TIME_SHOWN)} (a day from now): a "
+            "fetch starts from a time that has passed, or nothing is ever fetched"
+        )
+    return seconds
 
 
 def check_fields(schema: Schema, given: Mapping[str, Any], what: str = "setting") -> dict[str, Any]:
@@ -44,7 +81,7 @@ def _typed(field: Field, value: Any, what: str) -> Any:
     if field.type == "number":
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ExchangeConfigError(f"{field.name}: {shown} is not a number")
-        return value
+        return check_number(field.name, value, shown)
     if field.type == "boolean":
         if not isinstance(value, bool):
             raise ExchangeConfigError(f"{field.name}: {shown} is not true or false")

@@ -12,6 +12,7 @@ from typing import Any, ClassVar, Final
 
 from hashguard.exchanges.api import (
     EXCERPT,
+    ExchangeConfigError,
     ExchangeHttp,
     ExchangeUnavailable,
     FeedbackItem,
@@ -98,6 +99,7 @@ class HashguardExchange:
     ))  # fmt: skip
     default_base_url: ClassVar[str] = ""
     supports_feedback: ClassVar[bool] = False
+    local: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -106,6 +108,18 @@ class HashguardExchange:
     @classmethod
     def check_credentials(cls, credentials: Mapping[str, Any]) -> dict[str, Any]:
         return check_fields(cls.credentials_schema or Schema(), credentials, "credential")
+
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets: ``{"version": N}``, the origin list's version the
+        changes after which are fetched. Raises ExchangeConfigError."""
+        version = checkpoint.get("version")
+        if (set(checkpoint) != {"version"} or not isinstance(version, int)
+                or isinstance(version, bool) or version < 0):  # fmt: skip
+            raise ExchangeConfigError(
+                'checkpoint: expected {"version": N} (the origin list\'s version, 0 or more)'
+            )
+        return {"version": version}
 
     def __init__(
         self, config: Mapping[str, Any], credentials: Mapping[str, Any] | None, http: ExchangeHttp
@@ -140,7 +154,7 @@ class HashguardExchange:
             for number, item in enumerate(items, start=since + 1):
                 try:
                     change = Change.from_json(item)
-                except (KeyError, TypeError, ValueError, AttributeError) as error:
+                except Exception as error:  # whatever a change holds, it never fails its page
                     page.quarantined.append(Quarantined(
                         f"change {number} (after version {since})",
                         f"not a change: {error}",

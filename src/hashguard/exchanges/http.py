@@ -3,21 +3,27 @@ below it only, through the SSRF-safe fetcher (an allowed host, a public address 
 the operator names, the connection to the address checked, a deadline and a size limit).
 
 A path is relative to the base URL, or an absolute URL under it (a page's ``next`` link); a
-link anywhere else is refused (``OutsideExchange``) rather than followed. Network failures and
+link anywhere else is refused (``OutsideExchange``) rather than followed. A GET redirected is
+followed here (the fetcher follows none), and only to a location under the base URL: same
+scheme, host and port, within the base path; so the exchange's headers (its credentials) never
+go anywhere else, and https is never followed down to http. Network failures and
 refusals are ExchangeUnavailable; every status the server answers is returned. Header values
 (credentials) never appear in a message, nor do query strings (some APIs take a token there).
 """
 
+import ipaddress
 import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Final
-from urllib.parse import unquote, urlencode, urlsplit, urlunsplit
+from urllib.parse import unquote, urlencode, urljoin, urlsplit, urlunsplit
 
 from hashguard.errors import Invalid
 from hashguard.exchanges.api import Answer, ExchangeConfigError, ExchangeUnavailable
 from hashguard.net.fetch import FetchRefused, Network, Resolver, UrlFetcher
 
 MAX_BYTES: Final = 256 * 1024 * 1024  # one page of an exchange's answer
+MAX_REDIRECTS: Final = 3
+_REDIRECTS: Final = frozenset({301, 302, 303, 307, 308})
 
 
 class OutsideExchange(ExchangeUnavailable):
@@ -119,8 +125,19 @@ class Http:
         sent = dict(headers or {})
         if content_type:
             sent["Content-Type"] = content_type
+        for _ in range(MAX_REDIRECTS + 1):
+            answer = self._send(method, url, sent, body)
+            location = answer.headers.get("location", "")
+            if method.upper() != "GET" or answer.status not in _REDIRECTS or not location:
+                return answer
+            url = self.redirected(url, location)
+        raise ExchangeUnavailable(
+            f"{method.upper()} {_shown(url)}: more than {MAX_REDIRECTS} redirects"
+        )
+
+    def _send(self, method: str, url: str, headers: dict[str, str], body: bytes | None) -> Answer:
         try:
-            response = self.fetcher.request(method, url, headers=sent, body=body)
+            response = self.fetcher.request(method, url, headers=headers, body=body)
         except FetchRefused as refused:
             message = str(refused).replace(url, _shown(url))
             raise ExchangeUnavailable(
@@ -130,6 +147,51 @@ class Http:
             raise ExchangeConfigError(f"{method.upper()} {_shown(url)}: {error}") from None
         return Answer(response.status, response.body, response.content_type,
                       dict(response.headers))  # fmt: skip
+
+    def redirected(self, url: str, location: str) -> str:
+        """Where a redirect from ``url`` to ``location`` leads, when that lies under the base
+        URL. Raises OutsideExchange (naming neither query) when it does not."""
+        try:
+            target = urljoin(url, location.strip())
+        except ValueError:
+            raise OutsideExchange(
+                f"{_shown(url)}: redirected to {_shown(location)!r}, which is not a URL"
+            ) from None
+        try:
+            return self.url(target)
+        except OutsideExchange as outside:
+            raise OutsideExchange(
+                f"{_shown(url)} redirected away from the exchange's base URL: {outside}"
+            ) from None
+
+
+def origin_of(base_url: str) -> str:
+    """Where credentials set for ``base_url`` may go: its scheme, host and port
+    (``https://host:443``), as the exchange's Http reaches them. Raises ExchangeConfigError for
+    what is not an http(s) URL with a host."""
+    http = Http(base_url)
+    host = f"[{http.host}]" if ":" in http.host else http.host
+    return f"{http.scheme}://{host}:{http.port}"
+
+
+def clear_text_problem(base_url: str, networks: Sequence[Network]) -> str:
+    """Why credentials may not be sent to ``base_url`` ("" when they may): https always, plain
+    http only to an address in ``networks`` (the operator's exchange_networks: a test's
+    loopback stand-in, an intranet peer). Raises ExchangeConfigError for what is not an http(s)
+    URL with a host."""
+    http = Http(base_url)
+    if http.scheme == "https":
+        return ""
+    try:
+        address = ipaddress.ip_address(http.host)
+    except ValueError:
+        address = None
+    if address is not None and any(address in network for network in networks):
+        return ""
+    return (
+        f"base_url: {_shown(http.base_url)} is plain http, and credentials go over https only "
+        "(plain http only to an address in a network named in exchange_networks)"
+    )
 
 
 def _shown(url: str) -> str:

@@ -41,6 +41,7 @@ from hashguard.exchanges.api import (
     Quarantined,
     Schema,
 )
+from hashguard.exchanges.fields import MAX_NUMBER, check_start
 from hashguard.exchanges.registry import register
 from hashguard.lists.formats import ncmec as entries
 from hashguard.lists.model import Category
@@ -122,6 +123,7 @@ class NcmecExchange:
         )
     )
     default_base_url: ClassVar[str] = ENVIRONMENTS["Industry"]
+    local: ClassVar[bool] = False
     supports_feedback: ClassVar[bool] = True
     RETRY_PAUSES: ClassVar[tuple[float, ...]] = (0.25, 1.0)  # a page is tried 3 times
     MAX_WINDOW_ENTRIES: ClassVar[int] = 100_000  # a bigger window is cut before it is read
@@ -151,10 +153,10 @@ class NcmecExchange:
         ids: list[int] = []
         for member in members:
             try:
-                if isinstance(member, bool) or int(member) < 0:
+                if isinstance(member, bool) or not 0 <= int(member) <= MAX_NUMBER:
                     raise ValueError
                 ids.append(int(member))
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 raise ExchangeConfigError(
                     f"ncmec: only_esp_ids: {str(member)[:40]!r} is not a member id (a number)"
                 ) from None
@@ -183,6 +185,28 @@ class NcmecExchange:
             checked[name] = value
         if ":" in checked["username"]:
             raise ExchangeConfigError("ncmec: the username cannot hold ':' (HTTP Basic)")
+        return checked
+
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets (``{"from": unix seconds}``, at most now; ``window``,
+        the seconds a request asks for, optional). Raises ExchangeConfigError."""
+        checked: dict[str, Any] = {}
+        for key, least, most in (("from", 0, int(_now().timestamp())), ("window", 1, None)):
+            value = checkpoint.get(key)
+            if value is None and key == "window":
+                continue
+            if (not isinstance(value, int) or isinstance(value, bool) or value < least
+                    or (most is not None and value > most)):  # fmt: skip
+                checked = {}
+                break
+            checked[key] = value
+        if not checked or not set(checkpoint) <= {"from", "window"}:
+            raise ExchangeConfigError(
+                'ncmec: checkpoint: expected {"from": unix seconds from 0 to now} (entries '
+                'changed since then are fetched again; "window": seconds per request, '
+                "optional)"
+            )
         return checked
 
     def __init__(
@@ -368,12 +392,15 @@ class NcmecExchange:
 
 
 def _start(value: Any) -> int:
-    """A start time setting as Unix seconds; raises ExchangeConfigError."""
+    """A start time setting as Unix seconds, no later than a day from now; raises
+    ExchangeConfigError."""
     if value in ("", None):
         return 0
     text = str(value).strip()
-    if text.isdigit():
-        return int(text)
+    if text.isascii() and text.isdigit():
+        # beyond 12 digits (the year 33658) it is no time to start from: not even read
+        seconds = int(text) if len(text) <= 12 else 10**12
+        return check_start("ncmec: start_time", seconds, text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
@@ -382,7 +409,7 @@ def _start(value: Any) -> int:
             "or Unix seconds"
         ) from None
     moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return max(0, int(moment.timestamp()))
+    return check_start("ncmec: start_time", max(0, int(moment.timestamp())), text)
 
 
 def _format(seconds: int) -> str:

@@ -20,6 +20,10 @@ BUILT_IN: Final = (
     "hashguard.exchanges.threatexchange",
 )
 
+# What a plug-in class declares (``api.ExchangeApi``'s class attributes); read plainly.
+DECLARED: Final = ("name", "title", "category", "config_schema", "credentials_schema",
+                   "default_base_url", "supports_feedback", "local")  # fmt: skip
+
 _registered: dict[str, type[ExchangeApi]] = {}
 _loaded = False
 _lock = threading.Lock()
@@ -33,8 +37,14 @@ class UnknownExchangeApi(NotFound):
 
 
 def register(plugin: _Plugin) -> _Plugin:
-    """Add ``plugin`` (a class; usable as a decorator). Raises ValueError if another class
-    holds its name."""
+    """Add ``plugin`` (a class; usable as a decorator). Raises ValueError if it does not
+    declare what every plug-in does, or another class holds its name."""
+    missing = [attribute for attribute in DECLARED if not hasattr(plugin, attribute)]
+    if missing:
+        raise ValueError(
+            f"exchange plug-in {plugin.__qualname__} does not declare {', '.join(missing)} "
+            "(see hashguard.exchanges.api.ExchangeApi)"
+        )
     name = plugin.name
     if not name or not name.replace("_", "").isalnum() or name != name.lower():
         raise ValueError(f"a plug-in's name is lower-case letters, digits and _: {name!r}")

@@ -26,8 +26,7 @@ SCENES: Final = (
 )  # fmt: skip
 # pytx's example signals (``PdqSignal.get_examples()``, ``VideoMD5Signal.get_examples()``), which
 # HMA's sample exchange serves, so HMA's clients and tests find them here too. Benign:
-# ThreatExchange's test photos (a bridge, its variants, misc images), GitHub's logos, and the
-# MD5 of the empty file.
+# ThreatExchange's test photos (a bridge, its variants, misc images), GitHub's logos.
 HMA_EXAMPLES: Final = (
     ("pdq", "f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6b39c4e9c9b22"),
     ("pdq", "f8f8f0cee0f4a84f06370a2a038f63f0b36e26d596621e1d33e6b39c4e9c9b22"),
@@ -46,8 +45,7 @@ HMA_EXAMPLES: Final = (
     ("pdq", "c186f9619659658c4b6916daf934496985f4259c72c39676ab9edb631c3c349c"),
     ("pdq", "62c9789627838f69f23cf98c29e37836d61c87c31c59587c4b49a783f496725c"),
     ("md5", "cab08b36195edb1a1231d2d09fa450e0"),
-    ("md5", "d41d8cd98f00b204e9800998ecf8427e"),
-)
+)  # pytx's second MD5 example, the empty file's, is left out: every empty file would match it
 VERSION: Final = 1  # the checkpoint once the sample is fetched
 ORGANISATION: Final = "hashguard sample"
 

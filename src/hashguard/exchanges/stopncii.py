@@ -16,15 +16,19 @@ lost when that reads), else looks for the nearest start time after it whose page
 on from there: the records last modified in between are not read. The page is quarantined
 naming that span and the checkpoint that fetches it again.
 
+The checkpoint never passes the time the fetch began (``CLOCK_SKEW`` allowed for): a
+``nextSetTimestamp`` later than that is taken as that time (what was read is read again next
+time, harmlessly: records are snapshots) and named in a quarantined note, and no start time
+after it is probed; a checkpoint in the future would pass every record modified until then.
+
 Each request carries the endpoint's function key (``x-functions-key``) and the subscription
 key (``Ocp-Apim-Subscription-Key``); neither appears in any message.
 """
 
 import json
 import re
-import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -41,6 +45,7 @@ from hashguard.exchanges.api import (
     Quarantined,
     Schema,
 )
+from hashguard.exchanges.fields import check_start
 from hashguard.exchanges.registry import register
 from hashguard.lists.formats.stopncii import SIGNALS, record_of
 from hashguard.lists.model import Category
@@ -52,6 +57,8 @@ FEEDBACK_VALUES: Final = ("Blocked", "NotBlocked", "PendingReview")
 # The start of a first fetch as pytx has it (the API may read 0 as "not given").
 FIRST_START: Final = 10
 _PROBES: Final = 64  # start times tried past an unreadable page before giving up
+CLOCK_SKEW: Final = 300  # seconds StopNCII's clock may be ahead of ours
+Clock = Callable[[], datetime]
 _CASE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -62,6 +69,10 @@ _SETTINGS: Final = {
     "page_attempts": (3, 1, 10),
     "skip_seconds": (600, 1, 86_400 * 30),
 }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _Unreadable(Exception):
@@ -141,6 +152,7 @@ class StopNcii:
     )
     default_base_url: ClassVar[str] = "https://api.stopncii.org/v1"
     supports_feedback: ClassVar[bool] = True
+    local: ClassVar[bool] = False
 
     @classmethod
     def check_config(cls, config: Mapping[str, Any]) -> dict[str, Any]:
@@ -162,6 +174,8 @@ class StopNcii:
                 raise ExchangeConfigError(f"{name}: expected a whole number, not {value!r:.40}")
             if not least <= value <= most:
                 raise ExchangeConfigError(f"{name}: {value} is not from {least} to {most}")
+            if name == "start_timestamp":
+                check_start(name, value)
             checked[name] = value
         return checked
 
@@ -188,15 +202,36 @@ class StopNcii:
             checked[name] = value.strip()
         return checked
 
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets (``{"nextSetTimestamp": unix time}``, at most now):
+        as ``fetch`` reads it. Raises ExchangeConfigError saying what is expected."""
+        if set(checkpoint) != {"nextSetTimestamp"}:
+            raise ExchangeConfigError(
+                'checkpoint: expected {"nextSetTimestamp": unix time} (the time records are '
+                "fetched again from), not "
+                f"{json.dumps(dict(checkpoint), default=str)[:120]}"
+            )
+        at, _, _ = _resume(checkpoint, FIRST_START)
+        if not 0 <= at <= int(_now().timestamp()) + CLOCK_SKEW:
+            raise ExchangeConfigError(
+                f"checkpoint: nextSetTimestamp {at} is not a unix time from 0 to now"
+            )
+        return {"nextSetTimestamp": at}
+
     def __init__(
         self,
         config: Mapping[str, Any],
         credentials: Mapping[str, Any] | None,
         http: ExchangeHttp,
+        *,
+        clock: Clock = _now,
     ) -> None:
         self.config = self.check_config(config)
         self.credentials = self.check_credentials(credentials or {})
         self.http = http
+        self.clock = clock
+        self._began = int(clock().timestamp())  # set again by each fetch
 
     # --- fetching ------------------------------------------------------------------------------
 
@@ -208,6 +243,7 @@ class StopNcii:
         checkpoint); a record it cannot read, or a page that stays unreadable, is
         quarantined instead."""
         start, token, resume_at = _resume(checkpoint, self.config["start_timestamp"])
+        self._began = int(self.clock().timestamp())
         number = 0
         tokens: set[str] = set()
         realigned: int | None = None  # the time a broken page was last read again from
@@ -232,12 +268,13 @@ class StopNcii:
                     number += 1
                 start, token, resume_at = good, None, good
             yield self._read(number, start, envelope)
+            next_set = min(envelope.next_set, self._began)
             if envelope.more and envelope.token and envelope.token not in tokens:
                 tokens.add(envelope.token)
-                token, resume_at = envelope.token, envelope.next_set
-            elif envelope.more and envelope.next_set > start:
+                token, resume_at = envelope.token, next_set
+            elif envelope.more and next_set > start:
                 # More, but no new token to ask for it with: go on from the page's time.
-                start, token, resume_at = envelope.next_set, None, envelope.next_set
+                start, token, resume_at = next_set, None, next_set
             else:
                 return
 
@@ -255,12 +292,29 @@ class StopNcii:
                     Quarantined(f"{where}, record {index}", str(error), _excerpt(item))
                 )
                 continue
+            except Exception as error:  # whatever a record holds, it never fails its page
+                quarantined.append(Quarantined(
+                    f"{where}, record {index}",
+                    f"{where}, record {index}: unreadable ({type(error).__name__}: {error})",
+                    _excerpt(item),
+                ))  # fmt: skip
+                continue
             if record is not None:
                 records.append(record)
-        checkpoint: dict[str, Any] = {"nextSetTimestamp": envelope.next_set}
+        next_set = envelope.next_set
+        if next_set > self._began + CLOCK_SKEW:
+            quarantined.append(Quarantined(
+                f"{where}: nextSetTimestamp {next_set}",
+                f"StopNCII named a time after this fetch began ({self._began}, "
+                f"{_moment(self._began):%Y-%m-%d %H:%M:%S} UTC) as where the next fetch starts; "
+                f"the checkpoint stays at {self._began} (records from then on are read again)",
+            ))  # fmt: skip
+            next_set = self._began
+        checkpoint: dict[str, Any] = {"nextSetTimestamp": next_set}
         if envelope.more and envelope.token:
-            checkpoint |= {"startTimestamp": start, "nextPageToken": envelope.token}
-        return Page(records, quarantined, checkpoint, _moment(envelope.next_set), skipped)
+            checkpoint |= {"startTimestamp": min(start, self._began),
+                           "nextPageToken": envelope.token}  # fmt: skip
+        return Page(records, quarantined, checkpoint, _moment(next_set), skipped)
 
     def _page_with_attempts(self, start: int, token: str | None) -> _Envelope:
         """The page at ``start`` (after ``token``), asked for up to ``page_attempts`` times
@@ -302,19 +356,20 @@ class StopNcii:
         lost_from = resume_at if token else start
         if realign and (again := self._probe(lost_from)) is not None:
             return lost_from, again, None
-        # Doubling steps until a page reads, then halving back towards the broken one.
+        # Doubling steps until a page reads, then halving back towards the broken one; never
+        # past the time the fetch began (the checkpoint would skip what is modified until then).
         found: _Envelope | None = None
         good = bad = lost_from
-        step, limit = self.config["skip_seconds"], int(time.time()) + 86_400
+        step, limit = self.config["skip_seconds"], self._began
         for _ in range(_PROBES):
             if found is not None and good - bad <= 1:
                 break
-            at = (bad + good) // 2 if found is not None else bad + step
+            if found is None and bad >= limit:
+                break
+            at = (bad + good) // 2 if found is not None else min(bad + step, limit)
             envelope = self._probe(at)
             if envelope is not None:
                 good, found = at, envelope
-            elif found is None and at > limit:
-                break
             else:
                 bad, step = at, step * 2
         if found is None:

@@ -3,25 +3,32 @@ list of the same name, on its own interval, with its settings, its credentials (
 own, or its plug-in's shared ones as HMA keeps them) and its fetch state as HMA reports it
 (``FetchStatus``). Every change is audited in the transaction that makes it; credentials never
 appear in an answer, an audit event or a log.
+
+Credentials are bound to the origin (scheme, host, port) they were set for: an exchange's own
+to its base URL's when they are set, a plug-in's shared ones to its default base URL's or the
+one the admin names. They apply to an exchange only while its base URL is on that origin, and
+never over plain http but to the networks the operator names (``networks``); an exchange moved
+to another origin loses its own credentials, unless the move carries them (an admin's).
 """
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 
 from hashguard.errors import Conflict, NotFound
 from hashguard.exchanges import credentials as vault
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import ExchangeApi, ExchangeConfigError
-from hashguard.exchanges.credentials import Sealer
-from hashguard.exchanges.http import Http
+from hashguard.exchanges.credentials import Bound, CredentialsUnreadable, Sealer
+from hashguard.exchanges.http import Http, clear_text_problem, origin_of
 from hashguard.lists.model import NAME_PATTERN, Category
+from hashguard.net.fetch import Network
 from hashguard.store import audit
-from hashguard.store.list_errors import ListNotFound
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
     ExchangeFeedbackRow,
@@ -53,6 +60,10 @@ class ExchangeExists(Conflict):
 
 class ExchangeListTaken(Conflict):
     """The list an exchange would fill is another exchange's, or of another category."""
+
+
+class FetchRunning(Conflict):
+    """The exchange is being fetched already (by this instance or another)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,7 +149,7 @@ def check_settings(plugin: type[ExchangeApi], config: Mapping[str, Any]) -> dict
     base = base or str(checked.get(BASE_URL) or plugin.default_base_url or "").strip()
     if base:
         Http(base)  # raises ExchangeConfigError for what is not an http(s) URL with a host
-    elif not getattr(plugin, "local", False):
+    elif not plugin.local:
         raise ExchangeConfigError(
             f"base_url: required (the {plugin.name} plug-in has no default): the exchange's "
             "http or https URL"
@@ -167,15 +178,22 @@ def _check_interval(interval: int) -> int:
 
 class Exchanges:
     """The exchanges in ``engine``'s database, filling lists through ``lists``; credentials
-    sealed with ``sealer``; times from ``clock``."""
+    sealed with ``sealer``, sent over plain http only to addresses in ``networks`` (the
+    operator's exchange_networks); times from ``clock``."""
 
     def __init__(
-        self, engine: Engine, lists: ListStore, sealer: Sealer, clock: Clock = now
+        self,
+        engine: Engine,
+        lists: ListStore,
+        sealer: Sealer,
+        clock: Clock = now,
+        networks: Sequence[Network] = (),
     ) -> None:
         self.engine = engine
         self.lists = lists
         self.sealer = sealer
         self.clock = clock
+        self.networks = tuple(networks)
 
     # --- exchanges --------------------------------------------------------------------------
 
@@ -194,7 +212,7 @@ class Exchanges:
         with the plug-in's category when absent), first fetched at once when enabled.
         Raises UnknownExchangeApi, ExchangeConfigError (a setting or credential, named),
         ExchangeExists, ExchangeListTaken (the list is another exchange's or of another
-        category)."""
+        category). One transaction: a refused add leaves nothing, not even the list."""
         plugin = registry.get(api)
         if re.fullmatch(NAME_PATTERN, name) is None:
             raise ExchangeConfigError(
@@ -203,40 +221,55 @@ class Exchanges:
             )
         checked = check_settings(plugin, config or {})
         sealed = None if credentials is None else _check_credentials(plugin, credentials)
+        if sealed is not None:
+            self._check_clear_text(checked[BASE_URL])
         interval = _check_interval(interval)
         category = Category(plugin.category)
-        if self._exchange_row(name) is not None:
-            raise ExchangeExists(f"an exchange named {name!r} already exists")
-        try:
-            hash_list = self.lists.get(name)
-        except ListNotFound:
-            hash_list = self.lists.create(name, plugin.title, category, actor=actor)
-        if hash_list.category != category:
-            raise ExchangeListTaken(
-                f"list {name} holds {hash_list.category}, not {category} as the {api} plug-in's "
-                "lists do: name the exchange after a list of that category, or a new one"
-            )
         at = self.clock()
+        # One transaction: a list made for the exchange goes with it when the add is refused.
         with self.engine.begin() as connection:
+            if connection.execute(select(ExchangeRow.id).where(ExchangeRow.name == name)).first():
+                raise ExchangeExists(f"an exchange named {name!r} already exists")
+            held = connection.execute(
+                select(HashListRow.id, HashListRow.category).where(HashListRow.name == name)
+            ).first()
+            if held is None:
+                made = self.lists.create(name, plugin.title, category, actor=actor,
+                                         connection=connection)  # fmt: skip
+                list_id = made.id
+            elif held.category != category:
+                raise ExchangeListTaken(
+                    f"list {name} holds {held.category}, not {category} as the {api} plug-in's "
+                    "lists do: name the exchange after a list of that category, or a new one"
+                )
+            else:
+                list_id = held.id
             taken = connection.execute(
-                select(ExchangeRow.name).where(ExchangeRow.list_id == hash_list.id)
+                select(ExchangeRow.name).where(ExchangeRow.list_id == list_id)
             ).first()
             if taken is not None:
                 raise ExchangeListTaken(f"list {name} is filled by exchange {taken.name} already")
-            connection.execute(insert(ExchangeRow).values(
-                name=name, api=api, list_id=hash_list.id, config=checked, enabled=enabled,
-                interval_seconds=interval, created_at=at, checkpoint=None, checkpoint_at=None,
-                fetch_started_at=None, fetch_completed_at=None, fetch_succeeded=None,
-                up_to_date=False, last_error="", last_counts={}, fetched_items=0, failures=0,
-                next_fetch_at=at, lease_until=None,
-            ))  # fmt: skip
+            try:
+                connection.execute(insert(ExchangeRow).values(
+                    name=name, api=api, list_id=list_id, config=checked, enabled=enabled,
+                    interval_seconds=interval, created_at=at, checkpoint=None,
+                    checkpoint_at=None, fetch_started_at=None, fetch_completed_at=None,
+                    fetch_succeeded=None, up_to_date=False, last_error="", last_counts={},
+                    fetched_items=0, failures=0, next_fetch_at=at, lease_until=None,
+                ))  # fmt: skip
+            except IntegrityError:  # added meanwhile by another writer
+                raise ExchangeExists(f"an exchange named {name!r} already exists") from None
             if sealed is not None:
                 scope = vault.scope_of("exchange", name)
-                vault.put(connection, self.sealer, scope, sealed, at)
+                vault.put(connection, self.sealer, scope, sealed, origin_of(checked[BASE_URL]), at)
+            else:
+                self._check_shared(connection, api, checked[BASE_URL])
             audit.append(connection, actor, "exchange.add", name,
                          {"api": api, "list": name, "config": checked, "enabled": enabled,
                           "interval_seconds": interval,
                           "credentials": sealed is not None})  # fmt: skip
+        if held is None:
+            self.lists.committed()
         return self.get(name)
 
     def get(self, name: str) -> Exchange:
@@ -258,10 +291,13 @@ class Exchanges:
         interval: int | None = None,
         config: Mapping[str, Any] | None = None,
         actor: str = "",
+        carry_credentials: bool = False,
     ) -> Exchange:
         """Change what is given: enabled (a re-enabled exchange is fetched at once), the
-        interval, settings (replacing the old ones; checked by the plug-in). Raises
-        ExchangeNotFound, ExchangeConfigError."""
+        interval, settings (replacing the old ones; checked by the plug-in). Settings that move
+        the exchange to another origin (scheme, host, port) forget its own credentials, unless
+        ``carry_credentials`` (an admin's change: they are bound to the new origin, which must
+        not be plain http). Raises ExchangeNotFound, ExchangeConfigError."""
         with self.engine.begin() as connection:
             row = self._row(connection, name, for_update=True)
             plugin = registry.get(row.api)
@@ -272,10 +308,13 @@ class Exchanges:
                     values["next_fetch_at"] = self.clock()
             if interval is not None and interval != row.interval_seconds:
                 values["interval_seconds"] = _check_interval(interval)
+            moved = ""
             if config is not None:
                 checked = check_settings(plugin, config)
                 if checked != row.config:
                     values["config"] = checked
+                    moved = self._move(connection, row, checked[BASE_URL], carry_credentials,
+                                       actor)  # fmt: skip
             if values:
                 connection.execute(
                     update(ExchangeRow).where(ExchangeRow.id == row.id).values(**values)
@@ -283,9 +322,36 @@ class Exchanges:
                 shown = {k: v for k, v in values.items() if k != "next_fetch_at"}
                 before = {"enabled": row.enabled, "interval_seconds": row.interval_seconds,
                           "config": row.config}  # fmt: skip
-                audit.append(connection, actor, "exchange.update", name,
-                             {"before": {k: before[k] for k in shown}, "after": shown})  # fmt: skip
+                details: dict[str, Any] = {"before": {k: before[k] for k in shown}, "after": shown}
+                if moved:
+                    details["credentials"] = moved
+                audit.append(connection, actor, "exchange.update", name, details)
         return self.get(name)
+
+    def _move(
+        self, connection: Connection, row: Any, base_url: str, carry: bool, actor: str
+    ) -> str:
+        """The exchange ``row`` moves to ``base_url``: its own credentials stay bound to it when
+        the origin is the same; else forgotten ("removed"), or bound to the new origin when
+        ``carry`` ("moved"); "" when it has none to move. Raises ExchangeConfigError for
+        credentials that would then go over plain http."""
+        old = str(row.config.get(BASE_URL) or "")
+        new_origin = origin_of(base_url) if base_url else ""
+        if old and new_origin == origin_of(old):
+            return ""  # the same origin: what applied applies, bound as it was
+        scope = vault.scope_of("exchange", row.name)
+        own = vault.get(connection, self.sealer, scope) if carry and new_origin else None
+        if own is not None:
+            self._check_clear_text(base_url)
+            vault.put(connection, self.sealer, scope, own.values, new_origin, self.clock())
+            return "moved"
+        if new_origin:
+            self._check_shared(connection, row.api, base_url)
+        if not vault.remove(connection, scope):
+            return ""
+        details = {"scope": scope, "reason": "the exchange moved to another origin"}
+        audit.append(connection, actor, "exchange.credentials.remove", row.name, details)
+        return "removed"
 
     def remove(self, name: str, actor: str = "") -> Removed:
         """Remove the exchange, its own credentials, quarantined records and feedback owed
@@ -309,48 +375,112 @@ class Exchanges:
 
     # --- credentials ------------------------------------------------------------------------
 
-    def set_credentials(self, name: str, given: Mapping[str, Any] | None, actor: str = "") -> None:
-        """Set (None: forget) the exchange's own credentials, checked by its plug-in; they
-        win over its plug-in's shared ones. Raises ExchangeNotFound, ExchangeConfigError."""
+    def set_credentials(
+        self, name: str, given: Mapping[str, Any] | None, actor: str = ""
+    ) -> str | None:
+        """Set (None: forget) the exchange's own credentials, checked by its plug-in and bound
+        to its base URL's origin; they win over its plug-in's shared ones. The origin they are
+        bound to (None: forgotten). Raises ExchangeNotFound, ExchangeConfigError (a
+        credential, or a plain http base URL)."""
         exchange = self.get(name)
-        self._set(vault.scope_of("exchange", name), exchange.api, given, actor, name)
+        base = str(exchange.config.get(BASE_URL) or "")
+        return self._set(vault.scope_of("exchange", name), exchange.api, given, base, actor, name)
 
     def set_api_credentials(
-        self, api: str, given: Mapping[str, Any] | None, actor: str = ""
-    ) -> None:
+        self,
+        api: str,
+        given: Mapping[str, Any] | None,
+        actor: str = "",
+        base_url: str = "",
+    ) -> str | None:
         """Set (None: forget) the credentials every exchange of plug-in ``api`` uses unless
-        it has its own (HMA's per-API credentials). Raises UnknownExchangeApi,
-        ExchangeConfigError."""
-        registry.get(api)
-        self._set(vault.scope_of("api", api), api, given, actor, f"api {api}")
+        it has its own (HMA's per-API credentials), bound to the origin of ``base_url`` (when
+        not given, the plug-in's default base URL): they apply only to exchanges there. The
+        origin they are bound to (None: forgotten). Raises
+        UnknownExchangeApi, ExchangeConfigError (a credential; no base URL for a plug-in
+        without a default; a plain http one)."""
+        plugin = registry.get(api)
+        base = base_url.strip() or plugin.default_base_url
+        if given is not None and not base:
+            raise ExchangeConfigError(
+                f"base_url: required (the {api} plug-in has no default): the base URL of the "
+                "exchanges these shared credentials are for (they go to no other host)"
+            )
+        return self._set(vault.scope_of("api", api), api, given, base, actor, f"api {api}")
 
     def _set(
-        self, scope: str, api: str, given: Mapping[str, Any] | None, actor: str, subject: str
-    ) -> None:
+        self,
+        scope: str,
+        api: str,
+        given: Mapping[str, Any] | None,
+        base_url: str,
+        actor: str,
+        subject: str,
+    ) -> str | None:
         checked = None if given is None else _check_credentials(registry.get(api), given)
+        if checked is not None:
+            self._check_clear_text(base_url)
         with self.engine.begin() as connection:
             if checked is None:
                 if vault.remove(connection, scope):
                     audit.append(connection, actor, "exchange.credentials.remove", subject,
                                  {"scope": scope})  # fmt: skip
-                return
-            vault.put(connection, self.sealer, scope, checked, self.clock())
+                return None
+            origin = origin_of(base_url)
+            vault.put(connection, self.sealer, scope, checked, origin, self.clock())
             audit.append(connection, actor, "exchange.credentials.set", subject,
-                         {"scope": scope, "fields": sorted(checked)})  # fmt: skip
+                         {"scope": scope, "fields": sorted(checked), "origin": origin})  # fmt: skip
+        return origin
 
     def has_api_credentials(self, api: str) -> bool:
         with self.engine.connect() as connection:
             return vault.has(connection, vault.scope_of("api", api))
 
+    def api_credentials_origin(self, api: str) -> str | None:
+        """The origin the plug-in's shared credentials are for (None: none set). Raises
+        CredentialsUnreadable."""
+        with self.engine.connect() as connection:
+            shared = vault.get(connection, self.sealer, vault.scope_of("api", api))
+        return None if shared is None else shared.origin
+
     def credentials_for(self, name: str) -> dict[str, Any] | None:
-        """The credentials the exchange ``name`` uses, opened: its own, else its plug-in's
-        (None: neither). Raises ExchangeNotFound, CredentialsUnreadable."""
+        """The credentials the exchange ``name`` uses, opened: its own, else its plug-in's,
+        each only when bound to the origin of its base URL now (None: neither). Raises
+        ExchangeNotFound, CredentialsUnreadable."""
         with self.engine.connect() as connection:
             row = self._row(connection, name)
-            own = vault.get(connection, self.sealer, vault.scope_of("exchange", name))
-            if own is not None:
-                return own
-            return vault.get(connection, self.sealer, vault.scope_of("api", row.api))
+            base = str(row.config.get(BASE_URL) or "")
+            bound = self._applying(connection, name, row.api, base)
+        return None if bound is None else bound.values
+
+    def _applying(self, connection: Connection, name: str, api: str, base_url: str) -> Bound | None:
+        """The credentials an exchange at ``base_url`` uses: its own, else its plug-in's, of
+        those bound to that origin. Raises CredentialsUnreadable."""
+        if not base_url:
+            return None
+        origin = origin_of(base_url)
+        for scope in (vault.scope_of("exchange", name), vault.scope_of("api", api)):
+            bound = vault.get(connection, self.sealer, scope)
+            if bound is not None and bound.origin == origin:
+                return bound
+        return None
+
+    def _check_shared(self, connection: Connection, api: str, base_url: str) -> None:
+        """Raise ExchangeConfigError when the plug-in's shared credentials would go to
+        ``base_url`` over plain http."""
+        if not base_url:
+            return
+        try:
+            shared = vault.get(connection, self.sealer, vault.scope_of("api", api))
+        except CredentialsUnreadable:
+            return  # they are sent nowhere: the fetch says why
+        if shared is not None and shared.origin == origin_of(base_url):
+            self._check_clear_text(base_url)
+
+    def _check_clear_text(self, base_url: str) -> None:
+        problem = clear_text_problem(base_url, self.networks)
+        if problem:
+            raise ExchangeConfigError(problem)
 
     # --- state ------------------------------------------------------------------------------
 
@@ -366,10 +496,15 @@ class Exchanges:
                 select(func.count()).select_from(ExchangeQuarantineRow)
                 .where(ExchangeQuarantineRow.exchange_id == row.id)
             ).scalar_one()  # fmt: skip
-        running = row.fetch_started_at is not None and (
-            row.fetch_completed_at is None
-            or utc(row.fetch_completed_at) < utc(row.fetch_started_at)
-        )
+        # Running while a fetch started after the last one completed and its lease holds: a
+        # fetch whose instance died (or lost the lease) is not running once the lease ends.
+        running = (
+            row.fetch_started_at is not None
+            and (row.fetch_completed_at is None
+                 or utc(row.fetch_completed_at) < utc(row.fetch_started_at))
+            and row.lease_until is not None
+            and utc(row.lease_until) > self.clock()
+        )  # fmt: skip
         return FetchStatus(
             _ts(row.checkpoint_at), _ts(row.fetch_started_at) if running else None,
             _ts(row.fetch_completed_at), row.fetch_succeeded, bool(row.up_to_date),
@@ -392,6 +527,51 @@ class Exchanges:
         return [QuarantinedRecord(r.id, utc(r.at), r.position, r.reason, r.excerpt)
                 for r in found]  # fmt: skip
 
+    def checkpoint(self, name: str) -> dict[str, Any] | None:
+        """Where the exchange's next fetch starts, as its plug-in wrote it (None: from the
+        beginning). Raises ExchangeNotFound."""
+        with self.engine.connect() as connection:
+            row = self._row(connection, name)
+            held = connection.execute(
+                select(ExchangeRow.checkpoint).where(ExchangeRow.id == row.id)
+            ).scalar()
+        return None if held is None else dict(held)
+
+    def set_checkpoint(
+        self, name: str, checkpoint: Mapping[str, Any] | None, actor: str = ""
+    ) -> dict[str, Any] | None:
+        """Set where the exchange's next fetch starts (None: from the beginning), as its
+        plug-in reads checkpoints (checked by its ``check_checkpoint`` when it has one): to
+        fetch a skipped span again. The next fetch is due at once; audited with the checkpoint
+        before and after. Returns the checkpoint set. Raises ExchangeNotFound,
+        ExchangeConfigError (one the plug-in refuses, named), FetchRunning (a fetch of it holds
+        its lease: it would store its own checkpoint over this one)."""
+        at = self.clock()
+        with self.engine.begin() as connection:
+            row = self._row(connection, name, for_update=True)
+            check = getattr(registry.get(row.api), "check_checkpoint", None)
+            if checkpoint is not None and not isinstance(checkpoint, Mapping):
+                raise ExchangeConfigError(
+                    f"checkpoint: a JSON object as the {row.api} plug-in reads it, not "
+                    f"{type(checkpoint).__name__}"
+                )
+            checked = None if checkpoint is None else (
+                dict(check(checkpoint)) if check is not None else dict(checkpoint))  # fmt: skip
+            if row.lease_until is not None and utc(row.lease_until) > at:
+                raise FetchRunning(
+                    f"exchange {name} is being fetched now: set its checkpoint once the fetch "
+                    "is done (its status says when)"
+                )
+            before = connection.execute(
+                select(ExchangeRow.checkpoint).where(ExchangeRow.id == row.id)
+            ).scalar()
+            connection.execute(update(ExchangeRow).where(ExchangeRow.id == row.id).values(
+                checkpoint=checked, checkpoint_at=None, up_to_date=False, next_fetch_at=at,
+            ))  # fmt: skip
+            audit.append(connection, actor, "exchange.checkpoint", name,
+                         {"before": before, "after": checked})  # fmt: skip
+        return checked
+
     def fetch_now(self, name: str, actor: str = "") -> bool:
         """Make the exchange due now (unless a fetch of it is running); whether it was.
         Raises ExchangeNotFound."""
@@ -407,10 +587,6 @@ class Exchanges:
 
     # --- rows -------------------------------------------------------------------------------
 
-    def _exchange_row(self, name: str) -> Any:
-        with self.engine.connect() as connection:
-            return connection.execute(_selected().where(ExchangeRow.name == name)).first()
-
     def _row(self, connection: Connection, name: str, for_update: bool = False) -> Any:
         query = _selected().where(ExchangeRow.name == name)
         if for_update:
@@ -421,8 +597,11 @@ class Exchanges:
         return row
 
     def _exchange(self, connection: Connection, row: Any) -> Exchange:
-        scopes = [vault.scope_of("exchange", row.name), vault.scope_of("api", row.api)]
-        held = any(vault.has(connection, scope) for scope in scopes)
+        try:
+            base = str(row.config.get(BASE_URL) or "")
+            held = self._applying(connection, row.name, row.api, base) is not None
+        except CredentialsUnreadable:
+            held = True  # stored, but they do not open: the fetch says why
         return Exchange(row.id, row.name, row.api, row.list_name, dict(row.config),
                         bool(row.enabled), int(row.interval_seconds), utc(row.created_at),
                         held)  # fmt: skip

@@ -8,17 +8,22 @@ audited: which exchange, where, why) and an ``exchange.fetch`` audit event: the 
 checkpoint move together or not at all. After the commit the list store is told
 (``ListStore.committed``), so a serving Matcher takes the changes in at once. A record the
 plug-in could not read, or whose value its signal refuses, is quarantined; the rest applies.
-At most ``max_records`` are applied per fetch (a transaction stays bounded); the next fetch is
-then due at once.
+So is a record the list refuses (a change to a value it lacks, a name too long for its column,
+text the database cannot hold): the records are applied in a savepoint, and when that fails
+the failing part is halved, each half in its own savepoint, until the refused records are found
+and quarantined with the list's reason, all within the fetch's one transaction. At most
+``max_records`` are applied per fetch (a transaction stays bounded); the next fetch is then due
+at once.
 
-A failure (the exchange unreachable, credentials refused, a plug-in's error, a change the list
-refuses) applies nothing: the status says failed with the error, the failures in a row are
+A failure (the exchange unreachable, credentials refused, a plug-in's error, the database
+failing) applies nothing: the status says failed with the error, the failures in a row are
 counted, and the next fetch waits a backoff (doubling, capped, never less than the interval).
 
 Several instances may share the database: an exchange is claimed before it is fetched (a
 conditional update of ``next_fetch_at`` and ``lease_until``, as takedown's scheduler claims a
-notice), so one instance fetches it; the lease is renewed while a long fetch reads, and a fetch
-whose lease was lost meanwhile applies nothing (the other instance does it).
+notice), so one instance fetches it; the lease is renewed while a fetch reads (between pages,
+and from a thread six times a lease, however long a plug-in works inside one page), and a
+fetch whose lease was lost meanwhile applies nothing (the other instance does it).
 """
 
 import logging
@@ -30,9 +35,10 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy.exc import DataError
 
 from hashguard.collector import collector_paused
-from hashguard.errors import Conflict, HashguardError, kind_of
+from hashguard.errors import HashguardError, kind_of
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import (
     EXCERPT,
@@ -42,11 +48,12 @@ from hashguard.exchanges.api import (
     Page,
     Quarantined,
 )
-from hashguard.exchanges.http import MAX_BYTES, Http
+from hashguard.exchanges.http import MAX_BYTES, Http, clear_text_problem
 from hashguard.exchanges.store import (
     BASE_URL,
     ExchangeNotFound,
     Exchanges,
+    FetchRunning,
     backoff,
     plugin_config,
 )
@@ -59,17 +66,28 @@ from hashguard.lists.records import (
 )
 from hashguard.net.fetch import Network, Resolver
 from hashguard.store import audit
-from hashguard.store.tables import ExchangeQuarantineRow, ExchangeRow, HashListRow, utc
+from hashguard.store.list_errors import ListError, ListNotFound
+from hashguard.store.list_import import ImportSummary
+from hashguard.store.tables import (
+    EntryRow,
+    ExchangeQuarantineRow,
+    ExchangeRow,
+    HashListRow,
+    utc,
+)
 
 log = logging.getLogger("hashguard.exchanges")
 
 MAX_RECORDS: Final = 100_000  # applied per fetch: one transaction stays bounded
 LEASE: Final = timedelta(minutes=5)
 ERROR_CHARS: Final = 2000
-
-
-class FetchRunning(Conflict):
-    """The exchange is being fetched already (by this instance or another)."""
+# What the list refuses of one record (rather than the database failing): found and quarantined.
+_REFUSED: Final = (ListError, InvalidRecord, DataError)
+# Names the list keeps (entries' submitted_by and assessed_by), at most this long.
+NAME_CHARS: Final = min(
+    getattr(EntryRow.__table__.c[column].type, "length", None) or 200
+    for column in ("submitted_by", "assessed_by")
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,11 +117,14 @@ class Lease:
     exchange_id: int
     name: str
     until: datetime
+    # Renewed from the fetch's thread and its keeper's: one at a time.
+    renewing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 @dataclass
 class _Read:
     records: list[Record] = field(default_factory=list)
+    positions: list[str] = field(default_factory=list)  # where each record was read
     quarantined: list[Quarantined] = field(default_factory=list)
     skipped: Counter[str] = field(default_factory=Counter)
     checkpoint: dict[str, Any] | None = None
@@ -114,6 +135,40 @@ class _Read:
 
 class _Lost(Exception):
     """The lease ran out and another instance took the exchange: apply nothing."""
+
+
+class _Keeper:
+    """Renews a lease every ``every`` seconds from a thread of its own while a fetch reads, so
+    that a plug-in working long inside one page (retries, probes, a slow exchange) keeps it.
+    ``lost``: another instance took the exchange meanwhile."""
+
+    def __init__(self, sync: "Sync", lease: Lease, every: float) -> None:
+        self.sync = sync
+        self.lease = lease
+        self.every = every
+        self.lost = False
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"hashguard-lease-{lease.name}",
+                                        daemon=True)  # fmt: skip
+
+    def __enter__(self) -> "_Keeper":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every):
+            try:
+                self.sync._renew(self.lease)
+            except _Lost:
+                self.lost = True
+                return
+            except Exception:  # the database briefly gone: tried again at the next beat
+                log.warning("exchange %s: renewing the fetch's lease failed", self.lease.name,
+                            exc_info=True)  # fmt: skip
 
 
 class _NoHttp:
@@ -141,6 +196,7 @@ class Sync:
         max_records: int = MAX_RECORDS,
         lease: timedelta = LEASE,
         resolve: Resolver | None = None,
+        renew_every: float | None = None,
     ) -> None:
         self.exchanges = exchanges
         self.engine = exchanges.engine
@@ -150,6 +206,8 @@ class Sync:
         self.max_records = max_records
         self.lease = lease
         self.resolve = resolve
+        # Seconds between renewals while a fetch reads (a sixth of the lease: several chances).
+        self.renew_every = renew_every or lease.total_seconds() / 6
 
     def clock(self) -> datetime:
         return self.exchanges.clock()
@@ -229,7 +287,10 @@ class Sync:
         if marked != 1 or row is None:
             return Fetched(lease.name, False, lost=True)
         try:
-            read = self._read(self._plugin(row), row, lease)
+            with _Keeper(self, lease, self.renew_every) as keeper:
+                read = self._read(self._plugin(row), row, lease, keeper)
+            if keeper.lost:
+                raise _Lost()
         except _Lost:
             return Fetched(lease.name, False, lost=True)
         except Exception as error:  # anything a plug-in raises: the fetch failed, retried later
@@ -262,21 +323,27 @@ class Sync:
                 "plug-in's shared ones"
             )
         base = str(row.config.get(BASE_URL, ""))
+        # credentials bound to this origin (Exchanges.credentials_for), never in clear text
+        problem = clear_text_problem(base, self.networks) if opened is not None else ""
+        if problem:
+            raise ExchangeConfigError(f"exchange {row.name}: {problem}")
         http = (Http(base, self.networks, self.timeout, self.max_bytes, self.resolve) if base
                 else _NoHttp(row.name))  # fmt: skip
         return plugin(plugin_config(row.config), opened, http)
 
-    def _read(self, plugin: ExchangeApi, row: Any, lease: Lease) -> _Read:
+    def _read(self, plugin: ExchangeApi, row: Any, lease: Lease, keeper: _Keeper) -> _Read:
         """Every page after the stored checkpoint, up to ``max_records``; records whose value
         their signal refuses are quarantined here."""
         read = _Read(checkpoint=row.checkpoint)
         pages: Iterator[Page] = plugin.fetch(row.checkpoint)
         # Up to max_records records pile up: the collector would walk them all again and again.
         with collector_paused():
-            self._read_pages(pages, read, lease)
+            self._read_pages(pages, read, lease, keeper)
         return read
 
-    def _read_pages(self, pages: Iterator[Page], read: _Read, lease: Lease) -> None:
+    def _read_pages(
+        self, pages: Iterator[Page], read: _Read, lease: Lease, keeper: _Keeper
+    ) -> None:
         try:
             for page in pages:
                 read.pages += 1
@@ -284,19 +351,26 @@ class Sync:
                 read.skipped.update(page.skipped)
                 if _all_listable(page.records):  # one pass: a page of canonical values
                     read.records.extend(page.records)
+                    read.positions.extend(
+                        f"page {read.pages}, record {number}"
+                        for number in range(1, len(page.records) + 1)
+                    )
                 else:
                     for number, record in enumerate(page.records, start=1):
+                        where = f"page {read.pages}, record {number}"
                         refused = _refused(record)
                         if refused is None:
                             read.records.append(record)
+                            read.positions.append(where)
                         else:
-                            where = f"page {read.pages}, record {number}"
                             excerpt = repr(record)[:EXCERPT]
                             read.quarantined.append(Quarantined(where, refused, excerpt))
                 if page.checkpoint is not None:
                     read.checkpoint = dict(page.checkpoint)
                 if page.checkpoint_at is not None:
                     read.checkpoint_at = page.checkpoint_at
+                if keeper.lost:
+                    raise _Lost()
                 self._renew(lease)
                 if len(read.records) >= self.max_records:
                     read.capped = True
@@ -312,17 +386,20 @@ class Sync:
         table = ExchangeRow.__table__
         with self.engine.begin() as connection:
             self._held(connection, lease)
-            summary = self.exchanges.lists.apply(row.list_name, read.records, actor, connection)
+            summary = ImportSummary(row.list_name)
+            applied = self._apply_records(connection, row.list_name, actor, read, summary)
             for held in read.quarantined:
+                position = _printable(held.position)[:500]
+                reason = _printable(held.reason)[:ERROR_CHARS]
                 connection.execute(insert(ExchangeQuarantineRow).values(
-                    exchange_id=row.id, at=at, position=held.position[:500],
-                    reason=held.reason[:ERROR_CHARS], excerpt=held.excerpt[:EXCERPT],
+                    exchange_id=row.id, at=at, position=position, reason=reason,
+                    excerpt=_printable(held.excerpt, keep="\n\t")[:EXCERPT],
                 ))  # fmt: skip
                 audit.append(connection, actor, "exchange.quarantine", row.name,
-                             {"exchange": row.name, "position": held.position,
-                              "reason": held.reason})  # fmt: skip
+                             {"exchange": row.name, "position": position,
+                              "reason": reason})  # fmt: skip
             counts: dict[str, Any] = {
-                **summary.counts(), "records": len(read.records), "pages": read.pages,
+                **summary.counts(), "records": applied, "pages": read.pages,
                 "quarantined": len(read.quarantined), "skipped": dict(read.skipped),
             }  # fmt: skip
             due = at if read.capped else at + timedelta(seconds=row.interval_seconds)
@@ -333,7 +410,7 @@ class Sync:
                         checkpoint_at=read.checkpoint_at or row.checkpoint_at,
                         fetch_completed_at=at, fetch_succeeded=True,
                         up_to_date=not read.capped, last_error="", last_counts=counts,
-                        fetched_items=row.fetched_items + len(read.records), failures=0,
+                        fetched_items=row.fetched_items + applied, failures=0,
                         next_fetch_at=due, lease_until=None)
             ).rowcount  # fmt: skip
             if released != 1:
@@ -343,9 +420,45 @@ class Sync:
                           "up_to_date": not read.capped, **counts})  # fmt: skip
         self.exchanges.lists.committed()
         log.info("exchange %s: %d record(s) applied, %d quarantined", row.name,
-                 len(read.records), len(read.quarantined))  # fmt: skip
-        return Fetched(row.name, True, len(read.records), len(read.quarantined), counts,
+                 applied, len(read.quarantined))  # fmt: skip
+        return Fetched(row.name, True, applied, len(read.quarantined), counts,
                        up_to_date=not read.capped)  # fmt: skip
+
+    def _apply_records(
+        self, connection: Connection, list_name: str, actor: str, read: _Read,
+        summary: ImportSummary,
+    ) -> int:  # fmt: skip
+        """Apply ``read``'s records to the list in ``connection``'s transaction, each part in
+        a savepoint: a part the list refuses is halved until the records it refuses are found,
+        and those are quarantined (added to ``read.quarantined``) while the rest applies. Adds
+        what was done to ``summary``; the number of records applied. Raises what is not a
+        refusal of a record (the database failing, the list gone)."""
+        lists = self.exchanges.lists
+        # The driver's own DataError too: bulk writes (COPY) raise it unwrapped.
+        refused = (*_REFUSED, getattr(connection.dialect.loaded_dbapi, "DataError", DataError))
+
+        def attempt(first: int, last: int) -> int:
+            part = read.records[first:last]
+            try:
+                with connection.begin_nested():
+                    done = lists.apply(list_name, part, actor, connection)
+            except refused as error:
+                if isinstance(error, ListNotFound) or not part:
+                    raise
+                if len(part) == 1:
+                    read.quarantined.append(Quarantined(
+                        read.positions[first], f"the list refused it: {_refusal(error)}",
+                        repr(part[0])[:EXCERPT],
+                    ))  # fmt: skip
+                    return 0
+                middle = (first + last) // 2
+                return attempt(first, middle) + attempt(middle, last)
+            _add(summary, done)
+            return len(part)
+
+        if not read.records:
+            return 0
+        return attempt(0, len(read.records))
 
     def _failed(self, lease: Lease, row: Any, error: Exception) -> Fetched:
         """Record the failure (nothing of the fetch applied) and the backoff."""
@@ -354,7 +467,7 @@ class Sync:
         else:  # a plug-in's bug: its kind too, and the traceback in the log
             message = f"{type(error).__name__}: {error}"
             log.error("exchange %s: the %s plug-in failed", row.name, row.api, exc_info=error)
-        message = message[:ERROR_CHARS]
+        message = _printable(message)[:ERROR_CHARS]
         at = self.clock()
         failures = int(row.failures) + 1
         due = at + backoff(int(row.interval_seconds), failures)
@@ -380,20 +493,21 @@ class Sync:
     def _renew(self, lease: Lease) -> None:
         """A long fetch keeps its lease: extended to a full one when less than half is left;
         _Lost when another instance took the exchange meanwhile."""
-        at = self.clock()
-        if lease.until - at > self.lease / 2:
-            return
-        until = at + self.lease
-        table = ExchangeRow.__table__
-        with self.engine.begin() as connection:
-            changed = connection.execute(
-                update(ExchangeRow)
-                .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
-                .values(lease_until=until, next_fetch_at=until)
-            ).rowcount  # fmt: skip
-        if changed != 1:
-            raise _Lost()
-        lease.until = until
+        with lease.renewing:
+            at = self.clock()
+            if lease.until - at > self.lease / 2:
+                return
+            until = at + self.lease
+            table = ExchangeRow.__table__
+            with self.engine.begin() as connection:
+                changed = connection.execute(
+                    update(ExchangeRow)
+                    .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+                    .values(lease_until=until, next_fetch_at=until)
+                ).rowcount  # fmt: skip
+            if changed != 1:
+                raise _Lost()
+            lease.until = until
 
     def _held(self, connection: Connection, lease: Lease) -> None:
         """The exchange locked while this instance still holds its lease; else _Lost."""
@@ -410,24 +524,64 @@ class Sync:
 
 
 def _all_listable(records: list[Record]) -> bool:
-    """Whether every value of ``records`` is already canonical for its listable signal (then
-    none is refused), checked a signal at a time."""
+    """Whether ``_refused`` refuses none of ``records``: every value already canonical for its
+    listable signal (checked a signal at a time), every name within what a list keeps."""
     values: dict[str, list[str]] = {}
     for record in records:
-        if not isinstance(record, Withdrawal):
-            values.setdefault(record.signal, []).append(record.value)
+        if isinstance(record, Withdrawal):
+            continue
+        values.setdefault(record.signal, []).append(record.value)
+        provenance = getattr(record, "provenance", None)
+        if provenance is not None and (
+            len(provenance.submitted_by or "") > NAME_CHARS
+            or len(provenance.assessed_by or "") > NAME_CHARS
+        ):
+            return False
     return all(all_canonical(signal, given) for signal, given in values.items())
 
 
 def _refused(record: Record) -> str | None:
-    """Why a record's value cannot be listed (its signal refuses it), or None."""
+    """Why a record cannot be listed (its signal refuses its value, a name is longer than a
+    list keeps), or None."""
     if isinstance(record, Withdrawal):
         return None
     try:
         canonical(record.signal, record.value)
     except InvalidRecord as error:
         return str(error)
+    provenance = getattr(record, "provenance", None)
+    for name in ("submitted_by", "assessed_by"):
+        given = getattr(provenance, name, "") or ""
+        if len(given) > NAME_CHARS:
+            return (f"{name} is {len(given)} characters long; a list keeps names of at most "
+                    f"{NAME_CHARS}")  # fmt: skip
     return None
+
+
+def _add(summary: ImportSummary, done: ImportSummary) -> None:
+    summary.added += done.added
+    summary.updated += done.updated
+    summary.unchanged += done.unchanged
+    summary.removed += done.removed
+    summary.unknown_tombstones += done.unknown_tombstones
+    summary.version = done.version
+
+
+def _refusal(error: Exception) -> str:
+    """What the list or the database said refusing a record: one line, no SQL."""
+    if isinstance(error, HashguardError):
+        return str(error)
+    cause = error.orig if isinstance(error, DataError) else error
+    said = str(cause).strip().splitlines()
+    return f"the database refused it ({said[0][:300] if said else type(cause).__name__})"
+
+
+def _printable(text: str, keep: str = "") -> str:
+    """``text`` with control characters but those in ``keep`` escaped (NUL, which PostgreSQL
+    refuses, among them), so that what a record held can be kept and shown."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() or c in keep else ascii(c)[1:-1] for c in text)
 
 
 class Scheduler:

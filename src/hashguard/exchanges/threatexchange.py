@@ -12,18 +12,20 @@ rest of the page applies.
 
 Pages follow ``paging.next`` (under the base URL only). The checkpoint is the newest
 ``last_updated`` applied; ThreatExchange's ``start_time`` includes it, so an update sharing
-that second with the next page is read again rather than lost. A page that is not a threat
-updates page is asked for again a few times, then the fetch stops (ExchangeUnavailable naming
-it): pages are a cursor and cannot be skipped. The access token travels in a header, never in a
-message; ThreatExchange keeps deletions for 90 days, so an exchange not fetched for longer must
-be fetched again from the start.
+that second with the next page is read again rather than lost. An update dated after the fetch
+began (beyond ``CLOCK_SKEW``) is quarantined: taken as the checkpoint, it would make every later
+fetch ask for updates from the future and find none, tombstones included. A page that is not
+a threat updates page is asked for again a few times, then the fetch stops (ExchangeUnavailable
+naming it): pages are a cursor and cannot be skipped. The access token travels in a header,
+never in a message; ThreatExchange keeps deletions for 90 days, so an exchange not fetched for
+longer must be fetched again from the start.
 """
 
 import json
 import re
 import time
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
@@ -40,6 +42,7 @@ from hashguard.exchanges.api import (
     Quarantined,
     Schema,
 )
+from hashguard.exchanges.fields import MAX_NUMBER
 from hashguard.exchanges.registry import register
 from hashguard.lists.model import Category, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
@@ -60,6 +63,12 @@ PAGE_SIZE: Final = 500
 _TOKEN: Final = re.compile(r"[0-9]+\|[A-Za-z0-9_\-]+")
 # Graph API error codes that mean the token, or its app's access to the group, was refused.
 _REFUSED_CODES: Final = frozenset({10, 102, 190, 200})
+CLOCK_SKEW: Final = 300  # seconds an update may be dated after the fetch began (clocks differ)
+Clock = Callable[[], datetime]
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 class _BadUpdate(Exception):
@@ -95,6 +104,7 @@ class ThreatExchangeExchange:
         )
     )
     default_base_url: ClassVar[str] = "https://graph.facebook.com/v21.0"
+    local: ClassVar[bool] = False
     supports_feedback: ClassVar[bool] = False
     RETRY_PAUSES: ClassVar[tuple[float, ...]] = (0.25, 1.0)  # a page is tried 3 times
 
@@ -114,11 +124,13 @@ class ThreatExchangeExchange:
             if isinstance(group, float) and not group.is_integer():
                 raise ValueError
             number = int(group)
-        except (TypeError, ValueError):
+            if number > MAX_NUMBER:
+                raise ValueError
+        except (TypeError, ValueError, OverflowError):
             shown = "missing" if group is None else repr(group)[:40]
             raise ExchangeConfigError(
                 f"fb_threatexchange: privacy_group {shown}; expected the privacy group's id "
-                "(a positive number)"
+                f"(a whole number from 1 to {MAX_NUMBER})"
             ) from None
         base_url = config.get("base_url") or cls.default_base_url
         if not isinstance(base_url, str) or not base_url.startswith(("http://", "https://")):
@@ -135,13 +147,30 @@ class ThreatExchangeExchange:
             )
         return {"api_token": token.strip()}
 
+    @classmethod
+    def check_checkpoint(cls, checkpoint: Mapping[str, Any]) -> dict[str, Any]:
+        """A checkpoint an operator sets (``{"update_time": unix seconds}``, at most now).
+        Raises ExchangeConfigError saying what is expected."""
+        moment = checkpoint.get("update_time")
+        latest = int(_now().timestamp()) + CLOCK_SKEW
+        if (set(checkpoint) != {"update_time"} or not isinstance(moment, int)
+                or isinstance(moment, bool) or not 0 <= moment <= latest):  # fmt: skip
+            raise ExchangeConfigError(
+                'checkpoint: expected {"update_time": unix seconds from 0 to now} (updates are '
+                f"fetched from that time on), not {json.dumps(dict(checkpoint), default=str)[:120]}"
+            )
+        return {"update_time": moment}
+
     def __init__(
         self,
         config: Mapping[str, Any],
         credentials: Mapping[str, Any] | None,
         http: ExchangeHttp,
+        *,
+        clock: Clock = _now,
     ) -> None:
         self.config = self.check_config(config)
+        self.clock = clock
         self._token = self.check_credentials(credentials or {})["api_token"]
         self._headers = {"Authorization": f"OAuth {self._token}", "Accept": "application/json"}
         self.http = http
@@ -154,6 +183,13 @@ class ThreatExchangeExchange:
         after retries); nothing of the page that failed is yielded."""
         start = int(checkpoint["update_time"]) if checkpoint else None
         highest = start or 0
+        latest = int(self.clock().timestamp()) + CLOCK_SKEW  # the newest update time taken
+        if highest > latest:  # kept from before updates in the future were refused
+            raise ExchangeConfigError(
+                f"fb_threatexchange: the checkpoint's update_time {highest} is in the future; "
+                "set the exchange's checkpoint to the last update time it surely read "
+                '({"update_time": UNIX SECONDS})'
+            )
         params: dict[str, str] | None = {"fields": FIELDS, "limit": str(PAGE_SIZE)}
         if start is not None:
             params = {**(params or {}), "start_time": str(start)}
@@ -167,12 +203,14 @@ class ThreatExchangeExchange:
             page = Page()
             for position, update in enumerate(document["data"], 1):
                 try:
-                    records, updated = self._records(update, page.skipped)
-                except _BadUpdate as error:
+                    records, updated = self._records(update, page.skipped, latest)
+                except Exception as error:  # whatever an update holds, it never fails its page
+                    reason = str(error) if isinstance(error, _BadUpdate) else (
+                        f"unreadable ({type(error).__name__}: {error})")  # fmt: skip
                     excerpt = json.dumps(update, ensure_ascii=False)[:EXCERPT]
                     named = _id_of(update)
                     page.quarantined.append(
-                        Quarantined(f"{where}, update {position}{named}", str(error), excerpt)
+                        Quarantined(f"{where}, update {position}{named}", reason, excerpt)
                     )
                     continue
                 page.records.extend(records)
@@ -184,8 +222,9 @@ class ThreatExchangeExchange:
             link = following.get("next", "") if isinstance(following, dict) else ""
             link = link if isinstance(link, str) else ""
 
-    def _records(self, update: Any, skipped: Counter[str]) -> tuple[list[Record], int]:
-        """The records of one update and its time; raises _BadUpdate saying what is wrong."""
+    def _records(self, update: Any, skipped: Counter[str], latest: int) -> tuple[list[Record], int]:
+        """The records of one update and its time (at most ``latest``); raises _BadUpdate
+        saying what is wrong."""
         if not isinstance(update, dict):
             raise _BadUpdate("an update is a JSON object")
         ident = str(update.get("id") or "").strip()
@@ -196,8 +235,16 @@ class ThreatExchangeExchange:
             if isinstance(updated, bool):
                 raise ValueError
             moment = int(updated)  # type: ignore[arg-type]
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise _BadUpdate(f"last_updated {updated!r:.40}; expected Unix seconds") from None
+        if moment < 0:
+            raise _BadUpdate(f"last_updated {moment}; expected Unix seconds (not negative)")
+        if moment > latest:
+            raise _BadUpdate(
+                f"last_updated {str(moment)[:40]} is after this fetch began "
+                f"({_shown_time(latest - CLOCK_SKEW)}): an update dated in the future is not "
+                "taken (the checkpoint would pass every update made until then)"
+            )
         reference = f"fb_threatexchange:{self.group}:{ident}"
         should_delete = update.get("should_delete", False)
         if not isinstance(should_delete, bool):
@@ -275,12 +322,18 @@ class ThreatExchangeExchange:
 def _tags(tags: Any) -> frozenset[str]:
     """An update's tags: a list of names, or the Graph API's ``{"data": [{"text": ...}]}``."""
     if isinstance(tags, dict):
-        tags = [tag.get("text") for tag in tags.get("data", []) if isinstance(tag, dict)]
+        listed = tags.get("data")
+        listed = listed if isinstance(listed, list) else []
+        tags = [tag.get("text") for tag in listed if isinstance(tag, dict)]
     if not isinstance(tags, list):
         return frozenset()
     return frozenset(tag.strip() for tag in tags if isinstance(tag, str) and tag.strip())
 
 
+def _shown_time(unix: int) -> str:
+    return f"{unix}, {datetime.fromtimestamp(unix, UTC):%Y-%m-%d %H:%M:%S} UTC"
+
+
 def _id_of(update: Any) -> str:
     ident = update.get("id") if isinstance(update, dict) else None
-    return f" (id {str(ident)[:40]})" if ident else ""
+    return f" (id {ascii(str(ident)[:40])[1:-1]})" if ident else ""

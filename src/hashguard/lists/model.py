@@ -5,7 +5,8 @@ it matches (``ListPolicy``). Its entries change only by appending a ``Change``: 
 contest, delist, delete, and reinstate (the owner makes a contested or delisted entry active
 again). A source can also withdraw its own submission:
 the entry loses that source (``withdraw``) or, when it was the last one, is deleted (``delete``,
-keeping its sources as the record of who had submitted it). Nothing is
+keeping its sources as the record of who had submitted it). A new submission of a deleted entry
+revives it, held by that submission's sources alone. Nothing is
 edited in place, so a subscriber that has seen version N
 needs only the changes after N, and every past state can be recomputed and audited.
 
@@ -219,10 +220,10 @@ def new_entry(
 @dataclass(frozen=True, slots=True)
 class Change:
     """One appended change. ``add`` carries labels and provenance (sources merge with those
-    already held); ``relabel`` carries the new labels; the others carry a reason. ``withdraw``
-    carries the sources that withdrew (and loses them); a ``delete`` because the last sources
-    withdrew names them too, for the record. ``reinstate`` makes a contested or delisted entry
-    active again (of any other, it changes nothing)."""
+    already held; a deleted entry's are replaced); ``relabel`` carries the new labels; the
+    others carry a reason. ``withdraw`` carries the sources that withdrew (and loses them); a
+    ``delete`` because the last sources withdrew names them too, for the record. ``reinstate``
+    makes a contested or delisted entry active again (of any other, it changes nothing)."""
 
     list_id: int
     version: int
@@ -294,6 +295,18 @@ def apply(entry: Entry | None, change: Change) -> Entry:
                 provenance, EntryStatus.ACTIVE, version,
             )  # fmt: skip
         held = entry.provenance
+        if entry.status is EntryStatus.DELETED:
+            # A new submission revives a deleted (withdrawn) entry, held by it alone: the
+            # sources on record had withdrawn it, and are history (the log keeps them).
+            held = Provenance(
+                provenance.submitted_by or held.submitted_by,
+                provenance.assessed_by or held.assessed_by,
+                tuple(dict.fromkeys(provenance.sources)),
+            )
+            return new_entry(
+                entry.id, entry.list_id, entry.signal, entry.value, entry.labels | labels, held,
+                EntryStatus.ACTIVE, version,
+            )  # fmt: skip
         new_sources = [s for s in provenance.sources if s not in held.sources]
         if new_sources or (provenance.assessed_by and provenance.assessed_by != held.assessed_by):
             held = Provenance(
@@ -301,12 +314,10 @@ def apply(entry: Entry | None, change: Change) -> Entry:
                 provenance.assessed_by or held.assessed_by,
                 held.sources + tuple(dict.fromkeys(new_sources)),
             )
-        # A new submission revives a deleted (withdrawn) entry; contesting and delisting are the
-        # owner's decisions, which a re-import must not undo.
-        revived = EntryStatus.ACTIVE if entry.status is EntryStatus.DELETED else entry.status
+        # Contesting and delisting are the owner's decisions, which a re-import must not undo.
         return new_entry(
             entry.id, entry.list_id, entry.signal, entry.value, entry.labels | labels, held,
-            revived, version,
+            entry.status, version,
         )  # fmt: skip
     if entry is None:
         raise ValueError(f"change {change.version}: {change.kind} of an entry never added")

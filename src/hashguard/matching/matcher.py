@@ -23,6 +23,7 @@ from typing import Protocol
 import numpy as np
 
 from hashguard.collector import collector_paused
+from hashguard.errors import NotFound
 from hashguard.index import ExactIndex, FrameIndex, HammingIndex
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.matching.query import Query
@@ -105,8 +106,11 @@ class Matcher:
     # --- following the change log -----------------------------------------------------------
 
     def refresh(self) -> int:
-        """Apply every change appended since the last refresh; the number applied."""
+        """Apply every change appended since the last refresh; the number applied. Raises the
+        source's NotFound for a list no longer found under its name (renamed or removed), after
+        refreshing the others."""
         applied = 0
+        missing: NotFound | None = None
         with self._lock:
             for followed in self._lists.values():
                 policy = followed.hash_list.policy
@@ -123,8 +127,12 @@ class Matcher:
                         self._entries[change.entry_id] = apply(entry, change)
                         followed.version = change.version
                         applied += 1
+                except NotFound as error:  # renamed or removed: the other lists refresh still
+                    missing = missing or error
                 finally:  # a read that fails halfway: the index still takes what was applied
                     self._reindex(policy, before)
+        if missing is not None:  # the owner renames (update_list) or drops it; until then
+            raise missing  # it keeps matching as it was
         return applied
 
     def follow(self, interval: float = 0.2) -> None:
@@ -197,7 +205,10 @@ class Matcher:
             self._match_frames(name, index, rows, keys, found, chosen)
             return
         if isinstance(index, HammingIndex):
-            radius = int(max(self.threshold(f.hash_list, name) for f in self._followed()))
+            radii = [self.threshold(f.hash_list, name) for f in self._followed()]
+            if not radii:
+                return  # the last list was dropped while this query ran: nothing to match
+            radius = int(max(radii))
             widest = max(len(k) for k in keys)
             padded = [k + [k[0]] * (widest - len(k)) for k in keys]  # repeats change nothing
             array = np.frombuffer(b"".join(b"".join(k) for k in padded), np.uint8)
@@ -310,8 +321,9 @@ class Matcher:
                 self._load(name)
 
     def update_list(self, hash_list: HashList) -> None:
-        """Take a followed list's new policy (and description): entries that match under one
-        policy and not the other are added or removed; the rest keep matching throughout."""
+        """Take a followed list's new name, policy and description (the list is known by its
+        id): entries that match under one policy and not the other are added or removed; the
+        rest keep matching throughout (a rename reloads nothing)."""
         with self._lock:
             followed = self._lists.get(hash_list.id)
             if followed is None:

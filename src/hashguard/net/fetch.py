@@ -203,9 +203,9 @@ class UrlFetcher:
     ) -> Response:
         """The server's answer to ``method`` on ``url`` with ``headers`` and ``body``, whatever
         its status, within ``max_bytes`` and ``timeout`` seconds for the whole exchange. Checked
-        as ``fetch`` is; redirects are followed for GET only, and only on the same host (the
-        fetcher's ``cross_host_redirects`` is for ``fetch``). Raises FetchRefused naming the
-        rule or failure that ended it (never "http-error")."""
+        as ``fetch`` is. A redirect is answered as it came (its ``location`` header), never
+        followed here: only the caller knows where its headers (credentials) may go. Raises
+        FetchRefused naming the rule or failure that ended it (never "http-error")."""
         if not self.hosts and not self.any_host:
             raise FetchRefused("this fetcher has no allowed host", reason="not-allowed")
         for name, value in (headers or {}).items():
@@ -214,9 +214,8 @@ class UrlFetcher:
         deadline = time.monotonic() + (self.timeout if timeout is None else timeout)
         method = method.upper()
         url, answer = self._follow(
-            method, url, dict(headers or {}), body, deadline, limit,
-            follow=method == "GET", cross_host=False,
-        )  # fmt: skip
+            method, url, dict(headers or {}), body, deadline, limit, follow=False, cross_host=False
+        )
         return Response(answer.status, answer.body, answer.content_type, url, answer.headers,
                         answer.charset)  # fmt: skip
 

@@ -291,13 +291,15 @@ class Review:
             return _votes(connection, ident)
 
     def four_eyes(self, detection: Detection) -> bool:
-        """Whether two reviewers must agree: the list's policy says so."""
+        """Whether two reviewers must agree: the list's policy says so. A list that cannot be
+        found (removed, or its name not what the detection kept) asks for two: one reviewer
+        alone must never decide what a four-eyes list would have had two decide."""
         if not detection.list_name:
             return False
         try:
             return self.lists.get(detection.list_name).policy.four_eyes
         except ListError:
-            return False
+            return True
 
     # --- deciding --------------------------------------------------------------------------
 

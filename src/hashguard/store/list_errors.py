@@ -22,3 +22,8 @@ class ListExists(ListError, Conflict):
 
 class Unchanged(ListError, Conflict):
     """The entry is already as the change would make it (contested, delisted, deleted)."""
+
+
+class ListInUse(ListError, Conflict):
+    """The list cannot be removed while something fills it (an exchange); the message names
+    what, and what to remove first."""

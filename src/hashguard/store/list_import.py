@@ -11,6 +11,7 @@ says so); the first chunk that holds a known value or reference is undone and sw
 import to looking values up.
 """
 
+import dataclasses
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -60,6 +61,7 @@ from hashguard.store.list_errors import ListError
 from hashguard.store.tables import EntryRow, HashListRow, ReferenceRow
 
 CHUNK: Final = 2000  # records staged and written at a time
+CONTENT_ITEM: Final = "hma:"  # the source reference of an HMA content item: hma:ID
 
 
 @dataclass
@@ -332,6 +334,8 @@ class _Writer:
 
     def _submit(self, record: Submission, key: tuple[str, str]) -> None:
         entry = self._entry(key)
+        if not record.provenance.sources and entry is not None and _items_only(entry):
+            record = dataclasses.replace(record, provenance=_standing_in(record.provenance))
         if self.holders:
             for source in record.provenance.sources:
                 if source.reference in self.holders:
@@ -555,6 +559,25 @@ _RESTATED: Final = "restated by its source"
 
 def _held_only_by(entry: Entry, sources: tuple[Source, ...]) -> bool:
     return bool(entry.provenance.sources) and all(s in sources for s in entry.provenance.sources)
+
+
+def _items_only(entry: Entry) -> bool:
+    """Whether HMA's content items alone hold the active entry (``store.bank_contents``)."""
+    sources = entry.provenance.sources
+    return (
+        entry.status is EntryStatus.ACTIVE
+        and bool(sources)
+        and all(s.reference.startswith(CONTENT_ITEM) for s in sources)
+    )
+
+
+def _standing_in(provenance: Provenance) -> Provenance:
+    """A source-less submission's provenance with a source standing for its submitter, which
+    no withdrawal names: merged into an entry content items alone hold, it holds the entry too,
+    so deleting or disabling the items leaves the entry to it (``bank_contents`` does the same
+    when an item joins a source-less entry)."""
+    standing = Source(provenance.submitted_by or "unsourced", "", "")
+    return dataclasses.replace(provenance, sources=(standing,))
 
 
 def _references(provenance: Provenance) -> frozenset[str]:

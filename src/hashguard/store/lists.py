@@ -31,7 +31,7 @@ from hashguard.lists.model import (
 )
 from hashguard.lists.records import Record, canonical
 from hashguard.signals import registry
-from hashguard.store import audit, driver
+from hashguard.store import audit, driver, list_names
 from hashguard.store.dialects import dialect_of
 from hashguard.store.list_codecs import (
     CHANGE_COLUMNS,
@@ -49,15 +49,16 @@ from hashguard.store.list_errors import (
     EntryNotFound,
     ListError,
     ListExists,
+    ListInUse,
     ListNotFound,
     Unchanged,
 )
 from hashguard.store.list_import import ImportSummary, import_records, same_state, update_entries
 from hashguard.store.tables import (
-    ApiKeyRow,
     BankContentRow,
     ChangeRow,
     EntryRow,
+    ExchangeRow,
     HashListRow,
     ReferenceRow,
 )
@@ -79,9 +80,11 @@ class ListStore:
         legal_basis: str = "",
         policy: ListPolicy | None = None,
         actor: str = "",
+        connection: Connection | None = None,
     ) -> HashList:
-        """A new, empty list (and its audit event). Raises ListError if the name is taken or
-        malformed."""
+        """A new, empty list (and its audit event), in its own transaction or in the caller's
+        (``connection``: it commits or rolls back the list with its own, then calls
+        ``committed``). Raises ListError if the name is taken or malformed."""
         if not _valid_name(name):
             raise ListError(
                 f"list name {name!r}: use 1-100 letters, digits, '.', '_' or '-', "
@@ -100,8 +103,9 @@ class ListStore:
             version=0,
             created_at=datetime.now(UTC),
         )
+        opened = self._session() if connection is None else self._joining(connection)
         try:
-            with self._session() as session, session.begin():
+            with opened as session, session.begin():
                 session.add(row)
                 session.flush()
                 details = {
@@ -131,59 +135,63 @@ class ListStore:
             _check_thresholds(name, policy)
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
-            before = {"policy": row.policy, "legal_basis": row.legal_basis,
-                      "jurisdictions": row.jurisdictions}  # fmt: skip
-            if policy is not None:
-                row.policy = policy.as_json()
-            if legal_basis is not None:
-                row.legal_basis = legal_basis
-            if jurisdictions is not None:
-                row.jurisdictions = [j.upper() for j in jurisdictions]
-            after = {"policy": row.policy, "legal_basis": row.legal_basis,
-                     "jurisdictions": row.jurisdictions}  # fmt: skip
-            if after != before:
-                details = {"before": before, "after": after}
-                audit.append(session.connection(), actor, "list.update", name, details)
+            _update(session, row, policy, legal_basis, jurisdictions, actor)
             return hash_list_of(row)
 
-    def rename(self, name: str, new_name: str, actor: str = "") -> HashList:
+    def rename(
+        self, name: str, new_name: str, actor: str = "", policy: ListPolicy | None = None
+    ) -> HashList:
         """Give a list a new name, with an audit event naming both. Its entries, change log
-        and version stay; API keys limited to it follow the new name. Releases already signed
+        and version stay; every row that names it follows the new name in the same
+        transaction (detections, match log, receipts, victims, hotline, API key scopes:
+        ``list_names``); settings that name it do not. Releases already signed
         keep the old name in their manifests (they are never rewritten); the next release is
-        signed under the new one. Raises ListError for an unknown list or a malformed name,
-        ListExists if the new name is taken."""
+        signed under the new one. With ``policy``, the policy changes in the same transaction
+        (all or nothing; an audit event each). Raises ListError for an unknown list, a
+        malformed name or a bad threshold, ListExists if the new name is taken."""
         if not _valid_name(new_name):
             raise ListError(
                 f"list name {new_name!r}: use 1-100 letters, digits, '.', '_' or '-', "
                 "starting with a letter or digit"
             )
+        if policy is not None:
+            _check_thresholds(name, policy)
         try:
             with self._session() as session, session.begin():
                 row = self._row(session, name, for_update=True)
-                if new_name == name:
-                    return hash_list_of(row)
-                row.name = new_name
-                session.flush()
-                for key in session.scalars(select(ApiKeyRow)):
-                    if name in key.lists:
-                        key.lists = [new_name if n == name else n for n in key.lists]
-                details = {"from": name, "to": new_name, "version": row.version}
-                audit.append(session.connection(), actor, "list.rename", new_name, details)
+                if new_name != name:
+                    row.name = new_name
+                    session.flush()
+                    carried = list_names.carry(session.connection(), row.id, name, new_name)
+                    details = {"from": name, "to": new_name, "version": row.version,
+                               "carried": carried}  # fmt: skip
+                    audit.append(session.connection(), actor, "list.rename", new_name, details)
+                _update(session, row, policy, None, None, actor)
                 return hash_list_of(row)
         except IntegrityError:
             raise ListExists(f"a list named {new_name!r} already exists") from None
 
     def remove(self, name: str, actor: str = "") -> HashList:
         """Remove a list with its entries and change log (its signed releases and their log
-        records stay where they were published), with an audit event. Raises ListError if
-        there is no such list."""
+        records stay where they were published), with an audit event. Keys limited to it
+        keep it as a removed list's (``list_names.forget``): a list made or renamed later under
+        its name is not theirs. Raises ListNotFound if there is no such list, ListInUse if an
+        exchange fills it."""
         with self._session() as session, session.begin():
             row = self._row(session, name, for_update=True)
             hash_list = hash_list_of(row)
+            filling = session.scalar(
+                select(ExchangeRow.name).where(ExchangeRow.list_id == row.id).limit(1)
+            )
+            if filling is not None:
+                raise ListInUse(
+                    f"list {name} is filled by exchange {filling}: remove the exchange first"
+                )
             for table in (BankContentRow, ReferenceRow, ChangeRow, EntryRow):
                 session.execute(delete(table).where(table.list_id == row.id))
             session.delete(row)
-            details = {"version": hash_list.version, "owner": hash_list.owner}
+            details = {"version": hash_list.version, "owner": hash_list.owner,
+                       "keys": list_names.forget(session.connection(), name)}  # fmt: skip
             audit.append(session.connection(), actor, "list.remove", name, details)
         return hash_list
 
@@ -213,7 +221,8 @@ class ListStore:
         first new entries (an HMA content item shares its id with the entry it creates).
 
         A submission of a value the list lacks adds an entry; of one it holds, merges labels and
-        sources (reviving it if deleted). A tombstone deletes or delists. Records that change
+        sources (a deleted one is revived, held by the submission's sources alone). A tombstone
+        deletes or delists. Records that change
         nothing append nothing. An exception from ``records`` (a parse error) or a ListError
         rolls the whole import back.
         """
@@ -448,6 +457,31 @@ def _check_thresholds(name: str, policy: ListPolicy) -> None:
                 f"list {name}: threshold {signal}={threshold}: expected a signal of "
                 f"{', '.join(listable)} and a distance from 0 to {limit:g}"
             )
+
+
+def _update(
+    session: Session,
+    row: HashListRow,
+    policy: ListPolicy | None,
+    legal_basis: str | None,
+    jurisdictions: Sequence[str] | None,
+    actor: str,
+) -> None:
+    """Set what is given on the list's row, with an audit event holding the old and new values
+    when anything changed."""
+    before = {"policy": row.policy, "legal_basis": row.legal_basis,
+              "jurisdictions": row.jurisdictions}  # fmt: skip
+    if policy is not None:
+        row.policy = policy.as_json()
+    if legal_basis is not None:
+        row.legal_basis = legal_basis
+    if jurisdictions is not None:
+        row.jurisdictions = [j.upper() for j in jurisdictions]
+    after = {"policy": row.policy, "legal_basis": row.legal_basis,
+             "jurisdictions": row.jurisdictions}  # fmt: skip
+    if after != before:
+        details = {"before": before, "after": after}
+        audit.append(session.connection(), actor, "list.update", row.name, details)
 
 
 def _valid_name(name: str) -> bool:

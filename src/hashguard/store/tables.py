@@ -796,7 +796,8 @@ class TakedownOutcomeRow(Base):
 
 
 # --- exchanges (issue 20): lists fetched from NCMEC, StopNCII, ThreatExchange, other hashguards -
-# An exchange writes into the list of its own name. Credentials are never stored in the clear:
+# An exchange writes into its list (made with its name; a renamed list keeps its exchange, by
+# id). Credentials are never stored in the clear:
 # ``exchange_credentials`` holds AES-GCM ciphertexts under a key derived from the server's secret.
 
 
@@ -892,10 +893,14 @@ class ExchangeFeedbackRow(Base):
 
 class BankContentRow(Base):
     """An HMA bank content item: one submission to a list through HMA's routes (each add makes
-    a new one, as HMA does). Its entries are found by the reference ``hma:ID`` in
-    ``entry_references``; deleting it withdraws that reference alone, so the value keeps
-    matching while another content item holds it. ``note`` and ``metadata`` as HMA validates
-    them; ``disable_until_ts`` (0 = enabled) as HMA's PUT sets it."""
+    a new one, as HMA does). ``signals``: its values by HMA's signal type (``{"pdq": ...}``),
+    submitted with ``organisation`` (who added it) as their source. Its entries are found by
+    the reference ``hma:ID`` in ``entry_references``; deleting it withdraws that reference
+    alone, so the value keeps matching while another content item holds it, and erases its
+    ``note`` and ``content_metadata`` (HMA's metadata, as HMA validates them).
+    ``disable_until_ts`` as HMA's PUT sets it: 1 enabled, 0 disabled, else disabled until that
+    Unix time (a time passed is stored as 1 again once the item's values are submitted again:
+    ``store.bank_contents``)."""
 
     __tablename__ = "bank_contents"
     __table_args__ = ({"sqlite_autoincrement": True},)
@@ -906,6 +911,8 @@ class BankContentRow(Base):
     )
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     disable_until_ts: Mapped[int] = mapped_column(BigInteger)
+    signals: Mapped[dict[str, str]] = mapped_column(JSON)
+    organisation: Mapped[str] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(String(255), nullable=True)
     content_metadata: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     deleted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)

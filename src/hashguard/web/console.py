@@ -3,8 +3,9 @@ what each role needs at a glance: the lists (versions, active entries by signal,
 changes), the exchanges that fill them (last fetch, lag, failures, quarantined records), the
 index (size, versions, readiness), today's matches and the review queue (with
 links into the desk), and the match tester (``/console/tester``: an uploaded image, hashed in
-memory and never stored, or a pasted hash, matched and explained; recorded in no match log).
-Which parts a key sees: ``console_parts``.
+memory and never stored, or a pasted hash, matched and explained; recorded in no match log, so
+refused to a key bound to a service, which matches through the API). Which parts a key sees:
+``console_parts``.
 
 The tester's form is multipart (it carries a file), parsed in memory (``api.uploads``) from a
 body the service's upload limit bounds; a body over it gets a page saying so (``too_large``).
@@ -24,9 +25,10 @@ from hashguard.api.limits import BodyTooLarge
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 from hashguard.api.uploads import read_upload
+from hashguard.review.model import ScanningForbidden
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import console_parts, match_tester, sessions
-from hashguard.web.match_tester import Untestable
+from hashguard.web.match_tester import ServiceKey, Untestable
 from hashguard.web.pages import page
 
 router = APIRouter(include_in_schema=False)
@@ -101,6 +103,11 @@ def _tester_page(
     **chosen: str,
 ) -> HTMLResponse:
     if "tester" not in console_parts.parts(request.app, key):
+        try:
+            match_tester.check_tester_key(key)
+        except match_tester.ServiceKey as refused:
+            return page("console/tester.html", 403,
+                        **_frame(key, csrf, allowed=False, error=str(refused)))  # fmt: skip
         return page("console/tester.html", 403, **_frame(key, csrf, allowed=False,
                     error=f"A {key.role.value} key may not match: the tester is for the roles "
                           "that may (matcher, admin)."))  # fmt: skip
@@ -153,6 +160,8 @@ async def test(request: Request) -> Response:
         )
     except Untestable as error:
         return _tester_page(request, key, csrf, 400, str(error), signal=signal, hash=pasted)
+    except (ServiceKey, ScanningForbidden) as refused:
+        return _tester_page(request, key, csrf, 403, str(refused), signal=signal, hash=pasted)
     return _tester_page(request, key, csrf, tested=tested, signal=signal, hash=pasted)
 
 

@@ -60,8 +60,10 @@ def _roles_of(app: FastAPI) -> dict[str, frozenset[Role]]:
 
 
 def parts(app: FastAPI, key: ApiKey) -> frozenset[str]:
-    """The parts of the console ``key`` may see."""
-    return frozenset(part for part, roles in _roles_of(app).items() if key.role in roles)
+    """The parts of the console ``key`` may see (the tester: not a key bound to a service,
+    which matches through the API, logged and reviewed)."""
+    return frozenset(part for part, roles in _roles_of(app).items()
+                     if key.role in roles and not (part == "tester" and key.service))  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,12 @@ explained: which entry of which list, at what distance against which threshold (
 12 <= 31"). Hashes that cannot match say why (a PDQ of too little detail).
 
 Unlike the match routes, a test records no match in the match log and opens no detection: it
-is a question to the lists, not a check of an upload. The audit log notes that a key ran one
-(the signals and how many entries matched; never a hash).
+is a question to the lists, not a check of an upload. So it is for operators' keys only: a key
+bound to a service (whose uploads the match routes check, log and review) is refused the
+tester, and a test runs the match routes' admission all the same (``Review.admit``: an
+end-to-end-encrypted service its profile may not scan), so it never answers what they refuse.
+The audit log notes that a key ran one (the signals and how many entries matched; never a
+hash).
 
 The functions block (hashing, the database): run them in the thread pool.
 """
@@ -16,7 +20,7 @@ from typing import Final
 
 from hashguard.api.auth import actor
 from hashguard.api.service import Service
-from hashguard.errors import Invalid
+from hashguard.errors import Forbidden, Invalid
 from hashguard.matching import Match, Matcher
 from hashguard.matching.query import Hashed, Query, parse
 from hashguard.media.errors import LimitExceeded, MediaError
@@ -33,6 +37,20 @@ SIGNAL_WORDS: Final = {"pdq": "PDQ", "vpdq": "vPDQ", "md5": "MD5", "sha1": "SHA-
 
 class Untestable(Invalid):
     """What the tester cannot test; the message says what to do instead."""
+
+
+class ServiceKey(Forbidden):
+    """A key bound to a service: its uploads are checked through the match routes."""
+
+
+def check_tester_key(key: ApiKey) -> None:
+    """Raise ServiceKey for a key bound to a service (the message says where it matches)."""
+    if key.service is not None:
+        raise ServiceKey(
+            f"This key belongs to the service {key.service}: a service's uploads are checked "
+            "through the API (POST /v1/match/...), where every match is logged and reviewed. "
+            "The tester is for operators: sign in with a key bound to no service."
+        )
 
 
 def signal_words(name: str) -> str:
@@ -131,7 +149,11 @@ def run_test(
     unreadable: str = "",
 ) -> Tested:
     """``query`` matched within ``lists``, each match explained; audited, never logged as a
-    match."""
+    match. Raises ServiceKey for a key bound to a service, after the match routes' admission
+    (ScanningForbidden for an end-to-end-encrypted service its profile may not scan)."""
+    if key.service is not None:
+        service.review.admit(service.review.services.get(key.service))
+    check_tester_key(key)
     found = matcher.match_all([query], lists)[0]
     held = {hash_list.name: hash_list for hash_list in matcher.lists}
     findings = tuple(_finding(m, Matcher.threshold(held[m.list], m.signal)) for m in found)

@@ -1,8 +1,10 @@
 """HMA-compatible routes: the requests and answers of Meta's Hasher-Matcher-Actioner 2.0, so that
-an HMA client works unchanged against hashguard. Banks are hash lists; a bank's content id is the
-list entry's id. The shapes are in ``docs/research/hma-api.md``; the differences are listed in
-``docs/hma-compatibility.md``. As in HMA, the parts are hashing (``/h``), matching (``/m``) and
-curation (``/c``), with the core routes (``/status``, ``/readyz``, ``/livez``) here.
+an HMA client works unchanged against hashguard. Banks are hash lists; a bank's content is HMA's
+content items (``store.bank_contents``: one per add, holding list entries), and a list entry no
+item holds answers by its own id. The shapes are in ``docs/research/hma-api.md``; the
+differences are listed in ``docs/hma-compatibility.md``. As in HMA, the parts are hashing
+(``/h``), matching (``/m``) and curation (``/c``), with the core routes (``/status``,
+``/readyz``, ``/livez``) here.
 
 Errors on these routes are HMA's ``{"message": ...}`` (see ``errors.install``).
 """

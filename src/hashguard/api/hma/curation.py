@@ -143,20 +143,24 @@ async def update_bank(
         current = await run_in_threadpool(_bank, service, key, name)
     except ApiError as error:
         raise ApiError(404, "Bank not found") if error.status == 404 else error from None
+    ratio = _ratio(body.enabled_ratio, body.enabled)  # checked before anything changes
+    policy = None if ratio is None else dataclasses.replace(current.policy, enabled_ratio=ratio)
     if body.name is not None and body.name != name:
         if not _BANK_NAME.fullmatch(body.name):
             raise ApiError(400, "Bank names must be UPPER_WITH_UNDERSCORE")
         if key.lists:
             raise ApiError(403, "a key limited to lists cannot rename lists")
+        new_name = body.name
+
+        def rename() -> HashList:  # the name and the ratio together, or neither (as HMA)
+            return service.lists.rename(name, new_name, actor(key), policy=policy)
+
         try:
-            current = await run_in_threadpool(service.lists.rename, name, body.name, actor(key))
+            return _bank_json(await run_in_threadpool(rename))
         except ListExists:
             raise ApiError(403, "Bank name already exists") from None  # HMA's status and words
-        name = body.name
-    ratio = _ratio(body.enabled_ratio, body.enabled)
-    if ratio is None:
+    if policy is None:
         return _bank_json(current)
-    policy = dataclasses.replace(current.policy, enabled_ratio=ratio)
     updated = await run_in_threadpool(
         lambda: service.lists.update(name, policy=policy, actor=actor(key))
     )
@@ -166,14 +170,14 @@ async def update_bank(
 @router.delete(
     "/c/bank/{name}",
     response_model=Message,
-    responses=refusals(*KEYED),
+    responses=refusals(*KEYED, 409),
 )
 async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]:
     """Remove the bank's list (admin keys only). Like HMA, a bank that does not exist is
-    'Done' too."""
+    'Done' too. A bank an exchange fills is refused (409): remove the exchange first."""
     service = service_of(request)
     check_lists(key, [name])
-    with contextlib.suppress(ListError):
+    with contextlib.suppress(ListNotFound):
         await run_in_threadpool(service.lists.remove, name, actor(key))
     return {"message": "Done"}
 
@@ -231,7 +235,6 @@ async def _add(
     """A new content item holding each hash; HMA's answer with its id."""
     service = service_of(request)
     signals: dict[str, str] = {}
-    held: list[tuple[str, str, str]] = []
     for hma_name, text in hashes.items():
         signal = signal_for(hma_name)
         try:
@@ -240,11 +243,10 @@ async def _add(
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
         shown = hma_name if kind is None else hma_type(signal, kind)
         signals[shown] = hashed.text
-        held.append((shown, signal, hashed.text))
     organisation = key.name or f"key:{key.id}"
 
     def run() -> int:
-        return service.contents.add(name, held, organisation, actor(key), note, metadata).id
+        return service.contents.add(name, signals, organisation, actor(key), note, metadata).id
 
     try:
         content_id = await run_in_threadpool(run)
@@ -350,7 +352,7 @@ async def get_content(
     if item is not None:
         answer["disable_until_ts"] = item.disable_until_ts
         if include_signals.lower() == "true":
-            answer["signals"] = {shown: value for shown, _, value in item.signals}
+            answer["signals"] = dict(item.signals)
         metadata = _shown_metadata(item.metadata)
         if include_metadata.lower() == "true" and metadata is not None:
             answer["metadata"] = metadata
@@ -365,14 +367,28 @@ async def get_content(
 
 
 def _entry(service: Service, name: str, content_id: int) -> Entry:
-    """The entry ``content_id`` of a list, if no content item ever had that id (a deleted
-    item's id is gone, as in HMA, even when its entry stays for other items)."""
+    """The entry ``content_id`` names (``_served_entry``); ApiError 404 if none."""
+    entry = _served_entry(service, name, content_id)
+    if entry is None:
+        raise ApiError(404, f"content '{content_id}' not found")
+    return entry
+
+
+def _served_entry(service: Service, name: str, content_id: int) -> Entry | None:
+    """The entry of a list that ``content_id`` names on HMA's routes when no live item has that
+    id: an entry no item ever had the id of (imported or fetched), or a deleted item's own
+    entry when lookups answer that id for it (active, another source holding it, no live
+    enabled item). A deleted item's id is gone otherwise (404, as in HMA), also while its
+    entry stays for other items, which lookups answer instead."""
     try:
-        if service.contents.known(content_id):
-            raise ListError("a deleted content item")
-        return service.lists.entry_by_id(name, content_id)
+        entry = service.lists.entry_by_id(name, content_id)
     except ListError:
-        raise ApiError(404, f"content '{content_id}' not found") from None
+        return None
+    if service.contents.known(content_id) and (
+        entry.status is not EntryStatus.ACTIVE or service.contents.holders([entry.id])
+    ):
+        return None
+    return entry
 
 
 @router.put(
@@ -438,15 +454,20 @@ async def delete_content(
 ) -> dict[str, Any]:
     """Delete a content item: ``{"deleted": 1}``, or 0 if there was none. Its values stop
     matching unless another item or source holds them; its note and metadata are erased. A
-    list entry no item added is deleted by its own id (a ``delete`` change in its log)."""
+    list entry lookups answer by its own id (no item added it, or its item was deleted and
+    another source holds it) is deleted by that id (a ``delete`` change in its log)."""
     service = service_of(request)
     await run_in_threadpool(_bank, service, key, name)
 
     def run() -> int:
-        if service.contents.known(content_id):
-            return service.contents.delete(name, content_id, actor(key))
+        if service.contents.known(content_id) and service.contents.delete(
+            name, content_id, actor(key)
+        ):
+            return 1
+        entry = _served_entry(service, name, content_id)
+        if entry is None:
+            return 0
         try:
-            entry = service.lists.entry_by_id(name, content_id)
             service.lists.change(name, ChangeKind.DELETE, entry.signal, entry.value,
                                  "deleted through the HMA API", actor(key))  # fmt: skip
         except ListError:

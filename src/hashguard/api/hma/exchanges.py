@@ -1,8 +1,10 @@
 """HMA's exchange routes (``/c/exchanges``, ``/c/exchange/{name}``): exchange types and their
 shared credentials, and exchanges as HMA creates, shows, switches, deletes and reports them,
 over hashguard's exchanges (``hashguard.exchanges``). As in HMA, an exchange fills the bank of
-its name, made with it, and deleting the exchange deletes that bank; requests and answers,
-statuses and messages are HMA's (differences: docs/hma-compatibility.md).
+its name, made with it, and deleting the exchange deletes that bank; renaming the bank renames
+the bank only (HMA keeps its exchange's bank by id), and keys limited to lists reach an
+exchange through the bank it fills. Requests and answers, statuses and messages are HMA's
+(differences: docs/hma-compatibility.md).
 """
 
 import contextlib
@@ -14,7 +16,7 @@ from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.auth import actor, check_lists, visible
+from hashguard.api.auth import actor, check_lists, unscoped
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.models import (
     KEYED,
@@ -31,7 +33,7 @@ from hashguard.api.hma.models import (
     refusals,
 )
 from hashguard.api.matching import service_of
-from hashguard.api.routes_exchanges import exchanges_of
+from hashguard.api.routes_exchanges import exchanges_of, visible_exchange
 from hashguard.errors import Conflict, Invalid
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import ExchangeApi
@@ -67,9 +69,10 @@ def _auth(exchanges: Exchanges, api: str, plugin: type[ExchangeApi]) -> dict[str
 
 
 def _exchange(exchanges: Exchanges, key: ApiKey, name: str) -> Exchange:
-    check_lists(key, [name])
+    """The exchange, if ``key`` may see it (by the list it fills); 404 as HMA answers an
+    unknown one otherwise."""
     try:
-        return exchanges.get(name)
+        return visible_exchange(exchanges, key, name)
     except ExchangeNotFound:
         raise ApiError(404, f"Exchange '{name}' not found") from None
 
@@ -112,17 +115,25 @@ async def exchange_api(request: Request, key: Reader, api: str) -> dict[str, boo
 )
 async def set_exchange_api_credentials(request: Request, key: Admin, api: str) -> dict[str, bool]:
     """``{"credential_json": {...}}`` sets the credentials every exchange of the type uses
-    (checked, stored sealed); ``{"credential_json": {}}`` clears them."""
+    (checked, stored sealed); ``{"credential_json": {}}`` clears them. They serve only the
+    exchanges on the scheme, host and port of the type's default base URL, or of
+    ``"base_url"`` when given (hashguard's; required for a type without a default). Not with
+    a key limited to lists (403): they serve every list's exchanges."""
+    unscoped(key, "set or clear credentials shared by every exchange of a plug-in")
     exchanges = exchanges_of(service_of(request))
     plugin = _plugin(api, 400)
     body = await _json_object(request)
     if not isinstance(body, dict):
         raise ApiError(400, "this endpoint expects a json object payload")
     given = body.get("credential_json")
+    base_url = body.get(BASE_URL) or ""
+    if not isinstance(base_url, str):
+        raise ApiError(400, "base_url must be a string")
     if given is not None:
         if not isinstance(given, dict):
             raise ApiError(400, "credential_json must be an object")
-        await run_in_threadpool(exchanges.set_api_credentials, api, given or None, actor(key))
+        await run_in_threadpool(lambda: exchanges.set_api_credentials(
+            api, given or None, actor(key), base_url))  # fmt: skip
     return await run_in_threadpool(_auth, exchanges, api, plugin)
 
 
@@ -136,7 +147,7 @@ async def exchange_api_schema(request: Request, key: Reader, api: str) -> dict[s
     default) and of ``credential_json`` (null: none)."""
     plugin = _plugin(api, 404)
     fields = [f.as_json() for f in plugin.config_schema.fields]
-    if not getattr(plugin, "local", False):
+    if not plugin.local:
         base = {"name": BASE_URL, "type": "string", "required": not plugin.default_base_url,
                 "default": plugin.default_base_url or None, "choices": None,
                 "help": "the exchange's http(s) address (hashguard)"}  # fmt: skip
@@ -205,7 +216,7 @@ async def exchange_names(request: Request, key: Reader) -> list[str]:
     """The names of the exchanges."""
     exchanges = exchanges_of(service_of(request))
     found = await run_in_threadpool(exchanges.all)
-    return visible(key, [e.name for e in found])
+    return [e.name for e in found if key.may_use(e.list)]
 
 
 @router.get("/c/exchange/{name}", response_model=HmaExchange, responses=refusals(*KEYED, 404))
@@ -240,13 +251,14 @@ async def update_exchange(
 @router.delete("/c/exchange/{name}", response_model=Message, responses=refusals(*KEYED))
 async def delete_exchange(request: Request, key: Admin, name: str) -> dict[str, str]:
     """Delete the exchange and, as in HMA, its bank (admin keys only). An exchange that does
-    not exist is deleted too."""
-    check_lists(key, [name])
+    not exist is deleted too, and so, to a key limited to lists, is one filling another list
+    (it stays: the key may not see it)."""
     service = service_of(request)
     exchanges = exchanges_of(service)
 
     def delete() -> None:
         try:
+            visible_exchange(exchanges, key, name)
             removed = exchanges.remove(name, actor(key))
         except ExchangeNotFound:
             return

@@ -12,8 +12,8 @@ from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
 from hashguard.api.hma.hashing import hashed
 from hashguard.api.hma.models import (
+    INDEXED,
     KEYED,
-    LISTED,
     MEDIA,
     SIGNALS,
     BySignalType,
@@ -50,7 +50,9 @@ async def _matched(
     request: Request, key: ApiKey, item: HashQuery, names: list[str], content_ref: str
 ) -> list[tuple[Match, int]]:
     """The matches, each with the content id HMA answers: one per live, enabled content item
-    holding the entry, or the entry's own id when no item does (imported or fetched)."""
+    holding the entry, or the entry's own id when no item does (imported or fetched, or its
+    item deleted or disabled while another source holds it), which GET and DELETE of content
+    serve (``curation._served_entry``)."""
     service = service_of(request)
     metrics = request.app.state.metrics
     found = (await run_matches(service, metrics, key, [item], names, [content_ref]))[0]
@@ -236,7 +238,7 @@ async def index_status(
     age = service.readiness().age
     built = int(time.time() - age) if age is not None else -1
     answer = {}
-    for name in LISTED:
+    for name in INDEXED:
         size = sizes.get(SIGNALS[name], 0)
         answer[name] = {"present": size > 0, "built_to": built if size else -1, "size": size}
     if signal_type is not None:

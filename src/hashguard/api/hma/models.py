@@ -12,6 +12,7 @@ from hashguard.api.errors import ApiError
 from hashguard.lists.model import Category
 from hashguard.media.formats import MediaKind
 from hashguard.store.api_keys import ApiKey, Role
+from hashguard.store.bank_contents import HMA_SIGNALS
 
 Matcher = Annotated[ApiKey, allow(Role.MATCHER)]
 Reader = Annotated[ApiKey, allow(Role.CURATOR, Role.AUDITOR, Role.REVIEWER)]
@@ -19,10 +20,11 @@ Curator = Annotated[ApiKey, allow(Role.CURATOR)]
 Admin = Annotated[ApiKey, allow()]
 
 # HMA's signal type names, and hashguard's signal for each; hashguard's own names work too.
-SIGNALS: Final = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "md5", "md5": "md5", "sha1": "sha1",
-                  "sha256": "sha256"}  # fmt: skip
+SIGNALS: Final = HMA_SIGNALS
 # What HMA's /c/signal_type and /m/index/status list: HMA's own signal types.
 LISTED: Final = ("pdq", "video_md5")
+# The index also holds vPDQ (HMA's vpdq extension), which /m/index/status shows too.
+INDEXED: Final = (*LISTED, "vpdq")
 CONTENT_SIGNALS: Final = {"photo": ("pdq",), "video": ("video_md5", "vpdq")}
 
 
@@ -94,6 +96,8 @@ _REFUSALS: Final[dict[int, tuple[str, str]]] = {
     403: ("The key's role may not use this route, or the key is limited to other lists "
           "(and HMA's 403 for a bank that exists).", "Bank already exists"),
     404: ("No such bank or content.", "bank 'KNOWN' not found"),
+    409: ("The bank is an exchange's: remove the exchange first.",
+          "list NCMEC is filled by exchange NCMEC: remove the exchange first"),
     413: ("The body is larger than this route takes.",
           "the request body is larger than this route takes (1048576 bytes)"),
     415: ("The file is not media this signal applies to.", "not a supported image format"),

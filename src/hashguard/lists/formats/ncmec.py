@@ -147,9 +147,14 @@ def parse_page(
                     continue
             try:
                 page.records.extend(_entry(page.entries, tag, element, skipped))
-            except _BadEntry as error:
+            except Exception as error:  # whatever an entry holds, it never fails its page
+                if isinstance(error, _BadEntry):
+                    where, reason = error.where, error.reason
+                else:
+                    where = f"<{tag}> {page.entries}"
+                    reason = f"unreadable ({type(error).__name__}: {error})"
                 excerpt = tostring(element, encoding="unicode")[:EXCERPT]
-                page.bad.append(BadEntry(page.entries, error.where, error.reason, excerpt))
+                page.bad.append(BadEntry(page.entries, where, reason, excerpt))
     return page
 
 

@@ -140,7 +140,11 @@ def _all_withdrawn(record: dict[str, Any]) -> bool:
     """Whether the record names cases and every one of them is withdrawn or deleted (what a
     status hashguard does not know still tells)."""
     cases = record.get("caseNumbers")
-    return isinstance(cases, dict) and bool(cases) and all(s in _WITHDRAWN for s in cases.values())
+    return (
+        isinstance(cases, dict)
+        and bool(cases)
+        and all(isinstance(s, str) and s in _WITHDRAWN for s in cases.values())
+    )
 
 
 def _shown(value: Any) -> str:

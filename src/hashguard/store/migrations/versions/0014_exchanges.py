@@ -1,5 +1,6 @@
 """Exchanges: their settings and fetch state, sealed credentials, quarantined records, feedback
-owed to them; HMA bank content items (a new id per add, with HMA's note and metadata).
+owed to them; HMA bank content items (a new id per add: its signals, who added it, HMA's note
+and metadata).
 
 Revision ID: 0014
 Revises: 0013
@@ -100,6 +101,8 @@ def upgrade() -> None:
         ),
         sa.Column("created_at", When, nullable=False),
         sa.Column("disable_until_ts", sa.BigInteger(), nullable=False),
+        sa.Column("signals", sa.JSON(), nullable=False),
+        sa.Column("organisation", sa.String(200), nullable=False),
         sa.Column("note", sa.String(255), nullable=True),
         sa.Column("content_metadata", sa.JSON(), nullable=True),
         sa.Column("deleted_at", When, nullable=True),
