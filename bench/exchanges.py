@@ -169,7 +169,7 @@ def main() -> None:
         rows, reference, reference_cpu = file_imports(Path(directory), size, first)
         engine = open_engine(f"sqlite:///{Path(directory) / 'exchanges.db'}")
         store = ListStore(engine)
-        exchanges = Exchanges(engine, store, Sealer(secrets.token_bytes(32)))
+        exchanges = Exchanges(engine, store, Sealer(secrets.token_bytes(32)), networks=LOOPBACK)
         credentials = {"username": username, "password": password}
         exchanges.add("ncmec", "ncmec", {"base_url": url}, credentials)
         sync = Sync(exchanges, networks=LOOPBACK)
