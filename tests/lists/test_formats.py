@@ -523,6 +523,62 @@ def test_malformed_ncmec_files_are_named_and_import_nothing(tmp_path, store, con
     assert store.get("target").version == 0 and list(store.entries("target")[1]) == []
 
 
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (
+            '<?xml version="1.0"?><!DOCTYPE q [<!ENTITY a "aaaa">]><queryResult>&a;</queryResult>',
+            "refused XML",
+        ),
+        (
+            '<?xml version="1.0" encoding="UTF-16"?><!DOCTYPE q [<!ENTITY a "aa">]>'
+            "<queryResult>&a;</queryResult>",
+            "refused XML",
+        ),
+        ("<queryResult><images>&undeclared;</images></queryResult>", "line 1: malformed XML"),
+        ("<html><body>Service Unavailable</body></html>", "root element <html>"),
+    ],
+)
+def test_ncmec_pages_with_a_dtd_or_broken_xml_are_refused_whole(body, message) -> None:
+    """A page fetched from NCMEC is refused as a whole when it declares a DTD (whatever its
+    encoding hides it in) or is not an entries document: nothing of it is read."""
+    from collections import Counter
+
+    from hashguard.lists.formats import ncmec
+
+    encoding = "utf-16" if 'encoding="UTF-16"' in body else "utf-8"
+    with pytest.raises(ncmec.MalformedPage, match=message):
+        ncmec.parse_page(body.encode(encoding), Counter())
+
+
+def test_ncmec_pages_read_the_same_in_any_encoding_and_spelling() -> None:
+    """A page's entries read the same whether it is plain UTF-8 or in another encoding, with
+    comments inside values or upper-case hex: names as written, values canonical."""
+    from collections import Counter
+
+    from hashguard.lists.formats import ncmec
+
+    plain_page = ncmec_page([
+        ncmec_entry("image", 7, "e1", "A1", pdq="ab" * 32, md5="CD" * 16),
+        ncmec_entry("image", 7, "e2", "B1", md5=f"<!-- a comment -->{'ef' * 16}"),
+    ]).replace("Member 7", "Mitglied Ü")  # fmt: skip
+    latin = plain_page.replace('encoding="UTF-8"', 'encoding="ISO-8859-1"').encode("latin-1")
+    utf16 = plain_page.replace('encoding="UTF-8"', 'encoding="UTF-16"').encode("utf-16")
+    read = [ncmec.parse_page(body, Counter()) for body in (plain_page.encode(), latin, utf16)]
+    expected = [
+        ("pdq", "ab" * 32, "Mitglied Ü", "ncmec:7:image:e1"),
+        ("md5", "cd" * 16, "Mitglied Ü", "ncmec:7:image:e1"),
+        ("md5", "ef" * 16, "Mitglied Ü", "ncmec:7:image:e2"),
+    ]
+    for page in read:
+        assert [
+            (r.signal, r.value, r.provenance.submitted_by, r.provenance.sources[0].reference)
+            for r in page.records
+            if isinstance(r, Submission)
+        ] == expected
+        assert page.records == read[0].records and not page.bad and page.entries == 2
+
+
 def test_ncmec_deletions_reach_subscribers_and_leave_owner_decisions(tmp_path, store) -> None:
     from hashguard.lists.formats import ncmec
 

@@ -17,7 +17,7 @@ from hashguard.lists.model import (
     Source,
     fold,
 )
-from hashguard.lists.records import InvalidRecord, Submission, Tombstone
+from hashguard.lists.records import InvalidRecord, Submission, Tombstone, Withdrawal
 from hashguard.store import audit
 from hashguard.store.database import DatabaseError, open_engine
 from hashguard.store.list_errors import ListError, Unchanged
@@ -305,7 +305,6 @@ def test_one_organisation_in_two_jurisdictions_is_not_two_sources(store: ListSto
 def test_upgrading_keeps_entries_and_their_log_and_indexes_references(database_url: str) -> None:
     from sqlalchemy import text
 
-    from hashguard.lists.records import Withdrawal
     from hashguard.store.database import upgrade
 
     engine = open_engine(database_url, migrate=False)
@@ -359,6 +358,40 @@ def test_big_imports_of_mostly_new_values_find_the_held_ones(store: ListStore) -
     assert len(entries) == 6000 and len({e.id for e in entries.values()}) == 6000
     assert entries[pdq(3000)].labels == {"A1"} and entries[pdq(6001)].labels == {"B1", "again"}
     assert {e.id: e for e in entries.values()} == fold(store.changes_since("big", 0))
+
+
+def restated(entry: str, value: str, label: str = "A1") -> list[Submission | Withdrawal]:
+    """An exchange's whole record of member 7's ``entry``: its value, then the withdrawal of
+    whatever the reference covered but that value (as the NCMEC plug-in yields them)."""
+    reference = f"ncmec:7:image:{entry}"
+    provenance = Provenance("ESP 7", "", (Source("ESP 7", "", reference),))
+    return [Submission("pdq", value, frozenset({label}), provenance, restates=True),
+            Withdrawal(reference, frozenset({("pdq", value)}))]  # fmt: skip
+
+
+def test_restated_records_of_new_references_and_of_held_ones(store: ListStore) -> None:
+    """Records restated under references no entry holds are written without lookups (chunks of
+    2,000 records); a held reference, or one whose record changes within the chunk, still
+    withdraws what the record no longer lists."""
+    store.create("ex", "Org", Category.TEST)
+    first = [r for n in range(3000) for r in restated(f"e{n}", pdq(n))]
+    first.append(Withdrawal("ncmec:7:image:never-seen"))
+    summary = store.apply("ex", first)
+    assert (summary.added, summary.removed, summary.unknown_tombstones) == (3000, 0, 1)
+    second = [r for n in range(3000, 4000) for r in restated(f"e{n}", pdq(n))]  # a chunk
+    second += restated("e5", pdq(9000), "B1")  # held reference, another value now
+    second += restated("n1", pdq(9001)) + restated("n1", pdq(9002))  # changed within a chunk
+    second += [*restated("n2", pdq(9003)), Withdrawal("ncmec:7:image:n2")]  # then deleted
+    summary = store.apply("ex", second)
+    assert (summary.added, summary.removed) == (1004, 3)
+    entries = {e.value: e for e in store.entries("ex")[1]}
+    deleted = {value for value, e in entries.items() if e.status is EntryStatus.DELETED}
+    assert deleted == {pdq(5), pdq(9001), pdq(9003)}
+    assert entries[pdq(9000)].labels == {"B1"} and entries[pdq(3999)].labels == {"A1"}
+    assert [s.reference for s in entries[pdq(9000)].provenance.sources] == ["ncmec:7:image:e5"]
+    assert {e.id: e for e in entries.values()} == fold(store.changes_since("ex", 0))
+    held = store.apply("ex", [Withdrawal("ncmec:7:image:e3999")])
+    assert held.removed == 1 and held.unknown_tombstones == 0
 
 
 def test_bulk_jobs_give_the_collector_back_as_it_was() -> None:

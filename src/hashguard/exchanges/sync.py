@@ -37,6 +37,7 @@ from typing import Any, Final
 from sqlalchemy import Connection, insert, or_, select, update
 from sqlalchemy.exc import DataError
 
+from hashguard.collector import collector_paused
 from hashguard.errors import HashguardError, kind_of
 from hashguard.exchanges import registry
 from hashguard.exchanges.api import (
@@ -56,7 +57,13 @@ from hashguard.exchanges.store import (
     backoff,
     plugin_config,
 )
-from hashguard.lists.records import InvalidRecord, Record, Withdrawal, canonical
+from hashguard.lists.records import (
+    InvalidRecord,
+    Record,
+    Withdrawal,
+    all_canonical,
+    canonical,
+)
 from hashguard.net.fetch import Network, Resolver
 from hashguard.store import audit
 from hashguard.store.list_errors import ListError, ListNotFound
@@ -329,19 +336,35 @@ class Sync:
         their signal refuses are quarantined here."""
         read = _Read(checkpoint=row.checkpoint)
         pages: Iterator[Page] = plugin.fetch(row.checkpoint)
+        # Up to max_records records pile up: the collector would walk them all again and again.
+        with collector_paused():
+            self._read_pages(pages, read, lease, keeper)
+        return read
+
+    def _read_pages(
+        self, pages: Iterator[Page], read: _Read, lease: Lease, keeper: _Keeper
+    ) -> None:
         try:
             for page in pages:
                 read.pages += 1
                 read.quarantined.extend(page.quarantined)
                 read.skipped.update(page.skipped)
-                for number, record in enumerate(page.records, start=1):
-                    where = f"page {read.pages}, record {number}"
-                    refused = _refused(record)
-                    if refused is None:
-                        read.records.append(record)
-                        read.positions.append(where)
-                    else:
-                        read.quarantined.append(Quarantined(where, refused, repr(record)[:EXCERPT]))
+                if _all_listable(page.records):  # one pass: a page of canonical values
+                    read.records.extend(page.records)
+                    read.positions.extend(
+                        f"page {read.pages}, record {number}"
+                        for number in range(1, len(page.records) + 1)
+                    )
+                else:
+                    for number, record in enumerate(page.records, start=1):
+                        where = f"page {read.pages}, record {number}"
+                        refused = _refused(record)
+                        if refused is None:
+                            read.records.append(record)
+                            read.positions.append(where)
+                        else:
+                            excerpt = repr(record)[:EXCERPT]
+                            read.quarantined.append(Quarantined(where, refused, excerpt))
                 if page.checkpoint is not None:
                     read.checkpoint = dict(page.checkpoint)
                 if page.checkpoint_at is not None:
@@ -356,7 +379,6 @@ class Sync:
             close = getattr(pages, "close", None)
             if close is not None:
                 close()
-        return read
 
     def _apply(self, lease: Lease, row: Any, read: _Read) -> Fetched:
         actor = f"exchange:{row.name}"
@@ -499,6 +521,23 @@ class Sync:
             or utc(current.lease_until) != (lease.until)
         ):
             raise _Lost()
+
+
+def _all_listable(records: list[Record]) -> bool:
+    """Whether ``_refused`` refuses none of ``records``: every value already canonical for its
+    listable signal (checked a signal at a time), every name within what a list keeps."""
+    values: dict[str, list[str]] = {}
+    for record in records:
+        if isinstance(record, Withdrawal):
+            continue
+        values.setdefault(record.signal, []).append(record.value)
+        provenance = getattr(record, "provenance", None)
+        if provenance is not None and (
+            len(provenance.submitted_by or "") > NAME_CHARS
+            or len(provenance.assessed_by or "") > NAME_CHARS
+        ):
+            return False
+    return all(all_canonical(signal, given) for signal, given in values.items())
 
 
 def _refused(record: Record) -> str | None:

@@ -4,8 +4,11 @@ time within the caller's transaction, so memory stays bounded whatever the impor
 Per chunk: values made canonical (checked in one pass where they already are), the entries
 the chunk names looked up, ``model.apply`` folded over them, then new entries, changed entries,
 one ``list_changes`` row per change and the references sources gained or lost written in bulk.
-A chunk of new submissions is first written as if all were new, without lookups; the first one
-that holds a known value is undone and switches the import to looking values up.
+A chunk of new submissions is first written as if all were new, without lookups (withdrawals
+too, when each keeps what the chunk submitted under its reference and no entry held that
+reference before: an exchange restating records the list has never seen; one query a chunk
+says so); the first chunk that holds a known value or reference is undone and switches the
+import to looking values up.
 """
 
 import dataclasses
@@ -179,23 +182,27 @@ class _Writer:
         for record in records:
             if not isinstance(record, Withdrawal):
                 values.setdefault(record.signal, []).append(record.value)
+            elif record.keep:  # what a restated record keeps is checked in the same pass
+                for signal, value in record.keep:
+                    values.setdefault(signal, []).append(value)
         trusted = {signal for signal, given in values.items() if all_canonical(signal, given)}
         first = self.number + 1
         self.number += len(records)
         for number, record in enumerate(records, start=first):
             if isinstance(record, Withdrawal):
-                where = f"record {number}"
                 keep = record.keep
-                if keep is not None:
+                if keep is not None and not all(s in trusted for s, _ in keep):
+                    where = f"record {number}"
                     keep = frozenset((s, canonical(s, v, where)) for s, v in keep)
-                keyed.append((Withdrawal(record.reference, keep, record.reason), None))
+                    record = Withdrawal(record.reference, keep, record.reason)
+                keyed.append((record, None))
                 references.add(record.reference)
             elif record.signal in trusted:
                 keyed.append((record, (record.signal, record.value)))
             else:
                 value = canonical(record.signal, record.value, f"record {number}")
                 keyed.append((record, (record.signal, value)))
-        if self.speculate and not references and self._write_new(keyed):
+        if self.speculate and self._write_new(keyed, references):
             return
         self.current = self._existing({key for _, key in keyed if key is not None})
         self.holders = self._holders(references) if references else {}
@@ -237,24 +244,66 @@ class _Writer:
             )
         self._append(change.kind, key, entry, change.labels, change.provenance, change.reason)
 
-    def _write_new(self, keyed: list[tuple[Record, tuple[str, str] | None]]) -> bool:
+    def _write_new(
+        self, keyed: list[tuple[Record, tuple[str, str] | None]], references: set[str]
+    ) -> bool:
         """Write the chunk as new entries, without looking any up; False, having written
         nothing, when one is not new (the database refuses it) or the chunk is not all new
-        submissions."""
-        keys = {key for _, key in keyed}
-        if len(keys) != len(keyed) or any(type(record) is not Submission for record, _ in keyed):
+        submissions and withdrawals that change nothing (an exchange restating a record the
+        list has never seen: a reference no entry holds, keeping what the chunk submitted)."""
+        submitted = [key for record, key in keyed if key is not None]
+        if len(set(submitted)) != len(submitted) or not self._idle_withdrawals(keyed):
+            self.speculate = False
+            return False
+        if references and self._known(references):
             self.speculate = False
             return False
         saved = (self.version, self.placeholder, self.summary.added)
         self.current, self.holders, self.fresh, self.changed, self.rows = {}, {}, {}, set(), []
         add = self._add
+        unknown = 0
         for record, key in keyed:
-            add(record, key)  # type: ignore[arg-type]  # checked above: new submissions
+            if key is not None:
+                add(record, key)  # type: ignore[arg-type]  # checked: new submissions
+            elif record.keep is None:  # type: ignore[union-attr]  # checked: a withdrawal
+                unknown += 1
         if self._flush({}, probe=True):
+            self.summary.unknown_tombstones += unknown
             return True
         self.version, self.placeholder, self.summary.added = saved
         self.speculate = False
         return False
+
+    @staticmethod
+    def _idle_withdrawals(keyed: list[tuple[Record, tuple[str, str] | None]]) -> bool:
+        """Whether the chunk holds only submissions and withdrawals, and each withdrawal keeps
+        every value the chunk submitted before it under its reference (if no entry held the
+        reference before, it changes nothing)."""
+        covered: dict[str, set[tuple[str, str]]] = {}
+        for record, key in keyed:
+            if key is not None:
+                if type(record) is not Submission:
+                    return False
+                for source in record.provenance.sources:
+                    if source.reference:
+                        covered.setdefault(source.reference, set()).add(key)
+                continue
+            assert isinstance(record, Withdrawal)
+            held = covered.get(record.reference)
+            if held and (record.keep is None or not held <= record.keep):
+                return False
+        return True
+
+    def _known(self, references: set[str]) -> bool:
+        """Whether an entry of the list holds any of ``references`` (one query a chunk)."""
+        connection = self.session.connection()
+        marker = driver.marker(connection)
+        any_reference, given = self.dialect.in_values(sorted(references))
+        sql = (
+            f"SELECT 1 FROM entry_references WHERE list_id = {marker} "
+            f"AND reference{any_reference} LIMIT 1"
+        )
+        return connection.exec_driver_sql(sql, (self.list_id, *given)).first() is not None
 
     def _add(self, record: Submission, key: tuple[str, str]) -> None:
         """A new entry: what ``_append`` of its add would stage, without building the change."""
@@ -434,7 +483,7 @@ class _Writer:
         ids = {row[0]: ident for row, ident in zip(rows, fresh_ids, strict=True)}
         rows = [(ids[row[0]], *row[1:]) for row in rows]
         if probe:
-            if not self.dialect.insert_new_entries(connection, rows):
+            if rows and not self.dialect.insert_new_entries(connection, rows):
                 return False
         elif rows:
             self.dialect.insert(connection, ENTRY_COLUMNS, rows)
@@ -468,6 +517,7 @@ class _Writer:
                 linked += [(self.list_id, reference, ident) for reference in sorted(has - had)]
                 unlinked += [(self.list_id, reference, ident) for reference in had - has]
         if linked:
+            linked.sort()  # in the primary key's order: an exchange links one per new entry
             self.dialect.insert(connection, REFERENCE_COLUMNS, linked)
         if unlinked:
             marker = driver.marker(connection)

@@ -21,18 +21,22 @@ How entries become list records:
 The file is parsed as a stream (bounded memory whatever its size) by defusedxml: a DTD or an
 entity declaration is refused. A file with an entry that cannot be read is refused whole
 (``read``); a page fetched from NCMEC's API (``parse_page``, for ``hashguard.exchanges.ncmec``)
-keeps the records of its readable entries and names each unreadable one (a ``BadEntry``).
+keeps the records of its readable entries and names each unreadable one (a ``BadEntry``); a
+page is held whole, and one in UTF-8 without a DTD is built by expat's C tree builder (any
+other goes through defusedxml, with its refusals and messages).
 Export writes a list as such a document, one entry per value, published by the list's owner.
 """
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable, Iterator
 from dataclasses import dataclass, field
+from functools import cache
 from pathlib import Path
 from shutil import copyfileobj
 from tempfile import SpooledTemporaryFile
 from typing import Final, TextIO
-from xml.etree.ElementTree import Element, ParseError, tostring
+from xml.etree.ElementTree import Element, ParseError, XMLParser, tostring
 from xml.sax.saxutils import escape, quoteattr
 
 from defusedxml import DefusedXmlException
@@ -41,6 +45,7 @@ from defusedxml.ElementTree import fromstring, iterparse
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.model import Entry, EntryStatus, Provenance, Source
 from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
+from hashguard.signals import registry
 
 NAMESPACE: Final = "https://hashsharing.ncmec.org/hashsharing/v2"
 # Fingerprint elements hashguard matches, and the list signal each becomes.
@@ -122,14 +127,7 @@ def parse_page(
 
     Raises MalformedPage when the page as a whole is not an entries document."""
     page = EntriesPage()
-    # A page is small (NCMEC serves 1,000 entries): parsed whole, by the C parser, not streamed.
-    try:
-        root = fromstring(body, forbid_dtd=True)
-    except ParseError as error:
-        line = f"line {error.position[0]}: " if error.position else ""
-        raise MalformedPage(f"{line}malformed XML: {error}") from None
-    except DefusedXmlException as error:
-        raise MalformedPage(f"refused XML: {error}") from None
+    root = _page_root(body)
     if _local(root.tag) != "queryResult":
         raise MalformedPage(f"root element <{_local(root.tag)}>; expected an NCMEC <queryResult>")
     for container in root:
@@ -142,11 +140,11 @@ def parse_page(
             if tag not in _ENTRIES:
                 continue
             page.entries += 1
-            member = element.find("./{*}member")
-            member_id = (member.get("id") or "").strip() if member is not None else ""
-            if members is not None and member_id and member_id not in members:
-                skipped["entries of members not followed (only_esp_ids)"] += 1
-                continue
+            if members is not None:
+                member_id = _first_member_id(element)
+                if member_id and member_id not in members:
+                    skipped["entries of members not followed (only_esp_ids)"] += 1
+                    continue
             try:
                 page.records.extend(_entry(page.entries, tag, element, skipped))
             except Exception as error:  # whatever an entry holds, it never fails its page
@@ -158,6 +156,50 @@ def parse_page(
                 excerpt = tostring(element, encoding="unicode")[:EXCERPT]
                 page.bad.append(BadEntry(page.entries, where, reason, excerpt))
     return page
+
+
+def _page_root(body: bytes) -> Element:
+    """The root of a page held whole in memory (NCMEC serves 1,000 entries a page): a plain
+    UTF-8 document without a DTD by expat's C tree builder; any other (and any the C builder
+    finds malformed) by defusedxml's, whose Python callbacks took most of a page's time.
+    Raises MalformedPage."""
+    if _plain(body):
+        parser = XMLParser()  # the C builder: without a DTD no entity can be declared
+        try:
+            parser.feed(body)
+            return parser.close()
+        except ParseError:
+            pass  # the careful parser below says what is wrong, as it always has
+    try:
+        return fromstring(body, forbid_dtd=True)
+    except ParseError as error:
+        line = f"line {error.position[0]}: " if error.position else ""
+        raise MalformedPage(f"{line}malformed XML: {error}") from None
+    except DefusedXmlException as error:
+        raise MalformedPage(f"refused XML: {error}") from None
+
+
+def _plain(body: bytes) -> bool:
+    """Whether ``body`` is UTF-8 (declared, or by default with no byte order mark) with no
+    document type declaration: an encoding where the bytes ``<!DOCTYPE`` are the only way to
+    write one."""
+    if body.startswith(b"<?xml"):
+        declaration = _DECLARATION.match(body)
+        if declaration is None:
+            return False
+        encoding = declaration.group(1)
+        if encoding is not None and encoding.lower() != b"utf-8":
+            return False
+    elif not body.startswith(b"<"):
+        return False
+    return b"<!DOCTYPE" not in body
+
+
+_DECLARATION: Final = re.compile(
+    rb"<\?xml\s+version\s*=\s*[\"']1\.0[\"']"
+    rb"(?:\s+encoding\s*=\s*[\"']([A-Za-z0-9._-]+)[\"'])?"
+    rb"(?:\s+standalone\s*=\s*[\"'](?:yes|no)[\"'])?\s*\?>"
+)
 
 
 class _NotEntries(Exception):
@@ -197,18 +239,27 @@ def _entries(source: str) -> Iterator[tuple[int, str, Element]]:
 def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> list[Record]:
     """The records of one entry; raises _BadEntry saying where and what is wrong."""
     media, deleted = _ENTRIES[tag]
-    children = {_local(child.tag): child for child in element}
-    classifications = [
-        _text(child) for child in element if _local(child.tag) == "classification" and _text(child)
-    ]
-    member = children.get("member")
-    entry_id = _text(children.get("id"))
+    # One pass over the children (a million entries a fetch): the last of each kind counts.
+    member = identifier = fingerprints = None
+    classifications: list[str] = []
+    for child in element:
+        name = child.tag.rpartition("}")[2]
+        if name == "member":
+            member = child
+        elif name == "id":
+            identifier = child
+        elif name == "fingerprints":
+            fingerprints = child
+        elif name == "classification":
+            text = (child.text or "").strip()
+            if text:
+                classifications.append(text)
+    entry_id = _text(identifier)
     member_id = (member.get("id") or "").strip() if member is not None else ""
-    where = f"<{tag}> {number}" + (f" (member {member_id}, id {entry_id})" if entry_id else "")
-    if member is None or not member_id:
-        raise _BadEntry(where, "no <member id=...>")
-    if not entry_id:
-        raise _BadEntry(where, "no <id>")
+    if member is None or not member_id or not entry_id:
+        where = f"<{tag}> {number}" + (f" (member {member_id}, id {entry_id})" if entry_id else "")
+        missing = "no <member id=...>" if member is None or not member_id else "no <id>"
+        raise _BadEntry(where, missing)
     ref = reference(member_id, media, entry_id)
     if deleted:
         return [Withdrawal(ref, None, f"NCMEC: member {member_id} deleted {media} {entry_id}")]
@@ -216,22 +267,25 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
     provenance = Provenance(organisation, "", (Source(organisation, "", ref),))
     labels = frozenset(classifications)
     values: dict[tuple[str, str], None] = {}
-    unread: Counter[str] = Counter()  # counted only once the entry is known to be readable
-    fingerprints = children.get("fingerprints")
+    unread: Counter[str] | None = None  # counted only once the entry is known to be readable
     for fingerprint in fingerprints if fingerprints is not None else ():
-        name = _local(fingerprint.tag)
-        text = _text(fingerprint)
+        name = fingerprint.tag.rpartition("}")[2]
+        text = (fingerprint.text or "").strip()
         signal = SIGNALS.get(name)
         if signal is None or not text:
             large = fingerprint.get("href") is not None and not text
             why = "served by URL, not fetched" if large else "not supported"
+            unread = unread if unread is not None else Counter()
             unread[f"{name} fingerprints ({why})"] += 1
             continue
         try:
-            values[(signal, canonical(signal, text))] = None
+            value = text if _canonical_already(signal, text) else canonical(signal, text)
         except InvalidRecord as error:
+            where = f"<{tag}> {number} (member {member_id}, id {entry_id})"
             raise _BadEntry(where, str(error)) from None
-    skipped.update(unread)
+        values[(signal, value)] = None
+    if unread is not None:
+        skipped.update(unread)
     if not values:
         skipped[f"{media} entries with no md5, sha1 or pdq fingerprint"] += 1
     records: list[Record] = [
@@ -242,6 +296,26 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
         Withdrawal(ref, frozenset(values), f"NCMEC: member {member_id} changed {media} {entry_id}")
     )
     return records
+
+
+@cache
+def _canonical_pattern(signal: str) -> re.Pattern[str]:
+    digits = registry.listed(signal).hex_digits
+    return re.compile(f"[0-9a-f]{{{digits}}}" if digits else "(?!)")
+
+
+def _canonical_already(signal: str, text: str) -> bool:
+    """Whether ``text`` is a hex-digit signal's value in canonical form already (the common
+    case, checked by one match instead of ``canonical``'s steps)."""
+    return _canonical_pattern(signal).fullmatch(text) is not None
+
+
+def _first_member_id(element: Element) -> str:
+    """The id of an entry's first ``member``, or ""."""
+    for child in element:
+        if child.tag.rpartition("}")[2] == "member":
+            return (child.get("id") or "").strip()
+    return ""
 
 
 def _local(tag: str) -> str:
