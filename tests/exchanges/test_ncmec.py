@@ -438,7 +438,9 @@ def test_an_entry_whose_member_name_no_list_can_keep_is_quarantined_on_either_da
     """A member name longer than a list keeps (200 characters): PostgreSQL would refuse the
     entry's row and, with it, the whole fetch, every time."""
     now = datetime.now(UTC)
-    exchanges = Exchanges(engine, ListStore(engine), Sealer(secrets.token_bytes(32)))
+    exchanges = Exchanges(
+        engine, ListStore(engine), Sealer(secrets.token_bytes(32)), networks=LOOPBACK
+    )
     with NcmecStandIn(members={7: "M" * 250, 8: "Other ESP"}) as stand_in:
         stand_in.add(7, "long", at=now - timedelta(hours=2), md5=md5(1))
         stand_in.add(8, "fine", at=now - timedelta(hours=1), md5=md5(2))

@@ -314,7 +314,9 @@ def test_sync_quarantines_whatever_a_corrupt_update_holds_on_either_database(
     engine: Engine, update: dict[str, Any]
 ) -> None:
     t0 = datetime.now(UTC) - timedelta(days=1)
-    exchanges = Exchanges(engine, ListStore(engine), Sealer(secrets.token_bytes(32)))
+    exchanges = Exchanges(
+        engine, ListStore(engine), Sealer(secrets.token_bytes(32)), networks=LOOPBACK
+    )
     with ThreatExchangeStandIn() as stand_in:
         stand_in.add("301", "HASH_MD5", md5(1), at=t0)
         stand_in.add_raw(update, at=t0 + timedelta(minutes=1))

@@ -13,9 +13,9 @@ pages and stores the checkpoint in one transaction.
 """
 
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Final, Literal, Protocol
 
 from hashguard.errors import Invalid, Unavailable
@@ -24,6 +24,14 @@ from hashguard.lists.records import Record
 
 FieldType = Literal["string", "number", "boolean", "list"]
 EXCERPT: Final = 2000  # characters of a quarantined record kept
+# Seconds an exchange's clock may be ahead of ours: no checkpoint or record time beyond now + this.
+CLOCK_SKEW: Final = 300
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    """The plug-ins' default clock."""
+    return datetime.now(UTC)
 
 
 class ExchangeConfigError(Invalid):

@@ -20,7 +20,7 @@ never read.
 
 import base64
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, Final
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
@@ -32,6 +32,7 @@ from defusedxml.ElementTree import fromstring
 
 from hashguard.exchanges.api import (
     Answer,
+    Clock,
     ExchangeConfigError,
     ExchangeHttp,
     ExchangeUnavailable,
@@ -40,6 +41,7 @@ from hashguard.exchanges.api import (
     Page,
     Quarantined,
     Schema,
+    utc_now,
 )
 from hashguard.exchanges.fields import MAX_NUMBER, check_start
 from hashguard.exchanges.registry import register
@@ -71,11 +73,6 @@ TIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 SMALL_WINDOW: Final = 2_000  # a window with fewer entries doubles the next one
 NEXT_LINK_LIFE: Final = timedelta(hours=12)  # NCMEC: paging links are not for keeping
 SETTLE: Final = timedelta(seconds=5)  # the newest seconds may still be written at NCMEC
-Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 @register
@@ -192,7 +189,7 @@ class NcmecExchange:
         """A checkpoint an operator sets (``{"from": unix seconds}``, at most now; ``window``,
         the seconds a request asks for, optional). Raises ExchangeConfigError."""
         checked: dict[str, Any] = {}
-        for key, least, most in (("from", 0, int(_now().timestamp())), ("window", 1, None)):
+        for key, least, most in (("from", 0, int(utc_now().timestamp())), ("window", 1, None)):
             value = checkpoint.get(key)
             if value is None and key == "window":
                 continue
@@ -215,7 +212,7 @@ class NcmecExchange:
         credentials: Mapping[str, Any] | None,
         http: ExchangeHttp,
         *,
-        clock: Clock = _now,
+        clock: Clock = utc_now,
     ) -> None:
         self.config = self.check_config(config)
         login = self.check_credentials(credentials or {})

@@ -28,14 +28,16 @@ key (``Ocp-Apim-Subscription-Key``); neither appears in any message.
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 from hashguard.exchanges.api import (
+    CLOCK_SKEW,
     EXCERPT,
     Answer,
+    Clock,
     ExchangeConfigError,
     ExchangeHttp,
     ExchangeUnavailable,
@@ -44,6 +46,7 @@ from hashguard.exchanges.api import (
     Page,
     Quarantined,
     Schema,
+    utc_now,
 )
 from hashguard.exchanges.fields import check_start
 from hashguard.exchanges.registry import register
@@ -57,8 +60,6 @@ FEEDBACK_VALUES: Final = ("Blocked", "NotBlocked", "PendingReview")
 # The start of a first fetch as pytx has it (the API may read 0 as "not given").
 FIRST_START: Final = 10
 _PROBES: Final = 64  # start times tried past an unreadable page before giving up
-CLOCK_SKEW: Final = 300  # seconds StopNCII's clock may be ahead of ours
-Clock = Callable[[], datetime]
 _CASE: Final = re.compile(
     r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 )
@@ -69,10 +70,6 @@ _SETTINGS: Final = {
     "page_attempts": (3, 1, 10),
     "skip_seconds": (600, 1, 86_400 * 30),
 }
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _Unreadable(Exception):
@@ -213,7 +210,7 @@ class StopNcii:
                 f"{json.dumps(dict(checkpoint), default=str)[:120]}"
             )
         at, _, _ = _resume(checkpoint, FIRST_START)
-        if not 0 <= at <= int(_now().timestamp()) + CLOCK_SKEW:
+        if not 0 <= at <= int(utc_now().timestamp()) + CLOCK_SKEW:
             raise ExchangeConfigError(
                 f"checkpoint: nextSetTimestamp {at} is not a unix time from 0 to now"
             )
@@ -225,7 +222,7 @@ class StopNcii:
         credentials: Mapping[str, Any] | None,
         http: ExchangeHttp,
         *,
-        clock: Clock = _now,
+        clock: Clock = utc_now,
     ) -> None:
         self.config = self.check_config(config)
         self.credentials = self.check_credentials(credentials or {})

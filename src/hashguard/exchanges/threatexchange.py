@@ -25,14 +25,16 @@ import json
 import re
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
 from hashguard.errors import Unsupported
 from hashguard.exchanges.api import (
+    CLOCK_SKEW,
     EXCERPT,
     Answer,
+    Clock,
     ExchangeConfigError,
     ExchangeHttp,
     ExchangeUnavailable,
@@ -41,6 +43,7 @@ from hashguard.exchanges.api import (
     Page,
     Quarantined,
     Schema,
+    utc_now,
 )
 from hashguard.exchanges.fields import MAX_NUMBER
 from hashguard.exchanges.registry import register
@@ -63,12 +66,6 @@ PAGE_SIZE: Final = 500
 _TOKEN: Final = re.compile(r"[0-9]+\|[A-Za-z0-9_\-]+")
 # Graph API error codes that mean the token, or its app's access to the group, was refused.
 _REFUSED_CODES: Final = frozenset({10, 102, 190, 200})
-CLOCK_SKEW: Final = 300  # seconds an update may be dated after the fetch began (clocks differ)
-Clock = Callable[[], datetime]
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 class _BadUpdate(Exception):
@@ -152,7 +149,7 @@ class ThreatExchangeExchange:
         """A checkpoint an operator sets (``{"update_time": unix seconds}``, at most now).
         Raises ExchangeConfigError saying what is expected."""
         moment = checkpoint.get("update_time")
-        latest = int(_now().timestamp()) + CLOCK_SKEW
+        latest = int(utc_now().timestamp()) + CLOCK_SKEW
         if (set(checkpoint) != {"update_time"} or not isinstance(moment, int)
                 or isinstance(moment, bool) or not 0 <= moment <= latest):  # fmt: skip
             raise ExchangeConfigError(
@@ -167,7 +164,7 @@ class ThreatExchangeExchange:
         credentials: Mapping[str, Any] | None,
         http: ExchangeHttp,
         *,
-        clock: Clock = _now,
+        clock: Clock = utc_now,
     ) -> None:
         self.config = self.check_config(config)
         self.clock = clock
