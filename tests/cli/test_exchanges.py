@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text
 
+from hashguard.exchanges import sample
 from hashguard.store import audit
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
@@ -234,7 +235,8 @@ def test_enable_disable_and_remove(config: Path, tmp_path: Path, database_url: s
         "exchange SAMPLE: enabled; next fetch due now\n"
     )
     fetched = exchanges(config, "fetch", "SAMPLE")
-    assert "26 record(s) applied" in fetched.stdout, fetched.stderr
+    served = 2 * len(sample.SCENES) + len(sample.HMA_EXAMPLES)  # a PDQ and an MD5 per scene
+    assert f"{served} record(s) applied" in fetched.stdout, fetched.stderr
     assert exchanges(config, "disable", "SAMPLE").returncode == 0
 
     removed = exchanges(config, "remove", "SAMPLE")
