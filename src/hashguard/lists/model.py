@@ -57,6 +57,11 @@ class ChangeKind(StrEnum):
     REINSTATE = "reinstate"  # the owner undoes a contest or a delisting: the entry is active again
 
 
+VARIANT_FAMILIES: Final = ("dihedral", "trim")
+"""The kinds of query variant a list's policy may let match (``ListPolicy.variants``)."""
+DEFAULT_VARIANTS: Final = frozenset(VARIANT_FAMILIES)
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
     """An organisation that submitted an entry, its jurisdiction, and its own reference."""
@@ -85,14 +90,17 @@ class Source:
 class ListPolicy:
     """How a list matches: per-signal thresholds (the signal's default when absent), whether
     it is a negative list, whether entries need two sources in different jurisdictions, the
-    share of requests it is matched for (1: all, 0: off; HMA's ``enabled_ratio``), and whether
-    a detection on it needs two reviewers who agree (four eyes)."""
+    share of requests it is matched for (1: all, 0: off; HMA's ``enabled_ratio``), whether
+    a detection on it needs two reviewers who agree (four eyes), and which query variants may
+    match it (``VARIANT_FAMILIES``: ``dihedral``, the 3 rotations and 4 flips; ``trim``, the
+    image with uniform borders trimmed; none: the query as it is, what HMA does)."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
     negative: bool = False
     two_sources: bool = False
     enabled_ratio: float = 1.0
     four_eyes: bool = False
+    variants: frozenset[str] = DEFAULT_VARIANTS
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -101,6 +109,7 @@ class ListPolicy:
             "two_sources": self.two_sources,
             "enabled_ratio": self.enabled_ratio,
             "four_eyes": self.four_eyes,
+            "variants": sorted(self.variants),
         }
 
     @staticmethod
@@ -111,6 +120,7 @@ class ListPolicy:
             bool(data.get("two_sources", False)),
             float(data.get("enabled_ratio", 1.0)),
             bool(data.get("four_eyes", False)),
+            frozenset(str(v) for v in data.get("variants", DEFAULT_VARIANTS)),
         )
 
 
@@ -176,6 +186,9 @@ class Entry:
     provenance: Provenance = Provenance()
     status: EntryStatus = EntryStatus.ACTIVE
     version: int = 0  # the list version of the entry's last change
+    # How far the hash moves under a tiny change of the image (the signal's stability, 0-100),
+    # when the entry was hashed from media; None when it came as a hash.
+    stability: int | None = None
 
     def matchable(self, policy: ListPolicy) -> bool:
         """Whether the entry matches under ``policy``: active, and sourced as required."""
@@ -200,12 +213,13 @@ def new_entry(
     provenance: Provenance,
     status: EntryStatus,
     version: int,
+    stability: int | None = None,
 ) -> Entry:
     """``Entry(...)``, several times faster: releases, imports and Matchers build millions, and
     a frozen dataclass's ``__init__`` sets each field through ``object.__setattr__``. Writing
     the slots directly is what that does, minus the calls."""
     entry = object.__new__(Entry)
-    a, b, c, d, e, f, g, h = _ENTRY_SLOTS
+    a, b, c, d, e, f, g, h, i = _ENTRY_SLOTS
     a(entry, ident)
     b(entry, list_id)
     c(entry, signal)
@@ -214,6 +228,7 @@ def new_entry(
     f(entry, provenance)
     g(entry, status)
     h(entry, version)
+    i(entry, stability)
     return entry
 
 
@@ -236,6 +251,7 @@ class Change:
     reason: str = ""
     actor: str = ""
     at: str = ""  # ISO 8601 UTC
+    stability: int | None = None  # an ``add`` of a value hashed from media: its stability
 
     def tombstone(self) -> bool:
         """Whether subscribers must stop matching the entry after this change."""

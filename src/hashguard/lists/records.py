@@ -31,6 +31,7 @@ class Submission:
     labels: frozenset[str] = frozenset()
     provenance: Provenance = field(default_factory=Provenance)
     restates: bool = False
+    stability: int | None = None  # a value hashed from media: its signal's stability (0-100)
 
 
 @dataclass(frozen=True, slots=True)

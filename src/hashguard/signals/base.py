@@ -70,6 +70,9 @@ class SignalType(ABC, Generic[Value]):
     hex_digits: ClassVar[int | None] = None
     # Values of a known quality below this never match (None: the signal has no quality).
     min_quality: int | None = None
+    # Values of a known stability (how far the hash moves under a tiny change of the image,
+    # 0-100) below this are noise: not matched, on either side. None: not measured.
+    min_stability: int | None = None
     # For a FRAMES signal: the signal each frame is a hash of; a list's threshold for it is the
     # distance within which two frames count as the same.
     frame_signal: ClassVar[str | None] = None
@@ -113,6 +116,16 @@ class SignalType(ABC, Generic[Value]):
     def quality(self, value: Value) -> int | None:
         """The value's quality (0-100) when it has one and was computed here, else None."""
         return None
+
+    def stability(self, value: Value) -> int | None:
+        """The value's stability (0-100) when it was measured here, else None."""
+        return None
+
+    def threshold_for(self, value: Value, threshold: float) -> float:
+        """The threshold a query ``value`` is matched at on a list whose threshold is
+        ``threshold``: the same, unless what was measured of the value calls for a stricter
+        one (PDQ: images dominated by flat regions and text)."""
+        return threshold
 
     def canonical(self, text: str) -> str:
         """``text`` in the canonical string form; raises ``InvalidSignalValue``."""
@@ -163,6 +176,11 @@ class SignalType(ABC, Generic[Value]):
         """Whether a value of this ``quality`` is below the signal's (or the given) minimum."""
         floor = self.min_quality if min_quality is None else min_quality
         return quality is not None and floor is not None and quality < floor
+
+    def too_unstable(self, stability: int | None, min_stability: int | None = None) -> bool:
+        """Whether a value of this ``stability`` is below the signal's (or the given) minimum."""
+        floor = self.min_stability if min_stability is None else min_stability
+        return stability is not None and floor is not None and stability < floor
 
 
 @functools.cache

@@ -38,10 +38,12 @@ _HEX: Final = re.compile(r"[0-9a-f]{64}")
 
 @dataclass(frozen=True, slots=True)
 class PdqHash:
-    """256 bits in hex-string order, and the quality (0-100) when the hash was computed here."""
+    """256 bits in hex-string order, and the quality and stability (0-100) when the hash was
+    computed here."""
 
     bits: bytes
     quality: int | None = None
+    stability: int | None = None
 
     def __post_init__(self) -> None:
         if len(self.bits) != 32:

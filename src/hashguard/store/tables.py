@@ -18,6 +18,7 @@ from sqlalchemy import (
     Index,
     Integer,
     PrimaryKeyConstraint,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -77,6 +78,8 @@ class EntryRow(Base):
     assessed_by: Mapped[str] = mapped_column(String(200))
     sources: Mapped[str] = mapped_column(Text)  # JSON array of {organisation, jurisdiction, ...}
     version: Mapped[int] = mapped_column(BigInteger)  # of the entry's last change
+    # The signal's stability (0-100) when the value was hashed from media here, else NULL.
+    stability: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)
 
 
 class ChangeRow(Base):
@@ -93,6 +96,7 @@ class ChangeRow(Base):
     reason: Mapped[str] = mapped_column(Text)
     actor: Mapped[str] = mapped_column(String(200))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    stability: Mapped[int | None] = mapped_column(SmallInteger, nullable=True)  # of an add
 
 
 class ReferenceRow(Base):

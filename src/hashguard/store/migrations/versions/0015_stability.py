@@ -1,0 +1,26 @@
+"""A hash's stability (how far it moves under a tiny change of the image) kept with list
+entries and the ``add`` changes that carry it, when the value was hashed from media here.
+
+Revision ID: 0015
+Revises: 0014
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0015"
+down_revision = "0014"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.add_column("list_entries", sa.Column("stability", sa.SmallInteger(), nullable=True))
+    op.add_column("list_changes", sa.Column("stability", sa.SmallInteger(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("list_changes") as batch:
+        batch.drop_column("stability")
+    with op.batch_alter_table("list_entries") as batch:
+        batch.drop_column("stability")
