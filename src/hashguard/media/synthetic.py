@@ -248,6 +248,13 @@ _APPS: tuple[tuple[RGB, RGB, RGB, RGB], ...] = (
 )
 
 
+# Avatars are initials on a circle of one of a few flat colours, as messaging apps draw them.
+_AVATARS: tuple[RGB, ...] = (
+    (229, 115, 115), (186, 104, 200), (121, 134, 203), (79, 195, 247),
+    (77, 182, 172), (174, 213, 129), (255, 183, 77), (161, 136, 127),
+)  # fmt: skip
+
+
 def ui_screenshot(seed: int, width: int = 390, height: int = 844, *, app: int = 0) -> Image.Image:
     """A screenshot of ``app`` (0-2): a phone screen, or a desktop form when width > height.
 
@@ -311,7 +318,10 @@ def _phone_screen(
     row = u * 7
     for index in range((nav - top) // row):
         y = top + index * row
-        draw.ellipse((u * 2, y + u, u * 7, y + u * 6), fill=_colour(rng, 60, 230))
+        avatar = _AVATARS[int(rng.integers(0, len(_AVATARS)))]
+        draw.ellipse((u * 2, y + u, u * 7, y + u * 6), fill=avatar)
+        initial = _SYLLABLES[int(rng.integers(0, len(_SYLLABLES)))][0].upper()
+        draw.text((u * 4, y + u * 2), initial, fill=(255, 255, 255), font=_font(u * 2))
         draw.text((u * 9, y + u), _words(rng, 2).title(), fill=ink, font=_font(int(u * 1.6)))
         _text_line(draw, rng, u * 9, y + int(u * 3.4), width - u * 16, int(u * 1.3), faint)
         draw.text(
