@@ -27,7 +27,7 @@ MIN_TRIM: Final = 0.02
 # A hypothesis keeping less than this share of a side is dropped: no longer the image.
 MIN_KEPT: Final = 0.30
 # Lenient: each pixel of a border row within this of the band's level (luma 0-255).
-_LENIENT_TOLERANCE: Final = 12.0
+_LENIENT_TOLERANCE: Final = 6.0
 # Strict: a row whose pixels deviate from its mean by at most this (standard deviation) and
 # whose extremes stay within _STRICT_SPREAD of it.
 _STRICT_DEVIATION: Final = 6.0
