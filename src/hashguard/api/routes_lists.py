@@ -31,6 +31,7 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import MAX_ID
 from hashguard.lists.model import (
+    DEFAULT_VARIANTS,
     Category,
     Change,
     ChangeKind,
@@ -56,10 +57,18 @@ class Policy(BaseModel):
     two_sources: bool = False
     enabled_ratio: float = Field(1.0, ge=0, le=1)
     four_eyes: bool = Field(False, description="Detections need two reviewers who agree.")
+    variants: list[Literal["dihedral", "trim"]] = Field(
+        default_factory=lambda: sorted(DEFAULT_VARIANTS),
+        description="The query variants that may match the list: dihedral (an image's 3 "
+        "rotations and 4 flips), trim (the image inside flat borders: padding, letterboxing, "
+        "a screenshot's frame); [] for the query as it is (HMA's matching). Each variant can "
+        "add false positives: a list of hard cases may want fewer.",
+        examples=[["dihedral", "trim"], []],
+    )
 
     def policy(self) -> ListPolicy:
         return ListPolicy(dict(self.thresholds), self.negative, self.two_sources,
-                          self.enabled_ratio, self.four_eyes)  # fmt: skip
+                          self.enabled_ratio, self.four_eyes, frozenset(self.variants))  # fmt: skip
 
 
 class NewList(BaseModel):

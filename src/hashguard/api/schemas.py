@@ -207,10 +207,13 @@ class PolicyShown(BaseModel):
     two_sources: bool
     enabled_ratio: Number
     four_eyes: bool
+    variants: list[str] = Field(
+        description="The query variants that may match the list (dihedral, trim; [] none)."
+    )
 
 
 _POLICY = {"thresholds": {"pdq": 31.0}, "negative": False, "two_sources": False,
-           "enabled_ratio": 1.0, "four_eyes": False}  # fmt: skip
+           "enabled_ratio": 1.0, "four_eyes": False, "variants": ["dihedral", "trim"]}  # fmt: skip
 _LIST = {"name": "known", "owner": "Test Hotline", "category": "known-csam",
          "jurisdictions": ["NL"], "legal_basis": "", "policy": _POLICY, "version": 3}  # fmt: skip
 
