@@ -78,7 +78,7 @@ def hypotheses(luma: LumaImage) -> tuple[Trim, ...]:
         ("strict", _strict(grid)),
         ("frame", _frame(grid)),
     ):
-        box = _checked(_scaled(sampled, row_step, col_step, rows, cols), rows, cols)
+        box = _checked(_refined(pixels, sampled, row_step, col_step), rows, cols)
         if box is not None and box not in seen:
             seen.add(box)
             found.append(Trim(rule, box))
@@ -165,14 +165,31 @@ def _leading(flags: np.ndarray) -> int:
     return int(misses[0]) if len(misses) else len(flags)
 
 
-def _scaled(box: Box, row_step: int, col_step: int, rows: int, cols: int) -> Box:
-    # Sampled row i stands for rows i*step .. (i+1)*step - 1: keep what may hold the image.
+def _refined(pixels: np.ndarray, box: Box, row_step: int, col_step: int) -> Box:
+    """``box`` (in sampled rows and columns) in pixels: each edge where the rows (columns) it
+    could fall between differ most, among the ``step`` the sampling could not tell apart."""
+    rows, cols = pixels.shape
+    columns = pixels[:, ::col_step]
+    lines = pixels[::row_step, :].T
     return Box(
-        box.top * row_step,
-        box.left * col_step,
-        min(rows, box.bottom * row_step),
-        min(cols, box.right * col_step),
+        _edge(columns, box.top * row_step, row_step),
+        _edge(lines, box.left * col_step, col_step),
+        _edge(columns, box.bottom * row_step, row_step),
+        _edge(lines, box.right * col_step, col_step),
     )
+
+
+def _edge(plane: np.ndarray, edge: int, step: int) -> int:
+    """The boundary between rows of ``plane`` in ``edge - step + 1 .. edge`` (the first row
+    after it) with the greatest mean change from the row before it."""
+    size = plane.shape[0]
+    edge = min(edge, size)
+    low = max(1, edge - step + 1)
+    if step == 1 or edge <= 0 or edge >= size or low > edge:
+        return edge
+    window = np.asarray(plane[low - 1 : edge + 1], dtype=np.float32)
+    change = np.abs(np.diff(window, axis=0)).mean(axis=1)
+    return low + int(np.argmax(change))
 
 
 def _checked(box: Box, rows: int, cols: int) -> Box | None:
