@@ -45,7 +45,7 @@ def letterbox(image: Image.Image, aspect: float, colour: RGB) -> Image.Image:
 
 
 def in_ui_frame(image: Image.Image, seed: int) -> Image.Image:
-    """A phone-like screenshot: status bar, toolbar with a title, the image, a caption, a nav bar."""
+    """A phone-like screenshot: status bar, toolbar and title, the image, caption, nav bar."""
     rng = np.random.default_rng(seed)
     dark = bool(rng.integers(0, 2))
     background = (18, 18, 18) if dark else (250, 250, 250)

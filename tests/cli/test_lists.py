@@ -59,9 +59,10 @@ def test_query_variants_are_chosen_per_list(tmp_path: Path) -> None:
     created = run(database, "create", "plain", "--owner", "Test Org", "--category", "test",
                   "--variants", "none")  # fmt: skip
     assert created.returncode == 0, created.stderr
-    assert "policy        signal defaults; query variants none" in run(
-        database, "show", "plain"
-    ).stdout.splitlines()
+    assert (
+        "policy        signal defaults; query variants none"
+        in run(database, "show", "plain").stdout.splitlines()
+    )
     assert ListStore(open_engine(f"sqlite:///{database}")).get("plain").policy.variants == set()
     updated = run(database, "update", "plain", "--variants", "trim,dihedral", "--threshold",
                   "pdq=20")  # fmt: skip

@@ -31,7 +31,6 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import MAX_ID
 from hashguard.lists.model import (
-    DEFAULT_VARIANTS,
     Category,
     Change,
     ChangeKind,
@@ -51,14 +50,21 @@ Admin = Annotated[ApiKey, allow()]
 _CHUNK = 1024 * 1024
 
 
+VariantFamily = Literal["dihedral", "trim"]
+
+
+def _every_variant() -> list[VariantFamily]:
+    return ["dihedral", "trim"]
+
+
 class Policy(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     negative: bool = False
     two_sources: bool = False
     enabled_ratio: float = Field(1.0, ge=0, le=1)
     four_eyes: bool = Field(False, description="Detections need two reviewers who agree.")
-    variants: list[Literal["dihedral", "trim"]] = Field(
-        default_factory=lambda: sorted(DEFAULT_VARIANTS),
+    variants: list[VariantFamily] = Field(
+        default_factory=_every_variant,
         description="The query variants that may match the list: dihedral (an image's 3 "
         "rotations and 4 flips), trim (the image inside flat borders: padding, letterboxing, "
         "a screenshot's frame); [] for the query as it is (HMA's matching). Each variant can "

@@ -142,7 +142,9 @@ async def match_media(
     data = await _media(request, url)
     if not signals:
         return {"kind": None, "hashes": {}, "matches": []}
-    kind, query, failed = await hash_media(data, service, signals, media_variants(service, dihedral))
+    kind, query, failed = await hash_media(
+        data, service, signals, media_variants(service, dihedral)
+    )
     uploader: dict[str, Any] = {"hashes": {h.name: h.text for h in query if h.signal.listable}}
     uploader.update({k: v for k, v in (("account_ref", account_ref), ("ip", ip),
                                        ("ip_at", ip_at)) if v})  # fmt: skip

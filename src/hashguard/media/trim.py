@@ -168,7 +168,6 @@ def _leading(flags: np.ndarray) -> int:
 def _refined(pixels: np.ndarray, box: Box, row_step: int, col_step: int) -> Box:
     """``box`` (in sampled rows and columns) in pixels: each edge where the rows (columns) it
     could fall between differ most, among the ``step`` the sampling could not tell apart."""
-    rows, cols = pixels.shape
     columns = pixels[:, ::col_step]
     lines = pixels[::row_step, :].T
     return Box(

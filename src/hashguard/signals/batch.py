@@ -207,9 +207,10 @@ def hash_stream(
 ) -> StreamHashes:
     """Each signal that applies to the file in ``stream`` (a seekable binary stream of
     ``size`` bytes: an open file, or an upload held in memory), with its value (for pdq with
-    ``variants``, the query variant families wanted: ``PdqVariants``). Images are read into memory within the size limit;
-    videos are read from the stream, and so are other files (only signals of their bytes apply
-    to them: no decoder sees them, so no media limit either). Media that cannot be decoded
+    ``variants``, the query variant families wanted: ``PdqVariants``). Images are read into
+    memory within the size limit; videos are read from the stream, and so are other files
+    (only signals of their bytes apply to them: no decoder sees them, so no media limit
+    either). Media that cannot be decoded
     gets the signals of its bytes alone, with the reason (``undecodable``). Raises
     ``NotApplicable`` for media none of ``signals`` applies to, ``UnsupportedMedia`` for a file
     that is not media when none applies to it either (as it was asked for media only),

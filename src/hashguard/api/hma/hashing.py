@@ -19,8 +19,8 @@ from hashguard.api.hma.models import (
     signal_for,
 )
 from hashguard.api.matching import hash_media, service_of
-from hashguard.matching import Query
 from hashguard.api.uploads import Upload, read_upload
+from hashguard.matching import Query
 from hashguard.net.fetch import FetchRefused
 
 router = APIRouter()
