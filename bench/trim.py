@@ -1,8 +1,10 @@
 """Recall of trimmed query variants on padded, letterboxed and UI-framed copies, and their cost.
 
 Originals: the photos in ../shared/data/photos (when present, shrunk to 1024 px a side) and
-generated scenes. Each copy is encoded as JPEG q90; it counts as found when the plain PDQ of
-the copy, or of one of its trim hypotheses, is within 31 bits of the original's plain PDQ.
+generated scenes; copies by ``synthetic.pad``, ``letterbox`` and ``in_ui_frame``, and a phone
+screenshot drawn here (a caption and a nav bar below the image). Each copy is encoded as JPEG
+q90; it counts as found when the plain PDQ of the copy, or of one of its trim hypotheses, is
+within 31 bits of the original's plain PDQ.
 Prints recall per transformation for plain PDQ, each rule alone and all rules together, and
 the time trim.hypotheses takes on a 1 MP plane.
 
@@ -26,25 +28,7 @@ RGB = tuple[int, int, int]
 THRESHOLD = 31
 
 
-def pad(image: Image.Image, share: float, colour: RGB) -> Image.Image:
-    dx, dy = round(image.width * share), round(image.height * share)
-    canvas = Image.new("RGB", (image.width + 2 * dx, image.height + 2 * dy), colour)
-    canvas.paste(image, (dx, dy))
-    return canvas
-
-
-def letterbox(image: Image.Image, aspect: float, colour: RGB) -> Image.Image:
-    width, height = image.size
-    if width / height < aspect:
-        width = round(height * aspect)
-    else:
-        height = round(width / aspect)
-    canvas = Image.new("RGB", (width, height), colour)
-    canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
-    return canvas
-
-
-def in_ui_frame(image: Image.Image, seed: int) -> Image.Image:
+def phone_frame(image: Image.Image, seed: int) -> Image.Image:
     """A phone-like screenshot: status bar, toolbar and title, the image, caption, nav bar."""
     rng = np.random.default_rng(seed)
     dark = bool(rng.integers(0, 2))
@@ -104,14 +88,15 @@ def transforms() -> dict[str, Callable[[Image.Image, int], Image.Image]]:
     found: dict[str, Callable[[Image.Image, int], Image.Image]] = {}
     for name, colour in colours.items():
         for share in (0.10, 0.25):
-            found[f"pad {share:.0%} {name}"] = lambda im, seed, s=share, c=colour: pad(
+            found[f"pad {share:.0%} {name}"] = lambda im, seed, s=share, c=colour: synthetic.pad(
                 im, s, c(seed)
             )
         for label, aspect in (("16:9", 16 / 9), ("square", 1.0), ("9:16", 9 / 16)):
-            found[f"letterbox {label} {name}"] = lambda im, seed, a=aspect, c=colour: letterbox(
-                im, a, c(seed)
+            found[f"letterbox {label} {name}"] = lambda im, seed, a=aspect, c=colour: (
+                synthetic.letterbox(im, a, c(seed))
             )
-    found["ui frame"] = in_ui_frame
+    found["ui frame (synthetic)"] = synthetic.in_ui_frame
+    found["ui frame (phone, here)"] = phone_frame
     return found
 
 
@@ -146,7 +131,8 @@ def main() -> None:
             counts["all"] += any(close.values())
         row = "".join(f"{100 * counts[a] / len(images):8.1f}%" for a in approaches)
         print(f"{name:26}{row}")
-    plane = decode_luma(synthetic.encode(pad(images[-1].resize((1000, 1000)), 0.1, (0, 0, 0))))
+    square = images[-1].resize((1000, 1000))
+    plane = decode_luma(synthetic.encode(synthetic.pad(square, 0.1, (0, 0, 0))))
     trim.hypotheses(plane)
     runs = 200
     start = time.perf_counter()
