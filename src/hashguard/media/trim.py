@@ -26,6 +26,8 @@ from hashguard.media.image import LumaImage
 MIN_TRIM: Final = 0.02
 # A hypothesis keeping less than this share of a side is dropped: no longer the image.
 MIN_KEPT: Final = 0.30
+# The frame rule keeps less: a landscape image in a phone screenshot is a quarter of its height.
+MIN_KEPT_FRAME: Final = 0.20
 # Lenient: each pixel of a border row within this of the band's level (luma 0-255).
 _LENIENT_TOLERANCE: Final = 6.0
 # Strict: a row whose pixels deviate from its mean by at most this (standard deviation) and
@@ -63,7 +65,7 @@ RULES: Final = ("lenient", "strict", "frame")
 
 def hypotheses(luma: LumaImage) -> tuple[Trim, ...]:
     """The distinct crop boxes the rules find, in the order of ``RULES``; none when nothing
-    would be trimmed (or only slivers, or too much)."""
+    would be trimmed (or only slivers, or too much: see MIN_KEPT, MIN_KEPT_FRAME)."""
     pixels = luma.pixels
     rows, cols = pixels.shape
     if rows < 8 or cols < 8:
@@ -78,7 +80,8 @@ def hypotheses(luma: LumaImage) -> tuple[Trim, ...]:
         ("strict", _strict(grid)),
         ("frame", _frame(grid)),
     ):
-        box = _checked(_refined(pixels, sampled, row_step, col_step), rows, cols)
+        least = MIN_KEPT_FRAME if rule == "frame" else MIN_KEPT
+        box = _checked(_refined(pixels, sampled, row_step, col_step), rows, cols, least)
         if box is not None and box not in seen:
             seen.add(box)
             found.append(Trim(rule, box))
@@ -191,11 +194,11 @@ def _edge(plane: np.ndarray, edge: int, step: int) -> int:
     return low + int(np.argmax(change))
 
 
-def _checked(box: Box, rows: int, cols: int) -> Box | None:
+def _checked(box: Box, rows: int, cols: int, least: float = MIN_KEPT) -> Box | None:
     """``box``, unless it trims only slivers (less than ``MIN_TRIM`` of each side: the plain
     hash is as good) or keeps too little of a side."""
     height, width = box.bottom - box.top, box.right - box.left
-    if height < MIN_KEPT * rows or width < MIN_KEPT * cols:
+    if height < least * rows or width < least * cols:
         return None
     if rows - height < MIN_TRIM * rows and cols - width < MIN_TRIM * cols:
         return None
