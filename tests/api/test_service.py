@@ -358,6 +358,51 @@ def test_media_is_hashed_and_matched_in_memory(server: Server) -> None:
     assert other.json()["matches"] == []
 
 
+def _altered(data: bytes, how: str) -> bytes:
+    import io
+
+    from PIL import Image
+
+    image = Image.open(io.BytesIO(data)).convert("RGB")
+    if how == "rotated":
+        image = image.transpose(Image.Transpose.ROTATE_90)
+    else:  # padded: a black border of 15 % on every side
+        canvas = Image.new("RGB", (round(image.width * 1.3), round(image.height * 1.3)))
+        canvas.paste(image, (round(image.width * 0.15), round(image.height * 0.15)))
+        image = canvas
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(("how", "variant"), [("rotated", "rotate270"), ("padded", "trim-")])
+def test_a_rotated_or_padded_upload_matches_as_the_list_policy_allows(
+    server: Server, how: str, variant: str
+) -> None:
+    plain = {"name": f"plain-{how}", "owner": "Org P", "category": "test",
+             "policy": {"variants": []}}  # fmt: skip
+    created = server.post("/v1/lists", "curator", json=plain)
+    assert created.status_code == 201, created.text
+    assert created.json()["policy"]["variants"] == []
+    try:
+        body = f"{PdqSignal().hash(LISTED).hex}\n".encode()
+        params = {"format": "text", "signal": "pdq", "source": "Org P"}
+        imported = server.post(f"/v1/lists/{plain['name']}/import", "curator", content=body,
+                               params=params)  # fmt: skip
+        assert imported.status_code == 200, imported.text
+        altered = _altered(LISTED, how)
+        matched = server.post("/v1/match/media", "matcher", content=altered)
+        assert matched.status_code == 200, matched.text
+        # alpha's policy is the default (every variant): found, and the match says how;
+        # the plain list holds the same hash but matches the upload only as it is.
+        [match] = matched.json()["matches"]
+        assert match["list"] == "alpha" and match["variant"].startswith(variant)
+        assert match["distance"] <= 31
+        assert server.post("/v1/match/media", "matcher", content=LISTED).json()["matches"]
+    finally:
+        assert server.request("DELETE", f"/v1/lists/{plain['name']}", "admin").status_code == 200
+
+
 def test_media_that_cannot_be_decoded_is_matched_by_its_digests(server: Server) -> None:
     broken = b"\xff\xd8\xff\xe0" + b"\x00" * 64  # a JPEG's start, then nothing decodable
     hashed = server.post("/v1/hash", "matcher", content=broken)

@@ -48,10 +48,32 @@ def test_show_lists_policy_version_and_counts(listed: Path) -> None:
     shown = run(listed, "show", "demo", env_url=True)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert "policy        pdq <= 24" in lines
+    assert "policy        pdq <= 24; query variants dihedral, trim" in lines
     assert "version       3" in lines
     assert "entries       pdq     active     3" in lines
     assert run(listed, "show").stdout.startswith("demo\tTest Org\ttest\tversion 3")
+
+
+def test_query_variants_are_chosen_per_list(tmp_path: Path) -> None:
+    database = tmp_path / "lists.db"
+    created = run(database, "create", "plain", "--owner", "Test Org", "--category", "test",
+                  "--variants", "none")  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    assert (
+        "policy        signal defaults; query variants none"
+        in run(database, "show", "plain").stdout.splitlines()
+    )
+    assert ListStore(open_engine(f"sqlite:///{database}")).get("plain").policy.variants == set()
+    updated = run(database, "update", "plain", "--variants", "trim,dihedral", "--threshold",
+                  "pdq=20")  # fmt: skip
+    assert updated.returncode == 0, updated.stderr
+    assert updated.stdout.strip() == (
+        "updated list plain: pdq <= 20; query variants dihedral, trim"
+    )
+    policy = ListStore(open_engine(f"sqlite:///{database}")).get("plain").policy
+    assert policy.variants == {"dihedral", "trim"} and policy.thresholds == {"pdq": 20}
+    refused = run(database, "update", "plain", "--variants", "rotations")
+    assert refused.returncode == 2 and "expected dihedral, trim" in refused.stderr
 
 
 def test_delist_then_changes_and_export_say_so(listed: Path, tmp_path: Path) -> None:

@@ -79,7 +79,10 @@ def test_match_reports_lists_entries_and_exit_status(listed: Listed) -> None:
         f"match, list known entry {first}, pdq distance 0 [B1, test]"
     )
     assert lines[str(root / "also-listed.png")].startswith(f"match, list known entry {second},")
-    assert lines[str(root / "rotated.png")] == "no match"
+    # The list's policy lets rotations match (the default): turned back, the copy matches.
+    turned = lines[str(root / "rotated.png")]
+    assert turned.startswith(f"match, list known entry {first}, pdq distance ")
+    assert turned.endswith((" as rotate90 [B1, test]", " as rotate270 [B1, test]"))
     assert lines[str(root / "other.jpg")] == "no match"
     assert lines[str(root / "flat.png")] == "PDQ quality 0 too low to match"
     assert "1 image(s) of PDQ quality below 50 not matched" in result.stderr
@@ -102,8 +105,9 @@ def test_match_jsonl_is_one_object_per_match_and_nothing_else(listed: Listed) ->
         (str(root / "rotated.png"), "known", "pdq"),
     ]
     for line in found:
-        assert set(line) == {"query", "list", "entry", "signal", "distance", "labels"}
+        assert set(line) - {"variant"} == {"query", "list", "entry", "signal", "distance", "labels"}
     rotated = next(f for f in found if f["signal"] == "pdq")
+    assert rotated["variant"] in ("rotate90", "rotate270")  # matched as turned back
     assert rotated["entry"] == listed.entries["listed.jpg"] and 8 < rotated["distance"] <= 31
     assert rotated["labels"] == ["B1", "test"]
     assert next(f for f in found if f["signal"] == "sha256")["distance"] == 0

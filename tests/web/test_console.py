@@ -291,11 +291,9 @@ def origin(page: Any) -> str:
     return "/".join(page.url.split("/")[:3])
 
 
-def file_tested(page: Any, data: bytes, name: str = "image.png", dihedral: bool = False) -> Any:
+def file_tested(page: Any, data: bytes, name: str = "image.png") -> Any:
     page.goto(origin(page) + "/console/tester")
     page.set_input_files("#file", files=[{"name": name, "mimeType": "image/png", "buffer": data}])
-    if dihedral:
-        page.check("#dihedral")
     with page.expect_navigation():
         page.click("text=Test the file")
     return page

@@ -23,6 +23,7 @@ from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, StreamHashes, hash_stream
+from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.match_log import LoggedMatch
 
@@ -35,6 +36,14 @@ def service_of(request: Request) -> Service:
 def client_of(request: Request) -> str | None:
     """The address ``request`` came from (the proxy's forwarded one where it is trusted)."""
     return request.client.host if request.client is not None else None
+
+
+def media_variants(service: Service, dihedral: bool = False) -> frozenset[str]:
+    """The query variant families to hash media for: those the served lists allow (none
+    when they all match plain hashes), and the dihedral ones too when asked for."""
+    matcher = service.matcher
+    families = matcher.variant_families() if matcher is not None else frozenset()
+    return families | {DIHEDRAL} if dihedral else families
 
 
 def ready_matcher(service: Service) -> Matcher:
@@ -72,11 +81,12 @@ async def hash_media(
     data: bytes,
     service: Service,
     signals: Sequence[str] | None = None,
-    dihedral: bool = False,
+    variants: frozenset[str] = frozenset(),
     limits: Limits | None = None,
 ) -> tuple[MediaKind, Query, str | None]:
     """The file's kind (image, video or other), its hashes (``signals``, else every signal
-    that applies: a file that is not media gets its digests), hashed in memory within
+    that applies: a file that is not media gets its digests; PDQ with the query ``variants``
+    families asked for, as the Matcher's ``variant_families``), hashed in memory within
     ``limits`` (else the service's), and why the media could not be decoded when only its
     digests were computed. ApiError 400/413/415 for a file that cannot be hashed."""
     if not data:
@@ -89,7 +99,7 @@ async def hash_media(
     limits = limits or service.settings.media_limits
 
     def work() -> StreamHashes:
-        return hash_stream(io.BytesIO(data), len(data), chosen, limits, dihedral)
+        return hash_stream(io.BytesIO(data), len(data), chosen, limits, variants)
 
     try:
         hashed = await run_in_threadpool(work)
@@ -123,6 +133,8 @@ def match_json(match: Match) -> dict[str, Any]:
              "value": match.value}  # fmt: skip
     if match.shares is not None:  # videos: the share of frames each side finds in the other
         shown["query_percent"], shown["listed_percent"] = match.shares
+    if match.variant != ORIGINAL:
+        shown["variant"] = match.variant
     return shown
 
 

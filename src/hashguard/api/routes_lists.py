@@ -50,16 +50,31 @@ Admin = Annotated[ApiKey, allow()]
 _CHUNK = 1024 * 1024
 
 
+VariantFamily = Literal["dihedral", "trim"]
+
+
+def _every_variant() -> list[VariantFamily]:
+    return ["dihedral", "trim"]
+
+
 class Policy(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     negative: bool = False
     two_sources: bool = False
     enabled_ratio: float = Field(1.0, ge=0, le=1)
     four_eyes: bool = Field(False, description="Detections need two reviewers who agree.")
+    variants: list[VariantFamily] = Field(
+        default_factory=_every_variant,
+        description="The query variants that may match the list: dihedral (an image's 3 "
+        "rotations and 4 flips), trim (the image inside flat borders: padding, letterboxing, "
+        "a screenshot's frame); [] for the query as it is (HMA's matching). Each variant can "
+        "add false positives: a list of hard cases may want fewer.",
+        examples=[["dihedral", "trim"], []],
+    )
 
     def policy(self) -> ListPolicy:
         return ListPolicy(dict(self.thresholds), self.negative, self.two_sources,
-                          self.enabled_ratio, self.four_eyes)  # fmt: skip
+                          self.enabled_ratio, self.four_eyes, frozenset(self.variants))  # fmt: skip
 
 
 class NewList(BaseModel):

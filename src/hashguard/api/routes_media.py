@@ -14,6 +14,7 @@ from hashguard.api.matching import (
     hash_json,
     hash_media,
     match_json,
+    media_variants,
     ready_matcher,
     run_matches,
     service_of,
@@ -79,6 +80,9 @@ async def hash_upload(
     dihedral: Annotated[
         bool, Query(description="Also the PDQ hashes of rotations and flips.")
     ] = False,
+    trim: Annotated[
+        bool, Query(description="Also the PDQ hashes of the image inside flat borders.")
+    ] = False,
     url: Annotated[
         str | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
@@ -86,8 +90,9 @@ async def hash_upload(
     """Hash an uploaded file: media with every signal that applies (``kind`` image or video),
     any other file with its digests (``kind`` other). Nothing is stored: neither the file nor
     its hashes."""
+    variants = frozenset({"dihedral"} if dihedral else set()) | ({"trim"} if trim else set())
     kind, query, failed = await hash_media(
-        await _media(request, url), service_of(request), signals, dihedral
+        await _media(request, url), service_of(request), signals, variants
     )
     answer = {"kind": kind.value, "hashes": {hashed.name: hash_json(hashed) for hashed in query}}
     if failed is not None:
@@ -114,13 +119,21 @@ async def match_media(
     ] = "",
     ip: Annotated[str, Query(max_length=64, description="The uploader's IP (reports).")] = "",
     ip_at: Annotated[str, Query(max_length=40, description="When, from that IP.")] = "",
-    dihedral: Annotated[bool, Query(description="Also match rotations and flips.")] = False,
+    dihedral: Annotated[
+        bool,
+        Query(
+            description="Also hash rotations and flips; each list's policy (its variants) "
+            "says which variants may match it, and they are hashed whenever one allows them."
+        ),
+    ] = False,
     url: Annotated[
         str | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
 ) -> dict[str, Any]:
     """Hash an uploaded file with every signal the lists hold that applies to it (a file that
-    is not media: its digests) and match it. A match is stored in the match log with
+    is not media: its digests) and match it. An image is also hashed turned, flipped and
+    trimmed of flat borders when a list's policy lets those variants match it; a match says
+    which variant matched (``variant``). A match is stored in the match log with
     ``content_ref``; a miss leaves no trace."""
     service = service_of(request)
     metrics = request.app.state.metrics
@@ -129,7 +142,9 @@ async def match_media(
     data = await _media(request, url)
     if not signals:
         return {"kind": None, "hashes": {}, "matches": []}
-    kind, query, failed = await hash_media(data, service, signals, dihedral)
+    kind, query, failed = await hash_media(
+        data, service, signals, media_variants(service, dihedral)
+    )
     uploader: dict[str, Any] = {"hashes": {h.name: h.text for h in query if h.signal.listable}}
     uploader.update({k: v for k, v in (("account_ref", account_ref), ("ip", ip),
                                        ("ip_at", ip_at)) if v})  # fmt: skip

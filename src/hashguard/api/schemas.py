@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
@@ -150,6 +150,13 @@ class MatchFound(BaseModel):
     # the listed video's frames found in the query (``distance`` is 100 minus the lesser).
     query_percent: float | None = None
     listed_percent: float | None = None
+    variant: str | SkipJsonSchema[None] = Field(
+        None,
+        description="The query variant that matched, when not the media as sent: a rotation "
+        "or flip (rotate90, rotate180, rotate270, flipx, flipy, flipplus1, flipminus1), a crop "
+        "inside flat borders (trim-lenient, trim-strict, trim-frame), or both "
+        "(trim-lenient/rotate90). The list's policy says which variants may match it.",
+    )
 
 
 _MATCH = {"list": "known", "entry": 17, "signal": "pdq", "distance": 4, "labels": ["A1"],
@@ -160,6 +167,8 @@ class MediaMatchAnswer(BaseModel):
     model_config = _example(
         {"kind": "image", "hashes": {"pdq": {"value": _PDQ, "quality": 100}},
          "matches": [_MATCH]},
+        {"kind": "image", "hashes": {"pdq": {"value": _PDQ, "quality": 100}},
+         "matches": [{**_MATCH, "distance": 12, "variant": "rotate90"}]},
         {"kind": None, "hashes": {}, "matches": []},
     )  # fmt: skip
     kind: str | None
@@ -198,10 +207,13 @@ class PolicyShown(BaseModel):
     two_sources: bool
     enabled_ratio: Number
     four_eyes: bool
+    variants: list[str] = Field(
+        description="The query variants that may match the list (dihedral, trim; [] none)."
+    )
 
 
 _POLICY = {"thresholds": {"pdq": 31.0}, "negative": False, "two_sources": False,
-           "enabled_ratio": 1.0, "four_eyes": False}  # fmt: skip
+           "enabled_ratio": 1.0, "four_eyes": False, "variants": ["dihedral", "trim"]}  # fmt: skip
 _LIST = {"name": "known", "owner": "Test Hotline", "category": "known-csam",
          "jurisdictions": ["NL"], "legal_basis": "", "policy": _POLICY, "version": 3}  # fmt: skip
 

@@ -221,7 +221,9 @@ class Service:
 
     def _run(self) -> None:
         try:
-            matcher = Matcher(self.lists, [], self.settings.min_quality)
+            matcher = Matcher(
+                self.lists, [], self.settings.min_quality, self.settings.min_stability
+            )
             for hash_list in self.lists.lists():
                 matcher.add_list(hash_list.name)
             with self._sync:  # a change made through the service meanwhile waits for this

@@ -254,6 +254,12 @@ class ServiceSettings:
         1000, INTEGER, "limits", "Most hashes in one match request.", minimum=1
     )
     min_quality: int | None = None  # values of lower quality never match (None: the signal's)
+    min_stability: int | None = setting(
+        None, INTEGER, "limits",
+        "Hashes less stable than this (0-100: how little they move under a 1 % resize) are "
+        "not matched.",
+        minimum=0, maximum=100, unset="each signal's own (PDQ: 50)",
+    )  # fmt: skip
     # -- fetch: hashing media by URL, off unless hosts are allowed; private, loopback and
     # link-local addresses are refused unless their network is named.
     fetch_hosts: tuple[str, ...] = setting(
@@ -498,6 +504,7 @@ class ServiceSettings:
                 name: getattr(self.media_limits, name) for name in self.media_limits.__slots__
             },
             "min_quality": self.min_quality,
+            "min_stability": self.min_stability,
             "fetch_hosts": list(self.fetch_hosts),
             "fetch_networks": [str(n) for n in self.fetch_networks],
             "fetch_timeout": self.fetch_timeout,

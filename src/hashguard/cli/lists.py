@@ -5,6 +5,7 @@ The database is ``--database-url``, else HASHGUARD_DATABASE_URL, else the SQLite
 ``hashguard.db`` in the working directory.
 """
 
+import dataclasses
 import json
 import sys
 from collections import Counter
@@ -118,6 +119,32 @@ def _thresholds(values: list[str]) -> dict[str, float]:
     return thresholds
 
 
+def _variants(text: str) -> frozenset[str]:
+    """``--variants``: families separated by commas, or ``none``."""
+    from hashguard.lists.model import VARIANT_FAMILIES
+
+    chosen = {part.strip().lower() for part in text.split(",") if part.strip()}
+    if chosen == {"none"}:
+        return frozenset()
+    unknown = sorted(chosen - set(VARIANT_FAMILIES))
+    if unknown or not chosen:
+        known = ", ".join(VARIANT_FAMILIES)
+        raise typer.BadParameter(f"{text!r}: expected {known} (comma-separated) or none")
+    return frozenset(chosen)
+
+
+VariantsOption = Annotated[
+    str | None,
+    typer.Option(
+        "--variants",
+        help="The query variants that may match the list: dihedral (rotations and flips), "
+        "trim (the image inside flat borders), both comma-separated, or none (the query as "
+        "it is) [default: dihedral,trim].",
+        show_default=False,
+    ),
+]
+
+
 @lists_app.command()
 def create(
     name: Annotated[str, typer.Argument(help="The list's name (letters, digits, . _ -).")],
@@ -145,15 +172,43 @@ def create(
         list[str] | None,
         typer.Option("--threshold", help="SIGNAL=DISTANCE, e.g. pdq=24 (default: the signal's)."),
     ] = None,
+    variants: VariantsOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
     """Create an empty list."""
     policy = ListPolicy(_thresholds(threshold or []), negative, two_sources, four_eyes=four_eyes)
+    if variants is not None:
+        policy = dataclasses.replace(policy, variants=_variants(variants))
     with list_store(database_url) as store:
         created = store.create(
             name, owner, category, jurisdiction or [], legal_basis, policy, who(actor)
         )
     typer.echo(f"created list {created.name} (owner {created.owner}, {created.category})")
+
+
+@lists_app.command()
+def update(
+    name: Annotated[str, typer.Argument(help="The list to change.")],
+    variants: VariantsOption = None,
+    threshold: Annotated[
+        list[str] | None,
+        typer.Option("--threshold", help="SIGNAL=DISTANCE, e.g. pdq=24 (replaces that signal's)."),
+    ] = None,
+    actor: ActorOption = "",
+    database_url: DatabaseOption = None,
+) -> None:
+    """Change a list's matching policy (what is given; the rest stays), audited."""
+    if variants is None and not threshold:
+        raise typer.BadParameter("nothing to change: give --variants or --threshold")
+    with list_store(database_url) as store:
+        policy = store.get(name).policy
+        if variants is not None:
+            policy = dataclasses.replace(policy, variants=_variants(variants))
+        if threshold:
+            merged = {**policy.thresholds, **_thresholds(threshold)}
+            policy = dataclasses.replace(policy, thresholds=merged)
+        updated = store.update(name, policy, actor=who(actor))
+    typer.echo(f"updated list {updated.name}: {_policy_line(updated.policy)}")
 
 
 @lists_app.command("import")
@@ -309,15 +364,20 @@ def show(
     typer.echo(f"category      {hash_list.category}")
     typer.echo(f"jurisdictions {', '.join(hash_list.jurisdictions) or '-'}")
     typer.echo(f"legal basis   {hash_list.legal_basis or '-'}")
+    typer.echo(f"policy        {_policy_line(policy)}")
+    typer.echo(f"version       {hash_list.version}")
+    for (signal, status), count in sorted(counts.items()):
+        typer.echo(f"entries       {signal:<7} {status:<10} {count}")
+
+
+def _policy_line(policy: ListPolicy) -> str:
     rules = [f"{s} <= {t:g}" for s, t in sorted(policy.thresholds.items())] or ["signal defaults"]
     if policy.negative:
         rules.append("negative list (suppresses matches)")
     if policy.two_sources:
         rules.append("entries need two jurisdictions")
-    typer.echo(f"policy        {'; '.join(rules)}")
-    typer.echo(f"version       {hash_list.version}")
-    for (signal, status), count in sorted(counts.items()):
-        typer.echo(f"entries       {signal:<7} {status:<10} {count}")
+    rules.append(f"query variants {', '.join(sorted(policy.variants)) or 'none'}")
+    return "; ".join(rules)
 
 
 @lists_app.command()

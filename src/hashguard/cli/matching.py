@@ -47,7 +47,12 @@ def match(
         typer.Option("--list", "-l", help="A hash list in the database (repeat for several)."),
     ],
     dihedral: Annotated[
-        bool, typer.Option("--dihedral", help="Also match images rotated or flipped.")
+        bool,
+        typer.Option(
+            "--dihedral",
+            help="Also hash images rotated or flipped (they are whenever a list's policy lets "
+            "those variants match it; the policy decides where they match).",
+        ),
     ] = False,
     min_quality: Annotated[
         int | None,
@@ -65,8 +70,10 @@ def match(
     database_url: DatabaseOption = None,
 ) -> None:
     """Match files or hashes against hash lists, each with its own thresholds; a file is hashed
-    with every signal the lists hold. One line per match (jsonl: {"query", "list", "entry",
-    "signal", "distance", "labels"}); text also says which queries did not match.
+    with every signal the lists hold, an image also turned, flipped and trimmed of flat borders
+    where a list's policy lets those variants match it. One line per match (jsonl: {"query",
+    "list", "entry", "signal", "distance", "labels"}, and "variant" when a variant matched);
+    text also says which queries did not match.
 
     Exit status: 0 if anything matched, 1 if nothing did, 2 on any error.
     """
@@ -109,7 +116,8 @@ def match(
 
         flush()
         if signals and files:
-            settings = HashSettings(signals, dihedral, quiet_decoders=True)
+            variants = matcher.variant_families()
+            settings = HashSettings(signals, dihedral, quiet_decoders=True, variants=variants)
             for hashed in progress.hashed(files, settings, jobs, out, tally):
                 batch.append(_Labelled(hashed.path, Query.of(hashed.values)))
                 if len(batch) >= _MATCH_BATCH:
@@ -149,7 +157,8 @@ def _matcher(names: list[str], min_quality: int | None, url: str | None) -> "Mat
 
 def _closeness(match: "Match") -> str:
     if match.shares is None:
-        return f"{match.signal} distance {match.distance:g}"
+        seen = "" if match.variant == "original" else f" as {match.variant}"
+        return f"{match.signal} distance {match.distance:g}{seen}"
     query, listed = match.shares
     return (
         f"{match.signal}: {query:.0f} % of its frames in the listed video, "
@@ -157,9 +166,9 @@ def _closeness(match: "Match") -> str:
     )
 
 
-def _shares_json(match: "Match") -> dict[str, float]:
+def _shares_json(match: "Match") -> dict[str, float | str]:
     if match.shares is None:
-        return {}
+        return {} if match.variant == "original" else {"variant": match.variant}
     return {"query_percent": match.shares[0], "listed_percent": match.shares[1]}
 
 

@@ -65,16 +65,20 @@ class Evidence:
     distance: float
     labels: tuple[str, ...] = ()
     value: str = ""  # the listed hash
+    variant: str = "original"  # the query variant that matched ("rotate90", "trim-lenient")
 
     @staticmethod
     def of(match: Match) -> "Evidence":
         return Evidence(match.list, match.entry, match.signal, float(match.distance),
-                        tuple(sorted(match.labels)), match.value)  # fmt: skip
+                        tuple(sorted(match.labels)), match.value, match.variant)  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
-        return {"list": self.list, "entry": self.entry, "signal": self.signal,
-                "distance": self.distance, "labels": list(self.labels),
-                "value": self.value}  # fmt: skip
+        shown = {"list": self.list, "entry": self.entry, "signal": self.signal,
+                 "distance": self.distance, "labels": list(self.labels),
+                 "value": self.value}  # fmt: skip
+        if self.variant != "original":
+            shown["variant"] = self.variant
+        return shown
 
 
 class Observer(Protocol):

@@ -150,9 +150,8 @@ async def test(request: Request) -> Response:
             query = match_tester.pasted_query(signal, pasted)
             given, unreadable = f"a pasted {match_tester.signal_words(signal)} hash", ""
         else:
-            dihedral = fields.get("dihedral") == "on"
             query, unreadable = await run_in_threadpool(
-                match_tester.upload_query, service, matcher, data, dihedral
+                match_tester.upload_query, service, matcher, data
             )
             given = match_tester.described(data)
         tested = await run_in_threadpool(

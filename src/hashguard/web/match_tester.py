@@ -28,6 +28,7 @@ from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.signals import registry
 from hashguard.signals.base import IndexKind, InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, hash_stream
+from hashguard.signals.pdq_variants import ORIGINAL
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey
 
@@ -91,12 +92,11 @@ class Tested:
     unreadable: str  # why the media could not be decoded (only its digests were taken)
 
 
-def upload_query(
-    service: Service, matcher: Matcher, data: bytes, dihedral: bool
-) -> tuple[Query, str]:
+def upload_query(service: Service, matcher: Matcher, data: bytes) -> tuple[Query, str]:
     """The hashes of an uploaded file, computed in memory with every signal the lists hold
-    that applies to it, and why the media could not be decoded when only its digests were
-    taken (else ""). Raises Untestable saying what is wrong with the file."""
+    that applies to it (an image with the query variants the lists allow), and why the media
+    could not be decoded when only its digests were taken (else ""). Raises Untestable saying
+    what is wrong with the file."""
     if not data:
         raise Untestable("No file came with the form: choose an image (or paste a hash).")
     signals = [registry.get(name) for name in matcher.signals()]
@@ -104,7 +104,7 @@ def upload_query(
         raise Untestable("The lists hold no entries yet: there is nothing to test against.")
     try:
         hashed = hash_stream(io.BytesIO(data), len(data), signals, service.settings.media_limits,
-                             dihedral)  # fmt: skip
+                             matcher.variant_families())  # fmt: skip
     except NotApplicable as error:
         raise Untestable(f"The file is {error.kind}, and the lists hold no hash of that kind "
                           f"of file ({error}).") from None  # fmt: skip
@@ -192,6 +192,8 @@ def _finding(match: Match, threshold: float) -> Finding:
         )
     else:
         why = f"{name} distance {match.distance:g} <= {threshold:g}"
+    if match.variant != ORIGINAL:
+        why += f", matched as {match.variant}"
     value = match.value
     if kind.index is IndexKind.FRAMES:
         value = "a listed video"

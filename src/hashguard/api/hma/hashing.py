@@ -20,6 +20,7 @@ from hashguard.api.hma.models import (
 )
 from hashguard.api.matching import hash_media, service_of
 from hashguard.api.uploads import Upload, read_upload
+from hashguard.matching import Query
 from hashguard.net.fetch import FetchRefused
 
 router = APIRouter()
@@ -51,6 +52,20 @@ async def hashed(
     """HMA's hashing: the content type and {signal type: hash} of a fetched URL or an upload
     (``upload``, else the request's) whose form field names the content type (``photo`` or
     ``video``). Remote media over HMA's limit (100 MiB) is 413 ``Content too large``."""
+    content_type, _query, hashes = await hashed_query(request, url, content_type, types, upload)
+    return content_type, hashes
+
+
+async def hashed_query(
+    request: Request,
+    url: str | None,
+    content_type: str | None,
+    types: str | None,
+    upload: Upload | None = None,
+    variants: frozenset[str] = frozenset(),
+) -> tuple[str, Query, dict[str, str]]:
+    """``hashed``, with the query the hashes came from (PDQ with the query ``variants``
+    families asked for: what a lookup matches)."""
     service = service_of(request)
     limits = None
     if url is not None:
@@ -83,7 +98,7 @@ async def hashed(
         raise ApiError(400, f"no such content_type: '{content_type}'")
     names = _types(types, content_type)
     _kind, query, _failed = await hash_media(
-        data, service, [SIGNALS[n] for n in names], limits=limits
+        data, service, [SIGNALS[n] for n in names], variants, limits
     )
     hashes: dict[str, str] = {}
     for name in names:
@@ -91,7 +106,7 @@ async def hashed(
         if hashed is not None:  # HMA gives no hash for a low-quality image
             low = hashed.signal.too_low(hashed.quality)
             hashes[name] = "" if low else hashed.text
-    return content_type, hashes
+    return content_type, query, hashes
 
 
 @router.get(

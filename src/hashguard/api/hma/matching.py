@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
-from hashguard.api.hma.hashing import hashed
+from hashguard.api.hma.hashing import hashed_query
 from hashguard.api.hma.models import (
     INDEXED,
     KEYED,
@@ -25,7 +25,13 @@ from hashguard.api.hma.models import (
     refusals,
     signal_for,
 )
-from hashguard.api.matching import parse_hash, ready_matcher, run_matches, service_of
+from hashguard.api.matching import (
+    media_variants,
+    parse_hash,
+    ready_matcher,
+    run_matches,
+    service_of,
+)
 from hashguard.api.service import Service
 from hashguard.matching import Match
 from hashguard.matching import Query as HashQuery
@@ -151,8 +157,10 @@ async def lookup(
         name = signal_for(signal_type)
         item = _hma_hash(name, signal)
         return _by_bank(await _matched(request, key, item, names, content_ref))
-    _content_type, hashes = await hashed(request, url, content_type, types)
-    answer = await _lookup_hashes(request, key, hashes, names, content_ref)
+    _content_type, query, hashes = await hashed_query(
+        request, url, content_type, types, variants=media_variants(service)
+    )
+    answer = await _lookup_hashes(request, key, query, hashes, names, content_ref)
     return answer if signal_type is None else answer.get(signal_type, {})
 
 
@@ -172,20 +180,28 @@ async def lookup_upload(
     """Match an upload (form field ``photo`` or ``video``): keyed by signal type, then bank."""
     service = service_of(request)
     names = _coinflip(service, _banks(service, key, banks), seed, bypass_coinflip == "true")
-    _content_type, hashes = await hashed(request, None, None, None)
-    return await _lookup_hashes(request, key, hashes, names, content_ref)
+    _content_type, query, hashes = await hashed_query(
+        request, None, None, None, variants=media_variants(service)
+    )
+    return await _lookup_hashes(request, key, query, hashes, names, content_ref)
 
 
 async def _lookup_hashes(
-    request: Request, key: ApiKey, hashes: dict[str, str], names: list[str], content_ref: str
+    request: Request,
+    key: ApiKey,
+    query: HashQuery,
+    hashes: dict[str, str],
+    names: list[str],
+    content_ref: str,
 ) -> dict[str, Any]:
+    """Each hash matched (with the query variants its value was hashed with)."""
     answer: dict[str, Any] = {}
     for hma_name, text in hashes.items():
-        if not text:  # a low-quality image: no PDQ hash, nothing to match
+        value = query.get(SIGNALS[hma_name])
+        if not text or value is None:  # a low-quality image: no PDQ hash, nothing to match
             answer[hma_name] = {}
             continue
-        signal = SIGNALS[hma_name]
-        item = parse_hash(signal, text)
+        item = HashQuery((value,))
         answer[hma_name] = _by_bank(await _matched(request, key, item, names, content_ref))
     return answer
 
