@@ -32,6 +32,15 @@ MIN_QUALITY: Final = 50
 # image at 99 % scale; under 50 (drift over 32 bits) the hash does not even match its own copy.
 MIN_STABILITY: Final = 50
 STABILITY_SCALE: Final = 0.99
+# Flat regions and text (UI screenshots, documents): the layout decides the hash, so screens of
+# one app collide at 12-30 bits. Measured as the share of pixels within FLAT_STEP of their
+# neighbours, counted when at least TEXT_SHARE of them are steps of SHARP_STEP or more; from
+# FLAT_MIN percent on, a query is matched within FLAT_THRESHOLD bits at most.
+FLAT_STEP: Final = 2.0
+SHARP_STEP: Final = 48.0
+TEXT_SHARE: Final = 0.02
+FLAT_MIN: Final = 65
+FLAT_THRESHOLD: Final = 10
 # Reduced JPEG decoding keeps both sides at least this long (measured: docs/benchmarks.md).
 REDUCED_MIN_SIDE: Final = 512
 # Up to this size the exact, bit-identical path costs about what the matrix form costs with its
@@ -49,6 +58,9 @@ class PdqHash:
     bits: bytes
     quality: int | None = None
     stability: int | None = field(default=None, compare=False)
+    # The share of the image (0-100) in flat regions, when it also has the sharp edges of text
+    # or line art (else 0); measured with stability.
+    flat: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.bits) != 32:
@@ -71,6 +83,11 @@ class PdqHash:
     def unstable(self) -> bool:
         return self.stability is not None and self.stability < MIN_STABILITY
 
+    @property
+    def flat_and_text(self) -> bool:
+        """Whether the image is dominated by flat regions and text (a screenshot, a document)."""
+        return self.flat is not None and self.flat >= FLAT_MIN
+
 
 @dataclass(frozen=True, slots=True)
 class DihedralHashes:
@@ -79,6 +96,7 @@ class DihedralHashes:
     quality: int
     variants: dict[str, PdqHash]
     stability: int | None = None  # every variant's: a rotation or flip moves no sample
+    flat: int | None = None
 
     @property
     def original(self) -> PdqHash:
@@ -92,9 +110,11 @@ def hash_luma(luma: "LumaImage", *, measure: bool = True) -> PdqHash:
 
     dct, quality = pdq_dct(luma)
     if dct is None:
-        return PdqHash(bytes(32), 0, 0 if measure else None)
+        return PdqHash(bytes(32), 0, *((0, 0) if measure else (None, None)))
     bits = pdq_kernel.hash_bits(dct)
-    return PdqHash(bits.tobytes(), quality, stability(luma, bits) if measure else None)
+    if not measure:
+        return PdqHash(bits.tobytes(), quality)
+    return PdqHash(bits.tobytes(), quality, stability(luma, bits), flatness(luma))
 
 
 def dihedral_luma(luma: "LumaImage") -> DihedralHashes:
@@ -104,15 +124,18 @@ def dihedral_luma(luma: "LumaImage") -> DihedralHashes:
     dct, quality = pdq_dct(luma)
     names = [name for name, *_ in pdq_kernel.DIHEDRAL]
     if dct is None:
-        return DihedralHashes(0, {name: PdqHash(bytes(32), 0, 0) for name in names}, 0)
-    measured = stability(luma, pdq_kernel.hash_bits(dct))
+        return DihedralHashes(0, {name: PdqHash(bytes(32), 0, 0, 0) for name in names}, 0, 0)
+    stable, flat = stability(luma, pdq_kernel.hash_bits(dct)), flatness(luma)
     variants = {
         name: PdqHash(
-            pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(), quality, measured
+            pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(),
+            quality,
+            stable,
+            flat,
         )
         for name, *flips in pdq_kernel.DIHEDRAL
     }
-    return DihedralHashes(quality, variants, measured)
+    return DihedralHashes(quality, variants, stable, flat)
 
 
 def stability(luma: "LumaImage", bits: np.ndarray) -> int:
@@ -131,6 +154,17 @@ def stability(luma: "LumaImage", bits: np.ndarray) -> int:
     # The bits are the same under the levels' gain (positive) and offset (no DCT term has one).
     moved = pdq_kernel.hash_bits(pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64))
     return stability_of(int(np.unpackbits(bits ^ moved).sum()))
+
+
+def flatness(luma: "LumaImage") -> int:
+    """The share (0-100) of ``luma``'s pixels in flat regions, when at least ``TEXT_SHARE`` of
+    them are the sharp steps of text or line art; else 0 (a photo, a smooth graphic)."""
+    from hashguard.signals import pdq_kernel
+
+    levels = (luma.white - luma.black) / 255.0
+    flat, sharp = pdq_kernel.flat_and_sharp(luma.pixels, FLAT_STEP * levels, SHARP_STEP * levels)
+    pixels = max(1, (luma.pixels.shape[0] - 1) * (luma.pixels.shape[1] - 1))
+    return round(flat * 100 / pixels) if sharp >= TEXT_SHARE * pixels else 0
 
 
 def stability_of(drift: int) -> int:
@@ -218,6 +252,11 @@ class PdqSignal(SignalType[PdqHash]):
 
     def stability(self, value: PdqHash) -> int | None:
         return value.stability
+
+    def threshold_for(self, value: PdqHash, threshold: float) -> float:
+        """At most ``FLAT_THRESHOLD`` for an image dominated by flat regions and text (screens
+        of one app, pages of one template differ in little more than their text)."""
+        return min(threshold, FLAT_THRESHOLD) if value.flat_and_text else threshold
 
     def distance(self, a: PdqHash, b: PdqHash) -> int:
         return a.distance(b)

@@ -420,3 +420,24 @@ def dihedral_dct(dct: np.ndarray, transpose: bool, flip_rows: bool, flip_cols: b
     if flip_cols:
         out = out * _ALTERNATING[None, :]
     return np.ascontiguousarray(out.T if transpose else out)
+
+
+@njit(cache=True, nogil=True)
+def flat_and_sharp(pixels: np.ndarray, flat_step: float, sharp_step: float) -> tuple[int, int]:
+    """How many pixels differ from their right and lower neighbours by at most ``flat_step``
+    (flat regions), and how many by ``sharp_step`` or more (the edges of text and line art),
+    out of (rows - 1) x (cols - 1)."""  # pragma: no cover - compiled
+    rows, cols = pixels.shape
+    flat = 0
+    sharp = 0
+    for r in range(rows - 1):
+        for c in range(cols - 1):
+            here = np.float32(pixels[r, c])
+            step = max(
+                abs(np.float32(pixels[r, c + 1]) - here), abs(np.float32(pixels[r + 1, c]) - here)
+            )
+            if step <= flat_step:
+                flat += 1
+            elif step >= sharp_step:
+                sharp += 1
+    return flat, sharp
