@@ -262,13 +262,23 @@ class PdqSignal(SignalType[PdqHash]):
         return a.distance(b)
 
     def compare(self, a: PdqHash, b: PdqHash, threshold: float | None = None) -> Comparison:
-        limit = self.default_threshold if threshold is None else threshold
+        given = self.default_threshold if threshold is None else threshold
+        limit = min(self.threshold_for(a, given), self.threshold_for(b, given))
         distance = a.distance(b)
         low = [q for q in (a.quality, b.quality) if q is not None and self.too_low(q)]
         if low:
             reason = f"quality {min(low)} is below {self.min_quality}: too little detail to match"
             return Comparison(self.name, distance, limit, False, reason)
+        shaky = [v for v in (a.stability, b.stability) if self.too_unstable(v)]
+        if shaky:
+            reason = (
+                f"stability {min(shaky)} is below {self.min_stability}: the hash moves under "
+                "a 1 % resize, it is noise"
+            )
+            return Comparison(self.name, distance, limit, False, reason)
         match = distance <= limit
         verb = "within" if match else "over"
         reason = f"{distance} of 256 bits differ, {verb} the threshold of {limit:g}"
+        if limit < given:
+            reason += " (stricter for an image of flat regions and text)"
         return Comparison(self.name, distance, limit, match, reason)

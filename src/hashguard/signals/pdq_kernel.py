@@ -423,10 +423,12 @@ def dihedral_dct(dct: np.ndarray, transpose: bool, flip_rows: bool, flip_cols: b
 
 
 @njit(cache=True, nogil=True)
-def flat_and_sharp(pixels: np.ndarray, flat_step: float, sharp_step: float) -> tuple[int, int]:
+def flat_and_sharp(
+    pixels: np.ndarray, flat_step: float, sharp_step: float
+) -> tuple[int, int]:  # pragma: no cover - compiled
     """How many pixels differ from their right and lower neighbours by at most ``flat_step``
     (flat regions), and how many by ``sharp_step`` or more (the edges of text and line art),
-    out of (rows - 1) x (cols - 1)."""  # pragma: no cover - compiled
+    out of (rows - 1) x (cols - 1)."""
     rows, cols = pixels.shape
     flat = 0
     sharp = 0
