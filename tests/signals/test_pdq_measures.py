@@ -92,4 +92,3 @@ def test_scenes_are_not_flagged_and_keep_the_default_threshold() -> None:
         value = PDQ.hash(encode(scene(seed, 800, 600, grain=4 * (seed % 3)), "JPEG"))
         assert not value.flat_and_text
         assert PDQ.threshold_for(value, DEFAULT_THRESHOLD) == DEFAULT_THRESHOLD
-

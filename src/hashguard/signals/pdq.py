@@ -269,7 +269,7 @@ class PdqSignal(SignalType[PdqHash]):
         if low:
             reason = f"quality {min(low)} is below {self.min_quality}: too little detail to match"
             return Comparison(self.name, distance, limit, False, reason)
-        shaky = [v for v in (a.stability, b.stability) if self.too_unstable(v)]
+        shaky = [v for v in (a.stability, b.stability) if v is not None and self.too_unstable(v)]
         if shaky:
             reason = (
                 f"stability {min(shaky)} is below {self.min_stability}: the hash moves under "
