@@ -106,7 +106,7 @@ def test_any_file_gets_its_digests(tmp_path: Path) -> None:
     }
     notes = str(tmp_path / "notes.txt")
     one = hashguard("hash", notes, "-s", "sha1", "-f", "text")
-    assert one.stdout == f"sha1\t{hashlib.sha1(files['notes.txt']).hexdigest()}\t-\t{notes}\n"
+    assert one.stdout == f"sha1\t{hashlib.sha1(files['notes.txt']).hexdigest()}\t-\t-\t{notes}\n"
     # PDQ needs an image: asked for alone, the file is refused with the reason, as before.
     pdq = hashguard("hash", notes, "-s", "pdq")
     assert pdq.returncode == 1 and pdq.stdout == ""
