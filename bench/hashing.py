@@ -8,7 +8,8 @@ Measures photos/s on ../shared/data/photos (all, and those of 3 MP and more) and
   (b) a full-resolution Pillow decode + ``pdqhash.compute`` (Meta's C++ PDQ),
   (c) hashguard ``PdqSignal.hash`` (reduced JPEG decoding + its own PDQ),
 all reading the same files, in the same run, pinned to one core. Then the share of hashguard's
-time spent decoding, its throughput over 2 processes, and its distance to (b) on the same files.
+time spent decoding, its throughput over 2 processes, its distance to (b) on the same files, and
+what the stability score and the flat/text measure (both part of (c)) cost per image.
 """
 
 import os
@@ -18,6 +19,7 @@ for _name in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS", "NUM
     os.environ.setdefault(_name, "1")
 
 import argparse
+import math
 import statistics
 import sys
 import tempfile
@@ -34,7 +36,7 @@ from hashguard.media.image import decode_luma
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals import pdq_kernel
 from hashguard.signals.batch import HashSettings, hash_paths
-from hashguard.signals.pdq import REDUCED_MIN_SIDE, PdqHash, PdqSignal
+from hashguard.signals.pdq import REDUCED_MIN_SIDE, PdqHash, PdqSignal, flatness, pdq_dct, stability
 
 SHARED_DATA = Path(
     os.environ.get("HASHGUARD_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data")
@@ -70,6 +72,27 @@ def hashguard_decode_only(path: Path) -> object:
     return decode_luma(path.read_bytes(), min_side=REDUCED_MIN_SIDE)
 
 
+def measures_ms(files: list[Path], passes: int) -> float:
+    """Milliseconds per image for the stability score and the flat/text measure alone, on
+    planes decoded beforehand (fastest of ``passes``)."""
+    planes = []
+    for path in files:
+        luma = decode_luma(path.read_bytes(), min_side=REDUCED_MIN_SIDE)
+        dct, _ = pdq_dct(luma)
+        if dct is not None:
+            planes.append((luma, pdq_kernel.hash_bits(dct)))
+    stability(*planes[0])
+    flatness(planes[0][0])
+    best = math.inf
+    for _ in range(passes):
+        start = time.perf_counter()
+        for luma, bits in planes:
+            stability(luma, bits)
+            flatness(luma)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / max(1, len(planes))
+
+
 def seconds_per_pass(method: Callable[[Path], object], files: list[Path], passes: int) -> float:
     """Fastest of ``passes`` timed passes over all files (after one warm-up call)."""
     method(files[0])
@@ -92,6 +115,15 @@ def generated_12mp(directory: Path, count: int) -> list[Path]:
     for seed in range(count):
         path = directory / f"generated-{seed}.jpg"
         path.write_bytes(encode(scene(1000 + seed, 4000, 3000, grain=6), "JPEG", quality=90))
+        files.append(path)
+    return files
+
+
+def generated_1mp(directory: Path, count: int) -> list[Path]:
+    files = []
+    for seed in range(count):
+        path = directory / f"generated-1mp-{seed}.jpg"
+        path.write_bytes(encode(scene(2000 + seed, 1155, 866, grain=6), "JPEG", quality=90))
         files.append(path)
     return files
 
@@ -127,6 +159,7 @@ def main() -> None:
         else:
             print(f"note: {PHOTOS} absent; measuring generated images only", file=sys.stderr)
         sets["generated 12 MP JPEGs"] = generated_12mp(Path(tmp), args.generated)
+        sets["generated 1 MP JPEGs"] = generated_1mp(Path(tmp), args.generated)
 
         print("| set | images | mean MP | (a) TE PdqSignal | (b) decode+pdqhash | hashguard "
               "| vs (a) | vs (b) | decode share |")  # fmt: skip
@@ -161,6 +194,14 @@ def main() -> None:
             print(
                 f"{name}: `hashguard hash --jobs 1` (one worker) {len(files) / one:.1f}/s, "
                 f"`--jobs 2` {len(files) / two:.1f}/s ({one / two:.2f}x)"
+            )
+        print()
+        for name, files in sets.items():
+            extra = measures_ms(files, args.passes)
+            total = 1000 * seconds_per_pass(hashguard, files, args.passes) / len(files)
+            print(
+                f"{name}: stability + flat/text measure {extra:.2f} ms per image, "
+                f"{100 * extra / total:.0f} % of hashguard's {total:.1f} ms"
             )
         print()
         for name, files in sets.items():

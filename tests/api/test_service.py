@@ -345,6 +345,8 @@ def test_media_is_hashed_and_matched_in_memory(server: Server) -> None:
     body = hashed.json()
     assert body["kind"] == "image"
     assert body["hashes"]["pdq"]["value"] == PdqSignal().hash(LISTED).hex
+    assert body["hashes"]["pdq"]["stability"] == PdqSignal().hash(LISTED).stability >= 50
+    assert "stability" not in body["hashes"]["md5"]
     assert body["hashes"]["md5"]["value"] == Md5Signal().format(Md5Signal().hash(LISTED))
 
     matched = server.post("/v1/match/media", "matcher", params={"content_ref": "photo-9"},

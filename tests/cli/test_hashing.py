@@ -46,6 +46,7 @@ def test_hash_jsonl_walks_directories(tree: Path) -> None:
     pdq = next(line for line in lines if line["signal"] == "pdq" and line["path"].endswith("a.jpg"))
     assert pdq["value"] == PdqSignal().hash(jpeg(1)).hex
     assert 50 <= pdq["quality"] <= 100
+    assert pdq["stability"] == PdqSignal().hash(jpeg(1)).stability >= 50
     vpdq = next(line for line in lines if line["signal"] == "vpdq")
     assert vpdq["frames"] == 2 and len(vpdq["value"].splitlines()) == 2
 
@@ -57,9 +58,13 @@ def test_hash_formats_signals_and_dihedral(tree: Path) -> None:
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert [r["signal"] for r in rows][:2] == ["pdq", "pdq:rotate90"]
     assert len(rows) == 9 and rows[-1]["signal"] == "sha256" and rows[-1]["quality"] == ""
-    text = hashguard("hash", image, "-s", "md5", "-f", "text")
-    signal, value, quality, path = text.stdout.strip().split("\t")
-    assert (signal, quality, path) == ("md5", "-", image) and len(value) == 32
+    stability = str(PdqSignal().hash(jpeg(1)).stability)
+    assert {r["stability"] for r in rows[:8]} == {stability} and rows[-1]["stability"] == ""
+    text = hashguard("hash", image, "-s", "md5,pdq", "-f", "text")
+    lines = {line.split("\t")[0]: line.split("\t") for line in text.stdout.splitlines()}
+    signal, value, quality, stable, path = lines["md5"]
+    assert (signal, quality, stable, path) == ("md5", "-", "-", image) and len(value) == 32
+    assert lines["pdq"][3] == stability
     unknown = hashguard("hash", image, "-s", "pdq,photodna")
     assert unknown.returncode == 2 and "unknown signal 'photodna'" in unknown.stderr
 
@@ -101,7 +106,7 @@ def test_any_file_gets_its_digests(tmp_path: Path) -> None:
     }
     notes = str(tmp_path / "notes.txt")
     one = hashguard("hash", notes, "-s", "sha1", "-f", "text")
-    assert one.stdout == f"sha1\t{hashlib.sha1(files['notes.txt']).hexdigest()}\t-\t{notes}\n"
+    assert one.stdout == f"sha1\t{hashlib.sha1(files['notes.txt']).hexdigest()}\t-\t-\t{notes}\n"
     # PDQ needs an image: asked for alone, the file is refused with the reason, as before.
     pdq = hashguard("hash", notes, "-s", "pdq")
     assert pdq.returncode == 1 and pdq.stdout == ""

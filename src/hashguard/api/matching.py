@@ -116,11 +116,15 @@ async def hash_media(
 
 
 def hash_json(hashed: Hashed) -> dict[str, Any]:
-    """A hash as the API shows it: value, quality if known, named variants if any."""
+    """A hash as the API shows it: value, quality and stability if known, named variants if
+    any."""
     shown: dict[str, Any] = {"value": hashed.text}
     quality = hashed.quality
     if quality is not None:
         shown["quality"] = quality
+    stability = hashed.signal.stability(hashed.value)
+    if stability is not None:
+        shown["stability"] = stability
     if hashed.variants:
         format = hashed.signal.format
         shown["dihedral"] = {name: format(value) for name, value in hashed.variants}

@@ -117,6 +117,12 @@ class Readiness(BaseModel):
 class Hash(BaseModel):
     value: str
     quality: int | SkipJsonSchema[None] = None
+    stability: int | SkipJsonSchema[None] = Field(
+        None,
+        description="PDQ hashed here: how little the hash moves when the image is resized to "
+        "99 % (0-100; 100 - the bits that change x 100 / 64). Below 50 the hash is noise "
+        "(a fine regular pattern) and does not match by default.",
+    )
     dihedral: dict[str, str] | SkipJsonSchema[None] = None
 
 
@@ -124,7 +130,10 @@ class HashAnswer(BaseModel):
     model_config = _example(
         {
             "kind": "image",
-            "hashes": {"pdq": {"value": _PDQ, "quality": 100}, "md5": {"value": "0" * 32}},
+            "hashes": {
+                "pdq": {"value": _PDQ, "quality": 100, "stability": 97},
+                "md5": {"value": "0" * 32},
+            },
         },
         {"kind": "other", "hashes": {"sha256": {"value": "a" * 64}}},
         {
@@ -165,7 +174,7 @@ _MATCH = {"list": "known", "entry": 17, "signal": "pdq", "distance": 4, "labels"
 
 class MediaMatchAnswer(BaseModel):
     model_config = _example(
-        {"kind": "image", "hashes": {"pdq": {"value": _PDQ, "quality": 100}},
+        {"kind": "image", "hashes": {"pdq": {"value": _PDQ, "quality": 100, "stability": 97}},
          "matches": [_MATCH]},
         {"kind": "image", "hashes": {"pdq": {"value": _PDQ, "quality": 100}},
          "matches": [{**_MATCH, "distance": 12, "variant": "rotate90"}]},

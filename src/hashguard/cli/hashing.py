@@ -92,22 +92,24 @@ def _writer(output: OutputFormat) -> Any:
     if output is OutputFormat.jsonl:
         return _jsonl
     if output is OutputFormat.csv:
-        sys.stdout.write("path,signal,value,quality\n")
+        sys.stdout.write("path,signal,value,quality,stability\n")
         return _csv
     return _text
 
 
-def _rows(record: "HashRecord") -> Iterator[tuple[str, str, int | None]]:
-    yield record.signal, record.value, record.quality
+def _rows(record: "HashRecord") -> Iterator[tuple[str, str]]:
+    yield record.signal, record.value
     for name, value in (record.dihedral or {}).items():
         if name != "original":
-            yield f"{record.signal}:{name}", value, record.quality
+            yield f"{record.signal}:{name}", value
 
 
 def _jsonl(record: "HashRecord") -> str:
     line: dict[str, Any] = {"path": record.path, "signal": record.signal, "value": record.value}
     if record.quality is not None:
         line["quality"] = record.quality
+    if record.stability is not None:
+        line["stability"] = record.stability
     if record.frames is not None:
         line["frames"] = record.frames
     if record.dihedral is not None:
@@ -118,17 +120,18 @@ def _jsonl(record: "HashRecord") -> str:
 def _csv(record: "HashRecord") -> str:
     buffer = io.StringIO()
     out = csv.writer(buffer, lineterminator="\n")
-    for signal, value, quality in _rows(record):
-        out.writerow([record.path, signal, value, "" if quality is None else quality])
+    measured = ["" if n is None else n for n in (record.quality, record.stability)]
+    for signal, value in _rows(record):
+        out.writerow([record.path, signal, value, *measured])
     return buffer.getvalue()
 
 
 def _text(record: "HashRecord") -> str:
     lines = []
-    for signal, value, quality in _rows(record):
-        shown = "-" if quality is None else str(quality)
+    measured = "\t".join("-" if n is None else str(n) for n in (record.quality, record.stability))
+    for signal, value in _rows(record):
         for part in value.splitlines():  # vpdq: one line per frame
-            lines.append(f"{signal}\t{part}\t{shown}\t{record.path}\n")
+            lines.append(f"{signal}\t{part}\t{measured}\t{record.path}\n")
     return "".join(lines)
 
 

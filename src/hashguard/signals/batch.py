@@ -42,6 +42,7 @@ class HashRecord:
     quality: int | None = None
     dihedral: dict[str, str] | None = None  # pdq with variants: variant name -> hex
     frames: int | None = None  # vpdq: number of hashed frames
+    stability: int | None = None  # pdq: how little the hash moves under a 1 % resize, 0-100
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,9 +263,12 @@ def _hashed(
 def _record(path: str, signal: SignalType[Any], value: Any) -> HashRecord:
     if isinstance(value, DihedralHashes | PdqVariants):
         variants = {name: h.hex for name, h in value.variants.items()}
-        return HashRecord(path, signal.name, value.original.hex, value.quality, variants)
+        return HashRecord(
+            path, signal.name, value.original.hex, value.quality, variants,
+            stability=value.stability,
+        )  # fmt: skip
     if isinstance(value, PdqHash):
-        return HashRecord(path, signal.name, value.hex, value.quality)
+        return HashRecord(path, signal.name, value.hex, value.quality, stability=value.stability)
     if isinstance(value, VpdqHash):
         frames = len(value.frames)
         return HashRecord(path, signal.name, signal.format(value), value.mean_quality, None, frames)
