@@ -71,15 +71,20 @@ def derived_luma(
 
 
 def derived_pdq(
-    source: MediaSource, limits: Limits = DEFAULT_LIMITS, names: tuple[str, ...] = tuple(CROPS)
-) -> tuple[PdqHash, dict[str, PdqHash]]:
-    """An image's PDQ hash and its derived hashes (``derived_luma``), from one decode. Raises
-    ``MediaError`` kinds for media that cannot be decoded within ``limits``."""
-    from hashguard.media.image import decode_luma
+    source: "MediaSource | LumaImage",
+    limits: Limits = DEFAULT_LIMITS,
+    original: PdqHash | None = None,
+    names: tuple[str, ...] = tuple(CROPS),
+) -> dict[str, PdqHash]:
+    """An image's derived hashes (``derived_luma``), from one decode of ``source`` (image bytes
+    or an open file; or its luma plane, decoded already). Raises ``MediaError`` kinds for
+    media that cannot be decoded within ``limits``."""
+    from hashguard.media.image import LumaImage, decode_luma
 
+    if isinstance(source, LumaImage):
+        return derived_luma(source, original, names)
     luma = decode_luma(read_image(source, limits), limits, min_side=REDUCED_MIN_SIDE)
-    original = hash_luma(luma)
-    return original, derived_luma(luma, original, names)
+    return derived_luma(luma, original, names)
 
 
 def label(name: str) -> str:
