@@ -216,8 +216,8 @@ class Pipeline:
                 item_id = int(connection.execute(insert(HotlineItemRow).values(
                     case_id=case_id, fetch_id=fetch_id, url=record.url, kind=record.kind,
                     hashes=stored(record.hashes, record.derived, record.stability),
-                    quality=record.quality, state=ItemState.QUEUED.value, assessment_id=None, labels={}, legality={},
-                    triage={}, created_at=now, decided_at=None,
+                    quality=record.quality, state=ItemState.QUEUED.value, assessment_id=None,
+                    labels={}, legality={}, triage={}, created_at=now, decided_at=None,
                 )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
                 verdict = verdicts.get(index, Verdict(ItemState.FAILED))
                 self.triage.record(connection, item_id, verdict, now)

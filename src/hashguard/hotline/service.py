@@ -120,8 +120,8 @@ class Hotline:
             legality=partial(self.vocabulary.legality, home=self.country), home=self.country,
         )  # fmt: skip
         self.pipeline = Pipeline(
-            engine, crawl=self.crawl_reported, tracer=self.tracer, route=self.route, triage=self.triage,
-            home=self.country,
+            engine, crawl=self.crawl_reported, tracer=self.tracer, route=self.route,
+            triage=self.triage, home=self.country,
             referral_payload=partial(partners.referral_payload, hotline=settings.name,
                                      country=self.country),
             destination_of=self.destination_of, clock=clock, threads=settings.crawlers,
