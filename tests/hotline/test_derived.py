@@ -138,10 +138,12 @@ def test_derived_entries_are_listed_and_a_crop_is_triaged_by_them(engine: Engine
         site.close()
 
     # What goes to the hoster names the item's hashes, never its derived ones.
+    notices = TakedownNoticeRow.__table__
     with engine.connect() as connection:
-        [notice] = connection.execute(select(TakedownNoticeRow.items)
-                                      .where(TakedownNoticeRow.case_id == cropped)).all()  # fmt: skip
-    assert [sorted(i["hashes"]) for i in notice.items] == [["md5", "pdq", "sha1", "sha256"]]
+        [items] = connection.execute(
+            select(notices.c["items"]).where(notices.c.case_id == cropped)
+        ).scalars()
+    assert [sorted(i["hashes"]) for i in items] == [["md5", "pdq", "sha1", "sha256"]]
 
     # A false positive on the derived entry contests that entry: the crop is no longer
     # decided by it, and the item's other entries stay.
