@@ -100,9 +100,10 @@ class Tally:
         self.derived[query] = self.derived.get(query, 0) + derived
 
 
-def measure(
-    images: Iterator[tuple[str, Image.Image]],
-) -> tuple[Tally, list[tuple[PdqHash, list[PdqHash]]], float]:
+Held = list[tuple[PdqHash, list[PdqHash]]]  # each image's own hash and its derived hashes
+
+
+def measure(images: Iterator[tuple[str, Image.Image]]) -> tuple[Tally, Held, float]:
     tally = Tally()
     held: Held = []
     spent = 0.0
@@ -121,9 +122,7 @@ def measure(
     return tally, held, spent
 
 
-def false_positives(
-    held: list[tuple[PdqHash, list[PdqHash]]], halves: bool
-) -> tuple[int, int, int, int, int, int]:
+def false_positives(held: Held, halves: bool) -> tuple[int, int, int, int, int, int]:
     """(pairs, within 31, closest) for derived hashes vs other images' own hashes, then the
     same for own hashes vs own hashes (the baseline)."""
     pairs = hits = 0
@@ -151,7 +150,7 @@ def false_positives(
     return pairs, hits, closest, base_pairs, base_hits, base_closest
 
 
-def report(title: str, tally: Tally, held: list[tuple[PdqHash, list[PdqHash]]], spent: float,
+def report(title: str, tally: Tally, held: Held, spent: float,
            halves: bool) -> None:  # fmt: skip
     kept = sum(len(d) for _, d in held)
     print(f"\n## {title}: {len(held)} images, {kept} derived hashes kept "
