@@ -9,8 +9,8 @@ the photos of ../shared/data/photos (each reduced to at most 1600 px a side firs
 below is that, encoded as JPEG q95). Queries: each image cropped (the crops the derived hashes
 name, and crops between and beyond them that no derived hash names), then encoded as JPEG q85
 and hashed as any upload is. Recall is the share of queries within 31 bits of (a) the image's
-own hash, (b) its own hash or one of its derived hashes; with Wilson 95 % intervals. Queries of
-quality below 50 are counted (and counted as misses: the Matcher never matches them).
+own hash, (b) its own hash or one of its derived hashes; with Wilson 95 % intervals; and (b)
+again among the queries of quality >= 50 alone (the Matcher never matches one below).
 
 False positives: each image's derived hashes against the own hashes of every other image of
 its set (scenes: the derived hashes of the first half against the second half's hashes and the
@@ -92,10 +92,12 @@ class Tally:
         self.plain: dict[str, int] = {}
         self.derived: dict[str, int] = {}
         self.low: dict[str, int] = {}  # queries of quality < 50: unmatchable on their own side
+        self.derived_matchable: dict[str, int] = {}  # hits among queries of quality >= 50
 
     def add(self, query: str, plain: bool, derived: bool, low: bool) -> None:
         self.n[query] = self.n.get(query, 0) + 1
         self.low[query] = self.low.get(query, 0) + low
+        self.derived_matchable[query] = self.derived_matchable.get(query, 0) + (derived and not low)
         self.plain[query] = self.plain.get(query, 0) + plain
         self.derived[query] = self.derived.get(query, 0) + derived
 
@@ -156,16 +158,17 @@ def report(title: str, tally: Tally, held: Held, spent: float,
     print(f"\n## {title}: {len(held)} images, {kept} derived hashes kept "
           f"({kept / max(1, len(held)):.1f} per image; {spent / max(1, len(held)) * 1000:.0f} ms "
           "each, from one decode)\n")  # fmt: skip
-    print("| crop (then JPEG q85) | named by a derived hash | n | query quality < 50 | "
-          "own hash alone | own + derived (95 % CI) |")  # fmt: skip
+    print("| crop (then JPEG q85) | named by a derived hash | n | own hash alone | "
+          "own + derived (95 % CI) | queries of quality >= 50: n, own + derived |")  # fmt: skip
     print("|---|---|---|---|---|---|")
     for name, (_, named) in QUERIES.items():
         n = tally.n.get(name, 0)
         plain, derived = tally.plain.get(name, 0), tally.derived.get(name, 0)
         low, high = wilson(derived, n)
-        print(f"| {name} | {'yes' if named else 'no'} | {n} | {tally.low.get(name, 0)} | "
-              f"{plain / n:.1%} | "
-              f"{derived / n:.1%} ({low:.1%}-{high:.1%}) |")  # fmt: skip
+        matchable = n - tally.low.get(name, 0)
+        share = tally.derived_matchable.get(name, 0) / matchable if matchable else 0.0
+        print(f"| {name} | {'yes' if named else 'no'} | {n} | {plain / n:.1%} | "
+              f"{derived / n:.1%} ({low:.1%}-{high:.1%}) | {matchable}, {share:.1%} |")  # fmt: skip
     pairs, hits, closest, base_pairs, base_hits, base_closest = false_positives(held, halves)
     print(f"\nfalse positives: derived hashes vs other images' own hashes: {hits} of {pairs} "
           f"pairs within {DEFAULT_THRESHOLD} bits (closest {closest}); own vs own: {base_hits} "
