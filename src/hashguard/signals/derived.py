@@ -7,14 +7,17 @@ image's own hash, the hashes of the crops it is most often found as: centre crop
 "crop-bottom-10", "crop-left-10", "crop-right-10"). A copy cropped like that is then within the
 threshold of one of them.
 
-All are computed from one decode: the decoded luma plane (a JPEG's reduced DCT decode included)
-is cropped and hashed, with no new decode per crop. A derived hash of quality below PDQ's minimum
+All are computed from one decode: the decoded luma plane (a JPEG's reduced DCT decode included),
+averaged in blocks to no less than 256 pixels a side, is cropped and hashed, with no new decode
+per crop. A derived hash of quality below PDQ's minimum
 is left out (it could not match), and so is one within ``NEAR`` bits of the image's own hash or
 of a derived hash kept before it (it matches nothing they do not).
 """
 
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Final
+
+import numpy as np
 
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals.base import MediaSource, read_image
@@ -37,6 +40,7 @@ CROPS: Final[Mapping[str, tuple[int, int, int, int]]] = {
 # PDQ's threshold of 31: the two match the same copies but for a few at the edge).
 NEAR: Final = 8
 LABEL_PREFIX: Final = "derived:"  # a derived entry's label: derived:crop-10
+REDUCED_SIDE: Final = 256  # the plane is cropped at no less (4 x PDQ's 64)
 
 
 def derived_luma(
@@ -51,12 +55,13 @@ def derived_luma(
         original = hash_luma(luma)
     kept: dict[str, PdqHash] = {}
     near = [original]
-    rows, cols = luma.pixels.shape
+    plane = _reduced(luma.pixels)
+    rows, cols = plane.shape
     for name in (name for name in CROPS if name in names):
         top, bottom, left, right = CROPS[name]
         first_row, last_row = rows * top // 100, rows - rows * bottom // 100
         first_col, last_col = cols * left // 100, cols - cols * right // 100
-        pixels = luma.pixels[first_row:last_row, first_col:last_col]
+        pixels = plane[first_row:last_row, first_col:last_col]
         # The cropped plane is hashed as an image of its own: a reduced decode's crop is then
         # the crop's reduced decode, which PDQ's resize tolerance covers.
         cropped = LumaImage(pixels, pixels.shape[1], pixels.shape[0], 1, luma.black, luma.white)
@@ -68,6 +73,19 @@ def derived_luma(
         kept[name] = value
         near.append(value)
     return kept
+
+
+def _reduced(pixels: np.ndarray) -> np.ndarray:
+    """``pixels`` averaged in k x k blocks so that the shorter side stays at least
+    ``REDUCED_SIDE`` (PDQ reads 64 x 64 of it; the crops' hashes cost a fraction then)."""
+    rows, cols = pixels.shape
+    k = min(rows, cols) // REDUCED_SIDE
+    if k < 2:
+        return pixels
+    kept = pixels[: rows - rows % k, : cols - cols % k].astype(np.float32)
+    # Summed along rows, then along columns: contiguous reductions (a 4-axis mean is slow).
+    summed = kept.reshape(rows // k, k, -1).sum(axis=1).reshape(rows // k, cols // k, k).sum(axis=2)
+    return summed * np.float32(1.0 / (k * k))
 
 
 def derived_pdq(
