@@ -10,7 +10,7 @@ from PIL import Image
 
 from hashguard.media.errors import MediaError
 from hashguard.media.synthetic import encode, scene
-from hashguard.signals.derived import CROPS, NEAR, derived_pdq
+from hashguard.signals.derived import CROPS, NEAR, TRIMS, derived_pdq
 from hashguard.signals.pdq import DEFAULT_THRESHOLD, PdqHash, PdqSignal
 
 PDQ = PdqSignal()
@@ -82,3 +82,18 @@ def test_derived_hashes_of_an_open_file_and_of_undecodable_bytes() -> None:
     assert derived_pdq(io.BytesIO(data)) == derived_pdq(data)
     with pytest.raises(MediaError):
         derived_pdq(data[: len(data) // 3] + b"\x00" * 10)
+
+
+def test_an_image_in_uniform_borders_has_a_derived_hash_of_the_image_inside() -> None:
+    from hashguard.media.trim import RULES
+
+    assert TRIMS == tuple(f"trim-{rule}" for rule in RULES)
+    inside = scene(17)
+    padded = Image.new("RGB", (880, 560), (12, 12, 12))
+    padded.paste(inside, (120, 40))  # letterboxed, off centre
+    derived = derived_pdq(encode(padded))
+    query = PDQ.hash(encode(inside, quality=80))  # the image without its borders, elsewhere
+    assert query.distance(PDQ.hash(encode(padded))) > DEFAULT_THRESHOLD
+    trims = [value for name, value in derived.items() if name.startswith("trim-")]
+    assert trims and closest(query, trims) <= DEFAULT_THRESHOLD
+    assert not any(name.startswith("trim-") for name in derived_pdq(encode(inside)))

@@ -4,14 +4,16 @@ PDQ cannot match a crop of more than a few percent: the DCT of the whole frame c
 owner who holds the image (the hotline's analysts assess the item's media) can list, beside the
 image's own hash, the hashes of the crops it is most often found as: centre crops of 5, 10 and
 20 % per side ("crop-5", "crop-10", "crop-20") and 10 % off one side ("crop-top-10",
-"crop-bottom-10", "crop-left-10", "crop-right-10"). A copy cropped like that is then within the
+"crop-bottom-10", "crop-left-10", "crop-right-10"); and, when the image has uniform borders
+(padded, letterboxed, a screenshot), the image inside them, as each rule of ``media.trim`` finds
+it ("trim-lenient", "trim-strict", "trim-frame"). A copy cropped like that is then within the
 threshold of one of them.
 
 All are computed from one decode: the decoded luma plane (a JPEG's reduced DCT decode included),
 averaged in blocks to no less than 256 pixels a side, is cropped and hashed, with no new decode
-per crop. A derived hash of quality below PDQ's minimum
-is left out (it could not match), and so is one within ``NEAR`` bits of the image's own hash or
-of a derived hash kept before it (it matches nothing they do not).
+per crop. A derived hash of quality below PDQ's minimum is left out (it could not match), and
+so is one within ``NEAR`` bits of the image's own hash or of a derived hash kept before it (it
+matches nothing they do not).
 """
 
 from collections.abc import Mapping
@@ -39,14 +41,18 @@ CROPS: Final[Mapping[str, tuple[int, int, int, int]]] = {
 # A derived hash this close to one kept already adds nothing a list could match (a quarter of
 # PDQ's threshold of 31: the two match the same copies but for a few at the edge).
 NEAR: Final = 8
+TRIM: Final = "trim-"
+# The image inside its uniform borders, by media.trim's rules (named as query variants are).
+TRIMS: Final = ("trim-lenient", "trim-strict", "trim-frame")
+NAMES: Final = (*CROPS, *TRIMS)
 LABEL_PREFIX: Final = "derived:"  # a derived entry's label: derived:crop-10
 REDUCED_SIDE: Final = 256  # the plane is cropped at no less (4 x PDQ's 64)
 
 
 def derived_luma(
-    luma: "LumaImage", original: PdqHash | None = None, names: tuple[str, ...] = tuple(CROPS)
+    luma: "LumaImage", original: PdqHash | None = None, names: tuple[str, ...] = NAMES
 ) -> dict[str, PdqHash]:
-    """The derived hashes of a decoded luma plane, by name (those of ``names``, in ``CROPS``
+    """The derived hashes of a decoded luma plane, by name (those of ``names``, in ``NAMES``
     order), leaving out those of quality below 50 and those within ``NEAR`` bits of
     ``original`` (hashed here when not given) or of one kept before. Raises nothing."""
     from hashguard.media.image import LumaImage
@@ -56,11 +62,7 @@ def derived_luma(
     kept: dict[str, PdqHash] = {}
     near = [original]
     plane = _reduced(luma.pixels)
-    rows, cols = plane.shape
-    for name in (name for name in CROPS if name in names):
-        top, bottom, left, right = CROPS[name]
-        first_row, last_row = rows * top // 100, rows - rows * bottom // 100
-        first_col, last_col = cols * left // 100, cols - cols * right // 100
+    for name, (first_row, last_row, first_col, last_col) in _boxes(luma, plane.shape, names):
         pixels = plane[first_row:last_row, first_col:last_col]
         # The cropped plane is hashed as an image of its own: a reduced decode's crop is then
         # the crop's reduced decode, which PDQ's resize tolerance covers.
@@ -73,6 +75,31 @@ def derived_luma(
         kept[name] = value
         near.append(value)
     return kept
+
+
+def _boxes(
+    luma: "LumaImage", shape: tuple[int, ...], names: tuple[str, ...]
+) -> list[tuple[str, tuple[int, int, int, int]]]:
+    """Each derived hash's (first row, end row, first column, end column) in a plane of
+    ``shape`` (``luma`` averaged down), in ``NAMES`` order; trims only where the image has
+    uniform borders."""
+    rows, cols = shape
+    boxes = []
+    for name in (name for name in CROPS if name in names):
+        top, bottom, left, right = CROPS[name]
+        boxes.append((name, (rows * top // 100, rows - rows * bottom // 100,
+                             cols * left // 100, cols - cols * right // 100)))  # fmt: skip
+    if any(name in names for name in TRIMS):
+        from hashguard.media.trim import hypotheses
+
+        full_rows, full_cols = luma.pixels.shape
+        found = {f"{TRIM}{trim.rule}": trim.box for trim in hypotheses(luma)}
+        for name in (name for name in TRIMS if name in names and name in found):
+            box = found[name]
+            row_span = (box.top * rows // full_rows, box.bottom * rows // full_rows)
+            col_span = (box.left * cols // full_cols, box.right * cols // full_cols)
+            boxes.append((name, (*row_span, *col_span)))
+    return boxes
 
 
 def _reduced(pixels: np.ndarray) -> np.ndarray:
@@ -92,7 +119,7 @@ def derived_pdq(
     source: "MediaSource | LumaImage",
     limits: Limits = DEFAULT_LIMITS,
     original: PdqHash | None = None,
-    names: tuple[str, ...] = tuple(CROPS),
+    names: tuple[str, ...] = NAMES,
 ) -> dict[str, PdqHash]:
     """An image's derived hashes (``derived_luma``), from one decode of ``source`` (image bytes
     or an open file; or its luma plane, decoded already). Raises ``MediaError`` kinds for
