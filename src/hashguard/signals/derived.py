@@ -112,7 +112,8 @@ def _reduced(pixels: np.ndarray) -> np.ndarray:
     kept = pixels[: rows - rows % k, : cols - cols % k].astype(np.float32)
     # Summed along rows, then along columns: contiguous reductions (a 4-axis mean is slow).
     summed = kept.reshape(rows // k, k, -1).sum(axis=1).reshape(rows // k, cols // k, k).sum(axis=2)
-    return summed * np.float32(1.0 / (k * k))
+    averaged: np.ndarray = summed * np.float32(1.0 / (k * k))
+    return averaged
 
 
 def derived_pdq(
