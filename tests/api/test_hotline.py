@@ -141,6 +141,8 @@ def test_a_report_is_crawled_assessed_routed_and_a_referral_of_its_image_triaged
     [item] = eventually(crawled, "the crawler to queue the page's image")
     assert item["url"] == hotline.page_url("/photo.jpg") and item["state"] == "queued"
     assert item["hashes"]["sha256"] == hashes_of(IMAGE)["sha256"]
+    # Its crops' hashes (hotline_derived_hashes, on by default) apart from its own hashes.
+    assert set(item["hashes"]) == {"pdq", "md5", "sha1", "sha256"} and "crop-10" in item["derived"]
     status = server.get("/v1/hotline/reports/status", headers={"X-Report-Token": receipt["token"]})
     assert status.status_code == 200 and status.json() == {"status": "received"}
     assert status.headers["cache-control"] == "no-store"

@@ -346,7 +346,7 @@ def test_records_as_json() -> None:
         "url": "http://site.test/a.jpg", "final_url": "http://site.test/a.jpg",
         "at": "2026-05-01T12:00:00+00:00", "status": 200, "content_type": "image/jpeg",
         "size": 10, "kind": "image", "outcome": "ok", "detail": "image, hashed",
-        "hashes": {"md5": "0" * 32}, "quality": 90}]  # fmt: skip
+        "hashes": {"md5": "0" * 32}, "quality": 90, "derived": {}, "stability": {}}]  # fmt: skip
 
 
 def test_media_urls_from_broken_markup_and_srcset() -> None:

@@ -175,6 +175,7 @@ def item_json(item: ItemShown) -> dict[str, Any]:
         "labels": item.labels, "legality": item.legality, "triage": item.triage,
         "assessment": item.assessment_id, "created_at": _at(item.created_at),
         "decided_at": _at(item.decided_at), "first_analyst": item.first_analyst,
+        "derived": item.derived, "stability": item.stability,
     }  # fmt: skip
 
 

@@ -773,7 +773,7 @@ _ITEM: dict[str, Any] = {
     "url": "https://img.site.example/1.jpg", "kind": "image", "state": "queued",
     "hashes": {"pdq": _PDQ, "sha256": _SHA256}, "quality": 100, "labels": {}, "legality": {},
     "triage": {}, "assessment": None, "created_at": _AT, "decided_at": None,
-    "first_analyst": None,
+    "first_analyst": None, "derived": {"crop-10": "f" * 16 + "0" * 48}, "stability": None,
 }  # fmt: skip
 _AUTO_ITEM: dict[str, Any] = {
     **_ITEM, "id": 13, "state": "auto", "labels": _LABELS, "legality": _LEGALITY,
@@ -879,6 +879,10 @@ class HotlineItemShown(BaseModel):
     created_at: str
     decided_at: str | None
     first_analyst: str | None
+    # Its derived PDQ hashes by name (crops; hotline_derived_hashes): listed with its hashes
+    # when it is assessed, never sent to hosters or partners.
+    derived: dict[str, str] = {}
+    stability: int | None = None  # of its PDQ hash (0-100), where it was measured
 
 
 class HotlineQueue(BaseModel):

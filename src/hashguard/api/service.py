@@ -418,6 +418,7 @@ def hotline_settings(settings: ServiceSettings) -> HotlineSettings:
         settings.hotline_hosters, settings.hotline_partners, settings.hotline_vocabulary,
         settings.hotline_routing, settings.hotline_crawlers, settings.hotline_crawl_timeout,
         settings.hotline_networks, settings.media_limits, settings.max_upload_bytes,
+        settings.hotline_derived_hashes,
     )  # fmt: skip
 
 

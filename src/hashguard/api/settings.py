@@ -432,6 +432,12 @@ class ServiceSettings:
         "intranet). Anyone can report a URL: name none in production.",
         flag="--hotline-network", repeat=True,
     )  # fmt: skip
+    hotline_derived_hashes: bool = setting(
+        True, FLAG, "hotline",
+        "List the derived PDQ hashes of assessed images (crops: 5, 10, 20 % centred, 10 % off "
+        "one side; the image inside uniform borders) with their hashes, so cropped copies are "
+        "triaged too.",
+    )  # fmt: skip
     # -- notice and takedown (hashguard.takedown; on with the hotline): the key notices are
     # signed with, the deadlines, re-checks, the escalation ladder and where e-mail goes.
     takedown_key: Path = setting(

@@ -480,6 +480,8 @@ def _case_lines(case: "CaseShown") -> list[str]:
             lines.append(f"    triage: {_labels(item.triage)}")
         lines += [f"    {signal}: {value}" for signal, value in item.hashes.items()
                   if len(value) <= 128]  # fmt: skip
+        if item.derived:
+            lines.append(f"    derived: {', '.join(item.derived)}")
     lines.append("trace:")
     if case.trace is None:
         lines.append("  none yet")

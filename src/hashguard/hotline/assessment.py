@@ -10,7 +10,10 @@ refused.
 
 A final assessment puts the item's hashes on the hotline's illegal list (illegal at home) or on
 its assessed-not-illegal list, both made on first use, each hash under the source reference
-``assessment:ID`` with the analysts as ``assessed_by`` and the labels as entry labels. Then every
+``assessment:ID`` with the analysts as ``assessed_by`` and the labels as entry labels; the
+item's derived PDQ hashes (crops, when the crawl computed them) too, each labelled besides
+``derived:NAME`` (``derived:crop-10``), and each PDQ value with its stability where it was
+measured. Withdrawing the reference takes them all. Then every
 queued item whose hashes now match is triaged at once (the same image reported at another URL is
 decided without anyone viewing it), and a case whose last undecided item this was becomes
 ``assessed``: ``assessed(case_id)`` is told, for the pipeline to route it.
@@ -24,11 +27,13 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from hashguard.errors import Conflict, NotFound
+from hashguard.hotline.hashes import derived_of, stability_of
 from hashguard.hotline.model import DECIDED, AssessmentState, CaseState, ItemState
 from hashguard.hotline.triage import Triage, entry_labels, query_of, reference
 from hashguard.hotline.vocabulary import Vocabulary
 from hashguard.lists.model import Category, ListPolicy, Provenance, Source
 from hashguard.lists.records import Submission
+from hashguard.signals.derived import label as derived_label
 from hashguard.store import audit
 from hashguard.store.list_errors import ListError, ListExists
 from hashguard.store.lists import ListStore
@@ -36,6 +41,7 @@ from hashguard.store.tables import HotlineAssessmentRow, HotlineCaseRow, Hotline
 
 ACTOR: Final = "hotline"
 ILLEGAL: Final = "illegal"
+PDQ: Final = "pdq"  # the signal of derived hashes
 LEGAL_BASIS: Final = "assessed by the hotline's analysts"
 
 
@@ -266,17 +272,26 @@ class Assessments:
         self,
         connection: Connection,
         name: str,
-        hashes: Mapping[str, str],
+        hashes: Mapping[str, Any],
         labels: Mapping[str, str],
         ident: int,
         analysts: tuple[str, ...],
     ) -> None:
         source = Source(self.organisation, self.home, reference(ident))
         provenance = Provenance(self.organisation, ", ".join(analysts), (source,))
+        listed = entry_labels(labels)
         records = [
-            Submission(hashed.name, hashed.text, entry_labels(labels), provenance)
+            Submission(hashed.name, hashed.text, listed, provenance,
+                       stability=stability_of(hashes, hashed.name))
             for hashed in query_of(hashes)
-        ]
+        ]  # fmt: skip
+        # The derived hashes (crops) as entries of the same item: under the same reference, so
+        # that withdrawing the assessment takes them all.
+        records += [
+            Submission(PDQ, value, listed | {derived_label(crop)}, provenance,
+                       stability=stability_of(hashes, crop))
+            for crop, value in derived_of(hashes).items()
+        ]  # fmt: skip
         self.lists.apply(name, records, ACTOR, connection=connection)
 
     def _made(self, name: str) -> None:

@@ -10,13 +10,14 @@ queued again after a disagreement) are not shown: the next analyst chooses witho
 anyone viewing it (``auto_share``).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
 from sqlalchemy import Engine, func, or_, select
 
 from hashguard.errors import NotFound
+from hashguard.hotline.hashes import derived_of, signal_hashes, stability_of
 from hashguard.hotline.model import WAITING, AssessmentState, ItemState
 from hashguard.store import audit
 from hashguard.store.tables import (
@@ -102,7 +103,7 @@ class ItemShown:
     url: str
     kind: str
     state: str
-    hashes: dict[str, str]
+    hashes: dict[str, str]  # signal -> canonical value
     quality: int | None
     labels: dict[str, Any]
     legality: dict[str, Any]
@@ -112,6 +113,8 @@ class ItemShown:
     decided_at: datetime | None
     first_analyst: str | None  # pending (four eyes): who assessed it first
     assessments: tuple[AssessmentShown, ...] = ()  # filled by ``item`` only
+    derived: dict[str, str] = field(default_factory=dict)  # derived PDQ hashes by name
+    stability: int | None = None  # of its PDQ hash, where it was measured
 
 
 @dataclass(frozen=True, slots=True)
@@ -437,8 +440,9 @@ def _item(
     pending = row.state == ItemState.PENDING.value
     blind = row.state in WAITING  # a pending item's labels are the first analyst's
     return ItemShown(row.id, row.case_id, case_url, row.url, row.kind, row.state,
-                     dict(row.hashes), row.quality, {} if blind else dict(row.labels),
+                     signal_hashes(row.hashes), row.quality, {} if blind else dict(row.labels),
                      {} if blind else dict(row.legality),
                      dict(row.triage), row.assessment_id, utc(row.created_at),
                      _maybe_utc(row.decided_at), first_analyst if pending else None,
-                     assessments)  # fmt: skip
+                     assessments, derived_of(row.hashes),
+                     stability_of(row.hashes))  # fmt: skip

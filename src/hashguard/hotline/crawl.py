@@ -12,7 +12,7 @@ import posixpath
 import re
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
@@ -27,6 +27,7 @@ from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher, escaped
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, hash_stream
+from hashguard.signals.derived import derived_pdq
 from hashguard.signals.pdq import PdqHash
 
 # What a crawl records besides "ok" and the fetcher's own outcomes (net.fetch.OUTCOMES).
@@ -71,6 +72,10 @@ class FetchRecord:
     detail: str  # the human sentence
     hashes: dict[str, str] = field(default_factory=dict)  # signal name -> canonical value
     quality: int | None = None  # PDQ quality of an image
+    # An image's derived PDQ hashes (signals.derived: "crop-10" -> hex), when asked for.
+    derived: dict[str, str] = field(default_factory=dict)
+    # The stability of its PDQ hash ("pdq") and of each derived hash, where it was measured.
+    stability: dict[str, int] = field(default_factory=dict)
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -85,6 +90,8 @@ class FetchRecord:
             "detail": self.detail,
             "hashes": dict(self.hashes),
             "quality": self.quality,
+            "derived": dict(self.derived),
+            "stability": dict(self.stability),
         }
 
 
@@ -114,10 +121,13 @@ def crawl(
     fetcher: UrlFetcher,
     limits: CrawlLimits = CrawlLimits(),
     clock: Callable[[], datetime] = now,
+    *,
+    derived: bool = False,
 ) -> Crawl:
     """The page at ``url`` and the media on it, each fetched, hashed in memory and recorded;
-    a URL that is media itself is the page and its one item. Raises nothing for anything a
-    website does: each failure is a record with its named outcome."""
+    a URL that is media itself is the page and its one item. With ``derived``, each image's
+    derived PDQ hashes too (``signals.derived``: for a list owner who holds the image). Raises
+    nothing for anything a website does: each failure is a record with its named outcome."""
     budget = time.monotonic() + limits.total_time
     at = clock()
     try:
@@ -125,7 +135,7 @@ def crawl(
     except FetchRefused as refused:
         return Crawl(_refused(url, at, "page", refused), ())
     if _kind(fetched.body) is not MediaKind.OTHER:
-        record = _media_record(url, at, fetched, limits.media)
+        record = _media_record(url, at, fetched, limits.media, derived)
         return Crawl(record, (record,))
     if not _is_html(fetched):
         shown = fetched.content_type or "of no declared type"
@@ -147,7 +157,8 @@ def crawl(
             reason = f"not fetched: the crawl's {limits.total_time:g} s were spent"
             items.extend(_unfetched(u, clock(), "crawl-time-limit", reason) for u in chosen[index:])
             break
-        items.append(_item(media_url, fetcher, limits, min(limits.timeout, remaining), clock))
+        timeout = min(limits.timeout, remaining)
+        items.append(_item(media_url, fetcher, limits, timeout, clock, derived))
     if more:
         reason = (
             f"more media URLs on the page not fetched (at most {limits.max_items} per page), "
@@ -302,6 +313,7 @@ def _item(
     limits: CrawlLimits,
     timeout: float,
     clock: Callable[[], datetime],
+    derived: bool = False,
 ) -> FetchRecord:
     at = clock()
     try:
@@ -312,11 +324,14 @@ def _item(
         shown = fetched.content_type or "of no declared type"
         detail = f"the answer is {shown} ({len(fetched.body)} bytes), not an image or video"
         return _answered(url, at, fetched, "other", "not-media", detail)
-    return _media_record(url, at, fetched, limits.media)
+    return _media_record(url, at, fetched, limits.media, derived)
 
 
-def _media_record(url: str, at: datetime, fetched: Fetched, limits: Limits) -> FetchRecord:
-    """The record of media fetched: its hashes, computed in memory within ``limits``."""
+def _media_record(
+    url: str, at: datetime, fetched: Fetched, limits: Limits, derived: bool = False
+) -> FetchRecord:
+    """The record of media fetched: its hashes, computed in memory within ``limits`` (with
+    ``derived``, an image's derived PDQ hashes too)."""
     kind = _kind(fetched.body)
     signals = [registry.get(name) for name in SIGNALS]
     try:
@@ -324,14 +339,31 @@ def _media_record(url: str, at: datetime, fetched: Fetched, limits: Limits) -> F
     except MediaError as error:  # not even its bytes could be hashed
         return _answered(url, at, fetched, kind.value, "corrupt-media", str(error))
     hashes = {signal.name: signal.canonical_of(value) for signal, value in hashed.values}
-    quality = next((v.quality for _, v in hashed.values if isinstance(v, PdqHash)), None)
+    pdq = next((value for _, value in hashed.values if isinstance(value, PdqHash)), None)
+    quality = None if pdq is None else pdq.quality
+    stability = {} if pdq is None or pdq.stability is None else {"pdq": pdq.stability}
     undecodable = hashed.undecodable
     if undecodable is None:
         outcome, detail = "ok", f"{kind.value}, hashed"
     else:
         outcome = "media-limit" if isinstance(undecodable, LimitExceeded) else "corrupt-media"
         detail = f"{undecodable} (only its bytes' digests were computed)"
-    return _answered(url, at, fetched, kind.value, outcome, detail, hashes, quality)
+    crops: dict[str, str] = {}
+    if derived and pdq is not None and undecodable is None:
+        for name, value in _derived(fetched.body, pdq, limits).items():
+            crops[name] = value.hex
+            if value.stability is not None:
+                stability[name] = value.stability
+    return replace(_answered(url, at, fetched, kind.value, outcome, detail, hashes, quality),
+                   derived=crops, stability=stability)  # fmt: skip
+
+
+def _derived(body: bytes, original: PdqHash, limits: Limits) -> dict[str, PdqHash]:
+    """An image's derived PDQ hashes ({} when it cannot be decoded again)."""
+    try:
+        return derived_pdq(body, limits, original)
+    except MediaError:
+        return {}
 
 
 def _answered(

@@ -35,6 +35,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from hashguard.hotline import outbox
 from hashguard.hotline.assessment import ILLEGAL, mark_assessed
 from hashguard.hotline.crawl import Crawl, FetchRecord
+from hashguard.hotline.hashes import signal_hashes, stored
 from hashguard.hotline.model import DECIDED, CaseState, ItemState, OutboxKind
 from hashguard.hotline.routing import Route
 from hashguard.hotline.trace import Trace, Tracer
@@ -214,9 +215,9 @@ class Pipeline:
                             else self._fetch(connection, case_id, record))  # fmt: skip
                 item_id = int(connection.execute(insert(HotlineItemRow).values(
                     case_id=case_id, fetch_id=fetch_id, url=record.url, kind=record.kind,
-                    hashes=dict(record.hashes), quality=record.quality,
-                    state=ItemState.QUEUED.value, assessment_id=None, labels={}, legality={},
-                    triage={}, created_at=now, decided_at=None,
+                    hashes=stored(record.hashes, record.derived, record.stability),
+                    quality=record.quality, state=ItemState.QUEUED.value, assessment_id=None,
+                    labels={}, legality={}, triage={}, created_at=now, decided_at=None,
                 )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
                 verdict = verdicts.get(index, Verdict(ItemState.FAILED))
                 self.triage.record(connection, item_id, verdict, now)
@@ -390,7 +391,7 @@ class Pipeline:
         signs and sends it."""
         hoster = trace.hoster
         urls = list(dict.fromkeys([*(item.url for item in illegal), case.url]))
-        items = [{"url": item.url, "kind": item.kind, "hashes": dict(item.hashes),
+        items = [{"url": item.url, "kind": item.kind, "hashes": signal_hashes(item.hashes),
                   "labels": dict(item.labels)} for item in illegal]  # fmt: skip
         connection.execute(insert(TakedownNoticeRow).values(
             case_id=case.id, kind="cdn" if trace.cdn else "notice", parent_id=None,
@@ -486,5 +487,5 @@ def _referred(item: Any) -> dict[str, Any]:
         assessment = f"assessment:{item.assessment_id}"
     else:
         assessment = f"list:{item.triage.get('list', '')}"
-    return {"url": item.url, "hashes": dict(item.hashes), "labels": dict(item.labels),
+    return {"url": item.url, "hashes": signal_hashes(item.hashes), "labels": dict(item.labels),
             "legality": dict(item.legality), "assessment": assessment}  # fmt: skip

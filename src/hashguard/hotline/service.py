@@ -59,6 +59,8 @@ class HotlineSettings:
     networks: tuple[Network, ...] = ()  # private networks the crawler may reach (tests, intranets)
     media_limits: Limits = DEFAULT_LIMITS
     max_media_bytes: int = 64 * MiB
+    # Crawled images' derived PDQ hashes (crops), listed with the item when it is assessed.
+    derived_hashes: bool = True
 
 
 def _now() -> datetime:
@@ -118,8 +120,8 @@ class Hotline:
             legality=partial(self.vocabulary.legality, home=self.country), home=self.country,
         )  # fmt: skip
         self.pipeline = Pipeline(
-            engine, crawl=self.crawl, tracer=self.tracer, route=self.route, triage=self.triage,
-            home=self.country,
+            engine, crawl=self.crawl_reported, tracer=self.tracer, route=self.route,
+            triage=self.triage, home=self.country,
             referral_payload=partial(partners.referral_payload, hotline=settings.name,
                                      country=self.country),
             destination_of=self.destination_of, clock=clock, threads=settings.crawlers,
@@ -135,7 +137,13 @@ class Hotline:
     # --- what the pipeline is given -------------------------------------------------------
 
     def crawl(self, url: str) -> Crawl:
+        """A crawl of ``url`` (a re-check's: no derived hashes)."""
         return crawl(url, self.fetcher, self.limits)
+
+    def crawl_reported(self, url: str) -> Crawl:
+        """The crawl of a reported URL: its images' derived hashes too, when the deployment
+        lists them (``derived_hashes``)."""
+        return crawl(url, self.fetcher, self.limits, derived=self.settings.derived_hashes)
 
     def trace(self, url: str) -> Trace:
         return self.tracer.trace(url)

@@ -27,12 +27,14 @@ from typing import Any, Final
 from sqlalchemy import Connection, Engine, select, update
 
 from hashguard.errors import HashguardError, NotFound
+from hashguard.hotline.hashes import signal_hashes
 from hashguard.hotline.model import AssessmentState, ItemState
 from hashguard.hotline.vocabulary import ILLEGAL
 from hashguard.matching import Matcher
 from hashguard.matching.matcher import Match
 from hashguard.matching.query import Hashed, Query, parse
 from hashguard.signals.base import InvalidSignalValue
+from hashguard.signals.derived import LABEL_PREFIX as DERIVED_LABEL
 from hashguard.signals.registry import UnknownSignal
 from hashguard.store import audit
 from hashguard.store.list_errors import ListError
@@ -62,10 +64,11 @@ class Verdict:
     triage: dict[str, Any] = field(default_factory=dict)
 
 
-def query_of(hashes: Mapping[str, str]) -> Query:
-    """The query of an item's hashes; signals lists cannot hold and malformed values left out."""
+def query_of(hashes: Mapping[str, Any]) -> Query:
+    """The query of an item's hashes (its hash per signal: derived hashes are listed, not
+    asked); signals lists cannot hold and malformed values left out."""
     found: list[Hashed] = []
-    for signal, value in hashes.items():
+    for signal, value in signal_hashes(hashes).items():
         try:
             found.extend(parse(signal, value))
         except (UnknownSignal, InvalidSignalValue):
@@ -80,10 +83,13 @@ def reference(assessment_id: int) -> str:
 
 def labels_of(entry_labels: Iterable[str]) -> dict[str, str]:
     """A list entry's labels as the hotline keeps them: ``group:value`` -> {group: value}; other
-    labels (a known list's own words) together under ``label``."""
+    labels (a known list's own words) together under ``label``; ``derived:NAME`` (which crop
+    a derived entry is) is not a label of the material and is left out."""
     labels: dict[str, str] = {}
     plain: list[str] = []
     for label in sorted(entry_labels):
+        if label.startswith(DERIVED_LABEL):
+            continue
         group, colon, value = label.partition(":")
         if colon and group and value:
             labels[group] = value
