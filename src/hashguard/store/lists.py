@@ -325,7 +325,7 @@ class ListStore:
             marker = driver.marker(connection)
             sql = (
                 "SELECT c.version, c.kind, c.entry_id, c.labels, c.provenance, c.reason, c.actor,"
-                " c.at, e.signal, e.value FROM list_changes c JOIN list_entries e"
+                " c.at, e.signal, e.value, c.stability FROM list_changes c JOIN list_entries e"
                 f" ON e.id = c.entry_id WHERE c.list_id = {marker} AND c.version > {marker}"
                 " ORDER BY c.version"
             )
