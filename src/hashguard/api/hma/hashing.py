@@ -51,6 +51,19 @@ async def hashed(
     """HMA's hashing: the content type and {signal type: hash} of a fetched URL or an upload
     (``upload``, else the request's) whose form field names the content type (``photo`` or
     ``video``). Remote media over HMA's limit (100 MiB) is 413 ``Content too large``."""
+    content_type, hashes, _stabilities = await measured(request, url, content_type, types, upload)
+    return content_type, hashes
+
+
+async def measured(
+    request: Request,
+    url: str | None,
+    content_type: str | None,
+    types: str | None,
+    upload: Upload | None = None,
+) -> tuple[str, dict[str, str], dict[str, int]]:
+    """What ``hashed`` answers, and the stability measured of each hash that has one (by HMA's
+    signal type): a content item keeps it with its entries."""
     service = service_of(request)
     limits = None
     if url is not None:
@@ -86,12 +99,16 @@ async def hashed(
         data, service, [SIGNALS[n] for n in names], limits=limits
     )
     hashes: dict[str, str] = {}
+    stabilities: dict[str, int] = {}
     for name in names:
         hashed = query.get(SIGNALS[name])
         if hashed is not None:  # HMA gives no hash for a low-quality image
             low = hashed.signal.too_low(hashed.quality)
             hashes[name] = "" if low else hashed.text
-    return content_type, hashes
+            stability = hashed.signal.stability(hashed.value)
+            if stability is not None and not low:
+                stabilities[name] = stability
+    return content_type, hashes, stabilities
 
 
 @router.get(
