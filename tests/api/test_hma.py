@@ -132,19 +132,3 @@ def test_hma_routes_need_a_key_but_status_does_not(hma: Server) -> None:
     assert hma.get("/readyz").text == "READY"
     assert hma.get("/livez").text == "OK"
 
-
-def test_an_uploaded_photo_s_entry_keeps_the_stability_measured_of_it(hma: Server) -> None:
-    from hashguard.store.database import open_engine
-    from hashguard.store.lists import ListStore
-
-    photo = jpeg(5, 512, 512)
-    assert hma.post("/c/banks", "curator", json={"name": "MEASURED"}).status_code == 201
-    added = hma.post("/c/bank/MEASURED/content", "curator", files={"photo": ("x", photo)})
-    assert added.status_code == 200, added.text
-    value = PdqSignal().hash(photo)
-    engine = open_engine(hma.database_url)
-    try:
-        entry = ListStore(engine).entry("MEASURED", "pdq", added.json()["signals"]["pdq"])
-    finally:
-        engine.dispose()
-    assert entry.stability == PdqSignal().stability(value)  # None until PDQ measures it

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
@@ -207,7 +207,7 @@ _LIST = {"name": "known", "owner": "Test Hotline", "category": "known-csam",
 
 
 class HashListShown(BaseModel):
-    model_config = _example(_LIST)
+    model_config = _example({**_LIST, "unstable": 2})
     name: str
     owner: str
     category: Category
@@ -215,6 +215,12 @@ class HashListShown(BaseModel):
     legal_basis: str
     policy: PolicyShown
     version: int
+    unstable: int | None = Field(
+        None,
+        description="Active entries not matched because their hash was measured as unstable "
+        "(it moves under a 1 % resize: `hashguard lists export NAME --unstable` lists them); "
+        "in the answer of GET /v1/lists/{name}.",
+    )
 
 
 class HashLists(BaseModel):
