@@ -131,4 +131,3 @@ def test_hma_routes_need_a_key_but_status_does_not(hma: Server) -> None:
     assert hma.get("/status").text == "I-AM-ALIVE"
     assert hma.get("/readyz").text == "READY"
     assert hma.get("/livez").text == "OK"
-

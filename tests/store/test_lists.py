@@ -485,7 +485,8 @@ def test_entries_and_their_adds_keep_the_latest_measured_stability(store: ListSt
     # Held values: re-listed as hashes (nothing changes), measured again (an add each), and one
     # new value in the same chunk.
     again = [Submission("pdq", pdq(1)), Submission("pdq", pdq(2), stability=90),
-             Submission("pdq", pdq(3000), stability=12), Submission("pdq", pdq(3001), stability=7)]  # fmt: skip
+             Submission("pdq", pdq(3000), stability=12),
+             Submission("pdq", pdq(3001), stability=7)]  # fmt: skip
     summary = store.apply("known", again)
     assert (summary.added, summary.updated, summary.unchanged) == (1, 2, 1)
     store.change("known", ChangeKind.DELIST, "pdq", pdq(2), "appeal upheld")  # keeps it

@@ -384,7 +384,7 @@ class ListStore:
             list_id = self._row(session, name).id
             count = 0
             for signal, floor in floors:
-                count += session.scalar(
+                counted = (
                     select(func.count())
                     .select_from(EntryRow)
                     .where(
@@ -393,7 +393,8 @@ class ListStore:
                         EntryRow.status == EntryStatus.ACTIVE.value,
                         EntryRow.stability < floor,
                     )
-                ) or 0
+                )
+                count += session.scalar(counted) or 0
             return count
 
     def _session(self) -> Session:

@@ -164,8 +164,13 @@ class Cases:
             audit.append(connection, ACTOR, "victims.case.open", list_name,
                          {"hashes": len(submitted), "under_18": under_18})  # fmt: skip
         records = [
-            Submission(h.signal, h.value, frozenset({LABEL}), _provenance(reference, h),
-                       stability=h.stability)
+            Submission(
+                h.signal,
+                h.value,
+                frozenset({LABEL}),
+                _provenance(reference, h),
+                stability=h.stability,
+            )
             for h in submitted
         ]
         try:
