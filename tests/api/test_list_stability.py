@@ -41,6 +41,10 @@ def test_the_list_view_counts_the_active_unstable_entries(
         shown = client.get("/v1/lists/measured")
         assert shown.status_code == 200, shown.text
         assert shown.json()["unstable"] == 1  # the delisted one is not matched anyway
+        feed = client.get("/v1/lists/measured/changes").json()["changes"]
+        assert [c.get("stability") for c in feed] == [20, 20, 50, None, None]  # a mirror's
+        entry = client.get(f"/v1/lists/measured/entries/pdq/{UNSTABLE[0]}").json()
+        assert entry["stability"] == 20
         matched = client.post("/v1/match/hashes", json={"hashes": [
             {"signal": "pdq", "value": v} for v in (UNSTABLE[0], "3d" * 32, "4c" * 32)]},
             headers=matcher)  # fmt: skip

@@ -305,7 +305,8 @@ async def get_entry(
         raise ApiError.of(error) from None
     return {"entry": entry.id, "signal": entry.signal, "value": entry.value,
             "status": entry.status.value, "labels": sorted(entry.labels),
-            "provenance": entry.provenance.as_json(), "version": entry.version}  # fmt: skip
+            "provenance": entry.provenance.as_json(), "version": entry.version,
+            "stability": entry.stability}  # fmt: skip
 
 
 @router.post(

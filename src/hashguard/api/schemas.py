@@ -282,6 +282,11 @@ class ChangeShown(BaseModel):
     labels: list[str] | SkipJsonSchema[None] = None
     provenance: ProvenanceShown | SkipJsonSchema[None] = None
     reason: str | SkipJsonSchema[None] = None
+    stability: int | SkipJsonSchema[None] = Field(
+        None,
+        description="An add of a value hashed from media: its stability (0-100; how far the "
+        "hash moves under a 1 % resize), when measured.",
+    )
 
 
 class Changes(BaseModel):
@@ -298,7 +303,7 @@ class EntryShown(BaseModel):
          "provenance": {"submitted_by": "Test Hotline", "assessed_by": "",
                         "sources": [{"organisation": "Test Hotline", "jurisdiction": "NL",
                                      "reference": ""}]},
-         "version": 2}
+         "version": 2, "stability": 87}
     )  # fmt: skip
     entry: int
     signal: str
@@ -307,6 +312,11 @@ class EntryShown(BaseModel):
     labels: list[str]
     provenance: ProvenanceShown
     version: int
+    stability: int | None = Field(
+        None,
+        description="The stability measured when the value was hashed from media (0-100), "
+        "else null; below the signal's minimum the entry is not matched.",
+    )
 
 
 class Release(BaseModel):
