@@ -287,3 +287,14 @@ def _until(condition: object, what: str) -> None:
         if time.monotonic() > deadline:
             raise AssertionError(f"waited {DEADLINE:.0f} s for {what}")
         time.sleep(0.02)
+
+
+def test_a_case_takes_a_pdq_hashs_stability_beside_its_quality(world: World) -> None:
+    origin = world.origin
+    value = "d2" * 32
+    case = _open(origin, {"signal": "pdq", "value": value, "quality": 88, "stability": 71})
+    (shown,) = _status(origin, case).json()["hashes"]
+    assert (shown["quality"], shown["stability"]) == (88, 71)
+    bad = origin.post("/v1/victims/cases", json={"hashes": [
+        {"signal": "pdq", "value": value, "quality": 88, "stability": 101}]})  # fmt: skip
+    assert bad.status_code == 400 and "hashes.0: stability 101" in bad.text

@@ -214,3 +214,30 @@ def test_remove_refuses_a_list_an_exchange_fills_naming_it(database_url: str) ->
     assert (removed.returncode, removed.stdout) == (0, "removed list SAMPLE (version 0)\n")
     missing = hashguard("lists", "remove", "SAMPLE", *url)
     assert (missing.returncode, missing.stderr) == (1, "hashguard: no list named 'SAMPLE'\n")
+
+
+def test_show_counts_the_unstable_entries_and_export_lists_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashguard.lists.model import Category
+    from hashguard.lists.records import Submission
+    from hashguard.signals.pdq import PdqSignal
+
+    database = tmp_path / "lists.db"
+    engine = open_engine(f"sqlite:///{database}")
+    store = ListStore(engine)
+    store.create("measured", "Test Org", Category.TEST)
+    store.apply("measured", [Submission("pdq", PDQ[0], stability=12),
+                             Submission("pdq", PDQ[1], stability=90),
+                             Submission("pdq", PDQ[2])])  # fmt: skip
+    engine.dispose()
+    line = "unstable      1 entries (not matched: their hash moves under a 1 % resize)"
+    assert line not in run(database, "show", "measured").stdout  # no floor: all match
+    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    shown = run(database, "show", "measured")
+    assert shown.returncode == 0, shown.stderr
+    assert line in shown.stdout.splitlines()
+    listed = run(database, "export", "measured", "--unstable", "-f", "text", "-s", "pdq")
+    assert listed.stdout.split() == [PDQ[0]]
+    csv = run(database, "export", "measured", "--unstable").stdout.splitlines()
+    assert len(csv) == 2 and csv[1].startswith(f"pdq,{PDQ[0]},")

@@ -92,3 +92,25 @@ def test_what_cannot_be_sent_is_one_line(server: Server, tmp_path: Path) -> None
     assert "403 the case number or the PIN is wrong" in wrong.stderr
     gone = hashguard("victims", "status", "HG-1", "--pin", "1", "--server", "http://127.0.0.1:9")
     assert gone.returncode == 1 and "cannot be reached" in gone.stderr
+
+
+@pytest.mark.parametrize("stability", [80, 30])
+def test_submit_sends_a_measured_stability_and_leaves_an_unstable_pdq_out(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
+    stability: int,
+) -> None:  # fmt: skip
+    from hashguard.cli.victims import _hashes
+    from hashguard.signals.pdq import PdqSignal
+
+    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    monkeypatch.setattr(PdqSignal, "stability", lambda self, value: stability)
+    photo = tmp_path / "photo.jpg"
+    photo.write_bytes(jpeg(23, 640, 480))
+    sent = {h["signal"]: h for h in _hashes(photo)}
+    if stability >= 50:
+        assert sent["pdq"]["stability"] == stability and sent["pdq"]["quality"] >= 50
+    else:
+        assert "pdq" not in sent and {"md5", "sha256"} <= set(sent)
+        assert f"moves under a 1 % resize (stability {stability}, 50 needed)" in (
+            capsys.readouterr().err
+        )

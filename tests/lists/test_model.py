@@ -72,3 +72,53 @@ def test_a_revived_entry_is_held_by_the_submission_that_revives_it_alone() -> No
     # An active entry merges a new source with those it holds.
     merged = apply(revived, _change(6, ChangeKind.ADD, provenance=C))
     assert merged.provenance.sources == B.sources + C.sources
+
+
+@pytest.fixture
+def pdq_floor(monkeypatch: pytest.MonkeyPatch) -> int:
+    """PDQ's stability floor set to 50 (what ``measures`` makes it); the default is none."""
+    from hashguard.signals.pdq import PdqSignal
+
+    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    return 50
+
+
+def test_an_entry_measured_below_its_signals_stability_floor_is_not_matched(pdq_floor) -> None:
+    def entry(stability: int | None):
+        return apply(None, Change(1, 1, ChangeKind.ADD, 7, "pdq", VALUE, stability=stability))
+
+    assert not entry(pdq_floor - 1).matchable(ListPolicy())
+    assert entry(pdq_floor).matchable(ListPolicy())
+    assert entry(None).matchable(ListPolicy())  # listed as a hash: nothing measured
+    md5 = apply(None, Change(1, 1, ChangeKind.ADD, 8, "md5", "ab" * 16, stability=0))
+    assert md5.matchable(ListPolicy())  # a signal without a floor
+
+
+def test_without_a_floor_every_stability_matches() -> None:
+    from hashguard.signals import registry
+
+    assert registry.get("pdq").min_stability is None  # until ``measures`` lands
+    entry = apply(None, Change(1, 1, ChangeKind.ADD, 7, "pdq", VALUE, stability=0))
+    assert entry.matchable(ListPolicy())
+
+
+def test_the_latest_measured_stability_holds_through_later_changes() -> None:
+    log = [Change(1, 1, ChangeKind.ADD, 7, "pdq", VALUE, stability=20),
+           Change(1, 2, ChangeKind.ADD, 7, "pdq", VALUE),  # the value again, as a hash
+           Change(1, 3, ChangeKind.DELIST, 7, "pdq", VALUE, reason="why"),
+           Change(1, 4, ChangeKind.REINSTATE, 7, "pdq", VALUE, reason="back")]  # fmt: skip
+    assert fold(log)[7].stability == 20
+    log.append(Change(1, 5, ChangeKind.ADD, 7, "pdq", VALUE, stability=85))
+    assert fold(log)[7].stability == 85
+
+
+def test_the_feed_carries_a_stability_when_one_was_measured() -> None:
+    add = Change(1, 1, ChangeKind.ADD, 7, "pdq", VALUE, frozenset({"A1"}), Provenance(),
+                 actor="owner", at="2026-01-02T03:04:05+00:00", stability=64)  # fmt: skip
+    shown = add.as_json()
+    assert shown["stability"] == 64
+    assert Change.from_json(shown, list_id=1) == add
+    assert "stability" not in _change(2, ChangeKind.ADD).as_json()  # listed as a hash
+    for bad in (101, -1, "64", 6.4, True):
+        with pytest.raises(ValueError, match="stability"):
+            Change.from_json({**shown, "stability": bad})

@@ -194,3 +194,16 @@ def test_an_item_that_cannot_be_restored_holds_no_other_back(
     assert contents.lists.entry("BANK", "md5", MD5).status is EntryStatus.ACTIVE
     assert _row(contents.engine, broken.id).disable_until_ts != ENABLED  # left for later
     assert f"HMA content item {broken.id} of list BANK not restored" in caplog.text
+
+
+def test_an_item_hashed_here_keeps_its_stability_through_disabling(
+    contents: BankContents,
+) -> None:
+    item = contents.add("BANK", {"pdq": PDQ, "video_md5": MD5}, "Trust team", "tester",
+                        stabilities={"pdq": 66})  # fmt: skip
+    assert contents.lists.entry("BANK", "pdq", PDQ).stability == 66
+    assert contents.lists.entry("BANK", "md5", MD5).stability is None
+    contents.update("BANK", item.id, "tester", disable_until_ts=DISABLED)
+    contents.update("BANK", item.id, "tester", disable_until_ts=ENABLED)  # submitted again
+    entry = contents.lists.entry("BANK", "pdq", PDQ)
+    assert (entry.status, entry.stability) == (EntryStatus.ACTIVE, 66)

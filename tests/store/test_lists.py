@@ -466,3 +466,56 @@ def test_a_failed_migration_changes_nothing(database_url: str, monkeypatch) -> N
     store = ListStore(open_engine(database_url))  # the upgrade runs again, now to the end
     assert [e.value for e in store.entries("kept")[1]] == [pdq(n) for n in range(5)]
     assert len(list(store.changes_since("kept", 0))) == 5
+
+
+def test_entries_and_their_adds_keep_the_latest_measured_stability(store: ListStore) -> None:
+    """A value hashed from media carries its stability into its add and its entry, through
+    the bulk path (a chunk of new values) and the careful one (a held value in the chunk); an
+    add of the value as a hash keeps what was measured, a new measure replaces it, and the
+    log replays to the stored state."""
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", pdq(n), stability=40 + n) for n in range(3000)])
+    store.apply("known", [Submission("pdq", pdq(3000))])  # a hash: no stability
+    entries = {e.value: e for e in store.entries("known")[1]}
+    assert (entries[pdq(0)].stability, entries[pdq(2999)].stability) == (40, 3039)
+    assert entries[pdq(3000)].stability is None
+    adds = {c.value: c.stability for c in store.changes_since("known", 0)}
+    assert (adds[pdq(1)], adds[pdq(3000)]) == (41, None)
+
+    # Held values: re-listed as hashes (nothing changes), measured again (an add each), and one
+    # new value in the same chunk.
+    again = [Submission("pdq", pdq(1)), Submission("pdq", pdq(2), stability=90),
+             Submission("pdq", pdq(3000), stability=12),
+             Submission("pdq", pdq(3001), stability=7)]  # fmt: skip
+    summary = store.apply("known", again)
+    assert (summary.added, summary.updated, summary.unchanged) == (1, 2, 1)
+    store.change("known", ChangeKind.DELIST, "pdq", pdq(2), "appeal upheld")  # keeps it
+    entries = {e.value: e for e in store.entries("known")[1]}
+    assert [entries[pdq(n)].stability for n in (1, 2, 3000, 3001)] == [41, 90, 12, 7]
+    assert store.entry("known", "pdq", pdq(2)).stability == 90
+    later = [(c.kind, c.value, c.stability) for c in store.changes_since("known", 3001)]
+    assert later == [
+        (ChangeKind.ADD, pdq(2), 90),
+        (ChangeKind.ADD, pdq(3000), 12),
+        (ChangeKind.ADD, pdq(3001), 7),
+        (ChangeKind.DELIST, pdq(2), None),
+    ]
+    assert fold(store.changes_since("known", 0)) == {e.id: e for e in entries.values()}
+
+
+def test_a_mirror_replaying_the_log_keeps_the_stability(store: ListStore) -> None:
+    """Changes replayed as another instance made them (a follower's mirror, from the feed's
+    JSON) give the mirror the origin's entries, stability included."""
+    from hashguard.lists.model import Change
+
+    store.create("origin", "Offlimits", Category.KNOWN_CSAM)
+    store.create("mirror", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("origin", [Submission("pdq", pdq(1), stability=80), Submission("pdq", pdq(2))])
+    store.apply("origin", [Submission("pdq", pdq(2), stability=30)])
+    store.change("origin", ChangeKind.CONTEST, "pdq", pdq(1), "reported")
+    feed = [json.loads(json.dumps(c.as_json())) for c in store.changes_since("origin", 0)]
+    assert [c.get("stability") for c in feed] == [80, None, 30, None]
+    summary = store.apply("mirror", [Change.from_json(c) for c in feed])
+    assert summary.version == 4
+    mirrored = {e.value: (e.status, e.stability) for e in store.entries("mirror")[1]}
+    assert mirrored == {pdq(1): (EntryStatus.CONTESTED, 80), pdq(2): (EntryStatus.ACTIVE, 30)}

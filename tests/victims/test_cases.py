@@ -461,3 +461,25 @@ def test_feedback_counts_only_on_the_lists_given_and_says_the_same_whatever_the_
     assert held.removeprefix(f"records.0: sha256 {SHA256}") == unknown.removeprefix(
         f"records.1: md5 {'0' * 32}"
     )
+
+
+def test_a_measured_stability_goes_with_the_hash_and_an_unstable_one_is_refused(
+    cases: Cases, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from hashguard.signals.pdq import PdqSignal
+
+    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    with pytest.raises(InvalidHash, match=r"hashes\.0: pdq stability 49 is below 50"):
+        cases.open([{"signal": "pdq", "value": PDQ, "quality": 90, "stability": 49}],
+                   under_18=False, language="en")  # fmt: skip
+    with pytest.raises(InvalidHash, match=r"hashes\.0: stability '7'"):
+        cases.open([{"signal": "pdq", "value": PDQ, "quality": 90, "stability": "7"}],
+                   under_18=False, language="en")  # fmt: skip
+    opened = cases.open([{"signal": "pdq", "value": PDQ, "quality": 90, "stability": 77},
+                         {"signal": "pdq", "value": PDQ_2, "quality": 90}],
+                        under_18=False, language="en")  # fmt: skip
+    entries = {e.value: e.stability for e in cases.lists.entries("victims-ncii")[1]}
+    assert entries == {PDQ: 77, PDQ_2: None}
+    shown = [h.hash.as_json() for h in cases.status(opened.case, opened.pin).hashes]
+    assert shown == [{"signal": "pdq", "value": PDQ, "quality": 90, "stability": 77},
+                     {"signal": "pdq", "value": PDQ_2, "quality": 90}]  # fmt: skip

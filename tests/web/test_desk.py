@@ -3,6 +3,7 @@ against a real ``hashguard serve`` and a service's content store on loopback: co
 blurred and grey until revealed and shielded again on leaving, keyboard shortcuts, decisions
 with a reason, four eyes, and the user's complaint page. Benign generated images only."""
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,6 +23,7 @@ from support.browser import chromium, launched
 from support.loopback import Loopback
 from support.media import make_video, png
 from support.server import Server, running
+from support.waiting import eventually
 
 chromium()  # else the module is skipped, saying what installs it
 
@@ -440,3 +442,39 @@ def test_the_session_cookie_is_secure_where_users_reach_the_desk_over_https(
             cookie = answer.headers["set-cookie"]
             assert "HttpOnly" in cookie and "SameSite=strict" in cookie
             assert ("Secure" in cookie) is secure, cookie
+
+
+def test_the_evidence_shows_the_entrys_stability_and_the_querys_quality(
+    desk, browser, engine
+) -> None:
+    """A listed image measured when it was listed, matched by an upload hashed here: the
+    evidence says what was measured of both hashes (PDQ's stability beside its quality),
+    readable on a desktop and on a phone."""
+    from hashguard.signals.pdq import PdqSignal
+
+    server, tokens = desk
+    photo = png(8, 320, 240)
+    listed = PdqSignal().hash(photo)
+    ListStore(engine).apply("known", [Submission("pdq", listed.hex, frozenset({"B1"}),
+                                                 stability=83)])  # fmt: skip
+    query = {"hashes": [{"signal": "pdq", "value": listed.hex}]}  # no content_ref: no detection
+    admin = {"Authorization": f"Bearer {tokens['admin']}"}
+    assert eventually(lambda: server.client.post("/v1/match/hashes", json=query,
+                                          headers=admin).json()["matched"])  # fmt: skip
+    answer = server.client.post(
+        "/v1/match/media", params={"content_ref": "upload-measured"}, content=photo,
+        headers={"Authorization": f"Bearer {tokens['upload']}"},
+    )  # fmt: skip
+    assert answer.status_code == 200 and answer.json()["matches"], answer.text
+    quality = answer.json()["hashes"]["pdq"]["quality"]
+    page = sign_in(browser, server, tokens["ana"])
+    with page.expect_navigation():
+        page.click("#queue a >> nth=0")
+    measured = page.locator("#evidence td.measured").inner_text().replace("\xa0", " ")
+    assert "listed: stability 83" in measured and f"query: quality {quality}" in measured
+    shots = os.environ.get("HASHGUARD_SCREENSHOTS")  # a directory to keep them in, to look at
+    for width, height in ((1280, 900), (390, 844)):
+        page.set_viewport_size({"width": width, "height": height})
+        assert int(page.evaluate("document.documentElement.scrollWidth - innerWidth")) <= 0
+        if shots:
+            page.screenshot(path=str(Path(shots) / f"desk-evidence-{width}.png"), full_page=True)

@@ -177,7 +177,7 @@ async def run_matches(
             metrics.matches.labels(m.list, m.signal).inc()
         if checked is not None:
             uploads = list(zip(content_refs, found, subjects or [{}] * len(found), strict=True))
-            await run_in_threadpool(service.review.open_matches, checked, uploads)
+            await run_in_threadpool(service.review.open_matches, checked, uploads, items)
     return found
 
 

@@ -107,7 +107,8 @@ class EntryChange(BaseModel):
     labels: list[str] | None = Field(None, description="The new labels (relabel only).")
 
 
-def list_json(hash_list: HashList) -> dict[str, Any]:
+def list_json(hash_list: HashList, unstable: int | None = None) -> dict[str, Any]:
+    """The list as the API shows it; ``unstable``: its count of unstable entries, when read."""
     return {
         "name": hash_list.name,
         "owner": hash_list.owner,
@@ -116,6 +117,7 @@ def list_json(hash_list: HashList) -> dict[str, Any]:
         "legal_basis": hash_list.legal_basis,
         "policy": hash_list.policy.as_json(),
         "version": hash_list.version,
+        "unstable": unstable,
     }
 
 
@@ -162,7 +164,18 @@ async def create_list(request: Request, key: Curator, body: NewList) -> dict[str
 
 @router.get("/{name}", response_model=HashListShown, responses=refusals(*KEYED, 404))
 async def get_list(request: Request, key: Reader, name: str) -> dict[str, Any]:
-    return list_json(await run_in_threadpool(_listed, service_of(request), key, name))
+    """The list: owner, policy, version, and how many of its entries are unstable."""
+    service = service_of(request)
+
+    def read() -> dict[str, Any]:
+        hash_list = _listed(service, key, name)
+        try:
+            unstable = service.lists.unstable(name)
+        except ListError as error:  # removed since
+            raise ApiError(404, str(error)) from None
+        return list_json(hash_list, unstable)
+
+    return await run_in_threadpool(read)
 
 
 @router.patch("/{name}", response_model=HashListShown, responses=refusals(400, *KEYED, 404, *BODY))
@@ -307,7 +320,8 @@ async def get_entry(
         raise ApiError.of(error) from None
     return {"entry": entry.id, "signal": entry.signal, "value": entry.value,
             "status": entry.status.value, "labels": sorted(entry.labels),
-            "provenance": entry.provenance.as_json(), "version": entry.version}  # fmt: skip
+            "provenance": entry.provenance.as_json(), "version": entry.version,
+            "stability": entry.stability}  # fmt: skip
 
 
 @router.post(

@@ -35,6 +35,12 @@ class GivenHash(BaseModel):
     signal: str = Field(max_length=32, description="pdq, vpdq, md5, sha1 or sha256.")
     value: str = Field(max_length=VALUE_LENGTH)
     quality: int | None = Field(None, description="Required for pdq (50 or more is taken).")
+    stability: int | None = Field(
+        None,
+        description="pdq: how far the hash moves under a 1 % resize (0-100, as `hashguard hash` "
+        "measures it), when measured; the list entry keeps it, and one below pdq's minimum is "
+        "refused (it would never be matched).",
+    )
 
 
 class NewCase(BaseModel):

@@ -228,7 +228,7 @@ _LIST = {"name": "known", "owner": "Test Hotline", "category": "known-csam",
 
 
 class HashListShown(BaseModel):
-    model_config = _example(_LIST)
+    model_config = _example({**_LIST, "unstable": 2})
     name: str
     owner: str
     category: Category
@@ -236,6 +236,12 @@ class HashListShown(BaseModel):
     legal_basis: str
     policy: PolicyShown
     version: int
+    unstable: int | None = Field(
+        None,
+        description="Active entries not matched because their hash was measured as unstable "
+        "(it moves under a 1 % resize: `hashguard lists export NAME --unstable` lists them); "
+        "in the answer of GET /v1/lists/{name}.",
+    )
 
 
 class HashLists(BaseModel):
@@ -297,6 +303,11 @@ class ChangeShown(BaseModel):
     labels: list[str] | SkipJsonSchema[None] = None
     provenance: ProvenanceShown | SkipJsonSchema[None] = None
     reason: str | SkipJsonSchema[None] = None
+    stability: int | SkipJsonSchema[None] = Field(
+        None,
+        description="An add of a value hashed from media: its stability (0-100; how far the "
+        "hash moves under a 1 % resize), when measured.",
+    )
 
 
 class Changes(BaseModel):
@@ -313,7 +324,7 @@ class EntryShown(BaseModel):
          "provenance": {"submitted_by": "Test Hotline", "assessed_by": "",
                         "sources": [{"organisation": "Test Hotline", "jurisdiction": "NL",
                                      "reference": ""}]},
-         "version": 2}
+         "version": 2, "stability": 87}
     )  # fmt: skip
     entry: int
     signal: str
@@ -322,6 +333,11 @@ class EntryShown(BaseModel):
     labels: list[str]
     provenance: ProvenanceShown
     version: int
+    stability: int | None = Field(
+        None,
+        description="The stability measured when the value was hashed from media (0-100), "
+        "else null; below the signal's minimum the entry is not matched.",
+    )
 
 
 class Release(BaseModel):

@@ -31,8 +31,10 @@ from hashguard.lists.model import (
     VICTIM_CATEGORIES,
     Category,
     ChangeKind,
+    Entry,
     EntryStatus,
     ListPolicy,
+    too_unstable,
 )
 
 if TYPE_CHECKING:  # each command imports what it uses, so the command line starts fast
@@ -292,13 +294,22 @@ def export(
             "and stopncii: as deletions).",
         ),
     ] = False,
+    unstable: Annotated[
+        bool,
+        typer.Option(
+            "--unstable",
+            help="Only the active entries not matched for their measured stability (their "
+            "hash moves under a 1 % resize).",
+        ),
+    ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default stdout).")] = None,
     collab: Annotated[
         str | None, typer.Option("--collab", help="pytx: the collaboration name (the list's).")
     ] = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Export a list's entries (active ones unless --all), ordered by signal and value."""
+    """Export a list's entries (active ones unless --all; only the unstable ones with
+    --unstable), ordered by signal and value."""
     from hashguard.lists.formats import labelled_csv, ncmec, plain, pytx, stopncii
 
     if format is ImportFormat.text and not signal:
@@ -307,7 +318,11 @@ def export(
     statuses = None if include_removed and format in removals else [EntryStatus.ACTIVE]
     with list_store(database_url) as store:
         hash_list, entries = store.entries(name, statuses)
-        wanted = (e for e in entries if signal is None or e.signal == signal.lower())
+        wanted = (
+            e
+            for e in entries
+            if (signal is None or e.signal == signal.lower()) and (not unstable or _unstable(e))
+        )
         stream = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout  # noqa: SIM115
         left_out = 0
         try:
@@ -355,9 +370,11 @@ def show(
             return
         hash_list, entries = store.entries(name)
         counts: dict[tuple[str, str], int] = {}
+        unstable = 0
         for entry in entries:
             key = (entry.signal, entry.status.value)
             counts[key] = counts.get(key, 0) + 1
+            unstable += _unstable(entry)
     policy = hash_list.policy
     typer.echo(f"list          {hash_list.name}")
     typer.echo(f"owner         {hash_list.owner}")
@@ -368,6 +385,7 @@ def show(
     typer.echo(f"version       {hash_list.version}")
     for (signal, status), count in sorted(counts.items()):
         typer.echo(f"entries       {signal:<7} {status:<10} {count}")
+    _unstable_lines(name, unstable)
 
 
 def _policy_line(policy: ListPolicy) -> str:
@@ -378,6 +396,23 @@ def _policy_line(policy: ListPolicy) -> str:
         rules.append("entries need two jurisdictions")
     rules.append(f"query variants {', '.join(sorted(policy.variants)) or 'none'}")
     return "; ".join(rules)
+
+
+def _unstable_lines(name: str, unstable: int) -> None:
+    if unstable:
+        typer.echo(
+            f"unstable      {unstable} entries (not matched: their hash moves under a 1 % resize)"
+        )
+        typer.echo(f"              hashguard lists export {name} --unstable lists them")
+
+
+def _unstable(entry: Entry) -> bool:
+    """Whether the active ``entry`` is left out of matching for its measured stability."""
+    return (
+        entry.status is EntryStatus.ACTIVE
+        and entry.stability is not None
+        and too_unstable(entry.signal, entry.stability)
+    )
 
 
 @lists_app.command()

@@ -29,8 +29,9 @@ _MIN_QUALITY = 50
 
 
 def _hashes(path: Path) -> list[dict[str, Any]]:
-    """The file's hashes as a case takes them; a PDQ hash of too low a quality is left out,
-    with a note. Fails for a file that is no image or video, or cannot be read."""
+    """The file's hashes as a case takes them, PDQ's with its quality and stability; a PDQ
+    hash of too low a quality or stability is left out, with a note. Fails for a file that is
+    no image or video, or cannot be read."""
     from hashguard.signals import registry
     from hashguard.signals.batch import FileFailure, FileSkipped, StreamHashes, checked_values
 
@@ -57,6 +58,15 @@ def _hashes(path: Path) -> list[dict[str, Any]]:
                            "its PDQ hash is not")  # fmt: skip
                 continue
             shown["quality"] = quality
+            stability = signal.stability(value)
+            if stability is not None:
+                if signal.too_unstable(stability):
+                    echo_error(f"note: {path}: the picture's hash moves under a 1 % resize "
+                               f"(stability {stability}, {signal.min_stability} needed), so it "
+                               "would not be recognised; its exact digests are sent, its PDQ "
+                               "hash is not")  # fmt: skip
+                    continue
+                shown["stability"] = stability
         found.append(shown)
     return found
 

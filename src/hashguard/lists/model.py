@@ -191,10 +191,43 @@ class Entry:
     stability: int | None = None
 
     def matchable(self, policy: ListPolicy) -> bool:
-        """Whether the entry matches under ``policy``: active, and sourced as required."""
+        """Whether the entry matches under ``policy``: active, stable enough (a measured
+        stability below its signal's ``min_stability`` is noise), and sourced as required."""
         if self.status is not EntryStatus.ACTIVE:
             return False
+        if self.stability is not None and too_unstable(self.signal, self.stability):
+            return False
         return not policy.two_sources or self.provenance.independently_sourced()
+
+
+def too_unstable(signal: str, stability: int) -> bool:
+    """Whether a value of ``signal`` measured at ``stability`` is below the signal's
+    ``min_stability`` (an unknown signal, or one without a floor: never)."""
+    floor = _signal_of(signal).min_stability
+    return floor is not None and stability < floor
+
+
+class _NoSignal:
+    min_stability: Final = None
+
+
+# The signal types by name, looked up once each: Matchers and releases ask of millions of
+# entries, and the registry's lookup (which normalises the name) costs more than the rest.
+# The floor is read from the type each time, so a changed ``min_stability`` holds at once.
+_SIGNALS: Final[dict[str, Any]] = {}
+
+
+def _signal_of(name: str) -> Any:
+    signal = _SIGNALS.get(name)
+    if signal is None:
+        from hashguard.signals import registry  # here: reading a list needs no signal code
+
+        try:
+            signal = registry.get(name)
+        except registry.UnknownSignal:
+            return _NoSignal
+        _SIGNALS[name] = signal
+    return signal
 
 
 def _slot_setters(cls: type) -> tuple[Any, ...]:
@@ -275,6 +308,7 @@ class Change:
             str(data.get("reason", "")),
             str(data.get("actor", "")),
             str(data.get("at", "")),
+            _stability_from(data.get("stability")),
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -295,7 +329,18 @@ class Change:
             shown["provenance"] = self.provenance.as_json()
         if self.reason:
             shown["reason"] = self.reason
+        if self.stability is not None:
+            shown["stability"] = self.stability
         return shown
+
+
+def _stability_from(given: Any) -> int | None:
+    """A stability read from a feed: None, or an integer 0-100; raises ValueError."""
+    if given is None:
+        return None
+    if isinstance(given, bool) or not isinstance(given, int) or not 0 <= given <= 100:
+        raise ValueError(f"stability {given!r}: expected an integer from 0 to 100")
+    return given
 
 
 def apply(entry: Entry | None, change: Change) -> Entry:
@@ -308,8 +353,10 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         if entry is None:
             return new_entry(
                 change.entry_id, change.list_id, change.signal, change.value, labels,
-                provenance, EntryStatus.ACTIVE, version,
+                provenance, EntryStatus.ACTIVE, version, change.stability,
             )  # fmt: skip
+        # The latest measured stability holds; an add of the value as a hash keeps the last.
+        stability = entry.stability if change.stability is None else change.stability
         held = entry.provenance
         if entry.status is EntryStatus.DELETED:
             # A new submission revives a deleted (withdrawn) entry, held by it alone: the
@@ -321,7 +368,7 @@ def apply(entry: Entry | None, change: Change) -> Entry:
             )
             return new_entry(
                 entry.id, entry.list_id, entry.signal, entry.value, entry.labels | labels, held,
-                EntryStatus.ACTIVE, version,
+                EntryStatus.ACTIVE, version, stability,
             )  # fmt: skip
         new_sources = [s for s in provenance.sources if s not in held.sources]
         if new_sources or (provenance.assessed_by and provenance.assessed_by != held.assessed_by):
@@ -333,7 +380,7 @@ def apply(entry: Entry | None, change: Change) -> Entry:
         # Contesting and delisting are the owner's decisions, which a re-import must not undo.
         return new_entry(
             entry.id, entry.list_id, entry.signal, entry.value, entry.labels | labels, held,
-            entry.status, version,
+            entry.status, version, stability,
         )  # fmt: skip
     if entry is None:
         raise ValueError(f"change {change.version}: {change.kind} of an entry never added")
@@ -355,7 +402,8 @@ def apply(entry: Entry | None, change: Change) -> Entry:
             tuple(s for s in provenance.sources if s not in gone),
         )
     return new_entry(
-        entry.id, entry.list_id, entry.signal, entry.value, labels, provenance, status, version
+        entry.id, entry.list_id, entry.signal, entry.value, labels, provenance, status, version,
+        entry.stability,
     )  # fmt: skip
 
 

@@ -6,7 +6,9 @@ A release of list L at version N is a directory::
                     source, Merkle root over the entries, the owner's public key, time}
     manifest.sig    the owner's Ed25519 signature of manifest.json (hex)
     entries.jsonl   the matchable entries, sorted by signal and value, one JSON array
-                    [signal, value, [labels]] per line: the Merkle tree's leaves, in order
+                    [signal, value, [labels]] per line, [signal, value, [labels], stability]
+                    for an entry hashed from media with a measured stability (0-100): the
+                    Merkle tree's leaves, in order
     log.json        where the release sits in the transparency log: its index, the signed
                     tree head after it was appended, and the inclusion proof
 
@@ -31,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hashguard import durable
 from hashguard.collector import collector_paused
 from hashguard.errors import Unverified
-from hashguard.lists.model import Entry, EntryStatus, HashList
+from hashguard.lists.model import Entry, EntryStatus, HashList, too_unstable
 from hashguard.transparency import keys, manifest, merkle
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
@@ -60,12 +62,18 @@ class Verified:
 
 
 def entry_leaf(entry: Entry) -> bytes:
-    """The entry's Merkle leaf: canonical JSON ``[signal, value, [labels, sorted]]``."""
-    signal, value = entry.signal, entry.value
+    """The entry's Merkle leaf: canonical JSON ``[signal, value, [labels, sorted]]``, and its
+    stability last when it has one (releases before stability keep their leaves)."""
+    signal, value, stability = entry.signal, entry.value, entry.stability
     if _PLAIN.fullmatch(value) and _NAME.fullmatch(signal):
         # Nothing to escape (every listed value is hex): the canonical form, written directly.
-        return b'["%s","%s",%s]' % (signal.encode(), value.encode(), _labels_json(entry.labels))
-    return canonical([signal, value, sorted(entry.labels)])
+        labels = _labels_json(entry.labels)
+        if stability is None:
+            return b'["%s","%s",%s]' % (signal.encode(), value.encode(), labels)
+        return b'["%s","%s",%s,%d]' % (signal.encode(), value.encode(), labels, stability)
+    if stability is None:
+        return canonical([signal, value, sorted(entry.labels)])
+    return canonical([signal, value, sorted(entry.labels), stability])
 
 
 _PLAIN: Final = re.compile("[0-9a-z]+")
@@ -168,8 +176,10 @@ def _write_entries(
             batch.clear()
 
         for entry in entries:
-            if entry.status is EntryStatus.ACTIVE and (
-                not two_sources or entry.provenance.independently_sourced()
+            if (
+                entry.status is EntryStatus.ACTIVE
+                and (entry.stability is None or not too_unstable(entry.signal, entry.stability))
+                and (not two_sources or entry.provenance.independently_sourced())
             ):  # Entry.matchable, inline: millions of entries
                 batch.append(entry)
                 if len(batch) == _BATCH:
@@ -222,8 +232,12 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
             for number, line in enumerate(lines, start=1):
                 leaf = line.rstrip(b"\n")
                 try:
-                    signal, _, labels = json.loads(leaf)
-                    if not isinstance(signal, str) or not isinstance(labels, list):
+                    signal, _, labels, *stability = json.loads(leaf)
+                    if (
+                        not isinstance(signal, str)
+                        or not isinstance(labels, list)
+                        or not _stability_ok(stability)
+                    ):
                         raise ValueError(signal)
                 except (ValueError, TypeError):
                     raise ReleaseError(f"{path}:{number}: not an entry (tampered)") from None
@@ -241,6 +255,14 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
         )
     if builder.root().hex() != manifest["root"] or by_signal != manifest["counts"]["signal"]:
         raise ReleaseError(f"{path}: the entries do not give the manifest's Merkle root (tampered)")
+
+
+def _stability_ok(rest: list[Any]) -> bool:
+    """Whether what follows an entry's labels is nothing, or one stability (0-100)."""
+    if not rest:
+        return True
+    [stability] = rest  # more: a ValueError, the line is no entry
+    return type(stability) is int and 0 <= stability <= 100
 
 
 def _check_key_continuity(log: TransparencyLog, name: str, signer: str, index: int) -> None:

@@ -19,6 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.matching import Match
+from hashguard.matching.query import Hashed, Query
 from hashguard.review import actions
 from hashguard.review.model import (
     CONFIRMED_STATES,
@@ -57,7 +58,8 @@ SCRUBBED_KEPT = timedelta(days=30)  # an emptied false positive, for its complai
 
 @dataclass(frozen=True)
 class Evidence:
-    """One match as a detection keeps it."""
+    """One match as a detection keeps it, with what was measured of both hashes when known:
+    the entry's stability, the query's quality and stability (0-100 each)."""
 
     list: str
     entry: int
@@ -66,11 +68,20 @@ class Evidence:
     labels: tuple[str, ...] = ()
     value: str = ""  # the listed hash
     variant: str = "original"  # the query variant that matched ("rotate90", "trim-lenient")
+    stability: int | None = None  # the entry's, when it was hashed from media
+    query_quality: int | None = None
+    query_stability: int | None = None
 
     @staticmethod
-    def of(match: Match) -> "Evidence":
+    def of(match: Match, stability: int | None = None, query: Hashed | None = None) -> "Evidence":
+        """The evidence of ``match``: ``stability``, its entry's; ``query``, the hash that
+        matched (its quality and stability, when it has them)."""
+        quality = query_stability = None
+        if query is not None:
+            quality, query_stability = query.quality, query.signal.stability(query.value)
         return Evidence(match.list, match.entry, match.signal, float(match.distance),
-                        tuple(sorted(match.labels)), match.value, match.variant)  # fmt: skip
+                        tuple(sorted(match.labels)), match.value, match.variant, stability,
+                        quality, query_stability)  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         shown = {"list": self.list, "entry": self.entry, "signal": self.signal,
@@ -78,6 +89,10 @@ class Evidence:
                  "value": self.value}  # fmt: skip
         if self.variant != "original":
             shown["variant"] = self.variant
+        for name in ("stability", "query_quality", "query_stability"):
+            measured = getattr(self, name)
+            if measured is not None:
+                shown[name] = measured
         return shown
 
 
@@ -128,19 +143,32 @@ class Review:
         self,
         service: Service,
         uploads: Sequence[tuple[str, Sequence[Match], Mapping[str, Any]]],
+        queries: Sequence[Query] | None = None,
     ) -> list[Detection]:
         """A detection for human review of each matched upload of ``service``'s check, given as
         (content_ref, its matches, the uploader: account_ref, IP, time, hashes as given);
-        uploads without a match or a content_ref open none."""
+        uploads without a match or a content_ref open none. ``queries``: each upload's hashes
+        (their quality and stability go into the evidence), in the order of ``uploads``."""
         opened = []
-        for content_ref, matches, uploader in uploads:
+        for number, (content_ref, matches, uploader) in enumerate(uploads):
             if not matches or not content_ref:
                 continue
             subject = dict(uploader)
             account = str(subject.pop("account_ref", ""))
-            evidence = [Evidence.of(m) for m in matches]
+            query = queries[number] if queries is not None else None
+            evidence = [
+                Evidence.of(m, self._stability(m), query.get(m.signal) if query else None)
+                for m in matches
+            ]
             opened.append(self.open(service, content_ref, evidence, account, subject))
         return opened
+
+    def _stability(self, match: Match) -> int | None:
+        """The matched entry's stability, when it has one (None if the list is gone)."""
+        try:
+            return self.lists.entry_by_id(match.list, match.entry).stability
+        except ListError:
+            return None
 
     def open(
         self,

@@ -41,6 +41,10 @@ class PdqVariants:
     def quality(self) -> int | None:
         return self.original.quality
 
+    @property
+    def stability(self) -> int | None:
+        return self.original.stability
+
 
 def families_of(name: str) -> frozenset[str]:
     """The variant families a variant's name uses: none for ``original``, ``trim`` for a trim

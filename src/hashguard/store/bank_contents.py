@@ -99,10 +99,12 @@ class BankContents:
         actor: str,
         note: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        stabilities: Mapping[str, int] | None = None,
     ) -> BankContent:
         """A new item submitting ``signals`` (HMA's signal type -> value) to the list
-        ``name``. Raises ListError for an unknown list, InvalidRecord for a signal type HMA
-        does not have or a malformed value."""
+        ``name``, each with its stability when it was hashed from media here (``stabilities``:
+        hashguard's signal -> stability; the entries keep it). Raises ListError for an unknown
+        list, InvalidRecord for a signal type HMA does not have or a malformed value."""
         for kind in signals:
             if kind not in HMA_SIGNALS:
                 raise InvalidRecord(
@@ -118,7 +120,12 @@ class BankContents:
             list_id = _list_id(connection, name)
             values = item.submitted()
             records: list[Record] = [
-                Submission(signal, value, provenance=_provenance(item, prior))
+                Submission(
+                    signal,
+                    value,
+                    provenance=_provenance(item, prior),
+                    stability=(stabilities or {}).get(signal),
+                )
                 for (signal, value), prior in zip(
                     values, _unsourced(connection, list_id, values), strict=True
                 )

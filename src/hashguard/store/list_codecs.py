@@ -31,12 +31,13 @@ from hashguard.store.tables import EntryRow, HashListRow
 ENTRY_COLUMNS: Final = (
     "list_entries",
     ("id", "list_id", "signal", "value", "value_key", "labels", "status", "submitted_by",
-     "assessed_by", "sources", "version"),
+     "assessed_by", "sources", "version", "stability"),
 )  # fmt: skip
 CHANGE_COLUMNS: Final = (
     "list_changes",
-    ("list_id", "version", "kind", "entry_id", "labels", "provenance", "reason", "actor", "at"),
-)
+    ("list_id", "version", "kind", "entry_id", "labels", "provenance", "reason", "actor", "at",
+     "stability"),
+)  # fmt: skip
 REFERENCE_COLUMNS: Final = ("entry_references", ("list_id", "reference", "entry_id"))
 
 # Entries are read as plain rows of these columns: building ORM objects for a million of them
@@ -44,7 +45,7 @@ REFERENCE_COLUMNS: Final = ("entry_references", ("list_id", "reference", "entry_
 ENTRY_FIELDS: Final = (
     EntryRow.id, EntryRow.list_id, EntryRow.signal, EntryRow.value, EntryRow.labels,
     EntryRow.submitted_by, EntryRow.assessed_by, EntryRow.sources, EntryRow.status,
-    EntryRow.version,
+    EntryRow.version, EntryRow.stability,
 )  # fmt: skip
 
 ENTRY_NAMES: Final = ", ".join(column.name for column in ENTRY_FIELDS)
@@ -70,7 +71,8 @@ def hash_list_of(row: HashListRow) -> HashList:
 
 def entry_of(row: Any) -> Entry:
     """An Entry from a row of ``ENTRY_FIELDS``."""
-    ident, list_id, signal, value, labels, submitted_by, assessed_by, sources, status, version = row
+    (ident, list_id, signal, value, labels, submitted_by, assessed_by, sources, status, version,
+     stability) = row  # fmt: skip
     return new_entry(
         ident,
         list_id,
@@ -80,6 +82,7 @@ def entry_of(row: Any) -> Entry:
         _provenance(submitted_by, assessed_by, sources),
         _STATUS[status],
         version,
+        stability,
     )
 
 
@@ -108,6 +111,7 @@ def entry_values(entry: Entry) -> tuple[Any, ...]:
         entry.provenance.assessed_by,
         sources_json(entry.provenance.sources),
         entry.version,
+        entry.stability,
     )
 
 
@@ -123,13 +127,14 @@ def change_values(change: Change, entry_id: int, at: object) -> tuple[Any, ...]:
         change.reason,
         change.actor,
         at,
+        change.stability,
     )
 
 
 def change_of(list_id: int, row: Any) -> Change:
     """A Change from a row of (version, kind, entry id, labels, provenance, reason, actor, at,
-    signal, value)."""
-    version, kind, entry_id, labels, provenance, reason, actor, at, signal, value = row
+    signal, value, stability)."""
+    version, kind, entry_id, labels, provenance, reason, actor, at, signal, value, stability = row
     return Change(
         list_id,
         version,
@@ -142,6 +147,7 @@ def change_of(list_id: int, row: Any) -> Change:
         reason,
         actor,
         _shown_time(at),
+        stability,
     )
 
 

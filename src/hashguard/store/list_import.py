@@ -115,20 +115,24 @@ def update_entries(connection: Connection, entries: list[Entry]) -> None:
     marker = driver.marker(connection)
     sql = (
         f"UPDATE list_entries SET labels = {marker}, status = {marker}, submitted_by = {marker}, "
-        f"assessed_by = {marker}, sources = {marker}, version = {marker} WHERE id = {marker}"
+        f"assessed_by = {marker}, sources = {marker}, version = {marker}, stability = {marker} "
+        f"WHERE id = {marker}"
     )
     rows = [
         (labels_json(e.labels), TEXT[e.status], e.provenance.submitted_by,
-         e.provenance.assessed_by, sources_json(e.provenance.sources), e.version, e.id)
+         e.provenance.assessed_by, sources_json(e.provenance.sources), e.version, e.stability,
+         e.id)
         for e in entries
     ]  # fmt: skip
     connection.exec_driver_sql(sql, rows)
 
 
 def same_state(a: Entry, b: Entry) -> bool:
-    """Whether ``a`` and ``b`` hold the same labels, provenance and status: a change from one
-    to the other changes nothing."""
-    return (a.labels, a.provenance, a.status) == (b.labels, b.provenance, b.status)
+    """Whether ``a`` and ``b`` hold the same labels, provenance, status and stability: a change
+    from one to the other changes nothing."""
+    return (a.labels, a.provenance, a.status, a.stability) == (
+        b.labels, b.provenance, b.status, b.stability,
+    )  # fmt: skip
 
 
 class _Writer:
@@ -156,12 +160,14 @@ class _Writer:
         # On a victim list the person's withdrawal deletes whatever the entry's status.
         self.withdrawal_deletes = Category(row.category) in VICTIM_CATEGORIES
         # The chunk being written: entries by key, keys first added, keys changed otherwise,
-        # and the change rows (version, kind, entry id, labels, provenance, reason).
+        # and the change rows (version, kind, entry id, labels, provenance, reason, stability).
         self.current: dict[tuple[str, str], Entry] = {}
         self.holders: dict[str, set[tuple[str, str]]] = {}  # withdrawn references: their entries
         # New entries until something else changes them: (placeholder id, version, labels,
-        # provenance); an Entry is built only when needed (``_entry``).
-        self.fresh: dict[tuple[str, str], tuple[int, int, frozenset[str], Provenance]] = {}
+        # provenance, stability); an Entry is built only when needed (``_entry``).
+        self.fresh: dict[
+            tuple[str, str], tuple[int, int, frozenset[str], Provenance, int | None]
+        ] = {}
         self.changed: set[tuple[str, str]] = set()
         self.rows: list[tuple[Any, ...]] = []
         self.placeholder = 0  # entries not inserted yet have negative ids until the flush
@@ -242,7 +248,10 @@ class _Writer:
                 f"{key[0]} {key[1]}, which this list does not hold: it is not a mirror of "
                 "that list, or changes were missed"
             )
-        self._append(change.kind, key, entry, change.labels, change.provenance, change.reason)
+        self._append(
+            change.kind, key, entry, change.labels, change.provenance, change.reason,
+            change.stability,
+        )  # fmt: skip
 
     def _write_new(
         self, keyed: list[tuple[Record, tuple[str, str] | None]], references: set[str]
@@ -309,25 +318,26 @@ class _Writer:
         """A new entry: what ``_append`` of its add would stage, without building the change."""
         self.placeholder -= 1
         self.version += 1
-        labels, provenance = record.labels, record.provenance
-        self.fresh[key] = (self.placeholder, self.version, labels, provenance)
+        labels, provenance, stability = record.labels, record.provenance, record.stability
+        self.fresh[key] = (self.placeholder, self.version, labels, provenance, stability)
         self.summary.added += 1
         if labels is not self._labels[0]:
             self._labels = (labels, labels_json(labels))
         if provenance is not self._provenance[0]:
             self._provenance = (provenance, provenance_json(provenance))
         self.rows.append(
-            (self.version, "add", self.placeholder, self._labels[1], self._provenance[1], "")
-        )
+            (self.version, "add", self.placeholder, self._labels[1], self._provenance[1], "",
+             stability)
+        )  # fmt: skip
 
     def _entry(self, key: tuple[str, str]) -> Entry | None:
         """The entry of ``key`` in this chunk, if there is one."""
         entry = self.current.get(key)
         if entry is None and key in self.fresh:
-            placeholder, version, labels, provenance = self.fresh[key]
+            placeholder, version, labels, provenance, stability = self.fresh[key]
             entry = new_entry(
                 placeholder, self.list_id, key[0], key[1], labels, provenance,
-                EntryStatus.ACTIVE, version,
+                EntryStatus.ACTIVE, version, stability,
             )  # fmt: skip
             self.current[key] = entry
         return entry
@@ -352,7 +362,9 @@ class _Writer:
             else:
                 self._append(ChangeKind.RELABEL, key, entry, record.labels, reason=_RESTATED)
             return
-        self._append(ChangeKind.ADD, key, entry, record.labels, record.provenance)
+        self._append(
+            ChangeKind.ADD, key, entry, record.labels, record.provenance, stability=record.stability
+        )
         entry = self.current[key]
         if (
             record.restates
@@ -403,18 +415,20 @@ class _Writer:
         labels: frozenset[str] | None = None,
         provenance: Provenance | None = None,
         reason: str = "",
+        stability: int | None = None,
     ) -> None:
-        """Stage the change of ``entry`` (None: a new one), unless it changes nothing."""
+        """Stage the change of ``entry`` (None: a new one), unless it changes nothing
+        (``stability``: an add's, measured from media)."""
         if entry is None:
             self.placeholder -= 1
         version = self.version + 1
         change = Change(
             self.row.id, version, kind, entry.id if entry else self.placeholder, key[0], key[1],
-            labels, provenance, reason, self.actor, self.at,
+            labels, provenance, reason, self.actor, self.at, stability,
         )  # fmt: skip
         after = apply(entry, change)
         if entry is None:
-            self.fresh[key] = (after.id, version, after.labels, after.provenance)
+            self.fresh[key] = (after.id, version, after.labels, after.provenance, after.stability)
             self.summary.added += 1
         elif same_state(after, entry):
             self.summary.unchanged += 1
@@ -429,7 +443,7 @@ class _Writer:
         self.rows.append(
             (version, TEXT[kind], change.entry_id,
              labels_json(labels) if labels is not None else None,
-             provenance_json(provenance) if provenance is not None else None, reason)
+             provenance_json(provenance) if provenance is not None else None, reason, stability)
         )  # fmt: skip
 
     def _existing(self, keys: set[tuple[str, str]]) -> dict[tuple[str, str], Entry]:
@@ -498,8 +512,8 @@ class _Writer:
                 CHANGE_COLUMNS,
                 [
                     (list_id, version, kind, ids.get(entry, entry), labels, provenance, reason,
-                     actor, at)
-                    for version, kind, entry, labels, provenance, reason in self.rows
+                     actor, at, stability)
+                    for version, kind, entry, labels, provenance, reason, stability in self.rows
                 ],
             )  # fmt: skip
         linked, unlinked = [], []
@@ -538,7 +552,7 @@ class _Writer:
             if entry is not None:  # changed again after its add
                 rows.append((entry.id, *entry_values(entry)))
                 continue
-            placeholder, version, labels, provenance = self.fresh[key]
+            placeholder, version, labels, provenance, stability = self.fresh[key]
             if labels is not self._labels[0]:
                 self._labels = (labels, labels_json(labels))
             if provenance is not self._sources[0]:
@@ -546,7 +560,8 @@ class _Writer:
             rows.append(
                 (placeholder, self.list_id, key[0], key[1], value_key(key[1]), self._labels[1],
                  "active",
-                 provenance.submitted_by, provenance.assessed_by, self._sources[1], version)
+                 provenance.submitted_by, provenance.assessed_by, self._sources[1], version,
+                 stability)
             )  # fmt: skip
         return rows
 

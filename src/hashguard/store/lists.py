@@ -13,7 +13,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, select, update
+from sqlalchemy import Connection, Engine, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -325,7 +325,7 @@ class ListStore:
             marker = driver.marker(connection)
             sql = (
                 "SELECT c.version, c.kind, c.entry_id, c.labels, c.provenance, c.reason, c.actor,"
-                " c.at, e.signal, e.value FROM list_changes c JOIN list_entries e"
+                " c.at, e.signal, e.value, c.stability FROM list_changes c JOIN list_entries e"
                 f" ON e.id = c.entry_id WHERE c.list_id = {marker} AND c.version > {marker}"
                 " ORDER BY c.version"
             )
@@ -373,6 +373,29 @@ class ListStore:
                 session.close()
 
         return hash_list, rows()
+
+    def unstable(self, name: str) -> int:
+        """The number of the list's active entries measured as too unstable to match (a
+        stability below their signal's ``min_stability``: ``Entry.matchable`` leaves them
+        out). Raises ListNotFound."""
+        floors = [(signal.name, signal.min_stability) for signal in registry.listable()
+                  if signal.min_stability is not None]  # fmt: skip
+        with self._session() as session:
+            list_id = self._row(session, name).id
+            count = 0
+            for signal, floor in floors:
+                counted = (
+                    select(func.count())
+                    .select_from(EntryRow)
+                    .where(
+                        EntryRow.list_id == list_id,
+                        EntryRow.signal == signal,
+                        EntryRow.status == EntryStatus.ACTIVE.value,
+                        EntryRow.stability < floor,
+                    )
+                )
+                count += session.scalar(counted) or 0
+            return count
 
     def _session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

@@ -164,7 +164,13 @@ class Cases:
             audit.append(connection, ACTOR, "victims.case.open", list_name,
                          {"hashes": len(submitted), "under_18": under_18})  # fmt: skip
         records = [
-            Submission(h.signal, h.value, frozenset({LABEL}), _provenance(reference, h))
+            Submission(
+                h.signal,
+                h.value,
+                frozenset({LABEL}),
+                _provenance(reference, h),
+                stability=h.stability,
+            )
             for h in submitted
         ]
         try:
@@ -270,11 +276,13 @@ class Cases:
         receipts = self.receipts.receipts(case.list_name)
         shown, entries = [], []
         for row in rows:
-            submitted = SubmittedHash(row.signal, row.value, row.quality)
             try:
                 entry = self.lists.entry(case.list_name, row.signal, row.value)
             except ListError:  # the list was removed by its owner
                 entry = None
+            # The stability is kept with the list's entry (the case's rows keep the quality).
+            stability = entry.stability if entry is not None else None
+            submitted = SubmittedHash(row.signal, row.value, row.quality, stability)
             if entry is not None:
                 entries.append(entry.id)
             if row.withdrawn_at is not None:

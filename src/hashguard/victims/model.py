@@ -100,16 +100,20 @@ def new_pin() -> str:
 
 @dataclass(frozen=True, slots=True)
 class SubmittedHash:
-    """A hash as a case holds it: the signal, the value in its canonical form, its quality."""
+    """A hash as a case holds it: the signal, the value in its canonical form, its quality,
+    and its stability when the device measured it (the list entry keeps it)."""
 
     signal: str
     value: str
     quality: int | None = None
+    stability: int | None = None
 
     def as_json(self) -> dict[str, Any]:
         shown: dict[str, Any] = {"signal": self.signal, "value": self.value}
         if self.quality is not None:
             shown["quality"] = self.quality
+        if self.stability is not None:
+            shown["stability"] = self.stability
         return shown
 
 
@@ -117,7 +121,8 @@ def checked(given: Sequence[Mapping[str, Any]], limit: int) -> list[SubmittedHas
     """The hashes of a submission, each parsed once, duplicates dropped. Raises TooManyHashes
     over ``limit``, InvalidHash naming the hash (``hashes.N``) and what is wrong: a signal
     cases do not take, a value that does not parse, a PDQ hash without its quality or of a
-    quality below 50 (it would match unrelated pictures), a vPDQ hash without such a frame."""
+    quality below 50 (it would match unrelated pictures) or measured as unstable (its hash
+    moves under a 1 % resize: it would never be matched), a vPDQ hash without such a frame."""
     if not given:
         raise InvalidHash("hashes: at least one hash is needed")
     if len(given) > limit:
@@ -130,10 +135,12 @@ def checked(given: Sequence[Mapping[str, Any]], limit: int) -> list[SubmittedHas
 
 
 def one_hash(item: Mapping[str, Any], where: str) -> SubmittedHash:
-    """One submitted hash (``{"signal", "value", "quality"?}``); InvalidHash naming ``where``."""
+    """One submitted hash (``{"signal", "value", "quality"?, "stability"?}``); InvalidHash
+    naming ``where``."""
     signal = str(item.get("signal", "")).strip().lower()
     text = item.get("value")
     quality = item.get("quality")
+    stability = item.get("stability")
     if signal not in SIGNALS:
         raise InvalidHash(f"{where}: signal {signal!r}: expected one of {', '.join(SIGNALS)}")
     if not isinstance(text, str) or not text.strip():
@@ -142,6 +149,12 @@ def one_hash(item: Mapping[str, Any], where: str) -> SubmittedHash:
         isinstance(quality, bool) or not isinstance(quality, int) or not 0 <= quality <= 100
     ):
         raise InvalidHash(f"{where}: quality {quality!r}: expected a whole number from 0 to 100")
+    if stability is not None and (
+        isinstance(stability, bool) or not isinstance(stability, int) or not 0 <= stability <= 100
+    ):
+        raise InvalidHash(
+            f"{where}: stability {stability!r}: expected a whole number from 0 to 100"
+        )
     kind = registry.listed(signal)
     try:
         value = kind.canonical(text)
@@ -158,6 +171,12 @@ def one_hash(item: Mapping[str, Any], where: str) -> SubmittedHash:
             )
         if not kind.plausible(value):
             raise InvalidHash(f"{where}: {value} is no PDQ hash of a picture (over 128 bits set)")
+        if kind.too_unstable(stability):
+            raise InvalidHash(
+                f"{where}: pdq stability {stability} is below {kind.min_stability}: the "
+                "picture's hash moves under a 1 % resize, so it would not be recognised "
+                "(and may match unrelated pictures); it is not taken"
+            )
     if signal == "vpdq":
         video: VpdqHash = kind.parse(value)
         if not any(frame.quality >= MIN_QUALITY for frame in video.frames):
@@ -166,4 +185,4 @@ def one_hash(item: Mapping[str, Any], where: str) -> SubmittedHash:
                 "video has too little detail to be recognised safely"
             )
         quality = video.mean_quality
-    return SubmittedHash(signal, value, quality)
+    return SubmittedHash(signal, value, quality, stability if signal == "pdq" else None)

@@ -1,6 +1,7 @@
 """Rendering the pages: the templates, the headers every page carries, and the words a reviewer
 reads for states, distances and times (never the stored values)."""
 
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
@@ -91,6 +92,20 @@ def distance_words(signal: str, distance: float | None, threshold: float | str |
     return f"{distance:g}{limit}"
 
 
+def measure_words(match: Mapping[str, Any]) -> list[str]:
+    """What was measured of a match's two hashes, a line each: "listed: stability 87",
+    "query: quality 100, stability 92"; none when nothing was (hashes given as text)."""
+    lines = []  # a measure and its number kept on one line (no-break spaces)
+    if match.get("stability") is not None:
+        lines.append(f"listed: stability\u00a0{match['stability']}")
+    query = [f"{name}\u00a0{match[key]}" for name, key in
+             (("quality", "query_quality"), ("stability", "query_stability"))
+             if match.get(key) is not None]  # fmt: skip
+    if query:
+        lines.append("query: " + ", ".join(query))
+    return lines
+
+
 def value_words(signal: str, value: str) -> str:
     """A listed value as a page shows it: the hash, or for a video (kilobytes of vPDQ) how many
     frames it has."""
@@ -145,6 +160,7 @@ _PAGES: Final = Environment(
 _PAGES.filters.update(state_words=state_words, when=when, ago=ago, hours=hours)
 _PAGES.globals.update(
     distance_words=distance_words,
+    measure_words=measure_words,
     value_words=value_words,
     ACTION_WORDS=ACTION_WORDS,
     RECIPIENT_WORDS=RECIPIENT_WORDS,

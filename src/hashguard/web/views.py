@@ -158,7 +158,7 @@ def false_positive_evidence(service: Service, key: ApiKey, ident: int) -> list[d
         curates = key.role is Role.ADMIN
         found.append({"list": name, "entry": entry.id, "signal": entry.signal,
                       "value": entry.value, "labels": sorted(entry.labels),
-                      "distance": match.get("distance"),
+                      "distance": match.get("distance"), "stability": entry.stability,
                       "threshold": _threshold(service, name, entry.signal),
                       "status": entry.status.value,
                       "reinstate": curates and entry.status in REINSTATABLE})  # fmt: skip

@@ -15,7 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, visible
 from hashguard.api.errors import ApiError
-from hashguard.api.hma.hashing import hashed
+from hashguard.api.hma.hashing import measured
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
     KEYED,
@@ -231,10 +231,13 @@ async def _add(
     kind: MediaKind | None,
     note: str | None,
     metadata: dict[str, Any] | None,
+    stabilities: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """A new content item holding each hash; HMA's answer with its id."""
+    """A new content item holding each hash (``stabilities``: those measured here, by HMA's
+    signal type); HMA's answer with its id."""
     service = service_of(request)
     signals: dict[str, str] = {}
+    kept: dict[str, int] = {}
     for hma_name, text in hashes.items():
         signal = signal_for(hma_name)
         try:
@@ -243,10 +246,14 @@ async def _add(
             raise ApiError(400, f"Invalid {hma_name} signal: {error.message}") from None
         shown = hma_name if kind is None else hma_type(signal, kind)
         signals[shown] = hashed.text
+        if stabilities and hma_name in stabilities:
+            kept[signal] = stabilities[hma_name]
     organisation = key.name or f"key:{key.id}"
 
     def run() -> int:
-        return service.contents.add(name, signals, organisation, actor(key), note, metadata).id
+        return service.contents.add(
+            name, signals, organisation, actor(key), note, metadata, kept
+        ).id
 
     try:
         content_id = await run_in_threadpool(run)
@@ -309,12 +316,14 @@ async def add_content(
     note = _note(raw_note)
     if not url and (upload is None or not any(upload.files)):
         raise ApiError(400, "Neither `url` nor multipart file upload was received")
-    kind_name, hashes = await hashed(request, url or None, content_type, types, upload)
+    kind_name, hashes, stabilities = await measured(
+        request, url or None, content_type, types, upload
+    )
     hashes = {n: h for n, h in hashes.items() if h}
     if not hashes:
         raise ApiError(400, "Invalid pdq signal: the image has too little detail to hash")
     kind = MediaKind.IMAGE if kind_name == "photo" else MediaKind.VIDEO
-    return await _add(request, key, name, hashes, kind, note, metadata)
+    return await _add(request, key, name, hashes, kind, note, metadata, stabilities)
 
 
 ContentId = Annotated[int, Path(ge=0, le=MAX_ID)]

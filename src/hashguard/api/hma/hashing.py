@@ -52,8 +52,28 @@ async def hashed(
     """HMA's hashing: the content type and {signal type: hash} of a fetched URL or an upload
     (``upload``, else the request's) whose form field names the content type (``photo`` or
     ``video``). Remote media over HMA's limit (100 MiB) is 413 ``Content too large``."""
-    content_type, _query, hashes = await hashed_query(request, url, content_type, types, upload)
+    content_type, hashes, _stabilities = await measured(request, url, content_type, types, upload)
     return content_type, hashes
+
+
+async def measured(
+    request: Request,
+    url: str | None,
+    content_type: str | None,
+    types: str | None,
+    upload: Upload | None = None,
+) -> tuple[str, dict[str, str], dict[str, int]]:
+    """What ``hashed`` answers, and the stability measured of each hash that has one (by HMA's
+    signal type): a content item keeps it with its entries."""
+    content_type, query, hashes = await hashed_query(request, url, content_type, types, upload)
+    stabilities: dict[str, int] = {}
+    for name, text in hashes.items():
+        hashed = query.get(SIGNALS[name])
+        if hashed is not None and text:
+            stability = hashed.signal.stability(hashed.value)
+            if stability is not None:
+                stabilities[name] = stability
+    return content_type, hashes, stabilities
 
 
 async def hashed_query(

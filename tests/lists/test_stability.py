@@ -1,0 +1,82 @@
+"""An entry measured as unstable (below its signal's ``min_stability``) is noise: the Matcher,
+releases and everything else that asks ``Entry.matchable`` leave it out, and take it in once it
+is measured stable; entries listed as hashes (no stability) match as before. On SQLite and
+PostgreSQL."""
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from hashguard.lists.model import Category, ChangeKind
+from hashguard.lists.records import Submission
+from hashguard.lists.release import ENTRIES, ReleaseError, build, verify
+from hashguard.matching import Matcher
+from hashguard.matching.query import Query
+from hashguard.signals.pdq import PdqHash, PdqSignal
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+from hashguard.transparency import keys
+from hashguard.transparency.log import TransparencyLog
+
+FLOOR = 50
+UNSTABLE, STABLE, HASH_ONLY = ("1f" * 32, "2e" * 32, "3d" * 32)
+
+
+@pytest.fixture
+def store(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ListStore]:
+    """A list of an unstable, a stable and an unmeasured PDQ value, PDQ's floor at 50."""
+    monkeypatch.setattr(PdqSignal, "min_stability", FLOOR)
+    engine = open_engine(database_url)
+    store = ListStore(engine)
+    store.create("known", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("known", [Submission("pdq", UNSTABLE, stability=FLOOR - 1),
+                          Submission("pdq", STABLE, stability=FLOOR),
+                          Submission("pdq", HASH_ONLY)])  # fmt: skip
+    yield store
+    engine.dispose()
+
+
+def _matched(matcher: Matcher, value: str) -> bool:
+    return bool(matcher.match(Query.of([("pdq", PdqHash(bytes.fromhex(value), 100))])))
+
+
+def test_the_matcher_leaves_unstable_entries_out_until_measured_stable(store: ListStore) -> None:
+    matcher = Matcher(store, ["known"])
+    assert [_matched(matcher, v) for v in (UNSTABLE, STABLE, HASH_ONLY)] == [False, True, True]
+    store.apply("known", [Submission("pdq", UNSTABLE, stability=FLOOR + 10)])  # measured again
+    store.apply("known", [Submission("pdq", STABLE, stability=3)])
+    assert matcher.refresh() == 2
+    assert [_matched(matcher, v) for v in (UNSTABLE, STABLE, HASH_ONLY)] == [True, False, True]
+    assert [_matched(Matcher(store, ["known"]), v) for v in (UNSTABLE, STABLE)] == [True, False]
+
+
+def test_a_release_leaves_unstable_entries_out_and_signs_the_stability(
+    store: ListStore, tmp_path: Path
+) -> None:
+    keys.generate(tmp_path / "owner.key")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    hash_list, entries = store.entries("known")
+    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    lines = [json.loads(line) for line in (tmp_path / "r" / ENTRIES).read_text().splitlines()]
+    assert lines == [["pdq", STABLE, [], FLOOR], ["pdq", HASH_ONLY, []]]
+    assert verify(tmp_path / "r", log).entries == 2
+
+
+def test_a_tampered_stability_does_not_verify(store: ListStore, tmp_path: Path) -> None:
+    keys.generate(tmp_path / "owner.key")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    store.change("known", ChangeKind.DELIST, "pdq", HASH_ONLY, "only the stable one")
+    hash_list, entries = store.entries("known")
+    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    path = tmp_path / "r" / ENTRIES
+    for tampered in (f'["pdq","{STABLE}",[],{FLOOR + 1}]', f'["pdq","{STABLE}",[],"50"]',
+                     f'["pdq","{STABLE}",[],50,1]'):  # fmt: skip
+        path.write_text(tampered + "\n")
+        with pytest.raises(ReleaseError, match="tampered"):
+            verify(tmp_path / "r", log)
