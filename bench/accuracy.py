@@ -53,7 +53,7 @@ from typing import Any
 
 import av
 import numpy as np
-from PIL import Image, ImageDraw, ImageEnhance, ImageFilter, ImageFont
+from PIL import Image, ImageEnhance, ImageFilter
 
 from hashguard.lists.model import (
     Category,
@@ -91,84 +91,6 @@ WHITE: Colour = (255, 255, 255)
 BLUE: Colour = (40, 70, 160)
 
 
-# --- edits --------------------------------------------------------------------------------------
-# Stand-ins for the hard-negative branch's edits (synthetic.pad, letterbox, in_ui_frame,
-# caption_bar, watermark): the bench takes synthetic's own when it has them.
-
-
-def _pad(image: Canvas, fraction: float, colour: Colour) -> Canvas:
-    """A border of ``fraction`` of each side's length added around the image, half each side."""
-    width, height = image.size
-    dx, dy = round(width * fraction / 2), round(height * fraction / 2)
-    canvas = Image.new("RGB", (width + 2 * dx, height + 2 * dy), colour)
-    canvas.paste(image, (dx, dy))
-    return canvas
-
-
-def _letterbox(image: Canvas, aspect: float, colour: Colour) -> Canvas:
-    """The image centred on a canvas of ``aspect`` (width / height), bars on two sides only."""
-    width, height = image.size
-    if width / height < aspect:
-        size = (round(height * aspect), height)
-    else:
-        size = (width, round(width / aspect))
-    canvas = Image.new("RGB", size, colour)
-    canvas.paste(image, ((size[0] - width) // 2, (size[1] - height) // 2))
-    return canvas
-
-
-def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
-    return ImageFont.load_default(size=max(8, size))
-
-
-def _caption_bar(
-    image: Canvas, fraction: float = 0.15, text: str = "when the bench runs"
-) -> Canvas:
-    """A white bar of ``fraction`` of the height above the image, with black text (a meme)."""
-    width, height = image.size
-    bar = round(height * fraction)
-    canvas = Image.new("RGB", (width, height + bar), WHITE)
-    canvas.paste(image, (0, bar))
-    ImageDraw.Draw(canvas).text((width // 20, bar // 4), text, fill=BLACK, font=_font(bar // 2))
-    return canvas
-
-
-def _watermark(image: Canvas, text: str = "example.org") -> Canvas:
-    """Half-transparent white text about a fifth of the width, near the bottom right."""
-    canvas = image.convert("RGBA")
-    layer = Image.new("RGBA", canvas.size, (0, 0, 0, 0))
-    size = max(10, canvas.width // 40)
-    x, y = canvas.width * 3 // 4, canvas.height - 3 * size
-    ImageDraw.Draw(layer).text((x, y), text, fill=(255, 255, 255, 128), font=_font(size))
-    return Image.alpha_composite(canvas, layer).convert("RGB")
-
-
-def _in_ui_frame(image: Canvas) -> Canvas:
-    """A desktop screenshot: the image in a window with a title bar, a side panel and a status
-    bar, on a grey desktop."""
-    width, height = image.size
-    title, side, status = max(24, height // 18), width // 4, max(18, height // 30)
-    canvas = Image.new("RGB", (width + side + 40, height + title + status + 40), (200, 200, 205))
-    draw = ImageDraw.Draw(canvas)
-    draw.rectangle((20, 20, canvas.width - 20, 20 + title), fill=(60, 60, 70))
-    draw.text((30, 24), "Photos - viewer", fill=WHITE, font=_font(title // 2))
-    draw.rectangle((20, 20 + title, 20 + side, canvas.height - 20), fill=(240, 240, 240))
-    for line in range(8):
-        y = 30 + title + line * max(16, height // 12)
-        draw.text((30, y), f"Album {line + 1}", fill=(40, 40, 40), font=_font(title // 2))
-    canvas.paste(image, (20 + side, 20 + title))
-    bottom = canvas.height - 20
-    draw.rectangle((20 + side, bottom - status, canvas.width - 20, bottom), fill=(225, 225, 230))
-    return canvas
-
-
-pad: Callable[..., Canvas] = getattr(synthetic, "pad", _pad)
-letterbox: Callable[..., Canvas] = getattr(synthetic, "letterbox", _letterbox)
-caption_bar: Callable[..., Canvas] = getattr(synthetic, "caption_bar", _caption_bar)
-watermark: Callable[..., Canvas] = getattr(synthetic, "watermark", _watermark)
-in_ui_frame: Callable[..., Canvas] = getattr(synthetic, "in_ui_frame", _in_ui_frame)
-
-
 # --- transformations ----------------------------------------------------------------------------
 
 
@@ -189,10 +111,11 @@ def _resize(factor: float) -> Callable[[Canvas], Canvas]:
 
 
 def _crop_centred(fraction: float) -> Callable[[Canvas], Canvas]:
-    """``fraction`` of the width and of the height cut, half from each side."""
+    """``fraction`` of the width cut from the left and from the right, of the height from the
+    top and from the bottom (as Thorn's benchmark and ``signals.derived`` crop)."""
 
     def edit(image: Canvas) -> Canvas:
-        dx, dy = round(image.width * fraction / 2), round(image.height * fraction / 2)
+        dx, dy = round(image.width * fraction), round(image.height * fraction)
         return image.crop((dx, dy, image.width - dx, image.height - dy))
 
     return edit
@@ -240,6 +163,33 @@ def _turned(how: Image.Transpose) -> Callable[[Canvas], Canvas]:
     return edit
 
 
+def _padded(fraction: float, colour: Colour) -> Callable[[Canvas], Canvas]:
+    """``fraction`` of the width added left and right, of the height above and below."""
+
+    def edit(image: Canvas) -> Canvas:
+        return synthetic.pad(image, fraction, colour)
+
+    return edit
+
+
+def _boxed(aspect: tuple[int, int], colour: Colour) -> Callable[[Canvas], Canvas]:
+    """The image between bars to the ``aspect`` ratio (width, height)."""
+
+    def edit(image: Canvas) -> Canvas:
+        return synthetic.letterbox(image, aspect, colour)
+
+    return edit
+
+
+def _screenshot(seed: int) -> Callable[[Canvas], Canvas]:
+    """The image in an app's frame: a phone's (even seeds) or a desktop's (odd seeds)."""
+
+    def edit(image: Canvas) -> Canvas:
+        return synthetic.in_ui_frame(image, seed)
+
+    return edit
+
+
 def _stretched(image: Canvas) -> Canvas:
     return image.resize((round(image.width * 1.25), image.height), Image.Resampling.LANCZOS)
 
@@ -261,20 +211,21 @@ TRANSFORMS: tuple[Transform, ...] = (
     Transform("rotate 270", DIHEDRAL, _turned(Image.Transpose.ROTATE_270)),
     Transform("mirror (left-right)", DIHEDRAL, _turned(Image.Transpose.FLIP_LEFT_RIGHT)),
     Transform("mirror (top-bottom)", DIHEDRAL, _turned(Image.Transpose.FLIP_TOP_BOTTOM)),
-    Transform("pad 10 % black", "borders", lambda i: pad(i, 0.10, BLACK)),
-    Transform("pad 10 % white", "borders", lambda i: pad(i, 0.10, WHITE)),
-    Transform("pad 10 % coloured", "borders", lambda i: pad(i, 0.10, BLUE)),
-    Transform("pad 25 % black", "borders", lambda i: pad(i, 0.25, BLACK)),
-    Transform("pad 25 % white", "borders", lambda i: pad(i, 0.25, WHITE)),
-    Transform("pad 25 % coloured", "borders", lambda i: pad(i, 0.25, BLUE)),
-    Transform("letterbox to 16:9 black", "borders", lambda i: letterbox(i, 16 / 9, BLACK)),
-    Transform("letterbox to 16:9 white", "borders", lambda i: letterbox(i, 16 / 9, WHITE)),
-    Transform("letterbox to square black", "borders", lambda i: letterbox(i, 1.0, BLACK)),
-    Transform("letterbox to square white", "borders", lambda i: letterbox(i, 1.0, WHITE)),
-    Transform("letterbox to square coloured", "borders", lambda i: letterbox(i, 1.0, BLUE)),
-    Transform("screenshot (in a UI frame)", "borders", lambda i: in_ui_frame(i)),
-    Transform("watermark (text)", "overlays", lambda i: watermark(i)),
-    Transform("caption bar 15 %", "overlays", lambda i: caption_bar(i, 0.15)),
+    Transform("pad 10 % black", "borders", _padded(0.10, BLACK)),
+    Transform("pad 10 % white", "borders", _padded(0.10, WHITE)),
+    Transform("pad 10 % coloured", "borders", _padded(0.10, BLUE)),
+    Transform("pad 25 % black", "borders", _padded(0.25, BLACK)),
+    Transform("pad 25 % white", "borders", _padded(0.25, WHITE)),
+    Transform("pad 25 % coloured", "borders", _padded(0.25, BLUE)),
+    Transform("letterbox to 16:9 black", "borders", _boxed((16, 9), BLACK)),
+    Transform("letterbox to 16:9 white", "borders", _boxed((16, 9), WHITE)),
+    Transform("letterbox to square black", "borders", _boxed((1, 1), BLACK)),
+    Transform("letterbox to square white", "borders", _boxed((1, 1), WHITE)),
+    Transform("letterbox to square coloured", "borders", _boxed((1, 1), BLUE)),
+    Transform("screenshot, phone (in a UI frame)", "borders", _screenshot(0)),
+    Transform("screenshot, desktop (in a UI frame)", "borders", _screenshot(1)),
+    Transform("watermark (text)", "overlays", lambda i: synthetic.watermark(i, "example.org")),
+    Transform("caption bar 15 %", "overlays", lambda i: synthetic.caption_bar(i, 0.15)),
     Transform("crop 5 % centred", "crops and geometry", _crop_centred(0.05)),
     Transform("crop 10 % centred", "crops and geometry", _crop_centred(0.10)),
     Transform("crop 20 % centred", "crops and geometry", _crop_centred(0.20)),
@@ -284,10 +235,10 @@ TRANSFORMS: tuple[Transform, ...] = (
     Transform("aspect stretch (width x1.25)", "crops and geometry", _stretched),
     Transform("resize 50 % + JPEG q70", "combinations", _resize(0.5), 70),
     Transform("resize 50 % + pad 10 % black + JPEG q70", "combinations",
-              _then(_resize(0.5), lambda i: pad(i, 0.10, BLACK)), 70),
+              _then(_resize(0.5), _padded(0.10, BLACK)), 70),
     Transform("mirror + greyscale + JPEG q70", "combinations",
               _then(_turned(Image.Transpose.FLIP_LEFT_RIGHT), lambda i: i.convert("L")), 70),
-    Transform("screenshot + JPEG q70", "combinations", lambda i: in_ui_frame(i), 70),
+    Transform("screenshot, phone + JPEG q70", "combinations", _screenshot(0), 70),
     Transform("JPEG q70 + crop 5 % + resize 50 %", "combinations",
               _then(_jpeg_round_trip(70), _crop_centred(0.05), _resize(0.5))),
 )  # fmt: skip
@@ -449,18 +400,15 @@ def _listed(originals: Sequence[Original]) -> list[tuple[int, str, str]]:
     return [(i, "pdq", pdq.canonical_of(o.hash)) for i, o in enumerate(originals)]
 
 
-def _derived_listed(originals: Sequence[Original]) -> list[tuple[int, str, str]] | None:
-    """The originals' hashes and their derived hashes (crops, trimmed), when the code has them."""
-    try:
-        from hashguard.signals.pdq import derived_hashes  # type: ignore[attr-defined]
-    except ImportError:
-        return None
+def _derived_listed(originals: Sequence[Original]) -> list[tuple[int, str, str]]:
+    """The originals' hashes and their derived hashes (``signals.derived``: crops)."""
+    from hashguard.signals.derived import derived_pdq
+
     pdq = registry.get("pdq")
     rows = []
     for i, original in enumerate(originals):
-        rows.append((i, "pdq", pdq.canonical_of(original.hash)))
-        for value in derived_hashes(original.data):
-            rows.append((i, "pdq", pdq.canonical_of(value)))
+        own, derived = derived_pdq(original.data)
+        rows.extend((i, "pdq", pdq.canonical_of(v)) for v in (own, *derived.values()))
     return rows
 
 
@@ -533,7 +481,7 @@ class Results:
     originals: list[Original]
     excluded: dict[str, int]  # per set, originals of quality < 50 left out
     copies: list[Copy] = field(default_factory=list)
-    derived: list[Copy] | None = None
+    derived: list[Copy] = field(default_factory=list)
     pairs: list[list[str]] = field(default_factory=list)
     hard: list[list[str]] = field(default_factory=list)
     stability: list[list[str]] = field(default_factory=list)
@@ -657,17 +605,9 @@ PAIR_HEADER = (
 )  # fmt: skip
 
 
-def _hard_negative_kinds() -> dict[str, Callable[[int], Canvas]]:
-    """The hard-negative generators, per kind: synthetic's own when it has them."""
-    kinds = getattr(synthetic, "HARD_NEGATIVES", None)
-    if kinds:
-        return dict(kinds)
-    return {}
-
-
 def _hash_generated(task: tuple[str, int]) -> tuple[PdqHash, list[tuple[str, Any]]]:
     kind, seed = task
-    image = _hard_negative_kinds()[kind](seed)
+    image = synthetic.HARD_NEGATIVES[kind](seed)
     data = synthetic.encode(image.convert("RGB"), "PNG", compress_level=1)
     values = service_hashes(data)
     return plain_of(values), values
@@ -863,10 +803,9 @@ def run(options: Options) -> Results:
         _progress(f"{len(hashed)} copies hashed")
         clock = time.perf_counter()
         results.copies = _match_copies(originals, hashed, _listed(originals))
-        derived = _derived_listed(originals)
-        if derived is not None:
-            cropped = [h for h in hashed if h[1] in CROPS]
-            results.derived = _match_copies(originals, cropped, derived)
+        cropped = [h for h in hashed if h[1] in CROPS]
+        if cropped:
+            results.derived = _match_copies(originals, cropped, _derived_listed(originals))
         results.seconds["copies matched"] = time.perf_counter() - clock
 
         clock = time.perf_counter()
@@ -878,7 +817,7 @@ def run(options: Options) -> Results:
         if len(sets) > 1:
             results.pairs.append(pair_row("all originals", everything))
         stable = [_stability_row(s, [o.hash for o in originals if o.set == s]) for s in sets]
-        for kind in _hard_negative_kinds():
+        for kind in synthetic.HARD_NEGATIVES:
             tasks_hn = [(kind, seed) for seed in range(options.hard_negatives)]
             images = list(_mapped(pool, _hash_generated, tasks_hn))
             results.hard.append(pair_row(kind, images))
@@ -954,7 +893,7 @@ def _render(results: Results, options: Options) -> None:
         table(RECALL_HEADER, rows)
         if len(sets) == 2:
             break  # one set: its table is the same as the whole
-    if results.derived is not None:
+    if results.derived:
         print("### Crops, with the derived hashes listed\n")
         crops = [name for name in CROPS if name in options.transforms]
         table(RECALL_HEADER, recall_rows(results, results.derived, crops, None))
@@ -964,7 +903,7 @@ def _render(results: Results, options: Options) -> None:
         print(f"### Hard negatives ({options.hard_negatives} per kind, all pairs within a kind)\n")
         table(PAIR_HEADER, results.hard)
     else:
-        print("### Hard negatives\n\nNot run: `synthetic.HARD_NEGATIVES` is not in this build.\n")
+        print("### Hard negatives\n\nNot run (`--hard-negatives 0`).\n")
     print("### Stability\n")
     table(STABILITY_HEADER, results.stability)
     print(f"### Videos (vPDQ, {options.videos} generated clips of {VIDEO_SECONDS} s at "
