@@ -200,7 +200,9 @@ def _kind(path: Path) -> "MediaKind":
 def _values(path: Path, signals: list["SignalType[Any]"]) -> list[tuple[str, Any]]:
     from hashguard.signals.batch import FileFailure, FileSkipped, checked_values
 
-    pairs = checked_values(str(path), signals, dihedral=True, quiet_decoders=True)
+    pairs = checked_values(
+        str(path), signals, variants=frozenset({"dihedral"}), quiet_decoders=True
+    )
     if isinstance(pairs, FileFailure):
         raise _FileError(f"{path}: {pairs.reason}")
     if isinstance(pairs, FileSkipped):  # cannot happen: every kind has signals

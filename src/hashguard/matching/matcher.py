@@ -13,12 +13,18 @@ else the signal's default). A video (vPDQ) matches a listed video when the share
 finds in the other, counting frames within the list's threshold for the frame signal (PDQ) as
 the same, leaves no more than the list's vPDQ threshold unmatched on either side. A query that
 matches a *negative* list (known false positives) gets no matches for that signal at all.
+
+Query variants (a PDQ hash of the image turned, flipped or trimmed: ``signals.pdq_variants``)
+match a list only when its policy allows every family the variant's name uses; the distance is
+the least over the variants allowed, and the Match names the variant. Each value is matched at
+its signal's ``threshold_for`` the list's threshold (stricter for flat and text images), and not
+at all when its quality or stability is below the minimum.
 """
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +34,8 @@ from hashguard.index import ExactIndex, FrameIndex, HammingIndex
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.matching.query import Query
 from hashguard.signals import IndexKind, registry
+from hashguard.signals.base import SignalType
+from hashguard.signals.pdq_variants import ORIGINAL, families_of
 
 Index = HammingIndex | ExactIndex | FrameIndex
 
@@ -55,6 +63,8 @@ class Match:
     # Videos (vPDQ): the percentage of the query's frames found in the listed video, and of
     # the listed video's frames found in the query; ``distance`` is 100 minus the lesser.
     shares: tuple[float, float] | None = None
+    # The query variant that matched ("original", "rotate90", "trim-lenient", ...).
+    variant: str = ORIGINAL
 
 
 @dataclass
@@ -67,12 +77,17 @@ class Matcher:
     """Matches hashes against the lists ``names`` of ``source``; thread-safe."""
 
     def __init__(
-        self, source: ListSource, names: Sequence[str], min_quality: int | None = None
+        self,
+        source: ListSource,
+        names: Sequence[str],
+        min_quality: int | None = None,
+        min_stability: int | None = None,
     ) -> None:
-        """``min_quality``: values of a known quality below it are not matched (default: each
-        signal's own minimum)."""
+        """``min_quality``, ``min_stability``: values of a known quality or stability below
+        it are not matched (default: each signal's own minimum)."""
         self.source = source
         self.min_quality = min_quality
+        self.min_stability = min_stability
         self._lock = threading.Lock()
         self._indexes: dict[str, Index] = {}  # per signal, made when its first entry comes
         self._entries: dict[int, Entry] = {}
@@ -98,6 +113,11 @@ class Matcher:
         return {
             s.name: len(indexes[s.name]) if s.name in indexes else 0 for s in registry.listable()
         }
+
+    def variant_families(self) -> frozenset[str]:
+        """The query variant families some followed list lets match: what media should be
+        hashed for (none when every list matches plain hashes only)."""
+        return frozenset().union(*(f.hash_list.policy.variants for f in self._followed()))
 
     def versions(self) -> dict[str, int]:
         """The version of each list the indexes reflect."""
@@ -163,8 +183,9 @@ class Matcher:
     def match(self, query: Query, lists: Collection[str] | None = None) -> list[Match]:
         """The matches of one item's hashes, closest first.
 
-        A value with variants (a PDQ hash with its rotations and flips) matches when any of
-        them does. Values of a known quality below the minimum are not matched. With
+        A value with variants (a PDQ hash with its rotations, flips and trimmed crops) matches
+        a list when any of those its policy allows does. Values of a known quality or
+        stability below the minimum are not matched. With
         ``lists``, only matches in those lists are returned (negative lists apply whichever are
         chosen).
         """
@@ -191,33 +212,55 @@ class Matcher:
         found: list[list[Match]],
         chosen: frozenset[str] | None,
     ) -> None:
+        allowed = self.variant_families()
         rows: list[int] = []
-        keys: list[list[bytes]] = []
+        named: list[list[tuple[str, Any]]] = []  # per row, the variants worth looking up
         for row, query in enumerate(queries):
             hashed = query.get(name)
-            if hashed is None or hashed.signal.too_low(hashed.quality, self.min_quality):
+            if hashed is None:
                 continue
-            rows.append(row)
-            keys.append(hashed.keys())
+            usable = [
+                (variant, value)
+                for variant, value in hashed.named()
+                if families_of(variant) <= allowed and self._matchable(hashed.signal, value)
+            ]
+            if usable:
+                rows.append(row)
+                named.append(usable)
         if not rows:
             return
+        kind = registry.get(name)
         if isinstance(index, FrameIndex):
+            keys = [[kind.key(value) for _, value in usable] for usable in named]
             self._match_frames(name, index, rows, keys, found, chosen)
             return
+        # One index query for every variant of every item; each list keeps what it allows.
+        flat = [(row, variant, value) for row, usable in zip(rows, named, strict=True)
+                for variant, value in usable]  # fmt: skip
         if isinstance(index, HammingIndex):
             radii = [self.threshold(f.hash_list, name) for f in self._followed()]
             if not radii:
                 return  # the last list was dropped while this query ran: nothing to match
-            radius = int(max(radii))
-            widest = max(len(k) for k in keys)
-            padded = [k + [k[0]] * (widest - len(k)) for k in keys]  # repeats change nothing
-            array = np.frombuffer(b"".join(b"".join(k) for k in padded), np.uint8)
-            hit, ids, distances = index.query_dihedral(array.reshape(len(rows), widest, -1), radius)
+            array = np.frombuffer(b"".join(kind.key(value) for _, _, value in flat), np.uint8)
+            hit, ids, distances = index.query(array.reshape(len(flat), -1), int(max(radii)))
         else:
-            flat = [(row, key) for row, each in zip(rows, keys, strict=True) for key in each]
-            hit, ids, distances = index.query([key for _, key in flat])
-            rows = [row for row, _ in flat]
-        self._collect(name, [rows[r] for r in hit], ids, distances, found, chosen)
+            hit, ids, distances = index.query([kind.key(value) for _, _, value in flat])
+        hits = [flat[h] for h in hit.tolist()]
+        self._collect(
+            name,
+            [row for row, _, _ in hits],
+            ids,
+            distances,
+            found,
+            chosen,
+            variants=[(variant, value) for _, variant, value in hits],
+        )
+
+    def _matchable(self, signal: SignalType[Any], value: Any) -> bool:
+        """Whether ``value`` has enough detail and stability to be matched at all."""
+        if signal.too_low(signal.quality(value), self.min_quality):
+            return False
+        return not signal.too_unstable(signal.stability(value), self.min_stability)
 
     def _match_frames(
         self,
@@ -273,8 +316,12 @@ class Matcher:
         found: list[list[Match]],
         chosen: frozenset[str] | None,
         shares: np.ndarray | None = None,
+        variants: Sequence[tuple[str, Any]] | None = None,
     ) -> None:
-        positive: dict[int, list[Match]] = {}
+        """Per item row, its matches: each entry once, through the closest variant (name,
+        value; aligned with ``item_rows``) its list allows, within the threshold for it."""
+        kind = registry.get(signal)
+        best: dict[tuple[int, int], Match] = {}
         negative: set[int] = set()
         for number, (row, entry_id, distance) in enumerate(
             zip(item_rows, ids.tolist(), distances.tolist(), strict=True)
@@ -286,7 +333,14 @@ class Matcher:
             hash_list = followed.hash_list
             if not entry.matchable(hash_list.policy):
                 continue  # delisted, deleted or contested while this query ran
-            if distance > self.threshold(hash_list, signal):
+            limit = self.threshold(hash_list, signal)
+            variant = ORIGINAL
+            if variants is not None:
+                variant, value = variants[number]
+                if not families_of(variant) <= hash_list.policy.variants:
+                    continue
+                limit = kind.threshold_for(value, limit)
+            if distance > limit:
                 continue
             if hash_list.policy.enabled_ratio <= 0:
                 continue  # switched off
@@ -295,14 +349,17 @@ class Matcher:
                 continue
             if chosen is not None and hash_list.name not in chosen:
                 continue
+            held = best.get((row, entry.id))
+            if held is not None and held.distance <= distance:
+                continue  # a closer (or earlier: the original first) variant matched
             pair = None if shares is None else (float(shares[number, 0]), float(shares[number, 1]))
-            match = Match(
-                hash_list.name, entry.id, entry.labels, signal, distance, entry.value, pair
-            )
-            positive.setdefault(row, []).append(match)
-        for row, matches in positive.items():
+            best[(row, entry.id)] = Match(
+                hash_list.name, entry.id, entry.labels, signal, distance, entry.value, pair,
+                variant,
+            )  # fmt: skip
+        for (row, _), match in best.items():
             if row not in negative:
-                found[row].extend(matches)
+                found[row].append(match)
 
     @staticmethod
     def threshold(hash_list: HashList, signal: str) -> float:

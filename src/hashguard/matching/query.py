@@ -1,7 +1,8 @@
 """What the Matcher is asked: one item's hashes, typed, built once where they enter.
 
 A ``Query`` holds, per signal, the value (parsed from its string form, or computed from media),
-its named variants when asked for (a PDQ hash's 3 rotations and 4 flips), and so the keys the
+its named variants when asked for (a PDQ hash's 3 rotations and 4 flips, its trimmed crops:
+``signals.pdq_variants``), and so the keys the
 signal's index looks up, and the value's quality when it was computed here. ``parse`` builds one
 from strings (the API, the CLI, HMA's routes), ``Query.of`` from values hashed from media; the
 CLI, the API and the Matcher share it, so nothing is turned into hex and back on the way.
@@ -15,6 +16,7 @@ from typing import Any, Final
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue, SignalType
 from hashguard.signals.pdq import DihedralHashes
+from hashguard.signals.pdq_variants import ORIGINAL, PdqVariants
 
 # A hash on a command line: SIGNAL:HEX, or bare hex whose length says which signals it can be.
 _GIVEN: Final = re.compile(r"(?:([a-z0-9_]+):)?([0-9a-fA-F]+)")
@@ -41,10 +43,13 @@ class Hashed:
     def quality(self) -> int | None:
         return self.signal.quality(self.value)
 
+    def named(self) -> tuple[tuple[str, Any], ...]:
+        """Each variant (name, value), the original first; the value alone as ``original``."""
+        return self.variants or ((ORIGINAL, self.value),)
+
     def keys(self) -> list[bytes]:
         """What the signal's index looks up: the value, or each of its variants."""
-        values = [value for _, value in self.variants] or [self.value]
-        return [self.signal.key(value) for value in values]
+        return [self.signal.key(value) for _, value in self.named()]
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,12 +60,12 @@ class Query:
 
     @classmethod
     def of(cls, values: Iterable[tuple[str, Any]]) -> "Query":
-        """A query of values computed from media (signal name, value); a PDQ ``DihedralHashes``
-        gives the original hash and its variants."""
+        """A query of values computed from media (signal name, value); a PDQ ``PdqVariants``
+        (or ``DihedralHashes``) gives the original hash and its variants."""
         hashes = []
         for name, value in values:
             signal = registry.get(name)
-            if isinstance(value, DihedralHashes):
+            if isinstance(value, PdqVariants | DihedralHashes):
                 hashes.append(Hashed(signal, value.original, tuple(value.variants.items())))
             else:
                 hashes.append(Hashed(signal, value))

@@ -28,6 +28,7 @@ from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import registry
 from hashguard.signals.base import SignalType, read_image
 from hashguard.signals.pdq import DihedralHashes, PdqHash, PdqSignal
+from hashguard.signals.pdq_variants import DIHEDRAL, PdqVariants, hash_variants
 from hashguard.signals.vpdq import VpdqHash, VpdqSignal
 
 _IN_FLIGHT_PER_JOB = 4
@@ -39,14 +40,14 @@ class HashRecord:
     signal: str
     value: str
     quality: int | None = None
-    dihedral: dict[str, str] | None = None  # pdq with dihedral=True: variant name -> hex
+    dihedral: dict[str, str] | None = None  # pdq with variants: variant name -> hex
     frames: int | None = None  # vpdq: number of hashed frames
 
 
 @dataclass(frozen=True, slots=True)
 class HashedFile:
     """A file's value for each requested signal that applies to it, as computed (for pdq with
-    ``dihedral``: ``DihedralHashes``); ``records()`` gives them in their string forms."""
+    variants: ``PdqVariants``); ``records()`` gives them in their string forms."""
 
     path: str
     values: tuple[tuple[str, Any], ...]
@@ -87,12 +88,14 @@ class HashSettings:
     """What to compute per file. ``signals`` empty means every signal that applies."""
 
     signals: tuple[str, ...] = ()
-    dihedral: bool = False
+    dihedral: bool = False  # the same as "dihedral" in ``variants``
     limits: Limits = DEFAULT_LIMITS
     video_per_second: float = 1.0
     # Send what native decoders (libtiff, libjpeg) print on stderr to /dev/null while hashing;
     # for a command line that reports each file's failure in one line of its own.
     quiet_decoders: bool = False
+    # The PDQ query variant families wanted (pdq_variants.FAMILIES); none: the plain hash.
+    variants: frozenset[str] = frozenset()
     resolved: tuple[SignalType[Any], ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -139,8 +142,9 @@ class StreamHashes:
 
 def hash_file(path: str, settings: HashSettings) -> FileResult:
     """All requested hashes of one file, or the reason it could not be hashed."""
+    families = settings.variants | ({DIHEDRAL} if settings.dihedral else set())
     hashed = checked_values(
-        path, settings.resolved, settings.limits, settings.dihedral, settings.quiet_decoders
+        path, settings.resolved, settings.limits, frozenset(families), settings.quiet_decoders
     )
     if isinstance(hashed, FileFailure | FileSkipped):
         return hashed
@@ -152,13 +156,13 @@ def checked_values(
     path: str,
     signals: Iterable[SignalType[Any]],
     limits: Limits = DEFAULT_LIMITS,
-    dihedral: bool = False,
+    variants: frozenset[str] = frozenset(),
     quiet_decoders: bool = False,
 ) -> StreamHashes | FileFailure | FileSkipped:
     """``hash_values``, with every way it can fail turned into a one-line reason."""
     try:
         with _quiet_native_stderr(quiet_decoders):
-            return hash_values(path, signals, limits, dihedral)
+            return hash_values(path, signals, limits, variants)
     except NotApplicable as exc:
         return FileSkipped(path, exc.kind)
     except MediaError as exc:
@@ -181,7 +185,7 @@ def hash_values(
     path: str,
     signals: Iterable[SignalType[Any]],
     limits: Limits = DEFAULT_LIMITS,
-    dihedral: bool = False,
+    variants: frozenset[str] = frozenset(),
 ) -> StreamHashes:
     """``hash_stream`` of the file at ``path``; raises ``UnsupportedMedia`` for a device or
     a pipe (a stream without end), besides what ``hash_stream`` raises."""
@@ -191,7 +195,7 @@ def hash_values(
         found = os.fstat(stream.fileno())
         if not stat.S_ISREG(found.st_mode):  # replaced since
             raise UnsupportedMedia("not a regular file (a device or a pipe): nothing to hash")
-        return hash_stream(stream, found.st_size, signals, limits, dihedral)
+        return hash_stream(stream, found.st_size, signals, limits, variants)
 
 
 def hash_stream(
@@ -199,11 +203,11 @@ def hash_stream(
     size: int,
     signals: Iterable[SignalType[Any]],
     limits: Limits = DEFAULT_LIMITS,
-    dihedral: bool = False,
+    variants: frozenset[str] = frozenset(),
 ) -> StreamHashes:
     """Each signal that applies to the file in ``stream`` (a seekable binary stream of
     ``size`` bytes: an open file, or an upload held in memory), with its value (for pdq with
-    ``dihedral``: ``DihedralHashes``). Images are read into memory within the size limit;
+    ``variants``, the query variant families wanted: ``PdqVariants``). Images are read into memory within the size limit;
     videos are read from the stream, and so are other files (only signals of their bytes apply
     to them: no decoder sees them, so no media limit either). Media that cannot be decoded
     gets the signals of its bytes alone, with the reason (``undecodable``). Raises
@@ -218,7 +222,7 @@ def hash_stream(
         raise UnsupportedMedia(NOT_MEDIA) if kind is MediaKind.OTHER else NotApplicable(kind)
     stream.seek(0)
     try:
-        return StreamHashes(_hashed(stream, size, kind, chosen, limits, dihedral))
+        return StreamHashes(_hashed(stream, size, kind, chosen, limits, variants))
     except MediaError as error:
         of_bytes = [s for s in chosen if s.applies_to(MediaKind.OTHER)]  # read bytes only
         if not of_bytes:
@@ -233,7 +237,7 @@ def _hashed(
     kind: MediaKind,
     chosen: list[SignalType[Any]],
     limits: Limits,
-    dihedral: bool = False,
+    variants: frozenset[str] = frozenset(),
 ) -> list[tuple[SignalType[Any], Any]]:
     data: bytes | None = None
     decoded = any(not s.applies_to(MediaKind.OTHER) for s in chosen)  # digests read bytes only
@@ -247,15 +251,15 @@ def _hashed(
         if data is None:
             stream.seek(0)
         source = stream if data is None else data
-        if dihedral and isinstance(chosen_signal, PdqSignal):
-            values.append((chosen_signal, chosen_signal.hash_dihedral(source, limits)))
+        if variants and isinstance(chosen_signal, PdqSignal):
+            values.append((chosen_signal, hash_variants(source, variants, limits)))
         else:
             values.append((chosen_signal, chosen_signal.hash(source, limits)))
     return values
 
 
 def _record(path: str, signal: SignalType[Any], value: Any) -> HashRecord:
-    if isinstance(value, DihedralHashes):
+    if isinstance(value, DihedralHashes | PdqVariants):
         variants = {name: h.hex for name, h in value.variants.items()}
         return HashRecord(path, signal.name, value.original.hex, value.quality, variants)
     if isinstance(value, PdqHash):

@@ -1,0 +1,140 @@
+"""Query variants as a per-list policy: rotations, flips and trimmed crops match a list only
+when its policy allows them, and the Match names the variant (on SQLite and PostgreSQL)."""
+
+from collections.abc import Iterator
+
+import pytest
+from PIL import Image
+
+from hashguard.lists.model import Category, ListPolicy
+from hashguard.lists.records import Submission
+from hashguard.matching import Matcher
+from hashguard.matching.query import Query
+from hashguard.media.synthetic import encode, scene
+from hashguard.signals.pdq import PdqSignal
+from hashguard.signals.pdq_variants import FAMILIES, families_of, hash_variants
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+ALL = frozenset(FAMILIES)
+
+
+def _padded(image: Image.Image, share: float, colour: tuple[int, int, int]) -> Image.Image:
+    dx, dy = round(image.width * share), round(image.height * share)
+    canvas = Image.new("RGB", (image.width + 2 * dx, image.height + 2 * dy), colour)
+    canvas.paste(image, (dx, dy))
+    return canvas
+
+
+def _letterboxed(image: Image.Image, aspect: float, colour: tuple[int, int, int]) -> Image.Image:
+    width, height = image.size
+    if width / height < aspect:
+        width = round(height * aspect)
+    else:
+        height = round(width / aspect)
+    canvas = Image.new("RGB", (width, height), colour)
+    canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+    return canvas
+
+
+@pytest.fixture
+def store(database_url: str) -> Iterator[ListStore]:
+    engine = open_engine(database_url)
+    store = ListStore(engine)
+    for name, variants in (("plain", set()), ("turned", {"dihedral"}), ("trimmed", {"trim"}),
+                           ("both", set(ALL))):  # fmt: skip
+        policy = ListPolicy(variants=frozenset(variants))
+        store.create(name, "Hashguard QA", Category.KNOWN_CSAM, policy=policy)
+    yield store
+    engine.dispose()
+
+
+def _listed(store: ListStore, image: Image.Image, lists: tuple[str, ...]) -> None:
+    value = PdqSignal().hash(encode(image, "PNG")).hex
+    for name in lists:
+        store.apply(name, [Submission("pdq", value)])
+
+
+def _query(data: bytes, families: frozenset[str] = ALL) -> Query:
+    return Query.of([("pdq", hash_variants(data, families))])
+
+
+def test_a_rotated_copy_matches_only_lists_that_allow_dihedral_variants(store: ListStore) -> None:
+    image = scene(4, 320, 240)
+    _listed(store, image, ("plain", "turned", "both"))
+    matcher = Matcher(store, ["plain", "turned", "both"])
+    rotated = encode(image.transpose(Image.Transpose.ROTATE_90), "PNG")
+    matches = matcher.match(_query(rotated))
+    assert sorted(m.list for m in matches) == ["both", "turned"]  # not "plain"
+    assert {m.variant for m in matches} == {"rotate270"}  # turning it back undoes it
+    assert all(m.distance <= 31 for m in matches)
+    # The upright image matches every list, as itself.
+    upright = matcher.match(_query(encode(image, "PNG")))
+    assert sorted(m.list for m in upright) == ["both", "plain", "turned"]
+    assert {m.variant for m in upright} == {"original"}
+
+
+@pytest.mark.parametrize(
+    "copy",
+    [
+        lambda im: _padded(im, 0.10, (0, 0, 0)),
+        lambda im: _padded(im, 0.25, (255, 255, 255)),
+        lambda im: _padded(im, 0.20, (40, 160, 90)),
+        lambda im: _letterboxed(im, 16 / 9, (0, 0, 0)),
+        lambda im: _letterboxed(im, 1.0, (230, 30, 30)),
+    ],
+    ids=["pad-10-black", "pad-25-white", "pad-20-green", "letterbox-16:9", "letterbox-square"],
+)
+def test_padded_and_letterboxed_copies_match_through_trim(store: ListStore, copy: object) -> None:
+    assert callable(copy)
+    found = 0
+    seeds = range(20, 30)
+    for seed in seeds:
+        image = scene(seed, 400, 300)
+        _listed(store, image, ("plain", "trimmed"))
+    matcher = Matcher(store, ["plain", "trimmed"])
+    for seed in seeds:
+        data = encode(copy(scene(seed, 400, 300)), "JPEG")
+        matches = matcher.match(_query(data))
+        assert all(m.list == "trimmed" and m.variant.startswith("trim-") for m in matches)
+        found += bool(matches)
+        assert matcher.match(_query(data, frozenset())) == []  # the plain hash: lost
+    assert found >= 9  # of 10
+
+
+def test_a_negative_list_suppresses_matches_through_the_variants_it_allows(
+    store: ListStore,
+) -> None:
+    image = scene(7, 320, 240)
+    _listed(store, image, ("both",))
+    policy = ListPolicy(negative=True, variants=frozenset({"dihedral"}))
+    store.create("benign", "Hashguard QA", Category.FALSE_POSITIVES, policy=policy)
+    _listed(store, image, ("benign",))
+    rotated = _query(encode(image.transpose(Image.Transpose.ROTATE_180), "PNG"))
+    assert Matcher(store, ["both"]).match(rotated) != []
+    assert Matcher(store, ["both", "benign"]).match(rotated) == []
+
+
+def test_the_matcher_asks_for_the_variants_its_lists_allow(store: ListStore) -> None:
+    assert Matcher(store, ["plain"]).variant_families() == frozenset()
+    assert Matcher(store, ["plain", "turned"]).variant_families() == {"dihedral"}
+    assert Matcher(store, ["turned", "trimmed"]).variant_families() == ALL
+
+
+def test_a_variant_needs_every_family_its_name_uses() -> None:
+    assert families_of("original") == frozenset()
+    assert families_of("flipx") == {"dihedral"}
+    assert families_of("trim-lenient") == {"trim"}
+    assert families_of("trim-strict/rotate90") == {"trim", "dihedral"}
+
+
+def test_exif_orientation_is_applied_before_hashing(store: ListStore) -> None:
+    image = scene(9, 320, 240)
+    _listed(store, image, ("plain",))
+    # Stored turned a quarter clockwise (270 counter-clockwise), with orientation 6 saying so.
+    stored = image.transpose(Image.Transpose.ROTATE_90)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(stored, "JPEG", exif=exif.tobytes())
+    (match,) = Matcher(store, ["plain"]).match(_query(data, frozenset()))
+    assert match.variant == "original" and match.distance <= 31
