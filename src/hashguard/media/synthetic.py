@@ -99,6 +99,13 @@ def _font(size: int) -> ImageFont.FreeTypeFont | ImageFont.ImageFont:
     return ImageFont.load_default(size=max(6, size))
 
 
+@functools.lru_cache(maxsize=64)
+def _char_width(size: int) -> float:
+    """The mean width of a character of the words below at ``size``, in pixels."""
+    sample = "".join(_SYLLABLES) + " " * (len(_SYLLABLES) // 2)
+    return _font(size).getlength(sample) / len(sample)
+
+
 def _word(rng: np.random.Generator) -> str:
     return "".join(_SYLLABLES[int(i)] for i in rng.integers(0, len(_SYLLABLES), rng.integers(1, 4)))
 
@@ -124,6 +131,8 @@ def _text_line(
     """A line of random words cut to ``max_width`` pixels (ragged right, as prose is)."""
     font = _font(size)
     text = _words(rng, int(rng.integers(4, 16)))
+    # Cut to an estimate first: measuring text is the slow part of drawing a page.
+    text = text[: int(max_width / _char_width(size))]
     while text and draw.textlength(text, font=font) > max_width:
         text = text.rsplit(" ", 1)[0] if " " in text else text[:-1]
     draw.text((x, y), text, fill=fill, font=font)
@@ -239,6 +248,13 @@ _APPS: tuple[tuple[RGB, RGB, RGB, RGB], ...] = (
 )
 
 
+# Avatars are initials on a circle of one of a few flat colours, as messaging apps draw them.
+_AVATARS: tuple[RGB, ...] = (
+    (229, 115, 115), (186, 104, 200), (121, 134, 203), (79, 195, 247),
+    (77, 182, 172), (174, 213, 129), (255, 183, 77), (161, 136, 127),
+)  # fmt: skip
+
+
 def ui_screenshot(seed: int, width: int = 390, height: int = 844, *, app: int = 0) -> Image.Image:
     """A screenshot of ``app`` (0-2): a phone screen, or a desktop form when width > height.
 
@@ -302,7 +318,10 @@ def _phone_screen(
     row = u * 7
     for index in range((nav - top) // row):
         y = top + index * row
-        draw.ellipse((u * 2, y + u, u * 7, y + u * 6), fill=_colour(rng, 60, 230))
+        avatar = _AVATARS[int(rng.integers(0, len(_AVATARS)))]
+        draw.ellipse((u * 2, y + u, u * 7, y + u * 6), fill=avatar)
+        initial = _SYLLABLES[int(rng.integers(0, len(_SYLLABLES)))][0].upper()
+        draw.text((u * 4, y + u * 2), initial, fill=(255, 255, 255), font=_font(u * 2))
         draw.text((u * 9, y + u), _words(rng, 2).title(), fill=ink, font=_font(int(u * 1.6)))
         _text_line(draw, rng, u * 9, y + int(u * 3.4), width - u * 16, int(u * 1.3), faint)
         draw.text(
@@ -443,7 +462,7 @@ def gradient(seed: int, width: int = 800, height: int = 600) -> Image.Image:
     """A linear (any angle) or radial gradient through 2-3 colours."""
     rng = np.random.default_rng(seed)
     stops = np.array([_colour(rng) for _ in range(int(rng.integers(2, 4)))], dtype=np.float64)
-    ys, xs = np.mgrid[0:height, 0:width].astype(np.float64)
+    ys, xs = np.ogrid[0:height, 0:width]
     if rng.random() < 0.5:
         angle = rng.uniform(0, 2 * np.pi)
         t = xs * np.cos(angle) + ys * np.sin(angle)
@@ -472,7 +491,7 @@ def pattern(seed: int, width: int = 1024, height: int = 1024) -> Image.Image:
     cell = int(_CELLS[int(rng.integers(0, len(_CELLS)))])
     ink = np.array(_colour(rng), dtype=np.uint8)
     paper = np.array(_colour(rng), dtype=np.uint8)
-    ys, xs = np.mgrid[0:height, 0:width]
+    ys, xs = np.ogrid[0:height, 0:width]
     if kind == 0:  # checkerboard
         on = ((xs // cell) + (ys // cell)) % 2 == 1
     elif kind == 1:  # stripes: vertical, horizontal or diagonal
@@ -484,7 +503,7 @@ def pattern(seed: int, width: int = 1024, height: int = 1024) -> Image.Image:
         period = max(cell, thickness + 2)
         on = xs % period < thickness
         if rng.random() < 0.5:
-            on |= ys % period < thickness
+            on = on | (ys % period < thickness)
     elif kind == 3:  # dot grid
         period = max(cell, 3) * 2
         radius = period / 4
@@ -492,6 +511,7 @@ def pattern(seed: int, width: int = 1024, height: int = 1024) -> Image.Image:
     else:  # concentric rings
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         on = (np.hypot(xs - cx, ys - cy) // cell).astype(np.int64) % 2 == 1
+    on = np.broadcast_to(on, (height, width))
     pixels = np.where(on[..., None], ink, paper).astype(np.uint8)
     return Image.fromarray(pixels, "RGB")
 

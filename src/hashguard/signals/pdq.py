@@ -6,7 +6,7 @@ side; larger JPEGs are decoded at reduced DCT scale and hashed through the same 
 """
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, Final
 
 import numpy as np
@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # the decoder and the numba kernels load when something is ha
 
 DEFAULT_THRESHOLD: Final = 31
 MIN_QUALITY: Final = 50
+# Stability = 100 - drift * 100 / 64 (clamped), drift = the bits that differ from the hash of the
+# image at 99 % scale; under 50 (drift over 32 bits) the hash does not even match its own copy.
+MIN_STABILITY: Final = 50
+STABILITY_SCALE: Final = 0.99
 # Reduced JPEG decoding keeps both sides at least this long (measured: docs/benchmarks.md).
 REDUCED_MIN_SIDE: Final = 512
 # Up to this size the exact, bit-identical path costs about what the matrix form costs with its
@@ -39,11 +43,12 @@ _HEX: Final = re.compile(r"[0-9a-f]{64}")
 @dataclass(frozen=True, slots=True)
 class PdqHash:
     """256 bits in hex-string order, and the quality and stability (0-100) when the hash was
-    computed here."""
+    computed here. Two hashes are equal when their bits and quality are: stability is a
+    measurement of the image, not part of the hash."""
 
     bits: bytes
     quality: int | None = None
-    stability: int | None = None
+    stability: int | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if len(self.bits) != 32:
@@ -62,6 +67,10 @@ class PdqHash:
     def low_quality(self) -> bool:
         return self.quality is not None and self.quality < MIN_QUALITY
 
+    @property
+    def unstable(self) -> bool:
+        return self.stability is not None and self.stability < MIN_STABILITY
+
 
 @dataclass(frozen=True, slots=True)
 class DihedralHashes:
@@ -69,35 +78,64 @@ class DihedralHashes:
 
     quality: int
     variants: dict[str, PdqHash]
+    stability: int | None = None  # every variant's: a rotation or flip moves no sample
 
     @property
     def original(self) -> PdqHash:
         return self.variants["original"]
 
 
-def hash_luma(luma: "LumaImage") -> PdqHash:
-    """PDQ of a decoded luma plane (an image or a video frame)."""
+def hash_luma(luma: "LumaImage", *, measure: bool = True) -> PdqHash:
+    """PDQ of a decoded luma plane (an image or a video frame), with its quality and, unless
+    ``measure`` is false (video frames), its stability."""
     from hashguard.signals import pdq_kernel
 
     dct, quality = pdq_dct(luma)
     if dct is None:
-        return PdqHash(bytes(32), 0)
-    return PdqHash(pdq_kernel.hash_bits(dct).tobytes(), quality)
+        return PdqHash(bytes(32), 0, 0 if measure else None)
+    bits = pdq_kernel.hash_bits(dct)
+    return PdqHash(bits.tobytes(), quality, stability(luma, bits) if measure else None)
 
 
 def dihedral_luma(luma: "LumaImage") -> DihedralHashes:
-    """The 8 dihedral hashes of a decoded luma plane, all from one DCT."""
+    """The 8 dihedral hashes of a decoded luma plane, all from one DCT, with one stability."""
     from hashguard.signals import pdq_kernel
 
     dct, quality = pdq_dct(luma)
     names = [name for name, *_ in pdq_kernel.DIHEDRAL]
     if dct is None:
-        return DihedralHashes(0, {name: PdqHash(bytes(32), 0) for name in names})
+        return DihedralHashes(0, {name: PdqHash(bytes(32), 0, 0) for name in names}, 0)
+    measured = stability(luma, pdq_kernel.hash_bits(dct))
     variants = {
-        name: PdqHash(pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(), quality)
+        name: PdqHash(
+            pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(), quality, measured
+        )
         for name, *flips in pdq_kernel.DIHEDRAL
     }
-    return DihedralHashes(quality, variants)
+    return DihedralHashes(quality, variants, measured)
+
+
+def stability(luma: "LumaImage", bits: np.ndarray) -> int:
+    """How little the hash ``bits`` of ``luma`` moves when the image is resized to 99 %:
+    100 - drift * 100 / 64, from 0 to 100 (drift: bits that differ). The resized copy's
+    64x64 buffer is computed from the same decoded pixels through the weighted map, never made.
+    """
+    from hashguard.signals import pdq_kernel
+
+    size = (round(luma.height * STABILITY_SCALE), round(luma.width * STABILITY_SCALE))
+    if min(size) < pdq_kernel.MIN_SIDE:
+        return 0  # the copy hashes as all zeros: nothing of this image survives it
+    buffer = pdq_kernel.resized_64x64(
+        luma.pixels, luma.height, luma.width, luma.scale, luma.reversed_axes, size
+    )
+    # The bits are the same under the levels' gain (positive) and offset (no DCT term has one).
+    moved = pdq_kernel.hash_bits(pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64))
+    return stability_of(int(np.unpackbits(bits ^ moved).sum()))
+
+
+def stability_of(drift: int) -> int:
+    """The stability (0-100) of a hash that moves by ``drift`` bits under a 1 % resize."""
+    return 100 - min(100, round(drift * 100 / 64))
 
 
 def pdq_dct(luma: "LumaImage") -> tuple[np.ndarray | None, int]:
@@ -139,8 +177,9 @@ class PdqSignal(SignalType[PdqHash]):
     index: ClassVar[IndexKind | None] = IndexKind.HAMMING
     hex_digits: ClassVar[int | None] = 64
 
-    def __init__(self, min_quality: int = MIN_QUALITY) -> None:
+    def __init__(self, min_quality: int = MIN_QUALITY, min_stability: int = MIN_STABILITY) -> None:
         self.min_quality: int | None = min_quality
+        self.min_stability: int | None = min_stability
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> PdqHash:
         from hashguard.media.image import decode_luma
@@ -176,6 +215,9 @@ class PdqSignal(SignalType[PdqHash]):
 
     def quality(self, value: PdqHash) -> int | None:
         return value.quality
+
+    def stability(self, value: PdqHash) -> int | None:
+        return value.stability
 
     def distance(self, a: PdqHash, b: PdqHash) -> int:
         return a.distance(b)

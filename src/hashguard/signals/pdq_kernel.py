@@ -142,24 +142,17 @@ def exact_64x64(luma: np.ndarray) -> np.ndarray:
     return _jarosz_64x64(np.ascontiguousarray(luma))
 
 
-def _axis_map(full: int, reduced: int, scale: int, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
-    """The reference's blur-and-decimate map along one axis, as 64 short rows of weights.
-
-    Output sample i reads ``weights[i]`` times the reduced pixels from ``starts[i]`` on: two
-    passes of the edge-normalised box filter, read at the reference's decimation point, with
-    the weights of the ``scale`` full-resolution pixels that one reduced pixel averages summed.
-    This equals the reference's map on a reduced decode up to the variation of the weights
-    inside one block. Each row covers about 1/32 of the axis, so the map stays small however
-    long the axis is. ``reverse``: the axis runs against the decoder's block grid.
-    """
+def _sample_weights(full: int) -> list[tuple[int, np.ndarray]]:
+    """Per output sample of an axis of ``full`` pixels, the first pixel it reads and the weights
+    of the pixels from there on: two passes of the edge-normalised box filter, read at the
+    reference's decimation point."""
     window = int(jarosz_window(full))
     half = (window + 2) // 2
-    shift = reduced * scale - full if reverse else 0  # the partial block comes first
 
     def box(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         return np.maximum(x - (window - half), 0), np.minimum(x + (half - 1), full - 1)
 
-    rows = []
+    samples = []
     for i in range(64):
         p = np.array([int(((i + 0.5) * full) / 64)])
         p_lo, p_hi = box(p)
@@ -172,9 +165,11 @@ def _axis_map(full: int, reduced: int, scale: int, reverse: bool) -> tuple[np.nd
         diff = np.zeros(last - first + 2)
         np.add.at(diff, lo - first, amount)
         np.add.at(diff, hi - first + 1, -amount)
-        weights = np.cumsum(diff[:-1])
-        blocks = (np.arange(first, last + 1) + shift) // scale
-        rows.append((int(blocks[0]), np.bincount(blocks - blocks[0], weights=weights)))
+        samples.append((first, np.cumsum(diff[:-1])))
+    return samples
+
+
+def _banded(rows: list[tuple[int, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
     band = max(len(w) for _, w in rows)
     starts = np.array([start for start, _ in rows])
     table = np.zeros((64, band), np.float32)
@@ -183,7 +178,60 @@ def _axis_map(full: int, reduced: int, scale: int, reverse: bool) -> tuple[np.nd
     return starts, table
 
 
+def _in_blocks(
+    pixels: np.ndarray, weights: np.ndarray, shift: int, scale: int
+) -> tuple[int, np.ndarray]:
+    """Weights of full-resolution ``pixels`` (ascending) summed per reduced pixel."""
+    blocks = (pixels + shift) // scale
+    return int(blocks[0]), np.bincount(blocks - blocks[0], weights=weights)
+
+
+def _axis_map(full: int, reduced: int, scale: int, reverse: bool) -> tuple[np.ndarray, np.ndarray]:
+    """The reference's blur-and-decimate map along one axis, as 64 short rows of weights.
+
+    Output sample i reads ``weights[i]`` times the reduced pixels from ``starts[i]`` on: the
+    weights of ``_sample_weights``, with those of the ``scale`` full-resolution pixels that one
+    reduced pixel averages summed. This equals the reference's map on a reduced decode up to
+    the variation of the weights inside one block. Each row covers about 1/32 of the axis, so
+    the map stays small however long the axis is. ``reverse``: the axis runs against the
+    decoder's block grid.
+    """
+    shift = reduced * scale - full if reverse else 0  # the partial block comes first
+    rows = [
+        _in_blocks(np.arange(first, first + len(weights)), weights, shift, scale)
+        for first, weights in _sample_weights(full)
+    ]
+    return _banded(rows)
+
+
+def _resized_axis_map(
+    full: int, resized: int, reduced: int, scale: int, reverse: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_axis_map`` of the axis first resized from ``full`` to ``resized`` pixels by linear
+    interpolation (a triangle filter widened by the ratio when shrinking, as Pillow's bilinear
+    resize), as weights of the reduced pixels of the original axis."""
+    shift = reduced * scale - full if reverse else 0
+    ratio = full / resized
+    support = max(ratio, 1.0)
+    reach = math.ceil(support) + 1
+    rows = []
+    for first, weights in _sample_weights(resized):
+        centres = (np.arange(first, first + len(weights)) + 0.5) * ratio  # in full pixels
+        base = np.floor(centres).astype(np.int64)
+        pixels = base[:, None] + np.arange(-reach, reach + 1)[None, :]
+        spread = np.maximum(0.0, 1.0 - np.abs(pixels + 0.5 - centres[:, None]) / support)
+        spread[(pixels < 0) | (pixels >= full)] = 0.0
+        spread *= (weights / spread.sum(axis=1))[:, None]
+        lo = max(int(pixels.min()), 0)
+        on_axis = np.zeros(int(pixels.max()) + 1 - lo)
+        inside = spread > 0
+        np.add.at(on_axis, pixels[inside] - lo, spread[inside])
+        rows.append(_in_blocks(np.arange(lo, lo + len(on_axis)), on_axis, shift, scale))
+    return _banded(rows)
+
+
 _axis_map_cached = lru_cache(maxsize=256)(_axis_map)
+_resized_axis_map_cached = lru_cache(maxsize=256)(_resized_axis_map)
 _CACHED_MAX_SIDE: Final = 20_000  # a cached map is about 2 x side floats
 
 
@@ -202,6 +250,26 @@ def weighted_64x64(
     col_map = _axis_map_cached if width <= _CACHED_MAX_SIDE else _axis_map
     row_starts, row_weights = row_map(height, rows, scale, reversed_axes[0])
     col_starts, col_weights = col_map(width, cols, scale, reversed_axes[1])
+    out = np.empty((64, 64), np.float32)
+    _weighted(pixels, row_starts, row_weights, col_starts, col_weights, out)
+    return out
+
+
+def resized_64x64(
+    pixels: np.ndarray,
+    height: int,
+    width: int,
+    scale: int,
+    reversed_axes: tuple[bool, bool],
+    size: tuple[int, int],
+) -> np.ndarray:
+    """``weighted_64x64`` of the image first resized to ``size`` (height, width) by linear
+    interpolation: the 64x64 buffer of a resized copy, without making the copy."""
+    rows, cols = pixels.shape
+    cached = max(height, width) <= _CACHED_MAX_SIDE
+    axis_map = _resized_axis_map_cached if cached else _resized_axis_map
+    row_starts, row_weights = axis_map(height, size[0], rows, scale, reversed_axes[0])
+    col_starts, col_weights = axis_map(width, size[1], cols, scale, reversed_axes[1])
     out = np.empty((64, 64), np.float32)
     _weighted(pixels, row_starts, row_weights, col_starts, col_weights, out)
     return out
