@@ -70,7 +70,7 @@ from hashguard.media import synthetic
 from hashguard.media.limits import DEFAULT_LIMITS
 from hashguard.signals import registry
 from hashguard.signals.batch import hash_stream
-from hashguard.signals.pdq import DEFAULT_THRESHOLD, MIN_QUALITY, PdqHash
+from hashguard.signals.pdq import DEFAULT_THRESHOLD, MIN_QUALITY, MIN_STABILITY, PdqHash
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from report import table
@@ -82,7 +82,6 @@ THRESHOLD = int(DEFAULT_THRESHOLD)
 LONG_SIDE = 1024  # originals from the photo sets are reduced to this, as a platform stores them
 GRAPHICS_FLAT_SHARE = 0.4
 BEGIN, END = "<!-- accuracy:begin -->", "<!-- accuracy:end -->"
-MIN_STABILITY = 50  # the agreed scale (issue 21); measures' own constant once it lands
 
 Canvas = Image.Image
 Colour = tuple[int, int, int]
@@ -262,7 +261,10 @@ def saved(transform: Transform, image: Canvas) -> bytes:
 def service_hashes(data: bytes, signal: str = "pdq") -> list[tuple[str, Any]]:
     """The file hashed as the service hashes an upload matched on lists of the default policy
     (all the variants it lets match), as (signal name, value) pairs for ``Query.of``."""
-    hashed = hash_stream(io.BytesIO(data), len(data), [registry.get(signal)], DEFAULT_LIMITS, True)
+    families = ListPolicy().variants
+    hashed = hash_stream(
+        io.BytesIO(data), len(data), [registry.get(signal)], DEFAULT_LIMITS, families
+    )
     return [(kind.name, value) for kind, value in hashed.values]
 
 
