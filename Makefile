@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges clean
+.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy clean
 
 install: $(STAMP)
 
@@ -41,7 +41,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -72,6 +72,9 @@ bench-takedown: $(BENCH_STAMP)
 
 bench-exchanges: $(BENCH_STAMP)
 	@$(BIN)/python bench/exchanges.py
+
+bench-accuracy: $(BENCH_STAMP)
+	@$(BIN)/python bench/accuracy.py
 
 bench-hasher: $(BENCH_STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --test
