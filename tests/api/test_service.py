@@ -25,6 +25,7 @@ from hashguard.lists.records import Submission
 from hashguard.review.webhook import load_secret
 from hashguard.signals.digests import Md5Signal
 from hashguard.signals.pdq import PdqSignal
+from hashguard.signals.pdq_kernel import DIHEDRAL
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
@@ -375,6 +376,18 @@ def _altered(data: bytes, how: str) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, "PNG")
     return buffer.getvalue()
+
+
+def test_the_hash_answer_names_rotations_and_trimmed_variants_apart(server: Server) -> None:
+    padded = _altered(LISTED, "padded")
+    hashed = server.post("/v1/hash", "matcher", content=padded,
+                         params={"dihedral": "true", "trim": "true"})  # fmt: skip
+    assert hashed.status_code == 200, hashed.text
+    pdq = hashed.json()["hashes"]["pdq"]
+    assert set(pdq["dihedral"]) == {name for name, *_ in DIHEDRAL}
+    assert pdq["variants"] and all(name.startswith("trim-") for name in pdq["variants"])
+    trimmed = [PdqSignal().parse(value) for value in pdq["variants"].values()]
+    assert min(t.distance(PdqSignal().hash(LISTED)) for t in trimmed) <= 31
 
 
 @pytest.mark.parametrize(("how", "variant"), [("rotated", "rotate270"), ("padded", "trim-")])

@@ -115,6 +115,23 @@ def test_a_negative_list_suppresses_matches_through_the_variants_it_allows(
     assert Matcher(store, ["both", "benign"]).match(rotated) == []
 
 
+def test_a_negative_match_through_a_variant_cancels_only_that_variants_matches(
+    store: ListStore,
+) -> None:
+    image = scene(8, 320, 240)
+    turned = image.transpose(Image.Transpose.ROTATE_180)
+    _listed(store, image, ("both",))
+    policy = ListPolicy(negative=True, variants=frozenset({"dihedral"}))
+    store.create("benign", "Hashguard QA", Category.FALSE_POSITIVES, policy=policy)
+    _listed(store, turned, ("benign",))  # the turned image is known benign
+    matcher = Matcher(store, ["both", "benign"])
+    # The image itself is listed: only its turned variant is the benign one.
+    found = matcher.match(_query(encode(image, "PNG")))
+    assert [(m.list, m.variant) for m in found] == [("both", "original")]
+    # The benign image as it is: nothing of it matches, whichever variant would.
+    assert matcher.match(_query(encode(turned, "PNG"))) == []
+
+
 def test_the_matcher_asks_for_the_variants_its_lists_allow(store: ListStore) -> None:
     assert Matcher(store, ["plain"]).variant_families() == frozenset()
     assert Matcher(store, ["plain", "turned"]).variant_families() == {"dihedral"}

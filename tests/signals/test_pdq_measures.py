@@ -54,6 +54,13 @@ def test_fine_regular_patterns_are_unstable_noise_that_never_matches(image: Imag
     assert not same.match and "stability" in same.reason
 
 
+@pytest.mark.parametrize("size", [40, 50, 51])
+def test_small_images_are_measured_on_a_copy_that_is_really_smaller(size: int) -> None:
+    # Below 50 px, 99 % rounds back to the size: the copy must still be a pixel shorter.
+    value = PDQ.hash(encode(checkerboard(1, size), "PNG"))
+    assert value.stability is not None and value.stability < MIN_STABILITY
+
+
 def test_the_dihedral_variants_share_the_stability_of_the_image() -> None:
     data = encode(scene(7, 800, 600, grain=4), "JPEG")
     variants = PDQ.hash_dihedral(data)

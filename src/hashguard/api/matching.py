@@ -23,7 +23,7 @@ from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, StreamHashes, hash_stream
-from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL
+from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL, TRIM, families_of
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.match_log import LoggedMatch
 
@@ -125,9 +125,10 @@ def hash_json(hashed: Hashed) -> dict[str, Any]:
     stability = hashed.signal.stability(hashed.value)
     if stability is not None:
         shown["stability"] = stability
-    if hashed.variants:
-        format = hashed.signal.format
-        shown["dihedral"] = {name: format(value) for name, value in hashed.variants}
+    format = hashed.signal.format
+    for name, value in hashed.variants:
+        key = "variants" if TRIM in families_of(name) else "dihedral"
+        shown.setdefault(key, {})[name] = format(value)
     return shown
 
 

@@ -123,7 +123,14 @@ class Hash(BaseModel):
         "99 % (0-100; 100 - the bits that change x 100 / 64). Below 50 the hash is noise "
         "(a fine regular pattern) and does not match by default.",
     )
-    dihedral: dict[str, str] | SkipJsonSchema[None] = None
+    dihedral: dict[str, str] | SkipJsonSchema[None] = Field(
+        None, description="The hashes of the 3 rotations and 4 flips, by name (original first)."
+    )
+    variants: dict[str, str] | SkipJsonSchema[None] = Field(
+        None,
+        description="The other query variants hashed, by name: the image with uniform borders "
+        "trimmed (trim-lenient, trim-strict, trim-frame) and their rotations and flips.",
+    )
 
 
 class HashAnswer(BaseModel):

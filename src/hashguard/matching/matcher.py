@@ -65,6 +65,7 @@ class Match:
     shares: tuple[float, float] | None = None
     # The query variant that matched ("original", "rotate90", "trim-lenient", ...).
     variant: str = ORIGINAL
+    stability: int | None = None  # the entry's, when it was hashed from media
 
 
 @dataclass
@@ -322,7 +323,7 @@ class Matcher:
         value; aligned with ``item_rows``) its list allows, within the threshold for it."""
         kind = registry.get(signal)
         best: dict[tuple[int, int], Match] = {}
-        negative: set[int] = set()
+        negative: dict[int, set[str]] = {}  # per item row, the variants a negative list matched
         for number, (row, entry_id, distance) in enumerate(
             zip(item_rows, ids.tolist(), distances.tolist(), strict=True)
         ):
@@ -345,7 +346,7 @@ class Matcher:
             if hash_list.policy.enabled_ratio <= 0:
                 continue  # switched off
             if hash_list.policy.negative:
-                negative.add(row)
+                negative.setdefault(row, set()).add(variant)
                 continue
             if chosen is not None and hash_list.name not in chosen:
                 continue
@@ -355,10 +356,13 @@ class Matcher:
             pair = None if shares is None else (float(shares[number, 0]), float(shares[number, 1]))
             best[(row, entry.id)] = Match(
                 hash_list.name, entry.id, entry.labels, signal, distance, entry.value, pair,
-                variant,
+                variant, entry.stability,
             )  # fmt: skip
         for (row, _), match in best.items():
-            if row not in negative:
+            # A known false positive as it is cancels every match of the item; one through a
+            # variant (turned, trimmed) cancels the matches found through that variant only.
+            benign = negative.get(row, set())
+            if ORIGINAL not in benign and match.variant not in benign:
                 found[row].append(match)
 
     @staticmethod

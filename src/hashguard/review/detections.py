@@ -73,15 +73,17 @@ class Evidence:
     query_stability: int | None = None
 
     @staticmethod
-    def of(match: Match, stability: int | None = None, query: Hashed | None = None) -> "Evidence":
-        """The evidence of ``match``: ``stability``, its entry's; ``query``, the hash that
-        matched (its quality and stability, when it has them)."""
+    def of(match: Match, query: Hashed | None = None) -> "Evidence":
+        """The evidence of ``match`` (with its entry's stability); ``query``, the item's hash:
+        the quality and stability of the variant that matched, when it has them."""
         quality = query_stability = None
         if query is not None:
-            quality, query_stability = query.quality, query.signal.stability(query.value)
+            value = dict(query.named()).get(match.variant, query.value)
+            quality = query.signal.quality(value)
+            query_stability = query.signal.stability(value)
         return Evidence(match.list, match.entry, match.signal, float(match.distance),
-                        tuple(sorted(match.labels)), match.value, match.variant, stability,
-                        quality, query_stability)  # fmt: skip
+                        tuple(sorted(match.labels)), match.value, match.variant,
+                        match.stability, quality, query_stability)  # fmt: skip
 
     def as_json(self) -> dict[str, Any]:
         shown = {"list": self.list, "entry": self.entry, "signal": self.signal,
@@ -156,19 +158,9 @@ class Review:
             subject = dict(uploader)
             account = str(subject.pop("account_ref", ""))
             query = queries[number] if queries is not None else None
-            evidence = [
-                Evidence.of(m, self._stability(m), query.get(m.signal) if query else None)
-                for m in matches
-            ]
+            evidence = [Evidence.of(m, query.get(m.signal) if query else None) for m in matches]
             opened.append(self.open(service, content_ref, evidence, account, subject))
         return opened
-
-    def _stability(self, match: Match) -> int | None:
-        """The matched entry's stability, when it has one (None if the list is gone)."""
-        try:
-            return self.lists.entry_by_id(match.list, match.entry).stability
-        except ListError:
-            return None
 
     def open(
         self,

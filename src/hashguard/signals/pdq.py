@@ -145,7 +145,11 @@ def stability(luma: "LumaImage", bits: np.ndarray) -> int:
     """
     from hashguard.signals import pdq_kernel
 
-    size = (round(luma.height * STABILITY_SCALE), round(luma.width * STABILITY_SCALE))
+    # At least a pixel shorter on each side: below 50 px, 99 % would round back to the size.
+    size = (
+        min(luma.height - 1, round(luma.height * STABILITY_SCALE)),
+        min(luma.width - 1, round(luma.width * STABILITY_SCALE)),
+    )
     if min(size) < pdq_kernel.MIN_SIDE:
         return 0  # the copy hashes as all zeros: nothing of this image survives it
     buffer = pdq_kernel.resized_64x64(

@@ -113,7 +113,7 @@ class VpdqSignal(SignalType[VpdqHash]):
         frames = iter_frames(source, limits, per_second=self.per_second, threads=self.threads)
         hashed = []
         for frame in frames:
-            pdq = hash_luma(frame.luma)
+            pdq = hash_luma(frame.luma, measure=False)
             assert pdq.quality is not None
             hashed.append(VpdqFrame(frame.number, pdq.quality, pdq.bits, frame.timestamp))
         if not hashed:

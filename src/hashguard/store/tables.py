@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -64,6 +65,15 @@ class EntryRow(Base):
     __table_args__ = (
         PrimaryKeyConstraint("list_id", "signal", "value_key", name="pk_list_entries"),
         UniqueConstraint("id", name="uq_list_entries_id"),
+        # The few entries measured as unstable, counted for their owner without a list scan;
+        # entries listed as plain hashes (no stability) stay out of it and cost imports nothing.
+        Index(
+            "ix_list_entries_unstable",
+            "list_id",
+            "stability",
+            sqlite_where=text("stability IS NOT NULL"),
+            postgresql_where=text("stability IS NOT NULL"),
+        ),
         {"sqlite_with_rowid": False},
     )
 

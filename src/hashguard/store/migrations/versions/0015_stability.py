@@ -17,9 +17,15 @@ depends_on = None
 def upgrade() -> None:
     op.add_column("list_entries", sa.Column("stability", sa.SmallInteger(), nullable=True))
     op.add_column("list_changes", sa.Column("stability", sa.SmallInteger(), nullable=True))
+    op.create_index(
+        "ix_list_entries_unstable", "list_entries", ["list_id", "stability"],
+        sqlite_where=sa.text("stability IS NOT NULL"),
+        postgresql_where=sa.text("stability IS NOT NULL"),
+    )  # fmt: skip
 
 
 def downgrade() -> None:
+    op.drop_index("ix_list_entries_unstable", "list_entries")
     with op.batch_alter_table("list_changes") as batch:
         batch.drop_column("stability")
     with op.batch_alter_table("list_entries") as batch:
