@@ -12,7 +12,7 @@ from hashguard.api import ServiceSettings
 from hashguard.app import create_app
 from hashguard.lists.model import Category, ChangeKind
 from hashguard.lists.records import Submission
-from hashguard.signals.pdq import PdqSignal
+from hashguard.signals import registry
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 
@@ -24,7 +24,7 @@ UNSTABLE = ["1f" * 32, "2e" * 32]
 def test_the_list_view_counts_the_active_unstable_entries(
     engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    monkeypatch.setattr(registry.get("pdq"), "min_stability", 50)
     store = ListStore(engine)
     store.create("measured", "Test Hotline", Category.TEST)
     store.apply("measured", [*(Submission("pdq", v, stability=20) for v in UNSTABLE),

@@ -221,7 +221,7 @@ def test_show_counts_the_unstable_entries_and_export_lists_them(
 ) -> None:
     from hashguard.lists.model import Category
     from hashguard.lists.records import Submission
-    from hashguard.signals.pdq import PdqSignal
+    from hashguard.signals import registry
 
     database = tmp_path / "lists.db"
     engine = open_engine(f"sqlite:///{database}")
@@ -232,9 +232,10 @@ def test_show_counts_the_unstable_entries_and_export_lists_them(
                              Submission("pdq", PDQ[2])])  # fmt: skip
     engine.dispose()
     line = "unstable      1 entries (not matched: their hash moves under a 1 % resize)"
-    assert line not in run(database, "show", "measured").stdout  # no floor: all match
-    monkeypatch.setattr(PdqSignal, "min_stability", 50)
-    shown = run(database, "show", "measured")
+    with monkeypatch.context() as patch:
+        patch.setattr(registry.get("pdq"), "min_stability", None)
+        assert line not in run(database, "show", "measured").stdout  # no floor: all match
+    shown = run(database, "show", "measured")  # the default floor, 50
     assert shown.returncode == 0, shown.stderr
     assert line in shown.stdout.splitlines()
     listed = run(database, "export", "measured", "--unstable", "-f", "text", "-s", "pdq")

@@ -100,9 +100,10 @@ def test_submit_sends_a_measured_stability_and_leaves_an_unstable_pdq_out(
     stability: int,
 ) -> None:  # fmt: skip
     from hashguard.cli.victims import _hashes
+    from hashguard.signals import registry
     from hashguard.signals.pdq import PdqSignal
 
-    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    monkeypatch.setattr(registry.get("pdq"), "min_stability", 50)
     monkeypatch.setattr(PdqSignal, "stability", lambda self, value: stability)
     photo = tmp_path / "photo.jpg"
     photo.write_bytes(jpeg(23, 640, 480))

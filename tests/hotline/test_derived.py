@@ -172,7 +172,9 @@ def test_without_derived_hashes_only_the_items_own_hashes_are_listed(engine: Eng
     finally:
         site.close()
     item = the_item(engine, full)
-    assert derived_of(item.hashes) == {} and set(item.hashes) == {"pdq", "md5", "sha1", "sha256"}
+    assert derived_of(item.hashes) == {}
+    assert set(item.hashes) == {"pdq", "md5", "sha1", "sha256", "stability"}
+    assert set(item.hashes["stability"]) == {"pdq"}  # the item's own hash only
     desk.assess(item.id, BASELINE, "ana")
     _, entries = lists.entries(ILLEGAL_LIST)
     assert sorted(entry.signal for entry in entries) == ["md5", "pdq", "sha1", "sha256"]

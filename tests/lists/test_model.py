@@ -76,10 +76,10 @@ def test_a_revived_entry_is_held_by_the_submission_that_revives_it_alone() -> No
 
 @pytest.fixture
 def pdq_floor(monkeypatch: pytest.MonkeyPatch) -> int:
-    """PDQ's stability floor set to 50 (what ``measures`` makes it); the default is none."""
-    from hashguard.signals.pdq import PdqSignal
+    """PDQ's stability floor, set to 50 whatever the default."""
+    from hashguard.signals import registry
 
-    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    monkeypatch.setattr(registry.get("pdq"), "min_stability", 50)
     return 50
 
 
@@ -94,10 +94,10 @@ def test_an_entry_measured_below_its_signals_stability_floor_is_not_matched(pdq_
     assert md5.matchable(ListPolicy())  # a signal without a floor
 
 
-def test_without_a_floor_every_stability_matches() -> None:
+def test_without_a_floor_every_stability_matches(monkeypatch: pytest.MonkeyPatch) -> None:
     from hashguard.signals import registry
 
-    assert registry.get("pdq").min_stability is None  # until ``measures`` lands
+    monkeypatch.setattr(registry.get("pdq"), "min_stability", None)
     entry = apply(None, Change(1, 1, ChangeKind.ADD, 7, "pdq", VALUE, stability=0))
     assert entry.matchable(ListPolicy())
 

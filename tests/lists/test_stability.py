@@ -14,7 +14,8 @@ from hashguard.lists.records import Submission
 from hashguard.lists.release import ENTRIES, ReleaseError, build, verify
 from hashguard.matching import Matcher
 from hashguard.matching.query import Query
-from hashguard.signals.pdq import PdqHash, PdqSignal
+from hashguard.signals import registry
+from hashguard.signals.pdq import PdqHash
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
@@ -27,7 +28,7 @@ UNSTABLE, STABLE, HASH_ONLY = ("1f" * 32, "2e" * 32, "3d" * 32)
 @pytest.fixture
 def store(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ListStore]:
     """A list of an unstable, a stable and an unmeasured PDQ value, PDQ's floor at 50."""
-    monkeypatch.setattr(PdqSignal, "min_stability", FLOOR)
+    monkeypatch.setattr(registry.get("pdq"), "min_stability", FLOOR)
     engine = open_engine(database_url)
     store = ListStore(engine)
     store.create("known", "Offlimits", Category.KNOWN_CSAM)
@@ -50,6 +51,15 @@ def test_the_matcher_leaves_unstable_entries_out_until_measured_stable(store: Li
     assert matcher.refresh() == 2
     assert [_matched(matcher, v) for v in (UNSTABLE, STABLE, HASH_ONLY)] == [True, False, True]
     assert [_matched(Matcher(store, ["known"]), v) for v in (UNSTABLE, STABLE)] == [True, False]
+
+
+def test_the_matchers_own_floor_holds_for_entries_as_for_queries(store: ListStore) -> None:
+    off = Matcher(store, ["known"], min_stability=0)  # ``serve --min-stability 0``
+    assert [_matched(off, v) for v in (UNSTABLE, STABLE, HASH_ONLY)] == [True, True, True]
+    strict = Matcher(store, ["known"], min_stability=FLOOR + 1)
+    assert [_matched(strict, v) for v in (UNSTABLE, STABLE, HASH_ONLY)] == [False, False, True]
+    store.apply("known", [Submission("pdq", UNSTABLE, stability=FLOOR + 10)])
+    assert strict.refresh() == 1 and _matched(strict, UNSTABLE)
 
 
 def test_a_release_leaves_unstable_entries_out_and_signs_the_stability(

@@ -466,9 +466,9 @@ def test_feedback_counts_only_on_the_lists_given_and_says_the_same_whatever_the_
 def test_a_measured_stability_goes_with_the_hash_and_an_unstable_one_is_refused(
     cases: Cases, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from hashguard.signals.pdq import PdqSignal
+    from hashguard.signals import registry
 
-    monkeypatch.setattr(PdqSignal, "min_stability", 50)
+    monkeypatch.setattr(registry.get("pdq"), "min_stability", 50)
     with pytest.raises(InvalidHash, match=r"hashes\.0: pdq stability 49 is below 50"):
         cases.open([{"signal": "pdq", "value": PDQ, "quality": 90, "stability": 49}],
                    under_18=False, language="en")  # fmt: skip

@@ -256,8 +256,8 @@ class ServiceSettings:
     min_quality: int | None = None  # values of lower quality never match (None: the signal's)
     min_stability: int | None = setting(
         None, INTEGER, "limits",
-        "Query hashes less stable than this (0-100: how little they move under a 1 % resize) "
-        "are not matched; listed entries are held to their signal's own floor.",
+        "Hashes less stable than this (0-100: how little they move under a 1 % resize) are "
+        "not matched, as queries or as list entries measured when listed.",
         minimum=0, maximum=100, unset="each signal's own (PDQ: 50)",
     )  # fmt: skip
     # -- fetch: hashing media by URL, off unless hosts are allowed; private, loopback and

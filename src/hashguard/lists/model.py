@@ -190,20 +190,22 @@ class Entry:
     # when the entry was hashed from media; None when it came as a hash.
     stability: int | None = None
 
-    def matchable(self, policy: ListPolicy) -> bool:
+    def matchable(self, policy: ListPolicy, min_stability: int | None = None) -> bool:
         """Whether the entry matches under ``policy``: active, stable enough (a measured
-        stability below its signal's ``min_stability`` is noise), and sourced as required."""
+        stability below ``min_stability``, by default its signal's own floor, is noise), and
+        sourced as required."""
         if self.status is not EntryStatus.ACTIVE:
             return False
-        if self.stability is not None and too_unstable(self.signal, self.stability):
+        if self.stability is not None and too_unstable(self.signal, self.stability, min_stability):
             return False
         return not policy.two_sources or self.provenance.independently_sourced()
 
 
-def too_unstable(signal: str, stability: int) -> bool:
-    """Whether a value of ``signal`` measured at ``stability`` is below the signal's
-    ``min_stability`` (an unknown signal, or one without a floor: never)."""
-    floor = _signal_of(signal).min_stability
+def too_unstable(signal: str, stability: int, floor: int | None = None) -> bool:
+    """Whether a value of ``signal`` measured at ``stability`` is below ``floor``, by default
+    the signal's ``min_stability`` (an unknown signal, or one without a floor: never)."""
+    if floor is None:
+        floor = _signal_of(signal).min_stability
     return floor is not None and stability < floor
 
 

@@ -85,7 +85,8 @@ class Matcher:
         min_stability: int | None = None,
     ) -> None:
         """``min_quality``, ``min_stability``: values of a known quality or stability below
-        it are not matched (default: each signal's own minimum)."""
+        it are not matched (default: each signal's own minimum); ``min_stability`` holds for
+        the lists' entries as for queries."""
         self.source = source
         self.min_quality = min_quality
         self.min_stability = min_stability
@@ -144,7 +145,9 @@ class Matcher:
                             break  # removed, and a new list took its name: drop_list, add_list
                         entry = self._entries.get(change.entry_id)
                         if change.entry_id not in before:
-                            before[change.entry_id] = entry is not None and entry.matchable(policy)
+                            before[change.entry_id] = entry is not None and entry.matchable(
+                                policy, self.min_stability
+                            )
                         self._entries[change.entry_id] = apply(entry, change)
                         followed.version = change.version
                         applied += 1
@@ -332,7 +335,7 @@ class Matcher:
             if entry is None or followed is None:
                 continue
             hash_list = followed.hash_list
-            if not entry.matchable(hash_list.policy):
+            if not entry.matchable(hash_list.policy, self.min_stability):
                 continue  # delisted, deleted or contested while this query ran
             limit = self.threshold(hash_list, signal)
             variant = ORIGINAL
@@ -392,7 +395,7 @@ class Matcher:
             old, new = followed.hash_list.policy, hash_list.policy
             if old != new:
                 mine = [e for e in self._entries.values() if e.list_id == hash_list.id]
-                self._reindex(new, {e.id: e.matchable(old) for e in mine})
+                self._reindex(new, {e.id: e.matchable(old, self.min_stability) for e in mine})
             followed.hash_list = hash_list
 
     def drop_list(self, name: str) -> None:
@@ -406,7 +409,7 @@ class Matcher:
             held = [e for e in self._entries.values() if e.list_id == list_id]
             by_signal: dict[str, list[int]] = {}
             for entry in held:
-                if entry.matchable(followed.hash_list.policy):
+                if entry.matchable(followed.hash_list.policy, self.min_stability):
                     by_signal.setdefault(entry.signal, []).append(entry.id)
             for signal, ids in by_signal.items():
                 self._remove(signal, ids)
@@ -422,7 +425,7 @@ class Matcher:
         with collector_paused():  # millions of entries
             for entry in entries:
                 self._entries[entry.id] = entry
-                if entry.matchable(hash_list.policy):
+                if entry.matchable(hash_list.policy, self.min_stability):
                     if entry.signal not in key_of:
                         key_of[entry.signal] = _key_of(entry.signal)
                     key = key_of[entry.signal]
@@ -443,7 +446,7 @@ class Matcher:
         key_of: dict[str, Callable[[str], bytes] | None] = {}
         for entry_id, was in before.items():
             after = self._entries[entry_id]
-            now = after.matchable(policy)
+            now = after.matchable(policy, self.min_stability)
             if after.signal not in key_of:
                 key_of[after.signal] = _key_of(after.signal)
             key = key_of[after.signal]

@@ -23,6 +23,10 @@ from support.server import Server, running
 
 # HMA fetches media by URL from anywhere; hashguard only from the hosts and networks allowed.
 FETCH_LOOPBACK = ("--fetch-host", "127.0.0.1", "--fetch-network", "127.0.0.1/32")
+# HMA's test images are checkerboards, whose PDQ hash moves by about 100 bits under a 1 % resize:
+# hashguard matches no such hash by default (stability below 50). Its tests run with the floor
+# off, as a deployment that wants HMA's behaviour would.
+HMA_STABILITY = ("--min-stability", "0")
 HELD_ON_SQLITE = (
     "SQLite (WAL) never blocks a reader, so a real server's index cannot be held unloaded or "
     "behind its lists there; this test runs on PostgreSQL"
@@ -46,7 +50,7 @@ class Servers:
         if kind not in self.served:
             (self.directory / kind).mkdir()
             url = self._database(kind, kind)
-            server = self.stack.enter_context(running(url, *FETCH_LOOPBACK))
+            server = self.stack.enter_context(running(url, *FETCH_LOOPBACK, *HMA_STABILITY))
             engine = open_engine(url)
             self.stack.callback(engine.dispose)
             self.served[kind] = Served(server, engine)
