@@ -241,4 +241,14 @@ def test_show_counts_the_unstable_entries_and_export_lists_them(
     listed = run(database, "export", "measured", "--unstable", "-f", "text", "-s", "pdq")
     assert listed.stdout.split() == [PDQ[0]]
     csv = run(database, "export", "measured", "--unstable").stdout.splitlines()
-    assert len(csv) == 2 and csv[1].startswith(f"pdq,{PDQ[0]},")
+    assert len(csv) == 2 and csv[1].startswith(f"pdq,{PDQ[0]},") and csv[1].endswith(",12")
+    # Without --unstable: csv keeps them with their stability; a format that cannot carry it
+    # leaves them out (they would match where imported) and says so.
+    everything = run(database, "export", "measured").stdout.splitlines()
+    assert [row.split(",")[1] for row in everything[1:]] == sorted(PDQ[:3])
+    text = run(database, "export", "measured", "-f", "text", "-s", "pdq")
+    assert sorted(text.stdout.split()) == sorted(PDQ[1:3])
+    assert text.stderr == (
+        "hashguard: note: 1 unstable entries left out: text cannot carry their stability (not "
+        "matched here, they would match where imported); csv does\n"
+    )

@@ -75,22 +75,26 @@ def test_labelled_csv_round_trips_labels_sources_and_tombstones(tmp_path, store)
             Submission("pdq", "0f" * 32, frozenset({"B1"}), us),
             Submission("md5", "ab" * 16, frozenset(), Provenance("Offlimits")),
             Submission("sha1", "cd" * 20, frozenset({"x"}), nl),
+            Submission("pdq", "1e" * 32, frozenset(), nl, stability=12),  # measured unstable
+            Submission("pdq", "2d" * 32, frozenset(), nl, stability=88),
         ],
     )
     store.change("source", ChangeKind.DELIST, "sha1", "cd" * 20, "appeal")
     path = tmp_path / "export.csv"
     with open(path, "w", newline="") as out:
-        assert labelled_csv.write(store.entries("source")[1], out) == 3
+        assert labelled_csv.write(store.entries("source")[1], out) == 5
     store.create("copy", "Hotline", Category.KNOWN_CSAM)
     store.apply("copy", [Submission("sha1", "cd" * 20, frozenset({"x"}), nl)])  # then delisted
     store.apply("copy", labelled_csv.read(path))
 
     def state(name: str) -> dict:
         return {
-            (e.signal, e.value): (e.labels, e.provenance, e.status) for e in store.entries(name)[1]
+            (e.signal, e.value): (e.labels, e.provenance, e.status, e.stability)
+            for e in store.entries(name)[1]
         }
 
     assert state("copy") == state("source")
+    assert state("copy")[("pdq", "1e" * 32)][3] == 12  # still not matched where imported
 
 
 @pytest.mark.parametrize(
@@ -104,6 +108,13 @@ def test_labelled_csv_round_trips_labels_sources_and_tombstones(tmp_path, store)
         ("signal,value\npdna,00\n", r"bad\.csv:2: signal 'pdna' cannot be listed"),
         ("signal,value,status\nmd5," + "a" * 32 + ",gone\n", r"bad\.csv:2: status 'gone'"),
         ("signal,value\nmd5\n", r"bad\.csv:2: 1 fields, the header has 2"),
+        *(
+            (
+                "signal,value,stability\npdq," + "0f" * 32 + f",{bad}\n",
+                rf"bad\.csv:2: stability '{bad}'; expected a whole number 0-100",
+            )
+            for bad in ("101", "-1", "5.5", "high", "٣")
+        ),
         ('signal,value\nmd5,"' + "a" * 32 + "\n", r"bad\.csv:\d+: malformed CSV"),
     ],
 )

@@ -90,3 +90,37 @@ def test_a_tampered_stability_does_not_verify(store: ListStore, tmp_path: Path) 
         path.write_text(tampered + "\n")
         with pytest.raises(ReleaseError, match="tampered"):
             verify(tmp_path / "r", log)
+
+
+def test_releases_of_format_1_still_verify_and_hold_no_stability(
+    store: ListStore, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A release made before stabilities (format /1) verifies with this version; a /1 release
+    whose leaves carry one is not what /1 defines."""
+    from hashguard.lists import release
+
+    keys.generate(tmp_path / "owner.key")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    owner_key = keys.load(tmp_path / "owner.key")
+    hash_list, streamed = store.entries("known")
+    entries = list(streamed)
+    with monkeypatch.context() as patch:
+        patch.setattr(release, "FORMAT", "hashguard-release/1")
+        build(hash_list, [e for e in entries if e.stability is None], owner_key, log, log_key,
+              tmp_path / "old")  # fmt: skip
+        build(hash_list, entries, owner_key, log, log_key, tmp_path / "wrong")
+    assert json.loads((tmp_path / "old" / "manifest.json").read_text())["format"].endswith("/1")
+    assert verify(tmp_path / "old", log).entries == 1
+    with pytest.raises(ReleaseError, match="not an entry"):
+        verify(tmp_path / "wrong", log)
+    build(hash_list, entries, owner_key, log, log_key, tmp_path / "new")  # after /1 ones
+    assert json.loads((tmp_path / "new" / "manifest.json").read_text())["format"].endswith("/2")
+    assert verify(tmp_path / "new", log).entries == 2
+    (tmp_path / "alien").mkdir()
+    for name in ("manifest.json", "manifest.sig", "log.json", ENTRIES):
+        text = (tmp_path / "new" / name).read_text()
+        (tmp_path / "alien" / name).write_text(text.replace("hashguard-release/2", "x/9"))
+    with pytest.raises(ReleaseError, match="format 'x/9', this version of hashguard reads"):
+        verify(tmp_path / "alien", log)

@@ -30,3 +30,24 @@ def test_a_mostly_flat_image_is_never_trimmed_to_a_small_part() -> None:
     assert [b for b in boxes(1.5) if b == trim.Box(150, 150, 250, 250)] != []
     assert all(b.bottom - b.top >= 0.2 * 400 for b in boxes(1.5))
     assert boxes(2.5) == []  # 17 %: no rule keeps so little
+
+
+def test_a_crop_of_a_reduced_flipped_decode_keeps_its_partial_block_in_place() -> None:
+    """A reduced decode of 10 x 7 full-resolution pixels at scale 4 holds 3 x 2 pixels, the
+    last of each axis (the first, on an axis an EXIF flip reversed) a partial block."""
+    import numpy as np
+
+    from hashguard.media.image import LumaImage
+
+    pixels = np.arange(6, dtype=np.float32).reshape(2, 3)
+    flipped = LumaImage(pixels, 10, 7, 4, reversed_axes=(True, True))
+    whole = trim.crop(flipped, trim.Box(0, 0, 2, 3))
+    assert (whole.width, whole.height, whole.reversed_axes) == (10, 7, (True, True))
+    inner = trim.crop(flipped, trim.Box(1, 1, 2, 3))  # full blocks only: no direction left
+    assert (inner.width, inner.height, inner.reversed_axes) == (8, 4, (False, False))
+    edge = trim.crop(flipped, trim.Box(0, 0, 1, 2))  # the partial blocks come first
+    assert (edge.width, edge.height, edge.reversed_axes) == (6, 3, (True, True))
+    upright = LumaImage(pixels, 10, 7, 4)
+    tail = trim.crop(upright, trim.Box(1, 1, 2, 3))  # the partial blocks come last
+    assert (tail.width, tail.height, tail.reversed_axes) == (6, 3, (False, False))
+    assert (trim.crop(upright, trim.Box(0, 0, 1, 2)).width, tail.pixels.tolist()) == (8, [[4, 5]])

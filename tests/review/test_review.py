@@ -97,6 +97,20 @@ def test_a_match_opens_a_pending_detection_that_is_only_quarantined(world: World
     assert len(world.calls("action.taken")) == 1
 
 
+def test_a_false_positive_through_a_variant_tells_the_owner_which(world: World) -> None:
+    """The entry matched the upload turned by 180 degrees: the owner, resolving the contest,
+    must know the false positive may lie in that variant rather than in the entry."""
+    entry = world.lists.entry("known", "pdq", PDQ_A)
+    rotated = Evidence("known", entry.id, "pdq", 6, ("A1",), PDQ_A, variant="rotate180")
+    ident = world.review.open(world.service, "upload-9", [rotated]).id
+    world.review.decide(ident, "reviewer-1", Decision.FALSE_POSITIVE, "a tiled floor")
+    [contest] = [c for c in world.lists.changes_since("known", 0) if c.reason]
+    assert contest.reason == (
+        f"false positive (detection {ident}, matched by the upload's rotate180 variant): "
+        "a tiled floor"
+    )
+
+
 @pytest.mark.parametrize("kind", [ActionKind.REMOVE, ActionKind.DISABLE, ActionKind.SUSPEND])
 def test_nothing_permanent_before_a_human_confirms(world: World, kind: ActionKind) -> None:
     ident = world.detect()

@@ -299,7 +299,8 @@ def export(
         typer.Option(
             "--unstable",
             help="Only the active entries not matched for their measured stability (their "
-            "hash moves under a 1 % resize).",
+            "hash moves under a 1 % resize). Without it, csv writes them with their stability "
+            "and the other formats leave them out.",
         ),
     ] = False,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="File (default stdout).")] = None,
@@ -318,11 +319,25 @@ def export(
     statuses = None if include_removed and format in removals else [EntryStatus.ACTIVE]
     with list_store(database_url) as store:
         hash_list, entries = store.entries(name, statuses)
-        wanted = (
-            e
-            for e in entries
-            if (signal is None or e.signal == signal.lower()) and (not unstable or _unstable(e))
-        )
+        # Formats without a stability would make unstable entries matchable where imported:
+        # they leave them out (csv carries the stability, so it keeps them).
+        carried = format is ImportFormat.csv or unstable
+        dropped = 0
+
+        def wanted_of(entries: Iterable[Entry]) -> Iterator[Entry]:
+            nonlocal dropped
+            for entry in entries:
+                if signal is not None and entry.signal != signal.lower():
+                    continue
+                shaky = _unstable(entry)
+                if unstable and not shaky:
+                    continue
+                if shaky and not carried:
+                    dropped += 1
+                    continue
+                yield entry
+
+        wanted = wanted_of(entries)
         stream = open(out, "w", encoding="utf-8", newline="") if out else sys.stdout  # noqa: SIM115
         left_out = 0
         try:
@@ -344,6 +359,11 @@ def export(
         typer.echo(f"wrote {count} entries to {out}")
     if left_out:
         echo_error(f"note: {left_out} entries left out: {_FORMAT_SIGNALS[format]}")
+    if dropped:
+        echo_error(
+            f"note: {dropped} unstable entries left out: {format.value} cannot carry their "
+            "stability (not matched here, they would match where imported); csv does"
+        )
 
 
 # What each format with a fixed set of types can carry, for the note on what export left out.

@@ -37,7 +37,10 @@ from hashguard.lists.model import Entry, EntryStatus, HashList, too_unstable
 from hashguard.transparency import keys, manifest, merkle
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
-FORMAT: Final = "hashguard-release/1"
+# /2: a leaf may carry the entry's stability last. /1 (every leaf [signal, value, labels]) still
+# verifies; a verifier that knows only /1 refuses a /2 release by its format, not as tampered.
+FORMAT: Final = "hashguard-release/2"
+FORMATS: Final = ("hashguard-release/1", FORMAT)
 
 
 ENTRIES: Final = "entries.jsonl"
@@ -201,13 +204,17 @@ def verify(
     release = Path(release)
     try:
         signed, location = manifest.read(release)
-        if signed.manifest.get("format") != FORMAT:
-            raise ReleaseError(f"{release}: manifest format {signed.manifest.get('format')!r}")
+        release_format = signed.manifest.get("format")
+        if release_format not in FORMATS:
+            raise ReleaseError(
+                f"{release}: manifest format {release_format!r}, this version of hashguard reads "
+                + " and ".join(FORMATS)
+            )
         signer = str(signed.manifest["owner_key"])
         name, version = str(signed.manifest["list"]), int(signed.manifest["version"])
         manifest.check_signature(release, signed, signer, owner_key, "owner key")
         checks = [f"signature: valid, owner key {signer[:16]}..."]
-        _check_entries(release, signed.manifest)
+        _check_entries(release, signed.manifest, stability=release_format != FORMATS[0])
         entries = int(signed.manifest["entries"])
         checks.append(f"entries: {entries} entries give the manifest's Merkle root")
         head, logged = manifest.check_logged(release, signed, location, log, log_key, known_head)
@@ -222,7 +229,8 @@ def verify(
     return Verified(name, version, entries, signer, location.index, head.size, checks)
 
 
-def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
+def _check_entries(release: Path, manifest: dict[str, Any], stability: bool) -> None:
+    """Check the entries against the manifest; ``stability``: whether a leaf may carry one."""
     builder = merkle.RootBuilder()
     by_signal: dict[str, int] = {}
     path = release / ENTRIES
@@ -232,11 +240,11 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
             for number, line in enumerate(lines, start=1):
                 leaf = line.rstrip(b"\n")
                 try:
-                    signal, _, labels, *stability = json.loads(leaf)
+                    signal, _, labels, *rest = json.loads(leaf)
                     if (
                         not isinstance(signal, str)
                         or not isinstance(labels, list)
-                        or not _stability_ok(stability)
+                        or not _stability_ok(rest, stability)
                     ):
                         raise ValueError(signal)
                 except (ValueError, TypeError):
@@ -257,16 +265,19 @@ def _check_entries(release: Path, manifest: dict[str, Any]) -> None:
         raise ReleaseError(f"{path}: the entries do not give the manifest's Merkle root (tampered)")
 
 
-def _stability_ok(rest: list[Any]) -> bool:
-    """Whether what follows an entry's labels is nothing, or one stability (0-100)."""
+def _stability_ok(rest: list[Any], allowed: bool) -> bool:
+    """Whether what follows an entry's labels is nothing, or (when ``allowed``) one stability
+    (0-100)."""
     if not rest:
         return True
+    if not allowed:
+        return False
     [stability] = rest  # more: a ValueError, the line is no entry
     return type(stability) is int and 0 <= stability <= 100
 
 
 def _check_key_continuity(log: TransparencyLog, name: str, signer: str, index: int) -> None:
-    for earlier, signed in manifest.logged(log, FORMAT):
+    for earlier, signed in manifest.logged(log, *FORMATS):
         if earlier >= index:
             break
         owner_key = signed.manifest.get("owner_key")

@@ -89,11 +89,28 @@ def hypotheses(luma: LumaImage) -> tuple[Trim, ...]:
 
 
 def crop(luma: LumaImage, box: Box) -> LumaImage:
-    """The part of ``luma`` in ``box``, as a plane of its own (a reduced decode stays one)."""
+    """The part of ``luma`` in ``box``, as a plane of its own (a reduced decode stays one, its
+    partial edge block kept where the box holds it)."""
     pixels = np.ascontiguousarray(luma.pixels[box.top : box.bottom, box.left : box.right])
-    height = min((box.bottom - box.top) * luma.scale, luma.height)
-    width = min((box.right - box.left) * luma.scale, luma.width)
-    return LumaImage(pixels, width, height, luma.scale, luma.black, luma.white)
+    rows, cols = luma.pixels.shape
+    height, rows_reversed = _cropped_axis(box.top, box.bottom, rows, luma.height, luma, 0)
+    width, cols_reversed = _cropped_axis(box.left, box.right, cols, luma.width, luma, 1)
+    reversed_axes = (rows_reversed, cols_reversed)
+    return LumaImage(pixels, width, height, luma.scale, luma.black, luma.white, reversed_axes)
+
+
+def _cropped_axis(
+    start: int, stop: int, count: int, full: int, luma: LumaImage, axis: int
+) -> tuple[int, bool]:
+    """The full-resolution size of pixels ``start:stop`` of an axis of ``count`` reduced
+    pixels (``full`` at full resolution), and whether the crop's axis runs reversed: only when
+    it holds the partial block, which a reversed axis has first and any other last."""
+    scale, reversed_axis = luma.scale, luma.reversed_axes[axis]
+    partial = full - (count - 1) * scale  # 1..scale full-resolution pixels
+    edge = 0 if reversed_axis else count - 1
+    if start <= edge < stop:
+        return (stop - start - 1) * scale + partial, reversed_axis
+    return (stop - start) * scale, False
 
 
 def _lenient(grid: np.ndarray) -> Box:

@@ -450,8 +450,12 @@ class Review:
             entry = self.lists.entry_by_id(match["list"], int(match["entry"]))
             if entry.status is not EntryStatus.ACTIVE:
                 return False
+            # The owner should know when the entry matched a variant of the upload (rotated,
+            # trimmed): the false positive may lie in the variant rather than the entry.
+            variant = match.get("variant")
+            how = f", matched by the upload's {variant} variant" if variant else ""
             self.lists.change(match["list"], ChangeKind.CONTEST, entry.signal, entry.value,
-                              reason=f"false positive (detection {ident}): {reason}",
+                              reason=f"false positive (detection {ident}{how}): {reason}",
                               actor="hashguard review")  # fmt: skip
         except ListError:
             return False

@@ -181,8 +181,8 @@ def check_logged(
     )  # fmt: skip
 
 
-def logged(log: TransparencyLog, release_format: str) -> Iterator[tuple[int, Signed]]:
-    """The records of ``log`` that are releases in ``release_format``, by index (their
+def logged(log: TransparencyLog, *release_formats: str) -> Iterator[tuple[int, Signed]]:
+    """The records of ``log`` that are releases in one of ``release_formats``, by index (their
     signatures are not checked: anyone holding the log key could have written them)."""
     for index in range(log.size()):
         try:
@@ -190,7 +190,7 @@ def logged(log: TransparencyLog, release_format: str) -> Iterator[tuple[int, Sig
             manifest, signature = record["manifest"], record["signature"]
         except (LogError, ValueError, KeyError, TypeError):
             continue
-        if isinstance(manifest, dict) and manifest.get("format") == release_format:
+        if isinstance(manifest, dict) and manifest.get("format") in release_formats:
             yield index, Signed(manifest, canonical(manifest), str(signature))
 
 

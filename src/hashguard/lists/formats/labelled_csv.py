@@ -12,6 +12,9 @@ Columns (header required; only ``signal`` and ``value`` must be present, in any 
     reference      the source's own reference (case, report or entry id)
     assessed_by    who assessed it
     status         active (default) | contested | delisted | deleted
+    stability      for a value hashed from media, how little the hash moves under a 1 % resize
+                   (0-100; empty: not measured); a list does not match a value below its
+                   signal's minimum
 
 A row whose status is not active is a tombstone: importing it contests, delists or deletes the
 entry. An active row does not reinstate a contested or delisted entry (the owner's decision,
@@ -38,6 +41,7 @@ COLUMNS: Final = (
     "reference",
     "assessed_by",
     "status",
+    "stability",
 )
 _TOMBSTONES: Final = {
     EntryStatus.CONTESTED.value: ChangeKind.CONTEST,
@@ -87,6 +91,7 @@ def write(entries: Iterable[Entry], out: TextIO) -> int:
                     source.reference,
                     provenance.assessed_by,
                     entry.status.value,
+                    "" if entry.stability is None else str(entry.stability),
                 ]
             )
         count += 1
@@ -131,10 +136,16 @@ def _record(path: Path, line: int, header: dict[str, int], row: list[str]) -> Re
             path, line, f"status {status!r}; expected active, contested, delisted or deleted"
         )
     organisation = field("organisation")
+    stability = field("stability")
+    if stability and not (stability.isascii() and stability.isdigit() and int(stability) <= 100):
+        raise ListFormatError(
+            path, line, f"stability {stability!r}; expected a whole number 0-100, or empty"
+        )
     source = (Source(organisation, field("jurisdiction").upper(), field("reference")),)
     return Submission(
         signal,
         value,
         frozenset(label.strip() for label in field("labels").split(";") if label.strip()),
         Provenance(field("submitted_by"), field("assessed_by"), source if organisation else ()),
+        stability=int(stability) if stability else None,
     )
