@@ -51,3 +51,18 @@ def test_a_crop_of_a_reduced_flipped_decode_keeps_its_partial_block_in_place() -
     tail = trim.crop(upright, trim.Box(1, 1, 2, 3))  # the partial blocks come last
     assert (tail.width, tail.height, tail.reversed_axes) == (6, 3, (False, False))
     assert (trim.crop(upright, trim.Box(0, 0, 1, 2)).width, tail.pixels.tolist()) == (8, [[4, 5]])
+
+
+def test_an_image_with_a_flat_sky_is_found_whole_inside_an_apps_frame() -> None:
+    """The image's own flat rows (a clear sky, at another level than the app's background)
+    are part of it: a bar of the frame is at the level of the margins beside it."""
+    from PIL import ImageDraw
+
+    image = synthetic.scene(8, 1000, 600)
+    ImageDraw.Draw(image).rectangle((0, 0, 1000, 260), fill=(90, 150, 230))  # sky, 43 %
+    for seed, where in ((0, trim.Box(400, 40, 820, 740)), (1, trim.Box(190, 256, 651, 1024))):
+        shot = synthetic.in_ui_frame(image, seed)  # phone (even seeds), desktop (odd)
+        found = {t.rule: t.box for t in trim.hypotheses(decode_luma(synthetic.encode(shot, "PNG")))}
+        box, edges = found["frame"], (where.top, where.left, where.bottom, where.right)
+        found_edges = (box.top, box.left, box.bottom, box.right)
+        assert all(abs(a - b) <= 2 for a, b in zip(found_edges, edges, strict=True)), (seed, box)

@@ -9,7 +9,8 @@ margins of their own; so each rule gives a *hypothesis* and the caller hashes ea
 - ``strict``: every near-uniform row and column from the edge in, within a looser tolerance
   (JPEG noise, antialiased edges, thin separator lines);
 - ``frame``: the largest region free of flat bars (an image in a UI frame: a status bar, a
-  toolbar, a caption, flat margins, where the bars carry sparse text or icons).
+  toolbar, a caption, flat margins, where the bars carry sparse text or icons). A bar is at
+  the level of the frame's edges, so an image's own flat sky or wall is not taken for one.
 
 Luma only (what PDQ hashes), so a coloured border is a grey level here. Vectorised over a
 sampled grid of at most ``_SAMPLES`` pixels a side, so it costs a few milliseconds at any size.
@@ -150,19 +151,31 @@ def _frame(grid: np.ndarray) -> Box:
     columns inside the side margins (bands of one level: an image's own flat columns would
     pass for bars); then the rows again within those columns. Short blocks between bars are
     text lines and icons."""
-    top, bottom = _span(~_bars(grid))
+    top, bottom = _span(~_bars(grid, _level(grid)))
     left, right = _bands(grid[top:bottom].T) if bottom > top else (0, 0)
-    inner_top, inner_bottom = _span(~_bars(grid[top:bottom, left:right]))
+    rows = grid[top:bottom]
+    margins = np.concatenate((rows[:, :left], rows[:, right:]), axis=1)
+    # Inside the side margins, a bar is at the margins' level: a flat sky or wall of the
+    # image itself, at another level, is part of the image.
+    level = _level(margins if margins.shape[1] else rows[:, left:right])
+    inner_top, inner_bottom = _span(~_bars(rows[:, left:right], level))
     return Box(top + inner_top, left, top + inner_bottom, right)
 
 
-def _bars(grid: np.ndarray) -> np.ndarray:
-    """Per row: mostly one level (a flat margin, or a bar with sparse text or icons)."""
+def _level(grid: np.ndarray) -> np.ndarray:
+    """Per row, the level at its ends (the median of its first and last three samples): a
+    frame's bar or margin reaches the edges of the screen, an image inside it does not."""
+    if grid.shape[1] == 0:
+        return np.zeros((grid.shape[0], 1), np.float32)
+    ends = np.sort(np.concatenate((grid[:, :3], grid[:, -3:]), axis=1), axis=1)
+    low, high = (ends.shape[1] - 1) // 2, ends.shape[1] // 2  # the median, without np.median's cost
+    return (ends[:, low : low + 1] + ends[:, high : high + 1]) / 2
+
+
+def _bars(grid: np.ndarray, level: np.ndarray) -> np.ndarray:
+    """Per row: mostly at ``level`` (a flat margin, or a bar with sparse text or icons)."""
     if grid.shape[0] == 0 or grid.shape[1] == 0:
         return np.zeros(grid.shape[0], bool)
-    # The level: the middle of 15 samples (a full median per row costs more than the rest).
-    samples = np.sort(grid[:, np.linspace(0, grid.shape[1] - 1, 15).astype(np.intp)], axis=1)
-    level = samples[:, 7:8]
     share = (np.abs(grid - level) <= _BAR_TOLERANCE).mean(axis=1)
     return np.asarray(share >= _BAR_SHARE)
 
