@@ -340,6 +340,11 @@ def _prepare(source: tuple[str, str, str | int]) -> Original:
 
 # --- the process pool ---------------------------------------------------------------------------
 
+# A list entry as hashguard lists an image: the owner (the original it was hashed from), the
+# signal, the value, and the stability measured when it was hashed (entries below the floor
+# do not match, as in a real list).
+Listed = tuple[int, str, str, int | None]
+
 _ORIGINALS: list[Original] = []  # forked workers inherit them
 
 
@@ -376,14 +381,14 @@ class MemoryLists:
         self._next = 1
         self.owner: dict[int, int] = {}  # entry id -> the original (or image) it was hashed from
 
-    def add(self, name: str, values: Iterable[tuple[int, str, str]], policy: ListPolicy) -> None:
-        """A list ``name`` of (owner, signal, canonical value) entries."""
+    def add(self, name: str, values: Iterable[Listed], policy: ListPolicy) -> None:
+        """A list ``name`` of (owner, signal, canonical value, stability) entries."""
         hash_list = HashList(len(self._lists) + 1, name, "bench", Category.TEST, policy=policy)
         entries = []
-        for owner, signal, value in values:
+        for owner, signal, value, stability in values:
             entries.append(
                 new_entry(self._next, hash_list.id, signal, value, frozenset(), Provenance(),
-                          EntryStatus.ACTIVE, 0)
+                          EntryStatus.ACTIVE, 0, stability)
             )  # fmt: skip
             self.owner[self._next] = owner
             self._next += 1
@@ -399,20 +404,22 @@ class MemoryLists:
         return iter(())
 
 
-def _listed(originals: Sequence[Original]) -> list[tuple[int, str, str]]:
-    pdq = registry.get("pdq")
-    return [(i, "pdq", pdq.canonical_of(o.hash)) for i, o in enumerate(originals)]
+def _entry(owner: int, value: PdqHash) -> Listed:
+    return owner, "pdq", registry.get("pdq").canonical_of(value), value.stability
 
 
-def _derived_listed(originals: Sequence[Original]) -> list[tuple[int, str, str]]:
+def _listed(originals: Sequence[Original]) -> list[Listed]:
+    return [_entry(i, o.hash) for i, o in enumerate(originals)]
+
+
+def _derived_listed(originals: Sequence[Original]) -> list[Listed]:
     """The originals' hashes and their derived hashes (``signals.derived``: crops)."""
     from hashguard.signals.derived import derived_pdq
 
-    pdq = registry.get("pdq")
     rows = []
     for i, original in enumerate(originals):
         own, derived = derived_pdq(original.data)
-        rows.extend((i, "pdq", pdq.canonical_of(v)) for v in (own, *derived.values()))
+        rows.extend(_entry(i, v) for v in (own, *derived.values()))
     return rows
 
 
@@ -577,9 +584,7 @@ def pair_row(label: str, images: Sequence[tuple[PdqHash, list[tuple[str, Any]]]]
     plain = distances(bits, bits)[upper]
     close = plain <= THRESHOLD
     source = MemoryLists()
-    pdq = registry.get("pdq")
-    source.add("images", [(i, "pdq", pdq.canonical_of(h)) for i, (h, _) in enumerate(images)],
-               ListPolicy())  # fmt: skip
+    source.add("images", [_entry(i, h) for i, (h, _) in enumerate(images)], ListPolicy())
     matcher = Matcher(source, ["images"])
     found = matcher.match_all([Query.of(values) for _, values in images])
     matched = {
@@ -688,7 +693,7 @@ def video_rows(
     vpdq = registry.get("vpdq")
     source = MemoryLists()
     listed = [
-        (seed, "vpdq", vpdq.canonical_of(dict(h)["original"][0][1]))
+        (seed, "vpdq", vpdq.canonical_of(dict(h)["original"][0][1]), None)
         for seed, h in enumerate(hashed)
     ]
     source.add("videos", listed, ListPolicy())

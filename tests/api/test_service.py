@@ -411,7 +411,7 @@ def test_a_rotated_or_padded_upload_matches_as_the_list_policy_allows(
         # alpha's policy is the default (every variant): found, and the match says how;
         # the plain list holds the same hash but matches the upload only as it is.
         [match] = matched.json()["matches"]
-        assert match["list"] == "alpha" and match["variant"].startswith(variant)
+        assert match["list"] == "alpha" and variant in match["variant"]  # enlarged too when small
         assert match["distance"] <= 31
         assert server.post("/v1/match/media", "matcher", content=LISTED).json()["matches"]
     finally:

@@ -48,7 +48,7 @@ def test_show_lists_policy_version_and_counts(listed: Path) -> None:
     shown = run(listed, "show", "demo", env_url=True)
     assert shown.returncode == 0, shown.stderr
     lines = shown.stdout.splitlines()
-    assert "policy        pdq <= 24; query variants dihedral, trim" in lines
+    assert "policy        pdq <= 24; query variants dihedral, scale, trim" in lines
     assert "version       3" in lines
     assert "entries       pdq     active     3" in lines
     assert run(listed, "show").stdout.startswith("demo\tTest Org\ttest\tversion 3")
@@ -73,7 +73,7 @@ def test_query_variants_are_chosen_per_list(tmp_path: Path) -> None:
     policy = ListStore(open_engine(f"sqlite:///{database}")).get("plain").policy
     assert policy.variants == {"dihedral", "trim"} and policy.thresholds == {"pdq": 20}
     refused = run(database, "update", "plain", "--variants", "rotations")
-    assert refused.returncode == 2 and "expected dihedral, trim" in refused.stderr
+    assert refused.returncode == 2 and "expected dihedral, trim, scale" in refused.stderr
 
 
 def test_delist_then_changes_and_export_say_so(listed: Path, tmp_path: Path) -> None:
@@ -98,7 +98,7 @@ def test_delist_then_changes_and_export_say_so(listed: Path, tmp_path: Path) -> 
     everything = run(listed, "export", "demo", "--all", "-o", str(tmp_path / "all.csv"))
     assert everything.returncode == 0 and "wrote 3 entries" in everything.stdout
     rows = (tmp_path / "all.csv").read_text().splitlines()
-    assert rows[0].startswith("signal,value,labels") and rows[2].endswith(",delisted")
+    assert rows[0].startswith("signal,value,labels") and rows[2].endswith(",delisted,")
     assert ",Test Org,Test Org,NL," in rows[1]
 
 

@@ -1,5 +1,6 @@
-"""Query variants as a per-list policy: rotations, flips and trimmed crops match a list only
-when its policy allows them, and the Match names the variant (on SQLite and PostgreSQL)."""
+"""Query variants as a per-list policy: rotations, flips, trimmed crops and enlarged small
+images match a list only when its policy allows them, and the Match names the variant (on
+SQLite and PostgreSQL)."""
 
 from collections.abc import Iterator
 
@@ -42,7 +43,7 @@ def store(database_url: str) -> Iterator[ListStore]:
     engine = open_engine(database_url)
     store = ListStore(engine)
     for name, variants in (("plain", set()), ("turned", {"dihedral"}), ("trimmed", {"trim"}),
-                           ("both", set(ALL))):  # fmt: skip
+                           ("scaled", {"scale"}), ("both", set(ALL))):  # fmt: skip
         policy = ListPolicy(variants=frozenset(variants))
         store.create(name, "Hashguard QA", Category.KNOWN_CSAM, policy=policy)
     yield store
@@ -135,7 +136,8 @@ def test_a_negative_match_through_a_variant_cancels_only_that_variants_matches(
 def test_the_matcher_asks_for_the_variants_its_lists_allow(store: ListStore) -> None:
     assert Matcher(store, ["plain"]).variant_families() == frozenset()
     assert Matcher(store, ["plain", "turned"]).variant_families() == {"dihedral"}
-    assert Matcher(store, ["turned", "trimmed"]).variant_families() == ALL
+    assert Matcher(store, ["turned", "trimmed"]).variant_families() == {"dihedral", "trim"}
+    assert Matcher(store, ["both"]).variant_families() == ALL == {"dihedral", "trim", "scale"}
 
 
 def test_a_variant_needs_every_family_its_name_uses() -> None:
@@ -143,6 +145,25 @@ def test_a_variant_needs_every_family_its_name_uses() -> None:
     assert families_of("flipx") == {"dihedral"}
     assert families_of("trim-lenient") == {"trim"}
     assert families_of("trim-strict/rotate90") == {"trim", "dihedral"}
+    assert families_of("upscaled") == {"scale"}
+    assert families_of("upscaled/flipx") == {"scale", "dihedral"}
+
+
+def test_a_shrunk_copy_is_hashed_again_at_its_originals_size(store: ListStore) -> None:
+    """A copy shrunk to a quarter lies about 20 bits from its original's hash (PDQ filters a
+    small image less); enlarged before hashing, a few. Only lists allowing ``scale`` see it."""
+    seeds = range(30, 38)
+    originals = {seed: scene(seed, 1024, 768) for seed in seeds}
+    for image in originals.values():
+        _listed(store, image, ("plain", "scaled"))
+    matcher = Matcher(store, ["plain", "scaled"])
+    for seed, image in originals.items():
+        small = encode(image.resize((256, 192), Image.Resampling.LANCZOS), "PNG")
+        found = {m.list: m for m in matcher.match(_query(small))}
+        assert found["scaled"].variant == "upscaled" and found["scaled"].distance <= 6
+        plain = matcher.match(_query(small, frozenset()))
+        assert all(m.distance >= found["scaled"].distance + 8 for m in plain), seed
+        assert "upscaled" not in hash_variants(encode(image, "PNG"), ALL).variants  # 1024 px
 
 
 def test_exif_orientation_is_applied_before_hashing(store: ListStore) -> None:

@@ -23,7 +23,7 @@ from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
 from hashguard.signals.batch import NotApplicable, StreamHashes, hash_stream
-from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL, TRIM, families_of
+from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL, families_of
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.match_log import LoggedMatch
 
@@ -127,7 +127,7 @@ def hash_json(hashed: Hashed) -> dict[str, Any]:
         shown["stability"] = stability
     format = hashed.signal.format
     for name, value in hashed.variants:
-        key = "variants" if TRIM in families_of(name) else "dihedral"
+        key = "dihedral" if families_of(name) <= {DIHEDRAL} else "variants"
         shown.setdefault(key, {})[name] = format(value)
     return shown
 

@@ -50,11 +50,11 @@ Admin = Annotated[ApiKey, allow()]
 _CHUNK = 1024 * 1024
 
 
-VariantFamily = Literal["dihedral", "trim"]
+VariantFamily = Literal["dihedral", "trim", "scale"]
 
 
 def _every_variant() -> list[VariantFamily]:
-    return ["dihedral", "trim"]
+    return ["dihedral", "trim", "scale"]
 
 
 class Policy(BaseModel):
@@ -67,9 +67,10 @@ class Policy(BaseModel):
         default_factory=_every_variant,
         description="The query variants that may match the list: dihedral (an image's 3 "
         "rotations and 4 flips), trim (the image inside flat borders: padding, letterboxing, "
-        "a screenshot's frame); [] for the query as it is (HMA's matching). Each variant can "
-        "add false positives: a list of hard cases may want fewer.",
-        examples=[["dihedral", "trim"], []],
+        "a screenshot's frame), scale (an image of 640 px or less enlarged to 1024 px, the "
+        "size its original likely had); [] for the query as it is (HMA's matching). Each "
+        "variant can add false positives: a list of hard cases may want fewer.",
+        examples=[["dihedral", "trim", "scale"], []],
     )
 
     def policy(self) -> ListPolicy:

@@ -83,6 +83,9 @@ async def hash_upload(
     trim: Annotated[
         bool, Query(description="Also the PDQ hashes of the image inside flat borders.")
     ] = False,
+    scale: Annotated[
+        bool, Query(description="Also the PDQ hash of a small image (640 px or less) enlarged.")
+    ] = False,
     url: Annotated[
         str | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
@@ -90,7 +93,8 @@ async def hash_upload(
     """Hash an uploaded file: media with every signal that applies (``kind`` image or video),
     any other file with its digests (``kind`` other). Nothing is stored: neither the file nor
     its hashes."""
-    variants = frozenset({"dihedral"} if dihedral else set()) | ({"trim"} if trim else set())
+    asked = {"dihedral": dihedral, "trim": trim, "scale": scale}
+    variants = frozenset(family for family, wanted in asked.items() if wanted)
     kind, query, failed = await hash_media(
         await _media(request, url), service_of(request), signals, variants
     )

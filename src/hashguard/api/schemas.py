@@ -129,7 +129,8 @@ class Hash(BaseModel):
     variants: dict[str, str] | SkipJsonSchema[None] = Field(
         None,
         description="The other query variants hashed, by name: the image with uniform borders "
-        "trimmed (trim-lenient, trim-strict, trim-frame) and their rotations and flips.",
+        "trimmed (trim-lenient, trim-strict, trim-frame), a small image enlarged (upscaled), "
+        "and their rotations and flips.",
     )
 
 
@@ -170,8 +171,9 @@ class MatchFound(BaseModel):
         None,
         description="The query variant that matched, when not the media as sent: a rotation "
         "or flip (rotate90, rotate180, rotate270, flipx, flipy, flipplus1, flipminus1), a crop "
-        "inside flat borders (trim-lenient, trim-strict, trim-frame), or both "
-        "(trim-lenient/rotate90). The list's policy says which variants may match it.",
+        "inside flat borders (trim-lenient, trim-strict, trim-frame), a small image enlarged "
+        "(upscaled), or a crop or enlargement turned (trim-lenient/rotate90, "
+        "upscaled/flipx). The list's policy says which variants may match it.",
     )
 
 
@@ -224,12 +226,13 @@ class PolicyShown(BaseModel):
     enabled_ratio: Number
     four_eyes: bool
     variants: list[str] = Field(
-        description="The query variants that may match the list (dihedral, trim; [] none)."
+        description="The query variants that may match the list (dihedral, trim, scale; [] none)."
     )
 
 
 _POLICY = {"thresholds": {"pdq": 31.0}, "negative": False, "two_sources": False,
-           "enabled_ratio": 1.0, "four_eyes": False, "variants": ["dihedral", "trim"]}  # fmt: skip
+           "enabled_ratio": 1.0, "four_eyes": False,
+           "variants": ["dihedral", "trim", "scale"]}  # fmt: skip
 _LIST = {"name": "known", "owner": "Test Hotline", "category": "known-csam",
          "jurisdictions": ["NL"], "legal_basis": "", "policy": _POLICY, "version": 3}  # fmt: skip
 

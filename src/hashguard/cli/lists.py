@@ -140,8 +140,9 @@ VariantsOption = Annotated[
     typer.Option(
         "--variants",
         help="The query variants that may match the list: dihedral (rotations and flips), "
-        "trim (the image inside flat borders), both comma-separated, or none (the query as "
-        "it is) [default: dihedral,trim].",
+        "trim (the image inside flat borders), scale (an image of 640 px or less enlarged "
+        "to 1024), comma-separated, or none (the query as it is) "
+        "[default: dihedral,trim,scale].",
         show_default=False,
     ),
 ]

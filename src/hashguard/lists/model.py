@@ -57,7 +57,7 @@ class ChangeKind(StrEnum):
     REINSTATE = "reinstate"  # the owner undoes a contest or a delisting: the entry is active again
 
 
-VARIANT_FAMILIES: Final = ("dihedral", "trim")
+VARIANT_FAMILIES: Final = ("dihedral", "trim", "scale")
 """The kinds of query variant a list's policy may let match (``ListPolicy.variants``)."""
 DEFAULT_VARIANTS: Final = frozenset(VARIANT_FAMILIES)
 
@@ -93,7 +93,8 @@ class ListPolicy:
     share of requests it is matched for (1: all, 0: off; HMA's ``enabled_ratio``), whether
     a detection on it needs two reviewers who agree (four eyes), and which query variants may
     match it (``VARIANT_FAMILIES``: ``dihedral``, the 3 rotations and 4 flips; ``trim``, the
-    image with uniform borders trimmed; none: the query as it is, what HMA does)."""
+    image with uniform borders trimmed; ``scale``, a small image hashed at the size its
+    original likely had; none: the query as it is, what HMA does)."""
 
     thresholds: Mapping[str, float] = field(default_factory=dict)
     negative: bool = False

@@ -35,7 +35,7 @@ from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPoli
 from hashguard.matching.query import Query
 from hashguard.signals import IndexKind, registry
 from hashguard.signals.base import SignalType
-from hashguard.signals.pdq_variants import ORIGINAL, families_of
+from hashguard.signals.pdq_variants import ORIGINAL, families_of, unscaled
 
 Index = HammingIndex | ExactIndex | FrameIndex
 
@@ -349,7 +349,7 @@ class Matcher:
             if hash_list.policy.enabled_ratio <= 0:
                 continue  # switched off
             if hash_list.policy.negative:
-                negative.setdefault(row, set()).add(variant)
+                negative.setdefault(row, set()).add(unscaled(variant))
                 continue
             if chosen is not None and hash_list.name not in chosen:
                 continue
@@ -363,9 +363,10 @@ class Matcher:
             )  # fmt: skip
         for (row, _), match in best.items():
             # A known false positive as it is cancels every match of the item; one through a
-            # variant (turned, trimmed) cancels the matches found through that variant only.
+            # variant (turned, trimmed) cancels the matches found through that variant only,
+            # enlarged or not (the same picture).
             benign = negative.get(row, set())
-            if ORIGINAL not in benign and match.variant not in benign:
+            if ORIGINAL not in benign and unscaled(match.variant) not in benign:
                 found[row].append(match)
 
     @staticmethod

@@ -169,7 +169,7 @@ def _level(grid: np.ndarray) -> np.ndarray:
         return np.zeros((grid.shape[0], 1), np.float32)
     ends = np.sort(np.concatenate((grid[:, :3], grid[:, -3:]), axis=1), axis=1)
     low, high = (ends.shape[1] - 1) // 2, ends.shape[1] // 2  # the median, without np.median's cost
-    return (ends[:, low : low + 1] + ends[:, high : high + 1]) / 2
+    return np.asarray((ends[:, low : low + 1] + ends[:, high : high + 1]) / 2)
 
 
 def _bars(grid: np.ndarray, level: np.ndarray) -> np.ndarray:

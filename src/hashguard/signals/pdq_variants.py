@@ -1,16 +1,26 @@
-"""PDQ query variants: the hashes of an image turned and flipped, and of its trimmed crops.
+"""PDQ query variants: the hashes of an image turned and flipped, of its trimmed crops, and of
+a small image enlarged.
 
-A query may be an altered copy of a listed image: rotated or mirrored, or padded, letterboxed
-or framed in a screenshot. Lists hold hashes of the originals, so robustness is on the query
-side: the query image is hashed as it is and as each *variant* that may undo the change, and a
-list's policy says which variant families may match it. Names (the original first):
-``original``; the dihedral ones of ``pdq_kernel.DIHEDRAL`` (``rotate90``, ``flipx``, ...);
-``trim-<rule>`` for each trim hypothesis (``media.trim``: ``lenient``, ``strict``, ``frame``);
-``trim-<rule>/<dihedral>`` for both at once. A variant needs every family its name uses.
+A query may be an altered copy of a listed image: rotated or mirrored, padded, letterboxed or
+framed in a screenshot, or shrunk for sharing. Lists hold hashes of the originals, so
+robustness is on the query side: the query image is hashed as it is and as each *variant*
+that may undo the change, and a list's policy says which variant families may match it.
+Names (the original first): ``original``; the dihedral ones of ``pdq_kernel.DIHEDRAL``
+(``rotate90``, ``flipx``, ...); ``trim-<rule>`` for each trim hypothesis (``media.trim``:
+``lenient``, ``strict``, ``frame``); ``trim-<rule>/<dihedral>`` for both at once;
+``upscaled`` (and ``upscaled/<dihedral>``) for a small image enlarged to ``UPSCALED_SIDE``
+before hashing. A variant needs every family its name uses.
+
+Why ``upscaled``: PDQ's box filter is ``ceil(side / 128)`` pixels wide, so the same picture
+hashed at 256 px and at 1024 px is filtered differently before the 64x64 stage; a copy shrunk
+to a quarter lies 20 bits (median) from its original, and 6 once enlarged back with a bicubic
+filter (``bench/accuracy.py``). The list keeps the reference hash; only the query adapts.
 """
 
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
+
+import numpy as np
 
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals.base import MediaSource, read_image
@@ -21,10 +31,16 @@ if TYPE_CHECKING:
 
 DIHEDRAL: Final = "dihedral"
 TRIM: Final = "trim"
+SCALE: Final = "scale"
 # The families a query can be asked for (lists.model.VARIANT_FAMILIES names the same).
-FAMILIES: Final = (DIHEDRAL, TRIM)
+FAMILIES: Final = (DIHEDRAL, TRIM, SCALE)
 ORIGINAL: Final = "original"
 _TRIM_PREFIX: Final = "trim-"
+UPSCALED: Final = "upscaled"
+# An image whose long side is at most UPSCALE_BELOW pixels is hashed again enlarged to a long
+# side of UPSCALED_SIDE (a typical stored original; beyond it the hash barely moves).
+UPSCALE_BELOW: Final = 640
+UPSCALED_SIDE: Final = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,9 +69,18 @@ def families_of(name: str) -> frozenset[str]:
     for part in name.split("/"):
         if part.startswith(_TRIM_PREFIX):
             found.add(TRIM)
+        elif part == UPSCALED:
+            found.add(SCALE)
         elif part != ORIGINAL:
             found.add(DIHEDRAL)
     return frozenset(found)
+
+
+def unscaled(name: str) -> str:
+    """The variant ``name`` without its enlargement (the same picture, only hashed larger):
+    ``upscaled/rotate90`` is ``rotate90``, ``upscaled`` is ``original``."""
+    parts = [part for part in name.split("/") if part != UPSCALED]
+    return "/".join(parts) or ORIGINAL
 
 
 def variants_luma(luma: "LumaImage", families: frozenset[str]) -> PdqVariants:
@@ -66,6 +91,8 @@ def variants_luma(luma: "LumaImage", families: frozenset[str]) -> PdqVariants:
         from hashguard.media import trim
 
         planes += [(_TRIM_PREFIX + t.rule, trim.crop(luma, t.box)) for t in trim.hypotheses(luma)]
+    if SCALE in families and max(luma.width, luma.height) <= UPSCALE_BELOW:
+        planes.append((UPSCALED, upscaled(luma, UPSCALED_SIDE)))
     hashes: dict[str, PdqHash] = {}
     for prefix, plane in planes:
         if DIHEDRAL in families:
@@ -84,6 +111,20 @@ def hash_variants(
 
     data = read_image(source, limits)
     return variants_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE), families)
+
+
+def upscaled(luma: "LumaImage", side: int) -> "LumaImage":
+    """``luma`` enlarged (bicubic) to a long side of ``side`` pixels, its aspect ratio kept."""
+    from PIL import Image
+
+    from hashguard.media.image import LumaImage
+
+    long_side = max(luma.width, luma.height)
+    width = max(1, round(luma.width * side / long_side))
+    height = max(1, round(luma.height * side / long_side))
+    plane = Image.fromarray(np.asarray(luma.pixels, np.float32), mode="F")
+    pixels = np.asarray(plane.resize((width, height), Image.Resampling.BICUBIC), np.float32)
+    return LumaImage(pixels, width, height, 1, luma.black, luma.white)
 
 
 def _joined(prefix: str, dihedral: str) -> str:
