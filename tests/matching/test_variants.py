@@ -176,3 +176,26 @@ def test_exif_orientation_is_applied_before_hashing(store: ListStore) -> None:
     data = encode(stored, "JPEG", exif=exif.tobytes())
     (match,) = Matcher(store, ["plain"]).match(_query(data, frozenset()))
     assert match.variant == "original" and match.distance <= 31
+
+
+def test_an_enlarged_variant_keeps_what_was_measured_of_the_image_as_sent() -> None:
+    """Enlarging smooths an image: a degenerate pattern must not become matchable, nor a
+    document lose its stricter threshold, through its enlargement."""
+    import numpy as np
+
+    from hashguard.media.synthetic import document
+
+    board = np.indices((300, 300)).sum(axis=0) % 2 * 255  # 1-px cells: PDQ's noise case
+    tiny = encode(Image.fromarray(board.astype(np.uint8)).convert("RGB"), "PNG")
+    small_page = encode(document(3, width=425, height=550), "PNG")
+    for data in (tiny, small_page):
+        variants = hash_variants(data, ALL).variants
+        sent = variants["original"]
+        enlarged = [v for name, v in variants.items() if name.split("/")[0] == "upscaled"]
+        assert len(enlarged) == 8  # the enlargement, turned and flipped
+        for value in enlarged:
+            assert value.flat == sent.flat
+            assert value.stability is not None and sent.stability is not None
+            assert value.stability <= sent.stability and value.quality <= sent.quality
+    assert hash_variants(tiny, ALL).variants["upscaled"].stability < 50  # still noise
+    assert hash_variants(small_page, ALL).variants["upscaled"].flat_and_text

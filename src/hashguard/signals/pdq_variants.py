@@ -17,7 +17,7 @@ to a quarter lies 20 bits (median) from its original, and 6 once enlarged back w
 filter (``bench/accuracy.py``). The list keeps the reference hash; only the query adapts.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 import numpy as np
@@ -100,7 +100,28 @@ def variants_luma(luma: "LumaImage", families: frozenset[str]) -> PdqVariants:
                 hashes[_joined(prefix, name)] = value
         else:
             hashes[prefix or ORIGINAL] = hash_luma(plane)
+    if len(planes) > 1 and planes[-1][0] == UPSCALED:
+        _measured_as_sent(hashes)
     return PdqVariants(hashes)
+
+
+def _measured_as_sent(hashes: dict[str, PdqHash]) -> None:
+    """The enlarged variants keep what was measured of the image as sent: enlarging smooths
+    it, so a pattern too unstable or too plain to match, or a screenshot's flat regions and
+    text, must not pass as something else through its enlargement."""
+    sent = hashes[ORIGINAL]
+    for name, value in hashes.items():
+        if UPSCALED in name.split("/"):
+            hashes[name] = replace(
+                value,
+                quality=_least(value.quality, sent.quality),
+                stability=_least(value.stability, sent.stability),
+                flat=sent.flat,
+            )
+
+
+def _least(a: int | None, b: int | None) -> int | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def hash_variants(
