@@ -74,6 +74,27 @@ def test_uploads_hash_and_match_as_hma_does(hma: Server) -> None:
     assert content["disable_until_ts"] == 1
 
 
+def test_an_unstable_image_added_from_media_is_held_but_matches_nothing(hma: Server) -> None:
+    """A checkerboard (HMA's own test image) hashes with PDQ quality 100, but its hash moves by
+    dozens of bits under a 1 % resize: the bank holds it, measured, and it matches nothing,
+    neither by its hash nor as an upload (``serve --min-stability 0`` restores HMA's way)."""
+    from support.hma_port import checkerboard
+
+    board = checkerboard(8)
+    value = PdqSignal().hash(board)
+    assert value.quality == 100 and value.stability is not None and value.stability < 50
+    assert hma.post("/c/banks", "curator", json={"name": "BOARDS"}).status_code == 201
+    added = hma.post("/c/bank/BOARDS/content", "curator", files={"photo": ("b", board)})
+    assert added.status_code == 200, added.text
+    assert added.json()["signals"] == {"pdq": value.hex}
+    listed = hma.get("/v1/lists/BOARDS", "curator").json()
+    assert listed["unstable"] == 1
+    looked_up = hma.get("/m/raw_lookup", "matcher", params=_lookup("pdq", value.hex))
+    assert looked_up.status_code == 200 and looked_up.json() == {"matches": []}
+    uploaded = hma.post("/m/lookup", "matcher", files={"photo": ("b", board)})
+    assert uploaded.json() == {"pdq": {}}
+
+
 def test_a_video_is_hashed_as_video_md5_and_vpdq(hma: Server) -> None:
     video = make_video(4, seconds=1.0)
     answer = hma.post("/h/hash", "matcher", files={"video": ("v", video)})
