@@ -330,9 +330,12 @@ def _scene(seed: int) -> Canvas:
     return synthetic.scene(seed, width, height, grain=(0.0, 3.0, 6.0, 10.0)[seed % 4])
 
 
-def _prepare(source: tuple[str, str, str | int]) -> Original:
+def _prepare(source: tuple[str, str, str | int | tuple[str, int]]) -> Original:
     name, set_name, where = source
-    image = _scene(where) if isinstance(where, int) else _photo(Path(where))
+    if isinstance(where, tuple):  # a generated hard-negative kind and seed
+        image = synthetic.HARD_NEGATIVES[where[0]](where[1]).convert("RGB")
+    else:
+        image = _scene(where) if isinstance(where, int) else _photo(Path(where))
     data = synthetic.encode(image, "JPEG", quality=95)
     kind = "graphics" if flat_share(image) >= GRAPHICS_FLAT_SHARE else "photo-like"
     return Original(name, set_name, kind, data, tuple(service_hashes(data)))
@@ -497,13 +500,14 @@ class Results:
     hard: list[list[str]] = field(default_factory=list)
     stability: list[list[str]] = field(default_factory=list)
     videos: list[list[str]] = field(default_factory=list)
+    text: list[list[str]] = field(default_factory=list)  # flat/text images: the rule's cost
     seconds: dict[str, float] = field(default_factory=dict)
 
 
 def _match_copies(
     originals: Sequence[Original],
     hashed: Sequence[tuple[int, str, list[tuple[str, Any]]]],
-    listed: list[tuple[int, str, str]],
+    listed: list[Listed],
 ) -> list[Copy]:
     source = MemoryLists()
     source.add("originals", listed, ListPolicy())
@@ -737,6 +741,7 @@ class Options:
     videos: int
     video_edits: tuple[str, ...]
     jobs: int
+    text_images: int = 0  # documents and app screenshots each, as originals (the rule's cost)
 
 
 def options_from(argv: Sequence[str] | None = None) -> tuple[Options, Path | None]:
@@ -747,6 +752,9 @@ def options_from(argv: Sequence[str] | None = None) -> tuple[Options, Path | Non
     parser.add_argument("--scenes", type=int, default=300, help="generated scenes (default 300)")
     parser.add_argument("--hard-negatives", type=int, default=200, help="images per kind")
     parser.add_argument("--videos", type=int, default=24, help="generated clips")
+    parser.add_argument("--text-images", type=int, default=60,
+                        help="documents and app screenshots each, listed and copied: what "
+                        "the stricter threshold for flat/text images costs")  # fmt: skip
     parser.add_argument("--jobs", type=int, default=2, help="worker processes (0: this one)")
     parser.add_argument("--quick", action="store_true",
                         help="3 scenes, 3 edits, few hard negatives, 2 clips")  # fmt: skip
@@ -756,13 +764,13 @@ def options_from(argv: Sequence[str] | None = None) -> tuple[Options, Path | Non
     photos = list(args.photos)
     if args.quick:
         return Options(
-            tuple(photos), 3, QUICK, 4, 2, ("re-encode (H.264, 300 kbit/s)",), args.jobs
+            tuple(photos), 3, QUICK, 4, 2, ("re-encode (H.264, 300 kbit/s)",), args.jobs, 2
         ), args.out
     if PHOTOS.is_dir() and PHOTOS not in photos:
         photos.insert(0, PHOTOS)
     return (
         Options(tuple(photos), args.scenes, tuple(t.name for t in TRANSFORMS), args.hard_negatives,
-                args.videos, tuple(VIDEO_EDITS), args.jobs),
+                args.videos, tuple(VIDEO_EDITS), args.jobs, args.text_images),
         args.out,
     )  # fmt: skip
 
@@ -816,7 +824,18 @@ def run(options: Options) -> Results:
         if cropped:
             results.derived = _match_copies(originals, cropped, _derived_listed(originals))
         results.seconds["copies matched"] = time.perf_counter() - clock
+    finally:
+        if pool is not None:
+            pool.shutdown()
 
+    if options.text_images:
+        clock = time.perf_counter()
+        results.text = _text_rows(options)
+        results.seconds["flat/text images"] = time.perf_counter() - clock
+        _progress("flat/text images measured")
+    _ORIGINALS[:] = originals
+    pool = _pool(options.jobs)
+    try:
         clock = time.perf_counter()
         sets = sorted({o.set for o in originals}, key=lambda s: (s == "scenes", s))
         for set_name in sets:
@@ -843,6 +862,66 @@ def run(options: Options) -> Results:
             pool.shutdown()
     results.seconds["total"] = time.perf_counter() - started
     return results
+
+
+# What the stricter threshold for images dominated by flat regions and text costs: documents
+# and app screenshots listed, then copied as a platform would see them again.
+TEXT_KINDS = ("document", "ui-screenshot")
+TEXT_TRANSFORMS = ("JPEG q70", "JPEG q30", "resize 50 %", "resize 25 %", "greyscale",
+                   "rotate 90", "pad 10 % white", "resize 50 % + JPEG q70")  # fmt: skip
+
+
+def _text_rows(options: Options) -> list[list[str]]:
+    """Per transformation: plain PDQ, the closest variant within 31 (no flat/text rule), and
+    the defaults through the Matcher (the rule on), for documents and app screenshots."""
+    sources: list[tuple[str, str, str | int | tuple[str, int]]] = [
+        (f"{kind} {seed}", kind, (kind, seed))
+        for kind in TEXT_KINDS
+        for seed in range(options.text_images)
+    ]
+    pool = _pool(options.jobs)
+    try:
+        prepared = list(_mapped(pool, _prepare, sources))
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    originals = [o for o in prepared if (o.hash.quality or 0) >= MIN_QUALITY]
+    _ORIGINALS[:] = originals
+    names = tuple(name for name in TEXT_TRANSFORMS if name in options.transforms)
+    pool = _pool(options.jobs)
+    try:
+        tasks = [(i, names) for i in range(len(originals))]
+        hashed = [
+            (index, name, values)
+            for (index, _), done in zip(tasks, _mapped(pool, _hash_copies, tasks), strict=True)
+            for name, values in done
+        ]
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    copies = _match_copies(originals, hashed, _listed(originals))
+    flagged = sum(o.hash.flat_and_text for o in originals)
+    rows = []
+    for name in names:
+        chosen = [c for c in copies if c.transform == name]
+        n = len(chosen)
+        best = np.array([c.best for c in chosen])
+        rows.append([
+            name, str(n), f"{flagged} of {len(originals)}",
+            with_interval(sum(c.plain <= THRESHOLD for c in chosen), n),
+            with_interval(int((best <= THRESHOLD).sum()), n),
+            with_interval(sum(c.matched for c in chosen), n),
+            f"{np.median(best):.0f} / {np.percentile(best, 90):.0f}",
+            str(sum(c.wrong for c in chosen)),
+        ])  # fmt: skip
+    return rows
+
+
+TEXT_HEADER = (
+    "transformation", "n", "originals flat/text", "plain PDQ <= 31 (95 % CI)",
+    "closest variant <= 31: no rule (95 % CI)", "hashguard defaults: the rule on (95 % CI)",
+    "closest variant distance median / p90", "wrong matches",
+)  # fmt: skip
 
 
 def _stability_row(label: str, hashes: Sequence[PdqHash]) -> list[str]:
@@ -913,6 +992,10 @@ def _render(results: Results, options: Options) -> None:
         table(PAIR_HEADER, results.hard)
     else:
         print("### Hard negatives\n\nNot run (`--hard-negatives 0`).\n")
+    if results.text:
+        print(f"### Documents and app screenshots: what the flat/text rule costs "
+              f"({options.text_images} of each kind listed)\n")  # fmt: skip
+        table(TEXT_HEADER, results.text)
     print("### Stability\n")
     table(STABILITY_HEADER, results.stability)
     print(f"### Videos (vPDQ, {options.videos} generated clips of {VIDEO_SECONDS} s at "

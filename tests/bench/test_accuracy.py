@@ -11,6 +11,7 @@ from accuracy import (
     PAIR_HEADER,
     QUICK,
     RECALL_HEADER,
+    TEXT_HEADER,
     VIDEO_HEADER,
     Results,
     options_from,
@@ -70,6 +71,11 @@ def test_rendered_tables_have_their_shape(quick) -> None:
     hard = rows_of(text, "### Hard negatives")
     assert [row[0] for row in hard] == ["document", "ui-screenshot", "logo", "gradient", "pattern"]
     assert all(len(row) == len(PAIR_HEADER) and row[2] == "6" for row in hard)
+    flat = rows_of(text, "### Documents and app screenshots")
+    assert [row[0] for row in flat] == ["JPEG q70", "rotate 90"]  # those of QUICK
+    assert all(len(row) == len(TEXT_HEADER) and row[1] == "4" for row in flat)
+    # A re-encoded document or screenshot is found within the stricter threshold.
+    assert flat[0][5].startswith("100.0 %") and flat[0][7] == "0"
     videos = rows_of(text, "### Videos")
     assert len(videos) == 1 and len(videos[0]) == len(VIDEO_HEADER)
     assert videos[0][2].startswith("100.0 %")  # a re-encoded clip is found
