@@ -9,7 +9,9 @@ Measures photos/s on ../shared/data/photos (all, and those of 3 MP and more) and
   (c) hashguard ``PdqSignal.hash`` (reduced JPEG decoding + its own PDQ),
 all reading the same files, in the same run, pinned to one core. Then the share of hashguard's
 time spent decoding, its throughput over 2 processes, its distance to (b) on the same files, and
-what the stability score and the flat/text measure (both part of (c)) cost per image.
+what the stability score and the flat/text measure (both part of (c)) cost per image, and what
+an upload costs hashed with the query variants of the default list policy (rotations and flips,
+trimmed borders, and for images of 640 px or less an enlargement) against its plain hash.
 """
 
 import os
@@ -91,6 +93,37 @@ def measures_ms(files: list[Path], passes: int) -> float:
             flatness(luma)
         best = min(best, time.perf_counter() - start)
     return 1000 * best / max(1, len(planes))
+
+
+def variants_ms(files: list[Path], passes: int) -> tuple[float, float]:
+    """Milliseconds per image for the plain PDQ hash and for the default list policy's query
+    variants (``hash_variants`` with every family), fastest of ``passes``."""
+    from hashguard.lists.model import DEFAULT_VARIANTS
+    from hashguard.signals.pdq_variants import hash_variants
+
+    blobs = [path.read_bytes() for path in files]
+    plain = PdqSignal()
+    timed = []
+    for method in (plain.hash, lambda data: hash_variants(data, DEFAULT_VARIANTS)):
+        method(blobs[0])
+        best = math.inf
+        for _ in range(passes):
+            start = time.perf_counter()
+            for data in blobs:
+                method(data)
+            best = min(best, time.perf_counter() - start)
+        timed.append(1000 * best / len(blobs))
+    return timed[0], timed[1]
+
+
+def generated_small(directory: Path, count: int) -> list[Path]:
+    """Images of 512 px, as messaging apps and thumbnails send them (the enlarged variant)."""
+    files = []
+    for seed in range(count):
+        path = directory / f"generated-512-{seed}.jpg"
+        path.write_bytes(encode(scene(3000 + seed, 512, 384, grain=3), "JPEG", quality=85))
+        files.append(path)
+    return files
 
 
 def seconds_per_pass(method: Callable[[Path], object], files: list[Path], passes: int) -> float:
@@ -202,6 +235,14 @@ def main() -> None:
             print(
                 f"{name}: stability + flat/text measure {extra:.2f} ms per image, "
                 f"{100 * extra / total:.0f} % of hashguard's {total:.1f} ms"
+            )
+        print()
+        small = {"generated 512 px JPEGs": generated_small(Path(tmp), 4 * args.generated)}
+        for name, files in (sets | small).items():
+            plain_ms, variants = variants_ms(files, args.passes)
+            print(
+                f"{name}: plain PDQ {plain_ms:.1f} ms, with the default query variants "
+                f"{variants:.1f} ms per image ({variants / plain_ms:.1f}x)"
             )
         print()
         for name, files in sets.items():

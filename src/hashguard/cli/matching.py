@@ -70,10 +70,10 @@ def match(
     database_url: DatabaseOption = None,
 ) -> None:
     """Match files or hashes against hash lists, each with its own thresholds; a file is hashed
-    with every signal the lists hold, an image also turned, flipped and trimmed of flat borders
-    where a list's policy lets those variants match it. One line per match (jsonl: {"query",
-    "list", "entry", "signal", "distance", "labels"}, and "variant" when a variant matched);
-    text also says which queries did not match.
+    with every signal the lists hold, an image also turned, flipped, trimmed of flat borders
+    and (640 px or less) enlarged where a list's policy lets those variants match it. One line
+    per match (jsonl: {"query", "list", "entry", "signal", "distance", "labels"}, and
+    "variant" when a variant matched); text also says which queries did not match.
 
     Exit status: 0 if anything matched, 1 if nothing did, 2 on any error.
     """

@@ -95,20 +95,22 @@ def variants_luma(luma: "LumaImage", families: frozenset[str]) -> PdqVariants:
         planes.append((UPSCALED, upscaled(luma, UPSCALED_SIDE)))
     hashes: dict[str, PdqHash] = {}
     for prefix, plane in planes:
+        measure = prefix != UPSCALED  # an enlargement takes the measures of the image as sent
         if DIHEDRAL in families:
-            for name, value in dihedral_luma(plane).variants.items():
+            for name, value in dihedral_luma(plane, measure=measure).variants.items():
                 hashes[_joined(prefix, name)] = value
         else:
-            hashes[prefix or ORIGINAL] = hash_luma(plane)
+            hashes[prefix or ORIGINAL] = hash_luma(plane, measure=measure)
     if len(planes) > 1 and planes[-1][0] == UPSCALED:
         _measured_as_sent(hashes)
     return PdqVariants(hashes)
 
 
 def _measured_as_sent(hashes: dict[str, PdqHash]) -> None:
-    """The enlarged variants keep what was measured of the image as sent: enlarging smooths
-    it, so a pattern too unstable or too plain to match, or a screenshot's flat regions and
-    text, must not pass as something else through its enlargement."""
+    """The enlarged variants keep what was measured of the image as sent (their own is not
+    measured): enlarging smooths it, so a pattern too unstable or too plain to match, or a
+    screenshot's flat regions and text, must not pass as something else through its
+    enlargement."""
     sent = hashes[ORIGINAL]
     for name, value in hashes.items():
         if UPSCALED in name.split("/"):
