@@ -243,7 +243,7 @@ TRANSFORMS: tuple[Transform, ...] = (
     Transform("JPEG q70 + crop 5 % + resize 50 %", "combinations",
               _then(_jpeg_round_trip(70), _crop_centred(0.05), _resize(0.5))),
 )  # fmt: skip
-QUICK = ("JPEG q70", "rotate 90", "pad 10 % black")
+QUICK = ("JPEG q70", "rotate 90", "pad 10 % black", "crop 10 % centred")
 CROPS = ("crop 5 % centred", "crop 10 % centred", "crop 20 % centred", "crop 10 % one side")
 
 
@@ -421,8 +421,8 @@ def _derived_listed(originals: Sequence[Original]) -> list[Listed]:
 
     rows = []
     for i, original in enumerate(originals):
-        own, derived = derived_pdq(original.data)
-        rows.extend(_entry(i, v) for v in (own, *derived.values()))
+        derived = derived_pdq(original.data, original=original.hash)
+        rows.extend(_entry(i, v) for v in (original.hash, *derived.values()))
     return rows
 
 

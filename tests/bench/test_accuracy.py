@@ -63,7 +63,10 @@ def test_rendered_tables_have_their_shape(quick) -> None:
     results, options = quick
     text = render(results, options)
     recall = rows_of(text, "### Recall: all originals\n")
-    assert len(recall) == len(QUICK) + 3  # a group heading row per group
+    assert len(recall) == len(QUICK) + 4  # a group heading row per group
+    derived = rows_of(text, "### Crops, with the derived hashes listed\n")
+    assert [row[0] for row in derived] == ["crop 10 % centred"]
+    assert derived[0][3].startswith("100.0 %")  # its derived hash is listed: found
     assert all(len(row) == len(RECALL_HEADER) for row in recall)
     pairs = rows_of(text, "### False positives among different originals\n")
     assert [row[0] for row in pairs] == ["scenes"]
