@@ -12,8 +12,8 @@ from hashguard.lists.records import Submission
 from hashguard.matching import Matcher
 from hashguard.matching.query import Query
 from hashguard.media.synthetic import encode, scene
-from hashguard.signals.pdq import PdqSignal
-from hashguard.signals.pdq_variants import FAMILIES, families_of, hash_variants
+from hashguard.signals.pdq import PdqHash, PdqSignal
+from hashguard.signals.pdq_variants import FAMILIES, PdqVariants, families_of, hash_variants
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
@@ -199,3 +199,49 @@ def test_an_enlarged_variant_keeps_what_was_measured_of_the_image_as_sent() -> N
             assert value.stability <= sent.stability and value.quality <= sent.quality
     assert hash_variants(tiny, ALL).variants["upscaled"].stability < 50  # still noise
     assert hash_variants(small_page, ALL).variants["upscaled"].flat_and_text
+
+
+def _bits(*flipped: range) -> PdqHash:
+    """A PDQ hash of quality 100 with the bits in ``flipped`` set (the rest clear)."""
+    value = 0
+    for bits in flipped:
+        for bit in bits:
+            value |= 1 << bit
+    return PdqHash(value.to_bytes(32, "big"), 100)
+
+
+def _variants_query(**named: PdqHash) -> Query:
+    """A query of PDQ variants given by name (``upscaled__rotate90``: upscaled/rotate90)."""
+    variants = {name.replace("__", "/"): value for name, value in named.items()}
+    return Query.of([("pdq", PdqVariants(variants))])
+
+
+def test_a_benign_hit_through_an_enlargement_cancels_only_that_enlargement(
+    store: ListStore,
+) -> None:
+    listed, benign_value = _bits(), _bits(range(100, 164))  # 64 bits apart
+    store.apply("both", [Submission("pdq", listed.hex)])
+    policy = ListPolicy(negative=True)  # every family
+    store.create("benign", "Hashguard QA", Category.FALSE_POSITIVES, policy=policy)
+    store.apply("benign", [Submission("pdq", benign_value.hex)])
+    matcher = Matcher(store, ["both", "benign"])
+    # The upload is the listed image; only its enlargement resembles the benign one.
+    found = matcher.match(_variants_query(original=listed, upscaled=benign_value))
+    assert [(m.list, m.variant, m.distance) for m in found] == [("both", "original", 0)]
+    # Through the enlargement of a rotation: that rotation's matches go, the rest stay.
+    turned = _variants_query(original=_bits(range(0, 15)), rotate90=listed,
+                             upscaled__rotate90=benign_value)  # fmt: skip
+    assert [(m.variant, m.distance) for m in matcher.match(turned)] == [("original", 15)]
+
+
+def test_a_cancelled_closest_variant_leaves_the_next_closest(store: ListStore) -> None:
+    listed = _bits()
+    store.apply("both", [Submission("pdq", listed.hex)])
+    policy = ListPolicy(negative=True, variants=frozenset({"dihedral"}))
+    store.create("benign", "Hashguard QA", Category.FALSE_POSITIVES, policy=policy)
+    store.apply("benign", [Submission("pdq", _bits(range(200, 220)).hex)])  # 20 from listed
+    matcher = Matcher(store, ["both", "benign"])
+    # rotate90 is the listed hash itself but also within 20 of the benign one: it goes; the
+    # original, 15 from the listed hash and 35 from the benign one, still matches.
+    query = _variants_query(original=_bits(range(0, 15)), rotate90=listed)
+    assert [(m.variant, m.distance) for m in matcher.match(query)] == [("original", 15)]

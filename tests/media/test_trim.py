@@ -66,3 +66,21 @@ def test_an_image_with_a_flat_sky_is_found_whole_inside_an_apps_frame() -> None:
         box, edges = found["frame"], (where.top, where.left, where.bottom, where.right)
         found_edges = (box.top, box.left, box.bottom, box.right)
         assert all(abs(a - b) <= 2 for a, b in zip(found_edges, edges, strict=True)), (seed, box)
+
+
+def test_a_picture_on_a_card_of_another_colour_than_the_page_is_found() -> None:
+    """A feed's post: a white card on a grey page, text above and below the picture, which
+    spans the card's width. The card's rows are not at the page's level, so the frame rule
+    keeps the whole card; the panel rule (a bar at its own level) finds the picture."""
+    from PIL import Image, ImageDraw
+
+    picture = synthetic.scene(41, 600, 450)
+    page = Image.new("RGB", (1280, 1000), (240, 242, 245))
+    draw = ImageDraw.Draw(page)
+    draw.rectangle((0, 0, 1280, 60), fill=(24, 119, 242))
+    draw.rectangle((340, 90, 940, 960), fill=(255, 255, 255))
+    for line in (110, 138, 166, 760, 788, 816):
+        draw.text((360, line), "a line of the post's text, then some more words", fill=(20, 20, 20))
+    page.paste(picture, (340, 210))
+    found = {t.rule: t.box for t in trim.hypotheses(decode_luma(synthetic.encode(page, "PNG")))}
+    assert found["panel"] == trim.Box(210, 340, 660, 940)

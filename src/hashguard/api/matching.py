@@ -126,8 +126,10 @@ def hash_json(hashed: Hashed) -> dict[str, Any]:
     if stability is not None:
         shown["stability"] = stability
     format = hashed.signal.format
+    # The original goes with the rotations when they were hashed, else with the other variants.
+    turned = any(families_of(name) == {DIHEDRAL} for name, _ in hashed.variants)
     for name, value in hashed.variants:
-        key = "dihedral" if families_of(name) <= {DIHEDRAL} else "variants"
+        key = "dihedral" if turned and families_of(name) <= {DIHEDRAL} else "variants"
         shown.setdefault(key, {})[name] = format(value)
     return shown
 

@@ -135,8 +135,9 @@ async def match_media(
     ] = None,
 ) -> dict[str, Any]:
     """Hash an uploaded file with every signal the lists hold that applies to it (a file that
-    is not media: its digests) and match it. An image is also hashed turned, flipped and
-    trimmed of flat borders when a list's policy lets those variants match it; a match says
+    is not media: its digests) and match it. An image is also hashed turned, flipped,
+    trimmed of flat borders and (640 px or less) enlarged when a list's policy lets those
+    variants match it; a match says
     which variant matched (``variant``). A match is stored in the match log with
     ``content_ref``; a miss leaves no trace."""
     service = service_of(request)

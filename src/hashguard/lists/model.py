@@ -205,9 +205,10 @@ class Entry:
 def too_unstable(signal: str, stability: int, floor: int | None = None) -> bool:
     """Whether a value of ``signal`` measured at ``stability`` is below ``floor``, by default
     the signal's ``min_stability`` (an unknown signal, or one without a floor: never)."""
-    if floor is None:
-        floor = _signal_of(signal).min_stability
-    return floor is not None and stability < floor
+    own = _signal_of(signal).min_stability
+    if own is None:
+        return False  # a signal without a stability (a digest): nothing to hold it to
+    return stability < (own if floor is None else floor)
 
 
 class _NoSignal:

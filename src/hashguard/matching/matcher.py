@@ -12,9 +12,12 @@ A query matches an entry when within the entry's list threshold (the list's per-
 else the signal's default). A video (vPDQ) matches a listed video when the share of frames each
 finds in the other, counting frames within the list's threshold for the frame signal (PDQ) as
 the same, leaves no more than the list's vPDQ threshold unmatched on either side. A query that
-matches a *negative* list (known false positives) gets no matches for that signal at all.
+matches a *negative* list (known false positives) as it is gets no matches for that signal at
+all; one that matches it through a variant loses the matches found through that variant (or
+its enlargement) only.
 
-Query variants (a PDQ hash of the image turned, flipped or trimmed: ``signals.pdq_variants``)
+Query variants (a PDQ hash of the image turned, flipped, trimmed or, when small, enlarged:
+``signals.pdq_variants``)
 match a list only when its policy allows every family the variant's name uses; the distance is
 the least over the variants allowed, and the Match names the variant. Each value is matched at
 its signal's ``threshold_for`` the list's threshold (stricter for flat and text images), and not
@@ -325,7 +328,7 @@ class Matcher:
         """Per item row, its matches: each entry once, through the closest variant (name,
         value; aligned with ``item_rows``) its list allows, within the threshold for it."""
         kind = registry.get(signal)
-        best: dict[tuple[int, int], Match] = {}
+        candidates: dict[tuple[int, int], list[Match]] = {}  # per (row, entry), in order
         negative: dict[int, set[str]] = {}  # per item row, the variants a negative list matched
         for number, (row, entry_id, distance) in enumerate(
             zip(item_rows, ids.tolist(), distances.tolist(), strict=True)
@@ -349,25 +352,27 @@ class Matcher:
             if hash_list.policy.enabled_ratio <= 0:
                 continue  # switched off
             if hash_list.policy.negative:
-                negative.setdefault(row, set()).add(unscaled(variant))
+                negative.setdefault(row, set()).add(variant)
                 continue
             if chosen is not None and hash_list.name not in chosen:
                 continue
-            held = best.get((row, entry.id))
-            if held is not None and held.distance <= distance:
-                continue  # a closer (or earlier: the original first) variant matched
             pair = None if shares is None else (float(shares[number, 0]), float(shares[number, 1]))
-            best[(row, entry.id)] = Match(
+            candidates.setdefault((row, entry.id), []).append(Match(
                 hash_list.name, entry.id, entry.labels, signal, distance, entry.value, pair,
                 variant, entry.stability,
-            )  # fmt: skip
-        for (row, _), match in best.items():
+            ))  # fmt: skip
+        for (row, _), matches in candidates.items():
             # A known false positive as it is cancels every match of the item; one through a
-            # variant (turned, trimmed) cancels the matches found through that variant only,
-            # enlarged or not (the same picture).
+            # variant (turned, trimmed, enlarged) cancels the matches found through that
+            # variant, or through its enlargement (the same picture), only. Of what is left,
+            # the closest variant (the earliest of equals: the original first) is the match.
             benign = negative.get(row, set())
-            if ORIGINAL not in benign and unscaled(match.variant) not in benign:
-                found[row].append(match)
+            if ORIGINAL in benign:
+                continue
+            kept = [m for m in matches if m.variant not in benign
+                    and unscaled(m.variant) not in benign]  # fmt: skip
+            if kept:
+                found[row].append(min(kept, key=lambda m: m.distance))
 
     @staticmethod
     def threshold(hash_list: HashList, signal: str) -> float:

@@ -10,12 +10,16 @@ margins of their own; so each rule gives a *hypothesis* and the caller hashes ea
   (JPEG noise, antialiased edges, thin separator lines);
 - ``frame``: the largest region free of flat bars (an image in a UI frame: a status bar, a
   toolbar, a caption, flat margins, where the bars carry sparse text or icons). A bar is at
-  the level of the frame's edges, so an image's own flat sky or wall is not taken for one.
+  the level of the frame's edges, so an image's own flat sky or wall is not taken for one;
+- ``panel``: the same, a bar being any row mostly at its own level (a picture on a card of
+  another colour than the page around it, as feeds show posts; but an image's own flat rows
+  are taken for bars too, hence both).
 
 Luma only (what PDQ hashes), so a coloured border is a grey level here. Vectorised over a
 sampled grid of at most ``_SAMPLES`` pixels a side, so it costs a few milliseconds at any size.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -61,7 +65,7 @@ class Trim:
     box: Box
 
 
-RULES: Final = ("lenient", "strict", "frame")
+RULES: Final = ("lenient", "strict", "frame", "panel")
 
 
 def hypotheses(luma: LumaImage) -> tuple[Trim, ...]:
@@ -79,9 +83,10 @@ def hypotheses(luma: LumaImage) -> tuple[Trim, ...]:
     for rule, sampled in (
         ("lenient", _lenient(grid)),
         ("strict", _strict(grid)),
-        ("frame", _frame(grid)),
+        ("frame", _frame(grid, _level)),
+        ("panel", _frame(grid, _own_level)),
     ):
-        least = MIN_KEPT_FRAME if rule == "frame" else MIN_KEPT
+        least = MIN_KEPT_FRAME if rule in ("frame", "panel") else MIN_KEPT
         box = _checked(_refined(pixels, sampled, row_step, col_step), rows, cols, least)
         if box is not None and box not in seen:
             seen.add(box)
@@ -146,18 +151,21 @@ def _near_uniform(grid: np.ndarray) -> np.ndarray:
     return np.asarray((variance <= _STRICT_DEVIATION**2) & (spread <= _STRICT_SPREAD))
 
 
-def _frame(grid: np.ndarray) -> Box:
+def _frame(grid: np.ndarray, level_of: Callable[[np.ndarray], np.ndarray]) -> Box:
     """From the first to the last long block of rows that are not bars; within those rows, the
     columns inside the side margins (bands of one level: an image's own flat columns would
     pass for bars); then the rows again within those columns. Short blocks between bars are
-    text lines and icons."""
-    top, bottom = _span(~_bars(grid, _level(grid)))
+    text lines and icons. ``level_of``: the level a row must mostly be at to be a bar."""
+    top, bottom = _span(~_bars(grid, level_of(grid)))
     left, right = _bands(grid[top:bottom].T) if bottom > top else (0, 0)
     rows = grid[top:bottom]
     margins = np.concatenate((rows[:, :left], rows[:, right:]), axis=1)
     # Inside the side margins, a bar is at the margins' level: a flat sky or wall of the
     # image itself, at another level, is part of the image.
-    level = _level(margins if margins.shape[1] else rows[:, left:right])
+    if level_of is _own_level or not margins.shape[1]:
+        level = level_of(rows[:, left:right])
+    else:
+        level = _level(margins)
     inner_top, inner_bottom = _span(~_bars(rows[:, left:right], level))
     return Box(top + inner_top, left, top + inner_bottom, right)
 
@@ -170,6 +178,15 @@ def _level(grid: np.ndarray) -> np.ndarray:
     ends = np.sort(np.concatenate((grid[:, :3], grid[:, -3:]), axis=1), axis=1)
     low, high = (ends.shape[1] - 1) // 2, ends.shape[1] // 2  # the median, without np.median's cost
     return np.asarray((ends[:, low : low + 1] + ends[:, high : high + 1]) / 2)
+
+
+def _own_level(grid: np.ndarray) -> np.ndarray:
+    """Per row, its own typical level: the middle of 15 samples (a full median per row costs
+    more than the rest)."""
+    if grid.shape[1] == 0:
+        return np.zeros((grid.shape[0], 1), np.float32)
+    samples = np.sort(grid[:, np.linspace(0, grid.shape[1] - 1, 15).astype(np.intp)], axis=1)
+    return np.asarray(samples[:, 7:8])
 
 
 def _bars(grid: np.ndarray, level: np.ndarray) -> np.ndarray:

@@ -85,7 +85,8 @@ def unscaled(name: str) -> str:
 
 def variants_luma(luma: "LumaImage", families: frozenset[str]) -> PdqVariants:
     """The variants of a decoded luma plane in ``families``: with ``dihedral``, all 8 from one
-    DCT per plane; with ``trim``, each trim hypothesis hashed (and turned, with both)."""
+    DCT per plane; with ``trim``, each trim hypothesis hashed (and turned, with both); with
+    ``scale``, an image of ``UPSCALE_BELOW`` px or less enlarged (and turned)."""
     planes: list[tuple[str, LumaImage]] = [("", luma)]
     if TRIM in families:
         from hashguard.media import trim
