@@ -577,7 +577,11 @@ RECALL_HEADER = (
 # --- false positives ----------------------------------------------------------------------------
 
 
-def pair_row(label: str, images: Sequence[tuple[PdqHash, list[tuple[str, Any]]]]) -> list[str]:
+def pair_row(
+    label: str,
+    images: Sequence[tuple[PdqHash, list[tuple[str, Any]]]],
+    same: Callable[[int, int], bool] | None = None,
+) -> list[str]:
     """False matches among every pair of ``images`` (their hash, and the values the service
     hashes from them): plain, plain with PDQ's quality gate, and the Matcher with the defaults."""
     n = len(images)
@@ -588,7 +592,10 @@ def pair_row(label: str, images: Sequence[tuple[PdqHash, list[tuple[str, Any]]]]
     plain = distances(bits, bits)[upper]
     close = plain <= THRESHOLD
     source = MemoryLists()
-    source.add("images", [_entry(i, h) for i, (h, _) in enumerate(images)], ListPolicy())
+    # Listed as hashguard lists media: a PDQ of quality < 50 is refused (HMA's bank routes, the
+    # victims' tool, derived hashes), so only the others are entries; every image is a query.
+    listed = [_entry(i, h) for i, (h, _) in enumerate(images) if (h.quality or 0) >= MIN_QUALITY]
+    source.add("images", listed, ListPolicy())
     matcher = Matcher(source, ["images"])
     found = matcher.match_all([Query.of(values) for _, values in images])
     matched = {
@@ -605,11 +612,27 @@ def pair_row(label: str, images: Sequence[tuple[PdqHash, list[tuple[str, Any]]]]
     gate = (quality[upper[0]] >= MIN_QUALITY) & (quality[upper[1]] >= MIN_QUALITY)
     variants = int((gate & (either <= THRESHOLD)).sum())
     nearest = int(plain.min()) if total else 0
+    if same is not None:  # pairs of one picture in other colours are not told apart
+        alike = sum(same(i, j) for i, j in matched)
+        matched_text = f"{len(matched)} ({alike} of one geometry)"
+        distinct = rate(upper_bound(len(matched) - alike, total))
+        bound = f"{rate(upper_bound(len(matched), total))} ({distinct} distinct)"
+    else:
+        matched_text, bound = str(len(matched)), rate(upper_bound(len(matched), total))
     return [
         label, str(n), f"{total:,}", str(int(close.sum())), str(int((close & gate).sum())),
-        str(variants),
-        str(len(matched)), rate(upper_bound(len(matched), total)), str(nearest),
+        str(variants), matched_text, bound, str(nearest),
     ]  # fmt: skip
+
+
+def same_pattern_geometry(i: int, j: int) -> bool:
+    """Whether patterns ``i`` and ``j`` (seeds) have one geometry, turned or flipped, or
+    inverted: the same picture in other colours, which a luma hash cannot tell apart."""
+    a = synthetic.pattern_geometry(i)[0]
+    b = synthetic.pattern_geometry(j)[0]
+    turns = [b, np.rot90(b), np.rot90(b, 2), np.rot90(b, 3)]
+    turns += [np.fliplr(t) for t in turns]
+    return any(np.array_equal(a, t) or np.array_equal(a, ~t) for t in turns)
 
 
 PAIR_HEADER = (
@@ -848,7 +871,8 @@ def run(options: Options) -> Results:
         for kind in synthetic.HARD_NEGATIVES:
             tasks_hn = [(kind, seed) for seed in range(options.hard_negatives)]
             images = list(_mapped(pool, _hash_generated, tasks_hn))
-            results.hard.append(pair_row(kind, images))
+            same = same_pattern_geometry if kind == "pattern" else None
+            results.hard.append(pair_row(kind, images, same))
             stable.append(_stability_row(kind, [h for h, _ in images]))
         results.stability = stable
         results.seconds["false positives"] = time.perf_counter() - clock
@@ -927,11 +951,13 @@ TEXT_HEADER = (
 def _stability_row(label: str, hashes: Sequence[PdqHash]) -> list[str]:
     known = [h.stability for h in hashes if h.stability is not None]
     if not known:
-        return [label, str(len(hashes)), "not computed", "-", "-"]
+        return [label, str(len(hashes)), "not computed", "-", "-", "-"]
     flagged = sum(s < MIN_STABILITY for s in known)
     fragile = sum(s < FRAGILE for s in known)
+    parity = sum(registry.get("pdq").degenerate(h) for h in hashes)
     return [label, str(len(hashes)), f"{flagged} ({percent(flagged, len(known))})",
-            f"{fragile} ({percent(fragile, len(known))})", str(min(known))]  # fmt: skip
+            f"{fragile} ({percent(fragile, len(known))})",
+            f"{parity} ({percent(parity, len(hashes))})", str(min(known))]  # fmt: skip
 
 
 # A hash that moves by more than 16 bits under a 1 % resize (stability < 75): not noise, but
@@ -939,7 +965,8 @@ def _stability_row(label: str, hashes: Sequence[PdqHash]) -> list[str]:
 FRAGILE = 75
 STABILITY_HEADER = (
     "images", "n", f"flagged unstable (stability < {MIN_STABILITY}: moves > 32 bits, not matched)",
-    f"fragile (stability < {FRAGILE}: moves > 16 bits)", "lowest",
+    f"fragile (stability < {FRAGILE}: moves > 16 bits)",
+    "a parity hash (degenerate, not matched)", "lowest",
 )  # fmt: skip
 
 

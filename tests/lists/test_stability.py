@@ -124,3 +124,31 @@ def test_releases_of_format_1_still_verify_and_hold_no_stability(
         (tmp_path / "alien" / name).write_text(text.replace("hashguard-release/2", "x/9"))
     with pytest.raises(ReleaseError, match="format 'x/9', this version of hashguard reads"):
         verify(tmp_path / "alien", log)
+
+
+def test_a_parity_hash_is_degenerate_and_matches_nothing(store: ListStore, tmp_path: Path) -> None:
+    """A regular pattern can hash to PDQ's parity value whatever it shows: such a value is
+    held but neither matched (as an entry or as a query) nor released; generated scenes and
+    documents are never near it."""
+    from hashguard.media import synthetic
+    from hashguard.signals.pdq import PARITY_HASHES
+
+    pdq = registry.get("pdq")
+    parity, near = PARITY_HASHES[0], f"{int(PARITY_HASHES[1], 16) ^ (2**31 - 1):064x}"
+    assert pdq.degenerate(parity) and pdq.degenerate(near)  # 31 bits off the other one
+    boards = [synthetic.encode(synthetic.pattern(seed), "BMP") for seed in range(40)]
+    assert any(pdq.degenerate(pdq.hash(board)) for board in boards)
+    for seed in range(10):
+        assert not pdq.degenerate(pdq.hash(synthetic.encode(synthetic.scene(seed), "PNG")))
+        assert not pdq.degenerate(pdq.hash(synthetic.encode(synthetic.document(seed), "PNG")))
+    store.apply("known", [Submission("pdq", parity)])
+    matcher = Matcher(store, ["known"])
+    assert not _matched(matcher, parity) and _matched(matcher, STABLE)
+    keys.generate(tmp_path / "owner.key")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    hash_list, entries = store.entries("known")
+    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    released = (tmp_path / "r" / ENTRIES).read_text()
+    assert parity not in released and STABLE in released

@@ -228,10 +228,14 @@ def test_a_benign_hit_through_an_enlargement_cancels_only_that_enlargement(
     # The upload is the listed image; only its enlargement resembles the benign one.
     found = matcher.match(_variants_query(original=listed, upscaled=benign_value))
     assert [(m.list, m.variant, m.distance) for m in found] == [("both", "original", 0)]
-    # Through the enlargement of a rotation: that rotation's matches go, the rest stay.
+    # Through the enlargement of a rotation: only that enlargement's matches would go.
     turned = _variants_query(original=_bits(range(0, 15)), rotate90=listed,
                              upscaled__rotate90=benign_value)  # fmt: skip
-    assert [(m.variant, m.distance) for m in matcher.match(turned)] == [("original", 15)]
+    assert [(m.variant, m.distance) for m in matcher.match(turned)] == [("rotate90", 0)]
+    # A rotation benign as it is: its enlargement (the same picture) goes with it.
+    both_turned = _variants_query(original=_bits(range(0, 15)), rotate90=benign_value,
+                                  upscaled__rotate90=listed)  # fmt: skip
+    assert [(m.variant, m.distance) for m in matcher.match(both_turned)] == [("original", 15)]
 
 
 def test_a_cancelled_closest_variant_leaves_the_next_closest(store: ListStore) -> None:

@@ -193,11 +193,13 @@ class Entry:
 
     def matchable(self, policy: ListPolicy, min_stability: int | None = None) -> bool:
         """Whether the entry matches under ``policy``: active, stable enough (a measured
-        stability below ``min_stability``, by default its signal's own floor, is noise), and
-        sourced as required."""
+        stability below ``min_stability``, by default its signal's own floor, is noise), not a
+        degenerate value (``degenerate``), and sourced as required."""
         if self.status is not EntryStatus.ACTIVE:
             return False
         if self.stability is not None and too_unstable(self.signal, self.stability, min_stability):
+            return False
+        if degenerate(self.signal, self.value):
             return False
         return not policy.two_sources or self.provenance.independently_sourced()
 
@@ -211,8 +213,18 @@ def too_unstable(signal: str, stability: int, floor: int | None = None) -> bool:
     return stability < (own if floor is None else floor)
 
 
+def degenerate(signal: str, value: str) -> bool:
+    """Whether ``value`` of ``signal`` says nothing about what the media shows (PDQ: a parity
+    hash), so that it never matches (an unknown signal: never)."""
+    return bool(_signal_of(signal).degenerate(value))
+
+
 class _NoSignal:
     min_stability: Final = None
+
+    @staticmethod
+    def degenerate(value: str) -> bool:
+        return False
 
 
 # The signal types by name, looked up once each: Matchers and releases ask of millions of

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hashguard import durable
 from hashguard.collector import collector_paused
 from hashguard.errors import Unverified
-from hashguard.lists.model import Entry, EntryStatus, HashList, too_unstable
+from hashguard.lists.model import Entry, EntryStatus, HashList, degenerate, too_unstable
 from hashguard.transparency import keys, manifest, merkle
 from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
@@ -182,6 +182,7 @@ def _write_entries(
             if (
                 entry.status is EntryStatus.ACTIVE
                 and (entry.stability is None or not too_unstable(entry.signal, entry.stability))
+                and not degenerate(entry.signal, entry.value)
                 and (not two_sources or entry.provenance.independently_sourced())
             ):  # Entry.matchable, inline: millions of entries
                 batch.append(entry)

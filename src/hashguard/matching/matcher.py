@@ -267,6 +267,8 @@ class Matcher:
         """Whether ``value`` has enough detail and stability to be matched at all."""
         if signal.too_low(signal.quality(value), self.min_quality):
             return False
+        if signal.degenerate(value):
+            return False
         return not signal.too_unstable(signal.stability(value), self.min_stability)
 
     def _match_frames(

@@ -486,11 +486,21 @@ def pattern(seed: int, width: int = 1024, height: int = 1024) -> Image.Image:
     Two colours, the cell size from 2 to 100 px (a few pixels at 1000+ px is what PDQ's
     64x64 downsampling aliases on).
     """
+    on, ink, paper = pattern_geometry(seed, width, height)
+    pixels = np.where(on[..., None], ink, paper).astype(np.uint8)
+    return Image.fromarray(pixels, "RGB")
+
+
+def pattern_geometry(
+    seed: int, width: int = 1024, height: int = 1024
+) -> tuple[np.ndarray, RGB, RGB]:
+    """``pattern``'s geometry (where the ink is, a boolean array) and its two colours: two
+    patterns of one geometry in other colours are the same picture to a luma hash."""
     rng = np.random.default_rng(seed)
     kind = int(rng.integers(0, 5))
     cell = int(_CELLS[int(rng.integers(0, len(_CELLS)))])
-    ink = np.array(_colour(rng), dtype=np.uint8)
-    paper = np.array(_colour(rng), dtype=np.uint8)
+    ink = _colour(rng)
+    paper = _colour(rng)
     ys, xs = np.ogrid[0:height, 0:width]
     if kind == 0:  # checkerboard
         on = ((xs // cell) + (ys // cell)) % 2 == 1
@@ -511,9 +521,7 @@ def pattern(seed: int, width: int = 1024, height: int = 1024) -> Image.Image:
     else:  # concentric rings
         cx, cy = rng.uniform(0, width), rng.uniform(0, height)
         on = (np.hypot(xs - cx, ys - cy) // cell).astype(np.int64) % 2 == 1
-    on = np.broadcast_to(on, (height, width))
-    pixels = np.where(on[..., None], ink, paper).astype(np.uint8)
-    return Image.fromarray(pixels, "RGB")
+    return np.broadcast_to(on, (height, width)), ink, paper
 
 
 def _ui_any(seed: int) -> Image.Image:

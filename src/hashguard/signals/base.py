@@ -121,6 +121,12 @@ class SignalType(ABC, Generic[Value]):
         """The value's stability (0-100) when it was measured here, else None."""
         return None
 
+    def degenerate(self, value: "Value | str") -> bool:
+        """Whether a value (or its canonical text form, as lists hold it) says nothing about
+        what the media shows, whatever its quality, so that it never matches (PDQ: the parity
+        hashes)."""
+        return False
+
     def threshold_for(self, value: Value, threshold: float) -> float:
         """The threshold a query ``value`` is matched at on a list whose threshold is
         ``threshold``: the same, unless what was measured of the value calls for a stricter

@@ -37,6 +37,15 @@ STABILITY_SCALE: Final = 0.99
 # neighbours, counted when at least TEXT_SHARE of them are steps of SHARP_STEP or more; from
 # FLAT_MIN percent on, a query is matched within FLAT_THRESHOLD bits at most.
 FLAT_STEP: Final = 2.0
+# A regular pattern (a checkerboard, a dot grid, line art) whose frequencies PDQ's 64x64 stage
+# folds onto a few symmetric DCT terms leaves the other terms' signs to their parity: the hash
+# is then one of these two values (bit i*16+j set by the parity of i and j), whatever the
+# pattern. 50 of the 200 generated patterns of bench/accuracy.py hash within 31 bits of
+# them; a photo's hash, whose bits are close to independent, lies 128 +- 8 bits from any fixed
+# value, so a hash within DEGENERATE_RADIUS of one (12 standard deviations) is never a photo.
+PARITY_HASHES: Final = ("5555aaaa" * 8, "aaaa5555" * 8)
+DEGENERATE_RADIUS: Final = 31
+_PARITY_BITS: Final = tuple(int(value, 16) for value in PARITY_HASHES)
 SHARP_STEP: Final = 48.0
 TEXT_SHARE: Final = 0.02
 FLAT_MIN: Final = 65
@@ -260,6 +269,17 @@ class PdqSignal(SignalType[PdqHash]):
 
     def stability(self, value: PdqHash) -> int | None:
         return value.stability
+
+    def degenerate(self, value: PdqHash | str) -> bool:
+        """Within ``DEGENERATE_RADIUS`` bits of a parity hash: see ``PARITY_HASHES``."""
+        if isinstance(value, PdqHash):
+            bits = int.from_bytes(value.bits, "big")
+        else:
+            try:
+                bits = int(value, 16)
+            except ValueError:
+                return False
+        return any((bits ^ parity).bit_count() <= DEGENERATE_RADIUS for parity in _PARITY_BITS)
 
     def threshold_for(self, value: PdqHash, threshold: float) -> float:
         """At most ``FLAT_THRESHOLD`` for an image dominated by flat regions and text (screens
