@@ -129,8 +129,8 @@ class Hash(BaseModel):
     variants: dict[str, str] | SkipJsonSchema[None] = Field(
         None,
         description="The other query variants hashed, by name: the image with uniform borders "
-        "trimmed (trim-lenient, trim-strict, trim-frame), a small image enlarged (upscaled), "
-        "and their rotations and flips.",
+        "trimmed (trim-lenient, trim-strict, trim-frame, trim-panel), a small image enlarged "
+        "(upscaled), and their rotations and flips.",
     )
 
 
@@ -171,8 +171,8 @@ class MatchFound(BaseModel):
         None,
         description="The query variant that matched, when not the media as sent: a rotation "
         "or flip (rotate90, rotate180, rotate270, flipx, flipy, flipplus1, flipminus1), a crop "
-        "inside flat borders (trim-lenient, trim-strict, trim-frame), a small image enlarged "
-        "(upscaled), or a crop or enlargement turned (trim-lenient/rotate90, "
+        "inside flat borders (trim-lenient, trim-strict, trim-frame, trim-panel), a small image "
+        "enlarged (upscaled), or a crop or enlargement turned (trim-lenient/rotate90, "
         "upscaled/flipx). The list's policy says which variants may match it.",
     )
 

@@ -59,7 +59,8 @@ class Box:
 
 @dataclass(frozen=True, slots=True)
 class Trim:
-    """One hypothesis of where the image is: its rule (``lenient``, ``strict``, ``frame``)."""
+    """One hypothesis of where the image is: its rule (``lenient``, ``strict``, ``frame``,
+    ``panel``)."""
 
     rule: str
     box: Box

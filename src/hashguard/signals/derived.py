@@ -6,8 +6,8 @@ image's own hash, the hashes of the crops it is most often found as: centre crop
 20 % per side ("crop-5", "crop-10", "crop-20") and 10 % off one side ("crop-top-10",
 "crop-bottom-10", "crop-left-10", "crop-right-10"); and, when the image has uniform borders
 (padded, letterboxed, a screenshot), the image inside them, as each rule of ``media.trim`` finds
-it ("trim-lenient", "trim-strict", "trim-frame"). A copy cropped like that is then within the
-threshold of one of them.
+it ("trim-lenient", "trim-strict", "trim-frame", "trim-panel"). A copy cropped like that is
+then within the threshold of one of them.
 
 All are computed from one decode: the decoded luma plane (a JPEG's reduced DCT decode included),
 averaged in blocks to no less than 256 pixels a side, is cropped and hashed, with no new decode
@@ -43,7 +43,7 @@ CROPS: Final[Mapping[str, tuple[int, int, int, int]]] = {
 NEAR: Final = 8
 TRIM: Final = "trim-"
 # The image inside its uniform borders, by media.trim's rules (named as query variants are).
-TRIMS: Final = ("trim-lenient", "trim-strict", "trim-frame")
+TRIMS: Final = ("trim-lenient", "trim-strict", "trim-frame", "trim-panel")
 NAMES: Final = (*CROPS, *TRIMS)
 LABEL_PREFIX: Final = "derived:"  # a derived entry's label: derived:crop-10
 REDUCED_SIDE: Final = 256  # the plane is cropped at no less (4 x PDQ's 64)

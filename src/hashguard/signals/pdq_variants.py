@@ -7,7 +7,7 @@ robustness is on the query side: the query image is hashed as it is and as each 
 that may undo the change, and a list's policy says which variant families may match it.
 Names (the original first): ``original``; the dihedral ones of ``pdq_kernel.DIHEDRAL``
 (``rotate90``, ``flipx``, ...); ``trim-<rule>`` for each trim hypothesis (``media.trim``:
-``lenient``, ``strict``, ``frame``); ``trim-<rule>/<dihedral>`` for both at once;
+``lenient``, ``strict``, ``frame``, ``panel``); ``trim-<rule>/<dihedral>`` for both at once;
 ``upscaled`` (and ``upscaled/<dihedral>``) for a small image enlarged to ``UPSCALED_SIDE``
 before hashing. A variant needs every family its name uses.
 
