@@ -116,16 +116,6 @@ def variants_ms(files: list[Path], passes: int) -> tuple[float, float]:
     return timed[0], timed[1]
 
 
-def generated_small(directory: Path, count: int) -> list[Path]:
-    """Images of 512 px, as messaging apps and thumbnails send them (the enlarged variant)."""
-    files = []
-    for seed in range(count):
-        path = directory / f"generated-512-{seed}.jpg"
-        path.write_bytes(encode(scene(3000 + seed, 512, 384, grain=3), "JPEG", quality=85))
-        files.append(path)
-    return files
-
-
 def seconds_per_pass(method: Callable[[Path], object], files: list[Path], passes: int) -> float:
     """Fastest of ``passes`` timed passes over all files (after one warm-up call)."""
     method(files[0])
@@ -143,20 +133,15 @@ def megapixels(path: Path) -> float:
         return image.width * image.height / 1e6
 
 
-def generated_12mp(directory: Path, count: int) -> list[Path]:
+def generated(
+    directory: Path, name: str, count: int, size: tuple[int, int], quality: int, seeds: int
+) -> list[Path]:
+    """``count`` generated scenes of ``size`` as JPEGs of ``quality`` (seeds from ``seeds``)."""
     files = []
-    for seed in range(count):
-        path = directory / f"generated-{seed}.jpg"
-        path.write_bytes(encode(scene(1000 + seed, 4000, 3000, grain=6), "JPEG", quality=90))
-        files.append(path)
-    return files
-
-
-def generated_1mp(directory: Path, count: int) -> list[Path]:
-    files = []
-    for seed in range(count):
-        path = directory / f"generated-1mp-{seed}.jpg"
-        path.write_bytes(encode(scene(2000 + seed, 1155, 866, grain=6), "JPEG", quality=90))
+    for seed in range(seeds, seeds + count):
+        path = directory / f"{name}-{seed}.jpg"
+        grain = 6 if size[0] > 1000 else 3
+        path.write_bytes(encode(scene(seed, *size, grain=grain), "JPEG", quality=quality))
         files.append(path)
     return files
 
@@ -191,8 +176,12 @@ def main() -> None:
             sets["shared photos >= 3 MP"] = [p for p in photos if megapixels(p) >= 3]
         else:
             print(f"note: {PHOTOS} absent; measuring generated images only", file=sys.stderr)
-        sets["generated 12 MP JPEGs"] = generated_12mp(Path(tmp), args.generated)
-        sets["generated 1 MP JPEGs"] = generated_1mp(Path(tmp), args.generated)
+        sets["generated 12 MP JPEGs"] = generated(
+            Path(tmp), "12mp", args.generated, (4000, 3000), 90, 1000
+        )
+        sets["generated 1 MP JPEGs"] = generated(
+            Path(tmp), "1mp", args.generated, (1155, 866), 90, 2000
+        )
 
         print("| set | images | mean MP | (a) TE PdqSignal | (b) decode+pdqhash | hashguard "
               "| vs (a) | vs (b) | decode share |")  # fmt: skip
@@ -237,7 +226,12 @@ def main() -> None:
                 f"{100 * extra / total:.0f} % of hashguard's {total:.1f} ms"
             )
         print()
-        small = {"generated 512 px JPEGs": generated_small(Path(tmp), 4 * args.generated)}
+        # Images of 512 px, as messaging apps and thumbnails send them (the enlarged variant).
+        small = {
+            "generated 512 px JPEGs": generated(
+                Path(tmp), "512", 4 * args.generated, (512, 384), 85, 3000
+            )
+        }
         for name, files in (sets | small).items():
             plain_ms, variants = variants_ms(files, args.passes)
             print(

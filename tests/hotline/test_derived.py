@@ -6,8 +6,6 @@ what goes to the hoster carries no derived hash; contesting the derived entry ta
 withdrawing the assessment's reference takes every entry of the item."""
 
 import ipaddress
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from PIL import Image
@@ -29,7 +27,7 @@ from hashguard.signals.derived import CROPS
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import HotlineItemRow, TakedownNoticeRow
 
-from support.hotline_items import BASELINE, new_case
+from support.hotline_items import BASELINE, Tracer, new_case
 from support.loopback import Loopback
 
 ILLEGAL_LIST = "hotline-illegal"
@@ -49,32 +47,6 @@ def website(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, 
     if path in IMAGES:
         return 200, "image/jpeg", IMAGES[path]
     return 404, "text/plain", b"not here"
-
-
-@dataclass(frozen=True)
-class Hoster:
-    name: str = "hoster-nl"
-    abuse_email: str | None = "abuse@hoster-nl.test"
-    abuse_api: str | None = None
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Stands in for hotline.trace's Trace (tested there, with a DNS server)."""
-
-    url: str
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    hoster: Hoster | None = Hoster()
-    country: str | None = "NL"
-    cdn: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {"url": self.url, "country": self.country, "at": self.at.isoformat()}
-
-
-class Tracer:
-    def trace(self, url: str) -> Trace:
-        return Trace(url)
 
 
 def route(trace: Any, legality: Any) -> Route:

@@ -6,7 +6,6 @@ in the outbox); a case with nothing illegal routed with no actions; an unreachab
 import ipaddress
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
@@ -39,6 +38,7 @@ from hashguard.store.tables import (
 from support.hotline_items import (
     BASELINE,
     NOT_ILLEGAL,
+    Tracer,
     case_state,
     events,
     hashes_of,
@@ -47,37 +47,6 @@ from support.hotline_items import (
 )
 from support.loopback import Loopback
 from support.media import jpeg
-
-
-@dataclass(frozen=True)
-class Hoster:
-    name: str = "hoster-nl"
-    abuse_email: str | None = "abuse@hoster-nl.test"
-    abuse_api: str | None = None
-
-
-@dataclass(frozen=True)
-class Trace:
-    """Stands in for hotline.trace's Trace (tested there, with a DNS server)."""
-
-    url: str
-    at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    hoster: Hoster | None = Hoster()
-    country: str | None = "NL"
-    cdn: bool = False
-
-    def as_json(self) -> dict[str, Any]:
-        return {"url": self.url, "country": self.country, "hoster": {"name": "hoster-nl"},
-                "cdn": self.cdn, "at": self.at.isoformat()}  # fmt: skip
-
-
-class Tracer:
-    def __init__(self) -> None:
-        self.traced: list[str] = []
-
-    def trace(self, url: str) -> Trace:
-        self.traced.append(url)
-        return Trace(url)
 
 
 def route(trace: Any, legality: Any) -> Route:

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from hashguard.lists.model import Category, ChangeKind
 from hashguard.lists.records import Submission
@@ -39,6 +40,18 @@ def store(database_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[ListSt
     engine.dispose()
 
 
+def _keys_and_log(tmp_path: Path) -> tuple[Ed25519PrivateKey, TransparencyLog, Ed25519PrivateKey]:
+    """An owner key, and a transparency log with its key, in ``tmp_path``."""
+    keys.generate(tmp_path / "owner.key")
+    keys.generate(tmp_path / "log.key")
+    log_key = keys.load(tmp_path / "log.key")
+    return (
+        keys.load(tmp_path / "owner.key"),
+        TransparencyLog.create_or_open(tmp_path / "log", log_key),
+        log_key,
+    )
+
+
 def _matched(matcher: Matcher, value: str) -> bool:
     return bool(matcher.match(Query.of([("pdq", PdqHash(bytes.fromhex(value), 100))])))
 
@@ -65,25 +78,19 @@ def test_the_matchers_own_floor_holds_for_entries_as_for_queries(store: ListStor
 def test_a_release_leaves_unstable_entries_out_and_signs_the_stability(
     store: ListStore, tmp_path: Path
 ) -> None:
-    keys.generate(tmp_path / "owner.key")
-    keys.generate(tmp_path / "log.key")
-    log_key = keys.load(tmp_path / "log.key")
-    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    owner_key, log, log_key = _keys_and_log(tmp_path)
     hash_list, entries = store.entries("known")
-    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    build(hash_list, entries, owner_key, log, log_key, tmp_path / "r")
     lines = [json.loads(line) for line in (tmp_path / "r" / ENTRIES).read_text().splitlines()]
     assert lines == [["pdq", STABLE, [], FLOOR], ["pdq", HASH_ONLY, []]]
     assert verify(tmp_path / "r", log).entries == 2
 
 
 def test_a_tampered_stability_does_not_verify(store: ListStore, tmp_path: Path) -> None:
-    keys.generate(tmp_path / "owner.key")
-    keys.generate(tmp_path / "log.key")
-    log_key = keys.load(tmp_path / "log.key")
-    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    owner_key, log, log_key = _keys_and_log(tmp_path)
     store.change("known", ChangeKind.DELIST, "pdq", HASH_ONLY, "only the stable one")
     hash_list, entries = store.entries("known")
-    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    build(hash_list, entries, owner_key, log, log_key, tmp_path / "r")
     path = tmp_path / "r" / ENTRIES
     for tampered in (f'["pdq","{STABLE}",[],{FLOOR + 1}]', f'["pdq","{STABLE}",[],"50"]',
                      f'["pdq","{STABLE}",[],50,1]'):  # fmt: skip
@@ -99,11 +106,7 @@ def test_releases_of_format_1_still_verify_and_hold_no_stability(
     whose leaves carry one is not what /1 defines."""
     from hashguard.lists import release
 
-    keys.generate(tmp_path / "owner.key")
-    keys.generate(tmp_path / "log.key")
-    log_key = keys.load(tmp_path / "log.key")
-    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
-    owner_key = keys.load(tmp_path / "owner.key")
+    owner_key, log, log_key = _keys_and_log(tmp_path)
     hash_list, streamed = store.entries("known")
     entries = list(streamed)
     with monkeypatch.context() as patch:
@@ -144,11 +147,8 @@ def test_a_parity_hash_is_degenerate_and_matches_nothing(store: ListStore, tmp_p
     store.apply("known", [Submission("pdq", parity)])
     matcher = Matcher(store, ["known"])
     assert not _matched(matcher, parity) and _matched(matcher, STABLE)
-    keys.generate(tmp_path / "owner.key")
-    keys.generate(tmp_path / "log.key")
-    log_key = keys.load(tmp_path / "log.key")
-    log = TransparencyLog.create_or_open(tmp_path / "log", log_key)
+    owner_key, log, log_key = _keys_and_log(tmp_path)
     hash_list, entries = store.entries("known")
-    build(hash_list, entries, keys.load(tmp_path / "owner.key"), log, log_key, tmp_path / "r")
+    build(hash_list, entries, owner_key, log, log_key, tmp_path / "r")
     released = (tmp_path / "r" / ENTRIES).read_text()
     assert parity not in released and STABLE in released

@@ -5,6 +5,7 @@ leave them; labels in the built-in vocabulary."""
 import hashlib
 import io
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -68,3 +69,36 @@ BASELINE = {"iccam": "baseline", "age": "prepubescent", "industry": "A1", "depic
 NATIONAL = {"iccam": "nationally-illegal", "age": "pubescent", "industry": "none",
             "depiction": "drawn"}  # fmt: skip
 NOT_ILLEGAL = {"iccam": "not-illegal", "age": "adult", "industry": "none", "depiction": "real"}
+
+
+@dataclass(frozen=True)
+class Hoster:
+    name: str = "hoster-nl"
+    abuse_email: str | None = "abuse@hoster-nl.test"
+    abuse_api: str | None = None
+
+
+@dataclass(frozen=True)
+class Trace:
+    """Stands in for hotline.trace's Trace (tested there, with a DNS server)."""
+
+    url: str
+    at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    hoster: Hoster | None = Hoster()
+    country: str | None = "NL"
+    cdn: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {"url": self.url, "country": self.country, "hoster": {"name": "hoster-nl"},
+                "cdn": self.cdn, "at": self.at.isoformat()}  # fmt: skip
+
+
+class Tracer:
+    """Stands in for hotline.trace's tracer: every URL is at hoster-nl in NL; remembers them."""
+
+    def __init__(self) -> None:
+        self.traced: list[str] = []
+
+    def trace(self, url: str) -> Trace:
+        self.traced.append(url)
+        return Trace(url)
