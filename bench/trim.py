@@ -1,8 +1,9 @@
 """Recall of trimmed query variants on padded, letterboxed and UI-framed copies, and their cost.
 
 Originals: the photos in ../shared/data/photos (when present, shrunk to 1024 px a side) and
-generated scenes; copies by ``synthetic.pad``, ``letterbox`` and ``in_ui_frame``, and a phone
-screenshot drawn here (a caption and a nav bar below the image). Each copy is encoded as JPEG
+generated scenes; copies by ``synthetic.pad``, ``letterbox`` and ``in_ui_frame``, a phone
+screenshot drawn here (a caption and a nav bar below the image), and a post in a feed (a card
+of one colour on a page of another). Each copy is encoded as JPEG
 q90; it counts as found when the plain PDQ of the copy, or of one of its trim hypotheses, is
 within 31 bits of the original's plain PDQ.
 Prints recall per transformation for plain PDQ, each rule alone and all rules together, and
@@ -61,6 +62,33 @@ def phone_frame(image: Image.Image, seed: int) -> Image.Image:
     return canvas
 
 
+def card_frame(image: Image.Image, seed: int) -> Image.Image:
+    """A feed's post: a card of one colour on a page of another, an author line and text above
+    the picture (which spans the card's width), actions and comments below."""
+    rng = np.random.default_rng(seed)
+    dark = bool(rng.integers(0, 2))
+    page, card = ((24, 25, 26), (36, 37, 38)) if dark else ((240, 242, 245), (255, 255, 255))
+    ink = (228, 230, 235) if dark else (20, 20, 20)
+    width, card_width = 1280, int(rng.integers(500, 700))
+    shown = image.resize((card_width, round(card_width * image.height / image.width)))
+    left, top = (width - card_width) // 2, 90
+    above, below = int(rng.integers(90, 160)), int(rng.integers(120, 260))
+    height = top + above + shown.height + below + 40
+    canvas = Image.new("RGB", (width, height), page)
+    draw = ImageDraw.Draw(canvas)
+    font = ImageFont.load_default(size=20)
+    draw.rectangle((0, 0, width, 56), fill=(24, 119, 242))
+    draw.rectangle((left, top, left + card_width, height - 40), fill=card)
+    draw.ellipse((left + 16, top + 16, left + 56, top + 56), fill=(120, 160, 200))
+    draw.text((left + 68, top + 24), f"Someone {seed} shared a photo", fill=ink, font=font)
+    draw.text((left + 16, top + above - 32), "what a day it was", fill=ink, font=font)
+    canvas.paste(shown, (left, top + above))
+    y = top + above + shown.height + 20
+    draw.text((left + 16, y), "Like   Comment   Share", fill=ink, font=font)
+    draw.text((left + 16, y + 48), "a comment below the picture", fill=ink, font=font)
+    return canvas
+
+
 def originals(scenes: int, photos: Path | None) -> list[Image.Image]:
     found: list[Image.Image] = []
     if photos is not None and photos.is_dir():
@@ -97,6 +125,7 @@ def transforms() -> dict[str, Callable[[Image.Image, int], Image.Image]]:
             )
     found["ui frame (synthetic)"] = synthetic.in_ui_frame
     found["ui frame (phone, here)"] = phone_frame
+    found["card in a feed"] = card_frame
     return found
 
 
