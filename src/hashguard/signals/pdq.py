@@ -126,19 +126,15 @@ def hash_luma(luma: "LumaImage", *, measure: bool = True) -> PdqHash:
     return PdqHash(bits.tobytes(), quality, stability(luma, bits), flatness(luma))
 
 
-def dihedral_luma(luma: "LumaImage", *, measure: bool = True) -> DihedralHashes:
-    """The 8 dihedral hashes of a decoded luma plane, all from one DCT, with one stability
-    (unless ``measure`` is false)."""
+def dihedral_luma(luma: "LumaImage") -> DihedralHashes:
+    """The 8 dihedral hashes of a decoded luma plane, all from one DCT, with one stability."""
     from hashguard.signals import pdq_kernel
 
     dct, quality = pdq_dct(luma)
     names = [name for name, *_ in pdq_kernel.DIHEDRAL]
     if dct is None:
-        zero = (0, 0) if measure else (None, None)
-        return DihedralHashes(0, {name: PdqHash(bytes(32), 0, *zero) for name in names}, *zero)
-    stable, flat = (
-        (stability(luma, pdq_kernel.hash_bits(dct)), flatness(luma)) if measure else (None, None)
-    )
+        return DihedralHashes(0, {name: PdqHash(bytes(32), 0, 0, 0) for name in names}, 0, 0)
+    stable, flat = stability(luma, pdq_kernel.hash_bits(dct)), flatness(luma)
     variants = {
         name: PdqHash(
             pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes(),

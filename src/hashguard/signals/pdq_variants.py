@@ -13,14 +13,13 @@ before hashing. A variant needs every family its name uses.
 
 Why ``upscaled``: PDQ's box filter is ``ceil(side / 128)`` pixels wide, so the same picture
 hashed at 256 px and at 1024 px is filtered differently before the 64x64 stage; a copy shrunk
-to a quarter lies 20 bits (median) from its original, and 6 once enlarged back with a bicubic
-filter (``bench/accuracy.py``). The list keeps the reference hash; only the query adapts.
+to a quarter lies 20 bits (median) from its original, and 4 once enlarged back (linear
+interpolation; bicubic gives the same) before PDQ's filter (``bench/accuracy.py``). The list
+keeps the reference hash; only the query adapts.
 """
 
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
-
-import numpy as np
 
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals.base import MediaSource, read_image
@@ -92,39 +91,40 @@ def variants_luma(luma: "LumaImage", families: frozenset[str]) -> PdqVariants:
         from hashguard.media import trim
 
         planes += [(_TRIM_PREFIX + t.rule, trim.crop(luma, t.box)) for t in trim.hypotheses(luma)]
-    if SCALE in families and max(luma.width, luma.height) <= UPSCALE_BELOW:
-        planes.append((UPSCALED, upscaled(luma, UPSCALED_SIDE)))
     hashes: dict[str, PdqHash] = {}
     for prefix, plane in planes:
-        measure = prefix != UPSCALED  # an enlargement takes the measures of the image as sent
         if DIHEDRAL in families:
-            for name, value in dihedral_luma(plane, measure=measure).variants.items():
+            for name, value in dihedral_luma(plane).variants.items():
                 hashes[_joined(prefix, name)] = value
         else:
-            hashes[prefix or ORIGINAL] = hash_luma(plane, measure=measure)
-    if len(planes) > 1 and planes[-1][0] == UPSCALED:
-        _measured_as_sent(hashes)
+            hashes[prefix or ORIGINAL] = hash_luma(plane)
+    if SCALE in families and max(luma.width, luma.height) <= UPSCALE_BELOW:
+        hashes.update(_enlarged(luma, hashes[ORIGINAL], DIHEDRAL in families))
     return PdqVariants(hashes)
 
 
-def _measured_as_sent(hashes: dict[str, PdqHash]) -> None:
-    """The enlarged variants keep what was measured of the image as sent (their own is not
-    measured): enlarging smooths it, so a pattern too unstable or too plain to match, or a
-    screenshot's flat regions and text, must not pass as something else through its
-    enlargement."""
-    sent = hashes[ORIGINAL]
-    for name, value in hashes.items():
-        if UPSCALED in name.split("/"):
-            hashes[name] = replace(
-                value,
-                quality=_least(value.quality, sent.quality),
-                stability=_least(value.stability, sent.stability),
-                flat=sent.flat,
-            )
+def _enlarged(luma: "LumaImage", sent: PdqHash, turned: bool) -> dict[str, PdqHash]:
+    """The hashes of ``luma`` enlarged to a long side of ``UPSCALED_SIDE`` (and turned): its
+    64x64 buffer is computed from the pixels as sent through a weighted map (linear
+    interpolation, then PDQ's filter at the larger size), never made. They keep what was
+    measured of the image as sent: enlarging smooths it, so a pattern too unstable or too plain
+    to match, or a screenshot's flat regions and text, must not pass as something else."""
+    from hashguard.signals import pdq_kernel
 
-
-def _least(a: int | None, b: int | None) -> int | None:
-    return b if a is None else a if b is None else min(a, b)
+    long_side = max(luma.width, luma.height)
+    size = (max(1, round(luma.height * UPSCALED_SIDE / long_side)),
+            max(1, round(luma.width * UPSCALED_SIDE / long_side)))  # fmt: skip
+    buffer = pdq_kernel.resized_64x64(
+        luma.pixels, luma.height, luma.width, luma.scale, luma.reversed_axes, size
+    )
+    dct = pdq_kernel.dct_16x16(buffer, pdq_kernel.DCT_16X64)
+    turns = pdq_kernel.DIHEDRAL if turned else pdq_kernel.DIHEDRAL[:1]  # the first: as it is
+    return {
+        _joined(UPSCALED, name): replace(
+            sent, bits=pdq_kernel.hash_bits(pdq_kernel.dihedral_dct(dct, *flips)).tobytes()
+        )
+        for name, *flips in turns
+    }
 
 
 def hash_variants(
@@ -135,20 +135,6 @@ def hash_variants(
 
     data = read_image(source, limits)
     return variants_luma(decode_luma(data, limits, min_side=REDUCED_MIN_SIDE), families)
-
-
-def upscaled(luma: "LumaImage", side: int) -> "LumaImage":
-    """``luma`` enlarged (bicubic) to a long side of ``side`` pixels, its aspect ratio kept."""
-    from PIL import Image
-
-    from hashguard.media.image import LumaImage
-
-    long_side = max(luma.width, luma.height)
-    width = max(1, round(luma.width * side / long_side))
-    height = max(1, round(luma.height * side / long_side))
-    plane = Image.fromarray(np.asarray(luma.pixels, np.float32), mode="F")
-    pixels = np.asarray(plane.resize((width, height), Image.Resampling.BICUBIC), np.float32)
-    return LumaImage(pixels, width, height, 1, luma.black, luma.white)
 
 
 def _joined(prefix: str, dihedral: str) -> str:
