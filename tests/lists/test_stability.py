@@ -133,6 +133,9 @@ def test_a_parity_hash_is_degenerate_and_matches_nothing(store: ListStore, tmp_p
     """A regular pattern can hash to PDQ's parity value whatever it shows: such a value is
     held but neither matched (as an entry or as a query) nor released; generated scenes and
     documents are never near it."""
+    import numpy as np
+    from PIL import Image
+
     from hashguard.media import synthetic
     from hashguard.signals.pdq import PARITY_HASHES
 
@@ -141,6 +144,13 @@ def test_a_parity_hash_is_degenerate_and_matches_nothing(store: ListStore, tmp_p
     assert pdq.degenerate(parity) and pdq.degenerate(near)  # 31 bits off the other one
     boards = [synthetic.encode(synthetic.pattern(seed), "BMP") for seed in range(40)]
     assert any(pdq.degenerate(pdq.hash(board)) for board in boards)
+    # Checkerboards whose cells are cut at the top edge fold onto another parity value.
+    ys, xs = np.ogrid[0:1000, 0:1000]
+    for cell in (48, 32):
+        on = ((xs // cell) + ((ys + cell // 2) // cell)) % 2 == 1
+        board = Image.fromarray(np.where(on, 255, 0).astype(np.uint8)).convert("RGB")
+        value = pdq.hash(synthetic.encode(board, "PNG"))
+        assert value.quality == 100 and value.stability == 100 and pdq.degenerate(value)
     for seed in range(10):
         assert not pdq.degenerate(pdq.hash(synthetic.encode(synthetic.scene(seed), "PNG")))
         assert not pdq.degenerate(pdq.hash(synthetic.encode(synthetic.document(seed), "PNG")))

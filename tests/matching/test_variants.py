@@ -249,3 +249,16 @@ def test_a_cancelled_closest_variant_leaves_the_next_closest(store: ListStore) -
     # original, 15 from the listed hash and 35 from the benign one, still matches.
     query = _variants_query(original=_bits(range(0, 15)), rotate90=listed)
     assert [(m.variant, m.distance) for m in matcher.match(query)] == [("original", 15)]
+
+
+def test_an_upload_whose_own_hash_is_degenerate_matches_through_no_variant(
+    store: ListStore,
+) -> None:
+    from hashguard.signals.pdq import PARITY_HASHES
+
+    listed = _bits()
+    store.apply("both", [Submission("pdq", listed.hex)])
+    parity = PdqHash(bytes.fromhex(PARITY_HASHES[5]), 100)
+    matcher = Matcher(store, ["both"])
+    assert matcher.match(_variants_query(original=parity, rotate90=listed)) == []
+    assert matcher.match(_variants_query(original=_bits(range(0, 9)), rotate90=listed))

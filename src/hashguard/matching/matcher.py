@@ -224,8 +224,8 @@ class Matcher:
         named: list[list[tuple[str, Any]]] = []  # per row, the variants worth looking up
         for row, query in enumerate(queries):
             hashed = query.get(name)
-            if hashed is None:
-                continue
+            if hashed is None or hashed.signal.degenerate(hashed.value):
+                continue  # an image whose own hash says nothing: nor do its variants
             usable = [
                 (variant, value)
                 for variant, value in hashed.named()
@@ -330,7 +330,10 @@ class Matcher:
         """Per item row, its matches: each entry once, through the closest variant (name,
         value; aligned with ``item_rows``) its list allows, within the threshold for it."""
         kind = registry.get(signal)
-        candidates: dict[tuple[int, int], list[Match]] = {}  # per (row, entry), in order
+        # Per (row, entry), in variant order: (distance, variant, number); a Match is made
+        # for the winner only.
+        candidates: dict[tuple[int, int], list[tuple[float, str, int]]] = {}
+        entries: dict[int, tuple[Entry, str]] = {}
         negative: dict[int, set[str]] = {}  # per item row, the variants a negative list matched
         for number, (row, entry_id, distance) in enumerate(
             zip(item_rows, ids.tolist(), distances.tolist(), strict=True)
@@ -358,12 +361,9 @@ class Matcher:
                 continue
             if chosen is not None and hash_list.name not in chosen:
                 continue
-            pair = None if shares is None else (float(shares[number, 0]), float(shares[number, 1]))
-            candidates.setdefault((row, entry.id), []).append(Match(
-                hash_list.name, entry.id, entry.labels, signal, distance, entry.value, pair,
-                variant, entry.stability,
-            ))  # fmt: skip
-        for (row, _), matches in candidates.items():
+            candidates.setdefault((row, entry.id), []).append((distance, variant, number))
+            entries[entry.id] = (entry, hash_list.name)
+        for (row, entry_id), found_through in candidates.items():
             # A known false positive as it is cancels every match of the item; one through a
             # variant (turned, trimmed, enlarged) cancels the matches found through that
             # variant, or through its enlargement (the same picture), only. Of what is left,
@@ -371,10 +371,16 @@ class Matcher:
             benign = negative.get(row, set())
             if ORIGINAL in benign:
                 continue
-            kept = [m for m in matches if m.variant not in benign
-                    and unscaled(m.variant) not in benign]  # fmt: skip
-            if kept:
-                found[row].append(min(kept, key=lambda m: m.distance))
+            kept = [c for c in found_through if c[1] not in benign and unscaled(c[1]) not in benign]
+            if not kept:
+                continue
+            distance, variant, number = min(kept, key=lambda c: c[0])  # ties: the earliest
+            entry, list_name = entries[entry_id]
+            pair = None if shares is None else (float(shares[number, 0]), float(shares[number, 1]))
+            found[row].append(Match(
+                list_name, entry.id, entry.labels, signal, distance, entry.value, pair, variant,
+                entry.stability,
+            ))  # fmt: skip
 
     @staticmethod
     def threshold(hash_list: HashList, signal: str) -> float:

@@ -39,11 +39,13 @@ STABILITY_SCALE: Final = 0.99
 FLAT_STEP: Final = 2.0
 # A regular pattern (a checkerboard, a dot grid, line art) whose frequencies PDQ's 64x64 stage
 # folds onto a few symmetric DCT terms leaves the other terms' signs to their parity: the hash
-# is then one of these two values (bit i*16+j set by the parity of i and j), whatever the
-# pattern. 50 of the 200 generated patterns of bench/accuracy.py hash within 31 bits of
-# them; a photo's hash, whose bits are close to independent, lies 128 +- 8 bits from any fixed
-# value, so a hash within DEGENERATE_RADIUS of one (12 standard deviations) is never a photo.
-PARITY_HASHES: Final = ("5555aaaa" * 8, "aaaa5555" * 8)
+# is then one of these values (bits set by the parity of the row, the column or both, in
+# either sense, as the pattern's cells are cut at the image's edges), whatever the pattern.
+# 50 of the 200 generated patterns of bench/accuracy.py hash within 31 bits of one; a photo's
+# hash, whose bits are close to independent, lies 128 +- 8 bits from any fixed value, so a hash
+# within DEGENERATE_RADIUS of one (12 standard deviations) is never a photo.
+PARITY_HASHES: Final = ("5555aaaa" * 8, "aaaa5555" * 8, "aa" * 32, "55" * 32,
+                        "ffff0000" * 8, "0000ffff" * 8)  # fmt: skip
 DEGENERATE_RADIUS: Final = 31
 _PARITY_BITS: Final = tuple(int(value, 16) for value in PARITY_HASHES)
 SHARP_STEP: Final = 48.0
