@@ -239,7 +239,7 @@ def test_stopncii_withdrawal_stops_matching_where_hma_keeps_it(tmp_path, store) 
         "nextSetTimestamp": 1700000500,
         "hasMoreRecords": False,
         "hashRecords": [
-            stopncii_record("aa" * 32, "Active"),
+            stopncii_record("ac" * 32, "Active"),
             stopncii_record("bb" * 32, "Received"),
             stopncii_record("cc" * 16, "Active", "VideoMD5"),
             stopncii_record("dd" * 16, "Active", "VideoTMK"),
@@ -257,12 +257,12 @@ def test_stopncii_withdrawal_stops_matching_where_hma_keeps_it(tmp_path, store) 
         "records of status 'Unknown' (not activated)": 1,
     }
     matcher = Matcher(store, ["ncii"])
-    query = Query.of([("pdq", PdqHash(bytes.fromhex("aa" * 32), 100))])
+    query = Query.of([("pdq", PdqHash(bytes.fromhex("ac" * 32), 100))])
     assert len(matcher.match(query)) == 1
     # The next fetch says the victim withdrew: as JSON Lines, one record per line.
     later = tmp_path / "page2.jsonl"
     later.write_text(
-        json.dumps(stopncii_record("aa" * 32, "Withdrawn"))
+        json.dumps(stopncii_record("ac" * 32, "Withdrawn"))
         + "\n"
         + json.dumps(stopncii_record("cc" * 16, "Deleted", "VideoMD5"))
         + "\n"
@@ -271,7 +271,7 @@ def test_stopncii_withdrawal_stops_matching_where_hma_keeps_it(tmp_path, store) 
     matcher.refresh()
     assert matcher.match(query) == []
     status = {e.value: e.status for e in store.entries("ncii")[1]}
-    assert status["aa" * 32] is EntryStatus.DELETED and status["bb" * 32] is EntryStatus.ACTIVE
+    assert status["ac" * 32] is EntryStatus.DELETED and status["bb" * 32] is EntryStatus.ACTIVE
     assert all("0000-4000" not in str(e.provenance) for e in store.entries("ncii")[1])
 
 
