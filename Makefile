@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml scripts/ensure-system-packages
 	@scripts/ensure-system-packages $(PYTHON)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check --upgrade pip
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,s3]'
 	@touch $@
 
 demo: install
@@ -38,7 +38,7 @@ test-hma: install
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench
-	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,bench]'
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,s3,bench]'
 	@touch $@
 
 bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy
