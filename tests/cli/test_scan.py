@@ -36,8 +36,10 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 def scan(
     corpus: Corpus, out: Path, *options: str, source: str = "", env: dict | None = None
 ) -> Ran:
-    return hashguard("scan", source or str(corpus.root), "--list", LIST, "--out", str(out),
-                     "--database-url", corpus.database_url, "--quiet", *options, env=env)  # fmt: skip
+    return hashguard(
+        "scan", source or str(corpus.root), "--list", LIST, "--out", str(out),
+        "--database-url", corpus.database_url, "--quiet", *options, env=env,
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +65,10 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
     corpus: Corpus, uninterrupted: Results, tmp_path: Path
 ) -> None:
     out = tmp_path / "out"
-    command = [HASHGUARD, "scan", str(corpus.root), "--list", LIST, "--out", str(out),
-               "--database-url", corpus.database_url, "--workers", "1", "--part-size", "10"]  # fmt: skip
+    command = [
+        HASHGUARD, "scan", str(corpus.root), "--list", LIST, "--out", str(out),
+        "--database-url", corpus.database_url, "--workers", "1", "--part-size", "10",
+    ]  # fmt: skip
     driver = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
     results = Results(out)
     try:
