@@ -190,12 +190,16 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
     ServiceStore(engine).create("photos")
     token = ApiKeyStore(engine).create(Role.MATCHER, name="photos check", service="photos")[1]
     engine.dispose()
-    out = tmp_path / "out"
+    out, folder = tmp_path / "out", corpus.root / "00"  # a seventh of the files: faster
     with running(corpus.database_url) as server:
         options = ["--workers", "0", "--report-to", server.url, "--key", token]
-        assert scan(corpus, out, *options).returncode == 0
-        again = scan(corpus, out, *options, "--restart")  # every part scanned and reported again
+        assert scan(corpus, out, *options, source=str(folder)).returncode == 0
+        # Every part scanned and reported again: no detection twice.
+        again = scan(corpus, out, *options, "--restart", source=str(folder))
         assert again.returncode == 0, again.stderr
         found = server.get("/v1/detections", "reviewer").json()["detections"]
     refs = sorted(d["content_ref"] for d in found)
-    assert refs == sorted(corpus.planted)
+    assert refs == sorted(
+        key.removeprefix("00/") for key in corpus.planted if key.startswith("00/")
+    )
+    assert len(refs) >= 2
