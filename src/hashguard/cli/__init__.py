@@ -25,6 +25,7 @@ from hashguard.cli.demo import demo
 from hashguard.cli.hashing import compare, hash_command
 from hashguard.cli.matching import match
 from hashguard.cli.safeguards import purge
+from hashguard.cli.scan import scan
 from hashguard.cli.serve import serve
 from hashguard.errors import HashguardError
 
@@ -113,6 +114,7 @@ app.command()(serve)
 app.command("hash", cls=SignalHelp)(hash_command)
 app.command()(compare)
 app.command(cls=SignalHelp)(match)
+app.command()(scan)
 app.command()(demo)
 
 

@@ -83,7 +83,7 @@ def match(
     from hashguard.signals.base import InvalidSignalValue
     from hashguard.signals.batch import HashSettings, expand
 
-    matcher = _matcher(names, min_quality, database_url)
+    matcher = stored_matcher(names, min_quality, database_url)
     signals = matcher.signals()
     batch: list[_Labelled] = []
     files = []
@@ -137,7 +137,9 @@ def match(
     raise typer.Exit(ExitCode.OK if matched else ExitCode.NO_MATCH)
 
 
-def _matcher(names: list[str], min_quality: int | None, url: str | None) -> "Matcher":
+def stored_matcher(names: list[str], min_quality: int | None, url: str | None) -> "Matcher":
+    """A Matcher of the stored lists ``names``; fails the command for a database or a list
+    that cannot be read."""
     from hashguard.matching import Matcher
     from hashguard.store.database import DatabaseError, open_engine
     from hashguard.store.list_errors import ListError

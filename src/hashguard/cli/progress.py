@@ -93,3 +93,52 @@ def output(total: int) -> Iterator[Output]:
             console.print(line, soft_wrap=True, markup=False, emoji=False, highlight=False)
 
         yield Output(above if on_terminal else plain, error, lambda: progress.advance(task))
+
+
+@dataclass
+class ScanProgress:
+    """What a scan has done so far, shown on the bar."""
+
+    files: int = 0
+    errors: int = 0
+    matched: int = 0
+    advance: Callable[[int], None] = lambda files: None
+
+
+@contextmanager
+def scanning(total: int, done: int = 0, quiet: bool = False) -> Iterator[ScanProgress]:
+    """A bar on stderr for a scan of ``total`` files, ``done`` of them before (a resumed scan):
+    files, files/s, errors, files matched, time left. None when ``quiet`` or when stderr is
+    not a terminal."""
+    shown = ScanProgress(files=done)
+    if quiet or not sys.stderr.isatty():
+        yield shown
+        return
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    counts = TextColumn(
+        "{task.fields[rate]} files/s, {task.fields[errors]} errors, {task.fields[matched]} matched"
+    )
+    bar = Progress(
+        TextColumn("scanning"), BarColumn(), MofNCompleteColumn(), counts, TimeRemainingColumn(),
+        console=Console(stderr=True, highlight=False), transient=True,
+    )  # fmt: skip
+    with bar as progress:
+        task = progress.add_task("scan", total=total, completed=done, rate="-", errors=0,
+                                 matched=0)  # fmt: skip
+
+        def advance(files: int) -> None:
+            progress.advance(task, files)
+            speed = progress.tasks[task].speed
+            rate = "-" if speed is None else f"{speed:.0f}"
+            progress.update(task, rate=rate, errors=shown.errors, matched=shown.matched)
+
+        shown.advance = advance
+        yield shown

@@ -16,7 +16,7 @@ without them.
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
@@ -131,6 +131,14 @@ class SegmentedIndex(Generic[S]):
 
     def __len__(self) -> int:
         return self._snapshot.size
+
+    def __getstate__(self) -> dict[str, Any]:
+        """A copy for another process: its current snapshot (segments are immutable)."""
+        return {k: v for k, v in vars(self).items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self._lock = threading.Lock()
 
     def snapshot(self) -> Snapshot[S]:
         """The current state; later adds and removes do not change it."""

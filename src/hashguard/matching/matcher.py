@@ -32,7 +32,7 @@ from typing import Any, Protocol
 import numpy as np
 
 from hashguard.collector import collector_paused
-from hashguard.errors import NotFound
+from hashguard.errors import NotFound, Unavailable
 from hashguard.index import ExactIndex, FrameIndex, HammingIndex
 from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
 from hashguard.matching.query import Query
@@ -184,6 +184,24 @@ class Matcher:
         if self._follower is not None:
             self._follower.join()
             self._follower = None
+
+    # --- copies for other processes ---------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        """What a copy in another process (a worker pool, a Ray task) needs to match as this
+        one does: the lists, their entries and indexes, the minimums. Not the source, the lock
+        or the follower thread: a copy matches the lists as they were when it was made."""
+        with self._lock:
+            state = {k: v for k, v in vars(self).items() if k not in _LIVE}
+            return {k: v.copy() if isinstance(v, dict) else v for k, v in state.items()}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        vars(self).update(state)
+        self.source = _Copied()
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._follower = None
+        self.last_error = None
 
     # --- matching ---------------------------------------------------------------------------
 
@@ -504,6 +522,22 @@ class Matcher:
             for entry_id in ids:
                 list_id = self._entries[entry_id].list_id
                 self._videos[list_id] = self._videos.get(list_id, 0) - 1
+
+
+# What stays with the Matcher a copy is made of (``__getstate__``).
+_LIVE = frozenset({"source", "_lock", "_stop", "_follower", "last_error"})
+
+
+class _Copied:
+    """The source of a Matcher copied into another process: it has none to follow."""
+
+    def entries(
+        self, name: str, statuses: Iterable[EntryStatus] | None = None
+    ) -> tuple[HashList, Iterator[Entry]]:
+        raise Unavailable(f"a copy of a Matcher cannot load {name}: it has no source of lists")
+
+    def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Change]:
+        raise Unavailable(f"a copy of a Matcher cannot follow {name}: it has no source of lists")
 
 
 def _key_of(signal: str) -> Callable[[str], bytes] | None:

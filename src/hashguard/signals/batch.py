@@ -17,12 +17,18 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Final
 
 from threadpoolctl import threadpool_limits
 
 from hashguard.errors import Unsupported
-from hashguard.media.errors import MediaError, UnsupportedMedia
+from hashguard.media.errors import (
+    CorruptMedia,
+    EmptyMedia,
+    LimitExceeded,
+    MediaError,
+    UnsupportedMedia,
+)
 from hashguard.media.formats import NOT_MEDIA, SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import registry
@@ -63,6 +69,8 @@ class HashedFile:
 class FileFailure:
     path: str
     reason: str
+    # What sort of failure (``failure_kind``): "empty", "corrupt", "too large", ...
+    kind: str = field(default="internal", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,22 +172,61 @@ def checked_values(
     try:
         with _quiet_native_stderr(quiet_decoders):
             return hash_values(path, signals, limits, variants)
-    except NotApplicable as exc:
-        return FileSkipped(path, exc.kind)
-    except MediaError as exc:
-        return FileFailure(path, str(exc))
     except IsADirectoryError:
         try:
             os.listdir(path)
         except OSError as exc:
-            return FileFailure(path, f"cannot read the directory: {exc.strerror or exc}")
-        return FileFailure(path, "is a directory")
-    except OSError as exc:
-        return FileFailure(path, f"cannot read: {exc.strerror or exc}")
-    except MemoryError:
-        return FileFailure(path, "out of memory while decoding")
-    except Exception as exc:  # a bug, not bad input: still one line, and the next file goes on
-        return FileFailure(path, f"internal error ({type(exc).__name__}: {exc})")
+            return FileFailure(
+                path, f"cannot read the directory: {exc.strerror or exc}", UNREADABLE
+            )
+        return FileFailure(path, "is a directory", UNREADABLE)
+    except Exception as exc:
+        return _failure(path, exc)
+
+
+def checked_stream(
+    label: str,
+    stream: BinaryIO,
+    size: int,
+    signals: Iterable[SignalType[Any]],
+    limits: Limits = DEFAULT_LIMITS,
+    variants: frozenset[str] = frozenset(),
+    quiet_decoders: bool = False,
+) -> StreamHashes | FileFailure | FileSkipped:
+    """``hash_stream`` (of a file read into memory, say), with every way it can fail turned
+    into a one-line reason, as ``checked_values``; ``label`` names the file in a failure."""
+    try:
+        with _quiet_native_stderr(quiet_decoders):
+            return hash_stream(stream, size, signals, limits, variants)
+    except Exception as exc:
+        return _failure(label, exc)
+
+
+UNREADABLE: Final = "unreadable"
+_KINDS: Final = ((EmptyMedia, "empty"), (UnsupportedMedia, "not media"),
+                 (CorruptMedia, "corrupt"), (LimitExceeded, "too large"))  # fmt: skip
+
+
+def failure_kind(error: BaseException) -> str:
+    """A short name for what sort of failure ``error`` is: "empty", "not media", "corrupt",
+    "too large" (media errors), "unreadable" (the file), else "internal"."""
+    if isinstance(error, OSError):
+        return UNREADABLE
+    return next((kind for cls, kind in _KINDS if isinstance(error, cls)), "internal")
+
+
+def _failure(path: str, exc: Exception) -> FileFailure | FileSkipped:
+    kind = failure_kind(exc)
+    if isinstance(exc, NotApplicable):
+        return FileSkipped(path, exc.kind)
+    if isinstance(exc, MediaError):
+        return FileFailure(path, str(exc), kind)
+    if isinstance(exc, OSError):
+        return FileFailure(path, f"cannot read: {exc.strerror or exc}", kind)
+    if isinstance(exc, MemoryError):
+        return FileFailure(path, "out of memory while decoding", kind)
+    # A bug, not bad input: still one line, and the next file goes on.
+    return FileFailure(path, f"internal error ({type(exc).__name__}: {exc})", kind)
 
 
 def hash_values(
@@ -309,7 +356,7 @@ def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> I
             for path in files:
                 yield hash_file(path, settings)
             return
-        _load_kernels()
+        load_kernels()
         yield from _hash_in_pool(files, settings, jobs)
 
 
@@ -350,7 +397,7 @@ def _hash_alone(path: str, settings: HashSettings, context: Any) -> FileResult:
     try:
         return pool.submit(hash_file, path, settings).result()
     except BrokenProcessPool:
-        return FileFailure(path, "the decoder process crashed on this file")
+        return FileFailure(path, "the decoder process crashed on this file", "crashed")
     except BaseException:
         _stop(pool)
         raise
@@ -368,7 +415,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
         worker.join(timeout=5)
 
 
-def _load_kernels() -> None:
+def load_kernels() -> None:
     # Compile or load the numba kernels once, so forked workers inherit them ready to run.
     from hashguard.media.synthetic import encode, scene
 

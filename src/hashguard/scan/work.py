@@ -1,0 +1,157 @@
+"""The scan's unit of work: ``scan_part`` turns a part's files (bytes read into memory) into
+rows, one per file: its hashes, computed as ``hashguard hash`` computes them, and its matches,
+found by a Matcher as the service finds them. A pure function, so any engine can run it: a
+process pool, this process, a Ray task."""
+
+import hashlib
+import io
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import pyarrow as pa
+
+from hashguard import __version__
+from hashguard.matching import Match, Matcher, Query
+from hashguard.media.formats import NOT_MEDIA, MediaKind
+from hashguard.scan.source import Reader, StoredFile
+from hashguard.signals import registry
+from hashguard.signals.batch import (
+    UNREADABLE,
+    FileFailure,
+    FileSkipped,
+    HashedFile,
+    HashSettings,
+    checked_stream,
+    failure_kind,
+)
+
+NOT_MEDIA_KIND: Final = "not media"
+
+MATCH: Final = pa.struct(
+    [
+        ("list", pa.string()),
+        ("entry", pa.int64()),
+        ("signal", pa.string()),
+        ("distance", pa.float64()),
+        ("variant", pa.string()),
+        ("hash", pa.string()),  # the file's hash that matched (the variant's, for a variant)
+    ]
+)
+
+
+def row_schema() -> pa.Schema:
+    """The columns of a scan's rows: the file, SHA-256 of its bytes, one column per signal
+    hashed by default (the registry's, plug-ins included), PDQ's quality and stability, the
+    matches, the error (null, or why the media could not be hashed) and its kind, the list
+    versions matched against (JSON text) and hashguard's version."""
+    signals = [(name, pa.string()) for name in registry.names() if name != "sha256"]
+    return pa.schema(
+        [
+            ("key", pa.string()),
+            ("size", pa.int64()),
+            ("etag", pa.string()),
+            ("sha256", pa.string()),
+            *signals,
+            ("pdq_quality", pa.int32()),
+            ("pdq_stability", pa.int32()),
+            ("matches", pa.list_(MATCH)),
+            ("error", pa.string()),
+            ("error_kind", pa.string()),
+            ("lists", pa.string()),
+            ("hashguard", pa.string()),
+        ]
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ScanSettings:
+    """What every part is scanned with: the hashing (every signal hashed by default, the
+    query variants the lists allow) and the list versions the Matcher holds."""
+
+    variants: frozenset[str] = frozenset()
+    versions: Mapping[str, int] = field(default_factory=dict)
+    hashing: HashSettings = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        hashing = HashSettings(quiet_decoders=True, variants=self.variants)
+        object.__setattr__(self, "hashing", hashing)
+
+    @property
+    def lists(self) -> str:
+        """The list versions as each row records them: JSON text, ``{"list": version}``."""
+        return json.dumps(dict(sorted(self.versions.items())))
+
+
+@dataclass(frozen=True, slots=True)
+class _Hashed:
+    sha256: str | None
+    values: tuple[tuple[str, Any], ...] = ()
+    error: str | None = None
+    kind: str | None = None
+
+
+def scan_part(
+    part: Sequence[StoredFile], reader: Reader, matcher: Matcher, settings: ScanSettings
+) -> pa.Table:
+    """The rows of ``part``'s files, in its order (``row_schema``). A file that cannot be read
+    or decoded is a row with its error (and the digests of its bytes when they were read);
+    this raises nothing for bad files."""
+    hashed = [_hash(file, reader, settings) for file in part]
+    found = matcher.match_all([Query.of(h.values) for h in hashed])
+    columns: dict[str, list[Any]] = {name: [] for name in row_schema().names}
+    lists, version = settings.lists, __version__
+    for file, result, matches in zip(part, hashed, found, strict=True):
+        row: dict[str, Any] = {
+            "key": file.key, "size": file.size, "etag": file.etag, "sha256": result.sha256,
+            "error": result.error, "error_kind": result.kind, "lists": lists, "hashguard": version,
+        }  # fmt: skip
+        for record in HashedFile(file.key, result.values).records():
+            if record.signal == "sha256":
+                continue  # the digest of the bytes read, already in its column
+            row[record.signal] = record.value
+            if record.signal == "pdq":
+                row["pdq_quality"], row["pdq_stability"] = record.quality, record.stability
+        row["matches"] = [_match_row(m, result.values) for m in matches]
+        for name, values in columns.items():
+            values.append(row.get(name))
+    return pa.table(columns, schema=row_schema())
+
+
+def _hash(file: StoredFile, reader: Reader, settings: ScanSettings) -> _Hashed:
+    try:
+        data = reader.read(file.key)
+    except OSError as error:
+        return _Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
+    except Exception as error:  # an object store's own errors: still this file's row
+        return _Hashed(None, error=f"cannot read: {' '.join(str(error).split())}", kind=UNREADABLE)
+    digest = hashlib.sha256(data).hexdigest()
+    hashing = settings.hashing
+    result = checked_stream(file.key, io.BytesIO(data), len(data), hashing.resolved,
+                            hashing.limits, hashing.variants, hashing.quiet_decoders)  # fmt: skip
+    if isinstance(result, FileFailure):
+        return _Hashed(digest, error=result.reason, kind=result.kind)
+    if isinstance(result, FileSkipped):  # not with every signal asked for; still a row
+        return _Hashed(digest, error=f"no signal applies to {result.kind} files", kind="skipped")
+    values = tuple((signal.name, value) for signal, value in result.values)
+    if result.undecodable is not None:
+        undecodable = result.undecodable
+        return _Hashed(digest, values, str(undecodable), failure_kind(undecodable))
+    if all(signal.applies_to(MediaKind.OTHER) for signal, _ in result.values):
+        return _Hashed(digest, values, NOT_MEDIA, NOT_MEDIA_KIND)
+    return _Hashed(digest, values)
+
+
+def _match_row(match: Match, values: tuple[tuple[str, Any], ...]) -> dict[str, Any]:
+    hashed = Query.of(v for v in values if v[0] == match.signal).get(match.signal)
+    assert hashed is not None  # it matched
+    value = dict(hashed.named())[match.variant]
+    return {
+        "list": match.list,
+        "entry": match.entry,
+        "signal": match.signal,
+        "distance": float(match.distance),
+        "variant": match.variant,
+        "hash": hashed.signal.canonical_of(value),
+    }

@@ -1,0 +1,205 @@
+"""``hashguard scan`` as a user runs it: the output directory, a driver killed mid-scan and run
+again (a real process), an S3 prefix on a real S3 API server on loopback (moto), matched files
+reported to a real ``hashguard serve``, and the errors for what cannot be scanned."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pyarrow as pa
+import pytest
+from moto.server import ThreadedMotoServer
+
+from hashguard.review.services import ServiceStore
+from hashguard.scan.results import Results
+from hashguard.store.api_keys import ApiKeyStore, Role
+from hashguard.store.database import open_engine
+
+from support.invoke import Ran, hashguard
+from support.scan_corpus import LIST, Corpus, comparable, make_corpus
+from support.server import free_port, running
+from support.waiting import eventually
+
+HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return make_corpus(tmp_path_factory.mktemp("scan"), 400, planted=12)
+
+
+def scan(
+    corpus: Corpus, out: Path, *options: str, source: str = "", env: dict | None = None
+) -> Ran:
+    return hashguard(
+        "scan", source or str(corpus.root), "--list", LIST, "--out", str(out),
+        "--database-url", corpus.database_url, "--quiet", *options, env=env,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> Results:
+    out = tmp_path_factory.mktemp("whole") / "out"
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "10")
+    assert ran.returncode == 0, ran.stderr
+    return Results(out)
+
+
+def test_a_scan_writes_parts_and_a_summary(corpus: Corpus, uninterrupted: Results) -> None:
+    summary = json.loads((uninterrupted.directory / "summary.json").read_text())
+    assert summary["files"] == 400 and summary["files_matched"] == len(corpus.planted)
+    assert summary["matches_by_list"] == {LIST: len(corpus.planted)}
+    assert sum(summary["errors"].values()) == len(corpus.broken)
+    assert summary["lists"] == {LIST: 12} and summary["engine"] == "local"
+    assert len(uninterrupted.done()) == 40
+    row = uninterrupted.rows().to_pylist()[0]
+    assert row["lists"] == '{"known": 12}' and row["hashguard"]
+
+
+def test_a_killed_driver_resumes_without_redoing_a_part(
+    corpus: Corpus, uninterrupted: Results, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    command = [
+        HASHGUARD, "scan", str(corpus.root), "--list", LIST, "--out", str(out),
+        "--database-url", corpus.database_url, "--workers", "1", "--part-size", "10",
+    ]  # fmt: skip
+    driver = subprocess.Popen(command, stderr=subprocess.DEVNULL, start_new_session=True)
+    results = Results(out)
+    try:
+        assert eventually(lambda: len(results.done()) >= 3, timeout=120)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its workers
+        driver.wait()
+    before = {n: results.part_path(n).stat() for n in results.done()}
+    assert 3 <= len(before) < 40, "the scan ended before it was killed"
+    ran = scan(corpus, out, "--workers", "1", "--part-size", "10")
+    assert ran.returncode == 0, ran.stderr
+    assert f"resuming: {len(before)} of 40 parts done before" in ran.stderr
+    for number, stat in before.items():
+        again = results.part_path(number).stat()
+        assert (again.st_ino, again.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
+    assert comparable(results.rows()) == comparable(uninterrupted.rows())
+    assert results.rows().num_rows == 400  # no row twice
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["scanned_now"] == 400 - 10 * len(before)
+
+
+def test_a_directory_of_another_scan_is_refused_unless_restarted(
+    corpus: Corpus, uninterrupted: Results, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    first = Results(out)
+    assert scan(corpus, out, "--workers", "0", "--part-size", "200").returncode == 0
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "100")
+    assert ran.returncode == 1
+    assert ran.stderr == (f"hashguard: {out} holds a scan of parts of 200 files (--part-size): "
+                          "use --restart to start it again\n")  # fmt: skip
+    other = tmp_path / "other"
+    other.mkdir()
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "200", source=str(other))
+    assert ran.returncode == 1 and f"holds a scan of {corpus.root}, not {other}" in ran.stderr
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "100", "--restart")
+    assert ran.returncode == 0, ran.stderr
+    assert len(first.done()) == 4
+    assert comparable(first.rows()) == comparable(uninterrupted.rows())
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--list", "nothing"], "nothing"),
+        (["--address", "127.0.0.1:6379"], "--address is for --engine ray"),
+        (
+            ["--engine", "ray", "--workers", "0"],
+            "--workers 0 (in this process) is for --engine local",
+        ),
+        (["--report-to", "http://127.0.0.1:9"], "--report-to needs --key"),
+    ],
+)
+def test_options_that_cannot_work_are_refused(
+    corpus: Corpus, tmp_path: Path, options: list[str], message: str
+) -> None:
+    ran = scan(corpus, tmp_path / "out", *options)
+    assert ran.returncode != 0 and message in ran.stderr, ran.stderr
+    assert "Traceback" not in ran.stderr
+
+
+def test_sources_and_outputs_that_cannot_be_used_are_named(corpus: Corpus, tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    ran = scan(corpus, tmp_path / "out", source=str(missing))
+    assert (ran.returncode, ran.stderr) == (1, f"hashguard: {missing}: no such directory\n")
+    ran = scan(corpus, tmp_path / "out", source="s3://")
+    assert ran.stderr == "hashguard: s3://: expected s3://BUCKET[/PREFIX]\n"
+    ran = scan(corpus, tmp_path / "out", source="nosuch://bucket")
+    assert ran.stderr == "hashguard: nosuch://bucket: unknown storage protocol nosuch://\n"
+    occupied = tmp_path / "occupied"
+    occupied.mkdir()
+    (occupied / "notes.txt").write_text("mine")
+    ran = scan(corpus, occupied)
+    assert ran.stderr == f"hashguard: {occupied}: not empty, and holds no scan\n"
+
+
+@pytest.fixture(scope="module")
+def s3() -> Iterator[str]:
+    """A real S3 API server on loopback (moto); its endpoint."""
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    server.start()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+          "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+
+
+def test_an_s3_prefix_gives_the_rows_of_the_same_files_in_a_directory(
+    corpus: Corpus, uninterrupted: Results, s3: str, tmp_path: Path
+) -> None:
+    client = boto3.client("s3", endpoint_url=s3, **{
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+        "region_name": "us-east-1"})  # fmt: skip
+    client.create_bucket(Bucket="stored")
+    chosen = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:60]
+    for path in chosen:
+        key = f"uploads/{path.relative_to(corpus.root).as_posix()}"
+        client.put_object(Bucket="stored", Key=key, Body=path.read_bytes())
+    out = tmp_path / "out"
+    env = {**S3_ENV, "AWS_ENDPOINT_URL": s3}
+    ran = scan(corpus, out, "--workers", "1", source="s3://stored/uploads", env=env)
+    assert ran.returncode == 0, ran.stderr
+    rows = Results(out).rows()
+    assert all(rows["etag"].to_pylist())
+    wanted = {p.relative_to(corpus.root).as_posix() for p in chosen}
+    whole = uninterrupted.rows()
+    directory = whole.filter(pa.array([key in wanted for key in whole["key"].to_pylist()]))
+    assert rows["key"].to_pylist() == sorted(wanted)
+    assert comparable(rows, keyed=False) == comparable(directory, keyed=False)
+
+
+def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_path: Path) -> None:
+    engine = open_engine(corpus.database_url)
+    ServiceStore(engine).create("photos")
+    token = ApiKeyStore(engine).create(Role.MATCHER, name="photos check", service="photos")[1]
+    engine.dispose()
+    out, folder = tmp_path / "out", corpus.root / "00"  # a seventh of the files: faster
+    with running(corpus.database_url) as server:
+        options = ["--workers", "0", "--report-to", server.url, "--key", token]
+        assert scan(corpus, out, *options, source=str(folder)).returncode == 0
+        # Every part scanned and reported again: no detection twice.
+        again = scan(corpus, out, *options, "--restart", source=str(folder))
+        assert again.returncode == 0, again.stderr
+        found = server.get("/v1/detections", "reviewer").json()["detections"]
+    refs = sorted(d["content_ref"] for d in found)
+    assert refs == sorted(
+        key.removeprefix("00/") for key in corpus.planted if key.startswith("00/")
+    )
+    assert len(refs) >= 2

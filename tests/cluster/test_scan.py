@@ -1,0 +1,146 @@
+"""``hashguard scan`` on Ray, against the reference engines: 2,000 generated files (planted
+edits of listed scenes, broken files) give the same rows in this process, in a local process
+pool and on a real local Ray instance; a Ray worker killed mid-scan and a node removed mid-scan
+change nothing in the result."""
+
+import os
+import signal
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+import ray
+
+from hashguard.cluster.scan import scan_on_ray
+from hashguard.matching import Matcher
+from hashguard.scan.pool import scan_locally
+from hashguard.scan.source import open_source
+from hashguard.scan.work import ScanSettings
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+from support.scan_corpus import LIST, Corpus, comparable, make_corpus
+from support.waiting import eventually
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
+    return make_corpus(tmp_path_factory.mktemp("scan"), 2000)
+
+
+@pytest.fixture(scope="module")
+def matcher(corpus: Corpus) -> Iterator[Matcher]:
+    engine = open_engine(corpus.database_url)
+    yield Matcher(ListStore(engine), [LIST])
+    engine.dispose()
+
+
+def _parts(root: Path, size: int, limit: int | None = None) -> list[tuple[int, Any]]:
+    files = open_source(str(root)).files()[:limit]
+    return list(enumerate(files[start : start + size] for start in range(0, len(files), size)))
+
+
+def _rows(found: Iterator[tuple[int, pa.Table]]) -> pa.Table:
+    return pa.concat_tables(rows for _, rows in sorted(found, key=lambda p: p[0]))
+
+
+@pytest.fixture(scope="module")
+def reference(corpus: Corpus, matcher: Matcher) -> pa.Table:
+    """The single-process run."""
+    settings = ScanSettings(matcher.variant_families(), matcher.versions())
+    reader = open_source(str(corpus.root)).reader
+    return _rows(scan_locally(_parts(corpus.root, 250), reader, matcher, settings, 0))
+
+
+def test_the_reference_run_finds_every_planted_edit_and_names_each_broken_file(
+    corpus: Corpus, reference: pa.Table
+) -> None:
+    rows = {row["key"]: row for row in reference.to_pylist()}
+    assert len(rows) == 2000
+    matched = {key for key, row in rows.items() if row["matches"]}
+    assert matched == set(corpus.planted)
+    edits = {corpus.planted[key]: rows[key]["matches"][0]["variant"] for key in matched}
+    assert edits["mirrored"] != "original" and edits["reencoded"] == "original"
+    broken = {key: row["error_kind"] for key, row in rows.items() if row["error"]}
+    assert broken == corpus.broken
+    assert all(rows[key]["md5"] for key, kind in corpus.broken.items() if kind != "empty")
+
+
+def test_the_process_pool_and_ray_give_the_same_rows(
+    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_local: None
+) -> None:
+    settings = ScanSettings(matcher.variant_families(), matcher.versions())
+    reader = open_source(str(corpus.root)).reader
+    parts = _parts(corpus.root, 100)
+    pooled = _rows(scan_locally(parts, reader, matcher, settings, 2))
+    on_ray = _rows(scan_on_ray(parts, reader, matcher, settings, 2))
+    assert comparable(pooled) == comparable(reference)
+    assert comparable(on_ray) == comparable(reference)
+
+
+def _scan_workers() -> list[int]:
+    """Ray's worker processes running a scan task now (Ray titles them by their task)."""
+    found = []
+    for name in os.listdir("/proc"):
+        try:
+            command = Path("/proc", name, "cmdline").read_bytes()
+        except (OSError, ValueError):
+            continue  # not a process, or one that ended
+        if name.isdigit() and b"_scan_part" in command:
+            found.append(int(name))
+    return found
+
+
+def _scan_while(
+    corpus: Corpus, matcher: Matcher, limit: int, strike: Any, size: int = 10
+) -> tuple[pa.Table, list[int]]:
+    """Scan the first ``limit`` files on Ray, ``strike()`` once a part is done; the rows, and
+    the order the parts finished in."""
+    settings = ScanSettings(matcher.variant_families(), matcher.versions())
+    reader = open_source(str(corpus.root)).reader
+    found, order = [], []
+    for number, rows in scan_on_ray(_parts(corpus.root, size, limit), reader, matcher, settings, 2):
+        found.append((number, rows))
+        order.append(number)
+        if len(order) == 1:
+            strike()
+    return _rows(iter(found)), order
+
+
+def test_a_killed_ray_worker_changes_nothing(
+    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_local: None
+) -> None:
+    killed: list[int] = []
+
+    def kill_a_worker() -> None:
+        [worker, *_] = eventually(_scan_workers)
+        os.kill(worker, signal.SIGKILL)
+        killed.append(worker)
+
+    rows, _ = _scan_while(corpus, matcher, 300, kill_a_worker)
+    assert killed
+    assert comparable(rows) == comparable(reference.slice(0, 300))
+
+
+def test_a_removed_node_changes_nothing(
+    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_nodes: Any
+) -> None:
+    store = 100 * 1024 * 1024
+    first = ray_nodes.add_node(num_cpus=1, object_store_memory=store)
+    ray_nodes.add_node(num_cpus=1, object_store_memory=store)
+    ray_nodes.wait_for_nodes()
+    removed = threading.Event()
+
+    def remove_a_node() -> None:
+        ray_nodes.remove_node(first)
+        removed.set()
+
+    rows, _ = _scan_while(corpus, matcher, 200, remove_a_node)
+    assert removed.is_set()
+    assert len([n for n in ray.nodes() if n["Alive"]]) == 2  # the head and one node
+    assert comparable(rows) == comparable(reference.slice(0, 200))
