@@ -1,11 +1,17 @@
 """Replicated matchers: several ``hashguard serve`` processes over one PostgreSQL database. A
 change made through one holds on the other within a bounded wait; each reports its applied
 versions and lag; one kept behind reports not ready until it has caught up; one started from a
-signed snapshot catches up from the change logs. All hashes are random benign values."""
+signed snapshot catches up from the change logs; behind HAProxy (the shipped configuration,
+Debian's haproxy), a replica stopped or not ready gets no requests. All hashes are random
+benign values."""
 
+import re
+import shutil
 import statistics
+import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -20,8 +26,8 @@ from hashguard.transparency import keys
 from support.conformance import ConformanceReport
 from support.database import scratch_database
 from support.invoke import hashguard
-from support.paths import BENCH
-from support.server import Server, running
+from support.paths import BENCH, REPOSITORY
+from support.server import Server, free_port, running
 from support.waiting import eventually
 
 sys.path.insert(0, str(BENCH))
@@ -149,3 +155,82 @@ def test_a_replica_started_from_a_snapshot_catches_up_from_the_change_log(
             assert _matches(d, added) and _matches(d, LISTED[3])
             assert not _matches(d, LISTED[2])
             assert _ready(d).json()["lag_changes"] == 0
+
+
+HAPROXY = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin")
+EXAMPLE = REPOSITORY / "examples" / "haproxy.cfg"
+needs_haproxy = pytest.mark.skipif(
+    HAPROXY is None, reason="Debian's haproxy is absent (scripts/ensure-system-packages --test)"
+)
+
+
+@needs_haproxy
+def test_the_shipped_haproxy_configuration_is_valid() -> None:
+    assert HAPROXY is not None
+    checked = subprocess.run([HAPROXY, "-c", "-f", str(EXAMPLE)], capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+
+
+@contextmanager
+def _haproxy(directory: Path, servers: dict[str, Server]) -> Iterator[httpx.Client]:
+    """HAProxy as shipped, but listening on a free port, checking every 0.1 s, in front of
+    ``servers`` (by name); a client of it."""
+    assert HAPROXY is not None
+    port = free_port()
+    text = re.sub(r"bind \S+", f"bind 127.0.0.1:{port}", EXAMPLE.read_text())
+    text = re.sub(r"default-server .*", "default-server inter 100ms fall 1 rise 1", text)
+    text = re.sub(r"(?m)^    server .*\n", "", text)
+    text += "".join(f"    server {name} {server.url.removeprefix('http://')} check\n"
+                    for name, server in servers.items())  # fmt: skip
+    configuration = directory / "haproxy.cfg"
+    configuration.write_text(text)
+    process = subprocess.Popen([HAPROXY, "-db", "-f", str(configuration)],
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)  # fmt: skip
+    client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30)
+    try:
+        assert eventually(lambda: _answers(client), 10), "haproxy did not start"
+        yield client
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+def _answers(client: httpx.Client) -> bool:
+    try:
+        return client.get("/status/live").status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+def _served_by(client: httpx.Client, token: str) -> str:
+    """Which replica answered a match request sent through ``client`` (it must be answered)."""
+    answer = client.post("/v1/match/hashes", headers={"Authorization": f"Bearer {token}"},
+                         json={"hashes": [{"signal": "pdq", "value": LISTED[5]}]})  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["matched"] == 1
+    return answer.headers["x-served-by"]
+
+
+@needs_haproxy
+def test_behind_haproxy_a_replica_not_ready_or_stopped_gets_no_requests(
+    database: str, a: Server, tmp_path: Path
+) -> None:
+    token = a.tokens["matcher"]
+    # B reads the change logs every 6 s and may be 0.5 s behind: kept behind after a change.
+    with running(database, "--refresh-interval", "6", "--max-lag", "0.5", roles=False) as b:
+        with _haproxy(tmp_path, {"a": a, "b": b}) as balanced:
+            assert eventually(lambda: {_served_by(balanced, token) for _ in range(4)} == {"a", "b"})
+            assert eventually(lambda: (_ready(b).json()["index_age_seconds"] or 9) < 0.5, 20)
+            _change(a, "delist", LISTED[4])
+            # Out of rotation while not ready: every request goes to A.
+            assert eventually(lambda: {_served_by(balanced, token) for _ in range(6)} == {"a"}, 10)
+            assert _ready(b).status_code == 503
+            # Back once caught up.
+            assert eventually(lambda: _served_by(balanced, token) == "b", 20)
+            assert _ready(b).status_code == 200
+        # B stopped: every request is answered, by A.
+        with _haproxy(tmp_path, {"a": a, "b": b}) as balanced:
+            b.process.terminate()
+            b.process.wait(30)
+            assert [_served_by(balanced, token) for _ in range(10)] == ["a"] * 10
