@@ -348,6 +348,11 @@ class Service:
 
     # --- state ------------------------------------------------------------------------------
 
+    @property
+    def loading(self) -> bool:
+        """Whether the first load of the lists is still under way (neither done nor failed)."""
+        return self.matcher is None and self._error is None
+
     def writer_busy(self) -> bool:
         """Whether a bulk job of this service holds SQLite's one write lock."""
         return self.jobs.running and self.engine.dialect.name == "sqlite"
