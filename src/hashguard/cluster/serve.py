@@ -16,6 +16,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hashguard.api import ServiceSettings
 from hashguard.app import create_app, served
+from hashguard.errors import Unavailable
 from hashguard.store.database import open_engine
 
 NAME: Final = "hashguard"
@@ -23,7 +24,7 @@ HEALTH_CHECK_SECONDS: Final = 2.0  # how often Ray Serve asks each replica check
 SERVED_BY: Final = b"x-served-by"  # the replica that answered, for tracing a request
 
 
-class NotReady(RuntimeError):
+class NotReady(Unavailable):
     """The replica's Service is not ready; the message is its reason."""
 
 
