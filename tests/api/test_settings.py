@@ -122,7 +122,7 @@ def test_every_setting_is_read_from_the_file_its_section_and_its_variable(
     ("text", "said"),
     [
         ("max_batch = 5\nmax_bacth = 6\n", ", line 2: unknown setting 'max_bacth'; did you mean "
-                                           "max_batch?"),
+                                           "max_batch or max_lag?"),
         ("port = 1\n\n[server]\nport = 2\n", ", line 4: port is set twice (also at "),
         ("[limits]\nhost = 'h'\n", ", line 2: host belongs in [server] (or at the top of the "
                                    "file), not in [limits]"),

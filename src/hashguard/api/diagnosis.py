@@ -52,6 +52,7 @@ def diagnose(
         *_links(s),
         *_fetching(s),
         *_releases(s),
+        *_snapshot(s),
         *_reports(s, secret_set(environ)),
         *_device(s),
         *_hotline(s, timeout),
@@ -261,6 +262,30 @@ def _releases(s: ServiceSettings) -> Iterator[Problem]:
         else:
             yield Problem(Severity.NOTE, "release_log", f"{log_key}, the log's signing key, is "
                           "made at the first release: back it up with the log")  # fmt: skip
+
+
+def _snapshot(s: ServiceSettings) -> Iterator[Problem]:
+    """A snapshot to start from: it and its key readable, and signed by that key (the lists
+    load from the database otherwise, more slowly)."""
+    from hashguard.lists import snapshot
+    from hashguard.transparency import keys
+
+    if s.snapshot is None:
+        if s.snapshot_key is not None:
+            yield Problem(Severity.WARNING, "snapshot_key", "set without snapshot: not used")
+        return
+    if s.snapshot_key is None:
+        yield Problem(Severity.ERROR, "snapshot_key", "snapshot is set without the key it must "
+                      "be signed with: the lists would load from the database")  # fmt: skip
+        return
+    try:
+        held = snapshot.read(s.snapshot, keys.read_public(s.snapshot_key))
+    except (snapshot.SnapshotError, keys.KeyFileError) as error:
+        yield Problem(Severity.ERROR, "snapshot", f"{error}: the lists would load from the "
+                      "database; make one with hashguard lists snapshot")  # fmt: skip
+        return
+    yield Problem(Severity.OK, "snapshot", f"{s.snapshot.name}: {len(held.lists)} list(s), "
+                  f"made {held.made}, signed by the key given")  # fmt: skip
 
 
 def _reports(s: ServiceSettings, password: bool) -> Iterator[Problem]:

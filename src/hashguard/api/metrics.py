@@ -1,7 +1,8 @@
 """Prometheus metrics: requests and their latency by route, matches by list and signal, the
-index's size and age, and deliveries (webhook calls and reports: attempts by outcome, what
-waits and for how long, what was given up). One registry per app, so several apps in one
-process stay apart."""
+index's size, age and lag behind the database (versions applied and stored per list, changes
+not applied, the oldest one's age), and deliveries (webhook calls and reports: attempts by
+outcome, what waits and for how long, what was given up). One registry per app, so several
+apps in one process stay apart."""
 
 import time
 from typing import TYPE_CHECKING, Any
@@ -68,7 +69,25 @@ class _IndexCollector(Collector):
         age.add_metric([], readiness.age if readiness.age is not None else float("nan"))
         ready = GaugeMetricFamily("hashguard_ready", "1 when the index is loaded and current")
         ready.add_metric([], 1.0 if readiness.ready else 0.0)
-        yield from (size, versions, age, ready)
+        heads = GaugeMetricFamily("hashguard_list_database_version",
+                                  "List version in the database", labels=["list"])  # fmt: skip
+        behind = GaugeMetricFamily("hashguard_list_lag_changes",
+                                   "Changes in the database not applied yet",
+                                   labels=["list"])  # fmt: skip
+        changes = GaugeMetricFamily(
+            "hashguard_lag_changes", "Changes in the database not applied yet, all lists"
+        )
+        seconds = GaugeMetricFamily(
+            "hashguard_lag_seconds", "Age of the oldest change not applied yet (0: caught up)"
+        )
+        lag = readiness.lag
+        if lag is not None:
+            for held in lag.lists:
+                heads.add_metric([held.name], held.version)
+                behind.add_metric([held.name], held.changes)
+        changes.add_metric([], float("nan") if lag is None else lag.changes)
+        seconds.add_metric([], float("nan") if lag is None else lag.seconds)
+        yield from (size, versions, age, ready, heads, behind, changes, seconds)
 
 
 class _DeliveryCollector(Collector):

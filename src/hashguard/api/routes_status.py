@@ -1,9 +1,10 @@
 """Health (public): live while the process answers (HMA's answer, text ``I-AM-ALIVE``, whatever
 the index's state, so an orchestrator restarts only a wedged process); ready when the index is
-loaded and has caught up with the lists' change logs."""
+loaded and at most ``max_lag`` seconds behind the lists' change logs in the database."""
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import Readiness
@@ -28,10 +29,19 @@ async def live() -> PlainTextResponse:
     responses={503: {"model": Readiness, "description": "Not ready: the reason says why."}},
 )
 async def ready(request: Request) -> JSONResponse:
-    readiness = service_of(request).readiness()
+    """Ready when the lists are loaded and the index is at most ``max_lag`` seconds behind
+    the database (a load balancer's health check); the lag per list either way."""
+    readiness = await run_in_threadpool(service_of(request).readiness)  # reads the database
+    lag = readiness.lag
     body = {
         "ready": readiness.ready,
         "reason": readiness.reason,
         "index_age_seconds": readiness.age,
-    }
+        "lag_changes": None if lag is None else lag.changes,
+        "lag_seconds": None if lag is None else lag.seconds,
+        "lists": [] if lag is None else [
+            {"name": held.name, "applied_version": held.applied, "version": held.version,
+             "lag_changes": held.changes} for held in lag.lists
+        ],
+    }  # fmt: skip
     return JSONResponse(body, 200 if readiness.ready else 503)

@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
@@ -32,9 +32,12 @@ from hashguard.exchanges.feedback import ExchangeFeedback, FeedbackSender
 from hashguard.exchanges.store import Exchanges
 from hashguard.exchanges.sync import Scheduler, Sync
 from hashguard.hotline.service import Hotline, HotlineSettings
+from hashguard.lists import snapshot
 from hashguard.lists.model import Change, HashList
 from hashguard.lists.records import Record
+from hashguard.lists.snapshot import SnapshotError, SnapshotSource
 from hashguard.matching import Matcher
+from hashguard.matching.matcher import ListSource
 from hashguard.net.fetch import UrlFetcher
 from hashguard.redress.complaints import Complaints
 from hashguard.reports.submit import Reports
@@ -49,6 +52,8 @@ from hashguard.store.list_import import ImportSummary
 from hashguard.store.lists import ListStore
 from hashguard.store.match_log import MatchLog
 from hashguard.takedown.service import Takedown, TakedownSettings
+from hashguard.transparency import keys
+from hashguard.transparency.keys import KeyFileError
 from hashguard.victims.cases import Cases, CaseSettings
 from hashguard.victims.feedback import ReviewFeedback
 from hashguard.victims.referrals import ReferralSender
@@ -85,10 +90,35 @@ class Deliveries:
 
 
 @dataclass(frozen=True, slots=True)
+class ListLag:
+    name: str
+    applied: int  # the list's version the index reflects
+    version: int  # the database's
+
+    @property
+    def changes(self) -> int:
+        return max(0, self.version - self.applied)
+
+
+@dataclass(frozen=True, slots=True)
+class Lag:
+    """How far the index is behind the database: per list, and the age of the oldest change
+    not applied yet (0 when caught up)."""
+
+    lists: tuple[ListLag, ...]
+    seconds: float
+
+    @property
+    def changes(self) -> int:
+        return sum(held.changes for held in self.lists)
+
+
+@dataclass(frozen=True, slots=True)
 class Readiness:
     ready: bool
     reason: str  # why not, or "ready"
     age: float | None  # seconds since the index last caught up with the change logs
+    lag: Lag | None = None  # None while loading, or when the database cannot be read
 
 
 class Service:
@@ -222,10 +252,11 @@ class Service:
     def _run(self) -> None:
         try:
             matcher = Matcher(
-                self.lists, [], self.settings.min_quality, self.settings.min_stability
+                self._first_source(), [], self.settings.min_quality, self.settings.min_stability
             )
             for hash_list in self.lists.lists():
                 matcher.add_list(hash_list.name)
+            matcher.source = self.lists  # the snapshot, if any, is let go
             with self._sync:  # a change made through the service meanwhile waits for this
                 self._follow(matcher)  # the lists and changes made during the load
                 self.matcher = matcher
@@ -257,6 +288,26 @@ class Service:
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
                 self._error = f"following the lists failed: {error}"
+
+    def _first_source(self) -> ListSource:
+        """Where the first load reads the lists: the snapshot (``--snapshot``) for the lists
+        it fits, then the change logs from its versions; else the database. Logs why a
+        snapshot or a list of it is not used."""
+        path, key = self.settings.snapshot, self.settings.snapshot_key
+        if path is None:
+            return self.lists
+        try:
+            if key is None:
+                raise SnapshotError(f"{path}: no --snapshot-key to check its signature with")
+            source = SnapshotSource(snapshot.read(path, keys.read_public(key)), self.lists)
+        except (SnapshotError, KeyFileError) as error:
+            log.warning("the snapshot is not used, the lists load from the database: %s", error)
+            return self.lists
+        for name, reason in source.unused.items():
+            log.warning("list %s loads from the database, not the snapshot: %s", name, reason)
+        log.info("snapshot %s: %d list(s) load from it (%s), then catch up from the database",
+                 path, len(source.used), ", ".join(source.used) or "none")  # fmt: skip
+        return source
 
     def _current_matcher(self) -> Matcher:
         """The Matcher the hotline's triage uses (the hotline starts once it is loaded)."""
@@ -297,19 +348,51 @@ class Service:
 
     # --- state ------------------------------------------------------------------------------
 
+    @property
+    def loading(self) -> bool:
+        """Whether the first load of the lists is still under way (neither done nor failed)."""
+        return self.matcher is None and self._error is None
+
     def writer_busy(self) -> bool:
         """Whether a bulk job of this service holds SQLite's one write lock."""
         return self.jobs.running and self.engine.dialect.name == "sqlite"
 
     def readiness(self) -> Readiness:
+        """Whether to send this replica requests: loaded, following the change logs, and its
+        lag (read from the database now) within ``max_lag``. Blocks on the database."""
         if self._error is not None:
             return Readiness(False, self._error, self._age())
         if self.matcher is None:
             return Readiness(False, "the index is loading", None)
         age = self._age()
+        try:
+            lag = self.lag(self.matcher)
+        except Exception as error:  # a locked or lost database
+            return Readiness(False, f"reading the lists' versions failed: {error}", age)
         if age is not None and age > max(_STALE_AFTER, 10 * self.settings.refresh_interval):
-            return Readiness(False, f"the index is {age:.1f} s behind the lists", age)
-        return Readiness(True, "ready", age)
+            return Readiness(False, f"the index is {age:.1f} s behind the lists", age, lag)
+        if lag.seconds > self.settings.max_lag:
+            return Readiness(
+                False,
+                f"the index is {lag.changes} change(s) behind the database, the oldest made "
+                f"{lag.seconds:.1f} s ago (max_lag: {self.settings.max_lag:g} s)",
+                age, lag,
+            )  # fmt: skip
+        return Readiness(True, "ready", age, lag)
+
+    def lag(self, matcher: Matcher) -> Lag:
+        """How far ``matcher`` is behind the database: each list's version applied against
+        the database's (a list not loaded yet has applied none), and the age of the oldest
+        change not applied. Raises what reading the store raises."""
+        applied = matcher.applied()  # first: a refresh meanwhile makes the lag look larger
+        stored = self.lists.lists()
+        lists = tuple(ListLag(held.name, applied.get(held.id, 0), held.version)
+                      for held in stored)  # fmt: skip
+        behind = {held.id: applied.get(held.id, 0) for held in stored
+                  if held.version > applied.get(held.id, 0)}  # fmt: skip
+        oldest = self.lists.oldest_change_after(behind) if behind else None
+        waited = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
+        return Lag(lists, max(0.0, waited))
 
     def _age(self) -> float | None:
         return None if self._refreshed is None else time.monotonic() - self._refreshed

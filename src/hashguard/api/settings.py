@@ -240,6 +240,27 @@ class ServiceSettings:
         "SQLAlchemy URL (sqlite:///file.db, postgresql://...); migrated at start.",
         unset="sqlite:///hashguard.db",
     )  # fmt: skip
+    # Replicas: how each follows the lists' change logs, and where it may load them from.
+    refresh_interval: float = setting(
+        0.2, NUMBER, "database",
+        "Seconds between reads of the lists' change logs (changes made by other instances "
+        "hold here within this).", minimum=0.01,
+    )  # fmt: skip
+    max_lag: float = setting(
+        30.0, NUMBER, "database",
+        "Seconds the oldest change not yet applied may wait before the service reports not "
+        "ready (/status/ready answers 503, so a load balancer stops sending it requests).",
+        minimum=0.1,
+    )  # fmt: skip
+    snapshot: Path | None = setting(
+        None, PATH, "database",
+        "A list snapshot (hashguard lists snapshot) to load the lists from at start, then "
+        "catch up from the change logs; the database is read instead when it does not fit.",
+    )  # fmt: skip
+    snapshot_key: Path | None = setting(
+        None, PATH, "database",
+        "The public key (.pub) the snapshot must be signed with; needed with snapshot.",
+    )  # fmt: skip
     # -- limits: request bodies (media uploads, list imports, everything else: JSON)
     max_upload_bytes: int = setting(
         64 * MIB, INTEGER, "limits", "Largest media upload, in MiB.",
@@ -481,7 +502,6 @@ class ServiceSettings:
         "", TEXT, "takedown", "The hotline's domain, as notices name their sender.",
         unset="the public URL's host",
     )  # fmt: skip
-    refresh_interval: float = 0.2  # seconds between reads of the lists' change logs
     key_cache_seconds: float = 2.0  # a revoked key stops working within this (at once here)
 
     def __post_init__(self) -> None:

@@ -539,6 +539,36 @@ def release(
 
 
 @lists_app.command()
+def snapshot(
+    key: Annotated[Path, typer.Option("--key", help="The private key to sign it with.")],
+    out: Annotated[Path, typer.Option("--out", help="The snapshot file to write.")],
+    names: Annotated[
+        list[str] | None, typer.Argument(help="The lists to hold (default: every list).")
+    ] = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Write a signed snapshot of lists (every entry at each list's version) that replicas
+    load at start (hashguard serve --snapshot FILE --snapshot-key KEY.pub) before catching up
+    from the change logs: much faster than reading the entries from the database."""
+    from hashguard.lists import snapshot as list_snapshot
+    from hashguard.transparency import keys as lists_keys
+
+    try:
+        signing_key = lists_keys.load(key)
+    except lists_keys.KeyFileError as error:
+        fail(str(error))
+    with list_store(database_url) as store:
+        chosen = names or [hash_list.name for hash_list in store.lists()]
+        try:
+            count = list_snapshot.write(out, (store.entries(name) for name in chosen),
+                                        signing_key)  # fmt: skip
+        except (list_snapshot.SnapshotError, OSError) as error:
+            fail(str(error))
+    typer.echo(f"wrote {out}: {len(chosen)} list(s), {count} entries; signature in "
+               f"{list_snapshot.signature_path(out)}")  # fmt: skip
+
+
+@lists_app.command()
 def verify(
     release_dir: Annotated[Path, typer.Argument(help="A release directory (lists release).")],
     log: LogOption,

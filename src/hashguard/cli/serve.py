@@ -1,7 +1,10 @@
 """``hashguard serve``: the detection service under uvicorn."""
 
 import logging
-from typing import TYPE_CHECKING
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated
+
+import typer
 
 from hashguard.cli.common import ExitCode, fail
 from hashguard.cli.settings import with_settings
@@ -11,12 +14,44 @@ if TYPE_CHECKING:  # the web stack loads only when a server starts
     from hashguard.api.configuration import Configuration
 
 
+class ServeEngine(StrEnum):
+    local = "local"
+    ray = "ray"
+
+
 @with_settings
-def serve(configuration: "Configuration") -> None:
+def serve(
+    configuration: "Configuration",
+    engine: Annotated[
+        ServeEngine,
+        typer.Option(
+            "--engine",
+            help="local: this process (uvicorn); ray: replicas on Ray "
+            "Serve (the ray extra), behind its proxy on --host/--port.",
+        ),
+    ] = ServeEngine.local,
+    replicas: Annotated[
+        int, typer.Option("--replicas", min=1, help="With --engine ray: how many replicas.")
+    ] = 2,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            "--address", help="With --engine ray: the Ray cluster (default: a local one)."
+        ),
+    ] = None,
+) -> None:
     """Run the detection service: hashguard's API under /v1, HMA's routes, /docs, /metrics.
     Settings come from flags, else HASHGUARD_* variables, else --config FILE, else defaults
     (hashguard config check shows them and what is wrong)."""
     settings = configuration.settings
+    if engine is ServeEngine.ray:
+        try:
+            from hashguard.cluster import serve as ray_serve
+        except ImportError as error:
+            fail(f"--engine ray needs the ray extra (pip install 'hashguard[ray]'): {error}",
+                 ExitCode.ERROR)  # fmt: skip
+        ray_serve.run(settings, replicas, address)
+        return
     run(settings, settings.host, settings.port, settings.access_log)
 
 

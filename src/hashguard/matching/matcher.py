@@ -128,6 +128,11 @@ class Matcher:
         """The version of each list the indexes reflect."""
         return {f.hash_list.name: f.version for f in self._lists.values()}
 
+    def applied(self) -> dict[int, int]:
+        """The version of each list (by id) the indexes reflect; read without waiting for a
+        refresh under way (a replica reports its lag while it applies a large import)."""
+        return {ident: followed.version for ident, followed in tuple(self._lists.items())}
+
     # --- following the change log -----------------------------------------------------------
 
     def refresh(self) -> int:

@@ -8,7 +8,7 @@ changes. Re-importing what a list already holds appends nothing. Imports are wri
 
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -61,6 +61,7 @@ from hashguard.store.tables import (
     ExchangeRow,
     HashListRow,
     ReferenceRow,
+    utc,
 )
 
 
@@ -337,6 +338,23 @@ class ListStore:
             while rows := cursor.fetchmany(5000):
                 for row in rows:
                     yield change_of(list_id, row)
+
+    def oldest_change_after(self, applied: Mapping[int, int]) -> datetime | None:
+        """When the oldest change not yet applied was made: of each list (by id) the change
+        after the version ``applied`` gives, the earliest; None when there is none. One
+        indexed row per list, for a follower to tell how far behind it is."""
+        oldest: datetime | None = None
+        with self._session() as session:
+            for list_id, version in applied.items():
+                at = session.scalar(
+                    select(ChangeRow.at).where(
+                        ChangeRow.list_id == list_id, ChangeRow.version == version + 1
+                    )
+                )
+                if at is not None:
+                    at = utc(at)
+                    oldest = at if oldest is None else min(oldest, at)
+        return oldest
 
     def entries(
         self, name: str, statuses: Iterable[EntryStatus] | None = None

@@ -1,0 +1,114 @@
+"""Replicas on Ray Serve (``hashguard.cluster.serve``), on a real local Ray with Ray Serve's HTTP
+proxy on a loopback port, over one PostgreSQL database: requests are answered, every replica
+takes a change made elsewhere, and a replica's health follows its readiness (not healthy while
+it is behind the database by more than ``max_lag``). All hashes are random benign values."""
+
+import sys
+from collections.abc import Iterator
+
+import httpx
+import pytest
+from ray import serve
+
+from hashguard.api import ServiceSettings
+from hashguard.cluster.serve import NAME, NotReady, start
+from hashguard.lists.model import Category, ChangeKind
+from hashguard.lists.records import Submission
+from hashguard.store.api_keys import ApiKeyStore, Role
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+from support.database import scratch_database
+from support.paths import BENCH
+from support.server import free_port
+from support.waiting import eventually
+
+sys.path.insert(0, str(BENCH))
+from scale_replicas import random_values
+
+LIST = "served"
+LISTED = random_values(6, seed=5)
+REFRESH = 3.0  # seconds between the replicas' reads of the change logs
+MAX_LAG = 0.2  # so a change made elsewhere leaves them not ready until their next read
+
+
+@pytest.fixture(scope="module")
+def deployment(
+    ray_local: None, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[httpx.Client, str, ListStore]]:
+    """Two replicas behind Ray Serve's proxy; a client of it, a matcher key, and the store
+    (changes made elsewhere)."""
+    directory = tmp_path_factory.mktemp("serve")
+    with scratch_database("postgresql", directory) as url:
+        engine = open_engine(url)
+        store = ListStore(engine)
+        store.create(LIST, "Hotline", Category.TEST, ["NL"])
+        store.apply(LIST, [Submission("pdq", value) for value in LISTED])
+        token = ApiKeyStore(engine).create(Role.MATCHER, name="test matcher")[1]
+        port = free_port()
+        settings = ServiceSettings(database_url=url, port=port, refresh_interval=REFRESH,
+                                   max_lag=MAX_LAG,
+                                   secret_file=directory / "secret.key")  # fmt: skip
+        start(settings, replicas=2)
+        client = httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30,
+                              headers={"Authorization": f"Bearer {token}"})  # fmt: skip
+        try:
+            yield client, token, store
+        finally:
+            client.close()
+            serve.shutdown()
+            engine.dispose()
+
+
+def _answers(client: httpx.Client, value: str) -> tuple[str, bool]:
+    """Which replica answered a match of ``value``, and whether it matched."""
+    answer = client.post("/v1/match/hashes", json={"hashes": [{"signal": "pdq", "value": value}]})
+    assert answer.status_code == 200, answer.text
+    return answer.headers["x-served-by"], bool(answer.json()["results"][0]["matches"])
+
+
+def test_requests_are_answered_by_both_replicas(
+    deployment: tuple[httpx.Client, str, ListStore],
+) -> None:
+    client, _, _ = deployment
+    seen = eventually(lambda: len({_answers(client, LISTED[0])[0] for _ in range(10)}) == 2, 30)
+    assert seen, "requests reached one replica only"
+    assert all(_answers(client, LISTED[0])[1] for _ in range(4))
+    assert not _answers(client, random_values(1, seed=77)[0])[1]
+    assert client.get("/status/live").text == "I-AM-ALIVE"
+
+
+def test_health_follows_readiness_and_both_replicas_take_a_change(
+    deployment: tuple[httpx.Client, str, ListStore],
+) -> None:
+    client, _, store = deployment
+    handle = serve.get_deployment_handle(NAME, app_name=NAME)
+
+    def unhealthy() -> str | None:
+        try:
+            handle.check_health.remote().result()
+        except Exception as error:  # Ray wraps the replica's NotReady
+            return str(error)
+        return None
+
+    # A change made elsewhere waits in the database until each replica's next read (every
+    # 3 s): past max_lag, the replica reports itself unhealthy. One of the two tried per call;
+    # a read may come right after the change, so up to three changes are made.
+    delisted, reason = [], None
+    for value in LISTED[1:4]:
+        store.change(LIST, ChangeKind.DELIST, "pdq", value, "test")
+        delisted.append(value)
+        reason = eventually(unhealthy, 2 * REFRESH)
+        if reason:
+            break
+    assert reason and NotReady.__name__ in reason and "behind the database" in reason
+    assert eventually(lambda: unhealthy() is None, 3 * REFRESH), "never healthy again"
+    # Both replicas have taken every delisting.
+    for value in delisted:
+        latest: dict[str, bool] = {}  # replica: whether it matched at its latest answer
+
+        def both_delisted(value: str = value, latest: dict[str, bool] = latest) -> bool:
+            latest.update(_answers(client, value) for _ in range(6))
+            return len(latest) == 2 and not any(latest.values())
+
+        assert eventually(both_delisted, 3 * REFRESH), (value, latest)
