@@ -23,7 +23,7 @@ from hashguard.index import HammingIndex
 from support.hashes import clustered, near
 from support.waiting import eventually
 
-pytestmark = pytest.mark.usefixtures("ray_local")
+pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
 
 RADII = (0, 9, 31, 70)
 
