@@ -31,7 +31,7 @@ from typing import Any, Final
 
 import numpy as np
 import ray
-from ray.exceptions import GetTimeoutError, RayError
+from ray.exceptions import RayError, RayTaskError
 
 from hashguard import durable
 from hashguard.errors import Invalid, Unavailable
@@ -69,13 +69,21 @@ class Shard:
         self._shard = shard
         self._shards = shards
         self._folder.mkdir(parents=True, exist_ok=True)
+        self._changes: list[Path] = []
+        self._changed_rows = 0
+        try:
+            self._load(bits)
+        except (OSError, ValueError) as error:  # IndexFileError names the file
+            # Re-raised as a plain message: Ray hands it to the driver, which cannot rebuild
+            # exceptions whose constructors take other arguments.
+            raise ShardDirectoryError(f"cannot load its part: {error}") from None
+
+    def _load(self, bits: int) -> None:
         bases = sorted(self._folder.glob("base-*.hgi"))
         self._version = _number(bases[-1]) if bases else 0
         self._index = HammingIndex.load(bases[-1]) if bases else HammingIndex(bits)
         if self._index.bits != bits:
-            raise ShardDirectoryError(f"{bases[-1]}: {self._index.bits}-bit hashes, not {bits}")
-        self._changes: list[Path] = []
-        self._changed_rows = 0
+            raise ValueError(f"{bases[-1]}: {self._index.bits}-bit hashes, not {bits}")
         for path in sorted(self._folder.glob("change-*.hgi")):
             if _number(path) <= self._version:
                 path.unlink()  # already in the base: left by a crash while the base was written
@@ -190,7 +198,11 @@ class ShardedIndex:
         self.shards: tuple[Any, ...] = tuple(
             actor.remote(str(self.directory / f"shard-{i}"), i, shards, bits) for i in range(shards)
         )
-        self._version = max(self._gather(shard.version.remote() for shard in self.shards))
+        try:
+            self._version = max(self._gather(shard.version.remote() for shard in self.shards))
+        except ShardUnavailable:
+            self.close()
+            raise
 
     def __len__(self) -> int:
         return sum(usage.entries for usage in self.usage())
@@ -263,10 +275,7 @@ class ShardedIndex:
         """Every shard's answer, in shard order, or ShardUnavailable naming the first that
         failed or did not answer in time."""
         refs = list(calls)
-        try:
-            ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self._timeout)
-        except RayError:
-            ready = []
+        ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self._timeout)
         answers = []
         for number, ref in enumerate(refs):
             if ref not in ready:
@@ -274,8 +283,8 @@ class ShardedIndex:
                 raise ShardUnavailable(f"shard {number} of {len(refs)}: {waited}")
             try:
                 answers.append(ray.get(ref))
-            except (RayError, GetTimeoutError) as error:
-                reason = str(error).strip().splitlines()[0] if str(error).strip() else repr(error)
+            except RayError as error:
+                reason = _reason(error)
                 raise ShardUnavailable(f"shard {number} of {len(refs)}: {reason}") from None
         return answers
 
@@ -307,6 +316,16 @@ def _cpus_each(shards: int) -> float:
     one, whole numbers above)."""
     share = float(ray.cluster_resources().get("CPU", 1.0)) / shards  # type: ignore[no-untyped-call]
     return float(math.floor(share)) if share >= 1 else math.floor(share * 10_000) / 10_000
+
+
+def _reason(error: RayError) -> str:
+    """One line for a shard's failure: the shard's own error when it raised one (the last line
+    of the traceback Ray passes on), else the first line of Ray's account."""
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    if not lines:
+        return type(error).__name__
+    raised = isinstance(error, RayTaskError) or getattr(error, "actor_init_failed", False)
+    return lines[-1] if raised else lines[0]
 
 
 def _number(path: Path) -> int:
