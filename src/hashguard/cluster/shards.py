@@ -171,7 +171,9 @@ class ShardedIndex:
     Ray must be initialised. ``directory`` keeps the parts (an existing one is loaded; it must
     have been made with the same ``shards`` and ``bits``). Each shard reserves ``num_cpus``
     (default: the cluster's CPUs shared out, so that all shards fit). A call waits up to
-    ``timeout`` seconds for every shard, restarts included, else raises ShardUnavailable.
+    ``timeout`` seconds for every shard, restarts included (so it must exceed the time a shard
+    takes to add the largest batch), else raises ShardUnavailable. An add or remove that raises
+    ShardUnavailable may have been applied by the shards that answered.
     """
 
     def __init__(
