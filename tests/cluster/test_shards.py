@@ -3,6 +3,7 @@ same entries, through adds and removes, and after shards are killed (their parts
 the directory; a query never returns a partial answer)."""
 
 import os
+import shutil
 import signal
 import threading
 from pathlib import Path
@@ -13,6 +14,7 @@ import ray
 
 from hashguard.cluster.shards import (
     MAX_CHANGES,
+    Shard,
     ShardDirectoryError,
     ShardedIndex,
     ShardUnavailable,
@@ -23,7 +25,7 @@ from hashguard.index import HammingIndex
 from support.hashes import clustered, near
 from support.waiting import eventually
 
-pytestmark = [pytest.mark.ray, pytest.mark.usefixtures("ray_local")]
+pytestmark = pytest.mark.ray
 
 RADII = (0, 9, 31, 70)
 
@@ -51,7 +53,9 @@ def entries(seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @pytest.mark.parametrize("shards", [2, 3])
-def test_answers_equal_one_index_through_adds_and_removes(tmp_path: Path, shards: int) -> None:
+def test_answers_equal_one_index_through_adds_and_removes(
+    ray_local: None, tmp_path: Path, shards: int
+) -> None:
     rng = np.random.default_rng(shards)
     ids, hashes = entries(shards)
     queries = np.concatenate([near(rng, hashes, 150, 40), rng.integers(0, 256, (50, 32), np.uint8)])
@@ -75,7 +79,7 @@ def test_answers_equal_one_index_through_adds_and_removes(tmp_path: Path, shards
         assert same(sharded, single, queries[:0], 31)
 
 
-def test_refused_changes_change_no_shard(tmp_path: Path) -> None:
+def test_refused_changes_change_no_shard(ray_local: None, tmp_path: Path) -> None:
     hashes = clustered(5, 40)
     with ShardedIndex(tmp_path, 2) as sharded:
         sharded.add(np.arange(20), hashes[:20])
@@ -88,6 +92,8 @@ def test_refused_changes_change_no_shard(tmp_path: Path) -> None:
             sharded.add([30, 31], hashes[:3])
         with pytest.raises(ValueError, match="uint8"):
             sharded.query(hashes.astype(np.int64), 31)
+        with pytest.raises(ValueError, match="shape"):
+            sharded.query(hashes[:, :16], 31)
         with pytest.raises(ValueError, match="between 0 and 256"):
             sharded.query(hashes, 257)
         assert len(sharded) == 20
@@ -95,7 +101,7 @@ def test_refused_changes_change_no_shard(tmp_path: Path) -> None:
 
 
 def test_killed_shards_reload_their_part_and_queries_never_see_a_partial_answer(
-    tmp_path: Path,
+    ray_local: None, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(7)
     ids, hashes = entries(7)
@@ -141,7 +147,7 @@ def test_killed_shards_reload_their_part_and_queries_never_see_a_partial_answer(
         assert len(sharded) == len(single)
 
 
-def test_a_shard_that_cannot_come_back_fails_the_query(tmp_path: Path) -> None:
+def test_a_shard_that_cannot_come_back_fails_the_query(ray_local: None, tmp_path: Path) -> None:
     hashes = clustered(9, 100)
     sharded = ShardedIndex(tmp_path, 2, timeout=30)
     sharded.add(np.arange(100), hashes)
@@ -152,7 +158,9 @@ def test_a_shard_that_cannot_come_back_fails_the_query(tmp_path: Path) -> None:
     sharded.close()
 
 
-def test_a_directory_reopens_with_its_parts_and_only_with_its_layout(tmp_path: Path) -> None:
+def test_a_directory_reopens_with_its_parts_and_only_with_its_layout(
+    ray_local: None, tmp_path: Path
+) -> None:
     rng = np.random.default_rng(11)
     hashes = clustered(11, 3000)
     single = HammingIndex()
@@ -184,3 +192,25 @@ def test_a_directory_reopens_with_its_parts_and_only_with_its_layout(tmp_path: P
     base.write_bytes(corrupt)
     with pytest.raises(ShardUnavailable, match=r"shard 1 of 2: .*base-.*checksum mismatch"):
         ShardedIndex(tmp_path, 2)
+
+
+def test_a_part_left_between_its_new_base_and_the_old_files_loads_the_new_base(
+    tmp_path: Path,
+) -> None:
+    hashes = clustered(13, 3000)
+    first = Shard(str(tmp_path / "first"), 0, 1, 256)
+    first.add(1, np.arange(2000), hashes[:2000])  # written as a base
+    first.add(2, np.arange(2000, 2100), hashes[2000:2100])  # a change file beside it
+    crashed = tmp_path / "crashed"
+    shutil.copytree(tmp_path / "first", crashed)
+    first.add(3, np.arange(2100, 3000), hashes[2100:])  # a new base; the older files go
+    assert os.listdir(tmp_path / "first") == ["base-000000000003.hgi"]
+    # A crash after the new base was written, before the older files were deleted:
+    shutil.copy(tmp_path / "first" / "base-000000000003.hgi", crashed)
+    reloaded = Shard(str(crashed), 0, 1, 256)
+    assert reloaded.version() == 3
+    assert os.listdir(crashed) == ["base-000000000003.hgi"]
+    found, expected = reloaded.query(hashes, 0), first.query(hashes, 0)
+    assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
+    reloaded.add(3, np.arange(2100, 3000), hashes[2100:])  # a retried change: already applied
+    assert reloaded.usage().entries == 3000

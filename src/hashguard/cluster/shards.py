@@ -73,7 +73,7 @@ class Shard:
         self._changed_rows = 0
         try:
             self._load(bits)
-        except (OSError, ValueError) as error:  # IndexFileError names the file
+        except (OSError, KeyError, ValueError) as error:  # IndexFileError names the file
             # Re-raised as a plain message: Ray hands it to the driver, which cannot rebuild
             # exceptions whose constructors take other arguments.
             raise ShardDirectoryError(f"cannot load its part: {error}") from None
@@ -91,6 +91,7 @@ class Shard:
             meta, arrays = fileformat.read(path, _CHANGE_KIND, memory_map=False)
             self._apply(meta["change"], arrays["ids"], arrays.get("hashes"))
             self._changes.append(path)
+            self._changed_rows += len(arrays["ids"])
             self._version = _number(path)
         for stale in bases[:-1]:
             stale.unlink()
@@ -155,8 +156,9 @@ class Shard:
             raise ValueError(f"shard {self._shard}: unknown change {change!r}")
 
     def _write_base(self) -> None:
-        old = sorted(self._folder.glob("base-*.hgi"))
-        self._index.save(self._folder / f"base-{self._version:012d}.hgi")
+        base = self._folder / f"base-{self._version:012d}.hgi"
+        old = [path for path in self._folder.glob("base-*.hgi") if path != base]
+        self._index.save(base)
         for path in [*old, *self._changes]:
             path.unlink()
         durable.sync_directory(self._folder)
@@ -218,7 +220,7 @@ class ShardedIndex:
         ShardUnavailable if a shard cannot be reached."""
         checked = as_ids(ids)
         array = np.ascontiguousarray(hashes)
-        self._checker.query(array, 0)
+        self._checker.query(array[:0], 0)  # its dtype and shape, without copying the rows
         if len(array) != len(checked):
             raise ValueError(f"{len(checked)} ids but {len(array)} hashes")
         if not len(checked):
@@ -254,7 +256,7 @@ class ShardedIndex:
         Raises ValueError on a malformed array or radius; ShardUnavailable when a shard does not
         answer (never a partial answer)."""
         array = np.ascontiguousarray(hashes)
-        self._checker.query(array, radius)
+        self._checker.query(array[:0], radius)
         queries = ray.put(array)  # one copy in the object store, read in place by every shard
         return merged(self._gather(shard.query.remote(queries, radius) for shard in self.shards))
 
