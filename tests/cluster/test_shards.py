@@ -11,6 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import ray
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from hashguard.cluster.shards import (
     MAX_CHANGES,
@@ -21,6 +23,7 @@ from hashguard.cluster.shards import (
 )
 from hashguard.errors import Unavailable
 from hashguard.index import HammingIndex
+from hashguard.index.hamming import merged
 
 from support.hashes import clustered, near
 from support.waiting import eventually
@@ -214,3 +217,57 @@ def test_a_part_left_between_its_new_base_and_the_old_files_loads_the_new_base(
     assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
     reloaded.add(3, np.arange(2100, 3000), hashes[2100:])  # a retried change: already applied
     assert reloaded.usage().entries == 3000
+
+
+@st.composite
+def histories(draw: st.DrawFn) -> tuple[int, list[tuple[str, int, int]]]:
+    """A shard count and a run of adds, removes and restarts (kind, how many, seed)."""
+    shards = draw(st.integers(1, 3))
+    step = st.tuples(
+        st.sampled_from(["add", "remove", "restart"]),
+        st.one_of(st.integers(1, 10), st.integers(50, 200)),  # small changes stay change files
+        st.integers(0, 2**32),
+    )
+    return shards, draw(st.lists(step, min_size=1, max_size=10))
+
+
+@settings(max_examples=12, deadline=None)
+@given(history=histories())
+def test_parts_restarted_at_any_point_answer_as_one_index(
+    tmp_path_factory: pytest.TempPathFactory, history: tuple[int, list[tuple[str, int, int]]]
+) -> None:
+    shards, steps = history
+    folder = tmp_path_factory.mktemp("parts")
+
+    def started() -> list[Shard]:
+        return [Shard(str(folder / f"shard-{i}"), i, shards, 256) for i in range(shards)]
+
+    parts = started()
+    single = HammingIndex()
+    added: list[np.ndarray] = []
+    live = np.empty(0, np.int64)
+    for version, (kind, count, seed) in enumerate(steps, start=1):
+        if kind == "restart":
+            parts = started()
+        elif kind == "add":
+            first = sum(map(len, added))
+            ids = np.arange(first, first + count, dtype=np.int64)
+            added.append(clustered(seed, count))
+            single.add(ids, added[-1])
+            for part in parts:
+                part.add(version, ids, added[-1])
+            live = np.concatenate([live, ids])
+        else:
+            ids = np.random.default_rng(seed).choice(live, min(count, len(live)), replace=False)
+            single.remove(ids)
+            for part in parts:
+                part.remove(version, ids)
+            live = np.setdiff1d(live, ids)
+    if not added:
+        return
+    queries = near(np.random.default_rng(0), np.concatenate(added), 40, 40)
+    for answering in (parts, started()):  # and once more, all reloaded from their files
+        for radius in (0, 31, 60):
+            found = merged([part.query(queries, radius) for part in answering])
+            expected = single.query(queries, radius)
+            assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
