@@ -45,11 +45,12 @@ def pid_of(shard: object) -> int:
     return int(ray.get(shard.__ray_call__.remote(lambda _: os.getpid())))  # type: ignore[attr-defined]
 
 
-def entries(seed: int) -> tuple[np.ndarray, np.ndarray]:
+def entries(seed: int, count: int = 10_000) -> tuple[np.ndarray, np.ndarray]:
     """Random hashes and clusters of near-duplicates (within the radii queried), shuffled, with
     sparse ids (so that shards get unequal parts)."""
     rng = np.random.default_rng(seed)
-    hashes = np.concatenate([rng.integers(0, 256, (5000, 32), np.uint8), clustered(seed, 5000)])
+    half = count // 2
+    hashes = np.concatenate([rng.integers(0, 256, (half, 32), np.uint8), clustered(seed, half)])
     hashes = hashes[rng.permutation(len(hashes))]
     ids = np.sort(rng.choice(10**9, len(hashes), replace=False))
     return ids, hashes
@@ -107,7 +108,7 @@ def test_killed_shards_reload_their_part_and_queries_never_see_a_partial_answer(
     ray_local: None, tmp_path: Path
 ) -> None:
     rng = np.random.default_rng(7)
-    ids, hashes = entries(7)
+    ids, hashes = entries(7, 4000)
     queries = near(rng, hashes, 100, 31)
     single = HammingIndex()
     single.add(ids, hashes)
@@ -170,8 +171,8 @@ def test_a_directory_reopens_with_its_parts_and_only_with_its_layout(
     with ShardedIndex(tmp_path, 2) as sharded:
         single.add(np.arange(2000), hashes[:2000])
         sharded.add(np.arange(2000), hashes[:2000])
-        for start in range(2000, 3000, 50):  # small changes: files are folded into the base
-            batch = np.arange(start, start + 50)
+        for start in range(2000, 3000, 100):  # small changes: files are folded into the base
+            batch = np.arange(start, start + 100)
             single.add(batch, hashes[batch])
             sharded.add(batch, hashes[batch])
             single.remove(batch[:2])
