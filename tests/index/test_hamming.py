@@ -15,6 +15,7 @@ from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 
+from support.hashes import clustered, near
 from support.paths import BENCH
 
 sys.path.insert(0, str(BENCH))
@@ -43,24 +44,6 @@ def as_set(found: tuple[np.ndarray, np.ndarray, np.ndarray]) -> Result:
     result = set(zip(rows.tolist(), ids.tolist(), distances.tolist(), strict=True))
     assert len(result) == len(rows), "an entry was returned twice for one query"
     return result
-
-
-def clustered(seed: int, n: int, width: int = 32, spread: float = 0.08) -> np.ndarray:
-    """Hashes in clusters of near-duplicates around a few centres, with biased bits."""
-    rng = np.random.default_rng(seed)
-    centres = (rng.random((max(1, n // 20), width * 8)) < rng.uniform(0.2, 0.8, width * 8)) * 1
-    picks = centres[rng.integers(0, len(centres), n)]
-    flips = rng.random((n, width * 8)) < rng.uniform(0, spread, (n, 1))
-    return np.packbits((picks ^ flips).astype(np.uint8), axis=1)
-
-
-def near(rng: np.random.Generator, hashes: np.ndarray, count: int, most: int) -> np.ndarray:
-    """``count`` queries, each a stored hash with up to ``most`` random bits flipped."""
-    picked = hashes[rng.integers(0, len(hashes), count)]
-    bits = np.unpackbits(picked, axis=1)
-    for row in bits:
-        row[rng.choice(len(row), rng.integers(0, most + 1), replace=False)] ^= 1
-    return np.packbits(bits, axis=1)
 
 
 @contextmanager
@@ -234,6 +217,15 @@ def test_removed_ids_never_come_back_and_can_be_added_again() -> None:
     index.add([0, 2], hashes[[5, 6]])
     _, ids, distances = index.query(hashes[[5]], 0)
     assert ids.tolist() == [0] and distances.tolist() == [0]
+
+
+def test_present_says_which_ids_the_index_holds() -> None:
+    index = HammingIndex()
+    index.add([4, 7, 9], np.zeros((3, 32), np.uint8))
+    index.remove([7])
+    assert index.present([9, 7, 4, 5]).tolist() == [True, False, True, False]
+    with pytest.raises(ValueError, match="repeat"):
+        index.present([4, 4])
 
 
 def test_empty_batches_and_empty_indexes_give_empty_results() -> None:

@@ -181,8 +181,7 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
         words = self._words(hashes, "queries")
         radius = self._radius(radius)
         snapshot = self._snapshot
-        found = [self._query_part(part, words, radius) for part in snapshot.parts]
-        return _ordered(*_concatenate(found))
+        return merged([self._query_part(part, words, radius) for part in snapshot.parts])
 
     def query_dihedral(
         self, variants: object, radius: int
@@ -342,6 +341,14 @@ def _concatenate(
         return pieces[0]
     a, b, c = zip(*pieces, strict=True)
     return np.concatenate(a), np.concatenate(b), np.concatenate(c)
+
+
+def merged(
+    found: list[tuple[np.ndarray, np.ndarray, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The answers of ``query`` over disjoint sets of entries (parts, shards) as one answer
+    over all of them: (query row, id, distance), ordered as ``query`` orders them."""
+    return _ordered(*_concatenate(found))
 
 
 def _ordered(

@@ -107,11 +107,12 @@ def as_ids(ids: object, what: str = "ids") -> np.ndarray:
     ordered = np.sort(array)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if repeated.size:
-        raise ValueError(f"{what} repeat within one call: {_sample(np.unique(repeated))}")
+        raise ValueError(f"{what} repeat within one call: {sample(np.unique(repeated))}")
     return array
 
 
-def _sample(values: np.ndarray, limit: int = 5) -> str:
+def sample(values: np.ndarray, limit: int = 5) -> str:
+    """The first few of ``values`` for an error message, and how many more there are."""
     shown = ", ".join(str(int(v)) for v in values[:limit])
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
@@ -140,6 +141,11 @@ class SegmentedIndex(Generic[S]):
         vars(self).update(state)
         self._lock = threading.Lock()
 
+    def present(self, ids: object) -> np.ndarray:
+        """For each of ``ids``, whether the index holds it (bool). Raises ValueError on ids that
+        are not a 1-D integer array without repeats."""
+        return self._locate(self._snapshot, as_ids(ids))[0] >= 0
+
     def snapshot(self) -> Snapshot[S]:
         """The current state; later adds and removes do not change it."""
         return self._snapshot
@@ -155,7 +161,7 @@ class SegmentedIndex(Generic[S]):
             snapshot = self._snapshot
             present = ids[self._locate(snapshot, ids)[0] >= 0]
             if present.size:
-                raise ValueError(f"ids already in the index: {_sample(np.sort(present))}")
+                raise ValueError(f"ids already in the index: {sample(np.sort(present))}")
             order = np.argsort(ids, kind="stable")
             fresh = [
                 self._part(self._build(ids[chunk], values[chunk]))
@@ -176,7 +182,7 @@ class SegmentedIndex(Generic[S]):
             where, rows = self._locate(snapshot, wanted)
             if (where < 0).any():
                 unknown = np.sort(wanted[where < 0])
-                raise ValueError(f"ids not in the index: {_sample(unknown)}")
+                raise ValueError(f"ids not in the index: {sample(unknown)}")
             parts = list(snapshot.parts)
             for index in np.unique(where):
                 part = parts[index]
