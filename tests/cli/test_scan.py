@@ -4,6 +4,7 @@ reported to a real ``hashguard serve``, and the errors for what cannot be scanne
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +16,14 @@ import pyarrow as pa
 import pytest
 from moto.server import ThreadedMotoServer
 
+from hashguard.lists.model import Category
+from hashguard.lists.records import Submission
 from hashguard.review.services import ServiceStore
 from hashguard.scan.results import Results
+from hashguard.signals.pdq import MIN_QUALITY, MIN_STABILITY
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 from support.invoke import Ran, hashguard
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
@@ -34,11 +39,16 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
 
 
 def scan(
-    corpus: Corpus, out: Path, *options: str, source: str = "", env: dict | None = None
+    corpus: Corpus,
+    out: Path,
+    *options: str,
+    source: str = "",
+    env: dict | None = None,
+    database_url: str = "",
 ) -> Ran:
     return hashguard(
         "scan", source or str(corpus.root), "--list", LIST, "--out", str(out),
-        "--database-url", corpus.database_url, "--quiet", *options, env=env,
+        "--database-url", database_url or corpus.database_url, "--quiet", *options, env=env,
     )  # fmt: skip
 
 
@@ -108,6 +118,47 @@ def test_a_directory_of_another_scan_is_refused_unless_restarted(
     assert ran.returncode == 0, ran.stderr
     assert len(first.done()) == 4
     assert comparable(first.rows()) == comparable(uninterrupted.rows())
+
+
+def test_a_resume_matches_against_the_lists_as_they_are_now(
+    corpus: Corpus, uninterrupted: Results, tmp_path: Path
+) -> None:
+    """Lists change while a long scan runs: a resume carries on with their versions now, the
+    parts done keep theirs, and the summary says which versions matched how many files."""
+    database = tmp_path / "lists.db"
+    shutil.copy(corpus.database_url.removeprefix("sqlite:///"), database)
+    url, out = f"sqlite:///{database}", tmp_path / "out"
+    options = ("--workers", "0", "--part-size", "100")
+    assert scan(corpus, out, *options, database_url=url).returncode == 0
+    results = Results(out)
+    results.part_path(3).unlink()  # as if stopped before its last part
+    unmatched = [
+        r for r in uninterrupted.rows().to_pylist() if r["pdq"] and not r["matches"]
+        and r["pdq_quality"] >= MIN_QUALITY and r["pdq_stability"] >= MIN_STABILITY
+    ]  # fmt: skip
+    done, left = unmatched[0], unmatched[-1]  # in the first part, in the last
+    engine = open_engine(url)
+    ListStore(engine).apply(LIST, [Submission("pdq", done["pdq"]), Submission("pdq", left["pdq"])])
+    ran = scan(corpus, out, *options, database_url=url)
+    assert ran.returncode == 0, ran.stderr
+    assert f"lists changed since this scan's last run ({LIST}: 12 -> 14)" in ran.stderr
+    assert "--restart scans everything again" in ran.stderr
+    rows = {row["key"]: row for row in results.rows().to_pylist()}
+    assert rows[left["key"]]["matches"] and rows[left["key"]]["lists"] == '{"known": 14}'
+    assert not rows[done["key"]]["matches"] and rows[done["key"]]["lists"] == '{"known": 12}'
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lists"] == {LIST: 14}
+    assert summary["versions_used"] == {'{"known": 12}': {"parts": 3, "files": 300},
+                                        '{"known": 14}': {"parts": 1, "files": 100}}  # fmt: skip
+    # A list removed and made again under its name is another list: no resume.
+    store = ListStore(engine)
+    store.remove(LIST)
+    store.create(LIST, "Test Org", Category.TEST)
+    engine.dispose()
+    ran = scan(corpus, out, *options, database_url=url)
+    assert (ran.returncode, ran.stderr) == (1, f"hashguard: {out} holds a scan of lists since "
+                                            f"removed and made again: {LIST}: use --restart to "
+                                            "start it again\n")  # fmt: skip
 
 
 @pytest.mark.parametrize(
