@@ -31,11 +31,13 @@ from support.server import free_port, running
 from support.waiting import eventually
 
 HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
+# One xdist worker runs the module (make test: --dist loadgroup): its corpus made once.
+pytestmark = pytest.mark.xdist_group("cli-scan")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    return make_corpus(tmp_path_factory.mktemp("scan"), 400, planted=12)
+    return make_corpus(tmp_path_factory.mktemp("scan"), 200, planted=12)
 
 
 def scan(
@@ -62,11 +64,11 @@ def uninterrupted(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> R
 
 def test_a_scan_writes_parts_and_a_summary(corpus: Corpus, uninterrupted: Results) -> None:
     summary = json.loads((uninterrupted.directory / "summary.json").read_text())
-    assert summary["files"] == 400 and summary["files_matched"] == len(corpus.planted)
+    assert summary["files"] == 200 and summary["files_matched"] == len(corpus.planted)
     assert summary["matches_by_list"] == {LIST: len(corpus.planted)}
     assert sum(summary["errors"].values()) == len(corpus.broken)
     assert summary["lists"] == {LIST: 12} and summary["engine"] == "local"
-    assert len(uninterrupted.done()) == 40
+    assert len(uninterrupted.done()) == 20
     row = uninterrupted.rows().to_pylist()[0]
     assert row["lists"] == '{"known": 12}' and row["hashguard"]
 
@@ -87,17 +89,17 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and its workers
         driver.wait()
     before = {n: results.part_path(n).stat() for n in results.done()}
-    assert 3 <= len(before) < 40, "the scan ended before it was killed"
+    assert 3 <= len(before) < 20, "the scan ended before it was killed"
     ran = scan(corpus, out, "--workers", "1", "--part-size", "10")
     assert ran.returncode == 0, ran.stderr
-    assert f"resuming: {len(before)} of 40 parts done before" in ran.stderr
+    assert f"resuming: {len(before)} of 20 parts done before" in ran.stderr
     for number, stat in before.items():
         again = results.part_path(number).stat()
         assert (again.st_ino, again.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
     assert comparable(results.rows()) == comparable(uninterrupted.rows())
-    assert results.rows().num_rows == 400  # no row twice
+    assert results.rows().num_rows == 200  # no row twice
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scanned_now"] == 400 - 10 * len(before)
+    assert summary["scanned_now"] == 200 - 10 * len(before)
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(
@@ -105,16 +107,16 @@ def test_a_directory_of_another_scan_is_refused_unless_restarted(
 ) -> None:
     out = tmp_path / "out"
     first = Results(out)
-    assert scan(corpus, out, "--workers", "0", "--part-size", "200").returncode == 0
-    ran = scan(corpus, out, "--workers", "0", "--part-size", "100")
+    assert scan(corpus, out, "--workers", "0", "--part-size", "100").returncode == 0
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "50")
     assert ran.returncode == 1
-    assert ran.stderr == (f"hashguard: {out} holds a scan of parts of 200 files (--part-size): "
+    assert ran.stderr == (f"hashguard: {out} holds a scan of parts of 100 files (--part-size): "
                           "use --restart to start it again\n")  # fmt: skip
     other = tmp_path / "other"
     other.mkdir()
-    ran = scan(corpus, out, "--workers", "0", "--part-size", "200", source=str(other))
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "100", source=str(other))
     assert ran.returncode == 1 and f"holds a scan of {corpus.root}, not {other}" in ran.stderr
-    ran = scan(corpus, out, "--workers", "0", "--part-size", "100", "--restart")
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "50", "--restart")
     assert ran.returncode == 0, ran.stderr
     assert len(first.done()) == 4
     assert comparable(first.rows()) == comparable(uninterrupted.rows())
@@ -128,7 +130,7 @@ def test_a_resume_matches_against_the_lists_as_they_are_now(
     database = tmp_path / "lists.db"
     shutil.copy(corpus.database_url.removeprefix("sqlite:///"), database)
     url, out = f"sqlite:///{database}", tmp_path / "out"
-    options = ("--workers", "0", "--part-size", "100")
+    options = ("--workers", "0", "--part-size", "50")
     assert scan(corpus, out, *options, database_url=url).returncode == 0
     results = Results(out)
     results.part_path(3).unlink()  # as if stopped before its last part
@@ -148,8 +150,8 @@ def test_a_resume_matches_against_the_lists_as_they_are_now(
     assert not rows[done["key"]]["matches"] and rows[done["key"]]["lists"] == '{"known": 12}'
     summary = json.loads((out / "summary.json").read_text())
     assert summary["lists"] == {LIST: 14}
-    assert summary["versions_used"] == {'{"known": 12}': {"parts": 3, "files": 300},
-                                        '{"known": 14}': {"parts": 1, "files": 100}}  # fmt: skip
+    assert summary["versions_used"] == {'{"known": 12}': {"parts": 3, "files": 150},
+                                        '{"known": 14}': {"parts": 1, "files": 50}}  # fmt: skip
     # A list removed and made again under its name is another list: no resume.
     store = ListStore(engine)
     store.remove(LIST)
