@@ -29,12 +29,12 @@ lint: install
 # run's own, stopped at the end (scripts/with-postgresql); skipped, and said why, when none can start.
 test: install lint
 	@scripts/ensure-system-packages $(PYTHON) --test
-	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2
+	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 --dist loadgroup
 
 # HMA's own API tests, ported (tests/conformance/hma): a real `hashguard serve` per database,
 # SQLite and PostgreSQL, as HMA clients call it. `make test` runs them too.
 test-hma: install
-	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 tests/conformance/hma
+	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 --dist loadgroup tests/conformance/hma
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

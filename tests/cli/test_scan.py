@@ -4,6 +4,7 @@ reported to a real ``hashguard serve``, and the errors for what cannot be scanne
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -15,10 +16,14 @@ import pyarrow as pa
 import pytest
 from moto.server import ThreadedMotoServer
 
+from hashguard.lists.model import Category
+from hashguard.lists.records import Submission
 from hashguard.review.services import ServiceStore
 from hashguard.scan.results import Results
+from hashguard.signals.pdq import MIN_QUALITY, MIN_STABILITY
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
 
 from support.invoke import Ran, hashguard
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
@@ -26,19 +31,26 @@ from support.server import free_port, running
 from support.waiting import eventually
 
 HASHGUARD = str(Path(sys.executable).with_name("hashguard"))
+# One xdist worker runs the module (make test: --dist loadgroup): its corpus made once.
+pytestmark = pytest.mark.xdist_group("cli-scan")
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Corpus:
-    return make_corpus(tmp_path_factory.mktemp("scan"), 400, planted=12)
+    return make_corpus(tmp_path_factory.mktemp("scan"), 200, planted=12)
 
 
 def scan(
-    corpus: Corpus, out: Path, *options: str, source: str = "", env: dict | None = None
+    corpus: Corpus,
+    out: Path,
+    *options: str,
+    source: str = "",
+    env: dict | None = None,
+    database_url: str = "",
 ) -> Ran:
     return hashguard(
         "scan", source or str(corpus.root), "--list", LIST, "--out", str(out),
-        "--database-url", corpus.database_url, "--quiet", *options, env=env,
+        "--database-url", database_url or corpus.database_url, "--quiet", *options, env=env,
     )  # fmt: skip
 
 
@@ -52,11 +64,11 @@ def uninterrupted(corpus: Corpus, tmp_path_factory: pytest.TempPathFactory) -> R
 
 def test_a_scan_writes_parts_and_a_summary(corpus: Corpus, uninterrupted: Results) -> None:
     summary = json.loads((uninterrupted.directory / "summary.json").read_text())
-    assert summary["files"] == 400 and summary["files_matched"] == len(corpus.planted)
+    assert summary["files"] == 200 and summary["files_matched"] == len(corpus.planted)
     assert summary["matches_by_list"] == {LIST: len(corpus.planted)}
     assert sum(summary["errors"].values()) == len(corpus.broken)
     assert summary["lists"] == {LIST: 12} and summary["engine"] == "local"
-    assert len(uninterrupted.done()) == 40
+    assert len(uninterrupted.done()) == 20
     row = uninterrupted.rows().to_pylist()[0]
     assert row["lists"] == '{"known": 12}' and row["hashguard"]
 
@@ -77,17 +89,17 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
         os.killpg(driver.pid, signal.SIGKILL)  # the driver and its workers
         driver.wait()
     before = {n: results.part_path(n).stat() for n in results.done()}
-    assert 3 <= len(before) < 40, "the scan ended before it was killed"
+    assert 3 <= len(before) < 20, "the scan ended before it was killed"
     ran = scan(corpus, out, "--workers", "1", "--part-size", "10")
     assert ran.returncode == 0, ran.stderr
-    assert f"resuming: {len(before)} of 40 parts done before" in ran.stderr
+    assert f"resuming: {len(before)} of 20 parts done before" in ran.stderr
     for number, stat in before.items():
         again = results.part_path(number).stat()
         assert (again.st_ino, again.st_mtime_ns) == (stat.st_ino, stat.st_mtime_ns)
     assert comparable(results.rows()) == comparable(uninterrupted.rows())
-    assert results.rows().num_rows == 400  # no row twice
+    assert results.rows().num_rows == 200  # no row twice
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scanned_now"] == 400 - 10 * len(before)
+    assert summary["scanned_now"] == 200 - 10 * len(before)
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(
@@ -95,19 +107,60 @@ def test_a_directory_of_another_scan_is_refused_unless_restarted(
 ) -> None:
     out = tmp_path / "out"
     first = Results(out)
-    assert scan(corpus, out, "--workers", "0", "--part-size", "200").returncode == 0
-    ran = scan(corpus, out, "--workers", "0", "--part-size", "100")
+    assert scan(corpus, out, "--workers", "0", "--part-size", "100").returncode == 0
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "50")
     assert ran.returncode == 1
-    assert ran.stderr == (f"hashguard: {out} holds a scan of parts of 200 files (--part-size): "
+    assert ran.stderr == (f"hashguard: {out} holds a scan of parts of 100 files (--part-size): "
                           "use --restart to start it again\n")  # fmt: skip
     other = tmp_path / "other"
     other.mkdir()
-    ran = scan(corpus, out, "--workers", "0", "--part-size", "200", source=str(other))
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "100", source=str(other))
     assert ran.returncode == 1 and f"holds a scan of {corpus.root}, not {other}" in ran.stderr
-    ran = scan(corpus, out, "--workers", "0", "--part-size", "100", "--restart")
+    ran = scan(corpus, out, "--workers", "0", "--part-size", "50", "--restart")
     assert ran.returncode == 0, ran.stderr
     assert len(first.done()) == 4
     assert comparable(first.rows()) == comparable(uninterrupted.rows())
+
+
+def test_a_resume_matches_against_the_lists_as_they_are_now(
+    corpus: Corpus, uninterrupted: Results, tmp_path: Path
+) -> None:
+    """Lists change while a long scan runs: a resume carries on with their versions now, the
+    parts done keep theirs, and the summary says which versions matched how many files."""
+    database = tmp_path / "lists.db"
+    shutil.copy(corpus.database_url.removeprefix("sqlite:///"), database)
+    url, out = f"sqlite:///{database}", tmp_path / "out"
+    options = ("--workers", "0", "--part-size", "50")
+    assert scan(corpus, out, *options, database_url=url).returncode == 0
+    results = Results(out)
+    results.part_path(3).unlink()  # as if stopped before its last part
+    unmatched = [
+        r for r in uninterrupted.rows().to_pylist() if r["pdq"] and not r["matches"]
+        and r["pdq_quality"] >= MIN_QUALITY and r["pdq_stability"] >= MIN_STABILITY
+    ]  # fmt: skip
+    done, left = unmatched[0], unmatched[-1]  # in the first part, in the last
+    engine = open_engine(url)
+    ListStore(engine).apply(LIST, [Submission("pdq", done["pdq"]), Submission("pdq", left["pdq"])])
+    ran = scan(corpus, out, *options, database_url=url)
+    assert ran.returncode == 0, ran.stderr
+    assert f"lists changed since this scan's last run ({LIST}: 12 -> 14)" in ran.stderr
+    assert "--restart scans everything again" in ran.stderr
+    rows = {row["key"]: row for row in results.rows().to_pylist()}
+    assert rows[left["key"]]["matches"] and rows[left["key"]]["lists"] == '{"known": 14}'
+    assert not rows[done["key"]]["matches"] and rows[done["key"]]["lists"] == '{"known": 12}'
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["lists"] == {LIST: 14}
+    assert summary["versions_used"] == {'{"known": 12}': {"parts": 3, "files": 150},
+                                        '{"known": 14}': {"parts": 1, "files": 50}}  # fmt: skip
+    # A list removed and made again under its name is another list: no resume.
+    store = ListStore(engine)
+    store.remove(LIST)
+    store.create(LIST, "Test Org", Category.TEST)
+    engine.dispose()
+    ran = scan(corpus, out, *options, database_url=url)
+    assert (ran.returncode, ran.stderr) == (1, f"hashguard: {out} holds a scan of lists since "
+                                            f"removed and made again: {LIST}: use --restart to "
+                                            "start it again\n")  # fmt: skip
 
 
 @pytest.mark.parametrize(

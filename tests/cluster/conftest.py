@@ -1,6 +1,7 @@
 """Real local Ray clusters for the tests of ``hashguard.cluster``: ``ray_local`` (one node, two
 CPUs, shared by a test module) and ``ray_nodes`` (a ``ray.cluster_utils.Cluster``: a head that
-runs nothing and worker nodes a test can add and remove). A process holds one Ray connection at
+runs nothing and worker nodes a test can add and remove; ``ray_two_nodes``: one with two nodes,
+shared by a module). A process holds one Ray connection at
 a time, so each fixture ends any other first. hashguard's code that runs on Ray lives in
 ``src`` (workers import it from the installed package)."""
 
@@ -46,6 +47,17 @@ def ray_nodes() -> Iterator[Any]:
     """A multi-node cluster on this machine: a head with no CPUs (so work runs on the worker
     nodes), connected; the test adds nodes (``cluster.add_node(num_cpus=1)``) and removes them
     (``cluster.remove_node(node)``) as a machine would fail."""
+    yield from _cluster(nodes=0)
+
+
+@pytest.fixture(scope="module")
+def ray_two_nodes() -> Iterator[Any]:
+    """``ray_nodes`` with two one-CPU nodes added, shared by a module's tests (one Ray start):
+    a test that removes a node comes last."""
+    yield from _cluster(nodes=2)
+
+
+def _cluster(nodes: int) -> Iterator[Any]:
     _disconnect()
     cluster = Cluster(
         initialize_head=True,
@@ -57,6 +69,9 @@ def ray_nodes() -> Iterator[Any]:
         },
     )
     try:
+        for _ in range(nodes):
+            cluster.add_node(num_cpus=1, object_store_memory=OBJECT_STORE_BYTES // 2)
+        cluster.wait_for_nodes()
         yield cluster
     finally:
         ray.shutdown()

@@ -1,7 +1,7 @@
 """``hashguard scan`` on Ray, against the reference engines: 2,000 generated files (planted
 edits of listed scenes, broken files) give the same rows in this process, in a local process
-pool and on a real local Ray instance; a Ray worker killed mid-scan and a node removed mid-scan
-change nothing in the result."""
+pool and on a real local Ray cluster (two nodes, one Ray start for the module); a Ray worker
+killed mid-scan and a node removed mid-scan change nothing in the result."""
 
 import os
 import signal
@@ -25,7 +25,8 @@ from hashguard.store.lists import ListStore
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
 from support.waiting import eventually
 
-pytestmark = pytest.mark.ray
+# One xdist worker runs the module (make test: --dist loadgroup): one corpus, one Ray instance.
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("cluster-scan")]
 
 
 @pytest.fixture(scope="module")
@@ -72,7 +73,7 @@ def test_the_reference_run_finds_every_planted_edit_and_names_each_broken_file(
 
 
 def test_the_process_pool_and_ray_give_the_same_rows(
-    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_local: None
+    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_two_nodes: Any
 ) -> None:
     settings = ScanSettings(matcher.variant_families(), matcher.versions())
     reader = open_source(str(corpus.root)).reader
@@ -113,7 +114,7 @@ def _scan_while(
 
 
 def test_a_killed_ray_worker_changes_nothing(
-    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_local: None
+    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_two_nodes: Any
 ) -> None:
     killed: list[int] = []
 
@@ -122,25 +123,22 @@ def test_a_killed_ray_worker_changes_nothing(
         os.kill(worker, signal.SIGKILL)
         killed.append(worker)
 
-    rows, _ = _scan_while(corpus, matcher, 300, kill_a_worker)
+    rows, _ = _scan_while(corpus, matcher, 100, kill_a_worker)
     assert killed
-    assert comparable(rows) == comparable(reference.slice(0, 300))
+    assert comparable(rows) == comparable(reference.slice(0, 100))
 
 
 def test_a_removed_node_changes_nothing(
-    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_nodes: Any
+    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_two_nodes: Any
 ) -> None:
-    store = 100 * 1024 * 1024
-    first = ray_nodes.add_node(num_cpus=1, object_store_memory=store)
-    ray_nodes.add_node(num_cpus=1, object_store_memory=store)
-    ray_nodes.wait_for_nodes()
+    """Last in the module: it leaves the shared cluster one node short."""
     removed = threading.Event()
 
     def remove_a_node() -> None:
-        ray_nodes.remove_node(first)
+        ray_two_nodes.remove_node(next(iter(ray_two_nodes.worker_nodes)))
         removed.set()
 
-    rows, _ = _scan_while(corpus, matcher, 200, remove_a_node)
+    rows, _ = _scan_while(corpus, matcher, 100, remove_a_node)
     assert removed.is_set()
     assert len([n for n in ray.nodes() if n["Alive"]]) == 2  # the head and one node
-    assert comparable(rows) == comparable(reference.slice(0, 200))
+    assert comparable(rows) == comparable(reference.slice(0, 100))

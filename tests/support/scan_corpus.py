@@ -66,7 +66,7 @@ def make_corpus(directory: Path, files: int, planted: int = 30, size: int = 128)
         folder.mkdir(parents=True, exist_ok=True)
         if number < planted:
             original = scene(100_000 + number, 2 * size, 2 * size, grain=8.0)  # not flat
-            listed.append(signal.hash(encode(original, "PNG")).hex)
+            listed.append(signal.hash(encode(original, "BMP")).hex)  # lossless, and fast
             edit = EDITS[number % len(EDITS)]
             name = f"planted-{number:05d}-{edit}.img"
             (folder / name).write_bytes(_edit(original, edit))

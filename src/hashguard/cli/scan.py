@@ -13,8 +13,6 @@ import typer
 from hashguard.cli.common import DatabaseOption, ExitCode, echo_error, fail
 
 if TYPE_CHECKING:
-    import pyarrow as pa
-
     from hashguard.scan.results import Results
 
 
@@ -122,7 +120,7 @@ def scan(
         fail("--workers 0 (in this process) is for --engine local")
     from hashguard.cli.matching import stored_matcher
     from hashguard.errors import HashguardError
-    from hashguard.scan.results import Plan, Results
+    from hashguard.scan.results import Plan, Results, ScannedList
     from hashguard.scan.source import open_source
     from hashguard.scan.work import ScanSettings
 
@@ -137,13 +135,19 @@ def scan(
     results = Results(out)
     try:
         files = place.files()
-        plan = Plan(place.location, versions, part_size, min_quality)
+        lists = {h.name: ScannedList(h.id, versions[h.name]) for h in matcher.lists}
+        plan = Plan(place.location, lists, part_size, min_quality)
         begun = results.begin(plan, files, restart)
     except HashguardError as error:
         fail(str(error))
     if begun.changed:
         echo_error(f"note: {place.location} has changed since this scan began: the files "
                    "listed then are scanned")  # fmt: skip
+    if begun.moved:
+        moved = ", ".join(f"{name}: {then} -> {now}" for name, (then, now) in begun.moved.items())
+        echo_error(f"note: lists changed since this scan's last run ({moved}): the parts left "
+                   "are matched against their versions now, the parts done keep theirs "
+                   "(--restart scans everything again)")  # fmt: skip
     done = results.done()
     todo = [(n, part) for n, part in enumerate(begun.parts) if n not in done]
     if done:
@@ -152,7 +156,7 @@ def scan(
     run = _engine(engine, todo, place.reader, matcher, settings, count, address)
     scanned = _drive(run, results, todo, begun.parts, report_to, key, names, quiet)
     seconds = time.monotonic() - began
-    summary = _summary(results.rows(), versions, engine, seconds, scanned)
+    summary = _summary(results, versions, engine, seconds, scanned)
     results.write_summary(summary)
     echo_error(
         f"scanned {summary['files']} files: {summary['files_matched']} matched, "
@@ -218,10 +222,11 @@ def _drive(
 
 
 def _summary(
-    rows: "pa.Table", versions: dict[str, int], engine: Engine, seconds: float, scanned: int
+    results: "Results", versions: dict[str, int], engine: Engine, seconds: float, scanned: int
 ) -> dict[str, Any]:
     from hashguard import __version__
 
+    rows = results.rows()
     errors = Counter(kind for kind in rows["error_kind"].to_pylist() if kind is not None)
     matches = rows["matches"].to_pylist()
     by_list = Counter(name for found in matches for name in {m["list"] for m in found})
@@ -232,6 +237,8 @@ def _summary(
         "matches_by_list": dict(sorted(by_list.items())),
         "errors": dict(sorted(errors.items())),
         "lists": dict(sorted(versions.items())),
+        # A resumed scan's earlier parts keep the versions they were matched against.
+        "versions_used": results.versions_used(),
         "hashguard": __version__,
         "engine": engine.value,
         "scanned_now": scanned,

@@ -1,96 +1,115 @@
 """The local engine, the reference: parts scanned by a pool of worker processes on this machine,
 or in this process (``workers=0``). Forked workers inherit the Matcher instead of each loading
-the lists; elsewhere (spawn) they get a copy of it."""
+the lists; elsewhere (spawn) they get a copy of it.
 
-import multiprocessing
-import signal
+A worker that dies (a decoder fault) does not end the scan: as ``hash_paths`` does for files,
+each part it may have taken down runs again alone; a part that kills its worker again has its
+files hashed in worker processes again, one alone after another when one dies, so that only
+the file that crashes its decoder becomes an error row (``crashed``, naming the signals whose
+decoding crashes), with the hashes of every signal that does not."""
+
 from collections.abc import Iterator, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
-from typing import Any
+from dataclasses import replace
+from functools import partial
+from typing import Any, Final
 
 import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
-from hashguard.errors import Unavailable
 from hashguard.matching import Matcher
+from hashguard.media.formats import MediaKind
 from hashguard.scan.source import Reader, StoredFile
-from hashguard.scan.work import ScanSettings, scan_part
-from hashguard.signals.batch import load_kernels
+from hashguard.scan.work import Hashed, ScanSettings, hash_stored, part_rows, scan_part
+from hashguard.signals.batch import (
+    CRASHED,
+    WorkerCrashed,
+    init_worker,
+    isolated_map,
+    load_kernels,
+    run_alone,
+)
 
-_IN_FLIGHT_PER_WORKER = 2
+Part = tuple[int, Sequence[StoredFile]]
+_IN_FLIGHT_PER_WORKER: Final = 2
 # What a worker scans with, set once when it starts.
 _WORK: dict[str, Any] = {}
 
 
-class WorkerLost(Unavailable):
-    """A worker process died (a decoder crash, the kernel's OOM killer): the parts it had are
-    not written; running the scan again resumes with them."""
-
-
 def scan_locally(
-    parts: Sequence[tuple[int, Sequence[StoredFile]]],
-    reader: Reader,
-    matcher: Matcher,
-    settings: ScanSettings,
-    workers: int,
+    parts: Sequence[Part], reader: Reader, matcher: Matcher, settings: ScanSettings, workers: int
 ) -> Iterator[tuple[int, pa.Table]]:
-    """Each part (number, files) scanned, as (number, rows), in the order they finish.
-    Raises WorkerLost when a worker process dies."""
+    """Each part (number, files) scanned, as (number, rows), in the order given."""
     with threadpool_limits(limits=1, user_api="blas"):  # files are the unit of parallelism
         if workers <= 0:
             for number, files in parts:
                 yield number, scan_part(files, reader, matcher, settings)
             return
         load_kernels()
-        yield from _in_pool(parts, reader, matcher, settings, workers)
+        start = (reader, matcher, settings)
+        alone = partial(_part_alone, start=start, workers=workers)
+        yield from isolated_map(_scan, parts, workers, alone, _IN_FLIGHT_PER_WORKER, _start, start)
 
 
-def _in_pool(
-    parts: Sequence[tuple[int, Sequence[StoredFile]]],
-    reader: Reader,
-    matcher: Matcher,
-    settings: ScanSettings,
-    workers: int,
-) -> Iterator[tuple[int, pa.Table]]:
-    methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
-    pool = ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start, initargs=(reader, matcher, settings)
-    )
-    waiting = list(reversed(parts))
-    running: dict[Future[pa.Table], int] = {}
+def _part_alone(
+    part: Part, start: tuple[Reader, Matcher, ScanSettings], workers: int
+) -> tuple[int, pa.Table]:
     try:
-        while waiting or running:
-            while waiting and len(running) < _IN_FLIGHT_PER_WORKER * workers:
-                number, files = waiting.pop()
-                running[pool.submit(_scan, files)] = number
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                number = running.pop(future)
-                try:
-                    rows = future.result()
-                except BrokenProcessPool:
-                    raise WorkerLost(
-                        f"a worker process died while scanning part {number}: "
-                        "run the scan again to resume"
-                    ) from None
-                yield number, rows
-    except BaseException:  # interrupted, or the caller stopped: end the workers now
-        workers_left = list((getattr(pool, "_processes", None) or {}).values())
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in workers_left:
-            process.terminate()
-        raise
-    pool.shutdown()
+        return run_alone(_scan, part, _start, start)
+    except WorkerCrashed:
+        pass
+    number, files = part
+    _, matcher, settings = start
+    file_alone = partial(_file_alone, start=start)
+    jobs = ((file, ()) for file in files)
+    hashed = list(isolated_map(_hash, list(jobs), workers, file_alone, 1, _start, start))
+    return number, part_rows(files, hashed, matcher, settings)
+
+
+def _file_alone(
+    job: tuple[StoredFile, tuple[str, ...]], start: tuple[Reader, Matcher, ScanSettings]
+) -> Hashed:
+    """A file whose hashing killed a worker, hashed alone; when that kills it again, each
+    signal that decodes is tried alone to name the ones that crash, and the file gets the
+    hashes of the others."""
+    file, _ = job
+    try:
+        return run_alone(_hash, job, _start, start)
+    except WorkerCrashed:
+        pass
+    resolved = start[2].hashing.resolved
+    decoding = [s.name for s in resolved if not s.applies_to(MediaKind.OTHER)]
+    crashing = [name for name in decoding if _crashes((file, (name,)), start)]
+    kept = tuple(s.name for s in resolved if s.name not in crashing)
+    try:
+        hashed = run_alone(_hash, (file, kept), _start, start)
+    except WorkerCrashed:
+        hashed = Hashed(None)
+    named = f" ({', '.join(crashing)})" if crashing else ""
+    return replace(hashed, error=f"the decoder process crashed on this file{named}", kind=CRASHED)
+
+
+def _crashes(job: tuple[StoredFile, tuple[str, ...]], start: Any) -> bool:
+    try:
+        run_alone(_hash, job, _start, start)
+    except WorkerCrashed:
+        return True
+    return False
 
 
 def _start(reader: Reader, matcher: Matcher, settings: ScanSettings) -> None:
-    # Ctrl-C is the driver's to handle: it stops the workers, which print no tracebacks.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    threadpool_limits(limits=1, user_api="blas")
+    init_worker()
     _WORK.update(reader=reader, matcher=matcher, settings=settings)
 
 
-def _scan(files: Sequence[StoredFile]) -> pa.Table:
-    return scan_part(files, _WORK["reader"], _WORK["matcher"], _WORK["settings"])
+def _scan(part: Part) -> tuple[int, pa.Table]:
+    number, files = part
+    return number, scan_part(files, _WORK["reader"], _WORK["matcher"], _WORK["settings"])
+
+
+def _hash(job: tuple[StoredFile, tuple[str, ...]]) -> Hashed:
+    """A file's hashes: of every signal, or of the signals named."""
+    file, signals = job
+    settings = _WORK["settings"]
+    return hash_stored(
+        file, _WORK["reader"], replace(settings, signals=signals) if signals else settings
+    )

@@ -1,9 +1,11 @@
 """A scan's output directory, made to be resumed.
 
-``scan.json`` says what the scan is (source, lists and their versions, part size); it is
-written last when a scan starts, after ``listing.parquet`` (the files in key order, cut into
-parts of ``part_size``), so a directory with a ``scan.json`` always has the listing it was made
-with. Each part's rows go to ``parts/part-NNNNN.parquet``, written aside and renamed into
+``scan.json`` says what the scan is (source, lists by name and id, part size, minimum
+quality) and the list versions its last run matched against; it is written last when a scan
+starts, after ``listing.parquet`` (the files in key order, cut into parts of ``part_size``), so
+a directory with a ``scan.json`` always has the listing it was made with. A resume matches
+against the lists' versions of its own time: each row records the versions it was matched
+against. Each part's rows go to ``parts/part-NNNNN.parquet``, written aside and renamed into
 place: a part file present is a part finished, and nothing else records it, so a killed driver
 resumes with the parts missing and no row is ever written twice. ``summary.json`` comes at the
 end."""
@@ -11,8 +13,9 @@ end."""
 import json
 import re
 import shutil
+from collections import Counter
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
@@ -37,27 +40,42 @@ class OutputError(Invalid):
 
 
 class ResumeRefused(Conflict):
-    """The output directory holds a scan of something else (source, lists, list versions)."""
+    """The output directory holds a scan of something else (source, lists, part size)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScannedList:
+    """A list a scan matches against: its id (a list removed and made again under its name is
+    another list) and the version matched against."""
+
+    id: int
+    version: int
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a scan is: resuming it means the same of each."""
+    """What a scan is: resuming it means the same source, lists (names and ids), part size and
+    minimum quality; the lists' versions may have moved on since."""
 
     source: str
-    lists: dict[str, int]  # name -> the version matched against
+    lists: dict[str, ScannedList]  # by name
     part_size: int
     min_quality: int | None = None
+
+    def versions(self) -> dict[str, int]:
+        return {name: scanned.version for name, scanned in self.lists.items()}
 
 
 @dataclass(frozen=True, slots=True)
 class Begun:
-    """A scan started or resumed: its files (as first listed) cut into parts, and whether the
-    source lists differently now."""
+    """A scan started or resumed: its files (as first listed) cut into parts, whether the
+    source lists differently now, and the lists whose versions moved since the last run (name
+    -> (then, now))."""
 
     parts: list[list[StoredFile]]
     changed: bool
     resumed: bool
+    moved: dict[str, tuple[int, int]] = field(default_factory=dict)
 
 
 class Results:
@@ -81,8 +99,14 @@ class Results:
             self._create(plan, files)
             return Begun(_cut(list(files), plan.part_size), changed=False, resumed=False)
         _check_same(self.directory, found, plan)
+        moved = {name: (found.lists[name].version, now.version)
+                 for name, now in sorted(plan.lists.items())
+                 if now.version != found.lists[name].version}  # fmt: skip
+        if moved:  # the versions this run matches against, for the next one to compare
+            self._write_plan(plan)
         listed = self.listing()
-        return Begun(_cut(listed, plan.part_size), changed=listed != list(files), resumed=True)
+        changed = listed != list(files)
+        return Begun(_cut(listed, plan.part_size), changed, resumed=True, moved=moved)
 
     def listing(self) -> list[StoredFile]:
         table = pq.read_table(self.directory / LISTING, schema=_LISTED)
@@ -109,6 +133,18 @@ class Results:
         tables = [pq.read_table(self.part_path(n)) for n in numbers]
         return pa.concat_tables(tables) if tables else row_schema().empty_table()
 
+    def versions_used(self) -> dict[str, dict[str, int]]:
+        """The list versions the finished parts were matched against (JSON text, as rows
+        record them), each with its number of parts and of files."""
+        used: dict[str, dict[str, int]] = {}
+        for number in sorted(self.done()):
+            lists = pq.read_table(self.part_path(number), columns=["lists"])["lists"]
+            for versions, files in Counter(lists.to_pylist()).items():
+                counted = used.setdefault(versions, {"parts": 0, "files": 0})
+                counted["parts"] += 1
+                counted["files"] += files
+        return dict(sorted(used.items()))
+
     def write_summary(self, summary: Mapping[str, Any]) -> None:
         durable.write(self.directory / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
 
@@ -118,11 +154,16 @@ class Results:
         except FileNotFoundError:
             return None
         try:
-            return Plan(**json.loads(text))
-        except (ValueError, TypeError):
+            found = json.loads(text)
+            lists = {name: ScannedList(**scanned) for name, scanned in found.pop("lists").items()}
+            return Plan(lists=lists, **found)
+        except (ValueError, TypeError, KeyError, AttributeError):
             raise OutputError(
                 f"{self.directory / PLAN}: not a scan's plan (use --restart to start again)"
             ) from None
+
+    def _write_plan(self, plan: Plan) -> None:
+        durable.write(self.directory / PLAN, (json.dumps(asdict(plan), indent=2) + "\n").encode())
 
     def _create(self, plan: Plan, files: Sequence[StoredFile]) -> None:
         ours = {PLAN, LISTING, PARTS, SUMMARY}
@@ -135,7 +176,7 @@ class Results:
         listed = pa.Table.from_pylist([asdict(f) for f in files], schema=_LISTED)
         with durable.writing(self.directory / LISTING) as file:
             pq.write_table(listed, file)
-        durable.write(self.directory / PLAN, (json.dumps(asdict(plan), indent=2) + "\n").encode())
+        self._write_plan(plan)
 
     def _remove(self) -> None:
         (self.directory / PLAN).unlink(missing_ok=True)  # first: the rest is no scan without it
@@ -156,10 +197,9 @@ def _check_same(directory: Path, found: Plan, plan: Plan) -> None:
         refuse(f"{found.source}, not {plan.source}")
     if sorted(found.lists) != sorted(plan.lists):
         refuse(f"the lists {', '.join(sorted(found.lists))}")
-    changed = [f"{n} {v} (now {plan.lists[n]})" for n, v in sorted(found.lists.items())
-               if plan.lists[n] != v]  # fmt: skip
-    if changed:
-        refuse(f"other list versions: {', '.join(changed)}")
+    replaced = sorted(n for n, scanned in found.lists.items() if plan.lists[n].id != scanned.id)
+    if replaced:
+        refuse(f"lists since removed and made again: {', '.join(replaced)}")
     if found.part_size != plan.part_size:
         refuse(f"parts of {found.part_size} files (--part-size)")
     if found.min_quality != plan.min_quality:

@@ -67,15 +67,17 @@ def row_schema() -> pa.Schema:
 
 @dataclass(frozen=True, slots=True)
 class ScanSettings:
-    """What every part is scanned with: the hashing (every signal hashed by default, the
-    query variants the lists allow) and the list versions the Matcher holds."""
+    """What every part is scanned with: the hashing (every signal hashed by default, or
+    ``signals``; the query variants the lists allow) and the list versions the Matcher
+    holds."""
 
     variants: frozenset[str] = frozenset()
     versions: Mapping[str, int] = field(default_factory=dict)
+    signals: tuple[str, ...] = ()
     hashing: HashSettings = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        hashing = HashSettings(quiet_decoders=True, variants=self.variants)
+        hashing = HashSettings(self.signals, quiet_decoders=True, variants=self.variants)
         object.__setattr__(self, "hashing", hashing)
 
     @property
@@ -85,7 +87,10 @@ class ScanSettings:
 
 
 @dataclass(frozen=True, slots=True)
-class _Hashed:
+class Hashed:
+    """A file's hashes for its row: SHA-256 of its bytes (None when they could not be read),
+    each signal's value, and why the file could not be hashed fully."""
+
     sha256: str | None
     values: tuple[tuple[str, Any], ...] = ()
     error: str | None = None
@@ -98,7 +103,15 @@ def scan_part(
     """The rows of ``part``'s files, in its order (``row_schema``). A file that cannot be read
     or decoded is a row with its error (and the digests of its bytes when they were read);
     this raises nothing for bad files."""
-    hashed = [_hash(file, reader, settings) for file in part]
+    return part_rows(
+        part, [hash_stored(file, reader, settings) for file in part], matcher, settings
+    )
+
+
+def part_rows(
+    part: Sequence[StoredFile], hashed: Sequence[Hashed], matcher: Matcher, settings: ScanSettings
+) -> pa.Table:
+    """The rows of ``part``'s files, hashed (``hash_stored``): their matches found."""
     found = matcher.match_all([Query.of(h.values) for h in hashed])
     columns: dict[str, list[Any]] = {name: [] for name in row_schema().names}
     lists, version = settings.lists, __version__
@@ -119,28 +132,30 @@ def scan_part(
     return pa.table(columns, schema=row_schema())
 
 
-def _hash(file: StoredFile, reader: Reader, settings: ScanSettings) -> _Hashed:
+def hash_stored(file: StoredFile, reader: Reader, settings: ScanSettings) -> Hashed:
+    """``file``'s hashes, read by ``reader``; its error when it could not be read or hashed
+    fully (this raises nothing for a bad file)."""
     try:
         data = reader.read(file.key)
     except OSError as error:
-        return _Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
+        return Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
     except Exception as error:  # an object store's own errors: still this file's row
-        return _Hashed(None, error=f"cannot read: {' '.join(str(error).split())}", kind=UNREADABLE)
+        return Hashed(None, error=f"cannot read: {' '.join(str(error).split())}", kind=UNREADABLE)
     digest = hashlib.sha256(data).hexdigest()
     hashing = settings.hashing
     result = checked_stream(file.key, io.BytesIO(data), len(data), hashing.resolved,
                             hashing.limits, hashing.variants, hashing.quiet_decoders)  # fmt: skip
     if isinstance(result, FileFailure):
-        return _Hashed(digest, error=result.reason, kind=result.kind)
+        return Hashed(digest, error=result.reason, kind=result.kind)
     if isinstance(result, FileSkipped):  # not with every signal asked for; still a row
-        return _Hashed(digest, error=f"no signal applies to {result.kind} files", kind="skipped")
+        return Hashed(digest, error=f"no signal applies to {result.kind} files", kind="skipped")
     values = tuple((signal.name, value) for signal, value in result.values)
     if result.undecodable is not None:
         undecodable = result.undecodable
-        return _Hashed(digest, values, str(undecodable), failure_kind(undecodable))
+        return Hashed(digest, values, str(undecodable), failure_kind(undecodable))
     if all(signal.applies_to(MediaKind.OTHER) for signal, _ in result.values):
-        return _Hashed(digest, values, NOT_MEDIA, NOT_MEDIA_KIND)
-    return _Hashed(digest, values)
+        return Hashed(digest, values, NOT_MEDIA, NOT_MEDIA_KIND)
+    return Hashed(digest, values)
 
 
 def _match_row(match: Match, values: tuple[tuple[str, Any], ...]) -> dict[str, Any]:

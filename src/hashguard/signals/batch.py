@@ -12,12 +12,14 @@ import signal
 import stat
 import sys
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO, Final
+from functools import partial
+from multiprocessing.context import BaseContext
+from typing import Any, BinaryIO, Final, TypeVar
 
 from threadpoolctl import threadpool_limits
 
@@ -38,6 +40,8 @@ from hashguard.signals.pdq_variants import DIHEDRAL, PdqVariants, hash_variants
 from hashguard.signals.vpdq import VpdqHash, VpdqSignal
 
 _IN_FLIGHT_PER_JOB = 4
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,6 +207,8 @@ def checked_stream(
 
 
 UNREADABLE: Final = "unreadable"
+# A file whose decoding kills its process, again when alone.
+CRASHED: Final = "crashed"
 _KINDS: Final = ((EmptyMedia, "empty"), (UnsupportedMedia, "not media"),
                  (CorruptMedia, "corrupt"), (LimitExceeded, "too large"))  # fmt: skip
 
@@ -361,18 +367,55 @@ def hash_paths(paths: Iterable[str], settings: HashSettings, jobs: int = 1) -> I
 
 
 def _hash_in_pool(files: list[str], settings: HashSettings, jobs: int) -> Iterator[FileResult]:
+    hashed = partial(hash_file, settings=settings)
+    yield from isolated_map(
+        hashed, files, jobs, partial(_hash_alone, settings=settings), _IN_FLIGHT_PER_JOB
+    )
+
+
+def _hash_alone(path: str, settings: HashSettings) -> FileResult:
+    try:
+        return run_alone(partial(hash_file, settings=settings), path)
+    except WorkerCrashed:
+        return FileFailure(path, "the decoder process crashed on this file", CRASHED)
+
+
+class WorkerCrashed(Exception):
+    """The process running a call died (a decoder fault, the kernel's OOM killer)."""
+
+
+def _worker_context() -> BaseContext:
+    """Fork where there is fork: workers inherit what the parent loaded (kernels, indexes)."""
     methods = multiprocessing.get_all_start_methods()
-    context = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
+
+
+def isolated_map(
+    function: Callable[[T], R],
+    items: Sequence[T],
+    jobs: int,
+    alone: Callable[[T], R],
+    in_flight: int = _IN_FLIGHT_PER_JOB,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> Iterator[R]:
+    """``function(item)`` for each item in ``jobs`` worker processes (started with
+    ``initializer(*initargs)``, else ``init_worker``), in input order, ``in_flight`` items per
+    worker at most. A worker that dies (a decoder fault) takes none of the others' results
+    with it: the items that finished keep theirs, each unfinished one is given to
+    ``alone(item)`` instead (which runs it in a process of its own, say: ``run_alone``), and
+    a fresh pool goes on with the rest."""
+    context = _worker_context()
     position = 0
-    while position < len(files):
-        window: deque[tuple[str, Future[FileResult]]] = deque()
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=_init_worker)
+    while position < len(items):
+        window: deque[tuple[T, Future[R]]] = deque()
+        pool = ProcessPoolExecutor(jobs, context, initializer or init_worker, initargs)
         try:
             try:
-                while position < len(files) or window:
-                    while position < len(files) and len(window) < _IN_FLIGHT_PER_JOB * jobs:
-                        path = files[position]
-                        window.append((path, pool.submit(hash_file, path, settings)))
+                while position < len(items) or window:
+                    while position < len(items) and len(window) < in_flight * jobs:
+                        item = items[position]
+                        window.append((item, pool.submit(function, item)))
                         position += 1
                     result = window[0][1].result()
                     window.popleft()
@@ -383,21 +426,26 @@ def _hash_in_pool(files: list[str], settings: HashSettings, jobs: int) -> Iterat
             _stop(pool)
             raise
         pool.shutdown()
-        # A worker died. Files that finished keep their results; each unfinished one is retried
-        # alone, so the file that kills its process is the only one that fails.
-        for path, future in window:
+        for item, future in window:
             if future.done() and future.exception() is None:
                 yield future.result()
             else:
-                yield _hash_alone(path, settings, context)
+                yield alone(item)
 
 
-def _hash_alone(path: str, settings: HashSettings, context: Any) -> FileResult:
-    pool = ProcessPoolExecutor(1, mp_context=context, initializer=_init_worker)
+def run_alone(
+    function: Callable[[T], R],
+    item: T,
+    initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (),
+) -> R:
+    """``function(item)`` in a worker process of its own (as ``isolated_map`` starts them).
+    Raises WorkerCrashed when that process dies."""
+    pool = ProcessPoolExecutor(1, _worker_context(), initializer or init_worker, initargs)
     try:
-        return pool.submit(hash_file, path, settings).result()
+        return pool.submit(function, item).result()
     except BrokenProcessPool:
-        return FileFailure(path, "the decoder process crashed on this file", "crashed")
+        raise WorkerCrashed("the worker process died") from None
     except BaseException:
         _stop(pool)
         raise
@@ -406,7 +454,7 @@ def _hash_alone(path: str, settings: HashSettings, context: Any) -> FileResult:
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Drop queued files and end the workers now, rather than after the files they are on."""
+    """Drop queued items and end the workers now, rather than after the items they are on."""
     workers = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
@@ -422,7 +470,7 @@ def load_kernels() -> None:
     PdqSignal().hash(encode(scene(0, 64, 64), "PNG"))
 
 
-def _init_worker() -> None:
+def init_worker() -> None:
     # Ctrl-C is the parent's to handle: it stops the workers; they must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     threadpool_limits(limits=1, user_api="blas")
