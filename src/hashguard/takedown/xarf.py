@@ -174,6 +174,10 @@ def _lines(text: str) -> list[tuple[str, Any]]:
 def _report(value: Any, source: str) -> ImportedReport:
     if not isinstance(value, dict):
         raise ReportsInvalid(f"expected a XARF report (a JSON object), got {type(value).__name__}")
+    if str(value.get("xarf_version", "")).startswith("4") and "timestamp" in value:
+        # Ours first: whether the package's schema checks date-times depends on what else is
+        # installed (jsonschema checks formats only with rfc3339-validator present).
+        _time(value["timestamp"])
     try:
         parsed = xarf_package.parse(value)
     except XARFError as error:  # a XARF v3 report the package cannot convert
