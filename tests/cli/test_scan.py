@@ -102,6 +102,7 @@ def test_a_directory_of_another_scan_is_refused_unless_restarted(
                           "use --restart to start it again\n")  # fmt: skip
     other = tmp_path / "other"
     other.mkdir()
+    (other / "a.txt").write_text("another source")
     ran = scan(corpus, out, "--workers", "0", "--part-size", "200", source=str(other))
     assert ran.returncode == 1 and f"holds a scan of {corpus.root}, not {other}" in ran.stderr
     ran = scan(corpus, out, "--workers", "0", "--part-size", "100", "--restart")
@@ -137,7 +138,14 @@ def test_sources_and_outputs_that_cannot_be_used_are_named(corpus: Corpus, tmp_p
     ran = scan(corpus, tmp_path / "out", source="s3://")
     assert ran.stderr == "hashguard: s3://: expected s3://BUCKET[/PREFIX]\n"
     ran = scan(corpus, tmp_path / "out", source="nosuch://bucket")
-    assert ran.stderr == "hashguard: nosuch://bucket: unknown storage protocol nosuch://\n"
+    assert ran.stderr == (
+        "hashguard: nosuch://bucket: unsupported storage protocol nosuch:// "
+        "(a directory, or s3://)\n"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ran = scan(corpus, tmp_path / "out", source=str(empty))
+    assert ran.stderr == f"hashguard: {empty}: no files to scan (empty, or no such prefix)\n"
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "notes.txt").write_text("mine")
@@ -199,7 +207,5 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
         assert again.returncode == 0, again.stderr
         found = server.get("/v1/detections", "reviewer").json()["detections"]
     refs = sorted(d["content_ref"] for d in found)
-    assert refs == sorted(
-        key.removeprefix("00/") for key in corpus.planted if key.startswith("00/")
-    )
+    assert refs == sorted(f"{corpus.root}/{key}" for key in corpus.planted if key.startswith("00/"))
     assert len(refs) >= 2
