@@ -2,6 +2,7 @@
 again (a real process), an S3 prefix on a real S3 API server on loopback (moto), matched files
 reported to a real ``hashguard serve``, and the errors for what cannot be scanned."""
 
+import hashlib
 import json
 import os
 import shutil
@@ -114,6 +115,7 @@ def test_a_directory_of_another_scan_is_refused_unless_restarted(
                           "use --restart to start it again\n")  # fmt: skip
     other = tmp_path / "other"
     other.mkdir()
+    (other / "a.txt").write_text("another source")
     ran = scan(corpus, out, "--workers", "0", "--part-size", "100", source=str(other))
     assert ran.returncode == 1 and f"holds a scan of {corpus.root}, not {other}" in ran.stderr
     ran = scan(corpus, out, "--workers", "0", "--part-size", "50", "--restart")
@@ -190,7 +192,14 @@ def test_sources_and_outputs_that_cannot_be_used_are_named(corpus: Corpus, tmp_p
     ran = scan(corpus, tmp_path / "out", source="s3://")
     assert ran.stderr == "hashguard: s3://: expected s3://BUCKET[/PREFIX]\n"
     ran = scan(corpus, tmp_path / "out", source="nosuch://bucket")
-    assert ran.stderr == "hashguard: nosuch://bucket: unknown storage protocol nosuch://\n"
+    assert ran.stderr == (
+        "hashguard: nosuch://bucket: unsupported storage protocol nosuch:// "
+        "(a directory, or s3://)\n"
+    )
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    ran = scan(corpus, tmp_path / "out", source=str(empty))
+    assert ran.stderr == f"hashguard: {empty}: no files to scan (empty, or no such prefix)\n"
     occupied = tmp_path / "occupied"
     occupied.mkdir()
     (occupied / "notes.txt").write_text("mine")
@@ -214,28 +223,92 @@ S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
           "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
 
 
+def _bucket(endpoint: str, bucket: str, files: dict[str, bytes]) -> None:
+    client = boto3.client("s3", endpoint_url=endpoint, **{
+        "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
+        "region_name": "us-east-1"})  # fmt: skip
+    client.create_bucket(Bucket=bucket)
+    for key, data in files.items():
+        client.put_object(Bucket=bucket, Key=key, Body=data)
+
+
 def test_an_s3_prefix_gives_the_rows_of_the_same_files_in_a_directory(
     corpus: Corpus, uninterrupted: Results, s3: str, tmp_path: Path
 ) -> None:
-    client = boto3.client("s3", endpoint_url=s3, **{
-        "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
-        "region_name": "us-east-1"})  # fmt: skip
-    client.create_bucket(Bucket="stored")
     chosen = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:60]
-    for path in chosen:
-        key = f"uploads/{path.relative_to(corpus.root).as_posix()}"
-        client.put_object(Bucket="stored", Key=key, Body=path.read_bytes())
+    large = os.urandom(9 * 1024 * 1024)  # over a block: streamed, not read at once
+    _bucket(s3, "stored", {
+        **{f"uploads/{p.relative_to(corpus.root).as_posix()}": p.read_bytes() for p in chosen},
+        "uploads/sub/": b"", "uploads/zz-large.bin": large, "uploads-other/a.jpg": b"x",
+    })  # fmt: skip
     out = tmp_path / "out"
     env = {**S3_ENV, "AWS_ENDPOINT_URL": s3}
-    ran = scan(corpus, out, "--workers", "1", source="s3://stored/uploads", env=env)
+    ran = scan(corpus, out, "--workers", "1", source="s3://stored/uploads/", env=env)
     assert ran.returncode == 0, ran.stderr
     rows = Results(out).rows()
     assert all(rows["etag"].to_pylist())
+    [big] = rows.filter(
+        pa.array([k == "zz-large.bin" for k in rows["key"].to_pylist()])
+    ).to_pylist()
+    assert (big["sha256"], big["md5"]) == (hashlib.sha256(large).hexdigest(),
+                                           hashlib.md5(large).hexdigest())  # fmt: skip
+    assert (big["size"], big["error_kind"]) == (len(large), "not media")
+    rows = rows.slice(0, rows.num_rows - 1)
     wanted = {p.relative_to(corpus.root).as_posix() for p in chosen}
     whole = uninterrupted.rows()
     directory = whole.filter(pa.array([key in wanted for key in whole["key"].to_pylist()]))
     assert rows["key"].to_pylist() == sorted(wanted)
     assert comparable(rows, keyed=False) == comparable(directory, keyed=False)
+
+
+def test_an_s3_store_lost_mid_scan_fails_the_scan_with_no_row_made_up(
+    corpus: Corpus, uninterrupted: Results, tmp_path: Path
+) -> None:
+    """The parts the store was lost for are not written (no "unreadable" rows for files that
+    are fine), the scan says so in one line, and a run once the store is back resumes."""
+    port = free_port()
+    store = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
+    store.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    chosen = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:80]
+    _bucket(endpoint, "lost", {p.relative_to(corpus.root).as_posix(): p.read_bytes()
+                               for p in chosen})  # fmt: skip
+    out = tmp_path / "out"
+    env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": endpoint, "AWS_MAX_ATTEMPTS": "1"}
+    command = [
+        HASHGUARD, "scan", "s3://lost", "--list", LIST, "--out", str(out), "--quiet",
+        "--database-url", corpus.database_url, "--workers", "0", "--part-size", "2",
+    ]  # fmt: skip
+    driver = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True)  # fmt: skip
+    results = Results(out)
+    try:
+        assert eventually(lambda: results.done(), timeout=120)
+        os.killpg(driver.pid, signal.SIGSTOP)  # still, while its store goes away
+        store.stop()
+        os.killpg(driver.pid, signal.SIGCONT)
+        _, said = driver.communicate(timeout=120)
+    finally:
+        driver.kill()
+    written = results.done()
+    assert driver.returncode == 1 and len(written) < 40, said
+    assert said.startswith("hashguard: s3://lost/") and said.count("\n") == 1, said
+    assert "cannot read (Could not connect" in said and "run the scan again to resume" in said
+    assert not any(results.rows()["error_kind"].to_pylist())
+    store = ThreadedMotoServer(ip_address="127.0.0.1", port=port)  # the same objects
+    store.start()
+    try:
+        ran = scan(corpus, out, "--workers", "0", "--part-size", "2", source="s3://lost",
+                   env={**S3_ENV, "AWS_ENDPOINT_URL": endpoint})  # fmt: skip
+    finally:
+        store.stop()
+    assert ran.returncode == 0, ran.stderr
+    assert f"resuming: {len(written)} of 40 parts done before" in ran.stderr
+    wanted = {p.relative_to(corpus.root).as_posix() for p in chosen}
+    whole = uninterrupted.rows()
+    directory = whole.filter(pa.array([key in wanted for key in whole["key"].to_pylist()]))
+    assert results.rows()["key"].to_pylist() == sorted(wanted)
+    assert comparable(results.rows(), keyed=False) == comparable(directory, keyed=False)
 
 
 def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_path: Path) -> None:
@@ -245,6 +318,10 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
     engine.dispose()
     out, folder = tmp_path / "out", corpus.root / "00"  # a seventh of the files: faster
     with running(corpus.database_url) as server:
+        wrong = ["--workers", "0", "--report-to", server.url, "--key", "not-a-key"]
+        ran = scan(corpus, out, *wrong, source=str(folder))
+        assert ran.returncode == 1 and "refused the report: HTTP 401" in ran.stderr, ran.stderr
+        assert not out.exists()  # refused before any work
         options = ["--workers", "0", "--report-to", server.url, "--key", token]
         assert scan(corpus, out, *options, source=str(folder)).returncode == 0
         # Every part scanned and reported again: no detection twice.
@@ -252,7 +329,5 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
         assert again.returncode == 0, again.stderr
         found = server.get("/v1/detections", "reviewer").json()["detections"]
     refs = sorted(d["content_ref"] for d in found)
-    assert refs == sorted(
-        key.removeprefix("00/") for key in corpus.planted if key.startswith("00/")
-    )
+    assert refs == sorted(f"{corpus.root}/{key}" for key in corpus.planted if key.startswith("00/"))
     assert len(refs) >= 2

@@ -6,6 +6,7 @@ killed mid-scan and a node removed mid-scan change nothing in the result."""
 import os
 import signal
 import threading
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -79,9 +80,12 @@ def test_the_process_pool_and_ray_give_the_same_rows(
     reader = open_source(str(corpus.root)).reader
     parts = _parts(corpus.root, 100)
     pooled = _rows(scan_locally(parts, reader, matcher, settings, 2))
-    on_ray = _rows(scan_on_ray(parts, reader, matcher, settings, 2))
+    loads: Counter[int] = Counter()
+    on_ray = _rows(scan_on_ray(parts, reader, matcher, settings, 2, loads=loads))
     assert comparable(pooled) == comparable(reference)
     assert comparable(on_ray) == comparable(reference)
+    # Each worker process unpickled the Matcher for its first part only.
+    assert set(loads.values()) == {1} and len(loads) < len(parts)
 
 
 def _scan_workers() -> list[int]:

@@ -2,6 +2,7 @@
 the change log (on SQLite and PostgreSQL)."""
 
 import hashlib
+import pickle
 import time
 from collections.abc import Iterator
 
@@ -301,3 +302,32 @@ def test_a_query_meeting_a_list_dropped_under_it_finds_nothing(store: ListStore)
 
     matcher = Dropping(store, ["known"])
     assert matcher.match(_query("pdq", flipped(BASE, 0))) == []
+
+
+def test_a_copy_for_another_process_matches_alike_and_carries_only_matchable_entries(
+    store: ListStore,
+) -> None:
+    """What ``hashguard scan`` ships to its workers (a pickled copy): the same matches,
+    negative lists and the two-source rule included, without deleted or one-source entries."""
+    negative = ListPolicy({"pdq": 4}, negative=True)
+    store.create("benign", "QA", Category.FALSE_POSITIVES, policy=negative)
+    store.apply("benign", [Submission("pdq", flipped(BASE, 12).hex)])
+    store.create("strict", "INHOPE", Category.KNOWN_CSAM, policy=ListPolicy(two_sources=True))
+    nl = Provenance("Offlimits", "", (Source("Offlimits", "NL"),))
+    us = Provenance("NCMEC", "", (Source("NCMEC", "US"),))
+    third = flipped(OTHER, 40).hex
+    store.apply("strict", [Submission("pdq", OTHER, provenance=nl),
+                           Submission("pdq", OTHER, provenance=us),
+                           Submission("pdq", third, provenance=nl)])  # fmt: skip
+    store.apply("known", [Submission("pdq", flipped(BASE, 60).hex)])
+    store.apply("known", [Tombstone("pdq", flipped(BASE, 60).hex, reason="withdrawn")])
+    matcher = Matcher(store, ["known", "benign", "strict"])
+    copy = pickle.loads(pickle.dumps(matcher))
+    queries = [_query("pdq", flipped(BASE, bits)) for bits in (0, 6, 12, 60)]
+    queries += [_query("pdq", PdqHash(bytes.fromhex(value), 100)) for value in (OTHER, third)]
+    assert copy.match_all(queries) == matcher.match_all(queries)
+    assert [len(found) for found in copy.match_all(queries)] == [1, 1, 0, 0, 1, 0]
+    kept = copy._entries.values()
+    assert len(kept) == 3  # BASE, the benign one, OTHER; neither the deleted nor `third`
+    assert all(e.provenance.sources for e in kept if e.list_id == store.get("strict").id)
+    assert not any(e.provenance.sources for e in kept if e.list_id != store.get("strict").id)

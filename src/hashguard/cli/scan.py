@@ -1,9 +1,11 @@
 """``hashguard scan``: every file of a directory or an object-store prefix hashed and matched
 against stored lists, part by part, into Parquet rows; resumable (docs/scan.md)."""
 
+import gc
 import os
 import time
 from collections import Counter
+from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -13,6 +15,7 @@ import typer
 from hashguard.cli.common import DatabaseOption, ExitCode, echo_error, fail
 
 if TYPE_CHECKING:
+    from hashguard.scan.detections import Reported, Reporter
     from hashguard.scan.results import Results
 
 
@@ -131,6 +134,7 @@ def scan(
         fail(str(error))
     matcher = stored_matcher(names, min_quality, database_url)
     versions = matcher.versions()
+    reporter = _reporter(report_to, key, names, place.locate)
     settings = ScanSettings(matcher.variant_families(), versions)
     results = Results(out)
     try:
@@ -153,14 +157,21 @@ def scan(
     if done:
         echo_error(f"note: resuming: {len(done)} of {len(begun.parts)} parts done before")
     count = workers if workers is not None else (os.cpu_count() or 1)
+    gc.freeze()  # the Matcher's objects, untouched by the collector: forked workers share them
     run = _engine(engine, todo, place.reader, matcher, settings, count, address)
-    scanned = _drive(run, results, todo, begun.parts, report_to, key, names, quiet)
+    scanned, reported = _drive(run, results, todo, begun.parts, reporter, quiet)
     seconds = time.monotonic() - began
     summary = _summary(results, versions, engine, seconds, scanned)
+    if reporter is not None:
+        summary["reported"] = asdict(reported)
     results.write_summary(summary)
+    sent = "" if reporter is None else (
+        f"; reported {reported.files} files now, the service matched {reported.matched}"
+        + (f", {reported.too_large} too large to send" if reported.too_large else "")
+    )  # fmt: skip
     echo_error(
         f"scanned {summary['files']} files: {summary['files_matched']} matched, "
-        f"{sum(summary['errors'].values())} errors; {out / 'summary.json'}"
+        f"{sum(summary['errors'].values())} errors{sent}; {out / 'summary.json'}"
     )
     raise typer.Exit(ExitCode.OK)
 
@@ -183,31 +194,45 @@ def _engine(
     return scan_locally(todo, reader, matcher, settings, workers)
 
 
+def _reporter(
+    report_to: str | None, key: str | None, names: list[str], locate: Any
+) -> "Reporter | None":
+    """The reporter of ``--report-to``, its service, key and lists checked before any work."""
+    if report_to is None:
+        return None
+    from hashguard.errors import HashguardError
+    from hashguard.scan.detections import Reporter
+
+    try:
+        reporter = Reporter(report_to, key or "", names, locate)
+        reporter.preflight()
+    except HashguardError as error:
+        fail(str(error))
+    return reporter
+
+
 def _drive(
     run: Any,
     results: "Results",
     todo: list[tuple[int, Any]],
     parts: list[Any],
-    report_to: str | None,
-    key: str | None,
-    names: list[str],
+    reporter: "Reporter | None",
     quiet: bool,
-) -> int:
-    """Write each part as it finishes (reported first, with ``report_to``); the number of
-    files scanned."""
+) -> tuple[int, "Reported"]:
+    """Write each part as it finishes (reported first, with a ``reporter``); the number of
+    files scanned, and what was reported."""
     from hashguard.cli import progress
     from hashguard.errors import HashguardError
-    from hashguard.scan.detections import Reporter
+    from hashguard.scan.detections import Reported
 
     total = sum(len(part) for part in parts)
     before = total - sum(len(part) for _, part in todo)
-    reporter = Reporter(report_to, key or "", names) if report_to is not None else None
-    scanned = 0
+    scanned, reported = 0, Reported()
     try:
         with progress.scanning(total, before, quiet) as shown:
             for number, rows in run:
-                if reporter is not None:
-                    reporter.report(rows)  # before the part is written: a crash reports again
+                if reporter is not None:  # before the part is written: a crash reports again
+                    reported += reporter.report(rows)
                 results.write_part(number, rows)
                 scanned += rows.num_rows
                 shown.errors += rows.num_rows - rows["error"].null_count
@@ -218,7 +243,7 @@ def _drive(
     finally:
         if reporter is not None:
             reporter.close()
-    return scanned
+    return scanned, reported
 
 
 def _summary(

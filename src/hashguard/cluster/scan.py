@@ -1,9 +1,12 @@
-"""The scan's Ray engine: one Ray task per part, each running ``scan_part`` with the Matcher
-put once into the object store (each node fetches it once, its workers share it). A task whose
-worker dies, or whose node is lost, runs again (``max_retries``); the driver takes each part's
+"""The scan's Ray engine: one Ray task per part, each running ``scan_part``. The Matcher is put
+once into the object store, and each worker process gets and unpickles it once, for its first
+part, then keeps it for the parts that follow (a task is given the reference inside a list, so
+Ray does not resolve it for every task). A task whose worker dies, or whose node is lost, or
+that found the source unavailable, runs again (``max_retries``); the driver takes each part's
 rows as it finishes (``ray.wait``), to write them."""
 
 import os
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from typing import Any, Final
 
@@ -11,12 +14,15 @@ import pyarrow as pa
 
 from hashguard.errors import Unavailable
 from hashguard.matching import Matcher
-from hashguard.scan.source import Reader, StoredFile
+from hashguard.scan.source import Reader, SourceUnavailable, StoredFile
 from hashguard.scan.work import ScanSettings, scan_part
 
-# Each part's task runs again when its worker process or node dies, up to this many times.
+# Each part's task runs again when its worker process or node dies, or the source was
+# unavailable, up to this many times.
 RETRIES: Final = 5
 _IN_FLIGHT_PER_CPU = 2
+# In a worker process: the Matcher of the scan under way, by its object reference's id.
+_MATCHER: dict[str, Matcher] = {}
 
 
 class RayMissing(Unavailable):
@@ -43,18 +49,21 @@ def scan_on_ray(
     settings: ScanSettings,
     workers: int,
     address: str | None = None,
+    loads: Counter[int] | None = None,
 ) -> Iterator[tuple[int, pa.Table]]:
     """Each part (number, files) scanned on Ray, as (number, rows), in the order they finish.
     Connects to the cluster at ``address``, else starts a local one of ``workers`` CPUs (a
-    connection this process has already is used as it is). Raises RayMissing,
-    RayUnavailable."""
+    connection this process has already is used as it is). ``loads`` counts, per worker
+    process id, the times it loaded the Matcher (once each). Raises RayMissing,
+    RayUnavailable, SourceUnavailable."""
     ray = _ray()
     started = _connect(ray, address, workers)
+    running: dict[Any, int] = {}
     try:
-        remote = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=False)(_scan_part)
-        shared = ray.put(matcher)
+        retried = [SourceUnavailable]
+        remote = ray.remote(num_cpus=1, max_retries=RETRIES, retry_exceptions=retried)(_scan_part)
+        shared = [ray.put(matcher)]  # in a list: each task gets the reference, not a copy
         waiting = list(reversed(parts))
-        running: dict[Any, int] = {}
         window = _IN_FLIGHT_PER_CPU * max(1, int(ray.cluster_resources().get("CPU", 1)))
         while waiting or running:
             while waiting and len(running) < window:
@@ -63,16 +72,28 @@ def scan_on_ray(
             [finished], _ = ray.wait(list(running), num_returns=1)
             number = running.pop(finished)
             try:
-                rows = ray.get(finished)
-            except ray.exceptions.RayError as error:
+                rows, worker, loaded = ray.get(finished)
+            except ray.exceptions.RayTaskError as error:  # the task's own, after its retries
+                if isinstance(error.cause, SourceUnavailable):
+                    raise error.cause from None
                 raise RayUnavailable(
-                    f"part {number} failed on Ray after {RETRIES} retries: "
-                    f"{' '.join(str(error).split())[:300]}; run the scan again to resume"
+                    f"part {number} failed on Ray: {type(error.cause).__name__}: "
+                    f"{' '.join(str(error.cause).split())[:300]}"
                 ) from None
+            except ray.exceptions.RayError as error:  # a worker or node lost every time
+                raise RayUnavailable(
+                    f"part {number} failed on Ray: its worker or node was lost "
+                    f"{RETRIES + 1} times ({type(error).__name__}); run the scan again to resume"
+                ) from None
+            if loads is not None and loaded:
+                loads[worker] += 1
             yield number, rows
     finally:
         if started:
             ray.shutdown()
+        else:  # a cluster that goes on: stop what this scan left running on it
+            for ref in running:
+                ray.cancel(ref, force=False)
 
 
 def _connect(ray: Any, address: str | None, workers: int) -> bool:
@@ -92,9 +113,17 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
 
 
 def _scan_part(
-    files: list[StoredFile], reader: Reader, matcher: Matcher, settings: ScanSettings
-) -> pa.Table:
+    files: list[StoredFile], reader: Reader, shared: list[Any], settings: ScanSettings
+) -> tuple[pa.Table, int, bool]:
+    """A part's rows, this worker's process id, and whether it loaded the Matcher for it."""
+    import ray
     from threadpoolctl import threadpool_limits
 
+    [ref] = shared
+    loaded = ref.hex() not in _MATCHER
+    if loaded:
+        _MATCHER.clear()  # a worker kept from an earlier scan holds no other lists
+        _MATCHER[ref.hex()] = ray.get(ref)
     with threadpool_limits(limits=1, user_api="blas"):
-        return scan_part(files, reader, matcher, settings)
+        rows = scan_part(files, reader, _MATCHER[ref.hex()], settings)
+    return rows, os.getpid(), loaded

@@ -26,7 +26,7 @@ at all when its quality or stability is below the minimum.
 
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import numpy as np
@@ -34,7 +34,15 @@ import numpy as np
 from hashguard.collector import collector_paused
 from hashguard.errors import NotFound, Unavailable
 from hashguard.index import ExactIndex, FrameIndex, HammingIndex
-from hashguard.lists.model import Change, Entry, EntryStatus, HashList, ListPolicy, apply
+from hashguard.lists.model import (
+    Change,
+    Entry,
+    EntryStatus,
+    HashList,
+    ListPolicy,
+    Provenance,
+    apply,
+)
 from hashguard.matching.query import Query
 from hashguard.signals import IndexKind, registry
 from hashguard.signals.base import SignalType
@@ -195,10 +203,28 @@ class Matcher:
     def __getstate__(self) -> dict[str, Any]:
         """What a copy in another process (a worker pool, a Ray task) needs to match as this
         one does: the lists, their entries and indexes, the minimums. Not the source, the lock
-        or the follower thread: a copy matches the lists as they were when it was made."""
+        or the follower thread: a copy matches the lists as they were when it was made, so it
+        carries only the entries that can match, each with what a match needs (provenance only
+        where a list's policy asks for two sources)."""
         with self._lock:
             state = {k: v for k, v in vars(self).items() if k not in _LIVE}
-            return {k: v.copy() if isinstance(v, dict) else v for k, v in state.items()}
+            state = {k: v.copy() if isinstance(v, dict) else v for k, v in state.items()}
+            state["_entries"] = {
+                ident: slim for ident, entry in self._entries.items()
+                if (slim := self._copied(entry)) is not None
+            }  # fmt: skip
+            return state
+
+    def _copied(self, entry: Entry) -> Entry | None:
+        """What a copy keeps of ``entry``: None when it cannot match (a copy does not follow
+        the lists, so it never will), else the entry without what matching does not read."""
+        followed = self._lists.get(entry.list_id)
+        if followed is None:
+            return None
+        policy = followed.hash_list.policy
+        if not entry.matchable(policy, self.min_stability):
+            return None
+        return entry if policy.two_sources else replace(entry, provenance=_NO_PROVENANCE)
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
@@ -531,6 +557,7 @@ class Matcher:
 
 # What stays with the Matcher a copy is made of (``__getstate__``).
 _LIVE = frozenset({"source", "_lock", "_stop", "_follower", "last_error"})
+_NO_PROVENANCE = Provenance()
 
 
 class _Copied:

@@ -1,78 +1,182 @@
 """Matched files reported to a hashguard service, as its upload checks report them: each
-matched file's hashes go to ``POST /v1/match/hashes`` with the file's key as ``content_ref``.
-With a service's key, each matched file becomes a detection for review there; the service
-keeps one open detection per content reference, so a file reported again (a resumed scan
-redoes the parts it had not written) opens none twice."""
+matched file's matching hashes go to ``POST /v1/match/hashes``, each within the one list it
+matched in (a variant's hash is matched there as that list's policy allowed), with the file's
+full location (``s3://bucket/prefix/key``, or a local file's absolute path) as
+``content_ref``. With a service's key, each matched file becomes a detection for review there;
+the service keeps one detection per content reference, ever, so a file reported again (a
+resumed scan redoes the parts it had not written, a scan run again) opens none twice."""
 
 import hashlib
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, Final
 
 import httpx
 import pyarrow as pa
 
-from hashguard.errors import Unavailable
+from hashguard.errors import Invalid, Unavailable
 
-# The service's own limit is max_batch (1,000 by default); stay well under it.
+# Hashes per request at most; the service refuses more than its max_batch (1,000 by default)
+# with 413, and then fewer are sent.
 _PER_REQUEST: Final = 100
+# Bytes of hash values per request at most: the service's body limit (max_json_bytes) is
+# 2 MiB by default, and a long video's vPDQ runs to megabytes.
+_BYTES_PER_REQUEST: Final = 1024 * 1024
 _REF_LENGTH: Final = 500  # the longest content_ref the service takes
+# Answers worth waiting for (the service not ready yet, too busy, a proxy's gateway errors),
+# and how often, and how long at most between two tries.
+_RETRIED: Final = frozenset({429, 502, 503, 504})
+_ATTEMPTS: Final = 6
+_LONGEST_WAIT: Final = 60.0
+PREFLIGHT: Final = {"signal": "sha256", "value": hashlib.sha256(b"").hexdigest()}
 
 
 class ReportFailed(Unavailable):
     """The service did not take the report (unreachable, a refused key, an unknown list)."""
 
 
-def content_ref(key: str) -> str:
-    """The reference a file is reported under: its key, or for a key longer than the service
-    takes, the SHA-256 of the key (the same each time)."""
-    if len(key) <= _REF_LENGTH:
-        return key
-    return f"key-sha256:{hashlib.sha256(key.encode()).hexdigest()}"
+class ReportTargetInvalid(Invalid):
+    """``--report-to`` is not a service's URL."""
+
+
+def content_ref(location: str) -> str:
+    """The reference a file is reported under: its full location, or for a location longer
+    than the service takes, the SHA-256 of it (the same each time)."""
+    if len(location) <= _REF_LENGTH:
+        return location
+    return f"location-sha256:{hashlib.sha256(location.encode()).hexdigest()}"
+
+
+@dataclass(frozen=True, slots=True)
+class Reported:
+    """What one report did: files sent, files the service matched too, and files not sent
+    because a hash of theirs was over the service's body limit alone."""
+
+    files: int = 0
+    matched: int = 0
+    too_large: int = 0
+
+    def __add__(self, other: "Reported") -> "Reported":
+        return Reported(self.files + other.files, self.matched + other.matched,
+                        self.too_large + other.too_large)  # fmt: skip
 
 
 class Reporter:
-    """Reports matched rows to the service at ``url`` with the API key ``token``, matched
-    there within ``lists``."""
+    """Reports matched rows to the service at ``url`` with the API key ``token``; a row's
+    key is reported under ``locate(key)``, its full location."""
 
-    def __init__(self, url: str, token: str, lists: Sequence[str], timeout: float = 60) -> None:
-        self.lists = list(lists)
-        self.client = httpx.Client(
-            base_url=url.rstrip("/"), headers={"Authorization": f"Bearer {token}"},
-            timeout=timeout,
-        )  # fmt: skip
-
-    def report(self, rows: pa.Table) -> int:
-        """Send each matched row's matching hashes; the number of files the service matched
-        too. Raises ReportFailed."""
-        hashes: list[dict[str, str]] = []
-        for row in rows.select(["key", "matches"]).to_pylist():
-            ref = content_ref(row["key"])
-            sent = {(m["signal"], m["hash"]) for m in row["matches"]}
-            hashes.extend({"signal": s, "value": v, "content_ref": ref} for s, v in sorted(sent))
-        matched: set[str] = set()
-        for start in range(0, len(hashes), _PER_REQUEST):
-            chunk = hashes[start : start + _PER_REQUEST]
-            answer = self._post({"hashes": chunk, "lists": self.lists})
-            for given, result in zip(chunk, answer["results"], strict=True):
-                if result["matches"]:
-                    matched.add(given["content_ref"])
-        return len(matched)
-
-    def _post(self, body: dict[str, Any]) -> dict[str, Any]:
-        where = f"{self.client.base_url}/v1/match/hashes"
+    def __init__(
+        self,
+        url: str,
+        token: str,
+        lists: Sequence[str],
+        locate: Callable[[str], str],
+        timeout: float = 60,
+        wait: float = 1.0,
+    ) -> None:
+        """``wait``: seconds before the first retry of a request (doubled each time), when
+        the service says no Retry-After. Raises ReportTargetInvalid for a malformed URL."""
         try:
-            answer = self.client.post("/v1/match/hashes", json=body)
-        except httpx.HTTPError as error:
-            raise ReportFailed(f"cannot report matches to {where}: {error}") from None
-        if answer.status_code != 200:
+            base = httpx.URL(url.rstrip("/"))
+        except httpx.InvalidURL as error:
+            raise ReportTargetInvalid(f"--report-to {url}: not a URL ({error})") from None
+        if base.scheme not in ("http", "https") or not base.host:
+            raise ReportTargetInvalid(f"--report-to {url}: expected http(s)://HOST[:PORT]")
+        self.lists, self.locate, self.wait = list(lists), locate, wait
+        self.batch = _PER_REQUEST
+        self.client = httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+        )
+
+    def preflight(self) -> None:
+        """One query (SHA-256 of no bytes) within the scan's lists, before any work: the
+        service reachable, the key and its scope accepted. Raises ReportFailed."""
+        self._post({"hashes": [{**PREFLIGHT, "content_ref": ""}], "lists": self.lists}, 1)
+
+    def report(self, rows: pa.Table) -> Reported:
+        """Send each matched row's matching hashes, each within the list it matched in; what
+        was reported. Raises ReportFailed."""
+        per_list: dict[str, dict[tuple[str, str, str], None]] = {}
+        refs = set()
+        for row in rows.select(["key", "matches"]).to_pylist():
+            if not row["matches"]:
+                continue
+            ref = content_ref(self.locate(row["key"]))
+            refs.add(ref)
+            for m in row["matches"]:
+                per_list.setdefault(m["list"], {})[(m["signal"], m["hash"], ref)] = None
+        matched: set[str] = set()
+        refused: set[str] = set()
+        for name, items in sorted(per_list.items()):
+            hashes = [{"signal": s, "value": v, "content_ref": r} for s, v, r in items]
+            self._send(name, hashes, matched, refused)
+        return Reported(len(refs - refused), len(matched - refused), len(refused))
+
+    def _send(
+        self, name: str, hashes: list[dict[str, str]], matched: set[str], refused: set[str]
+    ) -> None:
+        start = 0
+        while start < len(hashes):
+            chunk: list[dict[str, str]] = []
+            size = 0
+            for given in hashes[start : start + self.batch]:
+                size += len(given["value"]) + len(given["content_ref"]) + 64
+                if chunk and size > _BYTES_PER_REQUEST:
+                    break
+                chunk.append(given)
+            answer = self._post({"hashes": chunk, "lists": [name]}, _ATTEMPTS)
+            if answer is None:  # 413: too many, or too large
+                if len(chunk) > 1:
+                    self.batch = max(1, len(chunk) // 2)
+                    continue
+                refused.add(chunk[0]["content_ref"])
+            else:
+                for given, result in zip(chunk, answer["results"], strict=True):
+                    if result["matches"]:
+                        matched.add(given["content_ref"])
+            start += len(chunk)
+
+    def _post(self, body: dict[str, Any], attempts: int) -> dict[str, Any] | None:
+        """The service's answer; None for 413 (the request over its limits). Waits and tries
+        again on a timeout, a lost connection, 429, 502-504, honouring Retry-After."""
+        where = f"{self.client.base_url}/v1/match/hashes"
+        for attempt in range(1, attempts + 1):
+            last = attempt == attempts
             try:
-                detail = answer.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                detail = answer.text
-            said = " ".join(str(detail).split())
-            raise ReportFailed(f"{where} refused the report: HTTP {answer.status_code} {said}")
-        found: dict[str, Any] = answer.json()
-        return found
+                answer = self.client.post("/v1/match/hashes", json=body)
+            except httpx.TransportError as error:
+                if last:
+                    said = " ".join(str(error).split()) or type(error).__name__
+                    raise ReportFailed(f"cannot report matches to {where}: {said}") from None
+                self._pause(attempt, None)
+                continue
+            if answer.status_code in _RETRIED and not last:
+                self._pause(attempt, answer.headers.get("Retry-After"))
+                continue
+            if answer.status_code == 413:
+                return None
+            if answer.status_code != 200:
+                raise ReportFailed(
+                    f"{where} refused the report: HTTP {answer.status_code} {_detail(answer)}"
+                )
+            found: dict[str, Any] = answer.json()
+            return found
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _pause(self, attempt: int, retry_after: str | None) -> None:
+        seconds = self.wait * 2 ** (attempt - 1)
+        if retry_after is not None and retry_after.strip().isdigit():
+            seconds = float(retry_after)
+        time.sleep(min(seconds, _LONGEST_WAIT))
 
     def close(self) -> None:
         self.client.close()
+
+
+def _detail(answer: httpx.Response) -> str:
+    try:
+        detail = answer.json()["error"]["message"]
+    except (ValueError, KeyError, TypeError):
+        detail = answer.text
+    return " ".join(str(detail).split())

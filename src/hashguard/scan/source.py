@@ -1,15 +1,28 @@
-"""Where the scanned files are: a local directory, or an object-store prefix (``s3://bucket/
-prefix``, through fsspec). A source lists its files in key order, with size and (object store)
-ETag, and gives a reader that workers use to read a file's bytes into memory, never to disk."""
+"""Where the scanned files are: a local directory, or an S3 prefix (``s3://bucket/prefix``,
+through fsspec's s3fs). A source lists its files in key order, with size and ETag (S3), and
+gives a reader that workers use to open a file: a stream read in chunks (a small object in one
+request), held in memory, never written to disk.
 
+What goes wrong reading a file is told apart from what goes wrong with the source: a file
+missing, not a regular file or refused to us is that file's problem (``OSError``, the file's
+row); the store unreachable, the credentials missing or expired, throttling, a stale mount or
+a disk's I/O error is the source's (``SourceUnavailable``: the part is not written, and a
+later run resumes it)."""
+
+import errno
+import io
 import os
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, BinaryIO, Final, Protocol
 
-from hashguard.errors import Invalid, NotFound, Unsupported
+from hashguard.errors import Invalid, NotFound, Unavailable, Unsupported
 from hashguard.signals.batch import expand
+
+# Objects up to this size are read in one request; larger ones are streamed in blocks of it.
+_BLOCK: Final = 8 * 1024 * 1024
+_PROTOCOLS: Final = ("s3", "s3a")  # besides local paths, the only ones tested
 
 
 class SourceError(Invalid):
@@ -17,11 +30,16 @@ class SourceError(Invalid):
 
 
 class SourceNotFound(SourceError, NotFound):
-    """No directory or prefix of that name."""
+    """No directory or prefix of that name, or nothing in it."""
 
 
 class StoreSupportMissing(SourceError, Unsupported):
     """An object-store URL, and its fsspec implementation (s3fs) is not installed."""
+
+
+class SourceUnavailable(Unavailable):
+    """The source cannot be read now (an endpoint down, credentials missing or expired,
+    throttling, an I/O error): not one file's fault, so no file's row says it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,35 +52,102 @@ class StoredFile:
     etag: str | None = None
 
 
-class Reader(Protocol):
-    """Reads one file's bytes by key; picklable, so that a worker process gets its own."""
+class OpenedFile(io.RawIOBase):
+    """A file opened for hashing: its bytes, read in chunks, and its size. Hashing makes a
+    row of any error a read raises, so the file keeps the first one the source is to blame
+    for: ``check`` raises it as SourceUnavailable afterwards."""
 
-    def read(self, key: str) -> bytes: ...
+    def __init__(self, inner: BinaryIO, size: int, where: str) -> None:
+        super().__init__()
+        self.inner, self.size, self.where = inner, size, where
+        self.failure: SourceUnavailable | None = None
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self.inner.read(len(buffer))
+        except Exception as error:
+            if self.failure is None and not own_fault(error):
+                self.failure = unavailable(self.where, error)
+            raise
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self.inner.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def close(self) -> None:
+        if not self.closed:
+            self.inner.close()
+        super().close()
+
+    def check(self) -> None:
+        """Raises SourceUnavailable when a read failed through no fault of the file's."""
+        if self.failure is not None:
+            raise self.failure
+
+
+class Reader(Protocol):
+    """Opens one file by key; picklable, so that a worker process gets its own."""
+
+    def open(self, key: str) -> OpenedFile:
+        """The file, to read. Raises OSError for the file's own problem, SourceUnavailable
+        for the source's."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
 class DirectoryReader:
     root: str
 
-    def read(self, key: str) -> bytes:
+    def open(self, key: str) -> OpenedFile:
         path = os.path.join(self.root, *key.split("/"))
-        if not stat.S_ISREG(os.stat(path).st_mode):  # opening a pipe would wait
-            raise IsADirectoryError(f"not a regular file: {key}")
-        with open(path, "rb") as file:
-            return file.read()
+        try:
+            mode = os.stat(path).st_mode
+            if stat.S_ISDIR(mode):  # listed as a directory that could not be read
+                os.listdir(path)
+                raise IsADirectoryError(errno.EISDIR, "a directory")
+            if not stat.S_ISREG(mode):  # opening a pipe would wait
+                raise IsADirectoryError(errno.EINVAL, f"not a regular file: {key}")
+            file = open(path, "rb", buffering=0)  # noqa: SIM115 - OpenedFile closes it
+        except OSError as error:
+            if own_fault(error):
+                raise
+            raise unavailable(path, error) from None
+        return OpenedFile(file, os.fstat(file.fileno()).st_size, path)
 
 
 @dataclass(frozen=True)
 class StoreReader:
-    """An object-store prefix read through fsspec; each process makes its own file system
-    (an fsspec client's connections and event loop do not survive a fork)."""
+    """An S3 prefix read through fsspec; each process makes its own file system (an fsspec
+    client's connections and event loop do not survive a fork)."""
 
     protocol: str
     root: str  # bucket/prefix, without the protocol
     options: dict[str, Any] = field(default_factory=dict)
 
-    def read(self, key: str) -> bytes:
-        return bytes(_store(self.protocol, self.options).cat_file(f"{self.root}/{key}"))
+    def open(self, key: str) -> OpenedFile:
+        path = f"{self.root}/{key}"
+        where = f"{self.protocol}://{path}"
+        try:
+            file = _store(self.protocol, self.options).open(path, "rb", block_size=_BLOCK)
+            size = int(file.size)
+            if size <= _BLOCK:  # one request, not one per pass of the hashes
+                with file:
+                    return OpenedFile(io.BytesIO(file.read()), size, where)
+        except Exception as error:
+            if isinstance(error, OSError) and own_fault(error):
+                raise
+            raise unavailable(where, error) from None
+        return OpenedFile(file, size, where)
 
 
 _STORES: dict[tuple[int, str, str], Any] = {}  # per process: one file system per protocol
@@ -77,51 +162,91 @@ def _store(protocol: str, options: dict[str, Any]) -> Any:
     return _STORES[place]
 
 
+# A file's own problems; any other error reading it is the source's.
+_OWN_ERRNOS: Final = frozenset(
+    {errno.ENOENT, errno.ENOTDIR, errno.EISDIR, errno.EACCES, errno.EPERM, errno.ELOOP,
+     errno.ENAMETOOLONG, errno.EINVAL}
+)  # fmt: skip
+_OWN_CODES: Final = frozenset(
+    {"NoSuchKey", "NotFound", "404", "AccessDenied", "403", "InvalidObjectState"}
+)
+
+
+def own_fault(error: BaseException) -> bool:
+    """Whether a failed read is the file's own problem (missing, not a regular file, access
+    refused to it), rather than the source's."""
+    response = getattr(error.__cause__, "response", None) or getattr(error, "response", None)
+    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    if code is not None:  # an object store's answer: per object, or about us (ExpiredToken)
+        return str(code) in _OWN_CODES
+    if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError):
+        return True
+    return isinstance(error, OSError) and (
+        isinstance(error, PermissionError) or error.errno in _OWN_ERRNOS
+    )
+
+
+def unavailable(where: str, error: BaseException) -> SourceUnavailable:
+    """``error``, the source's, as one line naming ``where``."""
+    said = error.strerror if isinstance(error, OSError) and error.strerror else _said(error)
+    return SourceUnavailable(
+        f"{where}: cannot read ({said}); nothing of its part was written: run the scan again "
+        "to resume"
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A place to scan: its location (a directory's absolute path, or the URL as given), and
-    how its files are read."""
+    """A place to scan: its location (a directory's absolute path, or ``s3://bucket/prefix``),
+    and how its files are read."""
 
     location: str
     reader: DirectoryReader | StoreReader
 
     def files(self) -> list[StoredFile]:
-        """Every file, sorted by key. Raises SourceNotFound, SourceError."""
+        """Every file, sorted by key. Raises SourceNotFound (also for a source with no file),
+        SourceError, SourceUnavailable."""
         if isinstance(self.reader, DirectoryReader):
-            return _directory_files(self.reader.root)
-        return _store_files(self.reader)
+            found = _directory_files(self.reader.root)
+        else:
+            found = _store_files(self.reader)
+        if not found:
+            raise SourceNotFound(f"{self.location}: no files to scan (empty, or no such prefix)")
+        return found
+
+    def locate(self, key: str) -> str:
+        """Where the file of ``key`` is, in full: ``s3://bucket/prefix/key``, or the
+        absolute path of a local file."""
+        return f"{self.location}/{key}"
 
 
 def open_source(location: str, endpoint_url: str | None = None) -> Source:
-    """The source at ``location``: a directory, or ``PROTOCOL://bucket/prefix`` (``s3://``:
+    """The source at ``location``: a directory, or ``s3://bucket/prefix`` (``s3a://`` too;
     credentials from the standard AWS variables; ``endpoint_url`` for an S3-compatible
-    store). Raises SourceError for a malformed URL, StoreSupportMissing when its fsspec
-    implementation is not installed."""
+    store). Raises SourceError for a malformed URL or another protocol, StoreSupportMissing
+    when s3fs is not installed."""
     if "://" not in location:
         root = os.path.abspath(location)
         return Source(root, DirectoryReader(root))
     protocol, _, rest = location.partition("://")
+    if protocol.lower() not in _PROTOCOLS:
+        raise SourceError(
+            f"{location}: unsupported storage protocol {protocol}:// (a directory, or s3://)"
+        )
     root = rest.strip("/")
     if not root:
         raise SourceError(f"{location}: expected {protocol}://BUCKET[/PREFIX]")
+    try:
+        import s3fs  # noqa: F401 - only to say what is missing
+    except ImportError:
+        raise StoreSupportMissing(
+            f"{location}: reading s3:// needs s3fs: pip install 'hashguard[s3]'"
+        ) from None
     options: dict[str, Any] = {}
-    if protocol in ("s3", "s3a"):
-        protocol = "s3"
-        try:
-            import s3fs  # noqa: F401 - only to say what is missing
-        except ImportError:
-            raise StoreSupportMissing(
-                f"{location}: reading s3:// needs s3fs: pip install 'hashguard[s3]'"
-            ) from None
-        endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
-        if endpoint:
-            options["endpoint_url"] = endpoint
-    else:
-        import fsspec
-
-        if protocol not in fsspec.available_protocols():
-            raise SourceError(f"{location}: unknown storage protocol {protocol}://")
-    return Source(location, StoreReader(protocol, root, options))
+    endpoint = endpoint_url or os.environ.get("AWS_ENDPOINT_URL")
+    if endpoint:
+        options["endpoint_url"] = endpoint
+    return Source(f"s3://{root}", StoreReader("s3", root, options))
 
 
 def _directory_files(root: str) -> list[StoredFile]:
@@ -149,18 +274,21 @@ def _store_files(reader: StoreReader) -> list[StoredFile]:
         listed = store.find(reader.root, detail=True)
     except FileNotFoundError:
         raise SourceNotFound(f"{where}: no such bucket or prefix") from None
-    except PermissionError as error:
-        raise SourceError(f"{where}: access denied ({error})") from None
-    except (OSError, ValueError) as error:
-        raise SourceError(f"{where}: cannot list ({' '.join(str(error).split())})") from None
+    except Exception as error:  # the store's own errors, botocore's too
+        if isinstance(error, OSError) and own_fault(error):
+            raise SourceError(f"{where}: cannot list ({_said(error)})") from None
+        raise SourceUnavailable(f"{where}: cannot list ({_said(error)})") from None
     found = []
+    under = f"{reader.root}/"
     for path, info in listed.items():
-        if info.get("type") == "directory":
-            continue
-        key = path[len(reader.root) :].lstrip("/")
-        if not key:  # the prefix names one object: scan what is under a prefix
-            continue
+        if info.get("type") == "directory" or not path.startswith(under) or path.endswith("/"):
+            continue  # a directory marker, or the object named as the prefix itself
         etag = info.get("ETag") or info.get("etag")
-        found.append(StoredFile(key, int(info.get("size") or 0), str(etag).strip('"') or None))
+        size = int(info.get("size") or 0)
+        found.append(StoredFile(path[len(under) :], size, str(etag).strip('"') if etag else None))
     found.sort(key=lambda f: f.key)
     return found
+
+
+def _said(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

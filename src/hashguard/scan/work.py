@@ -1,7 +1,7 @@
-"""The scan's unit of work: ``scan_part`` turns a part's files (bytes read into memory) into
-rows, one per file: its hashes, computed as ``hashguard hash`` computes them, and its matches,
-found by a Matcher as the service finds them. A pure function, so any engine can run it: a
-process pool, this process, a Ray task."""
+"""The scan's unit of work: ``scan_part`` turns a part's files (read in chunks, never the
+whole of a large file in memory) into rows, one per file: its hashes, computed as
+``hashguard hash`` computes them, and its matches, found by a Matcher as the service finds
+them. A pure function, so any engine can run it: a process pool, this process, a Ray task."""
 
 import hashlib
 import io
@@ -15,7 +15,7 @@ import pyarrow as pa
 from hashguard import __version__
 from hashguard.matching import Match, Matcher, Query
 from hashguard.media.formats import NOT_MEDIA, MediaKind
-from hashguard.scan.source import Reader, StoredFile
+from hashguard.scan.source import OpenedFile, Reader, StoredFile
 from hashguard.signals import registry
 from hashguard.signals.batch import (
     UNREADABLE,
@@ -23,11 +23,13 @@ from hashguard.signals.batch import (
     FileSkipped,
     HashedFile,
     HashSettings,
+    StreamHashes,
     checked_stream,
     failure_kind,
 )
 
 NOT_MEDIA_KIND: Final = "not media"
+_CHUNK: Final = 1024 * 1024  # bytes read at a time
 
 MATCH: Final = pa.struct(
     [
@@ -102,7 +104,8 @@ def scan_part(
 ) -> pa.Table:
     """The rows of ``part``'s files, in its order (``row_schema``). A file that cannot be read
     or decoded is a row with its error (and the digests of its bytes when they were read);
-    this raises nothing for bad files."""
+    this raises nothing for bad files. Raises SourceUnavailable when the source itself cannot
+    be read (no row is made up for a file the source failed on)."""
     return part_rows(
         part, [hash_stored(file, reader, settings) for file in part], matcher, settings
     )
@@ -134,17 +137,19 @@ def part_rows(
 
 def hash_stored(file: StoredFile, reader: Reader, settings: ScanSettings) -> Hashed:
     """``file``'s hashes, read by ``reader``; its error when it could not be read or hashed
-    fully (this raises nothing for a bad file)."""
+    fully. Raises SourceUnavailable when the source failed, never for a bad file."""
     try:
-        data = reader.read(file.key)
-    except OSError as error:
+        opened = reader.open(file.key)
+    except OSError as error:  # the file's own problem; the source's propagates
         return Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
-    except Exception as error:  # an object store's own errors: still this file's row
-        return Hashed(None, error=f"cannot read: {' '.join(str(error).split())}", kind=UNREADABLE)
-    digest = hashlib.sha256(data).hexdigest()
     hashing = settings.hashing
-    result = checked_stream(file.key, io.BytesIO(data), len(data), hashing.resolved,
-                            hashing.limits, hashing.variants, hashing.quiet_decoders)  # fmt: skip
+    with opened, io.BufferedReader(opened, _CHUNK) as stream:
+        result = checked_stream(file.key, stream, opened.size, hashing.resolved, hashing.limits,
+                                hashing.variants, hashing.quiet_decoders)  # fmt: skip
+        opened.check()  # a read that failed through the source's fault: no row, raise
+        digest = None if isinstance(result, FileFailure | FileSkipped) else _digest(result)
+        if digest is None:
+            digest = _digest_of(stream, opened)
     if isinstance(result, FileFailure):
         return Hashed(digest, error=result.reason, kind=result.kind)
     if isinstance(result, FileSkipped):  # not with every signal asked for; still a row
@@ -156,6 +161,23 @@ def hash_stored(file: StoredFile, reader: Reader, settings: ScanSettings) -> Has
     if all(signal.applies_to(MediaKind.OTHER) for signal, _ in result.values):
         return Hashed(digest, values, NOT_MEDIA, NOT_MEDIA_KIND)
     return Hashed(digest, values)
+
+
+def _digest(result: StreamHashes) -> str | None:
+    """The SHA-256 the hashing computed already (a signal of every file's bytes)."""
+    found = [signal.format(value) for signal, value in result.values if signal.name == "sha256"]
+    return found[0] if found else None
+
+
+def _digest_of(stream: "io.BufferedReader[OpenedFile]", opened: OpenedFile) -> str | None:
+    """SHA-256 of the file's bytes, read again in chunks; None when they cannot be read."""
+    try:
+        stream.seek(0)
+        digest = hashlib.file_digest(stream, "sha256").hexdigest()
+    except OSError:
+        digest = None
+    opened.check()
+    return digest
 
 
 def _match_row(match: Match, values: tuple[tuple[str, Any], ...]) -> dict[str, Any]:

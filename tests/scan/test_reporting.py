@@ -1,0 +1,139 @@
+"""Matched rows reported to a service (``--report-to``), against a real HTTP server on loopback
+that answers as a service under strain would: each hash sent within the list it matched in,
+under the file's full location; 503 and 429 waited out as Retry-After says; a batch over the
+service's limit (413) sent in smaller ones, and a hash too large alone counted, not sent."""
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from hashguard.scan.detections import Reporter, ReportFailed, ReportTargetInvalid, content_ref
+from hashguard.scan.work import row_schema
+
+
+class Scripted:
+    """A loopback server of POST /v1/match/hashes: answers first from ``script`` (status,
+    headers), then 200, matching every hash whose value starts with "f"; 413 for a batch over
+    ``max_batch``; every body received is kept."""
+
+    def __init__(self, script: list[tuple[int, dict[str, str]]], max_batch: int = 1000) -> None:
+        self.script, self.max_batch, self.bodies = list(script), max_batch, []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                outer.bodies.append(body)
+                status, headers = outer.script.pop(0) if outer.script else (200, {})
+                if status == 200 and len(body["hashes"]) > outer.max_batch:
+                    status = 413
+                answer = {"results": [{"matches": [{}] if h["value"].startswith("f") else []}
+                                      for h in body["hashes"]]}  # fmt: skip
+                data = json.dumps(answer if status == 200 else {"error": {"message": "no"}})
+                self.send_response(status)
+                for name, value in {**headers, "Content-Type": "application/json"}.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data.encode())
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> "Scripted":
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _rows(matched: dict[str, list[tuple[str, str]]]) -> pa.Table:
+    """Rows of files keyed as given, each matched in (list, hash value) pairs."""
+    columns: dict[str, list[Any]] = {name: [] for name in row_schema().names}
+    for key, found in matched.items():
+        row = {"key": key, "matches": [
+            {"list": name, "entry": 1, "signal": "pdq", "distance": 0.0, "variant": "original",
+             "hash": value} for name, value in found]}  # fmt: skip
+        for name, values in columns.items():
+            values.append(row.get(name))
+    return pa.table(columns, schema=row_schema())
+
+
+@pytest.fixture
+def reporter_for() -> Iterator[Any]:
+    made: list[Reporter] = []
+
+    def make(server: Scripted) -> Reporter:
+        made.append(Reporter(server.url, "key", ["a", "b"], lambda key: f"s3://bucket/{key}", 5,
+                             wait=0.01))  # fmt: skip
+        return made[-1]
+
+    yield make
+    for reporter in made:
+        reporter.close()
+
+
+def test_each_hash_goes_within_the_list_it_matched_in_under_the_full_location(
+    reporter_for: Any,
+) -> None:
+    rows = _rows({"x.jpg": [("a", "f" * 64), ("b", "e" * 64)], "y.jpg": [], "z.jpg": [("b", "f1")]})
+    with Scripted([]) as server:
+        reported = reporter_for(server).report(rows)
+    assert (reported.files, reported.matched, reported.too_large) == (2, 2, 0)
+    sent = {tuple(body["lists"]): body["hashes"] for body in server.bodies}
+    assert sent[("a",)] == [
+        {"signal": "pdq", "value": "f" * 64, "content_ref": "s3://bucket/x.jpg"}
+    ]
+    assert [(h["value"], h["content_ref"]) for h in sent[("b",)]] == [
+        ("e" * 64, "s3://bucket/x.jpg"), ("f1", "s3://bucket/z.jpg")]  # fmt: skip
+    long = "s3://bucket/" + "k" * 600
+    assert content_ref(long) == content_ref(long) != long and len(content_ref(long)) <= 500
+
+
+def test_a_busy_or_restarting_service_is_waited_out(reporter_for: Any) -> None:
+    script = [(503, {"Retry-After": "0"}), (429, {"Retry-After": "0"}), (502, {})]
+    with Scripted(script) as server:
+        reported = reporter_for(server).report(_rows({"x.jpg": [("a", "f" * 64)]}))
+    assert reported.matched == 1 and len(server.bodies) == 4
+
+
+def test_a_service_that_stays_down_or_refuses_the_key_fails_the_report(reporter_for: Any) -> None:
+    down = Scripted([(503, {"Retry-After": "0"})] * 6)
+    with down, pytest.raises(ReportFailed, match="HTTP 503 no"):
+        reporter_for(down).report(_rows({"x.jpg": [("a", "f" * 64)]}))
+    refusing = Scripted([(401, {})])
+    with refusing, pytest.raises(ReportFailed, match="refused the report: HTTP 401 no"):
+        reporter_for(refusing).preflight()
+    with pytest.raises(ReportTargetInvalid, match="expected http"):
+        Reporter("127.0.0.1:8000", "key", ["a"], str)
+    with pytest.raises(ReportTargetInvalid, match="not a URL"):
+        Reporter("http://host:port", "key", ["a"], str)
+
+
+def test_batches_over_the_services_limit_are_sent_smaller(reporter_for: Any) -> None:
+    matched = {f"{n:03d}.jpg": [("a", f"f{n:03d}")] for n in range(250)}
+    with Scripted([], max_batch=30) as server:
+        reported = reporter_for(server).report(_rows(matched))
+    assert (reported.files, reported.matched) == (250, 250)
+    taken = [body["hashes"] for body in server.bodies if len(body["hashes"]) <= 30]
+    assert sorted(h["value"] for chunk in taken for h in chunk) == sorted(
+        f"f{n:03d}" for n in range(250)
+    )
+
+
+def test_a_hash_too_large_alone_is_counted_not_sent(reporter_for: Any) -> None:
+    huge = "f" * (1024 * 1024 + 1)  # over the bytes per request alone: the service says 413
+    with Scripted([], max_batch=1) as server:
+        server.max_batch = 0  # every request over the limit: as a body the service refuses
+        reported = reporter_for(server).report(_rows({"x.mp4": [("a", huge)]}))
+    assert (reported.files, reported.matched, reported.too_large) == (0, 0, 1)
