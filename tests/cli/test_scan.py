@@ -66,8 +66,10 @@ def test_a_scan_writes_parts_and_a_summary(corpus: Corpus, uninterrupted: Result
     summary = json.loads((uninterrupted.directory / "summary.json").read_text())
     assert summary["files"] == 200 and summary["files_matched"] == len(corpus.planted)
     assert summary["matches_by_list"] == {LIST: len(corpus.planted)}
-    assert sum(summary["errors"].values()) == len(corpus.broken)
-    assert summary["lists"] == {LIST: 12} and summary["engine"] == "local"
+    not_media = sum(1 for kind in corpus.broken.values() if kind == "not media")
+    assert summary["files_not_media"] == not_media
+    assert sum(summary["errors"].values()) == len(corpus.broken) - not_media
+    assert summary["lists"] == {LIST: 12} and summary["this_run"]["engine"] == "local"
     assert len(uninterrupted.done()) == 20
     row = uninterrupted.rows().to_pylist()[0]
     assert row["lists"] == '{"known": 12}' and row["hashguard"]
@@ -99,7 +101,8 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
     assert comparable(results.rows()) == comparable(uninterrupted.rows())
     assert results.rows().num_rows == 200  # no row twice
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scanned_now"] == 200 - 10 * len(before)
+    assert summary["this_run"]["files"] == 200 - 10 * len(before)
+    assert summary["files"] == 200
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(
