@@ -169,7 +169,7 @@ def test_a_resume_matches_against_the_lists_as_they_are_now(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--list", "nothing"], "nothing"),
+        (["--list", "nothing"], "hashguard: no list named 'nothing'"),
         (["--address", "127.0.0.1:6379"], "--address is for --engine ray"),
         (
             ["--engine", "ray", "--workers", "0"],
@@ -182,8 +182,30 @@ def test_options_that_cannot_work_are_refused(
     corpus: Corpus, tmp_path: Path, options: list[str], message: str
 ) -> None:
     ran = scan(corpus, tmp_path / "out", *options)
-    assert ran.returncode != 0 and message in ran.stderr, ran.stderr
+    assert ran.returncode == 1 and message in ran.stderr, ran.stderr  # as the help says
     assert "Traceback" not in ran.stderr
+
+
+def test_the_help_shows_the_defaults_it_names() -> None:
+    shown = " ".join(hashguard("scan", "--help", env={"COLUMNS": "300"}).stdout.split())
+    assert "[default: the machine's cores]" in shown
+    assert "--min-stability" in shown and "[default: each signal's own]" in shown
+
+
+def test_a_mistyped_out_removes_nothing(corpus: Corpus, tmp_path: Path) -> None:
+    """A user's parts/ alone, or beside other files: refused, untouched, with --restart too."""
+    for name, beside in (("alone", False), ("beside", True)):
+        out = tmp_path / name
+        (out / "parts").mkdir(parents=True)
+        (out / "parts" / "design.txt").write_text("precious")
+        if beside:
+            (out / "readme.txt").write_text("n")
+        for options in ((), ("--restart",)):
+            ran = scan(corpus, out, "--workers", "0", *options)
+            assert (ran.returncode, ran.stderr) == (
+                1, f"hashguard: {out}: not empty, and holds no scan\n"
+            )  # fmt: skip
+        assert (out / "parts" / "design.txt").read_text() == "precious"
 
 
 def test_sources_and_outputs_that_cannot_be_used_are_named(corpus: Corpus, tmp_path: Path) -> None:
@@ -248,12 +270,22 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
     engine.dispose()
     out, folder = tmp_path / "out", corpus.root / "00"  # a seventh of the files: faster
     with running(corpus.database_url) as server:
+        # Scanned first without reporting, then its finished parts reported by a rerun.
+        assert scan(corpus, out, "--workers", "0", source=str(folder)).returncode == 0
+        assert not server.get("/v1/detections", "reviewer").json()["detections"]
         options = ["--workers", "0", "--report-to", server.url, "--key", token]
-        assert scan(corpus, out, *options, source=str(folder)).returncode == 0
+        ran = scan(corpus, out, *options, source=str(folder))
+        assert ran.returncode == 0, ran.stderr
+        reported = server.get("/v1/detections", "reviewer").json()["detections"]
         # Every part scanned and reported again: no detection twice.
         again = scan(corpus, out, *options, "--restart", source=str(folder))
         assert again.returncode == 0, again.stderr
         found = server.get("/v1/detections", "reviewer").json()["detections"]
+        # Reported to one service, the scan is not reported to another.
+        options[3] = "http://127.0.0.1:9"
+        ran = scan(corpus, out, *options, source=str(folder))
+        assert ran.returncode == 1 and f"matches reported to {server.url.rstrip('/')}" in ran.stderr
+    assert len(reported) == len(found)
     refs = sorted(d["content_ref"] for d in found)
     assert refs == sorted(
         key.removeprefix("00/") for key in corpus.planted if key.startswith("00/")

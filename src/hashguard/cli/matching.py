@@ -61,7 +61,7 @@ def match(
             min=0,
             max=100,
             help="Media of lower quality (little detail, e.g. flat images) is not matched "
-            "[default: each signal's own; PDQ: 50].",
+            "\\[default: each signal's own; PDQ: 50].",
             show_default=False,
         ),
     ] = None,
