@@ -172,10 +172,13 @@ class Results:
         self._claim()
         found = None if restart else self._plan()
         if found is None:  # new, restarted, or one that never got as far as its plan
-            self._remove()
-            self.parts_directory.mkdir(exist_ok=True)
-            sizes = self._write_listing(listing(), plan.part_size)
-            self._write_plan(plan)
+            try:
+                self._remove()
+                self.parts_directory.mkdir(exist_ok=True)
+                sizes = self._write_listing(listing(), plan.part_size)
+                self._write_plan(plan)
+            except OSError as error:
+                raise self._unwritable(self.directory, error) from None
             self.plan = plan
             return Begun(sizes, resumed=False, report_to=plan.report_to)
         _check_same(self.directory, found, plan)
@@ -227,9 +230,7 @@ class Results:
             with durable.writing(self.part_path(number)) as file:
                 pq.write_table(rows, file)
         except OSError as error:
-            raise OutputError(
-                f"{self.part_path(number)}: cannot write ({error.strerror or error})"
-            ) from None
+            raise self._unwritable(self.part_path(number), error) from None
 
     def part_rows(self, number: int, columns: Sequence[str] | None = None) -> pa.Table:
         """Part ``number``'s rows (``columns`` of them). Raises OutputError."""
@@ -240,7 +241,11 @@ class Results:
             raise self._damaged(path, error) from None
 
     def mark_reported(self, number: int) -> None:
-        durable.write(self.parts_directory / f"part-{number:05d}.reported", b"")
+        path = self.parts_directory / f"part-{number:05d}.reported"
+        try:
+            durable.write(path, b"")
+        except OSError as error:
+            raise self._unwritable(path, error) from None
 
     def rows(self) -> pa.Table:
         """Every row written, in part order (in listing order): all in memory, for small
@@ -279,7 +284,11 @@ class Results:
         }
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
-        durable.write(self.directory / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+        text = json.dumps(summary, indent=2) + "\n"
+        try:
+            durable.write(self.directory / SUMMARY, text.encode())
+        except OSError as error:
+            raise self._unwritable(self.directory / SUMMARY, error) from None
 
     def _claim(self) -> None:
         """Make the directory the scan's (only when it is empty), and lock it."""
@@ -349,6 +358,9 @@ class Results:
             for path in self.parts_directory.iterdir():
                 if _PART.fullmatch(path.name) or _REPORTED.fullmatch(path.name):
                     path.unlink()
+
+    def _unwritable(self, path: Path, error: OSError) -> OutputError:
+        return OutputError(f"{path}: cannot write ({error.strerror or error})")
 
     def _damaged(self, path: Path, error: BaseException) -> OutputError:
         said = error.strerror if isinstance(error, OSError) and error.strerror else error
