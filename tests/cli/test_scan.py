@@ -67,8 +67,10 @@ def test_a_scan_writes_parts_and_a_summary(corpus: Corpus, uninterrupted: Result
     summary = json.loads((uninterrupted.directory / "summary.json").read_text())
     assert summary["files"] == 200 and summary["files_matched"] == len(corpus.planted)
     assert summary["matches_by_list"] == {LIST: len(corpus.planted)}
-    assert sum(summary["errors"].values()) == len(corpus.broken)
-    assert summary["lists"] == {LIST: 12} and summary["engine"] == "local"
+    not_media = sum(1 for kind in corpus.broken.values() if kind == "not media")
+    assert summary["files_not_media"] == not_media
+    assert sum(summary["errors"].values()) == len(corpus.broken) - not_media
+    assert summary["lists"] == {LIST: 12} and summary["this_run"]["engine"] == "local"
     assert len(uninterrupted.done()) == 20
     row = uninterrupted.rows().to_pylist()[0]
     assert row["lists"] == '{"known": 12}' and row["hashguard"]
@@ -100,7 +102,8 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
     assert comparable(results.rows()) == comparable(uninterrupted.rows())
     assert results.rows().num_rows == 200  # no row twice
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["scanned_now"] == 200 - 10 * len(before)
+    assert summary["this_run"]["files"] == 200 - 10 * len(before)
+    assert summary["files"] == 200
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(
@@ -168,7 +171,7 @@ def test_a_resume_matches_against_the_lists_as_they_are_now(
 @pytest.mark.parametrize(
     ("options", "message"),
     [
-        (["--list", "nothing"], "nothing"),
+        (["--list", "nothing"], "hashguard: no list named 'nothing'"),
         (["--address", "127.0.0.1:6379"], "--address is for --engine ray"),
         (
             ["--engine", "ray", "--workers", "0"],
@@ -181,8 +184,30 @@ def test_options_that_cannot_work_are_refused(
     corpus: Corpus, tmp_path: Path, options: list[str], message: str
 ) -> None:
     ran = scan(corpus, tmp_path / "out", *options)
-    assert ran.returncode != 0 and message in ran.stderr, ran.stderr
+    assert ran.returncode == 1 and message in ran.stderr, ran.stderr  # as the help says
     assert "Traceback" not in ran.stderr
+
+
+def test_the_help_shows_the_defaults_it_names() -> None:
+    shown = " ".join(hashguard("scan", "--help", env={"COLUMNS": "300"}).stdout.split())
+    assert "[default: the machine's cores]" in shown
+    assert "--min-stability" in shown and "[default: each signal's own]" in shown
+
+
+def test_a_mistyped_out_removes_nothing(corpus: Corpus, tmp_path: Path) -> None:
+    """A user's parts/ alone, or beside other files: refused, untouched, with --restart too."""
+    for name, beside in (("alone", False), ("beside", True)):
+        out = tmp_path / name
+        (out / "parts").mkdir(parents=True)
+        (out / "parts" / "design.txt").write_text("precious")
+        if beside:
+            (out / "readme.txt").write_text("n")
+        for options in ((), ("--restart",)):
+            ran = scan(corpus, out, "--workers", "0", *options)
+            assert (ran.returncode, ran.stderr) == (
+                1, f"hashguard: {out}: not empty, and holds no scan\n"
+            )  # fmt: skip
+        assert (out / "parts" / "design.txt").read_text() == "precious"
 
 
 def test_sources_and_outputs_that_cannot_be_used_are_named(corpus: Corpus, tmp_path: Path) -> None:
@@ -322,12 +347,22 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
         ran = scan(corpus, out, *wrong, source=str(folder))
         assert ran.returncode == 1 and "refused the report: HTTP 401" in ran.stderr, ran.stderr
         assert not out.exists()  # refused before any work
+        # Scanned first without reporting, then its finished parts reported by a rerun.
+        assert scan(corpus, out, "--workers", "0", source=str(folder)).returncode == 0
+        assert not server.get("/v1/detections", "reviewer").json()["detections"]
         options = ["--workers", "0", "--report-to", server.url, "--key", token]
-        assert scan(corpus, out, *options, source=str(folder)).returncode == 0
+        ran = scan(corpus, out, *options, source=str(folder))
+        assert ran.returncode == 0, ran.stderr
+        reported = server.get("/v1/detections", "reviewer").json()["detections"]
         # Every part scanned and reported again: no detection twice.
         again = scan(corpus, out, *options, "--restart", source=str(folder))
         assert again.returncode == 0, again.stderr
         found = server.get("/v1/detections", "reviewer").json()["detections"]
+        # Reported to one service, the scan is not reported to another.
+        options[3] = server.url.replace("127.0.0.1", "localhost")  # the same service, named
+        ran = scan(corpus, out, *options, source=str(folder))  # otherwise: another target
+        assert ran.returncode == 1 and f"matches reported to {server.url.rstrip('/')}" in ran.stderr
+    assert len(reported) == len(found)
     refs = sorted(d["content_ref"] for d in found)
     assert refs == sorted(f"{corpus.root}/{key}" for key in corpus.planted if key.startswith("00/"))
     assert len(refs) >= 2

@@ -142,7 +142,7 @@ VariantsOption = Annotated[
         help="The query variants that may match the list: dihedral (rotations and flips), "
         "trim (the image inside flat borders), scale (an image of 640 px or less enlarged "
         "to 1024), comma-separated, or none (the query as it is) "
-        "[default: dihedral,trim,scale].",
+        "\\[default: dihedral,trim,scale].",
         show_default=False,
     ),
 ]

@@ -61,7 +61,7 @@ def match(
             min=0,
             max=100,
             help="Media of lower quality (little detail, e.g. flat images) is not matched "
-            "[default: each signal's own; PDQ: 50].",
+            "\\[default: each signal's own; PDQ: 50].",
             show_default=False,
         ),
     ] = None,
@@ -137,9 +137,15 @@ def match(
     raise typer.Exit(ExitCode.OK if matched else ExitCode.NO_MATCH)
 
 
-def stored_matcher(names: list[str], min_quality: int | None, url: str | None) -> "Matcher":
-    """A Matcher of the stored lists ``names``; fails the command for a database or a list
-    that cannot be read."""
+def stored_matcher(
+    names: list[str],
+    min_quality: int | None,
+    url: str | None,
+    min_stability: int | None = None,
+    failed: ExitCode = ExitCode.ERROR,
+) -> "Matcher":
+    """A Matcher of the stored lists ``names``; fails the command (with ``failed``) for a
+    database or a list that cannot be read."""
     from hashguard.matching import Matcher
     from hashguard.store.database import DatabaseError, open_engine
     from hashguard.store.list_errors import ListError
@@ -148,11 +154,11 @@ def stored_matcher(names: list[str], min_quality: int | None, url: str | None) -
     try:
         engine = open_engine(url)
     except DatabaseError as exc:
-        fail(str(exc), ExitCode.ERROR)
+        fail(str(exc), failed)
     try:
-        return Matcher(ListStore(engine), names, min_quality)
+        return Matcher(ListStore(engine), names, min_quality, min_stability)
     except ListError as exc:
-        fail(str(exc), ExitCode.ERROR)
+        fail(str(exc), failed)
     finally:
         engine.dispose()
 

@@ -4,7 +4,6 @@ against stored lists, part by part, into Parquet rows; resumable (docs/scan.md).
 import gc
 import os
 import time
-from collections import Counter
 from dataclasses import asdict
 from enum import StrEnum
 from pathlib import Path
@@ -57,7 +56,7 @@ def scan(
             "-w",
             min=0,
             help="Worker processes (ray: CPUs of the local cluster); 0: in this process "
-            "(local engine) [default: the machine's cores].",
+            "(local engine) \\[default: the machine's cores].",
             show_default=False,
         ),
     ] = None,
@@ -84,6 +83,14 @@ def scan(
             "otherwise resumes the scan it holds, and refuses another).",
         ),
     ] = False,
+    check_source: Annotated[
+        bool,
+        typer.Option(
+            "--check-source",
+            help="On a resume, list the source again to say whether it changed since the "
+            "scan began (the files listed then are scanned either way).",
+        ),
+    ] = False,
     report_to: Annotated[
         str | None,
         typer.Option(
@@ -102,7 +109,18 @@ def scan(
             "--min-quality",
             min=0,
             max=100,
-            help="Media of lower quality is not matched [default: each signal's own].",
+            help="Media of lower quality is not matched \\[default: each signal's own].",
+            show_default=False,
+        ),
+    ] = None,
+    min_stability: Annotated[
+        int | None,
+        typer.Option(
+            "--min-stability",
+            min=0,
+            max=100,
+            help="Hashes less stable than this are not matched, as the service's "
+            "min_stability \\[default: each signal's own].",
             show_default=False,
         ),
     ] = None,
@@ -113,7 +131,7 @@ def scan(
     matches with list, entry and distance, or why it could not be hashed) under OUT/parts,
     and OUT/summary.json. A scan killed or stopped resumes where it was when run again.
 
-    Exit status: 0 when the scan is complete, 1 when it could not be done.
+    Exit status: 0 when the scan is complete, 1 when it could not be done (nothing else).
     """
     if report_to is not None and not key:
         fail("--report-to needs --key (or HASHGUARD_API_KEY): the service's API key")
@@ -123,8 +141,8 @@ def scan(
         fail("--workers 0 (in this process) is for --engine local")
     from hashguard.cli.matching import stored_matcher
     from hashguard.errors import HashguardError
-    from hashguard.scan.results import Plan, Results, ScannedList
-    from hashguard.scan.source import open_source
+    from hashguard.scan.results import Plan, Results, ScannedList, policy_digest
+    from hashguard.scan.source import StoreReader, open_source
     from hashguard.scan.work import ScanSettings
 
     began = time.monotonic()
@@ -132,48 +150,68 @@ def scan(
         place = open_source(source, endpoint_url)
     except HashguardError as error:
         fail(str(error))
-    matcher = stored_matcher(names, min_quality, database_url)
-    versions = matcher.versions()
+    matcher = stored_matcher(names, min_quality, database_url, min_stability, ExitCode.FAILED)
+    versions, variants = matcher.versions(), matcher.variant_families()
     reporter = _reporter(report_to, key, names, place.locate)
-    settings = ScanSettings(matcher.variant_families(), versions)
+    settings = ScanSettings(variants, versions)
     results = Results(out)
+    lists = {h.name: ScannedList(h.id, versions[h.name], policy_digest(h.policy))
+             for h in matcher.lists}  # fmt: skip
+    endpoint = (
+        place.reader.options.get("endpoint_url") if isinstance(place.reader, StoreReader) else None
+    )
+    target = report_to.rstrip("/") if report_to is not None else None
+    plan = Plan(place.location, lists, part_size, min_quality, min_stability,
+                tuple(sorted(variants)), endpoint, target)  # fmt: skip
     try:
-        files = place.files()
-        lists = {h.name: ScannedList(h.id, versions[h.name]) for h in matcher.lists}
-        plan = Plan(place.location, lists, part_size, min_quality)
-        begun = results.begin(plan, files, restart)
+        begun = results.begin(plan, place.files, restart, check_source)
     except HashguardError as error:
         fail(str(error))
-    if begun.changed:
-        echo_error(f"note: {place.location} has changed since this scan began: the files "
-                   "listed then are scanned")  # fmt: skip
-    if begun.moved:
-        moved = ", ".join(f"{name}: {then} -> {now}" for name, (then, now) in begun.moved.items())
-        echo_error(f"note: lists changed since this scan's last run ({moved}): the parts left "
-                   "are matched against their versions now, the parts done keep theirs "
-                   "(--restart scans everything again)")  # fmt: skip
+    _notes(place.location, begun)
     done = results.done()
-    todo = [(n, part) for n, part in enumerate(begun.parts) if n not in done]
+    todo = [(n, results.part_files(n, size)) for n, size in enumerate(begun.sizes) if n not in done]
     if done:
-        echo_error(f"note: resuming: {len(done)} of {len(begun.parts)} parts done before")
+        echo_error(f"note: resuming: {len(done)} of {len(begun.sizes)} parts done before")
     count = workers if workers is not None else (os.cpu_count() or 1)
     gc.freeze()  # the Matcher's objects, untouched by the collector: forked workers share them
     run = _engine(engine, todo, place.reader, matcher, settings, count, address)
-    scanned, reported = _drive(run, results, todo, begun.parts, reporter, quiet)
-    seconds = time.monotonic() - began
-    summary = _summary(results, versions, engine, seconds, scanned)
-    if reporter is not None:
-        summary["reported"] = asdict(reported)
-    results.write_summary(summary)
+    try:
+        scanned, reported = _drive(run, results, todo, sum(begun.sizes), reporter, quiet)
+        summary = _summary(results, versions, engine, time.monotonic() - began, scanned)
+        if reporter is not None:
+            summary["reported"] = asdict(reported)
+        results.write_summary(summary)
+    except HashguardError as error:
+        fail(str(error))
+    finally:
+        if reporter is not None:
+            reporter.close()
+    waiting = set(results.done()) - results.reported()
+    if begun.report_to is not None and reporter is None and waiting:
+        echo_error(f"note: {len(waiting)} parts' matches are not reported to {begun.report_to} "
+                   "yet: run again with --report-to to report them")  # fmt: skip
     sent = "" if reporter is None else (
         f"; reported {reported.files} files now, the service matched {reported.matched}"
         + (f", {reported.too_large} too large to send" if reported.too_large else "")
     )  # fmt: skip
     echo_error(
         f"scanned {summary['files']} files: {summary['files_matched']} matched, "
-        f"{sum(summary['errors'].values())} errors{sent}; {out / 'summary.json'}"
+        f"{summary['files_not_media']} not media, {sum(summary['errors'].values())} "
+        f"errors{sent}; {out / 'summary.json'}"
     )
     raise typer.Exit(ExitCode.OK)
+
+
+def _notes(location: str, begun: Any) -> None:
+    """What a resume should know: the source or the lists changed since."""
+    if begun.changed:
+        echo_error(f"note: {location} has changed since this scan began: the files "
+                   "listed then are scanned")  # fmt: skip
+    if begun.moved:
+        moved = ", ".join(f"{name}: {what}" for name, what in begun.moved.items())
+        echo_error(f"note: lists changed since this scan's last run ({moved}): the parts left "
+                   "are matched as they are now, the parts done keep what they were matched "
+                   "with (--restart scans everything again)")  # fmt: skip
 
 
 def _engine(
@@ -215,58 +253,71 @@ def _drive(
     run: Any,
     results: "Results",
     todo: list[tuple[int, Any]],
-    parts: list[Any],
+    total: int,
     reporter: "Reporter | None",
     quiet: bool,
 ) -> tuple[int, "Reported"]:
-    """Write each part as it finishes (reported first, with a ``reporter``); the number of
-    files scanned, and what was reported."""
+    """Write each part as it finishes, then report its matches with ``reporter`` (first the
+    parts written before and not reported yet); the number of files scanned, and what was
+    reported. Raises HashguardError."""
     from hashguard.cli import progress
-    from hashguard.errors import HashguardError
+    from hashguard.scan.detections import Reported
+    from hashguard.scan.work import NOT_MEDIA_KIND
+
+    reported = Reported()
+    if reporter is not None:
+        for number in sorted(results.done() - results.reported()):
+            reported += _report(
+                reporter, results, number, results.part_rows(number, ["key", "matches"])
+            )
+    before = total - sum(len(part) for _, part in todo)
+    scanned = 0
+    with progress.scanning(total, before, quiet) as shown:
+        for number, rows in run:
+            results.write_part(number, rows)  # a crash before it is reported: reported next run
+            if reporter is not None:
+                reported += _report(reporter, results, number, rows)
+            scanned += rows.num_rows
+            kinds = rows["error_kind"].to_pylist()
+            shown.errors += sum(1 for kind in kinds if kind not in (None, NOT_MEDIA_KIND))
+            shown.matched += sum(1 for m in rows["matches"].to_pylist() if m)
+            shown.advance(rows.num_rows)
+    return scanned, reported
+
+
+def _report(reporter: "Reporter", results: "Results", number: int, rows: Any) -> "Reported":
+    """Report the matches of part ``number`` (``rows``), then mark it reported."""
     from hashguard.scan.detections import Reported
 
-    total = sum(len(part) for part in parts)
-    before = total - sum(len(part) for _, part in todo)
-    scanned, reported = 0, Reported()
-    try:
-        with progress.scanning(total, before, quiet) as shown:
-            for number, rows in run:
-                if reporter is not None:  # before the part is written: a crash reports again
-                    reported += reporter.report(rows)
-                results.write_part(number, rows)
-                scanned += rows.num_rows
-                shown.errors += rows.num_rows - rows["error"].null_count
-                shown.matched += sum(1 for m in rows["matches"].to_pylist() if m)
-                shown.advance(rows.num_rows)
-    except HashguardError as error:
-        fail(str(error))
-    finally:
-        if reporter is not None:
-            reporter.close()
-    return scanned, reported
+    sent = reporter.report(rows) if any(rows["matches"].to_pylist()) else Reported()
+    results.mark_reported(number)
+    return sent
 
 
 def _summary(
     results: "Results", versions: dict[str, int], engine: Engine, seconds: float, scanned: int
 ) -> dict[str, Any]:
     from hashguard import __version__
+    from hashguard.scan.results import error_counts
+    from hashguard.scan.work import NOT_MEDIA_KIND
 
-    rows = results.rows()
-    errors = Counter(kind for kind in rows["error_kind"].to_pylist() if kind is not None)
-    matches = rows["matches"].to_pylist()
-    by_list = Counter(name for found in matches for name in {m["list"] for m in found})
+    counts = results.counts()
     return {
-        "files": rows.num_rows,
-        "bytes": sum(rows["size"].to_pylist()),
-        "files_matched": sum(1 for found in matches if found),
-        "matches_by_list": dict(sorted(by_list.items())),
-        "errors": dict(sorted(errors.items())),
+        "files": counts["files"],
+        "bytes": counts["bytes"],
+        "files_matched": counts["matched"],
+        "matches_by_list": counts["by_list"],
+        "files_not_media": counts["kinds"].get(NOT_MEDIA_KIND, 0),
+        "errors": error_counts(counts["kinds"]),
         "lists": dict(sorted(versions.items())),
         # A resumed scan's earlier parts keep the versions they were matched against.
-        "versions_used": results.versions_used(),
+        "versions_used": counts["versions_used"],
         "hashguard": __version__,
-        "engine": engine.value,
-        "scanned_now": scanned,
-        "seconds": round(seconds, 3),
-        "files_per_second": round(scanned / seconds, 1) if seconds > 0 else None,
+        # This run's alone: a resumed scan's earlier runs are not counted.
+        "this_run": {
+            "engine": engine.value,
+            "files": scanned,
+            "seconds": round(seconds, 3),
+            "files_per_second": round(scanned / seconds, 1) if seconds > 0 else None,
+        },
     }

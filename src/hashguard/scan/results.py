@@ -1,81 +1,151 @@
 """A scan's output directory, made to be resumed.
 
-``scan.json`` says what the scan is (source, lists by name and id, part size, minimum
-quality) and the list versions its last run matched against; it is written last when a scan
-starts, after ``listing.parquet`` (the files in key order, cut into parts of ``part_size``), so
-a directory with a ``scan.json`` always has the listing it was made with. A resume matches
-against the lists' versions of its own time: each row records the versions it was matched
-against. Each part's rows go to ``parts/part-NNNNN.parquet``, written aside and renamed into
-place: a part file present is a part finished, and nothing else records it, so a killed driver
-resumes with the parts missing and no row is ever written twice. ``summary.json`` comes at the
-end."""
+A directory holds a scan when it carries the marker ``.hashguard-scan``, created first, in a
+directory found empty: nothing is ever removed or overwritten in a directory without it, and
+within one only the scan's own files are. A driver holds an exclusive lock on the marker while
+it runs, so two drivers never write one directory.
 
+``scan.json`` (the plan) says what the scan is (source, its endpoint, lists by name and id,
+part size, minimum quality and stability, where matches are reported) and the list versions
+and policies its last run matched with; it is written after ``listing.parquet`` (the files in
+listing order, one row group per part of ``part_size`` files, written as they are listed), so a
+directory with a plan always has the listing it was made with. Each part's rows go to
+``parts/part-NNNNN.parquet``, written aside and renamed into place, with the part's counts in
+its Parquet metadata: a part file present is a part finished, so a killed driver resumes with
+the parts missing and no row is ever written twice, and the summary is summed from the parts'
+footers without reading their rows. ``parts/part-NNNNN.reported`` marks a part whose matches
+the service took. ``summary.json`` comes at the end."""
+
+import fcntl
+import hashlib
 import json
 import re
-import shutil
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from itertools import islice, zip_longest
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final, overload
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hashguard import durable
 from hashguard.errors import Conflict, Invalid
+from hashguard.lists.model import ListPolicy
 from hashguard.scan.source import StoredFile
-from hashguard.scan.work import row_schema
+from hashguard.scan.work import NOT_MEDIA_KIND, row_schema
 
+MARKER: Final = ".hashguard-scan"
 PLAN: Final = "scan.json"
 LISTING: Final = "listing.parquet"
 PARTS: Final = "parts"
 SUMMARY: Final = "summary.json"
 _PART: Final = re.compile(r"part-(\d+)\.parquet")
+_REPORTED: Final = re.compile(r"part-(\d+)\.reported")
+# What a write killed midway leaves (durable's temporary names): removed when a run begins.
+_LEFT_ASIDE: Final = re.compile(
+    r"\.(scan\.json|listing\.parquet|summary\.json|part-\d+\.\w+)\..*\.tmp"
+)
 _LISTED: Final = pa.schema([("key", pa.string()), ("size", pa.int64()), ("etag", pa.string())])
+_COUNTS: Final = b"hashguard.counts"
+_RESTART: Final = "run again with --restart to start the scan again"
+
+
+def scanned_schema() -> pa.Schema:
+    """The columns of a part file: a scan's rows (``row_schema``), and the digests of the
+    lists' policies they were matched with (JSON text, ``{"list": "digest"}``)."""
+    return row_schema().append(pa.field("policies", pa.string()))
 
 
 class OutputError(Invalid):
-    """The output directory cannot hold a scan (a file, or another program's directory)."""
+    """The output directory cannot hold a scan (a file, another program's directory, a damaged
+    scan)."""
 
 
 class ResumeRefused(Conflict):
-    """The output directory holds a scan of something else (source, lists, part size)."""
+    """The output directory holds a scan of something else (source, lists, part size), or one
+    being run now."""
+
+
+def policy_digest(policy: ListPolicy) -> str:
+    """A short digest of a list's policy: which a scan's rows were matched with."""
+    text = json.dumps(policy.as_json(), sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)
 class ScannedList:
     """A list a scan matches against: its id (a list removed and made again under its name is
-    another list) and the version matched against."""
+    another list), the version matched against and the digest of its policy then."""
 
     id: int
     version: int
+    policy: str = ""
 
 
 @dataclass(frozen=True, slots=True)
 class Plan:
-    """What a scan is: resuming it means the same source, lists (names and ids), part size and
-    minimum quality; the lists' versions may have moved on since."""
+    """What a scan is: resuming it means the same source (and endpoint), lists (names and
+    ids), part size, minimum quality and stability; the lists' versions and policies may have
+    moved on since. ``report_to``: the service matches are reported to, once given."""
 
     source: str
     lists: dict[str, ScannedList]  # by name
     part_size: int
     min_quality: int | None = None
+    min_stability: int | None = None
+    variants: tuple[str, ...] = ()
+    endpoint: str | None = None
+    report_to: str | None = None
 
     def versions(self) -> dict[str, int]:
         return {name: scanned.version for name, scanned in self.lists.items()}
 
+    def policies(self) -> str:
+        """The lists' policy digests as each part's rows record them: JSON text."""
+        return json.dumps({name: self.lists[name].policy for name in sorted(self.lists)})
+
 
 @dataclass(frozen=True, slots=True)
 class Begun:
-    """A scan started or resumed: its files (as first listed) cut into parts, whether the
-    source lists differently now, and the lists whose versions moved since the last run (name
-    -> (then, now))."""
+    """A scan started or resumed: the number of files in each part (as first listed), whether
+    the source lists differently now (None: not checked), what moved in the lists since the
+    last run (name -> what), and where matches are reported (the plan's target)."""
 
-    parts: list[list[StoredFile]]
-    changed: bool
+    sizes: list[int]
     resumed: bool
-    moved: dict[str, tuple[int, int]] = field(default_factory=dict)
+    changed: bool | None = False
+    moved: dict[str, str] = field(default_factory=dict)
+    report_to: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PartFiles(Sequence[StoredFile]):
+    """Part ``number``'s files, read from the listing when asked for (a driver holds the
+    parts, not their files)."""
+
+    listing: Path
+    number: int
+    length: int
+
+    def __len__(self) -> int:
+        return self.length
+
+    @overload
+    def __getitem__(self, index: int) -> StoredFile: ...
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[StoredFile]: ...
+    def __getitem__(self, index: int | slice) -> StoredFile | Sequence[StoredFile]:
+        return self._files()[index]
+
+    def __iter__(self) -> Iterator[StoredFile]:
+        return iter(self._files())
+
+    def _files(self) -> list[StoredFile]:
+        table = pq.ParquetFile(self.listing).read_row_group(self.number)
+        return [StoredFile(**row) for row in table.to_pylist()]
 
 
 class Results:
@@ -84,69 +154,171 @@ class Results:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.parts_directory = self.directory / PARTS
+        self.plan: Plan | None = None  # once begun
+        self._lock: IO[bytes] | None = None
 
-    def begin(self, plan: Plan, files: Sequence[StoredFile], restart: bool = False) -> Begun:
-        """Start the scan ``plan`` of ``files`` (the source's listing now), or resume the one
+    def begin(
+        self,
+        plan: Plan,
+        listing: Callable[[], Iterable[StoredFile]],
+        restart: bool = False,
+        check_source: bool = False,
+    ) -> Begun:
+        """Start the scan ``plan`` of the files ``listing`` gives (called to list the source
+        when the scan starts, and on a resume only with ``check_source``), or resume the one
         the directory holds. Raises ResumeRefused when it holds another scan (unless
-        ``restart``: its results are removed first), OutputError when it is not a directory
-        that can hold one."""
-        if self.directory.exists() and not self.directory.is_dir():
-            raise OutputError(f"{self.directory}: not a directory")
-        if restart:
-            self._remove()
-        found = self._plan()
-        if found is None:
-            self._create(plan, files)
-            return Begun(_cut(list(files), plan.part_size), changed=False, resumed=False)
+        ``restart``: its results are removed first) or one running now, OutputError when it
+        is not a directory that can hold one; and what ``listing`` raises."""
+        self._claim()
+        found = None if restart else self._plan()
+        if found is None:  # new, restarted, or one that never got as far as its plan
+            try:
+                self._remove()
+                self.parts_directory.mkdir(exist_ok=True)
+                sizes = self._write_listing(listing(), plan.part_size)
+                self._write_plan(plan)
+            except OSError as error:
+                raise self._unwritable(self.directory, error) from None
+            self.plan = plan
+            return Begun(sizes, resumed=False, report_to=plan.report_to)
         _check_same(self.directory, found, plan)
-        moved = {name: (found.lists[name].version, now.version)
-                 for name, now in sorted(plan.lists.items())
-                 if now.version != found.lists[name].version}  # fmt: skip
-        if moved:  # the versions this run matches against, for the next one to compare
-            self._write_plan(plan)
-        listed = self.listing()
-        changed = listed != list(files)
-        return Begun(_cut(listed, plan.part_size), changed, resumed=True, moved=moved)
+        self.parts_directory.mkdir(exist_ok=True)
+        sizes = self.sizes()
+        changed = _differ(listing(), self.listing()) if check_source else None
+        now = replace(plan, report_to=plan.report_to or found.report_to)
+        if now != found:  # what this run matches with, for the next one to compare
+            self._write_plan(now)
+        self.plan = now
+        return Begun(sizes, True, changed, _moved(found, plan), now.report_to)
 
-    def listing(self) -> list[StoredFile]:
-        table = pq.read_table(self.directory / LISTING, schema=_LISTED)
-        return [StoredFile(**row) for row in table.to_pylist()]
+    def sizes(self) -> list[int]:
+        """The number of files of each part."""
+        try:
+            metadata = pq.read_metadata(self.directory / LISTING)
+        except (OSError, pa.ArrowException) as error:
+            raise self._damaged(self.directory / LISTING, error) from None
+        return [metadata.row_group(n).num_rows for n in range(metadata.num_row_groups)]
+
+    def part_files(self, number: int, length: int) -> PartFiles:
+        return PartFiles(self.directory / LISTING, number, length)
+
+    def listing(self) -> Iterator[StoredFile]:
+        """The files as listed when the scan began, in order, a part at a time."""
+        for number, length in enumerate(self.sizes()):
+            yield from self.part_files(number, length)
 
     def done(self) -> set[int]:
         """The numbers of the parts finished."""
-        if not self.parts_directory.is_dir():
-            return set()
-        found = (_PART.fullmatch(p.name) for p in self.parts_directory.iterdir())
-        return {int(m.group(1)) for m in found if m is not None}
+        return self._numbered(_PART)
+
+    def reported(self) -> set[int]:
+        """The numbers of the parts whose matches the service took."""
+        return self._numbered(_REPORTED)
 
     def part_path(self, number: int) -> Path:
         return self.parts_directory / f"part-{number:05d}.parquet"
 
     def write_part(self, number: int, rows: pa.Table) -> None:
-        """Publish part ``number``'s rows, whole (aside, fsynced, renamed)."""
-        with durable.writing(self.part_path(number)) as file:
-            pq.write_table(rows, file)
+        """Publish part ``number``'s rows (``row_schema``), whole (aside, fsynced, renamed),
+        with the policies they were matched with and their counts. Raises OutputError."""
+        assert self.plan is not None, "begin first"
+        policies = pa.array([self.plan.policies()] * rows.num_rows, pa.string())
+        rows = rows.append_column(scanned_schema().field("policies"), policies)
+        counted = json.dumps(_counts(rows)).encode()
+        rows = rows.replace_schema_metadata({**(rows.schema.metadata or {}), _COUNTS: counted})
+        try:
+            with durable.writing(self.part_path(number)) as file:
+                pq.write_table(rows, file)
+        except OSError as error:
+            raise self._unwritable(self.part_path(number), error) from None
+
+    def part_rows(self, number: int, columns: Sequence[str] | None = None) -> pa.Table:
+        """Part ``number``'s rows (``columns`` of them). Raises OutputError."""
+        path = self.part_path(number)
+        try:
+            return pq.read_table(path, columns=columns, schema=scanned_schema())
+        except (OSError, pa.ArrowException) as error:
+            raise self._damaged(path, error) from None
+
+    def mark_reported(self, number: int) -> None:
+        path = self.parts_directory / f"part-{number:05d}.reported"
+        try:
+            durable.write(path, b"")
+        except OSError as error:
+            raise self._unwritable(path, error) from None
 
     def rows(self) -> pa.Table:
-        """Every row written, in part order (in listing order)."""
-        numbers = sorted(self.done())
-        tables = [pq.read_table(self.part_path(n)) for n in numbers]
-        return pa.concat_tables(tables) if tables else row_schema().empty_table()
+        """Every row written, in part order (in listing order): all in memory, for small
+        scans and tests."""
+        tables = [self.part_rows(n) for n in sorted(self.done())]
+        return pa.concat_tables(tables) if tables else scanned_schema().empty_table()
 
-    def versions_used(self) -> dict[str, dict[str, int]]:
-        """The list versions the finished parts were matched against (JSON text, as rows
-        record them), each with its number of parts and of files."""
+    def counts(self) -> dict[str, Any]:
+        """The finished parts' counts summed, from their footers: files, bytes, files
+        matched, files matched per list, files per error kind (``not media`` among them), and
+        the list versions used (JSON text, as rows record them) with their parts and files.
+        Raises OutputError."""
+        total: dict[str, Any] = {"files": 0, "bytes": 0, "matched": 0}
+        by_list: Counter[str] = Counter()
+        kinds: Counter[str] = Counter()
         used: dict[str, dict[str, int]] = {}
         for number in sorted(self.done()):
-            lists = pq.read_table(self.part_path(number), columns=["lists"])["lists"]
-            for versions, files in Counter(lists.to_pylist()).items():
-                counted = used.setdefault(versions, {"parts": 0, "files": 0})
-                counted["parts"] += 1
-                counted["files"] += files
-        return dict(sorted(used.items()))
+            path = self.part_path(number)
+            try:
+                counted = json.loads(pq.read_metadata(path).metadata[_COUNTS])
+            except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as error:
+                raise self._damaged(path, error) from None
+            for name in total:
+                total[name] += counted[name]
+            by_list.update(counted["by_list"])
+            kinds.update(counted["kinds"])
+            for versions, files in counted["lists"].items():
+                seen = used.setdefault(versions, {"parts": 0, "files": 0})
+                seen["parts"] += 1
+                seen["files"] += files
+        return {
+            **total,
+            "by_list": dict(sorted(by_list.items())),
+            "kinds": dict(sorted(kinds.items())),
+            "versions_used": dict(sorted(used.items())),
+        }
 
     def write_summary(self, summary: Mapping[str, Any]) -> None:
-        durable.write(self.directory / SUMMARY, (json.dumps(summary, indent=2) + "\n").encode())
+        text = json.dumps(summary, indent=2) + "\n"
+        try:
+            durable.write(self.directory / SUMMARY, text.encode())
+        except OSError as error:
+            raise self._unwritable(self.directory / SUMMARY, error) from None
+
+    def _claim(self) -> None:
+        """Make the directory the scan's (only when it is empty), and lock it."""
+        directory, marker = self.directory, self.directory / MARKER
+        if directory.exists() and not directory.is_dir():
+            raise OutputError(f"{directory}: not a directory")
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            if not marker.is_file():
+                if any(directory.iterdir()):
+                    raise OutputError(f"{directory}: not empty, and holds no scan")
+                durable.write(marker, b"a hashguard scan's output directory (docs/scan.md)\n")
+            self._lock = open(marker, "rb")  # noqa: SIM115 - held while the scan runs
+        except OSError as error:
+            raise OutputError(f"{directory}: cannot use ({error.strerror or error})") from None
+        try:
+            fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ResumeRefused(f"{directory}: another scan is running in it") from None
+        for folder in (directory, self.parts_directory):
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if _LEFT_ASIDE.fullmatch(path.name):
+                        path.unlink(missing_ok=True)
+
+    def _numbered(self, pattern: re.Pattern[str]) -> set[int]:
+        if not self.parts_directory.is_dir():
+            return set()
+        found = (pattern.fullmatch(p.name) for p in self.parts_directory.iterdir())
+        return {int(m.group(1)) for m in found if m is not None}
 
     def _plan(self) -> Plan | None:
         try:
@@ -156,45 +328,91 @@ class Results:
         try:
             found = json.loads(text)
             lists = {name: ScannedList(**scanned) for name, scanned in found.pop("lists").items()}
-            return Plan(lists=lists, **found)
+            return Plan(lists=lists, variants=tuple(found.pop("variants", ())), **found)
         except (ValueError, TypeError, KeyError, AttributeError):
-            raise OutputError(
-                f"{self.directory / PLAN}: not a scan's plan (use --restart to start again)"
-            ) from None
+            raise OutputError(f"{self.directory / PLAN}: not a scan's plan; {_RESTART}") from None
 
     def _write_plan(self, plan: Plan) -> None:
         durable.write(self.directory / PLAN, (json.dumps(asdict(plan), indent=2) + "\n").encode())
 
-    def _create(self, plan: Plan, files: Sequence[StoredFile]) -> None:
-        ours = {PLAN, LISTING, PARTS, SUMMARY}
-        if self.directory.is_dir() and any(
-            not p.name.startswith(".") and p.name not in ours for p in self.directory.iterdir()
+    def _write_listing(self, files: Iterable[StoredFile], part_size: int) -> list[int]:
+        """The files, written a part at a time (a row group each); the parts' sizes."""
+        sizes: list[int] = []
+        listed = iter(files)
+        with (
+            durable.writing(self.directory / LISTING) as file,
+            pq.ParquetWriter(file, _LISTED) as writer,
         ):
-            raise OutputError(f"{self.directory}: not empty, and holds no scan")
-        self._remove()  # a scan that never got as far as its plan
-        self.parts_directory.mkdir(parents=True, exist_ok=True)
-        listed = pa.Table.from_pylist([asdict(f) for f in files], schema=_LISTED)
-        with durable.writing(self.directory / LISTING) as file:
-            pq.write_table(listed, file)
-        self._write_plan(plan)
+            while part := list(islice(listed, part_size)):
+                table = pa.Table.from_pylist([asdict(f) for f in part], schema=_LISTED)
+                writer.write_table(table, row_group_size=part_size)
+                sizes.append(len(part))
+        return sizes
 
     def _remove(self) -> None:
+        """The scan's own files, and nothing else."""
         (self.directory / PLAN).unlink(missing_ok=True)  # first: the rest is no scan without it
         for name in (LISTING, SUMMARY):
             (self.directory / name).unlink(missing_ok=True)
-        shutil.rmtree(self.parts_directory, ignore_errors=True)
+        if self.parts_directory.is_dir():
+            for path in self.parts_directory.iterdir():
+                if _PART.fullmatch(path.name) or _REPORTED.fullmatch(path.name):
+                    path.unlink()
+
+    def _unwritable(self, path: Path, error: OSError) -> OutputError:
+        return OutputError(f"{path}: cannot write ({error.strerror or error})")
+
+    def _damaged(self, path: Path, error: BaseException) -> OutputError:
+        said = error.strerror if isinstance(error, OSError) and error.strerror else error
+        return OutputError(
+            f"{path}: damaged or missing ({' '.join(str(said).split())}); {_RESTART}"
+        )
 
 
-def _cut(files: list[StoredFile], size: int) -> list[list[StoredFile]]:
-    return [files[start : start + size] for start in range(0, len(files), size)]
+def _counts(rows: pa.Table) -> dict[str, Any]:
+    matches = rows["matches"].to_pylist()
+    by_list = Counter(name for found in matches for name in {m["list"] for m in found})
+    kinds = Counter(kind for kind in rows["error_kind"].to_pylist() if kind is not None)
+    return {
+        "files": rows.num_rows,
+        "bytes": pc.sum(rows["size"]).as_py() or 0,
+        "matched": sum(1 for found in matches if found),
+        "by_list": dict(by_list),
+        "kinds": dict(kinds),
+        "lists": dict(Counter(rows["lists"].to_pylist())),
+    }
+
+
+def error_counts(kinds: Mapping[str, int]) -> dict[str, int]:
+    """Files per error kind, less those that are not media (a file of another kind is no
+    error)."""
+    return {kind: n for kind, n in kinds.items() if kind != NOT_MEDIA_KIND}
+
+
+def _differ(now: Iterable[StoredFile], then: Iterable[StoredFile]) -> bool:
+    return any(a != b for a, b in zip_longest(now, then))
+
+
+def _moved(found: Plan, plan: Plan) -> dict[str, str]:
+    moved = {}
+    for name, now in sorted(plan.lists.items()):
+        then = found.lists[name]
+        what = f"{then.version} -> {now.version}" if now.version != then.version else ""
+        if now.policy != then.policy:
+            what = f"{what or now.version}, its policy changed"
+        if what:
+            moved[name] = what
+    return moved
 
 
 def _check_same(directory: Path, found: Plan, plan: Plan) -> None:
     def refuse(what: str) -> None:
         raise ResumeRefused(f"{directory} holds a scan of {what}: use --restart to start it again")
 
-    if found.source != plan.source:
+    if found.source.rstrip("/") != plan.source.rstrip("/"):
         refuse(f"{found.source}, not {plan.source}")
+    if found.endpoint != plan.endpoint:
+        refuse(f"{found.source} at the endpoint {found.endpoint or 'of AWS'} (--endpoint-url)")
     if sorted(found.lists) != sorted(plan.lists):
         refuse(f"the lists {', '.join(sorted(found.lists))}")
     replaced = sorted(n for n, scanned in found.lists.items() if plan.lists[n].id != scanned.id)
@@ -204,3 +422,7 @@ def _check_same(directory: Path, found: Plan, plan: Plan) -> None:
         refuse(f"parts of {found.part_size} files (--part-size)")
     if found.min_quality != plan.min_quality:
         refuse(f"--min-quality {found.min_quality}")
+    if found.min_stability != plan.min_stability:
+        refuse(f"--min-stability {found.min_stability}")
+    if found.report_to and plan.report_to and found.report_to != plan.report_to:
+        refuse(f"matches reported to {found.report_to} (--report-to)")
