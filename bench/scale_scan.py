@@ -1,6 +1,6 @@
 """Scan throughput by engine: what Ray costs against the process pool.
 
-    .venv/bin/python bench/scale_scan.py [--files N] [--part-size N] [--workers N]
+    .venv/bin/python bench/scale_scan.py [--files N] [--part-size N] [--workers N] [--entries N]
 
 Generates N benign scenes (JPEG, 512 px by default; a list of 1,000 PDQ hashes holds some of
 them) in a temporary directory, then scans them with ``scan_part`` as ``hashguard scan`` does:
@@ -19,9 +19,14 @@ import os
 import sys
 import tempfile
 import time
+from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+
+import numpy as np
 
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
@@ -34,50 +39,90 @@ from hashguard.signals.pdq import PdqSignal
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from report import table
 
-def corpus(directory: Path, files: int, size: int) -> Matcher:
-    """``files`` scenes in ``directory``/media, and a Matcher of a list holding every tenth."""
+HEADER = ("engine", "seconds", "files/s", "vs the pool")
+
+
+@dataclass(frozen=True)
+class ScanMeasured:
+    files: int
+    size: int  # px
+    entries: int  # in the list matched against
+    workers: int
+    seconds: dict[str, float]  # per engine, in the order run: single, pool, Ray
+
+    @property
+    def pool(self) -> float:
+        return self.seconds[f"local, {self.workers} workers"]
+
+    @property
+    def ray(self) -> float | None:
+        return next((t for n, t in self.seconds.items() if n.startswith("ray")), None)
+
+    @property
+    def single_files_per_s(self) -> float:
+        return self.files / self.seconds["single process"]
+
+    @property
+    def efficiency(self) -> float | None:
+        """Ray's files/s as a share of the process pool's (issue 22: >= 85 %)."""
+        return None if self.ray is None else self.pool / self.ray
+
+    @property
+    def ray_overhead_ms(self) -> float | None:
+        """Ray's extra wall time per file against the pool."""
+        return None if self.ray is None else (self.ray - self.pool) / self.files * 1000
+
+
+def corpus(directory: Path, files: int, size: int, entries: int = 1000) -> Matcher:
+    """``files`` scenes in ``directory``/media, and a Matcher of a list of ``entries`` PDQ
+    hashes: every tenth scene's (up to 1,000), the rest random values (a list of realistic
+    size costs the engines what shipping its index to workers costs)."""
     media = directory / "media"
     media.mkdir()
     listed = []
     for number in range(files):
         data = encode(scene(number, size, size), "JPEG")
         (media / f"{number:07d}.jpg").write_bytes(data)
-        if number % 10 == 0 and len(listed) < 1000:
+        if number % 10 == 0 and len(listed) < min(1000, entries):
             listed.append(PdqSignal().hash(data).hex)
+    random = np.random.default_rng(7).integers(0, 256, (max(0, entries - len(listed)), 32),
+                                               dtype=np.uint8)  # fmt: skip
+    listed.extend(bytes(row).hex() for row in random)
     engine = open_engine(f"sqlite:///{directory / 'lists.db'}")
     store = ListStore(engine)
     store.create("bench", "Bench", Category.TEST)
-    store.apply("bench", [Submission("pdq", value) for value in listed])
+    store.apply("bench", (Submission("pdq", value) for value in listed))
     return Matcher(store, ["bench"])
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--files", type=int, default=4000)
-    parser.add_argument("--size", type=int, default=512)
-    parser.add_argument("--part-size", type=int, default=100)
-    parser.add_argument("--workers", type=int, default=2)
-    options = parser.parse_args()
+def measure(
+    files: int, size: int = 512, part_size: int = 100, workers: int = 2, entries: int = 1000
+) -> ScanMeasured:
+    """Seconds to scan ``files`` scenes of ``size`` px against a list of ``entries``: in one
+    process, in the process pool and on Ray (a local instance of ``workers`` CPUs, its start-up
+    not counted). Exits if any engine's rows differ from the single process's."""
+    seconds: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as scratch:
-        matcher = corpus(Path(scratch), options.files, options.size)
+        matcher = corpus(Path(scratch), files, size, entries)
         source = open_source(str(Path(scratch) / "media"))
-        files = source.files()
-        parts = [(n, files[s : s + options.part_size])
-                 for n, s in enumerate(range(0, len(files), options.part_size))]  # fmt: skip
+        listed = source.files()
+        parts = [(n, listed[s : s + part_size])
+                 for n, s in enumerate(range(0, len(listed), part_size))]  # fmt: skip
         settings = ScanSettings(matcher.variant_families(), matcher.versions())
 
-        def timed(run: object) -> tuple[float, list[object]]:
+        def timed(run: Iterable[tuple[int, Any]]) -> tuple[float, list[object]]:
             start = time.perf_counter()
-            rows = sorted(run, key=lambda p: p[0])  # type: ignore[call-overload]
+            rows = sorted(run, key=lambda p: p[0])
             return time.perf_counter() - start, [r.to_pylist() for _, r in rows]
 
-        seconds: dict[str, float] = {}
         seconds["single process"], reference = timed(
             scan_locally(parts, source.reader, matcher, settings, 0)
         )
-        seconds[f"local, {options.workers} workers"], pooled = timed(
-            scan_locally(parts, source.reader, matcher, settings, options.workers)
+        seconds[f"local, {workers} workers"], pooled = timed(
+            scan_locally(parts, source.reader, matcher, settings, workers)
         )
         if pooled != reference:
             sys.exit("the process pool's rows differ from the single process's")
@@ -88,24 +133,41 @@ def main() -> None:
         except ImportError:
             print("Ray not installed: pip install 'hashguard[ray]'")
         else:
-            ray.init(num_cpus=options.workers, include_dashboard=False, log_to_driver=False)
+            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
             try:
-                seconds[f"ray, {options.workers} CPUs"], on_ray = timed(
-                    scan_on_ray(parts, source.reader, matcher, settings, options.workers)
+                seconds[f"ray, {workers} CPUs"], on_ray = timed(
+                    scan_on_ray(parts, source.reader, matcher, settings, workers)
                 )
             finally:
                 ray.shutdown()
             if on_ray != reference:
                 sys.exit("Ray's rows differ from the single process's")
-    pool = seconds[f"local, {options.workers} workers"]
-    print(f"{len(files)} files of {options.size} px, parts of {options.part_size}\n")
-    print(f"{'engine':<22} {'seconds':>8} {'files/s':>8} {'vs pool':>8}")
-    for name, took in seconds.items():
-        print(f"{name:<22} {took:>8.2f} {len(files) / took:>8.1f} {pool / took:>7.0%}")
-    ray_seconds = next((t for n, t in seconds.items() if n.startswith("ray")), None)
-    if ray_seconds is not None:
-        overhead = (ray_seconds - pool) / len(files) * 1000
-        print(f"\nRay's overhead per file against the pool: {overhead:.2f} ms")
+    return ScanMeasured(files, size, entries, workers, seconds)
+
+
+def rows(measured: ScanMeasured) -> list[list[str]]:
+    """``measured`` as strings for ``report.table`` under HEADER."""
+    return [
+        [name, f"{took:.2f}", f"{measured.files / took:.1f}", f"{measured.pool / took:.0%}"]
+        for name, took in measured.seconds.items()
+    ]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--files", type=int, default=4000)
+    parser.add_argument("--size", type=int, default=512)
+    parser.add_argument("--part-size", type=int, default=100)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--entries", type=int, default=1000)
+    options = parser.parse_args()
+    measured = measure(options.files, options.size, options.part_size, options.workers,
+                       options.entries)  # fmt: skip
+    print(f"{measured.files} files of {measured.size} px, parts of {options.part_size}, "
+          f"a list of {measured.entries:,} entries\n")  # fmt: skip
+    table(HEADER, rows(measured))
+    if measured.ray_overhead_ms is not None:
+        print(f"Ray's overhead per file against the pool: {measured.ray_overhead_ms:.2f} ms")
 
 
 if __name__ == "__main__":
