@@ -80,7 +80,9 @@ def record(directory: Path, version: int, change: str, ids: np.ndarray, hashes: 
     """Journal change ``version`` (``"add"`` with ``hashes``, or ``"remove"``) in
     ``directory``, durably, before any shard applies it."""
     arrays = {"ids": ids} if hashes is None else {"ids": ids, "hashes": hashes}
-    fileformat.write(_journaled(directory, version), _CHANGE_KIND, {"change": change}, arrays)
+    path = _journaled(directory, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileformat.write(path, _CHANGE_KIND, {"change": change}, arrays)
 
 
 class Shard:
@@ -369,7 +371,9 @@ class ShardedIndex:
 
     def close(self) -> None:
         """End the shard actors and wait until they are gone (their files stay: a new
-        ShardedIndex loads them), then give up the directory."""
+        ShardedIndex loads them), then give up the directory. A base being written is finished
+        first."""
+        ray.wait([shard.compacted.remote() for shard in self.shards], timeout=self._timeout)
         for shard in self.shards:
             ray.kill(shard, no_restart=True)
         deadline = time.monotonic() + self._timeout
