@@ -30,7 +30,7 @@ from hashguard.index.hamming import merged
 from support.hashes import clustered, near
 from support.waiting import eventually
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("cluster-shards")]
 
 RADII = (0, 9, 31, 70)
 
