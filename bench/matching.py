@@ -146,13 +146,7 @@ def recall(found: set[tuple[int, int]], truth: set[tuple[int, int]]) -> str:
 
 
 def index_bytes(index: HammingIndex) -> int:
-    total = 0
-    for part in index.snapshot().parts:
-        segment = part.segment
-        total += segment.ids.nbytes + segment.values.nbytes + part.deleted.nbytes
-        total += 0 if segment.entries is None else segment.entries.nbytes
-        total += 0 if segment.dirs is None else segment.dirs.nbytes
-    return total
+    return index.array_bytes()
 
 
 def measure(size: int, query_count: int, seed: int, scratch: Path) -> list[list[str]]:

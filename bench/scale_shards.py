@@ -6,9 +6,11 @@ For each size (10M; --quick: 1M), on one hash set from ``hashsets.generate`` (re
 clusters; queries half near-duplicates of entries, half new images), at radius 31: one
 HammingIndex queried in this process (one core), then a ``ShardedIndex`` of K shards on a
 local Ray instance with every core of the machine, the same batch of queries. The answers must
-be equal. Ratios are against the single index measured in the same run; memory per shard is the
-peak resident memory of its process (with Ray's and numba's baseline, shown apart). bench/scale.py
-calls ``measure``.
+be equal. Ratios are against the single index measured in the same run. Memory, two honest
+figures: the index arrays the shards hold, per entry (the single index's arrays likewise: the
+figure to size with), and the largest shard process's resident memory once the add has settled
+(anonymous and file pages, not the object store's shared memory), next to its resident memory
+before the add (Ray's and numba's baseline). bench/scale.py calls ``measure`` and ``rows``.
 """
 
 import os
@@ -43,8 +45,8 @@ HEADER = (
     "index",
     "queries/s",
     "vs one index",
-    "memory per shard MB",
-    "bytes per entry",
+    "resident per shard MB",
+    "index array bytes per entry",
 )
 
 
@@ -54,16 +56,16 @@ class Measured:
     shards: int  # 0: the single HammingIndex in this process
     queries_per_s: float
     ratio: float  # queries/s against the single index's
-    shard_peak_bytes: int  # the largest shard's peak resident memory; single: the index's arrays
-    shard_baseline_bytes: int  # a shard process's peak before its part was added
-    bytes_per_entry: float  # shards: above the baseline
+    shard_resident_bytes: int  # the largest shard's resident memory after the add; single: 0
+    shard_baseline_bytes: int  # that shard's resident memory before its part was added
+    bytes_per_entry: float  # the index arrays held (all shards together), per entry
 
 
 def measure(
     size: int, shard_counts: Sequence[int] = SHARDS, query_count: int = 2000, seed: int = 1
 ) -> list[Measured]:
     """Queries/s of one index and of each sharded one on ``size`` entries. Starts a local Ray
-    instance unless one is running. Raises AssertionError if any answer differs."""
+    instance unless one is running. Exits (SystemExit) if any answer differs."""
     print(f"\n== {size:,} entries: generating ...", flush=True)
     hashes = generate(size, queries=query_count, seed=seed)
     ids = np.arange(size, dtype=np.int64)
@@ -73,20 +75,24 @@ def measure(
     seconds, expected = timed(lambda: single.query(hashes.queries, RADIUS), repeat=3)
     reference = query_count / seconds
     arrays = index_bytes(single)
-    results = [Measured(size, 0, reference, 1.0, arrays, 0, arrays / size)]
+    results = [Measured(size, 0, reference, 1.0, 0, 0, arrays / size)]
     print(f"one index: {reference:,.0f} queries/s", flush=True)
     if not ray.is_initialized():
         ray.init(include_dashboard=False, log_to_driver=False)
     for count in shard_counts:
         with tempfile.TemporaryDirectory() as directory, ShardedIndex(directory, count) as sharded:
-            baseline = max(usage.peak_resident for usage in sharded.usage())
+            before = [usage.resident for usage in sharded.usage()]
             sharded.add(ids, hashes.entries)
             sharded.query(hashes.queries[:10], RADIUS)
             seconds, found = timed(lambda s=sharded: s.query(hashes.queries, RADIUS), repeat=3)
-            assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True)), (
-                f"{count} shards answer differently from one index"
-            )
-            peak = max(usage.peak_resident for usage in sharded.usage())
+            if not all(
+                np.array_equal(a, b) and a.dtype == b.dtype
+                for a, b in zip(found, expected, strict=True)
+            ):
+                raise SystemExit(f"{count} shards answer differently from one index")
+            ray.get([shard.compacted.remote() for shard in sharded.shards])  # settled
+            after = sharded.usage()
+            largest = max(range(count), key=lambda i: after[i].resident)
             rate = query_count / seconds
             results.append(
                 Measured(
@@ -94,9 +100,9 @@ def measure(
                     count,
                     rate,
                     rate / reference,
-                    peak,
-                    baseline,
-                    count * (peak - baseline) / size,
+                    after[largest].resident,
+                    before[largest],
+                    sum(usage.array_bytes for usage in after) / size,
                 )
             )
             print(f"{count} shards: {rate:,.0f} queries/s", flush=True)
@@ -111,8 +117,10 @@ def rows(results: Sequence[Measured]) -> list[list[str]]:
             "one HammingIndex (1 core)" if not m.shards else f"{m.shards} shards on Ray",
             f"{m.queries_per_s:,.0f}",
             f"{m.ratio:.2f}x",
-            f"{m.shard_peak_bytes / 2**20:,.0f}"
-            + ("" if not m.shards else f" ({m.shard_baseline_bytes / 2**20:,.0f} baseline)"),
+            "-"
+            if not m.shards
+            else f"{m.shard_resident_bytes / 2**20:,.0f} ({m.shard_baseline_bytes / 2**20:,.0f}"
+            " before the add)",
             f"{m.bytes_per_entry:,.0f}",
         ]
         for m in results

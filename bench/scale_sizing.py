@@ -1,5 +1,6 @@
 """The sizing table: what scanning a corpus against large lists takes, from per-core figures
-measured on this machine (bench/scale.py measures them and calls ``sizing``).
+measured on this machine (bench/scale.py measures them and calls ``sizing``). ``bytes_per_entry``
+is the index arrays per entry (a ShardUsage's ``array_bytes``), not a process's resident memory.
 
 The arithmetic, so that a reader can check every row:
 

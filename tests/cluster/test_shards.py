@@ -14,12 +14,14 @@ import ray
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hashguard.cluster import shards as shards_module
 from hashguard.cluster.shards import (
-    MAX_CHANGES,
+    MAX_STARTS,
     Shard,
     ShardDirectoryError,
     ShardedIndex,
     ShardUnavailable,
+    record,
 )
 from hashguard.errors import Unavailable
 from hashguard.index import HammingIndex
@@ -28,7 +30,7 @@ from hashguard.index.hamming import merged
 from support.hashes import clustered, near
 from support.waiting import eventually
 
-pytestmark = pytest.mark.ray
+pytestmark = [pytest.mark.ray, pytest.mark.xdist_group("cluster-shards")]
 
 RADII = (0, 9, 31, 70)
 
@@ -86,6 +88,7 @@ def test_answers_equal_one_index_through_adds_and_removes(
 def test_refused_changes_change_no_shard(ray_local: None, tmp_path: Path) -> None:
     hashes = clustered(5, 40)
     with ShardedIndex(tmp_path, 2) as sharded:
+        assert same(sharded, HammingIndex(), hashes, 256)  # empty: typed, empty answers
         sharded.add(np.arange(20), hashes[:20])
         # 21 and 22 are new and would go to both shards; 3 is present: nothing is added.
         with pytest.raises(ValueError, match=r"already in the index: 3$"):
@@ -94,6 +97,8 @@ def test_refused_changes_change_no_shard(ray_local: None, tmp_path: Path) -> Non
             sharded.remove([1, 2, 25, 31])
         with pytest.raises(ValueError, match="2 ids but 3 hashes"):
             sharded.add([30, 31], hashes[:3])
+        with pytest.raises(ValueError, match=r"^hashes must be a uint8 array"):
+            sharded.add([30, 31], hashes[:2].astype(np.int64))
         with pytest.raises(ValueError, match="uint8"):
             sharded.query(hashes.astype(np.int64), 31)
         with pytest.raises(ValueError, match="shape"):
@@ -162,6 +167,21 @@ def test_a_shard_that_cannot_come_back_fails_the_query(ray_local: None, tmp_path
     sharded.close()
 
 
+def test_shards_that_cannot_be_placed_are_refused_naming_what_they_ask(
+    ray_local: None, tmp_path: Path
+) -> None:
+    with pytest.raises(ShardUnavailable, match=r"3 CPUs each: .* 2 on its largest node"):
+        ShardedIndex(tmp_path, 1, num_cpus=3)
+    with pytest.raises(ShardUnavailable, match="cannot place 3 shards of 1 CPUs each"):
+        ShardedIndex(tmp_path, 3, num_cpus=1)
+    with pytest.raises(ValueError, match="timeout must be a positive number"):
+        ShardedIndex(tmp_path, 1, timeout=0)
+    # By default, at most half the CPUs go to the shards: a scan can still be scheduled.
+    with ShardedIndex(tmp_path, 3) as sharded:
+        assert ray.available_resources().get("CPU") == pytest.approx(1.0, abs=0.01)  # type: ignore[no-untyped-call]
+        assert len(sharded) == 0
+
+
 def test_a_directory_reopens_with_its_parts_and_only_with_its_layout(
     ray_local: None, tmp_path: Path
 ) -> None:
@@ -177,98 +197,220 @@ def test_a_directory_reopens_with_its_parts_and_only_with_its_layout(
             sharded.add(batch, hashes[batch])
             single.remove(batch[:2])
             sharded.remove(batch[:2])
+    bases = []
     for folder in sorted(tmp_path.glob("shard-*")):
-        names = [path.name for path in folder.iterdir()]
-        assert sum(name.startswith("base-") for name in names) == 1
-        assert sum(name.startswith("change-") for name in names) < MAX_CHANGES
-        assert len(names) < MAX_CHANGES + 1  # nothing else left behind
-    with pytest.raises(ShardDirectoryError, match="holds 2 shards of 256-bit hashes, not 3"):
+        # One base, written past the first add (a quarter of the part changed), and nothing
+        # else left behind.
+        (base,) = folder.glob("base-*.hgi")
+        assert sorted(path.name for path in folder.iterdir()) == [base.name, "starts"]
+        bases.append(int(base.stem.split("-")[1]))
+    assert min(bases) > 1
+    with pytest.raises(ShardDirectoryError, match=r"holds 2 shards of 256-bit hashes.*not 3"):
         ShardedIndex(tmp_path, 3)
     with ShardedIndex(tmp_path, 2) as reopened:
+        with pytest.raises(ShardDirectoryError, match="open in another ShardedIndex"):
+            ShardedIndex(tmp_path, 2)
+        # The journal holds the changes after the oldest base, no fewer, no more.
+        journal = sorted(path.name for path in (tmp_path / "journal").iterdir())
+        assert journal == [f"change-{n:012d}.hgi" for n in range(min(bases) + 1, 22)]
         queries = near(rng, hashes, 100, 20)
         assert same(reopened, single, queries, 31)
         reopened.add([5000], hashes[:1])  # numbering goes on after the changes on file
         single.add([5000], hashes[:1])
+        assert len(reopened) == len(single)
+        assert 5000 in reopened.query(hashes[:1], 0)[1]
         assert same(reopened, single, queries, 31)
     (base,) = (tmp_path / "shard-1").glob("base-*.hgi")
     corrupt = bytearray(base.read_bytes())
     corrupt[100] ^= 1
     base.write_bytes(corrupt)
-    with pytest.raises(ShardUnavailable, match=r"shard 1 of 2: .*base-.*checksum mismatch"):
+    with pytest.raises(ShardDirectoryError, match=r"shard 1 of 2: .*base-.*checksum mismatch"):
         ShardedIndex(tmp_path, 2)
 
 
-def test_a_part_left_between_its_new_base_and_the_old_files_loads_the_new_base(
+def answers_equal(found: tuple[np.ndarray, ...], expected: tuple[np.ndarray, ...]) -> bool:
+    return all(
+        np.array_equal(a, b) and a.dtype == b.dtype for a, b in zip(found, expected, strict=True)
+    )
+
+
+def test_a_change_that_arrives_late_or_never_is_applied_in_order_from_the_journal(
     tmp_path: Path,
 ) -> None:
-    hashes = clustered(13, 3000)
-    first = Shard(str(tmp_path / "first"), 0, 1, 256)
-    first.add(1, np.arange(2000), hashes[:2000])  # written as a base
-    first.add(2, np.arange(2000, 2100), hashes[2000:2100])  # a change file beside it
-    crashed = tmp_path / "crashed"
-    shutil.copytree(tmp_path / "first", crashed)
-    first.add(3, np.arange(2100, 3000), hashes[2100:])  # a new base; the older files go
-    assert os.listdir(tmp_path / "first") == ["base-000000000003.hgi"]
-    # A crash after the new base was written, before the older files were deleted:
-    shutil.copy(tmp_path / "first" / "base-000000000003.hgi", crashed)
-    reloaded = Shard(str(crashed), 0, 1, 256)
-    assert reloaded.version() == 3
-    assert os.listdir(crashed) == ["base-000000000003.hgi"]
-    found, expected = reloaded.query(hashes, 0), first.query(hashes, 0)
-    assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
-    reloaded.add(3, np.arange(2100, 3000), hashes[2100:])  # a retried change: already applied
+    hashes = clustered(13, 400)
+    batches = [np.arange(start, start + 100) for start in range(0, 400, 100)]
+    for version, ids in enumerate(batches, start=1):  # as the driver does, before sending
+        record(tmp_path, version, "add", ids, hashes[ids])
+    # Shard 0 of 2 started before the changes were sent: 2 is delayed, 3 arrives first.
+    part = Shard(str(tmp_path / "elsewhere"), 0, 2, 256)
+    shutil.copytree(tmp_path / "journal", tmp_path / "elsewhere" / "journal", dirs_exist_ok=True)
+    part.add(1, batches[0], hashes[batches[0]])
+    part.add(3, batches[2], hashes[batches[2]])  # change 2 is taken from the journal first
+    part.add(2, batches[1], hashes[batches[1]])  # then arrives: already applied, a no-op
+    single = HammingIndex()
+    mine = np.concatenate(batches[:3])
+    mine = mine[mine % 2 == 0]
+    single.add(mine, hashes[mine])
+    assert part.version() == 3
+    assert answers_equal(part.query(3, hashes, 256), single.query(hashes, 256))
+    # Change 4 never reached it: a query sent after it catches up first.
+    assert np.unique(part.query(4, hashes, 0)[1]).tolist() == list(range(0, 400, 2))
+    # A shard (re)started after the changes were journaled loads them all.
+    restarted = Shard(str(tmp_path), 1, 2, 256)
+    assert np.unique(restarted.query(4, hashes, 0)[1]).tolist() == list(range(1, 400, 2))
+
+
+def test_a_change_that_failed_on_one_shard_is_applied_there_when_it_restarts(
+    tmp_path: Path,
+) -> None:
+    hashes = clustered(17, 300)
+    parts = [Shard(str(tmp_path), i, 2, 256) for i in range(2)]
+    record(tmp_path, 1, "add", np.arange(200), hashes[:200])
+    parts[0].add(1, np.arange(200), hashes[:200])  # shard 1 died before it got change 1
+    record(tmp_path, 2, "remove", np.arange(0, 200, 3), None)
+    parts[0].remove(2, np.arange(0, 200, 3))
+    restarted = Shard(str(tmp_path), 1, 2, 256)
+    assert restarted.version() == 2
+    live = np.setdiff1d(np.arange(200), np.arange(0, 200, 3))
+    found = merged([part.query(2, hashes, 0) for part in (parts[0], restarted)])
+    assert np.unique(found[1]).tolist() == live.tolist()
+
+
+def test_a_part_left_by_a_killed_shard_loads_its_newest_base_and_drops_the_leftovers(
+    tmp_path: Path,
+) -> None:
+    hashes = clustered(19, 3000)
+    part = Shard(str(tmp_path), 0, 1, 256)
+    record(tmp_path, 1, "add", np.arange(2000), hashes[:2000])
+    part.add(1, np.arange(2000), hashes[:2000])
+    assert part.compacted() == 1
+    folder = tmp_path / "shard-0"
+    first = (folder / "base-000000000001.hgi").read_bytes()
+    record(tmp_path, 2, "add", np.arange(2000, 3000), hashes[2000:])
+    part.add(2, np.arange(2000, 3000), hashes[2000:])  # a quarter of the part: a new base
+    assert part.compacted() == 2
+    assert sorted(os.listdir(folder)) == ["base-000000000002.hgi", "starts"]
+    # Killed after the new base was written, before the old one went, or while writing aside:
+    (folder / "base-000000000001.hgi").write_bytes(first)
+    (folder / ".base-000000000003.hgi.1234.tmp").write_bytes(b"half")
+    (tmp_path / "journal" / ".change-000000000003.hgi.1234.tmp").write_bytes(b"half")
+    reloaded = Shard(str(tmp_path), 0, 1, 256)
+    assert reloaded.version() == 2
+    assert sorted(os.listdir(folder)) == ["base-000000000002.hgi", "starts"]
+    assert not list((tmp_path / "journal").glob(".*"))
+    assert answers_equal(reloaded.query(2, hashes, 0), part.query(2, hashes, 0))
+    reloaded.add(2, np.arange(2000, 3000), hashes[2000:])  # a retried change: already applied
     assert reloaded.usage().entries == 3000
 
 
+def test_a_base_that_cannot_be_written_fails_no_change_and_is_tried_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashes = clustered(23, 200)
+    part = Shard(str(tmp_path), 0, 1, 256)
+    save = HammingIndex.save
+
+    def full_disk(self: HammingIndex, path: Path | str) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(HammingIndex, "save", full_disk)
+    record(tmp_path, 1, "add", np.arange(100), hashes[:100])
+    part.add(1, np.arange(100), hashes[:100])  # applied, though its base cannot be written
+    assert part.compacted() == 0
+    assert part.usage().entries == 100
+    monkeypatch.setattr(HammingIndex, "save", save)
+    record(tmp_path, 2, "remove", np.arange(3), None)
+    part.remove(2, np.arange(3))
+    assert part.compacted() == 2
+    assert Shard(str(tmp_path), 0, 1, 256).usage().entries == 97
+
+
+def test_a_part_whose_loading_keeps_killing_its_process_stays_down_with_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    record(tmp_path, 1, "add", np.arange(10), clustered(29, 10))
+
+    def dies(*_: object, **__: object) -> None:
+        raise SystemExit(137)  # as the process would, killed by the OOM killer while loading
+
+    with monkeypatch.context() as patched:
+        patched.setattr(shards_module.fileformat, "read", dies)
+        for _ in range(MAX_STARTS):
+            with pytest.raises(SystemExit):
+                Shard(str(tmp_path), 0, 1, 256)
+    with pytest.raises(ShardDirectoryError, match=f"did not finish loading {MAX_STARTS} times"):
+        Shard(str(tmp_path), 0, 1, 256)
+    (tmp_path / "shard-0" / "starts").unlink()  # as the message says, once the cause is fixed
+    assert Shard(str(tmp_path), 0, 1, 256).usage().entries == 10
+
+
 @st.composite
-def histories(draw: st.DrawFn) -> tuple[int, list[tuple[str, int, int]]]:
-    """A shard count and a run of adds, removes and restarts (kind, how many, seed)."""
+def histories(draw: st.DrawFn) -> tuple[int, list[tuple[str, int, int, int]]]:
+    """A shard count and a run of adds, removes and restarts (kind, how many, seed, which
+    shards the change reaches: a bit each, the others missing it as a timeout would)."""
     shards = draw(st.integers(1, 3))
     step = st.tuples(
         st.sampled_from(["add", "remove", "restart"]),
-        st.one_of(st.integers(1, 10), st.integers(50, 200)),  # small changes stay change files
+        st.one_of(st.integers(1, 10), st.integers(50, 200)),  # small changes stay journaled
         st.integers(0, 2**32),
+        st.integers(0, 2**shards - 1),
     )
     return shards, draw(st.lists(step, min_size=1, max_size=10))
 
 
 @settings(max_examples=12, deadline=None)
 @given(history=histories())
-def test_parts_restarted_at_any_point_answer_as_one_index(
-    tmp_path_factory: pytest.TempPathFactory, history: tuple[int, list[tuple[str, int, int]]]
+def test_parts_restarted_or_missing_changes_at_any_point_answer_as_one_index(
+    tmp_path_factory: pytest.TempPathFactory,
+    history: tuple[int, list[tuple[str, int, int, int]]],
 ) -> None:
     shards, steps = history
     folder = tmp_path_factory.mktemp("parts")
 
     def started() -> list[Shard]:
-        return [Shard(str(folder / f"shard-{i}"), i, shards, 256) for i in range(shards)]
+        return [Shard(str(folder), i, shards, 256) for i in range(shards)]
 
     parts = started()
     single = HammingIndex()
     added: list[np.ndarray] = []
     live = np.empty(0, np.int64)
-    for version, (kind, count, seed) in enumerate(steps, start=1):
+    version = 0
+    for kind, count, seed, reached in steps:
         if kind == "restart":
+            for part in parts:
+                part.compacted()  # one process per shard: the old one is gone first
             parts = started()
-        elif kind == "add":
+            continue
+        version += 1
+        sent = [part for i, part in enumerate(parts) if reached >> i & 1]
+        if kind == "add":
             first = sum(map(len, added))
             ids = np.arange(first, first + count, dtype=np.int64)
             added.append(clustered(seed, count))
             single.add(ids, added[-1])
-            for part in parts:
+            record(folder, version, "add", ids, added[-1])
+            for part in sent:
                 part.add(version, ids, added[-1])
             live = np.concatenate([live, ids])
         else:
             ids = np.random.default_rng(seed).choice(live, min(count, len(live)), replace=False)
             single.remove(ids)
-            for part in parts:
+            record(folder, version, "remove", ids, None)
+            for part in sent:
                 part.remove(version, ids)
             live = np.setdiff1d(live, ids)
     if not added:
         return
     queries = near(np.random.default_rng(0), np.concatenate(added), 40, 40)
-    for answering in (parts, started()):  # and once more, all reloaded from their files
-        for radius in (0, 31, 60):
-            found = merged([part.query(queries, radius) for part in answering])
-            expected = single.query(queries, radius)
-            assert all(np.array_equal(a, b) for a, b in zip(found, expected, strict=True))
+    for radius in (0, 31, 60, 256):
+        found = merged([part.query(version, queries, radius) for part in parts])
+        assert answers_equal(found, single.query(queries, radius))
+    for part in parts:
+        part.compacted()  # one process per shard: the old one is gone first
+    reloaded = started()  # and once more, all reloaded from their files
+    assert sum(part.usage().entries for part in reloaded) == len(single)
+    for radius in (31, 256):
+        found = merged([part.query(version, queries, radius) for part in reloaded])
+        assert answers_equal(found, single.query(queries, radius))
+    for part in reloaded:
+        part.compacted()

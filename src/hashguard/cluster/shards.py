@@ -6,28 +6,36 @@ last shard. A radius search cannot be routed (a match may differ from the query 
 every query goes to every shard and the answers are merged: the result is exactly that of one
 HammingIndex over all the entries, in its order.
 
-Each shard keeps its part in its own folder of the directory the index is given, as index files
-(``index.fileformat``, written aside and renamed by ``durable``): a base (the whole part as of
-change ``n``, ``base-n.hgi``) and one file per change since (``change-n.hgi``). The driver
-numbers the changes; a shard writes a change's file before applying it and answering. A shard
-that dies (its process killed, its node lost) is restarted by Ray (``max_restarts=-1``), loads
-its base and changes in its constructor, and only then takes calls again; calls sent meanwhile
-wait and are retried on the new process (``max_task_retries=-1``), and a change already on file
-is not applied twice. When a part's changes reach a quarter of its entries (or ``MAX_CHANGES``
-files), the shard writes a new base and drops the older files. The directory must be reachable
-from every node a shard may be restarted on (one machine, or a shared file system).
+Every change is journaled before any shard sees it: the driver numbers it and writes it whole to
+``journal/change-n.hgi`` (``index.fileformat``, written aside and renamed by ``durable``), then
+sends each shard its rows. A shard applies changes strictly in order: one it has already applied
+is a no-op, and one that arrives after a gap (an earlier change lost to a timeout or reordered
+by a restart) first has the gap filled from the journal. A shard keeps its part in its own
+folder as a base (the whole part as of change ``n``, ``base-n.hgi``); a shard that dies (its
+process killed, its node lost) is restarted by Ray, loads its base, replays the journal past it
+in its constructor, and only then takes calls. So a change that failed on some shards is never
+lost and never half-applied for good: every shard converges to the journal. A base is rewritten
+(in a thread, so calls go on) when a part's changes since it reach a quarter of its entries or
+``MAX_CHANGES`` changes; journal files every base has passed are deleted. The directory must be
+reachable from every node a shard may be restarted on (one machine, or a shared file system).
 
-One ShardedIndex object is the writer of its directory; its threads' writes are serialised. A
-query running while an add or remove is being applied may see it on some shards only.
+One ShardedIndex object is the writer of its directory (an exclusive lock on ``shards.lock``);
+its threads' writes are serialised. A query running while a change is being applied may see it
+on some shards only.
 """
 
+import copy
+import fcntl
+import itertools
 import json
 import math
 import resource
+import sys
 import threading
+import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import IO, Any, Final
 
 import numpy as np
 import ray
@@ -40,142 +48,221 @@ from hashguard.index.hamming import HammingIndex, merged
 from hashguard.index.segments import as_ids, sample
 
 LAYOUT_FILE: Final = "shards.json"
-LAYOUT_FORMAT: Final = "hashguard-shards/1"
-MAX_CHANGES: Final = 64  # change files a shard keeps before it writes a new base
+LAYOUT_FORMAT: Final = "hashguard-shards/2"
+LOCK_FILE: Final = "shards.lock"
+JOURNAL: Final = "journal"
+MAX_CHANGES: Final = 4096  # changes since its base after which a shard writes a new one
+MAX_STARTS: Final = 3  # a shard whose loading is cut short this often in a row stays down
+CPU_SHARE: Final = 0.5  # of the cluster's CPUs the shards reserve by default
 _CHANGE_KIND: Final = "hamming-change"
+_STARTS_FILE: Final = "starts"
 
 
 class ShardUnavailable(Unavailable):
-    """A shard did not answer (it cannot be restarted, or not within the timeout): nothing of
-    the call's answer is returned."""
+    """A shard did not answer (it cannot be placed or restarted, or not within the timeout):
+    nothing of the call's answer is returned."""
 
 
 class ShardDirectoryError(Invalid):
-    """The directory holds shards of another layout (count or hash width) or cannot be read."""
+    """The directory holds shards of another layout (count or hash width), is in use by another
+    ShardedIndex, or cannot be read."""
 
 
 @dataclass(frozen=True)
 class ShardUsage:
     entries: int
+    array_bytes: int  # the index arrays the shard holds
+    resident: int  # bytes: the shard process's resident memory now (anonymous + file pages)
     peak_resident: int  # bytes: the largest resident memory of the shard's process so far
+
+
+def record(directory: Path, version: int, change: str, ids: np.ndarray, hashes: Any) -> None:
+    """Journal change ``version`` (``"add"`` with ``hashes``, or ``"remove"``) in
+    ``directory``, durably, before any shard applies it."""
+    arrays = {"ids": ids} if hashes is None else {"ids": ids, "hashes": hashes}
+    path = _journaled(directory, version)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileformat.write(path, _CHANGE_KIND, {"change": change}, arrays)
 
 
 class Shard:
     """One part of a ShardedIndex (run as a Ray actor): the entries whose id mod ``shards`` is
-    ``shard``, kept in ``folder``."""
+    ``shard``, kept in ``directory/shard-<shard>``."""
 
-    def __init__(self, folder: str, shard: int, shards: int, bits: int) -> None:
-        self._folder = Path(folder)
+    def __init__(self, directory: str, shard: int, shards: int, bits: int) -> None:
+        self._directory = Path(directory)
+        self._folder = self._directory / f"shard-{shard}"
         self._shard = shard
         self._shards = shards
-        self._folder.mkdir(parents=True, exist_ok=True)
-        self._changes: list[Path] = []
+        self._guard = threading.Lock()  # the base's number, shared with the compacting thread
+        self._compacting: threading.Thread | None = None
+        self._changes = 0  # changes applied since the base
         self._changed_rows = 0
         try:
+            self._folder.mkdir(parents=True, exist_ok=True)
+            self._count_start()
             self._load(bits)
+            durable.write(self._folder / _STARTS_FILE, b"0")
         except (OSError, KeyError, ValueError) as error:  # IndexFileError names the file
             # Re-raised as a plain message: Ray hands it to the driver, which cannot rebuild
             # exceptions whose constructors take other arguments.
             raise ShardDirectoryError(f"cannot load its part: {error}") from None
 
+    def _count_start(self) -> None:
+        """Refuse to start again when the last MAX_STARTS loads were cut short (a change that
+        kills the process, say by running it out of memory, would otherwise loop forever)."""
+        path = self._folder / _STARTS_FILE
+        starts = int(path.read_bytes() or b"0") if path.exists() else 0
+        if starts >= MAX_STARTS:
+            raise ValueError(
+                f"{self._folder} did not finish loading {starts} times in a row (the process "
+                f"died); see the shard's log, then delete {path} to try again"
+            )
+        durable.write(path, str(starts + 1).encode())
+
     def _load(self, bits: int) -> None:
+        for left in [*self._folder.glob(".*.tmp"), *self._directory.glob(f"{JOURNAL}/.*.tmp")]:
+            left.unlink(missing_ok=True)  # written aside by a process killed meanwhile
         bases = sorted(self._folder.glob("base-*.hgi"))
-        self._version = _number(bases[-1]) if bases else 0
+        self._base = _number(bases[-1]) if bases else 0
+        self._version = self._base
         self._index = HammingIndex.load(bases[-1]) if bases else HammingIndex(bits)
         if self._index.bits != bits:
             raise ValueError(f"{bases[-1]}: {self._index.bits}-bit hashes, not {bits}")
-        for path in sorted(self._folder.glob("change-*.hgi")):
-            if _number(path) <= self._version:
-                path.unlink()  # already in the base: left by a crash while the base was written
-                continue
-            meta, arrays = fileformat.read(path, _CHANGE_KIND, memory_map=False)
-            self._apply(meta["change"], arrays["ids"], arrays.get("hashes"))
-            self._changes.append(path)
-            self._changed_rows += len(arrays["ids"])
-            self._version = _number(path)
         for stale in bases[:-1]:
-            stale.unlink()
+            stale.unlink(missing_ok=True)  # left by a crash before the older bases went
+        journaled = sorted(self._directory.glob(f"{JOURNAL}/change-*.hgi"))
+        self._catch_up(max((_number(path) for path in journaled), default=0))
 
     def version(self) -> int:
         """The number of the last change this shard has applied (0: none)."""
         return self._version
 
+    def base(self) -> int:
+        """The change the shard's base file holds its part as of: the journal up to it is no
+        longer needed by this shard."""
+        with self._guard:
+            return self._base
+
     def usage(self) -> ShardUsage:
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
-        return ShardUsage(len(self._index), peak)
+        return ShardUsage(len(self._index), self._index.array_bytes(), _resident(), peak)
 
-    def lookup(self, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Of the ``ids`` that belong to this shard: those it holds, and those it does not."""
+    def held(self, version: int, ids: np.ndarray, present: bool) -> np.ndarray:
+        """Of this shard's ``ids``: those it holds (``present``) or those it lacks, once it has
+        applied the changes up to ``version``."""
+        self._catch_up(version)
         mine = ids[self._mine(ids)]
-        held = self._index.present(mine)
-        return mine[held], mine[~held]
+        wanted: np.ndarray = mine[self._index.present(mine) == present]
+        return wanted
 
-    def add(self, version: int, ids: np.ndarray, hashes: np.ndarray) -> None:
-        """Apply change ``version``: add this shard's rows of ``ids``/``hashes``."""
+    def add(self, version: int, ids: np.ndarray, hashes: np.ndarray) -> int:
+        """Apply change ``version`` (this shard's rows of it), after any before it; returns the
+        base's change number."""
+        self._catch_up(version - 1)
         if version > self._version:
             mine = self._mine(ids)
-            self._change(version, "add", ids[mine], hashes[mine])
+            self._apply(version, "add", ids[mine], hashes[mine])
+        return self.base()
 
-    def remove(self, version: int, ids: np.ndarray) -> None:
-        """Apply change ``version``: remove this shard's ``ids``."""
+    def remove(self, version: int, ids: np.ndarray) -> int:
+        """Apply change ``version``: remove this shard's ``ids``; returns the base's number."""
+        self._catch_up(version - 1)
         if version > self._version:
-            self._change(version, "remove", ids[self._mine(ids)], None)
+            self._apply(version, "remove", ids[self._mine(ids)], None)
+        return self.base()
 
-    def query(self, hashes: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def query(
+        self, version: int, hashes: np.ndarray, radius: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._catch_up(version)
         return self._index.query(hashes, radius)
+
+    def compacted(self) -> int:
+        """Waits for a base being written; returns the base's change number."""
+        if self._compacting is not None:
+            self._compacting.join()
+        return self.base()
 
     def _mine(self, ids: np.ndarray) -> np.ndarray:
         return np.asarray(ids % self._shards == self._shard)
 
-    def _change(
-        self, version: int, change: str, ids: np.ndarray, hashes: np.ndarray | None
-    ) -> None:
-        if len(ids):
-            held = self._index.present(ids)
-            wrong = ids[held] if change == "add" else ids[~held]
-            if wrong.size:  # the driver checked; never let a file hold a change that fails
-                raise ValueError(f"shard {self._shard}: cannot {change} ids {sample(wrong)}")
-            path = self._folder / f"change-{version:012d}.hgi"
-            arrays = {"ids": ids} if hashes is None else {"ids": ids, "hashes": hashes}
-            fileformat.write(path, _CHANGE_KIND, {"change": change}, arrays)
-            self._apply(change, ids, hashes)
-            self._changes.append(path)
-            self._changed_rows += len(ids)
-        self._version = version
-        if self._changes and (
-            4 * self._changed_rows >= len(self._index) or len(self._changes) >= MAX_CHANGES
-        ):
-            self._write_base()
+    def _catch_up(self, version: int) -> None:
+        """Apply the journaled changes after this shard's last, up to ``version``."""
+        while self._version < version:
+            number = self._version + 1
+            path = _journaled(self._directory, number)
+            try:
+                meta, arrays = fileformat.read(path, _CHANGE_KIND, memory_map=False)
+            except fileformat.IndexFileError as error:
+                raise ShardDirectoryError(
+                    f"shard {self._shard}: change {number} is not in the journal ({error})"
+                ) from None
+            ids = arrays["ids"]
+            mine = self._mine(ids)
+            hashes = arrays.get("hashes")
+            self._apply(number, meta["change"], ids[mine], None if hashes is None else hashes[mine])
 
-    def _apply(self, change: str, ids: np.ndarray, hashes: np.ndarray | None) -> None:
+    def _apply(self, version: int, change: str, ids: np.ndarray, hashes: np.ndarray | None) -> None:
         if change == "add" and hashes is not None:
             self._index.add(ids, hashes)
         elif change == "remove":
             self._index.remove(ids)
         else:
             raise ValueError(f"shard {self._shard}: unknown change {change!r}")
+        self._version = version
+        with self._guard:
+            self._changes += 1
+            self._changed_rows += len(ids)
+        self._compact()
 
-    def _write_base(self) -> None:
-        base = self._folder / f"base-{self._version:012d}.hgi"
-        old = [path for path in self._folder.glob("base-*.hgi") if path != base]
-        self._index.save(base)
-        for path in [*old, *self._changes]:
-            path.unlink()
-        durable.sync_directory(self._folder)
-        self._changes = []
-        self._changed_rows = 0
+    def _compact(self) -> None:
+        """A new base when enough has changed since the last, written by a thread (calls go on
+        meanwhile); when none of the part's rows changed, the base is only renamed."""
+        if self._compacting is not None and self._compacting.is_alive():
+            return
+        with self._guard:
+            changes, rows, old = self._changes, self._changed_rows, self._base
+        if not rows and old:  # the same part: the base holds it as of this change too
+            (self._folder / _based(old)).rename(self._folder / _based(self._version))
+            with self._guard:
+                self._base, self._changes = self._version, 0
+        elif not rows or 4 * rows >= len(self._index) or changes >= MAX_CHANGES:
+            index = copy.copy(self._index)  # its snapshot: later changes leave it as it is
+            self._compacting = threading.Thread(
+                target=self._write_base, args=(index, self._version, changes, rows), daemon=True
+            )
+            self._compacting.start()
+
+    def _write_base(self, index: HammingIndex, version: int, changes: int, rows: int) -> None:
+        base = self._folder / _based(version)
+        try:
+            index.save(base)
+            with self._guard:
+                self._base = version
+                self._changes -= changes
+                self._changed_rows -= rows
+            for path in self._folder.glob("base-*.hgi"):
+                if _number(path) < version:
+                    path.unlink(missing_ok=True)
+            durable.sync_directory(self._folder)
+        except OSError as error:  # the changes stay journaled: the next change tries again
+            print(f"shard {self._shard}: cannot write {base}: {error}", file=sys.stderr)
 
 
 class ShardedIndex:
     """Exact Hamming-radius search over ``shards`` Ray actors, each a HammingIndex of the entries
-    whose id mod ``shards`` is its number; the same calls and answers as a HammingIndex.
+    whose id mod ``shards`` is its number: ``add``, ``remove``, ``query`` and ``len`` as a
+    HammingIndex answers them.
 
-    Ray must be initialised. ``directory`` keeps the parts (an existing one is loaded; it must
-    have been made with the same ``shards`` and ``bits``). Each shard reserves ``num_cpus``
-    (default: the cluster's CPUs shared out, so that all shards fit). A call waits up to
-    ``timeout`` seconds for every shard, restarts included (so it must exceed the time a shard
-    takes to add the largest batch), else raises ShardUnavailable. An add or remove that raises
-    ShardUnavailable may have been applied by the shards that answered.
+    Ray must be initialised. ``directory`` keeps the parts and the journal (an existing one is
+    loaded; it must have been made with the same ``shards`` and ``bits``, and no other
+    ShardedIndex may have it open). Each shard reserves ``num_cpus`` (default: at most one,
+    and at most ``CPU_SHARE`` of the cluster's CPUs shared out, so that other work still
+    schedules). A call waits up to ``timeout`` seconds for every shard, restarts included (so it
+    must exceed the time a shard takes to add the largest batch), else raises ShardUnavailable.
+    A change that raises ShardUnavailable is journaled: the shards that did not apply it will
+    before they answer again.
     """
 
     def __init__(
@@ -189,22 +276,29 @@ class ShardedIndex:
     ) -> None:
         if isinstance(shards, bool) or not isinstance(shards, int) or shards < 1:
             raise ValueError(f"shards must be a positive integer, got {shards!r}")
+        if not isinstance(timeout, int | float) or not math.isfinite(timeout) or timeout <= 0:
+            raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self._checker = HammingIndex(bits)  # empty: checks arguments as the shards would
         self.directory = Path(directory)
         self.bits = bits
         self._timeout = timeout
         self._lock = threading.Lock()
-        self._claim(shards, bits)
-        cpus = _cpus_each(shards) if num_cpus is None else num_cpus
+        self._cpus = _cpus_each(shards) if num_cpus is None else num_cpus
+        _check_placement(shards, self._cpus)
+        self._held = self._claim(shards, bits)
         actor = ray.remote(Shard).options(
-            num_cpus=cpus, max_restarts=-1, max_task_retries=-1, scheduling_strategy="SPREAD"
+            num_cpus=self._cpus,
+            max_restarts=-1,
+            max_task_retries=-1,
+            scheduling_strategy="SPREAD",
         )
         self.shards: tuple[Any, ...] = tuple(
-            actor.remote(str(self.directory / f"shard-{i}"), i, shards, bits) for i in range(shards)
+            actor.remote(str(self.directory), i, shards, bits) for i in range(shards)
         )
         try:
             self._version = max(self._gather(shard.version.remote() for shard in self.shards))
-        except ShardUnavailable:
+            self._prune(self._gather(shard.base.remote() for shard in self.shards))
+        except (ShardUnavailable, ShardDirectoryError):
             self.close()
             raise
 
@@ -212,43 +306,55 @@ class ShardedIndex:
         return sum(usage.entries for usage in self.usage())
 
     def usage(self) -> list[ShardUsage]:
-        """Per shard, its entries and its process's peak resident memory."""
+        """Per shard, its entries, index array bytes and its process's resident memory."""
         return self._gather(shard.usage.remote() for shard in self.shards)
 
     def add(self, ids: object, hashes: object) -> None:
         """Add entries. Raises ValueError (adding nothing) on bad arrays or ids already present,
-        ShardUnavailable if a shard cannot be reached."""
+        ShardUnavailable if a shard cannot be reached (the change is then journaled: see the
+        class). Each shard is sent only its rows; large lists are best added in batches, as the
+        driver holds a batch twice (the caller's arrays and their journal file)."""
         checked = as_ids(ids)
         array = np.ascontiguousarray(hashes)
-        self._checker.query(array[:0], 0)  # its dtype and shape, without copying the rows
+        self._checker.check_hashes(array)
         if len(array) != len(checked):
             raise ValueError(f"{len(checked)} ids but {len(array)} hashes")
         if not len(checked):
             return
         with self._lock:
-            ids_ref = ray.put(checked)
-            held = self._lookup(ids_ref)[0]
+            parts = self._split(checked)
+            ids_refs = [ray.put(checked[part]) for part in parts]
+            held = self._held_ids(ids_refs, present=True)
             if held.size:
                 raise ValueError(f"ids already in the index: {sample(np.sort(held))}")
-            self._version += 1
-            hashes_ref = ray.put(array)
-            self._gather(
-                shard.add.remote(self._version, ids_ref, hashes_ref) for shard in self.shards
-            )
+            version = self._version + 1
+            record(self.directory, version, "add", checked, array)
+            self._version = version
+            calls = [
+                shard.add.remote(version, ids_ref, ray.put(array[part]))
+                for shard, ids_ref, part in zip(self.shards, ids_refs, parts, strict=True)
+            ]
+            self._prune(self._gather(calls, version))
 
     def remove(self, ids: object) -> None:
         """Remove entries by id. Raises ValueError (changing nothing) if any id is not in the
-        index, ShardUnavailable if a shard cannot be reached."""
+        index, ShardUnavailable if a shard cannot be reached (the change is then journaled)."""
         checked = as_ids(ids)
         if not len(checked):
             return
         with self._lock:
-            ids_ref = ray.put(checked)
-            missing = self._lookup(ids_ref)[1]
+            ids_refs = [ray.put(checked[part]) for part in self._split(checked)]
+            missing = self._held_ids(ids_refs, present=False)
             if missing.size:
                 raise ValueError(f"ids not in the index: {sample(np.sort(missing))}")
-            self._version += 1
-            self._gather(shard.remove.remote(self._version, ids_ref) for shard in self.shards)
+            version = self._version + 1
+            record(self.directory, version, "remove", checked, None)
+            self._version = version
+            calls = [
+                shard.remove.remote(version, ids_ref)
+                for shard, ids_ref in zip(self.shards, ids_refs, strict=True)
+            ]
+            self._prune(self._gather(calls, version))
 
     def query(self, hashes: object, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every entry within ``radius`` bits of each query hash, from all shards: (query row,
@@ -258,12 +364,26 @@ class ShardedIndex:
         array = np.ascontiguousarray(hashes)
         self._checker.query(array[:0], radius)
         queries = ray.put(array)  # one copy in the object store, read in place by every shard
-        return merged(self._gather(shard.query.remote(queries, radius) for shard in self.shards))
+        version = self._version
+        return merged(
+            self._gather(shard.query.remote(version, queries, radius) for shard in self.shards)
+        )
 
     def close(self) -> None:
-        """End the shard actors (their files stay: a new ShardedIndex loads them)."""
+        """End the shard actors and wait until they are gone (their files stay: a new
+        ShardedIndex loads them), then give up the directory. A base being written is finished
+        first."""
+        ray.wait([shard.compacted.remote() for shard in self.shards], timeout=self._timeout)
         for shard in self.shards:
             ray.kill(shard, no_restart=True)
+        deadline = time.monotonic() + self._timeout
+        for shard in self.shards:
+            while time.monotonic() < deadline:
+                try:
+                    ray.get(shard.version.remote(), timeout=max(deadline - time.monotonic(), 0))
+                except RayError:
+                    break  # ended (a timeout is a RayError too: then it is not answering)
+        self._held.close()  # releases the lock
 
     def __enter__(self) -> "ShardedIndex":
         return self
@@ -271,30 +391,73 @@ class ShardedIndex:
     def __exit__(self, *_: object) -> None:
         self.close()
 
-    def _lookup(self, ids_ref: Any) -> tuple[np.ndarray, np.ndarray]:
-        found = self._gather(shard.lookup.remote(ids_ref) for shard in self.shards)
-        return np.concatenate([f[0] for f in found]), np.concatenate([f[1] for f in found])
+    def _split(self, ids: np.ndarray) -> list[np.ndarray]:
+        """Positions in ``ids`` of each shard's rows, shard by shard."""
+        owner = ids % len(self.shards)
+        order = np.argsort(owner, kind="stable")
+        bounds = np.searchsorted(owner[order], np.arange(len(self.shards) + 1))
+        return [order[start:end] for start, end in itertools.pairwise(bounds)]
 
-    def _gather(self, calls: Any) -> list[Any]:
+    def _held_ids(self, ids_refs: list[Any], present: bool) -> np.ndarray:
+        calls = [
+            shard.held.remote(self._version, ref, present)
+            for shard, ref in zip(self.shards, ids_refs, strict=True)
+        ]
+        return np.concatenate(self._gather(calls))
+
+    def _prune(self, bases: list[int]) -> None:
+        """Delete the journal files every shard's base has passed."""
+        passed = min(bases)
+        for path in self.directory.glob(f"{JOURNAL}/change-*.hgi"):
+            if _number(path) <= passed:
+                path.unlink(missing_ok=True)
+
+    def _gather(self, calls: Any, change: int = 0) -> list[Any]:
         """Every shard's answer, in shard order, or ShardUnavailable naming the first that
-        failed or did not answer in time."""
+        failed or did not answer in time (ShardDirectoryError if its part cannot be read)."""
         refs = list(calls)
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self._timeout)
         answers = []
+        journaled = f"; change {change} is journaled and applied when it answers" if change else ""
         for number, ref in enumerate(refs):
+            where = f"shard {number} of {len(refs)}"
             if ref not in ready:
-                waited = f"no answer within {self._timeout:g} s"
-                raise ShardUnavailable(f"shard {number} of {len(refs)}: {waited}")
+                free = ray.available_resources().get("CPU", 0.0)  # type: ignore[no-untyped-call]
+                raise ShardUnavailable(
+                    f"{where}: no answer within {self._timeout:g} s (each shard asks for "
+                    f"{self._cpus:g} CPUs; {free:g} are free in the cluster){journaled}"
+                )
             try:
                 answers.append(ray.get(ref))
             except RayError as error:
                 reason = _reason(error)
-                raise ShardUnavailable(f"shard {number} of {len(refs)}: {reason}") from None
+                if getattr(error, "actor_init_failed", False) and "ShardDirectoryError" in str(
+                    error
+                ):
+                    raise ShardDirectoryError(f"{where}: {reason}") from None
+                raise ShardUnavailable(f"{where}: {reason}{journaled}") from None
         return answers
 
-    def _claim(self, shards: int, bits: int) -> None:
-        """Record this layout in the directory, or check it against the one recorded there."""
-        self.directory.mkdir(parents=True, exist_ok=True)
+    def _claim(self, shards: int, bits: int) -> IO[bytes]:
+        """Lock the directory for this object, and record this layout in it or check it against
+        the one recorded there. Returns the locked file (closing it releases the lock)."""
+        (self.directory / JOURNAL).mkdir(parents=True, exist_ok=True)
+        held = open(self.directory / LOCK_FILE, "ab")  # noqa: SIM115 (held until close())
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            held.close()
+            raise ShardDirectoryError(
+                f"{self.directory} is open in another ShardedIndex (one writer at a time)"
+            ) from None
+        try:
+            self._check_layout(shards, bits)
+        except ShardDirectoryError:
+            held.close()
+            raise
+        return held
+
+    def _check_layout(self, shards: int, bits: int) -> None:
         path = self.directory / LAYOUT_FILE
         wanted = {"format": LAYOUT_FORMAT, "shards": shards, "bits": bits}
         try:
@@ -311,15 +474,44 @@ class ShardedIndex:
         if recorded != wanted:
             raise ShardDirectoryError(
                 f"{self.directory} holds {recorded.get('shards')} shards of "
-                f"{recorded.get('bits')}-bit hashes, not {shards} of {bits}-bit"
+                f"{recorded.get('bits')}-bit hashes ({recorded.get('format')}), not {shards} of "
+                f"{bits}-bit ({LAYOUT_FORMAT})"
             )
 
 
+def _node_cpus() -> list[float]:
+    nodes = ray.nodes()  # type: ignore[no-untyped-call]
+    return [float(node["Resources"].get("CPU", 0.0)) for node in nodes if node.get("Alive")]
+
+
 def _cpus_each(shards: int) -> float:
-    """The cluster's CPUs shared out so that ``shards`` actors fit (Ray takes fractions below
-    one, whole numbers above)."""
-    share = float(ray.cluster_resources().get("CPU", 1.0)) / shards  # type: ignore[no-untyped-call]
-    return float(math.floor(share)) if share >= 1 else math.floor(share * 10_000) / 10_000
+    """At most one CPU (a shard's kernels use one) and at most CPU_SHARE of the cluster's CPUs
+    shared out, within the largest node (an actor runs on one node)."""
+    cpus = _node_cpus()
+    share = min(1.0, max(cpus, default=0.0), CPU_SHARE * sum(cpus) / shards)
+    return math.floor(share * 10_000) / 10_000
+
+
+def _check_placement(shards: int, cpus: float) -> None:
+    """Raises ShardUnavailable when ``shards`` actors of ``cpus`` CPUs cannot all be placed."""
+    nodes = _node_cpus()
+    largest, total = max(nodes, default=0.0), sum(nodes)
+    if cpus <= 0 or cpus > largest or shards * cpus > total:
+        raise ShardUnavailable(
+            f"cannot place {shards} shards of {cpus:g} CPUs each: the cluster has {total:g} "
+            f"CPUs, {largest:g} on its largest node (pass a smaller num_cpus, or add nodes)"
+        )
+
+
+def _resident() -> int:
+    """This process's resident memory of its own (anonymous and file pages, not the object
+    store's shared memory), in bytes."""
+    fields = {}
+    with open("/proc/self/status") as status:
+        for line in status:
+            name, _, value = line.partition(":")
+            fields[name] = value
+    return sum(int(fields.get(name, "0 kB").split()[0]) * 1024 for name in ("RssAnon", "RssFile"))
 
 
 def _reason(error: RayError) -> str:
@@ -330,6 +522,14 @@ def _reason(error: RayError) -> str:
         return type(error).__name__
     raised = isinstance(error, RayTaskError) or getattr(error, "actor_init_failed", False)
     return lines[-1] if raised else lines[0]
+
+
+def _journaled(directory: Path, version: int) -> Path:
+    return directory / JOURNAL / f"change-{version:012d}.hgi"
+
+
+def _based(version: int) -> str:
+    return f"base-{version:012d}.hgi"
 
 
 def _number(path: Path) -> int:

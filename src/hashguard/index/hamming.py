@@ -171,6 +171,21 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
             raise ValueError(f"{len(checked_ids)} ids but {len(words)} hashes")
         self._add(checked_ids, words)
 
+    def check_hashes(self, hashes: object, what: str = "hashes") -> None:
+        """Raises ValueError, naming ``what``, unless ``hashes`` is a uint8 array of shape
+        (n, bits / 8); copies no rows."""
+        self._words(np.asarray(hashes)[:0], what)
+
+    def array_bytes(self) -> int:
+        """The bytes of the arrays the index holds (ids, hashes, deletions, tables)."""
+        total = 0
+        for part in self._snapshot.parts:
+            segment = part.segment
+            total += segment.ids.nbytes + segment.values.nbytes + part.deleted.nbytes
+            total += 0 if segment.entries is None else segment.entries.nbytes
+            total += 0 if segment.dirs is None else segment.dirs.nbytes
+        return total
+
     def query(self, hashes: object, radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Every entry within ``radius`` bits (distance <= radius) of each query hash.
 
