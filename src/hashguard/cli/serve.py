@@ -50,7 +50,10 @@ def serve(
         except ImportError as error:
             fail(f"--engine ray needs the ray extra (pip install 'hashguard[ray]'): {error}",
                  ExitCode.ERROR)  # fmt: skip
-        ray_serve.run(settings, replicas, address)
+        try:
+            ray_serve.run(settings, replicas, address)
+        except ray_serve.ServeFailed as error:
+            fail(str(error), ExitCode.ERROR)
         return
     run(settings, settings.host, settings.port, settings.access_log)
 
@@ -82,10 +85,11 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     try:
         # A reverse proxy on this machine says who the client is and whether it came over https
         # (X-Forwarded-For, X-Forwarded-Proto): the victims' routes limit wrong PINs per client,
-        # and the desk's cookie is Secure over https. Those headers are believed from 127.0.0.1
-        # only, so nobody else can claim another address.
+        # and the desk's cookie is Secure over https. Those headers are believed from the
+        # proxies named (forwarded_allow_ips, 127.0.0.1 by default) only, so nobody else can
+        # claim another address.
         uvicorn.run(served(app), host=host, port=port, access_log=access_log, log_level="info",
                     server_header=False, proxy_headers=True,
-                    forwarded_allow_ips="127.0.0.1")  # fmt: skip
+                    forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
     finally:
         engine.dispose()
