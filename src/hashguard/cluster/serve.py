@@ -1,6 +1,6 @@
 """Replicas as a Ray Serve deployment: each replica runs the same app as ``hashguard serve``
 (its own Service over the shared database: the lists loaded, from a snapshot if set, and the
-change logs followed), behind Ray Serve's HTTP proxy, at most one replica per node.
+change logs followed), behind Ray Serve's HTTP proxy.
 
 Health, as Ray Serve 2.60 acts on it: the controller calls each replica's ``check_health``
 every HEALTH_CHECK_SECONDS; a failed check only counts, the replica keeps getting requests, and
@@ -80,7 +80,6 @@ def application(settings: ServiceSettings, replicas: int) -> Any:
         num_replicas=replicas,
         health_check_period_s=HEALTH_CHECK_SECONDS,
         ray_actor_options={"num_cpus": 0},  # each answers many requests; Ray's CPUs do batch work
-        max_replicas_per_node=1,  # each holds every list: one node lost takes one replica
         max_ongoing_requests=MAX_ONGOING_REQUESTS,
     )(Replica)
     return deployment.bind(settings)
