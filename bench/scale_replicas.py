@@ -114,7 +114,7 @@ def load_times(url: str, size: int, scratch: Path) -> tuple[float, float]:
     key = scratch / f"{name}.key"
     keys.generate(key)
     path = scratch / f"{name}.snapshot"
-    snapshot.write(path, [store.entries(name)], keys.load(key))
+    snapshot.write(path, store, [name], keys.load(key))
     public = keys.read_public(key.with_name(key.name + ".pub"))
     started = time.perf_counter()
     from_database = Matcher(store, [name])

@@ -133,7 +133,9 @@ def measure(
         except ImportError:
             print("Ray not installed: pip install 'hashguard[ray]'")
         else:
-            ray.init(num_cpus=workers, include_dashboard=False, log_to_driver=False)
+            ray.init(
+                address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False
+            )
             try:
                 seconds[f"ray, {workers} CPUs"], on_ray = timed(
                     scan_on_ray(parts, source.reader, matcher, settings, workers)

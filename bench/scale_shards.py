@@ -78,7 +78,7 @@ def measure(
     results = [Measured(size, 0, reference, 1.0, 0, 0, arrays / size)]
     print(f"one index: {reference:,.0f} queries/s", flush=True)
     if not ray.is_initialized():
-        ray.init(include_dashboard=False, log_to_driver=False)
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
     for count in shard_counts:
         with tempfile.TemporaryDirectory() as directory, ShardedIndex(directory, count) as sharded:
             before = [usage.resident for usage in sharded.usage()]

@@ -31,6 +31,7 @@ def ray_local() -> Iterator[None]:
     """A local Ray instance with two CPUs for the module's tests."""
     _disconnect()
     ray.init(
+        address="local",  # never a cluster another test process started (ray_current_cluster)
         num_cpus=2,
         include_dashboard=False,
         object_store_memory=OBJECT_STORE_BYTES,

@@ -3,13 +3,17 @@ what a Matcher loaded from the store holds; a snapshot that does not verify is r
 reason, and one that does not fit the database is not used for the lists it does not fit. All
 hashes are random benign values."""
 
+import os
 import random
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine
 
+from hashguard.index import fileformat
 from hashguard.lists import snapshot
 from hashguard.lists.model import Category, ChangeKind, Provenance, Source
 from hashguard.lists.records import Submission
@@ -49,8 +53,7 @@ def _fill(store: ListStore) -> None:
 
 
 def _write(store: ListStore, path: Path, key: Path) -> int:
-    lists = (store.entries(held.name) for held in store.lists())
-    return snapshot.write(path, lists, keys.load(key))
+    return snapshot.write(path, store, [held.name for held in store.lists()], keys.load(key))
 
 
 def _public(key: Path) -> str:
@@ -126,12 +129,90 @@ def test_a_snapshot_changed_or_signed_by_another_key_is_refused(
     with pytest.raises(snapshot.SnapshotError, match="not the key given"):
         snapshot.read(path, _public(other))
     original = path.read_bytes()
-    for changed in (200, len(original) - 1):  # an entry; the SHA-256 at the end
+    # An array's byte; the SHA-256 the container ends with; the signature at the very end.
+    for changed in (len(original) - 200, len(original) - 110, len(original) - 1):
         data = bytearray(original)
         data[changed] ^= 1
         path.write_bytes(bytes(data))
         with pytest.raises(snapshot.SnapshotError, match=r"modified|does not verify"):
             snapshot.read(path, _public(key))
-    snapshot.signature_path(path).unlink()
+    # Another valid snapshot with this one's signature: its own SHA-256 is not what was signed.
+    store.apply("digests", [Submission("md5", VALUES[31][:32])])
+    _write(store, path, key)
+    other_body = path.read_bytes()[: -snapshot._SIGNATURE.size]
+    path.write_bytes(other_body + original[-snapshot._SIGNATURE.size :])
+    with pytest.raises(snapshot.SnapshotError, match="does not verify"):
+        snapshot.read(path, _public(key))
+    path.write_bytes(other_body)  # no signature at all (as an older hashguard wrote it)
+    with pytest.raises(snapshot.SnapshotError, match="not a signed list snapshot"):
+        snapshot.read(path, _public(key))
+    path.unlink()
     with pytest.raises(snapshot.SnapshotError, match="cannot read"):
         snapshot.read(path, _public(key))
+
+
+def test_the_snapshot_and_its_signature_are_one_file_checked_and_loaded_from_the_same_bytes(
+    store: ListStore, key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _fill(store)
+    path = tmp_path / "lists.snapshot"
+    _write(store, path, key)
+    assert sorted(p.name for p in tmp_path.glob("lists.snapshot*")) == ["lists.snapshot"]
+    expected = {h.name: list(store.entries(h.name)[1]) for h in store.lists()}
+    # Another database's snapshot, signed by another key, swapped in after the signature is
+    # checked: what is loaded is still what was checked.
+    other_key = tmp_path / "other.key"
+    keys.generate(other_key)
+    other = ListStore(open_engine(f"sqlite:///{tmp_path / 'other.db'}"))
+    other.create("known", "Elsewhere", Category.TEST)
+    other.apply("known", [Submission("pdq", v) for v in VALUES[30:40]])
+    evil = tmp_path / "evil.snapshot"
+    _write(other, evil, other_key)
+
+    def swapping(read: Any) -> Any:
+        def racing(where: Path, *args: Any, **kwargs: Any) -> Any:
+            if evil.exists():
+                os.replace(evil, path)
+            return read(where, *args, **kwargs)
+
+        return racing
+
+    monkeypatch.setattr(fileformat, "read", swapping(fileformat.read))
+    monkeypatch.setattr(fileformat, "parse", swapping(fileformat.parse))
+    held = snapshot.read(path, _public(key))
+    assert not evil.exists()  # the swap happened
+    assert {h.name: list(held.entries(h)) for h in held.lists} == expected
+
+
+def test_a_snapshot_of_another_database_or_of_a_diverged_history_is_not_used(
+    key: Path, tmp_path: Path
+) -> None:
+    def opened(name: str) -> tuple[Engine, ListStore]:
+        engine = open_engine(f"sqlite:///{tmp_path / name}")
+        return engine, ListStore(engine)
+
+    engine, store = opened("a.db")
+    store.create("known", "Hotline", Category.TEST)
+    store.apply("known", [Submission("pdq", v) for v in VALUES[:10]])
+    engine.dispose()
+    shutil.copy(tmp_path / "a.db", tmp_path / "backup.db")  # a backup at version 10
+    engine, store = opened("a.db")
+    store.apply("known", [Submission("pdq", v) for v in VALUES[10:12]])
+    path = tmp_path / "lists.snapshot"
+    _write(store, path, key)  # at version 12
+    held = snapshot.read(path, _public(key))
+    assert snapshot.SnapshotSource(held, store).used == ("known",)
+    # Another database, its list under the same id, further along: not this history.
+    _, elsewhere = opened("b.db")
+    elsewhere.create("known", "Hotline", Category.TEST)
+    elsewhere.apply("known", [Submission("pdq", v) for v in VALUES[20:32]])
+    # This database restored from the backup, then changed past the snapshot's version.
+    _, restored = opened("backup.db")
+    restored.apply("known", [Submission("pdq", v) for v in VALUES[32:36]])
+    for database in (elsewhere, restored):
+        assert database.get("known").version >= 12
+        source = snapshot.SnapshotSource(held, database)
+        assert source.used == () and "history" in source.unused["known"]
+        loaded = Matcher(source, ["known"])
+        assert loaded.match(parse("pdq", VALUES[11])) == []  # not in that database
+        assert loaded.sizes() == Matcher(database, ["known"]).sizes()

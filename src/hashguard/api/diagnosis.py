@@ -169,7 +169,8 @@ def _secret(path: Path) -> Iterator[Problem]:
                 Severity.NOTE,
                 "secret_file",
                 f"{path} does not exist yet: it is "
-                "created at start (back it up: webhook signatures depend on it)",
+                "created at start (back it up: webhook signatures depend on it; replicas "
+                "must all have the same one: copy it to each, do not let each make its own)",
             )
         else:
             yield Problem(Severity.ERROR, "secret_file", f"{path} cannot be created at start: "

@@ -78,7 +78,8 @@ class _IndexCollector(Collector):
             "hashguard_lag_changes", "Changes in the database not applied yet, all lists"
         )
         seconds = GaugeMetricFamily(
-            "hashguard_lag_seconds", "Age of the oldest change not applied yet (0: caught up)"
+            "hashguard_lag_seconds",
+            "Seconds the index has been behind the database, by this replica's clock (0: none)",
         )
         lag = readiness.lag
         if lag is not None:

@@ -99,37 +99,26 @@ BODY: Final = (413, 422)
 # --- status ----------------------------------------------------------------------------------
 
 
-class ListLag(BaseModel):
-    """One list: the version this replica's index reflects, and the database's."""
-
-    name: str
-    applied_version: int
-    version: int
-    lag_changes: int
-
-
 class Readiness(BaseModel):
     """Ready (200) or not (503, with the reason). A replica also says how far its index is
-    behind the database: changes not applied yet (per list and in all) and the age of the
-    oldest of them (0 when caught up); not ready once that age exceeds ``max_lag``."""
+    behind the database in all: changes not applied yet, and for how long (on its own clock,
+    since it first saw one; 0 when caught up); not ready once that exceeds ``max_lag``. Public:
+    it names no list (an auditor's /metrics has the lag per list)."""
 
     model_config = _example(
         {"ready": True, "reason": "ready", "index_age_seconds": 0.2, "lag_changes": 0,
-         "lag_seconds": 0.0, "lists": [{"name": "known", "applied_version": 1200,
-                                         "version": 1200, "lag_changes": 0}]},
-        {"ready": False, "reason": "the index is 40 change(s) behind the database, the oldest "
-         "made 31.5 s ago (max_lag: 30 s)", "index_age_seconds": 31.6, "lag_changes": 40,
-         "lag_seconds": 31.5, "lists": [{"name": "known", "applied_version": 1200,
-                                          "version": 1240, "lag_changes": 40}]},
+         "lag_seconds": 0.0},
+        {"ready": False, "reason": "the index is 40 change(s) behind the database, for "
+         "31.5 s (max_lag: 30 s)", "index_age_seconds": 0.2, "lag_changes": 40,
+         "lag_seconds": 31.5},
         {"ready": False, "reason": "the index is loading", "index_age_seconds": None,
-         "lag_changes": None, "lag_seconds": None, "lists": []},
+         "lag_changes": None, "lag_seconds": None},
     )  # fmt: skip
     ready: bool
     reason: str
     index_age_seconds: Number | None
     lag_changes: int | None
     lag_seconds: Number | None
-    lists: list[ListLag]
 
 
 # --- hashing and matching --------------------------------------------------------------------

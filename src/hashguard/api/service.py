@@ -17,7 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 from sqlalchemy import Connection, Engine
@@ -61,7 +61,9 @@ from hashguard.victims.referrals import ReferralSender
 log = logging.getLogger("hashguard.api")
 
 _LIST_CHECK_SECONDS: Final = 1.0  # how often lists created or changed elsewhere are looked for
-_STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready
+_STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready (at least)
+_STUCK_FACTOR: Final = 4  # that many times as long: broken (a restart may help)
+_LOAD_RETRY_MAX: Final = 30.0  # seconds between tries of a first load that fails, at most
 _WEBHOOK_SECONDS: Final = 1.0
 PURGE_SECONDS: Final = 3600.0  # the retention purge runs hourly while the service runs
 
@@ -93,7 +95,7 @@ class Deliveries:
 class ListLag:
     name: str
     applied: int  # the list's version the index reflects
-    version: int  # the database's
+    version: int  # the database's, as the follower last read it
 
     @property
     def changes(self) -> int:
@@ -102,8 +104,9 @@ class ListLag:
 
 @dataclass(frozen=True, slots=True)
 class Lag:
-    """How far the index is behind the database: per list, and the age of the oldest change
-    not applied yet (0 when caught up)."""
+    """How far the index is behind the database: per list, and for how long (on this
+    replica's own clock: since it first saw a change it has not applied yet; 0 when caught
+    up)."""
 
     lists: tuple[ListLag, ...]
     seconds: float
@@ -116,9 +119,9 @@ class Lag:
 @dataclass(frozen=True, slots=True)
 class Readiness:
     ready: bool
-    reason: str  # why not, or "ready"
+    reason: str  # why not, or "ready"; names no list and quotes no database error (public)
     age: float | None  # seconds since the index last caught up with the change logs
-    lag: Lag | None = None  # None while loading, or when the database cannot be read
+    lag: Lag | None = None  # None while loading
 
 
 class Service:
@@ -169,7 +172,14 @@ class Service:
         self.takedown_key = None if self.takedown is None else self.takedown.key
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
-        self._error: str | None = None
+        self._error: str | None = None  # why the last load or refresh failed (the log has it)
+        # What the follower last read of the database (each list's name and version, by id),
+        # since when (monotonic) each list has been seen ahead of the index, and the lists the
+        # database was seen behind the index (restored from a backup): readiness reads these,
+        # never the database.
+        self._heads: dict[int, tuple[str, int]] = {}
+        self._behind_since: dict[int, float] = {}
+        self._restored: tuple[str, ...] = ()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._webhooks: threading.Thread | None = None
@@ -250,31 +260,14 @@ class Service:
                     log.warning("%s failed: %s", task, error)
 
     def _run(self) -> None:
-        try:
-            matcher = Matcher(
-                self._first_source(), [], self.settings.min_quality, self.settings.min_stability
-            )
-            for hash_list in self.lists.lists():
-                matcher.add_list(hash_list.name)
-            matcher.source = self.lists  # the snapshot, if any, is let go
-            with self._sync:  # a change made through the service meanwhile waits for this
-                self._follow(matcher)  # the lists and changes made during the load
-                self.matcher = matcher
-            if self.hotline is not None:  # its triage matches with this Matcher
-                self.hotline.start()
-            # Millions of entries live as long as the process: keep the cyclic collector from
-            # walking them on every full collection (pauses of a tenth of a second and more).
-            gc.freeze()
-            sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
-            log.info("lists loaded: %d list(s) (%s)", len(matcher.lists), sizes or "no entries")
-        except Exception as error:  # a database that cannot be read: report, do not serve
-            log.error("loading the lists failed: %s", error)
-            self._error = f"loading the lists failed: {error}"
+        matcher = self._load()
+        if matcher is None:
             return
         checked = time.monotonic()
         while not self._stop.wait(self.settings.refresh_interval):
             try:
                 with self._sync:
+                    heads = self._observe(matcher, self.lists.versions(), first=True)
                     if time.monotonic() - checked >= _LIST_CHECK_SECONDS:
                         self._follow(matcher)
                         checked = time.monotonic()
@@ -285,9 +278,81 @@ class Service:
                             self._follow(matcher)
                             checked = time.monotonic()
                         self._refreshed = time.monotonic()
+                    self._observe(matcher, heads)
+                if self._error is not None:
+                    log.info("following the lists again")
                 self._error = None
             except Exception as error:  # a locked or lost database: keep trying, not ready
+                if self._error is None:  # once per outage, not at every refresh
+                    log.warning("following the lists failed: %s", error)
                 self._error = f"following the lists failed: {error}"
+
+    def _load(self) -> Matcher | None:
+        """Load every list (from the snapshot where it fits), take in what changed meanwhile
+        and set ``matcher``; tried again with a growing pause while the database cannot be read
+        (a replica started during a failover serves once it can), from the database alone once
+        the snapshot failed to load. None once stopped."""
+        from_snapshot, pause = True, 1.0
+        while not self._stop.is_set():
+            try:
+                source = self._first_source() if from_snapshot else self.lists
+                matcher = Matcher(
+                    source, [], self.settings.min_quality, self.settings.min_stability
+                )
+                for hash_list in self.lists.lists():
+                    matcher.add_list(hash_list.name)
+                matcher.source = self.lists  # the snapshot, if any, is let go
+                with self._sync:  # a change made through the service meanwhile waits for this
+                    self._follow(matcher)  # the lists and changes made during the load
+                    self._observe(matcher, self.lists.versions())
+                    self.matcher = matcher
+                break
+            except Exception as error:  # a database that cannot be read: report, try again
+                if isinstance(error, SnapshotError):  # a signed but malformed entry
+                    from_snapshot = False
+                log.error("loading the lists failed (trying again in %g s): %s", pause, error)
+                self._error = f"loading the lists failed: {error}"
+                if self._stop.wait(pause):
+                    return None
+                pause = min(2 * pause, _LOAD_RETRY_MAX)
+        else:
+            return None
+        self._error = None
+        if self.hotline is not None:  # its triage matches with this Matcher
+            self.hotline.start()
+        # Millions of entries live as long as the process: keep the cyclic collector from
+        # walking them on every full collection (pauses of a tenth of a second and more).
+        gc.freeze()
+        sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
+        log.info("lists loaded: %d list(s) (%s)", len(matcher.lists), sizes or "no entries")
+        return matcher
+
+    def _observe(
+        self, matcher: Matcher, heads: dict[int, tuple[str, int]], first: bool = False
+    ) -> dict[int, tuple[str, int]]:
+        """Take in the database's list versions ``heads`` (read under ``_sync``): start the
+        lag clock of each list ahead of the index, stop that of each caught up. ``first``: read
+        before this pass applied anything, so a list the index holds at a later version than
+        the database means the database went back (restored). Returns ``heads``."""
+        now = time.monotonic()
+        applied = matcher.applied()
+        for ident, (_, version) in heads.items():
+            if version > applied.get(ident, 0):
+                self._behind_since.setdefault(ident, now)
+            else:
+                self._behind_since.pop(ident, None)
+        for ident in [ident for ident in self._behind_since if ident not in heads]:
+            del self._behind_since[ident]
+        if first:
+            restored = tuple(name for ident, (name, version) in heads.items()
+                             if version < applied.get(ident, 0))  # fmt: skip
+            if restored and not self._restored:
+                log.error("the database holds list(s) %s at versions older than this replica "
+                          "has applied (restored from a backup?): restart the replica",
+                          ", ".join(restored))  # fmt: skip
+            self._restored = restored
+        self._heads = heads
+        return heads
 
     def _first_source(self) -> ListSource:
         """Where the first load reads the lists: the snapshot (``--snapshot``) for the lists
@@ -358,41 +423,62 @@ class Service:
         return self.jobs.running and self.engine.dialect.name == "sqlite"
 
     def readiness(self) -> Readiness:
-        """Whether to send this replica requests: loaded, following the change logs, and its
-        lag (read from the database now) within ``max_lag``. Blocks on the database."""
-        if self._error is not None:
-            return Readiness(False, self._error, self._age())
+        """Whether to send this replica requests: loaded, following the change logs, and no
+        longer than ``max_lag`` behind the database. Reads what the follower thread last saw,
+        never the database, so probes and scrapes cost nothing and never wait on it."""
         if self.matcher is None:
+            if self._error is not None:
+                return Readiness(False, "loading the lists failed; trying again (see the log)",
+                                 None)  # fmt: skip
             return Readiness(False, "the index is loading", None)
         age = self._age()
-        try:
-            lag = self.lag(self.matcher)
-        except Exception as error:  # a locked or lost database
-            return Readiness(False, f"reading the lists' versions failed: {error}", age)
-        if age is not None and age > max(_STALE_AFTER, 10 * self.settings.refresh_interval):
-            return Readiness(False, f"the index is {age:.1f} s behind the lists", age, lag)
+        lag = self.lag(self.matcher)
+        if self._restored:
+            return Readiness(False, "the database is behind this replica (restored from a "
+                             "backup?): restart it", age, lag)  # fmt: skip
+        if self._error is not None:
+            return Readiness(False, "following the lists failed (see the log)", age, lag)
+        if age is not None and age > self._stale_after():
+            return Readiness(False, f"no refresh of the index for {age:.1f} s", age, lag)
         if lag.seconds > self.settings.max_lag:
             return Readiness(
                 False,
-                f"the index is {lag.changes} change(s) behind the database, the oldest made "
-                f"{lag.seconds:.1f} s ago (max_lag: {self.settings.max_lag:g} s)",
+                f"the index is {lag.changes} change(s) behind the database, for "
+                f"{lag.seconds:.1f} s (max_lag: {self.settings.max_lag:g} s)",
                 age, lag,
             )  # fmt: skip
         return Readiness(True, "ready", age, lag)
 
+    def broken(self) -> str | None:
+        """Why restarting this replica would help, or None: its first load failed, the
+        database went back behind it (restored), or its following has been stuck (no
+        successful refresh) for ``_STUCK_FACTOR`` times the stale bound. Lag alone is no
+        reason: its usual causes (a large import, a slow database) are shared by every
+        replica, and a restart only reloads everything from the same database."""
+        if self.matcher is None:
+            return None if self._error is None else "loading the lists failed (see the log)"
+        if self._restored:
+            return "the database is behind this replica (restored from a backup?)"
+        age = self._age()
+        if age is not None and age > _STUCK_FACTOR * self._stale_after():
+            return f"no refresh of the index for {age:.1f} s"
+        return None
+
     def lag(self, matcher: Matcher) -> Lag:
-        """How far ``matcher`` is behind the database: each list's version applied against
-        the database's (a list not loaded yet has applied none), and the age of the oldest
-        change not applied. Raises what reading the store raises."""
-        applied = matcher.applied()  # first: a refresh meanwhile makes the lag look larger
-        stored = self.lists.lists()
-        lists = tuple(ListLag(held.name, applied.get(held.id, 0), held.version)
-                      for held in stored)  # fmt: skip
-        behind = {held.id: applied.get(held.id, 0) for held in stored
-                  if held.version > applied.get(held.id, 0)}  # fmt: skip
-        oldest = self.lists.oldest_change_after(behind) if behind else None
-        waited = 0.0 if oldest is None else (datetime.now(UTC) - oldest).total_seconds()
-        return Lag(lists, max(0.0, waited))
+        """How far ``matcher`` is behind the database as the follower last read it: each
+        list's version applied against the database's, and for how long (on this replica's
+        clock) the index has been behind."""
+        applied = matcher.applied()
+        heads, since = self._heads, dict(self._behind_since)
+        lists = tuple(ListLag(name, applied.get(ident, 0), version)
+                      for ident, (name, version) in heads.items())  # fmt: skip
+        behind = [since[ident] for ident, (_, version) in heads.items()
+                  if ident in since and version > applied.get(ident, 0)]  # fmt: skip
+        return Lag(lists, time.monotonic() - min(behind) if behind else 0.0)
+
+    def _stale_after(self) -> float:
+        """Seconds without a successful refresh after which the index counts as stale."""
+        return max(_STALE_AFTER, 10 * self.settings.refresh_interval, self.settings.max_lag)
 
     def _age(self) -> float | None:
         return None if self._refreshed is None else time.monotonic() - self._refreshed

@@ -230,10 +230,17 @@ class ServiceSettings:
     access_log: bool = setting(
         False, FLAG, "server", "Log every request line (never keys or bodies)."
     )
+    forwarded_allow_ips: str = setting(
+        "127.0.0.1", TEXT, "server",
+        "The reverse proxies (addresses or networks, comma-separated; * for any) whose "
+        "X-Forwarded-For and X-Forwarded-Proto are believed: the client's address (per-address "
+        "limits) and https (the desk's Secure cookie).",
+    )  # fmt: skip
     # The server's secret (webhook signatures are derived from it), made on first use.
     secret_file: Path = setting(
         Path("hashguard-secret.key"), PATH, "server",
-        "The server's secret (webhook signatures); made on first use.",
+        "The server's secret (webhook signatures, sealed exchange credentials); made on first "
+        "use. Replicas must share the same one.",
     )  # fmt: skip
     database_url: str | None = setting(
         None, DATABASE_URL, "database",
@@ -248,9 +255,10 @@ class ServiceSettings:
     )  # fmt: skip
     max_lag: float = setting(
         30.0, NUMBER, "database",
-        "Seconds the oldest change not yet applied may wait before the service reports not "
-        "ready (/status/ready answers 503, so a load balancer stops sending it requests).",
-        minimum=0.1,
+        "Seconds this replica may stay behind the database (measured on its own clock from "
+        "when it first saw a change it has not applied) before it reports not ready "
+        "(/status/ready answers 503, so a load balancer sends it no requests).",
+        minimum=1.0,
     )  # fmt: skip
     snapshot: Path | None = setting(
         None, PATH, "database",

@@ -43,6 +43,13 @@ class ExitCode(IntEnum):
     ERROR = 2  # match, device: a check could not be done; serve: the service cannot start
 
 
+class Engine(StrEnum):
+    """Where work runs: ``local`` (this machine: a process pool, or uvicorn) or ``ray``."""
+
+    local = "local"
+    ray = "ray"
+
+
 class OutputFormat(StrEnum):
     jsonl = "jsonl"
     csv = "csv"
@@ -59,6 +66,13 @@ DatabaseOption = Annotated[
 ]
 JobsOption = Annotated[
     int, typer.Option("--jobs", "-j", min=1, help="Worker processes (decoders run there).")
+]
+RayAddressOption = Annotated[
+    str | None,
+    typer.Option(
+        "--address",
+        help="With --engine ray: a running Ray cluster's address (default: a new local one).",
+    ),
 ]
 FormatOption = Annotated[OutputFormat, typer.Option("--format", "-f", help="Output format.")]
 LogOption = Annotated[Path, typer.Option("--log", help="The transparency log directory.")]

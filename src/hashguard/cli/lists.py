@@ -560,12 +560,12 @@ def snapshot(
     with list_store(database_url) as store:
         chosen = names or [hash_list.name for hash_list in store.lists()]
         try:
-            count = list_snapshot.write(out, (store.entries(name) for name in chosen),
-                                        signing_key)  # fmt: skip
-        except (list_snapshot.SnapshotError, OSError) as error:
+            count = list_snapshot.write(out, store, chosen, signing_key)
+        except list_snapshot.SnapshotError as error:
             fail(str(error))
-    typer.echo(f"wrote {out}: {len(chosen)} list(s), {count} entries; signature in "
-               f"{list_snapshot.signature_path(out)}")  # fmt: skip
+        except OSError as error:
+            fail(f"{out}: cannot write: {error.strerror}")
+    typer.echo(f"wrote {out}: {len(chosen)} list(s), {count} entries, signed")
 
 
 @lists_app.command()

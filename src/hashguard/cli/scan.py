@@ -5,22 +5,23 @@ import gc
 import os
 import time
 from dataclasses import asdict
-from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from hashguard.cli.common import DatabaseOption, ExitCode, echo_error, fail
+from hashguard.cli.common import (
+    DatabaseOption,
+    Engine,
+    ExitCode,
+    RayAddressOption,
+    echo_error,
+    fail,
+)
 
 if TYPE_CHECKING:
     from hashguard.scan.detections import Reported, Reporter
     from hashguard.scan.results import Results
-
-
-class Engine(StrEnum):
-    local = "local"
-    ray = "ray"
 
 
 def scan(
@@ -60,10 +61,7 @@ def scan(
             show_default=False,
         ),
     ] = None,
-    address: Annotated[
-        str | None,
-        typer.Option(help="ray: the address of a running cluster (else one starts locally)."),
-    ] = None,
+    address: RayAddressOption = None,
     part_size: Annotated[
         int, typer.Option("--part-size", min=1, help="Files per part (the unit of work).")
     ] = 1000,

@@ -1,12 +1,11 @@
 """``hashguard serve``: the detection service under uvicorn."""
 
 import logging
-from enum import StrEnum
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hashguard.cli.common import ExitCode, fail
+from hashguard.cli.common import Engine, ExitCode, RayAddressOption, fail
 from hashguard.cli.settings import with_settings
 
 if TYPE_CHECKING:  # the web stack loads only when a server starts
@@ -14,43 +13,36 @@ if TYPE_CHECKING:  # the web stack loads only when a server starts
     from hashguard.api.configuration import Configuration
 
 
-class ServeEngine(StrEnum):
-    local = "local"
-    ray = "ray"
-
-
 @with_settings
 def serve(
     configuration: "Configuration",
     engine: Annotated[
-        ServeEngine,
+        Engine,
         typer.Option(
             "--engine",
             help="local: this process (uvicorn); ray: replicas on Ray "
             "Serve (the ray extra), behind its proxy on --host/--port.",
         ),
-    ] = ServeEngine.local,
+    ] = Engine.local,
     replicas: Annotated[
         int, typer.Option("--replicas", min=1, help="With --engine ray: how many replicas.")
     ] = 2,
-    address: Annotated[
-        str | None,
-        typer.Option(
-            "--address", help="With --engine ray: the Ray cluster (default: a local one)."
-        ),
-    ] = None,
+    address: RayAddressOption = None,
 ) -> None:
     """Run the detection service: hashguard's API under /v1, HMA's routes, /docs, /metrics.
     Settings come from flags, else HASHGUARD_* variables, else --config FILE, else defaults
     (hashguard config check shows them and what is wrong)."""
     settings = configuration.settings
-    if engine is ServeEngine.ray:
+    if engine is Engine.ray:
         try:
             from hashguard.cluster import serve as ray_serve
         except ImportError as error:
             fail(f"--engine ray needs the ray extra (pip install 'hashguard[ray]'): {error}",
                  ExitCode.ERROR)  # fmt: skip
-        ray_serve.run(settings, replicas, address)
+        try:
+            ray_serve.run(settings, replicas, address)
+        except ray_serve.ServeFailed as error:
+            fail(str(error), ExitCode.ERROR)
         return
     run(settings, settings.host, settings.port, settings.access_log)
 
@@ -82,10 +74,11 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     try:
         # A reverse proxy on this machine says who the client is and whether it came over https
         # (X-Forwarded-For, X-Forwarded-Proto): the victims' routes limit wrong PINs per client,
-        # and the desk's cookie is Secure over https. Those headers are believed from 127.0.0.1
-        # only, so nobody else can claim another address.
+        # and the desk's cookie is Secure over https. Those headers are believed from the
+        # proxies named (forwarded_allow_ips, 127.0.0.1 by default) only, so nobody else can
+        # claim another address.
         uvicorn.run(served(app), host=host, port=port, access_log=access_log, log_level="info",
                     server_header=False, proxy_headers=True,
-                    forwarded_allow_ips="127.0.0.1")  # fmt: skip
+                    forwarded_allow_ips=settings.forwarded_allow_ips)  # fmt: skip
     finally:
         engine.dispose()

@@ -105,7 +105,9 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
         if address:
             ray.init(address=address, **options)
         else:
-            ray.init(num_cpus=max(1, workers), **options)
+            # "local": a new instance of this scan's own, never another cluster of this machine
+            # (Ray would otherwise join the last one started here, or RAY_ADDRESS's).
+            ray.init(address="local", num_cpus=max(1, workers), **options)
     except (ConnectionError, RuntimeError, ValueError) as error:
         where = f"at {address}" if address else "locally"
         raise RayUnavailable(f"cannot start Ray {where}: {' '.join(str(error).split())}") from None

@@ -1,8 +1,15 @@
 """Replicas as a Ray Serve deployment: each replica runs the same app as ``hashguard serve``
 (its own Service over the shared database: the lists loaded, from a snapshot if set, and the
-change logs followed), behind Ray Serve's HTTP proxy. A replica is healthy while its Service is
-ready: loaded, and no more than ``max_lag`` seconds behind the database; Ray Serve routes no
-requests to a replica that is not, and restarts one that stays so (3 failed checks).
+change logs followed), behind Ray Serve's HTTP proxy.
+
+Health, as Ray Serve 2.60 acts on it: the controller calls each replica's ``check_health``
+every HEALTH_CHECK_SECONDS; a failed check only counts, the replica keeps getting requests, and
+after 3 failures in a row Ray stops the replica and starts a new one (which loads every list
+again). There is no "kept but not routed" state. So a replica fails its check only when a
+restart helps (``Service.broken``: its first load failed, the database went back behind it,
+or its following has been stuck far longer than ``max_lag``), never for lag alone, whose
+usual causes (a large import, a slow database) every replica shares. A lagging replica keeps
+answering (from an index at most its lag old); its ``/status/ready`` and ``/metrics`` say so.
 
 ``hashguard serve --engine ray --replicas N [--address ADDRESS]`` starts it.
 """
@@ -21,7 +28,12 @@ from hashguard.store.database import open_engine
 
 NAME: Final = "hashguard"
 HEALTH_CHECK_SECONDS: Final = 2.0  # how often Ray Serve asks each replica check_health
+MAX_ONGOING_REQUESTS: Final = 100  # per replica: its event loop batches matches (not 5)
 SERVED_BY: Final = b"x-served-by"  # the replica that answered, for tracing a request
+
+
+class ServeFailed(Exception):
+    """The deployment could not start; the message says why (the replicas' log says more)."""
 
 
 class NotReady(Unavailable):
@@ -51,13 +63,14 @@ class Replica:
         return naming
 
     async def check_health(self) -> None:
-        """Return while the Service is ready; raise NotReady with its reason otherwise. The
-        first check, as the replica starts, waits for the lists to load."""
+        """Return unless restarting this replica would help (``Service.broken``); raise
+        NotReady with the reason then. The first check, as the replica starts, waits for the
+        lists to load (or the load to fail)."""
         while self._service.loading:
             await asyncio.sleep(0.05)
-        readiness = await asyncio.to_thread(self._service.readiness)
-        if not readiness.ready:
-            raise NotReady(readiness.reason)
+        reason = self._service.broken()
+        if reason is not None:
+            raise NotReady(reason)
 
 
 def application(settings: ServiceSettings, replicas: int) -> Any:
@@ -67,6 +80,7 @@ def application(settings: ServiceSettings, replicas: int) -> Any:
         num_replicas=replicas,
         health_check_period_s=HEALTH_CHECK_SECONDS,
         ray_actor_options={"num_cpus": 0},  # each answers many requests; Ray's CPUs do batch work
+        max_ongoing_requests=MAX_ONGOING_REQUESTS,
     )(Replica)
     return deployment.bind(settings)
 
@@ -83,9 +97,13 @@ def run(settings: ServiceSettings, replicas: int, address: str | None) -> None:
     interrupted, then take the deployment down."""
     import ray
 
-    ray.init(address=address, include_dashboard=False if address is None else None)
+    # No address: a new local instance ("local"), never another cluster of this machine.
+    ray.init(address=address or "local", include_dashboard=False if address is None else None)
     try:
-        start(settings, replicas)
+        try:
+            start(settings, replicas)
+        except RuntimeError as error:  # Ray Serve's DeploymentFailed / a replica failing to start
+            raise ServeFailed(f"the replicas did not start: {error}") from None
         print(f"serving {replicas} replica(s) on http://{settings.host}:{settings.port}",
               flush=True)  # fmt: skip
         asyncio.run(_forever())

@@ -23,7 +23,7 @@ import mmap
 import os
 import struct
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, BinaryIO, Final
 
 import numpy as np
 
@@ -47,7 +47,15 @@ class IndexFileError(Invalid):
 
 def write(path: Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write ``arrays`` and ``meta`` to ``path`` atomically."""
-    path = Path(path)
+    with durable.writing(Path(path), mode=0o600) as file:
+        write_into(file, kind, meta, arrays)
+
+
+def write_into(
+    file: BinaryIO, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> bytes:
+    """Write the index file of ``arrays`` and ``meta`` into the open ``file`` at its start;
+    its SHA-256 (the file's last 32 bytes)."""
     contents = [np.ascontiguousarray(a, a.dtype.newbyteorder("<")) for a in arrays.values()]
     entries = [
         {"name": name, "dtype": array.dtype.str, "shape": list(array.shape), "offset": 0}
@@ -66,21 +74,21 @@ def write(path: Path, kind: str, meta: dict[str, Any], arrays: dict[str, np.ndar
             break
         data_start = _align(_FIXED.size + len(header) + 64)
     digest = hashlib.sha256()
-    with durable.writing(path, mode=0o600) as file:
-        position = 0
+    position = 0
 
-        def put(data: bytes | memoryview) -> None:
-            nonlocal position
-            file.write(data)
-            digest.update(data)
-            position += len(data)
+    def put(data: bytes | memoryview) -> None:
+        nonlocal position
+        file.write(data)
+        digest.update(data)
+        position += len(data)
 
-        put(_FIXED.pack(MAGIC, VERSION, len(header)) + header)
-        for offset, array in zip(offsets, contents, strict=True):
-            put(bytes(offset - position))
-            put(array.reshape(-1).view(np.uint8).data)
-        put(bytes(_align(position) - position))
-        file.write(digest.digest())
+    put(_FIXED.pack(MAGIC, VERSION, len(header)) + header)
+    for offset, array in zip(offsets, contents, strict=True):
+        put(bytes(offset - position))
+        put(array.reshape(-1).view(np.uint8).data)
+    put(bytes(_align(position) - position))
+    file.write(digest.digest())
+    return digest.digest()
 
 
 def read(
@@ -105,7 +113,19 @@ def read(
                 file.readinto(buffer)
     except OSError as error:
         raise IndexFileError(path, error.strerror or str(error)) from None
+    return parse(path, buffer, kind, verify)
+
+
+def parse(
+    path: Path, buffer: Any, kind: str, verify: bool = True
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """The meta and read-only arrays of the index file held in ``buffer`` (bytes, a bytearray,
+    a memory map or a memoryview of one; the arrays are views of it), ``path`` naming it in
+    errors. ``verify`` checks the SHA-256 over these very bytes. Raises IndexFileError."""
     view = memoryview(buffer)
+    size = len(view)
+    if size < _FIXED.size + _DIGEST:
+        raise IndexFileError(path, "too short to be a hashguard index file")
     magic, version, header_length = _FIXED.unpack_from(view)
     if magic != MAGIC:
         raise IndexFileError(path, "not a hashguard index file (bad magic bytes)")
@@ -133,7 +153,7 @@ def read(
                 raise IndexFileError(path, f"array {name!r}: bad offset {offset}")
             if offset + nbytes > end:
                 raise IndexFileError(path, f"array {name!r} runs past the end (truncated file?)")
-            array = np.frombuffer(buffer, np.dtype(dtype), int(np.prod(shape)), offset)
+            array = np.frombuffer(view, np.dtype(dtype), int(np.prod(shape)), offset)
             array = array.reshape(shape)
             array.flags.writeable = False
             arrays[str(name)] = array

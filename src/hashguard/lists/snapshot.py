@@ -3,14 +3,18 @@
 A snapshot holds lists (their id, name, description, policy and version) and every entry of
 each at that version, whatever its status (a Matcher applies later changes to them). It is an
 index file (``index/fileformat.py``: JSON header, 64-byte aligned arrays, SHA-256) of kind
-``list-snapshot``, with the owner's Ed25519 signature of that SHA-256 beside it in
-``FILE.sig``. A replica reads the entries from it (a memory map, one decode per array) instead
-of from the database, then follows the change logs from the snapshot's versions
-(``SnapshotSource``). docs/snapshot-format.md describes the layout.
+``list-snapshot`` followed by the owner's Ed25519 signature of that SHA-256, so the file and
+its signature are published together by one rename. A replica reads the file once into memory,
+checks the signature and the SHA-256 over those bytes and decodes the entries from them
+(one decode per array) instead of reading them from the database, then follows the change logs
+from the snapshot's versions (``SnapshotSource``), for each list whose history in the database
+is the one the snapshot was made from. docs/snapshot-format.md describes the layout.
 """
 
 import json
 import logging
+import os
+import struct
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,8 +42,10 @@ from hashguard.transparency import keys
 log = logging.getLogger("hashguard.lists")
 
 KIND: Final = "list-snapshot"
-FORMAT: Final = 1  # the layout of the header's meta and the arrays (the file's own version aside)
+FORMAT: Final = 2  # the layout of the header's meta and the arrays (the file's own version aside)
 SIGNED: Final = b"hashguard list snapshot\n"  # what is signed: this, then the file's SHA-256
+SIGNATURE: Final = b"HGSNSIG\n"  # the signature block's magic: then the key, the signature
+_SIGNATURE: Final = struct.Struct("<8s32s64s")
 _NO_STABILITY: Final = 255  # stabilities are 0-100
 _STATUSES: Final = tuple(EntryStatus)
 _ARRAYS: Final = {"entry": "<i8", "version": "<i8", "signal": "|u1", "status": "|u1",
@@ -52,17 +58,33 @@ class SnapshotError(Unverified):
     what is wrong."""
 
 
-def signature_path(path: Path) -> Path:
-    return path.with_name(path.name + ".sig")
+class StoredLists(Protocol):
+    """What a snapshot is made from, checked against and caught up from: the database's lists."""
+
+    def lists(self) -> list[HashList]: ...
+
+    def entries(
+        self, name: str, statuses: Iterable[EntryStatus] | None = None
+    ) -> tuple[HashList, Iterator[Entry]]: ...
+
+    def changes_since(
+        self, name: str, version: int, limit: int | None = None
+    ) -> Iterator[Change]: ...
+
+    def history_mark(self, list_id: int, version: int) -> str | None: ...
 
 
-def write(
-    path: Path, lists: Iterable[tuple[HashList, Iterable[Entry]]], key: Ed25519PrivateKey
-) -> int:
-    """Write the snapshot of ``lists`` (each with its entries at its version) to ``path``
-    (aside, then renamed) and its signature to ``path.sig``; the number of entries. Raises
-    SnapshotError for a value that cannot be held (a line break in it)."""
+def write(path: Path, store: StoredLists, names: Iterable[str], key: Ed25519PrivateKey) -> int:
+    """Write the snapshot of the lists ``names`` of ``store`` (each with its entries at its
+    version, and the mark of its history there) to ``path``, signed with ``key`` (aside, then
+    renamed: a reader sees the old file or the new one, whole and signed); the number of
+    entries. Raises SnapshotError for a value that cannot be held (a line break in it), OSError
+    for a file that cannot be written."""
     path = Path(path)
+    if path.is_dir():
+        raise SnapshotError(f"{path}: is a directory, not a snapshot file")
+    if not path.parent.is_dir():
+        raise SnapshotError(f"{path}: no directory {path.parent} to write it in")
     held: list[dict[str, Any]] = []
     signals: dict[str, int] = {}
     descriptions: dict[tuple[frozenset[str], Provenance], int] = {}
@@ -74,7 +96,8 @@ def write(
     described: list[int] = []
     values: list[str] = []
     status_index = {status: n for n, status in enumerate(_STATUSES)}
-    for hash_list, entries in lists:
+    for name in names:
+        hash_list, entries = store.entries(name)
         count = 0
         for entry in entries:
             if "\n" in entry.value:  # canonical values are one line: never the case
@@ -88,7 +111,8 @@ def write(
                                                      len(descriptions)))  # fmt: skip
             values.append(entry.value)
             count += 1
-        held.append({**_list_json(hash_list), "entries": count})
+        history = store.history_mark(hash_list.id, hash_list.version)
+        held.append({**_list_json(hash_list), "entries": count, "history": history})
     if len(signals) > 255:
         raise SnapshotError(f"{path}: more than 255 signals")
     meta = {
@@ -110,13 +134,10 @@ def write(
         "values": np.frombuffer("\n".join(values).encode(), "|u1"),
         "descriptions": np.frombuffer("\n".join(lines).encode(), "|u1"),
     }
-    fileformat.write(path, KIND, meta, arrays)
-    with open(path, "rb") as written:  # the SHA-256 the file ends with
-        written.seek(-32, 2)
-        digest = written.read()
-    signature = {"public_key": keys.public_hex(key), "sha256": digest.hex(),
-                 "signature": keys.sign(key, SIGNED + digest)}  # fmt: skip
-    durable.write(signature_path(path), (json.dumps(signature) + "\n").encode())
+    with durable.writing(path, mode=0o600) as file:
+        digest = fileformat.write_into(file, KIND, meta, arrays)
+        file.write(_SIGNATURE.pack(SIGNATURE, bytes.fromhex(keys.public_hex(key)),
+                                   bytes.fromhex(keys.sign(key, SIGNED + digest))))  # fmt: skip
     return len(ids)
 
 
@@ -141,6 +162,7 @@ class Snapshot:
     path: Path
     made: str  # ISO 8601 UTC
     lists: tuple[HashList, ...]
+    histories: tuple[str | None, ...]  # each list's history mark in the database it came from
     _starts: tuple[int, ...]  # where each list's entries begin in the arrays; the total last
     _signals: tuple[str, ...]
     _arrays: Mapping[str, np.ndarray]
@@ -148,7 +170,14 @@ class Snapshot:
     _descriptions: tuple[str, ...]
 
     def entries(self, hash_list: HashList) -> Iterator[Entry]:
-        """The entries of one of the snapshot's lists (by id) at its version."""
+        """The entries of one of the snapshot's lists (by id) at its version. Raises
+        SnapshotError for a description that cannot be read (signed: a broken writer's)."""
+        try:
+            yield from self._entries(hash_list)
+        except (KeyError, TypeError, ValueError, IndexError) as error:
+            raise SnapshotError(f"{self.path}: malformed entry description ({error})") from None
+
+    def _entries(self, hash_list: HashList) -> Iterator[Entry]:
         number = next(n for n, held in enumerate(self.lists) if held.id == hash_list.id)
         start, end = self._starts[number], self._starts[number + 1]
         a = self._arrays
@@ -174,27 +203,30 @@ class Snapshot:
 
 
 def read(path: Path, public_key: str) -> Snapshot:
-    """The snapshot at ``path``, its signature (``path.sig``) checked against ``public_key``
-    (hex) and its SHA-256 against the file before anything in it is read. Raises
-    SnapshotError naming the file and the problem."""
+    """The snapshot at ``path``, read once into memory: its signature checked against
+    ``public_key`` (hex) and its SHA-256 against those same bytes before anything else in them
+    is read (so a file replaced or rewritten meanwhile cannot slip in). Raises SnapshotError
+    naming the file and the problem."""
     path = Path(path)
     try:
-        signed = json.loads(signature_path(path).read_bytes())
-        signer, digest, signature = (str(signed[k]) for k in ("public_key", "sha256",
-                                                               "signature"))  # fmt: skip
         with open(path, "rb") as file:
-            file.seek(-32, 2)
-            ending = file.read()
+            buffer = bytearray(os.fstat(file.fileno()).st_size)
+            file.readinto(buffer)
     except OSError as error:
-        raise SnapshotError(f"{error.filename}: cannot read: {error.strerror}") from None
-    except (ValueError, KeyError, TypeError):
-        raise SnapshotError(f"{signature_path(path)}: not a snapshot signature") from None
+        raise SnapshotError(f"{path}: cannot read: {error.strerror}") from None
+    if len(buffer) < _SIGNATURE.size or buffer[-_SIGNATURE.size :][:8] != SIGNATURE:
+        raise SnapshotError(f"{path}: not a signed list snapshot (no signature at its end: "
+                            "written by an older hashguard? write it again)")  # fmt: skip
+    _, signer_bytes, signature_bytes = _SIGNATURE.unpack_from(buffer, len(buffer) - _SIGNATURE.size)
+    signer = signer_bytes.hex()
+    body = memoryview(buffer)[: -_SIGNATURE.size]
+    digest = bytes(body[-32:])
     if signer != public_key:
         raise SnapshotError(f"{path}: signed by key {signer[:16]}..., not the key given")
-    if digest != ending.hex() or not keys.verify(public_key, SIGNED + ending, signature):
+    if not keys.verify(public_key, SIGNED + digest, signature_bytes.hex()):
         raise SnapshotError(f"{path}: the signature does not verify (the file was changed?)")
-    try:
-        meta, arrays = fileformat.read(path, KIND)
+    try:  # the SHA-256 the signature covers is checked over these very bytes
+        meta, arrays = fileformat.parse(path, body, KIND)
     except fileformat.IndexFileError as error:
         raise SnapshotError(str(error)) from None
     try:
@@ -214,6 +246,8 @@ def _checked(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) ->
         if name not in arrays or arrays[name].dtype.str != dtype or arrays[name].ndim != 1:
             raise SnapshotError(f"{path}: array {name!r} missing or not of type {dtype}")
     lists = tuple(_list_of(held) for held in meta["lists"])
+    histories = tuple(None if held["history"] is None else str(held["history"])
+                      for held in meta["lists"])  # fmt: skip
     starts = [0]
     for held in meta["lists"]:
         starts.append(starts[-1] + int(held["entries"]))
@@ -232,29 +266,16 @@ def _checked(path: Path, meta: dict[str, Any], arrays: dict[str, np.ndarray]) ->
         or int(arrays["described"].max()) >= len(descriptions)
     ):
         raise SnapshotError(f"{path}: an entry refers to a signal, status or label not held")
-    return Snapshot(path, str(meta["made"]), lists, tuple(starts), signals, arrays, values,
-                    descriptions)  # fmt: skip
-
-
-class StoredLists(Protocol):
-    """What a snapshot is checked against and caught up from: the database's lists."""
-
-    def lists(self) -> list[HashList]: ...
-
-    def entries(
-        self, name: str, statuses: Iterable[EntryStatus] | None = None
-    ) -> tuple[HashList, Iterator[Entry]]: ...
-
-    def changes_since(
-        self, name: str, version: int, limit: int | None = None
-    ) -> Iterator[Change]: ...
+    return Snapshot(path, str(meta["made"]), lists, histories, tuple(starts), signals, arrays,
+                    values, descriptions)  # fmt: skip
 
 
 class SnapshotSource:
     """A Matcher's ListSource that loads each list once from the snapshot where it fits (the
-    database still holds the list under its id, at the snapshot's version or later), else
-    from ``store``; changes always come from ``store``, so a Matcher catches up from the
-    snapshot's versions. ``used`` names the lists taken from the snapshot, ``unused`` the
+    database still holds the list under its id, at the snapshot's version or later, with the
+    same history up to that version: made at the same moment, the same change at that
+    version), else from ``store``; changes always come from ``store``, so a Matcher catches up
+    from the snapshot's versions. ``used`` names the lists taken from the snapshot, ``unused`` the
     snapshot's others with the reason."""
 
     def __init__(self, snapshot: Snapshot, store: StoredLists) -> None:
@@ -263,7 +284,7 @@ class SnapshotSource:
         self.unused: dict[str, str] = {}
         self._parts: dict[str, HashList] = {}  # by the name the database has now
         self._snapshot: Snapshot | None = snapshot
-        for held in snapshot.lists:
+        for held, history in zip(snapshot.lists, snapshot.histories, strict=True):
             now = stored.get(held.id)
             if now is None:
                 self.unused[held.name] = f"list {held.id} is no longer in the database"
@@ -271,6 +292,12 @@ class SnapshotSource:
                 self.unused[held.name] = (
                     f"the snapshot holds version {held.version}, ahead of the database's "
                     f"{now.version} (a database restored from an older backup?)"
+                )
+            elif history is None or store.history_mark(held.id, held.version) != history:
+                self.unused[held.name] = (
+                    f"the database's list {held.id} does not have the history the snapshot "
+                    f"was made from up to version {held.version} (a snapshot of another "
+                    "database, or of this one before a restore from a backup?)"
                 )
             else:  # renamed since: loaded under its name now, described as it is at the end
                 self._parts[now.name] = HashList(

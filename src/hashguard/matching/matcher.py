@@ -138,7 +138,8 @@ class Matcher:
 
     def applied(self) -> dict[int, int]:
         """The version of each list (by id) the indexes reflect; read without waiting for a
-        refresh under way (a replica reports its lag while it applies a large import)."""
+        refresh under way (a replica reports its lag while it applies a large import): a list's
+        version moves only once its index holds the changes up to it."""
         return {ident: followed.version for ident, followed in tuple(self._lists.items())}
 
     # --- following the change log -----------------------------------------------------------
@@ -153,6 +154,7 @@ class Matcher:
             for followed in self._lists.values():
                 policy = followed.hash_list.policy
                 before: dict[int, bool] = {}  # whether each changed entry could match before
+                version = followed.version  # told (applied()) once the index holds it
                 try:
                     for change in self.source.changes_since(
                         followed.hash_list.name, followed.version
@@ -165,12 +167,13 @@ class Matcher:
                                 policy, self.min_stability
                             )
                         self._entries[change.entry_id] = apply(entry, change)
-                        followed.version = change.version
+                        version = change.version
                         applied += 1
                 except NotFound as error:  # renamed or removed: the other lists refresh still
                     missing = missing or error
                 finally:  # a read that fails halfway: the index still takes what was applied
                     self._reindex(policy, before)
+                    followed.version = version
         if missing is not None:  # the owner renames (update_list) or drops it; until then
             raise missing  # it keeps matching as it was
         return applied

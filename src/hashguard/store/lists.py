@@ -6,9 +6,10 @@ changes. Re-importing what a list already holds appends nothing. Imports are wri
 ``list_import``; what SQLite and PostgreSQL do differently is in ``dialects``.
 """
 
+import hashlib
 import itertools
 import re
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
@@ -339,22 +340,34 @@ class ListStore:
                 for row in rows:
                     yield change_of(list_id, row)
 
-    def oldest_change_after(self, applied: Mapping[int, int]) -> datetime | None:
-        """When the oldest change not yet applied was made: of each list (by id) the change
-        after the version ``applied`` gives, the earliest; None when there is none. One
-        indexed row per list, for a follower to tell how far behind it is."""
-        oldest: datetime | None = None
+    def versions(self) -> dict[int, tuple[str, int]]:
+        """Each list's name and version, by id: one small query, for a follower to tell how
+        far behind it is."""
         with self._session() as session:
-            for list_id, version in applied.items():
-                at = session.scalar(
-                    select(ChangeRow.at).where(
-                        ChangeRow.list_id == list_id, ChangeRow.version == version + 1
-                    )
-                )
-                if at is not None:
-                    at = utc(at)
-                    oldest = at if oldest is None else min(oldest, at)
-        return oldest
+            rows = session.execute(select(HashListRow.id, HashListRow.name, HashListRow.version))
+            return {int(ident): (str(name), int(version)) for ident, name, version in rows}
+
+    def history_mark(self, list_id: int, version: int) -> str | None:
+        """What tells list ``list_id``'s history up to ``version`` in this database from that
+        of a list in another database, or of this one before a restore that then diverged: a
+        digest of when the list was made (to the microsecond) and of the change at ``version``
+        (its entry, kind, value and time). None when the database holds no such list or change."""
+        with self._session() as session:
+            made = session.scalar(select(HashListRow.created_at).where(HashListRow.id == list_id))
+            if made is None:
+                return None
+            parts = [utc(made).isoformat(timespec="microseconds"), str(version)]
+            if version:
+                change = session.execute(
+                    select(ChangeRow.entry_id, ChangeRow.kind, EntryRow.value, ChangeRow.at)
+                    .join(EntryRow, EntryRow.id == ChangeRow.entry_id)
+                    .where(ChangeRow.list_id == list_id, ChangeRow.version == version)
+                ).one_or_none()
+                if change is None:
+                    return None
+                entry_id, kind, value, at = change
+                parts += [str(entry_id), str(kind), str(value), utc(at).isoformat()]
+        return hashlib.sha256("\n".join(parts).encode()).hexdigest()
 
     def entries(
         self, name: str, statuses: Iterable[EntryStatus] | None = None
