@@ -32,7 +32,7 @@ MAX_ONGOING_REQUESTS: Final = 100  # per replica: its event loop batches matches
 SERVED_BY: Final = b"x-served-by"  # the replica that answered, for tracing a request
 
 
-class ServeFailed(Exception):
+class ServeFailed(Unavailable):
     """The deployment could not start; the message says why (the replicas' log says more)."""
 
 

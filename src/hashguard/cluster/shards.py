@@ -98,15 +98,20 @@ class Shard:
         self._compacting: threading.Thread | None = None
         self._changes = 0  # changes applied since the base
         self._changed_rows = 0
+        self._broken: str | None = None  # why the part cannot be loaded
         try:
             self._folder.mkdir(parents=True, exist_ok=True)
             self._count_start()
             self._load(bits)
             durable.write(self._folder / _STARTS_FILE, b"0")
         except (OSError, KeyError, ValueError) as error:  # IndexFileError names the file
-            # Re-raised as a plain message: Ray hands it to the driver, which cannot rebuild
-            # exceptions whose constructors take other arguments.
-            raise ShardDirectoryError(f"cannot load its part: {error}") from None
+            # Kept, not raised: the actor stays up (a restart would not mend the files) and
+            # each call raises ShardDirectoryError, which reaches the driver as itself.
+            self._broken = f"cannot load its part: {error}"
+
+    def _usable(self) -> None:
+        if self._broken is not None:
+            raise ShardDirectoryError(self._broken)
 
     def _count_start(self) -> None:
         """Refuse to start again when the last MAX_STARTS loads were cut short (a change that
@@ -136,21 +141,25 @@ class Shard:
 
     def version(self) -> int:
         """The number of the last change this shard has applied (0: none)."""
+        self._usable()
         return self._version
 
     def base(self) -> int:
         """The change the shard's base file holds its part as of: the journal up to it is no
         longer needed by this shard."""
+        self._usable()
         with self._guard:
             return self._base
 
     def usage(self) -> ShardUsage:
+        self._usable()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
         return ShardUsage(len(self._index), self._index.array_bytes(), _resident(), peak)
 
     def held(self, version: int, ids: np.ndarray, present: bool) -> np.ndarray:
         """Of this shard's ``ids``: those it holds (``present``) or those it lacks, once it has
         applied the changes up to ``version``."""
+        self._usable()
         self._catch_up(version)
         mine = ids[self._mine(ids)]
         wanted: np.ndarray = mine[self._index.present(mine) == present]
@@ -159,6 +168,7 @@ class Shard:
     def add(self, version: int, ids: np.ndarray, hashes: np.ndarray) -> int:
         """Apply change ``version`` (this shard's rows of it), after any before it; returns the
         base's change number."""
+        self._usable()
         self._catch_up(version - 1)
         if version > self._version:
             mine = self._mine(ids)
@@ -167,6 +177,7 @@ class Shard:
 
     def remove(self, version: int, ids: np.ndarray) -> int:
         """Apply change ``version``: remove this shard's ``ids``; returns the base's number."""
+        self._usable()
         self._catch_up(version - 1)
         if version > self._version:
             self._apply(version, "remove", ids[self._mine(ids)], None)
@@ -175,11 +186,13 @@ class Shard:
     def query(
         self, version: int, hashes: np.ndarray, radius: int
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self._usable()
         self._catch_up(version)
         return self._index.query(hashes, radius)
 
     def compacted(self) -> int:
         """Waits for a base being written; returns the base's change number."""
+        self._usable()
         if self._compacting is not None:
             self._compacting.join()
         return self.base()
@@ -429,13 +442,10 @@ class ShardedIndex:
                 )
             try:
                 answers.append(ray.get(ref))
+            except ShardDirectoryError as error:  # Ray's copy, also a RayTaskError
+                raise ShardDirectoryError(f"{where}: {_reason(error)}") from None
             except RayError as error:
-                reason = _reason(error)
-                if getattr(error, "actor_init_failed", False) and "ShardDirectoryError" in str(
-                    error
-                ):
-                    raise ShardDirectoryError(f"{where}: {reason}") from None
-                raise ShardUnavailable(f"{where}: {reason}{journaled}") from None
+                raise ShardUnavailable(f"{where}: {_reason(error)}{journaled}") from None
         return answers
 
     def _claim(self, shards: int, bits: int) -> IO[bytes]:
@@ -514,7 +524,7 @@ def _resident() -> int:
     return sum(int(fields.get(name, "0 kB").split()[0]) * 1024 for name in ("RssAnon", "RssFile"))
 
 
-def _reason(error: RayError) -> str:
+def _reason(error: BaseException) -> str:
     """One line for a shard's failure: the shard's own error when it raised one (the last line
     of the traceback Ray passes on), else the first line of Ray's account."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]

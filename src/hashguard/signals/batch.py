@@ -23,7 +23,7 @@ from typing import Any, BinaryIO, Final, TypeVar
 
 from threadpoolctl import threadpool_limits
 
-from hashguard.errors import Unsupported
+from hashguard.errors import Unavailable, Unsupported
 from hashguard.media.errors import (
     CorruptMedia,
     EmptyMedia,
@@ -380,7 +380,7 @@ def _hash_alone(path: str, settings: HashSettings) -> FileResult:
         return FileFailure(path, "the decoder process crashed on this file", CRASHED)
 
 
-class WorkerCrashed(Exception):
+class WorkerCrashed(Unavailable):
     """The process running a call died (a decoder fault, the kernel's OOM killer)."""
 
 
