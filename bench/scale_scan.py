@@ -108,7 +108,7 @@ def measure(
     with tempfile.TemporaryDirectory() as scratch:
         matcher = corpus(Path(scratch), files, size, entries)
         source = open_source(str(Path(scratch) / "media"))
-        listed = source.files()
+        listed = list(source.files())
         parts = [(n, listed[s : s + part_size])
                  for n, s in enumerate(range(0, len(listed), part_size))]  # fmt: skip
         settings = ScanSettings(matcher.variant_families(), matcher.versions())
