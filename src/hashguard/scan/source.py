@@ -16,7 +16,6 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
-from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 
 from hashguard.errors import Invalid, NotFound, Unavailable, Unsupported
@@ -261,8 +260,9 @@ def _directory_files(root: str) -> Iterator[StoredFile]:
         raise SourceNotFound(f"{root}: {what}")
     if not os.access(root, os.R_OK | os.X_OK):
         raise SourceError(f"{root}: cannot read the directory (permission denied)")
+    under = os.path.join(root, "")  # what every path walked starts with
     for path in expand([root]):
-        key = Path(os.path.relpath(path, root)).as_posix()
+        key = path[len(under) :].replace(os.sep, "/")
         try:
             size = os.stat(path).st_size
         except OSError:  # a broken link, an unreadable directory: its row says why
