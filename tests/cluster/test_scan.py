@@ -15,6 +15,7 @@ import pyarrow as pa
 import pytest
 import ray
 
+from hashguard.cluster import scan as cluster_scan
 from hashguard.cluster.scan import scan_on_ray
 from hashguard.matching import Matcher
 from hashguard.scan.pool import scan_locally
@@ -137,11 +138,17 @@ CRASH = b"kills-the-decoder"
 
 
 def test_a_file_that_kills_its_ray_worker_is_the_only_error_row(
-    corpus: Corpus, matcher: Matcher, reference: pa.Table, ray_two_nodes: Any, tmp_path: Path
+    corpus: Corpus,
+    matcher: Matcher,
+    reference: pa.Table,
+    ray_two_nodes: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A JPEG that decodes (the bytes after its end are ignored) but kills PDQ's decoder in
     every Ray worker process: its part's task dies every time, then its own; the scan goes
     on, and the file is an error row with its digests."""
+    monkeypatch.setattr(cluster_scan, "RETRIES", 0)  # a worker start less per retry: seconds
     root = tmp_path / "media"
     copied = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:15]
     for path in copied:
