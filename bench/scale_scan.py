@@ -19,6 +19,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,8 @@ class ScanMeasured:
     entries: int  # in the list matched against
     workers: int
     seconds: dict[str, float]  # per engine, in the order run: single, pool, Ray
+    listing: float = 0.0  # seconds to list the directory
+    loads: tuple[int, int] = (0, 0)  # on Ray: Matcher loads, worker processes that scanned
 
     @property
     def pool(self) -> float:
@@ -105,10 +108,13 @@ def measure(
     process, in the process pool and on Ray (a local instance of ``workers`` CPUs, its start-up
     not counted). Exits if any engine's rows differ from the single process's."""
     seconds: dict[str, float] = {}
+    loads: Counter[int] = Counter()  # on Ray, per worker process
     with tempfile.TemporaryDirectory() as scratch:
         matcher = corpus(Path(scratch), files, size, entries)
         source = open_source(str(Path(scratch) / "media"))
-        listed = source.files()
+        start = time.perf_counter()
+        listed = list(source.files())
+        listing = time.perf_counter() - start
         parts = [(n, listed[s : s + part_size])
                  for n, s in enumerate(range(0, len(listed), part_size))]  # fmt: skip
         settings = ScanSettings(matcher.variant_families(), matcher.versions())
@@ -138,13 +144,14 @@ def measure(
             )
             try:
                 seconds[f"ray, {workers} CPUs"], on_ray = timed(
-                    scan_on_ray(parts, source.reader, matcher, settings, workers)
+                    scan_on_ray(parts, source.reader, matcher, settings, workers, loads=loads)
                 )
             finally:
                 ray.shutdown()
             if on_ray != reference:
                 sys.exit("Ray's rows differ from the single process's")
-    return ScanMeasured(files, size, entries, workers, seconds)
+    loaded = (sum(loads.values()), len(loads))
+    return ScanMeasured(files, size, entries, workers, seconds, listing, loaded)
 
 
 def rows(measured: ScanMeasured) -> list[list[str]]:
@@ -168,6 +175,11 @@ def main() -> None:
     print(f"{measured.files} files of {measured.size} px, parts of {options.part_size}, "
           f"a list of {measured.entries:,} entries\n")  # fmt: skip
     table(HEADER, rows(measured))
+    print(f"\nlisted {measured.files} files in {measured.listing:.3f} s: "
+          f"{measured.files / measured.listing:,.0f} files/s")  # fmt: skip
+    if measured.loads[1]:
+        print(f"Ray: the Matcher loaded {measured.loads[0]} times by "
+              f"{measured.loads[1]} worker processes")  # fmt: skip
     if measured.ray_overhead_ms is not None:
         print(f"Ray's overhead per file against the pool: {measured.ray_overhead_ms:.2f} ms")
 

@@ -19,10 +19,11 @@ from hashguard.store.list_errors import EntryNotFound, ListError, ListExists, Li
 
 SOURCE = Path(hashguard.__file__).parent
 # Exceptions that are not domain errors: the API's own answer, the body limit (Starlette's
-# HTTPException), and control flow private to one module.
+# HTTPException), control flow private to one module, and a worker process's death told to
+# the engines that hash around it (it never reaches a user).
 NOT_DOMAIN = {
     "ApiError", "BodyTooLarge", "_SignIn", "_FileError", "_Lost",
-    "_Unreadable", "_TokenRefused", "_BadUpdate", "_BadEntry", "_NotEntries",
+    "_Unreadable", "_TokenRefused", "_BadUpdate", "_BadEntry", "_NotEntries", "WorkerCrashed",
 }  # fmt: skip
 
 

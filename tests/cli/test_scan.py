@@ -12,7 +12,6 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pyarrow as pa
 import pytest
 from moto.server import ThreadedMotoServer
@@ -27,6 +26,7 @@ from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
 from support.invoke import Ran, hashguard
+from support.object_store import S3_ENV, fill_bucket, moto_server
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
 from support.server import free_port, running
 from support.waiting import eventually
@@ -235,26 +235,8 @@ def test_sources_and_outputs_that_cannot_be_used_are_named(corpus: Corpus, tmp_p
 @pytest.fixture(scope="module")
 def s3() -> Iterator[str]:
     """A real S3 API server on loopback (moto); its endpoint."""
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-S3_ENV = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-          "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
-
-
-def _bucket(endpoint: str, bucket: str, files: dict[str, bytes]) -> None:
-    client = boto3.client("s3", endpoint_url=endpoint, **{
-        "aws_access_key_id": "testing", "aws_secret_access_key": "testing",
-        "region_name": "us-east-1"})  # fmt: skip
-    client.create_bucket(Bucket=bucket)
-    for key, data in files.items():
-        client.put_object(Bucket=bucket, Key=key, Body=data)
+    with moto_server() as endpoint:
+        yield endpoint
 
 
 def test_an_s3_prefix_gives_the_rows_of_the_same_files_in_a_directory(
@@ -262,7 +244,7 @@ def test_an_s3_prefix_gives_the_rows_of_the_same_files_in_a_directory(
 ) -> None:
     chosen = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:60]
     large = os.urandom(9 * 1024 * 1024)  # over a block: streamed, not read at once
-    _bucket(s3, "stored", {
+    fill_bucket(s3, "stored", {
         **{f"uploads/{p.relative_to(corpus.root).as_posix()}": p.read_bytes() for p in chosen},
         "uploads/sub/": b"", "uploads/zz-large.bin": large, "uploads-other/a.jpg": b"x",
     })  # fmt: skip
@@ -296,7 +278,7 @@ def test_an_s3_store_lost_mid_scan_fails_the_scan_with_no_row_made_up(
     store.start()
     endpoint = f"http://127.0.0.1:{port}"
     chosen = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:80]
-    _bucket(endpoint, "lost", {p.relative_to(corpus.root).as_posix(): p.read_bytes()
+    fill_bucket(endpoint, "lost", {p.relative_to(corpus.root).as_posix(): p.read_bytes()
                                for p in chosen})  # fmt: skip
     out = tmp_path / "out"
     env = {**os.environ, **S3_ENV, "AWS_ENDPOINT_URL": endpoint, "AWS_MAX_ATTEMPTS": "1"}

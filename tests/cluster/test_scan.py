@@ -15,14 +15,16 @@ import pyarrow as pa
 import pytest
 import ray
 
+from hashguard.cluster import scan as cluster_scan
 from hashguard.cluster.scan import scan_on_ray
 from hashguard.matching import Matcher
 from hashguard.scan.pool import scan_locally
-from hashguard.scan.source import open_source
-from hashguard.scan.work import ScanSettings
+from hashguard.scan.source import StoredFile, open_source
+from hashguard.scan.work import ScanSettings, scan_part
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
+from support.media import jpeg
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
 from support.waiting import eventually
 
@@ -43,7 +45,7 @@ def matcher(corpus: Corpus) -> Iterator[Matcher]:
 
 
 def _parts(root: Path, size: int, limit: int | None = None) -> list[tuple[int, Any]]:
-    files = open_source(str(root)).files()[:limit]
+    files = list(open_source(str(root)).files())[:limit]
     return list(enumerate(files[start : start + size] for start in range(0, len(files), size)))
 
 
@@ -130,6 +132,69 @@ def test_a_killed_ray_worker_changes_nothing(
     rows, _ = _scan_while(corpus, matcher, 100, kill_a_worker)
     assert killed
     assert comparable(rows) == comparable(reference.slice(0, 100))
+
+
+CRASH = b"kills-the-decoder"
+
+
+def test_a_file_that_kills_its_ray_worker_is_the_only_error_row(
+    corpus: Corpus,
+    matcher: Matcher,
+    reference: pa.Table,
+    ray_two_nodes: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A JPEG that decodes (the bytes after its end are ignored) but kills PDQ's decoder in
+    every Ray worker process: its part's task dies every time, then its own; the scan goes
+    on, and the file is an error row with its digests."""
+    monkeypatch.setattr(cluster_scan, "RETRIES", 0)  # a worker start less per retry: seconds
+    root = tmp_path / "media"
+    copied = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:15]
+    for path in copied:
+        (root / path.relative_to(corpus.root)).parent.mkdir(parents=True, exist_ok=True)
+        (root / path.relative_to(corpus.root)).write_bytes(path.read_bytes())
+    crashing = "00/crash.jpg"
+    (root / crashing).write_bytes(jpeg(7, 96, 64) + CRASH)
+    settings = ScanSettings(matcher.variant_families(), matcher.versions())
+    reader = open_source(str(root)).reader
+    [alone] = scan_part([StoredFile(crashing, 0)], reader, matcher, settings).to_pylist()
+    assert alone["pdq"] and alone["error"] is None  # in this process, without the fault
+
+    def decoder_fault() -> None:
+        """In each Ray worker process of the job (Ray's setup hook; pickled by value)."""
+        from hashguard.signals import batch
+
+        real = batch.hash_variants
+
+        def crashing(source: Any, *args: Any, **kwargs: Any) -> Any:
+            if isinstance(source, bytes) and source.endswith(b"kills-the-decoder"):
+                os._exit(3)  # what a decoder fault does to its process
+            return real(source, *args, **kwargs)
+
+        batch.hash_variants = crashing
+
+    ray.shutdown()  # a job of its own, whose workers run the hook
+    ray.init(address=ray_two_nodes.address, log_to_driver=False,
+             runtime_env={"worker_process_setup_hook": decoder_fault})  # fmt: skip
+    try:
+        found = list(scan_on_ray(_parts(root, 8), reader, matcher, settings, 2))
+    finally:
+        ray.shutdown()
+        ray.init(address=ray_two_nodes.address, log_to_driver=False)
+    assert sorted(number for number, _ in found) == [0, 1]
+    rows = {row["key"]: row for row in _rows(iter(found)).to_pylist()}
+    crashed = rows.pop(crashing)
+    keys = {path.relative_to(corpus.root).as_posix() for path in copied}
+    expected = reference.filter(pa.array([key in keys for key in reference["key"].to_pylist()]))
+    assert comparable(pa.Table.from_pylist(list(rows.values()), reference.schema)) == comparable(
+        expected
+    )
+    assert crashed["error_kind"] == "crashed"
+    assert crashed["error"] == "the decoder process crashed on this file (pdq)"
+    assert crashed["pdq"] is None and crashed["matches"] == []
+    digests = ("sha256", "md5", "sha1")
+    assert [crashed[d] for d in digests] == [alone[d] for d in digests]
 
 
 def test_a_removed_node_changes_nothing(

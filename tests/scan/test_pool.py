@@ -35,7 +35,7 @@ def crashing_hash_variants(
 
 def _scan(root: Path, matcher: Matcher, workers: int) -> tuple[list[int], pa.Table]:
     settings = ScanSettings(matcher.variant_families(), matcher.versions())
-    files = open_source(str(root)).files()
+    files = list(open_source(str(root)).files())
     parts = [(n, files[start : start + 8]) for n, start in enumerate(range(0, len(files), 8))]
     found = list(scan_locally(parts, open_source(str(root)).reader, matcher, settings, workers))
     return [n for n, _ in found], pa.concat_tables(rows for _, rows in found)

@@ -9,7 +9,6 @@ the file that crashes its decoder becomes an error row (``crashed``, naming the 
 decoding crashes), with the hashes of every signal that does not."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from functools import partial
 from typing import Any, Final
 
@@ -17,11 +16,16 @@ import pyarrow as pa
 from threadpoolctl import threadpool_limits
 
 from hashguard.matching import Matcher
-from hashguard.media.formats import MediaKind
 from hashguard.scan.source import Reader, StoredFile
-from hashguard.scan.work import Hashed, ScanSettings, hash_stored, part_rows, scan_part
+from hashguard.scan.work import (
+    Hashed,
+    ScanSettings,
+    hash_stored,
+    hashed_around_crash,
+    part_rows,
+    scan_part,
+)
 from hashguard.signals.batch import (
-    CRASHED,
     WorkerCrashed,
     init_worker,
     isolated_map,
@@ -68,32 +72,17 @@ def _part_alone(
 def _file_alone(
     job: tuple[StoredFile, tuple[str, ...]], start: tuple[Reader, Matcher, ScanSettings]
 ) -> Hashed:
-    """A file whose hashing killed a worker, hashed alone; when that kills it again, each
-    signal that decodes is tried alone to name the ones that crash, and the file gets the
-    hashes of the others."""
+    """A file whose hashing killed a worker, hashed alone; when that kills it again, hashed
+    around the crash (``hashed_around_crash``)."""
     file, _ = job
-    try:
-        return run_alone(_hash, job, _start, start)
-    except WorkerCrashed:
-        pass
-    resolved = start[2].hashing.resolved
-    decoding = [s.name for s in resolved if not s.applies_to(MediaKind.OTHER)]
-    crashing = [name for name in decoding if _crashes((file, (name,)), start)]
-    kept = tuple(s.name for s in resolved if s.name not in crashing)
-    try:
-        hashed = run_alone(_hash, (file, kept), _start, start)
-    except WorkerCrashed:
-        hashed = Hashed(None)
-    named = f" ({', '.join(crashing)})" if crashing else ""
-    return replace(hashed, error=f"the decoder process crashed on this file{named}", kind=CRASHED)
 
+    def alone(signals: tuple[str, ...]) -> Hashed:
+        return run_alone(_hash, (file, signals), _start, start)
 
-def _crashes(job: tuple[StoredFile, tuple[str, ...]], start: Any) -> bool:
     try:
-        run_alone(_hash, job, _start, start)
+        return alone(())
     except WorkerCrashed:
-        return True
-    return False
+        return hashed_around_crash(start[2], alone)
 
 
 def _start(reader: Reader, matcher: Matcher, settings: ScanSettings) -> None:
@@ -109,7 +98,4 @@ def _scan(part: Part) -> tuple[int, pa.Table]:
 def _hash(job: tuple[StoredFile, tuple[str, ...]]) -> Hashed:
     """A file's hashes: of every signal, or of the signals named."""
     file, signals = job
-    settings = _WORK["settings"]
-    return hash_stored(
-        file, _WORK["reader"], replace(settings, signals=signals) if signals else settings
-    )
+    return hash_stored(file, _WORK["reader"], _WORK["settings"], signals)

@@ -13,8 +13,9 @@ import errno
 import io
 import os
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
+from itertools import chain
 from typing import Any, BinaryIO, Final, Protocol
 
 from hashguard.errors import Invalid, NotFound, Unavailable, Unsupported
@@ -203,16 +204,20 @@ class Source:
     location: str
     reader: DirectoryReader | StoreReader
 
-    def files(self) -> list[StoredFile]:
-        """Every file, sorted by key. Raises SourceNotFound (also for a source with no file),
-        SourceError, SourceUnavailable."""
+    def files(self) -> Iterator[StoredFile]:
+        """Every file, in key order (``expand``'s: the code-point order of the keys, which is
+        the UTF-8 byte order an object store lists them in), listed as it is consumed: no more
+        than a directory's entries (or a page of 1,000 objects) are held at a time. Raises
+        SourceNotFound (also for a source with no file), SourceError, SourceUnavailable: for
+        the first file when called, for the others when they are reached."""
         if isinstance(self.reader, DirectoryReader):
-            found = _directory_files(self.reader.root)
+            listed = _directory_files(self.reader.root)
         else:
-            found = _store_files(self.reader)
-        if not found:
+            listed = _store_files(self.reader)
+        first = next(listed, None)
+        if first is None:
             raise SourceNotFound(f"{self.location}: no files to scan (empty, or no such prefix)")
-        return found
+        return chain([first], listed)
 
     def locate(self, key: str) -> str:
         """Where the file of ``key`` is, in full: ``s3://bucket/prefix/key``, or the
@@ -249,45 +254,56 @@ def open_source(location: str, endpoint_url: str | None = None) -> Source:
     return Source(f"s3://{root}", StoreReader("s3", root, options))
 
 
-def _directory_files(root: str) -> list[StoredFile]:
+def _directory_files(root: str) -> Iterator[StoredFile]:
     if not os.path.isdir(root):
         what = "not a directory" if os.path.exists(root) else "no such directory"
         raise SourceNotFound(f"{root}: {what}")
     if not os.access(root, os.R_OK | os.X_OK):
         raise SourceError(f"{root}: cannot read the directory (permission denied)")
-    found = []
+    under = os.path.join(root, "")  # what every path walked starts with
     for path in expand([root]):
-        key = Path(os.path.relpath(path, root)).as_posix()
+        key = path[len(under) :].replace(os.sep, "/")
         try:
             size = os.stat(path).st_size
         except OSError:  # a broken link, an unreadable directory: its row says why
             size = 0
-        found.append(StoredFile(key, size))
-    found.sort(key=lambda f: f.key)
-    return found
+        yield StoredFile(key, size)
 
 
-def _store_files(reader: StoreReader) -> list[StoredFile]:
+def _store_files(reader: StoreReader) -> Iterator[StoredFile]:
+    """The objects under the prefix, a page (ListObjectsV2: up to 1,000 keys, in UTF-8 byte
+    order) at a time."""
     where = f"{reader.protocol}://{reader.root}"
     try:
         store = _store(reader.protocol, reader.options)
-        listed = store.find(reader.root, detail=True)
-    except FileNotFoundError:
-        raise SourceNotFound(f"{where}: no such bucket or prefix") from None
+        bucket, prefix, _ = store.split_path(reader.root)
     except Exception as error:  # the store's own errors, botocore's too
-        if isinstance(error, OSError) and own_fault(error):
-            raise SourceError(f"{where}: cannot list ({_said(error)})") from None
-        raise SourceUnavailable(f"{where}: cannot list ({_said(error)})") from None
-    found = []
-    under = f"{reader.root}/"
-    for path, info in listed.items():
-        if info.get("type") == "directory" or not path.startswith(under) or path.endswith("/"):
-            continue  # a directory marker, or the object named as the prefix itself
-        etag = info.get("ETag") or info.get("etag")
-        size = int(info.get("size") or 0)
-        found.append(StoredFile(path[len(under) :], size, str(etag).strip('"') if etag else None))
-    found.sort(key=lambda f: f.key)
-    return found
+        raise _unlisted(where, error) from None
+    under = f"{prefix}/" if prefix else ""
+    asked = {"Bucket": bucket, "Prefix": under}
+    while True:
+        try:
+            page = store.call_s3("list_objects_v2", **asked)
+        except Exception as error:
+            raise _unlisted(where, error) from None
+        for found in page.get("Contents", ()):
+            key = found["Key"]
+            if key.endswith("/"):
+                continue  # a directory marker (the prefix's own among them)
+            etag = found.get("ETag")
+            size = int(found.get("Size") or 0)
+            yield StoredFile(key[len(under) :], size, str(etag).strip('"') if etag else None)
+        if not page.get("IsTruncated"):
+            return
+        asked["ContinuationToken"] = page["NextContinuationToken"]
+
+
+def _unlisted(where: str, error: BaseException) -> SourceError | SourceUnavailable:
+    if isinstance(error, FileNotFoundError):
+        return SourceNotFound(f"{where}: no such bucket or prefix")
+    if isinstance(error, OSError) and own_fault(error):
+        return SourceError(f"{where}: cannot list ({_said(error)})")
+    return SourceUnavailable(f"{where}: cannot list ({_said(error)})")
 
 
 def _said(error: BaseException) -> str:

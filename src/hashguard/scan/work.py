@@ -6,8 +6,8 @@ them. A pure function, so any engine can run it: a process pool, this process, a
 import hashlib
 import io
 import json
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Final
 
 import pyarrow as pa
@@ -18,12 +18,14 @@ from hashguard.media.formats import NOT_MEDIA, MediaKind
 from hashguard.scan.source import OpenedFile, Reader, StoredFile
 from hashguard.signals import registry
 from hashguard.signals.batch import (
+    CRASHED,
     UNREADABLE,
     FileFailure,
     FileSkipped,
     HashedFile,
     HashSettings,
     StreamHashes,
+    WorkerCrashed,
     checked_stream,
     failure_kind,
 )
@@ -135,14 +137,17 @@ def part_rows(
     return pa.table(columns, schema=row_schema())
 
 
-def hash_stored(file: StoredFile, reader: Reader, settings: ScanSettings) -> Hashed:
-    """``file``'s hashes, read by ``reader``; its error when it could not be read or hashed
-    fully. Raises SourceUnavailable when the source failed, never for a bad file."""
+def hash_stored(
+    file: StoredFile, reader: Reader, settings: ScanSettings, signals: tuple[str, ...] = ()
+) -> Hashed:
+    """``file``'s hashes (of every signal, or of the ``signals`` named), read by ``reader``;
+    its error when it could not be read or hashed fully. Raises SourceUnavailable when the
+    source failed, never for a bad file."""
     try:
         opened = reader.open(file.key)
     except OSError as error:  # the file's own problem; the source's propagates
         return Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
-    hashing = settings.hashing
+    hashing = (replace(settings, signals=signals) if signals else settings).hashing
     with opened, io.BufferedReader(opened, _CHUNK) as stream:
         result = checked_stream(file.key, stream, opened.size, hashing.resolved, hashing.limits,
                                 hashing.variants, hashing.quiet_decoders)  # fmt: skip
@@ -161,6 +166,33 @@ def hash_stored(file: StoredFile, reader: Reader, settings: ScanSettings) -> Has
     if all(signal.applies_to(MediaKind.OTHER) for signal, _ in result.values):
         return Hashed(digest, values, NOT_MEDIA, NOT_MEDIA_KIND)
     return Hashed(digest, values)
+
+
+def hashed_around_crash(
+    settings: ScanSettings, alone: Callable[[tuple[str, ...]], Hashed]
+) -> Hashed:
+    """A file whose hashing kills its process: ``alone(signals)`` hashes it with the signals
+    named (every one: none named) in a process of its own, and raises WorkerCrashed when that
+    dies. Each signal that decodes is tried alone to name the ones that crash, and the file
+    gets the hashes of the others (its digests) and the error ``crashed``."""
+    resolved = settings.hashing.resolved
+    decoding = [s.name for s in resolved if not s.applies_to(MediaKind.OTHER)]
+    crashing = [name for name in decoding if _crashes(alone, (name,))]
+    kept = tuple(s.name for s in resolved if s.name not in crashing)
+    try:
+        hashed = alone(kept)
+    except WorkerCrashed:
+        hashed = Hashed(None)
+    named = f" ({', '.join(crashing)})" if crashing else ""
+    return replace(hashed, error=f"the decoder process crashed on this file{named}", kind=CRASHED)
+
+
+def _crashes(alone: Callable[[tuple[str, ...]], Hashed], signals: tuple[str, ...]) -> bool:
+    try:
+        alone(signals)
+    except WorkerCrashed:
+        return True
+    return False
 
 
 def _digest(result: StreamHashes) -> str | None:

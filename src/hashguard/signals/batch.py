@@ -122,26 +122,58 @@ class HashSettings:
 
 
 def expand(paths: Iterable[str]) -> Iterator[str]:
-    """Files named, and files under directories named (recursively, sorted), in order.
+    """Files named, and files under directories named, in order: a directory's files in key
+    order, the code-point order of their paths under it (``/`` between names). A directory is
+    walked as it is listed, one directory's entries held at a time: each sorted by name, a
+    subdirectory's as if followed by ``/``, which makes the walk's order the paths' own.
 
-    Pipes, sockets and devices found in a directory are passed over (reading one could block);
-    broken links and unreadable directories are yielded, so that they are reported.
+    Pipes, sockets, devices and links to directories found in a directory are passed over
+    (reading one could block, or loop); broken links and unreadable directories are yielded,
+    so that they are reported (such a directory where its files would be).
     """
     for path in paths:
-        if not os.path.isdir(path):
+        if os.path.isdir(path):
+            yield from _walk(path)
+        else:
+            yield path
+
+
+def _walk(top: str) -> Iterator[str]:
+    try:
+        levels = [(top, iter(_entries(top)))]
+    except OSError:
+        yield top
+        return
+    while levels:
+        directory, entries = levels[-1]
+        name = next(entries, None)
+        if name is None:
+            levels.pop()
+            continue
+        path = os.path.join(directory, name.rstrip("/"))
+        if not name.endswith("/"):
             yield path
             continue
-        unreadable: list[OSError] = []
-        for root, dirs, files in os.walk(path, onerror=unreadable.append):
-            dirs.sort()
-            for name in sorted(files):
-                found = os.path.join(root, name)
-                mode = os.lstat(found).st_mode
-                if stat.S_ISREG(mode) or stat.S_ISLNK(mode):
-                    yield found
-            yield from (str(error.filename) for error in unreadable)
-            unreadable.clear()
-        yield from (str(error.filename) for error in unreadable)
+        try:
+            levels.append((path, iter(_entries(path))))
+        except OSError:
+            yield path
+
+
+def _entries(directory: str) -> list[str]:
+    """The names in ``directory`` to walk, sorted: a subdirectory's with ``/`` after it.
+    Raises OSError when it cannot be listed."""
+    names = []
+    with os.scandir(directory) as found:
+        for entry in found:
+            if entry.is_dir(follow_symlinks=False):
+                names.append(f"{entry.name}/")
+            elif entry.is_file(follow_symlinks=False) or (
+                entry.is_symlink() and not entry.is_dir()
+            ):
+                names.append(entry.name)
+    names.sort()
+    return names
 
 
 @dataclass(frozen=True, slots=True)
