@@ -23,7 +23,7 @@ SOURCE = Path(hashguard.__file__).parent
 # the engines that hash around it (it never reaches a user).
 NOT_DOMAIN = {
     "ApiError", "BodyTooLarge", "_SignIn", "_FileError", "_Lost",
-    "_Unreadable", "_TokenRefused", "_BadUpdate", "_BadEntry", "_NotEntries", "WorkerCrashed",
+    "_Unreadable", "_TokenRefused", "_BadUpdate", "_BadEntry", "_NotEntries",
 }  # fmt: skip
 
 
