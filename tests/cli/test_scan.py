@@ -2,6 +2,7 @@
 again (a real process), an S3 prefix on a real S3 API server on loopback (moto), matched files
 reported to a real ``hashguard serve``, and the errors for what cannot be scanned."""
 
+import fcntl
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from moto.server import ThreadedMotoServer
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.review.services import ServiceStore
-from hashguard.scan.results import Results
+from hashguard.scan.results import MARKER, Results
 from hashguard.signals.pdq import MIN_QUALITY, MIN_STABILITY
 from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
@@ -89,8 +90,9 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
     try:
         assert eventually(lambda: len(results.done()) >= 3, timeout=120)
     finally:
-        os.killpg(driver.pid, signal.SIGKILL)  # the driver and its workers
+        os.kill(driver.pid, signal.SIGKILL)  # the driver alone: its workers die with it
         driver.wait()
+    assert eventually(lambda: _unlocked(out / MARKER), timeout=30)
     before = {n: results.part_path(n).stat() for n in results.done()}
     assert 3 <= len(before) < 20, "the scan ended before it was killed"
     ran = scan(corpus, out, "--workers", "1", "--part-size", "10")
@@ -104,6 +106,17 @@ def test_a_killed_driver_resumes_without_redoing_a_part(
     summary = json.loads((out / "summary.json").read_text())
     assert summary["this_run"]["files"] == 200 - 10 * len(before)
     assert summary["files"] == 200
+
+
+def _unlocked(marker: Path) -> bool:
+    """Whether no process holds the scan directory's lock (no orphaned worker keeps it)."""
+    with open(marker, "rb") as held:
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        fcntl.flock(held, fcntl.LOCK_UN)
+        return True
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(

@@ -40,6 +40,7 @@ from hashguard.signals.pdq_variants import DIHEDRAL, PdqVariants, hash_variants
 from hashguard.signals.vpdq import VpdqHash, VpdqSignal
 
 _IN_FLIGHT_PER_JOB = 4
+_PR_SET_PDEATHSIG = 1  # prctl(2)
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -505,4 +506,19 @@ def load_kernels() -> None:
 def init_worker() -> None:
     # Ctrl-C is the parent's to handle: it stops the workers; they must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     threadpool_limits(limits=1, user_api="blas")
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker is killed when the process that started it dies, even by SIGKILL, so
+    no orphan goes on working or holds what its parent held (a scan's directory lock)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    parent = os.getppid()
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the parent died before the request took effect
+        os._exit(1)
