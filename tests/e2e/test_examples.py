@@ -90,10 +90,15 @@ def test_the_examples_hold_benign_stand_ins() -> None:
 def test_docs_formats_shows_every_format_and_example() -> None:
     page = (REPOSITORY / "docs" / "formats.md").read_text()
     assert [f for f in FORMATS if f"\n## `{f}`" not in page] == []
-    samples = [p.name for p in EXAMPLES.iterdir() if p.name != "hashguard.toml"]
+    samples = [p.name for p in EXAMPLES.iterdir() if p.name not in DEPLOYMENT]
     assert [name for name in samples if f"(../examples/{name})" not in page] == []
     assert {name for name, *_ in IMPORTS} == {n for n in samples if not n.endswith(".toml")
                                               and n not in XARF}  # fmt: skip
+
+
+# Examples of deploying, not of formats: the settings file (docs/configuration.md) and the
+# load balancer in front of replicas (docs/scaling.md).
+DEPLOYMENT = ["hashguard.toml", "haproxy.cfg"]
 
 
 XARF = ["takedown-notices.json"]  # XARF v4 reports (takedown notices), not lists
