@@ -35,8 +35,16 @@ def shared_data() -> Path:
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database, SQLite and PostgreSQL (``support.database.scratch_database``)."""
+    """A database with the newest schema and no data, SQLite and PostgreSQL
+    (``support.database.scratch_database``)."""
     with scratch_database(request.param, tmp_path) as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A database with nothing in it, not even a schema: for tests of the migrations."""
+    with scratch_database(request.param, tmp_path, schema=False) as url:
         yield url
 
 

@@ -3,10 +3,13 @@
 import json
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
+from alembic.config import Config
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 
 from hashguard.lists.model import (
     Category,
@@ -19,7 +22,14 @@ from hashguard.lists.model import (
 )
 from hashguard.lists.records import InvalidRecord, Submission, Tombstone, Withdrawal
 from hashguard.store import audit
-from hashguard.store.database import DatabaseError, open_engine
+from hashguard.store.database import (
+    MIGRATIONS,
+    DatabaseError,
+    current_revision,
+    head_revision,
+    open_engine,
+    upgrade,
+)
 from hashguard.store.list_errors import ListError, Unchanged
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import Base
@@ -45,6 +55,29 @@ def test_migrations_create_exactly_the_models(database_url: str) -> None:
         differences = compare_metadata(MigrationContext.configure(connection), Base.metadata)
     engine.dispose()
     assert differences == []
+
+
+def test_the_newest_revision_is_known_without_alembic_and_an_old_schema_is_upgraded(
+    empty_database_url: str,
+) -> None:
+    """open_engine skips Alembic when the schema is at head_revision(), read from the files'
+    names: each migration's revision is its file's number, each follows the one before."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    scripts = ScriptDirectory.from_config(config)
+    assert head_revision() == scripts.get_current_head()
+    for script in scripts.walk_revisions():
+        assert Path(script.path).name.startswith(f"{script.revision}_"), script.path
+        if script.down_revision is not None:
+            assert int(script.revision) == int(str(script.down_revision)) + 1, script.path
+    engine = open_engine(empty_database_url, migrate=False)
+    assert current_revision(engine) is None  # a new database has no schema yet
+    upgrade(engine, "0014")
+    assert current_revision(engine) == "0014"
+    engine.dispose()
+    engine = open_engine(empty_database_url)  # one revision behind: upgraded on open
+    assert current_revision(engine) == head_revision()
+    engine.dispose()
 
 
 def test_opening_twice_keeps_the_data(database_url: str) -> None:
@@ -302,12 +335,14 @@ def test_one_organisation_in_two_jurisdictions_is_not_two_sources(store: ListSto
     assert not next(iter(store.entries("strict")[1])).matchable(policy)
 
 
-def test_upgrading_keeps_entries_and_their_log_and_indexes_references(database_url: str) -> None:
+def test_upgrading_keeps_entries_and_their_log_and_indexes_references(
+    empty_database_url: str,
+) -> None:
     from sqlalchemy import text
 
     from hashguard.store.database import upgrade
 
-    engine = open_engine(database_url, migrate=False)
+    engine = open_engine(empty_database_url, migrate=False)
     upgrade(engine, "0001")
     sources = '[{"organisation": "Member 7", "jurisdiction": "", "reference": "ncmec:7:image:1"}]'
     with engine.begin() as connection:
@@ -333,7 +368,7 @@ def test_upgrading_keeps_entries_and_their_log_and_indexes_references(database_u
             )
         )
     engine.dispose()
-    store = ListStore(open_engine(database_url))  # upgrades to the newest revision
+    store = ListStore(open_engine(empty_database_url))  # upgrades to the newest revision
     # Rebuilding the entries table (0003) kept the log that points to it.
     assert [(c.version, c.kind, c.value) for c in store.changes_since("old", 0)] == [
         (1, ChangeKind.ADD, pdq(1))
@@ -416,13 +451,13 @@ def test_bulk_jobs_give_the_collector_back_as_it_was() -> None:
         gc.enable()
 
 
-def test_a_failed_migration_changes_nothing(database_url: str, monkeypatch) -> None:
+def test_a_failed_migration_changes_nothing(empty_database_url: str, monkeypatch) -> None:
     from alembic.operations import Operations
     from sqlalchemy import inspect, text
 
     from hashguard.store.database import upgrade
 
-    engine = open_engine(database_url, migrate=False)
+    engine = open_engine(empty_database_url, migrate=False)
     upgrade(engine, "0002")
     with engine.begin() as connection:  # a list as revision 0002 stored it
         connection.execute(
@@ -463,7 +498,7 @@ def test_a_failed_migration_changes_nothing(database_url: str, monkeypatch) -> N
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar()
     assert version == "0002"
     engine.dispose()
-    store = ListStore(open_engine(database_url))  # the upgrade runs again, now to the end
+    store = ListStore(open_engine(empty_database_url))  # the upgrade runs again, now to the end
     assert [e.value for e in store.entries("kept")[1]] == [pdq(n) for n in range(5)]
     assert len(list(store.changes_since("kept", 0))) == 5
 

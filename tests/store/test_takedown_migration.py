@@ -51,9 +51,9 @@ def _queued(engine: Engine, tables: dict[str, Table], case: int, url: str, cdn: 
 
 
 def test_queued_hotline_notices_become_takedown_notices_with_their_items(
-    database_url: str,
+    empty_database_url: str,
 ) -> None:
-    engine = open_engine(database_url, migrate=False)
+    engine = open_engine(empty_database_url, migrate=False)
     upgrade(engine, "0012")
     metadata = MetaData()
     metadata.reflect(engine, only=["hotline_cases", "hotline_items", "hotline_notices"])
@@ -69,7 +69,7 @@ def test_queued_hotline_notices_become_takedown_notices_with_their_items(
     _queued(engine, tables, direct, "https://files.example/b/3.jpg", cdn=False)
     engine.dispose()
 
-    engine = open_engine(database_url)  # upgrades to the newest revision
+    engine = open_engine(empty_database_url)  # upgrades to the newest revision
     table = TakedownNoticeRow.__table__
     with engine.connect() as connection:
         rows = connection.execute(select(table).order_by(table.c.id)).all()

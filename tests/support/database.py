@@ -1,30 +1,71 @@
 """Scratch databases: a SQLite file, or a throwaway database on a PostgreSQL server."""
 
+import atexit
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import pytest
+from sqlalchemy.engine import make_url
 
-from hashguard.store.database import temporary_database
+from hashguard.store.database import open_engine, temporary_database
 
 POSTGRES_URL = os.environ.get("HASHGUARD_TEST_POSTGRES_URL", "")
 
 
 @contextmanager
-def scratch_database(kind: str, directory: Path) -> Iterator[str]:
-    """An empty database of ``kind``: a SQLite file in ``directory``, or a fresh database on the
+def scratch_database(kind: str, directory: Path, schema: bool = True) -> Iterator[str]:
+    """A database of ``kind`` with the newest schema and no data (``schema=False``: nothing at
+    all, for tests of migrations): a SQLite file in ``directory``, or a fresh database on the
     PostgreSQL server named by HASHGUARD_TEST_POSTGRES_URL (``make test`` starts one of its own
     with scripts/with-postgresql), dropped afterwards. Without that server the test is skipped,
-    with this notice."""
+    with this notice.
+
+    The schema is a copy of one this process migrated once (a file copy, ``CREATE DATABASE ...
+    TEMPLATE``): migrating every test's database would cost about 0.3 s on SQLite and 0.5 s on
+    PostgreSQL, over a thousand times a run."""
     if kind == "sqlite":
-        yield f"sqlite:///{directory / 'hashguard.db'}"
+        path = directory / "hashguard.db"
+        if schema:
+            shutil.copyfile(_templates.sqlite(), path)
+        yield f"sqlite:///{path}"
         return
     if not POSTGRES_URL:
         pytest.skip(
             "PostgreSQL absent: HASHGUARD_TEST_POSTGRES_URL is not set (`make test` starts a "
             "server of its own with scripts/with-postgresql, or says why it could not)"
         )
-    with temporary_database(POSTGRES_URL) as url:
+    template = _templates.postgresql() if schema else None
+    with temporary_database(POSTGRES_URL, template) as url:
         yield url
+
+
+class _Templates:
+    """The databases this process migrated once, to be copied: made on first use, removed
+    when the process ends."""
+
+    def __init__(self) -> None:
+        self._made: dict[str, str] = {}
+        self._stack = ExitStack()
+        atexit.register(self._stack.close)
+
+    def sqlite(self) -> str:
+        if "sqlite" not in self._made:
+            directory = self._stack.enter_context(tempfile.TemporaryDirectory())
+            path = str(Path(directory) / "template.db")
+            open_engine(f"sqlite:///{path}").dispose()  # closed: the WAL is checkpointed
+            self._made["sqlite"] = path
+        return self._made["sqlite"]
+
+    def postgresql(self) -> str:
+        if "postgresql" not in self._made:
+            url = self._stack.enter_context(temporary_database(POSTGRES_URL))
+            open_engine(url).dispose()  # nobody may be connected to a template
+            self._made["postgresql"] = str(make_url(url).database)
+        return self._made["postgresql"]
+
+
+_templates = _Templates()

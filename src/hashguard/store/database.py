@@ -5,11 +5,10 @@ import os
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
 from typing import Any, Final
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError
@@ -17,7 +16,7 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from hashguard.errors import Unavailable
 
 DEFAULT_URL: Final = "sqlite:///hashguard.db"
-_MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
+MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 
 
 class DatabaseError(Unavailable):
@@ -56,17 +55,45 @@ def open_engine(url: str | None = None, migrate: bool = True) -> Engine:
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
         try:
-            upgrade(engine)
+            if current_revision(engine) != head_revision():
+                upgrade(engine)
         except OperationalError as error:
             shown = parsed.render_as_string(hide_password=True)
             raise DatabaseError(f"{shown}: {error.orig}") from None
     return engine
 
 
+@cache
+def head_revision() -> str:
+    """The newest migration's revision: each is named after its file's number (a test holds
+    the two together), so no migration script is loaded to know it."""
+    return max(path.name[:4] for path in (MIGRATIONS / "versions").glob("[0-9]*.py"))
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database's schema is at; None for a database without one yet.
+
+    Read with two plain queries: opening a database that is up to date (every command, every
+    server start) then imports and runs nothing of Alembic's.
+    """
+    if engine.dialect.name == "sqlite":
+        stamped = "SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'alembic_version'"
+    else:
+        stamped = "SELECT to_regclass('alembic_version')"
+    with engine.connect() as connection:
+        if connection.exec_driver_sql(stamped).scalar() is None:
+            return None
+        revision = connection.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
+    return None if revision is None else str(revision)
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to ``revision``, the newest by default (a no-op when it is there)."""
+    from alembic import command  # only when a schema changes: importing Alembic takes 0.5 s
+    from alembic.config import Config
+
     config = Config()
-    config.set_main_option("script_location", str(_MIGRATIONS))
+    config.set_main_option("script_location", str(MIGRATIONS))
     with engine.connect() as connection, migration_transaction(connection):
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
@@ -114,14 +141,16 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
 
 
 @contextmanager
-def temporary_database(server: str) -> Iterator[str]:
-    """The URL of a new, empty database on the PostgreSQL ``server`` (a URL), dropped on exit:
-    for tests and benchmarks."""
+def temporary_database(server: str, template: str | None = None) -> Iterator[str]:
+    """The URL of a new database on the PostgreSQL ``server`` (a URL), dropped on exit: for
+    tests and benchmarks. Empty, or a copy of the database named ``template`` (which nobody
+    may be connected to)."""
     base = make_url(server).set(drivername="postgresql+psycopg")
     name = f"hashguard_scratch_{uuid.uuid4().hex[:12]}"
+    copied = f' TEMPLATE "{template}"' if template else ""
     admin = create_engine(base, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
+        connection.execute(text(f'CREATE DATABASE "{name}"{copied}'))
     try:
         yield base.set(database=name).render_as_string(hide_password=False)
     finally:

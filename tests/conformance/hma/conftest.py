@@ -27,6 +27,9 @@ FETCH_LOOPBACK = ("--fetch-host", "127.0.0.1", "--fetch-network", "127.0.0.1/32"
 # hashguard matches no such hash by default (stability below 50). Its tests run with the floor
 # off, as a deployment that wants HMA's behaviour would.
 HMA_STABILITY = ("--min-stability", "0")
+# HMA's status tests wait for a server held behind its lists to turn stale: with the shortest
+# bound a replica may have, that takes about 5 s instead of the default 30.
+STALE_SOON = ("--max-lag", "1")
 HELD_ON_SQLITE = (
     "SQLite (WAL) never blocks a reader, so a real server's index cannot be held unloaded or "
     "behind its lists there; this test runs on PostgreSQL"
@@ -50,7 +53,9 @@ class Servers:
         if kind not in self.served:
             (self.directory / kind).mkdir()
             url = self._database(kind, kind)
-            server = self.stack.enter_context(running(url, *FETCH_LOOPBACK, *HMA_STABILITY))
+            server = self.stack.enter_context(
+                running(url, *FETCH_LOOPBACK, *HMA_STABILITY, *STALE_SOON)
+            )
             engine = open_engine(url)
             self.stack.callback(engine.dispose)
             self.served[kind] = Served(server, engine)

@@ -18,7 +18,7 @@ from support.hma_port import HmaClient, ImageServer, Served, lists_held
 from support.server import Server
 from support.waiting import eventually
 
-STALE_SECONDS = 60  # hashguard is stale after 5 s without following the change logs
+STALE_SECONDS = 60  # the servers are stale after 5 s without following (conftest.STALE_SOON)
 
 
 def _status(client: HmaClient, path: str) -> tuple[int, str]:
