@@ -209,12 +209,12 @@ def test_a_listing_stopped_midway_resumes_after_its_last_key(tmp_path: Path) -> 
     """The source fails while it is listed: the chunks committed (100,000 files each) are
     kept, and the next run lists the source after the last key committed, not from the
     start."""
-    keys = [f"{n:06d}" for n in range(250_000)]
+    keys = [f"{n:06d}" for n in range(150_000)]
     asked: list[str | None] = []
     given: list[StoredFile] = []
 
     def failing(after: str | None = None, skipping: Path | None = None) -> Iterator[StoredFile]:
-        for key in keys[:230_000]:
+        for key in keys[:130_000]:
             yield StoredFile(key, 1)
         raise SourceUnavailable("the store is down")
 
@@ -229,12 +229,12 @@ def test_a_listing_stopped_midway_resumes_after_its_last_key(tmp_path: Path) -> 
     with pytest.raises(SourceUnavailable, match="the store is down"):
         Results(tmp_path / "out").begin(plan, failing)
     progress = json.loads((tmp_path / "out" / LISTING / PROGRESS).read_text())
-    assert (progress["parts"], progress["last"], progress["complete"]) == (200, "199999", False)
+    assert (progress["parts"], progress["last"], progress["complete"]) == (100, "099999", False)
     results = Results(tmp_path / "out")
     begun = results.begin(plan, recorded, check_source=True)
-    assert asked == ["199999"] and [f.key for f in given] == keys[200_000:]
-    assert begun.resumed and begun.changed is None and begun.sizes == [1000] * 250
-    for number in (0, 199, 200, 249):  # the first and last parts, and those either side
+    assert asked == ["099999"] and [f.key for f in given] == keys[100_000:]
+    assert begun.resumed and begun.changed is None and begun.sizes == [1000] * 150
+    for number in (0, 99, 100, 149):  # the first and last parts, and those either side
         assert [f.key for f in results.part_files(number, 1000)] == keys[number * 1000 :][:1000]
     del results
     Results(tmp_path / "out").begin(plan, not_listed)  # complete: not listed again
