@@ -7,25 +7,31 @@ it runs, so two drivers never write one directory.
 
 ``scan.json`` (the plan) says what the scan is (source, its endpoint, lists by name and id,
 part size, minimum quality and stability, where matches are reported) and the list versions
-and policies its last run matched with; it is written after ``listing.parquet`` (the files in
-listing order, one row group per part of ``part_size`` files, written as they are listed), so a
-directory with a plan always has the listing it was made with. Each part's rows go to
-``parts/part-NNNNN.parquet``, written aside and renamed into place, with the part's counts in
-its Parquet metadata: a part file present is a part finished, so a killed driver resumes with
-the parts missing and no row is ever written twice, and the summary is summed from the parts'
-footers without reading their rows. ``parts/part-NNNNN.reported`` marks a part whose matches
-the service took. ``summary.json`` comes at the end."""
+and policies its last run matched with. It is written once the source has given its first
+file, before the listing: ``listing/`` holds the files in listing order, committed as they are
+listed, a chunk at a time (``chunk-NNNNN.parquet``: about 100,000 files, in row groups of about
+1,000, whole parts each; written aside and renamed), then ``progress.json`` (how many parts and
+files are committed, the last key, whether the listing is complete). A listing stopped midway
+(the source failed, the driver was killed) resumes after the last key committed; reading a
+part reads its chunk's footer and one row group, whatever the number of parts. Each part's
+rows go to ``parts/part-NNNNN.parquet``, written aside and renamed into place, with the part's
+counts in its Parquet metadata: a part file present is a part finished, so a killed driver
+resumes with the parts missing and no row is ever written twice, and the summary is summed
+from the parts' footers without reading their rows. ``parts/part-NNNNN.reported`` marks a
+part whose matches the service took. ``summary.json`` comes at the end."""
 
 import fcntl
 import hashlib
 import json
+import os
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
+from functools import lru_cache
 from itertools import islice, zip_longest
 from pathlib import Path
-from typing import IO, Any, Final, overload
+from typing import IO, Any, Final, Protocol, overload
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -39,15 +45,25 @@ from hashguard.scan.work import NOT_MEDIA_KIND, row_schema
 
 MARKER: Final = ".hashguard-scan"
 PLAN: Final = "scan.json"
-LISTING: Final = "listing.parquet"
+LISTING: Final = "listing"
+PROGRESS: Final = "progress.json"
 PARTS: Final = "parts"
 SUMMARY: Final = "summary.json"
+_OLDER_LISTING: Final = "listing.parquet"  # before the listing was committed in chunks
 _PART: Final = re.compile(r"part-(\d+)\.parquet")
 _REPORTED: Final = re.compile(r"part-(\d+)\.reported")
+_LISTING_FILE: Final = re.compile(r"chunk-\d+\.parquet|progress\.json")
 # What a write killed midway leaves (durable's temporary names): removed when a run begins.
+_MARKER_ASIDE: Final = re.compile(r"\.\.hashguard-scan\..*\.tmp")
 _LEFT_ASIDE: Final = re.compile(
-    r"\.(scan\.json|listing\.parquet|summary\.json|part-\d+\.\w+)\..*\.tmp"
+    r"\.(\.hashguard-scan|scan\.json|listing\.parquet|summary\.json|progress\.json"
+    r"|part-\d+\.\w+|chunk-\d+\.parquet)\..*\.tmp"
 )
+# A listing chunk holds about this many files (whole row groups; a part at least), and a row
+# group this many (whole parts; a part at least): a part's read parses a footer of 100 row
+# groups at most and reads one, and a listing stopped loses a chunk at most.
+_CHUNK_FILES: Final = 100_000
+_GROUP_FILES: Final = 1_000
 _LISTED: Final = pa.schema([("key", pa.string()), ("size", pa.int64()), ("etag", pa.string())])
 _COUNTS: Final = b"hashguard.counts"
 _RESTART: Final = "run again with --restart to start the scan again"
@@ -121,14 +137,54 @@ class Begun:
     report_to: str | None = None
 
 
+class Listing(Protocol):
+    """A source's files in key order (``Source.files``): those after the key ``after``, none
+    of the directory ``skipping``."""
+
+    def __call__(
+        self, after: str | None = None, skipping: Path | None = None
+    ) -> Iterable[StoredFile]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """How far the listing got (``progress.json``): parts committed (every one of
+    ``part_size`` files but the last), the files in them, the last one's key, and whether the
+    source has no more; and how they are laid out: ``group`` parts a row group, ``chunk``
+    parts (whole row groups) a chunk file."""
+
+    part_size: int
+    group: int
+    chunk: int
+    parts: int = 0
+    files: int = 0
+    last: str | None = None
+    complete: bool = False
+
+    @classmethod
+    def start(cls, part_size: int) -> "Listed":
+        group = -(-_GROUP_FILES // part_size)
+        return cls(part_size, group, group * max(1, _CHUNK_FILES // (group * part_size)))
+
+    def sizes(self) -> list[int]:
+        """The number of files of each part committed."""
+        if not self.parts:
+            return []
+        full = self.parts - 1
+        return [self.part_size] * full + [self.files - self.part_size * full]
+
+
 @dataclass(frozen=True, slots=True)
 class PartFiles(Sequence[StoredFile]):
-    """Part ``number``'s files, read from the listing when asked for (a driver holds the
-    parts, not their files)."""
+    """Part ``number``'s files, read from the listing (``listing``: its directory, laid out
+    as ``listed`` says) when asked for: a driver holds the parts, not their files. The last
+    row group read is kept, per process, so iterating a part again or indexing it reads
+    nothing."""
 
     listing: Path
     number: int
     length: int
+    listed: Listed
 
     def __len__(self) -> int:
         return self.length
@@ -138,14 +194,43 @@ class PartFiles(Sequence[StoredFile]):
     @overload
     def __getitem__(self, index: slice) -> Sequence[StoredFile]: ...
     def __getitem__(self, index: int | slice) -> StoredFile | Sequence[StoredFile]:
-        return self._files()[index]
+        if isinstance(index, slice):
+            return self._files()[index]
+        rows, start = self._group()
+        return rows[start + range(self.length)[index]]
 
     def __iter__(self) -> Iterator[StoredFile]:
         return iter(self._files())
 
-    def _files(self) -> list[StoredFile]:
-        table = pq.ParquetFile(self.listing).read_row_group(self.number)
-        return [StoredFile(**row) for row in table.to_pylist()]
+    def _files(self) -> tuple[StoredFile, ...]:
+        rows, start = self._group()
+        return rows[start : start + self.length]
+
+    def _group(self) -> tuple[tuple[StoredFile, ...], int]:
+        """The files of the part's row group, and where the part's begin in it."""
+        chunk, group = self.listed.chunk, self.listed.group
+        path = self.listing / _chunk_name(self.number // chunk)
+        try:
+            found = os.stat(path)
+        except OSError as error:
+            raise _damaged(path, error) from None
+        rows = _row_group(path, self.number % chunk // group, (found.st_ino, found.st_mtime_ns))
+        return rows, self.number % group * self.listed.part_size
+
+
+@lru_cache(maxsize=1)
+def _row_group(path: Path, group: int, identity: tuple[int, int]) -> tuple[StoredFile, ...]:
+    """Row group ``group`` of the listing chunk ``path`` (``identity``: the file's, so that a
+    chunk written again is read again)."""
+    try:
+        table = pq.ParquetFile(path).read_row_group(group)
+    except (OSError, pa.ArrowException) as error:
+        raise _damaged(path, error) from None
+    return tuple(StoredFile(**row) for row in table.to_pylist())
+
+
+def _chunk_name(number: int) -> str:
+    return f"chunk-{number:05d}.parquet"
 
 
 class Results:
@@ -154,58 +239,90 @@ class Results:
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
         self.parts_directory = self.directory / PARTS
+        self.listing_directory = self.directory / LISTING
         self.plan: Plan | None = None  # once begun
         self._lock: IO[bytes] | None = None
+        self._listed: Listed | None = None  # once read
 
     def begin(
-        self,
-        plan: Plan,
-        listing: Callable[[], Iterable[StoredFile]],
-        restart: bool = False,
-        check_source: bool = False,
+        self, plan: Plan, listing: Listing, restart: bool = False, check_source: bool = False
     ) -> Begun:
         """Start the scan ``plan`` of the files ``listing`` gives (called to list the source
-        when the scan starts, and on a resume only with ``check_source``), or resume the one
-        the directory holds. Raises ResumeRefused when it holds another scan (unless
-        ``restart``: its results are removed first) or one running now, OutputError when it
-        is not a directory that can hold one; and what ``listing`` raises."""
+        when the scan starts, after the last key committed when its listing was stopped, and
+        on a resume otherwise only with ``check_source``), or resume the one the directory
+        holds. Raises ResumeRefused when it holds another scan (unless ``restart``: its results
+        are removed first) or one running now, OutputError when it is not a directory that can
+        hold one; and what ``listing`` raises (what it listed before is kept)."""
         self._claim()
+        try:
+            return self._begin(plan, listing, restart, check_source)
+        except BaseException:
+            assert self._lock is not None
+            self._lock.close()  # no scan goes on here: the directory is free for the next
+            raise
+
+    def _begin(self, plan: Plan, listing: Listing, restart: bool, check_source: bool) -> Begun:
         found = None if restart else self._plan()
         if found is None:  # new, restarted, or one that never got as far as its plan
             try:
                 self._remove()
+            except OSError as error:
+                raise self._unwritable(self.directory, error) from None
+            files = listing(skipping=self.directory)  # what the source raises at once: no plan
+            try:
                 self.parts_directory.mkdir(exist_ok=True)
-                sizes = self._write_listing(listing(), plan.part_size)
+                self.listing_directory.mkdir(exist_ok=True)
                 self._write_plan(plan)
             except OSError as error:
                 raise self._unwritable(self.directory, error) from None
             self.plan = plan
-            return Begun(sizes, resumed=False, report_to=plan.report_to)
+            listed = self._list(files, Listed.start(plan.part_size))
+            return Begun(listed.sizes(), resumed=False, report_to=plan.report_to)
         _check_same(self.directory, found, plan)
-        self.parts_directory.mkdir(exist_ok=True)
-        sizes = self.sizes()
-        changed = _differ(listing(), self.listing()) if check_source else None
+        if (self.directory / _OLDER_LISTING).exists():
+            raise OutputError(f"{self.directory}: a scan made by an older hashguard; {_RESTART}")
+        try:
+            self.parts_directory.mkdir(exist_ok=True)
+            self.listing_directory.mkdir(exist_ok=True)
+        except OSError as error:
+            raise self._unwritable(self.directory, error) from None
+        listed = self._progress() or Listed.start(found.part_size)
+        changed = None
+        if not listed.complete:  # the source is listed, from where it stopped: not checked
+            listed = self._list(listing(listed.last, self.directory), listed)
+        elif check_source:
+            changed = _differ(listing(skipping=self.directory), self.listing())
         now = replace(plan, report_to=plan.report_to or found.report_to)
         if now != found:  # what this run matches with, for the next one to compare
             self._write_plan(now)
         self.plan = now
-        return Begun(sizes, True, changed, _moved(found, plan), now.report_to)
+        return Begun(listed.sizes(), True, changed, _moved(found, plan), now.report_to)
 
     def sizes(self) -> list[int]:
         """The number of files of each part."""
-        try:
-            metadata = pq.read_metadata(self.directory / LISTING)
-        except (OSError, pa.ArrowException) as error:
-            raise self._damaged(self.directory / LISTING, error) from None
-        return [metadata.row_group(n).num_rows for n in range(metadata.num_row_groups)]
+        listed = self._progress()
+        if listed is None or not listed.complete:
+            path = self.listing_directory / PROGRESS
+            raise _damaged(path, FileNotFoundError(2, "the listing is not complete"))
+        return listed.sizes()
 
     def part_files(self, number: int, length: int) -> PartFiles:
-        return PartFiles(self.directory / LISTING, number, length)
+        if self._listed is None:
+            self.sizes()  # reads it
+        assert self._listed is not None
+        return PartFiles(self.listing_directory, number, length, self._listed)
 
     def listing(self) -> Iterator[StoredFile]:
-        """The files as listed when the scan began, in order, a part at a time."""
-        for number, length in enumerate(self.sizes()):
-            yield from self.part_files(number, length)
+        """The files as listed when the scan began, in order, a chunk at a time."""
+        sizes = self.sizes()
+        assert self._listed is not None
+        for number in range(0, len(sizes), self._listed.chunk):
+            path = self.listing_directory / _chunk_name(number // self._listed.chunk)
+            try:
+                for batch in pq.ParquetFile(path).iter_batches():
+                    yield from (StoredFile(**row) for row in batch.to_pylist())
+            except (OSError, pa.ArrowException) as error:
+                raise _damaged(path, error) from None
 
     def done(self) -> set[int]:
         """The numbers of the parts finished."""
@@ -238,7 +355,7 @@ class Results:
         try:
             return pq.read_table(path, columns=columns, schema=scanned_schema())
         except (OSError, pa.ArrowException) as error:
-            raise self._damaged(path, error) from None
+            raise _damaged(path, error) from None
 
     def mark_reported(self, number: int) -> None:
         path = self.parts_directory / f"part-{number:05d}.reported"
@@ -267,7 +384,7 @@ class Results:
             try:
                 counted = json.loads(pq.read_metadata(path).metadata[_COUNTS])
             except (OSError, pa.ArrowException, KeyError, TypeError, ValueError) as error:
-                raise self._damaged(path, error) from None
+                raise _damaged(path, error) from None
             for name in total:
                 total[name] += counted[name]
             by_list.update(counted["by_list"])
@@ -298,7 +415,8 @@ class Results:
         try:
             directory.mkdir(parents=True, exist_ok=True)
             if not marker.is_file():
-                if any(directory.iterdir()):
+                # Empty, but for a marker a killed run began to write (removed below).
+                if any(not _MARKER_ASIDE.fullmatch(p.name) for p in directory.iterdir()):
                     raise OutputError(f"{directory}: not empty, and holds no scan")
                 durable.write(marker, b"a hashguard scan's output directory (docs/scan.md)\n")
             self._lock = open(marker, "rb")  # noqa: SIM115 - held while the scan runs
@@ -308,7 +426,7 @@ class Results:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ResumeRefused(f"{directory}: another scan is running in it") from None
-        for folder in (directory, self.parts_directory):
+        for folder in (directory, self.listing_directory, self.parts_directory):
             if folder.is_dir():
                 for path in folder.iterdir():
                     if _LEFT_ASIDE.fullmatch(path.name):
@@ -335,38 +453,65 @@ class Results:
     def _write_plan(self, plan: Plan) -> None:
         durable.write(self.directory / PLAN, (json.dumps(asdict(plan), indent=2) + "\n").encode())
 
-    def _write_listing(self, files: Iterable[StoredFile], part_size: int) -> list[int]:
-        """The files, written a part at a time (a row group each); the parts' sizes."""
-        sizes: list[int] = []
-        listed = iter(files)
-        with (
-            durable.writing(self.directory / LISTING) as file,
-            pq.ParquetWriter(file, _LISTED) as writer,
-        ):
-            while part := list(islice(listed, part_size)):
-                table = pa.Table.from_pylist([asdict(f) for f in part], schema=_LISTED)
-                writer.write_table(table, row_group_size=part_size)
-                sizes.append(len(part))
-        return sizes
+    def _progress(self) -> Listed | None:
+        """The listing's progress record; None before its first chunk."""
+        path = self.listing_directory / PROGRESS
+        try:
+            self._listed = Listed(**json.loads(path.read_bytes()))
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, TypeError) as error:
+            raise _damaged(path, error) from None
+        return self._listed
+
+    def _list(self, files: Iterable[StoredFile], listed: Listed) -> Listed:
+        """The listing carried on from ``listed`` with ``files``: a chunk of parts at a time,
+        written aside and renamed (a row group per part), then the progress record. Raises
+        what ``files`` raises (the chunk under way is dropped), OutputError."""
+        remaining = iter(files)
+        try:
+            while chunk := list(islice(remaining, listed.chunk * listed.part_size)):
+                columns = {"key": [f.key for f in chunk], "size": [f.size for f in chunk],
+                           "etag": [f.etag for f in chunk]}  # fmt: skip
+                table = pa.table(columns, schema=_LISTED)
+                path = self.listing_directory / _chunk_name(listed.parts // listed.chunk)
+                with durable.writing(path) as file:
+                    rows = listed.group * listed.part_size
+                    pq.write_table(table, file, rows, write_statistics=False)
+                parts = -(-len(chunk) // listed.part_size)
+                listed = replace(listed, parts=listed.parts + parts,
+                                 files=listed.files + len(chunk), last=chunk[-1].key)  # fmt: skip
+                self._write_progress(listed)
+            listed = replace(listed, complete=True)
+            self._write_progress(listed)
+        except OSError as error:
+            raise self._unwritable(self.listing_directory, error) from None
+        self._listed = listed
+        return listed
+
+    def _write_progress(self, listed: Listed) -> None:
+        text = json.dumps(asdict(listed)) + "\n"
+        durable.write(self.listing_directory / PROGRESS, text.encode())
 
     def _remove(self) -> None:
         """The scan's own files, and nothing else."""
         (self.directory / PLAN).unlink(missing_ok=True)  # first: the rest is no scan without it
-        for name in (LISTING, SUMMARY):
+        for name in (_OLDER_LISTING, SUMMARY):
             (self.directory / name).unlink(missing_ok=True)
-        if self.parts_directory.is_dir():
-            for path in self.parts_directory.iterdir():
-                if _PART.fullmatch(path.name) or _REPORTED.fullmatch(path.name):
-                    path.unlink()
+        for folder, own in ((self.listing_directory, _LISTING_FILE), (self.parts_directory, _PART),
+                            (self.parts_directory, _REPORTED)):  # fmt: skip
+            if folder.is_dir():
+                for path in folder.iterdir():
+                    if own.fullmatch(path.name):
+                        path.unlink()
 
     def _unwritable(self, path: Path, error: OSError) -> OutputError:
         return OutputError(f"{path}: cannot write ({error.strerror or error})")
 
-    def _damaged(self, path: Path, error: BaseException) -> OutputError:
-        said = error.strerror if isinstance(error, OSError) and error.strerror else error
-        return OutputError(
-            f"{path}: damaged or missing ({' '.join(str(said).split())}); {_RESTART}"
-        )
+
+def _damaged(path: Path, error: BaseException) -> OutputError:
+    said = error.strerror if isinstance(error, OSError) and error.strerror else error
+    return OutputError(f"{path}: damaged or missing ({' '.join(str(said).split())}); {_RESTART}")
 
 
 def _counts(rows: pa.Table) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Where the scanned files are: a local directory, or an S3 prefix (``s3://bucket/prefix``,
 through fsspec's s3fs). A source lists its files in key order, with size and ETag (S3), and
 gives a reader that workers use to open a file: a stream read in chunks (a small object in one
-request), held in memory, never written to disk.
+request), held in memory, never written to disk. A local file's key is its path under the
+directory, valid UTF-8 even when a name is not (``key_of``), and the reader maps it back.
 
 What goes wrong reading a file is told apart from what goes wrong with the source: a file
 missing, not a regular file or refused to us is that file's problem (``OSError``, the file's
@@ -12,10 +13,12 @@ later run resumes it)."""
 import errno
 import io
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from itertools import chain
+from pathlib import Path
 from typing import Any, BinaryIO, Final, Protocol
 
 from hashguard.errors import Invalid, NotFound, Unavailable, Unsupported
@@ -24,6 +27,9 @@ from hashguard.signals.batch import expand
 # Objects up to this size are read in one request; larger ones are streamed in blocks of it.
 _BLOCK: Final = 8 * 1024 * 1024
 _PROTOCOLS: Final = ("s3", "s3a")  # besides local paths, the only ones tested
+# What a local path's key escapes: a backslash, and a byte that is not UTF-8 (a surrogate).
+_ESCAPED: Final = re.compile(r"[\\\udc80-\udcff]")
+_ESCAPE: Final = re.compile(r"\\(\\|x[0-9a-f]{2})")
 
 
 class SourceError(Invalid):
@@ -51,6 +57,31 @@ class StoredFile:
     key: str
     size: int
     etag: str | None = None
+
+
+def key_of(path: str) -> str:
+    """A local path as a key: valid UTF-8 whatever the bytes of its names, and mapping back to
+    them (``path_of``). A byte that is not UTF-8 is written ``\\xNN`` (``caf\\xe9.jpg``), and so
+    that no other name reads the same, a backslash is written twice; any other path is its own
+    key."""
+    text = os.fsencode(path).decode("utf-8", "surrogateescape")
+    return _ESCAPED.sub(_escape, text)
+
+
+def path_of(key: str) -> str:
+    """The local path whose key (``key_of``) ``key`` is."""
+    text = _ESCAPE.sub(_unescape, key)
+    return os.fsdecode(text.encode("utf-8", "surrogateescape"))
+
+
+def _escape(found: "re.Match[str]") -> str:
+    char = found[0]
+    return "\\\\" if char == "\\" else f"\\x{ord(char) - 0xDC00:02x}"
+
+
+def _unescape(found: "re.Match[str]") -> str:
+    escaped = found[1]
+    return "\\" if escaped == "\\" else chr(0xDC00 + int(escaped[1:], 16))
 
 
 class OpenedFile(io.RawIOBase):
@@ -110,7 +141,7 @@ class DirectoryReader:
     root: str
 
     def open(self, key: str) -> OpenedFile:
-        path = os.path.join(self.root, *key.split("/"))
+        path = os.path.join(self.root, *path_of(key).split("/"))
         try:
             mode = os.stat(path).st_mode
             if stat.S_ISDIR(mode):  # listed as a directory that could not be read
@@ -204,18 +235,24 @@ class Source:
     location: str
     reader: DirectoryReader | StoreReader
 
-    def files(self) -> Iterator[StoredFile]:
+    def files(self, after: str | None = None, skipping: Path | None = None) -> Iterator[StoredFile]:
         """Every file, in key order (``expand``'s: the code-point order of the keys, which is
         the UTF-8 byte order an object store lists them in), listed as it is consumed: no more
-        than a directory's entries (or a page of 1,000 objects) are held at a time. Raises
-        SourceNotFound (also for a source with no file), SourceError, SourceUnavailable: for
-        the first file when called, for the others when they are reached."""
+        than a directory's entries (or a page of 1,000 objects) are held at a time. ``after``:
+        only the files after that key (a listing resumed: an object store starts its listing
+        there, a directory's walk passes the keys up to it by, with no stat). ``skipping``: a local
+        directory none of whose files is listed (the scan's output, when under the source).
+        Raises SourceNotFound (also for a source with no file), SourceError,
+        SourceUnavailable: for the first file when called, for the others when they are
+        reached."""
         if isinstance(self.reader, DirectoryReader):
-            listed = _directory_files(self.reader.root)
+            listed = _directory_files(self.reader.root, after, skipping)
         else:
-            listed = _store_files(self.reader)
+            listed = _store_files(self.reader, after)
         first = next(listed, None)
         if first is None:
+            if after is not None:
+                return iter(())
             raise SourceNotFound(f"{self.location}: no files to scan (empty, or no such prefix)")
         return chain([first], listed)
 
@@ -232,7 +269,7 @@ def open_source(location: str, endpoint_url: str | None = None) -> Source:
     when s3fs is not installed."""
     if "://" not in location:
         root = os.path.abspath(location)
-        return Source(root, DirectoryReader(root))
+        return Source(key_of(root), DirectoryReader(root))
     protocol, _, rest = location.partition("://")
     if protocol.lower() not in _PROTOCOLS:
         raise SourceError(
@@ -254,25 +291,40 @@ def open_source(location: str, endpoint_url: str | None = None) -> Source:
     return Source(f"s3://{root}", StoreReader("s3", root, options))
 
 
-def _directory_files(root: str) -> Iterator[StoredFile]:
+def _directory_files(root: str, after: str | None, skipping: Path | None) -> Iterator[StoredFile]:
     if not os.path.isdir(root):
         what = "not a directory" if os.path.exists(root) else "no such directory"
         raise SourceNotFound(f"{root}: {what}")
     if not os.access(root, os.R_OK | os.X_OK):
         raise SourceError(f"{root}: cannot read the directory (permission denied)")
     under = os.path.join(root, "")  # what every path walked starts with
+    last = None if after is None else path_of(after)  # compared as the walk orders them
+    skipped = None if skipping is None else _under(root, skipping)
     for path in expand([root]):
-        key = path[len(under) :].replace(os.sep, "/")
+        name = path[len(under) :].replace(os.sep, "/")
+        if (last is not None and name <= last) or (
+            skipped is not None and name.startswith(skipped)
+        ):
+            continue
         try:
             size = os.stat(path).st_size
         except OSError:  # a broken link, an unreadable directory: its row says why
             size = 0
-        yield StoredFile(key, size)
+        yield StoredFile(key_of(name), size)
 
 
-def _store_files(reader: StoreReader) -> Iterator[StoredFile]:
-    """The objects under the prefix, a page (ListObjectsV2: up to 1,000 keys, in UTF-8 byte
-    order) at a time."""
+def _under(root: str, directory: Path) -> str | None:
+    """What the paths of ``directory``'s files start with under ``root`` (``""``: the root
+    itself), or None when it is not under it."""
+    inside = os.path.relpath(os.path.realpath(directory), os.path.realpath(root))
+    if inside == os.pardir or inside.startswith(os.pardir + os.sep):
+        return None
+    return "" if inside == os.curdir else inside.replace(os.sep, "/") + "/"
+
+
+def _store_files(reader: StoreReader, after: str | None) -> Iterator[StoredFile]:
+    """The objects under the prefix (after the key ``after``), a page (ListObjectsV2: up to
+    1,000 keys, in UTF-8 byte order) at a time."""
     where = f"{reader.protocol}://{reader.root}"
     try:
         store = _store(reader.protocol, reader.options)
@@ -281,6 +333,8 @@ def _store_files(reader: StoreReader) -> Iterator[StoredFile]:
         raise _unlisted(where, error) from None
     under = f"{prefix}/" if prefix else ""
     asked = {"Bucket": bucket, "Prefix": under}
+    if after is not None:
+        asked["StartAfter"] = under + after
     while True:
         try:
             page = store.call_s3("list_objects_v2", **asked)
