@@ -278,7 +278,7 @@ class Service:
                 with self._sync:
                     heads = self._observe(matcher, self.lists.versions())
                     checking = time.monotonic() - checked >= _LIST_CHECK_SECONDS
-                    self._reload(matcher, self._diverged(matcher, heads, marks=checking))
+                    self._reload(matcher, heads, self._diverged(matcher, heads, marks=checking))
                     if checking:
                         self._follow(matcher)
                         checked = time.monotonic()
@@ -290,7 +290,7 @@ class Service:
                             checked = time.monotonic()
                         self._refreshed = time.monotonic()
                     self._observe(matcher, heads)
-                    self._remember(matcher)
+                    self._reload(matcher, heads, self._remember(matcher))
                 if self._error is not None:
                     log.info("following the lists again")
                 self._error = None
@@ -361,59 +361,72 @@ class Service:
 
     def _diverged(
         self, matcher: Matcher, heads: dict[int, tuple[str, int]], marks: bool
-    ) -> dict[int, tuple[str, str]]:
-        """The lists whose history in the database is no longer the one the index applied
-        (restored from a backup, then perhaps written past the index's version): by id, the
-        name held and the database's. Those the database holds at a version older than the
-        index's, and, with ``marks``, those whose history mark at a version the index applied
+    ) -> set[int]:
+        """The lists (ids) whose history in the database is no longer the one the index
+        applied (restored from a backup): those the database holds at a version older than the
+        index's, and, with ``marks``, those whose history mark at the version remembered
         changed (one small query per list). Read before this pass applies anything."""
         applied = matcher.applied()
-        held = {hash_list.id: hash_list.name for hash_list in matcher.lists}
-        diverged: dict[int, tuple[str, str]] = {}
-        for ident, (name, version) in heads.items():
-            if ident not in held:
-                continue  # new, or held under an id removed since: _follow's
-            if version < applied.get(ident, 0):
-                diverged[ident] = (held[ident], name)
-            elif marks and ident in self._marks:
-                at, mark = self._marks[ident]
-                if self.lists.history_mark(ident, at) != mark:
-                    diverged[ident] = (held[ident], name)
+        diverged = set()
+        for ident, (_, version) in heads.items():
+            if ident not in applied:
+                continue  # new: _follow's
+            if version < applied[ident] or (marks and not self._holds(ident)):
+                diverged.add(ident)
         return diverged
 
-    def _reload(self, matcher: Matcher, diverged: dict[int, tuple[str, str]]) -> None:
+    def _remember(self, matcher: Matcher) -> set[int]:
+        """Take the database's history mark of each list at the version the index applied,
+        where that version moved since the mark remembered (read at once after applying it:
+        what ``_diverged`` compares against), once the remembered one still holds; the lists
+        (ids) where it does not (restored, then written past the index: the changes just
+        applied are another history's)."""
+        applied = matcher.applied()
+        for ident in [ident for ident in self._marks if ident not in applied]:
+            del self._marks[ident]
+        diverged = set()
+        for ident, version in applied.items():
+            if self._marks.get(ident, (None, ""))[0] == version:
+                continue
+            if not self._holds(ident):
+                diverged.add(ident)
+                continue
+            mark = self.lists.history_mark(ident, version)
+            if mark is None:  # removed meanwhile: _follow drops it
+                self._marks.pop(ident, None)
+            else:
+                self._marks[ident] = (version, mark)
+        return diverged
+
+    def _holds(self, ident: int) -> bool:
+        """Whether the database's history mark of list ``ident`` at the version remembered is
+        still the one remembered (True when none is)."""
+        remembered = self._marks.get(ident)
+        return remembered is None or self.lists.history_mark(ident, remembered[0]) == remembered[1]
+
+    def _reload(
+        self, matcher: Matcher, heads: dict[int, tuple[str, int]], diverged: set[int]
+    ) -> None:
         """Load the ``diverged`` lists again from the database (not ready meanwhile): the index
         then holds what the database holds, and follows its history from there."""
-        if not diverged:
+        held = {hash_list.id: hash_list.name for hash_list in matcher.lists}
+        lists = {ident: (held[ident], heads[ident][0]) for ident in diverged
+                 if ident in held and ident in heads}  # fmt: skip
+        if not lists:
             return
-        names = tuple(name for _, name in diverged.values())
+        names = tuple(name for _, name in lists.values())
         log.error("the database no longer holds list(s) %s as this replica applied them "
                   "(restored from a backup?): loading them again", ", ".join(names))  # fmt: skip
         self._reloading = names
         try:
-            for ident, (held, name) in diverged.items():
+            for ident, (old, name) in lists.items():
                 self._marks.pop(ident, None)
-                matcher.drop_list(held)
+                matcher.drop_list(old)
                 matcher.add_list(name)  # a failure: _follow loads it at its next pass
             gc.freeze()  # as after the first load
         finally:
             self._reloading = ()
         log.info("list(s) %s loaded again", ", ".join(names))
-
-    def _remember(self, matcher: Matcher) -> None:
-        """Take the database's history mark of each list at the version the index applied,
-        where that version moved (read at once after applying it: what ``_diverged`` compares
-        against)."""
-        applied = matcher.applied()
-        for ident in [ident for ident in self._marks if ident not in applied]:
-            del self._marks[ident]
-        for ident, version in applied.items():
-            if self._marks.get(ident, (None, ""))[0] != version:
-                mark = self.lists.history_mark(ident, version)
-                if mark is None:  # removed meanwhile: _follow drops it
-                    self._marks.pop(ident, None)
-                else:
-                    self._marks[ident] = (version, mark)
 
     def _moved(self) -> None:
         self._progressed = time.monotonic()
