@@ -247,7 +247,9 @@ def test_behind_haproxy_a_replica_kept_behind_or_stopped_gets_no_requests(
     token = a.tokens["matcher"]
     # C may be 1 s behind the database. A change made through A holds on A before it answers;
     # then the change logs are held: C sees a new version it cannot read, and falls behind.
-    with running(database, "--max-lag", "1", roles=False) as c:
+    # C reads them every 3 s: its follower, held, still serves for 4 x 30 s (the stale bound
+    # is 10 refresh intervals), time enough to start another replica meanwhile.
+    with running(database, "--max-lag", "1", "--refresh-interval", "3", roles=False) as c:
         c.tokens = a.tokens
         with _haproxy(tmp_path, a, c) as balanced:
             both = {"replica1", "replica2"}
