@@ -258,7 +258,8 @@ class ServiceSettings:
         30.0, NUMBER, "database",
         "Seconds this replica may stay behind the database (measured on its own clock from "
         "when it first saw a change it has not applied) before it reports not ready "
-        "(/status/ready answers 503, so a load balancer sends it no requests).",
+        "(/status/ready answers 503, so a load balancer sends it no requests); it also bounds "
+        "the time since the index last caught up (at least 5 s).",
         minimum=1.0,
     )  # fmt: skip
     snapshot: Path | None = setting(
