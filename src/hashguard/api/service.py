@@ -365,7 +365,7 @@ class Service:
         """The lists (ids) whose history in the database is no longer the one the index
         applied (restored from a backup): those the database holds at a version older than the
         index's, and, with ``marks``, those whose history mark at the version remembered
-        changed (one small query per list). Read before this pass applies anything."""
+        changed (two small queries per list). Read before this pass applies anything."""
         applied = matcher.applied()
         diverged = set()
         for ident, (_, version) in heads.items():
