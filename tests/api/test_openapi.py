@@ -18,6 +18,7 @@ HMA_PREFIXES = ("/h/", "/m/", "/c/")
 # Errors whose documented shape is not the error body, and why.
 NOT_ERROR_BODIES = {
     ("/status/ready", "503"): "#/components/schemas/Readiness",  # the readiness, with its reason
+    ("/status/serving", "503"): "#/components/schemas/Serving",  # whether to serve, and why not
 }
 TEXT_ANSWERS = {
     "/metrics",

@@ -1,27 +1,32 @@
-"""How a replica judges itself (``Service.readiness`` and ``Service.broken``), on SQLite: its lag
-is measured on its own clock, never from the writers' timestamps; readiness answers from memory
-while the database hangs; a database gone back behind it (restored) makes it not ready and
-broken; a first load that fails is tried again; a refresh tells the applied version only once
-the index holds it. All hashes are random benign values."""
+"""How a replica judges itself (``Service.readiness``, ``serving`` and ``broken``), on SQLite: its
+lag is measured on its own clock, never from the writers' timestamps; readiness answers from
+memory while the database hangs; a database restored from a backup (behind the index, or
+written past it since) has its lists loaded again, no restart needed; a long refresh that moves
+on is not stuck, a follower blocked in the database is; a first load that fails is tried again;
+a refresh tells the applied version only once the index holds it. All hashes are random benign
+values."""
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, update
+from sqlalchemy import Engine, delete, select, update
 
 from hashguard.api import ServiceSettings
+from hashguard.api import service as service_module
 from hashguard.api.service import Service
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.matching import Matcher
+from hashguard.matching import matcher as matcher_module
 from hashguard.matching.query import parse
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import ChangeRow, HashListRow
+from hashguard.store.tables import ChangeRow, EntryRow, HashListRow
 
 from support.waiting import eventually
 
@@ -95,39 +100,142 @@ def test_readiness_answers_from_memory_while_the_database_hangs(served: Service)
     assert reason == "following the lists failed (see the log)"  # no database error text
 
 
-def test_a_database_gone_back_behind_the_replica_makes_it_not_ready_and_broken(
+def _restore(engine: Engine, version: int) -> None:
+    """The database as if restored from a backup taken at ``version`` of the list: the later
+    changes, and the entries they made, are gone."""
+    with engine.begin() as connection:
+        connection.execute(delete(ChangeRow).where(ChangeRow.version > version))
+        kept = select(ChangeRow.entry_id)
+        connection.execute(delete(EntryRow).where(EntryRow.id.not_in(kept)))
+        connection.execute(update(HashListRow).values(version=version))
+
+
+def _matches(service: Service, value: str) -> bool:
+    assert service.matcher is not None
+    return bool(service.matcher.match(parse("pdq", value)))
+
+
+def test_a_restored_database_is_followed_without_a_restart_even_once_written_past_the_index(
     served: Service, engine: Engine
 ) -> None:
-    with engine.begin() as connection:  # as if restored from an older backup
-        connection.execute(update(HashListRow).values(version=HashListRow.version - 2))
-    readiness = eventually(lambda: (r := served.readiness()).reason != "ready" and r, 10)
-    assert readiness and not readiness.ready
-    assert "the database is behind this replica" in readiness.reason
-    assert LIST not in readiness.reason
-    assert served.broken() is not None and "restored" in str(served.broken())
+    store = ListStore(engine)
+    backup = store.get(LIST).version
+    store.apply(LIST, [Submission("pdq", value) for value in VALUES[5:7]])
+    assert eventually(lambda: _matches(served, VALUES[6]))
+    # Restored from the backup, then written to past the version the replica applied, all
+    # while its follower waits: it never sees the database behind it, only another history.
+    with served._sync:
+        _restore(engine, backup)
+        store.apply(LIST, [Submission("pdq", value) for value in VALUES[10:13]])
+        assert store.get(LIST).version > served.matcher.applied()[store.get(LIST).id]  # type: ignore[union-attr]
+
+    def follows() -> bool:
+        held = [_matches(served, value) for value in (*VALUES[5:7], *VALUES[10:13])]
+        return held == [False, False, True, True, True] and served.readiness().ready
+
+    assert eventually(follows, 20), served.readiness().reason
+    assert served.broken() is None and served.serving() is None
+    # Restored again, to a version behind the index: the same, and no more writes needed.
+    with served._sync:
+        _restore(engine, backup)
+    assert eventually(lambda: not any(_matches(served, value) for value in VALUES[10:13]), 20)
+    assert eventually(lambda: served.readiness().ready, 20), served.readiness().reason
+    assert all(_matches(served, value) for value in VALUES[:5])
+
+
+class _Clock:
+    """The service's monotonic clock, moved by the test (from now on: later than any time the
+    service took before)."""
+
+    def __init__(self) -> None:
+        self.now = time.monotonic()
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+def test_a_long_refresh_that_moves_on_is_not_stuck_and_a_follower_that_does_not_is(
+    served: Service, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = _Clock()
+    monkeypatch.setattr(service_module, "time", clock)
+    monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 2)
+    store = ListStore(engine)
+    ident, before = store.get(LIST).id, store.get(LIST).version
+    stuck_after = 4 * served._stale_after()
+    step = threading.Semaphore(0)  # one change read per release
+    read = served.lists.changes_since
+    taken = [0]
+
+    def slow(name: str, version: int, limit: int | None = None) -> Any:
+        for change in read(name, version, limit):
+            assert step.acquire(timeout=20), "the test stopped releasing changes"
+            taken[0] += 1
+            yield change
+
+    served.lists.changes_since = slow  # type: ignore[method-assign]
+    store.apply(LIST, [Submission("pdq", value) for value in VALUES[10:16]])  # an import
+    assert served.matcher is not None
+    # Six changes over twice the stuck bound: each read moves the follower on.
+    for n in range(1, 7):
+        clock.now += stuck_after / 3
+        step.release()
+        assert eventually(lambda: taken[0] == n), taken  # noqa: B023
+        assert served.broken() is None and served.serving() is None
+        if n == 2:  # the first batch is applied and told before the import is read whole
+            assert eventually(lambda: served.matcher.applied()[ident] == before + 2)  # type: ignore[union-attr]
+            assert _matches(served, VALUES[11]) and not _matches(served, VALUES[15])
+    assert eventually(lambda: served.matcher.applied()[ident] == before + 6)  # type: ignore[union-attr]
+    # A follower blocked in a database call makes no progress: past the bound, broken.
+    released = threading.Event()
+    hung = threading.Event()
+
+    def hanging(*args: Any, **kwargs: Any) -> Any:
+        hung.set()
+        released.wait()
+        raise RuntimeError("the database went away")
+
+    served.lists.versions = hanging  # type: ignore[method-assign]
+    try:
+        assert hung.wait(10)
+        clock.now += stuck_after / 2
+        assert served.broken() is None
+        clock.now += stuck_after
+        assert "no progress" in str(served.broken())
+        assert served.serving() == served.broken()
+        assert not served.readiness().ready
+    finally:
+        released.set()
 
 
 def test_a_first_load_that_fails_is_tried_again(engine: Engine, tmp_path: Path) -> None:
     service = Service(engine, ServiceSettings(secret_file=tmp_path / "secret.key"))
     failures = [RuntimeError("could not connect to server")]
     listed = service.lists.lists
+    checked = threading.Event()  # the retry waits for the test to look at the failed state
 
     def failing_once() -> Any:
         if failures:
             raise failures.pop()
+        assert checked.wait(20)
         return listed()
 
     service.lists.lists = failing_once  # type: ignore[method-assign]
     service.start()
     try:
-        assert eventually(lambda: service.broken() is not None, 10), "the load never failed"
-        assert not service.readiness().ready
-        assert "could not connect" not in service.readiness().reason
+        failed = eventually(lambda: "failed" in (r := service.readiness()).reason and r, 10)
+        assert failed, "the load never failed"
+        assert not failed.ready and "could not connect" not in failed.reason
+        # Still loading (a restart would only try again), and not served meanwhile.
+        assert service.loading and service.broken() is None
+        assert service.serving() == "the index is loading"
+        checked.set()
         assert eventually(lambda: service.readiness().ready, 20), service.readiness().reason
-        assert service.broken() is None
+        assert not service.loading and service.broken() is None
         assert service.matcher is not None
         assert service.matcher.match(parse("pdq", VALUES[0]))
     finally:
+        checked.set()
         service.stop()
 
 

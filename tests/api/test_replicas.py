@@ -3,8 +3,9 @@ change made through one holds on the other within a bounded wait; each reports i
 publicly, per list to an auditor); one started from a signed snapshot catches up from the
 change logs; behind HAProxy (the shipped configuration, Debian's haproxy), a replica kept
 behind reports not ready and gets no requests until it has caught up, requests are still
-answered when no replica is ready, and a stopped one gets none. All hashes are random benign
-values."""
+answered when no replica is ready (never by one that is live but loading its lists), a stopped
+one gets none, API clients are balanced request by request and a desk browser stays on the
+replica holding its session. All hashes are random benign values."""
 
 import re
 import shutil
@@ -185,14 +186,32 @@ def _answers(client: httpx.Client) -> bool:
 
 
 def _served_by(client: httpx.Client, token: str) -> str:
-    """Which replica answered a match request sent through ``client`` (it must be answered),
-    sent without the desk's stickiness cookie (as an API client does)."""
-    client.cookies.clear()
+    """Which replica answered a match request sent through ``client`` (it must be answered);
+    the client keeps the cookies it is given, as a session object does."""
     answer = client.post("/v1/match/hashes", headers={"Authorization": f"Bearer {token}"},
                          json={"hashes": [{"signal": "pdq", "value": LISTED[5]}]})  # fmt: skip
     assert answer.status_code == 200, answer.text
     assert answer.json()["matched"] == 1
     return answer.headers["x-served-by"]
+
+
+def _answered_by(client: httpx.Client, token: str) -> str | None:
+    """Which replica answered a match request with its matches; None: not answered so."""
+    answer = client.post("/v1/match/hashes", headers={"Authorization": f"Bearer {token}"},
+                         json={"hashes": [{"signal": "pdq", "value": LISTED[5]}]})  # fmt: skip
+    return answer.headers.get("x-served-by") if answer.status_code == 200 else None
+
+
+def _stays_on_one_replica_once_signed_in(balanced: httpx.Client, key: str) -> None:
+    with httpx.Client(base_url=balanced.base_url, timeout=30) as browser:
+        signed = browser.post("/desk/login", data={"key": key})
+        assert signed.status_code == 303, signed.text
+        assert {"hg_desk", "replica"} <= set(browser.cookies)
+        home = signed.headers["x-served-by"]
+        for _ in range(6):  # the other replica knows no such session: it would send a sign-in
+            desk = browser.get("/desk")
+            assert (desk.status_code, desk.headers["x-served-by"]) == (200, home)
+        assert "SameSite=Lax" in signed.headers["set-cookie"]
 
 
 @contextmanager
@@ -228,11 +247,17 @@ def test_behind_haproxy_a_replica_kept_behind_or_stopped_gets_no_requests(
     token = a.tokens["matcher"]
     # C may be 1 s behind the database. A change made through A holds on A before it answers;
     # then the change logs are held: C sees a new version it cannot read, and falls behind.
-    with running(database, "--max-lag", "1", roles=False) as c:
+    # C reads them every 3 s: its follower, held, still serves for 4 x 30 s (the stale bound
+    # is 10 refresh intervals), time enough to start another replica meanwhile.
+    with running(database, "--max-lag", "1", "--refresh-interval", "3", roles=False) as c:
         c.tokens = a.tokens
         with _haproxy(tmp_path, a, c) as balanced:
             both = {"replica1", "replica2"}
+            # An API client that keeps cookies is not pinned to a replica; a browser signed in
+            # at the review desk is (its session lives in that replica's memory).
             assert eventually(lambda: {_served_by(balanced, token) for _ in range(4)} == both)
+            assert "replica" not in balanced.cookies
+            _stays_on_one_replica_once_signed_in(balanced, a.tokens["reviewer"])
             with _held_behind(database, a, c, LISTED[1:4]) as behind:
                 shown = behind.json()
                 assert shown["ready"] is False and shown["lag_changes"] >= 1
@@ -248,9 +273,23 @@ def test_behind_haproxy_a_replica_kept_behind_or_stopped_gets_no_requests(
             # Back once caught up.
             assert eventually(lambda: _served_by(balanced, token) == "replica2", 20)
             assert _ready(c).status_code == 200 and _ready(c).json()["lag_changes"] == 0
-        # C the only replica, and behind: requests are still answered, by C.
-        with _haproxy(tmp_path, c, None) as alone, _held_behind(database, a, c, LISTED[6:9]):
+        # No replica ready: C behind, D loading its lists (its first read of the change logs
+        # waits on the lock). Requests are still answered, by C, never by D, which is live
+        # but does not serve.
+        with (
+            _held_behind(database, a, c, LISTED[6:9]),
+            running(database, roles=False, ready=False) as d,
+            _haproxy(tmp_path, c, d) as alone,
+        ):
+            assert d.get("/status/live").status_code == 200
+            loading = {"serving": False, "reason": "the index is loading"}
+            assert d.get("/status/serving").json() == loading
+            assert c.get("/status/serving").json() == {"serving": True, "reason": "serving"}
+            only_c = {"replica1"}
+            assert eventually(lambda: {_answered_by(alone, token) for _ in range(6)} == only_c)
             assert [_served_by(alone, token) for _ in range(20)] == ["replica1"] * 20
+            d.process.kill()  # its stop would wait for the follower, which waits on the lock
+            d.process.wait(10)
         # C stopped: every request is answered, by A.
         with _haproxy(tmp_path, a, c) as balanced:
             c.process.terminate()

@@ -83,7 +83,7 @@ def _match(
 
 # --- roles ----------------------------------------------------------------------------------
 
-_PUBLIC = {"/status/live", "/status/ready", "/status", "/livez", "/readyz"}
+_PUBLIC = {"/status/live", "/status/ready", "/status/serving", "/status", "/livez", "/readyz"}
 # A user's complaint: the token of their statement of reasons is the credential (no key).
 _TOKEN_ONLY = {"/v1/complaints"}
 # A victim's case: opened without a key, then read and withdrawn with its number and PIN.

@@ -224,3 +224,12 @@ def test_serve_takes_a_setting_from_the_file(scratch: Path) -> None:
         assert answer.status_code == 413 and "at most 2 per request" in answer.text
         assert server.post("/v1/match/hashes", "matcher",
                            json={"hashes": hashes[:2]}).status_code == 200  # fmt: skip
+
+
+def test_client_addresses_believed_from_anyone_are_a_warning() -> None:
+    said = problems(check("--forwarded-allow-ips", "10.0.0.5, *"))
+    assert (
+        "warning: forwarded_allow_ips: * believes X-Forwarded-For from anyone: any client can "
+        "claim any address, past the per-address limits; name the balancer's address" in said
+    )
+    assert not [p for p in problems(check("--forwarded-allow-ips", "10.0.0.5")) if "forwarded" in p]

@@ -5,23 +5,38 @@ hashes are random benign values."""
 
 import os
 import random
+import re
 import shutil
+import tracemalloc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from hashguard.index import fileformat
 from hashguard.lists import snapshot
-from hashguard.lists.model import Category, ChangeKind, Provenance, Source
+from hashguard.lists.model import (
+    Category,
+    ChangeKind,
+    Entry,
+    EntryStatus,
+    HashList,
+    ListPolicy,
+    Provenance,
+    Source,
+    new_entry,
+)
 from hashguard.lists.records import Submission
 from hashguard.matching import Matcher
 from hashguard.matching.query import parse
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys
+
+from support.database import scratch_database
+from support.invoke import hashguard
 
 VALUES = [f"{random.Random(n).getrandbits(256):064x}" for n in range(40)]
 
@@ -216,3 +231,157 @@ def test_a_snapshot_of_another_database_or_of_a_diverged_history_is_not_used(
         loaded = Matcher(source, ["known"])
         assert loaded.match(parse("pdq", VALUES[11])) == []  # not in that database
         assert loaded.sizes() == Matcher(database, ["known"]).sizes()
+
+
+class _Listed:
+    """A store of one list of ``count`` PDQ entries, made one at a time as read (what the
+    writer holds is then the writer's own)."""
+
+    def __init__(self, count: int) -> None:
+        self.count = count
+        self.hash_list = HashList(1, "big", "Hotline", Category.TEST, (), "", ListPolicy(), count)
+
+    def lists(self) -> list[HashList]:
+        return [self.hash_list]
+
+    def entries(self, name: str, statuses: Any = None) -> tuple[HashList, Iterator[Entry]]:
+        made = (
+            new_entry(n, 1, "pdq", f"{n:064x}", frozenset(), Provenance(), EntryStatus.ACTIVE, n)
+            for n in range(1, self.count + 1)
+        )
+        return self.hash_list, made
+
+    def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Any]:
+        return iter(())
+
+    def history_mark(self, list_id: int, version: int) -> str | None:
+        return "mark"
+
+
+def test_the_writer_holds_no_list_of_every_entry_and_the_reader_decodes_a_list_when_loaded(
+    key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "_SPOOLED", 256)  # entries held before they are set aside
+    monkeypatch.setattr(snapshot, "_CHUNK", 1 << 16)  # bytes read or scanned at a time
+    store = _Listed(20_000)
+    path = tmp_path / "big.snapshot"
+    tracemalloc.start()
+    try:
+        assert snapshot.write(path, store, ["big"], keys.load(key)) == 20_000
+        written = tracemalloc.get_traced_memory()[1]
+        tracemalloc.reset_peak()
+        held = snapshot.read(path, _public(key))
+        read = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    size = path.stat().st_size  # about 90 bytes an entry, 64 of them its value
+    # Holding every entry's value (a str of 113 bytes, and one join of them all) would take
+    # more than the file; reading decodes nothing until a list is loaded: the file's bytes.
+    assert written < size / 4, (written, size)
+    assert read < size + (1 << 18), (read, size)
+    assert list(held.entries(store.hash_list)) == list(store.entries("big")[1])
+
+
+def test_lists_empty_or_not_read_back_whole_and_a_value_missing_is_malformed(
+    store: ListStore, key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(snapshot, "_CHUNK", 64)  # line breaks found across many chunks
+    _fill(store)
+    store.create("empty", "Hotline", Category.TEST)
+    store.create("after", "Hotline", Category.TEST)
+    store.apply("after", [Submission("pdq", VALUES[35])])
+    path = tmp_path / "lists.snapshot"
+    assert _write(store, path, key) == 31
+    held = snapshot.read(path, _public(key))
+    for hash_list in held.lists:
+        assert list(held.entries(hash_list)) == list(store.entries(hash_list.name)[1])
+    # A writer that lost a value (the file signed nonetheless) is refused, naming the count.
+    append = snapshot._Lines.append
+    lost = [False]
+
+    def losing(self: Any, line: str) -> None:
+        if line == VALUES[35] and not lost[0]:
+            lost[0] = True
+            return
+        append(self, line)
+
+    monkeypatch.setattr(snapshot._Lines, "append", losing)
+    _write(store, path, key)
+    with pytest.raises(snapshot.SnapshotError, match="30 values for 31 entries"):
+        snapshot.read(path, _public(key))
+
+
+def test_the_history_mark_is_the_same_whatever_the_postgresql_sessions_time_zone(
+    key: Path, tmp_path: Path
+) -> None:
+    with scratch_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)  # the replica's: the server's time zone (UTC here)
+        store = ListStore(engine)
+        store.create("known", "Hotline", Category.TEST)
+        store.apply("known", [Submission("pdq", v) for v in VALUES[:5]])
+        berlin = open_engine(url, migrate=False)  # the snapshot writer's: an operator's role
+
+        @event.listens_for(berlin, "connect")
+        def zone(connection: Any, record: Any) -> None:
+            with connection.cursor() as cursor:
+                cursor.execute("SET TIME ZONE 'Europe/Berlin'")
+            connection.commit()
+
+        try:
+            with berlin.connect() as connection:
+                assert connection.exec_driver_sql("SHOW TIME ZONE").scalar() == "Europe/Berlin"
+            path = tmp_path / "lists.snapshot"
+            _write(ListStore(berlin), path, key)
+            held = snapshot.read(path, _public(key))
+            assert snapshot.SnapshotSource(held, store).used == ("known",)
+        finally:
+            berlin.dispose()
+            engine.dispose()
+
+
+def test_the_snapshot_command_and_config_check_say_in_one_line_what_is_wrong(
+    store: ListStore, key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("HASHGUARD_DATABASE_URL", "HASHGUARD_CONFIG", "HASHGUARD_SNAPSHOT",
+                 "HASHGUARD_SNAPSHOT_KEY"):  # fmt: skip
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    _fill(store)
+    url = store.engine.url.render_as_string(hide_password=False)
+
+    def made(out: Path) -> str:
+        ran = hashguard("lists", "snapshot", "--key", str(key), "--out", str(out),
+                        "--database-url", url)  # fmt: skip
+        assert ran.returncode == (0 if "wrote" in ran.stdout else 1), ran.stdout + ran.stderr
+        assert "Traceback" not in ran.stdout + ran.stderr
+        return (ran.stdout + ran.stderr).strip()
+
+    assert made(tmp_path / "none" / "x.snapshot").endswith(
+        f"no directory {tmp_path / 'none'} to write it in"
+    )
+    assert made(tmp_path).endswith("is a directory, not a snapshot file")
+    assert made(tmp_path / ("x" * 300)).endswith("cannot write: File name too long")
+    path = tmp_path / "lists.snapshot"
+    assert made(path) == f"wrote {path}: 2 list(s), 30 entries, signed"
+
+    def check(*options: str) -> list[str]:
+        ran = hashguard("config", "check", "--database-url", url, "--secret-file", "secret.key",
+                        *options)  # fmt: skip
+        found = r"(ok|error|warning|note): +snapshot(_key)?: "  # not the settings' table
+        return [line for line in ran.stdout.splitlines() if re.match(found, line)]
+
+    public, made_at = f"{key}.pub", snapshot.read(path, _public(key)).made
+    assert check("--snapshot", str(path), "--snapshot-key", public) == [
+        f"ok:      snapshot: lists.snapshot: 2 list(s), made {made_at}, signed by the key given"
+    ]
+    assert check("--snapshot-key", public) == [
+        "warning: snapshot_key: set without snapshot: not used"
+    ]
+    [alone] = check("--snapshot", str(path))
+    assert alone.startswith("error:   snapshot_key: snapshot is set without the key")
+    other = tmp_path / "other.key"
+    keys.generate(other)
+    [refused] = check("--snapshot", str(path), "--snapshot-key", f"{other}.pub")
+    assert refused.startswith(f"error:   snapshot: {path}: signed by key ")
+    assert refused.endswith("not the key given: the lists would load from the database; make one "
+                            "with hashguard lists snapshot")  # fmt: skip

@@ -13,6 +13,7 @@ from hashguard.errors import NotFound
 from hashguard.lists.model import Category, ChangeKind, ListPolicy, Provenance, Source
 from hashguard.lists.records import Submission, Tombstone
 from hashguard.matching import Matcher
+from hashguard.matching import matcher as matcher_module
 from hashguard.matching.query import Query
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqHash, PdqSignal
@@ -124,6 +125,23 @@ def test_refresh_follows_adds_contests_and_delistings(store: ListStore) -> None:
     store.apply("known", [Submission("pdq", v, provenance=Provenance("Other")) for v in values])
     matcher.refresh()
     assert all(matcher.match(q) == [] for q in queries)
+    assert matcher.versions() == {"known": store.get("known").version}
+
+
+def test_a_refresh_applies_changes_in_batches_to_the_same_index(
+    store: ListStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 2)  # an entry's changes split apart
+    matcher = Matcher(store, ["known"])
+    values = [flipped(OTHER, n * 60).hex for n in range(3)]
+    store.apply("known", [Submission("pdq", v) for v in values])
+    store.change("known", ChangeKind.CONTEST, "pdq", values[0], "false-positive report")
+    store.change("known", ChangeKind.DELIST, "pdq", values[1], "appeal upheld")
+    store.change("known", ChangeKind.REINSTATE, "pdq", values[0], "reassessed")
+    assert matcher.refresh() == 6  # three batches of two, then an empty read
+    found = [len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(v), 100)))) for v in values]
+    assert found == [1, 0, 1]
+    assert matcher.sizes() == Matcher(store, ["known"]).sizes()
     assert matcher.versions() == {"known": store.get("known").version}
 
 

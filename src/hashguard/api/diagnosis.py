@@ -53,6 +53,7 @@ def diagnose(
         *_fetching(s),
         *_releases(s),
         *_snapshot(s),
+        *_forwarding(s),
         *_reports(s, secret_set(environ)),
         *_device(s),
         *_hotline(s, timeout),
@@ -287,6 +288,14 @@ def _snapshot(s: ServiceSettings) -> Iterator[Problem]:
         return
     yield Problem(Severity.OK, "snapshot", f"{s.snapshot.name}: {len(held.lists)} list(s), "
                   f"made {held.made}, signed by the key given")  # fmt: skip
+
+
+def _forwarding(s: ServiceSettings) -> Iterator[Problem]:
+    """Who may say who the client is: ``*`` lets every client claim any address."""
+    if "*" in (part.strip() for part in s.forwarded_allow_ips.split(",")):
+        yield Problem(Severity.WARNING, "forwarded_allow_ips", "* believes X-Forwarded-For from "
+                      "anyone: any client can claim any address, past the per-address limits; "
+                      "name the balancer's address")  # fmt: skip
 
 
 def _reports(s: ServiceSettings, password: bool) -> Iterator[Problem]:

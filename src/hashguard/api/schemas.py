@@ -102,15 +102,19 @@ BODY: Final = (413, 422)
 class Readiness(BaseModel):
     """Ready (200) or not (503, with the reason). A replica also says how far its index is
     behind the database in all: changes not applied yet, and for how long (on its own clock,
-    since it first saw one; 0 when caught up); not ready once that exceeds ``max_lag``. Public:
-    it names no list (an auditor's /metrics has the lag per list)."""
+    since it first saw one; 0 when caught up); not ready once that exceeds ``max_lag``, or once
+    the index has not caught up (``index_age_seconds``, at least the lag) for the stale bound
+    (at least ``max_lag``: with the defaults, the reason given first). Public: it names no list
+    (an auditor's /metrics has the lag per list)."""
 
     model_config = _example(
         {"ready": True, "reason": "ready", "index_age_seconds": 0.2, "lag_changes": 0,
          "lag_seconds": 0.0},
+        {"ready": False, "reason": "no refresh of the index for 31.2 s",
+         "index_age_seconds": 31.2, "lag_changes": 40000, "lag_seconds": 31.0},
         {"ready": False, "reason": "the index is 40 change(s) behind the database, for "
-         "31.5 s (max_lag: 30 s)", "index_age_seconds": 0.2, "lag_changes": 40,
-         "lag_seconds": 31.5},
+         "2.3 s (max_lag: 2 s)", "index_age_seconds": 2.4, "lag_changes": 40,
+         "lag_seconds": 2.3},
         {"ready": False, "reason": "the index is loading", "index_age_seconds": None,
          "lag_changes": None, "lag_seconds": None},
     )  # fmt: skip
@@ -119,6 +123,20 @@ class Readiness(BaseModel):
     index_age_seconds: Number | None
     lag_changes: int | None
     lag_seconds: Number | None
+
+
+class Serving(BaseModel):
+    """Whether a replica may answer at all (200), from an index perhaps behind the database, or
+    not (503, with the reason): its lists loading or being loaded again, or its follower cut
+    off from the database for longer than four times the stale bound. A load balancer sends
+    requests to serving replicas when none is ready."""
+
+    model_config = _example(
+        {"serving": True, "reason": "serving"},
+        {"serving": False, "reason": "no progress following the lists for 130.2 s"},
+    )  # fmt: skip
+    serving: bool
+    reason: str
 
 
 # --- hashing and matching --------------------------------------------------------------------

@@ -15,10 +15,10 @@ import logging
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
@@ -33,7 +33,7 @@ from hashguard.exchanges.store import Exchanges
 from hashguard.exchanges.sync import Scheduler, Sync
 from hashguard.hotline.service import Hotline, HotlineSettings
 from hashguard.lists import snapshot
-from hashguard.lists.model import Change, HashList
+from hashguard.lists.model import Change, Entry, EntryStatus, HashList
 from hashguard.lists.records import Record
 from hashguard.lists.snapshot import SnapshotError, SnapshotSource
 from hashguard.matching import Matcher
@@ -59,12 +59,15 @@ from hashguard.victims.feedback import ReviewFeedback
 from hashguard.victims.referrals import ReferralSender
 
 log = logging.getLogger("hashguard.api")
+Row = TypeVar("Row")
 
 _LIST_CHECK_SECONDS: Final = 1.0  # how often lists created or changed elsewhere are looked for
 _STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready (at least)
-_STUCK_FACTOR: Final = 4  # that many times as long: broken (a restart may help)
+_STUCK_FACTOR: Final = 4  # that many times as long without progress: broken (a restart may help)
 _LOAD_RETRY_MAX: Final = 30.0  # seconds between tries of a first load that fails, at most
 _WEBHOOK_SECONDS: Final = 1.0
+# Why not ready (public: names no list) while lists the database rewrote load again.
+RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
 PURGE_SECONDS: Final = 3600.0  # the retention purge runs hourly while the service runs
 
 
@@ -172,14 +175,20 @@ class Service:
         self.takedown_key = None if self.takedown is None else self.takedown.key
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
+        # Monotonic time the follower last read a row of the lists (a long refresh or a large
+        # list's load moves on: that is progress, not a stuck follower).
+        self._progressed: float | None = None
         self._error: str | None = None  # why the last load or refresh failed (the log has it)
         # What the follower last read of the database (each list's name and version, by id),
-        # since when (monotonic) each list has been seen ahead of the index, and the lists the
-        # database was seen behind the index (restored from a backup): readiness reads these,
-        # never the database.
+        # since when (monotonic) each list has been seen ahead of the index, and the lists being
+        # loaded again because the database no longer holds them as applied here (restored from
+        # a backup): readiness reads these, never the database.
         self._heads: dict[int, tuple[str, int]] = {}
         self._behind_since: dict[int, float] = {}
-        self._restored: tuple[str, ...] = ()
+        self._reloading: tuple[str, ...] = ()
+        # Per list id: a version the index has applied and the database's history mark at it
+        # then (``ListStore.history_mark``); a mark that changes means the history was rewritten.
+        self._marks: dict[int, tuple[int, str]] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._webhooks: threading.Thread | None = None
@@ -267,8 +276,10 @@ class Service:
         while not self._stop.wait(self.settings.refresh_interval):
             try:
                 with self._sync:
-                    heads = self._observe(matcher, self.lists.versions(), first=True)
-                    if time.monotonic() - checked >= _LIST_CHECK_SECONDS:
+                    heads = self._observe(matcher, self.lists.versions())
+                    checking = time.monotonic() - checked >= _LIST_CHECK_SECONDS
+                    self._reload(matcher, heads, self._diverged(matcher, heads, marks=checking))
+                    if checking:
                         self._follow(matcher)
                         checked = time.monotonic()
                     else:  # the change logs only: one query per list
@@ -279,6 +290,7 @@ class Service:
                             checked = time.monotonic()
                         self._refreshed = time.monotonic()
                     self._observe(matcher, heads)
+                    self._reload(matcher, heads, self._remember(matcher))
                 if self._error is not None:
                     log.info("following the lists again")
                 self._error = None
@@ -301,10 +313,12 @@ class Service:
                 )
                 for hash_list in self.lists.lists():
                     matcher.add_list(hash_list.name)
-                matcher.source = self.lists  # the snapshot, if any, is let go
+                # The snapshot, if any, is let go; each row read from now on is progress.
+                matcher.source = _Watched(self.lists, self._moved)
                 with self._sync:  # a change made through the service meanwhile waits for this
                     self._follow(matcher)  # the lists and changes made during the load
                     self._observe(matcher, self.lists.versions())
+                    self._remember(matcher)
                     self.matcher = matcher
                 break
             except Exception as error:  # a database that cannot be read: report, try again
@@ -328,12 +342,11 @@ class Service:
         return matcher
 
     def _observe(
-        self, matcher: Matcher, heads: dict[int, tuple[str, int]], first: bool = False
+        self, matcher: Matcher, heads: dict[int, tuple[str, int]]
     ) -> dict[int, tuple[str, int]]:
         """Take in the database's list versions ``heads`` (read under ``_sync``): start the
-        lag clock of each list ahead of the index, stop that of each caught up. ``first``: read
-        before this pass applied anything, so a list the index holds at a later version than
-        the database means the database went back (restored). Returns ``heads``."""
+        lag clock of each list ahead of the index, stop that of each caught up. Returns
+        ``heads``."""
         now = time.monotonic()
         applied = matcher.applied()
         for ident, (_, version) in heads.items():
@@ -343,16 +356,80 @@ class Service:
                 self._behind_since.pop(ident, None)
         for ident in [ident for ident in self._behind_since if ident not in heads]:
             del self._behind_since[ident]
-        if first:
-            restored = tuple(name for ident, (name, version) in heads.items()
-                             if version < applied.get(ident, 0))  # fmt: skip
-            if restored and not self._restored:
-                log.error("the database holds list(s) %s at versions older than this replica "
-                          "has applied (restored from a backup?): restart the replica",
-                          ", ".join(restored))  # fmt: skip
-            self._restored = restored
         self._heads = heads
         return heads
+
+    def _diverged(
+        self, matcher: Matcher, heads: dict[int, tuple[str, int]], marks: bool
+    ) -> set[int]:
+        """The lists (ids) whose history in the database is no longer the one the index
+        applied (restored from a backup): those the database holds at a version older than the
+        index's, and, with ``marks``, those whose history mark at the version remembered
+        changed (two small queries per list). Read before this pass applies anything."""
+        applied = matcher.applied()
+        diverged = set()
+        for ident, (_, version) in heads.items():
+            if ident not in applied:
+                continue  # new: _follow's
+            if version < applied[ident] or (marks and not self._holds(ident)):
+                diverged.add(ident)
+        return diverged
+
+    def _remember(self, matcher: Matcher) -> set[int]:
+        """Take the database's history mark of each list at the version the index applied,
+        where that version moved since the mark remembered (read at once after applying it:
+        what ``_diverged`` compares against), once the remembered one still holds; the lists
+        (ids) where it does not (restored, then written past the index: the changes just
+        applied are another history's)."""
+        applied = matcher.applied()
+        for ident in [ident for ident in self._marks if ident not in applied]:
+            del self._marks[ident]
+        diverged = set()
+        for ident, version in applied.items():
+            if self._marks.get(ident, (None, ""))[0] == version:
+                continue
+            if not self._holds(ident):
+                diverged.add(ident)
+                continue
+            mark = self.lists.history_mark(ident, version)
+            if mark is None:  # removed meanwhile: _follow drops it
+                self._marks.pop(ident, None)
+            else:
+                self._marks[ident] = (version, mark)
+        return diverged
+
+    def _holds(self, ident: int) -> bool:
+        """Whether the database's history mark of list ``ident`` at the version remembered is
+        still the one remembered (True when none is)."""
+        remembered = self._marks.get(ident)
+        return remembered is None or self.lists.history_mark(ident, remembered[0]) == remembered[1]
+
+    def _reload(
+        self, matcher: Matcher, heads: dict[int, tuple[str, int]], diverged: set[int]
+    ) -> None:
+        """Load the ``diverged`` lists again from the database (not ready meanwhile): the index
+        then holds what the database holds, and follows its history from there."""
+        held = {hash_list.id: hash_list.name for hash_list in matcher.lists}
+        lists = {ident: (held[ident], heads[ident][0]) for ident in diverged
+                 if ident in held and ident in heads}  # fmt: skip
+        if not lists:
+            return
+        names = tuple(name for _, name in lists.values())
+        log.error("the database no longer holds list(s) %s as this replica applied them "
+                  "(restored from a backup?): loading them again", ", ".join(names))  # fmt: skip
+        self._reloading = names
+        try:
+            for ident, (old, name) in lists.items():
+                self._marks.pop(ident, None)
+                matcher.drop_list(old)
+                matcher.add_list(name)  # a failure: _follow loads it at its next pass
+            gc.freeze()  # as after the first load
+        finally:
+            self._reloading = ()
+        log.info("list(s) %s loaded again", ", ".join(names))
+
+    def _moved(self) -> None:
+        self._progressed = time.monotonic()
 
     def _first_source(self) -> ListSource:
         """Where the first load reads the lists: the snapshot (``--snapshot``) for the lists
@@ -415,8 +492,9 @@ class Service:
 
     @property
     def loading(self) -> bool:
-        """Whether the first load of the lists is still under way (neither done nor failed)."""
-        return self.matcher is None and self._error is None
+        """Whether the lists are not loaded yet: the first load under way, or tried again after
+        a failure (until it succeeds or the service stops)."""
+        return self.matcher is None
 
     def writer_busy(self) -> bool:
         """Whether a bulk job of this service holds SQLite's one write lock."""
@@ -433,9 +511,8 @@ class Service:
             return Readiness(False, "the index is loading", None)
         age = self._age()
         lag = self.lag(self.matcher)
-        if self._restored:
-            return Readiness(False, "the database is behind this replica (restored from a "
-                             "backup?): restart it", age, lag)  # fmt: skip
+        if self._reloading:
+            return Readiness(False, RELOADING, age, lag)
         if self._error is not None:
             return Readiness(False, "following the lists failed (see the log)", age, lag)
         if age is not None and age > self._stale_after():
@@ -449,19 +526,31 @@ class Service:
             )  # fmt: skip
         return Readiness(True, "ready", age, lag)
 
-    def broken(self) -> str | None:
-        """Why restarting this replica would help, or None: its first load failed, the
-        database went back behind it (restored), or its following has been stuck (no
-        successful refresh) for ``_STUCK_FACTOR`` times the stale bound. Lag alone is no
-        reason: its usual causes (a large import, a slow database) are shared by every
-        replica, and a restart only reloads everything from the same database."""
+    def serving(self) -> str | None:
+        """Why this replica should not answer even when no replica is ready (a load
+        balancer's fallback), or None: it may answer, from an index perhaps behind. Not while
+        its lists load or are loaded again (the database restored), nor once its follower has
+        made no progress for ``_STUCK_FACTOR`` times the stale bound (cut off from the
+        database). From memory, as ``readiness``."""
         if self.matcher is None:
-            return None if self._error is None else "loading the lists failed (see the log)"
-        if self._restored:
-            return "the database is behind this replica (restored from a backup?)"
-        age = self._age()
-        if age is not None and age > _STUCK_FACTOR * self._stale_after():
-            return f"no refresh of the index for {age:.1f} s"
+            return "the index is loading"
+        if self._reloading:
+            return RELOADING
+        return self.broken()
+
+    def broken(self) -> str | None:
+        """Why restarting this replica would help, or None: its follower has made no progress
+        (no successful refresh, no row read) for ``_STUCK_FACTOR`` times the stale bound. A
+        refresh that applies a large import, or the load of a large list, moves on row by row
+        and is no reason; nor is lag (its usual causes, a large import or a slow database, are
+        shared by every replica, and a restart only reloads everything from the same
+        database), a first load being tried again (a restart only tries again), or a database
+        restored (the lists it changed are loaded again)."""
+        if self.matcher is None:
+            return None
+        idle = self._idle()
+        if idle is not None and idle > _STUCK_FACTOR * self._stale_after():
+            return f"no progress following the lists for {idle:.1f} s"
         return None
 
     def lag(self, matcher: Matcher) -> Lag:
@@ -482,6 +571,11 @@ class Service:
 
     def _age(self) -> float | None:
         return None if self._refreshed is None else time.monotonic() - self._refreshed
+
+    def _idle(self) -> float | None:
+        """Seconds since the follower last refreshed or read a row of the lists."""
+        moments = [m for m in (self._refreshed, self._progressed) if m is not None]
+        return time.monotonic() - max(moments) if moments else None
 
     # --- keys -------------------------------------------------------------------------------
 
@@ -514,6 +608,29 @@ class Service:
             with self.engine.begin() as connection:
                 audit.append(connection, "hashguard serve", "service.configuration", "service",
                              recorded)  # fmt: skip
+
+
+class _Watched:
+    """The follower's source of lists: the store's, each row read through it telling the
+    service it moves on (``moved``)."""
+
+    def __init__(self, store: ListStore, moved: Callable[[], None]) -> None:
+        self._store = store
+        self._moved = moved
+
+    def entries(
+        self, name: str, statuses: Iterable[EntryStatus] | None = None
+    ) -> tuple[HashList, Iterator[Entry]]:
+        hash_list, entries = self._store.entries(name, statuses)
+        return hash_list, self._watched(entries)
+
+    def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Change]:
+        return self._watched(self._store.changes_since(name, version, limit))
+
+    def _watched(self, rows: Iterator[Row]) -> Iterator[Row]:
+        for row in rows:
+            self._moved()
+            yield row
 
 
 class ServedLists(ListStore):

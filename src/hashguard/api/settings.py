@@ -232,9 +232,10 @@ class ServiceSettings:
     )
     forwarded_allow_ips: str = setting(
         "127.0.0.1", TEXT, "server",
-        "The reverse proxies (addresses or networks, comma-separated; * for any) whose "
-        "X-Forwarded-For and X-Forwarded-Proto are believed: the client's address (per-address "
-        "limits) and https (the desk's Secure cookie).",
+        "The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
+        "and X-Forwarded-Proto are believed: the client's address (per-address limits) and "
+        "https (the desk's Secure cookie). Name the balancer; * believes any sender, so any "
+        "client can claim any address.",
     )  # fmt: skip
     # The server's secret (webhook signatures are derived from it), made on first use.
     secret_file: Path = setting(
@@ -257,7 +258,8 @@ class ServiceSettings:
         30.0, NUMBER, "database",
         "Seconds this replica may stay behind the database (measured on its own clock from "
         "when it first saw a change it has not applied) before it reports not ready "
-        "(/status/ready answers 503, so a load balancer sends it no requests).",
+        "(/status/ready answers 503, so a load balancer sends it no requests); it also bounds "
+        "the time since the index last caught up (at least 5 s).",
         minimum=1.0,
     )  # fmt: skip
     snapshot: Path | None = setting(

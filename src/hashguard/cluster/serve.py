@@ -6,10 +6,12 @@ Health, as Ray Serve 2.60 acts on it: the controller calls each replica's ``chec
 every HEALTH_CHECK_SECONDS; a failed check only counts, the replica keeps getting requests, and
 after 3 failures in a row Ray stops the replica and starts a new one (which loads every list
 again). There is no "kept but not routed" state. So a replica fails its check only when a
-restart helps (``Service.broken``: its first load failed, the database went back behind it,
-or its following has been stuck far longer than ``max_lag``), never for lag alone, whose
-usual causes (a large import, a slow database) every replica shares. A lagging replica keeps
-answering (from an index at most its lag old); its ``/status/ready`` and ``/metrics`` say so.
+restart helps (``Service.broken``: its follower has made no progress, no refresh and no row
+read, for four times the stale bound), never for lag, a long refresh or a database restored,
+whose causes every replica shares and which each replica handles itself. A lagging replica
+keeps answering (from an index at most its lag old); its ``/status/ready`` and ``/metrics`` say
+so. Ray Serve's proxy sets each request's client address itself: ``forwarded_allow_ips`` does
+not apply here (docs/scaling.md).
 
 ``hashguard serve --engine ray --replicas N [--address ADDRESS]`` starts it.
 """
@@ -65,7 +67,8 @@ class Replica:
     async def check_health(self) -> None:
         """Return unless restarting this replica would help (``Service.broken``); raise
         NotReady with the reason then. The first check, as the replica starts, waits for the
-        lists to load (or the load to fail)."""
+        lists to load, through the Service's own retries of a load that fails (a database
+        unreachable at start: the replica serves once it can, and Ray logs a slow start)."""
         while self._service.loading:
             await asyncio.sleep(0.05)
         reason = self._service.broken()

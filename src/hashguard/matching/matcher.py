@@ -27,7 +27,7 @@ at all when its quality or stability is below the minimum.
 import threading
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
 import numpy as np
 
@@ -49,6 +49,10 @@ from hashguard.signals.base import SignalType
 from hashguard.signals.pdq_variants import ORIGINAL, families_of, unscaled
 
 Index = HammingIndex | ExactIndex | FrameIndex
+
+# Changes read and applied at a time per list: what one refresh holds in memory before the index
+# takes it, and how far a large import moves the index (and its told version) at each step.
+REFRESH_BATCH: Final = 50_000
 
 
 class ListSource(Protocol):
@@ -145,38 +149,53 @@ class Matcher:
     # --- following the change log -----------------------------------------------------------
 
     def refresh(self) -> int:
-        """Apply every change appended since the last refresh; the number applied. Raises the
-        source's NotFound for a list no longer found under its name (renamed or removed), after
+        """Apply every change appended since the last refresh, REFRESH_BATCH at a time per list
+        (each batch read, then taken by the index at once, and its version told: a large
+        import moves the index on batch by batch); the number applied. Raises the source's
+        NotFound for a list no longer found under its name (renamed or removed), after
         refreshing the others."""
         applied = 0
         missing: NotFound | None = None
         with self._lock:
             for followed in self._lists.values():
-                policy = followed.hash_list.policy
-                before: dict[int, bool] = {}  # whether each changed entry could match before
-                version = followed.version  # told (applied()) once the index holds it
                 try:
-                    for change in self.source.changes_since(
-                        followed.hash_list.name, followed.version
-                    ):
-                        if change.list_id != followed.hash_list.id:
-                            break  # removed, and a new list took its name: drop_list, add_list
-                        entry = self._entries.get(change.entry_id)
-                        if change.entry_id not in before:
-                            before[change.entry_id] = entry is not None and entry.matchable(
-                                policy, self.min_stability
-                            )
-                        self._entries[change.entry_id] = apply(entry, change)
-                        version = change.version
-                        applied += 1
+                    while True:
+                        count, more = self._apply_batch(followed)
+                        applied += count
+                        if not more:
+                            break
                 except NotFound as error:  # renamed or removed: the other lists refresh still
                     missing = missing or error
-                finally:  # a read that fails halfway: the index still takes what was applied
-                    self._reindex(policy, before)
-                    followed.version = version
         if missing is not None:  # the owner renames (update_list) or drops it; until then
             raise missing  # it keeps matching as it was
         return applied
+
+    def _apply_batch(self, followed: _Followed) -> tuple[int, bool]:
+        """Apply the next REFRESH_BATCH changes of one list; the number applied, and whether
+        more may follow. The caller holds the lock."""
+        policy = followed.hash_list.policy
+        before: dict[int, bool] = {}  # whether each changed entry could match before
+        version = followed.version  # told (applied()) once the index holds it
+        applied = read = 0
+        try:
+            for change in self.source.changes_since(
+                followed.hash_list.name, followed.version, REFRESH_BATCH
+            ):
+                read += 1
+                if change.list_id != followed.hash_list.id:
+                    return applied, False  # removed, and a new list took its name: drop, add
+                entry = self._entries.get(change.entry_id)
+                if change.entry_id not in before:
+                    before[change.entry_id] = entry is not None and entry.matchable(
+                        policy, self.min_stability
+                    )
+                self._entries[change.entry_id] = apply(entry, change)
+                version = change.version
+                applied += 1
+        finally:  # a read that fails halfway: the index still takes what was applied
+            self._reindex(policy, before)
+            followed.version = version
+        return applied, read >= REFRESH_BATCH
 
     def follow(self, interval: float = 0.2) -> None:
         """Refresh every ``interval`` seconds in a background thread until ``close``."""

@@ -351,7 +351,8 @@ class ListStore:
         """What tells list ``list_id``'s history up to ``version`` in this database from that
         of a list in another database, or of this one before a restore that then diverged: a
         digest of when the list was made (to the microsecond) and of the change at ``version``
-        (its entry, kind, value and time). None when the database holds no such list or change."""
+        (its entry, kind, value and time), times in UTC whatever the session's time zone. None
+        when the database holds no such list or change."""
         with self._session() as session:
             made = session.scalar(select(HashListRow.created_at).where(HashListRow.id == list_id))
             if made is None:

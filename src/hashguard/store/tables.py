@@ -31,8 +31,9 @@ Id = BigInteger().with_variant(Integer(), "sqlite")
 
 
 def utc(moment: datetime) -> datetime:
-    """A stored time in UTC: SQLite gives times back without their zone; they were stored in UTC."""
-    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    """A stored time in UTC: SQLite gives times back without their zone (they were stored in
+    UTC); PostgreSQL in its session's time zone (a role's or PGTZ's), converted here."""
+    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 class Base(DeclarativeBase):
