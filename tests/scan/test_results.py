@@ -4,6 +4,7 @@ counts from the parts' footers; resumes refused or noted for what changed; damag
 
 import pickle
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hashguard.lists.model import ListPolicy
 from hashguard.scan.results import (
     LISTING,
     OutputError,
@@ -19,6 +21,7 @@ from hashguard.scan.results import (
     ResumeRefused,
     ScannedList,
     error_counts,
+    policy_digest,
 )
 from hashguard.scan.source import StoredFile
 from hashguard.scan.work import row_schema
@@ -180,3 +183,11 @@ def test_what_a_resume_refuses_and_what_it_notes(tmp_path: Path) -> None:
 
 def _fields(plan: Plan) -> dict[str, Any]:
     return {name: getattr(plan, name) for name in plan.__dataclass_fields__}
+
+
+def test_a_policy_digest_changes_with_what_matches_not_with_how_it_is_reviewed() -> None:
+    policy = ListPolicy({"pdq": 31})
+    assert policy_digest(replace(policy, four_eyes=True)) == policy_digest(policy)
+    for changed in (replace(policy, thresholds={"pdq": 20}), replace(policy, negative=True),
+                    replace(policy, variants=frozenset())):  # fmt: skip
+        assert policy_digest(changed) != policy_digest(policy)
