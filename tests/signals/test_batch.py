@@ -236,7 +236,8 @@ def test_every_digest_of_a_file_comes_from_one_read_of_its_bytes() -> None:
 _HELD_STDERR = """
 import fcntl, os, sys, termios, threading
 from array import array
-from hashguard.signals.batch import HashSettings, hash_paths
+from functools import partial
+from hashguard.signals.batch import HashSettings, hash_file, isolated_map
 from support.waiting import eventually
 
 read_end, write_end = os.pipe()
@@ -255,7 +256,7 @@ def hold() -> None:  # after multiprocessing's own flush of stderr, right before
 
 os.register_at_fork(before=hold)
 settings = HashSettings(("md5",), quiet_decoders=True)  # flushes stderr around each file
-[hashed] = hash_paths([sys.argv[1]], settings, jobs=1)
+[hashed] = isolated_map(partial(hash_file, settings=settings), [sys.argv[1]], 1, print)
 print(hashed.values[0][1].hex(), flush=True)
 os._exit(0)  # this process's own stderr stays blocked
 """
