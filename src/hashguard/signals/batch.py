@@ -353,7 +353,8 @@ def _of_bytes(
     """Each of ``signals`` (signals of the bytes alone) of ``source``: the digests all from
     one pass over the bytes (an 8 GiB video is read once for MD5, SHA-1 and SHA-256)."""
     together = [s for s in signals if isinstance(s, DigestSignal) and s.of_the_bytes]
-    digests = dict(zip(map(id, together), digests_of(_rewound(source), together), strict=True))
+    read = digests_of(_rewound(source), together) if together else []
+    digests = dict(zip(map(id, together), read, strict=True))
     found = []
     for each in signals:
         value = digests.get(id(each))
