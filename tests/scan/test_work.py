@@ -3,6 +3,7 @@ part none of whose many files can be read for one same reason, is the source's f
 is made up, the part is not written); an object is read as it was listed, not as it is since;
 a file whose crash does not happen again gets its hashes."""
 
+import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,8 +68,9 @@ def test_a_part_of_files_all_unreadable_for_one_reason_is_not_written(
 
 
 def test_an_object_changed_since_it_was_listed_is_not_hashed_as_it_is_now(
-    matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+    matcher: Matcher, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "werkzeug")  # the S3 server's log of each request
     for name, value in S3_ENV.items():
         monkeypatch.setenv(name, value)
     with moto_server() as endpoint:
@@ -81,6 +83,9 @@ def test_an_object_changed_since_it_was_listed_is_not_hashed_as_it_is_now(
         "unreadable", "cannot read: changed since it was listed (another ETag)"
     )  # fmt: skip
     assert changed["sha256"] is None and changed["md5"] is None
+    served = [record.getMessage() for record in caplog.records]
+    assert sum("GET /changing/" in line for line in served) == 2  # one each, as listed:
+    assert not any("HEAD /changing/" in line for line in served)  # no HEAD asks size, ETag
     assert (alone["error_kind"], alone["size"]) == ("not media", len(b"left alone"))
 
 
