@@ -81,9 +81,9 @@ def _rows(matched: dict[str, list[tuple[str, str]]]) -> pa.Table:
 def reporter_for() -> Iterator[Any]:
     made: list[Reporter] = []
 
-    def make(server: Scripted, patience: float = 60) -> Reporter:
+    def make(server: Scripted, patience: float = 60, waiting: Any = None) -> Reporter:
         made.append(Reporter(server.url, "key", ["a", "b"], lambda key: f"s3://bucket/{key}", 5,
-                             wait=0.001, patience=patience))  # fmt: skip
+                             wait=0.001, patience=patience, waiting=waiting))  # fmt: skip
         return made[-1]
 
     yield make
@@ -118,12 +118,16 @@ def test_a_busy_or_restarting_service_is_waited_out(reporter_for: Any) -> None:
 def test_a_service_restarting_for_many_tries_is_waited_out_before_and_while_reporting(
     reporter_for: Any,
 ) -> None:
-    """Not ready (503, no Retry-After) for ten tries: a service loading its lists."""
+    """Not ready (503, no Retry-After) for ten tries: a service loading its lists. The user is
+    told once per request."""
+    told: list[str] = []
     with Scripted([(503, {})] * 10) as server:
-        reporter_for(server).preflight()
+        reporter = reporter_for(server, waiting=told.append)
+        reporter.preflight()
         assert len(server.bodies) == 11
         server.script = [(503, {})] * 10
-        assert reporter_for(server).report(_rows({"x.jpg": [("a", "f" * 64)]})).matched == 1
+        assert reporter.report(_rows({"x.jpg": [("a", "f" * 64)]})).matched == 1
+    assert told == [f"{server.url}/v1/match/hashes refused the report: HTTP 503 no"] * 2
 
 
 def test_a_service_that_stays_down_or_refuses_the_key_fails_the_report(reporter_for: Any) -> None:

@@ -252,7 +252,9 @@ def _reporter(
     from hashguard.scan.detections import Reporter
 
     try:
-        reporter = Reporter(report_to, key or "", names, locate, patience=patience)
+        reporter = Reporter(report_to, key or "", names, locate, patience=patience,
+                            waiting=lambda why: echo_error(f"note: {why}; trying again for up "
+                                                           f"to {patience:g} s"))  # fmt: skip
         reporter.preflight()
     except HashguardError as error:
         fail(str(error))

@@ -76,10 +76,12 @@ class Reporter:
         timeout: float = 60,
         wait: float = 1.0,
         patience: float = PATIENCE,
+        waiting: Callable[[str], None] | None = None,
     ) -> None:
         """``wait``: seconds before the first retry of a request (doubled each time), when
         the service says no Retry-After; ``patience``: seconds a request is tried again for,
-        at most. Raises ReportTargetInvalid for a malformed URL."""
+        at most; ``waiting(why)`` is told when a request is first tried again. Raises
+        ReportTargetInvalid for a malformed URL."""
         try:
             base = httpx.URL(url.rstrip("/"))
         except httpx.InvalidURL as error:
@@ -87,6 +89,7 @@ class Reporter:
         if base.scheme not in ("http", "https") or not base.host:
             raise ReportTargetInvalid(f"--report-to {url}: expected http(s)://HOST[:PORT]")
         self.lists, self.locate, self.wait, self.patience = list(lists), locate, wait, patience
+        self.waiting = waiting
         self.batch = _PER_REQUEST
         self.client = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
@@ -176,6 +179,8 @@ class Reporter:
             left = deadline - time.monotonic()
             if left <= 0:
                 raise ReportFailed(f"{failure} (tried {attempt} times)") from None
+            if attempt == 1 and self.waiting is not None:
+                self.waiting(str(failure))
             time.sleep(min(self._pause(attempt, retry_after), left))
 
     def _pause(self, attempt: int, retry_after: str | None) -> float:
