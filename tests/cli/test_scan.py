@@ -201,10 +201,15 @@ def test_options_that_cannot_work_are_refused(
     assert "Traceback" not in ran.stderr
 
 
-def test_the_help_shows_the_defaults_it_names() -> None:
+def test_the_help_shows_the_defaults_and_exit_statuses_it_names(tmp_path: Path) -> None:
     shown = " ".join(hashguard("scan", "--help", env={"COLUMNS": "300"}).stdout.split())
     assert "[default: the machine's cores]" in shown
     assert "--min-stability" in shown and "[default: each signal's own]" in shown
+    assert "--report-patience" in shown and "[default: 600.0]" in shown
+    assert "1 when it could not be done, 2 for a usage error" in shown
+    ran = hashguard("scan", str(tmp_path), "--out", str(tmp_path / "out"), "--list", "x",
+                    "--part-size", "0")  # fmt: skip
+    assert ran.returncode == 2 and "--part-size" in ran.stderr
 
 
 def test_a_mistyped_out_removes_nothing(corpus: Corpus, tmp_path: Path) -> None:
@@ -357,6 +362,18 @@ def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_
         options[3] = server.url.replace("127.0.0.1", "localhost")  # the same service, named
         ran = scan(corpus, out, *options, source=str(folder))  # otherwise: another target
         assert ran.returncode == 1 and f"matches reported to {server.url.rstrip('/')}" in ran.stderr
+        small = Results(tmp_path / "small")
+        options = ["--workers", "0", "--part-size", "5"]
+        ran = scan(corpus, small.directory, *options, "--report-to", server.url, "--key", token,
+                   source=str(folder))  # fmt: skip
+        assert ran.returncode == 0, ran.stderr
+    # Two parts left to do, one with matches: a run without --report-to says one waits.
+    matching = {n for n in small.done() if any(small.part_rows(n, ["matches"])["matches"])}
+    for number in (min(matching), min(small.done() - matching)):
+        small.part_path(number).unlink()
+        (small.parts_directory / f"part-{number:05d}.reported").unlink()
+    ran = scan(corpus, small.directory, *options, source=str(folder))
+    assert f"note: 1 parts' matches are not reported to {server.url.rstrip('/')} yet" in ran.stderr
     assert len(reported) == len(found)
     refs = sorted(d["content_ref"] for d in found)
     assert refs == sorted(f"{corpus.root}/{key}" for key in corpus.planted if key.startswith("00/"))

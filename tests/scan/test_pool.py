@@ -1,8 +1,10 @@
 """The scan's local engine: a worker process that dies (a decoder fault) does not end the scan;
 only the file that crashes its decoder, again when alone, becomes an error row, with the
-hashes of the signals that do not crash; every other file gets its row as in this process."""
+hashes of the signals that do not crash; every other file gets its row as in this process. A
+file that runs short of memory once is hashed again alone, and gets its row as usual."""
 
 import os
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +17,7 @@ from hashguard.scan.pool import scan_locally
 from hashguard.scan.source import open_source
 from hashguard.scan.work import ScanSettings
 from hashguard.signals import batch
+from hashguard.signals.batch import OutOfMemory
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
@@ -22,6 +25,7 @@ from support.media import jpeg
 from support.scan_corpus import LIST, make_corpus
 
 CRASH = b"kills-the-decoder"
+SHORT = b"short-of-memory"
 real_hash_variants = batch.hash_variants
 
 
@@ -30,6 +34,15 @@ def crashing_hash_variants(
 ) -> Any:
     if isinstance(source, bytes) and source.endswith(CRASH):
         os._exit(3)  # what a decoder fault does to its process
+    return real_hash_variants(source, families, limits)
+
+
+def short_of_memory_once(
+    once: Path, source: Any, families: frozenset[str], limits: Any = DEFAULT_LIMITS
+) -> Any:
+    if isinstance(source, bytes) and source.endswith(SHORT) and not once.exists():
+        once.touch()
+        raise MemoryError  # its neighbours' decoding held the memory, this time
     return real_hash_variants(source, families, limits)
 
 
@@ -66,3 +79,22 @@ def test_a_file_that_kills_its_worker_is_the_only_error_row(
     assert alone["pdq"] and alone["error"] is None  # in this process, before the fault
     digests = ("sha256", "md5", "sha1")
     assert [crashed[d] for d in digests] == [alone[d] for d in digests]
+
+
+def test_a_file_short_of_memory_once_gets_its_row_as_usual(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    corpus = make_corpus(tmp_path, 12, planted=0)
+    (corpus.root / "01" / "file-short.jpg").write_bytes(jpeg(8, 96, 64) + SHORT)
+    engine = open_engine(corpus.database_url)
+    matcher = Matcher(ListStore(engine), [LIST])
+    engine.dispose()
+    once = tmp_path / "short-once"
+    monkeypatch.setattr(batch, "hash_variants", partial(short_of_memory_once, once))
+    order, rows = _scan(corpus.root, matcher, 2)
+    assert once.exists() and order == [0, 1]
+    row = {row["key"]: row for row in rows.to_pylist()}["01/file-short.jpg"]
+    assert row["error"] is None and row["pdq"] and row["sha256"]
+    once.unlink()  # in this process, nothing to run it again in: the scan stops, to resume
+    with pytest.raises(OutOfMemory, match=r"01/file-short\.jpg: out of memory while hashing it"):
+        _scan(corpus.root, matcher, 0)

@@ -1,8 +1,11 @@
 """Matched rows reported to a service (``--report-to``), against a real HTTP server on loopback
 that answers as a service under strain would: each hash sent within the list it matched in,
-under the file's full location; 503 and 429 waited out as Retry-After says; a batch over the
-service's limit (413) sent in smaller ones, and a hash too large alone counted, not sent."""
+under the file's full location; 503 and 429 waited out as Retry-After says, for minutes if need
+be; a batch over the service's limit (413) sent in smaller ones, then larger again, and a hash
+too large alone counted, not sent; an answer that is not a service's refused; a preflight that
+can match nothing."""
 
+import hashlib
 import json
 import threading
 from collections.abc import Iterator
@@ -21,8 +24,11 @@ class Scripted:
     headers), then 200, matching every hash whose value starts with "f"; 413 for a batch over
     ``max_batch``; every body received is kept."""
 
-    def __init__(self, script: list[tuple[int, dict[str, str]]], max_batch: int = 1000) -> None:
-        self.script, self.max_batch, self.bodies = list(script), max_batch, []
+    def __init__(
+        self, script: list[tuple[int, dict[str, str]]], max_batch: int = 1000, page: str = ""
+    ) -> None:
+        """``page``: what every 200 answers instead (another program's)."""
+        self.script, self.max_batch, self.page, self.bodies = list(script), max_batch, page, []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -35,6 +41,8 @@ class Scripted:
                 answer = {"results": [{"matches": [{}] if h["value"].startswith("f") else []}
                                       for h in body["hashes"]]}  # fmt: skip
                 data = json.dumps(answer if status == 200 else {"error": {"message": "no"}})
+                if status == 200 and outer.page:
+                    data = outer.page
                 self.send_response(status)
                 for name, value in {**headers, "Content-Type": "application/json"}.items():
                     self.send_header(name, value)
@@ -73,9 +81,9 @@ def _rows(matched: dict[str, list[tuple[str, str]]]) -> pa.Table:
 def reporter_for() -> Iterator[Any]:
     made: list[Reporter] = []
 
-    def make(server: Scripted) -> Reporter:
+    def make(server: Scripted, patience: float = 60, waiting: Any = None) -> Reporter:
         made.append(Reporter(server.url, "key", ["a", "b"], lambda key: f"s3://bucket/{key}", 5,
-                             wait=0.01))  # fmt: skip
+                             wait=0.001, patience=patience, waiting=waiting))  # fmt: skip
         return made[-1]
 
     yield make
@@ -107,10 +115,25 @@ def test_a_busy_or_restarting_service_is_waited_out(reporter_for: Any) -> None:
     assert reported.matched == 1 and len(server.bodies) == 4
 
 
+def test_a_service_restarting_for_many_tries_is_waited_out_before_and_while_reporting(
+    reporter_for: Any,
+) -> None:
+    """Not ready (503, no Retry-After) for ten tries: a service loading its lists. The user is
+    told once per request."""
+    told: list[str] = []
+    with Scripted([(503, {})] * 10) as server:
+        reporter = reporter_for(server, waiting=told.append)
+        reporter.preflight()
+        assert len(server.bodies) == 11
+        server.script = [(503, {})] * 10
+        assert reporter.report(_rows({"x.jpg": [("a", "f" * 64)]})).matched == 1
+    assert told == [f"{server.url}/v1/match/hashes refused the report: HTTP 503 no"] * 2
+
+
 def test_a_service_that_stays_down_or_refuses_the_key_fails_the_report(reporter_for: Any) -> None:
-    down = Scripted([(503, {"Retry-After": "0"})] * 6)
-    with down, pytest.raises(ReportFailed, match="HTTP 503 no"):
-        reporter_for(down).report(_rows({"x.jpg": [("a", "f" * 64)]}))
+    down = Scripted([(503, {"Retry-After": "0"})] * 100_000)
+    with down, pytest.raises(ReportFailed, match=r"HTTP 503 no \(tried \d+ times\)"):
+        reporter_for(down, patience=0.2).report(_rows({"x.jpg": [("a", "f" * 64)]}))
     refusing = Scripted([(401, {})])
     with refusing, pytest.raises(ReportFailed, match="refused the report: HTTP 401 no"):
         reporter_for(refusing).preflight()
@@ -137,3 +160,36 @@ def test_a_hash_too_large_alone_is_counted_not_sent(reporter_for: Any) -> None:
         server.max_batch = 0  # every request over the limit: as a body the service refuses
         reported = reporter_for(server).report(_rows({"x.mp4": [("a", huge)]}))
     assert (reported.files, reported.matched, reported.too_large) == (0, 0, 1)
+
+
+def test_batches_grow_again_after_the_service_refused_large_ones(reporter_for: Any) -> None:
+    """Refused as too large six times (a huge hash among them, say): down to one hash a
+    request, then more again, not one a request for the rest of the scan."""
+    matched = {f"{n:03d}.jpg": [("a", f"f{n:03d}")] for n in range(300)}
+    with Scripted([(413, {})] * 6) as server:
+        reported = reporter_for(server).report(_rows(matched))
+    assert (reported.files, reported.matched) == (300, 300)
+    assert [len(body["hashes"]) for body in server.bodies[:7]] == [100, 50, 25, 12, 6, 3, 1]
+    assert len(server.bodies) < 40 and max(len(b["hashes"]) for b in server.bodies[7:]) > 50
+
+
+def test_an_answer_that_is_not_a_services_fails_the_report(reporter_for: Any) -> None:
+    """A proxy's page, or another program's JSON, at the URL given."""
+    for page in ("<html>It works!</html>", '{"status": "ok"}', '{"results": []}'):
+        with (
+            Scripted([], page=page) as server,
+            pytest.raises(ReportFailed, match="something other than a hashguard service's answer"),
+        ):
+            reporter_for(server).preflight()
+
+
+def test_the_preflight_can_match_nothing_a_list_holds(reporter_for: Any) -> None:
+    """Not the SHA-256 of no bytes (lists hold it, as junk): a match of it would be logged
+    under the scanner's key at every scan's start."""
+    with Scripted([]) as server:
+        reporter_for(server).preflight()
+        reporter_for(server).preflight()
+    [first], [second] = (body["hashes"] for body in server.bodies)
+    assert first["signal"] == "sha256" and len(bytes.fromhex(first["value"])) == 32
+    assert first["value"] != second["value"] != hashlib.sha256(b"").hexdigest()
+    assert [body["lists"] for body in server.bodies] == [["a", "b"]] * 2

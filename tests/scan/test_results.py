@@ -6,6 +6,7 @@ the parts' footers; resumes refused or noted for what changed; damage named."""
 import json
 import pickle
 from collections.abc import Iterable, Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from hashguard.lists.model import ListPolicy
 from hashguard.scan.results import (
     LISTING,
     MARKER,
@@ -23,6 +25,7 @@ from hashguard.scan.results import (
     ResumeRefused,
     ScannedList,
     error_counts,
+    policy_digest,
 )
 from hashguard.scan.source import SourceUnavailable, StoredFile, open_source
 from hashguard.scan.work import row_schema
@@ -317,3 +320,11 @@ def test_an_output_directory_inside_the_source_is_not_listed(tmp_path: Path) -> 
     # Its own files since (a part, a summary) are no change of the source either.
     again = Results(out).begin(plan, open_source(str(tmp_path)).files, check_source=True)
     assert again.changed is False
+
+
+def test_a_policy_digest_changes_with_what_matches_not_with_how_it_is_reviewed() -> None:
+    policy = ListPolicy({"pdq": 31})
+    assert policy_digest(replace(policy, four_eyes=True)) == policy_digest(policy)
+    for changed in (replace(policy, thresholds={"pdq": 20}), replace(policy, negative=True),
+                    replace(policy, variants=frozenset())):  # fmt: skip
+        assert policy_digest(changed) != policy_digest(policy)

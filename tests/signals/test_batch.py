@@ -1,16 +1,21 @@
-"""Hashing many files over processes: order, failures that stay per file, crashed decoders;
-files that are not media, hashed by their bytes."""
+"""Hashing many files over processes: order, failures that stay per file, crashed decoders (the
+items a crash left unfinished run again in parallel, and only the one that crashes runs
+alone), workers forked while a thread held stderr; files that are not media, hashed by their
+bytes, every digest from one read."""
 
 import hashlib
 import io
 import os
 import random
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
 from hashguard.media import Limits, UnsupportedMedia
-from hashguard.media.formats import NOT_MEDIA
+from hashguard.media.formats import NOT_MEDIA, SNIFF_BYTES
 from hashguard.signals import batch, registry
 from hashguard.signals.batch import (
     FileFailure,
@@ -20,9 +25,11 @@ from hashguard.signals.batch import (
     hash_paths,
     hash_stream,
     hash_values,
+    isolated_map,
 )
 
 from support.media import jpeg
+from support.waiting import eventually
 
 real_hash_file = batch.hash_file
 
@@ -31,6 +38,22 @@ def crashing_hash_file(path: str, settings: HashSettings) -> batch.FileResult:
     if path.endswith("crash.jpg"):
         os._exit(3)  # what a decoder fault does to its process
     return real_hash_file(path, settings)
+
+
+def _count_start(starts: str) -> None:
+    batch.init_worker()
+    with open(starts, "a") as file:
+        file.write("+")  # a character per worker process started
+
+
+def _crash_or_wait_for_another_pool(job: tuple[int, str]) -> int:
+    """Item 0 kills its worker; in the first pool (2 workers) the others wait, so that the
+    crash finds them all unfinished."""
+    number, starts = job
+    if number == 0:
+        os._exit(3)
+    eventually(lambda: os.path.getsize(starts) > 2, timeout=60)
+    return number * 10
 
 
 def _tree(root: Path, names: list[str]) -> list[str]:
@@ -164,3 +187,86 @@ def test_media_that_cannot_be_decoded_still_gets_the_hashes_of_its_bytes(tmp_pat
         assert result.failed  # the reason: truncated, corrupt, over the limit
     [alone] = hash_paths(paths[:1], HashSettings(("pdq",)), jobs=0)
     assert isinstance(alone, FileFailure) and "truncated" in alone.reason
+
+
+def test_a_crash_reruns_the_items_it_left_unfinished_together_not_each_alone(
+    tmp_path: Path,
+) -> None:
+    starts = tmp_path / "starts"
+    starts.touch()
+    jobs = [(number, str(starts)) for number in range(20)]
+    alone: list[int] = []
+
+    def run_alone(job: tuple[int, str]) -> int:
+        alone.append(job[0])
+        return -1
+
+    found = list(isolated_map(_crash_or_wait_for_another_pool, jobs, 2, run_alone, 4,
+                              _count_start, (str(starts),)))  # fmt: skip
+    assert found[0] == -1 and all(n in (-1, 10 * m) for m, n in enumerate(found))
+    # The 8 items in flight when the worker died ran again together; in halves once it died
+    # again: at most the one that crashes, and one that ran beside it, ran alone.
+    assert 0 in alone and len(alone) <= 2, alone
+
+
+class _Counted(io.BytesIO):
+    """An in-memory file that counts the bytes read from it."""
+
+    taken = 0
+
+    def read(self, size: int | None = -1, /) -> bytes:
+        data = super().read(size)
+        self.taken += len(data)
+        return data
+
+
+def test_every_digest_of_a_file_comes_from_one_read_of_its_bytes() -> None:
+    content = random.Random(5).randbytes(3 * 1024 * 1024)
+    stream = _Counted(content)
+    names = ("md5", "sha1", "sha256")
+    hashed = hash_stream(stream, len(content), [registry.get(name) for name in names])
+    assert [(s.name, v) for s, v in hashed.values] == [
+        (name, hashlib.new(name, content).digest()) for name in names
+    ]
+    assert stream.taken <= SNIFF_BYTES + len(content)  # not once per digest
+
+
+# At the fork, another thread of the parent is blocked in a write to stderr (a progress bar's,
+# to a terminal that stopped reading): it holds the buffer's lock the worker inherits.
+_HELD_STDERR = """
+import fcntl, os, sys, termios, threading
+from array import array
+from functools import partial
+from hashguard.signals.batch import HashSettings, hash_file, isolated_map
+from support.waiting import eventually
+
+read_end, write_end = os.pipe()
+sys.stderr = open(write_end, "w")
+
+def full() -> bool:
+    buffered = array("i", [0])
+    fcntl.ioctl(read_end, termios.FIONREAD, buffered)
+    return buffered[0] >= fcntl.fcntl(read_end, 1032)  # F_GETPIPE_SZ
+
+def hold() -> None:  # after multiprocessing's own flush of stderr, right before the fork
+    if not full():
+        write = lambda: print("x" * 1_000_000, file=sys.stderr, flush=True)
+        threading.Thread(target=write, daemon=True).start()
+        assert eventually(full, timeout=30)
+
+os.register_at_fork(before=hold)
+settings = HashSettings(("md5",), quiet_decoders=True)  # flushes stderr around each file
+[hashed] = isolated_map(partial(hash_file, settings=settings), [sys.argv[1]], 1, print)
+print(hashed.values[0][1].hex(), flush=True)
+os._exit(0)  # this process's own stderr stays blocked
+"""
+
+
+def test_workers_forked_while_a_thread_holds_stderr_still_hash(tmp_path: Path) -> None:
+    (tmp_path / "a.bin").write_bytes(b"bytes")
+    environment = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    ran = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(_HELD_STDERR), str(tmp_path / "a.bin")],
+        capture_output=True, text=True, timeout=60, env=environment,
+    )  # fmt: skip
+    assert ran.stdout == hashlib.md5(b"bytes").hexdigest() + "\n", ran.stderr

@@ -101,6 +101,16 @@ def scan(
         str | None,
         typer.Option("--key", envvar="HASHGUARD_API_KEY", help="--report-to: the API key."),
     ] = None,
+    report_patience: Annotated[
+        float,
+        typer.Option(
+            "--report-patience",
+            min=0,
+            help="--report-to: seconds a report the service does not take yet (unreachable, "
+            "busy, restarting) is tried again for before the scan stops (it resumes when run "
+            "again).",
+        ),
+    ] = 600.0,
     min_quality: Annotated[
         int | None,
         typer.Option(
@@ -129,7 +139,8 @@ def scan(
     matches with list, entry and distance, or why it could not be hashed) under OUT/parts,
     and OUT/summary.json. A scan killed or stopped resumes where it was when run again.
 
-    Exit status: 0 when the scan is complete, 1 when it could not be done (nothing else).
+    Exit status: 0 when the scan is complete, 1 when it could not be done, 2 for a usage
+    error (an option missing or out of range).
     """
     if report_to is not None and not key:
         fail("--report-to needs --key (or HASHGUARD_API_KEY): the service's API key")
@@ -150,7 +161,7 @@ def scan(
         fail(str(error))
     matcher = stored_matcher(names, min_quality, database_url, min_stability, ExitCode.FAILED)
     versions, variants = matcher.versions(), matcher.variant_families()
-    reporter = _reporter(report_to, key, names, place.locate)
+    reporter = _reporter(report_to, key, names, place.locate, report_patience)
     settings = ScanSettings(variants, versions)
     results = Results(out)
     lists = {h.name: ScannedList(h.id, versions[h.name], policy_digest(h.policy))
@@ -174,7 +185,8 @@ def scan(
     gc.freeze()  # the Matcher's objects, untouched by the collector: forked workers share them
     run = _engine(engine, todo, place.reader, matcher, settings, count, address)
     try:
-        scanned, reported = _drive(run, results, todo, sum(begun.sizes), reporter, quiet)
+        scanned, reported = _drive(run, results, todo, sum(begun.sizes), reporter, quiet,
+                                   begun.report_to is not None)  # fmt: skip
         summary = _summary(results, versions, engine, time.monotonic() - began, scanned)
         if reporter is not None:
             summary["reported"] = asdict(reported)
@@ -231,7 +243,7 @@ def _engine(
 
 
 def _reporter(
-    report_to: str | None, key: str | None, names: list[str], locate: Any
+    report_to: str | None, key: str | None, names: list[str], locate: Any, patience: float
 ) -> "Reporter | None":
     """The reporter of ``--report-to``, its service, key and lists checked before any work."""
     if report_to is None:
@@ -240,7 +252,9 @@ def _reporter(
     from hashguard.scan.detections import Reporter
 
     try:
-        reporter = Reporter(report_to, key or "", names, locate)
+        reporter = Reporter(report_to, key or "", names, locate, patience=patience,
+                            waiting=lambda why: echo_error(f"note: {why}; trying again for up "
+                                                           f"to {patience:g} s"))  # fmt: skip
         reporter.preflight()
     except HashguardError as error:
         fail(str(error))
@@ -254,10 +268,12 @@ def _drive(
     total: int,
     reporter: "Reporter | None",
     quiet: bool,
+    reporting: bool,
 ) -> tuple[int, "Reported"]:
     """Write each part as it finishes, then report its matches with ``reporter`` (first the
-    parts written before and not reported yet); the number of files scanned, and what was
-    reported. Raises HashguardError."""
+    parts written before and not reported yet); without one, when the scan's matches are
+    ``reporting`` somewhere, mark the parts without a match reported (nothing of them is
+    waiting). The number of files scanned, and what was reported. Raises HashguardError."""
     from hashguard.cli import progress
     from hashguard.scan.detections import Reported
     from hashguard.scan.work import NOT_MEDIA_KIND
@@ -273,12 +289,15 @@ def _drive(
     with progress.scanning(total, before, quiet) as shown:
         for number, rows in run:
             results.write_part(number, rows)  # a crash before it is reported: reported next run
+            matched = sum(1 for m in rows["matches"].to_pylist() if m)
             if reporter is not None:
                 reported += _report(reporter, results, number, rows)
+            elif reporting and not matched:
+                results.mark_reported(number)
             scanned += rows.num_rows
             kinds = rows["error_kind"].to_pylist()
             shown.errors += sum(1 for kind in kinds if kind not in (None, NOT_MEDIA_KIND))
-            shown.matched += sum(1 for m in rows["matches"].to_pylist() if m)
+            shown.matched += matched
             shown.advance(rows.num_rows)
     return scanned, reported
 

@@ -129,6 +129,8 @@ def _taken(ray: Any, task: Any, what: str) -> Any:
     except ray.exceptions.RayTaskError as error:  # the task's own, after its retries
         if isinstance(error.cause, SourceUnavailable):
             raise error.cause from None
+        if isinstance(error.cause, WorkerCrashed):  # out of memory: as if its worker had died
+            raise WorkerCrashed(what) from None
         raise RayUnavailable(
             f"{what} failed on Ray: {type(error.cause).__name__}: "
             f"{' '.join(str(error.cause).split())[:300]}"

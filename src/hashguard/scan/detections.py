@@ -7,6 +7,7 @@ the service keeps one detection per content reference, ever, so a file reported 
 resumed scan redoes the parts it had not written, a scan run again) opens none twice."""
 
 import hashlib
+import secrets
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -25,11 +26,11 @@ _PER_REQUEST: Final = 100
 _BYTES_PER_REQUEST: Final = 1024 * 1024
 _REF_LENGTH: Final = 500  # the longest content_ref the service takes
 # Answers worth waiting for (the service not ready yet, too busy, a proxy's gateway errors),
-# and how often, and how long at most between two tries.
+# for how long in all by default (a service restarting loads its lists: minutes), and how long
+# at most between two tries.
 _RETRIED: Final = frozenset({429, 502, 503, 504})
-_ATTEMPTS: Final = 6
+PATIENCE: Final = 600.0
 _LONGEST_WAIT: Final = 60.0
-PREFLIGHT: Final = {"signal": "sha256", "value": hashlib.sha256(b"").hexdigest()}
 
 
 class ReportFailed(Unavailable):
@@ -74,25 +75,34 @@ class Reporter:
         locate: Callable[[str], str],
         timeout: float = 60,
         wait: float = 1.0,
+        patience: float = PATIENCE,
+        waiting: Callable[[str], None] | None = None,
     ) -> None:
         """``wait``: seconds before the first retry of a request (doubled each time), when
-        the service says no Retry-After. Raises ReportTargetInvalid for a malformed URL."""
+        the service says no Retry-After; ``patience``: seconds a request is tried again for,
+        at most; ``waiting(why)`` is told when a request is first tried again. Raises
+        ReportTargetInvalid for a malformed URL."""
         try:
             base = httpx.URL(url.rstrip("/"))
         except httpx.InvalidURL as error:
             raise ReportTargetInvalid(f"--report-to {url}: not a URL ({error})") from None
         if base.scheme not in ("http", "https") or not base.host:
             raise ReportTargetInvalid(f"--report-to {url}: expected http(s)://HOST[:PORT]")
-        self.lists, self.locate, self.wait = list(lists), locate, wait
+        self.lists, self.locate, self.wait, self.patience = list(lists), locate, wait, patience
+        self.waiting = waiting
         self.batch = _PER_REQUEST
         self.client = httpx.Client(
             base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
         )
 
     def preflight(self) -> None:
-        """One query (SHA-256 of no bytes) within the scan's lists, before any work: the
-        service reachable, the key and its scope accepted. Raises ReportFailed."""
-        self._post({"hashes": [{**PREFLIGHT, "content_ref": ""}], "lists": self.lists}, 1)
+        """One query within the scan's lists before any work, tried again as reports are:
+        the service reachable, the key and its scope accepted, the answer a service's. Its
+        hash is a random SHA-256, which no list holds (as the SHA-256 of no bytes may): it
+        matches nothing, so it leaves no match in the log and opens no detection; the service
+        only counts it among its queries. Raises ReportFailed."""
+        probe = {"signal": "sha256", "value": secrets.token_hex(32), "content_ref": ""}
+        self._post({"hashes": [probe], "lists": self.lists})
 
     def report(self, rows: pa.Table) -> Reported:
         """Send each matched row's matching hashes, each within the list it matched in; what
@@ -125,7 +135,7 @@ class Reporter:
                 if chunk and size > _BYTES_PER_REQUEST:
                     break
                 chunk.append(given)
-            answer = self._post({"hashes": chunk, "lists": [name]}, _ATTEMPTS)
+            answer = self._post({"hashes": chunk, "lists": [name]})
             if answer is None:  # 413: too many, or too large
                 if len(chunk) > 1:
                     self.batch = max(1, len(chunk) // 2)
@@ -135,43 +145,70 @@ class Reporter:
                 for given, result in zip(chunk, answer["results"], strict=True):
                     if result["matches"]:
                         matched.add(given["content_ref"])
+                if len(chunk) == self.batch:  # taken whole: a few more next time, as before a 413
+                    self.batch = min(_PER_REQUEST, self.batch + max(1, self.batch // 4))
             start += len(chunk)
 
-    def _post(self, body: dict[str, Any], attempts: int) -> dict[str, Any] | None:
+    def _post(self, body: dict[str, Any]) -> dict[str, Any] | None:
         """The service's answer; None for 413 (the request over its limits). Waits and tries
-        again on a timeout, a lost connection, 429, 502-504, honouring Retry-After."""
+        again on a timeout, a lost connection, 429, 502-504, honouring Retry-After, for
+        ``patience`` seconds in all. Raises ReportFailed, also for an answer that is not a
+        service's (a proxy's page, another program's)."""
         where = f"{self.client.base_url}/v1/match/hashes"
-        for attempt in range(1, attempts + 1):
-            last = attempt == attempts
+        deadline = time.monotonic() + self.patience
+        attempt = 0
+        while True:
+            attempt += 1
+            retry_after = None
             try:
                 answer = self.client.post("/v1/match/hashes", json=body)
             except httpx.TransportError as error:
-                if last:
-                    said = " ".join(str(error).split()) or type(error).__name__
-                    raise ReportFailed(f"cannot report matches to {where}: {said}") from None
-                self._pause(attempt, None)
-                continue
-            if answer.status_code in _RETRIED and not last:
-                self._pause(attempt, answer.headers.get("Retry-After"))
-                continue
-            if answer.status_code == 413:
-                return None
-            if answer.status_code != 200:
-                raise ReportFailed(
+                said = " ".join(str(error).split()) or type(error).__name__
+                failure = ReportFailed(f"cannot report matches to {where}: {said}")
+            else:
+                if answer.status_code == 413:
+                    return None
+                if answer.status_code == 200:
+                    return _answer(answer, len(body["hashes"]), where)
+                failure = ReportFailed(
                     f"{where} refused the report: HTTP {answer.status_code} {_detail(answer)}"
                 )
-            found: dict[str, Any] = answer.json()
-            return found
-        raise AssertionError("unreachable: the last attempt returns or raises")
+                if answer.status_code not in _RETRIED:
+                    raise failure
+                retry_after = answer.headers.get("Retry-After")
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise ReportFailed(f"{failure} (tried {attempt} times)") from None
+            if attempt == 1 and self.waiting is not None:
+                self.waiting(str(failure))
+            time.sleep(min(self._pause(attempt, retry_after), left))
 
-    def _pause(self, attempt: int, retry_after: str | None) -> None:
-        seconds = self.wait * 2 ** (attempt - 1)
+    def _pause(self, attempt: int, retry_after: str | None) -> float:
+        seconds: float = self.wait * 2.0 ** (attempt - 1)
         if retry_after is not None and retry_after.strip().isdigit():
             seconds = float(retry_after)
-        time.sleep(min(seconds, _LONGEST_WAIT))
+        return min(seconds, _LONGEST_WAIT)
 
     def close(self) -> None:
         self.client.close()
+
+
+def _answer(answer: httpx.Response, sent: int, where: str) -> dict[str, Any]:
+    """The JSON of a service's answer to ``sent`` hashes: a result with its matches for each.
+    Raises ReportFailed for anything else."""
+    try:
+        found = answer.json()
+        if len(found["results"]) == sent and all(
+            isinstance(result["matches"], list) for result in found["results"]
+        ):
+            return dict(found)
+    except (ValueError, KeyError, TypeError):
+        pass
+    kind = answer.headers.get("Content-Type", "no content type")
+    raise ReportFailed(
+        f"{where} answered HTTP 200 with something other than a hashguard service's answer "
+        f"({kind}): is --report-to a hashguard service's URL?"
+    )
 
 
 def _detail(answer: httpx.Response) -> str:

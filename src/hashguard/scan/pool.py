@@ -3,9 +3,10 @@ or in this process (``workers=0``). Forked workers inherit the Matcher instead o
 the lists; elsewhere (spawn) they get a copy of it.
 
 A worker that dies (a decoder fault) does not end the scan: as ``hash_paths`` does for files,
-each part it may have taken down runs again alone; a part that kills its worker again has its
-files hashed in worker processes again, one alone after another when one dies, so that only
-the file that crashes its decoder becomes an error row (``crashed``, naming the signals whose
+the parts it may have taken down run again in a fresh pool (in halves while a worker dies
+again), and only a part that kills its worker again on its own, or runs out of memory, runs
+alone; that part has its files hashed in worker processes again, the same way, so that only the
+file that crashes its decoder becomes an error row (``crashed``, naming the signals whose
 decoding crashes), with the hashes of every signal that does not."""
 
 from collections.abc import Iterator, Sequence

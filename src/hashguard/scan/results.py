@@ -86,9 +86,10 @@ class ResumeRefused(Conflict):
 
 
 def policy_digest(policy: ListPolicy) -> str:
-    """A short digest of a list's policy: which a scan's rows were matched with."""
-    text = json.dumps(policy.as_json(), sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    """A short digest of what of a list's policy a scan's rows were matched with: all of it
+    but ``four_eyes`` (how its detections are reviewed, not what matches)."""
+    matching = {name: value for name, value in policy.as_json().items() if name != "four_eyes"}
+    return hashlib.sha256(json.dumps(matching, sort_keys=True).encode()).hexdigest()[:16]
 
 
 @dataclass(frozen=True, slots=True)

@@ -106,6 +106,7 @@ class OpenedFile(io.RawIOBase):
         except Exception as error:
             if self.failure is None and not own_fault(error):
                 self.failure = unavailable(self.where, error)
+            _raise_if_changed(error)
             raise
         buffer[: len(data)] = data
         return len(data)
@@ -130,9 +131,10 @@ class OpenedFile(io.RawIOBase):
 class Reader(Protocol):
     """Opens one file by key; picklable, so that a worker process gets its own."""
 
-    def open(self, key: str) -> OpenedFile:
-        """The file, to read. Raises OSError for the file's own problem, SourceUnavailable
-        for the source's."""
+    def open(self, key: str, size: int | None = None, etag: str | None = None) -> OpenedFile:
+        """The file, to read; ``size`` and ``etag`` as listed (a store's object is then read
+        without asking for them, and only while its ETag is that one). Raises OSError for the
+        file's own problem, SourceUnavailable for the source's."""
         ...
 
 
@@ -140,7 +142,7 @@ class Reader(Protocol):
 class DirectoryReader:
     root: str
 
-    def open(self, key: str) -> OpenedFile:
+    def open(self, key: str, size: int | None = None, etag: str | None = None) -> OpenedFile:
         path = os.path.join(self.root, *path_of(key).split("/"))
         try:
             mode = os.stat(path).st_mode
@@ -151,7 +153,7 @@ class DirectoryReader:
                 raise IsADirectoryError(errno.EINVAL, f"not a regular file: {key}")
             file = open(path, "rb", buffering=0)  # noqa: SIM115 - OpenedFile closes it
         except OSError as error:
-            if own_fault(error):
+            if own_fault(error) and os.path.isdir(self.root):  # not a volume gone from under it
                 raise
             raise unavailable(path, error) from None
         return OpenedFile(file, os.fstat(file.fileno()).st_size, path)
@@ -166,17 +168,21 @@ class StoreReader:
     root: str  # bucket/prefix, without the protocol
     options: dict[str, Any] = field(default_factory=dict)
 
-    def open(self, key: str) -> OpenedFile:
+    def open(self, key: str, size: int | None = None, etag: str | None = None) -> OpenedFile:
         path = f"{self.root}/{key}"
         where = f"{self.protocol}://{path}"
-        try:
-            file = _store(self.protocol, self.options).open(path, "rb", block_size=_BLOCK)
+        try:  # with the size known, no HEAD: a GET's error says whose fault it is, a HEAD's not
+            file = _store(self.protocol, self.options).open(path, "rb", _BLOCK, size=size)
+            if size is not None and etag is not None:  # what s3fs would HEAD for, as listed
+                file.details = {"name": path, "size": size, "type": "file", "ETag": f'"{etag}"'}
+                file.read_kw = {**file.read_kw, "IfMatch": f'"{etag}"'}
             size = int(file.size)
             if size <= _BLOCK:  # one request, not one per pass of the hashes
                 with file:
                     return OpenedFile(io.BytesIO(file.read()), size, where)
         except Exception as error:
             if isinstance(error, OSError) and own_fault(error):
+                _raise_if_changed(error)
                 raise
             raise unavailable(where, error) from None
         return OpenedFile(file, size, where)
@@ -200,15 +206,15 @@ _OWN_ERRNOS: Final = frozenset(
      errno.ENAMETOOLONG, errno.EINVAL}
 )  # fmt: skip
 _OWN_CODES: Final = frozenset(
-    {"NoSuchKey", "NotFound", "404", "AccessDenied", "403", "InvalidObjectState"}
-)
+    {"NoSuchKey", "NotFound", "404", "AccessDenied", "403", "InvalidObjectState",
+     "PreconditionFailed"}  # the last: its ETag is no longer the one listed
+)  # fmt: skip
 
 
 def own_fault(error: BaseException) -> bool:
     """Whether a failed read is the file's own problem (missing, not a regular file, access
-    refused to it), rather than the source's."""
-    response = getattr(error.__cause__, "response", None) or getattr(error, "response", None)
-    code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+    refused to it, changed since it was listed), rather than the source's."""
+    code = _code(error)
     if code is not None:  # an object store's answer: per object, or about us (ExpiredToken)
         return str(code) in _OWN_CODES
     if isinstance(error, FileNotFoundError | IsADirectoryError | NotADirectoryError):
@@ -216,6 +222,23 @@ def own_fault(error: BaseException) -> bool:
     return isinstance(error, OSError) and (
         isinstance(error, PermissionError) or error.errno in _OWN_ERRNOS
     )
+
+
+def _code(error: BaseException | None) -> str | None:
+    """An object store's error code, if the error is its answer (or was raised for it)."""
+    while error is not None:
+        response = getattr(error, "response", None)
+        code = response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+        if code is not None:
+            return str(code)
+        error = error.__cause__
+    return None
+
+
+def _raise_if_changed(error: BaseException) -> None:
+    """Says so when ``error`` is that of an object changed since it was listed (If-Match)."""
+    if _code(error) == "PreconditionFailed":
+        raise OSError(errno.ESTALE, "changed since it was listed (another ETag)") from None
 
 
 def unavailable(where: str, error: BaseException) -> SourceUnavailable:

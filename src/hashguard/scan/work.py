@@ -15,15 +15,17 @@ import pyarrow as pa
 from hashguard import __version__
 from hashguard.matching import Match, Matcher, Query
 from hashguard.media.formats import NOT_MEDIA, MediaKind
-from hashguard.scan.source import OpenedFile, Reader, StoredFile
+from hashguard.scan.source import OpenedFile, Reader, SourceUnavailable, StoredFile
 from hashguard.signals import registry
 from hashguard.signals.batch import (
     CRASHED,
+    OUT_OF_MEMORY,
     UNREADABLE,
     FileFailure,
     FileSkipped,
     HashedFile,
     HashSettings,
+    OutOfMemory,
     StreamHashes,
     WorkerCrashed,
     checked_stream,
@@ -32,6 +34,9 @@ from hashguard.signals.batch import (
 
 NOT_MEDIA_KIND: Final = "not media"
 _CHUNK: Final = 1024 * 1024  # bytes read at a time
+# A part of this many files or more of which none can be read, all for one reason, is taken for
+# the source's fault (a volume unmounted under the directory, access to a bucket revoked).
+_OUTAGE_FILES: Final = 10
 
 MATCH: Final = pa.struct(
     [
@@ -107,7 +112,8 @@ def scan_part(
     """The rows of ``part``'s files, in its order (``row_schema``). A file that cannot be read
     or decoded is a row with its error (and the digests of its bytes when they were read);
     this raises nothing for bad files. Raises SourceUnavailable when the source itself cannot
-    be read (no row is made up for a file the source failed on)."""
+    be read (no row is made up for a file the source failed on), OutOfMemory when a file's
+    hashing ran out of memory (run alone, it may fit)."""
     return part_rows(
         part, [hash_stored(file, reader, settings) for file in part], matcher, settings
     )
@@ -116,7 +122,10 @@ def scan_part(
 def part_rows(
     part: Sequence[StoredFile], hashed: Sequence[Hashed], matcher: Matcher, settings: ScanSettings
 ) -> pa.Table:
-    """The rows of ``part``'s files, hashed (``hash_stored``): their matches found."""
+    """The rows of ``part``'s files, hashed (``hash_stored``): their matches found. Raises
+    SourceUnavailable for a part of many files none of which could be read, all for one
+    reason: the source's fault, more likely than theirs."""
+    _check_readable(part, hashed)
     found = matcher.match_all([Query.of(h.values) for h in hashed])
     columns: dict[str, list[Any]] = {name: [] for name in row_schema().names}
     lists, version = settings.lists, __version__
@@ -137,14 +146,27 @@ def part_rows(
     return pa.table(columns, schema=row_schema())
 
 
+def _check_readable(part: Sequence[StoredFile], hashed: Sequence[Hashed]) -> None:
+    reasons = {h.error if h.kind == UNREADABLE else None for h in hashed}
+    if len(part) < _OUTAGE_FILES or len(reasons) != 1 or None in reasons:
+        return
+    raise SourceUnavailable(
+        f"{part[0].key} and the {len(part) - 1} files listed after it: none can be read "
+        f"({hashed[0].error}), which looks like the source's fault (a volume unmounted, access "
+        "revoked), not theirs; nothing of their part was written: run the scan again to resume "
+        "(if they are gone for good, --restart lists the source again)"
+    )
+
+
 def hash_stored(
     file: StoredFile, reader: Reader, settings: ScanSettings, signals: tuple[str, ...] = ()
 ) -> Hashed:
-    """``file``'s hashes (of every signal, or of the ``signals`` named), read by ``reader``;
-    its error when it could not be read or hashed fully. Raises SourceUnavailable when the
-    source failed, never for a bad file."""
+    """``file``'s hashes (of every signal, or of the ``signals`` named), read by ``reader``
+    (as it was listed: its size, its ETag); its error when it could not be read or hashed
+    fully. Raises SourceUnavailable when the source failed, never for a bad file;
+    OutOfMemory when hashing it ran out of memory."""
     try:
-        opened = reader.open(file.key)
+        opened = reader.open(file.key, file.size, file.etag)
     except OSError as error:  # the file's own problem; the source's propagates
         return Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
     hashing = (replace(settings, signals=signals) if signals else settings).hashing
@@ -152,6 +174,9 @@ def hash_stored(
         result = checked_stream(file.key, stream, opened.size, hashing.resolved, hashing.limits,
                                 hashing.variants, hashing.quiet_decoders)  # fmt: skip
         opened.check()  # a read that failed through the source's fault: no row, raise
+        if isinstance(result, FileFailure) and result.kind == OUT_OF_MEMORY:
+            raise OutOfMemory(f"{file.key}: out of memory while hashing it; nothing of its part "
+                              "was written: run the scan again to resume")  # fmt: skip
         digest = None if isinstance(result, FileFailure | FileSkipped) else _digest(result)
         if digest is None:
             digest = _digest_of(stream, opened)
@@ -174,7 +199,8 @@ def hashed_around_crash(
     """A file whose hashing kills its process: ``alone(signals)`` hashes it with the signals
     named (every one: none named) in a process of its own, and raises WorkerCrashed when that
     dies. Each signal that decodes is tried alone to name the ones that crash, and the file
-    gets the hashes of the others (its digests) and the error ``crashed``."""
+    gets the hashes of the others (its digests) and the error ``crashed``; or its hashes
+    as usual, when none crashes now (the crash was another's, or memory was short then)."""
     resolved = settings.hashing.resolved
     decoding = [s.name for s in resolved if not s.applies_to(MediaKind.OTHER)]
     crashing = [name for name in decoding if _crashes(alone, (name,))]
@@ -183,6 +209,9 @@ def hashed_around_crash(
         hashed = alone(kept)
     except WorkerCrashed:
         hashed = Hashed(None)
+    else:
+        if not crashing:
+            return hashed
     named = f" ({', '.join(crashing)})" if crashing else ""
     return replace(hashed, error=f"the decoder process crashed on this file{named}", kind=CRASHED)
 

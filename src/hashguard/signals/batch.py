@@ -35,6 +35,7 @@ from hashguard.media.formats import NOT_MEDIA, SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import registry
 from hashguard.signals.base import SignalType, read_image
+from hashguard.signals.digests import DigestSignal, digests_of
 from hashguard.signals.pdq import DihedralHashes, PdqHash, PdqSignal
 from hashguard.signals.pdq_variants import DIHEDRAL, PdqVariants, hash_variants
 from hashguard.signals.vpdq import VpdqHash, VpdqSignal
@@ -242,15 +243,19 @@ def checked_stream(
 UNREADABLE: Final = "unreadable"
 # A file whose decoding kills its process, again when alone.
 CRASHED: Final = "crashed"
+# A file whose hashing ran out of memory: maybe for want of its own, maybe of its neighbours'.
+OUT_OF_MEMORY: Final = "out of memory"
 _KINDS: Final = ((EmptyMedia, "empty"), (UnsupportedMedia, "not media"),
                  (CorruptMedia, "corrupt"), (LimitExceeded, "too large"))  # fmt: skip
 
 
 def failure_kind(error: BaseException) -> str:
     """A short name for what sort of failure ``error`` is: "empty", "not media", "corrupt",
-    "too large" (media errors), "unreadable" (the file), else "internal"."""
+    "too large" (media errors), "unreadable" (the file), "out of memory", else "internal"."""
     if isinstance(error, OSError):
         return UNREADABLE
+    if isinstance(error, MemoryError):
+        return OUT_OF_MEMORY
     return next((kind for cls, kind in _KINDS if isinstance(error, cls)), "internal")
 
 
@@ -308,42 +313,67 @@ def hash_stream(
     chosen = [s for s in signals if s.applies_to(kind)]
     if not chosen:
         raise UnsupportedMedia(NOT_MEDIA) if kind is MediaKind.OTHER else NotApplicable(kind)
-    stream.seek(0)
+    of_bytes = [s for s in chosen if s.applies_to(MediaKind.OTHER)]  # they read bytes only
+    decoding = [s for s in chosen if not s.applies_to(MediaKind.OTHER)]
     try:
-        return StreamHashes(_hashed(stream, size, kind, chosen, limits, variants))
-    except MediaError as error:
-        of_bytes = [s for s in chosen if s.applies_to(MediaKind.OTHER)]  # read bytes only
+        data = _decodable(stream, size, kind, limits) if decoding else None
+    except MediaError as error:  # over a limit before any decoding
         if not of_bytes:
             raise
-        stream.seek(0)
-        return StreamHashes(_hashed(stream, size, MediaKind.OTHER, of_bytes, limits), error)
+        return StreamHashes(_of_bytes(stream, of_bytes, limits), error)
+    found = _of_bytes(stream if data is None else data, of_bytes, limits)
+    try:
+        for decoder in decoding:
+            if data is None:
+                stream.seek(0)
+            found.append((decoder, _decoded(decoder, stream if data is None else data, limits,
+                                            variants)))  # fmt: skip
+    except MediaError as error:
+        if not of_bytes:
+            raise
+        return StreamHashes(found[: len(of_bytes)], error)
+    return StreamHashes(sorted(found, key=lambda pair: chosen.index(pair[0])))
 
 
-def _hashed(
-    stream: BinaryIO,
-    size: int,
-    kind: MediaKind,
-    chosen: list[SignalType[Any]],
-    limits: Limits,
-    variants: frozenset[str] = frozenset(),
-) -> list[tuple[SignalType[Any], Any]]:
-    data: bytes | None = None
-    decoded = any(not s.applies_to(MediaKind.OTHER) for s in chosen)  # digests read bytes only
-    if decoded and kind is MediaKind.IMAGE:
+def _decodable(stream: BinaryIO, size: int, kind: MediaKind, limits: Limits) -> bytes | None:
+    """An image's bytes, read into memory within the limits; None for a video (decoded from
+    the stream, within its size limit). Raises LimitExceeded."""
+    stream.seek(0)
+    if kind is MediaKind.IMAGE:
         limits.check_image_bytes(size)
-        data = read_image(stream, limits)
-    elif decoded and kind is MediaKind.VIDEO:
+        return read_image(stream, limits)
+    if kind is MediaKind.VIDEO:
         limits.check_video_bytes(size)
-    values: list[tuple[SignalType[Any], Any]] = []
-    for chosen_signal in chosen:
-        if data is None:
-            stream.seek(0)
-        source = stream if data is None else data
-        if variants and isinstance(chosen_signal, PdqSignal):
-            values.append((chosen_signal, hash_variants(source, variants, limits)))
-        else:
-            values.append((chosen_signal, chosen_signal.hash(source, limits)))
-    return values
+    return None
+
+
+def _of_bytes(
+    source: BinaryIO | bytes, signals: list[SignalType[Any]], limits: Limits
+) -> list[tuple[SignalType[Any], Any]]:
+    """Each of ``signals`` (signals of the bytes alone) of ``source``: the digests all from
+    one pass over the bytes (an 8 GiB video is read once for MD5, SHA-1 and SHA-256)."""
+    together = [s for s in signals if isinstance(s, DigestSignal) and s.of_the_bytes]
+    read = digests_of(_rewound(source), together) if together else []
+    digests = dict(zip(map(id, together), read, strict=True))
+    found = []
+    for each in signals:
+        value = digests.get(id(each))
+        found.append((each, each.hash(_rewound(source), limits) if value is None else value))
+    return found
+
+
+def _rewound(source: BinaryIO | bytes) -> BinaryIO | bytes:
+    if not isinstance(source, bytes):
+        source.seek(0)
+    return source
+
+
+def _decoded(
+    signal: SignalType[Any], source: BinaryIO | bytes, limits: Limits, variants: frozenset[str]
+) -> Any:
+    if variants and isinstance(signal, PdqSignal):
+        return hash_variants(source, variants, limits)
+    return signal.hash(source, limits)
 
 
 def _record(path: str, signal: SignalType[Any], value: Any) -> HashRecord:
@@ -417,6 +447,11 @@ class WorkerCrashed(Unavailable):
     """The process running a call died (a decoder fault, the kernel's OOM killer)."""
 
 
+class OutOfMemory(WorkerCrashed):
+    """A call ran out of memory (``MemoryError``): as if its process had died, it is run again
+    alone, where it may well fit."""
+
+
 def _worker_context() -> BaseContext:
     """Fork where there is fork: workers inherit what the parent loaded (kernels, indexes)."""
     methods = multiprocessing.get_all_start_methods()
@@ -435,14 +470,16 @@ def isolated_map(
     """``function(item)`` for each item in ``jobs`` worker processes (started with
     ``initializer(*initargs)``, else ``init_worker``), in input order, ``in_flight`` items per
     worker at most. A worker that dies (a decoder fault) takes none of the others' results
-    with it: the items that finished keep theirs, each unfinished one is given to
-    ``alone(item)`` instead (which runs it in a process of its own, say: ``run_alone``), and
-    a fresh pool goes on with the rest."""
-    context = _worker_context()
+    with it: the items that finished keep theirs, the unfinished ones run again in a fresh
+    pool, and those a death there leaves unfinished again run in halves, so that only an
+    item that kills its worker again on its own (or raises WorkerCrashed) is given to
+    ``alone(item)`` (which runs it in a process of its own, say: ``run_alone``); a fresh
+    pool goes on with the rest."""
+    pooled = partial(_pool, jobs, initializer or init_worker, initargs)
     position = 0
     while position < len(items):
         window: deque[tuple[T, Future[R]]] = deque()
-        pool = ProcessPoolExecutor(jobs, context, initializer or init_worker, initargs)
+        pool = pooled(jobs)
         try:
             try:
                 while position < len(items) or window:
@@ -450,20 +487,105 @@ def isolated_map(
                         item = items[position]
                         window.append((item, pool.submit(function, item)))
                         position += 1
-                    result = window[0][1].result()
-                    window.popleft()
-                    yield result
+                    if _killed(window[0][1]):
+                        break  # the rest of the window, once this pool is shut down
+                    yield window.popleft()[1].result()
             except BrokenProcessPool:
-                pass  # handled below, once this pool is shut down
+                pass  # died while an item was submitted: that item goes to the next pool
         except BaseException:  # interrupted, or the caller stopped reading: stop at once
             _stop(pool)
             raise
         pool.shutdown()
-        for item, future in window:
-            if future.done() and future.exception() is None:
-                yield future.result()
+        for outcome in _settled(function, list(window), pooled, alone):
+            yield outcome.result()
+
+
+def _pool(
+    jobs: int, initializer: Callable[..., None], initargs: tuple[Any, ...], size: int
+) -> ProcessPoolExecutor:
+    return ProcessPoolExecutor(min(jobs, size), _worker_context(), initializer, initargs)
+
+
+def _killed(future: "Future[Any]") -> bool:
+    """Whether ``future``'s item did not finish because a worker died (its own, or another's
+    that broke the pool), or ran out of memory (``WorkerCrashed``). Waits for it."""
+    return isinstance(future.exception(), BrokenProcessPool | WorkerCrashed)
+
+
+def _settled(
+    function: Callable[[T], R],
+    window: list[tuple[T, "Future[R]"]],
+    pooled: Callable[[int], ProcessPoolExecutor],
+    alone: Callable[[T], R],
+) -> list["Future[R]"]:
+    """The outcomes of ``window``'s items, after a worker died. The finished items keep
+    theirs; an item that raised WorkerCrashed itself goes to ``alone``; the others (one of
+    them killed the worker, or none: the OOM killer) run again together in a fresh pool, and
+    while a worker dies there too, the ones left unfinished run again in halves, down to one
+    item, which goes to ``alone``. So a crash costs a few pool runs, not a run alone per
+    item."""
+    outcomes = [future for _, future in window]
+    unfinished = []
+    for number, (item, future) in enumerate(window):
+        if isinstance(future.exception(), WorkerCrashed):
+            outcomes[number] = _done(alone, item)
+        elif _killed(future):
+            unfinished.append(number)
+    groups = [unfinished] if unfinished else []
+    while groups:
+        group = groups.pop()
+        if len(group) == 1:
+            outcomes[group[0]] = _done(alone, window[group[0]][0])
+            continue
+        left = []
+        for number, future in zip(group, _run_together(function, [window[n][0] for n in group],
+                                                         pooled), strict=True):  # fmt: skip
+            if isinstance(future.exception(), BrokenProcessPool):
+                left.append(number)
+            elif isinstance(future.exception(), WorkerCrashed):
+                outcomes[number] = _done(alone, window[number][0])
             else:
-                yield alone(item)
+                outcomes[number] = future
+        half = (len(left) + 1) // 2
+        groups.extend(g for g in (left[half:], left[:half]) if g)  # the first half first
+    return outcomes
+
+
+def _run_together(
+    function: Callable[[T], R], items: list[T], pooled: Callable[[int], ProcessPoolExecutor]
+) -> list["Future[R]"]:
+    """``function(item)`` of each item in a fresh pool, all at once; each one's outcome."""
+    pool = pooled(len(items))
+    try:
+        futures = []
+        for item in items:
+            try:
+                futures.append(pool.submit(function, item))
+            except BrokenProcessPool as error:  # died before all were given: as unfinished
+                futures.append(_failed(error))
+        for future in futures:
+            future.exception()  # wait for it
+    except BaseException:
+        _stop(pool)
+        raise
+    pool.shutdown()
+    return futures
+
+
+def _done(call: Callable[[T], R], item: T) -> "Future[R]":
+    """``call(item)``'s outcome (its result, or what it raised), as a finished future."""
+    future: Future[R] = Future()
+    try:
+        future.set_result(call(item))
+    except Exception as error:
+        future.set_exception(error)
+    return future
+
+
+def _failed(error: BaseException) -> "Future[Any]":
+    future: Future[Any] = Future()
+    future.set_exception(error)
+    return future
 
 
 def run_alone(
@@ -507,7 +629,21 @@ def init_worker() -> None:
     # Ctrl-C is the parent's to handle: it stops the workers; they must not print tracebacks.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     _die_with_parent()
+    _own_std_streams()
     threadpool_limits(limits=1, user_api="blas")
+
+
+def _own_std_streams() -> None:
+    """A forked worker's own stdout and stderr objects: the parent's may have been forked
+    while another of its threads (a progress bar's) held their buffer's lock, which no thread
+    of this process would ever release, and the first flush would wait forever."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        inherited = getattr(sys, name)
+        if inherited is None:
+            continue
+        encoding, errors = inherited.encoding, inherited.errors
+        fresh = open(fd, "w", 1, encoding, errors, closefd=False)  # noqa: SIM115 - for good
+        setattr(sys, name, fresh)
 
 
 def _die_with_parent() -> None:

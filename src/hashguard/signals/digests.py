@@ -6,6 +6,7 @@ They match identical copies only: distance 0 (identical) or 1 (different).
 
 import hashlib
 import re
+from collections.abc import Sequence
 from typing import ClassVar
 
 from hashguard.media.formats import MediaKind
@@ -39,13 +40,13 @@ class DigestSignal(SignalType[bytes]):
         cls.hex_digits = 2 * cls.size
 
     def hash(self, source: MediaSource, limits: Limits = DEFAULT_LIMITS) -> bytes:
-        digest = hashlib.new(self.algorithm)
-        if isinstance(source, bytes):
-            digest.update(source)
-        else:
-            while chunk := source.read(_CHUNK):
-                digest.update(chunk)
-        return digest.digest()
+        return digests_of(source, [self])[0]
+
+    @property
+    def of_the_bytes(self) -> bool:
+        """Whether it digests the bytes as they are (not a decoding of them, as
+        ``canonical_sha256``): such digests can be computed together (``digests_of``)."""
+        return type(self).hash is DigestSignal.hash
 
     def parse(self, text: str) -> bytes:
         value = text.strip().lower()
@@ -71,6 +72,20 @@ class DigestSignal(SignalType[bytes]):
 
     same: ClassVar[str] = "byte-identical files"
     different: ClassVar[str] = "the files differ (exact hash)"
+
+
+def digests_of(source: MediaSource, signals: Sequence[DigestSignal]) -> list[bytes]:
+    """Each of ``signals``' digest of the bytes of ``source``, all from one pass over them
+    (read in chunks from a stream's position)."""
+    digests = [hashlib.new(signal.algorithm) for signal in signals]
+    if isinstance(source, bytes):
+        for digest in digests:
+            digest.update(source)
+    else:
+        while chunk := source.read(_CHUNK):
+            for digest in digests:
+                digest.update(chunk)
+    return [digest.digest() for digest in digests]
 
 
 class Md5Signal(DigestSignal):
