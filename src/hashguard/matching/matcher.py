@@ -25,8 +25,16 @@ at all when its quality or stability is below the minimum.
 """
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import (
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
@@ -217,28 +225,18 @@ class Matcher:
         with self._lock:
             state = {k: v for k, v in vars(self).items() if k not in _LIVE}
             state = {k: v.copy() if isinstance(v, dict) else v for k, v in state.items()}
-            state["_entries"] = EntryColumns(
-                slim
-                for entry in self._entries.values()
-                if (slim := self._copied(entry)) is not None
-            )
+            two_sources = {i for i, f in self._lists.items() if f.hash_list.policy.two_sources}
+            copied = (entry for entry in self._entries.values() if self._copied(entry))
+            state["_entries"] = EntryColumns(copied, two_sources)
             return state
 
-    def _copied(self, entry: Entry) -> Entry | None:
-        """What a copy keeps of ``entry``: None when it cannot match (a copy does not follow
-        the lists, so it never will), else the entry without what matching does not read
-        (of its provenance, only the organisations and jurisdictions of its sources, which
-        the two-source rule reads, and only when its list's policy has that rule)."""
+    def _copied(self, entry: Entry) -> bool:
+        """Whether a copy keeps ``entry``: not when it cannot match (a copy does not follow
+        the lists, so it never will)."""
         followed = self._lists.get(entry.list_id)
-        if followed is None:
-            return None
-        policy = followed.hash_list.policy
-        if not entry.matchable(policy, self.min_stability):
-            return None
-        if not policy.two_sources:
-            return replace(entry, provenance=_NO_PROVENANCE)
-        sources = (Source(s.organisation, s.jurisdiction) for s in entry.provenance.sources)
-        return replace(entry, provenance=Provenance(sources=tuple(dict.fromkeys(sources))))
+        return followed is not None and entry.matchable(
+            followed.hash_list.policy, self.min_stability
+        )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
@@ -574,13 +572,23 @@ class EntryColumns(Mapping[int, Entry]):
     versions, stabilities, and the values' UTF-8 text in one array; signals, label sets and
     (slim) provenances as numbers into tables of the distinct ones. An Entry is made only when
     asked for (an entry a query matched): 44 bytes per entry plus its value's text, in arrays
-    that pickle out of band (protocol 5), where a dict of Entry objects takes about 560."""
+    that pickle out of band (protocol 5), where a dict of Entry objects takes about 560.
+    Provenance is kept only for the entries of ``two_sources`` (list ids), whose rule reads
+    it, and of it only the sources' organisations and jurisdictions."""
 
-    def __init__(self, entries: Iterable[Entry]) -> None:
+    def __init__(self, entries: Iterable[Entry], two_sources: Container[int] = ()) -> None:
         held = sorted(entries, key=lambda entry: entry.id)
         signals: dict[str, int] = {}
         labels: dict[frozenset[str], int] = {}
         provenances: dict[Provenance, int] = {_NO_PROVENANCE: 0}
+
+        def provenance(entry: Entry) -> int:
+            if entry.list_id not in two_sources:
+                return 0
+            sources = (Source(s.organisation, s.jurisdiction) for s in entry.provenance.sources)
+            slim = Provenance(sources=tuple(dict.fromkeys(sources)))
+            return provenances.setdefault(slim, len(provenances))
+
         texts = [entry.value.encode() for entry in held]
         self.ids = np.array([entry.id for entry in held], np.int64)
         self.lists = np.array([entry.list_id for entry in held], np.int64)
@@ -592,9 +600,7 @@ class EntryColumns(Mapping[int, Entry]):
             [signals.setdefault(e.signal, len(signals)) for e in held], np.uint16
         )
         self.labels = np.array([labels.setdefault(e.labels, len(labels)) for e in held], np.int32)
-        self.provenances = np.array(
-            [provenances.setdefault(e.provenance, len(provenances)) for e in held], np.int32
-        )
+        self.provenances = np.array([provenance(entry) for entry in held], np.int32)
         self.ends = np.cumsum([len(text) for text in texts], dtype=np.int64)
         self.text = np.frombuffer(b"".join(texts), np.uint8)
         self.signal_names = tuple(signals)
