@@ -152,6 +152,22 @@ def measure(
         except ImportError:
             print("Ray not installed: pip install 'hashguard[ray]'")
         else:
+
+            def held_by_a_worker(shared: list[Any]) -> int:
+                """In a Ray worker (defined here: Ray sends it by value, as workers cannot
+                import the bench's modules): the bytes it allocates to load the Matcher (the
+                arrays mapped from the object store are not its own)."""
+                import tracemalloc
+
+                tracemalloc.start()
+                try:
+                    loaded = ray.get(shared[0])  # held while measured
+                    held, _ = tracemalloc.get_traced_memory()
+                    del loaded
+                finally:
+                    tracemalloc.stop()
+                return held
+
             ray.init(
                 address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False
             )
@@ -159,7 +175,7 @@ def measure(
                 seconds[f"ray, {workers} CPUs"], on_ray = timed(
                     scan_on_ray(parts, source.reader, matcher, settings, workers, loads=loads)
                 )
-                held = ray.get(ray.remote(_held_by_a_worker).remote([ray.put(matcher)]))
+                held = ray.get(ray.remote(held_by_a_worker).remote([ray.put(matcher)]))
             finally:
                 ray.shutdown()
             if on_ray != reference:
@@ -176,23 +192,6 @@ def stored(matcher: Matcher) -> int:
     buffers: list[pickle.PickleBuffer] = []
     in_band = pickle.dumps(matcher, 5, buffer_callback=buffers.append)
     return len(in_band) + sum(buffer.raw().nbytes for buffer in buffers)
-
-
-def _held_by_a_worker(shared: list[Any]) -> int:
-    """In a Ray worker: the bytes it allocates to load the Matcher (the arrays mapped from the
-    object store are not its own)."""
-    import tracemalloc
-
-    import ray
-
-    tracemalloc.start()
-    try:
-        matcher = ray.get(shared[0])  # held while measured
-        held, _ = tracemalloc.get_traced_memory()
-        del matcher
-    finally:
-        tracemalloc.stop()
-    return held
 
 
 def rows(measured: ScanMeasured) -> list[list[str]]:
