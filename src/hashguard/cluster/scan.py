@@ -1,9 +1,11 @@
 """The scan's Ray engine: one Ray task per part, each running ``scan_part``. The Matcher is put
-once into the object store, and each worker process gets and unpickles it once, for its first
-part, then keeps it for the parts that follow (a task is given the reference inside a list, so
-Ray does not resolve it for every task). A task whose worker dies, or whose node is lost, or
-that found the source unavailable, runs again (``max_retries``); the driver takes each part's
-rows as it finishes (``ray.wait``), to write them.
+once into the object store, and each worker process gets it once, for its first part, then
+keeps it for the parts that follow (a task is given the reference inside a list, so Ray does
+not resolve it for every task). Its index and entries are numpy arrays
+(``Matcher.__getstate__``) that Ray maps from the node's object store into the worker, not
+copies: a node holds them once. A task whose worker dies, or whose node is lost, or that found
+the source unavailable, runs again (``max_retries``); the driver takes each part's rows as it
+finishes (``ray.wait``), to write them.
 
 A part whose worker died every time (a decoder fault, the kernel's OOM killer, or Ray's memory
 monitor, which fails the task with OutOfMemoryError) does not end the scan, as on the local
