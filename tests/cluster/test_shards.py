@@ -350,6 +350,19 @@ def test_a_part_that_cannot_be_read_for_a_moment_loads_at_the_next_call(tmp_path
             broken.query(1, hashes, 8)
 
 
+def test_a_shard_hung_while_it_loads_fails_the_open_and_its_close_is_no_start_that_died(
+    ray_local: None, tmp_path: Path
+) -> None:
+    """A shard stuck loading (a journal file that never opens, as on a hung mount): the open
+    fails after the timeout naming the shard, and the close that ends the loading is not
+    counted against MAX_STARTS (a shard ended by close() did not die of its part)."""
+    (tmp_path / "journal").mkdir()
+    os.mkfifo(tmp_path / "journal" / "change-000000000001.hgi")  # open() waits for a writer
+    with pytest.raises(ShardUnavailable, match="shard 0 of 1: no answer within 4 s"):
+        ShardedIndex(tmp_path, 1, num_cpus=0.5, timeout=4)
+    assert (tmp_path / "shard-0" / "starts").read_bytes() == b"0"
+
+
 def test_a_change_that_cannot_be_journaled_is_refused_with_nothing_changed(
     ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
