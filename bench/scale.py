@@ -5,8 +5,9 @@ against one index, and from these measured figures the sizing table for 1 billio
 
 (1) ``hashguard scan``'s work on 512 px JPEG scenes (bench/scale_scan.py): one process, the
     process pool of 2 workers, Ray with 2 CPUs; Ray's share of the pool's files/s (bar: 85 %)
-    and its overhead per file; once against a list of 1,000 entries and once against 1M (the
-    index each worker process holds: what shipping it costs).
+    and its overhead per file; once against a list of 1,000 entries and once against 1M (what
+    shipping the Matcher costs, and its memory on a node: the object store's copy and each
+    worker's own).
 (2) Replicas (bench/scale_replicas.py, needs PostgreSQL: run under scripts/with-postgresql):
     propagation p50/p99 of 50 changes between two ``hashguard serve`` (target p99 <= 1 s), and
     load time of a list from the database against a signed snapshot.

@@ -572,7 +572,7 @@ class EntryColumns(Mapping[int, Entry]):
     versions, stabilities, and the values' UTF-8 text in one array; signals, label sets and
     (slim) provenances as numbers into tables of the distinct ones. An Entry is made only when
     asked for (an entry a query matched): 44 bytes per entry plus its value's text, in arrays
-    that pickle out of band (protocol 5), where a dict of Entry objects takes about 560.
+    that pickle out of band (protocol 5), where a dict of Entry objects takes 400 to 560.
     Provenance is kept only for the entries of ``two_sources`` (list ids), whose rule reads
     it, and of it only the sources' organisations and jurisdictions."""
 
