@@ -5,16 +5,18 @@ against one index, and from these measured figures the sizing table for 1 billio
 
 (1) ``hashguard scan``'s work on 512 px JPEG scenes (bench/scale_scan.py): one process, the
     process pool of 2 workers, Ray with 2 CPUs; Ray's share of the pool's files/s (bar: 85 %)
-    and its overhead per file; once against a list of 1,000 entries and once against 1M (the
-    index each worker process holds: what shipping it costs).
+    and its overhead per file; once against a list of 1,000 entries and once against 1M (what
+    shipping the Matcher costs, and its memory on a node: the object store's copy and each
+    worker's own).
 (2) Replicas (bench/scale_replicas.py, needs PostgreSQL: run under scripts/with-postgresql):
     propagation p50/p99 of 50 changes between two ``hashguard serve`` (target p99 <= 1 s), and
     load time of a list from the database against a signed snapshot.
 (3) The sharded index (bench/scale_shards.py): queries/s at 10M entries, one HammingIndex
     against K = 2 and 4 shards on Ray.
 (4) The sizing table (bench/scale_sizing.py) for 1 billion files against 100M entries, from
-    (1)'s single-process files/s, (3)'s one-index queries/s and bytes per entry, and (1)'s Ray
-    efficiency, with the arithmetic printed.
+    (1)'s single-process files/s, (3)'s one-index queries/s, and from (1)'s run against the big
+    list: Ray's share of ideal scaling and the Matcher's bytes per entry in the object store and
+    in each worker, with the arithmetic printed and the sizes it extrapolates from.
 
 --quick: 400 files, lists of 100k, 1M entries for the shards, 100k for the load times.
 """
@@ -59,7 +61,8 @@ def main() -> None:
         table(scale_scan.HEADER, scale_scan.rows(measured))
         if measured.efficiency is not None:
             print(f"Ray: {measured.efficiency:.0%} of the pool's files/s (bar: >= 85 %), "
-                  f"{measured.ray_overhead_ms:.2f} ms more per file\n")  # fmt: skip
+                  f"{measured.ray_overhead_ms:.2f} ms more per file, {measured.scaling:.0%} of "
+                  f"ideal scaling\n{scale_scan.memory(measured)}\n")  # fmt: skip
 
     print("## (2) Replicas\n")
     server = os.environ.get("HASHGUARD_TEST_POSTGRES_URL")
@@ -83,13 +86,18 @@ def main() -> None:
     ray.shutdown()
     table(scale_shards.HEADER, scale_shards.rows(shards))
 
-    print("## (4) Sizing: 1 billion files against 100M entries\n")
     single = next(m for m in shards if m.shards == 0)
-    efficiency = min(1.0, scans[0].efficiency or 1.0)
+    big = scans[-1]
+    if big.scaling is None:
+        sys.exit("the sizing needs Ray's figures: pip install 'hashguard[ray]'")
+    print(f"## (4) Sizing: 1 billion files against 100M entries, extrapolated from queries "
+          f"against {shard_entries:,} entries and a Matcher of {big.entries:,}\n")  # fmt: skip
+    efficiency = min(1.0, big.scaling)
     figures = scale_sizing.PerCore(
         hash_files_per_s=scans[0].single_files_per_s,
         match_queries_per_s=single.queries_per_s,
-        bytes_per_entry=single.bytes_per_entry,
+        store_bytes_per_entry=big.store_bytes / big.entries,
+        worker_bytes_per_entry=big.worker_bytes / big.entries,
         measured_entries=shard_entries,
     )
     workload = scale_sizing.Workload(efficiency=efficiency)

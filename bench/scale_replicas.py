@@ -103,9 +103,11 @@ def percentile(delays: list[float], share: float) -> float:
     return ranked[min(len(ranked) - 1, max(0, int(np.ceil(share * len(ranked))) - 1))]
 
 
-def load_times(url: str, size: int, scratch: Path) -> tuple[float, float]:
-    """Seconds to load a list of ``size`` random PDQ hashes into a Matcher from the database,
-    and from a signed snapshot of it (read, verified, loaded, caught up)."""
+def load_times(url: str, size: int, scratch: Path, repeats: int = 3) -> tuple[float, float]:
+    """Median seconds to load a list of ``size`` random PDQ hashes into a Matcher from the
+    database, and from a signed snapshot of it (read, verified, loaded, caught up), over
+    ``repeats`` rounds; the load that goes first alternates, so that neither always finds the
+    caches the other warmed."""
     engine = open_engine(url)
     store = ListStore(engine)
     name = f"load{size}"
@@ -116,17 +118,26 @@ def load_times(url: str, size: int, scratch: Path) -> tuple[float, float]:
     path = scratch / f"{name}.snapshot"
     snapshot.write(path, store, [name], keys.load(key))
     public = keys.read_public(key.with_name(key.name + ".pub"))
-    started = time.perf_counter()
-    from_database = Matcher(store, [name])
-    database_seconds = time.perf_counter() - started
-    started = time.perf_counter()
-    source = snapshot.SnapshotSource(snapshot.read(path, public), store)
-    from_snapshot = Matcher(source, [name])
-    from_snapshot.refresh()
-    snapshot_seconds = time.perf_counter() - started
-    assert from_snapshot.sizes() == from_database.sizes()
+
+    def from_database() -> Matcher:
+        return Matcher(store, [name])
+
+    def from_snapshot() -> Matcher:
+        matcher = Matcher(snapshot.SnapshotSource(snapshot.read(path, public), store), [name])
+        matcher.refresh()
+        return matcher
+
+    seconds: dict[str, list[float]] = {"database": [], "snapshot": []}
+    loads = [("database", from_database), ("snapshot", from_snapshot)]
+    for round_number in range(repeats):
+        sizes = []
+        for kind, load in loads if round_number % 2 == 0 else loads[::-1]:
+            started = time.perf_counter()
+            sizes.append(load().sizes())
+            seconds[kind].append(time.perf_counter() - started)
+        assert sizes[0] == sizes[1]
     engine.dispose()
-    return database_seconds, snapshot_seconds
+    return statistics.median(seconds["database"]), statistics.median(seconds["snapshot"])
 
 
 def replicas(url: str, changes: int, scratch: Path) -> list[float]:

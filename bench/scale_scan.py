@@ -10,12 +10,17 @@ them) in a temporary directory, then scans them with ``scan_part`` as ``hashguar
   (c) Ray, a local instance of ``--workers`` CPUs (its start-up not counted).
 
 It prints files/s per engine with its ratio to the process pool (issue 22's bar: Ray >= 85 %),
-and Ray's overhead per file: (Ray's seconds - the pool's) / files. Every engine's rows must equal
+Ray's overhead per file: (Ray's seconds - the pool's) / files, Ray's share of ideal scaling
+(its files/s / (workers x the single process's)), and the memory the Matcher takes on a node:
+its copy in the object store (pickled with protocol 5, as Ray stores it) and what one worker
+process holds of its own once it has loaded it (tracemalloc: the Python objects unpickled; the
+arrays Ray maps from the store are shared by the node's workers). Every engine's rows must equal
 the single-process run's, or the script fails.
 """
 
 import argparse
 import os
+import pickle
 import sys
 import tempfile
 import time
@@ -55,6 +60,8 @@ class ScanMeasured:
     seconds: dict[str, float]  # per engine, in the order run: single, pool, Ray
     listing: float = 0.0  # seconds to list the directory
     loads: tuple[int, int] = (0, 0)  # on Ray: Matcher loads, worker processes that scanned
+    store_bytes: int = 0  # the Matcher's copy in Ray's object store (one per node)
+    worker_bytes: int = 0  # what one Ray worker process holds of its own once it loaded it
 
     @property
     def pool(self) -> float:
@@ -72,6 +79,12 @@ class ScanMeasured:
     def efficiency(self) -> float | None:
         """Ray's files/s as a share of the process pool's (issue 22: >= 85 %)."""
         return None if self.ray is None else self.pool / self.ray
+
+    @property
+    def scaling(self) -> float | None:
+        """Ray's files/s as a share of ideal scaling: workers x the single process's."""
+        single = self.seconds["single process"]
+        return None if self.ray is None else single / (self.workers * self.ray)
 
     @property
     def ray_overhead_ms(self) -> float | None:
@@ -139,6 +152,22 @@ def measure(
         except ImportError:
             print("Ray not installed: pip install 'hashguard[ray]'")
         else:
+
+            def held_by_a_worker(shared: list[Any]) -> int:
+                """In a Ray worker (defined here: Ray sends it by value, as workers cannot
+                import the bench's modules): the bytes it allocates to load the Matcher (the
+                arrays mapped from the object store are not its own)."""
+                import tracemalloc
+
+                tracemalloc.start()
+                try:
+                    loaded = ray.get(shared[0])  # held while measured
+                    held, _ = tracemalloc.get_traced_memory()
+                    del loaded
+                finally:
+                    tracemalloc.stop()
+                return held
+
             ray.init(
                 address="local", num_cpus=workers, include_dashboard=False, log_to_driver=False
             )
@@ -146,12 +175,23 @@ def measure(
                 seconds[f"ray, {workers} CPUs"], on_ray = timed(
                     scan_on_ray(parts, source.reader, matcher, settings, workers, loads=loads)
                 )
+                held = ray.get(ray.remote(held_by_a_worker).remote([ray.put(matcher)]))
             finally:
                 ray.shutdown()
             if on_ray != reference:
                 sys.exit("Ray's rows differ from the single process's")
-    loaded = (sum(loads.values()), len(loads))
-    return ScanMeasured(files, size, entries, workers, seconds, listing, loaded)
+            loaded = (sum(loads.values()), len(loads))
+            return ScanMeasured(files, size, entries, workers, seconds, listing, loaded,
+                                stored(matcher), held)  # fmt: skip
+    return ScanMeasured(files, size, entries, workers, seconds, listing)
+
+
+def stored(matcher: Matcher) -> int:
+    """The bytes of ``matcher``'s copy as Ray stores it: pickled with protocol 5, in band and
+    its out-of-band buffers."""
+    buffers: list[pickle.PickleBuffer] = []
+    in_band = pickle.dumps(matcher, 5, buffer_callback=buffers.append)
+    return len(in_band) + sum(buffer.raw().nbytes for buffer in buffers)
 
 
 def rows(measured: ScanMeasured) -> list[list[str]]:
@@ -182,6 +222,19 @@ def main() -> None:
               f"{measured.loads[1]} worker processes")  # fmt: skip
     if measured.ray_overhead_ms is not None:
         print(f"Ray's overhead per file against the pool: {measured.ray_overhead_ms:.2f} ms")
+        print(f"Ray's share of ideal scaling: {measured.scaling:.0%}")
+        print(memory(measured))
+
+
+def memory(measured: ScanMeasured) -> str:
+    """The Matcher's memory on a Ray node, per entry of the list."""
+    return (
+        f"the Matcher of {measured.entries:,} entries on a Ray node: "
+        f"{measured.store_bytes / 1e6:,.1f} MB in the object store "
+        f"({measured.store_bytes / measured.entries:,.0f} B/entry, one copy per node), "
+        f"{measured.worker_bytes / 1e6:,.1f} MB of each worker's own "
+        f"({measured.worker_bytes / measured.entries:,.0f} B/entry per worker process)"
+    )
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """The sizing table: what scanning a corpus against large lists takes, from per-core figures
-measured on this machine (bench/scale.py measures them and calls ``sizing``). ``bytes_per_entry``
-is the index arrays per entry (a ShardUsage's ``array_bytes``), not a process's resident memory.
+measured on this machine (bench/scale.py measures them and calls ``sizing``).
 
 The arithmetic, so that a reader can check every row:
 
@@ -11,9 +10,12 @@ The arithmetic, so that a reader can check every row:
   100M entries is 10 shards of 10M and every query visits every shard (one index of 100M is
   cheaper per entry, so this errs on the safe side).
 * wall hours: (hashing + matching core-seconds) / (cores x efficiency) / 3600, efficiency
-  being the engine's measured share of ideal scaling (Ray against the process pool).
-* memory: one copy of the index per node (its cores share it: Ray's object store maps one
-  copy per node) = entries x bytes per entry; nodes = cores / cores per node, rounded up.
+  being Ray's measured share of ideal scaling: its files/s / (workers x one process's).
+* memory, what ``scan --engine ray`` holds of the Matcher on a node: its copy in Ray's object
+  store (one per node: the index arrays and the entries' columns, mapped by every worker) plus
+  what each worker process holds of its own once it loaded it (its Python objects), times
+  the workers (one per core) = entries x (store bytes + cores per node x worker bytes) per
+  entry; nodes = cores / cores per node, rounded up.
 """
 
 import math
@@ -30,8 +32,8 @@ HEADER = (
     "hashing h",
     "matching h",
     "wall hours",
-    "index GB per node",
-    "index GB in all",
+    "GB per node (store + workers)",
+    "GB in all",
 )
 
 
@@ -41,14 +43,19 @@ class PerCore:
 
     hash_files_per_s: float  # files hashed per second
     match_queries_per_s: float  # radius-31 queries per second against measured_entries
-    bytes_per_entry: float  # index memory per list entry
-    measured_entries: int = 10_000_000
+    store_bytes_per_entry: float  # the Matcher's copy in Ray's object store, per list entry
+    worker_bytes_per_entry: float  # what each Ray worker holds of its own, per list entry
+    measured_entries: int = 10_000_000  # of the list the queries per second were measured on
 
     def __post_init__(self) -> None:
-        for name in ("hash_files_per_s", "match_queries_per_s", "bytes_per_entry"):
+        for name in ("hash_files_per_s", "match_queries_per_s", "store_bytes_per_entry"):
             value = getattr(self, name)
             if not (math.isfinite(value) and value > 0):
                 raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not (math.isfinite(self.worker_bytes_per_entry) and self.worker_bytes_per_entry >= 0):
+            raise ValueError(
+                f"worker_bytes_per_entry must not be negative, got {self.worker_bytes_per_entry!r}"
+            )
         if self.measured_entries <= 0:
             raise ValueError(f"measured_entries must be positive, got {self.measured_entries}")
 
@@ -60,8 +67,8 @@ class SizingRow:
     hashing_hours: float  # wall hours spent hashing
     matching_hours: float  # wall hours spent matching
     hours: float
-    index_bytes: int  # one copy of the index (per node)
-    memory_bytes: int  # all nodes' copies
+    node_bytes: int  # the Matcher on one node: the object store's copy and every worker's own
+    memory_bytes: int  # on all nodes
 
 
 @dataclass(frozen=True)
@@ -90,15 +97,21 @@ class Workload:
     def matching_core_seconds(self, figures: PerCore) -> float:
         return self.files * self.queries_per_file * self.query_core_seconds(figures)
 
+    def node_bytes(self, figures: PerCore) -> float:
+        """The Matcher's memory on one node: the object store's copy, and each worker's own."""
+        per_entry = figures.store_bytes_per_entry
+        per_entry += self.cores_per_node * figures.worker_bytes_per_entry
+        return self.entries * per_entry
+
 
 def sizing(
     figures: PerCore, workload: Workload = Workload(), cores: Sequence[int] = CORES
 ) -> list[SizingRow]:
     """One row per core count: wall hours of hashing and matching ``workload``, nodes, and the
-    memory of one index copy per node. Raises ValueError on a core count below 1."""
+    Matcher's memory per node and in all. Raises ValueError on a core count below 1."""
     hashing = workload.hashing_core_seconds(figures)
     matching = workload.matching_core_seconds(figures)
-    index_bytes = round(workload.entries * figures.bytes_per_entry)
+    node_bytes = round(workload.node_bytes(figures))
     rows = []
     for count in cores:
         if count < 1:
@@ -112,8 +125,8 @@ def sizing(
                 hashing_hours=hashing / effective,
                 matching_hours=matching / effective,
                 hours=(hashing + matching) / effective,
-                index_bytes=index_bytes,
-                memory_bytes=nodes * index_bytes,
+                node_bytes=node_bytes,
+                memory_bytes=nodes * node_bytes,
             )
         )
     return rows
@@ -135,9 +148,10 @@ def explain(figures: PerCore, workload: Workload = Workload()) -> list[str]:
         f"{matching / 3600:,.0f} core-hours",
         f"wall hours = ({hashing / 3600:,.0f} + {matching / 3600:,.0f}) core-hours / (cores x "
         f"{workload.efficiency:g})",
-        f"index: {workload.entries:,} entries x {figures.bytes_per_entry:,.0f} B = "
-        f"{workload.entries * figures.bytes_per_entry / 1e9:,.1f} GB per node (one copy, "
-        f"{workload.cores_per_node} cores a node)",
+        f"memory per node: {workload.entries:,} entries x ({figures.store_bytes_per_entry:,.0f}"
+        f" B in the object store + {workload.cores_per_node} workers x "
+        f"{figures.worker_bytes_per_entry:,.1f} B each) = "
+        f"{workload.node_bytes(figures) / 1e9:,.1f} GB",
     ]
 
 
@@ -150,7 +164,7 @@ def table_rows(rows: Sequence[SizingRow]) -> list[list[str]]:
             f"{row.hashing_hours:,.1f}",
             f"{row.matching_hours:,.1f}",
             f"{row.hours:,.1f}",
-            f"{row.index_bytes / 1e9:,.1f}",
+            f"{row.node_bytes / 1e9:,.1f}",
             f"{row.memory_bytes / 1e9:,.0f}",
         ]
         for row in rows

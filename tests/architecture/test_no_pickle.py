@@ -1,6 +1,10 @@
 """Nothing hashguard stores, receives or serves is ever pickled: HMA unpickles its index from its
-database. The service's bulk jobs travel as JSON. (The CLI's ``hash --jobs`` pool uses Python's
-multiprocessing between its own worker processes; nothing there comes from outside.)"""
+database. The service's bulk jobs travel as JSON. Pickles pass only between processes of one
+run of the CLI, and nothing in them comes from outside: ``hash --jobs`` and ``scan``'s local
+engine (Python's multiprocessing between its own worker processes), ``scan --engine ray`` and
+the sharded index (Ray pickles tasks, their arguments and the Matcher's copy between the
+driver and its workers). A Ray cluster given with ``--address`` runs whatever its clients
+send: everyone who can reach it is trusted as the scan's own code (docs/scan.md)."""
 
 import ast
 from pathlib import Path

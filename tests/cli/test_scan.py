@@ -191,6 +191,10 @@ def test_a_resume_matches_against_the_lists_as_they_are_now(
             "--workers 0 (in this process) is for --engine local",
         ),
         (["--report-to", "http://127.0.0.1:9"], "--report-to needs --key"),
+        (
+            ["--engine", "ray", "--address", "127.0.0.1:6379", "--workers", "4"],
+            "--workers is for a local Ray instance: with --address the cluster's CPUs are used",
+        ),
     ],
 )
 def test_options_that_cannot_work_are_refused(

@@ -90,6 +90,20 @@ def test_the_process_pool_and_ray_give_the_same_rows(
     assert set(loads.values()) == {1} and len(loads) < len(parts)
 
 
+def test_no_part_left_starts_no_ray(
+    corpus: Corpus, matcher: Matcher, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished scan run again on Ray: nothing to do, so no Ray instance is started."""
+
+    def started() -> None:
+        raise AssertionError("Ray started for no part")
+
+    monkeypatch.setattr(cluster_scan, "_ray", started)
+    settings = ScanSettings(matcher.variant_families(), matcher.versions())
+    reader = open_source(str(corpus.root)).reader
+    assert list(scan_on_ray([], reader, matcher, settings, 2)) == []
+
+
 def _scan_workers() -> list[int]:
     """Ray's worker processes running a scan task now (Ray titles them by their task)."""
     found = []
@@ -137,6 +151,7 @@ def test_a_killed_ray_worker_changes_nothing(
 CRASH = b"kills-the-decoder"
 
 
+@pytest.mark.parametrize("fault", ["exit", "out of memory"])
 def test_a_file_that_kills_its_ray_worker_is_the_only_error_row(
     corpus: Corpus,
     matcher: Matcher,
@@ -144,10 +159,12 @@ def test_a_file_that_kills_its_ray_worker_is_the_only_error_row(
     ray_two_nodes: Any,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    fault: str,
 ) -> None:
     """A JPEG that decodes (the bytes after its end are ignored) but kills PDQ's decoder in
-    every Ray worker process: its part's task dies every time, then its own; the scan goes
-    on, and the file is an error row with its digests."""
+    every Ray worker process (its process exits, or Ray's memory monitor fails the task with
+    OutOfMemoryError): its part's task dies every time, then its own; the scan goes on, and
+    the file is an error row with its digests."""
     monkeypatch.setattr(cluster_scan, "RETRIES", 0)  # a worker start less per retry: seconds
     root = tmp_path / "media"
     copied = [p for p in sorted(corpus.root.rglob("*")) if p.is_file()][:15]
@@ -174,9 +191,32 @@ def test_a_file_that_kills_its_ray_worker_is_the_only_error_row(
 
         batch.hash_variants = crashing
 
+    def memory_monitor() -> None:
+        """Ray's memory monitor killing the tasks that decode the file: what ``ray.get``
+        raises for them (OutOfMemoryError) instead of their result."""
+        from ray.exceptions import OutOfMemoryError
+
+        from hashguard.cluster import scan as on_ray
+
+        real_part, real_file = on_ray.scan_part, on_ray.hash_stored
+        killed = OutOfMemoryError("Task was killed due to the node running low on memory.")
+
+        def part(files: Any, *args: Any) -> Any:
+            if any(file.key == crashing for file in files):
+                raise killed
+            return real_part(files, *args)
+
+        def file(file: Any, reader: Any, settings: Any, signals: Any) -> Any:
+            if file.key == crashing and (not signals or "pdq" in signals):
+                raise killed
+            return real_file(file, reader, settings, signals)
+
+        on_ray.scan_part, on_ray.hash_stored = part, file
+
     ray.shutdown()  # a job of its own, whose workers run the hook
     ray.init(address=ray_two_nodes.address, log_to_driver=False,
-             runtime_env={"worker_process_setup_hook": decoder_fault})  # fmt: skip
+             runtime_env={"worker_process_setup_hook":
+                          decoder_fault if fault == "exit" else memory_monitor})  # fmt: skip
     try:
         found = list(scan_on_ray(_parts(root, 8), reader, matcher, settings, 2))
     finally:
@@ -204,7 +244,12 @@ def test_a_removed_node_changes_nothing(
     removed = threading.Event()
 
     def remove_a_node() -> None:
-        ray_two_nodes.remove_node(next(iter(ray_two_nodes.worker_nodes)))
+        """The node of a worker process running a part now (its raylet is its parent)."""
+        [worker, *_] = eventually(_scan_workers)
+        raylet = int(Path("/proc", str(worker), "stat").read_text().rsplit(")", 1)[1].split()[1])
+        [running] = [node for node in ray_two_nodes.worker_nodes
+                     if node.all_processes["raylet"][0].process.pid == raylet]  # fmt: skip
+        ray_two_nodes.remove_node(running)
         removed.set()
 
     rows, _ = _scan_while(corpus, matcher, 100, remove_a_node)

@@ -21,6 +21,7 @@ from hashguard.cluster.shards import (
     ShardDirectoryError,
     ShardedIndex,
     ShardUnavailable,
+    placeable,
     record,
 )
 from hashguard.errors import Unavailable
@@ -323,6 +324,94 @@ def test_a_base_that_cannot_be_written_fails_no_change_and_is_tried_again(
     part.remove(2, np.arange(3))
     assert part.compacted() == 2
     assert Shard(str(tmp_path), 0, 1, 256).usage().entries == 97
+
+
+def test_a_part_that_cannot_be_read_for_a_moment_loads_at_the_next_call(tmp_path: Path) -> None:
+    """An I/O fault while a shard loads (EIO, ESTALE: here, the journal file cannot be opened)
+    is not kept: the call says the shard is unavailable, and the next call loads the part."""
+    hashes = clustered(31, 10)
+    record(tmp_path, 1, "add", np.arange(10), hashes)
+    journaled = tmp_path / "journal" / "change-000000000001.hgi"
+    aside = journaled.rename(tmp_path / "aside.hgi")
+    journaled.mkdir()  # opening it fails, as a file on a failing disk would
+    part = Shard(str(tmp_path), 0, 1, 256)
+    with pytest.raises(ShardUnavailable, match=r"cannot load its part now: .*Is a directory"):
+        part.query(1, hashes, 8)
+    journaled.rmdir()
+    aside.rename(journaled)
+    assert part.usage().entries == 10
+    assert part.compacted() == 1
+    # A fault of the contents is kept: a restart would not mend it.
+    base = tmp_path / "shard-0" / "base-000000000001.hgi"
+    base.write_bytes(base.read_bytes()[:-1] + b"x")
+    broken = Shard(str(tmp_path), 0, 1, 256)
+    for _ in range(2):
+        with pytest.raises(ShardDirectoryError, match="checksum mismatch"):
+            broken.query(1, hashes, 8)
+
+
+def test_a_shard_hung_while_it_loads_fails_the_open_and_its_close_is_no_start_that_died(
+    ray_local: None, tmp_path: Path
+) -> None:
+    """A shard stuck loading (a journal file that never opens, as on a hung mount): the open
+    fails after the timeout naming the shard, and the close that ends the loading is not
+    counted against MAX_STARTS (a shard ended by close() did not die of its part)."""
+    (tmp_path / "journal").mkdir()
+    os.mkfifo(tmp_path / "journal" / "change-000000000001.hgi")  # open() waits for a writer
+    with pytest.raises(ShardUnavailable, match="shard 0 of 1: no answer within 4 s"):
+        ShardedIndex(tmp_path, 1, num_cpus=0.5, timeout=4)
+    assert (tmp_path / "shard-0" / "starts").read_bytes() == b"0"
+
+
+def test_a_change_that_cannot_be_journaled_is_refused_with_nothing_changed(
+    ray_local: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    hashes = clustered(37, 20)
+    with ShardedIndex(tmp_path, 2, num_cpus=0.5) as sharded:
+        sharded.add(np.arange(10), hashes[:10])
+
+        def full_disk(*_: object) -> None:
+            raise OSError(28, "No space left on device")
+
+        with monkeypatch.context() as patched:
+            patched.setattr(shards_module, "record", full_disk)
+            with pytest.raises(ShardUnavailable, match=r"cannot journal change 2 in .*: No space "
+                               "left on device; nothing was changed"):  # fmt: skip
+                sharded.add(np.arange(10, 20), hashes[10:])
+        sharded.add(np.arange(10, 20), hashes[10:])  # numbered 2: no gap in the journal
+        assert len(sharded) == 20
+
+
+def test_shards_are_placed_first_fit_on_whole_nodes() -> None:
+    """Two nodes of one CPU hold two shards of 0.6 CPUs, not three (1.8 <= 2 CPUs in all, but
+    an actor runs on one node)."""
+    assert placeable(2, 0.6, [1.0, 1.0])
+    assert not placeable(3, 0.6, [1.0, 1.0])
+    assert placeable(3, 0.3333, [1.0])
+    assert not placeable(1, 0.0, [4.0])
+
+
+def test_a_base_only_renamed_is_made_durable_before_it_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A change with none of a shard's rows renames its base; the directory is synced before
+    ``base()`` reports it (the driver then deletes the journal up to it)."""
+    hashes = clustered(41, 20)
+    part = Shard(str(tmp_path), 0, 2, 256)
+    record(tmp_path, 1, "add", np.arange(0, 20, 2), hashes[:10])
+    part.add(1, np.arange(0, 20, 2), hashes[:10])
+    assert part.compacted() == 1
+    synced: list[tuple[str, list[str]]] = []
+    sync = shards_module.durable.sync_directory
+
+    def recorded(folder: Path) -> None:
+        synced.append((Path(folder).name, sorted(os.listdir(folder))))
+        sync(folder)
+
+    monkeypatch.setattr(shards_module.durable, "sync_directory", recorded)
+    record(tmp_path, 2, "add", np.array([1]), hashes[10:11])  # shard 1's row only
+    assert part.add(2, np.array([1]), hashes[10:11]) == 2
+    assert ("shard-0", ["base-000000000002.hgi", "starts"]) in synced
 
 
 def test_a_part_whose_loading_keeps_killing_its_process_stays_down_with_a_clear_error(

@@ -349,3 +349,29 @@ def test_a_copy_for_another_process_matches_alike_and_carries_only_matchable_ent
     assert len(kept) == 3  # BASE, the benign one, OTHER; neither the deleted nor `third`
     assert all(e.provenance.sources for e in kept if e.list_id == store.get("strict").id)
     assert not any(e.provenance.sources for e in kept if e.list_id != store.get("strict").id)
+
+
+def test_a_copy_carries_its_entries_and_indexes_out_of_band(store: ListStore) -> None:
+    """Pickled as Ray pickles (protocol 5, arrays as buffers of their own, which Ray maps into
+    each worker process of a node without a copy): what is pickled in band does not grow with
+    the list, and the copy made from the buffers matches as the Matcher does."""
+    rng = np.random.default_rng(5)
+
+    def pickled(name: str, count: int) -> tuple[bytes, list[pickle.PickleBuffer], Matcher]:
+        store.create(name, "QA", Category.TEST)
+        values = [bytes(row).hex() for row in rng.integers(0, 256, (count, 32), np.uint8)]
+        store.apply(name, [Submission("pdq", value, frozenset({"A1"})) for value in values])
+        store.apply(name, [Submission("md5", hashlib.md5(b"%d" % n).hexdigest())
+                           for n in range(count)])  # fmt: skip
+        matcher = Matcher(store, ["known", name])
+        buffers: list[pickle.PickleBuffer] = []
+        return pickle.dumps(matcher, 5, buffer_callback=buffers.append), buffers, matcher
+
+    small, _, _ = pickled("small", 100)
+    large, buffers, matcher = pickled("large", 3000)
+    assert len(large) - len(small) < 2000  # the same few objects: lists, tables of labels
+    assert sum(buffer.raw().nbytes for buffer in buffers) > 6000 * (8 + 32)
+    copy = pickle.loads(large, buffers=buffers)
+    queries = [_query("pdq", flipped(BASE, 3)), _query("md5", hashlib.md5(b"7").digest())]
+    assert copy.match_all(queries) == matcher.match_all(queries)
+    assert [len(found) for found in copy.match_all(queries)] == [1, 1]

@@ -5,6 +5,7 @@ count as the same, and contesting an entry stops its matching at the next refres
 generated videos only."""
 
 import functools
+import pickle
 from collections.abc import Iterator
 
 import pytest
@@ -55,6 +56,7 @@ def test_a_reencoded_video_matches_and_others_do_not(store: ListStore) -> None:
     assert match.shares == pytest.approx((pairwise.query_percent, pairwise.target_percent))
     assert match.distance == pytest.approx(pairwise.distance) and match.distance <= 20
     assert match.value == VPDQ.canonical_of(listed)
+    assert pickle.loads(pickle.dumps(matcher)).match(query(reencoded)) == [match]  # a worker's
 
     assert matcher.match(query(hashed(2))) == []
     # The first half of the video: all its frames are in the listed one, but only half of the

@@ -148,6 +148,8 @@ def scan(
         fail("--address is for --engine ray")
     if engine is Engine.ray and workers == 0:
         fail("--workers 0 (in this process) is for --engine local")
+    if address is not None and workers is not None:
+        fail("--workers is for a local Ray instance: with --address the cluster's CPUs are used")
     from hashguard.cli.matching import stored_matcher
     from hashguard.errors import HashguardError
     from hashguard.scan.results import Plan, Results, ScannedList, policy_digest

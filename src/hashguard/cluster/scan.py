@@ -1,12 +1,15 @@
 """The scan's Ray engine: one Ray task per part, each running ``scan_part``. The Matcher is put
-once into the object store, and each worker process gets and unpickles it once, for its first
-part, then keeps it for the parts that follow (a task is given the reference inside a list, so
-Ray does not resolve it for every task). A task whose worker dies, or whose node is lost, or
-that found the source unavailable, runs again (``max_retries``); the driver takes each part's
-rows as it finishes (``ray.wait``), to write them.
+once into the object store, and each worker process gets it once, for its first part, then
+keeps it for the parts that follow (a task is given the reference inside a list, so Ray does
+not resolve it for every task). Its index and entries are numpy arrays
+(``Matcher.__getstate__``) that Ray maps from the node's object store into the worker, not
+copies: a node holds them once. A task whose worker dies, or whose node is lost, or that found
+the source unavailable, runs again (``max_retries``); the driver takes each part's rows as it
+finishes (``ray.wait``), to write them.
 
-A part whose worker died every time (a decoder fault, the OOM killer) does not end the scan, as
-on the local engine: its files are hashed again in a task each, and a file whose task dies
+A part whose worker died every time (a decoder fault, the kernel's OOM killer, or Ray's memory
+monitor, which fails the task with OutOfMemoryError) does not end the scan, as on the local
+engine: its files are hashed again in a task each, and a file whose task dies
 again is hashed around the crash (``hashed_around_crash``: an error row, ``crashed``, with the
 hashes of the signals that do not crash); the part's matches are then found by the driver."""
 
@@ -68,8 +71,10 @@ def scan_on_ray(
     """Each part (number, files) scanned on Ray, as (number, rows), in the order they finish.
     Connects to the cluster at ``address``, else starts a local one of ``workers`` CPUs (a
     connection this process has already is used as it is). ``loads`` counts, per worker
-    process id, the times it loaded the Matcher (once each). Raises RayMissing,
-    RayUnavailable, SourceUnavailable."""
+    process id, the times it loaded the Matcher (once each). With no part, Ray is not started.
+    Raises RayMissing, RayUnavailable, SourceUnavailable."""
+    if not parts:
+        return
     ray = _ray()
     started = _connect(ray, address, workers)
     running: dict[Any, tuple[int, Sequence[StoredFile]]] = {}
@@ -121,10 +126,11 @@ def _connect(ray: Any, address: str | None, workers: int) -> bool:
 
 def _taken(ray: Any, task: Any, what: str) -> Any:
     """What ``task`` (``what``: its part or file) returned. Raises WorkerCrashed when its
-    worker process died every time it ran, SourceUnavailable, RayUnavailable."""
+    worker process died every time it ran (or Ray's memory monitor killed it: the task may
+    be a file too large for a worker's memory), SourceUnavailable, RayUnavailable."""
     try:
         return ray.get(task)
-    except ray.exceptions.WorkerCrashedError:
+    except (ray.exceptions.WorkerCrashedError, ray.exceptions.OutOfMemoryError):
         raise WorkerCrashed(what) from None
     except ray.exceptions.RayTaskError as error:  # the task's own, after its retries
         if isinstance(error.cause, SourceUnavailable):

@@ -98,18 +98,38 @@ class Shard:
         self._compacting: threading.Thread | None = None
         self._changes = 0  # changes applied since the base
         self._changed_rows = 0
+        self._bits = bits
+        self._counted = False  # whether this process's start is counted (``_count_start``)
+        self._loaded = False
         self._broken: str | None = None  # why the part cannot be loaded
         try:
+            self._try_load()
+        except ShardUnavailable as error:  # raised here, it would end the actor for good
+            print(f"shard {shard}: {error}; tried again at the next call", file=sys.stderr)
+
+    def _try_load(self) -> None:
+        """Load the part. A fault of its files' contents (a checksum, a format, a layout) is
+        kept: the actor stays up (a restart would not mend the files) and each call raises
+        ShardDirectoryError, which reaches the driver as itself. An I/O fault (EIO, ESTALE or
+        ENOSPC on a shared file system) or a journal file gone meanwhile (pruned after a newer
+        base, which a new try finds) is not: the call raises ShardUnavailable, and the next
+        call tries to load again."""
+        try:
             self._folder.mkdir(parents=True, exist_ok=True)
-            self._count_start()
-            self._load(bits)
+            if not self._counted:
+                self._count_start()
+                self._counted = True
+            self._load(self._bits)
             durable.write(self._folder / _STARTS_FILE, b"0")
-        except (OSError, KeyError, ValueError) as error:  # IndexFileError names the file
-            # Kept, not raised: the actor stays up (a restart would not mend the files) and
-            # each call raises ShardDirectoryError, which reaches the driver as itself.
+            self._loaded = True
+        except (OSError, ShardDirectoryError, KeyError, ValueError) as error:
+            if _io_fault(error):
+                raise ShardUnavailable(f"cannot load its part now: {error}") from None
             self._broken = f"cannot load its part: {error}"
 
     def _usable(self) -> None:
+        if self._broken is None and not self._loaded:
+            self._try_load()
         if self._broken is not None:
             raise ShardDirectoryError(self._broken)
 
@@ -207,10 +227,10 @@ class Shard:
             path = _journaled(self._directory, number)
             try:
                 meta, arrays = fileformat.read(path, _CHANGE_KIND, memory_map=False)
-            except fileformat.IndexFileError as error:
+            except fileformat.IndexFileError as error:  # the cause tells an I/O fault
                 raise ShardDirectoryError(
                     f"shard {self._shard}: change {number} is not in the journal ({error})"
-                ) from None
+                ) from error
             ids = arrays["ids"]
             mine = self._mine(ids)
             hashes = arrays.get("hashes")
@@ -238,6 +258,7 @@ class Shard:
             changes, rows, old = self._changes, self._changed_rows, self._base
         if not rows and old:  # the same part: the base holds it as of this change too
             (self._folder / _based(old)).rename(self._folder / _based(self._version))
+            durable.sync_directory(self._folder)  # before the driver prunes the journal to it
             with self._guard:
                 self._base, self._changes = self._version, 0
         elif not rows or 4 * rows >= len(self._index) or changes >= MAX_CHANGES:
@@ -323,10 +344,14 @@ class ShardedIndex:
         return self._gather(shard.usage.remote() for shard in self.shards)
 
     def add(self, ids: object, hashes: object) -> None:
-        """Add entries. Raises ValueError (adding nothing) on bad arrays or ids already present,
-        ShardUnavailable if a shard cannot be reached (the change is then journaled: see the
-        class). Each shard is sent only its rows; large lists are best added in batches, as the
-        driver holds a batch twice (the caller's arrays and their journal file)."""
+        """Add entries. Raises ValueError (adding nothing) on bad arrays or ids already present;
+        ShardUnavailable, adding nothing, if a shard cannot be reached before the change is
+        journaled or the journal cannot be written (a full disk); ShardUnavailable saying the
+        change is journaled if it failed after that: it is then applied by every shard when it
+        answers again, or at the next open if this process dies, so a caller that adds the same
+        ids again is told they are already in the index. Each shard is sent only its rows;
+        large lists are best added in batches, as the driver holds a batch twice (the caller's
+        arrays and their journal file)."""
         checked = as_ids(ids)
         array = np.ascontiguousarray(hashes)
         self._checker.check_hashes(array)
@@ -340,18 +365,19 @@ class ShardedIndex:
             held = self._held_ids(ids_refs, present=True)
             if held.size:
                 raise ValueError(f"ids already in the index: {sample(np.sort(held))}")
-            version = self._version + 1
-            record(self.directory, version, "add", checked, array)
-            self._version = version
-            calls = [
-                shard.add.remote(version, ids_ref, ray.put(array[part]))
-                for shard, ids_ref, part in zip(self.shards, ids_refs, parts, strict=True)
-            ]
+            version = self._journal(self._version + 1, "add", checked, array)
+            try:
+                calls = [
+                    shard.add.remote(version, ids_ref, ray.put(array[part]))
+                    for shard, ids_ref, part in zip(self.shards, ids_refs, parts, strict=True)
+                ]
+            except RayError as error:
+                raise ShardUnavailable(f"{_reason(error)}{_applied_later(version)}") from None
             self._prune(self._gather(calls, version))
 
     def remove(self, ids: object) -> None:
         """Remove entries by id. Raises ValueError (changing nothing) if any id is not in the
-        index, ShardUnavailable if a shard cannot be reached (the change is then journaled)."""
+        index, ShardUnavailable as ``add`` does (a change journaled is applied)."""
         checked = as_ids(ids)
         if not len(checked):
             return
@@ -360,9 +386,7 @@ class ShardedIndex:
             missing = self._held_ids(ids_refs, present=False)
             if missing.size:
                 raise ValueError(f"ids not in the index: {sample(np.sort(missing))}")
-            version = self._version + 1
-            record(self.directory, version, "remove", checked, None)
-            self._version = version
+            version = self._journal(self._version + 1, "remove", checked, None)
             calls = [
                 shard.remove.remote(version, ids_ref)
                 for shard, ids_ref in zip(self.shards, ids_refs, strict=True)
@@ -386,7 +410,8 @@ class ShardedIndex:
         """End the shard actors and wait until they are gone (their files stay: a new
         ShardedIndex loads them), then give up the directory. A base being written is finished
         first."""
-        ray.wait([shard.compacted.remote() for shard in self.shards], timeout=self._timeout)
+        waits = [shard.compacted.remote() for shard in self.shards]
+        answered, _ = ray.wait(waits, num_returns=len(waits), timeout=self._timeout)
         for shard in self.shards:
             ray.kill(shard, no_restart=True)
         deadline = time.monotonic() + self._timeout
@@ -396,6 +421,11 @@ class ShardedIndex:
                     ray.get(shard.version.remote(), timeout=max(deadline - time.monotonic(), 0))
                 except RayError:
                     break  # ended (a timeout is a RayError too: then it is not answering)
+        for number, wait in enumerate(waits):
+            if wait not in answered:  # ended while it loaded: a close, not a start that died
+                starts = self.directory / f"shard-{number}" / _STARTS_FILE
+                if starts.exists():
+                    durable.write(starts, b"0")
         self._held.close()  # releases the lock
 
     def __enter__(self) -> "ShardedIndex":
@@ -403,6 +433,19 @@ class ShardedIndex:
 
     def __exit__(self, *_: object) -> None:
         self.close()
+
+    def _journal(self, version: int, change: str, ids: np.ndarray, hashes: Any) -> int:
+        """Journal change ``version`` and take its number; ShardUnavailable, with nothing
+        journaled, when it cannot be written."""
+        try:
+            record(self.directory, version, change, ids, hashes)
+        except OSError as error:
+            raise ShardUnavailable(
+                f"cannot journal change {version} in {self.directory / JOURNAL}: "
+                f"{error.strerror or error}; nothing was changed"
+            ) from None
+        self._version = version
+        return version
 
     def _split(self, ids: np.ndarray) -> list[np.ndarray]:
         """Positions in ``ids`` of each shard's rows, shard by shard."""
@@ -431,7 +474,7 @@ class ShardedIndex:
         refs = list(calls)
         ready, _ = ray.wait(refs, num_returns=len(refs), timeout=self._timeout)
         answers = []
-        journaled = f"; change {change} is journaled and applied when it answers" if change else ""
+        journaled = _applied_later(change) if change else ""
         for number, ref in enumerate(refs):
             where = f"shard {number} of {len(refs)}"
             if ref not in ready:
@@ -502,11 +545,24 @@ def _cpus_each(shards: int) -> float:
     return math.floor(share * 10_000) / 10_000
 
 
+def placeable(shards: int, cpus: float, nodes: list[float]) -> bool:
+    """Whether ``shards`` actors of ``cpus`` CPUs each fit on nodes of ``nodes`` CPUs (an
+    actor runs on one node): first fit, the largest node first."""
+    free = sorted(nodes, reverse=True)
+    for _ in range(shards):
+        node = next((i for i, left in enumerate(free) if left + 1e-9 >= cpus), None)
+        if cpus <= 0 or node is None:
+            return False
+        free[node] -= cpus
+    return True
+
+
 def _check_placement(shards: int, cpus: float) -> None:
-    """Raises ShardUnavailable when ``shards`` actors of ``cpus`` CPUs cannot all be placed."""
+    """Raises ShardUnavailable when ``shards`` actors of ``cpus`` CPUs cannot all be placed
+    on the cluster's nodes (their CPUs in all: others' reservations are not counted)."""
     nodes = _node_cpus()
     largest, total = max(nodes, default=0.0), sum(nodes)
-    if cpus <= 0 or cpus > largest or shards * cpus > total:
+    if not placeable(shards, cpus, nodes):
         raise ShardUnavailable(
             f"cannot place {shards} shards of {cpus:g} CPUs each: the cluster has {total:g} "
             f"CPUs, {largest:g} on its largest node (pass a smaller num_cpus, or add nodes)"
@@ -524,6 +580,15 @@ def _resident() -> int:
     return sum(int(fields.get(name, "0 kB").split()[0]) * 1024 for name in ("RssAnon", "RssFile"))
 
 
+def _io_fault(error: BaseException | None) -> bool:
+    """Whether ``error`` comes of an I/O fault (an OSError in its chain of causes)."""
+    while error is not None:
+        if isinstance(error, OSError):
+            return True
+        error = error.__cause__
+    return False
+
+
 def _reason(error: BaseException) -> str:
     """One line for a shard's failure: the shard's own error when it raised one (the last line
     of the traceback Ray passes on), else the first line of Ray's account."""
@@ -532,6 +597,10 @@ def _reason(error: BaseException) -> str:
         return type(error).__name__
     raised = isinstance(error, RayTaskError) or getattr(error, "actor_init_failed", False)
     return lines[-1] if raised else lines[0]
+
+
+def _applied_later(change: int) -> str:
+    return f"; change {change} is journaled and applied when it answers"
 
 
 def _journaled(directory: Path, version: int) -> Path:

@@ -111,8 +111,8 @@ def read(
             else:
                 buffer = bytearray(size)
                 file.readinto(buffer)
-    except OSError as error:
-        raise IndexFileError(path, error.strerror or str(error)) from None
+    except OSError as error:  # kept as the cause: an I/O fault, not a bad file
+        raise IndexFileError(path, error.strerror or str(error)) from error
     return parse(path, buffer, kind, verify)
 
 

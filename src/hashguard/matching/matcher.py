@@ -25,8 +25,16 @@ at all when its quality or stability is below the minimum.
 """
 
 import threading
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import (
+    Callable,
+    Collection,
+    Container,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
+from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import numpy as np
@@ -41,6 +49,7 @@ from hashguard.lists.model import (
     HashList,
     ListPolicy,
     Provenance,
+    Source,
     apply,
 )
 from hashguard.matching.query import Query
@@ -227,26 +236,26 @@ class Matcher:
         one does: the lists, their entries and indexes, the minimums. Not the source, the lock
         or the follower thread: a copy matches the lists as they were when it was made, so it
         carries only the entries that can match, each with what a match needs (provenance only
-        where a list's policy asks for two sources)."""
+        where a list's policy asks for two sources). The entries travel as numpy columns
+        (``EntryColumns``), as the indexes do: pickled with protocol 5 (Ray), every array is a
+        buffer of its own, which Ray maps from its object store into each worker process of a
+        node without a copy, so a node holds the list once, however many workers it runs.
+        A copy only matches: it cannot load, follow, update or drop lists."""
         with self._lock:
             state = {k: v for k, v in vars(self).items() if k not in _LIVE}
             state = {k: v.copy() if isinstance(v, dict) else v for k, v in state.items()}
-            state["_entries"] = {
-                ident: slim for ident, entry in self._entries.items()
-                if (slim := self._copied(entry)) is not None
-            }  # fmt: skip
+            two_sources = {i for i, f in self._lists.items() if f.hash_list.policy.two_sources}
+            copied = (entry for entry in self._entries.values() if self._copied(entry))
+            state["_entries"] = EntryColumns(copied, two_sources)
             return state
 
-    def _copied(self, entry: Entry) -> Entry | None:
-        """What a copy keeps of ``entry``: None when it cannot match (a copy does not follow
-        the lists, so it never will), else the entry without what matching does not read."""
+    def _copied(self, entry: Entry) -> bool:
+        """Whether a copy keeps ``entry``: not when it cannot match (a copy does not follow
+        the lists, so it never will)."""
         followed = self._lists.get(entry.list_id)
-        if followed is None:
-            return None
-        policy = followed.hash_list.policy
-        if not entry.matchable(policy, self.min_stability):
-            return None
-        return entry if policy.two_sources else replace(entry, provenance=_NO_PROVENANCE)
+        return followed is not None and entry.matchable(
+            followed.hash_list.policy, self.min_stability
+        )
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         vars(self).update(state)
@@ -575,6 +584,71 @@ class Matcher:
             for entry_id in ids:
                 list_id = self._entries[entry_id].list_id
                 self._videos[list_id] = self._videos.get(list_id, 0) - 1
+
+
+class EntryColumns(Mapping[int, Entry]):
+    """A Matcher copy's entries (every one active) by id, held as numpy columns: ids, lists,
+    versions, stabilities, and the values' UTF-8 text in one array; signals, label sets and
+    (slim) provenances as numbers into tables of the distinct ones. An Entry is made only when
+    asked for (an entry a query matched): 44 bytes per entry plus its value's text, in arrays
+    that pickle out of band (protocol 5), where a dict of Entry objects takes 400 to 560.
+    Provenance is kept only for the entries of ``two_sources`` (list ids), whose rule reads
+    it, and of it only the sources' organisations and jurisdictions."""
+
+    def __init__(self, entries: Iterable[Entry], two_sources: Container[int] = ()) -> None:
+        held = sorted(entries, key=lambda entry: entry.id)
+        signals: dict[str, int] = {}
+        labels: dict[frozenset[str], int] = {}
+        provenances: dict[Provenance, int] = {_NO_PROVENANCE: 0}
+
+        def provenance(entry: Entry) -> int:
+            if entry.list_id not in two_sources:
+                return 0
+            sources = (Source(s.organisation, s.jurisdiction) for s in entry.provenance.sources)
+            slim = Provenance(sources=tuple(dict.fromkeys(sources)))
+            return provenances.setdefault(slim, len(provenances))
+
+        texts = [entry.value.encode() for entry in held]
+        self.ids = np.array([entry.id for entry in held], np.int64)
+        self.lists = np.array([entry.list_id for entry in held], np.int64)
+        self.versions = np.array([entry.version for entry in held], np.int64)
+        self.stabilities = np.array(
+            [-1 if entry.stability is None else entry.stability for entry in held], np.int16
+        )
+        self.signals = np.array(
+            [signals.setdefault(e.signal, len(signals)) for e in held], np.uint16
+        )
+        self.labels = np.array([labels.setdefault(e.labels, len(labels)) for e in held], np.int32)
+        self.provenances = np.array([provenance(entry) for entry in held], np.int32)
+        self.ends = np.cumsum([len(text) for text in texts], dtype=np.int64)
+        self.text = np.frombuffer(b"".join(texts), np.uint8)
+        self.signal_names = tuple(signals)
+        self.label_sets = tuple(labels)
+        self.provenance_table = tuple(provenances)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(self.ids.tolist())
+
+    def __getitem__(self, ident: int) -> Entry:
+        row = int(np.searchsorted(self.ids, ident))
+        if row == len(self.ids) or self.ids[row] != ident:
+            raise KeyError(ident)
+        start = int(self.ends[row - 1]) if row else 0
+        stability = int(self.stabilities[row])
+        return Entry(
+            int(self.ids[row]),
+            int(self.lists[row]),
+            self.signal_names[self.signals[row]],
+            self.text[start : int(self.ends[row])].tobytes().decode(),
+            self.label_sets[self.labels[row]],
+            self.provenance_table[self.provenances[row]],
+            EntryStatus.ACTIVE,
+            int(self.versions[row]),
+            None if stability < 0 else stability,
+        )
 
 
 # What stays with the Matcher a copy is made of (``__getstate__``).
