@@ -1,6 +1,7 @@
 """Hash lists in the store, on SQLite and PostgreSQL: the change log, imports, tombstones."""
 
 import json
+import multiprocessing
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,6 +34,8 @@ from hashguard.store.database import (
 from hashguard.store.list_errors import ListError, Unchanged
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import Base
+
+from support.database import open_when_released
 
 NL = Provenance("Offlimits", "analyst-1", (Source("Offlimits", "NL", "case-1"),))
 US = Provenance("NCMEC", "", (Source("NCMEC", "US", "report-9"),))
@@ -78,6 +81,23 @@ def test_the_newest_revision_is_known_without_alembic_and_an_old_schema_is_upgra
     engine = open_engine(empty_database_url)  # one revision behind: upgraded on open
     assert current_revision(engine) == head_revision()
     engine.dispose()
+
+
+def test_processes_opening_a_new_database_at_once_all_open_it(empty_database_url: str) -> None:
+    """Replicas started together on a new database (or after an upgrade): one migrates, the
+    others wait for it and find the schema done."""
+    context = multiprocessing.get_context("spawn")
+    barrier, answers = context.Barrier(3), context.Queue()
+    openers = [
+        context.Process(target=open_when_released, args=(empty_database_url, barrier, answers))
+        for _ in range(3)
+    ]
+    for opener in openers:
+        opener.start()
+    found = [answers.get(timeout=120) for _ in openers]
+    for opener in openers:
+        opener.join()
+    assert found == [head_revision()] * 3
 
 
 def test_opening_twice_keeps_the_data(database_url: str) -> None:

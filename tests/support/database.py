@@ -7,11 +7,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
-from hashguard.store.database import open_engine, temporary_database
+from hashguard.store.database import current_revision, open_engine, temporary_database
 
 POSTGRES_URL = os.environ.get("HASHGUARD_TEST_POSTGRES_URL", "")
 
@@ -41,6 +42,18 @@ def scratch_database(kind: str, directory: Path, schema: bool = True) -> Iterato
     template = _templates.postgresql() if schema else None
     with temporary_database(POSTGRES_URL, template) as url:
         yield url
+
+
+def open_when_released(url: str, barrier: Any, answers: Any) -> None:
+    """In a process of its own: open ``url`` once ``barrier`` lets every opener go, and put the
+    schema's revision (or the error) on ``answers``."""
+    barrier.wait()
+    try:
+        engine = open_engine(url)
+        answers.put(current_revision(engine))
+        engine.dispose()
+    except Exception as error:
+        answers.put(f"{type(error).__name__}: {error}")
 
 
 class _Templates:

@@ -11,11 +11,12 @@ from typing import Any, Final
 
 from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from hashguard.errors import Unavailable
 
 DEFAULT_URL: Final = "sqlite:///hashguard.db"
+_MIGRATION_LOCK: Final = 0x68617368  # PostgreSQL advisory lock key of migrations ("hash")
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 
 
@@ -57,7 +58,7 @@ def open_engine(url: str | None = None, migrate: bool = True) -> Engine:
         try:
             if current_revision(engine) != head_revision():
                 upgrade(engine)
-        except OperationalError as error:
+        except DBAPIError as error:
             shown = parsed.render_as_string(hide_password=True)
             raise DatabaseError(f"{shown}: {error.orig}") from None
     return engine
@@ -114,8 +115,12 @@ def migration_transaction(connection: Connection) -> Iterator[None]:
         connection.commit()
     try:
         with connection.begin():
+            # One migrating process at a time (replicas starting together on a new database):
+            # the others wait here, then find the schema at its revision and change nothing.
             if sqlite:
-                connection.exec_driver_sql("BEGIN")
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            else:
+                connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({_MIGRATION_LOCK})")
             yield
             if sqlite:
                 broken = connection.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
