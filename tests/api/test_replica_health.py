@@ -14,10 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, delete, select, update
+from sqlalchemy import Engine, delete, func, select, update
 
 from hashguard.api import ServiceSettings
 from hashguard.api import service as service_module
+from hashguard.api.errors import ApiError
+from hashguard.api.matching import ready_matcher
 from hashguard.api.service import Service
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
@@ -26,7 +28,7 @@ from hashguard.matching import matcher as matcher_module
 from hashguard.matching.query import parse
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import ChangeRow, EntryRow, HashListRow
+from hashguard.store.tables import ChangeRow, EntryRow, HashListRow, IdCounterRow
 
 from support.waiting import eventually
 
@@ -102,17 +104,27 @@ def test_readiness_answers_from_memory_while_the_database_hangs(served: Service)
 
 def _restore(engine: Engine, version: int) -> None:
     """The database as if restored from a backup taken at ``version`` of the list: the later
-    changes, and the entries they made, are gone."""
+    changes, and the entries they made, are gone, and the ids they took are handed out again."""
     with engine.begin() as connection:
         connection.execute(delete(ChangeRow).where(ChangeRow.version > version))
         kept = select(ChangeRow.entry_id)
         connection.execute(delete(EntryRow).where(EntryRow.id.not_in(kept)))
         connection.execute(update(HashListRow).values(version=version))
+        last = select(func.max(EntryRow.id)).scalar_subquery()
+        connection.execute(update(IdCounterRow).where(IdCounterRow.name == "list_entries")
+                           .values(value=last))  # fmt: skip
 
 
 def _matches(service: Service, value: str) -> bool:
     assert service.matcher is not None
     return bool(service.matcher.match(parse("pdq", value)))
+
+
+def _entry(service: Service, value: str) -> int:
+    """The id of the entry ``value`` matches."""
+    assert service.matcher is not None
+    (match,) = service.matcher.match(parse("pdq", value))
+    return match.entry
 
 
 def test_a_restored_database_is_followed_without_a_restart_even_once_written_past_the_index(
@@ -141,6 +153,113 @@ def test_a_restored_database_is_followed_without_a_restart_even_once_written_pas
     assert eventually(lambda: not any(_matches(served, value) for value in VALUES[10:13]), 20)
     assert eventually(lambda: served.readiness().ready, 20), served.readiness().reason
     assert all(_matches(served, value) for value in VALUES[:5])
+
+
+class _Gate:
+    """The store's ``entries`` (what loading a list reads), held up or failing at the test's
+    word: ``hold`` makes each read wait before its first entry until ``released``; ``fail``
+    makes each read fail, counted in ``failures``."""
+
+    def __init__(self, store: ListStore) -> None:
+        self._read = store.entries
+        self.hold = self.fail = False
+        self.waiting = threading.Event()
+        self.released = threading.Event()
+        self.failures = 0
+        store.entries = self.entries  # type: ignore[method-assign]
+
+    def entries(self, name: str, statuses: Any = None) -> Any:
+        if self.fail:
+            self.failures += 1
+            raise RuntimeError("the database went away")
+        hash_list, entries = self._read(name, statuses)
+        return hash_list, self._held(entries) if self.hold else entries
+
+    def _held(self, entries: Iterator[Any]) -> Iterator[Any]:
+        self.waiting.set()
+        assert self.released.wait(20), "the test never released the load"
+        yield from entries
+
+
+def test_a_list_loaded_again_answers_from_the_version_held_until_the_new_one_is_whole(
+    served: Service, engine: Engine
+) -> None:
+    store = ListStore(engine)
+    backup = store.get(LIST).version
+    store.apply(LIST, [Submission("pdq", value) for value in VALUES[5:7]])
+    assert eventually(lambda: _matches(served, VALUES[6]))
+    ids = [_entry(served, value) for value in VALUES[5:7]]
+    gate = _Gate(served.lists)
+    gate.hold = True
+    # Matched all along, from another thread: the values in both versions under the same ids.
+    # (Written past the restore, VALUES[6] and VALUES[10] take the ids VALUES[5] and VALUES[6]
+    # had: each is removed and added again, missed for an instant.)
+    both, misses, done = VALUES[:5], [], threading.Event()
+
+    def matching() -> None:
+        while not done.is_set():
+            misses.extend(value for value in both if not _matches(served, value))
+
+    watcher = threading.Thread(target=matching)
+    with served._sync:
+        _restore(engine, backup)
+        store.apply(LIST, [Submission("pdq", value) for value in (VALUES[10], VALUES[6])])
+    watcher.start()
+    try:
+        assert gate.waiting.wait(20), "the list was never loaded again"
+        # Loading: every value of the version held still matches, the replica out of
+        # rotation, not broken (Ray keeps it) and answering matches.
+        assert all(_matches(served, value) for value in VALUES[:7])
+        assert not _matches(served, VALUES[10])
+        assert served.readiness().reason == service_module.RELOADING
+        assert served.serving() == service_module.RELOADING
+        assert served.broken() is None and served.withheld() is None
+        assert served.matcher is not None and LIST in served.matcher.versions()
+        gate.released.set()
+
+        def loaded() -> bool:
+            held = [_matches(served, value) for value in (VALUES[5], VALUES[6], VALUES[10])]
+            return held == [False, True, True] and served.readiness().ready
+
+        assert eventually(loaded, 20), served.readiness().reason
+    finally:
+        gate.released.set()
+        done.set()
+        watcher.join()
+    assert misses == [] and served.serving() is None
+    assert [_entry(served, value) for value in (VALUES[6], VALUES[10])] == ids
+    assert all(_matches(served, value) for value in both)
+
+
+def test_a_list_that_fails_to_load_again_is_not_served_until_it_loads(
+    served: Service, engine: Engine
+) -> None:
+    store = ListStore(engine)
+    backup = store.get(LIST).version
+    store.apply(LIST, [Submission("pdq", value) for value in VALUES[5:7]])
+    assert eventually(lambda: _matches(served, VALUES[6]))
+    gate = _Gate(served.lists)
+    gate.fail = True
+    with served._sync:
+        _restore(engine, backup)
+    assert eventually(lambda: gate.failures >= 2, 20), "the load again was never tried again"
+    # The version held is another history's: not served as if fine, matches refused (503),
+    # broken (Ray restarts the replica), and tried again meanwhile.
+    assert served.serving() is not None and not served.readiness().ready
+    assert served.broken() == service_module.UNLOADED
+    assert served.withheld() == service_module.UNLOADED
+    with pytest.raises(ApiError) as refused:
+        ready_matcher(served)
+    assert refused.value.status == 503
+    gate.fail = False
+
+    def loaded() -> bool:
+        return served.serving() is None and served.readiness().ready
+
+    assert eventually(loaded, 20), served.readiness().reason
+    assert served.broken() is None and served.withheld() is None
+    assert ready_matcher(served) is served.matcher
+    assert not _matches(served, VALUES[6]) and all(_matches(served, v) for v in VALUES[:5])
 
 
 class _Clock:

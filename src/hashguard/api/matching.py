@@ -47,9 +47,10 @@ def media_variants(service: Service, dihedral: bool = False) -> frozenset[str]:
 
 
 def ready_matcher(service: Service) -> Matcher:
-    matcher = service.matcher
-    if matcher is None:
-        raise ApiError(503, service.readiness().reason)
+    """The Matcher to answer matches from; ApiError 503 while it may not (``withheld``)."""
+    matcher, reason = service.matcher, service.withheld()
+    if reason is not None or matcher is None:
+        raise ApiError(503, reason or "the index is loading")
     return matcher
 
 

@@ -68,6 +68,9 @@ _LOAD_RETRY_MAX: Final = 30.0  # seconds between tries of a first load that fail
 _WEBHOOK_SECONDS: Final = 1.0
 # Why not ready (public: names no list) while lists the database rewrote load again.
 RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
+# Why not serving, and matches refused, once such a load failed (until one succeeds).
+UNLOADED: Final = ("lists the database no longer holds as applied here could not be loaded "
+                   "again (see the log); trying again")  # fmt: skip
 PURGE_SECONDS: Final = 3600.0  # the retention purge runs hourly while the service runs
 
 
@@ -186,6 +189,10 @@ class Service:
         self._heads: dict[int, tuple[str, int]] = {}
         self._behind_since: dict[int, float] = {}
         self._reloading: tuple[str, ...] = ()
+        # The lists (ids) to load again (a load again failed: they stay due), and why matches
+        # are refused meanwhile (UNLOADED), or None.
+        self._rewritten: set[int] = set()
+        self._unloaded: str | None = None
         # Per list id: a version the index has applied and the database's history mark at it
         # then (``ListStore.history_mark``); a mark that changes means the history was rewritten.
         self._marks: dict[int, tuple[int, str]] = {}
@@ -407,25 +414,36 @@ class Service:
     def _reload(
         self, matcher: Matcher, heads: dict[int, tuple[str, int]], diverged: set[int]
     ) -> None:
-        """Load the ``diverged`` lists again from the database (not ready meanwhile): the index
-        then holds what the database holds, and follows its history from there."""
-        held = {hash_list.id: hash_list.name for hash_list in matcher.lists}
-        lists = {ident: (held[ident], heads[ident][0]) for ident in diverged
-                 if ident in held and ident in heads}  # fmt: skip
-        if not lists:
+        """Load the ``diverged`` lists again from the database, and those a load again failed
+        for before: the index then holds what the database holds, and follows its history from
+        there. Each list is read whole aside and swapped in at once (``Matcher.replace_list``):
+        matches answer from the version held until then (not ready, nor serving, meanwhile). A
+        failure leaves the lists due (tried again at the next pass) and the replica broken,
+        its matches refused (``withheld``), until they are loaded; it raises."""
+        held = {hash_list.id for hash_list in matcher.lists}
+        due = {ident for ident in self._rewritten | diverged if ident in held and ident in heads}
+        self._rewritten = due
+        if not due:
+            self._unloaded = None
             return
-        names = tuple(name for _, name in lists.values())
-        log.error("the database no longer holds list(s) %s as this replica applied them "
-                  "(restored from a backup?): loading them again", ", ".join(names))  # fmt: skip
+        names = tuple(heads[ident][0] for ident in sorted(due))
+        if diverged & due:
+            log.error("the database no longer holds list(s) %s as this replica applied them "
+                      "(restored from a backup?): loading them again",
+                      ", ".join(names))  # fmt: skip
         self._reloading = names
         try:
-            for ident, (old, name) in lists.items():
-                self._marks.pop(ident, None)
-                matcher.drop_list(old)
-                matcher.add_list(name)  # a failure: _follow loads it at its next pass
+            for ident in sorted(due):
+                matcher.replace_list(heads[ident][0])
+                self._marks.pop(ident, None)  # taken again at the version just loaded
+                self._rewritten.discard(ident)
             gc.freeze()  # as after the first load
+        except Exception:
+            self._unloaded = UNLOADED
+            raise
         finally:
             self._reloading = ()
+        self._unloaded = None
         log.info("list(s) %s loaded again", ", ".join(names))
 
     def _moved(self) -> None:
@@ -453,8 +471,9 @@ class Service:
 
     def _current_matcher(self) -> Matcher:
         """The Matcher the hotline's triage uses (the hotline starts once it is loaded)."""
-        if self.matcher is None:
-            raise Unavailable("the lists are loading")
+        reason = self.withheld()
+        if reason is not None or self.matcher is None:
+            raise Unavailable(reason or "the lists are loading")
         return self.matcher
 
     def catch_up(self) -> None:
@@ -513,6 +532,8 @@ class Service:
         lag = self.lag(self.matcher)
         if self._reloading:
             return Readiness(False, RELOADING, age, lag)
+        if self._unloaded is not None:
+            return Readiness(False, self._unloaded, age, lag)
         if self._error is not None:
             return Readiness(False, "following the lists failed (see the log)", age, lag)
         if age is not None and age > self._stale_after():
@@ -529,25 +550,37 @@ class Service:
     def serving(self) -> str | None:
         """Why this replica should not answer even when no replica is ready (a load
         balancer's fallback), or None: it may answer, from an index perhaps behind. Not while
-        its lists load or are loaded again (the database restored), nor once its follower has
-        made no progress for ``_STUCK_FACTOR`` times the stale bound (cut off from the
-        database). From memory, as ``readiness``."""
+        its lists load or are loaded again (the database restored: it answers from the
+        versions held meanwhile), nor while it is ``broken``. From memory, as ``readiness``."""
         if self.matcher is None:
             return "the index is loading"
         if self._reloading:
             return RELOADING
         return self.broken()
 
+    def withheld(self) -> str | None:
+        """Why the matching routes answer 503, or None: the lists are loading, or a list the
+        database rewrote could not be loaded again (the version held is another history's:
+        matches from it, or without it, would pass for answers)."""
+        if self.matcher is None:
+            return self.readiness().reason
+        return self._unloaded
+
     def broken(self) -> str | None:
         """Why restarting this replica would help, or None: its follower has made no progress
-        (no successful refresh, no row read) for ``_STUCK_FACTOR`` times the stale bound. A
-        refresh that applies a large import, or the load of a large list, moves on row by row
-        and is no reason; nor is lag (its usual causes, a large import or a slow database, are
-        shared by every replica, and a restart only reloads everything from the same
-        database), a first load being tried again (a restart only tries again), or a database
-        restored (the lists it changed are loaded again)."""
+        (no successful refresh, no row read) for ``_STUCK_FACTOR`` times the stale bound, or a
+        list the database rewrote (restored) could not be loaded again (it holds a history the
+        database no longer does: a replica started anew loads every list, serving none until
+        it has; this one refuses matches, ``withheld``, and tries again meanwhile). A refresh
+        that applies a large import, or the load of a large list, moves on row by row and is
+        no reason; nor is lag (its usual causes, a large import or a slow database, are shared
+        by every replica, and a restart only reloads everything from the same database), a
+        first load being tried again (a restart only tries again), or a database restored
+        while its lists are loaded again (the versions held answer until then)."""
         if self.matcher is None:
             return None
+        if self._unloaded is not None:
+            return self._unloaded
         idle = self._idle()
         if idle is not None and idle > _STUCK_FACTOR * self._stale_after():
             return f"no progress following the lists for {idle:.1f} s"

@@ -510,26 +510,81 @@ class Matcher:
             for entry in held:
                 del self._entries[entry.id]
 
+    def replace_list(self, name: str) -> None:
+        """Load a followed list again, whole, from the source (its history there was rewritten:
+        a database restored from a backup), and swap it in for the version held, known by its
+        id; a list not followed is added. Matching answers from the version held until the one
+        read is whole: the entries are read and keyed aside (that list held twice meanwhile),
+        then, under the lock, the index takes the entries new or changed, the list its new
+        version and policy, and only then loses the entries gone, so that a value in both
+        versions is found throughout. (An entry id the source now gives another value is
+        removed and added again: for that id alone a query may find neither, for an instant.)
+        Raises what the source raises, the version held left as it was."""
+        hash_list, read = self.source.entries(name)
+        entries: dict[int, Entry] = {}
+        keyed = _keyed(self._gather(hash_list.policy, read, entries))
+        with self._lock:
+            followed = self._lists.get(hash_list.id)
+            if followed is None:
+                self._lists[hash_list.id] = _Followed(hash_list, hash_list.version)
+                self._entries.update(entries)
+                self._add_keyed(keyed)
+                return
+            mine = [e for e in self._entries.values() if e.list_id == hash_list.id]
+            old = _keyed(self._gather(followed.hash_list.policy, mine, {}))
+            gone = [entry.id for entry in mine if entry.id not in entries]
+            changed = [i for i, key in keyed.items() if i in old and old[i] != key]
+            fresh = [entry_id for entry_id in keyed if entry_id not in old]
+            unmatchable = [i for i in old if i in entries and i not in keyed]
+            with collector_paused():
+                for entry_id in fresh:
+                    self._entries[entry_id] = entries[entry_id]
+                self._add_keyed({i: keyed[i] for i in fresh})
+                self._remove_keyed({i: old[i] for i in changed + unmatchable})
+                self._entries.update(entries)
+                self._add_keyed({i: keyed[i] for i in changed})
+                self._lists[hash_list.id] = _Followed(hash_list, hash_list.version)
+                self._remove_keyed({i: old[i] for i in gone if i in old})
+                for entry_id in gone:
+                    del self._entries[entry_id]
+
     def _load(self, name: str) -> None:
         hash_list, entries = self.source.entries(name)
-        followed = _Followed(hash_list, hash_list.version)
-        self._lists[hash_list.id] = followed
+        self._lists[hash_list.id] = _Followed(hash_list, hash_list.version)
+        for signal, (ids, keys) in self._gather(hash_list.policy, entries, self._entries).items():
+            self._add(signal, ids, keys)
+
+    def _gather(
+        self, policy: ListPolicy, entries: Iterable[Entry], into: dict[int, Entry]
+    ) -> dict[str, tuple[list[int], list[bytes]]]:
+        """Put each of ``entries`` in ``into`` (by id); the ids and index keys, by signal, of
+        those that can match under ``policy`` (of a signal an index here can hold)."""
         by_signal: dict[str, tuple[list[int], list[bytes]]] = {}
         key_of: dict[str, Callable[[str], bytes] | None] = {}
         with collector_paused():  # millions of entries
             for entry in entries:
-                self._entries[entry.id] = entry
-                if entry.matchable(hash_list.policy, self.min_stability):
+                into[entry.id] = entry
+                if entry.matchable(policy, self.min_stability):
                     if entry.signal not in key_of:
                         key_of[entry.signal] = _key_of(entry.signal)
                     key = key_of[entry.signal]
                     if key is None:
                         continue
-                    ids, values = by_signal.setdefault(entry.signal, ([], []))
+                    ids, keys = by_signal.setdefault(entry.signal, ([], []))
                     ids.append(entry.id)
-                    values.append(key(entry.value))
-        for signal, (ids, values) in by_signal.items():
-            self._add(signal, ids, values)
+                    keys.append(key(entry.value))
+        return by_signal
+
+    def _add_keyed(self, keyed: Mapping[int, tuple[str, bytes]]) -> None:
+        """Add to the indexes the entries (held) of ``keyed`` (``_keyed``), a signal at a
+        time."""
+        for signal, (ids, keys) in _by_signal(keyed).items():
+            self._add(signal, ids, keys)
+
+    def _remove_keyed(self, keyed: Mapping[int, tuple[str, bytes]]) -> None:
+        """Remove from the indexes the entries (still held) of ``keyed``, a signal at a time."""
+        for signal, (ids, _) in _by_signal(keyed).items():
+            self._remove(signal, ids)
 
     def _reindex(self, policy: ListPolicy, before: Mapping[int, bool]) -> None:
         """Add the entries of ``before`` (id: whether it could match) that can match now and
@@ -666,6 +721,26 @@ class _Copied:
 
     def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Change]:
         raise Unavailable(f"a copy of a Matcher cannot follow {name}: it has no source of lists")
+
+
+def _keyed(
+    by_signal: Mapping[str, tuple[list[int], list[bytes]]],
+) -> dict[int, tuple[str, bytes]]:
+    """The signal and index key of each entry id of ``by_signal`` (``Matcher._gather``)."""
+    return {entry_id: (signal, key) for signal, (ids, keys) in by_signal.items()
+            for entry_id, key in zip(ids, keys, strict=True)}  # fmt: skip
+
+
+def _by_signal(
+    keyed: Mapping[int, tuple[str, bytes]],
+) -> dict[str, tuple[list[int], list[bytes]]]:
+    """Entry ids and index keys (``_keyed``) grouped by signal."""
+    grouped: dict[str, tuple[list[int], list[bytes]]] = {}
+    for entry_id, (signal, key) in keyed.items():
+        ids, keys = grouped.setdefault(signal, ([], []))
+        ids.append(entry_id)
+        keys.append(key)
+    return grouped
 
 
 def _key_of(signal: str) -> Callable[[str], bytes] | None:

@@ -137,9 +137,10 @@ async def test(request: Request) -> Response:
     if not secrets.compare_digest(fields.get("csrf", ""), csrf):
         return _tester_page(request, key, csrf, 403, "The form is stale: reload the page.")
     service = service_of(request)
-    matcher = service.matcher
-    if matcher is None:
-        return _tester_page(request, key, csrf, 503, f"Not yet: {service.readiness().reason}.")
+    matcher, withheld = service.matcher, service.withheld()
+    if withheld is not None or matcher is None:
+        reason = withheld or "the index is loading"
+        return _tester_page(request, key, csrf, 503, f"Not now: {reason}.")
     lists = visible(key, matcher.versions())
     signal, pasted = fields.get("signal", ""), fields.get("hash", "")
     data = upload.files.get("file", b"")
