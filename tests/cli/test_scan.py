@@ -27,6 +27,7 @@ from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
 from support.invoke import Ran, hashguard
+from support.media import jpeg
 from support.object_store import S3_ENV, fill_bucket, moto_server
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
 from support.server import free_port, running
@@ -117,6 +118,32 @@ def _unlocked(marker: Path) -> bool:
             return False
         fcntl.flock(held, fcntl.LOCK_UN)
         return True
+
+
+def test_a_folder_deleted_after_the_listing_is_rows_not_a_stopped_scan(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """A user's folder deleted while a long scan runs (here: before its part was written, the
+    driver killed): the scan goes on, its files' rows say they are gone."""
+    source, out = tmp_path / "uploads", tmp_path / "out"
+    for folder, first in (("a", 0), ("b", 20)):
+        (source / folder).mkdir(parents=True)
+        for number in range(10):
+            (source / folder / f"{number}.jpg").write_bytes(jpeg(first + number))
+    options = ("--workers", "0", "--part-size", "10")
+    assert scan(corpus, out, *options, source=str(source)).returncode == 0
+    results = Results(out)
+    results.part_path(0).unlink()
+    shutil.rmtree(source / "a")
+    ran = scan(corpus, out, *options, source=str(source))
+    assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr
+    rows = results.part_rows(0, ["key", "error", "error_kind"]).to_pylist()
+    assert [row["key"] for row in rows] == [f"a/{number}.jpg" for number in range(10)]
+    assert {(row["error_kind"], row["error"]) for row in rows} == {
+        ("unreadable", "cannot read: No such file or directory")
+    }
+    assert json.loads((out / "summary.json").read_text())["errors"] == {"unreadable": 10}
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(
