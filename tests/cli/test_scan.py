@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -30,6 +31,7 @@ from support.invoke import Ran, hashguard
 from support.media import jpeg
 from support.object_store import S3_ENV, fill_bucket, moto_server
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
+from support.scripted_service import Scripted
 from support.server import free_port, running
 from support.waiting import eventually
 
@@ -365,6 +367,20 @@ def test_an_s3_store_lost_mid_scan_fails_the_scan_with_no_row_made_up(
     directory = whole.filter(pa.array([key in wanted for key in whole["key"].to_pylist()]))
     assert results.rows()["key"].to_pylist() == sorted(wanted)
     assert comparable(results.rows(), keyed=False) == comparable(directory, keyed=False)
+
+
+def test_a_service_that_says_retry_at_once_ends_the_scan_in_one_line(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """A proxy answering 503 with ``Retry-After: 0`` for good: tried again a second apart, not
+    in a tight loop, until the patience runs out; then one line, no traceback."""
+    with Scripted([(503, {"Retry-After": "0"})] * 100_000) as down:
+        ran = scan(corpus, tmp_path / "out", "--report-to", down.url, "--key", "k",
+                   "--report-patience", "2")  # fmt: skip
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    tried = re.search(r"refused the report: HTTP 503 .* \(tried (\d+) times\)\n$", ran.stderr)
+    assert tried is not None, ran.stderr
+    assert int(tried[1]) == len(down.bodies) <= 4
 
 
 def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_path: Path) -> None:
