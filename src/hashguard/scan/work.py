@@ -183,8 +183,7 @@ def hash_stored(
                                 hashing.variants, hashing.quiet_decoders)  # fmt: skip
         opened.check()  # a read that failed through the source's fault: no row, raise
         if isinstance(result, FileFailure) and result.kind == OUT_OF_MEMORY:
-            raise OutOfMemory(f"{file.key}: out of memory while hashing it; nothing of its part "
-                              "was written: run the scan again to resume")  # fmt: skip
+            raise OutOfMemory(f"{file.key}: out of memory while hashing it")
         digest = None if isinstance(result, FileFailure | FileSkipped) else _digest(result)
         if digest is None:
             digest = _digest_of(stream, opened)
@@ -204,32 +203,35 @@ def hash_stored(
 def hashed_around_crash(
     settings: ScanSettings, alone: Callable[[tuple[str, ...]], Hashed]
 ) -> Hashed:
-    """A file whose hashing kills its process: ``alone(signals)`` hashes it with the signals
-    named (every one: none named) in a process of its own, and raises WorkerCrashed when that
-    dies. Each signal that decodes is tried alone to name the ones that crash, and the file
-    gets the hashes of the others (its digests) and the error ``crashed``; or its hashes
-    as usual, when none crashes now (the crash was another's, or memory was short then)."""
+    """A file whose hashing kills its process, or runs out of memory: ``alone(signals)``
+    hashes it with the signals named (every one: none named), in a process of its own that
+    dies (it raises WorkerCrashed) or in this one (OutOfMemory). Each signal that decodes is
+    tried alone to name the ones that fail, and the file gets the hashes of the others (its
+    digests) and the error ``crashed`` (``out of memory`` when each failure was that); or its
+    hashes as usual, when none fails now (the failure was another's, or memory was short
+    then)."""
     resolved = settings.hashing.resolved
-    decoding = [s.name for s in resolved if not s.applies_to(MediaKind.OTHER)]
-    crashing = [name for name in decoding if _crashes(alone, (name,))]
-    kept = tuple(s.name for s in resolved if s.name not in crashing)
+    failed: dict[str, WorkerCrashed] = {}
+    for name in (s.name for s in resolved if not s.applies_to(MediaKind.OTHER)):
+        try:
+            alone((name,))
+        except WorkerCrashed as error:
+            failed[name] = error
+    kept = tuple(s.name for s in resolved if s.name not in failed)
+    failures = list(failed.values())
     try:
         hashed = alone(kept)
-    except WorkerCrashed:
+    except WorkerCrashed as error:
         hashed = Hashed(None)
+        failures.append(error)
     else:
-        if not crashing:
+        if not failed:
             return hashed
-    named = f" ({', '.join(crashing)})" if crashing else ""
+    named = f" ({', '.join(failed)})" if failed else ""
+    if all(isinstance(failure, OutOfMemory) for failure in failures):
+        return replace(hashed, error=f"out of memory while hashing this file{named}",
+                       kind=OUT_OF_MEMORY)  # fmt: skip
     return replace(hashed, error=f"the decoder process crashed on this file{named}", kind=CRASHED)
-
-
-def _crashes(alone: Callable[[tuple[str, ...]], Hashed], signals: tuple[str, ...]) -> bool:
-    try:
-        alone(signals)
-    except WorkerCrashed:
-        return True
-    return False
 
 
 def _digest(result: StreamHashes) -> str | None:
