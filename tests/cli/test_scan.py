@@ -6,6 +6,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -27,8 +28,10 @@ from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
 from support.invoke import Ran, hashguard
+from support.media import jpeg
 from support.object_store import S3_ENV, fill_bucket, moto_server
 from support.scan_corpus import LIST, Corpus, comparable, make_corpus
+from support.scripted_service import Scripted
 from support.server import free_port, running
 from support.waiting import eventually
 
@@ -117,6 +120,32 @@ def _unlocked(marker: Path) -> bool:
             return False
         fcntl.flock(held, fcntl.LOCK_UN)
         return True
+
+
+def test_a_folder_deleted_after_the_listing_is_rows_not_a_stopped_scan(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """A user's folder deleted while a long scan runs (here: before its part was written, the
+    driver killed): the scan goes on, its files' rows say they are gone."""
+    source, out = tmp_path / "uploads", tmp_path / "out"
+    for folder, first in (("a", 0), ("b", 20)):
+        (source / folder).mkdir(parents=True)
+        for number in range(10):
+            (source / folder / f"{number}.jpg").write_bytes(jpeg(first + number))
+    options = ("--workers", "0", "--part-size", "10")
+    assert scan(corpus, out, *options, source=str(source)).returncode == 0
+    results = Results(out)
+    results.part_path(0).unlink()
+    shutil.rmtree(source / "a")
+    ran = scan(corpus, out, *options, source=str(source))
+    assert ran.returncode == 0, ran.stderr
+    assert "Traceback" not in ran.stderr
+    rows = results.part_rows(0, ["key", "error", "error_kind"]).to_pylist()
+    assert [row["key"] for row in rows] == [f"a/{number}.jpg" for number in range(10)]
+    assert {(row["error_kind"], row["error"]) for row in rows} == {
+        ("unreadable", "cannot read: No such file or directory")
+    }
+    assert json.loads((out / "summary.json").read_text())["errors"] == {"unreadable": 10}
 
 
 def test_a_directory_of_another_scan_is_refused_unless_restarted(
@@ -338,6 +367,20 @@ def test_an_s3_store_lost_mid_scan_fails_the_scan_with_no_row_made_up(
     directory = whole.filter(pa.array([key in wanted for key in whole["key"].to_pylist()]))
     assert results.rows()["key"].to_pylist() == sorted(wanted)
     assert comparable(results.rows(), keyed=False) == comparable(directory, keyed=False)
+
+
+def test_a_service_that_says_retry_at_once_ends_the_scan_in_one_line(
+    corpus: Corpus, tmp_path: Path
+) -> None:
+    """A proxy answering 503 with ``Retry-After: 0`` for good: tried again a second apart, not
+    in a tight loop, until the patience runs out; then one line, no traceback."""
+    with Scripted([(503, {"Retry-After": "0"})] * 100_000) as down:
+        ran = scan(corpus, tmp_path / "out", "--report-to", down.url, "--key", "k",
+                   "--report-patience", "2")  # fmt: skip
+    assert ran.returncode == 1 and "Traceback" not in ran.stderr
+    tried = re.search(r"refused the report: HTTP 503 .* \(tried (\d+) times\)\n$", ran.stderr)
+    assert tried is not None, ran.stderr
+    assert int(tried[1]) == len(down.bodies) <= 4
 
 
 def test_matched_files_open_one_detection_each_on_a_service(corpus: Corpus, tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """The scan's local engine: a worker process that dies (a decoder fault) does not end the scan;
 only the file that crashes its decoder, again when alone, becomes an error row, with the
 hashes of the signals that do not crash; every other file gets its row as in this process. A
-file that runs short of memory once is hashed again alone, and gets its row as usual."""
+file that runs short of memory once is hashed again alone, and gets its row as usual; one
+that always does is the only error row, in a worker or in this process (``workers=0``)."""
 
 import os
 from functools import partial
@@ -17,7 +18,6 @@ from hashguard.scan.pool import scan_locally
 from hashguard.scan.source import open_source
 from hashguard.scan.work import ScanSettings
 from hashguard.signals import batch
-from hashguard.signals.batch import OutOfMemory
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
@@ -95,6 +95,41 @@ def test_a_file_short_of_memory_once_gets_its_row_as_usual(
     assert once.exists() and order == [0, 1]
     row = {row["key"]: row for row in rows.to_pylist()}["01/file-short.jpg"]
     assert row["error"] is None and row["pdq"] and row["sha256"]
-    once.unlink()  # in this process, nothing to run it again in: the scan stops, to resume
-    with pytest.raises(OutOfMemory, match=r"01/file-short\.jpg: out of memory while hashing it"):
-        _scan(corpus.root, matcher, 0)
+    once.unlink()  # in this process (--workers 0): hashed again there
+    order, rows = _scan(corpus.root, matcher, 0)
+    assert once.exists() and order == [0, 1]
+    assert {row["key"]: row for row in rows.to_pylist()}["01/file-short.jpg"] == row
+
+
+def always_short_of_memory(
+    source: Any, families: frozenset[str], limits: Any = DEFAULT_LIMITS
+) -> Any:
+    if isinstance(source, bytes) and source.endswith(SHORT):
+        raise MemoryError  # too large to decode, in any process
+    return real_hash_variants(source, families, limits)
+
+
+def test_a_file_always_short_of_memory_is_the_only_error_row(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In this process (--workers 0) as in a worker: the scan goes on, the file's row says
+    which signal ran out of memory, with the hashes of the others."""
+    corpus = make_corpus(tmp_path, 12, planted=0)
+    (corpus.root / "01" / "file-short.jpg").write_bytes(jpeg(8, 96, 64) + SHORT)
+    engine = open_engine(corpus.database_url)
+    matcher = Matcher(ListStore(engine), [LIST])
+    engine.dispose()
+    _, reference = _scan(corpus.root, matcher, 0)
+    monkeypatch.setattr(batch, "hash_variants", always_short_of_memory)
+    expected = {row["key"]: row for row in reference.to_pylist()}
+    for workers in (0, 2):
+        order, rows = _scan(corpus.root, matcher, workers)
+        assert order == [0, 1]
+        found = {row["key"]: row for row in rows.to_pylist()}
+        short = found.pop("01/file-short.jpg")
+        assert found == {k: v for k, v in expected.items() if k != "01/file-short.jpg"}
+        assert short["error_kind"] == "out of memory"
+        assert short["error"] == "out of memory while hashing this file (pdq)"
+        assert short["pdq"] is None
+        digests = ("sha256", "md5", "sha1")
+        assert [short[d] for d in digests] == [expected["01/file-short.jpg"][d] for d in digests]

@@ -6,10 +6,7 @@ too large alone counted, not sent; an answer that is not a service's refused; a 
 can match nothing."""
 
 import hashlib
-import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pyarrow as pa
@@ -18,51 +15,7 @@ import pytest
 from hashguard.scan.detections import Reporter, ReportFailed, ReportTargetInvalid, content_ref
 from hashguard.scan.work import row_schema
 
-
-class Scripted:
-    """A loopback server of POST /v1/match/hashes: answers first from ``script`` (status,
-    headers), then 200, matching every hash whose value starts with "f"; 413 for a batch over
-    ``max_batch``; every body received is kept."""
-
-    def __init__(
-        self, script: list[tuple[int, dict[str, str]]], max_batch: int = 1000, page: str = ""
-    ) -> None:
-        """``page``: what every 200 answers instead (another program's)."""
-        self.script, self.max_batch, self.page, self.bodies = list(script), max_batch, page, []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                outer.bodies.append(body)
-                status, headers = outer.script.pop(0) if outer.script else (200, {})
-                if status == 200 and len(body["hashes"]) > outer.max_batch:
-                    status = 413
-                answer = {"results": [{"matches": [{}] if h["value"].startswith("f") else []}
-                                      for h in body["hashes"]]}  # fmt: skip
-                data = json.dumps(answer if status == 200 else {"error": {"message": "no"}})
-                if status == 200 and outer.page:
-                    data = outer.page
-                self.send_response(status)
-                for name, value in {**headers, "Content-Type": "application/json"}.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data.encode())
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def __enter__(self) -> "Scripted":
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from support.scripted_service import Scripted
 
 
 def _rows(matched: dict[str, list[tuple[str, str]]]) -> pa.Table:
@@ -81,9 +34,11 @@ def _rows(matched: dict[str, list[tuple[str, str]]]) -> pa.Table:
 def reporter_for() -> Iterator[Any]:
     made: list[Reporter] = []
 
-    def make(server: Scripted, patience: float = 60, waiting: Any = None) -> Reporter:
+    def make(
+        server: Scripted, patience: float = 60, waiting: Any = None, wait: float = 0.001
+    ) -> Reporter:
         made.append(Reporter(server.url, "key", ["a", "b"], lambda key: f"s3://bucket/{key}", 5,
-                             wait=0.001, patience=patience, waiting=waiting))  # fmt: skip
+                             wait=wait, patience=patience, waiting=waiting))  # fmt: skip
         return made[-1]
 
     yield make
@@ -141,6 +96,16 @@ def test_a_service_that_stays_down_or_refuses_the_key_fails_the_report(reporter_
         Reporter("127.0.0.1:8000", "key", ["a"], str)
     with pytest.raises(ReportTargetInvalid, match="not a URL"):
         Reporter("http://host:port", "key", ["a"], str)
+
+
+def test_a_service_that_says_retry_at_once_is_not_hammered(reporter_for: Any) -> None:
+    """``Retry-After: 0`` on every answer (some proxies send it): the report waits between
+    tries all the same, and fails as a report does when the patience runs out."""
+    down = Scripted([(503, {"Retry-After": "0"})] * 100_000)
+    with down, pytest.raises(ReportFailed, match=r"HTTP 503 no \(tried \d+ times\)") as failed:
+        reporter_for(down, patience=1.0, wait=0.25).preflight()
+    assert len(down.bodies) <= 1.0 / 0.25 + 1
+    assert failed.match(rf"tried {len(down.bodies)} times")
 
 
 def test_batches_over_the_services_limit_are_sent_smaller(reporter_for: Any) -> None:

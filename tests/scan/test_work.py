@@ -1,8 +1,9 @@
 """A part's files hashed into rows (``scan_part``): a volume gone from under the directory, or a
-part none of whose many files can be read for one same reason, is the source's fault (no row
-is made up, the part is not written); an object is read as it was listed, not as it is since;
-a file whose crash does not happen again gets its hashes."""
+part of many files all refused to us, is the source's fault (no row is made up, the part is
+not written), files deleted since they were listed are not; an object is read as it was
+listed, not as it is since; a file whose crash does not happen again gets its hashes."""
 
+import errno
 import logging
 import shutil
 from collections.abc import Iterator
@@ -11,7 +12,13 @@ from pathlib import Path
 import pytest
 
 from hashguard.matching import Matcher
-from hashguard.scan.source import DirectoryReader, SourceUnavailable, StoredFile, open_source
+from hashguard.scan.source import (
+    DirectoryReader,
+    OpenedFile,
+    SourceUnavailable,
+    StoredFile,
+    open_source,
+)
 from hashguard.scan.work import Hashed, ScanSettings, hashed_around_crash, scan_part
 from hashguard.signals.batch import WorkerCrashed
 from hashguard.store.database import open_engine
@@ -49,22 +56,40 @@ def test_a_directory_gone_from_under_the_scan_is_the_sources_fault(
     assert (row["error_kind"], row["error"]) == ("unreadable", GONE)
 
 
-def test_a_part_of_files_all_unreadable_for_one_reason_is_not_written(
+def test_a_part_of_files_gone_since_they_were_listed_gets_its_rows(
     tmp_path: Path, matcher: Matcher
 ) -> None:
+    """A folder deleted while the scan runs: the source's answer about each file, a row each,
+    however many (not an outage that would stop the scan on every run)."""
     (tmp_path / "kept.jpg").write_bytes(jpeg(2))
-    reader = DirectoryReader(str(tmp_path))
-    gone = [StoredFile(f"gone/{n:02d}.jpg", 10) for n in range(12)]  # a mount under the root
+    gone = [StoredFile(f"gone/{n:02d}.jpg", 10) for n in range(12)]
+    rows = scan_part(gone, DirectoryReader(str(tmp_path)), matcher, ScanSettings())
+    assert rows["error_kind"].to_pylist() == ["unreadable"] * 12
+    assert rows["error"].to_pylist() == [GONE] * 12
+
+
+class RefusingReader:
+    """A source that refuses every file to us, as access revoked does (tests run as root, whom
+    file modes do not stop)."""
+
+    def open(self, key: str, size: int | None = None, etag: str | None = None) -> OpenedFile:
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+
+def test_a_part_of_files_all_refused_is_not_written_unless_accepted(matcher: Matcher) -> None:
+    refused = [StoredFile(f"private/{n:02d}.jpg", 10) for n in range(12)]
     with pytest.raises(SourceUnavailable) as raised:
-        scan_part(gone, reader, matcher, ScanSettings())
+        scan_part(refused, RefusingReader(), matcher, ScanSettings())
     assert str(raised.value).startswith(
-        f"gone/00.jpg and the 11 files listed after it: none can be read ({GONE})"
+        "private/00.jpg and the 11 files listed after it: none can be read (cannot read: "
+        "Permission denied)"
     )
-    assert "run the scan again to resume" in str(raised.value)
-    # One file readable among them, or only a few files: each file's own problem, a row each.
-    rows = scan_part([*gone, StoredFile("kept.jpg", 10)], reader, matcher, ScanSettings())
-    assert rows["error_kind"].to_pylist() == ["unreadable"] * 12 + [None]
-    assert scan_part(gone[:3], reader, matcher, ScanSettings()).num_rows == 3
+    assert "--accept-unreadable to write their rows as unreadable" in str(raised.value)
+    assert "--restart" not in str(raised.value)
+    accepted = scan_part(refused, RefusingReader(), matcher, ScanSettings(accept_unreadable=True))
+    assert accepted["error_kind"].to_pylist() == ["unreadable"] * 12
+    # Only a few files: each file's own problem, a row each.
+    assert scan_part(refused[:3], RefusingReader(), matcher, ScanSettings()).num_rows == 3
 
 
 def test_an_object_changed_since_it_was_listed_is_not_hashed_as_it_is_now(

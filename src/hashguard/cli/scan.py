@@ -89,6 +89,15 @@ def scan(
             "scan began (the files listed then are scanned either way).",
         ),
     ] = False,
+    accept_unreadable: Annotated[
+        bool,
+        typer.Option(
+            "--accept-unreadable",
+            help="Write the rows of a part none of whose many files may be read (access "
+            "refused to each) as unreadable, rather than take it for the source's fault and "
+            "stop.",
+        ),
+    ] = False,
     report_to: Annotated[
         str | None,
         typer.Option(
@@ -164,7 +173,7 @@ def scan(
     matcher = stored_matcher(names, min_quality, database_url, min_stability, ExitCode.FAILED)
     versions, variants = matcher.versions(), matcher.variant_families()
     reporter = _reporter(report_to, key, names, place.locate, report_patience)
-    settings = ScanSettings(variants, versions)
+    settings = ScanSettings(variants, versions, accept_unreadable=accept_unreadable)
     results = Results(out)
     lists = {h.name: ScannedList(h.id, versions[h.name], policy_digest(h.policy))
              for h in matcher.lists}  # fmt: skip

@@ -31,6 +31,7 @@ _REF_LENGTH: Final = 500  # the longest content_ref the service takes
 _RETRIED: Final = frozenset({429, 502, 503, 504})
 PATIENCE: Final = 600.0
 _LONGEST_WAIT: Final = 60.0
+_DOUBLINGS: Final = 6  # of the wait between tries, at most: past the longest wait anyway
 
 
 class ReportFailed(Unavailable):
@@ -79,9 +80,9 @@ class Reporter:
         waiting: Callable[[str], None] | None = None,
     ) -> None:
         """``wait``: seconds before the first retry of a request (doubled each time), when
-        the service says no Retry-After; ``patience``: seconds a request is tried again for,
-        at most; ``waiting(why)`` is told when a request is first tried again. Raises
-        ReportTargetInvalid for a malformed URL."""
+        the service says no Retry-After, and the least between two tries when it does;
+        ``patience``: seconds a request is tried again for, at most; ``waiting(why)`` is told
+        when a request is first tried again. Raises ReportTargetInvalid for a malformed URL."""
         try:
             base = httpx.URL(url.rstrip("/"))
         except httpx.InvalidURL as error:
@@ -184,9 +185,12 @@ class Reporter:
             time.sleep(min(self._pause(attempt, retry_after), left))
 
     def _pause(self, attempt: int, retry_after: str | None) -> float:
-        seconds: float = self.wait * 2.0 ** (attempt - 1)
+        """Seconds before try ``attempt + 1``: as Retry-After says, but never less than
+        ``wait`` (a proxy's ``Retry-After: 0`` would have us hammer the service)."""
         if retry_after is not None and retry_after.strip().isdigit():
-            seconds = float(retry_after)
+            seconds = max(float(retry_after), self.wait)
+        else:
+            seconds = self.wait * 2.0 ** min(attempt - 1, _DOUBLINGS)
         return min(seconds, _LONGEST_WAIT)
 
     def close(self) -> None:

@@ -1,5 +1,6 @@
 """The local engine, the reference: parts scanned by a pool of worker processes on this machine,
-or in this process (``workers=0``). Forked workers inherit the Matcher instead of each loading
+or in this process (``workers=0``: a file that runs out of memory is hashed around it there,
+so that it alone is an error row). Forked workers inherit the Matcher instead of each loading
 the lists; elsewhere (spawn) they get a copy of it.
 
 A worker that dies (a decoder fault) does not end the scan: as ``hash_paths`` does for files,
@@ -27,6 +28,7 @@ from hashguard.scan.work import (
     scan_part,
 )
 from hashguard.signals.batch import (
+    OutOfMemory,
     WorkerCrashed,
     init_worker,
     isolated_map,
@@ -47,12 +49,23 @@ def scan_locally(
     with threadpool_limits(limits=1, user_api="blas"):  # files are the unit of parallelism
         if workers <= 0:
             for number, files in parts:
-                yield number, scan_part(files, reader, matcher, settings)
+                hashed = [_hashed_here(file, reader, settings) for file in files]
+                yield number, part_rows(files, hashed, matcher, settings)
             return
         load_kernels()
         start = (reader, matcher, settings)
         alone = partial(_part_alone, start=start, workers=workers)
         yield from isolated_map(_scan, parts, workers, alone, _IN_FLIGHT_PER_WORKER, _start, start)
+
+
+def _hashed_here(file: StoredFile, reader: Reader, settings: ScanSettings) -> Hashed:
+    """``file`` hashed in this process; when that runs out of memory, hashed around it
+    (``hashed_around_crash``), so that only it is an error row, not its part for good."""
+    alone = partial(hash_stored, file, reader, settings)
+    try:
+        return alone()
+    except OutOfMemory:
+        return hashed_around_crash(settings, alone)
 
 
 def _part_alone(

@@ -34,8 +34,8 @@ from hashguard.signals.batch import (
 
 NOT_MEDIA_KIND: Final = "not media"
 _CHUNK: Final = 1024 * 1024  # bytes read at a time
-# A part of this many files or more of which none can be read, all for one reason, is taken for
-# the source's fault (a volume unmounted under the directory, access to a bucket revoked).
+# A part of this many files or more none of which we may read is taken for the source's fault
+# (access to a bucket or a directory revoked), unless the user accepts their rows.
 _OUTAGE_FILES: Final = 10
 
 MATCH: Final = pa.struct(
@@ -77,12 +77,14 @@ def row_schema() -> pa.Schema:
 @dataclass(frozen=True, slots=True)
 class ScanSettings:
     """What every part is scanned with: the hashing (every signal hashed by default, or
-    ``signals``; the query variants the lists allow) and the list versions the Matcher
-    holds."""
+    ``signals``; the query variants the lists allow), the list versions the Matcher holds,
+    and whether a part none of whose files we may read gets its rows anyway
+    (``accept_unreadable``; else it is taken for the source's fault)."""
 
     variants: frozenset[str] = frozenset()
     versions: Mapping[str, int] = field(default_factory=dict)
     signals: tuple[str, ...] = ()
+    accept_unreadable: bool = False
     hashing: HashSettings = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -98,12 +100,14 @@ class ScanSettings:
 @dataclass(frozen=True, slots=True)
 class Hashed:
     """A file's hashes for its row: SHA-256 of its bytes (None when they could not be read),
-    each signal's value, and why the file could not be hashed fully."""
+    each signal's value, why the file could not be hashed fully, and whether that was access
+    to it refused (which access revoked to the whole source looks like too)."""
 
     sha256: str | None
     values: tuple[tuple[str, Any], ...] = ()
     error: str | None = None
     kind: str | None = None
+    refused: bool = False
 
 
 def scan_part(
@@ -123,9 +127,10 @@ def part_rows(
     part: Sequence[StoredFile], hashed: Sequence[Hashed], matcher: Matcher, settings: ScanSettings
 ) -> pa.Table:
     """The rows of ``part``'s files, hashed (``hash_stored``): their matches found. Raises
-    SourceUnavailable for a part of many files none of which could be read, all for one
-    reason: the source's fault, more likely than theirs."""
-    _check_readable(part, hashed)
+    SourceUnavailable for a part of many files access to every one of which was refused (the
+    source's fault, more likely than theirs), unless ``settings.accept_unreadable``."""
+    if not settings.accept_unreadable:
+        _check_refused(part, hashed)
     found = matcher.match_all([Query.of(h.values) for h in hashed])
     columns: dict[str, list[Any]] = {name: [] for name in row_schema().names}
     lists, version = settings.lists, __version__
@@ -146,15 +151,16 @@ def part_rows(
     return pa.table(columns, schema=row_schema())
 
 
-def _check_readable(part: Sequence[StoredFile], hashed: Sequence[Hashed]) -> None:
-    reasons = {h.error if h.kind == UNREADABLE else None for h in hashed}
-    if len(part) < _OUTAGE_FILES or len(reasons) != 1 or None in reasons:
+def _check_refused(part: Sequence[StoredFile], hashed: Sequence[Hashed]) -> None:
+    """Files missing or changed since they were listed are the source's answer about each, so
+    no sign of an outage; access refused to every file of a part is (access revoked)."""
+    if len(part) < _OUTAGE_FILES or not all(h.refused for h in hashed):
         return
     raise SourceUnavailable(
         f"{part[0].key} and the {len(part) - 1} files listed after it: none can be read "
-        f"({hashed[0].error}), which looks like the source's fault (a volume unmounted, access "
-        "revoked), not theirs; nothing of their part was written: run the scan again to resume "
-        "(if they are gone for good, --restart lists the source again)"
+        f"({hashed[0].error}), which looks like the source's fault (access to it revoked), not "
+        "theirs; nothing of their part was written: run the scan again to resume once it is "
+        "fixed, or with --accept-unreadable to write their rows as unreadable"
     )
 
 
@@ -168,15 +174,16 @@ def hash_stored(
     try:
         opened = reader.open(file.key, file.size, file.etag)
     except OSError as error:  # the file's own problem; the source's propagates
-        return Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE)
+        refused = isinstance(error, PermissionError)  # EACCES, EPERM, S3's AccessDenied
+        return Hashed(None, error=f"cannot read: {error.strerror or error}", kind=UNREADABLE,
+                      refused=refused)  # fmt: skip
     hashing = (replace(settings, signals=signals) if signals else settings).hashing
     with opened, io.BufferedReader(opened, _CHUNK) as stream:
         result = checked_stream(file.key, stream, opened.size, hashing.resolved, hashing.limits,
                                 hashing.variants, hashing.quiet_decoders)  # fmt: skip
         opened.check()  # a read that failed through the source's fault: no row, raise
         if isinstance(result, FileFailure) and result.kind == OUT_OF_MEMORY:
-            raise OutOfMemory(f"{file.key}: out of memory while hashing it; nothing of its part "
-                              "was written: run the scan again to resume")  # fmt: skip
+            raise OutOfMemory(f"{file.key}: out of memory while hashing it")
         digest = None if isinstance(result, FileFailure | FileSkipped) else _digest(result)
         if digest is None:
             digest = _digest_of(stream, opened)
@@ -196,32 +203,35 @@ def hash_stored(
 def hashed_around_crash(
     settings: ScanSettings, alone: Callable[[tuple[str, ...]], Hashed]
 ) -> Hashed:
-    """A file whose hashing kills its process: ``alone(signals)`` hashes it with the signals
-    named (every one: none named) in a process of its own, and raises WorkerCrashed when that
-    dies. Each signal that decodes is tried alone to name the ones that crash, and the file
-    gets the hashes of the others (its digests) and the error ``crashed``; or its hashes
-    as usual, when none crashes now (the crash was another's, or memory was short then)."""
+    """A file whose hashing kills its process, or runs out of memory: ``alone(signals)``
+    hashes it with the signals named (every one: none named), in a process of its own that
+    dies (it raises WorkerCrashed) or in this one (OutOfMemory). Each signal that decodes is
+    tried alone to name the ones that fail, and the file gets the hashes of the others (its
+    digests) and the error ``crashed`` (``out of memory`` when each failure was that); or its
+    hashes as usual, when none fails now (the failure was another's, or memory was short
+    then)."""
     resolved = settings.hashing.resolved
-    decoding = [s.name for s in resolved if not s.applies_to(MediaKind.OTHER)]
-    crashing = [name for name in decoding if _crashes(alone, (name,))]
-    kept = tuple(s.name for s in resolved if s.name not in crashing)
+    failed: dict[str, WorkerCrashed] = {}
+    for name in (s.name for s in resolved if not s.applies_to(MediaKind.OTHER)):
+        try:
+            alone((name,))
+        except WorkerCrashed as error:
+            failed[name] = error
+    kept = tuple(s.name for s in resolved if s.name not in failed)
+    failures = list(failed.values())
     try:
         hashed = alone(kept)
-    except WorkerCrashed:
+    except WorkerCrashed as error:
         hashed = Hashed(None)
+        failures.append(error)
     else:
-        if not crashing:
+        if not failed:
             return hashed
-    named = f" ({', '.join(crashing)})" if crashing else ""
+    named = f" ({', '.join(failed)})" if failed else ""
+    if all(isinstance(failure, OutOfMemory) for failure in failures):
+        return replace(hashed, error=f"out of memory while hashing this file{named}",
+                       kind=OUT_OF_MEMORY)  # fmt: skip
     return replace(hashed, error=f"the decoder process crashed on this file{named}", kind=CRASHED)
-
-
-def _crashes(alone: Callable[[tuple[str, ...]], Hashed], signals: tuple[str, ...]) -> bool:
-    try:
-        alone(signals)
-    except WorkerCrashed:
-        return True
-    return False
 
 
 def _digest(result: StreamHashes) -> str | None:
