@@ -11,7 +11,9 @@ them) in a temporary directory, then scans them with ``scan_part`` as ``hashguar
 
 It prints files/s per engine with its ratio to the process pool (issue 22's bar: Ray >= 85 %),
 Ray's overhead per file: (Ray's seconds - the pool's) / files, Ray's share of ideal scaling
-(its files/s / (workers x the single process's)), and the memory the Matcher takes on a node:
+(its files/s / (workers x the single process's)), Ray's one-off start (the Matcher put into the
+object store, once per scan; the pool's forked workers get it for nothing) with Ray's share of
+the pool's files/s without it, and the memory the Matcher takes on a node:
 its copy in the object store (pickled with protocol 5, as Ray stores it) and what one worker
 process holds of its own once it has loaded it (tracemalloc: the Python objects unpickled; the
 arrays Ray maps from the store are shared by the node's workers). Every engine's rows must equal
@@ -62,6 +64,7 @@ class ScanMeasured:
     loads: tuple[int, int] = (0, 0)  # on Ray: Matcher loads, worker processes that scanned
     store_bytes: int = 0  # the Matcher's copy in Ray's object store (one per node)
     worker_bytes: int = 0  # what one Ray worker process holds of its own once it loaded it
+    put: float = 0.0  # seconds to put the Matcher into Ray's object store: once per scan
 
     @property
     def pool(self) -> float:
@@ -81,10 +84,23 @@ class ScanMeasured:
         return None if self.ray is None else self.pool / self.ray
 
     @property
+    def efficiency_after_start(self) -> float | None:
+        """Ray's files/s as a share of the pool's without its one-off start, the Matcher put
+        into the object store (a fork hands the pool its Matcher for nothing): what a scan
+        long enough for that start not to count reaches."""
+        return None if self.ray is None else self.pool / (self.ray - self.put)
+
+    @property
     def scaling(self) -> float | None:
         """Ray's files/s as a share of ideal scaling: workers x the single process's."""
         single = self.seconds["single process"]
         return None if self.ray is None else single / (self.workers * self.ray)
+
+    @property
+    def scaling_after_start(self) -> float | None:
+        """``scaling`` without Ray's one-off start: what a long scan reaches."""
+        single = self.seconds["single process"]
+        return None if self.ray is None else single / (self.workers * (self.ray - self.put))
 
     @property
     def ray_overhead_ms(self) -> float | None:
@@ -175,14 +191,17 @@ def measure(
                 seconds[f"ray, {workers} CPUs"], on_ray = timed(
                     scan_on_ray(parts, source.reader, matcher, settings, workers, loads=loads)
                 )
-                held = ray.get(ray.remote(held_by_a_worker).remote([ray.put(matcher)]))
+                started = time.perf_counter()
+                shared = ray.put(matcher)
+                put = time.perf_counter() - started
+                held = ray.get(ray.remote(held_by_a_worker).remote([shared]))
             finally:
                 ray.shutdown()
             if on_ray != reference:
                 sys.exit("Ray's rows differ from the single process's")
             loaded = (sum(loads.values()), len(loads))
             return ScanMeasured(files, size, entries, workers, seconds, listing, loaded,
-                                stored(matcher), held)  # fmt: skip
+                                stored(matcher), held, put)  # fmt: skip
     return ScanMeasured(files, size, entries, workers, seconds, listing)
 
 
@@ -223,7 +242,17 @@ def main() -> None:
     if measured.ray_overhead_ms is not None:
         print(f"Ray's overhead per file against the pool: {measured.ray_overhead_ms:.2f} ms")
         print(f"Ray's share of ideal scaling: {measured.scaling:.0%}")
+        print(start(measured))
         print(memory(measured))
+
+
+def start(measured: ScanMeasured) -> str:
+    """Ray's one-off start, and its share of the pool without it."""
+    return (
+        f"Ray's one-off start, the Matcher put into the object store: {measured.put:.2f} s; "
+        f"without it, {measured.efficiency_after_start:.0%} of the pool's files/s and "
+        f"{measured.scaling_after_start:.0%} of ideal scaling"
+    )
 
 
 def memory(measured: ScanMeasured) -> str:

@@ -10,7 +10,8 @@ The arithmetic, so that a reader can check every row:
   100M entries is 10 shards of 10M and every query visits every shard (one index of 100M is
   cheaper per entry, so this errs on the safe side).
 * wall hours: (hashing + matching core-seconds) / (cores x efficiency) / 3600, efficiency
-  being Ray's measured share of ideal scaling: its files/s / (workers x one process's).
+  being Ray's measured share of ideal scaling: its files/s / (workers x one process's), once
+  started (the Matcher's put into the object store, seconds once per scan, not counted).
 * memory, what ``scan --engine ray`` holds of the Matcher on a node: its copy in Ray's object
   store (one per node: the index arrays and the entries' columns, mapped by every worker) plus
   what each worker process holds of its own once it loaded it (its Python objects), times

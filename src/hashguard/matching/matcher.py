@@ -235,11 +235,12 @@ class Matcher:
         """What a copy in another process (a worker pool, a Ray task) needs to match as this
         one does: the lists, their entries and indexes, the minimums. Not the source, the lock
         or the follower thread: a copy matches the lists as they were when it was made, so it
-        carries only the entries that can match, each with what a match needs (provenance only
-        where a list's policy asks for two sources). The entries travel as numpy columns
-        (``EntryColumns``), as the indexes do: pickled with protocol 5 (Ray), every array is a
-        buffer of its own, which Ray maps from its object store into each worker process of a
-        node without a copy, so a node holds the list once, however many workers it runs.
+        carries only the entries that can match (``_copied``), each with what a match needs
+        (provenance only where a list's policy asks for two sources). The entries travel as
+        numpy columns (``EntryColumns``), as the indexes do: pickled with protocol 5 (Ray),
+        every array is a buffer of its own, which Ray maps from its object store into each
+        worker process of a node without a copy, so a node holds the list once, however many
+        workers it runs.
         A copy only matches: it cannot load, follow, update or drop lists."""
         with self._lock:
             state = {k: v for k, v in vars(self).items() if k not in _LIVE}
@@ -251,9 +252,14 @@ class Matcher:
 
     def _copied(self, entry: Entry) -> bool:
         """Whether a copy keeps ``entry``: not when it cannot match (a copy does not follow
-        the lists, so it never will)."""
+        the lists, so it never will): not active, or one source in a list that needs two.
+        Entries too unstable or degenerate are not in the indexes, so never a candidate of a
+        query; the copy keeps them rather than check each (what made copying a list of 1M
+        entries take seconds)."""
         followed = self._lists.get(entry.list_id)
-        return followed is not None and entry.matchable(
+        if followed is None or entry.status is not EntryStatus.ACTIVE:
+            return False
+        return not followed.hash_list.policy.two_sources or entry.matchable(
             followed.hash_list.policy, self.min_stability
         )
 
