@@ -343,10 +343,10 @@ def test_a_corrupt_page_is_asked_for_again_then_named_and_the_fetch_stops(
 
 def test_a_slow_page_ends_the_fetch_as_unavailable(ncmec: NcmecStandIn) -> None:
     seed(ncmec)
-    ncmec.slow_page(start=3)
+    ncmec.slow_page(start=3)  # held until released: the timeout only has to let page 1 through
     fetched: list[Page] = []
     with pytest.raises(ExchangeUnavailable, match="timed out"):
-        for page in exchange(ncmec, Clock(T0), timeout=1).fetch(None):
+        for page in exchange(ncmec, Clock(T0), timeout=5).fetch(None):  # 1 s: a busy CI missed it
             fetched.append(page)
     ncmec.release()
     assert len(fetched) == 1

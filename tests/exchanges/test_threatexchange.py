@@ -214,10 +214,10 @@ def test_a_corrupt_page_is_asked_for_again_then_named_and_the_fetch_stops(
 
 def test_a_slow_page_ends_the_fetch_as_unavailable(te: ThreatExchangeStandIn) -> None:
     seed(te)
-    te.slow_page(2)
+    te.slow_page(2)  # held until released: the timeout only has to let page 1 through
     fetched: list[Page] = []
     with pytest.raises(ExchangeUnavailable, match="timed out") as failed:
-        for page in exchange(te, timeout=1).fetch(None):
+        for page in exchange(te, timeout=5).fetch(None):  # 1 s was missed on a busy machine
             fetched.append(page)
     te.release()
     assert len(fetched) == 1 and te.token not in str(failed.value)
