@@ -129,6 +129,15 @@ def at_rate(url: str, bodies: Path, token: str, rate: int, seconds: int) -> dict
     return figures
 
 
+def hash_bodies(path: Path, queries: np.ndarray) -> None:
+    """``POST /v1/match/hashes`` bodies for loadgen.py, one PDQ query each, one per line."""
+    path.write_text("".join(
+        json.dumps({"hashes": [{"signal": "pdq", "value": row.tobytes().hex(),
+                                "content_ref": f"bench-{i}"}]}) + "\n"
+        for i, row in enumerate(queries)
+    ))  # fmt: skip
+
+
 def build(
     directory: Path, size: int, base: np.ndarray
 ) -> tuple[str, dict[str, str], np.ndarray, np.ndarray]:
@@ -148,7 +157,8 @@ def build(
     store.apply("bench", (Submission("pdq", row.tobytes().hex()) for row in hashes.entries))
     print(f"  imported in {time.perf_counter() - started:.0f} s", flush=True)
     keys = ApiKeyStore(engine)
-    tokens = {role.value: keys.create(role, name=f"bench {role.value}")[1] for role in Role}
+    roles = [role for role in Role if role is not Role.HOSTER]  # a hoster key names a hoster
+    tokens = {role.value: keys.create(role, name=f"bench {role.value}")[1] for role in roles}
     engine.dispose()
     return url, tokens, queries, hashes.entries
 
@@ -249,11 +259,7 @@ def bench(size: int, scratch: Path, port: int, base: np.ndarray) -> list[list[st
     query_file = directory / "queries.txt"
     query_file.write_text("\n".join(row.tobytes().hex() for row in queries) + "\n")
     bodies = directory / "bodies.jsonl"
-    bodies.write_text("".join(
-        json.dumps({"hashes": [{"signal": "pdq", "value": row.tobytes().hex(),
-                                "content_ref": f"bench-{i}"}]}) + "\n"
-        for i, row in enumerate(queries)
-    ))  # fmt: skip
+    hash_bodies(bodies, queries)
     hash_script = directory / "hashes.lua"
     hash_script.write_text(_HASH_SCRIPT % {"queries": query_file, "token": tokens["matcher"]})
     images = directory / "images"
