@@ -196,8 +196,8 @@ class Guesses:
         self.addresses.release(address, token)
         wait, _ = self.secrets.reserve(hashlib.sha256(secret.encode()).hexdigest())
         if wait:
-            raise RateLimited(f"this one of the {self.what} was used too often; try again in "
-                              f"{wait:.0f} s", wait, "credential")  # fmt: skip
+            raise RateLimited(f"{self.what}: this one was used too often this hour; try again "
+                              f"in {wait:.0f} s", wait, "credential")  # fmt: skip
 
 
 def client(address: str) -> str:

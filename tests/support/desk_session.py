@@ -15,5 +15,6 @@ def sign_in(client: httpx.Client, key: str, path: str = "/desk/login") -> httpx.
     answer = client.post(path, data={"key": key})
     session = answer.cookies.get(COOKIE)
     if session is not None:
+        client.cookies.delete(COOKIE)  # the Secure one, never sent over http
         client.cookies.set(COOKIE, session)
     return answer

@@ -33,7 +33,7 @@ from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import forms, sessions
 from hashguard.web.form_bodies import FormRoute
-from hashguard.web.pages import HERE, limited, numbered, page, wait_words
+from hashguard.web.pages import HERE, limited, numbered, page
 from hashguard.web.views import QueueFilter, detection_page, queue_page
 
 router = APIRouter(include_in_schema=False, route_class=FormRoute)
@@ -67,8 +67,7 @@ async def login(
                     error="That is not a live key of a role that may sign in here.")  # fmt: skip
     except RateLimited as error:
         return limited(request, error, "login.html", then=then,
-                       error=f"Too many sign-ins with wrong keys; try again "
-                             f"{wait_words(error.retry_after)}.")  # fmt: skip
+                       error=sessions.refused_words(error))  # fmt: skip
 
 
 @router.post("/desk/logout")

@@ -27,7 +27,7 @@ from hashguard.takedown.notices import Notices, NoticeView
 from hashguard.takedown.service import Takedown
 from hashguard.web import sessions
 from hashguard.web.form_bodies import FormRoute
-from hashguard.web.pages import limited, numbered, page, wait_words
+from hashguard.web.pages import limited, numbered, page
 
 router = APIRouter(include_in_schema=False, route_class=FormRoute)
 SHOWN: Final = 500  # open notices on the portal's first page
@@ -92,8 +92,7 @@ async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> 
         return page("hosters/login.html", 403, error="That is not a live hoster key.")
     except RateLimited as error:
         return limited(request, error, "hosters/login.html",
-                       error=f"Too many sign-ins with wrong keys; try again "
-                             f"{wait_words(error.retry_after)}.")  # fmt: skip
+                       error=sessions.refused_words(error))  # fmt: skip
 
 
 @router.get("/hosters")

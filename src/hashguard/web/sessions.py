@@ -20,8 +20,9 @@ from hashguard.api.auth import actor
 from hashguard.api.matching import service_of
 from hashguard.api.public_limits import guarded, limits_of
 from hashguard.errors import NotFound
+from hashguard.rate_limit import RateLimited
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.web.pages import page
+from hashguard.web.pages import page, wait_words
 
 COOKIE: Final = "hg_desk"
 SESSION_SECONDS: Final = 8 * 3600
@@ -116,6 +117,13 @@ async def sign_in(request: Request, token: str, then: str = "") -> Response:
                       secure=not service.settings.insecure_cookies,
                       max_age=SESSION_SECONDS)  # fmt: skip
     return answer
+
+
+def refused_words(error: RateLimited) -> str:
+    """Why a sign-in past a limit is refused, and how long to wait, as the sign-in page says."""
+    why = ("This key was used to sign in too often this hour" if error.scope == "credential"
+           else "Too many sign-ins with wrong keys from this connection")  # fmt: skip
+    return f"{why}; try again {wait_words(error.retry_after)}."
 
 
 def sign_out(request: Request) -> None:
