@@ -126,6 +126,7 @@ def test_guessing_complaint_links_is_bounded_per_address_and_counted(
     assert limited.status_code == 429 and 1 <= wait <= 2
     assert limited.headers["content-type"].startswith("text/html")
     assert "Please wait a little" in limited.text and "come back in a minute" in limited.text
+    assert "hashguard" not in limited.text.lower()  # the provider's page, not ours
     assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
     assert 1 <= int(refused.headers["retry-after"]) <= 2
     assert 'hashguard_rate_limited_total{route="/complaints/{token}",scope="address"} 1.0' in (

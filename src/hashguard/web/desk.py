@@ -218,7 +218,7 @@ async def complain(
     except NotFound:
         return _invalid_link()
     except RateLimited as error:
-        return limited(request, error, message=_BUSY)
+        return _busy(request, service, error)
     except ReviewError as error:
         return await _complaint(request, token, str(error), 409)
     return RedirectResponse(f"/complaints/{token}", 303)
@@ -227,6 +227,12 @@ async def complain(
 # The complaint page past a limit (it names no decision: the link is not checked).
 _BUSY: Final = ("Many attempts to open complaint links were made from this connection, or "
                 "with this link, just now, so it is paused for a while.")  # fmt: skip
+
+
+def _busy(request: Request, service: Service, error: RateLimited) -> Response:
+    """The complaint page past a limit, under the provider's name (never hashguard's)."""
+    return limited(request, error, message=_BUSY,
+                   brand=service.settings.provider_name or "Complaints")  # fmt: skip
 
 
 async def _link(request: Request, service: Service, token: str) -> notices.Notice:
@@ -251,7 +257,7 @@ async def _complaint(request: Request, token: str, error: str = "", status: int 
     except NotFound:
         return _invalid_link()
     except RateLimited as limit:
-        return limited(request, limit, message=_BUSY)
+        return _busy(request, service, limit)
     link = f"{service.settings.public_url.rstrip('/')}/complaints/{token}"
     still_open = time.time() <= notice.complaint_until.timestamp()
     before, redacted, after = notice.text.partition(notices.REDACTED)
