@@ -1,7 +1,13 @@
-"""The per-address rate limit: addresses idle for a window are forgotten, and IPv6 clients are
-counted per /64 (one subscriber's network), an IPv4 address mapped into IPv6 as itself."""
+"""The rate limits: addresses idle for a window are forgotten, and IPv6 clients are counted per
+/64 (one subscriber's network), an IPv4 address mapped into IPv6 as itself; guesses of a secret
+are bounded per address (a right one after the limit waits too) and uses per secret; budgets
+refill over the hour."""
 
-from hashguard.rate_limit import AddressLimit
+import math
+
+import pytest
+
+from hashguard.rate_limit import AddressLimit, Budget, Guesses, RateLimited
 
 
 class Clock:
@@ -54,3 +60,47 @@ def test_an_event_taken_back_does_not_count() -> None:
     assert wait == 0.0
     limit.release("2001:db8::2", token)  # the same /64
     assert limit.reserve("2001:db8::3")[0] == 0.0
+
+
+def test_wrong_guesses_are_bounded_per_address_and_a_right_one_waits_too() -> None:
+    clock = Clock()
+    guesses = Guesses("complaint links", 3, 60.0, 100, clock)
+    for _ in range(3):  # wrong: each stays counted
+        guesses.attempt("192.0.2.1")
+    clock.now += 20
+    with pytest.raises(RateLimited) as refused:
+        guesses.attempt("192.0.2.1")  # the right secret now is refused before it is checked
+    assert refused.value.scope == "address" and refused.value.retry_after == 40
+    assert "complaint links" in str(refused.value)
+    guesses.attempt("192.0.2.2")  # another address is not held back
+    clock.now += 40  # the first wrong guess ages out
+    token = guesses.attempt("192.0.2.1")
+    guesses.right("192.0.2.1", token, "the right link")  # a right guess is taken back
+    guesses.right("192.0.2.1", guesses.attempt("192.0.2.1"), "the right link")
+
+
+def test_uses_of_one_secret_are_bounded_from_any_address() -> None:
+    clock = Clock()
+    guesses = Guesses("report status tokens", 3, 60.0, 2, clock)
+    for number in range(2):
+        address = f"198.51.100.{number}"
+        guesses.right(address, guesses.attempt(address), "token")
+    with pytest.raises(RateLimited) as refused:
+        guesses.right("203.0.113.1", guesses.attempt("203.0.113.1"), "token")
+    assert refused.value.scope == "credential" and refused.value.retry_after == 3600
+    guesses.right("203.0.113.1", guesses.attempt("203.0.113.1"), "another token")
+
+
+def test_a_budget_refills_over_the_hour_and_forgets_full_buckets() -> None:
+    clock = Clock()
+    budget = Budget(3600, address=True, clock=clock)  # one a second
+    assert budget.take("2001:db8::1", 3600) == 0.0
+    assert budget.take("2001:db8::2", 10) == 10  # the same /64: ten seconds to wait
+    clock.now += 10
+    assert budget.take("2001:db8::2", 10) == 0.0
+    assert math.isinf(budget.take("192.0.2.1", 3601))
+    budget.give_back("2001:db8::3", 10)
+    assert budget.take("2001:db8::4", 10) == 0.0
+    clock.now += 3600
+    assert budget.take("192.0.2.1", 1) == 0.0
+    assert len(budget) == 1  # the /64's bucket was full again: forgotten

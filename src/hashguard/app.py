@@ -43,6 +43,7 @@ from hashguard.web import (
     victims,
     victims_pages,
 )
+from hashguard.web.headers import SecurityHeaders
 
 _UPLOAD_ROUTES = ("/v1/hash", "/v1/match/media", "/h/hash", "/m/lookup")
 
@@ -84,7 +85,11 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
     errors.install(app)
     schemas.document(app)
     app.state.device = (
-        routes_device.Evaluator(oprf.ServerKey.load(settings.oprf_key), settings.oprf_limit)
+        routes_device.Evaluator(
+            oprf.ServerKey.load(settings.oprf_key),
+            settings.oprf_limit,
+            settings.oprf_address_limit,
+        )
         if settings.oprf_key is not None
         else None
     )
@@ -117,6 +122,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         return console.too_large(settings.max_upload_bytes) if path == console.TESTER else None
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, page_for=page_for)
+    app.add_middleware(SecurityHeaders)  # outermost: the body limit's pages get them too
     return app
 
 

@@ -1,35 +1,48 @@
-"""How often one client address may do something (open a case, guess a PIN, report URLs), and
-the error for an address past its limit: the API answers it with 429 and Retry-After.
+"""How often one client address, or one credential, may do something (open a case, guess a PIN
+or a complaint link, report URLs, ask for device evaluations), and the error for a caller past
+its limit: the API answers it with 429 and Retry-After, counted per route and scope.
 
-In memory: an address's record is lost on restart; limits that must hold across restarts and
-processes (a case's wrong PINs) are kept in the database by their workflow. An address is
-forgotten once its events are all older than the window. IPv6 clients are counted per /64
-network: one subscriber usually holds a whole /64.
+* ``WindowLimit``: at most N events per subject (a credential's digest) in a sliding window;
+  ``AddressLimit`` the same per client address (IPv6 per /64: one subscriber usually holds a
+  whole /64).
+* ``Budget``: a token bucket per subject (device keys' and addresses' evaluations an hour).
+* ``Guesses``: guessing a secret (a complaint link, a report's status token, a key at sign-in):
+  wrong guesses per address, counted before the secret is checked so parallel guesses cannot
+  outrun the limit, and uses of one right secret.
+
+In memory: a record is lost on restart; limits that must hold across restarts and processes (a
+case's wrong PINs) are kept in the database by their workflow. A subject is forgotten once its
+events are all older than the window.
 """
 
+import hashlib
 import ipaddress
 import math
 import threading
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
+from typing import Literal
 
 from hashguard.errors import Unavailable
+
+Scope = Literal["address", "credential"]
 
 
 class RateLimited(Unavailable):
     """Too many attempts: ask again in ``retry_after`` seconds (the API answers 429 with
-    Retry-After). The message says what was limited."""
+    Retry-After). The message says what was limited; ``scope`` whether the client's address or
+    the credential used (a case, a link, a key) is past its limit."""
 
-    def __init__(self, message: str, retry_after: float) -> None:
+    def __init__(self, message: str, retry_after: float, scope: Scope = "address") -> None:
         super().__init__(message)
         self.retry_after = retry_after
+        self.scope: Scope = scope
 
 
-class AddressLimit:
-    """Per client address (IPv6: per /64): at most ``allowed`` events within ``window``
-    seconds; an address past it waits until its oldest event in the window ages out.
-    ``clock`` gives monotonic seconds."""
+class WindowLimit:
+    """Per subject: at most ``allowed`` events within ``window`` seconds; a subject past it
+    waits until its oldest event in the window ages out. ``clock`` gives monotonic seconds."""
 
     def __init__(
         self, allowed: int, window: float, clock: Callable[[], float] = time.monotonic
@@ -42,7 +55,7 @@ class AddressLimit:
         self._lock = threading.Lock()
 
     def __len__(self) -> int:
-        """How many addresses (IPv6 networks) are remembered."""
+        """How many subjects (addresses, IPv6 networks) are remembered."""
         with self._lock:
             return len(self._events)
 
@@ -51,7 +64,7 @@ class AddressLimit:
         may go on (``release(address, token)`` takes the event back if it does not count),
         else ``(seconds to wait, 0)`` and nothing is counted."""
         now = self.clock()
-        client = _client(address)
+        client = self.subject(address)
         with self._lock:
             self._forget_idle(now)
             events = self._recent(client, now)
@@ -64,9 +77,13 @@ class AddressLimit:
     def release(self, address: str, token: float) -> None:
         """Take back the event ``reserve`` counted as ``token`` (one that did not count)."""
         with self._lock:
-            events = self._events.get(_client(address))
+            events = self._events.get(self.subject(address))
             if events is not None and token in events:
                 events.remove(token)
+
+    def subject(self, given: str) -> str:
+        """Whom ``given`` is counted as: itself."""
+        return given
 
     def _recent(self, address: str, now: float) -> deque[float]:
         events = self._events.setdefault(address, deque())
@@ -83,7 +100,107 @@ class AddressLimit:
             self._events.popitem(last=False)
 
 
-def _client(address: str) -> str:
+class AddressLimit(WindowLimit):
+    """A ``WindowLimit`` per client address: IPv6 addresses counted per /64 network."""
+
+    def subject(self, given: str) -> str:
+        return client(given)
+
+
+class Budget:
+    """A token bucket per subject: ``per_hour`` units, refilled continuously (``address``: the
+    subjects are client addresses, IPv6 per /64)."""
+
+    def __init__(
+        self, per_hour: int, address: bool = False, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.per_hour = per_hour
+        self.address = address
+        self.clock = clock
+        self._buckets: OrderedDict[str, tuple[float, float]] = OrderedDict()  # -> (tokens, when)
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        """How many subjects' buckets are held (not full)."""
+        with self._lock:
+            return len(self._buckets)
+
+    def take(self, subject: str, count: int) -> float:
+        """0 when ``count`` units may be spent now (and spends them), else the seconds to wait
+        (infinite when ``count`` is more than the whole budget)."""
+        if count > self.per_hour:
+            return math.inf
+        rate = self.per_hour / 3600
+        now = self.clock()
+        subject = client(subject) if self.address else subject
+        with self._lock:
+            self._forget_full(now, rate)
+            tokens, when = self._buckets.pop(subject, (float(self.per_hour), now))
+            tokens = min(float(self.per_hour), tokens + (now - when) * rate)
+            if tokens < count:
+                self._buckets[subject] = (tokens, now)
+                return max(1.0, math.ceil((count - tokens) / rate))
+            self._buckets[subject] = (tokens - count, now)
+            return 0.0
+
+    def give_back(self, subject: str, count: int) -> None:
+        """Return ``count`` units ``take`` spent for ``subject`` that were not used."""
+        subject = client(subject) if self.address else subject
+        with self._lock:
+            held = self._buckets.get(subject)
+            if held is not None:
+                self._buckets[subject] = (min(float(self.per_hour), held[0] + count), held[1])
+
+    def _forget_full(self, now: float, rate: float) -> None:
+        # a bucket refilled to the brim is as good as none: oldest-touched first
+        while self._buckets:
+            tokens, when = next(iter(self._buckets.values()))
+            if tokens + (now - when) * rate < self.per_hour:
+                return
+            self._buckets.popitem(last=False)
+
+
+class Guesses:
+    """Guessing a secret that opens something (``what``: "complaint links"): at most
+    ``failures`` wrong guesses per client address within ``window`` seconds, each counted before
+    the secret is checked (``attempt``) and taken back once it proves right (``right``); and at
+    most ``uses`` uses of one right secret an hour, so a link shared or leaked cannot be hammered.
+    Secrets are kept only as digests."""
+
+    def __init__(
+        self,
+        what: str,
+        failures: int,
+        window: float,
+        uses: int,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.what = what
+        self.addresses = AddressLimit(failures, window, clock)
+        self.secrets = WindowLimit(uses, 3600.0, clock)
+
+    def attempt(self, address: str) -> float:
+        """Count a guess from ``address`` before its secret is checked: the token to give
+        ``right`` if it proves right. Raises RateLimited (scope address) when ``address`` made
+        too many wrong guesses."""
+        wait, token = self.addresses.reserve(address)
+        if wait:
+            raise RateLimited(f"too many wrong {self.what} from this address; try again in "
+                              f"{wait:.0f} s", wait)  # fmt: skip
+        return token
+
+    def right(self, address: str, token: float, secret: str) -> None:
+        """The guess ``token`` of ``address`` was ``secret``, a right one: it does not count
+        against the address; one use of ``secret`` does. Raises RateLimited (scope
+        credential) when ``secret`` was used too often this hour."""
+        self.addresses.release(address, token)
+        wait, _ = self.secrets.reserve(hashlib.sha256(secret.encode()).hexdigest())
+        if wait:
+            raise RateLimited(f"{self.what}: this one was used too often this hour; try again "
+                              f"in {wait:.0f} s", wait, "credential")  # fmt: skip
+
+
+def client(address: str) -> str:
     """Whom ``address`` stands for: itself, or its /64 network when it is IPv6 (an IPv4 address
     mapped into IPv6 stands for itself)."""
     try:

@@ -35,6 +35,7 @@ asns = [64500]
 abuse_email = "abuse@hosting.example"
 """
 PER_HOUR = 5  # reports one address may send
+GUESSES = 20  # wrong status tokens one address may try (guess_failures' default)
 DEADLINE = 60.0  # seconds the server's pipeline may take before a test gives up on it
 ANALYST_ROUTES = [
     ("GET", "/v1/hotline/reports"),
@@ -312,6 +313,24 @@ def test_a_status_needs_a_known_token_in_its_header(hotline: Hotline) -> None:
     assert missing.status_code == 422 and "X-Report-Token" in missing.text
     too_long = server.get("/v1/hotline/reports/status", headers={"X-Report-Token": "x" * 500})
     assert too_long.status_code == 422
+
+
+def test_guessing_status_tokens_is_bounded_per_address_and_counted(hotline: Hotline) -> None:
+    server = hotline.server
+    with reporter(server, "127.0.0.41") as guesser, reporter(server, "127.0.0.42") as other:
+        token = report(guesser, "https://gone.site-a.test/guessed").json()["token"]
+        for n in range(GUESSES):
+            wrong = guesser.get("/v1/hotline/reports/status",
+                                headers={"X-Report-Token": f"wrong-{n}"})  # fmt: skip
+            assert wrong.status_code == 404
+        right = {"X-Report-Token": token}
+        refused = guesser.get("/v1/hotline/reports/status", headers=right)  # the right one too
+        assert other.get("/v1/hotline/reports/status", headers=right).status_code == 200
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 900
+    metrics = server.get("/metrics", "auditor").text
+    assert ('hashguard_rate_limited_total{route="/v1/hotline/reports/status",scope="address"}'
+            in metrics)  # fmt: skip
 
 
 @pytest.mark.parametrize(("method", "path"), ANALYST_ROUTES)

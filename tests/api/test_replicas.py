@@ -28,6 +28,7 @@ from hashguard.transparency import keys
 
 from support.conformance import ConformanceReport
 from support.database import scratch_database
+from support.desk_session import sign_in as desk_sign_in
 from support.invoke import hashguard
 from support.paths import BENCH, REPOSITORY
 from support.server import Server, free_port, running
@@ -204,7 +205,7 @@ def _answered_by(client: httpx.Client, token: str) -> str | None:
 
 def _stays_on_one_replica_once_signed_in(balanced: httpx.Client, key: str) -> None:
     with httpx.Client(base_url=balanced.base_url, timeout=30) as browser:
-        signed = browser.post("/desk/login", data={"key": key})
+        signed = desk_sign_in(browser, key)
         assert signed.status_code == 303, signed.text
         assert {"hg_desk", "replica"} <= set(browser.cookies)
         home = signed.headers["x-served-by"]

@@ -109,9 +109,13 @@ def test_each_device_key_has_an_hourly_budget(served: tuple[Server, Path]) -> No
     assert int(refused.headers["retry-after"]) > 0
     other = {"Authorization": f"Bearer {_new_device_key(server)}"}
     assert server.post("/v1/device/evaluate", json=body, headers=other).status_code == 200
-    too_many = {"elements": body["elements"] * 3}  # 24 > the whole budget
+    too_many = {"elements": body["elements"] * 3}  # 24 > the whole budget: never answerable
     answer = server.post("/v1/device/evaluate", json=too_many, headers=other)
-    assert answer.status_code == 429 and "asks for more" in answer.text
+    assert answer.status_code == 413 and "asks for more" in answer.text
+    metrics = server.get("/metrics", "auditor").text
+    assert 'hashguard_rate_limited_total{route="/v1/device/evaluate",scope="credential"} 1.0' in (
+        metrics
+    )
 
 
 def test_the_route_refuses_what_is_not_a_blinded_element(served: tuple[Server, Path]) -> None:

@@ -4,6 +4,7 @@ partial and whole withdrawal (the origin, its HMA routes and a follower stop mat
 server over a real ``hashguard lists follow --every 1`` process), receipts from that follower,
 partners' outcomes from review and by POST. Every hash is a benign test value."""
 
+import re
 import statistics
 import subprocess
 import time
@@ -135,6 +136,10 @@ def test_wrong_pins_lock_the_case_with_retry_after(world: World) -> None:
     assert locked.status_code == 429 and 1 <= int(locked.headers["retry-after"]) <= 60
     assert "locked after too many wrong PINs" in locked.json()["error"]["message"]
     assert _status(origin, case).status_code == 429  # the right PIN waits too
+    metrics = origin.get("/metrics", "auditor").text
+    counted = re.search(r'hashguard_rate_limited_total\{route="/v1/victims/cases/\{case\}",'
+                        r'scope="credential"\} (\d+)', metrics)  # fmt: skip
+    assert counted is not None and int(counted[1]) >= 2, metrics
     unknown = _status(origin, {"case": "HG-00000-00000-00000-00000-000000", "pin": case["pin"]})
     assert unknown.status_code == 403  # an unknown case reads as a wrong PIN
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import httpx
 
+from support.desk_session import sign_in as desk_sign_in
 from support.server import HASHGUARD, LISTENING, free_port
 
 
@@ -35,7 +36,7 @@ def test_the_served_demo_fills_the_desks_queue_and_prints_how_to_sign_in(tmp_pat
         assert victims and victims[1] == f"http://127.0.0.1:{port}/victims", output
         assert httpx.get(victims[1]).status_code == 200
         with httpx.Client(base_url=desk[1].removesuffix("/desk")) as browser:
-            signed_in = browser.post("/desk/login", data={"key": key[1]})
+            signed_in = desk_sign_in(browser, key[1])
             assert signed_in.status_code == 303, signed_in.text
             queue = browser.get("/desk")
             assert queue.status_code == 200

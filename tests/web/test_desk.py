@@ -430,13 +430,12 @@ def test_a_video_match_shows_its_frames_found_and_after_a_false_positive_stays_r
     assert "100 % of the frames found on both sides" in ana.text_content("#evidence")
 
 
-def test_the_session_cookie_is_secure_where_users_reach_the_desk_over_https(
+def test_the_session_cookie_is_secure_unless_set_for_plain_http_development(
     engine: Engine, database_url: str
 ) -> None:
     token = ApiKeyStore(engine).create(Role.REVIEWER, name="ana")[1]
-    for public_url, secure in (("https://desk.example.org", True), ("", False)):
-        options = ("--public-url", public_url) if public_url else ()
-        with running(database_url, *options) as server:  # behind a TLS proxy: plain http here
+    for options, secure in (((), True), (("--insecure-cookies",), False)):
+        with running(database_url, *options) as server:  # plain http here, as behind a proxy
             answer = server.client.post("/desk/login", data={"key": token})
             assert answer.status_code == 303, answer.text
             cookie = answer.headers["set-cookie"]

@@ -1,9 +1,11 @@
 """The user's complaint page and the delivery state on the desk, against a real ``hashguard
 serve``: the page carries the provider's name (else the service's), never hashguard's, and the
 user's real personal link, never a placeholder; it fits a desktop and a phone (headless
-Chromium, screenshots kept in the test's directory). The desk's detection page shows each
-delivery's state. Benign test hashes only."""
+Chromium, screenshots kept in the test's directory). Guessing links is bounded per address:
+the right link after the limit waits too, as long as Retry-After says. The desk's detection
+page shows each delivery's state. Benign test hashes only."""
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 
 from support.browser import launched
+from support.desk_session import sign_in as desk_sign_in
 from support.loopback import Loopback
 from support.server import Server, running
 
@@ -103,6 +106,36 @@ def test_without_a_provider_name_the_page_carries_the_services(
     assert "hashguard" not in page.text.lower()
 
 
+def test_guessing_complaint_links_is_bounded_per_address_and_counted(
+    engine: Engine, database_url: str, receiver: Loopback
+) -> None:
+    tokens = prepared(engine, receiver)
+    options = ("--guess-failures", "3", "--guess-window", "2")  # a short window to wait out
+    with running(database_url, *options) as server:
+        removed(server, tokens, engine, "en")
+        path = personal_link(engine).removeprefix(server.url)
+        for number in range(3):
+            assert server.get(f"/complaints/wrong-guess-{number}").status_code == 404
+        limited = server.get(path)  # the right link, after the limit: refused all the same
+        complaint = {"token": path.rsplit("/", 1)[1], "statement": "it is my own photo"}
+        refused = server.post("/v1/complaints", json=complaint)
+        metrics = server.get("/metrics", "auditor").text
+        wait = int(limited.headers["retry-after"])
+        time.sleep(wait)  # the wait the server states, no more
+        opened = server.get(path)
+    assert limited.status_code == 429 and 1 <= wait <= 2
+    assert limited.headers["content-type"].startswith("text/html")
+    assert "Please wait a little" in limited.text and "come back in a minute" in limited.text
+    assert "hashguard" not in limited.text.lower()  # the provider's page, not ours
+    assert refused.status_code == 429 and refused.json()["error"]["code"] == "rate_limited"
+    assert 1 <= int(refused.headers["retry-after"]) <= 2
+    assert 'hashguard_rate_limited_total{route="/complaints/{token}",scope="address"} 1.0' in (
+        metrics
+    )
+    assert 'hashguard_rate_limited_total{route="/v1/complaints",scope="address"} 1.0' in metrics
+    assert opened.status_code == 200 and "Complain about this decision" in opened.text
+
+
 def test_the_desks_detection_page_shows_each_deliverys_state(
     engine: Engine, database_url: str, receiver: Loopback, tmp_path: Path
 ) -> None:
@@ -111,7 +144,7 @@ def test_the_desks_detection_page_shows_each_deliverys_state(
         ident = removed(server, tokens, engine, "en")
         assert receiver.wait_for(3)  # the quarantine, the removal, the notice
         desk = httpx.Client(base_url=server.url)
-        signed_in = desk.post("/desk/login", data={"key": tokens["ana"]})
+        signed_in = desk_sign_in(desk, tokens["ana"])
         assert signed_in.status_code == 303
         page = desk.get(f"/desk/detections/{ident}")
         desk.close()

@@ -23,6 +23,7 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.database import open_engine
 
 from support.database import scratch_database
+from support.desk_session import sign_in as desk_sign_in
 from support.hotline_items import BASELINE, NOT_ILLEGAL, events, hashes_of, new_case, queued_item
 from support.media import png
 from support.server import Server, running
@@ -56,7 +57,7 @@ class Desk:
     def signed_in(self, name: str) -> tuple[httpx.Client, str]:
         """A desk session of ``name``'s key, and its CSRF token."""
         client = httpx.Client(base_url=self.server.url, timeout=60)
-        answer = client.post("/desk/login", data={"key": self.keys[name]})
+        answer = desk_sign_in(client, self.keys[name])
         assert answer.status_code == 303, answer.text
         page = client.get("/desk/hotline")
         found = re.search(r'name="csrf" value="([^"]+)"', page.text)

@@ -17,7 +17,8 @@ _FILES: Final = Path(fastapi_offline.__file__).parent / "static"
 # The pages' own inline start-up script and styles; ReDoc's search runs in a blob: worker.
 _POLICY: Final = (
     "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
-    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:"
+    "img-src 'self' data:; font-src 'self' data:; worker-src 'self' blob:; object-src 'none'; "
+    "base-uri 'none'; frame-ancestors 'none'"
 )
 
 

@@ -15,6 +15,7 @@ from starlette.exceptions import HTTPException
 
 from hashguard import errors
 from hashguard.errors import HashguardError
+from hashguard.rate_limit import RateLimited
 
 log = logging.getLogger("hashguard.api")
 
@@ -70,17 +71,32 @@ def error_response(
     return JSONResponse(body, status, headers=headers)
 
 
-def too_many(message: str, retry_after: float) -> JSONResponse:
-    """429 with Retry-After (whole seconds, at least 1): an address or case past its limit."""
-    retry = str(max(1, math.ceil(retry_after)))
-    return JSONResponse(error_body(429, message, "rate_limited"), 429,
-                        headers={"Retry-After": retry})  # fmt: skip
+def too_many(request: Request, error: RateLimited) -> JSONResponse:
+    """429 with Retry-After: an address, case, link or key past its limit; counted."""
+    counted(request, error)
+    return JSONResponse(error_body(429, str(error), "rate_limited"), 429,
+                        headers=retry_after(error))  # fmt: skip
+
+
+def retry_after(error: RateLimited) -> dict[str, str]:
+    """The Retry-After header of a 429: whole seconds, at least 1."""
+    return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+
+
+def counted(request: Request, error: RateLimited) -> None:
+    """Count a refusal for ``error`` in /metrics, by route template and scope."""
+    route = getattr(request.scope.get("route"), "path", request.url.path)
+    request.app.state.metrics.limited.labels(route, error.scope).inc()
 
 
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
         return error_response(error.status, error.message, error.code, request.url.path)
+
+    @app.exception_handler(RateLimited)
+    async def rate_limited(request: Request, error: RateLimited) -> JSONResponse:
+        return too_many(request, error)
 
     @app.exception_handler(HashguardError)
     async def domain_error(request: Request, error: HashguardError) -> JSONResponse:

@@ -33,11 +33,6 @@ def service_of(request: Request) -> Service:
     return service
 
 
-def client_of(request: Request) -> str | None:
-    """The address ``request`` came from (the proxy's forwarded one where it is trusted)."""
-    return request.client.host if request.client is not None else None
-
-
 def media_variants(service: Service, dihedral: bool = False) -> frozenset[str]:
     """The query variant families to hash media for: those the served lists allow (none
     when they all match plain hashes), and the dihedral ones too when asked for."""

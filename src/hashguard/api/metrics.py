@@ -35,6 +35,11 @@ class Metrics:
         self.queries = Counter(
             "hashguard_match_queries", "Items matched (hashes or media)", registry=self.registry
         )
+        self.limited = Counter(
+            "hashguard_rate_limited", "Requests refused with 429 by a rate limit, by the scope "
+            "past its limit (address: the client's; credential: a case, link or key)",
+            ["route", "scope"], registry=self.registry,
+        )  # fmt: skip
         self.started = Gauge(
             "hashguard_start_time_seconds", "When the service started (Unix time)",
             registry=self.registry,

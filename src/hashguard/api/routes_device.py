@@ -8,9 +8,6 @@ so an offender cannot use the service as an unlimited oracle to test edits again
 
 import base64
 import binascii
-import math
-import threading
-import time
 from typing import Annotated, Final
 
 from fastapi import APIRouter, Request
@@ -19,9 +16,12 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
-from hashguard.api.errors import ApiError, error_body
+from hashguard.api.errors import ApiError
+from hashguard.api.public_limits import client_of
 from hashguard.api.schemas import BODY, KEYED, Evaluated, refusals
 from hashguard.device import oprf
+from hashguard.errors import TooLarge
+from hashguard.rate_limit import Budget, RateLimited
 from hashguard.store.api_keys import ApiKey, Role
 
 router = APIRouter(prefix="/v1/device", tags=["on-device checks"])
@@ -36,36 +36,37 @@ class Evaluation(BaseModel):
     )  # fmt: skip
 
 
-class Budget:
-    """A token bucket per key: ``per_hour`` evaluations, refilled continuously."""
-
-    def __init__(self, per_hour: int) -> None:
-        self.per_hour = per_hour
-        self._buckets: dict[str, tuple[float, float]] = {}  # key id -> (tokens, when)
-        self._lock = threading.Lock()
-
-    def take(self, key: str, count: int) -> float:
-        """0 when ``count`` evaluations may go ahead (and takes them), else the seconds to wait."""
-        rate = self.per_hour / 3600
-        now = time.monotonic()
-        with self._lock:
-            tokens, when = self._buckets.get(key, (float(self.per_hour), now))
-            tokens = min(float(self.per_hour), tokens + (now - when) * rate)
-            if count > self.per_hour:
-                return math.inf
-            if tokens < count:
-                self._buckets[key] = (tokens, now)
-                return (count - tokens) / rate
-            self._buckets[key] = (tokens - count, now)
-            return 0.0
-
-
 class Evaluator:
-    """The server's key and the budgets of the device keys."""
+    """The server's key and the budgets: of each device key, and of each client address (IPv6
+    per /64), so many keys from one place are bounded too."""
 
-    def __init__(self, key: oprf.ServerKey, per_hour: int) -> None:
+    def __init__(self, key: oprf.ServerKey, per_hour: int, per_address: int) -> None:
         self.key = key
         self.budget = Budget(per_hour)
+        self.addresses = Budget(per_address, address=True)
+
+    def spend(self, key: str, address: str, count: int) -> None:
+        """Take ``count`` evaluations from ``key``'s and ``address``'s budgets (from neither
+        when one is spent). Raises TooManyElements when ``count`` exceeds a whole hour's
+        budget, RateLimited (scope credential: the key's; address) when one is spent."""
+        if count > min(self.budget.per_hour, self.addresses.per_hour):
+            raise TooManyElements(
+                f"at most {min(self.budget.per_hour, self.addresses.per_hour)} evaluations an "
+                "hour: this request asks for more"
+            )
+        wait = self.addresses.take(address, count)
+        if wait:
+            raise RateLimited(f"at most {self.addresses.per_hour} evaluations an hour per "
+                              f"address; retry in {wait:.0f} s", wait)  # fmt: skip
+        wait = self.budget.take(key, count)
+        if wait:
+            self.addresses.give_back(address, count)
+            raise RateLimited(f"at most {self.budget.per_hour} evaluations an hour per device "
+                              f"key; retry in {wait:.0f} s", wait, "credential")  # fmt: skip
+
+
+class TooManyElements(TooLarge):
+    """A request asks for more evaluations than an hour's budget: it could never be answered."""
 
 
 @router.post(
@@ -74,7 +75,8 @@ class Evaluator:
 async def evaluate(request: Request, key: Device, body: Evaluation) -> JSONResponse:
     """Evaluate blinded elements with the server's VOPRF key, with one proof for all of them
     (RFC 9497, ristretto255-SHA512). Nothing about the request is stored. 429 when the key's
-    hourly budget is spent."""
+    hourly budget, or the client address's, is spent (Retry-After); 413 for more elements than
+    an hour's budget."""
     evaluator: Evaluator | None = request.app.state.device
     if evaluator is None:
         raise ApiError(404, "this server does not evaluate for devices (serve --oprf-key)")
@@ -82,13 +84,7 @@ async def evaluate(request: Request, key: Device, body: Evaluation) -> JSONRespo
         elements = [base64.b64decode(e, validate=True) for e in body.elements]
     except (binascii.Error, ValueError):
         raise ApiError(400, "elements: expected base64") from None
-    wait = evaluator.budget.take(key.id, len(elements))
-    if wait:
-        message = f"at most {evaluator.budget.per_hour} evaluations an hour per device key; " + (
-            "this request asks for more" if math.isinf(wait) else f"retry in {wait:.0f} s"
-        )
-        headers = {} if math.isinf(wait) else {"Retry-After": str(math.ceil(wait))}
-        return JSONResponse(error_body(429, message, "rate_limited"), 429, headers=headers)
+    evaluator.spend(key.id, client_of(request) or "", len(elements))
     try:
         evaluated, proof = await run_in_threadpool(oprf.blind_evaluate, evaluator.key, elements)
     except oprf.OprfError as error:

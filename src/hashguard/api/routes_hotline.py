@@ -9,6 +9,7 @@ shows content: items are their URLs and hashes.
 """
 
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
@@ -18,7 +19,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, analyst, partner
 from hashguard.api.errors import ApiError, too_many
-from hashguard.api.matching import client_of, service_of
+from hashguard.api.matching import service_of
+from hashguard.api.public_limits import client_of, guarded, limits_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
@@ -116,7 +118,7 @@ async def report(request: Request, hotline: Running, body: NewReport) -> Any:
             body.language, client_of(request),
         )  # fmt: skip
     except RateLimited as error:
-        return too_many(str(error), error.retry_after)
+        return too_many(request, error)
     except HashguardError as error:
         raise ApiError.of(error) from None
     return JSONResponse({"reference": receipt.reference, "token": receipt.token,
@@ -129,11 +131,13 @@ Token = Annotated[
 ]
 
 
-@router.get("/reports/status", response_model=HotlineStatus, responses=refusals(404, 422))
-async def report_status(hotline: Running, token: Token) -> Any:
+@router.get("/reports/status", response_model=HotlineStatus, responses=refusals(404, 422, 429))
+async def report_status(request: Request, hotline: Running, token: Token) -> Any:
     """A report's status by its token (in the ``X-Report-Token`` header, never in a URL):
-    received, assessed or action taken; nothing else about it. 404 for a token no report has."""
-    status = await call(hotline.intake.status, token.strip())
+    received, assessed or action taken; nothing else about it. 404 for a token no report has;
+    wrong tokens are limited per address, uses of one token per hour (429 with Retry-After)."""
+    lookup = partial(run_in_threadpool, hotline.intake.status, token.strip())
+    status = await guarded(request, limits_of(request).report_tokens, token.strip(), lookup)
     return JSONResponse({"status": status.value}, headers=NO_STORE)
 
 

@@ -6,6 +6,7 @@ a complaint is decided by a reviewer who took no part; users complain with the t
 statement of reasons (the only credential they have: no key).
 """
 
+from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
@@ -16,6 +17,7 @@ from hashguard.api import safeguards
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import ApiError
 from hashguard.api.matching import service_of
+from hashguard.api.public_limits import guarded, limits_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
@@ -37,6 +39,7 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import MAX_ID, HashguardError
 from hashguard.legal.profiles import DEFAULT
+from hashguard.redress import notices
 from hashguard.redress.complaints import Complaint
 from hashguard.reports.eu import Circumstances
 from hashguard.reports.risk import RiskAssessment, RiskAssessments
@@ -421,12 +424,16 @@ class NewComplaint(BaseModel):
     "/complaints",
     status_code=201,
     response_model=ComplaintShown,
-    responses=refusals(404, 409, *BODY),
+    responses=refusals(404, 409, *BODY, 429),
 )
 async def lodge(request: Request, body: NewComplaint) -> dict[str, Any]:
     """A user complains about a decision, with the token of their statement of reasons (no
-    key: it is their only credential)."""
-    lodged = await call(service_of(request).complaints.lodge, body.token, body.statement)
+    key: it is their only credential). Wrong tokens are limited per address, uses of one token
+    per hour (429 with Retry-After)."""
+    service = service_of(request)
+    link = partial(run_in_threadpool, notices.by_token, service.engine, body.token)
+    await guarded(request, limits_of(request).complaints, body.token, link)
+    lodged = await call(service.complaints.lodge, body.token, body.statement)
     return complaint_json(lodged)
 
 

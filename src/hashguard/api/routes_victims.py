@@ -14,6 +14,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import allow, check_lists, partner, visible
 from hashguard.api.errors import ApiError, too_many
 from hashguard.api.matching import VALUE_LENGTH, service_of
+from hashguard.api.public_limits import client_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
@@ -67,11 +68,7 @@ class FeedbackBatch(BaseModel):
 
 
 def _address(request: Request) -> str:
-    return request.client.host if request.client is not None else ""
-
-
-def _locked(error: Locked) -> JSONResponse:
-    return too_many(str(error), error.retry_after)
+    return client_of(request) or ""
 
 
 def status_json(status: CaseStatus) -> dict[str, Any]:
@@ -110,7 +107,7 @@ async def open_case(request: Request, body: NewCase) -> Any:
             cases.open, given, body.under_18, body.language, _address(request)
         )
     except Locked as error:
-        return _locked(error)
+        return too_many(request, error)
     except VictimError as error:
         raise ApiError.of(error) from None
     return JSONResponse({"case": opened.case, "pin": opened.pin}, 201,
@@ -129,7 +126,7 @@ async def case_status(request: Request, case: str, pin: Pin) -> Any:
     try:
         status = await run_in_threadpool(cases.status, case, pin, _address(request))
     except Locked as error:
-        return _locked(error)
+        return too_many(request, error)
     except VictimError as error:
         raise ApiError.of(error) from None
     return JSONResponse(status_json(status), headers={"Cache-Control": "no-store"})
@@ -152,7 +149,7 @@ async def withdraw(
     try:
         status = await run_in_threadpool(cases.withdraw, case, pin, given, _address(request))
     except Locked as error:
-        return _locked(error)
+        return too_many(request, error)
     except VictimError as error:
         raise ApiError.of(error) from None
     return JSONResponse(status_json(status), headers={"Cache-Control": "no-store"})

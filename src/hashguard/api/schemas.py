@@ -70,8 +70,8 @@ _REFUSALS: Final[dict[int, tuple[str, str, str]]] = {
           "not a supported image or video format"),
     422: ("invalid", "A parameter or the body does not match this route's schema; the message "
           "names each problem.", "hashes.0.value: String should have at most 128 characters"),
-    429: ("rate_limited", "The key's or address's budget is spent (Retry-After says when to "
-          "ask again).",
+    429: ("rate_limited", "Too many requests or wrong guesses from this address, or with this "
+          "case, link, token or key (Retry-After: the seconds to wait).",
           "at most 1000 evaluations an hour per device key; retry in 12 s"),
     503: ("unavailable", "The service cannot answer yet (the lists are loading) or now.",
           "the lists are loading"),

@@ -25,6 +25,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.jobs import BulkJobs
+from hashguard.api.public_limits import PublicLimits
 from hashguard.api.settings import ServiceSettings
 from hashguard.errors import NotFound, Unavailable
 from hashguard.exchanges.credentials import Sealer
@@ -157,6 +158,7 @@ class Service:
         self.reports = Reports(engine, self.review, attempted=self.deliveries.attempted("report"))
         # Review desk sessions: id -> (the key's token, expiry, CSRF token); memory only.
         self.sessions: dict[str, tuple[str, float, str]] = {}
+        self.limits = PublicLimits.of(settings)
         self.jobs = BulkJobs(imported=self.catch_up)
         # What a worker process opens to reach the same database.
         self.url = engine.url.render_as_string(hide_password=False)

@@ -237,6 +237,12 @@ class ServiceSettings:
         "https (the desk's Secure cookie). Name the balancer; * believes any sender, so any "
         "client can claim any address.",
     )  # fmt: skip
+    insecure_cookies: bool = setting(
+        False, FLAG, "server",
+        "Send the desks' session cookie without Secure: only for plain-HTTP development from "
+        "another machine (browsers keep a Secure cookie over http from 127.0.0.1 and localhost "
+        "alone). Never in production.",
+    )  # fmt: skip
     # The server's secret (webhook signatures are derived from it), made on first use.
     secret_file: Path = setting(
         Path("hashguard-secret.key"), PATH, "server",
@@ -290,6 +296,23 @@ class ServiceSettings:
         "Hashes less stable than this (0-100: how little they move under a 1 % resize) are "
         "not matched, as queries or as list entries measured when listed.",
         minimum=0, maximum=100, unset="each signal's own (PDQ: 50)",
+    )  # fmt: skip
+    # -- limits: guessing secrets on the routes anyone may call (complaint links, reports'
+    # status tokens, keys at sign-in); docs/configuration.md lists every public route's limit
+    guess_failures: int = setting(
+        20, INTEGER, "limits",
+        "Wrong complaint links, report status tokens or keys at sign-in one address may try "
+        "(each kind apart) before it must wait (429 with Retry-After).", minimum=1,
+    )  # fmt: skip
+    guess_window: float = setting(
+        900.0, NUMBER, "limits",
+        "Seconds the wrong guesses of an address are remembered (and it waits at most).",
+        minimum=1.0,
+    )  # fmt: skip
+    secret_uses_per_hour: int = setting(
+        120, INTEGER, "limits",
+        "Uses of one complaint link, report status token or key at sign-in per hour, from any "
+        "address.", minimum=1,
     )  # fmt: skip
     # -- fetch: hashing media by URL, off unless hosts are allowed; private, loopback and
     # link-local addresses are refused unless their network is named.
@@ -347,6 +370,11 @@ class ServiceSettings:
     oprf_limit: int = setting(
         2000, INTEGER, "device", "Evaluations per hour per device key.", minimum=1
     )
+    oprf_address_limit: int = setting(
+        20000, INTEGER, "device",
+        "Evaluations per hour per client address (IPv6 per /64), whatever the device keys.",
+        minimum=1,
+    )  # fmt: skip
     # -- victims: cases the person shown opens (hashguard.victims): where their hashes go, the
     # hotline under-18 cases are referred to, and the limits against floods and PIN guessing.
     victims_adult_list: str = setting(
@@ -556,6 +584,8 @@ class ServiceSettings:
             "ncmec_user": self.ncmec_user,
             "oprf_key": str(self.oprf_key or ""),
             "oprf_limit": self.oprf_limit,
+            "oprf_address_limit": self.oprf_address_limit,
+            "guesses": [self.guess_failures, self.guess_window, self.secret_uses_per_hour],
             "victims": [
                 self.victims_adult_list,
                 self.victims_minor_list,

@@ -247,7 +247,7 @@ class Cases:
                 return None
             if row.locked_until is not None and utc(row.locked_until) > now:
                 left = (utc(row.locked_until) - now).total_seconds()
-                raise Locked(_locked_message(left), left)
+                raise Locked(_locked_message(left), left, "credential")
         if row.failures > self.settings.pin_failures:
             self._lock(row.id)
         return row
@@ -259,7 +259,7 @@ class Cases:
             connection.execute(update(VictimCaseRow).where(VictimCaseRow.id == case_id)
                                .values(failures=0, locked_until=until))  # fmt: skip
         lockout = self.settings.lockout.total_seconds()
-        raise Locked(_locked_message(lockout), lockout)
+        raise Locked(_locked_message(lockout), lockout, "credential")
 
     # --- status -----------------------------------------------------------------------------
 

@@ -18,19 +18,22 @@ from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from hashguard import errors
 from hashguard.api.auth import actor
 from hashguard.api.matching import service_of
+from hashguard.api.public_limits import guarded, limits_of
 from hashguard.api.service import Service
 from hashguard.media.errors import MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.net.fetch import FetchRefused, UrlFetcher
+from hashguard.rate_limit import RateLimited
 from hashguard.redress import notices
 from hashguard.review.model import OPEN, NotFound, ReviewError
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import forms, sessions
 from hashguard.web.form_bodies import FormRoute
-from hashguard.web.pages import HEADERS, HERE, numbered, page
+from hashguard.web.pages import HERE, limited, numbered, page
 from hashguard.web.views import QueueFilter, detection_page, queue_page
 
 router = APIRouter(include_in_schema=False, route_class=FormRoute)
@@ -57,11 +60,14 @@ async def login(
     key: Annotated[str, Form(max_length=200)],
     then: Annotated[str, Form(max_length=100)] = "",
 ) -> Response:
-    answer = await sessions.sign_in(request, key.strip(), then)
-    if answer is None:
+    try:
+        return await sessions.sign_in(request, key.strip(), then)
+    except errors.NotFound:
         return page("login.html", 403, then=then,
                     error="That is not a live key of a role that may sign in here.")  # fmt: skip
-    return answer
+    except RateLimited as error:
+        return limited(request, error, "login.html", then=then,
+                       error=sessions.refused_words(error))  # fmt: skip
 
 
 @router.post("/desk/logout")
@@ -176,7 +182,7 @@ async def pass_through(
     if why:
         return refusal(why, 409)
     await run_in_threadpool(viewed)
-    return Response(fetched.body, media_type=media_type, headers=HEADERS)
+    return Response(fetched.body, media_type=media_type)
 
 
 # Videos a browser plays, by the container sniffed (Matroska as WebM, its common subset).
@@ -185,7 +191,7 @@ _PLAYABLE: Final = {"mp4": "video/mp4", "matroska": "video/webm", "ogg": "video/
 
 def refusal(reason: str, status: int) -> Response:
     """The plain-text answer of a content route that shows no content: ``reason``."""
-    return Response(reason, status, media_type="text/plain", headers=HEADERS)
+    return Response(reason, status, media_type="text/plain")
 
 
 def _audit_view(service: Service, key: ApiKey, ident: int) -> None:
@@ -207,12 +213,37 @@ async def complain(
 ) -> Response:
     service = service_of(request)
     try:
+        await _link(request, service, token)
         await run_in_threadpool(service.complaints.lodge, token, statement)
     except NotFound:
         return _invalid_link()
+    except RateLimited as error:
+        return _busy(request, service, error)
     except ReviewError as error:
         return await _complaint(request, token, str(error), 409)
     return RedirectResponse(f"/complaints/{token}", 303)
+
+
+# The complaint page past a limit (it names no decision: the link is not checked).
+_BUSY: Final = ("Many attempts to open complaint links were made from this connection, or "
+                "with this link, just now, so it is paused for a while.")  # fmt: skip
+
+
+def _busy(request: Request, service: Service, error: RateLimited) -> Response:
+    """The complaint page past a limit, under the provider's name (never hashguard's)."""
+    return limited(request, error, message=_BUSY,
+                   brand=service.settings.provider_name or "Complaints")  # fmt: skip
+
+
+async def _link(request: Request, service: Service, token: str) -> notices.Notice:
+    """The notice of the complaint link ``token``, within the limits on guessing links.
+    Raises NotFound for a link no decision has, RateLimited past a limit."""
+    return await guarded(
+        request,
+        limits_of(request).complaints,
+        token,
+        partial(run_in_threadpool, notices.by_token, service.engine, token),
+    )
 
 
 async def _complaint(request: Request, token: str, error: str = "", status: int = 200) -> Response:
@@ -220,11 +251,13 @@ async def _complaint(request: Request, token: str, error: str = "", status: int 
     to them, under the name of the provider who decided (else the service's)."""
     service = service_of(request)
     try:
-        notice = await run_in_threadpool(notices.by_token, service.engine, token)
+        notice = await _link(request, service, token)
         filed = await run_in_threadpool(service.complaints.of_token, token)
         decided = await run_in_threadpool(service.review.get, notice.detection_id)
     except NotFound:
         return _invalid_link()
+    except RateLimited as limit:
+        return _busy(request, service, limit)
     link = f"{service.settings.public_url.rstrip('/')}/complaints/{token}"
     still_open = time.time() <= notice.complaint_until.timestamp()
     before, redacted, after = notice.text.partition(notices.REDACTED)
@@ -234,5 +267,4 @@ async def _complaint(request: Request, token: str, error: str = "", status: int 
 
 
 def _invalid_link() -> Response:
-    return HTMLResponse("<!doctype html><p>This link is not valid (any more).</p>", 404,
-                        headers=HEADERS)  # fmt: skip
+    return HTMLResponse("<!doctype html><p>This link is not valid (any more).</p>", 404)

@@ -15,8 +15,6 @@ from fastapi import Request
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.routing import APIRoute
 
-from hashguard.web.pages import HEADERS
-
 URL_ENCODED: Final = "application/x-www-form-urlencoded"
 NOT_URL_ENCODED: Final = (
     "A form is sent URL-encoded (Content-Type: application/x-www-form-urlencoded); "
@@ -41,7 +39,7 @@ class FormRoute(APIRoute):
 
         async def checked(request: Request) -> Response:
             if request.method == "POST" and not url_encoded(request):
-                return PlainTextResponse(NOT_URL_ENCODED, 415, headers=HEADERS)
+                return PlainTextResponse(NOT_URL_ENCODED, 415)
             return await handled(request)
 
         return checked

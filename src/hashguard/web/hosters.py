@@ -19,14 +19,15 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import actor
 from hashguard.api.errors import status_of
 from hashguard.api.matching import service_of
-from hashguard.errors import HashguardError
+from hashguard.errors import HashguardError, NotFound
+from hashguard.rate_limit import RateLimited
 from hashguard.store.api_keys import ApiKey
 from hashguard.takedown.model import NoticeState
 from hashguard.takedown.notices import Notices, NoticeView
 from hashguard.takedown.service import Takedown
 from hashguard.web import sessions
 from hashguard.web.form_bodies import FormRoute
-from hashguard.web.pages import numbered, page
+from hashguard.web.pages import limited, numbered, page
 
 router = APIRouter(include_in_schema=False, route_class=FormRoute)
 SHOWN: Final = 500  # open notices on the portal's first page
@@ -85,10 +86,13 @@ async def login_page() -> HTMLResponse:
 
 @router.post("/hosters/login")
 async def login(request: Request, key: Annotated[str, Form(max_length=200)]) -> Response:
-    answer = await sessions.sign_in(request, key.strip())
-    if answer is None:
+    try:
+        return await sessions.sign_in(request, key.strip())
+    except NotFound:
         return page("hosters/login.html", 403, error="That is not a live hoster key.")
-    return answer
+    except RateLimited as error:
+        return limited(request, error, "hosters/login.html",
+                       error=sessions.refused_words(error))  # fmt: skip
 
 
 @router.get("/hosters")

@@ -16,7 +16,6 @@ at once in all, and one client address starts at most COMPUTED_PER_MINUTE of the
 (429 past it). The cache keeps KEPT periods, letting the oldest go.
 """
 
-import math
 import re
 import threading
 import time
@@ -30,8 +29,9 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.errors import too_many
-from hashguard.api.matching import client_of, service_of
+from hashguard.api.errors import counted, retry_after, too_many
+from hashguard.api.matching import service_of
+from hashguard.api.public_limits import client_of
 from hashguard.errors import Invalid
 from hashguard.rate_limit import AddressLimit, RateLimited
 from hashguard.takedown.model import now
@@ -48,7 +48,7 @@ from hashguard.takedown.monitor import (
     whole_month,
 )
 from hashguard.web.monitor_words import WORDS
-from hashguard.web.pages import HERE, PUBLIC_HEADERS, language_of
+from hashguard.web.pages import HERE, in_language, language_of
 
 SUPPRESSION: Final = (
     f"A count under {SMALL} is null (CSV: <10), and so is a second count wherever one null "
@@ -322,7 +322,7 @@ def _render(request: Request, language: str, code: int, period: tuple[str, str] 
         switch="/monitor?" + urlencode([*kept, ("lang", other)]),
         exit_url=service_of(request).settings.victims_exit_url, columns=COLUMNS, **values,
     )  # fmt: skip
-    return HTMLResponse(rendered, code, headers={**PUBLIC_HEADERS, "Content-Language": language,
+    return HTMLResponse(rendered, code, headers={**in_language(language),
                                                  **(headers or {})})  # fmt: skip
 
 
@@ -343,8 +343,8 @@ async def monitor_page(request: Request, since: str = "", until: str = "",
     try:
         found = await run_in_threadpool(_figures, request, period)
     except RateLimited as error:
-        wait = max(1, math.ceil(error.retry_after))
-        return _render(request, language, 429, asked, {"Retry-After": str(wait)},
+        counted(request, error)
+        return _render(request, language, 429, asked, retry_after(error),
                        error=words["busy"], links=_links(language), since=asked[0],
                        until=asked[1])  # fmt: skip
     query = urlencode([(name, value) for name, value in zip(("since", "until"), asked,
@@ -370,7 +370,7 @@ async def monitor_page(request: Request, since: str = "", until: str = "",
 
 def _refusal(error: Invalid) -> JSONResponse:
     return JSONResponse({"error": {"status": 400, "code": "bad_request", "message": str(error)}},
-                        400, headers=PUBLIC_HEADERS)  # fmt: skip
+                        400)  # fmt: skip
 
 
 async def _exported(request: Request, period: Period) -> dict[str, Any] | Response:
@@ -378,9 +378,7 @@ async def _exported(request: Request, period: Period) -> dict[str, Any] | Respon
     try:
         found: dict[str, Any] = await run_in_threadpool(_figures, request, period)
     except RateLimited as error:
-        busy = too_many(str(error), error.retry_after)
-        busy.headers.update({k: v for k, v in PUBLIC_HEADERS.items() if k not in busy.headers})
-        return busy
+        return too_many(request, error)
     return found
 
 
@@ -403,7 +401,7 @@ async def monitor_json(request: Request, since: Text = "", until: Text = "") -> 
         "countries": [row.as_json() for row in found["countries"]],
         "distribution": [b.as_json() for b in found["distribution"]],
         "trend": [p.as_json() for p in found["trend"]],
-    }, headers=PUBLIC_HEADERS)  # fmt: skip
+    })  # fmt: skip
 
 
 @router.get("/monitor.csv")
@@ -423,4 +421,4 @@ async def monitor_csv(request: Request, since: Text = "", until: Text = "",
             "all": [found["all"]] if found["all"] else []}[by]  # fmt: skip
     named = {"Content-Disposition": f'attachment; filename="monitor-{by}.csv"'}
     return Response(csv(rows), media_type="text/csv; charset=utf-8",
-                    headers={**PUBLIC_HEADERS, **named})  # fmt: skip
+                    headers=named)  # fmt: skip

@@ -1,15 +1,19 @@
-"""Rendering the pages: the templates, the headers every page carries, and the words a reviewer
-reads for states, distances and times (never the stored values)."""
+"""Rendering the pages: the templates, and the words a reviewer reads for states, distances and
+times (never the stored values). Every page's security headers come from ``web.headers``."""
 
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
+from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from hashguard.api.errors import counted, retry_after
 from hashguard.errors import MAX_ID
+from hashguard.rate_limit import RateLimited
 from hashguard.review.model import ActionKind, State
 from hashguard.signals import registry
 from hashguard.signals.base import IndexKind, InvalidSignalValue
@@ -17,23 +21,6 @@ from hashguard.signals.registry import UnknownSignal
 
 HERE: Final = Path(__file__).parent
 LANGUAGES: Final = ("en", "nl")  # the public pages' languages (victims, report)
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; media-src 'self' blob:; "
-    "frame-ancestors 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "no-referrer",
-}
-
-# The public pages (report, monitor): no script or media from elsewhere, forms to themselves.
-PUBLIC_HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self'; object-src 'none'; "
-    "base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Vary": "Accept-Language",
-}
 
 STATE_WORDS: Final = {
     State.PENDING: "Waiting",
@@ -168,9 +155,32 @@ _PAGES.globals.update(
 )
 
 
+def wait_words(seconds: float) -> str:
+    """How long to wait, as people say it: "in a minute", "in about 15 minutes"."""
+    minutes = math.ceil(seconds / 60)
+    if minutes <= 1:
+        return "in a minute"
+    return f"in about {minutes} minutes"
+
+
+def limited(request: Request, refusal: RateLimited, name: str = "limited.html",
+            **values: Any) -> HTMLResponse:  # fmt: skip
+    """The calm page of a request past a rate limit (``name``, the limited page by default):
+    429 with Retry-After, counted in /metrics."""
+    counted(request, refusal)
+    shown = page(name, 429, wait=wait_words(refusal.retry_after), **values)
+    shown.headers.update(retry_after(refusal))
+    return shown
+
+
 def page(name: str, status: int = 200, **values: Any) -> HTMLResponse:
-    """Template ``name`` rendered with ``values``, with the desk's headers."""
-    return HTMLResponse(_PAGES.get_template(name).render(**values), status, headers=HEADERS)
+    """Template ``name`` rendered with ``values``."""
+    return HTMLResponse(_PAGES.get_template(name).render(**values), status)
+
+
+def in_language(language: str) -> dict[str, str]:
+    """The headers of a public page in ``language``, chosen by the browser's languages."""
+    return {"Content-Language": language, "Vary": "Accept-Language"}
 
 
 def language_of(asked: str, accept_language: str) -> str:

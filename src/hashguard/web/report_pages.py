@@ -9,6 +9,7 @@ victims' pages (``victims_exit_url``) and the helplines of the hotline's country
 """
 
 import math
+from functools import partial
 from typing import Annotated, Any, Final
 
 from fastapi import APIRouter, Form, Query, Request
@@ -16,7 +17,9 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.matching import client_of, service_of
+from hashguard.api.errors import counted, retry_after
+from hashguard.api.matching import service_of
+from hashguard.api.public_limits import client_of, guarded, limits_of
 from hashguard.device.messages import ReferralError, emergency_number, referral
 from hashguard.errors import Invalid, NotFound
 from hashguard.hotline.intake import (
@@ -31,7 +34,7 @@ from hashguard.hotline.intake import (
 from hashguard.hotline.urls import MAX_LENGTH, InvalidUrl, NotPublic
 from hashguard.rate_limit import RateLimited
 from hashguard.web.form_bodies import FormRoute
-from hashguard.web.pages import HERE, PUBLIC_HEADERS, language_of
+from hashguard.web.pages import HERE, in_language, language_of
 from hashguard.web.report_words import WORDS
 
 _PAGES: Final = Environment(
@@ -70,13 +73,15 @@ def _page(request: Request, name: str, language: str, code: int = 200,
         helplines=helplines,
         **values,
     )
-    return HTMLResponse(
-        rendered, code, headers={**PUBLIC_HEADERS, "Content-Language": language, **(headers or {})}
-    )
+    return HTMLResponse(rendered, code, headers={**in_language(language), **(headers or {})})
 
 
 def _no_hotline(request: Request, lang: str) -> HTMLResponse:
-    return HTMLResponse(WORDS[_language(request, lang)]["no_hotline"], 404, headers=PUBLIC_HEADERS)
+    return HTMLResponse(
+        WORDS[_language(request, lang)]["no_hotline"],
+        404,
+        headers=in_language(_language(request, lang)),
+    )
 
 
 def _form(request: Request, language: str, code: int = 200, **values: Any) -> HTMLResponse:
@@ -127,14 +132,20 @@ async def send_report(
             contact.strip() or None, language, client_of(request),
         )  # fmt: skip
     except RateLimited as error:
-        minutes = max(1, math.ceil(error.retry_after / 60))
-        busy = words["busy_one"] if minutes == 1 else words["busy"].format(minutes=minutes)
-        wait = {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
-        return _form(request, language, 429, values=typed, error=busy, headers=wait)
+        counted(request, error)
+        return _form(request, language, 429, values=typed, error=_busy(words, error),
+                     headers=retry_after(error))  # fmt: skip
     except Invalid as error:  # the sentence says which field or URL, in English
         return _refused(request, language, error, typed)
     return _page(request, "report/received.html", language, 201,
                  reference=receipt.reference, token=receipt.token)  # fmt: skip
+
+
+def _busy(words: dict[str, str], error: RateLimited, why: str = "busy") -> str:
+    """Why a request past a limit waits (``why``: the words' key), and for how many minutes, in
+    the page's language."""
+    minutes = max(1, math.ceil(error.retry_after / 60))
+    return words[f"{why}_one"] if minutes == 1 else words[why].format(minutes=minutes)
 
 
 def _refused(request: Request, language: str, error: Invalid, typed: dict[str, str]
@@ -183,7 +194,16 @@ async def show_status(
         return _no_hotline(request, lang)
     language = _language(request, lang)
     try:
-        status = await run_in_threadpool(hotline.intake.status, token.strip())
+        status = await guarded(
+            request,
+            limits_of(request).report_tokens,
+            token.strip(),
+            partial(run_in_threadpool, hotline.intake.status, token.strip()),
+        )
     except NotFound:
         return _page(request, "report/status.html", language, 404, unknown=True)
+    except RateLimited as error:
+        counted(request, error)
+        return _page(request, "report/status.html", language, 429, retry_after(error),
+                     busy=_busy(WORDS[language], error, "status_busy"))  # fmt: skip
     return _page(request, "report/status.html", language, status=status.value)

@@ -45,6 +45,10 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "{minutes} minutes.",
         "busy_one": "Too many reports came from your connection just now. Please try again "
         "in a minute.",
+        "status_busy": "Many status codes that do not exist were tried from your connection "
+        "just now, so looking up is paused. Please try again in {minutes} minutes.",
+        "status_busy_one": "Many status codes that do not exist were tried from your "
+        "connection just now, so looking up is paused. Please try again in a minute.",
         "received_title": "Thank you: your report has been received",
         "reference": "Report reference",
         "token": "Status code",
@@ -110,6 +114,10 @@ WORDS: Final[dict[str, dict[str, str]]] = {
         "{minutes} minuten opnieuw.",
         "busy_one": "Er kwamen zojuist te veel meldingen van je verbinding. Probeer het over "
         "een minuut opnieuw.",
+        "status_busy": "Vanaf je verbinding zijn zojuist veel statuscodes geprobeerd die niet "
+        "bestaan, dus opzoeken staat even stil. Probeer het over {minutes} minuten opnieuw.",
+        "status_busy_one": "Vanaf je verbinding zijn zojuist veel statuscodes geprobeerd die "
+        "niet bestaan, dus opzoeken staat even stil. Probeer het over een minuut opnieuw.",
         "refused_url": "Een van de webadressen klopt niet. Zet elk adres op een eigen regel, "
         "zoals het in de adresbalk van je browser staat, beginnend met https:// of http://.",
         "refused_private": "Een van de webadressen is geen openbaar adres (een adres binnen "

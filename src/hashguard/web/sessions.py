@@ -3,7 +3,8 @@ the detections, analysts the hotline, admins both, hosters their portal of notic
 console at ``/`` admins, curators, matchers, reviewers and auditors), and the check of every
 posted form (signed in with such a role, the session's CSRF token).
 
-The session is a random id in an HttpOnly, SameSite=Strict cookie; the key's token stays in
+The session is a random id in a Secure, HttpOnly, SameSite=Strict cookie (Secure unless
+``insecure_cookies`` is set, for plain-HTTP development); the key's token stays in
 this process's memory only, to check the key again on each request (a revoked key ends its
 sessions at once).
 """
@@ -17,8 +18,11 @@ from fastapi.responses import RedirectResponse, Response
 
 from hashguard.api.auth import actor
 from hashguard.api.matching import service_of
+from hashguard.api.public_limits import guarded, limits_of
+from hashguard.errors import NotFound
+from hashguard.rate_limit import RateLimited
 from hashguard.store.api_keys import ApiKey, Role
-from hashguard.web.pages import HEADERS, page
+from hashguard.web.pages import page, wait_words
 
 COOKIE: Final = "hg_desk"
 SESSION_SECONDS: Final = 8 * 3600
@@ -87,14 +91,19 @@ async def caller(request: Request, roles: tuple[Role, ...]) -> tuple[ApiKey, str
     return found
 
 
-async def sign_in(request: Request, token: str, then: str = "") -> Response | None:
+async def sign_in(request: Request, token: str, then: str = "") -> Response:
     """The answer that starts a session for ``token`` and opens ``then`` if it is one of the
-    key's desks (else the first), or None when it is not a live key of a role that may sign
-    in."""
+    key's desks (else the first). Raises NotFound when it is not a live key of a role that may
+    sign in, RateLimited past the limits on guessing keys (``public_limits``)."""
     service = service_of(request)
-    found = await service.authenticate(token)
-    if found is None or found.role not in DESK_ROLES:
-        return None
+
+    async def live() -> ApiKey:
+        key = await service.authenticate(token)
+        if key is None or key.role not in DESK_ROLES:
+            raise NotFound("not a live key of a role that may sign in")
+        return key
+
+    found = await guarded(request, limits_of(request).sign_in, token, live)
     session_id = secrets.token_urlsafe(32)
     now = time.monotonic()
     for stale in [s for s, (_, until, _) in service.sessions.items() if until < now]:
@@ -102,12 +111,19 @@ async def sign_in(request: Request, token: str, then: str = "") -> Response | No
     service.sessions[session_id] = (token, now + SESSION_SECONDS, secrets.token_urlsafe(16))
     opens = [path for path, _ in desks(found)]
     answer = RedirectResponse(then if then in opens else opens[0], 303)
-    # Secure wherever users reach the desk over https: behind a TLS proxy the request itself
-    # arrives over http, so the public URL says it.
-    secure = request.url.scheme == "https" or service.settings.public_url.startswith("https://")
+    # Secure even over plain http: browsers keep it from 127.0.0.1 and localhost, and a
+    # deployment reached over http from elsewhere must say so (insecure_cookies).
     answer.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/",
-                      secure=secure, max_age=SESSION_SECONDS)  # fmt: skip
+                      secure=not service.settings.insecure_cookies,
+                      max_age=SESSION_SECONDS)  # fmt: skip
     return answer
+
+
+def refused_words(error: RateLimited) -> str:
+    """Why a sign-in past a limit is refused, and how long to wait, as the sign-in page says."""
+    why = ("This key was used to sign in too often this hour" if error.scope == "credential"
+           else "Too many sign-ins with wrong keys from this connection")  # fmt: skip
+    return f"{why}; try again {wait_words(error.retry_after)}."
 
 
 def sign_out(request: Request) -> None:
@@ -123,5 +139,5 @@ async def form_caller(
     if isinstance(found, Response):
         return found
     if not secrets.compare_digest(csrf, found[1]):
-        return Response("the form is stale: reload the page", 403, headers=HEADERS)
+        return Response("the form is stale: reload the page", 403)
     return found

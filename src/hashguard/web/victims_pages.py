@@ -4,7 +4,8 @@ Dutch (``?lang=nl``, else the browser's languages).
 
 The pages only render: the hashing runs in the browser (``static/victims/``), and the script
 speaks to the cases' API (``/v1/victims/cases``). Their headers allow nothing but this origin
-(and ``blob:`` for the thumbnails of the person's own files), send no referrer, set no cookie;
+(and ``blob:`` for the thumbnails of the person's own files: ``web.headers``), send no
+referrer, set no cookie;
 every page has a quick exit to a neutral site (``victims_exit_url``).
 """
 
@@ -16,18 +17,8 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from hashguard.api.matching import service_of
-from hashguard.web.pages import HERE, language_of
+from hashguard.web.pages import HERE, in_language, language_of
 from hashguard.web.victims_words import WORDS, script_words
-
-HEADERS: Final = {
-    "Cache-Control": "no-store",
-    "Content-Security-Policy": "default-src 'self'; img-src 'self' blob:; "
-    "media-src 'self' blob:; worker-src 'self'; object-src 'none'; base-uri 'none'; "
-    "form-action 'self'; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-    "X-Content-Type-Options": "nosniff",
-    "Vary": "Accept-Language",
-}
 
 _PAGES: Final = Environment(
     loader=FileSystemLoader(HERE / "templates"), autoescape=select_autoescape(["html"])
@@ -48,7 +39,7 @@ def _page(request: Request, name: str, asked: str, **values: object) -> HTMLResp
         script_words=json.dumps(script_words(language), ensure_ascii=False),
         **values,
     )
-    return HTMLResponse(rendered, headers={**HEADERS, "Content-Language": language})
+    return HTMLResponse(rendered, headers=in_language(language))
 
 
 Language = Annotated[str, Query(alias="lang", max_length=8)]
