@@ -35,11 +35,14 @@ HMA_PREFIXES = ("/h/", "/m/", "/c/")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
+        self.retry_after = retry_after  # seconds, sent as Retry-After (503, 429)
 
     @classmethod
     def of(cls, error: HashguardError) -> "ApiError":
@@ -59,9 +62,15 @@ def error_body(status: int, message: str, code: str | None = None) -> dict[str, 
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, path: str = ""
+    status: int,
+    message: str,
+    code: str | None = None,
+    path: str = "",
+    retry_after: float | None = None,
 ) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
     # A message may quote the request, and JSON lets a request hold unpaired surrogates.
     message = message.encode("utf-8", "backslashreplace").decode()
     body = (
@@ -80,7 +89,9 @@ def too_many(message: str, retry_after: float) -> JSONResponse:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, error.code, request.url.path)
+        return error_response(
+            error.status, error.message, error.code, request.url.path, error.retry_after
+        )
 
     @app.exception_handler(HashguardError)
     async def domain_error(request: Request, error: HashguardError) -> JSONResponse:

@@ -69,7 +69,7 @@ async def _media(request: Request, url: str | None) -> bytes:
     openapi_extra=_MEDIA_BODY,
     response_model=HashAnswer,
     response_model_exclude_unset=True,
-    responses=refusals(400, *KEYED, 413, 415, 422),
+    responses=refusals(400, *KEYED, 413, 415, 422, 503),
 )
 async def hash_upload(
     request: Request,

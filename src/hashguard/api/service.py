@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
+from hashguard.api.decoding import DecodeBudget
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.settings import ServiceSettings
 from hashguard.errors import NotFound, Unavailable
@@ -165,6 +166,9 @@ class Service:
             settings.fetch_networks,
             settings.fetch_timeout,
             settings.max_upload_bytes,
+        )
+        self.decodes = DecodeBudget(
+            settings.max_decodes, settings.max_decode_bytes, settings.decode_wait
         )
         self.matcher: Matcher | None = None
         self.hotline = None if not settings.hotline_country else Hotline(
