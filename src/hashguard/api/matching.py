@@ -4,7 +4,7 @@ match in the match log (nothing for a query that matched nothing)."""
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
@@ -13,6 +13,7 @@ from starlette.requests import Request
 from hashguard.api.auth import check_lists, visible
 from hashguard.api.decoding import DecodeBusy
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import HASH_CHARS, MANY_HASHES, Names, Word
 from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
@@ -203,21 +204,16 @@ def _listable(signal: str) -> str:
 
 # A signal name lists can hold, checked against the registry when a request is validated.
 ListedSignal = Annotated[
-    str,
+    Word,
     AfterValidator(_listable),
     Field(description="A signal lists can hold (pdq, md5, sha1, sha256, ...)."),
 ]
 
 
-# The longest hash value taken: a video's vPDQ runs to about 80 characters per second of
-# video; the body's own limit (max_json_bytes) bounds it.
-VALUE_LENGTH: Final = 2_000_000
-
-
 class HashQuery(BaseModel):
     signal: ListedSignal
     value: str = Field(
-        max_length=VALUE_LENGTH,
+        max_length=HASH_CHARS,
         description="The hash in its text form: hex (PDQ, digests); vPDQ: its frame lines "
         "or ThreatExchange's JSON form.",
     )
@@ -239,8 +235,8 @@ class HashQuery(BaseModel):
 class HashMatchRequest(BaseModel):
     """The body of ``POST /v1/match/hashes``: validated here alone, whichever path answers."""
 
-    hashes: list[HashQuery] = Field(min_length=1)
-    lists: list[str] | None = Field(None, description="Default: every list the key may use.")
+    hashes: list[HashQuery] = Field(min_length=1, max_length=MANY_HASHES)
+    lists: Names | None = Field(None, description="Default: every list the key may use.")
 
 
 async def answer_hash_queries(

@@ -20,6 +20,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError, error_body
+from hashguard.api.fields import Word
 from hashguard.api.schemas import BODY, KEYED, Evaluated, refusals
 from hashguard.device import oprf
 from hashguard.store.api_keys import ApiKey, Role
@@ -30,7 +31,7 @@ MAX_ELEMENTS: Final = 64
 
 
 class Evaluation(BaseModel):
-    elements: list[str] = Field(
+    elements: list[Word] = Field(
         min_length=1, max_length=MAX_ELEMENTS,
         description="Blinded elements, base64 (32 bytes each).",
     )  # fmt: skip

@@ -9,6 +9,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Name
 from hashguard.api.schemas import retry_after
 from hashguard.lists.model import Category
 from hashguard.media.formats import MediaKind
@@ -44,7 +45,7 @@ def signal_for(name: str) -> str:
 
 class NewBank(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str
+    name: Name
     enabled_ratio: float | None = None
     enabled: bool | None = None
     category: Category = Category.KNOWN_CSAM  # hashguard's: what the list holds
@@ -52,7 +53,7 @@ class NewBank(BaseModel):
 
 class BankUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str | None = None
+    name: Name | None = None
     enabled_ratio: float | None = None
     enabled: bool | None = None
 
