@@ -29,7 +29,6 @@ from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 log = logging.getLogger("hashguard.store")
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 KEYS_CHANNEL: Final = "hashguard_keys"  # PostgreSQL's notification of a revoked key
-_LISTEN_SECONDS: Final = 1.0  # how often the listener looks up from waiting (to stop)
 
 
 class Role(StrEnum):
@@ -187,31 +186,28 @@ def _key(row: ApiKeyRow) -> ApiKey:
 
 class KeyWatch:
     """Whether keys may have been revoked since last asked, by any process, cheaply enough to
-    ask on every request (a service caches keys; a revocation must hold for the very next
-    request). SQLite: ``PRAGMA data_version`` on a connection of its own, which changes with
-    every commit of any other connection (about a microsecond; no query of the keys).
-    PostgreSQL: a connection of its own LISTENs for the NOTIFY that ``revoke`` sends in its
-    transaction (a thread marks the change as the notification arrives). Any other database, or
-    a watch that failed: None (the cache's time bound then holds)."""
+    ask on every request (a service caches keys; a revocation must hold for the next request).
+    SQLite: ``PRAGMA data_version`` on a connection of its own, which changes with every commit
+    of any other connection. PostgreSQL: a connection of its own LISTENs for the NOTIFY that
+    ``revoke`` sends in its transaction, and each call reads what has reached its socket (no
+    round trip to the server; the notification is sent as the revocation commits, so only a
+    request racing the commit within the server's hand-over, well under a millisecond, can
+    slip through). Any other database, or a watch that failed: None (the cache's time bound
+    then holds)."""
 
     def __init__(self, engine: Engine) -> None:
         self._lock = threading.Lock()
-        self._version: int | None = None
-        self._notified = False
-        self._stopping = threading.Event()
+        self._dialect = engine.dialect.name
         self._connection: Any = None
-        self._listener: threading.Thread | None = None
+        self._version: int | None = None
         try:
-            if engine.dialect.name == "sqlite":
+            if self._dialect == "sqlite":
                 self._connection = engine.raw_connection()
                 self._version = self._data_version()
-            elif engine.dialect.name == "postgresql":
+            elif self._dialect == "postgresql":
                 self._connection = engine.raw_connection()
                 self._connection.driver_connection.autocommit = True
                 self._connection.driver_connection.execute(f"LISTEN {KEYS_CHANNEL}")
-                self._listener = threading.Thread(target=self._listen, name="key-watch",
-                                                  daemon=True)  # fmt: skip
-                self._listener.start()
         except Exception:  # no watch: the time bound holds
             log.warning("cannot watch for revoked keys; the key cache's bound holds instead")
             self.close()
@@ -219,38 +215,34 @@ class KeyWatch:
     def changed(self) -> bool | None:
         """True when keys may have changed since the last call, False when they have not,
         None when that is not known."""
-        if self._version is not None:
-            with self._lock:
-                try:
+        with self._lock:
+            if self._connection is None:
+                return None
+            try:
+                if self._dialect == "sqlite":
                     version = self._data_version()
-                except Exception:
-                    return None
-                changed, self._version = version != self._version, version
-                return changed
-        if self._listener is not None and self._listener.is_alive():
-            with self._lock:
-                changed, self._notified = self._notified, False
-                return changed
-        return None
+                    changed, self._version = version != self._version, version
+                    return changed
+                pgconn = self._connection.driver_connection.pgconn
+                pgconn.consume_input()  # what has arrived, without waiting
+                notified = False
+                while pgconn.notifies() is not None:
+                    notified = True
+                return notified
+            except Exception:  # the connection is gone: the time bound holds from now on
+                log.warning("stopped watching for revoked keys; the key cache's bound holds")
+                self._close()
+                return None
 
     def close(self) -> None:
-        self._stopping.set()
-        if self._listener is not None:
-            self._listener.join()
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(Exception):
                 self._connection.close()
-        self._version, self._connection = None, None
+        self._connection = None
 
     def _data_version(self) -> int:
         return int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])
-
-    def _listen(self) -> None:
-        connection = self._connection.driver_connection
-        try:
-            while not self._stopping.is_set():
-                for _ in connection.notifies(timeout=_LISTEN_SECONDS, stop_after=1):
-                    with self._lock:
-                        self._notified = True
-        except Exception:  # the connection is gone: changed() says None from now on
-            log.warning("stopped watching for revoked keys; the key cache's bound holds instead")
