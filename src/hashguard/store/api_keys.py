@@ -241,7 +241,8 @@ class KeyWatch:
     def _close(self) -> None:
         if self._connection is not None:
             with contextlib.suppress(Exception):
-                self._connection.close()
+                # Closed, not returned to the pool: it is listening, in autocommit.
+                self._connection.invalidate()
         self._connection = None
 
     def _data_version(self) -> int:
