@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak clean
+.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
 
 install: $(STAMP)
 
@@ -41,7 +41,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,s3,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale
+bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-uploads
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -75,6 +75,9 @@ bench-exchanges: $(BENCH_STAMP)
 
 bench-accuracy: $(BENCH_STAMP)
 	@$(BIN)/python bench/accuracy.py
+
+bench-uploads: $(BENCH_STAMP)
+	@$(BIN)/python bench/uploads.py
 
 bench-scale: $(BENCH_STAMP)
 	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python bench/scale.py

@@ -122,6 +122,58 @@ def test_every_example_validates_against_its_schema(document: dict[str, Any]) ->
         assert not problems, f"{where}: {problems}"
 
 
+# Import file contents are bounded by the importers themselves (a file's fields, by its format).
+FILE_BODIES = {("POST", "/v1/takedown/import")}
+
+
+def unbounded(document: dict[str, Any], schema: dict[str, Any], where: str) -> Iterator[str]:
+    """Where ``schema`` lets a request carry text of any length (a string without maxLength,
+    not a choice from a list) or any number of items (an array without maxItems)."""
+    if "$ref" in schema:
+        name = schema["$ref"].rsplit("/", 1)[1]
+        yield from unbounded(document, document["components"]["schemas"][name], where)
+        return
+    for part in (*schema.get("anyOf", ()), *schema.get("oneOf", ()), *schema.get("allOf", ())):
+        yield from unbounded(document, part, where)
+    kind = schema.get("type")
+    # A choice from a list, a file (its body's limit), a date-time (parsed, not kept as text).
+    choice = (
+        "enum" in schema or "const" in schema or schema.get("format") in ("binary", "date-time")
+    )
+    if kind == "string" and "maxLength" not in schema and not choice:
+        yield f"{where}: a string without maxLength"
+    if kind == "array":
+        if "maxItems" not in schema:
+            yield f"{where}: an array without maxItems"
+        yield from unbounded(document, schema.get("items", {}), f"{where}[]")
+    for name, field in schema.get("properties", {}).items():
+        yield from unbounded(document, field, f"{where}.{name}")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from unbounded(document, schema["additionalProperties"], f"{where}{{key}}")
+
+
+def test_every_text_a_request_may_carry_is_bounded(document: dict[str, Any]) -> None:
+    found = []
+    for path, method, operation in operations(document):
+        for parameter in operation.get("parameters", ()):
+            where = f"{method} {path} {parameter['in']} {parameter['name']}"
+            found += unbounded(document, parameter["schema"], where)
+        if (method, path) in FILE_BODIES:
+            continue
+        for media, body in operation.get("requestBody", {}).get("content", {}).items():
+            found += unbounded(document, body["schema"], f"{method} {path} body ({media})")
+    assert not found, "\n".join(found)
+
+
+def test_an_unbounded_field_is_caught(document: dict[str, Any]) -> None:
+    schema = {"type": "object", "properties": {"note": {"type": "string"},
+                                               "tags": {"type": "array", "items": {}}}}  # fmt: skip
+    assert list(unbounded(document, schema, "body")) == [
+        "body.note: a string without maxLength",
+        "body.tags: an array without maxItems",
+    ]
+
+
 def test_an_example_that_does_not_fit_its_schema_is_caught(document: dict[str, Any]) -> None:
     wrong = {"error": {"status": "404", "code": "not_found"}}
     errors = validator(document, {"$ref": "#/components/schemas/ErrorBody"}).iter_errors(wrong)

@@ -657,6 +657,40 @@ def test_a_list_an_exchange_fills_is_refused_removal_naming_it(server: Server) -
     assert server.request("DELETE", "/v1/lists/SAMPLE", "admin").status_code == 200
 
 
+def test_a_key_revoked_by_the_cli_fails_the_very_next_request(server: Server) -> None:
+    """``hashguard keys revoke`` is another process: the running server learns of it before
+    its next request (SQLite's data version, PostgreSQL's notification), not 2 s later."""
+    match = {"hashes": [{"signal": "md5", "value": "0" * 32}]}
+    for role, path, body in (("reviewer", "/v1/matches", None),
+                             ("matcher", "/v1/match/hashes", match)):  # fmt: skip
+        created = server.post("/v1/keys", "admin", json={"role": role, "name": "cli"}).json()
+        headers = {"Authorization": f"Bearer {created['token']}"}
+        method = "GET" if body is None else "POST"
+        for _ in range(2):  # the key is cached now
+            used = server.client.request(method, path, headers=headers, json=body)
+            assert used.status_code == 200, used.text
+        # The CLI in this process (in well under the cache's 2 s), the server in its own.
+        revoked = hashguard("keys", "revoke", created["id"],
+                            env={"HASHGUARD_DATABASE_URL": server.database_url})  # fmt: skip
+        assert revoked.returncode == 0, revoked.stderr
+        refused = server.client.request(method, path, headers=headers, json=body)
+        assert refused.status_code == 401, refused.text
+
+
+def test_text_over_its_bound_is_refused_naming_the_field(server: Server) -> None:
+    body = {"name": "bounded", "owner": "Test", "category": "test", "legal_basis": "x" * 2001}
+    refused = server.post("/v1/lists", "curator", json=body)
+    assert refused.status_code == 422 and "legal_basis" in refused.json()["error"]["message"]
+    path = server.get("/v1/lists/" + "n" * 201, "curator")
+    assert path.status_code == 422 and "name" in path.json()["error"]["message"]
+    many = server.post("/v1/match/hashes", "matcher",
+                       json={"hashes": [{"signal": "md5", "value": "0" * 32}],
+                             "lists": ["a"] * 1001})  # fmt: skip
+    assert many.status_code == 422 and "lists" in many.json()["error"]["message"]
+    hma = server.get("/m/lookup", "matcher", params={"signal_type": "p" * 65, "signal": "0"})
+    assert hma.status_code == 400 and "signal_type" in hma.json()["message"]  # as HMA answers
+
+
 def test_keys_through_the_api_are_audited_and_revoked_at_once(server: Server) -> None:
     created = server.post("/v1/keys", "admin", json={"role": "reviewer", "name": "desk"})
     assert created.status_code == 201

@@ -217,3 +217,30 @@ def test_exif_orientation_on_reduced_decodes(orientation: int) -> None:
     luma = decode_luma(data, min_side=512)
     assert luma.scale == 4
     assert PDQ.hash(data).distance(reference_pdq(data)) <= 4
+
+
+@pytest.mark.parametrize("mode", ["RGBA", "P", "LA", "CMYK"])
+def test_a_large_image_of_any_mode_gets_the_luma_of_its_rgb(mode: str) -> None:
+    picture = scene(23, 2400, 2000).convert(mode)  # 4.8 MP: 8-bit luma, no RGB copy kept
+    expected = np.asarray(picture.convert("RGB").convert("L"))
+    luma = decode_luma(encode(picture, "TIFF" if mode == "CMYK" else "PNG"), min_side=64)
+    assert np.array_equal(luma.pixels, expected)
+
+
+def test_a_large_image_becomes_an_array_without_whole_copies() -> None:
+    import tracemalloc
+
+    data = encode(scene(24, 4000, 3000).convert("L"), "PNG")  # 12 MP: a 12 MB plane
+    tracemalloc.start()
+    luma = decode_luma(data, min_side=64)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert luma.pixels.shape == (3000, 4000)
+    assert peak < 1.5 * luma.pixels.nbytes  # the plane and a band, not bytes joined from copies
+
+
+def test_a_large_sixteen_bit_image_keeps_its_levels() -> None:
+    levels = np.tile(np.arange(0, 65536, 16, dtype=np.uint16), (1100, 1))[:, :4096]  # 4.5 MP
+    luma = decode_luma(encode(Image.fromarray(levels), "PNG"), min_side=64)
+    assert luma.pixels.dtype == np.float32
+    assert np.allclose(luma.pixels, levels.astype(np.float32) / 257.0)

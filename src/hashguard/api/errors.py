@@ -36,11 +36,14 @@ HMA_PREFIXES = ("/h/", "/m/", "/c/")
 
 
 class ApiError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, retry_after: float | None = None
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
+        self.retry_after = retry_after  # seconds, sent as Retry-After (503, 429)
 
     @classmethod
     def of(cls, error: HashguardError) -> "ApiError":
@@ -60,9 +63,15 @@ def error_body(status: int, message: str, code: str | None = None) -> dict[str, 
 
 
 def error_response(
-    status: int, message: str, code: str | None = None, path: str = ""
+    status: int,
+    message: str,
+    code: str | None = None,
+    path: str = "",
+    retry_after: float | None = None,
 ) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers.update(retry_header(retry_after))
     # A message may quote the request, and JSON lets a request hold unpaired surrogates.
     message = message.encode("utf-8", "backslashreplace").decode()
     body = (
@@ -75,12 +84,12 @@ def too_many(request: Request, error: RateLimited) -> JSONResponse:
     """429 with Retry-After: an address, case, link or key past its limit; counted."""
     counted(request, error)
     return JSONResponse(error_body(429, str(error), "rate_limited"), 429,
-                        headers=retry_after(error))  # fmt: skip
+                        headers=retry_header(error.retry_after))  # fmt: skip
 
 
-def retry_after(error: RateLimited) -> dict[str, str]:
-    """The Retry-After header of a 429: whole seconds, at least 1."""
-    return {"Retry-After": str(max(1, math.ceil(error.retry_after)))}
+def retry_header(seconds: float) -> dict[str, str]:
+    """The Retry-After header of a 429 or 503: whole seconds, at least 1."""
+    return {"Retry-After": str(max(1, math.ceil(seconds)))}
 
 
 def counted(request: Request, error: RateLimited) -> None:
@@ -92,7 +101,9 @@ def counted(request: Request, error: RateLimited) -> None:
 def install(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(request: Request, error: ApiError) -> JSONResponse:
-        return error_response(error.status, error.message, error.code, request.url.path)
+        return error_response(
+            error.status, error.message, error.code, request.url.path, error.retry_after
+        )
 
     @app.exception_handler(RateLimited)
     async def rate_limited(request: Request, error: RateLimited) -> JSONResponse:

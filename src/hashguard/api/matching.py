@@ -4,14 +4,16 @@ match in the match log (nothing for a query that matched nothing)."""
 
 import io
 from collections.abc import Mapping, Sequence
-from typing import Annotated, Any, Final
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
 from hashguard.api.auth import check_lists, visible
+from hashguard.api.decoding import DecodeBusy
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import HASH_CHARS, MANY_HASHES, Names, Word
 from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
@@ -22,7 +24,7 @@ from hashguard.media.limits import Limits
 from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
-from hashguard.signals.batch import NotApplicable, StreamHashes, hash_stream
+from hashguard.signals.batch import NotApplicable, StreamHashes, decode_bytes, hash_stream
 from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL, families_of
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.match_log import LoggedMatch
@@ -84,7 +86,8 @@ async def hash_media(
     that applies: a file that is not media gets its digests; PDQ with the query ``variants``
     families asked for, as the Matcher's ``variant_families``), hashed in memory within
     ``limits`` (else the service's), and why the media could not be decoded when only its
-    digests were computed. ApiError 400/413/415 for a file that cannot be hashed."""
+    digests were computed, within the server's decode budget. ApiError 400/413/415 for a file
+    that cannot be hashed, 503 (with Retry-After) when the budget stayed full."""
     if not data:
         raise ApiError(400, "no media in the request: send the file as the body or a form field")
     kind = file_kind(data[:SNIFF_BYTES])
@@ -98,7 +101,17 @@ async def hash_media(
         return hash_stream(io.BytesIO(data), len(data), chosen, limits, variants)
 
     try:
-        hashed = await run_in_threadpool(work)
+        cost = await run_in_threadpool(decode_bytes, data, chosen, limits)
+    except MediaError:
+        cost = 0  # refused or failed by the decoder at once, as from the header here
+    try:
+        if cost:
+            async with service.decodes.held(cost):
+                hashed = await run_in_threadpool(work)
+        else:
+            hashed = await run_in_threadpool(work)
+    except DecodeBusy as error:
+        raise ApiError(503, str(error), retry_after=error.retry_after) from None
     except NotApplicable as error:
         raise ApiError(415, f"{error} (the media is {error.kind})") from None
     except UnsupportedMedia as error:  # not media, and only signals of media asked for
@@ -186,21 +199,16 @@ def _listable(signal: str) -> str:
 
 # A signal name lists can hold, checked against the registry when a request is validated.
 ListedSignal = Annotated[
-    str,
+    Word,
     AfterValidator(_listable),
     Field(description="A signal lists can hold (pdq, md5, sha1, sha256, ...)."),
 ]
 
 
-# The longest hash value taken: a video's vPDQ runs to about 80 characters per second of
-# video; the body's own limit (max_json_bytes) bounds it.
-VALUE_LENGTH: Final = 2_000_000
-
-
 class HashQuery(BaseModel):
     signal: ListedSignal
     value: str = Field(
-        max_length=VALUE_LENGTH,
+        max_length=HASH_CHARS,
         description="The hash in its text form: hex (PDQ, digests); vPDQ: its frame lines "
         "or ThreatExchange's JSON form.",
     )
@@ -222,8 +230,8 @@ class HashQuery(BaseModel):
 class HashMatchRequest(BaseModel):
     """The body of ``POST /v1/match/hashes``: validated here alone, whichever path answers."""
 
-    hashes: list[HashQuery] = Field(min_length=1)
-    lists: list[str] | None = Field(None, description="Default: every list the key may use.")
+    hashes: list[HashQuery] = Field(min_length=1, max_length=MANY_HASHES)
+    lists: Names | None = Field(None, description="Default: every list the key may use.")
 
 
 async def answer_hash_queries(

@@ -1,7 +1,8 @@
 """Prometheus metrics: requests and their latency by route, matches by list and signal, the
 index's size, age and lag behind the database (versions applied and stored per list, changes
 not applied, the oldest one's age), and deliveries (webhook calls and reports: attempts by
-outcome, what waits and for how long, what was given up). One registry per app, so several
+outcome, what waits and for how long, what was given up), and the decode budget (decodes and
+memory in flight, waiting, refused). One registry per app, so several
 apps in one process stay apart."""
 
 import time
@@ -47,6 +48,7 @@ class Metrics:
         self.started.set(time.time())
         self.registry.register(_IndexCollector(service))
         self.registry.register(_DeliveryCollector(service))
+        self.registry.register(_DecodeCollector(service))
 
 
 class _IndexCollector(Collector):
@@ -129,6 +131,37 @@ class _DeliveryCollector(Collector):
             oldest.add_metric([kind], backlog.oldest_seconds)
             failed.add_metric([kind], backlog.failed)
         yield from (attempts, pending, oldest, failed)
+
+
+class _DecodeCollector(Collector):
+    """Read at scrape time from the decode budget: what it holds, what waits, what it let in
+    and refused since the process started."""
+
+    def __init__(self, service: "Service") -> None:
+        self.service = service
+
+    def collect(self) -> Any:
+        load = self.service.decodes.load()
+        for name, text, value in (
+            ("hashguard_decodes_in_flight", "Uploads being decoded now", load.decodes),
+            (
+                "hashguard_decode_bytes_in_flight",
+                "Memory the decodes now hold (estimated)",
+                load.memory,
+            ),
+            ("hashguard_decodes_waiting", "Uploads waiting for room to be decoded", load.waiting),
+        ):
+            gauge = GaugeMetricFamily(name, text)
+            gauge.add_metric([], value)
+            yield gauge
+        for name, text, value in (
+            ("hashguard_decodes_admitted", "Uploads let into the decode budget", load.admitted),
+            ("hashguard_decodes_refused", "Uploads refused (503): the budget stayed full",
+             load.refused),
+        ):  # fmt: skip
+            counter = CounterMetricFamily(name, text)
+            counter.add_metric([], value)
+            yield counter
 
 
 class MetricsMiddleware:

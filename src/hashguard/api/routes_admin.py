@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Names, Word
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
@@ -37,7 +38,7 @@ Watcher = Annotated[ApiKey, allow(Role.AUDITOR, Role.REVIEWER)]
 
 class NewKey(BaseModel):
     role: Role
-    lists: list[str] = Field(default_factory=list, description="Limit the key to these lists.")
+    lists: Names = Field(default_factory=list, description="Limit the key to these lists.")
     name: str = Field("", max_length=200, description="Who or what the key is for.")
     hoster: str | None = Field(
         None, max_length=200,
@@ -85,7 +86,7 @@ async def create_key(request: Request, key: Admin, body: NewKey) -> dict[str, An
 
 
 @router.delete("/keys/{ident}", response_model=KeyShown, responses=refusals(*KEYED, 404))
-async def revoke_key(request: Request, key: Admin, ident: str) -> dict[str, Any]:
+async def revoke_key(request: Request, key: Admin, ident: Word) -> dict[str, Any]:
     """Revoke a key; it stops working at once. Audited."""
     unscoped(key, "manage keys")
     service = service_of(request)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Word
 from hashguard.api.public_limits import client_of
 from hashguard.api.schemas import BODY, KEYED, Evaluated, refusals
 from hashguard.device import oprf
@@ -30,7 +31,7 @@ MAX_ELEMENTS: Final = 64
 
 
 class Evaluation(BaseModel):
-    elements: list[str] = Field(
+    elements: list[Word] = Field(
         min_length=1, max_length=MAX_ELEMENTS,
         description="Blinded elements, base64 (32 bytes each).",
     )  # fmt: skip

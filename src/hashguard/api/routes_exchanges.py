@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, check_lists, unscoped, visible
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Name
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
@@ -158,7 +159,7 @@ async def add_exchange(request: Request, key: Curator, body: NewExchange) -> dic
 
 
 @router.get("/exchanges/{name}", response_model=ExchangeShown, responses=refusals(*KEYED, 404, 503))
-async def get_exchange(request: Request, key: Reader, name: str) -> dict[str, Any]:
+async def get_exchange(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     exchanges = exchanges_of(service_of(request))
     return (await _visible(exchanges, key, name)).as_json()
 
@@ -169,7 +170,7 @@ async def get_exchange(request: Request, key: Reader, name: str) -> dict[str, An
     responses=refusals(400, *KEYED, 404, *BODY, 503),
 )
 async def update_exchange(
-    request: Request, key: Curator, name: str, body: ExchangeUpdate
+    request: Request, key: Curator, name: Name, body: ExchangeUpdate
 ) -> dict[str, Any]:
     """Switch an exchange on (fetched at once) or off, change its interval or its settings
     (audited with the old values). Settings that move it to another scheme, host or port
@@ -189,7 +190,7 @@ async def update_exchange(
 @router.delete(
     "/exchanges/{name}", response_model=ExchangeRemoved, responses=refusals(*KEYED, 404, 503)
 )
-async def remove_exchange(request: Request, key: Admin, name: str) -> dict[str, Any]:
+async def remove_exchange(request: Request, key: Admin, name: Name) -> dict[str, Any]:
     """Remove an exchange, its own credentials, quarantined records and feedback owed (admin
     only; audited). Its list stays with what it fetched."""
     exchanges = exchanges_of(service_of(request))
@@ -214,7 +215,7 @@ async def remove_exchange(request: Request, key: Admin, name: str) -> dict[str, 
 async def fetch_exchange(
     request: Request,
     key: Curator,
-    name: str,
+    name: Name,
     wait: Annotated[
         bool, Query(description="Fetch while the request waits and answer what it did (200).")
     ] = False,
@@ -243,7 +244,7 @@ async def fetch_exchange(
 @router.get(
     "/exchanges/{name}/status", response_model=ExchangeStatus, responses=refusals(*KEYED, 404, 503)
 )
-async def exchange_status(request: Request, key: Reader, name: str) -> dict[str, Any]:
+async def exchange_status(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     """Where its fetching stands: HMA's fetch status and hashguard's."""
     exchanges = exchanges_of(service_of(request))
     await _visible(exchanges, key, name)
@@ -259,7 +260,7 @@ async def exchange_status(request: Request, key: Reader, name: str) -> dict[str,
 async def exchange_quarantine(
     request: Request,
     key: Reader,
-    name: str,
+    name: Name,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     before: Annotated[int | None, Query(ge=1, le=MAX_ID, description="Older than this id.")] = None,
 ) -> dict[str, Any]:
@@ -281,7 +282,7 @@ async def exchange_quarantine(
     responses=refusals(400, *KEYED, 404, *BODY, 503),
 )
 async def set_exchange_credentials(
-    request: Request, key: Admin, name: str, body: NewCredentials
+    request: Request, key: Admin, name: Name, body: NewCredentials
 ) -> dict[str, Any]:
     """Set the exchange's own credentials (checked by its plug-in; they win over the
     plug-in's shared ones), stored sealed and bound to its base URL's origin, audited without
@@ -297,7 +298,7 @@ async def set_exchange_credentials(
     response_model=CredentialsState,
     responses=refusals(*KEYED, 404, 503),
 )
-async def clear_exchange_credentials(request: Request, key: Admin, name: str) -> dict[str, Any]:
+async def clear_exchange_credentials(request: Request, key: Admin, name: Name) -> dict[str, Any]:
     """Forget the exchange's own credentials (its plug-in's shared ones, if any, apply)."""
     exchanges = exchanges_of(service_of(request))
     await _visible(exchanges, key, name)
@@ -331,7 +332,7 @@ async def exchange_apis(request: Request, key: Reader) -> dict[str, Any]:
     responses=refusals(400, *KEYED, 404, *BODY, 503),
 )
 async def set_api_credentials(
-    request: Request, key: Admin, api: str, body: NewSharedCredentials
+    request: Request, key: Admin, api: Name, body: NewSharedCredentials
 ) -> dict[str, Any]:
     """Set the credentials every exchange of the plug-in uses unless it has its own (HMA's
     per-API credentials), stored sealed, audited without them. They serve only exchanges on
@@ -349,7 +350,7 @@ async def set_api_credentials(
     response_model=CredentialsState,
     responses=refusals(*KEYED, 404, 503),
 )
-async def clear_api_credentials(request: Request, key: Admin, api: str) -> dict[str, Any]:
+async def clear_api_credentials(request: Request, key: Admin, api: Name) -> dict[str, Any]:
     unscoped(key, "clear credentials shared by every exchange of a plug-in")
     exchanges = exchanges_of(service_of(request))
     await run_in_threadpool(exchanges.set_api_credentials, api, None, actor(key))

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, analyst, partner
 from hashguard.api.errors import ApiError, too_many
+from hashguard.api.fields import Text, Urls
 from hashguard.api.matching import service_of
 from hashguard.api.public_limits import client_of, guarded, limits_of
 from hashguard.api.schemas import (
@@ -94,10 +95,10 @@ def _at(moment: datetime | None) -> str | None:
 
 
 class NewReport(BaseModel):
-    urls: list[str] = Field(description="The web addresses (1 to 20), starting with https://.")
-    seen_where: str = Field(description="Where they were seen: a site, an app, a chat.")
-    description: str = Field("", description="What they show, if you wish to say.")
-    contact: str | None = Field(None, description="How to reach you (optional; kept 90 days).")
+    urls: Urls = Field(description="The web addresses (1 to 20), starting with https://.")
+    seen_where: Text = Field(description="Where they were seen: a site, an app, a chat.")
+    description: Text = Field("", description="What they show, if you wish to say.")
+    contact: Text | None = Field(None, description="How to reach you (optional; kept 90 days).")
     language: Literal["en", "nl"] = "en"
 
 

@@ -12,8 +12,9 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, check_lists, partner, visible
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import HASH_CHARS, MANY, HashText, Name, Names, Text, Word, Words
 from hashguard.api.jobs import ImportJob, ReleaseJob
-from hashguard.api.matching import VALUE_LENGTH, ListedSignal, service_of
+from hashguard.api.matching import ListedSignal, service_of
 from hashguard.api.schemas import (
     BODY,
     KEYED,
@@ -65,6 +66,7 @@ class Policy(BaseModel):
     four_eyes: bool = Field(False, description="Detections need two reviewers who agree.")
     variants: list[VariantFamily] = Field(
         default_factory=_every_variant,
+        max_length=MANY,
         description="The query variants that may match the list: dihedral (an image's 3 "
         "rotations and 4 flips), trim (the image inside flat borders: padding, letterboxing, "
         "a screenshot's frame), scale (an image of 640 px or less enlarged to 1024 px, the "
@@ -82,15 +84,15 @@ class NewList(BaseModel):
     name: str = Field(max_length=100)
     owner: str = Field(max_length=200, description="The organisation that curates the list.")
     category: Category
-    jurisdictions: list[str] = Field(default_factory=list)
-    legal_basis: str = ""
+    jurisdictions: Words = Field(default_factory=list)
+    legal_basis: Text = ""
     policy: Policy = Field(default_factory=lambda: Policy(enabled_ratio=1.0, four_eyes=False))
 
 
 class ListUpdate(BaseModel):
     policy: Policy | None = None
-    legal_basis: str | None = None
-    jurisdictions: list[str] | None = None
+    legal_basis: Text | None = None
+    jurisdictions: Words | None = None
 
 
 class Acknowledgement(BaseModel):
@@ -103,9 +105,9 @@ class EntryChange(BaseModel):
         "required; 409 for an entry that is active or deleted)."
     )
     signal: ListedSignal
-    value: str = Field(max_length=VALUE_LENGTH)
+    value: str = Field(max_length=HASH_CHARS)
     reason: str = Field("", max_length=2000)
-    labels: list[str] | None = Field(None, description="The new labels (relabel only).")
+    labels: Names | None = Field(None, description="The new labels (relabel only).")
 
 
 def list_json(hash_list: HashList, unstable: int | None = None) -> dict[str, Any]:
@@ -164,7 +166,7 @@ async def create_list(request: Request, key: Curator, body: NewList) -> dict[str
 
 
 @router.get("/{name}", response_model=HashListShown, responses=refusals(*KEYED, 404))
-async def get_list(request: Request, key: Reader, name: str) -> dict[str, Any]:
+async def get_list(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     """The list: owner, policy, version, and how many of its entries are unstable."""
     service = service_of(request)
 
@@ -181,7 +183,7 @@ async def get_list(request: Request, key: Reader, name: str) -> dict[str, Any]:
 
 @router.patch("/{name}", response_model=HashListShown, responses=refusals(400, *KEYED, 404, *BODY))
 async def update_list(
-    request: Request, key: Curator, name: str, body: ListUpdate
+    request: Request, key: Curator, name: Name, body: ListUpdate
 ) -> dict[str, Any]:
     """Change the policy, legal basis or jurisdictions (audited, with the old values)."""
     service = service_of(request)
@@ -199,7 +201,7 @@ async def update_list(
 
 
 @router.delete("/{name}", response_model=ListRemoved, responses=refusals(*KEYED, 404, 409))
-async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]:
+async def remove_list(request: Request, key: Admin, name: Name) -> dict[str, Any]:
     """Remove a list with its entries and change log (admin only; audited). A list an
     exchange fills is refused (409): remove the exchange first."""
     service = service_of(request)
@@ -221,11 +223,11 @@ async def remove_list(request: Request, key: Admin, name: str) -> dict[str, Any]
 async def import_list(
     request: Request,
     key: Curator,
-    name: str,
+    name: Name,
     format: Annotated[Literal["text", "csv", "pytx", "ncmec", "stopncii"], Query()],
-    signal: Annotated[str | None, Query(description="The values' signal (text format).")] = None,
-    source: Annotated[str | None, Query(description="The organisation (text format).")] = None,
-    jurisdiction: Annotated[str, Query(description="The source's (text format).")] = "",
+    signal: Annotated[Word | None, Query(description="The values' signal (text format).")] = None,
+    source: Annotated[Name | None, Query(description="The organisation (text format).")] = None,
+    jurisdiction: Annotated[Word, Query(description="The source's (text format).")] = "",
 ) -> dict[str, Any]:
     """Import a file sent as the body, in one transaction: a malformed record anywhere
     applies nothing, and the error names the line or record."""
@@ -255,7 +257,7 @@ async def import_list(
     responses=refusals(400, *KEYED, 404, 409, *BODY),
 )
 async def change_entry(
-    request: Request, key: Curator, name: str, body: EntryChange
+    request: Request, key: Curator, name: Name, body: EntryChange
 ) -> dict[str, Any]:
     """Contest, delist, delete, reinstate or relabel one entry; matching stops (or follows, or
     starts again) at once."""
@@ -284,7 +286,7 @@ async def change_entry(
 async def changes_since(
     request: Request,
     key: Reader,
-    name: str,
+    name: Name,
     since: Annotated[int, Query(ge=0, le=MAX_ID, description="Changes after this version.")] = 0,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
 ) -> dict[str, Any]:
@@ -306,7 +308,7 @@ async def changes_since(
     responses=refusals(400, *KEYED, 404),
 )
 async def get_entry(
-    request: Request, key: Reader, name: str, signal: str, value: str
+    request: Request, key: Reader, name: Name, signal: Word, value: HashText
 ) -> dict[str, Any]:
     """One entry: status, labels, provenance."""
     service = service_of(request)
@@ -331,7 +333,7 @@ async def get_entry(
     response_model=Release,
     responses=refusals(*KEYED, 404, 409),
 )
-async def release_list(request: Request, key: Curator, name: str) -> dict[str, Any]:
+async def release_list(request: Request, key: Curator, name: Name) -> dict[str, Any]:
     """Sign the list's matchable entries as a release with the service's owner key and append
     it to the transparency log; 409 if the service has no release key, log or directory."""
     service = service_of(request)
@@ -355,7 +357,7 @@ async def release_list(request: Request, key: Curator, name: str) -> dict[str, A
     responses=refusals(*KEYED, 404, 409, *BODY),
 )
 async def acknowledge(
-    request: Request, key: Reader, name: str, body: Acknowledgement
+    request: Request, key: Reader, name: Name, body: Acknowledgement
 ) -> dict[str, Any]:
     """A follower's receipt: it has applied the list up to ``version`` (``hashguard lists
     follow`` sends it after each catch-up). A victim's case shows how many followers have

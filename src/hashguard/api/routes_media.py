@@ -7,6 +7,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Names, Url, Words
 from hashguard.api.matching import (
     HashMatchRequest,
     answer_hash_queries,
@@ -69,13 +70,13 @@ async def _media(request: Request, url: str | None) -> bytes:
     openapi_extra=_MEDIA_BODY,
     response_model=HashAnswer,
     response_model_exclude_unset=True,
-    responses=refusals(400, *KEYED, 413, 415, 422),
+    responses=refusals(400, *KEYED, 413, 415, 422, 503),
 )
 async def hash_upload(
     request: Request,
     key: Matcher,
     signals: Annotated[
-        list[str] | None, Query(description="Default: every signal that applies.")
+        Words | None, Query(description="Default: every signal that applies.")
     ] = None,
     dihedral: Annotated[
         bool, Query(description="Also the PDQ hashes of rotations and flips.")
@@ -87,7 +88,7 @@ async def hash_upload(
         bool, Query(description="Also the PDQ hash of a small image (640 px or less) enlarged.")
     ] = False,
     url: Annotated[
-        str | None, Query(description="Fetch the media (if the service allows).")
+        Url | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
 ) -> dict[str, Any]:
     """Hash an uploaded file: media with every signal that applies (``kind`` image or video),
@@ -115,7 +116,7 @@ async def match_media(
     request: Request,
     key: Matcher,
     lists: Annotated[
-        list[str] | None, Query(alias="list", description="Repeat for several; default all.")
+        Names | None, Query(alias="list", description="Repeat for several; default all.")
     ] = None,
     content_ref: Annotated[str, Query(max_length=500, description="Kept with a match.")] = "",
     account_ref: Annotated[
@@ -131,7 +132,7 @@ async def match_media(
         ),
     ] = False,
     url: Annotated[
-        str | None, Query(description="Fetch the media (if the service allows).")
+        Url | None, Query(description="Fetch the media (if the service allows).")
     ] = None,
 ) -> dict[str, Any]:
     """Hash an uploaded file with every signal the lists hold that applies to it (a file that

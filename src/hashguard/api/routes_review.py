@@ -16,6 +16,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api import safeguards
 from hashguard.api.auth import actor, allow, unscoped
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import MANY, Name, Text, Texts
 from hashguard.api.matching import service_of
 from hashguard.api.public_limits import guarded, limits_of
 from hashguard.api.schemas import (
@@ -486,8 +487,8 @@ async def run_purge(request: Request, key: Admin) -> dict[str, Any]:
 
 
 class NewAssessment(BaseModel):
-    factors: dict[str, str]
-    mitigations: list[str] = Field(default_factory=list)
+    factors: dict[Name, Text] = Field(max_length=MANY)
+    mitigations: Texts = Field(default_factory=list)
     remaining_risk: Literal["low", "medium", "high"]
     next_due_at: AwareDatetime | None = None
 
@@ -505,7 +506,7 @@ def assessment_json(a: RiskAssessment) -> dict[str, Any]:
     response_model=AssessmentShown,
     responses=refusals(400, *KEYED, 404, *BODY),
 )
-async def assess(request: Request, key: Admin, name: str, body: NewAssessment) -> dict[str, Any]:
+async def assess(request: Request, key: Admin, name: Name, body: NewAssessment) -> dict[str, Any]:
     """Record a risk assessment of a service (CSA Regulation Art 3-5). Audited."""
     service = service_of(request)
     checked = await call(service.review.services.get, name)

@@ -19,6 +19,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, partner
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Name, Urls, Word
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
@@ -100,9 +101,9 @@ async def notices(
     key: Reader,
     takedown: Running,
     state: Annotated[
-        str | None, Query(description="queued, open, removed, forwarded, withdrawn")
+        Word | None, Query(description="queued, open, removed, forwarded, withdrawn")
     ] = None,
-    kind: Annotated[str | None, Query(description="notice, cdn, order")] = None,
+    kind: Annotated[Word | None, Query(description="notice, cdn, order")] = None,
     overdue: Annotated[bool | None, Query(description="Open and past the deadline.")] = None,
     limit: Limit = 100,
     before: Before = None,
@@ -213,7 +214,7 @@ async def inability(key: Hoster, takedown: Running, notice_id: NoticeId,
 async def figures(
     key: Reader,
     takedown: Running,
-    by: Annotated[str, Query(description="hoster, country or all")] = "hoster",
+    by: Annotated[Word, Query(description="hoster, country or all")] = "hoster",
     since: Annotated[str, Query(max_length=40, description="From (YYYY-MM-DD).")] = "",
     until: Annotated[str, Query(max_length=40, description="Until (YYYY-MM-DD).")] = "",
 ) -> dict[str, Any]:
@@ -253,7 +254,7 @@ async def withdraw(key: Analyst, takedown: Running, notice_id: NoticeId,
 
 
 class NewOrder(BaseModel):
-    urls: list[str] = Field(min_length=1, max_length=1000, description="The URLs to remove.")
+    urls: Urls = Field(min_length=1, description="The URLs to remove.")
     legal_basis: str = Field(max_length=2000, pattern=r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*$",
                              description="The legal basis of the order (no control "
                              "characters but line breaks).")  # fmt: skip
@@ -329,7 +330,7 @@ _XARF_BODY: Final = {"requestBody": {"required": True, "description": _XARF, "co
 @router.post("/import", response_model=TakedownImported,
              responses=refusals(400, *KEYED, 404, *BODY), openapi_extra=_XARF_BODY)  # fmt: skip
 async def import_reports(request: Request, key: Analyst, takedown: Running,
-                         source: Annotated[str, Query(min_length=1, max_length=200,
+                         source: Annotated[Name, Query(min_length=1, max_length=200,
                                                       description="Who sent them.")]
                          ) -> dict[str, Any]:  # fmt: skip
     """Take in XARF reports of takedown outcomes from another abuse desk (``source``): kept as
@@ -353,7 +354,9 @@ async def import_reports(request: Request, key: Analyst, takedown: Running,
 _STATUS: Final = ("The takedown status of a case this hotline referred (docs/takedown.md, "
                   '"Status between hotlines"), signed with the partner\'s key.')  # fmt: skip
 StatusBody = Annotated[dict[str, Any], Body(description=_STATUS)]
-ReferralId = Annotated[str, Path(pattern="^[0-9a-f]{32}$", description="The referral's id.")]
+ReferralId = Annotated[
+    str, Path(pattern="^[0-9a-f]{32}$", max_length=32, description="The referral's id.")
+]
 
 
 @status_router.post("/referrals/{referral}/status", status_code=201,

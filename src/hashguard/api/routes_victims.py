@@ -13,7 +13,8 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow, check_lists, partner, visible
 from hashguard.api.errors import ApiError, too_many
-from hashguard.api.matching import VALUE_LENGTH, service_of
+from hashguard.api.fields import HASH_CHARS, MANY_HASHES, Word
+from hashguard.api.matching import service_of
 from hashguard.api.public_limits import client_of
 from hashguard.api.schemas import (
     BODY,
@@ -34,7 +35,7 @@ Pin = Annotated[str, Header(alias="X-Case-Pin", max_length=64, description="The 
 
 class GivenHash(BaseModel):
     signal: str = Field(max_length=32, description="pdq, vpdq, md5, sha1 or sha256.")
-    value: str = Field(max_length=VALUE_LENGTH)
+    value: str = Field(max_length=HASH_CHARS)
     quality: int | None = Field(None, description="Required for pdq (50 or more is taken).")
     stability: int | None = Field(
         None,
@@ -45,18 +46,22 @@ class GivenHash(BaseModel):
 
 
 class NewCase(BaseModel):
-    hashes: list[GivenHash] = Field(description="As `hashguard hash` writes them, without path.")
+    hashes: list[GivenHash] = Field(
+        max_length=MANY_HASHES, description="As `hashguard hash` writes them, without path."
+    )
     under_18: bool = Field(False, description="The person was under 18 in the images.")
     language: Literal["en", "nl"] = "en"
 
 
 class WithdrawnHash(BaseModel):
     signal: str = Field(max_length=32)
-    value: str = Field(max_length=VALUE_LENGTH)
+    value: str = Field(max_length=HASH_CHARS)
 
 
 class WithdrawalRequest(BaseModel):
-    hashes: list[WithdrawnHash] | None = Field(None, description="Default: every hash of the case.")
+    hashes: list[WithdrawnHash] | None = Field(
+        None, max_length=MANY_HASHES, description="Default: every hash of the case."
+    )
 
 
 class FeedbackBatch(BaseModel):
@@ -118,7 +123,7 @@ async def open_case(request: Request, body: NewCase) -> Any:
     "/cases/{case}", response_model=CaseStatusShown,
     responses=refusals(403, 404, 422, 429), response_model_exclude_unset=True,
 )  # fmt: skip
-async def case_status(request: Request, case: str, pin: Pin) -> Any:
+async def case_status(request: Request, case: Word, pin: Pin) -> Any:
     """The case's status: each hash's state (received, active, withdrawn; a withdrawal with
     how many partners have applied it) and per partner counts of matches and outcomes. 403 for
     a wrong case number or PIN (which is not said), 429 once the case or address is locked."""
@@ -137,7 +142,7 @@ async def case_status(request: Request, case: str, pin: Pin) -> Any:
     responses=refusals(400, 403, 404, *BODY, 429), response_model_exclude_unset=True,
 )  # fmt: skip
 async def withdraw(
-    request: Request, case: str, pin: Pin, body: WithdrawalRequest | None = None
+    request: Request, case: Word, pin: Pin, body: WithdrawalRequest | None = None
 ) -> Any:
     """Withdraw the case's hashes (those given, else all): this service stops matching them
     before it answers, followers within their polling interval; device releases and StopNCII

@@ -73,8 +73,9 @@ _REFUSALS: Final[dict[int, tuple[str, str, str]]] = {
     429: ("rate_limited", "Too many requests or wrong guesses from this address, or with this "
           "case, link, token or key (Retry-After: the seconds to wait).",
           "at most 1000 evaluations an hour per device key; retry in 12 s"),
-    503: ("unavailable", "The service cannot answer yet (the lists are loading) or now.",
-          "the lists are loading"),
+    503: ("unavailable", "The service cannot answer yet (the lists are loading) or now (a "
+          "route that decodes media: the server's decode budget stayed full; Retry-After says "
+          "when to try again).", "the lists are loading"),
 }  # fmt: skip
 
 
@@ -86,8 +87,19 @@ def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
         code, when, message = _REFUSALS[status]
         example = {"error": {"status": status, "code": code, "message": message}}
         documented[status] = {"model": ErrorBody, "description": when,
-                              "content": {"application/json": {"example": example}}}  # fmt: skip
+                              "content": {"application/json": {"example": example}},
+                              **retry_after(status)}  # fmt: skip
     return documented
+
+
+def retry_after(status: int) -> dict[str, Any]:
+    """The Retry-After header a refusal of ``status`` may carry (429, 503), as OpenAPI
+    documents a response's headers; nothing for other statuses."""
+    if status not in (429, 503):
+        return {}
+    header = {"description": "Seconds to wait before asking again.",
+              "schema": {"type": "integer", "minimum": 1}}  # fmt: skip
+    return {"headers": {"Retry-After": header}}
 
 
 # What every keyed route can answer: no key (or a dead one), a key of another role.

@@ -24,6 +24,7 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
+from hashguard.api.decoding import DecodeBudget
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.public_limits import PublicLimits
 from hashguard.api.settings import ServiceSettings
@@ -47,7 +48,7 @@ from hashguard.review import webhook
 from hashguard.review.detections import Review
 from hashguard.review.webhook import Backlog, WebhookSender, load_secret
 from hashguard.store import audit
-from hashguard.store.api_keys import ApiKey, ApiKeyStore
+from hashguard.store.api_keys import ApiKey, ApiKeyStore, KeyWatch
 from hashguard.store.bank_contents import BankContents
 from hashguard.store.list_import import ImportSummary
 from hashguard.store.lists import ListStore
@@ -168,6 +169,9 @@ class Service:
             settings.fetch_timeout,
             settings.max_upload_bytes,
         )
+        self.decodes = DecodeBudget(
+            settings.max_decodes, settings.max_decode_bytes, settings.decode_wait
+        )
         self.matcher: Matcher | None = None
         self.hotline = None if not settings.hotline_country else Hotline(
             engine, self.lists, hotline_settings(settings), self._current_matcher
@@ -203,6 +207,7 @@ class Service:
         self._webhooks: threading.Thread | None = None
         self._sync = threading.Lock()
         self._key_cache: dict[str, tuple[ApiKey, float]] = {}
+        self._key_watch: KeyWatch | None = None  # from start() to stop()
         self.batcher: MatchBatcher | None = None
         self.recorder: MatchRecorder | None = None
 
@@ -212,6 +217,7 @@ class Service:
         """Record the configuration if it changed, then load and follow lists in the
         background."""
         self._record_configuration()
+        self._key_watch = KeyWatch(self.engine)
         # The matching thread hands its results back to the event loop: with the interpreter's
         # default 5 ms switch interval each hand-over can wait that long for the lock.
         sys.setswitchinterval(0.0005)
@@ -239,6 +245,8 @@ class Service:
         for worker in (self.batcher, self.recorder):
             if worker is not None:
                 worker.close()
+        if self._key_watch is not None:
+            self._key_watch.close()
 
     def _send_webhooks(self) -> None:
         """Every second: enable again the HMA content items whose disable time has passed,
@@ -616,8 +624,12 @@ class Service:
 
     async def authenticate(self, token: str) -> ApiKey | None:
         """The live key of ``token``, looked up (off the event loop) at most every
-        ``key_cache_seconds``."""
+        ``key_cache_seconds``, and again after any change a ``KeyWatch`` sees (a key revoked
+        by another process: the CLI), so a revocation holds for the very next request."""
         now = time.monotonic()
+        watch = self._key_watch
+        if watch is not None and watch.changed():  # a key may have been revoked elsewhere
+            self._key_cache.clear()
         cached = self._key_cache.get(token)
         if cached is not None and cached[1] > now:
             return cached[0]

@@ -287,6 +287,25 @@ class ServiceSettings:
         name="max_import_mb", scale=MIB, minimum=1,
     )  # fmt: skip
     max_json_bytes: int = 2 * MIB
+    # The decode budget (api/decoding.py): the whole server's, every media route shares it.
+    max_decodes: int = setting(
+        4, INTEGER, "limits",
+        "Most uploads decoded at once, for the whole server; more wait their turn.",
+        minimum=1,
+    )  # fmt: skip
+    max_decode_bytes: int = setting(
+        1024 * MIB, INTEGER, "limits",
+        "Most memory the uploads being decoded may hold together, in MiB (each estimated from "
+        "its header: pixels times what a pixel of its format costs); a larger one is decoded "
+        "alone.",
+        name="max_decode_mb", scale=MIB, minimum=1,
+    )  # fmt: skip
+    decode_wait: float = setting(
+        10.0, NUMBER, "limits",
+        "Seconds an upload waits for room in the decode budget before it is refused (503 with "
+        "Retry-After); 0: refused at once.",
+        minimum=0.0,
+    )  # fmt: skip
     max_batch: int = setting(
         1000, INTEGER, "limits", "Most hashes in one match request.", minimum=1
     )
@@ -564,6 +583,7 @@ class ServiceSettings:
             "max_import_bytes": self.max_import_bytes,
             "max_json_bytes": self.max_json_bytes,
             "max_batch": self.max_batch,
+            "decode_budget": [self.max_decodes, self.max_decode_bytes, self.decode_wait],
             "media_limits": {
                 name: getattr(self.media_limits, name) for name in self.media_limits.__slots__
             },

@@ -6,9 +6,10 @@ decoded at full resolution. EXIF orientation is applied, so the pixels are as a 
 """
 
 import io
+import math
 import re
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Final
@@ -61,6 +62,21 @@ _REVERSED_AXES: Final = {
     5: (False, False), 6: (False, True), 7: (True, True), 8: (True, False),
 }  # fmt: skip
 _SIXTEEN_BIT_MODES: Final = {"I;16", "I;16L", "I;16B", "I;16N"}
+# Modes Pillow converts to L with the same integer formula as from RGB (not YCbCr, LAB, HSV:
+# their L is a channel of their own).
+_LUMA_DIRECT_MODES: Final = {"RGB", "RGBA", "RGBX", "RGBa", "P", "PA"}
+_BAND_ROWS: Final = 256  # rows copied at a time from Pillow into an array
+# What decoding an image to luma holds at its peak per pixel (measured: bench/uploads.py).
+# Large images: the decoded image (Pillow keeps colour in 4 bytes a pixel) and the luma array.
+_COLOUR_BYTES_PER_PIXEL: Final = 5
+_BYTES_PER_PIXEL: Final = {"1": 2, "L": 2, "P": 2, "LA": 5, "I;16": 6, "I;16L": 6, "I;16B": 6,
+                           "I;16N": 6, "I": 8, "F": 8}  # fmt: skip
+# Exact float luma (small images): decoded, an RGB copy, float32 luma.
+_EXACT_BYTES_PER_PIXEL: Final = 12
+# Pillow's WebP decoder holds libwebp's canvas, the previous one and the image (976 MB at 64 MP);
+# HEIF and AVIF (libheif) are counted alike, not measured.
+_CANVAS_FORMATS: Final = {"WEBP", "HEIF", "AVIF"}
+_CANVAS_BYTES_PER_PIXEL: Final = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +105,26 @@ def image_size(data: bytes, limits: Limits = DEFAULT_LIMITS) -> tuple[int, int]:
         return image.size
 
 
+def decoded_bytes(
+    data: bytes, limits: Limits = DEFAULT_LIMITS, *, min_side: int | None = None
+) -> int:
+    """The memory ``decode_luma(data, limits, min_side=min_side)`` holds at its peak, estimated
+    from the header (the pixels decoded, fewer for a JPEG decoded at a reduced scale, times
+    what a pixel of its format and mode was measured to cost); decodes none. Raises as
+    ``decode_luma``."""
+    with _open(data, limits) as image:
+        width, height = image.size
+        scale = _draft_scale(image, min_side)
+        if scale is not None:  # libjpeg decodes grey, reduced: the plane and its array
+            return math.ceil(width / scale) * math.ceil(height / scale) * 2
+        pixels = width * height
+        if image.format in _CANVAS_FORMATS:
+            return pixels * _CANVAS_BYTES_PER_PIXEL
+        if pixels <= _EXACT_LUMA_MAX_PIXELS or min_side is None or max(width, height) <= min_side:
+            return pixels * _EXACT_BYTES_PER_PIXEL
+        return pixels * _BYTES_PER_PIXEL.get(image.mode, _COLOUR_BYTES_PER_PIXEL)
+
+
 def decode_luma(
     data: bytes, limits: Limits = DEFAULT_LIMITS, *, min_side: int | None = None
 ) -> LumaImage:
@@ -105,8 +141,8 @@ def decode_luma(
         width, height = image.size
         exact = min_side is None or max(width, height) <= min_side
         scale = 1
-        if min_side and not exact and image.format in _JPEG_FAMILY and image.mode in ("RGB", "L"):
-            wanted = _jpeg_scale(width, height, min_side)
+        wanted = _draft_scale(image, min_side)
+        if wanted is not None:
             image.draft("L", (width // wanted, height // wanted))
             scale = round(width / image.size[0])  # what libjpeg actually gave
         orientation = _orientation(image)
@@ -223,6 +259,17 @@ def _check_header(image: Image.Image, fmt: Format, limits: Limits) -> None:
     limits.check_frames(frames)
 
 
+def _draft_scale(image: Image.Image, min_side: int | None) -> int | None:
+    """The DCT scale libjpeg is asked to decode ``image`` at, straight to grey (1: full size),
+    when it is a JPEG larger than ``min_side``; None when it is decoded as stored."""
+    width, height = image.size
+    if not min_side or max(width, height) <= min_side:
+        return None
+    if image.format not in _JPEG_FAMILY or image.mode not in ("RGB", "L"):
+        return None
+    return _jpeg_scale(width, height, min_side)
+
+
 def _jpeg_scale(width: int, height: int, min_side: int) -> int:
     scale = 1
     while scale < 8 and min(width, height) // (scale * 2) >= min_side:
@@ -232,22 +279,40 @@ def _jpeg_scale(width: int, height: int, min_side: int) -> int:
 
 def _luma(image: Image.Image, *, exact: bool) -> np.ndarray:
     mode = image.mode
-    if mode in _SIXTEEN_BIT_MODES or mode == "I":
-        values = np.asarray(image).astype(np.float32)
-        if mode != "I" or values.max(initial=0) > 255:
+    if mode in _SIXTEEN_BIT_MODES or mode in ("I", "F"):
+        values = _array(image, np.float32)
+        if mode in _SIXTEEN_BIT_MODES or (mode == "I" and values.max(initial=0) > 255):
             values /= np.float32(257.0)
-        return np.clip(values, 0, 255)
-    if mode == "F":
-        return np.clip(np.asarray(image, dtype=np.float32), 0, 255)
+        return np.clip(values, 0, 255, out=values)
     if mode in ("1", "L", "LA", "La"):
-        grey = image if mode == "L" else image.convert("L")
         if exact:
-            return luma_from_grey(np.asarray(grey))
-        return np.asarray(grey)
-    rgb = image if mode == "RGB" else image.convert("RGB")
-    if exact or rgb.width * rgb.height <= _EXACT_LUMA_MAX_PIXELS:
-        return luma_from_rgb(np.asarray(rgb))
-    return np.asarray(rgb.convert("L"))
+            return luma_from_grey(np.asarray(image if mode == "L" else image.convert("L")))
+        return _array(image, np.uint8, lambda band: band.convert("L"))
+    if exact or image.width * image.height <= _EXACT_LUMA_MAX_PIXELS:
+        return luma_from_rgb(np.asarray(image if mode == "RGB" else image.convert("RGB")))
+    # Large: 8-bit luma, converted a band at a time (no RGB copy of the whole image), straight
+    # from the decoded pixels where Pillow's formula is the one it uses from RGB.
+    if mode in _LUMA_DIRECT_MODES:
+        return _array(image, np.uint8, lambda band: band.convert("L"))
+    return _array(image, np.uint8, lambda band: band.convert("RGB").convert("L"))
+
+
+def _array(
+    image: Image.Image,
+    dtype: type[np.generic],
+    convert: Callable[[Image.Image], Image.Image] | None = None,
+) -> np.ndarray:
+    """The pixels of ``image`` (single-band, or made so by ``convert``) as a new array of
+    ``dtype``, copied and converted a band of rows at a time: the decoded image and the array
+    are all that is held, never a whole converted copy, nor the whole image copied to bytes
+    and joined (as Pillow's own array export does: three times the plane at once)."""
+    width, height = image.size
+    pixels = np.empty((height, width), dtype)
+    for top in range(0, height, _BAND_ROWS):
+        bottom = min(top + _BAND_ROWS, height)
+        band = image.crop((0, top, width, bottom))
+        pixels[top:bottom] = np.asarray(band if convert is None else convert(band))
+    return pixels
 
 
 def _orientation(image: Image.Image) -> int:

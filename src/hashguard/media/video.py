@@ -46,6 +46,9 @@ _LUMA_PLANE_FORMATS: Final = {
 _FULL_RANGE_FORMATS: Final = {"yuvj420p", "yuvj422p", "yuvj444p", "yuvj440p", "yuvj411p", "gray"}
 _AVCOL_RANGE_JPEG: Final = 2
 _AV_TIME_BASE: Final = 1_000_000
+# A decoded frame's cost per pixel: YUV 4:2:0 (1.5 bytes) for the frame and a few references,
+# and the luma copy (an estimate for the decode budget, not measured).
+_FRAME_BYTES_PER_PIXEL: Final = 8
 
 VideoSource = bytes | BinaryIO
 
@@ -98,6 +101,14 @@ def iter_frames(
             limits.check_pixels(frame.width, frame.height, "video frame of")
             if number % step == 0:
                 yield VideoFrame(number, timestamp, _luma(frame))
+
+
+def decoded_bytes(source: VideoSource, limits: Limits = DEFAULT_LIMITS) -> int:
+    """The memory ``iter_frames`` of ``source`` holds at its peak, estimated from the declared
+    frame size: the decoder's frames (YUV 4:2:0, a few kept as references) and one luma copy.
+    Raises as ``probe``."""
+    info = probe(source, limits)
+    return info.width * info.height * _FRAME_BYTES_PER_PIXEL
 
 
 def probe(source: VideoSource, limits: Limits = DEFAULT_LIMITS) -> VideoInfo:

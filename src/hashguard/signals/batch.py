@@ -36,7 +36,7 @@ from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.signals import registry
 from hashguard.signals.base import SignalType, read_image
 from hashguard.signals.digests import DigestSignal, digests_of
-from hashguard.signals.pdq import DihedralHashes, PdqHash, PdqSignal
+from hashguard.signals.pdq import REDUCED_MIN_SIDE, DihedralHashes, PdqHash, PdqSignal
 from hashguard.signals.pdq_variants import DIHEDRAL, PdqVariants, hash_variants
 from hashguard.signals.vpdq import VpdqHash, VpdqSignal
 
@@ -333,6 +333,27 @@ def hash_stream(
             raise
         return StreamHashes(found[: len(of_bytes)], error)
     return StreamHashes(sorted(found, key=lambda pair: chosen.index(pair[0])))
+
+
+def decode_bytes(
+    data: bytes, signals: Iterable[SignalType[Any]], limits: Limits = DEFAULT_LIMITS
+) -> int:
+    """The memory ``hash_stream`` of ``data`` with ``signals`` holds decoding it, at its peak,
+    estimated from the file's header (an image's pixels, fewer for a JPEG that PDQ alone
+    decodes at a reduced scale; a video's frame); 0 when none of ``signals`` decodes it.
+    Raises ``MediaError`` for media a decoder would refuse (over a limit, a bad header)."""
+    kind = file_kind(data[:SNIFF_BYTES])
+    decoding = [s for s in signals if s.applies_to(kind) and not s.applies_to(MediaKind.OTHER)]
+    if not decoding:
+        return 0
+    if kind is MediaKind.VIDEO:
+        from hashguard.media import video  # PyAV loads when a video is measured
+
+        return video.decoded_bytes(data, limits)
+    from hashguard.media import image  # Pillow loads when an image is measured
+
+    reduced = all(isinstance(s, PdqSignal) for s in decoding)
+    return image.decoded_bytes(data, limits, min_side=REDUCED_MIN_SIDE if reduced else None)
 
 
 def _decodable(stream: BinaryIO, size: int, kind: MediaKind, limits: Limits) -> bytes | None:

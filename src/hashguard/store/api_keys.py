@@ -6,24 +6,29 @@ A key reads ``hg_<id>_<secret>``: the id (public, 16 hex digits) finds the row, 
 random bytes, URL-safe base64) proves possession. A random 256-bit secret needs no slow hash.
 """
 
+import contextlib
 import hashlib
 import hmac
+import logging
 import re
 import secrets
+import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Final
+from typing import Any, Final
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from hashguard.errors import Invalid
 from hashguard.store import audit
 from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 
+log = logging.getLogger("hashguard.store")
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
+KEYS_CHANNEL: Final = "hashguard_keys"  # PostgreSQL's notification of a revoked key
 
 
 class Role(StrEnum):
@@ -138,8 +143,11 @@ class ApiKeyStore:
             return _key(row)
 
     def revoke(self, ident: str, actor: str = "") -> ApiKey:
-        """Revoke a key at once. Raises ApiKeyError if there is no such live key."""
+        """Revoke a key at once (running services are told: ``KeyWatch``). Raises ApiKeyError
+        if there is no such live key."""
         with Session(self.engine) as session, session.begin():
+            if self.engine.dialect.name == "postgresql":  # delivered at the commit
+                session.execute(text(f"NOTIFY {KEYS_CHANNEL}"))
             now = datetime.now(UTC)
             changed = session.execute(
                 update(ApiKeyRow)
@@ -174,3 +182,68 @@ def _key(row: ApiKeyRow) -> ApiKey:
         row.service,
         row.hoster,
     )
+
+
+class KeyWatch:
+    """Whether keys may have been revoked since last asked, by any process, cheaply enough to
+    ask on every request (a service caches keys; a revocation must hold for the next request).
+    SQLite: ``PRAGMA data_version`` on a connection of its own, which changes with every commit
+    of any other connection. PostgreSQL: a connection of its own LISTENs for the NOTIFY that
+    ``revoke`` sends in its transaction, and each call reads what has reached its socket (no
+    round trip to the server; the notification is sent as the revocation commits, so only a
+    request racing the commit within the server's hand-over, well under a millisecond, can
+    slip through). Any other database, or a watch that failed: None (the cache's time bound
+    then holds)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._lock = threading.Lock()
+        self._dialect = engine.dialect.name
+        self._connection: Any = None
+        self._version: int | None = None
+        try:
+            if self._dialect == "sqlite":
+                self._connection = engine.raw_connection()
+                self._version = self._data_version()
+            elif self._dialect == "postgresql":
+                self._connection = engine.raw_connection()
+                self._connection.driver_connection.autocommit = True
+                self._connection.driver_connection.execute(f"LISTEN {KEYS_CHANNEL}")
+        except Exception:  # no watch: the time bound holds
+            log.warning("cannot watch for revoked keys; the key cache's bound holds instead")
+            self.close()
+
+    def changed(self) -> bool | None:
+        """True when keys may have changed since the last call, False when they have not,
+        None when that is not known."""
+        with self._lock:
+            if self._connection is None:
+                return None
+            try:
+                if self._dialect == "sqlite":
+                    version = self._data_version()
+                    changed, self._version = version != self._version, version
+                    return changed
+                pgconn = self._connection.driver_connection.pgconn
+                pgconn.consume_input()  # what has arrived, without waiting
+                notified = False
+                while pgconn.notifies() is not None:
+                    notified = True
+                return notified
+            except Exception:  # the connection is gone: the time bound holds from now on
+                log.warning("stopped watching for revoked keys; the key cache's bound holds")
+                self._close()
+                return None
+
+    def close(self) -> None:
+        with self._lock:
+            self._close()
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(Exception):
+                # Closed, not returned to the pool: it is listening, in autocommit.
+                self._connection.invalidate()
+        self._connection = None
+
+    def _data_version(self) -> int:
+        return int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])

@@ -20,6 +20,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, visible
+from hashguard.api.decoding import DecodeBusy
 from hashguard.api.errors import ApiError
 from hashguard.api.limits import BodyTooLarge
 from hashguard.api.matching import service_of
@@ -160,6 +161,9 @@ async def test(request: Request) -> Response:
         )
     except Untestable as error:
         return _tester_page(request, key, csrf, 400, str(error), signal=signal, hash=pasted)
+    except DecodeBusy as busy:
+        return _tester_page(request, key, csrf, 503, f"Not now: {busy}.", signal=signal,
+                            hash=pasted)  # fmt: skip
     except (ServiceKey, ScanningForbidden) as refused:
         return _tester_page(request, key, csrf, 403, str(refused), signal=signal, hash=pasted)
     return _tester_page(request, key, csrf, tested=tested, signal=signal, hash=pasted)

@@ -15,6 +15,7 @@ The functions block (hashing, the database): run them in the thread pool.
 """
 
 import io
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Final
 
@@ -27,7 +28,7 @@ from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.signals import registry
 from hashguard.signals.base import IndexKind, InvalidSignalValue
-from hashguard.signals.batch import NotApplicable, hash_stream
+from hashguard.signals.batch import NotApplicable, decode_bytes, hash_stream
 from hashguard.signals.pdq_variants import ORIGINAL
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey
@@ -96,15 +97,21 @@ def upload_query(service: Service, matcher: Matcher, data: bytes) -> tuple[Query
     """The hashes of an uploaded file, computed in memory with every signal the lists hold
     that applies to it (an image with the query variants the lists allow), and why the media
     could not be decoded when only its digests were taken (else ""). Raises Untestable saying
-    what is wrong with the file."""
+    what is wrong with the file; DecodeBusy when the server's decode budget stayed full."""
     if not data:
         raise Untestable("No file came with the form: choose an image (or paste a hash).")
     signals = [registry.get(name) for name in matcher.signals()]
     if not signals:
         raise Untestable("The lists hold no entries yet: there is nothing to test against.")
+    limits = service.settings.media_limits
     try:
-        hashed = hash_stream(io.BytesIO(data), len(data), signals, service.settings.media_limits,
-                             matcher.variant_families())  # fmt: skip
+        cost = decode_bytes(data, signals, limits)
+    except MediaError:
+        cost = 0  # refused or failed by the decoder at once, as from the header here
+    try:
+        with service.decodes.holding(cost) if cost else nullcontext():
+            hashed = hash_stream(io.BytesIO(data), len(data), signals, limits,
+                                 matcher.variant_families())  # fmt: skip
     except NotApplicable as error:
         raise Untestable(f"The file is {error.kind}, and the lists hold no hash of that kind "
                           f"of file ({error}).") from None  # fmt: skip

@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.errors import counted, retry_after, too_many
+from hashguard.api.errors import counted, retry_header, too_many
 from hashguard.api.matching import service_of
 from hashguard.api.public_limits import client_of
 from hashguard.errors import Invalid
@@ -344,7 +344,7 @@ async def monitor_page(request: Request, since: str = "", until: str = "",
         found = await run_in_threadpool(_figures, request, period)
     except RateLimited as error:
         counted(request, error)
-        return _render(request, language, 429, asked, retry_after(error),
+        return _render(request, language, 429, asked, retry_header(error.retry_after),
                        error=words["busy"], links=_links(language), since=asked[0],
                        until=asked[1])  # fmt: skip
     query = urlencode([(name, value) for name, value in zip(("since", "until"), asked,

@@ -11,7 +11,7 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from hashguard.api.errors import counted, retry_after
+from hashguard.api.errors import counted, retry_header
 from hashguard.errors import MAX_ID
 from hashguard.rate_limit import RateLimited
 from hashguard.review.model import ActionKind, State
@@ -169,7 +169,7 @@ def limited(request: Request, refusal: RateLimited, name: str = "limited.html",
     429 with Retry-After, counted in /metrics."""
     counted(request, refusal)
     shown = page(name, 429, wait=wait_words(refusal.retry_after), **values)
-    shown.headers.update(retry_after(refusal))
+    shown.headers.update(retry_header(refusal.retry_after))
     return shown
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.concurrency import run_in_threadpool
 
-from hashguard.api.errors import counted, retry_after
+from hashguard.api.errors import counted, retry_header
 from hashguard.api.matching import service_of
 from hashguard.api.public_limits import client_of, guarded, limits_of
 from hashguard.device.messages import ReferralError, emergency_number, referral
@@ -134,7 +134,7 @@ async def send_report(
     except RateLimited as error:
         counted(request, error)
         return _form(request, language, 429, values=typed, error=_busy(words, error),
-                     headers=retry_after(error))  # fmt: skip
+                     headers=retry_header(error.retry_after))  # fmt: skip
     except Invalid as error:  # the sentence says which field or URL, in English
         return _refused(request, language, error, typed)
     return _page(request, "report/received.html", language, 201,
@@ -204,6 +204,6 @@ async def show_status(
         return _page(request, "report/status.html", language, 404, unknown=True)
     except RateLimited as error:
         counted(request, error)
-        return _page(request, "report/status.html", language, 429, retry_after(error),
+        return _page(request, "report/status.html", language, 429, retry_header(error.retry_after),
                      busy=_busy(WORDS[language], error, "status_busy"))  # fmt: skip
     return _page(request, "report/status.html", language, status=status.value)

@@ -15,6 +15,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, visible
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Name, Text, Url, Word
 from hashguard.api.hma.hashing import measured
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
@@ -123,7 +124,7 @@ async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str
     response_model=Bank,
     responses=refusals(*KEYED, 404),
 )
-async def get_bank(request: Request, key: Reader, name: str) -> dict[str, Any]:
+async def get_bank(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     return _bank_json(await run_in_threadpool(_bank, service_of(request), key, name))
 
 
@@ -133,7 +134,7 @@ async def get_bank(request: Request, key: Reader, name: str) -> dict[str, Any]:
     responses=refusals(400, *KEYED, 404, 413),
 )
 async def update_bank(
-    request: Request, key: Curator, name: str, body: BankUpdate
+    request: Request, key: Curator, name: Name, body: BankUpdate
 ) -> dict[str, Any]:
     """Rename a bank (``name``), switch it on or off, or set its enabled_ratio. A renamed
     list keeps its entries and log; its releases already signed keep the old name, the next
@@ -172,7 +173,7 @@ async def update_bank(
     response_model=Message,
     responses=refusals(*KEYED, 409),
 )
-async def delete_bank(request: Request, key: Admin, name: str) -> dict[str, Any]:
+async def delete_bank(request: Request, key: Admin, name: Name) -> dict[str, Any]:
     """Remove the bank's list (admin keys only). Like HMA, a bank that does not exist is
     'Done' too. A bank an exchange fills is refused (409): remove the exchange first."""
     service = service_of(request)
@@ -268,7 +269,7 @@ async def _add(
     responses=refusals(400, *KEYED, 404, 413),
 )
 async def add_signal(
-    request: Request, key: Curator, name: str, body: BankSignals
+    request: Request, key: Curator, name: Name, body: BankSignals
 ) -> dict[str, Any]:
     """Add hashes as a new content item: ``{"pdq": "<hex>", "note": "..."}``."""
     await run_in_threadpool(_bank, service_of(request), key, name)
@@ -291,10 +292,10 @@ async def add_signal(
 async def add_content(
     request: Request,
     key: Curator,
-    name: str,
-    url: str | None = None,
-    content_type: str | None = None,
-    types: str | None = None,
+    name: Name,
+    url: Url | None = None,
+    content_type: Word | None = None,
+    types: Text | None = None,
 ) -> dict[str, Any]:
     """Add media by ``url`` or upload (field ``photo`` or ``video``) as a new content item,
     with HMA's optional ``metadata`` (JSON body or form field) and ``note``."""
@@ -345,10 +346,10 @@ def _shown_metadata(stored: Mapping[str, Any] | None) -> dict[str, Any] | None:
 async def get_content(
     request: Request,
     key: Reader,
-    name: str,
+    name: Name,
     content_id: ContentId,
-    include_signals: str = "false",
-    include_metadata: str = "true",
+    include_signals: Word = "false",
+    include_metadata: Word = "true",
 ) -> dict[str, Any]:
     """A content item (``signals`` with ``include_signals=true``; its metadata unless
     ``include_metadata=false``; its note); a list entry no item added (imported or fetched)
@@ -406,7 +407,7 @@ def _served_entry(service: Service, name: str, content_id: int) -> Entry | None:
     responses=refusals(400, *KEYED, 404, 413),
 )
 async def update_content(
-    request: Request, key: Curator, name: str, content_id: ContentId
+    request: Request, key: Curator, name: Name, content_id: ContentId
 ) -> dict[str, Any]:
     """Disable a content item until a time (``disable_until_ts``: Unix seconds, at most five
     years ahead; 0 for ever, 1 to enable it) or set its ``note``. A disabled item stops
@@ -459,7 +460,7 @@ def _timestamp(given: Any) -> int:
     responses=refusals(400, *KEYED, 404),
 )
 async def delete_content(
-    request: Request, key: Curator, name: str, content_id: ContentId
+    request: Request, key: Curator, name: Name, content_id: ContentId
 ) -> dict[str, Any]:
     """Delete a content item: ``{"deleted": 1}``, or 0 if there was none. Its values stop
     matching unless another item or source holds them; its note and metadata are erased. A

@@ -18,6 +18,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, unscoped
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Name
 from hashguard.api.hma.models import (
     KEYED,
     Admin,
@@ -100,7 +101,7 @@ async def exchange_apis(request: Request, key: Reader) -> list[str]:
 @router.get(
     "/c/exchanges/api/{api}", response_model=ExchangeApiAuth, responses=refusals(400, *KEYED)
 )
-async def exchange_api(request: Request, key: Reader, api: str) -> dict[str, bool]:
+async def exchange_api(request: Request, key: Reader, api: Name) -> dict[str, bool]:
     """Whether the type takes credentials and whether they are set (never the credentials)."""
     exchanges = exchanges_of(service_of(request))
     plugin = _plugin(api, 400)
@@ -113,7 +114,7 @@ async def exchange_api(request: Request, key: Reader, api: str) -> dict[str, boo
     responses=refusals(400, *KEYED, 413),
     openapi_extra=_JSON_BODY,
 )
-async def set_exchange_api_credentials(request: Request, key: Admin, api: str) -> dict[str, bool]:
+async def set_exchange_api_credentials(request: Request, key: Admin, api: Name) -> dict[str, bool]:
     """``{"credential_json": {...}}`` sets the credentials every exchange of the type uses
     (checked, stored sealed); ``{"credential_json": {}}`` clears them. They serve only the
     exchanges on the scheme, host and port of the type's default base URL, or of
@@ -142,7 +143,7 @@ async def set_exchange_api_credentials(request: Request, key: Admin, api: str) -
     response_model=ExchangeApiSchema,
     responses=refusals(*KEYED, 404),
 )
-async def exchange_api_schema(request: Request, key: Reader, api: str) -> dict[str, Any]:
+async def exchange_api_schema(request: Request, key: Reader, api: Name) -> dict[str, Any]:
     """The fields of ``api_json`` (a base_url first for a type that reaches a host and has no
     default) and of ``credential_json`` (null: none)."""
     plugin = _plugin(api, 404)
@@ -220,7 +221,7 @@ async def exchange_names(request: Request, key: Reader) -> list[str]:
 
 
 @router.get("/c/exchange/{name}", response_model=HmaExchange, responses=refusals(*KEYED, 404))
-async def get_exchange(request: Request, key: Reader, name: str) -> dict[str, Any]:
+async def get_exchange(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     exchanges = exchanges_of(service_of(request))
     return _exchange_json(await run_in_threadpool(_exchange, exchanges, key, name))
 
@@ -231,7 +232,7 @@ async def get_exchange(request: Request, key: Reader, name: str) -> dict[str, An
     responses=refusals(400, *KEYED, 404, 413),
 )
 async def update_exchange(
-    request: Request, key: Curator, name: str, body: ExchangeUpdate
+    request: Request, key: Curator, name: Name, body: ExchangeUpdate
 ) -> dict[str, Any]:
     """``{"enabled": false}`` stops fetching; ``true`` fetches again, at once."""
     service = service_of(request)
@@ -249,7 +250,7 @@ async def update_exchange(
 
 
 @router.delete("/c/exchange/{name}", response_model=Message, responses=refusals(*KEYED))
-async def delete_exchange(request: Request, key: Admin, name: str) -> dict[str, str]:
+async def delete_exchange(request: Request, key: Admin, name: Name) -> dict[str, str]:
     """Delete the exchange and, as in HMA, its bank (admin keys only). An exchange that does
     not exist is deleted too, and so, to a key limited to lists, is one filling another list
     (it stays: the key may not see it)."""
@@ -272,7 +273,7 @@ async def delete_exchange(request: Request, key: Admin, name: str) -> dict[str, 
 @router.get(
     "/c/exchange/{name}/status", response_model=FetchStatus, responses=refusals(*KEYED, 404)
 )
-async def exchange_status(request: Request, key: Reader, name: str) -> dict[str, Any]:
+async def exchange_status(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     """HMA's fetch status: the checkpoint's time, a running fetch's start, the last fetch's
     end and outcome, whether it is up to date, and the items fetched."""
     exchanges = exchanges_of(service_of(request))

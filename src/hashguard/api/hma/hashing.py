@@ -8,6 +8,7 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Text, Url, Word
 from hashguard.api.hma.models import (
     CONTENT_SIGNALS,
     KEYED,
@@ -137,9 +138,9 @@ async def hashed_query(
 async def hash_url(
     request: Request,
     key: Matcher,
-    url: str,
-    content_type: str | None = None,
-    types: str | None = None,
+    url: Url,
+    content_type: Word | None = None,
+    types: Text | None = None,
 ) -> dict[str, str]:
     """Hash the media at ``url`` (only if the service allows fetching from its host)."""
     return (await hashed(request, url, content_type, types))[1]
@@ -150,6 +151,6 @@ async def hash_url(
     response_model=Hashes,
     responses=refusals(400, *KEYED, *MEDIA),
 )
-async def hash_upload(request: Request, key: Matcher, types: str | None = None) -> dict[str, str]:
+async def hash_upload(request: Request, key: Matcher, types: Text | None = None) -> dict[str, str]:
     """Hash an upload: a multipart form whose one file field is ``photo`` or ``video``."""
     return (await hashed(request, None, None, types))[1]

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Text, Url, Word
 from hashguard.api.hma.hashing import hashed_query
 from hashguard.api.hma.models import (
     INDEXED,
@@ -95,10 +96,10 @@ def _by_bank(matches: list[tuple[Match, int]]) -> dict[str, list[dict[str, Any]]
 async def raw_lookup(
     request: Request,
     key: Matcher,
-    signal_type: str,
-    signal: str,
+    signal_type: Word,
+    signal: Word,
     include_distance: bool = False,
-    banks: str | None = None,
+    banks: Text | None = None,
     content_ref: Annotated[str, Query(max_length=500)] = "",
 ) -> dict[str, Any]:
     """Entry ids matching one hash: ``{"matches": [id, ...]}``, with distances if asked."""
@@ -137,13 +138,13 @@ def _coinflip(service: Service, names: list[str], seed: str | None, bypass: bool
 async def lookup(
     request: Request,
     key: Matcher,
-    signal_type: str | None = None,
-    signal: str | None = None,
-    url: str | None = None,
-    content_type: str | None = None,
-    types: str | None = None,
-    banks: str | None = None,
-    seed: str | None = None,
+    signal_type: Word | None = None,
+    signal: Word | None = None,
+    url: Url | None = None,
+    content_type: Word | None = None,
+    types: Text | None = None,
+    banks: Text | None = None,
+    seed: Word | None = None,
     bypass_coinflip: bool = False,
     content_ref: Annotated[str, Query(max_length=500)] = "",
 ) -> dict[str, Any]:
@@ -172,9 +173,9 @@ async def lookup(
 async def lookup_upload(
     request: Request,
     key: Matcher,
-    banks: str | None = None,
-    seed: str | None = None,
-    bypass_coinflip: str | None = None,
+    banks: Text | None = None,
+    seed: Word | None = None,
+    bypass_coinflip: Word | None = None,
     content_ref: Annotated[str, Query(max_length=500)] = "",
 ) -> dict[str, Any]:
     """Match an upload (form field ``photo`` or ``video``): keyed by signal type, then bank."""
@@ -244,7 +245,7 @@ async def compare(request: Request, key: Matcher) -> dict[str, Any]:
     responses=refusals(400, *KEYED, 503),
 )
 async def index_status(
-    request: Request, key: Matcher, signal_type: str | None = None
+    request: Request, key: Matcher, signal_type: Word | None = None
 ) -> dict[str, Any]:
     """Entries held per signal type and when the index last caught up."""
     unscoped(key, "read the size of every list's index")

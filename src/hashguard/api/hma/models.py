@@ -9,6 +9,8 @@ from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
+from hashguard.api.fields import Name
+from hashguard.api.schemas import retry_after
 from hashguard.lists.model import Category
 from hashguard.media.formats import MediaKind
 from hashguard.store.api_keys import ApiKey, Role
@@ -43,7 +45,7 @@ def signal_for(name: str) -> str:
 
 class NewBank(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str
+    name: Name
     enabled_ratio: float | None = None
     enabled: bool | None = None
     category: Category = Category.KNOWN_CSAM  # hashguard's: what the list holds
@@ -51,7 +53,7 @@ class NewBank(BaseModel):
 
 class BankUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    name: str | None = None
+    name: Name | None = None
     enabled_ratio: float | None = None
     enabled: bool | None = None
 
@@ -101,7 +103,8 @@ _REFUSALS: Final[dict[int, tuple[str, str]]] = {
     413: ("The body is larger than this route takes.",
           "the request body is larger than this route takes (1048576 bytes)"),
     415: ("The file is not media this signal applies to.", "not a supported image format"),
-    503: ("The lists are loading.", "the lists are loading"),
+    503: ("The lists are loading, or the server's decode budget stayed full (Retry-After "
+          "says when to try again).", "the lists are loading"),
 }  # fmt: skip
 
 
@@ -109,13 +112,15 @@ def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The documented error answers of an HMA route: each status with HMA's error shape."""
     return {
         status: {"model": HmaError, "description": _REFUSALS[status][0],
-                 "content": {"application/json": {"example": {"message": _REFUSALS[status][1]}}}}
+                 "content": {"application/json": {"example": {"message": _REFUSALS[status][1]}}},
+                 **retry_after(status)}
         for status in statuses
     }  # fmt: skip
 
 
 KEYED: Final = (401, 403)
-MEDIA: Final = (413, 415)
+# A route that decodes media: too large, not media it takes, the decode budget full.
+MEDIA: Final = (413, 415, 503)
 
 
 class Hashes(RootModel[dict[str, str]]):
