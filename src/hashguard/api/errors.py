@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match, Route
 
 from hashguard import errors
 from hashguard.errors import HashguardError
@@ -92,8 +93,14 @@ def install(app: FastAPI) -> None:
         if error.status_code == 404 and error.detail == "Not Found":
             return error_response(404, "no such route; the routes are listed at /docs", path=path)
         if error.status_code == 405:
-            return error_response(405, "this route does not take that method; see /docs", path=path)
-        return error_response(error.status_code, str(error.detail), path=path)
+            answer = error_response(
+                405, "this route does not take that method; see /docs", path=path
+            )
+            answer.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+            return answer
+        answer = error_response(error.status_code, str(error.detail), path=path)
+        answer.headers.update(error.headers or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -105,6 +112,16 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         return internal_error(error, request.url.path)
+
+
+def allowed_methods(request: Request) -> set[str]:
+    """Every method some route takes at the request's path: a path is served by one route per
+    method, so the route that refused the method knows only its own."""
+    methods: set[str] = set()
+    for route in request.app.router.routes:
+        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
+            methods |= route.methods or set()
+    return methods
 
 
 def internal_error(error: Exception, path: str) -> JSONResponse:

@@ -8,6 +8,7 @@ from starlette.concurrency import run_in_threadpool
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
 from hashguard.api.matching import (
+    HashedSignal,
     HashMatchRequest,
     answer_hash_queries,
     chosen_lists,
@@ -75,7 +76,7 @@ async def hash_upload(
     request: Request,
     key: Matcher,
     signals: Annotated[
-        list[str] | None, Query(description="Default: every signal that applies.")
+        list[HashedSignal] | None, Query(description="Default: every signal that applies.")
     ] = None,
     dihedral: Annotated[
         bool, Query(description="Also the PDQ hashes of rotations and flips.")

@@ -13,7 +13,7 @@ import re
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, unscoped
@@ -51,7 +51,7 @@ _JSON_BODY: Final = {
 
 class ExchangeUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 def _plugin(api: str, status: int) -> type[ExchangeApi]:
