@@ -12,7 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
-from starlette.routing import Match, Route
+from starlette.routing import Match
 
 from hashguard import errors
 from hashguard.errors import HashguardError
@@ -96,7 +96,7 @@ def install(app: FastAPI) -> None:
             answer = error_response(
                 405, "this route does not take that method; see /docs", path=path
             )
-            answer.headers["Allow"] = ", ".join(sorted(allowed_methods(request)))
+            answer.headers["Allow"] = ", ".join(allowed_methods(request))
             return answer
         answer = error_response(error.status_code, str(error.detail), path=path)
         answer.headers.update(error.headers or {})
@@ -114,14 +114,17 @@ def install(app: FastAPI) -> None:
         return internal_error(error, request.url.path)
 
 
-def allowed_methods(request: Request) -> set[str]:
+# The methods a 405's Allow can name.
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
     """Every method some route takes at the request's path: a path is served by one route per
     method, so the route that refused the method knows only its own."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        if isinstance(route, Route) and route.matches(request.scope)[0] is not Match.NONE:
-            methods |= route.methods or set()
-    return methods
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]  # fmt: skip
 
 
 def internal_error(error: Exception, path: str) -> JSONResponse:
