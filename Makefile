@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
+.PHONY: install demo test test-hma fuzz-api lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
 
 install: $(STAMP)
 
@@ -35,6 +35,11 @@ test: install lint
 # SQLite and PostgreSQL, as HMA clients call it. `make test` runs them too.
 test-hma: install
 	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 --dist loadgroup tests/conformance/hma
+
+# Schemathesis against a real `hashguard serve` (tests/api/test_schemathesis.py), with many more
+# generated requests per operation than `make test` sends: HASHGUARD_FUZZ_EXAMPLES (default 300).
+fuzz-api: install
+	@HASHGUARD_FUZZ_EXAMPLES=$${HASHGUARD_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest -p no:cacheprovider tests/api/test_schemathesis.py
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

@@ -61,5 +61,6 @@ def kind_of(error: BaseException) -> type[HashguardError] | None:
     return next((kind for kind in KINDS if isinstance(error, kind)), None)
 
 
-# The largest id input may name: ids, versions and sequence numbers fit in 64 bits.
-MAX_ID = 2**63 - 1
+# The largest id input may name: ids, versions and sequence numbers stay far below it, and a
+# JSON client (JavaScript's numbers) reads every integer up to it exactly.
+MAX_ID = 2**53 - 1

@@ -808,6 +808,14 @@ def test_malformed_requests_get_a_4xx_json_error(
     assert "Traceback" not in answer.text
 
 
+def test_a_method_a_path_does_not_take_is_answered_with_those_it_does(server: Server) -> None:
+    for method, path, allowed in [("PUT", "/v1/match/hashes", "POST"),
+                                  ("TRACE", "/v1/lists", "GET, POST"),
+                                  ("PUT", "/v1/lists/alpha", "GET, PATCH, DELETE")]:  # fmt: skip
+        answer = server.request(method, path, "admin")
+        assert (answer.status_code, answer.headers["Allow"]) == (405, allowed), answer.text
+
+
 def test_bodies_over_the_limit_are_refused_before_parsing(server: Server) -> None:
     big = b"x" * (2 * 1024 * 1024 + 1)
     json_type = {"content-type": "application/json"}

@@ -12,6 +12,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
+from starlette.routing import Match
 
 from hashguard import errors
 from hashguard.errors import HashguardError
@@ -119,8 +120,14 @@ def install(app: FastAPI) -> None:
         if error.status_code == 404 and error.detail == "Not Found":
             return error_response(404, "no such route; the routes are listed at /docs", path=path)
         if error.status_code == 405:
-            return error_response(405, "this route does not take that method; see /docs", path=path)
-        return error_response(error.status_code, str(error.detail), path=path)
+            answer = error_response(
+                405, "this route does not take that method; see /docs", path=path
+            )
+            answer.headers["Allow"] = ", ".join(allowed_methods(request))
+            return answer
+        answer = error_response(error.status_code, str(error.detail), path=path)
+        answer.headers.update(error.headers or {})
+        return answer
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, error: RequestValidationError) -> JSONResponse:
@@ -132,6 +139,19 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(Exception)
     async def unexpected(request: Request, error: Exception) -> JSONResponse:
         return internal_error(error, request.url.path)
+
+
+# The methods a 405's Allow can name.
+_METHODS: Final = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route takes at the request's path: a path is served by one route per
+    method, so the route that refused the method knows only its own."""
+    routes = request.app.router.routes
+    return [method for method in _METHODS
+            if any(route.matches({**request.scope, "method": method})[0] is Match.FULL
+                   for route in routes)]  # fmt: skip
 
 
 def internal_error(error: Exception, path: str) -> JSONResponse:

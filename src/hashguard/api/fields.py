@@ -16,6 +16,9 @@ URL_CHARS: Final = 4096
 # own limit (max_json_bytes) bounds it too.
 HASH_CHARS: Final = 2_000_000
 MANY: Final = 1000  # items of a list a request names (lists, labels, jurisdictions, URLs)
+# Items of a list in a query string (``?list=a&list=b``): the whole URL stays within the
+# 64 KiB HTTP servers take (uvicorn's parser refuses a longer request line with its own 400).
+QUERY_MANY: Final = 64
 # Hashes in one request: a ceiling far above the service's own limits (max_batch, a victim's
 # hashes), which answer with their own message; the body's limit bounds it first.
 MANY_HASHES: Final = 100_000
@@ -26,6 +29,7 @@ Text = Annotated[str, StringConstraints(max_length=TEXT_CHARS)]
 Url = Annotated[str, StringConstraints(max_length=URL_CHARS)]
 HashText = Annotated[str, StringConstraints(max_length=HASH_CHARS)]
 Names = Annotated[list[Name], Field(max_length=MANY)]
+QueryNames = Annotated[list[Name], Field(max_length=QUERY_MANY)]
 Words = Annotated[list[Word], Field(max_length=MANY)]
 Texts = Annotated[list[Text], Field(max_length=MANY)]
 Urls = Annotated[list[Url], Field(max_length=MANY)]

@@ -3,10 +3,12 @@ hashing uploads in memory, running the Matcher within the caller's lists, and st
 match in the match log (nothing for a query that matched nothing)."""
 
 import io
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
+from pydantic_core import CoreSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
@@ -197,11 +199,36 @@ def _listable(signal: str) -> str:
     return registry.listed(signal).name  # a ValueError naming the signals lists hold
 
 
+def _hashable(signal: str) -> str:
+    if signal not in registry.names(optional=True):
+        known = ", ".join(registry.names(optional=True))
+        raise ValueError(f"unknown signal {signal!r}; known signals: {known}")
+    return signal
+
+
+class _OneOf:
+    """The JSON schema of a signal name: the registry's names (``names()``) when the document
+    is made, so that a client (or a fuzzer) sends only names the service takes."""
+
+    def __init__(self, names: Callable[[], list[str]]) -> None:
+        self.names = names
+
+    def __get_pydantic_json_schema__(
+        self, core: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return {**handler(core), "enum": self.names()}
+
+
 # A signal name lists can hold, checked against the registry when a request is validated.
 ListedSignal = Annotated[
     Word,
     AfterValidator(_listable),
+    _OneOf(registry.listable_names),
     Field(description="A signal lists can hold (pdq, md5, sha1, sha256, ...)."),
+]
+# A signal the service can compute (``POST /v1/hash``), exactly as the registry names it.
+HashedSignal = Annotated[
+    str, AfterValidator(_hashable), _OneOf(lambda: registry.names(optional=True))
 ]
 
 

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, check_lists, unscoped, visible
@@ -21,6 +21,7 @@ from hashguard.api.fields import Name
 from hashguard.api.matching import service_of
 from hashguard.api.schemas import (
     BODY,
+    JSON_NUMBER,
     KEYED,
     CredentialsState,
     ExchangeApisShown,
@@ -30,6 +31,7 @@ from hashguard.api.schemas import (
     ExchangeStatus,
     FetchDone,
     FetchQueued,
+    JsonInt,
     Quarantine,
     refusals,
 )
@@ -74,14 +76,16 @@ class NewExchange(BaseModel):
         "PUT /v1/exchanges/{name}/credentials).",
         json_schema_extra={"writeOnly": True},
     )
-    enabled: bool = True
-    interval_seconds: int = Field(DEFAULT_INTERVAL, ge=MIN_INTERVAL, le=MAX_INTERVAL)
+    enabled: StrictBool = True
+    interval_seconds: JsonInt = Field(DEFAULT_INTERVAL, ge=MIN_INTERVAL, le=MAX_INTERVAL)
 
 
 class ExchangeUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    enabled: bool | None = None
-    interval_seconds: int | None = Field(None, ge=MIN_INTERVAL, le=MAX_INTERVAL)
+    enabled: StrictBool | None = None
+    interval_seconds: (
+        Annotated[int, Field(ge=MIN_INTERVAL, le=MAX_INTERVAL), JSON_NUMBER] | None
+    ) = None
     config: dict[str, Any] | None = Field(
         None, description="All the settings, replacing the old ones (base_url included)."
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, allow, check_lists, partner, visible
@@ -25,6 +25,8 @@ from hashguard.api.schemas import (
     HashLists,
     HashListShown,
     Imported,
+    JsonFloat,
+    JsonInt,
     ListRemoved,
     Release,
     refusals,
@@ -32,6 +34,7 @@ from hashguard.api.schemas import (
 from hashguard.api.service import Service
 from hashguard.errors import MAX_ID
 from hashguard.lists.model import (
+    NAME_PATTERN,
     Category,
     Change,
     ChangeKind,
@@ -59,11 +62,11 @@ def _every_variant() -> list[VariantFamily]:
 
 
 class Policy(BaseModel):
-    thresholds: dict[str, float] = Field(default_factory=dict)
-    negative: bool = False
-    two_sources: bool = False
-    enabled_ratio: float = Field(1.0, ge=0, le=1)
-    four_eyes: bool = Field(False, description="Detections need two reviewers who agree.")
+    thresholds: dict[str, JsonFloat] = Field(default_factory=dict)
+    negative: StrictBool = False
+    two_sources: StrictBool = False
+    enabled_ratio: JsonFloat = Field(1.0, ge=0, le=1)
+    four_eyes: StrictBool = Field(False, description="Detections need two reviewers who agree.")
     variants: list[VariantFamily] = Field(
         default_factory=_every_variant,
         max_length=MANY,
@@ -81,7 +84,7 @@ class Policy(BaseModel):
 
 
 class NewList(BaseModel):
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=100, pattern=f"^{NAME_PATTERN}$")
     owner: str = Field(max_length=200, description="The organisation that curates the list.")
     category: Category
     jurisdictions: Words = Field(default_factory=list)
@@ -96,7 +99,7 @@ class ListUpdate(BaseModel):
 
 
 class Acknowledgement(BaseModel):
-    version: int = Field(ge=0, le=MAX_ID, description="The list version the follower applied.")
+    version: JsonInt = Field(ge=0, le=MAX_ID, description="The list version the follower applied.")
 
 
 class EntryChange(BaseModel):

@@ -3,12 +3,14 @@
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow
 from hashguard.api.errors import ApiError
-from hashguard.api.fields import Names, Url, Words
+from hashguard.api.fields import QUERY_MANY, QueryNames, Url
 from hashguard.api.matching import (
+    HashedSignal,
     HashMatchRequest,
     answer_hash_queries,
     chosen_lists,
@@ -76,7 +78,8 @@ async def hash_upload(
     request: Request,
     key: Matcher,
     signals: Annotated[
-        Words | None, Query(description="Default: every signal that applies.")
+        Annotated[list[HashedSignal], Field(max_length=QUERY_MANY)] | None,
+        Query(description="Default: every signal that applies."),
     ] = None,
     dihedral: Annotated[
         bool, Query(description="Also the PDQ hashes of rotations and flips.")
@@ -116,7 +119,7 @@ async def match_media(
     request: Request,
     key: Matcher,
     lists: Annotated[
-        Names | None, Query(alias="list", description="Repeat for several; default all.")
+        QueryNames | None, Query(alias="list", description="Repeat for several; default all.")
     ] = None,
     content_ref: Annotated[str, Query(max_length=500, description="Kept with a match.")] = "",
     account_ref: Annotated[

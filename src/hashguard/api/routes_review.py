@@ -10,7 +10,7 @@ from functools import partial
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Request
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api import safeguards
@@ -55,6 +55,7 @@ from hashguard.review.model import (
     Source,
     State,
 )
+from hashguard.review.services import NAME_PATTERN
 from hashguard.review.services import Service as CheckedService
 from hashguard.review.webhook import PENDING, service_secret
 from hashguard.stats import annual
@@ -156,9 +157,9 @@ def visible_detection(review: Review, key: ApiKey, ident: int) -> Detection:
 
 
 class NewService(BaseModel):
-    name: str = Field(max_length=100)
+    name: str = Field(max_length=100, pattern=NAME_PATTERN)
     legal_profile: str = Field(DEFAULT, max_length=64)
-    e2ee: bool = False
+    e2ee: StrictBool = False
     webhook_url: str = Field("", max_length=2000)
     content_url: str = Field("", max_length=2000, description="Where reviewers see an item; {ref}")
 
@@ -374,8 +375,8 @@ async def hold(request: Request, key: Admin, ident: DetectionId, body: Hold) -> 
 
 class NewReport(BaseModel):
     recipient: Literal["eu-centre", "ncmec"]
-    removed: bool
-    urgent: bool = False
+    removed: StrictBool
+    urgent: StrictBool = False
     urgency_reason: str = Field("", max_length=3000)
     third_country: str = Field("", max_length=200)
     third_country_reference: str = Field("", max_length=200)
@@ -450,7 +451,7 @@ async def open_complaints(request: Request, key: Reviewer) -> dict[str, Any]:
 
 
 class ComplaintDecision(BaseModel):
-    upheld: bool
+    upheld: StrictBool
     reason: str = Field(min_length=1, max_length=2000)
 
 
@@ -504,7 +505,7 @@ def assessment_json(a: RiskAssessment) -> dict[str, Any]:
     "/services/{name}/risk-assessments",
     status_code=201,
     response_model=AssessmentShown,
-    responses=refusals(400, *KEYED, 404, *BODY),
+    responses=refusals(400, *KEYED, 404, 409, *BODY),
 )
 async def assess(request: Request, key: Admin, name: Name, body: NewAssessment) -> dict[str, Any]:
     """Record a risk assessment of a service (CSA Regulation Art 3-5). Audited."""

@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Request
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import allow, check_lists, partner, visible
@@ -22,6 +22,7 @@ from hashguard.api.schemas import (
     CaseOpened,
     CaseStatusShown,
     FeedbackRecorded,
+    JsonInt,
     refusals,
 )
 from hashguard.store.api_keys import ApiKey, Role
@@ -36,8 +37,8 @@ Pin = Annotated[str, Header(alias="X-Case-Pin", max_length=64, description="The 
 class GivenHash(BaseModel):
     signal: str = Field(max_length=32, description="pdq, vpdq, md5, sha1 or sha256.")
     value: str = Field(max_length=HASH_CHARS)
-    quality: int | None = Field(None, description="Required for pdq (50 or more is taken).")
-    stability: int | None = Field(
+    quality: JsonInt | None = Field(None, description="Required for pdq (50 or more is taken).")
+    stability: JsonInt | None = Field(
         None,
         description="pdq: how far the hash moves under a 1 % resize (0-100, as `hashguard hash` "
         "measures it), when measured; the list entry keeps it, and one below pdq's minimum is "
@@ -47,9 +48,10 @@ class GivenHash(BaseModel):
 
 class NewCase(BaseModel):
     hashes: list[GivenHash] = Field(
-        max_length=MANY_HASHES, description="As `hashguard hash` writes them, without path."
-    )
-    under_18: bool = Field(False, description="The person was under 18 in the images.")
+        min_length=1, max_length=MANY_HASHES,
+        description="As `hashguard hash` writes them, without path.",
+    )  # fmt: skip
+    under_18: StrictBool = Field(False, description="The person was under 18 in the images.")
     language: Literal["en", "nl"] = "en"
 
 

@@ -14,9 +14,10 @@ from collections.abc import Iterator
 from typing import Annotated, Any, Final, Literal
 
 from fastapi import FastAPI
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSchema
 from pydantic.json_schema import SkipJsonSchema
 
+from hashguard.api.errors import HMA_PREFIXES
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.redress.complaints import Outcome
 from hashguard.review.model import ActionKind, Decision, Source, State
@@ -25,6 +26,21 @@ from hashguard.store.api_keys import Role
 # A JSON number as the route gives it: an int stays an int, a float a float (a plain ``float``
 # field would turn 31 into 31.0).
 Number = Annotated[int | float, WithJsonSchema({"type": "number"})]
+
+
+def _json_number(value: Any) -> Any:
+    if isinstance(value, bool | str):
+        raise ValueError("expected a JSON number")
+    return value
+
+
+# A request's number as its schema says: a JSON number, never a string or a boolean (which
+# pydantic would otherwise take: "5", true). An integer may be written 5.0. Bounds of an
+# optional one go before JSON_NUMBER (``Annotated[int, Field(ge=1), JSON_NUMBER] | None``), or
+# pydantic leaves them out of the schema.
+JSON_NUMBER: Final = BeforeValidator(_json_number)
+JsonInt = Annotated[int, JSON_NUMBER]
+JsonFloat = Annotated[float, JSON_NUMBER]
 
 _PDQ = "f" * 32 + "0" * 32
 _AT = "2026-03-14T09:26:53.589793+00:00"
@@ -1642,29 +1658,50 @@ _FRAMEWORK_422: Final = "#/components/schemas/HTTPValidationError"
 def document(app: FastAPI) -> None:
     """Serve ``app``'s OpenAPI document as the service answers: without FastAPI's own 422
     answer, a shape this service never sends (each route lists the errors it answers, in their
-    real shape), and with the answers' examples whole (FastAPI drops every null from the
-    document, which would leave an example without its null fields)."""
+    real shape, and ``_validation_refusals`` adds those of the framework's own checks), and
+    with the answers' examples whole (FastAPI drops every null from the document, which would
+    leave an example without its null fields)."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             described = generate()
-            _without_framework_422(described)
+            _validation_refusals(described)
             _with_examples(described)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-def _without_framework_422(described: dict[str, Any]) -> None:
-    for operations in described.get("paths", {}).values():
+def _validation_refusals(described: dict[str, Any]) -> None:
+    """FastAPI gives its own 422 to exactly the operations whose parameters or body it checks:
+    in its place, the refusal they really answer. An operation with a body also answers 400 to
+    one that cannot be read at all (not UTF-8, not a form). HMA's routes answer both with 400,
+    as HMA does, and document it themselves."""
+    for path, operations in described.get("paths", {}).items():
         for operation in operations.values():
             answers = operation.get("responses", {})
             content = answers.get("422", {}).get("content", {}).get("application/json", {})
-            if content.get("schema", {}).get("$ref") == _FRAMEWORK_422:
+            checked = content.get("schema", {}).get("$ref") == _FRAMEWORK_422
+            if checked:
                 del answers["422"]
+            if path.startswith(HMA_PREFIXES):
+                continue
+            statuses = ([422] if checked else []) + ([400] if "requestBody" in operation else [])
+            for status in statuses:
+                answers.setdefault(str(status), _documented(status))
     for name in ("HTTPValidationError", "ValidationError"):
         described.get("components", {}).get("schemas", {}).pop(name, None)
+
+
+def _documented(status: int) -> dict[str, Any]:
+    """A refusal as the document holds it (``refusals`` gives it as FastAPI takes it)."""
+    answer = dict(refusals(status)[status])
+    del answer["model"]
+    example = answer["content"]["application/json"]
+    schema = {"$ref": f"#/components/schemas/{ErrorBody.__name__}"}
+    answer["content"] = {"application/json": {"schema": schema, **example}}
+    return answer
 
 
 def _with_examples(described: dict[str, Any]) -> None:

@@ -3,6 +3,7 @@
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Final
 from urllib.parse import quote, urlsplit
 
 from sqlalchemy import Engine, insert, select
@@ -13,7 +14,9 @@ from hashguard.legal.profiles import LegalProfile, profile
 from hashguard.store import audit
 from hashguard.store.tables import ServiceRow
 
-_NAME = re.compile(r"^[a-z0-9][a-z0-9._-]{0,99}$")
+# A service's name (the API's schema says the same).
+NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9._-]{0,99}$"
+_NAME = re.compile(NAME_PATTERN)
 
 
 class ServiceError(Invalid):

@@ -122,7 +122,7 @@ async def create_bank(request: Request, key: Curator, body: NewBank) -> dict[str
 @router.get(
     "/c/bank/{name}",
     response_model=Bank,
-    responses=refusals(*KEYED, 404),
+    responses=refusals(400, *KEYED, 404),
 )
 async def get_bank(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     return _bank_json(await run_in_threadpool(_bank, service_of(request), key, name))
@@ -171,7 +171,7 @@ async def update_bank(
 @router.delete(
     "/c/bank/{name}",
     response_model=Message,
-    responses=refusals(*KEYED, 409),
+    responses=refusals(400, *KEYED, 409),
 )
 async def delete_bank(request: Request, key: Admin, name: Name) -> dict[str, Any]:
     """Remove the bank's list (admin keys only). Like HMA, a bank that does not exist is

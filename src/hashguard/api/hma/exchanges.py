@@ -13,7 +13,7 @@ import re
 from typing import Any, Final
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, check_lists, unscoped
@@ -52,7 +52,7 @@ _JSON_BODY: Final = {
 
 class ExchangeUpdate(BaseModel):
     model_config = ConfigDict(extra="ignore")
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
 
 
 def _plugin(api: str, status: int) -> type[ExchangeApi]:
@@ -141,7 +141,7 @@ async def set_exchange_api_credentials(request: Request, key: Admin, api: Name) 
 @router.get(
     "/c/exchanges/api/{api}/schema",
     response_model=ExchangeApiSchema,
-    responses=refusals(*KEYED, 404),
+    responses=refusals(400, *KEYED, 404),
 )
 async def exchange_api_schema(request: Request, key: Reader, api: Name) -> dict[str, Any]:
     """The fields of ``api_json`` (a base_url first for a type that reaches a host and has no
@@ -220,7 +220,7 @@ async def exchange_names(request: Request, key: Reader) -> list[str]:
     return [e.name for e in found if key.may_use(e.list)]
 
 
-@router.get("/c/exchange/{name}", response_model=HmaExchange, responses=refusals(*KEYED, 404))
+@router.get("/c/exchange/{name}", response_model=HmaExchange, responses=refusals(400, *KEYED, 404))
 async def get_exchange(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     exchanges = exchanges_of(service_of(request))
     return _exchange_json(await run_in_threadpool(_exchange, exchanges, key, name))
@@ -249,7 +249,7 @@ async def update_exchange(
     return _exchange_json(updated)
 
 
-@router.delete("/c/exchange/{name}", response_model=Message, responses=refusals(*KEYED))
+@router.delete("/c/exchange/{name}", response_model=Message, responses=refusals(400, *KEYED))
 async def delete_exchange(request: Request, key: Admin, name: Name) -> dict[str, str]:
     """Delete the exchange and, as in HMA, its bank (admin keys only). An exchange that does
     not exist is deleted too, and so, to a key limited to lists, is one filling another list
@@ -271,7 +271,7 @@ async def delete_exchange(request: Request, key: Admin, name: Name) -> dict[str,
 
 
 @router.get(
-    "/c/exchange/{name}/status", response_model=FetchStatus, responses=refusals(*KEYED, 404)
+    "/c/exchange/{name}/status", response_model=FetchStatus, responses=refusals(400, *KEYED, 404)
 )
 async def exchange_status(request: Request, key: Reader, name: Name) -> dict[str, Any]:
     """HMA's fetch status: the checkpoint's time, a running fetch's start, the last fetch's

@@ -1,0 +1,150 @@
+"""Schemathesis, a tool nobody on the project wrote, drives a real ``hashguard serve`` from the
+service's own ``/openapi.json``: its examples, its coverage cases (each boundary, each
+undeclared method, each missing parameter) and its generated data, valid and invalid, with
+every check it has. The service must never answer 5xx, and the document and the service must
+agree: every status and method answered is declared, valid data is accepted, invalid data
+refused, every answer fits its schema.
+
+Each case is sent with a key of a role the operation admits (each in turn); the first cases of
+an operation also with a key of each role it does not admit, and without a key: those must be
+refused (403, 401), unless the request is refused before the key is looked at.
+``make test`` runs a few generated examples per operation; ``make fuzz-api`` many more
+(``HASHGUARD_FUZZ_EXAMPLES``)."""
+
+import itertools
+import os
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+import schemathesis
+from schemathesis import Case
+from schemathesis.config import SchemathesisConfig
+
+from hashguard.store.api_keys import Role
+
+from support.database import scratch_database
+from support.server import Server, running
+
+# Generated examples per operation (the fuzzing phase); the coverage phase adds its own cases.
+EXAMPLES = int(os.environ.get("HASHGUARD_FUZZ_EXAMPLES", "8"))
+
+# What is answered before the key is looked at: a method the path does not take (routing comes
+# first), a body that cannot be read (FastAPI reads it before the route's dependencies).
+BEFORE_THE_KEY = {400, 405, 413, 422}
+
+
+def accepting(paths: str, statuses: list[str], methods: str = ".*") -> dict[str, Any]:
+    """The positive-data check of the operations at ``paths`` (a regular expression), told
+    that schema-valid data may also be refused with ``statuses``: data whose validity the
+    schema cannot state."""
+    expected = ["2xx", "401", "403", "404", "409", "429", *statuses]
+    return {
+        "include-path-regex": paths,
+        "include-method-regex": methods,
+        "checks": {"positive_data_acceptance": {"expected-statuses": expected}},
+    }
+
+
+CONFIG: dict[str, Any] = {
+    # OpenAPI cannot say that a query takes no other parameters: the service ignores unknown
+    # ones, as HTTP services do (a client's cache-buster), so they are not sent as invalid data.
+    "generation": {"max-examples": EXAMPLES, "allow-extra-parameters": False},
+    "phases": {
+        "examples": {"enabled": True},
+        "coverage": {"enabled": True},
+        "fuzzing": {"enabled": True},
+    },
+    "checks": {"enabled": True},
+    "operations": [
+        # HMA's routes answer 400 to what they cannot do (no such signal type, bank or exchange
+        # API; a bank name not UPPER_WITH_UNDERSCORE; no file uploaded), as HMA does and its
+        # clients expect; their parameters are HMA's plain strings.
+        accepting("^/(h|m|c)/", ["400", "413", "415"]),
+        # A hash value's form depends on its signal (64 hex digits for pdq, 32 for md5, frame
+        # lines for vpdq, ...): a string of the right length can still be no hash.
+        accepting("^/v1/match/hashes$", ["400", "422"]),
+        accepting("^/v1/lists/[^/]+/changes$", ["400", "422"], "POST"),
+        accepting("^/v1/victims/cases", ["400", "422"], "POST"),
+        # Uploads: any bytes fit the schema, media decodes or not (415); and ``url`` is taken
+        # only when the operator allows fetching (off here, as by default): 400 says so.
+        accepting("^/v1/(hash|match/media)$", ["400", "415"]),
+        # Only a hoster key names a hoster: a rule between two fields.
+        accepting("^/v1/keys$", ["400"], "POST"),
+        # ``since`` and ``until`` are dates (YYYY-MM-DD) or ISO 8601 times: text to the schema.
+        accepting("^/v1/takedown/monitor$", ["400"]),
+        # This server runs no hotline: its routes answer 404 (and say so) before they read the
+        # request, so a missing header cannot be answered for (it is, with 422, when it runs).
+        {
+            "include-path": "/v1/hotline/reports/status",
+            "checks": {"missing_required_header": {"enabled": False}},
+        },
+    ],
+}
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    with (
+        scratch_database("sqlite", tmp_path_factory.mktemp("schemathesis")) as url,
+        running(url) as server,
+    ):
+        yield server
+    requests_sent = sum(1 for line in server.log if ' HTTP/1.1" ' in line)
+    print(f"schemathesis: {requests_sent} requests")
+
+
+@pytest.fixture(scope="module")
+def api(served: Server) -> Any:
+    config = SchemathesisConfig.from_dict(CONFIG)
+    return schemathesis.openapi.from_url(f"{served.url}/openapi.json", config=config)
+
+
+@pytest.fixture(autouse=True)
+def node_id(request: pytest.FixtureRequest) -> None:
+    """Schemathesis 4.32's lazy schema reads pytest < 9's ``Function._nodeid`` (to name each
+    operation's subtest); pytest 9 keeps the id elsewhere."""
+    request.node._nodeid = request.node.nodeid
+
+
+schema = schemathesis.pytest.from_fixture("api")
+session = requests.Session()
+turns: dict[str, Iterator[int]] = defaultdict(itertools.count)
+
+
+def admitted(case: Case) -> frozenset[Role] | None:
+    """The roles the operation admits (its security scopes); None for a public one."""
+    for requirement in case.operation.definition.raw.get("security", []):
+        return frozenset(Role(scope) for scope in requirement.get("apiKey", []))
+    return None
+
+
+@pytest.mark.xdist_group("schemathesis")
+@schema.parametrize()
+def test_the_service_answers_as_its_document_says(case: Case, served: Server) -> None:
+    roles = admitted(case)
+    if roles is None:
+        case.call_and_validate(session=session)
+        return
+    turn = next(turns[case.operation.label])
+    allowed = sorted(roles)
+    others = sorted(set(Role) - roles)
+    # Every case with a key the operation admits (each such role in turn); the first cases
+    # also with each role it does not admit, and the first without a key.
+    calls: list[Role | None] = [allowed[turn % len(allowed)]]
+    calls += [others[turn]] if turn < len(others) else []
+    calls += [None] if turn == 0 else []
+    for role in calls:
+        headers = served.headers(role)
+        answer = case.call_and_validate(session=session, headers=headers)
+        if not sent(answer, headers):  # one of Schemathesis's own cases without the key
+            continue
+        refused = {401} if role in roles else {403 if role else 401, *BEFORE_THE_KEY}
+        assert (answer.status_code in refused) == (role not in roles), (role, answer.text)
+
+
+def sent(answer: Any, headers: dict[str, str]) -> bool:
+    """Whether the request went with exactly the key in ``headers`` (or none)."""
+    return answer.request.headers.get("Authorization") == headers.get("Authorization")
