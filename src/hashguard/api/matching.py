@@ -197,6 +197,9 @@ ListedSignal = Annotated[
 ]
 
 
+# The longest content reference a match request carries (kept with each match in the log).
+CONTENT_REF_LENGTH: Final = 500
+
 # The longest hash value taken: a video's vPDQ runs to about 80 characters per second of
 # video; the body's own limit (max_json_bytes) bounds it.
 VALUE_LENGTH: Final = 2_000_000
@@ -210,7 +213,9 @@ class HashQuery(BaseModel):
         "or ThreatExchange's JSON form.",
     )
     content_ref: str = Field(
-        "", max_length=500, description="Your own reference for the content, kept with a match."
+        "",
+        max_length=CONTENT_REF_LENGTH,
+        description="Your own reference for the content, kept with a match.",
     )
     account_ref: str = Field(
         "", max_length=500, description="Your reference for the uploader (kept for review)."
