@@ -237,6 +237,7 @@ class Service:
         for worker in (self.batcher, self.recorder):
             if worker is not None:
                 worker.close()
+        log.info("stopped: the matches answered are stored")
 
     def _send_webhooks(self) -> None:
         """Every second: enable again the HMA content items whose disable time has passed,
