@@ -120,7 +120,7 @@ def _granian(app: "ASGIApp", host: str, port: int, access_log: bool, proxies: st
 
     def stop(number: signal.Signals) -> None:
         received.append(number)
-        server.stop()
+        server.stop()  # type: ignore[no-untyped-call]  # granian declares no types here
 
     async def serve() -> None:
         loop = asyncio.get_running_loop()
