@@ -2,13 +2,15 @@
 
     .venv/bin/python bench/loadgen.py URL PATH BODIES --token T --rate 2000 --seconds 20
 
-``BODIES`` is a file of request bodies, one per line (sent in turn, as JSON). Request ``i`` is
+``BODIES`` is a file of request bodies, one per line (sent in turn, as JSON, to ``PATH``); with
+``--get``, of query strings (``GET PATH?<line>``). Request ``i`` is
 due at ``start + i / rate`` whatever happened to the ones before it, and its latency runs from
 that moment to the end of its response. A request that finds no idle connection waits for one,
 and that wait counts too, so a slow server cannot hide its queue by slowing the sender down
 (what closed-loop tools such as wrk do at saturation: "coordinated omission"). Prints one JSON
-object: the rate achieved, latency percentiles in ms, and errors (non-2xx, lost connections,
-responses still missing 10 s after the last request was due).
+object: the rate achieved, latency percentiles in ms, errors (non-2xx, lost connections,
+responses still missing 10 s after the last request was due), and the responses received in
+all (warm-up included).
 """
 
 import argparse
@@ -78,6 +80,7 @@ class Generator:
         self.latencies: list[float] = []
         self.dues: list[float] = []
         self.errors = 0
+        self.answered = 0  # every response, warm-up included (the server's work)
         self.outstanding = 0
         self.record_after = 0.0
 
@@ -99,6 +102,7 @@ class Generator:
 
     def completed(self, connection: Connection, status: int, due: float) -> None:
         self.outstanding -= 1
+        self.answered += 1
         if due >= self.record_after:
             if 200 <= status < 300:
                 self.latencies.append(time.perf_counter() - due)
@@ -148,13 +152,18 @@ class Generator:
             "p99": float(np.percentile(latencies, 99)) if len(latencies) else 0.0,
             "max": float(latencies.max()) if len(latencies) else 0.0,
             "errors": float(self.errors),
+            "answered": float(self.answered),
         }
 
 
-def requests(url: str, path: str, bodies: Path, token: str) -> list[bytes]:
+def requests(url: str, path: str, bodies: Path, token: str, get: bool = False) -> list[bytes]:
     host = urlsplit(url).netloc
     made = []
     for line in bodies.read_text().splitlines():
+        if get:
+            made.append(f"GET {path}?{line} HTTP/1.1\r\nHost: {host}\r\n"
+                        f"Authorization: Bearer {token}\r\n\r\n".encode())  # fmt: skip
+            continue
         body = line.encode()
         made.append(
             f"POST {path} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n"
@@ -174,13 +183,14 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warmup", type=float, default=2.0)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument("--get", action="store_true", help="BODIES holds query strings")
     parser.add_argument("--worst", type=int, default=0, help="print the N slowest to stderr")
     options = parser.parse_args()
     split = urlsplit(options.url)
     generator = Generator(
         split.hostname or "127.0.0.1",
         split.port or 80,
-        requests(options.url, options.path, options.bodies, options.token),
+        requests(options.url, options.path, options.bodies, options.token, options.get),
         options.rate,
     )
 

@@ -1,20 +1,26 @@
 """The detection service under load: match-by-hash and hash+match of uploads, over HTTP on loopback.
 
     make bench-service    # or: .venv/bin/python bench/service.py [--sizes 1000000,10000000]
+    .venv/bin/python bench/service.py --quick   # 1M, the hash routes only, short runs: minutes
 
 For each size, a SQLite database holds one list of that many PDQ hashes from
 ``hashsets.generate`` (realistic clustered spectra; bench/matching.py measures the index alone).
 ``hashguard serve`` runs as its own process, and the load comes from the same 2 cores:
 
-  (a) ``POST /v1/match/hashes`` with one PDQ hash per request; 1 % of the queries are edits of
-      a listed hash (they match and are stored in the match log), 99 % are new images.
-      Twice: as fast as the server answers (wrk, Debian's HTTP load generator: one thread, 16
-      connections, each sending its next request when the last is answered), and at fixed
-      rates (``loadgen.py``: requests sent on a schedule whatever the server does, latency
-      counted from when each was due, so a queue in the server shows in the percentiles);
+  (a) ``POST /v1/match/hashes`` with one PDQ hash per request, and HMA's ``GET /m/lookup`` and
+      ``GET /m/raw_lookup`` of one PDQ hash; 1 % of the queries are edits of a listed hash
+      (they match and are stored in the match log), 99 % are new images. Each as fast as the
+      server answers (wrk, Debian's HTTP load generator: one thread, 16 connections, each
+      sending its next request when the last is answered), and at fixed rates
+      (``loadgen.py``: requests sent on a schedule whatever the server does, latency counted
+      from when each was due, so a queue in the server shows in the percentiles);
   (b) ``POST /v1/match/media`` with 512 px benign JPEGs (hashed with PDQ, MD5... and matched);
   (c) (a) at a fixed rate while a curator imports 100,000 new hashes through
       ``POST .../import``.
+
+Each server core (``hashguard serve --server uvicorn|granian``) serves the same database and
+queries in the same run, and every run also gives the server's CPU time per request (user +
+system, from /proc: far less sensitive to other load on the machine than the rates).
 
 In the same run, the references: the same queries through the Matcher in-process, one call
 per query (what the service adds is HTTP, auth, JSON and the match log), and faiss
@@ -37,6 +43,9 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -61,8 +70,13 @@ SECONDS = 20
 QUERIES = 20_000
 NEAR_SHARE = 0.01
 RATES = (1000, 1500, 2000)  # requests/s of the fixed-rate runs
+RATE_SECONDS = 15
 IMPORT_RATE = 1000
 LOADGEN = Path(__file__).resolve().with_name("loadgen.py")
+SERVERS = ("uvicorn", "granian")
+MATCH_HASHES = "/v1/match/hashes"
+ROUTES = (MATCH_HASHES, "/m/lookup", "/m/raw_lookup")  # the hot routes
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 _HASH_SCRIPT = """
 local hashes = {}
@@ -76,6 +90,17 @@ request = function()
   local h = hashes[(i %% #hashes) + 1]
   return wrk.format(nil, "/v1/match/hashes", nil,
     '{"hashes":[{"signal":"pdq","value":"' .. h .. '","content_ref":"bench-' .. i .. '"}]}')
+end
+"""
+
+_GET_SCRIPT = """
+local targets = {}
+for line in io.lines("%(queries)s") do targets[#targets + 1] = line end
+local i = 0
+wrk.headers["Authorization"] = "Bearer %(token)s"
+request = function()
+  i = i + 1
+  return wrk.format("GET", "%(path)s?" .. targets[(i %% #targets) + 1])
 end
 """
 
@@ -98,12 +123,14 @@ end
 
 
 def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
-    """Requests/s, p50 and p99 in ms, and errors (non-2xx answers and socket errors)."""
+    """Requests/s, p50 and p99 in ms, errors (non-2xx answers and socket errors), and the
+    requests answered in all."""
     out = subprocess.run(
         ["wrk", "-t1", f"-c{CONNECTIONS}", f"-d{seconds}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True, cwd=script.parent,
     ).stdout  # fmt: skip
     result = {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))}  # type: ignore[union-attr]
+    result["answered"] = float(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
     for name, label in (("p50", "50%"), ("p99", "99%")):
         value, unit = re.search(rf"{label}\s+([\d.]+)(us|ms|s)", out).groups()  # type: ignore[union-attr]
         result[name] = float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
@@ -117,11 +144,16 @@ def wrk(url: str, script: Path, seconds: int) -> dict[str, float]:
     return result
 
 
-def at_rate(url: str, bodies: Path, token: str, rate: int, seconds: int) -> dict[str, float]:
-    """``loadgen.py`` at ``rate`` requests/s: the rate answered, p50 and p99 in ms, errors."""
+def at_rate(
+    url: str, bodies: Path, token: str, rate: int, seconds: int, path: str = MATCH_HASHES
+) -> dict[str, float]:
+    """``loadgen.py`` at ``rate`` requests/s to ``path`` (a GET of each line of ``bodies`` as
+    the query, unless it is MATCH_HASHES): the rate answered, p50 and p99 in ms, errors, the
+    requests answered in all."""
+    get = [] if path == MATCH_HASHES else ["--get"]
     out = subprocess.run(
-        [sys.executable, str(LOADGEN), url, "/v1/match/hashes", str(bodies), "--token", token,
-         "--rate", str(rate), "--seconds", str(seconds)],
+        [sys.executable, str(LOADGEN), url, path, str(bodies), "--token", token,
+         "--rate", str(rate), "--seconds", str(seconds), *get],
         capture_output=True, text=True, check=True,
     ).stdout  # fmt: skip
     figures: dict[str, float] = json.loads(out)
@@ -157,8 +189,9 @@ def build(
     store.apply("bench", (Submission("pdq", row.tobytes().hex()) for row in hashes.entries))
     print(f"  imported in {time.perf_counter() - started:.0f} s", flush=True)
     keys = ApiKeyStore(engine)
-    roles = [role for role in Role if role is not Role.HOSTER]  # a hoster key names a hoster
-    tokens = {role.value: keys.create(role, name=f"bench {role.value}")[1] for role in roles}
+    tokens = {role.value: keys.create(role, name=f"bench {role.value}",
+                                      hoster="bench" if role is Role.HOSTER else None)[1]
+              for role in Role}  # fmt: skip
     engine.dispose()
     return url, tokens, queries, hashes.entries
 
@@ -185,6 +218,19 @@ class Server:
             if "lists loaded" in line:
                 self.loaded.set()
         self.loaded.set()
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time the server has used so far."""
+        fields = Path(f"/proc/{self.process.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+    def measured(self, load: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """``load()``'s figures, with the server's CPU milliseconds per request answered."""
+        before = self.cpu_seconds()
+        figures = load()
+        spent = self.cpu_seconds() - before
+        figures["cpu_ms"] = 1000 * spent / figures["answered"] if figures["answered"] else 0.0
+        return figures
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.process.pid}/status").read_text()
@@ -226,11 +272,11 @@ def faiss_mih(entries: np.ndarray, queries: np.ndarray) -> float:
 
 
 def import_while_matching(
-    server: Server, tokens: dict[str, str], bodies: Path
+    server: Server, tokens: dict[str, str], bodies: Path, seed: int
 ) -> tuple[dict[str, float], float, int]:
-    """(a) at IMPORT_RATE during a 100k import by a curator: the load's figures, the import's
-    seconds and status."""
-    values = np.random.default_rng(7).integers(0, 256, (100_000, 32), dtype=np.uint8)
+    """(a) at IMPORT_RATE during a 100k import (new hashes drawn from ``seed``) by a curator:
+    the load's figures, the import's seconds and status."""
+    values = np.random.default_rng(seed).integers(0, 256, (100_000, 32), dtype=np.uint8)
     body = ("\n".join(row.tobytes().hex() for row in values) + "\n").encode()
     outcome: dict[str, float] = {}
 
@@ -251,85 +297,163 @@ def import_while_matching(
     return outcome, seconds, answer.status_code
 
 
-def bench(size: int, scratch: Path, port: int, base: np.ndarray) -> list[list[str]]:
-    print(f"{size:,} hashes:", flush=True)
-    directory = scratch / str(size)
-    directory.mkdir()
-    url, tokens, queries, entries = build(directory, size, base)
+@dataclass(frozen=True)
+class Loads:
+    """What the load generators send: per hot route, wrk's script and loadgen's lines (bodies
+    of POSTs, queries of GETs); the uploads' wrk script; the matcher's token."""
+
+    scripts: dict[str, Path]
+    lines: dict[str, Path]
+    media: Path
+    token: str
+
+
+def loads(directory: Path, queries: np.ndarray, tokens: dict[str, str]) -> Loads:
+    token = tokens["matcher"]
+    hexes = [row.tobytes().hex() for row in queries]
     query_file = directory / "queries.txt"
-    query_file.write_text("\n".join(row.tobytes().hex() for row in queries) + "\n")
+    query_file.write_text("\n".join(hexes) + "\n")
     bodies = directory / "bodies.jsonl"
     hash_bodies(bodies, queries)
-    hash_script = directory / "hashes.lua"
-    hash_script.write_text(_HASH_SCRIPT % {"queries": query_file, "token": tokens["matcher"]})
+    scripts, lines = {MATCH_HASHES: directory / "hashes.lua"}, {MATCH_HASHES: bodies}
+    scripts[MATCH_HASHES].write_text(_HASH_SCRIPT % {"queries": query_file, "token": token})
+    for path in ROUTES[1:]:
+        name = path.strip("/").replace("/", "-")
+        lines[path] = directory / f"{name}.txt"
+        lines[path].write_text("".join(f"signal_type=pdq&signal={value}&content_ref=bench-{i}\n"
+                                       for i, value in enumerate(hexes)))  # fmt: skip
+        scripts[path] = directory / f"{name}.lua"
+        scripts[path].write_text(
+            _GET_SCRIPT % {"queries": lines[path], "token": token, "path": path}
+        )
     images = directory / "images"
     images.mkdir()
     for n in range(1, 9):
         (images / f"{n}.jpg").write_bytes(encode(scene(100 + n, 512, 512), "JPEG", quality=90))
-    media_script = directory / "media.lua"
-    media_script.write_text(
-        _MEDIA_SCRIPT % {"count": 8, "directory": images, "token": tokens["matcher"]}
-    )
-    server = Server(url, port)
+    media = directory / "media.lua"
+    media.write_text(_MEDIA_SCRIPT % {"count": 8, "directory": images, "token": token})
+    return Loads(scripts, lines, media, token)
+
+
+def served(
+    url: str, port: int, core: str, tokens: dict[str, str], load: Loads, seconds: int, quick: bool
+) -> tuple[list[tuple[str, str, dict[str, float], str]], str]:
+    """The runs on one server core: (route, load, figures, target) each, and its start."""
+    server = Server(url, port, "--server", core)
     started = time.perf_counter()
     server.loaded.wait()
     loaded = time.perf_counter() - started
     if server.process.poll() is not None:
-        raise SystemExit("the server did not start:\n" + "".join(server.lines))
-    rows = []
+        raise SystemExit(f"the server ({core}) did not start:\n" + "".join(server.lines))
+    runs = []
+    rated_seconds = min(seconds, RATE_SECONDS)
     try:
-        wrk(server.base, hash_script, 5)  # warm up
-        hashes = wrk(server.base, hash_script, SECONDS)
-        rated = [at_rate(server.base, bodies, tokens["matcher"], r, 15) for r in RATES]
-        media = wrk(server.base, media_script, SECONDS)
-        during, import_seconds, status = import_while_matching(server, tokens, bodies)
+        for path in ROUTES:
+            wrk(server.base, load.scripts[path], 3)  # warm up
+            closed = server.measured(partial(wrk, server.base, load.scripts[path], seconds))
+            runs.append((path, "as fast as answered (wrk)", closed, ""))
+            for rate in RATES:
+                rated = partial(at_rate, server.base, load.lines[path], load.token, rate,
+                                rated_seconds, path)  # fmt: skip
+                figures = server.measured(rated)
+                target = ">= 2,000/s, p99 <= 20 ms" if rate == 2000 else ""
+                runs.append((path, f"{rate:,}/s offered", figures, target))
+        if not quick:
+            media = server.measured(partial(wrk, server.base, load.media, seconds))
+            runs.append(("/v1/match/media", "a 512 px JPEG upload, hashed + matched (wrk)",
+                         media, ""))  # fmt: skip
+            during, import_seconds, status = import_while_matching(
+                server, tokens, load.lines[MATCH_HASHES], seed=7 + len(core)
+            )
+            runs.append((MATCH_HASHES, f"{IMPORT_RATE:,}/s offered, while 100k are imported "
+                         f"({import_seconds:.1f} s, HTTP {status})", during,
+                         "no error, p99 <= 50 ms"))  # fmt: skip
         rss = server.rss_mb()
     finally:
         server.stop()
-    reference = in_process(url, queries)
-    mih = faiss_mih(entries, queries)
+    print(f"  {core}: lists loaded in {loaded:.0f} s, {rss:,.0f} MB resident", flush=True)
+    return runs, f"lists loaded in {loaded:.0f} s, {rss:,.0f} MB resident"
+
+
+def bench(
+    size: int,
+    scratch: Path,
+    port: int,
+    base: np.ndarray,
+    cores: list[str],
+    seconds: int,
+    quick: bool,
+) -> list[list[str]]:
+    print(f"{size:,} hashes:", flush=True)
+    directory = scratch / str(size)
+    directory.mkdir()
+    url, tokens, queries, entries = build(directory, size, base)
+    load = loads(directory, queries, tokens)
     shown = f"{size:,}"
-
-    def row(load: str, figures: dict[str, float], target: str) -> list[str]:
-        return [shown, load, f"{figures['rps']:,.0f}", f"{figures['p50']:.1f}",
-                f"{figures['p99']:.1f}", f"{figures['errors']:.0f}", target]  # fmt: skip
-
-    imported = (f"match by hash, {IMPORT_RATE:,}/s offered, while 100k are imported "
-                f"({import_seconds:.1f} s, HTTP {status})")  # fmt: skip
-    rows.append(row("match by hash (1 PDQ per request), as fast as answered (wrk)", hashes, ""))
-    for rate, figures in zip(RATES, rated, strict=True):
-        target = ">= 2,000/s, p99 <= 20 ms" if rate == 2000 else ""
-        rows.append(row(f"match by hash, {rate:,}/s offered", figures, target))
-    rows.append(row("hash + match a 512 px JPEG upload", media, ""))
-    rows.append(row(imported, during, "no error, p99 <= 50 ms"))
-    ratio = hashes["rps"] / reference
-    rows.append([shown, "reference: Matcher in-process, 1 query per call", f"{reference:,.0f}",
-                 "", "", "", f"service = {ratio:.2f}x"])  # fmt: skip
-    rows.append([shown, "reference: faiss MultiHash (HMA's index), 1 query per call",
-                 f"{mih:,.0f}", "", "", "", f"service = {hashes['rps'] / mih:.1f}x"])  # fmt: skip
-    print(f"  server: lists loaded in {loaded:.0f} s, {rss:,.0f} MB resident", flush=True)
-    rows.append([shown, f"server start: lists loaded in {loaded:.0f} s, {rss:,.0f} MB resident",
-                 "", "", "", "", ""])  # fmt: skip
+    rows: list[list[str]] = []
+    baseline: dict[tuple[str, str], dict[str, float]] = {}
+    for number, core in enumerate(cores):
+        runs, start = served(url, port + number, core, tokens, load, seconds, quick)
+        for path, how, figures, target in runs:
+            first = baseline.setdefault((path, how), figures)
+            ratio = (f"CPU {figures['cpu_ms'] / first['cpu_ms']:.2f}x {cores[0]}"
+                     if first is not figures and first["cpu_ms"] else "")  # fmt: skip
+            rows.append([shown, core, path, how, f"{figures['rps']:,.0f}",
+                         f"{figures['p50']:.1f}", f"{figures['p99']:.1f}",
+                         f"{figures['errors']:.0f}", f"{figures['cpu_ms']:.3f}",
+                         "; ".join(t for t in (target, ratio) if t)])  # fmt: skip
+        rows.append([shown, core, "", f"server start: {start}", "", "", "", "", "", ""])
+    reference = in_process(url, queries)
+    closed = baseline[(MATCH_HASHES, "as fast as answered (wrk)")]["rps"]
+    rows.append([shown, "", "", "reference: Matcher in-process, 1 query per call",
+                 f"{reference:,.0f}", "", "", "", "",
+                 f"{cores[0]} by hash = {closed / reference:.2f}x"])  # fmt: skip
+    if not quick:
+        mih = faiss_mih(entries, queries)
+        rows.append([shown, "", "", "reference: faiss MultiHash (HMA's index), 1 query per call",
+                     f"{mih:,.0f}", "", "", "", "",
+                     f"{cores[0]} by hash = {closed / mih:.1f}x"])  # fmt: skip
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--sizes", default="1000000,10000000")
+    parser.add_argument("--sizes", default=None, help="default 1000000,10000000 (--quick: 1M)")
+    parser.add_argument(
+        "--servers",
+        default=",".join(SERVERS),
+        help="the server cores, the first the baseline of the ratios",
+    )
+    parser.add_argument(
+        "--seconds", type=int, default=None, help=f"per run (default {SECONDS}; --quick: 5)"
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="the hot routes only (no uploads, import or faiss), short runs",
+    )
     parser.add_argument("--port", type=int, default=8731)
     options = parser.parse_args()
+    sizes = options.sizes or ("1000000" if options.quick else "1000000,10000000")
+    seconds = options.seconds or (5 if options.quick else SECONDS)
+    cores = options.servers.split(",")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: make bench-service installs it (Debian package wrk)")
     rows: list[list[str]] = []
     base = pool()  # the spectra of benign images every hash set is drawn from
     with tempfile.TemporaryDirectory() as directory:
-        for size in (int(s) for s in options.sizes.split(",")):
-            rows += bench(size, Path(directory), options.port, base)
-    print(f"\nwrk: 1 thread, {CONNECTIONS} connections, {SECONDS} s per run; fixed rates: "
-          f"loadgen.py, 64 connections, 15 s after 2 s of warm-up; "
-          f"{NEAR_SHARE:.0%} of hash queries match")  # fmt: skip
-    print("| hashes | load | requests/s | p50 ms | p99 ms | errors | target / ratio |")
-    print("|---|---|---|---|---|---|---|")
+        for size in (int(s) for s in sizes.split(",")):
+            rows += bench(size, Path(directory), options.port, base, cores, seconds,
+                          options.quick)  # fmt: skip
+    print(f"\nwrk: 1 thread, {CONNECTIONS} connections, {seconds} s per run; fixed rates: "
+          f"loadgen.py, 64 connections, {min(seconds, RATE_SECONDS)} s after 2 s of warm-up; "
+          f"{NEAR_SHARE:.0%} of hash queries match; server CPU: user + system ms per request "
+          f"answered (warm-up included)")  # fmt: skip
+    print(
+        "| hashes | server | route | load | requests/s | p50 ms | p99 ms | errors "
+        "| server CPU ms/request | target / ratio |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print("| " + " | ".join(row) + " |")
 

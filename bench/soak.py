@@ -214,6 +214,7 @@ def main() -> None:
     parser.add_argument("--warm-up", type=int, default=5, help="minutes before memory is judged")
     parser.add_argument("--batch", type=int, default=200, help="hashes per list change")
     parser.add_argument("--change-every", type=float, default=2.0, help="seconds between changes")
+    parser.add_argument("--server", default="uvicorn", help="the server core: uvicorn, granian")
     parser.add_argument("--port", type=int, default=8751)
     parser.add_argument("--json", type=Path, help="also write every figure here")
     options = parser.parse_args()
@@ -226,7 +227,7 @@ def main() -> None:
         url, tokens, queries, entries = prepare(directory, options.size, receiver)
         bodies = directory / "bodies.jsonl"
         hash_bodies(bodies, queries)
-        server = Server(url, options.port)
+        server = Server(url, options.port, "--server", options.server)
         started = time.perf_counter()
         server.loaded.wait()
         if not any("lists loaded" in line for line in server.lines):
@@ -267,7 +268,7 @@ def report(options: argparse.Namespace, minutes: list[dict[str, float]], soak: S
         rows.append([str(int(figures["minute"])), f"{figures['rps']:,.0f}", f"{figures['p50']:.1f}",
                      f"{figures['p99']:.1f}", f"{figures['errors']:.0f}", f"{sample.mb:,.0f}",
                      str(sample.fds), str(sample.threads)])  # fmt: skip
-    print(f"\n{options.size:,} hashes, {options.rate:,} match requests/s offered "
+    print(f"\n{options.size:,} hashes, {options.server}, {options.rate:,} match requests/s offered "
           f"(loadgen.py, one-minute runs), a change of {options.batch} hashes every "
           f"{options.change_every:g} s, a detection a second reviewed (webhooks)")  # fmt: skip
     table(["minute", "requests/s", "p50 ms", "p99 ms", "errors", "memory MB", "fds", "threads"],

@@ -27,7 +27,7 @@ from hashguard.api import (
     routes_victims,
     schemas,
 )
-from hashguard.api.hot import HotMatchRoute
+from hashguard.api.hot import HotRoutes
 from hashguard.api.limits import BodyLimitMiddleware
 from hashguard.api.metrics import Metrics, MetricsMiddleware
 from hashguard.api.service import Service
@@ -128,6 +128,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
 
 def served(app: FastAPI) -> ASGIApp:
     """What the server runs: ``app`` behind the metrics on every request and the lean path of
-    ``POST /v1/match/hashes`` (which passes everything else on to ``app``)."""
+    the hot routes (``api.hot``: matching by hash, HMA's lookups), which passes everything else
+    on to ``app``."""
     metrics = app.state.metrics
-    return MetricsMiddleware(HotMatchRoute(app, app.state.service, metrics), metrics)
+    return MetricsMiddleware(HotRoutes(app, app.state.service, metrics), metrics)

@@ -152,3 +152,62 @@ def test_hma_routes_need_a_key_but_status_does_not(hma: Server) -> None:
     assert hma.get("/status").text == "I-AM-ALIVE"
     assert hma.get("/readyz").text == "READY"
     assert hma.get("/livez").text == "OK"
+
+
+def _flipped(value: str, bits: int) -> str:
+    """``value`` (hex) with its first ``bits`` bits flipped: a near match."""
+    number = int(value, 16) ^ (((1 << bits) - 1) << (4 * len(value) - bits))
+    return f"{number:0{len(value)}x}"
+
+
+def test_the_fast_lookups_answer_as_the_framework_routes(hma: Server) -> None:
+    """HMA's GET /m/lookup and /m/raw_lookup of a hash are answered by api.hot; with a body
+    (which those routes ignore) the same request goes to the FastAPI route. Both give the same
+    status and answer for good and bad requests alike."""
+    listed = [PdqSignal().hash(jpeg(n, 512, 512)).hex for n in (21, 22)]
+    for bank, value in zip(("FAST_A", "FAST_B"), listed, strict=True):
+        assert hma.post("/c/banks", "curator", json={"name": bank}).status_code == 201
+        assert hma.post(f"/c/bank/{bank}/signal", "curator",
+                        json={"pdq": value}).status_code == 200  # fmt: skip
+    made = hma.post("/v1/keys", "admin", json={"role": "matcher", "lists": ["FAST_A"]})
+    hma.tokens["fast-a-matcher"] = made.json()["token"]
+    near = _flipped(listed[0], 6)
+    cases = [
+        ("matcher", {"signal_type": "pdq", "signal": listed[0]}),
+        ("matcher", {"signal_type": "pdq", "signal": near, "include_distance": "true"}),
+        ("matcher", {"signal_type": "pdq", "signal": near, "include_distance": "1"}),
+        ("admin", {"signal_type": "pdq", "signal": listed[1], "banks": "FAST_B,NOPE"}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[1], "banks": "NOPE"}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[1], "seed": "7",
+                     "bypass_coinflip": "false", "content_ref": "upload-1"}),
+        ("fast-a-matcher", {"signal_type": "pdq", "signal": listed[1]}),
+        ("fast-a-matcher", {"signal_type": "pdq", "signal": listed[0]}),
+        ("matcher", {"signal_type": "pdq", "signal": _flipped(listed[0], 60)}),  # no match
+        ("matcher", {"signal_type": "pdq", "signal": "zz"}),  # 400: not a hash
+        ("matcher", {"signal_type": "pdq", "signal": " "}),
+        ("matcher", {"signal_type": "tmk", "signal": listed[0]}),  # 400: no such type
+        ("matcher", {"signal_type": "pdq"}),  # 400: no signal
+        ("matcher", {"signal": listed[0]}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[0], "content_ref": "x" * 501}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[0], "include_distance": "maybe"}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[0], "bypass_coinflip": "yes"}),
+        ("curator", {"signal_type": "pdq", "signal": listed[0]}),  # 403: not a matcher
+        (None, {"signal_type": "pdq", "signal": listed[0]}),  # 401: no key
+    ]  # fmt: skip
+    answered = set()
+    for path in ("/m/raw_lookup", "/m/lookup"):
+        for role, params in cases:
+            fast = hma.get(path, role, params=params)
+            slow = hma.get(path, role, params=params, content=b" ")
+            assert slow.request.headers["content-length"] == "1"
+            where = f"{path} as {role}: {params}"
+            assert (fast.status_code, fast.json()) == (slow.status_code, slow.json()), where
+            answered.add(fast.status_code)
+    assert answered == {200, 400, 401, 403}
+    raw = hma.get("/m/raw_lookup", "matcher", params={
+        "signal_type": "pdq", "signal": near, "include_distance": "true"}).json()  # fmt: skip
+    assert raw == {"matches": [{"bank_content_id": raw["matches"][0]["bank_content_id"],
+                                "distance": "6"}]}  # fmt: skip
+    scoped = hma.get("/m/lookup", "fast-a-matcher", params={"signal_type": "pdq",
+                                                            "signal": listed[1]})  # fmt: skip
+    assert scoped.json() == {}  # FAST_B is not the key's

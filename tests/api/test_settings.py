@@ -20,6 +20,7 @@ from hashguard.api.settings import (
     NUMBER,
     PATH,
     PATHS,
+    SERVER,
     SETTINGS,
     TEXT,
     URL,
@@ -101,6 +102,7 @@ SAMPLES = {
     URL: ('"https://x.example.org/r"', "https://x.example.org/r"),
     DATABASE_URL: ('"postgresql://h@db.example.org/h"', "postgresql://h@db.example.org/h"),
     DAYS: ("[1, 7]", "1,7"), HOST_PORT: ('"mail.example.org:25"', "mail.example.org:25"),
+    SERVER: ('"granian"', "granian"),
 }  # fmt: skip
 
 

@@ -2,6 +2,7 @@
 point to an address they cannot reach (no ``--public-url``, or one on loopback)."""
 
 import os
+import signal
 import subprocess
 from pathlib import Path
 
@@ -84,3 +85,52 @@ def test_a_proxy_on_this_machine_says_who_the_client_is(tmp_path: Path) -> None:
         server.get("/status/live", headers={"X-Forwarded-For": "198.51.100.7"})
         # The test's client is on 127.0.0.1, like a reverse proxy on the same machine.
         assert server.wait_for_log("198.51.100.7"), "\n".join(server.log)
+
+
+@pytest.mark.parametrize("core", ["uvicorn", "granian"])
+def test_either_server_core_serves_the_same_service(tmp_path: Path, core: str) -> None:
+    """``serve --server granian`` is the same service as under uvicorn: the lists loaded at
+    start, the hot routes and the framework's answering, the proxy's client address, the body
+    limit (2 MiB of JSON), the access log without case numbers, and a graceful stop on
+    SIGTERM."""
+    import hashlib
+
+    from hashguard.lists.model import Category
+    from hashguard.lists.records import Submission
+    from hashguard.store.database import open_engine
+    from hashguard.store.lists import ListStore
+
+    from support.database import scratch_database
+    from support.server import running
+
+    listed = hashlib.md5(b"listed").hexdigest()  # benign
+    with scratch_database("sqlite", tmp_path) as url:
+        engine = open_engine(url)
+        store = ListStore(engine)
+        store.create("known", "Org A", Category.TEST, ["NL"], actor="setup")
+        store.apply("known", [Submission("md5", listed)], "setup")
+        engine.dispose()
+        with running(url, "--server", core) as server:
+            hashes = {"hashes": [{"signal": "md5", "value": listed}]}
+            matched = server.post("/v1/match/hashes", "matcher", json=hashes)
+            assert matched.status_code == 200, matched.text
+            assert matched.json()["results"][0]["matches"][0]["list"] == "known"
+            lookup = {"signal_type": "video_md5", "signal": listed}
+            looked_up = server.get("/m/raw_lookup", "matcher", params=lookup)
+            assert looked_up.status_code == 200 and len(looked_up.json()["matches"]) == 1
+            assert server.get("/v1/lists/known", "auditor").json()["name"] == "known"
+            assert server.get("/m/lookup", params={"signal": listed}).status_code == 401
+            too_large = server.post("/v1/lists", "curator", content=b"[" + b" " * (2 << 20),
+                                    headers={"Content-Type": "application/json"})  # fmt: skip
+            assert too_large.status_code == 413, too_large.text
+            server.get("/status/live", headers={"X-Forwarded-For": "198.51.100.7"})
+            assert server.wait_for_log("198.51.100.7"), "\n".join(server.log)
+            case = "HG-ABCDE-FGHJK-MNPQR-STVWX-YZ0123"
+            server.get(f"/v1/victims/cases/{case}", headers={"X-Case-Pin": "12345678"})
+            assert server.wait_for_log("/v1/victims/cases/…"), "\n".join(server.log)
+            assert not any("ABCDE" in line for line in server.log)
+            process = server.process
+        # Stopped gracefully by SIGTERM, each then ends by that signal (as uvicorn does).
+        assert process.returncode == -signal.SIGTERM, "\n".join(server.log)
+        stopped = "hashguard.api stopped: the matches answered are stored"  # the lifespan's end
+        assert any(stopped in line for line in server.log), "\n".join(server.log)

@@ -67,6 +67,14 @@ def free_port() -> int:
 
 
 LISTENING = "Uvicorn running on"
+GRANIAN_LISTENING = "Listening at: "  # serve --server granian
+
+
+def listening(line: str) -> bool:
+    """Whether the server's ``line`` says it listens (under either server core)."""
+    return LISTENING in line or GRANIAN_LISTENING in line
+
+
 PORT_TAKEN = "address already in use"  # another test took the free port before the server bound it
 PORT_ATTEMPTS = 3
 
@@ -101,7 +109,7 @@ def running(
     for attempt in range(1, PORT_ATTEMPTS + 1):
         server, reader = _start(env, options)
         server.started.wait(STARTUP_SECONDS)
-        if server.wait_for_log(LISTENING, 0):  # not poll(): its output may end before it does
+        if any(map(listening, server.log)):  # not poll(): its output may end before it does
             break
         _stop(server, reader)
         taken = any(PORT_TAKEN in line.lower() for line in server.log)
@@ -136,7 +144,7 @@ def _start(env: dict[str, str], options: tuple[str, ...]) -> tuple[Server, threa
             with server.logged:
                 server.log.append(line)
                 server.logged.notify_all()
-            if LISTENING in line:
+            if listening(line):
                 server.started.set()
         server.started.set()  # the process ended: let the waiter see it
 

@@ -9,11 +9,16 @@ _CASE: Final = re.compile(r"(/v1/victims/cases/)[^/?\s]+")
 
 
 class CaseNumbersHidden(logging.Filter):
-    """Take case numbers out of uvicorn's access log lines (its arguments hold the path)."""
+    """Take case numbers out of the access log's lines (the path is among their arguments:
+    a tuple under uvicorn, a mapping under granian)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _CASE.sub(r"\1…", arg) if isinstance(arg, str) else arg for arg in record.args
-            )
+            record.args = tuple(_hidden(arg) for arg in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {name: _hidden(arg) for name, arg in record.args.items()}
         return True
+
+
+def _hidden(arg: object) -> object:
+    return _CASE.sub(r"\1…", arg) if isinstance(arg, str) else arg

@@ -4,7 +4,7 @@ match in the match log (nothing for a query that matched nothing)."""
 
 import io
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
 from pydantic import AfterValidator, BaseModel, Field, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -232,6 +232,10 @@ HashedSignal = Annotated[
 ]
 
 
+# The longest content reference a match request carries (kept with each match in the log).
+CONTENT_REF_LENGTH: Final = 500
+
+
 class HashQuery(BaseModel):
     signal: ListedSignal
     value: str = Field(
@@ -240,7 +244,9 @@ class HashQuery(BaseModel):
         "or ThreatExchange's JSON form.",
     )
     content_ref: str = Field(
-        "", max_length=500, description="Your own reference for the content, kept with a match."
+        "",
+        max_length=CONTENT_REF_LENGTH,
+        description="Your own reference for the content, kept with a match.",
     )
     account_ref: str = Field(
         "", max_length=500, description="Your reference for the uploader (kept for review)."

@@ -247,6 +247,7 @@ class Service:
                 worker.close()
         if self._key_watch is not None:
             self._key_watch.close()
+        log.info("stopped: the matches answered are stored")
 
     def _send_webhooks(self) -> None:
         """Every second: enable again the HMA content items whose disable time has passed,

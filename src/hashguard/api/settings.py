@@ -177,6 +177,16 @@ def _host_port(text: str) -> str:
     return text
 
 
+SERVERS = ("uvicorn", "granian")  # the HTTP server cores ``hashguard serve`` runs on
+
+
+def _server(text: str) -> str:
+    if text.strip() not in SERVERS:
+        raise ValueError(text)
+    return text.strip()
+
+
+SERVER = Kind(" or ".join(SERVERS), "NAME", _server, lambda v: _server(_text(v)))
 DAYS = Kind(f"a list of days, each 1 to {MAX_DAYS}, increasing (e.g. 1,7,30)", "DAYS",
             _days_text, _days)  # fmt: skip
 HOST_PORT = Kind("host:port (e.g. smtp.example.org:25)", "HOST:PORT", _host_port,
@@ -226,6 +236,11 @@ class ServiceSettings:
     public_url: str = setting(
         "", URL, "server", "This service's address as users reach it (complaint links).",
         unset="http://HOST:PORT",
+    )  # fmt: skip
+    server: str = setting(
+        "uvicorn", SERVER, "server",
+        "The HTTP server core: uvicorn, or granian (a Rust HTTP server: less CPU per "
+        "request; the granian extra). One process either way: the index lives in it.",
     )  # fmt: skip
     access_log: bool = setting(
         False, FLAG, "server", "Log every request line (never keys or bodies)."

@@ -27,12 +27,14 @@ from hashguard.api.hma.models import (
     signal_for,
 )
 from hashguard.api.matching import (
+    CONTENT_REF_LENGTH,
     media_variants,
     parse_hash,
     ready_matcher,
     run_matches,
     service_of,
 )
+from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match
 from hashguard.matching import Query as HashQuery
@@ -54,14 +56,17 @@ def _banks(service: Service, key: ApiKey, banks: str | None) -> list[str]:
 
 
 async def _matched(
-    request: Request, key: ApiKey, item: HashQuery, names: list[str], content_ref: str
+    service: Service,
+    metrics: Metrics,
+    key: ApiKey,
+    item: HashQuery,
+    names: list[str],
+    content_ref: str,
 ) -> list[tuple[Match, int]]:
     """The matches, each with the content id HMA answers: one per live, enabled content item
     holding the entry, or the entry's own id when no item does (imported or fetched, or its
     item deleted or disabled while another source holds it), which GET and DELETE of content
     serve (``curation._served_entry``)."""
-    service = service_of(request)
-    metrics = request.app.state.metrics
     found = (await run_matches(service, metrics, key, [item], names, [content_ref]))[0]
     if not found:
         return []
@@ -100,13 +105,32 @@ async def raw_lookup(
     signal: Word,
     include_distance: bool = False,
     banks: Text | None = None,
-    content_ref: Annotated[str, Query(max_length=500)] = "",
+    content_ref: Annotated[str, Query(max_length=CONTENT_REF_LENGTH)] = "",
 ) -> dict[str, Any]:
     """Entry ids matching one hash: ``{"matches": [id, ...]}``, with distances if asked."""
-    service = service_of(request)
+    return await raw_lookup_answer(
+        service_of(request), request.app.state.metrics, key,
+        signal_type, signal, include_distance, banks, content_ref,
+    )  # fmt: skip
+
+
+async def raw_lookup_answer(
+    service: Service,
+    metrics: Metrics,
+    key: ApiKey,
+    signal_type: str,
+    signal: str,
+    include_distance: bool,
+    banks: str | None,
+    content_ref: str,
+) -> dict[str, Any]:
+    """The answer to ``GET /m/raw_lookup`` (whichever path serves it, ``api.hot`` or the
+    route above); ApiError 400 for an unknown signal type or a malformed hash, 503 while the
+    lists load."""
     name = signal_for(signal_type)
     item = _hma_hash(name, signal)
-    found = await _matched(request, key, item, _banks(service, key, banks), content_ref)
+    names = _banks(service, key, banks)
+    found = await _matched(service, metrics, key, item, names, content_ref)
     if include_distance:
         shown = [{"bank_content_id": c, "distance": _distance(m)} for m, c in found]
         return {"matches": shown}
@@ -146,23 +170,42 @@ async def lookup(
     banks: Text | None = None,
     seed: Word | None = None,
     bypass_coinflip: bool = False,
-    content_ref: Annotated[str, Query(max_length=500)] = "",
+    content_ref: Annotated[str, Query(max_length=CONTENT_REF_LENGTH)] = "",
 ) -> dict[str, Any]:
     """Match one hash (answer keyed by bank) or the media at ``url`` (keyed by signal type,
     then bank)."""
     service = service_of(request)
-    names = _coinflip(service, _banks(service, key, banks), seed, bypass_coinflip)
+    metrics = request.app.state.metrics
     if url is None:
-        if signal_type is None or signal is None:
-            raise ApiError(400, "Either url or both signal and signal_type are required")
-        name = signal_for(signal_type)
-        item = _hma_hash(name, signal)
-        return _by_bank(await _matched(request, key, item, names, content_ref))
+        return await lookup_answer(service, metrics, key, signal_type, signal, banks, seed,
+                                   bypass_coinflip, content_ref)  # fmt: skip
+    names = _coinflip(service, _banks(service, key, banks), seed, bypass_coinflip)
     _content_type, query, hashes = await hashed_query(
         request, url, content_type, types, variants=media_variants(service)
     )
-    answer = await _lookup_hashes(request, key, query, hashes, names, content_ref)
+    answer = await _lookup_hashes(service, metrics, key, query, hashes, names, content_ref)
     return answer if signal_type is None else answer.get(signal_type, {})
+
+
+async def lookup_answer(
+    service: Service,
+    metrics: Metrics,
+    key: ApiKey,
+    signal_type: str | None,
+    signal: str | None,
+    banks: str | None,
+    seed: str | None,
+    bypass_coinflip: bool,
+    content_ref: str,
+) -> dict[str, Any]:
+    """The answer to ``GET /m/lookup`` of a hash (no ``url``), keyed by bank, whichever path
+    serves it; ApiError 400 without both ``signal_type`` and ``signal``, for an unknown signal
+    type or a malformed hash, 503 while the lists load."""
+    names = _coinflip(service, _banks(service, key, banks), seed, bypass_coinflip)
+    if signal_type is None or signal is None:
+        raise ApiError(400, "Either url or both signal and signal_type are required")
+    item = _hma_hash(signal_for(signal_type), signal)
+    return _by_bank(await _matched(service, metrics, key, item, names, content_ref))
 
 
 @router.post(
@@ -176,7 +219,7 @@ async def lookup_upload(
     banks: Text | None = None,
     seed: Word | None = None,
     bypass_coinflip: Word | None = None,
-    content_ref: Annotated[str, Query(max_length=500)] = "",
+    content_ref: Annotated[str, Query(max_length=CONTENT_REF_LENGTH)] = "",
 ) -> dict[str, Any]:
     """Match an upload (form field ``photo`` or ``video``): keyed by signal type, then bank."""
     service = service_of(request)
@@ -184,11 +227,13 @@ async def lookup_upload(
     _content_type, query, hashes = await hashed_query(
         request, None, None, None, variants=media_variants(service)
     )
-    return await _lookup_hashes(request, key, query, hashes, names, content_ref)
+    metrics = request.app.state.metrics
+    return await _lookup_hashes(service, metrics, key, query, hashes, names, content_ref)
 
 
 async def _lookup_hashes(
-    request: Request,
+    service: Service,
+    metrics: Metrics,
     key: ApiKey,
     query: HashQuery,
     hashes: dict[str, str],
@@ -203,7 +248,8 @@ async def _lookup_hashes(
             answer[hma_name] = {}
             continue
         item = HashQuery((value,))
-        answer[hma_name] = _by_bank(await _matched(request, key, item, names, content_ref))
+        found = await _matched(service, metrics, key, item, names, content_ref)
+        answer[hma_name] = _by_bank(found)
     return answer
 
 
