@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-hma lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale clean
+.PHONY: install demo test test-hma fuzz-crash lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale clean
 
 install: $(STAMP)
 
@@ -35,6 +35,13 @@ test: install lint
 # SQLite and PostgreSQL, as HMA clients call it. `make test` runs them too.
 test-hma: install
 	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 --dist loadgroup tests/conformance/hma
+
+# Crash consistency (tests/support/crash.py): every command that changes state killed with SIGKILL
+# at random moments and at its commits and renames, HASHGUARD_CRASH_TRIALS times (30) each on
+# SQLite and PostgreSQL; prints the table, fails on any state between before and after.
+fuzz-crash: install
+	@PYTHON=$(PYTHON) HASHGUARD_CRASH_TRIALS=$${HASHGUARD_CRASH_TRIALS:-30} PYTHONPATH=tests \
+		scripts/with-postgresql $(BIN)/python -m support.crash
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

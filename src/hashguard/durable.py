@@ -67,6 +67,25 @@ def create(path: Path, data: bytes, mode: int = 0o600) -> None:
         sync_directory(path.parent)
 
 
+def settle(path: Path) -> None:
+    """Remove the aside file of ``path`` that a ``create`` killed after linking it into place
+    left (a second name of the new file), unless a writer holds it now. Readers of files made
+    with ``create`` call this: nothing else would ever write that path again."""
+    aside = _aside_path(Path(path))
+    try:
+        descriptor = os.open(aside, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # none (or not this process's to touch)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _names(aside, descriptor):
+            aside.unlink()
+    except OSError:
+        pass  # being written now, or in a directory this process may not change
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def assembling(out: Path) -> Iterator[Path]:
     """A fresh directory beside ``out`` to assemble its contents in (``move_into_place`` then
@@ -119,7 +138,7 @@ def _aside(path: Path, mode: int) -> Iterator[tuple[BinaryIO, Path]]:
     of one path take turns, and what a killed writer left there is taken over by the next (a
     fresh name per write would leave one more file behind at every crash). Removed when the
     block ends, unless it was renamed into place."""
-    aside = path.with_name(f".{path.name}.aside.tmp")
+    aside = _aside_path(path)
     while True:
         descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, mode)
         fcntl.flock(descriptor, fcntl.LOCK_EX)
@@ -135,6 +154,10 @@ def _aside(path: Path, mode: int) -> Iterator[tuple[BinaryIO, Path]]:
         if _names(aside, descriptor):  # still ours (not renamed into place): removed, locked
             aside.unlink()
         os.close(descriptor)
+
+
+def _aside_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.aside.tmp")
 
 
 def _names(path: Path, descriptor: int) -> bool:

@@ -303,7 +303,7 @@ def test_a_crash_at_any_step_of_a_release_leaves_it_whole_or_absent(
 ) -> None:
     """Killed at any step of the first release of a new log, ``lists release`` leaves the release
     directory absent or complete and valid, the log key absent or whole, and the next release
-    succeeds and verifies."""
+    succeeds, verifies and is the log's only record."""
     # What a killed process wrote stays in the page cache: flushing it to disk, slow here, is
     # for power failures. Each fsync still counts as a step.
     monkeypatch.setattr(os, "fsync", lambda descriptor: None)
@@ -325,12 +325,18 @@ def test_a_crash_at_any_step_of_a_release_leaves_it_whole_or_absent(
         if status == 0:
             break  # the release finished before its step-th call
         assert status == 137, f"step {step}: exit status {status}"
-        if (run / "out").exists():
+        published = (run / "out").exists()
+        if published:
             assert _hashguard(verify) == 0, f"step {step}: a torn release"
         if (run / "tlog.key").exists():
             keys.load(run / "tlog.key")
         assert _hashguard(release) == 0, f"step {step}: the next release failed"
         assert _hashguard(verify) == 0, f"step {step}: the next release does not verify"
+        # A release the killed run logged but did not put in place is put in place, not logged
+        # again; nothing the killed run wrote aside is left.
+        logged = TransparencyLog(run / "tlog").size()
+        assert logged == (2 if published else 1), f"step {step}: {logged} records"
+        assert not list(run.rglob("*.tmp")), f"step {step}: {list(run.rglob('*.tmp'))}"
         shutil.rmtree(run)
     assert step > 10  # the steps were counted: a release takes more than a few
     assert _hashguard(verify) == 0

@@ -561,16 +561,16 @@ def reference(scenario: Scenario, kind: str, directory: Path) -> Reference:
 
 def trials(
     scenario: Scenario, kind: str, count: int, directory: Path, seed: int = 23,
-    at_points: list[int] | None = None,
+    every_point: bool = False,
 ) -> Tally:  # fmt: skip
     """``count`` trials of ``scenario`` on a database of ``kind``: killed at a random commit or
-    rename (even trials) or at a random moment of its measured duration (odd ones), or, with
-    ``at_points``, at each of those points in turn."""
+    rename (even trials) or at a random moment of its measured duration (odd ones); with
+    ``every_point``, at each of its commits and renames in turn instead."""
     chance = random.Random(seed)
     done = reference(scenario, kind, directory)
     kills: list[tuple[int | None, float | None]] = (
-        [(point, None) for point in at_points]
-        if at_points is not None
+        [(point, None) for point in range(1, done.ran.points + 1)]
+        if every_point
         else [
             (chance.randint(1, done.ran.points), None)
             if n % 2 == 0

@@ -53,6 +53,7 @@ def _public_path(path: Path) -> Path:
 def load(path: Path) -> Ed25519PrivateKey:
     """The private key in ``path``. Raises KeyFileError naming the file."""
     path = Path(path)
+    durable.settle(path)  # a copy of the key a killed ``generate`` left beside it
     try:
         pem = path.read_bytes()
     except OSError as error:
