@@ -24,6 +24,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -605,7 +606,8 @@ def trials(
             if status == 0 and scenario.observe(work, url) == done.after and left == done.files:
                 tally.rerun_ok += 1
             else:
-                extra = sorted(set(left) - set(done.files)), sorted(set(done.files) - set(left))
+                extra = (sorted((Counter(left) - Counter(done.files)).elements()),
+                         sorted((Counter(done.files) - Counter(left)).elements()))  # fmt: skip
                 tally.failures.append(f"{how}: run again: exit status {status}, files "
                                       f"added/missing {extra}")  # fmt: skip
     return tally
