@@ -342,6 +342,36 @@ def test_a_crash_at_any_step_of_a_release_leaves_it_whole_or_absent(
     assert _hashguard(verify) == 0
 
 
+def test_a_release_logged_by_a_killed_run_is_put_in_place_by_the_next_not_logged_again(
+    released, tmp_path: Path
+) -> None:
+    """What a run killed after logging its release leaves (the release assembled aside, its
+    signed manifest saved there): the next release of that list into the same directory puts
+    that one in place; a release of another list there does not take it for its own."""
+    store, key_path, log, r1, _ = released
+    out = tmp_path / "out"
+    aside = out.with_name(".out.building")
+    shutil.copytree(r1, aside)
+    (aside / "log.json").unlink()  # written only once the record's place is known
+    size = log.size()
+    log_key = keys.load(tmp_path / "log.key")
+    hash_list, entries = store.entries("known")
+    entries = list(entries)  # not read when the release is found aside: no cursor left open
+    manifest, index, head = build(hash_list, entries, keys.load(key_path), log, log_key, out)
+    assert (index, log.size(), head.size) == (0, size, size)  # release 1 again, not logged
+    assert (out / "manifest.json").read_bytes() == (r1 / "manifest.json").read_bytes()
+    assert verify(out, log).version == manifest["version"]
+    assert not aside.exists()
+
+    store.create("other", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("other", [Submission("md5", f"{n:032x}") for n in range(3)])
+    shutil.copytree(r1, aside)
+    other, entries = store.entries("other")
+    manifest, index, _ = build(other, entries, keys.load(key_path), log, log_key, out)
+    assert (manifest["list"], index, log.size()) == ("other", size, size + 1)
+    assert verify(out, log).list_name == "other"
+
+
 def test_a_torn_key_from_an_old_crash_is_named(tmp_path: Path) -> None:
     keys.generate(tmp_path / "whole.key")
     pem = (tmp_path / "whole.key").read_bytes()

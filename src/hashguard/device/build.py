@@ -81,8 +81,8 @@ def build(
     ``log``. With ``previous`` (the last release's directory) tags keyed before are not keyed
     again, and the release is a delta on the previous base when that is small enough. VOPRF
     keys are computed on ``jobs`` threads (default: every core). A release logged by a run
-    killed before it was put in place is put in place (and returned) by the next build into
-    ``out``, not logged again.
+    killed before it was put in place is put in place (and returned) by the next build of the
+    same lists, mode and signer into ``out``, not logged again.
 
     Raises DeviceReleaseError for lists that cannot go together, a width too small for the mode,
     a missing server key, or a previous release made differently.
@@ -105,8 +105,8 @@ def build(
         pending = signed_manifest.logged_aside(durable.assembly(out), log, log_key)
     except LogError as error:
         raise DeviceReleaseError(str(error)) from None
-    if pending is not None:  # logged by a run killed before it put the release in place
-        release, location = pending
+    if pending is not None and _same_build(pending[0].manifest, lists, mode, signing_key):
+        release, location = pending  # logged by a run killed before it put it in place
         try:
             signed_manifest.publish(durable.assembly(out), out, release, location)
         except signed_manifest.ManifestError as error:
@@ -215,6 +215,21 @@ def build(
         except signed_manifest.ManifestError as error:
             raise DeviceReleaseError(str(error)) from None
         return Built(manifest, location.index, location.head, is_delta, keyer.keyed)
+
+
+def _same_build(
+    manifest: dict[str, Any],
+    lists: Sequence[tuple[HashList, Iterable[Entry]]],
+    mode: str,
+    signing_key: Ed25519PrivateKey,
+) -> bool:
+    """Whether ``manifest`` is of a build of these lists, in this mode, by this signer."""
+    names = {hash_list.name for hash_list, _ in lists}
+    return (
+        manifest.get("mode") == mode
+        and set(manifest.get("lists", {})) == names
+        and manifest.get("signer") == keys.public_hex(signing_key)
+    )
 
 
 def _one_category(lists: list[HashList]) -> str:

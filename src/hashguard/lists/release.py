@@ -105,8 +105,8 @@ def build(
     Returns the manifest, its log index and the log's new tree head (signed with ``log_key``).
     The release is assembled aside and put in place whole (replacing an earlier one at
     ``out``): a crash leaves the release complete or absent, and a release logged by a run
-    killed before it was put in place is put in place (and returned) by the next build into
-    ``out``, not logged again. Raises ReleaseError.
+    killed before it was put in place is put in place (and returned) by the next build of that
+    list into ``out``, not logged again. Raises ReleaseError.
     """
     out = Path(out).absolute()
     if out.exists():
@@ -121,8 +121,8 @@ def build(
             )
     try:
         pending = manifest.logged_aside(durable.assembly(out), log, log_key)
-        if pending is not None:  # logged by a run killed before it put the release in place
-            signed, location = pending
+        if pending is not None and pending[0].manifest.get("list") == hash_list.name:
+            signed, location = pending  # logged by a run killed before it put it in place
             manifest.publish(durable.assembly(out), out, signed, location)
             return signed.manifest, location.index, location.head
         with durable.assembling(out) as work:
