@@ -312,8 +312,8 @@ class WebhookSend(Scenario):
 
 
 class ExchangeFetch(Scenario):
-    """``hashguard exchanges fetch`` of another hashguard's change feed on loopback: one page
-    of changes (a page is applied with the cursor that follows it, in one transaction)."""
+    """``hashguard exchanges fetch`` of another hashguard's change feed on loopback (its pages
+    are applied with the checkpoint after them and the audit events, in one transaction)."""
 
     name = "exchange fetch"
 
