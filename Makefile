@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: install demo test test-hma fuzz-api lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
+.PHONY: install demo test test-hma fuzz fuzz-api fuzz-crash lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
 
 install: $(STAMP)
 
@@ -36,10 +36,20 @@ test: install lint
 test-hma: install
 	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 --dist loadgroup tests/conformance/hma
 
+# Everything that hunts for defects by generating input or killing processes (issue 23).
+fuzz: fuzz-api fuzz-crash
+
 # Schemathesis against a real `hashguard serve` (tests/api/test_schemathesis.py), with many more
 # generated requests per operation than `make test` sends: HASHGUARD_FUZZ_EXAMPLES (default 300).
 fuzz-api: install
 	@HASHGUARD_FUZZ_EXAMPLES=$${HASHGUARD_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest -p no:cacheprovider tests/api/test_schemathesis.py
+
+# Crash consistency (tests/support/crash.py): every command that changes state killed with SIGKILL
+# at random moments and at its commits and renames, HASHGUARD_CRASH_TRIALS times (30) each on
+# SQLite and PostgreSQL; prints the table, fails on any state between before and after.
+fuzz-crash: install
+	@PYTHON=$(PYTHON) HASHGUARD_CRASH_TRIALS=$${HASHGUARD_CRASH_TRIALS:-30} PYTHONPATH=tests \
+		scripts/with-postgresql $(BIN)/python -m support.crash
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

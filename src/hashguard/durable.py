@@ -1,14 +1,15 @@
 """Files and directories that a crash leaves whole or absent, never torn.
 
-Each is made aside (a temporary name in the same directory), flushed to disk, then renamed or
+Each is made aside (``.NAME.aside.tmp`` in the same directory), flushed to disk, then renamed or
 linked into place, and the directory flushed so that the new name survives too. A reader sees
-the old version or the new one, complete.
+the old version or the new one, complete; what a killed writer left aside is taken over by the
+next write of that path.
 """
 
 import errno
+import fcntl
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -66,17 +67,41 @@ def create(path: Path, data: bytes, mode: int = 0o600) -> None:
         sync_directory(path.parent)
 
 
+def settle(path: Path) -> None:
+    """Remove the aside file of ``path`` that a ``create`` killed after linking it into place
+    left (a second name of the new file), unless a writer holds it now. Readers of files made
+    with ``create`` call this: nothing else would ever write that path again."""
+    aside = _aside_path(Path(path))
+    try:
+        descriptor = os.open(aside, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return  # none (or not this process's to touch)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        if _names(aside, descriptor):
+            aside.unlink()
+    except OSError:
+        pass  # being written now, or in a directory this process may not change
+    finally:
+        os.close(descriptor)
+
+
 @contextmanager
 def assembling(out: Path) -> Iterator[Path]:
     """A fresh directory beside ``out`` to assemble its contents in (``move_into_place`` then
     publishes it); removed, with whatever a failure left in it, when the block ends."""
-    work = out.with_name(f".{out.name}.building")
+    work = assembly(out)
     shutil.rmtree(work, ignore_errors=True)  # a crashed build's
     work.mkdir(parents=True)
     try:
         yield work
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def assembly(out: Path) -> Path:
+    """Where ``assembling`` assembles ``out``: what a killed build left there is found there."""
+    return out.with_name(f".{out.name}.building")
 
 
 def move_into_place(work: Path, out: Path) -> None:
@@ -107,15 +132,42 @@ def sync_directory(directory: Path) -> None:
 
 @contextmanager
 def _aside(path: Path, mode: int) -> Iterator[tuple[BinaryIO, Path]]:
-    """A new file with ``mode`` beside ``path``, and its name; removed when the block ends."""
-    descriptor, name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    aside = Path(name)
+    """The file beside ``path`` to write its new contents in, with ``mode``, and its name.
+
+    There is one such file per path, ``.NAME.aside.tmp``, locked while it is written: writers
+    of one path take turns, and what a killed writer left there is taken over by the next (a
+    fresh name per write would leave one more file behind at every crash). Removed when the
+    block ends, unless it was renamed into place."""
+    aside = _aside_path(path)
+    while True:
+        descriptor = os.open(aside, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, mode)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
+        if _names(aside, descriptor):
+            break
+        os.close(descriptor)  # the writer before us renamed or removed it: make a new one
     try:
+        os.ftruncate(descriptor, 0)
         os.fchmod(descriptor, mode)
-        with open(descriptor, "wb") as file:
+        with open(descriptor, "wb", closefd=False) as file:
             yield file, aside
     finally:
-        aside.unlink(missing_ok=True)
+        if _names(aside, descriptor):  # still ours (not renamed into place): removed, locked
+            aside.unlink()
+        os.close(descriptor)
+
+
+def _aside_path(path: Path) -> Path:
+    return path.with_name(f".{path.name}.aside.tmp")
+
+
+def _names(path: Path, descriptor: int) -> bool:
+    """Whether ``path`` is the name of the file open as ``descriptor``."""
+    try:
+        named = os.stat(path)
+    except FileNotFoundError:
+        return False
+    opened = os.fstat(descriptor)
+    return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
 
 def _flush(file: BinaryIO) -> None:

@@ -303,7 +303,7 @@ def test_a_crash_at_any_step_of_a_release_leaves_it_whole_or_absent(
 ) -> None:
     """Killed at any step of the first release of a new log, ``lists release`` leaves the release
     directory absent or complete and valid, the log key absent or whole, and the next release
-    succeeds and verifies."""
+    succeeds, verifies and is the log's only record."""
     # What a killed process wrote stays in the page cache: flushing it to disk, slow here, is
     # for power failures. Each fsync still counts as a step.
     monkeypatch.setattr(os, "fsync", lambda descriptor: None)
@@ -325,15 +325,51 @@ def test_a_crash_at_any_step_of_a_release_leaves_it_whole_or_absent(
         if status == 0:
             break  # the release finished before its step-th call
         assert status == 137, f"step {step}: exit status {status}"
-        if (run / "out").exists():
+        published = (run / "out").exists()
+        if published:
             assert _hashguard(verify) == 0, f"step {step}: a torn release"
         if (run / "tlog.key").exists():
             keys.load(run / "tlog.key")
         assert _hashguard(release) == 0, f"step {step}: the next release failed"
         assert _hashguard(verify) == 0, f"step {step}: the next release does not verify"
+        # A release the killed run logged but did not put in place is put in place, not logged
+        # again; nothing the killed run wrote aside is left.
+        logged = TransparencyLog(run / "tlog").size()
+        assert logged == (2 if published else 1), f"step {step}: {logged} records"
+        assert not list(run.rglob("*.tmp")), f"step {step}: {list(run.rglob('*.tmp'))}"
         shutil.rmtree(run)
     assert step > 10  # the steps were counted: a release takes more than a few
     assert _hashguard(verify) == 0
+
+
+def test_a_release_logged_by_a_killed_run_is_put_in_place_by_the_next_not_logged_again(
+    released, tmp_path: Path
+) -> None:
+    """What a run killed after logging its release leaves (the release assembled aside, its
+    signed manifest saved there): the next release of that list into the same directory puts
+    that one in place; a release of another list there does not take it for its own."""
+    store, key_path, log, r1, _ = released
+    out = tmp_path / "out"
+    aside = out.with_name(".out.building")
+    shutil.copytree(r1, aside)
+    (aside / "log.json").unlink()  # written only once the record's place is known
+    size = log.size()
+    log_key = keys.load(tmp_path / "log.key")
+    hash_list, entries = store.entries("known")
+    entries = list(entries)  # not read when the release is found aside: no cursor left open
+    manifest, index, head = build(hash_list, entries, keys.load(key_path), log, log_key, out)
+    assert (index, log.size(), head.size) == (0, size, size)  # release 1 again, not logged
+    assert (out / "manifest.json").read_bytes() == (r1 / "manifest.json").read_bytes()
+    assert verify(out, log).version == manifest["version"]
+    assert not aside.exists()
+
+    store.create("other", "Offlimits", Category.KNOWN_CSAM)
+    store.apply("other", [Submission("md5", f"{n:032x}") for n in range(3)])
+    shutil.copytree(r1, aside)
+    other, entries = store.entries("other")
+    manifest, index, _ = build(other, entries, keys.load(key_path), log, log_key, out)
+    assert (manifest["list"], index, log.size()) == ("other", size, size + 1)
+    assert verify(out, log).list_name == "other"
 
 
 def test_a_torn_key_from_an_old_crash_is_named(tmp_path: Path) -> None:

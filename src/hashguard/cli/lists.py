@@ -81,6 +81,8 @@ def writable_log(log: Path, log_key: Path | None) -> tuple["TransparencyLog", "E
             f"every tree head of the log; verifiers pin {log}/log.pub"
         )
     signing_key = lists_keys.load(path)
+    if log_key is None:
+        lists_keys.restore_public(path, signing_key)
     return TransparencyLog.create_or_open(log, signing_key), signing_key
 
 

@@ -80,7 +80,9 @@ def build(
     """Build the release of ``lists`` (their matchable entries) into ``out`` and append it to
     ``log``. With ``previous`` (the last release's directory) tags keyed before are not keyed
     again, and the release is a delta on the previous base when that is small enough. VOPRF
-    keys are computed on ``jobs`` threads (default: every core).
+    keys are computed on ``jobs`` threads (default: every core). A release logged by a run
+    killed before it was put in place is put in place (and returned) by the next build of the
+    same lists, mode and signer into ``out``, not logged again.
 
     Raises DeviceReleaseError for lists that cannot go together, a width too small for the mode,
     a missing server key, or a previous release made differently.
@@ -99,6 +101,18 @@ def build(
     if not lists:
         raise DeviceReleaseError("no lists given")
     category = _one_category([hash_list for hash_list, _ in lists])
+    try:
+        pending = signed_manifest.logged_aside(durable.assembly(out), log, log_key)
+    except LogError as error:
+        raise DeviceReleaseError(str(error)) from None
+    if pending is not None and _same_build(pending[0].manifest, lists, mode, signing_key):
+        release, location = pending  # logged by a run killed before it put it in place
+        try:
+            signed_manifest.publish(durable.assembly(out), out, release, location)
+        except signed_manifest.ManifestError as error:
+            raise DeviceReleaseError(str(error)) from None
+        logged = release.manifest
+        return Built(logged, location.index, location.head, "delta" in logged["files"], 0)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise DeviceReleaseError(f"{out}: exists and is not empty; not overwriting a release")
     _check_signer(log, keys.public_hex(signing_key))
@@ -188,7 +202,9 @@ def build(
                 server_key.public if server_key else b"", manifest["version"],
                 manifest["base_version"], base_files, base_keys, keyer.cache,
             ).save(_state_path(out))  # fmt: skip
-            return signed_manifest.sign(manifest, signing_key)
+            made = signed_manifest.sign(manifest, signing_key)
+            signed_manifest.save(work, made)  # before it is logged: found again after a crash
+            return made
 
         try:  # the commit point: logged
             release, location = signed_manifest.append(log, signed, log_key)
@@ -199,6 +215,21 @@ def build(
         except signed_manifest.ManifestError as error:
             raise DeviceReleaseError(str(error)) from None
         return Built(manifest, location.index, location.head, is_delta, keyer.keyed)
+
+
+def _same_build(
+    manifest: dict[str, Any],
+    lists: Sequence[tuple[HashList, Iterable[Entry]]],
+    mode: str,
+    signing_key: Ed25519PrivateKey,
+) -> bool:
+    """Whether ``manifest`` is of a build of these lists, in this mode, by this signer."""
+    names = {hash_list.name for hash_list, _ in lists}
+    return (
+        manifest.get("mode") == mode
+        and set(manifest.get("lists", {})) == names
+        and manifest.get("signer") == keys.public_hex(signing_key)
+    )
 
 
 def _one_category(lists: list[HashList]) -> str:

@@ -12,7 +12,8 @@ An update copies the new manifest, verifies it (the same signer, in the log the 
 the log consistent with the head seen before, a newer version), then fetches only the files it
 does not hold intact already (files are named by digest: a delta release shares its base's
 filters), checks every file, and commits by replacing ``state.json``: a crash at any point
-leaves the previous release installed. Updates of one state directory are serialised by a lock.
+leaves the previous release installed, and the next update removes whatever release directory
+the crash left beside it. Updates of one state directory are serialised by a lock.
 """
 
 import fcntl
@@ -69,6 +70,7 @@ def install(
                 f"{state_dir}: this device trusts log key {state['log_key'][:16]}..., not "
                 f"{log_key[:16]}..."
             )
+        _remove_uninstalled(state_dir, state)
         staging = state_dir / ".staging"
         shutil.rmtree(staging, ignore_errors=True)
         staging.mkdir()
@@ -139,6 +141,16 @@ def _install(
     if current is not None and current != final:
         shutil.rmtree(current, ignore_errors=True)
     return Installed(load(final, manifest, checks, head), fetched, total)
+
+
+def _remove_uninstalled(state_dir: Path, state: dict[str, Any] | None) -> None:
+    """Remove the release directories ``state`` does not name: an update killed after putting
+    its release in place but before committing ``state.json`` (or before removing the release
+    it replaced) leaves one, and no later update would otherwise."""
+    installed = state["release"] if state else None
+    for path in state_dir.glob("release-*"):
+        if path.name != installed and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def open_installed(state_dir: Path, log: TransparencyLog) -> DeviceRelease:

@@ -258,8 +258,12 @@ class Sync:
                        or_(table.c.lease_until.is_(None), table.c.lease_until <= at))
                 .values(lease_until=until, next_fetch_at=until)
             ).rowcount  # fmt: skip
-        if taken != 1:
-            raise FetchRunning(f"exchange {name} is being fetched now; its status says when done")
+        if taken != 1:  # a fetch killed meanwhile holds its lease to the end: no one waits longer
+            held = utc(row.lease_until).strftime("%Y-%m-%d %H:%M:%SZ") if row.lease_until else "?"
+            raise FetchRunning(
+                f"exchange {name} is being fetched now (or was, by a process that died): its "
+                f"lease holds until {held}; its status says when done"
+            )
         return Lease(int(row.id), name, until)
 
     # --- fetching ---------------------------------------------------------------------------
@@ -510,16 +514,18 @@ class Sync:
             lease.until = until
 
     def _held(self, connection: Connection, lease: Lease) -> None:
-        """The exchange locked while this instance still holds its lease; else _Lost."""
+        """The exchange's row locked while this instance still holds its lease; else _Lost.
+
+        Locked by writing it: on SQLite the sqlite3 module begins the transaction only at a
+        write, and a savepoint taken before that would commit on its own when released (the
+        records applied without the checkpoint that goes with them)."""
         table = ExchangeRow.__table__
-        current = connection.execute(
-            select(table.c.lease_until).where(table.c.id == lease.exchange_id).with_for_update()
-        ).first()
-        if (
-            current is None
-            or current.lease_until is None
-            or utc(current.lease_until) != (lease.until)
-        ):
+        held = connection.execute(
+            update(ExchangeRow)
+            .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+            .values(lease_until=lease.until)
+        ).rowcount
+        if held != 1:
             raise _Lost()
 
 

@@ -104,7 +104,9 @@ def build(
 
     Returns the manifest, its log index and the log's new tree head (signed with ``log_key``).
     The release is assembled aside and put in place whole (replacing an earlier one at
-    ``out``): a crash leaves the release complete or absent. Raises ReleaseError.
+    ``out``): a crash leaves the release complete or absent, and a release logged by a run
+    killed before it was put in place is put in place (and returned) by the next build of that
+    list into ``out``, not logged again. Raises ReleaseError.
     """
     out = Path(out).absolute()
     if out.exists():
@@ -118,6 +120,11 @@ def build(
                 "so give a new or empty directory, or an earlier release's"
             )
     try:
+        pending = manifest.logged_aside(durable.assembly(out), log, log_key)
+        if pending is not None and pending[0].manifest.get("list") == hash_list.name:
+            signed, location = pending  # logged by a run killed before it put it in place
+            manifest.publish(durable.assembly(out), out, signed, location)
+            return signed.manifest, location.index, location.head
         with durable.assembling(out) as work:
             root, by_signal, by_source = _write_entries(hash_list, entries, work / ENTRIES)
             release = {
@@ -133,7 +140,9 @@ def build(
                 "owner_key": keys.public_hex(owner_key),
                 "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
             }
-            signed, location = manifest.append(log, manifest.sign(release, owner_key), log_key)
+            signed = manifest.sign(release, owner_key)
+            manifest.save(work, signed)
+            signed, location = manifest.append(log, signed, log_key)
             manifest.publish(work, out, signed, location)
     except (LogError, manifest.ManifestError) as error:
         raise ReleaseError(str(error)) from None

@@ -66,6 +66,7 @@ def load_secret(path: Path) -> bytes:
     path = Path(path)
     if not path.exists():
         _make_secret(path)
+    durable.settle(path)  # a copy of the secret a killed server left beside it
     try:
         text = path.read_text().strip()
         value = bytes.fromhex(text)

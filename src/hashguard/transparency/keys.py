@@ -30,7 +30,7 @@ def generate(path: Path) -> str:
     public = public_hex(key)
     try:
         durable.create(path, pem, 0o600)
-        durable.write(path.with_name(path.name + ".pub"), (public + "\n").encode())
+        durable.write(_public_path(path), (public + "\n").encode())
     except FileExistsError:
         raise KeyFileError(f"{path}: already exists; not overwriting a key") from None
     except OSError as error:
@@ -38,9 +38,22 @@ def generate(path: Path) -> str:
     return public
 
 
+def restore_public(path: Path, key: Ed25519PrivateKey) -> None:
+    """Write ``path.pub``, the public key of ``key`` (read from ``path``), if it is missing: a
+    process killed after ``generate`` made the key, before its public key. Raises OSError."""
+    public = _public_path(Path(path))
+    if not public.exists():
+        durable.write(public, (public_hex(key) + "\n").encode())
+
+
+def _public_path(path: Path) -> Path:
+    return path.with_name(path.name + ".pub")
+
+
 def load(path: Path) -> Ed25519PrivateKey:
     """The private key in ``path``. Raises KeyFileError naming the file."""
     path = Path(path)
+    durable.settle(path)  # a copy of the key a killed ``generate`` left beside it
     try:
         pem = path.read_bytes()
     except OSError as error:

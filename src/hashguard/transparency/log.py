@@ -107,14 +107,27 @@ class TransparencyLog:
                 record = record()
             index = self.size()
             durable.write(self.directory / "records" / f"{index:08d}", record)
-            leaves = self.leaves()
-            head = TreeHead(len(leaves), merkle.root(leaves), _now(), "")
-            head = TreeHead(
-                head.size, head.root, head.timestamp, keys.sign(key, head.signed_bytes())
-            )
-            path = self.directory / "heads" / f"{head.size:08d}.json"
-            durable.write(path, canonical(head.as_json()))
-        return index, head
+            return index, self._sign_head(key)
+
+    def seal(self, key: Ed25519PrivateKey) -> TreeHead:
+        """The newest tree head, signed now with ``key`` when a record has none (the process
+        appending it was killed before it signed one). Raises LogError."""
+        if keys.public_hex(key) != self.public_key():
+            raise LogError(f"{self.directory}: this log is signed with another key")
+        with self._locked():
+            size = self.size()
+            if (self.directory / "heads" / f"{size:08d}.json").exists():
+                return self.head()
+            return self._sign_head(key)
+
+    def _sign_head(self, key: Ed25519PrivateKey) -> TreeHead:
+        """A tree head over every record, signed with ``key`` and written (the log locked)."""
+        leaves = self.leaves()
+        head = TreeHead(len(leaves), merkle.root(leaves), _now(), "")
+        head = TreeHead(head.size, head.root, head.timestamp, keys.sign(key, head.signed_bytes()))
+        path = self.directory / "heads" / f"{head.size:08d}.json"
+        durable.write(path, canonical(head.as_json()))
+        return head
 
     def size(self) -> int:
         return len(list((self.directory / "records").glob("[0-9]" * 8)))

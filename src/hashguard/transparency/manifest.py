@@ -95,6 +95,38 @@ def append(
     return made[0], Location(index, head, log.inclusion(index, head.size))
 
 
+def save(work: Path, signed: Signed) -> None:
+    """Keep ``signed`` in the release assembled in ``work`` before it is logged: what a run
+    killed after logging it leaves there is then found (``logged_aside``) and put in place."""
+    (work / MANIFEST).write_bytes(signed.body)
+    (work / SIGNATURE).write_text(signed.signature + "\n")
+
+
+def logged_aside(
+    work: Path, log: TransparencyLog, log_key: Ed25519PrivateKey
+) -> tuple[Signed, Location] | None:
+    """The release assembled in ``work`` by a run killed after logging it but before putting it
+    in place: its signed manifest (``save``) and where the log holds it, under a head signed now
+    with ``log_key`` if the run was killed before signing one. None when ``work`` holds no
+    manifest the log holds. Raises LogError."""
+    try:
+        signed = Signed(
+            json.loads(body := (work / MANIFEST).read_bytes()),
+            body,
+            (work / SIGNATURE).read_text().strip(),
+        )
+    except (OSError, ValueError):
+        return None
+    if not isinstance(signed.manifest, dict):
+        return None
+    record = signed.record()
+    for index in reversed(range(log.size())):
+        if log.record(index) == record:
+            head = log.seal(log_key)
+            return signed, Location(index, head, log.inclusion(index, head.size))
+    return None
+
+
 def publish(work: Path, out: Path, signed: Signed, location: Location) -> None:
     """Add the manifest, its signature and its log location to the release assembled in
     ``work``, and put it in place as ``out``, readable by all, whole (``durable``). Raises
