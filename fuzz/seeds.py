@@ -45,6 +45,10 @@ def main() -> None:
         "list_stopncii": {**_examples("fetch.json"), "lines.jsonl": _stopncii_lines()},
         "exchange_stopncii": {"page.json": _stopncii_page()},
         "takedown_xarf": _xarf(),
+        "takedown_reply": {
+            "ticket.json": b'{"ticket": "T-1234", "origin": "192.0.2.7"}',
+            "error.json": b'{"id": 42, "error": "over quota"}',
+        },
         **_device(),
     }
     for target, files in seeds.items():
