@@ -26,6 +26,8 @@ from harness import CORPUS, REGRESSIONS, names  # noqa: E402
 WORK = FUZZ / ".work"
 _EXECUTED = re.compile(rb"stat::number_of_executed_units:\s*(\d+)")
 _PROGRESS = re.compile(rb"^#(\d+)\s", re.MULTILINE)
+# What libFuzzer writes for a crash, an input past -timeout, and one past its memory limit.
+_FOUND = ("crash-", "timeout-", "oom-", "leak-")
 
 
 def main() -> int:
@@ -33,7 +35,13 @@ def main() -> int:
     parser.add_argument("targets", nargs="*", help=f"default: all ({', '.join(names())})")
     parser.add_argument("--runs", type=int, default=1_000_000, help="executions per target")
     parser.add_argument("--seconds", type=int, default=0, help="stop a target after this long")
-    parser.add_argument("--timeout", type=int, default=10, help="seconds one input may take")
+    parser.add_argument(
+        "--timeout",
+        type=int,
+        default=30,
+        help="seconds one input may take (a busy machine "
+        "stalls some inputs for seconds: a lower bound reports them as timeouts)",
+    )
     options = parser.parse_args()
     unknown = sorted(set(options.targets) - set(names()))
     if unknown:
@@ -57,6 +65,7 @@ def run(name: str, options: argparse.Namespace) -> tuple[str, int, float, list[P
     command = [
         sys.executable, str(FUZZ / "harness.py"), name,
         f"-runs={options.runs}", f"-timeout={options.timeout}", "-print_final_stats=1",
+        f"-report_slow_units={options.timeout}",
         f"-artifact_prefix={regressions}/",
         *([f"-max_total_time={options.seconds}"] if options.seconds else []),
         str(work), str(CORPUS / name), str(regressions),
@@ -74,7 +83,7 @@ def run(name: str, options: argparse.Namespace) -> tuple[str, int, float, list[P
     executed = _EXECUTED.search(output)
     progress = [int(n) for n in _PROGRESS.findall(output)]
     count = int(executed.group(1)) if executed else max(progress, default=0)
-    crashes = sorted(set(regressions.iterdir()) - before)
+    crashes = sorted(p for p in set(regressions.iterdir()) - before if p.name.startswith(_FOUND))
     if finished.returncode != 0 and not crashes:
         tail = output.decode("utf-8", "replace").strip().splitlines()[-20:]
         print(f"{name}: the fuzzer failed (exit {finished.returncode}):", *tail, sep="\n  ")
