@@ -15,8 +15,8 @@ the regressions without atheris.
 
 import contextlib
 import importlib.util
+import shutil
 import sys
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -25,6 +25,7 @@ FUZZ = Path(__file__).resolve().parent
 TARGETS = FUZZ / "targets"
 CORPUS = FUZZ / "corpus"
 REGRESSIONS = FUZZ / "regressions"
+WORK = FUZZ / ".work"  # what runs learn, and the targets' scratch (not in the repository)
 
 
 def names() -> list[str]:
@@ -63,15 +64,13 @@ def main() -> None:
     # Coverage of hashguard's own code, and of the pure-Python libraries its parsers use.
     with atheris.instrument_imports(include=["hashguard", "defusedxml", "xarf"]):
         target = load(name)
-    with tempfile.TemporaryDirectory(prefix=f"hashguard-fuzz-{name}-", dir=_fast_tmp()) as tmp:
-        atheris.Setup(sys.argv, checked(target.one, Path(tmp)))
-        atheris.Fuzz()
-
-
-def _fast_tmp() -> str | None:
-    """A directory in memory for the targets that read files, when the machine has one."""
-    shm = Path("/dev/shm")
-    return str(shm) if shm.is_dir() else None
+    # libFuzzer ends the process from C, so nothing would remove a temporary directory: the
+    # target's scratch is a fixed one in its work directory, emptied at each start.
+    scratch = WORK / name / "scratch"
+    shutil.rmtree(scratch, ignore_errors=True)
+    scratch.mkdir(parents=True)
+    atheris.Setup(sys.argv, checked(target.one, scratch))
+    atheris.Fuzz()
 
 
 if __name__ == "__main__":

@@ -4,10 +4,11 @@ prints a table: target, executions, seconds, executions a second, new crashes.
     PYTHONPATH=src python fuzz/run.py [--runs N] [--seconds S] [TARGET ...]
 
 Each target starts from its seeds (fuzz/corpus/<target>) and its past crashes
-(fuzz/regressions/<target>); what it learns goes to fuzz/.work/<target> (not kept in the
-repository; a later run resumes from it). A crash, a timeout or running out of memory stops
-that target, and libFuzzer writes the input to fuzz/regressions/<target>/ (crash-..., timeout-...,
-oom-...): fix the parser, keep the file, and tests/fuzz/test_replay.py replays it from then on.
+(fuzz/regressions/<target>); what it learns goes to fuzz/.work/<target>/corpus (not kept in
+the repository; a later run resumes from it), its output to fuzz/.work/<target>/last-run.log.
+A crash, a timeout or running out of memory stops that target, and libFuzzer writes the input
+to fuzz/regressions/<target>/ (crash-..., timeout-..., oom-...): fix the parser, keep the
+file, and tests/fuzz/test_replay.py replays it from then on.
 Exits 1 when any target crashed.
 """
 
@@ -21,9 +22,8 @@ from pathlib import Path
 
 FUZZ = Path(__file__).resolve().parent
 sys.path.insert(0, str(FUZZ))
-from harness import CORPUS, REGRESSIONS, names  # noqa: E402
+from harness import CORPUS, REGRESSIONS, WORK, names  # noqa: E402
 
-WORK = FUZZ / ".work"
 _EXECUTED = re.compile(rb"stat::number_of_executed_units:\s*(\d+)")
 _PROGRESS = re.compile(rb"^#(\d+)\s", re.MULTILINE)
 # What libFuzzer writes for a crash, an input past -timeout, and one past its memory limit.
@@ -59,7 +59,8 @@ def main() -> int:
 
 def run(name: str, options: argparse.Namespace) -> tuple[str, int, float, list[Path]]:
     work, regressions = WORK / name, REGRESSIONS / name
-    work.mkdir(parents=True, exist_ok=True)
+    learnt = work / "corpus"  # libFuzzer reads its corpus directories recursively
+    learnt.mkdir(parents=True, exist_ok=True)
     regressions.mkdir(parents=True, exist_ok=True)
     before = set(regressions.iterdir())
     command = [
@@ -68,7 +69,7 @@ def run(name: str, options: argparse.Namespace) -> tuple[str, int, float, list[P
         f"-report_slow_units={options.timeout}",
         f"-artifact_prefix={regressions}/",
         *([f"-max_total_time={options.seconds}"] if options.seconds else []),
-        str(work), str(CORPUS / name), str(regressions),
+        str(learnt), str(CORPUS / name), str(regressions),
     ]  # fmt: skip
     source = str(FUZZ.parent / "src")
     environment = {**os.environ, "PYTHONPATH": os.pathsep.join(
