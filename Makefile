@@ -4,8 +4,11 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
+FUZZ_STAMP := $(VENV)/.installed-fuzz
+# Executions per fuzz target (fuzz/run.py): `make fuzz-parsers FUZZ_RUNS=10000` for a quick look.
+FUZZ_RUNS ?= 1000000
 
-.PHONY: install demo test test-hma fuzz fuzz-api fuzz-crash lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
+.PHONY: install demo test test-hma fuzz fuzz-api fuzz-crash fuzz-parsers lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
 
 install: $(STAMP)
 
@@ -20,8 +23,8 @@ demo: install
 	@$(BIN)/hashguard demo --serve
 
 lint: install
-	@$(BIN)/ruff check src tests bench
-	@$(BIN)/ruff format --check src tests bench
+	@$(BIN)/ruff check src tests bench fuzz
+	@$(BIN)/ruff format --check src tests bench fuzz
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache --no-logo
 
@@ -37,7 +40,7 @@ test-hma: install
 	@PYTHON=$(PYTHON) scripts/with-postgresql $(BIN)/python -m pytest -n 2 --dist loadgroup tests/conformance/hma
 
 # Everything that hunts for defects by generating input or killing processes (issue 23).
-fuzz: fuzz-api fuzz-crash
+fuzz: fuzz-api fuzz-parsers fuzz-crash
 
 # Schemathesis against a real `hashguard serve` (tests/api/test_schemathesis.py), with many more
 # generated requests per operation than `make test` sends: HASHGUARD_FUZZ_EXAMPLES (default 300).
@@ -50,6 +53,15 @@ fuzz-api: install
 fuzz-crash: install
 	@PYTHON=$(PYTHON) HASHGUARD_CRASH_TRIALS=$${HASHGUARD_CRASH_TRIALS:-30} PYTHONPATH=tests \
 		scripts/with-postgresql $(BIN)/python -m support.crash
+
+$(FUZZ_STAMP): $(STAMP)
+	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,s3,fuzz]'
+	@touch $@
+
+# atheris (coverage-guided) over every parser of untrusted input: fuzz/targets, seeds in
+# fuzz/corpus, each crash kept in fuzz/regressions (which `make test` replays: tests/fuzz).
+fuzz-parsers: $(FUZZ_STAMP)
+	@$(BIN)/python fuzz/run.py --runs $(FUZZ_RUNS)
 
 $(BENCH_STAMP): $(STAMP)
 	@scripts/ensure-system-packages $(PYTHON) --bench

@@ -225,6 +225,22 @@ def test_a_page_broken_once_is_asked_for_again_and_nothing_is_lost(
     assert len(stopncii.fetches()) == 3  # the first page twice
 
 
+def test_a_page_nested_too_deeply_to_parse_is_asked_for_again_and_nothing_is_lost(
+    stopncii: StopNciiStandIn,
+) -> None:
+    """JSON nested deeper than any parser's recursion once crashed the fetch (issue 23): it
+    is an unreadable page like any other."""
+    for n in range(1, 5):
+        stopncii.add(pdq(n))
+    stopncii.nest_next()
+
+    pages = list(exchange(stopncii).fetch(None))
+
+    assert values(pages) == [("add", "pdq", pdq(n)) for n in range(1, 5)]
+    assert not any(p.quarantined for p in pages)
+    assert len(stopncii.fetches()) == 3  # the first page twice
+
+
 def test_a_page_that_stays_broken_is_skipped_past_named_and_can_be_fetched_again(
     stopncii: StopNciiStandIn,
 ) -> None:

@@ -5,3 +5,4 @@ from pathlib import Path
 REPOSITORY = Path(__file__).resolve().parents[2]
 PACKAGE = REPOSITORY / "src" / "hashguard"
 BENCH = REPOSITORY / "bench"
+FUZZ = REPOSITORY / "fuzz"

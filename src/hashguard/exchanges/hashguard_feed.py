@@ -26,7 +26,7 @@ from hashguard.exchanges.http import Http
 from hashguard.exchanges.registry import register
 from hashguard.lists.mirror import MirrorError
 from hashguard.lists.model import Category, Change
-from hashguard.lists.records import Record
+from hashguard.lists.records import Record, bounded
 
 PAGE: Final = 1000  # changes asked for per request
 # An operator's own command (``lists follow``) reaches the origin it names, wherever it is.
@@ -57,7 +57,7 @@ def _json(base: str, path: str, status: int, body: bytes) -> Any:
         raise ExchangeUnavailable(f"{base}{path}: {status} {_message(body)}")
     try:
         return json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ExchangeUnavailable(f"{base}{path}: the answer is not JSON") from None
 
 
@@ -65,7 +65,7 @@ def _message(body: bytes) -> str:
     """The error message of a refused request (or the start of its body)."""
     try:
         return str(json.loads(body)["error"]["message"])
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, RecursionError, KeyError, TypeError):
         return body[:200].decode("utf-8", "replace")
 
 
@@ -153,7 +153,7 @@ class HashguardExchange:
             page = Page()
             for number, item in enumerate(items, start=since + 1):
                 try:
-                    change = Change.from_json(item)
+                    change = bounded(Change.from_json(item))
                 except Exception as error:  # whatever a change holds, it never fails its page
                     page.quarantined.append(Quarantined(
                         f"change {number} (after version {since})",
@@ -210,7 +210,7 @@ class Feed:
         except ExchangeUnavailable as error:
             raise MirrorError(str(error)) from None
         try:
-            changes = [Change.from_json(item) for item in document["changes"]]
+            changes = [bounded(Change.from_json(item)) for item in document["changes"]]
             return int(document["version"]), changes
         except (KeyError, TypeError, ValueError) as error:
             raise MirrorError(f"{self.name}: a malformed change in the feed ({error})") from None

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
+from hashguard.errors import Invalid
 from hashguard.exchanges.api import (
     CLOCK_SKEW,
     EXCERPT,
@@ -72,7 +73,7 @@ _SETTINGS: Final = {
 }
 
 
-class _Unreadable(Exception):
+class _Unreadable(Invalid):
     """A FetchHashes answer that is not a page (what was wrong, and the body)."""
 
     def __init__(self, problem: str, body: bytes) -> None:
@@ -454,7 +455,7 @@ class StopNcii:
         try:
             document = json.loads(answer.body)
             text = str(document.get("message", "")) if isinstance(document, dict) else ""
-        except ValueError:
+        except (ValueError, RecursionError):
             text = answer.body[:200].decode("utf-8", "replace")
         for secret in self.credentials.values():
             text = text.replace(secret, "[a credential]")
@@ -487,7 +488,7 @@ def _envelope(body: bytes) -> _Envelope:
     """A FetchHashes page's parts; raises _Unreadable saying what is wrong."""
     try:
         document = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as error:
+    except (ValueError, RecursionError, UnicodeDecodeError) as error:
         raise _Unreadable(f"not JSON: {error}", body) from None
     if not isinstance(document, dict):
         raise _Unreadable("not a FetchHashes page (a JSON object)", body)

@@ -48,7 +48,14 @@ from hashguard.exchanges.api import (
 from hashguard.exchanges.fields import MAX_NUMBER
 from hashguard.exchanges.registry import register
 from hashguard.lists.model import Category, Provenance, Source
-from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
+from hashguard.lists.records import (
+    InvalidRecord,
+    Record,
+    Submission,
+    Withdrawal,
+    bounded,
+    canonical,
+)
 
 # ThreatExchange indicator types hashguard matches, and the list signal each becomes (pytx's
 # video_md5 and video_sha256 are digests of the file's bytes, as hashguard's md5 and sha256).
@@ -264,7 +271,10 @@ class ThreatExchangeExchange:
         source = Source(self.organisation, "", reference)
         provenance = Provenance(self.organisation, "", (source,))
         labels = _tags(update.get("tags"))
-        return [Submission(signal, value, labels, provenance, restates=True)], moment
+        try:
+            return [bounded(Submission(signal, value, labels, provenance, restates=True))], moment
+        except InvalidRecord as error:
+            raise _BadUpdate(str(error)) from None
 
     def _page(self, link: str, params: Mapping[str, str] | None, where: str) -> dict[str, Any]:
         problem = ""
@@ -273,7 +283,7 @@ class ThreatExchangeExchange:
             if answer.status == 200:
                 try:
                     document = json.loads(answer.body)
-                except ValueError:
+                except (ValueError, RecursionError):
                     document = None
                 if isinstance(document, dict) and isinstance(document.get("data"), list):
                     return document
@@ -297,7 +307,7 @@ class ThreatExchangeExchange:
             said = f"{error.get('type', 'error')} {error.get('code', '?')}: "
             said += str(error.get("message", ""))[:200]
             code = error.get("code")
-        except (ValueError, KeyError, TypeError, AttributeError):
+        except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
             said = " ".join(answer.body[:200].decode("utf-8", "replace").split()) or "(no body)"
             code = None
         said = said.replace(self._token, "(the token)")

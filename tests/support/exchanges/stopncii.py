@@ -64,6 +64,7 @@ class StopNciiStandIn:
         self.lock = threading.Lock()
         self.records: list[_Stored] = []
         self.corrupt_pages = 0
+        self.deep_pages = 0
         self.held = 0
         self.release = threading.Event()
         self.holding = threading.Event()  # a held page's request has arrived
@@ -154,6 +155,12 @@ class StopNciiStandIn:
         """The next ``pages`` FetchHashes answers are truncated (a transient fault)."""
         with self.lock:
             self.corrupt_pages += pages
+
+    def nest_next(self, pages: int = 1) -> None:
+        """The next ``pages`` FetchHashes answers hold their records inside arrays nested
+        100,000 deep: valid JSON no parser's recursion reaches the bottom of."""
+        with self.lock:
+            self.deep_pages += pages
 
     def hold_next(self) -> None:
         """The next FetchHashes answer waits until ``release`` is set (or the stand-in closes)."""
@@ -266,6 +273,8 @@ class StopNciiStandIn:
             }
             broken = any(s.poisoned for s in page) or self.corrupt_pages > 0
             self.corrupt_pages = max(0, self.corrupt_pages - 1)
+            deep = not broken and self.deep_pages > 0
+            self.deep_pages = max(0, self.deep_pages - 1) if deep else self.deep_pages
             hold = self.held > 0
             self.held = max(0, self.held - 1)
         if hold:
@@ -276,5 +285,12 @@ class StopNciiStandIn:
             text = json.dumps(document).replace("}, {", "} {", 1)
             if text == json.dumps(document):
                 text = text[: len(text) // 2]
+            return 200, text.encode()
+        if deep:
+            records = json.dumps(document["hashRecords"])
+            nested = "[" * 100_000 + records + "]" * 100_000
+            text = json.dumps({**document, "hashRecords": None}).replace(
+                '"hashRecords": null', f'"hashRecords": {nested}'
+            )
             return 200, text.encode()
         return 200, document

@@ -4,6 +4,7 @@ import csv
 from pathlib import Path
 from typing import Any, Final, TextIO
 
+from hashguard.lists import limits
 from hashguard.lists.records import InvalidRecord
 
 
@@ -19,12 +20,12 @@ class ListFormatError(InvalidRecord):
 
 
 # A CSV field may hold a long video's vPDQ (about 80 characters a second): Python's default
-# limit (131,072 characters, 27 minutes) is raised to what an import may hold.
-FIELD_LIMIT: Final = 1 << 30
+# limit (131,072 characters, 27 minutes) is raised to the longest value an import may hold.
+FIELD_LIMIT: Final = limits.VALUE
 
 
 def csv_rows(file: TextIO) -> Any:  # a csv reader (its type is private to _csv)
     """``csv.reader`` over ``file`` (strict), taking fields up to ``FIELD_LIMIT``."""
-    if csv.field_size_limit() < FIELD_LIMIT:
+    if csv.field_size_limit() != FIELD_LIMIT:
         csv.field_size_limit(FIELD_LIMIT)
     return csv.reader(file, strict=True)

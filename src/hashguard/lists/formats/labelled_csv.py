@@ -29,7 +29,14 @@ from typing import Final, TextIO
 
 from hashguard.lists.formats import ListFormatError, csv_rows
 from hashguard.lists.model import ChangeKind, Entry, EntryStatus, Provenance, Source
-from hashguard.lists.records import InvalidRecord, Record, Submission, Tombstone, canonical
+from hashguard.lists.records import (
+    InvalidRecord,
+    Record,
+    Submission,
+    Tombstone,
+    bounded,
+    canonical,
+)
 
 COLUMNS: Final = (
     "signal",
@@ -59,8 +66,8 @@ def read(path: Path) -> Iterator[Record]:
     try:
         with open(path, newline="", encoding="utf-8-sig") as file:
             rows = csv_rows(file)
-            header = _header(path, next(rows, None))
             try:
+                header = _header(path, next(rows, None))
                 for row in rows:
                     yield _record(path, rows.line_num, header, row)
             except csv.Error as error:
@@ -104,8 +111,9 @@ def _header(path: Path, row: list[str] | None) -> dict[str, int]:
     names = [name.strip().lower() for name in row]
     unknown = [name for name in names if name not in COLUMNS]
     if unknown:
+        shown = unknown[0] if len(unknown[0]) <= 40 else f"{unknown[0][:40]}..."
         raise ListFormatError(
-            path, 1, f"unknown column {unknown[0]!r}; the columns are {', '.join(COLUMNS)}"
+            path, 1, f"unknown column {shown!r}; the columns are {', '.join(COLUMNS)}"
         )
     repeated = [name for i, name in enumerate(names) if name in names[:i]]
     if repeated:
@@ -117,6 +125,14 @@ def _header(path: Path, row: list[str] | None) -> dict[str, int]:
 
 
 def _record(path: Path, line: int, header: dict[str, int], row: list[str]) -> Record:
+    record = _unchecked(path, line, header, row)
+    try:
+        return bounded(record)
+    except InvalidRecord as error:
+        raise ListFormatError(path, line, str(error)) from None
+
+
+def _unchecked(path: Path, line: int, header: dict[str, int], row: list[str]) -> Record:
     if len(row) != len(header):
         raise ListFormatError(path, line, f"{len(row)} fields, the header has {len(header)}")
 
@@ -133,13 +149,13 @@ def _record(path: Path, line: int, header: dict[str, int], row: list[str]) -> Re
         return Tombstone(signal, value, _TOMBSTONES[status], f"{path.name}:{line}")
     if status != EntryStatus.ACTIVE.value:
         raise ListFormatError(
-            path, line, f"status {status!r}; expected active, contested, delisted or deleted"
+            path, line, f"status {status[:40]!r}; expected active, contested, delisted or deleted"
         )
     organisation = field("organisation")
     stability = field("stability")
     if stability and not (stability.isascii() and stability.isdigit() and int(stability) <= 100):
         raise ListFormatError(
-            path, line, f"stability {stability!r}; expected a whole number 0-100, or empty"
+            path, line, f"stability {stability[:40]!r}; expected a whole number 0-100, or empty"
         )
     source = (Source(organisation, field("jurisdiction").upper(), field("reference")),)
     return Submission(

@@ -42,15 +42,25 @@ from xml.sax.saxutils import escape, quoteattr
 from defusedxml import DefusedXmlException
 from defusedxml.ElementTree import fromstring, iterparse
 
+from hashguard.lists import limits
 from hashguard.lists.formats import ListFormatError
 from hashguard.lists.model import Entry, EntryStatus, Provenance, Source
-from hashguard.lists.records import InvalidRecord, Record, Submission, Withdrawal, canonical
+from hashguard.lists.records import (
+    InvalidRecord,
+    Record,
+    Submission,
+    Withdrawal,
+    bounded,
+    canonical,
+)
 from hashguard.signals import registry
 
 NAMESPACE: Final = "https://hashsharing.ncmec.org/hashsharing/v2"
 # Fingerprint elements hashguard matches, and the list signal each becomes.
 SIGNALS: Final = {"md5": "md5", "sha1": "sha1", "pdq": "pdq"}
 EXCERPT: Final = 2000  # characters of an unreadable entry kept
+# A member's id and an entry's id, each a part of the entry's reference.
+_ID: Final = (limits.REFERENCE - len("ncmec::video:")) // 2
 _ENTRIES: Final = {
     "image": ("image", False),
     "deletedImage": ("image", True),
@@ -177,6 +187,8 @@ def _page_root(body: bytes) -> Element:
         raise MalformedPage(f"{line}malformed XML: {error}") from None
     except DefusedXmlException as error:
         raise MalformedPage(f"refused XML: {error}") from None
+    except (LookupError, ValueError) as error:  # expat's refusal of the declared encoding
+        raise MalformedPage(_encoding_refused(error)) from None
 
 
 def _plain(body: bytes) -> bool:
@@ -234,6 +246,12 @@ def _entries(source: str) -> Iterator[tuple[int, str, Element]]:
         raise _NotEntries(line, f"malformed XML: {error}") from None
     except DefusedXmlException as error:
         raise _NotEntries(None, f"refused XML: {error}") from None
+    except (LookupError, ValueError) as error:  # expat's refusal of the declared encoding
+        raise _NotEntries(1, _encoding_refused(error)) from None
+
+
+def _encoding_refused(error: Exception) -> str:
+    return f"the encoding the XML declaration names cannot be read ({error}); UTF-8 can"
 
 
 def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> list[Record]:
@@ -256,11 +274,17 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
                 classifications.append(text)
     entry_id = _text(identifier)
     member_id = (member.get("id") or "").strip() if member is not None else ""
+    for name, text in (("<member id=...>", member_id), ("<id>", entry_id)):
+        if len(text) > _ID:
+            raise _BadEntry(
+                f"<{tag}> {number}", f"{name} of {len(text):,} characters; the limit is {_ID}"
+            )
     if member is None or not member_id or not entry_id:
         where = f"<{tag}> {number}" + (f" (member {member_id}, id {entry_id})" if entry_id else "")
         missing = "no <member id=...>" if member is None or not member_id else "no <id>"
         raise _BadEntry(where, missing)
     ref = reference(member_id, media, entry_id)
+    where = f"<{tag}> {number} (member {member_id}, id {entry_id})"
     if deleted:
         return [Withdrawal(ref, None, f"NCMEC: member {member_id} deleted {media} {entry_id}")]
     organisation = _text(member) or f"NCMEC member {member_id}"
@@ -281,16 +305,19 @@ def _entry(number: int, tag: str, element: Element, skipped: Counter[str]) -> li
         try:
             value = text if _canonical_already(signal, text) else canonical(signal, text)
         except InvalidRecord as error:
-            where = f"<{tag}> {number} (member {member_id}, id {entry_id})"
             raise _BadEntry(where, str(error)) from None
         values[(signal, value)] = None
     if unread is not None:
         skipped.update(unread)
     if not values:
         skipped[f"{media} entries with no md5, sha1 or pdq fingerprint"] += 1
-    records: list[Record] = [
-        Submission(signal, value, labels, provenance, restates=True) for signal, value in values
-    ]
+    try:
+        records: list[Record] = [
+            bounded(Submission(signal, value, labels, provenance, restates=True))
+            for signal, value in values
+        ]
+    except InvalidRecord as error:
+        raise _BadEntry(where, str(error)) from None
     # The record is the member's whole entry now: what it no longer lists loses this source.
     records.append(
         Withdrawal(ref, frozenset(values), f"NCMEC: member {member_id} changed {media} {entry_id}")

@@ -25,7 +25,7 @@ from typing import Final, TextIO
 from hashguard.lists.formats import ListFormatError, csv_rows
 from hashguard.lists.formats.plain import lines as plain_lines
 from hashguard.lists.model import Entry, Provenance, Source
-from hashguard.lists.records import InvalidRecord, Submission, canonical_line
+from hashguard.lists.records import InvalidRecord, Submission, bounded, canonical_line
 
 HEADER: Final = ("signal_type", "signal_str", "collab", "category", "tags")
 SIGNALS: Final = {"pdq": "pdq", "vpdq": "vpdq", "video_md5": "md5", "video_sha256": "sha256"}
@@ -67,7 +67,7 @@ def _read_csv(path: Path, skipped: Counter[str]) -> Iterator[Submission]:
                     signal_type, value, collab, category, tags = (field.strip() for field in row)
                     if category not in _KNOWN_CATEGORIES:
                         raise ListFormatError(
-                            path, line, f"category {category!r}; expected one of "
+                            path, line, f"category {category[:40]!r}; expected one of "
                             f"{', '.join(sorted(_KNOWN_CATEGORIES))}",
                         )  # fmt: skip
                     if category not in _POSITIVE:
@@ -77,12 +77,15 @@ def _read_csv(path: Path, skipped: Counter[str]) -> Iterator[Submission]:
                     if record is None:
                         continue
                     source = (Source(collab),) if collab else ()
-                    yield Submission(
-                        record.signal,
-                        record.value,
-                        frozenset(tags.split()),
-                        Provenance(collab, "", source),
-                    )
+                    try:
+                        yield bounded(Submission(
+                            record.signal,
+                            record.value,
+                            frozenset(tags.split()),
+                            Provenance(collab, "", source),
+                        ))  # fmt: skip
+                    except InvalidRecord as error:
+                        raise ListFormatError(path, line, str(error)) from None
             except csv.Error as error:
                 raise ListFormatError(path, rows.line_num, f"malformed CSV: {error}") from None
     except UnicodeDecodeError as error:
@@ -110,7 +113,7 @@ def _submission(
 ) -> Submission | None:
     signal = SIGNALS.get(signal_type.strip())
     if signal is None:
-        skipped[f"{signal_type.strip() or '(empty)'} signals (not supported)"] += 1
+        skipped[f"{signal_type.strip()[:40] or '(empty)'} signals (not supported)"] += 1
         return None
     try:
         return Submission(signal, canonical_line(signal, value.strip()))

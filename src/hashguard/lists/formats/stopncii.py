@@ -47,7 +47,7 @@ def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
             if first in ("{", "[") and not _json_lines(path):
                 try:
                     document = json.load(file)
-                except ValueError as error:
+                except (ValueError, RecursionError) as error:
                     raise ListFormatError(path, None, f"not JSON ({error})") from None
                 for number, record in enumerate(_records(path, None, document), start=1):
                     yield from _record(path, f"record {number}", record, skipped)
@@ -57,7 +57,7 @@ def read(path: Path, skipped: Counter[str] | None = None) -> Iterator[Record]:
                     continue
                 try:
                     document = json.loads(line)
-                except ValueError as error:
+                except (ValueError, RecursionError) as error:
                     raise ListFormatError(path, number, f"not JSON ({error})") from None
                 for record in _records(path, number, document):
                     yield from _record(path, f"line {number}", record, skipped)
@@ -75,7 +75,7 @@ def _json_lines(path: Path) -> bool:
             if line.strip():
                 try:
                     json.loads(line)
-                except ValueError:
+                except (ValueError, RecursionError):
                     return False
                 values += 1
                 if values > 1:
@@ -122,7 +122,7 @@ def record_of(record: Any, where: str, skipped: Counter[str]) -> Record | None:
             raise InvalidRecord(f"{where}: {name} is {_shown(field)}, expected a string")
     signal = SIGNALS.get(signal_type)
     if signal is None:
-        skipped[f"{signal_type} records (not supported)"] += 1
+        skipped[f"{signal_type[:40]} records (not supported)"] += 1
         return None
     value = canonical(signal, str(value), where)
     if status in _WITHDRAWN or (status not in _LIVE and _all_withdrawn(record)):
@@ -132,7 +132,7 @@ def record_of(record: Any, where: str, skipped: Counter[str]) -> Record | None:
         )
     if status in _LIVE:
         return Submission(signal, value, frozenset(), _SOURCE)
-    skipped[f"records of status {status!r} (not activated)"] += 1
+    skipped[f"records of status {status[:40]!r} (not activated)"] += 1
     return None
 
 

@@ -1,0 +1,173 @@
+"""Writes the fuzz corpus (fuzz/corpus/<target>/): small, benign, generated seeds, one
+directory per target. Run from the repository root after changing a target or a format:
+
+    PYTHONPATH=src python fuzz/seeds.py
+
+Images are generated patterns; list files are the repository's own examples/; the device files
+come from a real release of two made-up hashes built here, signed with a throwaway key.
+"""
+
+import hashlib
+import io
+import json
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hashguard.device import delta
+from hashguard.device.build import build
+from hashguard.index.fuse import FuseFilter
+from hashguard.lists.model import Category, EntryStatus, HashList, Provenance, new_entry
+from hashguard.signals import registry
+from hashguard.transparency import keys
+from hashguard.transparency import manifest as signed_manifest
+from hashguard.transparency.log import TransparencyLog
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT / "fuzz" / "corpus"
+EXAMPLES = ROOT / "examples"
+
+
+def main() -> None:
+    seeds = {
+        "media_sniff": dict(_images()),
+        "media_structure": dict(_images()),
+        "media_image": dict(_images()),
+        "list_text": _text_lists(),
+        "list_csv": _examples("shared.csv"),
+        "list_pytx": _examples("signals.csv", "local_file.txt"),
+        "list_ncmec": _examples("entries.xml"),
+        "exchange_ncmec": _examples("entries.xml"),
+        "list_stopncii": {**_examples("fetch.json"), "lines.jsonl": _stopncii_lines()},
+        "exchange_stopncii": {"page.json": _stopncii_page()},
+        "takedown_xarf": _xarf(),
+        "takedown_reply": {
+            "ticket.json": b'{"ticket": "T-1234", "origin": "192.0.2.7"}',
+            "error.json": b'{"id": 42, "error": "over quota"}',
+        },
+        **_device(),
+    }
+    for target, files in seeds.items():
+        directory = CORPUS / target
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        for name, data in files.items():
+            (directory / name).write_bytes(data)
+        print(f"{target}: {len(files)} seeds, {sum(map(len, files.values())):,} bytes")
+
+
+def _images() -> Iterator[tuple[str, bytes]]:
+    grid = np.indices((24, 32)).sum(axis=0) * 8 % 256
+    rgb = Image.fromarray(np.stack([grid, grid[::-1], 255 - grid], axis=2).astype(np.uint8))
+    for name, options in (
+        ("image.png", {"format": "PNG"}),
+        ("image.jpg", {"format": "JPEG", "quality": 60}),
+        ("progressive.jpg", {"format": "JPEG", "quality": 60, "progressive": True}),
+        ("image.webp", {"format": "WEBP", "quality": 50}),
+        ("image.bmp", {"format": "BMP"}),
+    ):
+        out = io.BytesIO()
+        rgb.save(out, **options)
+        yield name, out.getvalue()
+    frames = [rgb.convert("P"), rgb.rotate(90).convert("P")]
+    for name, kind in (("animated.gif", "GIF"), ("pages.tiff", "TIFF")):
+        out = io.BytesIO()
+        frames[0].save(out, kind, save_all=True, append_images=frames[1:])
+        yield name, out.getvalue()
+
+
+def _examples(*names: str) -> dict[str, bytes]:
+    return {name: (EXAMPLES / name).read_bytes() for name in names}
+
+
+def _text_lists() -> dict[str, bytes]:
+    """Plain lists; the first byte picks the signal (list_text's convention)."""
+    signals = registry.listable_names()
+
+    def picked(signal: str) -> bytes:
+        return bytes([signals.index(signal)])
+
+    md5 = "\n".join(hashlib.md5(bytes([n])).hexdigest() for n in range(3)).encode()
+    return {
+        "pdq.txt": picked("pdq") + (EXAMPLES / "hashes.txt").read_bytes(),
+        "vpdq.txt": picked("vpdq") + (EXAMPLES / "videos.txt").read_bytes(),
+        "md5.txt": picked("md5") + b"# digests\n" + md5 + b"\n",
+    }
+
+
+def _stopncii_lines() -> bytes:
+    page = json.loads((EXAMPLES / "fetch.json").read_bytes())
+    return b"".join(json.dumps(record).encode() + b"\n" for record in page["hashRecords"])
+
+
+def _stopncii_page() -> bytes:
+    """A FetchHashes page as the API answers it (the example file, with its paging fields)."""
+    page = json.loads((EXAMPLES / "fetch.json").read_bytes())
+    return json.dumps({**page, "nextSetTimestamp": 1764633780, "hasMoreRecords": False}).encode()
+
+
+def _xarf() -> dict[str, bytes]:
+    reports = json.loads((EXAMPLES / "takedown-notices.json").read_bytes())
+    return {
+        "reports.json": (EXAMPLES / "takedown-notices.json").read_bytes(),
+        "one.json": json.dumps(reports[0]).encode(),
+        "lines.jsonl": b"".join(json.dumps(r).encode() + b"\n" for r in reports),
+    }
+
+
+def _device() -> dict[str, dict[str, bytes]]:
+    """The files of a real offline release of two made-up hashes, and of its delta."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        signer, log_key = root / "signer.key", root / "log.key"
+        keys.generate(signer)
+        keys.generate(log_key)
+        log = TransparencyLog.create_or_open(root / "log", keys.load(log_key))
+        hash_list = HashList(1, "fuzz", "Fuzz", Category.TEST)
+        values = [hashlib.sha256(bytes([n])).hexdigest() for n in range(3)]
+        active = EntryStatus.ACTIVE
+
+        def release(out: str, count: int, previous: Path | None) -> Path:
+            entries = [
+                new_entry(n + 1, 1, "sha256", value, frozenset(), Provenance(), active, n + 1)
+                for n, value in enumerate(values[:count])
+            ]
+            build([(hash_list, entries)], "offline", keys.load(signer), log, keys.load(log_key),
+                  root / out, previous=previous)  # fmt: skip
+            return root / out
+
+        first = release("v1", 2, None)
+        second = release("v2", 3, first)
+        files = signed_manifest.FILES
+        found: dict[str, dict[str, bytes]] = {"device_manifest": {}, "device_filter": {},
+                                              "device_delta": {}, "device_state": {}}  # fmt: skip
+        for directory in (first, second):
+            found["device_manifest"][directory.name] = b"\0".join(
+                (directory / name).read_bytes() for name in files
+            )
+            described = json.loads((directory / signed_manifest.MANIFEST).read_bytes())["files"]
+            for role, file in described.items():
+                data = (directory / file["name"]).read_bytes()[:-32]  # the target adds the digest
+                target = "device_delta" if role == "delta" else "device_filter"
+                found[target][f"{directory.name}-{role}"] = data
+        small = FuseFilter.build(np.arange(1, 4, dtype=np.uint64), 8)
+        small.save(root / "small.bin")
+        found["device_filter"]["small"] = (root / "small.bin").read_bytes()[:-32]
+        added, removed = np.array([1, 5], dtype=np.uint64), np.array([2], dtype=np.uint64)
+        delta.write(root / "delta.bin", {"exact_added": added, "exact_removed": removed})
+        found["device_delta"]["exact"] = (root / "delta.bin").read_bytes()[:-32]
+        head = log.head()
+        found["device_state"]["state.json"] = json.dumps({
+            "version": 2, "release": "v2", "signer": keys.public_hex(keys.load(signer)),
+            "stream": ["a", "b", "offline", False], "log_key": log.public_key(),
+            "head": head.as_json(),
+        }).encode()  # fmt: skip
+        return found
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,13 @@
+"""The stopncii list format as ``hashguard lists import`` and the import route read it."""
+
+from collections import Counter
+from pathlib import Path
+
+from hashguard.lists.formats import reader
+
+
+def one(data: bytes, scratch: Path) -> None:
+    path = scratch / "list"
+    path.write_bytes(data)
+    for _ in reader.read(path, "stopncii", skipped=Counter()):
+        pass
