@@ -207,6 +207,7 @@ class Service:
         self._webhooks: threading.Thread | None = None
         self._sync = threading.Lock()
         self._key_cache: dict[str, tuple[ApiKey, float]] = {}
+        self._key_generation = 0  # counts key changes seen: a lookup that raced one is not cached
         self._key_watch: KeyWatch | None = None  # from start() to stop()
         self.batcher: MatchBatcher | None = None
         self.recorder: MatchRecorder | None = None
@@ -630,14 +631,19 @@ class Service:
         now = time.monotonic()
         watch = self._key_watch
         if watch is not None and watch.changed():  # a key may have been revoked elsewhere
-            self._key_cache.clear()
+            self._forget_keys()
         cached = self._key_cache.get(token)
         if cached is not None and cached[1] > now:
             return cached[0]
+        generation = self._key_generation
         key = await run_in_threadpool(self.keys.authenticate, token)
         if key is None:
             self._key_cache.pop(token, None)
             return None
+        if generation != self._key_generation:
+            # Keys changed while this lookup ran: what it read may be a key revoked since,
+            # good for this request (it came first), never for the next ones.
+            return key
         if len(self._key_cache) > 10_000:  # many keys in use: start again
             self._key_cache.clear()
         self._key_cache[token] = (key, now + self.settings.key_cache_seconds)
@@ -645,8 +651,14 @@ class Service:
 
     def forget_key(self, ident: str) -> None:
         """A key revoked here stops working at once."""
+        self._key_generation += 1
         for token in [t for t, (key, _) in self._key_cache.items() if key.id == ident]:
             del self._key_cache[token]
+
+    def _forget_keys(self) -> None:
+        """Every cached key looked up again, and no lookup already running cached."""
+        self._key_generation += 1
+        self._key_cache.clear()
 
     def _record_configuration(self) -> None:
         """An audit event when the service starts with settings unlike the last recorded."""
