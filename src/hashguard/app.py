@@ -122,13 +122,13 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         return console.too_large(settings.max_upload_bytes) if path == console.TESTER else None
 
     app.add_middleware(BodyLimitMiddleware, limit_for=limit_for, page_for=page_for)
-    app.add_middleware(SecurityHeaders)  # outermost: the body limit's pages get them too
     return app
 
 
 def served(app: FastAPI) -> ASGIApp:
     """What the server runs: ``app`` behind the metrics on every request and the lean path of
     the hot routes (``api.hot``: matching by hash, HMA's lookups), which passes everything else
-    on to ``app``."""
+    on to ``app``; the security headers around it all, so the hot routes' answers, the body
+    limit's pages and the framework's last-resort 500s get them too."""
     metrics = app.state.metrics
-    return MetricsMiddleware(HotRoutes(app, app.state.service, metrics), metrics)
+    return SecurityHeaders(MetricsMiddleware(HotRoutes(app, app.state.service, metrics), metrics))
