@@ -189,6 +189,11 @@ def test_the_fast_lookups_answer_as_the_framework_routes(hma: Server) -> None:
         ("matcher", {"signal_type": "pdq"}),  # 400: no signal
         ("matcher", {"signal": listed[0]}),
         ("matcher", {"signal_type": "pdq", "signal": listed[0], "content_ref": "x" * 501}),
+        # each text parameter over its bound (api/fields.py): 400 naming it, on either path
+        ("matcher", {"signal_type": "pdq", "signal": listed[1], "banks": "B," * 1500}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[1], "seed": "7" * 100}),
+        ("matcher", {"signal_type": "pdq", "signal": listed[1] + "0" * 40}),
+        ("matcher", {"signal_type": "pdq" * 30, "signal": listed[1]}),
         ("matcher", {"signal_type": "pdq", "signal": listed[0], "include_distance": "maybe"}),
         ("matcher", {"signal_type": "pdq", "signal": listed[0], "bypass_coinflip": "yes"}),
         ("curator", {"signal_type": "pdq", "signal": listed[0]}),  # 403: not a matcher
@@ -202,6 +207,7 @@ def test_the_fast_lookups_answer_as_the_framework_routes(hma: Server) -> None:
             assert slow.request.headers["content-length"] == "1"
             where = f"{path} as {role}: {params}"
             assert (fast.status_code, fast.json()) == (slow.status_code, slow.json()), where
+            assert fast.headers.get("cache-control") == slow.headers.get("cache-control"), where
             answered.add(fast.status_code)
     assert answered == {200, 400, 401, 403}
     raw = hma.get("/m/raw_lookup", "matcher", params={

@@ -23,6 +23,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hashguard.api.errors import ApiError, error_response, internal_error, status_of
+from hashguard.api.fields import TEXT_CHARS, WORD_CHARS
 from hashguard.api.hma.matching import lookup_answer, raw_lookup_answer
 from hashguard.api.matching import (
     CONTENT_REF_LENGTH,
@@ -40,6 +41,13 @@ RAW_LOOKUP: Final = "/m/raw_lookup"
 _JSON: Final = (b"content-type", b"application/json")
 # The values of a boolean parameter taken here; FastAPI takes more spellings (yes, on, ...).
 _FLAGS: Final = {"true": True, "false": False, "1": True, "0": False}
+# The longest value of each text parameter of HMA's lookups, as their routes declare them
+# (api.fields): a longer one passes on to FastAPI, which refuses it naming the parameter.
+_BOUNDS: Final = {
+    "signal_type": WORD_CHARS, "signal": WORD_CHARS, "content_type": WORD_CHARS,
+    "seed": WORD_CHARS, "types": TEXT_CHARS, "banks": TEXT_CHARS,
+    "content_ref": CONTENT_REF_LENGTH,
+}  # fmt: skip
 
 
 @dataclass(slots=True)
@@ -130,12 +138,7 @@ class HotRoutes:
         signal_type, signal = given.get("signal_type"), given.get("signal")
         include_distance = _FLAGS.get(given.get("include_distance", "false"))
         content_ref = given.get("content_ref", "")
-        if (
-            signal_type is None
-            or signal is None
-            or include_distance is None
-            or len(content_ref) > CONTENT_REF_LENGTH
-        ):
+        if signal_type is None or signal is None or include_distance is None:
             return None
         return await raw_lookup_answer(
             self.service, self.metrics, call.key, signal_type, signal, include_distance,
@@ -148,7 +151,7 @@ class HotRoutes:
             return None
         bypass = _FLAGS.get(given.get("bypass_coinflip", "false"))
         content_ref = given.get("content_ref", "")
-        if bypass is None or len(content_ref) > CONTENT_REF_LENGTH:
+        if bypass is None:
             return None
         return await lookup_answer(
             self.service, self.metrics, call.key, given.get("signal_type"), given.get("signal"),
@@ -166,11 +169,15 @@ _ROUTES: Final[dict[tuple[str, str], tuple[_Handler, frozenset[Role]]]] = {
 
 def _parameters(call: _Call) -> dict[str, str] | None:
     """The query's parameters as FastAPI reads them (the last of a repeated name wins), or
-    None for a GET that carries a body (FastAPI's to answer)."""
+    None for a GET that carries a body or a parameter longer than its route takes (FastAPI's
+    to answer)."""
     headers = call.headers
     if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
         return None
-    return dict(parse_qsl(call.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    given = dict(parse_qsl(call.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    if any(len(value) > _BOUNDS.get(name, len(value)) for name, value in given.items()):
+        return None
+    return given
 
 
 async def _read(receive: Receive) -> tuple[bytes, Receive]:
