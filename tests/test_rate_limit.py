@@ -54,6 +54,20 @@ def test_ipv6_addresses_are_counted_per_64_and_mapped_ipv4_as_itself() -> None:
     assert limit.reserve("192.0.2.9")[0] > 0
 
 
+def test_a_port_a_proxy_appends_does_not_make_each_connection_an_address() -> None:
+    """Granian's proxy headers keep X-Forwarded-For's port (uvicorn's drop it): one address
+    guessing from many source ports is one address."""
+    guesses = Guesses("complaint links", 2, 900.0, 100, Clock())
+    for port in (5001, 5002):
+        guesses.attempt(f"198.51.100.7:{port}")  # wrong guesses: never taken back
+    with pytest.raises(RateLimited) as limited:
+        guesses.attempt("198.51.100.7:5003")
+    assert limited.value.scope == "address"
+    limit = AddressLimit(1, 3600.0, Clock())
+    assert limit.reserve("[2001:db8:1:2::1]:443")[0] == 0.0
+    assert limit.reserve("2001:db8:1:2::99")[0] > 0  # the same /64, without brackets or port
+
+
 def test_an_event_taken_back_does_not_count() -> None:
     limit = AddressLimit(1, 3600.0, Clock())
     wait, token = limit.reserve("2001:db8::1")

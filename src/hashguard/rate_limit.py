@@ -202,11 +202,23 @@ class Guesses:
 
 def client(address: str) -> str:
     """Whom ``address`` stands for: itself, or its /64 network when it is IPv6 (an IPv4 address
-    mapped into IPv6 stands for itself)."""
+    mapped into IPv6 stands for itself). A port some proxies append (``192.0.2.7:5001``,
+    ``[2001:db8::1]:443``) is dropped, so each connection is not an address of its own; a value
+    that is no address at all (a test client's name) stands for itself."""
+    host = address
+    if address.startswith("[") and "]" in address:
+        host = address[1 : address.index("]")]
+    elif address.count(":") == 1:  # IPv4 with a port (IPv6 has at least two colons)
+        host = address.partition(":")[0]
     try:
-        parsed = ipaddress.ip_address(address)
-    except ValueError:  # not an address (a test client's name): itself
+        parsed = ipaddress.ip_address(host)
+    except ValueError:
         return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
     if isinstance(parsed, ipaddress.IPv6Address):
         if parsed.ipv4_mapped is not None:
             return str(parsed.ipv4_mapped)

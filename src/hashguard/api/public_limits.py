@@ -39,8 +39,9 @@ class PublicLimits:
 
 
 def client_of(request: Request) -> str | None:
-    """The address ``request`` came from (the proxy's forwarded one where it is trusted:
-    uvicorn resolves X-Forwarded-For from ``forwarded_allow_ips``)."""
+    """The address ``request`` came from (the proxy's forwarded one where it is trusted: the
+    server core, uvicorn or granian, resolves X-Forwarded-For from ``forwarded_allow_ips``;
+    granian keeps a port the proxy appended, which ``rate_limit.client`` drops)."""
     return request.client.host if request.client is not None else None
 
 

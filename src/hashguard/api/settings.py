@@ -249,7 +249,7 @@ class ServiceSettings:
         "127.0.0.1", TEXT, "server",
         "The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
         "and X-Forwarded-Proto are believed: the client's address (per-address limits) and "
-        "https (the desk's Secure cookie). Name the balancer; * believes any sender, so any "
+        "whether it came over https. Name the balancer; * believes any sender, so any "
         "client can claim any address.",
     )  # fmt: skip
     insecure_cookies: bool = setting(

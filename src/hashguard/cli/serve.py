@@ -79,8 +79,8 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
     for name in ("uvicorn.access", "granian.access"):
         logging.getLogger(name).addFilter(CaseNumbersHidden())
     # A reverse proxy on this machine says who the client is and whether it came over https
-    # (X-Forwarded-For, X-Forwarded-Proto): the victims' routes limit wrong PINs per client,
-    # and the desk's cookie is Secure over https. Those headers are believed from the proxies
+    # (X-Forwarded-For, X-Forwarded-Proto): the public routes' limits count per client
+    # address. Those headers are believed from the proxies
     # named (forwarded_allow_ips, 127.0.0.1 by default) only, so nobody else can claim another
     # address.
     try:

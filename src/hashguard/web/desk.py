@@ -76,7 +76,7 @@ async def logout(request: Request, csrf: Annotated[str, Form()] = "") -> Respons
     if not isinstance(caller, Response):
         sessions.sign_out(request)
     answer = RedirectResponse("/desk/login", 303)
-    answer.delete_cookie(sessions.COOKIE, path="/")
+    answer.delete_cookie(sessions.COOKIE, **sessions.cookie_flags(service_of(request)))
     return answer
 
 

@@ -11,7 +11,7 @@ sessions at once).
 
 import secrets
 import time
-from typing import Final
+from typing import Any, Final
 
 from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
@@ -19,6 +19,7 @@ from fastapi.responses import RedirectResponse, Response
 from hashguard.api.auth import actor
 from hashguard.api.matching import service_of
 from hashguard.api.public_limits import guarded, limits_of
+from hashguard.api.service import Service
 from hashguard.errors import NotFound
 from hashguard.rate_limit import RateLimited
 from hashguard.store.api_keys import ApiKey, Role
@@ -113,10 +114,14 @@ async def sign_in(request: Request, token: str, then: str = "") -> Response:
     answer = RedirectResponse(then if then in opens else opens[0], 303)
     # Secure even over plain http: browsers keep it from 127.0.0.1 and localhost, and a
     # deployment reached over http from elsewhere must say so (insecure_cookies).
-    answer.set_cookie(COOKIE, session_id, httponly=True, samesite="strict", path="/",
-                      secure=not service.settings.insecure_cookies,
-                      max_age=SESSION_SECONDS)  # fmt: skip
+    answer.set_cookie(COOKIE, session_id, max_age=SESSION_SECONDS, **cookie_flags(service))
     return answer
+
+
+def cookie_flags(service: Service) -> dict[str, Any]:
+    """The session cookie's flags, as it is set and as it is deleted."""
+    return {"httponly": True, "samesite": "strict", "path": "/",
+            "secure": not service.settings.insecure_cookies}  # fmt: skip
 
 
 def refused_words(error: RateLimited) -> str:
