@@ -178,6 +178,8 @@ class Soak:
                     found = client.get("/v1/detections", params={"limit": 100})
                     found.raise_for_status()
                     for detection in found.json()["detections"]:
+                        if self.stop.is_set():
+                            break
                         for step, body, status in steps:
                             path = f"/v1/detections/{detection['id']}/{step}"
                             answer = client.post(path, json=body)
