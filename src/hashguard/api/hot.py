@@ -90,10 +90,10 @@ class HotRoutes:
         try:
             answer = await handler(self, call)
         except ApiError as error:
-            answer = error_response(
+            refusal = error_response(
                 error.status, error.message, error.code, path, error.retry_after
             )
-            await answer(scope, call.receive, send)
+            await refusal(scope, call.receive, send)
             return
         except HashguardError as error:  # as FastAPI's handler answers it
             await error_response(status_of(error), str(error), path=path)(scope, call.receive, send)
