@@ -23,7 +23,7 @@ from pydantic import ValidationError
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from hashguard.api.errors import ApiError, error_response, internal_error, status_of
-from hashguard.api.fields import TEXT_CHARS, WORD_CHARS
+from hashguard.api.fields import HASH_CHARS, TEXT_CHARS, WORD_CHARS
 from hashguard.api.hma.matching import lookup_answer, raw_lookup_answer
 from hashguard.api.matching import (
     CONTENT_REF_LENGTH,
@@ -44,7 +44,7 @@ _FLAGS: Final = {"true": True, "false": False, "1": True, "0": False}
 # The longest value of each text parameter of HMA's lookups, as their routes declare them
 # (api.fields): a longer one passes on to FastAPI, which refuses it naming the parameter.
 _BOUNDS: Final = {
-    "signal_type": WORD_CHARS, "signal": WORD_CHARS, "content_type": WORD_CHARS,
+    "signal_type": WORD_CHARS, "signal": HASH_CHARS, "content_type": WORD_CHARS,
     "seed": WORD_CHARS, "types": TEXT_CHARS, "banks": TEXT_CHARS,
     "content_ref": CONTENT_REF_LENGTH,
 }  # fmt: skip

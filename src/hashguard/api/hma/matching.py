@@ -10,7 +10,7 @@ from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import unscoped, visible
 from hashguard.api.errors import ApiError
-from hashguard.api.fields import Text, Url, Word
+from hashguard.api.fields import HashText, Text, Url, Word
 from hashguard.api.hma.hashing import hashed_query
 from hashguard.api.hma.models import (
     INDEXED,
@@ -102,7 +102,7 @@ async def raw_lookup(
     request: Request,
     key: Matcher,
     signal_type: Word,
-    signal: Word,
+    signal: HashText,
     include_distance: bool = False,
     banks: Text | None = None,
     content_ref: Annotated[str, Query(max_length=CONTENT_REF_LENGTH)] = "",
@@ -163,7 +163,7 @@ async def lookup(
     request: Request,
     key: Matcher,
     signal_type: Word | None = None,
-    signal: Word | None = None,
+    signal: HashText | None = None,
     url: Url | None = None,
     content_type: Word | None = None,
     types: Text | None = None,
