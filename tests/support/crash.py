@@ -44,7 +44,7 @@ from hashguard.review import webhook
 from hashguard.review.services import ServiceStore
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
-from hashguard.store.tables import ExchangeRow, WebhookRow
+from hashguard.store.tables import WebhookRow
 from hashguard.transparency import keys
 from hashguard.transparency.log import TransparencyLog
 
@@ -90,9 +90,6 @@ class Scenario:
 
     def problems(self, work: Path, url: str) -> list[str]:
         return database_problems(url)
-
-    def later(self, work: Path, url: str) -> None:
-        """What time passing until the command may run again does (a lease running out)."""
 
     def pending(self, seen: dict[str, Any], after: dict[str, Any]) -> bool:
         """Whether ``seen`` is the state after the command's commit point, with files the next
@@ -313,7 +310,8 @@ class WebhookSend(Scenario):
 
 class ExchangeFetch(Scenario):
     """``hashguard exchanges fetch`` of another hashguard's change feed on loopback (its pages
-    are applied with the checkpoint after them and the audit events, in one transaction)."""
+    are applied with the checkpoint after them and the audit events, in one transaction). Run
+    again at once: the killed fetch's lease is taken over, its process being gone."""
 
     name = "exchange fetch"
 
@@ -336,14 +334,6 @@ class ExchangeFetch(Scenario):
     def run(self, work: Path, url: str) -> int:
         return hashguard_in_process(["exchanges", "fetch", "PEER", "--config",
                                      str(work / "hg.toml")])  # fmt: skip
-
-    def later(self, work: Path, url: str) -> None:
-        # A killed fetch holds the exchange's lease to its end (sync.LEASE, 5 minutes): what
-        # waiting that long does to the row.
-        engine = open_engine(url)
-        with engine.begin() as connection:
-            connection.execute(update(ExchangeRow).values(lease_until=None))
-        engine.dispose()
 
     def close(self) -> None:
         self.feed.close()
@@ -600,7 +590,6 @@ def trials(
             tally.failures += [f"{how}: {problem}" for problem in scenario.problems(work, url)]
             status = 0  # the state after, every file as a run never killed leaves it: done
             if seen != done.after or listing(work, hidden=True) != done.files:
-                scenario.later(work, url)
                 status = run_child(lambda: scenario.run(work, url)).status
             left = listing(work, hidden=True)
             if status == 0 and scenario.observe(work, url) == done.after and left == done.files:

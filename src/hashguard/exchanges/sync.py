@@ -20,10 +20,13 @@ failing) applies nothing: the status says failed with the error, the failures in
 counted, and the next fetch waits a backoff (doubling, capped, never less than the interval).
 
 Several instances may share the database: an exchange is claimed before it is fetched (a
-conditional update of ``next_fetch_at`` and ``lease_until``, as takedown's scheduler claims a
-notice), so one instance fetches it; the lease is renewed while a fetch reads (between pages,
-and from a thread six times a lease, however long a plug-in works inside one page), and a
-fetch whose lease was lost meanwhile applies nothing (the other instance does it).
+conditional update of ``next_fetch_at``, ``lease_until`` and ``lease_holder``, as takedown's
+scheduler claims a notice), so one instance fetches it; the lease is renewed while a fetch reads
+(between pages, and from a thread six times a lease, however long a plug-in works inside one
+page), and a fetch whose lease was lost meanwhile applies nothing (the other instance does it).
+A fetch asked for by name (``claim``) takes over at once a lease whose holder is known to run no
+longer (a process on this machine that was killed: ``holder.Holder.gone``), by a conditional
+update on that holder, so of two such fetches one takes it.
 """
 
 import logging
@@ -34,12 +37,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import Connection, insert, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, insert, or_, select, update
 from sqlalchemy.exc import DataError
 
 from hashguard.collector import collector_paused
 from hashguard.errors import HashguardError, kind_of
-from hashguard.exchanges import registry
+from hashguard.exchanges import holder, registry
 from hashguard.exchanges.api import (
     EXCERPT,
     Answer,
@@ -112,11 +115,13 @@ class Fetched:
 
 @dataclass
 class Lease:
-    """This instance's hold of an exchange: until when (renewed while a fetch reads)."""
+    """This instance's hold of an exchange: until when (renewed while a fetch reads), and the
+    process holding it (``holder.Holder.text``)."""
 
     exchange_id: int
     name: str
     until: datetime
+    holder: str
     # Renewed from the fetch's thread and its keeper's: one at a time.
     renewing: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -229,42 +234,52 @@ class Sync:
         instance claimed it meanwhile."""
         table = ExchangeRow.__table__
         at = self.clock()
-        until = at + self.lease
+        lease = Lease(int(candidate.id), str(candidate.name), at + self.lease,
+                      holder.this_process().text())  # fmt: skip
         with self.engine.begin() as connection:
             taken = connection.execute(
                 update(ExchangeRow)
                 .where(table.c.id == candidate.id,
                        table.c.next_fetch_at == candidate.next_fetch_at,
                        or_(table.c.lease_until.is_(None), table.c.lease_until <= at))
-                .values(lease_until=until, next_fetch_at=until)
+                .values(lease_until=lease.until, next_fetch_at=lease.until,
+                        lease_holder=lease.holder)
             ).rowcount  # fmt: skip
-        return Lease(int(candidate.id), str(candidate.name), until) if taken == 1 else None
+        return lease if taken == 1 else None
 
     def claim(self, name: str) -> Lease:
-        """This instance's lease of the exchange ``name``, due or not. Raises
-        ExchangeNotFound, FetchRunning (a fetch of it holds the lease)."""
+        """This instance's lease of the exchange ``name``, due or not, taken over at once from
+        a holder known to run no longer (see the module's docstring). Raises
+        ExchangeNotFound, FetchRunning (a fetch of it holds the lease: who, until when)."""
         table = ExchangeRow.__table__
         at = self.clock()
         until = at + self.lease
+        me = holder.this_process().text()
+        query = select(table.c.id, table.c.lease_until, table.c.lease_holder).where(
+            table.c.name == name
+        )
         with self.engine.begin() as connection:
-            row = connection.execute(
-                select(table.c.id, table.c.lease_until).where(table.c.name == name)
-            ).first()
+            row = connection.execute(query).first()
             if row is None:
                 raise ExchangeNotFound(f"no exchange named {name[:100]!r}")
+            free: ColumnElement[bool] = or_(table.c.lease_until.is_(None),
+                                            table.c.lease_until <= at)  # fmt: skip
+            dead = _dead_holder(row, at)
+            if dead is not None:  # on the old holder: of two fetches taking it over, one does
+                free = or_(free, table.c.lease_holder == row.lease_holder)
             taken = connection.execute(
                 update(ExchangeRow)
-                .where(table.c.id == row.id,
-                       or_(table.c.lease_until.is_(None), table.c.lease_until <= at))
-                .values(lease_until=until, next_fetch_at=until)
+                .where(table.c.id == row.id, free)
+                .values(lease_until=until, next_fetch_at=until, lease_holder=me)
             ).rowcount  # fmt: skip
-        if taken != 1:  # a fetch killed meanwhile holds its lease to the end: no one waits longer
-            held = utc(row.lease_until).strftime("%Y-%m-%d %H:%M:%SZ") if row.lease_until else "?"
-            raise FetchRunning(
-                f"exchange {name} is being fetched now (or was, by a process that died): its "
-                f"lease holds until {held}; its status says when done"
-            )
-        return Lease(int(row.id), name, until)
+            if taken != 1:  # who holds it now (another fetch may have taken it just now)
+                row = connection.execute(query).first() or row
+        if taken != 1:
+            raise FetchRunning(_running(name, row))
+        if dead is not None:
+            log.warning("exchange %s: took over the lease of %s, which runs no longer", name,
+                        dead.describe())  # fmt: skip
+        return Lease(int(row.id), name, until, me)
 
     # --- fetching ---------------------------------------------------------------------------
 
@@ -280,7 +295,7 @@ class Sync:
         with self.engine.begin() as connection:
             marked = connection.execute(
                 update(ExchangeRow)
-                .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+                .where(_holds(lease))
                 .values(fetch_started_at=started)
             ).rowcount  # fmt: skip
             row = connection.execute(
@@ -387,7 +402,6 @@ class Sync:
     def _apply(self, lease: Lease, row: Any, read: _Read) -> Fetched:
         actor = f"exchange:{row.name}"
         at = self.clock()
-        table = ExchangeRow.__table__
         with self.engine.begin() as connection:
             self._held(connection, lease)
             summary = ImportSummary(row.list_name)
@@ -409,13 +423,13 @@ class Sync:
             due = at if read.capped else at + timedelta(seconds=row.interval_seconds)
             released = connection.execute(
                 update(ExchangeRow)
-                .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+                .where(_holds(lease))
                 .values(checkpoint=read.checkpoint,
                         checkpoint_at=read.checkpoint_at or row.checkpoint_at,
                         fetch_completed_at=at, fetch_succeeded=True,
                         up_to_date=not read.capped, last_error="", last_counts=counts,
                         fetched_items=row.fetched_items + applied, failures=0,
-                        next_fetch_at=due, lease_until=None)
+                        next_fetch_at=due, lease_until=None, lease_holder=None)
             ).rowcount  # fmt: skip
             if released != 1:
                 raise _Lost()
@@ -475,13 +489,13 @@ class Sync:
         at = self.clock()
         failures = int(row.failures) + 1
         due = at + backoff(int(row.interval_seconds), failures)
-        table = ExchangeRow.__table__
         with self.engine.begin() as connection:
             released = connection.execute(
                 update(ExchangeRow)
-                .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+                .where(_holds(lease))
                 .values(fetch_completed_at=at, fetch_succeeded=False, last_error=message,
-                        failures=failures, next_fetch_at=due, lease_until=None)
+                        failures=failures, next_fetch_at=due, lease_until=None,
+                        lease_holder=None)
             ).rowcount  # fmt: skip
             if released != 1:
                 return Fetched(row.name, False, error=message, lost=True)
@@ -502,11 +516,10 @@ class Sync:
             if lease.until - at > self.lease / 2:
                 return
             until = at + self.lease
-            table = ExchangeRow.__table__
             with self.engine.begin() as connection:
                 changed = connection.execute(
                     update(ExchangeRow)
-                    .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
+                    .where(_holds(lease))
                     .values(lease_until=until, next_fetch_at=until)
                 ).rowcount  # fmt: skip
             if changed != 1:
@@ -519,14 +532,43 @@ class Sync:
         Locked by writing it: on SQLite the sqlite3 module begins the transaction only at a
         write, and a savepoint taken before that would commit on its own when released (the
         records applied without the checkpoint that goes with them)."""
-        table = ExchangeRow.__table__
         held = connection.execute(
-            update(ExchangeRow)
-            .where(table.c.id == lease.exchange_id, table.c.lease_until == lease.until)
-            .values(lease_until=lease.until)
+            update(ExchangeRow).where(_holds(lease)).values(lease_until=lease.until)
         ).rowcount
         if held != 1:
             raise _Lost()
+
+
+def _holds(lease: Lease) -> ColumnElement[bool]:
+    """The exchange's row while ``lease`` still holds it."""
+    table = ExchangeRow.__table__
+    return and_(table.c.id == lease.exchange_id, table.c.lease_until == lease.until,
+                table.c.lease_holder == lease.holder)  # fmt: skip
+
+
+def _dead_holder(row: Any, at: datetime) -> holder.Holder | None:
+    """The holder of ``row``'s lease when the lease still holds at ``at`` but its holder is
+    known to run no longer; else None."""
+    if row.lease_until is None or utc(row.lease_until) <= at:
+        return None
+    held_by = holder.Holder.parse(row.lease_holder)
+    return held_by if held_by is not None and held_by.gone() else None
+
+
+def _running(name: str, row: Any) -> str:
+    """Why the exchange ``name`` (its ``row``: lease_until, lease_holder) cannot be fetched
+    now: who holds its lease, until when."""
+    until = utc(row.lease_until).strftime("%Y-%m-%d %H:%M:%SZ") if row.lease_until else "?"
+    held_by = holder.Holder.parse(row.lease_holder)
+    if held_by is None:  # taken before holders were recorded
+        return (f"exchange {name} is being fetched now (or was, by a process that died): its "
+                f"lease holds until {until}; its status says when done")  # fmt: skip
+    if held_by.here():
+        return (f"exchange {name} is being fetched now by {held_by.describe()}, which is "
+                f"running: its lease holds until {until}; its status says when done")  # fmt: skip
+    return (f"exchange {name} is being fetched now by {held_by.describe()} (or was: whether "
+            f"it still runs cannot be told from here), so it can be fetched again when that "
+            f"lease ends, at {until}; its status says when done")  # fmt: skip
 
 
 def _all_listable(records: list[Record]) -> bool:

@@ -820,7 +820,9 @@ class ExchangeRow(Base):
     """A configured exchange: its API (a plug-in name), its settings, and where its fetching
     stands: the checkpoint (the plug-in's resume point, JSON), the last fetch's times, counts
     and error, the failures in a row (backoff), and the lease one instance of several holds
-    while it fetches."""
+    while it fetches: until when, and which process holds it (``lease_holder``: its id, start,
+    boot and PID namespace, and host, as ``exchanges.holder`` writes it), so that a fetch on the
+    same machine takes over at once the lease of one that died."""
 
     __tablename__ = "exchanges"
     __table_args__ = ({"sqlite_autoincrement": True},)
@@ -849,6 +851,7 @@ class ExchangeRow(Base):
     failures: Mapped[int] = mapped_column(Integer)
     next_fetch_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), index=True)
     lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), nullable=True)
+    lease_holder: Mapped[str | None] = mapped_column(String(200), nullable=True)
 
 
 class ExchangeCredentialRow(Base):
