@@ -1,16 +1,20 @@
 """API keys: shown once, stored hashed, checked, limited to lists, revoked, audited; on SQLite
 and PostgreSQL, and through the command line."""
 
+from pathlib import Path
+
 import pytest
 from sqlalchemy import Engine, text
 
 from hashguard.lists.model import Category
 from hashguard.store import audit
-from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, Role
+from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, KeyWatch, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
+from support.database import cut_key_watches, scratch_database
 from support.invoke import Ran, hashguard
+from support.waiting import eventually
 
 
 def test_a_key_works_only_as_given_and_is_stored_hashed(engine: Engine) -> None:
@@ -101,3 +105,62 @@ def test_a_hoster_key_names_its_hoster_and_only_a_hoster_key_does(engine: Engine
     with pytest.raises(ApiKeyError, match="only a hoster key"):
         keys.create(Role.MATCHER, hoster="Example Hosting B.V.")
     assert [k.id for k in keys.all()] == [key.id]
+
+
+def test_the_watch_sees_every_change_to_keys_and_no_other_commit(engine: Engine) -> None:
+    """A running service empties its key cache when its watch says keys changed: a key made,
+    revoked or rescoped (its list renamed or removed), by any process; not when other tables
+    change (lists, matches, the audit), which on SQLite commit all the time."""
+    keys, lists = ApiKeyStore(engine), ListStore(engine)
+    watch = KeyWatch(engine)
+    try:
+        assert watch.changed() is False
+        lists.create("alpha", "Test", Category.TEST, actor="setup")
+        lists.update("alpha", legal_basis="a test", actor="setup")
+        assert watch.changed() is False  # on SQLite the data version moved; the keys did not
+        key, _ = keys.create(Role.MATCHER, lists=["alpha"])
+        assert eventually(watch.changed) is True  # PostgreSQL: the NOTIFY is on its way
+        assert watch.changed() is False  # told once
+        lists.rename("alpha", "beta", actor="setup")  # the key's scope follows
+        assert eventually(watch.changed) is True
+        keys.revoke(key.id)
+        assert eventually(watch.changed) is True
+        lists.create("gamma", "Test", Category.TEST, actor="setup")
+        assert watch.changed() is False
+        keys.create(Role.MATCHER, lists=["gamma"])
+        assert eventually(watch.changed) is True
+        lists.remove("gamma", actor="setup")  # the key is left limited to a removed list
+        assert eventually(watch.changed) is True
+        assert watch.changed() is False and watch.watching and watch.lost == 0
+    finally:
+        watch.close()
+    assert watch.changed() is None  # closed: the cache's time bound holds
+
+
+def test_the_watch_comes_back_after_its_connection_is_cut(tmp_path: Path) -> None:
+    """PostgreSQL: the watch's own connection ended by the server (a restart, a dropped link).
+    While it is down it says nothing is known; it connects again at most every retry_seconds
+    and then says keys changed, since a revocation sent meanwhile was missed."""
+    now = [0.0]
+    with scratch_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        keys = ApiKeyStore(engine)
+        watch = KeyWatch(engine, retry_seconds=5.0, clock=lambda: now[0])
+        try:
+            key, _ = keys.create(Role.MATCHER)
+            assert eventually(watch.changed) is True
+            assert cut_key_watches(engine) == 1
+            assert eventually(lambda: watch.changed() is None)
+            assert not watch.watching and watch.lost == 1
+            keys.revoke(key.id)  # notified to nobody: the watch is gone
+            assert watch.changed() is None  # not yet time to connect again
+            now[0] = 5.0
+            answers: list[bool | None] = []
+            assert eventually(lambda: answers.append(watch.changed()) or answers[-1] is not None)
+            assert answers[-1] is True and watch.watching  # back: what it missed counts
+            assert watch.changed() is False
+            keys.create(Role.MATCHER)
+            assert eventually(watch.changed) is True  # listening again
+        finally:
+            watch.close()
+            engine.dispose()

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
 from hashguard.store.database import current_revision, open_engine, temporary_database
@@ -42,6 +43,15 @@ def scratch_database(kind: str, directory: Path, schema: bool = True) -> Iterato
     template = _templates.postgresql() if schema else None
     with temporary_database(POSTGRES_URL, template) as url:
         yield url
+
+
+def cut_key_watches(engine: Engine) -> int:
+    """PostgreSQL: end, as the server does when it restarts, the connections to this database
+    that listen for changed keys (``KeyWatch``); how many."""
+    ended = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND query LIKE 'LISTEN%'")  # fmt: skip
+    with engine.begin() as connection:
+        return len(connection.execute(ended).all())
 
 
 def open_when_released(url: str, barrier: Any, answers: Any) -> None:

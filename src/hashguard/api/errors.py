@@ -123,7 +123,10 @@ def install(app: FastAPI) -> None:
             answer = error_response(
                 405, "this route does not take that method; see /docs", path=path
             )
-            answer.headers["Allow"] = ", ".join(allowed_methods(request))
+            # A mounted app's paths (the docs' files) match none of the router's routes
+            # here: the mounted app says what it takes.
+            said = (error.headers or {}).get("Allow", "")
+            answer.headers["Allow"] = ", ".join(allowed_methods(request)) or said
             return answer
         answer = error_response(error.status_code, str(error.detail), path=path)
         answer.headers.update(error.headers or {})

@@ -1,9 +1,9 @@
 """Prometheus metrics: requests and their latency by route, matches by list and signal, the
 index's size, age and lag behind the database (versions applied and stored per list, changes
 not applied, the oldest one's age), and deliveries (webhook calls and reports: attempts by
-outcome, what waits and for how long, what was given up), and the decode budget (decodes and
-memory in flight, waiting, refused). One registry per app, so several
-apps in one process stay apart."""
+outcome, what waits and for how long, what was given up), the decode budget (decodes and
+memory in flight, waiting, refused), and the watch for keys changed by other processes. One
+registry per app, so several apps in one process stay apart."""
 
 import time
 from typing import TYPE_CHECKING, Any
@@ -49,6 +49,7 @@ class Metrics:
         self.registry.register(_IndexCollector(service))
         self.registry.register(_DeliveryCollector(service))
         self.registry.register(_DecodeCollector(service))
+        self.registry.register(_KeyWatchCollector(service))
 
 
 class _IndexCollector(Collector):
@@ -131,6 +132,29 @@ class _DeliveryCollector(Collector):
             oldest.add_metric([kind], backlog.oldest_seconds)
             failed.add_metric([kind], backlog.failed)
         yield from (attempts, pending, oldest, failed)
+
+
+class _KeyWatchCollector(Collector):
+    """Read at scrape time: whether the watch for keys changed by other processes is up (down,
+    a key revoked by the CLI stops working within ``key_cache_seconds``, not at once), and
+    how many times it went down since the process started."""
+
+    def __init__(self, service: "Service") -> None:
+        self.service = service
+
+    def collect(self) -> Any:
+        watch = self.service.key_watch
+        up = GaugeMetricFamily(
+            "hashguard_key_watch_up",
+            "1 when the service is told at once of keys changed by another process (the CLI); "
+            "0: it learns of them within key_cache_seconds",
+        )  # fmt: skip
+        up.add_metric([], 1.0 if watch is not None and watch.watching else 0.0)
+        lost = CounterMetricFamily(
+            "hashguard_key_watch_lost", "Times the watch for changed keys lost its connection"
+        )
+        lost.add_metric([], watch.lost if watch is not None else 0)
+        yield from (up, lost)
 
 
 class _DecodeCollector(Collector):

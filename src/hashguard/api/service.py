@@ -627,7 +627,8 @@ class Service:
     async def authenticate(self, token: str) -> ApiKey | None:
         """The live key of ``token``, looked up (off the event loop) at most every
         ``key_cache_seconds``, and again after any change a ``KeyWatch`` sees (a key revoked
-        by another process: the CLI), so a revocation holds for the very next request."""
+        or rescoped by another process: the CLI), so a revocation holds for the very next
+        request."""
         now = time.monotonic()
         watch = self._key_watch
         if watch is not None and watch.changed():  # a key may have been revoked elsewhere
@@ -648,6 +649,11 @@ class Service:
             self._key_cache.clear()
         self._key_cache[token] = (key, now + self.settings.key_cache_seconds)
         return key
+
+    @property
+    def key_watch(self) -> KeyWatch | None:
+        """What tells this service of keys changed by another process, while it runs."""
+        return self._key_watch
 
     def forget_key(self, ident: str) -> None:
         """A key revoked here stops working at once."""

@@ -13,13 +13,14 @@ import logging
 import re
 import secrets
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, Final
 
-from sqlalchemy import Engine, select, text, update
+from sqlalchemy import Connection, Engine, select, text, update
 from sqlalchemy.orm import Session
 
 from hashguard.errors import Invalid
@@ -28,7 +29,7 @@ from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 
 log = logging.getLogger("hashguard.store")
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
-KEYS_CHANNEL: Final = "hashguard_keys"  # PostgreSQL's notification of a revoked key
+KEYS_CHANNEL: Final = "hashguard_keys"  # PostgreSQL's notification of changed keys
 
 
 class Role(StrEnum):
@@ -125,6 +126,7 @@ class ApiKeyStore:
             if hoster is not None:
                 details["hoster"] = hoster
             audit.append(session.connection(), actor, "key.create", ident, details)
+            tell_watchers(session.connection())
         key = ApiKey(ident, role, scope, name, now, None, service, hoster)
         return key, f"hg_{ident}_{secret}"
 
@@ -143,11 +145,10 @@ class ApiKeyStore:
             return _key(row)
 
     def revoke(self, ident: str, actor: str = "") -> ApiKey:
-        """Revoke a key at once (running services are told: ``KeyWatch``). Raises ApiKeyError
+        """Revoke a key at once (running services learn of it: ``KeyWatch``). Raises ApiKeyError
         if there is no such live key."""
         with Session(self.engine) as session, session.begin():
-            if self.engine.dialect.name == "postgresql":  # delivered at the commit
-                session.execute(text(f"NOTIFY {KEYS_CHANNEL}"))
+            tell_watchers(session.connection())
             now = datetime.now(UTC)
             changed = session.execute(
                 update(ApiKeyRow)
@@ -185,65 +186,157 @@ def _key(row: ApiKeyRow) -> ApiKey:
 
 
 class KeyWatch:
-    """Whether keys may have been revoked since last asked, by any process, cheaply enough to
-    ask on every request (a service caches keys; a revocation must hold for the next request).
-    SQLite: ``PRAGMA data_version`` on a connection of its own, which changes with every commit
-    of any other connection. PostgreSQL: a connection of its own LISTENs for the NOTIFY that
-    ``revoke`` sends in its transaction, and each call reads what has reached its socket (no
-    round trip to the server; the notification is sent as the revocation commits, so only a
-    request racing the commit within the server's hand-over, well under a millisecond, can
-    slip through). Any other database, or a watch that failed: None (the cache's time bound
-    then holds)."""
+    """Whether keys may have changed since last asked (created, revoked, their scope changed),
+    by any process, cheaply enough to ask on every request (a service caches keys; a
+    revocation must hold for the next request).
 
-    def __init__(self, engine: Engine) -> None:
+    SQLite: ``PRAGMA data_version`` on a connection of its own, which changes with every commit
+    of any other connection (the match log's, the audit's, a delivery's); only when it moved,
+    a one-row summary of the keys table (``_KEYS_MARK``) tells whether the keys did.
+    PostgreSQL: a connection of its own LISTENs for the NOTIFY that every change to the keys
+    table sends in its transaction (``tell_watchers``), and each call reads what has reached its
+    socket (no round trip to the server; the notification is sent as the change commits, so
+    only a request racing the commit within the server's hand-over, well under a millisecond,
+    can slip through).
+
+    A watch whose connection fails is down: it answers None (the cache's time bound holds) and
+    connects again in a thread of its own, tried at most every ``retry_seconds`` (by
+    ``clock``) from a call; the first call once it is back answers True (what changed while it
+    was down is unknown). Any other database: None."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        retry_seconds: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._engine = engine
+        self._retry_seconds = retry_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._dialect = engine.dialect.name
         self._connection: Any = None
-        self._version: int | None = None
-        try:
-            if self._dialect == "sqlite":
-                self._connection = engine.raw_connection()
-                self._version = self._data_version()
-            elif self._dialect == "postgresql":
-                self._connection = engine.raw_connection()
-                self._connection.driver_connection.autocommit = True
-                self._connection.driver_connection.execute(f"LISTEN {KEYS_CHANNEL}")
-        except Exception:  # no watch: the time bound holds
-            log.warning("cannot watch for revoked keys; the key cache's bound holds instead")
-            self.close()
+        self._seen: tuple[Any, ...] = ()  # SQLite: the data version and the keys' summary
+        self._retry_at: float | None = None  # down: when to connect again (None: never)
+        self._connecting = False
+        self._back = False  # connected again: the next call answers True
+        self._closed = False
+        self.lost = 0  # times the watch went down
+        if self._dialect in ("sqlite", "postgresql"):
+            self._reconnect()
+
+    @property
+    def watching(self) -> bool:
+        """Whether the watch is up (False: the key cache's time bound holds)."""
+        return self._connection is not None
 
     def changed(self) -> bool | None:
         """True when keys may have changed since the last call, False when they have not,
         None when that is not known."""
         with self._lock:
             if self._connection is None:
+                due = self._retry_at is not None and self._clock() >= self._retry_at
+                if due and not self._connecting and not self._closed:
+                    self._connecting = True
+                    threading.Thread(target=self._reconnect, name="hashguard-key-watch",
+                                     daemon=True).start()  # fmt: skip
                 return None
+            if self._back:
+                self._back = False
+                return True
             try:
                 if self._dialect == "sqlite":
-                    version = self._data_version()
-                    changed, self._version = version != self._version, version
-                    return changed
-                pgconn = self._connection.driver_connection.pgconn
-                pgconn.consume_input()  # what has arrived, without waiting
-                notified = False
-                while pgconn.notifies() is not None:
-                    notified = True
-                return notified
-            except Exception:  # the connection is gone: the time bound holds from now on
-                log.warning("stopped watching for revoked keys; the key cache's bound holds")
-                self._close()
+                    return self._sqlite_changed()
+                return self._notified()
+            except Exception:
+                log.warning("lost the watch for changed keys; the key cache's bound holds "
+                            "until it is back")  # fmt: skip
+                self._down()
                 return None
 
     def close(self) -> None:
         with self._lock:
-            self._close()
+            self._closed = True
+            _dropped(self._connection)
+            self._connection = None
 
-    def _close(self) -> None:
-        if self._connection is not None:
-            with contextlib.suppress(Exception):
-                # Closed, not returned to the pool: it is listening, in autocommit.
-                self._connection.invalidate()
+    def _reconnect(self) -> None:
+        """Connect (outside the lock: it may take long), then be up, or down again."""
+        connection: Any = None
+        try:
+            connection = self._engine.raw_connection()
+            driver = connection.driver_connection
+            if self._dialect == "sqlite":
+                seen = _sqlite_seen(driver)
+            else:
+                driver.autocommit = True
+                driver.execute(f"LISTEN {KEYS_CHANNEL}")
+                seen = ()
+        except Exception:
+            _dropped(connection)
+            log.warning("cannot watch for changed keys; the key cache's bound holds (trying "
+                        "again in %g s)", self._retry_seconds)  # fmt: skip
+            with self._lock:
+                self._connecting = False
+                self._retry_at = self._clock() + self._retry_seconds
+            return
+        with self._lock:
+            self._connecting = False
+            if self._closed:
+                _dropped(connection)
+                return
+            self._connection, self._seen = connection, seen
+            self._back = self._retry_at is not None  # a first connection has missed nothing
+            self._retry_at = None
+
+    def _down(self) -> None:
+        _dropped(self._connection)
         self._connection = None
+        self.lost += 1
+        self._retry_at = self._clock() + self._retry_seconds
 
-    def _data_version(self) -> int:
-        return int(self._connection.driver_connection.execute("PRAGMA data_version").fetchone()[0])
+    def _sqlite_changed(self) -> bool:
+        driver = self._connection.driver_connection
+        if driver.execute("PRAGMA data_version").fetchall()[0][0] == self._seen[0]:
+            return False  # no other connection committed
+        seen, self._seen = self._seen, _sqlite_seen(driver)
+        return seen[1:] != self._seen[1:]
+
+    def _notified(self) -> bool:
+        driver = self._connection.driver_connection
+        pgconn = driver.pgconn
+        pgconn.consume_input()  # what has arrived, without waiting
+        if driver.closed:  # the server ended the connection, saying so
+            raise ConnectionError("the key watch's connection is closed")
+        notified = False
+        while pgconn.notifies() is not None:
+            notified = True
+        return notified
+
+
+# What a cached key depends on that can change: keys are created (never deleted), revoked (never
+# live again) and rescoped (a list renamed or removed); role, service and hoster never change.
+_KEYS_MARK: Final = (
+    "SELECT group_concat(id || ' ' || coalesce(revoked_at, '') || ' ' || lists, ' ') FROM api_keys"
+)
+
+
+def _sqlite_seen(driver: Any) -> tuple[Any, ...]:
+    """SQLite's data version, then the keys' summary: in this order, a change committed between
+    the two shows in the summary, and the next call finds the summary unchanged."""
+    version = driver.execute("PRAGMA data_version").fetchall()[0][0]
+    return (version, *driver.execute(_KEYS_MARK).fetchall()[0])
+
+
+def tell_watchers(connection: Connection) -> None:
+    """Keys change in the caller's transaction: on PostgreSQL, running services' ``KeyWatch``
+    is told as it commits (SQLite's watch sees the change itself)."""
+    if connection.dialect.name == "postgresql":
+        connection.execute(text(f"NOTIFY {KEYS_CHANNEL}"))
+
+
+def _dropped(connection: Any) -> None:
+    """A watch's connection closed, not returned to the pool (it listens, in autocommit)."""
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            connection.invalidate()

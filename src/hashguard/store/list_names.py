@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Text, cast, select, update
 
+from hashguard.store.api_keys import tell_watchers
 from hashguard.store.tables import (
     ApiKeyRow,
     DetectionRow,
@@ -81,6 +82,8 @@ def carry(connection: Connection, list_id: int, old: str, new: str) -> dict[str,
         if old in (key.lists or ()):
             renamed("api_keys", update(ApiKeyRow).where(ApiKeyRow.id == key.id)
                     .values(lists=_swapped(key.lists, old, new)))  # fmt: skip
+    if counts.get("api_keys"):
+        tell_watchers(connection)
     return {table: count for table, count in counts.items() if count}
 
 
@@ -95,6 +98,8 @@ def forget(connection: Connection, name: str) -> int:
             connection.execute(update(ApiKeyRow).where(ApiKeyRow.id == key.id)
                                .values(lists=_swapped(key.lists, name, gone)))  # fmt: skip
             changed += 1
+    if changed:
+        tell_watchers(connection)
     return changed
 
 
