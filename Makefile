@@ -43,7 +43,8 @@ test-hma: install
 fuzz: fuzz-api fuzz-parsers fuzz-crash
 
 # Schemathesis against a real `hashguard serve` (tests/api/test_schemathesis.py), with many more
-# generated requests per operation than `make test` sends: HASHGUARD_FUZZ_EXAMPLES (default 300).
+# generated requests per operation than `make test` sends: HASHGUARD_FUZZ_EXAMPLES (default 300),
+# and 10 times as many stateful chains along the document's links.
 fuzz-api: install
 	@HASHGUARD_FUZZ_EXAMPLES=$${HASHGUARD_FUZZ_EXAMPLES:-300} $(BIN)/python -m pytest -p no:cacheprovider tests/api/test_schemathesis.py
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, WithJsonSche
 from pydantic.json_schema import SkipJsonSchema
 
 from hashguard.api.errors import HMA_PREFIXES
+from hashguard.api.links import add_links
 from hashguard.lists.model import Category, ChangeKind, EntryStatus
 from hashguard.redress.complaints import Outcome
 from hashguard.review.model import ActionKind, Decision, Source, State
@@ -1660,7 +1661,7 @@ def document(app: FastAPI) -> None:
     answer, a shape this service never sends (each route lists the errors it answers, in their
     real shape, and ``_validation_refusals`` adds those of the framework's own checks), and
     with the answers' examples whole (FastAPI drops every null from the document, which would
-    leave an example without its null fields)."""
+    leave an example without its null fields), and with the links of ``api.links``."""
     generate = app.openapi
 
     def openapi() -> dict[str, Any]:
@@ -1668,6 +1669,7 @@ def document(app: FastAPI) -> None:
             described = generate()
             _validation_refusals(described)
             _with_examples(described)
+            add_links(described)
         return app.openapi_schema or {}
 
     app.openapi = openapi  # type: ignore[method-assign]
