@@ -248,9 +248,9 @@ class ServiceSettings:
     forwarded_allow_ips: str = setting(
         "127.0.0.1", TEXT, "server",
         "The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
-        "and X-Forwarded-Proto are believed: the client's address (per-address limits) and "
-        "whether it came over https. Name the balancer; * believes any sender, so any "
-        "client can claim any address.",
+        "is believed: the client's address, which the per-address limits count (the desks' "
+        "cookie is Secure whatever X-Forwarded-Proto says). Name the balancer; * believes "
+        "any sender, so any client can claim any address.",
     )  # fmt: skip
     insecure_cookies: bool = setting(
         False, FLAG, "server",
