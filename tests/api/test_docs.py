@@ -1,8 +1,8 @@
 """/docs (Swagger UI) and /redoc (ReDoc) render from the installed package's own files: in a
 real headless Chromium (Debian's ``chromium``, driven by Playwright) against a real ``hashguard
-serve``, with every request to another host refused, the operations are listed, and no script
-breaks the pages' Content-Security-Policy (it runs no inline script). Screenshots at desktop
-width stay in the test's directory."""
+serve``, with every request to another host refused, the operations are listed, and nothing but
+ReDoc's CDN logo breaks the pages' Content-Security-Policy (it runs no inline script).
+Screenshots at desktop width stay in the test's directory."""
 
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,9 @@ def test_docs_and_redoc_render_with_no_network(tmp_path: Path) -> None:
         for path, operation in PAGES.items():
             own, elsewhere, violations = shown(browser, server, path, operation, tmp_path)
             assert elsewhere == [], f"{path} asked other hosts for {elsewhere}"
-            assert violations == [], f"{path} broke its policy: {violations}"
+            # Only ReDoc's CDN logo is blocked (img-src), as the policy means it to be.
+            broken = [v for v in violations if not v.startswith("img-src https://cdn.redoc.ly/")]
+            assert broken == [], f"{path} broke its policy: {broken}"
             policy = server.get(path).headers["content-security-policy"]
             assert "script-src 'self';" in policy  # no inline script
             assert any(url.endswith("/openapi.json") for url in own), own
