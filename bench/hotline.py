@@ -58,6 +58,8 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from sqlalchemy import Engine, func, insert, select
 
+from hashguard.api import ServiceSettings
+from hashguard.api.service import decode_budget
 from hashguard.hotline import crawl
 from hashguard.hotline.intake import Intake
 from hashguard.hotline.model import PUBLIC_SOURCE, CaseState, ItemState
@@ -358,7 +360,8 @@ def _child(database: str, paths: list[str], ready: Connection, go: EventType) ->
         engine = open_engine(database)
         store = ListStore(engine)
         hotline = Hotline(engine, store, HotlineSettings("NL", known_lists=("known",),
-                                                         networks=LOOPBACK))  # fmt: skip
+                                                         networks=LOOPBACK),
+                          decodes=decode_budget(ServiceSettings()))  # fmt: skip
         ready.send(True)
         go.wait()
         drain(hotline.pipeline)
@@ -408,7 +411,7 @@ def bench_crawl(scratch: Path, sizes: Sizes) -> list[list[str]]:
     print(f"  known list imported in {imported:.0f} s", flush=True)
     settings = HotlineSettings("NL", known_lists=("known",), networks=LOOPBACK)
     started = time.perf_counter()
-    hotline = Hotline(engine, store, settings)
+    hotline = Hotline(engine, store, settings, decodes=decode_budget(ServiceSettings()))
     loaded = time.perf_counter() - started
     print(f"  the hotline's Matcher loaded the list in {loaded:.0f} s", flush=True)
     signals = [registry.get(name) for name in crawl.SIGNALS]
@@ -518,7 +521,12 @@ def bench_saved(scratch: Path, sizes: Sizes) -> tuple[list[list[str]], str]:
     by_name = {item.name: item for item in items}
     engine = open_engine(f"sqlite:///{scratch / 'stream.db'}")
     store = ListStore(engine)
-    hotline = Hotline(engine, store, HotlineSettings("NL", networks=LOOPBACK))
+    hotline = Hotline(
+        engine,
+        store,
+        HotlineSettings("NL", networks=LOOPBACK),
+        decodes=decode_budget(ServiceSettings()),
+    )
     views = 0
     started = time.perf_counter()
     with website(directory) as site:

@@ -66,6 +66,8 @@ import httpx
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine, insert, select, text
 
+from hashguard.api import ServiceSettings
+from hashguard.api.service import decode_budget
 from hashguard.hotline.crawl import Crawl, CrawlLimits, crawl
 from hashguard.hotline.hosters import HosterRegistry
 from hashguard.media.synthetic import encode, scene
@@ -338,7 +340,8 @@ def crawler() -> Callable[[str], Crawl]:
     """The hotline's crawl (the SSRF-safe fetcher, loopback allowed), as the service builds it."""
     fetcher = UrlFetcher((), LOOPBACK, timeout=10.0, any_host=True, cross_host_redirects=True,
                          max_redirects=5)  # fmt: skip
-    return lambda url: crawl(url, fetcher, CrawlLimits())
+    decodes = decode_budget(ServiceSettings())  # the server's
+    return lambda url: crawl(url, fetcher, CrawlLimits(), decodes=decodes)
 
 
 def template(base: str, hashes: dict[str, str], key: Ed25519PrivateKey) -> str:

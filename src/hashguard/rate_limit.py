@@ -26,13 +26,14 @@ from typing import Literal
 
 from hashguard.errors import Unavailable
 
-Scope = Literal["address", "credential"]
+Scope = Literal["address", "credential", "server"]
 
 
 class RateLimited(Unavailable):
     """Too many attempts: ask again in ``retry_after`` seconds (the API answers 429 with
-    Retry-After). The message says what was limited; ``scope`` whether the client's address or
-    the credential used (a case, a link, a key) is past its limit."""
+    Retry-After). The message says what was limited; ``scope`` whether the client's address,
+    the credential used (a case, a link, a key) or the whole server (work shared by every
+    caller) is past its limit."""
 
     def __init__(self, message: str, retry_after: float, scope: Scope = "address") -> None:
         super().__init__(message)

@@ -7,17 +7,21 @@ import hashlib
 import ipaddress
 import os
 import tempfile
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from hashguard.hotline.crawl import Crawl, CrawlLimits, FetchRecord, crawl, media_urls
+from hashguard.media.budget import DecodeBudget, DecodeBusy
+from hashguard.media.limits import MIB
 from hashguard.net.fetch import UrlFetcher
 from hashguard.signals.pdq import PdqSignal
 from hashguard.signals.vpdq import VpdqSignal
 
 from support.media import jpeg, make_video, png, png_declaring
+from support.waiting import eventually
 from support.website import Page, redirect, resolving, website
 
 NAMES = {"site.test": "127.0.0.1", "cdn.test": "127.0.0.1", "intranet.test": "10.0.0.7",
@@ -37,8 +41,14 @@ def _fetcher() -> UrlFetcher:
                       any_host=True, cross_host_redirects=True)  # fmt: skip
 
 
-def _crawl(url: str, **limits: object) -> Crawl:
-    return crawl(url, _fetcher(), CrawlLimits(**limits), clock=lambda: HERE)  # type: ignore[arg-type]
+def _budget(wait: float = 10.0) -> DecodeBudget:
+    """A decode budget of one decode at a time (the server's is shared by its routes)."""
+    return DecodeBudget(decodes=1, memory=1024 * MIB, wait=wait, waiters=4)
+
+
+def _crawl(url: str, decodes: DecodeBudget | None = None, **limits: object) -> Crawl:
+    return crawl(url, _fetcher(), CrawlLimits(**limits), clock=lambda: HERE,  # type: ignore[arg-type]
+                 decodes=decodes or _budget())  # fmt: skip
 
 
 def _digests(data: bytes) -> dict[str, str]:
@@ -144,6 +154,26 @@ def test_a_url_that_is_media_is_its_own_item() -> None:
     assert image.page.hashes == _hashes(IMAGES["one.jpg"])
     assert video.items == (video.page,) and video.page.kind == "video"
     assert video.page.hashes == _hashes(VIDEO) and video.page.quality is None
+
+
+def test_the_crawl_decodes_within_the_servers_decode_budget() -> None:
+    """Reported media waits for its share of the budget the server's routes share, up to the
+    crawl's time; the digests of what decodes nothing are taken at once."""
+    decodes = _budget(wait=0.0)  # the routes' wait: none; the crawler's: the crawl's time
+    crawled: list[Crawl] = []
+    with website(_media) as site:
+        with decodes.holding(1):  # an upload being decoded
+            crawler = threading.Thread(target=lambda: crawled.append(
+                _crawl(f"{site.url}/one.jpg", decodes, total_time=600)))  # fmt: skip
+            crawler.start()
+            assert eventually(lambda: decodes.load().waiting == 1)
+            assert not crawled  # waiting its turn
+        crawler.join()
+        with decodes.holding(1), pytest.raises(DecodeBusy):  # full for the whole crawl
+            _crawl(f"{site.url}/one.jpg", decodes, total_time=3.0)
+    assert crawled[0].page.outcome == "ok"
+    assert crawled[0].page.hashes == _hashes(IMAGES["one.jpg"])
+    assert decodes.load().refused == 1 and decodes.load().decodes == 0
 
 
 def test_other_content_is_not_html() -> None:

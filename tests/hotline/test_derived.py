@@ -27,6 +27,7 @@ from hashguard.signals.derived import CROPS
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import HotlineItemRow, TakedownNoticeRow
 
+from support.decoding import servers_decodes
 from support.hotline_items import BASELINE, Tracer, new_case
 from support.loopback import Loopback
 
@@ -57,7 +58,9 @@ def parts(engine: Engine, derived: bool) -> tuple[ListStore, Triage, Pipeline, A
     lists = ListStore(engine)
     triage = Triage(lists, CurrentMatcher(lists, (ILLEGAL_LIST, "hotline-not-illegal")))
     fetcher = UrlFetcher((), networks=[ipaddress.ip_network("127.0.0.0/8")], any_host=True)
-    pipeline = Pipeline(engine, crawl=lambda url: crawl(url, fetcher, derived=derived),
+    decodes = servers_decodes()
+    pipeline = Pipeline(engine, crawl=lambda url: crawl(url, fetcher, decodes=decodes,
+                                                        derived=derived),
                         tracer=Tracer(), route=route, triage=triage, home="NL",
                         referral_payload=lambda *args: {})  # fmt: skip
     desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False,

@@ -15,7 +15,7 @@ from sqlalchemy import Engine, select
 from hashguard.errors import Invalid
 from hashguard.hotline import outbox
 from hashguard.hotline.assessment import Assessments
-from hashguard.hotline.crawl import crawl
+from hashguard.hotline.crawl import Crawl, crawl
 from hashguard.hotline.intake import Intake
 from hashguard.hotline.model import CaseState, ItemState
 from hashguard.hotline.partners import check_referral, referral_payload
@@ -35,6 +35,7 @@ from hashguard.store.tables import (
     TakedownNoticeRow,
 )
 
+from support.decoding import servers_decodes
 from support.hotline_items import (
     BASELINE,
     NOT_ILLEGAL,
@@ -68,9 +69,15 @@ def website(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, 
     return 404, "text/plain", b"not here"
 
 
+def crawling(fetcher: UrlFetcher) -> Callable[[str], Crawl]:
+    """Crawls through ``fetcher`` within a decode budget as the server's."""
+    decodes = servers_decodes()
+    return lambda url: crawl(url, fetcher, decodes=decodes)
+
+
 def pipeline_of(engine: Engine, lists: ListStore, triage: Triage, tracer: Tracer) -> Pipeline:
     fetcher = UrlFetcher((), networks=[ipaddress.ip_network("127.0.0.0/8")], any_host=True)
-    return Pipeline(engine, crawl=lambda url: crawl(url, fetcher), tracer=tracer, route=route,
+    return Pipeline(engine, crawl=crawling(fetcher), tracer=tracer, route=route,
                     triage=triage, home="NL", referral_payload=lambda *args: {})  # fmt: skip
 
 
@@ -238,7 +245,7 @@ def test_an_accented_media_url_is_escaped_and_its_case_referred(engine: Engine) 
         return Route("partner", "de-hotline", ("referral",), "hosted in DE, a partner's")
 
     payload = partial(referral_payload, hotline="nl", country="NL")
-    pipeline = Pipeline(engine, crawl=lambda url: crawl(url, fetcher), tracer=Tracer(),
+    pipeline = Pipeline(engine, crawl=crawling(fetcher), tracer=Tracer(),
                         route=to_partner, triage=triage, home="NL",
                         referral_payload=payload)  # fmt: skip
     desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)
@@ -271,7 +278,7 @@ def test_a_case_that_cannot_be_routed_waits_while_the_others_go_on(engine: Engin
         return route(trace, legality)
 
     fetcher = UrlFetcher((), networks=[ipaddress.ip_network("127.0.0.0/8")], any_host=True)
-    pipeline = Pipeline(engine, crawl=lambda url: crawl(url, fetcher), tracer=Tracer(),
+    pipeline = Pipeline(engine, crawl=crawling(fetcher), tracer=Tracer(),
                         route=routes, triage=triage, home="NL",
                         referral_payload=lambda *args: {}, clock=clock)  # fmt: skip
     desk = Assessments(engine, lists, triage, default(), home="NL", four_eyes=False)

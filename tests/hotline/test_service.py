@@ -9,6 +9,8 @@ from hashguard.hotline.pipeline import INTERNATIONAL, POLICE
 from hashguard.hotline.service import Hotline, HotlineSettings
 from hashguard.store.lists import ListStore
 
+from support.decoding import servers_decodes
+
 PARTNERS = """\
 [[partner]]
 name = "Hotline DE"
@@ -30,7 +32,7 @@ def test_each_outbox_target_routing_names_has_its_destination(
 ) -> None:
     (tmp_path / "partners.toml").write_text(PARTNERS)
     settings = HotlineSettings("NL", partners=tmp_path / "partners.toml")
-    hotline = Hotline(engine, ListStore(engine), settings)
+    hotline = Hotline(engine, ListStore(engine), settings, decodes=servers_decodes())
     try:
         to = hotline.destination_of
         assert to(OutboxKind.REFERRAL, "Hotline DE").post_url == (

@@ -44,6 +44,7 @@ from hashguard.takedown.notice import validate
 from hashguard.takedown.service import Takedown, TakedownSettings
 from hashguard.web import monitor_pages
 
+from support.decoding import servers_decodes
 from support.dns import DnsServer
 from support.hosting import (
     Hosting,
@@ -121,7 +122,9 @@ class World:
             "NL", resolver=(dns.address,), ip_databases=(tmp / "ip2asn.tsv",),
             hosters=tmp / "hosters.toml", networks=NETWORKS, crawl_timeout=10, crawlers=1,
         )  # fmt: skip
-        self.hotline = Hotline(engine, ListStore(engine), settings, clock=clock)
+        self.hotline = Hotline(
+            engine, ListStore(engine), settings, clock=clock, decodes=servers_decodes()
+        )
         self.takedown = Takedown(engine, self.hotline, TakedownSettings(
             key=tmp / "takedown.key", name="Meldpunt Test", country="NL",
             escalation=tmp / "ladder.toml", smtp=f"127.0.0.1:{mailbox.port}",

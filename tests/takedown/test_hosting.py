@@ -19,6 +19,7 @@ from hashguard.hotline.trace import Tracer
 from hashguard.net.dns import DnsResolver
 from hashguard.net.fetch import UrlFetcher
 
+from support.decoding import servers_decodes
 from support.dns import DnsServer
 from support.hosting import (
     MALFORMED,
@@ -84,7 +85,7 @@ def test_each_hoster_serves_its_gallery_through_the_zone_to_the_crawler(
 ) -> None:
     for name in ("Quick Hosting", "Never Hosting", "Origin Hosting"):
         desk = hoster(world, name)
-        found = crawl(desk.page_url, fetcher(dns))
+        found = crawl(desk.page_url, fetcher(dns), decodes=servers_decodes())
         assert found.page.status == 200 and found.page.kind == "page"
         assert [item.url for item in found.items] == desk.image_urls
         assert [item.hashes["sha256"] for item in found.items] == [
@@ -110,14 +111,14 @@ def test_removes_after_serves_404_from_the_notice_plus_its_hours(
     assert received.paths == (next(iter(quick.images)), quick.page_path)
     noticed = clock()
     clock.advance(minutes=59)
-    assert crawl(image, fetcher(dns)).page.status == 200
+    assert crawl(image, fetcher(dns), decodes=servers_decodes()).page.status == 200
     clock.advance(minutes=1)
-    assert crawl(image, fetcher(dns)).page.status == 404
-    assert crawl(quick.page_url, fetcher(dns)).page.status == 404
+    assert crawl(image, fetcher(dns), decodes=servers_decodes()).page.status == 404
+    assert crawl(quick.page_url, fetcher(dns), decodes=servers_decodes()).page.status == 404
     assert quick.removed_at(quick.page_path) == noticed + timedelta(hours=1)
     # The image nobody named stays.
     other = quick.image_urls[1]
-    assert crawl(other, fetcher(dns)).page.status == 200
+    assert crawl(other, fetcher(dns), decodes=servers_decodes()).page.status == 200
     # A second notice does not restart the hoster's clock.
     notify(quick, other)
     assert quick.removed_at(quick.page_path) == noticed + timedelta(hours=1)
@@ -192,11 +193,13 @@ def test_a_cdn_is_traced_answers_with_its_origin_and_serves_what_the_origin_serv
     assert edge.received[0].paths == (origin.page_path,)
     assert origin.received == []  # the CDN does not forward notices
     # The CDN serves what the origin serves: until the origin removes it.
-    assert crawl(origin.page_url, fetcher(dns)).page.status == 200
+    assert crawl(origin.page_url, fetcher(dns), decodes=servers_decodes()).page.status == 200
     notify(origin, origin.page_url)
     clock.advance(hours=2)
-    assert crawl(origin.page_url, fetcher(dns)).page.status == 404
-    assert crawl(origin.image_urls[0], fetcher(dns)).page.status == 200  # not noticed
+    assert crawl(origin.page_url, fetcher(dns), decodes=servers_decodes()).page.status == 404
+    assert (
+        crawl(origin.image_urls[0], fetcher(dns), decodes=servers_decodes()).page.status == 200
+    )  # not noticed
 
 
 def test_the_registry_and_ip_database_name_every_desk(world: Hosting, tmp_path: Path) -> None:

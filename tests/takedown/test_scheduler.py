@@ -41,6 +41,7 @@ from hashguard.takedown.notices import Notices
 from hashguard.takedown.scheduler import Scheduler, partner_status
 from hashguard.transparency import keys
 
+from support.decoding import servers_decodes
 from support.hotline_items import hashes_of
 from support.media import jpeg
 from support.smtp import Mailbox, smtp_server
@@ -106,7 +107,9 @@ class World:
                          REGISTRY, clock=self.clock, **options)  # fmt: skip
 
     def crawl(self, url: str) -> Crawl:
-        return crawl(url, self.fetcher, CrawlLimits(timeout=5.0), clock=self.clock)
+        return crawl(
+            url, self.fetcher, CrawlLimits(timeout=5.0), clock=self.clock, decodes=servers_decodes()
+        )
 
     def serve(self, image: bytes | None = PICTURE, page: bool = True) -> None:
         self.pages.clear()

@@ -18,6 +18,7 @@ from hashguard.signals.pdq import PdqSignal
 from hashguard.takedown.model import CheckOutcome
 from hashguard.takedown.verify import PDQ_RADIUS, check, matches
 
+from support.decoding import servers_decodes
 from support.dns import DnsServer
 from support.media import jpeg
 from support.server import free_port
@@ -57,7 +58,7 @@ def _fetch(dns: DnsServer, timeout: float = 10.0, page_bytes: int = 5 << 20) -> 
     def fetch(url: str) -> Crawl:
         limits = CrawlLimits(page_bytes=page_bytes, media_bytes=page_bytes, timeout=timeout,
                              total_time=timeout * 3)  # fmt: skip
-        return crawl(url, fetcher, limits)
+        return crawl(url, fetcher, limits, decodes=servers_decodes())
 
     return fetch
 

@@ -178,6 +178,7 @@ def test_callers_waiting_for_a_pass_are_capped(engine: Engine) -> None:
     with pytest.raises(RateLimited) as refused:
         recent.figures(slow, april, "192.0.2.2")  # type: ignore[arg-type]
     assert refused.value.retry_after > 0
+    assert refused.value.scope == "server"  # counted as the server's limit, not the caller's
     slow.go.set()
     for thread in threads:
         thread.join(60)

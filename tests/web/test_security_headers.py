@@ -112,7 +112,6 @@ def test_every_page_carries_the_headers_and_breaks_no_policy(
 def test_a_limited_page_is_calm_and_fits_a_phone(
     engine: Engine, database_url: str, tmp_path: Path
 ) -> None:
-    directory = tmp_path
     with running(database_url, "--guess-failures", "1") as server, launched() as browser:
         for width in (1280, 390):
             page = _signed_in(browser, server, "", "", width)
@@ -120,7 +119,7 @@ def test_a_limited_page_is_calm_and_fits_a_phone(
                 answer = page.goto(server.url + path)  # the first, once: 404
             assert answer.status == 429 and "Please wait a little" in page.content()
             assert page.evaluate("document.documentElement.scrollWidth") <= width
-            page.screenshot(path=str(directory / f"limited-complaint-{width}.png"),
+            page.screenshot(path=str(tmp_path / f"limited-complaint-{width}.png"),
                             full_page=True)  # fmt: skip
             for _ in range(2):
                 page.goto(server.url + "/desk/login")
@@ -129,7 +128,7 @@ def test_a_limited_page_is_calm_and_fits_a_phone(
                     page.click("button:has-text('Sign in')")
             assert sent.value.status == 429 and "Too many sign-ins" in page.content()
             assert page.evaluate("window.__violations") == []
-            page.screenshot(path=str(directory / f"limited-login-{width}.png"), full_page=True)
+            page.screenshot(path=str(tmp_path / f"limited-login-{width}.png"), full_page=True)
             page.context.close()
 
 

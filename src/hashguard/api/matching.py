@@ -2,7 +2,6 @@
 hashing uploads in memory, running the Matcher within the caller's lists, and storing every
 match in the match log (nothing for a query that matched nothing)."""
 
-import io
 from collections.abc import Callable, Mapping, Sequence
 from typing import Annotated, Any, Final
 
@@ -12,21 +11,22 @@ from pydantic_core import CoreSchema
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from hashguard.api import decoding
 from hashguard.api.auth import check_lists, visible
-from hashguard.api.decoding import DecodeBusy
 from hashguard.api.errors import ApiError
 from hashguard.api.fields import HASH_CHARS, MANY_HASHES, Names, Word
 from hashguard.api.metrics import Metrics
 from hashguard.api.service import Service
 from hashguard.matching import Match, Matcher
 from hashguard.matching.query import Hashed, Query, parse
+from hashguard.media.budget import DecodeBusy
 from hashguard.media.errors import LimitExceeded, MediaError, UnsupportedMedia
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import Limits
 from hashguard.review.model import ScanningForbidden
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue
-from hashguard.signals.batch import NotApplicable, StreamHashes, decode_bytes, hash_stream
+from hashguard.signals.batch import NotApplicable
 from hashguard.signals.pdq_variants import DIHEDRAL, ORIGINAL, families_of
 from hashguard.store.api_keys import ApiKey, Role
 from hashguard.store.match_log import LoggedMatch
@@ -98,20 +98,8 @@ async def hash_media(
     except ValueError as error:
         raise ApiError(400, str(error)) from None
     limits = limits or service.settings.media_limits
-
-    def work() -> StreamHashes:
-        return hash_stream(io.BytesIO(data), len(data), chosen, limits, variants)
-
     try:
-        cost = await run_in_threadpool(decode_bytes, data, chosen, limits)
-    except MediaError:
-        cost = 0  # refused or failed by the decoder at once, as from the header here
-    try:
-        if cost:
-            async with service.decodes.held(cost):
-                hashed = await run_in_threadpool(work)
-        else:
-            hashed = await run_in_threadpool(work)
+        found = await decoding.hashed(service.decodes, data, chosen, limits, variants)
     except DecodeBusy as error:
         raise ApiError(503, str(error), retry_after=error.retry_after) from None
     except NotApplicable as error:
@@ -122,8 +110,8 @@ async def hash_media(
         raise ApiError(413, str(error)) from None
     except MediaError as error:
         raise ApiError(400, str(error)) from None
-    failed = None if hashed.undecodable is None else str(hashed.undecodable)
-    return kind, Query.of((signal.name, value) for signal, value in hashed.values), failed
+    failed = None if found.undecodable is None else str(found.undecodable)
+    return kind, Query.of((signal.name, value) for signal, value in found.values), failed
 
 
 def hash_json(hashed: Hashed) -> dict[str, Any]:

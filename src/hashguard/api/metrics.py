@@ -38,7 +38,8 @@ class Metrics:
         )
         self.limited = Counter(
             "hashguard_rate_limited", "Requests refused with 429 by a rate limit, by the scope "
-            "past its limit (address: the client's; credential: a case, link or key)",
+            "past its limit (address: the client's; credential: a case, link or key; server: the "
+            "whole server's, whoever asks)",
             ["route", "scope"], registry=self.registry,
         )  # fmt: skip
         self.started = Gauge(

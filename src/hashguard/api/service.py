@@ -24,7 +24,6 @@ from sqlalchemy import Connection, Engine
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
-from hashguard.api.decoding import DecodeBudget
 from hashguard.api.jobs import BulkJobs
 from hashguard.api.public_limits import PublicLimits
 from hashguard.api.settings import ServiceSettings
@@ -40,6 +39,7 @@ from hashguard.lists.records import Record
 from hashguard.lists.snapshot import SnapshotError, SnapshotSource
 from hashguard.matching import Matcher
 from hashguard.matching.matcher import ListSource
+from hashguard.media.budget import DecodeBudget
 from hashguard.net.fetch import UrlFetcher
 from hashguard.redress.complaints import Complaints
 from hashguard.reports.submit import Reports
@@ -169,12 +169,11 @@ class Service:
             settings.fetch_timeout,
             settings.max_upload_bytes,
         )
-        self.decodes = DecodeBudget(
-            settings.max_decodes, settings.max_decode_bytes, settings.decode_wait
-        )
+        self.decodes = decode_budget(settings)
         self.matcher: Matcher | None = None
         self.hotline = None if not settings.hotline_country else Hotline(
-            engine, self.lists, hotline_settings(settings), self._current_matcher
+            engine, self.lists, hotline_settings(settings), self._current_matcher,
+            decodes=self.decodes,
         )  # fmt: skip
         # Notice and takedown runs with the hotline: its hosters, crawler and tracer.
         self.takedown = None if self.hotline is None else Takedown(
@@ -758,6 +757,13 @@ class ServedLists(ListStore):
         change = super().change(*args, **kwargs)
         self._catch_up()
         return change
+
+
+def decode_budget(settings: ServiceSettings) -> DecodeBudget:
+    """The decode budget of ``settings``: the server's (every route that decodes media and the
+    hotline's crawler share it), or a command's own (``hashguard hotline run-once``)."""
+    return DecodeBudget(settings.max_decodes, settings.max_decode_bytes, settings.decode_wait,
+                        settings.decode_waiters)  # fmt: skip
 
 
 def hotline_settings(settings: ServiceSettings) -> HotlineSettings:

@@ -248,9 +248,9 @@ class ServiceSettings:
     forwarded_allow_ips: str = setting(
         "127.0.0.1", TEXT, "server",
         "The reverse proxies (addresses or networks, comma-separated) whose X-Forwarded-For "
-        "and X-Forwarded-Proto are believed: the client's address (per-address limits) and "
-        "whether it came over https. Name the balancer; * believes any sender, so any "
-        "client can claim any address.",
+        "is believed: the client's address, which the per-address limits count (the desks' "
+        "cookie is Secure whatever X-Forwarded-Proto says). Name the balancer; * believes "
+        "any sender, so any client can claim any address.",
     )  # fmt: skip
     insecure_cookies: bool = setting(
         False, FLAG, "server",
@@ -302,7 +302,8 @@ class ServiceSettings:
         name="max_import_mb", scale=MIB, minimum=1,
     )  # fmt: skip
     max_json_bytes: int = 2 * MIB
-    # The decode budget (api/decoding.py): the whole server's, every media route shares it.
+    # The decode budget (media/budget.py): the whole server's, every media route and the
+    # hotline's crawler share it.
     max_decodes: int = setting(
         4, INTEGER, "limits",
         "Most uploads decoded at once, for the whole server; more wait their turn.",
@@ -320,6 +321,12 @@ class ServiceSettings:
         "Seconds an upload waits for room in the decode budget before it is refused (503 with "
         "Retry-After); 0: refused at once.",
         minimum=0.0,
+    )  # fmt: skip
+    decode_waiters: int = setting(
+        16, INTEGER, "limits",
+        "Most uploads waiting for room in the decode budget at once (each holds its body in "
+        "memory meanwhile); one more is refused at once (503 with Retry-After).",
+        minimum=0,
     )  # fmt: skip
     max_batch: int = setting(
         1000, INTEGER, "limits", "Most hashes in one match request.", minimum=1
@@ -598,7 +605,12 @@ class ServiceSettings:
             "max_import_bytes": self.max_import_bytes,
             "max_json_bytes": self.max_json_bytes,
             "max_batch": self.max_batch,
-            "decode_budget": [self.max_decodes, self.max_decode_bytes, self.decode_wait],
+            "decode_budget": [
+                self.max_decodes,
+                self.max_decode_bytes,
+                self.decode_wait,
+                self.decode_waiters,
+            ],
             "media_limits": {
                 name: getattr(self.media_limits, name) for name in self.media_limits.__slots__
             },

@@ -370,6 +370,7 @@ def _hotline(settings: "ServiceSettings") -> "Hotline":
     configuration), an assessment made here needs them too, whatever this command was given."""
     import dataclasses
 
+    from hashguard.api.service import decode_budget
     from hashguard.api.service import hotline_settings as settings_of
     from hashguard.errors import Invalid
     from hashguard.hotline.service import Hotline
@@ -385,7 +386,10 @@ def _hotline(settings: "ServiceSettings") -> "Hotline":
     if served.get("hotline", {}).get("hotline_four_eyes") is True:
         hotline_settings = dataclasses.replace(hotline_settings, four_eyes=True)
     try:
-        return Hotline(engine, ListStore(engine), hotline_settings)
+        # The crawls of this process (run-once) take a decode budget of their own, as large
+        # as the server's: a server running beside it has its own.
+        return Hotline(engine, ListStore(engine), hotline_settings,
+                       decodes=decode_budget(settings))  # fmt: skip
     except Invalid as error:
         fail(str(error), ExitCode.ERROR)
 

@@ -78,11 +78,10 @@ def run(settings: "ServiceSettings", host: str, port: int, access_log: bool = Fa
         fail(str(error), ExitCode.ERROR)
     for name in ("uvicorn.access", "granian.access"):
         logging.getLogger(name).addFilter(CaseNumbersHidden())
-    # A reverse proxy on this machine says who the client is and whether it came over https
-    # (X-Forwarded-For, X-Forwarded-Proto): the public routes' limits count per client
-    # address. Those headers are believed from the proxies
-    # named (forwarded_allow_ips, 127.0.0.1 by default) only, so nobody else can claim another
-    # address.
+    # A reverse proxy on this machine says who the client is (X-Forwarded-For): every public
+    # route's limits count per client address (the desks' cookie is Secure whatever the proxy
+    # says). It is believed from the proxies named (forwarded_allow_ips, 127.0.0.1 by
+    # default) only, so nobody else can claim another address.
     try:
         if settings.server == "granian":
             _granian(served(app), host, port, access_log, settings.forwarded_allow_ips)

@@ -11,7 +11,8 @@ import io
 import posixpath
 import re
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -20,13 +21,14 @@ from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 from lxml import etree
 from lxml import html as lxml_html
 
+from hashguard.media.budget import DecodeBudget, DecodeBusy
 from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, MIB, Limits
 from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher, escaped
 from hashguard.signals import registry
-from hashguard.signals.base import InvalidSignalValue
-from hashguard.signals.batch import NotApplicable, hash_stream
+from hashguard.signals.base import InvalidSignalValue, SignalType
+from hashguard.signals.batch import NotApplicable, decode_bytes, hash_stream
 from hashguard.signals.derived import derived_pdq
 from hashguard.signals.pdq import PdqHash
 
@@ -122,12 +124,15 @@ def crawl(
     limits: CrawlLimits = CrawlLimits(),
     clock: Callable[[], datetime] = now,
     *,
+    decodes: DecodeBudget,
     derived: bool = False,
 ) -> Crawl:
-    """The page at ``url`` and the media on it, each fetched, hashed in memory and recorded;
-    a URL that is media itself is the page and its one item. With ``derived``, each image's
-    derived PDQ hashes too (``signals.derived``: for a list owner who holds the image). Raises
-    nothing for anything a website does: each failure is a record with its named outcome."""
+    """The page at ``url`` and the media on it, each fetched, hashed in memory within the
+    decode budget ``decodes`` (the server's, shared with its routes) and recorded; a URL that
+    is media itself is the page and its one item. With ``derived``, each image's derived PDQ
+    hashes too (``signals.derived``: for a list owner who holds the image). Raises nothing for
+    anything a website does: each failure is a record with its named outcome; DecodeBusy when
+    the server's decode budget stayed full for the rest of the crawl's time."""
     budget = time.monotonic() + limits.total_time
     at = clock()
     try:
@@ -135,7 +140,7 @@ def crawl(
     except FetchRefused as refused:
         return Crawl(_refused(url, at, "page", refused), ())
     if _kind(fetched.body) is not MediaKind.OTHER:
-        record = _media_record(url, at, fetched, limits.media, derived)
+        record = _media_record(url, at, fetched, limits.media, decodes, budget, derived)
         return Crawl(record, (record,))
     if not _is_html(fetched):
         shown = fetched.content_type or "of no declared type"
@@ -158,7 +163,8 @@ def crawl(
             items.extend(_unfetched(u, clock(), "crawl-time-limit", reason) for u in chosen[index:])
             break
         timeout = min(limits.timeout, remaining)
-        items.append(_item(media_url, fetcher, limits, timeout, clock, derived))
+        items.append(_item(media_url, fetcher, limits, timeout, clock, decodes, budget,
+                           derived))  # fmt: skip
     if more:
         reason = (
             f"more media URLs on the page not fetched (at most {limits.max_items} per page), "
@@ -313,6 +319,8 @@ def _item(
     limits: CrawlLimits,
     timeout: float,
     clock: Callable[[], datetime],
+    decodes: DecodeBudget,
+    deadline: float,
     derived: bool = False,
 ) -> FetchRecord:
     at = clock()
@@ -324,22 +332,34 @@ def _item(
         shown = fetched.content_type or "of no declared type"
         detail = f"the answer is {shown} ({len(fetched.body)} bytes), not an image or video"
         return _answered(url, at, fetched, "other", "not-media", detail)
-    return _media_record(url, at, fetched, limits.media, derived)
+    return _media_record(url, at, fetched, limits.media, decodes, deadline, derived)
 
 
 def _media_record(
-    url: str, at: datetime, fetched: Fetched, limits: Limits, derived: bool = False
+    url: str,
+    at: datetime,
+    fetched: Fetched,
+    limits: Limits,
+    decodes: DecodeBudget,
+    deadline: float,
+    derived: bool = False,
 ) -> FetchRecord:
-    """The record of media fetched: its hashes, computed in memory within ``limits`` (with
-    ``derived``, an image's derived PDQ hashes too)."""
+    """The record of media fetched: its hashes, computed in memory within ``limits`` and the
+    decode budget, waited for until ``deadline`` (monotonic: the crawl's time limit); with
+    ``derived``, an image's derived PDQ hashes too, in the same share. Raises DecodeBusy when
+    the budget stayed full that long (the crawl is tried again later)."""
     kind = _kind(fetched.body)
     signals = [registry.get(name) for name in SIGNALS]
+    wait = max(0.0, deadline - time.monotonic())
     try:
-        hashed = hash_stream(io.BytesIO(fetched.body), len(fetched.body), signals, limits)
+        with _share(decodes, fetched.body, signals, limits, wait):
+            hashed = hash_stream(io.BytesIO(fetched.body), len(fetched.body), signals, limits)
+            pdq = next((value for _, value in hashed.values if isinstance(value, PdqHash)), None)
+            crops = {} if not derived or pdq is None or hashed.undecodable is not None else (
+                _derived(fetched.body, pdq, limits))  # fmt: skip
     except MediaError as error:  # not even its bytes could be hashed
         return _answered(url, at, fetched, kind.value, "corrupt-media", str(error))
     hashes = {signal.name: signal.canonical_of(value) for signal, value in hashed.values}
-    pdq = next((value for _, value in hashed.values if isinstance(value, PdqHash)), None)
     quality = None if pdq is None else pdq.quality
     stability = {} if pdq is None or pdq.stability is None else {"pdq": pdq.stability}
     undecodable = hashed.undecodable
@@ -348,14 +368,29 @@ def _media_record(
     else:
         outcome = "media-limit" if isinstance(undecodable, LimitExceeded) else "corrupt-media"
         detail = f"{undecodable} (only its bytes' digests were computed)"
-    crops: dict[str, str] = {}
-    if derived and pdq is not None and undecodable is None:
-        for name, value in _derived(fetched.body, pdq, limits).items():
-            crops[name] = value.hex
-            if value.stability is not None:
-                stability[name] = value.stability
+    for name, value in crops.items():
+        if value.stability is not None:
+            stability[name] = value.stability
     return replace(_answered(url, at, fetched, kind.value, outcome, detail, hashes, quality),
-                   derived=crops, stability=stability)  # fmt: skip
+                   derived={name: value.hex for name, value in crops.items()},
+                   stability=stability)  # fmt: skip
+
+
+def _share(
+    decodes: DecodeBudget,
+    body: bytes,
+    signals: Sequence[SignalType[Any]],
+    limits: Limits,
+    wait: float | None = None,
+) -> AbstractContextManager[None]:
+    """The decode budget's share that decoding ``body`` with ``signals`` needs, held in the
+    calling thread (none for what decodes nothing or is refused from its header); ``wait``:
+    as ``DecodeBudget.holding``."""
+    try:
+        cost = decode_bytes(body, signals, limits)
+    except MediaError:
+        cost = 0  # refused or failed by the decoder at once, as from the header here
+    return decodes.holding(cost, wait) if cost else nullcontext()
 
 
 def _derived(body: bytes, original: PdqHash, limits: Limits) -> dict[str, PdqHash]:
@@ -404,11 +439,13 @@ def _count(number: int, noun: str) -> str:
 DIGESTS: Final = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
 
 
-def other_content(recorded: Mapping[str, str], body: bytes, limits: Limits = DEFAULT_LIMITS
-                  ) -> str:  # fmt: skip
+def other_content(
+    recorded: Mapping[str, str], body: bytes, decodes: DecodeBudget, limits: Limits = DEFAULT_LIMITS
+) -> str:
     """Why ``body`` may not be shown as the item whose hashes are ``recorded`` ("" when it is
     that item): every digest recorded (SHA-256, SHA-1, MD5) must be the body's; with none, a
-    PDQ hash recorded must be the body's exactly (distance 0). With nothing that can be checked
+    PDQ hash recorded must be the body's exactly (distance 0), decoded within the decode budget
+    ``decodes`` (the server's: not now when it stays full). With nothing that can be checked
     (a partner's referral may carry a vPDQ hash only) nothing is shown: labels given now could
     describe other content than the hashes they list."""
     for name, digest in DIGESTS.items():
@@ -422,9 +459,12 @@ def other_content(recorded: Mapping[str, str], body: bytes, limits: Limits = DEF
     if "pdq" in recorded:
         pdq = registry.get("pdq")
         try:
-            hashed = hash_stream(io.BytesIO(body), len(body), [pdq], limits)
+            with _share(decodes, body, [pdq], limits):
+                hashed = hash_stream(io.BytesIO(body), len(body), [pdq], limits)
             value = next((value for _, value in hashed.values), None)
             distance = None if value is None else pdq.distance(value, pdq.parse(recorded["pdq"]))
+        except DecodeBusy as busy:
+            return f"Not shown now: {busy}."
         except (MediaError, NotApplicable, InvalidSignalValue):
             distance = None
         if distance == 0:

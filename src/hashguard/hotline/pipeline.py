@@ -40,6 +40,7 @@ from hashguard.hotline.model import DECIDED, CaseState, ItemState, OutboxKind
 from hashguard.hotline.routing import Route
 from hashguard.hotline.trace import Trace, Tracer
 from hashguard.hotline.triage import Triage, Verdict, query_of
+from hashguard.media.budget import DecodeBusy
 from hashguard.store import audit
 from hashguard.store.tables import (
     HotlineCaseRow,
@@ -184,6 +185,10 @@ class Pipeline:
     def _process(self, case_id: int, url: str, lease: datetime) -> None:
         try:
             crawled = self.crawl(url)
+        except DecodeBusy as busy:  # the server's decode budget stayed full: tried again later
+            log.warning("hotline case %d: not crawled now: %s", case_id, busy)
+            self._failed(case_id, lease, f"not crawled now: {busy}")
+            return
         except Exception as error:  # a crawler bug: the case is tried again after its lease
             log.exception("hotline case %d: the crawl failed", case_id)
             self._failed(case_id, lease, f"the crawl failed: {error}")

@@ -30,6 +30,7 @@ from hashguard.hotline.referrals import Referrals
 from hashguard.hotline.trace import Trace, Tracer
 from hashguard.hotline.triage import CurrentMatcher, Triage
 from hashguard.matching.matcher import Matcher
+from hashguard.media.budget import DecodeBudget
 from hashguard.media.limits import DEFAULT_LIMITS, Limits
 from hashguard.net.dns import DnsResolver
 from hashguard.net.fetch import Network, UrlFetcher
@@ -75,10 +76,15 @@ class Hotline:
         settings: HotlineSettings,
         matcher: Callable[[], Matcher] | None = None,
         clock: Callable[[], datetime] = _now,
+        *,
+        decodes: DecodeBudget,
     ) -> None:
         """``matcher``: the current Matcher over every list (the service's); without it, one
-        of the hotline's own lists and known lists, brought up to the store at each use."""
+        of the hotline's own lists and known lists, brought up to the store at each use.
+        ``decodes``: the decode budget the crawler's decodes take their share of (the
+        server's, shared with its routes; a command's own, of the same settings)."""
         self.engine = engine
+        self.decodes = decodes
         self.settings = settings
         self.country = settings.country.upper()
         self.contact_days = settings.contact_days
@@ -138,12 +144,13 @@ class Hotline:
 
     def crawl(self, url: str) -> Crawl:
         """A crawl of ``url`` (a re-check's: no derived hashes)."""
-        return crawl(url, self.fetcher, self.limits)
+        return crawl(url, self.fetcher, self.limits, decodes=self.decodes)
 
     def crawl_reported(self, url: str) -> Crawl:
         """The crawl of a reported URL: its images' derived hashes too, when the deployment
         lists them (``derived_hashes``)."""
-        return crawl(url, self.fetcher, self.limits, derived=self.settings.derived_hashes)
+        return crawl(url, self.fetcher, self.limits, decodes=self.decodes,
+                     derived=self.settings.derived_hashes)  # fmt: skip
 
     def trace(self, url: str) -> Trace:
         return self.tracer.trace(url)

@@ -20,12 +20,12 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, visible
-from hashguard.api.decoding import DecodeBusy
-from hashguard.api.errors import ApiError
+from hashguard.api.errors import ApiError, retry_header
 from hashguard.api.limits import BodyTooLarge
 from hashguard.api.matching import service_of
 from hashguard.api.service import Service
 from hashguard.api.uploads import read_upload
+from hashguard.media.budget import DecodeBusy
 from hashguard.review.model import ScanningForbidden
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import console_parts, match_tester, sessions
@@ -152,18 +152,18 @@ async def test(request: Request) -> Response:
             query = match_tester.pasted_query(signal, pasted)
             given, unreadable = f"a pasted {match_tester.signal_words(signal)} hash", ""
         else:
-            query, unreadable = await run_in_threadpool(
-                match_tester.upload_query, service, matcher, data
-            )
+            query, unreadable = await match_tester.upload_query(service, matcher, data)
             given = match_tester.described(data)
         tested = await run_in_threadpool(
             match_tester.run_test, service, matcher, key, query, lists, given, unreadable
         )
     except Untestable as error:
         return _tester_page(request, key, csrf, 400, str(error), signal=signal, hash=pasted)
-    except DecodeBusy as busy:
-        return _tester_page(request, key, csrf, 503, f"Not now: {busy}.", signal=signal,
-                            hash=pasted)  # fmt: skip
+    except DecodeBusy as busy:  # Retry-After, as the API's media routes say it
+        busy_page = _tester_page(request, key, csrf, 503, f"Not now: {busy}.", signal=signal,
+                                 hash=pasted)  # fmt: skip
+        busy_page.headers.update(retry_header(busy.retry_after))
+        return busy_page
     except (ServiceKey, ScanningForbidden) as refused:
         return _tester_page(request, key, csrf, 403, str(refused), signal=signal, hash=pasted)
     return _tester_page(request, key, csrf, tested=tested, signal=signal, hash=pasted)

@@ -213,14 +213,15 @@ async def complain(
 ) -> Response:
     service = service_of(request)
     try:
-        await _link(request, service, token)
-        await run_in_threadpool(service.complaints.lodge, token, statement)
+        notice = await _link(request, service, token)
     except NotFound:
         return _invalid_link()
     except RateLimited as error:
         return _busy(request, service, error)
-    except ReviewError as error:
-        return await _complaint(request, token, str(error), 409)
+    try:
+        await run_in_threadpool(service.complaints.lodge, token, statement)
+    except ReviewError as error:  # the page again, the link's use counted once
+        return await _complaint(request, token, str(error), 409, notice)
     return RedirectResponse(f"/complaints/{token}", 303)
 
 
@@ -246,12 +247,20 @@ async def _link(request: Request, service: Service, token: str) -> notices.Notic
     )
 
 
-async def _complaint(request: Request, token: str, error: str = "", status: int = 200) -> Response:
+async def _complaint(
+    request: Request,
+    token: str,
+    error: str = "",
+    status: int = 200,
+    notice: notices.Notice | None = None,
+) -> Response:
     """The user's page: their statement of reasons, with their personal link as it was sent
-    to them, under the name of the provider who decided (else the service's)."""
+    to them, under the name of the provider who decided (else the service's). ``notice``: the
+    link's, when this request has already checked it (counted once against the limits)."""
     service = service_of(request)
     try:
-        notice = await _link(request, service, token)
+        if notice is None:
+            notice = await _link(request, service, token)
         filed = await run_in_threadpool(service.complaints.of_token, token)
         decided = await run_in_threadpool(service.review.get, notice.detection_id)
     except NotFound:

@@ -180,7 +180,8 @@ async def content(request: Request, ident: int) -> Response:
         return refusal(f"Not shown to you: {barred}.", 403)
     return await pass_through(
         hotline.fetcher, item.url, "The URL", partial(hotline.cases.record_view, ident, actor(key)),
-        partial(other_content, item.hashes), gone=": the content is gone from it",
+        partial(other_content, item.hashes, decodes=hotline.decodes),
+        gone=": the content is gone from it",
     )  # fmt: skip
 
 

@@ -14,11 +14,10 @@ hash).
 The functions block (hashing, the database): run them in the thread pool.
 """
 
-import io
-from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Final
 
+from hashguard.api import decoding
 from hashguard.api.auth import actor
 from hashguard.api.service import Service
 from hashguard.errors import Forbidden, Invalid
@@ -28,7 +27,7 @@ from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, sniff
 from hashguard.signals import registry
 from hashguard.signals.base import IndexKind, InvalidSignalValue
-from hashguard.signals.batch import NotApplicable, decode_bytes, hash_stream
+from hashguard.signals.batch import NotApplicable
 from hashguard.signals.pdq_variants import ORIGINAL
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey
@@ -93,25 +92,25 @@ class Tested:
     unreadable: str  # why the media could not be decoded (only its digests were taken)
 
 
-def upload_query(service: Service, matcher: Matcher, data: bytes) -> tuple[Query, str]:
+async def upload_query(service: Service, matcher: Matcher, data: bytes) -> tuple[Query, str]:
     """The hashes of an uploaded file, computed in memory with every signal the lists hold
-    that applies to it (an image with the query variants the lists allow), and why the media
-    could not be decoded when only its digests were taken (else ""). Raises Untestable saying
-    what is wrong with the file; DecodeBusy when the server's decode budget stayed full."""
+    that applies to it (an image with the query variants the lists allow), within the server's
+    decode budget (``api.decoding``, as the API's media routes), and why the media could not be
+    decoded when only its digests were taken (else ""). Raises Untestable saying what is wrong
+    with the file; DecodeBusy when the server's decode budget stayed full."""
     if not data:
         raise Untestable("No file came with the form: choose an image (or paste a hash).")
     signals = [registry.get(name) for name in matcher.signals()]
     if not signals:
         raise Untestable("The lists hold no entries yet: there is nothing to test against.")
-    limits = service.settings.media_limits
     try:
-        cost = decode_bytes(data, signals, limits)
-    except MediaError:
-        cost = 0  # refused or failed by the decoder at once, as from the header here
-    try:
-        with service.decodes.holding(cost) if cost else nullcontext():
-            hashed = hash_stream(io.BytesIO(data), len(data), signals, limits,
-                                 matcher.variant_families())  # fmt: skip
+        found = await decoding.hashed(
+            service.decodes,
+            data,
+            signals,
+            service.settings.media_limits,
+            matcher.variant_families(),
+        )
     except NotApplicable as error:
         raise Untestable(f"The file is {error.kind}, and the lists hold no hash of that kind "
                           f"of file ({error}).") from None  # fmt: skip
@@ -119,8 +118,8 @@ def upload_query(service: Service, matcher: Matcher, data: bytes) -> tuple[Query
         raise Untestable(f"The file is over the service's media limits: {error}.") from None
     except MediaError as error:
         raise Untestable(f"The file cannot be read as media: {error}.") from None
-    unreadable = "" if hashed.undecodable is None else str(hashed.undecodable)
-    return Query.of((signal.name, value) for signal, value in hashed.values), unreadable
+    unreadable = "" if found.undecodable is None else str(found.undecodable)
+    return Query.of((signal.name, value) for signal, value in found.values), unreadable
 
 
 def pasted_query(signal: str, text: str) -> Query:

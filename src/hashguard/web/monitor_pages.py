@@ -159,7 +159,7 @@ class _Recent:
                     break
                 if self.waiting >= self.waiters:  # each waiter holds a worker thread
                     raise RateLimited("these figures are being computed: try again in a "
-                                      "moment", WAIT_SECONDS)  # fmt: skip
+                                      "moment", WAIT_SECONDS, "server")  # fmt: skip
                 self.waiting += 1
             try:
                 flight.done.wait()
