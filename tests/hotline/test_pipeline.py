@@ -25,6 +25,7 @@ from hashguard.hotline.routing import Route
 from hashguard.hotline.triage import CurrentMatcher, Triage, Verdict
 from hashguard.hotline.vocabulary import default
 from hashguard.matching.query import Query
+from hashguard.media.budget import DecodeBusy
 from hashguard.net.fetch import UrlFetcher
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
@@ -322,6 +323,35 @@ def test_a_crawl_that_never_finishes_is_given_up_with_its_error(engine: Engine) 
     assert case_of(engine, case).last_error == (
         "given up after 2 crawls that did not finish; the last: the crawl failed: the crawler "
         "broke on this page")  # fmt: skip
+
+
+def test_a_crawl_the_busy_server_could_not_decode_is_not_one_of_the_cases_attempts(
+    engine: Engine,
+) -> None:
+    """The decode budget stayed full: the server was busy, not the page. The case is crawled
+    again after its lease, however often that happens, and never given up for it."""
+    lists = ListStore(engine)
+    clock = Clock()
+    busy = [True]
+
+    def crawling_when_free(url: str) -> Any:
+        if busy[0]:
+            raise DecodeBusy("the server is decoding as much as it may; try again in 5 s", 5)
+        raise RuntimeError("the crawler broke on this page")
+
+    pipeline = Pipeline(engine, crawl=crawling_when_free, tracer=Tracer(), route=route,
+                        triage=triage_of(lists), home="NL", referral_payload=lambda *args: {},
+                        clock=clock, attempts=2)  # fmt: skip
+    case = new_case(engine, "https://site.test/page")
+    for _ in range(4):  # twice the attempts the case is given
+        assert pipeline.run_once() == 1 and case_state(engine, case) == "crawling"
+        assert case_of(engine, case).last_error.startswith("not crawled now: the server is")
+        clock.advance(6)  # the lease ran out
+    busy[0] = False  # free again: the case still has both its attempts
+    for _ in range(2):
+        assert pipeline.run_once() == 1 and case_state(engine, case) == "crawling"
+        clock.advance(6)
+    assert pipeline.run_once() == 0 and case_state(engine, case) == "unreachable"
 
 
 def test_a_closed_case_reported_again_is_crawled_again(engine: Engine) -> None:

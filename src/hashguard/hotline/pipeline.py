@@ -185,10 +185,10 @@ class Pipeline:
     def _process(self, case_id: int, url: str, lease: datetime) -> None:
         try:
             crawled = self.crawl(url)
-        except DecodeBusy as busy:  # the server's decode budget stayed full: tried again later
+        except DecodeBusy as busy:  # the server was busy, not the page: tried again later,
             log.warning("hotline case %d: not crawled now: %s", case_id, busy)
-            self._failed(case_id, lease, f"not crawled now: {busy}")
-            return
+            self._failed(case_id, lease, f"not crawled now: {busy}", counted=False)
+            return  # and this crawl is not one of the attempts the case is given
         except Exception as error:  # a crawler bug: the case is tried again after its lease
             log.exception("hotline case %d: the crawl failed", case_id)
             self._failed(case_id, lease, f"the crawl failed: {error}")
@@ -245,13 +245,16 @@ class Pipeline:
         if reachable and mark_assessed(self.engine, case_id):
             self.route_case(case_id, trace)
 
-    def _failed(self, case_id: int, lease: datetime, why: str) -> None:
+    def _failed(self, case_id: int, lease: datetime, why: str, counted: bool = True) -> None:
+        """A crawl that did not finish: the case is tried again once its lease runs out, and
+        given up after ``attempts`` counted ones."""
         cases = HotlineCaseRow.__table__
+        attempts = cases.c.attempts if counted else cases.c.attempts - 1
         with self.engine.begin() as connection:
             connection.execute(
                 update(HotlineCaseRow)
                 .where(cases.c.id == case_id, cases.c.lease_until == lease)
-                .values(last_error=why[:1000], updated_at=self.clock())
+                .values(last_error=why[:1000], updated_at=self.clock(), attempts=attempts)
             )  # fmt: skip
 
     def _trace(self, case_id: int, url: str) -> Any:
