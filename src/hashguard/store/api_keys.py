@@ -192,7 +192,8 @@ class KeyWatch:
 
     SQLite: ``PRAGMA data_version`` on a connection of its own, which changes with every commit
     of any other connection (the match log's, the audit's, a delivery's); only when it moved,
-    a one-row summary of the keys table (``_KEYS_MARK``) tells whether the keys did.
+    the count of key changes that every change to keys moves in its transaction
+    (``tell_watchers``, SQLite's user version) tells whether the keys did.
     PostgreSQL: a connection of its own LISTENs for the NOTIFY that every change to the keys
     table sends in its transaction (``tell_watchers``), and each call reads what has reached its
     socket (no round trip to the server; the notification is sent as the change commits, so
@@ -216,7 +217,7 @@ class KeyWatch:
         self._lock = threading.Lock()
         self._dialect = engine.dialect.name
         self._connection: Any = None
-        self._seen: tuple[Any, ...] = ()  # SQLite: the data version and the keys' summary
+        self._seen: tuple[Any, ...] = ()  # SQLite: the data version and the count of key changes
         self._retry_at: float | None = None  # down: when to connect again (None: never)
         self._connecting = False
         self._back = False  # connected again: the next call answers True
@@ -314,25 +315,27 @@ class KeyWatch:
         return notified
 
 
-# What a cached key depends on that can change: keys are created (never deleted), revoked (never
-# live again) and rescoped (a list renamed or removed); role, service and hoster never change.
-_KEYS_MARK: Final = (
-    "SELECT group_concat(id || ' ' || coalesce(revoked_at, '') || ' ' || lists, ' ') FROM api_keys"
-)
+# SQLite: every change to keys counts itself in the database header's user version (an integer
+# SQLite keeps for the application, written in the change's transaction): read in O(1), whatever
+# the number of keys. A signed 32-bit integer: counted modulo 2**31.
+_KEYS_COUNTED: Final = 2**31
 
 
-def _sqlite_seen(driver: Any) -> tuple[Any, ...]:
-    """SQLite's data version, then the keys' summary: in this order, a change committed between
-    the two shows in the summary, and the next call finds the summary unchanged."""
+def _sqlite_seen(driver: Any) -> tuple[int, int]:
+    """SQLite's data version, then the keys' count of changes: in this order, a change
+    committed between the two shows in the count, and the next call finds it unchanged."""
     version = driver.execute("PRAGMA data_version").fetchall()[0][0]
-    return (version, *driver.execute(_KEYS_MARK).fetchall()[0])
+    return version, driver.execute("PRAGMA user_version").fetchall()[0][0]
 
 
 def tell_watchers(connection: Connection) -> None:
-    """Keys change in the caller's transaction: on PostgreSQL, running services' ``KeyWatch``
-    is told as it commits (SQLite's watch sees the change itself)."""
+    """Keys change in the caller's transaction: running services' ``KeyWatch`` is told as it
+    commits (PostgreSQL: a NOTIFY; SQLite: the count of key changes moves)."""
     if connection.dialect.name == "postgresql":
         connection.execute(text(f"NOTIFY {KEYS_CHANNEL}"))
+    elif connection.dialect.name == "sqlite":
+        counted = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
+        connection.exec_driver_sql(f"PRAGMA user_version = {(counted + 1) % _KEYS_COUNTED}")
 
 
 def _dropped(connection: Any) -> None:
