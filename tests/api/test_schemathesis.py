@@ -192,7 +192,7 @@ def test_what_the_service_creates_can_be_used_until_it_is_removed(api: Any, serv
     (ensure_resource_availability) and that what was removed is gone (use_after_free)."""
 
     started: list[None] = []  # one per scenario
-    failures: list[str] = []  # each step's failed checks, as Schemathesis reports them
+    failures: list[str] = []  # each step's failed checks (or its error), as they happen
     # Flags come from a service's own key (a matcher key tied to it): they open the detections
     # the review routes then act on.
     made = served.post("/v1/services", "admin", json={"name": "schemathesis-flags"})
@@ -214,6 +214,13 @@ def test_what_the_service_creates_can_be_used_until_it_is_removed(api: Any, serv
             # only for a step whose every parameter came from the chain: the key does.
             case.headers = {**(case.headers or {}), **headers}
             return {"session": session, "headers": headers}
+
+        def call(self, case: Case, **kwargs: Any) -> Any:
+            try:
+                return super().call(case, **kwargs)
+            except Exception as error:  # no answer (a timeout, a reset): noted, as checks are
+                failures.append(f"{case.operation.label}: {type(error).__name__}: {error}")
+                raise
 
         def validate_response(self, response: Any, case: Case, *args: Any, **kwargs: Any) -> None:
             try:

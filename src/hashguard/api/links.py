@@ -22,9 +22,8 @@ class Link:
     targets: tuple[str, ...]
 
 
-_LIST: Final = {"path.name": "$response.body#/name"}
+_NAMED: Final = {"path.name": "$response.body#/name"}  # a list, service or exchange
 _DETECTION: Final = {"path.ident": "$response.body#/id"}
-_EXCHANGE: Final = {"path.name": "$response.body#/name"}
 _CONTENT: Final = {"path.name": "$request.path.name", "path.content_id": "$response.body#/id"}
 _CONTENT_ROUTES: Final = (
     "GET /c/bank/{name}/content/{content_id}",
@@ -37,7 +36,7 @@ LINKS: Final = (
     Link("POST /v1/keys", {"path.ident": "$response.body#/id"}, ("DELETE /v1/keys/{ident}",)),
     Link(
         "POST /v1/lists",
-        _LIST,
+        _NAMED,
         (
             "GET /v1/lists/{name}",
             "PATCH /v1/lists/{name}",
@@ -48,7 +47,7 @@ LINKS: Final = (
             "POST /v1/lists/{name}/releases",
         ),
     ),
-    Link("POST /v1/services", _LIST, ("POST /v1/services/{name}/risk-assessments",)),
+    Link("POST /v1/services", _NAMED, ("POST /v1/services/{name}/risk-assessments",)),
     Link(
         "POST /v1/flags",
         _DETECTION,
@@ -68,7 +67,7 @@ LINKS: Final = (
     ),
     Link(
         "POST /v1/exchanges",
-        _EXCHANGE,
+        _NAMED,
         (
             "GET /v1/exchanges/{name}",
             "PATCH /v1/exchanges/{name}",
@@ -90,7 +89,7 @@ LINKS: Final = (
     ),
     Link(
         "POST /c/banks",
-        _LIST,
+        _NAMED,
         (
             "GET /c/bank/{name}",
             "PUT /c/bank/{name}",

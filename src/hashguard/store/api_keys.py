@@ -197,8 +197,9 @@ class KeyWatch:
     PostgreSQL: a connection of its own LISTENs for the NOTIFY that every change to the keys
     table sends in its transaction (``tell_watchers``), and each call reads what has reached its
     socket (no round trip to the server; the notification is sent as the change commits, so
-    only a request racing the commit within the server's hand-over, well under a millisecond,
-    can slip through).
+    only a request racing the commit within the server's hand-over can slip through: measured
+    in review, the notification reached the socket a median 30 us after the commit returned,
+    at most 10 ms in 200 trials).
 
     A watch whose connection fails is down: it answers None (the cache's time bound holds) and
     connects again in a thread of its own, tried at most every ``retry_seconds`` (by

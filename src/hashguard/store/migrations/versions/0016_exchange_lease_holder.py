@@ -19,5 +19,6 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("exchanges") as batch:
+    # SQLite copies the table: keep its ids' AUTOINCREMENT (ids of removed exchanges not reused).
+    with op.batch_alter_table("exchanges", table_kwargs={"sqlite_autoincrement": True}) as batch:
         batch.drop_column("lease_holder")
