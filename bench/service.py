@@ -34,6 +34,7 @@ at 2,000/s is the test of it); (c) no error and p99 <= 50 ms.
 """
 
 import argparse
+import importlib.util
 import json
 import os
 import re
@@ -383,14 +384,15 @@ def bench(
     cores: list[str],
     seconds: int,
     quick: bool,
-) -> list[list[str]]:
+    rows: list[list[str]],
+) -> None:
+    """The runs at ``size`` hashes, each row added to ``rows`` as it is measured."""
     print(f"{size:,} hashes:", flush=True)
     directory = scratch / str(size)
     directory.mkdir()
     url, tokens, queries, entries = build(directory, size, base)
     load = loads(directory, queries, tokens)
     shown = f"{size:,}"
-    rows: list[list[str]] = []
     baseline: dict[tuple[str, str], dict[str, float]] = {}
     for number, core in enumerate(cores):
         runs, start = served(url, port + number, core, tokens, load, seconds, quick)
@@ -415,7 +417,6 @@ def bench(
         rows.append([shown, "", "", "reference: faiss MultiHash (HMA's index), 1 query per call",
                      f"{mih:,.0f}", "", "", "", "",
                      f"{cores[0]} by hash = {closed / mih:.1f}x"])  # fmt: skip
-    return rows
 
 
 def main() -> None:
@@ -441,12 +442,20 @@ def main() -> None:
     cores = options.servers.split(",")
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: make bench-service installs it (Debian package wrk)")
+    if not options.quick and importlib.util.find_spec("faiss") is None:
+        raise SystemExit("faiss is missing: make bench-service installs it (the bench extra)")
     rows: list[list[str]] = []
     base = pool()  # the spectra of benign images every hash set is drawn from
-    with tempfile.TemporaryDirectory() as directory:
-        for size in (int(s) for s in sizes.split(",")):
-            rows += bench(size, Path(directory), options.port, base, cores, seconds,
-                          options.quick)  # fmt: skip
+    try:
+        with tempfile.TemporaryDirectory() as directory:
+            for size in (int(s) for s in sizes.split(",")):
+                bench(size, Path(directory), options.port, base, cores, seconds, options.quick,
+                      rows)  # fmt: skip
+    finally:  # what was measured is shown, though a later run failed
+        show(rows, seconds)
+
+
+def show(rows: list[list[str]], seconds: int) -> None:
     print(f"\nwrk: 1 thread, {CONNECTIONS} connections, {seconds} s per run; fixed rates: "
           f"loadgen.py, 64 connections, {min(seconds, RATE_SECONDS)} s after 2 s of warm-up; "
           f"{NEAR_SHARE:.0%} of hash queries match; server CPU: user + system ms per request "
