@@ -265,6 +265,7 @@ class KeyWatch:
     def _reconnect(self) -> None:
         """Connect (outside the lock: it may take long), then be up, or down again."""
         connection: Any = None
+        seen: tuple[int, ...] = ()  # SQLite's versions (PostgreSQL's watch keeps none)
         try:
             connection = self._engine.raw_connection()
             driver = connection.driver_connection
@@ -273,7 +274,6 @@ class KeyWatch:
             else:
                 driver.autocommit = True
                 driver.execute(f"LISTEN {KEYS_CHANNEL}")
-                seen = ()
         except Exception:
             _dropped(connection)
             log.warning("cannot watch for changed keys; the key cache's bound holds (trying "
