@@ -53,6 +53,8 @@ class BodyLimitMiddleware:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
+                if message["status"] == 413:  # the body's rest unread: see _closing
+                    message = _closing(message)
             await send(message)
 
         try:
@@ -65,7 +67,20 @@ class BodyLimitMiddleware:
         page = self.page_for(scope["path"])
         if page is None:
             page = error_response(413, _message(limit), path=scope["path"])
-        await page(scope, receive, send)
+
+        async def sending(message: Message) -> None:
+            await send(_closing(message) if message["type"] == "http.response.start" else message)
+
+        await page(scope, receive, sending)
+
+
+def _closing(start: Message) -> Message:
+    """A refusal answered before the body was read says it closes the connection: what is left
+    of the body would be read as the next request, and some servers (granian) close it without
+    saying so, which a client reusing the connection takes for a failed next request."""
+    headers = [(name, value) for name, value in start.get("headers", ())
+               if name.lower() != b"connection"]  # fmt: skip
+    return {**start, "headers": [*headers, (b"connection", b"close")]}
 
 
 def _message(limit: int) -> str:
