@@ -9,15 +9,18 @@ import re
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
+from ipaddress import ip_network
 from pathlib import Path
 
 import anyio.to_thread
 import httpx
 import pytest
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from hashguard.api import ServiceSettings
 from hashguard.app import create_app
+from hashguard.hotline.model import CaseState
 from hashguard.lists.model import Category
 from hashguard.lists.records import Submission
 from hashguard.media.budget import DecodeBudget, DecodeBusy
@@ -28,9 +31,11 @@ from hashguard.store.lists import ListStore
 
 from support.database import scratch_database
 from support.desk_session import sign_in
+from support.hotline_items import hashes_of, new_case, queued_item
 from support.in_process import serving
 from support.media import png_declaring
 from support.waiting import eventually
+from support.website import Page, website
 
 IMAGE = encode(scene(31, 800, 600), "PNG")  # 0.48 MP
 
@@ -41,6 +46,7 @@ class World:
     app: FastAPI
     budget: DecodeBudget
     admin: str  # a key that may open the console's tester
+    engine: Engine
 
 
 def _world(tmp_path: Path, settings: ServiceSettings) -> Iterator[World]:
@@ -64,7 +70,7 @@ def _world(tmp_path: Path, settings: ServiceSettings) -> Iterator[World]:
                 serving(app) as url,
                 httpx.Client(base_url=url, headers=headers, timeout=60) as client,
             ):
-                yield World(client, app, app.state.service.decodes, admin)
+                yield World(client, app, app.state.service.decodes, admin, engine)
         finally:
             engine.dispose()
 
@@ -173,6 +179,44 @@ def test_the_testers_uploads_wait_for_the_budget_holding_no_worker_thread(
     assert busy == 0  # the three wait in the event loop, not in the pool every route shares
     assert [answer.status_code for answer in answers] == [200, 200, 200], answers[0].text
     assert not any("Not now" in answer.text for answer in answers)
+
+
+@pytest.fixture
+def hotline(tmp_path: Path) -> Iterator[World]:
+    """As ``queueing``, with a hotline whose crawler and desk reach loopback."""
+    settings = ServiceSettings(secret_file=tmp_path / "secret.key", max_decodes=1,
+                               decode_wait=600, hotline_country="NL",
+                               hotline_networks=(ip_network("127.0.0.0/8"),))  # fmt: skip
+    yield from _world(tmp_path, settings)
+
+
+def test_the_hotline_desks_check_of_a_pdq_hash_waits_holding_no_worker_thread(
+    hotline: World,
+) -> None:
+    """An item recorded by its PDQ hash alone (as a partner's referral may carry it) is shown
+    once the bytes its URL serves now have that hash, decoded within the server's budget: the
+    check waits for it in the event loop, not in the pool every route shares."""
+    with website({"/a.png": Page(IMAGE, "image/png")}) as site:
+        case = new_case(hotline.engine, site.url + "/page", CaseState.TRIAGED)
+        pdq = {"pdq": hashes_of(IMAGE)["pdq"]}
+        item = queued_item(hotline.engine, case, site.url + "/a.png", pdq)
+        analyst = ApiKeyStore(hotline.engine).create(Role.ANALYST, name="ana")[1]
+        desk = httpx.Client(base_url=str(hotline.client.base_url), timeout=60)
+        assert sign_in(desk, analyst).status_code == 303
+        answers: list[httpx.Response] = []
+        with hotline.budget.holding(1):
+            shown = threading.Thread(
+                target=lambda: answers.append(desk.get(f"/desk/hotline/items/{item}/content"))
+            )
+            shown.start()
+            assert eventually(lambda: hotline.budget.load().waiting == 1)
+            busy = hotline.client.get("/test/pool-threads").json()
+            assert not answers
+        shown.join()
+        desk.close()
+    assert busy == 0
+    assert answers[0].status_code == 200, answers[0].text
+    assert answers[0].content == IMAGE
 
 
 @pytest.fixture

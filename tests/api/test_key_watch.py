@@ -8,7 +8,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine
 
 from hashguard.api import ServiceSettings
@@ -19,6 +18,7 @@ from hashguard.store.database import open_engine
 
 from support.database import cut_key_watches, scratch_database
 from support.in_process import serving
+from support.metrics import sample
 from support.waiting import eventually
 
 
@@ -63,12 +63,8 @@ def test_a_key_revoked_while_the_watch_was_cut_is_refused_once_it_is_back(
         assert watch.watching and _metric(client, auditor, "hashguard_key_watch_up") == 1.0
 
 
-def _metric(client: httpx.Client, auditor: str, name: str) -> float:
+def _metric(client: httpx.Client, auditor: str, name: str) -> float | None:
     """The value of a metric without labels, as /metrics shows it."""
     shown = client.get("/metrics", headers={"Authorization": f"Bearer {auditor}"})
     assert shown.status_code == 200, shown.text
-    for family in text_string_to_metric_families(shown.text):
-        for sample in family.samples:
-            if sample.name == name:
-                return float(sample.value)
-    raise AssertionError(f"{name} is not in /metrics")
+    return sample(shown.text, name)

@@ -5,7 +5,6 @@
 detection, which says ``quarantined`` only once its service took the quarantine. Benign test
 hashes only."""
 
-import re
 from collections.abc import Iterator
 
 import pytest
@@ -18,6 +17,7 @@ from hashguard.store.api_keys import ApiKeyStore, Role
 from hashguard.store.lists import ListStore
 
 from support.loopback import Loopback
+from support.metrics import sample
 from support.server import Server, running
 from support.waiting import eventually
 
@@ -58,10 +58,7 @@ def detected(server: Server, token: str, ref: str) -> int:
 
 
 def metric(server: Server, name: str, **labels: str) -> float | None:
-    text = server.get("/metrics", "auditor").text
-    wanted = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
-    found = re.search(rf"^{name}{{{wanted}}} (\S+)$", text, re.MULTILINE)
-    return float(found.group(1)) if found else None
+    return sample(server.get("/metrics", "auditor").text, name, **labels)
 
 
 def test_failed_webhook_calls_are_logged_counted_and_shown_on_the_detection(

@@ -9,12 +9,13 @@ import signal
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import pytest
 from sqlalchemy import Engine, event, select, update
 
-from hashguard.exchanges import registry
+from hashguard.exchanges import holder, registry
 from hashguard.exchanges.api import ExchangeHttp, FeedbackItem, Page, Schema
 from hashguard.exchanges.credentials import Sealer
 from hashguard.exchanges.fields import check_fields
@@ -260,6 +261,29 @@ def test_a_lease_held_on_another_host_is_kept_to_its_end_and_says_by_whom(
         sync.fetch("PEER")
     clock.advance(minutes=5)
     assert sync.fetch("PEER").succeeded
+
+
+def test_a_holder_hidden_from_this_process_is_not_said_to_run(
+    exchanges: Exchanges, sync: Sync, feed: PeerFeed, clock: Clock, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:  # fmt: skip
+    """``/proc`` mounted with hidepid shows another user's process no ``/proc/PID``: whether
+    it runs cannot be told, so its lease holds to its end, and the refusal does not say that it
+    runs."""
+    add_peer(exchanges, feed)
+    hidden = tmp_path / "proc"  # this machine's boot and namespace, and no process's entry
+    (hidden / "sys/kernel/random").mkdir(parents=True)
+    boot = Path("/proc/sys/kernel/random/boot_id").read_text()
+    (hidden / "sys/kernel/random/boot_id").write_text(boot)
+    (hidden / "self/ns").mkdir(parents=True)
+    (hidden / "self/ns/pid").symlink_to(os.readlink("/proc/self/ns/pid"))
+    held_by = dataclasses.replace(this_process(), pid=1)  # init: it runs
+    monkeypatch.setattr(holder, "_PROC", hidden)
+    assert held_by.here() and not held_by.running() and not held_by.gone()
+    _hold(exchanges.engine, clock, held_by)
+    with pytest.raises(FetchRunning, match="cannot be told from here") as refused:
+        sync.fetch("PEER")
+    assert "which is running" not in str(refused.value)
 
 
 def test_of_two_fetches_taking_over_a_dead_holders_lease_exactly_one_does(

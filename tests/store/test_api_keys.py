@@ -5,6 +5,7 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from sqlalchemy.engine import make_url
 
 from hashguard.lists.model import Category
 from hashguard.store import audit
@@ -14,6 +15,7 @@ from hashguard.store.lists import ListStore
 
 from support.database import cut_key_watches, scratch_database
 from support.invoke import Ran, hashguard
+from support.relay import Relay
 from support.waiting import eventually
 
 
@@ -135,6 +137,68 @@ def test_the_watch_sees_every_change_to_keys_and_no_other_commit(engine: Engine)
     finally:
         watch.close()
     assert watch.changed() is None  # closed: the cache's time bound holds
+
+
+def test_the_watch_finds_out_a_link_gone_silent(tmp_path: Path) -> None:
+    """PostgreSQL: a link that stops carrying anything (a partition, a host switched off)
+    brings no error, so a revocation would never arrive and the watch would go on saying
+    nothing changed. Its round trip every beat_seconds finds the silence out: down within
+    beat_seconds of the round trip sent, then back by a new connection, saying keys changed."""
+    now = [0.0]
+    with scratch_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        address = make_url(url)
+        with Relay(address.host or "127.0.0.1", address.port or 5432) as relay:
+            relayed = open_engine(address.set(port=relay.port).render_as_string(False))
+            keys = ApiKeyStore(engine)
+            watch = KeyWatch(relayed, retry_seconds=5.0, beat_seconds=5.0, clock=lambda: now[0])
+            try:
+                assert watch.changed() is False
+                now[0] = 5.0
+                assert watch.changed() is False  # its round trip is on its way
+                key, _ = keys.create(Role.MATCHER)
+                assert eventually(watch.changed) is True  # after the round trip's answer
+                relay.freeze()
+                keys.revoke(key.id)  # its notification is lost in the silent link
+                now[0] = 10.0
+                assert watch.changed() is False  # not known yet: a round trip goes out
+                now[0] = 15.1
+                assert watch.changed() is None  # no answer within beat_seconds: down
+                assert not watch.watching and watch.lost == 1
+                now[0] = 20.1
+                answers: list[bool | None] = []
+
+                def answered() -> bool:
+                    answers.append(watch.changed())
+                    return answers[-1] is not None
+
+                assert eventually(answered)
+                assert answers[-1] is True and watch.watching  # by a new connection
+                keys.create(Role.MATCHER)
+                assert eventually(watch.changed) is True
+            finally:
+                watch.close()
+                relayed.dispose()
+                engine.dispose()
+
+
+def test_an_idle_watch_says_nothing_until_a_round_trip_answers(tmp_path: Path) -> None:
+    """PostgreSQL: after a quiet spell longer than twice beat_seconds, the link may have gone
+    silent meanwhile: the watch answers None (the key cache's time bound holds) until its
+    round trip is answered."""
+    now = [0.0]
+    with scratch_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        watch = KeyWatch(engine, beat_seconds=5.0, clock=lambda: now[0])
+        try:
+            assert watch.changed() is False
+            now[0] = 60.0
+            assert watch.changed() is None
+            assert eventually(lambda: watch.changed() is False)
+            assert watch.watching and watch.lost == 0
+        finally:
+            watch.close()
+            engine.dispose()
 
 
 def test_the_watch_comes_back_after_its_connection_is_cut(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
+from hashguard.store.api_keys import WATCH_NAME
 from hashguard.store.database import current_revision, open_engine, temporary_database
 
 POSTGRES_URL = os.environ.get("HASHGUARD_TEST_POSTGRES_URL", "")
@@ -49,9 +50,9 @@ def cut_key_watches(engine: Engine) -> int:
     """PostgreSQL: end, as the server does when it restarts, the connections to this database
     that listen for changed keys (``KeyWatch``); how many."""
     ended = text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                 "WHERE datname = current_database() AND query LIKE 'LISTEN%'")  # fmt: skip
+                 "WHERE datname = current_database() AND application_name = :name")  # fmt: skip
     with engine.begin() as connection:
-        return len(connection.execute(ended).all())
+        return len(connection.execute(ended, {"name": WATCH_NAME}).all())
 
 
 def open_when_released(url: str, barrier: Any, answers: Any) -> None:

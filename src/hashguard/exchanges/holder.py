@@ -53,6 +53,13 @@ class Holder:
         me = this_process()
         return bool(self.place and self.started) and (self.host, self.place) == (me.host, me.place)
 
+    def running(self) -> bool:
+        """Known to run: it ran here (``here``) and its id names the process started then,
+        not a zombie. A process hidden from this one (``/proc`` mounted with hidepid) is not
+        known to run, nor to be gone."""
+        seen = _stat(self.pid) if self.here() else None
+        return seen is not None and seen[1] == self.started and seen[0] not in ("Z", "X")
+
     def gone(self) -> bool:
         """Known to run no longer: it ran here (``here``) and its id names no process, a
         process started at another time, or a zombie. A process of another user that this one

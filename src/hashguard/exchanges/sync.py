@@ -563,7 +563,7 @@ def _running(name: str, row: Any) -> str:
     if held_by is None:  # taken before holders were recorded
         return (f"exchange {name} is being fetched now (or was, by a process that died): its "
                 f"lease holds until {until}; its status says when done")  # fmt: skip
-    if held_by.here():
+    if held_by.running():
         return (f"exchange {name} is being fetched now by {held_by.describe()}, which is "
                 f"running: its lease holds until {until}; its status says when done")  # fmt: skip
     return (f"exchange {name} is being fetched now by {held_by.describe()} (or was: whether "

@@ -21,14 +21,14 @@ from urllib.parse import urldefrag, urljoin, urlsplit, urlunsplit
 from lxml import etree
 from lxml import html as lxml_html
 
-from hashguard.media.budget import DecodeBudget, DecodeBusy
+from hashguard.media.budget import DecodeBudget
 from hashguard.media.errors import LimitExceeded, MediaError
 from hashguard.media.formats import SNIFF_BYTES, MediaKind, file_kind
 from hashguard.media.limits import DEFAULT_LIMITS, MIB, Limits
 from hashguard.net.fetch import Fetched, FetchRefused, UrlFetcher, escaped
 from hashguard.signals import registry
 from hashguard.signals.base import InvalidSignalValue, SignalType
-from hashguard.signals.batch import NotApplicable, decode_bytes, hash_stream
+from hashguard.signals.batch import decode_bytes, hash_stream
 from hashguard.signals.derived import derived_pdq
 from hashguard.signals.pdq import PdqHash
 
@@ -439,15 +439,19 @@ def _count(number: int, noun: str) -> str:
 DIGESTS: Final = {"sha256": hashlib.sha256, "sha1": hashlib.sha1, "md5": hashlib.md5}
 
 
-def other_content(
-    recorded: Mapping[str, str], body: bytes, decodes: DecodeBudget, limits: Limits = DEFAULT_LIMITS
-) -> str:
+def decodes_to_check(recorded: Mapping[str, str]) -> bool:
+    """Whether ``other_content`` needs the body's PDQ hash to check it against the item whose
+    hashes are ``recorded``: a PDQ hash recorded and no digest."""
+    return "pdq" in recorded and not any(name in recorded for name in DIGESTS)
+
+
+def other_content(recorded: Mapping[str, str], body: bytes, pdq_now: PdqHash | None) -> str:
     """Why ``body`` may not be shown as the item whose hashes are ``recorded`` ("" when it is
     that item): every digest recorded (SHA-256, SHA-1, MD5) must be the body's; with none, a
-    PDQ hash recorded must be the body's exactly (distance 0), decoded within the decode budget
-    ``decodes`` (the server's: not now when it stays full). With nothing that can be checked
-    (a partner's referral may carry a vPDQ hash only) nothing is shown: labels given now could
-    describe other content than the hashes they list."""
+    PDQ hash recorded must be ``pdq_now``, the body's (``decodes_to_check``; None: the body has
+    none), exactly. With nothing that can be checked (a partner's referral may carry a vPDQ
+    hash only) nothing is shown: labels given now could describe other content than the
+    hashes they list."""
     for name, digest in DIGESTS.items():
         now = digest(body).hexdigest() if name in recorded else ""
         if now and now != recorded[name].strip().lower():
@@ -459,13 +463,10 @@ def other_content(
     if "pdq" in recorded:
         pdq = registry.get("pdq")
         try:
-            with _share(decodes, body, [pdq], limits):
-                hashed = hash_stream(io.BytesIO(body), len(body), [pdq], limits)
-            value = next((value for _, value in hashed.values), None)
-            distance = None if value is None else pdq.distance(value, pdq.parse(recorded["pdq"]))
-        except DecodeBusy as busy:
-            return f"Not shown now: {busy}."
-        except (MediaError, NotApplicable, InvalidSignalValue):
+            distance = (
+                None if pdq_now is None else pdq.distance(pdq_now, pdq.parse(recorded["pdq"]))
+            )
+        except InvalidSignalValue:
             distance = None
         if distance == 0:
             return ""

@@ -30,6 +30,7 @@ from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 log = logging.getLogger("hashguard.store")
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 KEYS_CHANNEL: Final = "hashguard_keys"  # PostgreSQL's notification of changed keys
+WATCH_NAME: Final = "hashguard key watch"  # the watch's connection, in pg_stat_activity
 
 
 class Role(StrEnum):
@@ -201,6 +202,13 @@ class KeyWatch:
     in review, the notification reached the socket a median 30 us after the commit returned,
     at most 10 ms in 200 trials).
 
+    A link that goes silent (a partition, a host gone, a firewall dropping it) says nothing
+    itself, so every ``beat_seconds`` a call sends a round trip (``SELECT 1``) on the watch's
+    connection, read by later calls: what the server sent before its answer has arrived. No
+    answer within ``beat_seconds``: the watch is down. While no round trip has been answered
+    for twice ``beat_seconds`` (a service idle for long, a round trip on its way), the watch
+    answers None.
+
     A watch whose connection fails is down: it answers None (the cache's time bound holds) and
     connects again in a thread of its own, tried at most every ``retry_seconds`` (by
     ``clock``) from a call; the first call once it is back answers True (what changed while it
@@ -210,15 +218,19 @@ class KeyWatch:
         self,
         engine: Engine,
         retry_seconds: float = 5.0,
+        beat_seconds: float = 5.0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._engine = engine
         self._retry_seconds = retry_seconds
+        self._beat_seconds = beat_seconds
         self._clock = clock
         self._lock = threading.Lock()
         self._dialect = engine.dialect.name
         self._connection: Any = None
         self._seen: tuple[Any, ...] = ()  # SQLite: the data version and the count of key changes
+        self._heard = 0.0  # PostgreSQL: when the last round trip answered was sent
+        self._beat_sent: float | None = None  # PostgreSQL: when the round trip on its way was
         self._retry_at: float | None = None  # down: when to connect again (None: never)
         self._connecting = False
         self._back = False  # connected again: the next call answers True
@@ -273,6 +285,7 @@ class KeyWatch:
                 seen = _sqlite_seen(driver)
             else:
                 driver.autocommit = True
+                driver.execute(f"SET application_name = '{WATCH_NAME}'")  # pg_stat_activity
                 driver.execute(f"LISTEN {KEYS_CHANNEL}")
         except Exception:
             _dropped(connection)
@@ -288,6 +301,7 @@ class KeyWatch:
                 _dropped(connection)
                 return
             self._connection, self._seen = connection, seen
+            self._heard, self._beat_sent = self._clock(), None
             self._back = self._retry_at is not None  # a first connection has missed nothing
             self._retry_at = None
 
@@ -304,16 +318,39 @@ class KeyWatch:
         seen, self._seen = self._seen, _sqlite_seen(driver)
         return seen[1:] != self._seen[1:]
 
-    def _notified(self) -> bool:
+    def _notified(self) -> bool | None:
         driver = self._connection.driver_connection
         pgconn = driver.pgconn
         pgconn.consume_input()  # what has arrived, without waiting
         if driver.closed:  # the server ended the connection, saying so
             raise ConnectionError("the key watch's connection is closed")
+        now = self._clock()
+        if self._beat_sent is not None:
+            pgconn.flush()  # what a non-blocking connection could not send at once
+        if self._beat_sent is not None and _answered(pgconn):
+            self._heard, self._beat_sent = self._beat_sent, None
+        if self._beat_sent is not None and now - self._beat_sent > self._beat_seconds:
+            raise ConnectionError(
+                f"the key watch's round trip went unanswered for {self._beat_seconds:g} s"
+            )
+        if self._beat_sent is None and now - self._heard >= self._beat_seconds:
+            pgconn.send_query(b"SELECT 1")  # a few bytes: never waits for the socket
+            self._beat_sent = now
         notified = False
         while pgconn.notifies() is not None:
             notified = True
-        return notified
+        if notified:
+            return True
+        return False if now - self._heard <= 2 * self._beat_seconds else None
+
+
+def _answered(pgconn: Any) -> bool:
+    """Whether the query sent on ``pgconn`` has been answered in full, read from what has
+    arrived (never waits)."""
+    while not pgconn.is_busy():
+        if pgconn.get_result() is None:
+            return True
+    return False
 
 
 # SQLite: every change to keys counts itself in the database header's user version (an integer

@@ -9,7 +9,7 @@ What reviewers post (decisions, actions, reports, reinstatements) is in ``forms`
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Annotated, Final
 from urllib.parse import urlsplit
@@ -153,14 +153,14 @@ async def pass_through(
     location: str,
     source: str,
     viewed: Callable[[], None],
-    withheld: Callable[[bytes], str] = lambda body: "",
+    withheld: Callable[[bytes], Awaitable[str]] | None = None,
     gone: str = "",
 ) -> Response:
     """``location`` fetched now through ``fetcher`` and passed through (never stored, never
     cached) if it is an image or a video a browser plays, once ``viewed()`` has recorded the
     viewing. Otherwise a plain-text answer saying why, which the desk's script shows in the
     item's place: ``source`` names where it comes from ("The URL"), ``gone`` follows an error
-    status, and ``withheld(body)`` says why fetched content may not be shown ("": it may)."""
+    status, and ``await withheld(body)`` says why fetched content may not be shown ("": it may)."""
     try:
         fetched = await run_in_threadpool(fetcher.fetch, location)
         kind = sniff(fetched.body[:SNIFF_BYTES])
@@ -178,7 +178,7 @@ async def pass_through(
         return refusal(f"The item is a video in a format browsers cannot play ({kind.name}).", 415)
     else:
         return refusal(f"The item is {kind.kind.value}: only images and videos are shown.", 415)
-    why = await run_in_threadpool(withheld, fetched.body)
+    why = "" if withheld is None else await withheld(fetched.body)
     if why:
         return refusal(why, 409)
     await run_in_threadpool(viewed)

@@ -21,6 +21,7 @@ The labels form has one control per vocabulary group; it posts to ``Assessments.
 the answer says what happened, or the form again with the refusal said at the top.
 """
 
+from collections.abc import Mapping
 from functools import partial
 from typing import Any, Final
 
@@ -29,15 +30,21 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.auth import actor, analyst
+from hashguard.api.decoding import hashed
 from hashguard.api.errors import status_of
 from hashguard.api.matching import service_of
 from hashguard.errors import HashguardError, NotFound
 from hashguard.hotline.assessment import Assessment
 from hashguard.hotline.cases import Figures
-from hashguard.hotline.crawl import other_content
+from hashguard.hotline.crawl import decodes_to_check, other_content
 from hashguard.hotline.model import WAITING, AssessmentState
 from hashguard.hotline.service import Hotline
 from hashguard.hotline.vocabulary import MAX_LABEL
+from hashguard.media.budget import DecodeBudget, DecodeBusy
+from hashguard.media.errors import MediaError
+from hashguard.media.limits import DEFAULT_LIMITS
+from hashguard.signals import registry
+from hashguard.signals.batch import NotApplicable
 from hashguard.store.api_keys import ApiKey
 from hashguard.web import sessions
 from hashguard.web.desk import pass_through, refusal
@@ -180,9 +187,25 @@ async def content(request: Request, ident: int) -> Response:
         return refusal(f"Not shown to you: {barred}.", 403)
     return await pass_through(
         hotline.fetcher, item.url, "The URL", partial(hotline.cases.record_view, ident, actor(key)),
-        partial(other_content, item.hashes, decodes=hotline.decodes),
+        partial(_other_content, item.hashes, hotline.decodes),
         gone=": the content is gone from it",
     )  # fmt: skip
+
+
+async def _other_content(recorded: Mapping[str, str], decodes: DecodeBudget, body: bytes) -> str:
+    """Why ``body`` may not be shown as the item whose hashes are ``recorded``
+    (``crawl.other_content``), its PDQ hash taken within the server's decode budget
+    ``decodes``, waiting in the event loop, never in a thread every route needs."""
+    pdq_now = None
+    if decodes_to_check(recorded):
+        try:
+            hashes = await hashed(decodes, body, [registry.get("pdq")], DEFAULT_LIMITS)
+            pdq_now = next((value for _, value in hashes.values), None)
+        except DecodeBusy as busy:
+            return f"Not shown now: {busy}."
+        except (MediaError, NotApplicable):
+            pass  # no PDQ hash: not the item
+    return await run_in_threadpool(other_content, recorded, body, pdq_now)
 
 
 @router.post("/desk/hotline/items/{ident}/assess")
