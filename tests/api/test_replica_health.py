@@ -155,6 +155,28 @@ def test_a_restored_database_is_followed_without_a_restart_even_once_written_pas
     assert all(_matches(served, value) for value in VALUES[:5])
 
 
+def test_a_list_removed_while_a_pass_runs_is_dropped_not_taken_for_a_restore(
+    served: Service, engine: Engine
+) -> None:
+    """A list changed, then removed, between a pass's reading of the versions and its check of
+    the histories the index applied: removed, not another history to load again (which refused
+    every match until the next pass, saying the lists could not be loaded again)."""
+    store = ListStore(engine)
+    store.create("other", "Hotline", Category.TEST)
+    store.apply("other", [Submission("pdq", VALUES[20])])
+    assert eventually(lambda: _matches(served, VALUES[20]))
+    matcher = served.matcher
+    assert matcher is not None
+    with served._sync:  # the follower waits: this is its pass
+        store.apply("other", [Submission("pdq", VALUES[21])])
+        matcher.refresh()
+        store.remove("other", actor="test")
+        assert served._remember(matcher) == set()
+    assert eventually(lambda: not _matches(served, VALUES[20]))
+    assert served.readiness().ready and served.serving() is None
+    assert all(_matches(served, value) for value in VALUES[:5])
+
+
 class _Gate:
     """The store's ``entries`` (what loading a list reads), held up or failing at the test's
     word: ``hold`` makes each read wait before its first entry until ``released``; ``fail``

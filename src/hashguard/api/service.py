@@ -418,9 +418,12 @@ class Service:
 
     def _holds(self, ident: int) -> bool:
         """Whether the database's history mark of list ``ident`` at the version remembered is
-        still the one remembered (True when none is)."""
+        still the one remembered (True when none is, and when the list is gone: removed while
+        this pass ran, which ``_follow`` drops; not another history to load again)."""
         remembered = self._marks.get(ident)
-        return remembered is None or self.lists.history_mark(ident, remembered[0]) == remembered[1]
+        if remembered is None or self.lists.history_mark(ident, remembered[0]) == remembered[1]:
+            return True
+        return ident not in {hash_list.id for hash_list in self.lists.lists()}
 
     def _reload(
         self, matcher: Matcher, heads: dict[int, tuple[str, int]], diverged: set[int]
