@@ -1,0 +1,72 @@
+"""Bulk jobs (imports, releases): each runs in a process of its own, below the service's
+priority, so that its seconds of CPU yield to the requests the service is answering."""
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from hashguard.api.jobs import JOB_NICENESS, BulkJobs, ImportJob
+from hashguard.lists.model import Category
+from hashguard.store.database import open_engine
+from hashguard.store.lists import ListStore
+
+
+def _nice(pid: int) -> int:
+    """The process's nice value (field 19 of /proc/PID/stat)."""
+    return int(Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[16])
+
+
+def _job_processes() -> list[int]:
+    """This process's children that run a bulk job."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rpartition(")")[2].split()[1])
+            command = (entry / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError, ValueError):  # ended meanwhile
+            continue
+        if parent == os.getpid() and b"hashguard.api.jobs" in command:
+            found.append(int(entry.name))
+    return found
+
+
+def test_an_import_runs_in_a_process_of_its_own_below_the_service_then_is_followed(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    engine = open_engine(url)
+    lists = ListStore(engine)
+    lists.create("incoming", "Test Org", Category.TEST, ["NL"])
+    followed = []
+    jobs = BulkJobs(lambda: followed.append(lists.get("incoming").version))
+    # The job reads its records from a pipe: it stays at work, where it can be looked at,
+    # until the records are written.
+    pipe = tmp_path / "records"
+    os.mkfifo(pipe)
+    values = [np.random.default_rng(seed).bytes(32).hex() for seed in range(3)]
+    seen: dict[str, object] = {}
+
+    def feed() -> None:
+        with open(pipe, "w") as records:  # returns once the job has opened the pipe
+            seen["jobs"] = [(pid, _nice(pid)) for pid in _job_processes()]
+            seen["running"] = jobs.running
+            records.write("".join(value + "\n" for value in values))
+
+    feeder = threading.Thread(target=feed)
+    feeder.start()
+    job = ImportJob(url, "incoming", str(pipe), "text", "pdq", None, "", "curator:test")
+    outcome = asyncio.run(jobs.run(job))
+    feeder.join()
+    engine.dispose()
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen["running"] is True
+    assert [nice for _, nice in seen["jobs"]] == [min(19, mine + JOB_NICENESS)]  # type: ignore[attr-defined]
+    assert isinstance(outcome, dict) and outcome["added"] == 3, outcome
+    assert followed == [lists.get("incoming").version]  # followed once it was committed
+    assert not jobs.running
