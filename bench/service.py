@@ -226,11 +226,13 @@ class Server:
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
     def measured(self, load: Callable[[], dict[str, float]]) -> dict[str, float]:
-        """``load()``'s figures, with the server's CPU milliseconds per request answered."""
-        before = self.cpu_seconds()
+        """``load()``'s figures, with the server's CPU milliseconds per request answered and
+        the share of the machine's CPU time the hypervisor took meanwhile (``stolen``, %)."""
+        before, machine = self.cpu_seconds(), machine_times()
         figures = load()
         spent = self.cpu_seconds() - before
         figures["cpu_ms"] = 1000 * spent / figures["answered"] if figures["answered"] else 0.0
+        figures["stolen"] = stolen_since(machine)
         return figures
 
     def rss_mb(self) -> float:
@@ -240,6 +242,20 @@ class Server:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(60)
+
+
+def machine_times() -> tuple[int, int]:
+    """The machine's CPU time stolen by the hypervisor, and its CPU time in all, so far
+    (/proc/stat, in ticks): a virtual machine's neighbours slow every figure down."""
+    fields = [int(n) for n in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return fields[7], sum(fields)
+
+
+def stolen_since(machine: tuple[int, int]) -> float:
+    """The share (%) of the machine's CPU time stolen since ``machine_times()`` gave
+    ``machine``."""
+    steal, total = (now - then for now, then in zip(machine_times(), machine, strict=True))
+    return 100 * steal / total if total else 0.0
 
 
 def in_process(url: str, queries: np.ndarray) -> float:
@@ -363,9 +379,11 @@ def served(
             media = server.measured(partial(wrk, server.base, load.media, seconds))
             runs.append(("/v1/match/media", "a 512 px JPEG upload, hashed + matched (wrk)",
                          media, ""))  # fmt: skip
+            machine = machine_times()
             during, import_seconds, status = import_while_matching(
                 server, tokens, load.lines[MATCH_HASHES], seed=7 + len(core)
             )
+            during["stolen"] = stolen_since(machine)
             runs.append((MATCH_HASHES, f"{IMPORT_RATE:,}/s offered, while 100k are imported "
                          f"({import_seconds:.1f} s, HTTP {status})", during,
                          "no error, p99 <= 50 ms"))  # fmt: skip
@@ -402,10 +420,11 @@ def bench(
             cpu, first_cpu = figures.get("cpu_ms"), first.get("cpu_ms")
             ratio = (f"CPU {cpu / first_cpu:.2f}x {cores[0]}"
                      if first is not figures and cpu and first_cpu else "")  # fmt: skip
+            stolen = f"{figures['stolen']:.0f} % stolen" if "stolen" in figures else ""
             rows.append([shown, core, path, how, f"{figures['rps']:,.0f}",
                          f"{figures['p50']:.1f}", f"{figures['p99']:.1f}",
                          f"{figures['errors']:.0f}", f"{cpu:.3f}" if cpu is not None else "",
-                         "; ".join(t for t in (target, ratio) if t)])  # fmt: skip
+                         "; ".join(t for t in (target, ratio, stolen) if t)])  # fmt: skip
         rows.append([shown, core, "", f"server start: {start}", "", "", "", "", "", ""])
     reference = in_process(url, queries)
     closed = baseline[(MATCH_HASHES, "as fast as answered (wrk)")]["rps"]
@@ -459,7 +478,8 @@ def show(rows: list[list[str]], seconds: int) -> None:
     print(f"\nwrk: 1 thread, {CONNECTIONS} connections, {seconds} s per run; fixed rates: "
           f"loadgen.py, 64 connections, {min(seconds, RATE_SECONDS)} s after 2 s of warm-up; "
           f"{NEAR_SHARE:.0%} of hash queries match; server CPU: user + system ms per request "
-          f"answered (warm-up included)")  # fmt: skip
+          f"answered (warm-up included); stolen: the machine's CPU time the hypervisor took "
+          f"during the run")  # fmt: skip
     print(
         "| hashes | server | route | load | requests/s | p50 ms | p99 ms | errors "
         "| server CPU ms/request | target / ratio |"
