@@ -127,11 +127,9 @@ def run_release(job: ReleaseJob) -> dict[str, Any] | str:
 
 def _spawned(request: bytes) -> "subprocess.CompletedProcess[bytes]":
     """``python -m hashguard.api.jobs`` given ``request``, run to its end JOB_NICENESS below
-    the service.
-    Started from a worker thread by CPython's own ``subprocess``, which starts it with vfork:
-    the event loop's (uvloop's, libuv's) forks the whole service first, page tables and all,
-    and held every request up for that long (measured: 0.1 s at 1M hashes, and more with the
-    index's memory)."""
+    the service. Called on a worker thread: CPython's ``subprocess`` starts the process with
+    vfork, where the event loop's own (uvloop's, libuv's) forks the whole service, page tables
+    and all, and held every request up meanwhile (measured: 0.1 s at 1M hashes)."""
     with subprocess.Popen(
         [sys.executable, "-m", "hashguard.api.jobs"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
