@@ -2,17 +2,21 @@
 another instance keeps matching throughout, under its new name, with nothing reloaded. All
 hashes are benign test values."""
 
+import gc
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import Engine
 
 from hashguard.api import ServiceSettings
+from hashguard.api import service as service_module
 from hashguard.api.service import Service
-from hashguard.lists.model import Category
+from hashguard.lists.model import Category, Entry
 from hashguard.lists.records import Submission
 from hashguard.matching import Matcher
+from hashguard.matching import matcher as matcher_module
 from hashguard.matching.query import parse
 from hashguard.store.lists import ListStore
 
@@ -63,3 +67,27 @@ def test_a_list_renamed_elsewhere_keeps_matching_and_is_not_reloaded(
     assert matcher.versions() == {"BIG_RENAMED": 1}
     matched = matcher.match(parse("pdq", LISTED), lists=["BIG_RENAMED"])
     assert [m.list for m in matched] == ["BIG_RENAMED"]
+
+
+def test_entries_taken_in_are_frozen_out_of_the_collectors_walks_in_steps(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The cyclic collector's full passes walk every object not frozen, holding every request
+    up meanwhile: the entries an import brings are frozen once _FREEZE_AFTER have come."""
+    monkeypatch.setattr(service_module, "_FREEZE_AFTER", 3)
+    monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 2)
+    store = ListStore(engine)
+    store.create("BIG", "Hotline", Category.KNOWN_CSAM, ["NL"])
+    service = Service(engine, ServiceSettings(secret_file=tmp_path / "secret.key"))
+    service.matcher = Matcher(service.lists, ["BIG"])
+    values = [f"{n:02x}" + LISTED[2:] for n in range(5)]
+    store.apply("BIG", [Submission("pdq", value) for value in values])
+    try:
+        service.catch_up()  # batches of 2, 2 and 1: frozen after the second
+        walked = {o.value for o in gc.get_objects() if isinstance(o, Entry)} & set(values)
+        assert walked == {values[4]}
+        assert {m.value for v in values for m in service.matcher.match(parse("pdq", v))} == set(
+            values
+        )
+    finally:
+        gc.unfreeze()

@@ -138,7 +138,14 @@ def test_a_refresh_applies_changes_in_batches_to_the_same_index(
     store.change("known", ChangeKind.CONTEST, "pdq", values[0], "false-positive report")
     store.change("known", ChangeKind.DELIST, "pdq", values[1], "appeal upheld")
     store.change("known", ChangeKind.REINSTATE, "pdq", values[0], "reassessed")
-    assert matcher.refresh() == 6  # three batches of two, then an empty read
+    start = matcher.versions()["known"]
+    told: list[tuple[int, int]] = []  # each batch's count, and the version the index then held
+
+    def taken(count: int) -> None:
+        told.append((count, matcher.versions()["known"]))
+
+    assert matcher.refresh(taken) == 6  # three batches of two, then an empty read
+    assert told == [(2, start + 2), (2, start + 4), (2, start + 6)]
     found = [len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(v), 100)))) for v in values]
     assert found == [1, 0, 1]
     assert matcher.sizes() == Matcher(store, ["known"]).sizes()

@@ -68,6 +68,11 @@ _STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready (at
 _STUCK_FACTOR: Final = 4  # that many times as long without progress: broken (a restart may help)
 _LOAD_RETRY_MAX: Final = 30.0  # seconds between tries of a first load that fails, at most
 _WEBHOOK_SECONDS: Final = 1.0
+# Entries the Matcher takes in between two gc.freeze calls, at most. The cyclic collector's full
+# passes walk every object not frozen while holding the interpreter lock: with 100,000 entries
+# of an import not frozen, each pass held every request up for 66-190 ms (measured at 1M,
+# docs/benchmarks.md); with this many, for a few ms.
+_FREEZE_AFTER: Final = 10_000
 # Why not ready (public: names no list) while lists the database rewrote load again.
 RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
 # Why not serving, and matches refused, once such a load failed (until one succeeds).
@@ -183,6 +188,7 @@ class Service:
         self.takedown_key = None if self.takedown is None else self.takedown.key
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
+        self._unfrozen = 0  # entries the Matcher took in since the last _freeze
         # Monotonic time the follower last read a row of the lists (a long refresh or a large
         # list's load moves on: that is progress, not a stuck follower).
         self._progressed: float | None = None
@@ -302,7 +308,7 @@ class Service:
                         checked = time.monotonic()
                     else:  # the change logs only: one query per list
                         try:
-                            matcher.refresh()
+                            matcher.refresh(self._taken)
                         except NotFound:  # a list renamed or removed elsewhere: follow now
                             self._follow(matcher)
                             checked = time.monotonic()
@@ -352,9 +358,7 @@ class Service:
         self._error = None
         if self.hotline is not None:  # its triage matches with this Matcher
             self.hotline.start()
-        # Millions of entries live as long as the process: keep the cyclic collector from
-        # walking them on every full collection (pauses of a tenth of a second and more).
-        gc.freeze()
+        self._freeze()
         sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
         log.info("lists loaded: %d list(s) (%s)", len(matcher.lists), sizes or "no entries")
         return matcher
@@ -451,7 +455,7 @@ class Service:
                 matcher.replace_list(heads[ident][0])
                 self._marks.pop(ident, None)  # taken again at the version just loaded
                 self._rewritten.discard(ident)
-            gc.freeze()  # as after the first load
+            self._freeze()
         except Exception:
             self._unloaded = UNLOADED
             raise
@@ -517,9 +521,24 @@ class Service:
         for name in new:
             matcher.add_list(name)
         if new:
-            gc.freeze()  # as after the first load
-        matcher.refresh()
+            self._freeze()
+        matcher.refresh(self._taken)
         self._refreshed = time.monotonic()
+
+    def _taken(self, count: int) -> None:
+        """``count`` more entries in the Matcher: frozen once _FREEZE_AFTER have come."""
+        self._unfrozen += count
+        if self._unfrozen >= _FREEZE_AFTER:
+            self._freeze()
+
+    def _freeze(self) -> None:
+        """Keep the cyclic collector from walking the Matcher's entries (millions, as long-lived
+        as the process) on each full collection: pauses of a tenth of a second and more. The
+        young generations are collected first (a few ms), so that little garbage is frozen with
+        them."""
+        gc.collect(1)
+        gc.freeze()
+        self._unfrozen = 0
 
     # --- state ------------------------------------------------------------------------------
 

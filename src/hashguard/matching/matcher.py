@@ -61,7 +61,9 @@ Index = HammingIndex | ExactIndex | FrameIndex
 
 # Changes read and applied at a time per list: what one refresh holds in memory before the index
 # takes it, and how far a large import moves the index (and its told version) at each step.
-REFRESH_BATCH: Final = 50_000
+# Small enough that what a batch allocates stays cheap for the cyclic collector to walk until
+# ``refresh``'s ``taken`` moves it out of reach (the service: gc.freeze).
+REFRESH_BATCH: Final = 10_000
 
 
 class ListSource(Protocol):
@@ -157,11 +159,12 @@ class Matcher:
 
     # --- following the change log -----------------------------------------------------------
 
-    def refresh(self) -> int:
+    def refresh(self, taken: Callable[[int], None] | None = None) -> int:
         """Apply every change appended since the last refresh, REFRESH_BATCH at a time per list
         (each batch read, then taken by the index at once, and its version told: a large
-        import moves the index on batch by batch); the number applied. Raises the source's
-        NotFound for a list no longer found under its name (renamed or removed), after
+        import moves the index on batch by batch); the number applied. ``taken``, if given, is
+        called with each batch's count once the index holds it, the lock still held. Raises the
+        source's NotFound for a list no longer found under its name (renamed or removed), after
         refreshing the others."""
         applied = 0
         missing: NotFound | None = None
@@ -171,6 +174,8 @@ class Matcher:
                     while True:
                         count, more = self._apply_batch(followed)
                         applied += count
+                        if taken is not None and count:
+                            taken(count)
                         if not more:
                             break
                 except NotFound as error:  # renamed or removed: the other lists refresh still
