@@ -86,8 +86,54 @@ def test_entries_taken_in_are_frozen_out_of_the_collectors_walks_in_steps(
         service.catch_up()  # batches of 2, 2 and 1: frozen after the second
         walked = {o.value for o in gc.get_objects() if isinstance(o, Entry)} & set(values)
         assert walked == {values[4]}
-        assert {m.value for v in values for m in service.matcher.match(parse("pdq", v))} == set(
-            values
-        )
+        assert {m.value for m in service.matcher.match(parse("pdq", LISTED))} == set(values)
     finally:
         gc.unfreeze()
+
+
+class Clock:
+    """The service's clock, moved on by the work of reading changes (a second each) and by its
+    pauses (recorded)."""
+
+    def __init__(self, lists: ListStore) -> None:
+        self.lists = lists
+        self.now = 0.0
+        self.pauses: list[float] = []
+
+    def monotonic(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+        self.now += seconds
+
+    def entries(self, name: str, statuses: Any = None) -> Any:
+        return self.lists.entries(name, statuses)
+
+    def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Any]:
+        for change in self.lists.changes_since(name, version, limit):
+            self.now += 1.0
+            yield change
+
+
+def test_a_catch_up_pauses_after_each_step_for_the_requests_in_proportion_to_its_work(
+    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Applying changes holds the interpreter lock that the requests need: after each step, the
+    catch-up leaves it to them for _CATCH_UP_PAUSE times as long as the step took."""
+    monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 4)
+    monkeypatch.setattr(matcher_module, "PROGRESS_STEP", 2)
+    monkeypatch.setattr(service_module, "_CATCH_UP_PAUSE", 1.5)
+    store = ListStore(engine)
+    store.create("BIG", "Hotline", Category.KNOWN_CSAM, ["NL"])
+    service = Service(engine, ServiceSettings(secret_file=tmp_path / "secret.key"))
+    clock = Clock(service.lists)
+    monkeypatch.setattr(service_module, "time", clock)
+    service.matcher = Matcher(clock, ["BIG"])
+    values = [f"{n:02x}" + LISTED[2:] for n in range(5)]
+    store.apply("BIG", [Submission("pdq", value) for value in values])
+
+    service.catch_up()  # steps of 2 and 2 changes (a batch of 4), then 1 (the next batch)
+
+    assert clock.pauses == [3.0, 3.0, 1.5]
+    assert {m.value for m in service.matcher.match(parse("pdq", LISTED))} == set(values)

@@ -131,21 +131,23 @@ def test_refresh_follows_adds_contests_and_delistings(store: ListStore) -> None:
 def test_a_refresh_applies_changes_in_batches_to_the_same_index(
     store: ListStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 2)  # an entry's changes split apart
+    monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 4)  # an entry's changes split apart
+    monkeypatch.setattr(matcher_module, "PROGRESS_STEP", 3)
     matcher = Matcher(store, ["known"])
+    start = matcher.versions()["known"]
     values = [flipped(OTHER, n * 60).hex for n in range(3)]
     store.apply("known", [Submission("pdq", v) for v in values])
     store.change("known", ChangeKind.CONTEST, "pdq", values[0], "false-positive report")
     store.change("known", ChangeKind.DELIST, "pdq", values[1], "appeal upheld")
     store.change("known", ChangeKind.REINSTATE, "pdq", values[0], "reassessed")
-    start = matcher.versions()["known"]
-    told: list[tuple[int, int]] = []  # each batch's count, and the version the index then held
+    told: list[tuple[int, int]] = []  # each step's count, and the version the index then held
 
-    def taken(count: int) -> None:
+    def progress(count: int) -> None:
         told.append((count, matcher.versions()["known"]))
 
-    assert matcher.refresh(taken) == 6  # three batches of two, then an empty read
-    assert told == [(2, start + 2), (2, start + 4), (2, start + 6)]
+    assert matcher.refresh(progress) == 6  # batches of four and two, then an empty read
+    # A step within a batch, then the rest of it once the index holds it.
+    assert told == [(3, start), (1, start + 4), (2, start + 6)]
     found = [len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(v), 100)))) for v in values]
     assert found == [1, 0, 1]
     assert matcher.sizes() == Matcher(store, ["known"]).sizes()

@@ -73,6 +73,11 @@ _WEBHOOK_SECONDS: Final = 1.0
 # of an import not frozen, each pass held every request up for 66-190 ms (measured at 1M,
 # docs/benchmarks.md); with this many, for a few ms.
 _FREEZE_AFTER: Final = 10_000
+# How long the Matcher's catch-up pauses after each step (matcher.PROGRESS_STEP changes), per
+# second the step took. Applying changes is Python that holds the interpreter lock, which the
+# requests need too: paced, an import of 100,000 is applied in twice the time (5 s at 1M), and
+# the requests meanwhile have the lock at least half of it.
+_CATCH_UP_PAUSE: Final = 1.0
 # Why not ready (public: names no list) while lists the database rewrote load again.
 RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
 # Why not serving, and matches refused, once such a load failed (until one succeeds).
@@ -189,6 +194,7 @@ class Service:
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
         self._unfrozen = 0  # entries the Matcher took in since the last _freeze
+        self._stepped = 0.0  # monotonic time the Matcher's catch-up last paused (_applied)
         # Monotonic time the follower last read a row of the lists (a long refresh or a large
         # list's load moves on: that is progress, not a stuck follower).
         self._progressed: float | None = None
@@ -308,11 +314,10 @@ class Service:
                         checked = time.monotonic()
                     else:  # the change logs only: one query per list
                         try:
-                            matcher.refresh(self._taken)
+                            self._refresh(matcher)
                         except NotFound:  # a list renamed or removed elsewhere: follow now
                             self._follow(matcher)
                             checked = time.monotonic()
-                        self._refreshed = time.monotonic()
                     self._observe(matcher, heads)
                     self._reload(matcher, heads, self._remember(matcher))
                 if self._error is not None:
@@ -522,14 +527,23 @@ class Service:
             matcher.add_list(name)
         if new:
             self._freeze()
-        matcher.refresh(self._taken)
+        self._refresh(matcher)
+
+    def _refresh(self, matcher: Matcher) -> None:
+        """Apply the changes appended to the lists' logs, paced (``_applied``)."""
+        self._stepped = time.monotonic()
+        matcher.refresh(self._applied)
         self._refreshed = time.monotonic()
 
-    def _taken(self, count: int) -> None:
-        """``count`` more entries in the Matcher: frozen once _FREEZE_AFTER have come."""
+    def _applied(self, count: int) -> None:
+        """A step of the Matcher's catch-up is done, ``count`` changes: the entries they made
+        are frozen once _FREEZE_AFTER have come, then the requests have the interpreter lock
+        for _CATCH_UP_PAUSE times as long as the step took."""
         self._unfrozen += count
         if self._unfrozen >= _FREEZE_AFTER:
             self._freeze()
+        time.sleep(_CATCH_UP_PAUSE * (time.monotonic() - self._stepped))
+        self._stepped = time.monotonic()
 
     def _freeze(self) -> None:
         """Keep the cyclic collector from walking the Matcher's entries (millions, as long-lived
