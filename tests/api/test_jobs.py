@@ -7,11 +7,14 @@ import threading
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from hashguard.api.jobs import JOB_NICENESS, BulkJobs, ImportJob
 from hashguard.lists.model import Category
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
+
+from support.waiting import eventually
 
 
 def _nice(pid: int) -> int:
@@ -57,11 +60,14 @@ def test_an_import_runs_in_a_process_of_its_own_below_the_service_then_is_follow
             seen["running"] = jobs.running
             records.write("".join(value + "\n" for value in values))
 
-    feeder = threading.Thread(target=feed)
+    feeder = threading.Thread(target=feed, daemon=True)
     feeder.start()
     job = ImportJob(url, "incoming", str(pipe), "text", "pdq", None, "", "curator:test")
-    outcome = asyncio.run(jobs.run(job))
-    feeder.join()
+    try:
+        outcome = asyncio.run(jobs.run(job))
+    finally:  # a job that ended before it opened the pipe leaves the feeder waiting for it
+        os.close(os.open(pipe, os.O_RDONLY | os.O_NONBLOCK))
+        feeder.join(30)
     engine.dispose()
 
     mine = os.getpriority(os.PRIO_PROCESS, 0)
@@ -70,3 +76,30 @@ def test_an_import_runs_in_a_process_of_its_own_below_the_service_then_is_follow
     assert isinstance(outcome, dict) and outcome["added"] == 3, outcome
     assert followed == [lists.get("incoming").version]  # followed once it was committed
     assert not jobs.running
+
+
+def test_a_job_whose_request_is_cancelled_is_killed_and_holds_the_next_one_until_it_has_ended(
+    tmp_path: Path,
+) -> None:
+    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+    engine = open_engine(url)
+    lists = ListStore(engine)
+    lists.create("incoming", "Test Org", Category.TEST, ["NL"])
+    followed: list[int] = []
+    jobs = BulkJobs(lambda: followed.append(1))
+    pipe = tmp_path / "records"
+    os.mkfifo(pipe)  # never written: the job waits for its records until it is killed
+    job = ImportJob(url, "incoming", str(pipe), "text", "pdq", None, "", "curator:test")
+
+    async def cancelled() -> None:
+        running = asyncio.ensure_future(jobs.run(job))
+        assert await asyncio.to_thread(eventually, _job_processes, 60)
+        running.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await running
+
+    asyncio.run(cancelled())
+    engine.dispose()
+    assert _job_processes() == []  # killed, and waited for
+    assert not jobs.running and followed == []
+    assert lists.get("incoming").version == 0

@@ -91,49 +91,63 @@ def test_entries_taken_in_are_frozen_out_of_the_collectors_walks_in_steps(
         gc.unfreeze()
 
 
-class Clock:
-    """The service's clock, moved on by the work of reading changes (a second each) and by its
-    pauses (recorded)."""
+class Working:
+    """The lists, read at a cost: each change read moves the service's clock on a second, of
+    which ``running`` is the follower's own CPU time (the rest: waiting for the interpreter
+    lock or a core, which others held). The pauses the service takes are recorded."""
 
-    def __init__(self, lists: ListStore) -> None:
+    def __init__(self, lists: ListStore, running: float) -> None:
         self.lists = lists
-        self.now = 0.0
+        self.running = running
+        self.wall = self.cpu = 0.0
         self.pauses: list[float] = []
 
     def monotonic(self) -> float:
-        return self.now
+        return self.wall
 
-    def sleep(self, seconds: float) -> None:
+    def thread_time(self) -> float:
+        return self.cpu
+
+    def wait(self, seconds: float) -> bool:  # the service's stop event, never set
         self.pauses.append(seconds)
-        self.now += seconds
+        self.wall += seconds
+        return False
 
     def entries(self, name: str, statuses: Any = None) -> Any:
         return self.lists.entries(name, statuses)
 
     def changes_since(self, name: str, version: int, limit: int | None = None) -> Iterator[Any]:
         for change in self.lists.changes_since(name, version, limit):
-            self.now += 1.0
+            self.wall += 1.0
+            self.cpu += self.running
             yield change
 
 
-def test_a_catch_up_pauses_after_each_step_for_the_requests_in_proportion_to_its_work(
-    engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(("running", "pauses"), [(0.5, [2.0, 2.0]), (1.0, [])])
+def test_a_catch_up_backs_off_after_each_step_it_had_to_wait_for(
+    engine: Engine,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    running: float,
+    pauses: list[float],
 ) -> None:
-    """Applying changes holds the interpreter lock that the requests need: after each step, the
-    catch-up leaves it to them for _CATCH_UP_PAUSE times as long as the step took."""
+    """Applying changes holds the interpreter lock that every request needs: after a step that
+    waited for it (requests held it), the catch-up pauses _CATCH_UP_BACKOFF times as long; in a
+    quiet service, not at all."""
     monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 4)
     monkeypatch.setattr(matcher_module, "PROGRESS_STEP", 2)
-    monkeypatch.setattr(service_module, "_CATCH_UP_PAUSE", 1.5)
+    monkeypatch.setattr(service_module, "_CATCH_UP_BACKOFF", 2.0)
     store = ListStore(engine)
     store.create("BIG", "Hotline", Category.KNOWN_CSAM, ["NL"])
     service = Service(engine, ServiceSettings(secret_file=tmp_path / "secret.key"))
-    clock = Clock(service.lists)
-    monkeypatch.setattr(service_module, "time", clock)
-    service.matcher = Matcher(clock, ["BIG"])
+    working = Working(service.lists, running)
+    monkeypatch.setattr(service_module, "time", working)
+    monkeypatch.setattr(service, "_stop", working)
+    service.matcher = Matcher(working, ["BIG"])
     values = [f"{n:02x}" + LISTED[2:] for n in range(5)]
     store.apply("BIG", [Submission("pdq", value) for value in values])
 
-    service.catch_up()  # steps of 2 and 2 changes (a batch of 4), then 1 (the next batch)
+    service.catch_up()  # steps of 2 and 2 changes (a batch of 4), then a batch of 1: no step
 
-    assert clock.pauses == [3.0, 3.0, 1.5]
+    assert working.pauses == pauses
     assert {m.value for m in service.matcher.match(parse("pdq", LISTED))} == set(values)

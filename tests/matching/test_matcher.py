@@ -132,7 +132,7 @@ def test_a_refresh_applies_changes_in_batches_to_the_same_index(
     store: ListStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 4)  # an entry's changes split apart
-    monkeypatch.setattr(matcher_module, "PROGRESS_STEP", 3)
+    monkeypatch.setattr(matcher_module, "PROGRESS_STEP", 2)
     matcher = Matcher(store, ["known"])
     start = matcher.versions()["known"]
     values = [flipped(OTHER, n * 60).hex for n in range(3)]
@@ -140,14 +140,16 @@ def test_a_refresh_applies_changes_in_batches_to_the_same_index(
     store.change("known", ChangeKind.CONTEST, "pdq", values[0], "false-positive report")
     store.change("known", ChangeKind.DELIST, "pdq", values[1], "appeal upheld")
     store.change("known", ChangeKind.REINSTATE, "pdq", values[0], "reassessed")
-    told: list[tuple[int, int]] = []  # each step's count, and the version the index then held
+    told: list[object] = []  # steps; each batch's count and the version the index then held
 
-    def progress(count: int) -> None:
+    def step() -> None:
+        told.append("step")
+
+    def taken(count: int) -> None:
         told.append((count, matcher.versions()["known"]))
 
-    assert matcher.refresh(progress) == 6  # batches of four and two, then an empty read
-    # A step within a batch, then the rest of it once the index holds it.
-    assert told == [(3, start), (1, start + 4), (2, start + 6)]
+    assert matcher.refresh(step, taken) == 6  # batches of four and two, then an empty read
+    assert told == ["step", "step", (4, start + 4), "step", (2, start + 6)]
     found = [len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(v), 100)))) for v in values]
     assert found == [1, 0, 1]
     assert matcher.sizes() == Matcher(store, ["known"]).sizes()

@@ -56,7 +56,15 @@ class BulkJobs:
         """The job's outcome: its result, or the message of the error that stopped it."""
         request = json.dumps({"kind": type(job).__name__, "job": asdict(job)}).encode()
         async with self._one:
-            process = await asyncio.to_thread(_spawned, request)
+            started: list[subprocess.Popen[bytes]] = []
+            spawned = asyncio.ensure_future(asyncio.to_thread(_spawned, request, started.append))
+            try:
+                process = await asyncio.shield(spawned)
+            except asyncio.CancelledError:  # the request, or the service, stops: so does the job
+                for child in started:  # (nothing applied: an import commits at once)
+                    child.kill()
+                await asyncio.wait([spawned])  # the next job waits until it has ended
+                raise
         if process.returncode != 0:
             lines = process.stderr.decode(errors="replace").strip().splitlines()
             raise RuntimeError(f"the {type(job).__name__} process failed: "
@@ -125,15 +133,19 @@ def run_release(job: ReleaseJob) -> dict[str, Any] | str:
             "directory": str(out)}  # fmt: skip
 
 
-def _spawned(request: bytes) -> "subprocess.CompletedProcess[bytes]":
+def _spawned(
+    request: bytes, started: Callable[["subprocess.Popen[bytes]"], None]
+) -> "subprocess.CompletedProcess[bytes]":
     """``python -m hashguard.api.jobs`` given ``request``, run to its end JOB_NICENESS below
-    the service. Called on a worker thread: CPython's ``subprocess`` starts the process with
-    vfork, where the event loop's own (uvloop's, libuv's) forks the whole service, page tables
-    and all, and held every request up meanwhile (measured: 0.1 s at 1M hashes)."""
+    the service (``started`` is given the process). Called on a worker thread: CPython's
+    ``subprocess`` starts the process with vfork, where the event loop's own (uvloop's,
+    libuv's) forks the whole service, page tables and all, and held every request up
+    meanwhile (measured: 0.1 s at 1M hashes)."""
     with subprocess.Popen(
         [sys.executable, "-m", "hashguard.api.jobs"],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     ) as process:  # fmt: skip
+        started(process)
         lower = min(_LOWEST, os.getpriority(os.PRIO_PROCESS, 0) + JOB_NICENESS)
         with contextlib.suppress(OSError):  # ended already
             os.setpriority(os.PRIO_PROCESS, process.pid, lower)

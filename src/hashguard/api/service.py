@@ -68,16 +68,17 @@ _STALE_AFTER: Final = 5.0  # seconds without a successful refresh: not ready (at
 _STUCK_FACTOR: Final = 4  # that many times as long without progress: broken (a restart may help)
 _LOAD_RETRY_MAX: Final = 30.0  # seconds between tries of a first load that fails, at most
 _WEBHOOK_SECONDS: Final = 1.0
-# Entries the Matcher takes in between two gc.freeze calls, at most. The cyclic collector's full
-# passes walk every object not frozen while holding the interpreter lock: with 100,000 entries
-# of an import not frozen, each pass held every request up for 66-190 ms (measured at 1M,
-# docs/benchmarks.md); with this many, for a few ms.
+# Entries the Matcher takes in before the next gc.freeze (at the end of a batch). The cyclic
+# collector's full passes walk every object not frozen while holding the interpreter lock: with
+# the 100,000 entries of an import not frozen, each pass held every request up for 66-190 ms
+# (measured at 1M, docs/benchmarks.md); with this many, for a few ms.
 _FREEZE_AFTER: Final = 10_000
 # How long the Matcher's catch-up pauses after each step (matcher.PROGRESS_STEP changes), per
-# second the step took. Applying changes is Python that holds the interpreter lock, which the
-# requests need too: paced, an import of 100,000 is applied in twice the time (5 s at 1M), and
-# the requests meanwhile have the lock at least half of it.
-_CATCH_UP_PAUSE: Final = 1.0
+# second the step spent waiting rather than running: for the interpreter lock, which requests
+# held, or for a core. Applying changes is Python that holds that lock, which every request
+# needs too; paced, the requests have it three quarters of the time while they keep it busy,
+# and a catch-up in a quiet service does not pause at all.
+_CATCH_UP_BACKOFF: Final = 2.0
 # Why not ready (public: names no list) while lists the database rewrote load again.
 RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
 # Why not serving, and matches refused, once such a load failed (until one succeeds).
@@ -194,7 +195,6 @@ class Service:
         self.started = time.monotonic()
         self._refreshed: float | None = None  # monotonic time of the last successful refresh
         self._unfrozen = 0  # entries the Matcher took in since the last _freeze
-        self._stepped = 0.0  # monotonic time the Matcher's catch-up last paused (_applied)
         # Monotonic time the follower last read a row of the lists (a long refresh or a large
         # list's load moves on: that is progress, not a stuck follower).
         self._progressed: float | None = None
@@ -363,7 +363,7 @@ class Service:
         self._error = None
         if self.hotline is not None:  # its triage matches with this Matcher
             self.hotline.start()
-        self._freeze()
+        self._freeze(1)
         sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
         log.info("lists loaded: %d list(s) (%s)", len(matcher.lists), sizes or "no entries")
         return matcher
@@ -460,7 +460,7 @@ class Service:
                 matcher.replace_list(heads[ident][0])
                 self._marks.pop(ident, None)  # taken again at the version just loaded
                 self._rewritten.discard(ident)
-            self._freeze()
+            self._freeze(1)
         except Exception:
             self._unloaded = UNLOADED
             raise
@@ -526,31 +526,33 @@ class Service:
         for name in new:
             matcher.add_list(name)
         if new:
-            self._freeze()
+            self._freeze(1)
         self._refresh(matcher)
 
     def _refresh(self, matcher: Matcher) -> None:
-        """Apply the changes appended to the lists' logs, paced (``_applied``)."""
-        self._stepped = time.monotonic()
-        matcher.refresh(self._applied)
+        """Apply the changes appended to the lists' logs; once ``matcher`` answers requests,
+        paced (``_Paced``), and the new entries frozen after each batch (``_taken``)."""
+        if self.matcher is matcher:  # answering requests
+            matcher.refresh(_Paced(self._stop), self._taken)
+        else:  # loading: frozen once loaded
+            matcher.refresh()
         self._refreshed = time.monotonic()
 
-    def _applied(self, count: int) -> None:
-        """A step of the Matcher's catch-up is done, ``count`` changes: the entries they made
-        are frozen once _FREEZE_AFTER have come, then the requests have the interpreter lock
-        for _CATCH_UP_PAUSE times as long as the step took."""
+    def _taken(self, count: int) -> None:
+        """A batch of ``count`` changes is in the Matcher: the entries taken in are frozen once
+        _FREEZE_AFTER have come."""
         self._unfrozen += count
         if self._unfrozen >= _FREEZE_AFTER:
             self._freeze()
-        time.sleep(_CATCH_UP_PAUSE * (time.monotonic() - self._stepped))
-        self._stepped = time.monotonic()
 
-    def _freeze(self) -> None:
+    def _freeze(self, collected: int = 2) -> None:
         """Keep the cyclic collector from walking the Matcher's entries (millions, as long-lived
         as the process) on each full collection: pauses of a tenth of a second and more. The
-        young generations are collected first (a few ms), so that little garbage is frozen with
-        them."""
-        gc.collect(1)
+        garbage of generations up to ``collected`` is collected first, so that it is not frozen
+        with them: after a catch-up, all of it (a walk of what came since the last freeze, a
+        few ms); after lists were loaded whole, the young generations only (a full walk would
+        take seconds)."""
+        gc.collect(collected)
         gc.freeze()
         self._unfrozen = 0
 
@@ -709,6 +711,23 @@ class Service:
             with self.engine.begin() as connection:
                 audit.append(connection, "hashguard serve", "service.configuration", "service",
                              recorded)  # fmt: skip
+
+
+class _Paced:
+    """The steps of one catch-up of the Matcher: after each, a pause of _CATCH_UP_BACKOFF times
+    what the step spent waiting rather than running (for the interpreter lock or a core, which
+    requests held), cut short when the service stops."""
+
+    def __init__(self, stop: threading.Event) -> None:
+        self._stop = stop
+        self._started = (time.monotonic(), time.thread_time())
+
+    def __call__(self) -> None:
+        wall, ran = time.monotonic(), time.thread_time()
+        waited = (wall - self._started[0]) - (ran - self._started[1])
+        if waited > 0:
+            self._stop.wait(_CATCH_UP_BACKOFF * waited)
+        self._started = (time.monotonic(), time.thread_time())
 
 
 class _Watched:

@@ -60,9 +60,11 @@ from hashguard.signals.pdq_variants import ORIGINAL, families_of, unscaled
 Index = HammingIndex | ExactIndex | FrameIndex
 
 # Changes read and applied at a time per list: what one refresh holds in memory before the index
-# takes it, and how far a large import moves the index (and its told version) at each step.
+# takes it, and how far a large import moves the index (and its told version) at each step. The
+# service freezes the new entries out of the cyclic collector's walks after each (``taken``):
+# until then, a full collection walks them, holding the interpreter lock (50,000: 30-60 ms).
 REFRESH_BATCH: Final = 10_000
-# How often a refresh tells its ``progress`` (changes applied): 25-50 ms of work at 1M entries.
+# How often a refresh tells its ``step`` (changes applied): 25-50 ms of work at 1M entries.
 PROGRESS_STEP: Final = 1_000
 
 
@@ -159,13 +161,17 @@ class Matcher:
 
     # --- following the change log -----------------------------------------------------------
 
-    def refresh(self, progress: Callable[[int], None] | None = None) -> int:
+    def refresh(
+        self,
+        step: Callable[[], None] | None = None,
+        taken: Callable[[int], None] | None = None,
+    ) -> int:
         """Apply every change appended since the last refresh, REFRESH_BATCH at a time per list
         (each batch read, then taken by the index at once, and its version told: a large
-        import moves the index on batch by batch); the number applied. ``progress``, if given,
-        is called with the number of changes applied since its last call, every PROGRESS_STEP
-        and once each batch is in the index, the lock still held (the service paces a large
-        catch-up with it). Raises the source's NotFound for a list no longer found under its
+        import moves the index on batch by batch); the number applied. If given, ``step`` is
+        called after every PROGRESS_STEP changes of a batch (the service paces a long
+        catch-up with it), and ``taken`` with each batch's count once the index holds it; both
+        with the lock held. Raises the source's NotFound for a list no longer found under its
         name (renamed or removed), after refreshing the others."""
         applied = 0
         missing: NotFound | None = None
@@ -173,10 +179,10 @@ class Matcher:
             for followed in self._lists.values():
                 try:
                     while True:
-                        count, more = self._apply_batch(followed, progress)
+                        count, more = self._apply_batch(followed, step)
                         applied += count
-                        if progress is not None and count % PROGRESS_STEP:
-                            progress(count % PROGRESS_STEP)
+                        if taken is not None and count:
+                            taken(count)
                         if not more:
                             break
                 except NotFound as error:  # renamed or removed: the other lists refresh still
@@ -186,9 +192,9 @@ class Matcher:
         return applied
 
     def _apply_batch(
-        self, followed: _Followed, progress: Callable[[int], None] | None = None
+        self, followed: _Followed, step: Callable[[], None] | None = None
     ) -> tuple[int, bool]:
-        """Apply the next REFRESH_BATCH changes of one list, telling ``progress`` of each
+        """Apply the next REFRESH_BATCH changes of one list, calling ``step`` after every
         PROGRESS_STEP; the number applied, and whether more may follow. The caller holds the
         lock."""
         policy = followed.hash_list.policy
@@ -210,8 +216,8 @@ class Matcher:
                 self._entries[change.entry_id] = apply(entry, change)
                 version = change.version
                 applied += 1
-                if progress is not None and applied % PROGRESS_STEP == 0:
-                    progress(PROGRESS_STEP)
+                if step is not None and applied % PROGRESS_STEP == 0:
+                    step()
         finally:  # a read that fails halfway: the index still takes what was applied
             self._reindex(policy, before)
             followed.version = version
