@@ -76,9 +76,11 @@ _FREEZE_AFTER: Final = 10_000
 # How long the Matcher's catch-up pauses after each step (matcher.PROGRESS_STEP changes), per
 # second the step spent waiting rather than running: for the interpreter lock, which requests
 # held, or for a core. Applying changes is Python that holds that lock, which every request
-# needs too; paced, the requests have it three quarters of the time while they keep it busy,
-# and a catch-up in a quiet service does not pause at all.
-_CATCH_UP_BACKOFF: Final = 2.0
+# needs too: when they hold it half of a step, the pause is twice the step, and they have it
+# five sixths of the time; a catch-up in a quiet service does not pause at all. Measured at 1M
+# during imports of 100,000 (docs/benchmarks.md): 0, 2 and 4 gave p99 82-746, 45-94 and
+# 30-50 ms, the imports taking 10-18, 12-15 and 13-17 s.
+_CATCH_UP_BACKOFF: Final = 4.0
 # Why not ready (public: names no list) while lists the database rewrote load again.
 RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
 # Why not serving, and matches refused, once such a load failed (until one succeeds).
