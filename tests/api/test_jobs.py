@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from sqlalchemy import Engine
 
 from hashguard.api.jobs import JOB_NICENESS, BulkJobs, ImportJob
 from hashguard.lists.model import Category
@@ -38,13 +39,19 @@ def _job_processes() -> list[int]:
     return found
 
 
-def test_an_import_runs_in_a_process_of_its_own_below_the_service_then_is_followed(
-    tmp_path: Path,
-) -> None:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
+def _database(directory: Path) -> tuple[str, Engine, ListStore]:
+    """A database with an empty list ``incoming``: its URL, engine and store."""
+    url = f"sqlite:///{directory / 'jobs.db'}"
     engine = open_engine(url)
     lists = ListStore(engine)
     lists.create("incoming", "Test Org", Category.TEST, ["NL"])
+    return url, engine, lists
+
+
+def test_an_import_runs_in_a_process_of_its_own_below_the_service_then_is_followed(
+    tmp_path: Path,
+) -> None:
+    url, engine, lists = _database(tmp_path)
     followed = []
     jobs = BulkJobs(lambda: followed.append(lists.get("incoming").version))
     # The job reads its records from a pipe: it stays at work, where it can be looked at,
@@ -81,10 +88,7 @@ def test_an_import_runs_in_a_process_of_its_own_below_the_service_then_is_follow
 def test_a_job_whose_request_is_cancelled_is_killed_and_holds_the_next_one_until_it_has_ended(
     tmp_path: Path,
 ) -> None:
-    url = f"sqlite:///{tmp_path / 'jobs.db'}"
-    engine = open_engine(url)
-    lists = ListStore(engine)
-    lists.create("incoming", "Test Org", Category.TEST, ["NL"])
+    url, engine, lists = _database(tmp_path)
     followed: list[int] = []
     jobs = BulkJobs(lambda: followed.append(1))
     pipe = tmp_path / "records"
