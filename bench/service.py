@@ -73,6 +73,7 @@ NEAR_SHARE = 0.01
 RATES = (1000, 1500, 2000)  # requests/s of the fixed-rate runs
 RATE_SECONDS = 15
 IMPORT_RATE = 1000
+IMPORT_WINDOW = 30  # seconds of load around each import: it must outlast the catch-up
 LOADGEN = Path(__file__).resolve().with_name("loadgen.py")
 SERVERS = ("uvicorn", "granian")
 MATCH_HASHES = "/v1/match/hashes"
@@ -292,13 +293,16 @@ def import_while_matching(
     server: Server, tokens: dict[str, str], bodies: Path, seed: int
 ) -> tuple[dict[str, float], float, int]:
     """(a) at IMPORT_RATE during a 100k import (new hashes drawn from ``seed``) by a curator:
-    the load's figures, the import's seconds and status."""
+    the load's figures, the import's seconds and status. The load runs IMPORT_WINDOW seconds
+    and the import starts 3 s in, so the catch-up it sets off (paced, 12-20 s at 1M) falls
+    inside the window; ``outlasted`` is set when the import's answer came after the load's
+    end."""
     values = np.random.default_rng(seed).integers(0, 256, (100_000, 32), dtype=np.uint8)
     body = ("\n".join(row.tobytes().hex() for row in values) + "\n").encode()
     outcome: dict[str, float] = {}
 
     def load() -> None:
-        outcome.update(at_rate(server.base, bodies, tokens["matcher"], IMPORT_RATE, 15))
+        outcome.update(at_rate(server.base, bodies, tokens["matcher"], IMPORT_RATE, IMPORT_WINDOW))
 
     loader = threading.Thread(target=load)
     loader.start()
@@ -311,6 +315,7 @@ def import_while_matching(
     )  # fmt: skip
     seconds = time.perf_counter() - started
     loader.join()
+    outcome["outlasted"] = float(3 + seconds > 2 + IMPORT_WINDOW)  # 2 s: loadgen's warm-up
     return outcome, seconds, answer.status_code
 
 
@@ -353,9 +358,18 @@ def loads(directory: Path, queries: np.ndarray, tokens: dict[str, str]) -> Loads
 
 
 def served(
-    url: str, port: int, core: str, tokens: dict[str, str], load: Loads, seconds: int, quick: bool
+    url: str,
+    port: int,
+    core: str,
+    tokens: dict[str, str],
+    load: Loads,
+    seconds: int,
+    quick: bool,
+    seed: int,
 ) -> tuple[list[tuple[str, str, dict[str, float], str]], str]:
-    """The runs on one server core: (route, load, figures, target) each, and its start."""
+    """The runs on one server core: (route, load, figures, target) each, and its start. The
+    import's hashes are drawn from ``seed``: each core's must be new to the list (the cores
+    share the database), or the import changes nothing and the catch-up is not measured."""
     server = Server(url, port, "--server", core)
     started = time.perf_counter()
     server.loaded.wait()
@@ -381,12 +395,13 @@ def served(
                          media, ""))  # fmt: skip
             machine = machine_times()
             during, import_seconds, status = import_while_matching(
-                server, tokens, load.lines[MATCH_HASHES], seed=7 + len(core)
+                server, tokens, load.lines[MATCH_HASHES], seed
             )
             during["stolen"] = stolen_since(machine)
+            outlasted = "; the import outlasted the load" if during["outlasted"] else ""
             runs.append((MATCH_HASHES, f"{IMPORT_RATE:,}/s offered, while 100k are imported "
                          f"({import_seconds:.1f} s, HTTP {status})", during,
-                         "no error, p99 <= 50 ms"))  # fmt: skip
+                         f"no error, p99 <= 50 ms{outlasted}"))  # fmt: skip
         rss = server.rss_mb()
     finally:
         server.stop()
@@ -413,7 +428,7 @@ def bench(
     shown = f"{size:,}"
     baseline: dict[tuple[str, str], dict[str, float]] = {}
     for number, core in enumerate(cores):
-        runs, start = served(url, port + number, core, tokens, load, seconds, quick)
+        runs, start = served(url, port + number, core, tokens, load, seconds, quick, 7 + number)
         for path, how, figures, target in runs:
             first = baseline.setdefault((path, how), figures)
             # No CPU per request while an import runs: the server's CPU is the import's too.

@@ -149,7 +149,8 @@ def test_a_refresh_applies_changes_in_batches_to_the_same_index(
         told.append((count, matcher.versions()["known"]))
 
     assert matcher.refresh(step, taken) == 6  # batches of four and two, then an empty read
-    assert told == ["step", "step", (4, start + 4), "step", (2, start + 6)]
+    # A step per two changes read, then per two entries reindexed (three, then two).
+    assert told == ["step", "step", "step", (4, start + 4), "step", "step", (2, start + 6)]
     found = [len(matcher.match(_query("pdq", PdqHash(bytes.fromhex(v), 100)))) for v in values]
     assert found == [1, 0, 1]
     assert matcher.sizes() == Matcher(store, ["known"]).sizes()

@@ -219,7 +219,7 @@ class Matcher:
                 if step is not None and applied % PROGRESS_STEP == 0:
                     step()
         finally:  # a read that fails halfway: the index still takes what was applied
-            self._reindex(policy, before)
+            self._reindex(policy, before, step)
             followed.version = version
         return applied, read >= REFRESH_BATCH
 
@@ -609,14 +609,22 @@ class Matcher:
         for signal, (ids, _) in _by_signal(keyed).items():
             self._remove(signal, ids)
 
-    def _reindex(self, policy: ListPolicy, before: Mapping[int, bool]) -> None:
+    def _reindex(
+        self,
+        policy: ListPolicy,
+        before: Mapping[int, bool],
+        step: Callable[[], None] | None = None,
+    ) -> None:
         """Add the entries of ``before`` (id: whether it could match) that can match now and
         remove those that no longer can, a signal at a time (an import of 100,000 entries is
-        one index update, not 100,000)."""
+        one index update, not 100,000); ``step`` is called after every PROGRESS_STEP entries
+        looked at."""
         added: dict[str, tuple[list[int], list[bytes]]] = {}
         removed: dict[str, list[int]] = {}
         key_of: dict[str, Callable[[str], bytes] | None] = {}
-        for entry_id, was in before.items():
+        for looked, (entry_id, was) in enumerate(before.items(), 1):
+            if step is not None and looked % PROGRESS_STEP == 0:
+                step()
             after = self._entries[entry_id]
             now = after.matchable(policy, self.min_stability)
             if after.signal not in key_of:
