@@ -3,6 +3,7 @@ priority, so that its seconds of CPU yield to the requests the service is answer
 
 import asyncio
 import os
+import signal
 import threading
 from pathlib import Path
 
@@ -106,4 +107,31 @@ def test_a_job_whose_request_is_cancelled_is_killed_and_holds_the_next_one_until
     engine.dispose()
     assert _job_processes() == []  # killed, and waited for
     assert not jobs.running and followed == []
+    assert lists.get("incoming").version == 0
+
+
+def test_a_job_cancelled_before_its_process_has_started_is_killed_once_it_starts(
+    tmp_path: Path,
+) -> None:
+    url, engine, lists = _database(tmp_path)
+    jobs = BulkJobs(lambda: None)
+    pipe = tmp_path / "records"
+    os.mkfifo(pipe)  # never written: a job left running would wait for its records for ever
+    job = ImportJob(url, "incoming", str(pipe), "text", "pdq", None, "", "curator:test")
+
+    async def cancelled_at_once() -> None:
+        running = asyncio.ensure_future(jobs.run(job))
+        await asyncio.sleep(0)  # the job has the lock; its process is being started
+        running.cancel()
+        done, _ = await asyncio.wait([running], timeout=60)
+        for pid in _job_processes():  # one left running (the defect) is not left behind
+            os.kill(pid, signal.SIGKILL)
+        assert done, "the cancelled job's process was left running"
+        with pytest.raises(asyncio.CancelledError):
+            running.result()
+
+    asyncio.run(cancelled_at_once())
+    engine.dispose()
+    assert _job_processes() == []
+    assert not jobs.running
     assert lists.get("incoming").version == 0

@@ -123,7 +123,7 @@ class Working:
             yield change
 
 
-@pytest.mark.parametrize(("running", "pauses"), [(0.5, [2.0, 2.0]), (1.0, [])])
+@pytest.mark.parametrize(("running", "pauses"), [(0.5, [2.0, 2.0]), (1.0, []), (0.0, [3.0, 3.0])])
 def test_a_catch_up_backs_off_after_each_step_it_had_to_wait_for(
     engine: Engine,
     tmp_path: Path,
@@ -132,11 +132,13 @@ def test_a_catch_up_backs_off_after_each_step_it_had_to_wait_for(
     pauses: list[float],
 ) -> None:
     """Applying changes holds the interpreter lock that every request needs: after a step that
-    waited for it (requests held it), the catch-up pauses _CATCH_UP_BACKOFF times as long; in a
-    quiet service, not at all."""
+    waited for it (requests held it), the catch-up pauses _CATCH_UP_BACKOFF times as long, but
+    never longer than _PAUSE_MAX (a step that waited 2 s would pause 4); in a quiet service, not
+    at all."""
     monkeypatch.setattr(matcher_module, "REFRESH_BATCH", 4)
     monkeypatch.setattr(matcher_module, "PROGRESS_STEP", 2)
     monkeypatch.setattr(service_module, "_CATCH_UP_BACKOFF", 2.0)
+    monkeypatch.setattr(service_module, "_PAUSE_MAX", 3.0)
     store = ListStore(engine)
     store.create("BIG", "Hotline", Category.KNOWN_CSAM, ["NL"])
     service = Service(engine, ServiceSettings(secret_file=tmp_path / "secret.key"))

@@ -18,6 +18,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -56,14 +57,16 @@ class BulkJobs:
         """The job's outcome: its result, or the message of the error that stopped it."""
         request = json.dumps({"kind": type(job).__name__, "job": asdict(job)}).encode()
         async with self._one:
-            started: list[subprocess.Popen[bytes]] = []
-            spawned = asyncio.ensure_future(asyncio.to_thread(_spawned, request, started.append))
+            launch = _Launch()
+            spawned = asyncio.ensure_future(asyncio.to_thread(_spawned, request, launch.started))
             try:
                 process = await asyncio.shield(spawned)
             except asyncio.CancelledError:  # the request, or the service, stops: so does the job
-                for child in started:  # (nothing applied: an import commits at once)
-                    child.kill()
-                await asyncio.wait([spawned])  # the next job waits until it has ended
+                launch.cancel()  # (nothing applied: an import commits at once)
+                while not spawned.done():  # the next job waits until it has ended
+                    with contextlib.suppress(asyncio.CancelledError):  # (cancelled again)
+                        await asyncio.wait([spawned])
+                spawned.exception()  # retrieved: it is the cancel that is told
                 raise
         if process.returncode != 0:
             lines = process.stderr.decode(errors="replace").strip().splitlines()
@@ -73,6 +76,29 @@ class BulkJobs:
         if isinstance(job, ImportJob) and not isinstance(outcome, str):  # a str: nothing applied
             await asyncio.to_thread(self._imported)
         return outcome
+
+
+class _Launch:
+    """One job's process, and whether its request was cancelled: from the cancel on, the
+    process is killed, whether it had started then or starts later (it waits for its request
+    on stdin, so nothing runs before ``started``)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._cancelled = False
+
+    def started(self, process: "subprocess.Popen[bytes]") -> None:
+        with self._lock:
+            self._process = process
+            if self._cancelled:
+                process.kill()
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._cancelled = True
+            if self._process is not None:
+                self._process.kill()
 
 
 @dataclass(frozen=True)

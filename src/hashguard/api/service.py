@@ -77,10 +77,15 @@ _FREEZE_AFTER: Final = 10_000
 # second the step spent waiting rather than running: for the interpreter lock, which requests
 # held, or for a core. Applying changes is Python that holds that lock, which every request
 # needs too: when they hold it half of a step, the pause is twice the step, and they have it
-# five sixths of the time; a catch-up in a quiet service does not pause at all. Measured at 1M
-# during imports of 100,000 (docs/benchmarks.md): 0, 2 and 4 gave p99 82-746, 45-94 and
-# 30-50 ms, the imports taking 10-18, 12-15 and 13-17 s.
+# five sixths of the time; a catch-up in a quiet service on a local database hardly pauses
+# (time waiting for a remote database's rows counts as waiting too). Measured at 1M during
+# imports of 100,000 (docs/benchmarks.md): 0, 2 and 4 gave p99 82-746, 45-94 and 30-50 ms, the
+# imports taking 10-18, 12-15 and 13-17 s.
 _CATCH_UP_BACKOFF: Final = 4.0
+# The longest pause after one step (seconds; measured pauses are tens of ms): a read that hangs
+# for a database's failover, or a process the host stops for a while, does not turn into a
+# pause four times as long while writers wait for the catch-up.
+_PAUSE_MAX: Final = 0.25
 # Why not ready (public: names no list) while lists the database rewrote load again.
 RELOADING: Final = "loading lists again: the database no longer holds them as applied here"
 # Why not serving, and matches refused, once such a load failed (until one succeeds).
@@ -350,6 +355,7 @@ class Service:
                     self._follow(matcher)  # the lists and changes made during the load
                     self._observe(matcher, self.lists.versions())
                     self._remember(matcher)
+                    self._freeze(1)  # before it answers: its catch-ups collect fully
                     self.matcher = matcher
                 break
             except Exception as error:  # a database that cannot be read: report, try again
@@ -365,7 +371,6 @@ class Service:
         self._error = None
         if self.hotline is not None:  # its triage matches with this Matcher
             self.hotline.start()
-        self._freeze(1)
         sizes = ", ".join(f"{n} {s}" for s, n in matcher.sizes().items() if n)
         log.info("lists loaded: %d list(s) (%s)", len(matcher.lists), sizes or "no entries")
         return matcher
@@ -718,7 +723,7 @@ class Service:
 class _Paced:
     """The steps of one catch-up of the Matcher: after each, a pause of _CATCH_UP_BACKOFF times
     what the step spent waiting rather than running (for the interpreter lock or a core, which
-    requests held), cut short when the service stops."""
+    requests held), at most _PAUSE_MAX, cut short when the service stops."""
 
     def __init__(self, stop: threading.Event) -> None:
         self._stop = stop
@@ -728,7 +733,7 @@ class _Paced:
         wall, ran = time.monotonic(), time.thread_time()
         waited = (wall - self._started[0]) - (ran - self._started[1])
         if waited > 0:
-            self._stop.wait(_CATCH_UP_BACKOFF * waited)
+            self._stop.wait(min(_CATCH_UP_BACKOFF * waited, _PAUSE_MAX))
         self._started = (time.monotonic(), time.thread_time())
 
 

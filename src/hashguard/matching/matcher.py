@@ -169,10 +169,11 @@ class Matcher:
         """Apply every change appended since the last refresh, REFRESH_BATCH at a time per list
         (each batch read, then taken by the index at once, and its version told: a large
         import moves the index on batch by batch); the number applied. If given, ``step`` is
-        called after every PROGRESS_STEP changes of a batch (the service paces a long
-        catch-up with it), and ``taken`` with each batch's count once the index holds it; both
-        with the lock held. Raises the source's NotFound for a list no longer found under its
-        name (renamed or removed), after refreshing the others."""
+        called after every PROGRESS_STEP changes of a batch read and every PROGRESS_STEP
+        entries reindexed (the service paces a long catch-up with it; it must not raise), and
+        ``taken`` with each batch's count once the index holds it; both with the lock held.
+        Raises the source's NotFound for a list no longer found under its name (renamed or
+        removed), after refreshing the others."""
         applied = 0
         missing: NotFound | None = None
         with self._lock:
@@ -201,6 +202,7 @@ class Matcher:
         before: dict[int, bool] = {}  # whether each changed entry could match before
         version = followed.version  # told (applied()) once the index holds it
         applied = read = 0
+        failed = True
         try:
             for change in self.source.changes_since(
                 followed.hash_list.name, followed.version, REFRESH_BATCH
@@ -218,8 +220,9 @@ class Matcher:
                 applied += 1
                 if step is not None and applied % PROGRESS_STEP == 0:
                     step()
-        finally:  # a read that fails halfway: the index still takes what was applied
-            self._reindex(policy, before, step)
+            failed = False
+        finally:  # a read that fails halfway: the index still takes what was applied, at once
+            self._reindex(policy, before, None if failed else step)
             followed.version = version
         return applied, read >= REFRESH_BATCH
 
