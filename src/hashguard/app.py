@@ -5,12 +5,13 @@ every request."""
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 from sqlalchemy import Engine
 from starlette.types import ASGIApp
 
 from hashguard import __version__
 from hashguard.api import (
+    auth,
     docs,
     errors,
     hma,
@@ -76,6 +77,7 @@ def create_app(engine: Engine, settings: ServiceSettings | None = None) -> FastA
         description=_DESCRIPTION,
         lifespan=lifespan,
         openapi_tags=[{"name": "HMA-compatible", "description": _HMA}],
+        dependencies=[Depends(auth.one_value_each_unkeyed)],
         docs_url=None,  # served by api.docs, from the package's own files
         redoc_url=None,
     )

@@ -34,6 +34,10 @@ from support.server import Server, running
 
 # Generated examples per operation (the fuzzing phase); the coverage phase adds its own cases.
 EXAMPLES = int(os.environ.get("HASHGUARD_FUZZ_EXAMPLES", "8"))
+# How long an answer may take: an import or a release runs as a job below the service's
+# priority (api/jobs.py), so on a machine busy with other tests it takes longer than
+# Schemathesis's default of 10 s (seen: a two-hash import under three other test runs).
+ANSWER_SECONDS = 60
 # The stateful phase: scenarios (each a chain of calls along the document's links) and steps.
 SCENARIOS = 10 * EXAMPLES
 STEPS = 10
@@ -172,7 +176,7 @@ def validated(case: Case, headers: dict[str, str] | None = None) -> Any:
     """``case`` sent (with ``headers``) and its answer checked, unless the server's HTTP layer
     refused it as no HTTP request (uvicorn's plain-text 400, before the service sees it: what
     no document of the service can describe)."""
-    answer = case.call(session=session, headers=headers)
+    answer = case.call(session=session, headers=headers, timeout=ANSWER_SECONDS)
     if not (answer.status_code == 400 and answer.text == NOT_HTTP):
         case.validate_response(answer)
     return answer
@@ -227,7 +231,7 @@ def test_what_the_service_creates_can_be_used_until_it_is_removed(api: Any, serv
             # and checks that what was just created is there (ensure_resource_availability)
             # only for a step whose every parameter came from the chain: the key does.
             case.headers = {**(case.headers or {}), **headers}
-            return {"session": session, "headers": headers}
+            return {"session": session, "headers": headers, "timeout": ANSWER_SECONDS}
 
         def call(self, case: Case, **kwargs: Any) -> Any:
             try:

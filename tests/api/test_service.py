@@ -691,6 +691,20 @@ def test_text_over_its_bound_is_refused_naming_the_field(server: Server) -> None
     assert hma.status_code == 400 and "signal_type" in hma.json()["message"]  # as HMA answers
 
 
+def test_a_query_parameter_given_twice_is_refused_once_the_key_is_checked(server: Server) -> None:
+    """Each query parameter takes one value: given twice, it is refused naming it (422; 400 on
+    HMA's routes, as HMA answers a malformed one) after the key is checked, on the fast path's
+    routes as on the others; a parameter the route does not take is ignored, repeated or not."""
+    twice = server.get("/v1/audit?after=0&after=1", "auditor")
+    assert twice.status_code == 422 and "'after'" in twice.json()["error"]["message"]
+    assert server.get("/v1/audit?after=0&after=1", "matcher").status_code == 403
+    assert server.get("/v1/audit?after=0&x=1&x=2", "auditor").status_code == 200
+    pdq = PdqSignal().hash(LISTED).hex
+    lookup = server.get(f"/m/lookup?signal_type=pdq&signal={pdq}&signal={pdq}", "matcher")
+    assert lookup.status_code == 400 and "'signal'" in lookup.json()["message"]
+    assert server.get(f"/m/lookup?signal_type=pdq&signal={pdq}", "matcher").status_code == 200
+
+
 def test_keys_through_the_api_are_audited_and_revoked_at_once(server: Server) -> None:
     created = server.post("/v1/keys", "admin", json={"role": "reviewer", "name": "desk"})
     assert created.status_code == 201

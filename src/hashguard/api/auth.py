@@ -5,14 +5,18 @@ key of another role; admin keys may use every route. The roles a route allows ar
 security scopes, so the table of routes and roles is read from the app itself (``route_roles``).
 """
 
-from collections.abc import Iterable
-from typing import Annotated, Any
+from collections.abc import Callable, Iterable, Iterator
+from typing import Annotated, Any, TypeVar
 
 from fastapi import Depends, FastAPI, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from hashguard.api.errors import ApiError
+from hashguard.api.errors import HMA_PREFIXES, ApiError
 from hashguard.store.api_keys import ApiKey, Role
+
+T = TypeVar("T")
 
 _BEARER = HTTPBearer(
     auto_error=False,
@@ -41,9 +45,69 @@ def allow(*roles: Role, admin: bool = True, why: str = "") -> Any:
             raise ApiError(403, f"a {key.role.value} key may not use this route (allowed: "
                                 f"{shown}){': ' + why if why else ''}")  # fmt: skip
         request.state.key = key
-        return key
+        one_value_each(request)  # after the key: a refusal of what was asked tells the caller
+        return key  # (of a role the route admits) that the route let it in
 
+    _KEYED.add(caller)
     return Security(caller, scopes=[role.value for role in Role if role in allowed])
+
+
+_KEYED: set[Callable[..., Any]] = set()  # allow()'s dependencies
+
+
+def one_value_each(request: Request) -> None:
+    """Refuse (422; 400 on HMA's routes) a query that gives a parameter of the route more than
+    once: each takes one value, and which of several the route would read (FastAPI's choice:
+    the last) is not for the client to guess. Parameters the route does not take are ignored,
+    repeated or not."""
+    taken = _query_names(request.scope.get("route"))
+    names = [name for name, _ in request.query_params.multi_items() if name in taken]
+    repeated = next((name for name in names if names.count(name) > 1), None)
+    if repeated is not None:  # as a malformed parameter is answered: HMA's clients expect 400
+        status = 400 if request.url.path.startswith(HMA_PREFIXES) else 422
+        raise ApiError(status, f"query parameter {repeated!r} is given more than once: it "
+                               "takes one value")  # fmt: skip
+
+
+async def one_value_each_unkeyed(request: Request) -> None:
+    """The app's dependency (it runs before a route's own): ``one_value_each`` for the API's
+    routes that take no key (a keyed route checks once the key is checked, in ``allow``; pages
+    are left as they are, a repeated ``lang`` read as the framework reads it)."""
+    route = request.scope.get("route")
+    if getattr(route, "include_in_schema", False) and not _keyed(route):
+        one_value_each(request)
+
+
+def _query_names(route: Any) -> frozenset[str]:
+    """The query parameters ``route`` (an APIRoute; None: no route) reads."""
+    return _of_route(route, "query_names", lambda dependants: frozenset(
+        field.alias for dependant in dependants for field in dependant.query_params
+    ), frozenset())  # fmt: skip
+
+
+def _keyed(route: Any) -> bool:
+    """Whether ``route`` (an APIRoute; None: no route) has one of allow()'s dependencies."""
+    return _of_route(route, "keyed", lambda dependants: any(
+        dependant.call in _KEYED for dependant in dependants
+    ), False)  # fmt: skip
+
+
+def _of_route(route: Any, name: str, found: Callable[[list[Dependant]], T], default: T) -> T:
+    """``found`` of ``route``'s dependants (its own and all below), worked out once and kept
+    on the route (routes are not hashable); ``default`` for what is not an APIRoute."""
+    if not isinstance(route, APIRoute):
+        return default
+    kept: dict[str, Any] = vars(route).setdefault("_hashguard_facts", {})
+    if name not in kept:
+        kept[name] = found([route.dependant, *_dependants(route.dependant)])
+    value: T = kept[name]
+    return value
+
+
+def _dependants(dependant: Dependant) -> Iterator[Dependant]:
+    for sub in dependant.dependencies:
+        yield sub
+        yield from _dependants(sub)
 
 
 def check_lists(key: ApiKey, names: Iterable[str]) -> None:

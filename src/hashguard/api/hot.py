@@ -169,13 +169,16 @@ _ROUTES: Final[dict[tuple[str, str], tuple[_Handler, frozenset[Role]]]] = {
 
 
 def _parameters(call: _Call) -> dict[str, str] | None:
-    """The query's parameters as FastAPI reads them (the last of a repeated name wins), or
-    None for a GET that carries a body or a parameter longer than its route takes (FastAPI's
-    to answer)."""
+    """The query's parameters, or None for a GET that carries a body, a parameter given more
+    than once or one longer than its route takes (FastAPI's to answer: ``auth.one_value_each``
+    refuses a repeated one the route takes)."""
     headers = call.headers
     if headers.get(b"content-length", b"0") != b"0" or b"transfer-encoding" in headers:
         return None
-    given = dict(parse_qsl(call.scope["query_string"].decode("latin-1"), keep_blank_values=True))
+    pairs = parse_qsl(call.scope["query_string"].decode("latin-1"), keep_blank_values=True)
+    given = dict(pairs)
+    if len(given) < len(pairs):
+        return None
     if any(len(value) > _BOUNDS.get(name, len(value)) for name, value in given.items()):
         return None
     return given
