@@ -699,6 +699,9 @@ def test_a_query_parameter_given_twice_is_refused_once_the_key_is_checked(server
     assert twice.status_code == 422 and "'after'" in twice.json()["error"]["message"]
     assert server.get("/v1/audit?after=0&after=1", "matcher").status_code == 403
     assert server.get("/v1/audit?after=0&x=1&x=2", "auditor").status_code == 200
+    both = server.post("/v1/hash?signals=md5&signals=sha256", "matcher", content=b"a",
+                       headers={"Content-Type": "application/octet-stream"})  # fmt: skip
+    assert both.status_code == 200 and set(both.json()["hashes"]) == {"md5", "sha256"}
     pdq = PdqSignal().hash(LISTED).hex
     lookup = server.get(f"/m/lookup?signal_type=pdq&signal={pdq}&signal={pdq}", "matcher")
     assert lookup.status_code == 400 and "'signal'" in lookup.json()["message"]

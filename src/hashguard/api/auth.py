@@ -6,7 +6,8 @@ security scopes, so the table of routes and roles is read from the app itself (`
 """
 
 from collections.abc import Callable, Iterable, Iterator
-from typing import Annotated, Any, TypeVar
+from types import UnionType
+from typing import Annotated, Any, TypeVar, Union, get_args, get_origin
 
 from fastapi import Depends, FastAPI, Request, Security
 from fastapi.dependencies.models import Dependant
@@ -79,10 +80,23 @@ async def one_value_each_unkeyed(request: Request) -> None:
 
 
 def _query_names(route: Any) -> frozenset[str]:
-    """The query parameters ``route`` (an APIRoute; None: no route) reads."""
+    """The query parameters ``route`` (an APIRoute; None: no route) reads one value of (not
+    those that take a list, such as ``signals``)."""
     return _of_route(route, "query_names", lambda dependants: frozenset(
         field.alias for dependant in dependants for field in dependant.query_params
+        if not _many(field.field_info.annotation)
     ), frozenset())  # fmt: skip
+
+
+def _many(annotation: Any) -> bool:
+    """Whether a parameter of type ``annotation`` takes several values (a list, or a list or
+    None)."""
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        return _many(get_args(annotation)[0])
+    if (origin or annotation) in (list, tuple, set, frozenset):
+        return True
+    return origin in (Union, UnionType) and any(_many(kind) for kind in get_args(annotation))
 
 
 def _keyed(route: Any) -> bool:
