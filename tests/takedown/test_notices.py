@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from sqlalchemy import Engine, insert, select
+from sqlalchemy import Engine, create_engine, insert, select, update
+from sqlalchemy.exc import OperationalError
 
 from hashguard.errors import Invalid, NotFound
 from hashguard.hotline.hosters import Hoster, HosterRegistry
@@ -256,6 +257,48 @@ def test_acknowledging_sets_the_time_once_with_an_event_and_audit_entry(desk: De
                                             "acknowledged"):  # fmt: skip
         desk.notices.acknowledge(desk.removed, "Alpha", "alpha-key")
     assert audit.verify(desk.engine) >= 2
+
+
+def opens_now(engine: Engine, notice_id: int) -> bool:
+    """Whether another writer (as the scheduler opening a queued notice) can change the notice
+    at once, on its own connection: False when a transaction holds it locked."""
+    url = engine.url
+    sqlite = url.get_backend_name() == "sqlite"
+    other = create_engine(url, connect_args={"timeout": 0} if sqlite else {})
+    table = TakedownNoticeRow.__table__
+    try:
+        with other.begin() as connection:
+            if not sqlite:
+                connection.exec_driver_sql("SET LOCAL lock_timeout = '50ms'")
+            connection.execute(update(table).where(table.c.id == notice_id)
+                               .values(state=NoticeState.OPEN.value))  # fmt: skip
+        return True
+    except OperationalError:  # SQLite: database is locked; PostgreSQL: lock timeout
+        return False
+    finally:
+        other.dispose()
+
+
+def test_a_writer_that_moves_while_a_hoster_acts_waits_for_the_action_to_end(
+    desk: Desk, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The scheduler opening a queued notice just as its hoster acknowledges it: the hoster's
+    action holds the notice from its read to its commit (so it is not refused as changed
+    meanwhile), and the scheduler's change goes in after it."""
+    tried: list[bool] = []
+    refuse = Notices._refuse_unless
+
+    def meanwhile(row: Any, states: Any, action: str) -> None:
+        tried.append(opens_now(desk.engine, row.id))
+        refuse(row, states, action)
+
+    monkeypatch.setattr(Notices, "_refuse_unless", staticmethod(meanwhile))
+    shown = desk.notices.acknowledge(desk.queued, "Alpha", "alpha-key")
+    assert tried == [False]
+    assert (shown.state, shown.acknowledged_at) == ("queued", T0)
+    assert opens_now(desk.engine, desk.queued)
+    assert desk.row(desk.queued).state == "open" and desk.events(desk.queued) == [
+        ("acknowledged", "alpha-key", {})]  # fmt: skip
 
 
 def test_a_claim_leaves_the_notice_open_and_asks_for_a_check_now(desk: Desk) -> None:

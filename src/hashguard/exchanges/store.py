@@ -29,6 +29,7 @@ from hashguard.exchanges.http import Http, clear_text_problem, origin_of
 from hashguard.lists.model import NAME_PATTERN, Category
 from hashguard.net.fetch import Network
 from hashguard.store import audit
+from hashguard.store.database import for_update
 from hashguard.store.lists import ListStore
 from hashguard.store.tables import (
     ExchangeFeedbackRow,
@@ -299,7 +300,7 @@ class Exchanges:
         ``carry_credentials`` (an admin's change: they are bound to the new origin, which must
         not be plain http). Raises ExchangeNotFound, ExchangeConfigError."""
         with self.engine.begin() as connection:
-            row = self._row(connection, name, for_update=True)
+            row = self._row(connection, name, lock=True)
             plugin = registry.get(row.api)
             values: dict[str, Any] = {}
             if enabled is not None and enabled != row.enabled:
@@ -358,7 +359,7 @@ class Exchanges:
         (its list stays, with what it fetched). Raises ExchangeNotFound."""
         exchange = self.get(name)
         with self.engine.begin() as connection:
-            row = self._row(connection, name, for_update=True)
+            row = self._row(connection, name, lock=True)
             vault.remove(connection, vault.scope_of("exchange", name))
             connection.execute(delete(ExchangeQuarantineRow).where(
                 ExchangeQuarantineRow.exchange_id == row.id))  # fmt: skip
@@ -548,7 +549,7 @@ class Exchanges:
         its lease: it would store its own checkpoint over this one)."""
         at = self.clock()
         with self.engine.begin() as connection:
-            row = self._row(connection, name, for_update=True)
+            row = self._row(connection, name, lock=True)
             check = getattr(registry.get(row.api), "check_checkpoint", None)
             if checkpoint is not None and not isinstance(checkpoint, Mapping):
                 raise ExchangeConfigError(
@@ -577,7 +578,7 @@ class Exchanges:
         Raises ExchangeNotFound."""
         at = self.clock()
         with self.engine.begin() as connection:
-            row = self._row(connection, name, for_update=True)
+            row = self._row(connection, name, lock=True)
             if row.lease_until is not None and utc(row.lease_until) > at:
                 return False
             connection.execute(
@@ -587,10 +588,11 @@ class Exchanges:
 
     # --- rows -------------------------------------------------------------------------------
 
-    def _row(self, connection: Connection, name: str, for_update: bool = False) -> Any:
-        query = _selected().where(ExchangeRow.name == name)
-        if for_update:
-            query = query.with_for_update(of=ExchangeRow)
+    def _row(self, connection: Connection, name: str, lock: bool = False) -> Any:
+        where = ExchangeRow.name == name
+        query = _selected().where(where)
+        if lock:
+            query = for_update(connection, query, ExchangeRow, where)
         row = connection.execute(query).first()
         if row is None:
             raise ExchangeNotFound(f"no exchange named {name[:100]!r}")

@@ -25,6 +25,7 @@ from hashguard.review.model import (
 )
 from hashguard.store import audit
 from hashguard.store.counts import bump
+from hashguard.store.database import for_update
 from hashguard.store.tables import ActionRow, DetectionRow, ServiceRow, utc
 
 DELIVERY_KEPT: Final = timedelta(days=30)  # an outbox call after it was made: for its receipt
@@ -182,18 +183,12 @@ def _payload(d: Mapping[str, Any], action: Action) -> dict[str, object]:
 
 
 def locked(connection: Connection, detection_id: int) -> Any:
-    """Detection row ``detection_id``, locked until the transaction ends, so that what is
-    checked on it still holds when the transaction writes: a row lock on PostgreSQL; on SQLite
-    the database's write lock, taken by a write that changes nothing (a plain read would take
-    none). Raises NotFound."""
+    """Detection row ``detection_id``, locked until the transaction ends (``for_update``), so
+    that what is checked on it still holds when the transaction writes. Raises NotFound."""
     table = DetectionRow.__table__
-    query = select(table).where(table.c.id == detection_id)
-    if connection.dialect.name == "postgresql":
-        query = query.with_for_update()
-    else:
-        connection.execute(update(DetectionRow).where(table.c.id == detection_id)
-                           .values(id=table.c.id))  # fmt: skip
-    row = connection.execute(query).one_or_none()
+    where = table.c.id == detection_id
+    row = connection.execute(for_update(connection, select(table).where(where), DetectionRow,
+                                        where)).one_or_none()  # fmt: skip
     if row is None:
         raise NotFound(f"no detection number {detection_id} (it may have been purged)")
     return row._mapping

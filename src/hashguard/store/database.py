@@ -7,9 +7,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, Select, create_engine, event, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
 
@@ -18,6 +18,7 @@ from hashguard.errors import Unavailable
 DEFAULT_URL: Final = "sqlite:///hashguard.db"
 _MIGRATION_LOCK: Final = 0x68617368  # PostgreSQL advisory lock key of migrations ("hash")
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
+_Query = TypeVar("_Query", bound=Select[Any])
 
 
 class DatabaseError(Unavailable):
@@ -98,6 +99,20 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     with engine.connect() as connection, migration_transaction(connection):
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
+
+
+def for_update(connection: Connection, query: _Query, row: type[Any], *where: Any) -> _Query:
+    """``query``, which reads the rows of table class ``row`` where ``where`` holds, made to
+    lock them until the transaction ends, so that what it reads of them still holds when the
+    transaction writes: a row lock on PostgreSQL (FOR UPDATE OF the table); on SQLite, which
+    has no row locks, the database's write lock, taken here by a write that changes nothing (a
+    read takes none, and outside BEGIN it is its own transaction). Other writers wait for the
+    commit."""
+    if connection.dialect.name != "sqlite":
+        return query.with_for_update(of=row)
+    key = next(iter(row.__table__.primary_key.columns))
+    connection.execute(update(row).where(*where).values({key.name: key}))
+    return query
 
 
 @contextmanager

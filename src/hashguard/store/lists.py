@@ -14,7 +14,7 @@ from contextlib import closing
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, delete, func, select, update
+from sqlalchemy import Connection, Engine, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -33,6 +33,7 @@ from hashguard.lists.model import (
 from hashguard.lists.records import Record, canonical
 from hashguard.signals import registry
 from hashguard.store import audit, driver, list_names
+from hashguard.store.database import for_update
 from hashguard.store.dialects import dialect_of
 from hashguard.store.list_codecs import (
     CHANGE_COLUMNS,
@@ -136,7 +137,7 @@ class ListStore:
         if policy is not None:
             _check_thresholds(name, policy)
         with self._session() as session, session.begin():
-            row = self._row(session, name, for_update=True)
+            row = self._row(session, name, lock=True)
             _update(session, row, policy, legal_basis, jurisdictions, actor)
             return hash_list_of(row)
 
@@ -160,7 +161,7 @@ class ListStore:
             _check_thresholds(name, policy)
         try:
             with self._session() as session, session.begin():
-                row = self._row(session, name, for_update=True)
+                row = self._row(session, name, lock=True)
                 if new_name != name:
                     row.name = new_name
                     session.flush()
@@ -180,7 +181,7 @@ class ListStore:
         its name is not theirs. Raises ListNotFound if there is no such list, ListInUse if an
         exchange fills it."""
         with self._session() as session, session.begin():
-            row = self._row(session, name, for_update=True)
+            row = self._row(session, name, lock=True)
             hash_list = hash_list_of(row)
             filling = session.scalar(
                 select(ExchangeRow.name).where(ExchangeRow.list_id == row.id).limit(1)
@@ -230,7 +231,7 @@ class ListStore:
         """
         opened = self._session() if connection is None else self._joining(connection)
         with collector_paused(), opened as session, session.begin():
-            row = self._row(session, name, for_update=True)
+            row = self._row(session, name, lock=True)
             before = row.version
             summary = import_records(session, row, records, actor, self.dialect, entry_ids)
             if summary.version != before:
@@ -260,7 +261,7 @@ class ListStore:
             raise ListError(f"list {name}: a reinstatement needs a reason (it is kept in the log)")
         value = canonical(signal, value)
         with self._session() as session, session.begin():
-            row = self._row(session, name, for_update=True)
+            row = self._row(session, name, lock=True)
             entry = _held(
                 session,
                 row,
@@ -438,20 +439,14 @@ class ListStore:
         return Session(connection, expire_on_commit=False,
                        join_transaction_mode="rollback_only")  # fmt: skip
 
-    def _row(self, session: Session, name: str, for_update: bool = False) -> HashListRow:
-        """The list's row; with ``for_update``, the transaction first takes the write lock (a
-        no-op update: a row lock on PostgreSQL, the database's write lock on SQLite), so ids
-        and versions it hands out cannot collide with another writer's."""
-        if for_update:
-            session.execute(
-                update(HashListRow)
-                .where(HashListRow.name == name)
-                .values(version=HashListRow.version)
-                .execution_options(synchronize_session=False)
-            )
-        query = select(HashListRow).where(HashListRow.name == name)
-        if for_update:
-            query = query.with_for_update()
+    def _row(self, session: Session, name: str, lock: bool = False) -> HashListRow:
+        """The list's row; with ``lock``, locked until the transaction ends
+        (``database.for_update``), so ids and versions it hands out cannot collide with another
+        writer's."""
+        where = HashListRow.name == name
+        query = select(HashListRow).where(where)
+        if lock:
+            query = for_update(session.connection(), query, HashListRow, where)
         row = session.scalars(query).one_or_none()
         if row is None:
             raise ListNotFound(f"no list named {name!r}")

@@ -37,6 +37,7 @@ from hashguard.hotline.hosters import Hoster, HosterRegistry
 from hashguard.hotline.urls import check_all
 from hashguard.signals import registry
 from hashguard.store import audit
+from hashguard.store.database import for_update
 from hashguard.store.tables import (
     TakedownCheckRow,
     TakedownDeliveryRow,
@@ -747,14 +748,17 @@ class Notices:
 
     def _row(self, connection: Connection, notice_id: int, hoster: str | None,
              lock: bool = False) -> Row[Any]:  # fmt: skip
-        """The notice ``notice_id`` (locked for update with ``lock``), if ``hoster`` may see
-        it; else UnknownNotice, the same for a missing notice and another hoster's."""
+        """The notice ``notice_id`` (with ``lock``, locked until the transaction ends:
+        ``for_update``), if ``hoster`` may see it; else UnknownNotice, the same for a missing
+        notice and another hoster's."""
         table = TakedownNoticeRow.__table__
         wrong = isinstance(notice_id, bool) or not isinstance(notice_id, int)
         if wrong or not 0 < notice_id <= MAX_ID:
             raise UnknownNotice(f"no notice {notice_id}")
         query = select(table).where(table.c.id == notice_id)
-        row = connection.execute(query.with_for_update() if lock else query).one_or_none()
+        if lock:
+            query = for_update(connection, query, TakedownNoticeRow, table.c.id == notice_id)
+        row = connection.execute(query).one_or_none()
         if row is None or (hoster is not None and row.hoster != hoster):
             raise UnknownNotice(f"no notice {notice_id}")
         return row

@@ -59,6 +59,7 @@ from hashguard.hotline import outbox
 from hashguard.hotline.crawl import Crawl
 from hashguard.hotline.hosters import HosterRegistry
 from hashguard.hotline.model import OutboxKind
+from hashguard.store.database import for_update
 from hashguard.store.tables import (
     HotlineCaseReportRow,
     HotlineCaseRow,
@@ -593,10 +594,10 @@ class Scheduler:
         the one worked on (nothing is sent for a notice removed or withdrawn meanwhile); else
         _Lost."""
         table = TakedownNoticeRow.__table__
-        current = connection.execute(
-            select(table.c.id, table.c.state, table.c.lease_until, table.c.next_action_at)
-            .where(table.c.id == row.id).with_for_update()
-        ).one()  # fmt: skip
+        query = (select(table.c.id, table.c.state, table.c.lease_until, table.c.next_action_at)
+                 .where(table.c.id == row.id))  # fmt: skip
+        current = connection.execute(for_update(connection, query, TakedownNoticeRow,
+                                                table.c.id == row.id)).one()  # fmt: skip
         if current.lease_until is None or utc(current.lease_until) != lease.until:
             raise _Lost()
         if current.state != row.state:
