@@ -11,6 +11,7 @@ import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, select, update
@@ -370,6 +371,26 @@ def test_the_server_secret_is_made_where_files_cannot_be_linked(
     assert len(made) == 32 and webhook.load_secret(path) == made
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert list(tmp_path.iterdir()) == [path]
+
+
+def test_of_two_reviewers_reversing_one_action_at_once_the_second_is_told_so(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ident = world.detect()
+    [quarantine] = actions.actions(world.engine, ident)
+    real = actions.locked
+
+    def meanwhile(connection: Any, detection_id: int) -> Any:
+        """The other reviewer's reversal goes in between this one's read and its lock."""
+        monkeypatch.setattr(actions, "locked", real)
+        actions.reverse(world.engine, quarantine.id, "reviewer-2", "a different picture")
+        return real(connection, detection_id)
+
+    monkeypatch.setattr(actions, "locked", meanwhile)
+    with pytest.raises(ReviewError, match=f"action {quarantine.id} was reversed already"):
+        actions.reverse(world.engine, quarantine.id, "reviewer-1", "not it")
+    [undone] = actions.actions(world.engine, ident)
+    assert undone.reversal_reason == "a different picture"
 
 
 def test_a_reversal_never_overtakes_the_action_it_reverses(world: World) -> None:

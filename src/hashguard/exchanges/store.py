@@ -592,7 +592,7 @@ class Exchanges:
         where = ExchangeRow.name == name
         query = _selected().where(where)
         if lock:
-            query = for_update(connection, query, ExchangeRow, where)
+            query = for_update(connection, query, ExchangeRow.interval_seconds, where)
         row = connection.execute(query).first()
         if row is None:
             raise ExchangeNotFound(f"no exchange named {name[:100]!r}")

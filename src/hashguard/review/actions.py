@@ -77,6 +77,8 @@ def reverse(engine: Engine, action_id: int, actor: str, reason: str) -> Action:
             raise ReviewError(f"action {action_id} was reversed already")
         undone = reverse_all(connection, locked(connection, row.detection_id), actor, reason,
                              only=[action_id])  # fmt: skip
+        if not undone:  # reversed by another reviewer between the read and the lock
+            raise ReviewError(f"action {action_id} was reversed already")
     return undone[0]
 
 
@@ -187,7 +189,8 @@ def locked(connection: Connection, detection_id: int) -> Any:
     that what is checked on it still holds when the transaction writes. Raises NotFound."""
     table = DetectionRow.__table__
     where = table.c.id == detection_id
-    row = connection.execute(for_update(connection, select(table).where(where), DetectionRow,
+    row = connection.execute(for_update(connection, select(table).where(where),
+                                        DetectionRow.decision_reason,
                                         where)).one_or_none()  # fmt: skip
     if row is None:
         raise NotFound(f"no detection number {detection_id} (it may have been purged)")

@@ -12,6 +12,7 @@ from typing import Any, Final, TypeVar
 from sqlalchemy import Connection, Engine, Select, create_engine, event, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError
+from sqlalchemy.orm import InstrumentedAttribute
 
 from hashguard.errors import Unavailable
 
@@ -101,17 +102,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(config, revision)
 
 
-def for_update(connection: Connection, query: _Query, row: type[Any], *where: Any) -> _Query:
-    """``query``, which reads the rows of table class ``row`` where ``where`` holds, made to
-    lock them until the transaction ends, so that what it reads of them still holds when the
-    transaction writes: a row lock on PostgreSQL (FOR UPDATE OF the table); on SQLite, which
-    has no row locks, the database's write lock, taken here by a write that changes nothing (a
-    read takes none, and outside BEGIN it is its own transaction). Other writers wait for the
-    commit."""
+def for_update(connection: Connection, query: _Query, touched: InstrumentedAttribute[Any],
+               *where: Any) -> _Query:  # fmt: skip
+    """``query``, which reads the rows of one table where ``where`` holds, made to lock them
+    until the transaction ends, so that what it reads of them still holds when the transaction
+    writes: a row lock on PostgreSQL (FOR UPDATE OF the table); on SQLite, which has no row
+    locks, the database's write lock, taken here by a write that changes nothing (a read takes
+    none, and outside BEGIN it is its own transaction). Other writers wait for the commit.
+
+    ``touched`` is the column of that table the write sets to itself: one that no index, key
+    or foreign key names, or SQLite would check every row that refers to the row (for a list,
+    all of its entries)."""
+    row = touched.class_
     if connection.dialect.name != "sqlite":
         return query.with_for_update(of=row)
-    key = next(iter(row.__table__.primary_key.columns))
-    connection.execute(update(row).where(*where).values({key.name: key}))
+    connection.execute(update(row).where(*where).values({touched.key: touched}))
     return query
 
 

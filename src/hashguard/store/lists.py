@@ -446,7 +446,7 @@ class ListStore:
         where = HashListRow.name == name
         query = select(HashListRow).where(where)
         if lock:
-            query = for_update(session.connection(), query, HashListRow, where)
+            query = for_update(session.connection(), query, HashListRow.version, where)
         row = session.scalars(query).one_or_none()
         if row is None:
             raise ListNotFound(f"no list named {name!r}")

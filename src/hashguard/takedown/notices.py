@@ -757,7 +757,9 @@ class Notices:
             raise UnknownNotice(f"no notice {notice_id}")
         query = select(table).where(table.c.id == notice_id)
         if lock:
-            query = for_update(connection, query, TakedownNoticeRow, table.c.id == notice_id)
+            query = for_update(
+                connection, query, TakedownNoticeRow.last_error, table.c.id == notice_id
+            )
         row = connection.execute(query).one_or_none()
         if row is None or (hoster is not None and row.hoster != hoster):
             raise UnknownNotice(f"no notice {notice_id}")

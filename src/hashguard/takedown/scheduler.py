@@ -596,7 +596,7 @@ class Scheduler:
         table = TakedownNoticeRow.__table__
         query = (select(table.c.id, table.c.state, table.c.lease_until, table.c.next_action_at)
                  .where(table.c.id == row.id))  # fmt: skip
-        current = connection.execute(for_update(connection, query, TakedownNoticeRow,
+        current = connection.execute(for_update(connection, query, TakedownNoticeRow.last_error,
                                                 table.c.id == row.id)).one()  # fmt: skip
         if current.lease_until is None or utc(current.lease_until) != lease.until:
             raise _Lost()
