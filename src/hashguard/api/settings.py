@@ -239,8 +239,9 @@ class ServiceSettings:
     )  # fmt: skip
     server: str = setting(
         "uvicorn", SERVER, "server",
-        "The HTTP server core: uvicorn, or granian (a Rust HTTP server: less CPU per "
-        "request; the granian extra). One process either way: the index lives in it.",
+        "The HTTP server core: uvicorn, or granian (a Rust HTTP server; the granian extra; "
+        "measured to need more CPU per match request than uvicorn: docs/benchmarks.md). One "
+        "process either way: the index lives in it.",
     )  # fmt: skip
     access_log: bool = setting(
         False, FLAG, "server", "Log every request line (never keys or bodies)."
