@@ -73,11 +73,11 @@ def reverse(engine: Engine, action_id: int, actor: str, reason: str) -> Action:
         ).one_or_none()
         if row is None:
             raise NotFound(f"no action number {action_id}")
-        if row.reversed_at is not None:
-            raise ReviewError(f"action {action_id} was reversed already")
+        # Whether it is still in force is read under the detection's lock: another reviewer
+        # may reverse it between the read above and the lock.
         undone = reverse_all(connection, locked(connection, row.detection_id), actor, reason,
                              only=[action_id])  # fmt: skip
-        if not undone:  # reversed by another reviewer between the read and the lock
+        if not undone:
             raise ReviewError(f"action {action_id} was reversed already")
     return undone[0]
 
