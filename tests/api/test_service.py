@@ -5,7 +5,10 @@ metrics, limits and malformed requests."""
 import hashlib
 import ipaddress
 import json
+import os
 import random
+import signal
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -35,7 +38,8 @@ from support.database import scratch_database
 from support.invoke import hashguard
 from support.media import jpeg
 from support.paths import REPOSITORY
-from support.server import Server, running
+from support.server import HASHGUARD, Server, running
+from support.waiting import eventually
 
 LISTED = jpeg(1, 512, 512)
 OTHER = jpeg(7, 512, 512)
@@ -674,6 +678,45 @@ def test_a_key_revoked_by_the_cli_fails_the_very_next_request(server: Server) ->
                             env={"HASHGUARD_DATABASE_URL": server.database_url})  # fmt: skip
         assert revoked.returncode == 0, revoked.stderr
         refused = server.client.request(method, path, headers=headers, json=body)
+        assert refused.status_code == 401, refused.text
+
+
+@pytest.mark.parametrize("wait", ["60", "0"])
+def test_a_revocation_by_the_cli_waits_for_a_running_server_that_is_slow_to_take_it(
+    server: Server, wait: str
+) -> None:
+    """PostgreSQL: ``hashguard keys revoke`` returns once the running server has taken the
+    revocation, however late (here the server is stopped meanwhile), so the next request is
+    refused; with a wait too short for it, the command says which server did not confirm, and
+    the server holds the revocation within its key cache's time bound."""
+    if not server.database_url.startswith("postgresql"):
+        pytest.skip("on SQLite a server reads revocations on its next request: nothing to wait for")
+    created = server.post("/v1/keys", "admin", json={"role": "reviewer", "name": "cli"}).json()
+    headers = {"Authorization": f"Bearer {created['token']}"}
+    assert server.client.get("/v1/matches", headers=headers).status_code == 200  # cached
+    engine = open_engine(server.database_url)
+    server.process.send_signal(signal.SIGSTOP)
+    try:
+        command = [HASHGUARD, "keys", "revoke", created["id"], "--wait", wait]
+        env = {**os.environ, "HASHGUARD_DATABASE_URL": server.database_url}
+        revoking = subprocess.Popen(command, env=env, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, text=True)  # fmt: skip
+        if wait != "0":
+            assert eventually(lambda: ApiKeyStore(engine).authenticate(created["token"]) is None)
+            with pytest.raises(subprocess.TimeoutExpired):
+                revoking.wait(0.5)  # committed, and waiting for the stopped server
+    finally:
+        server.process.send_signal(signal.SIGCONT)
+        engine.dispose()
+    out, err = revoking.communicate(timeout=120)
+    assert revoking.returncode == 0 and out == f"revoked key {created['id']}\n", err
+    if wait == "0":
+        assert "1 running server(s) did not confirm within 0 s (connection " in err, err
+        assert eventually(lambda: server.client.get("/v1/matches", headers=headers)
+                          .status_code == 401)  # fmt: skip
+    else:  # confirmed: the very next request is refused
+        assert err == ""
+        refused = server.client.get("/v1/matches", headers=headers)
         assert refused.status_code == 401, refused.text
 
 

@@ -117,6 +117,14 @@ def _scan_workers() -> list[int]:
     return found
 
 
+def _parent(pid: int) -> int | None:
+    """The parent of process ``pid``, or None once it has ended."""
+    try:
+        return int(Path("/proc", str(pid), "stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _scan_while(
     corpus: Corpus, matcher: Matcher, limit: int, strike: Any, size: int = 10
 ) -> tuple[pa.Table, list[int]]:
@@ -244,12 +252,18 @@ def test_a_removed_node_changes_nothing(
     removed = threading.Event()
 
     def remove_a_node() -> None:
-        """The node of a worker process running a part now (its raylet is its parent)."""
-        [worker, *_] = eventually(_scan_workers)
-        raylet = int(Path("/proc", str(worker), "stat").read_text().rsplit(")", 1)[1].split()[1])
-        [running] = [node for node in ray_two_nodes.worker_nodes
-                     if node.all_processes["raylet"][0].process.pid == raylet]  # fmt: skip
-        ray_two_nodes.remove_node(running)
+        """The node of a worker process running a part now (its raylet is its parent; a
+        process of an earlier job still titled by its task, or one ending and taken over by
+        init, has another parent)."""
+        raylets = {node.all_processes["raylet"][0].process.pid: node
+                   for node in ray_two_nodes.worker_nodes}  # fmt: skip
+
+        def running() -> list[Any]:
+            return [raylets[parent] for parent in map(_parent, _scan_workers())
+                    if parent in raylets]  # fmt: skip
+
+        [node, *_] = eventually(running)
+        ray_two_nodes.remove_node(node)
         removed.set()
 
     rows, _ = _scan_while(corpus, matcher, 100, remove_a_node)

@@ -1,6 +1,8 @@
 """API keys: shown once, stored hashed, checked, limited to lists, revoked, audited; on SQLite
 and PostgreSQL, and through the command line."""
 
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
 
 import pytest
@@ -9,7 +11,7 @@ from sqlalchemy.engine import make_url
 
 from hashguard.lists.model import Category
 from hashguard.store import audit
-from hashguard.store.api_keys import ApiKeyError, ApiKeyStore, KeyWatch, Role
+from hashguard.store.api_keys import WATCH_NAME, ApiKeyError, ApiKeyStore, KeyWatch, Role
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
@@ -46,7 +48,8 @@ def test_keys_limited_to_lists_and_revoked(engine: Engine) -> None:
     key, token = keys.create(Role.CURATOR, ["known"], actor="admin-1")
     assert key.may_use("known") and not key.may_use("other")
     assert keys.create(Role.AUDITOR)[0].may_use("anything")
-    assert keys.revoke(key.id, actor="admin-2").revoked_at is not None
+    revoked, unconfirmed = keys.revoke(key.id, actor="admin-2")
+    assert revoked.revoked_at is not None and unconfirmed == ()  # no server runs
     assert keys.authenticate(token) is None
     with pytest.raises(ApiKeyError, match="no live key"):
         keys.revoke(key.id)
@@ -159,7 +162,8 @@ def test_the_watch_finds_out_a_link_gone_silent(tmp_path: Path) -> None:
                 key, _ = keys.create(Role.MATCHER)
                 assert eventually(watch.changed) is True  # after the round trip's answer
                 relay.freeze()
-                keys.revoke(key.id)  # its notification is lost in the silent link
+                _, unconfirmed = keys.revoke(key.id, confirm_seconds=0.0)
+                assert len(unconfirmed) == 1  # its notification is lost in the silent link
                 now[0] = 10.0
                 assert watch.changed() is False  # not known yet: a round trip goes out
                 now[0] = 15.1
@@ -177,6 +181,52 @@ def test_the_watch_finds_out_a_link_gone_silent(tmp_path: Path) -> None:
                 keys.create(Role.MATCHER)
                 assert eventually(watch.changed) is True
             finally:
+                watch.close()
+                relayed.dispose()
+                engine.dispose()
+
+
+def test_a_revocation_returns_once_every_running_watch_has_taken_it(tmp_path: Path) -> None:
+    """PostgreSQL hands a notification to a listener a little after the commit (10 ms and more
+    on a loaded machine), so a revocation waits until each running service's watch has taken
+    it: the very next request to any of them is refused. One that does not confirm in time is
+    named (it holds the revocation within its key cache's time bound)."""
+    with scratch_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        address = make_url(url)
+        with Relay(address.host or "127.0.0.1", address.port or 5432) as relay:
+            relayed = open_engine(address.set(port=relay.port).render_as_string(False))
+            keys = ApiKeyStore(engine)
+            watch = KeyWatch(relayed)  # a service's, its link to the database slow at will
+            revoking = ThreadPoolExecutor(1)
+            try:
+                key, token = keys.create(Role.MATCHER)
+                assert eventually(watch.changed) is True
+                relay.hold()  # the notification of the revocation waits in the relay
+                revoked = revoking.submit(keys.revoke, key.id, "cli", 60.0)
+                assert eventually(lambda: keys.authenticate(token) is None)  # committed
+                with pytest.raises(FuturesTimeout):
+                    revoked.result(timeout=0.5)  # not back while the watch has not taken it
+                relay.release()
+                assert revoked.result(timeout=60)[1] == ()  # every watch confirmed
+                assert watch.changed() is True  # at once: its cache is emptied now
+                late, token = keys.create(Role.MATCHER)
+                assert eventually(watch.changed) is True
+                relay.hold()
+                _, unconfirmed = keys.revoke(late.id, confirm_seconds=0.2)
+                [pid] = [u.pid for u in unconfirmed]
+                with engine.connect() as connection:
+                    named = connection.execute(
+                        text("SELECT application_name FROM pg_stat_activity WHERE pid = :pid"),
+                        {"pid": pid},
+                    ).scalar_one()
+                assert named == WATCH_NAME and str(unconfirmed[0]).startswith(f"connection {pid}")
+                relay.release()
+                assert eventually(watch.changed) is True  # it took it late, within its bound
+                assert watch.watching and watch.lost == 0
+            finally:
+                relay.release()
+                revoking.shutdown()
                 watch.close()
                 relayed.dispose()
                 engine.dispose()

@@ -1,7 +1,8 @@
 """A TCP relay on loopback, between a client and a real server (PostgreSQL), that can go
 silent: ``freeze()`` stops it carrying anything on the connections it holds, without closing
 them (no FIN, no RST: a partition, a host switched off, a firewall dropping the link). New
-connections are carried as before, as a client reconnecting by another path would be."""
+connections are carried as before, as a client reconnecting by another path would be.
+``hold()`` makes what arrives wait in the relay until ``release()``."""
 
 import contextlib
 import socket
@@ -15,6 +16,8 @@ class Relay:
         self.port: int = self._listener.getsockname()[1]
         self._held: list[socket.socket] = []
         self._frozen: set[socket.socket] = set()  # relayed connections that carry nothing
+        self._flowing = threading.Event()  # cleared: what arrives waits (``hold``)
+        self._flowing.set()
         self._lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
 
@@ -23,7 +26,16 @@ class Relay:
         with self._lock:
             self._frozen.update(self._held)
 
+    def hold(self) -> None:
+        """What arrives from now on waits in the relay, in order, until ``release()``: a slow
+        link, or a peer that takes long to answer."""
+        self._flowing.clear()
+
+    def release(self) -> None:
+        self._flowing.set()
+
     def close(self) -> None:
+        self._flowing.set()
         with self._lock:
             held, self._held = self._held, []
         for sock in [self._listener, *held]:
@@ -59,6 +71,7 @@ class Relay:
                 frozen = source in self._frozen
             if not data:
                 return
+            self._flowing.wait()
             if not frozen:
                 with contextlib.suppress(OSError):
                     sink.sendall(data)

@@ -1,5 +1,6 @@
 """Keys (admin), the audit log and the match log (auditor), and the metrics."""
 
+import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request
@@ -28,6 +29,8 @@ from hashguard.errors import MAX_ID, Invalid
 from hashguard.store import audit
 from hashguard.store.api_keys import ApiKey, ApiKeyError, Role
 from hashguard.takedown.service import check_hoster
+
+log = logging.getLogger("hashguard.api")
 
 router = APIRouter(prefix="/v1", tags=["keys and logs"])
 metrics_router = APIRouter(tags=["status"])
@@ -91,10 +94,14 @@ async def revoke_key(request: Request, key: Admin, ident: Word) -> dict[str, Any
     unscoped(key, "manage keys")
     service = service_of(request)
     try:
-        revoked = await run_in_threadpool(service.keys.revoke, ident, actor(key))
+        revoked, unconfirmed = await run_in_threadpool(service.keys.revoke, ident, actor(key))
     except ApiKeyError as error:
         raise ApiError(404, str(error)) from None
     service.forget_key(ident)
+    if unconfirmed:
+        log.warning("key %s revoked; %d running server(s) did not confirm in time (%s): each "
+                    "holds it within its key cache time", ident, len(unconfirmed),
+                    ", ".join(map(str, unconfirmed)))  # fmt: skip
     return key_json(revoked)
 
 

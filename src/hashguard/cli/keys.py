@@ -116,15 +116,33 @@ def _check_hoster(path: Path, name: str) -> None:
 def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id (keys list).")],
     actor: Annotated[str, typer.Option("--actor", help="Who revokes it (audit log).")] = "",
+    wait: Annotated[
+        float,
+        typer.Option(
+            "--wait",
+            min=0.0,
+            max=3600.0,
+            help="PostgreSQL: seconds to wait for running servers to confirm they took the "
+            "revocation; one that does not holds it within its key cache (2 s by default).",
+        ),
+    ] = 5.0,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Revoke an API key; it stops working at once."""
+    """Revoke an API key; it stops working at once, in running servers too: on PostgreSQL this
+    returns once each has confirmed it."""
     from hashguard.store.api_keys import ApiKeyError
 
     try:
-        _store(database_url).revoke(key_id, who(actor))
+        _key, unconfirmed = _store(database_url).revoke(key_id, who(actor), wait)
     except ApiKeyError as error:
         fail(str(error))
+    if unconfirmed:
+        typer.echo(
+            f"warning: {len(unconfirmed)} running server(s) did not confirm within {wait:g} s "
+            f"({', '.join(map(str, unconfirmed))}); each stops accepting the key within its "
+            "key cache time (key_cache_seconds, 2 s by default)",
+            err=True,
+        )
     typer.echo(f"revoked key {key_id}")
 
 

@@ -10,8 +10,10 @@ import contextlib
 import hashlib
 import hmac
 import logging
+import os
 import re
 import secrets
+import select as selecting
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -30,7 +32,9 @@ from hashguard.store.tables import ApiKeyRow, HashListRow, ServiceRow, utc
 log = logging.getLogger("hashguard.store")
 _TOKEN: Final = re.compile(r"hg_([0-9a-f]{16})_([A-Za-z0-9_-]{43})")
 KEYS_CHANNEL: Final = "hashguard_keys"  # PostgreSQL's notification of changed keys
+TAKEN_CHANNEL: Final = "hashguard_keys_taken"  # a watch's confirmation that it took a change
 WATCH_NAME: Final = "hashguard key watch"  # the watch's connection, in pg_stat_activity
+CONFIRM_SECONDS: Final = 5.0  # how long a revocation waits for running services to confirm
 
 
 class Role(StrEnum):
@@ -48,6 +52,18 @@ class Role(StrEnum):
 
 class ApiKeyError(Invalid):
     """A key operation that cannot be done; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class Unconfirmed:
+    """A running service's watch that did not confirm a revocation in time: its PostgreSQL
+    connection (``pid`` in pg_stat_activity) and the address it connected from."""
+
+    pid: int
+    address: str | None
+
+    def __str__(self) -> str:
+        return f"connection {self.pid}" + (f" from {self.address}" if self.address else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,23 +161,34 @@ class ApiKeyStore:
                 return None
             return _key(row)
 
-    def revoke(self, ident: str, actor: str = "") -> ApiKey:
-        """Revoke a key at once (running services learn of it: ``KeyWatch``). Raises ApiKeyError
-        if there is no such live key."""
-        with Session(self.engine) as session, session.begin():
-            tell_watchers(session.connection())
-            now = datetime.now(UTC)
-            changed = session.execute(
-                update(ApiKeyRow)
-                .where(ApiKeyRow.id == ident, ApiKeyRow.revoked_at.is_(None))
-                .values(revoked_at=now)
-            ).rowcount  # type: ignore[attr-defined]
-            if not changed:
-                raise ApiKeyError(f"no live key {ident!r}")
-            audit.append(session.connection(), actor, "key.revoke", ident, {})
-            row = session.get(ApiKeyRow, ident)
-            assert row is not None
-            return _key(row)
+    def revoke(
+        self, ident: str, actor: str = "", confirm_seconds: float = CONFIRM_SECONDS
+    ) -> tuple[ApiKey, tuple[Unconfirmed, ...]]:
+        """Revoke a key at once: the revoked key, and the running services (their
+        ``KeyWatch``) that did not confirm within ``confirm_seconds`` that they took it. On
+        PostgreSQL this returns once every watch listening when the revocation committed has
+        emptied its key cache, so the very next request to any running service is refused;
+        one that did not confirm in time holds it within its key cache's time bound. On SQLite
+        each service reads the change on its next request: nothing to wait for. Raises
+        ApiKeyError if there is no such live key."""
+        change = secrets.token_hex(8)
+        with _Confirmations(self.engine, change) as confirmations:
+            with Session(self.engine) as session, session.begin():
+                tell_watchers(session.connection(), change)
+                now = datetime.now(UTC)
+                changed = session.execute(
+                    update(ApiKeyRow)
+                    .where(ApiKeyRow.id == ident, ApiKeyRow.revoked_at.is_(None))
+                    .values(revoked_at=now)
+                ).rowcount  # type: ignore[attr-defined]
+                if not changed:
+                    raise ApiKeyError(f"no live key {ident!r}")
+                audit.append(session.connection(), actor, "key.revoke", ident, {})
+                row = session.get(ApiKeyRow, ident)
+                assert row is not None
+                key = _key(row)
+                confirmations.before_commit(session.connection())
+            return key, confirmations.wait(confirm_seconds)
 
     def all(self) -> list[ApiKey]:
         with Session(self.engine) as session:
@@ -196,11 +223,13 @@ class KeyWatch:
     the count of key changes that every change to keys moves in its transaction
     (``tell_watchers``, SQLite's user version) tells whether the keys did.
     PostgreSQL: a connection of its own LISTENs for the NOTIFY that every change to the keys
-    table sends in its transaction (``tell_watchers``), and each call reads what has reached its
-    socket (no round trip to the server; the notification is sent as the change commits, so
-    only a request racing the commit within the server's hand-over can slip through: measured
-    in review, the notification reached the socket a median 30 us after the commit returned,
-    at most 10 ms in 200 trials).
+    table sends in its transaction (``tell_watchers``). A thread of the watch reads what
+    reaches its socket as it arrives, and each call reads what the thread took (no round trip
+    to the server per call). PostgreSQL hands a notification over a little after the commit
+    (a median 30 us, 10 ms and more on a loaded machine), so a revocation waits for the
+    watches to confirm: once the thread has taken a change that asks for it (its payload, the
+    change's id), it answers on ``TAKEN_CHANNEL`` (``ApiKeyStore.revoke`` listens), and the
+    next call answers True whatever came between.
 
     A link that goes silent (a partition, a host gone, a firewall dropping it) says nothing
     itself, so every ``beat_seconds`` a call sends a round trip (``SELECT 1``) on the watch's
@@ -235,9 +264,19 @@ class KeyWatch:
         self._connecting = False
         self._back = False  # connected again: the next call answers True
         self._closed = False
+        self._told = False  # PostgreSQL: a change taken, not yet answered by a call
+        self._pid = 0  # PostgreSQL: the watch connection's backend, named in confirmations
+        self._to_confirm: list[str] = []  # PostgreSQL: changes taken that ask to be confirmed
+        self._wake_read, self._wake_write = -1, -1  # PostgreSQL: the reading thread's wake-up
         self.lost = 0  # times the watch went down
         if self._dialect in ("sqlite", "postgresql"):
             self._reconnect()
+        if self._dialect == "postgresql":
+            self._wake_read, self._wake_write = os.pipe()
+            os.set_blocking(self._wake_read, False)
+            os.set_blocking(self._wake_write, False)
+            threading.Thread(target=self._read_as_it_arrives, name="hashguard-key-watch-reader",
+                             daemon=True).start()  # fmt: skip
 
     @property
     def watching(self) -> bool:
@@ -273,6 +312,63 @@ class KeyWatch:
             self._closed = True
             _dropped(self._connection)
             self._connection = None
+            self._wake()
+
+    def _wake(self) -> None:
+        """PostgreSQL: the reading thread looks again at which connection to read (under the
+        lock: the connection changed, or the watch closed)."""
+        if self._wake_write >= 0:
+            with contextlib.suppress(BlockingIOError):  # already woken: it will look again
+                os.write(self._wake_write, b".")
+
+    def _read_as_it_arrives(self) -> None:
+        """PostgreSQL, in a thread of its own: take what reaches the watch's connection as it
+        arrives, then confirm the changes that ask for it; until the watch closes."""
+        try:
+            while True:
+                with self._lock:
+                    if self._closed:
+                        return
+                    connection = self._connection
+                    socket = _socket_of(connection)
+                watched = [self._wake_read] if socket is None else [self._wake_read, socket]
+                try:
+                    readable = selecting.select(watched, [], [])[0]
+                except (OSError, ValueError):  # the socket closed meanwhile: look again
+                    readable = [self._wake_read]
+                if self._wake_read in readable:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._wake_read, 4096)
+                    continue
+                with self._lock:
+                    if self._connection is not connection or connection is None:
+                        continue
+                    try:
+                        self._take()
+                    except Exception:
+                        log.warning("lost the watch for changed keys; the key cache's bound "
+                                    "holds until it is back")  # fmt: skip
+                        self._down()
+                        continue
+                    confirm, self._to_confirm, pid = self._to_confirm, [], self._pid
+                for change in confirm:
+                    self._confirm(change, pid)
+        finally:
+            with self._lock:
+                os.close(self._wake_read)
+                os.close(self._wake_write)
+                self._wake_read, self._wake_write = -1, -1
+
+    def _confirm(self, change: str, pid: int) -> None:
+        """Tell the revocation ``change`` that this watch took it (its connection's ``pid``):
+        on a connection of the pool, since the watch's own may have a round trip on its way."""
+        try:
+            confirmed = {"channel": TAKEN_CHANNEL, "payload": f"{change} {pid}"}
+            with self._engine.begin() as connection:
+                connection.execute(text("SELECT pg_notify(:channel, :payload)"), confirmed)
+        except Exception:
+            log.warning("could not confirm a change to keys; its revocation waits for at most "
+                        "%g s", CONFIRM_SECONDS)  # fmt: skip
 
     def _reconnect(self) -> None:
         """Connect (outside the lock: it may take long), then be up, or down again."""
@@ -285,8 +381,9 @@ class KeyWatch:
                 seen = _sqlite_seen(driver)
             else:
                 driver.autocommit = True
-                driver.execute(f"SET application_name = '{WATCH_NAME}'")  # pg_stat_activity
                 driver.execute(f"LISTEN {KEYS_CHANNEL}")
+                # Named once it listens: a revocation waits for the watches it finds by name.
+                driver.execute(f"SET application_name = '{WATCH_NAME}'")  # pg_stat_activity
         except Exception:
             _dropped(connection)
             log.warning("cannot watch for changed keys; the key cache's bound holds (trying "
@@ -304,12 +401,16 @@ class KeyWatch:
             self._heard, self._beat_sent = self._clock(), None
             self._back = self._retry_at is not None  # a first connection has missed nothing
             self._retry_at = None
+            if self._dialect == "postgresql":
+                self._pid = connection.driver_connection.pgconn.backend_pid
+            self._wake()
 
     def _down(self) -> None:
         _dropped(self._connection)
         self._connection = None
         self.lost += 1
         self._retry_at = self._clock() + self._retry_seconds
+        self._wake()
 
     def _sqlite_changed(self) -> bool:
         driver = self._connection.driver_connection
@@ -319,29 +420,38 @@ class KeyWatch:
         return seen[1:] != self._seen[1:]
 
     def _notified(self) -> bool | None:
-        driver = self._connection.driver_connection
-        pgconn = driver.pgconn
-        pgconn.consume_input()  # what has arrived, without waiting
-        if driver.closed:  # the server ended the connection, saying so
-            raise ConnectionError("the key watch's connection is closed")
         now = self._clock()
-        if self._beat_sent is not None:
-            pgconn.flush()  # what a non-blocking connection could not send at once
-        if self._beat_sent is not None and _answered(pgconn):
-            self._heard, self._beat_sent = self._beat_sent, None
+        self._take()
         if self._beat_sent is not None and now - self._beat_sent > self._beat_seconds:
             raise ConnectionError(
                 f"the key watch's round trip went unanswered for {self._beat_seconds:g} s"
             )
         if self._beat_sent is None and now - self._heard >= self._beat_seconds:
-            pgconn.send_query(b"SELECT 1")  # a few bytes: never waits for the socket
+            self._connection.driver_connection.pgconn.send_query(b"SELECT 1")  # never waits
             self._beat_sent = now
-        notified = False
-        while pgconn.notifies() is not None:
-            notified = True
-        if notified:
+        if self._told:
+            self._told = False
             return True
         return False if now - self._heard <= 2 * self._beat_seconds else None
+
+    def _take(self) -> None:
+        """PostgreSQL, under the lock: read what has reached the watch's connection, without
+        waiting: the answer to its round trip, and the changes notified (told to the next
+        call; those that ask to be confirmed, to the reading thread)."""
+        driver = self._connection.driver_connection
+        pgconn = driver.pgconn
+        pgconn.consume_input()
+        if driver.closed:  # the server ended the connection, saying so
+            raise ConnectionError("the key watch's connection is closed")
+        if self._beat_sent is not None:
+            pgconn.flush()  # what a non-blocking connection could not send at once
+            if _answered(pgconn):
+                self._heard, self._beat_sent = self._beat_sent, None
+        while (notified := pgconn.notifies()) is not None:
+            self._told = True
+            change = notified.extra.decode() if isinstance(notified.extra, bytes) else ""
+            if change:
+                self._to_confirm.append(change)
 
 
 def _answered(pgconn: Any) -> bool:
@@ -366,14 +476,86 @@ def _sqlite_seen(driver: Any) -> tuple[int, int]:
     return version, driver.execute("PRAGMA user_version").fetchall()[0][0]
 
 
-def tell_watchers(connection: Connection) -> None:
+def tell_watchers(connection: Connection, change: str = "") -> None:
     """Keys change in the caller's transaction: running services' ``KeyWatch`` is told as it
-    commits (PostgreSQL: a NOTIFY; SQLite: the count of key changes moves)."""
+    commits (PostgreSQL: a NOTIFY, whose payload ``change``, when given, asks each watch to
+    confirm it on ``TAKEN_CHANNEL``; SQLite: the count of key changes moves)."""
     if connection.dialect.name == "postgresql":
-        connection.execute(text(f"NOTIFY {KEYS_CHANNEL}"))
+        connection.execute(text("SELECT pg_notify(:channel, :change)"),
+                           {"channel": KEYS_CHANNEL, "change": change})  # fmt: skip
     elif connection.dialect.name == "sqlite":
         counted = int(connection.exec_driver_sql("PRAGMA user_version").scalar() or 0)
         connection.exec_driver_sql(f"PRAGMA user_version = {(counted + 1) % _KEYS_COUNTED}")
+
+
+def _socket_of(connection: Any) -> int | None:
+    """The socket of a watch's PostgreSQL connection, or None (none, or closed)."""
+    if connection is None:
+        return None
+    try:
+        return int(connection.driver_connection.pgconn.socket)
+    except Exception:  # closed: psycopg says so by raising
+        return None
+
+
+class _Confirmations:
+    """PostgreSQL: the confirmations of a change by the running services' watches
+    (``KeyWatch``), listened for from before the change commits, on a connection of its own.
+    Any other database, or no connection to listen on: nothing to wait for."""
+
+    def __init__(self, engine: Engine, change: str) -> None:
+        self._engine = engine
+        self._change = change
+        self._connection: Any = None
+        self._since: datetime | None = None  # the database's clock just before the commit
+
+    def __enter__(self) -> "_Confirmations":
+        if self._engine.dialect.name == "postgresql":
+            try:
+                self._connection = self._engine.raw_connection()
+                driver = self._connection.driver_connection
+                driver.autocommit = True
+                driver.execute(f"LISTEN {TAKEN_CHANNEL}")
+            except Exception:
+                log.warning("cannot listen for the services' confirmations: a revocation "
+                            "holds in them within their key cache's time bound")  # fmt: skip
+                _dropped(self._connection)
+                self._connection = None
+        return self
+
+    def __exit__(self, *raised: object) -> None:
+        _dropped(self._connection)
+
+    def before_commit(self, connection: Connection) -> None:
+        """Note the database's clock in the change's transaction: the watches to wait for
+        are those connected before it (each listens before it is named)."""
+        if self._connection is not None:
+            self._since = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+
+    def wait(self, seconds: float) -> tuple[Unconfirmed, ...]:
+        """Once the change has committed: the watches that did not confirm it within
+        ``seconds``."""
+        if self._connection is None or self._since is None:
+            return ()
+        driver = self._connection.driver_connection
+        waiting: dict[int, Unconfirmed] = {}
+        try:
+            rows = driver.execute(
+                "SELECT pid, host(client_addr) FROM pg_stat_activity WHERE datname = "
+                "current_database() AND application_name = %s AND backend_start < %s",
+                (WATCH_NAME, self._since),
+            ).fetchall()
+            waiting.update((int(pid), Unconfirmed(int(pid), address)) for pid, address in rows)
+            deadline = time.monotonic() + seconds
+            while waiting and (left := deadline - time.monotonic()) > 0:
+                for notified in driver.notifies(timeout=left, stop_after=1):
+                    change, _, pid = notified.payload.partition(" ")
+                    if change == self._change and pid.isdigit():
+                        waiting.pop(int(pid), None)
+        except Exception:
+            log.warning("lost the wait for the services' confirmations: a revocation holds "
+                        "in them within their key cache's time bound")  # fmt: skip
+        return tuple(waiting.values())
 
 
 def _dropped(connection: Any) -> None:
