@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat, hamming
+from hashguard.index.segments import MERGE_RATIO
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
 
@@ -190,16 +191,22 @@ def test_interleaved_adds_removes_and_queries_equal_brute_force(tmp_path_factory
 
 
 def test_many_small_adds_merge_into_few_segments_and_stay_exact() -> None:
+    """A list grown by many small imports: every part holds more than MERGE_RATIO times the
+    rows of all the smaller parts together, and the parts too small for tables are one, so a
+    query meets a few parts, not one per add."""
     rng = np.random.default_rng(4)
-    hashes = clustered(4, 5000)
+    hashes = clustered(4, 60_000)
     index = HammingIndex()
     model = {}
-    for start in range(0, 5000, 37):
-        ids = np.arange(start, min(start + 37, 5000))
+    for start in range(0, len(hashes), 700):
+        ids = np.arange(start, min(start + 700, len(hashes)))
         index.add(ids, hashes[ids])
         model.update(zip(ids.tolist(), hashes[ids], strict=True))
-    sizes = [part.rows for part in index.snapshot().parts]
-    assert sum(sizes) == 5000 and len(sizes) <= 12
+        sizes = sorted(part.rows for part in index.snapshot().parts)
+        assert sum(sizes) == len(model)
+        for k in range(1, len(sizes)):
+            assert sizes[k] >= index.small_rows and sizes[k] > MERGE_RATIO * sum(sizes[:k]), sizes
+    assert 1 < len(sizes) <= 3
     queries = near(rng, hashes, 50, 35)
     assert as_set(index.query(queries, 31)) == brute(model, queries, 31)
 

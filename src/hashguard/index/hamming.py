@@ -40,9 +40,13 @@ SUPPORTED_BITS: Final = (64, 128, 192, 256)
 TABLE_MIN_ROWS: Final = 8192  # below this a scan costs less than the tables' memory
 _KEY_WIDTH: Final = 23.3  # bits per table key; 11 tables for 256 bits
 _LOW_BITS_MAX: Final = 8  # key bits kept in a table entry beside the 24-bit row
-# Cost model, in nanoseconds on one core (a 2.4 GHz Zen 3), fitted on 1M and 10M realistic PDQ
-# hashes at radii 31-56: a probed bucket, each entry in it, and each row compared by a scan.
+# Cost model, in nanoseconds on one core: a probed bucket, each entry in it, and each row
+# compared by a scan. Fitted on 1M and 10M realistic PDQ hashes at radii 31-56 (a 2.4 GHz Zen 3),
+# then on 16k-3M random hashes at radii 31-47 (an EPYC with 32 MB of L3): a bucket costs 80 ns
+# once the tables far outgrow the cache (misses), about 15 ns while they fit in it.
 _COST_BUCKET: Final = 80.0
+_COST_BUCKET_CACHED: Final = 10.0
+_CACHE_BYTES: Final = 24 << 20  # tables this large miss the cache on nearly every bucket
 _COST_ENTRY: Final = 4.0
 _COST_ROW: Final = 2.7
 
@@ -196,7 +200,8 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
         words = self._words(hashes, "queries")
         radius = self._radius(radius)
         snapshot = self._snapshot
-        return merged([self._query_part(part, words, radius) for part in snapshot.parts])
+        subradii = self.layout.subradii(radius)
+        return merged([self._query_part(part, words, radius, subradii) for part in snapshot.parts])
 
     def query_dihedral(
         self, variants: object, radius: int
@@ -287,10 +292,9 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
         return int(radius)
 
     def _query_part(
-        self, part: Part[HammingSegment], words: np.ndarray, radius: int
+        self, part: Part[HammingSegment], words: np.ndarray, radius: int, subradii: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         segment = part.segment
-        subradii = self.layout.subradii(radius)
         if segment.entries is not None and _tables_pay(
             self.layout, len(segment.ids), segment.high_bits, radius
         ):
@@ -323,7 +327,10 @@ def _tables_pay(layout: Layout, rows: int, high_bits: int, radius: int) -> bool:
     subradii = layout.subradii(radius)
     if int(subradii.max()) > _WEIGHT_LIMIT:
         return False
-    per_bucket = _COST_BUCKET + _COST_ENTRY * rows / (1 << high_bits)
+    table_bytes = 4 * layout.tables * (rows + (1 << high_bits))  # entries and directories
+    missed = min(1.0, table_bytes / _CACHE_BYTES)
+    bucket = _COST_BUCKET_CACHED + (_COST_BUCKET - _COST_BUCKET_CACHED) * missed
+    per_bucket = bucket + _COST_ENTRY * rows / (1 << high_bits)
     buckets = sum(_ball(high_bits, int(s)) for s in subradii if s >= 0)
     return buckets * per_bucket < rows * _COST_ROW
 

@@ -6,9 +6,11 @@ removed since the segment was built. A writer builds the next snapshot under a l
 publishes it with one assignment; a reader takes the current snapshot once per call, so it never
 sees a half-applied change, and needs no lock.
 
-``add`` builds a segment of just the new rows. Segments of one size class (a power of 4) are
-merged once there are 4 of them, as in a log-structured merge tree: a run of small adds costs
-O(log n) rebuild work per entry, and a query meets at most 3 segments per size class.
+``add`` builds a segment of just the new rows, then parts are merged so that each holds more
+than 4 times the rows of all the smaller parts together (a size-ratio merge policy, as in a
+log-structured merge tree), and the parts under ``small_rows`` are kept as one: a query meets
+few parts (a part costs a query tens of microseconds whatever its size, about as much as the
+rows it finds cost), and a run of small adds costs O(log n) rebuild work per entry.
 ``remove`` marks rows in a copy of their part's bitmap; a part more than half removed is rebuilt
 without them.
 """
@@ -20,7 +22,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-MERGE_FANOUT = 4
+MERGE_RATIO = 4
 
 
 class Segment(Protocol):
@@ -117,14 +119,11 @@ def sample(values: np.ndarray, limit: int = 5) -> str:
     return shown + (f" and {len(values) - limit} more" if len(values) > limit else "")
 
 
-def size_class(rows: int) -> int:
-    return (max(rows, 1).bit_length() - 1) // 2  # floor(log4(rows))
-
-
 class SegmentedIndex(Generic[S]):
     """The add / remove / snapshot machinery; subclasses say how a segment is built."""
 
     max_rows: int = 1 << 62
+    small_rows: int = 8192  # parts below this cost little to rebuild: kept as one
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -234,22 +233,18 @@ class SegmentedIndex(Generic[S]):
         return self._part(self._build(all_ids[order], np.concatenate(values)[order]))
 
     def _settle(self, parts: list[Part[S]]) -> tuple[Part[S], ...]:
-        """Drop empty parts and merge size classes that hold MERGE_FANOUT parts."""
-        parts = [part for part in parts if part.live]
-        while True:
-            classes: dict[int, list[int]] = {}
-            for index, part in enumerate(parts):
-                classes.setdefault(size_class(part.live), []).append(index)
-            group = next(
-                (
-                    members[:MERGE_FANOUT]
-                    for _, members in sorted(classes.items())
-                    if len(members) >= MERGE_FANOUT
-                    and sum(parts[i].live for i in members[:MERGE_FANOUT]) <= self.max_rows
-                ),
-                None,
-            )
-            if group is None:
-                return tuple(sorted(parts, key=lambda part: -part.live))
-            merged = self._merge([parts[i] for i in group])
-            parts = [part for i, part in enumerate(parts) if i not in group] + [merged]
+        """Drop empty parts, then merge the smallest parts into one while the next larger
+        part is small (under ``small_rows``) or holds at most MERGE_RATIO times the rows of all
+        the parts smaller than it, within ``max_rows``; largest first."""
+        ordered = sorted((part for part in parts if part.live), key=lambda part: part.live)
+        smaller = 0  # the live rows of ordered[:k]
+        fold = 1  # ordered[:fold] become one part
+        for k, part in enumerate(ordered):
+            if k and smaller + part.live > self.max_rows:
+                break
+            if k and (part.live < self.small_rows or part.live <= MERGE_RATIO * smaller):
+                fold = k + 1
+            smaller += part.live
+        if fold > 1:
+            ordered = [self._merge(ordered[:fold]), *ordered[fold:]]
+        return tuple(sorted(ordered, key=lambda part: -part.live))
