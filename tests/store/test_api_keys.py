@@ -1,6 +1,7 @@
 """API keys: shown once, stored hashed, checked, limited to lists, revoked, audited; on SQLite
 and PostgreSQL, and through the command line."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
 from pathlib import Path
@@ -224,6 +225,14 @@ def test_a_revocation_returns_once_every_running_watch_has_taken_it(tmp_path: Pa
                 relay.release()
                 assert eventually(watch.changed) is True  # it took it late, within its bound
                 assert watch.watching and watch.lost == 0
+                # A service's requests ask the watch all the while: the confirmation still goes.
+                asking = threading.Event()
+                answers = (watch.changed() for _ in iter(asking.is_set, True))
+                asked = revoking.submit(list, answers)
+                busy, _ = keys.create(Role.MATCHER)
+                assert keys.revoke(busy.id, confirm_seconds=30.0)[1] == ()
+                asking.set()
+                assert True in asked.result(timeout=60)
             finally:
                 relay.release()
                 revoking.shutdown()
@@ -261,10 +270,14 @@ def test_the_watch_comes_back_after_its_connection_is_cut(tmp_path: Path) -> Non
         keys = ApiKeyStore(engine)
         watch = KeyWatch(engine, retry_seconds=5.0, clock=lambda: now[0])
         try:
-            key, _ = keys.create(Role.MATCHER)
+            confirmed, _ = keys.create(Role.MATCHER)
             assert eventually(watch.changed) is True
+            assert keys.revoke(confirmed.id, confirm_seconds=30.0)[1] == ()
             assert cut_key_watches(engine) == 1
-            assert eventually(lambda: watch.changed() is None)
+            assert eventually(lambda: not watch.watching)  # its thread saw the connection end
+            assert watch.changed() is True  # the revocation it confirmed holds all the same
+            key, _ = keys.create(Role.MATCHER)
+            assert watch.changed() is None
             assert not watch.watching and watch.lost == 1
             keys.revoke(key.id)  # notified to nobody: the watch is gone
             assert watch.changed() is None  # not yet time to connect again

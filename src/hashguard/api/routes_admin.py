@@ -98,10 +98,10 @@ async def revoke_key(request: Request, key: Admin, ident: Word) -> dict[str, Any
     except ApiKeyError as error:
         raise ApiError(404, str(error)) from None
     service.forget_key(ident)
-    if unconfirmed:
-        log.warning("key %s revoked; %d running server(s) did not confirm in time (%s): each "
-                    "holds it within its key cache time", ident, len(unconfirmed),
-                    ", ".join(map(str, unconfirmed)))  # fmt: skip
+    if unconfirmed is None or unconfirmed:
+        late = "unknown" if unconfirmed is None else ", ".join(map(str, unconfirmed))
+        log.warning("key %s revoked; running servers that did not confirm in time: %s; each "
+                    "holds it within its key cache time", ident, late)  # fmt: skip
     return key_json(revoked)
 
 

@@ -136,11 +136,15 @@ def revoke(
         _key, unconfirmed = _store(database_url).revoke(key_id, who(actor), wait)
     except ApiKeyError as error:
         fail(str(error))
-    if unconfirmed:
+    bound = "key cache time (key_cache_seconds, 2 s by default)"
+    if unconfirmed is None:
+        typer.echo("warning: could not find out whether running servers took the revocation; "
+                   f"each stops accepting the key within its {bound}", err=True)  # fmt: skip
+    elif unconfirmed:
         typer.echo(
             f"warning: {len(unconfirmed)} running server(s) did not confirm within {wait:g} s "
             f"({', '.join(map(str, unconfirmed))}); each stops accepting the key within its "
-            "key cache time (key_cache_seconds, 2 s by default)",
+            + bound,
             err=True,
         )
     typer.echo(f"revoked key {key_id}")

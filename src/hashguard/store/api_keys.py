@@ -163,14 +163,15 @@ class ApiKeyStore:
 
     def revoke(
         self, ident: str, actor: str = "", confirm_seconds: float = CONFIRM_SECONDS
-    ) -> tuple[ApiKey, tuple[Unconfirmed, ...]]:
+    ) -> tuple[ApiKey, tuple[Unconfirmed, ...] | None]:
         """Revoke a key at once: the revoked key, and the running services (their
-        ``KeyWatch``) that did not confirm within ``confirm_seconds`` that they took it. On
-        PostgreSQL this returns once every watch listening when the revocation committed has
-        emptied its key cache, so the very next request to any running service is refused;
-        one that did not confirm in time holds it within its key cache's time bound. On SQLite
-        each service reads the change on its next request: nothing to wait for. Raises
-        ApiKeyError if there is no such live key."""
+        ``KeyWatch``) that did not confirm within ``confirm_seconds`` that they took it (None:
+        that could not be found out). On PostgreSQL this returns once every watch up when the
+        revocation committed has emptied its key cache, so the very next request to any of
+        those services is refused; one that did not confirm in time, or whose watch was down,
+        holds it within its key cache's time bound. On SQLite each service reads the change on
+        its next request: nothing to wait for. Raises ApiKeyError if there is no such live
+        key."""
         change = secrets.token_hex(8)
         with _Confirmations(self.engine, change) as confirmations:
             with Session(self.engine) as session, session.begin():
@@ -224,16 +225,16 @@ class KeyWatch:
     (``tell_watchers``, SQLite's user version) tells whether the keys did.
     PostgreSQL: a connection of its own LISTENs for the NOTIFY that every change to the keys
     table sends in its transaction (``tell_watchers``). A thread of the watch reads what
-    reaches its socket as it arrives, and each call reads what the thread took (no round trip
-    to the server per call). PostgreSQL hands a notification over a little after the commit
-    (a median 30 us, 10 ms and more on a loaded machine), so a revocation waits for the
-    watches to confirm: once the thread has taken a change that asks for it (its payload, the
-    change's id), it answers on ``TAKEN_CHANNEL`` (``ApiKeyStore.revoke`` listens), and the
-    next call answers True whatever came between.
+    reaches its socket as it arrives, and each call answers what the thread took (no round
+    trip, no read of the socket per call). PostgreSQL hands a notification over a little
+    after the commit (a median 30 us, 10 ms and more on a loaded machine), so a revocation
+    waits for the watches to confirm: once the thread has taken a change that asks for it (its
+    payload, the change's id), it answers on ``TAKEN_CHANNEL`` (``ApiKeyStore.revoke``
+    listens), and the next call answers True whatever came between (the watch gone down).
 
     A link that goes silent (a partition, a host gone, a firewall dropping it) says nothing
     itself, so every ``beat_seconds`` a call sends a round trip (``SELECT 1``) on the watch's
-    connection, read by later calls: what the server sent before its answer has arrived. No
+    connection, whose answer the thread takes: what the server sent before it has arrived. No
     answer within ``beat_seconds``: the watch is down. While no round trip has been answered
     for twice ``beat_seconds`` (a service idle for long, a round trip on its way), the watch
     answers None.
@@ -266,7 +267,8 @@ class KeyWatch:
         self._closed = False
         self._told = False  # PostgreSQL: a change taken, not yet answered by a call
         self._pid = 0  # PostgreSQL: the watch connection's backend, named in confirmations
-        self._to_confirm: list[str] = []  # PostgreSQL: changes taken that ask to be confirmed
+        self._to_confirm: list[tuple[str, int]] = []  # PostgreSQL: (change, pid) to confirm
+        self._reading = True  # False once PostgreSQL's reading thread has stopped
         self._wake_read, self._wake_write = -1, -1  # PostgreSQL: the reading thread's wake-up
         self.lost = 0  # times the watch went down
         if self._dialect in ("sqlite", "postgresql"):
@@ -287,9 +289,12 @@ class KeyWatch:
         """True when keys may have changed since the last call, False when they have not,
         None when that is not known."""
         with self._lock:
-            if self._connection is None:
+            if self._told:  # taken and perhaps confirmed: holds even if the watch went down
+                self._told = False
+                return True
+            if self._connection is None or not self._reading:
                 due = self._retry_at is not None and self._clock() >= self._retry_at
-                if due and not self._connecting and not self._closed:
+                if due and not self._connecting and not self._closed and self._reading:
                     self._connecting = True
                     threading.Thread(target=self._reconnect, name="hashguard-key-watch",
                                      daemon=True).start()  # fmt: skip
@@ -300,7 +305,7 @@ class KeyWatch:
             try:
                 if self._dialect == "sqlite":
                     return self._sqlite_changed()
-                return self._notified()
+                return self._beat()
             except Exception:
                 log.warning("lost the watch for changed keys; the key cache's bound holds "
                             "until it is back")  # fmt: skip
@@ -315,15 +320,17 @@ class KeyWatch:
             self._wake()
 
     def _wake(self) -> None:
-        """PostgreSQL: the reading thread looks again at which connection to read (under the
-        lock: the connection changed, or the watch closed)."""
+        """PostgreSQL, under the lock: the reading thread looks again at which connection to
+        read (it changed, or the watch closed)."""
         if self._wake_write >= 0:
             with contextlib.suppress(BlockingIOError):  # already woken: it will look again
                 os.write(self._wake_write, b".")
 
     def _read_as_it_arrives(self) -> None:
-        """PostgreSQL, in a thread of its own: take what reaches the watch's connection as it
-        arrives, then confirm the changes that ask for it; until the watch closes."""
+        """PostgreSQL, in a thread of its own until the watch closes: take what reaches the
+        watch's connection as it arrives (``_take``), then confirm the changes that ask for it
+        on a connection of its own."""
+        confirming: Any = None
         try:
             while True:
                 with self._lock:
@@ -331,44 +338,54 @@ class KeyWatch:
                         return
                     connection = self._connection
                     socket = _socket_of(connection)
-                watched = [self._wake_read] if socket is None else [self._wake_read, socket]
-                try:
-                    readable = selecting.select(watched, [], [])[0]
-                except (OSError, ValueError):  # the socket closed meanwhile: look again
-                    readable = [self._wake_read]
-                if self._wake_read in readable:
+                poller = selecting.poll()  # unlike select(), any descriptor number
+                poller.register(self._wake_read, selecting.POLLIN)
+                if socket is not None:
+                    poller.register(socket, selecting.POLLIN)
+                events = dict(poller.poll())
+                if self._wake_read in events:
                     with contextlib.suppress(BlockingIOError):
                         os.read(self._wake_read, 4096)
-                    continue
                 with self._lock:
-                    if self._connection is not connection or connection is None:
-                        continue
-                    try:
-                        self._take()
-                    except Exception:
-                        log.warning("lost the watch for changed keys; the key cache's bound "
-                                    "holds until it is back")  # fmt: skip
-                        self._down()
-                        continue
-                    confirm, self._to_confirm, pid = self._to_confirm, [], self._pid
-                for change in confirm:
-                    self._confirm(change, pid)
+                    if socket in events and connection is self._connection:
+                        try:
+                            if events[socket] & (selecting.POLLERR | selecting.POLLNVAL):
+                                raise ConnectionError("the key watch's socket failed")
+                            self._take()
+                        except Exception:
+                            log.warning("lost the watch for changed keys; the key cache's "
+                                        "bound holds until it is back")  # fmt: skip
+                            self._down()
+                    confirm, self._to_confirm = self._to_confirm, []
+                for change, pid in confirm:
+                    confirming = self._confirm(confirming, change, pid)
+        except Exception:
+            log.exception("the watch for changed keys stopped; the key cache's bound holds")
         finally:
+            _closed(confirming)
             with self._lock:
+                self._reading = False
                 os.close(self._wake_read)
                 os.close(self._wake_write)
                 self._wake_read, self._wake_write = -1, -1
 
-    def _confirm(self, change: str, pid: int) -> None:
-        """Tell the revocation ``change`` that this watch took it (its connection's ``pid``):
-        on a connection of the pool, since the watch's own may have a round trip on its way."""
+    def _confirm(self, connection: Any, change: str, pid: int) -> Any:
+        """Tell the revocation ``change`` that this watch (its connection's ``pid``) took it,
+        on ``connection``, a driver's connection of the watch's own, opened here when None;
+        the connection to use next time (None when this one failed)."""
         try:
-            confirmed = {"channel": TAKEN_CHANNEL, "payload": f"{change} {pid}"}
-            with self._engine.begin() as connection:
-                connection.execute(text("SELECT pg_notify(:channel, :payload)"), confirmed)
+            if connection is None:
+                pooled = self._engine.raw_connection()
+                connection = pooled.driver_connection
+                pooled.detach()  # the watch's own: not a slot of the pool
+                connection.autocommit = True
+            connection.execute("SELECT pg_notify(%s, %s)", (TAKEN_CHANNEL, f"{change} {pid}"))
+            return connection
         except Exception:
-            log.warning("could not confirm a change to keys; its revocation waits for at most "
-                        "%g s", CONFIRM_SECONDS)  # fmt: skip
+            log.warning("could not confirm a change to keys: its revocation waits for this "
+                        "service until its wait ends")  # fmt: skip
+            _closed(connection)
+            return None
 
     def _reconnect(self) -> None:
         """Connect (outside the lock: it may take long), then be up, or down again."""
@@ -419,39 +436,39 @@ class KeyWatch:
         seen, self._seen = self._seen, _sqlite_seen(driver)
         return seen[1:] != self._seen[1:]
 
-    def _notified(self) -> bool | None:
+    def _beat(self) -> bool | None:
+        """PostgreSQL, under the lock: a round trip sent every ``beat_seconds`` (the reading
+        thread takes its answer), and whether the link is known to carry what the server
+        sends."""
         now = self._clock()
-        self._take()
-        if self._beat_sent is not None and now - self._beat_sent > self._beat_seconds:
-            raise ConnectionError(
-                f"the key watch's round trip went unanswered for {self._beat_seconds:g} s"
-            )
-        if self._beat_sent is None and now - self._heard >= self._beat_seconds:
-            self._connection.driver_connection.pgconn.send_query(b"SELECT 1")  # never waits
+        pgconn = self._connection.driver_connection.pgconn
+        if self._beat_sent is not None:
+            pgconn.flush()  # what a non-blocking connection could not send at once
+            if now - self._beat_sent > self._beat_seconds:
+                raise ConnectionError(
+                    f"the key watch's round trip went unanswered for {self._beat_seconds:g} s"
+                )
+        elif now - self._heard >= self._beat_seconds:
+            pgconn.send_query(b"SELECT 1")  # a few bytes: never waits for the socket
             self._beat_sent = now
-        if self._told:
-            self._told = False
-            return True
         return False if now - self._heard <= 2 * self._beat_seconds else None
 
     def _take(self) -> None:
-        """PostgreSQL, under the lock: read what has reached the watch's connection, without
-        waiting: the answer to its round trip, and the changes notified (told to the next
-        call; those that ask to be confirmed, to the reading thread)."""
+        """PostgreSQL, in the reading thread, under the lock: read what has reached the
+        watch's connection, without waiting: the answer to its round trip, and the changes
+        notified (told to the next call; those that ask for it, to be confirmed)."""
         driver = self._connection.driver_connection
         pgconn = driver.pgconn
         pgconn.consume_input()
         if driver.closed:  # the server ended the connection, saying so
             raise ConnectionError("the key watch's connection is closed")
-        if self._beat_sent is not None:
-            pgconn.flush()  # what a non-blocking connection could not send at once
-            if _answered(pgconn):
-                self._heard, self._beat_sent = self._beat_sent, None
+        if self._beat_sent is not None and _answered(pgconn):
+            self._heard, self._beat_sent = self._beat_sent, None
         while (notified := pgconn.notifies()) is not None:
             self._told = True
             change = notified.extra.decode() if isinstance(notified.extra, bytes) else ""
             if change:
-                self._to_confirm.append(change)
+                self._to_confirm.append((change, self._pid))
 
 
 def _answered(pgconn: Any) -> bool:
@@ -501,24 +518,24 @@ def _socket_of(connection: Any) -> int | None:
 class _Confirmations:
     """PostgreSQL: the confirmations of a change by the running services' watches
     (``KeyWatch``), listened for from before the change commits, on a connection of its own.
-    Any other database, or no connection to listen on: nothing to wait for."""
+    Any other database: nothing to wait for."""
 
     def __init__(self, engine: Engine, change: str) -> None:
         self._engine = engine
         self._change = change
+        self._postgresql = engine.dialect.name == "postgresql"
         self._connection: Any = None
-        self._since: datetime | None = None  # the database's clock just before the commit
+        self._waiting: dict[int, Unconfirmed] | None = None  # the watches named at the commit
 
     def __enter__(self) -> "_Confirmations":
-        if self._engine.dialect.name == "postgresql":
+        if self._postgresql:
             try:
                 self._connection = self._engine.raw_connection()
                 driver = self._connection.driver_connection
                 driver.autocommit = True
                 driver.execute(f"LISTEN {TAKEN_CHANNEL}")
             except Exception:
-                log.warning("cannot listen for the services' confirmations: a revocation "
-                            "holds in them within their key cache's time bound")  # fmt: skip
+                log.warning("cannot listen for the services' confirmations")
                 _dropped(self._connection)
                 self._connection = None
         return self
@@ -527,35 +544,45 @@ class _Confirmations:
         _dropped(self._connection)
 
     def before_commit(self, connection: Connection) -> None:
-        """Note the database's clock in the change's transaction: the watches to wait for
-        are those connected before it (each listens before it is named)."""
-        if self._connection is not None:
-            self._since = connection.execute(text("SELECT clock_timestamp()")).scalar_one()
+        """In the change's transaction: the watches to wait for, those named now. A watch is
+        named once it listens, so each of them will be told of the change. Other roles'
+        sessions show their pid and name too."""
+        if self._connection is None:
+            return
+        rows = connection.execute(
+            text("SELECT pid, host(client_addr) FROM pg_stat_activity "
+                 "WHERE datname = current_database() AND application_name = :name"),
+            {"name": WATCH_NAME},
+        ).all()  # fmt: skip
+        self._waiting = {int(pid): Unconfirmed(int(pid), address) for pid, address in rows}
 
-    def wait(self, seconds: float) -> tuple[Unconfirmed, ...]:
+    def wait(self, seconds: float) -> tuple[Unconfirmed, ...] | None:
         """Once the change has committed: the watches that did not confirm it within
-        ``seconds``."""
-        if self._connection is None or self._since is None:
+        ``seconds``; None when that could not be found out."""
+        if not self._postgresql:
             return ()
+        if self._connection is None or self._waiting is None:
+            return None
+        waiting = self._waiting
         driver = self._connection.driver_connection
-        waiting: dict[int, Unconfirmed] = {}
+        deadline = time.monotonic() + seconds
         try:
-            rows = driver.execute(
-                "SELECT pid, host(client_addr) FROM pg_stat_activity WHERE datname = "
-                "current_database() AND application_name = %s AND backend_start < %s",
-                (WATCH_NAME, self._since),
-            ).fetchall()
-            waiting.update((int(pid), Unconfirmed(int(pid), address)) for pid, address in rows)
-            deadline = time.monotonic() + seconds
             while waiting and (left := deadline - time.monotonic()) > 0:
                 for notified in driver.notifies(timeout=left, stop_after=1):
                     change, _, pid = notified.payload.partition(" ")
                     if change == self._change and pid.isdigit():
                         waiting.pop(int(pid), None)
         except Exception:
-            log.warning("lost the wait for the services' confirmations: a revocation holds "
-                        "in them within their key cache's time bound")  # fmt: skip
+            log.warning("lost the wait for the services' confirmations")
+            return None
         return tuple(waiting.values())
+
+
+def _closed(connection: Any) -> None:
+    """A driver's connection closed, if any."""
+    if connection is not None:
+        with contextlib.suppress(Exception):
+            connection.close()
 
 
 def _dropped(connection: Any) -> None:
