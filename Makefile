@@ -8,7 +8,7 @@ FUZZ_STAMP := $(VENV)/.installed-fuzz
 # Executions per fuzz target (fuzz/run.py): `make fuzz-parsers FUZZ_RUNS=10000` for a quick look.
 FUZZ_RUNS ?= 1000000
 
-.PHONY: install demo test test-hma fuzz fuzz-api fuzz-crash fuzz-parsers lint bench bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
+.PHONY: install demo test test-hma fuzz fuzz-api fuzz-crash fuzz-parsers lint bench bench-hashing bench-matching bench-lists bench-parts bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-soak bench-uploads clean
 
 install: $(STAMP)
 
@@ -69,7 +69,7 @@ $(BENCH_STAMP): $(STAMP)
 	@$(BIN)/python -m pip install -q --disable-pip-version-check -e '.[dev,ray,s3,bench]'
 	@touch $@
 
-bench: bench-hashing bench-matching bench-lists bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-uploads
+bench: bench-hashing bench-matching bench-lists bench-parts bench-service bench-device bench-cli bench-video bench-hasher bench-hotline bench-takedown bench-exchanges bench-accuracy bench-scale bench-uploads
 
 bench-hashing: $(BENCH_STAMP)
 	@$(BIN)/python bench/hashing.py
@@ -79,6 +79,9 @@ bench-matching: $(BENCH_STAMP)
 
 bench-lists: $(BENCH_STAMP)
 	@$(BIN)/python bench/lists.py
+
+bench-parts: $(BENCH_STAMP)
+	@$(BIN)/python bench/parts.py
 
 bench-service: $(BENCH_STAMP)
 	@$(BIN)/python bench/service.py

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat, hamming
+from hashguard.index import ExactIndex, HammingIndex, IndexFileError, fileformat, hamming, segments
 from hashguard.index.segments import MERGE_RATIO
 from hashguard.media.synthetic import encode, scene
 from hashguard.signals.pdq import PdqSignal
@@ -208,6 +208,25 @@ def test_many_small_adds_merge_into_few_segments_and_stay_exact() -> None:
             assert sizes[k] >= index.small_rows and sizes[k] > MERGE_RATIO * sum(sizes[:k]), sizes
     assert 1 < len(sizes) <= 3
     queries = near(rng, hashes, 50, 35)
+    assert as_set(index.query(queries, 31)) == brute(model, queries, 31)
+
+
+def test_a_large_list_grown_by_imports_is_not_rebuilt_each_time_it_grows_by_a_quarter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Beyond EAGER_ROWS a merge waits for MERGE_FANOUT parts of a size: a run of imports into
+    a large list builds parts beside it, not the whole list again and again."""
+    monkeypatch.setattr(segments, "EAGER_ROWS", 20_000)
+    hashes = clustered(5, 100_000)
+    index = HammingIndex()
+    index.add(np.arange(50_000), hashes[:50_000])
+    [large] = index.snapshot().parts
+    for start in range(50_000, 100_000, 1000):
+        index.add(np.arange(start, start + 1000), hashes[start : start + 1000])
+        parts = index.snapshot().parts
+        assert parts[0] is large and len(parts) <= 6, [part.rows for part in parts]
+    queries = near(np.random.default_rng(5), hashes, 50, 35)
+    model = dict(enumerate(hashes))
     assert as_set(index.query(queries, 31)) == brute(model, queries, 31)
 
 

@@ -16,7 +16,7 @@ from hashguard.store.api_keys import WATCH_NAME, ApiKeyError, ApiKeyStore, KeyWa
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 
-from support.database import cut_key_watches, scratch_database
+from support.database import scratch_database
 from support.invoke import Ran, hashguard
 from support.relay import Relay
 from support.waiting import eventually
@@ -229,9 +229,11 @@ def test_a_revocation_returns_once_every_running_watch_has_taken_it(tmp_path: Pa
                 asking = threading.Event()
                 answers = (watch.changed() for _ in iter(asking.is_set, True))
                 asked = revoking.submit(list, answers)
-                busy, _ = keys.create(Role.MATCHER)
-                assert keys.revoke(busy.id, confirm_seconds=30.0)[1] == ()
-                asking.set()
+                try:
+                    busy, _ = keys.create(Role.MATCHER)
+                    assert keys.revoke(busy.id, confirm_seconds=30.0)[1] == ()
+                finally:
+                    asking.set()
                 assert True in asked.result(timeout=60)
             finally:
                 relay.release()
@@ -261,19 +263,24 @@ def test_an_idle_watch_says_nothing_until_a_round_trip_answers(tmp_path: Path) -
 
 
 def test_the_watch_comes_back_after_its_connection_is_cut(tmp_path: Path) -> None:
-    """PostgreSQL: the watch's own connection ended by the server (a restart, a dropped link).
-    While it is down it says nothing is known; it connects again at most every retry_seconds
-    and then says keys changed, since a revocation sent meanwhile was missed."""
+    """PostgreSQL: every connection of a service ended by the server (a restart, a dropped
+    link). While its watch is down it says nothing is known; it connects again at most every
+    retry_seconds and then says keys changed, since a revocation sent meanwhile was missed; and
+    it confirms the next revocation, on a new connection for its confirmations."""
     now = [0.0]
     with scratch_database("postgresql", tmp_path) as url:
-        engine = open_engine(url)
+        engine, served = open_engine(url), open_engine(url)  # the CLI's, the service's
         keys = ApiKeyStore(engine)
-        watch = KeyWatch(engine, retry_seconds=5.0, clock=lambda: now[0])
+        watch = KeyWatch(served, retry_seconds=5.0, clock=lambda: now[0])
         try:
             confirmed, _ = keys.create(Role.MATCHER)
             assert eventually(watch.changed) is True
             assert keys.revoke(confirmed.id, confirm_seconds=30.0)[1] == ()
-            assert cut_key_watches(engine) == 1
+            with engine.begin() as connection:  # every other connection: the service's all
+                connection.execute(text(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()"))  # fmt: skip
+            engine.dispose()
             assert eventually(lambda: not watch.watching)  # its thread saw the connection end
             assert watch.changed() is True  # the revocation it confirmed holds all the same
             key, _ = keys.create(Role.MATCHER)
@@ -286,8 +293,10 @@ def test_the_watch_comes_back_after_its_connection_is_cut(tmp_path: Path) -> Non
             assert eventually(lambda: answers.append(watch.changed()) or answers[-1] is not None)
             assert answers[-1] is True and watch.watching  # back: what it missed counts
             assert watch.changed() is False
-            keys.create(Role.MATCHER)
+            late, _ = keys.create(Role.MATCHER)
             assert eventually(watch.changed) is True  # listening again
+            assert keys.revoke(late.id, confirm_seconds=30.0)[1] == ()
         finally:
             watch.close()
+            served.dispose()
             engine.dispose()

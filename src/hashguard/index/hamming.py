@@ -43,7 +43,7 @@ _LOW_BITS_MAX: Final = 8  # key bits kept in a table entry beside the 24-bit row
 # Cost model, in nanoseconds on one core: a probed bucket, each entry in it, and each row
 # compared by a scan. Fitted on 1M and 10M realistic PDQ hashes at radii 31-56 (a 2.4 GHz Zen 3),
 # then on 16k-3M random hashes at radii 31-47 (an EPYC with 32 MB of L3): a bucket costs 80 ns
-# once the tables far outgrow the cache (misses), about 15 ns while they fit in it.
+# once the tables far outgrow the cache (misses), 10-25 ns while they fit in it.
 _COST_BUCKET: Final = 80.0
 _COST_BUCKET_CACHED: Final = 10.0
 _CACHE_BYTES: Final = 24 << 20  # tables this large miss the cache on nearly every bucket
@@ -155,6 +155,7 @@ class HammingIndex(SegmentedIndex[HammingSegment]):
     """
 
     max_rows = hamming_kernel.MAX_ROWS
+    small_rows = TABLE_MIN_ROWS
 
     def __init__(self, bits: int = 256) -> None:
         if (

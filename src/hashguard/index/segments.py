@@ -8,9 +8,10 @@ sees a half-applied change, and needs no lock.
 
 ``add`` builds a segment of just the new rows, then parts are merged so that each holds more
 than 4 times the rows of all the smaller parts together (a size-ratio merge policy, as in a
-log-structured merge tree), and the parts under ``small_rows`` are kept as one: a query meets
-few parts (a part costs a query tens of microseconds whatever its size, about as much as the
-rows it finds cost), and a run of small adds costs O(log n) rebuild work per entry.
+log-structured merge tree; above EAGER_ROWS, 4 parts of a size are merged into one), and the
+parts under ``small_rows`` are kept as one: a query meets few parts (a part costs a query tens
+of microseconds whatever its size), and a run of small adds costs O(log n) rebuild work per
+entry.
 ``remove`` marks rows in a copy of their part's bitmap; a part more than half removed is rebuilt
 without them.
 """
@@ -22,7 +23,13 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
+# A part is merged into the smaller ones once they hold a quarter of its rows, as long as the
+# merge builds at most EAGER_ROWS (about a second's work); beyond, once they hold 3 times its
+# rows (4 parts of a size: a log-structured merge tree's fanout), so that a run of imports into
+# a large list never rebuilds it each time it grows by a quarter.
 MERGE_RATIO = 4
+EAGER_ROWS = 1 << 20
+MERGE_FANOUT = 4
 
 
 class Segment(Protocol):
@@ -233,18 +240,25 @@ class SegmentedIndex(Generic[S]):
         return self._part(self._build(all_ids[order], np.concatenate(values)[order]))
 
     def _settle(self, parts: list[Part[S]]) -> tuple[Part[S], ...]:
-        """Drop empty parts, then merge the smallest parts into one while the next larger
-        part is small (under ``small_rows``) or holds at most MERGE_RATIO times the rows of all
-        the parts smaller than it, within ``max_rows``; largest first."""
+        """Drop empty parts, then merge the smallest parts, up to the largest part that is
+        small (under ``small_rows``) or holds at most MERGE_RATIO times the rows of all the
+        parts smaller than it (when the merge builds at most EAGER_ROWS; a larger merge waits
+        until those parts hold MERGE_FANOUT - 1 times its rows), within ``max_rows``; largest
+        first."""
         ordered = sorted((part for part in parts if part.live), key=lambda part: part.live)
         smaller = 0  # the live rows of ordered[:k]
         fold = 1  # ordered[:fold] become one part
         for k, part in enumerate(ordered):
-            if k and smaller + part.live > self.max_rows:
+            merged = smaller + part.live
+            if k and merged > self.max_rows:
                 break
-            if k and (part.live < self.small_rows or part.live <= MERGE_RATIO * smaller):
+            if k and (
+                part.live < self.small_rows
+                or (merged <= EAGER_ROWS and part.live <= MERGE_RATIO * smaller)
+                or (MERGE_FANOUT - 1) * part.live <= smaller
+            ):
                 fold = k + 1
-            smaller += part.live
+            smaller = merged
         if fold > 1:
             ordered = [self._merge(ordered[:fold]), *ordered[fold:]]
         return tuple(sorted(ordered, key=lambda part: -part.live))

@@ -11,6 +11,7 @@ import hashlib
 import hmac
 import logging
 import os
+import queue
 import re
 import secrets
 import select as selecting
@@ -267,13 +268,14 @@ class KeyWatch:
         self._closed = False
         self._told = False  # PostgreSQL: a change taken, not yet answered by a call
         self._pid = 0  # PostgreSQL: the watch connection's backend, named in confirmations
-        self._to_confirm: list[tuple[str, int]] = []  # PostgreSQL: (change, pid) to confirm
+        self._confirmer: _Confirmer | None = None  # PostgreSQL: sends the confirmations
         self._reading = True  # False once PostgreSQL's reading thread has stopped
         self._wake_read, self._wake_write = -1, -1  # PostgreSQL: the reading thread's wake-up
         self.lost = 0  # times the watch went down
         if self._dialect in ("sqlite", "postgresql"):
             self._reconnect()
         if self._dialect == "postgresql":
+            self._confirmer = _Confirmer(engine)
             self._wake_read, self._wake_write = os.pipe()
             os.set_blocking(self._wake_read, False)
             os.set_blocking(self._wake_write, False)
@@ -328,9 +330,7 @@ class KeyWatch:
 
     def _read_as_it_arrives(self) -> None:
         """PostgreSQL, in a thread of its own until the watch closes: take what reaches the
-        watch's connection as it arrives (``_take``), then confirm the changes that ask for it
-        on a connection of its own."""
-        confirming: Any = None
+        watch's connection as it arrives (``_take``)."""
         try:
             while True:
                 with self._lock:
@@ -356,36 +356,18 @@ class KeyWatch:
                             log.warning("lost the watch for changed keys; the key cache's "
                                         "bound holds until it is back")  # fmt: skip
                             self._down()
-                    confirm, self._to_confirm = self._to_confirm, []
-                for change, pid in confirm:
-                    confirming = self._confirm(confirming, change, pid)
         except Exception:
             log.exception("the watch for changed keys stopped; the key cache's bound holds")
         finally:
-            _closed(confirming)
             with self._lock:
                 self._reading = False
+                _dropped(self._connection)  # nobody reads it: not named as a watch any more
+                self._connection, self._retry_at = None, None
+                if self._confirmer is not None:
+                    self._confirmer.close()
                 os.close(self._wake_read)
                 os.close(self._wake_write)
                 self._wake_read, self._wake_write = -1, -1
-
-    def _confirm(self, connection: Any, change: str, pid: int) -> Any:
-        """Tell the revocation ``change`` that this watch (its connection's ``pid``) took it,
-        on ``connection``, a driver's connection of the watch's own, opened here when None;
-        the connection to use next time (None when this one failed)."""
-        try:
-            if connection is None:
-                pooled = self._engine.raw_connection()
-                connection = pooled.driver_connection
-                pooled.detach()  # the watch's own: not a slot of the pool
-                connection.autocommit = True
-            connection.execute("SELECT pg_notify(%s, %s)", (TAKEN_CHANNEL, f"{change} {pid}"))
-            return connection
-        except Exception:
-            log.warning("could not confirm a change to keys: its revocation waits for this "
-                        "service until its wait ends")  # fmt: skip
-            _closed(connection)
-            return None
 
     def _reconnect(self) -> None:
         """Connect (outside the lock: it may take long), then be up, or down again."""
@@ -398,9 +380,15 @@ class KeyWatch:
                 seen = _sqlite_seen(driver)
             else:
                 driver.autocommit = True
-                driver.execute(f"LISTEN {KEYS_CHANNEL}")
-                # Named once it listens: a revocation waits for the watches it finds by name.
-                driver.execute(f"SET application_name = '{WATCH_NAME}'")  # pg_stat_activity
+                # Through libpq: a notification that comes with an answer stays where _take
+                # reads it. Named once it listens: a revocation waits for the watches it finds
+                # by name (pg_stat_activity).
+                from psycopg.pq import ExecStatus
+
+                for command in (f"LISTEN {KEYS_CHANNEL}", f"SET application_name = '{WATCH_NAME}'"):
+                    done = driver.pgconn.exec_(command.encode())
+                    if done.status != ExecStatus.COMMAND_OK:
+                        raise ConnectionError(f"{command}: {done.error_message!r}")
         except Exception:
             _dropped(connection)
             log.warning("cannot watch for changed keys; the key cache's bound holds (trying "
@@ -420,6 +408,10 @@ class KeyWatch:
             self._retry_at = None
             if self._dialect == "postgresql":
                 self._pid = connection.driver_connection.pgconn.backend_pid
+                try:
+                    self._take()  # what came with the answers above
+                except Exception:
+                    self._down()
             self._wake()
 
     def _down(self) -> None:
@@ -467,8 +459,8 @@ class KeyWatch:
         while (notified := pgconn.notifies()) is not None:
             self._told = True
             change = notified.extra.decode() if isinstance(notified.extra, bytes) else ""
-            if change:
-                self._to_confirm.append((change, self._pid))
+            if change and self._confirmer is not None:
+                self._confirmer.confirm(change, self._pid)
 
 
 def _answered(pgconn: Any) -> bool:
@@ -515,6 +507,52 @@ def _socket_of(connection: Any) -> int | None:
         return None
 
 
+class _Confirmer:
+    """PostgreSQL: a watch's confirmations of the changes it took (``TAKEN_CHANNEL``), sent
+    from a thread of its own on a connection of its own, so a slow or broken link never holds
+    up the reading of notifications; a connection gone stale (a restart) is replaced once per
+    confirmation."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._queue: queue.SimpleQueue[tuple[str, int] | None] = queue.SimpleQueue()
+        threading.Thread(target=self._send_all, name="hashguard-key-watch-confirmer",
+                         daemon=True).start()  # fmt: skip
+
+    def confirm(self, change: str, pid: int) -> None:
+        """Tell the revocation ``change`` that the watch of connection ``pid`` took it."""
+        self._queue.put((change, pid))
+
+    def close(self) -> None:
+        self._queue.put(None)
+
+    def _send_all(self) -> None:
+        connection: Any = None
+        try:
+            while (confirmation := self._queue.get()) is not None:
+                connection = self._send(connection, *confirmation)
+        finally:
+            _closed(connection)
+
+    def _send(self, connection: Any, change: str, pid: int) -> Any:
+        """The confirmation sent; the connection to send the next one on (None: open one)."""
+        for _ in range(2):
+            try:
+                if connection is None:
+                    pooled = self._engine.raw_connection()
+                    connection = pooled.driver_connection
+                    pooled.detach()  # the watch's own, not a slot of the pool
+                    connection.autocommit = True
+                connection.execute("SELECT pg_notify(%s, %s)", (TAKEN_CHANNEL, f"{change} {pid}"))
+                return connection
+            except Exception:
+                _closed(connection)
+                connection = None
+        log.warning("could not confirm a change to keys: its revocation waits for this service "
+                    "until its wait ends")  # fmt: skip
+        return None
+
+
 class _Confirmations:
     """PostgreSQL: the confirmations of a change by the running services' watches
     (``KeyWatch``), listened for from before the change commits, on a connection of its own.
@@ -558,24 +596,31 @@ class _Confirmations:
 
     def wait(self, seconds: float) -> tuple[Unconfirmed, ...] | None:
         """Once the change has committed: the watches that did not confirm it within
-        ``seconds``; None when that could not be found out."""
+        ``seconds`` (one whose connection ends meanwhile is not waited for: its service holds
+        the change within its key cache's time bound); None when that could not be found
+        out."""
         if not self._postgresql:
             return ()
         if self._connection is None or self._waiting is None:
             return None
-        waiting = self._waiting
+        waiting, gone = self._waiting, dict[int, Unconfirmed]()
         driver = self._connection.driver_connection
         deadline = time.monotonic() + seconds
         try:
             while waiting and (left := deadline - time.monotonic()) > 0:
-                for notified in driver.notifies(timeout=left, stop_after=1):
+                for notified in driver.notifies(timeout=min(left, 1.0), stop_after=1):
                     change, _, pid = notified.payload.partition(" ")
                     if change == self._change and pid.isdigit():
                         waiting.pop(int(pid), None)
+                if waiting:  # a watch whose connection ended will never confirm: not waited for
+                    present = {row[0] for row in driver.execute(
+                        "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
+                        "AND pid = ANY(%s)", (WATCH_NAME, list(waiting)))}  # fmt: skip
+                    gone.update((pid, waiting.pop(pid)) for pid in set(waiting) - present)
         except Exception:
             log.warning("lost the wait for the services' confirmations")
             return None
-        return tuple(waiting.values())
+        return tuple(sorted([*waiting.values(), *gone.values()], key=lambda late: late.pid))
 
 
 def _closed(connection: Any) -> None:
