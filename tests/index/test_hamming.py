@@ -230,6 +230,19 @@ def test_a_large_list_grown_by_imports_is_not_rebuilt_each_time_it_grows_by_a_qu
     assert as_set(index.query(queries, 31)) == brute(model, queries, 31)
 
 
+def test_beyond_eager_rows_four_parts_of_a_size_merge_and_three_do_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(segments, "EAGER_ROWS", 1000)
+    hashes = clustered(6, 4800)
+    index = HammingIndex()
+    index.small_rows = 0
+    parts = [index._part(index._build(np.arange(i, i + 1200), index._words(hashes[i : i + 1200])))
+             for i in range(0, 4800, 1200)]  # fmt: skip
+    assert [part.rows for part in index._settle(parts[:3])] == [1200, 1200, 1200]
+    assert [part.rows for part in index._settle(parts)] == [4800]
+
+
 def test_removed_ids_never_come_back_and_can_be_added_again() -> None:
     hashes = clustered(8, 3000)
     index = HammingIndex()

@@ -272,13 +272,14 @@ class KeyWatch:
         self._reading = True  # False once PostgreSQL's reading thread has stopped
         self._wake_read, self._wake_write = -1, -1  # PostgreSQL: the reading thread's wake-up
         self.lost = 0  # times the watch went down
-        if self._dialect in ("sqlite", "postgresql"):
-            self._reconnect()
-        if self._dialect == "postgresql":
+        if self._dialect == "postgresql":  # before connecting: it may take a change at once
             self._confirmer = _Confirmer(engine)
             self._wake_read, self._wake_write = os.pipe()
             os.set_blocking(self._wake_read, False)
             os.set_blocking(self._wake_write, False)
+        if self._dialect in ("sqlite", "postgresql"):
+            self._reconnect()
+        if self._dialect == "postgresql":
             threading.Thread(target=self._read_as_it_arrives, name="hashguard-key-watch-reader",
                              daemon=True).start()  # fmt: skip
 
@@ -399,7 +400,7 @@ class KeyWatch:
             return
         with self._lock:
             self._connecting = False
-            if self._closed:
+            if self._closed or not self._reading:  # nobody would read it
                 _dropped(connection)
                 return
             self._connection, self._seen = connection, seen
@@ -538,10 +539,10 @@ class _Confirmer:
         """The confirmation sent; the connection to send the next one on (None: open one)."""
         for _ in range(2):
             try:
-                if connection is None:
-                    pooled = self._engine.raw_connection()
-                    connection = pooled.driver_connection
-                    pooled.detach()  # the watch's own, not a slot of the pool
+                if connection is None:  # a new one: an idle one of the pool may be dead
+                    engine = self._engine
+                    arguments, options = engine.dialect.create_connect_args(engine.url)
+                    connection = engine.dialect.connect(*arguments, **options)
                     connection.autocommit = True
                 connection.execute("SELECT pg_notify(%s, %s)", (TAKEN_CHANNEL, f"{change} {pid}"))
                 return connection
@@ -609,18 +610,28 @@ class _Confirmations:
         try:
             while waiting and (left := deadline - time.monotonic()) > 0:
                 for notified in driver.notifies(timeout=min(left, 1.0), stop_after=1):
-                    change, _, pid = notified.payload.partition(" ")
-                    if change == self._change and pid.isdigit():
-                        waiting.pop(int(pid), None)
+                    self._confirmed(notified.payload, waiting, gone)
                 if waiting:  # a watch whose connection ended will never confirm: not waited for
                     present = {row[0] for row in driver.execute(
                         "SELECT pid FROM pg_stat_activity WHERE application_name = %s "
                         "AND pid = ANY(%s)", (WATCH_NAME, list(waiting)))}  # fmt: skip
                     gone.update((pid, waiting.pop(pid)) for pid in set(waiting) - present)
+            # Its confirmer may confirm after the watch's own connection ended (a service that
+            # stops), and a confirmation that came during the query above waits in the backlog.
+            for notified in driver.notifies(timeout=0):
+                self._confirmed(notified.payload, waiting, gone)
         except Exception:
             log.warning("lost the wait for the services' confirmations")
             return None
         return tuple(sorted([*waiting.values(), *gone.values()], key=lambda late: late.pid))
+
+    def _confirmed(self, payload: str, *unconfirmed: dict[int, Unconfirmed]) -> None:
+        """A confirmation ``payload`` ("CHANGE PID") received: that watch, if it confirms this
+        change, is no longer unconfirmed."""
+        change, _, pid = payload.partition(" ")
+        if change == self._change and pid.isdigit():
+            for watches in unconfirmed:
+                watches.pop(int(pid), None)
 
 
 def _closed(connection: Any) -> None:
