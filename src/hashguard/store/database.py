@@ -2,6 +2,8 @@
 the schema is brought to the newest Alembic revision on open."""
 
 import os
+import threading
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +20,7 @@ from hashguard.errors import Unavailable
 
 DEFAULT_URL: Final = "sqlite:///hashguard.db"
 _MIGRATION_LOCK: Final = 0x68617368  # PostgreSQL advisory lock key of migrations ("hash")
+_SQLITE_TIMEOUT: Final = 30.0  # seconds a SQLite connection waits for a lock
 MIGRATIONS: Final = Path(__file__).resolve().parent / "migrations"
 _Query = TypeVar("_Query", bound=Select[Any])
 
@@ -45,7 +48,7 @@ def open_engine(url: str | None = None, migrate: bool = True) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")
     options: dict[str, Any] = {}
     if parsed.get_backend_name() == "sqlite":
-        options["connect_args"] = {"timeout": 30}
+        options["connect_args"] = {"timeout": _SQLITE_TIMEOUT}
     elif parsed.get_backend_name() == "postgresql":
         # psycopg prepares statements run 5 times; the generic plan of a lookup with thousands
         # of IN parameters is far slower than planning each one with its values.
@@ -57,13 +60,27 @@ def open_engine(url: str | None = None, migrate: bool = True) -> Engine:
     if parsed.get_backend_name() == "sqlite":
         event.listen(engine, "connect", _sqlite_pragmas)
     if migrate:
+        _migrated(engine, parsed.render_as_string(hide_password=True))
+    return engine
+
+
+def _migrated(engine: Engine, shown: str) -> None:
+    """``engine``'s schema at the newest revision. Processes opening a new SQLite file at once
+    can meet SQLite's deadlock refusal ("database is locked" at once, without waiting: two
+    connections each holding a lock the other needs, turning the file to WAL or starting to
+    write); the one refused lets go and tries again, for as long as SQLite's own timeout."""
+    deadline = time.monotonic() + _SQLITE_TIMEOUT
+    while True:
         try:
             if current_revision(engine) != head_revision():
                 upgrade(engine)
+            return
         except DBAPIError as error:
-            shown = parsed.render_as_string(hide_password=True)
-            raise DatabaseError(f"{shown}: {error.orig}") from None
-    return engine
+            locked = engine.dialect.name == "sqlite" and "database is locked" in str(error.orig)
+            if not locked or time.monotonic() > deadline:
+                raise DatabaseError(f"{shown}: {error.orig}") from None
+            engine.dispose()  # its connections let go of what they hold
+            threading.Event().wait(0.05)
 
 
 @cache
