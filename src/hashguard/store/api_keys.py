@@ -438,6 +438,10 @@ class KeyWatch:
         if self._beat_sent is not None:
             pgconn.flush()  # what a non-blocking connection could not send at once
             if now - self._beat_sent > self._beat_seconds:
+                # The answer may have come while the process was paused (stopped, swapped
+                # out), before the reading thread could run: read it before calling it lost.
+                self._take()
+            if self._beat_sent is not None and now - self._beat_sent > self._beat_seconds:
                 raise ConnectionError(
                     f"the key watch's round trip went unanswered for {self._beat_seconds:g} s"
                 )
