@@ -14,6 +14,10 @@ import pytest
 # Before Ray is imported: no usage reporting (no network here), no dashboard.
 os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
 os.environ.setdefault("RAY_DISABLE_IMPORT_WARNING", "1")
+# Ray Serve kills an HTTP proxy not ready within 5 s: on two cores busy with the rest of the
+# suite, a proxy starting slower than that failed the setup (the processes Ray starts inherit
+# this).
+os.environ.setdefault("RAY_SERVE_PROXY_READY_CHECK_TIMEOUT_S", "60")
 
 import ray
 from ray.cluster_utils import Cluster
