@@ -2,8 +2,10 @@
 and PostgreSQL, and through the command line."""
 
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FuturesTimeout
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -143,48 +145,58 @@ def test_the_watch_sees_every_change_to_keys_and_no_other_commit(engine: Engine)
     assert watch.changed() is None  # closed: the cache's time bound holds
 
 
+@contextmanager
+def _relayed(tmp_path: Path) -> Iterator[tuple[Engine, Relay, Engine]]:
+    """A scratch PostgreSQL database: an engine straight to it, a relay in front of it (to
+    freeze or hold the link), and an engine through the relay (a service's)."""
+    with scratch_database("postgresql", tmp_path) as url:
+        engine = open_engine(url)
+        address = make_url(url)
+        with Relay(address.host or "127.0.0.1", address.port or 5432) as relay:
+            relayed = open_engine(address.set(port=relay.port).render_as_string(False))
+            try:
+                yield engine, relay, relayed
+            finally:
+                relayed.dispose()
+                engine.dispose()
+
+
 def test_the_watch_finds_out_a_link_gone_silent(tmp_path: Path) -> None:
     """PostgreSQL: a link that stops carrying anything (a partition, a host switched off)
     brings no error, so a revocation would never arrive and the watch would go on saying
     nothing changed. Its round trip every beat_seconds finds the silence out: down within
     beat_seconds of the round trip sent, then back by a new connection, saying keys changed."""
     now = [0.0]
-    with scratch_database("postgresql", tmp_path) as url:
-        engine = open_engine(url)
-        address = make_url(url)
-        with Relay(address.host or "127.0.0.1", address.port or 5432) as relay:
-            relayed = open_engine(address.set(port=relay.port).render_as_string(False))
-            keys = ApiKeyStore(engine)
-            watch = KeyWatch(relayed, retry_seconds=5.0, beat_seconds=5.0, clock=lambda: now[0])
-            try:
-                assert watch.changed() is False
-                now[0] = 5.0
-                assert watch.changed() is False  # its round trip is on its way
-                key, _ = keys.create(Role.MATCHER)
-                assert eventually(watch.changed) is True  # after the round trip's answer
-                relay.freeze()
-                _, unconfirmed = keys.revoke(key.id, confirm_seconds=0.0)
-                assert len(unconfirmed) == 1  # its notification is lost in the silent link
-                now[0] = 10.0
-                assert watch.changed() is False  # not known yet: a round trip goes out
-                now[0] = 15.1
-                assert watch.changed() is None  # no answer within beat_seconds: down
-                assert not watch.watching and watch.lost == 1
-                now[0] = 20.1
-                answers: list[bool | None] = []
+    with _relayed(tmp_path) as (engine, relay, relayed):
+        keys = ApiKeyStore(engine)
+        watch = KeyWatch(relayed, retry_seconds=5.0, beat_seconds=5.0, clock=lambda: now[0])
+        try:
+            assert watch.changed() is False
+            now[0] = 5.0
+            assert watch.changed() is False  # its round trip is on its way
+            key, _ = keys.create(Role.MATCHER)
+            assert eventually(watch.changed) is True  # after the round trip's answer
+            relay.freeze()
+            _, unconfirmed = keys.revoke(key.id, confirm_seconds=0.0)
+            assert len(unconfirmed) == 1  # its notification is lost in the silent link
+            now[0] = 10.0
+            assert watch.changed() is False  # not known yet: a round trip goes out
+            now[0] = 15.1
+            assert watch.changed() is None  # no answer within beat_seconds: down
+            assert not watch.watching and watch.lost == 1
+            now[0] = 20.1
+            answers: list[bool | None] = []
 
-                def answered() -> bool:
-                    answers.append(watch.changed())
-                    return answers[-1] is not None
+            def answered() -> bool:
+                answers.append(watch.changed())
+                return answers[-1] is not None
 
-                assert eventually(answered)
-                assert answers[-1] is True and watch.watching  # by a new connection
-                keys.create(Role.MATCHER)
-                assert eventually(watch.changed) is True
-            finally:
-                watch.close()
-                relayed.dispose()
-                engine.dispose()
+            assert eventually(answered)
+            assert answers[-1] is True and watch.watching  # by a new connection
+            keys.create(Role.MATCHER)
+            assert eventually(watch.changed) is True
+        finally:
+            watch.close()
 
 
 def test_a_revocation_returns_once_every_running_watch_has_taken_it(tmp_path: Path) -> None:
@@ -192,55 +204,49 @@ def test_a_revocation_returns_once_every_running_watch_has_taken_it(tmp_path: Pa
     on a loaded machine), so a revocation waits until each running service's watch has taken
     it: the very next request to any of them is refused. One that does not confirm in time is
     named (it holds the revocation within its key cache's time bound)."""
-    with scratch_database("postgresql", tmp_path) as url:
-        engine = open_engine(url)
-        address = make_url(url)
-        with Relay(address.host or "127.0.0.1", address.port or 5432) as relay:
-            relayed = open_engine(address.set(port=relay.port).render_as_string(False))
-            keys = ApiKeyStore(engine)
-            watch = KeyWatch(relayed)  # a service's, its link to the database slow at will
-            revoking = ThreadPoolExecutor(1)
+    with _relayed(tmp_path) as (engine, relay, relayed):
+        keys = ApiKeyStore(engine)
+        watch = KeyWatch(relayed)  # a service's, its link to the database slow at will
+        revoking = ThreadPoolExecutor(1)
+        try:
+            key, token = keys.create(Role.MATCHER)
+            assert eventually(watch.changed) is True
+            relay.hold()  # the notification of the revocation waits in the relay
+            revoked = revoking.submit(keys.revoke, key.id, "cli", 60.0)
+            assert eventually(lambda: keys.authenticate(token) is None)  # committed
+            with pytest.raises(FuturesTimeout):
+                revoked.result(timeout=0.5)  # not back while the watch has not taken it
+            relay.release()
+            assert revoked.result(timeout=60)[1] == ()  # every watch confirmed
+            assert watch.changed() is True  # at once: its cache is emptied now
+            late, token = keys.create(Role.MATCHER)
+            assert eventually(watch.changed) is True
+            relay.hold()
+            _, unconfirmed = keys.revoke(late.id, confirm_seconds=0.2)
+            [pid] = [u.pid for u in unconfirmed]
+            with engine.connect() as connection:
+                named = connection.execute(
+                    text("SELECT application_name FROM pg_stat_activity WHERE pid = :pid"),
+                    {"pid": pid},
+                ).scalar_one()
+            assert named == WATCH_NAME and str(unconfirmed[0]).startswith(f"connection {pid}")
+            relay.release()
+            assert eventually(watch.changed) is True  # it took it late, within its bound
+            assert watch.watching and watch.lost == 0
+            # A service's requests ask the watch all the while: the confirmation still goes.
+            asking = threading.Event()
+            answers = (watch.changed() for _ in iter(asking.is_set, True))
+            asked = revoking.submit(list, answers)
             try:
-                key, token = keys.create(Role.MATCHER)
-                assert eventually(watch.changed) is True
-                relay.hold()  # the notification of the revocation waits in the relay
-                revoked = revoking.submit(keys.revoke, key.id, "cli", 60.0)
-                assert eventually(lambda: keys.authenticate(token) is None)  # committed
-                with pytest.raises(FuturesTimeout):
-                    revoked.result(timeout=0.5)  # not back while the watch has not taken it
-                relay.release()
-                assert revoked.result(timeout=60)[1] == ()  # every watch confirmed
-                assert watch.changed() is True  # at once: its cache is emptied now
-                late, token = keys.create(Role.MATCHER)
-                assert eventually(watch.changed) is True
-                relay.hold()
-                _, unconfirmed = keys.revoke(late.id, confirm_seconds=0.2)
-                [pid] = [u.pid for u in unconfirmed]
-                with engine.connect() as connection:
-                    named = connection.execute(
-                        text("SELECT application_name FROM pg_stat_activity WHERE pid = :pid"),
-                        {"pid": pid},
-                    ).scalar_one()
-                assert named == WATCH_NAME and str(unconfirmed[0]).startswith(f"connection {pid}")
-                relay.release()
-                assert eventually(watch.changed) is True  # it took it late, within its bound
-                assert watch.watching and watch.lost == 0
-                # A service's requests ask the watch all the while: the confirmation still goes.
-                asking = threading.Event()
-                answers = (watch.changed() for _ in iter(asking.is_set, True))
-                asked = revoking.submit(list, answers)
-                try:
-                    busy, _ = keys.create(Role.MATCHER)
-                    assert keys.revoke(busy.id, confirm_seconds=30.0)[1] == ()
-                finally:
-                    asking.set()
-                assert True in asked.result(timeout=60)
+                busy, _ = keys.create(Role.MATCHER)
+                assert keys.revoke(busy.id, confirm_seconds=30.0)[1] == ()
             finally:
-                relay.release()
-                revoking.shutdown()
-                watch.close()
-                relayed.dispose()
-                engine.dispose()
+                asking.set()
+            assert True in asked.result(timeout=60)
+        finally:
+            relay.release()
+            revoking.shutdown()
+            watch.close()
 
 
 def test_an_idle_watch_says_nothing_until_a_round_trip_answers(tmp_path: Path) -> None:
