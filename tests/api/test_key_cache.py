@@ -1,15 +1,24 @@
-"""The service's key cache against a revocation that races a lookup: the lookup that read the
-key before the revocation may answer its own request, but the key is not cached for the next.
+"""The service's key cache (``KeyCache``): a revocation that races a lookup (the lookup that
+read the key before the revocation may answer its own request, but the key is not cached for
+the next); one lookup for all the requests that need a token's key at once; a lookup ahead of
+the expiry that no request waits for.
 
-The key store here is a stand-in whose lookup can be held mid-way (the race needs a lookup that
-read the row before the revocation and returns after it); the real store, watch and CLI are
-tested through a real server in test_service.py."""
+The key store here is a stand-in whose lookups are counted and can be held mid-way (the races
+need a lookup that read the row before the revocation and returns after it); the real store,
+watch and CLI are tested through a real server in test_service.py."""
 
 import asyncio
 import threading
-import types
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 
-from hashguard.api.service import Service
+import pytest
+
+from hashguard.api.key_cache import KeyCache
+from hashguard.store.api_keys import ApiKey, Role
+
+KEY = ApiKey("k1", Role.MATCHER, (), "test", datetime(2026, 1, 1, tzinfo=UTC))
+SECONDS = 60.0
 
 
 class Watch:
@@ -24,74 +33,155 @@ class Watch:
 
 
 class Keys:
-    """The first lookup of token "held" reads its row, then waits for ``release``."""
+    """Lookups of token "held" read the row, then wait for ``release`` while ``holding``."""
 
     def __init__(self) -> None:
         self.revoked = False
+        self.failing = False
+        self.holding = True
+        self.lookups = 0
         self.reading = threading.Event()
         self.release = threading.Event()
 
-    def authenticate(self, token: str) -> str | None:
+    def authenticate(self, token: str) -> ApiKey | None:
+        self.lookups += 1
+        if self.failing:
+            raise ConnectionError("the database is gone")
         live = not self.revoked
-        if token == "held" and not self.reading.is_set():  # the first lookup only
+        if token == "held" and self.holding:
             self.reading.set()
             self.release.wait(30)
-        return "KEY" if live else None
+        return KEY if live else None
 
 
-def service() -> types.SimpleNamespace:
-    settings = types.SimpleNamespace(key_cache_seconds=60.0)
-    served = types.SimpleNamespace(
-        _key_watch=Watch(), _key_cache={}, _key_generation=0, keys=Keys(), settings=settings
-    )
-    served._forget_keys = lambda: Service._forget_keys(served)  # type: ignore[arg-type]
-    return served
+def cache(now: list[float] | None = None) -> tuple[KeyCache, Keys, Watch]:
+    keys, watch = Keys(), Watch()
+    clock = (lambda: now[0]) if now is not None else (lambda: 0.0)
+    cached = KeyCache(keys.authenticate, SECONDS, clock)
+    cached.watch = watch  # type: ignore[assignment]  # a stand-in
+    return cached, keys, watch
 
 
-def authenticate(served: types.SimpleNamespace, token: str) -> "asyncio.Future[object]":
-    return asyncio.ensure_future(Service.authenticate(served, token))  # type: ignore[arg-type]
+def get(cached: KeyCache, token: str) -> "asyncio.Future[ApiKey | None]":
+    return asyncio.ensure_future(cached.get(token))
+
+
+async def until(check: Callable[[], Awaitable[bool]]) -> bool:
+    """Whether ``check()`` comes true within 30 s, asked again until it does."""
+    deadline = asyncio.get_running_loop().time() + 30
+    while not await check():
+        if asyncio.get_running_loop().time() > deadline:
+            return False
+        await asyncio.sleep(0.01)
+    return True
 
 
 def test_a_lookup_that_raced_a_revocation_is_not_cached() -> None:
-    served = service()
+    cached, keys, watch = cache()
 
     async def run() -> tuple[object, object, object]:
-        first = authenticate(served, "held")  # reads the key while it is live
-        await asyncio.to_thread(served.keys.reading.wait, 30)
-        served.keys.revoked = True  # another process revokes it; the watch sees the change
-        served._key_watch.pending = True
-        second = await authenticate(served, "held")  # takes the change: looked up again
-        served.keys.release.set()
-        return await first, second, await authenticate(served, "held")
+        first = get(cached, "held")  # reads the key while it is live
+        await asyncio.to_thread(keys.reading.wait, 30)
+        keys.holding = False
+        keys.revoked = True  # another process revokes it; the watch sees the change
+        watch.pending = True
+        second = await get(cached, "held")  # takes the change: looked up again, not joined
+        keys.release.set()
+        return await first, second, await get(cached, "held")
 
     first, second, third = asyncio.run(run())
-    assert first == "KEY"  # the request that came before the revocation
+    assert first == KEY  # the request that came before the revocation
     assert second is None
     assert third is None  # before the fix: the raced lookup had cached the revoked key
 
 
 def test_a_key_revoked_here_is_forgotten_even_while_it_is_looked_up() -> None:
-    served = service()
+    cached, keys, _ = cache()
 
     async def run() -> tuple[object, object]:
-        first = authenticate(served, "held")
-        await asyncio.to_thread(served.keys.reading.wait, 30)
-        served.keys.revoked = True
-        Service.forget_key(served, "KEY")  # type: ignore[arg-type]  # DELETE /v1/keys/{id}
-        served.keys.release.set()
-        return await first, await authenticate(served, "held")
+        first = get(cached, "held")
+        await asyncio.to_thread(keys.reading.wait, 30)
+        keys.holding = False
+        keys.revoked = True
+        cached.forget(KEY.id)  # DELETE /v1/keys/{id}
+        keys.release.set()
+        return await first, await get(cached, "held")
 
     first, after = asyncio.run(run())
-    assert first == "KEY"
+    assert first == KEY
     assert after is None
 
 
 def test_keys_stay_cached_when_nothing_changed() -> None:
-    served = service()
+    cached, keys, _ = cache()
 
     async def run() -> tuple[object, object]:
-        first = await authenticate(served, "other")
-        served.keys.revoked = True  # unseen by the watch: the cache answers
-        return first, await authenticate(served, "other")
+        first = await get(cached, "other")
+        keys.revoked = True  # unseen by the watch: the cache answers
+        return first, await get(cached, "other")
 
-    assert asyncio.run(run()) == ("KEY", "KEY")
+    assert asyncio.run(run()) == (KEY, KEY)
+    assert keys.lookups == 1
+
+
+def test_requests_that_need_a_key_at_once_share_one_lookup() -> None:
+    cached, keys, _ = cache()
+
+    async def run() -> list[ApiKey | None]:
+        waiting = [get(cached, "held") for _ in range(20)]
+        await asyncio.to_thread(keys.reading.wait, 30)
+        await asyncio.sleep(0)  # every request has asked
+        keys.release.set()
+        return list(await asyncio.gather(*waiting))
+
+    assert asyncio.run(run()) == [KEY] * 20
+    assert keys.lookups == 1  # before: one lookup, on a thread of its own, per request
+
+
+def test_a_key_is_looked_up_again_ahead_of_its_expiry_while_requests_go_on() -> None:
+    now = [0.0]
+    cached, keys, _ = cache(now)
+
+    async def run() -> None:
+        keys.holding = False
+        assert await get(cached, "held") == KEY
+        now[0] = 0.6 * SECONDS  # past half its time: looked up again in the background
+        keys.holding, keys.revoked = True, True  # and that lookup is slow to return
+        keys.reading.clear()
+        answer = get(cached, "held")
+        await asyncio.to_thread(keys.reading.wait, 30)
+        assert answer.done() and answer.result() == KEY  # nobody waited for the lookup
+        keys.release.set()
+        keys.holding = False
+        # Once that lookup has returned, the key it found revoked is served no more, though
+        # its entry had not expired (the clock stays at 0.6 of its time).
+
+        async def refused() -> bool:
+            return await get(cached, "held") is None
+
+        assert await until(refused)
+
+    asyncio.run(run())
+
+
+def test_a_failed_lookup_ahead_of_expiry_leaves_the_key_served_until_it_expires() -> None:
+    now = [0.0]
+    cached, keys, _ = cache(now)
+
+    async def run() -> None:
+        keys.holding = False
+        assert await get(cached, "other") == KEY
+        keys.failing = True
+        now[0] = 0.6 * SECONDS
+        assert await get(cached, "other") == KEY  # its lookup fails in the background
+
+        async def tried() -> bool:
+            return keys.lookups >= 2
+
+        assert await until(tried)
+        assert await get(cached, "other") == KEY
+        now[0] = 1.1 * SECONDS  # expired: the request waits for the lookup, and sees it fail
+        with pytest.raises(ConnectionError):
+            await get(cached, "other")
+
+    asyncio.run(run())

@@ -21,10 +21,10 @@ from datetime import timedelta
 from typing import Any, Final, TypeVar
 
 from sqlalchemy import Connection, Engine
-from starlette.concurrency import run_in_threadpool
 
 from hashguard.api.batching import MatchBatcher, MatchRecorder
 from hashguard.api.jobs import BulkJobs
+from hashguard.api.key_cache import KeyCache
 from hashguard.api.public_limits import PublicLimits
 from hashguard.api.settings import ServiceSettings
 from hashguard.errors import NotFound, Unavailable
@@ -224,8 +224,7 @@ class Service:
         self._thread: threading.Thread | None = None
         self._webhooks: threading.Thread | None = None
         self._sync = threading.Lock()
-        self._key_cache: dict[str, tuple[ApiKey, float]] = {}
-        self._key_generation = 0  # counts key changes seen: a lookup that raced one is not cached
+        self._key_cache = KeyCache(self.keys.authenticate, settings.key_cache_seconds)
         self._key_watch: KeyWatch | None = None  # from start() to stop()
         self.batcher: MatchBatcher | None = None
         self.recorder: MatchRecorder | None = None
@@ -236,7 +235,7 @@ class Service:
         """Record the configuration if it changed, then load and follow lists in the
         background."""
         self._record_configuration()
-        self._key_watch = KeyWatch(self.engine)
+        self._key_watch = self._key_cache.watch = KeyWatch(self.engine)
         # The matching thread hands its results back to the event loop: with the interpreter's
         # default 5 ms switch interval each hand-over can wait that long for the lock.
         sys.setswitchinterval(0.0005)
@@ -669,30 +668,11 @@ class Service:
     # --- keys -------------------------------------------------------------------------------
 
     async def authenticate(self, token: str) -> ApiKey | None:
-        """The live key of ``token``, looked up (off the event loop) at most every
+        """The live key of ``token`` (``KeyCache``): looked up at most every
         ``key_cache_seconds``, and again after any change a ``KeyWatch`` sees (a key revoked
         or rescoped by another process: the CLI), so a revocation holds for the very next
         request."""
-        now = time.monotonic()
-        watch = self._key_watch
-        if watch is not None and watch.changed():  # a key may have been revoked elsewhere
-            self._forget_keys()
-        cached = self._key_cache.get(token)
-        if cached is not None and cached[1] > now:
-            return cached[0]
-        generation = self._key_generation
-        key = await run_in_threadpool(self.keys.authenticate, token)
-        if key is None:
-            self._key_cache.pop(token, None)
-            return None
-        if generation != self._key_generation:
-            # Keys changed while this lookup ran: what it read may be a key revoked since,
-            # good for this request (it came first), never for the next ones.
-            return key
-        if len(self._key_cache) > 10_000:  # many keys in use: start again
-            self._key_cache.clear()
-        self._key_cache[token] = (key, now + self.settings.key_cache_seconds)
-        return key
+        return await self._key_cache.get(token)
 
     @property
     def key_watch(self) -> KeyWatch | None:
@@ -701,14 +681,7 @@ class Service:
 
     def forget_key(self, ident: str) -> None:
         """A key revoked here stops working at once."""
-        self._key_generation += 1
-        for token in [t for t, (key, _) in self._key_cache.items() if key.id == ident]:
-            del self._key_cache[token]
-
-    def _forget_keys(self) -> None:
-        """Every cached key looked up again, and no lookup already running cached."""
-        self._key_generation += 1
-        self._key_cache.clear()
+        self._key_cache.forget(ident)
 
     def _record_configuration(self) -> None:
         """An audit event when the service starts with settings unlike the last recorded."""
