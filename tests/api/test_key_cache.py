@@ -164,7 +164,32 @@ def test_a_key_is_looked_up_again_ahead_of_its_expiry_while_requests_go_on() -> 
     asyncio.run(run())
 
 
-def test_a_failed_lookup_ahead_of_expiry_leaves_the_key_served_until_it_expires() -> None:
+def test_a_lookup_older_than_the_cache_time_is_not_joined() -> None:
+    """A database slow to answer: a request joins a lookup under way only if what it reads is
+    as fresh as a cached entry may be; a later one reads the database itself."""
+    now = [0.0]
+    cached, keys, _ = cache(now)
+
+    async def run() -> tuple[object, object, object]:
+        first = get(cached, "held")  # reads the key, then hangs
+        await asyncio.to_thread(keys.reading.wait, 30)
+        keys.holding = False
+        keys.revoked = True  # unseen: the watch is down
+        now[0] = 0.5 * SECONDS
+        joined = get(cached, "held")  # its lookup started 0.5 of the cache time ago
+        await asyncio.sleep(0)  # it asks now
+        now[0] = 1.1 * SECONDS
+        late = await get(cached, "held")  # not joined: a lookup of its own finds it revoked
+        keys.release.set()
+        return await first, await joined, late
+
+    assert asyncio.run(run()) == (KEY, KEY, None)
+    assert keys.lookups == 2
+
+
+def test_a_failed_lookup_ahead_of_expiry_leaves_the_key_served_until_it_expires(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     now = [0.0]
     cached, keys, _ = cache(now)
 
@@ -185,3 +210,5 @@ def test_a_failed_lookup_ahead_of_expiry_leaves_the_key_served_until_it_expires(
             await get(cached, "other")
 
     asyncio.run(run())
+    failures = [r for r in caplog.records if "looking up API keys failed" in r.getMessage()]
+    assert len(failures) == 1  # once until a lookup succeeds

@@ -668,10 +668,10 @@ class Service:
     # --- keys -------------------------------------------------------------------------------
 
     async def authenticate(self, token: str) -> ApiKey | None:
-        """The live key of ``token`` (``KeyCache``): looked up at most every
-        ``key_cache_seconds``, and again after any change a ``KeyWatch`` sees (a key revoked
-        or rescoped by another process: the CLI), so a revocation holds for the very next
-        request."""
+        """The live key of ``token`` (``KeyCache``): cached for ``key_cache_seconds`` (looked
+        up again in the background past half of it), and looked up again after any change a
+        ``KeyWatch`` sees (a key revoked or rescoped by another process: the CLI), so a
+        revocation holds for the very next request."""
         return await self._key_cache.get(token)
 
     @property
