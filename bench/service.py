@@ -2,6 +2,8 @@
 
     make bench-service    # or: .venv/bin/python bench/service.py [--sizes 1000000,10000000]
     .venv/bin/python bench/service.py --quick   # 1M, the hash routes only, short runs: minutes
+    .venv/bin/python bench/service.py --quick --sizes 10000000 --seconds 15 --repeat 10
+                                                # how often 2,000/s meets the target at 10M
 
 For each size, a SQLite database holds one list of that many PDQ hashes from
 ``hashsets.generate`` (realistic clustered spectra; bench/matching.py measures the index alone).
@@ -71,6 +73,7 @@ SECONDS = 20
 QUERIES = 20_000
 NEAR_SHARE = 0.01
 RATES = (1000, 1500, 2000)  # requests/s of the fixed-rate runs
+TARGET_RATE, TARGET_P99 = 2000, 20.0  # issue 5's target: this rate with p99 <= 20 ms
 RATE_SECONDS = 15
 IMPORT_RATE = 1000
 IMPORT_WINDOW = 30  # seconds of load around each import: it must outlast the catch-up
@@ -366,6 +369,7 @@ def served(
     seconds: int,
     quick: bool,
     seed: int,
+    repeat: int = 1,
 ) -> tuple[list[tuple[str, str, dict[str, float], str]], str]:
     """The runs on one server core: (route, load, figures, target) each, and its start. The
     import's hashes are drawn from ``seed``: each core's must be new to the list (the cores
@@ -384,11 +388,18 @@ def served(
             closed = server.measured(partial(wrk, server.base, load.scripts[path], seconds))
             runs.append((path, "as fast as answered (wrk)", closed, ""))
             for rate in RATES:
-                rated = partial(at_rate, server.base, load.lines[path], load.token, rate,
-                                rated_seconds, path)  # fmt: skip
-                figures = server.measured(rated)
-                target = ">= 2,000/s, p99 <= 20 ms" if rate == 2000 else ""
-                runs.append((path, f"{rate:,}/s offered", figures, target))
+                times = repeat if rate == TARGET_RATE else 1
+                met = 0
+                for run in range(times):
+                    rated = partial(at_rate, server.base, load.lines[path], load.token, rate,
+                                    rated_seconds, path)  # fmt: skip
+                    figures = server.measured(rated)
+                    met += figures["p99"] <= TARGET_P99 and figures["rps"] >= 0.99 * rate
+                    how = f"{rate:,}/s offered" + (f", run {run + 1}" if times > 1 else "")
+                    target = ">= 2,000/s, p99 <= 20 ms" if rate == TARGET_RATE else ""
+                    if times > 1 and run == times - 1:
+                        target += f"; met in {met} of {times} runs"
+                    runs.append((path, how, figures, target))
         if not quick:
             media = server.measured(partial(wrk, server.base, load.media, seconds))
             runs.append(("/v1/match/media", "a 512 px JPEG upload, hashed + matched (wrk)",
@@ -418,6 +429,7 @@ def bench(
     seconds: int,
     quick: bool,
     rows: list[list[str]],
+    repeat: int = 1,
 ) -> None:
     """The runs at ``size`` hashes, each row added to ``rows`` as it is measured."""
     print(f"{size:,} hashes:", flush=True)
@@ -428,7 +440,8 @@ def bench(
     shown = f"{size:,}"
     baseline: dict[tuple[str, str], dict[str, float]] = {}
     for number, core in enumerate(cores):
-        runs, start = served(url, port + number, core, tokens, load, seconds, quick, 7 + number)
+        runs, start = served(url, port + number, core, tokens, load, seconds, quick, 7 + number,
+                             repeat)  # fmt: skip
         for path, how, figures, target in runs:
             first = baseline.setdefault((path, how), figures)
             # No CPU per request while an import runs: the server's CPU is the import's too.
@@ -469,6 +482,12 @@ def main() -> None:
         action="store_true",
         help="the hot routes only (no uploads, import or faiss), short runs",
     )
+    parser.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="fixed-rate runs at 2,000/s per route and core: how often the target is met",
+    )
     parser.add_argument("--port", type=int, default=8731)
     options = parser.parse_args()
     sizes = options.sizes or ("1000000" if options.quick else "1000000,10000000")
@@ -484,7 +503,7 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as directory:
             for size in (int(s) for s in sizes.split(",")):
                 bench(size, Path(directory), options.port, base, cores, seconds, options.quick,
-                      rows)  # fmt: skip
+                      rows, options.repeat)  # fmt: skip
     finally:  # what was measured is shown, though a later run failed
         show(rows, seconds)
 
