@@ -304,3 +304,28 @@ def test_a_case_takes_a_pdq_hashs_stability_beside_its_quality(world: World) -> 
     bad = origin.post("/v1/victims/cases", json={"hashes": [
         {"signal": "pdq", "value": value, "quality": 88, "stability": 101}]})  # fmt: skip
     assert bad.status_code == 400 and "hashes.0: stability 101" in bad.text
+
+
+def test_opening_cases_is_limited_per_address_with_retry_after(tmp_path: Path) -> None:
+    """Opening a case needs no key: one address may open ``--victims-cases-per-hour`` of them;
+    the next is refused with 429 and Retry-After (counted in /metrics), and a case refused for
+    its hashes does not count."""
+    with (
+        scratch_database("sqlite", tmp_path) as url,
+        running(url, "--victims-cases-per-hour", "2") as server,
+    ):
+        bad = server.post("/v1/victims/cases", json={"hashes": [{"signal": "md5", "value": "x"}]})
+        assert bad.status_code == 400, bad.text
+        first = _open(server, {"signal": "md5", "value": _md5(9001)})
+        second = _open(server, {"signal": "md5", "value": _md5(9002)})
+        assert first["case"] != second["case"]
+        third = {"hashes": [{"signal": "md5", "value": _md5(9003)}]}
+        refused = server.post("/v1/victims/cases", json=third)
+        assert refused.status_code == 429, refused.text
+        assert 1 <= int(refused.headers["retry-after"]) <= 3600
+        assert "too many cases opened from this address" in refused.json()["error"]["message"]
+        metrics = server.get("/metrics", "auditor").text
+        counted = re.search(r'hashguard_rate_limited_total\{route="/v1/victims/cases",'
+                            r'scope="([a-z]+)"\} (\d+)', metrics)  # fmt: skip
+        assert counted is not None and int(counted[2]) == 1, metrics
+        assert _status(server, first).status_code == 200  # the cases opened stay readable
