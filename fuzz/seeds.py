@@ -11,6 +11,7 @@ import hashlib
 import io
 import json
 import shutil
+import sys
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,7 +22,15 @@ from PIL import Image
 from hashguard.device import delta
 from hashguard.device.build import build
 from hashguard.index.fuse import FuseFilter
-from hashguard.lists.model import Category, EntryStatus, HashList, Provenance, new_entry
+from hashguard.lists.model import (
+    Category,
+    Change,
+    ChangeKind,
+    EntryStatus,
+    HashList,
+    Provenance,
+    new_entry,
+)
 from hashguard.signals import registry
 from hashguard.transparency import keys
 from hashguard.transparency import manifest as signed_manifest
@@ -44,6 +53,9 @@ def main() -> None:
         "exchange_ncmec": _examples("entries.xml"),
         "list_stopncii": {**_examples("fetch.json"), "lines.jsonl": _stopncii_lines()},
         "exchange_stopncii": {"page.json": _stopncii_page()},
+        "exchange_hashguard_feed": _feed_pages(),
+        "exchange_threatexchange": _threat_updates(),
+        "hotline_crawl_html": _pages(),
         "takedown_xarf": _xarf(),
         "takedown_reply": {
             "ticket.json": b'{"ticket": "T-1234", "origin": "192.0.2.7"}',
@@ -51,7 +63,10 @@ def main() -> None:
         },
         **_device(),
     }
+    chosen = sys.argv[1:]  # targets named: only their seeds are written again
     for target, files in seeds.items():
+        if chosen and target not in chosen:
+            continue
         directory = CORPUS / target
         shutil.rmtree(directory, ignore_errors=True)
         directory.mkdir(parents=True)
@@ -108,6 +123,45 @@ def _stopncii_page() -> bytes:
     """A FetchHashes page as the API answers it (the example file, with its paging fields)."""
     page = json.loads((EXAMPLES / "fetch.json").read_bytes())
     return json.dumps({**page, "nextSetTimestamp": 1764633780, "hasMoreRecords": False}).encode()
+
+
+def _feed_pages() -> dict[str, bytes]:
+    """Pages of a change feed as a hashguard service answers them (``Change.as_json``)."""
+    at = "2026-01-01T00:00:00+00:00"
+    added = Change(1, 1, ChangeKind.ADD, 1, "pdq", "a5" * 32, frozenset({"test"}), None, "",
+                   "importer", at, 90)  # fmt: skip
+    deleted = Change(1, 2, ChangeKind.DELETE, 2, "md5", "0" * 32, None, None, "withdrawn",
+                     "victim", at)  # fmt: skip
+    page = {"version": 2, "changes": [added.as_json(), deleted.as_json()]}
+    return {"page.json": json.dumps(page).encode(), "empty.json": b'{"version": 0, "changes": []}'}
+
+
+def _threat_updates() -> dict[str, bytes]:
+    """Pages of ThreatExchange threat updates (fields as the exchange asks for them)."""
+    updates = [
+        {"id": "101", "indicator": "b" * 32, "type": "HASH_MD5", "last_updated": 1700000000,
+         "should_delete": False, "tags": {"data": [{"text": "test"}]}},
+        {"id": "102", "indicator": "a5" * 32, "type": "HASH_PDQ", "last_updated": 1700000100},
+        {"id": "103", "should_delete": True, "last_updated": 1700000200},
+        {"id": "104", "indicator": "x", "type": "URI", "last_updated": 1700000300},
+    ]  # fmt: skip
+    next_link = "https://graph.example/v21.0/1234/threat_updates?after=abc"
+    return {
+        "page.json": json.dumps({"data": updates, "paging": {"next": next_link}}).encode(),
+        "empty.json": b'{"data": []}',
+    }
+
+
+def _pages() -> dict[str, bytes]:
+    """HTML pages a crawler meets (the first byte picks the declared charset: 0, none)."""
+    return {
+        "gallery.html": b"\x00<html><head><base href='/media/'><meta property='og:image' "
+        b"content='cover.jpg'></head><body><img src='a.jpg' srcset='a-2x.jpg 2x, b.webp 640w'>"
+        b"<video src='v.mp4' poster='p.png'></video><a href='c.gif#top'>c</a></body></html>",
+        "charset.html": b"\x01<meta charset='shift_jis'><picture><source srcset='s.avif'>"
+        b"<img src='//cdn.example/i.png'></picture>",
+        "unknown-charset.html": b"\x05<p>text <a href='page.html'>not media</a></p>",
+    }
 
 
 def _xarf() -> dict[str, bytes]:

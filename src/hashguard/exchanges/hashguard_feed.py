@@ -137,7 +137,7 @@ class HashguardExchange:
             try:
                 version = int(document["version"])
                 items = list(document["changes"])
-            except (KeyError, TypeError, ValueError):
+            except (KeyError, TypeError, ValueError, OverflowError):  # 1e400: infinity
                 raise ExchangeUnavailable(
                     f"{self.origin.http.base_url}{_changes_path(self.list)}: not a change feed "
                     "(expected version and changes)"
@@ -209,8 +209,16 @@ class Feed:
                                        {"since": str(since), "limit": str(PAGE)})  # fmt: skip
         except ExchangeUnavailable as error:
             raise MirrorError(str(error)) from None
-        try:
-            changes = [bounded(Change.from_json(item)) for item in document["changes"]]
-            return int(document["version"]), changes
-        except (KeyError, TypeError, ValueError) as error:
-            raise MirrorError(f"{self.name}: a malformed change in the feed ({error})") from None
+        return feed_page(self.name, document)
+
+
+def feed_page(name: str, document: Any) -> tuple[int, list[Change]]:
+    """A page of list ``name``'s change feed as the origin answered it (parsed JSON): the
+    origin's version and the changes. Raises MirrorError naming what is malformed."""
+    try:
+        changes = [bounded(Change.from_json(item)) for item in document["changes"]]
+        return int(document["version"]), changes
+    # A change or its provenance that is not an object (AttributeError); a number too large
+    # for an integer (OverflowError: 1e400 reads as infinity).
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
+        raise MirrorError(f"{name}: a malformed change in the feed ({error})") from None
