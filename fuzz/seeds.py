@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hashguard.device import delta
+from hashguard.device import delta, oprf
 from hashguard.device.build import build
 from hashguard.index.fuse import FuseFilter
 from hashguard.lists.model import (
@@ -55,6 +55,7 @@ def main() -> None:
         "exchange_stopncii": {"page.json": _stopncii_page()},
         "exchange_hashguard_feed": _feed_pages(),
         "exchange_threatexchange": _threat_updates(),
+        "device_evaluation": _blinded(),
         "hotline_crawl_html": _pages(),
         "takedown_xarf": _xarf(),
         "takedown_reply": {
@@ -134,6 +135,13 @@ def _feed_pages() -> dict[str, bytes]:
                      "victim", at)  # fmt: skip
     page = {"version": 2, "changes": [added.as_json(), deleted.as_json()]}
     return {"page.json": json.dumps(page).encode(), "empty.json": b'{"version": 0, "changes": []}'}
+
+
+def _blinded() -> dict[str, bytes]:
+    """Blinded elements as a device sends them (one, and four), and the identity."""
+    one = oprf.blind([b"seed one"]).elements
+    four = oprf.blind([b"a", b"b", b"c", b"d"]).elements
+    return {"one.bin": b"".join(one), "four.bin": b"".join(four), "identity.bin": bytes(32)}
 
 
 def _threat_updates() -> dict[str, bytes]:
