@@ -56,6 +56,7 @@ def main() -> None:
         "exchange_hashguard_feed": _feed_pages(),
         "exchange_threatexchange": _threat_updates(),
         "device_evaluation": _blinded(),
+        "media_video": _videos(),
         "hotline_crawl_html": _pages(),
         "takedown_xarf": _xarf(),
         "takedown_reply": {
@@ -135,6 +136,30 @@ def _feed_pages() -> dict[str, bytes]:
                      "victim", at)  # fmt: skip
     page = {"version": 2, "changes": [added.as_json(), deleted.as_json()]}
     return {"page.json": json.dumps(page).encode(), "empty.json": b'{"version": 0, "changes": []}'}
+
+
+def _videos() -> dict[str, bytes]:
+    """Short benign videos (a generated scene, panned) in each container hashguard reads."""
+    import av
+
+    from hashguard.media.synthetic import scene
+
+    backdrop = scene(5, 128, 48)
+    videos = {}
+    for container, codec in (("mp4", "mpeg4"), ("webm", "libvpx"), ("avi", "mpeg4")):
+        buffer = io.BytesIO()
+        with av.open(buffer, mode="w", format=container) as output:
+            stream = output.add_stream(codec, rate=5)
+            stream.width, stream.height, stream.pix_fmt = 64, 48, "yuv420p"
+            for index in range(5):
+                frame = av.VideoFrame.from_image(backdrop.crop((index * 8, 0, index * 8 + 64, 48)))
+                frame.pts = index
+                for packet in stream.encode(frame):
+                    output.mux(packet)
+            for packet in stream.encode():
+                output.mux(packet)
+        videos[f"scene.{container}"] = buffer.getvalue()
+    return videos
 
 
 def _blinded() -> dict[str, bytes]:
