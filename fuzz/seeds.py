@@ -1,7 +1,7 @@
 """Writes the fuzz corpus (fuzz/corpus/<target>/): small, benign, generated seeds, one
 directory per target. Run from the repository root after changing a target or a format:
 
-    PYTHONPATH=src python fuzz/seeds.py
+    PYTHONPATH=src python fuzz/seeds.py [TARGET ...]   # named targets only (default: all)
 
 Images are generated patterns; list files are the repository's own examples/; the device files
 come from a real release of two made-up hashes built here, signed with a throwaway key.
@@ -66,6 +66,9 @@ def main() -> None:
         **_device(),
     }
     chosen = sys.argv[1:]  # targets named: only their seeds are written again
+    unknown = sorted(set(chosen) - set(seeds))
+    if unknown:
+        raise SystemExit(f"no seeds for {', '.join(unknown)}; targets: {', '.join(sorted(seeds))}")
     for target, files in seeds.items():
         if chosen and target not in chosen:
             continue
@@ -186,14 +189,14 @@ def _threat_updates() -> dict[str, bytes]:
 
 
 def _pages() -> dict[str, bytes]:
-    """HTML pages a crawler meets (the first byte picks the declared charset: 0, none)."""
+    """HTML pages a crawler meets (the first line: the charset the server declared)."""
     return {
-        "gallery.html": b"\x00<html><head><base href='/media/'><meta property='og:image' "
+        "gallery.html": b"\n<html><head><base href='/media/'><meta property='og:image' "
         b"content='cover.jpg'></head><body><img src='a.jpg' srcset='a-2x.jpg 2x, b.webp 640w'>"
         b"<video src='v.mp4' poster='p.png'></video><a href='c.gif#top'>c</a></body></html>",
-        "charset.html": b"\x01<meta charset='shift_jis'><picture><source srcset='s.avif'>"
+        "charset.html": b"utf-8\n<meta charset='shift_jis'><picture><source srcset='s.avif'>"
         b"<img src='//cdn.example/i.png'></picture>",
-        "unknown-charset.html": b"\x05<p>text <a href='page.html'>not media</a></p>",
+        "unknown-charset.html": b"a\x01b\n<p>text <a href='page.html'>not media</a></p>",
     }
 
 

@@ -1,14 +1,12 @@
 """An HTML page the hotline's crawler fetched from a reported URL: the media it shows or links.
-The first byte chooses the charset the page's server declared (none, a known one, an unknown
-one); the rest is the page."""
+The input's first line is the charset the page's server declared (any text a header may carry:
+none, a known one, an unknown one, one with control characters); the rest is the page."""
 
 from pathlib import Path
 
 from hashguard.hotline.crawl import media_urls
 
-_CHARSETS = ("", "utf-8", "iso-8859-1", "shift_jis", "utf-16", "x-nonsense")
-
 
 def one(data: bytes, scratch: Path) -> None:
-    charset = _CHARSETS[data[0] % len(_CHARSETS)] if data else ""
-    media_urls(data[1:], "https://reported.example/dir/page.html", charset)
+    charset, _, page = data.partition(b"\n")
+    media_urls(page, "https://reported.example/dir/page.html", charset[:60].decode("latin-1"))

@@ -116,8 +116,11 @@ def test_altered_answers_are_refused() -> None:
 
 def test_the_server_refuses_what_is_not_an_element() -> None:
     key = oprf.ServerKey.generate()
-    # The identity, also as libsodium would alias it (its top bit set: found by fuzzing).
-    for element in (bytes(32), bytes(31) + b"\x80", b"\xff" * 32, b"short"):
+    # The identity, also as libsodium would alias it (its top bit set: found by fuzzing), and a
+    # real element so aliased (RFC 9496: a value of p or more is no encoding).
+    real = oprf.blind([b"a"]).elements[0]
+    aliased = real[:31] + bytes([real[31] | 0x80])
+    for element in (bytes(32), bytes(31) + b"\x80", aliased, b"\xff" * 32, b"short"):
         with pytest.raises(oprf.OprfError, match="not a ristretto255 element"):
             oprf.blind_evaluate(key, [element])
 

@@ -347,6 +347,9 @@ def test_the_page_is_read_in_the_charset_its_server_declares() -> None:
     # A charset lxml does not know: the page's own declaration (none here: Latin-1) decides.
     assert media_urls(page, "http://site.test/", "x-unknown") == [
         "http://site.test/%C3%83%C2%A9t%C3%83%C2%A9.jpg"]  # fmt: skip
+    # One lxml cannot take at all (a control character in the site's header): the same.
+    assert media_urls(page, "http://site.test/", "a\x01b") == [
+        "http://site.test/%C3%83%C2%A9t%C3%83%C2%A9.jpg"]  # fmt: skip
 
 
 def test_the_crawl_writes_no_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

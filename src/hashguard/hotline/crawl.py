@@ -226,7 +226,9 @@ def _parser(charset: str) -> etree.HTMLParser:
     options = {"no_network": True, "remove_comments": True, "remove_pis": True}
     try:
         return lxml_html.HTMLParser(encoding=charset or None, **options)
-    except LookupError:  # a charset lxml does not know: the page's own declaration decides
+    # A charset lxml does not know (LookupError), or one it cannot take at all, such as a name
+    # with control characters in a site's header (ValueError): the page's own declaration decides.
+    except (LookupError, ValueError):
         return lxml_html.HTMLParser(**options)
 
 
