@@ -35,8 +35,11 @@ def client_with_sample_data(client: HmaClient) -> HmaClient:
     assert status, f"the sample exchange was not fetched within {FETCH_SECONDS} s"
     assert status["last_fetch_succeeded"], status
 
-    status = client.get("/status")
-    assert status.status_code == 200, status.text
+    # The bank's new entries reach the index within a moment; this suite's servers turn stale
+    # after 1 s behind (STALE_SOON), which a busy machine can take: wait for it, as HMA's
+    # clients do when they poll /status.
+    ready = eventually(lambda: client.get("/status").status_code == 200, 30)
+    assert ready, client.get("/status").text
     return client
 
 
@@ -118,8 +121,11 @@ def client_with_multi_bank_data(client: HmaClient) -> HmaClient:
         added = client.post(f"/c/bank/{bank}/signal", json={"pdq": pdq_signal})
         assert added.status_code == 200, added.text
 
-    status = client.get("/status")
-    assert status.status_code == 200, status.text
+    # The bank's new entries reach the index within a moment; this suite's servers turn stale
+    # after 1 s behind (STALE_SOON), which a busy machine can take: wait for it, as HMA's
+    # clients do when they poll /status.
+    ready = eventually(lambda: client.get("/status").status_code == 200, 30)
+    assert ready, client.get("/status").text
     return client
 
 
