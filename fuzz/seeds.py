@@ -28,6 +28,7 @@ from hashguard.lists.model import (
     ChangeKind,
     EntryStatus,
     HashList,
+    ListPolicy,
     Provenance,
     new_entry,
 )
@@ -54,6 +55,7 @@ def main() -> None:
         "list_stopncii": {**_examples("fetch.json"), "lines.jsonl": _stopncii_lines()},
         "exchange_stopncii": {"page.json": _stopncii_page()},
         "exchange_hashguard_feed": _feed_pages(),
+        "exchange_hashguard_about": _list_descriptions(),
         "exchange_threatexchange": _threat_updates(),
         "device_evaluation": _blinded(),
         "media_video": _videos(),
@@ -139,6 +141,17 @@ def _feed_pages() -> dict[str, bytes]:
                      "victim", at)  # fmt: skip
     page = {"version": 2, "changes": [added.as_json(), deleted.as_json()]}
     return {"page.json": json.dumps(page).encode(), "empty.json": b'{"version": 0, "changes": []}'}
+
+
+def _list_descriptions() -> dict[str, bytes]:
+    """Lists as a hashguard service describes them (``GET /v1/lists/{name}``)."""
+    policy = ListPolicy({"pdq": 31.0, "vpdq": 31.0}, four_eyes=True).as_json()
+    known = {"name": "followed", "owner": "Hotline NL", "category": Category.KNOWN_CSAM.value,
+             "jurisdictions": ["NL", "DE"], "legal_basis": "Art. 6(1)(e) GDPR", "version": 12,
+             "policy": policy}  # fmt: skip
+    plain = {**known, "category": Category.TEST.value, "jurisdictions": [], "legal_basis": "",
+             "policy": ListPolicy(variants=frozenset()).as_json()}  # fmt: skip
+    return {"known.json": json.dumps(known).encode(), "plain.json": json.dumps(plain).encode()}
 
 
 def _videos() -> dict[str, bytes]:

@@ -1,6 +1,7 @@
 """Another hashguard instance subscribes to a list through the service's change feed
 (``hashguard lists follow``) and stays an exact mirror, incrementally."""
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from hashguard.store.lists import ListStore
 
 from support.database import scratch_database
 from support.invoke import Ran, hashguard
+from support.loopback import Loopback
 from support.server import Server, running
 
 A, B, C = ("0cc175b9c0f1b6a831c399e269772661", "92eb5ffee6ae2fec3ad71c777531578f",
@@ -158,3 +160,56 @@ def test_a_wrong_key_or_list_is_one_clear_line(origin: Server, tmp_path: Path) -
     refused = hashguard(*command)
     assert refused.returncode == 1 and "401" in refused.stderr
     assert "Traceback" not in missing.stderr + refused.stderr
+
+
+_POLICY: dict[str, object] = ListPolicy({"pdq": 20.0}).as_json()
+_DESCRIBED = {"name": "known", "owner": "Hotline NL", "category": Category.KNOWN_CSAM.value,
+              "jurisdictions": ["NL"], "legal_basis": "Art. 6", "version": 0,
+              "policy": _POLICY}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("odd", "named"),
+    [
+        ({"policy": []}, "policy: expected an object, got a list"),
+        ({"owner": 7}, "owner: expected a string, got a number"),
+        ({"owner": "x" * 5_000_000}, "owner of 5,000,000 characters; the limit is 256"),
+        ({"jurisdictions": "NL"}, "jurisdictions: expected a list, got a string"),
+        ({"jurisdictions": [{"NL": 1}]}, "jurisdiction: expected a string, got an object"),
+        ({"legal_basis": None}, "legal_basis: expected a string, got null"),
+        ({"category": "poems"}, "category 'poems': expected one of"),
+        ({"policy": {**_POLICY, "thresholds": {"pdq": 10**400}}}, "pdq: a number out of range"),
+        (
+            {"policy": {**_POLICY, "negative": "no"}},
+            "negative: expected true or false, got a string",
+        ),
+        (
+            {"policy": {**_POLICY, "variants": ["all"]}},
+            "policy variant 'all': expected one of dihedral, trim, scale",
+        ),
+    ],
+)
+def test_an_origin_describing_its_list_oddly_is_one_clear_line(
+    odd: dict[str, object], named: str, tmp_path: Path
+) -> None:
+    """``lists follow`` creates the local list as the origin describes its own: a description
+    that is not what a hashguard service answers is refused, naming the field, and no list is
+    created."""
+    described = json.dumps({**_DESCRIBED, **odd}).encode()
+    origin = Loopback(lambda path, headers, body: (200, "application/json", described))
+    mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
+    key = "hg_0000000000000000_" + "x" * 43
+    try:
+        ran = hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
+                        "--key", key, "--database-url", mirror)  # fmt: skip
+    finally:
+        origin.close()
+    assert ran.returncode == 1, ran.stdout
+    assert "Traceback" not in ran.stderr
+    assert f"known: the origin described the list oddly ({named}" in ran.stderr
+    assert origin.fetched == ["/v1/lists/known"]  # nothing read beyond the description
+    engine = open_engine(mirror)
+    try:
+        assert ListStore(engine).lists() == []
+    finally:
+        engine.dispose()

@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hashguard.cli.common import DatabaseOption, echo_error, fail
-from hashguard.lists.model import Category, ListPolicy
 
 if TYPE_CHECKING:
     from hashguard.exchanges.hashguard_feed import Feed
@@ -18,17 +17,11 @@ if TYPE_CHECKING:
 def _create_like(store: "ListStore", name: str, feed: "ChangeFeed", origin: str) -> None:
     """The local list, made with the origin list's owner, category, jurisdictions, legal basis
     and policy."""
-    from hashguard.lists.mirror import MirrorError
-
     about = feed.about()
-    try:
-        store.create(
-            name, about["owner"], Category(about["category"]), about["jurisdictions"],
-            about["legal_basis"], ListPolicy.from_json(about["policy"]),
-            actor=f"follow {origin}/{feed.name}",
-        )  # fmt: skip
-    except (KeyError, TypeError, ValueError) as error:
-        raise MirrorError(f"{feed.name}: the origin described the list oddly ({error})") from None
+    store.create(
+        name, about.owner, about.category, about.jurisdictions, about.legal_basis, about.policy,
+        actor=f"follow {origin}/{feed.name}",
+    )  # fmt: skip
 
 
 def _acknowledge(feed: "Feed", version: int) -> int:

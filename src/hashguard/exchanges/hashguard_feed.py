@@ -6,6 +6,7 @@ hashguard.lists.mirror.
 
 import ipaddress
 import json
+import math
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
@@ -24,8 +25,9 @@ from hashguard.exchanges.api import (
 from hashguard.exchanges.fields import check_fields
 from hashguard.exchanges.http import Http
 from hashguard.exchanges.registry import register
-from hashguard.lists.mirror import MirrorError
-from hashguard.lists.model import Category, Change
+from hashguard.lists import limits
+from hashguard.lists.mirror import ListAbout, MirrorError
+from hashguard.lists.model import VARIANT_FAMILIES, Category, Change, ListPolicy
 from hashguard.lists.records import Record, bounded
 
 PAGE: Final = 1000  # changes asked for per request
@@ -195,12 +197,13 @@ class Feed:
         except ExchangeUnavailable as error:
             raise MirrorError(str(error)) from None
 
-    def about(self) -> dict[str, Any]:
+    def about(self) -> ListAbout:
+        """How the origin describes the list (to create the local list like it)."""
         try:
-            document: dict[str, Any] = self.client.get(f"/v1/lists/{self.name}")
+            document = self.client.get(f"/v1/lists/{self.name}")
         except ExchangeUnavailable as error:
             raise MirrorError(str(error)) from None
-        return document
+        return about_page(self.name, document)
 
     def page(self, since: int) -> tuple[int, list[Change]]:
         """The origin's version and its changes after ``since`` (at most a page)."""
@@ -222,3 +225,86 @@ def feed_page(name: str, document: Any) -> tuple[int, list[Change]]:
     # for an integer (OverflowError: 1e400 reads as infinity).
     except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         raise MirrorError(f"{name}: a malformed change in the feed ({error})") from None
+
+
+class _Odd(Exception):
+    """A field of the origin's description that is not what the service answers."""
+
+
+def about_page(name: str, document: Any) -> ListAbout:
+    """List ``name`` as the origin described it (``GET /v1/lists/{name}``, parsed JSON), every
+    field checked for its type and length. Raises MirrorError naming the field."""
+    try:
+        if not isinstance(document, Mapping):
+            raise _Odd(f"expected an object, got {_json_kind(document)}")
+        jurisdictions = _field(document, "jurisdictions", list)
+        if len(jurisdictions) > limits.JURISDICTIONS:
+            raise _Odd(f"jurisdictions: {len(jurisdictions)}; the limit is {limits.JURISDICTIONS}")
+        category = _field(document, "category", str)
+        if category not in {c.value for c in Category}:
+            raise _Odd(f"category {category[:40]!r}: expected one of {', '.join(Category)}")
+        return ListAbout(
+            _text(document, "owner", limits.NAME),
+            Category(category),
+            tuple(_text({"jurisdiction": j}, "jurisdiction", limits.JURISDICTION)
+                  for j in jurisdictions),
+            _text(document, "legal_basis", limits.LEGAL_BASIS),
+            _policy(_field(document, "policy", Mapping)),
+        )  # fmt: skip
+    except _Odd as error:
+        raise MirrorError(f"{name}: the origin described the list oddly ({error})") from None
+
+
+def _policy(data: Mapping[str, Any]) -> ListPolicy:
+    thresholds = _field(data, "thresholds", Mapping)
+    variants = _field(data, "variants", list)
+    for variant in variants:
+        if variant not in VARIANT_FAMILIES:
+            raise _Odd(f"policy variant {str(variant)[:40]!r}: expected one of "
+                       f"{', '.join(VARIANT_FAMILIES)}")  # fmt: skip
+    return ListPolicy(
+        {_text({"signal": s}, "signal", limits.NAME): _number(thresholds, s) for s in thresholds},
+        _field(data, "negative", bool),
+        _field(data, "two_sources", bool),
+        _number(data, "enabled_ratio"),
+        _field(data, "four_eyes", bool),
+        frozenset(variants),
+    )
+
+
+def _json_kind(value: Any) -> str:
+    """What JSON calls the type of ``value`` (parsed JSON, or a type the checks expect)."""
+    for kind, name in ((bool, "true or false"), (str, "a string"), (int | float, "a number"),
+                       (Mapping, "an object"), (list, "a list")):  # fmt: skip
+        if value is kind or (not isinstance(value, type) and isinstance(value, kind)):
+            return name
+    return "null"
+
+
+def _field(data: Mapping[str, Any], field: str, kind: type) -> Any:
+    if field not in data:
+        raise _Odd(f"{field}: missing")
+    value = data[field]
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise _Odd(f"{field}: expected {_json_kind(kind)}, got {_json_kind(value)}")
+    return value
+
+
+def _text(data: Mapping[str, Any], field: str, limit: int) -> str:
+    text: str = _field(data, field, str)
+    if len(text) > limit:
+        raise _Odd(f"{field} of {len(text):,} characters; the limit is {limit:,}")
+    return text
+
+
+def _number(data: Mapping[str, Any], field: str) -> float:
+    value = data.get(field)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _Odd(f"{str(field)[:40]}: expected a number, got {_json_kind(value)}")
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        raise _Odd(f"{str(field)[:40]}: a number out of range") from None
+    if not math.isfinite(number):
+        raise _Odd(f"{str(field)[:40]}: a number out of range")
+    return number

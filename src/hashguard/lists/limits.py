@@ -18,6 +18,8 @@ REFERENCE: Final = 512  # a source's own reference (case, report or entry id)
 REASON: Final = 2048  # why a value was withdrawn or delisted
 SOURCES: Final = 64  # sources on one record
 TIME: Final = 64  # a change's time, ISO 8601
+LEGAL_BASIS: Final = 2048  # a list's legal basis, as an origin describes a list it is followed for
+JURISDICTIONS: Final = 1000  # jurisdictions a list names
 
 # The limits by field name, as the refusals and docs/formats.md name them.
 TEXT: Final = {
@@ -31,4 +33,5 @@ TEXT: Final = {
     "reason": REASON,
     "actor": NAME,
     "at": TIME,
+    "legal_basis": LEGAL_BASIS,
 }

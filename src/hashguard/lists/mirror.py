@@ -9,15 +9,27 @@ Where the feed comes from (an HTTP client, hashguard.exchanges) is the caller's 
 """
 
 from collections.abc import Iterable
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Protocol
 
 from hashguard.errors import Conflict
-from hashguard.lists.model import Change, HashList
+from hashguard.lists.model import Category, Change, HashList, ListPolicy
 from hashguard.lists.records import Record
 
 
 class MirrorError(Conflict):
     """The origin cannot be followed, or the mirror is not one; the message says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class ListAbout:
+    """A list as its origin describes it: what a mirror is created like."""
+
+    owner: str
+    category: Category
+    jurisdictions: tuple[str, ...]
+    legal_basis: str
+    policy: ListPolicy
 
 
 class ChangeFeed(Protocol):
@@ -26,8 +38,8 @@ class ChangeFeed(Protocol):
     name: str  # the list's name at the origin
     origin: str  # where the feed comes from, for messages and the mirror's log
 
-    def about(self) -> dict[str, Any]:
-        """The origin list's description (owner, category, jurisdictions, policy...)."""
+    def about(self) -> ListAbout:
+        """The origin list's description, checked."""
         ...
 
     def page(self, since: int) -> tuple[int, list[Change]]:
