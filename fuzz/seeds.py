@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
+from harness import load  # fuzz/harness.py, beside this script
 from PIL import Image
 
 from hashguard.device import delta, oprf
@@ -195,9 +196,17 @@ def _threat_updates() -> dict[str, bytes]:
         {"id": "104", "indicator": "x", "type": "URI", "last_updated": 1700000300},
     ]  # fmt: skip
     next_link = "https://graph.example/v21.0/1234/threat_updates?after=abc"
+    error = {"error": {"message": "Invalid OAuth access token.", "type": "OAuthException",
+                       "code": 190, "fbtrace_id": "A1b2"}}  # fmt: skip
+    statuses = load("exchange_threatexchange").STATUSES  # the input's first byte picks one
+    ok, moved, bad, denied, failed = (bytes([statuses.index(s)]) for s in (200, 302, 400, 401, 500))
     return {
-        "page.json": json.dumps({"data": updates, "paging": {"next": next_link}}).encode(),
-        "empty.json": b'{"data": []}',
+        "page.json": ok + json.dumps({"data": updates, "paging": {"next": next_link}}).encode(),
+        "empty.json": ok + b'{"data": []}',
+        "redirect.txt": moved + b"/v21.0/1234/threat_updates?after=xyz",
+        "error.json": bad + json.dumps(error).encode(),
+        "refused.json": denied + json.dumps(error).encode(),
+        "failure.txt": failed + b"<html>Service Unavailable</html>",
     }
 
 

@@ -5,6 +5,7 @@ their indicator, a corrupt record quarantined while the rest of its page applies
 page retried then named, a refused token never shown."""
 
 import ipaddress
+import json
 import secrets
 from collections import Counter
 from collections.abc import Iterator
@@ -234,6 +235,37 @@ def test_a_refused_token_or_group_is_named_without_the_token(te: ThreatExchangeS
     assert len(te.requests) == 1  # not retried
     with pytest.raises(ExchangeUnavailable, match="GraphMethodException 100"):
         list(exchange(te, group=42).fetch(None))
+
+
+@pytest.mark.parametrize(
+    ("status", "error", "refused"),
+    [
+        (400, {"type": "OAuthException", "code": [190], "message": "a list for a code"}, False),
+        (400, {"type": "OAuthException", "code": {"190": 1}, "message": "an object"}, False),
+        (400, {"type": "OAuthException", "code": "190", "message": "text for a code"}, False),
+        (400, {"type": "x" * 1_000_000, "code": 1, "message": ["m" * 1_000_000]}, False),
+        (400, ["not", "an", "object"], False),
+        (403, {"type": None, "code": None, "message": None}, True),
+    ],
+)
+def test_an_odd_error_from_threatexchange_is_named_briefly(
+    te: ThreatExchangeStandIn, status: int, error: object, refused: bool
+) -> None:
+    """Whatever the Graph API's error answer holds, the fetch ends with one short message
+    saying the page and status (and the token refused for 401/403 or the token error codes),
+    never a crash."""
+    seed(te)
+    te.answer_page(2, status, json.dumps({"error": error}).encode())
+    fetched: list[Page] = []
+    with pytest.raises(ExchangeUnavailable) as failed:
+        for page in exchange(te).fetch(None):
+            fetched.append(page)
+    message = str(failed.value)
+    assert len(fetched) == 1 and len(message) < 600 and te.token not in message
+    if refused:
+        assert f"refused the access token for privacy group {GROUP} (HTTP {status}" in message
+    else:
+        assert f"page 2 of threat updates since the start answered HTTP {status}" in message
 
 
 def test_feedback_is_not_offered() -> None:

@@ -302,15 +302,22 @@ class ThreatExchangeExchange:
 
     def _refusal(self, answer: Answer, where: str) -> ExchangeUnavailable:
         """The error an error answer means (the Graph API's JSON error, when it sent one)."""
+
+        def text(value: Any, default: str, limit: int) -> str:  # the token never shown
+            shown = value if isinstance(value, str) else default
+            return shown.replace(self._token, "(the token)")[:limit]
+
         try:
             error = json.loads(answer.body)["error"]
-            said = f"{error.get('type', 'error')} {error.get('code', '?')}: "
-            said += str(error.get("message", ""))[:200]
-            code = error.get("code")
+            kind, code, message = (error.get(n) for n in ("type", "code", "message"))
         except (ValueError, RecursionError, KeyError, TypeError, AttributeError):
-            said = " ".join(answer.body[:200].decode("utf-8", "replace").split()) or "(no body)"
+            body = text(answer.body[:1000].decode("utf-8", "replace"), "", 400)
+            said = " ".join(body.split())[:200] or "(no body)"
             code = None
-        said = said.replace(self._token, "(the token)")
+        else:  # each part as the Graph API sends it (text, a number, text), or left out
+            code = code if isinstance(code, int) and not isinstance(code, bool) else None
+            number = str(code)[:20] if code is not None else "?"
+            said = f"{text(kind, 'error', 100)} {number}: {text(message, '', 200)}"
         if answer.status in (401, 403) or code in _REFUSED_CODES:
             return ExchangeUnavailable(
                 f"fb_threatexchange: ThreatExchange refused the access token for privacy group "

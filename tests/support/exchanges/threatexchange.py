@@ -10,8 +10,10 @@ type, last_updated, should_delete (a tombstone: ``delete``) and tags
 The token is taken from ``Authorization: OAuth|Bearer TOKEN`` or ``access_token``; another is
 answered as the Graph API does (HTTP 400, OAuthException 190), an unknown group with
 GraphMethodException 100. Faults: ``add_raw(update)`` serves an update as given (a corrupt
-record); ``corrupt_page(number, times)`` answers that page with HTML; ``slow_page(number)``
-holds it until ``release()``. Requests (path and query, headers) are kept in ``requests``.
+record); ``corrupt_page(number, times)`` answers that page with HTML; ``answer_page(number,
+status, body)`` answers it with that status and JSON body (an error the Graph API might send);
+``slow_page(number)`` holds it until ``release()``. Requests (path and query, headers) are
+kept in ``requests``.
 """
 
 import json
@@ -60,6 +62,7 @@ class ThreatExchangeStandIn:
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.corrupt: dict[int, int | None] = {}  # page number -> times left (None: always)
         self.slow: set[int] = set()
+        self.answers: dict[int, tuple[int, bytes]] = {}  # page number -> (status, JSON body)
         self.released = threading.Event()
         self.lock = threading.Lock()
         self._raw = 0
@@ -123,6 +126,9 @@ class ThreatExchangeStandIn:
     def corrupt_page(self, number: int, times: int | None = None) -> None:
         self.corrupt[number] = times
 
+    def answer_page(self, number: int, status: int, body: bytes) -> None:
+        self.answers[number] = (status, body)
+
     def slow_page(self, number: int) -> None:
         self.slow.add(number)
 
@@ -156,6 +162,9 @@ class ThreatExchangeStandIn:
         number = after // limit + 1
         if number in self.slow:
             self.released.wait(30)
+        if number in self.answers:
+            status, body = self.answers[number]
+            return status, "application/json", body
         with self.lock:
             left = self.corrupt.get(number, 0)
             if number in self.corrupt and (left is None or left > 0):
