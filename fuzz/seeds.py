@@ -7,6 +7,7 @@ Images are generated patterns; list files are the repository's own examples/; th
 come from a real release of two made-up hashes built here, signed with a throwaway key.
 """
 
+import base64
 import hashlib
 import io
 import json
@@ -59,6 +60,7 @@ def main() -> None:
         "exchange_hashguard_about": _list_descriptions(),
         "exchange_threatexchange": _threat_updates(),
         "device_evaluation": _blinded(),
+        "device_oprf_answer": _oprf_answers(),
         "media_video": _videos(),
         "hotline_crawl_html": _pages(),
         "takedown_xarf": _xarf(),
@@ -153,6 +155,18 @@ def _list_descriptions() -> dict[str, bytes]:
     plain = {**known, "category": Category.TEST.value, "jurisdictions": [], "legal_basis": "",
              "policy": ListPolicy(variants=frozenset()).as_json()}  # fmt: skip
     return {"known.json": json.dumps(known).encode(), "plain.json": json.dumps(plain).encode()}
+
+
+def _oprf_answers() -> dict[str, bytes]:
+    """The OPRF server's answers to the target's two blinded elements (first byte: the status)."""
+    target = load("device_oprf_answer")
+    evaluated, proof = oprf.blind_evaluate(target.KEY, target.BLINDED.elements)
+    answer = {"evaluated": [base64.b64encode(e).decode() for e in evaluated],
+              "proof": base64.b64encode(proof).decode()}  # fmt: skip
+    ok, limited = (bytes([target.STATUSES.index(s)]) for s in (200, 429))
+    refused = {"error": {"message": "too many evaluations from this device; try later"}}
+    return {"evaluation.json": ok + json.dumps(answer).encode(),
+            "limited.json": limited + json.dumps(refused).encode()}  # fmt: skip
 
 
 def _videos() -> dict[str, bytes]:

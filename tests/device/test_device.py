@@ -704,7 +704,9 @@ def test_the_oprf_client_refuses_plain_http_elsewhere_and_bad_answers(world: Wor
     with pytest.raises(oprf.OprfError, match="the device token"):
         HttpEvaluator("http://127.0.0.1:9", "two\nlines")
     release = open_release(world.release("oprf", "r1"), world.log)
-    for status, body in ((200, b"not json"), (200, b'{"evaluated": 5}'), (302, b"")):
+    nested = b"[" * 100_000  # deeper than the JSON parser's recursion
+    for status, body in ((200, b"not json"), (200, b'{"evaluated": 5}'), (302, b""),
+                         (200, nested), (400, b'{"error": ' + nested[:4000])):  # fmt: skip
         receiver = Loopback(lambda path, headers, sent, s=status, b=body: (s, "text/plain", b))
         try:
             checker = DeviceChecker(release, evaluator=HttpEvaluator(receiver.url, "t"))

@@ -73,7 +73,7 @@ class HttpEvaluator:
             raise oprf.OprfError(f"the OPRF server refused: {_reason(error)}") from None
         except (urllib.error.URLError, OSError, http.client.HTTPException) as error:
             raise oprf.OprfError(f"the OPRF server cannot be reached: {error!r}") from None
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
             raise oprf.OprfError("the OPRF server's answer is not JSON") from None
         try:
             evaluated = [base64.b64decode(e, validate=True) for e in answer["evaluated"]]
@@ -94,7 +94,7 @@ def _loopback(host: str) -> bool:
 
 def _reason(error: urllib.error.HTTPError) -> str:
     try:
-        detail = str(json.loads(error.read(4096))["error"]["message"])
-    except (ValueError, KeyError, TypeError, OSError):
+        detail = str(json.loads(error.read(4096))["error"]["message"])[:200]
+    except (ValueError, RecursionError, KeyError, TypeError, OSError):
         detail = ""
     return f"HTTP {error.code}" + (f": {detail}" if detail else "")
