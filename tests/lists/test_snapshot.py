@@ -385,3 +385,23 @@ def test_the_snapshot_command_and_config_check_say_in_one_line_what_is_wrong(
     assert refused.startswith(f"error:   snapshot: {path}: signed by key ")
     assert refused.endswith("not the key given: the lists would load from the database; make one "
                             "with hashguard lists snapshot")  # fmt: skip
+
+
+def test_a_broken_writers_policy_or_provenance_that_is_no_object_is_malformed(
+    store: ListStore, key: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Signed but not what hashguard writes: refused as malformed, naming the file, never a
+    crash of whatever loads it (a server starting, ``hashguard snapshot``)."""
+    _fill(store)
+    path = tmp_path / "lists.snapshot"
+    written = snapshot._list_json
+    monkeypatch.setattr(snapshot, "_list_json", lambda held: {**written(held), "policy": []})
+    _write(store, path, key)
+    with pytest.raises(snapshot.SnapshotError, match=f"{path}: malformed snapshot"):
+        snapshot.read(path, _public(key))
+    monkeypatch.setattr(snapshot, "_list_json", written)
+    monkeypatch.setattr(Provenance, "as_json", lambda self: ["not", "an", "object"])
+    _write(store, path, key)
+    held = snapshot.read(path, _public(key))
+    with pytest.raises(snapshot.SnapshotError, match=f"{path}: malformed entry"):
+        list(held.entries(held.lists[0]))

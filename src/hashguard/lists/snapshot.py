@@ -233,7 +233,8 @@ class Snapshot:
         (signed: a broken writer's)."""
         try:
             yield from self._entries(hash_list)
-        except (KeyError, TypeError, ValueError, IndexError) as error:  # and UnicodeDecodeError
+        # and UnicodeDecodeError; AttributeError: provenance that is not an object
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as error:
             raise SnapshotError(f"{self.path}: malformed entry ({error})") from None
 
     def _entries(self, hash_list: HashList) -> Iterator[Entry]:
@@ -297,7 +298,8 @@ def read(path: Path, public_key: str) -> Snapshot:
         raise SnapshotError(str(error)) from None
     try:
         return _checked(path, meta, arrays)
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError) as error:
+    # AttributeError: an object where a policy or provenance is expected (ListPolicy.from_json)
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError, AttributeError) as error:
         raise SnapshotError(f"{path}: malformed snapshot ({error})") from None
 
 
