@@ -194,9 +194,15 @@ def _videos() -> dict[str, bytes]:
 
 
 def _blinded() -> dict[str, bytes]:
-    """Blinded elements as a device sends them (one, and four), and the identity."""
-    one = oprf.blind([b"seed one"]).elements
-    four = oprf.blind([b"a", b"b", b"c", b"d"]).elements
+    """Blinded elements as a device sends them (one, and four), and the identity; blinded with
+    fixed scalars, so the corpus is the same each time it is written."""
+
+    def blinded(*inputs: bytes) -> tuple[bytes, ...]:
+        scalars = [oprf.hash_to_scalar(b"blind " + data, b"fuzz seeds") for data in inputs]
+        return oprf.blind(inputs, scalars).elements
+
+    one = blinded(b"seed one")
+    four = blinded(b"a", b"b", b"c", b"d")
     return {"one.bin": b"".join(one), "four.bin": b"".join(four), "identity.bin": bytes(32)}
 
 
