@@ -477,6 +477,12 @@ def test_hma_exchange_routes_answer_as_hma(server: Server, feed: PeerFeed) -> No
         refused = create(body)
         assert refused.status_code == 400, (body, refused.text)
         assert refused.json()["message"].startswith(message), (body, refused.text)
+    nested = b"[" * 100_000  # deeper than the JSON parser's recursion
+    for path in ("/c/exchanges", "/c/exchanges/api/sample"):
+        refused = server.request("POST", path, "admin", content=nested,
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+        assert refused.status_code == 400, (path, refused.text)
+        assert refused.json() == {"message": "Failed to decode JSON object"}
 
     made = create(
         {

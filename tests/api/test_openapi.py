@@ -3,6 +3,7 @@ answer and the errors it can give in the shape the service really sends (``{"err
 HMA's ``{"message": ...}`` on HMA's routes), FastAPI's 422 shape appears nowhere, and every
 example in it validates against its schema; a real error answer matches the documented shape."""
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -216,3 +217,26 @@ def test_a_real_answer_matches_its_documented_model(
         assert created.status_code == 201, created.text
         keys.validate(server.get("/v1/keys", "admin").json())
         lists.validate(server.get("/v1/lists", "curator").json())
+
+
+def test_no_route_answers_a_body_nested_deeper_than_the_parser_goes_with_a_server_error(
+    document: dict[str, Any], database_url: str
+) -> None:
+    """JSON nested 100,000 deep (Python's parser gives up with RecursionError) sent to every
+    operation that takes a JSON body, with an administrator's key: a refusal, never a 5xx."""
+    nested = b"[" * 100_000
+    taking_json = [
+        (path, method)
+        for path, method, operation in operations(document)
+        if "application/json" in operation.get("requestBody", {}).get("content", {})
+    ]
+    assert len(taking_json) > 20
+    with running(database_url) as server:
+        answered = {}
+        for path, method in taking_json:
+            concrete = re.sub(r"\{[^}]+\}", "x", path)
+            answer = server.request(method, concrete, "admin", content=nested,
+                                    headers={"Content-Type": "application/json"})  # fmt: skip
+            answered[f"{method} {path}"] = answer.status_code
+    failed = {operation: status for operation, status in answered.items() if status >= 500}
+    assert failed == {}

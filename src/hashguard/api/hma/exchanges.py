@@ -88,7 +88,7 @@ def _exchange_json(exchange: Exchange) -> dict[str, Any]:
 async def _json_object(request: Request) -> Any:
     try:
         return json.loads(await request.body() or b"null")
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser goes
         raise ApiError(400, "Failed to decode JSON object") from None
 
 
