@@ -192,6 +192,9 @@ def test_the_secret_is_not_echoed_when_a_credentials_file_is_wrong(
     refused = exchanges(config, "credentials", "set", "--exchange", "PEER", "--file", str(broken))
     assert refused.returncode == 1
     assert refused.stderr.startswith(f"hashguard: {broken}: the credentials are not JSON")
+    broken.write_text("[" * 100_000)  # deeper than the JSON parser's recursion
+    refused = exchanges(config, "credentials", "set", "--exchange", "PEER", "--file", str(broken))
+    assert refused.stderr.startswith(f"hashguard: {broken}: the credentials are not JSON")
     wrong_field = tmp_path / "wrong.json"
     wrong_field.write_text(json.dumps({"token": secret}))
     named = exchanges(config, "credentials", "set", "--exchange", "PEER", "--file",
@@ -304,7 +307,7 @@ def test_an_operator_sets_where_the_next_fetch_starts(
     assert again.returncode == 0 and "2 record(s) applied" in again.stdout
 
     for given, said in [('{"version": -1}', 'expected {"version": N}'), ("[1]", "JSON object"),
-                        ("{version", "not JSON")]:  # fmt: skip
+                        ("{version", "not JSON"), ("[" * 50_000, "not JSON")]:  # fmt: skip
         refused = exchanges(config, "checkpoint", "PEER", "--set", given)
         assert refused.returncode == 1 and said in refused.stderr
         assert "Traceback" not in refused.stderr

@@ -243,7 +243,7 @@ def checkpoint(
         return
     try:
         given = json.loads(new)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply
         fail(f"--set: not JSON ({error}): give the checkpoint as a JSON object, or null")
     if given is not None and not isinstance(given, dict):
         fail("--set: give the checkpoint as a JSON object, or null")
@@ -426,7 +426,7 @@ def read_credentials(path: Path) -> dict[str, Any]:
         fail(f"{where}: cannot read the credentials: {getattr(error, 'strerror', None) or error}")
     try:
         given = json.loads(text)
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply
         # the position only: the message of a JSON error can quote the secret
         fail(f"{where}: the credentials are not JSON (line {getattr(error, 'lineno', '?')})")
     if not isinstance(given, dict) or not given:
