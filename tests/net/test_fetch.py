@@ -245,6 +245,23 @@ def test_bodies_over_the_limit_declared_or_while_reading_are_too_large() -> None
         assert _crawler().fetch(f"{site.url}/small-chunks").body == b"<p>hello world</p>"
 
 
+def test_a_declared_length_that_is_not_a_number_is_left_to_the_bounded_read() -> None:
+    """A Content-Length of a character that is a digit only to Unicode, or of thousands of
+    digits: the answer is read as one of no declared length (bounded), or refused as too large,
+    never a crash of the crawl or the route that fetched it."""
+
+    def answer(length: bytes, body: bytes = b"hello") -> Page:
+        head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+        return Page([head + b"Content-Length: " + length + b"\r\n\r\n" + body], raw=True)
+
+    with website({"/superscript": answer(b"\xb2"), "/huge": answer(b"9" * 5000),
+                  "/huge-big": answer(b"9" * 5000, b"x" * 300_000)}) as site:  # fmt: skip
+        assert _crawler().fetch(f"{site.url}/superscript").body == b"hello"
+        for path in ("/huge", "/huge-big"):
+            refused = _refusal(_crawler(), f"{site.url}{path}", max_bytes=100_000)
+            assert refused.reason == "too-large", path
+
+
 def test_a_slow_server_is_cut_at_the_deadline() -> None:
     trickle = [b"x"] * 1000  # a byte every 20 ms: 20 s in all, never silent for long
     head = [b"HTTP/1.1 200 OK\r\n"] + [b"X-Slow: 1\r\n"] * 1000

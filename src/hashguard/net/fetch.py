@@ -355,8 +355,13 @@ class UrlFetcher:
                 headers = {"User-Agent": "hashguard", **extra, "Accept-Encoding": "identity"}
                 connection.request(method, target, body=body, headers=headers)
                 response = connection.getresponse()
-                declared = response.getheader("Content-Length")
-                if declared is not None and declared.isdigit() and int(declared) > limit:
+                declared = response.getheader("Content-Length") or ""
+                # Decimal digits only ("²" is a digit to isdigit), and as many as a size over the
+                # limit can have (thousands of digits are more than int() takes); a length that
+                # is not one is left to the read, bounded as a body of no declared length.
+                digits = declared.strip()
+                if (digits.isascii() and digits.isdigit()
+                        and (len(digits) > 20 or int(digits) > limit)):  # fmt: skip
                     raise FetchRefused(
                         f"{host}: the media is larger than {limit} bytes", reason="too-large"
                     )
