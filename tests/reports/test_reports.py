@@ -269,3 +269,31 @@ def test_an_undelivered_report_says_why_in_the_log_the_counter_and_its_state(
         centre.close()
     assert sent.delivery == DELIVERED and outcomes[-1] is True
     assert reports.backlog() == Backlog(0, 0.0, 0)
+
+
+@pytest.mark.parametrize(
+    ("status", "kind", "body"),
+    [
+        (201, "application/json", b"[" * 100_000),  # deeper than the JSON parser goes
+        (400, "application/json; charset=base64", b'{"error": "no such provider"}'),
+    ],
+)
+def test_an_eu_centre_answer_of_any_shape_is_taken_or_refused_by_its_status(
+    review: Review, key, status: int, kind: str, body: bytes
+) -> None:
+    """The EU Centre's answer decides by its status: taken (2xx) whatever its body holds, or
+    refused with the body's start in the message (in a charset that makes no text: UTF-8)."""
+    reports = Reports(review.engine, review, sleep=lambda _: None)
+    made = reports.make(confirmed(review), "eu-centre", PROVIDER, REMOVED, key, "reviewer-1")
+    centre = Loopback(lambda path, headers, sent: (status, kind, body))
+    try:
+        if status == 201:
+            assert (
+                reports.submit(made.id, EuCentreAdapter(centre.url + "/reports"), "r").delivery
+                == DELIVERED
+            )
+        else:
+            with pytest.raises(ReportError, match=r"refused the report: HTTP 400.*no such"):
+                reports.submit(made.id, EuCentreAdapter(centre.url + "/reports"), "r")
+    finally:
+        centre.close()

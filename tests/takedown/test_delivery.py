@@ -195,6 +195,30 @@ def test_a_malformed_answer_is_recorded_and_a_refused_one_does_not_crash(engine:
     assert rows(engine, TakedownDeliveryRow)[0].reply == "<html>thanks!</html>"
 
 
+@pytest.mark.parametrize("charset", ["base64", "hex", "zlib", "idna", "nonsense"])
+def test_an_answer_in_a_charset_that_makes_no_text_is_read_as_utf8(
+    engine: Engine, charset: str
+) -> None:
+    """A hoster's answer naming a codec that is no text encoding is still recorded as its
+    reply, and the delivery as sent (not failed, and so not sent again every pass)."""
+    row, document = composed(engine)
+    answer = b'{"ticket": "T-9\xff"}'
+    api = Loopback(lambda path, headers, body: (200, f"application/json; charset={charset}",
+                                                answer))  # fmt: skip
+    deliveries = Deliveries(engine, None)
+    body = json.dumps(notice.api_body(document, DeliveryPurpose.NOTICE))
+    try:
+        with engine.begin() as connection:
+            deliveries.enqueue(connection, row.id, DeliveryPurpose.NOTICE, Channel.API, api.url,
+                               body)  # fmt: skip
+        assert deliveries.deliver_due() == 1
+        assert deliveries.deliver_due() == 0  # nothing left to send again
+    finally:
+        api.close()
+    [delivery] = rows(engine, TakedownDeliveryRow)
+    assert delivery.reply == '{"ticket": "T-9\ufffd"}' and delivery.delivered_at is not None
+
+
 def test_plain_http_goes_only_to_loopback_and_the_hotlines_networks(engine: Engine) -> None:
     row, _ = composed(engine)
     deliveries = Deliveries(engine, None)

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from hashguard.cli.common import echo_error, fail
+from hashguard.net.answers import json_of, text_of
 
 if TYPE_CHECKING:
     import httpx
@@ -81,14 +82,17 @@ def _call(method: str, server: str, path: str, **options: Any) -> Any:
         fail(f"{server}: cannot be reached ({error})")
     if answer.status_code >= 400:
         fail(f"{server}: {answer.status_code} {_message(answer)}")
-    return answer.json()
+    try:
+        return json_of(answer)
+    except ValueError:
+        fail(f"{server}: answered with something other than JSON: is it a hashguard service?")
 
 
 def _message(answer: "httpx.Response") -> str:
     try:
-        message = str(answer.json()["error"]["message"])
+        message = str(json_of(answer)["error"]["message"])[:200]
     except (ValueError, KeyError, TypeError):
-        message = answer.text[:200]
+        message = text_of(answer)[:200]
     retry = answer.headers.get("retry-after")
     return f"{message} (retry after {retry} s)" if retry else message
 

@@ -29,6 +29,7 @@ from sqlalchemy import Engine, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 
 from hashguard.errors import Unavailable
+from hashguard.net.answers import json_of, text_of
 from hashguard.reports import eu, ncmec
 from hashguard.reports.eu import Circumstances, Provider, ReportError
 from hashguard.review import actions
@@ -309,9 +310,9 @@ class EuCentreAdapter:
         if answer.status_code not in (200, 201, 202, 409):
             refused = status_reason(answer.status_code)
             raise ReportError(f"the EU Centre refused the report: {refused} "
-                              f"{answer.text[:300]}")  # fmt: skip
+                              f"{text_of(answer)[:300]}")  # fmt: skip
         try:
-            found: Any = answer.json()
+            found: Any = json_of(answer)
         except ValueError:
             found = {}
         return str(found.get("id", report.idempotency_key)) if isinstance(found, dict) else ""

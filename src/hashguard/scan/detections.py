@@ -17,6 +17,7 @@ import httpx
 import pyarrow as pa
 
 from hashguard.errors import Invalid, Unavailable
+from hashguard.net.answers import json_of, text_of
 
 # Hashes per request at most; the service refuses more than its max_batch (1,000 by default)
 # with 413, and then fewer are sent.
@@ -201,7 +202,7 @@ def _answer(answer: httpx.Response, sent: int, where: str) -> dict[str, Any]:
     """The JSON of a service's answer to ``sent`` hashes: a result with its matches for each.
     Raises ReportFailed for anything else."""
     try:
-        found = answer.json()
+        found = json_of(answer)
         if len(found["results"]) == sent and all(
             isinstance(result["matches"], list) for result in found["results"]
         ):
@@ -217,7 +218,7 @@ def _answer(answer: httpx.Response, sent: int, where: str) -> dict[str, Any]:
 
 def _detail(answer: httpx.Response) -> str:
     try:
-        detail = answer.json()["error"]["message"]
+        detail = json_of(answer)["error"]["message"]
     except (ValueError, KeyError, TypeError):
-        detail = answer.text
+        detail = text_of(answer)
     return " ".join(str(detail).split())

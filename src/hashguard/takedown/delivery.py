@@ -39,6 +39,7 @@ import httpx
 from sqlalchemy import Connection, Engine, Row, and_, exists, insert, or_, update
 
 from hashguard.errors import HashguardError
+from hashguard.net.answers import decoded
 from hashguard.net.fetch import Cutoff, Network
 from hashguard.review.webhook import failure_reason, status_reason
 from hashguard.store import audit, outbox
@@ -346,8 +347,7 @@ def _start(answer: httpx.Response) -> str:
         data += chunk
         if len(data) >= MAX_REPLY_BYTES:
             break
-    return bytes(data[:MAX_REPLY_BYTES]).decode(answer.encoding or "utf-8",
-                                                errors="replace")[:MAX_REPLY]  # fmt: skip
+    return decoded(bytes(data[:MAX_REPLY_BYTES]), answer.charset_encoding)[:MAX_REPLY]
 
 
 class _Smtp(smtplib.SMTP):
