@@ -216,7 +216,10 @@ def _time(value: Any) -> datetime:
     except ValueError:
         got = str(value)[:40]
         raise ReportsInvalid(f"timestamp: expected an ISO 8601 time, got {got!r}") from None
-    return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+    except OverflowError:  # a zone offset that takes the time past year 1 or 9999
+        raise ReportsInvalid(f"timestamp: {str(value)[:40]!r} is out of range in UTC") from None
 
 
 def _sentence(error: Exception) -> str:
