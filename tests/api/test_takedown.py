@@ -251,6 +251,15 @@ def test_a_partners_status_of_a_referral_is_kept_once(served: Served) -> None:
     assert unknown.status_code == 404
     wrong = server.post(path, "partner", json={**status, "status": "gone?"})
     assert wrong.status_code == 400 and "status: expected one of" in wrong.text
+    key = Ed25519PrivateKey.generate()
+    early = signing.sign({**status, "verified_at": "0001-01-01T00:00:00+05:00"}, key)
+    for body, said in [(json.dumps(early), "out of range in UTC"),
+                       # NaN as Python's json writes it; a signature cannot cover it
+                       (json.dumps({**status, "evidence": {"x": float("nan")}}),
+                        "evidence: expected JSON numbers")]:  # fmt: skip
+        answer = server.post(path, "partner", content=body,
+                             headers={"Content-Type": "application/json"})  # fmt: skip
+        assert answer.status_code == 400 and said in answer.text, answer.text
     engine = open_engine(server.database_url)
     try:
         with engine.connect() as connection:

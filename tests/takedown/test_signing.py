@@ -34,6 +34,10 @@ def test_a_signed_document_verifies_and_any_change_does_not() -> None:
     }
     with pytest.raises(signing.BadSignature, match="does not match"):
         signing.verify(forged)
+    # A value the canonical form has no form for, as a document received may hold it.
+    for odd in (float("nan"), float("inf"), {1, 2}):
+        with pytest.raises(signing.BadSignature, match="has no form for"):
+            signing.verify({**signed, "note": odd})
 
 
 @pytest.mark.parametrize(

@@ -85,19 +85,28 @@ def check_status(body: Any, referral: str) -> tuple[str, datetime, list[str], di
         at = datetime.fromisoformat(str(body.get("verified_at")))
     except ValueError:
         raise StatusError(f"verified_at: expected an ISO 8601 time, got "
-                          f"{body.get('verified_at')!r}") from None  # fmt: skip
+                          f"{str(body.get('verified_at'))[:40]!r}") from None  # fmt: skip
     if at.tzinfo is None:
         raise StatusError("verified_at: expected a time with its zone (e.g. +00:00)")
+    try:
+        at = at.astimezone(UTC)
+    except OverflowError:  # a zone offset that takes the time past year 1 or 9999
+        raise StatusError(f"verified_at: {str(body.get('verified_at'))[:40]!r} is out of range "
+                          "in UTC") from None  # fmt: skip
     url = body.get("url", "")
     if not isinstance(url, str) or len(url) > MAX_URL:
         raise StatusError(f"url: expected a URL of at most {MAX_URL} characters")
     evidence = body.get("evidence", {})
-    if not isinstance(evidence, Mapping) or len(json.dumps(evidence)) > MAX_EVIDENCE:
+    try:  # NaN and infinities are no JSON a database keeps
+        size = len(json.dumps(evidence, allow_nan=False)) if isinstance(evidence, Mapping) else 0
+    except ValueError:
+        raise StatusError("evidence: expected JSON numbers (no NaN or Infinity)") from None
+    if not isinstance(evidence, Mapping) or size > MAX_EVIDENCE:
         raise StatusError(f"evidence: expected an object of at most {MAX_EVIDENCE} bytes")
     detail: dict[str, Any] = {"evidence": dict(evidence)}
     if signing.FIELD in body:
         detail["signed_by"] = signing.verify(body)
-    return status, at.astimezone(UTC), [url] if url else [], detail
+    return status, at, [url] if url else [], detail
 
 
 def receive_status(engine: Engine, partner: str, referral: str, body: Any,

@@ -120,7 +120,12 @@ def verify(document: Mapping[str, Any], public: str | None = None) -> str:
         raise BadSignature(f"{FIELD}: expected public_key and signature as hex strings")
     if public is not None and signer.lower() != public.lower():
         raise BadSignature(f"signed by {signer}, not by the expected key {public}")
-    if not keys.verify(signer, canonical(document), value):
+    try:
+        signed = canonical(document)
+    except (ValueError, TypeError, RecursionError):
+        raise BadSignature("the document holds a value JSON's canonical form has no form for "
+                           "(NaN, an infinity) or is nested too deeply") from None  # fmt: skip
+    if not keys.verify(signer, signed, value):
         raise BadSignature("the signature does not match the document (changed after signing?)")
     return signer.lower()
 
