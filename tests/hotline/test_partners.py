@@ -146,6 +146,14 @@ REFUSED = [
      'items[0].legality.nl: expected a country code and "illegal" or "not-illegal"'),
     (lambda d: d.update(trace=["a"]), "trace: expected the hosting trace, an object"),
     (lambda d: d.update(trace={"notes": "x" * 70_000}), "trace: more than 64 KiB"),
+    # what the desk's pages show of a trace is of the kind they show
+    (lambda d: d["trace"].update(addresses=5), "trace.addresses: expected a list"),
+    (lambda d: d["trace"].update(dns={"cnames": 5}), "trace.dns.cnames: expected a list"),
+    (lambda d: d["trace"].update(databases=5), "trace.databases: expected a list"),
+    (lambda d: d["trace"].update(unresolved=[["a"]]), "trace.unresolved[0]: expected text"),
+    (lambda d: d["trace"].update(addresses=[{"address": "192.0.2.1", "asn": True}]),
+     "trace.addresses[0].asn: expected a whole number"),
+    (lambda d: d["trace"].update(hoster=["Hoster B"]), "trace.hoster: expected an object"),
     (lambda d: d.update(reason="x" * 1001), "reason: longer than 1000 characters"),
 ]  # fmt: skip
 

@@ -359,8 +359,49 @@ def check_referral(payload: Any) -> Referral:
         raise ReferralError("trace: expected the hosting trace, an object")
     if len(json.dumps(trace).encode()) > MAX_TRACE:
         raise ReferralError(f"trace: more than {MAX_TRACE // 1024} KiB")
+    _check_shape(trace, _TRACE, "trace")
     reason = _text(document.get("reason"), "reason", MAX_REASON)
     return Referral(referral, hotline, country, reference, url, checked, trace, reason)
+
+
+# The hosting trace as hotline.trace.Trace.as_json writes it, field by field: each may be left
+# out or null (a sender's version may know less), and what is given is of its kind, as the
+# desk's pages show it. Fields not named here are kept and never shown.
+_Kind = type | tuple[type, ...] | dict[str, Any] | list[Any]
+_ADDRESS: Final[dict[str, _Kind]] = {
+    "address": str, "network": str, "asn": int, "as_name": str, "country": str,
+    "anycast": bool, "cdn": bool, "hoster": str,
+}  # fmt: skip
+_TRACE: Final[dict[str, _Kind]] = {
+    "url": str, "host": str, "at": str, "country": str, "cdn": bool,
+    "dns": {"name": str, "cnames": [str], "addresses": [str], "error": str},
+    "addresses": [_ADDRESS],
+    "hoster": {"name": str, "country": str, "asns": [int], "networks": [str],
+               "abuse_email": str, "abuse_api": str, "cdn": bool, "upstream": str},
+    "databases": [str], "unresolved": [str],
+}  # fmt: skip
+
+
+def _check_shape(value: Any, kind: _Kind, where: str) -> None:
+    """Raises ReferralError naming the first field of ``value`` not of ``kind`` (a type, an
+    object's fields, or ``[kind]`` for a list of them); null is taken for any field."""
+    if value is None:
+        return
+    if isinstance(kind, dict):
+        if not isinstance(value, dict):
+            raise ReferralError(f"{where}: expected an object")
+        for name, inner in kind.items():
+            _check_shape(value.get(name), inner, f"{where}.{name}")
+    elif isinstance(kind, list):
+        if not isinstance(value, list):
+            raise ReferralError(f"{where}: expected a list")
+        for number, item in enumerate(value):
+            _check_shape(item, kind[0], f"{where}[{number}]")
+    elif not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ReferralError(f"{where}: expected {_KIND_NAMES.get(kind, 'a value')}")
+
+
+_KIND_NAMES: Final[dict[Any, str]] = {str: "text", int: "a whole number", bool: "true or false"}
 
 
 def _object(value: Any, where: str, keys: tuple[str, ...]) -> dict[str, Any]:
