@@ -48,14 +48,17 @@ def review(engine: Engine) -> Review:
     return Review(engine, lists)
 
 
-def detection(review: Review, ref: str = "upload-1") -> int:
+def detection(review: Review, ref: str = "upload-1", account_ref: str = "account-9",
+              **given: object) -> int:  # fmt: skip
+    """A detection of the listed hash; ``given``: the subject's fields as the platform gave
+    them (these by default)."""
     entry = review.lists.entry("known", "pdq", PDQ)
     subject = {"ip": "192.0.2.44", "ip_at": "2026-11-01T09:30:00+00:00", "port": 51234,
                "hashes": {"pdq": PDQ, "sha256": "ab" * 32, "md5": "cd" * 16},
-               "user": {"screen_name": "tester"}}  # fmt: skip
+               "user": {"screen_name": "tester"}, **given}  # fmt: skip
     return review.open(review.services.get("photos"), ref,
                        [Evidence("known", entry.id, "pdq", 6, ("A1",), entry.value)],
-                       account_ref="account-9", subject=subject).id  # fmt: skip
+                       account_ref=account_ref, subject=subject).id  # fmt: skip
 
 
 @pytest.mark.parametrize("recipient", ["eu-centre", "ncmec"])
@@ -137,6 +140,30 @@ def test_the_cybertipline_xml_is_valid_and_in_the_schemas_order(review: Review) 
     reordered = etree.fromstring(xml)
     reordered.insert(0, reordered.find("reporter"))
     assert not ncmec.schema().validate(reordered)
+
+
+@pytest.mark.parametrize(
+    "ip_at", ["yesterday", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-23:00"]
+)
+def test_what_a_platform_gave_that_xml_or_a_time_cannot_carry_still_makes_a_valid_report(
+    review: Review, ip_at: str
+) -> None:
+    """The subject comes with the platform's match: an IP time that is no time (or none in
+    UTC), a port that is no port, a reference with control characters. The report is made
+    and valid: those are left out of the IP event and said in the additional information, and
+    the characters XML cannot carry are replaced."""
+    ident = detection(review, account_ref="acc\x01ount", ip_at=ip_at, port="80; rm")
+    review.decide(ident, "reviewer-1", Decision.CONFIRM, "listed image")
+    root = etree.fromstring(ncmec.report_xml(review.get(ident), PROVIDER, REMOVED))
+    assert ncmec.schema().validate(root)
+    event = root.find("personOrUserReported/ipCaptureEvent")
+    assert [c.tag for c in event] == ["ipAddress", "eventName"]
+    assert root.findtext("personOrUserReported/espIdentifier") == "acc\ufffdount"
+    info = root.findtext("additionalInfo")
+    assert f"time of the IP address as the platform gave it: {ip_at!r}" in info
+    assert "port as the platform gave it: '80; rm'" in info
+    details = etree.fromstring(ncmec.file_details_xml(review.get(ident), 42, "file-1", False))
+    assert [c.tag for c in details.find("ipCaptureEvent")] == ["ipAddress", "eventName"]
 
 
 # --- submission to local receivers -----------------------------------------------------------

@@ -7,6 +7,7 @@ confirmation on the evidence alone is not a viewing). Hashes go in
 ``originalFileHash`` (MD5, SHA1, SHA256) and, for PDQ, in ``details`` of type HASH.
 """
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
@@ -63,12 +64,13 @@ def report_xml(
         _child(user, "espIdentifier", detection.account_ref)
     _child(user, "espService", detection.service)
     subject = detection.subject
+    unread: list[str] = []
     if subject.get("ip"):
-        _ip_event(user, subject)
+        unread = _ip_event(user, subject)
     removed = "yes" if circumstances.removed else "no"
     facts = [f"content reference at {detection.service}: {detection.content_ref}",
              f"detected by {detection.technology}; confirmed by a reviewer at the provider",
-             f"content removed or disabled: {removed}"]  # fmt: skip
+             f"content removed or disabled: {removed}", *unread]  # fmt: skip
     if circumstances.third_country:
         facts.append(f"also reported to {circumstances.third_country}")
     _child(root, "additionalInfo", "\n".join(facts))
@@ -138,21 +140,40 @@ def parse_response(body: bytes) -> Response:
     return Response(code, text("responseDescription"), report_id, text("fileId"))
 
 
-def _ip_event(parent: Any, subject: dict[str, Any]) -> None:
+def _ip_event(parent: Any, subject: dict[str, Any]) -> list[str]:
+    """The upload's IP capture event; what the platform gave that is no time or port (it gave
+    the subject with its match) is left out of the event, and said as a fact instead."""
     event = _child(parent, "ipCaptureEvent")
     _child(event, "ipAddress", str(subject["ip"]))
     _child(event, "eventName", "Upload")
+    unread = []
     if subject.get("ip_at"):
-        moment = datetime.fromisoformat(str(subject["ip_at"]).replace("Z", "+00:00"))
-        _child(event, "dateTime", _time(moment))
+        given = str(subject["ip_at"])
+        try:
+            moment = datetime.fromisoformat(given.replace("Z", "+00:00"))
+            at = _time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        except (ValueError, OverflowError):  # OverflowError: a zone past year 1 or 9999
+            unread.append(f"time of the IP address as the platform gave it: {given[:40]!r}")
+        else:
+            _child(event, "dateTime", at)
     if subject.get("port"):
-        _child(event, "port", str(int(subject["port"])))
+        port = str(subject["port"])
+        if port.isascii() and port.isdigit() and int(port) < 65536:
+            _child(event, "port", port)
+        else:
+            unread.append(f"port as the platform gave it: {port[:40]!r}")
+    return unread
+
+
+# Characters XML 1.0 cannot carry (C0 controls but tab, newline and return; lone surrogates;
+# U+FFFE and U+FFFF): what a platform gave in a reference may hold them.
+_NOT_XML: Final = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
 def _child(parent: Any, name: str, text: str | None = None) -> Any:
     element = etree.SubElement(parent, name)
     if text is not None:
-        element.text = text
+        element.text = _NOT_XML.sub("\ufffd", text)
     return element
 
 
