@@ -3,6 +3,7 @@ is caught with a message that says what failed."""
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,7 @@ from hashguard.lists.release import ReleaseError, build, verify
 from hashguard.store.database import open_engine
 from hashguard.store.lists import ListStore
 from hashguard.transparency import keys, merkle
-from hashguard.transparency.log import TransparencyLog, TreeHead, canonical
+from hashguard.transparency.log import LogError, TransparencyLog, TreeHead, canonical
 
 from support.invoke import hashguard
 
@@ -223,6 +224,37 @@ def test_malformed_release_files_fail_with_a_message(released) -> None:
     (second / "manifest.json").write_bytes(b"[]")
     with pytest.raises(ReleaseError, match="malformed release"):
         verify(second, log)
+
+
+@pytest.mark.parametrize(
+    ("name", "body"),
+    [
+        ("manifest.json", b"[" * 100_000),  # deeper than the JSON parser goes
+        ("log.json", b"[" * 100_000),
+        ("log.json", b'{"index": 1e400, "head": {}, "inclusion": []}'),
+        ("manifest.json", None),  # the manifest's version made 1e400 (before its signature)
+    ],
+)
+def test_a_downloaded_release_of_any_bytes_is_refused_with_a_message(
+    released, name: str, body: bytes | None
+) -> None:
+    *_, log, _, second = released
+    path = second / name
+    path.write_bytes(body if body is not None else
+                     re.sub(rb'"version":\d+', b'"version":1e400', path.read_bytes()))  # fmt: skip
+    with pytest.raises(ReleaseError, match="malformed release"):
+        verify(second, log)
+
+
+def test_a_log_head_of_any_bytes_is_refused_with_a_message(released) -> None:
+    *_, log, _, _second = released
+    newest = sorted((log.directory / "heads").glob("*.json"))[-1]
+    for body, said in [(b"[" * 100_000, "unreadable tree head"),
+                       (b'{"size": 1e400, "root": "", "timestamp": "", "signature": ""}',
+                        "not a signed tree head")]:  # fmt: skip
+        newest.write_bytes(body)
+        with pytest.raises(LogError, match=said):
+            log.head()
 
 
 def test_the_published_log_holds_no_private_key(released) -> None:

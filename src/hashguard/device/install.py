@@ -192,7 +192,7 @@ def _read_state(state_dir: Path) -> dict[str, Any] | None:
         state = json.loads(path.read_bytes())
     except FileNotFoundError:
         return None
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         raise DeviceReleaseError(f"{path}: unreadable device state") from None
     fields = {
         "version": int, "release": str, "signer": str, "stream": list, "log_key": str,

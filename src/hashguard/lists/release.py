@@ -232,7 +232,7 @@ def verify(
         _check_key_continuity(log, name, signer, location.index)
     except (manifest.ManifestError, LogError) as error:
         raise ReleaseError(str(error)) from None
-    except (KeyError, TypeError, ValueError, AttributeError) as error:
+    except (KeyError, TypeError, ValueError, AttributeError, OverflowError) as error:
         if isinstance(error, ReleaseError):
             raise
         raise ReleaseError(f"{release}: malformed release ({error!r})") from None
@@ -257,7 +257,7 @@ def _check_entries(release: Path, manifest: dict[str, Any], stability: bool) -> 
                         or not _stability_ok(rest, stability)
                     ):
                         raise ValueError(signal)
-                except (ValueError, TypeError):
+                except (ValueError, TypeError, RecursionError):
                     raise ReleaseError(f"{path}:{number}: not an entry (tampered)") from None
                 batch.append(leaf)
                 if len(batch) == _BATCH:

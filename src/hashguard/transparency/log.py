@@ -58,7 +58,7 @@ class TreeHead:
                 int(data["size"]), bytes.fromhex(data["root"]), str(data["timestamp"]),
                 str(data["signature"]),
             )  # fmt: skip
-        except (KeyError, TypeError, ValueError):
+        except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: 1e400
             raise LogError(f"{where}: not a signed tree head") from None
 
     def verify(self, public: str) -> bool:
@@ -149,7 +149,7 @@ class TransparencyLog:
             raise LogError(f"{self.directory}: not a hashguard log (no signed tree head)")
         try:
             data = json.loads(heads[-1].read_bytes())
-        except (OSError, ValueError):
+        except (OSError, ValueError, RecursionError):
             raise LogError(f"{heads[-1]}: unreadable tree head") from None
         return TreeHead.from_json(data, str(heads[-1]))
 

@@ -115,7 +115,7 @@ def logged_aside(
             body,
             (work / SIGNATURE).read_text().strip(),
         )
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(signed.manifest, dict):
         return None
@@ -174,7 +174,8 @@ def read(directory: Path) -> tuple[Signed, Location]:
             TreeHead.from_json(where["head"], f"{directory}/{LOCATION}"),
             [bytes.fromhex(p) for p in where["inclusion"]],
         )
-    except (KeyError, TypeError, ValueError, LogError) as error:
+    # RecursionError: JSON nested deeper than the parser goes; OverflowError: 1e400 for a number
+    except (KeyError, TypeError, ValueError, LogError, RecursionError, OverflowError) as error:
         raise ManifestError(f"{directory}: malformed release ({error})") from None
     return Signed(manifest, body, signature), location
 
@@ -220,7 +221,7 @@ def logged(log: TransparencyLog, *release_formats: str) -> Iterator[tuple[int, S
         try:
             record = json.loads(log.record(index))
             manifest, signature = record["manifest"], record["signature"]
-        except (LogError, ValueError, KeyError, TypeError):
+        except (LogError, ValueError, KeyError, TypeError, RecursionError):
             continue
         if isinstance(manifest, dict) and manifest.get("format") in release_formats:
             yield index, Signed(manifest, canonical(manifest), str(signature))
