@@ -50,6 +50,7 @@ def main() -> None:
         "media_structure": dict(_images()),
         "media_image": dict(_images()),
         "list_text": _text_lists(),
+        "list_release": {"release.bin": load("list_release").files()},
         "list_csv": _examples("shared.csv"),
         "list_pytx": _examples("signals.csv", "local_file.txt"),
         "list_ncmec": _examples("entries.xml"),
