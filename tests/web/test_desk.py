@@ -283,6 +283,12 @@ def test_actions_and_reports_from_the_detection_page_with_their_reasons(
     again = ana.request.post(f"{server.url}/desk/detections/{ident}/actions", form=form)
     assert again.status == 409 and again.headers["content-type"].startswith("text/html")
     assert 'role="alert"' in again.text() and "remove is already in force" in again.text()
+    # An action number no record can have is the detection's page saying there is none.
+    huge = 10**20
+    form = {"reason": "undo", "confirmed": "yes", "csrf": form["csrf"]}
+    undone = ana.request.post(f"{server.url}/desk/detections/{ident}/actions/{huge}/reverse",
+                              form=form)  # fmt: skip
+    assert undone.status == 404 and f"has no action number {huge}" in undone.text()
 
     # A report, without JavaScript: the server asks for confirmation on a page of its own.
     plain = browser.new_context(java_script_enabled=False).new_page()

@@ -170,7 +170,7 @@ async def reverse(
                         {"reason": reason})  # fmt: skip
 
     def work() -> None:
-        if actions.detection_of(service.engine, action) != ident:
+        if not numbered(action) or actions.detection_of(service.engine, action) != ident:
             raise NotFound(f"detection {ident} has no action number {action}")
         actions.reverse(service.engine, action, actor(key), reason)
 
