@@ -65,6 +65,17 @@ def main() -> None:
         "media_video": _videos(),
         "hotline_crawl_html": _pages(),
         "takedown_xarf": _xarf(),
+        "hotline_referral": _referrals(),
+        "takedown_partner_status": _statuses(),
+        "report_ncmec_response": {
+            "report.xml": b"<reportResponse><responseCode>0</responseCode><responseDescription>"
+            b"Success</responseDescription><reportId>4564654</reportId></reportResponse>",
+            "file.xml": b"<reportResponse><responseCode>0</responseCode><responseDescription>"
+            b"Success</responseDescription><reportId>4564654</reportId><fileId>"
+            b"0c66a6fd7ba7a5a3da7b6ba73bcdb9b0</fileId><hash>fafa5efeaf3cbe3b23b2748d13e629a1"
+            b"</hash></reportResponse>",
+        },
+        "net_dns_answer": _dns_answers(),
         "takedown_reply": {
             "ticket.json": b'{"ticket": "T-1234", "origin": "192.0.2.7"}',
             "error.json": b'{"id": 42, "error": "over quota"}',
@@ -168,6 +179,62 @@ def _oprf_answers() -> dict[str, bytes]:
     refused = {"error": {"message": "too many evaluations from this device; try later"}}
     return {"evaluation.json": ok + json.dumps(answer).encode(),
             "limited.json": limited + json.dumps(refused).encode()}  # fmt: skip
+
+
+def _referrals() -> dict[str, bytes]:
+    """A referral as a partner hotline sends it, with a whole trace."""
+    trace = {"url": "https://img.site-b.test/", "host": "img.site-b.test",
+             "at": "2026-11-30T10:00:00Z",
+             "dns": {"name": "img.site-b.test", "cnames": ["edge.cdn.test"],
+                     "addresses": ["192.0.2.7"], "error": None},
+             "addresses": [{"address": "192.0.2.7", "network": "192.0.2.0/24", "asn": 64500,
+                            "as_name": "EXAMPLE-AS", "country": "DE", "anycast": False,
+                            "cdn": False, "hoster": "Hoster B"}],
+             "hoster": {"name": "Hoster B", "country": "DE", "asns": [64500],
+                        "networks": ["192.0.2.0/24"], "abuse_email": "abuse@hoster-b.test",
+                        "abuse_api": None, "cdn": False, "upstream": None},
+             "country": "DE", "cdn": False, "databases": ["ip2asn 2026-11-30"],
+             "unresolved": []}  # fmt: skip
+    item = {"url": "https://img.site-b.test/1.jpg",
+            "hashes": {"pdq": "58a32d55a9b1a5d8e5c1e1b0c3b2a1f0e4d3c2b1a0f9e8d7c6b5a4f3e2d1cecf",
+                       "md5": hashlib.md5(b"benign sample\n").hexdigest()},
+            "labels": {"iccam": "baseline", "age": "prepubescent", "industry": "A1",
+                       "depiction": "real"},
+            "legality": {"NL": "illegal", "DE": "illegal"}, "assessment": "A-000001"}  # fmt: skip
+    referral = {"version": 1, "referral": "0123456789abcdef0123456789abcdef",
+                "from": {"hotline": "Hotline NL", "country": "NL", "reference": "HL-2026-000123"},
+                "url": "https://site-b.test/gallery", "items": [item], "trace": trace,
+                "reason": "Hosted in DE, where the partner hotline works."}  # fmt: skip
+    return {"referral.json": json.dumps(referral).encode()}
+
+
+def _statuses() -> dict[str, bytes]:
+    """A partner's takedown status of a referral, plain and signed (a throwaway key)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from hashguard.takedown import signing
+
+    status = {"referral": load("takedown_partner_status").REFERRAL,
+              "url": "https://site-de.example/gallery", "status": "removed",
+              "verified_at": "2026-03-14T09:26:53+00:00", "evidence": {"checks": [1]}}  # fmt: skip
+    signed = signing.sign(status, Ed25519PrivateKey.generate())
+    return {"status.json": json.dumps(status).encode(), "signed.json": json.dumps(signed).encode()}
+
+
+def _dns_answers() -> dict[str, bytes]:
+    """A nameserver's answers to the tracer's question: a CNAME chain to A records, and none."""
+    import dns.message
+    import dns.rcode
+    import dns.rrset
+
+    query = dns.message.make_query("media.site.example", "A")
+    chained = dns.message.make_response(query)
+    chained.answer.append(dns.rrset.from_text("media.site.example.", 300, "IN", "CNAME",
+                                              "edge.cdn.example."))  # fmt: skip
+    chained.answer.append(dns.rrset.from_text("edge.cdn.example.", 300, "IN", "A", "192.0.2.7"))
+    missing = dns.message.make_response(query)
+    missing.set_rcode(dns.rcode.NXDOMAIN)
+    return {"chain.bin": chained.to_wire(), "nxdomain.bin": missing.to_wire()}
 
 
 def _videos() -> dict[str, bytes]:

@@ -19,6 +19,8 @@ ZONE = {
     "site-a.cdn-front.test": ["CNAME edge.cdn.test"],
     "edge.cdn.test": ["A 127.0.0.2", "A 127.0.0.3", "AAAA ::1"],
     "plain.test": ["A 127.0.1.1"],
+    "odd-class.test": ["A/1280 127.0.3.1"],
+    "mixed-class.test": ["A/1280 127.0.3.1", "A 127.0.3.2"],
     "v6only.test": ["AAAA 2001:db8::7"],
     "mail-only.test": ["CNAME nowhere.test"],
     "loop-a.test": ["CNAME loop-b.test"],
@@ -64,6 +66,9 @@ def test_plain_names_ipv6_only_names_and_ip_literals(zone: DnsServer) -> None:
     assert resolver.resolve("192.0.2.1") == Resolution("192.0.2.1", (), ("192.0.2.1",), None)
     assert resolver.resolve("2001:DB8::1").addresses == ("2001:db8::1",)
     assert resolver.addresses("plain.test", 443, 10.0) == ["127.0.1.1"]
+    # Records of another class than the Internet's are no addresses (nor a crash).
+    assert resolver.resolve("odd-class.test").error == "no address"
+    assert resolver.resolve("mixed-class.test").addresses == ("127.0.3.2",)
 
 
 def test_a_long_answer_comes_over_tcp(zone: DnsServer) -> None:

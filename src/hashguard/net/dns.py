@@ -18,6 +18,7 @@ import dns.message
 import dns.name
 import dns.query
 import dns.rcode
+import dns.rdataclass
 import dns.rdatatype
 import dns.resolver
 
@@ -196,8 +197,9 @@ def _nameserver(text: str) -> tuple[str, int]:
 def _rrset(
     response: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
 ) -> Any:
-    for rrset in response.answer:
-        if rrset.name == name and rrset.rdtype == rdtype and len(rrset):
+    for rrset in response.answer:  # records of the Internet class only (CH, HS: no address)
+        if (rrset.name == name and rrset.rdtype == rdtype and rrset.rdclass == dns.rdataclass.IN
+                and len(rrset)):  # fmt: skip
             return rrset
     return None
 
