@@ -76,6 +76,15 @@ def main() -> None:
             b"</hash></reportResponse>",
         },
         "net_dns_answer": _dns_answers(),
+        "net_http_answer": {
+            "image.http": b"HTTP/1.1 200 OK\r\nContent-Type: image/png\r\nContent-Length: 8\r\n"
+            b"Connection: close\r\n\r\n\x89PNG\r\n\x1a\n",
+            "chunked.http": b"HTTP/1.1 200 OK\r\nContent-Type: text/html; charset=utf-8\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n5\r\n<p>hi\r\n0\r\n\r\n",
+            "redirect.http": b"HTTP/1.1 302 Found\r\nLocation: /pictures/b.jpg\r\n"
+            b"Content-Length: 0\r\n\r\n",
+            "gone.http": b"HTTP/1.0 410 Gone\r\n\r\n",
+        },
         "takedown_reply": {
             "ticket.json": b'{"ticket": "T-1234", "origin": "192.0.2.7"}',
             "error.json": b'{"id": 42, "error": "over quota"}',
