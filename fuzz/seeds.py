@@ -63,6 +63,7 @@ def main() -> None:
         "device_evaluation": _blinded(),
         "device_oprf_answer": _oprf_answers(),
         "media_video": _videos(),
+        "media_video_frames": _videos(),
         "hotline_crawl_html": _pages(),
         "takedown_xarf": _xarf(),
         "hotline_referral": _referrals(),
