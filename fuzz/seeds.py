@@ -50,7 +50,7 @@ def main() -> None:
         "media_structure": dict(_images()),
         "media_image": dict(_images()),
         "list_text": _text_lists(),
-        "list_release": {"release.bin": load("list_release").files()},
+        "list_release": {"release.bin": _release()},
         "list_csv": _examples("shared.csv"),
         "list_pytx": _examples("signals.csv", "local_file.txt"),
         "list_ncmec": _examples("entries.xml"),
@@ -189,6 +189,17 @@ def _oprf_answers() -> dict[str, bytes]:
     refused = {"error": {"message": "too many evaluations from this device; try later"}}
     return {"evaluation.json": ok + json.dumps(answer).encode(),
             "limited.json": limited + json.dumps(refused).encode()}  # fmt: skip
+
+
+def _release() -> bytes:
+    """A list's release, and the log that holds it written to where the target reads it."""
+    target = load("list_release")
+    with tempfile.TemporaryDirectory() as tmp:
+        seed = target.make(Path(tmp))
+        shutil.rmtree(target.LOG_DIRECTORY, ignore_errors=True)
+        shutil.copytree(Path(tmp) / "log", target.LOG_DIRECTORY,
+                        ignore=shutil.ignore_patterns(".lock"))  # fmt: skip
+    return seed
 
 
 def _referrals() -> dict[str, bytes]:
