@@ -295,3 +295,23 @@ def test_the_documented_referral_is_one_a_partner_accepts() -> None:
     example = section.split("```json\n", 1)[1].split("```", 1)[0]
     received = check_referral(json.loads(example))
     assert received.items[0].labels["industry"] == "A1"
+
+
+def test_any_trace_the_receiver_takes_is_shown_on_the_desks_pages() -> None:
+    """The trace of a referral taken (each field null, or all of them given) renders in the
+    item and case pages' trace section."""
+    from datetime import UTC, datetime
+
+    from hashguard.hotline.cases import TraceShown
+    from hashguard.web.pages import page
+
+    whole = {"url": "https://img.site-b.test/", "host": "img.site-b.test", "country": "DE",
+             "cdn": False, "databases": ["ip2asn 2026-11-30"], "unresolved": ["no AS"],
+             "dns": {"name": "img.site-b.test", "cnames": ["edge.cdn.test"]},
+             "addresses": [{"address": "192.0.2.7", "asn": 64500, "cdn": False}],
+             "hoster": {"name": "Hoster B", "abuse_email": "abuse@hoster-b.test"}}  # fmt: skip
+    for trace in (whole, dict.fromkeys(whole), {"dns": {"cnames": None}, "addresses": [None]}):
+        taken = check_referral(changed(lambda d, t=trace: d.update(trace=t))).trace
+        shown = TraceShown(datetime(2026, 11, 30, tzinfo=UTC), None, None, False, dict(taken))
+        html = page("hotline/trace.html", trace=shown).body.decode()
+        assert "Hosting trace" in html
