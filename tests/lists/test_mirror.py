@@ -173,7 +173,7 @@ _DESCRIBED = {"name": "known", "owner": "Hotline NL", "category": Category.KNOWN
     [
         ({"policy": []}, "policy: expected an object, got a list"),
         ({"owner": 7}, "owner: expected a string, got a number"),
-        ({"owner": "x" * 5_000_000}, "owner of 5,000,000 characters; the limit is 256"),
+        ({"owner": "x" * 5_000_000}, "owner of 5,000,000 characters; the limit is 200"),
         ({"jurisdictions": "NL"}, "jurisdictions: expected a list, got a string"),
         ({"jurisdictions": [{"NL": 1}]}, "jurisdiction: expected a string, got an object"),
         ({"legal_basis": None}, "legal_basis: expected a string, got null"),
@@ -213,3 +213,32 @@ def test_an_origin_describing_its_list_oddly_is_one_clear_line(
         assert ListStore(engine).lists() == []
     finally:
         engine.dispose()
+
+
+def test_an_older_origin_without_the_newer_policy_fields_is_followed(tmp_path: Path) -> None:
+    """An origin of an earlier version describes its list without ``variants`` and
+    ``four_eyes``: the local list takes their defaults; a long jurisdiction name is kept."""
+    policy = {k: v for k, v in _POLICY.items() if k not in ("variants", "four_eyes")}
+    described = json.dumps({**_DESCRIBED, "policy": policy,
+                            "jurisdictions": ["EU-DSA-ARTICLE-18"]}).encode()  # fmt: skip
+
+    def answer(path: str, headers: dict[str, str], body: bytes) -> tuple[int, str, bytes]:
+        if path.startswith("/v1/lists/known/changes"):
+            return 200, "application/json", b'{"version": 0, "changes": []}'
+        return 200, "application/json", described
+
+    origin = Loopback(answer)
+    mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
+    key = "hg_0000000000000000_" + "x" * 43
+    try:
+        ran = hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
+                        "--key", key, "--database-url", mirror)  # fmt: skip
+    finally:
+        origin.close()
+    assert ran.returncode == 0, ran.stderr
+    engine = open_engine(mirror)
+    try:
+        copy = ListStore(engine).get("copy")
+    finally:
+        engine.dispose()
+    assert copy.policy == ListPolicy({"pdq": 20.0}) and copy.jurisdictions == ("EU-DSA-ARTICLE-18",)

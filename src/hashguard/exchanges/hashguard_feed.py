@@ -233,7 +233,8 @@ class _Odd(Exception):
 
 def about_page(name: str, document: Any) -> ListAbout:
     """List ``name`` as the origin described it (``GET /v1/lists/{name}``, parsed JSON), every
-    field checked for its type and length. Raises MirrorError naming the field."""
+    field checked for its type and length; a policy field an older origin does not send takes
+    its default. Raises MirrorError naming the field."""
     try:
         if not isinstance(document, Mapping):
             raise _Odd(f"expected an object, got {_json_kind(document)}")
@@ -244,30 +245,37 @@ def about_page(name: str, document: Any) -> ListAbout:
         if category not in {c.value for c in Category}:
             raise _Odd(f"category {category[:40]!r}: expected one of {', '.join(Category)}")
         return ListAbout(
-            _text(document, "owner", limits.NAME),
+            _text(_field(document, "owner", str), "owner", _OWNER_CHARS),
             Category(category),
-            tuple(_text({"jurisdiction": j}, "jurisdiction", limits.JURISDICTION)
+            tuple(_text(_kind(j, "jurisdiction", str), "jurisdiction", limits.NAME)
                   for j in jurisdictions),
-            _text(document, "legal_basis", limits.LEGAL_BASIS),
+            _text(_field(document, "legal_basis", str), "legal_basis", limits.LEGAL_BASIS),
             _policy(_field(document, "policy", Mapping)),
         )  # fmt: skip
     except _Odd as error:
         raise MirrorError(f"{name}: the origin described the list oddly ({error})") from None
 
 
+_OWNER_CHARS: Final = 200  # what the lists table keeps of an owner (and the API takes)
+_DEFAULT: Final = ListPolicy()
+
+
 def _policy(data: Mapping[str, Any]) -> ListPolicy:
-    thresholds = _field(data, "thresholds", Mapping)
-    variants = _field(data, "variants", list)
+    thresholds = _field(data, "thresholds", Mapping, {})
+    variants = _field(data, "variants", list, sorted(_DEFAULT.variants))
     for variant in variants:
         if variant not in VARIANT_FAMILIES:
             raise _Odd(f"policy variant {str(variant)[:40]!r}: expected one of "
                        f"{', '.join(VARIANT_FAMILIES)}")  # fmt: skip
     return ListPolicy(
-        {_text({"signal": s}, "signal", limits.NAME): _number(thresholds, s) for s in thresholds},
-        _field(data, "negative", bool),
-        _field(data, "two_sources", bool),
-        _number(data, "enabled_ratio"),
-        _field(data, "four_eyes", bool),
+        {
+            _text(signal, "signal", limits.NAME): _number(thresholds, signal)
+            for signal in thresholds
+        },
+        _field(data, "negative", bool, _DEFAULT.negative),
+        _field(data, "two_sources", bool, _DEFAULT.two_sources),
+        _number(data, "enabled_ratio", _DEFAULT.enabled_ratio),
+        _field(data, "four_eyes", bool, _DEFAULT.four_eyes),
         frozenset(variants),
     )
 
@@ -281,23 +289,33 @@ def _json_kind(value: Any) -> str:
     return "null"
 
 
-def _field(data: Mapping[str, Any], field: str, kind: type) -> Any:
+_REQUIRED: Final = object()
+
+
+def _field(data: Mapping[str, Any], field: str, kind: type, default: Any = _REQUIRED) -> Any:
+    """``data[field]`` if it is of ``kind``; ``default`` when the field is absent (if given)."""
     if field not in data:
-        raise _Odd(f"{field}: missing")
-    value = data[field]
+        if default is _REQUIRED:
+            raise _Odd(f"{field}: missing")
+        return default
+    return _kind(data[field], field, kind)
+
+
+def _kind(value: Any, field: str, kind: type) -> Any:
     if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
         raise _Odd(f"{field}: expected {_json_kind(kind)}, got {_json_kind(value)}")
     return value
 
 
-def _text(data: Mapping[str, Any], field: str, limit: int) -> str:
-    text: str = _field(data, field, str)
+def _text(text: str, field: str, limit: int) -> str:
     if len(text) > limit:
         raise _Odd(f"{field} of {len(text):,} characters; the limit is {limit:,}")
     return text
 
 
-def _number(data: Mapping[str, Any], field: str) -> float:
+def _number(data: Mapping[str, Any], field: str, default: float | None = None) -> float:
+    if field not in data and default is not None:
+        return default
     value = data.get(field)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise _Odd(f"{str(field)[:40]}: expected a number, got {_json_kind(value)}")
