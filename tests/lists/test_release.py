@@ -210,6 +210,11 @@ def test_cli_verify_blames_the_input_that_is_wrong(released, tmp_path) -> None:
     missing = hashguard(*command, "--known-head", str(tmp_path / "missing.json"))
     assert missing.returncode == 1 and "NOT VALID" not in missing.stderr
     assert missing.stderr.startswith(f"hashguard: {tmp_path / 'missing.json'}: cannot read: No ")
+    deep = tmp_path / "deep.json"
+    deep.write_bytes(b"[" * 100_000)  # deeper than the JSON parser goes
+    nested = hashguard(*command, "--known-head", str(deep))
+    assert nested.returncode == 1 and "NOT VALID" not in nested.stderr
+    assert nested.stderr.startswith(f"hashguard: {deep}: not a tree head (not JSON: ")
     wrong = hashguard(*command, "--log-key", f"{key_path}.pub")  # the owner's key, not the log's
     assert wrong.returncode == 1
     assert "is not the key this log is signed with" in wrong.stderr

@@ -395,10 +395,12 @@ def test_a_broken_writers_policy_or_provenance_that_is_no_object_is_malformed(
     _fill(store)
     path = tmp_path / "lists.snapshot"
     written = snapshot._list_json
-    monkeypatch.setattr(snapshot, "_list_json", lambda held: {**written(held), "policy": []})
-    _write(store, path, key)
-    with pytest.raises(snapshot.SnapshotError, match=f"{path}: malformed snapshot"):
-        snapshot.read(path, _public(key))
+    for policy in ([], {"thresholds": {"pdq": 10**400}}):
+        monkeypatch.setattr(snapshot, "_list_json",
+                            lambda held, p=policy: {**written(held), "policy": p})  # fmt: skip
+        _write(store, path, key)
+        with pytest.raises(snapshot.SnapshotError, match=f"{path}: malformed snapshot"):
+            snapshot.read(path, _public(key))
     monkeypatch.setattr(snapshot, "_list_json", written)
     monkeypatch.setattr(Provenance, "as_json", lambda self: ["not", "an", "object"])
     _write(store, path, key)

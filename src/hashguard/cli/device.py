@@ -165,9 +165,11 @@ def check(
     head = None
     if known_head is not None:
         try:
-            head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
-        except (OSError, ValueError, LogError) as error:
-            fail(f"{known_head}: not a tree head ({error})", ExitCode.ERROR)
+            head = TreeHead.read(known_head)
+        except LogError as error:
+            fail(str(error), ExitCode.ERROR)
+        except OSError as error:
+            fail(f"{known_head}: cannot read: {error.strerror or error}", ExitCode.ERROR)
     try:
         if state is not None:
             verified = open_installed(state, TransparencyLog(log))

@@ -591,13 +591,11 @@ def verify(
         pinned_log = lists_keys.read_public(log_key) if log_key else None
         head = None
         if known_head is not None:
-            head = TreeHead.from_json(json.loads(known_head.read_bytes()), str(known_head))
-    except lists_keys.KeyFileError as error:
+            head = TreeHead.read(known_head)
+    except (lists_keys.KeyFileError, LogError) as error:
         fail(str(error))
     except OSError as error:
         fail(f"{error.filename}: cannot read: {error.strerror or error}")
-    except ValueError as error:
-        fail(f"{known_head}: not a tree head ({error})")
     try:
         verified = release_lists.verify(
             release_dir, TransparencyLog(log), pinned_owner, pinned_log, head

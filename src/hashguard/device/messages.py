@@ -145,8 +145,8 @@ def load_referrals(path: Path) -> dict[str, Referral]:
         data = json.loads(Path(path).read_bytes())
     except OSError as error:
         raise ReferralError(f"{path}: cannot read: {error.strerror or error}") from None
-    except ValueError as error:
-        raise ReferralError(f"{path}: not JSON ({error})") from None
+    except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply
+        raise ReferralError(f"{path}: not JSON ({str(error)[:80]})") from None
     return _parse(data, str(path))
 
 

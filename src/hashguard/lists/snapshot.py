@@ -298,8 +298,10 @@ def read(path: Path, public_key: str) -> Snapshot:
         raise SnapshotError(str(error)) from None
     try:
         return _checked(path, meta, arrays)
-    # AttributeError: an object where a policy or provenance is expected (ListPolicy.from_json)
-    except (KeyError, TypeError, ValueError, UnicodeDecodeError, AttributeError) as error:
+    # AttributeError: an object where a policy or provenance is expected (ListPolicy.from_json);
+    # OverflowError: a number such as 10**400 where a float is expected
+    except (KeyError, TypeError, ValueError, UnicodeDecodeError, AttributeError,
+            OverflowError) as error:  # fmt: skip
         raise SnapshotError(f"{path}: malformed snapshot ({error})") from None
 
 

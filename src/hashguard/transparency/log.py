@@ -61,6 +61,17 @@ class TreeHead:
         except (KeyError, TypeError, ValueError, OverflowError):  # OverflowError: 1e400
             raise LogError(f"{where}: not a signed tree head") from None
 
+    @staticmethod
+    def read(path: Path) -> "TreeHead":
+        """The tree head in the file ``path`` (a head a verifier kept: ``--known-head``).
+        Raises OSError when it cannot be read, LogError when it is no tree head."""
+        data = Path(path).read_bytes()
+        try:
+            parsed = json.loads(data)
+        except (ValueError, RecursionError) as error:  # RecursionError: nested too deeply
+            raise LogError(f"{path}: not a tree head (not JSON: {str(error)[:80]})") from None
+        return TreeHead.from_json(parsed, str(path))
+
     def verify(self, public: str) -> bool:
         return keys.verify(public, self.signed_bytes(), self.signature)
 
