@@ -268,6 +268,20 @@ def test_an_odd_error_from_threatexchange_is_named_briefly(
         assert f"page 2 of threat updates since the start answered HTTP {status}" in message
 
 
+def test_an_error_page_echoing_the_token_in_any_form_never_shows_it(
+    te: ThreatExchangeStandIn,
+) -> None:
+    secret = te.token.split("|")[1]
+    for echoed in (te.token, te.token.replace("|", "%7C"), te.token.replace("|", " | "),
+                   secret[: len(secret) // 2], secret[-9:]):  # fmt: skip
+        te.answer_page(1, 403, f"<html>access_token={echoed} refused</html>".encode())
+        with pytest.raises(ExchangeUnavailable) as refused:
+            list(exchange(te).fetch(None))
+        message = str(refused.value)
+        assert "(the token)" in message and "refused the access token" in message
+        assert not any(secret[i : i + 8] in message for i in range(len(secret) - 7)), echoed
+
+
 def test_feedback_is_not_offered() -> None:
     with ThreatExchangeStandIn() as te:
         with pytest.raises(Unsupported):

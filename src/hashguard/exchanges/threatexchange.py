@@ -304,8 +304,7 @@ class ThreatExchangeExchange:
         """The error an error answer means (the Graph API's JSON error, when it sent one)."""
 
         def text(value: Any, default: str, limit: int) -> str:  # the token never shown
-            shown = value if isinstance(value, str) else default
-            return shown.replace(self._token, "(the token)")[:limit]
+            return _masked(value if isinstance(value, str) else default, self._token)[:limit]
 
         try:
             error = json.loads(answer.body)["error"]
@@ -331,6 +330,22 @@ class ThreatExchangeExchange:
     def send_feedback(self, item: FeedbackItem) -> None:
         """Not offered: hashguard sends ThreatExchange no reactions. Raises Unsupported."""
         raise Unsupported("fb_threatexchange: hashguard sends ThreatExchange no feedback")
+
+
+_SHOWN_PIECE: Final = 8  # the shortest piece of the token's secret looked for in a message
+
+
+def _masked(text: str, token: str) -> str:
+    """``text`` with the token's secret (the part after ``|``: what an error page echoing the
+    token, percent-encoded or cut short, still shows) and every piece of it of 8 characters or
+    more replaced."""
+    secret = token.partition("|")[2] or token
+    for length in range(len(secret), _SHOWN_PIECE - 1, -1):
+        for start in range(len(secret) - length + 1):
+            piece = secret[start : start + length]
+            if piece in text:
+                text = text.replace(piece, "(the token)")
+    return text
 
 
 def _tags(tags: Any) -> frozenset[str]:
