@@ -75,3 +75,29 @@ def test_a_referral_received_twice_is_one_report_and_known_images_are_auto(
     case_id = received[0].case_id
     assert case_state(engine, case_id) == "triaged"  # not crawled; one item for the analysts
     assert not events(engine, "hotline.item.viewed")
+
+
+def test_a_trace_time_of_no_moment_in_utc_is_taken_as_received(engine: Engine) -> None:
+    """The sender's trace time with a zone that takes it past year 1 (or 9999) in UTC: the
+    trace is kept as received now, its page readable."""
+    from datetime import UTC, datetime
+
+    from hashguard.hotline.cases import Cases
+    from hashguard.store.tables import HotlineTraceRow
+
+    lists = ListStore(engine)
+    triage = Triage(lists, CurrentMatcher(lists, ("hotline-illegal", "hotline-not-illegal")))
+    items = [{"url": "https://site-de.test/1.jpg", "hashes": hashes_of(jpeg(43)),
+              "labels": BASELINE, "legality": {"DE": "illegal"}, "assessment": "a:1"}]  # fmt: skip
+    route = Route("partner", "meldpunt-nl", ("referral",), "hosted in NL, where a partner works")
+    payload = referral_payload("https://site-de.test/page", items, SenderTrace(), route,
+                               "case-4", hotline="hotline-de", country="DE")  # fmt: skip
+    payload["trace"]["at"] = "0001-01-01T00:00:00+14:00"
+    now = datetime(2026, 12, 6, 9, 0, tzinfo=UTC)
+    referrals = Referrals(engine, triage, retain=timedelta(days=365), clock=lambda: now)
+    received = referrals.receive("hotline-de", check_referral(payload))
+    with engine.connect() as connection:
+        [(case_id, at)] = connection.execute(select(HotlineTraceRow.case_id, HotlineTraceRow.at))
+    assert at.replace(tzinfo=UTC) == now
+    shown = Cases(engine).case(case_id)
+    assert shown.trace is not None and shown.trace.at == now and received.new

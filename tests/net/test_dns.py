@@ -21,6 +21,7 @@ ZONE = {
     "plain.test": ["A 127.0.1.1"],
     "odd-class.test": ["A/1280 127.0.3.1"],
     "mixed-class.test": ["A/1280 127.0.3.1", "A 127.0.3.2"],
+    "odd-cname.test": ["CNAME/1280 plain.test", "A 127.0.4.1"],
     "v6only.test": ["AAAA 2001:db8::7"],
     "mail-only.test": ["CNAME nowhere.test"],
     "loop-a.test": ["CNAME loop-b.test"],
@@ -69,6 +70,9 @@ def test_plain_names_ipv6_only_names_and_ip_literals(zone: DnsServer) -> None:
     # Records of another class than the Internet's are no addresses (nor a crash).
     assert resolver.resolve("odd-class.test").error == "no address"
     assert resolver.resolve("mixed-class.test").addresses == ("127.0.3.2",)
+    assert resolver.resolve("odd-cname.test") == Resolution(
+        "odd-cname.test", (), ("127.0.4.1",), None
+    )
 
 
 def test_a_long_answer_comes_over_tcp(zone: DnsServer) -> None:

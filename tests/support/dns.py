@@ -6,8 +6,9 @@ It answers as an authoritative server does: a CNAME chain inside the zone is fol
 answer (``chase=False``: only the first CNAME, so the client asks again), a loop stops where it
 closes; an answer over 512 bytes is truncated over UDP (the client asks over TCP). Two records
 say how a name fails instead: ``SERVFAIL`` answers SERVFAIL, ``SILENT``
-never answers (the client's timeout); ``A/1280 ADDRESS`` is an A record of class 1280 (not the
-Internet's: a nameserver's oddity). Every question is kept in ``asked`` as ("name", "TYPE").
+never answers (the client's timeout); ``A/1280 ADDRESS`` and ``CNAME/1280 NAME`` are records of
+class 1280 (not the Internet's: a nameserver's oddity). Every question is kept in ``asked`` as
+("name", "TYPE").
 
     with DnsServer(zone) as server:
         DnsResolver([server.address]).resolve("www.site-a.test")
@@ -65,6 +66,8 @@ class _ZoneResolver(BaseResolver):  # type: ignore[misc]
                 reply.add_answer(RR(name, QTYPE.A, rdata=A(value), ttl=60))
             elif kind == "A/1280" and qtype == "A":  # an A record of a class no one defines
                 reply.add_answer(RR(name, QTYPE.A, rclass=1280, rdata=A(value), ttl=60))
+            elif kind == "CNAME/1280" and qtype == "A":
+                reply.add_answer(RR(name, QTYPE.CNAME, rclass=1280, rdata=CNAME(value), ttl=60))
             elif kind == qtype == "AAAA":
                 reply.add_answer(RR(name, QTYPE.AAAA, rdata=AAAA(value), ttl=60))
             elif kind == qtype == "CNAME":

@@ -189,9 +189,9 @@ def _time(value: Any) -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
+        return moment.astimezone(UTC) if moment.tzinfo is not None else None
+    except (ValueError, OverflowError):  # OverflowError: a zone past year 1 or 9999 in UTC
         return None
-    return moment if moment.tzinfo is not None else None
 
 
 def _text(value: Any, limit: int) -> str | None:

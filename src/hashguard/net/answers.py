@@ -16,7 +16,7 @@ def decoded(data: bytes, charset: str | None) -> str:
     not decode are replaced."""
     try:
         text_encoding = charset is not None and codecs.lookup(charset)._is_text_encoding
-    except LookupError:
+    except (LookupError, ValueError):  # ValueError: a name with a NUL in it
         text_encoding = False
     try:
         return data.decode(charset if text_encoding and charset else "utf-8", errors="replace")

@@ -361,7 +361,7 @@ class UrlFetcher:
                 # is not one is left to the read, bounded as a body of no declared length.
                 digits = declared.strip()
                 if (digits.isascii() and digits.isdigit()
-                        and (len(digits) > 20 or int(digits) > limit)):  # fmt: skip
+                        and (len(digits.lstrip("0")) > 20 or int(digits) > limit)):  # fmt: skip
                     raise FetchRefused(
                         f"{host}: the media is larger than {limit} bytes", reason="too-large"
                     )

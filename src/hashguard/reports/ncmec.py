@@ -151,14 +151,16 @@ def _ip_event(parent: Any, subject: dict[str, Any]) -> list[str]:
         given = str(subject["ip_at"])
         try:
             moment = datetime.fromisoformat(given.replace("Z", "+00:00"))
-            at = _time(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+            if moment.tzinfo is None:  # a time of no zone is no moment: not claimed as one
+                raise ValueError(given)
+            at = _time(moment)
         except (ValueError, OverflowError):  # OverflowError: a zone past year 1 or 9999
             unread.append(f"time of the IP address as the platform gave it: {given[:40]!r}")
         else:
             _child(event, "dateTime", at)
     if subject.get("port"):
         port = str(subject["port"])
-        if port.isascii() and port.isdigit() and int(port) < 65536:
+        if port.isascii() and port.isdigit() and 0 < int(port) < 65536:
             _child(event, "port", port)
         else:
             unread.append(f"port as the platform gave it: {port[:40]!r}")

@@ -220,5 +220,5 @@ def _detail(answer: httpx.Response) -> str:
     try:
         detail = json_of(answer)["error"]["message"]
     except (ValueError, KeyError, TypeError):
-        detail = text_of(answer)
-    return " ".join(str(detail).split())
+        detail = text_of(answer)[:1000]
+    return " ".join(str(detail).split())[:300]
