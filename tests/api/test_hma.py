@@ -145,6 +145,15 @@ def test_hma_errors_are_hma_messages(
     assert message in body["message"]
 
 
+def test_a_banks_routes_refuse_a_body_nested_deeper_than_the_parser_goes(hma: Server) -> None:
+    assert hma.post("/c/banks", "curator", json={"name": "NESTED"}).status_code == 201
+    nested = {"content": b"[" * 100_000, "headers": {"Content-Type": "application/json"}}
+    for method, path in (("POST", "/c/bank/NESTED/content"), ("POST", "/c/bank/NESTED/signal"),
+                         ("PUT", "/c/bank/NESTED")):  # fmt: skip
+        answer = hma.request(method, path, "admin", **nested)
+        assert answer.status_code == 400 and list(answer.json()) == ["message"], answer.text
+
+
 def test_hma_routes_need_a_key_but_status_does_not(hma: Server) -> None:
     refused = hma.get("/m/lookup", params={"signal_type": "pdq", "signal": SAMPLE_PDQ})
     assert refused.status_code == 401
