@@ -11,6 +11,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Final
 
+from hashguard.errors import Invalid
 from hashguard.exchanges.api import (
     EXCERPT,
     ExchangeConfigError,
@@ -227,8 +228,9 @@ def feed_page(name: str, document: Any) -> tuple[int, list[Change]]:
         raise MirrorError(f"{name}: a malformed change in the feed ({error})") from None
 
 
-class _Odd(Exception):
-    """A field of the origin's description that is not what the service answers."""
+class _Odd(Invalid):
+    """A field of the origin's description that is not what the service answers (said as a
+    MirrorError naming the list)."""
 
 
 def about_page(name: str, document: Any) -> ListAbout:
