@@ -163,6 +163,18 @@ def test_a_wrong_key_or_list_is_one_clear_line(origin: Server, tmp_path: Path) -
 
 
 _POLICY: dict[str, object] = ListPolicy({"pdq": 20.0}).as_json()
+
+
+def _follow_loopback(origin: Loopback, mirror: str) -> Ran:
+    """``lists follow`` of list "known" at a loopback stand-in origin (closed after)."""
+    key = "hg_0000000000000000_" + "x" * 43
+    try:
+        return hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
+                         "--key", key, "--database-url", mirror)  # fmt: skip
+    finally:
+        origin.close()
+
+
 _DESCRIBED = {"name": "known", "owner": "Hotline NL", "category": Category.KNOWN_CSAM.value,
               "jurisdictions": ["NL"], "legal_basis": "Art. 6", "version": 0,
               "policy": _POLICY}  # fmt: skip
@@ -198,12 +210,7 @@ def test_an_origin_describing_its_list_oddly_is_one_clear_line(
     described = json.dumps({**_DESCRIBED, **odd}).encode()
     origin = Loopback(lambda path, headers, body: (200, "application/json", described))
     mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
-    key = "hg_0000000000000000_" + "x" * 43
-    try:
-        ran = hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
-                        "--key", key, "--database-url", mirror)  # fmt: skip
-    finally:
-        origin.close()
+    ran = _follow_loopback(origin, mirror)
     assert ran.returncode == 1, ran.stdout
     assert "Traceback" not in ran.stderr
     assert f"known: the origin described the list oddly ({named}" in ran.stderr
@@ -229,12 +236,7 @@ def test_an_older_origin_without_the_newer_policy_fields_is_followed(tmp_path: P
 
     origin = Loopback(answer)
     mirror = f"sqlite:///{tmp_path / 'mirror.db'}"
-    key = "hg_0000000000000000_" + "x" * 43
-    try:
-        ran = hashguard("lists", "follow", "copy", "--from", origin.url, "--remote", "known",
-                        "--key", key, "--database-url", mirror)  # fmt: skip
-    finally:
-        origin.close()
+    ran = _follow_loopback(origin, mirror)
     assert ran.returncode == 0, ran.stderr
     engine = open_engine(mirror)
     try:
